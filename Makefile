@@ -1,0 +1,123 @@
+# anneald — build, test, run.
+#
+#   make            build build/anneald
+#   make deps       install what is missing (Debian packages, npm packages)
+#   make test       deps + build + every test; ends with "N passed, N failed"
+#   make check      the same suite under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make run        build and start the daemon on 127.0.0.1:8470 with ./anneald.db
+#   make bench      benchmarks: every figure beside its reference, as a ratio
+
+PREFIX   ?= /usr/local
+BINDIR   ?= $(PREFIX)/bin
+UNITDIR  ?= /lib/systemd/system
+DESTDIR  ?=
+BUILD    ?= build
+CC       ?= cc
+PKG_CONFIG ?= pkg-config
+WERROR   ?= -Werror
+OPT      ?= -O3 -march=x86-64-v3 -mtune=native -fno-math-errno -fno-trapping-math
+
+PKGS := libuv libmicrohttpd libcjson sqlite3
+DEB_PKGS := libuv1-dev libmicrohttpd-dev libcjson-dev libsqlite3-dev libcmocka-dev \
+            pkg-config libdnnl-dev chromium sqlite3
+
+WARN := -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+        -Wformat=2 -Wno-format-nonliteral $(WERROR)
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+ALL_CFLAGS := $(WARN) $(OPT) -g -D_GNU_SOURCE -I. -I$(BUILD)/gen $(PKG_CFLAGS) -MMD -MP $(CFLAGS)
+ALL_LDLIBS := $(PKG_LIBS) -ldnnl -lm -lpthread $(LDLIBS)
+TEST_LDLIBS := -lcmocka
+
+# Every .c in a folder belongs to that folder's layer; daemon/main.c is the only entry point.
+CORE_SRC   := $(sort $(wildcard core/*.c))
+SVC_SRC    := $(sort $(wildcard store/*.c api/*.c) $(filter-out daemon/main.c,$(wildcard daemon/*.c)))
+CORE_OBJ   := $(CORE_SRC:%.c=$(BUILD)/%.o)
+SVC_OBJ    := $(SVC_SRC:%.c=$(BUILD)/%.o)
+ASSET_OBJ  := $(BUILD)/gen/assets.o
+TEST_SRC   := $(sort $(wildcard tests/unit/test_*.c))
+TEST_BIN   := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+BENCH_SRC  := $(sort $(wildcard bench/bench_*.c))
+BENCH_BIN  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
+# Files built into the binary (tools/mkassets.sh): the builtin data sets and the dashboard.
+ASSETS := $(sort $(wildcard data/*.csv)) $(sort $(wildcard web/*.html web/*.js web/*.css)) \
+          $(wildcard node_modules/uplot/dist/uPlot.iife.min.js node_modules/uplot/dist/uPlot.min.css)
+
+.PHONY: all deps test check run bench clean install uninstall tests benches
+all: $(BUILD)/anneald
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/gen/assets.S: tools/mkassets.sh $(ASSETS)
+	@mkdir -p $(@D)
+	sh tools/mkassets.sh $(ASSETS) > $@
+
+$(BUILD)/gen/assets.o: $(BUILD)/gen/assets.S
+	$(CC) -c $< -o $@
+
+$(BUILD)/libcore.a: $(CORE_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libsvc.a: $(SVC_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/anneald: $(BUILD)/daemon/main.o $(BUILD)/libsvc.a $(BUILD)/libcore.a $(ASSET_OBJ)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(ALL_LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libsvc.a $(BUILD)/libcore.a $(ASSET_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(ALL_LDLIBS) $(TEST_LDLIBS)
+
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libsvc.a $(BUILD)/libcore.a $(ASSET_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(ALL_LDLIBS)
+
+tests: $(BUILD)/anneald $(TEST_BIN)
+benches: $(BUILD)/anneald $(BENCH_BIN)
+
+# Installs only what is missing, so a second run costs a few dpkg queries.
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	@if [ -f package-lock.json ] && ! cmp -s package-lock.json node_modules/.package-lock.json 2>/dev/null; then \
+	  npm ci --no-audit --no-fund --loglevel=error; fi
+
+test: deps
+	$(MAKE) tests
+	@sh tests/run.sh $(BUILD)
+
+check: deps
+	$(MAKE) BUILD=build-san OPT="-O1 -fno-omit-frame-pointer" \
+	  CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all" \
+	  LDFLAGS="-fsanitize=address,undefined" tests
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ANNEALD_SANITIZED=1 sh tests/run.sh build-san
+
+run: deps $(BUILD)/anneald
+	./$(BUILD)/anneald --listen 127.0.0.1:8470 --db anneald.db
+
+bench: deps
+	$(MAKE) benches
+	@sh bench/run.sh $(BUILD)
+
+install: $(BUILD)/anneald
+	install -Dm755 $(BUILD)/anneald $(DESTDIR)$(BINDIR)/anneald
+	install -Dm644 systemd/anneald.service $(DESTDIR)$(UNITDIR)/anneald.service
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/anneald $(DESTDIR)$(UNITDIR)/anneald.service
+
+clean:
+	rm -rf build build-san
+
+-include $(CORE_OBJ:.o=.d) $(SVC_OBJ:.o=.d) $(BUILD)/daemon/main.d $(TEST_BIN:=.d) $(BENCH_BIN:=.d)
