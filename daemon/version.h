@@ -1,0 +1,4 @@
+#ifndef ANNEALD_VERSION_H
+#define ANNEALD_VERSION_H
+#define ANNEALD_VERSION "0.1.0"
+#endif
