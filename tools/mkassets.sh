@@ -12,6 +12,7 @@ for f in "$@"; do
   printf 'asset_name_%d:\n	.asciz "%s"\n' "$i" "$name"
   i=$((i + 1))
 done
+echo '	.section .data.rel.ro,"aw"'
 echo '	.balign 8'
 echo '	.globl anneald_assets'
 echo 'anneald_assets:'
