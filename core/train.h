@@ -1,0 +1,77 @@
+/* train — one job's whole training state and its optimizer step.
+ *
+ * A train object owns everything a job needs (model, data, optimizer, scheduler, RNG, data
+ * cursor), all allocated by train_create; train_step does not allocate. One train_step is one
+ * optimizer step in DeepSpeed's engine order: gradient_accumulation_steps micro-batches (the
+ * micro-batch gradients summed in a fixed pairwise tree, scaled once), gradient clipping,
+ * optimizer step, scheduler step.
+ *
+ * The state serialises to one versioned, checksummed blob; restoring it and training on gives
+ * bit for bit what an uninterrupted run gives (same spec, same thread count). No threads, no
+ * I/O: the daemon's worker and `anneald train` drive it. */
+#ifndef ANNEALD_TRAIN_H
+#define ANNEALD_TRAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "core/config.h"
+#include "core/err.h"
+#include "core/sched.h"
+
+/* What one optimizer step reports. */
+typedef struct train_report {
+    int64_t step;                    /* optimizer steps done, counting this one (from 1) */
+    int64_t epoch;                   /* data epoch the step's last micro-batch came from */
+    double loss;                     /* mean training loss of the step's micro-batches */
+    int ngroups;
+    double lr[SCHED_MAX_GROUPS];     /* the lr each group used in this step */
+    double grad_norm;                /* global L2 norm before clipping */
+    double samples_per_sec;          /* this step's throughput */
+    int has_val;                     /* a validation ran after this step */
+    double val_loss;
+    double val_acc;                  /* classification only, else NAN */
+} train_report;
+
+typedef struct train train; /* opaque */
+
+/* Builds a job's state from a validated spec. `csv`/`csv_len` carry the uploaded data set's
+ * text for data type "dataset" (NULL otherwise). Fails with a clear error (e.g. a CSV cell
+ * that is not a number names its row and column). */
+int train_create(train **out, const job_spec *spec, const char *csv, size_t csv_len, an_err *err);
+void train_free(train *t);
+
+/* One optimizer step. A NaN or Inf loss fails with -EDOM and an error naming the step. */
+int train_step(train *t, train_report *rep, an_err *err);
+
+int64_t train_steps_done(const train *t);
+int64_t train_total_steps(const train *t);
+
+/* Validation loss (and accuracy) on the held-out split now; -ENOENT without a split. */
+int train_validate(train *t, double *loss, double *acc);
+
+/* The whole state as one blob (malloc'd into *buf; the caller frees it). */
+int train_save(const train *t, void **buf, size_t *len, an_err *err);
+
+/* Restores a blob made by train_save for the same spec. A truncated, corrupt or foreign blob
+ * is rejected with a clear error and changes nothing. */
+int train_restore(train *t, const void *buf, size_t len, an_err *err);
+
+/* Takes only the parameters from a blob (resume_from: a new ds_config on trained weights).
+ * The model must match. */
+int train_restore_weights(train *t, const void *buf, size_t len, an_err *err);
+
+/* {"step":…,"tensors":[{"name","shape","data"}]} — every float printed so it reads back to
+ * the same bits. */
+int train_weights_json(const train *t, cJSON **out);
+
+/* Runs `rows` input rows (inputs floats each) through the current weights: outputs floats
+ * per row into out (rows × outputs). */
+int train_predict(train *t, const float *x, int rows, float *out, an_err *err);
+
+int train_inputs(const train *t);
+int train_outputs(const train *t);
+
+#endif
