@@ -42,6 +42,3 @@ test('the unit runs the service as a notify daemon with a watchdog in its state 
   }
   assert.match(text, /^WatchdogSec=\d+/m);
 });
-  assert.match(help, /--listen/);
-  assert.match(help, /--db/);
-});
