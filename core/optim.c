@@ -241,6 +241,31 @@ double optim_lamb_coeff(const optim *o, int i)
     return o->scratch[i];
 }
 
+void *optim_buffer(const optim *o, const char *name)
+{
+    if (!o || !o->state || !name)
+        return NULL;
+    layout l = layout_of(o);
+    int k = BUF_NONE;
+    if (!strcmp(name, "exp_avg"))
+        k = l.m;
+    else if (!strcmp(name, "exp_avg_sq"))
+        k = l.v;
+    else if (!strcmp(name, "max_exp_avg_sq"))
+        k = l.vmax;
+    else if (!strcmp(name, "sum"))
+        k = l.sum;
+    else if (!strcmp(name, "momentum_buffer"))
+        k = l.mom;
+    else if (!strcmp(name, "square_avg"))
+        k = l.sq;
+    else if (!strcmp(name, "grad_avg"))
+        k = l.gavg;
+    if (k == BUF_NONE)
+        return NULL;
+    return (char *)o->state + (size_t)k * o->n * elem_size(o->dtype);
+}
+
 /* ---- one step --------------------------------------------------------------------------- */
 
 /* Pointer to buffer k of tensor t, or NULL when the buffer does not exist. */
@@ -272,12 +297,12 @@ double optim_lamb_coeff(const optim *o, int i)
                 if (l->vmax != BUF_NONE)                                                       \
                     adam_ams_##SUF(n, p, g, BUF(st, l->m, t), BUF(st, l->v, t),               \
                                    BUF(st, l->vmax, t), (TY)b1, (TY)(1.0 - b1), (TY)b2,        \
-                                   (TY)(1.0 - b2), (TY)l2, (TY)decay, (TY)(1.0 / sqrt(bc2)),   \
+                                   (TY)(1.0 - b2), (TY)l2, (TY)decay, (TY)sqrt(bc2),   \
                                    (TY)c->eps, (TY)(-lr / bc1));                               \
                 else                                                                           \
                     adam_##SUF(n, p, g, BUF(st, l->m, t), BUF(st, l->v, t), (TY)b1,           \
                                (TY)(1.0 - b1), (TY)b2, (TY)(1.0 - b2), (TY)l2, (TY)decay,     \
-                               (TY)(1.0 / sqrt(bc2)), (TY)c->eps, (TY)(-lr / bc1));            \
+                               (TY)sqrt(bc2), (TY)c->eps, (TY)(-lr / bc1));            \
                 break;                                                                         \
             }                                                                                  \
             case OPTIM_LAMB: {                                                                 \

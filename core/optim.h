@@ -128,4 +128,9 @@ int optim_load(optim *o, const void *buf, size_t len, an_err *err);
  * get_lamb_coeffs()); 1.0 before the first step, 0.0 for other optimizers or a bad index. */
 double optim_lamb_coeff(const optim *o, int i);
 
+/* One per-parameter state buffer by torch's state name ("exp_avg", "exp_avg_sq",
+ * "max_exp_avg_sq", "sum", "momentum_buffer", "square_avg", "grad_avg"): o->n elements of
+ * o->dtype, indexed like the parameters; NULL if this optimizer keeps no such buffer. */
+void *optim_buffer(const optim *o, const char *name);
+
 #endif
