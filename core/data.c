@@ -36,6 +36,7 @@ void data_free(dataset *d)
     free(d->y);
     free(d->mean);
     free(d->std);
+    free(d->xd);
     memset(d, 0, sizeof *d);
 }
 
@@ -269,11 +270,16 @@ static int build_csv(const data_spec *s, int class_targets, const char *text, si
         rc = an_fail(err, "data", "%lld rows; at most %lld are supported", t.nrows, DATA_MAX_ROWS);
     if (!rc)
         rc = alloc_ds(out, t.nrows, d, 1, err);
+    if (!rc && !(out->xd = malloc((size_t)t.nrows * d * sizeof *out->xd))) {
+        data_free(out);
+        rc = an_failc(err, -ENOMEM, "data", "out of memory");
+    }
     for (long long r = 0; !rc && r < t.nrows; r++) {
         double v;
         for (int k = 0; k < d && !rc; k++) {
             rc = csv_number(&t, r, cols[k], &v, "data", err);
             out->x[r * d + k] = (float)v;
+            out->xd[r * d + k] = v;
         }
         if (!rc)
             rc = csv_number(&t, r, tcol, &v, "data", err);
@@ -338,7 +344,14 @@ static int take_rows(const dataset *src, const uint32_t *rows, long long k, data
     if (rc)
         return rc;
     dst->nclasses = src->nclasses;
+    if (src->xd && !(dst->xd = malloc((size_t)(k ? k : 1) * src->d * sizeof *dst->xd))) {
+        data_free(dst);
+        return an_failc(err, -ENOMEM, "data", "out of memory");
+    }
     for (long long i = 0; i < k; i++) {
+        if (src->xd)
+            memcpy(dst->xd + i * src->d, src->xd + (long long)rows[i] * src->d,
+                   (size_t)src->d * sizeof *dst->xd);
         memcpy(dst->x + i * src->d, src->x + (long long)rows[i] * src->d,
                (size_t)src->d * sizeof *dst->x);
         memcpy(dst->y + i * src->ydim, src->y + (long long)rows[i] * src->ydim,
@@ -415,14 +428,15 @@ int data_standardize(dataset *train, dataset *val, an_err *err)
     train->std = calloc((size_t)d, sizeof *train->std);
     if (!train->mean || !train->std)
         return an_failc(err, -ENOMEM, "data", "out of memory");
+#define FEAT(ds, i, f) ((ds)->xd ? (ds)->xd[(i) * d + (f)] : (double)(ds)->x[(i) * d + (f)])
     for (long long i = 0; i < train->n; i++)
         for (int f = 0; f < d; f++)
-            train->mean[f] += train->x[i * d + f];
+            train->mean[f] += FEAT(train, i, f);
     for (int f = 0; f < d; f++)
         train->mean[f] /= (double)train->n;
     for (long long i = 0; i < train->n; i++)
         for (int f = 0; f < d; f++) {
-            double c = train->x[i * d + f] - train->mean[f];
+            double c = FEAT(train, i, f) - train->mean[f];
             train->std[f] += c * c;
         }
     for (int f = 0; f < d; f++) {
@@ -435,11 +449,13 @@ int data_standardize(dataset *train, dataset *val, an_err *err)
         if (!sets[s])
             continue;
         for (long long i = 0; i < sets[s]->n; i++)
-            for (int f = 0; f < d; f++) {
-                float *v = &sets[s]->x[i * d + f];
-                *v = (float)((*v - train->mean[f]) / train->std[f]);
-            }
+            for (int f = 0; f < d; f++)
+                sets[s]->x[i * d + f] = (float)((FEAT(sets[s], i, f) - train->mean[f]) /
+                                                train->std[f]);
+        free(sets[s]->xd);
+        sets[s]->xd = NULL;
     }
+#undef FEAT
     if (val && val->n) {
         val->mean = malloc((size_t)d * sizeof *val->mean);
         val->std = malloc((size_t)d * sizeof *val->std);

@@ -24,6 +24,8 @@ typedef struct dataset {
     float *y;         /* [n, ydim] */
     double *mean;     /* [d] standardisation applied (from the training split), or NULL */
     double *std;      /* [d] population std (1 where a feature is constant), or NULL */
+    double *xd;       /* [n, d] features as read, in double (CSV sources; freed once
+                       * standardised), or NULL: standardising from these rounds once */
 } dataset;
 
 /* Builds the whole data set of `spec` (no split, no standardisation). class_targets = 1 reads
