@@ -5,6 +5,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/optim.h"
@@ -52,6 +53,27 @@ static int read_groups(const cJSON *pg, const char *path, int job_form, double o
     }
     env->ngroups = first + n;
     return 0;
+}
+
+/* A number printed in the fewest digits that read back to the same double. cJSON's own
+ * printer settles for 15 digits when they come within an epsilon, which changes the last bits
+ * of values like 0.009999999999999998; a raw item prints our text verbatim. valuedouble is
+ * set as well, for readers of the tree. */
+static cJSON *exact_number(double v)
+{
+    char buf[40];
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v)
+            break;
+    }
+    cJSON *n = cJSON_CreateRaw(buf);
+    if (n) {
+        n->valuedouble = v;
+        n->valueint = v >= 2147483647.0 ? 2147483647 : v <= -2147483648.0 ? -2147483647 - 1
+                                                                           : (int)v;
+    }
+    return n;
 }
 
 int sched_preview(const cJSON *body, int64_t steps_override, cJSON **out, an_err *err)
@@ -137,9 +159,9 @@ int sched_preview(const cJSON *body, int64_t steps_override, cJSON **out, an_err
         ok = cJSON_AddItemToArray(jstep, cJSON_CreateNumber((double)(k + 1)));
         const double *lr = sched_lr(s), *m = sched_mom(s);
         for (int g = 0; ok && g < env.ngroups; g++) {
-            ok = cJSON_AddItemToArray(lr_rows[g], cJSON_CreateNumber(lr[g]));
+            ok = cJSON_AddItemToArray(lr_rows[g], exact_number(lr[g]));
             if (ok && jmom)
-                ok = cJSON_AddItemToArray(mom_rows[g], cJSON_CreateNumber(m[g]));
+                ok = cJSON_AddItemToArray(mom_rows[g], exact_number(m[g]));
         }
         sched_step(s, NAN);
     }

@@ -323,6 +323,400 @@ static void test_torch_traces(void **state)
     cJSON_Delete(idx);
 }
 
+
+/* ---------------- validation ---------------- */
+
+static sched_env one_group_env(void)
+{
+    sched_env env = {.ngroups = 2, .base_lr = {0.01, 0.001}, .has_betas = 1, .beta1 = 0.9,
+                     .beta2 = 0.999, .total_steps = 500, .train_batch_size = 8};
+    return env;
+}
+
+static void test_validation_paths(void **state)
+{
+    (void)state;
+    static const struct { const char *json; const char *field; } bad[] = {
+        {"{\"type\":\"WarmupLR\"}", "ds_config.scheduler.params"},
+        {"{\"type\":\"WarmupLR\",\"params\":[]}", "ds_config.scheduler.params"},
+        {"{\"params\":{}}", "ds_config.scheduler.type"},
+        {"{\"type\":\"warmuplr\",\"params\":{}}", "ds_config.scheduler.type"},
+        {"{\"type\":7,\"params\":{}}", "ds_config.scheduler.type"},
+        {"{\"type\":\"WarmupLR\",\"params\":{},\"extra\":1}", "ds_config.scheduler.extra"},
+        {"{\"type\":\"WarmupLR\",\"params\":{\"warmup_steps\":10}}",
+         "ds_config.scheduler.params.warmup_steps"},
+        {"{\"type\":\"WarmupLR\",\"params\":{\"warmup_num_steps\":0}}",
+         "ds_config.scheduler.params.warmup_num_steps"},
+        {"{\"type\":\"WarmupLR\",\"params\":{\"warmup_num_steps\":-3}}",
+         "ds_config.scheduler.params.warmup_num_steps"},
+        {"{\"type\":\"WarmupLR\",\"params\":{\"warmup_num_steps\":100.5}}",
+         "ds_config.scheduler.params.warmup_num_steps"},
+        {"{\"type\":\"WarmupLR\",\"params\":{\"warmup_num_steps\":false}}",
+         "ds_config.scheduler.params.warmup_num_steps"},
+        {"{\"type\":\"WarmupLR\",\"params\":{\"warmup_num_steps\":\"100\"}}",
+         "ds_config.scheduler.params.warmup_num_steps"},
+        {"{\"type\":\"WarmupLR\",\"params\":{\"warmup_num_steps\":\"auto\"}}",
+         "ds_config.scheduler.params.warmup_num_steps"},
+        {"{\"type\":\"WarmupLR\",\"params\":{\"warmup_min_lr\":[0.0]}}",
+         "ds_config.scheduler.params.warmup_min_lr"},
+        {"{\"type\":\"WarmupLR\",\"params\":{\"warmup_max_lr\":[0.1,\"x\"]}}",
+         "ds_config.scheduler.params.warmup_max_lr[1]"},
+        {"{\"type\":\"WarmupLR\",\"params\":{\"warmup_max_lr\":-1}}",
+         "ds_config.scheduler.params.warmup_max_lr"},
+        {"{\"type\":\"WarmupLR\",\"params\":{\"warmup_type\":3}}",
+         "ds_config.scheduler.params.warmup_type"},
+        {"{\"type\":\"WarmupDecayLR\",\"params\":{}}",
+         "ds_config.scheduler.params.total_num_steps"},
+        {"{\"type\":\"WarmupCosineLR\",\"params\":{\"total_num_steps\":\"x\"}}",
+         "ds_config.scheduler.params.total_num_steps"},
+        {"{\"type\":\"WarmupCosineLR\",\"params\":{\"total_num_steps\":10,\"cos_min_ratio\":\"auto\"}}",
+         "ds_config.scheduler.params.cos_min_ratio"},
+        {"{\"type\":\"OneCycle\",\"params\":{\"cycle_max_lr\":0.1}}",
+         "ds_config.scheduler.params.cycle_min_lr"},
+        {"{\"type\":\"OneCycle\",\"params\":{\"cycle_min_lr\":0.01,\"cycle_max_lr\":0.1,"
+         "\"cycle_first_step_size\":0}}", "ds_config.scheduler.params.cycle_first_step_size"},
+        {"{\"type\":\"OneCycle\",\"params\":{\"cycle_min_lr\":0.01,\"cycle_max_lr\":0.1,"
+         "\"cycle_second_step_size\":-1}}", "ds_config.scheduler.params.cycle_second_step_size"},
+        {"{\"type\":\"OneCycle\",\"params\":{\"cycle_min_lr\":0.01,\"cycle_max_lr\":0.1,"
+         "\"cycle_momentum\":1}}", "ds_config.scheduler.params.cycle_momentum"},
+        {"{\"type\":\"OneCycle\",\"params\":{\"cycle_min_lr\":0.01,\"cycle_max_lr\":[0.1,0.2,0.3]}}",
+         "ds_config.scheduler.params.cycle_max_lr"},
+        {"{\"type\":\"LRRangeTest\",\"params\":{\"lr_range_test_step_size\":0}}",
+         "ds_config.scheduler.params.lr_range_test_step_size"},
+        {"{\"type\":\"LRRangeTest\",\"params\":{\"lr_range_test_staircase\":\"yes\"}}",
+         "ds_config.scheduler.params.lr_range_test_staircase"},
+        {"{\"type\":\"StepLR\",\"params\":{}}", "ds_config.scheduler.params.step_size"},
+        {"{\"type\":\"MultiStepLR\",\"params\":{\"milestones\":[10,\"a\"]}}",
+         "ds_config.scheduler.params.milestones[1]"},
+        {"{\"type\":\"CosineAnnealingLR\",\"params\":{\"T_max\":0}}",
+         "ds_config.scheduler.params.T_max"},
+        {"{\"type\":\"CyclicLR\",\"params\":{\"base_lr\":0.01,\"max_lr\":0.1,\"mode\":\"sine\"}}",
+         "ds_config.scheduler.params.mode"},
+        {"{\"type\":\"OneCycleLR\",\"params\":{\"max_lr\":0.1}}",
+         "ds_config.scheduler.params.total_steps"},
+        {"{\"type\":\"OneCycleLR\",\"params\":{\"max_lr\":0.1,\"total_steps\":100,"
+         "\"anneal_strategy\":\"exp\"}}", "ds_config.scheduler.params.anneal_strategy"},
+        {"{\"type\":\"LinearLR\",\"params\":{\"start_factor\":0}}",
+         "ds_config.scheduler.params.start_factor"},
+        {"{\"type\":\"ReduceLROnPlateau\",\"params\":{\"factor\":1.5}}",
+         "ds_config.scheduler.params.factor"},
+        {"{\"type\":\"ReduceLROnPlateau\",\"params\":{\"threshold_mode\":\"pct\"}}",
+         "ds_config.scheduler.params.threshold_mode"},
+        {"{\"type\":\"ReduceLROnPlateau\",\"params\":{\"min_lr\":[0.1]}}",
+         "ds_config.scheduler.params.min_lr"},
+        {"{\"type\":\"SequentialLR\",\"params\":{\"schedulers\":[{\"type\":\"StepLR\","
+         "\"params\":{\"step_size\":5}},{\"type\":\"ExponentialLR\",\"params\":{\"gamma\":0.9}}]}}",
+         "ds_config.scheduler.params.milestones"},
+        {"{\"type\":\"SequentialLR\",\"params\":{\"schedulers\":[{\"type\":\"WarmupLR\","
+         "\"params\":{}}],\"milestones\":[]}}", "ds_config.scheduler.params.schedulers[0].type"},
+        {"{\"type\":\"ChainedScheduler\",\"params\":{\"schedulers\":[{\"type\":\"StepLR\","
+         "\"params\":{\"step_size\":\"x\"}}]}}",
+         "ds_config.scheduler.params.schedulers[0].params.step_size"},
+        {"{\"type\":\"MultiPhase\",\"params\":{\"phases\":[{\"type\":\"WarmupLR\",\"params\":{}},"
+         "{\"steps\":10,\"type\":\"StepLR\",\"params\":{\"step_size\":3}}]}}",
+         "ds_config.scheduler.params.phases[0].steps"},
+        {"{\"type\":\"MultiPhase\",\"params\":{\"phases\":[{\"steps\":5,\"type\":\"StepLR\","
+         "\"params\":{\"step_size\":3,\"gama\":0.5}}]}}",
+         "ds_config.scheduler.params.phases[0].params.gama"},
+        {"{\"type\":\"MultiPhase\",\"params\":{\"phases\":[]}}",
+         "ds_config.scheduler.params.phases"},
+        {"{\"type\":\"LambdaLR\",\"params\":{}}", "ds_config.scheduler.type"},
+    };
+    sched_env env = one_group_env();
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        cJSON *b = cJSON_Parse(bad[k].json);
+        assert_non_null(b);
+        an_err err;
+        an_err_clear(&err);
+        int rc = sched_validate(b, "ds_config.scheduler", &env, &err, NULL);
+        if (rc == 0)
+            fail_msg("accepted: %s", bad[k].json);
+        assert_int_equal(rc, -EINVAL);
+        if (strcmp(err.field, bad[k].field) != 0)
+            fail_msg("%s: field %s, want %s (%s)", bad[k].json, err.field, bad[k].field,
+                     err.message);
+        assert_true(strlen(err.message) > 10);
+        cJSON_Delete(b);
+    }
+}
+
+static void test_validation_quirks(void **state)
+{
+    (void)state;
+    sched_env env = one_group_env();
+    an_err err;
+    sched *s;
+    /* true passes as 1 and acts as 2, as in DeepSpeed. */
+    cJSON *b = cJSON_Parse("{\"type\":\"WarmupLR\",\"params\":{\"warmup_num_steps\":true,"
+                           "\"warmup_type\":\"linear\",\"warmup_max_lr\":1}}");
+    assert_int_equal(sched_create(&s, b, "ds_config.scheduler", &env, &err, NULL), 0);
+    sched_step(s, NAN);
+    sched_step(s, NAN);
+    assert_true(sched_lr(s)[0] == 0.5); /* i = 1: 1/W with W = 2 */
+    sched_free(s);
+    cJSON_Delete(b);
+    /* "auto" resolutions come with warnings. */
+    cJSON *w = cJSON_CreateArray();
+    b = cJSON_Parse("{\"type\":\"WarmupDecayLR\",\"params\":{\"total_num_steps\":\"auto\","
+                    "\"warmup_max_lr\":\"auto\",\"warmup_min_lr\":\"auto\",\"warmup_num_steps\":10}}");
+    assert_int_equal(sched_create(&s, b, "ds_config.scheduler", &env, &err, w), 0);
+    assert_int_equal(cJSON_GetArraySize(w), 3);
+    for (int k = 0; k < 11; k++)
+        sched_step(s, NAN);
+    assert_true(sched_lr(s)[0] == 0.01 && sched_lr(s)[1] == 0.001); /* i = W: peak = group lrs */
+    for (int k = 11; k < 500; k++)
+        sched_step(s, NAN);
+    assert_true(sched_lr(s)[0] > 0.0); /* i = 499 */
+    sched_step(s, NAN);
+    assert_true(sched_lr(s)[0] == 0.0); /* i = T = 500: min, from the "auto" total */
+    sched_free(s);
+    cJSON_Delete(b);
+    cJSON_Delete(w);
+    /* no block: base lrs forever */
+    assert_int_equal(sched_create(&s, NULL, "ds_config.scheduler", &env, &err, NULL), 0);
+    sched_step(s, NAN);
+    assert_true(sched_lr(s)[1] == 0.001 && sched_mom(s) == NULL && sched_beta2(s) == NULL);
+    sched_free(s);
+    /* bad env */
+    sched_env bad = env;
+    bad.ngroups = 0;
+    assert_int_not_equal(sched_create(&s, NULL, "x", &bad, &err, NULL), 0);
+    assert_null(s);
+}
+
+/* ---------------- save / restore ---------------- */
+
+static const char *const every_type[] = {
+    "{\"type\":\"WarmupLR\",\"params\":{\"warmup_num_steps\":7}}",
+    "{\"type\":\"WarmupDecayLR\",\"params\":{\"total_num_steps\":30,\"warmup_num_steps\":5}}",
+    "{\"type\":\"WarmupCosineLR\",\"params\":{\"total_num_steps\":30,\"warmup_num_steps\":5}}",
+    "{\"type\":\"OneCycle\",\"params\":{\"cycle_min_lr\":0.001,\"cycle_max_lr\":0.01,"
+    "\"cycle_first_step_size\":6,\"decay_step_size\":2,\"decay_lr_rate\":0.5,\"decay_mom_rate\":0.1}}",
+    "{\"type\":\"LRRangeTest\",\"params\":{\"lr_range_test_step_size\":4}}",
+    "{\"type\":\"StepLR\",\"params\":{\"step_size\":4}}",
+    "{\"type\":\"MultiStepLR\",\"params\":{\"milestones\":[3,9,9]}}",
+    "{\"type\":\"ExponentialLR\",\"params\":{\"gamma\":0.9}}",
+    "{\"type\":\"CosineAnnealingLR\",\"params\":{\"T_max\":7}}",
+    "{\"type\":\"CosineAnnealingWarmRestarts\",\"params\":{\"T_0\":3,\"T_mult\":2}}",
+    "{\"type\":\"CyclicLR\",\"params\":{\"base_lr\":0.001,\"max_lr\":0.01,\"step_size_up\":4,"
+    "\"mode\":\"triangular2\"}}",
+    "{\"type\":\"OneCycleLR\",\"params\":{\"max_lr\":0.1,\"total_steps\":30,\"three_phase\":true}}",
+    "{\"type\":\"LinearLR\",\"params\":{\"total_iters\":9}}",
+    "{\"type\":\"ConstantLR\",\"params\":{\"total_iters\":9}}",
+    "{\"type\":\"PolynomialLR\",\"params\":{\"total_iters\":20,\"power\":2}}",
+    "{\"type\":\"ReduceLROnPlateau\",\"params\":{\"patience\":1,\"cooldown\":1,\"factor\":0.5}}",
+    "{\"type\":\"SequentialLR\",\"params\":{\"schedulers\":[{\"type\":\"LinearLR\",\"params\":"
+    "{\"start_factor\":0.1,\"total_iters\":5}},{\"type\":\"CosineAnnealingLR\",\"params\":"
+    "{\"T_max\":20}}],\"milestones\":[5]}}",
+    "{\"type\":\"ChainedScheduler\",\"params\":{\"schedulers\":[{\"type\":\"ConstantLR\",\"params\":"
+    "{\"factor\":0.5,\"total_iters\":3}},{\"type\":\"ExponentialLR\",\"params\":{\"gamma\":0.95}}]}}",
+    "{\"type\":\"MultiPhase\",\"params\":{\"phases\":[{\"steps\":6,\"type\":\"WarmupLR\",\"params\":"
+    "{\"warmup_num_steps\":6}},{\"steps\":8,\"type\":\"OneCycle\",\"params\":{\"cycle_min_lr\":0.001,"
+    "\"cycle_max_lr\":0.01,\"cycle_first_step_size\":3}},{\"type\":\"ReduceLROnPlateau\","
+    "\"params\":{\"patience\":0}}]}}",
+};
+
+/* A metric with plateaus, so ReduceLROnPlateau acts. */
+static double metric_at(int k) { return k % 5 == 4 ? NAN : 1.0 / (1 + (k / 4)); }
+
+static void test_save_restore_every_type(void **state)
+{
+    (void)state;
+    sched_env env = one_group_env();
+    for (size_t t = 0; t < sizeof every_type / sizeof every_type[0]; t++) {
+        cJSON *b = cJSON_Parse(every_type[t]);
+        assert_non_null(b);
+        an_err err;
+        sched *ref, *a, *c;
+        if (sched_create(&ref, b, "ds_config.scheduler", &env, &err, NULL))
+            fail_msg("%s: %s (%s)", every_type[t], err.message, err.field);
+        assert_int_equal(sched_create(&a, b, "ds_config.scheduler", &env, &err, NULL), 0);
+        int cut = 9; /* MultiPhase: mid second phase */
+        for (int k = 0; k < cut; k++) {
+            sched_step(ref, metric_at(k));
+            sched_step(a, metric_at(k));
+        }
+        size_t len = sched_state_size(a);
+        unsigned char *buf = malloc(len);
+        assert_int_equal(sched_save(a, buf, len), 0);
+        assert_int_equal(sched_save(a, buf, len - 1), -ENOSPC);
+        sched_free(a);
+        assert_int_equal(sched_create(&c, b, "ds_config.scheduler", &env, &err, NULL), 0);
+        /* short and corrupted buffers are refused and leave the scheduler untouched */
+        assert_int_not_equal(sched_load(c, buf, len - 1, &err), 0);
+        assert_int_not_equal(sched_load(c, buf, 3, &err), 0);
+        buf[0] ^= 0xff;
+        assert_int_not_equal(sched_load(c, buf, len, &err), 0);
+        buf[0] ^= 0xff;
+        assert_int_equal(sched_steps(c), 0);
+        assert_int_equal(sched_load(c, buf, len, &err), 0);
+        assert_int_equal(sched_steps(c), cut);
+        for (int k = cut; k < 40; k++) {
+            for (int g = 0; g < env.ngroups; g++) {
+                assert_true(sched_lr(c)[g] == sched_lr(ref)[g]);
+                assert_true((sched_mom(c) == NULL) == (sched_mom(ref) == NULL));
+                if (sched_mom(c))
+                    assert_true(sched_mom(c)[g] == sched_mom(ref)[g]);
+                if (sched_beta2(c))
+                    assert_true(sched_beta2(c)[g] == sched_beta2(ref)[g]);
+            }
+            sched_step(ref, metric_at(k));
+            sched_step(c, metric_at(k));
+        }
+        /* a state from another type is refused */
+        cJSON *o = cJSON_Parse(every_type[(t + 1) % (sizeof every_type / sizeof every_type[0])]);
+        sched *other;
+        assert_int_equal(sched_create(&other, o, "ds_config.scheduler", &env, &err, NULL), 0);
+        assert_int_not_equal(sched_load(other, buf, len, &err), 0);
+        sched_free(other);
+        cJSON_Delete(o);
+        free(buf);
+        sched_free(ref);
+        sched_free(c);
+        cJSON_Delete(b);
+    }
+}
+
+static void test_multiphase_seeding(void **state)
+{
+    (void)state;
+    sched_env env = one_group_env();
+    an_err err;
+    sched *s;
+    cJSON *b = cJSON_Parse(every_type[sizeof every_type / sizeof every_type[0] - 1]);
+    assert_int_equal(sched_create(&s, b, "ds_config.scheduler", &env, &err, NULL), 0);
+    assert_true(sched_lr(s)[0] == 0.0); /* WarmupLR starts at min 0 */
+    assert_non_null(sched_mom(s));
+    assert_true(sched_mom(s)[0] == 0.9); /* a non-cycling phase reports the configured beta1 */
+    for (int k = 0; k < 6; k++)
+        sched_step(s, NAN);
+    /* phase 2 starts fresh: OneCycle's constructor values */
+    assert_true(sched_lr(s)[0] == 0.001 && sched_lr(s)[1] == 0.001);
+    assert_true(sched_mom(s)[0] == 0.8 && sched_beta2(s)[0] == 0.99);
+    for (int k = 0; k < 8; k++)
+        sched_step(s, NAN);
+    /* phase 3 (ReduceLROnPlateau) starts at the job's base lrs */
+    assert_true(sched_lr(s)[0] == 0.01 && sched_lr(s)[1] == 0.001);
+    assert_true(sched_beta2(s)[0] == 0.999);
+    sched_step(s, 1.0);
+    sched_step(s, 2.0); /* worse, patience 0: cut */
+    assert_true(sched_lr(s)[0] == 0.01 * 0.1);
+    assert_int_equal(sched_steps(s), 16);
+    sched_free(s);
+    cJSON_Delete(b);
+}
+
+/* ---------------- preview ---------------- */
+
+static void test_preview_tutorial(void **state)
+{
+    (void)state;
+    cJSON *tr = load_json("tests/refdata/deepspeed-schedules/seed_example.json");
+    cJSON *ds = cJSON_DetachItemFromObject(tr, "ds_config");
+    /* the bare ds_config form: 1000 steps, one group */
+    cJSON *out;
+    an_err err;
+    assert_int_equal(sched_preview(ds, 0, &out, &err), 0);
+    cJSON *step = cJSON_GetObjectItem(out, "step"), *lr = cJSON_GetObjectItem(out, "lr");
+    assert_int_equal(cJSON_GetArraySize(step), 1000);
+    assert_int_equal(cJSON_GetArraySize(lr), 1);
+    assert_null(cJSON_GetObjectItem(out, "momentum"));
+    assert_int_equal(cJSON_GetArrayItem(step, 2)->valueint, 3);
+    cJSON *g0 = cJSON_GetArrayItem(lr, 0);
+    assert_true(cJSON_GetArrayItem(g0, 2)->valuedouble == 0.0023546349804879152);
+    assert_true(cJSON_GetArrayItem(g0, 100)->valuedouble == 0.009999999999999998);
+    /* printed and read back: every double keeps its bits */
+    char *txt = cJSON_PrintUnformatted(out);
+    assert_non_null(strstr(txt, "0.0023546349804879152"));
+    cJSON *back = cJSON_Parse(txt);
+    cJSON *bg = cJSON_GetArrayItem(cJSON_GetObjectItem(back, "lr"), 0);
+    for (int k = 0; k < 1000; k++)
+        assert_true(cJSON_GetArrayItem(bg, k)->valuedouble ==
+                    cJSON_GetArrayItem(g0, k)->valuedouble);
+    cJSON_Delete(back);
+    free(txt);
+    cJSON_Delete(out);
+    /* the wrapped form with groups and steps, and the override */
+    cJSON *body = cJSON_CreateObject();
+    cJSON_AddItemToObject(body, "ds_config", ds);
+    cJSON_AddNumberToObject(body, "steps", 5);
+    cJSON *pg = cJSON_AddArrayToObject(body, "param_groups");
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddNumberToObject(e, "lr", 0.5);
+    cJSON_AddItemToArray(pg, e);
+    cJSON_AddItemToArray(pg, cJSON_CreateObject());
+    assert_int_equal(sched_preview(body, 0, &out, &err), 0);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(out, "step")), 5);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(out, "lr")), 2);
+    cJSON_Delete(out);
+    assert_int_equal(sched_preview(body, 12, &out, &err), 0);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(out, "step")), 12);
+    cJSON_Delete(out);
+    cJSON_Delete(body);
+    cJSON_Delete(tr);
+}
+
+static void test_preview_momentum_and_job_form(void **state)
+{
+    (void)state;
+    cJSON *job = cJSON_Parse(
+        "{\"model\":{\"type\":\"linear\",\"inputs\":2,\"outputs\":1},\"steps\":40,"
+        "\"param_groups\":[{\"match\":[\"*.bias\"],\"lr\":0.002}],"
+        "\"ds_config\":{\"train_batch_size\":4,\"optimizer\":{\"type\":\"adam\",\"params\":"
+        "{\"lr\":0.01}},\"scheduler\":{\"type\":\"OneCycle\",\"params\":{\"cycle_min_lr\":0.001,"
+        "\"cycle_max_lr\":0.01,\"cycle_first_step_size\":10}}}}");
+    cJSON *out;
+    an_err err;
+    assert_int_equal(sched_preview(job, 0, &out, &err), 0);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(out, "step")), 40);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(out, "lr")), 2);
+    cJSON *m = cJSON_GetObjectItem(out, "momentum");
+    assert_non_null(m);
+    assert_true(cJSON_GetArrayItem(cJSON_GetArrayItem(m, 0), 0)->valuedouble == 0.8);
+    cJSON_Delete(out);
+    cJSON_Delete(job);
+}
+
+static void test_preview_errors(void **state)
+{
+    (void)state;
+    static const struct { const char *json; int64_t over; const char *field; } bad[] = {
+        {"[1,2]", 0, ""},
+        {"{\"ds_config\":3}", 0, "ds_config"},
+        {"{\"ds_config\":{\"scheduler\":{\"type\":\"WarmupLR\",\"params\":{}}}}", 0,
+         "ds_config.optimizer"},
+        {"{\"ds_config\":{\"optimizer\":{\"type\":\"Adam\",\"params\":{}}},\"steps\":0}", 0,
+         "steps"},
+        {"{\"ds_config\":{\"optimizer\":{\"type\":\"Adam\",\"params\":{}}},\"steps\":10000001}", 0,
+         "steps"},
+        {"{\"ds_config\":{\"optimizer\":{\"type\":\"Adam\",\"params\":{}}}}", 20000000, "steps"},
+        {"{\"ds_config\":{\"optimizer\":{\"type\":\"Adam\",\"params\":{}}},\"steps\":\"ten\"}", 0,
+         "steps"},
+        {"{\"ds_config\":{\"optimizer\":{\"type\":\"Adam\",\"params\":{}}},\"param_groups\":{}}",
+         0, "param_groups"},
+        {"{\"ds_config\":{\"optimizer\":{\"type\":\"Adam\",\"params\":{}}},"
+         "\"param_groups\":[{\"lr\":-1}]}", 0, "param_groups[0].lr"},
+        {"{\"ds_config\":{\"optimizer\":{\"type\":\"Adam\",\"params\":{}},\"scheduler\":"
+         "{\"type\":\"WarmupLR\",\"params\":{\"warmup_num_steps\":0}}}}", 0,
+         "ds_config.scheduler.params.warmup_num_steps"},
+        {"{\"optimizer\":{\"type\":\"Adam\",\"params\":{\"lr\":\"x\"}}}", 0, "optimizer.params.lr"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        cJSON *b = cJSON_Parse(bad[k].json);
+        cJSON *out = (cJSON *)1;
+        an_err err;
+        an_err_clear(&err);
+        int rc = sched_preview(b, bad[k].over, &out, &err);
+        if (rc == 0)
+            fail_msg("accepted: %s", bad[k].json);
+        assert_null(out);
+        if (strcmp(err.field, bad[k].field) != 0)
+            fail_msg("%s: field \"%s\", want \"%s\" (%s)", bad[k].json, err.field, bad[k].field,
+                     err.message);
+        cJSON_Delete(b);
+    }
+}
+
 static void test_report_exact(void **state)
 {
     (void)state;
@@ -338,6 +732,13 @@ int main(void)
         cmocka_unit_test(test_seed_example),
         cmocka_unit_test(test_torch_traces),
         cmocka_unit_test(test_report_exact),
+        cmocka_unit_test(test_validation_paths),
+        cmocka_unit_test(test_validation_quirks),
+        cmocka_unit_test(test_save_restore_every_type),
+        cmocka_unit_test(test_multiphase_seeding),
+        cmocka_unit_test(test_preview_tutorial),
+        cmocka_unit_test(test_preview_momentum_and_job_form),
+        cmocka_unit_test(test_preview_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
