@@ -225,8 +225,6 @@ static int build(sched **out, const cJSON *block, const char *path, const sched_
                        "\"params\": {} for the defaults");
     if (!cJSON_IsObject(params))
         return an_fail(err, pp, "params must be an object, got %s", sp_kind(params));
-    if (kind == SK_CHAINED && depth == 0 && chainable_only)
-        return an_fail(err, p, "ChainedScheduler cannot nest");
 
     sched *s = calloc(1, sizeof *s);
     if (!s)

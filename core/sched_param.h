@@ -24,7 +24,9 @@ int sp_is_auto(const cJSON *params, const char *key);
 int sp_num(const cJSON *params, const char *path, const char *key, double def, int required,
            double *out, an_err *err);
 
-/* A number with an integral value, or true/false (as 1/0, as Python does), >= `min`. */
+/* A number with an integral value, or true/false (as 1/0, as Python does), >= `min`.
+ * DeepSpeed also refuses 100.0 where it wants an int; cJSON keeps no trace of how a number
+ * was written, so here 100.0 reads as 100 and only fractional values are refused. */
 int sp_int(const cJSON *params, const char *path, const char *key, int64_t def, int required,
            int64_t min, int64_t *out, an_err *err);
 
@@ -41,7 +43,7 @@ int sp_str(const cJSON *params, const char *path, const char *key, const char *d
 int sp_groups(const cJSON *params, const char *path, const char *key, const double *def,
               int required, int ngroups, double *out, an_err *err);
 
-/* Fails unless every out[g] >= min (`what` names the quantity in the message). */
+/* Fails unless every v[g] >= min, naming "<path>.<key>" (or its [g] when given as a list). */
 int sp_groups_min(const cJSON *params, const char *path, const char *key, const double *v,
                   int ngroups, double min, an_err *err);
 

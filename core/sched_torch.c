@@ -567,8 +567,14 @@ void torch_step_zero(sched *s, double *lr, double *mom)
         double b = s->base[g];
         switch (s->kind) {
         case SK_STEP:
-        case SK_EXP:
-        case SK_MULTISTEP: lr[g] = b * pow(s->gamma, 0.0); break;
+        case SK_EXP: lr[g] = b * pow(s->gamma, 0.0); break;
+        case SK_MULTISTEP: {
+            int passed = 0; /* bisect_right(milestones, 0) */
+            for (int k = 0; k < s->nmilestones; k++)
+                passed += s->milestones[k] <= 0;
+            lr[g] = b * pow(s->gamma, (double)passed);
+            break;
+        }
         case SK_COSINE: lr[g] = s->eta_min + (b - s->eta_min) * (1 + cos(0.0)) / 2; break;
         case SK_LINEAR:
             lr[g] = b * (s->start_factor + (s->end_factor - s->start_factor) * 0.0 /

@@ -137,6 +137,31 @@ static void ds_resume_trace(cJSON *tr, const char *name)
         free(buf);
         sched_free(s);
     }
+    {
+        /* DeepSpeed's own resume path: last_batch_iteration in params. The constructor writes
+         * nothing (the optimizer keeps its lr and betas) and the next step continues. */
+        cJSON *blk = cJSON_Duplicate(cJSON_GetObjectItem(tr, "scheduler"), 1);
+        cJSON *params = cJSON_GetObjectItem(blk, "params");
+        int after = cJSON_GetObjectItem(tr, "resume_after")->valueint;
+        const cJSON *un = cJSON_GetObjectItem(tr, "uninterrupted");
+        const cJSON *var = cJSON_GetObjectItem(cJSON_GetObjectItem(tr, "variants"),
+                                               "constructor_last_batch_iteration");
+        const cJSON *gs = cJSON_GetObjectItem(var, "group_state_after_constructor");
+        cJSON_AddNumberToObject(params, "last_batch_iteration", after - 1);
+        sched_env env;
+        ds_env(tr, cJSON_GetObjectItem(tr, "optimizer_lr"), &env);
+        sched *s;
+        an_err err;
+        assert_int_equal(sched_create(&s, blk, "ds_config.scheduler", &env, &err, NULL), 0);
+        ds_check_record(s, &env, gs, name, after);
+        int n = cJSON_GetArraySize(un);
+        for (int k = after; k < n; k++) {
+            sched_step(s, NAN);
+            ds_check_record(s, &env, cJSON_GetArrayItem(un, k), name, k + 1);
+        }
+        sched_free(s);
+        cJSON_Delete(blk);
+    }
 }
 
 static void test_deepspeed_traces(void **state)
