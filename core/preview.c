@@ -107,7 +107,7 @@ int sched_preview(const cJSON *body, int64_t steps_override, cJSON **out, an_err
         return an_fail(err, "steps", "steps must be at most %lld, got %lld", PREVIEW_MAX_STEPS,
                        (long long)steps);
 
-    char op[64], sp[64], pg[64];
+    char op[64], sp[64];
     an_path(op, sizeof op, prefix, "optimizer");
     an_path(sp, sizeof sp, prefix, "scheduler");
     const cJSON *oblock = cJSON_GetObjectItemCaseSensitive(ds, "optimizer");
@@ -125,7 +125,6 @@ int sched_preview(const cJSON *body, int64_t steps_override, cJSON **out, an_err
                      "param_groups", job_form, cfg.lr, &env, err);
     if (rc)
         return rc;
-    (void)pg;
     env.has_betas = optim_has_betas(&cfg);
     env.beta1 = cfg.beta1;
     env.beta2 = cfg.beta2;

@@ -61,7 +61,7 @@ static int build(sched **out, const cJSON *block, const char *path, const sched_
 static int build_children(sched *s, const cJSON *params, const char *ppath, an_err *err,
                           cJSON *warnings, int depth)
 {
-    char p[256], pi[300], pk[340];
+    char p[256], pi[300];
     const int multiphase = s->kind == SK_MULTIPHASE;
     const char *key = multiphase ? "phases" : "schedulers";
     const cJSON *list = cJSON_GetObjectItemCaseSensitive(params, key);
@@ -112,7 +112,6 @@ static int build_children(sched *s, const cJSON *params, const char *ppath, an_e
             s->sets_beta2 |= s->child[k - 1]->sets_beta2;
         }
     }
-    (void)pk;
     if (s->kind == SK_SEQUENTIAL) {
         static const char *const keys[] = {"schedulers", "milestones", NULL};
         int rc = sp_check_keys(params, ppath, keys, "SequentialLR", err);
