@@ -78,7 +78,10 @@ int sched_load(sched *s, const void *buf, size_t len, an_err *err);
  * "param_groups": [{"lr": x}, …]} (also accepted: a whole job spec, whose ds_config and
  * param_groups are used, or a bare ds_config). Sets *out to
  * {"step":[…],"lr":[[…]…],"momentum":[[…]…]} (momentum only when the schedule cycles it).
- * `steps_override` > 0 replaces the body's steps. Errors name their JSON path. */
+ * `steps_override` > 0 replaces the body's steps (1..10,000,000; default: the body's "steps",
+ * else 1000). The lr and momentum values are raw items (cJSON_IsRaw) holding the shortest
+ * text that reads back to the same double, with valuedouble set too; "step" entries are
+ * numbers. Errors name their JSON path. */
 int sched_preview(const cJSON *body, int64_t steps_override, cJSON **out, an_err *err);
 
 #endif
