@@ -11,9 +11,12 @@ const char *cfg_describe(const cJSON *v, char *buf, size_t size)
         snprintf(buf, size, "nothing");
     else if (cJSON_IsString(v)) {
         const char *s = v->valuestring;
-        if (strlen(s) > 40)
-            snprintf(buf, size, "\"%.40s…\"", s);
-        else
+        if (strlen(s) > 40) {
+            int cut = 40; /* back to the start of a UTF-8 sequence: never half a character */
+            while (cut > 0 && ((unsigned char)s[cut] & 0xc0) == 0x80)
+                cut--;
+            snprintf(buf, size, "\"%.*s…\"", cut, s);
+        } else
             snprintf(buf, size, "\"%s\"", s);
     } else if (cJSON_IsNumber(v))
         snprintf(buf, size, "%.17g", v->valuedouble);

@@ -141,6 +141,10 @@ static int parse_synthetic(const cJSON *d, const model_spec *m, int loss, data_s
             return an_fail(err, "loss",
                            "loss cross_entropy needs class-index targets, but data.task "
                            "regression gives real-valued targets: use task classification");
+        if (loss == LOSS_BCE)
+            return an_fail(err, "loss",
+                           "loss bce needs targets in [0, 1], but data.task regression gives "
+                           "real-valued targets: use task classification with 2 classes");
         return 0;
     }
     if ((rc = cfg_enum(d, "data", "generator", generators, 0, &t, err)))

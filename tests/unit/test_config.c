@@ -250,6 +250,9 @@ static const bad_case bad[] = {
     {"{\"loss\": \"hinge\"}", "loss", "one of mse, cross_entropy, bce, mean"},
     {"{\"loss\": \"cross_entropy\"}", "model.outputs", "cross_entropy needs model.outputs >= 2"},
     {"{\"loss\": \"cross_entropy\", \"model\": {\"outputs\": 3}}", "loss", "class-index"},
+    {"{\"loss\": \"bce\"}", "loss", "bce needs targets in [0, 1]"},
+    {"{\"loss\": \"bce\", \"data\": {\"task\": \"classification\", \"classes\": 3}}", "loss",
+     "bce needs 2 classes"},
     /* synthetic data */
     {"{\"data\": {\"features\": 5}}", "data.features", "model.inputs is 10"},
     {"{\"data\": {\"outputs\": 2}}", "data.outputs", "model.outputs is 1"},
@@ -422,6 +425,69 @@ static void test_bad_text(void **state)
     an_err e;
     assert_int_equal(job_spec_parse_text(NULL, 0, &s, &e), -EINVAL);
     assert_non_null(strstr(e.message, "empty body"));
+}
+
+/* Huge and odd inputs: deep nesting, long keys, long strings, non-object JSON. */
+static void test_odd_inputs(void **state)
+{
+    (void)state;
+    job_spec s;
+    an_err e;
+    cJSON *j;
+    /* 5000 nested arrays: beyond cJSON's nesting limit, a clean error. */
+    size_t depth = 5000, n = 0;
+    char *deep = malloc(2 * depth + 16);
+    n += (size_t)sprintf(deep, "{\"a\": ");
+    for (size_t i = 0; i < depth; i++)
+        deep[n++] = '[';
+    for (size_t i = 0; i < depth; i++)
+        deep[n++] = ']';
+    deep[n++] = '}';
+    deep[n] = '\0';
+    assert_int_equal(job_spec_parse_text(deep, n, &s, &e), -EINVAL);
+    assert_non_null(strstr(e.message, "malformed JSON at line 1"));
+    free(deep);
+
+    /* A 3000-character unknown key: named (cut) in the error, no suggestion. */
+    char *key = malloc(3000 + 1);
+    memset(key, 'k', 3000);
+    key[3000] = '\0';
+    char *patch = malloc(3100);
+    snprintf(patch, 3100, "{\"%s\": 1}", key);
+    assert_int_equal(parse_patched(patch, &s, &e), -EINVAL);
+    assert_non_null(strstr(e.message, "unknown key 'kkkk"));
+    assert_null(strstr(e.message, "did you mean"));
+    free(patch);
+
+    /* A long name with a multi-byte character at the cut: the message stays valid UTF-8. */
+    char typ[200];
+    snprintf(typ, sizeof typ, "{\"model\": {\"type\": \"%.39s\u00e9%.40s\"}}", key, key);
+    assert_int_equal(parse_patched(typ, &s, &e), -EINVAL);
+    assert_string_equal(e.field, "model.type");
+    assert_non_null(strstr(e.message, "kkk…"));
+    assert_null(strstr(e.message, "\xc3\xe2"));
+    free(key);
+
+    /* json_parse_text alone: only an object is a body. */
+    assert_int_equal(json_parse_text("null", 4, &j, &e), -EINVAL);
+    assert_null(j);
+    assert_non_null(strstr(e.message, "got null"));
+    assert_int_equal(json_parse_text("123", 3, &j, &e), -EINVAL);
+    assert_non_null(strstr(e.message, "got 123"));
+    assert_int_equal(json_parse_text(" {\"a\": [1, {\"b\": null}]} \n", 26, &j, &e), 0);
+    assert_non_null(j);
+    assert_true(cJSON_IsArray(cJSON_GetObjectItem(j, "a")));
+    cJSON_Delete(j);
+    /* A NUL inside the length is not JSON. */
+    assert_int_equal(json_parse_text("{\"a\": 1}\0{}", 11, &j, &e), -EINVAL);
+    assert_non_null(strstr(e.message, "column 9"));
+
+    /* Not an object handed to job_spec_parse directly. */
+    cJSON *arr = cJSON_CreateArray();
+    assert_int_equal(job_spec_parse(arr, &s, &e), -EINVAL);
+    assert_non_null(strstr(e.message, "must be a JSON object"));
+    cJSON_Delete(arr);
+    assert_int_equal(job_spec_parse(NULL, &s, &e), -EINVAL);
 }
 
 static void test_duplicate_in_ds_config(void **state)
@@ -686,6 +752,7 @@ int main(void)
         cmocka_unit_test(test_tutorial),
         cmocka_unit_test(test_bad_specs),
         cmocka_unit_test(test_bad_text),
+        cmocka_unit_test(test_odd_inputs),
         cmocka_unit_test(test_duplicate_in_ds_config),
         cmocka_unit_test(test_warnings_for_unused_keys),
         cmocka_unit_test(test_auto_batch_sizes),
