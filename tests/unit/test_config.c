@@ -354,6 +354,13 @@ static const bad_case bad[] = {
     {"{\"ds_config\": {\"optimizer\": null}}", "ds_config.optimizer",
      "ds_config.optimizer is required"},
     {"{\"ds_config\": [1]}", "ds_config", "must be an object"},
+    /* optimizer and scheduler blocks: checked by optim_parse / sched_validate, paths kept */
+    {"{\"ds_config\": {\"optimizer\": {\"params\": {\"lr\": \"auto\"}}}}",
+     "ds_config.optimizer.params.lr", "auto"},
+    {"{\"ds_config\": {\"optimizer\": {\"type\": \"OneBitAdam\"}}}", "ds_config.optimizer.type",
+     "Adam"},
+    {"{\"ds_config\": {\"scheduler\": {\"params\": {\"warmup_num_steps\": -3}}}}",
+     "ds_config.scheduler.params.warmup_num_steps", "warmup_num_steps"},
 };
 
 static void test_bad_specs(void **state)
@@ -560,6 +567,34 @@ static void test_auto_batch_sizes(void **state)
     job_spec_free(&s);
 }
 
+/* The scheduler's "auto" total_num_steps is the job's length: steps, or epochs over the
+ * spec's data in batches of train_batch_size. */
+static void test_sched_env_total_steps(void **state)
+{
+    (void)state;
+    job_spec s;
+    an_err e;
+    const char *sched = "\"scheduler\": {\"type\": \"WarmupDecayLR\", \"params\": "
+                        "{\"total_num_steps\": \"auto\", \"warmup_num_steps\": 10}}";
+    char patch[512];
+    snprintf(patch, sizeof patch, "{\"steps\": 700, \"ds_config\": {%s}}", sched);
+    if (parse_patched(patch, &s, &e))
+        fail_msg("%s: %s", e.field, e.message);
+    assert_true(has_warning(&s, "total_num_steps"));
+    assert_true(has_warning(&s, "700"));
+    job_spec_free(&s);
+    /* 4096 rows, 10% held out: 3687 training rows, 461 batches of 8 (the last partial). */
+    snprintf(patch, sizeof patch,
+             "{\"steps\": null, \"epochs\": 2, \"validation\": {\"fraction\": 0.1}, "
+             "\"ds_config\": {%s}}",
+             sched);
+    if (parse_patched(patch, &s, &e))
+        fail_msg("%s: %s", e.field, e.message);
+    assert_true(has_warning(&s, "922"));
+    assert_int_equal(job_spec_total_steps(&s, job_spec_train_samples(&s, 4096, NULL)), 922);
+    job_spec_free(&s);
+}
+
 static void test_batch_derivation(void **state)
 {
     (void)state;
@@ -757,6 +792,7 @@ int main(void)
         cmocka_unit_test(test_warnings_for_unused_keys),
         cmocka_unit_test(test_auto_batch_sizes),
         cmocka_unit_test(test_batch_derivation),
+        cmocka_unit_test(test_sched_env_total_steps),
         cmocka_unit_test(test_epochs_and_groups),
         cmocka_unit_test(test_mlp_init_inline),
         cmocka_unit_test(test_builtin_and_dataset),
