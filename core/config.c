@@ -15,6 +15,9 @@
 #include "core/config_model.h"
 #include "core/sched.h"
 
+/* sched_env carries group 0 plus every param_groups entry. */
+_Static_assert(CFG_MAX_GROUPS + 1 <= SCHED_MAX_GROUPS, "sched_env must hold every group");
+
 static const char *const loss_names[] = {"mse", "cross_entropy", "bce", "mean", NULL};
 
 /* ---- JSON text ----------------------------------------------------------------------- */

@@ -574,10 +574,10 @@ static void test_sched_env_total_steps(void **state)
     (void)state;
     job_spec s;
     an_err e;
-    const char *sched = "\"scheduler\": {\"type\": \"WarmupDecayLR\", \"params\": "
+    const char *block = "\"scheduler\": {\"type\": \"WarmupDecayLR\", \"params\": "
                         "{\"total_num_steps\": \"auto\", \"warmup_num_steps\": 10}}";
     char patch[512];
-    snprintf(patch, sizeof patch, "{\"steps\": 700, \"ds_config\": {%s}}", sched);
+    snprintf(patch, sizeof patch, "{\"steps\": 700, \"ds_config\": {%s}}", block);
     if (parse_patched(patch, &s, &e))
         fail_msg("%s: %s", e.field, e.message);
     assert_true(has_warning(&s, "total_num_steps"));
@@ -587,7 +587,7 @@ static void test_sched_env_total_steps(void **state)
     snprintf(patch, sizeof patch,
              "{\"steps\": null, \"epochs\": 2, \"validation\": {\"fraction\": 0.1}, "
              "\"ds_config\": {%s}}",
-             sched);
+             block);
     if (parse_patched(patch, &s, &e))
         fail_msg("%s: %s", e.field, e.message);
     assert_true(has_warning(&s, "922"));
