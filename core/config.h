@@ -92,18 +92,20 @@ typedef struct job_spec {
     data_spec data;
     int64_t steps;                /* optimizer steps; 0 when the run is given in epochs */
     int64_t epochs;               /* passes over the training data; 0 when given in steps */
-    double val_fraction;          /* 0 = no validation */
-    int64_t val_every_steps;
-    int64_t ckpt_every_steps;
-    double ckpt_every_seconds;
-    int ckpt_keep_last;
-    int threads;
+    double val_fraction;          /* share of rows held out, in [0, 1); 0 = no validation */
+    int64_t val_every_steps;      /* optimizer steps between validations (default 100) */
+    int64_t ckpt_every_steps;     /* optimizer steps between checkpoints; 0 = no step trigger */
+    double ckpt_every_seconds;    /* seconds between checkpoints; 0 = no time trigger */
+    int ckpt_keep_last;           /* checkpoints kept, 1..CFG_MAX_KEEP (default 3) */
+    int threads;                  /* compute threads, 1..CFG_MAX_THREADS (default 1) */
     int ngroups;                  /* param_groups entries (group k+1 = entry k) */
     param_group_spec groups[CFG_MAX_GROUPS];
     char resume_job[64];          /* "" = none */
     int64_t resume_step;          /* -1 = latest */
     /* ds_config */
-    int64_t train_batch_size, micro_batch, grad_accum;
+    int64_t train_batch_size, micro_batch, grad_accum; /* samples, samples, micro-batches per
+                                     step: all resolved, train_batch_size = micro_batch x
+                                     grad_accum (world_size 1) */
     double gradient_clipping;     /* 0 = off */
     optim_cfg optim;
     cJSON *scheduler;             /* the scheduler block as given, validated against the job's
@@ -122,10 +124,14 @@ int job_spec_parse(const cJSON *json, job_spec *out, an_err *err);
 /* The same from text: malformed JSON fails with its line and column. */
 int job_spec_parse_text(const char *text, size_t len, job_spec *out, an_err *err);
 
-/* Parses JSON text, or fails with "malformed JSON at line L, column C: …". Used for every
- * JSON body and file. */
+/* Parses JSON text, or fails with "malformed JSON at line L, column C: …" (line and column
+ * from 1, column in bytes; trailing commas, comments, unterminated strings and cut-off text
+ * are named as such). An empty or all-whitespace text and a top level that is not an object
+ * are errors too. `text` need not be NUL-terminated: exactly `len` bytes are read. Used for
+ * every JSON body and file; *out is the caller's to cJSON_Delete. */
 int json_parse_text(const char *text, size_t len, cJSON **out, an_err *err);
 
+/* Frees what *s owns and zeroes it; safe on a zeroed or already freed spec. */
 void job_spec_free(job_spec *s);
 
 /* Total optimizer steps of the run for `train_samples` training samples (resolves epochs):
