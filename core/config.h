@@ -15,10 +15,30 @@
 
 #include "core/err.h"
 #include "core/optim.h"
+#include "core/sched.h"
 
 #define CFG_MAX_HIDDEN 16     /* hidden layers of an mlp */
 #define CFG_MAX_GROUPS 16     /* param_groups entries (plus group 0) */
 #define CFG_MAX_NAME 128
+#define CFG_MAX_TENSORS (2 * (CFG_MAX_HIDDEN + 1)) /* weight and bias of every layer */
+
+/* Limits that keep one job within one machine; a spec beyond them is rejected up front. */
+#define CFG_MAX_WIDTH 1048576          /* inputs, outputs, each hidden width */
+#define CFG_MAX_PARAMS 67108864        /* parameters of a model (2^26: 256 MiB in float32) */
+#define CFG_MAX_SAMPLES 16777216       /* synthetic samples, inline rows */
+#define CFG_MAX_CELLS 268435456        /* synthetic samples x features */
+#define CFG_MAX_CLASSES 1000
+#define CFG_MAX_STEPS 1000000000LL     /* steps */
+#define CFG_MAX_EPOCHS 1000000LL       /* epochs */
+#define CFG_MAX_BATCH 16777216LL       /* each of the three batch sizes */
+#define CFG_MAX_THREADS 64
+#define CFG_MAX_KEEP 1000              /* checkpoint.keep_last */
+
+/* Steps per epoch assumed when the run is given in epochs and the data's row count is not in
+ * the spec (an uploaded dataset): only for validating the scheduler at submission time
+ * (sched_env.total_steps = epochs x this). Large, so that no schedule is rejected for a run
+ * length the real data may well give; the trainer rebuilds the env from the real row count. */
+#define CFG_UNKNOWN_STEPS_PER_EPOCH 1048576LL
 
 /* Stored in checkpoints and specs: append only. */
 enum model_type { MODEL_LINEAR = 1, MODEL_MLP = 2 };
@@ -35,7 +55,8 @@ typedef struct model_spec {
     int hidden[CFG_MAX_HIDDEN];   /* mlp: their widths */
     int activation;               /* enum act_type (mlp) */
     double dropout;               /* mlp: probability in [0, 1) after each hidden activation */
-    cJSON *init;                  /* {"fc.weight": [[…]], …}: names and shapes checked; owned; NULL if none */
+    cJSON *init;                  /* {"fc.weight": [[…]], …}: names and shapes checked; owned;
+                                     NULL if none. Tensors left out get the default init. */
 } model_spec;
 
 typedef struct data_spec {
@@ -71,21 +92,26 @@ typedef struct job_spec {
     data_spec data;
     int64_t steps;                /* optimizer steps; 0 when the run is given in epochs */
     int64_t epochs;               /* passes over the training data; 0 when given in steps */
-    double val_fraction;          /* 0 = no validation */
-    int64_t val_every_steps;
-    int64_t ckpt_every_steps;
-    double ckpt_every_seconds;
-    int ckpt_keep_last;
-    int threads;
+    double val_fraction;          /* share of rows held out, in [0, 1); 0 = no validation */
+    int64_t val_every_steps;      /* optimizer steps between validations (default 100) */
+    int64_t ckpt_every_steps;     /* optimizer steps between checkpoints; 0 = no step trigger */
+    double ckpt_every_seconds;    /* seconds between checkpoints; 0 = no time trigger */
+    int ckpt_keep_last;           /* checkpoints kept, 1..CFG_MAX_KEEP (default 3) */
+    int threads;                  /* compute threads, 1..CFG_MAX_THREADS (default 1) */
     int ngroups;                  /* param_groups entries (group k+1 = entry k) */
     param_group_spec groups[CFG_MAX_GROUPS];
     char resume_job[64];          /* "" = none */
     int64_t resume_step;          /* -1 = latest */
     /* ds_config */
-    int64_t train_batch_size, micro_batch, grad_accum;
+    int64_t train_batch_size, micro_batch, grad_accum; /* samples, samples, micro-batches per
+                                     step: all resolved, train_batch_size = micro_batch x
+                                     grad_accum (world_size 1) */
     double gradient_clipping;     /* 0 = off */
     optim_cfg optim;
-    cJSON *scheduler;             /* the scheduler block, validated ("auto" resolved); NULL if none; owned */
+    cJSON *scheduler;             /* the scheduler block as given, validated against the job's
+                                     sched_env (its "auto" values are resolved from that env by
+                                     sched_create, here and when the job starts); NULL if none;
+                                     owned */
     /* outputs */
     cJSON *normalized;            /* the spec with defaults filled in (GET /v1/jobs/{id} "spec"); owned */
     cJSON *warnings;              /* array of strings; owned */
@@ -98,13 +124,50 @@ int job_spec_parse(const cJSON *json, job_spec *out, an_err *err);
 /* The same from text: malformed JSON fails with its line and column. */
 int job_spec_parse_text(const char *text, size_t len, job_spec *out, an_err *err);
 
-/* Parses JSON text, or fails with "malformed JSON at line L, column C: …". Used for every
- * JSON body and file. */
+/* Parses JSON text, or fails with "malformed JSON at line L, column C: …" (line and column
+ * from 1, column in bytes; trailing commas, comments, unterminated strings and cut-off text
+ * are named as such). An empty or all-whitespace text and a top level that is not an object
+ * are errors too. `text` need not be NUL-terminated: exactly `len` bytes are read. Used for
+ * every JSON body and file; *out is the caller's to cJSON_Delete. */
 int json_parse_text(const char *text, size_t len, cJSON **out, an_err *err);
 
+/* Frees what *s owns and zeroes it; safe on a zeroed or already freed spec. */
 void job_spec_free(job_spec *s);
 
-/* Total optimizer steps of the run for `train_samples` training samples (resolves epochs). */
+/* Total optimizer steps of the run for `train_samples` training samples (resolves epochs):
+ * `steps` when given, else epochs x ceil(train_samples / train_batch_size). A partial last
+ * batch of an epoch is kept (it is one optimizer step on fewer samples), never dropped, so
+ * every sample is seen once per epoch. Returns at least 1 for a valid spec and train_samples
+ * >= 1; 0 if train_samples < 1 in an epochs run. */
 int64_t job_spec_total_steps(const job_spec *s, int64_t train_samples);
+
+/* Rows of the job's data when the spec alone tells (synthetic: samples; inline: rows of x;
+ * builtin: the data set's rows), -1 for an uploaded dataset. */
+int64_t job_spec_data_samples(const job_spec *s);
+
+/* The split of `rows` data rows: validation takes floor(rows x val_fraction) rows, training
+ * the rest. Returns the training rows; *val_rows (may be NULL) gets the validation rows. */
+int64_t job_spec_train_samples(const job_spec *s, int64_t rows, int64_t *val_rows);
+
+/* The scheduler's environment for this job: groups (group 0 = the optimizer's lr, group k =
+ * param_groups[k-1].lr or the optimizer's lr), betas/momentum, train_batch_size and
+ * total_steps for `train_samples` training rows (-1 = unknown: an epochs run then uses
+ * epochs x CFG_UNKNOWN_STEPS_PER_EPOCH). job_spec_parse validates the scheduler with
+ * exactly this env (train_samples from the spec's data when known). */
+void job_spec_sched_env(const job_spec *s, int64_t train_samples, sched_env *env);
+
+/* One tensor of a model, named as a PyTorch state_dict names it. */
+typedef struct model_tensor {
+    char name[24];                /* "fc.weight", "fc1.bias", … */
+    int rank;                     /* 2 for weights [out, in], 1 for biases [out] */
+    int shape[2];
+} model_tensor;
+
+/* The model's tensors in order (layer by layer, weight then bias) into t[CFG_MAX_TENSORS];
+ * returns their count. */
+int model_spec_tensors(const model_spec *m, model_tensor *t);
+
+/* Parameters of the model (sum over its tensors). */
+int64_t model_spec_params(const model_spec *m);
 
 #endif

@@ -1,0 +1,640 @@
+/* config — a job spec parsed and validated: the top level, ds_config, the normalized spec,
+ * and JSON text with line/column errors. The model and data sections are in config_model.c
+ * and config_data.c. */
+#include "core/config.h"
+
+#include <fnmatch.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/cfgval.h"
+#include "core/config_data.h"
+#include "core/config_model.h"
+#include "core/sched.h"
+
+/* sched_env carries group 0 plus every param_groups entry. */
+_Static_assert(CFG_MAX_GROUPS + 1 <= SCHED_MAX_GROUPS, "sched_env must hold every group");
+
+static const char *const loss_names[] = {"mse", "cross_entropy", "bce", "mean", NULL};
+
+/* ---- JSON text ----------------------------------------------------------------------- */
+
+static int is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* Line and column (both from 1, column in bytes) of offset `pos` in text. */
+static void line_col(const char *text, size_t pos, int *line, int *col)
+{
+    int l = 1, c = 1;
+    for (size_t i = 0; i < pos; i++) {
+        if (text[i] == '\n')
+            l++, c = 1;
+        else
+            c++;
+    }
+    *line = l, *col = c;
+}
+
+static int fail_at(const char *text, size_t len, size_t pos, const char *what, an_err *err)
+{
+    int line, col;
+    if (pos > len)
+        pos = len;
+    line_col(text, pos, &line, &col);
+    if (what)
+        return an_fail(err, "", "malformed JSON at line %d, column %d: %s", line, col, what);
+    unsigned char c = (unsigned char)text[pos];
+    if (c >= 0x20 && c < 0x7f)
+        return an_fail(err, "", "malformed JSON at line %d, column %d: unexpected '%c'", line,
+                       col, c);
+    return an_fail(err, "", "malformed JSON at line %d, column %d: unexpected byte 0x%02x", line,
+                   col, c);
+}
+
+/* 1 if the parse of text[0, len) fails only because the text stops: the same text with one
+ * more (invalid) byte fails at that byte. */
+static int ends_early(const char *text, size_t len)
+{
+    char *buf = malloc(len + 2);
+    if (!buf)
+        return 0;
+    memcpy(buf, text, len);
+    buf[len] = '\x01';
+    buf[len + 1] = '\0';
+    const char *end = NULL;
+    cJSON *j = cJSON_ParseWithLengthOpts(buf, len + 1, &end, 0);
+    int early = !j && end && (size_t)(end - buf) >= len;
+    cJSON_Delete(j);
+    free(buf);
+    return early;
+}
+
+/* Says where and why cJSON failed. cJSON's error position is where it gave up, which is not
+ * always the offending byte (one past a closing brace, or inside an open string), so the
+ * common mistakes are recognised first: a trailing comma, a comment, an unterminated string,
+ * and a text that simply stops. */
+static int malformed(const char *text, size_t len, size_t pos, an_err *err)
+{
+    if (pos >= len)
+        pos = len - 1;
+    for (size_t q = pos + 1; q-- > 0 && q + 2 > pos;) {
+        if (text[q] != '}' && text[q] != ']')
+            continue;
+        size_t c = q;
+        while (c > 0 && is_space(text[c - 1]))
+            c--;
+        if (c > 0 && text[c - 1] == ',')
+            return fail_at(text, len, c - 1,
+                           "trailing comma (JSON allows no comma before a closing bracket)", err);
+    }
+    for (size_t q = pos + 1; q-- > 0 && q + 2 > pos;)
+        if (text[q] == '/' && q + 1 < len && (text[q + 1] == '/' || text[q + 1] == '*'))
+            return fail_at(text, len, q, "comments are not JSON", err);
+    if (pos > 0 && text[pos - 1] == '"') {
+        size_t q = pos;
+        while (q < len && text[q] != '"')
+            q += text[q] == '\\' ? 2 : 1;
+        if (q >= len)
+            return fail_at(text, len, pos - 1, "string never closed", err);
+    }
+    if (ends_early(text, len))
+        return fail_at(text, len, len, "the text ends before the JSON value is complete", err);
+    return fail_at(text, len, pos, NULL, err);
+}
+
+int json_parse_text(const char *text, size_t len, cJSON **out, an_err *err)
+{
+    *out = NULL;
+    if (!text)
+        len = 0;
+    size_t start = 0;
+    while (start < len && is_space(text[start]))
+        start++;
+    if (start == len)
+        return an_fail(err, "", "empty body: expected a JSON object");
+    const char *end = NULL;
+    cJSON *j = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    if (!j)
+        return malformed(text, len, end && end >= text ? (size_t)(end - text) : start, err);
+    size_t pos = (size_t)(end - text);
+    while (pos < len && is_space(text[pos]))
+        pos++;
+    if (pos < len) {
+        cJSON_Delete(j);
+        if (text[pos] == '/' && pos + 1 < len && (text[pos + 1] == '/' || text[pos + 1] == '*'))
+            return fail_at(text, len, pos, "comments are not JSON", err);
+        return fail_at(text, len, pos, "text after the JSON value", err);
+    }
+    if (!cJSON_IsObject(j)) {
+        char got[80];
+        cfg_describe(j, got, sizeof got);
+        cJSON_Delete(j);
+        return an_fail(err, "", "expected a JSON object at the top level, got %s", got);
+    }
+    *out = j;
+    return 0;
+}
+
+/* ---- helpers --------------------------------------------------------------------------- */
+
+static int warn(cJSON *warnings, an_err *err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int warn(cJSON *warnings, an_err *err, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    cJSON *s = cJSON_CreateString(msg);
+    if (!s || !cJSON_AddItemToArray(warnings, s)) {
+        cJSON_Delete(s);
+        return an_failc(err, -ENOMEM, "", "out of memory");
+    }
+    return 0;
+}
+
+/* ---- ds_config --------------------------------------------------------------------------- */
+
+static const char *const batch_keys[3] = {"train_batch_size", "train_micro_batch_size_per_gpu",
+                                          "gradient_accumulation_steps"};
+
+/* Batch sizes per DeepSpeed's rule with world_size 1 (DEEPSPEED.md §2): any missing piece
+ * follows from the others by floor division, then the product is checked. "auto" counts as
+ * missing and is reported in `warnings` with the number it became. */
+static int parse_batch(const cJSON *ds, job_spec *s, an_err *err)
+{
+    char p[CFG_PATH];
+    int64_t v[3] = {0, 0, 0}; /* tbs, micro, gas; 0 = not given */
+    int is_auto[3] = {0, 0, 0};
+    int rc;
+    for (int i = 0; i < 3; i++) {
+        const cJSON *x = cfg_get(ds, batch_keys[i]);
+        if (!x)
+            continue;
+        if (cJSON_IsString(x) && strcmp(x->valuestring, "auto") == 0) {
+            is_auto[i] = 1;
+            continue;
+        }
+        rc = cfg_int_value(x, an_path(p, sizeof p, "ds_config", batch_keys[i]), 1, CFG_MAX_BATCH,
+                           &v[i], err);
+        if (rc)
+            return rc;
+    }
+    int64_t tbs = v[0], mb = v[1], gas = v[2];
+    if (!tbs && !mb) {
+        int k = is_auto[0] ? 0 : is_auto[1] ? 1 : -1;
+        if (k >= 0)
+            return an_fail(err, an_path(p, sizeof p, "ds_config", batch_keys[k]),
+                           "ds_config.%s is \"auto\" but cannot be worked out: give "
+                           "train_batch_size or train_micro_batch_size_per_gpu as a number",
+                           batch_keys[k]);
+        return an_fail(err, "ds_config.train_batch_size",
+                       "ds_config needs train_batch_size or train_micro_batch_size_per_gpu "
+                       "(a positive integer); %s",
+                       gas ? "gradient_accumulation_steps alone does not give a batch size"
+                           : "neither is given");
+    }
+    if (tbs && mb && gas) {
+        /* only checked */
+    } else if (tbs && mb) {
+        gas = tbs / mb;
+    } else if (tbs && gas) {
+        mb = tbs / gas;
+    } else if (mb && gas) {
+        tbs = mb * gas;
+        if (tbs > CFG_MAX_BATCH)
+            return an_fail(err, "ds_config.train_batch_size",
+                           "train_micro_batch_size_per_gpu %lld x gradient_accumulation_steps "
+                           "%lld gives train_batch_size %lld, more than the limit of %lld",
+                           (long long)mb, (long long)gas, (long long)tbs,
+                           (long long)CFG_MAX_BATCH);
+    } else if (tbs) {
+        gas = 1, mb = tbs;
+    } else {
+        gas = 1, tbs = mb;
+    }
+    if (tbs != mb * gas || mb < 1 || gas < 1)
+        return an_fail(err, "ds_config.train_batch_size",
+                       "ds_config batch sizes do not multiply up: train_batch_size %lld != "
+                       "train_micro_batch_size_per_gpu %lld × gradient_accumulation_steps "
+                       "%lld × world_size 1 (anneald trains on one machine)",
+                       (long long)tbs, (long long)mb, (long long)gas);
+    s->train_batch_size = tbs, s->micro_batch = mb, s->grad_accum = gas;
+    const int64_t got[3] = {tbs, mb, gas};
+    for (int i = 0; i < 3; i++)
+        if (is_auto[i] &&
+            (rc = warn(s->warnings, err,
+                       "ds_config.%s \"auto\" resolved to %lld (train_batch_size %lld = "
+                       "micro-batch %lld × accumulation %lld × world_size 1)",
+                       batch_keys[i], (long long)got[i], (long long)tbs, (long long)mb,
+                       (long long)gas)))
+            return rc;
+    return 0;
+}
+
+static int parse_groups(const cJSON *g, job_spec *s, an_err *err)
+{
+    static const char *const keys[] = {"match", "lr", "weight_decay", NULL};
+    char p[CFG_PATH], q[CFG_PATH], r[CFG_PATH], got[80];
+    int rc;
+    if (!cJSON_IsArray(g) || cJSON_GetArraySize(g) > CFG_MAX_GROUPS)
+        return an_fail(err, "param_groups", "param_groups must be a list of at most %d groups, "
+                       "got %s", CFG_MAX_GROUPS, cfg_describe(g, got, sizeof got));
+    model_tensor t[CFG_MAX_TENSORS];
+    int nt = model_spec_tensors(&s->model, t);
+    int i = 0;
+    for (const cJSON *e = g->child; e; e = e->next, i++) {
+        param_group_spec *pg = &s->groups[i];
+        an_path_index(p, sizeof p, "param_groups", i);
+        if ((rc = cfg_check_keys(e, p, keys, err)) || (rc = cfg_require(e, p, "match", err)))
+            return rc;
+        const cJSON *m = cfg_get(e, "match");
+        an_path(q, sizeof q, p, "match");
+        if (!cJSON_IsArray(m) || cJSON_GetArraySize(m) < 1 || cJSON_GetArraySize(m) > 64)
+            return an_fail(err, q, "%s must be a list of 1 to 64 tensor-name globs (e.g. "
+                           "[\"*.bias\"]), got %s", q, cfg_describe(m, got, sizeof got));
+        int j = 0;
+        for (const cJSON *x = m->child; x; x = x->next, j++) {
+            an_path_index(r, sizeof r, q, j);
+            if (!cJSON_IsString(x) || !x->valuestring[0] || strlen(x->valuestring) > 127)
+                return an_fail(err, r, "%s must be a glob of 1 to 127 characters, got %s", r,
+                               cfg_describe(x, got, sizeof got));
+            int hits = 0;
+            for (int k = 0; k < nt; k++)
+                hits += fnmatch(x->valuestring, t[k].name, 0) == 0;
+            if (!hits &&
+                (rc = warn(s->warnings, err, "%s \"%s\" matches no tensor of the model", r,
+                           x->valuestring)))
+                return rc;
+        }
+        pg->match = cJSON_Duplicate(m, 1);
+        if (!pg->match)
+            return an_failc(err, -ENOMEM, q, "out of memory");
+        s->ngroups = i + 1;
+        pg->has_lr = cfg_get(e, "lr") != NULL;
+        pg->has_weight_decay = cfg_get(e, "weight_decay") != NULL;
+        if ((rc = cfg_num(e, p, "lr", 0.0, 0.0, INFINITY, CFG_LO_OPEN, &pg->lr, err)) ||
+            (rc = cfg_num(e, p, "weight_decay", 0.0, 0.0, INFINITY, CFG_CLOSED,
+                          &pg->weight_decay, err)))
+            return rc;
+    }
+    return 0;
+}
+
+static int parse_ds_config(const cJSON *ds, job_spec *s, an_err *err)
+{
+    static const char *const used[] = {"train_batch_size", "train_micro_batch_size_per_gpu",
+                                       "gradient_accumulation_steps", "gradient_clipping",
+                                       "optimizer", "scheduler", NULL};
+    char p[CFG_PATH];
+    int rc;
+    if ((rc = cfg_want_object(ds, "ds_config", err)))
+        return rc;
+    for (const cJSON *c = ds->child; c; c = c->next) {
+        an_path(p, sizeof p, "ds_config", c->string);
+        for (const cJSON *e = ds->child; e != c; e = e->next)
+            if (strcmp(e->string, c->string) == 0)
+                return an_fail(err, p, "duplicate key '%s' in ds_config: give each key once",
+                               c->string);
+        int known = 0;
+        for (const char *const *k = used; *k && !known; k++)
+            known = strcmp(*k, c->string) == 0;
+        if (!known && (rc = warn(s->warnings, err, "%s is not used by this daemon", p)))
+            return rc;
+    }
+    if ((rc = parse_batch(ds, s, err)))
+        return rc;
+    if ((rc = cfg_num(ds, "ds_config", "gradient_clipping", 1.0, 0.0, INFINITY, CFG_CLOSED,
+                      &s->gradient_clipping, err)))
+        return rc;
+    const cJSON *opt = cfg_get(ds, "optimizer");
+    if (!opt)
+        return an_fail(err, "ds_config.optimizer",
+                       "ds_config.optimizer is required: anneald builds the optimizer from the "
+                       "config, e.g. {\"type\": \"Adam\", \"params\": {\"lr\": 0.001}}");
+    return optim_parse(opt, "ds_config.optimizer", &s->optim, err, s->warnings);
+}
+
+/* ---- the normalized spec ---------------------------------------------------------------- */
+
+static int set_number(cJSON *o, const char *key, double v)
+{
+    cJSON *n = cJSON_CreateNumber(v);
+    if (!n)
+        return 0;
+    if (cfg_get(o, key))
+        return cJSON_ReplaceItemInObjectCaseSensitive(o, key, n);
+    return cJSON_AddItemToObject(o, key, n);
+}
+
+static int add_item(cJSON *o, const char *key, cJSON *item)
+{
+    if (item && cJSON_AddItemToObject(o, key, item))
+        return 1;
+    cJSON_Delete(item);
+    return 0;
+}
+
+static cJSON *normalized(const job_spec *s, const cJSON *ds)
+{
+    cJSON *o = cJSON_CreateObject(), *x = NULL;
+    if (!o)
+        return NULL;
+    int ok = cJSON_AddStringToObject(o, "name", s->name) &&
+             cJSON_AddNumberToObject(o, "seed", (double)s->seed) &&
+             add_item(o, "model", cfg_model_json(&s->model)) &&
+             cJSON_AddStringToObject(o, "loss", loss_names[s->loss - 1]) &&
+             add_item(o, "data", cfg_data_json(&s->data));
+    if (s->steps)
+        ok = ok && cJSON_AddNumberToObject(o, "steps", (double)s->steps);
+    else
+        ok = ok && cJSON_AddNumberToObject(o, "epochs", (double)s->epochs);
+    ok = ok && (x = cJSON_AddObjectToObject(o, "validation")) &&
+         cJSON_AddNumberToObject(x, "fraction", s->val_fraction) &&
+         cJSON_AddNumberToObject(x, "every_steps", (double)s->val_every_steps);
+    ok = ok && (x = cJSON_AddObjectToObject(o, "checkpoint")) &&
+         cJSON_AddNumberToObject(x, "every_steps", (double)s->ckpt_every_steps) &&
+         cJSON_AddNumberToObject(x, "every_seconds", s->ckpt_every_seconds) &&
+         cJSON_AddNumberToObject(x, "keep_last", s->ckpt_keep_last);
+    ok = ok && cJSON_AddNumberToObject(o, "threads", s->threads);
+    ok = ok && (x = cJSON_AddArrayToObject(o, "param_groups"));
+    for (int i = 0; ok && i < s->ngroups; i++) {
+        const param_group_spec *g = &s->groups[i];
+        cJSON *e = cJSON_CreateObject();
+        ok = e && cJSON_AddItemToArray(x, e);
+        if (!ok) {
+            cJSON_Delete(e);
+            break;
+        }
+        ok = add_item(e, "match", cJSON_Duplicate(g->match, 1)) &&
+             cJSON_AddNumberToObject(e, "lr", g->has_lr ? g->lr : s->optim.lr) &&
+             cJSON_AddNumberToObject(e, "weight_decay",
+                                     g->has_weight_decay ? g->weight_decay
+                                                         : s->optim.weight_decay);
+    }
+    if (ok && s->resume_job[0]) {
+        ok = (x = cJSON_AddObjectToObject(o, "resume_from")) &&
+             cJSON_AddStringToObject(x, "job", s->resume_job);
+        if (ok && s->resume_step >= 0)
+            ok = cJSON_AddNumberToObject(x, "step", (double)s->resume_step) != NULL;
+    }
+    if (ok) {
+        x = cJSON_Duplicate(ds, 1);
+        ok = x && set_number(x, "train_batch_size", (double)s->train_batch_size) &&
+             set_number(x, "train_micro_batch_size_per_gpu", (double)s->micro_batch) &&
+             set_number(x, "gradient_accumulation_steps", (double)s->grad_accum) &&
+             set_number(x, "gradient_clipping", s->gradient_clipping);
+        ok = ok ? add_item(o, "ds_config", x) : (cJSON_Delete(x), 0);
+    }
+    if (!ok) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* ---- the job spec ------------------------------------------------------------------------- */
+
+int64_t job_spec_total_steps(const job_spec *s, int64_t train_samples)
+{
+    if (s->steps > 0)
+        return s->steps;
+    if (train_samples < 1 || s->train_batch_size < 1)
+        return 0;
+    int64_t per_epoch = (train_samples + s->train_batch_size - 1) / s->train_batch_size;
+    return s->epochs * per_epoch;
+}
+
+int64_t job_spec_data_samples(const job_spec *s)
+{
+    return cfg_data_rows(&s->data);
+}
+
+int64_t job_spec_train_samples(const job_spec *s, int64_t rows, int64_t *val_rows)
+{
+    int64_t val = rows > 0 ? (int64_t)floor((double)rows * s->val_fraction) : 0;
+    if (val_rows)
+        *val_rows = val;
+    return rows - val;
+}
+
+void job_spec_sched_env(const job_spec *s, int64_t train_samples, sched_env *env)
+{
+    memset(env, 0, sizeof *env);
+    env->ngroups = 1 + s->ngroups;
+    env->base_lr[0] = s->optim.lr;
+    for (int k = 0; k < s->ngroups; k++)
+        env->base_lr[k + 1] = s->groups[k].has_lr ? s->groups[k].lr : s->optim.lr;
+    env->has_betas = optim_has_betas(&s->optim);
+    env->beta1 = s->optim.beta1;
+    env->beta2 = s->optim.beta2;
+    env->momentum = s->optim.momentum;
+    env->train_batch_size = s->train_batch_size;
+    if (s->steps > 0)
+        env->total_steps = s->steps;
+    else if (train_samples >= 1)
+        env->total_steps = job_spec_total_steps(s, train_samples);
+    else
+        env->total_steps = s->epochs * CFG_UNKNOWN_STEPS_PER_EPOCH;
+}
+
+void job_spec_free(job_spec *s)
+{
+    if (!s)
+        return;
+    cJSON_Delete(s->model.init);
+    cJSON_Delete(s->data.x);
+    cJSON_Delete(s->data.y);
+    cJSON_Delete(s->data.features_sel);
+    for (int i = 0; i < CFG_MAX_GROUPS; i++)
+        cJSON_Delete(s->groups[i].match);
+    cJSON_Delete(s->scheduler);
+    cJSON_Delete(s->normalized);
+    cJSON_Delete(s->warnings);
+    memset(s, 0, sizeof *s);
+}
+
+static int parse_length(const cJSON *j, job_spec *s, an_err *err)
+{
+    const cJSON *st = cfg_get(j, "steps"), *ep = cfg_get(j, "epochs");
+    int rc;
+    if (st && ep)
+        return an_fail(err, "epochs", "give steps or epochs, not both");
+    if (ep)
+        return cfg_int(j, "", "epochs", 0, 1, CFG_MAX_EPOCHS, &s->epochs, err);
+    if ((rc = cfg_int(j, "", "steps", 1000, 1, CFG_MAX_STEPS, &s->steps, err)))
+        return rc;
+    return 0;
+}
+
+static int parse_validation(const cJSON *j, job_spec *s, an_err *err)
+{
+    static const char *const keys[] = {"fraction", "every_steps", NULL};
+    const cJSON *v = cfg_get(j, "validation");
+    int rc;
+    s->val_fraction = 0.0;
+    s->val_every_steps = 100;
+    if (!v)
+        return 0;
+    if ((rc = cfg_check_keys(v, "validation", keys, err)) ||
+        (rc = cfg_num(v, "validation", "fraction", 0.1, 0.0, 1.0, CFG_HI_OPEN, &s->val_fraction,
+                      err)) ||
+        (rc = cfg_int(v, "validation", "every_steps", 100, 1, CFG_MAX_STEPS, &s->val_every_steps,
+                      err)))
+        return rc;
+    return 0;
+}
+
+static int parse_checkpoint(const cJSON *j, job_spec *s, an_err *err)
+{
+    static const char *const keys[] = {"every_steps", "every_seconds", "keep_last", NULL};
+    const cJSON *c = cfg_get(j, "checkpoint");
+    int64_t keep = 3;
+    int rc;
+    s->ckpt_every_steps = 1000;
+    s->ckpt_every_seconds = 60.0;
+    if (c && ((rc = cfg_check_keys(c, "checkpoint", keys, err)) ||
+              (rc = cfg_int(c, "checkpoint", "every_steps", 1000, 0, CFG_MAX_STEPS,
+                            &s->ckpt_every_steps, err)) ||
+              (rc = cfg_num(c, "checkpoint", "every_seconds", 60.0, 0.0, 1e9, CFG_CLOSED,
+                            &s->ckpt_every_seconds, err)) ||
+              (rc = cfg_int(c, "checkpoint", "keep_last", 3, 1, CFG_MAX_KEEP, &keep, err))))
+        return rc;
+    s->ckpt_keep_last = (int)keep;
+    return 0;
+}
+
+static int parse_resume(const cJSON *j, job_spec *s, an_err *err)
+{
+    static const char *const keys[] = {"job", "step", NULL};
+    const cJSON *r = cfg_get(j, "resume_from");
+    int rc;
+    s->resume_step = -1;
+    if (!r)
+        return 0;
+    if ((rc = cfg_check_keys(r, "resume_from", keys, err)) ||
+        (rc = cfg_str(r, "resume_from", "job", NULL, s->resume_job, sizeof s->resume_job, err)) ||
+        (rc = cfg_int(r, "resume_from", "step", -1, 0, CFG_MAX_STEPS, &s->resume_step, err)))
+        return rc;
+    return 0;
+}
+
+/* Checks that need the data's row count, when the spec tells it. */
+static int check_rows(const job_spec *s, an_err *err)
+{
+    int64_t rows = job_spec_data_samples(s), val;
+    if (rows < 0)
+        return 0;
+    int64_t train = job_spec_train_samples(s, rows, &val);
+    if (s->val_fraction > 0 && val < 1)
+        return an_fail(err, "validation.fraction",
+                       "validation.fraction %g of %lld data rows leaves no validation rows",
+                       s->val_fraction, (long long)rows);
+    if (train < 1)
+        return an_fail(err, "validation.fraction",
+                       "validation.fraction %g of %lld data rows leaves no training rows",
+                       s->val_fraction, (long long)rows);
+    if (s->train_batch_size > train)
+        return warn(s->warnings, err,
+                    "ds_config.train_batch_size %lld is larger than the %lld training rows: "
+                    "every step uses all of them",
+                    (long long)s->train_batch_size, (long long)train);
+    return 0;
+}
+
+static int parse_spec(const cJSON *j, job_spec *s, an_err *err)
+{
+    static const char *const top[] = {"name",       "seed",       "model",        "loss",
+                                      "data",       "steps",      "epochs",       "validation",
+                                      "checkpoint", "threads",    "param_groups", "resume_from",
+                                      "ds_config",  NULL};
+    int64_t v;
+    int t, rc;
+    s->warnings = cJSON_CreateArray();
+    if (!s->warnings)
+        return an_failc(err, -ENOMEM, "", "out of memory");
+    if ((rc = cfg_check_keys(j, "", top, err)))
+        return rc;
+    if ((rc = cfg_str(j, "", "name", "job", s->name, sizeof s->name, err)) ||
+        (rc = cfg_int(j, "", "seed", 0, 0, CFG_INT_MAX, &v, err)))
+        return rc;
+    s->seed = (uint64_t)v;
+    if ((rc = cfg_require(j, "", "model", err)) ||
+        (rc = cfg_model_parse(cfg_get(j, "model"), &s->model, err)))
+        return rc;
+    if ((rc = cfg_enum(j, "", "loss", loss_names, 0, &t, err)))
+        return rc;
+    s->loss = t + 1;
+    if (s->loss == LOSS_CROSS_ENTROPY && s->model.outputs < 2)
+        return an_fail(err, "model.outputs",
+                       "loss cross_entropy needs model.outputs >= 2 (one output per class), "
+                       "got %d",
+                       s->model.outputs);
+    if ((rc = cfg_require(j, "", "data", err)) ||
+        (rc = cfg_data_parse(cfg_get(j, "data"), &s->model, s->loss, &s->data, err)))
+        return rc;
+    if ((rc = parse_length(j, s, err)) || (rc = parse_validation(j, s, err)) ||
+        (rc = parse_checkpoint(j, s, err)))
+        return rc;
+    if ((rc = cfg_int(j, "", "threads", 1, 1, CFG_MAX_THREADS, &v, err)))
+        return rc;
+    s->threads = (int)v;
+    const cJSON *g = cfg_get(j, "param_groups");
+    if (g && (rc = parse_groups(g, s, err)))
+        return rc;
+    if ((rc = parse_resume(j, s, err)))
+        return rc;
+    const cJSON *ds = cfg_get(j, "ds_config");
+    if ((rc = cfg_require(j, "", "ds_config", err)) || (rc = parse_ds_config(ds, s, err)))
+        return rc;
+    if ((rc = check_rows(s, err)))
+        return rc;
+    const cJSON *sc = cfg_get(ds, "scheduler");
+    if (sc) {
+        sched_env env;
+        int64_t rows = job_spec_data_samples(s);
+        job_spec_sched_env(s, rows < 0 ? -1 : job_spec_train_samples(s, rows, NULL), &env);
+        if ((rc = sched_validate(sc, "ds_config.scheduler", &env, err, s->warnings)))
+            return rc;
+        s->scheduler = cJSON_Duplicate(sc, 1);
+        if (!s->scheduler)
+            return an_failc(err, -ENOMEM, "ds_config.scheduler", "out of memory");
+    }
+    s->normalized = normalized(s, ds);
+    if (!s->normalized)
+        return an_failc(err, -ENOMEM, "", "out of memory building the normalized spec");
+    return 0;
+}
+
+int job_spec_parse(const cJSON *json, job_spec *out, an_err *err)
+{
+    char got[80];
+    memset(out, 0, sizeof *out);
+    an_err_clear(err);
+    if (!cJSON_IsObject(json))
+        return an_fail(err, "", "a job spec must be a JSON object, got %s",
+                       cfg_describe(json, got, sizeof got));
+    int rc = parse_spec(json, out, err);
+    if (rc)
+        job_spec_free(out);
+    return rc;
+}
+
+int job_spec_parse_text(const char *text, size_t len, job_spec *out, an_err *err)
+{
+    cJSON *j;
+    memset(out, 0, sizeof *out);
+    int rc = json_parse_text(text, len, &j, err);
+    if (rc)
+        return rc;
+    rc = job_spec_parse(j, out, err);
+    cJSON_Delete(j);
+    return rc;
+}
