@@ -247,7 +247,7 @@ static int parse_groups(const cJSON *g, job_spec *s, an_err *err)
     if (!cJSON_IsArray(g) || cJSON_GetArraySize(g) > CFG_MAX_GROUPS)
         return an_fail(err, "param_groups", "param_groups must be a list of at most %d groups, "
                        "got %s", CFG_MAX_GROUPS, cfg_describe(g, got, sizeof got));
-    model_tensor t[CFG_MAX_TENSORS];
+    spec_tensor t[CFG_MAX_TENSORS];
     int nt = model_spec_tensors(&s->model, t);
     int i = 0;
     for (const cJSON *e = g->child; e; e = e->next, i++) {

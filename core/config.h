@@ -157,15 +157,15 @@ int64_t job_spec_train_samples(const job_spec *s, int64_t rows, int64_t *val_row
 void job_spec_sched_env(const job_spec *s, int64_t train_samples, sched_env *env);
 
 /* One tensor of a model, named as a PyTorch state_dict names it. */
-typedef struct model_tensor {
+typedef struct spec_tensor {
     char name[24];                /* "fc.weight", "fc1.bias", … */
     int rank;                     /* 2 for weights [out, in], 1 for biases [out] */
     int shape[2];
-} model_tensor;
+} spec_tensor;
 
 /* The model's tensors in order (layer by layer, weight then bias) into t[CFG_MAX_TENSORS];
  * returns their count. */
-int model_spec_tensors(const model_spec *m, model_tensor *t);
+int model_spec_tensors(const model_spec *m, spec_tensor *t);
 
 /* Parameters of the model (sum over its tensors). */
 int64_t model_spec_params(const model_spec *m);

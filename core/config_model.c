@@ -9,7 +9,7 @@
 
 const char *const cfg_act_names[] = {"", "relu", "gelu", "tanh", "sigmoid", "silu", NULL};
 
-int model_spec_tensors(const model_spec *m, model_tensor *t)
+int model_spec_tensors(const model_spec *m, spec_tensor *t)
 {
     int n = 0;
     if (m->type == MODEL_LINEAR) {
@@ -37,7 +37,7 @@ int model_spec_tensors(const model_spec *m, model_tensor *t)
 
 int64_t model_spec_params(const model_spec *m)
 {
-    model_tensor t[CFG_MAX_TENSORS];
+    spec_tensor t[CFG_MAX_TENSORS];
     int n = model_spec_tensors(m, t);
     int64_t total = 0;
     for (int i = 0; i < n; i++)
@@ -65,7 +65,7 @@ static int check_number(const cJSON *v, const char *path, an_err *err)
 }
 
 /* One tensor of `init`: nested arrays whose shape is exactly t's, numbers only. */
-static int check_tensor(const cJSON *v, const char *path, const model_tensor *t, an_err *err)
+static int check_tensor(const cJSON *v, const char *path, const spec_tensor *t, an_err *err)
 {
     char p[CFG_PATH], q[CFG_PATH], want[64], have[64], got[80];
     int dims[4], nd = 0;
@@ -112,7 +112,7 @@ static int check_tensor(const cJSON *v, const char *path, const model_tensor *t,
 
 static int parse_init(const cJSON *init, model_spec *out, an_err *err)
 {
-    model_tensor t[CFG_MAX_TENSORS];
+    spec_tensor t[CFG_MAX_TENSORS];
     const char *names[CFG_MAX_TENSORS + 1];
     char p[CFG_PATH];
     int n = model_spec_tensors(out, t);

@@ -699,7 +699,7 @@ static void test_mlp_init_inline(void **state)
     assert_int_equal(job_spec_data_samples(&s), 4);
     assert_null(s.scheduler);
     assert_int_equal(s.optim.type, OPTIM_SGD);
-    model_tensor t[CFG_MAX_TENSORS];
+    spec_tensor t[CFG_MAX_TENSORS];
     assert_int_equal(model_spec_tensors(&s.model, t), 4);
     assert_string_equal(t[0].name, "fc1.weight");
     assert_int_equal(t[0].shape[0], 3);
