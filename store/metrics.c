@@ -227,54 +227,77 @@ static int loss_lt(double a, double b)
     return isnan(b) || a < b;
 }
 
-int store_metrics_query(store_t *s, const char *id, int64_t from, int64_t to,
-                        size_t max_points, store_series *out, an_err *err)
+/* First and last step of a job's rows in [from, to] and the lr group count of the first row,
+ * each by one b-tree seek (no scan). *first = -1 when the range is empty. */
+static int range_ends(store_t *s, int64_t num, int64_t from, int64_t to, int64_t *first,
+                      int64_t *last, int *n_lr, an_err *err)
 {
-    memset(out, 0, sizeof *out);
-    if (to < 0)
-        to = INT64_MAX;
-    if (from > to)
-        return an_fail(err, "from", "expected from <= to, got from=%" PRId64 " to=%" PRId64,
-                       from, to);
-    if (max_points == 1)
-        max_points = 2;
-    int64_t num, count = 0, first = 0, last = 0;
-    int n_lr = 0;
-    int rc = st_job_num(s, id, &num, NULL, err);
-    if (!rc)
-        rc = range_stats(s, num, from, to, &count, &first, &last, &n_lr, err);
+    sqlite3_stmt *st;
+    int rc = st_prepare(s,
+                        "SELECT (SELECT step FROM metrics WHERE job=?1 AND step>=?2 AND step<=?3"
+                        "        ORDER BY step LIMIT 1),"
+                        "       (SELECT step FROM metrics WHERE job=?1 AND step>=?2 AND step<=?3"
+                        "        ORDER BY step DESC LIMIT 1),"
+                        "       (SELECT length(lr) FROM metrics WHERE job=?1 AND step>=?2"
+                        "        AND step<=?3 ORDER BY step LIMIT 1)",
+                        &st, err);
     if (rc)
         return rc;
-    int down = max_points > 0 && (uint64_t)count > max_points;
-    size_t cap = down ? max_points : (size_t)count;
-    if (series_alloc(out, cap, n_lr))
-        return an_failc(err, -ENOMEM, NULL, "out of memory for %zu metric points", cap);
-    if (count == 0)
-        return 0;
-
-    int64_t buckets = down ? (int64_t)(max_points / 2) : 1;
-    int64_t span = last - first + 1;
-    int64_t width = down ? (span + buckets - 1) / buckets : 0;
-
-    sqlite3_stmt *st;
-    rc = st_prepare(s,
-                    "SELECT step, loss, grad_norm, time, wall, lr FROM metrics"
-                    " WHERE job=?1 AND step>=?2 AND step<=?3 ORDER BY step",
-                    &st, err);
-    if (rc) {
-        store_series_free(out);
-        return rc;
+    sqlite3_bind_int64(st, 1, num);
+    sqlite3_bind_int64(st, 2, from);
+    sqlite3_bind_int64(st, 3, to);
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW) {
+        int empty = sqlite3_column_type(st, 0) == SQLITE_NULL;
+        *first = empty ? -1 : sqlite3_column_int64(st, 0);
+        *last = empty ? -1 : sqlite3_column_int64(st, 1);
+        *n_lr = sqlite3_column_int(st, 2) / 8;
+        if (*n_lr > STORE_MAX_LR)
+            *n_lr = STORE_MAX_LR;
+    } else {
+        rc = st_fail(s, r, "reading a metric range", err);
     }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Emits a bucket's extremes in step order (one row when they are the same row). */
+static void emit_bucket(store_series *m, size_t cap, const mrow *lo, const mrow *hi)
+{
+    if (lo->step == hi->step) {
+        emit(m, cap, lo);
+    } else {
+        emit(m, cap, lo->step < hi->step ? lo : hi);
+        emit(m, cap, lo->step < hi->step ? hi : lo);
+    }
+}
+
+/* One pass over the rows with first <= step <= last. With width == 0 every row is emitted
+ * (at most cap); otherwise rows fall into buckets of `width` steps and each bucket emits its
+ * extremes. *seen receives the number of rows walked. */
+static int scan(store_t *s, int64_t num, int64_t first, int64_t last, int64_t width,
+                store_series *out, size_t cap, int64_t *seen, an_err *err)
+{
+    sqlite3_stmt *st;
+    int rc = st_prepare(s,
+                        "SELECT step, loss, grad_norm, time, wall, lr FROM metrics"
+                        " WHERE job=?1 AND step>=?2 AND step<=?3 ORDER BY step",
+                        &st, err);
+    if (rc)
+        return rc;
     sqlite3_bind_int64(st, 1, num);
     sqlite3_bind_int64(st, 2, first);
     sqlite3_bind_int64(st, 3, last);
+    int n_lr = out->n_lr;
     mrow lo, hi;
     int64_t cur = -1; /* bucket being collected; -1 = none */
+    int64_t n = 0;
     int r;
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
         int64_t step = sqlite3_column_int64(st, 0);
         double loss = st_col_num(st, 1);
-        if (!down) {
+        n++;
+        if (width == 0) {
             if (out->n < cap) {
                 read_row(st, &lo, step, loss, n_lr);
                 emit(out, cap, &lo);
@@ -283,14 +306,8 @@ int store_metrics_query(store_t *s, const char *id, int64_t from, int64_t to,
         }
         int64_t b = (step - first) / width;
         if (b != cur) {
-            if (cur >= 0) {
-                if (lo.step == hi.step) {
-                    emit(out, cap, &lo);
-                } else {
-                    emit(out, cap, lo.step < hi.step ? &lo : &hi);
-                    emit(out, cap, lo.step < hi.step ? &hi : &lo);
-                }
-            }
+            if (cur >= 0)
+                emit_bucket(out, cap, &lo, &hi);
             cur = b;
             read_row(st, &lo, step, loss, n_lr);
             hi = lo;
@@ -302,22 +319,79 @@ int store_metrics_query(store_t *s, const char *id, int64_t from, int64_t to,
         else if (loss_gt(loss, hi.loss))
             read_row(st, &hi, step, loss, n_lr);
     }
-    if (r == SQLITE_DONE && down && cur >= 0) {
-        if (lo.step == hi.step) {
-            emit(out, cap, &lo);
-        } else {
-            emit(out, cap, lo.step < hi.step ? &lo : &hi);
-            emit(out, cap, lo.step < hi.step ? &hi : &lo);
-        }
-    }
+    if (r == SQLITE_DONE && width > 0 && cur >= 0)
+        emit_bucket(out, cap, &lo, &hi);
     if (r != SQLITE_DONE)
         rc = st_fail(s, r, "reading metric rows", err);
     sqlite3_finalize(st);
-    if (rc) {
-        store_series_free(out);
+    *seen = n;
+    return rc;
+}
+
+int store_metrics_query(store_t *s, const char *id, int64_t from, int64_t to,
+                        size_t max_points, store_series *out, an_err *err)
+{
+    memset(out, 0, sizeof *out);
+    if (to < 0)
+        to = INT64_MAX;
+    if (from > to)
+        return an_fail(err, "from", "expected from <= to, got from=%" PRId64 " to=%" PRId64,
+                       from, to);
+    if (max_points == 1)
+        max_points = 2;
+    int64_t num, first = -1, last = -1, count = 0, seen = 0;
+    int n_lr = 0;
+    int rc = st_job_num(s, id, &num, NULL, err);
+    if (!rc)
+        rc = range_ends(s, num, from, to, &first, &last, &n_lr, err);
+    if (rc)
         return rc;
+    if (first < 0)
+        return series_alloc(out, 0, 0) ? an_failc(err, -ENOMEM, NULL, "out of memory") : 0;
+
+    /* Steps are unique, so a span of at most max_points steps holds at most that many rows
+     * and needs no count. Otherwise downsample in one pass; if that pass finds no more than
+     * max_points rows after all (sparse steps), read them all instead. */
+    uint64_t span = (uint64_t)(last - first) + 1;
+    if (max_points > 0 && span > max_points) {
+        int64_t buckets = (int64_t)(max_points / 2);
+        int64_t width = (int64_t)((span + (uint64_t)buckets - 1) / (uint64_t)buckets);
+        if (series_alloc(out, max_points, n_lr))
+            return an_failc(err, -ENOMEM, NULL, "out of memory for %zu metric points",
+                            max_points);
+        rc = scan(s, num, first, last, width, out, max_points, &seen, err);
+        if (rc || (uint64_t)seen > max_points) {
+            if (rc)
+                store_series_free(out);
+            else
+                count = -1; /* downsampled: done */
+        } else {
+            store_series_free(out);
+            count = seen;
+        }
+        if (rc)
+            return rc;
+    } else if (max_points > 0) {
+        count = (int64_t)span; /* an upper bound: steps are unique */
+    } else {
+        int64_t f2, l2;
+        int nl2;
+        rc = range_stats(s, num, first, last, &count, &f2, &l2, &nl2, err);
+        if (rc)
+            return rc;
+    }
+    if (count >= 0) {
+        if (series_alloc(out, (size_t)count, n_lr))
+            return an_failc(err, -ENOMEM, NULL, "out of memory for %" PRId64 " metric points",
+                            count);
+        rc = scan(s, num, first, last, 0, out, (size_t)count, &seen, err);
+        if (rc) {
+            store_series_free(out);
+            return rc;
+        }
     }
     /* lr was laid out with stride cap; close the gap to stride n. */
+    size_t cap = count >= 0 ? (size_t)count : max_points;
     for (int g = 1; g < n_lr && out->n < cap; g++)
         memmove(out->lr + (size_t)g * out->n, out->lr + (size_t)g * cap,
                 out->n * sizeof *out->lr);

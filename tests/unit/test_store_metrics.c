@@ -225,6 +225,27 @@ static void test_downsample_keeps_extremes(void **state)
     assert_true(spike);
     store_series_free(&m);
 
+    /* Sparse steps over a wide span: no more rows than max_points, so every row comes back. */
+    char sp[STORE_ID_LEN];
+    assert_int_equal(make_job(&f->s, "sparse", NULL, sp), 0);
+    store_metric sr[3] = {{.step = 1, .loss = 3}, {.step = 5000, .loss = 1}, {.step = 900000, .loss = 2}};
+    assert_int_equal(store_metrics_append(&f->s, sp, sr, 3, NULL, &e), 0);
+    store_series ms;
+    assert_int_equal(store_metrics_query(&f->s, sp, 0, -1, 4, &ms, &e), 0);
+    assert_int_equal(ms.n, 3);
+    assert_int_equal(ms.step[2], 900000);
+    assert_int_equal(ms.n_lr, 0);
+    store_series_free(&ms);
+    /* One bucket: its max (step 1, loss 3) and its min (step 5000, loss 1), in step order. */
+    assert_int_equal(store_metrics_query(&f->s, sp, 0, -1, 2, &ms, &e), 0);
+    assert_int_equal(ms.n, 2);
+    assert_int_equal(ms.step[0], 1);
+    assert_int_equal(ms.step[1], 5000);
+    store_series_free(&ms);
+    assert_int_equal(store_metrics_query(&f->s, sp, 0, -1, 0, &ms, &e), 0);
+    assert_int_equal(ms.n, 3);
+    store_series_free(&ms);
+
     /* max_points 1 behaves as 2: the global min and max. */
     assert_int_equal(store_metrics_query(&f->s, id, 0, -1, 1, &m, &e), 0);
     assert_int_equal(m.n, 2);
