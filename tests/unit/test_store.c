@@ -514,6 +514,59 @@ static void test_two_threads_write_concurrently(void **state)
     assert_string_not_equal(a[0].id, a[1].id);
 }
 
+/* Two threads opening the same fresh file at once: one migrates, the other sees it done. */
+typedef struct opener_arg {
+    const char *path;
+    int rc;
+    int version;
+} opener_arg;
+
+static void *opener(void *p)
+{
+    opener_arg *a = p;
+    store_t s;
+    a->rc = store_open(&s, a->path, NULL);
+    if (!a->rc) {
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v2(s.db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK) {
+            if (sqlite3_step(st) == SQLITE_ROW)
+                a->version = sqlite3_column_int(st, 0);
+            sqlite3_finalize(st);
+        }
+        a->rc = make_job(&s, "o", NULL, NULL);
+    }
+    store_close(&s);
+    return NULL;
+}
+
+static void test_concurrent_open_of_fresh_file(void **state)
+{
+    fixture *f = *state;
+    char path[128];
+    snprintf(path, sizeof path, "%s/fresh.db", f->dir);
+    opener_arg a[2] = {{.path = path}, {.path = path}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, opener, &a[i]), 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(a[i].rc, 0);
+        assert_int_equal(a[i].version, store_schema_version());
+    }
+    store_t s;
+    an_err e;
+    assert_int_equal(store_open(&s, path, &e), 0);
+    int64_t counts[STORE_NSTATES];
+    assert_int_equal(store_job_counts(&s, counts, &e), 0);
+    assert_int_equal(counts[STORE_QUEUED], 2);
+    int64_t bytes = 0;
+    assert_int_equal(store_size(&s, &bytes, &e), 0);
+    assert_true(bytes >= 16384);
+    assert_int_equal(store_maintain(&s, &e), 0);
+    store_close(&s);
+}
+
 /* ---- a full database ----------------------------------------------------------------- */
 
 static void test_full_database_enospc(void **state)
@@ -585,6 +638,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unknown_ids, fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_datasets, fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_two_threads_write_concurrently, fixture_setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_open_of_fresh_file, fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_full_database_enospc, fixture_setup, fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
