@@ -249,14 +249,14 @@ export function mount(root, route) {
     bar.style.width = (frac * 100).toFixed(1) + '%';
     const running = j.state === 'running';
     const item = (k, v, tid) => [h('dt', {text: k}), h('dd', {text: v, 'data-testid': tid})];
-    stats.replaceChildren(
+    stats.replaceChildren(...[
       item('step', `${fmtInt(j.step || 0)} / ${fmtInt(j.total_steps)}`, 'stat-step'),
       item('loss', fmtNum(j.loss), 'stat-loss'), item('lr', fmtLr(j.lr), 'stat-lr'),
       item('samples/s', running ? fmtRate(j.samples_per_sec) : '—', 'stat-sps'),
       item('ETA', running || j.state === 'queued' ? fmtDuration(etaOf(j)) : '—', 'stat-eta'),
       item('epoch', j.epoch == null ? '—' : String(j.epoch), 'stat-epoch'),
       item('started', fmtTime(j.started_at), 'stat-started'),
-      item('checkpoint', j.last_checkpoint_step == null ? '—' : 'step ' + fmtInt(j.last_checkpoint_step), 'stat-ckpt'));
+      item('checkpoint', j.last_checkpoint_step == null ? '—' : 'step ' + fmtInt(j.last_checkpoint_step), 'stat-ckpt')].flat());
     errorBox.hidden = !j.error;
     errorBox.textContent = j.error ? 'Error: ' + (typeof j.error === 'string' ? j.error : JSON.stringify(j.error)) : '';
     const fin = FINISHED.has(j.state);
