@@ -17,10 +17,16 @@ export function mount(root, route) {
   const forkId = route.query.get('fork');
   const forkStep = route.query.get('step');
 
-  const editor = new JsonEditor({onInput: () => { status.textContent = ''; previewSoon(); saveDraft(); }});
+  const editor = new JsonEditor({onInput: () => {
+    status.textContent = '';
+    status.classList.remove('error');
+    exampleSel.value = '';
+    previewSoon();
+    saveDraft();
+  }});
   const exampleSel = h('select#example-select', {'data-testid': 'example-select', 'aria-label': 'example',
     onchange: () => { const ex = EXAMPLES.find((e) => e.key === exampleSel.value); if (ex) load(ex.spec); }},
-  forkId ? h('option', {value: '', text: 'fork of ' + forkId}) : null,
+  h('option', {value: '', text: forkId ? 'fork of ' + forkId : '(edited)'}),
   EXAMPLES.map((e) => h('option', {value: e.key, text: e.title})));
   const submitBtn = h('button.primary#submit-job', {'data-testid': 'submit-job', text: 'Submit job',
                                                    onclick: () => submit()});
@@ -147,7 +153,10 @@ export function mount(root, route) {
     }
     let draft = null;
     try { draft = sessionStorage.getItem(DRAFT_KEY); } catch { /* ignore */ }
-    if (draft) { editor.value = draft; exampleSel.value = ''; previewNow(); } else load(EXAMPLES[0].spec);
+    if (draft) { editor.value = draft; exampleSel.value = ''; previewNow(); } else {
+      exampleSel.value = EXAMPLES[0].key;
+      load(EXAMPLES[0].spec);
+    }
   })();
 
   return () => { gone = true; previewSoon.cancel(); if (ctl) ctl.abort(); chart.destroy(); };
