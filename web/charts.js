@@ -71,11 +71,16 @@ function fmtTick(v) {
   return String(Number(v.toPrecision(3)));
 }
 
+// "1.500" -> "1.5", "2.000" -> "2"; integers keep their zeros ("500").
+function trimZeros(t) {
+  return t.includes('.') ? t.replace(/0+$/, '').replace(/\.$/, '') : t;
+}
+
 function fmtStep(v) {
   if (v == null) return '';
   const a = Math.abs(v);
-  if (a >= 1e6) return (v / 1e6).toPrecision(3).replace(/\.?0+$/, '') + 'M';
-  if (a >= 1e3) return (v / 1e3).toPrecision(3).replace(/\.?0+$/, '') + 'k';
+  if (a >= 1e6) return trimZeros((v / 1e6).toPrecision(4)) + 'M';
+  if (a >= 1e3) return trimZeros((v / 1e3).toPrecision(4)) + 'k';
   return String(Math.round(v * 100) / 100);
 }
 

@@ -86,11 +86,14 @@ function timesAt(m, steps) {
 
 // x values for rows at `steps`: the steps themselves, elapsed seconds, or wall-clock seconds
 // (the job's start plus elapsed).
+// A server may record time as seconds since the epoch rather than since the start: such values
+// (past 1e9 s, 2001) are taken as wall-clock times.
 export function xFor(m, steps, xmode, t0) {
   if (xmode === 'step') return steps;
   const t = steps === m.step ? m.time : timesAt(m, steps);
-  if (xmode === 'elapsed') return t;
-  return t.map((v) => (v == null ? null : t0 + v));
+  const epoch = t.length > 0 && t[0] > 1e9;
+  if (xmode === 'elapsed') return epoch ? t.map((v) => (v == null ? null : v - t0)) : t;
+  return epoch ? t : t.map((v) => (v == null ? null : t0 + v));
 }
 
 // The loss chart's table: [x, train loss, (smoothed), (val loss)] over the union of train and

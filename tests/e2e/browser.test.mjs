@@ -84,7 +84,7 @@ describe('dashboard', () => {
   let shortId = null;
 
   before(async () => {
-    d = await startDaemon();
+    d = await startDaemon({args: ['--workers', '2']});
     const r = await api(d.url, 'POST', '/v1/jobs', {
       ...TUTORIAL, name: 'million', steps: 1000000, checkpoint: {every_steps: 100000}, loss: 'mse'});
     assert.equal(r.status, 201, r.text);
@@ -128,13 +128,13 @@ describe('dashboard', () => {
   it('submits a job through the form and its charts grow live', async () => {
     await page.goto(d.url + '/#/new');
     await page.waitForSelector('#spec-editor');
-    const spec = {...TUTORIAL, name: 'browser-live', steps: 3000000, checkpoint: {every_steps: 100000}};
+    const spec = {...TUTORIAL, name: 'browser-live', steps: 5000000, checkpoint: {every_steps: 100000}};
     await setEditor(page, JSON.stringify(spec, null, 2));
     await page.click('#submit-job');
     await page.waitForURL(/#\/job\/j_/);
     liveId = decodeURIComponent(page.url().split('#/job/')[1]);
     assert.equal((await api(d.url, 'GET', '/v1/jobs/' + liveId)).json.name, 'browser-live');
-    await waitFor(() => jobState(d.url, liveId).then((s) => s === 'running'), {what: 'the job to run'});
+    await waitFor(() => jobState(d.url, liveId).then((s) => s === 'running'), {what: 'the job to run', timeoutMs: 60000});
     const n1 = await waitFor(() => chartLen(page, 'loss'), {what: 'the loss chart to have points'});
     const x1 = (await chartOf(page, 'loss')).data[0].at(-1);
     const grown = await waitFor(async () => {
