@@ -12,6 +12,7 @@ export function mount(root, route) {
   const jobs = new Map();           // id -> job object, merged with live events
   const rows = new Map();           // id -> {tr, cells}
   const selected = new Set();
+  const asked = new Set();
   let total = 0;
   let gone = false;
 
@@ -121,7 +122,11 @@ export function mount(root, route) {
     open: reload,
     progress(ev) {
       const j = jobs.get(ev.id);
-      if (!j) { if (!filter || filter === 'running') reload(); return; }
+      if (!j) {
+        // A job this page has not listed: ask once (it may be beyond the page shown).
+        if ((!filter || filter === 'running') && !asked.has(ev.id)) { asked.add(ev.id); reload(); }
+        return;
+      }
       Object.assign(j, {step: ev.step, loss: ev.loss, lr: ev.lr, samples_per_sec: ev.samples_per_sec,
                         eta_s: ev.eta_s});
       if (ev.total_steps != null) j.total_steps = ev.total_steps;

@@ -87,6 +87,7 @@ export function mount(root, route) {
       draw(r);
       const n = r.step ? r.step.length : 0;
       previewMsg.textContent = `${n.toLocaleString('en-US')} steps` +
+        (!Number.isInteger(spec.steps) && spec.epochs != null ? ' (the spec counts epochs: steps depend on the data)' : '') +
         (n > PREVIEW_DRAW_POINTS ? `, drawn as ${PREVIEW_DRAW_POINTS} points (each bucket's extremes)` : '');
       previewMsg.classList.remove('error');
     } catch (e) {

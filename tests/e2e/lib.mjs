@@ -53,7 +53,7 @@ export async function startDaemon({args = [], env = {}, bin = BIN, timeoutMs = 1
   const dir = tmpDir();
   const full = [...args];
   if (!full.includes('--listen')) full.push('--listen', '127.0.0.1:0');
-  let db = full.includes('--db') ? full[full.indexOf('--db') + 1] : path.join(dir, 't.db');
+  const db = full.includes('--db') ? full[full.indexOf('--db') + 1] : path.join(dir, 't.db');
   if (!full.includes('--db')) full.push('--db', db);
   const proc = spawn(bin, full, {env: {...process.env, ...env}, stdio: ['ignore', 'pipe', 'pipe']});
   let out = '';
