@@ -92,6 +92,14 @@ function fmtElapsed(v) {
   return Number((v / 3600).toPrecision(3)) + 'h';
 }
 
+// Series styles of an lr chart: the first `groups` labels are learning rates (solid, left
+// scale), the rest momentum (dashed, right scale).
+export function lrSeries(labels, groups) {
+  return labels.map((label, k) => (k < groups
+    ? {label, color: PALETTE[(k + 2) % PALETTE.length]}
+    : {label, color: PALETTE[(k - groups + 4) % PALETTE.length], dash: [5, 4], scale: 'y2'}));
+}
+
 export const XMODES = {step: 'step', elapsed: 'elapsed time', wall: 'wall clock'};
 
 // A chart in `el`. opts: {name (key in window.__anneald.charts), title, xmode, logX, logY,

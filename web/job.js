@@ -3,7 +3,7 @@
 import {h, fmtNum, fmtLr, fmtInt, fmtRate, fmtDuration, fmtTime, fmtBytes, stateBadge, etaOf,
         FINISHED, toast, debounce} from './util.js';
 import {api, openEvents, download, ApiError} from './api.js';
-import {LineChart, PALETTE, XMODES, lowerBound} from './charts.js';
+import {LineChart, PALETTE, XMODES, lowerBound, lrSeries} from './charts.js';
 import {FULL_LIMIT, MAX_POINTS, emptyMetrics, fetchMetrics, appendMetrics, lastStep, lossTable,
         lrTable, emaLeadIn} from './metrics.js';
 import {momentumSchedule} from './schedule.js';
@@ -113,7 +113,6 @@ export function mount(root, route) {
   function redraw(keepZoom) {
     const src = state.detail ? state.detail.m : state.base;
     const skip = state.detail ? state.detail.skip : 0;
-    if (!src.step.length && !state.drawnEmpty) state.drawnEmpty = true;
     const opts = {xmode: state.xmode, t0: startSec(), alpha: state.alpha, momentum: state.momentum, skip};
     const L = lossTable(src, opts);
     const R = lrTable(src, opts);
@@ -129,9 +128,7 @@ export function mount(root, route) {
     } else lossChart.setData(L.data, keepZoom);
     if (sr !== sigLr) {
       sigLr = sr;
-      lrChart.opts.series = R.labels.map((label, k) => (k < R.groups
-        ? {label, color: PALETTE[(k + 2) % PALETTE.length]}
-        : {label, color: PALETTE[(k - R.groups + 4) % PALETTE.length], dash: [5, 4], scale: 'y2'}));
+      lrChart.opts.series = lrSeries(R.labels, R.groups);
       lrChart.raw = R.data;
       lrChart.build();
     } else lrChart.setData(R.data, keepZoom);

@@ -3,7 +3,7 @@
 // as the user types, server errors at the field they name, and submit.
 import {h, toast, debounce} from './util.js';
 import {api, ApiError} from './api.js';
-import {LineChart, PALETTE, downsample} from './charts.js';
+import {LineChart, downsample, lrSeries} from './charts.js';
 import {EXAMPLES} from './examples.js';
 import {JsonEditor} from './editor.js';
 import {previewBody, preview} from './schedule.js';
@@ -109,8 +109,7 @@ export function mount(root, route) {
     const s = labels.join('|');
     if (s !== sig) {
       sig = s;
-      chart.opts.series = labels.map((label, k) => (k < lr.length ? {label, color: PALETTE[(k + 2) % PALETTE.length]}
-        : {label, color: PALETTE[(k - lr.length + 4) % PALETTE.length], dash: [5, 4], scale: 'y2'}));
+      chart.opts.series = lrSeries(labels, lr.length);
       chart.raw = data;
       chart.build();
     } else chart.setData(data);
