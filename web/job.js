@@ -313,11 +313,18 @@ export function mount(root, route) {
     if (gone) return;
     renderHead();
     renderSpec();
+    const refresh = async () => {
+      try { state.job = await api('GET', `/v1/jobs/${encodeURIComponent(id)}`); } catch { return; /* deleted */ }
+      if (!gone) renderHead();
+    };
     openEvents(`/v1/jobs/${encodeURIComponent(id)}/events`, {
+      // What changed between the first GET and the stream's start (or while it reconnected).
+      open() { refresh(); pullSoon(); },
       progress(ev) {
         if (ev.id && ev.id !== id) return;
         Object.assign(state.job, {step: ev.step, loss: ev.loss, lr: ev.lr, samples_per_sec: ev.samples_per_sec,
                                   eta_s: ev.eta_s});
+        if (state.job.state === 'queued') state.job.state = 'running';   // progress comes from a worker
         renderHead();
         pullSoon();
       },
@@ -326,7 +333,7 @@ export function mount(root, route) {
         state.job.state = ev.state;
         if (ev.error !== undefined) state.job.error = ev.error;
         renderHead();
-        try { state.job = await api('GET', `/v1/jobs/${encodeURIComponent(id)}`); renderHead(); } catch { /* deleted */ }
+        await refresh();
         pullSoon();
       },
       checkpoint(ev) {

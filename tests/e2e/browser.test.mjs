@@ -143,7 +143,7 @@ describe('dashboard', () => {
     }, {what: 'the loss chart to grow', timeoutMs: 20000});
     assert.ok(grown.data[0].at(-1) > x1, `loss chart grew from step ${x1} (${n1} points)`);
     assert.ok(await chartLen(page, 'lr') > 0, 'the lr chart has points');
-    assert.match(await page.textContent('[data-testid=job-state]'), /running/);
+    await page.waitForFunction(() => document.querySelector('[data-testid=job-state]').textContent === 'running');
     await shot(page, 'job');
   });
 
