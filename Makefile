@@ -94,7 +94,7 @@ deps:
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
-	@$(MAKE) --no-print-directory $(UPLOT)
+	@$(MAKE) -s --no-print-directory $(UPLOT) >/dev/null
 
 test: deps
 	$(MAKE) tests
