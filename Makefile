@@ -67,15 +67,15 @@ $(BUILD)/libsvc.a: $(SVC_OBJ)
 	ar rcs $@ $^
 
 $(BUILD)/anneald: $(BUILD)/daemon/main.o $(BUILD)/libsvc.a $(BUILD)/libcore.a $(ASSET_OBJ)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(ALL_LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(ALL_LDLIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libsvc.a $(BUILD)/libcore.a $(ASSET_OBJ)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(ALL_LDLIBS) $(TEST_LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(ALL_LDLIBS) $(TEST_LDLIBS)
 
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libsvc.a $(BUILD)/libcore.a $(ASSET_OBJ)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(ALL_LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(ALL_LDLIBS)
 
 tests: $(BUILD)/anneald $(TEST_BIN)
 benches: $(BUILD)/anneald $(BENCH_BIN)

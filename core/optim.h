@@ -51,6 +51,11 @@ typedef struct optim_cfg {
     int centered;              /* RMSprop */
     double lr_decay;           /* Adagrad */
     double initial_accumulator_value; /* Adagrad */
+    int lamb_corrected_update; /* Lamb: 0 = DeepSpeed's kernel (trust ratio on the uncorrected
+                                * update m/(sqrt(v)+eps) + wd*p, step lr*sqrt(1-b2^t)/(1-b1^t));
+                                * 1 = the LAMB paper's update m^/(sqrt(v^)+eps) + wd*p with step
+                                * lr. ds_config always gives 0; 1 exists to check the clamp and
+                                * the paper's formula against reference trajectories. */
 } optim_cfg;
 
 /* Parses `block` ({"type": …, "params": {…}}, at JSON path `path`, e.g. "ds_config.optimizer")
@@ -118,5 +123,14 @@ int optim_save(const optim *o, void *buf, size_t len);
 /* Restores into an optimizer built with the same cfg and layout; a mismatch or short buffer
  * is an error, never a read past the end. */
 int optim_load(optim *o, const void *buf, size_t len, an_err *err);
+
+/* Lamb: the trust-ratio coefficient tensor `i` used in the last step (DeepSpeed's
+ * get_lamb_coeffs()); 1.0 before the first step, 0.0 for other optimizers or a bad index. */
+double optim_lamb_coeff(const optim *o, int i);
+
+/* One per-parameter state buffer by torch's state name ("exp_avg", "exp_avg_sq",
+ * "max_exp_avg_sq", "sum", "momentum_buffer", "square_avg", "grad_avg"): o->n elements of
+ * o->dtype, indexed like the parameters; NULL if this optimizer keeps no such buffer. */
+void *optim_buffer(const optim *o, const char *name);
 
 #endif

@@ -1,0 +1,37 @@
+/* gemm — single-precision matrix products for the engine: oneDNN's dnnl_sgemm (GEMM.md),
+ * with a plain C loop for products too small to pay oneDNN's call overhead.
+ *
+ * All matrices are row-major. Results are deterministic at a fixed thread count; the C loop
+ * (used below GEMM_SMALL_FLOPS) is deterministic at any thread count. */
+#ifndef ANNEALD_GEMM_H
+#define ANNEALD_GEMM_H
+
+/* Products with M*N*K at or below this many multiply-adds run in the C loop (measured: see
+ * the comment in gemm.c). */
+#define GEMM_SMALL_FLOPS 512
+
+/* C[M,N] = alpha * op(A)[M,K] · op(B)[K,N] + beta * C, op(X) = X or Xᵀ (transX nonzero).
+ * A is [M,K] (lda >= K) or, transposed, [K,M] (lda >= M); B is [K,N] (ldb >= N) or [N,K]
+ * (ldb >= K); C is [M,N] (ldc >= N). With beta == 0, C is not read (NaNs in it do not
+ * propagate). M, N or K of 0 is allowed (K = 0 gives C = beta*C). */
+void gemm_f32(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+              const float *B, int ldb, float beta, float *C, int ldc);
+
+/* The plain C loop behind gemm_f32 for small shapes (same contract); exported for tests and
+ * benchmarks. Deterministic: each C element is summed over k in increasing order. */
+void gemm_f32_ref(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                  int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
+/* Sets how many threads oneDNN uses for products issued from the calling thread (OpenMP's
+ * per-thread setting, reached at run time in the OpenMP runtime oneDNN is linked with).
+ * Returns 0, or -EINVAL for n < 1, or -ENOSYS if no OpenMP runtime is loaded. */
+int gemm_set_threads(int n);
+
+/* The thread count products from the calling thread will use (1 without OpenMP). */
+int gemm_threads(void);
+
+/* Runs one oneDNN product so that its kernels are generated now (~30 ms once per process)
+ * rather than inside the first training step. */
+void gemm_warmup(void);
+
+#endif

@@ -1,0 +1,111 @@
+/* model — the networks anneald trains (JOBSPEC.md, Models): `linear` and `mlp`, their
+ * parameters in one flat buffer, forward and backward passes.
+ *
+ * Letters: B rows in a batch (<= max_batch), I inputs, O outputs, H a hidden width; layer l
+ * maps dims[l] -> dims[l+1]. Tensors are named as PyTorch's state_dict names them ("fc.weight"
+ * [O, I], "fc.bias" [O]; an mlp has "fc1.weight", "fc1.bias", "fc2.weight", …, weights in
+ * torch's [out, in] layout) and are ranges (offset, length) of the flat parameter buffer; a
+ * gradient buffer has the same layout. All activation memory is allocated by model_create for
+ * max_batch rows: forward and backward never allocate. Not thread-safe: one model per job. */
+#ifndef ANNEALD_MODEL_H
+#define ANNEALD_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "core/config.h"
+#include "core/err.h"
+#include "core/optim.h"
+
+#define MODEL_MAX_LAYERS (CFG_MAX_HIDDEN + 1)
+#define MODEL_MAX_TENSORS (2 * MODEL_MAX_LAYERS)
+
+/* One named tensor: a range of the flat parameter (and gradient) buffer. */
+typedef struct model_tensor {
+    char name[24];  /* "fc.weight", "fc3.bias", … */
+    size_t off;     /* first element in the flat buffer */
+    size_t n;       /* elements */
+    int ndim;       /* 2 for weights, 1 for biases */
+    int shape[2];   /* [out, in] for weights, [out] (shape[1] = 0) for biases */
+    int layer;      /* the layer it belongs to */
+} model_tensor;
+
+typedef struct model {
+    int type;                           /* enum model_type */
+    int nlayers;                        /* linear: 1; mlp: hidden layers + 1 */
+    int dims[MODEL_MAX_LAYERS + 1];     /* dims[0] = inputs, dims[nlayers] = outputs */
+    int act;                            /* enum act_type, after every hidden layer */
+    float dropout;                      /* probability, after every hidden activation */
+    uint64_t seed;                      /* of initial weights and dropout masks */
+    int max_batch;                      /* rows a forward pass may take */
+    size_t nparams;
+    float *params;                      /* [nparams]: every tensor, in tensor order */
+    float *grads;                       /* [nparams]: a gradient buffer for the caller's use */
+    int ntensors;                       /* 2 * nlayers: weight, bias per layer */
+    model_tensor tensors[MODEL_MAX_TENSORS];
+    /* Activations of the last forward pass, each [max_batch, dims[l+1]]. */
+    float *pre[MODEL_MAX_LAYERS];       /* z = in · Wᵀ + b; pre[nlayers-1] is the output */
+    float *post[MODEL_MAX_LAYERS];      /* hidden: dropout(act(z)), the next layer's input */
+    float *mask[MODEL_MAX_LAYERS];      /* hidden, if dropout: 0 or 1/(1-p) per element */
+    float *dbuf[2];                     /* [max_batch, widest layer]: backward scratch */
+    float *colsum;                      /* [widest layer]: bias-gradient scratch */
+    float *arena;                       /* the one allocation behind all activations */
+    const float *last_x;                /* input of the last forward ([B, I], caller's) */
+    int last_b;                         /* rows of the last forward */
+    int last_masked;                    /* the last forward applied dropout */
+} model;
+
+/* Builds the model of `spec` for batches of up to max_batch rows: PyTorch nn.Linear's default
+ * initialisation (weights and biases uniform in ±1/sqrt(fan_in)) drawn from `seed`, then
+ * spec->init applied if present (model_set_init). Errors name the JSON path ("model.init.…",
+ * "model.hidden[2]"). */
+int model_create(model **out, const model_spec *spec, uint64_t seed, int max_batch, an_err *err);
+void model_free(model *m);
+
+/* Redraws the default initialisation of every tensor from `seed` (deterministic: the same
+ * seed gives the same bits). */
+void model_init_default(model *m, uint64_t seed);
+
+/* Sets tensors from {"fc.weight": [[…], …], "fc.bias": […]} (nested arrays in the tensor's
+ * shape). An unknown name, a wrong shape or a non-number fails naming its path under
+ * "model.init" and leaves the parameters as they were. */
+int model_set_init(model *m, const cJSON *init, an_err *err);
+
+/* The tensor called `name`, or NULL. */
+const model_tensor *model_find(const model *m, const char *name);
+
+/* Fills out[0..ntensors) with each tensor's range and parameter group: the first group k
+ * (0-based in `groups`) with a glob in `match` (fnmatch syntax, e.g. "*.bias") that matches
+ * the tensor's name gives group k + 1; no match gives group 0. Returns the tensor count. */
+int model_optim_tensors(const model *m, const param_group_spec *groups, int ngroups,
+                        optim_tensor *out);
+
+/* 1 if the glob `pattern` matches tensor name `name`. */
+int model_glob_match(const char *pattern, const char *name);
+
+/* Forward pass over x [B, I] (kept by pointer until the next forward: backward reads it).
+ * training = 1 applies dropout with the mask drawn from stream (RNG_DROPOUT, step, micro,
+ * layer) of the model's seed, so a recomputed micro-batch gets the same mask; 0 is eval.
+ * Output [B, O] at model_output(m). -EINVAL if B is not in 1..max_batch. */
+int model_forward(model *m, const float *x, int B, int training, uint64_t step, uint64_t micro);
+
+/* The output [B, O] of the last forward pass (row-major). */
+const float *model_output(const model *m);
+
+/* Backward pass of the last forward: dout [B, O] is d(loss)/d(output). Parameter gradients
+ * go to grad (nparams floats, the parameter layout): overwritten if accumulate == 0, added
+ * to if 1. Returns -EINVAL if no forward pass came before. */
+int model_backward(model *m, const float *dout, float *grad, int accumulate);
+
+/* The tensors of `params` (the model's layout) as JSON: an array of {"name", "shape", "data"},
+ * data nested as for model_set_init (so the output is a valid "init"), every float printed in
+ * the shortest form that reads back to the same bits (non-finite values as null). NULL if
+ * out of memory. */
+cJSON *model_weights_json(const model *m, const float *params);
+
+/* The name of an activation ("relu", …), or "?" */
+const char *model_act_name(int act);
+
+#endif

@@ -1,0 +1,585 @@
+/* optim — optimizer state, one step over flat buffers, gradient clipping, and the state's
+ * byte format. The per-element loops are in optim_kernels.inc (one copy per element type);
+ * this file computes each tensor's scalars in double and picks the loop. */
+#include "core/optim.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- kernels, instantiated for float and double ---------------------------------------- */
+
+#define T float
+#define K(x) x##_f32
+#define SQRT sqrtf
+#define COPYSIGN copysignf
+#include "core/optim_kernels.inc"
+#undef T
+#undef K
+#undef SQRT
+#undef COPYSIGN
+
+#define T double
+#define K(x) x##_f64
+#define SQRT sqrt
+#define COPYSIGN copysign
+#include "core/optim_kernels.inc"
+#undef T
+#undef K
+#undef SQRT
+#undef COPYSIGN
+
+/* ---- state layout ------------------------------------------------------------------------
+ * The state is `nbufs` buffers of n elements, back to back; buffer k of tensor t starts at
+ * element k*n + t.off. Which buffers exist depends on the type and on options fixed at init. */
+
+enum { BUF_NONE = -1 };
+
+typedef struct layout {
+    int nbufs;
+    int m, v, vmax;  /* Adam, AdamW, Lamb (m, v); Lion (m) */
+    int sum;         /* Adagrad */
+    int mom;         /* SGD, RMSprop momentum buffer */
+    int sq, gavg;    /* RMSprop */
+} layout;
+
+static int uses_amsgrad(const optim_cfg *c)
+{
+    return (c->type == OPTIM_ADAM || c->type == OPTIM_ADAMW) && c->amsgrad && c->torch_adam;
+}
+
+/* `momentum_buf`: whether SGD / RMSprop keeps a momentum buffer (decided once, at init). */
+static layout plan(const optim_cfg *c, int momentum_buf)
+{
+    layout l = {0, BUF_NONE, BUF_NONE, BUF_NONE, BUF_NONE, BUF_NONE, BUF_NONE, BUF_NONE};
+    switch (c->type) {
+    case OPTIM_ADAM:
+    case OPTIM_ADAMW:
+        l.m = l.nbufs++;
+        l.v = l.nbufs++;
+        if (uses_amsgrad(c))
+            l.vmax = l.nbufs++;
+        break;
+    case OPTIM_LAMB:
+        l.m = l.nbufs++;
+        l.v = l.nbufs++;
+        break;
+    case OPTIM_LION:
+        l.m = l.nbufs++;
+        break;
+    case OPTIM_ADAGRAD:
+        l.sum = l.nbufs++;
+        break;
+    case OPTIM_SGD:
+        if (momentum_buf)
+            l.mom = l.nbufs++;
+        break;
+    case OPTIM_RMSPROP:
+        l.sq = l.nbufs++;
+        if (c->centered)
+            l.gavg = l.nbufs++;
+        if (momentum_buf)
+            l.mom = l.nbufs++;
+        break;
+    default:
+        break;
+    }
+    return l;
+}
+
+/* The layout of a built optimizer: the momentum buffer exists iff the state holds one more
+ * buffer than the type's fixed ones. */
+static layout layout_of(const optim *o)
+{
+    layout l = plan(&o->cfg, 0);
+    if ((o->cfg.type == OPTIM_SGD || o->cfg.type == OPTIM_RMSPROP) &&
+        o->state_elems / o->n > (size_t)l.nbufs)
+        l = plan(&o->cfg, 1);
+    return l;
+}
+
+static size_t elem_size(int dtype)
+{
+    return dtype == OPTIM_F64 ? sizeof(double) : sizeof(float);
+}
+
+/* ---- init / free ------------------------------------------------------------------------ */
+
+static int valid_type(int t)
+{
+    return t >= OPTIM_ADAM && t <= OPTIM_RMSPROP;
+}
+
+static int cmp_off(const void *a, const void *b)
+{
+    const optim_tensor *x = a, *y = b;
+    return (x->off > y->off) - (x->off < y->off);
+}
+
+int optim_init(optim *o, const optim_cfg *cfg, int dtype, size_t n, const optim_tensor *tensors,
+               int ntensors, const optim_group *groups, int ngroups, an_err *err)
+{
+    char path[64], idx[48];
+    memset(o, 0, sizeof *o);
+    if (!cfg)
+        return an_fail(err, "optimizer", "expected an optimizer config, got none");
+    if (!valid_type(cfg->type))
+        return an_fail(err, "optimizer.type",
+                       "expected an optimizer type between %d and %d, got %d", OPTIM_ADAM,
+                       OPTIM_RMSPROP, cfg->type);
+    if (dtype != OPTIM_F32 && dtype != OPTIM_F64)
+        return an_fail(err, "dtype", "expected float32 (%d) or float64 (%d), got %d", OPTIM_F32,
+                       OPTIM_F64, dtype);
+    if (n == 0)
+        return an_fail(err, "params", "expected at least one parameter, got 0");
+    if (ntensors <= 0 || !tensors)
+        return an_fail(err, "tensors", "expected at least one tensor, got %d", ntensors);
+    if (ngroups <= 0 || !groups)
+        return an_fail(err, "param_groups", "expected at least one parameter group, got %d",
+                       ngroups);
+    if (n > SIZE_MAX / 8 / elem_size(dtype))
+        return an_fail(err, "params", "expected a parameter count that fits in memory, got %zu",
+                       n);
+    for (int i = 0; i < ntensors; i++) {
+        const optim_tensor *t = &tensors[i];
+        if (t->group < 0 || t->group >= ngroups)
+            return an_fail(err, an_path(path, sizeof path,
+                                        an_path_index(idx, sizeof idx, "tensors", i), "group"),
+                           "expected a group index in [0, %d), got %d", ngroups, t->group);
+        if (t->off > n || t->n > n - t->off)
+            return an_fail(err, an_path_index(path, sizeof path, "tensors", i),
+                           "expected a range inside the %zu parameters, got [%zu, +%zu)", n,
+                           t->off, t->n);
+    }
+    for (int i = 0; i < ngroups; i++) {
+        if (groups[i].step < 0)
+            return an_fail(err,
+                           an_path(path, sizeof path,
+                                   an_path_index(idx, sizeof idx, "param_groups", i), "step"),
+                           "expected a step count >= 0, got %lld", (long long)groups[i].step);
+    }
+
+    /* Overlapping tensors would update some parameters twice per step. */
+    optim_tensor *sorted = malloc((size_t)ntensors * sizeof *sorted);
+    if (!sorted)
+        return an_failc(err, -ENOMEM, "tensors", "out of memory for %d tensors", ntensors);
+    memcpy(sorted, tensors, (size_t)ntensors * sizeof *sorted);
+    qsort(sorted, (size_t)ntensors, sizeof *sorted, cmp_off);
+    for (int i = 1; i < ntensors; i++) {
+        if (sorted[i - 1].off + sorted[i - 1].n > sorted[i].off) {
+            size_t a = sorted[i - 1].off, b = sorted[i].off;
+            free(sorted);
+            return an_fail(err, "tensors",
+                           "expected disjoint tensor ranges, got overlapping ranges starting "
+                           "at %zu and %zu", a, b);
+        }
+    }
+    free(sorted);
+
+    int momentum_buf = cfg->momentum != 0;
+    for (int i = 0; i < ngroups; i++)
+        momentum_buf |= groups[i].momentum != 0;
+    layout l = plan(cfg, momentum_buf);
+
+    o->cfg = *cfg;
+    if (cfg->type == OPTIM_ADAMW)
+        o->cfg.adam_w_mode = 1;
+    o->dtype = dtype;
+    o->n = n;
+    o->ntensors = ntensors;
+    o->ngroups = ngroups;
+    o->state_elems = (size_t)l.nbufs * n;
+    size_t es = elem_size(dtype);
+    o->tensors = malloc((size_t)ntensors * sizeof *o->tensors);
+    o->groups = malloc((size_t)ngroups * sizeof *o->groups);
+    o->scratch = malloc((size_t)ntensors * sizeof *o->scratch);
+    o->state = o->state_elems ? calloc(o->state_elems, es) : NULL;
+    if (!o->tensors || !o->groups || !o->scratch || (o->state_elems && !o->state)) {
+        optim_free(o);
+        return an_failc(err, -ENOMEM, "params",
+                        "out of memory for the optimizer state of %zu parameters (%zu bytes)",
+                        n, o->state_elems * es);
+    }
+    memcpy(o->tensors, tensors, (size_t)ntensors * sizeof *o->tensors);
+    memcpy(o->groups, groups, (size_t)ngroups * sizeof *o->groups);
+    for (int i = 0; i < ntensors; i++)
+        o->scratch[i] = 1.0;
+    if (cfg->type == OPTIM_ADAGRAD && cfg->initial_accumulator_value != 0) {
+        if (dtype == OPTIM_F32) {
+            float *s = (float *)o->state + (size_t)l.sum * n, a = (float)cfg->initial_accumulator_value;
+            for (size_t i = 0; i < n; i++)
+                s[i] = a;
+        } else {
+            double *s = (double *)o->state + (size_t)l.sum * n;
+            for (size_t i = 0; i < n; i++)
+                s[i] = cfg->initial_accumulator_value;
+        }
+    }
+    return 0;
+}
+
+void optim_free(optim *o)
+{
+    if (!o)
+        return;
+    free(o->tensors);
+    free(o->groups);
+    free(o->scratch);
+    free(o->state);
+    o->tensors = NULL;
+    o->groups = NULL;
+    o->scratch = NULL;
+    o->state = NULL;
+    o->state_elems = 0;
+    o->ntensors = o->ngroups = 0;
+}
+
+double optim_lamb_coeff(const optim *o, int i)
+{
+    if (!o || o->cfg.type != OPTIM_LAMB || i < 0 || i >= o->ntensors || !o->scratch)
+        return 0.0;
+    return o->scratch[i];
+}
+
+void *optim_buffer(const optim *o, const char *name)
+{
+    if (!o || !o->state || !name)
+        return NULL;
+    layout l = layout_of(o);
+    int k = BUF_NONE;
+    if (!strcmp(name, "exp_avg"))
+        k = l.m;
+    else if (!strcmp(name, "exp_avg_sq"))
+        k = l.v;
+    else if (!strcmp(name, "max_exp_avg_sq"))
+        k = l.vmax;
+    else if (!strcmp(name, "sum"))
+        k = l.sum;
+    else if (!strcmp(name, "momentum_buffer"))
+        k = l.mom;
+    else if (!strcmp(name, "square_avg"))
+        k = l.sq;
+    else if (!strcmp(name, "grad_avg"))
+        k = l.gavg;
+    if (k == BUF_NONE)
+        return NULL;
+    return (char *)o->state + (size_t)k * o->n * elem_size(o->dtype);
+}
+
+/* ---- one step --------------------------------------------------------------------------- */
+
+/* Pointer to buffer k of tensor t, or NULL when the buffer does not exist. */
+#define BUF(base, k, t) ((k) == BUF_NONE ? NULL : (base) + (size_t)(k) * o->n + (t)->off)
+
+/* Float and double steps differ only in the element type; a macro writes both. */
+#define DEFINE_STEP(TY, SUF)                                                                   \
+    static void step_##SUF(optim *o, const layout *l, TY *params, const TY *grads)          \
+    {                                                                                          \
+        const optim_cfg *c = &o->cfg;                                                          \
+        TY *st = o->state;                                                                     \
+        for (int ti = 0; ti < o->ntensors; ti++) {                                             \
+            const optim_tensor *t = &o->tensors[ti];                                           \
+            const optim_group *gr = &o->groups[t->group];                                      \
+            size_t n = t->n;                                                                   \
+            TY *p = params + t->off;                                                           \
+            const TY *g = grads + t->off;                                                      \
+            double lr = gr->lr, wd = gr->weight_decay, b1 = gr->beta1, b2 = gr->beta2;         \
+            double tt = (double)gr->step;                                                      \
+            switch (c->type) {                                                                 \
+            case OPTIM_ADAM:                                                                   \
+            case OPTIM_ADAMW: {                                                                \
+                /* pow(beta_now, t) each step: exact for constant betas (torch's beta**t) and \
+                 * right when a schedule changes beta between steps. */                       \
+                double bc1 = c->bias_correction ? 1.0 - pow(b1, tt) : 1.0;                     \
+                double bc2 = c->bias_correction ? 1.0 - pow(b2, tt) : 1.0;                     \
+                double l2 = c->adam_w_mode ? 0.0 : wd;                                         \
+                double decay = c->adam_w_mode ? 1.0 - lr * wd : 1.0;                           \
+                if (l->vmax != BUF_NONE)                                                       \
+                    adam_ams_##SUF(n, p, g, BUF(st, l->m, t), BUF(st, l->v, t),               \
+                                   BUF(st, l->vmax, t), (TY)b1, (TY)(1.0 - b1), (TY)b2,        \
+                                   (TY)(1.0 - b2), (TY)l2, (TY)decay, (TY)sqrt(bc2),   \
+                                   (TY)c->eps, (TY)(-lr / bc1));                               \
+                else                                                                           \
+                    adam_##SUF(n, p, g, BUF(st, l->m, t), BUF(st, l->v, t), (TY)b1,           \
+                               (TY)(1.0 - b1), (TY)b2, (TY)(1.0 - b2), (TY)l2, (TY)decay,     \
+                               (TY)sqrt(bc2), (TY)c->eps, (TY)(-lr / bc1));            \
+                break;                                                                         \
+            }                                                                                  \
+            case OPTIM_LAMB: {                                                                 \
+                double bc1 = c->bias_correction ? 1.0 - pow(b1, tt) : 1.0;                     \
+                double bc2 = c->bias_correction ? 1.0 - pow(b2, tt) : 1.0;                     \
+                double c1 = 1.0, c2 = 1.0, step = lr * sqrt(bc2) / bc1;                        \
+                if (c->lamb_corrected_update) {                                                \
+                    c1 = 1.0 / bc1;                                                            \
+                    c2 = 1.0 / bc2;                                                            \
+                    step = lr;                                                                 \
+                }                                                                              \
+                TY ein = (TY)(c->eps_inside_sqrt ? c->eps : 0.0);                              \
+                TY eout = (TY)(c->eps_inside_sqrt ? 0.0 : c->eps);                             \
+                TY *m = BUF(st, l->m, t), *v = BUF(st, l->v, t);                               \
+                double w2, u2;                                                                 \
+                lamb_moments_##SUF(n, p, g, m, v, (TY)b1, (TY)(1.0 - b1), (TY)b2,              \
+                                   (TY)(1.0 - b2), (TY)c1, (TY)c2, ein, eout, (TY)wd, &w2,    \
+                                   &u2);                                                       \
+                double w = sqrt(w2), r = sqrt(u2), coeff = 1.0;                                \
+                if (w != 0 && r != 0) {                                                        \
+                    coeff = w / r;                                                             \
+                    coeff = coeff > c->max_coeff ? c->max_coeff : coeff;                       \
+                    coeff = coeff < c->min_coeff ? c->min_coeff : coeff;                       \
+                }                                                                              \
+                o->scratch[ti] = coeff;                                                        \
+                lamb_apply_##SUF(n, p, m, v, (TY)c1, (TY)c2, ein, eout, (TY)wd,               \
+                                 (TY)(-step * coeff));                                         \
+                break;                                                                         \
+            }                                                                                  \
+            case OPTIM_LION:                                                                   \
+                lion_##SUF(n, p, g, BUF(st, l->m, t), (TY)b1, (TY)(1.0 - b1), (TY)b2,          \
+                           (TY)(1.0 - b2), (TY)(1.0 - lr * wd), (TY)lr);                       \
+                break;                                                                         \
+            case OPTIM_ADAGRAD: {                                                              \
+                double clr = lr / (1.0 + (tt - 1.0) * c->lr_decay);                            \
+                adagrad_##SUF(n, p, g, BUF(st, l->sum, t), (TY)wd, (TY)c->eps, (TY)(-clr));    \
+                break;                                                                         \
+            }                                                                                  \
+            case OPTIM_SGD: {                                                                  \
+                double mom = gr->momentum;                                                     \
+                if (l->mom == BUF_NONE || mom == 0) {                                          \
+                    sgd_##SUF(n, p, g, (TY)wd, (TY)(-lr));                                     \
+                    break;                                                                     \
+                }                                                                              \
+                /* torch starts the buffer at the first step's d: buf = 0*0 + 1*d. */         \
+                int first = gr->step == 1;                                                     \
+                double bm = first ? 0.0 : mom, d1 = first ? 1.0 : 1.0 - c->dampening;          \
+                if (c->nesterov)                                                               \
+                    sgd_nesterov_##SUF(n, p, g, BUF(st, l->mom, t), (TY)wd, (TY)bm, (TY)d1,    \
+                                       (TY)mom, (TY)(-lr));                                    \
+                else                                                                           \
+                    sgd_mom_##SUF(n, p, g, BUF(st, l->mom, t), (TY)wd, (TY)bm, (TY)d1,         \
+                                  (TY)mom, (TY)(-lr));                                         \
+                break;                                                                         \
+            }                                                                                  \
+            case OPTIM_RMSPROP: {                                                              \
+                double mom = gr->momentum;                                                     \
+                int usemom = l->mom != BUF_NONE && mom > 0;                                    \
+                rmsprop_##SUF(n, p, g, BUF(st, l->sq, t), BUF(st, l->gavg, t),                 \
+                              BUF(st, l->mom, t), c->centered != 0, usemom, (TY)wd,            \
+                              (TY)c->alpha, (TY)(1.0 - c->alpha), (TY)c->eps, (TY)mom,         \
+                              (TY)(-lr));                                                      \
+                break;                                                                         \
+            }                                                                                  \
+            default:                                                                           \
+                break;                                                                         \
+            }                                                                                  \
+        }                                                                                      \
+    }
+
+DEFINE_STEP(float, f32)
+DEFINE_STEP(double, f64)
+
+void optim_step(optim *o, void *params, const void *grads)
+{
+    layout l = layout_of(o);
+    for (int i = 0; i < o->ngroups; i++)
+        o->groups[i].step++;
+    if (o->dtype == OPTIM_F32)
+        step_f32(o, &l, params, grads);
+    else
+        step_f64(o, &l, params, grads);
+}
+
+double optim_clip_grad_norm(void *grads, size_t n, int dtype, double max_norm)
+{
+    double norm = sqrt(dtype == OPTIM_F64 ? sumsq_f64(n, grads) : sumsq_f32(n, grads));
+    if (max_norm > 0) {
+        double coef = max_norm / (norm + 1e-6);
+        if (coef > 1.0)
+            coef = 1.0; /* a NaN norm keeps coef NaN, as torch.clamp does */
+        if (dtype == OPTIM_F64)
+            scale_f64(n, grads, coef);
+        else
+            scale_f32(n, grads, (float)coef);
+    }
+    return norm;
+}
+
+/* ---- state bytes -------------------------------------------------------------------------
+ * Little-endian, version 1:
+ *   header  "anoptim\0", u32 version, type, dtype, ngroups, ntensors, reserved 0,
+ *           u64 n, state_elems                                              (48 bytes)
+ *   tensors ntensors × (u64 off, u64 n, u32 group, u32 0)                   (24 bytes each)
+ *   groups  ngroups × (f64 lr, weight_decay, beta1, beta2, momentum; i64 step) (48 each)
+ *   state   state_elems elements of dtype, as stored in memory.
+ * The tensors are there so a load can check the layout; the groups carry the live
+ * hyperparameters and step counters, so a restore continues bit for bit. */
+
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+               "the optimizer state format stores elements in host order; hosts are little-endian");
+
+#define OPTIM_MAGIC "anoptim"
+#define OPTIM_VERSION 1u
+#define HDR_BYTES 48u
+#define TENSOR_BYTES 24u
+#define GROUP_BYTES 48u
+
+static void put32(unsigned char **w, uint32_t x)
+{
+    memcpy(*w, &x, 4);
+    *w += 4;
+}
+
+static void put64(unsigned char **w, uint64_t x)
+{
+    memcpy(*w, &x, 8);
+    *w += 8;
+}
+
+static void putf(unsigned char **w, double x)
+{
+    memcpy(*w, &x, 8);
+    *w += 8;
+}
+
+static uint32_t get32(const unsigned char **r)
+{
+    uint32_t x;
+    memcpy(&x, *r, 4);
+    *r += 4;
+    return x;
+}
+
+static uint64_t get64(const unsigned char **r)
+{
+    uint64_t x;
+    memcpy(&x, *r, 8);
+    *r += 8;
+    return x;
+}
+
+static double getf(const unsigned char **r)
+{
+    double x;
+    memcpy(&x, *r, 8);
+    *r += 8;
+    return x;
+}
+
+size_t optim_state_size(const optim *o)
+{
+    return HDR_BYTES + (size_t)o->ntensors * TENSOR_BYTES + (size_t)o->ngroups * GROUP_BYTES +
+           o->state_elems * elem_size(o->dtype);
+}
+
+int optim_save(const optim *o, void *buf, size_t len)
+{
+    if (!o || !buf)
+        return -EINVAL;
+    if (len < optim_state_size(o))
+        return -ENOSPC;
+    unsigned char *w = buf;
+    memcpy(w, OPTIM_MAGIC, 8);
+    w += 8;
+    put32(&w, OPTIM_VERSION);
+    put32(&w, (uint32_t)o->cfg.type);
+    put32(&w, (uint32_t)o->dtype);
+    put32(&w, (uint32_t)o->ngroups);
+    put32(&w, (uint32_t)o->ntensors);
+    put32(&w, 0);
+    put64(&w, o->n);
+    put64(&w, o->state_elems);
+    for (int i = 0; i < o->ntensors; i++) {
+        put64(&w, o->tensors[i].off);
+        put64(&w, o->tensors[i].n);
+        put32(&w, (uint32_t)o->tensors[i].group);
+        put32(&w, 0);
+    }
+    for (int i = 0; i < o->ngroups; i++) {
+        const optim_group *g = &o->groups[i];
+        putf(&w, g->lr);
+        putf(&w, g->weight_decay);
+        putf(&w, g->beta1);
+        putf(&w, g->beta2);
+        putf(&w, g->momentum);
+        put64(&w, (uint64_t)g->step);
+    }
+    if (o->state_elems)
+        memcpy(w, o->state, o->state_elems * elem_size(o->dtype));
+    return 0;
+}
+
+int optim_load(optim *o, const void *buf, size_t len, an_err *err)
+{
+    const char *f = "optimizer_state";
+    if (!buf || len < HDR_BYTES)
+        return an_fail(err, f, "expected an optimizer state of at least %u bytes, got %zu",
+                       HDR_BYTES, buf ? len : 0);
+    const unsigned char *r = buf;
+    if (memcmp(r, OPTIM_MAGIC, 8) != 0)
+        return an_fail(err, f, "expected an optimizer state (magic \"%s\"), got other bytes",
+                       OPTIM_MAGIC);
+    r += 8;
+    uint32_t version = get32(&r), type = get32(&r), dtype = get32(&r), ngroups = get32(&r),
+             ntensors = get32(&r);
+    (void)get32(&r);
+    uint64_t n = get64(&r), elems = get64(&r);
+    if (version != OPTIM_VERSION)
+        return an_fail(err, f, "expected optimizer state version %u, got %u", OPTIM_VERSION,
+                       version);
+    if (type != (uint32_t)o->cfg.type)
+        return an_fail(err, f, "expected state of optimizer type %d, got type %u", o->cfg.type,
+                       type);
+    if (dtype != (uint32_t)o->dtype)
+        return an_fail(err, f, "expected state of dtype %d, got dtype %u", o->dtype, dtype);
+    if (n != o->n)
+        return an_fail(err, f, "expected state for %zu parameters, got %llu", o->n,
+                       (unsigned long long)n);
+    if (ngroups != (uint32_t)o->ngroups || ntensors != (uint32_t)o->ntensors)
+        return an_fail(err, f, "expected %d groups and %d tensors, got %u groups and %u tensors",
+                       o->ngroups, o->ntensors, ngroups, ntensors);
+    if (elems != o->state_elems)
+        return an_fail(err, f,
+                       "expected %zu state elements (same optimizer options), got %llu",
+                       o->state_elems, (unsigned long long)elems);
+    size_t want = optim_state_size(o);
+    if (len != want)
+        return an_fail(err, f, "expected %zu bytes of optimizer state, got %zu", want, len);
+    for (int i = 0; i < o->ntensors; i++) {
+        uint64_t off = get64(&r), tn = get64(&r);
+        uint32_t group = get32(&r);
+        (void)get32(&r);
+        if (off != o->tensors[i].off || tn != o->tensors[i].n ||
+            group != (uint32_t)o->tensors[i].group) {
+            char path[64];
+            return an_fail(err, an_path_index(path, sizeof path, "tensors", i),
+                           "expected tensor [%zu, +%zu) in group %d, got [%llu, +%llu) in "
+                           "group %u", o->tensors[i].off, o->tensors[i].n,
+                           o->tensors[i].group, (unsigned long long)off,
+                           (unsigned long long)tn, group);
+        }
+    }
+    const unsigned char *gr = r;
+    for (int i = 0; i < o->ngroups; i++) {
+        r += 40;
+        int64_t step = (int64_t)get64(&r);
+        if (step < 0) {
+            char path[64];
+            return an_fail(err, an_path_index(path, sizeof path, "param_groups", i),
+                           "expected a step count >= 0, got %lld", (long long)step);
+        }
+    }
+    /* Everything checked: only now change the optimizer. */
+    r = gr;
+    for (int i = 0; i < o->ngroups; i++) {
+        optim_group *g = &o->groups[i];
+        g->lr = getf(&r);
+        g->weight_decay = getf(&r);
+        g->beta1 = getf(&r);
+        g->beta2 = getf(&r);
+        g->momentum = getf(&r);
+        g->step = (int64_t)get64(&r);
+    }
+    if (o->state_elems)
+        memcpy(o->state, r, o->state_elems * elem_size(o->dtype));
+    for (int i = 0; i < o->ntensors; i++)
+        o->scratch[i] = 1.0;
+    return 0;
+}
