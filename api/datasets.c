@@ -6,16 +6,44 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/csv.h"
 #include "api/http.h"
 #include "api/routes.h"
+#include "core/csv.h"
 #include "daemon/daemon.h"
+
+/* Parses the upload and checks that every cell is a number (the API takes numeric columns);
+ * errors name the row, line and column. */
+static int csv_check(const char *text, size_t len, int64_t *rows, cJSON **cols, an_err *e)
+{
+    csv_table t;
+    memset(&t, 0, sizeof t);
+    int rc = csv_parse(text, len, &t, "csv", e);
+    if (rc)
+        return rc;
+    for (long long i = 0; i < t.nrows; i++)
+        for (int c = 0; c < t.ncols; c++) {
+            double v;
+            char field[128];
+            snprintf(field, sizeof field, "csv[%lld].%.40s", i + 1, t.names[c]);
+            rc = csv_number(&t, i, c, &v, field, e);
+            if (rc) {
+                csv_free(&t);
+                return rc;
+            }
+        }
+    *rows = t.nrows;
+    *cols = cJSON_CreateArray();
+    for (int c = 0; c < t.ncols; c++)
+        cJSON_AddItemToArray(*cols, cJSON_CreateString(t.names[c]));
+    csv_free(&t);
+    return 0;
+}
 
 static void create_work(http_req *r, store_t *s)
 {
-    const char *name = r->ctx;
     int64_t rows = 0;
     cJSON *cols = NULL;
+    const char *name = r->ctx;
     an_err e;
     an_err_clear(&e);
     if (csv_check(r->body, r->len, &rows, &cols, &e) != 0) {
