@@ -39,6 +39,7 @@ typedef struct daemon {
     uv_signal_t sigterm, sigint;
     int port;                      /* the port actually bound */
     int64_t ticks;                 /* housekeeping ticks */
+    int64_t watchdog_ticks;        /* ping systemd's watchdog every this many ticks; 0 = off */
     int inflight_work;             /* http_defer work items not yet answered */
 
     /* Store: the loop thread's own connection */

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "api/http.h"
+#include "daemon/notify.h"
 
 static int log_level = LOG_INFO;
 
@@ -127,6 +128,9 @@ static void on_housekeeping(uv_timer_t *t)
     jobs_poll(&d->jobs); /* a trailing coalesced progress event, if any */
     if (d->ticks % 60 == 0) /* 15 s at 250 ms */
         sse_hub_ping(&d->hub);
+    /* Watchdog pings come from the loop itself, so a stalled loop gets restarted. */
+    if (d->watchdog_ticks > 0 && d->ticks % d->watchdog_ticks == 0)
+        notify_send("WATCHDOG=1");
     daemon_pump(d);
 }
 
@@ -139,6 +143,7 @@ static void on_signal(uv_signal_t *s, int signum)
     }
     daemon_log(LOG_INFO, "signal %d: checkpointing every job and stopping", signum);
     d->phase = PHASE_DRAINING;
+    notify_send("STOPPING=1\nSTATUS=checkpointing running jobs");
     if (d->mhd)
         MHD_quiesce_daemon(d->mhd);
     jobs_shutdown(&d->jobs);
@@ -245,6 +250,15 @@ int daemon_run(const daemon_opts *opts)
     fflush(stdout);
     daemon_log(LOG_INFO, "serving on port %d with %d workers, store %s", d->port,
                opts->workers, opts->db);
+    uint64_t wd = notify_watchdog_usec();
+    if (wd > 0) {
+        d->watchdog_ticks = (int64_t)(wd / 2 / 250000);
+        if (d->watchdog_ticks < 1)
+            d->watchdog_ticks = 1;
+    }
+    char status[128];
+    snprintf(status, sizeof status, "READY=1\nSTATUS=serving on port %d", d->port);
+    notify_send(status);
     daemon_pump(d);
 
     uv_run(&d->loop, UV_RUN_DEFAULT);
