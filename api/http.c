@@ -231,6 +231,8 @@ cJSON *http_body_json(http_req *r)
     an_err e;
     an_err_clear(&e);
     if (json_parse_text(r->body, r->len, &j, &e) != 0 || !j) {
+        if (!e.field[0])
+            snprintf(e.field, sizeof e.field, "body");
         http_error_err(r, 400, "invalid_argument", &e);
         return NULL;
     }

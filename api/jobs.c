@@ -68,13 +68,16 @@ void api_jobs_create(http_req *r)
 {
     daemon_t *d = r->d;
     if (!r->body || r->len == 0) {
-        http_error(r, 400, "invalid_argument", NULL, "a job spec (JSON object) was expected, got an empty body");
+        http_error(r, 400, "invalid_argument", "body",
+                   "a job spec (JSON object) was expected, got an empty body");
         return;
     }
     job_spec spec;
     an_err e;
     an_err_clear(&e);
     if (job_spec_parse_text(r->body, r->len, &spec, &e) != 0) {
+        if (!e.field[0]) /* malformed JSON: the body as a whole */
+            snprintf(e.field, sizeof e.field, "body");
         http_error_err(r, 400, "invalid_argument", &e);
         return;
     }
