@@ -138,8 +138,7 @@ void api_jobs_create(http_req *r)
         http_error(r, st, code, NULL, "the job could not be stored: %s", e.message);
         return;
     }
-    jobs_enqueue(&d->jobs, id);
-    jobs_emit_state(&d->jobs, id, "queued", NULL);
+    /* The answer shows the job as stored (queued), before a worker can take it. */
     store_job row;
     memset(&row, 0, sizeof row);
     if (store_job_get(&d->store, id, &row, &e) != 0) {
@@ -152,6 +151,8 @@ void api_jobs_create(http_req *r)
         snprintf(loc, sizeof loc, "/v1/jobs/%s", id);
         MHD_add_response_header(resp, "Location", loc);
     }
+    jobs_enqueue(&d->jobs, id);
+    jobs_emit_state(&d->jobs, id, "queued", NULL);
     store_job_free(&row);
     http_queue(r, 201, resp);
 }
