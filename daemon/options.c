@@ -195,7 +195,7 @@ int options_parse(int argc, char **argv, daemon_opts *o, const char **what, char
                 snprintf(msg, msgsz, "%s expects a size in bytes (>= 1), got '%s'", name, val);
                 return -EINVAL;
             }
-            if (name[12] == 'j')
+            if (strcmp(name, "--max-body-json") == 0)
                 o->max_body_json = (size_t)v;
             else
                 o->max_body_dataset = (size_t)v;
