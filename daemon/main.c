@@ -2,14 +2,40 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "daemon/cli.h"
+#include "daemon/daemon.h"
+#include "daemon/options.h"
 #include "daemon/version.h"
 
 int main(int argc, char **argv)
 {
-    if (argc > 1 && strcmp(argv[1], "--version") == 0) {
+    if (argc > 1 && strcmp(argv[1], "check") == 0)
+        return cli_check(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "preview") == 0)
+        return cli_preview(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "train") == 0)
+        return cli_train(argc - 1, argv + 1);
+
+    daemon_opts o;
+    options_defaults(&o);
+    const char *what;
+    char msg[1024];
+    int rc = options_parse(argc, argv, &o, &what, msg, sizeof msg);
+    if (rc < 0) {
+        fprintf(stderr, "anneald: %s\n", msg);
+        return 2;
+    }
+    if (rc == 1 && strcmp(what, "version") == 0) {
         printf("anneald %s\n", ANNEALD_VERSION);
         return 0;
     }
-    fprintf(stderr, "anneald: the service is not built yet\n");
-    return 2;
+    if (rc == 1) {
+        fputs(options_usage(), stdout);
+        return 0;
+    }
+    if (!o.token[0] && !options_is_loopback(o.host)) {
+        fprintf(stderr, "anneald: listening on %s (not loopback) needs --token-file\n", o.host);
+        return 2;
+    }
+    return daemon_run(&o);
 }

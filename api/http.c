@@ -1,0 +1,467 @@
+/* http — one HTTP request's life on the loop thread, and the JSON answers of the API. */
+#include "api/http.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/routes.h"
+#include "core/config.h"
+#include "daemon/daemon.h"
+#include "store/store.h"
+
+static const char JSON_TYPE[] = "application/json; charset=utf-8";
+
+struct MHD_Response *http_json_response(cJSON *json)
+{
+    char *s = json ? cJSON_PrintUnformatted(json) : NULL;
+    cJSON_Delete(json);
+    if (!s)
+        return NULL;
+    size_t n = strlen(s);
+    /* MHD frees with free(); cJSON's default allocator is malloc. */
+    struct MHD_Response *resp = MHD_create_response_from_buffer(n, s, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        cJSON_free(s);
+        return NULL;
+    }
+    MHD_add_response_header(resp, "Content-Type", JSON_TYPE);
+    return resp;
+}
+
+struct MHD_Response *http_error_response(const char *code, const char *field,
+                                         const char *message)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON *e = cJSON_AddObjectToObject(o, "error");
+    cJSON_AddStringToObject(e, "code", code);
+    cJSON_AddStringToObject(e, "message", message);
+    if (field && field[0])
+        cJSON_AddStringToObject(e, "field", field);
+    else
+        cJSON_AddNullToObject(e, "field");
+    return http_json_response(o);
+}
+
+void http_queue(http_req *r, unsigned status, struct MHD_Response *resp)
+{
+    if (!resp) { /* out of memory: the connection is closed by MHD */
+        r->answered = 1;
+        r->status = 500;
+        return;
+    }
+    if (!MHD_get_response_header(resp, "Cache-Control"))
+        MHD_add_response_header(resp, "Cache-Control", "no-store");
+    if (MHD_queue_response(r->conn, status, resp) == MHD_YES) {
+        r->answered = 1;
+        r->status = status;
+    }
+    MHD_destroy_response(resp);
+}
+
+void http_reply_json(http_req *r, unsigned status, cJSON *json)
+{
+    http_queue(r, status, http_json_response(json));
+}
+
+void http_reply_data(http_req *r, unsigned status, const char *ctype, const void *data,
+                     size_t len)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
+    if (resp)
+        MHD_add_response_header(resp, "Content-Type", ctype);
+    http_queue(r, status, resp);
+}
+
+void http_reply_owned(http_req *r, unsigned status, const char *ctype, char *data, size_t len)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
+    if (!resp)
+        free(data);
+    else
+        MHD_add_response_header(resp, "Content-Type", ctype);
+    http_queue(r, status, resp);
+}
+
+void http_error(http_req *r, unsigned status, const char *code, const char *field,
+                const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    http_queue(r, status, http_error_response(code, field, msg));
+}
+
+void http_error_err(http_req *r, unsigned status, const char *code, const an_err *e)
+{
+    http_queue(r, status ? status : 400,
+               http_error_response(code ? code : "invalid_argument", e->field,
+                                   e->message[0] ? e->message : "invalid request"));
+}
+
+void http_suspend(http_req *r)
+{
+    r->handed_off = 1;
+    if (!r->suspended) {
+        r->suspended = 1;
+        MHD_suspend_connection(r->conn);
+    }
+}
+
+void http_resume_with(http_req *r, unsigned status, struct MHD_Response *resp)
+{
+    if (r->pending)
+        MHD_destroy_response(r->pending);
+    r->pending = resp;
+    r->pending_status = status;
+    if (r->suspended) {
+        r->suspended = 0;
+        MHD_resume_connection(r->conn);
+    }
+}
+
+void http_set_pending_json(http_req *r, unsigned status, cJSON *json)
+{
+    if (r->pending)
+        MHD_destroy_response(r->pending);
+    r->pending = http_json_response(json);
+    r->pending_status = status;
+}
+
+void http_set_pending_error(http_req *r, unsigned status, const char *code, const char *field,
+                            const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (r->pending)
+        MHD_destroy_response(r->pending);
+    r->pending = http_error_response(code, field, msg);
+    r->pending_status = status;
+}
+
+static void defer_work(uv_work_t *w)
+{
+    http_req *r = w->data;
+    store_t s;
+    an_err e;
+    an_err_clear(&e);
+    memset(&s, 0, sizeof s);
+    int rc = store_open(&s, r->d->opts->db, &e);
+    if (rc) {
+        http_set_pending_error(r, 503, "unavailable", NULL, "the store cannot be opened: %s",
+                               e.message);
+        return;
+    }
+    r->work_fn(r, &s);
+    store_close(&s);
+}
+
+static void defer_after(uv_work_t *w, int status)
+{
+    http_req *r = w->data;
+    r->d->inflight_work--;
+    if (status != 0 && !r->pending)
+        r->pending = http_error_response("unavailable", NULL, "the request was cancelled");
+    if (!r->pending)
+        r->pending = http_error_response("internal", NULL, "no answer was produced");
+    if (!r->pending_status)
+        r->pending_status = 500;
+    struct MHD_Response *resp = r->pending;
+    unsigned st = r->pending_status;
+    r->pending = NULL;
+    http_resume_with(r, st, resp);
+    daemon_pump(r->d);
+}
+
+void http_defer(http_req *r, void (*fn)(http_req *r, struct store_t *s))
+{
+    r->work_fn = fn;
+    r->work.data = r;
+    http_suspend(r);
+    if (uv_queue_work(&r->d->loop, &r->work, defer_work, defer_after) != 0) {
+        http_resume_with(r, 503, http_error_response("unavailable", NULL,
+                                                     "the work queue is not available"));
+        return;
+    }
+    r->d->inflight_work++;
+}
+
+const char *http_query(http_req *r, const char *key)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+int http_query_int(http_req *r, const char *key, int64_t lo, int64_t hi, int64_t def,
+                   int64_t *out)
+{
+    const char *v = http_query(r, key);
+    if (!v) {
+        *out = def;
+        return 0;
+    }
+    char *end = NULL;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (!*v || errno || *end || x < lo || x > hi) {
+        http_error(r, 400, "invalid_argument", key,
+                   "%s must be a whole number in %lld..%lld, got '%.64s'", key, (long long)lo,
+                   (long long)hi, v);
+        return -EINVAL;
+    }
+    *out = x;
+    return 0;
+}
+
+cJSON *http_body_json(http_req *r)
+{
+    if (!r->body || r->len == 0) {
+        http_error(r, 400, "invalid_argument", NULL, "a JSON body was expected, got an empty body");
+        return NULL;
+    }
+    cJSON *j = NULL;
+    an_err e;
+    an_err_clear(&e);
+    if (json_parse_text(r->body, r->len, &j, &e) != 0 || !j) {
+        if (!e.field[0])
+            snprintf(e.field, sizeof e.field, "body");
+        http_error_err(r, 400, "invalid_argument", &e);
+        return NULL;
+    }
+    return j;
+}
+
+int http_token_equal(const char *given, size_t given_len, const char *want)
+{
+    size_t wl = strlen(want);
+    /* Compare every byte of the wanted token whatever the input, so timing reveals at most
+     * the token's length. */
+    unsigned char diff = (unsigned char)(given_len != wl);
+    for (size_t i = 0; i < wl; i++) {
+        unsigned char g = i < given_len ? (unsigned char)given[i] : 0;
+        diff |= (unsigned char)(g ^ (unsigned char)want[i]);
+    }
+    return diff == 0;
+}
+
+unsigned http_status_of_store(int rc, const char **code)
+{
+    switch (rc) {
+    case -ENOENT: *code = "not_found"; return 404;
+    case -EINVAL: *code = "invalid_argument"; return 400;
+    case -EEXIST: *code = "conflict"; return 409;
+    case STORE_ESTATE: *code = "conflict"; return 409;
+    case STORE_EINUSE: *code = "conflict"; return 409;
+    case -E2BIG: *code = "too_large"; return 413;
+    case -EBUSY: *code = "unavailable"; return 503;
+    case -ENOSPC: *code = "unavailable"; return 503;
+    case -EROFS: *code = "unavailable"; return 503;
+    default: *code = "internal"; return 500;
+    }
+}
+
+/* 1 if the request carries the right token (header, or ?access_token= where allowed). */
+static int authorized(http_req *r)
+{
+    const char *want = r->d->opts->token;
+    if (!want[0])
+        return 1;
+    if (r->m.route && (r->m.route->flags & ROUTE_OPEN))
+        return 1;
+    const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization");
+    if (h && strncasecmp(h, "Bearer ", 7) == 0) {
+        const char *t = h + 7;
+        while (*t == ' ')
+            t++;
+        return http_token_equal(t, strlen(t), want);
+    }
+    if (r->m.route && (r->m.route->flags & ROUTE_QUERY_TOKEN)) {
+        const char *q = http_query(r, "access_token");
+        if (q)
+            return http_token_equal(q, strlen(q), want);
+    }
+    return 0;
+}
+
+/* Media type check for bodies: JSON routes take JSON (or curl's default form type, since
+ * `curl -d @job.json` sends that); dataset uploads take CSV or plain bytes. */
+static int media_ok(http_req *r, char *want, size_t wantsz)
+{
+    const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Type");
+    if (!ct || !*ct)
+        return 1;
+    size_t n = strcspn(ct, ";");
+    while (n > 0 && ct[n - 1] == ' ')
+        n--;
+#define IS(s) (n == sizeof(s) - 1 && strncasecmp(ct, s, n) == 0)
+    if (r->m.route->body == BODY_JSON) {
+        snprintf(want, wantsz, "application/json");
+        return IS("application/json") || IS("application/x-www-form-urlencoded") ||
+               IS("text/plain");
+    }
+    snprintf(want, wantsz, "text/csv");
+    return IS("text/csv") || IS("text/plain") || IS("application/octet-stream") ||
+           IS("application/x-www-form-urlencoded") || IS("application/csv");
+#undef IS
+}
+
+static void queue_pending(http_req *r)
+{
+    struct MHD_Response *resp = r->pending;
+    r->pending = NULL;
+    http_queue(r, r->pending_status, resp);
+}
+
+/* The first call: route, auth, size and media checks. Returns 1 when a response was queued. */
+static int first_call(http_req *r)
+{
+    daemon_t *d = r->d;
+    int rc = router_match(api_routes, api_nroutes, r->method, r->path, &r->m);
+    if (rc == -ENOENT) {
+        http_error(r, 404, "not_found", NULL, "no such path: %.256s", r->path);
+        return 1;
+    }
+    if (rc == -EPERM) {
+        struct MHD_Response *resp = http_error_response(
+            "method_not_allowed", NULL, "this path does not take this method");
+        if (resp) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "%s", r->m.allow);
+            MHD_add_response_header(resp, "Allow", msg);
+        }
+        http_queue(r, 405, resp);
+        return 1;
+    }
+    if (!authorized(r)) {
+        struct MHD_Response *resp = http_error_response(
+            "unauthorized", NULL, "a valid bearer token is required (Authorization: Bearer <token>)");
+        if (resp)
+            MHD_add_response_header(resp, "WWW-Authenticate", "Bearer");
+        http_queue(r, 401, resp);
+        return 1;
+    }
+    if (d->phase != PHASE_SERVING && strcmp(r->path, "/healthz") != 0) {
+        http_error(r, 503, "unavailable", NULL, "the daemon is shutting down");
+        return 1;
+    }
+    r->limit = r->m.route->body == BODY_CSV ? d->opts->max_body_dataset : d->opts->max_body_json;
+    if (r->m.route->body != BODY_NONE) {
+        char want[32];
+        if (!media_ok(r, want, sizeof want)) {
+            const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Type");
+            http_error(r, 415, "unsupported_media_type", "Content-Type",
+                       "Content-Type %s was expected, got '%.64s'", want, ct ? ct : "");
+            return 1;
+        }
+    }
+    const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Length");
+    if (cl) {
+        char *end = NULL;
+        unsigned long long v = strtoull(cl, &end, 10);
+        if (end != cl && v > r->limit) {
+            http_error(r, 413, "too_large", NULL,
+                       "the body is %llu bytes; this endpoint takes at most %zu", v, r->limit);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+enum MHD_Result http_access(void *cls, struct MHD_Connection *c, const char *url,
+                            const char *method, const char *version, const char *upload,
+                            size_t *upload_size, void **con_cls)
+{
+    (void)version;
+    daemon_t *d = cls;
+    http_req *r = *con_cls;
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r)
+            return MHD_NO;
+        *con_cls = r;
+        r->d = d;
+        r->conn = c;
+        r->method = method;
+        snprintf(r->path, sizeof r->path, "%s", url);
+        if (first_call(r))
+            r->early = 1;
+        return MHD_YES;
+    }
+    if (r->early || r->answered) { /* answered on call 1: discard any body */
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (*upload_size > 0) {
+        size_t n = *upload_size;
+        *upload_size = 0;
+        if (r->too_large)
+            return MHD_YES;
+        if (r->len + n > r->limit) {
+            r->too_large = 1;
+            free(r->body);
+            r->body = NULL;
+            r->len = r->cap = 0;
+            return MHD_YES;
+        }
+        if (r->len + n + 1 > r->cap) {
+            size_t nc = r->cap ? r->cap : 4096;
+            while (nc < r->len + n + 1)
+                nc *= 2;
+            char *nb = realloc(r->body, nc);
+            if (!nb) {
+                r->too_large = 1;
+                return MHD_YES;
+            }
+            r->body = nb;
+            r->cap = nc;
+        }
+        memcpy(r->body + r->len, upload, n);
+        r->len += n;
+        r->body[r->len] = '\0';
+        return MHD_YES;
+    }
+    /* Final call (or the call after a resume). */
+    if (r->pending) {
+        queue_pending(r);
+        return MHD_YES;
+    }
+    if (r->suspended)
+        return MHD_YES;
+    if (r->handed_off) /* a worker or the thread pool answers it */
+        return MHD_YES;
+    if (r->too_large) {
+        http_error(r, 413, "too_large", NULL, "the body is larger than the %zu bytes this endpoint takes",
+                   r->limit);
+        return MHD_YES;
+    }
+    r->m.route->handler(r);
+    return MHD_YES;
+}
+
+void http_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                    enum MHD_RequestTerminationCode toe)
+{
+    (void)c;
+    (void)toe;
+    daemon_t *d = cls;
+    http_req *r = *con_cls;
+    if (!r)
+        return;
+    if (r->status < 600)
+        d->http_by_code[r->status]++;
+    if (r->pending)
+        MHD_destroy_response(r->pending);
+    if (r->ctx_free)
+        r->ctx_free(r->ctx);
+    free(r->body);
+    free(r);
+    *con_cls = NULL;
+}

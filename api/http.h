@@ -1,0 +1,123 @@
+/* http — one HTTP request's life on the loop thread, and the JSON answers of the API.
+ *
+ * DESIGN
+ * libmicrohttpd runs in external epoll mode inside the libuv loop (daemon/loop.c), so every
+ * function here runs on the loop thread. http_access is MHD's access handler:
+ *   call 1: the route is looked up (404/405 answered at once), the token checked (401), the
+ *           Content-Length compared with the route's limit (413) and the media type (415);
+ *   middle calls: the body is appended up to the limit; beyond it the rest is discarded and
+ *           413 is answered at the end;
+ *   last call (*upload_data_size == 0): the route's handler runs. It answers at once
+ *           (http_reply_*), or suspends the connection (http_defer: work on the libuv thread
+ *           pool; http_suspend/http_resume_with: wait for a worker) and answers when MHD
+ *           calls again after the resume.
+ * A handler answers exactly once. Errors are {"error":{"code","message","field"}}. */
+#ifndef ANNEALD_HTTP_H
+#define ANNEALD_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+#include <microhttpd.h>
+#include <uv.h>
+
+#include "api/router.h"
+#include "core/err.h"
+
+struct daemon;
+struct store_t;
+
+typedef struct http_req {
+    struct daemon *d;
+    struct MHD_Connection *conn;
+    const char *method;               /* MHD's string, valid for the request */
+    char path[512];                   /* decoded path (no query) */
+    route_match m;                    /* the matched route and its parameters */
+    char *body;                       /* request body, NUL-terminated; NULL when empty */
+    size_t len, cap;                  /* body bytes, allocation */
+    size_t limit;                     /* largest accepted body */
+    int too_large;                    /* the body passed `limit`: the rest is discarded */
+    int early;                        /* a response was queued on the first call */
+    int suspended;                    /* MHD_suspend_connection is in force */
+    int handed_off;                   /* answered later by a worker or the thread pool */
+    int answered;                     /* a response was queued */
+    unsigned status;                  /* status queued (for /metrics) */
+    struct MHD_Response *pending;     /* answer made while suspended, queued on the next call */
+    unsigned pending_status;
+    /* deferred work (http_defer) */
+    uv_work_t work;
+    void (*work_fn)(struct http_req *r, struct store_t *s);
+    void *ctx;                        /* handler state for deferred work */
+    void (*ctx_free)(void *ctx);
+    struct http_req *next_waiter;     /* in a job's list of requests waiting for a worker */
+} http_req;
+
+/* MHD access handler (cls = struct daemon *). */
+enum MHD_Result http_access(void *cls, struct MHD_Connection *c, const char *url,
+                            const char *method, const char *version, const char *upload,
+                            size_t *upload_size, void **con_cls);
+
+/* MHD_OPTION_NOTIFY_COMPLETED callback: counts the status, frees the request. */
+void http_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                    enum MHD_RequestTerminationCode toe);
+
+/* Answers with `json` (consumed) and `status`. */
+void http_reply_json(http_req *r, unsigned status, cJSON *json);
+
+/* Answers with a body of the given content type (copied). */
+void http_reply_data(http_req *r, unsigned status, const char *ctype, const void *data,
+                     size_t len);
+
+/* Answers with a malloc'd body (ownership passes to MHD). */
+void http_reply_owned(http_req *r, unsigned status, const char *ctype, char *data, size_t len);
+
+/* Answers an error: {"error":{"code","message","field"}}; `field` may be NULL or "". */
+void http_error(http_req *r, unsigned status, const char *code, const char *field,
+                const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* The same from an an_err, with status 400 "invalid_argument" by default. */
+void http_error_err(http_req *r, unsigned status, const char *code, const an_err *e);
+
+/* Queues a ready response (takes it over) with `status`; extra headers may be added first. */
+void http_queue(http_req *r, unsigned status, struct MHD_Response *resp);
+
+/* Builds the error body as a response (for answers made later, off the handler). */
+struct MHD_Response *http_error_response(const char *code, const char *field,
+                                         const char *message);
+struct MHD_Response *http_json_response(cJSON *json);
+
+/* Suspends the connection; some later code on the loop thread calls http_resume_with. */
+void http_suspend(http_req *r);
+
+/* Resumes a suspended request with a response to queue (takes it over). */
+void http_resume_with(http_req *r, unsigned status, struct MHD_Response *resp);
+
+/* Runs fn(r, store) on the libuv thread pool with a store connection of its own; fn sets
+ * r->pending/pending_status (http_set_pending*) and the request is resumed and answered. */
+void http_defer(http_req *r, void (*fn)(http_req *r, struct store_t *s));
+
+/* For deferred work: sets the answer to queue after the resume. */
+void http_set_pending_json(http_req *r, unsigned status, cJSON *json);
+void http_set_pending_error(http_req *r, unsigned status, const char *code, const char *field,
+                            const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* A query argument, or NULL. */
+const char *http_query(http_req *r, const char *key);
+
+/* Reads an integer query argument in [lo, hi]; absent gives `def`. On a bad value answers 400
+ * naming `key` and returns -EINVAL. */
+int http_query_int(http_req *r, const char *key, int64_t lo, int64_t hi, int64_t def,
+                   int64_t *out);
+
+/* Parses the JSON body; on failure answers 400 (malformed JSON with line and column, or an
+ * empty body) and returns NULL. */
+cJSON *http_body_json(http_req *r);
+
+/* Constant-time comparison of a presented token with the configured one. */
+int http_token_equal(const char *given, size_t given_len, const char *want);
+
+/* Maps a store error code to an HTTP status and error code. */
+unsigned http_status_of_store(int rc, const char **code);
+
+#endif

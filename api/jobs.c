@@ -1,0 +1,276 @@
+/* jobs — POST/GET/DELETE /v1/jobs and the transitions pause, resume, cancel. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/http.h"
+#include "api/routes.h"
+#include "core/assets.h"
+#include "core/config.h"
+#include "daemon/daemon.h"
+
+/* Rows of a CSV text (lines after the header that are not empty). */
+static int64_t csv_rows(const char *s, size_t len)
+{
+    int64_t lines = 0;
+    int nonempty = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '\n') {
+            if (nonempty)
+                lines++;
+            nonempty = 0;
+        } else if (s[i] != '\r') {
+            nonempty = 1;
+        }
+    }
+    if (nonempty)
+        lines++;
+    return lines > 0 ? lines - 1 : 0;
+}
+
+/* Training samples the job will see, for the stored total_steps of an epoch-based run (the
+ * worker's train state has the exact figure and reports it with progress). */
+static int64_t samples_of(daemon_t *d, const job_spec *s)
+{
+    int64_t n = 0;
+    switch (s->data.type) {
+    case DATA_SYNTHETIC:
+        n = s->data.samples;
+        break;
+    case DATA_INLINE:
+        n = cJSON_GetArraySize(s->data.x);
+        break;
+    case DATA_BUILTIN: {
+        char name[160];
+        snprintf(name, sizeof name, "data/%s.csv", s->data.name);
+        size_t len = 0;
+        const unsigned char *a = assets_get(name, &len);
+        n = a ? csv_rows((const char *)a, len) : 0;
+        break;
+    }
+    case DATA_DATASET: {
+        store_dataset ds;
+        memset(&ds, 0, sizeof ds);
+        const char *ref = s->data.dataset_id[0] ? s->data.dataset_id : s->data.name;
+        if (store_dataset_get(&d->store, ref, &ds, NULL) == 0)
+            n = ds.rows;
+        store_dataset_free(&ds);
+        break;
+    }
+    }
+    if (s->val_fraction > 0)
+        n -= (int64_t)((double)n * s->val_fraction);
+    return n > 0 ? n : 1;
+}
+
+void api_jobs_create(http_req *r)
+{
+    daemon_t *d = r->d;
+    if (!r->body || r->len == 0) {
+        http_error(r, 400, "invalid_argument", "body",
+                   "a job spec (JSON object) was expected, got an empty body");
+        return;
+    }
+    job_spec spec;
+    an_err e;
+    an_err_clear(&e);
+    if (job_spec_parse_text(r->body, r->len, &spec, &e) != 0) {
+        if (!e.field[0]) /* malformed JSON: the body as a whole */
+            snprintf(e.field, sizeof e.field, "body");
+        http_error_err(r, 400, "invalid_argument", &e);
+        return;
+    }
+    const char *dataset_ref = NULL;
+    if (spec.data.type == DATA_DATASET) {
+        dataset_ref = spec.data.dataset_id[0] ? spec.data.dataset_id : spec.data.name;
+        store_dataset ds;
+        memset(&ds, 0, sizeof ds);
+        if (store_dataset_get(&d->store, dataset_ref, &ds, NULL) != 0) {
+            http_error(r, 422, "unprocessable", spec.data.dataset_id[0] ? "data.id" : "data.name",
+                       "no uploaded data set '%s' (POST /v1/datasets?name=… first)", dataset_ref);
+            job_spec_free(&spec);
+            return;
+        }
+        store_dataset_free(&ds);
+    }
+    char *resume_json = NULL;
+    if (spec.resume_job[0]) {
+        store_job src;
+        memset(&src, 0, sizeof src);
+        if (store_job_get(&d->store, spec.resume_job, &src, NULL) != 0) {
+            http_error(r, 422, "unprocessable", "resume_from.job", "no job with id '%s'",
+                       spec.resume_job);
+            job_spec_free(&spec);
+            return;
+        }
+        int64_t last = src.last_checkpoint_step;
+        store_job_free(&src);
+        if (last < 0) {
+            http_error(r, 422, "unprocessable", "resume_from.job",
+                       "job %s has no checkpoint to start from", spec.resume_job);
+            job_spec_free(&spec);
+            return;
+        }
+        cJSON *rf = cJSON_GetObjectItemCaseSensitive(spec.normalized, "resume_from");
+        resume_json = rf ? cJSON_PrintUnformatted(rf) : NULL;
+    }
+    char *spec_text = cJSON_PrintUnformatted(spec.normalized);
+    char *warn_text = cJSON_PrintUnformatted(spec.warnings);
+    int64_t total = spec.steps > 0 ? spec.steps : job_spec_total_steps(&spec, samples_of(d, &spec));
+    store_job_new in = {
+        .name = spec.name,
+        .spec_json = spec_text,
+        .warnings_json = warn_text,
+        .total_steps = total,
+        .dataset_ref = dataset_ref,
+        .resume_from_json = resume_json,
+    };
+    char id[STORE_ID_LEN];
+    int rc = spec_text ? store_job_create(&d->store, &in, id, &e) : -ENOMEM;
+    cJSON_free(spec_text);
+    cJSON_free(warn_text);
+    cJSON_free(resume_json);
+    job_spec_free(&spec);
+    if (rc) {
+        const char *code;
+        unsigned st = http_status_of_store(rc, &code);
+        http_error(r, st, code, NULL, "the job could not be stored: %s", e.message);
+        return;
+    }
+    /* The answer shows the job as stored (queued), before a worker can take it. */
+    store_job row;
+    memset(&row, 0, sizeof row);
+    if (store_job_get(&d->store, id, &row, &e) != 0) {
+        http_error(r, 500, "internal", NULL, "%s", e.message);
+        return;
+    }
+    struct MHD_Response *resp = http_json_response(jobs_to_json(&d->jobs, &row));
+    if (resp) {
+        char loc[64];
+        snprintf(loc, sizeof loc, "/v1/jobs/%s", id);
+        MHD_add_response_header(resp, "Location", loc);
+    }
+    jobs_enqueue(&d->jobs, id);
+    jobs_emit_state(&d->jobs, id, "queued", NULL);
+    store_job_free(&row);
+    http_queue(r, 201, resp);
+}
+
+void api_jobs_list(http_req *r)
+{
+    daemon_t *d = r->d;
+    int64_t limit, offset;
+    if (http_query_int(r, "limit", 1, 1000, 50, &limit) ||
+        http_query_int(r, "offset", 0, INT64_MAX / 2, 0, &offset))
+        return;
+    unsigned mask = STORE_MASK_ALL;
+    const char *st = http_query(r, "state");
+    if (st && *st) {
+        /* One state or a comma-separated list ("queued,running"). */
+        mask = 0;
+        char buf[128];
+        snprintf(buf, sizeof buf, "%s", st);
+        char *save = NULL;
+        for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+            store_job_state s;
+            if (store_state_parse(tok, &s, NULL) != 0) {
+                http_error(r, 400, "invalid_argument", "state",
+                           "state must be queued, running, paused, completed, failed or "
+                           "cancelled, got '%.32s'", tok);
+                return;
+            }
+            mask |= STORE_MASK(s);
+        }
+    }
+    store_job *jobs = NULL;
+    size_t n = 0;
+    int64_t total = 0;
+    an_err e;
+    int rc = store_job_list(&d->store, mask, limit, offset, &jobs, &n, &total, &e);
+    if (rc) {
+        const char *code;
+        unsigned s = http_status_of_store(rc, &code);
+        http_error(r, s, code, NULL, "%s", e.message);
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON *arr = cJSON_AddArrayToObject(o, "jobs");
+    for (size_t i = 0; i < n; i++)
+        cJSON_AddItemToArray(arr, jobs_to_json(&d->jobs, &jobs[i]));
+    cJSON_AddNumberToObject(o, "total", (double)total);
+    store_job_list_free(jobs, n);
+    http_reply_json(r, 200, o);
+}
+
+void api_jobs_get(http_req *r)
+{
+    daemon_t *d = r->d;
+    const char *id = r->m.params[0];
+    store_job row;
+    memset(&row, 0, sizeof row);
+    an_err e;
+    int rc = store_job_get(&d->store, id, &row, &e);
+    if (rc == -ENOENT) {
+        http_error(r, 404, "not_found", "id", "no job with id '%.64s'", id);
+        return;
+    }
+    if (rc) {
+        const char *code;
+        unsigned s = http_status_of_store(rc, &code);
+        http_error(r, s, code, NULL, "%s", e.message);
+        return;
+    }
+    http_reply_json(r, 200, jobs_to_json(&d->jobs, &row));
+    store_job_free(&row);
+}
+
+void api_jobs_pause(http_req *r)
+{
+    jobs_pause(&r->d->jobs, r, r->m.params[0]);
+}
+
+void api_jobs_resume(http_req *r)
+{
+    jobs_resume(&r->d->jobs, r, r->m.params[0]);
+}
+
+void api_jobs_cancel(http_req *r)
+{
+    jobs_cancel(&r->d->jobs, r, r->m.params[0]);
+}
+
+void api_jobs_delete(http_req *r)
+{
+    daemon_t *d = r->d;
+    const char *id = r->m.params[0];
+    an_err e;
+    if (jobs_find(&d->jobs, id)) { /* a worker still holds it */
+        http_error(r, 409, "conflict", "state", "job %s is not finished; cancel it first", id);
+        return;
+    }
+    store_job row;
+    memset(&row, 0, sizeof row);
+    int rc = store_job_get(&d->store, id, &row, &e);
+    if (rc == -ENOENT) {
+        http_error(r, 404, "not_found", "id", "no job with id '%.64s'", id);
+        return;
+    }
+    store_job_state st = row.state;
+    store_job_free(&row);
+    rc = rc ? rc : store_job_delete(&d->store, id, &e);
+    if (rc == STORE_ESTATE) {
+        http_error(r, 409, "conflict", "state",
+                   "job %s is %s; only a completed, failed or cancelled job can be deleted", id,
+                   store_state_name(st));
+        return;
+    }
+    if (rc) {
+        const char *code;
+        unsigned s = http_status_of_store(rc, &code);
+        http_error(r, s, code, NULL, "%s", e.message);
+        return;
+    }
+    sse_hub_end(&d->hub, id);
+    http_queue(r, 204, MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT));
+}

@@ -1,0 +1,35 @@
+/* routes — the API's route table (API.md). Order matters only for readability: patterns do
+ * not overlap. */
+#include "api/routes.h"
+
+const route api_routes[] = {
+    {"GET", "/healthz", api_healthz, BODY_NONE, ROUTE_OPEN},
+    {"GET", "/metrics", api_prometheus, BODY_NONE, 0},
+
+    {"POST", "/v1/jobs", api_jobs_create, BODY_JSON, 0},
+    {"GET", "/v1/jobs", api_jobs_list, BODY_NONE, 0},
+    {"GET", "/v1/jobs/{id}", api_jobs_get, BODY_NONE, 0},
+    {"DELETE", "/v1/jobs/{id}", api_jobs_delete, BODY_NONE, 0},
+    {"POST", "/v1/jobs/{id}/pause", api_jobs_pause, BODY_JSON, 0},
+    {"POST", "/v1/jobs/{id}/resume", api_jobs_resume, BODY_JSON, 0},
+    {"POST", "/v1/jobs/{id}/cancel", api_jobs_cancel, BODY_JSON, 0},
+    {"GET", "/v1/jobs/{id}/metrics", api_jobs_metrics, BODY_NONE, 0},
+    {"GET", "/v1/jobs/{id}/checkpoints", api_jobs_checkpoints, BODY_NONE, 0},
+    {"GET", "/v1/jobs/{id}/weights", api_jobs_weights, BODY_NONE, 0},
+    {"POST", "/v1/jobs/{id}/predict", api_jobs_predict, BODY_JSON, 0},
+    {"GET", "/v1/jobs/{id}/events", api_events_job, BODY_NONE, ROUTE_QUERY_TOKEN},
+    {"GET", "/v1/events", api_events_all, BODY_NONE, ROUTE_QUERY_TOKEN},
+
+    {"POST", "/v1/datasets", api_datasets_create, BODY_CSV, 0},
+    {"GET", "/v1/datasets", api_datasets_list, BODY_NONE, 0},
+    {"GET", "/v1/datasets/{id}", api_datasets_get, BODY_NONE, 0},
+    {"DELETE", "/v1/datasets/{id}", api_datasets_delete, BODY_NONE, 0},
+
+    {"POST", "/v1/schedules/preview", api_schedules_preview, BODY_JSON, 0},
+
+    /* The dashboard: its pages and assets (the token is asked for by the page itself). */
+    {"GET", "/", api_static, BODY_NONE, ROUTE_OPEN},
+    {"GET", "/{file}", api_static, BODY_NONE, ROUTE_OPEN},
+};
+
+const size_t api_nroutes = sizeof api_routes / sizeof api_routes[0];

@@ -1,0 +1,51 @@
+/* routes — the API's route table and its handlers, one file per resource:
+ * api/jobs.c, api/metrics.c, api/events.c, api/datasets.c, api/schedules.c, api/static.c,
+ * api/service.c. Each handler answers its request exactly once (see api/http.h). */
+#ifndef ANNEALD_ROUTES_H
+#define ANNEALD_ROUTES_H
+
+#include <stddef.h>
+
+#include "api/router.h"
+
+struct http_req;
+
+extern const route api_routes[];
+extern const size_t api_nroutes;
+
+/* api/service.c */
+void api_healthz(struct http_req *r);
+void api_prometheus(struct http_req *r);
+
+/* api/jobs.c */
+void api_jobs_create(struct http_req *r);
+void api_jobs_list(struct http_req *r);
+void api_jobs_get(struct http_req *r);
+void api_jobs_pause(struct http_req *r);
+void api_jobs_resume(struct http_req *r);
+void api_jobs_cancel(struct http_req *r);
+void api_jobs_delete(struct http_req *r);
+
+/* api/metrics.c */
+void api_jobs_metrics(struct http_req *r);
+void api_jobs_checkpoints(struct http_req *r);
+void api_jobs_weights(struct http_req *r);
+void api_jobs_predict(struct http_req *r);
+
+/* api/events.c */
+void api_events_job(struct http_req *r);
+void api_events_all(struct http_req *r);
+
+/* api/datasets.c */
+void api_datasets_create(struct http_req *r);
+void api_datasets_list(struct http_req *r);
+void api_datasets_get(struct http_req *r);
+void api_datasets_delete(struct http_req *r);
+
+/* api/schedules.c */
+void api_schedules_preview(struct http_req *r);
+
+/* api/static.c */
+void api_static(struct http_req *r);
+
+#endif

@@ -1,0 +1,109 @@
+/* service — GET /healthz and GET /metrics (Prometheus text format). */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/http.h"
+#include "api/routes.h"
+#include "daemon/daemon.h"
+#include "daemon/version.h"
+
+void api_healthz(http_req *r)
+{
+    daemon_t *d = r->d;
+    int64_t counts[STORE_NSTATES] = {0};
+    cJSON *o = cJSON_CreateObject();
+    int ok = store_job_counts(&d->store, counts, NULL) == 0;
+    cJSON_AddStringToObject(o, "status", ok ? "ok" : "degraded");
+    cJSON_AddStringToObject(o, "version", ANNEALD_VERSION);
+    cJSON_AddNumberToObject(o, "uptime_s", daemon_now() - d->started);
+    cJSON *j = cJSON_AddObjectToObject(o, "jobs");
+    cJSON_AddNumberToObject(j, "running", (double)counts[STORE_RUNNING]);
+    cJSON_AddNumberToObject(j, "queued", (double)counts[STORE_QUEUED]);
+    cJSON_AddNumberToObject(o, "workers", d->opts->workers);
+    http_reply_json(r, ok ? 200 : 503, o);
+}
+
+/* A growing text buffer for the exposition format. */
+typedef struct tbuf {
+    char *s;
+    size_t len, cap;
+} tbuf;
+
+static void tb_printf(tbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void tb_printf(tbuf *b, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            return;
+        if (b->s && b->len + (size_t)n < b->cap) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t nc = b->cap ? b->cap * 2 : 4096;
+        while (nc < b->len + (size_t)n + 1)
+            nc *= 2;
+        char *ns = realloc(b->s, nc);
+        if (!ns)
+            return;
+        b->s = ns;
+        b->cap = nc;
+    }
+}
+
+void api_prometheus(http_req *r)
+{
+    daemon_t *d = r->d;
+    tbuf b = {0};
+    int64_t counts[STORE_NSTATES] = {0};
+    store_job_counts(&d->store, counts, NULL);
+    tb_printf(&b, "# HELP anneald_jobs Jobs in the store by state.\n# TYPE anneald_jobs gauge\n");
+    for (int s = 0; s < STORE_NSTATES; s++)
+        tb_printf(&b, "anneald_jobs{state=\"%s\"} %" PRId64 "\n", store_state_name((store_job_state)s),
+                  counts[s]);
+    tb_printf(&b, "# HELP anneald_steps_trained_total Optimizer steps trained since start.\n"
+                  "# TYPE anneald_steps_trained_total counter\n"
+                  "anneald_steps_trained_total %" PRIu64 "\n",
+              (uint64_t)atomic_load(&d->jobs.steps_trained));
+    tb_printf(&b, "# HELP anneald_http_requests_total HTTP requests answered, by status code.\n"
+                  "# TYPE anneald_http_requests_total counter\n");
+    for (int c = 100; c < 600; c++)
+        if (d->http_by_code[c])
+            tb_printf(&b, "anneald_http_requests_total{code=\"%d\"} %" PRIu64 "\n", c,
+                      d->http_by_code[c]);
+    tb_printf(&b, "# HELP anneald_sse_clients Open Server-Sent Events streams.\n"
+                  "# TYPE anneald_sse_clients gauge\nanneald_sse_clients %d\n",
+              d->hub.nclients);
+    tb_printf(&b, "# HELP anneald_sse_events_total Events written to streams.\n"
+                  "# TYPE anneald_sse_events_total counter\nanneald_sse_events_total %" PRIu64 "\n",
+              d->hub.events_sent);
+    tb_printf(&b, "# HELP anneald_checkpoints_total Checkpoints committed since start.\n"
+                  "# TYPE anneald_checkpoints_total counter\nanneald_checkpoints_total %" PRIu64 "\n",
+              (uint64_t)atomic_load(&d->jobs.ckpt_count));
+    tb_printf(&b, "# HELP anneald_checkpoint_bytes_total Bytes of checkpoints committed.\n"
+                  "# TYPE anneald_checkpoint_bytes_total counter\n"
+                  "anneald_checkpoint_bytes_total %" PRIu64 "\n",
+              (uint64_t)atomic_load(&d->jobs.ckpt_bytes));
+    tb_printf(&b, "# HELP anneald_checkpoint_seconds_total Time spent writing checkpoints.\n"
+                  "# TYPE anneald_checkpoint_seconds_total counter\n"
+                  "anneald_checkpoint_seconds_total %.6f\n",
+              (double)atomic_load(&d->jobs.ckpt_usec) * 1e-6);
+    int64_t size = 0;
+    store_size(&d->store, &size, NULL);
+    tb_printf(&b, "# HELP anneald_store_bytes Size of the SQLite store.\n"
+                  "# TYPE anneald_store_bytes gauge\nanneald_store_bytes %" PRId64 "\n", size);
+    tb_printf(&b, "# HELP anneald_uptime_seconds Seconds since start.\n"
+                  "# TYPE anneald_uptime_seconds gauge\nanneald_uptime_seconds %.3f\n",
+              daemon_now() - d->started);
+    if (!b.s) {
+        http_error(r, 500, "internal", NULL, "out of memory");
+        return;
+    }
+    http_reply_owned(r, 200, "text/plain; version=0.0.4; charset=utf-8", b.s, b.len);
+}

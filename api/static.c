@@ -1,0 +1,74 @@
+/* static — the dashboard's files: built into the binary (core/assets.h, "web/NAME"), or read
+ * from --web-root DIR while developing. GET / is web/index.html. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/http.h"
+#include "api/routes.h"
+#include "core/assets.h"
+#include "daemon/cli.h"
+#include "daemon/daemon.h"
+
+static const char *mime_of(const char *name)
+{
+    const char *dot = strrchr(name, '.');
+    if (!dot)
+        return "application/octet-stream";
+    if (!strcmp(dot, ".html"))
+        return "text/html; charset=utf-8";
+    if (!strcmp(dot, ".js") || !strcmp(dot, ".mjs"))
+        return "text/javascript; charset=utf-8";
+    if (!strcmp(dot, ".css"))
+        return "text/css; charset=utf-8";
+    if (!strcmp(dot, ".svg"))
+        return "image/svg+xml";
+    if (!strcmp(dot, ".png"))
+        return "image/png";
+    if (!strcmp(dot, ".ico"))
+        return "image/x-icon";
+    if (!strcmp(dot, ".json"))
+        return "application/json; charset=utf-8";
+    if (!strcmp(dot, ".csv"))
+        return "text/csv; charset=utf-8";
+    return "application/octet-stream";
+}
+
+void api_static(http_req *r)
+{
+    const char *file = r->m.nparams > 0 ? r->m.params[0] : "index.html";
+    /* One path segment, no hidden files: nothing outside the web folder can be named. */
+    if (file[0] == '.' || strchr(file, '/') || strchr(file, '\\')) {
+        http_error(r, 404, "not_found", NULL, "no such file: %.128s", file);
+        return;
+    }
+    const char *root = r->d->opts->web_root;
+    if (root[0]) {
+        char path[OPT_PATH_MAX + 160];
+        snprintf(path, sizeof path, "%s/%s", root, file);
+        char *buf = NULL;
+        size_t len = 0;
+        if (cli_read_file(path, &buf, &len) != 0) {
+            http_error(r, 404, "not_found", NULL, "no such file: %.128s", file);
+            return;
+        }
+        http_reply_owned(r, 200, mime_of(file), buf, len);
+        return;
+    }
+    char name[192];
+    snprintf(name, sizeof name, "web/%s", file);
+    size_t len = 0;
+    const unsigned char *a = assets_get(name, &len);
+    if (!a) {
+        http_error(r, 404, "not_found", NULL, "no such path: %.128s", r->path);
+        return;
+    }
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)a, MHD_RESPMEM_PERSISTENT);
+    if (resp) {
+        MHD_add_response_header(resp, "Content-Type", mime_of(file));
+        MHD_add_response_header(resp, "Cache-Control", "no-cache");
+    }
+    http_queue(r, 200, resp);
+}

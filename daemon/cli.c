@@ -1,0 +1,468 @@
+/* cli — the offline commands: check, preview and train, with no service running. */
+#include "daemon/cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "core/config.h"
+#include "core/sched.h"
+#include "core/train.h"
+
+int cli_read_file(const char *path, char **buf, size_t *len)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (!f)
+        return -errno;
+    size_t cap = 1 << 16, n = 0;
+    char *b = malloc(cap + 1);
+    if (!b) {
+        if (f != stdin)
+            fclose(f);
+        return -ENOMEM;
+    }
+    for (;;) {
+        if (n == cap) {
+            char *nb = realloc(b, cap * 2 + 1);
+            if (!nb) {
+                free(b);
+                if (f != stdin)
+                    fclose(f);
+                return -ENOMEM;
+            }
+            b = nb;
+            cap *= 2;
+        }
+        size_t r = fread(b + n, 1, cap - n, f);
+        n += r;
+        if (r == 0)
+            break;
+    }
+    int bad = ferror(f);
+    if (f != stdin)
+        fclose(f);
+    if (bad) {
+        free(b);
+        return -EIO;
+    }
+    b[n] = '\0';
+    *buf = b;
+    *len = n;
+    return 0;
+}
+
+static void print_err(const an_err *e)
+{
+    if (e->field[0])
+        fprintf(stderr, "error: %s: %s\n", e->field, e->message);
+    else
+        fprintf(stderr, "error: %s\n", e->message);
+}
+
+static int usage_err(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "anneald: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n(see anneald --help)\n");
+    return 2;
+}
+
+/* Reads and parses the spec at `path`; prints the error and returns 1 on failure. */
+static int load_spec(const char *path, job_spec *spec)
+{
+    char *text;
+    size_t len;
+    int rc = cli_read_file(path, &text, &len);
+    if (rc) {
+        fprintf(stderr, "error: cannot read %s: %s\n", path, strerror(-rc));
+        return 1;
+    }
+    an_err e;
+    an_err_clear(&e);
+    rc = job_spec_parse_text(text, len, spec, &e);
+    free(text);
+    if (rc) {
+        print_err(&e);
+        return 1;
+    }
+    return 0;
+}
+
+int cli_check(int argc, char **argv)
+{
+    if (argc != 2)
+        return usage_err("check expects one argument, FILE or -, %s", argc < 2 ? "got none" : "got more");
+    job_spec spec;
+    if (load_spec(argv[1], &spec))
+        return 1;
+    cJSON *out = cJSON_CreateObject();
+    cJSON_AddItemToObject(out, "spec", cJSON_Duplicate(spec.normalized, 1));
+    cJSON_AddItemToObject(out, "warnings", cJSON_Duplicate(spec.warnings, 1));
+    char *s = cJSON_Print(out);
+    printf("%s\n", s);
+    cJSON_free(s);
+    cJSON_Delete(out);
+    cJSON *w;
+    cJSON_ArrayForEach(w, spec.warnings)
+        if (cJSON_IsString(w))
+            fprintf(stderr, "warning: %s\n", w->valuestring);
+    job_spec_free(&spec);
+    return 0;
+}
+
+static int parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long long v = s ? strtoll(s, &end, 10) : 0;
+    if (!s || !*s || errno || *end || v < lo || v > hi)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+int cli_preview(int argc, char **argv)
+{
+    const char *path = NULL, *format = "json";
+    int64_t steps = 0;
+    cJSON *groups = cJSON_CreateArray();
+    int rc = 2;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--steps") == 0) {
+            if (parse_i64(v, 1, 10000000, &steps)) {
+                usage_err("--steps expects a whole number in 1..10000000, got '%s'", v ? v : "");
+                goto out;
+            }
+            i++;
+        } else if (strcmp(a, "--param-group-lr") == 0) {
+            char *end = NULL;
+            double x = v ? strtod(v, &end) : NAN;
+            if (!v || !*v || *end || !isfinite(x) || x < 0) {
+                usage_err("--param-group-lr expects a learning rate >= 0, got '%s'", v ? v : "");
+                goto out;
+            }
+            cJSON *g = cJSON_CreateObject();
+            cJSON_AddNumberToObject(g, "lr", x);
+            cJSON_AddItemToArray(groups, g);
+            i++;
+        } else if (strcmp(a, "--format") == 0) {
+            if (!v || (strcmp(v, "json") && strcmp(v, "csv"))) {
+                usage_err("--format expects json or csv, got '%s'", v ? v : "");
+                goto out;
+            }
+            format = v;
+            i++;
+        } else if (!path && (a[0] != '-' || strcmp(a, "-") == 0)) {
+            path = a;
+        } else {
+            usage_err("preview: unexpected argument '%s'", a);
+            goto out;
+        }
+    }
+    if (!path) {
+        usage_err("preview expects a FILE or - %s", "(a ds_config, a preview body or a job spec)");
+        goto out;
+    }
+    char *text;
+    size_t len;
+    int r = cli_read_file(path, &text, &len);
+    if (r) {
+        fprintf(stderr, "error: cannot read %s: %s\n", path, strerror(-r));
+        rc = 1;
+        goto out;
+    }
+    an_err e;
+    an_err_clear(&e);
+    cJSON *body = NULL, *res = NULL;
+    r = json_parse_text(text, len, &body, &e);
+    free(text);
+    rc = 1;
+    if (r) {
+        print_err(&e);
+        goto out;
+    }
+    if (cJSON_GetArraySize(groups) > 0) {
+        /* Groups given on the command line replace the file's; a job spec's own param_groups
+         * mean something else (glob matches), so only its ds_config and steps are kept. */
+        if (cJSON_IsObject(body) && cJSON_GetObjectItemCaseSensitive(body, "model")) {
+            cJSON *nb = cJSON_CreateObject();
+            cJSON *ds = cJSON_GetObjectItemCaseSensitive(body, "ds_config");
+            cJSON *st = cJSON_GetObjectItemCaseSensitive(body, "steps");
+            if (ds)
+                cJSON_AddItemToObject(nb, "ds_config", cJSON_Duplicate(ds, 1));
+            if (st)
+                cJSON_AddItemToObject(nb, "steps", cJSON_Duplicate(st, 1));
+            cJSON_Delete(body);
+            body = nb;
+        } else if (cJSON_IsObject(body) && !cJSON_GetObjectItemCaseSensitive(body, "ds_config")) {
+            cJSON *nb = cJSON_CreateObject();
+            cJSON_AddItemToObject(nb, "ds_config", body);
+            body = nb;
+        }
+        if (cJSON_IsObject(body)) {
+            cJSON_DeleteItemFromObjectCaseSensitive(body, "param_groups");
+            cJSON_AddItemToObject(body, "param_groups", groups);
+            groups = NULL;
+        }
+    }
+    r = sched_preview(body, steps, &res, &e);
+    cJSON_Delete(body);
+    if (r) {
+        print_err(&e);
+        goto out;
+    }
+    if (strcmp(format, "json") == 0) {
+        char *s = cJSON_PrintUnformatted(res);
+        printf("%s\n", s);
+        cJSON_free(s);
+    } else {
+        cJSON *st = cJSON_GetObjectItemCaseSensitive(res, "step");
+        cJSON *lr = cJSON_GetObjectItemCaseSensitive(res, "lr");
+        cJSON *mom = cJSON_GetObjectItemCaseSensitive(res, "momentum");
+        int ng = cJSON_GetArraySize(lr), nm = cJSON_GetArraySize(mom);
+        printf("step");
+        for (int g = 0; g < ng; g++)
+            printf(",lr%d", g);
+        for (int g = 0; g < nm; g++)
+            printf(",mom%d", g);
+        printf("\n");
+        /* Walk the arrays with cursors: cJSON_GetArrayItem is linear. */
+        cJSON *cur[2 * SCHED_MAX_GROUPS];
+        int nc = 0;
+        for (int g = 0; g < ng && nc < 2 * SCHED_MAX_GROUPS; g++)
+            cur[nc++] = cJSON_GetArrayItem(lr, g)->child;
+        for (int g = 0; g < nm && nc < 2 * SCHED_MAX_GROUPS; g++)
+            cur[nc++] = cJSON_GetArrayItem(mom, g)->child;
+        for (cJSON *s = st ? st->child : NULL; s; s = s->next) {
+            printf("%.0f", s->valuedouble);
+            for (int c = 0; c < nc; c++) {
+                printf(",%.17g", cur[c] ? cur[c]->valuedouble : NAN);
+                if (cur[c])
+                    cur[c] = cur[c]->next;
+            }
+            printf("\n");
+        }
+    }
+    cJSON_Delete(res);
+    rc = 0;
+out:
+    cJSON_Delete(groups);
+    return rc;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int write_file(const char *path, const void *buf, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return -errno;
+    size_t w = fwrite(buf, 1, len, f);
+    int bad = w != len || fflush(f) != 0;
+    if (fclose(f) != 0 || bad)
+        return -EIO;
+    return 0;
+}
+
+static void progress(int tty, const train_report *r, int64_t total, double t0, int final)
+{
+    double el = now_s() - t0;
+    if (tty) {
+        int width = 30, fill = total > 0 ? (int)(width * r->step / total) : width;
+        char bar[64];
+        for (int i = 0; i < width; i++)
+            bar[i] = i < fill ? '#' : '.';
+        bar[width] = '\0';
+        fprintf(stderr, "\r[%s] %lld/%lld loss %.6g lr %.6g %.1fs ", bar, (long long)r->step,
+                (long long)total, r->loss, r->lr[0], el);
+        if (final)
+            fputc('\n', stderr);
+    } else {
+        fprintf(stderr, "step %lld/%lld loss %.9g lr %.9g\n", (long long)r->step,
+                (long long)total, r->loss, r->lr[0]);
+    }
+}
+
+int cli_train(int argc, char **argv)
+{
+    const char *path = NULL, *metrics_csv = NULL, *weights_json = NULL, *save = NULL,
+               *resume = NULL;
+    int64_t steps = -1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        const char **dst = NULL;
+        if (strcmp(a, "--steps") == 0) {
+            if (parse_i64(v, 0, INT64_MAX, &steps))
+                return usage_err("--steps expects a whole number >= 0, got '%s'", v ? v : "");
+            i++;
+            continue;
+        }
+        if (strcmp(a, "--metrics-csv") == 0)
+            dst = &metrics_csv;
+        else if (strcmp(a, "--weights-json") == 0)
+            dst = &weights_json;
+        else if (strcmp(a, "--save") == 0)
+            dst = &save;
+        else if (strcmp(a, "--resume") == 0)
+            dst = &resume;
+        if (dst) {
+            if (!v)
+                return usage_err("%s needs a file name", a);
+            *dst = v;
+            i++;
+        } else if (!path && (a[0] != '-' || strcmp(a, "-") == 0)) {
+            path = a;
+        } else {
+            return usage_err("train: unexpected argument '%s'", a);
+        }
+    }
+    if (!path)
+        return usage_err("train expects a job spec file%s", "");
+
+    job_spec spec;
+    if (load_spec(path, &spec))
+        return 1;
+    if (spec.data.type == DATA_DATASET) {
+        fprintf(stderr, "error: data.type: \"dataset\" names a data set uploaded to the service; "
+                        "the offline trainer takes \"builtin\", \"inline\" or \"synthetic\"\n");
+        job_spec_free(&spec);
+        return 1;
+    }
+    if (spec.resume_job[0]) {
+        fprintf(stderr, "error: resume_from: needs the service's checkpoints; use --resume FILE "
+                        "offline\n");
+        job_spec_free(&spec);
+        return 1;
+    }
+    an_err e;
+    an_err_clear(&e);
+    train *t = NULL;
+    FILE *mf = NULL;
+    int rc = 1;
+    if (train_create(&t, &spec, NULL, 0, &e)) {
+        print_err(&e);
+        goto out;
+    }
+    if (resume) {
+        char *blob;
+        size_t blen;
+        int r = cli_read_file(resume, &blob, &blen);
+        if (r) {
+            fprintf(stderr, "error: cannot read %s: %s\n", resume, strerror(-r));
+            goto out;
+        }
+        r = train_restore(t, blob, blen, &e);
+        free(blob);
+        if (r) {
+            print_err(&e);
+            goto out;
+        }
+    }
+    if (metrics_csv) {
+        mf = fopen(metrics_csv, "w");
+        if (!mf) {
+            fprintf(stderr, "error: cannot write %s: %s\n", metrics_csv, strerror(errno));
+            goto out;
+        }
+    }
+    int64_t total = train_total_steps(t);
+    int tty = isatty(2);
+    double t0 = now_s(), last = 0;
+    train_report rep;
+    memset(&rep, 0, sizeof rep);
+    int header = 0;
+    int64_t done = 0;
+    while (train_steps_done(t) < total && (steps < 0 || done < steps)) {
+        if (train_step(t, &rep, &e)) {
+            if (tty)
+                fputc('\n', stderr);
+            print_err(&e);
+            goto out;
+        }
+        done++;
+        if (mf) {
+            if (!header) {
+                fprintf(mf, "step,loss");
+                for (int g = 0; g < rep.ngroups; g++)
+                    fprintf(mf, ",lr%d", g);
+                fprintf(mf, ",grad_norm\n");
+                header = 1;
+            }
+            fprintf(mf, "%lld,%.9g", (long long)rep.step, rep.loss);
+            for (int g = 0; g < rep.ngroups; g++)
+                fprintf(mf, ",%.17g", rep.lr[g]);
+            fprintf(mf, ",%.9g\n", rep.grad_norm);
+        }
+        double now = now_s();
+        if (now - last >= (tty ? 0.1 : 1.0)) {
+            progress(tty, &rep, total, t0, 0);
+            last = now;
+        }
+    }
+    if (done > 0)
+        progress(tty, &rep, total, t0, 1);
+    if (mf && fclose(mf) != 0) {
+        mf = NULL;
+        fprintf(stderr, "error: cannot write %s\n", metrics_csv);
+        goto out;
+    }
+    mf = NULL;
+    if (save) {
+        void *blob = NULL;
+        size_t blen = 0;
+        if (train_save(t, &blob, &blen, &e)) {
+            print_err(&e);
+            goto out;
+        }
+        int r = write_file(save, blob, blen);
+        free(blob);
+        if (r) {
+            fprintf(stderr, "error: cannot write %s: %s\n", save, strerror(-r));
+            goto out;
+        }
+    }
+    if (weights_json) {
+        cJSON *w = NULL;
+        if (train_weights_json(t, &w) || !w) {
+            fprintf(stderr, "error: cannot build the weights JSON\n");
+            goto out;
+        }
+        char *s = cJSON_PrintUnformatted(w);
+        cJSON_Delete(w);
+        int r = s ? write_file(weights_json, s, strlen(s)) : -ENOMEM;
+        cJSON_free(s);
+        if (r) {
+            fprintf(stderr, "error: cannot write %s: %s\n", weights_json, strerror(-r));
+            goto out;
+        }
+    }
+    if (done > 0) {
+        printf("step %lld loss %.9g lr", (long long)rep.step, rep.loss);
+        for (int g = 0; g < rep.ngroups; g++)
+            printf(" %.17g", rep.lr[g]);
+        printf("\n");
+    } else {
+        printf("step %lld (nothing to train)\n", (long long)train_steps_done(t));
+    }
+    rc = 0;
+out:
+    if (mf)
+        fclose(mf);
+    train_free(t);
+    job_spec_free(&spec);
+    return rc;
+}

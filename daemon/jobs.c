@@ -1,0 +1,461 @@
+/* jobs — the job manager: state machine, queue, and progress-to-events bridge. */
+#include "daemon/jobs.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/http.h"
+#include "daemon/daemon.h"
+
+#define PROGRESS_INTERVAL 0.1 /* seconds between progress events of one job */
+
+int jobs_init(jobmgr *m, struct daemon *d)
+{
+    memset(m, 0, sizeof *m);
+    m->d = d;
+    if (uv_mutex_init(&m->mu))
+        return -ENOMEM;
+    if (uv_cond_init(&m->cond)) {
+        uv_mutex_destroy(&m->mu);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+static void run_free(job_run *r)
+{
+    uv_mutex_destroy(&r->mu);
+    free(r);
+}
+
+void jobs_close(jobmgr *m)
+{
+    job_run *r = m->runs;
+    while (r) {
+        job_run *n = r->next;
+        run_free(r);
+        r = n;
+    }
+    m->runs = NULL;
+    uv_cond_destroy(&m->cond);
+    uv_mutex_destroy(&m->mu);
+}
+
+job_run *jobs_find(jobmgr *m, const char *id)
+{
+    for (job_run *r = m->runs; r; r = r->next)
+        if (strcmp(r->id, id) == 0)
+            return r;
+    return NULL;
+}
+
+int jobs_enqueue(jobmgr *m, const char *id)
+{
+    if (jobs_find(m, id))
+        return 0;
+    job_run *r = calloc(1, sizeof *r);
+    if (!r)
+        return -ENOMEM;
+    snprintf(r->id, sizeof r->id, "%s", id);
+    if (uv_mutex_init(&r->mu)) {
+        free(r);
+        return -ENOMEM;
+    }
+    atomic_init(&r->stop, STOP_NONE);
+    r->sent_step = -1;
+    r->snap.eta_s = NAN;
+    r->snap.loss = NAN;
+    r->next = m->runs;
+    m->runs = r;
+    uv_mutex_lock(&m->mu);
+    if (m->qtail)
+        m->qtail->qnext = r;
+    else
+        m->qhead = r;
+    m->qtail = r;
+    uv_cond_signal(&m->cond);
+    uv_mutex_unlock(&m->mu);
+    return 0;
+}
+
+int jobs_recover(jobmgr *m, an_err *err)
+{
+    size_t n = 0;
+    int rc = store_job_requeue_running(&m->d->store, &n, err);
+    if (rc)
+        return rc;
+    if (n)
+        daemon_log(LOG_INFO, "%zu job(s) were running when the daemon stopped: queued again", n);
+    char(*ids)[STORE_ID_LEN] = NULL;
+    size_t k = 0;
+    rc = store_job_ids(&m->d->store, STORE_MASK(STORE_QUEUED), &ids, &k, err);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < k; i++)
+        jobs_enqueue(m, ids[i]);
+    free(ids);
+    return 0;
+}
+
+/* Removes a run from the queue if no worker has taken it. Returns 1 if it was removed. */
+static int unqueue(jobmgr *m, job_run *run)
+{
+    int removed = 0;
+    uv_mutex_lock(&m->mu);
+    if (!run->taken) {
+        job_run **pp = &m->qhead, *prev = NULL;
+        while (*pp && *pp != run) {
+            prev = *pp;
+            pp = &(*pp)->qnext;
+        }
+        if (*pp == run) {
+            *pp = run->qnext;
+            if (m->qtail == run)
+                m->qtail = prev;
+            removed = 1;
+        }
+    }
+    uv_mutex_unlock(&m->mu);
+    return removed;
+}
+
+static void unlink_run(jobmgr *m, job_run *run)
+{
+    for (job_run **pp = &m->runs; *pp; pp = &(*pp)->next)
+        if (*pp == run) {
+            *pp = run->next;
+            return;
+        }
+}
+
+job_run *jobs_take(jobmgr *m)
+{
+    uv_mutex_lock(&m->mu);
+    while (!m->qhead && !m->quit)
+        uv_cond_wait(&m->cond, &m->mu);
+    job_run *r = m->qhead;
+    if (r) {
+        m->qhead = r->qnext;
+        if (!m->qhead)
+            m->qtail = NULL;
+        r->qnext = NULL;
+        r->taken = 1;
+    }
+    uv_mutex_unlock(&m->mu);
+    return r;
+}
+
+void jobs_wake(jobmgr *m)
+{
+    uv_async_send(&m->d->wake);
+}
+
+void jobs_done(jobmgr *m, job_run *run)
+{
+    uv_mutex_lock(&run->mu);
+    run->snap.done = 1;
+    uv_mutex_unlock(&run->mu);
+    uv_async_send(&m->d->wake);
+}
+
+void jobs_emit_state(jobmgr *m, const char *id, const char *state, const char *error)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", id);
+    cJSON_AddStringToObject(o, "state", state);
+    if (error && error[0])
+        cJSON_AddStringToObject(o, "error", error);
+    else
+        cJSON_AddNullToObject(o, "error");
+    sse_publish(&m->d->hub, id, "state", o);
+    cJSON_Delete(o);
+}
+
+static cJSON *num_or_null(double v)
+{
+    return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull();
+}
+
+static void emit_progress(jobmgr *m, const char *id, const job_snap *s)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", id);
+    cJSON_AddNumberToObject(o, "step", (double)s->step);
+    cJSON_AddNumberToObject(o, "total_steps", (double)s->total_steps);
+    cJSON_AddNumberToObject(o, "epoch", (double)s->epoch);
+    cJSON_AddItemToObject(o, "loss", num_or_null(s->loss));
+    cJSON *lr = cJSON_AddArrayToObject(o, "lr");
+    for (int g = 0; g < s->n_lr; g++)
+        cJSON_AddItemToArray(lr, num_or_null(s->lr[g]));
+    cJSON_AddItemToObject(o, "samples_per_sec", num_or_null(s->samples_per_sec));
+    cJSON_AddItemToObject(o, "eta_s", num_or_null(s->eta_s));
+    sse_publish(&m->d->hub, id, "progress", o);
+    cJSON_Delete(o);
+}
+
+static void emit_checkpoint(jobmgr *m, const char *id, const job_snap *s)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", id);
+    cJSON_AddNumberToObject(o, "step", (double)s->ckpt_step);
+    cJSON_AddNumberToObject(o, "bytes", (double)s->ckpt_bytes);
+    sse_publish(&m->d->hub, id, "checkpoint", o);
+    cJSON_Delete(o);
+}
+
+/* Answers every request waiting on a run with the job's current object. */
+static void answer_waiters(jobmgr *m, job_run *run)
+{
+    http_req *w = run->waiters;
+    run->waiters = NULL;
+    while (w) {
+        http_req *next = w->next_waiter;
+        w->next_waiter = NULL;
+        store_job row;
+        memset(&row, 0, sizeof row);
+        an_err e;
+        if (store_job_get(&m->d->store, run->id, &row, &e) == 0) {
+            http_resume_with(w, 200, http_json_response(jobs_to_json(m, &row)));
+            store_job_free(&row);
+        } else {
+            http_resume_with(w, 500, http_error_response("internal", NULL, e.message));
+        }
+        w = next;
+    }
+}
+
+void jobs_poll(jobmgr *m)
+{
+    double now = daemon_now();
+    job_run *r = m->runs;
+    while (r) {
+        job_run *next = r->next;
+        job_snap s;
+        uv_mutex_lock(&r->mu);
+        s = r->snap;
+        uv_mutex_unlock(&r->mu);
+        if (s.started && !r->sent_started) {
+            r->sent_started = 1;
+            jobs_emit_state(m, r->id, "running", NULL);
+        }
+        int forced = s.done;
+        if (s.started && s.step != r->sent_step &&
+            (forced || now - r->sent_at >= PROGRESS_INTERVAL)) {
+            emit_progress(m, r->id, &s);
+            r->sent_step = s.step;
+            r->sent_at = now;
+        }
+        if (s.ckpt_seq != r->sent_ckpt_seq) {
+            r->sent_ckpt_seq = s.ckpt_seq;
+            emit_checkpoint(m, r->id, &s);
+        }
+        if (s.done) {
+            jobs_emit_state(m, r->id, store_state_name(s.final), s.error);
+            unlink_run(m, r);
+            answer_waiters(m, r);
+            run_free(r);
+        }
+        r = next;
+    }
+}
+
+cJSON *jobs_to_json(jobmgr *m, const store_job *row)
+{
+    cJSON *o = store_job_to_json(row);
+    if (!o)
+        return NULL;
+    job_run *r = jobs_find(m, row->id);
+    if (r && row->state == STORE_RUNNING) {
+        job_snap s;
+        uv_mutex_lock(&r->mu);
+        s = r->snap;
+        uv_mutex_unlock(&r->mu);
+        if (s.started && s.step > row->step) {
+            cJSON_ReplaceItemInObject(o, "step", cJSON_CreateNumber((double)s.step));
+            cJSON_ReplaceItemInObject(o, "epoch", cJSON_CreateNumber((double)s.epoch));
+            cJSON_ReplaceItemInObject(o, "loss", num_or_null(s.loss));
+            cJSON *lr = cJSON_CreateArray();
+            for (int g = 0; g < s.n_lr; g++)
+                cJSON_AddItemToArray(lr, num_or_null(s.lr[g]));
+            cJSON_ReplaceItemInObject(o, "lr", lr);
+            cJSON_ReplaceItemInObject(o, "samples_per_sec", num_or_null(s.samples_per_sec));
+        }
+        if (cJSON_GetObjectItemCaseSensitive(o, "eta_s"))
+            cJSON_ReplaceItemInObject(o, "eta_s", num_or_null(s.eta_s));
+        else
+            cJSON_AddItemToObject(o, "eta_s", num_or_null(s.eta_s));
+    }
+    return o;
+}
+
+static void reply_row(jobmgr *m, http_req *r, const char *id, unsigned status)
+{
+    store_job row;
+    memset(&row, 0, sizeof row);
+    an_err e;
+    int rc = store_job_get(&m->d->store, id, &row, &e);
+    if (rc) {
+        const char *code;
+        unsigned st = http_status_of_store(rc, &code);
+        http_error(r, st, code, "id", "%s", e.message);
+        return;
+    }
+    http_reply_json(r, status, jobs_to_json(m, &row));
+    store_job_free(&row);
+}
+
+/* Reads a job's state; answers 404 (and returns -1) for an unknown id. */
+static int get_state(jobmgr *m, http_req *r, const char *id, store_job_state *st)
+{
+    store_job row;
+    memset(&row, 0, sizeof row);
+    an_err e;
+    int rc = store_job_get(&m->d->store, id, &row, &e);
+    if (rc) {
+        const char *code;
+        unsigned s = http_status_of_store(rc, &code);
+        if (rc == -ENOENT)
+            http_error(r, 404, "not_found", "id", "no job with id '%.64s'", id);
+        else
+            http_error(r, s, code, NULL, "%s", e.message);
+        return -1;
+    }
+    *st = row.state;
+    store_job_free(&row);
+    return 0;
+}
+
+static void conflict(http_req *r, const char *id, const char *what, store_job_state st,
+                     const char *allowed)
+{
+    http_error(r, 409, "conflict", "state", "job %s is %s; %s needs a job that is %s", id,
+               store_state_name(st), what, allowed);
+}
+
+/* Common path for pause and cancel: `to` is the target state. */
+static void stop_job(jobmgr *m, http_req *r, const char *id, int how, store_job_state to,
+                     unsigned from_mask, const char *what, const char *allowed)
+{
+    store_job_state st;
+    if (get_state(m, r, id, &st))
+        return;
+    if (!(from_mask & STORE_MASK(st))) {
+        conflict(r, id, what, st, allowed);
+        return;
+    }
+    job_run *run = jobs_find(m, id);
+    if (run && unqueue(m, run)) { /* queued, no worker yet: change it here */
+        unlink_run(m, run);
+        run_free(run);
+        run = NULL;
+    }
+    if (run) { /* a worker has it: ask it to stop, answer when it lets go */
+        int expected = STOP_NONE;
+        atomic_compare_exchange_strong(&run->stop, &expected, how);
+        if (expected == STOP_PAUSE && how == STOP_CANCEL)
+            atomic_store(&run->stop, STOP_CANCEL);
+        r->next_waiter = run->waiters;
+        run->waiters = r;
+        http_suspend(r);
+        return;
+    }
+    an_err e;
+    store_job_state prev;
+    int rc = store_job_set_state(&m->d->store, id, from_mask, to, NULL, &prev, &e);
+    if (rc == STORE_ESTATE) {
+        conflict(r, id, what, prev, allowed);
+        return;
+    }
+    if (rc) {
+        const char *code;
+        unsigned s = http_status_of_store(rc, &code);
+        http_error(r, s, code, NULL, "%s", e.message);
+        return;
+    }
+    jobs_emit_state(m, id, store_state_name(to), NULL);
+    reply_row(m, r, id, 200);
+}
+
+void jobs_pause(jobmgr *m, http_req *r, const char *id)
+{
+    stop_job(m, r, id, STOP_PAUSE, STORE_PAUSED,
+             STORE_MASK(STORE_RUNNING) | STORE_MASK(STORE_QUEUED), "pause",
+             "running or queued");
+}
+
+void jobs_cancel(jobmgr *m, http_req *r, const char *id)
+{
+    stop_job(m, r, id, STOP_CANCEL, STORE_CANCELLED,
+             STORE_MASK(STORE_RUNNING) | STORE_MASK(STORE_QUEUED) | STORE_MASK(STORE_PAUSED),
+             "cancel", "queued, running or paused");
+}
+
+void jobs_resume(jobmgr *m, http_req *r, const char *id)
+{
+    store_job_state st;
+    if (get_state(m, r, id, &st))
+        return;
+    /* A job that was stopped while still being let go of by its worker is not resumable
+     * until the worker is done with it. */
+    unsigned ok = STORE_MASK(STORE_PAUSED) | STORE_MASK(STORE_FAILED);
+    if (!(ok & STORE_MASK(st)) || jobs_find(m, id)) {
+        conflict(r, id, "resume", st, "paused or failed");
+        return;
+    }
+    an_err e;
+    store_job_state prev;
+    int rc = store_job_set_state(&m->d->store, id, ok, STORE_QUEUED, NULL, &prev, &e);
+    if (rc == STORE_ESTATE) {
+        conflict(r, id, "resume", prev, "paused or failed");
+        return;
+    }
+    if (rc) {
+        const char *code;
+        unsigned s = http_status_of_store(rc, &code);
+        http_error(r, s, code, NULL, "%s", e.message);
+        return;
+    }
+    jobs_enqueue(m, id);
+    jobs_emit_state(m, id, "queued", NULL);
+    reply_row(m, r, id, 200);
+}
+
+void jobs_shutdown(jobmgr *m)
+{
+    m->shutting_down = 1;
+    /* Queued runs nobody took stay queued in the store: drop them here. */
+    job_run *r = m->runs;
+    while (r) {
+        job_run *next = r->next;
+        if (unqueue(m, r)) {
+            unlink_run(m, r);
+            answer_waiters(m, r);
+            run_free(r);
+        } else {
+            atomic_store(&r->stop, STOP_SHUTDOWN);
+        }
+        r = next;
+    }
+}
+
+int jobs_idle(jobmgr *m)
+{
+    return m->runs == NULL;
+}
+
+void jobs_counts(jobmgr *m, int *queued, int *running)
+{
+    int q = 0, n = 0;
+    uv_mutex_lock(&m->mu);
+    for (job_run *r = m->runs; r; r = r->next) {
+        if (r->taken)
+            n++;
+        else
+            q++;
+    }
+    uv_mutex_unlock(&m->mu);
+    *queued = q;
+    *running = n;
+}

@@ -1,0 +1,131 @@
+/* jobs — the job manager: the state machine of API.md over the store, the queue that feeds
+ * the worker pool, and the bridge from workers' progress to SSE events.
+ *
+ * DESIGN
+ * The store holds the truth about every job (its row and state); this module holds the jobs
+ * this process is working on: one job_run per queued or running job. The loop thread creates
+ * runs (POST /v1/jobs, resume, the restart recovery), puts them in a FIFO queue and later
+ * frees them; a worker takes a run off the queue (under the manager's mutex), trains it, and
+ * publishes what it did into the run's snapshot under the run's own mutex (never held during
+ * compute). Pause, cancel and shutdown are an atomic flag in the run, read by the worker
+ * between steps.
+ *
+ * Workers wake the loop with uv_async_send at most every ~50 ms; the loop then walks the runs
+ * and turns what changed into SSE events: `state` on every transition, `checkpoint` for each
+ * new checkpoint, and `progress` at most every 100 ms per job (so ≤ 10/s to any client) —
+ * always including the last step before a state change. HTTP requests that must wait for a
+ * worker (pausing or cancelling a running job) are suspended on the run and answered when the
+ * worker lets go of it.
+ *
+ * Shutdown: jobs_shutdown sets every run's flag; workers checkpoint, put the job back to
+ * `queued` in the store and report; jobs_idle() says when all have. */
+#ifndef ANNEALD_JOBS_H
+#define ANNEALD_JOBS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+#include <uv.h>
+
+#include "store/store.h"
+
+struct daemon;
+struct http_req;
+
+enum job_stop { STOP_NONE = 0, STOP_PAUSE = 1, STOP_CANCEL = 2, STOP_SHUTDOWN = 3 };
+
+/* What a worker publishes about its run (guarded by job_run.mu). */
+typedef struct job_snap {
+    int started;                 /* the worker marked the job running */
+    int64_t step, epoch, total_steps;
+    double loss;
+    int n_lr;
+    double lr[STORE_MAX_LR];
+    double samples_per_sec;
+    double eta_s;                /* seconds left at the current speed; NAN unknown */
+    int64_t ckpt_seq;            /* checkpoints written by this run */
+    int64_t ckpt_step, ckpt_bytes;
+    int done;                    /* the worker let go of the run */
+    store_job_state final;       /* the job's state when done */
+    char error[512];             /* failure message when final == failed */
+} job_snap;
+
+typedef struct job_run {
+    char id[STORE_ID_LEN];
+    atomic_int stop;             /* enum job_stop, read by the worker between steps */
+    int taken;                   /* a worker has it (manager mutex) */
+    uv_mutex_t mu;               /* guards snap */
+    job_snap snap;
+    /* loop thread only */
+    int64_t sent_step;           /* last progress step sent as an event */
+    double sent_at;              /* when (monotonic seconds) */
+    int64_t sent_ckpt_seq;
+    int sent_started;
+    struct http_req *waiters;    /* requests answered when the worker lets go */
+    struct job_run *qnext;       /* queue link (manager mutex) */
+    struct job_run *next;        /* list of all runs (loop thread) */
+} job_run;
+
+typedef struct jobmgr {
+    struct daemon *d;
+    uv_mutex_t mu;               /* guards the queue, taken flags, quit */
+    uv_cond_t cond;              /* signalled on enqueue and quit */
+    job_run *qhead, *qtail;      /* FIFO of runs no worker has taken */
+    int quit;                    /* workers exit when the queue is empty */
+    job_run *runs;               /* every live run (loop thread) */
+    int shutting_down;
+    atomic_uint_fast64_t steps_trained;   /* for /metrics */
+    atomic_uint_fast64_t ckpt_bytes;      /* total bytes checkpointed */
+    atomic_uint_fast64_t ckpt_count;
+    atomic_uint_fast64_t ckpt_usec;       /* total time spent committing checkpoints */
+} jobmgr;
+
+/* Loop thread. */
+int jobs_init(jobmgr *m, struct daemon *d);
+void jobs_close(jobmgr *m);
+
+/* Restart recovery: running jobs become queued and every queued job is enqueued, oldest
+ * first. */
+int jobs_recover(jobmgr *m, an_err *err);
+
+/* Enqueues an already-queued job (in the store) for the workers. */
+int jobs_enqueue(jobmgr *m, const char *id);
+
+/* The live run of a job, or NULL. */
+job_run *jobs_find(jobmgr *m, const char *id);
+
+/* The API job object: the stored row, with a running job's latest progress laid over it. */
+cJSON *jobs_to_json(jobmgr *m, const store_job *row);
+
+/* Called on the loop thread when workers wake it: emits events, answers waiting requests,
+ * frees finished runs. */
+void jobs_poll(jobmgr *m);
+
+/* Handlers for the transitions. Each answers the request (possibly later). */
+void jobs_pause(jobmgr *m, struct http_req *r, const char *id);
+void jobs_resume(jobmgr *m, struct http_req *r, const char *id);
+void jobs_cancel(jobmgr *m, struct http_req *r, const char *id);
+
+/* Publishes a `state` event for a job. */
+void jobs_emit_state(jobmgr *m, const char *id, const char *state, const char *error);
+
+/* Asks every run to stop for a restart (checkpoint, back to queued). */
+void jobs_shutdown(jobmgr *m);
+
+/* 1 when no run is left (after jobs_shutdown: every worker has reported). */
+int jobs_idle(jobmgr *m);
+
+/* Worker side: blocks until a run is available (returns it, taken) or quit (NULL). */
+job_run *jobs_take(jobmgr *m);
+
+/* Worker side: the run is done; wakes the loop. */
+void jobs_done(jobmgr *m, job_run *run);
+
+/* Worker side: wakes the loop (rate-limited by the caller). */
+void jobs_wake(jobmgr *m);
+
+/* Counts of runs queued and running (loop thread). */
+void jobs_counts(jobmgr *m, int *queued, int *running);
+
+#endif

@@ -1,0 +1,274 @@
+/* loop — the service's libuv loop: MHD in external epoll mode, the wake-up from workers,
+ * housekeeping, signals and the shutdown state machine.
+ *
+ * Shutdown (SIGTERM/SIGINT), as a state machine driven by the housekeeping timer so the loop
+ * never blocks:
+ *   SERVING  -> signal: stop accepting (MHD_quiesce_daemon), new requests get 503, every run
+ *               is told to stop (workers checkpoint and put their job back to `queued`);
+ *   DRAINING -> when no run is left and no deferred request is out: end every SSE stream,
+ *               let MHD flush, then close MHD, join the workers, close every handle;
+ *   CLOSING  -> the loop ends when the last handle is closed.
+ * A second signal exits at once (jobs left `running` are re-queued at the next start). */
+#include "daemon/daemon.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api/http.h"
+#include "daemon/notify.h"
+
+static int log_level = LOG_INFO;
+
+void daemon_log(int level, const char *fmt, ...)
+{
+    if (level > log_level)
+        return;
+    static const char *names[] = {"error", "warn", "info", "debug"};
+    char ts[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s anneald %s: ", ts, names[level & 3]);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+double daemon_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void on_mhd_timer(uv_timer_t *t)
+{
+    daemon_pump(t->data);
+}
+
+void daemon_pump(daemon_t *d)
+{
+    if (!d->mhd)
+        return;
+    MHD_run(d->mhd);
+    MHD_UNSIGNED_LONG_LONG ms = 0;
+    if (MHD_get_timeout(d->mhd, &ms) == MHD_YES)
+        uv_timer_start(&d->mhd_timer, on_mhd_timer, ms > 60000 ? 60000 : ms, 0);
+    else
+        uv_timer_stop(&d->mhd_timer);
+}
+
+static void on_mhd_poll(uv_poll_t *p, int status, int events)
+{
+    (void)status;
+    (void)events;
+    daemon_pump(p->data);
+}
+
+static void on_wake(uv_async_t *a)
+{
+    daemon_t *d = a->data;
+    jobs_poll(&d->jobs);
+    daemon_pump(d);
+}
+
+static void close_handle(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+/* DRAINING: finishes once every run has let go and no deferred request is out. */
+static void drain_step(daemon_t *d)
+{
+    jobs_poll(&d->jobs);
+    if (!jobs_idle(&d->jobs) || d->inflight_work > 0) {
+        daemon_pump(d);
+        return;
+    }
+    d->phase = PHASE_CLOSING;
+    daemon_log(LOG_INFO, "every job is checkpointed; closing");
+    sse_hub_end(&d->hub, "");
+    /* Let MHD write the last bytes and end the streams. */
+    for (int i = 0; i < 20 && d->hub.nclients > 0; i++) {
+        MHD_run(d->mhd);
+        usleep(5000);
+    }
+    uv_poll_stop(&d->mhd_poll);
+    uv_close((uv_handle_t *)&d->mhd_poll, NULL);
+    MHD_stop_daemon(d->mhd);
+    d->mhd = NULL;
+    workers_stop(&d->pool);
+    uv_walk(&d->loop, close_handle, NULL);
+}
+
+static void on_housekeeping(uv_timer_t *t)
+{
+    daemon_t *d = t->data;
+    d->ticks++;
+    if (d->phase == PHASE_DRAINING) {
+        drain_step(d);
+        return;
+    }
+    if (d->phase != PHASE_SERVING)
+        return;
+    jobs_poll(&d->jobs); /* a trailing coalesced progress event, if any */
+    if (d->ticks % 60 == 0) /* 15 s at 250 ms */
+        sse_hub_ping(&d->hub);
+    /* Watchdog pings come from the loop itself, so a stalled loop gets restarted. */
+    if (d->watchdog_ticks > 0 && d->ticks % d->watchdog_ticks == 0)
+        notify_send("WATCHDOG=1");
+    daemon_pump(d);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    daemon_t *d = s->data;
+    if (d->phase != PHASE_SERVING) {
+        daemon_log(LOG_WARN, "second signal %d: exiting now", signum);
+        _exit(1);
+    }
+    daemon_log(LOG_INFO, "signal %d: checkpointing every job and stopping", signum);
+    d->phase = PHASE_DRAINING;
+    notify_send("STOPPING=1\nSTATUS=checkpointing running jobs");
+    if (d->mhd)
+        MHD_quiesce_daemon(d->mhd);
+    jobs_shutdown(&d->jobs);
+    drain_step(d);
+}
+
+static int bind_address(const daemon_opts *o, struct sockaddr_storage *ss, unsigned *flags)
+{
+    memset(ss, 0, sizeof *ss);
+    const char *host = strcmp(o->host, "localhost") == 0 ? "127.0.0.1" : o->host;
+    struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)o->port);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)o->port);
+        *flags |= MHD_USE_IPv6;
+        return 0;
+    }
+    return -EINVAL;
+}
+
+int daemon_run(const daemon_opts *opts)
+{
+    static daemon_t dd; /* one per process; static keeps it off the stack (it is large) */
+    daemon_t *d = &dd;
+    memset(d, 0, sizeof *d);
+    d->opts = opts;
+    log_level = opts->log_level;
+    d->started = daemon_now();
+    signal(SIGPIPE, SIG_IGN);
+
+    an_err e;
+    an_err_clear(&e);
+    int rc = store_open(&d->store, opts->db, &e);
+    if (rc) {
+        fprintf(stderr, "anneald: cannot open the store %s: %s\n", opts->db, e.message);
+        return 1;
+    }
+    if (uv_loop_init(&d->loop) != 0) {
+        store_close(&d->store);
+        return 1;
+    }
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    uint64_t first_id = ((uint64_t)wall.tv_sec * 1000 + (uint64_t)(wall.tv_nsec / 1000000)) * 1000;
+    if (sse_hub_init(&d->hub, 8192, first_id) || jobs_init(&d->jobs, d)) {
+        fprintf(stderr, "anneald: out of memory\n");
+        return 1;
+    }
+    uv_async_init(&d->loop, &d->wake, on_wake);
+    d->wake.data = d;
+
+    struct sockaddr_storage ss;
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    if (bind_address(opts, &ss, &flags)) {
+        fprintf(stderr, "anneald: --listen %s: a numeric IPv4 or IPv6 address was expected\n",
+                opts->host);
+        return 2;
+    }
+    d->mhd = MHD_start_daemon(flags, (uint16_t)opts->port, NULL, NULL, http_access, d,
+                              MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                              MHD_OPTION_NOTIFY_COMPLETED, http_completed, d,
+                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30,
+                              MHD_OPTION_CONNECTION_LIMIT, (unsigned int)256,
+                              MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+                              MHD_OPTION_END);
+    if (!d->mhd) {
+        fprintf(stderr, "anneald: cannot listen on %s:%d\n", opts->host, opts->port);
+        return 1;
+    }
+    const union MHD_DaemonInfo *pi = MHD_get_daemon_info(d->mhd, MHD_DAEMON_INFO_BIND_PORT);
+    d->port = pi ? pi->port : opts->port;
+    const union MHD_DaemonInfo *ei = MHD_get_daemon_info(d->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+    uv_poll_init(&d->loop, &d->mhd_poll, ei->epoll_fd);
+    d->mhd_poll.data = d;
+    uv_poll_start(&d->mhd_poll, UV_READABLE, on_mhd_poll);
+    uv_timer_init(&d->loop, &d->mhd_timer);
+    d->mhd_timer.data = d;
+    uv_timer_init(&d->loop, &d->housekeeping);
+    d->housekeeping.data = d;
+    uv_timer_start(&d->housekeeping, on_housekeeping, 250, 250);
+    uv_signal_init(&d->loop, &d->sigterm);
+    d->sigterm.data = d;
+    uv_signal_start(&d->sigterm, on_signal, SIGTERM);
+    uv_signal_init(&d->loop, &d->sigint);
+    d->sigint.data = d;
+    uv_signal_start(&d->sigint, on_signal, SIGINT);
+
+    if (jobs_recover(&d->jobs, &e))
+        daemon_log(LOG_ERROR, "restart recovery failed: %s", e.message);
+    rc = workers_start(&d->pool, &d->jobs, opts->db, opts->workers);
+    if (rc) {
+        fprintf(stderr, "anneald: cannot start %d workers: %s\n", opts->workers, strerror(-rc));
+        return 1;
+    }
+
+    int v6 = (flags & MHD_USE_IPv6) != 0;
+    printf("listening on http://%s%s%s:%d\n", v6 ? "[" : "", opts->host, v6 ? "]" : "", d->port);
+    fflush(stdout);
+    daemon_log(LOG_INFO, "serving on port %d with %d workers, store %s", d->port,
+               opts->workers, opts->db);
+    uint64_t wd = notify_watchdog_usec();
+    if (wd > 0) {
+        d->watchdog_ticks = (int64_t)(wd / 2 / 250000);
+        if (d->watchdog_ticks < 1)
+            d->watchdog_ticks = 1;
+    }
+    char status[128];
+    snprintf(status, sizeof status, "READY=1\nSTATUS=serving on port %d", d->port);
+    notify_send(status);
+    daemon_pump(d);
+
+    uv_run(&d->loop, UV_RUN_DEFAULT);
+
+    if (uv_loop_close(&d->loop) != 0)
+        daemon_log(LOG_WARN, "the loop closed with handles still open");
+    jobs_close(&d->jobs);
+    sse_hub_close(&d->hub);
+    store_maintain(&d->store, NULL);
+    store_close(&d->store);
+    daemon_log(LOG_INFO, "stopped");
+    return d->exit_code;
+}

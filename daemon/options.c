@@ -1,0 +1,210 @@
+/* options — the daemon's command-line flags. */
+#include "daemon/options.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void options_defaults(daemon_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    snprintf(o->host, sizeof o->host, "127.0.0.1");
+    o->port = 8470;
+    snprintf(o->db, sizeof o->db, "anneald.db");
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    o->workers = n > 0 ? (int)n : 1;
+    o->log_level = LOG_INFO;
+    o->max_body_json = (size_t)1 << 20;
+    o->max_body_dataset = (size_t)256 << 20;
+}
+
+const char *options_usage(void)
+{
+    return "usage: anneald [--listen HOST:PORT] [--db PATH] [--workers N] [--token-file PATH]\n"
+           "               [--log-level error|warn|info|debug] [--web-root DIR]\n"
+           "               [--max-body-json BYTES] [--max-body-dataset BYTES]\n"
+           "       anneald check FILE|-\n"
+           "       anneald preview FILE|- [--steps N] [--param-group-lr X]... [--format json|csv]\n"
+           "       anneald train JOB.json [--steps N] [--metrics-csv F] [--weights-json F]\n"
+           "                              [--save F] [--resume F]\n"
+           "       anneald --help | --version\n"
+           "\n"
+           "  --listen HOST:PORT   address to serve on (default 127.0.0.1:8470; port 0 = any free)\n"
+           "  --db PATH            SQLite store, created if missing (default anneald.db)\n"
+           "  --workers N          jobs trained at once (default: number of cores)\n"
+           "  --token-file PATH    require 'Authorization: Bearer <token>' (required off loopback)\n"
+           "  --log-level LEVEL    error, warn, info (default) or debug\n"
+           "  --web-root DIR       serve the dashboard from DIR instead of the built-in copy\n"
+           "  --max-body-json N    largest JSON request body in bytes (default 1048576)\n"
+           "  --max-body-dataset N largest dataset upload in bytes (default 268435456)\n";
+}
+
+int options_is_loopback(const char *host)
+{
+    return strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
+           strcmp(host, "localhost") == 0;
+}
+
+/* Parses a whole decimal number in [lo, hi]. */
+static int parse_long(const char *s, long long lo, long long hi, long long *out)
+{
+    if (!s || !*s)
+        return -EINVAL;
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || v < lo || v > hi)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+static int parse_listen(const char *s, daemon_opts *o)
+{
+    const char *colon = strrchr(s, ':');
+    if (!colon || colon == s)
+        return -EINVAL;
+    size_t hl = (size_t)(colon - s);
+    const char *h = s;
+    if (h[0] == '[' && hl >= 2 && h[hl - 1] == ']') { /* [::1]:8470 */
+        h++;
+        hl -= 2;
+    }
+    if (hl == 0 || hl >= sizeof o->host)
+        return -EINVAL;
+    long long port;
+    if (parse_long(colon + 1, 0, 65535, &port))
+        return -EINVAL;
+    memcpy(o->host, h, hl);
+    o->host[hl] = '\0';
+    o->port = (int)port;
+    return 0;
+}
+
+static int read_token(daemon_opts *o, char *msg, size_t msgsz)
+{
+    FILE *f = fopen(o->token_file, "rb");
+    if (!f) {
+        snprintf(msg, msgsz, "--token-file %s: %s", o->token_file, strerror(errno));
+        return -EINVAL;
+    }
+    size_t n = fread(o->token, 1, sizeof o->token - 1, f);
+    int more = fgetc(f) != EOF;
+    fclose(f);
+    if (more) {
+        snprintf(msg, msgsz, "--token-file %s: a token of at most %zu bytes was expected",
+                 o->token_file, sizeof o->token - 1);
+        return -EINVAL;
+    }
+    while (n > 0 && (o->token[n - 1] == '\n' || o->token[n - 1] == '\r' ||
+                     o->token[n - 1] == ' ' || o->token[n - 1] == '\t'))
+        n--;
+    o->token[n] = '\0';
+    if (n == 0) {
+        snprintf(msg, msgsz, "--token-file %s: the file is empty; a token was expected",
+                 o->token_file);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int options_parse(int argc, char **argv, daemon_opts *o, const char **what, char *msg,
+                  size_t msgsz)
+{
+    *what = NULL;
+    msg[0] = '\0';
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            *what = "help";
+            return 1;
+        }
+        if (strcmp(a, "--version") == 0) {
+            *what = "version";
+            return 1;
+        }
+        /* Accept both "--flag value" and "--flag=value". */
+        char name[64];
+        const char *val = NULL;
+        const char *eq = strchr(a, '=');
+        if (strncmp(a, "--", 2) != 0) {
+            snprintf(msg, msgsz, "unexpected argument '%s'", a);
+            return -EINVAL;
+        }
+        if (eq) {
+            size_t nl = (size_t)(eq - a);
+            if (nl >= sizeof name)
+                nl = sizeof name - 1;
+            memcpy(name, a, nl);
+            name[nl] = '\0';
+            val = eq + 1;
+        } else {
+            snprintf(name, sizeof name, "%s", a);
+            if (i + 1 < argc)
+                val = argv[++i];
+        }
+        if (!val) {
+            snprintf(msg, msgsz, "%s needs a value", name);
+            return -EINVAL;
+        }
+        long long v;
+        if (strcmp(name, "--listen") == 0) {
+            if (parse_listen(val, o)) {
+                snprintf(msg, msgsz, "--listen expects HOST:PORT with a port in 0..65535, got '%s'", val);
+                return -EINVAL;
+            }
+        } else if (strcmp(name, "--db") == 0) {
+            if (!*val || strlen(val) >= sizeof o->db) {
+                snprintf(msg, msgsz, "--db expects a path, got '%s'", val);
+                return -EINVAL;
+            }
+            snprintf(o->db, sizeof o->db, "%s", val);
+        } else if (strcmp(name, "--workers") == 0) {
+            if (parse_long(val, 1, 1024, &v)) {
+                snprintf(msg, msgsz, "--workers expects a whole number in 1..1024, got '%s'", val);
+                return -EINVAL;
+            }
+            o->workers = (int)v;
+        } else if (strcmp(name, "--token-file") == 0) {
+            if (!*val || strlen(val) >= sizeof o->token_file) {
+                snprintf(msg, msgsz, "--token-file expects a path, got '%s'", val);
+                return -EINVAL;
+            }
+            snprintf(o->token_file, sizeof o->token_file, "%s", val);
+        } else if (strcmp(name, "--log-level") == 0) {
+            static const char *lv[] = {"error", "warn", "info", "debug"};
+            int found = -1;
+            for (int k = 0; k < 4; k++)
+                if (strcmp(val, lv[k]) == 0)
+                    found = k;
+            if (found < 0) {
+                snprintf(msg, msgsz, "--log-level expects error, warn, info or debug, got '%s'", val);
+                return -EINVAL;
+            }
+            o->log_level = found;
+        } else if (strcmp(name, "--web-root") == 0) {
+            if (!*val || strlen(val) >= sizeof o->web_root) {
+                snprintf(msg, msgsz, "--web-root expects a directory, got '%s'", val);
+                return -EINVAL;
+            }
+            snprintf(o->web_root, sizeof o->web_root, "%s", val);
+        } else if (strcmp(name, "--max-body-json") == 0 || strcmp(name, "--max-body-dataset") == 0) {
+            if (parse_long(val, 1, (long long)1 << 40, &v)) {
+                snprintf(msg, msgsz, "%s expects a size in bytes (>= 1), got '%s'", name, val);
+                return -EINVAL;
+            }
+            if (strcmp(name, "--max-body-json") == 0)
+                o->max_body_json = (size_t)v;
+            else
+                o->max_body_dataset = (size_t)v;
+        } else {
+            snprintf(msg, msgsz, "unknown flag '%s' (see anneald --help)", name);
+            return -EINVAL;
+        }
+    }
+    if (o->token_file[0] && read_token(o, msg, msgsz))
+        return -EINVAL;
+    return 0;
+}

@@ -1,0 +1,44 @@
+/* options — the daemon's command-line flags (API.md, "Command line"), parsed into one struct.
+ *
+ * Parsing only: no I/O beyond reading the token file, no exit(). main.c decides what a bad
+ * flag means (exit status 2). */
+#ifndef ANNEALD_OPTIONS_H
+#define ANNEALD_OPTIONS_H
+
+#include <stddef.h>
+
+#define OPT_PATH_MAX 1024
+
+enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
+
+typedef struct daemon_opts {
+    char host[256];              /* address to bind, numeric IPv4 or IPv6 ("127.0.0.1") */
+    int port;                    /* TCP port; 0 = let the kernel pick a free one */
+    char db[OPT_PATH_MAX];       /* SQLite store path */
+    int workers;                 /* jobs trained at once (>= 1) */
+    char token_file[OPT_PATH_MAX]; /* "" = no token */
+    char token[512];             /* bearer token read from token_file ("" = none) */
+    int log_level;               /* enum log_level */
+    char web_root[OPT_PATH_MAX]; /* "" = serve the embedded dashboard */
+    size_t max_body_json;        /* bytes; larger JSON bodies get 413 */
+    size_t max_body_dataset;     /* bytes; larger dataset uploads get 413 */
+} daemon_opts;
+
+/* Fills `o` with the defaults: 127.0.0.1:8470, anneald.db, one worker per core, info logs,
+ * 1 MiB JSON bodies, 256 MiB datasets. */
+void options_defaults(daemon_opts *o);
+
+/* Parses the service flags in argv[1..argc-1] into `o` (which holds the defaults). Returns 0,
+ * 1 when --help or --version was asked for (`*what` = "help" / "version"), or -EINVAL with a
+ * one-line message in `msg`. Reads the token file when one is named (trailing whitespace is
+ * dropped; an empty or unreadable file is an error). */
+int options_parse(int argc, char **argv, daemon_opts *o, const char **what, char *msg,
+                  size_t msgsz);
+
+/* 1 when `host` is a loopback address (127.0.0.0/8, ::1, "localhost"). */
+int options_is_loopback(const char *host);
+
+/* The usage text printed by --help. */
+const char *options_usage(void);
+
+#endif

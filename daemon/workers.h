@@ -1,0 +1,38 @@
+/* workers — the fixed pool of training threads.
+ *
+ * DESIGN
+ * N uv_thread_t threads (--workers), each with its own store connection, take runs from the
+ * job manager's FIFO queue (daemon/jobs.c) and train them: build the train state from the
+ * stored spec (or restore it from the latest checkpoint), step, write metrics in batches
+ * (every 256 steps or 250 ms, one transaction each), checkpoint every checkpoint.every_steps /
+ * every_seconds, at the end and when asked to stop, and publish progress. A worker never
+ * touches HTTP and never holds a lock while computing. The training libuv thread pool is not
+ * used for this: training would starve its short chores. */
+#ifndef ANNEALD_WORKERS_H
+#define ANNEALD_WORKERS_H
+
+#include <uv.h>
+
+struct jobmgr;
+
+typedef struct worker {
+    struct worker_pool *pool;
+    int index;
+    uv_thread_t thread;
+    int started;
+} worker;
+
+typedef struct worker_pool {
+    struct jobmgr *jobs;
+    const char *db_path;
+    int n;
+    worker *w;
+} worker_pool;
+
+/* Starts n workers. 0 or a negative errno (threads already started are joined). */
+int workers_start(worker_pool *p, struct jobmgr *jobs, const char *db_path, int n);
+
+/* Tells workers to quit once the queue is empty and joins them. */
+void workers_stop(worker_pool *p);
+
+#endif

@@ -1,0 +1,367 @@
+// End-to-end tests of the service (API.md) against the real daemon: jobs run to completion,
+// SSE streams with replay, pause/resume/cancel/delete, crash and SIGTERM recovery, bad
+// requests, authentication and concurrent load.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { api, readEvents, removeDir, sleep, startDaemon, tempDir, tutorialJob, waitJob, writeFile } from './service_lib.mjs';
+
+const LONG = 400000; // steps of a job that is still running when the test acts on it
+
+function longJob(over = {}) {
+  return tutorialJob({ name: 'long', steps: LONG, checkpoint: { every_steps: 2000, keep_last: 2 }, ...over });
+}
+
+async function withDaemon(opts, fn) {
+  const dir = opts.dir || tempDir();
+  const d = await startDaemon({ dir, args: opts.args || [] });
+  try {
+    return await fn(d, dir);
+  } finally {
+    if (d.proc.exitCode === null && d.proc.signalCode === null) await d.kill9();
+    if (!opts.dir) removeDir(dir);
+  }
+}
+
+test('the tutorial job runs to completion with one metrics row per step', async () => {
+  await withDaemon({}, async (d) => {
+    const r = await api(d.url, 'POST', '/v1/jobs', tutorialJob());
+    assert.equal(r.status, 201);
+    assert.match(r.body.id, /^j_\d+$/);
+    assert.equal(r.body.state, 'queued');
+    assert.equal(r.body.total_steps, 1000);
+    assert.equal(r.body.spec.seed, 42);
+    const job = await waitJob(d.url, r.body.id, (j) => j.state === 'completed');
+    assert.equal(job.step, 1000);
+    assert.equal(job.last_checkpoint_step, 1000);
+    assert.equal(job.finished_at !== null, true);
+    const m = await api(d.url, 'GET', `/v1/jobs/${job.id}/metrics`);
+    assert.equal(m.status, 200);
+    assert.equal(m.body.step.length, 1000);
+    assert.deepEqual(m.body.step.slice(0, 3), [1, 2, 3]);
+    assert.equal(new Set(m.body.step).size, 1000);
+    assert.equal(m.body.lr[0][2], 0.0023546349804879152);
+    assert.equal(m.body.loss.length, 1000);
+    const csv = await api(d.url, 'GET', `/v1/jobs/${job.id}/metrics?format=csv`);
+    assert.equal(csv.status, 200);
+    assert.match(csv.headers.get('content-type'), /text\/csv/);
+    const lines = csv.text.trim().split('\n');
+    assert.match(lines[0], /^step,loss,lr/);
+    assert.equal(lines.length, 1001);
+    const ds = await api(d.url, 'GET', `/v1/jobs/${job.id}/metrics?max_points=100`);
+    assert.ok(ds.body.step.length <= 100 && ds.body.step.length > 10);
+    const cks = await api(d.url, 'GET', `/v1/jobs/${job.id}/checkpoints`);
+    assert.deepEqual(cks.body.checkpoints.map((c) => c.step), [800, 900, 1000]);
+    const w = await api(d.url, 'GET', `/v1/jobs/${job.id}/weights`);
+    assert.equal(w.status, 200);
+    assert.equal(w.body.step, 1000);
+    assert.ok(w.body.tensors.length >= 1);
+    const p = await api(d.url, 'POST', `/v1/jobs/${job.id}/predict`, { inputs: [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], new Array(10).fill(0)] });
+    assert.equal(p.status, 200);
+    assert.equal(p.body.outputs.length, 2);
+    assert.equal(p.body.outputs[0].length, 1);
+    const list = await api(d.url, 'GET', '/v1/jobs?state=completed');
+    assert.equal(list.body.total, 1);
+    assert.equal(list.body.jobs[0].id, job.id);
+    const none = await api(d.url, 'GET', '/v1/jobs?state=running');
+    assert.equal(none.body.total, 0);
+  });
+});
+
+test('schedule preview answers what the job uses', async () => {
+  await withDaemon({}, async (d) => {
+    const body = { ds_config: tutorialJob().ds_config, steps: 5 };
+    const r = await api(d.url, 'POST', '/v1/schedules/preview', body);
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.body.step, [1, 2, 3, 4, 5]);
+    assert.equal(r.body.lr[0][2], 0.0023546349804879152);
+  });
+});
+
+test('SSE shows progress live, and a reconnect with Last-Event-ID gets what it missed', async () => {
+  await withDaemon({}, async (d) => {
+    const r = await api(d.url, 'POST', '/v1/jobs', longJob({ steps: 4 * LONG }));
+    const id = r.body.id;
+    const first = await readEvents(d.url, `/v1/jobs/${id}/events`, {
+      until: (ev) => ev.filter((e) => e.event === 'progress').length >= 3,
+    });
+    const prog = first.filter((e) => e.event === 'progress');
+    assert.ok(prog.length >= 3, 'live progress events');
+    for (const e of prog) {
+      assert.equal(e.data.id, id);
+      for (const k of ['step', 'loss', 'lr', 'samples_per_sec', 'eta_s']) assert.ok(k in e.data, k);
+    }
+    const steps = prog.map((e) => e.data.step);
+    assert.ok(steps[steps.length - 1] > steps[0], 'steps advance');
+    const ids = first.map((e) => BigInt(e.id));
+    for (let i = 1; i < ids.length; i++) assert.ok(ids[i] >= ids[i - 1]);
+    const lastId = first[first.length - 1].id;
+    await sleep(600); // events happen while we are away
+    const again = await readEvents(d.url, `/v1/jobs/${id}/events`, {
+      headers: { 'Last-Event-ID': lastId },
+      until: (ev) => ev.length >= 3,
+    });
+    assert.ok(again.length >= 3);
+    // Replay starts right after the id we had, with nothing we already saw.
+    for (const e of again) assert.ok(BigInt(e.id) > BigInt(lastId));
+    const gap = again.filter((e) => e.event === 'progress').map((e) => e.data.step);
+    assert.ok(gap[0] > steps[steps.length - 1]);
+    // The global stream carries the same job.
+    const all = await readEvents(d.url, '/v1/events', { until: (ev) => ev.some((e) => e.event === 'progress') });
+    assert.ok(all.some((e) => e.event === 'progress' && e.data.id === id));
+    // Progress is coalesced: a fast job sends at most ~10 progress events per second.
+    const t0 = Date.now();
+    const burst = await readEvents(d.url, `/v1/jobs/${id}/events`, { timeoutMs: 1500 });
+    const secs = (Date.now() - t0) / 1000;
+    const n = burst.filter((e) => e.event === 'progress').length;
+    assert.ok(n <= 12 * secs + 2, `${n} progress events in ${secs}s`);
+    await api(d.url, 'POST', `/v1/jobs/${id}/cancel`);
+  });
+});
+
+test('pause, resume, cancel, delete and the 409s of bad transitions', async () => {
+  await withDaemon({}, async (d) => {
+    const { body: job } = await api(d.url, 'POST', '/v1/jobs', longJob());
+    await waitJob(d.url, job.id, (j) => j.state === 'running' && j.step > 100);
+    const p = await api(d.url, 'POST', `/v1/jobs/${job.id}/pause`);
+    assert.equal(p.status, 200);
+    assert.equal(p.body.state, 'paused');
+    assert.ok(p.body.last_checkpoint_step >= p.body.step - 0 && p.body.last_checkpoint_step > 0);
+    const cks = await api(d.url, 'GET', `/v1/jobs/${job.id}/checkpoints`);
+    assert.equal(cks.body.checkpoints.at(-1).step, p.body.last_checkpoint_step);
+    assert.equal((await api(d.url, 'POST', `/v1/jobs/${job.id}/pause`)).status, 409);
+    assert.equal((await api(d.url, 'DELETE', `/v1/jobs/${job.id}`)).status, 409);
+    const pausedAt = p.body.step;
+    const r = await api(d.url, 'POST', `/v1/jobs/${job.id}/resume`);
+    assert.equal(r.status, 200);
+    assert.ok(['queued', 'running'].includes(r.body.state));
+    assert.equal((await api(d.url, 'POST', `/v1/jobs/${job.id}/resume`)).status, 409);
+    await waitJob(d.url, job.id, (j) => j.state === 'running' && j.step > pausedAt + 50);
+    const c = await api(d.url, 'POST', `/v1/jobs/${job.id}/cancel`);
+    assert.equal(c.status, 200);
+    assert.equal(c.body.state, 'cancelled');
+    assert.equal((await api(d.url, 'POST', `/v1/jobs/${job.id}/cancel`)).status, 409);
+    assert.equal((await api(d.url, 'POST', `/v1/jobs/${job.id}/pause`)).status, 409);
+    assert.equal((await api(d.url, 'POST', `/v1/jobs/${job.id}/resume`)).status, 409);
+    const m = await api(d.url, 'GET', `/v1/jobs/${job.id}/metrics`);
+    assert.equal(new Set(m.body.step).size, m.body.step.length, 'no step twice after pause/resume');
+    const del = await api(d.url, 'DELETE', `/v1/jobs/${job.id}`);
+    assert.equal(del.status, 204);
+    assert.equal((await api(d.url, 'GET', `/v1/jobs/${job.id}`)).status, 404);
+    assert.equal((await api(d.url, 'GET', `/v1/jobs/${job.id}/metrics`)).status, 404);
+    // A queued job can be paused and cancelled before any worker takes it.
+    const one = await startDaemon({ dir: tempDir(), args: ['--workers', '1'] });
+    try {
+      const a = await api(one.url, 'POST', '/v1/jobs', longJob());
+      const b = await api(one.url, 'POST', '/v1/jobs', longJob());
+      const pb = await api(one.url, 'POST', `/v1/jobs/${b.body.id}/pause`);
+      assert.equal(pb.status, 200);
+      assert.equal(pb.body.state, 'paused');
+      const cb = await api(one.url, 'POST', `/v1/jobs/${b.body.id}/cancel`);
+      assert.equal(cb.body.state, 'cancelled');
+      await api(one.url, 'POST', `/v1/jobs/${a.body.id}/cancel`);
+    } finally {
+      await one.kill9();
+    }
+  });
+});
+
+test('kill -9 mid-job: after a restart the job continues by itself and ends as if never interrupted', async () => {
+  const spec = longJob({ steps: 40000, checkpoint: { every_steps: 1000, keep_last: 2 } });
+  // The reference: the same job, never interrupted.
+  const ref = await withDaemon({}, async (d) => {
+    const { body } = await api(d.url, 'POST', '/v1/jobs', spec);
+    await waitJob(d.url, body.id, (j) => j.state === 'completed', 120000);
+    return (await api(d.url, 'GET', `/v1/jobs/${body.id}/weights`)).body;
+  });
+  const dir = tempDir();
+  try {
+    let d = await startDaemon({ dir });
+    const { body } = await api(d.url, 'POST', '/v1/jobs', spec);
+    await waitJob(d.url, body.id, (j) => j.state === 'running' && j.last_checkpoint_step >= 1000);
+    const k = await d.kill9();
+    assert.equal(k.signal, 'SIGKILL');
+    d = await startDaemon({ dir });
+    const job = await waitJob(d.url, body.id, (j) => j.state === 'completed', 120000);
+    assert.equal(job.step, 40000);
+    const m = await api(d.url, 'GET', `/v1/jobs/${body.id}/metrics`);
+    assert.equal(m.body.step.length, 40000);
+    assert.equal(new Set(m.body.step).size, 40000);
+    const w = (await api(d.url, 'GET', `/v1/jobs/${body.id}/weights`)).body;
+    assert.deepEqual(w, ref);
+    await d.stop();
+  } finally {
+    removeDir(dir);
+  }
+});
+
+test('SIGTERM with two jobs running: exit 0, both checkpointed, both continue after a restart', async () => {
+  const dir = tempDir();
+  try {
+    let d = await startDaemon({ dir, args: ['--workers', '2'] });
+    const a = (await api(d.url, 'POST', '/v1/jobs', longJob({ steps: 30000 }))).body;
+    const b = (await api(d.url, 'POST', '/v1/jobs', longJob({ steps: 30000, seed: 7 }))).body;
+    await waitJob(d.url, a.id, (j) => j.state === 'running' && j.step > 200);
+    await waitJob(d.url, b.id, (j) => j.state === 'running' && j.step > 200);
+    const t0 = Date.now();
+    const ex = await d.stop();
+    assert.equal(ex.code, 0);
+    assert.ok(Date.now() - t0 < 5000, 'stops within a few seconds');
+    d = await startDaemon({ dir, args: ['--workers', '2'] });
+    for (const id of [a.id, b.id]) {
+      const cks = await api(d.url, 'GET', `/v1/jobs/${id}/checkpoints`);
+      assert.ok(cks.body.checkpoints.length >= 1);
+    }
+    for (const id of [a.id, b.id]) {
+      const j = await waitJob(d.url, id, (x) => x.state === 'completed', 120000);
+      assert.equal(j.step, 30000);
+      const m = await api(d.url, 'GET', `/v1/jobs/${id}/metrics?format=csv`);
+      assert.equal(m.text.trim().split('\n').length, 30001);
+    }
+    assert.equal((await d.stop()).code, 0);
+  } finally {
+    removeDir(dir);
+  }
+});
+
+test('bad requests get the right status, name the field and change nothing', async () => {
+  await withDaemon({ args: ['--max-body-json', '65536', '--max-body-dataset', '65536'] }, async (d) => {
+    const done = (await api(d.url, 'POST', '/v1/jobs', tutorialJob({ steps: 10 }))).body;
+    await waitJob(d.url, done.id, (j) => j.state === 'completed');
+    await api(d.url, 'POST', '/v1/datasets?name=good', 'a,b\n1,2\n3,4\n', { 'Content-Type': 'text/csv' });
+    const before = [await api(d.url, 'GET', '/v1/jobs'), await api(d.url, 'GET', '/v1/datasets')];
+    const big = JSON.stringify({ ...tutorialJob(), name: 'x'.repeat(70000) });
+    const job = (f) => JSON.stringify(f(structuredClone(tutorialJob())));
+    const J = { 'Content-Type': 'application/json' };
+    const cases = [
+      ['POST', '/v1/jobs', '{"name": ', J, 400, 'body'],
+      ['POST', '/v1/jobs', '', J, 400, 'body'],
+      ['POST', '/v1/jobs', '[1,2]', J, 400, null],
+      ['POST', '/v1/jobs', job((j) => { j.steps = 'ten'; return j; }), J, 400, 'steps'],
+      ['POST', '/v1/jobs', job((j) => { j.seed = -1.5; return j; }), J, 400, 'seed'],
+      ['POST', '/v1/jobs', job((j) => { delete j.model; return j; }), J, 400, 'model'],
+      ['POST', '/v1/jobs', job((j) => { j.modle = {}; return j; }), J, 400, 'modle'],
+      ['POST', '/v1/jobs', job((j) => { j.ds_config.scheduler.params.warmup_num_steps = -3; return j; }), J, 400, 'ds_config.scheduler.params.warmup_num_steps'],
+      ['POST', '/v1/jobs', job((j) => { delete j.ds_config.optimizer; return j; }), J, 400, 'ds_config.optimizer'],
+      ['POST', '/v1/jobs', job((j) => { j.model.inputs = 0; return j; }), J, 400, 'model.inputs'],
+      ['POST', '/v1/jobs', job((j) => { j.data = { type: 'dataset', name: 'nope' }; return j; }), J, 422, 'data.name'],
+      ['POST', '/v1/jobs', job((j) => { j.resume_from = { job: 'j_999999' }; return j; }), J, 422, 'resume_from.job'],
+      ['POST', '/v1/jobs', big, J, 413, null],
+      ['POST', '/v1/jobs', job((j) => j), { 'Content-Type': 'application/xml' }, 415, 'Content-Type'],
+      ['GET', '/v1/jobs?limit=0', null, {}, 400, 'limit'],
+      ['GET', '/v1/jobs?limit=abc', null, {}, 400, 'limit'],
+      ['GET', '/v1/jobs?offset=-1', null, {}, 400, 'offset'],
+      ['GET', '/v1/jobs?state=sleeping', null, {}, 400, 'state'],
+      ['GET', '/v1/jobs/j_424242', null, {}, 404, 'id'],
+      ['GET', '/v1/jobs/j_424242/metrics', null, {}, 404, 'id'],
+      ['GET', `/v1/jobs/${done.id}/metrics?format=xml`, null, {}, 400, 'format'],
+      ['GET', `/v1/jobs/${done.id}/metrics?max_points=-2`, null, {}, 400, 'max_points'],
+      ['GET', `/v1/jobs/${done.id}/weights?step=7`, null, {}, 404, 'step'],
+      ['POST', `/v1/jobs/${done.id}/predict`, '{"inputs": [[1,2]]}', J, 400, 'inputs[0]'],
+      ['POST', `/v1/jobs/${done.id}/predict`, '{"inputs": [["a",1,1,1,1,1,1,1,1,1]]}', J, 400, 'inputs[0][0]'],
+      ['POST', `/v1/jobs/${done.id}/predict`, '{"rows": []}', J, 400, 'inputs'],
+      ['POST', `/v1/jobs/${done.id}/pause`, null, {}, 409, 'state'],
+      ['POST', `/v1/jobs/${done.id}/resume`, null, {}, 409, 'state'],
+      ['POST', '/v1/jobs/j_424242/cancel', null, {}, 404, 'id'],
+      ['DELETE', '/v1/jobs/j_424242', null, {}, 404, 'id'],
+      ['POST', '/v1/datasets?name=bad', 'a,b\n1,2\n3,x\n', { 'Content-Type': 'text/csv' }, 400, 'csv[2].b'],
+      ['POST', '/v1/datasets?name=bad', 'a,b\n1,2\n3\n', { 'Content-Type': 'text/csv' }, 400, null],
+      ['POST', '/v1/datasets', 'a\n1\n', { 'Content-Type': 'text/csv' }, 400, 'name'],
+      ['POST', '/v1/datasets?name=good', 'a\n1\n', { 'Content-Type': 'text/csv' }, 409, 'name'],
+      ['POST', '/v1/datasets?name=huge', 'a\n' + '1\n'.repeat(40000), { 'Content-Type': 'text/csv' }, 413, null],
+      ['POST', '/v1/datasets?name=j', '{"a":1}', { 'Content-Type': 'application/json' }, 415, 'Content-Type'],
+      ['GET', '/v1/datasets/d_999999', null, {}, 404, 'id'],
+      ['DELETE', '/v1/datasets/d_999999', null, {}, 404, 'id'],
+      ['POST', '/v1/schedules/preview', '{"ds_config": {"optimizer": {"type": "Adam", "params": {"lr": 0.1}}}, "steps": 0}', J, 400, 'steps'],
+      ['POST', '/v1/schedules/preview', 'nope', J, 400, 'body'],
+      ['GET', '/v1/nothing/here', null, {}, 404, null],
+      ['PUT', '/v1/jobs', '{}', J, 405, null],
+      ['PATCH', `/v1/jobs/${done.id}`, '{}', J, 405, null],
+      ['GET', '/v1/jobs/j_424242/events', null, {}, 404, 'id'],
+    ];
+    assert.ok(cases.length >= 30);
+    for (const [method, path, body, headers, status, field] of cases) {
+      const r = await api(d.url, method, path, body, headers);
+      const what = `${method} ${path} -> ${r.status} ${r.text.slice(0, 200)}`;
+      assert.equal(r.status, status, what);
+      assert.ok(r.body && r.body.error && typeof r.body.error.message === 'string', what);
+      assert.ok(typeof r.body.error.code === 'string', what);
+      if (field) assert.equal(r.body.error.field, field, what);
+      if (status === 405) assert.ok(r.headers.get('allow'), what);
+    }
+    const after = [await api(d.url, 'GET', '/v1/jobs'), await api(d.url, 'GET', '/v1/datasets')];
+    assert.deepEqual(after.map((r) => r.body), before.map((r) => r.body));
+    const h = await api(d.url, 'GET', '/healthz');
+    assert.equal(h.body.status, 'ok');
+  });
+});
+
+test('a bearer token guards everything but /healthz, and SSE takes ?access_token=', async () => {
+  const dir = tempDir();
+  try {
+    const tok = writeFile(dir, 'token', 's3cret-token\n');
+    await withDaemon({ dir, args: ['--token-file', tok] }, async (d) => {
+      const auth = { Authorization: 'Bearer s3cret-token' };
+      assert.equal((await api(d.url, 'GET', '/healthz')).status, 200);
+      for (const h of [{}, { Authorization: 'Bearer wrong' }, { Authorization: 'Bearer s3cret-toke' }, { Authorization: 'Basic czNjcmV0' }]) {
+        const r = await api(d.url, 'GET', '/v1/jobs', null, h);
+        assert.equal(r.status, 401);
+        assert.equal(r.body.error.code, 'unauthorized');
+        assert.ok(!('jobs' in r.body));
+      }
+      assert.equal((await api(d.url, 'POST', '/v1/jobs', tutorialJob(), {})).status, 401);
+      assert.equal((await api(d.url, 'GET', '/v1/jobs', null, auth)).body.total, 0, 'the 401 created nothing');
+      assert.equal((await api(d.url, 'GET', '/v1/jobs?access_token=s3cret-token')).status, 401, 'query token only for SSE');
+      const j = await api(d.url, 'POST', '/v1/jobs', tutorialJob({ steps: 20 }), auth);
+      assert.equal(j.status, 201);
+      const ev = await readEvents(d.url, `/v1/jobs/${j.body.id}/events?access_token=s3cret-token`, { until: (e) => e.length >= 1 });
+      assert.ok(ev.length >= 1);
+      const bad = await fetch(`${d.url}/v1/events?access_token=nope`);
+      assert.equal(bad.status, 401);
+      await bad.text();
+    });
+  } finally {
+    removeDir(dir);
+  }
+});
+
+test('listening off loopback without a token is refused; bad flags exit 2', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const { BIN } = await import('./service_lib.mjs');
+  const r = spawnSync(BIN, ['--listen', '0.0.0.0:0', '--db', '/nonexistent/x.db']);
+  assert.equal(r.status, 2);
+  assert.match(String(r.stderr), /token/);
+  assert.equal(spawnSync(BIN, ['--bogus']).status, 2);
+  assert.equal(spawnSync(BIN, ['--workers', 'zero']).status, 2);
+  assert.equal(spawnSync(BIN, ['--listen', 'nowhere']).status, 2);
+  const v = spawnSync(BIN, ['--version']);
+  assert.equal(v.status, 0);
+  assert.match(String(v.stdout), /^anneald \d/);
+  assert.equal(spawnSync(BIN, ['--help']).status, 0);
+});
+
+test('two jobs training while 8 clients make 2,000 requests: no error, no crash', async () => {
+  await withDaemon({ args: ['--workers', '2'] }, async (d) => {
+    const a = (await api(d.url, 'POST', '/v1/jobs', longJob())).body;
+    const b = (await api(d.url, 'POST', '/v1/jobs', longJob({ seed: 3 }))).body;
+    const paths = ['/healthz', '/v1/jobs', `/v1/jobs/${a.id}`, `/v1/jobs/${b.id}`,
+      `/v1/jobs/${a.id}/metrics?max_points=200`, `/v1/jobs/${b.id}/checkpoints`, '/metrics', '/v1/datasets'];
+    let n = 0;
+    const errors = [];
+    const client = async (k) => {
+      for (let i = 0; i < 250; i++) {
+        const p = paths[(i + k) % paths.length];
+        const r = await api(d.url, 'GET', p);
+        n++;
+        if (r.status !== 200) errors.push(`${p}: ${r.status}`);
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, (_, k) => client(k)));
+    assert.equal(n, 2000);
+    assert.deepEqual(errors, []);
+    const ja = await api(d.url, 'GET', `/v1/jobs/${a.id}`);
+    assert.equal(ja.body.state, 'running');
+    await api(d.url, 'POST', `/v1/jobs/${a.id}/cancel`);
+    await api(d.url, 'POST', `/v1/jobs/${b.id}/cancel`);
+    assert.equal((await d.stop()).code, 0);
+  });
+});

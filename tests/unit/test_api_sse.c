@@ -1,0 +1,95 @@
+/* Tests of api/sse.c: frame layout, the ring of recent events and what replay can promise. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "api/sse.h"
+
+static void frame_has_event_id_data_and_blank_line(void **state)
+{
+    (void)state;
+    char buf[256];
+    size_t n = sse_frame(buf, sizeof buf, "progress", 42, "{\"step\":3}");
+    assert_string_equal(buf, "event: progress\nid: 42\ndata: {\"step\":3}\n\n");
+    assert_int_equal(n, strlen(buf));
+}
+
+static void frame_reports_needed_length_when_short(void **state)
+{
+    (void)state;
+    char small[8];
+    size_t need = sse_frame(small, sizeof small, "state", 1234567890123ULL, "{}");
+    assert_int_equal(need, strlen("event: state\nid: 1234567890123\ndata: {}\n\n"));
+    assert_int_equal(small[sizeof small - 1], '\0'); /* truncated, still terminated */
+}
+
+static void published_data_is_one_line(void **state)
+{
+    (void)state;
+    sse_hub h;
+    assert_int_equal(sse_hub_init(&h, 4, 1000), 0);
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "error", "line one\nline two"); /* must be escaped */
+    uint64_t id = sse_publish(&h, "j_1", "state", d);
+    cJSON_Delete(d);
+    assert_int_equal(id, 1000);
+    const sse_event *e = &h.ring[h.ring_head];
+    /* exactly the 3 field lines and the blank line: 4 newlines */
+    int nl = 0;
+    for (size_t i = 0; i < e->len; i++)
+        nl += e->frame[i] == '\n';
+    assert_int_equal(nl, 4);
+    assert_non_null(strstr(e->frame, "id: 1000\n"));
+    assert_non_null(strstr(e->frame, "line one\\nline two"));
+    sse_hub_close(&h);
+}
+
+static void ids_increase_and_ring_keeps_the_newest(void **state)
+{
+    (void)state;
+    sse_hub h;
+    assert_int_equal(sse_hub_init(&h, 3, 10), 0);
+    cJSON *d = cJSON_CreateObject();
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(sse_publish(&h, i % 2 ? "j_2" : "j_1", "progress", d), 10 + (uint64_t)i);
+    cJSON_Delete(d);
+    assert_int_equal(sse_last_id(&h), 14);
+    assert_int_equal(h.ring_len, 3);
+    assert_int_equal(h.ring[h.ring_head].id, 12); /* oldest kept */
+    sse_hub_close(&h);
+}
+
+static void replay_is_possible_only_within_the_ring(void **state)
+{
+    (void)state;
+    sse_hub h;
+    assert_int_equal(sse_hub_init(&h, 3, 100), 0);
+    assert_false(sse_can_replay(&h, 50)); /* nothing published, id unknown */
+    cJSON *d = cJSON_CreateObject();
+    for (int i = 0; i < 5; i++) /* ids 100..104, ring keeps 102..104 */
+        sse_publish(&h, "j_1", "progress", d);
+    cJSON_Delete(d);
+    assert_true(sse_can_replay(&h, 104));  /* up to date */
+    assert_true(sse_can_replay(&h, 103));
+    assert_true(sse_can_replay(&h, 101));  /* next wanted is 102, still there */
+    assert_false(sse_can_replay(&h, 100)); /* 101 was dropped */
+    assert_false(sse_can_replay(&h, 105)); /* from the future: not ours */
+    sse_hub_close(&h);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(frame_has_event_id_data_and_blank_line),
+        cmocka_unit_test(frame_reports_needed_length_when_short),
+        cmocka_unit_test(published_data_is_one_line),
+        cmocka_unit_test(ids_increase_and_ring_keeps_the_newest),
+        cmocka_unit_test(replay_is_possible_only_within_the_ring),
+    };
+    return cmocka_run_group_tests_name("api_sse", tests, NULL, NULL);
+}
