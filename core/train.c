@@ -170,6 +170,16 @@ static void apply_sched(train *t)
     }
 }
 
+/* oneDNN's thread count is a per-thread setting and the worker that steps a job may change
+ * (pause, resume); setting it costs a symbol lookup, so each thread remembers what it set. */
+static _Thread_local int thread_count_set;
+
+static void use_threads(int n)
+{
+    if (thread_count_set != n && gemm_set_threads(n) == 0)
+        thread_count_set = n;
+}
+
 static int ilog2(int v)
 {
     int l = 0;
@@ -269,7 +279,7 @@ int train_create(train **out, const job_spec *spec, const char *csv, size_t csv_
     }
     t->model_hash = hash_model(m);
     t->layout_hash = hash_layout(t);
-    gemm_set_threads(t->threads);
+    use_threads(t->threads);
     *out = t;
     return 0;
 fail:
@@ -391,7 +401,7 @@ int train_step(train *t, train_report *rep, an_err *err)
     const int64_t step = t->steps; /* 0-based index of this step */
     const data_cursor start = t->loader.cur;
     double t0 = now_sec();
-    gemm_set_threads(t->threads);
+    use_threads(t->threads);
 
     t->nfree = 0;
     for (int k = t->ntree - 1; k >= 0; k--)
