@@ -11,21 +11,25 @@
 
 #define T float
 #define K(x) x##_f32
+#define K_F32 1
 #define SQRT sqrtf
 #define COPYSIGN copysignf
 #include "core/optim_kernels.inc"
 #undef T
 #undef K
+#undef K_F32
 #undef SQRT
 #undef COPYSIGN
 
 #define T double
 #define K(x) x##_f64
+#define K_F32 0
 #define SQRT sqrt
 #define COPYSIGN copysign
 #include "core/optim_kernels.inc"
 #undef T
 #undef K
+#undef K_F32
 #undef SQRT
 #undef COPYSIGN
 
@@ -298,11 +302,13 @@ void *optim_buffer(const optim *o, const char *name)
                     adam_ams_##SUF(n, p, g, BUF(st, l->m, t), BUF(st, l->v, t),               \
                                    BUF(st, l->vmax, t), (TY)b1, (TY)(1.0 - b1), (TY)b2,        \
                                    (TY)(1.0 - b2), (TY)l2, (TY)decay, (TY)sqrt(bc2),   \
-                                   (TY)c->eps, (TY)(-lr / bc1));                               \
+                                   (TY)(1.0 / sqrt(bc2)), (TY)c->eps,         \
+                                   (TY)(-lr / bc1));                                           \
                 else                                                                           \
                     adam_##SUF(n, p, g, BUF(st, l->m, t), BUF(st, l->v, t), (TY)b1,           \
                                (TY)(1.0 - b1), (TY)b2, (TY)(1.0 - b2), (TY)l2, (TY)decay,     \
-                               (TY)sqrt(bc2), (TY)c->eps, (TY)(-lr / bc1));            \
+                               (TY)sqrt(bc2), (TY)(1.0 / sqrt(bc2)), (TY)c->eps,        \
+                               (TY)(-lr / bc1));                                           \
                 break;                                                                         \
             }                                                                                  \
             case OPTIM_LAMB: {                                                                 \
