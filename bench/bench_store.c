@@ -11,6 +11,7 @@
  *   checkpoint read (MB/s) — ref: read() of that file
  *
  * Output: one line per figure, `BENCH <name> <value> <unit> ref=<value> ratio=<value>`.
+ * BENCH_METRICS_ONLY=1 stops after the metric figures (no multi-GB checkpoint).
  * The database lives in a fresh directory under $TMPDIR (or /tmp) and is removed after. */
 #include <dirent.h>
 #include <errno.h>
@@ -204,6 +205,14 @@ int main(void)
                 report(name, tq * 1e3, "ms", tf * 1e3);
             fprintf(stderr, "downsampled to %zu points\n", pts);
         }
+    }
+
+    if (getenv("BENCH_METRICS_ONLY") && atoi(getenv("BENCH_METRICS_ONLY")) != 0) {
+        if (rc)
+            fprintf(stderr, "bench_store: %s (%s)\n", e.message, store_strerror(rc));
+        store_close(&s);
+        rm_dir(dir);
+        return rc ? 1 : 0;
     }
 
     /* ---- checkpoint of a 100M-parameter Adam state ---- */
