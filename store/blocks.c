@@ -27,20 +27,30 @@ static void st64(unsigned char *p, uint64_t u)
 #endif
 }
 
-static void stf64(unsigned char *p, double v)
-{
-    uint64_t u;
-    memcpy(&u, &v, 8);
-    st64(p, u);
-}
-
 /* Loss, grad_norm, time and wall were SQL values that stored NaN as null and read back NAN:
  * keep that (every NaN reads back as the same NaN). lr values keep their bits. */
 static double canon(double v) { return isnan(v) ? NAN : v; }
 
-static size_t blob_len(size_t n, int ng, int sparse)
+/* Bytes of the constant-column mask for ng lr groups. */
+static size_t mask_len(int ng) { return (size_t)(4 + ng + 7) / 8; }
+
+/* Lays out b's columns from the mask at the start of its blob of `len` bytes; -1 when the
+ * length does not match what the mask and columns call for. */
+static int layout(st_block *b, size_t len)
 {
-    return (sparse ? 8 * n : 0) + (size_t)(4 + ng) * 8 * n;
+    size_t ncol = 4 + (size_t)b->ng, pos = mask_len(b->ng);
+    if (len < pos)
+        return -1;
+    b->steps_off = pos;
+    if (b->sparse)
+        pos += 8 * b->n;
+    for (size_t c = 0; c < ncol; c++) {
+        int k = (b->data[c / 8] >> (c % 8)) & 1;
+        b->off[c] = pos;
+        b->inc[c] = k ? 0 : 8;
+        pos += k ? 8 : 8 * b->n;
+    }
+    return pos == len ? 0 : -1;
 }
 
 size_t st_block_lower(const st_block *b, int64_t x)
@@ -158,14 +168,14 @@ int st_blocks_next(st_block_iter *it, st_block *b, int want_data, an_err *err)
         if (want_data || b->sparse) {
             const void *p = sqlite3_column_blob(st, 4);
             size_t len = (size_t)sqlite3_column_bytes(st, 4);
-            size_t want = blob_len(b->n, b->ng, b->sparse);
             if (!p && sqlite3_errcode(it->s->db) == SQLITE_NOMEM)
                 return an_failc(err, -ENOMEM, NULL, "out of memory reading a metric block");
-            if (!p || len != want)
-                return an_failc(err, -EPROTO, NULL,
-                                "expected a %zu-byte metric block at step %" PRId64
-                                ", got %zu bytes", want, b->first, len);
             b->data = p;
+            if (!p || layout(b, len) != 0)
+                return an_failc(err, -EPROTO, NULL,
+                                "expected a metric block at step %" PRId64 " of %zu rows with "
+                                "%d lr groups, got a %zu-byte blob that does not match",
+                                b->first, b->n, b->ng, len);
             if (b->sparse && (st_block_step(b, 0) != b->first ||
                               st_block_step(b, b->n - 1) != b->last))
                 return an_failc(err, -EPROTO, NULL,
@@ -187,25 +197,46 @@ void st_blocks_close(st_block_iter *it)
 
 /* ---- writing ------------------------------------------------------------------------- */
 
-/* Packs rows[0..n) (n <= ST_BLOCK_CAP, same n_lr, distinct increasing steps) into buf. */
+/* Value c (ST_COL_*, or ST_COL_LR + g) of a row as it is stored. */
+static double col_val(const store_metric *m, size_t c)
+{
+    switch (c) {
+    case ST_COL_LOSS: return canon(m->loss);
+    case ST_COL_GRAD_NORM: return canon(m->grad_norm);
+    case ST_COL_TIME: return canon(m->time);
+    case ST_COL_WALL: return canon(m->wall);
+    default: return m->lr[c - ST_COL_LR];
+    }
+}
+
+/* Packs rows[0..n) (n <= ST_BLOCK_CAP, same n_lr = ng, distinct increasing steps) into buf
+ * (room for the all-columns-per-row size); returns the bytes used. */
 static size_t encode(unsigned char *buf, const store_metric *const *rows, size_t n, int ng,
                      int sparse)
 {
-    unsigned char *p = buf;
+    size_t ncol = 4 + (size_t)ng, ml = mask_len(ng);
+    unsigned char *p = buf + ml;
+    memset(buf, 0, ml);
     if (sparse)
         for (size_t i = 0; i < n; i++, p += 8)
             st64(p, (uint64_t)rows[i]->step);
-    for (size_t i = 0; i < n; i++, p += 8)
-        stf64(p, canon(rows[i]->loss));
-    for (size_t i = 0; i < n; i++, p += 8)
-        stf64(p, canon(rows[i]->grad_norm));
-    for (size_t i = 0; i < n; i++, p += 8)
-        stf64(p, canon(rows[i]->time));
-    for (size_t i = 0; i < n; i++, p += 8)
-        stf64(p, canon(rows[i]->wall));
-    for (int g = 0; g < ng; g++)
-        for (size_t i = 0; i < n; i++, p += 8)
-            stf64(p, rows[i]->lr[g]);
+    for (size_t c = 0; c < ncol; c++) {
+        unsigned char *start = p;
+        uint64_t u0, u;
+        double v = col_val(rows[0], c);
+        memcpy(&u0, &v, 8);
+        int constant = 1;
+        for (size_t i = 0; i < n; i++, p += 8) {
+            v = col_val(rows[i], c);
+            memcpy(&u, &v, 8);
+            constant &= u == u0;
+            st64(p, u);
+        }
+        if (constant) {
+            buf[c / 8] |= (unsigned char)(1u << (c % 8));
+            p = start + 8;
+        }
+    }
     return (size_t)(p - buf);
 }
 
@@ -224,7 +255,7 @@ int st_blocks_write(store_t *s, int64_t num, const store_metric *const *rows, si
         size_t k = j - i;
         int64_t first = rows[i]->step, last = rows[j - 1]->step;
         int sparse = (uint64_t)(last - first) != (uint64_t)(k - 1);
-        size_t len = blob_len(k, ng, sparse);
+        size_t len = mask_len(ng) + (sparse ? 8 * k : 0) + (size_t)(4 + ng) * 8 * k;
         unsigned char *buf = stackbuf;
         if (len > sizeof stackbuf) {
             if (len > heapcap) {
@@ -239,7 +270,7 @@ int st_blocks_write(store_t *s, int64_t num, const store_metric *const *rows, si
             }
             buf = heap;
         }
-        encode(buf, rows + i, k, ng, sparse);
+        len = encode(buf, rows + i, k, ng, sparse);
         sqlite3_stmt *st = st_stmt(s, ST_BLOCK_INSERT,
                                    "INSERT INTO metric_blocks(job, first_step, last_step, nrows,"
                                    " ngroups, data) VALUES(?,?,?,?,?,?)",

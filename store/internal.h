@@ -79,17 +79,18 @@ int st_json_is(const char *s, int type);
  * of a job never overlap, so the block that can hold a step is the one with the largest
  * first_step <= step.
  *
- * The data blob is columnar, every value little-endian, n = nrows, G = ngroups:
- *   int64 step[n]         only when the steps are not first_step, first_step+1, …, last_step
- *                         (a "sparse" block; a contiguous block stores no steps at all)
- *   f64   loss[n]         NaN for null (always the canonical NAN)
- *   f64   grad_norm[n]
- *   f64   time[n]
- *   f64   wall[n]
- *   f64   lr[G][n]        group-major: group g's lr of row i at lr[g * n + i]
- * so its length is (sparse ? 8n : 0) + (4 + G) * 8n bytes. Columns keep a downsampling pass
- * to two arrays (step, loss) and copy the rest only for the rows it keeps. The layout is part
- * of the schema: changing it takes a migration. */
+ * The data blob is columnar, every value little-endian, n = nrows, G = ngroups, C = 4 + G
+ * value columns (loss, grad_norm, time, wall, lr of group 0 … G-1):
+ *   u8    constant[ceil(C / 8)]  bit c (byte c/8, bit c%8) set: column c holds one value,
+ *                                the same bits for every row, stored once
+ *   int64 step[n]                only when the steps are not first_step, first_step+1, …,
+ *                                last_step (a "sparse" block; a contiguous one stores none)
+ *   then each value column in that order, as f64[n], or as one f64 when constant.
+ * loss, grad_norm, time and wall hold the canonical NAN for null. A constant lr (no
+ * scheduler, or a flat phase) or an unmeasured grad_norm costs 8 bytes per block instead of 8
+ * per row; nothing is rounded. Columns keep a downsampling pass to two arrays (step, loss)
+ * and copy the rest only for the rows it keeps. The layout is part of the schema: changing
+ * it takes a migration. */
 
 #define ST_BLOCK_CAP 4096 /* rows per block: a batch above it is stored as several blocks */
 
@@ -101,8 +102,13 @@ typedef struct st_block {
     int64_t first, last;           /* steps of the first and last row */
     size_t n;                      /* rows, 1..ST_BLOCK_CAP */
     int ng;                        /* lr groups per row, 0..STORE_MAX_LR */
-    int sparse;                    /* 1: the blob starts with an explicit step column */
+    int sparse;                    /* 1: the blob has an explicit step column */
     const unsigned char *data;     /* the blob, or NULL (see above) */
+    /* With data: where each column starts (bytes into data) and its bytes per row (8, or 0
+     * for a constant column); steps_off is the step column's start. */
+    size_t steps_off;
+    size_t off[4 + STORE_MAX_LR];
+    unsigned char inc[4 + STORE_MAX_LR];
 } st_block;
 
 static inline uint64_t st_ld64(const unsigned char *p)
@@ -122,14 +128,13 @@ static inline uint64_t st_ld64(const unsigned char *p)
 /* Step of row i (0 <= i < n); needs data only for a sparse block. */
 static inline int64_t st_block_step(const st_block *b, size_t i)
 {
-    return b->sparse ? (int64_t)st_ld64(b->data + 8 * i) : b->first + (int64_t)i;
+    return b->sparse ? (int64_t)st_ld64(b->data + b->steps_off + 8 * i) : b->first + (int64_t)i;
 }
 
 /* Column `col` (ST_COL_*, or ST_COL_LR + g for group g) of row i. */
 static inline double st_block_val(const st_block *b, int col, size_t i)
 {
-    size_t off = (b->sparse ? 8 * b->n : 0) + ((size_t)col * b->n + i) * 8;
-    uint64_t u = st_ld64(b->data + off);
+    uint64_t u = st_ld64(b->data + b->off[col] + b->inc[col] * i);
     double v;
     memcpy(&v, &u, 8);
     return v;

@@ -413,6 +413,43 @@ static void test_damaged_block(void **state)
     free(md);
 }
 
+/* Columns with one value for a whole block are stored once and read back for every row. */
+static void test_constant_columns(void **state)
+{
+    fixture *f = *state;
+    model *md = calloc(1, sizeof *md);
+    char id[STORE_ID_LEN];
+    assert_int_equal(make_job(&f->s, "k", NULL, id), 0);
+    store_metric rows[100];
+    for (int i = 0; i < 100; i++) {
+        rows[i] = gen(i + 1, 0, 3);
+        rows[i].grad_norm = NAN; /* not measured */
+        rows[i].lr[0] = 1e-3;    /* a flat group */
+        rows[i].lr[2] = -0.0;    /* the same bits throughout, too */
+    }
+    rows[99].lr[2] = 0.0; /* equal as a number, other bits: not constant */
+    put(f, id, md, rows, 100);
+    /* mask (1 byte for 7 columns) + loss, time, wall, lr1, lr2 per row + grad_norm, lr0 once */
+    assert_int_equal(scalar(&f->s, "SELECT length(data) FROM metric_blocks"), 1 + 5 * 800 + 2 * 8);
+    check_range(f, id, md, 0, MAXSTEP);
+    check_range(f, id, md, 50, 60);
+    an_err e;
+    store_series m;
+    assert_int_equal(store_metrics_query(&f->s, id, 99, 100, 0, &m, &e), 0);
+    assert_true(signbit(m.lr[2 * m.n]) && !signbit(m.lr[2 * m.n + 1]));
+    store_series_free(&m);
+    /* A single-row block: every column is "constant". */
+    store_metric one = gen(200, 0, 1);
+    put(f, id, md, &one, 1);
+    assert_int_equal(scalar(&f->s, "SELECT length(data) FROM metric_blocks WHERE first_step=200"), 1 + 5 * 8);
+    check_range(f, id, md, 100, 300);
+    /* A mask that does not match the columns stored (grad_norm per row, not once): refused. */
+    assert_int_equal(sqlite3_exec(f->s.db, "UPDATE metric_blocks SET data=x'10' || substr(data, 2)"
+                                  " WHERE first_step=1", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(store_metrics_query(&f->s, id, 1, 10, 0, &m, &e), -EPROTO);
+    free(md);
+}
+
 /* Binds an lr blob in the schema-1 format (little-endian float64 per group). */
 static void bind_lr(sqlite3_stmt *st, int col, const double *lr, int n)
 {
@@ -531,6 +568,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rewind_inside_block, fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_mixed_groups, fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_damaged_block, fixture_setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_constant_columns, fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_migration_from_rows, fixture_setup, fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
