@@ -4,9 +4,9 @@
  *
  * Appending a batch is one INSERT of one blob whatever its size, which is what makes ingest
  * cheap: SQLite's per-row cost (record encoding, b-tree cell, index entry) is paid once per
- * batch instead of once per step. Replacing a stored step is rare (a resumed run writes over
- * its own rewound history only after store_job_rewind cut it off), so that path simply
- * decodes the affected blocks, merges and writes them again. */
+ * batch instead of once per step. Replacing a stored step is rare (store_job_rewind cuts the
+ * history off before a run resumes, so a resumed run appends), so that path simply decodes
+ * the affected blocks, merges and writes them again. */
 #include "store/store.h"
 
 #include <errno.h>
