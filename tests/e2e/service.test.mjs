@@ -315,6 +315,14 @@ test('a bearer token guards everything but /healthz, and SSE takes ?access_token
     await withDaemon({ dir, args: ['--token-file', tok] }, async (d) => {
       const auth = { Authorization: 'Bearer s3cret-token' };
       assert.equal((await api(d.url, 'GET', '/healthz')).status, 200);
+      // The dashboard's shell loads without the token (so it can ask for one); no data does.
+      for (const p of ['/', '/index.html', '/app.js', '/style.css']) {
+        const r = await api(d.url, 'GET', p);
+        assert.equal(r.status, 200, p);
+        assert.ok(!r.json, `${p} is a file, not API data`);
+      }
+      assert.equal((await api(d.url, 'GET', '/metrics')).status, 401, '/metrics needs the token');
+      assert.equal((await api(d.url, 'GET', '/metrics', null, auth)).status, 200);
       for (const h of [{}, { Authorization: 'Bearer wrong' }, { Authorization: 'Bearer s3cret-toke' }, { Authorization: 'Basic czNjcmV0' }]) {
         const r = await api(d.url, 'GET', '/v1/jobs', null, h);
         assert.equal(r.status, 401);
