@@ -72,7 +72,7 @@ def jobspecs():
         ({"type": "synthetic", "task": "classification", "generator": "blobs", "samples": 300,
           "features": 2, "classes": 3}, "cross_entropy", 2, 3),
         ({"type": "synthetic", "task": "classification", "generator": "spirals", "samples": 200,
-          "features": 2, "classes": 2, "noise": 0.1}, "bce", 2, 2),
+          "features": 2, "classes": 2, "noise": 0.1}, "bce", 2, 1),
         ({"type": "synthetic", "task": "classification", "generator": "xor", "samples": 64,
           "features": 2, "classes": 2}, "cross_entropy", 2, 2),
         ({"type": "synthetic", "task": "regression", "samples": 100, "features": 3,
@@ -117,7 +117,7 @@ def jobspecs():
                                                "warmup_max_lr": "auto",
                                                "warmup_num_steps": 10}}}
     put("jobspec", "auto", j)
-    for i, (name, rec) in enumerate(schedule_blocks()):
+    for name, rec in schedule_blocks():
         j = copy.deepcopy(TUTORIAL)
         j["ds_config"]["scheduler"] = rec["scheduler"]
         lrs = rec["lrs"]
@@ -125,8 +125,7 @@ def jobspecs():
         if len(lrs) > 1:
             j["param_groups"] = [{"match": ["fc.bias" if k == 0 else "nomatch%d" % k],
                                   "lr": lr} for k, lr in enumerate(lrs[1:])]
-        if i % 4 == 0:
-            put("jobspec", "sched_" + name, j)
+        put("jobspec", "sched_" + name, j)
     text = json.dumps(TUTORIAL)
     put("jobspec", "bad_trailing_comma", text[:-1] + ",}")
     put("jobspec", "bad_comment", "// a comment\n" + text)
@@ -150,11 +149,16 @@ def schedule_blocks():
         if not fn.endswith(".json") or fn == "index.json":
             continue
         t = json.load(open(os.path.join(tdir, fn)))
-        if t.get("scheduler") in (None, "ChainedScheduler", "SequentialLR"):
+        if t.get("scheduler") is None:
             continue
+        params = copy.deepcopy(t["constructor_args"])
+        if "schedulers" in params:  # [{"cls": T, k: v}] -> [{"type": T, "params": {k: v}}]
+            params["schedulers"] = [{"type": c["cls"],
+                                     "params": {k: v for k, v in c.items() if k != "cls"}}
+                                    for c in params["schedulers"]]
         groups = t["optimizer"]["param_groups"]
-        out.append((fn[:-5], {"scheduler": {"type": t["scheduler"],
-                                            "params": t["constructor_args"]},
+        out.append((fn[:-5], {"scheduler": {"type": t["scheduler"].split(":")[-1],
+                                            "params": params},
                               "lrs": [g["lr"] for g in groups],
                               "opt": t["optimizer"]["cls"], "steps": t["steps"]}))
     out.append(("multiphase", {"scheduler": {"type": "MultiPhase", "params": {"phases": [
