@@ -41,8 +41,8 @@ BENCH_SRC  := $(sort $(wildcard bench/bench_*.c))
 BENCH_BIN  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 # Files built into the binary (tools/mkassets.sh): the builtin data sets and the dashboard.
-ASSETS := $(sort $(wildcard data/*.csv)) $(sort $(wildcard web/*.html web/*.js web/*.css)) \
-          $(wildcard node_modules/uplot/dist/uPlot.iife.min.js node_modules/uplot/dist/uPlot.min.css)
+UPLOT  := node_modules/uplot/dist/uPlot.iife.min.js node_modules/uplot/dist/uPlot.min.css
+ASSETS := $(sort $(wildcard data/*.csv)) $(sort $(wildcard web/*.html web/*.js web/*.css)) $(UPLOT)
 
 .PHONY: all deps test check run bench clean install uninstall tests benches
 all: $(BUILD)/anneald
@@ -54,6 +54,11 @@ $(BUILD)/%.o: %.c
 $(BUILD)/gen/assets.S: tools/mkassets.sh $(ASSETS)
 	@mkdir -p $(@D)
 	sh tools/mkassets.sh $(ASSETS) > $@
+
+# uPlot comes from npm (package-lock.json), never from the repository.
+$(UPLOT): package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $(UPLOT)
 
 $(BUILD)/gen/assets.o: $(BUILD)/gen/assets.S
 	$(CC) -c $< -o $@
@@ -89,8 +94,7 @@ deps:
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
-	@if [ -f package-lock.json ] && ! cmp -s package-lock.json node_modules/.package-lock.json 2>/dev/null; then \
-	  npm ci --no-audit --no-fund --loglevel=error; fi
+	@$(MAKE) -s --no-print-directory $(UPLOT) >/dev/null
 
 test: deps
 	$(MAKE) tests
@@ -103,7 +107,8 @@ check: deps
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ANNEALD_SANITIZED=1 sh tests/run.sh build-san
 
-run: deps $(BUILD)/anneald
+run: deps
+	$(MAKE) all
 	./$(BUILD)/anneald --listen 127.0.0.1:8470 --db anneald.db
 
 bench: deps

@@ -408,8 +408,8 @@ int64_t job_spec_total_steps(const job_spec *s, int64_t train_samples)
         return s->steps;
     if (train_samples < 1 || s->train_batch_size < 1)
         return 0;
-    int64_t per_epoch = (train_samples + s->train_batch_size - 1) / s->train_batch_size;
-    return s->epochs * per_epoch;
+    int64_t samples = s->epochs * train_samples;
+    return (samples + s->train_batch_size - 1) / s->train_batch_size;
 }
 
 int64_t job_spec_data_samples(const job_spec *s)

@@ -135,9 +135,10 @@ int json_parse_text(const char *text, size_t len, cJSON **out, an_err *err);
 void job_spec_free(job_spec *s);
 
 /* Total optimizer steps of the run for `train_samples` training samples (resolves epochs):
- * `steps` when given, else epochs x ceil(train_samples / train_batch_size). A partial last
- * batch of an epoch is kept (it is one optimizer step on fewer samples), never dropped, so
- * every sample is seen once per epoch. Returns at least 1 for a valid spec and train_samples
+ * `steps` when given, else ceil(epochs x train_samples / train_batch_size). Batches are always
+ * full: a batch that reaches the end of an epoch continues with the next epoch's order (as
+ * the data loader does), so the run sees epochs x train_samples samples, rounded up to whole
+ * batches. Returns at least 1 for a valid spec and train_samples
  * >= 1; 0 if train_samples < 1 in an epochs run. */
 int64_t job_spec_total_steps(const job_spec *s, int64_t train_samples);
 

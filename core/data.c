@@ -375,7 +375,7 @@ int data_split(dataset *all, double fraction, uint64_t seed, dataset *train, dat
         return an_fail(err, "validation.fraction", "expected a fraction in [0, 1), got %g",
                        fraction);
     }
-    long long n = all->n, nv = (long long)llround(fraction * (double)n);
+    long long n = all->n, nv = (long long)floor(fraction * (double)n);
     if (fraction > 0 && nv < 1)
         nv = 1;
     if (fraction > 0 && n - nv < 1) {

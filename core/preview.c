@@ -59,14 +59,21 @@ static int read_groups(const cJSON *pg, const char *path, int job_form, double o
  * printer settles for 15 digits when they come within an epsilon, which changes the last bits
  * of values like 0.009999999999999998; a raw item prints our text verbatim. valuedouble is
  * set as well, for readers of the tree. */
-static cJSON *exact_number(double v)
+static int exact_text(char *buf, size_t size, double v)
 {
-    char buf[40];
+    int n = 0;
     for (int prec = 15; prec <= 17; prec++) {
-        snprintf(buf, sizeof buf, "%.*g", prec, v);
+        n = snprintf(buf, size, "%.*g", prec, v);
         if (strtod(buf, NULL) == v)
             break;
     }
+    return n;
+}
+
+static cJSON *exact_number(double v)
+{
+    char buf[40];
+    exact_text(buf, sizeof buf, v);
     cJSON *n = cJSON_CreateRaw(buf);
     if (n) {
         n->valuedouble = v;
@@ -76,9 +83,12 @@ static cJSON *exact_number(double v)
     return n;
 }
 
-int sched_preview(const cJSON *body, int64_t steps_override, cJSON **out, an_err *err)
+/* Reads a preview body (see sched.h), creates its scheduler and says how many steps and
+ * groups to show. Shared by the tree and the streaming forms. */
+static int preview_setup(const cJSON *body, int64_t steps_override, sched **out_s,
+                         int64_t *out_steps, int *out_groups, an_err *err)
 {
-    *out = NULL;
+    *out_s = NULL;
     if (!cJSON_IsObject(body))
         return an_fail(err, "", "the body must be a JSON object with ds_config, got %s",
                        sp_kind(body));
@@ -138,6 +148,22 @@ int sched_preview(const cJSON *body, int64_t steps_override, cJSON **out, an_err
                       NULL);
     if (rc)
         return rc;
+    *out_s = s;
+    *out_steps = steps;
+    *out_groups = env.ngroups;
+    return 0;
+}
+
+int sched_preview(const cJSON *body, int64_t steps_override, cJSON **out, an_err *err)
+{
+    *out = NULL;
+    sched *s;
+    int64_t steps = 0;
+    int ngroups = 0;
+    int rc = preview_setup(body, steps_override, &s, &steps, &ngroups, err);
+    if (rc)
+        return rc;
+    sched_env env = {.ngroups = ngroups};
 
     cJSON *res = cJSON_CreateObject();
     cJSON *jstep = cJSON_AddArrayToObject(res, "step");
@@ -172,4 +198,195 @@ int sched_preview(const cJSON *body, int64_t steps_override, cJSON **out, an_err
     }
     *out = res;
     return 0;
+}
+
+/* ---- streaming: the same numbers, written as they are computed ----
+ *
+ * A preview may ask for 10,000,000 steps: as a cJSON tree that is gigabytes. The stream keeps
+ * only the scheduler and its initial state. The JSON form is column-major ("lr" holds one
+ * array per group), so the scheduler is rewound to its initial state (sched_load) and run
+ * again for each column; a scheduler step costs nanoseconds, so that is cheaper than storing
+ * the columns. Text is produced one item at a time into `item` and copied out as the reader
+ * asks for it. */
+
+enum { PV_OPEN, PV_STEP, PV_LR_OPEN, PV_LR, PV_MOM_OPEN, PV_MOM, PV_CLOSE, PV_CSV_HEAD, PV_CSV, PV_END };
+
+struct sched_preview_stream {
+    sched *s;
+    void *init;              /* the scheduler's state before its first step */
+    size_t init_len;
+    int64_t steps;
+    int ngroups;
+    int has_mom;
+    int csv;                 /* 1 = CSV rows, 0 = JSON */
+    int phase;               /* PV_* */
+    int g;                   /* column group in PV_LR / PV_MOM */
+    int64_t k;               /* step index within the current pass */
+    char item[SCHED_MAX_GROUPS * 48 + 64]; /* text made but not yet read */
+    size_t ilen, ipos;
+};
+
+int sched_preview_open(const cJSON *body, int64_t steps_override, int csv,
+                       sched_preview_stream **out, an_err *err)
+{
+    *out = NULL;
+    sched_preview_stream *ps = calloc(1, sizeof *ps);
+    if (!ps)
+        return an_failc(err, -ENOMEM, "", "out of memory");
+    int rc = preview_setup(body, steps_override, &ps->s, &ps->steps, &ps->ngroups, err);
+    if (rc) {
+        free(ps);
+        return rc;
+    }
+    ps->has_mom = sched_mom(ps->s) != NULL;
+    ps->csv = csv;
+    ps->phase = csv ? PV_CSV_HEAD : PV_OPEN;
+    ps->init_len = sched_state_size(ps->s);
+    ps->init = malloc(ps->init_len ? ps->init_len : 1);
+    if (!ps->init || sched_save(ps->s, ps->init, ps->init_len) != 0) {
+        sched_preview_close(ps);
+        return an_failc(err, -ENOMEM, "", "out of memory");
+    }
+    *out = ps;
+    return 0;
+}
+
+int64_t sched_preview_steps(const sched_preview_stream *ps)
+{
+    return ps->steps;
+}
+
+/* Back to the state before the first step, for the next column. */
+static void rewind_sched(sched_preview_stream *ps)
+{
+    sched_load(ps->s, ps->init, ps->init_len, NULL);
+    ps->k = 0;
+}
+
+/* Appends one number to the item, with a separator before it unless it is the first. */
+static void put_num(sched_preview_stream *ps, double v, int first)
+{
+    if (!first)
+        ps->item[ps->ilen++] = ',';
+    ps->ilen += (size_t)exact_text(ps->item + ps->ilen, sizeof ps->item - ps->ilen, v);
+}
+
+static void put_str(sched_preview_stream *ps, const char *t)
+{
+    size_t n = strlen(t);
+    memcpy(ps->item + ps->ilen, t, n);
+    ps->ilen += n;
+}
+
+/* Makes the next item of text; returns 0 at the end of the stream. */
+static int next_item(sched_preview_stream *ps)
+{
+    ps->ilen = ps->ipos = 0;
+    switch (ps->phase) {
+    case PV_CSV_HEAD:
+        put_str(ps, "step");
+        for (int g = 0; g < ps->ngroups; g++)
+            ps->ilen += (size_t)snprintf(ps->item + ps->ilen, sizeof ps->item - ps->ilen, ",lr%d", g);
+        for (int g = 0; ps->has_mom && g < ps->ngroups; g++)
+            ps->ilen += (size_t)snprintf(ps->item + ps->ilen, sizeof ps->item - ps->ilen, ",momentum%d", g);
+        put_str(ps, "\n");
+        ps->phase = PV_CSV;
+        return 1;
+    case PV_CSV: {
+        if (ps->k >= ps->steps) {
+            ps->phase = PV_END;
+            return 0;
+        }
+        ps->ilen += (size_t)snprintf(ps->item, sizeof ps->item, "%lld", (long long)(ps->k + 1));
+        const double *lr = sched_lr(ps->s), *m = sched_mom(ps->s);
+        for (int g = 0; g < ps->ngroups; g++)
+            put_num(ps, lr[g], 0);
+        for (int g = 0; m && g < ps->ngroups; g++)
+            put_num(ps, m[g], 0);
+        put_str(ps, "\n");
+        sched_step(ps->s, NAN);
+        ps->k++;
+        return 1;
+    }
+    case PV_OPEN:
+        put_str(ps, "{\"step\":[");
+        ps->phase = PV_STEP;
+        ps->k = 0;
+        return 1;
+    case PV_STEP:
+        if (ps->k >= ps->steps) {
+            put_str(ps, "],\"lr\":[");
+            ps->phase = PV_LR_OPEN;
+            ps->g = 0;
+            return 1;
+        }
+        /* a run of step numbers per item keeps the call count down */
+        for (int i = 0; i < 16 && ps->k < ps->steps; i++, ps->k++)
+            ps->ilen += (size_t)snprintf(ps->item + ps->ilen, sizeof ps->item - ps->ilen,
+                                         ps->k ? ",%lld" : "%lld", (long long)(ps->k + 1));
+        return 1;
+    case PV_LR_OPEN:
+    case PV_MOM_OPEN: {
+        int mom = ps->phase == PV_MOM_OPEN;
+        if (ps->g >= ps->ngroups) {
+            if (!mom && ps->has_mom) {
+                put_str(ps, "],\"momentum\":[");
+                ps->phase = PV_MOM_OPEN;
+                ps->g = 0;
+            } else {
+                put_str(ps, "]}");
+                ps->phase = PV_CLOSE;
+            }
+            return 1;
+        }
+        put_str(ps, ps->g ? ",[" : "[");
+        rewind_sched(ps);
+        ps->phase = mom ? PV_MOM : PV_LR;
+        return 1;
+    }
+    case PV_LR:
+    case PV_MOM: {
+        int mom = ps->phase == PV_MOM;
+        if (ps->k >= ps->steps) {
+            put_str(ps, "]");
+            ps->g++;
+            ps->phase = mom ? PV_MOM_OPEN : PV_LR_OPEN;
+            return 1;
+        }
+        for (int i = 0; i < 16 && ps->k < ps->steps; i++, ps->k++) {
+            const double *v = mom ? sched_mom(ps->s) : sched_lr(ps->s);
+            put_num(ps, v[ps->g], ps->k == 0);
+            sched_step(ps->s, NAN);
+        }
+        return 1;
+    }
+    default:
+        ps->phase = PV_END;
+        return 0;
+    }
+}
+
+size_t sched_preview_read(sched_preview_stream *ps, char *buf, size_t max)
+{
+    size_t n = 0;
+    while (n < max) {
+        if (ps->ipos == ps->ilen && !next_item(ps))
+            break;
+        size_t take = ps->ilen - ps->ipos;
+        if (take > max - n)
+            take = max - n;
+        memcpy(buf + n, ps->item + ps->ipos, take);
+        ps->ipos += take;
+        n += take;
+    }
+    return n;
+}
+
+void sched_preview_close(sched_preview_stream *ps)
+{
+    if (!ps)
+        return;
+    sched_free(ps->s);
+    free(ps->init);
+    free(ps);
 }

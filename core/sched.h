@@ -84,4 +84,17 @@ int sched_load(sched *s, const void *buf, size_t len, an_err *err);
  * numbers. Errors name their JSON path. */
 int sched_preview(const cJSON *body, int64_t steps_override, cJSON **out, an_err *err);
 
+/* The same preview as text, produced as it is read, in constant memory (a 10,000,000-step
+ * preview is hundreds of megabytes of text). `csv` 0 gives exactly the JSON of sched_preview
+ * on one line; 1 gives CSV rows "step,lr0,…[,momentum0,…]" after a header line. Errors in the
+ * body are reported by open, never while reading. */
+typedef struct sched_preview_stream sched_preview_stream;
+int sched_preview_open(const cJSON *body, int64_t steps_override, int csv,
+                       sched_preview_stream **out, an_err *err);
+/* Steps the preview covers. */
+int64_t sched_preview_steps(const sched_preview_stream *ps);
+/* Copies up to `max` more bytes into buf; 0 means the end. */
+size_t sched_preview_read(sched_preview_stream *ps, char *buf, size_t max);
+void sched_preview_close(sched_preview_stream *ps);
+
 #endif

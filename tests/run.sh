@@ -10,8 +10,8 @@ failed=0
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
-count() { # $1 = pattern, prints the number after it on the summary line, or 0
-    n=$(grep -E "$1" "$log" | tail -n 1 | sed -E "s/.*$1 *([0-9]+).*/\1/")
+count() { # $1 = pattern followed by a number on a summary line; prints it, or 0
+    n=$(grep -E "$1 *[0-9]+" "$log" | tail -n 1 | sed -E "s/.*$1 *([0-9]+).*/\1/")
     echo "${n:-0}"
 }
 

@@ -1,0 +1,279 @@
+/* bench_store — what the SQLite store costs, each figure beside a plain-file reference
+ * measured in the same run, in the same directory:
+ *
+ *   metrics ingest (rows/s, batches of 100 and of 1000 rows, one transaction per batch)
+ *       ref: the same rows as packed 48-byte records, one write() per batch
+ *   downsampled query (ms, max_points=2000 over every row of a 1M-row job)
+ *       ref: the same range read without downsampling (every row to columnar arrays)
+ *   checkpoint commit (s and MB/s for a 100M-parameter Adam state: params + m + v, fp32,
+ *   1.2 GB; 48 MB with BENCH_QUICK=1)
+ *       ref: one sequential write() of the same bytes to a file
+ *   checkpoint read (MB/s) — ref: read() of that file
+ *
+ * Output: one line per figure, `BENCH <name> <value> <unit> ref=<value> ratio=<value>`.
+ * The database lives in a fresh directory under $TMPDIR (or /tmp) and is removed after. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store/store.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void report(const char *name, double v, const char *unit, double ref)
+{
+    printf("BENCH %s %.6g %s ref=%.6g ratio=%.4f\n", name, v, unit, ref, ref > 0 ? v / ref : 0.0);
+    fflush(stdout);
+}
+
+static void rm_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *de;
+        char p[512];
+        while ((de = readdir(d)) != NULL) {
+            if (de->d_name[0] == '.')
+                continue;
+            snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+            unlink(p);
+        }
+        closedir(d);
+    }
+    rmdir(dir);
+}
+
+static void make_row(store_metric *m, int64_t step)
+{
+    m->step = step;
+    m->loss = 2.0 / (1.0 + 1e-4 * (double)step) + (double)(step % 97) * 1e-4;
+    m->n_lr = 1;
+    m->lr[0] = 1e-3;
+    m->grad_norm = 1.0;
+    m->time = (double)step * 1e-3;
+    m->wall = 1.7e9 + (double)step * 1e-3;
+}
+
+/* Rows per second through store_metrics_append in batches of `batch`. */
+static int ingest(store_t *s, const char *id, int64_t rows, size_t batch, double *rate,
+                  an_err *e)
+{
+    store_metric *b = calloc(batch, sizeof *b);
+    if (!b)
+        return -ENOMEM;
+    double t0 = now_s();
+    int rc = 0;
+    for (int64_t st = 1; !rc && st <= rows; st += (int64_t)batch) {
+        size_t k = 0;
+        for (; k < batch && st + (int64_t)k <= rows; k++)
+            make_row(&b[k], st + (int64_t)k);
+        rc = store_metrics_append(s, id, b, k, NULL, e);
+    }
+    *rate = (double)rows / (now_s() - t0);
+    free(b);
+    return rc;
+}
+
+/* The reference: the same rows packed to 48 bytes, one write() per batch. */
+static double ingest_ref(const char *path, int64_t rows, size_t batch)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0)
+        return 0;
+    double *rec = malloc(batch * 6 * sizeof *rec);
+    double t0 = now_s();
+    for (int64_t st = 1; rec && st <= rows; st += (int64_t)batch) {
+        size_t k = 0;
+        for (; k < batch && st + (int64_t)k <= rows; k++) {
+            store_metric m;
+            make_row(&m, st + (int64_t)k);
+            double *r = rec + k * 6;
+            r[0] = (double)m.step;
+            r[1] = m.loss;
+            r[2] = m.lr[0];
+            r[3] = m.grad_norm;
+            r[4] = m.time;
+            r[5] = m.wall;
+        }
+        if (write(fd, rec, k * 6 * sizeof *rec) < 0)
+            break;
+    }
+    double rate = (double)rows / (now_s() - t0);
+    free(rec);
+    close(fd);
+    unlink(path);
+    return rate;
+}
+
+static int write_all(int fd, const unsigned char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n > ((size_t)1 << 30) ? (size_t)1 << 30 : n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int read_all(int fd, unsigned char *p, size_t n)
+{
+    while (n) {
+        ssize_t r = read(fd, p, n > ((size_t)1 << 30) ? (size_t)1 << 30 : n);
+        if (r <= 0)
+            return r < 0 ? -errno : -EIO;
+        p += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+int main(void)
+{
+    int quick = getenv("BENCH_QUICK") && atoi(getenv("BENCH_QUICK")) != 0;
+    const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    char dir[256], path[300], ref[300];
+    snprintf(dir, sizeof dir, "%s/anneald-bench-XXXXXX", tmp);
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    snprintf(path, sizeof path, "%s/bench.db", dir);
+    snprintf(ref, sizeof ref, "%s/ref.bin", dir);
+
+    store_t s;
+    an_err e;
+    int rc = store_open(&s, path, &e);
+    if (rc) {
+        fprintf(stderr, "store_open: %s\n", e.message);
+        rm_dir(dir);
+        return 1;
+    }
+    char a[STORE_ID_LEN], b[STORE_ID_LEN];
+    store_job_new in = {.name = "bench", .spec_json = "{}", .total_steps = 1000000};
+    rc = store_job_create(&s, &in, a, &e);
+    if (!rc)
+        rc = store_job_create(&s, &in, b, &e);
+
+    /* ---- metrics ingest ---- */
+    int64_t rows100 = quick ? 20000 : 200000;
+    int64_t rows1000 = quick ? 100000 : 1000000;
+    double r100 = 0, r1000 = 0;
+    if (!rc)
+        rc = ingest(&s, a, rows100, 100, &r100, &e);
+    if (!rc)
+        report("store_metrics_ingest_batch100", r100, "rows/s", ingest_ref(ref, rows100, 100));
+    if (!rc)
+        rc = ingest(&s, b, rows1000, 1000, &r1000, &e);
+    if (!rc)
+        report("store_metrics_ingest_batch1000", r1000, "rows/s",
+               ingest_ref(ref, rows1000, 1000));
+
+    /* ---- downsampled query over the big job ---- */
+    if (!rc) {
+        store_series m;
+        double t0 = now_s();
+        rc = store_metrics_query(&s, b, 0, -1, 2000, &m, &e);
+        double tq = now_s() - t0;
+        size_t pts = m.n;
+        store_series_free(&m);
+        if (!rc) {
+            t0 = now_s();
+            rc = store_metrics_query(&s, b, 0, -1, 0, &m, &e);
+            double tf = now_s() - t0;
+            store_series_free(&m);
+            char name[96];
+            snprintf(name, sizeof name, "store_metrics_query_max2000_over_%lldrows",
+                     (long long)rows1000);
+            if (!rc)
+                report(name, tq * 1e3, "ms", tf * 1e3);
+            fprintf(stderr, "downsampled to %zu points\n", pts);
+        }
+    }
+
+    /* ---- checkpoint of a 100M-parameter Adam state ---- */
+    size_t params = quick ? (size_t)4000000 : (size_t)100000000;
+    size_t bytes = params * 3 * sizeof(float);
+    unsigned char *blob = rc ? NULL : malloc(bytes);
+    unsigned char *back = rc ? NULL : malloc(bytes);
+    if (!rc && (!blob || !back)) {
+        fprintf(stderr, "out of memory for a %zu-byte state\n", bytes);
+        rc = -ENOMEM;
+    }
+    if (!rc) {
+        float *f = (float *)blob;
+        for (size_t i = 0; i < params * 3; i++)
+            f[i] = (float)(i % 1000) * 1e-3f;
+        double mb = (double)bytes / 1e6;
+
+        /* Reference first: the same bytes, one sequential write(), then read(). */
+        int fd = open(ref, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        double t0 = now_s();
+        int wr = fd < 0 ? -errno : write_all(fd, blob, bytes);
+        double tref = now_s() - t0;
+        if (fd >= 0)
+            close(fd);
+        fd = open(ref, O_RDONLY);
+        t0 = now_s();
+        int rr = fd < 0 ? -errno : read_all(fd, back, bytes);
+        double tref_read = now_s() - t0;
+        if (fd >= 0)
+            close(fd);
+        unlink(ref);
+        if (wr || rr)
+            fprintf(stderr, "reference file I/O failed: %s\n", strerror(-(wr ? wr : rr)));
+
+        store_progress p = {.step = 1000, .loss = 0.1, .n_lr = 1, .lr = {1e-3}};
+        t0 = now_s();
+        rc = store_checkpoint_commit(&s, a, 1000, 0.1, blob, bytes, 2, &p, &e);
+        double tw = now_s() - t0;
+        if (!rc) {
+            report("store_checkpoint_commit_time", tw, "s", tref);
+            report("store_checkpoint_commit_rate", mb / tw, "MB/s", mb / tref);
+        }
+        if (!rc) {
+            void *buf;
+            size_t len;
+            memset(back, 0, bytes);
+            t0 = now_s();
+            rc = store_checkpoint_read(&s, a, -1, &buf, &len, NULL, &e);
+            double tr = now_s() - t0;
+            if (!rc) {
+                if (len != bytes || memcmp(buf, blob, bytes) != 0) {
+                    fprintf(stderr, "checkpoint read back different bytes\n");
+                    rc = -EIO;
+                }
+                free(buf);
+            }
+            if (!rc)
+                report("store_checkpoint_read_rate", mb / tr, "MB/s", mb / tref_read);
+        }
+        if (!rc) {
+            t0 = now_s();
+            rc = store_maintain(&s, &e);
+            fprintf(stderr, "WAL checkpoint after the commit took %.3f s\n", now_s() - t0);
+        }
+    }
+    free(blob);
+    free(back);
+    if (rc)
+        fprintf(stderr, "bench_store: %s (%s)\n", e.message, store_strerror(rc));
+    store_close(&s);
+    rm_dir(dir);
+    return rc ? 1 : 0;
+}

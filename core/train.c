@@ -1,0 +1,717 @@
+/* train — one job's training state, its optimizer step, and the checkpoint blob.
+ *
+ * A step follows DeepSpeed's engine (DEEPSPEED.md §1): the scheduler's current values are
+ * written into the optimizer groups (the constructor's values for the first step), then
+ * gradient_accumulation_steps micro-batches run forward, loss and backward, their gradients
+ * are summed in a fixed pairwise tree and scaled once by 1/gas, the global norm is clipped,
+ * the optimizer steps, a validation may run, and the scheduler steps once.
+ *
+ * The pairwise tree (DESIGN.md, "State and determinism") works like a binary counter: slot
+ * k holds the sum of 2^k consecutive micro-batch gradients. A new leaf merges upwards
+ * (earlier + later) while its slot is taken; at the end the remaining slots are added from
+ * the highest (earliest micro-batches) down. The buffers are a pool of L+1 gradient arrays,
+ * L = floor(log2(gas)), handed between slots by pointer, so nothing is copied.
+ *
+ * Blob format (little-endian, all lengths in bytes):
+ *   header  "ANNEALD\0", u32 version, u32 section count, u64 layout hash, u64 model hash,
+ *           u64 total length of the blob
+ *   section u32 id, u32 0, u64 payload length, payload
+ *   trailer u64 FNV-1a-64 of every byte before it
+ * The layout hash covers what decides the shape of the state (model shape and activation,
+ * optimizer type, dtype, groups and which tensor belongs to which group); the model hash
+ * only the model (train_restore_weights). */
+#include "core/train.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/data.h"
+#include "core/gemm.h"
+#include "core/loss.h"
+#include "core/model.h"
+#include "core/optim.h"
+
+#define BLOB_MAGIC "ANNEALD"   /* 8 bytes with its NUL */
+#define BLOB_VERSION 1u
+#define BLOB_HEADER 40u
+#define SECTION_HEADER 16u
+#define BLOB_TRAILER 8u
+#define VAL_BATCH 256          /* rows per validation / prediction batch at most */
+#define MAX_TREE 40            /* slots of the accumulation tree: gas < 2^40 */
+
+enum section_id {
+    SEC_COUNTERS = 1, /* i64 steps done, i64 samples seen */
+    SEC_CURSOR = 2,   /* i64 epoch, i64 position */
+    SEC_PARAMS = 3,   /* nparams float32 */
+    SEC_OPTIM = 4,    /* optim_save */
+    SEC_SCHED = 5,    /* sched_save */
+    SEC_COUNT = 5
+};
+
+struct train {
+    double clip;                /* gradient_clipping; 0 = off */
+    int threads;                /* compute threads */
+    int64_t val_every;          /* optimizer steps between validations */
+    int micro;                  /* rows per micro-batch */
+    int gas;                    /* micro-batches per optimizer step */
+    int loss;                   /* enum loss_type */
+    int64_t total_steps;
+    int64_t steps;              /* optimizer steps done */
+    int64_t samples;            /* training rows consumed */
+    dataset train_ds, val_ds;
+    data_loader loader;
+    model *m;
+    optim opt;
+    int ngroups;                /* optimizer groups: param_groups entries + 1 */
+    int has_betas;
+    sched *sch;
+    /* step buffers, all allocated by train_create */
+    float *x, *y;               /* [micro, inputs], [micro, ydim] */
+    float *dout;                /* [max_batch, outputs] */
+    int ntree;                  /* gradient buffers in the pool: floor(log2(gas)) + 1 */
+    float *pool[MAX_TREE];      /* the buffers ([nparams] each) */
+    float *slot[MAX_TREE];      /* slot k: sum of 2^k leaves, or NULL */
+    float *free_[MAX_TREE];     /* buffers not in a slot */
+    int nfree;
+    uint64_t layout_hash, model_hash;
+};
+
+/* ------------------------------------------------------------------------------------------
+ * Little-endian bytes and the checksum */
+
+static void put_u32(unsigned char *b, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        b[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void put_u64(unsigned char *b, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        b[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint32_t get_u32(const unsigned char *b)
+{
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--)
+        v = (v << 8) | b[i];
+    return v;
+}
+
+static uint64_t get_u64(const unsigned char *b)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | b[i];
+    return v;
+}
+
+#define FNV_OFFSET 0xcbf29ce484222325ull
+#define FNV_PRIME 0x100000001b3ull
+
+static uint64_t fnv1a(uint64_t h, const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= FNV_PRIME;
+    }
+    return h;
+}
+
+static uint64_t fnv_i64(uint64_t h, int64_t v)
+{
+    unsigned char b[8];
+    put_u64(b, (uint64_t)v);
+    return fnv1a(h, b, 8);
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Construction */
+
+static uint64_t hash_model(const model *m)
+{
+    uint64_t h = fnv_i64(FNV_OFFSET, m->type);
+    h = fnv_i64(h, m->nlayers);
+    for (int l = 0; l <= m->nlayers; l++)
+        h = fnv_i64(h, m->dims[l]);
+    h = fnv_i64(h, m->nlayers > 1 ? m->act : 0);
+    return fnv_i64(h, (int64_t)m->nparams);
+}
+
+static uint64_t hash_layout(const train *t)
+{
+    uint64_t h = fnv_i64(t->model_hash, t->opt.cfg.type);
+    h = fnv_i64(h, t->opt.dtype);
+    h = fnv_i64(h, t->opt.ngroups);
+    for (int i = 0; i < t->opt.ntensors; i++)
+        h = fnv_i64(h, t->opt.tensors[i].group);
+    return h;
+}
+
+/* Writes the scheduler's values for the next step into the optimizer groups. */
+static void apply_sched(train *t)
+{
+    const double *lr = sched_lr(t->sch), *mom = sched_mom(t->sch), *b2 = sched_beta2(t->sch);
+    for (int g = 0; g < t->ngroups; g++) {
+        optim_group *og = &t->opt.groups[g];
+        og->lr = lr[g];
+        if (mom) {
+            if (t->has_betas)
+                og->beta1 = mom[g];
+            else
+                og->momentum = mom[g];
+        }
+        if (b2)
+            og->beta2 = b2[g];
+    }
+}
+
+/* oneDNN's thread count is a per-thread setting and the worker that steps a job may change
+ * (pause, resume); setting it costs a symbol lookup, so each thread remembers what it set. */
+static _Thread_local int thread_count_set;
+
+static void use_threads(int n)
+{
+    if (thread_count_set != n && gemm_set_threads(n) == 0)
+        thread_count_set = n;
+}
+
+static int ilog2(int v)
+{
+    int l = 0;
+    while (v >>= 1)
+        l++;
+    return l;
+}
+
+int train_create(train **out, const job_spec *spec, const char *csv, size_t csv_len,
+                 an_err *err)
+{
+    *out = NULL;
+    if (spec->micro_batch < 1 || spec->micro_batch > (1 << 24) || spec->grad_accum < 1 ||
+        spec->grad_accum > (1 << 24))
+        return an_fail(err, "ds_config.train_micro_batch_size_per_gpu",
+                       "expected a micro-batch of 1..2^24 rows and 1..2^24 accumulation "
+                       "steps, got %lld and %lld", (long long)spec->micro_batch,
+                       (long long)spec->grad_accum);
+    if (spec->ngroups + 1 > SCHED_MAX_GROUPS)
+        return an_fail(err, "param_groups", "expected at most %d param groups, got %d",
+                       SCHED_MAX_GROUPS - 1, spec->ngroups);
+    train *t = calloc(1, sizeof *t);
+    if (!t)
+        return an_failc(err, -ENOMEM, "", "out of memory");
+    t->clip = spec->gradient_clipping;
+    t->threads = spec->threads > 0 ? spec->threads : 1;
+    t->val_every = spec->val_every_steps;
+    t->micro = (int)spec->micro_batch;
+    t->gas = (int)spec->grad_accum;
+    t->loss = spec->loss;
+    int rc = data_load(spec, csv, csv_len, &t->train_ds, &t->val_ds, err);
+    if (rc) {
+        free(t);
+        return rc;
+    }
+    if ((rc = data_loader_init(&t->loader, &t->train_ds, spec->seed, spec->data.shuffle, err)))
+        goto fail;
+    /* Validation and predictions run in batches of up to VAL_BATCH rows (or a micro-batch,
+     * if larger). */
+    int vb = t->val_ds.n < VAL_BATCH ? (int)t->val_ds.n : VAL_BATCH;
+    int max_batch = t->micro > vb ? t->micro : vb;
+    if ((rc = model_create(&t->m, &spec->model, spec->seed, max_batch, err)))
+        goto fail;
+    model *m = t->m;
+
+    /* Optimizer: group 0 is the optimizer block's, group k+1 is param_groups[k]. */
+    optim_tensor tensors[MODEL_MAX_TENSORS];
+    int nt = model_optim_tensors(m, spec->groups, spec->ngroups, tensors);
+    t->ngroups = spec->ngroups + 1;
+    t->has_betas = optim_has_betas(&spec->optim);
+    sched_env env;
+    int64_t total = job_spec_total_steps(spec, t->train_ds.n);
+    job_spec_sched_env(spec, t->train_ds.n, &env);
+    t->total_steps = total;
+    optim_group groups[SCHED_MAX_GROUPS];
+    for (int g = 0; g < t->ngroups; g++) {
+        const param_group_spec *ps = g ? &spec->groups[g - 1] : NULL;
+        groups[g] = (optim_group){
+            .lr = env.base_lr[g],
+            .weight_decay = ps && ps->has_weight_decay ? ps->weight_decay
+                                                       : spec->optim.weight_decay,
+            .beta1 = spec->optim.beta1,
+            .beta2 = spec->optim.beta2,
+            .momentum = spec->optim.momentum,
+        };
+    }
+    if ((rc = optim_init(&t->opt, &spec->optim, OPTIM_F32, m->nparams, tensors, nt, groups,
+                         t->ngroups, err)))
+        goto fail;
+    if ((rc = sched_create(&t->sch, spec->scheduler, "ds_config.scheduler", &env, err, NULL)))
+        goto fail;
+    if (sched_ngroups(t->sch) != t->ngroups) {
+        rc = an_fail(err, "ds_config.scheduler", "expected a schedule over %d groups, got %d",
+                     t->ngroups, sched_ngroups(t->sch));
+        goto fail;
+    }
+    apply_sched(t);
+
+    /* Step buffers. */
+    t->x = malloc((size_t)t->micro * (size_t)m->dims[0] * sizeof *t->x);
+    t->y = malloc((size_t)t->micro * (size_t)(t->train_ds.ydim > 0 ? t->train_ds.ydim : 1) *
+                  sizeof *t->y);
+    t->dout = malloc((size_t)max_batch * (size_t)m->dims[m->nlayers] * sizeof *t->dout);
+    if (!t->x || !t->y || !t->dout) {
+        rc = an_failc(err, -ENOMEM, "", "out of memory");
+        goto fail;
+    }
+    t->ntree = ilog2(t->gas) + 1;
+    t->pool[0] = m->grads;
+    for (int k = 1; k < t->ntree; k++) {
+        t->pool[k] = malloc(m->nparams * sizeof(float));
+        if (!t->pool[k]) {
+            rc = an_failc(err, -ENOMEM, "", "out of memory: %d gradient buffers of %zu floats",
+                          t->ntree, m->nparams);
+            goto fail;
+        }
+    }
+    t->model_hash = hash_model(m);
+    t->layout_hash = hash_layout(t);
+    use_threads(t->threads);
+    *out = t;
+    return 0;
+fail:
+    train_free(t);
+    return rc;
+}
+
+void train_free(train *t)
+{
+    if (!t)
+        return;
+    for (int k = 1; k < t->ntree; k++)
+        free(t->pool[k]);
+    free(t->x);
+    free(t->y);
+    free(t->dout);
+    sched_free(t->sch);
+    optim_free(&t->opt);
+    model_free(t->m);
+    data_loader_free(&t->loader);
+    data_free(&t->train_ds);
+    data_free(&t->val_ds);
+    free(t);
+}
+
+int64_t train_steps_done(const train *t) { return t->steps; }
+int64_t train_total_steps(const train *t) { return t->total_steps; }
+int train_inputs(const train *t) { return t->m->dims[0]; }
+int train_outputs(const train *t) { return t->m->dims[t->m->nlayers]; }
+
+/* ------------------------------------------------------------------------------------------
+ * The step */
+
+/* Adds b into a element by element (a = a + b: earlier sum first). */
+static void add_into(float *restrict a, const float *restrict b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        a[i] = a[i] + b[i];
+}
+
+/* Puts a finished leaf gradient into the tree: merges while its slot is taken. */
+static void tree_push(train *t, float *leaf)
+{
+    size_t n = t->m->nparams;
+    int k = 0;
+    while (t->slot[k]) {
+        float *earlier = t->slot[k];
+        add_into(earlier, leaf, n);
+        t->free_[t->nfree++] = leaf;
+        t->slot[k] = NULL;
+        leaf = earlier;
+        k++;
+    }
+    t->slot[k] = leaf;
+}
+
+/* Sums what is left in the slots (highest first) into one buffer and empties the tree. */
+static float *tree_finish(train *t)
+{
+    size_t n = t->m->nparams;
+    float *acc = NULL;
+    for (int k = t->ntree - 1; k >= 0; k--) {
+        if (!t->slot[k])
+            continue;
+        if (!acc) {
+            acc = t->slot[k];
+        } else {
+            add_into(acc, t->slot[k], n);
+            t->free_[t->nfree++] = t->slot[k];
+        }
+        t->slot[k] = NULL;
+    }
+    return acc;
+}
+
+static double now_sec(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Mean loss (and accuracy) over `ds` in eval mode, batches of up to max_batch rows. */
+static void eval_dataset(train *t, const dataset *ds, double *loss, double *acc)
+{
+    model *m = t->m;
+    int O = m->dims[m->nlayers];
+    double sum = 0.0;
+    long long correct = 0, counted = 0;
+    for (long long r = 0; r < ds->n; r += m->max_batch) {
+        int B = (int)(ds->n - r < m->max_batch ? ds->n - r : m->max_batch);
+        const float *x = ds->x + (size_t)r * (size_t)ds->d;
+        const float *y = ds->y + (size_t)r * (size_t)ds->ydim;
+        model_forward(m, x, B, 0, 0, 0);
+        const float *o = model_output(m);
+        sum += loss_compute(t->loss, o, y, B, O, NULL) * B;
+        correct += loss_correct(t->loss, o, y, B, O);
+        counted += loss_accuracy_count(t->loss, B, O);
+    }
+    *loss = sum / (double)ds->n;
+    if (acc)
+        *acc = loss_is_classification(t->loss) && counted ? (double)correct / (double)counted
+                                                           : NAN;
+}
+
+int train_validate(train *t, double *loss, double *acc)
+{
+    if (t->val_ds.n < 1)
+        return -ENOENT;
+    eval_dataset(t, &t->val_ds, loss, acc);
+    return 0;
+}
+
+int train_step(train *t, train_report *rep, an_err *err)
+{
+    model *m = t->m;
+    const int O = m->dims[m->nlayers];
+    const size_t n = m->nparams;
+    const int64_t step = t->steps; /* 0-based index of this step */
+    const data_cursor start = t->loader.cur;
+    double t0 = now_sec();
+    use_threads(t->threads);
+
+    t->nfree = 0;
+    for (int k = t->ntree - 1; k >= 0; k--)
+        t->free_[t->nfree++] = t->pool[k];
+    memset(t->slot, 0, sizeof t->slot);
+
+    double loss_sum = 0.0;
+    int64_t epoch = start.epoch;
+    for (int j = 0; j < t->gas; j++) {
+        data_next(&t->loader, t->micro, t->x, t->y, &epoch);
+        int rc = model_forward(m, t->x, t->micro, 1, (uint64_t)step, (uint64_t)j);
+        if (rc) {
+            data_loader_seek(&t->loader, start.epoch, start.pos);
+            return an_failc(err, rc, "", "forward pass failed at step %lld",
+                            (long long)step + 1);
+        }
+        double l = loss_compute(t->loss, model_output(m), t->y, t->micro, O, t->dout);
+        if (!isfinite(l)) {
+            data_loader_seek(&t->loader, start.epoch, start.pos);
+            return an_failc(err, -EDOM, "", "loss is %s at step %lld (micro-batch %d of %d): "
+                            "expected a finite loss; the run diverged (try a smaller lr or "
+                            "gradient_clipping)", isnan(l) ? "NaN" : "Inf", (long long)step + 1,
+                            j + 1, t->gas);
+        }
+        loss_sum += l;
+        float *leaf = t->free_[--t->nfree];
+        model_backward(m, t->dout, leaf, 0);
+        tree_push(t, leaf);
+    }
+    float *grad = tree_finish(t);
+    if (t->gas > 1) {
+        /* One scaling after the sum; for a power of two the quotient is exact, so gas 2 gives
+         * DeepSpeed's loss/gas per micro-batch bit for bit. */
+        const float v = (float)t->gas;
+        for (size_t i = 0; i < n; i++)
+            grad[i] = grad[i] / v;
+    }
+    double norm = optim_clip_grad_norm(grad, n, OPTIM_F32, t->clip);
+
+    if (rep) {
+        memset(rep, 0, sizeof *rep);
+        rep->ngroups = t->ngroups;
+        for (int g = 0; g < t->ngroups; g++)
+            rep->lr[g] = t->opt.groups[g].lr;
+    }
+    optim_step(&t->opt, m->params, grad);
+    t->steps++;
+    t->samples += (int64_t)t->micro * t->gas;
+
+    double metric = NAN, vacc = NAN;
+    int has_val = 0;
+    if (t->val_ds.n > 0 && t->val_every > 0 &&
+        (t->steps % t->val_every == 0 || t->steps == t->total_steps)) {
+        eval_dataset(t, &t->val_ds, &metric, &vacc);
+        has_val = 1;
+    }
+    sched_step(t->sch, metric);
+    apply_sched(t);
+
+    if (rep) {
+        double dt = now_sec() - t0;
+        rep->step = t->steps;
+        rep->epoch = epoch;
+        rep->loss = loss_sum / t->gas;
+        rep->grad_norm = norm;
+        rep->samples_per_sec = dt > 0 ? (double)t->micro * t->gas / dt : 0.0;
+        rep->has_val = has_val;
+        rep->val_loss = has_val ? metric : NAN;
+        rep->val_acc = has_val ? vacc : NAN;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Checkpoint blob */
+
+static size_t blob_size(const train *t)
+{
+    return BLOB_HEADER + SEC_COUNT * SECTION_HEADER + 16 + 16 + t->m->nparams * sizeof(float) +
+           optim_state_size(&t->opt) + sched_state_size(t->sch) + BLOB_TRAILER;
+}
+
+static unsigned char *put_section(unsigned char *w, uint32_t id, uint64_t len)
+{
+    put_u32(w, id);
+    put_u32(w + 4, 0);
+    put_u64(w + 8, len);
+    return w + SECTION_HEADER;
+}
+
+int train_save(const train *t, void **buf, size_t *len, an_err *err)
+{
+    *buf = NULL;
+    *len = 0;
+    size_t total = blob_size(t);
+    unsigned char *b = malloc(total);
+    if (!b)
+        return an_failc(err, -ENOMEM, "", "out of memory for a %zu-byte checkpoint", total);
+    unsigned char *w = b;
+    memcpy(w, BLOB_MAGIC, 8);
+    put_u32(w + 8, BLOB_VERSION);
+    put_u32(w + 12, SEC_COUNT);
+    put_u64(w + 16, t->layout_hash);
+    put_u64(w + 24, t->model_hash);
+    put_u64(w + 32, total);
+    w += BLOB_HEADER;
+    w = put_section(w, SEC_COUNTERS, 16);
+    put_u64(w, (uint64_t)t->steps);
+    put_u64(w + 8, (uint64_t)t->samples);
+    w += 16;
+    w = put_section(w, SEC_CURSOR, 16);
+    put_u64(w, (uint64_t)t->loader.cur.epoch);
+    put_u64(w + 8, (uint64_t)t->loader.cur.pos);
+    w += 16;
+    size_t pn = t->m->nparams * sizeof(float);
+    w = put_section(w, SEC_PARAMS, pn);
+    memcpy(w, t->m->params, pn);
+    w += pn;
+    size_t on = optim_state_size(&t->opt);
+    w = put_section(w, SEC_OPTIM, on);
+    int rc = optim_save(&t->opt, w, on);
+    w += on;
+    size_t sn = sched_state_size(t->sch);
+    w = put_section(w, SEC_SCHED, sn);
+    if (!rc)
+        rc = sched_save(t->sch, w, sn);
+    w += sn;
+    if (rc) {
+        free(b);
+        return an_failc(err, rc, "", "could not serialise the optimizer or scheduler state");
+    }
+    put_u64(w, fnv1a(FNV_OFFSET, b, (size_t)(w - b)));
+    *buf = b;
+    *len = total;
+    return 0;
+}
+
+/* A checked view of a blob: where each section's payload starts and how long it is. */
+typedef struct blob_view {
+    const unsigned char *sec[SEC_COUNT + 1];
+    uint64_t len[SEC_COUNT + 1];
+    uint64_t layout_hash, model_hash;
+} blob_view;
+
+/* Checks the framing of a blob (magic, version, length, checksum, sections within bounds,
+ * each known section once). Reads nothing past buf + len. */
+static int blob_parse(const void *buf, size_t len, blob_view *v, an_err *err)
+{
+    const char *f = "checkpoint";
+    memset(v, 0, sizeof *v);
+    if (!buf || len == 0)
+        return an_failc(err, -EPROTO, f, "expected a checkpoint blob, got an empty one");
+    const unsigned char *b = buf;
+    if (len < BLOB_HEADER + BLOB_TRAILER)
+        return an_failc(err, -EPROTO, f, "expected a checkpoint of at least %u bytes, got %zu "
+                        "(truncated)", BLOB_HEADER + BLOB_TRAILER, len);
+    if (memcmp(b, BLOB_MAGIC, 8) != 0)
+        return an_failc(err, -EPROTO, f, "expected a checkpoint starting with \"ANNEALD\", got "
+                        "other bytes (not an anneald checkpoint)");
+    uint32_t version = get_u32(b + 8), nsec = get_u32(b + 12);
+    if (version != BLOB_VERSION)
+        return an_failc(err, -EPROTO, f, "expected checkpoint format version %u, got %u",
+                        BLOB_VERSION, version);
+    uint64_t total = get_u64(b + 32);
+    if (total != len)
+        return an_failc(err, -EPROTO, f, "the checkpoint says it is %llu bytes long, got %zu "
+                        "(truncated or padded)", (unsigned long long)total, len);
+    uint64_t sum = get_u64(b + len - BLOB_TRAILER);
+    if (fnv1a(FNV_OFFSET, b, len - BLOB_TRAILER) != sum)
+        return an_failc(err, -EPROTO, f, "checkpoint checksum mismatch: the blob is corrupt");
+    if (nsec != SEC_COUNT)
+        return an_failc(err, -EPROTO, f, "expected %d sections in the checkpoint, got %u",
+                        SEC_COUNT, nsec);
+    v->layout_hash = get_u64(b + 16);
+    v->model_hash = get_u64(b + 24);
+    size_t off = BLOB_HEADER, end = len - BLOB_TRAILER;
+    for (uint32_t s = 0; s < nsec; s++) {
+        if (end - off < SECTION_HEADER)
+            return an_failc(err, -EPROTO, f, "checkpoint section %u is cut off", s);
+        uint32_t id = get_u32(b + off);
+        uint64_t sl = get_u64(b + off + 8);
+        off += SECTION_HEADER;
+        if (id < 1 || id > SEC_COUNT || v->sec[id])
+            return an_failc(err, -EPROTO, f, "checkpoint section %u has id %u: expected each "
+                            "of 1..%d once", s, id, SEC_COUNT);
+        if (sl > end - off)
+            return an_failc(err, -EPROTO, f, "checkpoint section %u says %llu bytes, only %zu "
+                            "remain", id, (unsigned long long)sl, end - off);
+        v->sec[id] = b + off;
+        v->len[id] = sl;
+        off += (size_t)sl;
+    }
+    if (off != end)
+        return an_failc(err, -EPROTO, f, "checkpoint has %zu stray bytes after its sections",
+                        end - off);
+    return 0;
+}
+
+static int check_params_section(const train *t, const blob_view *v, an_err *err)
+{
+    if (v->model_hash != t->model_hash)
+        return an_failc(err, -EPROTO, "checkpoint", "the checkpoint is of another model (shape "
+                        "or activation differs from this job's %s model with %zu parameters)",
+                        t->m->type == MODEL_MLP ? "mlp" : "linear", t->m->nparams);
+    if (v->len[SEC_PARAMS] != t->m->nparams * sizeof(float))
+        return an_failc(err, -EPROTO, "checkpoint", "expected %zu parameter bytes, got %llu",
+                        t->m->nparams * sizeof(float), (unsigned long long)v->len[SEC_PARAMS]);
+    return 0;
+}
+
+int train_restore(train *t, const void *buf, size_t len, an_err *err)
+{
+    blob_view v;
+    int rc = blob_parse(buf, len, &v, err);
+    if (rc)
+        return rc;
+    if ((rc = check_params_section(t, &v, err)))
+        return rc;
+    if (v.layout_hash != t->layout_hash)
+        return an_failc(err, -EPROTO, "checkpoint", "the checkpoint is of another optimizer "
+                        "layout (type, dtype or param groups differ from this job's %s with %d "
+                        "groups)", optim_type_name(t->opt.cfg.type), t->ngroups);
+    if (v.len[SEC_COUNTERS] != 16 || v.len[SEC_CURSOR] != 16)
+        return an_failc(err, -EPROTO, "checkpoint", "expected 16-byte counter and cursor "
+                        "sections, got %llu and %llu", (unsigned long long)v.len[SEC_COUNTERS],
+                        (unsigned long long)v.len[SEC_CURSOR]);
+    int64_t steps = (int64_t)get_u64(v.sec[SEC_COUNTERS]);
+    int64_t samples = (int64_t)get_u64(v.sec[SEC_COUNTERS] + 8);
+    int64_t epoch = (int64_t)get_u64(v.sec[SEC_CURSOR]);
+    int64_t pos = (int64_t)get_u64(v.sec[SEC_CURSOR] + 8);
+    if (steps < 0 || samples < 0 || epoch < 0 || pos < 0 || pos >= t->train_ds.n)
+        return an_failc(err, -EPROTO, "checkpoint", "expected step, samples, epoch >= 0 and a "
+                        "data position in 0..%lld, got %lld, %lld, %lld, %lld",
+                        (long long)t->train_ds.n - 1, (long long)steps, (long long)samples,
+                        (long long)epoch, (long long)pos);
+    if (v.len[SEC_OPTIM] != optim_state_size(&t->opt) ||
+        v.len[SEC_SCHED] != sched_state_size(t->sch))
+        return an_failc(err, -EPROTO, "checkpoint", "expected %zu optimizer and %zu scheduler "
+                        "bytes, got %llu and %llu", optim_state_size(&t->opt),
+                        sched_state_size(t->sch), (unsigned long long)v.len[SEC_OPTIM],
+                        (unsigned long long)v.len[SEC_SCHED]);
+
+    /* optim_load and sched_load each check before they change anything, but one may fail
+     * after the other succeeded: keep the present state to put back. */
+    void *undo;
+    size_t undo_len;
+    if ((rc = train_save(t, &undo, &undo_len, err)))
+        return rc;
+    if ((rc = optim_load(&t->opt, v.sec[SEC_OPTIM], (size_t)v.len[SEC_OPTIM], err)) ||
+        (rc = sched_load(t->sch, v.sec[SEC_SCHED], (size_t)v.len[SEC_SCHED], err))) {
+        blob_view u;
+        an_err ignored;
+        blob_parse(undo, undo_len, &u, &ignored);
+        optim_load(&t->opt, u.sec[SEC_OPTIM], (size_t)u.len[SEC_OPTIM], &ignored);
+        sched_load(t->sch, u.sec[SEC_SCHED], (size_t)u.len[SEC_SCHED], &ignored);
+        free(undo);
+        return rc < 0 ? rc : -EPROTO;
+    }
+    free(undo);
+    memcpy(t->m->params, v.sec[SEC_PARAMS], (size_t)v.len[SEC_PARAMS]);
+    t->steps = steps;
+    t->samples = samples;
+    data_loader_seek(&t->loader, epoch, pos);
+    return 0;
+}
+
+int train_restore_weights(train *t, const void *buf, size_t len, an_err *err)
+{
+    blob_view v;
+    int rc = blob_parse(buf, len, &v, err);
+    if (rc)
+        return rc;
+    if ((rc = check_params_section(t, &v, err)))
+        return rc;
+    memcpy(t->m->params, v.sec[SEC_PARAMS], (size_t)v.len[SEC_PARAMS]);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Weights and predictions */
+
+int train_weights_json(const train *t, cJSON **out)
+{
+    *out = NULL;
+    cJSON *o = cJSON_CreateObject();
+    cJSON *tensors = model_weights_json(t->m, t->m->params);
+    if (!o || !tensors || !cJSON_AddNumberToObject(o, "step", (double)t->steps)) {
+        cJSON_Delete(o);
+        cJSON_Delete(tensors);
+        return -ENOMEM;
+    }
+    cJSON_AddItemToObject(o, "tensors", tensors);
+    *out = o;
+    return 0;
+}
+
+int train_predict(train *t, const float *x, int rows, float *out, an_err *err)
+{
+    model *m = t->m;
+    const int I = m->dims[0], O = m->dims[m->nlayers];
+    if (rows < 0)
+        return an_fail(err, "rows", "expected a row count >= 0, got %d", rows);
+    if (rows > 0 && (!x || !out))
+        return an_fail(err, "x", "expected input and output buffers, got NULL");
+    for (int r = 0; r < rows; r += m->max_batch) {
+        int B = rows - r < m->max_batch ? rows - r : m->max_batch;
+        int rc = model_forward(m, x + (size_t)r * I, B, 0, 0, 0);
+        if (rc)
+            return an_failc(err, rc, "x", "forward pass failed on rows %d..%d", r, r + B - 1);
+        memcpy(out + (size_t)r * O, model_output(m), (size_t)B * O * sizeof *out);
+    }
+    return 0;
+}

@@ -1,0 +1,297 @@
+/* checkpoints.c — training-state blobs, chunked so multi-GB states fit SQLite's value limit.
+ *
+ * A checkpoint is one row in `checkpoints` (job, step, loss, bytes, chunk count) plus
+ * ceil(bytes / chunk_size) rows in `checkpoint_chunks` (ckpt, idx, data). A commit writes the
+ * chunks straight from the caller's buffer (no serialisation copy), the job row's
+ * last_checkpoint_step/progress and the retention deletes in one BEGIN IMMEDIATE transaction,
+ * so a crash at any moment leaves either the old set of checkpoints or the new one. Reads
+ * happen inside one read transaction (a consistent snapshot) and go through incremental blob
+ * I/O straight into the destination buffer. */
+#include "store/store.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/internal.h"
+
+/* Runs a statement bound with (?1 = a, ?2 = b) to completion. */
+static int exec2(store_t *s, const char *sql, int64_t a, int64_t b, const char *what,
+                 an_err *err)
+{
+    sqlite3_stmt *st;
+    int rc = st_prepare(s, sql, &st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, a);
+    if (sqlite3_bind_parameter_count(st) >= 2)
+        sqlite3_bind_int64(st, 2, b);
+    int r = sqlite3_step(st);
+    if (r != SQLITE_DONE)
+        rc = st_fail(s, r, what, err);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int write_chunks(store_t *s, int64_t ckpt, const unsigned char *blob, size_t len,
+                        size_t chunk, an_err *err)
+{
+    sqlite3_stmt *st;
+    int rc = st_prepare(s, "INSERT INTO checkpoint_chunks(ckpt, idx, data) VALUES(?,?,?)", &st,
+                        err);
+    if (rc)
+        return rc;
+    int64_t idx = 0;
+    for (size_t off = 0; !rc && off < len; off += chunk, idx++) {
+        size_t n = len - off < chunk ? len - off : chunk;
+        sqlite3_bind_int64(st, 1, ckpt);
+        sqlite3_bind_int64(st, 2, idx);
+        sqlite3_bind_blob64(st, 3, blob + off, n, SQLITE_STATIC);
+        int r = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (r != SQLITE_DONE)
+            rc = st_fail(s, r, "writing a checkpoint chunk", err);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int store_checkpoint_commit(store_t *s, const char *id, int64_t step, double loss,
+                            const void *blob, size_t len, int keep_last,
+                            const store_progress *p, an_err *err)
+{
+    if (len && !blob)
+        return an_failc(err, -EINVAL, NULL, "expected a %zu-byte checkpoint, got NULL", len);
+    if (step < 0)
+        return an_fail(err, "step", "expected a checkpoint step >= 0, got %" PRId64, step);
+    if (p && (p->n_lr < 0 || p->n_lr > STORE_MAX_LR))
+        return an_fail(err, "lr", "expected 0..%d learning-rate groups", STORE_MAX_LR);
+    /* Chunks are read back with int-sized blob I/O: keep them well under 2 GiB. */
+    size_t chunk = s->chunk_size ? s->chunk_size : STORE_CHUNK_SIZE;
+    if (chunk > ((size_t)1 << 30))
+        chunk = (size_t)1 << 30;
+    if (len > (size_t)INT64_MAX)
+        return an_failc(err, -E2BIG, NULL, "checkpoint of %zu bytes is too large", len);
+
+    int rc = st_begin(s, err);
+    if (rc)
+        return rc;
+    int64_t num = 0, ckpt = 0;
+    rc = st_job_num(s, id, &num, NULL, err);
+    /* A checkpoint at the same step (e.g. pause right after a periodic checkpoint) replaces
+     * the old one. */
+    if (!rc)
+        rc = exec2(s,
+                   "DELETE FROM checkpoint_chunks WHERE ckpt IN "
+                   "(SELECT id FROM checkpoints WHERE job=?1 AND step=?2)",
+                   num, step, "replacing a checkpoint", err);
+    if (!rc)
+        rc = exec2(s, "DELETE FROM checkpoints WHERE job=?1 AND step=?2", num, step,
+                   "replacing a checkpoint", err);
+    if (!rc) {
+        sqlite3_stmt *st;
+        char now[24];
+        st_now(now);
+        rc = st_prepare(s,
+                        "INSERT INTO checkpoints(job, step, loss, bytes, chunks, created_at)"
+                        " VALUES(?,?,?,?,?,?)",
+                        &st, err);
+        if (!rc) {
+            sqlite3_bind_int64(st, 1, num);
+            sqlite3_bind_int64(st, 2, step);
+            st_bind_num(st, 3, loss);
+            sqlite3_bind_int64(st, 4, (int64_t)len);
+            sqlite3_bind_int64(st, 5, (int64_t)((len + chunk - 1) / chunk));
+            sqlite3_bind_text(st, 6, now, -1, SQLITE_STATIC);
+            int r = sqlite3_step(st);
+            if (r != SQLITE_DONE)
+                rc = st_fail(s, r, "recording a checkpoint", err);
+            ckpt = sqlite3_last_insert_rowid(s->db);
+            sqlite3_finalize(st);
+        }
+    }
+    if (!rc)
+        rc = write_chunks(s, ckpt, blob, len, chunk, err);
+    if (!rc && p)
+        rc = st_write_progress(s, num, p, err);
+    if (!rc)
+        rc = exec2(s, "UPDATE jobs SET last_checkpoint_step=?2 WHERE num=?1", num, step,
+                   "recording the checkpoint on the job", err);
+    if (!rc && keep_last > 0) {
+        rc = exec2(s,
+                   "DELETE FROM checkpoint_chunks WHERE ckpt IN (SELECT id FROM checkpoints "
+                   "WHERE job=?1 ORDER BY step DESC LIMIT -1 OFFSET ?2)",
+                   num, keep_last, "deleting old checkpoints", err);
+        if (!rc)
+            rc = exec2(s,
+                       "DELETE FROM checkpoints WHERE id IN (SELECT id FROM checkpoints "
+                       "WHERE job=?1 ORDER BY step DESC LIMIT -1 OFFSET ?2)",
+                       num, keep_last, "deleting old checkpoints", err);
+    }
+    if (!rc)
+        rc = st_commit(s, err);
+    if (rc)
+        st_rollback(s);
+    return rc;
+}
+
+int store_checkpoint_list(store_t *s, const char *id, store_checkpoint_info **list, size_t *n,
+                          an_err *err)
+{
+    *list = NULL;
+    *n = 0;
+    int64_t num;
+    int rc = st_job_num(s, id, &num, NULL, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st;
+    rc = st_prepare(s, "SELECT step, created_at, bytes, loss FROM checkpoints WHERE job=?"
+                       " ORDER BY step", &st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, num);
+    size_t cap = 0;
+    int r;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            size_t nc = cap ? cap * 2 : 8;
+            store_checkpoint_info *nl = realloc(*list, nc * sizeof *nl);
+            if (!nl) {
+                rc = an_failc(err, -ENOMEM, NULL, "out of memory listing checkpoints");
+                break;
+            }
+            *list = nl;
+            cap = nc;
+        }
+        store_checkpoint_info *c = &(*list)[*n];
+        c->step = sqlite3_column_int64(st, 0);
+        st_col_copy(st, 1, c->created_at, sizeof c->created_at);
+        c->bytes = sqlite3_column_int64(st, 2);
+        c->loss = st_col_num(st, 3);
+        (*n)++;
+    }
+    if (!rc && r != SQLITE_DONE)
+        rc = st_fail(s, r, "listing checkpoints", err);
+    sqlite3_finalize(st);
+    if (rc) {
+        free(*list);
+        *list = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
+/* Reads the chunks of checkpoint `ckpt` (expected: nchunks chunks adding up to len bytes)
+ * into dst. */
+static int read_chunks(store_t *s, int64_t ckpt, int64_t nchunks, unsigned char *dst,
+                       size_t len, an_err *err)
+{
+    sqlite3_stmt *st;
+    int rc = st_prepare(s, "SELECT rowid, idx, length(data) FROM checkpoint_chunks"
+                           " WHERE ckpt=? ORDER BY idx", &st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, ckpt);
+    sqlite3_blob *b = NULL;
+    size_t off = 0;
+    int64_t want = 0;
+    int r;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t rowid = sqlite3_column_int64(st, 0);
+        int64_t idx = sqlite3_column_int64(st, 1);
+        int64_t n = sqlite3_column_int64(st, 2);
+        if (idx != want || n < 0 || (uint64_t)n > len - off) {
+            rc = an_failc(err, -EPROTO, NULL,
+                          "checkpoint chunk %" PRId64 " does not fit: expected chunk %" PRId64
+                          " within %zu bytes, got %" PRId64 " bytes",
+                          idx, want, len - off, n);
+            break;
+        }
+        int x = b ? sqlite3_blob_reopen(b, rowid)
+                  : sqlite3_blob_open(s->db, "main", "checkpoint_chunks", "data", rowid, 0, &b);
+        if (x == SQLITE_OK)
+            x = sqlite3_blob_read(b, dst + off, (int)n, 0);
+        if (x != SQLITE_OK) {
+            rc = st_fail(s, x, "reading a checkpoint chunk", err);
+            break;
+        }
+        off += (size_t)n;
+        want++;
+    }
+    if (!rc && r != SQLITE_DONE)
+        rc = st_fail(s, r, "reading checkpoint chunks", err);
+    if (!rc && (want != nchunks || off != len))
+        rc = an_failc(err, -EPROTO, NULL,
+                      "checkpoint is incomplete: expected %" PRId64 " chunks and %zu bytes, got "
+                      "%" PRId64 " chunks and %zu bytes", nchunks, len, want, off);
+    if (b)
+        sqlite3_blob_close(b);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int store_checkpoint_read(store_t *s, const char *id, int64_t step, void **buf, size_t *len,
+                          int64_t *step_out, an_err *err)
+{
+    *buf = NULL;
+    *len = 0;
+    /* One read transaction, so the row and its chunks come from the same snapshot even if a
+     * writer replaces or retires this checkpoint meanwhile. */
+    int rc = st_exec(s, "BEGIN", "starting a read transaction", err);
+    if (rc)
+        return rc;
+    int64_t num = 0, ckpt = 0, bytes = 0, nchunks = 0, at = 0;
+    rc = st_job_num(s, id, &num, NULL, err);
+    sqlite3_stmt *st = NULL;
+    if (!rc)
+        rc = st_prepare(s,
+                        step < 0 ? "SELECT id, bytes, chunks, step FROM checkpoints WHERE job=?1"
+                                   " ORDER BY step DESC LIMIT 1"
+                                 : "SELECT id, bytes, chunks, step FROM checkpoints WHERE job=?1"
+                                   " AND step=?2",
+                        &st, err);
+    if (!rc) {
+        sqlite3_bind_int64(st, 1, num);
+        if (step >= 0)
+            sqlite3_bind_int64(st, 2, step);
+        int r = sqlite3_step(st);
+        if (r == SQLITE_ROW) {
+            ckpt = sqlite3_column_int64(st, 0);
+            bytes = sqlite3_column_int64(st, 1);
+            nchunks = sqlite3_column_int64(st, 2);
+            at = sqlite3_column_int64(st, 3);
+        } else if (r == SQLITE_DONE) {
+            if (step < 0)
+                rc = an_failc(err, -ENOENT, NULL, "job %s has no checkpoint", id);
+            else
+                rc = an_failc(err, -ENOENT, NULL, "job %s has no checkpoint at step %" PRId64,
+                              id, step);
+        } else {
+            rc = st_fail(s, r, "finding a checkpoint", err);
+        }
+        sqlite3_finalize(st);
+    }
+    unsigned char *dst = NULL;
+    if (!rc && (bytes < 0 || (uint64_t)bytes > SIZE_MAX - 1))
+        rc = an_failc(err, -EPROTO, NULL, "checkpoint records an impossible size %" PRId64,
+                      bytes);
+    if (!rc) {
+        dst = malloc(bytes ? (size_t)bytes : 1);
+        if (!dst)
+            rc = an_failc(err, -ENOMEM, NULL, "out of memory for a %" PRId64 "-byte checkpoint",
+                          bytes);
+    }
+    if (!rc)
+        rc = read_chunks(s, ckpt, nchunks, dst, (size_t)bytes, err);
+    st_rollback(s); /* ends the read transaction */
+    if (rc) {
+        free(dst);
+        return rc;
+    }
+    *buf = dst;
+    *len = (size_t)bytes;
+    if (step_out)
+        *step_out = at;
+    return 0;
+}

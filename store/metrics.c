@@ -1,0 +1,651 @@
+/* metrics.c — per-step metric rows: batched inserts, range queries with extremes-keeping
+ * downsampling, CSV export, validation rows.
+ *
+ * Rows live in a WITHOUT ROWID table keyed by (job, step), so a job's history is one
+ * contiguous key range: a range query is one seek and a sequential walk, and a million rows
+ * downsample in one pass without any precomputed summary. */
+#include "store/store.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/internal.h"
+
+static int check_rows(const store_metric *rows, size_t n, an_err *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (rows[i].n_lr < 0 || rows[i].n_lr > STORE_MAX_LR)
+            return an_fail(err, "lr", "expected 0..%d learning-rate groups in row %zu, got %d",
+                           STORE_MAX_LR, i, rows[i].n_lr);
+        if (rows[i].step < 0)
+            return an_fail(err, "step", "expected step >= 0 in row %zu, got %" PRId64, i,
+                           rows[i].step);
+    }
+    return 0;
+}
+
+int store_metrics_append(store_t *s, const char *id, const store_metric *rows, size_t n,
+                         const store_progress *p, an_err *err)
+{
+    if (n && !rows)
+        return an_failc(err, -EINVAL, NULL, "expected %zu metric rows, got NULL", n);
+    int rc = check_rows(rows, n, err);
+    if (rc)
+        return rc;
+    if (p && (p->n_lr < 0 || p->n_lr > STORE_MAX_LR))
+        return an_fail(err, "lr", "expected 0..%d learning-rate groups", STORE_MAX_LR);
+    rc = st_begin(s, err);
+    if (rc)
+        return rc;
+    int64_t num;
+    rc = st_job_num(s, id, &num, NULL, err);
+    sqlite3_stmt *st = NULL;
+    if (!rc)
+        st = st_stmt(s, ST_METRIC_INSERT,
+                     "INSERT OR REPLACE INTO metrics(job, step, loss, grad_norm, time, wall, lr)"
+                     " VALUES(?,?,?,?,?,?,?)",
+                     &rc, err);
+    for (size_t i = 0; !rc && i < n; i++) {
+        const store_metric *m = &rows[i];
+        sqlite3_bind_int64(st, 1, num);
+        sqlite3_bind_int64(st, 2, m->step);
+        st_bind_num(st, 3, m->loss);
+        st_bind_num(st, 4, m->grad_norm);
+        st_bind_num(st, 5, m->time);
+        st_bind_num(st, 6, m->wall);
+        st_bind_lr(st, 7, m->lr, m->n_lr);
+        int r = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (r != SQLITE_DONE)
+            rc = st_fail(s, r, "inserting metric rows", err);
+    }
+    if (!rc && p)
+        rc = st_write_progress(s, num, p, err);
+    if (!rc)
+        rc = st_commit(s, err);
+    if (rc)
+        st_rollback(s);
+    return rc;
+}
+
+int store_val_append(store_t *s, const char *id, const store_val_metric *rows, size_t n,
+                     an_err *err)
+{
+    if (n && !rows)
+        return an_failc(err, -EINVAL, NULL, "expected %zu validation rows, got NULL", n);
+    int rc = st_begin(s, err);
+    if (rc)
+        return rc;
+    int64_t num;
+    sqlite3_stmt *st = NULL;
+    rc = st_job_num(s, id, &num, NULL, err);
+    if (!rc)
+        rc = st_prepare(s, "INSERT OR REPLACE INTO val_metrics(job, step, val_loss, val_acc)"
+                           " VALUES(?,?,?,?)", &st, err);
+    for (size_t i = 0; !rc && i < n; i++) {
+        sqlite3_bind_int64(st, 1, num);
+        sqlite3_bind_int64(st, 2, rows[i].step);
+        st_bind_num(st, 3, rows[i].val_loss);
+        st_bind_num(st, 4, rows[i].val_acc);
+        int r = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (r != SQLITE_DONE)
+            rc = st_fail(s, r, "inserting validation rows", err);
+    }
+    sqlite3_finalize(st);
+    if (!rc)
+        rc = st_commit(s, err);
+    if (rc)
+        st_rollback(s);
+    return rc;
+}
+
+void store_series_free(store_series *m)
+{
+    if (!m)
+        return;
+    free(m->step);
+    free(m->loss);
+    free(m->lr);
+    free(m->grad_norm);
+    free(m->time);
+    free(m->wall);
+    memset(m, 0, sizeof *m);
+}
+
+/* One int64/three-column query for a job's range: count, min(step), max(step). */
+static int range_stats(store_t *s, int64_t num, int64_t from, int64_t to, int64_t *count,
+                       int64_t *first, int64_t *last, int *n_lr, an_err *err)
+{
+    sqlite3_stmt *st;
+    int rc = st_prepare(s,
+                        "SELECT count(*), min(step), max(step) FROM metrics"
+                        " WHERE job=?1 AND step>=?2 AND step<=?3",
+                        &st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, num);
+    sqlite3_bind_int64(st, 2, from);
+    sqlite3_bind_int64(st, 3, to);
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW) {
+        *count = sqlite3_column_int64(st, 0);
+        *first = sqlite3_column_int64(st, 1);
+        *last = sqlite3_column_int64(st, 2);
+    } else {
+        rc = st_fail(s, r, "reading a metric range", err);
+    }
+    sqlite3_finalize(st);
+    if (rc || *count == 0) {
+        *n_lr = 0;
+        return rc;
+    }
+    /* Every row of a job has the same number of groups; take it from the first row. */
+    rc = st_prepare(s, "SELECT length(lr) FROM metrics WHERE job=?1 AND step=?2", &st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, num);
+    sqlite3_bind_int64(st, 2, *first);
+    r = sqlite3_step(st);
+    if (r == SQLITE_ROW)
+        *n_lr = sqlite3_column_int(st, 0) / 8;
+    else
+        rc = st_fail(s, r, "reading a metric row", err);
+    if (*n_lr > STORE_MAX_LR)
+        *n_lr = STORE_MAX_LR;
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int series_alloc(store_series *m, size_t cap, int n_lr)
+{
+    memset(m, 0, sizeof *m);
+    m->n_lr = n_lr;
+    size_t c = cap ? cap : 1;
+    m->step = malloc(c * sizeof *m->step);
+    m->loss = malloc(c * sizeof *m->loss);
+    m->lr = malloc(c * (size_t)(n_lr ? n_lr : 1) * sizeof *m->lr);
+    m->grad_norm = malloc(c * sizeof *m->grad_norm);
+    m->time = malloc(c * sizeof *m->time);
+    m->wall = malloc(c * sizeof *m->wall);
+    if (!m->step || !m->loss || !m->lr || !m->grad_norm || !m->time || !m->wall) {
+        store_series_free(m);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+/* A candidate row of a bucket, with every column copied out of the statement. */
+typedef struct mrow {
+    int64_t step;
+    double loss, grad_norm, time, wall;
+    double lr[STORE_MAX_LR];
+} mrow;
+
+/* Columns: 0 step, 1 loss, 2 grad_norm, 3 time, 4 wall, 5 lr. */
+static void read_row(sqlite3_stmt *st, mrow *r, int64_t step, double loss, int n_lr)
+{
+    r->step = step;
+    r->loss = loss;
+    r->grad_norm = st_col_num(st, 2);
+    r->time = st_col_num(st, 3);
+    r->wall = st_col_num(st, 4);
+    int k = st_col_lr(st, 5, r->lr, n_lr);
+    for (int g = k; g < n_lr; g++)
+        r->lr[g] = NAN;
+}
+
+static void emit(store_series *m, size_t cap, const mrow *r)
+{
+    size_t i = m->n;
+    m->step[i] = r->step;
+    m->loss[i] = r->loss;
+    m->grad_norm[i] = r->grad_norm;
+    m->time[i] = r->time;
+    m->wall[i] = r->wall;
+    for (int g = 0; g < m->n_lr; g++)
+        m->lr[(size_t)g * cap + i] = r->lr[g];
+    m->n++;
+}
+
+/* a is "larger" than b for the max: NaN beats every number. */
+static int loss_gt(double a, double b)
+{
+    if (isnan(b))
+        return 0;
+    return isnan(a) || a > b;
+}
+
+static int loss_lt(double a, double b)
+{
+    if (isnan(a))
+        return 0;
+    return isnan(b) || a < b;
+}
+
+/* First and last step of a job's rows in [from, to] and the lr group count of the first row,
+ * each by one b-tree seek (no scan). *first = -1 when the range is empty. */
+static int range_ends(store_t *s, int64_t num, int64_t from, int64_t to, int64_t *first,
+                      int64_t *last, int *n_lr, an_err *err)
+{
+    sqlite3_stmt *st;
+    int rc = st_prepare(s,
+                        "SELECT (SELECT step FROM metrics WHERE job=?1 AND step>=?2 AND step<=?3"
+                        "        ORDER BY step LIMIT 1),"
+                        "       (SELECT step FROM metrics WHERE job=?1 AND step>=?2 AND step<=?3"
+                        "        ORDER BY step DESC LIMIT 1),"
+                        "       (SELECT length(lr) FROM metrics WHERE job=?1 AND step>=?2"
+                        "        AND step<=?3 ORDER BY step LIMIT 1)",
+                        &st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, num);
+    sqlite3_bind_int64(st, 2, from);
+    sqlite3_bind_int64(st, 3, to);
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW) {
+        int empty = sqlite3_column_type(st, 0) == SQLITE_NULL;
+        *first = empty ? -1 : sqlite3_column_int64(st, 0);
+        *last = empty ? -1 : sqlite3_column_int64(st, 1);
+        *n_lr = sqlite3_column_int(st, 2) / 8;
+        if (*n_lr > STORE_MAX_LR)
+            *n_lr = STORE_MAX_LR;
+    } else {
+        rc = st_fail(s, r, "reading a metric range", err);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Emits a bucket's extremes in step order (one row when they are the same row). */
+static void emit_bucket(store_series *m, size_t cap, const mrow *lo, const mrow *hi)
+{
+    if (lo->step == hi->step) {
+        emit(m, cap, lo);
+    } else {
+        emit(m, cap, lo->step < hi->step ? lo : hi);
+        emit(m, cap, lo->step < hi->step ? hi : lo);
+    }
+}
+
+/* One pass over the rows with first <= step <= last. With width == 0 every row is emitted
+ * (at most cap); otherwise rows fall into buckets of `width` steps and each bucket emits its
+ * extremes. *seen receives the number of rows walked. */
+static int scan(store_t *s, int64_t num, int64_t first, int64_t last, int64_t width,
+                store_series *out, size_t cap, int64_t *seen, an_err *err)
+{
+    sqlite3_stmt *st;
+    int rc = st_prepare(s,
+                        "SELECT step, loss, grad_norm, time, wall, lr FROM metrics"
+                        " WHERE job=?1 AND step>=?2 AND step<=?3 ORDER BY step",
+                        &st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, num);
+    sqlite3_bind_int64(st, 2, first);
+    sqlite3_bind_int64(st, 3, last);
+    int n_lr = out->n_lr;
+    mrow lo, hi;
+    int64_t cur = -1; /* bucket being collected; -1 = none */
+    int64_t n = 0;
+    int r;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t step = sqlite3_column_int64(st, 0);
+        double loss = st_col_num(st, 1);
+        n++;
+        if (width == 0) {
+            if (out->n < cap) {
+                read_row(st, &lo, step, loss, n_lr);
+                emit(out, cap, &lo);
+            }
+            continue;
+        }
+        int64_t b = (step - first) / width;
+        if (b != cur) {
+            if (cur >= 0)
+                emit_bucket(out, cap, &lo, &hi);
+            cur = b;
+            read_row(st, &lo, step, loss, n_lr);
+            hi = lo;
+            continue;
+        }
+        /* Columns beyond loss are decoded only for a new extreme: most rows cost two reads. */
+        if (loss_lt(loss, lo.loss))
+            read_row(st, &lo, step, loss, n_lr);
+        else if (loss_gt(loss, hi.loss))
+            read_row(st, &hi, step, loss, n_lr);
+    }
+    if (r == SQLITE_DONE && width > 0 && cur >= 0)
+        emit_bucket(out, cap, &lo, &hi);
+    if (r != SQLITE_DONE)
+        rc = st_fail(s, r, "reading metric rows", err);
+    sqlite3_finalize(st);
+    *seen = n;
+    return rc;
+}
+
+int store_metrics_query(store_t *s, const char *id, int64_t from, int64_t to,
+                        size_t max_points, store_series *out, an_err *err)
+{
+    memset(out, 0, sizeof *out);
+    if (to < 0)
+        to = INT64_MAX;
+    if (from > to)
+        return an_fail(err, "from", "expected from <= to, got from=%" PRId64 " to=%" PRId64,
+                       from, to);
+    if (max_points == 1)
+        max_points = 2;
+    int64_t num, first = -1, last = -1, count = 0, seen = 0;
+    int n_lr = 0;
+    int rc = st_job_num(s, id, &num, NULL, err);
+    if (!rc)
+        rc = range_ends(s, num, from, to, &first, &last, &n_lr, err);
+    if (rc)
+        return rc;
+    if (first < 0)
+        return series_alloc(out, 0, 0) ? an_failc(err, -ENOMEM, NULL, "out of memory") : 0;
+
+    /* Steps are unique, so a span of at most max_points steps holds at most that many rows
+     * and needs no count. Otherwise downsample in one pass; if that pass finds no more than
+     * max_points rows after all (sparse steps), read them all instead. */
+    uint64_t span = (uint64_t)(last - first) + 1;
+    if (max_points > 0 && span > max_points) {
+        int64_t buckets = (int64_t)(max_points / 2);
+        int64_t width = (int64_t)((span + (uint64_t)buckets - 1) / (uint64_t)buckets);
+        if (series_alloc(out, max_points, n_lr))
+            return an_failc(err, -ENOMEM, NULL, "out of memory for %zu metric points",
+                            max_points);
+        rc = scan(s, num, first, last, width, out, max_points, &seen, err);
+        if (rc || (uint64_t)seen > max_points) {
+            if (rc)
+                store_series_free(out);
+            else
+                count = -1; /* downsampled: done */
+        } else {
+            store_series_free(out);
+            count = seen;
+        }
+        if (rc)
+            return rc;
+    } else if (max_points > 0) {
+        count = (int64_t)span; /* an upper bound: steps are unique */
+    } else {
+        int64_t f2, l2;
+        int nl2;
+        rc = range_stats(s, num, first, last, &count, &f2, &l2, &nl2, err);
+        if (rc)
+            return rc;
+    }
+    if (count >= 0) {
+        if (series_alloc(out, (size_t)count, n_lr))
+            return an_failc(err, -ENOMEM, NULL, "out of memory for %" PRId64 " metric points",
+                            count);
+        rc = scan(s, num, first, last, 0, out, (size_t)count, &seen, err);
+        if (rc) {
+            store_series_free(out);
+            return rc;
+        }
+    }
+    /* lr was laid out with stride cap; close the gap to stride n. */
+    size_t cap = count >= 0 ? (size_t)count : max_points;
+    for (int g = 1; g < n_lr && out->n < cap; g++)
+        memmove(out->lr + (size_t)g * out->n, out->lr + (size_t)g * cap,
+                out->n * sizeof *out->lr);
+    return 0;
+}
+
+static cJSON *num_array(const double *v, size_t n)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; a && i < n; i++) {
+        cJSON *x = isfinite(v[i]) ? cJSON_CreateNumber(v[i]) : cJSON_CreateNull();
+        if (!x || !cJSON_AddItemToArray(a, x)) {
+            cJSON_Delete(x);
+            cJSON_Delete(a);
+            return NULL;
+        }
+    }
+    return a;
+}
+
+cJSON *store_series_to_json(const store_series *m)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON *steps = cJSON_CreateArray();
+    cJSON *lr = cJSON_CreateArray();
+    int ok = o && steps && lr;
+    for (size_t i = 0; ok && i < m->n; i++) {
+        cJSON *x = cJSON_CreateNumber((double)m->step[i]);
+        ok = x && cJSON_AddItemToArray(steps, x);
+    }
+    for (int g = 0; ok && g < m->n_lr; g++) {
+        cJSON *a = num_array(m->lr + (size_t)g * m->n, m->n);
+        ok = a && cJSON_AddItemToArray(lr, a);
+    }
+    if (!ok) {
+        cJSON_Delete(o);
+        cJSON_Delete(steps);
+        cJSON_Delete(lr);
+        return NULL;
+    }
+    cJSON_AddItemToObject(o, "step", steps);
+    ok &= cJSON_AddItemToObject(o, "loss", num_array(m->loss, m->n));
+    cJSON_AddItemToObject(o, "lr", lr);
+    ok &= cJSON_AddItemToObject(o, "grad_norm", num_array(m->grad_norm, m->n));
+    ok &= cJSON_AddItemToObject(o, "time", num_array(m->time, m->n));
+    if (!ok) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+int store_val_query(store_t *s, const char *id, int64_t from, int64_t to,
+                    store_val_metric **rows, size_t *n, an_err *err)
+{
+    *rows = NULL;
+    *n = 0;
+    if (to < 0)
+        to = INT64_MAX;
+    int64_t num;
+    int rc = st_job_num(s, id, &num, NULL, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st;
+    rc = st_prepare(s, "SELECT step, val_loss, val_acc FROM val_metrics"
+                       " WHERE job=?1 AND step>=?2 AND step<=?3 ORDER BY step", &st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, num);
+    sqlite3_bind_int64(st, 2, from);
+    sqlite3_bind_int64(st, 3, to);
+    size_t cap = 0;
+    int r;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            size_t nc = cap ? cap * 2 : 64;
+            store_val_metric *nr = realloc(*rows, nc * sizeof *nr);
+            if (!nr) {
+                rc = an_failc(err, -ENOMEM, NULL, "out of memory reading validation rows");
+                break;
+            }
+            *rows = nr;
+            cap = nc;
+        }
+        (*rows)[*n].step = sqlite3_column_int64(st, 0);
+        (*rows)[*n].val_loss = st_col_num(st, 1);
+        (*rows)[*n].val_acc = st_col_num(st, 2);
+        (*n)++;
+    }
+    if (!rc && r != SQLITE_DONE)
+        rc = st_fail(s, r, "reading validation rows", err);
+    sqlite3_finalize(st);
+    if (rc) {
+        free(*rows);
+        *rows = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
+int store_metrics_count(store_t *s, const char *id, int64_t *count, an_err *err)
+{
+    int64_t num, first, last;
+    int n_lr;
+    int rc = st_job_num(s, id, &num, NULL, err);
+    if (!rc)
+        rc = range_stats(s, num, INT64_MIN, INT64_MAX, count, &first, &last, &n_lr, err);
+    return rc;
+}
+
+/* ---- CSV ----------------------------------------------------------------------------- */
+
+typedef struct csvbuf {
+    char buf[65536];
+    size_t len;
+    store_write_fn fn;
+    void *ctx;
+} csvbuf;
+
+static int csv_flush(csvbuf *b)
+{
+    int rc = b->len ? b->fn(b->ctx, b->buf, b->len) : 0;
+    b->len = 0;
+    return rc;
+}
+
+/* Makes room for `need` bytes. */
+static int csv_room(csvbuf *b, size_t need)
+{
+    return (b->len + need > sizeof b->buf) ? csv_flush(b) : 0;
+}
+
+/* The shortest %.Ng (N = 15..17) that reads back to the same double; "" for NaN. */
+static void csv_num(csvbuf *b, double v)
+{
+    if (isnan(v))
+        return;
+    char *p = b->buf + b->len;
+    int k = 0;
+    for (int prec = 15; prec <= 17; prec++) {
+        k = snprintf(p, 32, "%.*g", prec, v);
+        if (strtod(p, NULL) == v)
+            break;
+    }
+    b->len += (size_t)k;
+}
+
+static void csv_ch(csvbuf *b, char c) { b->buf[b->len++] = c; }
+
+int store_metrics_csv(store_t *s, const char *id, int64_t from, int64_t to,
+                      store_write_fn fn, void *ctx, an_err *err)
+{
+    if (to < 0)
+        to = INT64_MAX;
+    int64_t num, count = 0, first = 0, last = 0;
+    int n_lr = 0;
+    int rc = st_job_num(s, id, &num, NULL, err);
+    if (!rc)
+        rc = range_stats(s, num, from, to, &count, &first, &last, &n_lr, err);
+    if (rc)
+        return rc;
+    if (count == 0) /* still one group column, so the header always has the lr columns */
+        n_lr = 1;
+    csvbuf *b = malloc(sizeof *b);
+    if (!b)
+        return an_failc(err, -ENOMEM, NULL, "out of memory for the CSV buffer");
+    b->len = 0;
+    b->fn = fn;
+    b->ctx = ctx;
+    b->len += (size_t)snprintf(b->buf, sizeof b->buf, "step,loss");
+    for (int g = 0; g < n_lr; g++)
+        b->len += (size_t)snprintf(b->buf + b->len, sizeof b->buf - b->len, ",lr%d", g);
+    b->len += (size_t)snprintf(b->buf + b->len, sizeof b->buf - b->len, ",grad_norm,time\n");
+
+    sqlite3_stmt *st = NULL;
+    if (count > 0)
+        rc = st_prepare(s, "SELECT step, loss, grad_norm, time, lr FROM metrics"
+                           " WHERE job=?1 AND step>=?2 AND step<=?3 ORDER BY step", &st, err);
+    if (st) {
+        sqlite3_bind_int64(st, 1, num);
+        sqlite3_bind_int64(st, 2, first);
+        sqlite3_bind_int64(st, 3, last);
+        int r;
+        double lr[STORE_MAX_LR];
+        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+            /* one line: at most 20 + (n_lr + 3) * 33 bytes */
+            if ((rc = csv_room(b, 64 + (size_t)(n_lr + 3) * 34)) != 0)
+                break;
+            b->len += (size_t)snprintf(b->buf + b->len, 24, "%" PRId64,
+                                       (int64_t)sqlite3_column_int64(st, 0));
+            csv_ch(b, ',');
+            csv_num(b, st_col_num(st, 1));
+            int k = st_col_lr(st, 4, lr, n_lr);
+            for (int g = 0; g < n_lr; g++) {
+                csv_ch(b, ',');
+                csv_num(b, g < k ? lr[g] : NAN);
+            }
+            csv_ch(b, ',');
+            csv_num(b, st_col_num(st, 2));
+            csv_ch(b, ',');
+            csv_num(b, st_col_num(st, 3));
+            csv_ch(b, '\n');
+        }
+        if (rc)
+            an_failc(err, rc, NULL, "the CSV consumer stopped with error %d", rc);
+        else if (r != SQLITE_DONE)
+            rc = st_fail(s, r, "reading metric rows", err);
+        sqlite3_finalize(st);
+    }
+    if (!rc) {
+        rc = csv_flush(b);
+        if (rc)
+            an_failc(err, rc, NULL, "the CSV consumer stopped with error %d", rc);
+    }
+    free(b);
+    return rc;
+}
+
+typedef struct growbuf {
+    char *p;
+    size_t len, cap;
+} growbuf;
+
+static int grow_write(void *ctx, const char *buf, size_t len)
+{
+    growbuf *g = ctx;
+    if (g->len + len + 1 > g->cap) {
+        size_t nc = g->cap ? g->cap : 65536;
+        while (nc < g->len + len + 1)
+            nc *= 2;
+        char *np = realloc(g->p, nc);
+        if (!np)
+            return -ENOMEM;
+        g->p = np;
+        g->cap = nc;
+    }
+    memcpy(g->p + g->len, buf, len);
+    g->len += len;
+    g->p[g->len] = '\0';
+    return 0;
+}
+
+int store_metrics_csv_buf(store_t *s, const char *id, int64_t from, int64_t to,
+                          char **csv, size_t *len, an_err *err)
+{
+    growbuf g = {0};
+    int rc = store_metrics_csv(s, id, from, to, grow_write, &g, err);
+    if (rc) {
+        free(g.p);
+        *csv = NULL;
+        *len = 0;
+        return rc;
+    }
+    *csv = g.p;
+    *len = g.len;
+    return 0;
+}

@@ -1,0 +1,372 @@
+/* store — anneald's SQLite store: jobs, per-step metrics, checkpoints and data sets.
+ *
+ * DESIGN
+ * One database file in WAL mode, shared by every thread of the daemon through one connection
+ * per thread: the loop thread opens one store_t, each worker opens its own. A store_t is never
+ * used by two threads at once (connections are opened SQLITE_OPEN_NOMUTEX). Every write is one
+ * `BEGIN IMMEDIATE` transaction, so a writer takes the write lock up front and waits for it
+ * (busy_timeout, 5 s) instead of failing half way with SQLITE_BUSY; readers never block
+ * writers. synchronous=NORMAL: a crash never corrupts the file or loses a commit, a power cut
+ * may lose the last commits (a few steps of a job, which resume from the checkpoint before).
+ *
+ * Things that must land together land in one transaction:
+ *   - a checkpoint's blob, the job row's last_checkpoint_step/progress, and the deletion of
+ *     checkpoints beyond keep_last (store_checkpoint_commit);
+ *   - a batch of metric rows and (optionally) the job's progress (store_metrics_append);
+ *   - rewinding a job to a checkpoint: deleting the history after it and re-queueing it
+ *     (store_job_rewind);
+ *   - deleting a job and everything it owns (store_job_delete).
+ *
+ * Schema changes go through PRAGMA user_version (store.c, `migrations[]`); a database made by a
+ * newer build is refused rather than misread.
+ *
+ * Errors: every fallible function returns 0 or a negative errno and, on failure, fills `err`
+ * (may be NULL) with a message naming what was expected and what came; `err->field` is "".
+ *   -ENOENT     unknown job / checkpoint / data set
+ *   -EINVAL     bad argument (unknown state, malformed JSON text, bad range)
+ *   -EEXIST     a data set with that name exists
+ *   STORE_ESTATE  the job is not in a state that allows this (e.g. deleting a running job)
+ *   STORE_EINUSE  the data set is referenced by a job that has not finished
+ *   -EBUSY      the database stayed locked by another connection past busy_timeout
+ *   -ENOSPC     disk or database full (SQLITE_FULL); the transaction was rolled back
+ *   -EROFS      read-only database
+ *   -ENOMEM     out of memory
+ *   -E2BIG      a value larger than SQLite accepts
+ *   -EPROTO     the file was written by a newer schema, or is not a database / is corrupt
+ *   -EIO        any other SQLite failure
+ * A failed write changes nothing. Nothing here aborts or exits.
+ *
+ * Times are ISO-8601 UTC with seconds and a Z ("2026-11-25T15:00:00Z"). */
+#ifndef ANNEALD_STORE_H
+#define ANNEALD_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "core/err.h"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+/* Private error codes, outside the errno range (both answer HTTP 409). */
+#define STORE_ESTATE (-4201) /* the job's state does not allow the operation */
+#define STORE_EINUSE (-4202) /* a data set is referenced by an unfinished job */
+
+/* Default size of one checkpoint chunk row: large enough that a multi-GB state is a few
+ * hundred rows, small enough to stay far below SQLite's 1 GB value limit. */
+#define STORE_CHUNK_SIZE ((size_t)16 << 20)
+
+#define STORE_ID_LEN 24          /* room for "j_000017" and ids past a million */
+#define STORE_MAX_LR 64          /* learning-rate groups per metric row / progress */
+
+enum { STORE_NSTMT = 24 };       /* size of the prepared-statement cache */
+
+/* One connection. Caller-allocated; store_open fills it, store_close releases it. */
+typedef struct store_t {
+    struct sqlite3 *db;                         /* the connection (one thread only) */
+    struct sqlite3_stmt *stmt[STORE_NSTMT];     /* prepared statements, lazily, by store.c */
+    size_t chunk_size;                          /* bytes per checkpoint chunk; tests lower it */
+} store_t;
+
+/* ---- connection ---------------------------------------------------------------------- */
+
+/* Opens (creating if missing) the database at `path` for the calling thread: WAL,
+ * synchronous=NORMAL, foreign_keys=ON, busy_timeout 5000 ms, then migrates the schema to the
+ * current version. Safe to call from several threads at once on the same file. On failure
+ * `s` holds no connection (store_close on it is a no-op). */
+int store_open(store_t *s, const char *path, an_err *err);
+
+/* Finalizes statements and closes the connection. Safe on a zeroed or failed store_t. */
+void store_close(store_t *s);
+
+/* The schema version this build writes (PRAGMA user_version after store_open). */
+int store_schema_version(void);
+
+/* Housekeeping for idle moments and shutdown: PRAGMA wal_checkpoint(TRUNCATE) and an
+ * incremental vacuum that returns freed pages (deleted checkpoints) to the file system. */
+int store_maintain(store_t *s, an_err *err);
+
+/* Database size in bytes (page_count * page_size), for /metrics. */
+int store_size(store_t *s, int64_t *bytes, an_err *err);
+
+/* Name of a return code of this module ("ENOENT", "STORE_EINUSE", …), for logs. */
+const char *store_strerror(int rc);
+
+/* ---- jobs ---------------------------------------------------------------------------- */
+
+typedef enum store_job_state {     /* values are stored: append only */
+    STORE_QUEUED = 0,
+    STORE_RUNNING = 1,
+    STORE_PAUSED = 2,
+    STORE_COMPLETED = 3,
+    STORE_FAILED = 4,
+    STORE_CANCELLED = 5,
+} store_job_state;
+#define STORE_NSTATES 6
+#define STORE_MASK(st) (1u << (st))
+#define STORE_MASK_ALL 0x3fu
+#define STORE_MASK_FINISHED                                                               \
+    (STORE_MASK(STORE_COMPLETED) | STORE_MASK(STORE_FAILED) | STORE_MASK(STORE_CANCELLED))
+
+/* "queued", "running", … ; NULL for an out-of-range value. */
+const char *store_state_name(store_job_state st);
+/* Parses a state name; -EINVAL (and err names the text) for anything else. */
+int store_state_parse(const char *name, store_job_state *st, an_err *err);
+
+/* What a new job is made of. Strings are copied; JSON texts are validated. */
+typedef struct store_job_new {
+    const char *name;              /* display name (may be NULL -> "") */
+    const char *spec_json;         /* normalised spec, a JSON object (required) */
+    const char *warnings_json;     /* JSON array of strings, or NULL for [] */
+    int64_t total_steps;           /* optimizer steps the job will run */
+    const char *dataset_ref;       /* data set id or name the spec uses, or NULL */
+    const char *resume_from_json;  /* spec's resume_from object ({"job","step"}), or NULL */
+} store_job_new;
+
+/* A job row. Strings are malloc'd; release with store_job_free. */
+typedef struct store_job {
+    char id[STORE_ID_LEN];         /* "j_000017" */
+    char *name;
+    store_job_state state;
+    char *spec_json;               /* normalised spec (JSON object text) */
+    char *warnings_json;           /* JSON array text */
+    char created_at[24];           /* ISO-8601 UTC; "" = null */
+    char started_at[24];           /* first time the job went running; "" = null */
+    char finished_at[24];          /* when it became completed/failed/cancelled; "" = null */
+    int64_t step;                  /* optimizer steps done */
+    int64_t total_steps;
+    int64_t epoch;
+    double loss;                   /* latest step's loss; NAN = none yet */
+    int n_lr;                      /* learning-rate groups in lr[] */
+    double lr[STORE_MAX_LR];       /* the lr each group used in the latest step */
+    double samples_per_sec;        /* NAN = none yet */
+    int64_t last_checkpoint_step;  /* -1 = no checkpoint */
+    char *error;                   /* failure message, or NULL */
+    char *dataset_ref;             /* data set id or name, or NULL */
+    char *resume_from_json;        /* resume_from object text, or NULL */
+} store_job;
+
+/* Progress of a running job, written to its row. */
+typedef struct store_progress {
+    int64_t step;
+    int64_t epoch;
+    double loss;                   /* NAN stores null */
+    int n_lr;                      /* 0..STORE_MAX_LR */
+    double lr[STORE_MAX_LR];
+    double samples_per_sec;        /* NAN stores null */
+} store_progress;
+
+/* Creates a queued job with the next id from a monotonic sequence (ids are never reused, even
+ * after deletes). `id_out` (may be NULL) receives the id. -EINVAL for a spec that is not a
+ * JSON object, warnings that are not an array, negative total_steps. */
+int store_job_create(store_t *s, const store_job_new *in, char id_out[STORE_ID_LEN], an_err *err);
+
+/* Reads one job into *out (which the caller later passes to store_job_free). -ENOENT for an
+ * unknown id. */
+int store_job_get(store_t *s, const char *id, store_job *out, an_err *err);
+
+/* Frees the strings of a job filled by this module (not `j` itself). Safe on a zeroed job. */
+void store_job_free(store_job *j);
+
+/* Lists jobs whose state is in `state_mask` (STORE_MASK_ALL for all), newest first (by id),
+ * skipping `offset`, at most `limit` (limit < 0 = no limit). *jobs is a malloc'd array of *n
+ * jobs; free with store_job_list_free. *total (may be NULL) is the number of jobs matching the
+ * mask, ignoring limit/offset. */
+int store_job_list(store_t *s, unsigned state_mask, int64_t limit, int64_t offset,
+                   store_job **jobs, size_t *n, int64_t *total, an_err *err);
+void store_job_list_free(store_job *jobs, size_t n);
+
+/* Counts jobs in each state: counts[st] for st < STORE_NSTATES. */
+int store_job_counts(store_t *s, int64_t counts[STORE_NSTATES], an_err *err);
+
+/* Sets a job's state, but only if its current state is in `from_mask` (STORE_MASK_ALL = any);
+ * otherwise STORE_ESTATE and nothing changes (so "pause only if running or queued" is race
+ * free). Timestamps: entering running sets started_at if it was null; entering completed,
+ * failed or cancelled sets finished_at; entering queued/running/paused clears finished_at.
+ * `error` (may be NULL) is stored as the job's error; NULL clears it. *prev (may be NULL)
+ * receives the state before. */
+int store_job_set_state(store_t *s, const char *id, unsigned from_mask, store_job_state to,
+                        const char *error, store_job_state *prev, an_err *err);
+
+/* Writes progress (step, epoch, loss, lr, samples_per_sec) to the job row. */
+int store_job_progress(store_t *s, const char *id, const store_progress *p, an_err *err);
+
+/* Deletes a finished job (completed/failed/cancelled) with its metrics, validation rows and
+ * checkpoints, in one transaction. STORE_ESTATE for a queued/running/paused job, -ENOENT for
+ * an unknown id. */
+int store_job_delete(store_t *s, const char *id, an_err *err);
+
+/* Ids of the jobs whose state is in `state_mask`, oldest first: a malloc'd array of *n ids
+ * (free with free()). */
+int store_job_ids(store_t *s, unsigned state_mask, char (**ids)[STORE_ID_LEN], size_t *n,
+                  an_err *err);
+
+/* Restart recovery: every running job becomes queued, in one transaction. *n (may be NULL)
+ * receives how many. */
+int store_job_requeue_running(store_t *s, size_t *n, an_err *err);
+
+/* Rewinds a job to checkpoint step `step` before it resumes, in one transaction: deletes its
+ * metric and validation rows with step > `step` and checkpoints with step > `step` (the
+ * abandoned future), sets the row's step to `step` and its state to `to` (queued or running;
+ * finished_at and error cleared), so the stored history is exactly what the resumed run
+ * produces. `step` 0 means "from scratch" (everything goes). -ENOENT unknown job, -EINVAL for
+ * another target state or a negative step. */
+int store_job_rewind(store_t *s, const char *id, int64_t step, store_job_state to, an_err *err);
+
+/* The API's job object: {"id","name","state","created_at","started_at","finished_at","step",
+ * "total_steps","epoch","loss","lr","samples_per_sec","last_checkpoint_step","error",
+ * "warnings","spec","resume_from"}; unknown values are null. NULL on out of memory. */
+cJSON *store_job_to_json(const store_job *j);
+
+/* ---- metrics ------------------------------------------------------------------------- */
+
+/* One optimizer step. */
+typedef struct store_metric {
+    int64_t step;                  /* from 1 */
+    double loss;                   /* NAN stores null (reads back NAN) */
+    int n_lr;                      /* 0..STORE_MAX_LR */
+    double lr[STORE_MAX_LR];       /* the lr each group used in this step */
+    double grad_norm;              /* NAN = not measured */
+    double time;                   /* seconds since the job (first) started */
+    double wall;                   /* wall clock, seconds since the Unix epoch */
+} store_metric;
+
+/* A validation result after step `step`. */
+typedef struct store_val_metric {
+    int64_t step;
+    double val_loss;
+    double val_acc;                /* NAN for regression */
+} store_val_metric;
+
+/* Appends `n` rows in ONE transaction (a row for an existing step replaces it), and, if `p`
+ * is not NULL, writes the job's progress in the same transaction. -ENOENT unknown job. */
+int store_metrics_append(store_t *s, const char *id, const store_metric *rows, size_t n,
+                         const store_progress *p, an_err *err);
+
+/* Appends validation rows in one transaction. */
+int store_val_append(store_t *s, const char *id, const store_val_metric *rows, size_t n,
+                     an_err *err);
+
+/* Columnar metrics. Arrays are malloc'd, n entries each; lr is group-major:
+ * lr[g * n + i] is group g's lr at point i. Free with store_series_free. */
+typedef struct store_series {
+    size_t n;
+    int n_lr;
+    int64_t *step;
+    double *loss;                  /* NAN where null */
+    double *lr;                    /* n_lr * n */
+    double *grad_norm;
+    double *time;
+    double *wall;
+} store_series;
+void store_series_free(store_series *m);
+
+/* Rows with from <= step <= to (to < 0 = no upper bound), in step order.
+ *
+ * max_points == 0, or at most max_points rows in range: every row.
+ * Otherwise downsampling, in one pass over the rows: the step span [first, last] of the rows
+ * in range is cut into B = max_points / 2 buckets of equal width W = ceil((last-first+1)/B)
+ * steps (bucket k holds steps first+k*W … first+(k+1)*W-1). From each non-empty bucket the
+ * row with the smallest loss and the row with the largest loss are emitted (one row when they
+ * are the same row; a NaN/null loss counts as larger than any number, so a divergence stays
+ * visible; ties go to the earlier step), in step order. So the result has at most max_points
+ * rows, includes the global minimum and maximum loss, and no spike vanishes. max_points == 1
+ * is treated as 2. -ENOENT unknown job; an empty range gives n = 0. */
+int store_metrics_query(store_t *s, const char *id, int64_t from, int64_t to,
+                        size_t max_points, store_series *out, an_err *err);
+
+/* The API's columnar object {"step":[…],"loss":[…],"lr":[[…]…],"grad_norm":[…],"time":[…]};
+ * NaN prints as null. NULL on out of memory. */
+cJSON *store_series_to_json(const store_series *m);
+
+/* Validation rows of a job with from <= step <= to (to < 0 = no bound); *rows malloc'd. */
+int store_val_query(store_t *s, const char *id, int64_t from, int64_t to,
+                    store_val_metric **rows, size_t *n, an_err *err);
+
+/* Number of metric rows of a job. */
+int store_metrics_count(store_t *s, const char *id, int64_t *count, an_err *err);
+
+/* Sink for streamed output: returns 0, or a negative errno that stops the stream and is
+ * returned by the producer. */
+typedef int (*store_write_fn)(void *ctx, const char *buf, size_t len);
+
+/* CSV of the rows with from <= step <= to (to < 0 = no bound): header
+ * "step,loss,lr0,lr1,…,grad_norm,time" (one lr column per group), then one line per row;
+ * numbers print in the shortest form that reads back to the same double, NaN as an empty
+ * cell. Written in pieces of up to 64 KiB through `fn`. */
+int store_metrics_csv(store_t *s, const char *id, int64_t from, int64_t to,
+                      store_write_fn fn, void *ctx, an_err *err);
+
+/* The same CSV into one malloc'd, NUL-terminated buffer (*len excludes the NUL). */
+int store_metrics_csv_buf(store_t *s, const char *id, int64_t from, int64_t to,
+                          char **csv, size_t *len, an_err *err);
+
+/* ---- checkpoints --------------------------------------------------------------------- */
+
+typedef struct store_checkpoint_info {
+    int64_t step;
+    char created_at[24];
+    int64_t bytes;
+    double loss;                   /* NAN = null */
+} store_checkpoint_info;
+
+/* Commits a checkpoint of job `id` at `step` in ONE transaction: the blob (split into
+ * s->chunk_size chunks, bound straight from `blob` without a copy), the job row's
+ * last_checkpoint_step = step and, if `p` is not NULL, its progress; then deletes the job's
+ * older checkpoints so that at most `keep_last` remain (keep_last <= 0 keeps all). A checkpoint
+ * already stored at the same step is replaced. Either all of it lands or nothing does (e.g.
+ * -ENOSPC leaves the previous checkpoints and job row as they were). */
+int store_checkpoint_commit(store_t *s, const char *id, int64_t step, double loss,
+                            const void *blob, size_t len, int keep_last,
+                            const store_progress *p, an_err *err);
+
+/* The job's checkpoints, oldest first; *list malloc'd (free()). */
+int store_checkpoint_list(store_t *s, const char *id, store_checkpoint_info **list, size_t *n,
+                          an_err *err);
+
+/* Reads a checkpoint (step < 0 = the latest) into a malloc'd buffer *buf of *len bytes;
+ * *step_out (may be NULL) receives its step. -ENOENT for an unknown job or when there is no
+ * such checkpoint; -EPROTO when the stored chunks do not add up to the recorded size. */
+int store_checkpoint_read(store_t *s, const char *id, int64_t step, void **buf, size_t *len,
+                          int64_t *step_out, an_err *err);
+
+/* ---- datasets ------------------------------------------------------------------------ */
+
+typedef struct store_dataset {
+    char id[STORE_ID_LEN];         /* "d_000003" */
+    char *name;
+    int64_t rows;                  /* data rows (header excluded) */
+    char *columns_json;            /* JSON array of column names */
+    int64_t bytes;                 /* size of the CSV text */
+    char created_at[24];
+} store_dataset;
+
+/* Stores a CSV text (up to 256 MiB) under a unique name; `rows` and `columns_json` (a JSON
+ * array) describe it as the caller parsed it. `id_out` (may be NULL) receives the new id.
+ * -EEXIST if the name is taken, -EINVAL for a bad name/columns, -E2BIG above 256 MiB. */
+int store_dataset_create(store_t *s, const char *name, const char *csv, size_t len,
+                         int64_t rows, const char *columns_json, char id_out[STORE_ID_LEN],
+                         an_err *err);
+
+/* Metadata of a data set found by id or by name. -ENOENT if neither matches. */
+int store_dataset_get(store_t *s, const char *id_or_name, store_dataset *out, an_err *err);
+void store_dataset_free(store_dataset *d);
+
+/* All data sets, oldest first; free with store_dataset_list_free. */
+int store_dataset_list(store_t *s, store_dataset **list, size_t *n, an_err *err);
+void store_dataset_list_free(store_dataset *list, size_t n);
+
+/* The CSV text (malloc'd, NUL-terminated; *len excludes the NUL) of a data set by id or name. */
+int store_dataset_text(store_t *s, const char *id_or_name, char **csv, size_t *len,
+                       an_err *err);
+
+/* Deletes a data set (by id or name). STORE_EINUSE while a queued, running or paused job
+ * references it (by id or by name); -ENOENT if unknown. */
+int store_dataset_delete(store_t *s, const char *id_or_name, an_err *err);
+
+/* {"id","name","rows","columns","bytes","created_at"}; NULL on out of memory. */
+cJSON *store_dataset_to_json(const store_dataset *d);
+
+#endif

@@ -1,0 +1,303 @@
+// The dashboard in a real browser (headless Chromium through playwright-core) against the real
+// daemon: submit a job through the New-job form, check the schedule preview against the API,
+// watch the job live, pause and resume it, see a bad spec's error at its field, compare two
+// jobs, open a 1,000,000-step job and time it, answer the token prompt. Screenshots of every
+// page go to build/screenshots/.
+import {describe, it, before, after} from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import {chromium} from 'playwright-core';
+import {startDaemon, api, waitFor, tmpDir} from './lib.mjs';
+
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const SHOTS = 'build/screenshots';
+const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+              '--disable-component-update', '--no-first-run', '--disable-quic', '--disable-sync'];
+const DESK = {width: 1280, height: 800};
+const PHONE = {width: 390, height: 844};
+
+// DeepSpeed's tutorial job (JOBSPEC.md), the New-job page's first example.
+const TUTORIAL = {
+  name: 'warmup-demo', seed: 42,
+  model: {type: 'linear', inputs: 10, outputs: 1}, loss: 'mean',
+  data: {type: 'synthetic', task: 'regression', samples: 4096, features: 10},
+  steps: 1000, checkpoint: {every_steps: 100, keep_last: 3},
+  ds_config: {train_batch_size: 8, optimizer: {type: 'Adam', params: {lr: 0.01}},
+              scheduler: {type: 'WarmupLR', params: {warmup_min_lr: 0.001, warmup_max_lr: 0.01, warmup_num_steps: 100}}},
+};
+
+async function launch(viewport) {
+  const profile = tmpDir('anneald-chromium-');
+  const ctx = await chromium.launchPersistentContext(profile, {executablePath: CHROMIUM, headless: true,
+                                                               args: ARGS, viewport});
+  const errors = [];
+  const watch = (page) => {
+    page.on('pageerror', (e) => errors.push('pageerror: ' + e.message));
+    page.on('console', (m) => { if (m.type() === 'error') errors.push('console: ' + m.text()); });
+  };
+  ctx.on('page', watch);
+  ctx.pages().forEach(watch);
+  const page = ctx.pages()[0] || await ctx.newPage();
+  return {ctx, page, errors, profile,
+          async close() { await ctx.close(); fs.rmSync(profile, {recursive: true, force: true}); }};
+}
+
+// Chromium logs every 4xx answer of fetch() as a console error; the tests provoke some on
+// purpose (a rejected spec: 400/422). Anything else is a real error of the page.
+function unexpected(errors) {
+  return errors.filter((e) => !/Failed to load resource: the server responded with a status of (400|409|422)/.test(e));
+}
+
+async function shot(page, name) {
+  fs.mkdirSync(SHOTS, {recursive: true});
+  await page.screenshot({path: path.join(SHOTS, name + '.png')});
+}
+
+// Series of a chart registered by the page: {labels, data} (data[0] is x).
+function chartOf(page, name) {
+  return page.evaluate((n) => {
+    const u = window.__anneald && window.__anneald.charts[n];
+    if (!u) return null;
+    return {labels: u.series.map((s) => s.label), data: u.data.map((a) => Array.from(a || []))};
+  }, name);
+}
+
+async function chartLen(page, name) {
+  const c = await chartOf(page, name);
+  return c && c.data[1] ? c.data[1].filter((v) => v != null).length : 0;
+}
+
+async function jobState(url, id) {
+  const r = await api(url, 'GET', '/v1/jobs/' + id);
+  return r.json && r.json.state;
+}
+
+async function setEditor(page, text) {
+  await page.fill('#spec-editor', text);
+}
+
+describe('dashboard', () => {
+  let d, b, page;
+  let bigId = null;   // the 1,000,000-step job, submitted first so it trains while the rest runs
+  let liveId = null;
+  let shortId = null;
+
+  before(async () => {
+    d = await startDaemon({args: ['--workers', '2']});
+    const r = await api(d.url, 'POST', '/v1/jobs', {
+      ...TUTORIAL, name: 'million', steps: 1000000, checkpoint: {every_steps: 100000}, loss: 'mse'});
+    assert.equal(r.status, 201, r.text);
+    bigId = r.json.id;
+    b = await launch(DESK);
+    page = b.page;
+  });
+
+  after(async () => {
+    if (b) await b.close();
+    if (d) await d.stop();
+  });
+
+  it('previews the schedule as the spec is typed, with the values the preview API gives', async () => {
+    await page.goto(d.url + '/#/new');
+    await page.waitForSelector('#spec-editor');
+    const text = await page.inputValue('#spec-editor');
+    assert.deepEqual(JSON.parse(text), TUTORIAL, 'the editor starts with the tutorial job');
+    const check = async (spec) => {
+      const want = await api(d.url, 'POST', '/v1/schedules/preview', {ds_config: spec.ds_config, steps: spec.steps});
+      assert.equal(want.status, 200, want.text);
+      const got = await waitFor(async () => {
+        const c = await chartOf(page, 'preview');
+        return c && c.data[0].length === want.json.step.length &&
+          c.data[1][spec.steps - 1] === want.json.lr[0][spec.steps - 1] ? c : null;
+      }, {what: 'the preview chart'});
+      assert.deepEqual(got.data[0], want.json.step);
+      assert.deepEqual(got.data[1], want.json.lr[0]);
+    };
+    await check(TUTORIAL);
+    // Typing a new warmup length redraws the preview with the API's new values.
+    const edited = structuredClone(TUTORIAL);
+    edited.ds_config.scheduler.params.warmup_num_steps = 300;
+    edited.ds_config.scheduler.params.warmup_type = 'linear';
+    edited.steps = 600;
+    await setEditor(page, JSON.stringify(edited, null, 2));
+    await check(edited);
+    await shot(page, 'new');
+  });
+
+  it('submits a job through the form and its charts grow live', async () => {
+    await page.goto(d.url + '/#/new');
+    await page.waitForSelector('#spec-editor');
+    const spec = {...TUTORIAL, name: 'browser-live', steps: 5000000, checkpoint: {every_steps: 100000}};
+    await setEditor(page, JSON.stringify(spec, null, 2));
+    await page.click('#submit-job');
+    await page.waitForURL(/#\/job\/j_/);
+    liveId = decodeURIComponent(page.url().split('#/job/')[1]);
+    assert.equal((await api(d.url, 'GET', '/v1/jobs/' + liveId)).json.name, 'browser-live');
+    await waitFor(() => jobState(d.url, liveId).then((s) => s === 'running'), {what: 'the job to run', timeoutMs: 60000});
+    const n1 = await waitFor(() => chartLen(page, 'loss'), {what: 'the loss chart to have points'});
+    const x1 = (await chartOf(page, 'loss')).data[0].at(-1);
+    const grown = await waitFor(async () => {
+      const c = await chartOf(page, 'loss');
+      return c.data[0].at(-1) > x1 && c;
+    }, {what: 'the loss chart to grow', timeoutMs: 20000});
+    assert.ok(grown.data[0].at(-1) > x1, `loss chart grew from step ${x1} (${n1} points)`);
+    assert.ok(await chartLen(page, 'lr') > 0, 'the lr chart has points');
+    await page.waitForFunction(() => document.querySelector('[data-testid=job-state]').textContent === 'running');
+    await shot(page, 'job');
+  });
+
+  it('lists the job, newest first, with live progress', async () => {
+    await page.goto(d.url + '/#/jobs');
+    const row = page.locator(`tr[data-job-id="${liveId}"]`);
+    await row.waitFor();
+    const ids = await page.$$eval('tr[data-job-id]', (rows) => rows.map((r) => r.dataset.jobId));
+    assert.equal(ids[0], liveId, 'the newest job is first');
+    assert.ok(ids.includes(bigId));
+    const steps = async () => Number((await row.locator('[data-testid=job-steps]').textContent()).split('/')[0].replace(/\D/g, ''));
+    const s1 = await steps();
+    await waitFor(async () => (await steps()) > s1, {what: 'the step count in the list to move', timeoutMs: 20000});
+    // The state filter keeps only matching jobs.
+    await page.selectOption('#state-filter', 'running');
+    await waitFor(async () => {
+      const states = await page.$$eval('tr[data-job-id]', (rows) => rows.map((r) => r.dataset.state));
+      return states.length > 0 && states.every((s) => s === 'running');
+    }, {what: 'the running filter'});
+    await page.selectOption('#state-filter', '');
+    await row.waitFor();
+    await shot(page, 'jobs');
+  });
+
+  it('pause and resume buttons change the job state', async () => {
+    await page.goto(d.url + '/#/job/' + liveId);
+    await page.waitForSelector('#btn-pause:not([disabled])');
+    await page.click('#btn-pause');
+    await waitFor(() => jobState(d.url, liveId).then((s) => s === 'paused'), {what: 'paused'});
+    await page.waitForFunction(() => document.querySelector('[data-testid=job-state]').textContent === 'paused');
+    assert.equal(await page.isEnabled('#btn-resume'), true);
+    await page.click('#btn-resume');
+    await waitFor(() => jobState(d.url, liveId).then((s) => s === 'running' || s === 'queued'), {what: 'resumed'});
+    await page.waitForFunction(() => /running|queued/.test(document.querySelector('[data-testid=job-state]').textContent));
+    await page.click('#btn-cancel');
+    await waitFor(() => jobState(d.url, liveId).then((s) => s === 'cancelled'), {what: 'cancelled'});
+  });
+
+  it('shows the server error of a bad spec at the field it names', async () => {
+    const bad = structuredClone(TUTORIAL);
+    bad.ds_config.scheduler.params.warmup_num_steps = -3;
+    const want = await api(d.url, 'POST', '/v1/jobs', bad);
+    assert.equal(want.status, 400, want.text);
+    const field = want.json.error.field;
+    assert.ok(field, 'the error names a field');
+    await page.goto(d.url + '/#/new');
+    await page.waitForSelector('#spec-editor');
+    const text = JSON.stringify(bad, null, 2);
+    await setEditor(page, text);
+    await page.click('#submit-job');
+    const bubble = page.locator('[data-testid=field-error]');
+    await bubble.waitFor({state: 'visible'});
+    assert.equal(await bubble.getAttribute('data-field'), field.replace(/\[(\d+)\]/g, '.$1'));
+    assert.ok((await bubble.textContent()).includes(want.json.error.message));
+    // The message stands at the line of the named key.
+    const key = field.split(/[.[\]]/).filter(Boolean).at(-1);
+    const line = text.split('\n').findIndex((l) => l.includes(`"${key}"`)) + 1;
+    assert.equal(Number(await bubble.getAttribute('data-line')), line);
+    assert.match(page.url(), /#\/new/, 'a rejected spec stays in the editor');
+    await shot(page, 'new-error');
+  });
+
+  it('compare overlays two jobs', async () => {
+    const r = await api(d.url, 'POST', '/v1/jobs', {...TUTORIAL, name: 'short', steps: 3000});
+    assert.equal(r.status, 201, r.text);
+    shortId = r.json.id;
+    await waitFor(() => jobState(d.url, shortId).then((s) => s === 'completed'), {what: 'the short job', timeoutMs: 60000});
+    await page.goto(d.url + `/#/compare?ids=${liveId},${shortId}`);
+    const c = await waitFor(async () => {
+      const x = await chartOf(page, 'compareLoss');
+      return x && x.labels.length === 3 && x.data[1].some((v) => v != null) && x.data[2].some((v) => v != null) && x;
+    }, {what: 'two loss curves'});
+    assert.ok(c.labels.some((l) => l.includes(liveId)));
+    assert.ok(c.labels.some((l) => l.includes(shortId)));
+    const lr = await chartOf(page, 'compareLr');
+    assert.ok(lr.labels.some((l) => l.includes(liveId)) && lr.labels.some((l) => l.includes(shortId)));
+    await shot(page, 'compare');
+  });
+
+  it('opens a job of 1,000,000 steps with both charts drawn', async () => {
+    // Waits for the end of the run when it comes soon; otherwise opens it mid-run.
+    await waitFor(() => jobState(d.url, bigId).then((s) => s === 'completed'), {timeoutMs: 90000, intervalMs: 500,
+      what: 'the 1M-step job'}).catch(() => {});
+    const job = (await api(d.url, 'GET', '/v1/jobs/' + bigId)).json;
+    await page.goto('about:blank');
+    const t0 = Date.now();
+    await page.goto(d.url + '/#/job/' + bigId);
+    await page.waitForFunction(() => window.__anneald && window.__anneald.lastRenderMs != null, null, {timeout: 30000});
+    const ms = Date.now() - t0;
+    const inPage = await page.evaluate(() => window.__anneald.lastRenderMs);
+    console.log(`BENCH dashboard_1M_open ${ms} ms`);
+    console.log(`${job.step} steps recorded (${job.state}); first draw of both charts ${inPage.toFixed(0)} ms after the page mounted`);
+    const loss = await chartOf(page, 'loss'), lr = await chartOf(page, 'lr');
+    assert.ok(loss.data[1].filter((v) => v != null).length > 100, 'the loss chart has points');
+    assert.ok(lr.data[1].filter((v) => v != null).length > 100, 'the lr chart has points');
+    assert.ok(loss.data[0].at(-1) >= job.step * 0.9, 'the loss chart reaches the last steps');
+    await shot(page, 'job-1M');
+  });
+
+  it('looks right on a phone-width screen', async () => {
+    const phone = await launch(PHONE);
+    try {
+      for (const [name, route] of [['jobs', '#/jobs'], ['job', '#/job/' + liveId], ['compare', `#/compare?ids=${liveId},${shortId}`],
+                                   ['new', '#/new']]) {
+        await phone.page.goto(d.url + '/' + route);
+        await phone.page.waitForTimeout(800);
+        // Nothing wider than the screen: no sideways scrolling.
+        const w = await phone.page.evaluate(() => document.documentElement.scrollWidth);
+        assert.ok(w <= PHONE.width, `${name} is ${w} px wide`);
+        await shot(phone.page, 'phone-' + name);
+      }
+      assert.deepEqual(unexpected(phone.errors), []);
+    } finally { await phone.close(); }
+  });
+
+  it('logs no console errors', () => {
+    assert.deepEqual(unexpected(b.errors), []);
+  });
+});
+
+describe('dashboard with an access token', () => {
+  let d, b;
+  const token = 'tok-' + Math.random().toString(36).slice(2);
+
+  before(async () => {
+    const dir = tmpDir();
+    fs.writeFileSync(path.join(dir, 'token'), token + '\n');
+    d = await startDaemon({args: ['--token-file', path.join(dir, 'token')]});
+    b = await launch(DESK);
+  });
+
+  after(async () => {
+    if (b) await b.close();
+    if (d) await d.stop();
+  });
+
+  it('asks for the token on 401, keeps it, and then shows the jobs', async () => {
+    const denied = await api(d.url, 'GET', '/v1/jobs');
+    assert.equal(denied.status, 401);
+    const made = await api(d.url, 'POST', '/v1/jobs', TUTORIAL, {Authorization: 'Bearer ' + token});
+    assert.equal(made.status, 201, made.text);
+    await b.page.goto(d.url + '/#/jobs');
+    await b.page.waitForSelector('[data-testid=token-modal]');
+    await b.page.fill('#token-input', token);
+    await b.page.click('[data-testid=token-save]');
+    await b.page.waitForSelector(`tr[data-job-id="${made.json.id}"]`);
+    assert.equal(await b.page.evaluate(() => localStorage.getItem('anneald.token')), token);
+    // The event stream takes the token as ?access_token= and goes live.
+    await b.page.waitForSelector('#live.on', {timeout: 10000});
+    // A reload remembers the token: no prompt.
+    await b.page.reload();
+    await b.page.waitForSelector(`tr[data-job-id="${made.json.id}"]`);
+    assert.equal(await b.page.locator('[data-testid=token-modal]').count(), 0);
+    await shot(b.page, 'jobs-token');
+    assert.deepEqual(b.errors.filter((e) => !/status of 401/.test(e)), []);
+  });
+});

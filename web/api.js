@@ -1,0 +1,138 @@
+// The daemon's HTTP API as the dashboard uses it: JSON requests with the access token, a token
+// prompt when the daemon answers 401, and the page's one Server-Sent Events stream.
+import {h} from './util.js';
+
+const TOKEN_KEY = 'anneald.token';
+
+export function token() {
+  try { return localStorage.getItem(TOKEN_KEY) || ''; } catch { return ''; }
+}
+
+function setToken(t) {
+  try { localStorage.setItem(TOKEN_KEY, t); } catch { /* private mode: keep it for this page */ }
+}
+
+// An error answer of the daemon: {"error": {code, message, field}} plus the HTTP status.
+export class ApiError extends Error {
+  constructor(status, body, fallback) {
+    const e = (body && body.error) || {};
+    super(e.message || fallback || `HTTP ${status}`);
+    this.status = status;
+    this.code = e.code || '';
+    this.field = e.field || '';
+  }
+}
+
+let prompting = null;
+
+// Asks for the token once, however many requests got 401 at the same time. Resolves when the
+// user saved a token.
+export function askToken(reason) {
+  if (prompting) return prompting;
+  prompting = new Promise((resolve) => {
+    const input = h('input#token-input', {type: 'password', autocomplete: 'off',
+                                          placeholder: 'access token', 'data-testid': 'token-input'});
+    const form = h('form.modal-card', {onsubmit: (ev) => {
+      ev.preventDefault();
+      setToken(input.value.trim());
+      overlay.remove();
+      prompting = null;
+      resolve();
+    }},
+    h('h2', {text: 'Access token'}),
+    h('p', {text: reason || 'The daemon asks for a token (anneald --token-file). It is kept in this browser.'}),
+    input,
+    h('div.row', null, h('button.primary', {type: 'submit', 'data-testid': 'token-save', text: 'Save'})));
+    const overlay = h('div.modal#token-modal', {'data-testid': 'token-modal'}, form);
+    document.body.append(overlay);
+    input.focus();
+  });
+  return prompting;
+}
+
+// One HTTP exchange. Resolves to the parsed JSON (or text for non-JSON answers, null for 204);
+// rejects with ApiError on any non-2xx. A 401 prompts for the token and retries.
+export async function api(method, path, body, opts = {}) {
+  for (;;) {
+    const headers = {};
+    const t = token();
+    if (t) headers.Authorization = 'Bearer ' + t;
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    const res = await fetch(path, {method, headers, signal: opts.signal,
+                                   body: body === undefined ? undefined : JSON.stringify(body)});
+    if (res.status === 401 && !opts.noPrompt) {
+      await askToken(t ? 'The token was refused. Enter the right one.' : undefined);
+      continue;
+    }
+    if (res.status === 204) return null;
+    const type = res.headers.get('content-type') || '';
+    const data = type.includes('json') ? await res.json().catch(() => null) : await res.text();
+    if (!res.ok) throw new ApiError(res.status, typeof data === 'object' ? data : null,
+                                    typeof data === 'string' ? data.slice(0, 200) : '');
+    return data;
+  }
+}
+
+// Downloads a file the API serves (the token goes in a header, so a plain link cannot do it).
+export async function download(path, filename) {
+  const t = token();
+  const res = await fetch(path, {headers: t ? {Authorization: 'Bearer ' + t} : {}});
+  if (res.status === 401) { await askToken(); return download(path, filename); }
+  if (!res.ok) throw new ApiError(res.status, await res.json().catch(() => null));
+  const url = URL.createObjectURL(await res.blob());
+  const a = h('a', {href: url, download: filename});
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+// The page's single EventSource. Opening a new stream closes the previous one, so a route
+// change never leaves a stream behind. handlers: {state, progress, checkpoint, open}.
+let current = null;
+
+export function openEvents(path, handlers) {
+  closeEvents();
+  const t = token();
+  const url = t ? path + (path.includes('?') ? '&' : '?') + 'access_token=' + encodeURIComponent(t) : path;
+  const es = new EventSource(url);
+  const me = {es, closed: false};
+  current = me;
+  for (const name of ['state', 'progress', 'checkpoint']) {
+    es.addEventListener(name, (ev) => {
+      if (!handlers[name]) return;
+      let data;
+      try { data = JSON.parse(ev.data); } catch { return; }
+      handlers[name](data);
+    });
+  }
+  es.addEventListener('open', () => { setLive(true); if (handlers.open) handlers.open(); });
+  // EventSource reconnects by itself (sending Last-Event-ID); it gives up only when the server
+  // answers with an error status. Find out whether that was 401 and, if so, ask for the token.
+  es.addEventListener('error', async () => {
+    setLive(false);
+    if (es.readyState !== EventSource.CLOSED || me.closed) return;
+    try {
+      await api('GET', '/v1/jobs?limit=1');
+    } catch { /* the daemon is away: try again below */ }
+    if (current === me) setTimeout(() => { if (current === me) openEvents(path, handlers); }, 2000);
+  });
+  return es;
+}
+
+export function closeEvents() {
+  if (current) {
+    current.closed = true;
+    current.es.close();
+    current = null;
+  }
+  setLive(false);
+}
+
+function setLive(on) {
+  const dot = document.getElementById('live');
+  if (dot) {
+    dot.classList.toggle('on', on);
+    dot.title = on ? 'live: connected to the event stream' : 'not connected';
+  }
+}

@@ -1,0 +1,34 @@
+// The dashboard's entry point: hash routing between the pages (#/jobs, #/job/ID, #/compare,
+// #/new). Each page module exports mount(root, route) and returns its clean-up function; the
+// router closes the page's event stream and charts before the next page mounts.
+import {parseHash} from './util.js';
+import {closeEvents} from './api.js';
+import * as jobs from './jobs.js';
+import * as job from './job.js';
+import * as compare from './compare.js';
+import * as newjob from './newjob.js';
+
+const pages = {jobs, job, compare, new: newjob};
+const root = document.getElementById('app');
+let cleanup = null;
+
+function route() {
+  const r = parseHash(location.hash);
+  if (!r.parts.length || !pages[r.parts[0]]) {
+    location.replace('#/jobs');
+    return;
+  }
+  if (cleanup) { try { cleanup(); } catch (e) { console.warn(e); } }
+  cleanup = null;
+  closeEvents();
+  window.__anneald.charts = {};
+  root.replaceChildren();
+  for (const a of document.querySelectorAll('#nav a')) {
+    a.classList.toggle('active', a.dataset.route === r.parts[0] ||
+                                 (a.dataset.route === 'jobs' && r.parts[0] === 'job'));
+  }
+  cleanup = pages[r.parts[0]].mount(root, r) || null;
+}
+
+window.addEventListener('hashchange', route);
+route();

@@ -1,0 +1,362 @@
+// One job (#/job/ID): its state and progress, the buttons that act on it, the loss and lr
+// charts (live over the job's event stream), its checkpoints, spec and warnings.
+import {h, fmtNum, fmtLr, fmtInt, fmtRate, fmtDuration, fmtTime, fmtBytes, stateBadge, etaOf,
+        FINISHED, toast, debounce} from './util.js';
+import {api, openEvents, download, ApiError} from './api.js';
+import {LineChart, PALETTE, XMODES, lowerBound, lrSeries} from './charts.js';
+import {FULL_LIMIT, MAX_POINTS, emptyMetrics, fetchMetrics, appendMetrics, lastStep, lossTable,
+        lrTable, emaLeadIn} from './metrics.js';
+import {momentumSchedule} from './schedule.js';
+
+const SMOOTH_KEY = 'anneald.smoothing';
+
+export function mount(root, route) {
+  const id = route.parts[1];
+  const t0 = performance.now();
+  const state = {
+    job: null,
+    base: emptyMetrics(),      // whole run: every step (full) or server-downsampled
+    full: true,                // base holds every step
+    detail: null,              // a zoomed range fetched again: {m, skip}
+    momentum: null,            // [[beta1 per step]] from the schedule preview, when it cycles
+    xmode: localStorage.getItem('anneald.xmode') || 'step',
+    logX: false, logY: false,
+    alpha: Number(localStorage.getItem(SMOOTH_KEY) || 0),
+    drawn: new Set(),
+  };
+  let gone = false;
+  let fetching = null;
+
+  // ---- header: name, state, buttons, progress numbers
+  const title = h('h1#job-title', {text: id});
+  const badge = h('span#job-state-wrap');
+  const btn = (name, text, fn, cls) => h(`button#btn-${name}${cls || ''}`, {'data-testid': 'btn-' + name, text,
+                                                                            onclick: fn});
+  const buttons = {
+    pause: btn('pause', 'Pause', () => act('pause')),
+    resume: btn('resume', 'Resume', () => act('resume')),
+    cancel: btn('cancel', 'Cancel', () => act('cancel')),
+    delete: btn('delete', 'Delete', () => confirmDelete(), '.danger'),
+    fork: btn('fork', 'Fork…', () => fork(state.job.last_checkpoint_step)),
+    csv: btn('csv', 'CSV', () => download(`/v1/jobs/${encodeURIComponent(id)}/metrics?format=csv`, `${id}.csv`)
+      .catch((e) => toast('CSV: ' + e.message, 'error'))),
+  };
+  const bar = h('div.fill');
+  const stats = h('dl.stats#job-stats');
+  const errorBox = h('div.alert#job-error', {hidden: true, 'data-testid': 'job-error'});
+
+  // ---- chart controls
+  const xsel = h('select#x-mode', {'data-testid': 'x-mode', 'aria-label': 'x axis',
+    onchange: () => { state.xmode = xsel.value; localStorage.setItem('anneald.xmode', xsel.value);
+                      logx.disabled = xsel.value === 'wall'; reconfigure(); }},
+  Object.entries(XMODES).map(([k, v]) => h('option', {value: k, text: 'x: ' + v, selected: k === state.xmode})));
+  const logx = h('input#log-x', {type: 'checkbox', 'data-testid': 'log-x', disabled: state.xmode === 'wall',
+    onchange: () => { state.logX = logx.checked; reconfigure(); }});
+  const logy = h('input#log-y', {type: 'checkbox', 'data-testid': 'log-y',
+    onchange: () => { state.logY = logy.checked; reconfigure(); }});
+  const smoothVal = h('output#smoothing-value', {text: state.alpha.toFixed(2)});
+  const smooth = h('input#smoothing', {type: 'range', min: 0, max: 0.999, step: 0.001, value: state.alpha,
+    'data-testid': 'smoothing', 'aria-label': 'smoothing',
+    oninput: () => {
+      state.alpha = Number(smooth.value);
+      smoothVal.textContent = state.alpha.toFixed(3).replace(/0$/, '');
+      localStorage.setItem(SMOOTH_KEY, String(state.alpha));
+      redrawSoon();
+    }});
+  const resBox = h('span.muted.small#resolution', {'data-testid': 'resolution'});
+  const resetBtn = h('button#reset-zoom', {text: 'Reset zoom', disabled: true, onclick: () => resetZoom()});
+
+  const lossEl = h('div.chart#chart-loss', {'data-testid': 'chart-loss'});
+  const lrEl = h('div.chart#chart-lr', {'data-testid': 'chart-lr'});
+  const ckBody = h('tbody');
+  const ckEmpty = h('p.empty', {text: 'No checkpoints yet.'});
+  const specPre = h('pre.spec#job-spec', {'data-testid': 'job-spec'});
+  const warnList = h('ul.warnings#job-warnings', {'data-testid': 'job-warnings'});
+
+  root.append(h('section.page#page-job', {'data-job-id': id},
+    h('div.card.job-head', null,
+      h('div.toolbar', null, h('div.titles', null, title, h('div.muted.small', {text: id})), badge,
+        h('span.grow'), h('div.buttons', null, Object.values(buttons))),
+      h('div.bar.big', {'data-testid': 'job-progress'}, bar), stats, errorBox),
+    h('div.card', null,
+      h('div.controls#chart-controls', null, xsel,
+        h('label', null, logx, ' log x'), h('label', null, logy, ' log y'),
+        h('label.smooth', null, 'smoothing ', smooth, smoothVal), resetBtn, resBox),
+      h('h2', {text: 'Loss'}), lossEl, h('h2', {text: 'Learning rate'}), lrEl,
+      h('p.hint.muted.small', {text: 'Drag across a chart to zoom (the range is fetched again in detail); double-click to reset.'})),
+    h('div.grid2', null,
+      h('div.card', null, h('h2', {text: 'Checkpoints'}),
+        h('table.list#checkpoints', {'data-testid': 'checkpoints'},
+          h('thead', null, h('tr', null, ['Step', 'Created', 'Size', 'Loss', ''].map((t) => h('th', {text: t})))),
+          ckBody), ckEmpty),
+      h('div.card', null, h('h2', {text: 'Warnings'}), warnList, h('h2', {text: 'Spec'}), specPre))));
+
+  // ---- charts
+  const onDraw = (name) => () => {
+    state.drawn.add(name);
+    if (state.drawn.size === 2 && window.__anneald.lastRenderMs == null) {
+      window.__anneald.lastRenderMs = performance.now() - t0;
+    }
+  };
+  window.__anneald.lastRenderMs = null;
+  const common = {xmode: state.xmode, sync: 'job', onZoom: (a, b) => zoom(a, b), onReset: () => resetZoom()};
+  const lossChart = new LineChart(lossEl, {...common, name: 'loss', yLabel: 'loss', series: [], onDraw: onDraw('loss')});
+  const lrChart = new LineChart(lrEl, {...common, name: 'lr', yLabel: 'lr', y2Label: 'momentum', series: [],
+                                       onDraw: onDraw('lr')});
+  let sigLoss = '', sigLr = '';
+
+  function startSec() {
+    const j = state.job || {};
+    return Date.parse(j.started_at || j.created_at || '') / 1000 || 0;
+  }
+
+  function redraw(keepZoom) {
+    const src = state.detail ? state.detail.m : state.base;
+    const skip = state.detail ? state.detail.skip : 0;
+    const opts = {xmode: state.xmode, t0: startSec(), alpha: state.alpha, momentum: state.momentum, skip};
+    const L = lossTable(src, opts);
+    const R = lrTable(src, opts);
+    const sl = L.labels.join('|'), sr = R.labels.join('|');
+    if (sl !== sigLoss) {
+      sigLoss = sl;
+      lossChart.opts.series = L.labels.map((label) => (
+        label === 'train loss' ? {label, color: L.smoothed ? '#93c5fd' : PALETTE[0], width: L.smoothed ? 1 : 1.5}
+          : label === 'val loss' ? {label, color: PALETTE[1], points: true, width: 1.5}
+            : {label, color: PALETTE[0], width: 2}));
+      lossChart.raw = L.data;
+      lossChart.build();
+    } else lossChart.setData(L.data, keepZoom);
+    if (sr !== sigLr) {
+      sigLr = sr;
+      lrChart.opts.series = lrSeries(R.labels, R.groups);
+      lrChart.raw = R.data;
+      lrChart.build();
+    } else lrChart.setData(R.data, keepZoom);
+    const n = src.step.length;
+    resBox.textContent = state.detail
+      ? `zoomed: steps ${fmtInt(src.step[lowerBound(src.step, skip)] ?? 0)}–${fmtInt(lastStep(src))}, ` +
+        (state.detail.full ? 'every step' : `${fmtInt(n)} points (downsampled by the server)`)
+      : state.full ? `${fmtInt(n)} steps, every step` : `${fmtInt(n)} points (downsampled by the server)`;
+    resBox.dataset.full = String(state.detail ? state.detail.full : state.full);
+  }
+  let redrawPending = false;
+  function redrawSoon() {
+    if (redrawPending) return;
+    redrawPending = true;
+    requestAnimationFrame(() => { redrawPending = false; if (!gone) redraw(true); });
+  }
+
+  function reconfigure() {
+    for (const c of [lossChart, lrChart]) c.opts = {...c.opts, xmode: state.xmode, logX: state.logX, logY: state.logY};
+    state.detail = null;
+    resetBtn.disabled = true;
+    sigLoss = sigLr = '';
+    redraw(false);
+  }
+
+  // ---- data
+  async function loadBase() {
+    const total = state.job ? state.job.step || 0 : 0;
+    state.full = total <= FULL_LIMIT;
+    state.base = await fetchMetrics(id, state.full ? {} : {maxPoints: MAX_POINTS});
+    if (!state.full) state.base.downsampled = true;
+  }
+
+  // Pulls the steps recorded since the last fetch; in downsampled mode a long tail is
+  // downsampled too, and the whole run is fetched again when the table has grown a lot.
+  async function pull() {
+    if (fetching) return fetching;
+    fetching = (async () => {
+      try {
+        const from = lastStep(state.base) + 1;
+        const j = state.job;
+        if (state.full && j && j.step > FULL_LIMIT) { await loadBase(); return; }
+        const add = await fetchMetrics(id, state.full ? {from} : {from, maxPoints: MAX_POINTS / 4});
+        appendMetrics(state.base, add);
+        if (!state.full && state.base.step.length > MAX_POINTS * 3) await loadBase();
+      } finally { fetching = null; }
+    })();
+    await fetching.catch((e) => { if (!(e instanceof ApiError && e.status === 404)) console.warn(e.message); });
+    if (!gone && !state.detail) redrawSoon();
+  }
+  let lastPull = 0, pullTimer = 0;
+  function pullSoon() {
+    // At most one metrics fetch a second, whatever the event rate.
+    const wait = Math.max(0, 1000 - (performance.now() - lastPull));
+    if (pullTimer) return;
+    pullTimer = setTimeout(() => { pullTimer = 0; lastPull = performance.now(); pull(); }, wait);
+  }
+
+  // x range (in the current x units) -> step range, via the rows held.
+  function stepsOf(a, b) {
+    if (state.xmode === 'step') return [Math.floor(a), Math.ceil(b)];
+    const m = state.detail ? state.detail.m : state.base;
+    const off = state.xmode === 'wall' ? startSec() : 0;
+    const i = Math.max(0, lowerBound(m.time, a - off) - 1);
+    const k = Math.min(m.step.length - 1, lowerBound(m.time, b - off));
+    return [m.step[i] ?? 0, m.step[k] ?? lastStep(m)];
+  }
+
+  async function zoom(a, b) {
+    for (const c of [lossChart, lrChart]) c.zoomTo(a, b, false);
+    resetBtn.disabled = false;
+    const [s0, s1] = stepsOf(a, b);
+    const full = s1 - s0 <= FULL_LIMIT;
+    // Without a server-side average, the EMA needs the steps before the range to start right.
+    const lead = full ? emaLeadIn(state.alpha) : 0;
+    try {
+      const m = await fetchMetrics(id, full ? {from: Math.max(1, s0 - lead), to: s1}
+        : {from: s0, to: s1, maxPoints: MAX_POINTS});
+      if (gone) return;
+      state.detail = {m, skip: full ? s0 : 0, full};
+      redraw(true);
+    } catch (e) { toast('Zoom: ' + e.message, 'error'); }
+  }
+
+  function resetZoom() {
+    state.detail = null;
+    resetBtn.disabled = true;
+    for (const c of [lossChart, lrChart]) c.zoomed = null;
+    redraw(false);
+  }
+
+  async function loadCheckpoints() {
+    try {
+      const r = await api('GET', `/v1/jobs/${encodeURIComponent(id)}/checkpoints`);
+      if (gone) return;
+      const list = (r.checkpoints || []).slice().sort((a, b) => b.step - a.step);
+      ckEmpty.hidden = list.length > 0;
+      ckBody.replaceChildren(...list.map((c) => h('tr', {'data-step': c.step, 'data-testid': 'checkpoint-row'},
+        h('td', {'data-label': 'Step', text: fmtInt(c.step)}), h('td', {'data-label': 'Created', text: fmtTime(c.created_at)}),
+        h('td', {'data-label': 'Size', text: fmtBytes(c.bytes)}), h('td', {'data-label': 'Loss', text: fmtNum(c.loss)}),
+        h('td', null, h('button.small', {text: 'Fork', 'data-testid': 'fork-checkpoint',
+                                         title: 'resume from this checkpoint with a new config',
+                                         onclick: () => fork(c.step)})))));
+    } catch (e) { if (!gone) console.warn(e.message); }
+  }
+  const loadCheckpointsSoon = debounce(loadCheckpoints, 300);
+
+  // ---- header
+  function renderHead() {
+    const j = state.job;
+    if (!j) return;
+    title.textContent = j.name || j.id;
+    badge.replaceChildren(stateBadge(j.state));
+    const frac = j.total_steps ? Math.min(1, (j.step || 0) / j.total_steps) : 0;
+    bar.style.width = (frac * 100).toFixed(1) + '%';
+    const running = j.state === 'running';
+    const item = (k, v, tid) => [h('dt', {text: k}), h('dd', {text: v, 'data-testid': tid})];
+    stats.replaceChildren(...[
+      item('step', `${fmtInt(j.step || 0)} / ${fmtInt(j.total_steps)}`, 'stat-step'),
+      item('loss', fmtNum(j.loss), 'stat-loss'), item('lr', fmtLr(j.lr), 'stat-lr'),
+      item('samples/s', running ? fmtRate(j.samples_per_sec) : '—', 'stat-sps'),
+      item('ETA', running || j.state === 'queued' ? fmtDuration(etaOf(j)) : '—', 'stat-eta'),
+      item('epoch', j.epoch == null ? '—' : String(j.epoch), 'stat-epoch'),
+      item('started', fmtTime(j.started_at), 'stat-started'),
+      item('checkpoint', j.last_checkpoint_step == null ? '—' : 'step ' + fmtInt(j.last_checkpoint_step), 'stat-ckpt')].flat());
+    errorBox.hidden = !j.error;
+    errorBox.textContent = j.error ? 'Error: ' + (typeof j.error === 'string' ? j.error : JSON.stringify(j.error)) : '';
+    const fin = FINISHED.has(j.state);
+    buttons.pause.disabled = !(j.state === 'running' || j.state === 'queued');
+    buttons.resume.disabled = !(j.state === 'paused' || j.state === 'failed');
+    buttons.cancel.disabled = fin;
+    buttons.delete.disabled = !fin;
+    buttons.fork.disabled = j.last_checkpoint_step == null;
+  }
+
+  function renderSpec() {
+    const j = state.job;
+    specPre.textContent = JSON.stringify(j.spec || {}, null, 2);
+    const w = j.warnings || [];
+    warnList.replaceChildren(...(w.length ? w.map((t) => h('li', {text: t})) : [h('li.muted', {text: 'none'})]));
+  }
+
+  async function act(what) {
+    try {
+      state.job = await api('POST', `/v1/jobs/${encodeURIComponent(id)}/${what}`);
+      renderHead();
+      toast(`${what}: job is ${state.job.state}`);
+    } catch (e) { toast(`${what}: ${e.message}`, 'error'); }
+  }
+
+  let armed = 0;
+  async function confirmDelete() {
+    // A second click within 4 s deletes: no blocking dialog.
+    if (!armed) {
+      buttons.delete.textContent = 'Really delete?';
+      armed = setTimeout(() => { armed = 0; buttons.delete.textContent = 'Delete'; }, 4000);
+      return;
+    }
+    clearTimeout(armed);
+    armed = 0;
+    try {
+      await api('DELETE', `/v1/jobs/${encodeURIComponent(id)}`);
+      toast(`${id} deleted`);
+      location.hash = '#/jobs';
+    } catch (e) { buttons.delete.textContent = 'Delete'; toast('delete: ' + e.message, 'error'); }
+  }
+
+  function fork(step) {
+    location.hash = `#/new?fork=${encodeURIComponent(id)}` + (step != null ? `&step=${step}` : '');
+  }
+
+  // ---- start
+  (async () => {
+    try {
+      state.job = await api('GET', `/v1/jobs/${encodeURIComponent(id)}`);
+    } catch (e) {
+      root.querySelector('#page-job').replaceChildren(h('div.card', null, h('h1', {text: id}),
+        h('p.alert', {'data-testid': 'job-missing', text: e.status === 404 ? `There is no job ${id}.` : e.message}),
+        h('a', {href: '#/jobs', text: 'Back to the jobs'})));
+      return;
+    }
+    if (gone) return;
+    renderHead();
+    renderSpec();
+    const refresh = async () => {
+      try { state.job = await api('GET', `/v1/jobs/${encodeURIComponent(id)}`); } catch { return; /* deleted */ }
+      if (!gone) renderHead();
+    };
+    openEvents(`/v1/jobs/${encodeURIComponent(id)}/events`, {
+      // What changed between the first GET and the stream's start (or while it reconnected).
+      open() { refresh(); pullSoon(); },
+      progress(ev) {
+        if (ev.id && ev.id !== id) return;
+        Object.assign(state.job, {step: ev.step, loss: ev.loss, lr: ev.lr, samples_per_sec: ev.samples_per_sec,
+                                  eta_s: ev.eta_s});
+        if (state.job.state === 'queued') state.job.state = 'running';   // progress comes from a worker
+        renderHead();
+        pullSoon();
+      },
+      async state(ev) {
+        if (ev.id && ev.id !== id) return;
+        state.job.state = ev.state;
+        if (ev.error !== undefined) state.job.error = ev.error;
+        renderHead();
+        await refresh();
+        pullSoon();
+      },
+      checkpoint(ev) {
+        if (ev.id && ev.id !== id) return;
+        state.job.last_checkpoint_step = ev.step;
+        renderHead();
+        loadCheckpointsSoon();
+      },
+    });
+    loadCheckpoints();
+    const momentum = momentumSchedule(state.job).catch(() => null);
+    try { await loadBase(); } catch (e) { toast('metrics: ' + e.message, 'error'); }
+    state.momentum = await momentum;
+    if (gone) return;
+    redraw(false);
+  })();
+
+  return () => {
+    gone = true;
+    clearTimeout(pullTimer);
+    clearTimeout(armed);
+    loadCheckpointsSoon.cancel();
+    lossChart.destroy();
+    lrChart.destroy();
+  };
+}

@@ -1,0 +1,160 @@
+// A job's step history as the dashboard holds it: fetching the columnar metrics
+// (GET /v1/jobs/{id}/metrics), appending live increments, and turning it into chart tables
+// (x by step, elapsed time or wall clock; smoothed loss; validation points; lr per group).
+import {api} from './api.js';
+import {ema, downsample, lowerBound} from './charts.js';
+
+// Up to this many steps in a range the dashboard fetches every step (no max_points), so that
+// smoothing runs on full-resolution data and only then is the result downsampled for drawing.
+// Longer ranges are downsampled by the server (each bucket's extremes) and smoothed as they
+// come: an EMA over bucket extremes, which is what the chart can afford for a 1M-step job.
+// Zooming into a range of at most FULL_LIMIT steps fetches it in full again.
+export const FULL_LIMIT = 50000;
+// Points per fetch when the server downsamples, and points drawn per series.
+export const MAX_POINTS = 2000;
+export const DRAW_POINTS = 4000;
+
+export function emptyMetrics() {
+  return {step: [], loss: [], lr: [], grad_norm: [], time: [], val_step: [], val_loss: [], val_acc: []};
+}
+
+// GET metrics for steps from..to (both optional); maxPoints 0 asks for every step.
+export async function fetchMetrics(id, {from, to, maxPoints} = {}) {
+  const q = new URLSearchParams();
+  if (from != null) q.set('from', String(Math.max(0, Math.floor(from))));
+  if (to != null) q.set('to', String(Math.ceil(to)));
+  if (maxPoints) q.set('max_points', String(maxPoints));
+  const m = await api('GET', `/v1/jobs/${encodeURIComponent(id)}/metrics?${q}`);
+  return normalize(m);
+}
+
+function normalize(m) {
+  const out = emptyMetrics();
+  if (!m || !Array.isArray(m.step)) return out;
+  out.step = m.step;
+  out.loss = m.loss || [];
+  out.lr = Array.isArray(m.lr) ? (Array.isArray(m.lr[0]) || !m.lr.length ? m.lr : [m.lr]) : [];
+  out.grad_norm = m.grad_norm || [];
+  out.time = m.time || [];
+  out.val_step = m.val_step || [];
+  out.val_loss = m.val_loss || [];
+  out.val_acc = m.val_acc || [];
+  if (Array.isArray(m.momentum)) out.momentum = Array.isArray(m.momentum[0]) ? m.momentum : [m.momentum];
+  return out;
+}
+
+export function lastStep(m) {
+  return m.step.length ? m.step[m.step.length - 1] : 0;
+}
+
+// Appends the rows of `add` that come after the last step of `m` (a live increment may
+// overlap what is already there).
+export function appendMetrics(m, add) {
+  const last = lastStep(m);
+  const i0 = lowerBound(add.step, last + 1);
+  const cut = (a) => (a ? a.slice(i0) : []);
+  push(m.step, cut(add.step));
+  push(m.loss, cut(add.loss));
+  push(m.grad_norm, cut(add.grad_norm));
+  push(m.time, cut(add.time));
+  add.lr.forEach((g, k) => { if (!m.lr[k]) m.lr[k] = new Array(m.step.length - (g.length - i0)).fill(null); push(m.lr[k], g.slice(i0)); });
+  if (add.momentum) {
+    m.momentum = m.momentum || [];
+    add.momentum.forEach((g, k) => { m.momentum[k] = (m.momentum[k] || []).concat(g.slice(i0)); });
+  }
+  const lv = m.val_step.length ? m.val_step[m.val_step.length - 1] : 0;
+  const j0 = lowerBound(add.val_step, lv + 1);
+  push(m.val_step, add.val_step.slice(j0));
+  push(m.val_loss, add.val_loss.slice(j0));
+  push(m.val_acc, add.val_acc.slice(j0));
+}
+
+function push(dst, src) {
+  for (let i = 0; i < src.length; i++) dst.push(src[i]);
+}
+
+// Elapsed seconds at each of `steps`, from the rows of m (linear between rows).
+function timesAt(m, steps) {
+  return steps.map((s) => {
+    const i = lowerBound(m.step, s);
+    if (i >= m.step.length) return m.time[m.time.length - 1] ?? null;
+    if (m.step[i] === s || i === 0) return m.time[i] ?? null;
+    const s0 = m.step[i - 1], s1 = m.step[i], t0 = m.time[i - 1], t1 = m.time[i];
+    return t0 + (t1 - t0) * (s - s0) / (s1 - s0);
+  });
+}
+
+// x values for rows at `steps`: the steps themselves, elapsed seconds, or wall-clock seconds
+// (the job's start plus elapsed).
+// A server may record time as seconds since the epoch rather than since the start: such values
+// (past 1e9 s, 2001) are taken as wall-clock times.
+export function xFor(m, steps, xmode, t0) {
+  if (xmode === 'step') return steps;
+  const t = steps === m.step ? m.time : timesAt(m, steps);
+  const epoch = t.length > 0 && t[0] > 1e9;
+  if (xmode === 'elapsed') return epoch ? t.map((v) => (v == null ? null : v - t0)) : t;
+  return epoch ? t : t.map((v) => (v == null ? null : t0 + v));
+}
+
+// The loss chart's table: [x, train loss, (smoothed), (val loss)] over the union of train and
+// validation steps; labels name the series. alpha is the EMA weight (0 = no smoothing).
+// skip: leading rows fetched only to warm the EMA up, not drawn.
+export function lossTable(m, {xmode, t0, alpha, skip = 0}) {
+  const smooth = alpha > 0 ? ema(m.loss, alpha) : null;
+  const hasVal = m.val_step.length > 0;
+  let steps = m.step, cols = [m.loss];
+  if (smooth) cols.push(smooth);
+  if (hasVal) {
+    // Merge the two sorted step lists; each series is null where it has no value.
+    const merged = [], out = cols.map(() => []), val = [];
+    let i = 0, j = 0;
+    while (i < m.step.length || j < m.val_step.length) {
+      const a = i < m.step.length ? m.step[i] : Infinity, b = j < m.val_step.length ? m.val_step[j] : Infinity;
+      const s = Math.min(a, b);
+      merged.push(s);
+      out.forEach((o, k) => o.push(a === s ? cols[k][i] : null));
+      val.push(b === s ? m.val_loss[j] : null);
+      if (a === s) i++;
+      if (b === s) j++;
+    }
+    steps = merged;
+    cols = [...out, val];
+  }
+  const labels = ['train loss'];
+  if (smooth) labels.push('train loss (EMA)');
+  if (hasVal) labels.push('val loss');
+  let data = [xFor(m, steps, xmode, t0), ...cols];
+  if (skip) {
+    const k = lowerBound(steps, skip);
+    data = data.map((a) => a.slice(k));
+  }
+  return {data: downsample(data, DRAW_POINTS / 2), labels, hasVal, smoothed: !!smooth};
+}
+
+// The lr chart's table: [x, lr group 0, …, (momentum group 0, …)].
+export function lrTable(m, {xmode, t0, momentum, skip = 0}) {
+  const groups = m.lr.length;
+  const labels = m.lr.map((_, k) => (groups > 1 ? `lr group ${k}` : 'lr'));
+  const cols = [...m.lr];
+  const mom = momentum || m.momentum;
+  if (mom) {
+    mom.forEach((g, k) => {
+      // momentum may be a whole schedule (entry s-1 for step s): pick the rows' steps.
+      cols.push(g.length === m.step.length && !momentum ? g : m.step.map((s) => g[s - 1] ?? null));
+      labels.push(mom.length > 1 ? `momentum group ${k}` : 'momentum');
+    });
+  }
+  let data = [xFor(m, m.step, xmode, t0), ...cols];
+  if (skip) {
+    const k = lowerBound(m.step, skip);
+    data = data.map((a) => a.slice(k));
+  }
+  return {data: downsample(data, DRAW_POINTS / 2), labels, groups, momentum: mom ? mom.length : 0};
+}
+
+// Steps of the EMA's memory: rows before a zoomed range fetched so the average there starts
+// the way it would over the whole run (weight alpha^k < 1e-3 beyond).
+export function emaLeadIn(alpha) {
+  if (!(alpha > 0)) return 0;
+  return Math.min(20000, Math.ceil(Math.log(1e-3) / Math.log(alpha)));
+}

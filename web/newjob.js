@@ -1,0 +1,163 @@
+// New job (#/new, or #/new?fork=ID&step=N to resume from a checkpoint with a new config):
+// a JSON editor with examples, a live preview of the schedule from POST /v1/schedules/preview
+// as the user types, server errors at the field they name, and submit.
+import {h, toast, debounce} from './util.js';
+import {api, ApiError} from './api.js';
+import {LineChart, downsample, lrSeries} from './charts.js';
+import {EXAMPLES} from './examples.js';
+import {JsonEditor} from './editor.js';
+import {previewBody, preview} from './schedule.js';
+
+const DRAFT_KEY = 'anneald.draft';
+const PREVIEW_DRAW_POINTS = 4000;
+
+export function mount(root, route) {
+  let gone = false;
+  let ctl = null;           // the preview request in flight
+  const forkId = route.query.get('fork');
+  const forkStep = route.query.get('step');
+
+  const editor = new JsonEditor({onInput: () => {
+    status.textContent = '';
+    status.classList.remove('error');
+    exampleSel.value = '';
+    previewSoon();
+    saveDraft();
+  }});
+  const exampleSel = h('select#example-select', {'data-testid': 'example-select', 'aria-label': 'example',
+    onchange: () => { const ex = EXAMPLES.find((e) => e.key === exampleSel.value); if (ex) load(ex.spec); }},
+  h('option', {value: '', text: forkId ? 'fork of ' + forkId : '(edited)'}),
+  EXAMPLES.map((e) => h('option', {value: e.key, text: e.title})));
+  const submitBtn = h('button.primary#submit-job', {'data-testid': 'submit-job', text: 'Submit job',
+                                                   onclick: () => submit()});
+  const status = h('span.muted.small#submit-status', {'data-testid': 'submit-status'});
+  const previewMsg = h('p.muted.small#preview-status', {'data-testid': 'preview-status'});
+  const chartEl = h('div.chart#chart-preview', {'data-testid': 'chart-preview'});
+  const note = forkId ? h('p.note#fork-note', {'data-testid': 'fork-note'},
+    `Resuming from ${forkId}` + (forkStep ? ` at step ${forkStep}` : ' (latest checkpoint)') +
+    ' with the config below: change the ds_config, keep the model.') : null;
+
+  root.append(h('section.page#page-new', null,
+    h('div.toolbar', null, h('h1', {text: forkId ? 'Fork job' : 'New job'}), h('span.grow'),
+      h('label.inline', null, 'Example ', exampleSel)),
+    note,
+    h('div.new-grid', null,
+      h('div.card.editor-card', null, editor.el,
+        h('div.row', null, submitBtn, status)),
+      h('div.card.preview-card', null, h('h2', {text: 'Schedule preview'}), chartEl, previewMsg))));
+
+  const chart = new LineChart(chartEl, {name: 'preview', yLabel: 'lr', y2Label: 'momentum', series: [], height: 280});
+  let sig = '';
+
+  function load(spec) {
+    editor.value = JSON.stringify(spec, null, 2);
+    saveDraft();
+    previewNow();
+  }
+
+  function saveDraft() {
+    if (!forkId) try { sessionStorage.setItem(DRAFT_KEY, editor.value); } catch { /* full */ }
+  }
+
+  function showError(e, where) {
+    if (e instanceof ApiError && e.status !== 401) {
+      const exact = editor.showFieldError(e.message, e.field);
+      return `${where}: ${e.message}` + (e.field && !exact ? ` (${e.field})` : '');
+    }
+    return `${where}: ${e.message}`;
+  }
+
+  async function previewNow() {
+    if (ctl) ctl.abort();
+    const parsed = editor.parse();
+    if (parsed.error) { previewMsg.textContent = 'The spec is not valid JSON yet.'; return; }
+    const spec = parsed.value;
+    if (!spec || typeof spec !== 'object' || !spec.ds_config) {
+      previewMsg.textContent = 'Add a ds_config to see its schedule.';
+      return;
+    }
+    const body = previewBody(spec);
+    ctl = new AbortController();
+    const mine = ctl;
+    previewMsg.textContent = 'previewing…';
+    try {
+      const r = await preview(body, mine.signal);
+      if (gone || mine !== ctl) return;
+      ctl = null;
+      draw(r);
+      const n = r.step ? r.step.length : 0;
+      previewMsg.textContent = `${n.toLocaleString('en-US')} steps` +
+        (!Number.isInteger(spec.steps) && spec.epochs != null ? ' (the spec counts epochs: steps depend on the data)' : '') +
+        (n > PREVIEW_DRAW_POINTS ? `, drawn as ${PREVIEW_DRAW_POINTS} points (each bucket's extremes)` : '');
+      previewMsg.classList.remove('error');
+    } catch (e) {
+      if (e.name === 'AbortError' || gone || mine !== ctl) return;
+      ctl = null;
+      previewMsg.textContent = showError(e, 'preview');
+      previewMsg.classList.add('error');
+    }
+  }
+  const previewSoon = debounce(previewNow, 300);
+
+  function draw(r) {
+    const lr = r.lr || [];
+    const mom = (r.momentum || []).filter((g) => Array.isArray(g) && g.length);
+    const labels = [...lr.map((_, k) => (lr.length > 1 ? `lr group ${k}` : 'lr')),
+                    ...mom.map((_, k) => (mom.length > 1 ? `momentum group ${k}` : 'momentum'))];
+    const data = downsample([r.step || [], ...lr, ...mom], PREVIEW_DRAW_POINTS / 2);
+    window.__anneald.preview = r;
+    const s = labels.join('|');
+    if (s !== sig) {
+      sig = s;
+      chart.opts.series = lrSeries(labels, lr.length);
+      chart.raw = data;
+      chart.build();
+    } else chart.setData(data);
+  }
+
+  async function submit() {
+    previewSoon.cancel();
+    const parsed = editor.parse();
+    if (parsed.error) { status.textContent = 'Fix the JSON first.'; editor.reveal(); return; }
+    submitBtn.disabled = true;
+    status.textContent = 'submitting…';
+    try {
+      const job = await api('POST', '/v1/jobs', parsed.value);
+      if (gone) return;
+      try { sessionStorage.removeItem(DRAFT_KEY); } catch { /* ignore */ }
+      toast(`${job.id} queued`);
+      location.hash = '#/job/' + encodeURIComponent(job.id);
+    } catch (e) {
+      if (gone) return;
+      status.textContent = showError(e, 'rejected');
+      status.classList.add('error');
+      editor.reveal();
+    } finally {
+      submitBtn.disabled = false;
+    }
+  }
+
+  (async () => {
+    if (forkId) {
+      try {
+        const j = await api('GET', `/v1/jobs/${encodeURIComponent(forkId)}`);
+        const spec = JSON.parse(JSON.stringify(j.spec || {}));
+        spec.name = (j.name || forkId) + '-fork';
+        spec.resume_from = forkStep != null ? {job: forkId, step: Number(forkStep)} : {job: forkId};
+        if (!gone) load(spec);
+      } catch (e) {
+        toast('fork: ' + e.message, 'error');
+        load(EXAMPLES[0].spec);
+      }
+      return;
+    }
+    let draft = null;
+    try { draft = sessionStorage.getItem(DRAFT_KEY); } catch { /* ignore */ }
+    if (draft) { editor.value = draft; exampleSel.value = ''; previewNow(); } else {
+      exampleSel.value = EXAMPLES[0].key;
+      load(EXAMPLES[0].spec);
+    }
+  })();
+
+  return () => { gone = true; previewSoon.cancel(); if (ctl) ctl.abort(); chart.destroy(); };
+}
