@@ -141,7 +141,11 @@ static int preview_setup(const cJSON *body, int64_t steps_override, sched **out_
     env.momentum = cfg.momentum;
     env.total_steps = steps;
     const cJSON *tbs = cJSON_GetObjectItemCaseSensitive(ds, "train_batch_size");
-    env.train_batch_size = cJSON_IsNumber(tbs) ? (int64_t)tbs->valuedouble : 0;
+    /* Only ReduceLROnPlateau's metric quirk reads it; a number no batch can be (negative,
+     * fractional or beyond 2^53, where the cast to int64_t would be undefined) counts as
+     * not given, as in a preview without it. */
+    double tb = cJSON_IsNumber(tbs) ? tbs->valuedouble : 0;
+    env.train_batch_size = tb >= 1 && tb <= 9007199254740992.0 && tb == floor(tb) ? (int64_t)tb : 0;
 
     sched *s;
     rc = sched_create(&s, cJSON_GetObjectItemCaseSensitive(ds, "scheduler"), sp, &env, err,
