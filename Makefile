@@ -162,7 +162,7 @@ $(BUILD)/tests/test_fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/dri
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(ALL_LDLIBS)
 
-# Writes real saved optimizer and scheduler states as seeds: $(BUILD)/fuzz/seed_state DIR.
+# Writes real saved states as seeds: $(BUILD)/fuzz/seed_state state|train DIR.
 $(BUILD)/fuzz/seed_state: $(BUILD)/tests/fuzz/seed_state.o $(BUILD)/libcore.a $(ASSET_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(ALL_LDLIBS)

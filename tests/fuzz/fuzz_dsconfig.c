@@ -5,7 +5,8 @@
  * on it (at most FUZZ_MAX_STEPS steps, so an input takes milliseconds). When the scheduler
  * block builds, the scheduler is stepped, saved, restored into a second scheduler built from
  * the same block, and both must then step to the same bits: the checkpoint contract. A
- * truncated state must be refused. */
+ * truncated state must be refused. The streaming preview must give exactly the tree's JSON,
+ * and its CSV form one line per step after the header. */
 #include "tests/fuzz/fuzz.h"
 
 #include <math.h>
@@ -113,6 +114,35 @@ static void life_cycle(const cJSON *block, const sched_env *env)
     cJSON_Delete(warnings);
 }
 
+/* The whole text of a streaming preview, read in small uneven pieces. */
+static char *stream_text(const cJSON *body, int64_t override, int csv, size_t *len)
+{
+    sched_preview_stream *ps;
+    an_err err;
+    if (sched_preview_open(body, override, csv, &ps, &err) != 0)
+        return NULL;
+    size_t cap = 1 << 16, n = 0, piece = 1;
+    char *text = malloc(cap + 1);
+    FUZZ_CHECK(text != NULL);
+    for (;;) {
+        if (cap - n < 4096) {
+            cap *= 2;
+            text = realloc(text, cap + 1);
+            FUZZ_CHECK(text != NULL);
+        }
+        size_t got = sched_preview_read(ps, text + n, piece);
+        FUZZ_CHECK(got <= piece);
+        if (got == 0)
+            break;
+        n += got;
+        piece = piece % 4000 + 7;
+    }
+    sched_preview_close(ps);
+    text[n] = 0;
+    *len = n;
+    return text;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     cJSON *body;
@@ -146,6 +176,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fprintf(stderr, "preview is not JSON: %.300s\n", text);
         FUZZ_CHECK(back != NULL);
         cJSON_Delete(back);
+
+        size_t slen = 0;
+        char *streamed = stream_text(body, override, 0, &slen);
+        FUZZ_CHECK(streamed != NULL);
+        if (strcmp(streamed, text) != 0)
+            fprintf(stderr, "stream differs:\n%.300s\n%.300s\n", streamed, text);
+        FUZZ_CHECK(slen == strlen(text) && strcmp(streamed, text) == 0);
+        free(streamed);
+        char *csv = stream_text(body, override, 1, &slen);
+        FUZZ_CHECK(csv != NULL);
+        size_t lines = 0;
+        for (size_t i = 0; i < slen; i++)
+            lines += csv[i] == '\n';
+        FUZZ_CHECK(lines == (size_t)n + 1 && slen > 0 && csv[slen - 1] == '\n');
+        free(csv);
         free(text);
         cJSON_Delete(out);
     } else {

@@ -1,7 +1,8 @@
-/* seed_state — writes real saved optimizer and scheduler states of the fixtures in
- * state_fixtures.h, as seeds for fuzz_optim_state's corpus:
+/* seed_state — writes real saved states of the fuzz fixtures as corpus seeds:
  *
- *   seed_state DIR     writes DIR/seed_optim_<k>_<f32|f64> and DIR/seed_sched_<k>
+ *   seed_state state DIR   optimizer and scheduler states of state_fixtures.h
+ *                          (DIR/seed_optim_<k>_<f32|f64>, DIR/seed_sched_<k>)
+ *   seed_state train DIR   checkpoint blobs of the jobs of train_fixtures.h (DIR/seed_train_<k>)
  *
  * Each state is taken after a few steps, so step counters and buffers are not all zero. */
 #include <errno.h>
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 
 #include "tests/fuzz/state_fixtures.h"
+#include "tests/fuzz/train_fixtures.h"
 
 static int write_file(const char *dir, const char *name, const void *buf, size_t len)
 {
@@ -23,12 +25,45 @@ static int write_file(const char *dir, const char *name, const void *buf, size_t
     return 0;
 }
 
+static int train_seeds(const char *dir)
+{
+    char name[64];
+    for (int k = 0; k < (int)FX_NTRAIN; k++) {
+        job_spec spec;
+        train *t;
+        an_err err;
+        if (fx_train(k, &spec, &t) != 0)
+            return 1;
+        train_report rep;
+        for (int s = 0; s < 3; s++)
+            if (train_step(t, &rep, &err) != 0) {
+                fprintf(stderr, "seed_state: job %d: %s\n", k, err.message);
+                return 1;
+            }
+        void *blob;
+        size_t len;
+        int rc = train_save(t, &blob, &len, &err);
+        snprintf(name, sizeof name, "seed_train_%d", k);
+        if (!rc)
+            rc = write_file(dir, name, blob, len);
+        free(blob);
+        train_free(t);
+        job_spec_free(&spec);
+        if (rc)
+            return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: seed_state DIR\n");
+    if (argc != 3 || (strcmp(argv[1], "state") && strcmp(argv[1], "train"))) {
+        fprintf(stderr, "usage: seed_state state|train DIR\n");
         return 2;
     }
+    if (!strcmp(argv[1], "train"))
+        return train_seeds(argv[2]);
+    argv++;
     int rc = 0;
     char name[64];
     for (int k = 0; k < (int)FX_NOPTIM && !rc; k++) {

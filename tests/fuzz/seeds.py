@@ -6,7 +6,7 @@
 Seeds are meaningful inputs for each target: the JOBSPEC.md tutorial job and variants for
 every model, data, loss, optimizer and scheduler type; preview bodies for every DeepSpeed and
 PyTorch reference schedule in tests/refdata; the builtin CSVs and broken CSVs. Saved optimizer
-and scheduler states come from build/fuzz/seed_state (make build/fuzz/seed_state). Inputs the
+and scheduler states come from build/fuzz/seed_state (make build/fuzz/seed_state; see seed_state.c). Inputs the
 fuzzer found are kept beside them under the hashes libFuzzer names them by."""
 import copy
 import json
