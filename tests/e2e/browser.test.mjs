@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import {chromium} from 'playwright-core';
-import {startDaemon, api, waitFor, tmpDir} from './lib.mjs';
+import {startDaemon, api, waitFor, tmpDir, removeDir, heavyJob} from './lib.mjs';
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const SHOTS = 'build/screenshots';
@@ -128,7 +128,8 @@ describe('dashboard', () => {
   it('submits a job through the form and its charts grow live', async () => {
     await page.goto(d.url + '/#/new');
     await page.waitForSelector('#spec-editor');
-    const spec = {...TUTORIAL, name: 'browser-live', steps: 5000000, checkpoint: {every_steps: 100000}};
+    // A job of a few thousand steps per second that runs until the pause test cancels it.
+    const spec = heavyJob({name: 'browser-live'});
     await setEditor(page, JSON.stringify(spec, null, 2));
     await page.click('#submit-job');
     await page.waitForURL(/#\/job\/j_/);
@@ -224,10 +225,11 @@ describe('dashboard', () => {
   });
 
   it('opens a job of 1,000,000 steps with both charts drawn', async () => {
-    // Waits for the end of the run when it comes soon; otherwise opens it mid-run.
-    await waitFor(() => jobState(d.url, bigId).then((s) => s === 'completed'), {timeoutMs: 90000, intervalMs: 500,
-      what: 'the 1M-step job'}).catch(() => {});
+    // The tutorial job trains its million steps in about a second; it was submitted first.
+    await waitFor(() => jobState(d.url, bigId).then((s) => s === 'completed'), {timeoutMs: 90000, intervalMs: 200,
+      what: 'the 1M-step job'});
     const job = (await api(d.url, 'GET', '/v1/jobs/' + bigId)).json;
+    assert.equal(job.step, 1000000);
     await page.goto('about:blank');
     const t0 = Date.now();
     await page.goto(d.url + '/#/job/' + bigId);
@@ -265,11 +267,11 @@ describe('dashboard', () => {
 });
 
 describe('dashboard with an access token', () => {
-  let d, b;
+  let d, b, dir;
   const token = 'tok-' + Math.random().toString(36).slice(2);
 
   before(async () => {
-    const dir = tmpDir();
+    dir = tmpDir();
     fs.writeFileSync(path.join(dir, 'token'), token + '\n');
     d = await startDaemon({args: ['--token-file', path.join(dir, 'token')]});
     b = await launch(DESK);
@@ -278,6 +280,7 @@ describe('dashboard with an access token', () => {
   after(async () => {
     if (b) await b.close();
     if (d) await d.stop();
+    removeDir(dir);
   });
 
   it('asks for the token on 401, keeps it, and then shows the jobs', async () => {
