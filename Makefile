@@ -6,6 +6,7 @@
 #   make check      the same suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make run        build and start the daemon on 127.0.0.1:8470 with ./anneald.db
 #   make bench      benchmarks: every figure beside its reference, as a ratio
+#   make crash-test kill -9 the daemon 300 times during a job; report in build/crash-test.txt
 
 PREFIX   ?= /usr/local
 BINDIR   ?= $(PREFIX)/bin
