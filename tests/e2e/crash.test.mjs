@@ -29,12 +29,11 @@ import assert from 'node:assert/strict';
 import {spawnSync} from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import {startDaemon, api, waitFor, tmpDir} from './lib.mjs';
+import {startDaemon, api, waitFor, tmpDir, SANITIZED} from './lib.mjs';
 
 const KILLS = Math.max(1, parseInt(process.env.CRASH_KILLS || '24', 10));
 const SEED = process.env.CRASH_SEED ? parseInt(process.env.CRASH_SEED, 10) >>> 0
                                     : (Math.random() * 2 ** 32) >>> 0;
-const SANITIZED = !!process.env.ANNEALD_SANITIZED;
 
 // The checkpoint interval of scenario 1, and the daemon's metric flush interval
 // (daemon/workers.c METRIC_FLUSH_S): the kill timing aims at both.
@@ -66,17 +65,21 @@ function sql(db, text, {readOnly = true} = {}) {
   return r.stdout.trim();
 }
 
-// What the store holds for a job: metric rows (count, first, last step), the latest checkpoint
-// step and the state name.
+// What the store holds for a job: metric rows (count, first, last step, and how many metric
+// blocks break the run 1, 2, … by a gap, an overlap or a row count that does not fit their
+// step range), the latest checkpoint step and the state name.
 const STATES = ['queued', 'running', 'paused', 'completed', 'failed', 'cancelled'];
 function storeView(db, id) {
-  const q = `SELECT (SELECT count(*) FROM metrics WHERE job=j.num),` +
-            ` (SELECT ifnull(min(step),0) FROM metrics WHERE job=j.num),` +
-            ` (SELECT ifnull(max(step),0) FROM metrics WHERE job=j.num),` +
+  const q = `SELECT (SELECT ifnull(sum(nrows),0) FROM metric_blocks WHERE job=j.num),` +
+            ` (SELECT ifnull(min(first_step),0) FROM metric_blocks WHERE job=j.num),` +
+            ` (SELECT ifnull(max(last_step),0) FROM metric_blocks WHERE job=j.num),` +
+            ` (SELECT count(*) FROM (SELECT first_step f, last_step l, nrows n,` +
+            `   lag(last_step) OVER (ORDER BY first_step) p FROM metric_blocks WHERE job=j.num)` +
+            `   WHERE n != l - f + 1 OR f != ifnull(p, 0) + 1),` +
             ` (SELECT ifnull(max(step),0) FROM checkpoints WHERE job=j.num),` +
             ` j.state FROM jobs j WHERE j.id='${id}';`;
-  const [count, first, last, ckpt, state] = sql(db, q).split('|').map(Number);
-  return {count, first, last, ckpt, state: STATES[state]};
+  const [count, first, last, broken, ckpt, state] = sql(db, q).split('|').map(Number);
+  return {count, first, last, broken, ckpt, state: STATES[state]};
 }
 
 // The store's invariants that hold at every instant, crash or not.
@@ -87,6 +90,7 @@ function checkStore(db, id, where) {
   if (v.count > 0) {
     assert.equal(v.first, 1, `${where}: metrics start at step ${v.first}, not 1`);
     assert.equal(v.count, v.last, `${where}: ${v.count} metric rows for steps 1..${v.last} (gaps or duplicates)`);
+    assert.equal(v.broken, 0, `${where}: ${v.broken} metric blocks overlap or leave gaps`);
   }
   assert.ok(v.ckpt <= v.last || v.ckpt === 0,
             `${where}: checkpoint at step ${v.ckpt} but metrics only up to ${v.last}`);
@@ -133,24 +137,22 @@ async function waitState(url, id, state, timeoutMs) {
   }, {timeoutMs, intervalMs: 50, what: `job ${id} ${state}`});
 }
 
-// Starts the daemon on an existing store; the directory startDaemon makes for itself is not
-// used and goes at once.
+// Starts the daemon on an existing store (whose directory outlives the daemon).
 async function start(db, workers) {
-  const d = await startDaemon({args: ['--db', db, '--workers', String(workers)],
-                               timeoutMs: SANITIZED ? 60000 : 15000});
-  if (path.dirname(d.db) !== d.dir) fs.rmSync(d.dir, {recursive: true, force: true});
-  return d;
+  return startDaemon({dir: path.dirname(db), args: ['--db', db, '--workers', String(workers)]});
 }
 
-// SIGTERM, then the exit status ({code, signal}); SIGKILL if it takes over 20 s.
+// SIGTERM, then the exit status ({code, signal}); SIGKILL if it takes over 20 s. Unlike
+// lib's stop() it leaves no timer behind, which would hold the test file open; kill9() on the
+// exited daemon still runs lib's checks (sanitizer report) and clean-up.
 async function stop(d) {
-  if (d.proc.exitCode !== null || d.proc.signalCode !== null) return d.exited;
-  d.proc.kill('SIGTERM');
-  let timer;
-  const late = new Promise((r) => { timer = setTimeout(() => r(null), 20000); });
-  const r = await Promise.race([d.exited, late]);
-  clearTimeout(timer);
-  if (r) return r;
+  if (d.running()) {
+    d.proc.kill('SIGTERM');
+    let timer;
+    const late = new Promise((r) => { timer = setTimeout(() => r(null), 20000); });
+    await Promise.race([d.exited, late]);
+    clearTimeout(timer);
+  }
   return d.kill9();
 }
 
@@ -198,7 +200,6 @@ async function uninterrupted(specs, workers) {
     return out;
   } finally {
     await d.kill9();
-    fs.rmSync(d.dir, {recursive: true, force: true});
   }
 }
 
