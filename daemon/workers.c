@@ -14,9 +14,11 @@
 #include "daemon/jobs.h"
 #include "store/store.h"
 
-#define METRIC_BATCH 256       /* rows per metrics transaction */
+#define METRIC_BATCH 4096      /* rows per metrics transaction */
 #define METRIC_FLUSH_S 0.25    /* …or this often */
 #define WAKE_INTERVAL_S 0.05   /* loop wake-ups at most this often */
+#define CLOCK_EVERY_S 20e-6    /* read the clock about this often… */
+#define CLOCK_STRIDE_MAX 64    /* …but at least every this many steps */
 
 typedef struct wctx {
     store_t store;
@@ -27,7 +29,33 @@ typedef struct wctx {
     double time_base;          /* job time of this run's first step (resumed runs go on) */
     double t0;                 /* monotonic start of this run */
     int64_t first_step;        /* steps already done when this run started */
+    size_t nstamped;           /* rows of batch whose time is set */
+    double t_last;             /* job time given to the last stamped row, seconds */
+    double now;                /* monotonic time of the latest clock read, seconds */
+    int64_t now_step;          /* the step done at that read */
 } wctx;
+
+/* Reads the clock and gives the rows since the previous read their times, spread evenly over
+ * the interval. A fast job reads the clock only every few dozen steps (about every
+ * CLOCK_EVERY_S): one read costs as much as a whole step of a small model. Returns the
+ * monotonic time read. */
+static double stamp(wctx *w, int64_t step)
+{
+    double now = daemon_now();
+    double t = w->time_base + (now - w->t0);
+    double wall = (double)time(NULL);
+    size_t c = w->nbatch - w->nstamped;
+    for (size_t k = 1; k <= c; k++) {
+        store_metric *m = &w->batch[w->nstamped + k - 1];
+        m->time = k == c ? t : w->t_last + (t - w->t_last) * (double)k / (double)c;
+        m->wall = wall;
+    }
+    w->nstamped = w->nbatch;
+    w->t_last = t;
+    w->now = now;
+    w->now_step = step;
+    return now;
+}
 
 static void progress_of(const train_report *rep, store_progress *p)
 {
@@ -45,10 +73,13 @@ static int flush(wctx *w, const train_report *last, an_err *e)
 {
     if (w->nbatch == 0)
         return 0;
+    if (w->nstamped < w->nbatch)
+        stamp(w, last->step);
     store_progress p;
     progress_of(last, &p);
     int rc = store_metrics_append(&w->store, w->run->id, w->batch, w->nbatch, &p, e);
     w->nbatch = 0;
+    w->nstamped = 0;
     return rc;
 }
 
@@ -79,7 +110,8 @@ static int checkpoint(wctx *w, train *t, const train_report *last, int keep, an_
     return 0;
 }
 
-static void publish(wctx *w, const train_report *rep, int64_t total)
+/* Makes `rep` the run's snapshot that the loop thread reads; `now` is the monotonic time. */
+static void publish(wctx *w, const train_report *rep, int64_t total, double now)
 {
     job_snap *s = &w->run->snap;
     uv_mutex_lock(&w->run->mu);
@@ -92,7 +124,7 @@ static void publish(wctx *w, const train_report *rep, int64_t total)
         s->lr[g] = rep->lr[g];
     s->samples_per_sec = rep->samples_per_sec;
     /* ETA from this run's own pace (a resumed run does not count the steps it restored). */
-    double el = daemon_now() - w->t0;
+    double el = now - w->t0;
     if (el > 0 && rep->step > w->first_step)
         s->eta_s = (double)(total - rep->step) * el / (double)(rep->step - w->first_step);
     uv_mutex_unlock(&w->run->mu);
@@ -220,6 +252,10 @@ static void run_job(wctx *w)
     rep.samples_per_sec = NAN;
     w->t0 = daemon_now();
     w->first_step = rep.step;
+    w->nstamped = w->nbatch = 0;
+    w->t_last = w->time_base;
+    w->now = w->t0;
+    w->now_step = rep.step;
     uv_mutex_lock(&run->mu);
     run->snap.started = 1;
     run->snap.step = rep.step;
@@ -235,6 +271,7 @@ static void run_job(wctx *w)
     int stop = STOP_NONE;
     int failed = 0;
     char errmsg[900] = "";
+    int64_t stride = 1; /* steps between clock reads, adapted to the job's pace */
     while (train_steps_done(t) < total) {
         stop = atomic_load(&run->stop);
         if (stop != STOP_NONE)
@@ -244,8 +281,6 @@ static void run_job(wctx *w)
             failed = 1;
             break;
         }
-        atomic_fetch_add(&w->jobs->steps_trained, 1);
-        double now = daemon_now();
         store_metric *m = &w->batch[w->nbatch++];
         m->step = rep.step;
         m->loss = rep.loss;
@@ -253,36 +288,54 @@ static void run_job(wctx *w)
         for (int g = 0; g < m->n_lr; g++)
             m->lr[g] = rep.lr[g];
         m->grad_norm = rep.grad_norm;
-        m->time = w->time_base + (now - w->t0);
-        m->wall = (double)time(NULL);
-        if (w->nbatch == METRIC_BATCH || now - last_flush >= METRIC_FLUSH_S) {
+        if (rep.step - w->now_step >= stride) {
+            double prev_now = w->now;
+            int64_t prev_step = w->now_step;
+            double now = stamp(w, rep.step);
+            atomic_fetch_add(&w->jobs->steps_trained, (uint64_t)(rep.step - prev_step));
+            double per = (now - prev_now) / (double)(rep.step - prev_step);
+            stride = per > 0 ? (int64_t)fmin(CLOCK_STRIDE_MAX, fmax(1, CLOCK_EVERY_S / per))
+                             : CLOCK_STRIDE_MAX;
+            publish(w, &rep, total, now);
+            if (now - last_wake >= WAKE_INTERVAL_S) {
+                jobs_wake(w->jobs);
+                last_wake = now;
+            }
+            if (now - last_flush >= METRIC_FLUSH_S && w->nbatch) {
+                if (flush(w, &rep, &e)) {
+                    snprintf(errmsg, sizeof errmsg, "writing metrics: %s", e.message);
+                    failed = 1;
+                    break;
+                }
+                last_flush = now;
+            }
+        }
+        if (w->nbatch == METRIC_BATCH) {
             if (flush(w, &rep, &e)) {
                 snprintf(errmsg, sizeof errmsg, "writing metrics: %s", e.message);
                 failed = 1;
                 break;
             }
-            last_flush = now;
+            last_flush = w->now;
         }
-        publish(w, &rep, total);
-        if (now - last_wake >= WAKE_INTERVAL_S) {
-            jobs_wake(w->jobs);
-            last_wake = now;
-        }
-        if ((every > 0 && rep.step % every == 0) || (every_s > 0 && now - last_ckpt >= every_s)) {
+        if ((every > 0 && rep.step % every == 0) ||
+            (every_s > 0 && w->now - last_ckpt >= every_s)) {
             if (flush(w, &rep, &e) || checkpoint(w, t, &rep, keep, &e)) {
                 snprintf(errmsg, sizeof errmsg, "checkpointing: %s", e.message);
                 failed = 1;
                 break;
             }
-            last_ckpt = now;
+            last_ckpt = w->now;
             last_ckpt_step = rep.step;
         }
     }
+    if (rep.step > w->now_step)
+        atomic_fetch_add(&w->jobs->steps_trained, (uint64_t)(rep.step - w->now_step));
     if (w->nbatch && flush(w, &rep, &e) && !failed) {
         snprintf(errmsg, sizeof errmsg, "writing metrics: %s", e.message);
         failed = 1;
     }
-    publish(w, &rep, total);
+    publish(w, &rep, total, daemon_now());
     if (failed) {
         daemon_log(LOG_WARN, "job %s failed: %s", run->id, errmsg);
         finish(w, STORE_FAILED, errmsg);

@@ -4,9 +4,10 @@
  * N uv_thread_t threads (--workers), each with its own store connection, take runs from the
  * job manager's FIFO queue (daemon/jobs.c) and train them: build the train state from the
  * stored spec (or restore it from the latest checkpoint), step, write metrics in batches
- * (every 256 steps or 250 ms, one transaction each), checkpoint every checkpoint.every_steps /
- * every_seconds, at the end and when asked to stop, and publish progress. A worker never
- * touches HTTP and never holds a lock while computing. The training libuv thread pool is not
+ * (every 4096 steps or 250 ms, one transaction each; a fast job reads the clock only every few
+ * dozen steps and the rows between get evenly spread times), checkpoint every
+ * checkpoint.every_steps / every_seconds, at the end and when asked to stop, and publish
+ * progress. A worker never touches HTTP and never holds a lock while computing. The training libuv thread pool is not
  * used for this: training would starve its short chores. */
 #ifndef ANNEALD_WORKERS_H
 #define ANNEALD_WORKERS_H

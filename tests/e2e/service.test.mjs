@@ -41,6 +41,11 @@ test('the tutorial job runs to completion with one metrics row per step', async 
     assert.equal(new Set(m.json.step).size, 1000);
     assert.equal(m.json.lr[0][2], 0.0023546349804879152);
     assert.equal(m.json.loss.length, 1000);
+    // time: seconds since the job started, never going back.
+    const tm = m.json.time;
+    assert.equal(tm.length, 1000);
+    assert.ok(tm[0] >= 0 && tm.at(-1) > 0 && tm.at(-1) < 60 * SLOW, `time from ${tm[0]} to ${tm.at(-1)}`);
+    for (let i = 1; i < tm.length; i++) if (!(tm[i] >= tm[i - 1])) assert.fail(`time goes back at step ${i + 1}`);
     const csv = await api(d.url, 'GET', `/v1/jobs/${job.id}/metrics?format=csv`);
     assert.equal(csv.status, 200);
     assert.match(csv.headers.get('content-type'), /text\/csv/);
