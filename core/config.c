@@ -549,81 +549,122 @@ static int check_rows(const job_spec *s, an_err *err)
     return 0;
 }
 
-static int parse_spec(const cJSON *j, job_spec *s, an_err *err)
+/* Errors found so far. Sections of a spec are checked one after another; a bad section is
+ * recorded and checking goes on with the next, so a user sees every mistake at once. A
+ * section that depends on a bad one (data on model, the scheduler on the optimizer) is
+ * skipped rather than reported again. */
+typedef struct errlist {
+    an_err *e;   /* room for max errors */
+    int max;
+    int n;       /* errors found (may exceed max: only the first max are kept) */
+    int rc;      /* the first error's code */
+} errlist;
+
+/* Records a failed check; returns 1 if `rc` was a failure. Out of memory is recorded too. */
+static int failed(errlist *l, int rc, const an_err *e)
+{
+    if (!rc)
+        return 0;
+    if (l->n < l->max)
+        l->e[l->n] = *e;
+    l->n++;
+    if (!l->rc)
+        l->rc = rc;
+    return 1;
+}
+
+static void parse_spec(const cJSON *j, job_spec *s, errlist *l)
 {
     static const char *const top[] = {"name",       "seed",       "model",        "loss",
                                       "data",       "steps",      "epochs",       "validation",
                                       "checkpoint", "threads",    "param_groups", "resume_from",
                                       "ds_config",  NULL};
+    an_err e;
     int64_t v;
-    int t, rc;
+    int t;
     s->warnings = cJSON_CreateArray();
-    if (!s->warnings)
-        return an_failc(err, -ENOMEM, "", "out of memory");
-    if ((rc = cfg_check_keys(j, "", top, err)))
-        return rc;
-    if ((rc = cfg_str(j, "", "name", "job", s->name, sizeof s->name, err)) ||
-        (rc = cfg_int(j, "", "seed", 0, 0, CFG_INT_MAX, &v, err)))
-        return rc;
-    s->seed = (uint64_t)v;
-    if ((rc = cfg_require(j, "", "model", err)) ||
-        (rc = cfg_model_parse(cfg_get(j, "model"), &s->model, err)))
-        return rc;
-    if ((rc = cfg_enum(j, "", "loss", loss_names, 0, &t, err)))
-        return rc;
-    s->loss = t + 1;
-    if (s->loss == LOSS_CROSS_ENTROPY && s->model.outputs < 2)
-        return an_fail(err, "model.outputs",
-                       "loss cross_entropy needs model.outputs >= 2 (one output per class), "
-                       "got %d",
-                       s->model.outputs);
-    if ((rc = cfg_require(j, "", "data", err)) ||
-        (rc = cfg_data_parse(cfg_get(j, "data"), &s->model, s->loss, &s->data, err)))
-        return rc;
-    if ((rc = parse_length(j, s, err)) || (rc = parse_validation(j, s, err)) ||
-        (rc = parse_checkpoint(j, s, err)))
-        return rc;
-    if ((rc = cfg_int(j, "", "threads", 1, 1, CFG_MAX_THREADS, &v, err)))
-        return rc;
-    s->threads = (int)v;
+    if (!s->warnings) {
+        failed(l, an_failc(&e, -ENOMEM, "", "out of memory"), &e);
+        return;
+    }
+    failed(l, cfg_check_keys(j, "", top, &e), &e);
+    failed(l, cfg_str(j, "", "name", "job", s->name, sizeof s->name, &e), &e);
+    if (!failed(l, cfg_int(j, "", "seed", 0, 0, CFG_INT_MAX, &v, &e), &e))
+        s->seed = (uint64_t)v;
+    int model_ok = !failed(l, cfg_require(j, "", "model", &e), &e) &&
+                   !failed(l, cfg_model_parse(cfg_get(j, "model"), &s->model, &e), &e);
+    int loss_ok = !failed(l, cfg_enum(j, "", "loss", loss_names, 0, &t, &e), &e);
+    if (loss_ok)
+        s->loss = t + 1;
+    if (model_ok && loss_ok && s->loss == LOSS_CROSS_ENTROPY && s->model.outputs < 2) {
+        failed(l, an_fail(&e, "model.outputs",
+                          "loss cross_entropy needs model.outputs >= 2 (one output per class), "
+                          "got %d",
+                          s->model.outputs),
+               &e);
+        model_ok = 0;
+    }
+    int data_ok = !failed(l, cfg_require(j, "", "data", &e), &e) && model_ok && loss_ok &&
+                  !failed(l, cfg_data_parse(cfg_get(j, "data"), &s->model, s->loss, &s->data, &e),
+                          &e);
+    int length_ok = !failed(l, parse_length(j, s, &e), &e);
+    int val_ok = !failed(l, parse_validation(j, s, &e), &e);
+    failed(l, parse_checkpoint(j, s, &e), &e);
+    if (!failed(l, cfg_int(j, "", "threads", 1, 1, CFG_MAX_THREADS, &v, &e), &e))
+        s->threads = (int)v;
     const cJSON *g = cfg_get(j, "param_groups");
-    if (g && (rc = parse_groups(g, s, err)))
-        return rc;
-    if ((rc = parse_resume(j, s, err)))
-        return rc;
+    int groups_ok = !g || (model_ok && !failed(l, parse_groups(g, s, &e), &e));
+    failed(l, parse_resume(j, s, &e), &e);
     const cJSON *ds = cfg_get(j, "ds_config");
-    if ((rc = cfg_require(j, "", "ds_config", err)) || (rc = parse_ds_config(ds, s, err)))
-        return rc;
-    if ((rc = check_rows(s, err)))
-        return rc;
-    const cJSON *sc = cfg_get(ds, "scheduler");
-    if (sc) {
+    int ds_ok = !failed(l, cfg_require(j, "", "ds_config", &e), &e) &&
+                !failed(l, parse_ds_config(ds, s, &e), &e);
+    if (data_ok && val_ok && ds_ok && failed(l, check_rows(s, &e), &e))
+        data_ok = 0;
+    const cJSON *sc = ds_ok ? cfg_get(ds, "scheduler") : NULL;
+    if (sc && groups_ok && length_ok && data_ok) {
         sched_env env;
         int64_t rows = job_spec_data_samples(s);
         job_spec_sched_env(s, rows < 0 ? -1 : job_spec_train_samples(s, rows, NULL), &env);
-        if ((rc = sched_validate(sc, "ds_config.scheduler", &env, err, s->warnings)))
-            return rc;
-        s->scheduler = cJSON_Duplicate(sc, 1);
-        if (!s->scheduler)
-            return an_failc(err, -ENOMEM, "ds_config.scheduler", "out of memory");
+        if (!failed(l, sched_validate(sc, "ds_config.scheduler", &env, &e, s->warnings), &e)) {
+            s->scheduler = cJSON_Duplicate(sc, 1);
+            if (!s->scheduler)
+                failed(l, an_failc(&e, -ENOMEM, "ds_config.scheduler", "out of memory"), &e);
+        }
     }
+    if (l->n)
+        return;
     s->normalized = normalized(s, ds);
     if (!s->normalized)
-        return an_failc(err, -ENOMEM, "", "out of memory building the normalized spec");
-    return 0;
+        failed(l, an_failc(&e, -ENOMEM, "", "out of memory building the normalized spec"), &e);
+}
+
+int job_spec_parse_all(const cJSON *json, job_spec *out, an_err *errs, int max, int *nerr)
+{
+    char got[80];
+    errlist l = {.e = errs, .max = max};
+    memset(out, 0, sizeof *out);
+    if (!cJSON_IsObject(json)) {
+        an_err e;
+        failed(&l, an_fail(&e, "", "a job spec must be a JSON object, got %s",
+                           cfg_describe(json, got, sizeof got)),
+               &e);
+    } else {
+        parse_spec(json, out, &l);
+    }
+    if (nerr)
+        *nerr = l.n;
+    if (l.rc)
+        job_spec_free(out);
+    return l.rc;
 }
 
 int job_spec_parse(const cJSON *json, job_spec *out, an_err *err)
 {
-    char got[80];
-    memset(out, 0, sizeof *out);
     an_err_clear(err);
-    if (!cJSON_IsObject(json))
-        return an_fail(err, "", "a job spec must be a JSON object, got %s",
-                       cfg_describe(json, got, sizeof got));
-    int rc = parse_spec(json, out, err);
-    if (rc)
-        job_spec_free(out);
+    an_err first;
+    int rc = job_spec_parse_all(json, out, &first, 1, NULL);
+    if (rc && err)
+        *err = first;
     return rc;
 }
 

@@ -121,6 +121,11 @@ typedef struct job_spec {
  * failure *out is left freed and `err` says what and where. */
 int job_spec_parse(const cJSON *json, job_spec *out, an_err *err);
 
+/* Like job_spec_parse, but goes on after a bad section and reports every error it finds:
+ * up to `max` go to errs[], their total count to *nerr (which may exceed max). Sections that
+ * depend on a bad one are not checked. Returns the first error's code, or 0. */
+int job_spec_parse_all(const cJSON *json, job_spec *out, an_err *errs, int max, int *nerr);
+
 /* The same from text: malformed JSON fails with its line and column. */
 int job_spec_parse_text(const char *text, size_t len, job_spec *out, an_err *err);
 

@@ -782,6 +782,36 @@ static void test_truncated(void **state)
     }
 }
 
+/* Every independent section's error is reported at once; dependent sections are skipped. */
+static void test_every_error_reported(void **state)
+{
+    (void)state;
+    cJSON *j = cJSON_Parse(
+        "{\"name\": 5, \"stpes\": 3, \"model\": {\"type\": \"linear\", \"inputs\": 0, "
+        "\"outputs\": 1}, \"data\": {\"type\": \"synthetic\", \"task\": \"regression\"}, "
+        "\"steps\": -1, \"checkpoint\": {\"keep_last\": 0}, \"ds_config\": {\"train_batch_size\": 8, "
+        "\"optimizer\": {\"type\": \"Adam\", \"params\": {\"lr\": \"x\"}}}}");
+    assert_non_null(j);
+    job_spec s;
+    an_err errs[16];
+    int n = 0;
+    assert_int_equal(job_spec_parse_all(j, &s, errs, 16, &n), -EINVAL);
+    const char *want[] = {"stpes", "name", "model.inputs", "steps", "checkpoint.keep_last",
+                          "ds_config.optimizer.params.lr"};
+    assert_int_equal(n, 6);
+    for (int k = 0; k < n; k++)
+        assert_string_equal(errs[k].field, want[k]);
+    /* with room for two, the count is still the total and the first two are kept */
+    assert_int_equal(job_spec_parse_all(j, &s, errs, 2, &n), -EINVAL);
+    assert_int_equal(n, 6);
+    assert_string_equal(errs[1].field, "name");
+    /* job_spec_parse gives the first of them */
+    an_err e;
+    assert_int_equal(job_spec_parse(j, &s, &e), -EINVAL);
+    assert_string_equal(e.field, "stpes");
+    cJSON_Delete(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -795,6 +825,7 @@ int main(void)
         cmocka_unit_test(test_batch_derivation),
         cmocka_unit_test(test_sched_env_total_steps),
         cmocka_unit_test(test_epochs_and_groups),
+        cmocka_unit_test(test_every_error_reported),
         cmocka_unit_test(test_mlp_init_inline),
         cmocka_unit_test(test_builtin_and_dataset),
         cmocka_unit_test(test_truncated),

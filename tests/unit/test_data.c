@@ -12,25 +12,9 @@
 
 #include <cmocka.h>
 
+#include "tests/unit/testutil.h"
 #include "core/data.h"
 #include "core/loss.h"
-
-static cJSON *load_json(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    size_t got = fread(buf, 1, (size_t)n, f);
-    fclose(f);
-    buf[got] = 0;
-    cJSON *j = cJSON_Parse(buf);
-    free(buf);
-    return j;
-}
 
 static job_spec iris_job(void)
 {
@@ -50,7 +34,7 @@ static job_spec iris_job(void)
 static void test_iris_matches_reference(void **state)
 {
     (void)state;
-    cJSON *ref = load_json("tests/refdata/e2e/iris_mlp_4_16_3_sgd_momentum.float32.json");
+    cJSON *ref = tu_load_json("tests/refdata/e2e/iris_mlp_4_16_3_sgd_momentum.float32.json");
     assert_non_null(ref);
     cJSON *data = cJSON_GetObjectItem(ref, "data");
     job_spec s = iris_job();

@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "tests/unit/testutil.h"
 #include "core/config.h"
 #include "core/loss.h"
 #include "core/model.h"
@@ -367,23 +368,6 @@ static void test_weights_json_roundtrip(void **state)
 
 /* ---- iris reference (tests/refdata/e2e/iris_mlp_4_16_3_sgd_momentum.float32.json) ---- */
 
-static cJSON *load_json(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    size_t got = fread(buf, 1, (size_t)n, f);
-    fclose(f);
-    buf[got] = 0;
-    cJSON *j = cJSON_Parse(buf);
-    free(buf);
-    return j;
-}
-
 static void assert_close(double got, double want, double rel)
 {
     if (fabs(got - want) > rel * fmax(fabs(want), 1e-3))
@@ -405,7 +389,7 @@ static void check_matrix(const float *p, const cJSON *a, int rows, int cols, dou
 static void test_iris_reference_step(void **state)
 {
     (void)state;
-    cJSON *ref = load_json("tests/refdata/e2e/iris_mlp_4_16_3_sgd_momentum.float32.json");
+    cJSON *ref = tu_load_json("tests/refdata/e2e/iris_mlp_4_16_3_sgd_momentum.float32.json");
     assert_non_null(ref);
     cJSON *data = cJSON_GetObjectItem(ref, "data"), *ini = cJSON_GetObjectItem(ref, "init");
     cJSON *fs = cJSON_GetObjectItem(ref, "first_step");

@@ -14,6 +14,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "tests/unit/testutil.h"
 #include "core/optim.h"
 
 #define REFDIR "tests/refdata/torch-optim/"
@@ -37,24 +38,6 @@ static const char *const SKIPPED[] = {
 };
 
 /* ---- reading a trace ------------------------------------------------------------------- */
-
-static cJSON *read_json(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)len + 1);
-    assert_non_null(s);
-    assert_int_equal(fread(s, 1, (size_t)len, f), (size_t)len);
-    s[len] = '\0';
-    fclose(f);
-    cJSON *j = cJSON_Parse(s);
-    free(s);
-    assert_non_null(j);
-    return j;
-}
 
 static double num(const cJSON *obj, const char *key)
 {
@@ -189,7 +172,7 @@ static void run_trace(const char *case_name, int dtype, int deepspeed_adam)
     char path[256];
     snprintf(path, sizeof path, REFDIR "%s.%s.json", case_name,
              dtype == OPTIM_F32 ? "float32" : "float64");
-    cJSON *j = read_json(path);
+    cJSON *j = tu_load_json(path);
     size_t n = (size_t)num(j, "n");
     int steps = (int)num(j, "steps");
     size_t es = dtype == OPTIM_F32 ? sizeof(float) : sizeof(double);
@@ -277,7 +260,7 @@ static void test_deepspeed_adam_is_adamw(void **state)
 static void test_every_case_accounted_for(void **state)
 {
     (void)state;
-    cJSON *idx = read_json(REFDIR "index.json");
+    cJSON *idx = tu_load_json(REFDIR "index.json");
     const cJSON *cases = cJSON_GetObjectItemCaseSensitive(idx, "cases"), *c;
     int seen = 0;
     cJSON_ArrayForEach(c, cases)

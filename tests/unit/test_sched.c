@@ -13,30 +13,11 @@
 
 #include <cjson/cJSON.h>
 
+#include "tests/unit/testutil.h"
 #include "core/sched.h"
 #include "core/sched_node.h"
 
 static int g_exact, g_total; /* values compared, and how many matched bit for bit */
-
-static cJSON *load_json(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        fail_msg("cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    cJSON *j = cJSON_Parse(buf);
-    free(buf);
-    if (!j)
-        fail_msg("cannot parse %s", path);
-    return j;
-}
 
 static void check_close(double got, double want, const char *what, const char *name, int step,
                         int g)
@@ -167,7 +148,7 @@ static void ds_resume_trace(cJSON *tr, const char *name)
 static void test_deepspeed_traces(void **state)
 {
     (void)state;
-    cJSON *idx = load_json("tests/refdata/deepspeed-schedules/index.json");
+    cJSON *idx = tu_load_json("tests/refdata/deepspeed-schedules/index.json");
     const cJSON *f;
     int files = 0, resumes = 0;
     cJSON_ArrayForEach(f, cJSON_GetObjectItem(idx, "files")) {
@@ -175,7 +156,7 @@ static void test_deepspeed_traces(void **state)
         const char *name = cJSON_GetObjectItem(f, "name")->valuestring;
         snprintf(path, sizeof path, "tests/refdata/deepspeed-schedules/%s",
                  cJSON_GetObjectItem(f, "file")->valuestring);
-        cJSON *tr = load_json(path);
+        cJSON *tr = tu_load_json(path);
         files++;
         if (cJSON_GetObjectItem(tr, "uninterrupted")) {
             ds_resume_trace(tr, name);
@@ -220,7 +201,7 @@ static void test_deepspeed_traces(void **state)
 static void test_seed_example(void **state)
 {
     (void)state;
-    cJSON *tr = load_json("tests/refdata/deepspeed-schedules/seed_example.json");
+    cJSON *tr = tu_load_json("tests/refdata/deepspeed-schedules/seed_example.json");
     const cJSON *ds = cJSON_GetObjectItem(tr, "ds_config");
     sched_env env = {.ngroups = 1, .base_lr = {0.01}, .has_betas = 1, .beta1 = 0.9,
                      .beta2 = 0.999, .total_steps = 200};
@@ -283,7 +264,7 @@ static cJSON *torch_block(const char *type, const cJSON *args)
 static void test_torch_traces(void **state)
 {
     (void)state;
-    cJSON *idx = load_json("tests/refdata/torch-schedules/index.json");
+    cJSON *idx = tu_load_json("tests/refdata/torch-schedules/index.json");
     const cJSON *c;
     int cases = 0, rejected = 0;
     cJSON_ArrayForEach(c, cJSON_GetObjectItem(idx, "cases")) {
@@ -291,7 +272,7 @@ static void test_torch_traces(void **state)
         const char *file = cJSON_GetObjectItem(c, "file")->valuestring;
         const char *type = cJSON_GetObjectItem(c, "scheduler")->valuestring;
         snprintf(path, sizeof path, "tests/refdata/torch-schedules/%s", file);
-        cJSON *tr = load_json(path);
+        cJSON *tr = tu_load_json(path);
         cJSON *blk = torch_block(type, cJSON_GetObjectItem(c, "constructor_args"));
         sched_env env = {.ngroups = 2, .base_lr = {0.1, 0.05}, .has_betas = 0,
                          .momentum = 0.9, .beta1 = 0.9, .beta2 = 0.999, .total_steps = 300};
@@ -636,7 +617,7 @@ static void test_multiphase_seeding(void **state)
 static void test_preview_tutorial(void **state)
 {
     (void)state;
-    cJSON *tr = load_json("tests/refdata/deepspeed-schedules/seed_example.json");
+    cJSON *tr = tu_load_json("tests/refdata/deepspeed-schedules/seed_example.json");
     cJSON *ds = cJSON_DetachItemFromObject(tr, "ds_config");
     /* the bare ds_config form: 1000 steps, one group */
     cJSON *out;

@@ -18,6 +18,7 @@
 
 #include <cmocka.h>
 
+#include "tests/unit/testutil.h"
 #include "core/config.h"
 #include "core/data.h"
 #include "core/loss.h"
@@ -26,34 +27,6 @@
 
 /* ------------------------------------------------------------------------------------------
  * Helpers */
-
-static char *read_text(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        fail_msg("cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    assert_non_null(b);
-    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
-    b[n] = 0;
-    fclose(f);
-    if (len)
-        *len = (size_t)n;
-    return b;
-}
-
-static cJSON *read_json(const char *path)
-{
-    char *t = read_text(path, NULL);
-    cJSON *j = cJSON_Parse(t);
-    free(t);
-    if (!j)
-        fail_msg("%s is not JSON", path);
-    return j;
-}
 
 static void parse_spec(const char *text, job_spec *s)
 {
@@ -194,7 +167,7 @@ static char *linear_spec(const cJSON *ref, const char *loss, int formula)
 
 static void run_linear_case(const char *path, const char *loss, int formula)
 {
-    cJSON *ref = read_json(path);
+    cJSON *ref = tu_load_json(path);
     char *text = linear_spec(ref, loss, formula);
     job_spec s = {0};
     parse_spec(text, &s);
@@ -262,7 +235,7 @@ static void test_e2e_linear_mean_formula(void **state)
 static void test_e2e_iris_mlp(void **state)
 {
     (void)state;
-    cJSON *ref = read_json("tests/refdata/e2e/iris_mlp_4_16_3_sgd_momentum.float32.json");
+    cJSON *ref = tu_load_json("tests/refdata/e2e/iris_mlp_4_16_3_sgd_momentum.float32.json");
     const cJSON *data = cJSON_GetObjectItem(ref, "data");
     const cJSON *x = cJSON_GetObjectItem(data, "x"), *labels = cJSON_GetObjectItem(data, "labels");
     const cJSON *perm = cJSON_GetObjectItem(data, "perm");
