@@ -6,6 +6,7 @@
 #   make check      the same suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make run        build and start the daemon on 127.0.0.1:8470 with ./anneald.db
 #   make bench      benchmarks: every figure beside its reference, as a ratio
+#   make crash-test kill -9 the daemon 300 times during a job; report in build/crash-test.txt
 
 PREFIX   ?= /usr/local
 BINDIR   ?= $(PREFIX)/bin
@@ -44,7 +45,7 @@ BENCH_BIN  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 UPLOT  := node_modules/uplot/dist/uPlot.iife.min.js node_modules/uplot/dist/uPlot.min.css
 ASSETS := $(sort $(wildcard data/*.csv)) $(sort $(wildcard web/*.html web/*.js web/*.css)) $(UPLOT)
 
-.PHONY: all deps test check run bench clean install uninstall tests benches
+.PHONY: all deps test check run bench clean install uninstall tests benches crash-test
 all: $(BUILD)/anneald
 
 $(BUILD)/%.o: %.c
@@ -106,6 +107,14 @@ check: deps
 	  LDFLAGS="-fsanitize=address,undefined" tests
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ANNEALD_SANITIZED=1 sh tests/run.sh build-san
+
+# The long crash test: kill -9 the daemon CRASH_KILLS times (300) mid-job; report in $(BUILD)/crash-test.txt.
+crash-test: deps
+	$(MAKE) all
+	@rm -f $(BUILD)/crash-test.txt
+	CRASH_KILLS=$${CRASH_KILLS:-300} CRASH_REPORT=$(BUILD)/crash-test.txt ANNEALD_BIN=$(BUILD)/anneald \
+	  node --test tests/e2e/crash.test.mjs
+	@cat $(BUILD)/crash-test.txt
 
 run: deps
 	$(MAKE) all
