@@ -127,12 +127,37 @@ static int parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out)
     return 0;
 }
 
+/* Writes the whole of buf to stdout; 0, or -1 when stdout fails (a closed pipe, a full disk). */
+static int put_out(const char *buf, size_t n)
+{
+    return fwrite(buf, 1, n, stdout) == n ? 0 : -1;
+}
+
+/* A double in the fewest digits that read back to the same value (as the preview prints). */
+static const char *exact(char buf[40], double v)
+{
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, 40, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v)
+            break;
+    }
+    return buf;
+}
+
 int cli_preview(int argc, char **argv)
 {
-    const char *path = NULL, *format = "json";
+    const char *path = NULL;
+    int csv = 0;
     int64_t steps = 0;
     cJSON *groups = cJSON_CreateArray();
+    cJSON *body = NULL;
+    sched_preview_stream *ps = NULL;
+    char *chunk = NULL;
     int rc = 2;
+    if (!groups) {
+        fprintf(stderr, "error: out of memory\n");
+        return 1;
+    }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -149,16 +174,20 @@ int cli_preview(int argc, char **argv)
                 usage_err("--param-group-lr expects a learning rate >= 0, got '%s'", v ? v : "");
                 goto out;
             }
+            if (cJSON_GetArraySize(groups) >= SCHED_MAX_GROUPS) {
+                usage_err("--param-group-lr may be given at most %s times", "64");
+                goto out;
+            }
             cJSON *g = cJSON_CreateObject();
-            cJSON_AddNumberToObject(g, "lr", x);
             cJSON_AddItemToArray(groups, g);
+            cJSON_AddNumberToObject(g, "lr", x);
             i++;
         } else if (strcmp(a, "--format") == 0) {
             if (!v || (strcmp(v, "json") && strcmp(v, "csv"))) {
                 usage_err("--format expects json or csv, got '%s'", v ? v : "");
                 goto out;
             }
-            format = v;
+            csv = strcmp(v, "csv") == 0;
             i++;
         } else if (!path && (a[0] != '-' || strcmp(a, "-") == 0)) {
             path = a;
@@ -171,89 +200,72 @@ int cli_preview(int argc, char **argv)
         usage_err("preview expects a FILE or - %s", "(a ds_config, a preview body or a job spec)");
         goto out;
     }
+    rc = 1;
     char *text;
     size_t len;
     int r = cli_read_file(path, &text, &len);
     if (r) {
         fprintf(stderr, "error: cannot read %s: %s\n", path, strerror(-r));
-        rc = 1;
         goto out;
     }
     an_err e;
     an_err_clear(&e);
-    cJSON *body = NULL, *res = NULL;
     r = json_parse_text(text, len, &body, &e);
     free(text);
-    rc = 1;
     if (r) {
         print_err(&e);
         goto out;
     }
-    if (cJSON_GetArraySize(groups) > 0) {
-        /* Groups given on the command line replace the file's; a job spec's own param_groups
-         * mean something else (glob matches), so only its ds_config and steps are kept. */
-        if (cJSON_IsObject(body) && cJSON_GetObjectItemCaseSensitive(body, "model")) {
-            cJSON *nb = cJSON_CreateObject();
-            cJSON *ds = cJSON_GetObjectItemCaseSensitive(body, "ds_config");
-            cJSON *st = cJSON_GetObjectItemCaseSensitive(body, "steps");
-            if (ds)
-                cJSON_AddItemToObject(nb, "ds_config", cJSON_Duplicate(ds, 1));
-            if (st)
-                cJSON_AddItemToObject(nb, "steps", cJSON_Duplicate(st, 1));
-            cJSON_Delete(body);
-            body = nb;
-        } else if (cJSON_IsObject(body) && !cJSON_GetObjectItemCaseSensitive(body, "ds_config")) {
-            cJSON *nb = cJSON_CreateObject();
+    if (cJSON_GetArraySize(groups) > 0 && cJSON_IsObject(body)) {
+        /* Groups given on the command line are every group, as a preview body's param_groups
+         * are. A job spec's own param_groups mean something else (glob matches for groups
+         * 1..), so of a job spec only ds_config and steps are kept. */
+        cJSON *ds = cJSON_GetObjectItemCaseSensitive(body, "ds_config");
+        cJSON *nb = cJSON_CreateObject();
+        if (!nb) {
+            fprintf(stderr, "error: out of memory\n");
+            goto out;
+        }
+        if (!ds) {
             cJSON_AddItemToObject(nb, "ds_config", body);
-            body = nb;
+        } else {
+            cJSON_AddItemToObject(nb, "ds_config", cJSON_DetachItemViaPointer(body, ds));
+            cJSON *st = cJSON_GetObjectItemCaseSensitive(body, "steps");
+            if (st)
+                cJSON_AddItemToObject(nb, "steps", cJSON_DetachItemViaPointer(body, st));
+            cJSON_Delete(body);
         }
-        if (cJSON_IsObject(body)) {
-            cJSON_DeleteItemFromObjectCaseSensitive(body, "param_groups");
-            cJSON_AddItemToObject(body, "param_groups", groups);
-            groups = NULL;
-        }
+        body = nb;
+        cJSON_AddItemToObject(body, "param_groups", groups);
+        groups = NULL;
     }
-    r = sched_preview(body, steps, &res, &e);
-    cJSON_Delete(body);
-    if (r) {
+    if (sched_preview_open(body, steps, csv, &ps, &e)) {
         print_err(&e);
         goto out;
     }
-    if (strcmp(format, "json") == 0) {
-        char *s = cJSON_PrintUnformatted(res);
-        printf("%s\n", s);
-        cJSON_free(s);
-    } else {
-        cJSON *st = cJSON_GetObjectItemCaseSensitive(res, "step");
-        cJSON *lr = cJSON_GetObjectItemCaseSensitive(res, "lr");
-        cJSON *mom = cJSON_GetObjectItemCaseSensitive(res, "momentum");
-        int ng = cJSON_GetArraySize(lr), nm = cJSON_GetArraySize(mom);
-        printf("step");
-        for (int g = 0; g < ng; g++)
-            printf(",lr%d", g);
-        for (int g = 0; g < nm; g++)
-            printf(",mom%d", g);
-        printf("\n");
-        /* Walk the arrays with cursors: cJSON_GetArrayItem is linear. */
-        cJSON *cur[2 * SCHED_MAX_GROUPS];
-        int nc = 0;
-        for (int g = 0; g < ng && nc < 2 * SCHED_MAX_GROUPS; g++)
-            cur[nc++] = cJSON_GetArrayItem(lr, g)->child;
-        for (int g = 0; g < nm && nc < 2 * SCHED_MAX_GROUPS; g++)
-            cur[nc++] = cJSON_GetArrayItem(mom, g)->child;
-        for (cJSON *s = st ? st->child : NULL; s; s = s->next) {
-            printf("%.0f", s->valuedouble);
-            for (int c = 0; c < nc; c++) {
-                printf(",%.17g", cur[c] ? cur[c]->valuedouble : NAN);
-                if (cur[c])
-                    cur[c] = cur[c]->next;
-            }
-            printf("\n");
-        }
+    /* The stream keeps the memory constant; stdout's own buffer is bypassed by writing
+     * chunks of a size that suits pipes and files alike. */
+    enum { CHUNK = 1 << 16 };
+    chunk = malloc(CHUNK);
+    if (!chunk) {
+        fprintf(stderr, "error: out of memory\n");
+        goto out;
     }
-    cJSON_Delete(res);
+    size_t n;
+    while ((n = sched_preview_read(ps, chunk, CHUNK)) > 0)
+        if (put_out(chunk, n))
+            break;
+    /* JSON ends without a newline (it is the answer's body exactly); one is added so that a
+     * terminal prompt starts on its own line. CSV rows already end in one. */
+    if ((n == 0 && !csv && put_out("\n", 1)) || n > 0 || fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "error: cannot write the preview to stdout: %s\n", strerror(errno));
+        goto out;
+    }
     rc = 0;
 out:
+    free(chunk);
+    sched_preview_close(ps);
+    cJSON_Delete(body);
     cJSON_Delete(groups);
     return rc;
 }
@@ -384,8 +396,18 @@ int cli_train(int argc, char **argv)
     double t0 = now_s(), last = 0;
     train_report rep;
     memset(&rep, 0, sizeof rep);
-    int header = 0;
     int64_t done = 0;
+    char nb[40];
+    if (mf) {
+        /* The header comes from the spec, so a run with nothing left to train still writes a
+         * well-formed (empty) table. */
+        sched_env env;
+        job_spec_sched_env(&spec, job_spec_data_samples(&spec), &env);
+        fprintf(mf, "step,loss");
+        for (int g = 0; g < env.ngroups; g++)
+            fprintf(mf, ",lr%d", g);
+        fprintf(mf, ",grad_norm\n");
+    }
     while (train_steps_done(t) < total && (steps < 0 || done < steps)) {
         if (train_step(t, &rep, &e)) {
             if (tty)
@@ -395,17 +417,10 @@ int cli_train(int argc, char **argv)
         }
         done++;
         if (mf) {
-            if (!header) {
-                fprintf(mf, "step,loss");
-                for (int g = 0; g < rep.ngroups; g++)
-                    fprintf(mf, ",lr%d", g);
-                fprintf(mf, ",grad_norm\n");
-                header = 1;
-            }
-            fprintf(mf, "%lld,%.9g", (long long)rep.step, rep.loss);
+            fprintf(mf, "%lld,%s", (long long)rep.step, exact(nb, rep.loss));
             for (int g = 0; g < rep.ngroups; g++)
-                fprintf(mf, ",%.17g", rep.lr[g]);
-            fprintf(mf, ",%.9g\n", rep.grad_norm);
+                fprintf(mf, ",%s", exact(nb, rep.lr[g]));
+            fprintf(mf, ",%s\n", exact(nb, rep.grad_norm));
         }
         double now = now_s();
         if (now - last >= (tty ? 0.1 : 1.0)) {
@@ -451,9 +466,9 @@ int cli_train(int argc, char **argv)
         }
     }
     if (done > 0) {
-        printf("step %lld loss %.9g lr", (long long)rep.step, rep.loss);
+        printf("step %lld loss %s lr", (long long)rep.step, exact(nb, rep.loss));
         for (int g = 0; g < rep.ngroups; g++)
-            printf(" %.17g", rep.lr[g]);
+            printf(" %s", exact(nb, rep.lr[g]));
         printf("\n");
     } else {
         printf("step %lld (nothing to train)\n", (long long)train_steps_done(t));
