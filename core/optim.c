@@ -11,21 +11,25 @@
 
 #define T float
 #define K(x) x##_f32
+#define K_F32 1
 #define SQRT sqrtf
 #define COPYSIGN copysignf
 #include "core/optim_kernels.inc"
 #undef T
 #undef K
+#undef K_F32
 #undef SQRT
 #undef COPYSIGN
 
 #define T double
 #define K(x) x##_f64
+#define K_F32 0
 #define SQRT sqrt
 #define COPYSIGN copysign
 #include "core/optim_kernels.inc"
 #undef T
 #undef K
+#undef K_F32
 #undef SQRT
 #undef COPYSIGN
 
@@ -101,6 +105,26 @@ static layout layout_of(const optim *o)
 static size_t elem_size(int dtype)
 {
     return dtype == OPTIM_F64 ? sizeof(double) : sizeof(float);
+}
+
+/* Lamb stores each tensor's update direction between its two passes when the tensor holds at
+ * most this many bytes, and recomputes it for larger ones (see lamb_apply in
+ * optim_kernels.inc). 4 MiB bounds the extra memory per optimizer, and a tensor that size has
+ * a working set (p, g, m, v, u: 20 MiB) that still fits in the last-level cache of current
+ * server CPUs, where the divider, not memory, limits the step. */
+#define LAMB_STORE_BYTES ((size_t)4 << 20)
+
+/* Elements of the Lamb direction buffer: the largest tensor that is stored, or 0. */
+static size_t lamb_work_elems(const optim_cfg *c, int dtype, const optim_tensor *tensors,
+                              int ntensors)
+{
+    size_t w = 0;
+    if (c->type != OPTIM_LAMB)
+        return 0;
+    for (int i = 0; i < ntensors; i++)
+        if (tensors[i].n <= LAMB_STORE_BYTES / elem_size(dtype) && tensors[i].n > w)
+            w = tensors[i].n;
+    return w;
 }
 
 /* ---- init / free ------------------------------------------------------------------------ */
@@ -192,7 +216,9 @@ int optim_init(optim *o, const optim_cfg *cfg, int dtype, size_t n, const optim_
     size_t es = elem_size(dtype);
     o->tensors = malloc((size_t)ntensors * sizeof *o->tensors);
     o->groups = malloc((size_t)ngroups * sizeof *o->groups);
-    o->scratch = malloc((size_t)ntensors * sizeof *o->scratch);
+    /* scratch: ntensors trust ratios, then Lamb's direction buffer (8-byte aligned). */
+    o->scratch = malloc((size_t)ntensors * sizeof *o->scratch +
+                        lamb_work_elems(cfg, dtype, tensors, ntensors) * es);
     o->state = o->state_elems ? calloc(o->state_elems, es) : NULL;
     if (!o->tensors || !o->groups || !o->scratch || (o->state_elems && !o->state)) {
         optim_free(o);
@@ -298,11 +324,13 @@ void *optim_buffer(const optim *o, const char *name)
                     adam_ams_##SUF(n, p, g, BUF(st, l->m, t), BUF(st, l->v, t),               \
                                    BUF(st, l->vmax, t), (TY)b1, (TY)(1.0 - b1), (TY)b2,        \
                                    (TY)(1.0 - b2), (TY)l2, (TY)decay, (TY)sqrt(bc2),   \
-                                   (TY)c->eps, (TY)(-lr / bc1));                               \
+                                   (TY)(1.0 / sqrt(bc2)), (TY)c->eps,         \
+                                   (TY)(-lr / bc1));                                           \
                 else                                                                           \
                     adam_##SUF(n, p, g, BUF(st, l->m, t), BUF(st, l->v, t), (TY)b1,           \
                                (TY)(1.0 - b1), (TY)b2, (TY)(1.0 - b2), (TY)l2, (TY)decay,     \
-                               (TY)sqrt(bc2), (TY)c->eps, (TY)(-lr / bc1));            \
+                               (TY)sqrt(bc2), (TY)(1.0 / sqrt(bc2)), (TY)c->eps,        \
+                               (TY)(-lr / bc1));                                           \
                 break;                                                                         \
             }                                                                                  \
             case OPTIM_LAMB: {                                                                 \
@@ -317,8 +345,13 @@ void *optim_buffer(const optim *o, const char *name)
                 TY ein = (TY)(c->eps_inside_sqrt ? c->eps : 0.0);                              \
                 TY eout = (TY)(c->eps_inside_sqrt ? 0.0 : c->eps);                             \
                 TY *m = BUF(st, l->m, t), *v = BUF(st, l->v, t);                               \
+                /* The direction buffer follows the trust ratios and holds the largest tensor \
+                 * of at most LAMB_STORE_BYTES (lamb_work_elems). */                           \
+                TY *us = n <= LAMB_STORE_BYTES / sizeof(TY)                                    \
+                             ? (TY *)(void *)(o->scratch + o->ntensors)                        \
+                             : NULL;                                                           \
                 double w2, u2;                                                                 \
-                lamb_moments_##SUF(n, p, g, m, v, (TY)b1, (TY)(1.0 - b1), (TY)b2,              \
+                lamb_moments_##SUF(n, p, g, m, v, us, (TY)b1, (TY)(1.0 - b1), (TY)b2,          \
                                    (TY)(1.0 - b2), (TY)c1, (TY)c2, ein, eout, (TY)wd, &w2,    \
                                    &u2);                                                       \
                 double w = sqrt(w2), r = sqrt(u2), coeff = 1.0;                                \
@@ -328,8 +361,11 @@ void *optim_buffer(const optim *o, const char *name)
                     coeff = coeff < c->min_coeff ? c->min_coeff : coeff;                       \
                 }                                                                              \
                 o->scratch[ti] = coeff;                                                        \
-                lamb_apply_##SUF(n, p, m, v, (TY)c1, (TY)c2, ein, eout, (TY)wd,               \
-                                 (TY)(-step * coeff));                                         \
+                if (us)                                                                        \
+                    lamb_apply_stored_##SUF(n, p, us, (TY)(-step * coeff));                    \
+                else                                                                           \
+                    lamb_apply_##SUF(n, p, m, v, (TY)c1, (TY)c2, ein, eout, (TY)wd,           \
+                                     (TY)(-step * coeff));                                     \
                 break;                                                                         \
             }                                                                                  \
             case OPTIM_LION:                                                                   \

@@ -100,7 +100,8 @@ typedef struct optim {
     optim_group *groups;       /* [ngroups] */
     void *state;               /* all per-parameter state, one allocation, dtype elements */
     size_t state_elems;        /* elements in state */
-    double *scratch;           /* per-tensor reductions (Lamb norms) */
+    double *scratch;           /* [ntensors] Lamb trust ratios, then Lamb's direction buffer
+                                * (dtype elements, the largest tensor of <= 4 MiB) */
 } optim;
 
 /* Builds an optimizer for `n` parameters split into `tensors`, each in one of `groups`

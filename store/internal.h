@@ -7,13 +7,19 @@
 
 #include "store/store.h"
 
+#include <stdint.h>
+#include <string.h>
+
 /* Slots of store_t.stmt: statements run on hot paths, prepared once per connection. */
 enum {
     ST_JOB_NUM = 0,       /* SELECT num, state FROM jobs WHERE id=? */
-    ST_METRIC_INSERT,     /* INSERT OR REPLACE INTO metrics … */
+    ST_BLOCK_INSERT,      /* INSERT INTO metric_blocks … */
     ST_PROGRESS,          /* UPDATE jobs SET step, epoch, loss, lr, samples_per_sec */
     ST_BEGIN,             /* BEGIN IMMEDIATE */
     ST_COMMIT,            /* COMMIT */
+    ST_BLOCK_BEFORE,      /* the block with the largest first_step <= ? (overlap check) */
+    ST_BLOCK_ASC,         /* blocks overlapping a step range, ascending */
+    ST_BLOCK_DESC,        /* blocks starting at or before a step, descending */
     ST_NSLOTS
 };
 
@@ -64,5 +70,120 @@ int st_write_progress(store_t *s, int64_t num, const store_progress *p, an_err *
 
 /* Is `s` a JSON text of the given cJSON type (cJSON_Object / cJSON_Array)? */
 int st_json_is(const char *s, int type);
+
+/* ---- metric blocks (blocks.c) --------------------------------------------------------
+ *
+ * A job's metric rows are stored as blocks: one row of metric_blocks per appended batch (or
+ * per piece of one, see ST_BLOCK_CAP), holding up to ST_BLOCK_CAP rows with distinct,
+ * increasing steps and the same number of lr groups. Block spans [first_step, last_step]
+ * of a job never overlap, so the block that can hold a step is the one with the largest
+ * first_step <= step.
+ *
+ * The data blob is columnar, every value little-endian, n = nrows, G = ngroups, C = 4 + G
+ * value columns (loss, grad_norm, time, wall, lr of group 0 … G-1):
+ *   u8    constant[ceil(C / 8)]  bit c (byte c/8, bit c%8) set: column c holds one value,
+ *                                the same bits for every row, stored once
+ *   int64 step[n]                only when the steps are not first_step, first_step+1, …,
+ *                                last_step (a "sparse" block; a contiguous one stores none)
+ *   then each value column in that order, as f64[n], or as one f64 when constant.
+ * loss, grad_norm, time and wall hold the canonical NAN for null. A constant lr (no
+ * scheduler, or a flat phase) or an unmeasured grad_norm costs 8 bytes per block instead of 8
+ * per row; nothing is rounded. Columns keep a downsampling pass to two arrays (step, loss)
+ * and copy the rest only for the rows it keeps. The layout is part of the schema: changing
+ * it takes a migration. */
+
+#define ST_BLOCK_CAP 4096 /* rows per block: a batch above it is stored as several blocks */
+
+enum { ST_COL_LOSS = 0, ST_COL_GRAD_NORM, ST_COL_TIME, ST_COL_WALL, ST_COL_LR };
+
+/* One block as read from the table. `data` points into the statement's memory and is valid
+ * until the iterator moves or closes; it is NULL when the iterator did not need to load it. */
+typedef struct st_block {
+    int64_t first, last;           /* steps of the first and last row */
+    size_t n;                      /* rows, 1..ST_BLOCK_CAP */
+    int ng;                        /* lr groups per row, 0..STORE_MAX_LR */
+    int sparse;                    /* 1: the blob has an explicit step column */
+    const unsigned char *data;     /* the blob, or NULL (see above) */
+    /* With data: where each column starts (bytes into data) and its bytes per row (8, or 0
+     * for a constant column); steps_off is the step column's start. */
+    size_t steps_off;
+    size_t off[4 + STORE_MAX_LR];
+    unsigned char inc[4 + STORE_MAX_LR];
+} st_block;
+
+static inline uint64_t st_ld64(const unsigned char *p)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint64_t u;
+    memcpy(&u, p, 8);
+    return u;
+#else
+    uint64_t u = 0;
+    for (int k = 0; k < 8; k++)
+        u |= (uint64_t)p[k] << (8 * k);
+    return u;
+#endif
+}
+
+/* Step of row i (0 <= i < n); needs data only for a sparse block. */
+static inline int64_t st_block_step(const st_block *b, size_t i)
+{
+    return b->sparse ? (int64_t)st_ld64(b->data + b->steps_off + 8 * i) : b->first + (int64_t)i;
+}
+
+/* Column `col` (ST_COL_*, or ST_COL_LR + g for group g) of row i. */
+static inline double st_block_val(const st_block *b, int col, size_t i)
+{
+    uint64_t u = st_ld64(b->data + b->off[col] + b->inc[col] * i);
+    double v;
+    memcpy(&v, &u, 8);
+    return v;
+}
+
+/* Index of the first row with step >= x (n if none) / step > x (n if none). */
+size_t st_block_lower(const st_block *b, int64_t x);
+size_t st_block_upper(const st_block *b, int64_t x);
+
+/* Row i as a store_metric (n_lr = the block's groups). */
+void st_block_row(const st_block *b, size_t i, store_metric *m);
+
+/* Walks a job's blocks that hold steps in [from, to]: ascending from the block that can hold
+ * `from`, or descending from the block that can hold `to`. Blocks whose span misses the range
+ * are skipped. Uses a cached statement: one iterator of each direction at a time. */
+typedef struct st_block_iter {
+    store_t *s;
+    sqlite3_stmt *st;              /* the running statement */
+    int desc;                      /* 1 = descending */
+    int64_t from, to;              /* the step range */
+} st_block_iter;
+
+int st_blocks_open(store_t *s, st_block_iter *it, int64_t num, int64_t from, int64_t to,
+                   int desc, an_err *err);
+/* Next block into *b: 1 = a block, 0 = no more, < 0 = error (err filled). With want_data 0
+ * the blob is loaded only for a sparse block (whose steps are in it); with 1 always. A blob
+ * whose length does not match its columns is -EPROTO. */
+int st_blocks_next(st_block_iter *it, st_block *b, int want_data, an_err *err);
+void st_blocks_close(st_block_iter *it);
+
+/* Stores rows with distinct, increasing steps as new blocks (split at ST_BLOCK_CAP rows and
+ * where the lr group count changes), inside the caller's transaction. The caller guarantees
+ * that no stored block overlaps their span. */
+int st_blocks_write(store_t *s, int64_t num, const store_metric *const *rows, size_t n,
+                    an_err *err);
+
+/* Appends rows in any order with replace semantics (a later row for a step wins over an
+ * earlier one and over a stored one), inside the caller's transaction. */
+int st_metrics_put(store_t *s, int64_t num, const store_metric *rows, size_t n, an_err *err);
+
+/* Deletes a job's rows with step > `step`, rewriting the block that straddles it. */
+int st_metrics_truncate(store_t *s, int64_t num, int64_t step, an_err *err);
+
+/* The row at exactly `step`: *found 1 and *m filled, or *found 0. */
+int st_metric_at(store_t *s, int64_t num, int64_t step, store_metric *m, int *found,
+                 an_err *err);
+
+/* Schema migration 1 -> 2: packs the per-step metrics table into metric_blocks (created by the
+ * migration's SQL) and drops it, inside the migration's transaction. */
+int st_migrate_metric_blocks(store_t *s, an_err *err);
 
 #endif

@@ -383,7 +383,7 @@ int store_job_delete(store_t *s, const char *id, an_err *err)
     static const char *const sql[] = {
         "DELETE FROM checkpoint_chunks WHERE ckpt IN (SELECT id FROM checkpoints WHERE job=?1)",
         "DELETE FROM checkpoints WHERE job=?1",
-        "DELETE FROM metrics WHERE job=?1",
+        "DELETE FROM metric_blocks WHERE job=?1",
         "DELETE FROM val_metrics WHERE job=?1",
         "DELETE FROM jobs WHERE num=?1",
     };
@@ -463,19 +463,39 @@ int store_job_requeue_running(store_t *s, size_t *n, an_err *err)
     return 0;
 }
 
+/* The row's progress goes back to the checkpoint: the loss and lr of that step's metric row
+ * when there is one, null otherwise. */
+static int rewind_progress(store_t *s, int64_t num, int64_t step, an_err *err)
+{
+    store_metric m;
+    int found;
+    int rc = st_metric_at(s, num, step, &m, &found, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st;
+    rc = st_prepare(s, "UPDATE jobs SET loss=?2, lr=?3 WHERE num=?1", &st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, num);
+    if (found) {
+        st_bind_num(st, 2, m.loss);
+        st_bind_lr(st, 3, m.lr, m.n_lr);
+    }
+    int r = sqlite3_step(st);
+    if (r != SQLITE_DONE)
+        rc = st_fail(s, r, "rewinding the job's progress", err);
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int store_job_rewind(store_t *s, const char *id, int64_t step, store_job_state to, an_err *err)
 {
     static const char *const sql[] = {
         "DELETE FROM checkpoint_chunks WHERE ckpt IN "
         " (SELECT id FROM checkpoints WHERE job=?1 AND step > ?2)",
         "DELETE FROM checkpoints WHERE job=?1 AND step > ?2",
-        "DELETE FROM metrics WHERE job=?1 AND step > ?2",
         "DELETE FROM val_metrics WHERE job=?1 AND step > ?2",
-        /* The row's progress goes back to the checkpoint: its step, and the loss/lr of that
-         * step's metric row when there is one. */
         "UPDATE jobs SET step=?2,"
-        " loss=(SELECT loss FROM metrics WHERE job=?1 AND step=?2),"
-        " lr=(SELECT lr FROM metrics WHERE job=?1 AND step=?2),"
         " last_checkpoint_step=(SELECT max(step) FROM checkpoints WHERE job=?1)"
         " WHERE num=?1",
     };
@@ -491,6 +511,10 @@ int store_job_rewind(store_t *s, const char *id, int64_t step, store_job_state t
     rc = st_job_num(s, id, &num, NULL, err);
     for (size_t i = 0; !rc && i < sizeof sql / sizeof sql[0]; i++)
         rc = exec_job(s, sql[i], num, step, err);
+    if (!rc)
+        rc = st_metrics_truncate(s, num, step, err);
+    if (!rc)
+        rc = rewind_progress(s, num, step, err);
     if (!rc)
         rc = set_state_tx(s, num, to, NULL, err);
     if (!rc)

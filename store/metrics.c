@@ -1,9 +1,10 @@
-/* metrics.c — per-step metric rows: batched inserts, range queries with extremes-keeping
+/* metrics.c — per-step metric rows: batched appends, range queries with extremes-keeping
  * downsampling, CSV export, validation rows.
  *
- * Rows live in a WITHOUT ROWID table keyed by (job, step), so a job's history is one
- * contiguous key range: a range query is one seek and a sequential walk, and a million rows
- * downsample in one pass without any precomputed summary. */
+ * Rows are stored in blocks, one per appended batch (blocks.c, layout in internal.h), keyed
+ * by (job, first_step): a range query seeks to the block holding its first step and walks
+ * the blocks after it, decoding only the steps and losses of the rows in range, so a million
+ * rows downsample in one pass without any precomputed summary. */
 #include "store/store.h"
 
 #include <errno.h>
@@ -43,26 +44,8 @@ int store_metrics_append(store_t *s, const char *id, const store_metric *rows, s
         return rc;
     int64_t num;
     rc = st_job_num(s, id, &num, NULL, err);
-    sqlite3_stmt *st = NULL;
     if (!rc)
-        st = st_stmt(s, ST_METRIC_INSERT,
-                     "INSERT OR REPLACE INTO metrics(job, step, loss, grad_norm, time, wall, lr)"
-                     " VALUES(?,?,?,?,?,?,?)",
-                     &rc, err);
-    for (size_t i = 0; !rc && i < n; i++) {
-        const store_metric *m = &rows[i];
-        sqlite3_bind_int64(st, 1, num);
-        sqlite3_bind_int64(st, 2, m->step);
-        st_bind_num(st, 3, m->loss);
-        st_bind_num(st, 4, m->grad_norm);
-        st_bind_num(st, 5, m->time);
-        st_bind_num(st, 6, m->wall);
-        st_bind_lr(st, 7, m->lr, m->n_lr);
-        int r = sqlite3_step(st);
-        sqlite3_reset(st);
-        if (r != SQLITE_DONE)
-            rc = st_fail(s, r, "inserting metric rows", err);
-    }
+        rc = st_metrics_put(s, num, rows, n, err);
     if (!rc && p)
         rc = st_write_progress(s, num, p, err);
     if (!rc)
@@ -117,50 +100,6 @@ void store_series_free(store_series *m)
     memset(m, 0, sizeof *m);
 }
 
-/* One int64/three-column query for a job's range: count, min(step), max(step). */
-static int range_stats(store_t *s, int64_t num, int64_t from, int64_t to, int64_t *count,
-                       int64_t *first, int64_t *last, int *n_lr, an_err *err)
-{
-    sqlite3_stmt *st;
-    int rc = st_prepare(s,
-                        "SELECT count(*), min(step), max(step) FROM metrics"
-                        " WHERE job=?1 AND step>=?2 AND step<=?3",
-                        &st, err);
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(st, 1, num);
-    sqlite3_bind_int64(st, 2, from);
-    sqlite3_bind_int64(st, 3, to);
-    int r = sqlite3_step(st);
-    if (r == SQLITE_ROW) {
-        *count = sqlite3_column_int64(st, 0);
-        *first = sqlite3_column_int64(st, 1);
-        *last = sqlite3_column_int64(st, 2);
-    } else {
-        rc = st_fail(s, r, "reading a metric range", err);
-    }
-    sqlite3_finalize(st);
-    if (rc || *count == 0) {
-        *n_lr = 0;
-        return rc;
-    }
-    /* Every row of a job has the same number of groups; take it from the first row. */
-    rc = st_prepare(s, "SELECT length(lr) FROM metrics WHERE job=?1 AND step=?2", &st, err);
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(st, 1, num);
-    sqlite3_bind_int64(st, 2, *first);
-    r = sqlite3_step(st);
-    if (r == SQLITE_ROW)
-        *n_lr = sqlite3_column_int(st, 0) / 8;
-    else
-        rc = st_fail(s, r, "reading a metric row", err);
-    if (*n_lr > STORE_MAX_LR)
-        *n_lr = STORE_MAX_LR;
-    sqlite3_finalize(st);
-    return rc;
-}
-
 static int series_alloc(store_series *m, size_t cap, int n_lr)
 {
     memset(m, 0, sizeof *m);
@@ -179,22 +118,24 @@ static int series_alloc(store_series *m, size_t cap, int n_lr)
     return 0;
 }
 
-/* A candidate row of a bucket, with every column copied out of the statement. */
+/* A candidate row of a bucket, with every column copied out of its block. */
 typedef struct mrow {
     int64_t step;
     double loss, grad_norm, time, wall;
     double lr[STORE_MAX_LR];
 } mrow;
 
-/* Columns: 0 step, 1 loss, 2 grad_norm, 3 time, 4 wall, 5 lr. */
-static void read_row(sqlite3_stmt *st, mrow *r, int64_t step, double loss, int n_lr)
+/* Row i of block b with n_lr groups: groups the block lacks read as NaN. */
+static void read_row(const st_block *b, size_t i, mrow *r, int64_t step, double loss, int n_lr)
 {
     r->step = step;
     r->loss = loss;
-    r->grad_norm = st_col_num(st, 2);
-    r->time = st_col_num(st, 3);
-    r->wall = st_col_num(st, 4);
-    int k = st_col_lr(st, 5, r->lr, n_lr);
+    r->grad_norm = st_block_val(b, ST_COL_GRAD_NORM, i);
+    r->time = st_block_val(b, ST_COL_TIME, i);
+    r->wall = st_block_val(b, ST_COL_WALL, i);
+    int k = b->ng < n_lr ? b->ng : n_lr;
+    for (int g = 0; g < k; g++)
+        r->lr[g] = st_block_val(b, ST_COL_LR + g, i);
     for (int g = k; g < n_lr; g++)
         r->lr[g] = NAN;
 }
@@ -227,38 +168,66 @@ static int loss_lt(double a, double b)
     return isnan(b) || a < b;
 }
 
-/* First and last step of a job's rows in [from, to] and the lr group count of the first row,
- * each by one b-tree seek (no scan). *first = -1 when the range is empty. */
+/* First and last step of a job's rows in [from, to] and the lr group count of the first row
+ * (its block's), reading the blocks at the two ends of the range only. *first = -1 when the
+ * range is empty. */
 static int range_ends(store_t *s, int64_t num, int64_t from, int64_t to, int64_t *first,
                       int64_t *last, int *n_lr, an_err *err)
 {
-    sqlite3_stmt *st;
-    int rc = st_prepare(s,
-                        "SELECT (SELECT step FROM metrics WHERE job=?1 AND step>=?2 AND step<=?3"
-                        "        ORDER BY step LIMIT 1),"
-                        "       (SELECT step FROM metrics WHERE job=?1 AND step>=?2 AND step<=?3"
-                        "        ORDER BY step DESC LIMIT 1),"
-                        "       (SELECT length(lr) FROM metrics WHERE job=?1 AND step>=?2"
-                        "        AND step<=?3 ORDER BY step LIMIT 1)",
-                        &st, err);
+    st_block_iter it;
+    st_block b;
+    *first = *last = -1;
+    *n_lr = 0;
+    int rc = st_blocks_open(s, &it, num, from, to, 0, err);
     if (rc)
         return rc;
-    sqlite3_bind_int64(st, 1, num);
-    sqlite3_bind_int64(st, 2, from);
-    sqlite3_bind_int64(st, 3, to);
-    int r = sqlite3_step(st);
-    if (r == SQLITE_ROW) {
-        int empty = sqlite3_column_type(st, 0) == SQLITE_NULL;
-        *first = empty ? -1 : sqlite3_column_int64(st, 0);
-        *last = empty ? -1 : sqlite3_column_int64(st, 1);
-        *n_lr = sqlite3_column_int(st, 2) / 8;
-        if (*n_lr > STORE_MAX_LR)
-            *n_lr = STORE_MAX_LR;
-    } else {
-        rc = st_fail(s, r, "reading a metric range", err);
+    int r;
+    while ((r = st_blocks_next(&it, &b, 0, err)) == 1) {
+        /* A sparse block can span the range and still hold no step inside it. */
+        size_t i = st_block_lower(&b, from);
+        if (i < b.n && st_block_step(&b, i) <= to) {
+            *first = st_block_step(&b, i);
+            *n_lr = b.ng;
+            break;
+        }
     }
-    sqlite3_finalize(st);
-    return rc;
+    st_blocks_close(&it);
+    if (r < 0 || *first < 0)
+        return r < 0 ? r : 0;
+    rc = st_blocks_open(s, &it, num, from, to, 1, err);
+    if (rc)
+        return rc;
+    while ((r = st_blocks_next(&it, &b, 0, err)) == 1) {
+        size_t i = st_block_upper(&b, to);
+        if (i > 0 && st_block_step(&b, i - 1) >= from) {
+            *last = st_block_step(&b, i - 1);
+            break;
+        }
+    }
+    st_blocks_close(&it);
+    if (r < 0)
+        return r;
+    if (*last < *first) /* the first row is in range, so a last one exists */
+        return an_failc(err, -EPROTO, NULL, "metric blocks of a job overlap near step %" PRId64,
+                        *first);
+    return 0;
+}
+
+/* Number of rows with first <= step <= last; reads blobs of sparse blocks only. */
+static int count_rows(store_t *s, int64_t num, int64_t first, int64_t last, int64_t *count,
+                      an_err *err)
+{
+    st_block_iter it;
+    st_block b;
+    *count = 0;
+    int rc = st_blocks_open(s, &it, num, first, last, 0, err);
+    if (rc)
+        return rc;
+    int r;
+    while ((r = st_blocks_next(&it, &b, 0, err)) == 1)
+        *count += (int64_t)(st_block_upper(&b, last) - st_block_lower(&b, first));
+    st_blocks_close(&it);
+    return r < 0 ? r : 0;
 }
 
 /* Emits a bucket's extremes in step order (one row when they are the same row). */
@@ -278,54 +247,52 @@ static void emit_bucket(store_series *m, size_t cap, const mrow *lo, const mrow 
 static int scan(store_t *s, int64_t num, int64_t first, int64_t last, int64_t width,
                 store_series *out, size_t cap, int64_t *seen, an_err *err)
 {
-    sqlite3_stmt *st;
-    int rc = st_prepare(s,
-                        "SELECT step, loss, grad_norm, time, wall, lr FROM metrics"
-                        " WHERE job=?1 AND step>=?2 AND step<=?3 ORDER BY step",
-                        &st, err);
+    st_block_iter it;
+    st_block b;
+    int rc = st_blocks_open(s, &it, num, first, last, 0, err);
     if (rc)
         return rc;
-    sqlite3_bind_int64(st, 1, num);
-    sqlite3_bind_int64(st, 2, first);
-    sqlite3_bind_int64(st, 3, last);
     int n_lr = out->n_lr;
     mrow lo, hi;
     int64_t cur = -1; /* bucket being collected; -1 = none */
     int64_t n = 0;
     int r;
-    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t step = sqlite3_column_int64(st, 0);
-        double loss = st_col_num(st, 1);
-        n++;
-        if (width == 0) {
-            if (out->n < cap) {
-                read_row(st, &lo, step, loss, n_lr);
-                emit(out, cap, &lo);
+    while ((r = st_blocks_next(&it, &b, 1, err)) == 1) {
+        size_t i0 = st_block_lower(&b, first), i1 = st_block_upper(&b, last);
+        n += (int64_t)(i1 - i0);
+        for (size_t i = i0; i < i1; i++) {
+            int64_t step = st_block_step(&b, i);
+            double loss = st_block_val(&b, ST_COL_LOSS, i);
+            if (width == 0) {
+                if (out->n < cap) {
+                    read_row(&b, i, &lo, step, loss, n_lr);
+                    emit(out, cap, &lo);
+                }
+                continue;
             }
-            continue;
+            int64_t bk = (step - first) / width;
+            if (bk != cur) {
+                if (cur >= 0)
+                    emit_bucket(out, cap, &lo, &hi);
+                cur = bk;
+                read_row(&b, i, &lo, step, loss, n_lr);
+                hi = lo;
+                continue;
+            }
+            /* Columns beyond loss are copied only for a new extreme. */
+            if (loss_lt(loss, lo.loss))
+                read_row(&b, i, &lo, step, loss, n_lr);
+            else if (loss_gt(loss, hi.loss))
+                read_row(&b, i, &hi, step, loss, n_lr);
         }
-        int64_t b = (step - first) / width;
-        if (b != cur) {
-            if (cur >= 0)
-                emit_bucket(out, cap, &lo, &hi);
-            cur = b;
-            read_row(st, &lo, step, loss, n_lr);
-            hi = lo;
-            continue;
-        }
-        /* Columns beyond loss are decoded only for a new extreme: most rows cost two reads. */
-        if (loss_lt(loss, lo.loss))
-            read_row(st, &lo, step, loss, n_lr);
-        else if (loss_gt(loss, hi.loss))
-            read_row(st, &hi, step, loss, n_lr);
     }
-    if (r == SQLITE_DONE && width > 0 && cur >= 0)
+    st_blocks_close(&it);
+    if (r < 0)
+        return r;
+    if (width > 0 && cur >= 0)
         emit_bucket(out, cap, &lo, &hi);
-    if (r != SQLITE_DONE)
-        rc = st_fail(s, r, "reading metric rows", err);
-    sqlite3_finalize(st);
     *seen = n;
-    return rc;
+    return 0;
 }
 
 int store_metrics_query(store_t *s, const char *id, int64_t from, int64_t to,
@@ -374,9 +341,7 @@ int store_metrics_query(store_t *s, const char *id, int64_t from, int64_t to,
     } else if (max_points > 0) {
         count = (int64_t)span; /* an upper bound: steps are unique */
     } else {
-        int64_t f2, l2;
-        int nl2;
-        rc = range_stats(s, num, first, last, &count, &f2, &l2, &nl2, err);
+        rc = count_rows(s, num, first, last, &count, err);
         if (rc)
             return rc;
     }
@@ -397,7 +362,6 @@ int store_metrics_query(store_t *s, const char *id, int64_t from, int64_t to,
                 out->n * sizeof *out->lr);
     return 0;
 }
-
 static cJSON *num_array(const double *v, size_t n)
 {
     cJSON *a = cJSON_CreateArray();
@@ -494,14 +458,24 @@ int store_val_query(store_t *s, const char *id, int64_t from, int64_t to,
 
 int store_metrics_count(store_t *s, const char *id, int64_t *count, an_err *err)
 {
-    int64_t num, first, last;
-    int n_lr;
+    int64_t num;
     int rc = st_job_num(s, id, &num, NULL, err);
-    if (!rc)
-        rc = range_stats(s, num, INT64_MIN, INT64_MAX, count, &first, &last, &n_lr, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st;
+    rc = st_prepare(s, "SELECT coalesce(sum(nrows), 0) FROM metric_blocks WHERE job=?1", &st,
+                    err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, num);
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW)
+        *count = sqlite3_column_int64(st, 0);
+    else
+        rc = st_fail(s, r, "counting metric rows", err);
+    sqlite3_finalize(st);
     return rc;
 }
-
 /* ---- CSV ----------------------------------------------------------------------------- */
 
 typedef struct csvbuf {
@@ -546,14 +520,14 @@ int store_metrics_csv(store_t *s, const char *id, int64_t from, int64_t to,
 {
     if (to < 0)
         to = INT64_MAX;
-    int64_t num, count = 0, first = 0, last = 0;
+    int64_t num, first = -1, last = -1;
     int n_lr = 0;
     int rc = st_job_num(s, id, &num, NULL, err);
     if (!rc)
-        rc = range_stats(s, num, from, to, &count, &first, &last, &n_lr, err);
+        rc = range_ends(s, num, from, to, &first, &last, &n_lr, err);
     if (rc)
         return rc;
-    if (count == 0) /* still one group column, so the header always has the lr columns */
+    if (first < 0) /* still one group column, so the header always has the lr columns */
         n_lr = 1;
     csvbuf *b = malloc(sizeof *b);
     if (!b)
@@ -566,40 +540,39 @@ int store_metrics_csv(store_t *s, const char *id, int64_t from, int64_t to,
         b->len += (size_t)snprintf(b->buf + b->len, sizeof b->buf - b->len, ",lr%d", g);
     b->len += (size_t)snprintf(b->buf + b->len, sizeof b->buf - b->len, ",grad_norm,time\n");
 
-    sqlite3_stmt *st = NULL;
-    if (count > 0)
-        rc = st_prepare(s, "SELECT step, loss, grad_norm, time, lr FROM metrics"
-                           " WHERE job=?1 AND step>=?2 AND step<=?3 ORDER BY step", &st, err);
-    if (st) {
-        sqlite3_bind_int64(st, 1, num);
-        sqlite3_bind_int64(st, 2, first);
-        sqlite3_bind_int64(st, 3, last);
-        int r;
-        double lr[STORE_MAX_LR];
-        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-            /* one line: at most 20 + (n_lr + 3) * 33 bytes */
-            if ((rc = csv_room(b, 64 + (size_t)(n_lr + 3) * 34)) != 0)
-                break;
-            b->len += (size_t)snprintf(b->buf + b->len, 24, "%" PRId64,
-                                       (int64_t)sqlite3_column_int64(st, 0));
-            csv_ch(b, ',');
-            csv_num(b, st_col_num(st, 1));
-            int k = st_col_lr(st, 4, lr, n_lr);
-            for (int g = 0; g < n_lr; g++) {
+    st_block_iter it;
+    st_block blk;
+    int r = 0, sink = 0;
+    if (first >= 0)
+        rc = st_blocks_open(s, &it, num, first, last, 0, err);
+    if (!rc && first >= 0) {
+        while (!sink && (r = st_blocks_next(&it, &blk, 1, err)) == 1) {
+            size_t i1 = st_block_upper(&blk, last);
+            int k = blk.ng < n_lr ? blk.ng : n_lr;
+            for (size_t i = st_block_lower(&blk, first); i < i1; i++) {
+                /* one line: at most 20 + (n_lr + 3) * 33 bytes */
+                if ((sink = csv_room(b, 64 + (size_t)(n_lr + 3) * 34)) != 0)
+                    break;
+                b->len += (size_t)snprintf(b->buf + b->len, 24, "%" PRId64,
+                                           st_block_step(&blk, i));
                 csv_ch(b, ',');
-                csv_num(b, g < k ? lr[g] : NAN);
+                csv_num(b, st_block_val(&blk, ST_COL_LOSS, i));
+                for (int g = 0; g < n_lr; g++) {
+                    csv_ch(b, ',');
+                    csv_num(b, g < k ? st_block_val(&blk, ST_COL_LR + g, i) : NAN);
+                }
+                csv_ch(b, ',');
+                csv_num(b, st_block_val(&blk, ST_COL_GRAD_NORM, i));
+                csv_ch(b, ',');
+                csv_num(b, st_block_val(&blk, ST_COL_TIME, i));
+                csv_ch(b, '\n');
             }
-            csv_ch(b, ',');
-            csv_num(b, st_col_num(st, 2));
-            csv_ch(b, ',');
-            csv_num(b, st_col_num(st, 3));
-            csv_ch(b, '\n');
         }
-        if (rc)
-            an_failc(err, rc, NULL, "the CSV consumer stopped with error %d", rc);
-        else if (r != SQLITE_DONE)
-            rc = st_fail(s, r, "reading metric rows", err);
-        sqlite3_finalize(st);
+        st_blocks_close(&it);
+        if (sink)
+            rc = an_failc(err, sink, NULL, "the CSV consumer stopped with error %d", sink);
+        else if (r < 0)
+            rc = r;
     }
     if (!rc) {
         rc = csv_flush(b);
@@ -609,7 +582,6 @@ int store_metrics_csv(store_t *s, const char *id, int64_t from, int64_t to,
     free(b);
     return rc;
 }
-
 typedef struct growbuf {
     char *p;
     size_t len, cap;

@@ -11,10 +11,17 @@
 
 #include "store/internal.h"
 
-/* Schema migrations: migrations[i] takes user_version i to i+1. Append only; never edit a
- * released entry (databases in the field already ran it). */
-static const char *const migrations[] = {
+/* Schema migrations: migrations[i] takes user_version i to i+1 by running its SQL and then its
+ * function (if any), in one transaction. Append only; never edit a released entry (databases
+ * in the field already ran it). */
+typedef struct migration {
+    const char *sql;
+    int (*fn)(store_t *s, an_err *err); /* data conversion SQL alone cannot do, or NULL */
+} migration;
+
+static const migration migrations[] = {
     /* 0 -> 1: the first schema. */
+    {
     "CREATE TABLE seq("
     "  name TEXT PRIMARY KEY,"
     "  next INTEGER NOT NULL"
@@ -92,6 +99,22 @@ static const char *const migrations[] = {
     "  dataset INTEGER PRIMARY KEY REFERENCES datasets(num) ON DELETE CASCADE,"
     "  text BLOB NOT NULL"
     ");",
+    NULL},
+    /* 1 -> 2: metric rows move into blocks, one row per appended batch (layout in
+     * internal.h); st_migrate_metric_blocks packs the existing rows and drops `metrics`.
+     * A rowid table with a separate (job, first_step) key: its rows are blobs of kilobytes
+     * to megabytes, which a WITHOUT ROWID b-tree would also copy into interior pages. */
+    {"CREATE TABLE metric_blocks("
+     "  id INTEGER PRIMARY KEY,"
+     "  job INTEGER NOT NULL REFERENCES jobs(num) ON DELETE CASCADE,"
+     "  first_step INTEGER NOT NULL,"   /* step of the block's first row */
+     "  last_step INTEGER NOT NULL,"    /* step of its last row */
+     "  nrows INTEGER NOT NULL,"        /* rows, 1..4096 */
+     "  ngroups INTEGER NOT NULL,"      /* lr groups per row */
+     "  data BLOB NOT NULL,"            /* the packed columns */
+     "  UNIQUE(job, first_step)"
+     ");",
+     st_migrate_metric_blocks},
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -343,7 +366,9 @@ static int migrate(store_t *s, an_err *err)
             st_rollback(s); /* nothing written */
             return 0;
         }
-        rc = st_exec(s, migrations[v], "migrating the schema", err);
+        rc = st_exec(s, migrations[v].sql, "migrating the schema", err);
+        if (!rc && migrations[v].fn)
+            rc = migrations[v].fn(s, err);
         if (!rc) {
             char sql[48];
             snprintf(sql, sizeof sql, "PRAGMA user_version=%d", v + 1);

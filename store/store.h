@@ -241,7 +241,11 @@ typedef struct store_val_metric {
 } store_val_metric;
 
 /* Appends `n` rows in ONE transaction (a row for an existing step replaces it), and, if `p`
- * is not NULL, writes the job's progress in the same transaction. -ENOENT unknown job. */
+ * is not NULL, writes the job's progress in the same transaction. -ENOENT unknown job.
+ * Rows may come in any order; with two rows for one step the later one wins. Cost: a batch
+ * is stored as one packed block (a few per 4096 rows), so the per-call cost of a transaction
+ * dominates small batches: append hundreds of rows at a time, not one. Writing steps that
+ * are already stored rewrites the blocks holding them (correct, but slower). */
 int store_metrics_append(store_t *s, const char *id, const store_metric *rows, size_t n,
                          const store_progress *p, an_err *err);
 

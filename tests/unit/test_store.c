@@ -317,17 +317,17 @@ static void test_delete_job_removes_everything(void **state)
 
     /* Not finished: refused, nothing deleted. */
     assert_int_equal(store_job_delete(&f->s, id, &e), STORE_ESTATE);
-    assert_int_equal(scalar(&f->s, "SELECT count(*) FROM metrics WHERE job=1"), 10);
+    assert_int_equal(scalar(&f->s, "SELECT coalesce(sum(nrows), 0) FROM metric_blocks WHERE job=1"), 10);
 
     assert_int_equal(store_job_set_state(&f->s, id, STORE_MASK_ALL, STORE_COMPLETED, NULL, NULL, &e), 0);
     assert_int_equal(store_job_delete(&f->s, id, &e), 0);
     assert_int_equal(scalar(&f->s, "SELECT count(*) FROM jobs WHERE num=1"), 0);
-    assert_int_equal(scalar(&f->s, "SELECT count(*) FROM metrics WHERE job=1"), 0);
+    assert_int_equal(scalar(&f->s, "SELECT coalesce(sum(nrows), 0) FROM metric_blocks WHERE job=1"), 0);
     assert_int_equal(scalar(&f->s, "SELECT count(*) FROM val_metrics WHERE job=1"), 0);
     assert_int_equal(scalar(&f->s, "SELECT count(*) FROM checkpoints WHERE job=1"), 0);
     /* Only the other job's 2 chunks remain. */
     assert_int_equal(scalar(&f->s, "SELECT count(*) FROM checkpoint_chunks"), 2);
-    assert_int_equal(scalar(&f->s, "SELECT count(*) FROM metrics WHERE job=2"), 10);
+    assert_int_equal(scalar(&f->s, "SELECT coalesce(sum(nrows), 0) FROM metric_blocks WHERE job=2"), 10);
     store_job j;
     assert_int_equal(store_job_get(&f->s, id, &j, &e), -ENOENT);
     assert_int_equal(store_job_delete(&f->s, id, &e), -ENOENT);
