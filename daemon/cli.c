@@ -14,6 +14,7 @@
 #include "core/config.h"
 #include "core/sched.h"
 #include "core/train.h"
+#include "daemon/options.h"
 
 int cli_read_file(const char *path, char **buf, size_t *len)
 {
@@ -73,6 +74,17 @@ static int usage_err(const char *fmt, const char *arg)
     return 2;
 }
 
+static int is_help(const char *a)
+{
+    return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0;
+}
+
+static int help(void)
+{
+    fputs(options_usage(), stdout);
+    return 0;
+}
+
 /* Reads and parses the spec at `path`; prints the error and returns 1 on failure. */
 static int load_spec(const char *path, job_spec *spec)
 {
@@ -96,8 +108,12 @@ static int load_spec(const char *path, job_spec *spec)
 
 int cli_check(int argc, char **argv)
 {
+    if (argc == 2 && is_help(argv[1]))
+        return help();
     if (argc != 2)
         return usage_err("check expects one argument, FILE or -, %s", argc < 2 ? "got none" : "got more");
+    if (argv[1][0] == '-' && argv[1][1])
+        return usage_err("check: unknown option '%s'", argv[1]);
     job_spec spec;
     if (load_spec(argv[1], &spec))
         return 1;
@@ -161,7 +177,10 @@ int cli_preview(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--steps") == 0) {
+        if (is_help(a)) {
+            rc = help();
+            goto out;
+        } else if (strcmp(a, "--steps") == 0) {
             if (parse_i64(v, 1, 10000000, &steps)) {
                 usage_err("--steps expects a whole number in 1..10000000, got '%s'", v ? v : "");
                 goto out;
@@ -277,6 +296,174 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* A `--save` file: this magic line, the job spec it belongs to on one line (normalised, without
+ * the fields that do not change training), then the training state blob of train_save. The
+ * spec line lets `--resume` refuse a state that another spec made and say what differs; the
+ * blob's own checks only see the model and optimizer layout. */
+#define STATE_MAGIC "anneald train state 1\n"
+
+/* The spec as a --save file records it: one line of JSON; malloc'd, NULL when out of memory. */
+static char *state_spec_text(const job_spec *spec)
+{
+    cJSON *c = cJSON_Duplicate(spec->normalized, 1);
+    if (!c)
+        return NULL;
+    cJSON_DeleteItemFromObjectCaseSensitive(c, "name");
+    cJSON_DeleteItemFromObjectCaseSensitive(c, "checkpoint");
+    char *t = cJSON_PrintUnformatted(c);
+    cJSON_Delete(c);
+    return t;
+}
+
+/* Finds the first place where a and b differ; writes its JSON path into path. 1 if they
+ * differ, 0 if equal. */
+static int first_diff(const cJSON *a, const cJSON *b, char *path, size_t size)
+{
+    char sub[256];
+    if (cJSON_IsObject(a) && cJSON_IsObject(b)) {
+        const cJSON *x;
+        cJSON_ArrayForEach(x, a) {
+            an_path(sub, sizeof sub, path, x->string);
+            const cJSON *y = cJSON_GetObjectItemCaseSensitive(b, x->string);
+            if (!y || first_diff(x, y, sub, sizeof sub)) {
+                snprintf(path, size, "%s", sub);
+                return 1;
+            }
+        }
+        cJSON_ArrayForEach(x, b)
+            if (!cJSON_GetObjectItemCaseSensitive(a, x->string)) {
+                snprintf(path, size, "%s", an_path(sub, sizeof sub, path, x->string));
+                return 1;
+            }
+        return 0;
+    }
+    if (cJSON_IsArray(a) && cJSON_IsArray(b) && cJSON_GetArraySize(a) == cJSON_GetArraySize(b)) {
+        int i = 0;
+        for (const cJSON *x = a->child, *y = b->child; x && y; x = x->next, y = y->next, i++) {
+            an_path_index(sub, sizeof sub, path, i);
+            if (first_diff(x, y, sub, sizeof sub)) {
+                snprintf(path, size, "%s", sub);
+                return 1;
+            }
+        }
+        return 0;
+    }
+    return !cJSON_Compare(a, b, 1);
+}
+
+/* A value for an error message, cut short when long. */
+static void brief(const cJSON *v, char *buf, size_t size)
+{
+    char *t = v ? cJSON_PrintUnformatted(v) : NULL;
+    snprintf(buf, size, "%s", t ? t : "(absent)");
+    if (t && strlen(t) >= size && size > 4)
+        memcpy(buf + size - 4, "...", 4);
+    cJSON_free(t);
+}
+
+/* The value at a path made by first_diff ("a.b[2].c"), or NULL. */
+static const cJSON *at_path(const cJSON *root, const char *path)
+{
+    const cJSON *v = root;
+    const char *p = path;
+    while (v && *p) {
+        if (*p == '.') {
+            p++;
+            continue;
+        }
+        if (*p == '[') {
+            v = cJSON_GetArrayItem(v, atoi(p + 1));
+            p = strchr(p, ']');
+            p = p ? p + 1 : "";
+            continue;
+        }
+        size_t n = strcspn(p, ".[");
+        char key[256];
+        snprintf(key, sizeof key, "%.*s", (int)(n < 255 ? n : 255), p);
+        v = cJSON_GetObjectItemCaseSensitive(v, key);
+        p += n;
+    }
+    return v;
+}
+
+/* Restores a --save file (or a bare checkpoint blob) into t; prints the error and returns 1
+ * when it cannot. */
+static int resume_from(train *t, const job_spec *spec, const char *path)
+{
+    char *buf;
+    size_t len;
+    int r = cli_read_file(path, &buf, &len);
+    if (r) {
+        fprintf(stderr, "error: cannot read %s: %s\n", path, strerror(-r));
+        return 1;
+    }
+    const char *blob = buf;
+    size_t blen = len, ml = strlen(STATE_MAGIC);
+    int rc = 1;
+    if (len >= ml && memcmp(buf, STATE_MAGIC, ml) == 0) {
+        const char *line = buf + ml;
+        const char *nl = memchr(line, '\n', len - ml);
+        cJSON *saved = nl ? cJSON_ParseWithLength(line, (size_t)(nl - line)) : NULL;
+        char *mine_t = state_spec_text(spec);
+        cJSON *mine = mine_t ? cJSON_Parse(mine_t) : NULL;
+        cJSON_free(mine_t);
+        char where[256] = "";
+        if (!saved) {
+            fprintf(stderr, "error: %s: the job spec line of the saved state is damaged\n", path);
+        } else if (!mine) {
+            fprintf(stderr, "error: out of memory\n");
+        } else if (first_diff(mine, saved, where, sizeof where)) {
+            char here[96], there[96];
+            brief(at_path(mine, where), here, sizeof here);
+            brief(at_path(saved, where), there, sizeof there);
+            fprintf(stderr, "error: %s: the state was saved by another job spec: %s is %s here, "
+                    "%s in the saved state\n", path, where[0] ? where : "the spec", here, there);
+        } else {
+            rc = 0;
+        }
+        cJSON_Delete(saved);
+        cJSON_Delete(mine);
+        if (rc) {
+            free(buf);
+            return 1;
+        }
+        blob = nl + 1;
+        blen = len - (size_t)(blob - buf);
+    }
+    an_err e;
+    an_err_clear(&e);
+    rc = train_restore(t, blob, blen, &e) != 0;
+    if (rc)
+        fprintf(stderr, "error: %s: %s\n", path, e.message);
+    free(buf);
+    return rc;
+}
+
+/* Writes a --save file: STATE_MAGIC, the spec line, the blob. 0 or -errno. */
+static int save_state(const train *t, const job_spec *spec, const char *path, an_err *e)
+{
+    void *blob = NULL;
+    size_t blen = 0;
+    int r = train_save(t, &blob, &blen, e);
+    if (r)
+        return r;
+    char *st = state_spec_text(spec);
+    FILE *f = st ? fopen(path, "wb") : NULL;
+    if (!f) {
+        r = st ? -errno : -ENOMEM;
+        free(blob);
+        cJSON_free(st);
+        return r;
+    }
+    int bad = fputs(STATE_MAGIC, f) < 0 || fputs(st, f) < 0 || fputc('\n', f) == EOF ||
+              fwrite(blob, 1, blen, f) != blen || fflush(f) != 0;
+    if (fclose(f) != 0)
+        bad = 1;
+    free(blob);
+    cJSON_free(st);
+    return bad ? -EIO : 0;
+}
+
 static int write_file(const char *path, const void *buf, size_t len)
 {
     FILE *f = fopen(path, "wb");
@@ -317,6 +504,8 @@ int cli_train(int argc, char **argv)
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         const char **dst = NULL;
+        if (is_help(a))
+            return help();
         if (strcmp(a, "--steps") == 0) {
             if (parse_i64(v, 0, INT64_MAX, &steps))
                 return usage_err("--steps expects a whole number >= 0, got '%s'", v ? v : "");
@@ -369,21 +558,8 @@ int cli_train(int argc, char **argv)
         print_err(&e);
         goto out;
     }
-    if (resume) {
-        char *blob;
-        size_t blen;
-        int r = cli_read_file(resume, &blob, &blen);
-        if (r) {
-            fprintf(stderr, "error: cannot read %s: %s\n", resume, strerror(-r));
-            goto out;
-        }
-        r = train_restore(t, blob, blen, &e);
-        free(blob);
-        if (r) {
-            print_err(&e);
-            goto out;
-        }
-    }
+    if (resume && resume_from(t, &spec, resume))
+        goto out;
     if (metrics_csv) {
         mf = fopen(metrics_csv, "w");
         if (!mf) {
@@ -437,16 +613,12 @@ int cli_train(int argc, char **argv)
     }
     mf = NULL;
     if (save) {
-        void *blob = NULL;
-        size_t blen = 0;
-        if (train_save(t, &blob, &blen, &e)) {
-            print_err(&e);
-            goto out;
-        }
-        int r = write_file(save, blob, blen);
-        free(blob);
+        int r = save_state(t, &spec, save, &e);
         if (r) {
-            fprintf(stderr, "error: cannot write %s: %s\n", save, strerror(-r));
+            if (e.message[0])
+                print_err(&e);
+            else
+                fprintf(stderr, "error: cannot write %s: %s\n", save, strerror(-r));
             goto out;
         }
     }
