@@ -126,3 +126,78 @@ clean:
 	rm -rf build build-san
 
 -include $(CORE_OBJ:.o=.d) $(SVC_OBJ:.o=.d) $(BUILD)/daemon/main.d $(TEST_BIN:=.d) $(BENCH_BIN:=.d)
+
+# ------------------------------------------------------------------------------------------
+# Fuzzing (tests/fuzz/): every tests/fuzz/fuzz_<t>.c defines LLVMFuzzerTestOneInput.
+#
+#   make fuzz [FUZZ_SECONDS=60] [FUZZ_TARGETS="csv jobspec"]
+#       builds each target with clang, libFuzzer, ASan and UBSan in build-fuzz/ (the core
+#       compiled there with clang too) and runs them one after another, FUZZ_SECONDS each, on
+#       tests/fuzz/corpus/<t>/. The committed corpus is only read: new inputs go to
+#       build-fuzz/findings/<t>/, crashes to build-fuzz/crashes/<t>-*.
+#   make fuzz-merge
+#       adds the findings that reach new coverage to the committed corpus (-merge=1).
+#
+# `make test` needs no clang: it builds the same targets with $(CC) against
+# tests/fuzz/driver.c as $(BUILD)/tests/test_fuzz_<t>, which replay the committed corpus and
+# print cmocka's summary lines for tests/run.sh.
+DEB_PKGS += clang libclang-rt-14-dev
+FUZZ_ALL     := $(sort $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c)))
+FUZZ_TARGETS ?= $(FUZZ_ALL)
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang
+FUZZ_BUILD   := build-fuzz
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_OBJ     := $(FUZZ_ALL:%=$(BUILD)/tests/fuzz/fuzz_%.o) $(BUILD)/tests/fuzz/driver.o \
+                $(BUILD)/tests/fuzz/seed_state.o
+FUZZ_REGRESSION := $(FUZZ_ALL:%=$(BUILD)/tests/test_fuzz_%)
+
+.PHONY: fuzz fuzz-build fuzz-merge fuzzers fuzz-clean
+.SECONDARY: $(FUZZ_OBJ)
+tests: $(FUZZ_REGRESSION)
+clean: fuzz-clean
+
+$(BUILD)/tests/test_fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/driver.o \
+                            $(BUILD)/libcore.a $(ASSET_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(ALL_LDLIBS)
+
+# Writes real saved states as seeds: $(BUILD)/fuzz/seed_state state|train DIR.
+$(BUILD)/fuzz/seed_state: $(BUILD)/tests/fuzz/seed_state.o $(BUILD)/libcore.a $(ASSET_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(ALL_LDLIBS)
+
+# Run with BUILD=$(FUZZ_BUILD) CC=clang (by fuzz-build): the libFuzzer binaries.
+fuzzers: $(FUZZ_ALL:%=$(BUILD)/fuzz/fuzz_%)
+$(BUILD)/fuzz/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/libcore.a $(ASSET_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $^ $(ALL_LDLIBS)
+
+fuzz-build:
+	$(MAKE) BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) OPT="-O1 -fno-omit-frame-pointer -march=x86-64-v3" \
+	  CFLAGS="-fsanitize=fuzzer-no-link $(FUZZ_SAN)" LDFLAGS="$(FUZZ_SAN)" fuzzers
+
+# One target at a time (one core); every target runs even after a crash, the exit status
+# says whether any crashed.
+fuzz: deps fuzz-build
+	@failed=""; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_BUILD)/findings/$$t $(FUZZ_BUILD)/crashes; \
+	  dict=""; [ -f tests/fuzz/$$t.dict ] && dict="-dict=tests/fuzz/$$t.dict"; \
+	  echo "== fuzz_$$t: $(FUZZ_SECONDS) s"; \
+	  $(FUZZ_BUILD)/fuzz/fuzz_$$t $$dict -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+	    -rss_limit_mb=2048 -print_final_stats=1 \
+	    -artifact_prefix=$(FUZZ_BUILD)/crashes/$$t- \
+	    $(FUZZ_BUILD)/findings/$$t tests/fuzz/corpus/$$t || failed="$$failed $$t"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "crashed:$$failed (inputs in $(FUZZ_BUILD)/crashes/)"; exit 1; fi
+
+fuzz-merge: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_BUILD)/findings/$$t; \
+	  $(FUZZ_BUILD)/fuzz/fuzz_$$t -merge=1 tests/fuzz/corpus/$$t $(FUZZ_BUILD)/findings/$$t || exit 1; \
+	done
+
+fuzz-clean:
+	rm -rf $(FUZZ_BUILD)
+
+-include $(FUZZ_OBJ:.o=.d)

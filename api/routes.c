@@ -1,5 +1,5 @@
-/* routes — the API's route table (API.md). Order matters only for readability: patterns do
- * not overlap. */
+/* routes — the API's route table (API.md). The first matching route wins: the dashboard's
+ * catch-all "/{file}" comes last, so /healthz and /metrics are never taken for files. */
 #include "api/routes.h"
 
 const route api_routes[] = {
@@ -27,7 +27,8 @@ const route api_routes[] = {
 
     {"POST", "/v1/schedules/preview", api_schedules_preview, BODY_JSON, 0},
 
-    /* The dashboard: its pages and assets (the token is asked for by the page itself). */
+    /* The dashboard's own files (index.html, *.js, *.css) load without a token so that the page
+     * can show its token prompt; they hold no API data, and every /v1 route still needs it. */
     {"GET", "/", api_static, BODY_NONE, ROUTE_OPEN},
     {"GET", "/{file}", api_static, BODY_NONE, ROUTE_OPEN},
 };

@@ -58,9 +58,14 @@ static int read_groups(const cJSON *pg, const char *path, int job_form, double o
 /* A number printed in the fewest digits that read back to the same double. cJSON's own
  * printer settles for 15 digits when they come within an epsilon, which changes the last bits
  * of values like 0.009999999999999998; a raw item prints our text verbatim. valuedouble is
- * set as well, for readers of the tree. */
-static int exact_text(char *buf, size_t size, double v)
+ * set as well, for readers of the tree.
+ * A schedule may overflow (ExponentialLR with gamma > 1 over many steps reaches inf, then
+ * NaN): JSON has no such numbers, so the JSON forms show null there; CSV (json 0) gives
+ * "inf", "-inf" or "nan", which strtod reads back. */
+static int exact_text(char *buf, size_t size, double v, int json)
 {
+    if (!isfinite(v))
+        return snprintf(buf, size, "%s", json ? "null" : isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
     int n = 0;
     for (int prec = 15; prec <= 17; prec++) {
         n = snprintf(buf, size, "%.*g", prec, v);
@@ -73,7 +78,9 @@ static int exact_text(char *buf, size_t size, double v)
 static cJSON *exact_number(double v)
 {
     char buf[40];
-    exact_text(buf, sizeof buf, v);
+    if (!isfinite(v))
+        return cJSON_CreateNull();
+    exact_text(buf, sizeof buf, v, 1);
     cJSON *n = cJSON_CreateRaw(buf);
     if (n) {
         n->valuedouble = v;
@@ -141,7 +148,11 @@ static int preview_setup(const cJSON *body, int64_t steps_override, sched **out_
     env.momentum = cfg.momentum;
     env.total_steps = steps;
     const cJSON *tbs = cJSON_GetObjectItemCaseSensitive(ds, "train_batch_size");
-    env.train_batch_size = cJSON_IsNumber(tbs) ? (int64_t)tbs->valuedouble : 0;
+    /* Only ReduceLROnPlateau's metric quirk reads it; a number no batch can be (negative,
+     * fractional or beyond 2^53, where the cast to int64_t would be undefined) counts as
+     * not given, as in a preview without it. */
+    double tb = cJSON_IsNumber(tbs) ? tbs->valuedouble : 0;
+    env.train_batch_size = tb >= 1 && tb <= 9007199254740992.0 && tb == floor(tb) ? (int64_t)tb : 0;
 
     sched *s;
     rc = sched_create(&s, cJSON_GetObjectItemCaseSensitive(ds, "scheduler"), sp, &env, err,
@@ -268,7 +279,7 @@ static void put_num(sched_preview_stream *ps, double v, int first)
 {
     if (!first)
         ps->item[ps->ilen++] = ',';
-    ps->ilen += (size_t)exact_text(ps->item + ps->ilen, sizeof ps->item - ps->ilen, v);
+    ps->ilen += (size_t)exact_text(ps->item + ps->ilen, sizeof ps->item - ps->ilen, v, !ps->csv);
 }
 
 static void put_str(sched_preview_stream *ps, const char *t)

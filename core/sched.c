@@ -455,7 +455,16 @@ static int load_node(sched *s, const unsigned char *b, size_t len, size_t *off, 
     int64_t iv[NODE_I64];
     for (int k = 0; k < NODE_I64; k++)
         iv[k] = (int64_t)get_u64(b + o), o += 8;
-    if (iv[0] < 0 || iv[6] < 0 || (s->nchild && iv[6] >= s->nchild) || iv[7] < 0)
+    /* Counters a run can reach: at most one per step (2^53 is far beyond any run), a
+     * restart period of at least 1 with the position inside it. Anything else would make a
+     * later step overflow, so it is refused here. */
+    const int64_t most = (int64_t)1 << 53;
+    int bad = iv[0] < 0 || iv[0] > most || iv[1] < -1 || iv[1] > most || iv[2] < 0 ||
+              iv[2] > most || iv[3] < 0 || iv[3] > most || iv[6] < 0 ||
+              (s->nchild && iv[6] >= s->nchild) || iv[7] < 0 || iv[7] > most;
+    if (s->kind == SK_CAWR)
+        bad = bad || iv[4] < 1 || iv[5] < 0 || iv[5] >= iv[4];
+    if (bad)
         return an_failc(err, -EPROTO, "", "scheduler state holds impossible counters");
     if (apply) {
         s->steps = iv[0];

@@ -80,13 +80,15 @@ int sched_load(sched *s, const void *buf, size_t len, an_err *err);
  * {"step":[…],"lr":[[…]…],"momentum":[[…]…]} (momentum only when the schedule cycles it).
  * `steps_override` > 0 replaces the body's steps (1..10,000,000; default: the body's "steps",
  * else 1000). The lr and momentum values are raw items (cJSON_IsRaw) holding the shortest
- * text that reads back to the same double, with valuedouble set too; "step" entries are
- * numbers. Errors name their JSON path. */
+ * text that reads back to the same double, with valuedouble set too; a value that is not
+ * finite (a schedule that overflows) is null. "step" entries are numbers. Errors name their
+ * JSON path. */
 int sched_preview(const cJSON *body, int64_t steps_override, cJSON **out, an_err *err);
 
 /* The same preview as text, produced as it is read, in constant memory (a 10,000,000-step
  * preview is hundreds of megabytes of text). `csv` 0 gives exactly the JSON of sched_preview
- * on one line; 1 gives CSV rows "step,lr0,…[,momentum0,…]" after a header line. Errors in the
+ * on one line; 1 gives CSV rows "step,lr0,…[,momentum0,…]" after a header line (values that
+ * are not finite as inf, -inf or nan). Errors in the
  * body are reported by open, never while reading. */
 typedef struct sched_preview_stream sched_preview_stream;
 int sched_preview_open(const cJSON *body, int64_t steps_override, int csv,

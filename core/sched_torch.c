@@ -5,6 +5,7 @@
 #include "core/sched_torch.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -529,7 +530,9 @@ void torch_step(sched *s, double *lr, double *mom, double metric)
             s->t_cur += 1;
             if (s->t_cur >= s->t_i) {
                 s->t_cur -= s->t_i;
-                s->t_i *= s->t_mult;
+                /* torch's integers do not overflow; a period past INT64_MAX steps is never
+                 * reached, and t_cur / t_i rounds to the same double either way. */
+                s->t_i = s->t_i > INT64_MAX / s->t_mult ? INT64_MAX : s->t_i * s->t_mult;
             }
         }
         cawr_eval(s, lr);

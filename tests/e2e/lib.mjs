@@ -1,5 +1,9 @@
-// Shared helpers of the end-to-end tests (node --test): start the real daemon on a free port
-// with a fresh store, talk JSON to it, and wait for conditions.
+// Helpers of every end-to-end test (node --test): start the real daemon on a free port with a
+// fresh store, talk JSON to it, read SSE streams, wait for conditions, and build job specs.
+//
+// The daemon under test is $ANNEALD_BIN (default build/anneald); `make check` points it at the
+// sanitized build, where everything runs a few times slower (SLOW scales the waits) and any
+// sanitizer report on the daemon's stderr fails the test that stops it.
 import {spawn} from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -7,13 +11,34 @@ import path from 'node:path';
 
 export const BIN = process.env.ANNEALD_BIN || 'build/anneald';
 
-// A fresh directory under the system's temp dir, removed by the caller (or left for a
-// post-mortem when a test fails).
-export function tmpDir(prefix = 'anneald-') {
+// True when the daemon is the AddressSanitizer/UBSan build (make check).
+export const SANITIZED = process.env.ANNEALD_SANITIZED === '1' || /build-san/.test(BIN);
+
+// How much longer waits may take on the sanitized build.
+export const SLOW = SANITIZED ? 5 : 1;
+
+// What a sanitizer prints when it finds something (ASan, LSan, UBSan).
+const SANITIZER_REPORT = /AddressSanitizer|LeakSanitizer|runtime error:/;
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// A fresh directory under the system's temp dir.
+export function tmpDir(prefix = 'anneald-e2e-') {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
-// Resolves with the first line of `stream` that matches re (its match array); rejects after
+export function removeDir(dir) {
+  fs.rmSync(dir, {recursive: true, force: true});
+}
+
+// Writes `text` to DIR/NAME and returns the path.
+export function writeFile(dir, name, text) {
+  const p = path.join(dir, name);
+  fs.writeFileSync(p, text);
+  return p;
+}
+
+// Resolves with the match array of the first line of `stream` that matches re; rejects after
 // timeoutMs or when the stream ends first. Every line is also handed to onLine.
 export function waitForLine(stream, re, timeoutMs = 15000, onLine) {
   return new Promise((resolve, reject) => {
@@ -43,59 +68,101 @@ export function waitForLine(stream, re, timeoutMs = 15000, onLine) {
   });
 }
 
-// Starts the daemon and waits for its "listening on http://HOST:PORT" line.
-// args: extra command-line arguments; --listen 127.0.0.1:0 and --db <fresh dir>/t.db are added
-// unless args name them. env: added to the environment.
-// Returns {url, proc, dir, db, log(), stop(), kill9()}: log() is everything the daemon printed
-// so far; stop() sends SIGTERM and waits for the exit (SIGKILL after 10 s) and resolves to
-// {code, signal}; kill9() kills it at once.
-export async function startDaemon({args = [], env = {}, bin = BIN, timeoutMs = 15000} = {}) {
-  const dir = tmpDir();
+// Daemons still running when the test process ends are killed, so a failed test leaves none.
+const live = new Set();
+process.on('exit', () => { for (const p of live) p.kill('SIGKILL'); });
+
+// Starts `anneald --listen 127.0.0.1:0 --db DIR/anneald.db ...args` and waits for its
+// "listening on http://HOST:PORT" line. dir: the store's directory (a fresh one, removed when
+// the daemon is stopped, if not given; a given one is left to the caller, so a second daemon
+// can restart on the same store). --listen and --db are added unless args name them.
+// Returns {url, proc, dir, db, exited, running(), log(), stderr(), stop(), kill9()}: log() is everything
+// the daemon printed, stderr() its stderr; stop() sends SIGTERM, waits for the exit (SIGKILL
+// after 10 s) and resolves to {code, signal}; kill9() kills it at once. Both reject when the
+// daemon's stderr holds a sanitizer report.
+export async function startDaemon({dir, args = [], env = {}, bin = BIN, timeoutMs = 15000 * SLOW} = {}) {
+  const owned = !dir;
+  if (owned) dir = tmpDir();
   const full = [...args];
   if (!full.includes('--listen')) full.push('--listen', '127.0.0.1:0');
-  const db = full.includes('--db') ? full[full.indexOf('--db') + 1] : path.join(dir, 't.db');
+  const db = full.includes('--db') ? full[full.indexOf('--db') + 1] : path.join(dir, 'anneald.db');
   if (!full.includes('--db')) full.push('--db', db);
   const proc = spawn(bin, full, {env: {...process.env, ...env}, stdio: ['ignore', 'pipe', 'pipe']});
+  live.add(proc);
   let out = '';
+  let err = '';
   proc.stderr.setEncoding('utf8');
-  proc.stderr.on('data', (c) => { out += c; });
-  const exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({code, signal})));
+  proc.stderr.on('data', (c) => { out += c; err += c; });
+  const exited = new Promise((resolve) => proc.on('exit', (code, signal) => {
+    live.delete(proc);
+    resolve({code, signal});
+  }));
   let m;
   try {
     m = await Promise.race([
-      waitForLine(proc.stdout, /listening on (http:\/\/[^\s]+)/, timeoutMs, (l) => { out += l + '\n'; }),
+      waitForLine(proc.stdout, /^listening on (http:\/\/\S+)$/, timeoutMs, (l) => { out += l + '\n'; }),
       exited.then((r) => { throw new Error(`${bin} exited (${JSON.stringify(r)}) before listening:\n${out}`); }),
       new Promise((_, reject) => proc.on('error', reject)),
     ]);
   } catch (e) {
     proc.kill('SIGKILL');
+    if (owned) removeDir(dir);
     throw e;
   }
   proc.stdout.on('data', (c) => { out += c; });
   const url = m[1].replace(/\/$/, '');
-  const wait = async (ms) => Promise.race([exited, new Promise((r) => setTimeout(() => r(null), ms))]);
+  const running = () => proc.exitCode === null && proc.signalCode === null;
+  const finish = async (r) => {
+    // stderr may still be draining after the exit event.
+    await new Promise((res) => (proc.stderr.readableEnded ? res() : proc.stderr.once('end', res)));
+    if (owned) removeDir(dir);
+    if (SANITIZER_REPORT.test(err)) {
+      throw new Error(`the daemon's stderr holds a sanitizer report (exit ${JSON.stringify(r)}):\n${err.slice(-8000)}`);
+    }
+    return r;
+  };
   return {
-    url, proc, dir, db,
+    url, proc, dir, db, exited, running,
     log: () => out,
-    exited,
+    stderr: () => err,
     async stop() {
-      if (proc.exitCode !== null || proc.signalCode !== null) return exited;
-      proc.kill('SIGTERM');
-      const r = await wait(10000);
-      if (r) return r;
-      proc.kill('SIGKILL');
-      return exited;
+      if (running()) {
+        proc.kill('SIGTERM');
+        const r = await Promise.race([exited, sleep(10000 * SLOW).then(() => null)]);
+        if (!r) proc.kill('SIGKILL');
+      }
+      return finish(await exited);
     },
     async kill9() {
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
-      return exited;
+      if (running()) proc.kill('SIGKILL');
+      return finish(await exited);
     },
   };
 }
 
-// One HTTP exchange. body: an object (sent as JSON), a string or Buffer (sent as is, give the
-// Content-Type in headers), or undefined. Resolves to {status, json, text, headers}; json is
-// null when the answer is not JSON.
+// Runs fn(daemon) against a daemon started with `opts` (as startDaemon), then stops the daemon
+// with SIGTERM if fn left it running; a daemon that then exits other than with 0 (a sanitizer
+// aborts or reports leaks with another code) or printed a sanitizer report fails the test.
+export async function withDaemon(opts, fn) {
+  const d = await startDaemon(opts);
+  let r;
+  try {
+    r = await fn(d);
+  } catch (e) {
+    await d.kill9().catch(() => {});
+    throw e;
+  }
+  const wasRunning = d.running();
+  const ex = await d.stop();
+  if (wasRunning && ex.code !== 0) {
+    throw new Error(`the daemon exited with ${JSON.stringify(ex)} on SIGTERM:\n${d.stderr().slice(-4000)}`);
+  }
+  return r;
+}
+
+// One HTTP exchange. body: an object (sent as JSON), a string or Uint8Array (sent as it is;
+// give the Content-Type in headers), or null/undefined. Resolves to {status, headers, json,
+// text}; json is the parsed body when it is JSON, else null.
 export async function api(url, method, path, body, headers = {}) {
   const h = {...headers};
   let payload;
@@ -109,22 +176,111 @@ export async function api(url, method, path, body, headers = {}) {
   const res = await fetch(url + path, {method, headers: h, body: payload});
   const text = await res.text();
   let json = null;
-  try { json = text ? JSON.parse(text) : null; } catch { json = null; }
-  return {status: res.status, json, text, headers: res.headers};
+  if ((res.headers.get('content-type') || '').includes('json') && text) json = JSON.parse(text);
+  return {status: res.status, headers: res.headers, json, text};
 }
 
-// Polls fn until it returns a truthy value (which it resolves to); rejects with `what` after
-// timeoutMs.
-export async function waitFor(fn, {timeoutMs = 15000, intervalMs = 100, what = 'condition'} = {}) {
-  const end = Date.now() + timeoutMs;
+// Polls fn until it returns a truthy value (which it resolves to); rejects naming `what` after
+// timeoutMs (scaled by SLOW).
+export async function waitFor(fn, {timeoutMs = 15000, intervalMs = 50, what = 'condition'} = {}) {
+  const end = Date.now() + timeoutMs * SLOW;
   let last;
   for (;;) {
     try {
       last = await fn();
       if (last) return last;
     } catch (e) { last = e; }
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}` +
-                                          (last instanceof Error ? `: ${last.message}` : ''));
-    await new Promise((r) => setTimeout(r, intervalMs));
+    if (Date.now() > end) {
+      throw new Error(`timed out after ${timeoutMs * SLOW} ms waiting for ${what}` +
+                      (last instanceof Error ? `: ${last.message}` : `: ${JSON.stringify(last)}`.slice(0, 400)));
+    }
+    await sleep(intervalMs);
   }
+}
+
+// Polls GET /v1/jobs/{id} until pred(job) holds; resolves to the job. A job that ends in a
+// state pred cannot reach any more is reported at once with the job's own error.
+export async function waitJob(url, id, pred, timeoutMs = 60000, headers = {}) {
+  let job = null;
+  return waitFor(async () => {
+    const r = await api(url, 'GET', `/v1/jobs/${id}`, null, headers);
+    job = r.json;
+    if (r.status === 200 && pred(job)) return job;
+    if (r.status === 200 && job.state === 'failed') throw new Error(`job ${id} failed: ${job.error}`);
+    return null;
+  }, {timeoutMs, intervalMs: 20, what: `job ${id} (last seen ${JSON.stringify(job).slice(0, 300)})`});
+}
+
+// Reads an SSE stream until `until(events)` holds or the time is up; resolves to the events
+// [{event, id, data}] (data parsed).
+export async function readEvents(url, path, {headers = {}, until = () => false, timeoutMs = 10000} = {}) {
+  const ctl = new AbortController();
+  const timer = setTimeout(() => ctl.abort(), timeoutMs);
+  const events = [];
+  try {
+    const res = await fetch(url + path, {headers, signal: ctl.signal});
+    if (res.status !== 200) throw new Error(`SSE status ${res.status}`);
+    const dec = new TextDecoder();
+    let buf = '';
+    for await (const chunk of res.body) {
+      buf += dec.decode(chunk, {stream: true});
+      let k;
+      while ((k = buf.indexOf('\n\n')) >= 0) {
+        const frame = buf.slice(0, k);
+        buf = buf.slice(k + 2);
+        const ev = {};
+        for (const line of frame.split('\n')) {
+          if (line.startsWith('event: ')) ev.event = line.slice(7);
+          else if (line.startsWith('id: ')) ev.id = line.slice(4);
+          else if (line.startsWith('data: ')) ev.data = JSON.parse(line.slice(6));
+        }
+        if (ev.event) events.push(ev);
+      }
+      if (until(events)) break;
+    }
+  } catch (e) {
+    if (e.name !== 'AbortError') throw e;
+  } finally {
+    clearTimeout(timer);
+    ctl.abort();
+  }
+  return events;
+}
+
+// The example of JOBSPEC.md (DeepSpeed's scheduler tutorial), with overrides. It trains
+// millions of steps per second: a job of it ends before a test can act on it mid-run.
+export function tutorialJob(over = {}) {
+  return {
+    name: 'warmup-demo', seed: 42,
+    model: {type: 'linear', inputs: 10, outputs: 1},
+    loss: 'mean',
+    data: {type: 'synthetic', task: 'regression', samples: 4096, features: 10},
+    steps: 1000,
+    checkpoint: {every_steps: 100, keep_last: 3},
+    ds_config: {
+      train_batch_size: 8,
+      optimizer: {type: 'Adam', params: {lr: 0.01}},
+      scheduler: {type: 'WarmupLR', params: {warmup_min_lr: 0.001, warmup_max_lr: 0.01, warmup_num_steps: 100}},
+    },
+    ...over,
+  };
+}
+
+// A job heavy enough to train a few thousand steps per second (an MLP 32-256-256-1 on batches
+// of 64), with far more steps than any test waits for: it is still running whenever a test
+// looks, until the test cancels it.
+export function heavyJob(over = {}) {
+  return {
+    name: 'heavy', seed: 5,
+    model: {type: 'mlp', inputs: 32, hidden: [256, 256], outputs: 1},
+    data: {type: 'synthetic', task: 'regression', samples: 8192, features: 32},
+    steps: 100000000,
+    checkpoint: {every_steps: 500, keep_last: 2},
+    ds_config: {
+      train_batch_size: 64,
+      optimizer: {type: 'Adam', params: {lr: 0.001}},
+      scheduler: {type: 'WarmupLR', params: {warmup_min_lr: 0, warmup_max_lr: 0.001, warmup_num_steps: 1000}},
+    },
+    ...over,
+  };
 }

@@ -33,6 +33,22 @@ static void daemon_table_has_the_api(void **state)
     assert_true(m.route->flags & ROUTE_OPEN);
     router_match(api_routes, api_nroutes, "GET", "/v1/jobs", &m);
     assert_false(m.route->flags & ROUTE_OPEN);
+    /* /metrics is service data: it needs the token although "/{file}" would match it too */
+    assert_int_equal(router_match(api_routes, api_nroutes, "GET", "/metrics", &m), 0);
+    assert_ptr_equal(m.route->handler, api_prometheus);
+    assert_false(m.route->flags & ROUTE_OPEN);
+    assert_int_equal(router_match(api_routes, api_nroutes, "GET", "/healthz", &m), 0);
+    assert_ptr_equal(m.route->handler, api_healthz);
+    /* the dashboard shell is open, one segment deep only */
+    assert_int_equal(router_match(api_routes, api_nroutes, "GET", "/index.html", &m), 0);
+    assert_ptr_equal(m.route->handler, api_static);
+    assert_true(m.route->flags & ROUTE_OPEN);
+    assert_int_equal(router_match(api_routes, api_nroutes, "GET", "/web/app.js", &m), -ENOENT);
+    assert_int_equal(router_match(api_routes, api_nroutes, "POST", "/app.js", &m), -EPERM);
+    /* every /v1 route needs the token */
+    for (size_t i = 0; i < api_nroutes; i++)
+        if (strncmp(api_routes[i].pattern, "/v1/", 4) == 0)
+            assert_false(api_routes[i].flags & ROUTE_OPEN);
     router_match(api_routes, api_nroutes, "GET", "/v1/events", &m);
     assert_true(m.route->flags & ROUTE_QUERY_TOKEN);
     router_match(api_routes, api_nroutes, "POST", "/v1/datasets", &m);
@@ -40,6 +56,11 @@ static void daemon_table_has_the_api(void **state)
     assert_int_equal(router_match(api_routes, api_nroutes, "PUT", "/v1/jobs/j_1", &m), -EPERM);
     assert_string_equal(m.allow, "GET, DELETE");
     assert_int_equal(router_match(api_routes, api_nroutes, "GET", "/v1/nothing", &m), -ENOENT);
+    assert_int_equal(router_match(api_routes, api_nroutes, "GET", "/v1/jobs/", &m), -ENOENT);
+    /* HEAD is answered like GET */
+    assert_int_equal(router_match(api_routes, api_nroutes, "HEAD", "/v1/jobs/j_7", &m), 0);
+    assert_ptr_equal(m.route->handler, api_jobs_get);
+    assert_string_equal(m.params[0], "j_7");
 }
 
 int main(void)

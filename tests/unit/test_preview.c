@@ -140,6 +140,32 @@ static void test_steps_override_and_errors(void **state)
     cJSON_Delete(body);
 }
 
+/* A schedule that overflows shows null in JSON (inf is not JSON) and inf in CSV. */
+static void test_non_finite_values(void **state)
+{
+    (void)state;
+    cJSON *body = cJSON_Parse("{\"ds_config\":{\"optimizer\":{\"type\":\"SGD\",\"params\":"
+                              "{\"lr\":0.1}},\"scheduler\":{\"type\":\"ExponentialLR\",\"params\":"
+                              "{\"gamma\":1e300}}},\"steps\":4}");
+    sched_preview_stream *ps;
+    an_err err;
+    size_t len;
+    assert_int_equal(sched_preview_open(body, 0, 0, &ps, &err), 0);
+    char *json = read_all(ps, 5, &len);
+    sched_preview_close(ps);
+    assert_string_equal(json, "{\"step\":[1,2,3,4],\"lr\":[[0.1,1e+299,null,null]]}");
+    cJSON *parsed = cJSON_Parse(json);
+    assert_non_null(parsed);
+    cJSON_Delete(parsed);
+    free(json);
+    assert_int_equal(sched_preview_open(body, 0, 1, &ps, &err), 0);
+    char *csv = read_all(ps, 5, &len);
+    sched_preview_close(ps);
+    assert_string_equal(csv, "step,lr0\n1,0.1\n2,1e+299\n3,inf\n4,inf\n");
+    free(csv);
+    cJSON_Delete(body);
+}
+
 /* The largest preview the API allows runs in constant memory; counting its bytes is enough. */
 static void test_ten_million_steps_stream(void **state)
 {
@@ -167,6 +193,7 @@ int main(void)
         cmocka_unit_test(test_stream_equals_tree),
         cmocka_unit_test(test_csv_rows),
         cmocka_unit_test(test_steps_override_and_errors),
+        cmocka_unit_test(test_non_finite_values),
         cmocka_unit_test(test_ten_million_steps_stream),
     };
     return cmocka_run_group_tests_name("preview", tests, NULL, NULL);

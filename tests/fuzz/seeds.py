@@ -1,0 +1,219 @@
+#!/usr/bin/env python3
+"""Writes the hand-made seeds of the fuzz corpora (tests/fuzz/corpus/<target>/seed_*).
+
+    python3 tests/fuzz/seeds.py          (from the repository root)
+
+Seeds are meaningful inputs for each target: the JOBSPEC.md tutorial job and variants for
+every model, data, loss, optimizer and scheduler type; preview bodies for every DeepSpeed and
+PyTorch reference schedule in tests/refdata; the builtin CSVs and broken CSVs. Saved optimizer
+and scheduler states come from build/fuzz/seed_state (make build/fuzz/seed_state; see seed_state.c). Inputs the
+fuzzer found are kept beside them under the hashes libFuzzer names them by."""
+import copy
+import json
+import os
+
+ROOT = "tests/fuzz/corpus"
+
+
+def put(target, name, data):
+    d = os.path.join(ROOT, target)
+    os.makedirs(d, exist_ok=True)
+    if isinstance(data, (dict, list)):
+        data = json.dumps(data, separators=(",", ":"))
+    if isinstance(data, str):
+        data = data.encode()
+    with open(os.path.join(d, "seed_" + name), "wb") as f:
+        f.write(data)
+
+
+TUTORIAL = {
+    "name": "warmup-demo", "seed": 42,
+    "model": {"type": "linear", "inputs": 10, "outputs": 1},
+    "loss": "mean",
+    "data": {"type": "synthetic", "task": "regression", "samples": 4096, "features": 10},
+    "steps": 1000,
+    "checkpoint": {"every_steps": 100, "keep_last": 3},
+    "ds_config": {
+        "train_batch_size": 8,
+        "optimizer": {"type": "Adam", "params": {"lr": 0.01}},
+        "scheduler": {"type": "WarmupLR", "params": {"warmup_min_lr": 0.001,
+                                                     "warmup_max_lr": 0.01,
+                                                     "warmup_num_steps": 100}},
+    },
+}
+
+OPTIMIZERS = [
+    {"type": "Adam", "params": {"lr": 0.001, "betas": [0.9, 0.999], "eps": 1e-8,
+                                "weight_decay": 0.01, "adam_w_mode": False}},
+    {"type": "adamw", "params": {"lr": 0.001, "torch_adam": True, "amsgrad": True}},
+    {"type": "Lamb", "params": {"lr": 0.01, "max_coeff": 5.0, "min_coeff": 0.1}},
+    {"type": "Lion", "params": {"lr": 0.0001, "betas": [0.95, 0.98]}},
+    {"type": "Adagrad", "params": {"lr": 0.1, "lr_decay": 0.01, "initial_accumulator_value": 0.1}},
+    {"type": "SGD", "params": {"lr": 0.1, "momentum": 0.9, "nesterov": True}},
+    {"type": "RMSprop", "params": {"lr": 0.01, "alpha": 0.9, "centered": True, "momentum": 0.5}},
+    {"type": "OneBitAdam", "params": {"lr": 0.001}},
+]
+
+
+def jobspecs():
+    put("jobspec", "tutorial", TUTORIAL)
+    put("jobspec", "tutorial_pretty", json.dumps(TUTORIAL, indent=2))
+    for i, o in enumerate(OPTIMIZERS):
+        j = copy.deepcopy(TUTORIAL)
+        j["ds_config"]["optimizer"] = o
+        put("jobspec", "optim_%d" % i, j)
+    for i, act in enumerate(["relu", "gelu", "tanh", "sigmoid", "silu"]):
+        j = copy.deepcopy(TUTORIAL)
+        j["model"] = {"type": "mlp", "inputs": 10, "hidden": [16, 8][: 1 + i % 2],
+                      "outputs": 1, "activation": act, "dropout": 0.1 * i}
+        j["loss"] = "mse"
+        put("jobspec", "mlp_%s" % act, j)
+    datas = [
+        ({"type": "synthetic", "task": "classification", "generator": "blobs", "samples": 300,
+          "features": 2, "classes": 3}, "cross_entropy", 2, 3),
+        ({"type": "synthetic", "task": "classification", "generator": "spirals", "samples": 200,
+          "features": 2, "classes": 2, "noise": 0.1}, "bce", 2, 1),
+        ({"type": "synthetic", "task": "classification", "generator": "xor", "samples": 64,
+          "features": 2, "classes": 2}, "cross_entropy", 2, 2),
+        ({"type": "synthetic", "task": "regression", "samples": 100, "features": 3,
+          "outputs": 2, "noise": 0.5}, "mse", 3, 2),
+        ({"type": "inline", "x": [[0, 0], [0, 1], [1, 0], [1, 1]], "y": [0, 1, 1, 0]},
+         "cross_entropy", 2, 2),
+        ({"type": "inline", "x": [[0.5], [1.5], [2.5]], "y": [[1.0], [3.0], [5.0]]}, "mse", 1, 1),
+        ({"type": "dataset", "name": "houses", "target": "price", "features": ["a", "b"],
+          "normalize": False}, "mse", 2, 1),
+        ({"type": "dataset", "id": "ds_000001"}, "mse", 4, 1),
+        ({"type": "builtin", "name": "iris"}, "cross_entropy", 4, 3),
+        ({"type": "builtin", "name": "digits", "shuffle": False}, "cross_entropy", 64, 10),
+        ({"type": "builtin", "name": "wine", "target": "alcohol", "features": ["malic_acid"]},
+         "mse", 1, 1),
+    ]
+    for i, (d, loss, inputs, outputs) in enumerate(datas):
+        j = copy.deepcopy(TUTORIAL)
+        j["data"] = d
+        j["loss"] = loss
+        j["model"] = {"type": "linear", "inputs": inputs, "outputs": outputs}
+        put("jobspec", "data_%d" % i, j)
+    j = copy.deepcopy(TUTORIAL)
+    del j["steps"]
+    j["epochs"] = 3
+    j["validation"] = {"fraction": 0.2, "every_steps": 10}
+    j["threads"] = 2
+    j["param_groups"] = [{"match": ["*.bias"], "lr": 0.001, "weight_decay": 0.0}]
+    j["resume_from"] = {"job": "j_000017", "step": 400}
+    j["model"] = {"type": "linear", "inputs": 2, "outputs": 1,
+                  "init": {"fc.weight": [[0.1, -0.2]], "fc.bias": [0.0]}}
+    j["data"]["features"] = 2
+    j["ds_config"].update({"train_micro_batch_size_per_gpu": 4,
+                           "gradient_accumulation_steps": 2, "gradient_clipping": 0.5,
+                           "fp16": {"enabled": True}, "zero_optimization": {"stage": 2}})
+    put("jobspec", "everything", j)
+    j = copy.deepcopy(TUTORIAL)
+    j["ds_config"] = {"train_batch_size": "auto", "train_micro_batch_size_per_gpu": 8,
+                      "gradient_accumulation_steps": "auto",
+                      "optimizer": {"type": "AdamW", "params": {"lr": 0.001}},
+                      "scheduler": {"type": "WarmupDecayLR",
+                                    "params": {"total_num_steps": "auto", "warmup_min_lr": "auto",
+                                               "warmup_max_lr": "auto",
+                                               "warmup_num_steps": 10}}}
+    put("jobspec", "auto", j)
+    for name, rec in schedule_blocks():
+        j = copy.deepcopy(TUTORIAL)
+        j["ds_config"]["scheduler"] = rec["scheduler"]
+        lrs = rec["lrs"]
+        j["ds_config"]["optimizer"] = {"type": rec["opt"], "params": {"lr": lrs[0]}}
+        if len(lrs) > 1:
+            j["param_groups"] = [{"match": ["fc.bias" if k == 0 else "nomatch%d" % k],
+                                  "lr": lr} for k, lr in enumerate(lrs[1:])]
+        put("jobspec", "sched_" + name, j)
+    text = json.dumps(TUTORIAL)
+    put("jobspec", "bad_trailing_comma", text[:-1] + ",}")
+    put("jobspec", "bad_comment", "// a comment\n" + text)
+    put("jobspec", "bad_cut", text[: len(text) // 2])
+    put("jobspec", "bad_array", "[" + text + "]")
+    put("jobspec", "bad_empty", "")
+    put("jobspec", "bad_nan", text.replace("0.01}", "NaN}", 1))
+    put("jobspec", "bad_huge", text.replace("4096", "1e400"))
+    put("jobspec", "bad_unknown_key", text[:-1] + ',"stepz":5}')
+
+
+def schedule_blocks():
+    """(name, {scheduler, lrs, opt, steps}) for every reference schedule."""
+    out = []
+    idx = json.load(open("tests/refdata/deepspeed-schedules/index.json"))
+    for f in idx["files"]:
+        out.append((f["name"], {"scheduler": f["scheduler"], "lrs": f["optimizer_lr"],
+                                "opt": "Adam", "steps": f.get("steps", 300)}))
+    tdir = "tests/refdata/torch-schedules"
+    for fn in sorted(os.listdir(tdir)):
+        if not fn.endswith(".json") or fn == "index.json":
+            continue
+        t = json.load(open(os.path.join(tdir, fn)))
+        if t.get("scheduler") is None:
+            continue
+        params = copy.deepcopy(t["constructor_args"])
+        if "schedulers" in params:  # [{"cls": T, k: v}] -> [{"type": T, "params": {k: v}}]
+            params["schedulers"] = [{"type": c["cls"],
+                                     "params": {k: v for k, v in c.items() if k != "cls"}}
+                                    for c in params["schedulers"]]
+        groups = t["optimizer"]["param_groups"]
+        out.append((fn[:-5], {"scheduler": {"type": t["scheduler"].split(":")[-1],
+                                            "params": params},
+                              "lrs": [g["lr"] for g in groups],
+                              "opt": t["optimizer"]["cls"], "steps": t["steps"]}))
+    out.append(("multiphase", {"scheduler": {"type": "MultiPhase", "params": {"phases": [
+        {"steps": 50, "type": "WarmupLR", "params": {"warmup_num_steps": 50}},
+        {"steps": 450, "type": "CosineAnnealingLR", "params": {"T_max": 450}}]}},
+        "lrs": [0.01], "opt": "Adam", "steps": 500}))
+    return out
+
+
+def previews():
+    for name, rec in schedule_blocks():
+        lrs = rec["lrs"]
+        opt = {"type": rec["opt"], "params": {"lr": lrs[0]}}
+        if rec["opt"] == "SGD":
+            opt["params"]["momentum"] = 0.9
+        body = {"ds_config": {"train_batch_size": 8, "optimizer": opt,
+                              "scheduler": rec["scheduler"]},
+                "steps": min(rec["steps"], 2000)}
+        if len(lrs) > 1:
+            body["param_groups"] = [{"lr": lr} for lr in lrs]
+        put("dsconfig", name, body)
+    put("dsconfig", "bare_ds_config", {"optimizer": {"type": "SGD", "params": {"lr": 0.1}},
+                                       "scheduler": {"type": "StepLR",
+                                                     "params": {"step_size": 3}}})
+    put("dsconfig", "job_form", TUTORIAL)
+    put("dsconfig", "no_scheduler", {"ds_config": {"optimizer": {"type": "Lion",
+                                                                  "params": {"lr": 1e-4}}},
+                                     "steps": 5})
+    put("dsconfig", "bad_steps", {"ds_config": TUTORIAL["ds_config"], "steps": -1})
+    put("dsconfig", "bad_groups", {"ds_config": TUTORIAL["ds_config"],
+                                   "param_groups": [{"lr": "x"}]})
+
+
+def csvs():
+    for n in ("iris", "wine"):
+        put("csv", n, open("data/%s.csv" % n, "rb").read())
+    digits = open("data/digits.csv", "rb").read().split(b"\n")
+    put("csv", "digits_head", b"\n".join(digits[:40]) + b"\n")
+    put("csv", "quoted", 'a,"b,c","d""e"\r\n1,"2",3\r\n"4",5,"6\n7"\r\n')
+    put("csv", "cr_only", "x,y\r1,2\r3,4\r")
+    put("csv", "spaces", " x , y \n 1 , 2 \n\n3,4\n")
+    put("csv", "numbers", "a,b,c\n1e3,-0.5,+7\n0x10,inf,nan\n1e400,-1e-400,.5\n")
+    put("csv", "classes", "label,f1,f2\n0,1,2\n2,3,4\n1,5,6\n2.5,1,1\n-1,0,0\n")
+    put("csv", "bad_ragged", "a,b\n1,2,3\n")
+    put("csv", "bad_quote", 'a,b\n1,"2\n')
+    put("csv", "bad_stray_quote", 'a,b\n1,2"3\n')
+    put("csv", "bad_nul", b"a,b\n1,\x002\n")
+    put("csv", "bad_dup_header", "a,a\n1,2\n")
+    put("csv", "bad_header_only", "a,b\n")
+    put("csv", "bad_empty", "")
+    put("csv", "bad_long_field", "a,b\n" + "1" * 5000 + ",2\n")
+    put("csv", "one_column", "y\n1\n2\n")
+
+
+if __name__ == "__main__":
+    jobspecs()
+    previews()
+    csvs()
