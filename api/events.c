@@ -58,6 +58,13 @@ static void snapshot(daemon_t *d, sse_client *c, const store_job *row, uint64_t 
             cJSON *v = cJSON_GetObjectItemCaseSensitive(js, keys[k]);
             cJSON_AddItemToObject(p, keys[k], v ? cJSON_Duplicate(v, 1) : cJSON_CreateNull());
         }
+        /* Like the live progress events: the validation fields once a validation ran. */
+        cJSON *vl = cJSON_GetObjectItemCaseSensitive(js, "val_loss");
+        cJSON *va = cJSON_GetObjectItemCaseSensitive(js, "val_acc");
+        if (cJSON_IsNumber(vl)) {
+            cJSON_AddItemToObject(p, "val_loss", cJSON_Duplicate(vl, 1));
+            cJSON_AddItemToObject(p, "val_acc", va ? cJSON_Duplicate(va, 1) : cJSON_CreateNull());
+        }
         sse_client_send(c, "progress", id, p);
         cJSON_Delete(p);
     }

@@ -191,6 +191,10 @@ static void emit_progress(jobmgr *m, const char *id, const job_snap *s)
         cJSON_AddItemToArray(lr, num_or_null(s->lr[g]));
     cJSON_AddItemToObject(o, "samples_per_sec", num_or_null(s->samples_per_sec));
     cJSON_AddItemToObject(o, "eta_s", num_or_null(s->eta_s));
+    if (s->val_step > 0) { /* the latest validation of this run, once there is one */
+        cJSON_AddItemToObject(o, "val_loss", num_or_null(s->val_loss));
+        cJSON_AddItemToObject(o, "val_acc", num_or_null(s->val_acc));
+    }
     sse_publish(&m->d->hub, id, "progress", o);
     cJSON_Delete(o);
 }
@@ -281,6 +285,10 @@ cJSON *jobs_to_json(jobmgr *m, const store_job *row)
                 cJSON_AddItemToArray(lr, num_or_null(s.lr[g]));
             cJSON_ReplaceItemInObject(o, "lr", lr);
             cJSON_ReplaceItemInObject(o, "samples_per_sec", num_or_null(s.samples_per_sec));
+        }
+        if (s.started && s.val_step > row->val_step) {
+            cJSON_ReplaceItemInObject(o, "val_loss", num_or_null(s.val_loss));
+            cJSON_ReplaceItemInObject(o, "val_acc", num_or_null(s.val_acc));
         }
         if (cJSON_GetObjectItemCaseSensitive(o, "eta_s"))
             cJSON_ReplaceItemInObject(o, "eta_s", num_or_null(s.eta_s));
