@@ -313,6 +313,31 @@ test('bad requests get the right status, name the field and change nothing', asy
   });
 });
 
+test('POST /v1/jobs with three independent errors lists them all and stores nothing', async () => {
+  await withDaemon({}, async (d) => {
+    const before = (await api(d.url, 'GET', '/v1/jobs')).json;
+    const spec = tutorialJob({ name: 5, model: { type: 'linear', inputs: 0, outputs: 1 } });
+    spec.ds_config = { ...spec.ds_config, optimizer: { type: 'Adam', params: { lr: 'x' } } };
+    const r = await api(d.url, 'POST', '/v1/jobs', spec);
+    assert.equal(r.status, 400, r.text);
+    assert.equal(r.json.error.code, 'invalid_argument');
+    assert.equal(r.json.error.field, 'name');
+    assert.deepEqual(r.json.errors.map((e) => e.field), ['name', 'model.inputs', 'ds_config.optimizer.params.lr']);
+    assert.equal(r.json.errors[0].message, r.json.error.message);
+    for (const e of r.json.errors) assert.ok(typeof e.message === 'string' && e.message.length > 5, JSON.stringify(e));
+    // One error: the list has just it; malformed JSON: one error on "body".
+    const one = await api(d.url, 'POST', '/v1/jobs', tutorialJob({ steps: -1 }));
+    assert.equal(one.status, 400);
+    assert.deepEqual(one.json.errors, [{ message: one.json.error.message, field: 'steps' }]);
+    const bad = await api(d.url, 'POST', '/v1/jobs', '{"steps": ', { 'Content-Type': 'application/json' });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.json.error.field, 'body');
+    assert.equal(bad.json.errors.length, 1);
+    assert.deepEqual((await api(d.url, 'GET', '/v1/jobs')).json, before);
+    assert.equal(before.total, 0);
+  });
+});
+
 test('a bearer token guards everything but /healthz, and SSE takes ?access_token=', async () => {
   const dir = tmpDir();
   try {
