@@ -10,6 +10,7 @@
 #include "api/http.h"
 #include "api/routes.h"
 #include "core/config.h"
+#include "core/jsonnum.h"
 #include "core/train.h"
 #include "daemon/daemon.h"
 
@@ -42,9 +43,9 @@ static int add_val(cJSON *o, const store_val_metric *val, size_t n)
         return -ENOMEM;
     for (size_t i = 0; i < n; i++) {
         cJSON *a = cJSON_CreateNumber((double)val[i].step);
-        cJSON *b = isfinite(val[i].val_loss) ? cJSON_CreateNumber(val[i].val_loss)
+        cJSON *b = isfinite(val[i].val_loss) ? json_number(val[i].val_loss)
                                               : cJSON_CreateNull();
-        cJSON *c = isfinite(val[i].val_acc) ? cJSON_CreateNumber(val[i].val_acc)
+        cJSON *c = isfinite(val[i].val_acc) ? json_number(val[i].val_acc)
                                              : cJSON_CreateNull();
         if (!a || !b || !c) {
             cJSON_Delete(a);

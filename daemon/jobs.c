@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "api/http.h"
+#include "core/jsonnum.h"
 #include "daemon/daemon.h"
 
 #define PROGRESS_INTERVAL 0.1 /* seconds between progress events of one job */
@@ -175,7 +176,7 @@ void jobs_emit_state(jobmgr *m, const char *id, const char *state, const char *e
 
 static cJSON *num_or_null(double v)
 {
-    return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull();
+    return json_number(v);
 }
 
 static void emit_progress(jobmgr *m, const char *id, const job_snap *s)

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/jsonnum.h"
 #include "store/internal.h"
 
 static const char *const state_names[STORE_NSTATES] = {
@@ -535,7 +536,7 @@ int store_job_rewind(store_t *s, const char *id, int64_t step, store_job_state t
 /* Adds a number or null (for NaN/Inf, which JSON cannot carry). */
 static cJSON *num_or_null(double v)
 {
-    return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull();
+    return json_number(v);
 }
 
 static cJSON *str_or_null(const char *v)

@@ -40,6 +40,9 @@ test('the tutorial job runs to completion with one metrics row per step', async 
     assert.deepEqual(m.json.step.slice(0, 3), [1, 2, 3]);
     assert.equal(new Set(m.json.step).size, 1000);
     assert.equal(m.json.lr[0][2], 0.0023546349804879152);
+    // DeepSpeed's last warmup step and the ones after, to the last bit, in the JSON text too
+    assert.deepEqual(m.json.lr[0].slice(100, 103), [0.009999999999999998, 0.010000000000000002, 0.010000000000000002]);
+    assert.match(m.text, /,0\.009999999999999998,0\.010000000000000002,/);
     assert.equal(m.json.loss.length, 1000);
     // time: seconds since the job started, never going back.
     const tm = m.json.time;
