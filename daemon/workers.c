@@ -19,6 +19,12 @@
 #define WAKE_INTERVAL_S 0.05   /* loop wake-ups at most this often */
 #define CLOCK_EVERY_S 20e-6    /* read the clock about this often… */
 #define CLOCK_STRIDE_MAX 64    /* …but at least every this many steps */
+/* Periodic checkpoints: at most one per CKPT_GAP_S on average, in bursts of up to
+ * CKPT_BURST. A job that trains millions of steps a second with every_steps 100 would
+ * otherwise commit tens of thousands of checkpoints a second and spend most of its time in
+ * them; a short job still gets every checkpoint it asks for. */
+#define CKPT_GAP_S 0.02
+#define CKPT_BURST 10.0
 
 typedef struct wctx {
     store_t store;
@@ -89,6 +95,9 @@ static int flush(wctx *w, const train_report *last, an_err *e)
     return rc;
 }
 
+/* Checkpoints the train state together with the metric batch (the rows up to the
+ * checkpoint), in one transaction: one commit instead of two, and a crash never keeps a
+ * checkpoint whose steps have no rows. */
 static int checkpoint(wctx *w, train *t, const train_report *last, int keep, an_err *e)
 {
     double c0 = daemon_now();
@@ -97,12 +106,18 @@ static int checkpoint(wctx *w, train *t, const train_report *last, int keep, an_
     int rc = train_save(t, &blob, &len, e);
     if (rc)
         return rc;
+    if (w->nstamped < w->nbatch)
+        stamp(w, last->step);
     store_progress p;
     progress_of(last, &p);
     int64_t step = train_steps_done(t);
-    rc = store_checkpoint_commit(&w->store, w->run->id, step, last->loss, blob, len, keep,
-                                 last->step > 0 ? &p : NULL, e);
+    rc = store_checkpoint_commit_with_metrics(&w->store, w->run->id, w->batch, w->nbatch,
+                                              w->vbatch, w->nval, step, last->loss, blob, len,
+                                              keep, last->step > 0 ? &p : NULL, e);
     free(blob);
+    w->nbatch = 0;
+    w->nval = 0;
+    w->nstamped = 0;
     if (rc)
         return rc;
     atomic_fetch_add(&w->jobs->ckpt_bytes, len);
@@ -114,6 +129,27 @@ static int checkpoint(wctx *w, train *t, const train_report *last, int keep, an_
     w->run->snap.ckpt_bytes = (int64_t)len;
     uv_mutex_unlock(&w->run->mu);
     return 0;
+}
+
+/* A token bucket for periodic checkpoints: CKPT_BURST tokens, one more every CKPT_GAP_S. */
+typedef struct ckpt_bucket {
+    double tokens;
+    double at;                 /* monotonic time of the last refill */
+} ckpt_bucket;
+
+/* Takes a token for a periodic checkpoint due at `now`: 1 = take it now, 0 = defer it (to the
+ * next multiple of every_steps, or the next step for every_seconds). Which step a
+ * checkpoint lands on does not change the result: a resume from any step is bit-exact. */
+static int ckpt_take(ckpt_bucket *b, double now)
+{
+    if (now > b->at) {
+        b->tokens = fmin(CKPT_BURST, b->tokens + (now - b->at) / CKPT_GAP_S);
+        b->at = now;
+    }
+    if (b->tokens < 1.0)
+        return 0;
+    b->tokens -= 1.0;
+    return 1;
 }
 
 /* Makes `rep` the run's snapshot that the loop thread reads; `now` is the monotonic time. */
@@ -274,6 +310,7 @@ static void run_job(wctx *w)
     double every_s = spec.ckpt_every_seconds;
     double last_flush = w->t0, last_ckpt = w->t0, last_wake = 0;
     int64_t last_ckpt_step = rep.step;
+    ckpt_bucket bucket = {CKPT_BURST, w->t0};
     int stop = STOP_NONE;
     int failed = 0;
     char errmsg[900] = "";
@@ -337,9 +374,10 @@ static void run_job(wctx *w)
             }
             last_flush = w->now;
         }
-        if ((every > 0 && rep.step % every == 0) ||
-            (every_s > 0 && w->now - last_ckpt >= every_s)) {
-            if (flush(w, &rep, &e) || checkpoint(w, t, &rep, keep, &e)) {
+        if (((every > 0 && rep.step % every == 0) ||
+             (every_s > 0 && w->now - last_ckpt >= every_s)) &&
+            ckpt_take(&bucket, w->now)) {
+            if (checkpoint(w, t, &rep, keep, &e)) {
                 snprintf(errmsg, sizeof errmsg, "checkpointing: %s", e.message);
                 failed = 1;
                 break;
