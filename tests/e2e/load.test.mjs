@@ -12,7 +12,8 @@
 // ASan's quarantine of freed memory is capped (it would otherwise fill up to 256 MB and look
 // like growth), and the memory tolerance is wider.
 //
-// The memory check was seen to fail on a daemon that leaks 256 bytes per GET /v1/jobs/{id}.
+// The memory check was seen to fail on a daemon that leaks 256 bytes per GET /v1/jobs/{id}
+// (RSS peak from 50 to 68 MB against a limit of 59 MB).
 import {test} from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -20,13 +21,13 @@ import http from 'node:http';
 import {SANITIZED, SLOW, api, heavyJob, sleep, waitJob, withDaemon} from './lib.mjs';
 import {judgeFlat, parseWrk, readRss, runWrk} from '../../bench/wrk.mjs';
 
-const SECONDS = Number(process.env.LOAD_SECONDS || (SANITIZED ? 60 : 36));
+const SECONDS = Number(process.env.LOAD_SECONDS || (SANITIZED ? 48 : 36));
 const CLIENTS = Number(process.env.LOAD_SSE_CLIENTS || 200);
 const WRK_CONNECTIONS = Number(process.env.LOAD_WRK_CONNECTIONS || 16);
 // Longest a client may go without a progress event: progress comes ~10 times a second per
 // job, so this only trips on a stalled or dropped stream.
 const MAX_GAP_MS = 5000 * SLOW;
-const FLAT = SANITIZED ? {warmupFrac: 0.25, tol: 0.20, slackKb: 16384}
+const FLAT = SANITIZED ? {warmupFrac: 0.25, tol: 0.10, slackKb: 10240}
                        : {warmupFrac: 0.2, tol: 0.10, slackKb: 4096};
 
 // One SSE client on its own socket: counts progress events and the longest gap between two.
