@@ -24,7 +24,19 @@
  * otherwise commit tens of thousands of checkpoints a second and spend most of its time in
  * them; a short job still gets every checkpoint it asks for. */
 #define CKPT_GAP_S 0.02
+/* samples_per_sec and eta_s: the pace over the last PACE_N - 1 intervals of PACE_EVERY_S
+ * (about 5 s), so they follow the job's real speed, stores and checkpoints included. */
+#define PACE_EVERY_S 0.25
+#define PACE_N 21
 #define CKPT_BURST 10.0
+
+/* Recent (time, step) points of a run, one per PACE_EVERY_S, oldest overwritten first. */
+typedef struct pace {
+    double t[PACE_N];          /* monotonic seconds */
+    int64_t step[PACE_N];      /* steps done at t */
+    int n;                     /* points held, 0..PACE_N */
+    int next;                  /* slot the next point goes to */
+} pace;
 
 typedef struct wctx {
     store_t store;
@@ -43,7 +55,30 @@ typedef struct wctx {
     double t_last;             /* job time given to the last stamped row, seconds */
     double now;                /* monotonic time of the latest clock read, seconds */
     int64_t now_step;          /* the step done at that read */
+    int64_t batch_samples;     /* samples per optimizer step (train_batch_size) */
+    pace pace;                 /* recent progress, for samples_per_sec and eta_s */
+    double samples_per_sec;    /* the run's real pace over the last seconds; NAN unknown */
 } wctx;
+
+static void pace_add(pace *p, double t, int64_t step)
+{
+    p->t[p->next] = t;
+    p->step[p->next] = step;
+    p->next = (p->next + 1) % PACE_N;
+    if (p->n < PACE_N)
+        p->n++;
+}
+
+/* Steps per second from the oldest point held to (now, step); NAN with no point or no time
+ * gone by. */
+static double pace_rate(const pace *p, double now, int64_t step)
+{
+    if (p->n == 0)
+        return NAN;
+    int old = p->n < PACE_N ? 0 : p->next;
+    double dt = now - p->t[old];
+    return dt > 0 ? (double)(step - p->step[old]) / dt : NAN;
+}
 
 /* Reads the clock and gives the rows since the previous read their times, spread evenly over
  * the interval. A fast job reads the clock only every few dozen steps (about every
@@ -67,7 +102,7 @@ static double stamp(wctx *w, int64_t step)
     return now;
 }
 
-static void progress_of(const train_report *rep, store_progress *p)
+static void progress_of(const wctx *w, const train_report *rep, store_progress *p)
 {
     memset(p, 0, sizeof *p);
     p->step = rep->step;
@@ -76,7 +111,7 @@ static void progress_of(const train_report *rep, store_progress *p)
     p->n_lr = rep->ngroups < STORE_MAX_LR ? rep->ngroups : STORE_MAX_LR;
     for (int g = 0; g < p->n_lr; g++)
         p->lr[g] = rep->lr[g];
-    p->samples_per_sec = rep->samples_per_sec;
+    p->samples_per_sec = w->samples_per_sec;
 }
 
 static int flush(wctx *w, const train_report *last, an_err *e)
@@ -86,7 +121,7 @@ static int flush(wctx *w, const train_report *last, an_err *e)
     if (w->nstamped < w->nbatch)
         stamp(w, last->step);
     store_progress p;
-    progress_of(last, &p);
+    progress_of(w, last, &p);
     int rc = store_metrics_append_with_val(&w->store, w->run->id, w->batch, w->nbatch,
                                            w->vbatch, w->nval, &p, e);
     w->nbatch = 0;
@@ -109,7 +144,7 @@ static int checkpoint(wctx *w, train *t, const train_report *last, int keep, an_
     if (w->nstamped < w->nbatch)
         stamp(w, last->step);
     store_progress p;
-    progress_of(last, &p);
+    progress_of(w, last, &p);
     int64_t step = train_steps_done(t);
     rc = store_checkpoint_commit_with_metrics(&w->store, w->run->id, w->batch, w->nbatch,
                                               w->vbatch, w->nval, step, last->loss, blob, len,
@@ -164,12 +199,17 @@ static void publish(wctx *w, const train_report *rep, int64_t total, double now)
     s->n_lr = rep->ngroups < STORE_MAX_LR ? rep->ngroups : STORE_MAX_LR;
     for (int g = 0; g < s->n_lr; g++)
         s->lr[g] = rep->lr[g];
-    s->samples_per_sec = rep->samples_per_sec;
-    /* ETA from this run's own pace (a resumed run does not count the steps it restored). */
-    double el = now - w->t0;
-    if (el > 0 && rep->step > w->first_step)
-        s->eta_s = (double)(total - rep->step) * el / (double)(rep->step - w->first_step);
+    /* Both from the run's recent real pace (stores and checkpoints included; a resumed run
+     * does not count the steps it restored), not from the compute time of one step. */
+    double rate = pace_rate(&w->pace, now, rep->step);
+    if (rate > 0) {
+        w->samples_per_sec = rate * (double)w->batch_samples;
+        s->samples_per_sec = w->samples_per_sec;
+        s->eta_s = (double)(total - rep->step) / rate;
+    }
     uv_mutex_unlock(&w->run->mu);
+    if (now - w->pace.t[(w->pace.next + PACE_N - 1) % PACE_N] >= PACE_EVERY_S)
+        pace_add(&w->pace, now, rep->step);
 }
 
 /* Marks the job's end in the store and in the run; `st` is the final state. */
@@ -294,6 +334,10 @@ static void run_job(wctx *w)
     rep.samples_per_sec = NAN;
     w->t0 = daemon_now();
     w->first_step = rep.step;
+    w->batch_samples = spec.train_batch_size;
+    w->samples_per_sec = NAN;
+    memset(&w->pace, 0, sizeof w->pace);
+    pace_add(&w->pace, w->t0, rep.step);
     w->nstamped = w->nbatch = w->nval = 0;
     w->t_last = w->time_base;
     w->now = w->t0;
