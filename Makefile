@@ -58,7 +58,7 @@ $(BUILD)/gen/assets.S: tools/mkassets.sh $(ASSETS)
 	sh tools/mkassets.sh $(ASSETS) > $@
 
 # uPlot comes from npm (package-lock.json), never from the repository.
-$(UPLOT): package-lock.json
+$(UPLOT) &: package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $(UPLOT)
 

@@ -128,7 +128,12 @@ export async function startDaemon({dir, args = [], env = {}, bin = BIN, timeoutM
     async stop() {
       if (running()) {
         proc.kill('SIGTERM');
-        const r = await Promise.race([exited, sleep(10000 * SLOW).then(() => null)]);
+        // The grace timer is cleared as soon as the daemon exits: a pending timer would keep
+        // the test file's process alive for its whole length.
+        let timer;
+        const grace = new Promise((r) => { timer = setTimeout(() => r(null), 10000 * SLOW); });
+        const r = await Promise.race([exited, grace]);
+        clearTimeout(timer);
         if (!r) proc.kill('SIGKILL');
       }
       return finish(await exited);
