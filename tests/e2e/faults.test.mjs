@@ -195,3 +195,81 @@ test('disk full: the job pauses with a message, nothing committed is lost, the d
     assert.ok(fsys.unmount(), `could not unmount ${fsys.dir}`);
   }
 });
+
+// Pauses job `id` once its checkpoints reach step `atLeast`; resolves to the paused job.
+async function pauseAfter(url, id, atLeast) {
+  await waitFor(async () => {
+    const j = await getJob(url, id);
+    assert.notEqual(j.state, 'completed', `job ${id} completed before the test could pause it`);
+    return j.last_checkpoint_step >= atLeast;
+  }, {timeoutMs: 60000, intervalMs: 10, what: `job ${id} checkpointed at step ${atLeast}`});
+  const r = await api(url, 'POST', `/v1/jobs/${id}/pause`);
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.state, 'paused');
+  return r.json;
+}
+
+// Checkpoint rows of a job, newest first: [{id, step, chunks}].
+function checkpointsOf(db, job) {
+  const out = sql(db, `SELECT c.id, c.step, c.chunks FROM checkpoints c JOIN jobs j ON c.job = j.num ` +
+                      `WHERE j.id = '${job}' ORDER BY c.step DESC;`);
+  return out ? out.split('\n').map((l) => { const [id, step, chunks] = l.split('|').map(Number); return {id, step, chunks}; }) : [];
+}
+
+test('corrupt checkpoints: the newest usable one is used, and none usable starts over from step 0', async () => {
+  const STEPS = 4000, EVERY = 250;
+  const spec = ckptSpec(STEPS, EVERY, {name: 'corrupt', checkpoint: {every_steps: EVERY, keep_last: 4}});
+  const ref = await uninterrupted(spec);
+
+  const dir = tmpDir();
+  const db = path.join(dir, 'anneald.db');
+  let d;
+  try {
+    d = await startDaemon({dir, args: ['--db', db, '--workers', '1']});
+    const a = (await api(d.url, 'POST', '/v1/jobs', spec)).json.id;
+    await pauseAfter(d.url, a, 3 * EVERY);
+    const b = (await api(d.url, 'POST', '/v1/jobs', spec)).json.id;
+    await pauseAfter(d.url, b, EVERY);
+    await stopClean(d);
+    d = null;
+
+    // Job a: the newest checkpoint's bytes are changed (its checksum no longer matches) and
+    // the next one's only chunk is gone (it no longer reads back); the third is fine.
+    const ca = checkpointsOf(db, a);
+    assert.ok(ca.length >= 3, `job ${a} has checkpoints ${JSON.stringify(ca)}`);
+    // (|| makes text of blobs; the cast gives the same bytes back as a blob.)
+    sql(db, `UPDATE checkpoint_chunks SET data = CAST(substr(data, 1, 4096) || X'DEADBEEF' || ` +
+            `substr(data, 4101) AS BLOB) WHERE ckpt = ${ca[0].id} AND idx = 0;`);
+    sql(db, `DELETE FROM checkpoint_chunks WHERE ckpt = ${ca[1].id};`);
+    // Job b: every checkpoint is corrupt.
+    const cb = checkpointsOf(db, b);
+    assert.ok(cb.length >= 1, `job ${b} has checkpoints ${JSON.stringify(cb)}`);
+    sql(db, `UPDATE checkpoint_chunks SET data = zeroblob(length(data)) WHERE ckpt IN ` +
+            `(${cb.map((c) => c.id).join(',')});`);
+
+    d = await startDaemon({dir, args: ['--db', db, '--workers', '1']});
+    for (const id of [a, b]) {
+      const r = await api(d.url, 'POST', `/v1/jobs/${id}/resume`);
+      assert.equal(r.status, 200, r.text);
+    }
+    for (const id of [a, b]) {
+      const j = await waitStates(d.url, id, ['completed', 'failed', 'paused']);
+      assert.equal(j.state, 'completed', `job ${id}: ${j.error}`);
+      assert.equal((await api(d.url, 'GET', `/v1/jobs/${id}/weights`)).text, ref.weights,
+                   `job ${id}: weights differ from the uninterrupted run`);
+      assertSameMetrics((await api(d.url, 'GET', `/v1/jobs/${id}/metrics?format=csv`)).text, ref.csv,
+                        STEPS, `job ${id}`);
+    }
+    const log = d.stderr();
+    assert.match(log, new RegExp(`job ${a}: the checkpoint at step ${ca[0].step} is unusable \\(checkpoint: checkpoint checksum mismatch[^)]*\\); trying the one before it`));
+    assert.match(log, new RegExp(`job ${a}: the checkpoint at step ${ca[1].step} is unusable \\(checkpoint is incomplete[^)]*\\); trying the one before it`));
+    assert.match(log, new RegExp(`job ${a}: resuming from the checkpoint at step ${ca[2].step} \\(2 newer ones were unusable\\)`));
+    assert.match(log, new RegExp(`job ${b}: the checkpoint at step ${cb.at(-1).step} is unusable \\(.*\\); no older checkpoint: starting over from step 0`));
+    await stopClean(d);
+    d = null;
+    assert.equal(sql(db, 'PRAGMA integrity_check;'), 'ok');
+  } finally {
+    if (d) await d.kill9().catch(() => {});
+    removeDir(dir);
+  }
+});
