@@ -273,3 +273,84 @@ test('corrupt checkpoints: the newest usable one is used, and none usable starts
     removeDir(dir);
   }
 });
+
+// 6.3 M parameters: with Adam about 100 MiB (parameters, gradients, two moments).
+function bigSpec(over = {}) {
+  return {
+    name: 'big', seed: 1,
+    model: {type: 'mlp', inputs: 1024, hidden: [2048, 2048], outputs: 10},
+    loss: 'mse',
+    data: {type: 'synthetic', task: 'regression', samples: 256, features: 1024, outputs: 10},
+    steps: 5,
+    ds_config: {train_batch_size: 8, optimizer: {type: 'Adam', params: {lr: 0.001}}},
+    ...over,
+  };
+}
+
+const OVER_CAP = /^this job needs about (\d+(?:\.\d)?) MiB \((Adam state|parameters|gradients|activations|data) [^)]*\), over the 64 MiB cap \(--max-job-memory\)/;
+
+test('memory cap: a job estimated over --max-job-memory is rejected at submit with the estimate; 0 lifts the cap', async () => {
+  const d = await startDaemon({args: ['--max-job-memory', '64M', '--workers', '1']});
+  try {
+    const r = await api(d.url, 'POST', '/v1/jobs', bigSpec());
+    assert.equal(r.status, 422, r.text);
+    assert.equal(r.json.error.code, 'unprocessable');
+    assert.equal(r.json.error.field, 'model');
+    const m = OVER_CAP.exec(r.json.error.message);
+    assert.ok(m, r.json.error.message);
+    // 6,313,994 parameters x 4 bytes x (1 + 1 + 2) is 96.3 MiB before activations and data.
+    assert.ok(Number(m[1]) >= 96 && Number(m[1]) < 110, `estimate ${m[1]} MiB`);
+    assert.match(r.json.error.message, /Adam state 48 MiB, parameters 24 MiB, gradients 24 MiB/);
+    // SGD keeps no state: the same model fits.
+    const sgd = bigSpec({ds_config: {train_batch_size: 8, optimizer: {type: 'SGD', params: {lr: 0.001}}},
+                         model: {type: 'mlp', inputs: 1024, hidden: [2048, 1024], outputs: 10}});
+    const ok = await api(d.url, 'POST', '/v1/jobs', sgd);
+    assert.equal(ok.status, 201, ok.text);
+    const list = await api(d.url, 'GET', '/v1/jobs');
+    assert.equal(list.json.total, 1, 'the rejected job left nothing behind');
+    await waitStates(d.url, ok.json.id, ['completed']);
+  } finally {
+    await stopClean(d);
+  }
+
+  await (async () => {
+    const free = await startDaemon({args: ['--max-job-memory', '0', '--workers', '1']});
+    try {
+      const r = await api(free.url, 'POST', '/v1/jobs', bigSpec());
+      assert.equal(r.status, 201, r.text);
+      await waitStates(free.url, r.json.id, ['completed']);
+    } finally {
+      await stopClean(free);
+    }
+  })();
+
+  for (const bad of ['1.5G', '4X', '-1', '']) {
+    const r = spawnSync(process.env.ANNEALD_BIN || 'build/anneald', ['--max-job-memory', bad, '--listen', '127.0.0.1:0'],
+                        {encoding: 'utf8', timeout: 10000 * SLOW});
+    assert.equal(r.status, 2, `--max-job-memory '${bad}': exit ${r.status}, ${r.stderr}`);
+    assert.match(r.stderr, /--max-job-memory expects a size in bytes/);
+  }
+});
+
+test('anneald check applies a memory cap only when --max-job-memory is given', () => {
+  const dir = tmpDir();
+  try {
+    const f = path.join(dir, 'big.json');
+    fs.writeFileSync(f, JSON.stringify(bigSpec()));
+    const bin = process.env.ANNEALD_BIN || 'build/anneald';
+    const run = (...args) => spawnSync(bin, ['check', f, ...args], {encoding: 'utf8', timeout: 20000 * SLOW});
+    const plain = run();
+    assert.equal(plain.status, 0, plain.stderr);
+    const capped = run('--max-job-memory', '64M');
+    assert.equal(capped.status, 1, capped.stderr);
+    assert.equal(capped.stdout, '');
+    assert.match(capped.stderr, /^error: model: this job needs about \d+(\.\d)? MiB \(Adam state 48 MiB.*\), over the 64 MiB cap \(--max-job-memory\)\n$/);
+    const roomy = run('--max-job-memory', '1G');
+    assert.equal(roomy.status, 0, roomy.stderr);
+    assert.equal(roomy.stdout, plain.stdout);
+    const bad = run('--max-job-memory', 'lots');
+    assert.equal(bad.status, 2, bad.stderr);
+  } finally {
+    removeDir(dir);
+  }
+});
