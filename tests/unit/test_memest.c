@@ -17,7 +17,8 @@
 #include "core/train.h"
 
 #if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/allocator_interface.h>
+/* AddressSanitizer's allocator keeps its own books (its header is not always installed). */
+size_t __sanitizer_get_current_allocated_bytes(void);
 #endif
 
 /* Bytes the process has allocated now (heap and mmapped blocks). */
