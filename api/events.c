@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "api/http.h"
+#include "core/jsonnum.h"
 #include "api/routes.h"
 #include "daemon/daemon.h"
 
@@ -57,6 +58,13 @@ static void snapshot(daemon_t *d, sse_client *c, const store_job *row, uint64_t 
         for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
             cJSON *v = cJSON_GetObjectItemCaseSensitive(js, keys[k]);
             cJSON_AddItemToObject(p, keys[k], v ? cJSON_Duplicate(v, 1) : cJSON_CreateNull());
+        }
+        /* Like the live progress events: the validation fields once a validation ran. */
+        cJSON *vl = cJSON_GetObjectItemCaseSensitive(js, "val_loss");
+        cJSON *va = cJSON_GetObjectItemCaseSensitive(js, "val_acc");
+        if (json_is_number(vl)) {
+            cJSON_AddItemToObject(p, "val_loss", cJSON_Duplicate(vl, 1));
+            cJSON_AddItemToObject(p, "val_acc", va ? cJSON_Duplicate(va, 1) : cJSON_CreateNull());
         }
         sse_client_send(c, "progress", id, p);
         cJSON_Delete(p);

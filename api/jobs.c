@@ -64,6 +64,35 @@ static int64_t samples_of(daemon_t *d, const job_spec *s)
     return n > 0 ? n : 1;
 }
 
+/* At most this many spec errors are listed in one answer. */
+#define SPEC_MAX_ERRORS 64
+
+/* Answers 400 for a spec with `n` (>= 1) errors: API.md's {"error": {code, message, field}}
+ * for the first, and "errors": [{"message", "field"}, …] with every one of them (field null
+ * when an error has no path), so a client can mark all at once. */
+static void spec_errors(http_req *r, const an_err *errs, int n)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON *first = cJSON_AddObjectToObject(o, "error");
+    cJSON_AddStringToObject(first, "code", "invalid_argument");
+    cJSON_AddStringToObject(first, "message", errs[0].message[0] ? errs[0].message : "invalid job spec");
+    if (errs[0].field[0])
+        cJSON_AddStringToObject(first, "field", errs[0].field);
+    else
+        cJSON_AddNullToObject(first, "field");
+    cJSON *all = cJSON_AddArrayToObject(o, "errors");
+    for (int k = 0; all && k < n; k++) {
+        cJSON *x = cJSON_CreateObject();
+        cJSON_AddStringToObject(x, "message", errs[k].message);
+        if (errs[k].field[0])
+            cJSON_AddStringToObject(x, "field", errs[k].field);
+        else
+            cJSON_AddNullToObject(x, "field");
+        cJSON_AddItemToArray(all, x);
+    }
+    http_reply_json(r, 400, o);
+}
+
 void api_jobs_create(http_req *r)
 {
     daemon_t *d = r->d;
@@ -75,12 +104,32 @@ void api_jobs_create(http_req *r)
     job_spec spec;
     an_err e;
     an_err_clear(&e);
-    if (job_spec_parse_text(r->body, r->len, &spec, &e) != 0) {
+    cJSON *body = NULL;
+    if (json_parse_text(r->body, r->len, &body, &e) != 0) {
         if (!e.field[0]) /* malformed JSON: the body as a whole */
             snprintf(e.field, sizeof e.field, "body");
-        http_error_err(r, 400, "invalid_argument", &e);
+        spec_errors(r, &e, 1);
         return;
     }
+    an_err *errs = malloc(SPEC_MAX_ERRORS * sizeof *errs);
+    if (!errs) {
+        cJSON_Delete(body);
+        http_error(r, 500, "internal", NULL, "out of memory");
+        return;
+    }
+    int nerr = 0;
+    int prc = job_spec_parse_all(body, &spec, errs, SPEC_MAX_ERRORS, &nerr);
+    cJSON_Delete(body);
+    if (prc != 0) {
+        if (nerr == 0) { /* a failure that recorded nothing (out of memory) */
+            an_fail(&errs[0], "", "the job spec could not be checked (error %d)", prc);
+            nerr = 1;
+        }
+        spec_errors(r, errs, nerr < SPEC_MAX_ERRORS ? nerr : SPEC_MAX_ERRORS);
+        free(errs);
+        return;
+    }
+    free(errs);
     const char *dataset_ref = NULL;
     if (spec.data.type == DATA_DATASET) {
         dataset_ref = spec.data.dataset_id[0] ? spec.data.dataset_id : spec.data.name;

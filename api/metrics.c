@@ -10,6 +10,7 @@
 #include "api/http.h"
 #include "api/routes.h"
 #include "core/config.h"
+#include "core/jsonnum.h"
 #include "core/train.h"
 #include "daemon/daemon.h"
 
@@ -28,6 +29,35 @@ static void store_fail(http_req *r, int rc, const an_err *e, const char *id)
         http_set_pending_error(r, 404, "not_found", "id", "no job with id '%.64s'", id);
     else
         http_set_pending_error(r, st, code, NULL, "%s", e->message);
+}
+
+/* Adds the validation rows as columns "val_step", "val_loss", "val_acc" (NaN as null). They
+ * are never downsampled: a job validates every `every_steps` steps, so there are few of them
+ * next to the per-step rows. Returns -ENOMEM when an item could not be made. */
+static int add_val(cJSON *o, const store_val_metric *val, size_t n)
+{
+    cJSON *st = cJSON_AddArrayToObject(o, "val_step");
+    cJSON *vl = cJSON_AddArrayToObject(o, "val_loss");
+    cJSON *va = cJSON_AddArrayToObject(o, "val_acc");
+    if (!st || !vl || !va)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        cJSON *a = cJSON_CreateNumber((double)val[i].step);
+        cJSON *b = isfinite(val[i].val_loss) ? json_number(val[i].val_loss)
+                                              : cJSON_CreateNull();
+        cJSON *c = isfinite(val[i].val_acc) ? json_number(val[i].val_acc)
+                                             : cJSON_CreateNull();
+        if (!a || !b || !c) {
+            cJSON_Delete(a);
+            cJSON_Delete(b);
+            cJSON_Delete(c);
+            return -ENOMEM;
+        }
+        cJSON_AddItemToArray(st, a);
+        cJSON_AddItemToArray(vl, b);
+        cJSON_AddItemToArray(va, c);
+    }
+    return 0;
 }
 
 static void metrics_work(http_req *r, store_t *s)
@@ -69,8 +99,22 @@ static void metrics_work(http_req *r, store_t *s)
         store_fail(r, rc, &e, id);
         return;
     }
-    http_set_pending_json(r, 200, store_series_to_json(&ser));
+    store_val_metric *val = NULL;
+    size_t nval = 0;
+    rc = store_val_query(s, id, q->from, q->to, &val, &nval, &e);
+    if (rc) {
+        store_series_free(&ser);
+        store_fail(r, rc, &e, id);
+        return;
+    }
+    cJSON *o = store_series_to_json(&ser);
     store_series_free(&ser);
+    if (o && add_val(o, val, nval) != 0) {
+        cJSON_Delete(o);
+        o = NULL;
+    }
+    free(val);
+    http_set_pending_json(r, 200, o);
 }
 
 void api_jobs_metrics(http_req *r)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/jsonnum.h"
 #include "core/optim.h"
 #include "core/sched_param.h"
 
@@ -53,41 +54,6 @@ static int read_groups(const cJSON *pg, const char *path, int job_form, double o
     }
     env->ngroups = first + n;
     return 0;
-}
-
-/* A number printed in the fewest digits that read back to the same double. cJSON's own
- * printer settles for 15 digits when they come within an epsilon, which changes the last bits
- * of values like 0.009999999999999998; a raw item prints our text verbatim. valuedouble is
- * set as well, for readers of the tree.
- * A schedule may overflow (ExponentialLR with gamma > 1 over many steps reaches inf, then
- * NaN): JSON has no such numbers, so the JSON forms show null there; CSV (json 0) gives
- * "inf", "-inf" or "nan", which strtod reads back. */
-static int exact_text(char *buf, size_t size, double v, int json)
-{
-    if (!isfinite(v))
-        return snprintf(buf, size, "%s", json ? "null" : isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
-    int n = 0;
-    for (int prec = 15; prec <= 17; prec++) {
-        n = snprintf(buf, size, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v)
-            break;
-    }
-    return n;
-}
-
-static cJSON *exact_number(double v)
-{
-    char buf[40];
-    if (!isfinite(v))
-        return cJSON_CreateNull();
-    exact_text(buf, sizeof buf, v, 1);
-    cJSON *n = cJSON_CreateRaw(buf);
-    if (n) {
-        n->valuedouble = v;
-        n->valueint = v >= 2147483647.0 ? 2147483647 : v <= -2147483648.0 ? -2147483647 - 1
-                                                                           : (int)v;
-    }
-    return n;
 }
 
 /* Reads a preview body (see sched.h), creates its scheduler and says how many steps and
@@ -195,9 +161,9 @@ int sched_preview(const cJSON *body, int64_t steps_override, cJSON **out, an_err
         ok = cJSON_AddItemToArray(jstep, cJSON_CreateNumber((double)(k + 1)));
         const double *lr = sched_lr(s), *m = sched_mom(s);
         for (int g = 0; ok && g < env.ngroups; g++) {
-            ok = cJSON_AddItemToArray(lr_rows[g], exact_number(lr[g]));
+            ok = cJSON_AddItemToArray(lr_rows[g], json_number(lr[g]));
             if (ok && jmom)
-                ok = cJSON_AddItemToArray(mom_rows[g], exact_number(m[g]));
+                ok = cJSON_AddItemToArray(mom_rows[g], json_number(m[g]));
         }
         sched_step(s, NAN);
     }
@@ -279,7 +245,7 @@ static void put_num(sched_preview_stream *ps, double v, int first)
 {
     if (!first)
         ps->item[ps->ilen++] = ',';
-    ps->ilen += (size_t)exact_text(ps->item + ps->ilen, sizeof ps->item - ps->ilen, v, !ps->csv);
+    ps->ilen += (size_t)json_number_text(ps->item + ps->ilen, sizeof ps->item - ps->ilen, v, !ps->csv);
 }
 
 static void put_str(sched_preview_stream *ps, const char *t)

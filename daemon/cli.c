@@ -85,7 +85,10 @@ static int help(void)
     return 0;
 }
 
-/* Reads and parses the spec at `path`; prints the error and returns 1 on failure. */
+#define CLI_MAX_ERRORS 32 /* spec errors printed by one command */
+
+/* Reads and parses the spec at `path`; prints every error (one line each, "error: PATH:
+ * MESSAGE") and returns 1 on failure. */
 static int load_spec(const char *path, job_spec *spec)
 {
     char *text;
@@ -97,10 +100,25 @@ static int load_spec(const char *path, job_spec *spec)
     }
     an_err e;
     an_err_clear(&e);
-    rc = job_spec_parse_text(text, len, spec, &e);
+    cJSON *json = NULL;
+    rc = json_parse_text(text, len, &json, &e);
     free(text);
     if (rc) {
         print_err(&e);
+        return 1;
+    }
+    /* Every independent error at once, each with its path, so one run fixes them all. */
+    an_err errs[CLI_MAX_ERRORS];
+    int n = 0;
+    rc = job_spec_parse_all(json, spec, errs, CLI_MAX_ERRORS, &n);
+    cJSON_Delete(json);
+    if (rc) {
+        for (int k = 0; k < n && k < CLI_MAX_ERRORS; k++)
+            print_err(&errs[k]);
+        if (n > CLI_MAX_ERRORS)
+            fprintf(stderr, "error: … and %d more\n", n - CLI_MAX_ERRORS);
+        else if (n == 0)
+            fprintf(stderr, "error: the job spec could not be checked (error %d)\n", rc);
         return 1;
     }
     return 0;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "api/http.h"
+#include "core/jsonnum.h"
 #include "daemon/daemon.h"
 
 #define PROGRESS_INTERVAL 0.1 /* seconds between progress events of one job */
@@ -175,7 +176,7 @@ void jobs_emit_state(jobmgr *m, const char *id, const char *state, const char *e
 
 static cJSON *num_or_null(double v)
 {
-    return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull();
+    return json_number(v);
 }
 
 static void emit_progress(jobmgr *m, const char *id, const job_snap *s)
@@ -191,6 +192,10 @@ static void emit_progress(jobmgr *m, const char *id, const job_snap *s)
         cJSON_AddItemToArray(lr, num_or_null(s->lr[g]));
     cJSON_AddItemToObject(o, "samples_per_sec", num_or_null(s->samples_per_sec));
     cJSON_AddItemToObject(o, "eta_s", num_or_null(s->eta_s));
+    if (s->val_step > 0) { /* the latest validation of this run, once there is one */
+        cJSON_AddItemToObject(o, "val_loss", num_or_null(s->val_loss));
+        cJSON_AddItemToObject(o, "val_acc", num_or_null(s->val_acc));
+    }
     sse_publish(&m->d->hub, id, "progress", o);
     cJSON_Delete(o);
 }
@@ -281,6 +286,10 @@ cJSON *jobs_to_json(jobmgr *m, const store_job *row)
                 cJSON_AddItemToArray(lr, num_or_null(s.lr[g]));
             cJSON_ReplaceItemInObject(o, "lr", lr);
             cJSON_ReplaceItemInObject(o, "samples_per_sec", num_or_null(s.samples_per_sec));
+        }
+        if (s.started && s.val_step > row->val_step) {
+            cJSON_ReplaceItemInObject(o, "val_loss", num_or_null(s.val_loss));
+            cJSON_ReplaceItemInObject(o, "val_acc", num_or_null(s.val_acc));
         }
         if (cJSON_GetObjectItemCaseSensitive(o, "eta_s"))
             cJSON_ReplaceItemInObject(o, "eta_s", num_or_null(s.eta_s));

@@ -26,6 +26,10 @@ typedef struct wctx {
     job_run *run;
     store_metric batch[METRIC_BATCH];
     size_t nbatch;
+    /* Validation rows since the last flush: at most one per metric row of the batch, so they
+     * never outgrow it, and they land in the batch's transaction. */
+    store_val_metric vbatch[METRIC_BATCH];
+    size_t nval;
     double time_base;          /* job time of this run's first step (resumed runs go on) */
     double t0;                 /* monotonic start of this run */
     int64_t first_step;        /* steps already done when this run started */
@@ -77,8 +81,10 @@ static int flush(wctx *w, const train_report *last, an_err *e)
         stamp(w, last->step);
     store_progress p;
     progress_of(last, &p);
-    int rc = store_metrics_append(&w->store, w->run->id, w->batch, w->nbatch, &p, e);
+    int rc = store_metrics_append_with_val(&w->store, w->run->id, w->batch, w->nbatch,
+                                           w->vbatch, w->nval, &p, e);
     w->nbatch = 0;
+    w->nval = 0;
     w->nstamped = 0;
     return rc;
 }
@@ -252,7 +258,7 @@ static void run_job(wctx *w)
     rep.samples_per_sec = NAN;
     w->t0 = daemon_now();
     w->first_step = rep.step;
-    w->nstamped = w->nbatch = 0;
+    w->nstamped = w->nbatch = w->nval = 0;
     w->t_last = w->time_base;
     w->now = w->t0;
     w->now_step = rep.step;
@@ -288,6 +294,19 @@ static void run_job(wctx *w)
         for (int g = 0; g < m->n_lr; g++)
             m->lr[g] = rep.lr[g];
         m->grad_norm = rep.grad_norm;
+        if (rep.has_val) {
+            store_val_metric *v = &w->vbatch[w->nval++];
+            v->step = rep.step;
+            v->val_loss = rep.val_loss;
+            v->val_acc = rep.val_acc;
+            /* publish() sees only the steps it is called on: a validation between clock
+             * reads would otherwise never reach the job's snapshot. */
+            uv_mutex_lock(&run->mu);
+            run->snap.val_step = rep.step;
+            run->snap.val_loss = rep.val_loss;
+            run->snap.val_acc = rep.val_acc;
+            uv_mutex_unlock(&run->mu);
+        }
         if (rep.step - w->now_step >= stride) {
             double prev_now = w->now;
             int64_t prev_step = w->now_step;
@@ -381,6 +400,7 @@ static void worker_main(void *arg)
             break;
         w->run = run;
         w->nbatch = 0;
+        w->nval = 0;
         if (open_rc == 0) {
             run_job(w);
         } else {

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/jsonnum.h"
 #include "store/internal.h"
 
 static const char *const state_names[STORE_NSTATES] = {
@@ -33,10 +34,15 @@ int store_state_parse(const char *name, store_job_state *st, an_err *err)
                    "got \"%s\"", name ? name : "(null)");
 }
 
+/* A column of the job's latest validation row: one seek in val_metrics' (job, step) key. */
+#define VAL_LATEST(col)                                                                       \
+    "(SELECT " col " FROM val_metrics v WHERE v.job = jobs.num ORDER BY v.step DESC LIMIT 1)"
+
 /* Column list read into a store_job, in the order row_to_job expects. */
 #define JOB_COLS                                                                              \
     "id, name, state, spec, warnings, created_at, started_at, finished_at, step, total_steps, " \
-    "epoch, loss, lr, samples_per_sec, last_checkpoint_step, error, dataset_ref, resume_from"
+    "epoch, loss, lr, samples_per_sec, last_checkpoint_step, error, dataset_ref, resume_from, " \
+    VAL_LATEST("step") ", " VAL_LATEST("val_loss") ", " VAL_LATEST("val_acc")
 
 static int row_to_job(sqlite3_stmt *st, store_job *j)
 {
@@ -61,6 +67,9 @@ static int row_to_job(sqlite3_stmt *st, store_job *j)
     j->error = st_col_strdup(st, 15, &oom);
     j->dataset_ref = st_col_strdup(st, 16, &oom);
     j->resume_from_json = st_col_strdup(st, 17, &oom);
+    j->val_step = sqlite3_column_type(st, 18) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 18);
+    j->val_loss = st_col_num(st, 19);
+    j->val_acc = st_col_num(st, 20);
     if (oom) {
         store_job_free(j);
         return -ENOMEM;
@@ -185,7 +194,7 @@ static void mask_sql(unsigned mask, char *buf, size_t size)
 int store_job_list(store_t *s, unsigned state_mask, int64_t limit, int64_t offset,
                    store_job **jobs, size_t *n, int64_t *total, an_err *err)
 {
-    char in[64], sql[512];
+    char in[64], sql[1024];
     sqlite3_stmt *st;
     *jobs = NULL;
     *n = 0;
@@ -527,7 +536,7 @@ int store_job_rewind(store_t *s, const char *id, int64_t step, store_job_state t
 /* Adds a number or null (for NaN/Inf, which JSON cannot carry). */
 static cJSON *num_or_null(double v)
 {
-    return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull();
+    return json_number(v);
 }
 
 static cJSON *str_or_null(const char *v)
@@ -571,6 +580,8 @@ cJSON *store_job_to_json(const store_job *j)
     ok &= cJSON_AddItemToObject(o, "warnings", json_or(j->warnings_json, cJSON_CreateArray));
     ok &= cJSON_AddItemToObject(o, "spec", json_or(j->spec_json, cJSON_CreateObject));
     ok &= cJSON_AddItemToObject(o, "resume_from", json_or(j->resume_from_json, cJSON_CreateNull));
+    ok &= cJSON_AddItemToObject(o, "val_loss", num_or_null(j->val_step > 0 ? j->val_loss : NAN));
+    ok &= cJSON_AddItemToObject(o, "val_acc", num_or_null(j->val_step > 0 ? j->val_acc : NAN));
     if (!ok) {
         cJSON_Delete(o);
         return NULL;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/jsonnum.h"
 #include "store/internal.h"
 
 static int check_rows(const store_metric *rows, size_t n, an_err *err)
@@ -29,45 +30,13 @@ static int check_rows(const store_metric *rows, size_t n, an_err *err)
     return 0;
 }
 
-int store_metrics_append(store_t *s, const char *id, const store_metric *rows, size_t n,
-                         const store_progress *p, an_err *err)
+/* Inserts validation rows of job `num` inside the caller's transaction. */
+static int val_put(store_t *s, int64_t num, const store_val_metric *rows, size_t n, an_err *err)
 {
-    if (n && !rows)
-        return an_failc(err, -EINVAL, NULL, "expected %zu metric rows, got NULL", n);
-    int rc = check_rows(rows, n, err);
-    if (rc)
-        return rc;
-    if (p && (p->n_lr < 0 || p->n_lr > STORE_MAX_LR))
-        return an_fail(err, "lr", "expected 0..%d learning-rate groups", STORE_MAX_LR);
-    rc = st_begin(s, err);
-    if (rc)
-        return rc;
-    int64_t num;
-    rc = st_job_num(s, id, &num, NULL, err);
-    if (!rc)
-        rc = st_metrics_put(s, num, rows, n, err);
-    if (!rc && p)
-        rc = st_write_progress(s, num, p, err);
-    if (!rc)
-        rc = st_commit(s, err);
-    if (rc)
-        st_rollback(s);
-    return rc;
-}
-
-int store_val_append(store_t *s, const char *id, const store_val_metric *rows, size_t n,
-                     an_err *err)
-{
-    if (n && !rows)
-        return an_failc(err, -EINVAL, NULL, "expected %zu validation rows, got NULL", n);
-    int rc = st_begin(s, err);
-    if (rc)
-        return rc;
-    int64_t num;
+    if (n == 0)
+        return 0;
     sqlite3_stmt *st = NULL;
-    rc = st_job_num(s, id, &num, NULL, err);
-    if (!rc)
-        rc = st_prepare(s, "INSERT OR REPLACE INTO val_metrics(job, step, val_loss, val_acc)"
+    int rc = st_prepare(s, "INSERT OR REPLACE INTO val_metrics(job, step, val_loss, val_acc)"
                            " VALUES(?,?,?,?)", &st, err);
     for (size_t i = 0; !rc && i < n; i++) {
         sqlite3_bind_int64(st, 1, num);
@@ -80,11 +49,54 @@ int store_val_append(store_t *s, const char *id, const store_val_metric *rows, s
             rc = st_fail(s, r, "inserting validation rows", err);
     }
     sqlite3_finalize(st);
+    return rc;
+}
+
+int store_metrics_append_with_val(store_t *s, const char *id, const store_metric *rows,
+                                  size_t n, const store_val_metric *val, size_t nval,
+                                  const store_progress *p, an_err *err)
+{
+    if (n && !rows)
+        return an_failc(err, -EINVAL, NULL, "expected %zu metric rows, got NULL", n);
+    if (nval && !val)
+        return an_failc(err, -EINVAL, NULL, "expected %zu validation rows, got NULL", nval);
+    int rc = check_rows(rows, n, err);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < nval; i++)
+        if (val[i].step < 0)
+            return an_fail(err, "step", "expected step >= 0 in validation row %zu, got %" PRId64,
+                           i, val[i].step);
+    if (p && (p->n_lr < 0 || p->n_lr > STORE_MAX_LR))
+        return an_fail(err, "lr", "expected 0..%d learning-rate groups", STORE_MAX_LR);
+    rc = st_begin(s, err);
+    if (rc)
+        return rc;
+    int64_t num;
+    rc = st_job_num(s, id, &num, NULL, err);
+    if (!rc)
+        rc = st_metrics_put(s, num, rows, n, err);
+    if (!rc)
+        rc = val_put(s, num, val, nval, err);
+    if (!rc && p)
+        rc = st_write_progress(s, num, p, err);
     if (!rc)
         rc = st_commit(s, err);
     if (rc)
         st_rollback(s);
     return rc;
+}
+
+int store_metrics_append(store_t *s, const char *id, const store_metric *rows, size_t n,
+                         const store_progress *p, an_err *err)
+{
+    return store_metrics_append_with_val(s, id, rows, n, NULL, 0, p, err);
+}
+
+int store_val_append(store_t *s, const char *id, const store_val_metric *rows, size_t n,
+                     an_err *err)
+{
+    return store_metrics_append_with_val(s, id, NULL, 0, rows, n, NULL, err);
 }
 
 void store_series_free(store_series *m)
@@ -366,7 +378,7 @@ static cJSON *num_array(const double *v, size_t n)
 {
     cJSON *a = cJSON_CreateArray();
     for (size_t i = 0; a && i < n; i++) {
-        cJSON *x = isfinite(v[i]) ? cJSON_CreateNumber(v[i]) : cJSON_CreateNull();
+        cJSON *x = json_number(v[i]);
         if (!x || !cJSON_AddItemToArray(a, x)) {
             cJSON_Delete(x);
             cJSON_Delete(a);
@@ -476,6 +488,23 @@ int store_metrics_count(store_t *s, const char *id, int64_t *count, an_err *err)
     sqlite3_finalize(st);
     return rc;
 }
+/* *has = 1 when job `num` has at least one validation row. */
+static int job_has_val(store_t *s, int64_t num, int *has, an_err *err)
+{
+    sqlite3_stmt *st;
+    int rc = st_prepare(s, "SELECT 1 FROM val_metrics WHERE job=?1 LIMIT 1", &st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, num);
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW || r == SQLITE_DONE)
+        *has = r == SQLITE_ROW;
+    else
+        rc = st_fail(s, r, "looking for validation rows", err);
+    sqlite3_finalize(st);
+    return rc;
+}
+
 /* ---- CSV ----------------------------------------------------------------------------- */
 
 typedef struct csvbuf {
@@ -529,16 +558,29 @@ int store_metrics_csv(store_t *s, const char *id, int64_t from, int64_t to,
         return rc;
     if (first < 0) /* still one group column, so the header always has the lr columns */
         n_lr = 1;
+    /* Validation columns when the job has validation rows at all (not only in this range), so
+     * every slice of one job's CSV has the same header. */
+    int has_val = 0;
+    store_val_metric *val = NULL;
+    size_t nval = 0, iv = 0;
+    rc = job_has_val(s, num, &has_val, err);
+    if (!rc && has_val)
+        rc = store_val_query(s, id, from, to, &val, &nval, err);
+    if (rc)
+        return rc;
     csvbuf *b = malloc(sizeof *b);
-    if (!b)
+    if (!b) {
+        free(val);
         return an_failc(err, -ENOMEM, NULL, "out of memory for the CSV buffer");
+    }
     b->len = 0;
     b->fn = fn;
     b->ctx = ctx;
     b->len += (size_t)snprintf(b->buf, sizeof b->buf, "step,loss");
     for (int g = 0; g < n_lr; g++)
         b->len += (size_t)snprintf(b->buf + b->len, sizeof b->buf - b->len, ",lr%d", g);
-    b->len += (size_t)snprintf(b->buf + b->len, sizeof b->buf - b->len, ",grad_norm,time\n");
+    b->len += (size_t)snprintf(b->buf + b->len, sizeof b->buf - b->len, ",grad_norm,time%s\n",
+                               has_val ? ",val_loss,val_acc" : "");
 
     st_block_iter it;
     st_block blk;
@@ -550,8 +592,8 @@ int store_metrics_csv(store_t *s, const char *id, int64_t from, int64_t to,
             size_t i1 = st_block_upper(&blk, last);
             int k = blk.ng < n_lr ? blk.ng : n_lr;
             for (size_t i = st_block_lower(&blk, first); i < i1; i++) {
-                /* one line: at most 20 + (n_lr + 3) * 33 bytes */
-                if ((sink = csv_room(b, 64 + (size_t)(n_lr + 3) * 34)) != 0)
+                /* one line: at most 20 + (n_lr + 5) * 33 bytes */
+                if ((sink = csv_room(b, 64 + (size_t)(n_lr + 5) * 34)) != 0)
                     break;
                 b->len += (size_t)snprintf(b->buf + b->len, 24, "%" PRId64,
                                            st_block_step(&blk, i));
@@ -565,6 +607,17 @@ int store_metrics_csv(store_t *s, const char *id, int64_t from, int64_t to,
                 csv_num(b, st_block_val(&blk, ST_COL_GRAD_NORM, i));
                 csv_ch(b, ',');
                 csv_num(b, st_block_val(&blk, ST_COL_TIME, i));
+                if (has_val) {
+                    /* Both lists are in step order: one cursor walks the validation rows. */
+                    int64_t stp = st_block_step(&blk, i);
+                    while (iv < nval && val[iv].step < stp)
+                        iv++;
+                    int hit = iv < nval && val[iv].step == stp;
+                    csv_ch(b, ',');
+                    csv_num(b, hit ? val[iv].val_loss : NAN);
+                    csv_ch(b, ',');
+                    csv_num(b, hit ? val[iv].val_acc : NAN);
+                }
                 csv_ch(b, '\n');
             }
         }
@@ -580,8 +633,10 @@ int store_metrics_csv(store_t *s, const char *id, int64_t from, int64_t to,
             an_failc(err, rc, NULL, "the CSV consumer stopped with error %d", rc);
     }
     free(b);
+    free(val);
     return rc;
 }
+
 typedef struct growbuf {
     char *p;
     size_t len, cap;

@@ -146,6 +146,9 @@ typedef struct store_job {
     char *error;                   /* failure message, or NULL */
     char *dataset_ref;             /* data set id or name, or NULL */
     char *resume_from_json;        /* resume_from object text, or NULL */
+    int64_t val_step;              /* step of the latest validation row; <= 0 = none */
+    double val_loss;               /* that row's held-out loss; NAN = none */
+    double val_acc;                /* its accuracy (classification only); NAN = none */
 } store_job;
 
 /* Progress of a running job, written to its row. */
@@ -217,7 +220,8 @@ int store_job_rewind(store_t *s, const char *id, int64_t step, store_job_state t
 
 /* The API's job object: {"id","name","state","created_at","started_at","finished_at","step",
  * "total_steps","epoch","loss","lr","samples_per_sec","last_checkpoint_step","error",
- * "warnings","spec","resume_from"}; unknown values are null. NULL on out of memory. */
+ * "warnings","spec","resume_from","val_loss","val_acc"}; unknown values are null (val_loss and
+ * val_acc are the latest validation row's, null before the first). NULL on out of memory. */
 cJSON *store_job_to_json(const store_job *j);
 
 /* ---- metrics ------------------------------------------------------------------------- */
@@ -248,6 +252,13 @@ typedef struct store_val_metric {
  * are already stored rewrites the blocks holding them (correct, but slower). */
 int store_metrics_append(store_t *s, const char *id, const store_metric *rows, size_t n,
                          const store_progress *p, an_err *err);
+
+/* store_metrics_append that also stores `nval` validation rows (a row for an existing step
+ * replaces it) in the same ONE transaction, so a crash never keeps one without the other.
+ * `val` may be NULL when nval is 0. */
+int store_metrics_append_with_val(store_t *s, const char *id, const store_metric *rows,
+                                  size_t n, const store_val_metric *val, size_t nval,
+                                  const store_progress *p, an_err *err);
 
 /* Appends validation rows in one transaction. */
 int store_val_append(store_t *s, const char *id, const store_val_metric *rows, size_t n,
@@ -298,6 +309,8 @@ typedef int (*store_write_fn)(void *ctx, const char *buf, size_t len);
 
 /* CSV of the rows with from <= step <= to (to < 0 = no bound): header
  * "step,loss,lr0,lr1,…,grad_norm,time" (one lr column per group), then one line per row;
+ * a job that has any validation row gets two more columns, ",val_loss,val_acc", filled on the
+ * rows of the steps a validation ran after and empty on the others;
  * numbers print in the shortest form that reads back to the same double, NaN as an empty
  * cell. Written in pieces of up to 64 KiB through `fn`. */
 int store_metrics_csv(store_t *s, const char *id, int64_t from, int64_t to,

@@ -253,7 +253,10 @@ export function mount(root, route) {
       item('ETA', running || j.state === 'queued' ? fmtDuration(etaOf(j)) : '—', 'stat-eta'),
       item('epoch', j.epoch == null ? '—' : String(j.epoch), 'stat-epoch'),
       item('started', fmtTime(j.started_at), 'stat-started'),
-      item('checkpoint', j.last_checkpoint_step == null ? '—' : 'step ' + fmtInt(j.last_checkpoint_step), 'stat-ckpt')].flat());
+      item('checkpoint', j.last_checkpoint_step == null ? '—' : 'step ' + fmtInt(j.last_checkpoint_step), 'stat-ckpt'),
+      // The latest validation, for jobs that validate.
+      ...(j.val_loss == null ? [] : [item('val loss', fmtNum(j.val_loss), 'stat-val-loss')]),
+      ...(j.val_acc == null ? [] : [item('val acc', (100 * j.val_acc).toFixed(1) + '%', 'stat-val-acc')])].flat());
     errorBox.hidden = !j.error;
     errorBox.textContent = j.error ? 'Error: ' + (typeof j.error === 'string' ? j.error : JSON.stringify(j.error)) : '';
     const fin = FINISHED.has(j.state);
@@ -324,6 +327,7 @@ export function mount(root, route) {
         if (ev.id && ev.id !== id) return;
         Object.assign(state.job, {step: ev.step, loss: ev.loss, lr: ev.lr, samples_per_sec: ev.samples_per_sec,
                                   eta_s: ev.eta_s});
+        if ('val_loss' in ev) Object.assign(state.job, {val_loss: ev.val_loss, val_acc: ev.val_acc});
         if (state.job.state === 'queued') state.job.state = 'running';   // progress comes from a worker
         renderHead();
         pullSoon();

@@ -120,6 +120,31 @@ for (const [what, spec, field] of BAD_SPECS) {
   });
 }
 
+test('check prints every independent error with its JSON path, one line each, and exits 1', () => {
+  // Three errors in three independent sections: the name, the model and the optimizer.
+  const spec = tutorial({name: 5, model: {type: 'linear', inputs: 0, outputs: 1}});
+  spec.ds_config = {...spec.ds_config, optimizer: {type: 'Adam', params: {lr: 'x'}}};
+  const p = write('three-errors.json', spec);
+  for (const r of [run(['check', p]), run(['check', '-'], JSON.stringify(spec))]) {
+    assert.equal(r.code, 1, r.err);
+    assert.equal(r.out, '');
+    const lines = r.err.trimEnd().split('\n');
+    assert.deepEqual(lines.map((l) => l.split(': ')[1]), ['name', 'model.inputs', 'ds_config.optimizer.params.lr'], r.err);
+    for (const l of lines) assert.match(l, /^error: [\w.\[\]]+: \S.*/);
+    assert.match(lines[0], /string/);
+    assert.match(lines[1], /got 0/);
+  }
+  // train refuses the spec with the same lines
+  const t = run(['train', p]);
+  assert.equal(t.code, 1);
+  assert.equal(t.err, run(['check', p]).err);
+  // Fixing one leaves the other two.
+  const two = run(['check', '-'], JSON.stringify({...spec, name: 'ok'}));
+  assert.equal(two.code, 1);
+  assert.equal(two.err.trimEnd().split('\n').length, 2, two.err);
+  assert.ok(two.err.startsWith('error: model.inputs: '), two.err);
+});
+
 test('check: a missing file, malformed JSON with line and column, a non-object, bad arguments', () => {
   const missing = run(['check', path.join(dir, 'no-such.json')]);
   assert.equal(missing.code, 1);

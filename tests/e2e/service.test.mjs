@@ -40,6 +40,9 @@ test('the tutorial job runs to completion with one metrics row per step', async 
     assert.deepEqual(m.json.step.slice(0, 3), [1, 2, 3]);
     assert.equal(new Set(m.json.step).size, 1000);
     assert.equal(m.json.lr[0][2], 0.0023546349804879152);
+    // DeepSpeed's last warmup step and the ones after, to the last bit, in the JSON text too
+    assert.deepEqual(m.json.lr[0].slice(100, 103), [0.009999999999999998, 0.010000000000000002, 0.010000000000000002]);
+    assert.match(m.text, /,0\.009999999999999998,0\.010000000000000002,/);
     assert.equal(m.json.loss.length, 1000);
     // time: seconds since the job started, never going back.
     const tm = m.json.time;
@@ -310,6 +313,31 @@ test('bad requests get the right status, name the field and change nothing', asy
     assert.deepEqual(after.map((r) => r.json), before.map((r) => r.json));
     const h = await api(d.url, 'GET', '/healthz');
     assert.equal(h.json.status, 'ok');
+  });
+});
+
+test('POST /v1/jobs with three independent errors lists them all and stores nothing', async () => {
+  await withDaemon({}, async (d) => {
+    const before = (await api(d.url, 'GET', '/v1/jobs')).json;
+    const spec = tutorialJob({ name: 5, model: { type: 'linear', inputs: 0, outputs: 1 } });
+    spec.ds_config = { ...spec.ds_config, optimizer: { type: 'Adam', params: { lr: 'x' } } };
+    const r = await api(d.url, 'POST', '/v1/jobs', spec);
+    assert.equal(r.status, 400, r.text);
+    assert.equal(r.json.error.code, 'invalid_argument');
+    assert.equal(r.json.error.field, 'name');
+    assert.deepEqual(r.json.errors.map((e) => e.field), ['name', 'model.inputs', 'ds_config.optimizer.params.lr']);
+    assert.equal(r.json.errors[0].message, r.json.error.message);
+    for (const e of r.json.errors) assert.ok(typeof e.message === 'string' && e.message.length > 5, JSON.stringify(e));
+    // One error: the list has just it; malformed JSON: one error on "body".
+    const one = await api(d.url, 'POST', '/v1/jobs', tutorialJob({ steps: -1 }));
+    assert.equal(one.status, 400);
+    assert.deepEqual(one.json.errors, [{ message: one.json.error.message, field: 'steps' }]);
+    const bad = await api(d.url, 'POST', '/v1/jobs', '{"steps": ', { 'Content-Type': 'application/json' });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.json.error.field, 'body');
+    assert.equal(bad.json.errors.length, 1);
+    assert.deepEqual((await api(d.url, 'GET', '/v1/jobs')).json, before);
+    assert.equal(before.total, 0);
   });
 });
 

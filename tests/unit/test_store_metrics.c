@@ -458,6 +458,110 @@ static void test_rewind_deletes_later_rows(void **state)
     store_job_free(&j);
 }
 
+/* Metric and validation rows land in one transaction; the job row carries the latest
+ * validation; the CSV gets validation columns; a rewind takes the job's latest validation
+ * back with the rows. */
+static void test_val_with_metrics(void **state)
+{
+    fixture *f = *state;
+    an_err e;
+    char id[STORE_ID_LEN];
+    assert_int_equal(make_job(&f->s, "v", NULL, id), 0);
+    store_job j;
+    assert_int_equal(store_job_get(&f->s, id, &j, &e), 0);
+    assert_true(j.val_step <= 0);
+    cJSON *o = store_job_to_json(&j);
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(o, "val_loss")));
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(o, "val_acc")));
+    cJSON_Delete(o);
+    store_job_free(&j);
+
+    store_metric rows[30];
+    store_val_metric val[3];
+    for (int i = 0; i < 30; i++) {
+        memset(&rows[i], 0, sizeof rows[i]);
+        rows[i].step = i + 1;
+        rows[i].loss = curve(i + 1);
+        rows[i].n_lr = 1;
+        rows[i].lr[0] = 0.01;
+        rows[i].grad_norm = NAN;
+        rows[i].time = 0.5 * (i + 1);
+    }
+    for (int k = 0; k < 3; k++)
+        val[k] = (store_val_metric){.step = 10 * (k + 1), .val_loss = 1.0 / (k + 1),
+                                    .val_acc = 0.25 * (k + 1)};
+    store_progress p = {.step = 30, .loss = curve(30), .n_lr = 1, .lr = {0.01}};
+
+    /* Bad input stores nothing: the metric rows of a call with a bad validation row too. */
+    assert_int_equal(store_metrics_append_with_val(&f->s, id, rows, 30, NULL, 2, &p, &e), -EINVAL);
+    store_val_metric bad = {.step = -4, .val_loss = 1};
+    assert_int_equal(store_metrics_append_with_val(&f->s, id, rows, 30, &bad, 1, &p, &e), -EINVAL);
+    assert_string_equal(e.field, "step");
+    assert_int_equal(store_metrics_append_with_val(&f->s, "j_999999", rows, 30, val, 3, &p, &e),
+                     -ENOENT);
+    assert_int_equal(scalar(&f->s, "SELECT count(*) FROM metric_blocks"), 0);
+    assert_int_equal(scalar(&f->s, "SELECT count(*) FROM val_metrics"), 0);
+
+    assert_int_equal(store_metrics_append_with_val(&f->s, id, rows, 30, val, 3, &p, &e), 0);
+    int64_t c;
+    assert_int_equal(store_metrics_count(&f->s, id, &c, &e), 0);
+    assert_int_equal(c, 30);
+    store_val_metric *vr;
+    size_t n;
+    assert_int_equal(store_val_query(&f->s, id, 15, 30, &vr, &n, &e), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(vr[0].step, 20);
+    assert_true(vr[0].val_loss == 0.5);
+    assert_true(vr[1].val_acc == 0.75);
+    free(vr);
+
+    assert_int_equal(store_job_get(&f->s, id, &j, &e), 0);
+    assert_int_equal(j.step, 30);
+    assert_int_equal(j.val_step, 30);
+    assert_true(j.val_loss == 1.0 / 3);
+    assert_true(j.val_acc == 0.75);
+    o = store_job_to_json(&j);
+    assert_true(cJSON_GetObjectItem(o, "val_loss")->valuedouble == 1.0 / 3);
+    assert_true(cJSON_GetObjectItem(o, "val_acc")->valuedouble == 0.75);
+    cJSON_Delete(o);
+    store_job_free(&j);
+    /* The listing reads the same columns. */
+    store_job *list;
+    assert_int_equal(store_job_list(&f->s, STORE_MASK_ALL, -1, 0, &list, &n, NULL, &e), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(list[0].val_step, 30);
+    store_job_list_free(list, n);
+
+    /* CSV: validation cells on steps 10, 20, 30 only; the header keeps them in any range. */
+    char *csv;
+    size_t len;
+    assert_int_equal(store_metrics_csv_buf(&f->s, id, 0, -1, &csv, &len, &e), 0);
+    assert_memory_equal(csv, "step,loss,lr0,grad_norm,time,val_loss,val_acc\n", 46);
+    assert_non_null(strstr(csv, ",5,1,0.25\n11,"));     /* step 10: time 5, val 1, acc 0.25 */
+    assert_non_null(strstr(csv, ",10,0.5,0.5\n21,"));
+    assert_non_null(strstr(csv, ",15,0.3333333333333333,0.75\n"));
+    assert_non_null(strstr(csv, ",5.5,,\n"));           /* step 11: empty validation cells */
+    assert_int_equal(count_lines(csv), 31);
+    free(csv);
+    assert_int_equal(store_metrics_csv_buf(&f->s, id, 11, 19, &csv, &len, &e), 0);
+    assert_memory_equal(csv, "step,loss,lr0,grad_norm,time,val_loss,val_acc\n", 46);
+    assert_int_equal(count_lines(csv), 10);
+    assert_null(strstr(csv, "0.5,0.5"));
+    free(csv);
+
+    /* A rewind to step 20 drops the validation at 30, and the job's latest is step 20's. */
+    assert_int_equal(store_checkpoint_commit(&f->s, id, 20, curve(20), "x", 1, 0, NULL, &e), 0);
+    assert_int_equal(store_job_rewind(&f->s, id, 20, STORE_QUEUED, &e), 0);
+    assert_int_equal(store_job_get(&f->s, id, &j, &e), 0);
+    assert_int_equal(j.val_step, 20);
+    assert_true(j.val_loss == 0.5);
+    store_job_free(&j);
+    assert_int_equal(store_val_query(&f->s, id, 0, -1, &vr, &n, &e), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(vr[1].step, 20);
+    free(vr);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -466,6 +570,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_csv, fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_chunks_and_retention, fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_rewind_deletes_later_rows, fixture_setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_val_with_metrics, fixture_setup, fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
