@@ -5,7 +5,8 @@
 #   make test       deps + build + every test; ends with "N passed, N failed"
 #   make check      the same suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make run        build and start the daemon on 127.0.0.1:8470 with ./anneald.db
-#   make bench      benchmarks: every figure beside its reference, as a ratio
+#   make bench      benchmarks: every figure beside its reference, as a ratio; writes BENCHMARKS.md
+#   make load-test  wrk + 200 SSE clients against the daemon for 300 s; report in build/load-test.txt
 #   make crash-test kill -9 the daemon 300 times during a job; report in build/crash-test.txt
 
 PREFIX   ?= /usr/local
@@ -20,7 +21,7 @@ OPT      ?= -O3 -march=x86-64-v3 -mtune=native -fno-math-errno -fno-trapping-mat
 
 PKGS := libuv libmicrohttpd libcjson sqlite3
 DEB_PKGS := libuv1-dev libmicrohttpd-dev libcjson-dev libsqlite3-dev libcmocka-dev \
-            pkg-config libdnnl-dev chromium sqlite3
+            pkg-config libdnnl-dev chromium sqlite3 wrk
 
 WARN := -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
         -Wformat=2 -Wno-format-nonliteral $(WERROR)
@@ -45,7 +46,7 @@ BENCH_BIN  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 UPLOT  := node_modules/uplot/dist/uPlot.iife.min.js node_modules/uplot/dist/uPlot.min.css
 ASSETS := $(sort $(wildcard data/*.csv)) $(sort $(wildcard web/*.html web/*.js web/*.css)) $(UPLOT)
 
-.PHONY: all deps test check run bench clean install uninstall tests benches crash-test
+.PHONY: all deps test check run bench clean install uninstall tests benches crash-test load-test
 all: $(BUILD)/anneald
 
 $(BUILD)/%.o: %.c
@@ -123,6 +124,14 @@ run: deps
 bench: deps
 	$(MAKE) benches
 	@sh bench/run.sh $(BUILD)
+
+# The long load test: LOAD_SECONDS (300) of wrk and 200 SSE clients while two jobs train.
+load-test: deps
+	$(MAKE) all
+	@rm -f $(BUILD)/load-test.txt
+	LOAD_SECONDS=$${LOAD_SECONDS:-300} LOAD_REPORT=$(BUILD)/load-test.txt ANNEALD_BIN=$(BUILD)/anneald \
+	  node --test tests/e2e/load.test.mjs
+	@cat $(BUILD)/load-test.txt
 
 install: $(BUILD)/anneald
 	install -Dm755 $(BUILD)/anneald $(DESTDIR)$(BINDIR)/anneald

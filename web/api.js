@@ -20,6 +20,8 @@ export class ApiError extends Error {
     this.status = status;
     this.code = e.code || '';
     this.field = e.field || '';
+    // Every error of a rejected job spec (the first is the one above), when the daemon lists them.
+    this.all = (body && Array.isArray(body.errors)) ? body.errors : [];
   }
 }
 

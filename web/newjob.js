@@ -62,7 +62,9 @@ export function mount(root, route) {
   function showError(e, where) {
     if (e instanceof ApiError && e.status !== 401) {
       const exact = editor.showFieldError(e.message, e.field);
-      return `${where}: ${e.message}` + (e.field && !exact ? ` (${e.field})` : '');
+      const more = e.all.slice(1).map((x) => (x.field ? `${x.field}: ` : '') + x.message);
+      return `${where}: ${e.message}` + (e.field && !exact ? ` (${e.field})` : '') +
+        (more.length ? ` — and ${more.length} more: ${more.join('; ')}` : '');
     }
     return `${where}: ${e.message}`;
   }

@@ -186,7 +186,9 @@ describe('dashboard', () => {
   it('shows the server error of a bad spec at the field it names', async () => {
     const bad = structuredClone(TUTORIAL);
     bad.ds_config.scheduler.params.warmup_num_steps = -3;
+    bad.threads = 0; // a second, independent error: the page lists it as well
     const want = await api(d.url, 'POST', '/v1/jobs', bad);
+    assert.equal(want.json.errors.length, 2, want.text);
     assert.equal(want.status, 400, want.text);
     const field = want.json.error.field;
     assert.ok(field, 'the error names a field');
@@ -204,6 +206,8 @@ describe('dashboard', () => {
     const line = text.split('\n').findIndex((l) => l.includes(`"${key}"`)) + 1;
     assert.equal(Number(await bubble.getAttribute('data-line')), line);
     assert.match(page.url(), /#\/new/, 'a rejected spec stays in the editor');
+    const status = await page.locator('[data-testid=submit-status]').textContent();
+    assert.ok(status.includes(want.json.errors[1].field), status);
     await shot(page, 'new-error');
   });
 

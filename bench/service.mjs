@@ -1,0 +1,119 @@
+// Benchmarks of the running service, each figure beside a reference measured in the same run:
+//
+//   service_tutorial_<N>_steps  steps/s of the tutorial job (JOBSPEC.md's example, N steps,
+//       one checkpoint at the end) trained by the daemon, which stores every step's metrics;
+//       ref: `anneald train` of the same spec without metrics output. The daemon's time is the
+//       job's own clock (metrics `time` of the last step: steps 1..N with every metric flush
+//       in between); the reference's is the process's wall time minus that of the same command
+//       with --steps 0 (start-up, data, exit). The ratio is what storing the metrics costs a
+//       fast job (goal: above 0.98). Best of several interleaved pairs.
+//   api_get_job / api_list_jobs  requests/s of GET /v1/jobs/{id} and GET /v1/jobs on loopback
+//       while a heavy job trains (wrk, 1 thread, 16 connections); ref: GET /healthz, which does
+//       no store work, measured the same way in the same run, in turns with the others.
+//
+// Usage: node bench/service.mjs [BUILD_DIR]  (BUILD_DIR/anneald; default build). BENCH_QUICK=1
+// makes a short smoke run. Output: `BENCH <name> <value> <unit> ref=<value> ratio=<value>`
+// lines on stdout; exits non-zero when a measurement fails (wrk errors included).
+import {spawnSync} from 'node:child_process';
+import path from 'node:path';
+import {api, removeDir, startDaemon, tmpDir, tutorialJob, heavyJob, waitJob, writeFile} from '../tests/e2e/lib.mjs';
+import {runWrk} from './wrk.mjs';
+
+const build = process.argv[2] || 'build';
+const BIN = path.join(build, 'anneald');
+const QUICK = !!Number(process.env.BENCH_QUICK || 0);
+const STEPS = QUICK ? 200000 : 1000000;
+const PAIRS = QUICK ? 1 : 3;
+const WRK_SECONDS = QUICK ? 1 : 4;
+const WRK_ROUNDS = QUICK ? 1 : 2;
+
+function bench(name, value, unit, ref) {
+  const fmt = (v) => (Math.abs(v) >= 100 ? v.toFixed(0) : v.toPrecision(4));
+  console.log(`BENCH ${name} ${fmt(value)} ${unit} ref=${fmt(ref)} ratio=${(value / ref).toFixed(4)}`);
+}
+
+function stepsLabel(n) {
+  return n % 1000000 === 0 ? `${n / 1000000}M` : `${n / 1000}k`;
+}
+
+// Wall seconds of `anneald train SPEC ...extra`, its progress lines discarded.
+function cliSeconds(spec, extra = []) {
+  const t = process.hrtime.bigint();
+  const r = spawnSync(BIN, ['train', spec, ...extra], {stdio: ['ignore', 'ignore', 'pipe']});
+  const s = Number(process.hrtime.bigint() - t) / 1e9;
+  if (r.status !== 0) throw new Error(`anneald train ${spec} exited ${r.status}: ${r.stderr}`);
+  return s;
+}
+
+// Trains `spec` in a fresh daemon with one worker; seconds from the job's first step to its
+// last (the metrics' clock).
+async function daemonSeconds(spec) {
+  const d = await startDaemon({bin: BIN, args: ['--workers', '1']});
+  try {
+    const r = await api(d.url, 'POST', '/v1/jobs', spec);
+    if (r.status !== 201) throw new Error(`POST /v1/jobs: ${r.status} ${r.text}`);
+    await waitJob(d.url, r.json.id, (j) => j.state === 'completed', 300000);
+    const m = await api(d.url, 'GET', `/v1/jobs/${r.json.id}/metrics?from=${spec.steps}&to=${spec.steps}`);
+    if (m.status !== 200 || m.json.step.at(-1) !== spec.steps) throw new Error(`metrics of step ${spec.steps}: ${m.text.slice(0, 200)}`);
+    return m.json.time.at(-1);
+  } finally {
+    await d.stop();
+  }
+}
+
+async function metricsSlowdown() {
+  const spec = tutorialJob({name: 'bench-tutorial', steps: STEPS,
+                            checkpoint: {every_steps: STEPS, every_seconds: 0, keep_last: 1}});
+  const dir = tmpDir('anneald-bench-');
+  try {
+    const file = writeFile(dir, 'tutorial.json', JSON.stringify(spec));
+    let best = Infinity, bestRef = Infinity;
+    for (let i = 0; i < PAIRS; i++) {
+      // Alternate which goes first so neither always runs on a machine the other just warmed.
+      const runs = [async () => { best = Math.min(best, await daemonSeconds(spec)); },
+                    async () => {
+                      const full = cliSeconds(file);
+                      const base = cliSeconds(file, ['--steps', '0']);
+                      bestRef = Math.min(bestRef, full - base);
+                    }];
+      if (i % 2) runs.reverse();
+      for (const f of runs) await f();
+    }
+    bench(`service_tutorial_${stepsLabel(STEPS)}_steps`, STEPS / best, 'steps/s', STEPS / bestRef);
+  } finally {
+    removeDir(dir);
+  }
+}
+
+async function apiRates() {
+  const d = await startDaemon({bin: BIN, args: ['--workers', '1']});
+  try {
+    const r = await api(d.url, 'POST', '/v1/jobs', heavyJob({name: 'bench-heavy'}));
+    const id = r.json.id;
+    await waitJob(d.url, id, (j) => j.state === 'running' && j.step > 0);
+    const targets = {healthz: '/healthz', get_job: `/v1/jobs/${id}`, list_jobs: '/v1/jobs'};
+    const best = {healthz: 0, get_job: 0, list_jobs: 0};
+    for (let round = 0; round < WRK_ROUNDS; round++) {
+      for (const [k, p] of Object.entries(targets)) {
+        const w = await runWrk(d.url + p, {connections: 16, seconds: WRK_SECONDS});
+        if (w.errors) throw new Error(`wrk on ${p}: ${w.non2xx} non-2xx, socket errors ${JSON.stringify(w.socketErrors)}`);
+        best[k] = Math.max(best[k], w.rps);
+      }
+    }
+    const job = (await api(d.url, 'GET', `/v1/jobs/${id}`)).json;
+    if (job.state !== 'running') throw new Error(`the job training during the API benchmark is ${job.state}`);
+    bench('api_get_job', best.get_job, 'req/s', best.healthz);
+    bench('api_list_jobs', best.list_jobs, 'req/s', best.healthz);
+    await api(d.url, 'POST', `/v1/jobs/${id}/cancel`);
+  } finally {
+    await d.stop();
+  }
+}
+
+try {
+  await metricsSlowdown();
+  await apiRates();
+} catch (e) {
+  console.error(`bench/service.mjs: ${e.stack || e}`);
+  process.exitCode = 1;
+}
