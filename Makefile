@@ -135,7 +135,10 @@ load-test: deps
 
 install: $(BUILD)/anneald
 	install -Dm755 $(BUILD)/anneald $(DESTDIR)$(BINDIR)/anneald
-	install -Dm644 systemd/anneald.service $(DESTDIR)$(UNITDIR)/anneald.service
+	@mkdir -p $(DESTDIR)$(UNITDIR)
+	sed 's|^ExecStart=/usr/local/bin/anneald|ExecStart=$(BINDIR)/anneald|' systemd/anneald.service \
+	  > $(DESTDIR)$(UNITDIR)/anneald.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/anneald.service
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/anneald $(DESTDIR)$(UNITDIR)/anneald.service
@@ -176,7 +179,7 @@ tests: $(FUZZ_REGRESSION)
 clean: fuzz-clean
 
 $(BUILD)/tests/test_fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/driver.o \
-                            $(BUILD)/libcore.a $(ASSET_OBJ)
+                            $(BUILD)/libsvc.a $(BUILD)/libcore.a $(ASSET_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(ALL_LDLIBS)
 
@@ -187,7 +190,7 @@ $(BUILD)/fuzz/seed_state: $(BUILD)/tests/fuzz/seed_state.o $(BUILD)/libcore.a $(
 
 # Run with BUILD=$(FUZZ_BUILD) CC=clang (by fuzz-build): the libFuzzer binaries.
 fuzzers: $(FUZZ_ALL:%=$(BUILD)/fuzz/fuzz_%)
-$(BUILD)/fuzz/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/libcore.a $(ASSET_OBJ)
+$(BUILD)/fuzz/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/libsvc.a $(BUILD)/libcore.a $(ASSET_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $^ $(ALL_LDLIBS)
 

@@ -8,6 +8,7 @@
 #include "api/routes.h"
 #include "core/assets.h"
 #include "core/config.h"
+#include "core/memest.h"
 #include "daemon/daemon.h"
 
 /* Rows of a CSV text (lines after the header that are not empty). */
@@ -62,6 +63,35 @@ static int64_t samples_of(daemon_t *d, const job_spec *s)
     if (s->val_fraction > 0)
         n -= (int64_t)((double)n * s->val_fraction);
     return n > 0 ? n : 1;
+}
+
+/* Answers 422 naming `model` when the job is estimated to need more memory than
+ * --max-job-memory allows (0 = no cap); returns 1 then. */
+static int over_memory_cap(http_req *r, const job_spec *spec)
+{
+    daemon_t *d = r->d;
+    uint64_t cap = d->opts->max_job_memory;
+    if (cap == 0)
+        return 0;
+    int64_t rows = -1;
+    if (spec->data.type == DATA_DATASET) {
+        store_dataset ds;
+        memset(&ds, 0, sizeof ds);
+        const char *ref = spec->data.dataset_id[0] ? spec->data.dataset_id : spec->data.name;
+        if (store_dataset_get(&d->store, ref, &ds, NULL) == 0)
+            rows = ds.rows;
+        store_dataset_free(&ds);
+    }
+    mem_estimate m;
+    job_spec_memory(spec, rows, &m);
+    if (m.total <= cap)
+        return 0;
+    char est[400], capt[32];
+    http_error(r, 422, "unprocessable", "model",
+               "this job needs %s, over the %s cap (--max-job-memory); make the model, the "
+               "batch or the data smaller", mem_estimate_text(&m, est, sizeof est),
+               mem_bytes_text(cap, capt, sizeof capt));
+    return 1;
 }
 
 /* At most this many spec errors are listed in one answer. */
@@ -142,6 +172,10 @@ void api_jobs_create(http_req *r)
             return;
         }
         store_dataset_free(&ds);
+    }
+    if (over_memory_cap(r, &spec)) {
+        job_spec_free(&spec);
+        return;
     }
     char *resume_json = NULL;
     if (spec.resume_job[0]) {

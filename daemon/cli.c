@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 
 #include "core/config.h"
+#include "core/memest.h"
 #include "core/sched.h"
 #include "core/train.h"
 #include "daemon/options.h"
@@ -128,6 +129,15 @@ int cli_check(int argc, char **argv)
 {
     if (argc == 2 && is_help(argv[1]))
         return help();
+    /* Offline there is no memory cap unless --max-job-memory names one: the machine that
+     * checks a spec is often not the one that trains it. */
+    uint64_t cap = 0;
+    if (argc == 4 && strcmp(argv[2], "--max-job-memory") == 0) {
+        if (mem_parse_size(argv[3], &cap))
+            return usage_err("check: --max-job-memory expects a size in bytes with an optional "
+                             "K, M, G or T suffix (e.g. 512M, 4G), got '%s'", argv[3]);
+        argc = 2;
+    }
     if (argc != 2)
         return usage_err("check expects one argument, FILE or -, %s", argc < 2 ? "got none" : "got more");
     if (argv[1][0] == '-' && argv[1][1])
@@ -135,6 +145,15 @@ int cli_check(int argc, char **argv)
     job_spec spec;
     if (load_spec(argv[1], &spec))
         return 1;
+    mem_estimate mem;
+    job_spec_memory(&spec, -1, &mem);
+    if (cap && mem.total > cap) {
+        char est[400], capt[32];
+        fprintf(stderr, "error: model: this job needs %s, over the %s cap (--max-job-memory)\n",
+                mem_estimate_text(&mem, est, sizeof est), mem_bytes_text(cap, capt, sizeof capt));
+        job_spec_free(&spec);
+        return 1;
+    }
     cJSON *out = cJSON_CreateObject();
     cJSON_AddItemToObject(out, "spec", cJSON_Duplicate(spec.normalized, 1));
     cJSON_AddItemToObject(out, "warnings", cJSON_Duplicate(spec.warnings, 1));

@@ -1,6 +1,7 @@
 /* jobs — the job manager: state machine, queue, and progress-to-events bridge. */
 #include "daemon/jobs.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +41,11 @@ void jobs_close(jobmgr *m)
         r = n;
     }
     m->runs = NULL;
+    while (m->fixes) {
+        job_fix *f = m->fixes;
+        m->fixes = f->next;
+        free(f);
+    }
     uv_cond_destroy(&m->cond);
     uv_mutex_destroy(&m->mu);
 }
@@ -231,6 +237,56 @@ static void answer_waiters(jobmgr *m, job_run *run)
     }
 }
 
+static job_fix *find_fix(jobmgr *m, const char *id)
+{
+    for (job_fix *f = m->fixes; f; f = f->next)
+        if (strcmp(f->id, id) == 0)
+            return f;
+    return NULL;
+}
+
+/* Remembers a final state the worker could not store. Without memory for it the job stays
+ * `running` in the store until the next start, which queues it again. */
+static void add_fix(jobmgr *m, const char *id, store_job_state st, const char *error)
+{
+    job_fix *f = find_fix(m, id);
+    if (!f) {
+        f = calloc(1, sizeof *f);
+        if (!f)
+            return;
+        snprintf(f->id, sizeof f->id, "%s", id);
+        f->next = m->fixes;
+        m->fixes = f;
+    }
+    f->state = st;
+    snprintf(f->error, sizeof f->error, "%s", error ? error : "");
+}
+
+int jobs_settle(jobmgr *m)
+{
+    int left = 0;
+    job_fix **pp = &m->fixes;
+    while (*pp) {
+        job_fix *f = *pp;
+        an_err e;
+        unsigned from = STORE_MASK(STORE_RUNNING) | STORE_MASK(STORE_QUEUED);
+        int rc = store_job_set_state(&m->d->store, f->id, from, f->state,
+                                     f->error[0] ? f->error : NULL, NULL, &e);
+        /* STORE_ESTATE or ENOENT: someone else decided (deleted, changed) meanwhile. */
+        if (rc == 0 || rc == STORE_ESTATE || rc == -ENOENT) {
+            if (rc == 0)
+                daemon_log(LOG_INFO, "job %s: state %s recorded", f->id,
+                           store_state_name(f->state));
+            *pp = f->next;
+            free(f);
+        } else {
+            left++;
+            pp = &f->next;
+        }
+    }
+    return left;
+}
+
 void jobs_poll(jobmgr *m)
 {
     double now = daemon_now();
@@ -257,6 +313,8 @@ void jobs_poll(jobmgr *m)
             emit_checkpoint(m, r->id, &s);
         }
         if (s.done) {
+            if (s.unsaved)
+                add_fix(m, r->id, s.final, s.error);
             jobs_emit_state(m, r->id, store_state_name(s.final), s.error);
             unlink_run(m, r);
             answer_waiters(m, r);
@@ -271,6 +329,12 @@ cJSON *jobs_to_json(jobmgr *m, const store_job *row)
     cJSON *o = store_job_to_json(row);
     if (!o)
         return NULL;
+    job_fix *f = find_fix(m, row->id);
+    if (f) { /* the state the store could not take yet is the truth */
+        cJSON_ReplaceItemInObject(o, "state", cJSON_CreateString(store_state_name(f->state)));
+        cJSON_ReplaceItemInObject(o, "error", f->error[0] ? cJSON_CreateString(f->error)
+                                                          : cJSON_CreateNull());
+    }
     job_run *r = jobs_find(m, row->id);
     if (r && row->state == STORE_RUNNING) {
         job_snap s;
@@ -318,6 +382,14 @@ static void reply_row(jobmgr *m, http_req *r, const char *id, unsigned status)
 /* Reads a job's state; answers 404 (and returns -1) for an unknown id. */
 static int get_state(jobmgr *m, http_req *r, const char *id, store_job_state *st)
 {
+    if (m->fixes)
+        jobs_settle(m);
+    if (find_fix(m, id)) {
+        http_error(r, 503, "unavailable", NULL,
+                   "job %s is %s but the store could not record it yet (is the disk full?); "
+                   "free some space and try again", id, store_state_name(find_fix(m, id)->state));
+        return -1;
+    }
     store_job row;
     memset(&row, 0, sizeof row);
     an_err e;

@@ -50,8 +50,19 @@ typedef struct job_snap {
     int64_t ckpt_step, ckpt_bytes;
     int done;                    /* the worker let go of the run */
     store_job_state final;       /* the job's state when done */
-    char error[512];             /* failure message when final == failed */
+    char error[512];             /* failure message when final == failed (or paused by a
+                                    full disk) */
+    int unsaved;                 /* the store refused the final state (e.g. a full disk): the
+                                    loop thread records it later (jobs_settle) */
 } job_snap;
+
+/* A final state the store could not take yet; retried by jobs_settle (loop thread). */
+typedef struct job_fix {
+    char id[STORE_ID_LEN];
+    store_job_state state;
+    char error[512];
+    struct job_fix *next;
+} job_fix;
 
 typedef struct job_run {
     char id[STORE_ID_LEN];
@@ -76,6 +87,7 @@ typedef struct jobmgr {
     job_run *qhead, *qtail;      /* FIFO of runs no worker has taken */
     int quit;                    /* workers exit when the queue is empty */
     job_run *runs;               /* every live run (loop thread) */
+    job_fix *fixes;              /* final states not yet in the store (loop thread) */
     int shutting_down;
     atomic_uint_fast64_t steps_trained;   /* for /metrics */
     atomic_uint_fast64_t ckpt_bytes;      /* total bytes checkpointed */
@@ -126,6 +138,11 @@ void jobs_done(jobmgr *m, job_run *run);
 
 /* Worker side: wakes the loop (rate-limited by the caller). */
 void jobs_wake(jobmgr *m);
+
+/* Tries again to store the final states the store refused (a full disk): each becomes the
+ * job's state once a write succeeds. Called from the housekeeping timer and before a
+ * transition reads a job's state. Returns how many are still pending. */
+int jobs_settle(jobmgr *m);
 
 /* Counts of runs queued and running (loop thread). */
 void jobs_counts(jobmgr *m, int *queued, int *running);

@@ -126,6 +126,8 @@ static void on_housekeeping(uv_timer_t *t)
     if (d->phase != PHASE_SERVING)
         return;
     jobs_poll(&d->jobs); /* a trailing coalesced progress event, if any */
+    if (d->jobs.fixes && d->ticks % 4 == 0) /* final states a full disk refused: every second */
+        jobs_settle(&d->jobs);
     if (d->ticks % 60 == 0) /* 15 s at 250 ms */
         sse_hub_ping(&d->hub);
     /* Watchdog pings come from the loop itself, so a stalled loop gets restarted. */

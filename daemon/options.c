@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/memest.h"
+
 void options_defaults(daemon_opts *o)
 {
     memset(o, 0, sizeof *o);
@@ -18,6 +20,9 @@ void options_defaults(daemon_opts *o)
     o->log_level = LOG_INFO;
     o->max_body_json = (size_t)1 << 20;
     o->max_body_dataset = (size_t)256 << 20;
+    /* Half the machine: the daemon, the page cache and a second job need the rest. */
+    long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+    o->max_job_memory = pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz / 2 : 0;
 }
 
 const char *options_usage(void)
@@ -25,7 +30,8 @@ const char *options_usage(void)
     return "usage: anneald [--listen HOST:PORT] [--db PATH] [--workers N] [--token-file PATH]\n"
            "               [--log-level error|warn|info|debug] [--web-root DIR]\n"
            "               [--max-body-json BYTES] [--max-body-dataset BYTES]\n"
-           "       anneald check FILE|-\n"
+           "               [--max-job-memory BYTES]\n"
+           "       anneald check FILE|- [--max-job-memory BYTES]\n"
            "       anneald preview FILE|- [--steps N] [--param-group-lr X]... [--format json|csv]\n"
            "       anneald train JOB.json [--steps N] [--metrics-csv F] [--weights-json F]\n"
            "                              [--save F] [--resume F]\n"
@@ -38,7 +44,9 @@ const char *options_usage(void)
            "  --log-level LEVEL    error, warn, info (default) or debug\n"
            "  --web-root DIR       serve the dashboard from DIR instead of the built-in copy\n"
            "  --max-body-json N    largest JSON request body in bytes (default 1048576)\n"
-           "  --max-body-dataset N largest dataset upload in bytes (default 268435456)\n";
+           "  --max-body-dataset N largest dataset upload in bytes (default 268435456)\n"
+           "  --max-job-memory N   reject jobs estimated to need more memory (suffixes K, M, G, T;\n"
+           "                       default half the physical memory; 0 = no cap)\n";
 }
 
 int options_is_loopback(const char *host)
@@ -199,6 +207,12 @@ int options_parse(int argc, char **argv, daemon_opts *o, const char **what, char
                 o->max_body_json = (size_t)v;
             else
                 o->max_body_dataset = (size_t)v;
+        } else if (strcmp(name, "--max-job-memory") == 0) {
+            if (mem_parse_size(val, &o->max_job_memory)) {
+                snprintf(msg, msgsz, "--max-job-memory expects a size in bytes with an optional "
+                         "K, M, G or T suffix (e.g. 512M, 4G), got '%s'", val);
+                return -EINVAL;
+            }
         } else {
             snprintf(msg, msgsz, "unknown flag '%s' (see anneald --help)", name);
             return -EINVAL;

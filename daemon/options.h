@@ -6,6 +6,7 @@
 #define ANNEALD_OPTIONS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define OPT_PATH_MAX 1024
 
@@ -22,10 +23,12 @@ typedef struct daemon_opts {
     char web_root[OPT_PATH_MAX]; /* "" = serve the embedded dashboard */
     size_t max_body_json;        /* bytes; larger JSON bodies get 413 */
     size_t max_body_dataset;     /* bytes; larger dataset uploads get 413 */
+    uint64_t max_job_memory;     /* bytes a job may need (core/memest.h); larger specs get 422;
+                                    0 = no cap */
 } daemon_opts;
 
 /* Fills `o` with the defaults: 127.0.0.1:8470, anneald.db, one worker per core, info logs,
- * 1 MiB JSON bodies, 256 MiB datasets. */
+ * 1 MiB JSON bodies, 256 MiB datasets, jobs of up to half the physical memory. */
 void options_defaults(daemon_opts *o);
 
 /* Parses the service flags in argv[1..argc-1] into `o` (which holds the defaults). Returns 0,

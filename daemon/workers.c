@@ -2,6 +2,7 @@
 #include "daemon/workers.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -212,19 +213,83 @@ static void publish(wctx *w, const train_report *rep, int64_t total, double now)
         pace_add(&w->pace, now, rep->step);
 }
 
+/* Words a failed store write of `what` at `step` into msg. Returns 1 for a full disk (the
+ * job is then paused, not failed: it resumes from its last checkpoint once there is space,
+ * and every earlier commit is intact because the failed transaction rolled back). */
+static int store_failure(char *msg, size_t size, int rc, const char *what, int64_t step,
+                         const an_err *e)
+{
+    if (rc == -ENOSPC) {
+        snprintf(msg, size, "disk full while writing %s at step %" PRId64 ": %s "
+                 "(free some space, then POST /v1/jobs/{id}/resume)", what, step, e->message);
+        return 1;
+    }
+    snprintf(msg, size, "writing %s at step %" PRId64 ": %s", what, step, e->message);
+    return 0;
+}
+
 /* Marks the job's end in the store and in the run; `st` is the final state. */
 static void finish(wctx *w, store_job_state st, const char *error)
 {
     an_err e;
     unsigned from = STORE_MASK(STORE_RUNNING) | STORE_MASK(STORE_QUEUED);
     int rc = store_job_set_state(&w->store, w->run->id, from, st, error, NULL, &e);
-    if (rc && rc != STORE_ESTATE)
-        daemon_log(LOG_ERROR, "job %s: cannot record state %s: %s", w->run->id,
-                   store_state_name(st), e.message);
+    int unsaved = rc && rc != STORE_ESTATE;
+    if (unsaved)
+        daemon_log(LOG_ERROR, "job %s: cannot record state %s (tried again later): %s",
+                   w->run->id, store_state_name(st), e.message);
     uv_mutex_lock(&w->run->mu);
     w->run->snap.final = st;
+    w->run->snap.unsaved = unsaved;
     snprintf(w->run->snap.error, sizeof w->run->snap.error, "%s", error ? error : "");
     uv_mutex_unlock(&w->run->mu);
+}
+
+/* Restores the newest usable checkpoint of job `id` into `t`; *step receives its step, or 0
+ * when the job has none or none is usable (the job then starts over from step 0: a retry
+ * could not do better, and the uninterrupted result is still what it ends with). A checkpoint
+ * whose chunks do not read back (missing or short chunks: -EPROTO) or whose blob train_restore
+ * rejects (checksum, framing) is logged and skipped for the one before it; the rewind that
+ * follows deletes the skipped ones with the rest of the abandoned future. Any other failure
+ * (I/O, out of memory, a full disk) says nothing about the checkpoint and is returned. */
+static int restore_usable(wctx *w, const char *id, train *t, int64_t *step, an_err *e)
+{
+    *step = 0;
+    store_checkpoint_info *list = NULL;
+    size_t n = 0;
+    int rc = store_checkpoint_list(&w->store, id, &list, &n, e);
+    if (rc)
+        return rc;
+    size_t bad = 0;
+    for (size_t i = n; i-- > 0;) {
+        void *blob = NULL;
+        size_t len = 0;
+        int64_t at = list[i].step;
+        rc = store_checkpoint_read(&w->store, id, at, &blob, &len, NULL, e);
+        if (rc == 0) {
+            rc = train_restore(t, blob, len, e);
+            free(blob);
+            if (rc == -ENOMEM)
+                break;
+        } else if (rc != -EPROTO) {
+            break;
+        }
+        if (rc == 0) {
+            *step = at;
+            if (bad)
+                daemon_log(LOG_WARN, "job %s: resuming from the checkpoint at step %" PRId64
+                           " (%zu newer one%s unusable)", id, at, bad, bad == 1 ? " was" : "s were");
+            break;
+        }
+        bad++;
+        daemon_log(LOG_ERROR, "job %s: the checkpoint at step %" PRId64 " is unusable (%s%s%s); "
+                   "%s", id, at, e->field, e->field[0] ? ": " : "", e->message,
+                   i > 0 ? "trying the one before it" : "no older checkpoint: starting over "
+                   "from step 0");
+        rc = 0;
+    }
+    free(list);
+    return rc;
 }
 
 /* Builds the train state for the job, restoring its latest checkpoint (or, for a new job
@@ -253,13 +318,10 @@ static int prepare(wctx *w, const store_job *row, job_spec *spec, train **out, a
     void *blob = NULL;
     size_t len = 0;
     int64_t step = 0;
-    rc = store_checkpoint_read(&w->store, row->id, -1, &blob, &len, &step, e);
-    if (rc == 0) {
-        rc = train_restore(*out, blob, len, e);
-        free(blob);
-        if (rc == 0)
-            rc = store_job_rewind(&w->store, row->id, step, STORE_RUNNING, e);
-    } else if (rc == -ENOENT) {
+    rc = restore_usable(w, row->id, *out, &step, e);
+    if (rc == 0 && step > 0) {
+        rc = store_job_rewind(&w->store, row->id, step, STORE_RUNNING, e);
+    } else if (rc == 0) {
         rc = store_job_rewind(&w->store, row->id, 0, STORE_RUNNING, e);
         if (rc == 0 && spec->resume_job[0]) {
             int64_t at = spec->resume_step;
@@ -305,9 +367,18 @@ static void run_job(wctx *w)
         finish(w, STORE_FAILED, e.message);
         return;
     }
-    store_job_state prev;
-    if (store_job_set_state(&w->store, run->id, STORE_MASK(STORE_QUEUED), STORE_RUNNING, NULL,
-                            &prev, &e) != 0) {
+    store_job_state prev = STORE_QUEUED;
+    int src = store_job_set_state(&w->store, run->id, STORE_MASK(STORE_QUEUED), STORE_RUNNING,
+                                  NULL, &prev, &e);
+    if (src != 0 && src != STORE_ESTATE) {
+        char msg[900];
+        int disk = store_failure(msg, sizeof msg, src, "the job's state", row.step, &e);
+        daemon_log(LOG_ERROR, "job %s cannot start: %s", run->id, msg);
+        finish(w, disk ? STORE_PAUSED : STORE_FAILED, msg);
+        store_job_free(&row);
+        return;
+    }
+    if (src != 0) {
         /* Not queued any more (paused or cancelled meanwhile): leave it as it is. */
         uv_mutex_lock(&run->mu);
         run->snap.final = prev;
@@ -317,11 +388,16 @@ static void run_job(wctx *w)
     }
     job_spec spec;
     train *t = NULL;
-    if (prepare(w, &row, &spec, &t, &e) != 0) {
+    int prc = prepare(w, &row, &spec, &t, &e);
+    if (prc != 0) {
         char msg[900];
-        snprintf(msg, sizeof msg, "%s%s%s", e.field, e.field[0] ? ": " : "", e.message);
-        daemon_log(LOG_WARN, "job %s failed to start: %s", run->id, msg);
-        finish(w, STORE_FAILED, msg);
+        int disk = prc == -ENOSPC;
+        if (disk)
+            store_failure(msg, sizeof msg, prc, "the job's restart", row.step, &e);
+        else
+            snprintf(msg, sizeof msg, "%s%s%s", e.field, e.field[0] ? ": " : "", e.message);
+        daemon_log(LOG_WARN, "job %s %s: %s", run->id, disk ? "paused" : "failed to start", msg);
+        finish(w, disk ? STORE_PAUSED : STORE_FAILED, msg);
         store_job_free(&row);
         return;
     }
@@ -356,7 +432,7 @@ static void run_job(wctx *w)
     int64_t last_ckpt_step = rep.step;
     ckpt_bucket bucket = {CKPT_BURST, w->t0};
     int stop = STOP_NONE;
-    int failed = 0;
+    int failed = 0, disk_full = 0, rc;
     char errmsg[900] = "";
     int64_t stride = 1; /* steps between clock reads, adapted to the job's pace */
     while (train_steps_done(t) < total) {
@@ -402,8 +478,8 @@ static void run_job(wctx *w)
                 last_wake = now;
             }
             if (now - last_flush >= METRIC_FLUSH_S && w->nbatch) {
-                if (flush(w, &rep, &e)) {
-                    snprintf(errmsg, sizeof errmsg, "writing metrics: %s", e.message);
+                if ((rc = flush(w, &rep, &e))) {
+                    disk_full = store_failure(errmsg, sizeof errmsg, rc, "metrics", rep.step, &e);
                     failed = 1;
                     break;
                 }
@@ -411,8 +487,8 @@ static void run_job(wctx *w)
             }
         }
         if (w->nbatch == METRIC_BATCH) {
-            if (flush(w, &rep, &e)) {
-                snprintf(errmsg, sizeof errmsg, "writing metrics: %s", e.message);
+            if ((rc = flush(w, &rep, &e))) {
+                disk_full = store_failure(errmsg, sizeof errmsg, rc, "metrics", rep.step, &e);
                 failed = 1;
                 break;
             }
@@ -421,8 +497,10 @@ static void run_job(wctx *w)
         if (((every > 0 && rep.step % every == 0) ||
              (every_s > 0 && w->now - last_ckpt >= every_s)) &&
             ckpt_take(&bucket, w->now)) {
-            if (checkpoint(w, t, &rep, keep, &e)) {
-                snprintf(errmsg, sizeof errmsg, "checkpointing: %s", e.message);
+            /* The checkpoint's transaction carries the metric batch too. */
+            if ((rc = checkpoint(w, t, &rep, keep, &e))) {
+                disk_full = store_failure(errmsg, sizeof errmsg, rc, "the checkpoint", rep.step,
+                                          &e);
                 failed = 1;
                 break;
             }
@@ -432,12 +510,17 @@ static void run_job(wctx *w)
     }
     if (rep.step > w->now_step)
         atomic_fetch_add(&w->jobs->steps_trained, (uint64_t)(rep.step - w->now_step));
-    if (w->nbatch && flush(w, &rep, &e) && !failed) {
-        snprintf(errmsg, sizeof errmsg, "writing metrics: %s", e.message);
+    if (disk_full) {
+        w->nbatch = 0; /* no room for them; the resume rewinds to the last checkpoint anyway */
+    } else if (w->nbatch && (rc = flush(w, &rep, &e)) && !failed) {
+        disk_full = store_failure(errmsg, sizeof errmsg, rc, "metrics", rep.step, &e);
         failed = 1;
     }
     publish(w, &rep, total, daemon_now());
-    if (failed) {
+    if (failed && disk_full) {
+        daemon_log(LOG_ERROR, "job %s paused: %s", run->id, errmsg);
+        finish(w, STORE_PAUSED, errmsg);
+    } else if (failed) {
         daemon_log(LOG_WARN, "job %s failed: %s", run->id, errmsg);
         finish(w, STORE_FAILED, errmsg);
     } else if (stop == STOP_CANCEL) {
@@ -445,10 +528,12 @@ static void run_job(wctx *w)
     } else {
         /* Completed, paused or stopping for a restart: the state is checkpointed first. */
         if (train_steps_done(t) != last_ckpt_step || last_ckpt_step == 0) {
-            if (checkpoint(w, t, &rep, keep, &e)) {
-                snprintf(errmsg, sizeof errmsg, "checkpointing: %s", e.message);
-                daemon_log(LOG_WARN, "job %s: %s", run->id, errmsg);
-                finish(w, STORE_FAILED, errmsg);
+            if ((rc = checkpoint(w, t, &rep, keep, &e))) {
+                disk_full = store_failure(errmsg, sizeof errmsg, rc, "the checkpoint",
+                                          train_steps_done(t), &e);
+                daemon_log(LOG_WARN, "job %s %s: %s", run->id, disk_full ? "paused" : "failed",
+                           errmsg);
+                finish(w, disk_full ? STORE_PAUSED : STORE_FAILED, errmsg);
                 goto out;
             }
         }

@@ -5,7 +5,8 @@
 
 Seeds are meaningful inputs for each target: the JOBSPEC.md tutorial job and variants for
 every model, data, loss, optimizer and scheduler type; preview bodies for every DeepSpeed and
-PyTorch reference schedule in tests/refdata; the builtin CSVs and broken CSVs. Saved optimizer
+PyTorch reference schedule in tests/refdata; the builtin CSVs and broken CSVs; one HTTP request (fuzz_http.c's framing) per API.md
+route, good and bad. Saved optimizer
 and scheduler states come from build/fuzz/seed_state (make build/fuzz/seed_state; see seed_state.c). Inputs the
 fuzzer found are kept beside them under the hashes libFuzzer names them by."""
 import copy
@@ -213,7 +214,94 @@ def csvs():
     put("csv", "one_column", "y\n1\n2\n")
 
 
+# fuzz_http's token and framing: METHOD \0 TARGET \0 HEADERS \0 BODY.
+HTTP_AUTH = "Authorization: Bearer fuzz-token"
+
+
+def req(name, method, target, headers=(HTTP_AUTH,), body=b""):
+    if isinstance(body, (dict, list)):
+        body = json.dumps(body, separators=(",", ":"))
+    if isinstance(body, str):
+        body = body.encode()
+    put("http", name, method.encode() + b"\0" + target.encode() + b"\0" +
+        "\n".join(headers).encode() + b"\0" + body)
+
+
+def http_requests():
+    J = "Content-Type: application/json"
+    job = dict(TUTORIAL, data={"type": "synthetic", "task": "regression", "samples": 64,
+                               "features": 10})
+    preview = {"ds_config": TUTORIAL["ds_config"], "steps": 50}
+    # The replay runs seeds in name order: a_ makes a job and a data set, b_ uses them, z_
+    # removes them at the end.
+    req("a_jobs_create", "POST", "/v1/jobs", (HTTP_AUTH, J), job)
+    req("a_datasets_create", "POST", "/v1/datasets?name=pts", (HTTP_AUTH, "Content-Type: text/csv"),
+        "x,y\n1,2\n3,4\n5,6\n")
+    req("healthz", "GET", "/healthz", ())
+    req("healthz_head", "HEAD", "/healthz", ())
+    req("prometheus", "GET", "/metrics")
+    req("bad_prometheus_no_token", "GET", "/metrics", ())
+    req("bad_token", "GET", "/v1/jobs", ("Authorization: Bearer wrong",))
+    req("bad_token_scheme", "GET", "/v1/jobs", ("Authorization: Basic fuzz-token",))
+    req("b_jobs_list", "GET", "/v1/jobs?state=queued&limit=5&offset=0")
+    req("bad_jobs_list_limit", "GET", "/v1/jobs?limit=-1&state=nope")
+    req("b_jobs_get", "GET", "/v1/jobs/j_000001")
+    req("bad_jobs_get_missing", "GET", "/v1/jobs/j_999999")
+    req("bad_jobs_get_long_id", "GET", "/v1/jobs/" + "j" * 200)
+    for act in ("pause", "resume"):
+        req("b_jobs_" + act, "POST", "/v1/jobs/j_000001/" + act, (HTTP_AUTH, J), "{}")
+        req("bad_jobs_%s_missing" % act, "POST", "/v1/jobs/nope/" + act)
+    req("z_jobs_cancel", "POST", "/v1/jobs/j_000001/cancel", (HTTP_AUTH, J), "{}")
+    req("bad_jobs_cancel_missing", "POST", "/v1/jobs/nope/cancel")
+    req("z_jobs_delete", "DELETE", "/v1/jobs/j_000001")
+    req("bad_jobs_delete_missing", "DELETE", "/v1/jobs/j_000404")
+    req("b_jobs_metrics", "GET", "/v1/jobs/j_000001/metrics?from=0&to=100&max_points=10")
+    req("b_jobs_metrics_csv", "GET", "/v1/jobs/j_000001/metrics?format=csv")
+    req("bad_jobs_metrics_args", "GET", "/v1/jobs/j_000001/metrics?from=x&max_points=0")
+    req("b_jobs_checkpoints", "GET", "/v1/jobs/j_000001/checkpoints")
+    req("b_jobs_weights", "GET", "/v1/jobs/j_000001/weights?step=3")
+    req("b_jobs_predict", "POST", "/v1/jobs/j_000001/predict", (HTTP_AUTH, J),
+        {"inputs": [[0] * 10]})
+    req("bad_jobs_predict_body", "POST", "/v1/jobs/j_000001/predict", (HTTP_AUTH, J), "[1,")
+    req("b_events_job", "GET", "/v1/jobs/j_000001/events")
+    req("events_all_last_id", "GET", "/v1/events", (HTTP_AUTH, "Last-Event-ID: 1"))
+    req("events_all_query_token", "GET", "/v1/events?access_token=fuzz-token", ())
+    req("bad_events_last_id", "GET", "/v1/events", (HTTP_AUTH, "Last-Event-ID: -x9"))
+    req("bad_events_query_token", "GET", "/v1/jobs/j_000001/events?access_token=nope", ())
+    req("bad_jobs_create_spec", "POST", "/v1/jobs", (HTTP_AUTH, J),
+        dict(job, steps=-3, model={"type": "mlp"}))
+    req("bad_jobs_create_json", "POST", "/v1/jobs", (HTTP_AUTH, J), '{"name":')
+    req("bad_jobs_create_media", "POST", "/v1/jobs", (HTTP_AUTH, "Content-Type: image/png"), job)
+    req("bad_jobs_create_empty", "POST", "/v1/jobs", (HTTP_AUTH, J))
+    req("bad_jobs_create_oversize", "POST", "/v1/jobs", (HTTP_AUTH, J), " " * 16385)
+    req("bad_jobs_create_content_length", "POST", "/v1/jobs",
+        (HTTP_AUTH, J, "Content-Length: 99999999999"), "{}")
+    req("datasets_list", "GET", "/v1/datasets")
+    req("b_datasets_get", "GET", "/v1/datasets/d_000001")
+    req("z_datasets_delete", "DELETE", "/v1/datasets/d_000001")
+    req("bad_datasets_get_missing", "GET", "/v1/datasets/d_999999")
+    req("bad_datasets_create_csv", "POST", "/v1/datasets?name=bad", (HTTP_AUTH,), "a,b\n1,2,3\n")
+    req("bad_datasets_create_oversize", "POST", "/v1/datasets?name=big",
+        (HTTP_AUTH, "Content-Type: text/csv"), "a,b\n" + "1,2\n" * 1100)
+    req("preview", "POST", "/v1/schedules/preview", (HTTP_AUTH, J), preview)
+    req("preview_csv", "POST", "/v1/schedules/preview?format=csv", (HTTP_AUTH, J), preview)
+    req("bad_preview_format", "POST", "/v1/schedules/preview?format=xml", (HTTP_AUTH, J), preview)
+    req("bad_preview_body", "POST", "/v1/schedules/preview", (HTTP_AUTH, J),
+        {"ds_config": {"optimizer": {"type": "Adam", "params": {"lr": -1}}}})
+    req("bad_preview_method", "GET", "/v1/schedules/preview")
+    req("static_index", "GET", "/", ())
+    req("static_file", "GET", "/app.js", ())
+    req("bad_static_missing", "GET", "/nothing.txt", ())
+    req("bad_path", "GET", "/v1/nothing")
+    req("bad_method", "PUT", "/v1/jobs/j_000001")
+    req("bad_expect_continue", "POST", "/v1/schedules/preview", (HTTP_AUTH, J, "Expect: 100-continue"), preview)
+    req("bad_chunked", "POST", "/v1/schedules/preview",
+        (HTTP_AUTH, J, "Transfer-Encoding: chunked"), b"5\r\n{\"ds_\r\n0\r\n\r\n")
+    req("bad_request_line", "GE T", "/ x")
+
+
 if __name__ == "__main__":
     jobspecs()
     previews()
     csvs()
+    http_requests()

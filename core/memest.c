@@ -1,0 +1,198 @@
+/* memest — a job's memory estimated from its spec. */
+#include "core/memest.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Mirrors train.c's VAL_BATCH: validation and predictions run in batches of up to this many
+ * rows. */
+#define MEM_VAL_BATCH 256
+/* Mirrors optim.c's LAMB_STORE_BYTES: Lamb keeps one tensor's update direction up to this. */
+#define MEM_LAMB_STORE ((uint64_t)4 << 20)
+
+static const char *optim_name(int type)
+{
+    switch (type) {
+    case OPTIM_ADAM: return "Adam";
+    case OPTIM_ADAMW: return "AdamW";
+    case OPTIM_LAMB: return "Lamb";
+    case OPTIM_LION: return "Lion";
+    case OPTIM_ADAGRAD: return "Adagrad";
+    case OPTIM_SGD: return "SGD";
+    case OPTIM_RMSPROP: return "RMSprop";
+    default: return "optimizer";
+    }
+}
+
+/* Per-parameter state buffers of the optimizer (as optim.c's plan lays them out). */
+static int optim_buffers(const job_spec *s)
+{
+    const optim_cfg *c = &s->optim;
+    int momentum = c->momentum != 0; /* every param group takes the optimizer's momentum */
+    switch (c->type) {
+    case OPTIM_ADAM:
+    case OPTIM_ADAMW: return 2 + (c->amsgrad && c->torch_adam);
+    case OPTIM_LAMB: return 2;
+    case OPTIM_LION: return 1;
+    case OPTIM_ADAGRAD: return 1;
+    case OPTIM_SGD: return momentum;
+    case OPTIM_RMSPROP: return 1 + (c->centered != 0) + momentum;
+    default: return 2;
+    }
+}
+
+static int ilog2i(int64_t v)
+{
+    int k = 0;
+    while (v > 1) {
+        v >>= 1;
+        k++;
+    }
+    return k;
+}
+
+void job_spec_memory(const job_spec *s, int64_t rows, mem_estimate *out)
+{
+    memset(out, 0, sizeof *out);
+    const model_spec *m = &s->model;
+    uint64_t n = (uint64_t)model_spec_params(m);
+    out->params = 4 * n;
+    out->grads = 4 * n;
+    out->optim_name = optim_name(s->optim.type);
+    out->optim = 4 * n * (uint64_t)optim_buffers(s);
+    if (s->optim.type == OPTIM_LAMB) {
+        spec_tensor t[CFG_MAX_TENSORS];
+        int nt = model_spec_tensors(m, t);
+        uint64_t widest = 0;
+        for (int i = 0; i < nt; i++) {
+            uint64_t e = (uint64_t)t[i].shape[0] * (uint64_t)(t[i].rank == 2 ? t[i].shape[1] : 1);
+            if (4 * e <= MEM_LAMB_STORE && e > widest)
+                widest = e;
+        }
+        out->optim += 4 * widest;
+    }
+    out->accum = 4 * n * (uint64_t)ilog2i(s->grad_accum);
+
+    if (rows < 0)
+        rows = job_spec_data_samples(s);
+    int64_t val = 0;
+    if (rows > 0)
+        job_spec_train_samples(s, rows, &val);
+
+    /* Activations of the largest batch, as model.c lays out its arena: pre- and
+     * post-activation (and the dropout mask) per hidden layer, the output layer's pre, two
+     * backward buffers and a bias-gradient row of the widest layer; then train.c's step
+     * buffers (a micro-batch of inputs and targets, the output gradient). */
+    uint64_t micro = (uint64_t)(s->micro_batch > 0 ? s->micro_batch : 1);
+    uint64_t vb = (uint64_t)(val < MEM_VAL_BATCH ? val : MEM_VAL_BATCH);
+    uint64_t B = micro > vb ? micro : vb;
+    int dims[CFG_MAX_HIDDEN + 2], nl = 0;
+    dims[nl++] = m->inputs;
+    for (int h = 0; m->type == MODEL_MLP && h < m->nhidden; h++)
+        dims[nl++] = m->hidden[h];
+    dims[nl++] = m->outputs;
+    uint64_t act = 0, widest = 0;
+    for (int l = 0; l + 1 < nl; l++) {
+        int hidden = l + 2 < nl;
+        act += B * (uint64_t)dims[l + 1] * (hidden ? (m->dropout > 0 ? 3 : 2) : 1);
+    }
+    for (int l = 0; l < nl; l++)
+        if ((uint64_t)dims[l] > widest)
+            widest = (uint64_t)dims[l];
+    act += 2 * B * widest + widest;
+    act += micro * (uint64_t)m->inputs + micro * (uint64_t)m->outputs + B * (uint64_t)m->outputs;
+    out->activations = 4 * act;
+
+    /* The data: features and targets in float32, the loader's row order; CSV sources also
+     * hold the features in double until they are standardised. */
+    if (rows > 0) {
+        uint64_t r = (uint64_t)rows;
+        out->data = r * 4 * ((uint64_t)m->inputs + (uint64_t)m->outputs) + 4 * r;
+        if (s->data.type == DATA_DATASET || s->data.type == DATA_BUILTIN)
+            out->data += r * 8 * (uint64_t)m->inputs;
+    }
+    out->total = out->params + out->grads + out->optim + out->accum + out->activations +
+                 out->data;
+}
+
+char *mem_bytes_text(uint64_t bytes, char *buf, size_t size)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    int u = 0;
+    double v = (double)bytes;
+    while (v >= 1024 && u < 6) {
+        v /= 1024;
+        u++;
+    }
+    if (u == 0)
+        snprintf(buf, size, "%llu B", (unsigned long long)bytes);
+    else if (v == (double)(uint64_t)v)
+        snprintf(buf, size, "%.0f %s", v, units[u]);
+    else if (v < 9.95)
+        snprintf(buf, size, "%.1f %s", v, units[u]);
+    else
+        snprintf(buf, size, "%.0f %s", v, units[u]);
+    return buf;
+}
+
+char *mem_estimate_text(const mem_estimate *m, char *buf, size_t size)
+{
+    char state[48];
+    snprintf(state, sizeof state, "%s state", m->optim_name ? m->optim_name : "optimizer");
+    typedef struct { const char *name; uint64_t v; } mem_part;
+    mem_part part[] = {
+        {"parameters", m->params},           {"gradients", m->grads},
+        {state, m->optim},                   {"gradient accumulation", m->accum},
+        {"activations", m->activations},     {"data", m->data},
+    };
+    int np = (int)(sizeof part / sizeof part[0]);
+    /* Largest first; a stable insertion sort keeps the order above among equals. */
+    for (int i = 1; i < np; i++)
+        for (int j = i; j > 0 && part[j].v > part[j - 1].v; j--) {
+            mem_part t = part[j];
+            part[j] = part[j - 1];
+            part[j - 1] = t;
+        }
+    char num[32];
+    size_t off = (size_t)snprintf(buf, size, "about %s (", mem_bytes_text(m->total, num, sizeof num));
+    int first = 1;
+    for (int i = 0; i < np && off < size; i++) {
+        if (!part[i].v)
+            continue;
+        off += (size_t)snprintf(buf + off, size - off, "%s%s %s", first ? "" : ", ", part[i].name,
+                                mem_bytes_text(part[i].v, num, sizeof num));
+        first = 0;
+    }
+    if (off < size)
+        snprintf(buf + off, size - off, ")");
+    return buf;
+}
+
+int mem_parse_size(const char *text, uint64_t *out)
+{
+    if (!text || !isdigit((unsigned char)text[0]))
+        return -EINVAL;
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (errno)
+        return -EINVAL;
+    int shift = 0;
+    if (*end) {
+        const char *u = "KMGT", *p = strchr(u, toupper((unsigned char)*end));
+        if (!p || !*p)
+            return -EINVAL;
+        shift = 10 * (int)(p - u + 1);
+        end++;
+        if (strcmp(end, "") != 0 && strcmp(end, "B") != 0 && strcmp(end, "iB") != 0 &&
+            strcmp(end, "b") != 0 && strcmp(end, "ib") != 0)
+            return -EINVAL;
+    }
+    if (v > ((unsigned long long)1 << 62) >> shift)
+        return -EINVAL;
+    *out = (uint64_t)v << shift;
+    return 0;
+}

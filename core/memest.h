@@ -1,0 +1,49 @@
+/* memest — how much memory a job will take, worked out from its spec before it is accepted.
+ *
+ * The estimate follows what train_create allocates (core/train.c, model.c, optim.c, data.c):
+ * float32 parameters and gradients, the optimizer's per-parameter state (Adam/AdamW/Lamb two
+ * buffers, AMSGrad three, Lion one, Adagrad one, SGD one with momentum, RMSprop one to three),
+ * the gradient-accumulation tree (log2 of the accumulation steps extra gradient buffers), the
+ * forward/backward buffers of the largest batch (a micro-batch or a validation batch), and
+ * the data set in memory (features and targets as float32, the loader's permutation, and for
+ * CSV sources the double copy kept while standardising). It is an estimate of the steady
+ * state, not an exact count: small fixed parts (a few kilobytes) are left out. */
+#ifndef ANNEALD_MEMEST_H
+#define ANNEALD_MEMEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/config.h"
+
+/* A job's memory, in bytes, by part. */
+typedef struct mem_estimate {
+    uint64_t params;              /* parameters (float32) */
+    uint64_t grads;               /* gradients (float32) */
+    uint64_t optim;               /* optimizer state */
+    uint64_t accum;               /* extra gradient-accumulation buffers */
+    uint64_t activations;         /* forward/backward and step buffers of the largest batch */
+    uint64_t data;                /* the data set in memory; 0 when its size is unknown */
+    uint64_t total;               /* the sum */
+    const char *optim_name;       /* "Adam", "SGD", … (names the optimizer-state part) */
+} mem_estimate;
+
+/* Estimates the memory of a job with a validated spec. `rows` is the data set's row count
+ * when the caller knows it (an uploaded data set), or -1 to take it from the spec (synthetic,
+ * inline, builtin; an uploaded data set then counts 0 for data). Never fails. */
+void job_spec_memory(const job_spec *s, int64_t rows, mem_estimate *out);
+
+/* Writes `bytes` for people: "512 B", "3.1 KiB", "37.2 GiB", "12 GiB" (one decimal unless it is
+ * a whole number). Returns buf. */
+char *mem_bytes_text(uint64_t bytes, char *buf, size_t size);
+
+/* Writes "about 37.2 GiB (parameters 3.1 GiB, gradients 3.1 GiB, Adam state 6.2 GiB, …)" —
+ * the parts that are not zero, largest first. Returns buf. */
+char *mem_estimate_text(const mem_estimate *m, char *buf, size_t size);
+
+/* Parses a size: a whole number of bytes with an optional binary suffix K, M, G or T (also
+ * KiB/KB, MiB/MB, …: all powers of 1024), e.g. "512M", "4G", "1073741824". -EINVAL for
+ * anything else, a fraction, or a value above 2^62. */
+int mem_parse_size(const char *text, uint64_t *out);
+
+#endif
