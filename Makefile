@@ -135,7 +135,10 @@ load-test: deps
 
 install: $(BUILD)/anneald
 	install -Dm755 $(BUILD)/anneald $(DESTDIR)$(BINDIR)/anneald
-	install -Dm644 systemd/anneald.service $(DESTDIR)$(UNITDIR)/anneald.service
+	@mkdir -p $(DESTDIR)$(UNITDIR)
+	sed 's|^ExecStart=/usr/local/bin/anneald|ExecStart=$(BINDIR)/anneald|' systemd/anneald.service \
+	  > $(DESTDIR)$(UNITDIR)/anneald.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/anneald.service
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/anneald $(DESTDIR)$(UNITDIR)/anneald.service

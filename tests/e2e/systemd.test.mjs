@@ -2,9 +2,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 
 const bin = resolve(process.env.ANNEALD_BIN || 'build/anneald');
 
@@ -41,4 +41,22 @@ test('the unit runs the service as a notify daemon with a watchdog in its state 
     assert.match(text, new RegExp(`^${line}$`, 'm'), line);
   }
   assert.match(text, /^WatchdogSec=\d+/m);
+});
+
+test('make install / uninstall honour PREFIX and DESTDIR and point the unit at the binary', () => {
+  const dest = mkdtempSync(join(tmpdir(), 'anneald-install-'));
+  const build = dirname(bin);
+  const make = (target) => spawnSync('make', ['-s', target, `BUILD=${build}`, 'PREFIX=/opt/anneald',
+    `DESTDIR=${dest}`, 'UNITDIR=/etc/systemd/system'], { encoding: 'utf8' });
+  let r = make('install');
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  const installed = join(dest, 'opt/anneald/bin/anneald');
+  assert.ok(statSync(installed).mode & 0o100, 'the binary is executable');
+  const unit = readFileSync(join(dest, 'etc/systemd/system/anneald.service'), 'utf8');
+  assert.match(unit, /^ExecStart=\/opt\/anneald\/bin\/anneald /m);
+  r = make('uninstall');
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.equal(existsSync(installed), false);
+  assert.equal(existsSync(join(dest, 'etc/systemd/system/anneald.service')), false);
+  rmSync(dest, { recursive: true, force: true });
 });
