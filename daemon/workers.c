@@ -20,6 +20,24 @@
 #define WAKE_INTERVAL_S 0.05   /* loop wake-ups at most this often */
 #define CLOCK_EVERY_S 20e-6    /* read the clock about this often… */
 #define CLOCK_STRIDE_MAX 64    /* …but at least every this many steps */
+/* Periodic checkpoints: at most one per CKPT_GAP_S on average, in bursts of up to
+ * CKPT_BURST. A job that trains millions of steps a second with every_steps 100 would
+ * otherwise commit tens of thousands of checkpoints a second and spend most of its time in
+ * them; a short job still gets every checkpoint it asks for. */
+#define CKPT_GAP_S 0.02
+/* samples_per_sec and eta_s: the pace over the last PACE_N - 1 intervals of PACE_EVERY_S
+ * (about 5 s), so they follow the job's real speed, stores and checkpoints included. */
+#define PACE_EVERY_S 0.25
+#define PACE_N 21
+#define CKPT_BURST 10.0
+
+/* Recent (time, step) points of a run, one per PACE_EVERY_S, oldest overwritten first. */
+typedef struct pace {
+    double t[PACE_N];          /* monotonic seconds */
+    int64_t step[PACE_N];      /* steps done at t */
+    int n;                     /* points held, 0..PACE_N */
+    int next;                  /* slot the next point goes to */
+} pace;
 
 typedef struct wctx {
     store_t store;
@@ -38,7 +56,30 @@ typedef struct wctx {
     double t_last;             /* job time given to the last stamped row, seconds */
     double now;                /* monotonic time of the latest clock read, seconds */
     int64_t now_step;          /* the step done at that read */
+    int64_t batch_samples;     /* samples per optimizer step (train_batch_size) */
+    pace pace;                 /* recent progress, for samples_per_sec and eta_s */
+    double samples_per_sec;    /* the run's real pace over the last seconds; NAN unknown */
 } wctx;
+
+static void pace_add(pace *p, double t, int64_t step)
+{
+    p->t[p->next] = t;
+    p->step[p->next] = step;
+    p->next = (p->next + 1) % PACE_N;
+    if (p->n < PACE_N)
+        p->n++;
+}
+
+/* Steps per second from the oldest point held to (now, step); NAN with no point or no time
+ * gone by. */
+static double pace_rate(const pace *p, double now, int64_t step)
+{
+    if (p->n == 0)
+        return NAN;
+    int old = p->n < PACE_N ? 0 : p->next;
+    double dt = now - p->t[old];
+    return dt > 0 ? (double)(step - p->step[old]) / dt : NAN;
+}
 
 /* Reads the clock and gives the rows since the previous read their times, spread evenly over
  * the interval. A fast job reads the clock only every few dozen steps (about every
@@ -62,7 +103,7 @@ static double stamp(wctx *w, int64_t step)
     return now;
 }
 
-static void progress_of(const train_report *rep, store_progress *p)
+static void progress_of(const wctx *w, const train_report *rep, store_progress *p)
 {
     memset(p, 0, sizeof *p);
     p->step = rep->step;
@@ -71,7 +112,7 @@ static void progress_of(const train_report *rep, store_progress *p)
     p->n_lr = rep->ngroups < STORE_MAX_LR ? rep->ngroups : STORE_MAX_LR;
     for (int g = 0; g < p->n_lr; g++)
         p->lr[g] = rep->lr[g];
-    p->samples_per_sec = rep->samples_per_sec;
+    p->samples_per_sec = w->samples_per_sec;
 }
 
 static int flush(wctx *w, const train_report *last, an_err *e)
@@ -81,7 +122,7 @@ static int flush(wctx *w, const train_report *last, an_err *e)
     if (w->nstamped < w->nbatch)
         stamp(w, last->step);
     store_progress p;
-    progress_of(last, &p);
+    progress_of(w, last, &p);
     int rc = store_metrics_append_with_val(&w->store, w->run->id, w->batch, w->nbatch,
                                            w->vbatch, w->nval, &p, e);
     w->nbatch = 0;
@@ -90,6 +131,9 @@ static int flush(wctx *w, const train_report *last, an_err *e)
     return rc;
 }
 
+/* Checkpoints the train state together with the metric batch (the rows up to the
+ * checkpoint), in one transaction: one commit instead of two, and a crash never keeps a
+ * checkpoint whose steps have no rows. */
 static int checkpoint(wctx *w, train *t, const train_report *last, int keep, an_err *e)
 {
     double c0 = daemon_now();
@@ -98,12 +142,18 @@ static int checkpoint(wctx *w, train *t, const train_report *last, int keep, an_
     int rc = train_save(t, &blob, &len, e);
     if (rc)
         return rc;
+    if (w->nstamped < w->nbatch)
+        stamp(w, last->step);
     store_progress p;
-    progress_of(last, &p);
+    progress_of(w, last, &p);
     int64_t step = train_steps_done(t);
-    rc = store_checkpoint_commit(&w->store, w->run->id, step, last->loss, blob, len, keep,
-                                 last->step > 0 ? &p : NULL, e);
+    rc = store_checkpoint_commit_with_metrics(&w->store, w->run->id, w->batch, w->nbatch,
+                                              w->vbatch, w->nval, step, last->loss, blob, len,
+                                              keep, last->step > 0 ? &p : NULL, e);
     free(blob);
+    w->nbatch = 0;
+    w->nval = 0;
+    w->nstamped = 0;
     if (rc)
         return rc;
     atomic_fetch_add(&w->jobs->ckpt_bytes, len);
@@ -115,6 +165,27 @@ static int checkpoint(wctx *w, train *t, const train_report *last, int keep, an_
     w->run->snap.ckpt_bytes = (int64_t)len;
     uv_mutex_unlock(&w->run->mu);
     return 0;
+}
+
+/* A token bucket for periodic checkpoints: CKPT_BURST tokens, one more every CKPT_GAP_S. */
+typedef struct ckpt_bucket {
+    double tokens;
+    double at;                 /* monotonic time of the last refill */
+} ckpt_bucket;
+
+/* Takes a token for a periodic checkpoint due at `now`: 1 = take it now, 0 = defer it (to the
+ * next multiple of every_steps, or the next step for every_seconds). Which step a
+ * checkpoint lands on does not change the result: a resume from any step is bit-exact. */
+static int ckpt_take(ckpt_bucket *b, double now)
+{
+    if (now > b->at) {
+        b->tokens = fmin(CKPT_BURST, b->tokens + (now - b->at) / CKPT_GAP_S);
+        b->at = now;
+    }
+    if (b->tokens < 1.0)
+        return 0;
+    b->tokens -= 1.0;
+    return 1;
 }
 
 /* Makes `rep` the run's snapshot that the loop thread reads; `now` is the monotonic time. */
@@ -129,12 +200,17 @@ static void publish(wctx *w, const train_report *rep, int64_t total, double now)
     s->n_lr = rep->ngroups < STORE_MAX_LR ? rep->ngroups : STORE_MAX_LR;
     for (int g = 0; g < s->n_lr; g++)
         s->lr[g] = rep->lr[g];
-    s->samples_per_sec = rep->samples_per_sec;
-    /* ETA from this run's own pace (a resumed run does not count the steps it restored). */
-    double el = now - w->t0;
-    if (el > 0 && rep->step > w->first_step)
-        s->eta_s = (double)(total - rep->step) * el / (double)(rep->step - w->first_step);
+    /* Both from the run's recent real pace (stores and checkpoints included; a resumed run
+     * does not count the steps it restored), not from the compute time of one step. */
+    double rate = pace_rate(&w->pace, now, rep->step);
+    if (rate > 0) {
+        w->samples_per_sec = rate * (double)w->batch_samples;
+        s->samples_per_sec = w->samples_per_sec;
+        s->eta_s = (double)(total - rep->step) / rate;
+    }
     uv_mutex_unlock(&w->run->mu);
+    if (now - w->pace.t[(w->pace.next + PACE_N - 1) % PACE_N] >= PACE_EVERY_S)
+        pace_add(&w->pace, now, rep->step);
 }
 
 /* Words a failed store write of `what` at `step` into msg. Returns 1 for a full disk (the
@@ -334,6 +410,10 @@ static void run_job(wctx *w)
     rep.samples_per_sec = NAN;
     w->t0 = daemon_now();
     w->first_step = rep.step;
+    w->batch_samples = spec.train_batch_size;
+    w->samples_per_sec = NAN;
+    memset(&w->pace, 0, sizeof w->pace);
+    pace_add(&w->pace, w->t0, rep.step);
     w->nstamped = w->nbatch = w->nval = 0;
     w->t_last = w->time_base;
     w->now = w->t0;
@@ -350,6 +430,7 @@ static void run_job(wctx *w)
     double every_s = spec.ckpt_every_seconds;
     double last_flush = w->t0, last_ckpt = w->t0, last_wake = 0;
     int64_t last_ckpt_step = rep.step;
+    ckpt_bucket bucket = {CKPT_BURST, w->t0};
     int stop = STOP_NONE;
     int failed = 0, disk_full = 0, rc;
     char errmsg[900] = "";
@@ -413,13 +494,10 @@ static void run_job(wctx *w)
             }
             last_flush = w->now;
         }
-        if ((every > 0 && rep.step % every == 0) ||
-            (every_s > 0 && w->now - last_ckpt >= every_s)) {
-            if ((rc = flush(w, &rep, &e))) {
-                disk_full = store_failure(errmsg, sizeof errmsg, rc, "metrics", rep.step, &e);
-                failed = 1;
-                break;
-            }
+        if (((every > 0 && rep.step % every == 0) ||
+             (every_s > 0 && w->now - last_ckpt >= every_s)) &&
+            ckpt_take(&bucket, w->now)) {
+            /* The checkpoint's transaction carries the metric batch too. */
             if ((rc = checkpoint(w, t, &rep, keep, &e))) {
                 disk_full = store_failure(errmsg, sizeof errmsg, rc, "the checkpoint", rep.step,
                                           &e);

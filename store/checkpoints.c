@@ -3,8 +3,15 @@
  * A checkpoint is one row in `checkpoints` (job, step, loss, bytes, chunk count) plus
  * ceil(bytes / chunk_size) rows in `checkpoint_chunks` (ckpt, idx, data). A commit writes the
  * chunks straight from the caller's buffer (no serialisation copy), the job row's
- * last_checkpoint_step/progress and the retention deletes in one BEGIN IMMEDIATE transaction,
- * so a crash at any moment leaves either the old set of checkpoints or the new one. Reads
+ * last_checkpoint_step/progress, the retention and (optionally) the metric rows up to the
+ * checkpoint in one BEGIN IMMEDIATE transaction, so a crash at any moment leaves either the
+ * old set of checkpoints or the new one.
+ *
+ * A fast job may checkpoint many times a second, so the commit is kept to a few page writes:
+ * its statements are cached on the connection, and once keep_last checkpoints are stored the
+ * new one overwrites the oldest one's rows in place (the row retention would delete) instead
+ * of inserting new rows and deleting old ones, which would churn the table, its (job, step)
+ * index, the chunk index and the free-page list on every commit. Reads
  * happen inside one read transaction (a consistent snapshot) and go through incremental blob
  * I/O straight into the destination buffer. */
 #include "store/store.h"
@@ -16,50 +23,183 @@
 
 #include "store/internal.h"
 
-/* Runs a statement bound with (?1 = a, ?2 = b) to completion. */
-static int exec2(store_t *s, const char *sql, int64_t a, int64_t b, const char *what,
-                 an_err *err)
+/* Runs cached statement `slot` bound with (?1 = a, ?2 = b) to completion. */
+static int run2(store_t *s, int slot, const char *sql, int64_t a, int64_t b, const char *what,
+                an_err *err)
 {
-    sqlite3_stmt *st;
-    int rc = st_prepare(s, sql, &st, err);
-    if (rc)
+    int rc;
+    sqlite3_stmt *st = st_stmt(s, slot, sql, &rc, err);
+    if (!st)
         return rc;
     sqlite3_bind_int64(st, 1, a);
     if (sqlite3_bind_parameter_count(st) >= 2)
         sqlite3_bind_int64(st, 2, b);
     int r = sqlite3_step(st);
+    sqlite3_reset(st);
     if (r != SQLITE_DONE)
         rc = st_fail(s, r, what, err);
-    sqlite3_finalize(st);
     return rc;
 }
 
-static int write_chunks(store_t *s, int64_t ckpt, const unsigned char *blob, size_t len,
-                        size_t chunk, an_err *err)
+/* Writes the blob's chunks for checkpoint row `ckpt`. A reused row (`reuse` 1) had `old`
+ * chunks: those are overwritten in place (the same pages when the size is the same, so a
+ * periodic checkpoint of a small model rewrites a page instead of freeing and allocating
+ * some), missing ones inserted, and any left beyond the new count deleted. */
+static int write_chunks(store_t *s, int64_t ckpt, int reuse, int64_t old,
+                        const unsigned char *blob, size_t len, size_t chunk, an_err *err)
 {
-    sqlite3_stmt *st;
-    int rc = st_prepare(s, "INSERT INTO checkpoint_chunks(ckpt, idx, data) VALUES(?,?,?)", &st,
-                        err);
-    if (rc)
-        return rc;
+    int rc = 0;
     int64_t idx = 0;
     for (size_t off = 0; !rc && off < len; off += chunk, idx++) {
         size_t n = len - off < chunk ? len - off : chunk;
-        sqlite3_bind_int64(st, 1, ckpt);
-        sqlite3_bind_int64(st, 2, idx);
-        sqlite3_bind_blob64(st, 3, blob + off, n, SQLITE_STATIC);
-        int r = sqlite3_step(st);
-        sqlite3_reset(st);
-        if (r != SQLITE_DONE)
-            rc = st_fail(s, r, "writing a checkpoint chunk", err);
+        int done = 0;
+        if (idx < old) {
+            sqlite3_stmt *st = st_stmt(s, ST_CHUNK_UPDATE,
+                                       "UPDATE checkpoint_chunks SET data=?3"
+                                       " WHERE ckpt=?1 AND idx=?2", &rc, err);
+            if (!st)
+                break;
+            sqlite3_bind_int64(st, 1, ckpt);
+            sqlite3_bind_int64(st, 2, idx);
+            sqlite3_bind_blob64(st, 3, blob + off, n, SQLITE_STATIC);
+            int r = sqlite3_step(st);
+            sqlite3_reset(st);
+            if (r != SQLITE_DONE)
+                rc = st_fail(s, r, "writing a checkpoint chunk", err);
+            /* A chunk row that went missing (a damaged store) is inserted instead. */
+            done = sqlite3_changes(s->db) == 1;
+        }
+        if (!rc && !done) {
+            sqlite3_stmt *st = st_stmt(s, ST_CHUNK_INSERT,
+                                       "INSERT INTO checkpoint_chunks(ckpt, idx, data)"
+                                       " VALUES(?,?,?)", &rc, err);
+            if (!st)
+                break;
+            sqlite3_bind_int64(st, 1, ckpt);
+            sqlite3_bind_int64(st, 2, idx);
+            sqlite3_bind_blob64(st, 3, blob + off, n, SQLITE_STATIC);
+            int r = sqlite3_step(st);
+            sqlite3_reset(st);
+            if (r != SQLITE_DONE)
+                rc = st_fail(s, r, "writing a checkpoint chunk", err);
+        }
     }
-    sqlite3_finalize(st);
+    if (!rc && reuse)
+        rc = run2(s, ST_CHUNK_TRIM, "DELETE FROM checkpoint_chunks WHERE ckpt=?1 AND idx>=?2",
+                  ckpt, idx, "replacing a checkpoint", err);
     return rc;
 }
 
-int store_checkpoint_commit(store_t *s, const char *id, int64_t step, double loss,
-                            const void *blob, size_t len, int keep_last,
-                            const store_progress *p, an_err *err)
+/* Finds the row the new checkpoint goes into: the job's checkpoint at the same step (a pause
+ * right after a periodic checkpoint), else, when keep_last of them are stored already and
+ * the oldest is older than `step`, that oldest one (retention would delete it right after).
+ * *ckpt = 0 means "insert a new row". *count receives how many checkpoints the job has after
+ * the commit, or -1 when not known. */
+static int pick_row(store_t *s, int64_t num, int64_t step, int keep_last, int64_t *ckpt,
+                    int64_t *old_chunks, int64_t *count, an_err *err)
+{
+    int rc;
+    *ckpt = 0;
+    *old_chunks = 0;
+    *count = -1;
+    sqlite3_stmt *st = st_stmt(s, ST_CKPT_AT,
+                               "SELECT id, chunks FROM checkpoints WHERE job=?1 AND step=?2",
+                               &rc, err);
+    if (!st)
+        return rc;
+    sqlite3_bind_int64(st, 1, num);
+    sqlite3_bind_int64(st, 2, step);
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW) {
+        *ckpt = sqlite3_column_int64(st, 0);
+        *old_chunks = sqlite3_column_int64(st, 1);
+    } else if (r != SQLITE_DONE) {
+        rc = st_fail(s, r, "finding a checkpoint", err);
+    }
+    sqlite3_reset(st);
+    if (rc || *ckpt || keep_last <= 0)
+        return rc;
+    st = st_stmt(s, ST_CKPT_OLDEST,
+                 "SELECT id, step, chunks, (SELECT count(*) FROM checkpoints WHERE job=?1)"
+                 " FROM checkpoints WHERE job=?1 ORDER BY step LIMIT 1", &rc, err);
+    if (!st)
+        return rc;
+    sqlite3_bind_int64(st, 1, num);
+    r = sqlite3_step(st);
+    *count = 1;
+    if (r == SQLITE_ROW) {
+        int64_t n = sqlite3_column_int64(st, 3);
+        if (n >= keep_last && sqlite3_column_int64(st, 1) < step) {
+            *ckpt = sqlite3_column_int64(st, 0);
+            *old_chunks = sqlite3_column_int64(st, 2);
+            *count = n;
+        } else {
+            *count = n + 1;
+        }
+    } else if (r != SQLITE_DONE) {
+        rc = st_fail(s, r, "finding the oldest checkpoint", err);
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+/* Stores the checkpoint of job `num` inside the caller's transaction (see
+ * store_checkpoint_commit, without the progress). */
+static int put_checkpoint(store_t *s, int64_t num, int64_t step, double loss,
+                          const void *blob, size_t len, size_t chunk, int keep_last, an_err *err)
+{
+    int64_t ckpt, old, count;
+    int rc = pick_row(s, num, step, keep_last, &ckpt, &old, &count, err);
+    if (rc)
+        return rc;
+    int reuse = ckpt != 0;
+    char now[24];
+    st_now(now);
+    sqlite3_stmt *st = reuse ? st_stmt(s, ST_CKPT_REUSE,
+                                       "UPDATE checkpoints SET step=?2, loss=?3, bytes=?4,"
+                                       " chunks=?5, created_at=?6 WHERE id=?1", &rc, err)
+                             : st_stmt(s, ST_CKPT_INSERT,
+                                       "INSERT INTO checkpoints(job, step, loss, bytes, chunks,"
+                                       " created_at) VALUES(?1,?2,?3,?4,?5,?6)", &rc, err);
+    if (!st)
+        return rc;
+    sqlite3_bind_int64(st, 1, reuse ? ckpt : num);
+    sqlite3_bind_int64(st, 2, step);
+    st_bind_num(st, 3, loss);
+    sqlite3_bind_int64(st, 4, (int64_t)len);
+    sqlite3_bind_int64(st, 5, (int64_t)((len + chunk - 1) / chunk));
+    sqlite3_bind_text(st, 6, now, -1, SQLITE_STATIC);
+    int r = sqlite3_step(st);
+    if (r != SQLITE_DONE)
+        rc = st_fail(s, r, "recording a checkpoint", err);
+    else if (!reuse)
+        ckpt = sqlite3_last_insert_rowid(s->db);
+    sqlite3_reset(st);
+    if (!rc)
+        rc = write_chunks(s, ckpt, reuse, old, blob, len, chunk, err);
+    if (!rc)
+        rc = run2(s, ST_CKPT_JOB, "UPDATE jobs SET last_checkpoint_step=?2 WHERE num=?1", num,
+                  step, "recording the checkpoint on the job", err);
+    /* Retention beyond the reused row: only when more than keep_last may be stored. */
+    if (!rc && keep_last > 0 && (count < 0 || count > keep_last)) {
+        rc = run2(s, ST_CKPT_RETIRE_CHUNKS,
+                  "DELETE FROM checkpoint_chunks WHERE ckpt IN (SELECT id FROM checkpoints "
+                  "WHERE job=?1 ORDER BY step DESC LIMIT -1 OFFSET ?2)",
+                  num, keep_last, "deleting old checkpoints", err);
+        if (!rc)
+            rc = run2(s, ST_CKPT_RETIRE,
+                      "DELETE FROM checkpoints WHERE id IN (SELECT id FROM checkpoints "
+                      "WHERE job=?1 ORDER BY step DESC LIMIT -1 OFFSET ?2)",
+                      num, keep_last, "deleting old checkpoints", err);
+    }
+    return rc;
+}
+
+int store_checkpoint_commit_with_metrics(store_t *s, const char *id, const store_metric *rows,
+                                         size_t n, const store_val_metric *val, size_t nval,
+                                         int64_t step, double loss, const void *blob,
+                                         size_t len, int keep_last, const store_progress *p,
+                                         an_err *err)
 {
     if (len && !blob)
         return an_failc(err, -EINVAL, NULL, "expected a %zu-byte checkpoint, got NULL", len);
@@ -67,6 +207,9 @@ int store_checkpoint_commit(store_t *s, const char *id, int64_t step, double los
         return an_fail(err, "step", "expected a checkpoint step >= 0, got %" PRId64, step);
     if (p && (p->n_lr < 0 || p->n_lr > STORE_MAX_LR))
         return an_fail(err, "lr", "expected 0..%d learning-rate groups", STORE_MAX_LR);
+    int rc = st_metrics_check(rows, n, val, nval, err);
+    if (rc)
+        return rc;
     /* Chunks are read back with int-sized blob I/O: keep them well under 2 GiB. */
     size_t chunk = s->chunk_size ? s->chunk_size : STORE_CHUNK_SIZE;
     if (chunk > ((size_t)1 << 30))
@@ -74,66 +217,30 @@ int store_checkpoint_commit(store_t *s, const char *id, int64_t step, double los
     if (len > (size_t)INT64_MAX)
         return an_failc(err, -E2BIG, NULL, "checkpoint of %zu bytes is too large", len);
 
-    int rc = st_begin(s, err);
+    rc = st_begin(s, err);
     if (rc)
         return rc;
-    int64_t num = 0, ckpt = 0;
+    int64_t num = 0;
     rc = st_job_num(s, id, &num, NULL, err);
-    /* A checkpoint at the same step (e.g. pause right after a periodic checkpoint) replaces
-     * the old one. */
     if (!rc)
-        rc = exec2(s,
-                   "DELETE FROM checkpoint_chunks WHERE ckpt IN "
-                   "(SELECT id FROM checkpoints WHERE job=?1 AND step=?2)",
-                   num, step, "replacing a checkpoint", err);
+        rc = st_metrics_put_all(s, num, rows, n, val, nval, err);
     if (!rc)
-        rc = exec2(s, "DELETE FROM checkpoints WHERE job=?1 AND step=?2", num, step,
-                   "replacing a checkpoint", err);
-    if (!rc) {
-        sqlite3_stmt *st;
-        char now[24];
-        st_now(now);
-        rc = st_prepare(s,
-                        "INSERT INTO checkpoints(job, step, loss, bytes, chunks, created_at)"
-                        " VALUES(?,?,?,?,?,?)",
-                        &st, err);
-        if (!rc) {
-            sqlite3_bind_int64(st, 1, num);
-            sqlite3_bind_int64(st, 2, step);
-            st_bind_num(st, 3, loss);
-            sqlite3_bind_int64(st, 4, (int64_t)len);
-            sqlite3_bind_int64(st, 5, (int64_t)((len + chunk - 1) / chunk));
-            sqlite3_bind_text(st, 6, now, -1, SQLITE_STATIC);
-            int r = sqlite3_step(st);
-            if (r != SQLITE_DONE)
-                rc = st_fail(s, r, "recording a checkpoint", err);
-            ckpt = sqlite3_last_insert_rowid(s->db);
-            sqlite3_finalize(st);
-        }
-    }
-    if (!rc)
-        rc = write_chunks(s, ckpt, blob, len, chunk, err);
+        rc = put_checkpoint(s, num, step, loss, blob, len, chunk, keep_last, err);
     if (!rc && p)
         rc = st_write_progress(s, num, p, err);
-    if (!rc)
-        rc = exec2(s, "UPDATE jobs SET last_checkpoint_step=?2 WHERE num=?1", num, step,
-                   "recording the checkpoint on the job", err);
-    if (!rc && keep_last > 0) {
-        rc = exec2(s,
-                   "DELETE FROM checkpoint_chunks WHERE ckpt IN (SELECT id FROM checkpoints "
-                   "WHERE job=?1 ORDER BY step DESC LIMIT -1 OFFSET ?2)",
-                   num, keep_last, "deleting old checkpoints", err);
-        if (!rc)
-            rc = exec2(s,
-                       "DELETE FROM checkpoints WHERE id IN (SELECT id FROM checkpoints "
-                       "WHERE job=?1 ORDER BY step DESC LIMIT -1 OFFSET ?2)",
-                       num, keep_last, "deleting old checkpoints", err);
-    }
     if (!rc)
         rc = st_commit(s, err);
     if (rc)
         st_rollback(s);
     return rc;
+}
+
+int store_checkpoint_commit(store_t *s, const char *id, int64_t step, double loss,
+                            const void *blob, size_t len, int keep_last,
+                            const store_progress *p, an_err *err)
+{
+    return store_checkpoint_commit_with_metrics(s, id, NULL, 0, NULL, 0, step, loss, blob, len,
+                                                keep_last, p, err);
 }
 
 int store_checkpoint_list(store_t *s, const char *id, store_checkpoint_info **list, size_t *n,

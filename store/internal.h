@@ -20,8 +20,22 @@ enum {
     ST_BLOCK_BEFORE,      /* the block with the largest first_step <= ? (overlap check) */
     ST_BLOCK_ASC,         /* blocks overlapping a step range, ascending */
     ST_BLOCK_DESC,        /* blocks starting at or before a step, descending */
+    ST_VAL_PUT,           /* INSERT OR REPLACE INTO val_metrics */
+    /* The checkpoint commit (checkpoints.c): a periodic checkpoint of a fast job runs these
+     * many times a second. */
+    ST_CKPT_AT,           /* the checkpoint of a job at a step */
+    ST_CKPT_OLDEST,       /* a job's oldest checkpoint and how many it has */
+    ST_CKPT_INSERT,       /* INSERT INTO checkpoints */
+    ST_CKPT_REUSE,        /* UPDATE checkpoints: an old row takes the new checkpoint */
+    ST_CHUNK_INSERT,      /* INSERT INTO checkpoint_chunks */
+    ST_CHUNK_UPDATE,      /* UPDATE checkpoint_chunks SET data */
+    ST_CHUNK_TRIM,        /* DELETE a checkpoint's chunks from an index on */
+    ST_CKPT_JOB,          /* UPDATE jobs SET last_checkpoint_step */
+    ST_CKPT_RETIRE_CHUNKS,/* chunks of checkpoints beyond keep_last */
+    ST_CKPT_RETIRE,       /* checkpoints beyond keep_last */
     ST_NSLOTS
 };
+_Static_assert((int)ST_NSLOTS <= (int)STORE_NSTMT, "store_t.stmt holds every statement slot");
 
 /* Maps a SQLite result code to the module's negative errno and fills err with
  * "<what>: <sqlite message>". Never returns 0 for a failing code. */
@@ -170,6 +184,16 @@ void st_blocks_close(st_block_iter *it);
  * that no stored block overlaps their span. */
 int st_blocks_write(store_t *s, int64_t num, const store_metric *const *rows, size_t n,
                     an_err *err);
+
+/* Validates metric and validation rows for an append (counts against NULL arrays, lr groups,
+ * steps), before any transaction starts. */
+int st_metrics_check(const store_metric *rows, size_t n, const store_val_metric *val,
+                     size_t nval, an_err *err);
+
+/* Stores metric rows (st_metrics_put) and validation rows (replacing a row at the same step)
+ * of job `num` inside the caller's transaction. */
+int st_metrics_put_all(store_t *s, int64_t num, const store_metric *rows, size_t n,
+                       const store_val_metric *val, size_t nval, an_err *err);
 
 /* Appends rows in any order with replace semantics (a later row for a step wins over an
  * earlier one and over a stored one), inside the caller's transaction. */

@@ -30,31 +30,8 @@ static int check_rows(const store_metric *rows, size_t n, an_err *err)
     return 0;
 }
 
-/* Inserts validation rows of job `num` inside the caller's transaction. */
-static int val_put(store_t *s, int64_t num, const store_val_metric *rows, size_t n, an_err *err)
-{
-    if (n == 0)
-        return 0;
-    sqlite3_stmt *st = NULL;
-    int rc = st_prepare(s, "INSERT OR REPLACE INTO val_metrics(job, step, val_loss, val_acc)"
-                           " VALUES(?,?,?,?)", &st, err);
-    for (size_t i = 0; !rc && i < n; i++) {
-        sqlite3_bind_int64(st, 1, num);
-        sqlite3_bind_int64(st, 2, rows[i].step);
-        st_bind_num(st, 3, rows[i].val_loss);
-        st_bind_num(st, 4, rows[i].val_acc);
-        int r = sqlite3_step(st);
-        sqlite3_reset(st);
-        if (r != SQLITE_DONE)
-            rc = st_fail(s, r, "inserting validation rows", err);
-    }
-    sqlite3_finalize(st);
-    return rc;
-}
-
-int store_metrics_append_with_val(store_t *s, const char *id, const store_metric *rows,
-                                  size_t n, const store_val_metric *val, size_t nval,
-                                  const store_progress *p, an_err *err)
+int st_metrics_check(const store_metric *rows, size_t n, const store_val_metric *val,
+                     size_t nval, an_err *err)
 {
     if (n && !rows)
         return an_failc(err, -EINVAL, NULL, "expected %zu metric rows, got NULL", n);
@@ -67,6 +44,49 @@ int store_metrics_append_with_val(store_t *s, const char *id, const store_metric
         if (val[i].step < 0)
             return an_fail(err, "step", "expected step >= 0 in validation row %zu, got %" PRId64,
                            i, val[i].step);
+    return 0;
+}
+
+/* Inserts validation rows of job `num` inside the caller's transaction. */
+static int val_put(store_t *s, int64_t num, const store_val_metric *rows, size_t n, an_err *err)
+{
+    if (n == 0)
+        return 0;
+    int rc;
+    sqlite3_stmt *st = st_stmt(s, ST_VAL_PUT,
+                               "INSERT OR REPLACE INTO val_metrics(job, step, val_loss, val_acc)"
+                               " VALUES(?,?,?,?)", &rc, err);
+    if (!st)
+        return rc;
+    for (size_t i = 0; !rc && i < n; i++) {
+        sqlite3_bind_int64(st, 1, num);
+        sqlite3_bind_int64(st, 2, rows[i].step);
+        st_bind_num(st, 3, rows[i].val_loss);
+        st_bind_num(st, 4, rows[i].val_acc);
+        int r = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (r != SQLITE_DONE)
+            rc = st_fail(s, r, "inserting validation rows", err);
+    }
+    return rc;
+}
+
+int st_metrics_put_all(store_t *s, int64_t num, const store_metric *rows, size_t n,
+                       const store_val_metric *val, size_t nval, an_err *err)
+{
+    int rc = st_metrics_put(s, num, rows, n, err);
+    if (!rc)
+        rc = val_put(s, num, val, nval, err);
+    return rc;
+}
+
+int store_metrics_append_with_val(store_t *s, const char *id, const store_metric *rows,
+                                  size_t n, const store_val_metric *val, size_t nval,
+                                  const store_progress *p, an_err *err)
+{
+    int rc = st_metrics_check(rows, n, val, nval, err);
+    if (rc)
+        return rc;
     if (p && (p->n_lr < 0 || p->n_lr > STORE_MAX_LR))
         return an_fail(err, "lr", "expected 0..%d learning-rate groups", STORE_MAX_LR);
     rc = st_begin(s, err);
@@ -75,9 +95,7 @@ int store_metrics_append_with_val(store_t *s, const char *id, const store_metric
     int64_t num;
     rc = st_job_num(s, id, &num, NULL, err);
     if (!rc)
-        rc = st_metrics_put(s, num, rows, n, err);
-    if (!rc)
-        rc = val_put(s, num, val, nval, err);
+        rc = st_metrics_put_all(s, num, rows, n, val, nval, err);
     if (!rc && p)
         rc = st_write_progress(s, num, p, err);
     if (!rc)

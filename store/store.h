@@ -339,6 +339,18 @@ int store_checkpoint_commit(store_t *s, const char *id, int64_t step, double los
                             const void *blob, size_t len, int keep_last,
                             const store_progress *p, an_err *err);
 
+/* store_checkpoint_commit that also appends `n` metric rows and `nval` validation rows (as
+ * store_metrics_append_with_val; `rows`/`val` may be NULL when their count is 0) in the same
+ * ONE transaction: the rows up to a checkpoint and the checkpoint land together or not at
+ * all, for the price of one commit. Bad rows (-EINVAL) store nothing, the checkpoint neither.
+ * Cost: once keep_last checkpoints are stored, a new one overwrites the oldest one's rows in
+ * place, so a commit of a small model writes a few pages whatever keep_last is. */
+int store_checkpoint_commit_with_metrics(store_t *s, const char *id, const store_metric *rows,
+                                         size_t n, const store_val_metric *val, size_t nval,
+                                         int64_t step, double loss, const void *blob,
+                                         size_t len, int keep_last, const store_progress *p,
+                                         an_err *err);
+
 /* The job's checkpoints, oldest first; *list malloc'd (free()). */
 int store_checkpoint_list(store_t *s, const char *id, store_checkpoint_info **list, size_t *n,
                           an_err *err);

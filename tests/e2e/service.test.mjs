@@ -75,6 +75,39 @@ test('the tutorial job runs to completion with one metrics row per step', async 
   });
 });
 
+test('a fast job checkpointing every 100 steps: one metrics row per step, checkpoints kept, real samples_per_sec', async () => {
+  await withDaemon({}, async (d) => {
+    const steps = 200000;
+    const r = await api(d.url, 'POST', '/v1/jobs', tutorialJob({steps}));
+    assert.equal(r.status, 201, r.text);
+    const job = await waitJob(d.url, r.json.id, (j) => j.state === 'completed', 120000);
+    assert.equal(job.step, steps);
+    assert.equal(job.last_checkpoint_step, steps);
+    const csv = await api(d.url, 'GET', `/v1/jobs/${job.id}/metrics?format=csv`);
+    assert.equal(csv.status, 200);
+    const lines = csv.text.trim().split('\n');
+    assert.match(lines[0], /^step,loss,lr0,grad_norm,time$/);
+    const rows = lines.slice(1).map((l) => l.split(','));
+    assertOneRowPerStep(rows.map((c) => Number(c[0])), steps, 'metrics');
+    const runSecs = Number(rows.at(-1)[4]);
+    assert.ok(runSecs > 0, `the last row's time is ${runSecs}`);
+    // keep_last 3: the final state and two periodic checkpoints on multiples of every_steps.
+    const cks = (await api(d.url, 'GET', `/v1/jobs/${job.id}/checkpoints`)).json.checkpoints.map((c) => c.step);
+    assert.equal(cks.length, 3, `checkpoints ${cks}`);
+    assert.equal(cks[2], steps);
+    assert.ok(cks[0] < cks[1] && cks[1] < cks[2] && cks.every((s) => s % 100 === 0), `checkpoints ${cks}`);
+    // 2,000 checkpoints were due; the daemon takes at most 50 a second after a burst of 10.
+    const prom = (await api(d.url, 'GET', '/metrics')).text;
+    const taken = Number(/^anneald_checkpoints_total (\d+)/m.exec(prom)[1]);
+    assert.ok(taken >= 3 && taken <= 12 + Math.ceil(runSecs / 0.02), `${taken} checkpoints in ${runSecs} s`);
+    // samples_per_sec is what the job achieved (8 samples a step over wall time), not one
+    // step's compute rate.
+    const real = steps * 8 / runSecs;
+    assert.ok(job.samples_per_sec > real / 2 && job.samples_per_sec < real * 2,
+              `samples_per_sec ${job.samples_per_sec}, real ${real}`);
+  });
+});
+
 test('schedule preview answers what the job uses', async () => {
   await withDaemon({}, async (d) => {
     const body = { ds_config: tutorialJob().ds_config, steps: 5 };

@@ -562,6 +562,152 @@ static void test_val_with_metrics(void **state)
     free(vr);
 }
 
+/* Metric rows 1..n from `from` on, with the curve as loss. */
+static void rows_from(store_metric *rows, int64_t from, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        memset(&rows[i], 0, sizeof rows[i]);
+        rows[i].step = from + (int64_t)i;
+        rows[i].loss = curve(rows[i].step);
+        rows[i].n_lr = 1;
+        rows[i].lr[0] = 0.01;
+        rows[i].grad_norm = NAN;
+        rows[i].time = 0.001 * (double)rows[i].step;
+    }
+}
+
+static void test_checkpoint_with_metrics(void **state)
+{
+    fixture *f = *state;
+    an_err e;
+    char id[STORE_ID_LEN];
+    assert_int_equal(make_job(&f->s, "cm", NULL, id), 0);
+    f->s.chunk_size = 100;
+    unsigned char blob[250];
+    for (size_t i = 0; i < sizeof blob; i++)
+        blob[i] = (unsigned char)(i * 13 + 1);
+    store_metric rows[100];
+    rows_from(rows, 1, 100);
+    store_val_metric v = {.step = 50, .val_loss = 0.5, .val_acc = NAN};
+    store_progress p = {.step = 100, .epoch = 2, .loss = curve(100), .n_lr = 1, .lr = {0.01},
+                        .samples_per_sec = 1234.5};
+    assert_int_equal(store_checkpoint_commit_with_metrics(&f->s, id, rows, 100, &v, 1, 100,
+                                                          curve(100), blob, sizeof blob, 2, &p,
+                                                          &e), 0);
+    int64_t c;
+    assert_int_equal(store_metrics_count(&f->s, id, &c, &e), 0);
+    assert_int_equal(c, 100);
+    assert_int_equal(scalar(&f->s, "SELECT count(*) FROM val_metrics"), 1);
+    store_job j;
+    assert_int_equal(store_job_get(&f->s, id, &j, &e), 0);
+    assert_int_equal(j.step, 100);
+    assert_int_equal(j.epoch, 2);
+    assert_int_equal(j.last_checkpoint_step, 100);
+    assert_true(j.samples_per_sec == 1234.5);
+    store_job_free(&j);
+
+    /* Bad rows, NULL arrays, an unknown job: nothing lands, the checkpoint neither. */
+    rows_from(rows, 101, 100);
+    rows[40].n_lr = -1;
+    assert_int_equal(store_checkpoint_commit_with_metrics(&f->s, id, rows, 100, NULL, 0, 200, 0,
+                                                          blob, sizeof blob, 2, NULL, &e), -EINVAL);
+    assert_string_equal(e.field, "lr");
+    rows[40].n_lr = 1;
+    assert_int_equal(store_checkpoint_commit_with_metrics(&f->s, id, NULL, 100, NULL, 0, 200, 0,
+                                                          blob, sizeof blob, 2, NULL, &e), -EINVAL);
+    assert_int_equal(store_checkpoint_commit_with_metrics(&f->s, id, rows, 100, NULL, 3, 200, 0,
+                                                          blob, sizeof blob, 2, NULL, &e), -EINVAL);
+    store_val_metric badv = {.step = -1};
+    assert_int_equal(store_checkpoint_commit_with_metrics(&f->s, id, rows, 100, &badv, 1, 200, 0,
+                                                          blob, sizeof blob, 2, NULL, &e), -EINVAL);
+    assert_int_equal(store_checkpoint_commit_with_metrics(&f->s, "j_999999", rows, 100, NULL, 0,
+                                                          200, 0, blob, sizeof blob, 2, NULL, &e),
+                     -ENOENT);
+    assert_int_equal(store_metrics_count(&f->s, id, &c, &e), 0);
+    assert_int_equal(c, 100);
+    assert_int_equal(scalar(&f->s, "SELECT count(*) FROM checkpoints"), 1);
+
+    /* A commit that fails half way (the file cannot grow for a 4 MiB blob) leaves neither the
+     * rows nor the checkpoint nor the job's progress. */
+    int64_t pages = scalar(&f->s, "PRAGMA page_count");
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA max_page_count=%lld", (long long)pages + 2);
+    assert_int_equal(sqlite3_exec(f->s.db, sql, NULL, NULL, NULL), SQLITE_OK);
+    size_t big = (size_t)4 << 20;
+    unsigned char *huge = malloc(big);
+    assert_non_null(huge);
+    memset(huge, 3, big);
+    f->s.chunk_size = STORE_CHUNK_SIZE;
+    store_progress p2 = {.step = 200, .loss = 1.0};
+    assert_int_equal(store_checkpoint_commit_with_metrics(&f->s, id, rows, 100, NULL, 0, 200, 1.0,
+                                                          huge, big, 2, &p2, &e), -ENOSPC);
+    free(huge);
+    assert_int_equal(sqlite3_exec(f->s.db, "PRAGMA max_page_count=1073741823", NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(store_metrics_count(&f->s, id, &c, &e), 0);
+    assert_int_equal(c, 100);
+    assert_int_equal(store_job_get(&f->s, id, &j, &e), 0);
+    assert_int_equal(j.step, 100);
+    assert_int_equal(j.last_checkpoint_step, 100);
+    store_job_free(&j);
+    store_checkpoint_info *ci;
+    size_t n;
+    assert_int_equal(store_checkpoint_list(&f->s, id, &ci, &n, &e), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(ci[0].step, 100);
+    free(ci);
+
+    /* Checkpoints every 100 steps with keep_last 2: once two are stored, each new one takes
+     * the oldest one's rows (no new checkpoint ids), and reads back whole, even with fewer or
+     * more chunks than the row held, or a chunk row that went missing. */
+    f->s.chunk_size = 100;
+    size_t sizes[] = {250, 250, 90, 250, 300, 250};
+    for (int k = 0; k < 6; k++) {
+        int64_t step = 200 + 100 * k;
+        rows_from(rows, step - 99, 100);
+        blob[0] = (unsigned char)k;
+        if (k == 3)
+            assert_int_equal(sqlite3_exec(f->s.db, "DELETE FROM checkpoint_chunks WHERE idx=1 AND "
+                                          "ckpt=(SELECT id FROM checkpoints ORDER BY step LIMIT 1)",
+                                          NULL, NULL, NULL), SQLITE_OK);
+        unsigned char *src = blob;
+        unsigned char more[300];
+        if (sizes[k] > sizeof blob) {
+            memset(more, 9, sizeof more);
+            src = more;
+        }
+        assert_int_equal(store_checkpoint_commit_with_metrics(&f->s, id, rows, 100, NULL, 0, step,
+                                                              curve(step), src, sizes[k], 2, NULL,
+                                                              &e), 0);
+        assert_int_equal(scalar(&f->s, "SELECT count(*) FROM checkpoints"), 2);
+        assert_true(scalar(&f->s, "SELECT max(id) FROM checkpoints") <= 2);
+        void *buf;
+        size_t got;
+        int64_t at;
+        assert_int_equal(store_checkpoint_read(&f->s, id, -1, &buf, &got, &at, &e), 0);
+        assert_int_equal(at, step);
+        assert_int_equal(got, sizes[k]);
+        assert_memory_equal(buf, src, sizes[k]);
+        free(buf);
+        assert_int_equal(store_checkpoint_read(&f->s, id, step - 100, &buf, &got, NULL, &e), 0);
+        free(buf);
+    }
+    /* Chunks: 3 (250 B) + 3 (250 B) and nothing left over from the larger or damaged ones. */
+    assert_int_equal(scalar(&f->s, "SELECT count(*) FROM checkpoint_chunks"), 6);
+    assert_int_equal(store_metrics_count(&f->s, id, &c, &e), 0);
+    assert_int_equal(c, 700);
+    assert_int_equal(store_checkpoint_list(&f->s, id, &ci, &n, &e), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(ci[0].step, 600);
+    assert_int_equal(ci[1].step, 700);
+    free(ci);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(f->s.db, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
+    sqlite3_finalize(st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -571,6 +717,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_checkpoint_chunks_and_retention, fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_rewind_deletes_later_rows, fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_val_with_metrics, fixture_setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_with_metrics, fixture_setup, fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
