@@ -435,8 +435,9 @@ enum MHD_Result http_access(void *cls, struct MHD_Connection *c, const char *url
     }
     if (r->suspended)
         return MHD_YES;
-    if (r->handed_off) /* a worker or the thread pool answers it */
-        return MHD_YES;
+    if (r->handed_off) /* resumed with no answer (none could be made): close it, or MHD
+                          * would call again on every turn of the loop */
+        return MHD_NO;
     if (r->too_large) {
         http_error(r, 413, "too_large", NULL, "the body is larger than the %zu bytes this endpoint takes",
                    r->limit);

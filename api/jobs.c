@@ -328,6 +328,7 @@ void api_jobs_delete(http_req *r)
     daemon_t *d = r->d;
     const char *id = r->m.params[0];
     an_err e;
+    jobs_poll(&d->jobs); /* a run whose worker has let go is no longer in the way */
     if (jobs_find(&d->jobs, id)) { /* a worker still holds it */
         http_error(r, 409, "conflict", "state", "job %s is not finished; cancel it first", id);
         return;

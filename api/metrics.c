@@ -2,6 +2,7 @@
  * weights, and POST predict. Each runs on the libuv thread pool with its own store
  * connection (http_defer), so a long query or building a model never blocks the loop. */
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -380,10 +381,15 @@ void api_jobs_predict(http_req *r)
         }
         int k = 0;
         for (cJSON *v = row->child; v; v = v->next, k++) {
-            if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)) {
+            /* The model computes in float: a double beyond its range would become an
+             * infinity there and come out as a null. */
+            if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) ||
+                fabs(v->valuedouble) > FLT_MAX) {
                 char field[64];
                 snprintf(field, sizeof field, "inputs[%d][%d]", i, k);
-                http_error(r, 400, "invalid_argument", field, "%s must be a finite number", field);
+                http_error(r, 400, "invalid_argument", field,
+                           "%s must be a finite number of at most %g in magnitude (the model "
+                           "computes in float)", field, (double)FLT_MAX);
                 cJSON_Delete(body);
                 return;
             }

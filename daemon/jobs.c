@@ -270,6 +270,8 @@ int jobs_settle(jobmgr *m)
         job_fix *f = *pp;
         an_err e;
         unsigned from = STORE_MASK(STORE_RUNNING) | STORE_MASK(STORE_QUEUED);
+        if (f->state == STORE_CANCELLED) /* a cancel over a pause the store did take */
+            from |= STORE_MASK(STORE_PAUSED);
         int rc = store_job_set_state(&m->d->store, f->id, from, f->state,
                                      f->error[0] ? f->error : NULL, NULL, &e);
         /* STORE_ESTATE or ENOENT: someone else decided (deleted, changed) meanwhile. */
@@ -285,6 +287,28 @@ int jobs_settle(jobmgr *m)
         }
     }
     return left;
+}
+
+/* A cancel that came after the worker had already decided to let go for a pause (or had let
+ * go): the worker left the job paused or queued, and the cancel is applied here, so that the
+ * request that asked for it is answered with a cancelled job. `unsaved`: the worker's final
+ * state is not in the store either (the job is still `running` there). Returns 1 when the
+ * job is (or will be, through jobs_settle) cancelled. */
+static int cancel_after(jobmgr *m, const char *id, int unsaved)
+{
+    an_err e;
+    unsigned from = STORE_MASK(STORE_PAUSED) | STORE_MASK(STORE_QUEUED);
+    if (unsaved)
+        from |= STORE_MASK(STORE_RUNNING);
+    int rc = store_job_set_state(&m->d->store, id, from, STORE_CANCELLED, NULL, NULL, &e);
+    if (rc == 0)
+        return 1;
+    if (rc == STORE_ESTATE || rc == -ENOENT)
+        return 0;
+    daemon_log(LOG_ERROR, "job %s: cannot record state cancelled (tried again later): %s", id,
+               e.message);
+    add_fix(m, id, STORE_CANCELLED, NULL);
+    return 1;
 }
 
 void jobs_poll(jobmgr *m)
@@ -313,9 +337,17 @@ void jobs_poll(jobmgr *m)
             emit_checkpoint(m, r->id, &s);
         }
         if (s.done) {
+            const char *error = s.error;
+            if (atomic_load(&r->stop) == STOP_CANCEL &&
+                (s.final == STORE_PAUSED || s.final == STORE_QUEUED) &&
+                cancel_after(m, r->id, s.unsaved)) {
+                s.final = STORE_CANCELLED;
+                s.unsaved = 0;
+                error = NULL;
+            }
             if (s.unsaved)
-                add_fix(m, r->id, s.final, s.error);
-            jobs_emit_state(m, r->id, store_state_name(s.final), s.error);
+                add_fix(m, r->id, s.final, error);
+            jobs_emit_state(m, r->id, store_state_name(s.final), error);
             unlink_run(m, r);
             answer_waiters(m, r);
             run_free(r);
@@ -419,6 +451,7 @@ static void conflict(http_req *r, const char *id, const char *what, store_job_st
 static void stop_job(jobmgr *m, http_req *r, const char *id, int how, store_job_state to,
                      unsigned from_mask, const char *what, const char *allowed)
 {
+    jobs_poll(m); /* a run whose worker has let go is no longer in the way */
     store_job_state st;
     if (get_state(m, r, id, &st))
         return;
@@ -475,14 +508,21 @@ void jobs_cancel(jobmgr *m, http_req *r, const char *id)
 
 void jobs_resume(jobmgr *m, http_req *r, const char *id)
 {
+    jobs_poll(m); /* a run whose worker has let go is no longer in the way */
     store_job_state st;
     if (get_state(m, r, id, &st))
         return;
-    /* A job that was stopped while still being let go of by its worker is not resumable
-     * until the worker is done with it. */
     unsigned ok = STORE_MASK(STORE_PAUSED) | STORE_MASK(STORE_FAILED);
-    if (!(ok & STORE_MASK(st)) || jobs_find(m, id)) {
+    if (!(ok & STORE_MASK(st))) {
         conflict(r, id, "resume", st, "paused or failed");
+        return;
+    }
+    /* A job that was stopped while still being let go of by its worker is not resumable
+     * until the worker is done with it (a moment: it is freeing the model). */
+    if (jobs_find(m, id)) {
+        http_error(r, 409, "conflict", "state",
+                   "job %s is %s but its worker has not let go of it yet; try again", id,
+                   store_state_name(st));
         return;
     }
     an_err e;
@@ -515,7 +555,10 @@ void jobs_shutdown(jobmgr *m)
             answer_waiters(m, r);
             run_free(r);
         } else {
-            atomic_store(&r->stop, STOP_SHUTDOWN);
+            /* A pause or cancel already asked for wins: its request waits for it, and a
+             * cancelled job must not come back as `queued` at the next start. */
+            int expected = STOP_NONE;
+            atomic_compare_exchange_strong(&r->stop, &expected, STOP_SHUTDOWN);
         }
         r = next;
     }
