@@ -40,9 +40,13 @@ void daemon_log(int level, const char *fmt, ...)
     strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
     va_list ap;
     va_start(ap, fmt);
+    /* Workers log too: the three writes of one line are made under stderr's lock, so lines
+     * of different threads never interleave. */
+    flockfile(stderr);
     fprintf(stderr, "%s anneald %s: ", ts, names[level & 3]);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
+    funlockfile(stderr);
     va_end(ap);
 }
 
@@ -146,8 +150,13 @@ static void on_signal(uv_signal_t *s, int signum)
     daemon_log(LOG_INFO, "signal %d: checkpointing every job and stopping", signum);
     d->phase = PHASE_DRAINING;
     notify_send("STOPPING=1\nSTATUS=checkpointing running jobs");
-    if (d->mhd)
-        MHD_quiesce_daemon(d->mhd);
+    if (d->mhd) {
+        /* Quiescing hands the listening socket back to us: close it, so the port is free
+         * (and new connections are refused) while the jobs checkpoint. */
+        MHD_socket ls = MHD_quiesce_daemon(d->mhd);
+        if (ls != MHD_INVALID_SOCKET)
+            close(ls);
+    }
     jobs_shutdown(&d->jobs);
     drain_step(d);
 }
