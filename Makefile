@@ -133,8 +133,10 @@ load-test: deps
 	  node --test tests/e2e/load.test.mjs
 	@cat $(BUILD)/load-test.txt
 
-install: $(BUILD)/anneald
-	install -Dm755 $(BUILD)/anneald $(DESTDIR)$(BINDIR)/anneald
+# INSTALL_BIN: the binary to install (default: the one this tree builds, built if needed).
+INSTALL_BIN ?= $(BUILD)/anneald
+install: $(INSTALL_BIN)
+	install -Dm755 $(INSTALL_BIN) $(DESTDIR)$(BINDIR)/anneald
 	@mkdir -p $(DESTDIR)$(UNITDIR)
 	sed 's|^ExecStart=/usr/local/bin/anneald|ExecStart=$(BINDIR)/anneald|' systemd/anneald.service \
 	  > $(DESTDIR)$(UNITDIR)/anneald.service
