@@ -261,16 +261,12 @@ int store_checkpoint_list(store_t *s, const char *id, store_checkpoint_info **li
     size_t cap = 0;
     int r;
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*n == cap) {
-            size_t nc = cap ? cap * 2 : 8;
-            store_checkpoint_info *nl = realloc(*list, nc * sizeof *nl);
-            if (!nl) {
-                rc = an_failc(err, -ENOMEM, NULL, "out of memory listing checkpoints");
-                break;
-            }
-            *list = nl;
-            cap = nc;
+        void *grown = st_grow(*list, &cap, *n, sizeof **list, 8);
+        if (!grown) {
+            rc = an_failc(err, -ENOMEM, NULL, "out of memory listing checkpoints");
+            break;
         }
+        *list = grown;
         store_checkpoint_info *c = &(*list)[*n];
         c->step = sqlite3_column_int64(st, 0);
         st_col_copy(st, 1, c->created_at, sizeof c->created_at);

@@ -167,16 +167,12 @@ int store_dataset_list(store_t *s, store_dataset **list, size_t *n, an_err *err)
     size_t cap = 0;
     int r;
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*n == cap) {
-            size_t nc = cap ? cap * 2 : 8;
-            store_dataset *nl = realloc(*list, nc * sizeof *nl);
-            if (!nl) {
-                rc = an_failc(err, -ENOMEM, NULL, "out of memory listing data sets");
-                break;
-            }
-            *list = nl;
-            cap = nc;
+        void *grown = st_grow(*list, &cap, *n, sizeof **list, 8);
+        if (!grown) {
+            rc = an_failc(err, -ENOMEM, NULL, "out of memory listing data sets");
+            break;
         }
+        *list = grown;
         if (row_to_dataset(st, &(*list)[*n])) {
             rc = an_failc(err, -ENOMEM, NULL, "out of memory listing data sets");
             break;

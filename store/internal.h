@@ -48,6 +48,11 @@ sqlite3_stmt *st_stmt(store_t *s, int slot, const char *sql, int *rc, an_err *er
 /* Prepares a one-off statement. Returns 0 or a mapped error. */
 int st_prepare(store_t *s, const char *sql, sqlite3_stmt **out, an_err *err);
 
+/* Room for element n of an array of `elem`-byte elements holding *cap: returns `arr` when
+ * n < *cap, else the array reallocated to twice *cap (or `first` when empty) with *cap
+ * updated; NULL when out of memory (arr is then left as it was). */
+void *st_grow(void *arr, size_t *cap, size_t n, size_t elem, size_t first);
+
 /* BEGIN IMMEDIATE / COMMIT; st_rollback is safe when no transaction is open. */
 int st_begin(store_t *s, an_err *err);
 int st_commit(store_t *s, an_err *err);

@@ -227,16 +227,12 @@ int store_job_list(store_t *s, unsigned state_mask, int64_t limit, int64_t offse
     size_t cap = 0;
     int r;
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*n == cap) {
-            size_t nc = cap ? cap * 2 : 16;
-            store_job *nj = realloc(*jobs, nc * sizeof *nj);
-            if (!nj) {
-                rc = an_failc(err, -ENOMEM, NULL, "out of memory listing jobs");
-                break;
-            }
-            *jobs = nj;
-            cap = nc;
+        void *grown = st_grow(*jobs, &cap, *n, sizeof **jobs, 16);
+        if (!grown) {
+            rc = an_failc(err, -ENOMEM, NULL, "out of memory listing jobs");
+            break;
         }
+        *jobs = grown;
         rc = row_to_job(st, &(*jobs)[*n]);
         if (rc) {
             an_failc(err, rc, NULL, "out of memory listing jobs");
@@ -430,16 +426,12 @@ int store_job_ids(store_t *s, unsigned state_mask, char (**ids)[STORE_ID_LEN], s
     size_t cap = 0;
     int r;
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*n == cap) {
-            size_t nc = cap ? cap * 2 : 16;
-            char(*ni)[STORE_ID_LEN] = realloc(*ids, nc * sizeof *ni);
-            if (!ni) {
-                rc = an_failc(err, -ENOMEM, NULL, "out of memory listing job ids");
-                break;
-            }
-            *ids = ni;
-            cap = nc;
+        void *grown = st_grow(*ids, &cap, *n, sizeof **ids, 16);
+        if (!grown) {
+            rc = an_failc(err, -ENOMEM, NULL, "out of memory listing job ids");
+            break;
         }
+        *ids = grown;
         st_col_copy(st, 0, (*ids)[*n], STORE_ID_LEN);
         (*n)++;
     }

@@ -460,16 +460,12 @@ int store_val_query(store_t *s, const char *id, int64_t from, int64_t to,
     size_t cap = 0;
     int r;
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*n == cap) {
-            size_t nc = cap ? cap * 2 : 64;
-            store_val_metric *nr = realloc(*rows, nc * sizeof *nr);
-            if (!nr) {
-                rc = an_failc(err, -ENOMEM, NULL, "out of memory reading validation rows");
-                break;
-            }
-            *rows = nr;
-            cap = nc;
+        void *grown = st_grow(*rows, &cap, *n, sizeof **rows, 64);
+        if (!grown) {
+            rc = an_failc(err, -ENOMEM, NULL, "out of memory reading validation rows");
+            break;
         }
+        *rows = grown;
         (*rows)[*n].step = sqlite3_column_int64(st, 0);
         (*rows)[*n].val_loss = st_col_num(st, 1);
         (*rows)[*n].val_acc = st_col_num(st, 2);

@@ -145,6 +145,17 @@ int st_fail(store_t *s, int rc, const char *what, an_err *err)
     return code;
 }
 
+void *st_grow(void *arr, size_t *cap, size_t n, size_t elem, size_t first)
+{
+    if (n < *cap)
+        return arr;
+    size_t nc = *cap ? *cap * 2 : first;
+    void *na = realloc(arr, nc * elem);
+    if (na)
+        *cap = nc;
+    return na;
+}
+
 int st_prepare(store_t *s, const char *sql, sqlite3_stmt **out, an_err *err)
 {
     int rc = sqlite3_prepare_v2(s->db, sql, -1, out, NULL);

@@ -5,27 +5,12 @@ import assert from 'node:assert/strict';
 import {spawn, spawnSync} from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import {BIN, api, startDaemon, tmpDir} from './lib.mjs';
+import {BIN, api, startDaemon, tmpDir, tutorialJob} from './lib.mjs';
 
 const SANITIZED = !!process.env.ANNEALD_SANITIZED;
 
 // The example of JOBSPEC.md (DeepSpeed's scheduler tutorial), with overrides.
-function tutorial(over = {}) {
-  return {
-    name: 'warmup-demo', seed: 42,
-    model: {type: 'linear', inputs: 10, outputs: 1},
-    loss: 'mean',
-    data: {type: 'synthetic', task: 'regression', samples: 4096, features: 10},
-    steps: 1000,
-    checkpoint: {every_steps: 100, keep_last: 3},
-    ds_config: {
-      train_batch_size: 8,
-      optimizer: {type: 'Adam', params: {lr: 0.01}},
-      scheduler: {type: 'WarmupLR', params: {warmup_min_lr: 0.001, warmup_max_lr: 0.01, warmup_num_steps: 100}},
-    },
-    ...over,
-  };
-}
+const tutorial = tutorialJob;
 
 const ONECYCLE = {
   train_batch_size: 8,
