@@ -30,6 +30,10 @@
 #define PACE_EVERY_S 0.25
 #define PACE_N 21
 #define CKPT_BURST 10.0
+/* Batches a worker has in flight: one it fills, the rest queued for (or being written by) its
+ * writer thread. The worker waits only when all of them are queued, so a slow disk slows
+ * training down instead of growing memory (each slot holds METRIC_BATCH rows, about 2.4 MB). */
+#define WRITE_SLOTS 3
 
 /* Recent (time, step) points of a run, one per PACE_EVERY_S, oldest overwritten first. */
 typedef struct pace {
@@ -39,16 +43,61 @@ typedef struct pace {
     int next;                  /* slot the next point goes to */
 } pace;
 
+/* One batch of rows for the writer: metrics, validation rows and progress, and optionally a
+ * checkpoint that commits with them in one transaction. */
+typedef struct wslot {
+    store_metric batch[METRIC_BATCH];
+    /* Validation rows of the batch: at most one per metric row, so they never outgrow it. */
+    store_val_metric vbatch[METRIC_BATCH];
+    size_t nbatch;             /* rows in batch */
+    size_t nval;               /* rows in vbatch */
+    job_run *run;              /* the job the rows belong to */
+    store_progress prog;       /* progress written with the rows */
+    int has_prog;              /* 0 = write no progress */
+    void *blob;                /* checkpoint state (owned; freed by the writer), or NULL */
+    size_t len;                /* bytes in blob */
+    int64_t step;              /* step of the checkpoint, or of the batch's last row */
+    double loss;               /* the checkpoint's loss */
+    int keep;                  /* checkpoints to keep (keep_last) */
+    double save_s;             /* seconds the worker spent serializing the checkpoint */
+} wslot;
+
+/* The worker's writer thread and its queue (a ring of WRITE_SLOTS slots).
+ *
+ * The store connection is handed over, not shared: while any slot is queued only the writer
+ * uses the worker's connection (wctx.store); the worker touches it again only after
+ * drain() has seen the queue empty. The mutex orders the two threads' uses, so the connection
+ * is never used by two threads at once and needs no second connection (two writers on one
+ * SQLite file would only wait for each other's locks). The queue is FIFO and has one writer,
+ * so rows are committed in step order and a checkpoint commits after every row before it;
+ * after a failure the writer drops everything queued behind it (a checkpoint never commits
+ * past rows that were not stored). */
+typedef struct writer {
+    uv_thread_t thread;
+    uv_mutex_t mu;
+    uv_cond_t cond;            /* signalled on submit, on each slot written, and on quit */
+    int head;                  /* the slot the worker fills */
+    int tail;                  /* the oldest queued slot */
+    int queued;                /* slots queued or being written, 0..WRITE_SLOTS */
+    int quit;                  /* 1 = exit once the queue is empty */
+    int rc;                    /* the run's first store failure; 0 = none */
+    an_err err;                /* its error */
+    const char *what;          /* what it was writing ("metrics" / "the checkpoint") */
+    int64_t step;              /* at which step */
+} writer;
+
 typedef struct wctx {
     store_t store;
     jobmgr *jobs;
     job_run *run;
-    store_metric batch[METRIC_BATCH];
+    wslot slot[WRITE_SLOTS];
+    writer wr;
+    store_metric *batch;       /* rows of the slot being filled (slot[wr.head]) */
     size_t nbatch;
-    /* Validation rows since the last flush: at most one per metric row of the batch, so they
-     * never outgrow it, and they land in the batch's transaction. */
-    store_val_metric vbatch[METRIC_BATCH];
+    store_val_metric *vbatch;  /* its validation rows */
     size_t nval;
+    const char *fail_what;     /* set with a failed flush/checkpoint/drain: what was written */
+    int64_t fail_step;         /* …and at which step */
     double time_base;          /* job time of this run's first step (resumed runs go on) */
     double t0;                 /* monotonic start of this run */
     int64_t first_step;        /* steps already done when this run started */
@@ -115,56 +164,164 @@ static void progress_of(const wctx *w, const train_report *rep, store_progress *
     p->samples_per_sec = w->samples_per_sec;
 }
 
-static int flush(wctx *w, const train_report *last, an_err *e)
+/* Copies the writer's first failure, if any, into *e and w->fail_*; returns its rc. Call with
+ * wr.mu held. */
+static int writer_failure(wctx *w, an_err *e)
 {
-    if (w->nbatch == 0)
-        return 0;
-    if (w->nstamped < w->nbatch)
-        stamp(w, last->step);
-    store_progress p;
-    progress_of(w, last, &p);
-    int rc = store_metrics_append_with_val(&w->store, w->run->id, w->batch, w->nbatch,
-                                           w->vbatch, w->nval, &p, e);
+    if (w->wr.rc) {
+        *e = w->wr.err;
+        w->fail_what = w->wr.what;
+        w->fail_step = w->wr.step;
+    }
+    return w->wr.rc;
+}
+
+/* Queues the slot being filled (its nbatch/nval rows are taken from w) and moves on to the
+ * next one, waiting while every slot is queued. Returns the writer's first failure of this
+ * run (see writer_failure), 0 if none so far. */
+static int submit(wctx *w, an_err *e)
+{
+    wslot *s = &w->slot[w->wr.head];
+    s->nbatch = w->nbatch;
+    s->nval = w->nval;
+    s->run = w->run;
+    uv_mutex_lock(&w->wr.mu);
+    w->wr.queued++;
+    uv_cond_broadcast(&w->wr.cond);
+    w->wr.head = (w->wr.head + 1) % WRITE_SLOTS;
+    while (w->wr.queued == WRITE_SLOTS)
+        uv_cond_wait(&w->wr.cond, &w->wr.mu);
+    int rc = writer_failure(w, e);
+    uv_mutex_unlock(&w->wr.mu);
+    w->batch = w->slot[w->wr.head].batch;
+    w->vbatch = w->slot[w->wr.head].vbatch;
     w->nbatch = 0;
     w->nval = 0;
     w->nstamped = 0;
     return rc;
 }
 
-/* Checkpoints the train state together with the metric batch (the rows up to the
- * checkpoint), in one transaction: one commit instead of two, and a crash never keeps a
- * checkpoint whose steps have no rows. */
+/* Waits until the writer has written (or dropped) every queued slot. Returns its first
+ * failure of this run, as submit. The worker may use w->store again afterwards. */
+static int drain(wctx *w, an_err *e)
+{
+    uv_mutex_lock(&w->wr.mu);
+    while (w->wr.queued > 0)
+        uv_cond_wait(&w->wr.cond, &w->wr.mu);
+    int rc = writer_failure(w, e);
+    uv_mutex_unlock(&w->wr.mu);
+    return rc;
+}
+
+/* Writes one slot on the writer thread. 0, or the store's error with *what set. */
+static int write_slot(wctx *w, wslot *s, const char **what, an_err *e)
+{
+    int rc = 0;
+    *what = "metrics";
+    if (s->blob) {
+        double c0 = daemon_now();
+        *what = "the checkpoint";
+        rc = store_checkpoint_commit_with_metrics(&w->store, s->run->id, s->batch, s->nbatch,
+                                                  s->vbatch, s->nval, s->step, s->loss,
+                                                  s->blob, s->len, s->keep,
+                                                  s->has_prog ? &s->prog : NULL, e);
+        if (rc == 0) {
+            atomic_fetch_add(&w->jobs->ckpt_bytes, s->len);
+            atomic_fetch_add(&w->jobs->ckpt_count, 1);
+            atomic_fetch_add(&w->jobs->ckpt_usec,
+                             (uint64_t)((s->save_s + daemon_now() - c0) * 1e6));
+            uv_mutex_lock(&s->run->mu);
+            s->run->snap.ckpt_seq++;
+            s->run->snap.ckpt_step = s->step;
+            s->run->snap.ckpt_bytes = (int64_t)s->len;
+            uv_mutex_unlock(&s->run->mu);
+        }
+    } else if (s->nbatch) {
+        rc = store_metrics_append_with_val(&w->store, s->run->id, s->batch, s->nbatch, s->vbatch,
+                                           s->nval, s->has_prog ? &s->prog : NULL, e);
+    }
+    return rc;
+}
+
+/* The writer thread: writes queued slots in order until told to quit. After a failure it
+ * drops the rest of the run's slots (the worker stops the run when it sees the failure). */
+static void writer_main(void *arg)
+{
+    wctx *w = arg;
+    uv_mutex_lock(&w->wr.mu);
+    for (;;) {
+        while (w->wr.queued == 0 && !w->wr.quit)
+            uv_cond_wait(&w->wr.cond, &w->wr.mu);
+        if (w->wr.queued == 0)
+            break;
+        wslot *s = &w->slot[w->wr.tail];
+        int skip = w->wr.rc != 0;
+        uv_mutex_unlock(&w->wr.mu);
+        an_err e;
+        an_err_clear(&e);
+        const char *what = "metrics";
+        int rc = skip ? 0 : write_slot(w, s, &what, &e);
+        free(s->blob);
+        s->blob = NULL;
+        uv_mutex_lock(&w->wr.mu);
+        if (rc && !w->wr.rc) {
+            w->wr.rc = rc;
+            w->wr.err = e;
+            w->wr.what = what;
+            w->wr.step = s->step;
+        }
+        w->wr.tail = (w->wr.tail + 1) % WRITE_SLOTS;
+        w->wr.queued--;
+        uv_cond_broadcast(&w->wr.cond);
+    }
+    uv_mutex_unlock(&w->wr.mu);
+}
+
+/* Queues the metric batch (stamped, with the progress of `last`) for the writer. Returns the
+ * writer's first failure so far (see submit). */
+static int flush(wctx *w, const train_report *last, an_err *e)
+{
+    if (w->nbatch == 0)
+        return 0;
+    if (w->nstamped < w->nbatch)
+        stamp(w, last->step);
+    wslot *s = &w->slot[w->wr.head];
+    progress_of(w, last, &s->prog);
+    s->has_prog = 1;
+    s->blob = NULL;
+    s->step = last->step;
+    return submit(w, e);
+}
+
+/* Queues a checkpoint of the train state together with the metric batch (the rows up to the
+ * checkpoint), to commit in one transaction: one commit instead of two, and a crash never
+ * keeps a checkpoint whose steps have no rows. Returns a train_save failure (w->fail_* set)
+ * or the writer's first failure so far; the checkpoint itself is stored once drain()
+ * returns 0. */
 static int checkpoint(wctx *w, train *t, const train_report *last, int keep, an_err *e)
 {
     double c0 = daemon_now();
     void *blob = NULL;
     size_t len = 0;
+    int64_t step = train_steps_done(t);
     int rc = train_save(t, &blob, &len, e);
-    if (rc)
+    if (rc) {
+        w->fail_what = "the checkpoint";
+        w->fail_step = step;
         return rc;
+    }
     if (w->nstamped < w->nbatch)
         stamp(w, last->step);
-    store_progress p;
-    progress_of(w, last, &p);
-    int64_t step = train_steps_done(t);
-    rc = store_checkpoint_commit_with_metrics(&w->store, w->run->id, w->batch, w->nbatch,
-                                              w->vbatch, w->nval, step, last->loss, blob, len,
-                                              keep, last->step > 0 ? &p : NULL, e);
-    free(blob);
-    w->nbatch = 0;
-    w->nval = 0;
-    w->nstamped = 0;
-    if (rc)
-        return rc;
-    atomic_fetch_add(&w->jobs->ckpt_bytes, len);
-    atomic_fetch_add(&w->jobs->ckpt_count, 1);
-    atomic_fetch_add(&w->jobs->ckpt_usec, (uint64_t)((daemon_now() - c0) * 1e6));
-    uv_mutex_lock(&w->run->mu);
-    w->run->snap.ckpt_seq++;
-    w->run->snap.ckpt_step = step;
-    w->run->snap.ckpt_bytes = (int64_t)len;
-    uv_mutex_unlock(&w->run->mu);
-    return 0;
+    wslot *s = &w->slot[w->wr.head];
+    progress_of(w, last, &s->prog);
+    s->has_prog = last->step > 0;
+    s->blob = blob;
+    s->len = len;
+    s->step = step;
+    s->loss = last->loss;
+    s->keep = keep;
+    s->save_s = daemon_now() - c0;
+    return submit(w, e);
 }
 
 /* A token bucket for periodic checkpoints: CKPT_BURST tokens, one more every CKPT_GAP_S. */
@@ -415,6 +572,9 @@ static void run_job(wctx *w)
     memset(&w->pace, 0, sizeof w->pace);
     pace_add(&w->pace, w->t0, rep.step);
     w->nstamped = w->nbatch = w->nval = 0;
+    w->batch = w->slot[w->wr.head].batch;
+    w->vbatch = w->slot[w->wr.head].vbatch;
+    w->wr.rc = 0; /* the queue is empty: the previous run drained it */
     w->t_last = w->time_base;
     w->now = w->t0;
     w->now_step = rep.step;
@@ -479,7 +639,8 @@ static void run_job(wctx *w)
             }
             if (now - last_flush >= METRIC_FLUSH_S && w->nbatch) {
                 if ((rc = flush(w, &rep, &e))) {
-                    disk_full = store_failure(errmsg, sizeof errmsg, rc, "metrics", rep.step, &e);
+                    disk_full = store_failure(errmsg, sizeof errmsg, rc, w->fail_what,
+                                              w->fail_step, &e);
                     failed = 1;
                     break;
                 }
@@ -488,7 +649,8 @@ static void run_job(wctx *w)
         }
         if (w->nbatch == METRIC_BATCH) {
             if ((rc = flush(w, &rep, &e))) {
-                disk_full = store_failure(errmsg, sizeof errmsg, rc, "metrics", rep.step, &e);
+                disk_full = store_failure(errmsg, sizeof errmsg, rc, w->fail_what, w->fail_step,
+                                          &e);
                 failed = 1;
                 break;
             }
@@ -499,7 +661,7 @@ static void run_job(wctx *w)
             ckpt_take(&bucket, w->now)) {
             /* The checkpoint's transaction carries the metric batch too. */
             if ((rc = checkpoint(w, t, &rep, keep, &e))) {
-                disk_full = store_failure(errmsg, sizeof errmsg, rc, "the checkpoint", rep.step,
+                disk_full = store_failure(errmsg, sizeof errmsg, rc, w->fail_what, w->fail_step,
                                           &e);
                 failed = 1;
                 break;
@@ -510,10 +672,14 @@ static void run_job(wctx *w)
     }
     if (rep.step > w->now_step)
         atomic_fetch_add(&w->jobs->steps_trained, (uint64_t)(rep.step - w->now_step));
-    if (disk_full) {
+    if (disk_full)
         w->nbatch = 0; /* no room for them; the resume rewinds to the last checkpoint anyway */
-    } else if (w->nbatch && (rc = flush(w, &rep, &e)) && !failed) {
-        disk_full = store_failure(errmsg, sizeof errmsg, rc, "metrics", rep.step, &e);
+    else if (w->nbatch)
+        flush(w, &rep, &e);
+    /* Everything queued is written (or dropped after a failure) before the job's end is
+     * reported, and the worker's store connection is its own again. */
+    if ((rc = drain(w, &e)) && !failed) {
+        disk_full = store_failure(errmsg, sizeof errmsg, rc, w->fail_what, w->fail_step, &e);
         failed = 1;
     }
     publish(w, &rep, total, daemon_now());
@@ -528,9 +694,9 @@ static void run_job(wctx *w)
     } else {
         /* Completed, paused or stopping for a restart: the state is checkpointed first. */
         if (train_steps_done(t) != last_ckpt_step || last_ckpt_step == 0) {
-            if ((rc = checkpoint(w, t, &rep, keep, &e))) {
-                disk_full = store_failure(errmsg, sizeof errmsg, rc, "the checkpoint",
-                                          train_steps_done(t), &e);
+            if ((rc = checkpoint(w, t, &rep, keep, &e)) || (rc = drain(w, &e))) {
+                disk_full = store_failure(errmsg, sizeof errmsg, rc, w->fail_what, w->fail_step,
+                                          &e);
                 daemon_log(LOG_WARN, "job %s %s: %s", run->id, disk_full ? "paused" : "failed",
                            errmsg);
                 finish(w, disk_full ? STORE_PAUSED : STORE_FAILED, errmsg);
@@ -561,6 +727,21 @@ static void worker_main(void *arg)
     int open_rc = store_open(&w->store, p->db_path, &e);
     if (open_rc)
         daemon_log(LOG_ERROR, "worker %d: cannot open the store: %s", wk->index, e.message);
+    int writer_rc = -1;
+    if (open_rc == 0 && uv_mutex_init(&w->wr.mu) == 0) {
+        if (uv_cond_init(&w->wr.cond) == 0) {
+            uv_thread_options_t opt = {UV_THREAD_HAS_STACK_SIZE, 1 << 20};
+            writer_rc = uv_thread_create_ex(&w->wr.thread, &opt, writer_main, w);
+            if (writer_rc)
+                uv_cond_destroy(&w->wr.cond);
+        }
+        if (writer_rc)
+            uv_mutex_destroy(&w->wr.mu);
+    }
+    if (open_rc == 0 && writer_rc) {
+        daemon_log(LOG_ERROR, "worker %d: cannot start its store writer thread", wk->index);
+        open_rc = -1;
+    }
     for (;;) {
         job_run *run = jobs_take(p->jobs);
         if (!run)
@@ -577,6 +758,15 @@ static void worker_main(void *arg)
         }
         w->run = NULL;
         jobs_done(p->jobs, run);
+    }
+    if (writer_rc == 0) {
+        uv_mutex_lock(&w->wr.mu);
+        w->wr.quit = 1;
+        uv_cond_broadcast(&w->wr.cond);
+        uv_mutex_unlock(&w->wr.mu);
+        uv_thread_join(&w->wr.thread);
+        uv_cond_destroy(&w->wr.cond);
+        uv_mutex_destroy(&w->wr.mu);
     }
     store_close(&w->store);
     free(w);

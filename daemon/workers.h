@@ -8,7 +8,13 @@
  * dozen steps and the rows between get evenly spread times), checkpoint every
  * checkpoint.every_steps / every_seconds, at the end and when asked to stop, and publish
  * progress. A worker never touches HTTP and never holds a lock while computing. The training libuv thread pool is not
- * used for this: training would starve its short chores. */
+ * used for this: training would starve its short chores.
+ * The SQLite writes of metric batches and checkpoints run on a writer thread per worker, off
+ * the compute path: the worker fills one of a few batch buffers while the writer commits the
+ * earlier ones in order (a checkpoint goes through the same queue, so it commits after every
+ * row before it), and waits only when the writer is all buffers behind. While batches are
+ * queued the writer alone uses the worker's store connection; the worker drains the queue
+ * before it uses the connection again (the end of a run, pause, failure, shutdown). */
 #ifndef ANNEALD_WORKERS_H
 #define ANNEALD_WORKERS_H
 
