@@ -228,11 +228,7 @@ int store_checkpoint_commit_with_metrics(store_t *s, const char *id, const store
         rc = put_checkpoint(s, num, step, loss, blob, len, chunk, keep_last, err);
     if (!rc && p)
         rc = st_write_progress(s, num, p, err);
-    if (!rc)
-        rc = st_commit(s, err);
-    if (rc)
-        st_rollback(s);
-    return rc;
+    return st_end(s, rc, err);
 }
 
 int store_checkpoint_commit(store_t *s, const char *id, int64_t step, double loss,

@@ -111,12 +111,9 @@ int store_dataset_create(store_t *s, const char *name, const char *csv, size_t l
             rc = st_fail(s, r, "storing the data set text", err);
         sqlite3_finalize(st);
     }
-    if (!rc)
-        rc = st_commit(s, err);
-    if (rc) {
-        st_rollback(s);
+    rc = st_end(s, rc, err);
+    if (rc)
         return rc;
-    }
     if (id_out)
         snprintf(id_out, STORE_ID_LEN, "%s", id);
     return 0;
@@ -278,11 +275,7 @@ int store_dataset_delete(store_t *s, const char *id_or_name, an_err *err)
         }
     }
     store_dataset_free(&d);
-    if (!rc)
-        rc = st_commit(s, err);
-    if (rc)
-        st_rollback(s);
-    return rc;
+    return st_end(s, rc, err);
 }
 
 cJSON *store_dataset_to_json(const store_dataset *d)

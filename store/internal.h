@@ -51,6 +51,10 @@ int st_prepare(store_t *s, const char *sql, sqlite3_stmt **out, an_err *err);
 /* Room for element n of an array of `elem`-byte elements holding *cap: returns `arr` when
  * n < *cap, else the array reallocated to twice *cap (or `first` when empty) with *cap
  * updated; NULL when out of memory (arr is then left as it was). */
+/* Ends the transaction st_begin opened: commits it when rc is 0, else (or when the commit
+ * fails) rolls it back. Returns the final code, so `return st_end(s, rc, err);`. */
+int st_end(store_t *s, int rc, an_err *err);
+
 void *st_grow(void *arr, size_t *cap, size_t n, size_t elem, size_t first);
 
 /* BEGIN IMMEDIATE / COMMIT; st_rollback is safe when no transaction is open. */

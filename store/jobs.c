@@ -138,12 +138,9 @@ int store_job_create(store_t *s, const store_job_new *in, char id_out[STORE_ID_L
             rc = st_fail(s, r, "inserting a job", err);
         sqlite3_finalize(st);
     }
-    if (!rc)
-        rc = st_commit(s, err);
-    if (rc) {
-        st_rollback(s);
+    rc = st_end(s, rc, err);
+    if (rc)
         return rc;
-    }
     if (id_out)
         snprintf(id_out, STORE_ID_LEN, "%s", id);
     return 0;
@@ -315,12 +312,9 @@ int store_job_set_state(store_t *s, const char *id, unsigned from_mask, store_jo
                       store_state_name(cur), store_state_name(to));
     if (!rc)
         rc = set_state_tx(s, num, to, error, err);
-    if (!rc)
-        rc = st_commit(s, err);
-    if (rc) {
-        st_rollback(s);
+    rc = st_end(s, rc, err);
+    if (rc)
         return rc;
-    }
     if (prev)
         *prev = cur;
     return 0;
@@ -359,11 +353,7 @@ int store_job_progress(store_t *s, const char *id, const store_progress *p, an_e
     rc = st_job_num(s, id, &num, NULL, err);
     if (!rc)
         rc = st_write_progress(s, num, p, err);
-    if (!rc)
-        rc = st_commit(s, err);
-    if (rc)
-        st_rollback(s);
-    return rc;
+    return st_end(s, rc, err);
 }
 
 /* Runs "DELETE … WHERE job=?1 [AND step > ?2]" style statements for one job. */
@@ -404,11 +394,7 @@ int store_job_delete(store_t *s, const char *id, an_err *err)
                       id, store_state_name(cur));
     for (size_t i = 0; !rc && i < sizeof sql / sizeof sql[0]; i++)
         rc = exec_job(s, sql[i], num, 0, err);
-    if (!rc)
-        rc = st_commit(s, err);
-    if (rc)
-        st_rollback(s);
-    return rc;
+    return st_end(s, rc, err);
 }
 
 int store_job_ids(store_t *s, unsigned state_mask, char (**ids)[STORE_ID_LEN], size_t *n,
@@ -453,12 +439,9 @@ int store_job_requeue_running(store_t *s, size_t *n, an_err *err)
         return rc;
     rc = st_exec(s, "UPDATE jobs SET state=0 WHERE state=1", "re-queueing running jobs", err);
     size_t changed = (size_t)sqlite3_changes(s->db);
-    if (!rc)
-        rc = st_commit(s, err);
-    if (rc) {
-        st_rollback(s);
+    rc = st_end(s, rc, err);
+    if (rc)
         return rc;
-    }
     if (n)
         *n = changed;
     return 0;
@@ -518,11 +501,7 @@ int store_job_rewind(store_t *s, const char *id, int64_t step, store_job_state t
         rc = rewind_progress(s, num, step, err);
     if (!rc)
         rc = set_state_tx(s, num, to, NULL, err);
-    if (!rc)
-        rc = st_commit(s, err);
-    if (rc)
-        st_rollback(s);
-    return rc;
+    return st_end(s, rc, err);
 }
 
 /* Adds a number or null (for NaN/Inf, which JSON cannot carry). */

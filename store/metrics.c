@@ -98,11 +98,7 @@ int store_metrics_append_with_val(store_t *s, const char *id, const store_metric
         rc = st_metrics_put_all(s, num, rows, n, val, nval, err);
     if (!rc && p)
         rc = st_write_progress(s, num, p, err);
-    if (!rc)
-        rc = st_commit(s, err);
-    if (rc)
-        st_rollback(s);
-    return rc;
+    return st_end(s, rc, err);
 }
 
 int store_metrics_append(store_t *s, const char *id, const store_metric *rows, size_t n,

@@ -145,6 +145,15 @@ int st_fail(store_t *s, int rc, const char *what, an_err *err)
     return code;
 }
 
+int st_end(store_t *s, int rc, an_err *err)
+{
+    if (!rc)
+        rc = st_commit(s, err);
+    if (rc)
+        st_rollback(s);
+    return rc;
+}
+
 void *st_grow(void *arr, size_t *cap, size_t n, size_t elem, size_t first)
 {
     if (n < *cap)
