@@ -1,6 +1,7 @@
 /* bench_optim — optimizer step speed on one thread, against memory bandwidth.
  *
- * For Adam, AdamW, Lamb, Lion and SGD with momentum at 1M, 10M and 100M float32 parameters:
+ * For Adam, AdamW, Lamb, Lion and SGD with momentum at 1M, 10M and 64M (2^26, the largest
+ * model a job may have) float32 parameters:
  * milliseconds per step and effective GB/s (the bytes the step must move: Adam reads p, g, m,
  * v and writes p, m, v = 28 bytes per parameter). The reference is an in-place
  * read-modify-write kernel over the very same buffers with the same streams (what a step
@@ -9,7 +10,7 @@
  *    64-byte aligned so figures do not depend on where malloc happened to put them);
  *  - interleaved repeats whose order alternates (optimizer first on even repeats, reference
  *    first on odd ones), so neither always finds the other's cache leftovers;
- *  - best of N for both (N >= 5, or >= 3 at 100M, more while a short time budget lasts);
+ *  - best of N for both (N >= 5, or >= 3 at 64M, more while a short time budget lasts);
  *  - the reference leaves the values unchanged (x*1 + y*0 with 1 and 0 unknown to the
  *    compiler), so the optimizer always steps on its own, realistic state.
  * Each figure is one line:
@@ -178,7 +179,7 @@ int main(void)
     static const struct {
         size_t n;
         const char *label;
-    } SIZES[] = {{1000000, "1M"}, {10000000, "10M"}, {100000000, "100M"}};
+    } SIZES[] = {{1000000, "1M"}, {10000000, "10M"}, {(size_t)1 << 26, "64M"}};
     int rc = 0;
     for (size_t s = 0; s < sizeof SIZES / sizeof *SIZES; s++) {
         size_t n = quick ? SIZES[s].n / 100 : SIZES[s].n;
@@ -197,8 +198,8 @@ int main(void)
             snprintf(name, sizeof name, "%s_%s", KINDS[k].name, label);
             if (only && !strstr(name, only))
                 continue;
-            /* The 100M cases move gigabytes per step: three repeats say enough. */
-            int big = !quick && n >= 100000000;
+            /* The 64M cases move gigabytes per step: three repeats say enough. */
+            int big = !quick && n >= ((size_t)1 << 26);
             rc |= run(&KINDS[k], n, label, p, g, big ? 3 : 5, quick ? 0.05 : big ? 0.2 : 0.25);
         }
         free(p);

@@ -297,120 +297,17 @@ void *optim_buffer(const optim *o, const char *name)
 /* Pointer to buffer k of tensor t, or NULL when the buffer does not exist. */
 #define BUF(base, k, t) ((k) == BUF_NONE ? NULL : (base) + (size_t)(k) * o->n + (t)->off)
 
-/* Float and double steps differ only in the element type; a macro writes both. */
-#define DEFINE_STEP(TY, SUF)                                                                   \
-    static void step_##SUF(optim *o, const layout *l, TY *params, const TY *grads)          \
-    {                                                                                          \
-        const optim_cfg *c = &o->cfg;                                                          \
-        TY *st = o->state;                                                                     \
-        for (int ti = 0; ti < o->ntensors; ti++) {                                             \
-            const optim_tensor *t = &o->tensors[ti];                                           \
-            const optim_group *gr = &o->groups[t->group];                                      \
-            size_t n = t->n;                                                                   \
-            TY *p = params + t->off;                                                           \
-            const TY *g = grads + t->off;                                                      \
-            double lr = gr->lr, wd = gr->weight_decay, b1 = gr->beta1, b2 = gr->beta2;         \
-            double tt = (double)gr->step;                                                      \
-            switch (c->type) {                                                                 \
-            case OPTIM_ADAM:                                                                   \
-            case OPTIM_ADAMW: {                                                                \
-                /* pow(beta_now, t) each step: exact for constant betas (torch's beta**t) and \
-                 * right when a schedule changes beta between steps. */                       \
-                double bc1 = c->bias_correction ? 1.0 - pow(b1, tt) : 1.0;                     \
-                double bc2 = c->bias_correction ? 1.0 - pow(b2, tt) : 1.0;                     \
-                double l2 = c->adam_w_mode ? 0.0 : wd;                                         \
-                double decay = c->adam_w_mode ? 1.0 - lr * wd : 1.0;                           \
-                if (l->vmax != BUF_NONE)                                                       \
-                    adam_ams_##SUF(n, p, g, BUF(st, l->m, t), BUF(st, l->v, t),               \
-                                   BUF(st, l->vmax, t), (TY)b1, (TY)(1.0 - b1), (TY)b2,        \
-                                   (TY)(1.0 - b2), (TY)l2, (TY)decay, (TY)sqrt(bc2),   \
-                                   (TY)(1.0 / sqrt(bc2)), (TY)c->eps,         \
-                                   (TY)(-lr / bc1));                                           \
-                else                                                                           \
-                    adam_##SUF(n, p, g, BUF(st, l->m, t), BUF(st, l->v, t), (TY)b1,           \
-                               (TY)(1.0 - b1), (TY)b2, (TY)(1.0 - b2), (TY)l2, (TY)decay,     \
-                               (TY)sqrt(bc2), (TY)(1.0 / sqrt(bc2)), (TY)c->eps,        \
-                               (TY)(-lr / bc1));                                           \
-                break;                                                                         \
-            }                                                                                  \
-            case OPTIM_LAMB: {                                                                 \
-                double bc1 = c->bias_correction ? 1.0 - pow(b1, tt) : 1.0;                     \
-                double bc2 = c->bias_correction ? 1.0 - pow(b2, tt) : 1.0;                     \
-                double c1 = 1.0, c2 = 1.0, step = lr * sqrt(bc2) / bc1;                        \
-                if (c->lamb_corrected_update) {                                                \
-                    c1 = 1.0 / bc1;                                                            \
-                    c2 = 1.0 / bc2;                                                            \
-                    step = lr;                                                                 \
-                }                                                                              \
-                TY ein = (TY)(c->eps_inside_sqrt ? c->eps : 0.0);                              \
-                TY eout = (TY)(c->eps_inside_sqrt ? 0.0 : c->eps);                             \
-                TY *m = BUF(st, l->m, t), *v = BUF(st, l->v, t);                               \
-                /* The direction buffer follows the trust ratios and holds the largest tensor \
-                 * of at most LAMB_STORE_BYTES (lamb_work_elems). */                           \
-                TY *us = n <= LAMB_STORE_BYTES / sizeof(TY)                                    \
-                             ? (TY *)(void *)(o->scratch + o->ntensors)                        \
-                             : NULL;                                                           \
-                double w2, u2;                                                                 \
-                lamb_moments_##SUF(n, p, g, m, v, us, (TY)b1, (TY)(1.0 - b1), (TY)b2,          \
-                                   (TY)(1.0 - b2), (TY)c1, (TY)c2, ein, eout, (TY)wd, &w2,    \
-                                   &u2);                                                       \
-                double w = sqrt(w2), r = sqrt(u2), coeff = 1.0;                                \
-                if (w != 0 && r != 0) {                                                        \
-                    coeff = w / r;                                                             \
-                    coeff = coeff > c->max_coeff ? c->max_coeff : coeff;                       \
-                    coeff = coeff < c->min_coeff ? c->min_coeff : coeff;                       \
-                }                                                                              \
-                o->scratch[ti] = coeff;                                                        \
-                if (us)                                                                        \
-                    lamb_apply_stored_##SUF(n, p, us, (TY)(-step * coeff));                    \
-                else                                                                           \
-                    lamb_apply_##SUF(n, p, m, v, (TY)c1, (TY)c2, ein, eout, (TY)wd,           \
-                                     (TY)(-step * coeff));                                     \
-                break;                                                                         \
-            }                                                                                  \
-            case OPTIM_LION:                                                                   \
-                lion_##SUF(n, p, g, BUF(st, l->m, t), (TY)b1, (TY)(1.0 - b1), (TY)b2,          \
-                           (TY)(1.0 - b2), (TY)(1.0 - lr * wd), (TY)lr);                       \
-                break;                                                                         \
-            case OPTIM_ADAGRAD: {                                                              \
-                double clr = lr / (1.0 + (tt - 1.0) * c->lr_decay);                            \
-                adagrad_##SUF(n, p, g, BUF(st, l->sum, t), (TY)wd, (TY)c->eps, (TY)(-clr));    \
-                break;                                                                         \
-            }                                                                                  \
-            case OPTIM_SGD: {                                                                  \
-                double mom = gr->momentum;                                                     \
-                if (l->mom == BUF_NONE || mom == 0) {                                          \
-                    sgd_##SUF(n, p, g, (TY)wd, (TY)(-lr));                                     \
-                    break;                                                                     \
-                }                                                                              \
-                /* torch starts the buffer at the first step's d: buf = 0*0 + 1*d. */         \
-                int first = gr->step == 1;                                                     \
-                double bm = first ? 0.0 : mom, d1 = first ? 1.0 : 1.0 - c->dampening;          \
-                if (c->nesterov)                                                               \
-                    sgd_nesterov_##SUF(n, p, g, BUF(st, l->mom, t), (TY)wd, (TY)bm, (TY)d1,    \
-                                       (TY)mom, (TY)(-lr));                                    \
-                else                                                                           \
-                    sgd_mom_##SUF(n, p, g, BUF(st, l->mom, t), (TY)wd, (TY)bm, (TY)d1,         \
-                                  (TY)mom, (TY)(-lr));                                         \
-                break;                                                                         \
-            }                                                                                  \
-            case OPTIM_RMSPROP: {                                                              \
-                double mom = gr->momentum;                                                     \
-                int usemom = l->mom != BUF_NONE && mom > 0;                                    \
-                rmsprop_##SUF(n, p, g, BUF(st, l->sq, t), BUF(st, l->gavg, t),                 \
-                              BUF(st, l->mom, t), c->centered != 0, usemom, (TY)wd,            \
-                              (TY)c->alpha, (TY)(1.0 - c->alpha), (TY)c->eps, (TY)mom,         \
-                              (TY)(-lr));                                                      \
-                break;                                                                         \
-            }                                                                                  \
-            default:                                                                           \
-                break;                                                                         \
-            }                                                                                  \
-        }                                                                                      \
-    }
+#define T float
+#define K(x) x##_f32
+#include "core/optim_step.inc"
+#undef T
+#undef K
 
-DEFINE_STEP(float, f32)
-DEFINE_STEP(double, f64)
+#define T double
+#define K(x) x##_f64
+#include "core/optim_step.inc"
+#undef T
+#undef K
 
 void optim_step(optim *o, void *params, const void *grads)
 {

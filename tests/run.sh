@@ -3,10 +3,13 @@
 #   tests/run.sh BUILD_DIR
 # Unit tests are cmocka binaries in BUILD_DIR/tests; end-to-end and browser tests are
 # node --test files in tests/e2e (they start the real daemon, BUILD_DIR/anneald).
-# A binary that dies without cmocka's summary counts as one failure.
+# A binary that dies without cmocka's summary counts as one failure. The fuzz-corpus replays
+# (test_fuzz_*) count as one test per corpus in the summary; the number of inputs they
+# replayed is reported on a line of its own.
 build=${1:-build}
 passed=0
 failed=0
+inputs=0
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
@@ -28,8 +31,17 @@ for t in "$build"/tests/test_*; do
         echo "!! $t exited with status $rc"
         f=1
     fi
-    passed=$((passed + p))
-    failed=$((failed + f))
+    case "$t" in
+    */test_fuzz_*)
+        n=$(sed -n -E 's/.*corpus of .*: ([0-9]+) input\(s\).*/\1/p' "$log" | tail -n 1)
+        inputs=$((inputs + ${n:-0}))
+        if [ "$f" -eq 0 ] && [ "$p" -gt 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+        ;;
+    *)
+        passed=$((passed + p))
+        failed=$((failed + f))
+        ;;
+    esac
 done
 
 if ls tests/e2e/*.test.mjs >/dev/null 2>&1; then
@@ -44,5 +56,6 @@ if ls tests/e2e/*.test.mjs >/dev/null 2>&1; then
     failed=$((failed + f))
 fi
 
+echo "fuzz corpora: $inputs inputs replayed (counted above as one test per corpus)"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -453,6 +453,81 @@ static void test_lamb_coeff_edges(void **state)
     optim_free(&o);
 }
 
+/* The clamp of the trust ratio on the path a job gets: the optimizer block is parsed by
+ * optim_parse (so the Lamb kernel is the one the product selects, DeepSpeed's: trust ratio on
+ * the uncorrected update) with a max_coeff and a min_coeff that bind on this problem (its
+ * unclamped ratio stays near 0.1: the uncorrected update is ~3x larger than the corrected one
+ * at the start), and 50 steps are checked against a scalar transcription
+ * of DEEPSPEED.md 4.2 written here in double, one element at a time. The gradient follows the
+ * reference cases' formula, g = 0.1 sin(0.37 i + 0.11 t) + 0.05 p. */
+static void lamb_clamp_case(double max_coeff, double min_coeff, double want_coeff)
+{
+    enum { N = 64, STEPS = 50 };
+    char json[256];
+    snprintf(json, sizeof json,
+             "{\"type\": \"Lamb\", \"params\": {\"lr\": 0.01, \"weight_decay\": 0.01, "
+             "\"max_coeff\": %.17g, \"min_coeff\": %.17g}}", max_coeff, min_coeff);
+    cJSON *b = cJSON_Parse(json);
+    assert_non_null(b);
+    optim_cfg c;
+    an_err err;
+    an_err_clear(&err);
+    assert_int_equal(optim_parse(b, "ds_config.optimizer", &c, &err, NULL), 0);
+    cJSON_Delete(b);
+    assert_int_equal(c.type, OPTIM_LAMB);
+    assert_int_equal(c.lamb_corrected_update, 0);
+
+    optim_group g = group_of(&c);
+    optim_tensor t = {0, N, 0};
+    optim o;
+    assert_int_equal(optim_init(&o, &c, OPTIM_F64, N, &t, 1, &g, 1, NULL), 0);
+    double p[N], q[N], gr[N], m[N] = {0}, v[N] = {0}, u[N];
+    for (int i = 0; i < N; i++)
+        p[i] = q[i] = 0.5 * sin(0.7 * i + 0.3) + 0.01 * (i - 32);
+    int clamped = 0;
+    for (int step = 1; step <= STEPS; step++) {
+        for (int i = 0; i < N; i++)
+            gr[i] = 0.1 * sin(0.37 * i + 0.11 * step) + 0.05 * q[i];
+        optim_step(&o, p, gr);
+        /* the reference: moments uncorrected, ratio of ||q|| to ||u||, clamped, step size
+         * with the bias correction folded in */
+        double w2 = 0, r2 = 0;
+        for (int i = 0; i < N; i++) {
+            m[i] = 0.9 * m[i] + (1 - 0.9) * gr[i];
+            v[i] = 0.999 * v[i] + (1 - 0.999) * gr[i] * gr[i];
+            u[i] = m[i] / (sqrt(v[i]) + 1e-8) + 0.01 * q[i];
+            w2 += q[i] * q[i];
+            r2 += u[i] * u[i];
+        }
+        double coeff = sqrt(w2) / sqrt(r2);
+        coeff = fmin(fmax(coeff, min_coeff), max_coeff);
+        double size = 0.01 * sqrt(1 - pow(0.999, step)) / (1 - pow(0.9, step));
+        for (int i = 0; i < N; i++)
+            q[i] -= size * coeff * u[i];
+        if (fabs(optim_lamb_coeff(&o, 0) - coeff) > 1e-12)
+            fail_msg("step %d: coefficient %.17g, reference %.17g", step,
+                     optim_lamb_coeff(&o, 0), coeff);
+        clamped += coeff == want_coeff;
+        double e = max_rel(p, q, N, OPTIM_F64);
+        if (!(e <= 1e-12))
+            fail_msg("step %d: params differ from the reference by %.3g relative", step, e);
+    }
+    /* the clamp is what these cases test: it must have bound on most steps */
+    if (want_coeff > 0)
+        assert_true(clamped >= STEPS / 2);
+    else
+        assert_int_equal(clamped, 0);
+    optim_free(&o);
+}
+
+static void test_lamb_clamp_product_path(void **state)
+{
+    (void)state;
+    lamb_clamp_case(0.05, 0.01, 0.05); /* max_coeff binds */
+    lamb_clamp_case(10.0, 1.0, 1.0);   /* min_coeff binds (lamb_clamp_min's clamp) */
+    lamb_clamp_case(10.0, 0.01, -1);   /* neither: the ratio itself, never equal to -1 */
+}
+
 /* SGD's first step sets the buffer to the gradient, with no dampening. */
 static void test_sgd_first_step_buffer(void **state)
 {
@@ -699,6 +774,7 @@ int main(void)
         cmocka_unit_test(test_adam_changing_betas),
         cmocka_unit_test(test_adam_no_bias_correction),
         cmocka_unit_test(test_lamb_coeff_edges),
+        cmocka_unit_test(test_lamb_clamp_product_path),
         cmocka_unit_test(test_sgd_first_step_buffer),
         cmocka_unit_test(test_save_load_exact),
         cmocka_unit_test(test_load_rejects),
