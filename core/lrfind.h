@@ -1,0 +1,58 @@
+/* lrfind — reading a learning-rate range test: the smoothed loss of a sweep and the learning
+ * rates it suggests.
+ *
+ * Input: the lr and the training loss of every step of a run whose lr grows step by step (an
+ * exponential sweep through ExponentialLR, or DeepSpeed's LRRangeTest); any run works, the
+ * suggestions only mean something when the lr grows.
+ *
+ * The rules (docs and API: GET /v1/jobs/{id}/lr_finder):
+ *  - smoothed: an exponential moving average of the loss with debiasing,
+ *      avg_i = beta * avg_{i-1} + (1 - beta) * loss_i   (avg_{-1} = 0)
+ *      smoothed_i = avg_i / (1 - beta^(i+1)).
+ *  - divergence: the first step whose smoothed loss exceeds stop_factor × the lowest smoothed
+ *    loss before it (and at least 0 — a negative minimum is scaled toward zero the other
+ *    way). A sweep stops there when it is run with early stopping; everything from that step on
+ *    is left out of the suggestions. A non-finite loss diverges at once.
+ *  - minimum_div_10: the lr of the lowest smoothed loss, divided by 10 — the lowest point
+ *    already has a rate that is about to be too large.
+ *  - steepest: the lr where the smoothed loss falls fastest against log(lr) (the most negative
+ *    central difference d smoothed / d log lr).
+ *  - valley: the lr halfway through the longest descent of the smoothed loss: the longest
+ *    strictly decreasing subsequence of the smoothed losses (first index a, last index b),
+ *    and the step a + (b - a) / 2 in it.
+ * On a badly conditioned problem (curvatures 100× apart or more) the steepest fall can come
+ * from the flat directions after the sharp one has passed its limit, so `steepest` may be too
+ * large there; `valley` and `minimum_div_10` are the safer picks.
+ * A suggestion needs a few points: with fewer than LRFIND_MIN_POINTS usable steps none is
+ * made (has_suggestions = 0). */
+#ifndef ANNEALD_LRFIND_H
+#define ANNEALD_LRFIND_H
+
+#include <stddef.h>
+
+#define LRFIND_MIN_POINTS 5
+#define LRFIND_BETA 0.98
+#define LRFIND_STOP_FACTOR 4.0
+
+typedef struct lrfind_result {
+    int has_suggestions;
+    double steepest, valley, minimum_div_10;
+    size_t steepest_at, valley_at, minimum_at; /* indices of the steps they come from */
+    int stopped_early;                         /* the sweep diverged at step index `diverged_at` */
+    size_t diverged_at;                        /* first excluded index (n when it never diverged) */
+} lrfind_result;
+
+/* Smoothed loss of n steps into smoothed[n] (beta in [0, 1)). */
+void lrfind_smooth(const double *loss, size_t n, double beta, double *smoothed);
+
+/* The index of the first step that diverges by the rule above, or n. */
+size_t lrfind_diverged(const double *smoothed, size_t n, double stop_factor);
+
+/* Smooths the loss (into `smoothed`, n entries, the caller's) and makes the suggestions from
+ * the steps before divergence. Returns 0, or -EINVAL for bad arguments (n = 0, a NULL
+ * array, beta outside [0, 1), stop_factor <= 1). Runs in O(n log n) time and O(n) extra
+ * memory, allocated here; -ENOMEM when that fails. */
+int lrfind_analyze(const double *lr, const double *loss, size_t n, double beta,
+                   double stop_factor, double *smoothed, lrfind_result *out);
+
+#endif

@@ -1,0 +1,234 @@
+/* test_lrfind — the learning-rate finder's rules on hand-made curves, and its suggestions on
+ * real sweeps of problems whose good range is known analytically.
+ *
+ * The analytic problems: linear regression (model linear, loss mse, full-batch plain SGD) on
+ * inline data, without gradient clipping. The loss is a quadratic with Hessian H = (2/n) A^T A, A = [X 1] (bias
+ * included); gradient descent converges for lr < 2/λmax(H) and diverges above it, and below
+ * 1/100 of that it makes next to no progress in a sweep. So every suggestion must fall in
+ * [0.01 · 2/λmax, 2/λmax). λmax is computed here from the data by power iteration. */
+#include <errno.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/lrfind.h"
+#include "core/train.h"
+
+/* ---- the rules on hand-made curves ------------------------------------------------------ */
+
+static void test_smoothing_is_debiased_ema(void **state)
+{
+    (void)state;
+    double loss[3] = {2, 4, 8}, s[3];
+    lrfind_smooth(loss, 3, 0.5, s);
+    /* avg: 1, 2.5, 5.25; debiased by 1-0.5, 1-0.25, 1-0.125 */
+    assert_true(s[0] == 2.0);
+    assert_true(s[1] == 2.5 / 0.75);
+    assert_true(s[2] == 5.25 / 0.875);
+    /* a constant loss smooths to itself from the first step: that is what debiasing is for */
+    double c[50], cs[50];
+    for (int i = 0; i < 50; i++)
+        c[i] = 3.0;
+    lrfind_smooth(c, 50, 0.98, cs);
+    for (int i = 0; i < 50; i++)
+        assert_true(fabs(cs[i] - 3.0) < 1e-12);
+}
+
+static void test_divergence_rule(void **state)
+{
+    (void)state;
+    double s[6] = {10, 5, 2, 7.9, 8.1, 100};
+    assert_int_equal(lrfind_diverged(s, 6, 4.0), 4); /* 8.1 > 4 × 2, 7.9 is not */
+    assert_int_equal(lrfind_diverged(s, 4, 4.0), 4); /* never: n */
+    double nan[3] = {1, NAN, 0.5};
+    assert_int_equal(lrfind_diverged(nan, 3, 4.0), 1);
+    double neg[4] = {-1, -2, -0.5, 4.5}; /* minimum -2: limit -2 + 3·2 = 4 */
+    assert_int_equal(lrfind_diverged(neg, 4, 4.0), 3);
+}
+
+/* A U-shaped curve against log lr: down from 10 to a minimum at lr 1e-2, then up. */
+static void test_suggestions_on_a_valley(void **state)
+{
+    (void)state;
+    enum { N = 61 };
+    double lr[N], loss[N], s[N];
+    for (int i = 0; i < N; i++) {
+        lr[i] = pow(10, -5 + i * 0.1); /* 1e-5 .. 1e1 */
+        double x = log10(lr[i]) + 2;   /* 0 at 1e-2 */
+        loss[i] = x < 0 ? 1 + 9 / (1 + exp(4 * (x + 1.5))) : 1 + x * x * x * x;
+    }
+    lrfind_result r;
+    assert_int_equal(lrfind_analyze(lr, loss, N, 0.0, 4.0, s, &r), 0);
+    assert_true(r.has_suggestions);
+    /* beta 0: smoothed is the loss itself */
+    for (int i = 0; i < N; i++)
+        assert_true(s[i] == loss[i]);
+    assert_true(r.stopped_early);            /* 1 + x^4 passes 4 × min near x = 1.32 */
+    assert_true(fabs(log10(lr[r.diverged_at]) + 2 - 1.4) < 0.11);
+    assert_true(fabs(log10(r.minimum_div_10) - (-3)) < 0.11);  /* 1e-2 / 10 */
+    assert_true(fabs(log10(r.steepest) - (-3.5)) < 0.11);      /* the sigmoid's middle */
+    assert_true(r.valley >= 1e-5 && r.valley < 1e-2);          /* inside the descent */
+    assert_int_equal(r.valley_at, r.minimum_at / 2);           /* halfway through it */
+}
+
+static void test_bad_arguments_and_short_sweeps(void **state)
+{
+    (void)state;
+    double lr[4] = {1e-3, 1e-2, 1e-1, 1}, loss[4] = {1, 0.5, 0.25, 0.2}, s[4];
+    lrfind_result r;
+    assert_int_equal(lrfind_analyze(lr, loss, 0, 0.9, 4, s, &r), -EINVAL);
+    assert_int_equal(lrfind_analyze(NULL, loss, 4, 0.9, 4, s, &r), -EINVAL);
+    assert_int_equal(lrfind_analyze(lr, loss, 4, 1.0, 4, s, &r), -EINVAL);
+    assert_int_equal(lrfind_analyze(lr, loss, 4, 0.9, 1.0, s, &r), -EINVAL);
+    assert_int_equal(lrfind_analyze(lr, loss, 4, 0.9, 4, s, &r), 0);
+    assert_false(r.has_suggestions); /* 4 < LRFIND_MIN_POINTS */
+    assert_true(isnan(r.steepest) && isnan(r.valley) && isnan(r.minimum_div_10));
+}
+
+/* ---- real sweeps -------------------------------------------------------------------------- */
+
+enum { ROWS = 64, MAXF = 4 };
+
+/* λmax of (2/n) A^T A, A = [X 1], by power iteration (the matrix is small and symmetric). */
+static double lambda_max(double x[ROWS][MAXF], int f)
+{
+    int d = f + 1;
+    double h[MAXF + 1][MAXF + 1] = {{0}};
+    for (int i = 0; i < ROWS; i++)
+        for (int a = 0; a < d; a++)
+            for (int b = 0; b < d; b++)
+                h[a][b] += 2.0 / ROWS * (a < f ? x[i][a] : 1.0) * (b < f ? x[i][b] : 1.0);
+    double v[MAXF + 1], w[MAXF + 1], lam = 0;
+    for (int a = 0; a < d; a++)
+        v[a] = 1.0;
+    for (int it = 0; it < 2000; it++) {
+        double norm = 0;
+        for (int a = 0; a < d; a++) {
+            w[a] = 0;
+            for (int b = 0; b < d; b++)
+                w[a] += h[a][b] * v[b];
+            norm += w[a] * w[a];
+        }
+        norm = sqrt(norm);
+        lam = norm;
+        for (int a = 0; a < d; a++)
+            v[a] = w[a] / norm;
+    }
+    return lam;
+}
+
+/* Sweeps lr exponentially from lo to hi over `steps` steps of full-batch SGD (the finder's
+ * exponential mode: ExponentialLR with the optimizer lr at lo), stopping at divergence as the
+ * service does, then checks every suggestion against the analytic range. */
+static void sweep_problem(const double *scale, int f, double noise)
+{
+    double x[ROWS][MAXF];
+    char *buf = malloc(1 << 16);
+    assert_non_null(buf);
+    size_t o = 0;
+    o += (size_t)snprintf(buf + o, 65536 - o, "{\"seed\": 3, \"steps\": 200, "
+                          "\"model\": {\"type\": \"linear\", \"inputs\": %d, \"outputs\": 1}, "
+                          "\"loss\": \"mse\", \"data\": {\"type\": \"inline\", \"x\": [", f);
+    for (int i = 0; i < ROWS; i++) {
+        o += (size_t)snprintf(buf + o, 65536 - o, "%s[", i ? "," : "");
+        for (int j = 0; j < f; j++) {
+            x[i][j] = scale[j] * sin(1.3 * i + 0.7 * j + 0.2);
+            o += (size_t)snprintf(buf + o, 65536 - o, "%s%.9g", j ? "," : "", (float)x[i][j]);
+            x[i][j] = (float)x[i][j]; /* the model sees float32 inputs */
+        }
+        o += (size_t)snprintf(buf + o, 65536 - o, "]");
+    }
+    o += (size_t)snprintf(buf + o, 65536 - o, "], \"y\": [");
+    for (int i = 0; i < ROWS; i++) {
+        double y = 0.5 + noise * sin(3.1 * i);
+        for (int j = 0; j < f; j++)
+            y += (j + 1) * x[i][j] / scale[j];
+        o += (size_t)snprintf(buf + o, 65536 - o, "%s[%.9g]", i ? "," : "", y);
+    }
+    double lmax = lambda_max(x, f), limit = 2 / lmax;
+    double lo = limit * 1e-4, hi = limit * 1e2;
+    int steps = 200;
+    double gamma = pow(hi / lo, 1.0 / (steps - 1));
+    o += (size_t)snprintf(buf + o, 65536 - o,
+                          "]}, \"ds_config\": {\"train_batch_size\": %d, \"gradient_clipping\": 0, "
+                          "\"optimizer\": "
+                          "{\"type\": \"SGD\", \"params\": {\"lr\": %.17g}}, \"scheduler\": "
+                          "{\"type\": \"ExponentialLR\", \"params\": {\"gamma\": %.17g}}}}",
+                          ROWS, lo, gamma);
+    assert_true(o < 65536);
+
+    job_spec spec;
+    an_err err;
+    if (job_spec_parse_text(buf, o, &spec, &err))
+        fail_msg("spec: %s: %s", err.field, err.message);
+    train *t;
+    if (train_create(&t, &spec, NULL, 0, &err))
+        fail_msg("train_create: %s: %s", err.field, err.message);
+    double lr[200], loss[200], s[200];
+    int n = 0;
+    for (; n < steps; n++) {
+        train_report rep;
+        int rc = train_step(t, &rep, &err);
+        if (rc) {
+            /* the loss became infinite: the finder records that step as diverged */
+            assert_int_equal(rc, -EDOM);
+            lr[n] = n > 0 ? lr[n - 1] * gamma : lo;
+            loss[n++] = INFINITY;
+            break;
+        }
+        lr[n] = rep.lr[0];
+        loss[n] = rep.loss;
+        lrfind_smooth(loss, (size_t)n + 1, LRFIND_BETA, s);
+        if (lrfind_diverged(s, (size_t)n + 1, LRFIND_STOP_FACTOR) <= (size_t)n) {
+            n++;
+            break;
+        }
+    }
+    train_free(t);
+    job_spec_free(&spec);
+    free(buf);
+
+    lrfind_result r;
+    assert_int_equal(lrfind_analyze(lr, loss, (size_t)n, LRFIND_BETA, LRFIND_STOP_FACTOR, s, &r),
+                     0);
+    assert_true(r.has_suggestions);
+    assert_true(r.stopped_early); /* the sweep went 100× past the limit: it must diverge */
+    print_message("lambda_max %.4g, limit 2/lambda %.4g: steepest %.4g, valley %.4g, "
+                  "minimum/10 %.4g, diverged at step %zu (lr %.4g)\n",
+                  lmax, limit, r.steepest, r.valley, r.minimum_div_10, r.diverged_at + 1,
+                  lr[r.diverged_at < (size_t)n ? r.diverged_at : (size_t)n - 1]);
+    double sug[3] = {r.steepest, r.valley, r.minimum_div_10};
+    const char *name[3] = {"steepest", "valley", "minimum_div_10"};
+    for (int k = 0; k < 3; k++)
+        if (!(sug[k] >= 0.01 * limit && sug[k] < limit))
+            fail_msg("%s %.4g outside the good range [%.4g, %.4g)", name[k], sug[k],
+                     0.01 * limit, limit);
+}
+
+static void test_suggestions_in_the_analytic_range(void **state)
+{
+    (void)state;
+    const double iso[2] = {1, 1}, skewed[3] = {1, 10, 0.3}, wide[4] = {3, 2, 1, 0.5};
+    sweep_problem(iso, 2, 0.0);     /* well conditioned, exact fit possible */
+    sweep_problem(skewed, 3, 0.1);  /* λmax set by the large feature, noisy targets */
+    sweep_problem(wide, 4, 0.3);    /* four scales, noisier targets */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_smoothing_is_debiased_ema),
+        cmocka_unit_test(test_divergence_rule),
+        cmocka_unit_test(test_suggestions_on_a_valley),
+        cmocka_unit_test(test_bad_arguments_and_short_sweeps),
+        cmocka_unit_test(test_suggestions_in_the_analytic_range),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
