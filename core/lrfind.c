@@ -3,7 +3,12 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
+
+#include "core/cfgval.h"
+#include "core/config.h"
+#include "core/jsonnum.h"
 
 void lrfind_smooth(const double *loss, size_t n, double beta, double *smoothed)
 {
@@ -125,4 +130,174 @@ int lrfind_analyze(const double *lr, const double *loss, size_t n, double beta,
     out->valley = lr[out->valley_at];
     out->has_suggestions = 1;
     return 0;
+}
+
+/* ---- the finder as a job ------------------------------------------------------------------ */
+
+/* Sets obj[key] to item (replacing any), taking ownership; -ENOMEM when item is NULL. */
+static int put(cJSON *obj, const char *key, cJSON *item)
+{
+    if (!item)
+        return -ENOMEM;
+    if (cJSON_GetObjectItemCaseSensitive(obj, key))
+        cJSON_ReplaceItemInObjectCaseSensitive(obj, key, item);
+    else
+        cJSON_AddItemToObject(obj, key, item);
+    return 0;
+}
+
+/* The object at obj[key], created when absent; NULL when it is there but not an object. */
+static cJSON *object_at(cJSON *obj, const char *key)
+{
+    cJSON *o = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!o) {
+        o = cJSON_CreateObject();
+        if (o)
+            cJSON_AddItemToObject(obj, key, o);
+    }
+    return cJSON_IsObject(o) ? o : NULL;
+}
+
+/* Numbers go in as plain cJSON numbers: the job parser reads them as such, and the service
+ * stores specs with its exact printer. */
+static int rewrite_spec(cJSON *spec, const lrfind_req *q, an_err *err)
+{
+    cJSON_DeleteItemFromObjectCaseSensitive(spec, "epochs");
+    if (put(spec, "steps", cJSON_CreateNumber((double)q->steps)))
+        return an_failc(err, -ENOMEM, "", "out of memory");
+    cJSON *ds = object_at(spec, "ds_config");
+    if (!ds)
+        return an_fail(err, "job.ds_config", "ds_config must be an object");
+    cJSON *opt = object_at(ds, "optimizer");
+    cJSON *op = opt ? object_at(opt, "params") : NULL;
+    if (!op)
+        return an_fail(err, "job.ds_config.optimizer", "the finder needs the job's optimizer "
+                       "block ({\"type\": …, \"params\": {…}})");
+    cJSON *sch = cJSON_CreateObject();
+    int rc = !sch ||
+             !cJSON_AddStringToObject(sch, "type", q->linear ? "LRRangeTest" : "ExponentialLR");
+    cJSON *sp = rc ? NULL : cJSON_AddObjectToObject(sch, "params");
+    rc = rc || !sp;
+    if (q->linear) {
+        /* LRRangeTest: lr = min (1 + rate (i+1)/size), and step s trains at i = s - 2, so
+         * size = steps - 1 with rate = max/min - 1 reaches max at the last step. */
+        rc = rc || put(sp, "lr_range_test_min_lr", cJSON_CreateNumber(q->min_lr)) ||
+             put(sp, "lr_range_test_step_size", cJSON_CreateNumber((double)(q->steps - 1))) ||
+             put(sp, "lr_range_test_step_rate", cJSON_CreateNumber(q->max_lr / q->min_lr - 1)) ||
+             put(sp, "lr_range_test_staircase", cJSON_CreateFalse());
+        rc = rc || put(op, "lr", cJSON_CreateNumber(q->min_lr));
+    } else {
+        double gamma = pow(q->max_lr / q->min_lr, 1.0 / (double)(q->steps - 1));
+        rc = rc || put(sp, "gamma", cJSON_CreateNumber(gamma)) || put(op, "lr", cJSON_CreateNumber(q->min_lr));
+    }
+    if (rc) {
+        cJSON_Delete(sch);
+        return an_failc(err, -ENOMEM, "", "out of memory");
+    }
+    if (put(ds, "scheduler", sch))
+        return an_failc(err, -ENOMEM, "", "out of memory");
+    return 0;
+}
+
+int lrfind_request(const cJSON *body, lrfind_req *req, cJSON **spec, an_err *err)
+{
+    static const char *const keys[] = {"job", "min_lr", "max_lr", "steps", "stop_factor",
+                                       "mode", NULL};
+    static const char *const modes[] = {"exponential", "linear", NULL};
+    *spec = NULL;
+    int rc;
+    if ((rc = cfg_want_object(body, "", err)))
+        return rc;
+    const cJSON *job = cfg_get(body, "job");
+    const cJSON *opts = body;
+    if (!job && cfg_get(body, "model")) { /* a bare job spec: every option at its default */
+        job = body;
+        opts = NULL;
+    }
+    if (opts && ((rc = cfg_check_keys(opts, "", keys, err)) ||
+                 (rc = cfg_require(opts, "", "job", err))))
+        return rc;
+    const cJSON *none = NULL;
+    if (!opts)
+        opts = none = cJSON_CreateObject();
+    if (!opts)
+        return an_failc(err, -ENOMEM, "", "out of memory");
+    int mode = 0;
+    if ((rc = cfg_num(opts, "", "min_lr", 1e-7, 0, INFINITY, CFG_LO_OPEN, &req->min_lr, err)) ||
+        (rc = cfg_num(opts, "", "max_lr", 10, 0, INFINITY, CFG_LO_OPEN, &req->max_lr, err)) ||
+        (rc = cfg_int(opts, "", "steps", 100, LRFIND_MIN_POINTS, LRFIND_MAX_STEPS, &req->steps,
+                      err)) ||
+        (rc = cfg_num(opts, "", "stop_factor", LRFIND_STOP_FACTOR, 1, INFINITY, CFG_LO_OPEN,
+                      &req->stop_factor, err)) ||
+        (rc = cfg_enum(opts, "", "mode", modes, 0, &mode, err))) {
+        cJSON_Delete((cJSON *)none);
+        return rc;
+    }
+    cJSON_Delete((cJSON *)none);
+    req->linear = mode == 1;
+    if (!(req->min_lr < req->max_lr))
+        return an_fail(err, "max_lr", "max_lr (%g) must be above min_lr (%g)", req->max_lr,
+                       req->min_lr);
+    if (!cJSON_IsObject(job))
+        return an_fail(err, "job", "job must be a job spec (an object)");
+    cJSON *s = cJSON_Duplicate(job, 1);
+    if (!s)
+        return an_failc(err, -ENOMEM, "job", "out of memory");
+    if ((rc = rewrite_spec(s, req, err))) {
+        cJSON_Delete(s);
+        return rc;
+    }
+    /* The finder's job must be a valid job; its errors are named under "job." */
+    job_spec js;
+    an_err e;
+    if ((rc = job_spec_parse(s, &js, &e))) {
+        cJSON_Delete(s);
+        char f[CFG_PATH + 8];
+        snprintf(f, sizeof f, "job%s%s", e.field[0] ? "." : "", e.field);
+        return an_failc(err, rc, f, "%s", e.message);
+    }
+    job_spec_free(&js);
+    *spec = s;
+    return 0;
+}
+
+cJSON *lrfind_report(const double *lr, const double *loss, const double *smoothed, size_t n,
+                     const lrfind_result *r)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON *a[3] = {cJSON_CreateArray(), cJSON_CreateArray(), cJSON_CreateArray()};
+    const double *src[3] = {lr, loss, smoothed};
+    const char *names[3] = {"lr", "loss", "smoothed"};
+    int ok = o != NULL;
+    for (int k = 0; k < 3; k++) {
+        ok = ok && a[k];
+        for (size_t i = 0; ok && i < n; i++) {
+            cJSON *x = json_number(src[k][i]);
+            ok = x != NULL;
+            if (ok)
+                cJSON_AddItemToArray(a[k], x);
+        }
+        if (ok) {
+            cJSON_AddItemToObject(o, names[k], a[k]);
+            a[k] = NULL;
+        }
+    }
+    cJSON *sug = ok ? cJSON_AddObjectToObject(o, "suggestions") : NULL;
+    const double v[3] = {r->steepest, r->valley, r->minimum_div_10};
+    const char *sn[3] = {"steepest", "valley", "minimum_div_10"};
+    ok = ok && sug;
+    for (int k = 0; ok && k < 3; k++) {
+        cJSON *x = r->has_suggestions ? json_number(v[k]) : cJSON_CreateNull();
+        ok = x != NULL;
+        if (ok)
+            cJSON_AddItemToObject(sug, sn[k], x);
+    }
+    ok = ok && cJSON_AddBoolToObject(o, "stopped_early", r->stopped_early);
+    for (int k = 0; k < 3; k++)
+        cJSON_Delete(a[k]);
+    if (!ok) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
 }

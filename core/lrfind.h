@@ -29,6 +29,11 @@
 #define ANNEALD_LRFIND_H
 
 #include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "core/err.h"
 
 #define LRFIND_MIN_POINTS 5
 #define LRFIND_BETA 0.98
@@ -54,5 +59,38 @@ size_t lrfind_diverged(const double *smoothed, size_t n, double stop_factor);
  * memory, allocated here; -ENOMEM when that fails. */
 int lrfind_analyze(const double *lr, const double *loss, size_t n, double beta,
                    double stop_factor, double *smoothed, lrfind_result *out);
+
+/* ---- the finder as a job (POST /v1/lr_finder, `anneald lr-find`) ------------------------
+ *
+ * A finder request is {"job": {…a job spec…}, "min_lr": 1e-7, "max_lr": 10, "steps": 100,
+ * "stop_factor": 4, "mode": "exponential" | "linear"} (all but "job" optional). Its job is the
+ * given spec with its length and schedule replaced: `steps` steps (epochs dropped), and
+ *  - exponential: the optimizer lr set to min_lr and PyTorch's ExponentialLR with
+ *    gamma = (max_lr / min_lr)^(1 / (steps - 1)), so step 1 trains at min_lr and the last at
+ *    max_lr (param_groups' own lrs keep their ratio to it);
+ *  - linear: DeepSpeed's LRRangeTest from min_lr, continuous, with the step rate that reaches
+ *    max_lr at the last step (every group sweeps the same lrs).
+ * The spec that comes out is an ordinary job spec: it trains, checkpoints and resumes like any
+ * other. The finder stops it early once the smoothed loss passes stop_factor × its minimum. */
+typedef struct lrfind_req {
+    double min_lr, max_lr, stop_factor;
+    int64_t steps;
+    int linear;
+} lrfind_req;
+
+#define LRFIND_MAX_STEPS 100000
+
+/* Reads a finder request and writes the finder's job spec (*spec, the caller's to delete). A
+ * body without "job" whose top level looks like a job spec (it has "model") is taken as the
+ * job with every option at its default. Errors name their field ("max_lr", "job.model…"): the
+ * job part is checked by the job-spec parser after the replacement. */
+int lrfind_request(const cJSON *body, lrfind_req *req, cJSON **spec, an_err *err);
+
+/* The answer of GET /v1/jobs/{id}/lr_finder and `anneald lr-find`: {"lr", "loss", "smoothed",
+ * "suggestions": {"steepest", "valley", "minimum_div_10"}, "stopped_early"} (absent
+ * suggestions as null). The arrays cover the steps analysed; every number reads back to the
+ * same double. NULL when out of memory. */
+cJSON *lrfind_report(const double *lr, const double *loss, const double *smoothed, size_t n,
+                     const lrfind_result *r);
 
 #endif

@@ -221,6 +221,151 @@ static void test_suggestions_in_the_analytic_range(void **state)
     sweep_problem(wide, 4, 0.3);    /* four scales, noisier targets */
 }
 
+/* ---- the finder's job ----------------------------------------------------------------------- */
+
+#define REG_JOB                                                                                  \
+    "{\"seed\": 1, \"epochs\": 3, \"model\": {\"type\": \"linear\", \"inputs\": 3, "           \
+    "\"outputs\": 1}, \"loss\": \"mse\", \"data\": {\"type\": \"synthetic\", \"task\": "       \
+    "\"regression\", \"samples\": 256, \"features\": 3}, \"ds_config\": {\"train_batch_size\": " \
+    "32, \"optimizer\": {\"type\": \"SGD\", \"params\": {\"lr\": 0.5, \"momentum\": 0.9}}, "   \
+    "\"scheduler\": {\"type\": \"WarmupLR\", \"params\": {\"warmup_num_steps\": 10}}}}"
+
+static int request(const char *text, lrfind_req *q, cJSON **spec, an_err *err)
+{
+    cJSON *b = cJSON_Parse(text);
+    assert_non_null(b);
+    an_err_clear(err);
+    int rc = lrfind_request(b, q, spec, err);
+    cJSON_Delete(b);
+    return rc;
+}
+
+/* Trains the finder's job and checks the lr it sweeps: min_lr at step 1, max_lr at the last,
+ * growing every step, the spec's other settings kept. */
+static void check_sweep(const char *body, double lo, double hi, int steps, int linear)
+{
+    lrfind_req q;
+    cJSON *spec;
+    an_err err;
+    if (request(body, &q, &spec, &err))
+        fail_msg("%s: %s", err.field, err.message);
+    assert_int_equal(q.linear, linear);
+    assert_int_equal(q.steps, steps);
+    assert_null(cJSON_GetObjectItem(spec, "epochs"));
+    job_spec js;
+    if (job_spec_parse(spec, &js, &err))
+        fail_msg("%s: %s", err.field, err.message);
+    assert_int_equal(js.steps, steps);
+    assert_true(js.optim.momentum == 0.9); /* the rest of the optimizer is the job's */
+    train *t;
+    assert_int_equal(train_create(&t, &js, NULL, 0, &err), 0);
+    double prev = 0, first = 0, last = 0, ratio0 = 0;
+    for (int i = 0; i < steps; i++) {
+        train_report rep;
+        assert_int_equal(train_step(t, &rep, &err), 0);
+        double lr = rep.lr[0];
+        if (i == 0)
+            first = lr;
+        else
+            assert_true(lr > prev);
+        if (i == 1)
+            ratio0 = lr / prev;
+        if (!linear && i > 1) /* exponential: a constant ratio */
+            assert_true(fabs(lr / prev - ratio0) < 1e-9 * ratio0);
+        if (linear && i > 1) /* linear: a constant difference */
+            assert_true(fabs((lr - prev) - (hi - lo) / (steps - 1)) < 1e-9 * hi);
+        prev = last = lr;
+    }
+    assert_true(first == lo);
+    assert_true(fabs(last - hi) < 1e-12 * hi);
+    train_free(t);
+    job_spec_free(&js);
+    cJSON_Delete(spec);
+}
+
+static void test_finder_job_sweeps_its_range(void **state)
+{
+    (void)state;
+    check_sweep("{\"job\": " REG_JOB ", \"min_lr\": 1e-6, \"max_lr\": 1e-3, \"steps\": 40}",
+                1e-6, 1e-3, 40, 0);
+    check_sweep("{\"job\": " REG_JOB ", \"min_lr\": 1e-5, \"max_lr\": 2e-3, \"steps\": 30, "
+                "\"mode\": \"linear\"}", 1e-5, 2e-3, 30, 1);
+    /* a bare job spec takes every default: 100 steps from 1e-7 to 10 */
+    lrfind_req q;
+    cJSON *spec;
+    an_err err;
+    assert_int_equal(request(REG_JOB, &q, &spec, &err), 0);
+    assert_true(q.min_lr == 1e-7 && q.max_lr == 10 && q.steps == 100 && !q.linear &&
+                q.stop_factor == 4);
+    const cJSON *sch = cJSON_GetObjectItem(cJSON_GetObjectItem(spec, "ds_config"), "scheduler");
+    assert_string_equal(cJSON_GetObjectItem(sch, "type")->valuestring, "ExponentialLR");
+    double gamma = cJSON_GetObjectItem(cJSON_GetObjectItem(sch, "params"), "gamma")->valuedouble;
+    assert_true(fabs(gamma - pow(1e8, 1.0 / 99)) < 1e-15);
+    cJSON_Delete(spec);
+}
+
+static void test_finder_request_errors(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *body, *field;
+    } cases[] = {
+        {"{\"min_lr\": 1e-3}", "job"},
+        {"{\"job\": 5}", "job"},
+        {"{\"job\": " REG_JOB ", \"min_lr\": 0}", "min_lr"},
+        {"{\"job\": " REG_JOB ", \"min_lr\": 1, \"max_lr\": 0.1}", "max_lr"},
+        {"{\"job\": " REG_JOB ", \"steps\": 4}", "steps"},
+        {"{\"job\": " REG_JOB ", \"steps\": 1e9}", "steps"},
+        {"{\"job\": " REG_JOB ", \"stop_factor\": 1}", "stop_factor"},
+        {"{\"job\": " REG_JOB ", \"mode\": \"cosine\"}", "mode"},
+        {"{\"job\": " REG_JOB ", \"max_lrr\": 1}", "max_lrr"},
+        {"{\"job\": {\"model\": {\"type\": \"linear\", \"inputs\": 3, \"outputs\": 1}}}",
+         "job.data"},
+        {"{\"job\": {\"model\": {\"type\": \"linear\", \"inputs\": 3, \"outputs\": 1}, "
+         "\"ds_config\": []}}", "job.ds_config"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        lrfind_req q;
+        cJSON *spec = NULL;
+        an_err err;
+        if (request(cases[i].body, &q, &spec, &err) == 0)
+            fail_msg("case %zu accepted", i);
+        assert_null(spec);
+        if (strcmp(err.field, cases[i].field) != 0)
+            fail_msg("case %zu: field '%s' (%s), want '%s'", i, err.field, err.message,
+                     cases[i].field);
+    }
+}
+
+static void test_report_shape(void **state)
+{
+    (void)state;
+    double lr[6] = {1e-4, 1e-3, 1e-2, 1e-1, 1, 10}, loss[6] = {1, 0.9, 0.5, 0.3, 0.6, 40};
+    double s[6];
+    lrfind_result r;
+    assert_int_equal(lrfind_analyze(lr, loss, 6, 0.5, 4, s, &r), 0);
+    cJSON *o = lrfind_report(lr, loss, s, 6, &r);
+    assert_non_null(o);
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON *back = cJSON_Parse(text); /* as a client reads it */
+    free(text);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(back, "lr")), 6);
+    for (int i = 0; i < 6; i++)
+        assert_true(cJSON_GetArrayItem(cJSON_GetObjectItem(back, "smoothed"), i)->valuedouble ==
+                    s[i]);
+    const cJSON *sug = cJSON_GetObjectItem(back, "suggestions");
+    assert_true(cJSON_GetObjectItem(sug, "valley")->valuedouble == r.valley);
+    assert_true(cJSON_IsBool(cJSON_GetObjectItem(back, "stopped_early")));
+    cJSON_Delete(back);
+    cJSON_Delete(o);
+    /* too few points: suggestions are null */
+    assert_int_equal(lrfind_analyze(lr, loss, 3, 0.5, 4, s, &r), 0);
+    o = lrfind_report(lr, loss, s, 3, &r);
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "suggestions"),
+                                                 "steepest")));
+    cJSON_Delete(o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -229,6 +374,9 @@ int main(void)
         cmocka_unit_test(test_suggestions_on_a_valley),
         cmocka_unit_test(test_bad_arguments_and_short_sweeps),
         cmocka_unit_test(test_suggestions_in_the_analytic_range),
+        cmocka_unit_test(test_finder_job_sweeps_its_range),
+        cmocka_unit_test(test_finder_request_errors),
+        cmocka_unit_test(test_report_shape),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
