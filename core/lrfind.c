@@ -10,31 +10,48 @@
 #include "core/config.h"
 #include "core/jsonnum.h"
 
+void lrfind_watch_init(lrfind_watch *w, double beta, double stop_factor)
+{
+    *w = (lrfind_watch){.beta = beta, .stop_factor = stop_factor, .bpow = 1, .best = INFINITY};
+}
+
+int lrfind_watch_step(lrfind_watch *w, double loss)
+{
+    w->avg = w->beta * w->avg + (1 - w->beta) * loss;
+    w->bpow *= w->beta;
+    double s = w->smoothed = w->avg / (1 - w->bpow);
+    if (!isfinite(s))
+        return 1;
+    /* For a negative minimum (a loss such as "mean" can go below zero) the threshold is
+     * above it by the same proportion of its size. */
+    double limit = w->best >= 0 ? w->stop_factor * w->best
+                                : w->best + (w->stop_factor - 1) * -w->best;
+    int diverged = w->n > 0 && s > limit;
+    if (s < w->best)
+        w->best = s;
+    w->n++;
+    return diverged;
+}
+
 void lrfind_smooth(const double *loss, size_t n, double beta, double *smoothed)
 {
-    double avg = 0, bpow = 1;
+    lrfind_watch w;
+    lrfind_watch_init(&w, beta, 2);
     for (size_t i = 0; i < n; i++) {
-        avg = beta * avg + (1 - beta) * loss[i];
-        bpow *= beta;
-        smoothed[i] = avg / (1 - bpow);
+        lrfind_watch_step(&w, loss[i]);
+        smoothed[i] = w.smoothed;
     }
 }
 
 size_t lrfind_diverged(const double *smoothed, size_t n, double stop_factor)
 {
-    double best = INFINITY;
-    for (size_t i = 0; i < n; i++) {
-        double s = smoothed[i];
-        if (!isfinite(s))
+    /* the rule of lrfind_watch_step applied to values already smoothed: beta 0 passes them
+     * through unchanged */
+    lrfind_watch w;
+    lrfind_watch_init(&w, 0, stop_factor);
+    for (size_t i = 0; i < n; i++)
+        if (lrfind_watch_step(&w, smoothed[i]))
             return i;
-        /* For a negative minimum (a loss such as "mean" can go below zero) the threshold is
-         * above it by the same proportion of its size. */
-        double limit = best >= 0 ? stop_factor * best : best + (stop_factor - 1) * -best;
-        if (i > 0 && s > limit)
-            return i;
-        if (s < best)
-            best = s;
-    }
     return n;
 }
 

@@ -47,6 +47,18 @@ typedef struct lrfind_result {
     size_t diverged_at;                        /* first excluded index (n when it never diverged) */
 } lrfind_result;
 
+/* The rules one step at a time, for a sweep that is running: feed each step's loss; returns
+ * 1 from the step that diverges on (the same rule as lrfind_diverged). Its state is the
+ * fields below, so a resumed sweep rebuilds it by feeding the recorded losses again. */
+typedef struct lrfind_watch {
+    double beta, stop_factor;
+    double avg, bpow, best, smoothed;
+    long long n;
+} lrfind_watch;
+
+void lrfind_watch_init(lrfind_watch *w, double beta, double stop_factor);
+int lrfind_watch_step(lrfind_watch *w, double loss);
+
 /* Smoothed loss of n steps into smoothed[n] (beta in [0, 1)). */
 void lrfind_smooth(const double *loss, size_t n, double beta, double *smoothed);
 

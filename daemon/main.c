@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "daemon/cli.h"
+#include "daemon/cli_lrfind.h"
 #include "daemon/daemon.h"
 #include "daemon/options.h"
 #include "daemon/version.h"
@@ -15,6 +16,8 @@ int main(int argc, char **argv)
         return cli_preview(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "train") == 0)
         return cli_train(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "lr-find") == 0)
+        return cli_lrfind(argc - 1, argv + 1);
 
     daemon_opts o;
     options_defaults(&o);

@@ -1,0 +1,256 @@
+/* cli_lrfind — `anneald lr-find`: runs a learning-rate sweep in the foreground and reports
+ * what core/lrfind reads from it. */
+#include "daemon/cli_lrfind.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "core/config.h"
+#include "core/lrfind.h"
+#include "core/train.h"
+#include "daemon/cli.h"
+
+static const char USAGE[] =
+    "usage: anneald lr-find FILE|- [options]\n"
+    "\n"
+    "Sweeps the learning rate of a job upward, one step at a time, and suggests one.\n"
+    "FILE is a job spec, or {\"job\": {...}, \"min_lr\": ..., \"max_lr\": ..., \"steps\": ...,\n"
+    "\"stop_factor\": ..., \"mode\": ...}. The sweep stops once the smoothed loss passes\n"
+    "stop_factor times its lowest value.\n"
+    "\n"
+    "  --min-lr X        first learning rate (default 1e-7)\n"
+    "  --max-lr X        last learning rate (default 10)\n"
+    "  --steps N         steps from min to max (default 100, at most 100000)\n"
+    "  --stop-factor F   divergence threshold (default 4)\n"
+    "  --mode M          exponential (ExponentialLR, default) or linear (LRRangeTest)\n"
+    "  --csv FILE        also write step,lr,loss,smoothed rows to FILE\n"
+    "\n"
+    "Prints {\"lr\", \"loss\", \"smoothed\", \"suggestions\", \"stopped_early\"} on stdout.\n"
+    "Suggestions: steepest (fastest fall of the smoothed loss against log lr), valley (halfway\n"
+    "through its longest descent), minimum_div_10 (the lr of its minimum, divided by 10).\n";
+
+static int bad_usage(const char *what, const char *arg)
+{
+    fprintf(stderr, "anneald lr-find: %s%s%s\n(see anneald lr-find --help)\n", what,
+            arg ? " " : "", arg ? arg : "");
+    return 2;
+}
+
+/* Flags that override the request's options, as JSON numbers or strings. */
+static int apply_flag(cJSON *opts, const char *flag, const char *val)
+{
+    static const char *const num[][2] = {{"--min-lr", "min_lr"},
+                                         {"--max-lr", "max_lr"},
+                                         {"--steps", "steps"},
+                                         {"--stop-factor", "stop_factor"}};
+    for (size_t i = 0; i < sizeof num / sizeof *num; i++) {
+        if (strcmp(flag, num[i][0]) != 0)
+            continue;
+        char *end;
+        double v = strtod(val, &end);
+        if (end == val || *end || !isfinite(v))
+            return -EINVAL;
+        cJSON_DeleteItemFromObjectCaseSensitive(opts, num[i][1]);
+        return cJSON_AddNumberToObject(opts, num[i][1], v) ? 0 : -ENOMEM;
+    }
+    if (strcmp(flag, "--mode") == 0) {
+        cJSON_DeleteItemFromObjectCaseSensitive(opts, "mode");
+        return cJSON_AddStringToObject(opts, "mode", val) ? 0 : -ENOMEM;
+    }
+    return -ENOENT;
+}
+
+static void print_error(const an_err *e)
+{
+    if (e->field[0])
+        fprintf(stderr, "error: %s: %s\n", e->field, e->message);
+    else
+        fprintf(stderr, "error: %s\n", e->message);
+}
+
+/* Reads FILE into a finder request: {"job": spec} around a bare spec. */
+static int read_request(const char *path, cJSON **out)
+{
+    char *text;
+    size_t len;
+    int rc = cli_read_file(path, &text, &len);
+    if (rc) {
+        fprintf(stderr, "error: cannot read %s: %s\n", path, strerror(-rc));
+        return 1;
+    }
+    an_err e;
+    an_err_clear(&e);
+    cJSON *j = NULL;
+    rc = json_parse_text(text, len, &j, &e);
+    free(text);
+    if (rc) {
+        print_error(&e);
+        return 1;
+    }
+    if (!cJSON_GetObjectItemCaseSensitive(j, "job")) {
+        cJSON *w = cJSON_CreateObject();
+        if (!w) {
+            cJSON_Delete(j);
+            return 1;
+        }
+        cJSON_AddItemToObject(w, "job", j);
+        j = w;
+    }
+    *out = j;
+    return 0;
+}
+
+static int write_csv(const char *path, const double *lr, const double *loss,
+                     const double *sm, size_t n)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -errno;
+    fputs("step,lr,loss,smoothed\n", f);
+    for (size_t i = 0; i < n; i++)
+        fprintf(f, "%zu,%.17g,%.17g,%.17g\n", i + 1, lr[i], loss[i], sm[i]);
+    return fclose(f) ? -errno : 0;
+}
+
+int cli_lrfind(int argc, char **argv)
+{
+    const char *file = NULL, *csv = NULL;
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(USAGE, stdout);
+            return 0;
+        }
+    cJSON *flags = cJSON_CreateObject();
+    if (!flags)
+        return 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (a[0] == '-' && a[1] == '-') {
+            if (i + 1 >= argc) {
+                cJSON_Delete(flags);
+                return bad_usage(a, "needs a value");
+            }
+            if (strcmp(a, "--csv") == 0) {
+                csv = argv[++i];
+                continue;
+            }
+            int rc = apply_flag(flags, a, argv[i + 1]);
+            if (rc == -ENOENT) {
+                cJSON_Delete(flags);
+                return bad_usage("unknown option", a);
+            }
+            if (rc) {
+                cJSON_Delete(flags);
+                return bad_usage(a, "needs a number");
+            }
+            i++;
+        } else if (!file) {
+            file = a;
+        } else {
+            cJSON_Delete(flags);
+            return bad_usage("one FILE only; also got", a);
+        }
+    }
+    if (!file) {
+        cJSON_Delete(flags);
+        return bad_usage("needs a FILE (a job spec or a finder request; - for stdin)", NULL);
+    }
+    cJSON *body;
+    if (read_request(file, &body)) {
+        cJSON_Delete(flags);
+        return 1;
+    }
+    cJSON *f;
+    cJSON_ArrayForEach(f, flags) {
+        cJSON_DeleteItemFromObjectCaseSensitive(body, f->string);
+        cJSON_AddItemToObject(body, f->string, cJSON_Duplicate(f, 0));
+    }
+    cJSON_Delete(flags);
+
+    lrfind_req q;
+    cJSON *spec_json = NULL;
+    an_err e;
+    an_err_clear(&e);
+    int rc = lrfind_request(body, &q, &spec_json, &e);
+    cJSON_Delete(body);
+    if (rc) {
+        print_error(&e);
+        return 1;
+    }
+    job_spec spec;
+    rc = job_spec_parse(spec_json, &spec, &e);
+    cJSON_Delete(spec_json);
+    train *t = NULL;
+    if (rc || (rc = train_create(&t, &spec, NULL, 0, &e))) {
+        print_error(&e);
+        job_spec_free(&spec);
+        return 1;
+    }
+    size_t cap = (size_t)q.steps;
+    double *lr = malloc(cap * sizeof *lr), *loss = malloc(cap * sizeof *loss);
+    double *sm = malloc(cap * sizeof *sm);
+    int status = 1;
+    if (!lr || !loss || !sm) {
+        fprintf(stderr, "error: out of memory for %zu steps\n", cap);
+        goto out;
+    }
+    size_t n = 0;
+    lrfind_watch w;
+    lrfind_watch_init(&w, LRFIND_BETA, q.stop_factor);
+    while (n < cap) {
+        train_report rep;
+        rc = train_step(t, &rep, &e);
+        if (rc == -EDOM) { /* the loss overflowed: as diverged as it gets */
+            lr[n] = n ? lr[n - 1] : q.min_lr;
+            loss[n++] = INFINITY;
+            break;
+        }
+        if (rc) {
+            print_error(&e);
+            goto out;
+        }
+        lr[n] = rep.lr[0];
+        loss[n++] = rep.loss;
+        if (lrfind_watch_step(&w, rep.loss))
+            break;
+    }
+    lrfind_result r;
+    if ((rc = lrfind_analyze(lr, loss, n, LRFIND_BETA, q.stop_factor, sm, &r))) {
+        fprintf(stderr, "error: analysing the sweep: %s\n", strerror(-rc));
+        goto out;
+    }
+    if (csv && (rc = write_csv(csv, lr, loss, sm, n))) {
+        fprintf(stderr, "error: cannot write %s: %s\n", csv, strerror(-rc));
+        goto out;
+    }
+    cJSON *rep = lrfind_report(lr, loss, sm, n, &r);
+    char *text = rep ? cJSON_PrintUnformatted(rep) : NULL;
+    cJSON_Delete(rep);
+    if (!text) {
+        fprintf(stderr, "error: out of memory\n");
+        goto out;
+    }
+    puts(text);
+    free(text);
+    if (r.has_suggestions)
+        fprintf(stderr, "lr-find: %zu steps from %g to %g%s; suggestions: steepest %.3g, "
+                "valley %.3g, minimum/10 %.3g\n", n, lr[0], lr[n - 1],
+                r.stopped_early ? " (stopped: the loss diverged)" : "", r.steepest, r.valley,
+                r.minimum_div_10);
+    else
+        fprintf(stderr, "lr-find: %zu steps: too few before the loss diverged to suggest a "
+                "learning rate; lower --min-lr or add --steps\n", n);
+    status = 0;
+out:
+    free(lr);
+    free(loss);
+    free(sm);
+    train_free(t);
+    job_spec_free(&spec);
+    return status;
+}

@@ -1,0 +1,98 @@
+// End-to-end tests of `anneald lr-find`: the learning-rate finder run offline by the real
+// binary on a builtin data set, its report, its CSV and its errors.
+import {test} from 'node:test';
+import assert from 'node:assert/strict';
+import {spawnSync} from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import {BIN, removeDir, tmpDir} from './lib.mjs';
+
+const dir = tmpDir('anneald-lrfind-');
+process.on('exit', () => removeDir(dir));
+
+const IRIS = {
+  name: 'iris-finder', seed: 3, steps: 500,
+  model: {type: 'mlp', inputs: 4, hidden: [16], outputs: 3},
+  loss: 'cross_entropy', data: {type: 'builtin', name: 'iris'},
+  ds_config: {train_batch_size: 16, optimizer: {type: 'AdamW', params: {lr: 0.001}}},
+};
+
+function write(name, obj) {
+  const p = path.join(dir, name);
+  fs.writeFileSync(p, typeof obj === 'string' ? obj : JSON.stringify(obj));
+  return p;
+}
+
+function run(args, input) {
+  const r = spawnSync(BIN, ['lr-find', ...args], {input, encoding: 'utf8', maxBuffer: 64 << 20});
+  if (r.error) throw r.error;
+  return {code: r.status, out: r.stdout, err: r.stderr};
+}
+
+test('a sweep on iris stops at divergence and suggests rates inside the range it swept', () => {
+  const csv = path.join(dir, 'sweep.csv');
+  const r = run([write('iris.json', IRIS), '--steps', '200', '--csv', csv]);
+  assert.equal(r.code, 0, r.err);
+  const rep = JSON.parse(r.out);
+  const n = rep.lr.length;
+  assert.ok(n > 20 && n <= 200, `${n} steps`);
+  assert.equal(rep.loss.length, n);
+  assert.equal(rep.smoothed.length, n);
+  assert.equal(rep.lr[0], 1e-7);                  // the default min_lr at step 1
+  for (let i = 1; i < n; i++) assert.ok(rep.lr[i] > rep.lr[i - 1]);
+  // up to 10 with AdamW, iris diverges well before the end: the finder stops it
+  assert.equal(rep.stopped_early, true);
+  assert.ok(n < 200);
+  const s = rep.suggestions;
+  for (const k of ['steepest', 'valley', 'minimum_div_10']) {
+    assert.equal(typeof s[k], 'number', k);
+    assert.ok(s[k] >= rep.lr[0] && s[k] <= rep.lr[n - 1], `${k} ${s[k]}`);
+  }
+  // the smoothed loss is a debiased EMA of the loss (beta 0.98): its first value is the loss
+  assert.equal(rep.smoothed[0], rep.loss[0]);
+  assert.match(r.err, /suggestions: steepest/);
+  const rows = fs.readFileSync(csv, 'utf8').trim().split('\n');
+  assert.equal(rows[0], 'step,lr,loss,smoothed');
+  assert.equal(rows.length, n + 1);
+  const last = rows[n].split(',').map(Number);
+  assert.equal(last[0], n);
+  assert.equal(last[1], rep.lr[n - 1]);
+});
+
+test('a finder request file and the linear mode sweep exactly from min_lr to max_lr', () => {
+  const r = run([write('req.json', {job: IRIS, min_lr: 1e-5, max_lr: 1e-3, steps: 25, mode: 'linear'})]);
+  assert.equal(r.code, 0, r.err);
+  const rep = JSON.parse(r.out);
+  assert.equal(rep.lr.length, 25);                // 1e-3 does not diverge: every step runs
+  assert.equal(rep.stopped_early, false);
+  assert.equal(rep.lr[0], 1e-5);
+  assert.ok(Math.abs(rep.lr[24] - 1e-3) < 1e-15);
+  const d = rep.lr[1] - rep.lr[0];
+  assert.ok(Math.abs((rep.lr[13] - rep.lr[12]) - d) < 1e-15, 'linear steps');
+  // flags override the file's options; the job spec also comes on stdin
+  const f = run(['-', '--steps', '6', '--max-lr', '1e-4'], JSON.stringify(IRIS));
+  assert.equal(f.code, 0, f.err);
+  assert.equal(JSON.parse(f.out).lr.length, 6);
+});
+
+test('bad requests and command lines say what is wrong', () => {
+  const cases = [
+    [[write('bad-range.json', {job: IRIS, min_lr: 1, max_lr: 0.5})], 1, /max_lr/],
+    [[write('bad-job.json', {job: {...IRIS, model: {type: 'mlp', inputs: 4, hidden: [0], outputs: 3}}})], 1, /job\.model\.hidden\[0\]/],
+    [[write('bad-key.json', {job: IRIS, max_lrr: 2})], 1, /did you mean 'max_lr'/],
+    [[write('bad.json', '{"job": ')], 1, /malformed JSON/],
+    [[path.join(dir, 'missing.json')], 1, /cannot read/],
+    [[write('ok.json', IRIS), '--steps', 'many'], 2, /--steps needs a number/],
+    [[write('ok2.json', IRIS), '--sweep', '3'], 2, /unknown option --sweep/],
+    [[], 2, /needs a FILE/],
+  ];
+  for (const [args, code, re] of cases) {
+    const r = run(args);
+    assert.equal(r.code, code, `${args.join(' ')}: ${r.err}`);
+    assert.match(r.err, re);
+    assert.equal(r.out, '');
+  }
+  const h = run(['--help']);
+  assert.equal(h.code, 0);
+  assert.match(h.out, /--stop-factor/);
+});
