@@ -31,6 +31,7 @@ void api_jobs_metrics(struct http_req *r);
 void api_jobs_checkpoints(struct http_req *r);
 void api_jobs_weights(struct http_req *r);
 void api_jobs_predict(struct http_req *r);
+void api_jobs_lr_finder(struct http_req *r);
 
 /* api/events.c */
 void api_events_job(struct http_req *r);

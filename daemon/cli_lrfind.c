@@ -11,6 +11,7 @@
 #include <cjson/cJSON.h>
 
 #include "core/config.h"
+#include "core/jsonnum.h"
 #include "core/lrfind.h"
 #include "core/train.h"
 #include "daemon/cli.h"
@@ -29,6 +30,8 @@ static const char USAGE[] =
     "  --stop-factor F   divergence threshold (default 4)\n"
     "  --mode M          exponential (ExponentialLR, default) or linear (LRRangeTest)\n"
     "  --csv FILE        also write step,lr,loss,smoothed rows to FILE\n"
+    "  --job             print the finder's job spec instead of running it (it can be\n"
+    "                    submitted to the service; GET /v1/jobs/{id}/lr_finder reads it)\n"
     "\n"
     "Prints {\"lr\", \"loss\", \"smoothed\", \"suggestions\", \"stopped_early\"} on stdout.\n"
     "Suggestions: steepest (fastest fall of the smoothed loss against log lr), valley (halfway\n"
@@ -105,6 +108,30 @@ static int read_request(const char *path, cJSON **out)
     return 0;
 }
 
+/* Numbers as the exact raw items of core/jsonnum, so the printed spec reads back to the same
+ * doubles (gamma's last bits decide every lr of the sweep). */
+static int exact_numbers(cJSON *j)
+{
+    for (cJSON *c = j->child; c; c = c->next) {
+        if (cJSON_IsNumber(c)) {
+            cJSON *x = json_number(c->valuedouble);
+            if (x) { /* the key moves to the new item (ReplaceItemViaPointer keeps none) */
+                x->string = c->string;
+                x->type |= c->type & cJSON_StringIsConst;
+                c->string = NULL;
+            }
+            if (!x || !cJSON_ReplaceItemViaPointer(j, c, x)) {
+                cJSON_Delete(x);
+                return -ENOMEM;
+            }
+            c = x;
+        } else if ((cJSON_IsObject(c) || cJSON_IsArray(c)) && exact_numbers(c)) {
+            return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
 static int write_csv(const char *path, const double *lr, const double *loss,
                      const double *sm, size_t n)
 {
@@ -120,6 +147,7 @@ static int write_csv(const char *path, const double *lr, const double *loss,
 int cli_lrfind(int argc, char **argv)
 {
     const char *file = NULL, *csv = NULL;
+    int print_job = 0;
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             fputs(USAGE, stdout);
@@ -130,6 +158,10 @@ int cli_lrfind(int argc, char **argv)
         return 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        if (strcmp(a, "--job") == 0) {
+            print_job = 1;
+            continue;
+        }
         if (a[0] == '-' && a[1] == '-') {
             if (i + 1 >= argc) {
                 cJSON_Delete(flags);
@@ -181,6 +213,17 @@ int cli_lrfind(int argc, char **argv)
     if (rc) {
         print_error(&e);
         return 1;
+    }
+    if (print_job) {
+        char *text = exact_numbers(spec_json) ? NULL : cJSON_Print(spec_json);
+        cJSON_Delete(spec_json);
+        if (!text) {
+            fprintf(stderr, "error: out of memory\n");
+            return 1;
+        }
+        puts(text);
+        free(text);
+        return 0;
     }
     job_spec spec;
     rc = job_spec_parse(spec_json, &spec, &e);

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import {spawnSync} from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import {BIN, removeDir, tmpDir} from './lib.mjs';
+import {BIN, api, removeDir, tmpDir, waitJob, withDaemon} from './lib.mjs';
 
 const dir = tmpDir('anneald-lrfind-');
 process.on('exit', () => removeDir(dir));
@@ -95,4 +95,42 @@ test('bad requests and command lines say what is wrong', () => {
   const h = run(['--help']);
   assert.equal(h.code, 0);
   assert.match(h.out, /--stop-factor/);
+});
+
+test('GET /v1/jobs/{id}/lr_finder reads a sweep run by the service as lr-find does', async () => {
+  const spec = run([write('iris-job.json', IRIS), '--steps', '200', '--job']);
+  assert.equal(spec.code, 0, spec.err);
+  const offline = JSON.parse(run([write('iris-200.json', IRIS), '--steps', '200']).out);
+  await withDaemon({}, async (d) => {
+    const c = await api(d.url, 'POST', '/v1/jobs', JSON.parse(spec.out));
+    assert.equal(c.status, 201, c.text);
+    await waitJob(d.url, c.json.id, (j) => j.state === 'completed');
+    const r = await api(d.url, 'GET', `/v1/jobs/${c.json.id}/lr_finder`);
+    assert.equal(r.status, 200, r.text);
+    const rep = r.json;
+    // the service's job ran every step (it has no early stop); the reading is the same
+    assert.equal(rep.lr.length, 200);
+    assert.equal(rep.from, 1);
+    assert.equal(rep.to, 200);
+    assert.equal(rep.stopped_early, true);
+    assert.deepEqual(rep.suggestions, offline.suggestions);
+    const n = offline.lr.length;
+    assert.deepEqual(rep.lr.slice(0, n), offline.lr);
+    assert.deepEqual(rep.smoothed.slice(0, n), offline.smoothed);
+    // a range: only those steps are read
+    const part = await api(d.url, 'GET', `/v1/jobs/${c.json.id}/lr_finder?from=11&to=60`);
+    assert.equal(part.status, 200);
+    assert.equal(part.json.lr.length, 50);
+    assert.equal(part.json.lr[0], rep.lr[10]);
+    assert.equal(part.json.from, 11);
+    // bad requests
+    const bad = await api(d.url, 'GET', `/v1/jobs/${c.json.id}/lr_finder?from=20&to=10`);
+    assert.equal(bad.status, 400);
+    assert.equal(bad.json.error.field, 'to');
+    const nan = await api(d.url, 'GET', `/v1/jobs/${c.json.id}/lr_finder?from=x`);
+    assert.equal(nan.status, 400);
+    assert.equal(nan.json.error.field, 'from');
+    const none = await api(d.url, 'GET', '/v1/jobs/j_999999/lr_finder');
+    assert.equal(none.status, 404);
+  });
 });

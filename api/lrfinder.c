@@ -1,0 +1,87 @@
+/* lrfinder — GET /v1/jobs/{id}/lr_finder: the learning-rate finder's reading of any job's
+ * recorded lr (group 0) and loss (core/lrfind has the rules). Runs on the thread pool. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/http.h"
+#include "api/routes.h"
+#include "core/lrfind.h"
+#include "daemon/daemon.h"
+
+typedef struct lrfinder_q {
+    int64_t from, to;
+} lrfinder_q;
+
+static void lrfinder_work(http_req *r, store_t *s)
+{
+    lrfinder_q *q = r->ctx;
+    const char *id = r->m.params[0];
+    an_err e;
+    an_err_clear(&e);
+    store_series ser;
+    memset(&ser, 0, sizeof ser);
+    /* at most LRFIND_MAX_STEPS steps are read: the range's first ones */
+    int64_t to = q->to >= 0 && q->to - q->from < LRFIND_MAX_STEPS ? q->to
+                                                                 : q->from + LRFIND_MAX_STEPS - 1;
+    int rc = store_metrics_query(s, id, q->from, to, 0, &ser, &e);
+    if (rc == -ENOENT) {
+        http_set_pending_error(r, 404, "not_found", "id", "no job with id '%.64s'", id);
+        return;
+    }
+    if (rc) {
+        const char *code;
+        unsigned st = http_status_of_store(rc, &code);
+        http_set_pending_error(r, st, code, NULL, "%s", e.message);
+        return;
+    }
+    size_t n = ser.n;
+    double *loss = malloc((n ? n : 1) * sizeof *loss), *sm = malloc((n ? n : 1) * sizeof *sm);
+    cJSON *o = NULL;
+    if (loss && sm) {
+        /* a null loss is a step whose loss was not finite: as diverged as it gets */
+        for (size_t i = 0; i < n; i++)
+            loss[i] = isfinite(ser.loss[i]) ? ser.loss[i] : INFINITY;
+        lrfind_result res;
+        memset(&res, 0, sizeof res);
+        res.steepest = res.valley = res.minimum_div_10 = NAN;
+        if (n == 0 || lrfind_analyze(ser.lr, loss, n, LRFIND_BETA, LRFIND_STOP_FACTOR, sm,
+                                     &res) == 0)
+            o = lrfind_report(ser.lr, loss, sm, n, &res);
+        if (o && n > 0 && (!cJSON_AddNumberToObject(o, "from", (double)ser.step[0]) ||
+                           !cJSON_AddNumberToObject(o, "to", (double)ser.step[n - 1]))) {
+            cJSON_Delete(o);
+            o = NULL;
+        }
+    }
+    free(loss);
+    free(sm);
+    store_series_free(&ser);
+    if (!o) {
+        http_set_pending_error(r, 503, "unavailable", NULL,
+                               "out of memory while reading the sweep of job %.64s", id);
+        return;
+    }
+    http_set_pending_json(r, 200, o);
+}
+
+void api_jobs_lr_finder(http_req *r)
+{
+    lrfinder_q *q = calloc(1, sizeof *q);
+    if (!q) {
+        http_error(r, 503, "unavailable", NULL, "out of memory");
+        return;
+    }
+    r->ctx = q;
+    r->ctx_free = free;
+    if (http_query_int(r, "from", 0, INT64_MAX / 2, 0, &q->from) ||
+        http_query_int(r, "to", -1, INT64_MAX / 2, -1, &q->to))
+        return;
+    if (q->to >= 0 && q->to < q->from) {
+        http_error(r, 400, "invalid_argument", "to", "to (%lld) must not be below from (%lld)",
+                   (long long)q->to, (long long)q->from);
+        return;
+    }
+    http_defer(r, lrfinder_work);
+}
