@@ -124,8 +124,10 @@ int lrfind_analyze(const double *lr, const double *loss, size_t n, double beta,
     out->minimum_at = imin;
     out->minimum_div_10 = lr[imin] / 10;
 
+    /* The fall is steepest on the way down: after the minimum the curve only rises, and the
+     * dips that noise makes there (a spike decaying in the average) are no advice. */
     double steepest = INFINITY;
-    for (size_t i = 0; i < m; i++) {
+    for (size_t i = 0; i <= imin; i++) {
         size_t a = i > 0 ? i - 1 : 0, b = i + 1 < m ? i + 1 : m - 1;
         double dx = log(lr[b]) - log(lr[a]);
         if (!(dx > 0))
@@ -310,6 +312,8 @@ cJSON *lrfind_report(const double *lr, const double *loss, const double *smoothe
             cJSON_AddItemToObject(sug, sn[k], x);
     }
     ok = ok && cJSON_AddBoolToObject(o, "stopped_early", r->stopped_early);
+    ok = ok && (r->stopped_early ? cJSON_AddNumberToObject(o, "diverged_at", (double)r->diverged_at)
+                                 : cJSON_AddNullToObject(o, "diverged_at"));
     for (int k = 0; k < 3; k++)
         cJSON_Delete(a[k]);
     if (!ok) {

@@ -16,13 +16,11 @@
  *  - minimum_div_10: the lr of the lowest smoothed loss, divided by 10 — the lowest point
  *    already has a rate that is about to be too large.
  *  - steepest: the lr where the smoothed loss falls fastest against log(lr) (the most negative
- *    central difference d smoothed / d log lr).
+ *    central difference d smoothed / d log lr), on the way down: among the steps up to the
+ *    lowest smoothed loss.
  *  - valley: the lr halfway through the longest descent of the smoothed loss: the longest
  *    strictly decreasing subsequence of the smoothed losses (first index a, last index b),
  *    and the step a + (b - a) / 2 in it.
- * On a badly conditioned problem (curvatures 100× apart or more) the steepest fall can come
- * from the flat directions after the sharp one has passed its limit, so `steepest` may be too
- * large there; `valley` and `minimum_div_10` are the safer picks.
  * A suggestion needs a few points: with fewer than LRFIND_MIN_POINTS usable steps none is
  * made (has_suggestions = 0). */
 #ifndef ANNEALD_LRFIND_H
@@ -99,8 +97,9 @@ typedef struct lrfind_req {
 int lrfind_request(const cJSON *body, lrfind_req *req, cJSON **spec, an_err *err);
 
 /* The answer of GET /v1/jobs/{id}/lr_finder and `anneald lr-find`: {"lr", "loss", "smoothed",
- * "suggestions": {"steepest", "valley", "minimum_div_10"}, "stopped_early"} (absent
- * suggestions as null). The arrays cover the steps analysed; every number reads back to the
+ * "suggestions": {"steepest", "valley", "minimum_div_10"}, "stopped_early", "diverged_at"}
+ * (absent suggestions as null; diverged_at: the index in the arrays of the step the loss
+ * diverged at, or null). The arrays cover the steps analysed; every number reads back to the
  * same double. NULL when out of memory. */
 cJSON *lrfind_report(const double *lr, const double *loss, const double *smoothed, size_t n,
                      const lrfind_result *r);

@@ -1,5 +1,5 @@
 // The dashboard's entry point: hash routing between the pages (#/jobs, #/job/ID, #/compare,
-// #/new). Each page module exports mount(root, route) and returns its clean-up function; the
+// #/new, #/lrfinder/ID). Each page module exports mount(root, route) and returns its clean-up function; the
 // router closes the page's event stream and charts before the next page mounts.
 import {parseHash} from './util.js';
 import {closeEvents} from './api.js';
@@ -7,8 +7,9 @@ import * as jobs from './jobs.js';
 import * as job from './job.js';
 import * as compare from './compare.js';
 import * as newjob from './newjob.js';
+import * as lrfinder from './lrfinder.js';
 
-const pages = {jobs, job, compare, new: newjob};
+const pages = {jobs, job, compare, new: newjob, lrfinder};
 const root = document.getElementById('app');
 let cleanup = null;
 

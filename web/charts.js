@@ -165,9 +165,10 @@ export class LineChart {
     const xIsTime = o.xmode === 'wall';
     const logX = o.logX && !xIsTime;
     const hasY2 = o.series.some((s) => s.scale === 'y2');
-    const series = [{label: XMODES[o.xmode] || 'x',
+    const series = [{label: XMODES[o.xmode] || o.xmode, // also 'lr': the lr finder's x
                      value: (u, v) => (v == null ? '—' : xIsTime ? new Date(v * 1000).toLocaleTimeString()
-                                        : o.xmode === 'elapsed' ? fmtElapsed(v) : fmtStep(v))}];
+                                        : o.xmode === 'elapsed' ? fmtElapsed(v)
+                                        : o.xmode === 'lr' ? fmtTick(v) : fmtStep(v))}];
     o.series.forEach((s, i) => {
       series.push({
         label: s.label,
@@ -182,7 +183,8 @@ export class LineChart {
       });
     });
     const axes = [
-      {values: xIsTime ? undefined : (u, vals) => vals.map(o.xmode === 'elapsed' ? fmtElapsed : fmtStep),
+      {values: xIsTime ? undefined
+         : (u, vals) => vals.map(o.xmode === 'elapsed' ? fmtElapsed : o.xmode === 'lr' ? fmtTick : fmtStep),
        stroke: '#6b7280', grid: {stroke: '#e5e7eb'}, ticks: {stroke: '#e5e7eb'}},
       {scale: 'y', label: o.yLabel, values: (u, vals) => vals.map(fmtTick), size: 58,
        stroke: '#6b7280', grid: {stroke: '#e5e7eb'}, ticks: {stroke: '#e5e7eb'}},

@@ -38,6 +38,7 @@ export function mount(root, route) {
     cancel: btn('cancel', 'Cancel', () => act('cancel')),
     delete: btn('delete', 'Delete', () => confirmDelete(), '.danger'),
     fork: btn('fork', 'Fork…', () => fork(state.job.last_checkpoint_step)),
+    lrfinder: btn('lrfinder', 'LR finder', () => { location.hash = '#/lrfinder/' + encodeURIComponent(id); }),
     csv: btn('csv', 'CSV', () => download(`/v1/jobs/${encodeURIComponent(id)}/metrics?format=csv`, `${id}.csv`)
       .catch((e) => toast('CSV: ' + e.message, 'error'))),
   };

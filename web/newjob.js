@@ -1,4 +1,5 @@
-// New job (#/new, or #/new?fork=ID&step=N to resume from a checkpoint with a new config):
+// New job (#/new, or #/new?fork=ID&step=N to resume from a checkpoint with a new config, or
+// #/new?from=ID&lr=X for job ID's spec at learning rate X, as the lr finder's pages open it):
 // a JSON editor with examples, a live preview of the schedule from POST /v1/schedules/preview
 // as the user types, server errors at the field they name, and submit.
 import {h, toast, debounce} from './util.js';
@@ -11,11 +12,26 @@ import {previewBody, preview} from './schedule.js';
 const DRAFT_KEY = 'anneald.draft';
 const PREVIEW_DRAW_POINTS = 4000;
 
+// Job j's spec with the optimizer lr set to `lr`: a finder's sweep schedule (ExponentialLR or
+// LRRangeTest) is dropped, any other schedule kept; the name says where it came from.
+export function atLr(j, lr) {
+  const spec = JSON.parse(JSON.stringify(j.spec || {}));
+  spec.name = `${j.name || j.id}-lr-${lr.toPrecision(3)}`;
+  delete spec.resume_from;
+  const ds = spec.ds_config || (spec.ds_config = {});
+  const opt = ds.optimizer || (ds.optimizer = {type: 'AdamW', params: {}});
+  opt.params = {...(opt.params || {}), lr};
+  if (ds.scheduler && /^(ExponentialLR|LRRangeTest)$/.test(ds.scheduler.type)) delete ds.scheduler;
+  return spec;
+}
+
 export function mount(root, route) {
   let gone = false;
   let ctl = null;           // the preview request in flight
   const forkId = route.query.get('fork');
   const forkStep = route.query.get('step');
+  const fromId = route.query.get('from');
+  const fromLr = Number(route.query.get('lr'));
 
   const editor = new JsonEditor({onInput: () => {
     status.textContent = '';
@@ -140,6 +156,16 @@ export function mount(root, route) {
   }
 
   (async () => {
+    if (fromId && Number.isFinite(fromLr) && fromLr > 0) {
+      try {
+        const j = await api('GET', `/v1/jobs/${encodeURIComponent(fromId)}`);
+        if (!gone) load(atLr(j, fromLr));
+      } catch (e) {
+        toast('from ' + fromId + ': ' + e.message, 'error');
+        load(EXAMPLES[0].spec);
+      }
+      return;
+    }
     if (forkId) {
       try {
         const j = await api('GET', `/v1/jobs/${encodeURIComponent(forkId)}`);

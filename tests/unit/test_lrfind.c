@@ -78,6 +78,26 @@ static void test_suggestions_on_a_valley(void **state)
     assert_int_equal(r.valley_at, r.minimum_at / 2);           /* halfway through it */
 }
 
+/* After the lowest point, a spike that falls back makes the steepest slope of the whole curve;
+ * it is no advice, and steepest stays on the way down. */
+static void test_steepest_is_on_the_way_down(void **state)
+{
+    (void)state;
+    enum { N = 30 };
+    double lr[N], loss[N], s[N];
+    for (int i = 0; i < N; i++) {
+        lr[i] = pow(10, -4 + i * 0.2);
+        loss[i] = i <= 15 ? 5 - 0.2 * i : 2 + 0.1 * (i - 15); /* down to 2 at i = 15, then up */
+    }
+    loss[20] = 9; /* the spike; falling back from it is the steepest slope of all */
+    lrfind_result r;
+    assert_int_equal(lrfind_analyze(lr, loss, N, 0.0, 100.0, s, &r), 0);
+    assert_false(r.stopped_early);
+    assert_int_equal(r.minimum_at, 15);
+    assert_true(r.steepest_at <= r.minimum_at);
+    assert_true(r.steepest < lr[15]);
+}
+
 static void test_bad_arguments_and_short_sweeps(void **state)
 {
     (void)state;
@@ -372,6 +392,7 @@ int main(void)
         cmocka_unit_test(test_smoothing_is_debiased_ema),
         cmocka_unit_test(test_divergence_rule),
         cmocka_unit_test(test_suggestions_on_a_valley),
+        cmocka_unit_test(test_steepest_is_on_the_way_down),
         cmocka_unit_test(test_bad_arguments_and_short_sweeps),
         cmocka_unit_test(test_suggestions_in_the_analytic_range),
         cmocka_unit_test(test_finder_job_sweeps_its_range),

@@ -1,0 +1,94 @@
+// The learning-rate finder in the dashboard (headless Chromium): a finder job's page draws loss
+// against lr with the suggestions marked, and "Use this lr" opens the New-job form with the
+// job's spec at that lr, which submits as a job training at exactly that rate.
+import {test} from 'node:test';
+import assert from 'node:assert/strict';
+import {spawnSync} from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import {chromium} from 'playwright-core';
+import {BIN, api, removeDir, tmpDir, waitFor, waitJob, withDaemon} from './lib.mjs';
+
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+              '--disable-component-update', '--no-first-run', '--disable-quic', '--disable-sync'];
+const SHOTS = 'build/screenshots';
+
+const IRIS = {
+  name: 'iris', seed: 3, steps: 500,
+  model: {type: 'mlp', inputs: 4, hidden: [16], outputs: 3},
+  loss: 'cross_entropy', data: {type: 'builtin', name: 'iris'},
+  ds_config: {train_batch_size: 16, optimizer: {type: 'AdamW', params: {lr: 0.001}},
+              scheduler: {type: 'WarmupLR', params: {warmup_num_steps: 10}}},
+};
+
+test('find → pick → submit in the browser', async () => {
+  const dir = tmpDir('anneald-lrf-browser-');
+  const file = path.join(dir, 'iris.json');
+  fs.writeFileSync(file, JSON.stringify(IRIS));
+  const finder = spawnSync(BIN, ['lr-find', file, '--steps', '150', '--job'], {encoding: 'utf8'});
+  assert.equal(finder.status, 0, finder.stderr);
+  const profile = tmpDir('anneald-chromium-');
+  const ctx = await chromium.launchPersistentContext(profile, {executablePath: CHROMIUM, headless: true,
+                                                               args: ARGS, viewport: {width: 1280, height: 800}});
+  const errors = [];
+  try {
+    await withDaemon({}, async (d) => {
+      const c = await api(d.url, 'POST', '/v1/jobs', JSON.parse(finder.stdout));
+      assert.equal(c.status, 201, c.text);
+      const id = c.json.id;
+      await waitJob(d.url, id, (j) => j.state === 'completed');
+      const want = (await api(d.url, 'GET', `/v1/jobs/${id}/lr_finder`)).json;
+
+      const page = ctx.pages()[0] || await ctx.newPage();
+      page.on('pageerror', (e) => errors.push(e.message));
+      // from the job page, the LR finder button
+      await page.goto(`${d.url}/#/job/${id}`);
+      await page.click('#btn-lrfinder');
+      await page.waitForSelector('#page-lrfinder');
+      const drawn = await waitFor(() => page.evaluate(() => {
+        const u = window.__anneald.charts.lrfinder;
+        return u && u.data[0].length ? {labels: u.series.map((s) => s.label), x: Array.from(u.data[0]),
+                                        marks: u.data.slice(3).map((a) => Array.from(a).filter((v) => v != null).length)}
+          : null;
+      }), {what: 'the finder chart'});
+      assert.deepEqual(drawn.labels.slice(1), ['loss', 'smoothed', 'steepest', 'valley', 'minimum_div_10']);
+      assert.deepEqual(drawn.x, want.lr.slice(0, want.diverged_at + 1)); // up to the divergence
+      // steepest and valley are points of the sweep and are marked on it; minimum/10 lies
+      // between steps, so it has no point of its own
+      assert.equal(drawn.marks[0], 1);
+      assert.equal(drawn.marks[1], 1);
+      for (const k of ['steepest', 'valley', 'minimum_div_10']) {
+        const t = await page.textContent(`[data-testid="lrf-${k}"] code`);
+        assert.equal(Number(t).toPrecision(3), Number(want.suggestions[k]).toPrecision(3), k);
+      }
+      fs.mkdirSync(SHOTS, {recursive: true});
+      await page.screenshot({path: path.join(SHOTS, 'lrfinder.png')});
+
+      // pick the valley: the New-job form holds the spec at that lr without the sweep
+      await page.click('#use-valley');
+      await page.waitForSelector('#page-new');
+      const spec = await waitFor(async () => {
+        const text = await page.inputValue('#spec-editor');
+        try { const s = JSON.parse(text); return s.name && s.name.startsWith('iris') ? s : null; } catch { return null; }
+      }, {what: 'the prefilled spec'});
+      assert.equal(spec.ds_config.optimizer.params.lr, want.suggestions.valley);
+      assert.equal(spec.ds_config.scheduler, undefined);
+      assert.equal(spec.steps, 150);
+      await page.click('#submit-job');
+      await page.waitForFunction(() => /^#\/job\/j_/.test(location.hash));
+      const newId = decodeURIComponent((await page.evaluate(() => location.hash)).slice('#/job/'.length));
+      assert.notEqual(newId, id);
+      const job = await waitJob(d.url, newId, (j) => j.step >= 1);
+      const m = await api(d.url, 'GET', `/v1/jobs/${newId}/metrics?from=1&to=1`);
+      assert.equal(m.json.lr[0][0], want.suggestions.valley);   // it trains at exactly that lr
+      assert.equal(job.spec.ds_config.optimizer.params.lr, want.suggestions.valley);
+      await api(d.url, 'POST', `/v1/jobs/${newId}/cancel`, {});
+    });
+    assert.deepEqual(errors, []);
+  } finally {
+    await ctx.close();
+    removeDir(profile);
+    removeDir(dir);
+  }
+});

@@ -1,0 +1,88 @@
+// The learning-rate finder of a job (#/lrfinder/ID): its loss and smoothed loss against the lr
+// (log x) from GET /v1/jobs/{id}/lr_finder, the three suggestions marked on the curve, and a
+// button per suggestion that opens the New-job form with the job's spec at that lr.
+import {h, fmtNum, toast} from './util.js';
+import {api} from './api.js';
+import {LineChart} from './charts.js';
+
+const RULES = {
+  steepest: 'where the smoothed loss falls fastest against log(lr)',
+  valley: 'halfway through the longest descent of the smoothed loss',
+  minimum_div_10: 'the lr of the lowest smoothed loss, divided by 10',
+};
+const COLORS = {steepest: '#dc2626', valley: '#16a34a', minimum_div_10: '#9333ea'};
+
+// The longest prefix whose lr grows step by step: the part a loss-against-lr chart can show.
+export function growingPrefix(lr) {
+  let n = lr.length ? 1 : 0;
+  while (n < lr.length && lr[n] > lr[n - 1]) n++;
+  return n;
+}
+
+export function mount(root, route) {
+  const id = route.parts[1];
+  let gone = false;
+  const chartEl = h('div.chart#chart-lrfinder', {'data-testid': 'chart-lrfinder'});
+  const msg = h('p.muted.small#lrfinder-status', {'data-testid': 'lrfinder-status', text: 'reading the sweep…'});
+  const picks = h('div.lrf-picks#lrfinder-picks', {'data-testid': 'lrfinder-picks'});
+  root.append(h('section.page#page-lrfinder', {'data-job-id': id},
+    h('div.toolbar', null, h('h1', {text: 'Learning-rate finder'}), h('span.grow'),
+      h('a', {href: '#/job/' + encodeURIComponent(id), text: '← ' + id})),
+    h('div.card', null, chartEl, msg),
+    h('div.card', null, h('h2', {text: 'Suggestions'}), picks)));
+  const chart = new LineChart(chartEl, {name: 'lrfinder', xmode: 'lr', logX: true, height: 340,
+                                        yLabel: 'loss', series: []});
+
+  (async () => {
+    let rep;
+    try {
+      rep = await api('GET', `/v1/jobs/${encodeURIComponent(id)}/lr_finder`);
+    } catch (e) {
+      if (!gone) { msg.textContent = 'lr finder: ' + e.message; msg.classList.add('error'); }
+      return;
+    }
+    if (gone) return;
+    // up to the step the loss diverged at (included): what comes after only squashes the scale
+    const upto = rep.diverged_at == null ? rep.lr.length : rep.diverged_at + 1;
+    const n = Math.min(growingPrefix(rep.lr), upto);
+    const x = rep.lr.slice(0, n);
+    const mark = (v) => {
+      const a = new Array(n).fill(null);
+      const i = x.indexOf(v);
+      if (i >= 0) a[i] = rep.smoothed[i];
+      return a;
+    };
+    const sug = rep.suggestions || {};
+    const keys = Object.keys(RULES).filter((k) => sug[k] != null);
+    chart.opts.series = [
+      {label: 'loss', color: '#9ca3af', width: 1},
+      {label: 'smoothed', color: '#2563eb', width: 2},
+      ...keys.map((k) => ({label: k, color: COLORS[k], width: 0, points: true})),
+    ];
+    // raw losses drawn up to 1.5× the smoothed curve's top: a single spike would flatten it
+    const cap = 1.5 * Math.max(...rep.smoothed.slice(0, n).filter(Number.isFinite));
+    chart.raw = [x, rep.loss.slice(0, n).map((v) => (Number.isFinite(v) ? Math.min(v, cap) : null)),
+                 rep.smoothed.slice(0, n), ...keys.map((k) => mark(sug[k]))];
+    chart.build();
+    window.__anneald.lrfinder = rep;
+    msg.textContent = `${rep.lr.length.toLocaleString('en-US')} steps read` +
+      (n < upto ? `; the lr stops growing after step ${n}, so the chart shows the first ${n}` : '') +
+      (rep.stopped_early ? `; the loss diverged at step ${rep.diverged_at + 1} (lr ${fmtNum(rep.lr[rep.diverged_at])}):` +
+                           ' the chart and the suggestions end there' : '');
+    if (!keys.length) {
+      picks.append(h('p.empty', {text: 'Too few steps before the loss diverged to suggest a learning rate.'}));
+      return;
+    }
+    for (const k of keys) {
+      picks.append(h('div.lrf-pick', {'data-testid': 'lrf-' + k},
+        h('span.swatch', {style: `background:${COLORS[k]}`}),
+        h('b', {text: k.replace(/_/g, ' ') + ' '}),
+        h('code', {text: fmtNum(sug[k])}),
+        h('span.muted.small', {text: ' — ' + RULES[k] + ' '}),
+        h(`button#use-${k}`, {'data-testid': 'use-' + k, text: 'Use this lr',
+          onclick: () => { location.hash = `#/new?from=${encodeURIComponent(id)}&lr=${sug[k]}`; }})));
+    }
+  })().catch((e) => toast('lr finder: ' + e.message, 'error'));
+
+  return () => { gone = true; chart.destroy(); };
+}
