@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "api/reqguard.h"
 #include "api/routes.h"
 #include "core/config.h"
 #include "daemon/daemon.h"
@@ -291,28 +292,6 @@ static int authorized(http_req *r)
     return 0;
 }
 
-/* Media type check for bodies: JSON routes take JSON (or curl's default form type, since
- * `curl -d @job.json` sends that); dataset uploads take CSV or plain bytes. */
-static int media_ok(http_req *r, char *want, size_t wantsz)
-{
-    const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Type");
-    if (!ct || !*ct)
-        return 1;
-    size_t n = strcspn(ct, ";");
-    while (n > 0 && ct[n - 1] == ' ')
-        n--;
-#define IS(s) (n == sizeof(s) - 1 && strncasecmp(ct, s, n) == 0)
-    if (r->m.route->body == BODY_JSON) {
-        snprintf(want, wantsz, "application/json");
-        return IS("application/json") || IS("application/x-www-form-urlencoded") ||
-               IS("text/plain");
-    }
-    snprintf(want, wantsz, "text/csv");
-    return IS("text/csv") || IS("text/plain") || IS("application/octet-stream") ||
-           IS("application/x-www-form-urlencoded") || IS("application/csv");
-#undef IS
-}
-
 static void queue_pending(http_req *r)
 {
     struct MHD_Response *resp = r->pending;
@@ -324,6 +303,8 @@ static void queue_pending(http_req *r)
 static int first_call(http_req *r)
 {
     daemon_t *d = r->d;
+    if (reqguard_head(r))
+        return 1;
     int rc = router_match(api_routes, api_nroutes, r->method, r->path, &r->m);
     if (rc == -ENOENT) {
         http_error(r, 404, "not_found", NULL, "no such path: %.256s", r->path);
@@ -353,15 +334,8 @@ static int first_call(http_req *r)
         return 1;
     }
     r->limit = r->m.route->body == BODY_CSV ? d->opts->max_body_dataset : d->opts->max_body_json;
-    if (r->m.route->body != BODY_NONE) {
-        char want[32];
-        if (!media_ok(r, want, sizeof want)) {
-            const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Type");
-            http_error(r, 415, "unsupported_media_type", "Content-Type",
-                       "Content-Type %s was expected, got '%.64s'", want, ct ? ct : "");
-            return 1;
-        }
-    }
+    if (r->m.route->body != BODY_NONE && reqguard_media(r))
+        return 1;
     const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Length");
     if (cl) {
         char *end = NULL;
@@ -443,6 +417,8 @@ enum MHD_Result http_access(void *cls, struct MHD_Connection *c, const char *url
                    r->limit);
         return MHD_YES;
     }
+    if (r->m.route->body == BODY_CSV && reqguard_body_text(r))
+        return MHD_YES;
     r->m.route->handler(r);
     return MHD_YES;
 }

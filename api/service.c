@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/conns.h"
 #include "api/http.h"
 #include "api/routes.h"
 #include "daemon/daemon.h"
@@ -80,6 +81,10 @@ void api_prometheus(http_req *r)
     tb_printf(&b, "# HELP anneald_sse_clients Open Server-Sent Events streams.\n"
                   "# TYPE anneald_sse_clients gauge\nanneald_sse_clients %d\n",
               d->hub.nclients);
+    char *conn_text = conns_metrics_text(d); /* connections and refusals (api/conns.c) */
+    if (conn_text)
+        tb_printf(&b, "%s", conn_text);
+    free(conn_text);
     tb_printf(&b, "# HELP anneald_sse_events_total Events written to streams.\n"
                   "# TYPE anneald_sse_events_total counter\nanneald_sse_events_total %" PRIu64 "\n",
               d->hub.events_sent);

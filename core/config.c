@@ -13,6 +13,7 @@
 #include "core/cfgval.h"
 #include "core/config_data.h"
 #include "core/config_model.h"
+#include "core/jsonstrict.h"
 #include "core/sched.h"
 
 /* sched_env carries group 0 plus every param_groups entry. */
@@ -117,6 +118,8 @@ int json_parse_text(const char *text, size_t len, cJSON **out, an_err *err)
         start++;
     if (start == len)
         return an_fail(err, "", "empty body: expected a JSON object");
+    if (json_strict_check(text, len, err)) /* what cJSON is lax about (jsonstrict.h) */
+        return -EINVAL;
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithLengthOpts(text, len, &end, 0);
     if (!j)

@@ -52,6 +52,10 @@ typedef struct daemon {
 
     /* Stats for /metrics (loop thread) */
     uint64_t http_by_code[600];    /* requests answered, by status code */
+    uint64_t refused_host;         /* 421: a Host that does not name the daemon (api/guard.h) */
+    uint64_t refused_origin;       /* 403: a foreign Origin */
+    uint64_t refused_media;        /* 415: a body of the wrong Content-Type */
+    uint64_t refused_headers;      /* 400: a framing or auth header sent twice */
 } daemon_t;
 
 /* Runs the service until SIGTERM/SIGINT; returns the exit status (0 after a clean stop). */

@@ -25,6 +25,7 @@
 
 #include "api/http.h"
 #include "daemon/notify.h"
+#include "store/lock.h"
 
 static int log_level = LOG_INFO;
 
@@ -193,6 +194,12 @@ int daemon_run(const daemon_opts *opts)
 
     an_err e;
     an_err_clear(&e);
+    /* One daemon per store (store/lock.h): held until the process ends. */
+    static store_lock lock = {-1};
+    if (store_lock_take(&lock, opts->db, &e)) {
+        fprintf(stderr, "anneald: %s\n", e.message);
+        return 1;
+    }
     int rc = store_open(&d->store, opts->db, &e);
     if (rc) {
         fprintf(stderr, "anneald: cannot open the store %s: %s\n", opts->db, e.message);
@@ -280,6 +287,7 @@ int daemon_run(const daemon_opts *opts)
     sse_hub_close(&d->hub);
     store_maintain(&d->store, NULL);
     store_close(&d->store);
+    store_lock_release(&lock);
     daemon_log(LOG_INFO, "stopped");
     return d->exit_code;
 }

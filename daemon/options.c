@@ -30,7 +30,7 @@ const char *options_usage(void)
     return "usage: anneald [--listen HOST:PORT] [--db PATH] [--workers N] [--token-file PATH]\n"
            "               [--log-level error|warn|info|debug] [--web-root DIR]\n"
            "               [--max-body-json BYTES] [--max-body-dataset BYTES]\n"
-           "               [--max-job-memory BYTES]\n"
+           "               [--max-job-memory BYTES] [--allow-host NAMES]\n"
            "       anneald check FILE|- [--max-job-memory BYTES]\n"
            "       anneald preview FILE|- [--steps N] [--param-group-lr X]... [--format json|csv]\n"
            "       anneald train JOB.json [--steps N] [--metrics-csv F] [--weights-json F]\n"
@@ -41,6 +41,8 @@ const char *options_usage(void)
            "  --db PATH            SQLite store, created if missing (default anneald.db)\n"
            "  --workers N          jobs trained at once (default: number of cores)\n"
            "  --token-file PATH    require 'Authorization: Bearer <token>' (required off loopback)\n"
+           "  --allow-host NAMES   host names (comma-separated) the Host header may carry besides\n"
+           "                       the listening address and localhost (e.g. a proxy's name)\n"
            "  --log-level LEVEL    error, warn, info (default) or debug\n"
            "  --web-root DIR       serve the dashboard from DIR instead of the built-in copy\n"
            "  --max-body-json N    largest JSON request body in bytes (default 1048576)\n"
@@ -116,6 +118,38 @@ static int read_token(daemon_opts *o, char *msg, size_t msgsz)
         return -EINVAL;
     }
     return 0;
+}
+
+/* --allow-host NAME[,NAME…]: host names (no port, no scheme) the daemon answers to besides
+ * its own address and "localhost", e.g. the name a reverse proxy forwards. */
+static int add_allow_hosts(daemon_opts *o, const char *val, char *msg, size_t msgsz)
+{
+    const char *p = val;
+    for (;;) {
+        size_t n = strcspn(p, ",");
+        int ok = n > 0 && n < sizeof o->allow_hosts[0];
+        for (size_t i = 0; ok && i < n; i++) {
+            char c = p[i];
+            ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '.' || c == '-' || c == '_' || c == ':';
+        }
+        if (!ok) {
+            snprintf(msg, msgsz, "--allow-host expects host names separated by commas (letters, "
+                     "digits, '.', '-'; no port or scheme), got '%s'", val);
+            return -EINVAL;
+        }
+        if (o->nallow_hosts >= (int)(sizeof o->allow_hosts / sizeof o->allow_hosts[0])) {
+            snprintf(msg, msgsz, "--allow-host: at most %d names",
+                     (int)(sizeof o->allow_hosts / sizeof o->allow_hosts[0]));
+            return -EINVAL;
+        }
+        memcpy(o->allow_hosts[o->nallow_hosts], p, n);
+        o->allow_hosts[o->nallow_hosts][n] = '\0';
+        o->nallow_hosts++;
+        if (!p[n])
+            return 0;
+        p += n + 1;
+    }
 }
 
 int options_parse(int argc, char **argv, daemon_opts *o, const char **what, char *msg,
@@ -207,6 +241,9 @@ int options_parse(int argc, char **argv, daemon_opts *o, const char **what, char
                 o->max_body_json = (size_t)v;
             else
                 o->max_body_dataset = (size_t)v;
+        } else if (strcmp(name, "--allow-host") == 0) {
+            if (add_allow_hosts(o, val, msg, msgsz))
+                return -EINVAL;
         } else if (strcmp(name, "--max-job-memory") == 0) {
             if (mem_parse_size(val, &o->max_job_memory)) {
                 snprintf(msg, msgsz, "--max-job-memory expects a size in bytes with an optional "

@@ -23,6 +23,8 @@ typedef struct daemon_opts {
     char web_root[OPT_PATH_MAX]; /* "" = serve the embedded dashboard */
     size_t max_body_json;        /* bytes; larger JSON bodies get 413 */
     size_t max_body_dataset;     /* bytes; larger dataset uploads get 413 */
+    char allow_hosts[16][256];   /* --allow-host: more names the Host header may carry */
+    int nallow_hosts;
     uint64_t max_job_memory;     /* bytes a job may need (core/memest.h); larger specs get 422;
                                     0 = no cap */
 } daemon_opts;

@@ -1,0 +1,148 @@
+/* guard — Host, Origin and Content-Type checks, and UTF-8 validation (see guard.h). */
+#include "api/guard.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/router.h"
+
+/* Splits "name[:port]" / "[v6][:port]" into the name (no brackets, no trailing dot).
+ * Returns 0, or -1 when it is malformed. */
+static int host_name(const char *h, size_t n, char *name, size_t cap)
+{
+    const char *s = h, *e;
+    if (n == 0)
+        return -1;
+    if (*s == '[') {
+        e = memchr(s, ']', n);
+        if (!e)
+            return -1;
+        const char *rest = e + 1;
+        size_t rn = n - (size_t)(rest - h);
+        if (rn > 0 && *rest != ':')
+            return -1;
+        s++;
+    } else {
+        e = memchr(s, ':', n);
+        if (!e)
+            e = h + n;
+    }
+    /* The port, if any, is digits only. */
+    const char *p = (*h == '[') ? memchr(h, ']', n) + 1 : e;
+    if (p < h + n) {
+        if (*p != ':' || p + 1 == h + n)
+            return -1;
+        for (const char *q = p + 1; q < h + n; q++)
+            if (*q < '0' || *q > '9')
+                return -1;
+    }
+    size_t len = (size_t)(e - s);
+    if (len > 0 && s[len - 1] == '.' && *h != '[')
+        len--;
+    if (len == 0 || len >= cap)
+        return -1;
+    memcpy(name, s, len);
+    name[len] = '\0';
+    return 0;
+}
+
+static int is_ip_literal(const char *name)
+{
+    unsigned char buf[16];
+    return inet_pton(AF_INET, name, buf) == 1 || inet_pton(AF_INET6, name, buf) == 1;
+}
+
+static int same_address(const char *a, const char *b)
+{
+    unsigned char x[16], y[16];
+    if (inet_pton(AF_INET, a, x) == 1 && inet_pton(AF_INET, b, y) == 1)
+        return memcmp(x, y, 4) == 0;
+    if (inet_pton(AF_INET6, a, x) == 1 && inet_pton(AF_INET6, b, y) == 1)
+        return memcmp(x, y, 16) == 0;
+    return 0;
+}
+
+static int is_wildcard(const char *listen)
+{
+    return strcmp(listen, "0.0.0.0") == 0 || same_address(listen, "::");
+}
+
+static int allowed_name(const guard_cfg *g, const char *name)
+{
+    for (int i = 0; i < g->nallow; i++)
+        if (strcasecmp(g->allow[i], name) == 0)
+            return 1;
+    return 0;
+}
+
+int guard_host(const guard_cfg *g, const char *host)
+{
+    if (!host)
+        return 0;
+    char name[GUARD_NAME_MAX];
+    if (host_name(host, strlen(host), name, sizeof name))
+        return -1;
+    if (strcasecmp(name, "localhost") == 0 || allowed_name(g, name))
+        return 0;
+    if (!is_ip_literal(name))
+        return -1; /* a DNS name we were not told about: how rebinding looks */
+    if (is_wildcard(g->listen) || same_address(name, g->listen))
+        return 0;
+    /* "localhost" listens on 127.0.0.1; a client may still write the literal. */
+    if (strcmp(g->listen, "localhost") == 0 && same_address(name, "127.0.0.1"))
+        return 0;
+    return -1;
+}
+
+int guard_origin(const guard_cfg *g, const char *origin, const char *host)
+{
+    if (!origin)
+        return 0;
+    const char *hp;
+    if (strncasecmp(origin, "http://", 7) == 0)
+        hp = origin + 7;
+    else if (strncasecmp(origin, "https://", 8) == 0)
+        hp = origin + 8;
+    else
+        return -1; /* "null" (sandboxed frames, file: pages) or nonsense */
+    size_t n = strlen(hp);
+    if (n == 0 || strpbrk(hp, "/?#@ "))
+        return -1;
+    if (host && strcasecmp(hp, host) == 0)
+        return 0;
+    char name[GUARD_NAME_MAX];
+    if (host_name(hp, n, name, sizeof name))
+        return -1;
+    return allowed_name(g, name) ? 0 : -1;
+}
+
+/* 1 when the media type of `ct` (before any ';' parameters) is `type`. */
+static int media_is(const char *ct, const char *type)
+{
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
+    size_t n = strcspn(ct, ";");
+    while (n > 0 && (ct[n - 1] == ' ' || ct[n - 1] == '\t'))
+        n--;
+    return n == strlen(type) && strncasecmp(ct, type, n) == 0;
+}
+
+int guard_media(int body_kind, const char *ct, int has_body, char *want, size_t wantsz)
+{
+    if (body_kind == BODY_JSON) {
+        snprintf(want, wantsz, "application/json");
+        if (!ct || !*ct)
+            return has_body ? -1 : 0;
+        return media_is(ct, "application/json") ? 0 : -1;
+    }
+    if (body_kind == BODY_CSV) {
+        snprintf(want, wantsz, "text/csv or text/plain");
+        if (!ct || !*ct)
+            return has_body ? -1 : 0;
+        return media_is(ct, "text/csv") || media_is(ct, "text/plain") ? 0 : -1;
+    }
+    snprintf(want, wantsz, "no body");
+    return 0;
+}

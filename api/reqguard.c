@@ -1,0 +1,147 @@
+/* reqguard — the checks of api/guard.h applied to one MHD request, plus the header and
+ * argument hygiene every request gets before its route runs:
+ *   - a framing or credential header given twice (Host, Content-Length, Transfer-Encoding,
+ *     Authorization, Content-Type, Origin) is refused: two parsers in a chain (a proxy and
+ *     us) could each take a different one;
+ *   - query arguments must be valid UTF-8 without NUL (a %00 would cut a stored name). */
+#include "api/reqguard.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/guard.h"
+#include "core/jsonstrict.h"
+#include "daemon/daemon.h"
+
+static const char *const single[] = {"Host", "Content-Length", "Transfer-Encoding",
+                                     "Authorization", "Content-Type", "Origin"};
+#define NSINGLE (sizeof single / sizeof single[0])
+
+typedef struct hdr_count {
+    int n[NSINGLE];
+} hdr_count;
+
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    (void)kind;
+    (void)value;
+    hdr_count *c = cls;
+    for (size_t i = 0; i < NSINGLE; i++)
+        if (key && strcasecmp(key, single[i]) == 0)
+            c->n[i]++;
+    return MHD_YES;
+}
+
+typedef struct arg_check {
+    char bad[64];
+} arg_check;
+
+static enum MHD_Result check_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 size_t key_size, const char *value, size_t value_size)
+{
+    (void)kind;
+    arg_check *a = cls;
+    if (!utf8_valid(key, key_size, NULL) || (value && !utf8_valid(value, value_size, NULL))) {
+        snprintf(a->bad, sizeof a->bad, "%.*s", (int)(key_size > 40 ? 40 : key_size), key);
+        /* The name itself may be the bad part: keep only printable ASCII of it. */
+        for (char *p = a->bad; *p; p++)
+            if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7F)
+                *p = '?';
+        return MHD_NO;
+    }
+    return MHD_YES;
+}
+
+int reqguard_has_body(struct MHD_Connection *c)
+{
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+    if (MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding"))
+        return 1;
+    return cl && strspn(cl, " 0") != strlen(cl);
+}
+
+static guard_cfg cfg_of(const daemon_t *d)
+{
+    guard_cfg g = {d->opts->host, (const char (*)[GUARD_NAME_MAX])d->opts->allow_hosts,
+                   d->opts->nallow_hosts};
+    return g;
+}
+
+int reqguard_head(http_req *r)
+{
+    struct MHD_Connection *c = r->conn;
+    hdr_count hc;
+    memset(&hc, 0, sizeof hc);
+    MHD_get_connection_values(c, MHD_HEADER_KIND, count_header, &hc);
+    for (size_t i = 0; i < NSINGLE; i++) {
+        if (hc.n[i] > 1) {
+            r->d->refused_headers++;
+            http_error(r, 400, "invalid_argument", single[i],
+                       "the %s header was sent %d times; it may be sent once", single[i],
+                       hc.n[i]);
+            return 1;
+        }
+    }
+    guard_cfg g = cfg_of(r->d);
+    const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
+    if (guard_host(&g, host)) {
+        r->d->refused_host++;
+        http_error(r, 421, "misdirected", "Host",
+                   "this daemon does not answer to the host '%.128s' (it answers to its "
+                   "listening address and localhost; add names with --allow-host)", host);
+        return 1;
+    }
+    const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+    if (guard_origin(&g, origin, host)) {
+        r->d->refused_origin++;
+        http_error(r, 403, "forbidden", "Origin",
+                   "requests from the web origin '%.128s' are refused: only the daemon's own "
+                   "pages may call the API from a browser", origin);
+        return 1;
+    }
+    arg_check ac;
+    ac.bad[0] = '\0';
+    MHD_get_connection_values_n(c, MHD_GET_ARGUMENT_KIND, check_arg, &ac);
+    if (ac.bad[0]) {
+        http_error(r, 400, "invalid_argument", ac.bad,
+                   "the query argument '%s' is not valid UTF-8 or holds a NUL byte", ac.bad);
+        return 1;
+    }
+    return 0;
+}
+
+int reqguard_media(http_req *r)
+{
+    char want[48];
+    const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Type");
+    if (guard_media(r->m.route->body, ct, reqguard_has_body(r->conn), want, sizeof want)) {
+        r->d->refused_media++;
+        http_error(r, 415, "unsupported_media_type", "Content-Type",
+                   "Content-Type %s was expected, got '%.64s'", want, ct ? ct : "(none)");
+        return 1;
+    }
+    return 0;
+}
+
+int reqguard_body_text(http_req *r)
+{
+    size_t bad = 0;
+    if (!r->body || utf8_valid(r->body, r->len, &bad))
+        return 0;
+    int line = 1;
+    size_t col = 1;
+    for (size_t i = 0; i < bad; i++) {
+        if (r->body[i] == '\n') {
+            line++;
+            col = 1;
+        } else if (((unsigned char)r->body[i] & 0xC0) != 0x80) {
+            col++;
+        }
+    }
+    http_error(r, 400, "invalid_argument", "body",
+               "the body is not valid UTF-8 text or holds a NUL byte: byte %zu (line %d, "
+               "column %zu)", bad, line, col);
+    return 1;
+}

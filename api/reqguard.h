@@ -1,0 +1,22 @@
+/* reqguard — Host/Origin/Content-Type checks (api/guard.h) and header/argument hygiene,
+ * applied to one request on its first call (api/http.c). Each function answers the request
+ * itself and returns 1 when it refused it, 0 when the request may go on. */
+#ifndef ANNEALD_REQGUARD_H
+#define ANNEALD_REQGUARD_H
+
+#include "api/http.h"
+
+/* Before routing: a duplicated framing/auth header (400), a foreign Host (421), a foreign
+ * Origin (403), a query argument that is not UTF-8 or holds a NUL (400). */
+int reqguard_head(http_req *r);
+
+/* After routing: the body's media type against the route's (415). */
+int reqguard_media(http_req *r);
+
+/* Before a text body's handler runs: the body must be UTF-8 without NUL (400). */
+int reqguard_body_text(http_req *r);
+
+/* 1 when the request announces a body (Content-Length > 0 or Transfer-Encoding). */
+int reqguard_has_body(struct MHD_Connection *c);
+
+#endif

@@ -1,0 +1,31 @@
+/* lock — one daemon per store.
+ *
+ * DESIGN ("One store, one daemon")
+ * Two daemons on one database would each re-queue the other's running jobs at start and
+ * train them twice. The daemon takes a POSIX write lock (fcntl F_SETLK) on a lock file beside
+ * the database, "<db>.lock", before it opens the store, and holds it for its whole life; a
+ * second daemon fails to take it and exits at once naming the holder's pid (F_GETLK, and the
+ * pid written into the file).
+ * Why a lock file and not SQLite's locking_mode=EXCLUSIVE: the daemon itself uses several
+ * connections to the database (the loop's, one per worker, the request pool's), which an
+ * exclusive connection would lock out, and an exclusive lock would also keep `sqlite3` and
+ * backups from reading a live store. The kernel drops the lock when the process ends, even by
+ * kill -9, so a stale file never blocks a restart; the file is left in place (removing it
+ * would let a starting daemon lock a file that is no longer the one others open). */
+#ifndef ANNEALD_STORE_LOCK_H
+#define ANNEALD_STORE_LOCK_H
+
+#include "core/err.h"
+
+typedef struct store_lock {
+    int fd; /* -1 when not held */
+} store_lock;
+
+/* Takes the lock of the store at `db_path`. 0; -EBUSY when another process holds it (the
+ * message names its pid); another negative errno when the lock file cannot be made. */
+int store_lock_take(store_lock *l, const char *db_path, an_err *err);
+
+/* Lets go of the lock (the process ending does the same). */
+void store_lock_release(store_lock *l);
+
+#endif

@@ -1,0 +1,122 @@
+/* Tests for core/jsonstrict: the strict-number and UTF-8/NUL checks that run before cJSON,
+ * and json_parse_text refusing what cJSON alone would accept. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "core/config.h"
+#include "core/jsonstrict.h"
+
+static int check(const char *text, an_err *e)
+{
+    an_err_clear(e);
+    return json_strict_check(text, strlen(text), e);
+}
+
+static void test_numbers(void **state)
+{
+    (void)state;
+    an_err e;
+    const char *good[] = {"{\"a\":0}", "{\"a\":-0}", "{\"a\":10}", "{\"a\":1.5}", "{\"a\":-0.25e-3}",
+                          "{\"a\":1E+9}", "{\"a\":[1,2,3]}", "{\"a\":\"01 is fine in a string\"}",
+                          "{\"a\":true,\"b\":null}"};
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+        assert_int_equal(check(good[i], &e), 0);
+    struct { const char *text, *field, *why; } bad[] = {
+        {"{\"steps\": 01}", "steps", "leading zeros"},
+        {"{\"a\": {\"lr\": 1.}}", "a.lr", "decimal point"},
+        {"{\"a\": [1, 1.e5]}", "a[1]", "decimal point"},
+        {"{\"a\": -}", "a", "minus"},
+        {"{\"a\": 1e}", "a", "exponent"},
+        {"{\"a\": 1e+}", "a", "exponent"},
+        {"{\"a\": -01.5}", "a", "leading zeros"},
+        {"{\"a\": 1-2}", "a", "unexpected"},
+        {"{\"a\": [{\"b\": [0, 00]}]}", "a[0].b[1]", "leading zeros"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        int rc = check(bad[i].text, &e);
+        assert_int_equal(rc, -EINVAL);
+        assert_string_equal(e.field, bad[i].field);
+        if (bad[i].why)
+            assert_non_null(strstr(e.message, bad[i].why));
+        assert_non_null(strstr(e.message, "line 1, column"));
+    }
+}
+
+static void test_strings(void **state)
+{
+    (void)state;
+    an_err e;
+    assert_int_equal(check("{\"name\": \"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"}", &e), 0);
+    assert_int_equal(check("{\"name\": \"a\\\\u0000b\"}", &e), 0); /* an escaped backslash */
+    assert_int_equal(check("{\"name\": \"\\u00e9\\\"\\n\"}", &e), 0);
+
+    assert_int_equal(check("{\"name\": \"a\\u0000b\"}", &e), -EINVAL);
+    assert_string_equal(e.field, "name");
+    assert_non_null(strstr(e.message, "NUL"));
+
+    const char *invalid[] = {"{\"x\": {\"name\": \"\xff\"}}", "{\"x\": {\"name\": \"\xc0\xaf\"}}",
+                             "{\"x\": {\"name\": \"\xed\xa0\x80\"}}", "{\"x\": {\"name\": \"\xf4\x90\x80\x80\"}}",
+                             "{\"x\": {\"name\": \"\xe2\x82\"}}", "{\"x\": {\"name\": \"\x80\"}}"};
+    for (size_t i = 0; i < sizeof invalid / sizeof *invalid; i++) {
+        assert_int_equal(check(invalid[i], &e), -EINVAL);
+        assert_string_equal(e.field, "x.name");
+        assert_non_null(strstr(e.message, "UTF-8"));
+    }
+    /* A key that is not UTF-8 is refused too (its own path is the parent). */
+    assert_int_equal(check("{\"a\": {\"\xfe\": 1}}", &e), -EINVAL);
+    assert_string_equal(e.field, "a");
+
+    /* A raw NUL inside a string (length-delimited input). */
+    const char raw[] = "{\"name\": \"a\0b\"}";
+    an_err_clear(&e);
+    assert_int_equal(json_strict_check(raw, sizeof raw - 1, &e), -EINVAL);
+    assert_string_equal(e.field, "name");
+}
+
+static void test_utf8(void **state)
+{
+    (void)state;
+    size_t bad = 99;
+    assert_true(utf8_valid("plain", 5, &bad));
+    assert_true(utf8_valid("\xf4\x8f\xbf\xbf", 4, &bad)); /* U+10FFFF */
+    assert_false(utf8_valid("ab\xe0\x80\x80", 5, &bad));   /* overlong */
+    assert_int_equal(bad, 2);
+    assert_false(utf8_valid("a\0b", 3, &bad));
+    assert_int_equal(bad, 1);
+}
+
+static void test_parse_text_is_strict(void **state)
+{
+    (void)state;
+    cJSON *j = NULL;
+    an_err e;
+    an_err_clear(&e);
+    const char *t = "{\"steps\": 01}";
+    assert_int_equal(json_parse_text(t, strlen(t), &j, &e), -EINVAL);
+    assert_null(j);
+    assert_string_equal(e.field, "steps");
+    t = "{\"steps\": 10}";
+    assert_int_equal(json_parse_text(t, strlen(t), &j, &e), 0);
+    assert_non_null(j);
+    cJSON_Delete(j);
+    /* Structure errors are still cJSON's to report, with their own message. */
+    t = "{\"a\": [1, 2,]}";
+    assert_int_equal(json_parse_text(t, strlen(t), &j, &e), -EINVAL);
+    assert_non_null(strstr(e.message, "trailing comma"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_numbers),
+        cmocka_unit_test(test_strings),
+        cmocka_unit_test(test_utf8),
+        cmocka_unit_test(test_parse_text_is_strict),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
