@@ -8,6 +8,7 @@
 #include "api/routes.h"
 #include "core/assets.h"
 #include "core/config.h"
+#include "core/jsonnum.h"
 #include "core/memest.h"
 #include "daemon/daemon.h"
 
@@ -123,6 +124,26 @@ static void spec_errors(http_req *r, const an_err *errs, int n)
     http_reply_json(r, 400, o);
 }
 
+/* The worker parses the stored text again: whatever would fail then is refused now (400,
+ * naming the field), so a job accepted with 201 never fails on its own spec. Returns 1 then. */
+static int stored_spec_fails(http_req *r, const char *text)
+{
+    job_spec again;
+    an_err e;
+    an_err_clear(&e);
+    int rc = job_spec_parse_text(text, strlen(text), &again, &e);
+    if (rc == 0) {
+        job_spec_free(&again);
+        return 0;
+    }
+    if (rc == -ENOMEM)
+        http_error(r, 503, "unavailable", NULL, "out of memory checking the job spec");
+    else
+        http_error(r, 400, "invalid_argument", e.field[0] ? e.field : NULL,
+                   "the spec as stored would not read back: %s", e.message);
+    return 1;
+}
+
 void api_jobs_create(http_req *r)
 {
     daemon_t *d = r->d;
@@ -196,9 +217,15 @@ void api_jobs_create(http_req *r)
             return;
         }
         cJSON *rf = cJSON_GetObjectItemCaseSensitive(spec.normalized, "resume_from");
-        resume_json = rf ? cJSON_PrintUnformatted(rf) : NULL;
+        resume_json = rf ? json_print_exact(rf) : NULL;
     }
-    char *spec_text = cJSON_PrintUnformatted(spec.normalized);
+    char *spec_text = json_print_exact(spec.normalized);
+    if (spec_text && stored_spec_fails(r, spec_text)) {
+        cJSON_free(spec_text);
+        cJSON_free(resume_json);
+        job_spec_free(&spec);
+        return;
+    }
     char *warn_text = cJSON_PrintUnformatted(spec.warnings);
     int64_t total = spec.steps > 0 ? spec.steps : job_spec_total_steps(&spec, samples_of(d, &spec));
     store_job_new in = {
