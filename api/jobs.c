@@ -382,6 +382,7 @@ void api_jobs_delete(http_req *r)
         http_error(r, s, code, NULL, "%s", e.message);
         return;
     }
+    model_cache_drop(&d->models, id);
     sse_hub_end(&d->hub, id);
     http_queue(r, 204, MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT));
 }

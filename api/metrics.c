@@ -184,9 +184,10 @@ void api_jobs_checkpoints(http_req *r)
     http_defer(r, checkpoints_work);
 }
 
-/* Builds job `id`'s model from its spec and a stored checkpoint (step < 0 = latest). On
- * failure sets the pending error and returns NULL. */
-static train *load_model(http_req *r, store_t *s, const char *id, int64_t step)
+/* Job `id`'s model at checkpoint `step` (< 0 = latest), from the shared loader: the spec and
+ * the checkpoint's parameters only, never the data set. On failure sets the pending error
+ * and returns NULL; hand a model back with model_cache_release. */
+static model_ref *load_model(http_req *r, store_t *s, const char *id, int64_t step)
 {
     an_err e;
     an_err_clear(&e);
@@ -194,75 +195,41 @@ static train *load_model(http_req *r, store_t *s, const char *id, int64_t step)
     memset(&row, 0, sizeof row);
     int rc = store_job_get(s, id, &row, &e);
     if (rc) {
+        store_job_free(&row);
         store_fail(r, rc, &e, id);
         return NULL;
     }
-    job_spec spec;
-    rc = job_spec_parse_text(row.spec_json, strlen(row.spec_json), &spec, &e);
+    model_ref *ref = NULL;
+    rc = loader_model(&r->d->models, s, &row, step, &ref, &e);
     store_job_free(&row);
-    if (rc) {
-        http_set_pending_error(r, 500, "internal", e.field, "the stored spec is unreadable: %s",
+    if (rc == -ENOENT)
+        http_set_pending_error(r, 404, "not_found", "step", "%s", e.message);
+    else if (rc == -ENOMEM)
+        http_set_pending_error(r, 503, "unavailable", NULL, "out of memory loading the model: %s",
                                e.message);
-        return NULL;
-    }
-    void *blob = NULL;
-    size_t len = 0;
-    rc = store_checkpoint_read(s, id, step, &blob, &len, NULL, &e);
-    if (rc == -ENOENT) {
-        job_spec_free(&spec);
-        if (step < 0)
-            http_set_pending_error(r, 404, "not_found", "step", "job %s has no checkpoint yet", id);
-        else
-            http_set_pending_error(r, 404, "not_found", "step", "job %s has no checkpoint at step %lld",
-                                   id, (long long)step);
-        return NULL;
-    }
-    if (rc) {
-        job_spec_free(&spec);
-        store_fail(r, rc, &e, id);
-        return NULL;
-    }
-    char *csv = NULL;
-    size_t csv_len = 0;
-    if (spec.data.type == DATA_DATASET) {
-        const char *ref = spec.data.dataset_id[0] ? spec.data.dataset_id : spec.data.name;
-        rc = store_dataset_text(s, ref, &csv, &csv_len, &e);
-        if (rc) {
-            free(blob);
-            job_spec_free(&spec);
-            http_set_pending_error(r, 409, "conflict", "data", "the job's data set is gone: %s",
-                                   e.message);
-            return NULL;
-        }
-    }
-    train *t = NULL;
-    rc = train_create(&t, &spec, csv, csv_len, &e);
-    free(csv);
-    job_spec_free(&spec);
-    if (rc == 0)
-        rc = train_restore(t, blob, len, &e);
-    free(blob);
-    if (rc) {
-        train_free(t);
-        http_set_pending_error(r, 500, "internal", e.field, "the checkpoint cannot be loaded: %s",
-                               e.message);
-        return NULL;
-    }
-    return t;
+    else if (rc)
+        http_set_pending_error(r, 500, "internal", e.field[0] ? e.field : NULL,
+                               "the checkpoint cannot be loaded: %s", e.message);
+    return rc ? NULL : ref;
 }
 
 static void weights_work(http_req *r, store_t *s)
 {
     int64_t *step = r->ctx;
-    train *t = load_model(r, s, r->m.params[0], *step);
-    if (!t)
+    model_ref *ref = load_model(r, s, r->m.params[0], *step);
+    if (!ref)
         return;
-    cJSON *w = NULL;
-    if (train_weights_json(t, &w) != 0 || !w)
-        http_set_pending_error(r, 500, "internal", NULL, "the weights cannot be printed");
-    else
+    cJSON *w = cJSON_CreateObject();
+    cJSON *tensors = model_weights_json(ref->f->m, ref->f->m->params);
+    if (!w || !tensors || !cJSON_AddNumberToObject(w, "step", (double)ref->f->step)) {
+        cJSON_Delete(w);
+        cJSON_Delete(tensors);
+        http_set_pending_error(r, 503, "unavailable", NULL, "out of memory printing the weights");
+    } else {
+        cJSON_AddItemToObject(w, "tensors", tensors);
         http_set_pending_json(r, 200, w);
-    train_free(t);
+    }
+    model_cache_release(&r->d->models, ref);
 }
 
 void api_jobs_weights(http_req *r)
@@ -295,25 +262,33 @@ static void predict_free(void *p)
 static void predict_work(http_req *r, store_t *s)
 {
     predict_in *in = r->ctx;
-    train *t = load_model(r, s, r->m.params[0], -1);
-    if (!t)
+    model_ref *ref = load_model(r, s, r->m.params[0], -1);
+    if (!ref)
         return;
-    int ni = train_inputs(t), no = train_outputs(t);
+    int ni = infer_inputs(ref->f), no = infer_outputs(ref->f);
     if (in->cols != ni) {
         http_set_pending_error(r, 400, "invalid_argument", "inputs[0]",
                                "each input row must have %d numbers (the model's inputs), got %d",
                                ni, in->cols);
-        train_free(t);
+        model_cache_release(&r->d->models, ref);
         return;
     }
     float *out = malloc((size_t)in->rows * (size_t)no * sizeof *out);
     an_err e;
     an_err_clear(&e);
-    if (!out || train_predict(t, in->x, in->rows, out, &e) != 0) {
-        http_set_pending_error(r, 500, "internal", e.field, "prediction failed: %s",
-                               out ? e.message : "out of memory");
+    int prc = -ENOMEM;
+    if (out) {
+        pthread_mutex_lock(&ref->run);
+        prc = infer_predict(ref->f, in->x, in->rows, out, &e);
+        pthread_mutex_unlock(&ref->run);
+    }
+    model_cache_release(&r->d->models, ref);
+    if (prc != 0) {
+        if (!out)
+            http_set_pending_error(r, 503, "unavailable", NULL, "out of memory for the outputs");
+        else
+            http_set_pending_error(r, 500, "internal", e.field, "prediction failed: %s", e.message);
         free(out);
-        train_free(t);
         return;
     }
     cJSON *o = cJSON_CreateObject();
@@ -327,7 +302,6 @@ static void predict_work(http_req *r, store_t *s)
         cJSON_AddItemToArray(arr, row);
     }
     free(out);
-    train_free(t);
     http_set_pending_json(r, 200, o);
 }
 

@@ -453,18 +453,15 @@ static int restore_usable(wctx *w, const char *id, train *t, int64_t *step, an_e
  * with resume_from, the named job's weights) and rewinding the stored history to it. */
 static int prepare(wctx *w, const store_job *row, job_spec *spec, train **out, an_err *e)
 {
-    int rc = job_spec_parse_text(row->spec_json, strlen(row->spec_json), spec, e);
+    int rc = loader_spec(row, spec, e);
     if (rc)
         return rc;
     char *csv = NULL;
     size_t csv_len = 0;
-    if (spec->data.type == DATA_DATASET) {
-        const char *ref = spec->data.dataset_id[0] ? spec->data.dataset_id : spec->data.name;
-        rc = store_dataset_text(&w->store, ref, &csv, &csv_len, e);
-        if (rc) {
-            job_spec_free(spec);
-            return rc;
-        }
+    rc = loader_data(&w->store, spec, &csv, &csv_len, e);
+    if (rc) {
+        job_spec_free(spec);
+        return rc;
     }
     rc = train_create(out, spec, csv, csv_len, e);
     free(csv);

@@ -61,3 +61,70 @@ test('a value that would fail later is refused at submit, naming the field', asy
     assert.equal(ok.json.spec.ds_config.optimizer.params.lr, 3.4028234663852886e38);
   });
 });
+
+// A small regression CSV: y = 2a - b + noise-free, 64 rows.
+function regressionCsv(rows = 64) {
+  let s = 'a,b,y\n';
+  for (let i = 0; i < rows; i++) {
+    const a = (i % 7) / 7, b = (i % 5) / 5;
+    s += `${a},${b},${2 * a - b}\n`;
+  }
+  return s;
+}
+
+function datasetJob(name, over = {}) {
+  return tutorialJob({
+    model: {type: 'linear', inputs: 2, outputs: 1},
+    loss: 'mse',
+    data: {type: 'dataset', name, target: 'y'},
+    steps: 60,
+    checkpoint: {every_steps: 20, keep_last: 3},
+    ...over,
+  });
+}
+
+test('deleting a data set leaves finished jobs their weights and predictions', async () => {
+  await withDaemon({}, async (d) => {
+    const up = await api(d.url, 'POST', '/v1/datasets?name=lin', regressionCsv(), {'Content-Type': 'text/csv'});
+    assert.equal(up.status, 201, up.text);
+    const r = await api(d.url, 'POST', '/v1/jobs', datasetJob('lin'));
+    assert.equal(r.status, 201, r.text);
+    const id = r.json.id;
+    await waitJob(d.url, id, (j) => j.state === 'completed');
+    const w0 = await api(d.url, 'GET', `/v1/jobs/${id}/weights`);
+    assert.equal(w0.status, 200, w0.text);
+    const p0 = await api(d.url, 'POST', `/v1/jobs/${id}/predict`, {inputs: [[0.5, 0.25], [0, 1]]});
+    assert.equal(p0.status, 200, p0.text);
+
+    // While a job that uses it waits or trains, the set stays.
+    const busy = await api(d.url, 'POST', '/v1/jobs', datasetJob('lin', {steps: 100000000}));
+    assert.equal(busy.status, 201, busy.text);
+    const refused = await api(d.url, 'DELETE', '/v1/datasets/lin');
+    assert.equal(refused.status, 409, refused.text);
+    assert.equal((await api(d.url, 'POST', `/v1/jobs/${busy.json.id}/cancel`)).status, 200);
+    await waitJob(d.url, busy.json.id, (j) => j.state === 'cancelled');
+
+    const del = await api(d.url, 'DELETE', '/v1/datasets/lin');
+    assert.equal(del.status, 204, del.text);
+    const w1 = await api(d.url, 'GET', `/v1/jobs/${id}/weights`);
+    assert.equal(w1.status, 200, w1.text);
+    assert.deepEqual(w1.json, w0.json, 'the same weights as before the delete');
+    const w20 = await api(d.url, 'GET', `/v1/jobs/${id}/weights?step=20`);
+    assert.equal(w20.status, 200, w20.text);
+    assert.equal(w20.json.step, 20);
+    assert.notDeepEqual(w20.json.tensors, w1.json.tensors);
+    const p1 = await api(d.url, 'POST', `/v1/jobs/${id}/predict`, {inputs: [[0.5, 0.25], [0, 1]]});
+    assert.equal(p1.status, 200, p1.text);
+    assert.deepEqual(p1.json, p0.json);
+    const bad = await api(d.url, 'POST', `/v1/jobs/${id}/predict`, {inputs: [[0.5, 0.25, 1]]});
+    assert.equal(bad.status, 400, bad.text);
+    const none = await api(d.url, 'GET', `/v1/jobs/${id}/weights?step=7`);
+    assert.equal(none.status, 404, none.text);
+    assert.equal(none.json.error.field, 'step');
+
+    // A new job on the deleted set names it.
+    const fork = await api(d.url, 'POST', '/v1/jobs', datasetJob('lin', {resume_from: {job: id}}));
+    assert.equal(fork.status, 422, fork.text);
+    assert.match(fork.json.error.message, /lin/);
+  });
+});
