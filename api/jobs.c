@@ -95,6 +95,20 @@ static int over_memory_cap(http_req *r, const job_spec *spec)
     return 1;
 }
 
+/* Answers 503 when --max-queued jobs already wait; returns 1 then. */
+static int queue_full(http_req *r)
+{
+    daemon_t *d = r->d;
+    int queued = 0, running = 0;
+    jobs_counts(&d->jobs, &queued, &running);
+    if (queued < d->opts->max_queued)
+        return 0;
+    http_error(r, 503, "unavailable", NULL,
+               "the queue is full: %d jobs are waiting (--max-queued %d); try again later",
+               queued, d->opts->max_queued);
+    return 1;
+}
+
 /* At most this many spec errors are listed in one answer. */
 #define SPEC_MAX_ERRORS 64
 
@@ -194,7 +208,7 @@ void api_jobs_create(http_req *r)
         }
         store_dataset_free(&ds);
     }
-    if (over_memory_cap(r, &spec)) {
+    if (over_memory_cap(r, &spec) || queue_full(r)) {
         job_spec_free(&spec);
         return;
     }
@@ -261,7 +275,19 @@ void api_jobs_create(http_req *r)
         snprintf(loc, sizeof loc, "/v1/jobs/%s", id);
         MHD_add_response_header(resp, "Location", loc);
     }
-    jobs_enqueue(&d->jobs, id);
+    if (jobs_enqueue(&d->jobs, id) != 0) {
+        /* Stored but not queued, it would wait for a restart: take it back and say so. */
+        if (resp)
+            MHD_destroy_response(resp);
+        store_job_free(&row);
+        an_err ignored;
+        store_job_set_state(&d->store, id, STORE_MASK(STORE_QUEUED), STORE_CANCELLED, NULL,
+                            NULL, &ignored);
+        store_job_delete(&d->store, id, &ignored);
+        http_error(r, 503, "unavailable", NULL,
+                   "the job could not be queued (out of memory); nothing was stored, try again");
+        return;
+    }
     jobs_emit_state(&d->jobs, id, "queued", NULL);
     store_job_free(&row);
     http_queue(r, 201, resp);

@@ -712,6 +712,51 @@ out:
     job_spec_free(&spec);
 }
 
+/* 1 once the pool is told to quit; else waits up to `ms` (or until a job is queued). */
+static int wait_quit(worker_pool *p, int ms)
+{
+    struct jobmgr *m = p->jobs;
+    uv_mutex_lock(&m->mu);
+    if (!m->quit)
+        uv_cond_timedwait(&m->cond, &m->mu, (uint64_t)ms * 1000000u);
+    int quit = m->quit;
+    uv_mutex_unlock(&m->mu);
+    return quit;
+}
+
+/* Opens the worker's store connection, retrying every WORKER_RETRY_MS while it fails (the
+ * worker counts as down meanwhile: /healthz says degraded and no job is taken by it).
+ * ANNEALD_FAULT=worker-store makes every attempt fail, for the tests of that state. */
+static int open_store(worker *wk, wctx *w)
+{
+    worker_pool *p = wk->pool;
+    const char *fault = getenv("ANNEALD_FAULT");
+    int down = 0;
+    for (;;) {
+        an_err e;
+        an_err_clear(&e);
+        int rc = fault && strstr(fault, "worker-store")
+                     ? an_failc(&e, -EIO, NULL, "injected fault (ANNEALD_FAULT=worker-store)")
+                     : store_open(&w->store, p->db_path, &e);
+        if (rc == 0) {
+            if (down) {
+                atomic_fetch_sub(&p->down, 1);
+                daemon_log(LOG_INFO, "worker %d: the store is open again; taking jobs",
+                           wk->index);
+            }
+            return 0;
+        }
+        if (!down) {
+            down = 1;
+            atomic_fetch_add(&p->down, 1);
+            daemon_log(LOG_ERROR, "worker %d: cannot open the store: %s; it takes no jobs and "
+                       "retries every %d ms", wk->index, e.message, WORKER_RETRY_MS);
+        }
+        if (wait_quit(p, WORKER_RETRY_MS))
+            return rc;
+    }
+}
+
 static void worker_main(void *arg)
 {
     worker *wk = arg;
@@ -720,10 +765,7 @@ static void worker_main(void *arg)
     if (!w)
         return;
     w->jobs = p->jobs;
-    an_err e;
-    int open_rc = store_open(&w->store, p->db_path, &e);
-    if (open_rc)
-        daemon_log(LOG_ERROR, "worker %d: cannot open the store: %s", wk->index, e.message);
+    int open_rc = open_store(wk, w);
     int writer_rc = -1;
     if (open_rc == 0 && uv_mutex_init(&w->wr.mu) == 0) {
         if (uv_cond_init(&w->wr.cond) == 0) {
@@ -738,21 +780,17 @@ static void worker_main(void *arg)
     if (open_rc == 0 && writer_rc) {
         daemon_log(LOG_ERROR, "worker %d: cannot start its store writer thread", wk->index);
         open_rc = -1;
+        atomic_fetch_add(&p->down, 1);
     }
-    for (;;) {
+    /* A worker without a store takes no job: each would be dropped. */
+    for (; open_rc == 0;) {
         job_run *run = jobs_take(p->jobs);
         if (!run)
             break;
         w->run = run;
         w->nbatch = 0;
         w->nval = 0;
-        if (open_rc == 0) {
-            run_job(w);
-        } else {
-            uv_mutex_lock(&run->mu);
-            run->snap.final = STORE_QUEUED;
-            uv_mutex_unlock(&run->mu);
-        }
+        run_job(w);
         w->run = NULL;
         jobs_done(p->jobs, run);
     }

@@ -2,7 +2,7 @@
 // finished jobs usable, jobs are never silently lost, /metrics counts what was committed.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import {api, waitJob, withDaemon, tutorialJob} from './lib.mjs';
+import {api, waitJob, withDaemon, startDaemon, tutorialJob, tmpDir, removeDir, sleep} from './lib.mjs';
 
 const ODD = 0.30000000000000004; // cJSON's own printer writes it as 0.3
 
@@ -127,4 +127,49 @@ test('deleting a data set leaves finished jobs their weights and predictions', a
     assert.equal(fork.status, 422, fork.text);
     assert.match(fork.json.error.message, /lin/);
   });
+});
+
+test('a worker without a store takes no job and /healthz says so; a full queue answers 503', async () => {
+  const dir = tmpDir();
+  try {
+    const d = await startDaemon({dir, args: ['--workers', '2', '--max-queued', '2'], env: {ANNEALD_FAULT: 'worker-store'}});
+    let ids = [];
+    try {
+      const h = await api(d.url, 'GET', '/healthz');
+      assert.equal(h.status, 503, h.text);
+      assert.equal(h.json.status, 'degraded');
+      assert.equal(h.json.workers_down, 2);
+      assert.match(h.json.problems.join(' '), /2 of 2 workers cannot open the store/);
+      for (let i = 0; i < 2; i++) {
+        const r = await api(d.url, 'POST', '/v1/jobs', tutorialJob({steps: 50}));
+        assert.equal(r.status, 201, r.text);
+        ids.push(r.json.id);
+      }
+      const full = await api(d.url, 'POST', '/v1/jobs', tutorialJob({steps: 50}));
+      assert.equal(full.status, 503, full.text);
+      assert.match(full.json.error.message, /queue is full/);
+      await sleep(500);
+      for (const id of ids) {
+        const j = await api(d.url, 'GET', `/v1/jobs/${id}`);
+        assert.equal(j.json.state, 'queued', 'kept waiting, not dropped');
+      }
+      const list = await api(d.url, 'GET', '/v1/jobs');
+      assert.equal(list.json.jobs.length, 2, 'the refused job was not stored');
+    } finally {
+      const ex = await d.stop();
+      assert.equal(ex.code, 0, d.stderr().slice(-2000));
+    }
+    // Without the fault the same store trains them.
+    const d2 = await startDaemon({dir});
+    try {
+      const h = await api(d2.url, 'GET', '/healthz');
+      assert.equal(h.status, 200, h.text);
+      assert.equal(h.json.workers_down, 0);
+      for (const id of ids) await waitJob(d2.url, id, (j) => j.state === 'completed');
+    } finally {
+      await d2.stop();
+    }
+  } finally {
+    removeDir(dir);
+  }
 });
