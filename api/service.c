@@ -80,10 +80,15 @@ void api_prometheus(http_req *r)
     for (int s = 0; s < STORE_NSTATES; s++)
         tb_printf(&b, "anneald_jobs{state=\"%s\"} %" PRId64 "\n", store_state_name((store_job_state)s),
                   counts[s]);
-    tb_printf(&b, "# HELP anneald_steps_trained_total Optimizer steps trained since start.\n"
+    tb_printf(&b, "# HELP anneald_steps_trained_total Optimizer steps trained and committed to "
+                  "the store since start.\n"
                   "# TYPE anneald_steps_trained_total counter\n"
                   "anneald_steps_trained_total %" PRIu64 "\n",
               (uint64_t)atomic_load(&d->jobs.steps_trained));
+    tb_printf(&b, "# HELP anneald_samples_trained_total Training samples of those steps.\n"
+                  "# TYPE anneald_samples_trained_total counter\n"
+                  "anneald_samples_trained_total %" PRIu64 "\n",
+              (uint64_t)atomic_load(&d->jobs.samples_trained));
     tb_printf(&b, "# HELP anneald_http_requests_total HTTP requests answered, by status code.\n"
                   "# TYPE anneald_http_requests_total counter\n");
     for (int c = 100; c < 600; c++)

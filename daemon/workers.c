@@ -240,6 +240,12 @@ static int write_slot(wctx *w, wslot *s, const char **what, an_err *e)
         rc = store_metrics_append_with_val(&w->store, s->run->id, s->batch, s->nbatch, s->vbatch,
                                            s->nval, s->has_prog ? &s->prog : NULL, e);
     }
+    /* /metrics counts what is committed: one metric row per optimizer step. */
+    if (rc == 0 && s->nbatch) {
+        atomic_fetch_add(&w->jobs->steps_trained, (uint64_t)s->nbatch);
+        atomic_fetch_add(&w->jobs->samples_trained,
+                         (uint64_t)s->nbatch * (uint64_t)w->batch_samples);
+    }
     return rc;
 }
 
@@ -625,7 +631,6 @@ static void run_job(wctx *w)
             double prev_now = w->now;
             int64_t prev_step = w->now_step;
             double now = stamp(w, rep.step);
-            atomic_fetch_add(&w->jobs->steps_trained, (uint64_t)(rep.step - prev_step));
             double per = (now - prev_now) / (double)(rep.step - prev_step);
             stride = per > 0 ? (int64_t)fmin(CLOCK_STRIDE_MAX, fmax(1, CLOCK_EVERY_S / per))
                              : CLOCK_STRIDE_MAX;
@@ -667,8 +672,6 @@ static void run_job(wctx *w)
             last_ckpt_step = rep.step;
         }
     }
-    if (rep.step > w->now_step)
-        atomic_fetch_add(&w->jobs->steps_trained, (uint64_t)(rep.step - w->now_step));
     if (disk_full)
         w->nbatch = 0; /* no room for them; the resume rewinds to the last checkpoint anyway */
     else if (w->nbatch)

@@ -2,7 +2,8 @@
 // finished jobs usable, jobs are never silently lost, /metrics counts what was committed.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import {api, waitJob, withDaemon, startDaemon, tutorialJob, tmpDir, removeDir, sleep} from './lib.mjs';
+import {spawnSync} from 'node:child_process';
+import {api, waitJob, withDaemon, startDaemon, tutorialJob, heavyJob, tmpDir, removeDir, sleep} from './lib.mjs';
 
 const ODD = 0.30000000000000004; // cJSON's own printer writes it as 0.3
 
@@ -166,6 +167,97 @@ test('a worker without a store takes no job and /healthz says so; a full queue a
       assert.equal(h.status, 200, h.text);
       assert.equal(h.json.workers_down, 0);
       for (const id of ids) await waitJob(d2.url, id, (j) => j.state === 'completed');
+    } finally {
+      await d2.stop();
+    }
+  } finally {
+    removeDir(dir);
+  }
+});
+
+// GET /metrics, checked by promtool (Debian's prometheus package); resolves to {name: value}
+// of the unlabelled samples.
+async function exposition(url) {
+  const r = await api(url, 'GET', '/metrics');
+  assert.equal(r.status, 200);
+  const p = spawnSync('promtool', ['check', 'metrics'], {input: r.text, encoding: 'utf8'});
+  if (p.error) throw new Error(`promtool: ${p.error.message} (make deps installs prometheus)`);
+  assert.equal(p.status, 0, `promtool check metrics: ${p.stdout}${p.stderr}\n${r.text}`);
+  const out = {};
+  for (const line of r.text.split('\n')) {
+    const m = /^([a-z_]+) (\S+)$/.exec(line);
+    if (m) out[m[1]] = Number(m[2]);
+  }
+  return out;
+}
+
+// What the store holds for the given jobs: steps, samples, checkpoints and their bytes.
+async function committed(url, ids, batchOf) {
+  const sum = {steps: 0, samples: 0, ckpts: 0, bytes: 0};
+  for (const id of ids) {
+    const j = (await api(url, 'GET', `/v1/jobs/${id}`)).json;
+    const c = (await api(url, 'GET', `/v1/jobs/${id}/checkpoints`)).json.checkpoints;
+    const rows = (await api(url, 'GET', `/v1/jobs/${id}/metrics?format=csv`)).text.trim().split('\n').length - 1;
+    assert.equal(rows, j.step, `job ${id}: one metric row per step`);
+    sum.steps += j.step;
+    sum.samples += j.step * batchOf[id];
+    sum.ckpts += c.length;
+    sum.bytes += c.reduce((a, x) => a + x.bytes, 0);
+  }
+  return sum;
+}
+
+test('/metrics counters equal what the store committed, through pause, resume and restart', async () => {
+  const dir = tmpDir();
+  try {
+    const d = await startDaemon({dir, args: ['--workers', '2']});
+    const batchOf = {};
+    const ids = [];
+    try {
+      const submit = async (spec) => {
+        const r = await api(d.url, 'POST', '/v1/jobs', spec);
+        assert.equal(r.status, 201, r.text);
+        batchOf[r.json.id] = spec.ds_config.train_batch_size;
+        ids.push(r.json.id);
+        return r.json.id;
+      };
+      await submit(tutorialJob({steps: 5000, checkpoint: {every_steps: 1000, keep_last: 1000}}));
+      await submit(tutorialJob({steps: 777, checkpoint: {every_steps: 100, keep_last: 1000}}));
+      const h = await submit(heavyJob({steps: 4000, checkpoint: {every_steps: 700, keep_last: 1000}}));
+      await waitJob(d.url, h, (j) => j.state === 'running' && j.step > 10);
+      const p = await api(d.url, 'POST', `/v1/jobs/${h}/pause`);
+      assert.equal(p.status, 200, p.text);
+      await waitJob(d.url, h, (j) => j.state === 'paused');
+      const mid = await exposition(d.url);
+      const midStore = await committed(d.url, [h], batchOf);
+      assert.ok(mid.anneald_steps_trained_total >= midStore.steps);
+      assert.equal((await api(d.url, 'POST', `/v1/jobs/${h}/resume`)).status, 200);
+      for (const id of ids) await waitJob(d.url, id, (j) => j.state === 'completed', 120000);
+      const m = await exposition(d.url);
+      const st = await committed(d.url, ids, batchOf);
+      assert.equal(st.steps, 5000 + 777 + 4000);
+      assert.equal(m.anneald_steps_trained_total, st.steps);
+      assert.equal(m.anneald_samples_trained_total, st.samples);
+      assert.equal(m.anneald_checkpoints_total, st.ckpts);
+      assert.equal(m.anneald_checkpoint_bytes_total, st.bytes);
+    } finally {
+      await d.stop();
+    }
+    // Counters start again at 0 after a restart, then count the new work only.
+    const d2 = await startDaemon({dir});
+    try {
+      const z = await exposition(d2.url);
+      assert.equal(z.anneald_steps_trained_total, 0);
+      assert.equal(z.anneald_checkpoints_total, 0);
+      const r = await api(d2.url, 'POST', '/v1/jobs', tutorialJob({steps: 321, checkpoint: {every_steps: 100, keep_last: 1000}}));
+      assert.equal(r.status, 201, r.text);
+      await waitJob(d2.url, r.json.id, (j) => j.state === 'completed');
+      const m = await exposition(d2.url);
+      const st = await committed(d2.url, [r.json.id], {[r.json.id]: 8});
+      assert.equal(m.anneald_steps_trained_total, 321);
+      assert.equal(m.anneald_samples_trained_total, st.samples);
+      assert.equal(m.anneald_checkpoints_total, st.ckpts);
+      assert.equal(m.anneald_checkpoint_bytes_total, st.bytes);
     } finally {
       await d2.stop();
     }
