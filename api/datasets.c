@@ -9,33 +9,82 @@
 #include "api/http.h"
 #include "api/routes.h"
 #include "core/csv.h"
+#include "core/csv_rows.h"
 #include "daemon/daemon.h"
 
-/* Parses the upload and checks that every cell is a number (the API takes numeric columns);
- * errors name the row, line and column. */
+/* Checks the upload in one pass, a row at a time (memory for one row and the header, not a
+ * table of every cell): the CSV grammar, the same number of fields in every row, and a
+ * number in every cell (the API takes numeric columns); errors name the row, line and
+ * column. */
 static int csv_check(const char *text, size_t len, int64_t *rows, cJSON **cols, an_err *e)
 {
-    csv_table t;
-    memset(&t, 0, sizeof t);
-    int rc = csv_parse(text, len, &t, "csv", e);
+    csv_reader rd;
+    int rc = csv_reader_init(&rd, text, len, "csv", e);
     if (rc)
         return rc;
-    for (long long i = 0; i < t.nrows; i++)
-        for (int c = 0; c < t.ncols; c++) {
+    cJSON *names = NULL;
+    char **hdr = NULL;
+    int ncols = -1;
+    long long n = 0;
+    while ((rc = csv_next(&rd, e)) == 1) {
+        rc = 0;
+        if (ncols < 0) {
+            ncols = rd.nfields;
+            if (ncols > CSV_MAX_COLS) {
+                rc = an_fail(e, "csv", "the header has %d columns; at most %d are supported",
+                             ncols, CSV_MAX_COLS);
+                break;
+            }
+            hdr = calloc((size_t)ncols, sizeof *hdr);
+            names = cJSON_CreateArray();
+            for (int c = 0; hdr && names && c < ncols; c++) {
+                const char *f = csv_field(&rd, c);
+                while (*f == ' ' || *f == '\t')
+                    f++;
+                size_t k = strlen(f);
+                while (k && (f[k - 1] == ' ' || f[k - 1] == '\t'))
+                    k--;
+                hdr[c] = strndup(f, k);
+                if (!hdr[c] || !cJSON_AddItemToArray(names, cJSON_CreateString(hdr[c])))
+                    rc = -ENOMEM;
+            }
+            if (!hdr || !names || rc) {
+                rc = an_failc(e, -ENOMEM, "csv", "out of memory for the header");
+                break;
+            }
+            if ((rc = csv_check_header((const char *const *)hdr, ncols, "csv", e)))
+                break;
+            continue;
+        }
+        n++;
+        if (rd.nfields != ncols) {
+            rc = an_fail(e, "csv", "row %lld (line %lld) has %d fields; the header has %d", n,
+                         rd.rec_line, rd.nfields, ncols);
+            break;
+        }
+        for (int c = 0; c < ncols && !rc; c++) {
             double v;
             char field[128];
-            snprintf(field, sizeof field, "csv[%lld].%.40s", i + 1, t.names[c]);
-            rc = csv_number(&t, i, c, &v, field, e);
-            if (rc) {
-                csv_free(&t);
-                return rc;
-            }
+            snprintf(field, sizeof field, "csv[%lld].%.40s", n, hdr[c]);
+            rc = csv_cell_number(csv_field(&rd, c), n, rd.rec_line, hdr[c], &v, field, e);
         }
-    *rows = t.nrows;
-    *cols = cJSON_CreateArray();
-    for (int c = 0; c < t.ncols; c++)
-        cJSON_AddItemToArray(*cols, cJSON_CreateString(t.names[c]));
-    csv_free(&t);
+        if (rc)
+            break;
+    }
+    csv_reader_free(&rd);
+    for (int c = 0; hdr && c < ncols; c++)
+        free(hdr[c]);
+    free(hdr);
+    if (!rc && ncols < 0)
+        rc = an_fail(e, "csv", "the CSV text is empty: expected a header row and data rows");
+    if (!rc && n < 1)
+        rc = an_fail(e, "csv", "the CSV text has a header but no data rows");
+    if (rc) {
+        cJSON_Delete(names);
+        return rc;
+    }
+    *rows = n;
+    *cols = names;
     return 0;
 }
 
@@ -46,7 +95,12 @@ static void create_work(http_req *r, store_t *s)
     const char *name = r->ctx;
     an_err e;
     an_err_clear(&e);
-    if (csv_check(r->body, r->len, &rows, &cols, &e) != 0) {
+    int crc = csv_check(r->body, r->len, &rows, &cols, &e);
+    if (crc == -ENOMEM) {
+        http_set_pending_error(r, 503, "unavailable", e.field, "%s", e.message);
+        return;
+    }
+    if (crc != 0) {
         http_set_pending_error(r, 400, "invalid_argument", e.field, "%s", e.message);
         return;
     }

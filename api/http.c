@@ -135,6 +135,14 @@ void http_set_pending_json(http_req *r, unsigned status, cJSON *json)
     r->pending_status = status;
 }
 
+void http_resume_pending(http_req *r, unsigned status, struct MHD_Response *resp)
+{
+    if (r->pending)
+        MHD_destroy_response(r->pending);
+    r->pending = resp;
+    r->pending_status = status;
+}
+
 void http_set_pending_error(http_req *r, unsigned status, const char *code, const char *field,
                             const char *fmt, ...)
 {
@@ -349,6 +357,25 @@ static int first_call(http_req *r)
     return 0;
 }
 
+/* The body buffer for at least `need` bytes: the declared Content-Length (within the limit)
+ * at once, so a large upload is held once and never copied into a buffer twice its size;
+ * without one, steps of a quarter (at most 1.25 times the body, plus a copy while
+ * realloc moves it). */
+static size_t body_capacity(http_req *r, size_t need)
+{
+    const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Length");
+    if (cl && r->cap == 0) {
+        char *end = NULL;
+        unsigned long long v = strtoull(cl, &end, 10);
+        if (end != cl && !*end && v + 1 >= need && v <= r->limit)
+            return (size_t)v + 1;
+    }
+    size_t nc = r->cap ? r->cap + r->cap / 4 : 4096;
+    if (nc < need)
+        nc = need + need / 4;
+    return nc > r->limit + 1 && need <= r->limit + 1 ? r->limit + 1 : nc;
+}
+
 enum MHD_Result http_access(void *cls, struct MHD_Connection *c, const char *url,
                             const char *method, const char *version, const char *upload,
                             size_t *upload_size, void **con_cls)
@@ -386,9 +413,7 @@ enum MHD_Result http_access(void *cls, struct MHD_Connection *c, const char *url
             return MHD_YES;
         }
         if (r->len + n + 1 > r->cap) {
-            size_t nc = r->cap ? r->cap : 4096;
-            while (nc < r->len + n + 1)
-                nc *= 2;
+            size_t nc = body_capacity(r, r->len + n + 1);
             char *nb = realloc(r->body, nc);
             if (!nb) {
                 r->too_large = 1;

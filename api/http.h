@@ -98,6 +98,9 @@ void http_resume_with(http_req *r, unsigned status, struct MHD_Response *resp);
 void http_defer(http_req *r, void (*fn)(http_req *r, struct store_t *s));
 
 /* For deferred work: sets the answer to queue after the resume. */
+/* Sets a ready response (taken over) as the pending answer of deferred work. */
+void http_resume_pending(http_req *r, unsigned status, struct MHD_Response *resp);
+
 void http_set_pending_json(http_req *r, unsigned status, cJSON *json);
 void http_set_pending_error(http_req *r, unsigned status, const char *code, const char *field,
                             const char *fmt, ...) __attribute__((format(printf, 5, 6)));

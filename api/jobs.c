@@ -8,6 +8,7 @@
 #include "api/routes.h"
 #include "core/assets.h"
 #include "core/config.h"
+#include "core/jsonnum.h"
 #include "core/memest.h"
 #include "daemon/daemon.h"
 
@@ -94,6 +95,20 @@ static int over_memory_cap(http_req *r, const job_spec *spec)
     return 1;
 }
 
+/* Answers 503 when --max-queued jobs already wait; returns 1 then. */
+static int queue_full(http_req *r)
+{
+    daemon_t *d = r->d;
+    int queued = 0, running = 0;
+    jobs_counts(&d->jobs, &queued, &running);
+    if (queued < d->opts->max_queued)
+        return 0;
+    http_error(r, 503, "unavailable", NULL,
+               "the queue is full: %d jobs are waiting (--max-queued %d); try again later",
+               queued, d->opts->max_queued);
+    return 1;
+}
+
 /* At most this many spec errors are listed in one answer. */
 #define SPEC_MAX_ERRORS 64
 
@@ -121,6 +136,26 @@ static void spec_errors(http_req *r, const an_err *errs, int n)
         cJSON_AddItemToArray(all, x);
     }
     http_reply_json(r, 400, o);
+}
+
+/* The worker parses the stored text again: whatever would fail then is refused now (400,
+ * naming the field), so a job accepted with 201 never fails on its own spec. Returns 1 then. */
+static int stored_spec_fails(http_req *r, const char *text)
+{
+    job_spec again;
+    an_err e;
+    an_err_clear(&e);
+    int rc = job_spec_parse_text(text, strlen(text), &again, &e);
+    if (rc == 0) {
+        job_spec_free(&again);
+        return 0;
+    }
+    if (rc == -ENOMEM)
+        http_error(r, 503, "unavailable", NULL, "out of memory checking the job spec");
+    else
+        http_error(r, 400, "invalid_argument", e.field[0] ? e.field : NULL,
+                   "the spec as stored would not read back: %s", e.message);
+    return 1;
 }
 
 void api_jobs_create(http_req *r)
@@ -173,7 +208,7 @@ void api_jobs_create(http_req *r)
         }
         store_dataset_free(&ds);
     }
-    if (over_memory_cap(r, &spec)) {
+    if (over_memory_cap(r, &spec) || queue_full(r)) {
         job_spec_free(&spec);
         return;
     }
@@ -196,9 +231,15 @@ void api_jobs_create(http_req *r)
             return;
         }
         cJSON *rf = cJSON_GetObjectItemCaseSensitive(spec.normalized, "resume_from");
-        resume_json = rf ? cJSON_PrintUnformatted(rf) : NULL;
+        resume_json = rf ? json_print_exact(rf) : NULL;
     }
-    char *spec_text = cJSON_PrintUnformatted(spec.normalized);
+    char *spec_text = json_print_exact(spec.normalized);
+    if (spec_text && stored_spec_fails(r, spec_text)) {
+        cJSON_free(spec_text);
+        cJSON_free(resume_json);
+        job_spec_free(&spec);
+        return;
+    }
     char *warn_text = cJSON_PrintUnformatted(spec.warnings);
     int64_t total = spec.steps > 0 ? spec.steps : job_spec_total_steps(&spec, samples_of(d, &spec));
     store_job_new in = {
@@ -234,7 +275,19 @@ void api_jobs_create(http_req *r)
         snprintf(loc, sizeof loc, "/v1/jobs/%s", id);
         MHD_add_response_header(resp, "Location", loc);
     }
-    jobs_enqueue(&d->jobs, id);
+    if (jobs_enqueue(&d->jobs, id) != 0) {
+        /* Stored but not queued, it would wait for a restart: take it back and say so. */
+        if (resp)
+            MHD_destroy_response(resp);
+        store_job_free(&row);
+        an_err ignored;
+        store_job_set_state(&d->store, id, STORE_MASK(STORE_QUEUED), STORE_CANCELLED, NULL,
+                            NULL, &ignored);
+        store_job_delete(&d->store, id, &ignored);
+        http_error(r, 503, "unavailable", NULL,
+                   "the job could not be queued (out of memory); nothing was stored, try again");
+        return;
+    }
     jobs_emit_state(&d->jobs, id, "queued", NULL);
     store_job_free(&row);
     http_queue(r, 201, resp);
@@ -355,6 +408,7 @@ void api_jobs_delete(http_req *r)
         http_error(r, s, code, NULL, "%s", e.message);
         return;
     }
+    model_cache_drop(&d->models, id);
     sse_hub_end(&d->hub, id);
     http_queue(r, 204, MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT));
 }

@@ -17,13 +17,26 @@ void api_healthz(http_req *r)
     int64_t counts[STORE_NSTATES] = {0};
     cJSON *o = cJSON_CreateObject();
     int ok = store_job_counts(&d->store, counts, NULL) == 0;
+    int down = atomic_load(&d->pool.down);
+    cJSON *problems = cJSON_CreateArray();
+    if (!ok)
+        cJSON_AddItemToArray(problems, cJSON_CreateString("the store cannot be read"));
+    if (down > 0) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "%d of %d workers cannot open the store and take no jobs",
+                 down, d->opts->workers);
+        cJSON_AddItemToArray(problems, cJSON_CreateString(msg));
+        ok = 0;
+    }
     cJSON_AddStringToObject(o, "status", ok ? "ok" : "degraded");
+    cJSON_AddItemToObject(o, "problems", problems);
     cJSON_AddStringToObject(o, "version", ANNEALD_VERSION);
     cJSON_AddNumberToObject(o, "uptime_s", daemon_now() - d->started);
     cJSON *j = cJSON_AddObjectToObject(o, "jobs");
     cJSON_AddNumberToObject(j, "running", (double)counts[STORE_RUNNING]);
     cJSON_AddNumberToObject(j, "queued", (double)counts[STORE_QUEUED]);
     cJSON_AddNumberToObject(o, "workers", d->opts->workers);
+    cJSON_AddNumberToObject(o, "workers_down", down);
     http_reply_json(r, ok ? 200 : 503, o);
 }
 
@@ -68,10 +81,15 @@ void api_prometheus(http_req *r)
     for (int s = 0; s < STORE_NSTATES; s++)
         tb_printf(&b, "anneald_jobs{state=\"%s\"} %" PRId64 "\n", store_state_name((store_job_state)s),
                   counts[s]);
-    tb_printf(&b, "# HELP anneald_steps_trained_total Optimizer steps trained since start.\n"
+    tb_printf(&b, "# HELP anneald_steps_trained_total Optimizer steps trained and committed to "
+                  "the store since start.\n"
                   "# TYPE anneald_steps_trained_total counter\n"
                   "anneald_steps_trained_total %" PRIu64 "\n",
               (uint64_t)atomic_load(&d->jobs.steps_trained));
+    tb_printf(&b, "# HELP anneald_samples_trained_total Training samples of those steps.\n"
+                  "# TYPE anneald_samples_trained_total counter\n"
+                  "anneald_samples_trained_total %" PRIu64 "\n",
+              (uint64_t)atomic_load(&d->jobs.samples_trained));
     tb_printf(&b, "# HELP anneald_http_requests_total HTTP requests answered, by status code.\n"
                   "# TYPE anneald_http_requests_total counter\n");
     for (int c = 100; c < 600; c++)

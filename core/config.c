@@ -283,7 +283,7 @@ static int parse_groups(const cJSON *g, job_spec *s, an_err *err)
         s->ngroups = i + 1;
         pg->has_lr = cfg_get(e, "lr") != NULL;
         pg->has_weight_decay = cfg_get(e, "weight_decay") != NULL;
-        if ((rc = cfg_num(e, p, "lr", 0.0, 0.0, INFINITY, CFG_LO_OPEN, &pg->lr, err)) ||
+        if ((rc = cfg_num(e, p, "lr", 0.0, 0.0, OPTIM_MAX_LR, CFG_LO_OPEN, &pg->lr, err)) ||
             (rc = cfg_num(e, p, "weight_decay", 0.0, 0.0, INFINITY, CFG_CLOSED,
                           &pg->weight_decay, err)))
             return rc;

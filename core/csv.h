@@ -30,6 +30,9 @@ typedef struct csv_table {
 int csv_parse(const char *text, size_t len, csv_table *out, const char *field, an_err *err);
 void csv_free(csv_table *t);
 
+/* Header names must be non-empty and unique: an error naming the column otherwise. */
+int csv_check_header(const char *const *names, int ncols, const char *field, an_err *err);
+
 /* The index of the column called `name`, or -1. */
 int csv_column(const csv_table *t, const char *name);
 

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 int json_number_text(char *buf, size_t size, double v, int json)
 {
@@ -37,4 +38,38 @@ int json_is_number(const cJSON *item)
 {
     return cJSON_IsNumber(item) || (cJSON_IsRaw(item) && item->valuestring &&
                                     item->valuestring[0] != 'n');
+}
+
+int json_make_exact(cJSON *item)
+{
+    for (; item; item = item->next) {
+        if (cJSON_IsNumber(item)) {
+            char buf[40];
+            json_number_text(buf, sizeof buf, item->valuedouble, 1);
+            size_t n = strlen(buf) + 1;
+            char *s = cJSON_malloc(n);
+            if (!s)
+                return -1;
+            memcpy(s, buf, n);
+            /* A raw item keeps its number (valuedouble) for readers using json_is_number. */
+            item->type = (item->type & ~0xFF) | cJSON_Raw;
+            item->valuestring = s;
+        } else if (item->child && json_make_exact(item->child) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+char *json_print_exact(const cJSON *item)
+{
+    if (!item)
+        return NULL;
+    cJSON *copy = cJSON_Duplicate(item, 1);
+    if (!copy)
+        return NULL;
+    /* Only the copy's own subtree: its `next` is null after cJSON_Duplicate. */
+    char *text = json_make_exact(copy) == 0 ? cJSON_PrintUnformatted(copy) : NULL;
+    cJSON_Delete(copy);
+    return text;
 }

@@ -23,4 +23,14 @@ cJSON *json_number(double v);
 /* 1 for a number item or one made by json_number. */
 int json_is_number(const cJSON *item);
 
+/* Turns every number of the tree under `item` (and its following siblings) into a raw item
+ * that prints exactly (json_number_text); their valuedouble stays. -1 out of memory, the tree
+ * then partly converted but still valid. */
+int json_make_exact(cJSON *item);
+
+/* cJSON_PrintUnformatted of a copy of `item` with every number printed exactly, so that
+ * parsing the text gives back the same bits (cJSON's own printer rounds 0.30000000000000004 to
+ * 0.3 and 1.7976931348623157e308 to a text that reads back as infinity). cJSON_free it. */
+char *json_print_exact(const cJSON *item);
+
 #endif

@@ -18,6 +18,10 @@
 
 #include "core/err.h"
 
+/* The largest learning rate a spec may give (FLT_MAX): the weights are float32, so any larger
+ * lr makes the first update infinite and the run fails later instead of at submit. */
+#define OPTIM_MAX_LR 3.4028234663852886e38
+
 /* Stored in checkpoints: append only, never renumber. */
 enum optim_type {
     OPTIM_ADAM = 1,

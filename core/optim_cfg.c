@@ -180,6 +180,10 @@ int optim_parse(const cJSON *block, const char *path, optim_cfg *out, an_err *er
     rc = sp_check_keys(params, pp, keys, optim_type_name(type), err);
     if (!rc)
         rc = nonneg(params, pp, "lr", lr_def, type == OPTIM_SGD, &out->lr, err);
+    if (!rc && out->lr > OPTIM_MAX_LR)
+        rc = an_fail(err, an_path(p, sizeof p, pp, "lr"),
+                     "lr must be at most %.17g (the largest float32: a larger lr turns the first "
+                     "weight update into infinity), got %.17g", OPTIM_MAX_LR, out->lr);
     if (!rc && optim_has_betas(out))
         rc = read_betas(params, pp, out, err);
     if (!rc && type != OPTIM_LION && type != OPTIM_SGD)

@@ -12,14 +12,7 @@
  * the highest (earliest micro-batches) down. The buffers are a pool of L+1 gradient arrays,
  * L = floor(log2(gas)), handed between slots by pointer, so nothing is copied.
  *
- * Blob format (little-endian, all lengths in bytes):
- *   header  "ANNEALD\0", u32 version, u32 section count, u64 layout hash, u64 model hash,
- *           u64 total length of the blob
- *   section u32 id, u32 0, u64 payload length, payload
- *   trailer u64 FNV-1a-64 of every byte before it
- * The layout hash covers what decides the shape of the state (model shape and activation,
- * optimizer type, dtype, groups and which tensor belongs to which group); the model hash
- * only the model (train_restore_weights). */
+ * The blob's framing is in blob.h. */
 #include "core/train.h"
 
 #include <math.h>
@@ -27,28 +20,16 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/blob.h"
 #include "core/data.h"
 #include "core/gemm.h"
 #include "core/loss.h"
 #include "core/model.h"
 #include "core/optim.h"
 
-#define BLOB_MAGIC "ANNEALD"   /* 8 bytes with its NUL */
-#define BLOB_VERSION 1u
-#define BLOB_HEADER 40u
-#define SECTION_HEADER 16u
-#define BLOB_TRAILER 8u
 #define VAL_BATCH 256          /* rows per validation / prediction batch at most */
 #define MAX_TREE 40            /* slots of the accumulation tree: gas < 2^40 */
 
-enum section_id {
-    SEC_COUNTERS = 1, /* i64 steps done, i64 samples seen */
-    SEC_CURSOR = 2,   /* i64 epoch, i64 position */
-    SEC_PARAMS = 3,   /* nparams float32 */
-    SEC_OPTIM = 4,    /* optim_save */
-    SEC_SCHED = 5,    /* sched_save */
-    SEC_COUNT = 5
-};
 
 struct train {
     double clip;                /* gradient_clipping; 0 = off */
@@ -79,76 +60,15 @@ struct train {
 };
 
 /* ------------------------------------------------------------------------------------------
- * Little-endian bytes and the checksum */
-
-static void put_u32(unsigned char *b, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        b[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put_u64(unsigned char *b, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        b[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint32_t get_u32(const unsigned char *b)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--)
-        v = (v << 8) | b[i];
-    return v;
-}
-
-static uint64_t get_u64(const unsigned char *b)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | b[i];
-    return v;
-}
-
-#define FNV_OFFSET 0xcbf29ce484222325ull
-#define FNV_PRIME 0x100000001b3ull
-
-static uint64_t fnv1a(uint64_t h, const void *data, size_t n)
-{
-    const unsigned char *p = data;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= FNV_PRIME;
-    }
-    return h;
-}
-
-static uint64_t fnv_i64(uint64_t h, int64_t v)
-{
-    unsigned char b[8];
-    put_u64(b, (uint64_t)v);
-    return fnv1a(h, b, 8);
-}
-
-/* ------------------------------------------------------------------------------------------
  * Construction */
-
-static uint64_t hash_model(const model *m)
-{
-    uint64_t h = fnv_i64(FNV_OFFSET, m->type);
-    h = fnv_i64(h, m->nlayers);
-    for (int l = 0; l <= m->nlayers; l++)
-        h = fnv_i64(h, m->dims[l]);
-    h = fnv_i64(h, m->nlayers > 1 ? m->act : 0);
-    return fnv_i64(h, (int64_t)m->nparams);
-}
 
 static uint64_t hash_layout(const train *t)
 {
-    uint64_t h = fnv_i64(t->model_hash, t->opt.cfg.type);
-    h = fnv_i64(h, t->opt.dtype);
-    h = fnv_i64(h, t->opt.ngroups);
+    uint64_t h = blob_fnv_i64(t->model_hash, t->opt.cfg.type);
+    h = blob_fnv_i64(h, t->opt.dtype);
+    h = blob_fnv_i64(h, t->opt.ngroups);
     for (int i = 0; i < t->opt.ntensors; i++)
-        h = fnv_i64(h, t->opt.tensors[i].group);
+        h = blob_fnv_i64(h, t->opt.tensors[i].group);
     return h;
 }
 
@@ -277,7 +197,7 @@ int train_create(train **out, const job_spec *spec, const char *csv, size_t csv_
             goto fail;
         }
     }
-    t->model_hash = hash_model(m);
+    t->model_hash = blob_model_hash(m);
     t->layout_hash = hash_layout(t);
     use_threads(t->threads);
     *out = t;
@@ -486,9 +406,9 @@ static size_t blob_size(const train *t)
 
 static unsigned char *put_section(unsigned char *w, uint32_t id, uint64_t len)
 {
-    put_u32(w, id);
-    put_u32(w + 4, 0);
-    put_u64(w + 8, len);
+    blob_put_u32(w, id);
+    blob_put_u32(w + 4, 0);
+    blob_put_u64(w + 8, len);
     return w + SECTION_HEADER;
 }
 
@@ -502,19 +422,19 @@ int train_save(const train *t, void **buf, size_t *len, an_err *err)
         return an_failc(err, -ENOMEM, "", "out of memory for a %zu-byte checkpoint", total);
     unsigned char *w = b;
     memcpy(w, BLOB_MAGIC, 8);
-    put_u32(w + 8, BLOB_VERSION);
-    put_u32(w + 12, SEC_COUNT);
-    put_u64(w + 16, t->layout_hash);
-    put_u64(w + 24, t->model_hash);
-    put_u64(w + 32, total);
+    blob_put_u32(w + 8, BLOB_VERSION);
+    blob_put_u32(w + 12, SEC_COUNT);
+    blob_put_u64(w + 16, t->layout_hash);
+    blob_put_u64(w + 24, t->model_hash);
+    blob_put_u64(w + 32, total);
     w += BLOB_HEADER;
     w = put_section(w, SEC_COUNTERS, 16);
-    put_u64(w, (uint64_t)t->steps);
-    put_u64(w + 8, (uint64_t)t->samples);
+    blob_put_u64(w, (uint64_t)t->steps);
+    blob_put_u64(w + 8, (uint64_t)t->samples);
     w += 16;
     w = put_section(w, SEC_CURSOR, 16);
-    put_u64(w, (uint64_t)t->loader.cur.epoch);
-    put_u64(w + 8, (uint64_t)t->loader.cur.pos);
+    blob_put_u64(w, (uint64_t)t->loader.cur.epoch);
+    blob_put_u64(w + 8, (uint64_t)t->loader.cur.pos);
     w += 16;
     size_t pn = t->m->nparams * sizeof(float);
     w = put_section(w, SEC_PARAMS, pn);
@@ -533,70 +453,9 @@ int train_save(const train *t, void **buf, size_t *len, an_err *err)
         free(b);
         return an_failc(err, rc, "", "could not serialise the optimizer or scheduler state");
     }
-    put_u64(w, fnv1a(FNV_OFFSET, b, (size_t)(w - b)));
+    blob_put_u64(w, blob_fnv1a(FNV_OFFSET, b, (size_t)(w - b)));
     *buf = b;
     *len = total;
-    return 0;
-}
-
-/* A checked view of a blob: where each section's payload starts and how long it is. */
-typedef struct blob_view {
-    const unsigned char *sec[SEC_COUNT + 1];
-    uint64_t len[SEC_COUNT + 1];
-    uint64_t layout_hash, model_hash;
-} blob_view;
-
-/* Checks the framing of a blob (magic, version, length, checksum, sections within bounds,
- * each known section once). Reads nothing past buf + len. */
-static int blob_parse(const void *buf, size_t len, blob_view *v, an_err *err)
-{
-    const char *f = "checkpoint";
-    memset(v, 0, sizeof *v);
-    if (!buf || len == 0)
-        return an_failc(err, -EPROTO, f, "expected a checkpoint blob, got an empty one");
-    const unsigned char *b = buf;
-    if (len < BLOB_HEADER + BLOB_TRAILER)
-        return an_failc(err, -EPROTO, f, "expected a checkpoint of at least %u bytes, got %zu "
-                        "(truncated)", BLOB_HEADER + BLOB_TRAILER, len);
-    if (memcmp(b, BLOB_MAGIC, 8) != 0)
-        return an_failc(err, -EPROTO, f, "expected a checkpoint starting with \"ANNEALD\", got "
-                        "other bytes (not an anneald checkpoint)");
-    uint32_t version = get_u32(b + 8), nsec = get_u32(b + 12);
-    if (version != BLOB_VERSION)
-        return an_failc(err, -EPROTO, f, "expected checkpoint format version %u, got %u",
-                        BLOB_VERSION, version);
-    uint64_t total = get_u64(b + 32);
-    if (total != len)
-        return an_failc(err, -EPROTO, f, "the checkpoint says it is %llu bytes long, got %zu "
-                        "(truncated or padded)", (unsigned long long)total, len);
-    uint64_t sum = get_u64(b + len - BLOB_TRAILER);
-    if (fnv1a(FNV_OFFSET, b, len - BLOB_TRAILER) != sum)
-        return an_failc(err, -EPROTO, f, "checkpoint checksum mismatch: the blob is corrupt");
-    if (nsec != SEC_COUNT)
-        return an_failc(err, -EPROTO, f, "expected %d sections in the checkpoint, got %u",
-                        SEC_COUNT, nsec);
-    v->layout_hash = get_u64(b + 16);
-    v->model_hash = get_u64(b + 24);
-    size_t off = BLOB_HEADER, end = len - BLOB_TRAILER;
-    for (uint32_t s = 0; s < nsec; s++) {
-        if (end - off < SECTION_HEADER)
-            return an_failc(err, -EPROTO, f, "checkpoint section %u is cut off", s);
-        uint32_t id = get_u32(b + off);
-        uint64_t sl = get_u64(b + off + 8);
-        off += SECTION_HEADER;
-        if (id < 1 || id > SEC_COUNT || v->sec[id])
-            return an_failc(err, -EPROTO, f, "checkpoint section %u has id %u: expected each "
-                            "of 1..%d once", s, id, SEC_COUNT);
-        if (sl > end - off)
-            return an_failc(err, -EPROTO, f, "checkpoint section %u says %llu bytes, only %zu "
-                            "remain", id, (unsigned long long)sl, end - off);
-        v->sec[id] = b + off;
-        v->len[id] = sl;
-        off += (size_t)sl;
-    }
-    if (off != end)
-        return an_failc(err, -EPROTO, f, "checkpoint has %zu stray bytes after its sections",
-                        end - off);
     return 0;
 }
 
@@ -628,10 +487,10 @@ int train_restore(train *t, const void *buf, size_t len, an_err *err)
         return an_failc(err, -EPROTO, "checkpoint", "expected 16-byte counter and cursor "
                         "sections, got %llu and %llu", (unsigned long long)v.len[SEC_COUNTERS],
                         (unsigned long long)v.len[SEC_CURSOR]);
-    int64_t steps = (int64_t)get_u64(v.sec[SEC_COUNTERS]);
-    int64_t samples = (int64_t)get_u64(v.sec[SEC_COUNTERS] + 8);
-    int64_t epoch = (int64_t)get_u64(v.sec[SEC_CURSOR]);
-    int64_t pos = (int64_t)get_u64(v.sec[SEC_CURSOR] + 8);
+    int64_t steps = (int64_t)blob_get_u64(v.sec[SEC_COUNTERS]);
+    int64_t samples = (int64_t)blob_get_u64(v.sec[SEC_COUNTERS] + 8);
+    int64_t epoch = (int64_t)blob_get_u64(v.sec[SEC_CURSOR]);
+    int64_t pos = (int64_t)blob_get_u64(v.sec[SEC_CURSOR] + 8);
     if (steps < 0 || samples < 0 || epoch < 0 || pos < 0 || pos >= t->train_ds.n)
         return an_failc(err, -EPROTO, "checkpoint", "expected step, samples, epoch >= 0 and a "
                         "data position in 0..%lld, got %lld, %lld, %lld, %lld",

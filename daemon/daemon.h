@@ -16,9 +16,13 @@
 
 #include "api/sse.h"
 #include "daemon/jobs.h"
+#include "daemon/loader.h"
 #include "daemon/options.h"
 #include "daemon/workers.h"
 #include "store/store.h"
+
+/* The most the model cache may hold (models larger than this are loaded per request). */
+#define MODEL_CACHE_BYTES ((size_t)256 << 20)
 
 enum daemon_phase { PHASE_SERVING = 0, PHASE_DRAINING = 1, PHASE_CLOSING = 2 };
 
@@ -49,6 +53,7 @@ typedef struct daemon {
     jobmgr jobs;
     worker_pool pool;
     sse_hub hub;
+    model_cache models;            /* trained models for weights and predict (any thread) */
 
     /* Stats for /metrics (loop thread) */
     uint64_t http_by_code[600];    /* requests answered, by status code */

@@ -538,7 +538,13 @@ void jobs_resume(jobmgr *m, http_req *r, const char *id)
         http_error(r, s, code, NULL, "%s", e.message);
         return;
     }
-    jobs_enqueue(m, id);
+    if (jobs_enqueue(m, id) != 0) {
+        store_job_set_state(&m->d->store, id, STORE_MASK(STORE_QUEUED), prev, NULL, NULL, &e);
+        http_error(r, 503, "unavailable", NULL,
+                   "job %s could not be queued (out of memory); it stays %s, try again", id,
+                   store_state_name(prev));
+        return;
+    }
     jobs_emit_state(m, id, "queued", NULL);
     reply_row(m, r, id, 200);
 }

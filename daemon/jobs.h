@@ -89,7 +89,8 @@ typedef struct jobmgr {
     job_run *runs;               /* every live run (loop thread) */
     job_fix *fixes;              /* final states not yet in the store (loop thread) */
     int shutting_down;
-    atomic_uint_fast64_t steps_trained;   /* for /metrics */
+    atomic_uint_fast64_t steps_trained;   /* for /metrics: metric rows committed */
+    atomic_uint_fast64_t samples_trained; /* those steps × train_batch_size */
     atomic_uint_fast64_t ckpt_bytes;      /* total bytes checkpointed */
     atomic_uint_fast64_t ckpt_count;
     atomic_uint_fast64_t ckpt_usec;       /* total time spent committing checkpoints */

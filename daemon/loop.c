@@ -212,7 +212,8 @@ int daemon_run(const daemon_opts *opts)
     struct timespec wall;
     clock_gettime(CLOCK_REALTIME, &wall);
     uint64_t first_id = ((uint64_t)wall.tv_sec * 1000 + (uint64_t)(wall.tv_nsec / 1000000)) * 1000;
-    if (sse_hub_init(&d->hub, 8192, first_id) || jobs_init(&d->jobs, d)) {
+    if (sse_hub_init(&d->hub, 8192, first_id) || jobs_init(&d->jobs, d) ||
+        model_cache_init(&d->models, MODEL_CACHE_BYTES)) {
         fprintf(stderr, "anneald: out of memory\n");
         return 1;
     }
@@ -285,6 +286,7 @@ int daemon_run(const daemon_opts *opts)
         daemon_log(LOG_WARN, "the loop closed with handles still open");
     jobs_close(&d->jobs);
     sse_hub_close(&d->hub);
+    model_cache_free(&d->models);
     store_maintain(&d->store, NULL);
     store_close(&d->store);
     store_lock_release(&lock);

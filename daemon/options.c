@@ -23,6 +23,41 @@ void options_defaults(daemon_opts *o)
     /* Half the machine: the daemon, the page cache and a second job need the rest. */
     long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
     o->max_job_memory = pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz / 2 : 0;
+    /* The whole daemon: 70 % of the machine leaves the kernel and page cache their share. */
+    o->max_memory = pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz / 10 * 7 : 0;
+    o->min_free_disk = (uint64_t)256 << 20;
+    o->max_queued = 10000;
+}
+
+static int parse_long(const char *s, long long lo, long long hi, long long *out);
+
+/* The flags that bound what the daemon takes on (memory, disk, queue). 1 when `name` is one
+ * of them (parsed into o, or -EINVAL with msg), 0 when it is another flag. */
+static int parse_bound(const char *name, const char *val, daemon_opts *o, char *msg,
+                       size_t msgsz)
+{
+    uint64_t *size = strcmp(name, "--max-memory") == 0      ? &o->max_memory
+                     : strcmp(name, "--min-free-disk") == 0 ? &o->min_free_disk
+                                                            : NULL;
+    if (size) {
+        if (mem_parse_size(val, size)) {
+            snprintf(msg, msgsz, "%s expects a size in bytes with an optional K, M, G or T "
+                     "suffix (e.g. 512M, 4G; 0 = off), got '%s'", name, val);
+            return -EINVAL;
+        }
+        return 1;
+    }
+    if (strcmp(name, "--max-queued") == 0) {
+        long long v;
+        if (parse_long(val, 1, 1000000, &v)) {
+            snprintf(msg, msgsz, "--max-queued expects a whole number in 1..1000000, got '%s'",
+                     val);
+            return -EINVAL;
+        }
+        o->max_queued = (int)v;
+        return 1;
+    }
+    return 0;
 }
 
 const char *options_usage(void)
@@ -30,7 +65,8 @@ const char *options_usage(void)
     return "usage: anneald [--listen HOST:PORT] [--db PATH] [--workers N] [--token-file PATH]\n"
            "               [--log-level error|warn|info|debug] [--web-root DIR]\n"
            "               [--max-body-json BYTES] [--max-body-dataset BYTES]\n"
-           "               [--max-job-memory BYTES] [--allow-host NAMES]\n"
+           "               [--max-job-memory BYTES] [--max-memory BYTES]\n"
+           "               [--min-free-disk BYTES] [--max-queued N] [--allow-host NAMES]\n"
            "       anneald check FILE|- [--max-job-memory BYTES]\n"
            "       anneald preview FILE|- [--steps N] [--param-group-lr X]... [--format json|csv]\n"
            "       anneald train JOB.json [--steps N] [--metrics-csv F] [--weights-json F]\n"
@@ -48,7 +84,12 @@ const char *options_usage(void)
            "  --max-body-json N    largest JSON request body in bytes (default 1048576)\n"
            "  --max-body-dataset N largest dataset upload in bytes (default 268435456)\n"
            "  --max-job-memory N   reject jobs estimated to need more memory (suffixes K, M, G, T;\n"
-           "                       default half the physical memory; 0 = no cap)\n";
+           "                       default half the physical memory; 0 = no cap)\n"
+           "  --max-memory N       memory budget of the whole daemon: running jobs, checkpoints,\n"
+           "                       restores and requests (default 70 % of physical memory; 0 = off)\n"
+           "  --min-free-disk N    pause training when the store's file system has less free\n"
+           "                       (default 256M; 0 = off); /healthz warns below twice that\n"
+           "  --max-queued N       jobs waiting at most; more get 503 (default 10000)\n";
 }
 
 int options_is_loopback(const char *host)
@@ -243,6 +284,9 @@ int options_parse(int argc, char **argv, daemon_opts *o, const char **what, char
                 o->max_body_dataset = (size_t)v;
         } else if (strcmp(name, "--allow-host") == 0) {
             if (add_allow_hosts(o, val, msg, msgsz))
+                return -EINVAL;
+        } else if ((v = parse_bound(name, val, o, msg, msgsz)) != 0) {
+            if (v < 0)
                 return -EINVAL;
         } else if (strcmp(name, "--max-job-memory") == 0) {
             if (mem_parse_size(val, &o->max_job_memory)) {

@@ -27,6 +27,10 @@ typedef struct daemon_opts {
     int nallow_hosts;
     uint64_t max_job_memory;     /* bytes a job may need (core/memest.h); larger specs get 422;
                                     0 = no cap */
+    uint64_t max_memory;         /* bytes the whole daemon may commit to jobs and requests;
+                                    0 = no budget */
+    uint64_t min_free_disk;      /* bytes; training pauses below this; 0 = off */
+    int max_queued;              /* jobs waiting at most; more are refused with 503 */
 } daemon_opts;
 
 /* Fills `o` with the defaults: 127.0.0.1:8470, anneald.db, one worker per core, info logs,

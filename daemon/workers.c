@@ -240,6 +240,12 @@ static int write_slot(wctx *w, wslot *s, const char **what, an_err *e)
         rc = store_metrics_append_with_val(&w->store, s->run->id, s->batch, s->nbatch, s->vbatch,
                                            s->nval, s->has_prog ? &s->prog : NULL, e);
     }
+    /* /metrics counts what is committed: one metric row per optimizer step. */
+    if (rc == 0 && s->nbatch) {
+        atomic_fetch_add(&w->jobs->steps_trained, (uint64_t)s->nbatch);
+        atomic_fetch_add(&w->jobs->samples_trained,
+                         (uint64_t)s->nbatch * (uint64_t)w->batch_samples);
+    }
     return rc;
 }
 
@@ -453,18 +459,15 @@ static int restore_usable(wctx *w, const char *id, train *t, int64_t *step, an_e
  * with resume_from, the named job's weights) and rewinding the stored history to it. */
 static int prepare(wctx *w, const store_job *row, job_spec *spec, train **out, an_err *e)
 {
-    int rc = job_spec_parse_text(row->spec_json, strlen(row->spec_json), spec, e);
+    int rc = loader_spec(row, spec, e);
     if (rc)
         return rc;
     char *csv = NULL;
     size_t csv_len = 0;
-    if (spec->data.type == DATA_DATASET) {
-        const char *ref = spec->data.dataset_id[0] ? spec->data.dataset_id : spec->data.name;
-        rc = store_dataset_text(&w->store, ref, &csv, &csv_len, e);
-        if (rc) {
-            job_spec_free(spec);
-            return rc;
-        }
+    rc = loader_data(&w->store, spec, &csv, &csv_len, e);
+    if (rc) {
+        job_spec_free(spec);
+        return rc;
     }
     rc = train_create(out, spec, csv, csv_len, e);
     free(csv);
@@ -628,7 +631,6 @@ static void run_job(wctx *w)
             double prev_now = w->now;
             int64_t prev_step = w->now_step;
             double now = stamp(w, rep.step);
-            atomic_fetch_add(&w->jobs->steps_trained, (uint64_t)(rep.step - prev_step));
             double per = (now - prev_now) / (double)(rep.step - prev_step);
             stride = per > 0 ? (int64_t)fmin(CLOCK_STRIDE_MAX, fmax(1, CLOCK_EVERY_S / per))
                              : CLOCK_STRIDE_MAX;
@@ -670,8 +672,6 @@ static void run_job(wctx *w)
             last_ckpt_step = rep.step;
         }
     }
-    if (rep.step > w->now_step)
-        atomic_fetch_add(&w->jobs->steps_trained, (uint64_t)(rep.step - w->now_step));
     if (disk_full)
         w->nbatch = 0; /* no room for them; the resume rewinds to the last checkpoint anyway */
     else if (w->nbatch)
@@ -715,6 +715,51 @@ out:
     job_spec_free(&spec);
 }
 
+/* 1 once the pool is told to quit; else waits up to `ms` (or until a job is queued). */
+static int wait_quit(worker_pool *p, int ms)
+{
+    struct jobmgr *m = p->jobs;
+    uv_mutex_lock(&m->mu);
+    if (!m->quit)
+        uv_cond_timedwait(&m->cond, &m->mu, (uint64_t)ms * 1000000u);
+    int quit = m->quit;
+    uv_mutex_unlock(&m->mu);
+    return quit;
+}
+
+/* Opens the worker's store connection, retrying every WORKER_RETRY_MS while it fails (the
+ * worker counts as down meanwhile: /healthz says degraded and no job is taken by it).
+ * ANNEALD_FAULT=worker-store makes every attempt fail, for the tests of that state. */
+static int open_store(worker *wk, wctx *w)
+{
+    worker_pool *p = wk->pool;
+    const char *fault = getenv("ANNEALD_FAULT");
+    int down = 0;
+    for (;;) {
+        an_err e;
+        an_err_clear(&e);
+        int rc = fault && strstr(fault, "worker-store")
+                     ? an_failc(&e, -EIO, NULL, "injected fault (ANNEALD_FAULT=worker-store)")
+                     : store_open(&w->store, p->db_path, &e);
+        if (rc == 0) {
+            if (down) {
+                atomic_fetch_sub(&p->down, 1);
+                daemon_log(LOG_INFO, "worker %d: the store is open again; taking jobs",
+                           wk->index);
+            }
+            return 0;
+        }
+        if (!down) {
+            down = 1;
+            atomic_fetch_add(&p->down, 1);
+            daemon_log(LOG_ERROR, "worker %d: cannot open the store: %s; it takes no jobs and "
+                       "retries every %d ms", wk->index, e.message, WORKER_RETRY_MS);
+        }
+        if (wait_quit(p, WORKER_RETRY_MS))
+            return rc;
+    }
+}
+
 static void worker_main(void *arg)
 {
     worker *wk = arg;
@@ -723,10 +768,7 @@ static void worker_main(void *arg)
     if (!w)
         return;
     w->jobs = p->jobs;
-    an_err e;
-    int open_rc = store_open(&w->store, p->db_path, &e);
-    if (open_rc)
-        daemon_log(LOG_ERROR, "worker %d: cannot open the store: %s", wk->index, e.message);
+    int open_rc = open_store(wk, w);
     int writer_rc = -1;
     if (open_rc == 0 && uv_mutex_init(&w->wr.mu) == 0) {
         if (uv_cond_init(&w->wr.cond) == 0) {
@@ -741,21 +783,17 @@ static void worker_main(void *arg)
     if (open_rc == 0 && writer_rc) {
         daemon_log(LOG_ERROR, "worker %d: cannot start its store writer thread", wk->index);
         open_rc = -1;
+        atomic_fetch_add(&p->down, 1);
     }
-    for (;;) {
+    /* A worker without a store takes no job: each would be dropped. */
+    for (; open_rc == 0;) {
         job_run *run = jobs_take(p->jobs);
         if (!run)
             break;
         w->run = run;
         w->nbatch = 0;
         w->nval = 0;
-        if (open_rc == 0) {
-            run_job(w);
-        } else {
-            uv_mutex_lock(&run->mu);
-            run->snap.final = STORE_QUEUED;
-            uv_mutex_unlock(&run->mu);
-        }
+        run_job(w);
         w->run = NULL;
         jobs_done(p->jobs, run);
     }

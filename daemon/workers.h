@@ -18,7 +18,12 @@
 #ifndef ANNEALD_WORKERS_H
 #define ANNEALD_WORKERS_H
 
+#include <stdatomic.h>
+
 #include <uv.h>
+
+/* How often a worker whose store connection failed to open tries again. */
+#define WORKER_RETRY_MS 2000
 
 struct jobmgr;
 
@@ -34,6 +39,7 @@ typedef struct worker_pool {
     const char *db_path;
     int n;
     worker *w;
+    atomic_int down;             /* workers without a store connection (taking no jobs) */
 } worker_pool;
 
 /* Starts n workers. 0 or a negative errno (threads already started are joined). */

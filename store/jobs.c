@@ -549,7 +549,11 @@ cJSON *store_job_to_json(const store_job *j)
                                     : cJSON_CreateNumber((double)j->last_checkpoint_step));
     ok &= cJSON_AddItemToObject(o, "error", str_or_null(j->error));
     ok &= cJSON_AddItemToObject(o, "warnings", json_or(j->warnings_json, cJSON_CreateArray));
-    ok &= cJSON_AddItemToObject(o, "spec", json_or(j->spec_json, cJSON_CreateObject));
+    cJSON *spec = json_or(j->spec_json, cJSON_CreateObject);
+    /* Shown as stored: every number with the digits that give back its bits. */
+    if (spec && json_make_exact(spec->child) != 0)
+        ok = 0;
+    ok &= cJSON_AddItemToObject(o, "spec", spec);
     ok &= cJSON_AddItemToObject(o, "resume_from", json_or(j->resume_from_json, cJSON_CreateNull));
     ok &= cJSON_AddItemToObject(o, "val_loss", num_or_null(j->val_step > 0 ? j->val_loss : NAN));
     ok &= cJSON_AddItemToObject(o, "val_acc", num_or_null(j->val_step > 0 ? j->val_acc : NAN));

@@ -59,11 +59,37 @@ static void test_non_finite(void **state)
     cJSON_Delete(n);
 }
 
+/* A whole tree printed exactly reads back bit for bit, where cJSON's printer rounds. */
+static void test_print_exact(void **state)
+{
+    (void)state;
+    const char *in = "{\"a\":0.30000000000000004,\"b\":[1.7976931348623157e+308,2,-0.1],"
+                     "\"c\":{\"d\":0.009999999999999998,\"s\":\"x\",\"t\":true}}";
+    cJSON *j = cJSON_Parse(in);
+    assert_non_null(j);
+    char *plain = cJSON_PrintUnformatted(j);
+    assert_null(strstr(plain, "0.30000000000000004")); /* the loss this guards against */
+    cJSON_free(plain);
+    char *text = json_print_exact(j);
+    assert_non_null(text);
+    assert_string_equal(text, in);
+    cJSON *back = cJSON_Parse(text);
+    assert_true(cJSON_GetObjectItem(back, "a")->valuedouble == 0.30000000000000004);
+    assert_true(cJSON_GetArrayItem(cJSON_GetObjectItem(back, "b"), 0)->valuedouble ==
+                1.7976931348623157e308);
+    /* The source tree is left as it was. */
+    assert_true(cJSON_IsNumber(cJSON_GetObjectItem(j, "a")));
+    cJSON_Delete(back);
+    cJSON_free(text);
+    cJSON_Delete(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_non_finite),
+        cmocka_unit_test(test_print_exact),
     };
     return cmocka_run_group_tests_name("jsonnum", tests, NULL, NULL);
 }

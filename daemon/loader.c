@@ -1,0 +1,195 @@
+/* loader — jobs out of the store for training and for inference; the model cache. */
+#include "daemon/loader.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int model_cache_init(model_cache *c, size_t cap)
+{
+    memset(c, 0, sizeof *c);
+    c->cap = cap;
+    return pthread_mutex_init(&c->mu, NULL) ? -ENOMEM : 0;
+}
+
+static void ref_free(model_ref *r)
+{
+    infer_free(r->f);
+    pthread_mutex_destroy(&r->run);
+    free(r);
+}
+
+/* Takes slot k out of the table (cache lock held); frees it unless someone uses it. */
+static void evict(model_cache *c, int k)
+{
+    model_ref *r = c->slot[k];
+    c->slot[k] = NULL;
+    c->bytes -= infer_bytes(r->f);
+    r->cached = 0;
+    if (r->refs == 0)
+        ref_free(r);
+}
+
+void model_cache_free(model_cache *c)
+{
+    for (int k = 0; k < MODEL_CACHE_ENTRIES; k++)
+        if (c->slot[k])
+            evict(c, k);
+    pthread_mutex_destroy(&c->mu);
+}
+
+void model_cache_drop(model_cache *c, const char *id)
+{
+    pthread_mutex_lock(&c->mu);
+    for (int k = 0; k < MODEL_CACHE_ENTRIES; k++)
+        if (c->slot[k] && strcmp(c->slot[k]->id, id) == 0)
+            evict(c, k);
+    pthread_mutex_unlock(&c->mu);
+}
+
+int loader_spec(const store_job *row, job_spec *spec, an_err *err)
+{
+    if (!row->spec_json)
+        return an_failc(err, -EPROTO, "spec", "job %s has no stored spec", row->id);
+    int rc = job_spec_parse_text(row->spec_json, strlen(row->spec_json), spec, err);
+    if (rc && rc != -ENOMEM) {
+        an_err inner = *err;
+        an_failc(err, -EPROTO, inner.field, "the stored spec of job %s is unreadable: %s",
+                 row->id, inner.message);
+        return -EPROTO;
+    }
+    return rc;
+}
+
+int loader_data(store_t *s, const job_spec *spec, char **csv, size_t *len, an_err *err)
+{
+    *csv = NULL;
+    *len = 0;
+    if (spec->data.type != DATA_DATASET)
+        return 0;
+    const char *ref = spec->data.dataset_id[0] ? spec->data.dataset_id : spec->data.name;
+    int rc = store_dataset_text(s, ref, csv, len, err);
+    if (rc == -ENOENT)
+        return an_failc(err, -ENOENT, "data", "the job's data set '%s' has been deleted; upload "
+                        "it again (POST /v1/datasets?name=…) and submit a job naming it", ref);
+    return rc;
+}
+
+/* The slot of (id, step, created), or -1 (cache lock held). */
+static int find(model_cache *c, const char *id, int64_t step, const char *created)
+{
+    for (int k = 0; k < MODEL_CACHE_ENTRIES; k++) {
+        model_ref *r = c->slot[k];
+        if (r && r->step == step && strcmp(r->id, id) == 0 && strcmp(r->created_at, created) == 0)
+            return k;
+    }
+    return -1;
+}
+
+/* Puts r in the table when it fits, evicting the least recently used (cache lock held). */
+static void insert(model_cache *c, model_ref *r)
+{
+    size_t b = infer_bytes(r->f);
+    if (b > c->cap)
+        return;
+    for (;;) {
+        int empty = -1, lru = -1;
+        for (int k = 0; k < MODEL_CACHE_ENTRIES; k++) {
+            if (!c->slot[k])
+                empty = empty < 0 ? k : empty;
+            else if (lru < 0 || c->slot[k]->used < c->slot[lru]->used)
+                lru = k;
+        }
+        if (empty >= 0 && c->bytes + b <= c->cap) {
+            c->slot[empty] = r;
+            c->bytes += b;
+            r->cached = 1;
+            return;
+        }
+        if (lru < 0)
+            return;
+        evict(c, lru);
+    }
+}
+
+int loader_model(model_cache *c, store_t *s, const store_job *row, int64_t step,
+                 model_ref **out, an_err *err)
+{
+    *out = NULL;
+    int64_t at = step >= 0 ? step : row->last_checkpoint_step;
+    if (at < 0)
+        return an_failc(err, -ENOENT, "step", "job %s has no checkpoint yet", row->id);
+    pthread_mutex_lock(&c->mu);
+    int k = find(c, row->id, at, row->created_at);
+    if (k >= 0) {
+        model_ref *r = c->slot[k];
+        r->refs++;
+        r->used = ++c->clock;
+        c->hits++;
+        pthread_mutex_unlock(&c->mu);
+        *out = r;
+        return 0;
+    }
+    c->misses++;
+    pthread_mutex_unlock(&c->mu);
+
+    job_spec spec;
+    int rc = loader_spec(row, &spec, err);
+    if (rc)
+        return rc;
+    void *blob = NULL;
+    size_t len = 0;
+    int64_t got = at;
+    rc = store_checkpoint_read(s, row->id, at, &blob, &len, &got, err);
+    if (rc == -ENOENT) {
+        job_spec_free(&spec);
+        return an_failc(err, -ENOENT, "step", "job %s has no checkpoint at step %lld", row->id,
+                        (long long)at);
+    }
+    model_ref *r = NULL;
+    if (rc == 0) {
+        r = calloc(1, sizeof *r);
+        if (!r)
+            rc = an_failc(err, -ENOMEM, "", "out of memory");
+    }
+    if (rc == 0 && pthread_mutex_init(&r->run, NULL) != 0) {
+        free(r);
+        r = NULL;
+        rc = an_failc(err, -ENOMEM, "", "out of memory");
+    }
+    if (rc == 0) {
+        rc = infer_create(&r->f, &spec, blob, len, err);
+        if (rc) {
+            pthread_mutex_destroy(&r->run);
+            free(r);
+            r = NULL;
+        }
+    }
+    free(blob);
+    job_spec_free(&spec);
+    if (rc)
+        return rc;
+    snprintf(r->id, sizeof r->id, "%s", row->id);
+    snprintf(r->created_at, sizeof r->created_at, "%s", row->created_at);
+    r->step = got;
+    r->refs = 1;
+    pthread_mutex_lock(&c->mu);
+    r->used = ++c->clock;
+    if (find(c, r->id, r->step, r->created_at) < 0) /* another request may have loaded it */
+        insert(c, r);
+    pthread_mutex_unlock(&c->mu);
+    *out = r;
+    return 0;
+}
+
+void model_cache_release(model_cache *c, model_ref *r)
+{
+    if (!r)
+        return;
+    pthread_mutex_lock(&c->mu);
+    int gone = --r->refs == 0 && !r->cached;
+    pthread_mutex_unlock(&c->mu);
+    if (gone)
+        ref_free(r);
+}

@@ -1,0 +1,64 @@
+/* loader — one way to load a job from the store, for the worker that trains it and for the
+ * requests that read its model (weights, predict).
+ *
+ * Training needs the spec and the data; a request on a trained model needs the spec and one
+ * checkpoint's parameters only (core/infer.h), never the data set or the optimizer state, so
+ * a finished job keeps its weights and predictions after its data set is deleted. Loaded
+ * models stay in a small cache keyed by (job, step, job creation time) and bounded both in
+ * entries and in bytes; an entry in use is never freed under its user. */
+#ifndef ANNEALD_LOADER_H
+#define ANNEALD_LOADER_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/config.h"
+#include "core/err.h"
+#include "core/infer.h"
+#include "store/store.h"
+
+#define MODEL_CACHE_ENTRIES 4
+
+typedef struct model_ref {
+    char id[STORE_ID_LEN];
+    char created_at[24];
+    int64_t step;
+    infer *f;
+    int refs;                 /* users holding it (cache lock) */
+    int cached;               /* still in the cache's table */
+    uint64_t used;            /* LRU stamp */
+    pthread_mutex_t run;      /* serialises forward passes (shared activations) */
+} model_ref;
+
+typedef struct model_cache {
+    pthread_mutex_t mu;
+    model_ref *slot[MODEL_CACHE_ENTRIES];
+    size_t bytes, cap;        /* bytes of the cached models, at most cap */
+    uint64_t clock;
+    uint64_t hits, misses;
+} model_cache;
+
+/* cap: the most bytes the cached models may hold together (a larger model is loaded for its
+ * request and freed after it). */
+int model_cache_init(model_cache *c, size_t cap);
+void model_cache_free(model_cache *c);
+
+/* Forgets every cached model of job `id` (deleted or rewound); users keep theirs. */
+void model_cache_drop(model_cache *c, const char *id);
+
+/* The parsed spec of a stored job; a spec that does not parse fails naming its field. */
+int loader_spec(const store_job *row, job_spec *spec, an_err *err);
+
+/* The CSV text of the job's uploaded data set (NULL for other data types). A data set that is
+ * gone fails with -ENOENT, field "data", naming it and how to bring it back. */
+int loader_data(store_t *s, const job_spec *spec, char **csv, size_t *len, an_err *err);
+
+/* The model of job `row` at checkpoint `step` (< 0: its latest), from the cache or loaded.
+ * -ENOENT (field "step") without such a checkpoint; -EPROTO for a corrupt one; -ENOMEM.
+ * Hand it back with model_cache_release. */
+int loader_model(model_cache *c, store_t *s, const store_job *row, int64_t step,
+                 model_ref **out, an_err *err);
+void model_cache_release(model_cache *c, model_ref *ref);
+
+#endif

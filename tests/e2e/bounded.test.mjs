@@ -1,0 +1,347 @@
+// Bounded and exact: numbers keep their bits through the store, data-set deletes leave
+// finished jobs usable, jobs are never silently lost, /metrics counts what was committed.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import {spawnSync} from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import {api, waitJob, withDaemon, startDaemon, tutorialJob, heavyJob, tmpDir, removeDir, sleep} from './lib.mjs';
+
+const ODD = 0.30000000000000004; // cJSON's own printer writes it as 0.3
+
+test('the stored spec keeps every number bit for bit and the worker trains with it', async () => {
+  await withDaemon({}, async (d) => {
+    const spec = tutorialJob({
+      steps: 20,
+      ds_config: {
+        train_batch_size: 8,
+        optimizer: {type: 'Adam', params: {lr: ODD}},
+        scheduler: {type: 'WarmupLR', params: {warmup_min_lr: ODD, warmup_max_lr: ODD, warmup_num_steps: 10}},
+      },
+    });
+    const r = await api(d.url, 'POST', '/v1/jobs', spec);
+    assert.equal(r.status, 201, r.text);
+    assert.equal(r.json.spec.ds_config.optimizer.params.lr, ODD);
+    const job = await waitJob(d.url, r.json.id, (j) => j.state === 'completed');
+    assert.equal(job.spec.ds_config.optimizer.params.lr, ODD);
+    assert.equal(job.spec.ds_config.scheduler.params.warmup_max_lr, ODD);
+    assert.equal(job.spec.param_groups.length, 0);
+    const m = await api(d.url, 'GET', `/v1/jobs/${r.json.id}/metrics?from=1&to=3`);
+    assert.equal(m.status, 200, m.text);
+    assert.deepEqual(m.json.lr[0], [ODD, ODD, ODD]);
+  });
+});
+
+test('a value that would fail later is refused at submit, naming the field', async () => {
+  await withDaemon({}, async (d) => {
+    const huge = 1.7976931348623157e308;
+    const cases = [
+      [{type: 'Adam', params: {lr: huge}}, 'ds_config.optimizer.params.lr'],
+      [{type: 'SGD', params: {lr: 1e39}}, 'ds_config.optimizer.params.lr'],
+    ];
+    for (const [optimizer, field] of cases) {
+      const r = await api(d.url, 'POST', '/v1/jobs', tutorialJob({
+        ds_config: {train_batch_size: 8, optimizer},
+      }));
+      assert.equal(r.status, 400, r.text);
+      assert.equal(r.json.error.field, field);
+      assert.match(r.json.error.message, /lr must be at most/);
+    }
+    const g = await api(d.url, 'POST', '/v1/jobs', tutorialJob({
+      model: {type: 'mlp', inputs: 10, hidden: [4], outputs: 1},
+      param_groups: [{match: ['*.bias'], lr: huge}],
+    }));
+    assert.equal(g.status, 400, g.text);
+    assert.equal(g.json.error.field, 'param_groups[0].lr');
+    const list = await api(d.url, 'GET', '/v1/jobs');
+    assert.equal(list.json.jobs.length, 0, 'nothing stored');
+    // The largest accepted lr reads back as itself.
+    const ok = await api(d.url, 'POST', '/v1/jobs', tutorialJob({
+      steps: 2,
+      ds_config: {train_batch_size: 8, optimizer: {type: 'SGD', params: {lr: 3.4028234663852886e38}}},
+    }));
+    assert.equal(ok.status, 201, ok.text);
+    assert.equal(ok.json.spec.ds_config.optimizer.params.lr, 3.4028234663852886e38);
+  });
+});
+
+// A small regression CSV: y = 2a - b + noise-free, 64 rows.
+function regressionCsv(rows = 64) {
+  let s = 'a,b,y\n';
+  for (let i = 0; i < rows; i++) {
+    const a = (i % 7) / 7, b = (i % 5) / 5;
+    s += `${a},${b},${2 * a - b}\n`;
+  }
+  return s;
+}
+
+function datasetJob(name, over = {}) {
+  return tutorialJob({
+    model: {type: 'linear', inputs: 2, outputs: 1},
+    loss: 'mse',
+    data: {type: 'dataset', name, target: 'y'},
+    steps: 60,
+    checkpoint: {every_steps: 20, keep_last: 3},
+    ...over,
+  });
+}
+
+test('deleting a data set leaves finished jobs their weights and predictions', async () => {
+  await withDaemon({}, async (d) => {
+    const up = await api(d.url, 'POST', '/v1/datasets?name=lin', regressionCsv(), {'Content-Type': 'text/csv'});
+    assert.equal(up.status, 201, up.text);
+    const r = await api(d.url, 'POST', '/v1/jobs', datasetJob('lin'));
+    assert.equal(r.status, 201, r.text);
+    const id = r.json.id;
+    await waitJob(d.url, id, (j) => j.state === 'completed');
+    const w0 = await api(d.url, 'GET', `/v1/jobs/${id}/weights`);
+    assert.equal(w0.status, 200, w0.text);
+    const p0 = await api(d.url, 'POST', `/v1/jobs/${id}/predict`, {inputs: [[0.5, 0.25], [0, 1]]});
+    assert.equal(p0.status, 200, p0.text);
+
+    // While a job that uses it waits or trains, the set stays.
+    const busy = await api(d.url, 'POST', '/v1/jobs', datasetJob('lin', {steps: 100000000}));
+    assert.equal(busy.status, 201, busy.text);
+    const refused = await api(d.url, 'DELETE', '/v1/datasets/lin');
+    assert.equal(refused.status, 409, refused.text);
+    assert.equal((await api(d.url, 'POST', `/v1/jobs/${busy.json.id}/cancel`)).status, 200);
+    await waitJob(d.url, busy.json.id, (j) => j.state === 'cancelled');
+
+    const del = await api(d.url, 'DELETE', '/v1/datasets/lin');
+    assert.equal(del.status, 204, del.text);
+    const w1 = await api(d.url, 'GET', `/v1/jobs/${id}/weights`);
+    assert.equal(w1.status, 200, w1.text);
+    assert.deepEqual(w1.json, w0.json, 'the same weights as before the delete');
+    const w20 = await api(d.url, 'GET', `/v1/jobs/${id}/weights?step=20`);
+    assert.equal(w20.status, 200, w20.text);
+    assert.equal(w20.json.step, 20);
+    assert.notDeepEqual(w20.json.tensors, w1.json.tensors);
+    const p1 = await api(d.url, 'POST', `/v1/jobs/${id}/predict`, {inputs: [[0.5, 0.25], [0, 1]]});
+    assert.equal(p1.status, 200, p1.text);
+    assert.deepEqual(p1.json, p0.json);
+    const bad = await api(d.url, 'POST', `/v1/jobs/${id}/predict`, {inputs: [[0.5, 0.25, 1]]});
+    assert.equal(bad.status, 400, bad.text);
+    const none = await api(d.url, 'GET', `/v1/jobs/${id}/weights?step=7`);
+    assert.equal(none.status, 404, none.text);
+    assert.equal(none.json.error.field, 'step');
+
+    // A new job on the deleted set names it.
+    const fork = await api(d.url, 'POST', '/v1/jobs', datasetJob('lin', {resume_from: {job: id}}));
+    assert.equal(fork.status, 422, fork.text);
+    assert.match(fork.json.error.message, /lin/);
+  });
+});
+
+test('a worker without a store takes no job and /healthz says so; a full queue answers 503', async () => {
+  const dir = tmpDir();
+  try {
+    const d = await startDaemon({dir, args: ['--workers', '2', '--max-queued', '2'], env: {ANNEALD_FAULT: 'worker-store'}});
+    let ids = [];
+    try {
+      const h = await api(d.url, 'GET', '/healthz');
+      assert.equal(h.status, 503, h.text);
+      assert.equal(h.json.status, 'degraded');
+      assert.equal(h.json.workers_down, 2);
+      assert.match(h.json.problems.join(' '), /2 of 2 workers cannot open the store/);
+      for (let i = 0; i < 2; i++) {
+        const r = await api(d.url, 'POST', '/v1/jobs', tutorialJob({steps: 50}));
+        assert.equal(r.status, 201, r.text);
+        ids.push(r.json.id);
+      }
+      const full = await api(d.url, 'POST', '/v1/jobs', tutorialJob({steps: 50}));
+      assert.equal(full.status, 503, full.text);
+      assert.match(full.json.error.message, /queue is full/);
+      await sleep(500);
+      for (const id of ids) {
+        const j = await api(d.url, 'GET', `/v1/jobs/${id}`);
+        assert.equal(j.json.state, 'queued', 'kept waiting, not dropped');
+      }
+      const list = await api(d.url, 'GET', '/v1/jobs');
+      assert.equal(list.json.jobs.length, 2, 'the refused job was not stored');
+    } finally {
+      const ex = await d.stop();
+      assert.equal(ex.code, 0, d.stderr().slice(-2000));
+    }
+    // Without the fault the same store trains them.
+    const d2 = await startDaemon({dir});
+    try {
+      const h = await api(d2.url, 'GET', '/healthz');
+      assert.equal(h.status, 200, h.text);
+      assert.equal(h.json.workers_down, 0);
+      for (const id of ids) await waitJob(d2.url, id, (j) => j.state === 'completed');
+    } finally {
+      await d2.stop();
+    }
+  } finally {
+    removeDir(dir);
+  }
+});
+
+// GET /metrics, checked by promtool (Debian's prometheus package); resolves to {name: value}
+// of the unlabelled samples.
+async function exposition(url) {
+  const r = await api(url, 'GET', '/metrics');
+  assert.equal(r.status, 200);
+  const p = spawnSync('promtool', ['check', 'metrics'], {input: r.text, encoding: 'utf8'});
+  if (p.error) throw new Error(`promtool: ${p.error.message} (make deps installs prometheus)`);
+  assert.equal(p.status, 0, `promtool check metrics: ${p.stdout}${p.stderr}\n${r.text}`);
+  const out = {};
+  for (const line of r.text.split('\n')) {
+    const m = /^([a-z_]+) (\S+)$/.exec(line);
+    if (m) out[m[1]] = Number(m[2]);
+  }
+  return out;
+}
+
+// What the store holds for the given jobs: steps, samples, checkpoints and their bytes.
+async function committed(url, ids, batchOf) {
+  const sum = {steps: 0, samples: 0, ckpts: 0, bytes: 0};
+  for (const id of ids) {
+    const j = (await api(url, 'GET', `/v1/jobs/${id}`)).json;
+    const c = (await api(url, 'GET', `/v1/jobs/${id}/checkpoints`)).json.checkpoints;
+    const rows = (await api(url, 'GET', `/v1/jobs/${id}/metrics?format=csv`)).text.trim().split('\n').length - 1;
+    assert.equal(rows, j.step, `job ${id}: one metric row per step`);
+    sum.steps += j.step;
+    sum.samples += j.step * batchOf[id];
+    sum.ckpts += c.length;
+    sum.bytes += c.reduce((a, x) => a + x.bytes, 0);
+  }
+  return sum;
+}
+
+test('/metrics counters equal what the store committed, through pause, resume and restart', async () => {
+  const dir = tmpDir();
+  try {
+    const d = await startDaemon({dir, args: ['--workers', '2']});
+    const batchOf = {};
+    const ids = [];
+    try {
+      const submit = async (spec) => {
+        const r = await api(d.url, 'POST', '/v1/jobs', spec);
+        assert.equal(r.status, 201, r.text);
+        batchOf[r.json.id] = spec.ds_config.train_batch_size;
+        ids.push(r.json.id);
+        return r.json.id;
+      };
+      await submit(tutorialJob({steps: 5000, checkpoint: {every_steps: 1000, keep_last: 1000}}));
+      await submit(tutorialJob({steps: 777, checkpoint: {every_steps: 100, keep_last: 1000}}));
+      const h = await submit(heavyJob({steps: 4000, checkpoint: {every_steps: 700, keep_last: 1000}}));
+      await waitJob(d.url, h, (j) => j.state === 'running' && j.step > 10);
+      const p = await api(d.url, 'POST', `/v1/jobs/${h}/pause`);
+      assert.equal(p.status, 200, p.text);
+      await waitJob(d.url, h, (j) => j.state === 'paused');
+      const mid = await exposition(d.url);
+      const midStore = await committed(d.url, [h], batchOf);
+      assert.ok(mid.anneald_steps_trained_total >= midStore.steps);
+      assert.equal((await api(d.url, 'POST', `/v1/jobs/${h}/resume`)).status, 200);
+      for (const id of ids) await waitJob(d.url, id, (j) => j.state === 'completed', 120000);
+      const m = await exposition(d.url);
+      const st = await committed(d.url, ids, batchOf);
+      assert.equal(st.steps, 5000 + 777 + 4000);
+      assert.equal(m.anneald_steps_trained_total, st.steps);
+      assert.equal(m.anneald_samples_trained_total, st.samples);
+      assert.equal(m.anneald_checkpoints_total, st.ckpts);
+      assert.equal(m.anneald_checkpoint_bytes_total, st.bytes);
+    } finally {
+      await d.stop();
+    }
+    // Counters start again at 0 after a restart, then count the new work only.
+    const d2 = await startDaemon({dir});
+    try {
+      const z = await exposition(d2.url);
+      assert.equal(z.anneald_steps_trained_total, 0);
+      assert.equal(z.anneald_checkpoints_total, 0);
+      const r = await api(d2.url, 'POST', '/v1/jobs', tutorialJob({steps: 321, checkpoint: {every_steps: 100, keep_last: 1000}}));
+      assert.equal(r.status, 201, r.text);
+      await waitJob(d2.url, r.json.id, (j) => j.state === 'completed');
+      const m = await exposition(d2.url);
+      const st = await committed(d2.url, [r.json.id], {[r.json.id]: 8});
+      assert.equal(m.anneald_steps_trained_total, 321);
+      assert.equal(m.anneald_samples_trained_total, st.samples);
+      assert.equal(m.anneald_checkpoints_total, st.ckpts);
+      assert.equal(m.anneald_checkpoint_bytes_total, st.bytes);
+    } finally {
+      await d2.stop();
+    }
+  } finally {
+    removeDir(dir);
+  }
+});
+
+// Peak resident memory of a process so far, in bytes.
+function hwm(pid) {
+  const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m[1]) * 1024;
+}
+
+// A finished job with a 5.2M-parameter model (plain SGD: the checkpoint holds the weights only).
+const WIDE = {inputs: 512, hidden: [2048, 2048], outputs: 1};
+const WIDE_PARAMS = 512 * 2048 + 2048 + 2048 * 2048 + 2048 + 2048 + 1;
+async function wideJob(url) {
+  const r = await api(url, 'POST', '/v1/jobs', tutorialJob({
+    name: 'wide', model: {type: 'mlp', ...WIDE},
+    data: {type: 'synthetic', task: 'regression', samples: 64, features: 512},
+    steps: 2, checkpoint: {every_steps: 1, keep_last: 2},
+    ds_config: {train_batch_size: 8, optimizer: {type: 'SGD', params: {lr: 0.001}}},
+  }));
+  assert.equal(r.status, 201, r.text);
+  await waitJob(url, r.json.id, (j) => j.state === 'completed', 120000);
+  return r.json.id;
+}
+
+test('weights stream in constant memory, a whole body parses and matches the model size', async () => {
+  await withDaemon({}, async (d) => {
+    const id = await wideJob(d.url);
+    const before = hwm(d.proc.pid);
+    const res = await fetch(`${d.url}/v1/jobs/${id}/weights`);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('transfer-encoding'), 'chunked');
+    const text = await res.text();
+    const w = JSON.parse(text);
+    assert.equal(w.step, 2);
+    const n = w.tensors.reduce((a, t) => a + t.data.flat().length, 0);
+    assert.equal(n, WIDE_PARAMS);
+    const grew = hwm(d.proc.pid) - before;
+    // Building the body in memory cost ~134 B a parameter; streamed, the peak grows by the
+    // model and the checkpoint read (about 12 B a parameter), well under the body's size.
+    assert.ok(text.length > 10 * WIDE_PARAMS, `body ${text.length} B`);
+    assert.ok(grew < 24 * WIDE_PARAMS, `peak RSS grew ${grew} B for ${WIDE_PARAMS} parameters`);
+    // A second read comes from the model cache, bit for bit the same.
+    const again = await (await fetch(`${d.url}/v1/jobs/${id}/weights`)).text();
+    assert.equal(again, text);
+  });
+});
+
+test('SIGTERM ends an in-flight stream visibly truncated, within the stop deadline', async () => {
+  await withDaemon({}, async (d) => {
+    const id = await wideJob(d.url);
+    const u = new URL(`${d.url}/v1/jobs/${id}/weights`);
+    const outcome = new Promise((resolve, reject) => {
+      const req = http.get(u, (res) => {
+        assert.equal(res.statusCode, 200);
+        let bytes = 0;
+        let paused = false;
+        res.on('data', (c) => {
+          bytes += c.length;
+          if (!paused) { // stall after the first chunk, so the stream is mid-way at SIGTERM
+            paused = true;
+            res.pause();
+            d.proc.kill('SIGTERM');
+            setTimeout(() => res.resume(), 1500);
+          }
+        });
+        res.on('end', () => resolve({complete: res.complete, bytes}));
+        res.on('error', () => resolve({complete: false, bytes, error: true}));
+        res.on('aborted', () => resolve({complete: false, bytes, error: true}));
+      });
+      req.on('error', reject);
+    });
+    const t0 = Date.now();
+    const r = await outcome;
+    const ex = await d.exited;
+    assert.equal(ex.code, 0, d.stderr().slice(-2000));
+    assert.equal(r.complete, false, `the body must not look whole (${r.bytes} bytes read)`);
+    assert.ok(r.bytes < 10 * WIDE_PARAMS, `only part of it arrived (${r.bytes} bytes)`);
+    assert.ok(Date.now() - t0 < 15000, 'the daemon stopped within its deadline');
+  });
+});
