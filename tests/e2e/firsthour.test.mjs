@@ -21,3 +21,14 @@ test('a running job without validation has val_loss/val_acc null (job object and
     await api(d.url, 'POST', `/v1/jobs/${json.id}/cancel`);
   });
 });
+
+test('JSON answers end with a newline, errors included', async () => {
+  await withDaemon({}, async (d) => {
+    for (const [m, p, body] of [['GET', '/healthz'], ['GET', '/v1/jobs'], ['GET', '/v1/jobs/j_999999'],
+                                ['POST', '/v1/jobs', '{"model":']]) {
+      const r = await api(d.url, m, p, body, body ? {'Content-Type': 'application/json'} : {});
+      assert.ok(r.text.endsWith('}\n'), `${m} ${p}: ${JSON.stringify(r.text.slice(-20))}`);
+      assert.equal(r.text.indexOf('\n'), r.text.length - 1, 'one line');
+    }
+  });
+});
