@@ -104,3 +104,31 @@ test('malformed JSON is reported at the offending byte', async () => {
     }
   });
 });
+
+test('data references are checked at submit: builtin and uploaded sets, every column listed', async () => {
+  await withDaemon({}, async (d) => {
+    const iris = (data) => ({model: {type: 'mlp', inputs: 4, hidden: [8], outputs: 3}, loss: 'cross_entropy',
+      data: {type: 'builtin', name: 'iris', ...data},
+      ds_config: {train_batch_size: 16, optimizer: {type: 'Adam', params: {lr: 0.01}}}});
+    const r = await api(d.url, 'POST', '/v1/jobs', iris({target: 'class'}));
+    assert.equal(r.status, 400, r.text);
+    assert.equal(r.json.error.field, 'data.target');
+    assert.equal(r.json.error.message, 'builtin iris has no column "class"; its columns are: sepal_length, ' +
+      'sepal_width, petal_length, petal_width, species (without data.target the last column is the label)');
+    assert.equal((await api(d.url, 'POST', '/v1/jobs', iris({target: 'species'}))).status, 201);
+    // an uploaded set: target and features are checked against its columns, all bad names at once
+    const csv = 'a,b,c,label\n' + Array.from({length: 20}, (_, i) => `${i},${i * 2},${i % 3},${i % 2}`).join('\n') + '\n';
+    const up = await api(d.url, 'POST', '/v1/datasets?name=small', csv, {'Content-Type': 'text/csv'});
+    assert.equal(up.status, 201, up.text);
+    const job = (data) => ({model: {type: 'linear', inputs: 2, outputs: 1},
+      data: {type: 'dataset', name: 'small', ...data},
+      ds_config: {train_batch_size: 4, optimizer: {type: 'SGD', params: {lr: 0.01}}}});
+    const bad = await api(d.url, 'POST', '/v1/jobs', job({target: 'y', features: ['a', 'bee']}));
+    assert.equal(bad.status, 400, bad.text);
+    assert.deepEqual(bad.json.errors.map((e) => e.field), ['data.target', 'data.features[1]']);
+    assert.match(bad.json.errors[0].message, /no column "y"; its columns are: a, b, c, label/);
+    assert.match(bad.json.errors[1].message, /no column "bee"/);
+    assert.equal((await api(d.url, 'POST', '/v1/jobs', job({target: 'label', features: ['a', 'b']}))).status, 201);
+    assert.equal((await api(d.url, 'GET', '/v1/jobs')).json.total, 2);
+  });
+});
