@@ -22,7 +22,16 @@ struct MHD_Response *http_json_response(cJSON *json)
     cJSON_Delete(json);
     if (!s)
         return NULL;
+    /* A newline ends every JSON answer, so `curl` output does not run into the prompt. */
     size_t n = strlen(s);
+    char *nl = realloc(s, n + 2);
+    if (!nl) {
+        cJSON_free(s);
+        return NULL;
+    }
+    s = nl;
+    s[n++] = '\n';
+    s[n] = '\0';
     /* MHD frees with free(); cJSON's default allocator is malloc. */
     struct MHD_Response *resp = MHD_create_response_from_buffer(n, s, MHD_RESPMEM_MUST_FREE);
     if (!resp) {

@@ -8,6 +8,7 @@
 #include "api/routes.h"
 #include "core/assets.h"
 #include "core/config.h"
+#include "core/config_data.h"
 #include "core/jsonnum.h"
 #include "core/memest.h"
 #include "daemon/daemon.h"
@@ -206,7 +207,20 @@ void api_jobs_create(http_req *r)
             job_spec_free(&spec);
             return;
         }
+        /* The set's columns are known: a target or feature it lacks is a 400 now. */
+        cJSON *cols = ds.columns_json ? cJSON_Parse(ds.columns_json) : NULL;
+        an_err cerr[8];
+        int nbad = 0;
+        char what[200];
+        snprintf(what, sizeof what, "data set %s (%s)", ds.name ? ds.name : "?", ds.id);
+        int bad = cols && cfg_data_check_columns(&spec.data, what, cols, cerr, 8, &nbad) != 0;
+        cJSON_Delete(cols);
         store_dataset_free(&ds);
+        if (bad) {
+            spec_errors(r, cerr, nbad);
+            job_spec_free(&spec);
+            return;
+        }
     }
     if (over_memory_cap(r, &spec) || queue_full(r)) {
         job_spec_free(&spec);

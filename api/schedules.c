@@ -21,6 +21,8 @@
 
 /* Bytes produced per call from MHD (see the header comment for the measurement). */
 #define PREVIEW_BLOCK (32 * 1024)
+/* Scheduler steps computed per call at most: about a millisecond. */
+#define PREVIEW_STEPS_PER_CALL (64 * 1024)
 
 /* A preview being streamed: the stream reads nothing of the body after open, but the body is
  * kept with it so that its lifetime never depends on that. */
@@ -33,8 +35,13 @@ static ssize_t preview_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     (void)pos;
     preview_resp *p = cls;
-    size_t n = sched_preview_read(p->ps, buf, max);
-    return n ? (ssize_t)n : MHD_CONTENT_READER_END_OF_STREAM;
+    /* A thinned preview of a long schedule may compute millions of steps per byte: a call
+     * computes at most PREVIEW_STEPS_PER_CALL of them, and returns 0 (MHD asks again on a
+     * later turn of the loop) while the next bytes are not ready. */
+    size_t n = sched_preview_read_some(p->ps, buf, max, PREVIEW_STEPS_PER_CALL);
+    if (n)
+        return (ssize_t)n;
+    return sched_preview_done(p->ps) ? MHD_CONTENT_READER_END_OF_STREAM : 0;
 }
 
 static void preview_free(void *cls)

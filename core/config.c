@@ -12,7 +12,9 @@
 
 #include "core/cfgval.h"
 #include "core/config_data.h"
+#include "core/config_ds.h"
 #include "core/config_model.h"
+#include "core/jsonscan.h"
 #include "core/jsonstrict.h"
 #include "core/sched.h"
 
@@ -105,6 +107,37 @@ static int malformed(const char *text, size_t len, size_t pos, an_err *err)
     }
     if (ends_early(text, len))
         return fail_at(text, len, len, "the text ends before the JSON value is complete", err);
+    /* cJSON's position can be one byte late (a bad key, a second comma): find the byte. */
+    size_t at = json_scan_error(text, len);
+    if (at < len)
+        pos = at;
+    if (text[pos] == '\'')
+        return fail_at(text, len, pos, "single quotes are not JSON: strings and keys take "
+                       "double quotes", err);
+    if (pos > 0 && (text[pos - 1] == '{' || text[pos - 1] == ',' || is_space(text[pos - 1]))) {
+        /* an object key is expected here when the innermost open bracket is a brace */
+        int depth = 0, in_str = 0, obj = 0;
+        for (size_t q = pos; q-- > 0 && !obj;) {
+            char c = text[q];
+            if (c == '"' && (q == 0 || text[q - 1] != '\\'))
+                in_str = !in_str;
+            if (in_str)
+                continue;
+            if (c == '}' || c == ']')
+                depth++;
+            else if ((c == '{' || c == '[') && depth-- == 0)
+                obj = c == '{' ? 1 : -1;
+        }
+        size_t b = pos;
+        while (b > 0 && is_space(text[b - 1]))
+            b--;
+        if (obj == 1 && b > 0 && (text[b - 1] == '{' || text[b - 1] == ',') && text[pos] != '"') {
+            char what[96];
+            snprintf(what, sizeof what, "unexpected '%c': an object key must be a string in "
+                     "double quotes", text[pos] >= 0x20 && text[pos] < 0x7f ? text[pos] : '?');
+            return fail_at(text, len, pos, what, err);
+        }
+    }
     return fail_at(text, len, pos, NULL, err);
 }
 
@@ -163,84 +196,7 @@ static int warn(cJSON *warnings, an_err *err, const char *fmt, ...)
     return 0;
 }
 
-/* ---- ds_config --------------------------------------------------------------------------- */
-
-static const char *const batch_keys[3] = {"train_batch_size", "train_micro_batch_size_per_gpu",
-                                          "gradient_accumulation_steps"};
-
-/* Batch sizes per DeepSpeed's rule with world_size 1 (DEEPSPEED.md §2): any missing piece
- * follows from the others by floor division, then the product is checked. "auto" counts as
- * missing and is reported in `warnings` with the number it became. */
-static int parse_batch(const cJSON *ds, job_spec *s, an_err *err)
-{
-    char p[CFG_PATH];
-    int64_t v[3] = {0, 0, 0}; /* tbs, micro, gas; 0 = not given */
-    int is_auto[3] = {0, 0, 0};
-    int rc;
-    for (int i = 0; i < 3; i++) {
-        const cJSON *x = cfg_get(ds, batch_keys[i]);
-        if (!x)
-            continue;
-        if (cJSON_IsString(x) && strcmp(x->valuestring, "auto") == 0) {
-            is_auto[i] = 1;
-            continue;
-        }
-        rc = cfg_int_value(x, an_path(p, sizeof p, "ds_config", batch_keys[i]), 1, CFG_MAX_BATCH,
-                           &v[i], err);
-        if (rc)
-            return rc;
-    }
-    int64_t tbs = v[0], mb = v[1], gas = v[2];
-    if (!tbs && !mb) {
-        int k = is_auto[0] ? 0 : is_auto[1] ? 1 : -1;
-        if (k >= 0)
-            return an_fail(err, an_path(p, sizeof p, "ds_config", batch_keys[k]),
-                           "ds_config.%s is \"auto\" but cannot be worked out: give "
-                           "train_batch_size or train_micro_batch_size_per_gpu as a number",
-                           batch_keys[k]);
-        return an_fail(err, "ds_config.train_batch_size",
-                       "ds_config needs train_batch_size or train_micro_batch_size_per_gpu "
-                       "(a positive integer); %s",
-                       gas ? "gradient_accumulation_steps alone does not give a batch size"
-                           : "neither is given");
-    }
-    if (tbs && mb && gas) {
-        /* only checked */
-    } else if (tbs && mb) {
-        gas = tbs / mb;
-    } else if (tbs && gas) {
-        mb = tbs / gas;
-    } else if (mb && gas) {
-        tbs = mb * gas;
-        if (tbs > CFG_MAX_BATCH)
-            return an_fail(err, "ds_config.train_batch_size",
-                           "train_micro_batch_size_per_gpu %lld x gradient_accumulation_steps "
-                           "%lld gives train_batch_size %lld, more than the limit of %lld",
-                           (long long)mb, (long long)gas, (long long)tbs,
-                           (long long)CFG_MAX_BATCH);
-    } else if (tbs) {
-        gas = 1, mb = tbs;
-    } else {
-        gas = 1, tbs = mb;
-    }
-    if (tbs != mb * gas || mb < 1 || gas < 1)
-        return an_fail(err, "ds_config.train_batch_size",
-                       "ds_config batch sizes do not multiply up: train_batch_size %lld != "
-                       "train_micro_batch_size_per_gpu %lld × gradient_accumulation_steps "
-                       "%lld × world_size 1 (anneald trains on one machine)",
-                       (long long)tbs, (long long)mb, (long long)gas);
-    s->train_batch_size = tbs, s->micro_batch = mb, s->grad_accum = gas;
-    const int64_t got[3] = {tbs, mb, gas};
-    for (int i = 0; i < 3; i++)
-        if (is_auto[i] &&
-            (rc = warn(s->warnings, err,
-                       "ds_config.%s \"auto\" resolved to %lld (train_batch_size %lld = "
-                       "micro-batch %lld × accumulation %lld × world_size 1)",
-                       batch_keys[i], (long long)got[i], (long long)tbs, (long long)mb,
-                       (long long)gas)))
-            return rc;
-    return 0;
-}
+/* ---- param_groups ------------------------------------------------------------------- */
 
 static int parse_groups(const cJSON *g, job_spec *s, an_err *err)
 {
@@ -289,40 +245,6 @@ static int parse_groups(const cJSON *g, job_spec *s, an_err *err)
             return rc;
     }
     return 0;
-}
-
-static int parse_ds_config(const cJSON *ds, job_spec *s, an_err *err)
-{
-    static const char *const used[] = {"train_batch_size", "train_micro_batch_size_per_gpu",
-                                       "gradient_accumulation_steps", "gradient_clipping",
-                                       "optimizer", "scheduler", NULL};
-    char p[CFG_PATH];
-    int rc;
-    if ((rc = cfg_want_object(ds, "ds_config", err)))
-        return rc;
-    for (const cJSON *c = ds->child; c; c = c->next) {
-        an_path(p, sizeof p, "ds_config", c->string);
-        for (const cJSON *e = ds->child; e != c; e = e->next)
-            if (strcmp(e->string, c->string) == 0)
-                return an_fail(err, p, "duplicate key '%s' in ds_config: give each key once",
-                               c->string);
-        int known = 0;
-        for (const char *const *k = used; *k && !known; k++)
-            known = strcmp(*k, c->string) == 0;
-        if (!known && (rc = warn(s->warnings, err, "%s is not used by this daemon", p)))
-            return rc;
-    }
-    if ((rc = parse_batch(ds, s, err)))
-        return rc;
-    if ((rc = cfg_num(ds, "ds_config", "gradient_clipping", 1.0, 0.0, INFINITY, CFG_CLOSED,
-                      &s->gradient_clipping, err)))
-        return rc;
-    const cJSON *opt = cfg_get(ds, "optimizer");
-    if (!opt)
-        return an_fail(err, "ds_config.optimizer",
-                       "ds_config.optimizer is required: anneald builds the optimizer from the "
-                       "config, e.g. {\"type\": \"Adam\", \"params\": {\"lr\": 0.001}}");
-    return optim_parse(opt, "ds_config.optimizer", &s->optim, err, s->warnings);
 }
 
 /* ---- the normalized spec ---------------------------------------------------------------- */
@@ -552,28 +474,14 @@ static int check_rows(const job_spec *s, an_err *err)
     return 0;
 }
 
-/* Errors found so far. Sections of a spec are checked one after another; a bad section is
- * recorded and checking goes on with the next, so a user sees every mistake at once. A
- * section that depends on a bad one (data on model, the scheduler on the optimizer) is
- * skipped rather than reported again. */
-typedef struct errlist {
-    an_err *e;   /* room for max errors */
-    int max;
-    int n;       /* errors found (may exceed max: only the first max are kept) */
-    int rc;      /* the first error's code */
-} errlist;
+/* Sections of a spec are checked one after another; a bad section is recorded (cfg_errlist)
+ * and checking goes on with the next, so a user sees every mistake at once. A section that
+ * depends on a bad one (data on model) is skipped rather than reported again. */
+typedef cfg_errlist errlist;
 
-/* Records a failed check; returns 1 if `rc` was a failure. Out of memory is recorded too. */
 static int failed(errlist *l, int rc, const an_err *e)
 {
-    if (!rc)
-        return 0;
-    if (l->n < l->max)
-        l->e[l->n] = *e;
-    l->n++;
-    if (!l->rc)
-        l->rc = rc;
-    return 1;
+    return cfg_record(l, rc, e);
 }
 
 static void parse_spec(const cJSON *j, job_spec *s, errlist *l)
@@ -619,16 +527,23 @@ static void parse_spec(const cJSON *j, job_spec *s, errlist *l)
     int groups_ok = !g || (model_ok && !failed(l, parse_groups(g, s, &e), &e));
     failed(l, parse_resume(j, s, &e), &e);
     const cJSON *ds = cfg_get(j, "ds_config");
-    int ds_ok = !failed(l, cfg_require(j, "", "ds_config", &e), &e) &&
-                !failed(l, parse_ds_config(ds, s, &e), &e);
-    if (data_ok && val_ok && ds_ok && failed(l, check_rows(s, &e), &e))
+    int ds_ok = 0, batch_ok = 0, opt_ok = 0;
+    if (!failed(l, cfg_require(j, "", "ds_config", &e), &e))
+        ds_ok = cfg_ds_parse(ds, s, l, &batch_ok, &opt_ok);
+    if (data_ok && val_ok && batch_ok && failed(l, check_rows(s, &e), &e))
         data_ok = 0;
-    const cJSON *sc = ds_ok ? cfg_get(ds, "scheduler") : NULL;
-    if (sc && groups_ok && length_ok && data_ok) {
+    /* The scheduler needs the optimizer (its lr and betas: a repaired one will do) and the
+     * run's length, which for an epochs run depends on the batch size. */
+    const cJSON *sc = cJSON_IsObject(ds) ? cfg_get(ds, "scheduler") : NULL;
+    if (sc && opt_ok && groups_ok && length_ok && data_ok && (batch_ok || s->steps > 0)) {
         sched_env env;
         int64_t rows = job_spec_data_samples(s);
+        int64_t tbs = s->train_batch_size;
+        if (!batch_ok)
+            s->train_batch_size = 1; /* only ReduceLROnPlateau reads it; the spec fails anyway */
         job_spec_sched_env(s, rows < 0 ? -1 : job_spec_train_samples(s, rows, NULL), &env);
-        if (!failed(l, sched_validate(sc, "ds_config.scheduler", &env, &e, s->warnings), &e)) {
+        s->train_batch_size = tbs;
+        if (cfg_ds_scheduler(sc, &env, s, l) && ds_ok) {
             s->scheduler = cJSON_Duplicate(sc, 1);
             if (!s->scheduler)
                 failed(l, an_failc(&e, -ENOMEM, "ds_config.scheduler", "out of memory"), &e);

@@ -280,6 +280,17 @@ static int parse_table(const cJSON *d, const model_spec *m, int loss, data_spec 
     cfg_builtin_shape(out->name, &rows, &features, &classes);
     if ((rc = check_features_list(d, m, out, err)))
         return rc;
+    /* The builtin sets' columns are known now: a wrong name fails here, not at training. */
+    cJSON *cols = cfg_builtin_columns(out->name);
+    if (!cols)
+        return an_failc(err, -ENOMEM, "data.name", "out of memory");
+    char what[CFG_MAX_NAME + 16];
+    snprintf(what, sizeof what, "builtin %s", out->name);
+    int nbad = 0;
+    rc = cfg_data_check_columns(out, what, cols, err, 1, &nbad);
+    cJSON_Delete(cols);
+    if (rc)
+        return rc;
     if (!out->features_sel && features != m->inputs)
         return an_fail(err, "model.inputs",
                        "model.inputs is %d but builtin %s has %d features: set model.inputs to "
@@ -289,9 +300,7 @@ static int parse_table(const cJSON *d, const model_spec *m, int loss, data_spec 
     out->features = m->inputs;
     out->outputs = m->outputs;
     if (!out->target[0]) { /* the label column: class indices */
-        char what[CFG_MAX_NAME + 16];
         out->classes = classes;
-        snprintf(what, sizeof what, "builtin %s", out->name);
         return check_labels(classes, m, loss, what, err);
     }
     return 0;

@@ -26,4 +26,17 @@ int64_t cfg_data_rows(const data_spec *d);
 /* The builtin data sets: rows, feature columns and classes of `name`; 0 if unknown. */
 int cfg_builtin_shape(const char *name, int64_t *rows, int *features, int *classes);
 
+/* The column names of builtin data set `name` (a JSON array), NULL if unknown or out of
+ * memory. */
+cJSON *cfg_builtin_columns(const char *name);
+
+/* "a, b, c" for messages: every column, or as many as fit and how many there are. */
+void cfg_columns_text(const cJSON *cols, char *buf, size_t size);
+
+/* Checks that data.target and data.features name columns of `cols` (the data set's column
+ * names; `what` names the set in messages, e.g. "builtin iris"). Every bad name goes to
+ * errs[] (up to max), their count to *n. 0 or -EINVAL. */
+int cfg_data_check_columns(const data_spec *d, const char *what, const cJSON *cols, an_err *errs,
+                           int max, int *n);
+
 #endif

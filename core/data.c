@@ -223,8 +223,16 @@ static int build_csv(const data_spec *s, int class_targets, const char *text, si
         return rc;
     int tcol = s->target[0] ? csv_column(&t, s->target) : t.ncols - 1;
     if (tcol < 0) {
-        rc = an_fail(err, "data.target", "no column '%s' in the data (columns: %s%s)", s->target,
-                     t.names[0], t.ncols > 1 ? ", …" : "");
+        char list[360];
+        size_t n = 0;
+        list[0] = '\0';
+        int c = 0;
+        for (; c < t.ncols && n + strlen(t.names[c]) + 45 < sizeof list; c++)
+            n += (size_t)snprintf(list + n, sizeof list - n, "%s%s", c ? ", " : "", t.names[c]);
+        if (c < t.ncols) /* every column that fits, and how many there are */
+            snprintf(list + n, sizeof list - n, ", … (%d columns in all)", t.ncols);
+        rc = an_fail(err, "data.target", "no column '%s' in the data (columns: %s)", s->target,
+                     list);
         goto done;
     }
     int *cols = malloc((size_t)t.ncols * sizeof *cols), d = 0;

@@ -8,12 +8,84 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/config.h"
 #include "core/jsonnum.h"
 #include "core/optim.h"
 #include "core/sched_param.h"
 
-#define PREVIEW_MAX_STEPS 10000000LL
+#define PREVIEW_MAX_STEPS 10000000LL  /* steps in one answer */
 #define PREVIEW_DEFAULT_STEPS 1000
+
+/* Which steps an answer shows. Without thinning, all of them. With `every` N (or `max_points`,
+ * which picks N), step 1, every N-th step after it, the last step, and the steps where the lr
+ * of group 0 changes direction (rising, flat, falling), the first `turn_cap` of them: a
+ * schedule's corners survive thinning, and the answer's size stays bounded. The choice depends
+ * only on the schedule, so every pass over it (one per column of the JSON form) keeps the same
+ * steps. */
+typedef struct preview_plan {
+    int64_t steps;
+    int64_t every;     /* 1 = every step */
+    int64_t turn_cap;  /* direction changes kept at most */
+} preview_plan;
+
+/* The run length of a job spec given in epochs, when its data tells the row count. */
+static int epochs_steps(const cJSON *job, int64_t *steps, an_err *err)
+{
+    job_spec spec;
+    an_err e;
+    if (job_spec_parse(job, &spec, &e) != 0)
+        return an_fail(err, e.field, "the job spec must be valid to preview its epochs: %s",
+                       e.message);
+    int64_t rows = job_spec_data_samples(&spec);
+    if (rows < 0) {
+        job_spec_free(&spec);
+        return an_fail(err, "epochs", "the run is given in epochs over an uploaded data set, "
+                       "whose row count the spec does not tell: give steps (anneald preview "
+                       "--steps N) to preview it");
+    }
+    *steps = job_spec_total_steps(&spec, job_spec_train_samples(&spec, rows, NULL));
+    job_spec_free(&spec);
+    return 0;
+}
+
+/* Reads "every" and "max_points" of a preview body into the plan for `steps` steps. */
+static int read_thinning(const cJSON *holder, preview_plan *pl, an_err *err)
+{
+    int64_t every = 0, maxp = 0;
+    int rc;
+    pl->every = 1;
+    pl->turn_cap = 0;
+    if (holder && (rc = sp_int(holder, "", "every", 0, 0, 1, &every, err)))
+        return rc;
+    if (holder && (rc = sp_int(holder, "", "max_points", 0, 0, 2, &maxp, err)))
+        return rc;
+    if (every && maxp)
+        return an_fail(err, "every", "give every or max_points, not both");
+    if (maxp > PREVIEW_MAX_STEPS)
+        return an_fail(err, "max_points", "max_points must be at most %lld, got %lld",
+                       PREVIEW_MAX_STEPS, (long long)maxp);
+    if (every) {
+        /* About steps/every stride points; direction changes fill the answer's size at most. */
+        int64_t n = (pl->steps + every - 1) / every + 1;
+        if (n > PREVIEW_MAX_STEPS / 2)
+            return an_fail(err, "every", "every %lld leaves %lld of the %lld steps, more than "
+                           "the %lld an answer holds: give a larger every", (long long)every,
+                           (long long)n, (long long)pl->steps, PREVIEW_MAX_STEPS / 2);
+        pl->every = every;
+        pl->turn_cap = PREVIEW_MAX_STEPS - n;
+    } else if (maxp && maxp < pl->steps) {
+        /* Half of the points for the stride, the rest for direction changes. */
+        int64_t half = maxp / 2 - 1 > 0 ? maxp / 2 - 1 : 1;
+        pl->every = (pl->steps + half - 1) / half;
+        int64_t stride_pts = (pl->steps + pl->every - 1) / pl->every + 1;
+        pl->turn_cap = maxp - stride_pts > 0 ? maxp - stride_pts : 0;
+    }
+    if (pl->every == 1 && pl->steps > PREVIEW_MAX_STEPS)
+        return an_fail(err, "steps", "steps %lld is more than the %lld an answer holds: give "
+                       "max_points (anneald preview --max-points N) or every (--every N) to "
+                       "thin the answer", (long long)pl->steps, PREVIEW_MAX_STEPS);
+    return 0;
+}
 
 /* Group lrs: a preview body's param_groups are every group; a job spec's are groups 1.. with
  * group 0 holding the remaining tensors at the optimizer's lr. */
@@ -59,7 +131,7 @@ static int read_groups(const cJSON *pg, const char *path, int job_form, double o
 /* Reads a preview body (see sched.h), creates its scheduler and says how many steps and
  * groups to show. Shared by the tree and the streaming forms. */
 static int preview_setup(const cJSON *body, int64_t steps_override, sched **out_s,
-                         int64_t *out_steps, int *out_groups, an_err *err)
+                         preview_plan *plan, int *out_groups, an_err *err)
 {
     *out_s = NULL;
     if (!cJSON_IsObject(body))
@@ -83,12 +155,22 @@ static int preview_setup(const cJSON *body, int64_t steps_override, sched **out_
         int rc = sp_int(holder, "", "steps", PREVIEW_DEFAULT_STEPS, 0, 1, &steps, err);
         if (rc)
             return rc;
+    } else if (job_form && steps_override <= 0 &&
+               cJSON_GetObjectItemCaseSensitive(holder, "epochs")) {
+        int rc = epochs_steps(body, &steps, err);
+        if (rc)
+            return rc;
     }
     if (steps_override > 0)
         steps = steps_override;
-    if (steps > PREVIEW_MAX_STEPS)
-        return an_fail(err, "steps", "steps must be at most %lld, got %lld", PREVIEW_MAX_STEPS,
-                       (long long)steps);
+    /* Any length a job may have; read_thinning bounds the answer's size. */
+    if (steps > CFG_MAX_STEPS)
+        return an_fail(err, "steps", "steps must be at most %lld (the longest job), got %lld",
+                       CFG_MAX_STEPS, (long long)steps);
+    plan->steps = steps;
+    int trc = read_thinning(holder, plan, err);
+    if (trc)
+        return trc;
 
     char op[64], sp[64];
     an_path(op, sizeof op, prefix, "optimizer");
@@ -126,8 +208,78 @@ static int preview_setup(const cJSON *body, int64_t steps_override, sched **out_
     if (rc)
         return rc;
     *out_s = s;
-    *out_steps = steps;
     *out_groups = env.ngroups;
+    return 0;
+}
+
+/* ---- the steps an answer shows ---------------------------------------------------------
+ *
+ * A cursor runs the scheduler one step ahead of the step it looks at, so that it can tell
+ * whether the lr changes direction there. */
+typedef struct cursor {
+    sched *s;
+    const preview_plan *pl;
+    int ngroups;
+    int64_t pos;                      /* step index whose values are in cur */
+    int64_t k;                        /* the step index last kept */
+    int dprev;                        /* direction into pos: -1, 0, 1 */
+    int64_t turns;                    /* direction changes kept so far */
+    double cur[SCHED_MAX_GROUPS], curm[SCHED_MAX_GROUPS];
+    double lr[SCHED_MAX_GROUPS], mom[SCHED_MAX_GROUPS]; /* values of step k */
+} cursor;
+
+static void copy_vals(const sched *s, int n, double *lr, double *mom)
+{
+    const double *a = sched_lr(s), *m = sched_mom(s);
+    memcpy(lr, a, (size_t)n * sizeof *lr);
+    if (m)
+        memcpy(mom, m, (size_t)n * sizeof *mom);
+}
+
+/* Starts a pass: the scheduler must be in its initial state. */
+static void cur_begin(cursor *c)
+{
+    c->pos = 0;
+    c->k = -1;
+    c->dprev = 0;
+    c->turns = 0;
+    copy_vals(c->s, c->ngroups, c->cur, c->curm);
+    sched_step(c->s, NAN);
+}
+
+static int sign_of(double d)
+{
+    return d > 0 ? 1 : d < 0 ? -1 : 0;
+}
+
+/* Moves to the next step the plan keeps: 1 (its values in lr/mom, its index in k), 0 at the
+ * end, -1 when `*budget` scheduler steps have been spent first (call again to go on). */
+static int cur_next(cursor *c, int64_t *budget)
+{
+    const preview_plan *pl = c->pl;
+    while (c->pos < pl->steps) {
+        if (*budget <= 0)
+            return -1;
+        (*budget)--;
+        int64_t k = c->pos;
+        int dnext = k + 1 < pl->steps ? sign_of(sched_lr(c->s)[0] - c->cur[0]) : 0;
+        int keep = pl->every == 1 || k == 0 || k == pl->steps - 1 || k % pl->every == 0;
+        if (!keep && dnext != c->dprev && c->turns < pl->turn_cap) {
+            keep = 1;
+            c->turns++;
+        }
+        if (keep) {
+            c->k = k;
+            memcpy(c->lr, c->cur, (size_t)c->ngroups * sizeof *c->lr);
+            memcpy(c->mom, c->curm, (size_t)c->ngroups * sizeof *c->mom);
+        }
+        c->dprev = dnext;
+        copy_vals(c->s, c->ngroups, c->cur, c->curm);
+        sched_step(c->s, NAN);
+        c->pos++;
+        if (keep)
+            return 1;
+    }
     return 0;
 }
 
@@ -135,12 +287,11 @@ int sched_preview(const cJSON *body, int64_t steps_override, cJSON **out, an_err
 {
     *out = NULL;
     sched *s;
-    int64_t steps = 0;
+    preview_plan pl;
     int ngroups = 0;
-    int rc = preview_setup(body, steps_override, &s, &steps, &ngroups, err);
+    int rc = preview_setup(body, steps_override, &s, &pl, &ngroups, err);
     if (rc)
         return rc;
-    sched_env env = {.ngroups = ngroups};
 
     cJSON *res = cJSON_CreateObject();
     cJSON *jstep = cJSON_AddArrayToObject(res, "step");
@@ -148,7 +299,7 @@ int sched_preview(const cJSON *body, int64_t steps_override, cJSON **out, an_err
     cJSON *jmom = sched_mom(s) ? cJSON_AddArrayToObject(res, "momentum") : NULL;
     cJSON *lr_rows[SCHED_MAX_GROUPS], *mom_rows[SCHED_MAX_GROUPS];
     int ok = res && jstep && jlr && (jmom || !sched_mom(s));
-    for (int g = 0; ok && g < env.ngroups; g++) {
+    for (int g = 0; ok && g < ngroups; g++) {
         lr_rows[g] = cJSON_CreateArray();
         ok = lr_rows[g] && cJSON_AddItemToArray(jlr, lr_rows[g]);
         if (ok && jmom) {
@@ -157,21 +308,22 @@ int sched_preview(const cJSON *body, int64_t steps_override, cJSON **out, an_err
         }
     }
     /* Entry s-1 is what optimizer step s uses. */
-    for (int64_t k = 0; ok && k < steps; k++) {
-        ok = cJSON_AddItemToArray(jstep, cJSON_CreateNumber((double)(k + 1)));
-        const double *lr = sched_lr(s), *m = sched_mom(s);
-        for (int g = 0; ok && g < env.ngroups; g++) {
-            ok = cJSON_AddItemToArray(lr_rows[g], json_number(lr[g]));
+    cursor c = {.s = s, .pl = &pl, .ngroups = ngroups};
+    cur_begin(&c);
+    int64_t budget = INT64_MAX;
+    while (ok && cur_next(&c, &budget) == 1) {
+        ok = cJSON_AddItemToArray(jstep, cJSON_CreateNumber((double)(c.k + 1)));
+        for (int g = 0; ok && g < ngroups; g++) {
+            ok = cJSON_AddItemToArray(lr_rows[g], json_number(c.lr[g]));
             if (ok && jmom)
-                ok = cJSON_AddItemToArray(mom_rows[g], json_number(m[g]));
+                ok = cJSON_AddItemToArray(mom_rows[g], json_number(c.mom[g]));
         }
-        sched_step(s, NAN);
     }
     sched_free(s);
     if (!ok) {
         cJSON_Delete(res);
         return an_failc(err, -ENOMEM, "", "out of memory building a preview of %lld steps",
-                        (long long)steps);
+                        (long long)pl.steps);
     }
     *out = res;
     return 0;
@@ -192,16 +344,26 @@ struct sched_preview_stream {
     sched *s;
     void *init;              /* the scheduler's state before its first step */
     size_t init_len;
-    int64_t steps;
+    preview_plan pl;
     int ngroups;
     int has_mom;
     int csv;                 /* 1 = CSV rows, 0 = JSON */
     int phase;               /* PV_* */
     int g;                   /* column group in PV_LR / PV_MOM */
-    int64_t k;               /* step index within the current pass */
+    int first;               /* no item written yet in the current array */
+    int64_t budget;          /* scheduler steps left in this read */
+    cursor c;
     char item[SCHED_MAX_GROUPS * 48 + 64]; /* text made but not yet read */
     size_t ilen, ipos;
 };
+
+/* Back to the state before the first step, for the next pass. */
+static void rewind_sched(sched_preview_stream *ps)
+{
+    sched_load(ps->s, ps->init, ps->init_len, NULL);
+    cur_begin(&ps->c);
+    ps->first = 1;
+}
 
 int sched_preview_open(const cJSON *body, int64_t steps_override, int csv,
                        sched_preview_stream **out, an_err *err)
@@ -210,7 +372,7 @@ int sched_preview_open(const cJSON *body, int64_t steps_override, int csv,
     sched_preview_stream *ps = calloc(1, sizeof *ps);
     if (!ps)
         return an_failc(err, -ENOMEM, "", "out of memory");
-    int rc = preview_setup(body, steps_override, &ps->s, &ps->steps, &ps->ngroups, err);
+    int rc = preview_setup(body, steps_override, &ps->s, &ps->pl, &ps->ngroups, err);
     if (rc) {
         free(ps);
         return rc;
@@ -224,20 +386,15 @@ int sched_preview_open(const cJSON *body, int64_t steps_override, int csv,
         sched_preview_close(ps);
         return an_failc(err, -ENOMEM, "", "out of memory");
     }
+    ps->c = (cursor){.s = ps->s, .pl = &ps->pl, .ngroups = ps->ngroups};
+    rewind_sched(ps);
     *out = ps;
     return 0;
 }
 
 int64_t sched_preview_steps(const sched_preview_stream *ps)
 {
-    return ps->steps;
-}
-
-/* Back to the state before the first step, for the next column. */
-static void rewind_sched(sched_preview_stream *ps)
-{
-    sched_load(ps->s, ps->init, ps->init_len, NULL);
-    ps->k = 0;
+    return ps->pl.steps;
 }
 
 /* Appends one number to the item, with a separator before it unless it is the first. */
@@ -255,7 +412,8 @@ static void put_str(sched_preview_stream *ps, const char *t)
     ps->ilen += n;
 }
 
-/* Makes the next item of text; returns 0 at the end of the stream. */
+/* Makes the next item of text: 1 when made (it may be empty), 0 at the end of the stream, -1
+ * when this read's budget of scheduler steps is spent. */
 static int next_item(sched_preview_stream *ps)
 {
     ps->ilen = ps->ipos = 0;
@@ -270,38 +428,58 @@ static int next_item(sched_preview_stream *ps)
         ps->phase = PV_CSV;
         return 1;
     case PV_CSV: {
-        if (ps->k >= ps->steps) {
+        int r = cur_next(&ps->c, &ps->budget);
+        if (r < 0)
+            return -1;
+        if (r == 0) {
             ps->phase = PV_END;
             return 0;
         }
-        ps->ilen += (size_t)snprintf(ps->item, sizeof ps->item, "%lld", (long long)(ps->k + 1));
-        const double *lr = sched_lr(ps->s), *m = sched_mom(ps->s);
+        ps->ilen += (size_t)snprintf(ps->item, sizeof ps->item, "%lld", (long long)(ps->c.k + 1));
         for (int g = 0; g < ps->ngroups; g++)
-            put_num(ps, lr[g], 0);
-        for (int g = 0; m && g < ps->ngroups; g++)
-            put_num(ps, m[g], 0);
+            put_num(ps, ps->c.lr[g], 0);
+        for (int g = 0; ps->has_mom && g < ps->ngroups; g++)
+            put_num(ps, ps->c.mom[g], 0);
         put_str(ps, "\n");
-        sched_step(ps->s, NAN);
-        ps->k++;
         return 1;
     }
     case PV_OPEN:
         put_str(ps, "{\"step\":[");
         ps->phase = PV_STEP;
-        ps->k = 0;
         return 1;
-    case PV_STEP:
-        if (ps->k >= ps->steps) {
-            put_str(ps, "],\"lr\":[");
-            ps->phase = PV_LR_OPEN;
-            ps->g = 0;
-            return 1;
+    case PV_LR:
+    case PV_MOM:
+    case PV_STEP: {
+        /* a run of entries per item keeps the call count down */
+        int mom = ps->phase == PV_MOM;
+        for (int i = 0; i < 16; i++) {
+            int r = cur_next(&ps->c, &ps->budget);
+            if (r < 0)
+                return i ? 1 : -1;
+            if (r == 0) {
+                if (i)
+                    return 1;
+                if (ps->phase == PV_STEP) {
+                    put_str(ps, "],\"lr\":[");
+                    ps->phase = PV_LR_OPEN;
+                    ps->g = 0;
+                } else {
+                    put_str(ps, "]");
+                    ps->g++;
+                    ps->phase = mom ? PV_MOM_OPEN : PV_LR_OPEN;
+                }
+                return 1;
+            }
+            if (ps->phase == PV_STEP)
+                ps->ilen += (size_t)snprintf(ps->item + ps->ilen, sizeof ps->item - ps->ilen,
+                                             ps->first ? "%lld" : ",%lld",
+                                             (long long)(ps->c.k + 1));
+            else
+                put_num(ps, mom ? ps->c.mom[ps->g] : ps->c.lr[ps->g], ps->first);
+            ps->first = 0;
         }
-        /* a run of step numbers per item keeps the call count down */
-        for (int i = 0; i < 16 && ps->k < ps->steps; i++, ps->k++)
-            ps->ilen += (size_t)snprintf(ps->item + ps->ilen, sizeof ps->item - ps->ilen,
-                                         ps->k ? ",%lld" : "%lld", (long long)(ps->k + 1));
         return 1;
+    }
     case PV_LR_OPEN:
     case PV_MOM_OPEN: {
         int mom = ps->phase == PV_MOM_OPEN;
@@ -321,34 +499,22 @@ static int next_item(sched_preview_stream *ps)
         ps->phase = mom ? PV_MOM : PV_LR;
         return 1;
     }
-    case PV_LR:
-    case PV_MOM: {
-        int mom = ps->phase == PV_MOM;
-        if (ps->k >= ps->steps) {
-            put_str(ps, "]");
-            ps->g++;
-            ps->phase = mom ? PV_MOM_OPEN : PV_LR_OPEN;
-            return 1;
-        }
-        for (int i = 0; i < 16 && ps->k < ps->steps; i++, ps->k++) {
-            const double *v = mom ? sched_mom(ps->s) : sched_lr(ps->s);
-            put_num(ps, v[ps->g], ps->k == 0);
-            sched_step(ps->s, NAN);
-        }
-        return 1;
-    }
     default:
         ps->phase = PV_END;
         return 0;
     }
 }
 
-size_t sched_preview_read(sched_preview_stream *ps, char *buf, size_t max)
+size_t sched_preview_read_some(sched_preview_stream *ps, char *buf, size_t max, int64_t budget)
 {
     size_t n = 0;
+    ps->budget = budget;
     while (n < max) {
-        if (ps->ipos == ps->ilen && !next_item(ps))
-            break;
+        if (ps->ipos == ps->ilen) {
+            int r = next_item(ps);
+            if (r <= 0)
+                break;
+        }
         size_t take = ps->ilen - ps->ipos;
         if (take > max - n)
             take = max - n;
@@ -357,6 +523,16 @@ size_t sched_preview_read(sched_preview_stream *ps, char *buf, size_t max)
         n += take;
     }
     return n;
+}
+
+size_t sched_preview_read(sched_preview_stream *ps, char *buf, size_t max)
+{
+    return sched_preview_read_some(ps, buf, max, INT64_MAX);
+}
+
+int sched_preview_done(const sched_preview_stream *ps)
+{
+    return ps->phase == PV_END && ps->ipos == ps->ilen;
 }
 
 void sched_preview_close(sched_preview_stream *ps)

@@ -78,8 +78,11 @@ int sched_load(sched *s, const void *buf, size_t len, an_err *err);
  * "param_groups": [{"lr": x}, …]} (also accepted: a whole job spec, whose ds_config and
  * param_groups are used, or a bare ds_config). Sets *out to
  * {"step":[…],"lr":[[…]…],"momentum":[[…]…]} (momentum only when the schedule cycles it).
- * `steps_override` > 0 replaces the body's steps (1..10,000,000; default: the body's "steps",
- * else 1000). The lr and momentum values are raw items (cJSON_IsRaw) holding the shortest
+ * `steps_override` > 0 replaces the body's steps (default: the body's "steps", else the
+ * run length of a job spec given in epochs when its data tells it, else 1000). Up to
+ * 10,000,000 steps are shown; any length a job may have when the body thins the answer with
+ * "every": N (step 1, every N-th step, the last, and where the lr changes direction) or
+ * "max_points": M (at most M such steps). The lr and momentum values are raw items (cJSON_IsRaw) holding the shortest
  * text that reads back to the same double, with valuedouble set too; a value that is not
  * finite (a schedule that overflows) is null. "step" entries are numbers. Errors name their
  * JSON path. */
@@ -97,6 +100,11 @@ int sched_preview_open(const cJSON *body, int64_t steps_override, int csv,
 int64_t sched_preview_steps(const sched_preview_stream *ps);
 /* Copies up to `max` more bytes into buf; 0 means the end. */
 size_t sched_preview_read(sched_preview_stream *ps, char *buf, size_t max);
+/* The same, but computes at most about `budget` scheduler steps: a thinned preview of a long
+ * schedule computes millions of steps per byte, and a server must not stall on one. It may
+ * return 0 before the end: sched_preview_done tells. */
+size_t sched_preview_read_some(sched_preview_stream *ps, char *buf, size_t max, int64_t budget);
+int sched_preview_done(const sched_preview_stream *ps);
 void sched_preview_close(sched_preview_stream *ps);
 
 #endif

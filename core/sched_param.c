@@ -58,6 +58,18 @@ int sp_is_auto(const cJSON *params, const char *key)
 
 static int fail_auto(an_err *err, const char *p, const char *key)
 {
+    /* The number to give, named as the Hugging Face Trainer (which fills "auto") names it. */
+    static const struct { const char *key, *hint; } hints[] = {
+        {"lr", "the learning rate, e.g. 0.001 (the Trainer's learning_rate)"},
+        {"eps", "e.g. 1e-8 (the Trainer's adam_epsilon)"},
+        {"weight_decay", "e.g. 0 (the Trainer's weight_decay)"},
+        {"warmup_num_steps", "the warmup length in optimizer steps (the Trainer's warmup_steps)"},
+        {"momentum", "e.g. 0.9"},
+    };
+    for (size_t k = 0; k < sizeof hints / sizeof hints[0]; k++)
+        if (strcmp(hints[k].key, key) == 0)
+            return an_fail(err, p, "\"auto\" cannot be worked out for %s; give a number: %s",
+                           key, hints[k].hint);
     return an_fail(err, p, "\"auto\" cannot be worked out for %s; give a number", key);
 }
 

@@ -383,7 +383,7 @@ cJSON *jobs_to_json(jobmgr *m, const store_job *row)
             cJSON_ReplaceItemInObject(o, "lr", lr);
             cJSON_ReplaceItemInObject(o, "samples_per_sec", num_or_null(s.samples_per_sec));
         }
-        if (s.started && s.val_step > row->val_step) {
+        if (s.started && s.val_step > 0 && s.val_step > row->val_step) {
             cJSON_ReplaceItemInObject(o, "val_loss", num_or_null(s.val_loss));
             cJSON_ReplaceItemInObject(o, "val_acc", num_or_null(s.val_acc));
         }

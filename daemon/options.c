@@ -68,10 +68,12 @@ const char *options_usage(void)
            "               [--max-job-memory BYTES] [--max-memory BYTES]\n"
            "               [--min-free-disk BYTES] [--max-queued N] [--allow-host NAMES]\n"
            "       anneald check FILE|- [--max-job-memory BYTES]\n"
-           "       anneald preview FILE|- [--steps N] [--param-group-lr X]... [--format json|csv]\n"
+           "       anneald preview FILE|- [--steps N] [--every N | --max-points N]\n"
+           "                              [--param-group-lr X]... [--format json|csv]\n"
            "       anneald train JOB.json [--steps N] [--metrics-csv F] [--weights-json F]\n"
            "                              [--save F] [--resume F]\n"
            "       anneald --help | --version\n"
+           "       anneald check|preview|train --help   (each command's own options)\n"
            "\n"
            "  --listen HOST:PORT   address to serve on (default 127.0.0.1:8470; port 0 = any free)\n"
            "  --db PATH            SQLite store, created if missing (default anneald.db)\n"
@@ -225,9 +227,20 @@ int options_parse(int argc, char **argv, daemon_opts *o, const char **what, char
             val = eq + 1;
         } else {
             snprintf(name, sizeof name, "%s", a);
-            if (i + 1 < argc)
-                val = argv[++i];
         }
+        /* An unknown flag is named as such, before its value is looked for. */
+        static const char *const known[] = {"--listen", "--db", "--workers", "--token-file",
+                                            "--log-level", "--web-root", "--max-body-json",
+                                            "--max-body-dataset", "--max-job-memory", NULL};
+        int is_known = 0;
+        for (const char *const *k = known; *k && !is_known; k++)
+            is_known = strcmp(*k, name) == 0;
+        if (!is_known) {
+            snprintf(msg, msgsz, "unknown flag '%s' (see anneald --help)", name);
+            return -EINVAL;
+        }
+        if (!eq && i + 1 < argc)
+            val = argv[++i];
         if (!val) {
             snprintf(msg, msgsz, "%s needs a value", name);
             return -EINVAL;

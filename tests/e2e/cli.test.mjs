@@ -149,7 +149,8 @@ test('check: a missing file, malformed JSON with line and column, a non-object, 
   for (const args of [['check'], ['check', 'a.json', 'b.json'], ['check', '--frobnicate']]) {
     const r = run(args);
     assert.equal(r.code, 2, args.join(' '));
-    assert.match(r.err, /^anneald: /);
+    assert.match(r.err, /^anneald check: /);
+    assert.match(r.err, /see anneald check --help/);
   }
 });
 
@@ -211,7 +212,7 @@ test('preview --steps: a given length, and bad values exit 2', () => {
   const noSteps = tutorial();
   delete noSteps.steps;
   assert.equal(JSON.parse(ok(['preview', '-'], JSON.stringify(noSteps)).out).step.length, 1000);
-  for (const bad of ['0', '-5', '10000001', 'ten', '1.5', '']) {
+  for (const bad of ['0', '-5', '1000000001', 'ten', '1.5', '']) {
     const r = run(['preview', p, '--steps', bad]);
     assert.equal(r.code, 2, `--steps '${bad}'`);
     assert.match(r.err, /--steps expects/);
@@ -222,7 +223,7 @@ test('preview --steps: a given length, and bad values exit 2', () => {
                       ['preview', p, '--bogus'], ['preview', p, p]]) {
     const r = run(args);
     assert.equal(r.code, 2, args.join(' '));
-    assert.match(r.err, /^anneald: /);
+    assert.match(r.err, /^anneald preview: .*\n\(see anneald preview --help\)/);
   }
 });
 
@@ -260,6 +261,10 @@ test('preview errors: bad configs exit 1 with their JSON path', () => {
     [{scheduler: {type: 'WarmupLR', params: {}}}, 'optimizer'],
     [tutorial({ds_config: {...tutorial().ds_config, scheduler: {type: 'NoSuchLR', params: {}}}}), 'ds_config.scheduler.type'],
     [{ds_config: tutorial().ds_config, steps: 20000000}, 'steps'],
+    [{ds_config: tutorial().ds_config, steps: 2000000000, every: 1000}, 'steps'],
+    [{ds_config: tutorial().ds_config, steps: 2000, every: 0}, 'every'],
+    [{ds_config: tutorial().ds_config, steps: 2000, max_points: 1}, 'max_points'],
+    [{ds_config: tutorial().ds_config, steps: 2000, max_points: 10, every: 3}, 'every'],
   ];
   for (const [body, field] of cases) {
     const r = run(['preview', '-'], JSON.stringify(body));
@@ -362,13 +367,15 @@ test('train writes one metrics row per step with the tutorial lrs, and the final
   const m = path.join(dir, 'm.csv');
   const r = ok(['train', p, '--metrics-csv', m]);
   const {header, rows} = parseCsv(fs.readFileSync(m, 'utf8'));
-  assert.deepEqual(header, ['step', 'loss', 'lr0', 'grad_norm']);
+  assert.deepEqual(header, ['step', 'loss', 'lr0', 'grad_norm', 'time']);
   assert.equal(rows.length, 1000);
   assert.deepEqual(rows.map((row) => Number(row[0])), Array.from({length: 1000}, (_, k) => k + 1));
   const preview = JSON.parse(ok(['preview', p]).out);
   rows.forEach((row, k) => assert.equal(Number(row[2]), preview.lr[0][k], `lr of step ${k + 1}`));
   assert.equal(Number(rows[2][2]), 0.0023546349804879152);
   assert.ok(rows.every((row) => Number.isFinite(Number(row[1])) && Number(row[3]) >= 0));
+  // time: seconds of training, growing
+  assert.ok(rows.every((row, k) => Number(row[4]) >= 0 && (k === 0 || Number(row[4]) >= Number(rows[k - 1][4]))));
   // the summary line names the last step, its loss and its lr (all as in the table)
   const s = /^step (\d+) loss (\S+) lr (\S+)$/m.exec(r.out);
   assert.ok(s, r.out);
@@ -404,9 +411,11 @@ test('train --steps 300 --save, then --resume, equals an uninterrupted run', () 
   const second = ok(['train', p, '--resume', f('s.bin'), '--metrics-csv', f('b.csv'), '--weights-json', f('b.json')]);
   assert.match(second.out, /^step 1000 loss /m);
   assert.equal(fs.readFileSync(f('b.json'), 'utf8'), fs.readFileSync(f('full.json'), 'utf8'));
-  const full = fs.readFileSync(f('full.csv'), 'utf8').trimEnd().split('\n');
-  const a = fs.readFileSync(f('a.csv'), 'utf8').trimEnd().split('\n');
-  const b = fs.readFileSync(f('b.csv'), 'utf8').trimEnd().split('\n');
+  // every column but time (wall clock) is the same
+  const noTime = (l) => l.split(',').slice(0, -1).join(',');
+  const full = fs.readFileSync(f('full.csv'), 'utf8').trimEnd().split('\n').map(noTime);
+  const a = fs.readFileSync(f('a.csv'), 'utf8').trimEnd().split('\n').map(noTime);
+  const b = fs.readFileSync(f('b.csv'), 'utf8').trimEnd().split('\n').map(noTime);
   assert.equal(a.length, 301);
   assert.equal(b[0], full[0]);
   assert.match(b[1], /^301,/);
@@ -416,7 +425,7 @@ test('train --steps 300 --save, then --resume, equals an uninterrupted run', () 
   assert.match(done.out, /^step 1000 /m);
   const again = ok(['train', p, '--resume', f('end.bin'), '--metrics-csv', f('c.csv')]);
   assert.match(again.out, /nothing to train/);
-  assert.equal(fs.readFileSync(f('c.csv'), 'utf8'), `${full[0]}\n`);
+  assert.equal(fs.readFileSync(f('c.csv'), 'utf8'), 'step,loss,lr0,grad_norm,time\n');
 });
 
 test('train --resume refuses a state from another spec, and damaged files, clearly', () => {
@@ -468,7 +477,7 @@ test('train: bad flags exit 2, bad specs and unusable data exit 1', () => {
                       ['train', p, '--metrics-csv'], ['train', p, '--bogus'], ['train', p, p]]) {
     const r = run(args);
     assert.equal(r.code, 2, args.join(' '));
-    assert.match(r.err, /^anneald: /);
+    assert.match(r.err, /^anneald train: .*\n\(see anneald train --help\)/);
   }
   const ds = run(['train', write('ds.json', tutorial({data: {type: 'dataset', name: 'iris'}}))]);
   assert.equal(ds.code, 1);

@@ -532,12 +532,71 @@ static void test_warnings_for_unused_keys(void **state)
     assert_true(has_warning(&s, "ds_config.fp16 is not used by this daemon"));
     assert_true(has_warning(&s, "ds_config.zero_optimization is not used by this daemon"));
     assert_true(has_warning(&s, "ds_config.steps_per_print is not used by this daemon"));
-    assert_true(has_warning(&s, "ds_config.my_own_key is not used by this daemon"));
+    assert_true(has_warning(&s, "ds_config.my_own_key is not a DeepSpeed key (ignored; "
+                               "DeepSpeed 0.14 knows"));
     assert_false(has_warning(&s, "ds_config.optimizer"));
     /* Accepted unchanged: the normalized ds_config still carries them. */
     assert_non_null(at(s.normalized, "ds_config", "fp16"));
     assert_non_null(at(s.normalized, "ds_config", "zero_optimization"));
     job_spec_free(&s);
+}
+
+/* A misspelt key is told apart from a DeepSpeed feature, with the key it resembles. */
+static void test_ds_key_typos(void **state)
+{
+    (void)state;
+    job_spec s;
+    an_err e;
+    int rc = parse_patched("{\"ds_config\": {\"gradient_cliping\": 1.0, \"zero_optimisation\": {}}}",
+                           &s, &e);
+    if (rc)
+        fail_msg("%s: %s", e.field, e.message);
+    assert_true(has_warning(&s, "ds_config.gradient_cliping is not a DeepSpeed key: did you mean "
+                               "ds_config.gradient_clipping? (ignored)"));
+    assert_true(has_warning(&s, "ds_config.zero_optimisation is not a DeepSpeed key: did you "
+                               "mean ds_config.zero_optimization? (ignored)"));
+    job_spec_free(&s);
+    /* a misspelt optimizer: the error names the key that was meant */
+    cJSON *j = cJSON_Parse("{\"model\": {\"type\": \"linear\", \"inputs\": 2, \"outputs\": 1},"
+                           "\"data\": {\"type\": \"synthetic\", \"task\": \"regression\", "
+                           "\"samples\": 16, \"features\": 2}, \"ds_config\": {\"train_batch_size\": 4,"
+                           "\"optimiser\": {\"type\": \"Adam\"}}}");
+    assert_int_not_equal(job_spec_parse(j, &s, &e), 0);
+    assert_string_equal(e.field, "ds_config.optimizer");
+    assert_non_null(strstr(e.message, "ds_config has \"optimiser\": did you mean \"optimizer\"?"));
+    cJSON_Delete(j);
+}
+
+/* A Hugging Face ZeRO-2 config full of "auto": every value that cannot be worked out is an
+ * error of the same answer. */
+static void test_every_auto_at_once(void **state)
+{
+    (void)state;
+    cJSON *j = cJSON_Parse(
+        "{\"model\": {\"type\": \"linear\", \"inputs\": 2, \"outputs\": 1},"
+        "\"data\": {\"type\": \"synthetic\", \"task\": \"regression\", \"samples\": 16, \"features\": 2},"
+        "\"ds_config\": {\"train_batch_size\": \"auto\", \"train_micro_batch_size_per_gpu\": \"auto\","
+        "\"gradient_accumulation_steps\": \"auto\", \"gradient_clipping\": \"auto\","
+        "\"optimizer\": {\"type\": \"AdamW\", \"params\": {\"lr\": \"auto\", \"betas\": \"auto\","
+        "\"eps\": \"auto\", \"weight_decay\": \"auto\"}},"
+        "\"scheduler\": {\"type\": \"WarmupLR\", \"params\": {\"warmup_min_lr\": \"auto\","
+        "\"warmup_max_lr\": \"auto\", \"warmup_num_steps\": \"auto\"}},"
+        "\"zero_optimization\": {\"stage\": 2}}}");
+    assert_non_null(j);
+    job_spec s;
+    an_err errs[16];
+    int n = 0;
+    assert_int_not_equal(job_spec_parse_all(j, &s, errs, 16, &n), 0);
+    static const char *const want[] = {
+        "ds_config.train_batch_size", "ds_config.gradient_clipping",
+        "ds_config.optimizer.params.lr", "ds_config.optimizer.params.betas",
+        "ds_config.optimizer.params.eps", "ds_config.optimizer.params.weight_decay",
+        "ds_config.scheduler.params.warmup_num_steps"};
+    assert_int_equal(n, 7);
+    for (int k = 0; k < 7; k++)
+        assert_string_equal(errs[k].field, want[k]);
+    assert_non_null(strstr(errs[2].message, "learning_rate"));
+    cJSON_Delete(j);
 }
 
 static void test_auto_batch_sizes(void **state)
@@ -825,6 +884,8 @@ int main(void)
         cmocka_unit_test(test_odd_inputs),
         cmocka_unit_test(test_duplicate_in_ds_config),
         cmocka_unit_test(test_warnings_for_unused_keys),
+        cmocka_unit_test(test_ds_key_typos),
+        cmocka_unit_test(test_every_auto_at_once),
         cmocka_unit_test(test_auto_batch_sizes),
         cmocka_unit_test(test_batch_derivation),
         cmocka_unit_test(test_sched_env_total_steps),

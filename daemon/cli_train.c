@@ -1,0 +1,457 @@
+/* cli_train — `anneald train`: one job in the foreground, its state saved and resumed in a
+ * file. */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "core/config.h"
+#include "core/sched.h"
+#include "core/train.h"
+#include "daemon/cli.h"
+#include "daemon/cli_util.h"
+
+/* A `--save` file: this magic line, the job spec it belongs to on one line (normalised, without
+ * the fields that do not change training), then the training state blob of train_save. The
+ * spec line lets `--resume` refuse a state that another spec made and say what differs; the
+ * blob's own checks only see the model and optimizer layout. */
+#define STATE_MAGIC "anneald train state 1\n"
+
+/* The spec as a --save file records it: one line of JSON; malloc'd, NULL when out of memory. */
+static char *state_spec_text(const job_spec *spec)
+{
+    cJSON *c = cJSON_Duplicate(spec->normalized, 1);
+    if (!c)
+        return NULL;
+    cJSON_DeleteItemFromObjectCaseSensitive(c, "name");
+    cJSON_DeleteItemFromObjectCaseSensitive(c, "checkpoint");
+    char *t = cJSON_PrintUnformatted(c);
+    cJSON_Delete(c);
+    return t;
+}
+
+/* Finds the first place where a and b differ; writes its JSON path into path. 1 if they
+ * differ, 0 if equal. */
+static int first_diff(const cJSON *a, const cJSON *b, char *path, size_t size)
+{
+    char sub[256];
+    if (cJSON_IsObject(a) && cJSON_IsObject(b)) {
+        const cJSON *x;
+        cJSON_ArrayForEach(x, a) {
+            an_path(sub, sizeof sub, path, x->string);
+            const cJSON *y = cJSON_GetObjectItemCaseSensitive(b, x->string);
+            if (!y || first_diff(x, y, sub, sizeof sub)) {
+                snprintf(path, size, "%s", sub);
+                return 1;
+            }
+        }
+        cJSON_ArrayForEach(x, b)
+            if (!cJSON_GetObjectItemCaseSensitive(a, x->string)) {
+                snprintf(path, size, "%s", an_path(sub, sizeof sub, path, x->string));
+                return 1;
+            }
+        return 0;
+    }
+    if (cJSON_IsArray(a) && cJSON_IsArray(b) && cJSON_GetArraySize(a) == cJSON_GetArraySize(b)) {
+        int i = 0;
+        for (const cJSON *x = a->child, *y = b->child; x && y; x = x->next, y = y->next, i++) {
+            an_path_index(sub, sizeof sub, path, i);
+            if (first_diff(x, y, sub, sizeof sub)) {
+                snprintf(path, size, "%s", sub);
+                return 1;
+            }
+        }
+        return 0;
+    }
+    return !cJSON_Compare(a, b, 1);
+}
+
+/* A value for an error message, cut short when long. */
+static void brief(const cJSON *v, char *buf, size_t size)
+{
+    char *t = v ? cJSON_PrintUnformatted(v) : NULL;
+    snprintf(buf, size, "%s", t ? t : "(absent)");
+    if (t && strlen(t) >= size && size > 4)
+        memcpy(buf + size - 4, "...", 4);
+    cJSON_free(t);
+}
+
+/* The value at a path made by first_diff ("a.b[2].c"), or NULL. */
+static const cJSON *at_path(const cJSON *root, const char *path)
+{
+    const cJSON *v = root;
+    const char *p = path;
+    while (v && *p) {
+        if (*p == '.') {
+            p++;
+            continue;
+        }
+        if (*p == '[') {
+            v = cJSON_GetArrayItem(v, atoi(p + 1));
+            p = strchr(p, ']');
+            p = p ? p + 1 : "";
+            continue;
+        }
+        size_t n = strcspn(p, ".[");
+        char key[256];
+        snprintf(key, sizeof key, "%.*s", (int)(n < 255 ? n : 255), p);
+        v = cJSON_GetObjectItemCaseSensitive(v, key);
+        p += n;
+    }
+    return v;
+}
+
+/* Restores a --save file (or a bare checkpoint blob) into t; prints the error and returns 1
+ * when it cannot. */
+static int resume_from(train *t, const job_spec *spec, const char *path)
+{
+    char *buf;
+    size_t len;
+    int r = cli_read_file(path, &buf, &len);
+    if (r) {
+        fprintf(stderr, "error: cannot read %s: %s\n", path, strerror(-r));
+        return 1;
+    }
+    const char *blob = buf;
+    size_t blen = len, ml = strlen(STATE_MAGIC);
+    int rc = 1;
+    if (len >= ml && memcmp(buf, STATE_MAGIC, ml) == 0) {
+        const char *line = buf + ml;
+        const char *nl = memchr(line, '\n', len - ml);
+        cJSON *saved = nl ? cJSON_ParseWithLength(line, (size_t)(nl - line)) : NULL;
+        char *mine_t = state_spec_text(spec);
+        cJSON *mine = mine_t ? cJSON_Parse(mine_t) : NULL;
+        cJSON_free(mine_t);
+        char where[256] = "";
+        if (!saved) {
+            fprintf(stderr, "error: %s: the job spec line of the saved state is damaged\n", path);
+        } else if (!mine) {
+            fprintf(stderr, "error: out of memory\n");
+        } else if (first_diff(mine, saved, where, sizeof where)) {
+            char here[96], there[96];
+            brief(at_path(mine, where), here, sizeof here);
+            brief(at_path(saved, where), there, sizeof there);
+            fprintf(stderr, "error: %s: the state was saved by another job spec: %s is %s here, "
+                    "%s in the saved state\n", path, where[0] ? where : "the spec", here, there);
+        } else {
+            rc = 0;
+        }
+        cJSON_Delete(saved);
+        cJSON_Delete(mine);
+        if (rc) {
+            free(buf);
+            return 1;
+        }
+        blob = nl + 1;
+        blen = len - (size_t)(blob - buf);
+    }
+    an_err e;
+    an_err_clear(&e);
+    rc = train_restore(t, blob, blen, &e) != 0;
+    if (rc)
+        fprintf(stderr, "error: %s: %s\n", path, e.message);
+    free(buf);
+    return rc;
+}
+
+/* Writes a --save file: STATE_MAGIC, the spec line, the blob. 0 or -errno. */
+static int save_state(const train *t, const job_spec *spec, const char *path, an_err *e)
+{
+    void *blob = NULL;
+    size_t blen = 0;
+    int r = train_save(t, &blob, &blen, e);
+    if (r)
+        return r;
+    char *st = state_spec_text(spec);
+    FILE *f = st ? fopen(path, "wb") : NULL;
+    if (!f) {
+        r = st ? -errno : -ENOMEM;
+        free(blob);
+        cJSON_free(st);
+        return r;
+    }
+    int bad = fputs(STATE_MAGIC, f) < 0 || fputs(st, f) < 0 || fputc('\n', f) == EOF ||
+              fwrite(blob, 1, blen, f) != blen || fflush(f) != 0;
+    if (fclose(f) != 0)
+        bad = 1;
+    free(blob);
+    cJSON_free(st);
+    return bad ? -EIO : 0;
+}
+
+static int write_file(const char *path, const void *buf, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return -errno;
+    size_t w = fwrite(buf, 1, len, f);
+    int bad = w != len || fflush(f) != 0;
+    if (fclose(f) != 0 || bad)
+        return -EIO;
+    return 0;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Set by SIGINT/SIGTERM: the loop stops after the step it is in. */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop(int sig)
+{
+    stop_signal = sig;
+}
+
+/* "1h02m", "3m05s", "12.3s": a duration for the progress line. */
+static const char *dur(char buf[24], double s)
+{
+    if (!(s >= 0) || s > 1e9)
+        snprintf(buf, 24, "?");
+    else if (s >= 3600)
+        snprintf(buf, 24, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
+    else if (s >= 60)
+        snprintf(buf, 24, "%dm%02ds", (int)(s / 60), (int)s % 60);
+    else
+        snprintf(buf, 24, "%.1fs", s);
+    return buf;
+}
+
+/* The progress line: step, loss, lr, the rate of this run (steps per second since it started)
+ * and the time left at that rate. */
+static void progress(int tty, const train_report *r, int64_t total, int64_t first_step,
+                     double t0, int final)
+{
+    double el = now_s() - t0;
+    double rate = el > 0 ? (double)(r->step - first_step) / el : 0;
+    double eta = rate > 0 ? (double)(total - r->step) / rate : NAN;
+    char e1[24], e2[24];
+    if (tty) {
+        int width = 30, fill = total > 0 ? (int)(width * r->step / total) : width;
+        char bar[64];
+        for (int i = 0; i < width; i++)
+            bar[i] = i < fill ? '#' : '.';
+        bar[width] = '\0';
+        fprintf(stderr, "\r[%s] %lld/%lld loss %.6g lr %.6g %.0f steps/s %s ETA %s ", bar,
+                (long long)r->step, (long long)total, r->loss, r->lr[0], rate, dur(e1, el),
+                final ? "0s" : dur(e2, eta));
+        if (final)
+            fputc('\n', stderr);
+    } else {
+        fprintf(stderr, "step %lld/%lld loss %.9g lr %.9g %.0f steps/s elapsed %s eta %s\n",
+                (long long)r->step, (long long)total, r->loss, r->lr[0], rate, dur(e1, el),
+                final ? "0s" : dur(e2, eta));
+    }
+}
+
+/* One optional number of a CSV row: empty when absent (NaN), as the API's CSV. */
+static void csv_opt(FILE *f, double v)
+{
+    char nb[40];
+    fputc(',', f);
+    if (!isnan(v))
+        fputs(cli_exact(nb, v), f);
+}
+
+int cli_train(int argc, char **argv)
+{
+    const char *path = NULL, *metrics_csv = NULL, *weights_json = NULL, *save = NULL,
+               *resume = NULL;
+    int64_t steps = -1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        const char **dst = NULL;
+        if (cli_is_help(a))
+            return cli_help("train");
+        if (strcmp(a, "--steps") == 0) {
+            if (cli_parse_i64(v, 0, INT64_MAX, &steps))
+                return cli_usage_err("train", "--steps expects a whole number >= 0, got '%s'", v ? v : "");
+            i++;
+            continue;
+        }
+        if (strcmp(a, "--metrics-csv") == 0)
+            dst = &metrics_csv;
+        else if (strcmp(a, "--weights-json") == 0)
+            dst = &weights_json;
+        else if (strcmp(a, "--save") == 0)
+            dst = &save;
+        else if (strcmp(a, "--resume") == 0)
+            dst = &resume;
+        if (dst) {
+            if (!v)
+                return cli_usage_err("train", "%s needs a file name", a);
+            *dst = v;
+            i++;
+        } else if (!path && (a[0] != '-' || strcmp(a, "-") == 0)) {
+            path = a;
+        } else {
+            return cli_usage_err("train", "unexpected argument '%s'", a);
+        }
+    }
+    if (!path)
+        return cli_usage_err("train", "expects a job spec file%s", "");
+
+    job_spec spec;
+    if (cli_load_spec(path, &spec))
+        return 1;
+    if (spec.data.type == DATA_DATASET) {
+        fprintf(stderr, "error: data.type: \"dataset\" names a data set uploaded to the service; "
+                        "the offline trainer takes \"builtin\", \"inline\" or \"synthetic\"\n");
+        job_spec_free(&spec);
+        return 1;
+    }
+    if (spec.resume_job[0]) {
+        fprintf(stderr, "error: resume_from: needs the service's checkpoints; use --resume FILE "
+                        "offline\n");
+        job_spec_free(&spec);
+        return 1;
+    }
+    an_err e;
+    an_err_clear(&e);
+    train *t = NULL;
+    FILE *mf = NULL;
+    int rc = 1;
+    if (train_create(&t, &spec, NULL, 0, &e)) {
+        cli_print_err(&e);
+        goto out;
+    }
+    if (resume && resume_from(t, &spec, resume))
+        goto out;
+    if (metrics_csv) {
+        mf = fopen(metrics_csv, "w");
+        if (!mf) {
+            fprintf(stderr, "error: cannot write %s: %s\n", metrics_csv, strerror(errno));
+            goto out;
+        }
+    }
+    int64_t total = train_total_steps(t);
+    int tty = isatty(2);
+    double t0 = now_s(), last = 0;
+    int64_t first_step = train_steps_done(t);
+    int validates = spec.val_fraction > 0;
+    train_report rep;
+    memset(&rep, 0, sizeof rep);
+    int64_t done = 0;
+    char nb[40];
+    if (mf) {
+        /* The header comes from the spec, so a run with nothing left to train still writes a
+         * well-formed (empty) table. */
+        sched_env env;
+        job_spec_sched_env(&spec, job_spec_data_samples(&spec), &env);
+        fprintf(mf, "step,loss");
+        for (int g = 0; g < env.ngroups; g++)
+            fprintf(mf, ",lr%d", g);
+        fprintf(mf, ",grad_norm,time%s\n", validates ? ",val_loss,val_acc" : "");
+    }
+    /* Ctrl-C and SIGTERM end the loop between steps, so the files are left whole. */
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    stop_signal = 0;
+    while (train_steps_done(t) < total && (steps < 0 || done < steps) && !stop_signal) {
+        if (train_step(t, &rep, &e)) {
+            if (tty)
+                fputc('\n', stderr);
+            cli_print_err(&e);
+            goto out;
+        }
+        done++;
+        double now = now_s();
+        if (mf) {
+            fprintf(mf, "%lld,%s", (long long)rep.step, cli_exact(nb, rep.loss));
+            for (int g = 0; g < rep.ngroups; g++)
+                fprintf(mf, ",%s", cli_exact(nb, rep.lr[g]));
+            fprintf(mf, ",%s", cli_exact(nb, rep.grad_norm));
+            /* seconds of training in this run, as the API's time (which counts from the
+             * job's first start) */
+            fprintf(mf, ",%s", cli_exact(nb, now - t0));
+            if (validates) {
+                csv_opt(mf, rep.has_val ? rep.val_loss : NAN);
+                csv_opt(mf, rep.has_val ? rep.val_acc : NAN);
+            }
+            fputc('\n', mf);
+        }
+        if (now - last >= (tty ? 0.1 : 1.0)) {
+            progress(tty, &rep, total, first_step, t0, 0);
+            last = now;
+        }
+    }
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    int stopped = stop_signal != 0;
+    if (done > 0)
+        progress(tty, &rep, total, first_step, t0, !stopped);
+    if (stopped && tty)
+        fputc('\n', stderr);
+    if (mf && fclose(mf) != 0) {
+        mf = NULL;
+        fprintf(stderr, "error: cannot write %s\n", metrics_csv);
+        goto out;
+    }
+    mf = NULL;
+    if (save) {
+        int r = save_state(t, &spec, save, &e);
+        if (r) {
+            if (e.message[0])
+                cli_print_err(&e);
+            else
+                fprintf(stderr, "error: cannot write %s: %s\n", save, strerror(-r));
+            goto out;
+        }
+    }
+    if (weights_json) {
+        cJSON *w = NULL;
+        if (train_weights_json(t, &w) || !w) {
+            fprintf(stderr, "error: cannot build the weights JSON\n");
+            goto out;
+        }
+        char *s = cJSON_PrintUnformatted(w);
+        cJSON_Delete(w);
+        int r = s ? write_file(weights_json, s, strlen(s)) : -ENOMEM;
+        cJSON_free(s);
+        if (r) {
+            fprintf(stderr, "error: cannot write %s: %s\n", weights_json, strerror(-r));
+            goto out;
+        }
+    }
+    if (stopped) {
+        /* Say what was kept, so the run can be continued. */
+        fprintf(stderr, "interrupted after step %lld of %lld.\n",
+                (long long)train_steps_done(t), (long long)total);
+        if (metrics_csv)
+            fprintf(stderr, "metrics up to it: %s\n", metrics_csv);
+        if (save)
+            fprintf(stderr, "state saved to %s; continue with: anneald train %s --resume %s\n",
+                    save, path, save);
+        else
+            fprintf(stderr, "no state saved (give --save FILE to be able to continue)\n");
+    }
+    if (done > 0) {
+        printf("step %lld loss %s lr", (long long)rep.step, cli_exact(nb, rep.loss));
+        for (int g = 0; g < rep.ngroups; g++)
+            printf(" %s", cli_exact(nb, rep.lr[g]));
+        printf("\n");
+    } else {
+        printf("step %lld (nothing to train)\n", (long long)train_steps_done(t));
+    }
+    rc = stopped ? 130 : 0;
+out:
+    if (mf)
+        fclose(mf);
+    train_free(t);
+    job_spec_free(&spec);
+    return rc;
+}

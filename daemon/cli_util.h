@@ -1,0 +1,37 @@
+/* cli_util — what the offline commands share: reading files, printing errors and usage,
+ * loading a job spec with every error at once, numbers in their exact form. */
+#ifndef ANNEALD_CLI_UTIL_H
+#define ANNEALD_CLI_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/config.h"
+
+/* Prints "error: FIELD: MESSAGE" (or "error: MESSAGE") on stderr. */
+void cli_print_err(const an_err *e);
+
+/* Prints "anneald CMD: <fmt with arg>" and where to read more on stderr; returns 2 (the exit
+ * status of a bad command line). */
+int cli_usage_err(const char *cmd, const char *fmt, const char *arg);
+
+/* 1 if a is --help or -h. */
+int cli_is_help(const char *a);
+
+/* Prints the help of one command ("check", "preview", "train") on stdout; returns 0. */
+int cli_help(const char *cmd);
+
+/* Reads and parses the spec at `path`; prints every error (one line each) and returns 1 on
+ * failure. */
+int cli_load_spec(const char *path, job_spec *spec);
+
+/* A whole decimal number in [lo, hi] into *out; -EINVAL otherwise. */
+int cli_parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out);
+
+/* A double in the fewest digits that read back to the same value (as the API prints). */
+const char *cli_exact(char buf[40], double v);
+
+/* Pretty-prints JSON with two-space indentation (cJSON_Print indents with tabs); malloc'd. */
+char *cli_json_pretty(const void *json);
+
+#endif

@@ -1,0 +1,169 @@
+// End-to-end tests of the command line as a newcomer meets it: each command's own --help,
+// unknown flags named as such, previews of any length (thinned with --every / --max-points,
+// also through the API), epochs-based previews of their real length, `anneald train` with a
+// rate and ETA and a clean Ctrl-C, and `check` output indented with spaces.
+import {test} from 'node:test';
+import assert from 'node:assert/strict';
+import {spawn, spawnSync} from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import {BIN, api, tmpDir, tutorialJob, withDaemon} from './lib.mjs';
+
+const dir = tmpDir('anneald-cli1-');
+process.on('exit', () => fs.rmSync(dir, {recursive: true, force: true}));
+
+function write(name, content) {
+  const p = path.join(dir, name);
+  fs.writeFileSync(p, typeof content === 'string' ? content : JSON.stringify(content));
+  return p;
+}
+
+function run(args, input) {
+  const r = spawnSync(BIN, args, {input, encoding: 'utf8', maxBuffer: 256 << 20});
+  if (r.error) throw r.error;
+  return {code: r.status, out: r.stdout, err: r.stderr};
+}
+
+// The README's job: the tutorial with 20,000,000 steps.
+const readmeJob = () => tutorialJob({steps: 20000000, checkpoint: {every_steps: 100000, keep_last: 3}});
+
+test('each command has its own --help, and the global usage points to them', () => {
+  const global = run(['--help']).out;
+  assert.match(global, /anneald check\|preview\|train --help/);
+  for (const [cmd, flags] of [['check', ['--max-job-memory']],
+                              ['preview', ['--steps', '--every', '--max-points', '--param-group-lr', '--format']],
+                              ['train', ['--steps', '--metrics-csv', '--weights-json', '--save', '--resume', 'Ctrl-C']]]) {
+    for (const h of ['--help', '-h']) {
+      const r = run([cmd, h]);
+      assert.equal(r.code, 0);
+      assert.match(r.out, new RegExp(`^usage: anneald ${cmd} `));
+      assert.notEqual(r.out, global);
+      for (const f of flags) assert.ok(r.out.includes(f), `${cmd} --help explains ${f}`);
+    }
+  }
+});
+
+test('an unknown global flag is named as unknown, not as missing its value', () => {
+  const r = run(['--bogus']);
+  assert.equal(r.code, 2);
+  assert.match(r.err, /unknown flag '--bogus'/);
+  assert.doesNotMatch(r.err, /needs a value/);
+  const r2 = run(['--bogus=3']);
+  assert.equal(r2.code, 2);
+  assert.match(r2.err, /unknown flag '--bogus'/);
+  const r3 = run(['--db']);
+  assert.match(r3.err, /--db needs a value/);
+});
+
+test('check pretty-prints with spaces, not tabs', () => {
+  const r = run(['check', write('t.json', tutorialJob())]);
+  assert.equal(r.code, 0, r.err);
+  assert.ok(!r.out.includes('\t'), 'no tab in the output');
+  assert.match(r.out, /^\{\n  "spec": \{\n    "name": "warmup-demo",/);
+  assert.deepEqual(JSON.parse(r.out).spec.steps, 1000);
+});
+
+test('preview of the README job: refused whole with a hint, thinned with --every / --max-points', () => {
+  const p = write('readme.json', readmeJob());
+  const whole = run(['preview', p]);
+  assert.equal(whole.code, 1);
+  assert.match(whole.err, /^error: steps: .*--max-points N.*--every N/);
+
+  const every = run(['preview', p, '--every', '100000']);
+  assert.equal(every.code, 0, every.err);
+  const e = JSON.parse(every.out);
+  assert.equal(e.step[0], 1);
+  assert.equal(e.step.at(-1), 20000000);
+  assert.ok(e.step.includes(100001), 'every 100000-th step');
+  // the corners of the warmup are kept: steps 1 and 2 use 0.001, the lr rises from step 3 and
+  // reaches 0.01 at step 102
+  assert.deepEqual(e.step.slice(0, 4), [1, 2, 102, 100001]);
+  assert.ok(Math.abs(e.lr[0][2] - 0.01) < 1e-15, `${e.lr[0][2]}`);
+  assert.ok(e.lr[0][1] === 0.001);
+  assert.ok(e.step.length <= 200 + 4, `${e.step.length} steps`);
+  assert.equal(e.lr[0].length, e.step.length);
+  assert.equal(e.lr[0][0], 0.001);
+  assert.ok(Math.abs(e.lr[0].at(-1) - 0.01) < 1e-15);
+  for (let i = 1; i < e.step.length; i++) assert.ok(e.step[i] > e.step[i - 1]);
+
+  const mp = run(['preview', p, '--max-points', '500', '--format', 'csv']);
+  assert.equal(mp.code, 0, mp.err);
+  const rows = mp.out.trimEnd().split('\n');
+  assert.equal(rows[0], 'step,lr0');
+  assert.ok(rows.length - 1 <= 500 && rows.length - 1 >= 200, `${rows.length - 1} rows`);
+  assert.equal(rows[1], '1,0.001');
+  assert.match(rows.at(-1), /^20000000,0\.01(0000000000000002)?$/);
+
+  const both = run(['preview', p, '--every', '10', '--max-points', '10']);
+  assert.equal(both.code, 2);
+});
+
+test('thinning keeps every corner of a stepped schedule, and the full preview agrees', () => {
+  const ds = {train_batch_size: 8, optimizer: {type: 'SGD', params: {lr: 1}},
+              scheduler: {type: 'StepLR', params: {step_size: 300, gamma: 0.5}}};
+  const full = JSON.parse(run(['preview', '-', '--steps', '1000'], JSON.stringify(ds)).out);
+  const thin = JSON.parse(run(['preview', '-', '--steps', '1000', '--every', '250'], JSON.stringify(ds)).out);
+  // steps 1, 251, 501, 751, 1000 and both sides of the drops after steps 300, 600, 900
+  for (const s of [1, 251, 501, 751, 1000, 300, 301, 600, 601, 900, 901]) assert.ok(thin.step.includes(s), `step ${s}`);
+  thin.step.forEach((s, i) => assert.equal(thin.lr[0][i], full.lr[0][s - 1], `lr of step ${s}`));
+});
+
+test('an epochs-based job previews its real length', () => {
+  const iris = {model: {type: 'mlp', inputs: 4, hidden: [8], outputs: 3}, loss: 'cross_entropy',
+                data: {type: 'builtin', name: 'iris'}, epochs: 10,
+                ds_config: {train_batch_size: 16, optimizer: {type: 'SGD', params: {lr: 0.1}}}};
+  const r = run(['preview', write('iris.json', iris)]);
+  assert.equal(r.code, 0, r.err);
+  assert.equal(JSON.parse(r.out).step.length, Math.ceil(10 * 150 / 16));
+  const v = run(['preview', write('irisv.json', {...iris, validation: {fraction: 0.2, every_steps: 10}})]);
+  assert.equal(JSON.parse(v.out).step.length, Math.ceil(10 * 120 / 16));
+});
+
+test('POST /v1/schedules/preview takes max_points for a 100,000,000-step schedule', async () => {
+  await withDaemon({}, async (d) => {
+    const body = {ds_config: readmeJob().ds_config, steps: 100000000, max_points: 1000};
+    const r = await api(d.url, 'POST', '/v1/schedules/preview', body);
+    assert.equal(r.status, 200, r.text.slice(0, 300));
+    assert.ok(r.json.step.length <= 1000 && r.json.step.length > 400, `${r.json.step.length}`);
+    assert.equal(r.json.step.at(-1), 100000000);
+    const bad = await api(d.url, 'POST', '/v1/schedules/preview', {...body, max_points: 'many'});
+    assert.equal(bad.status, 400);
+    assert.equal(bad.json.error.field, 'max_points');
+    const big = await api(d.url, 'POST', '/v1/schedules/preview', {ds_config: body.ds_config, steps: 20000000});
+    assert.equal(big.status, 400);
+    assert.equal(big.json.error.field, 'steps');
+    assert.match(big.json.error.message, /max_points/);
+  });
+});
+
+test('train shows its rate and ETA, and Ctrl-C stops cleanly: whole CSV, state saved, told where', async () => {
+  const p = write('long.json', tutorialJob({steps: 1000000000, validation: {fraction: 0.1, every_steps: 1000}}));
+  const csv = path.join(dir, 'long.csv'), state = path.join(dir, 'long.state');
+  const child = spawn(BIN, ['train', p, '--metrics-csv', csv, '--save', state], {stdio: ['ignore', 'pipe', 'pipe']});
+  let err = '', out = '';
+  child.stderr.on('data', (c) => { err += c; });
+  child.stdout.on('data', (c) => { out += c; });
+  // wait for two progress lines (one a second when stderr is not a terminal)
+  const t0 = Date.now();
+  while ((err.match(/steps\/s/g) || []).length < 2 && Date.now() - t0 < 20000) await new Promise((r) => setTimeout(r, 100));
+  assert.match(err, /step \d+\/1000000000 loss \S+ lr \S+ \d+ steps\/s elapsed \S+ eta \S+/);
+  child.kill('SIGINT');
+  const code = await new Promise((r) => child.on('exit', (c) => r(c)));
+  assert.equal(code, 130, err);
+  assert.match(err, /interrupted after step (\d+) of 1000000000/);
+  const stepAt = Number(/interrupted after step (\d+)/.exec(err)[1]);
+  assert.match(err, new RegExp(`state saved to ${state.replace(/[/.]/g, '\\$&')}; continue with: anneald train`));
+  assert.match(err, /metrics up to it: /);
+  const lines = fs.readFileSync(csv, 'utf8').split('\n');
+  assert.equal(lines.at(-1), '', 'the CSV ends with a whole line');
+  assert.equal(lines[0], 'step,loss,lr0,grad_norm,time,val_loss,val_acc');
+  const body = lines.slice(1, -1);
+  assert.equal(body.length, stepAt);
+  assert.ok(body.every((l) => l.split(',').length === 7), 'every row whole');
+  assert.ok(body.some((l) => /,[^,]+,$/.test(l)), 'validation rows carry val_loss (val_acc empty for regression)');
+  // the saved state continues
+  const next = run(['train', p, '--resume', state, '--steps', '5']);
+  assert.equal(next.code, 0, next.err);
+  assert.match(next.out, new RegExp(`^step ${stepAt + 5} `, 'm'));
+  assert.match(out, new RegExp(`^step ${stepAt} `, 'm'));
+});
