@@ -231,7 +231,9 @@ int options_parse(int argc, char **argv, daemon_opts *o, const char **what, char
         /* An unknown flag is named as such, before its value is looked for. */
         static const char *const known[] = {"--listen", "--db", "--workers", "--token-file",
                                             "--log-level", "--web-root", "--max-body-json",
-                                            "--max-body-dataset", "--max-job-memory", NULL};
+                                            "--max-body-dataset", "--max-job-memory",
+                                            "--max-memory", "--min-free-disk", "--max-queued",
+                                            "--allow-host", NULL};
         int is_known = 0;
         for (const char *const *k = known; *k && !is_known; k++)
             is_known = strcmp(*k, name) == 0;
