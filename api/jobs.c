@@ -161,13 +161,11 @@ static int stored_spec_fails(http_req *r, const char *text)
 
 void api_jobs_create(http_req *r)
 {
-    daemon_t *d = r->d;
     if (!r->body || r->len == 0) {
         http_error(r, 400, "invalid_argument", "body",
                    "a job spec (JSON object) was expected, got an empty body");
         return;
     }
-    job_spec spec;
     an_err e;
     an_err_clear(&e);
     cJSON *body = NULL;
@@ -177,6 +175,15 @@ void api_jobs_create(http_req *r)
         spec_errors(r, &e, 1);
         return;
     }
+    api_jobs_create_from(r, body);
+}
+
+void api_jobs_create_from(http_req *r, cJSON *body)
+{
+    daemon_t *d = r->d;
+    job_spec spec;
+    an_err e;
+    an_err_clear(&e);
     an_err *errs = malloc(SPEC_MAX_ERRORS * sizeof *errs);
     if (!errs) {
         cJSON_Delete(body);

@@ -1,5 +1,6 @@
-/* lrfinder — GET /v1/jobs/{id}/lr_finder: the learning-rate finder's reading of any job's
- * recorded lr (group 0) and loss (core/lrfind has the rules). Runs on the thread pool. */
+/* lrfinder — the learning-rate finder: POST /v1/lr_finder makes a sweep job from a job spec,
+ * and GET /v1/jobs/{id}/lr_finder reads any job's recorded lr (group 0) and loss on the thread
+ * pool (core/lrfind has the rules). */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -7,6 +8,7 @@
 
 #include "api/http.h"
 #include "api/routes.h"
+#include "core/config.h"
 #include "core/lrfind.h"
 #include "daemon/daemon.h"
 
@@ -84,4 +86,34 @@ void api_jobs_lr_finder(http_req *r)
         return;
     }
     http_defer(r, lrfinder_work);
+}
+
+void api_lr_finder_create(http_req *r)
+{
+    if (!r->body || r->len == 0) {
+        http_error(r, 400, "invalid_argument", "body",
+                   "a finder request {\"job\": {…a job spec…}, \"min_lr\", \"max_lr\", "
+                   "\"steps\", \"stop_factor\", \"mode\"} was expected, got an empty body");
+        return;
+    }
+    an_err e;
+    an_err_clear(&e);
+    cJSON *body = NULL;
+    if (json_parse_text(r->body, r->len, &body, &e) != 0) {
+        http_error(r, 400, "invalid_argument", e.field[0] ? e.field : "body", "%s", e.message);
+        return;
+    }
+    lrfind_req q;
+    cJSON *spec = NULL;
+    int rc = lrfind_request(body, &q, &spec, &e);
+    cJSON_Delete(body);
+    if (rc == -ENOMEM) {
+        http_error(r, 503, "unavailable", NULL, "out of memory");
+        return;
+    }
+    if (rc) {
+        http_error(r, 400, "invalid_argument", e.field, "%s", e.message);
+        return;
+    }
+    api_jobs_create_from(r, spec); /* the sweep is an ordinary job from here on */
 }

@@ -85,9 +85,9 @@ int blob_parse(const void *buf, size_t len, blob_view *v, an_err *err)
     uint64_t sum = blob_get_u64(b + len - BLOB_TRAILER);
     if (blob_fnv1a(FNV_OFFSET, b, len - BLOB_TRAILER) != sum)
         return an_failc(err, -EPROTO, f, "checkpoint checksum mismatch: the blob is corrupt");
-    if (nsec != SEC_COUNT)
-        return an_failc(err, -EPROTO, f, "expected %d sections in the checkpoint, got %u",
-                        SEC_COUNT, nsec);
+    if (nsec < SEC_REQUIRED || nsec > SEC_COUNT)
+        return an_failc(err, -EPROTO, f, "expected %d to %d sections in the checkpoint, got %u",
+                        SEC_REQUIRED, SEC_COUNT, nsec);
     v->layout_hash = blob_get_u64(b + 16);
     v->model_hash = blob_get_u64(b + 24);
     size_t off = BLOB_HEADER, end = len - BLOB_TRAILER;
@@ -110,6 +110,9 @@ int blob_parse(const void *buf, size_t len, blob_view *v, an_err *err)
     if (off != end)
         return an_failc(err, -EPROTO, f, "checkpoint has %zu stray bytes after its sections",
                         end - off);
+    for (int id = 1; id <= SEC_REQUIRED; id++)
+        if (!v->sec[id])
+            return an_failc(err, -EPROTO, f, "checkpoint section %d is missing", id);
     return 0;
 }
 

@@ -32,8 +32,11 @@ enum section_id {
     SEC_PARAMS = 3,   /* nparams float32 */
     SEC_OPTIM = 4,    /* optim_save */
     SEC_SCHED = 5,    /* sched_save */
-    SEC_COUNT = 5
+    SEC_LRFIND = 6,   /* optional, lr_finder jobs only: f64 avg, bpow, best, smoothed; i64 n */
+    SEC_COUNT = 6
 };
+/* Sections 1..SEC_REQUIRED are in every blob; the others only where the job has them. */
+#define SEC_REQUIRED 5
 
 #define FNV_OFFSET 0xcbf29ce484222325ull
 #define FNV_PRIME 0x100000001b3ull
@@ -58,7 +61,7 @@ typedef struct blob_view {
 } blob_view;
 
 /* Checks the framing of a blob (magic, version, length, checksum, sections within bounds,
- * each known section once). Reads nothing past buf + len. */
+ * each known section at most once, the required ones present). Reads nothing past buf + len. */
 int blob_parse(const void *buf, size_t len, blob_view *v, an_err *err);
 
 /* The steps done recorded in a parsed blob's counters, or -1 when the section is malformed. */

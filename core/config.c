@@ -304,6 +304,9 @@ static cJSON *normalized(const job_spec *s, const cJSON *ds)
                                      g->has_weight_decay ? g->weight_decay
                                                          : s->optim.weight_decay);
     }
+    if (ok && s->lrfind_stop > 0)
+        ok = (x = cJSON_AddObjectToObject(o, "lr_finder")) &&
+             cJSON_AddNumberToObject(x, "stop_factor", s->lrfind_stop);
     if (ok && s->resume_job[0]) {
         ok = (x = cJSON_AddObjectToObject(o, "resume_from")) &&
              cJSON_AddStringToObject(x, "job", s->resume_job);
@@ -451,6 +454,24 @@ static int parse_resume(const cJSON *j, job_spec *s, an_err *err)
     return 0;
 }
 
+/* "lr_finder": {"stop_factor": F} marks a learning-rate sweep: the run ends as soon as its
+ * smoothed loss passes F times its lowest (core/lrfind.h). */
+static int parse_lrfinder(const cJSON *j, job_spec *s, an_err *err)
+{
+    static const char *const keys[] = {"stop_factor", NULL};
+    const cJSON *f = cfg_get(j, "lr_finder");
+    int rc;
+    s->lrfind_stop = 0;
+    if (!f)
+        return 0;
+    if ((rc = cfg_want_object(f, "lr_finder", err)) ||
+        (rc = cfg_check_keys(f, "lr_finder", keys, err)) ||
+        (rc = cfg_num(f, "lr_finder", "stop_factor", 4.0, 1.0, 1e6, CFG_LO_OPEN,
+                      &s->lrfind_stop, err)))
+        return rc;
+    return 0;
+}
+
 /* Checks that need the data's row count, when the spec tells it. */
 static int check_rows(const job_spec *s, an_err *err)
 {
@@ -489,7 +510,7 @@ static void parse_spec(const cJSON *j, job_spec *s, errlist *l)
     static const char *const top[] = {"name",       "seed",       "model",        "loss",
                                       "data",       "steps",      "epochs",       "validation",
                                       "checkpoint", "threads",    "param_groups", "resume_from",
-                                      "ds_config",  NULL};
+                                      "ds_config",  "lr_finder",  NULL};
     an_err e;
     int64_t v;
     int t;
@@ -526,6 +547,7 @@ static void parse_spec(const cJSON *j, job_spec *s, errlist *l)
     const cJSON *g = cfg_get(j, "param_groups");
     int groups_ok = !g || (model_ok && !failed(l, parse_groups(g, s, &e), &e));
     failed(l, parse_resume(j, s, &e), &e);
+    failed(l, parse_lrfinder(j, s, &e), &e);
     const cJSON *ds = cfg_get(j, "ds_config");
     int ds_ok = 0, batch_ok = 0, opt_ok = 0;
     if (!failed(l, cfg_require(j, "", "ds_config", &e), &e))

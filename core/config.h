@@ -100,6 +100,8 @@ typedef struct job_spec {
     int threads;                  /* compute threads, 1..CFG_MAX_THREADS (default 1) */
     int ngroups;                  /* param_groups entries (group k+1 = entry k) */
     param_group_spec groups[CFG_MAX_GROUPS];
+    double lrfind_stop;           /* lr_finder.stop_factor: the run ends once its smoothed loss
+                                     diverges (core/lrfind.h); 0 = an ordinary job */
     char resume_job[64];          /* "" = none */
     int64_t resume_step;          /* -1 = latest */
     /* ds_config */

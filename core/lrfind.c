@@ -182,7 +182,12 @@ static cJSON *object_at(cJSON *obj, const char *key)
 static int rewrite_spec(cJSON *spec, const lrfind_req *q, an_err *err)
 {
     cJSON_DeleteItemFromObjectCaseSensitive(spec, "epochs");
-    if (put(spec, "steps", cJSON_CreateNumber((double)q->steps)))
+    cJSON *lf = cJSON_CreateObject();
+    if (!lf || !cJSON_AddNumberToObject(lf, "stop_factor", q->stop_factor)) {
+        cJSON_Delete(lf);
+        return an_failc(err, -ENOMEM, "", "out of memory");
+    }
+    if (put(spec, "steps", cJSON_CreateNumber((double)q->steps)) || put(spec, "lr_finder", lf))
         return an_failc(err, -ENOMEM, "", "out of memory");
     cJSON *ds = object_at(spec, "ds_config");
     if (!ds)

@@ -80,8 +80,9 @@ int lrfind_analyze(const double *lr, const double *loss, size_t n, double beta,
  *    max_lr (param_groups' own lrs keep their ratio to it);
  *  - linear: DeepSpeed's LRRangeTest from min_lr, continuous, with the step rate that reaches
  *    max_lr at the last step (every group sweeps the same lrs).
- * The spec that comes out is an ordinary job spec: it trains, checkpoints and resumes like any
- * other. The finder stops it early once the smoothed loss passes stop_factor × its minimum. */
+ * The spec that comes out is an ordinary job spec with "lr_finder": {"stop_factor": F}: it
+ * trains, checkpoints and resumes like any other, and ends itself once the smoothed loss passes
+ * F × its minimum (core/train keeps an lrfind_watch for it). */
 typedef struct lrfind_req {
     double min_lr, max_lr, stop_factor;
     int64_t steps;

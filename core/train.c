@@ -24,6 +24,7 @@
 #include "core/data.h"
 #include "core/gemm.h"
 #include "core/loss.h"
+#include "core/lrfind.h"
 #include "core/model.h"
 #include "core/optim.h"
 
@@ -57,6 +58,8 @@ struct train {
     float *free_[MAX_TREE];     /* buffers not in a slot */
     int nfree;
     uint64_t layout_hash, model_hash;
+    int finder;                 /* an lr_finder sweep: ends when the watch sees divergence */
+    lrfind_watch watch;
 };
 
 /* ------------------------------------------------------------------------------------------
@@ -154,6 +157,10 @@ int train_create(train **out, const job_spec *spec, const char *csv, size_t csv_
     int64_t total = job_spec_total_steps(spec, t->train_ds.n);
     job_spec_sched_env(spec, t->train_ds.n, &env);
     t->total_steps = total;
+    if (spec->lrfind_stop > 0) {
+        t->finder = 1;
+        lrfind_watch_init(&t->watch, LRFIND_BETA, spec->lrfind_stop);
+    }
     optim_group groups[SCHED_MAX_GROUPS];
     for (int g = 0; g < t->ngroups; g++) {
         const param_group_spec *ps = g ? &spec->groups[g - 1] : NULL;
@@ -313,6 +320,31 @@ int train_validate(train *t, double *loss, double *acc)
     return 0;
 }
 
+/* A sweep whose loss stopped being finite has diverged as far as it can: the step is
+ * recorded (loss NaN, the parameters, optimizer and schedule left as they were) and is the
+ * sweep's last, instead of failing the job as an ordinary run would. */
+static int finder_diverged(train *t, train_report *rep, double loss)
+{
+    if (rep) {
+        memset(rep, 0, sizeof *rep);
+        rep->ngroups = t->ngroups;
+        for (int g = 0; g < t->ngroups; g++)
+            rep->lr[g] = t->opt.groups[g].lr;
+    }
+    t->steps++;
+    t->samples += (int64_t)t->micro * t->gas;
+    t->total_steps = t->steps;
+    lrfind_watch_step(&t->watch, INFINITY);
+    if (rep) {
+        rep->step = t->steps;
+        rep->epoch = t->loader.cur.epoch;
+        rep->loss = loss;
+        rep->grad_norm = NAN;
+        rep->val_loss = rep->val_acc = NAN;
+    }
+    return 0;
+}
+
 int train_step(train *t, train_report *rep, an_err *err)
 {
     model *m = t->m;
@@ -339,6 +371,8 @@ int train_step(train *t, train_report *rep, an_err *err)
                             (long long)step + 1);
         }
         double l = loss_compute(t->loss, model_output(m), t->y, t->micro, O, t->dout);
+        if (!isfinite(l) && t->finder)
+            return finder_diverged(t, rep, l);
         if (!isfinite(l)) {
             data_loader_seek(&t->loader, start.epoch, start.pos);
             return an_failc(err, -EDOM, "", "loss is %s at step %lld (micro-batch %d of %d): "
@@ -392,16 +426,36 @@ int train_step(train *t, train_report *rep, an_err *err)
         rep->val_loss = has_val ? metric : NAN;
         rep->val_acc = has_val ? vacc : NAN;
     }
+    if (t->finder && lrfind_watch_step(&t->watch, loss_sum / t->gas))
+        t->total_steps = t->steps; /* the sweep has diverged: this was its last step */
     return 0;
 }
 
 /* ------------------------------------------------------------------------------------------
  * Checkpoint blob */
 
+#define LRFIND_BYTES 48u /* f64 avg, bpow, best, smoothed; i64 n; i64 total steps */
+
+static void put_f64(unsigned char *w, double x)
+{
+    uint64_t u;
+    memcpy(&u, &x, 8);
+    blob_put_u64(w, u);
+}
+
+static double get_f64(const unsigned char *r)
+{
+    uint64_t u = blob_get_u64(r);
+    double x;
+    memcpy(&x, &u, 8);
+    return x;
+}
+
 static size_t blob_size(const train *t)
 {
-    return BLOB_HEADER + SEC_COUNT * SECTION_HEADER + 16 + 16 + t->m->nparams * sizeof(float) +
-           optim_state_size(&t->opt) + sched_state_size(t->sch) + BLOB_TRAILER;
+    return BLOB_HEADER + SEC_REQUIRED * SECTION_HEADER + 16 + 16 + t->m->nparams * sizeof(float) +
+           optim_state_size(&t->opt) + sched_state_size(t->sch) +
+           (t->finder ? SECTION_HEADER + LRFIND_BYTES : 0) + BLOB_TRAILER;
 }
 
 static unsigned char *put_section(unsigned char *w, uint32_t id, uint64_t len)
@@ -423,7 +477,7 @@ int train_save(const train *t, void **buf, size_t *len, an_err *err)
     unsigned char *w = b;
     memcpy(w, BLOB_MAGIC, 8);
     blob_put_u32(w + 8, BLOB_VERSION);
-    blob_put_u32(w + 12, SEC_COUNT);
+    blob_put_u32(w + 12, SEC_REQUIRED + (t->finder ? 1 : 0));
     blob_put_u64(w + 16, t->layout_hash);
     blob_put_u64(w + 24, t->model_hash);
     blob_put_u64(w + 32, total);
@@ -449,6 +503,16 @@ int train_save(const train *t, void **buf, size_t *len, an_err *err)
     if (!rc)
         rc = sched_save(t->sch, w, sn);
     w += sn;
+    if (t->finder) {
+        w = put_section(w, SEC_LRFIND, LRFIND_BYTES);
+        put_f64(w, t->watch.avg);
+        put_f64(w + 8, t->watch.bpow);
+        put_f64(w + 16, t->watch.best);
+        put_f64(w + 24, t->watch.smoothed);
+        blob_put_u64(w + 32, (uint64_t)t->watch.n);
+        blob_put_u64(w + 40, (uint64_t)t->total_steps);
+        w += LRFIND_BYTES;
+    }
     if (rc) {
         free(b);
         return an_failc(err, rc, "", "could not serialise the optimizer or scheduler state");
@@ -496,6 +560,12 @@ int train_restore(train *t, const void *buf, size_t len, an_err *err)
                         "data position in 0..%lld, got %lld, %lld, %lld, %lld",
                         (long long)t->train_ds.n - 1, (long long)steps, (long long)samples,
                         (long long)epoch, (long long)pos);
+    if (t->finder != (v.sec[SEC_LRFIND] != NULL) ||
+        (t->finder && v.len[SEC_LRFIND] != LRFIND_BYTES))
+        return an_failc(err, -EPROTO, "checkpoint", t->finder
+                        ? "the checkpoint is not of a learning-rate sweep (no lr_finder state)"
+                        : "the checkpoint is of a learning-rate sweep (lr_finder), this job "
+                          "is not one");
     if (v.len[SEC_OPTIM] != optim_state_size(&t->opt) ||
         v.len[SEC_SCHED] != sched_state_size(t->sch))
         return an_failc(err, -EPROTO, "checkpoint", "expected %zu optimizer and %zu scheduler "
@@ -524,6 +594,17 @@ int train_restore(train *t, const void *buf, size_t len, an_err *err)
     t->steps = steps;
     t->samples = samples;
     data_loader_seek(&t->loader, epoch, pos);
+    if (t->finder) {
+        const unsigned char *r = v.sec[SEC_LRFIND];
+        t->watch.avg = get_f64(r);
+        t->watch.bpow = get_f64(r + 8);
+        t->watch.best = get_f64(r + 16);
+        t->watch.smoothed = get_f64(r + 24);
+        t->watch.n = (long long)blob_get_u64(r + 32);
+        int64_t total = (int64_t)blob_get_u64(r + 40);
+        if (total >= steps && total < t->total_steps)
+            t->total_steps = total; /* it had diverged already */
+    }
     return 0;
 }
 

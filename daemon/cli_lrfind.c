@@ -242,25 +242,16 @@ int cli_lrfind(int argc, char **argv)
         fprintf(stderr, "error: out of memory for %zu steps\n", cap);
         goto out;
     }
+    /* The sweep's job ends itself once its loss diverges (its spec has "lr_finder"). */
     size_t n = 0;
-    lrfind_watch w;
-    lrfind_watch_init(&w, LRFIND_BETA, q.stop_factor);
-    while (n < cap) {
+    while (train_steps_done(t) < train_total_steps(t) && n < cap) {
         train_report rep;
-        rc = train_step(t, &rep, &e);
-        if (rc == -EDOM) { /* the loss overflowed: as diverged as it gets */
-            lr[n] = n ? lr[n - 1] : q.min_lr;
-            loss[n++] = INFINITY;
-            break;
-        }
-        if (rc) {
+        if ((rc = train_step(t, &rep, &e))) {
             print_error(&e);
             goto out;
         }
         lr[n] = rep.lr[0];
-        loss[n++] = rep.loss;
-        if (lrfind_watch_step(&w, rep.loss))
-            break;
+        loss[n++] = isfinite(rep.loss) ? rep.loss : INFINITY;
     }
     lrfind_result r;
     if ((rc = lrfind_analyze(lr, loss, n, LRFIND_BETA, q.stop_factor, sm, &r))) {

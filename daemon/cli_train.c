@@ -369,6 +369,7 @@ int cli_train(int argc, char **argv)
             goto out;
         }
         done++;
+        total = train_total_steps(t); /* a learning-rate sweep may end itself early */
         double now = now_s();
         if (mf) {
             fprintf(mf, "%lld,%s", (long long)rep.step, cli_exact(nb, rep.loss));

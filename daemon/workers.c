@@ -598,7 +598,8 @@ static void run_job(wctx *w)
     int failed = 0, disk_full = 0, rc;
     char errmsg[900] = "";
     int64_t stride = 1; /* steps between clock reads, adapted to the job's pace */
-    while (train_steps_done(t) < total) {
+    /* train_total_steps is read each step: a learning-rate sweep ends itself early. */
+    while (train_steps_done(t) < train_total_steps(t)) {
         stop = atomic_load(&run->stop);
         if (stop != STOP_NONE)
             break;
@@ -682,6 +683,7 @@ static void run_job(wctx *w)
         disk_full = store_failure(errmsg, sizeof errmsg, rc, w->fail_what, w->fail_step, &e);
         failed = 1;
     }
+    total = train_total_steps(t);
     publish(w, &rep, total, daemon_now());
     if (failed && disk_full) {
         daemon_log(LOG_ERROR, "job %s paused: %s", run->id, errmsg);

@@ -553,6 +553,10 @@ cJSON *store_job_to_json(const store_job *j)
     /* Shown as stored: every number with the digits that give back its bits. */
     if (spec && json_make_exact(spec->child) != 0)
         ok = 0;
+    /* a learning-rate sweep (POST /v1/lr_finder) is a job whose spec has "lr_finder" */
+    ok &= cJSON_AddItemToObject(o, "kind", cJSON_CreateString(
+                                               cJSON_GetObjectItemCaseSensitive(spec, "lr_finder")
+                                                   ? "lr_finder" : "train"));
     ok &= cJSON_AddItemToObject(o, "spec", spec);
     ok &= cJSON_AddItemToObject(o, "resume_from", json_or(j->resume_from_json, cJSON_CreateNull));
     ok &= cJSON_AddItemToObject(o, "val_loss", num_or_null(j->val_step > 0 ? j->val_loss : NAN));

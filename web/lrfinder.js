@@ -33,15 +33,24 @@ export function mount(root, route) {
   const chart = new LineChart(chartEl, {name: 'lrfinder', xmode: 'lr', logX: true, height: 340,
                                         yLabel: 'loss', series: []});
 
+  let timer = null;
   (async () => {
-    let rep;
-    try {
-      rep = await api('GET', `/v1/jobs/${encodeURIComponent(id)}/lr_finder`);
-    } catch (e) {
-      if (!gone) { msg.textContent = 'lr finder: ' + e.message; msg.classList.add('error'); }
-      return;
+    // A sweep still running is followed until it ends, drawn as it goes.
+    let rep, job;
+    for (;;) {
+      try {
+        job = await api('GET', `/v1/jobs/${encodeURIComponent(id)}`);
+        rep = await api('GET', `/v1/jobs/${encodeURIComponent(id)}/lr_finder`);
+      } catch (e) {
+        if (!gone) { msg.textContent = 'lr finder: ' + e.message; msg.classList.add('error'); }
+        return;
+      }
+      if (gone) return;
+      if (job.state !== 'queued' && job.state !== 'running') break;
+      msg.textContent = `sweeping: step ${job.step} of ${job.total_steps} (${job.state})…`;
+      await new Promise((r) => { timer = setTimeout(r, 500); });
+      if (gone) return;
     }
-    if (gone) return;
     // up to the step the loss diverged at (included): what comes after only squashes the scale
     const upto = rep.diverged_at == null ? rep.lr.length : rep.diverged_at + 1;
     const n = Math.min(growingPrefix(rep.lr), upto);
@@ -84,5 +93,5 @@ export function mount(root, route) {
     }
   })().catch((e) => toast('lr finder: ' + e.message, 'error'));
 
-  return () => { gone = true; chart.destroy(); };
+  return () => { gone = true; clearTimeout(timer); chart.destroy(); };
 }

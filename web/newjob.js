@@ -12,8 +12,9 @@ import {previewBody, preview} from './schedule.js';
 const DRAFT_KEY = 'anneald.draft';
 const PREVIEW_DRAW_POINTS = 4000;
 
-// Job j's spec with the optimizer lr set to `lr`: a finder's sweep schedule (ExponentialLR or
-// LRRangeTest) is dropped, any other schedule kept; the name says where it came from.
+// Job j's spec with the optimizer lr set to `lr`: of a sweep (POST /v1/lr_finder), its early
+// stop and its schedule are dropped; any other job keeps its schedule. The name says where
+// it came from.
 export function atLr(j, lr) {
   const spec = JSON.parse(JSON.stringify(j.spec || {}));
   spec.name = `${j.name || j.id}-lr-${lr.toPrecision(3)}`;
@@ -21,7 +22,10 @@ export function atLr(j, lr) {
   const ds = spec.ds_config || (spec.ds_config = {});
   const opt = ds.optimizer || (ds.optimizer = {type: 'AdamW', params: {}});
   opt.params = {...(opt.params || {}), lr};
-  if (ds.scheduler && /^(ExponentialLR|LRRangeTest)$/.test(ds.scheduler.type)) delete ds.scheduler;
+  if (spec.lr_finder) { // a sweep: its schedule and its early stop go, the rest stays
+    delete spec.lr_finder;
+    if (ds.scheduler && /^(ExponentialLR|LRRangeTest)$/.test(ds.scheduler.type)) delete ds.scheduler;
+  }
   return spec;
 }
 
@@ -46,6 +50,9 @@ export function mount(root, route) {
   EXAMPLES.map((e) => h('option', {value: e.key, text: e.title})));
   const submitBtn = h('button.primary#submit-job', {'data-testid': 'submit-job', text: 'Submit job',
                                                    onclick: () => submit()});
+  const findBtn = h('button#find-lr', {'data-testid': 'find-lr', text: 'Find a learning rate',
+                                       title: 'POST /v1/lr_finder: sweep this job\'s lr from 1e-7 to 10',
+                                       onclick: () => findLr()});
   const status = h('span.muted.small#submit-status', {'data-testid': 'submit-status'});
   const previewMsg = h('p.muted.small#preview-status', {'data-testid': 'preview-status'});
   const chartEl = h('div.chart#chart-preview', {'data-testid': 'chart-preview'});
@@ -59,7 +66,7 @@ export function mount(root, route) {
     note,
     h('div.new-grid', null,
       h('div.card.editor-card', null, editor.el,
-        h('div.row', null, submitBtn, status)),
+        h('div.row', null, submitBtn, findBtn, status)),
       h('div.card.preview-card', null, h('h2', {text: 'Schedule preview'}), chartEl, previewMsg))));
 
   const chart = new LineChart(chartEl, {name: 'preview', yLabel: 'lr', y2Label: 'momentum', series: [], height: 280});
@@ -152,6 +159,25 @@ export function mount(root, route) {
       editor.reveal();
     } finally {
       submitBtn.disabled = false;
+    }
+  }
+
+  // Submits the spec as a learning-rate sweep and opens the finder's page, which follows it.
+  async function findLr() {
+    const parsed = editor.parse();
+    if (parsed.error) { status.textContent = 'Fix the JSON first.'; editor.reveal(); return; }
+    findBtn.disabled = true;
+    status.textContent = 'starting the sweep…';
+    try {
+      const job = await api('POST', '/v1/lr_finder', {job: parsed.value});
+      if (gone) return;
+      location.hash = '#/lrfinder/' + encodeURIComponent(job.id);
+    } catch (e) {
+      if (gone) return;
+      status.textContent = showError(e, 'lr finder');
+      status.classList.add('error');
+    } finally {
+      findBtn.disabled = false;
     }
   }
 

@@ -97,26 +97,29 @@ test('bad requests and command lines say what is wrong', () => {
   assert.match(h.out, /--stop-factor/);
 });
 
-test('GET /v1/jobs/{id}/lr_finder reads a sweep run by the service as lr-find does', async () => {
+test('a sweep submitted to the service ends at its divergence and reads as lr-find\'s', async () => {
   const spec = run([write('iris-job.json', IRIS), '--steps', '200', '--job']);
   assert.equal(spec.code, 0, spec.err);
   const offline = JSON.parse(run([write('iris-200.json', IRIS), '--steps', '200']).out);
   await withDaemon({}, async (d) => {
     const c = await api(d.url, 'POST', '/v1/jobs', JSON.parse(spec.out));
     assert.equal(c.status, 201, c.text);
-    await waitJob(d.url, c.json.id, (j) => j.state === 'completed');
+    const done = await waitJob(d.url, c.json.id, (j) => j.state === 'completed');
     const r = await api(d.url, 'GET', `/v1/jobs/${c.json.id}/lr_finder`);
     assert.equal(r.status, 200, r.text);
     const rep = r.json;
-    // the service's job ran every step (it has no early stop); the reading is the same
-    assert.equal(rep.lr.length, 200);
-    assert.equal(rep.from, 1);
-    assert.equal(rep.to, 200);
-    assert.equal(rep.stopped_early, true);
-    assert.deepEqual(rep.suggestions, offline.suggestions);
+    // the service's sweep ends itself at the divergence, as lr-find's does: the same steps
     const n = offline.lr.length;
-    assert.deepEqual(rep.lr.slice(0, n), offline.lr);
-    assert.deepEqual(rep.smoothed.slice(0, n), offline.smoothed);
+    assert.ok(n < 200);
+    assert.equal(done.step, n);
+    assert.equal(rep.lr.length, n);
+    assert.equal(rep.from, 1);
+    assert.equal(rep.to, n);
+    assert.equal(rep.stopped_early, true);
+    assert.equal(rep.diverged_at, n - 1);
+    assert.deepEqual(rep.suggestions, offline.suggestions);
+    assert.deepEqual(rep.lr, offline.lr);
+    assert.deepEqual(rep.smoothed, offline.smoothed);
     // a range: only those steps are read
     const part = await api(d.url, 'GET', `/v1/jobs/${c.json.id}/lr_finder?from=11&to=60`);
     assert.equal(part.status, 200);
@@ -132,5 +135,51 @@ test('GET /v1/jobs/{id}/lr_finder reads a sweep run by the service as lr-find do
     assert.equal(nan.json.error.field, 'from');
     const none = await api(d.url, 'GET', '/v1/jobs/j_999999/lr_finder');
     assert.equal(none.status, 404);
+  });
+});
+
+test('POST /v1/lr_finder makes the sweep a job of kind lr_finder, and refuses bad requests', async () => {
+  const body = {job: IRIS, steps: 200};
+  const offline = JSON.parse(run([write('iris-req.json', body)]).out);
+  await withDaemon({}, async (d) => {
+    const c = await api(d.url, 'POST', '/v1/lr_finder', body);
+    assert.equal(c.status, 201, c.text);
+    assert.equal(c.json.kind, 'lr_finder');
+    assert.equal(c.json.total_steps, 200);
+    assert.equal(c.json.spec.ds_config.scheduler.type, 'ExponentialLR');
+    assert.equal(c.json.spec.ds_config.optimizer.params.lr, 1e-7);
+    assert.deepEqual(c.json.spec.lr_finder, {stop_factor: 4});
+    const done = await waitJob(d.url, c.json.id, (j) => j.state === 'completed');
+    assert.equal(done.step, offline.lr.length);   // ended at the divergence, as offline
+    const rep = (await api(d.url, 'GET', `/v1/jobs/${c.json.id}/lr_finder`)).json;
+    assert.deepEqual(rep.suggestions, offline.suggestions);
+    assert.equal(rep.stopped_early, true);
+    // an ordinary job is of kind train
+    const plain = await api(d.url, 'POST', '/v1/jobs', IRIS);
+    assert.equal(plain.json.kind, 'train');
+    await api(d.url, 'POST', `/v1/jobs/${plain.json.id}/cancel`, {});
+
+    const before = (await api(d.url, 'GET', '/v1/jobs')).json.jobs.length;
+    const bad = [
+      [{job: IRIS, min_lr: 1, max_lr: 0.1}, 'max_lr'],
+      [{job: IRIS, steps: 2}, 'steps'],
+      [{job: IRIS, mode: 'cosine'}, 'mode'],
+      [{min_lr: 1e-6}, 'job'],
+      [{job: {...IRIS, loss: 'hinge'}}, 'job.loss'],
+      [{job: IRIS, stop_factor: 0.5}, 'stop_factor'],
+    ];
+    for (const [b, field] of bad) {
+      const r = await api(d.url, 'POST', '/v1/lr_finder', b);
+      assert.equal(r.status, 400, `${JSON.stringify(b).slice(0, 80)}: ${r.text}`);
+      assert.equal(r.json.error.field, field, r.text);
+    }
+    const mal = await api(d.url, 'POST', '/v1/lr_finder', '{"job": ', {'Content-Type': 'application/json'});
+    assert.equal(mal.status, 400);
+    const empty = await api(d.url, 'POST', '/v1/lr_finder', '', {'Content-Type': 'application/json'});
+    assert.equal(empty.status, 400);
+    const plainText = await api(d.url, 'POST', '/v1/lr_finder', JSON.stringify(body), {'Content-Type': 'text/plain'});
+    assert.equal(plainText.status, 415);
+    // nothing was created by any of them
+    assert.equal((await api(d.url, 'GET', '/v1/jobs')).json.jobs.length, before);
   });
 });

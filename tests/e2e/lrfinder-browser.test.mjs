@@ -1,13 +1,13 @@
-// The learning-rate finder in the dashboard (headless Chromium): a finder job's page draws loss
-// against lr with the suggestions marked, and "Use this lr" opens the New-job form with the
-// job's spec at that lr, which submits as a job training at exactly that rate.
+// The learning-rate finder in the dashboard (headless Chromium): "Find a learning rate" on the
+// New-job page starts a sweep of the spec in the editor, the finder page follows it and draws
+// loss against lr with the suggestions marked, and "Use this lr" opens the New-job form with
+// the job's spec at that lr, which submits as a job training at exactly that rate.
 import {test} from 'node:test';
 import assert from 'node:assert/strict';
-import {spawnSync} from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import {chromium} from 'playwright-core';
-import {BIN, api, removeDir, tmpDir, waitFor, waitJob, withDaemon} from './lib.mjs';
+import {api, removeDir, tmpDir, waitFor, waitJob, withDaemon} from './lib.mjs';
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
@@ -23,26 +23,28 @@ const IRIS = {
 };
 
 test('find → pick → submit in the browser', async () => {
-  const dir = tmpDir('anneald-lrf-browser-');
-  const file = path.join(dir, 'iris.json');
-  fs.writeFileSync(file, JSON.stringify(IRIS));
-  const finder = spawnSync(BIN, ['lr-find', file, '--steps', '150', '--job'], {encoding: 'utf8'});
-  assert.equal(finder.status, 0, finder.stderr);
   const profile = tmpDir('anneald-chromium-');
   const ctx = await chromium.launchPersistentContext(profile, {executablePath: CHROMIUM, headless: true,
                                                                args: ARGS, viewport: {width: 1280, height: 800}});
   const errors = [];
   try {
     await withDaemon({}, async (d) => {
-      const c = await api(d.url, 'POST', '/v1/jobs', JSON.parse(finder.stdout));
-      assert.equal(c.status, 201, c.text);
-      const id = c.json.id;
+      const page = ctx.pages()[0] || await ctx.newPage();
+      page.on('pageerror', (e) => errors.push(e.message));
+      // find: the New-job page sends the spec in the editor as a sweep
+      await page.goto(`${d.url}/#/new`);
+      await page.waitForSelector('#spec-editor');
+      await page.fill('#spec-editor', JSON.stringify(IRIS, null, 2));
+      await page.click('#find-lr');
+      await page.waitForFunction(() => /^#\/lrfinder\/j_/.test(location.hash));
+      const id = decodeURIComponent((await page.evaluate(() => location.hash)).slice('#/lrfinder/'.length));
+      const sweep = (await api(d.url, 'GET', `/v1/jobs/${id}`)).json;
+      assert.equal(sweep.kind, 'lr_finder');
+      assert.equal(sweep.spec.ds_config.scheduler.type, 'ExponentialLR');
       await waitJob(d.url, id, (j) => j.state === 'completed');
       const want = (await api(d.url, 'GET', `/v1/jobs/${id}/lr_finder`)).json;
 
-      const page = ctx.pages()[0] || await ctx.newPage();
-      page.on('pageerror', (e) => errors.push(e.message));
-      // from the job page, the LR finder button
+      // the job page links to the same page
       await page.goto(`${d.url}/#/job/${id}`);
       await page.click('#btn-lrfinder');
       await page.waitForSelector('#page-lrfinder');
@@ -74,7 +76,8 @@ test('find → pick → submit in the browser', async () => {
       }, {what: 'the prefilled spec'});
       assert.equal(spec.ds_config.optimizer.params.lr, want.suggestions.valley);
       assert.equal(spec.ds_config.scheduler, undefined);
-      assert.equal(spec.steps, 150);
+      assert.equal(spec.steps, 100);
+      assert.equal(spec.lr_finder, undefined);
       await page.click('#submit-job');
       await page.waitForFunction(() => /^#\/job\/j_/.test(location.hash));
       const newId = decodeURIComponent((await page.evaluate(() => location.hash)).slice('#/job/'.length));
@@ -89,6 +92,5 @@ test('find → pick → submit in the browser', async () => {
   } finally {
     await ctx.close();
     removeDir(profile);
-    removeDir(dir);
   }
 });

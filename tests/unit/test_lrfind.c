@@ -386,6 +386,102 @@ static void test_report_shape(void **state)
     cJSON_Delete(o);
 }
 
+/* A sweep saved and restored mid-way ends at the same step with the same weights as one that
+ * never stopped; its watch travels in the checkpoint, and a sweep's checkpoint and an
+ * ordinary job's do not restore into each other. */
+static void test_sweep_resumes_bit_for_bit(void **state)
+{
+    (void)state;
+    lrfind_req q;
+    cJSON *sj;
+    an_err err;
+    assert_int_equal(request("{\"job\": " REG_JOB ", \"min_lr\": 1e-4, \"max_lr\": 100, "
+                             "\"steps\": 300}", &q, &sj, &err), 0);
+    job_spec spec;
+    assert_int_equal(job_spec_parse(sj, &spec, &err), 0);
+    assert_true(spec.lrfind_stop == 4);
+    train *a, *b;
+    assert_int_equal(train_create(&a, &spec, NULL, 0, &err), 0);
+    train_report rep;
+    while (train_steps_done(a) < train_total_steps(a))
+        assert_int_equal(train_step(a, &rep, &err), 0);
+    int64_t end = train_steps_done(a);
+    assert_true(end > 20 && end < 300); /* it diverged and stopped itself */
+
+    for (int64_t cut = 5; cut < end; cut += (end - 5) / 3 + 1) {
+        assert_int_equal(train_create(&b, &spec, NULL, 0, &err), 0);
+        for (int64_t i = 0; i < cut; i++)
+            assert_int_equal(train_step(b, &rep, &err), 0);
+        void *blob;
+        size_t len;
+        assert_int_equal(train_save(b, &blob, &len, &err), 0);
+        train_free(b);
+        assert_int_equal(train_create(&b, &spec, NULL, 0, &err), 0);
+        if (train_restore(b, blob, len, &err))
+            fail_msg("restore: %s", err.message);
+        free(blob);
+        while (train_steps_done(b) < train_total_steps(b))
+            assert_int_equal(train_step(b, &rep, &err), 0);
+        assert_int_equal(train_steps_done(b), end);
+        void *wa, *wb;
+        size_t la, lb;
+        assert_int_equal(train_save(a, &wa, &la, &err), 0);
+        assert_int_equal(train_save(b, &wb, &lb, &err), 0);
+        assert_int_equal(la, lb);
+        assert_memory_equal(wa, wb, la);
+        free(wa);
+        free(wb);
+        train_free(b);
+    }
+
+    /* a sweep's checkpoint into an ordinary job of the same model, and back */
+    cJSON *plain = cJSON_Duplicate(sj, 1);
+    cJSON_DeleteItemFromObject(plain, "lr_finder");
+    job_spec ps;
+    assert_int_equal(job_spec_parse(plain, &ps, &err), 0);
+    assert_true(ps.lrfind_stop == 0);
+    train *c;
+    assert_int_equal(train_create(&c, &ps, NULL, 0, &err), 0);
+    void *blob;
+    size_t len;
+    assert_int_equal(train_save(a, &blob, &len, &err), 0);
+    assert_int_equal(train_restore(c, blob, len, &err), -EPROTO);
+    assert_non_null(strstr(err.message, "sweep"));
+    free(blob);
+    assert_int_equal(train_save(c, &blob, &len, &err), 0);
+    assert_int_equal(train_restore(a, blob, len, &err), -EPROTO);
+    assert_non_null(strstr(err.message, "not of a learning-rate sweep"));
+    free(blob);
+    train_free(c);
+    train_free(a);
+    job_spec_free(&ps);
+    job_spec_free(&spec);
+    cJSON_Delete(plain);
+    cJSON_Delete(sj);
+}
+
+static void test_lr_finder_key_errors(void **state)
+{
+    (void)state;
+    static const char *const bad[][2] = {
+        {"{\"stop_factor\": 1}", "lr_finder.stop_factor"},
+        {"{\"stop_factor\": \"4\"}", "lr_finder.stop_factor"},
+        {"{\"stop\": 4}", "lr_finder"},
+        {"4", "lr_finder"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        cJSON *j = cJSON_Parse(REG_JOB);
+        cJSON_AddItemToObject(j, "lr_finder", cJSON_Parse(bad[i][0]));
+        job_spec s;
+        an_err err;
+        if (job_spec_parse(j, &s, &err) == 0)
+            fail_msg("lr_finder %s accepted", bad[i][0]);
+        if (strncmp(err.field, bad[i][1], strlen(bad[i][1])) != 0)
+            fail_msg("lr_finder %s: field %s (%s)", bad[i][0], err.field, err.message);
+        cJSON_Delete(j);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -398,6 +494,8 @@ int main(void)
         cmocka_unit_test(test_finder_job_sweeps_its_range),
         cmocka_unit_test(test_finder_request_errors),
         cmocka_unit_test(test_report_shape),
+        cmocka_unit_test(test_sweep_resumes_bit_for_bit),
+        cmocka_unit_test(test_lr_finder_key_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
