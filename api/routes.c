@@ -28,6 +28,7 @@ const route api_routes[] = {
 
     {"POST", "/v1/schedules/preview", api_schedules_preview, BODY_JSON, 0},
     {"POST", "/v1/lr_finder", api_lr_finder_create, BODY_JSON, 0},
+    {"GET", "/v1/openapi.json", api_openapi, BODY_NONE, 0},
 
     /* The dashboard's own files (index.html, *.js, *.css) load without a token so that the page
      * can show its token prompt; they hold no API data, and every /v1 route still needs it. */

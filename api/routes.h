@@ -35,6 +35,7 @@ void api_jobs_weights(struct http_req *r);
 void api_jobs_predict(struct http_req *r);
 void api_jobs_lr_finder(struct http_req *r);
 void api_lr_finder_create(struct http_req *r);
+void api_openapi(struct http_req *r);
 /* POST /v1/jobs from a parsed spec (taken over and freed): the checks, the store and the
  * answer of api_jobs_create after its body is read. */
 void api_jobs_create_from(struct http_req *r, cJSON *spec);

@@ -5,6 +5,7 @@
 // sanitized build, where everything runs a few times slower (SLOW scales the waits) and any
 // sanitizer report on the daemon's stderr fails the test that stops it.
 import {spawn} from 'node:child_process';
+import {check as openapiCheck} from './openapi.mjs';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -182,6 +183,16 @@ export async function api(url, method, path, body, headers = {}) {
   const text = await res.text();
   let json = null;
   if ((res.headers.get('content-type') || '').includes('json') && text) json = JSON.parse(text);
+  // Every exchange must be as the API document describes it (tests/e2e/openapi.mjs).
+  const reqType = Object.entries(h).find(([k]) => k.toLowerCase() === 'content-type')?.[1] || '';
+  let reqJson;
+  if (body !== undefined && body !== null && typeof body === 'object' && !(body instanceof Uint8Array)) reqJson = body;
+  else if (typeof body === 'string' && reqType.startsWith('application/json')) {
+    try { reqJson = JSON.parse(body); } catch { reqJson = undefined; }
+  }
+  const problems = openapiCheck({method, url: url + path, reqType, reqJson, status: res.status,
+                                 resType: res.headers.get('content-type'), resJson: json});
+  if (problems.length) throw new Error('not as api/openapi.json says:\n  ' + problems.join('\n  '));
   return {status: res.status, headers: res.headers, json, text};
 }
 
