@@ -37,13 +37,6 @@ void api_healthz(http_req *r)
     cJSON_AddNumberToObject(j, "queued", (double)counts[STORE_QUEUED]);
     cJSON_AddNumberToObject(o, "workers", d->opts->workers);
     cJSON_AddNumberToObject(o, "workers_down", down);
-    store_stats ss;
-    if (housekeep_stats(&d->hk, &ss, NULL)) { /* read by the housekeeping thread, not here */
-        cJSON *st = cJSON_AddObjectToObject(o, "store");
-        cJSON_AddNumberToObject(st, "bytes", (double)ss.bytes);
-        cJSON_AddNumberToObject(st, "free_bytes", (double)ss.free_bytes);
-        cJSON_AddNumberToObject(st, "wal_bytes", (double)ss.wal_bytes);
-    }
     http_reply_json(r, ok ? 200 : 503, o);
 }
 
@@ -128,19 +121,6 @@ void api_prometheus(http_req *r)
     store_size(&d->store, &size, NULL);
     tb_printf(&b, "# HELP anneald_store_bytes Size of the SQLite store.\n"
                   "# TYPE anneald_store_bytes gauge\nanneald_store_bytes %" PRId64 "\n", size);
-    store_stats ss;
-    long long slices = 0;
-    if (housekeep_stats(&d->hk, &ss, &slices))
-        tb_printf(&b,
-                  "# HELP anneald_store_free_bytes Pages of the store that are free, not yet "
-                  "given back to the file system.\n"
-                  "# TYPE anneald_store_free_bytes gauge\nanneald_store_free_bytes %" PRId64 "\n"
-                  "# HELP anneald_store_wal_bytes Size of the store's write-ahead log.\n"
-                  "# TYPE anneald_store_wal_bytes gauge\nanneald_store_wal_bytes %" PRId64 "\n"
-                  "# HELP anneald_store_vacuum_slices_total Slices of incremental vacuum "
-                  "done.\n# TYPE anneald_store_vacuum_slices_total counter\n"
-                  "anneald_store_vacuum_slices_total %lld\n",
-                  ss.free_bytes, ss.wal_bytes, slices);
     tb_printf(&b, "# HELP anneald_uptime_seconds Seconds since start.\n"
                   "# TYPE anneald_uptime_seconds gauge\nanneald_uptime_seconds %.3f\n",
               daemon_now() - d->started);

@@ -15,7 +15,6 @@
 #include <uv.h>
 
 #include "api/sse.h"
-#include "daemon/housekeep.h"
 #include "daemon/jobs.h"
 #include "daemon/loader.h"
 #include "daemon/options.h"
@@ -55,7 +54,6 @@ typedef struct daemon {
     worker_pool pool;
     sse_hub hub;
     model_cache models;            /* trained models for weights and predict (any thread) */
-    housekeep hk;                  /* the store's upkeep thread (vacuum slices, sizes) */
 
     /* Stats for /metrics (loop thread) */
     uint64_t http_by_code[600];    /* requests answered, by status code */

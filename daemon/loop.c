@@ -158,7 +158,6 @@ static void on_signal(uv_signal_t *s, int signum)
         if (ls != MHD_INVALID_SOCKET)
             close(ls);
     }
-    housekeep_ask_stop(&d->hk); /* shutdown does no housekeeping */
     jobs_shutdown(&d->jobs);
     drain_step(d);
 }
@@ -264,9 +263,6 @@ int daemon_run(const daemon_opts *opts)
         fprintf(stderr, "anneald: cannot start %d workers: %s\n", opts->workers, strerror(-rc));
         return 1;
     }
-    if ((rc = housekeep_start(&d->hk, opts->db)) != 0)
-        daemon_log(LOG_WARN, "no store housekeeping (freed pages stay in the file): %s",
-                   strerror(rc < 0 ? -rc : rc));
 
     int v6 = (flags & MHD_USE_IPv6) != 0;
     printf("listening on http://%s%s%s:%d\n", v6 ? "[" : "", opts->host, v6 ? "]" : "", d->port);
@@ -291,8 +287,7 @@ int daemon_run(const daemon_opts *opts)
     jobs_close(&d->jobs);
     sse_hub_close(&d->hub);
     model_cache_free(&d->models);
-    housekeep_stop(&d->hk);
-    store_maintain(&d->store, NULL); /* passive only: shutdown never waits on housekeeping */
+    store_maintain(&d->store, NULL);
     store_close(&d->store);
     store_lock_release(&lock);
     daemon_log(LOG_INFO, "stopped");

@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "store/internal.h"
@@ -430,10 +429,7 @@ int store_open(store_t *s, const char *path, an_err *err)
                      "PRAGMA synchronous=NORMAL;"
                      "PRAGMA foreign_keys=ON;"
                      "PRAGMA secure_delete=OFF;"
-                     "PRAGMA temp_store=MEMORY;"
-                     /* after a checkpoint the WAL is cut back to this, so a burst of writes
-                      * (a deleted job, a big checkpoint) does not leave a huge file behind */
-                     "PRAGMA journal_size_limit=67108864;",
+                     "PRAGMA temp_store=MEMORY;",
                      "configuring the connection", err);
     if (!rc) {
         /* journal_mode=WAL can silently stay on another mode (e.g. for :memory:); say so. */
@@ -474,62 +470,13 @@ void store_close(store_t *s)
 
 int store_maintain(store_t *s, an_err *err)
 {
+    int rc = st_exec(s, "PRAGMA incremental_vacuum", "returning free pages", err);
+    if (rc)
+        return rc;
     int log = 0, ckpt = 0;
-    int r = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &ckpt);
+    int r = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, &log, &ckpt);
     if (r != SQLITE_OK && r != SQLITE_BUSY)
         return st_fail(s, r, "checkpointing the WAL", err);
-    return 0;
-}
-
-static int pragma_int(store_t *s, const char *sql, int64_t *out, an_err *err)
-{
-    sqlite3_stmt *st;
-    int rc = st_prepare(s, sql, &st, err);
-    if (rc)
-        return rc;
-    int r = sqlite3_step(st);
-    if (r == SQLITE_ROW)
-        *out = sqlite3_column_int64(st, 0);
-    else
-        rc = st_fail(s, r, sql, err);
-    sqlite3_finalize(st);
-    return rc;
-}
-
-int store_vacuum_step(store_t *s, int pages, int64_t *left, an_err *err)
-{
-    char sql[64];
-    snprintf(sql, sizeof sql, "PRAGMA incremental_vacuum(%d)", pages > 0 ? pages : 1);
-    /* incremental_vacuum returns no rows but must be stepped to the end to do its work */
-    sqlite3_stmt *st;
-    int rc = st_prepare(s, sql, &st, err);
-    if (rc)
-        return rc;
-    int r;
-    while ((r = sqlite3_step(st)) == SQLITE_ROW)
-        ;
-    sqlite3_finalize(st);
-    if (r != SQLITE_DONE)
-        return st_fail(s, r, "returning free pages", err);
-    return pragma_int(s, "PRAGMA freelist_count", left, err);
-}
-
-int store_stats_read(store_t *s, const char *path, store_stats *out, an_err *err)
-{
-    int64_t pages = 0, size = 0, free_pages = 0;
-    int rc;
-    if ((rc = pragma_int(s, "PRAGMA page_count", &pages, err)) ||
-        (rc = pragma_int(s, "PRAGMA page_size", &size, err)) ||
-        (rc = pragma_int(s, "PRAGMA freelist_count", &free_pages, err)))
-        return rc;
-    out->bytes = pages * size;
-    out->free_bytes = free_pages * size;
-    out->wal_bytes = 0;
-    char wal[4200];
-    struct stat stb;
-    if (path && snprintf(wal, sizeof wal, "%s-wal", path) < (int)sizeof wal &&
-        stat(wal, &stb) == 0)
-        out->wal_bytes = (int64_t)stb.st_size;
     return 0;
 }
 

@@ -84,23 +84,9 @@ void store_close(store_t *s);
 /* The schema version this build writes (PRAGMA user_version after store_open). */
 int store_schema_version(void);
 
-/* Housekeeping that is always quick: a passive WAL checkpoint (copies what no reader needs
- * any more back into the database; never waits). Freed pages are returned in slices while the
- * daemon runs (store_vacuum_step), never all at once at shutdown: a delete of gigabytes of
- * metrics would otherwise hold SIGTERM for as long as rewriting them takes. */
+/* Housekeeping for idle moments and shutdown: PRAGMA wal_checkpoint(TRUNCATE) and an
+ * incremental vacuum that returns freed pages (deleted checkpoints) to the file system. */
 int store_maintain(store_t *s, an_err *err);
-
-/* One slice of incremental vacuum: returns at most `pages` free pages to the file system, in
- * its own short write transaction. *left gets the free pages still in the file. */
-int store_vacuum_step(store_t *s, int pages, int64_t *left, an_err *err);
-
-/* The file's numbers for /healthz and /metrics. */
-typedef struct store_stats {
-    int64_t bytes;       /* page_count * page_size */
-    int64_t free_bytes;  /* freelist_count * page_size: space a vacuum can give back */
-    int64_t wal_bytes;   /* size of the -wal file (0 when there is none) */
-} store_stats;
-int store_stats_read(store_t *s, const char *path, store_stats *out, an_err *err);
 
 /* Database size in bytes (page_count * page_size), for /metrics. */
 int store_size(store_t *s, int64_t *bytes, an_err *err);
