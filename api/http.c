@@ -434,6 +434,7 @@ void http_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         return;
     if (r->status < 600)
         d->http_by_code[r->status]++;
+    reqguard_access_log(r);
     if (r->pending)
         MHD_destroy_response(r->pending);
     if (r->ctx_free)

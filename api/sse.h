@@ -44,6 +44,7 @@ typedef struct sse_client {
     struct sse_hub *hub;
     struct MHD_Connection *conn;
     char job[SSE_JOB_LEN];     /* only this job's events; "" = every job */
+    char ip[48];               /* the client's address (api/conns.h caps streams per address) */
     char *buf;                 /* bytes not yet taken by MHD */
     size_t off, len, cap;      /* buf[off..len) is pending */
     int suspended;             /* the connection is suspended by this client's reader */

@@ -1,0 +1,165 @@
+// A connection flood cannot take the service (api/conns.h): 300 slowloris connections (a byte
+// of request head a second, reconnecting when closed), then 300 SSE clients that never read,
+// all from other loopback addresses (127.0.0.2, 127.0.0.3, …). Throughout, GET /healthz and a
+// job submission from 127.0.0.1 answer within 2 s; afterwards the daemon's memory is back
+// within 10 % of its level before the flood.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import net from 'node:net';
+import { SANITIZED, SLOW, api, sleep, tutorialJob, withDaemon } from './lib.mjs';
+import { readRss } from '../../bench/wrk.mjs';
+
+const LIMIT_MS = 2000;
+
+// One request on a fresh connection from 127.0.0.1; resolves to {status, ms} or rejects after
+// LIMIT_MS (scaled for the sanitized build).
+function timed(url, method, path, body) {
+  const u = new URL(url);
+  const t0 = Date.now();
+  return new Promise((resolve, reject) => {
+    const headers = body ? { 'Content-Type': 'application/json' } : {};
+    const req = http.request({ host: u.hostname, port: u.port, method, path, headers, agent: false,
+      localAddress: '127.0.0.1' }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode, ms: Date.now() - t0 }));
+    });
+    req.setTimeout(LIMIT_MS * SLOW, () => req.destroy(new Error(`${method} ${path}: no answer within ${LIMIT_MS * SLOW} ms`)));
+    req.on('error', reject);
+    if (body) req.write(JSON.stringify(body));
+    req.end();
+  });
+}
+
+// Probes the daemon every 250 ms (and submits a job every second) until stop(); collects the
+// slowest answer and every failure.
+function prober(url) {
+  const p = { max: 0, n: 0, jobs: 0, failures: [], stopped: false };
+  const run = async () => {
+    let i = 0;
+    while (!p.stopped) {
+      try {
+        const h = await timed(url, 'GET', '/healthz');
+        if (h.status !== 200) p.failures.push(`healthz ${h.status}`);
+        p.max = Math.max(p.max, h.ms);
+        if (i % 4 === 0) {
+          const j = await timed(url, 'POST', '/v1/jobs', tutorialJob({ steps: 10, name: `probe-${i}` }));
+          if (j.status !== 201) p.failures.push(`submit ${j.status}`);
+          else p.jobs++;
+          p.max = Math.max(p.max, j.ms);
+        }
+        p.n++;
+      } catch (e) {
+        p.failures.push(e.message);
+      }
+      i++;
+      await sleep(250);
+    }
+  };
+  p.done = run();
+  p.stop = async () => { p.stopped = true; await p.done; };
+  return p;
+}
+
+const addr = (i) => `127.0.${Math.floor(i / 250)}.${2 + (i % 250)}`;
+
+// A slowloris client: sends the head one byte a second, reconnecting when the daemon closes it.
+function slowloris(url, local, state) {
+  const u = new URL(url);
+  const head = `GET /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1:${u.port}\r\nX-Slow: ${'a'.repeat(100)}\r\n\r\n`;
+  const open = () => {
+    if (state.stopped) return;
+    let k = 0;
+    const s = net.connect({ host: u.hostname, port: Number(u.port), localAddress: local });
+    state.sockets.add(s);
+    let timer = null;
+    s.on('connect', () => {
+      state.connected++;
+      timer = setInterval(() => { if (k < head.length - 4) s.write(head[k++]); }, 1000);
+    });
+    s.on('data', () => {});
+    s.on('error', () => {});
+    s.on('close', () => {
+      clearInterval(timer);
+      state.sockets.delete(s);
+      state.closed++;
+      setTimeout(open, 100);
+    });
+  };
+  open();
+}
+
+// An SSE client that sends its request and never reads a byte of the answer.
+function deadReader(url, local, state) {
+  const u = new URL(url);
+  const s = net.connect({ host: u.hostname, port: Number(u.port), localAddress: local });
+  s.on('connect', () => {
+    s.write(`GET /v1/events HTTP/1.1\r\nHost: 127.0.0.1:${u.port}\r\nAccept: text/event-stream\r\n\r\n`);
+    s.pause();
+  });
+  s.on('error', () => {});
+  state.sockets.add(s);
+}
+
+const metric = (text, re) => { const m = re.exec(text); return m ? Number(m[1]) : NaN; };
+
+test('300 slowloris connections and 300 never-reading SSE clients do not take the service', { timeout: 180000 * SLOW }, async () => {
+  const env = SANITIZED ? { ASAN_OPTIONS: `${process.env.ASAN_OPTIONS || ''}:quarantine_size_mb=16` } : {};
+  await withDaemon({ args: ['--workers', '1'], env }, async (d) => {
+    // Warm up every path the flood and the probe use, then take the memory baseline.
+    for (let i = 0; i < 20; i++) {
+      await timed(d.url, 'GET', '/healthz');
+      await timed(d.url, 'POST', '/v1/jobs', tutorialJob({ steps: 10, name: `warm-${i}` }));
+    }
+    const warm = { stopped: false, sockets: new Set() };
+    for (let i = 0; i < 20; i++) deadReader(d.url, addr(1000 + i), warm);
+    await sleep(1000);
+    for (const s of warm.sockets) s.destroy();
+    await sleep(1000);
+    const before = readRss(d.proc.pid).VmRSS;
+
+    const probe = prober(d.url);
+    // Phase 1: slowloris, long enough for the 10 s head deadline to pass more than once.
+    const slow = { stopped: false, sockets: new Set(), connected: 0, closed: 0 };
+    for (let i = 0; i < 300; i++) slowloris(d.url, addr(i), slow);
+    await sleep(14000);
+    let m = (await api(d.url, 'GET', '/metrics')).text;
+    const heads = metric(m, /anneald_connections\{state="head"\} (\d+)/);
+    assert.ok(heads >= 200, `the slow connections wait in the gate (${heads})`);
+    assert.ok(metric(m, /reason="head_timeout"\} (\d+)/) + metric(m, /reason="head_evicted"\} (\d+)/) >= 50,
+      `overdue heads are closed:\n${m}`);
+    assert.ok(slow.closed >= 50, `the daemon closed slow connections (${slow.closed})`);
+
+    // Phase 2: on top, 300 SSE clients that never read.
+    const dead = { stopped: false, sockets: new Set() };
+    for (let i = 0; i < 300; i++) deadReader(d.url, addr(300 + i), dead);
+    await sleep(8000);
+    m = (await api(d.url, 'GET', '/metrics')).text;
+    const sse = metric(m, /anneald_sse_clients (\d+)/);
+    assert.ok(sse > 0 && sse <= 256, `SSE streams are capped at 256 (${sse})`);
+    assert.ok(metric(m, /reason="sse_total"\} (\d+)/) > 0, `streams beyond the cap were refused:\n${m}`);
+
+    slow.stopped = true;
+    for (const s of slow.sockets) s.destroy();
+    for (const s of dead.sockets) s.destroy();
+    await sleep(1000);
+    await probe.stop();
+    assert.deepEqual(probe.failures, [], `every probe answered in time (slowest ${probe.max} ms)`);
+    assert.ok(probe.n >= 40 && probe.jobs >= 10, `the probe ran throughout (${probe.n} probes, ${probe.jobs} jobs)`);
+    assert.ok(probe.max < LIMIT_MS * SLOW, `slowest answer ${probe.max} ms`);
+
+    // Everything is let go: connections, and the memory they held.
+    let after = 0;
+    for (let i = 0; i < 20; i++) {
+      await sleep(500);
+      m = (await api(d.url, 'GET', '/metrics')).text;
+      after = readRss(d.proc.pid).VmRSS;
+      if (metric(m, /anneald_sse_clients (\d+)/) === 0 && after <= before * 1.1) break;
+    }
+    assert.equal(metric(m, /anneald_sse_clients (\d+)/), 0);
+    assert.equal(metric(m, /anneald_connections\{state="head"\} (\d+)/), 0);
+    const slack = SANITIZED ? 8192 : 0;
+    assert.ok(after <= before * 1.1 + slack, `RSS ${after} kB after the flood, ${before} kB before (limit +10 %)`);
+    console.log(`flood: RSS ${before} kB before, ${after} kB after; slowest probe ${probe.max} ms over ${probe.n} probes`);
+  });
+});
