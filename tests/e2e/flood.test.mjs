@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
-import { SANITIZED, SLOW, api, sleep, tutorialJob, withDaemon } from './lib.mjs';
+import { SANITIZED, SLOW, api, removeDir, sleep, tmpDir, tutorialJob, withDaemon, writeFile } from './lib.mjs';
 import { readRss } from '../../bench/wrk.mjs';
 
 const LIMIT_MS = 2000;
@@ -162,4 +162,54 @@ test('300 slowloris connections and 300 never-reading SSE clients do not take th
     assert.ok(after <= before * 1.1 + slack, `RSS ${after} kB after the flood, ${before} kB before (limit +10 %)`);
     console.log(`flood: RSS ${before} kB before, ${after} kB after; slowest probe ${probe.max} ms over ${probe.n} probes`);
   });
+});
+
+// Idle keep-alive connections (after a HEAD / of the dashboard, which needs no token) fill the
+// server up to its reserve: then only GET /healthz and requests with the right token get in,
+// everything else a JSON 503.
+test('the last connection slots are kept for /healthz and token holders', { timeout: 120000 * SLOW }, async () => {
+  const dir = tmpDir();
+  const tok = writeFile(dir, 'token', 'reserve-token\n');
+  try {
+    await withDaemon({ args: ['--token-file', tok] }, async (d) => {
+      const u = new URL(d.url);
+      const sockets = [];
+      const open = (local) => new Promise((resolve) => {
+        const s = net.connect({ host: u.hostname, port: Number(u.port), localAddress: local });
+        let got = '';
+        s.on('connect', () => s.write(`HEAD / HTTP/1.1\r\nHost: 127.0.0.1:${u.port}\r\n\r\n`));
+        s.on('data', (c) => { got += c; if (got.includes('\r\n\r\n')) resolve(Number(got.slice(9, 12))); });
+        s.on('error', () => resolve(0));
+        s.on('close', () => resolve(Number(got.slice(9, 12)) || 0));
+        sockets.push(s);
+      });
+      const statuses = [];
+      // 10 addresses × 100 connections, in batches so the backlog never overflows.
+      for (let b = 0; b < 10; b++) {
+        const batch = [];
+        for (let i = 0; i < 100; i++) batch.push(open(`127.0.1.${10 + b}`));
+        statuses.push(...await Promise.all(batch));
+      }
+      const held = statuses.filter((s) => s === 200).length;
+      const refused = statuses.filter((s) => s === 503).length;
+      assert.ok(held >= 900 && held <= 960, `${held} connections held (200 keep-alive), ${refused} refused`);
+      assert.ok(refused >= 40, `beyond the reserve line new requests are refused (${refused})`);
+      const m = (await api(d.url, 'GET', '/metrics', null, { Authorization: 'Bearer reserve-token' })).text;
+      assert.match(m, /reason="reserve"\} [1-9]/);
+      // From 127.0.0.1, on fresh connections: an ordinary request is refused, /healthz and
+      // the token holder get through.
+      const plain = await timed(d.url, 'GET', '/v1/jobs');
+      assert.equal(plain.status, 503);
+      assert.equal((await timed(d.url, 'GET', '/healthz')).status, 200);
+      const r = await api(d.url, 'GET', '/v1/jobs', null, { Authorization: 'Bearer reserve-token' });
+      assert.equal(r.status, 200, r.text);
+      for (const s of sockets) s.destroy();
+      // Once they are gone, ordinary requests are served again.
+      let ok = 0;
+      for (let i = 0; i < 40 && ok !== 401; i++) { await sleep(250); ok = (await timed(d.url, 'GET', '/v1/jobs')).status; }
+      assert.equal(ok, 401);
+    });
+  } finally {
+    removeDir(dir);
+  }
 });
