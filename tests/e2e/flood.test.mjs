@@ -158,7 +158,9 @@ test('300 slowloris connections and 300 never-reading SSE clients do not take th
     }
     assert.equal(metric(m, /anneald_sse_clients (\d+)/), 0);
     assert.equal(metric(m, /anneald_connections\{state="head"\} (\d+)/), 0);
-    const slack = SANITIZED ? 8192 : 0;
+    // AddressSanitizer holds freed memory in its quarantine (16 MiB here) and keeps its own
+    // free lists, which malloc_trim cannot return: the sanitized build gets that much slack.
+    const slack = SANITIZED ? 20480 : 0;
     assert.ok(after <= before * 1.1 + slack, `RSS ${after} kB after the flood, ${before} kB before (limit +10 %)`);
     console.log(`flood: RSS ${before} kB before, ${after} kB after; slowest probe ${probe.max} ms over ${probe.n} probes`);
   });
