@@ -29,6 +29,8 @@ struct gate_conn {
     gate_conn *prev, *next;
 };
 
+static void sweep_idle(daemon_t *d, double now);
+
 /* ---- per-address counts ---- */
 
 static int ip_find(const conns_t *cs, const char *ip)
@@ -393,6 +395,7 @@ void conns_sweep(daemon_t *d, double now)
         cs->head_timeout++;
         gate_close(cs->head, 408, "timeout", "the request head did not arrive within 10 s");
     }
+    sweep_idle(d, now);
     /* After a crowd of connections has gone, give the memory their buffers held back to the
      * system: malloc keeps freed heap pages otherwise, and the daemon would stay as large
      * as the biggest flood it ever saw. */
@@ -421,30 +424,99 @@ void conns_free(daemon_t *d)
     d->gate.nips = d->gate.capips = 0;
 }
 
+/* One connection MHD holds: its address (for the per-address count) and whether it is
+ * between requests, since when (for the keep-alive head deadline). */
+struct mhd_conn {
+    char ip[48];
+    int fd;
+    int in_request;   /* from the first call of the access handler to the completion */
+    int closing;      /* shut down by the sweep; MHD closes it on its next turn */
+    double since;     /* start of the current wait for a request head */
+    mhd_conn *prev, *next;
+};
+
 void conns_mhd_notify(void *cls, struct MHD_Connection *c, void **socket_context,
                       enum MHD_ConnectionNotificationCode toe)
 {
     daemon_t *d = cls;
     conns_t *cs = &d->gate;
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
-        char *ip = malloc(48);
-        if (ip) {
+        mhd_conn *m = calloc(1, sizeof *m);
+        if (m) {
             if (cs->handoff_ip)
-                snprintf(ip, 48, "%s", cs->handoff_ip);
+                snprintf(m->ip, sizeof m->ip, "%s", cs->handoff_ip);
             else
-                conns_peer(c, ip);
+                conns_peer(c, m->ip);
+            const union MHD_ConnectionInfo *ci =
+                MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+            m->fd = ci ? ci->connect_fd : -1;
+            m->since = daemon_now();
+            m->next = cs->live;
+            if (cs->live)
+                cs->live->prev = m;
+            cs->live = m;
         }
-        *socket_context = ip;
+        *socket_context = m;
         cs->mhd_open++;
     } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
-        char *ip = *socket_context;
-        if (ip) {
-            ip_dec(cs, ip);
-            free(ip);
+        mhd_conn *m = *socket_context;
+        if (m) {
+            ip_dec(cs, m->ip);
+            if (m->prev)
+                m->prev->next = m->next;
+            else
+                cs->live = m->next;
+            if (m->next)
+                m->next->prev = m->prev;
+            free(m);
         }
         *socket_context = NULL;
         cs->mhd_open--;
     }
+}
+
+static mhd_conn *conn_of(struct MHD_Connection *c)
+{
+    if (!c)
+        return NULL;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+void conns_request_begins(struct MHD_Connection *c)
+{
+    mhd_conn *m = conn_of(c);
+    if (m)
+        m->in_request = 1;
+}
+
+void conns_request_ends(struct MHD_Connection *c)
+{
+    mhd_conn *m = conn_of(c);
+    if (m) {
+        m->in_request = 0;
+        m->since = daemon_now();
+    }
+}
+
+/* A kept-alive connection gets the same deadline for its next head as a new one: past it,
+ * the socket is shut down and MHD, seeing the end of its input, closes the connection. So
+ * one quick request cannot buy a slot that a trickled second head then holds for good. */
+static void sweep_idle(daemon_t *d, double now)
+{
+    conns_t *cs = &d->gate;
+    int closed = 0;
+    for (mhd_conn *m = cs->live; m; m = m->next) {
+        if (m->in_request || m->closing || m->fd < 0 || now - m->since < CONNS_HEAD_SECONDS)
+            continue;
+        shutdown(m->fd, SHUT_RDWR);
+        m->closing = 1;
+        cs->idle_closed++;
+        closed = 1;
+    }
+    if (closed)
+        daemon_pump(d);
 }
 
 int conns_sse_admit(daemon_t *d, const sse_hub *hub, const char *ip, char *msg, size_t msgsz)
@@ -490,12 +562,14 @@ char *conns_metrics_text(const daemon_t *d)
             "anneald_connections_refused_total{reason=\"reserve\"} %" PRIu64 "\n"
             "anneald_connections_refused_total{reason=\"head_timeout\"} %" PRIu64 "\n"
             "anneald_connections_refused_total{reason=\"head_evicted\"} %" PRIu64 "\n"
+            "anneald_connections_refused_total{reason=\"keepalive_timeout\"} %" PRIu64 "\n"
             "anneald_connections_refused_total{reason=\"gate_full\"} %" PRIu64 "\n"
             "anneald_connections_refused_total{reason=\"bad_head\"} %" PRIu64 "\n"
             "anneald_connections_refused_total{reason=\"sse_total\"} %" PRIu64 "\n"
             "anneald_connections_refused_total{reason=\"sse_per_ip\"} %" PRIu64 "\n",
             cs->pending, cs->mhd_open, cs->nips, cs->accepted, cs->refused_per_ip,
-            cs->refused_reserve, cs->head_timeout, cs->head_evicted, cs->refused_pending, cs->bad_head,
+            cs->refused_reserve, cs->head_timeout, cs->head_evicted, cs->idle_closed,
+            cs->refused_pending, cs->bad_head,
             cs->sse_refused_total, cs->sse_refused_ip);
     fprintf(f,
             "# HELP anneald_http_refused_total Requests refused before their route ran, by "

@@ -6,7 +6,9 @@
  * A new connection waits in the gate, which peeks at its bytes (MSG_PEEK, with SO_RCVLOWAT
  * raised so a trickle of bytes costs one wake-up per byte at most) until the head is complete:
  *   - the whole head must arrive within CONNS_HEAD_SECONDS of the accept, however slowly its
- *     bytes trickle (slowloris): else 408 and close;
+ *     bytes trickle (slowloris): else 408 and close. A kept-alive connection gets the same
+ *     time for its next head after each answer (else it is shut down): between requests it
+ *     is idle at most that long;
  *   - at most CONNS_PENDING_MAX connections wait in the gate; when a new one comes beyond
  *     that, the one that has waited longest is closed (408) if it has waited CONNS_EVICT_AGE
  *     or more (a real client's head arrives in milliseconds, so it is never that old), else
@@ -45,6 +47,7 @@
 struct daemon;
 struct sse_hub;
 typedef struct gate_conn gate_conn;
+typedef struct mhd_conn mhd_conn;
 
 typedef struct conn_ip {
     char ip[48];
@@ -60,12 +63,13 @@ typedef struct conns_t {
     conn_ip *ips;                  /* addresses with connections (dense, unordered) */
     int nips, capips;
     int mhd_open;                  /* connections MHD holds */
+    mhd_conn *live;                /* those connections */
     int peak;                      /* most connections open since the last malloc_trim */
     uint64_t trims;
     const char *handoff_ip;        /* the address of the connection being handed to MHD */
     /* counters for /metrics */
     uint64_t accepted, handed, refused_per_ip, refused_reserve, refused_pending, head_timeout,
-        head_evicted,
+        head_evicted, idle_closed,
         bad_head, sse_refused_total, sse_refused_ip;
 } conns_t;
 
@@ -87,6 +91,11 @@ void conns_mhd_notify(void *cls, struct MHD_Connection *c, void **socket_context
 
 /* Frees the address table (after the loop ended). */
 void conns_free(struct daemon *d);
+
+/* The access handler's first call for a request on `c` / the request's completion: between
+ * the two the connection is busy, outside it waits for its next head (same deadline). */
+void conns_request_begins(struct MHD_Connection *c);
+void conns_request_ends(struct MHD_Connection *c);
 
 /* The client address of an MHD connection, as text ("127.0.0.2", "::1"), into ip[48]. */
 void conns_peer(struct MHD_Connection *c, char ip[48]);

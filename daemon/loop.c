@@ -246,9 +246,9 @@ int daemon_run(const daemon_opts *opts)
      * nothing itself. Its idle timeout ends a connection that neither reads nor writes for
      * 30 s, which includes a stream whose reader stopped taking bytes. */
     d->mhd = MHD_start_daemon(flags, 0, NULL, NULL, http_access, d,
+                              MHD_OPTION_EXTERNAL_LOGGER, reqguard_mhd_log, d, /* first */
                               MHD_OPTION_NOTIFY_COMPLETED, http_completed, d,
                               MHD_OPTION_NOTIFY_CONNECTION, conns_mhd_notify, d,
-                              MHD_OPTION_EXTERNAL_LOGGER, reqguard_mhd_log, d,
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30,
                               MHD_OPTION_CONNECTION_LIMIT, (unsigned int)CONNS_MAX,
                               MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),

@@ -215,3 +215,37 @@ test('the last connection slots are kept for /healthz and token holders', { time
     removeDir(dir);
   }
 });
+
+// One quick request does not buy a connection for good: after each answer, the next head has
+// the same 10 s as the first one, however slowly it trickles in.
+test('a kept-alive connection that trickles its next head is closed after the head deadline', { timeout: 60000 * SLOW }, async () => {
+  await withDaemon({}, async (d) => {
+    const u = new URL(d.url);
+    const s = net.connect({ host: u.hostname, port: Number(u.port), localAddress: '127.0.0.9' });
+    let got = '';
+    let timer = null;
+    const t0 = Date.now();
+    let answeredAt = 0;
+    const closed = new Promise((resolve) => s.on('close', () => { clearInterval(timer); resolve(Date.now()); }));
+    s.on('error', () => {});
+    s.on('data', (c) => {
+      got += c;
+      if (!answeredAt && got.includes('"status":"ok"')) {
+        answeredAt = Date.now();
+        const next = `GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:${u.port}\r\nX-Slow: ${'a'.repeat(60)}\r\n\r\n`;
+        let k = 0;
+        timer = setInterval(() => { if (k < next.length - 4) s.write(next[k++]); }, 500);
+      }
+    });
+    s.on('connect', () => s.write(`GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:${u.port}\r\n\r\n`));
+    const end = await Promise.race([closed, sleep(30000 * SLOW).then(() => 0)]);
+    assert.ok(answeredAt > 0, `the first request was answered: ${got.slice(0, 200)}`);
+    assert.ok(end > 0, 'the daemon closed the connection');
+    const held = (end - answeredAt) / 1000;
+    assert.ok(held >= 9 && held < 15 * SLOW, `closed ${held.toFixed(1)} s after the first answer (deadline 10 s)`);
+    assert.equal((got.match(/HTTP\/1\.1 200/g) || []).length, 1, 'the trickled request was never answered');
+    const m = (await api(d.url, 'GET', '/metrics')).text;
+    assert.match(m, /reason="keepalive_timeout"\} [1-9]/);
+    assert.ok(Date.now() - t0 < 30000 * SLOW);
+  });
+});
