@@ -249,3 +249,37 @@ test('a kept-alive connection that trickles its next head is closed after the he
     assert.ok(Date.now() - t0 < 30000 * SLOW);
   });
 });
+
+// One address may hold 128 connections and 32 event streams; beyond either, a JSON 503.
+test('per-address limits: 128 connections, 32 event streams', { timeout: 60000 * SLOW }, async () => {
+  await withDaemon({}, async (d) => {
+    const u = new URL(d.url);
+    const sockets = [];
+    // Resolves to the status of the answer's first line (0 when closed without one).
+    const open = (local, path) => new Promise((resolve) => {
+      const s = net.connect({ host: u.hostname, port: Number(u.port), localAddress: local });
+      let got = '';
+      s.on('connect', () => s.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${u.port}\r\n\r\n`));
+      s.on('data', (c) => { got += c; if (got.includes('\r\n\r\n')) resolve(Number(got.slice(9, 12))); });
+      s.on('error', () => resolve(0));
+      s.on('close', () => resolve(Number(got.slice(9, 12)) || 0));
+      sockets.push(s);
+    });
+    const streams = await Promise.all(Array.from({ length: 40 }, () => open('127.0.2.2', '/v1/events')));
+    assert.equal(streams.filter((s) => s === 200).length, 32, `streams: ${streams}`);
+    assert.equal(streams.filter((s) => s === 503).length, 8, `streams: ${streams}`);
+    // Another address still gets its own streams.
+    assert.equal(await open('127.0.2.3', '/v1/events'), 200);
+    // Connections: the 40 above (the refused streams' connections stay open for their next
+    // request) plus 88 more fill 127.0.2.2's 128; the rest get 503 and are closed.
+    const more = [];
+    for (let i = 0; i < 110; i++) more.push(await open('127.0.2.2', '/'));
+    assert.equal(more.filter((s) => s === 200).length, 88, `connections: ${more}`);
+    assert.equal(more.filter((s) => s === 503).length, 22);
+    const m = (await api(d.url, 'GET', '/metrics')).text;
+    assert.match(m, /reason="per_ip"\} 22\b/);
+    assert.match(m, /reason="sse_per_ip"\} 8\b/);
+    assert.equal((await api(d.url, 'GET', '/healthz')).status, 200, 'other addresses are served');
+    for (const s of sockets) s.destroy();
+  });
+});
