@@ -1,19 +1,576 @@
-/* conns — connection limits and their figures (see conns.h). */
+/* conns — the connection gate (see conns.h). */
 #include "api/conns.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
+#include <cjson/cJSON.h>
+
+#include "api/http.h"
+#include "api/httphead.h"
 #include "daemon/daemon.h"
+
+struct gate_conn {
+    uv_poll_t poll;                /* on fd, readable */
+    daemon_t *d;
+    int fd;
+    double t0;                     /* accepted at (monotonic s) */
+    struct sockaddr_storage addr;
+    socklen_t alen;
+    char ip[48];
+    gate_conn *prev, *next;
+};
+
+static void sweep_idle(daemon_t *d, double now);
+
+/* ---- per-address counts ---- */
+
+static int ip_find(const conns_t *cs, const char *ip)
+{
+    for (int i = 0; i < cs->nips; i++)
+        if (strcmp(cs->ips[i].ip, ip) == 0)
+            return i;
+    return -1;
+}
+
+/* Counts one more connection from ip; returns the new count, or -1 on out of memory. */
+static int ip_inc(conns_t *cs, const char *ip)
+{
+    int i = ip_find(cs, ip);
+    if (i < 0) {
+        if (cs->nips == cs->capips) {
+            int nc = cs->capips ? cs->capips * 2 : 64;
+            conn_ip *n = realloc(cs->ips, (size_t)nc * sizeof *n);
+            if (!n)
+                return -1;
+            cs->ips = n;
+            cs->capips = nc;
+        }
+        i = cs->nips++;
+        snprintf(cs->ips[i].ip, sizeof cs->ips[i].ip, "%s", ip);
+        cs->ips[i].n = 0;
+    }
+    return ++cs->ips[i].n;
+}
+
+static void ip_dec(conns_t *cs, const char *ip)
+{
+    int i = ip_find(cs, ip);
+    if (i < 0)
+        return;
+    if (--cs->ips[i].n <= 0)
+        cs->ips[i] = cs->ips[--cs->nips];
+}
+
+static void addr_text(const struct sockaddr *sa, char ip[48])
+{
+    ip[0] = '\0';
+    if (sa->sa_family == AF_INET) {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, ip, 48);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a))
+            inet_ntop(AF_INET, &a->s6_addr[12], ip, 48);
+        else
+            inet_ntop(AF_INET6, a, ip, 48);
+    }
+    if (!ip[0])
+        snprintf(ip, 48, "?");
+}
+
+void conns_peer(struct MHD_Connection *c, char ip[48])
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci && ci->client_addr)
+        addr_text(ci->client_addr, ip);
+    else
+        snprintf(ip, 48, "?");
+}
+
+/* ---- answers from the gate ---- */
+
+static const char *reason_of(int status)
+{
+    switch (status) {
+    case 400: return "Bad Request";
+    case 408: return "Request Timeout";
+    case 414: return "URI Too Long";
+    case 431: return "Request Header Fields Too Large";
+    case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Error";
+    }
+}
+
+/* Writes a complete JSON error answer to fd, best effort (the socket is non-blocking and
+ * about to be closed; a client that does not read simply misses it). */
+static void raw_reply(int fd, int status, const char *code, const char *message)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON *e = cJSON_AddObjectToObject(o, "error");
+    cJSON_AddStringToObject(e, "code", code);
+    cJSON_AddStringToObject(e, "message", message);
+    cJSON_AddNullToObject(e, "field");
+    char *body = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!body)
+        return;
+    char head[256];
+    int hn = snprintf(head, sizeof head,
+                      "HTTP/1.1 %d %s\r\nContent-Type: application/json; charset=utf-8\r\n"
+                      "Content-Length: %zu\r\nCache-Control: no-store\r\nConnection: close\r\n%s\r\n",
+                      status, reason_of(status), strlen(body),
+                      status == 503 ? "Retry-After: 1\r\n" : "");
+    struct iovec iov[2] = {{head, (size_t)hn}, {body, strlen(body)}};
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
+    if (sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+        /* the client is gone or not reading: nothing more to do */
+    }
+    cJSON_free(body);
+}
+
+/* Reads and drops what the client sent, so closing does not reset the connection before
+ * the answer is read. */
+static void drain(int fd)
+{
+    char buf[4096];
+    for (int i = 0; i < 16; i++)
+        if (recv(fd, buf, sizeof buf, MSG_DONTWAIT) <= 0)
+            break;
+}
+
+/* ---- the gate ---- */
+
+static void unlink_gate(conns_t *cs, gate_conn *g)
+{
+    if (g->prev)
+        g->prev->next = g->next;
+    else
+        cs->head = g->next;
+    if (g->next)
+        g->next->prev = g->prev;
+    else
+        cs->tail = g->prev;
+    g->prev = g->next = NULL;
+    cs->pending--;
+}
+
+static void free_gate(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+/* Closes a waiting connection, answering `status` first when it is not 0. */
+static void gate_close(gate_conn *g, int status, const char *code, const char *message)
+{
+    conns_t *cs = &g->d->gate;
+    uv_poll_stop(&g->poll);
+    unlink_gate(cs, g);
+    if (status) {
+        drain(g->fd);
+        raw_reply(g->fd, status, code, message);
+    }
+    close(g->fd);
+    ip_dec(cs, g->ip);
+    uv_close((uv_handle_t *)&g->poll, free_gate);
+}
+
+static int token_ok(const daemon_t *d, const head_info *hi)
+{
+    return d->opts->token[0] && hi->bearer &&
+           http_token_equal(hi->bearer, hi->bearer_len, d->opts->token);
+}
+
+/* The head is complete and sound: the connection goes to MHD. */
+static void gate_handoff(gate_conn *g)
+{
+    daemon_t *d = g->d;
+    conns_t *cs = &d->gate;
+    int one = 1;
+    setsockopt(g->fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof one);
+    uv_poll_stop(&g->poll);
+    unlink_gate(cs, g);
+    int opened = cs->mhd_open;
+    cs->handoff_ip = g->ip;
+    enum MHD_Result ok = d->mhd ? MHD_add_connection(d->mhd, g->fd, (struct sockaddr *)&g->addr,
+                                                     g->alen)
+                                : MHD_NO;
+    cs->handoff_ip = NULL;
+    if (ok == MHD_YES) {
+        cs->handed++;
+    } else {
+        /* MHD closes the socket when it cannot take it; without MHD it is ours to close. */
+        if (!d->mhd)
+            close(g->fd);
+        if (cs->mhd_open == opened) /* its NOTIFY_STARTED never came: uncount it here */
+            ip_dec(cs, g->ip);
+    }
+    uv_close((uv_handle_t *)&g->poll, free_gate);
+    daemon_pump(d);
+}
+
+static void gate_on_read(uv_poll_t *p, int status, int events)
+{
+    (void)events;
+    gate_conn *g = p->data;
+    daemon_t *d = g->d;
+    conns_t *cs = &d->gate;
+    if (status < 0) {
+        gate_close(g, 0, NULL, NULL);
+        return;
+    }
+    static char buf[HEAD_MAX + 1]; /* loop thread only */
+    ssize_t n = recv(g->fd, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        gate_close(g, 0, NULL, NULL); /* gone before its head was complete */
+        return;
+    }
+    if (n < 0)
+        return;
+    size_t end = head_end(buf, (size_t)n);
+    if (!end) {
+        if ((size_t)n > HEAD_MAX) {
+            cs->bad_head++;
+            gate_close(g, 431, "too_large", "the request head is over 16384 bytes");
+            return;
+        }
+        /* Wake again only when more than what is here has arrived. */
+        int lowat = (int)n + 1;
+        setsockopt(g->fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat);
+        return;
+    }
+    head_info hi;
+    char msg[256];
+    int st = head_check(buf, end, &hi, msg, sizeof msg);
+    if (st) {
+        cs->bad_head++;
+        gate_close(g, st, st == 414 || st == 431 ? "too_large" : "invalid_argument", msg);
+        return;
+    }
+    int privileged = hi.healthz || token_ok(d, &hi);
+    if (cs->mhd_open >= CONNS_MAX || (cs->mhd_open >= CONNS_MAX - CONNS_RESERVE && !privileged)) {
+        cs->refused_reserve++;
+        gate_close(g, 503, "unavailable",
+                   "the daemon has too many open connections; try again shortly");
+        return;
+    }
+    gate_handoff(g);
+}
+
+static void accept_one(daemon_t *d, int cfd, const struct sockaddr_storage *ss, socklen_t len)
+{
+    conns_t *cs = &d->gate;
+    char ip[48];
+    addr_text((const struct sockaddr *)ss, ip);
+    int n = ip_inc(cs, ip);
+    if (n < 0 || n > CONNS_PER_IP) {
+        if (n > 0)
+            ip_dec(cs, ip);
+        cs->refused_per_ip++;
+        raw_reply(cfd, 503, "unavailable", "too many connections from this address");
+        close(cfd);
+        return;
+    }
+    /* A peer that vanished without a FIN: unacknowledged data (a heartbeat at the latest)
+     * ends the connection after this long. */
+    unsigned ut = CONNS_USER_TIMEOUT_MS;
+    setsockopt(cfd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ut, sizeof ut);
+    if (cs->pending >= CONNS_PENDING_MAX && cs->head) {
+        if (daemon_now() - cs->head->t0 < CONNS_EVICT_AGE) {
+            ip_dec(cs, ip);
+            cs->refused_pending++;
+            raw_reply(cfd, 503, "unavailable", "too many connections are starting at once");
+            close(cfd);
+            return;
+        }
+        cs->head_evicted++;
+        gate_close(cs->head, 408, "timeout",
+                   "the request head did not arrive in time (the daemon is busy with slow "
+                   "connections)");
+    }
+    gate_conn *g = calloc(1, sizeof *g);
+    if (!g || uv_poll_init(&d->loop, &g->poll, cfd) != 0) {
+        free(g);
+        ip_dec(cs, ip);
+        close(cfd);
+        return;
+    }
+    g->poll.data = g;
+    g->d = d;
+    g->fd = cfd;
+    g->t0 = daemon_now();
+    memcpy(&g->addr, ss, sizeof g->addr);
+    g->alen = len;
+    memcpy(g->ip, ip, sizeof g->ip);
+    g->prev = cs->tail;
+    if (cs->tail)
+        cs->tail->next = g;
+    else
+        cs->head = g;
+    cs->tail = g;
+    cs->pending++;
+    cs->accepted++;
+    uv_poll_start(&g->poll, UV_READABLE, gate_on_read);
+}
+
+static void on_listen(uv_poll_t *p, int status, int events)
+{
+    (void)events;
+    daemon_t *d = p->data;
+    if (status < 0)
+        return;
+    for (int i = 0; i < 64; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        int cfd = accept4(d->gate.fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (cfd < 0) {
+            if (errno == EMFILE || errno == ENFILE) {
+                /* Out of descriptors: drop the longest-waiting head to make room. */
+                if (d->gate.head) {
+                    d->gate.head_evicted++;
+                    gate_close(d->gate.head, 408, "timeout", "the request head did not arrive in time");
+                    continue;
+                }
+                daemon_log(LOG_WARN, "accept: %s", strerror(errno));
+            }
+            return;
+        }
+        accept_one(d, cfd, &ss, len);
+    }
+}
+
+int conns_listen(daemon_t *d, const struct sockaddr *sa, socklen_t salen, int *port)
+{
+    conns_t *cs = &d->gate;
+    cs->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (cs->fd < 0)
+        return -errno;
+    int one = 1;
+    setsockopt(cs->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(cs->fd, sa, salen) != 0 || listen(cs->fd, 511) != 0) {
+        int e = errno;
+        close(cs->fd);
+        cs->fd = -1;
+        return -e;
+    }
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    getsockname(cs->fd, (struct sockaddr *)&ss, &len);
+    *port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                           : ((struct sockaddr_in *)&ss)->sin_port);
+    uv_poll_init(&d->loop, &cs->poll, cs->fd);
+    cs->poll.data = d;
+    uv_poll_start(&cs->poll, UV_READABLE, on_listen);
+    cs->polling = 1;
+    return 0;
+}
+
+void conns_stop_listening(daemon_t *d)
+{
+    conns_t *cs = &d->gate;
+    if (cs->polling) {
+        uv_poll_stop(&cs->poll);
+        uv_close((uv_handle_t *)&cs->poll, NULL);
+        cs->polling = 0;
+    }
+    if (cs->fd >= 0) {
+        close(cs->fd);
+        cs->fd = -1;
+    }
+}
+
+void conns_sweep(daemon_t *d, double now)
+{
+    conns_t *cs = &d->gate;
+    while (cs->head && now - cs->head->t0 >= CONNS_HEAD_SECONDS) {
+        cs->head_timeout++;
+        gate_close(cs->head, 408, "timeout", "the request head did not arrive within 10 s");
+    }
+    sweep_idle(d, now);
+    /* After a crowd of connections has gone, give the memory their buffers held back to the
+     * system: malloc keeps freed heap pages otherwise, and the daemon would stay as large
+     * as the biggest flood it ever saw. */
+    int open = cs->pending + cs->mhd_open;
+    if (open > cs->peak)
+        cs->peak = open;
+    if (cs->peak >= 64 && open <= cs->peak / 4) {
+        malloc_trim(0);
+        cs->peak = open;
+        cs->trims++;
+    }
+}
+
+void conns_close(daemon_t *d)
+{
+    conns_t *cs = &d->gate;
+    conns_stop_listening(d);
+    while (cs->head)
+        gate_close(cs->head, 503, "unavailable", "the daemon is shutting down");
+}
+
+void conns_free(daemon_t *d)
+{
+    free(d->gate.ips);
+    d->gate.ips = NULL;
+    d->gate.nips = d->gate.capips = 0;
+}
+
+/* One connection MHD holds: its address (for the per-address count) and whether it is
+ * between requests, since when (for the keep-alive head deadline). */
+struct mhd_conn {
+    char ip[48];
+    int fd;
+    int in_request;   /* from the first call of the access handler to the completion */
+    int closing;      /* shut down by the sweep; MHD closes it on its next turn */
+    double since;     /* start of the current wait for a request head */
+    mhd_conn *prev, *next;
+};
+
+void conns_mhd_notify(void *cls, struct MHD_Connection *c, void **socket_context,
+                      enum MHD_ConnectionNotificationCode toe)
+{
+    daemon_t *d = cls;
+    conns_t *cs = &d->gate;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        mhd_conn *m = calloc(1, sizeof *m);
+        if (m) {
+            if (cs->handoff_ip)
+                snprintf(m->ip, sizeof m->ip, "%s", cs->handoff_ip);
+            else
+                conns_peer(c, m->ip);
+            const union MHD_ConnectionInfo *ci =
+                MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+            m->fd = ci ? ci->connect_fd : -1;
+            m->since = daemon_now();
+            m->next = cs->live;
+            if (cs->live)
+                cs->live->prev = m;
+            cs->live = m;
+        }
+        *socket_context = m;
+        cs->mhd_open++;
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        mhd_conn *m = *socket_context;
+        if (m) {
+            ip_dec(cs, m->ip);
+            if (m->prev)
+                m->prev->next = m->next;
+            else
+                cs->live = m->next;
+            if (m->next)
+                m->next->prev = m->prev;
+            free(m);
+        }
+        *socket_context = NULL;
+        cs->mhd_open--;
+    }
+}
+
+static mhd_conn *conn_of(struct MHD_Connection *c)
+{
+    if (!c)
+        return NULL;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+void conns_request_begins(struct MHD_Connection *c)
+{
+    mhd_conn *m = conn_of(c);
+    if (m)
+        m->in_request = 1;
+}
+
+void conns_request_ends(struct MHD_Connection *c)
+{
+    mhd_conn *m = conn_of(c);
+    if (m) {
+        m->in_request = 0;
+        m->since = daemon_now();
+    }
+}
+
+/* A kept-alive connection gets the same deadline for its next head as a new one: past it,
+ * the socket is shut down and MHD, seeing the end of its input, closes the connection. So
+ * one quick request cannot buy a slot that a trickled second head then holds for good. */
+static void sweep_idle(daemon_t *d, double now)
+{
+    conns_t *cs = &d->gate;
+    int closed = 0;
+    for (mhd_conn *m = cs->live; m; m = m->next) {
+        if (m->in_request || m->closing || m->fd < 0 || now - m->since < CONNS_HEAD_SECONDS)
+            continue;
+        shutdown(m->fd, SHUT_RDWR);
+        m->closing = 1;
+        cs->idle_closed++;
+        closed = 1;
+    }
+    if (closed)
+        daemon_pump(d);
+}
+
+int conns_sse_admit(daemon_t *d, const sse_hub *hub, const char *ip, char *msg, size_t msgsz)
+{
+    conns_t *cs = &d->gate;
+    if (hub->nclients >= CONNS_SSE_MAX) {
+        cs->sse_refused_total++;
+        snprintf(msg, msgsz, "too many event streams are open (%d); try again later", CONNS_SSE_MAX);
+        return -1;
+    }
+    int mine = 0;
+    for (const sse_client *c = hub->clients; c; c = c->next)
+        mine += strcmp(c->ip, ip) == 0;
+    if (mine >= CONNS_SSE_PER_IP) {
+        cs->sse_refused_ip++;
+        snprintf(msg, msgsz, "too many event streams from this address (%d); close one first",
+                 CONNS_SSE_PER_IP);
+        return -1;
+    }
+    return 0;
+}
 
 char *conns_metrics_text(const daemon_t *d)
 {
+    const conns_t *cs = &d->gate;
     char *s = NULL;
     size_t n = 0;
     FILE *f = open_memstream(&s, &n);
     if (!f)
         return NULL;
+    fprintf(f,
+            "# HELP anneald_connections Open client connections: waiting for their request "
+            "head, or held by the HTTP server.\n# TYPE anneald_connections gauge\n"
+            "anneald_connections{state=\"head\"} %d\nanneald_connections{state=\"open\"} %d\n"
+            "# HELP anneald_connection_addresses Client addresses with open connections.\n"
+            "# TYPE anneald_connection_addresses gauge\nanneald_connection_addresses %d\n"
+            "# HELP anneald_connections_accepted_total Connections accepted.\n"
+            "# TYPE anneald_connections_accepted_total counter\n"
+            "anneald_connections_accepted_total %" PRIu64 "\n"
+            "# HELP anneald_connections_refused_total Connections closed or refused by a "
+            "limit, by reason.\n# TYPE anneald_connections_refused_total counter\n"
+            "anneald_connections_refused_total{reason=\"per_ip\"} %" PRIu64 "\n"
+            "anneald_connections_refused_total{reason=\"reserve\"} %" PRIu64 "\n"
+            "anneald_connections_refused_total{reason=\"head_timeout\"} %" PRIu64 "\n"
+            "anneald_connections_refused_total{reason=\"head_evicted\"} %" PRIu64 "\n"
+            "anneald_connections_refused_total{reason=\"keepalive_timeout\"} %" PRIu64 "\n"
+            "anneald_connections_refused_total{reason=\"gate_full\"} %" PRIu64 "\n"
+            "anneald_connections_refused_total{reason=\"bad_head\"} %" PRIu64 "\n"
+            "anneald_connections_refused_total{reason=\"sse_total\"} %" PRIu64 "\n"
+            "anneald_connections_refused_total{reason=\"sse_per_ip\"} %" PRIu64 "\n",
+            cs->pending, cs->mhd_open, cs->nips, cs->accepted, cs->refused_per_ip,
+            cs->refused_reserve, cs->head_timeout, cs->head_evicted, cs->idle_closed,
+            cs->refused_pending, cs->bad_head,
+            cs->sse_refused_total, cs->sse_refused_ip);
     fprintf(f,
             "# HELP anneald_http_refused_total Requests refused before their route ran, by "
             "reason.\n# TYPE anneald_http_refused_total counter\n"

@@ -78,12 +78,22 @@ static void open_stream(http_req *r, const char *job)
     uint64_t last = 0;
     int has_last = last_event_id(r, &last);
     int replay = has_last && sse_can_replay(&d->hub, last);
+    char ip[48], msg[160];
+    conns_peer(r->conn, ip);
+    if (conns_sse_admit(d, &d->hub, ip, msg, sizeof msg)) { /* caps: api/conns.h */
+        struct MHD_Response *busy = http_error_response("unavailable", NULL, msg);
+        if (busy)
+            MHD_add_response_header(busy, "Retry-After", "5");
+        http_queue(r, 503, busy);
+        return;
+    }
     sse_client *c = NULL;
     struct MHD_Response *resp = sse_client_open(&d->hub, r->conn, job, replay, last, &c);
     if (!resp) {
         http_error(r, 500, "internal", NULL, "out of memory");
         return;
     }
+    snprintf(c->ip, sizeof c->ip, "%s", ip);
     if (!replay) {
         uint64_t id = sse_last_id(&d->hub);
         if (job[0]) {

@@ -2,6 +2,7 @@
 #include "api/guard.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -145,4 +146,38 @@ int guard_media(int body_kind, const char *ct, int has_body, char *want, size_t 
     }
     snprintf(want, wantsz, "no body");
     return 0;
+}
+
+size_t guard_redact(const char *in, char *out, size_t cap)
+{
+    static const char key[] = "access_token=";
+    const size_t kl = sizeof key - 1;
+    size_t o = 0;
+    if (cap == 0)
+        return 0;
+#define PUT(c)                                                                                     \
+    do {                                                                                           \
+        if (o + 1 < cap)                                                                           \
+            out[o++] = (c);                                                                        \
+    } while (0)
+    for (size_t i = 0; in[i];) {
+        unsigned char prev = i ? (unsigned char)in[i - 1] : ' ';
+        int at_arg = !isalnum(prev) && prev != '_' && prev != '-';
+        if (at_arg && strncasecmp(in + i, key, kl) == 0) {
+            for (size_t k = 0; k < kl; k++)
+                PUT(in[i + k]);
+            for (const char *r = "[redacted]"; *r; r++)
+                PUT(*r);
+            i += kl;
+            while (in[i] && in[i] != '&' && in[i] != ';' && in[i] != '#' && in[i] != ' ' &&
+                   in[i] != '\n')
+                i++;
+            continue;
+        }
+        PUT(in[i]);
+        i++;
+    }
+#undef PUT
+    out[o] = '\0';
+    return o;
 }

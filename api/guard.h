@@ -43,4 +43,9 @@ int guard_origin(const guard_cfg *g, const char *origin, const char *host);
  * `want`. A bodiless request passes unless it names a wrong type. */
 int guard_media(int body_kind, const char *ct, int has_body, char *want, size_t wantsz);
 
+/* Copies `in` to `out` (at most cap bytes with the NUL) with the value of every
+ * "access_token=" query argument replaced by "[redacted]", so a URL can be logged: the SSE
+ * streams take the bearer token there. Returns the length written. */
+size_t guard_redact(const char *in, char *out, size_t cap);
+
 #endif

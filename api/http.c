@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "api/conns.h"
 #include "api/reqguard.h"
 #include "api/routes.h"
 #include "core/config.h"
@@ -401,6 +402,7 @@ enum MHD_Result http_access(void *cls, struct MHD_Connection *c, const char *url
         r->conn = c;
         r->method = method;
         snprintf(r->path, sizeof r->path, "%s", url);
+        conns_request_begins(c); /* the keep-alive head deadline stops (api/conns.h) */
         if (first_call(r))
             r->early = 1;
         return MHD_YES;
@@ -460,7 +462,6 @@ enum MHD_Result http_access(void *cls, struct MHD_Connection *c, const char *url
 void http_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                     enum MHD_RequestTerminationCode toe)
 {
-    (void)c;
     (void)toe;
     daemon_t *d = cls;
     http_req *r = *con_cls;
@@ -468,6 +469,8 @@ void http_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         return;
     if (r->status < 600)
         d->http_by_code[r->status]++;
+    reqguard_access_log(r);
+    conns_request_ends(c);
     if (r->pending)
         MHD_destroy_response(r->pending);
     if (r->ctx_free)

@@ -145,3 +145,50 @@ int reqguard_body_text(http_req *r)
                "column %zu)", bad, line, col);
     return 1;
 }
+
+void reqguard_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[1024], clean[1100];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    guard_redact(msg, clean, sizeof clean);
+    daemon_log(LOG_WARN, "http: %s", clean);
+}
+
+typedef struct query_text {
+    char buf[1024];
+    size_t len;
+} query_text;
+
+static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                               const char *value)
+{
+    (void)kind;
+    query_text *q = cls;
+    int n = snprintf(q->buf + q->len, sizeof q->buf - q->len, "%c%s%s%s", q->len ? '&' : '?',
+                     key ? key : "", value ? "=" : "", value ? value : "");
+    if (n < 0 || (size_t)n >= sizeof q->buf - q->len)
+        return MHD_NO;
+    q->len += (size_t)n;
+    return MHD_YES;
+}
+
+void reqguard_access_log(http_req *r)
+{
+    if (!r->d->opts || r->d->opts->log_level < LOG_DEBUG || !r->conn)
+        return;
+    query_text q;
+    q.len = 0;
+    q.buf[0] = '\0';
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, add_arg, &q);
+    char line[1600], clean[1700];
+    snprintf(line, sizeof line, "%s %s%s", r->method ? r->method : "?", r->path, q.buf);
+    guard_redact(line, clean, sizeof clean);
+    for (char *p = clean; *p; p++) /* one line per request, whatever the path held */
+        if ((unsigned char)*p < 0x20)
+            *p = '?';
+    daemon_log(LOG_DEBUG, "%s -> %u", clean, r->status);
+}

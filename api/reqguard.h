@@ -4,6 +4,8 @@
 #ifndef ANNEALD_REQGUARD_H
 #define ANNEALD_REQGUARD_H
 
+#include <stdarg.h>
+
 #include "api/http.h"
 
 /* Before routing: a duplicated framing/auth header (400), a foreign Host (421), a foreign
@@ -18,5 +20,13 @@ int reqguard_body_text(http_req *r);
 
 /* 1 when the request announces a body (Content-Length > 0 or Transfer-Encoding). */
 int reqguard_has_body(struct MHD_Connection *c);
+
+/* MHD_OPTION_EXTERNAL_LOGGER: MHD's own messages go to the daemon's log as warnings, with
+ * any access_token value redacted. */
+void reqguard_mhd_log(void *cls, const char *fmt, va_list ap);
+
+/* At --log-level debug, one line per answered request: method, path and query (access_token
+ * redacted), status. */
+void reqguard_access_log(http_req *r);
 
 #endif

@@ -52,6 +52,14 @@ int sse_can_replay(const sse_hub *h, uint64_t last_id)
     return last_id + 1 >= oldest;
 }
 
+static void client_wake(sse_client *c)
+{
+    if (c->suspended) {
+        c->suspended = 0;
+        MHD_resume_connection(c->conn);
+    }
+}
+
 /* Appends bytes to a client's pending buffer; drops the client's stream when it falls too far
  * behind (it will reconnect and replay). */
 static void client_append(sse_client *c, const char *s, size_t n)
@@ -61,7 +69,13 @@ static void client_append(sse_client *c, const char *s, size_t n)
     if (c->off > 0 && c->off == c->len)
         c->off = c->len = 0;
     if (c->len - c->off + n > SSE_MAX_BUFFER) {
-        c->ending = 1;
+        /* A reader this far behind is dropped at once, its buffer freed now rather than
+         * drained: with many readers that stopped reading, drained buffers would add up. */
+        free(c->buf);
+        c->buf = NULL;
+        c->off = c->len = c->cap = 0;
+        c->ending = c->dropped = 1;
+        client_wake(c);
         return;
     }
     if (c->len + n > c->cap) {
@@ -85,14 +99,6 @@ static void client_append(sse_client *c, const char *s, size_t n)
     }
     memcpy(c->buf + c->len, s, n);
     c->len += n;
-}
-
-static void client_wake(sse_client *c)
-{
-    if (c->suspended) {
-        c->suspended = 0;
-        MHD_resume_connection(c->conn);
-    }
 }
 
 static int client_wants(const sse_client *c, const char *job)
@@ -158,6 +164,8 @@ static ssize_t client_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     (void)pos;
     sse_client *c = cls;
+    if (c->dropped)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
     if (c->len > c->off) {
         size_t n = c->len - c->off;
         if (n > max)

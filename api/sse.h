@@ -18,7 +18,8 @@
  * appends the frame to each matching client's buffer and resumes the suspended ones (a
  * per-client flag guards against double suspend/resume). A housekeeping tick writes a
  * ": ping" comment every 15 s, which is also how dead clients are found. A client that falls
- * more than SSE_MAX_BUFFER bytes behind is dropped (its browser reconnects and replays). */
+ * more than SSE_MAX_BUFFER bytes behind is dropped at once, its buffer freed (its browser
+ * reconnects and replays). */
 #ifndef ANNEALD_SSE_H
 #define ANNEALD_SSE_H
 
@@ -27,7 +28,7 @@
 
 #include <cjson/cJSON.h>
 
-#define SSE_MAX_BUFFER ((size_t)4 << 20)
+#define SSE_MAX_BUFFER ((size_t)1 << 20)
 #define SSE_JOB_LEN 24
 
 struct MHD_Connection;
@@ -44,10 +45,12 @@ typedef struct sse_client {
     struct sse_hub *hub;
     struct MHD_Connection *conn;
     char job[SSE_JOB_LEN];     /* only this job's events; "" = every job */
+    char ip[48];               /* the client's address (api/conns.h caps streams per address) */
     char *buf;                 /* bytes not yet taken by MHD */
     size_t off, len, cap;      /* buf[off..len) is pending */
     int suspended;             /* the connection is suspended by this client's reader */
     int ending;                /* end the stream once the buffer is drained */
+    int dropped;               /* fell SSE_MAX_BUFFER behind: closed without draining */
     struct sse_client *prev, *next;
 } sse_client;
 

@@ -14,6 +14,7 @@
 #include <microhttpd.h>
 #include <uv.h>
 
+#include "api/conns.h"
 #include "api/sse.h"
 #include "daemon/jobs.h"
 #include "daemon/loader.h"
@@ -42,6 +43,7 @@ typedef struct daemon {
     uv_async_t wake;               /* workers -> loop: progress, checkpoints, finished jobs */
     uv_signal_t sigterm, sigint;
     int port;                      /* the port actually bound */
+    conns_t gate;                  /* the listening socket and the connection gate */
     int64_t ticks;                 /* housekeeping ticks */
     int64_t watchdog_ticks;        /* ping systemd's watchdog every this many ticks; 0 = off */
     int inflight_work;             /* http_defer work items not yet answered */

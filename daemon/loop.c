@@ -19,11 +19,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "api/http.h"
+#include "api/reqguard.h"
 #include "daemon/notify.h"
 #include "store/lock.h"
 
@@ -106,6 +108,7 @@ static void drain_step(daemon_t *d)
     }
     d->phase = PHASE_CLOSING;
     daemon_log(LOG_INFO, "every job is checkpointed; closing");
+    conns_close(d); /* connections still sending their head */
     sse_hub_end(&d->hub, "");
     /* Let MHD write the last bytes and end the streams. */
     for (int i = 0; i < 20 && d->hub.nclients > 0; i++) {
@@ -124,6 +127,7 @@ static void on_housekeeping(uv_timer_t *t)
 {
     daemon_t *d = t->data;
     d->ticks++;
+    conns_sweep(d, daemon_now()); /* heads overdue (api/conns.h) */
     if (d->phase == PHASE_DRAINING) {
         drain_step(d);
         return;
@@ -151,15 +155,25 @@ static void on_signal(uv_signal_t *s, int signum)
     daemon_log(LOG_INFO, "signal %d: checkpointing every job and stopping", signum);
     d->phase = PHASE_DRAINING;
     notify_send("STOPPING=1\nSTATUS=checkpointing running jobs");
-    if (d->mhd) {
-        /* Quiescing hands the listening socket back to us: close it, so the port is free
-         * (and new connections are refused) while the jobs checkpoint. */
-        MHD_socket ls = MHD_quiesce_daemon(d->mhd);
-        if (ls != MHD_INVALID_SOCKET)
-            close(ls);
-    }
+    /* Close the listening socket, so the port is free (and new connections are refused)
+     * while the jobs checkpoint. */
+    conns_stop_listening(d);
     jobs_shutdown(&d->jobs);
     drain_step(d);
+}
+
+/* Every connection is a descriptor: let the daemon use as many as its hard limit allows
+ * (CONNS_MAX connections plus the store's files), up to 65536. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > 65536 ? 65536 : rl.rlim_max;
+    if (rl.rlim_cur < want) {
+        rl.rlim_cur = want;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
 }
 
 static int bind_address(const daemon_opts *o, struct sockaddr_storage *ss, unsigned *flags)
@@ -221,25 +235,39 @@ int daemon_run(const daemon_opts *opts)
     d->wake.data = d;
 
     struct sockaddr_storage ss;
-    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+                     MHD_USE_NO_LISTEN_SOCKET;
     if (bind_address(opts, &ss, &flags)) {
         fprintf(stderr, "anneald: --listen %s: a numeric IPv4 or IPv6 address was expected\n",
                 opts->host);
         return 2;
     }
-    d->mhd = MHD_start_daemon(flags, (uint16_t)opts->port, NULL, NULL, http_access, d,
-                              MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+    raise_fd_limit();
+    /* MHD gets connections from the gate (api/conns.h) once their head is in; it listens on
+     * nothing itself. Its idle timeout ends a connection that neither reads nor writes for
+     * 30 s, which includes a stream whose reader stopped taking bytes. */
+    d->mhd = MHD_start_daemon(flags, 0, NULL, NULL, http_access, d,
+                              MHD_OPTION_EXTERNAL_LOGGER, reqguard_mhd_log, d, /* first */
                               MHD_OPTION_NOTIFY_COMPLETED, http_completed, d,
+                              MHD_OPTION_NOTIFY_CONNECTION, conns_mhd_notify, d,
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30,
-                              MHD_OPTION_CONNECTION_LIMIT, (unsigned int)256,
+                              MHD_OPTION_CONNECTION_LIMIT, (unsigned int)CONNS_MAX,
                               MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
                               MHD_OPTION_END);
     if (!d->mhd) {
-        fprintf(stderr, "anneald: cannot listen on %s:%d\n", opts->host, opts->port);
+        fprintf(stderr, "anneald: cannot start the HTTP server\n");
         return 1;
     }
-    const union MHD_DaemonInfo *pi = MHD_get_daemon_info(d->mhd, MHD_DAEMON_INFO_BIND_PORT);
-    d->port = pi ? pi->port : opts->port;
+    d->gate.fd = -1;
+    rc = conns_listen(d, (struct sockaddr *)&ss,
+                      ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                               : sizeof(struct sockaddr_in),
+                      &d->port);
+    if (rc) {
+        fprintf(stderr, "anneald: cannot listen on %s:%d: %s\n", opts->host, opts->port,
+                strerror(-rc));
+        return 1;
+    }
     const union MHD_DaemonInfo *ei = MHD_get_daemon_info(d->mhd, MHD_DAEMON_INFO_EPOLL_FD);
     uv_poll_init(&d->loop, &d->mhd_poll, ei->epoll_fd);
     d->mhd_poll.data = d;
@@ -287,6 +315,7 @@ int daemon_run(const daemon_opts *opts)
     jobs_close(&d->jobs);
     sse_hub_close(&d->hub);
     model_cache_free(&d->models);
+    conns_free(d);
     store_maintain(&d->store, NULL);
     store_close(&d->store);
     store_lock_release(&lock);

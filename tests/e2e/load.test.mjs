@@ -31,11 +31,13 @@ const FLAT = SANITIZED ? {warmupFrac: 0.25, tol: 0.10, slackKb: 10240}
                        : {warmupFrac: 0.2, tol: 0.10, slackKb: 4096};
 
 // One SSE client on its own socket: counts progress events and the longest gap between two.
-function sseClient(url, path) {
+// The clients come from 16 loopback addresses, as 200 viewers would: the daemon allows at most
+// 32 streams per address (api/conns.h).
+function sseClient(url, path, i) {
   const u = new URL(url);
   const c = {path, status: 0, progress: 0, last: 0, maxGap: 0, error: null, ended: false, req: null};
   let buf = '';
-  c.req = http.get({host: u.hostname, port: u.port, path, agent: false}, (res) => {
+  c.req = http.get({host: u.hostname, port: u.port, path, agent: false, localAddress: `127.0.0.${2 + (i % 16)}`}, (res) => {
     c.status = res.statusCode;
     res.setEncoding('utf8');
     res.on('data', (chunk) => {
@@ -124,7 +126,7 @@ test(`load: wrk on GET /v1/jobs/{id} and /v1/jobs + ${CLIENTS} SSE clients while
     const clients = [];
     for (let i = 0; i < CLIENTS; i++) {
       const path = i % 4 === 0 ? '/v1/events' : `/v1/jobs/${ids[i % 2]}/events`;
-      clients.push(sseClient(d.url, path));
+      clients.push(sseClient(d.url, path, i));
     }
     const reports = [];
     try {

@@ -95,7 +95,8 @@ static int find_port(void)
 
 static void remove_dir(void)
 {
-    static const char *files[] = {"anneald.db", "anneald.db-wal", "anneald.db-shm"};
+    static const char *files[] = {"anneald.db", "anneald.db-wal", "anneald.db-shm",
+                                  "anneald.db.lock"};
     char p[320];
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         snprintf(p, sizeof p, "%s/%s", G.dir, files[i]);

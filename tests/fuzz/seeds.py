@@ -59,6 +59,14 @@ OPTIMIZERS = [
 def jobspecs():
     put("jobspec", "tutorial", TUTORIAL)
     put("jobspec", "tutorial_pretty", json.dumps(TUTORIAL, indent=2))
+    # Strict JSON (core/jsonstrict.h): lax numbers, NULs and invalid UTF-8 are refused.
+    t = json.dumps(TUTORIAL, separators=(",", ":"))
+    put("jobspec", "bad_strict_leading_zero", t.replace('"steps":1000', '"steps":01000'))
+    put("jobspec", "bad_strict_trailing_point", t.replace('"lr":0.01', '"lr":1.'))
+    put("jobspec", "bad_strict_exponent", t.replace('"lr":0.01', '"lr":1e'))
+    put("jobspec", "bad_strict_nul", t.replace('"warmup-demo"', '"warm\\u0000up"'))
+    put("jobspec", "bad_strict_utf8", t.encode().replace(b'"warmup-demo"', b'"warm\xc0\xafup"'))
+    put("jobspec", "strict_unicode_name", t.replace('"warmup-demo"', '"caf\\u00e9 \\ud83d\\ude00"'))
     for i, o in enumerate(OPTIMIZERS):
         j = copy.deepcopy(TUTORIAL)
         j["ds_config"]["optimizer"] = o
@@ -298,6 +306,36 @@ def http_requests():
     req("bad_chunked", "POST", "/v1/schedules/preview",
         (HTTP_AUTH, J, "Transfer-Encoding: chunked"), b"5\r\n{\"ds_\r\n0\r\n\r\n")
     req("bad_request_line", "GE T", "/ x")
+    # A hostile page (README "Access"): simple-request bodies, foreign origins, a rebinding
+    # Host (the harness sends Host: 127.0.0.1 too, so the daemon sees it twice), strict input.
+    spec = json.dumps(job, separators=(",", ":"))
+    req("bad_hostile_text_plain", "POST", "/v1/jobs", (HTTP_AUTH, "Content-Type: text/plain"), job)
+    req("bad_hostile_form", "POST", "/v1/jobs",
+        (HTTP_AUTH, "Content-Type: application/x-www-form-urlencoded"), job)
+    req("bad_hostile_no_type", "POST", "/v1/jobs", (HTTP_AUTH,), job)
+    req("bad_hostile_origin", "POST", "/v1/jobs", (HTTP_AUTH, J, "Origin: http://evil.example"), job)
+    req("bad_hostile_origin_null", "POST", "/v1/jobs/j_000001/cancel", (HTTP_AUTH, "Origin: null"))
+    req("bad_hostile_origin_port", "DELETE", "/v1/jobs/j_000001",
+        (HTTP_AUTH, "Origin: http://127.0.0.1:1"))
+    req("own_origin", "GET", "/v1/jobs", (HTTP_AUTH, "Origin: http://127.0.0.1"))
+    req("bad_hostile_rebinding", "GET", "/v1/jobs", (HTTP_AUTH, "Host: evil.example"))
+    req("bad_hostile_dataset_origin", "POST", "/v1/datasets?name=evil",
+        (HTTP_AUTH, "Content-Type: text/plain", "Origin: https://evil.example"), "a,b\n1,2\n")
+    req("bad_dup_authorization", "GET", "/v1/jobs", (HTTP_AUTH, HTTP_AUTH))
+    req("bad_dup_content_type", "POST", "/v1/jobs", (HTTP_AUTH, J, J), job)
+    req("bad_strict_leading_zero", "POST", "/v1/jobs", (HTTP_AUTH, J),
+        spec.replace('"steps":1000', '"steps":01000'))
+    req("bad_strict_trailing_point", "POST", "/v1/schedules/preview", (HTTP_AUTH, J),
+        json.dumps(preview).replace('"steps": 50', '"steps": 50.'))
+    req("bad_strict_nul_name", "POST", "/v1/jobs", (HTTP_AUTH, J),
+        spec.replace('"name":"warmup-demo"', '"name":"a\\u0000b"'))
+    req("bad_strict_utf8_name", "POST", "/v1/jobs", (HTTP_AUTH, J),
+        spec.encode().replace(b'"name":"warmup-demo"', b'"name":"a\xff\xfeb"'))
+    req("bad_strict_csv_utf8", "POST", "/v1/datasets?name=u", (HTTP_AUTH, "Content-Type: text/csv"),
+        b"a,\xc3\x28\n1,2\n")
+    req("bad_strict_dataset_name_nul", "POST", "/v1/datasets?name=a%00b",
+        (HTTP_AUTH, "Content-Type: text/csv"), "a,b\n1,2\n")
+    req("bad_head_version", "GET", "/healthz HTTP/2.0\r\nX: y", ())
 
 
 if __name__ == "__main__":

@@ -79,12 +79,32 @@ static void test_media(void **state)
     assert_int_equal(guard_media(BODY_CSV, NULL, 1, want, sizeof want), -1);
 }
 
+static void test_redact(void **state)
+{
+    (void)state;
+    char out[256];
+    guard_redact("/v1/events?access_token=s3cret&x=1", out, sizeof out);
+    assert_string_equal(out, "/v1/events?access_token=[redacted]&x=1");
+    guard_redact("GET /v1/jobs/j_1/events?last_event_id=4&ACCESS_TOKEN=a%20b HTTP/1.1", out,
+                 sizeof out);
+    assert_string_equal(out, "GET /v1/jobs/j_1/events?last_event_id=4&ACCESS_TOKEN=[redacted] HTTP/1.1");
+    guard_redact("error at access_token=xyz\nnext", out, sizeof out);
+    assert_string_equal(out, "error at access_token=[redacted]\nnext");
+    guard_redact("?my_access_token=keep&access_token=", out, sizeof out);
+    assert_string_equal(out, "?my_access_token=keep&access_token=[redacted]");
+    /* Truncation never leaves a prefix of the token behind. */
+    size_t n = guard_redact("?access_token=abcdefghijkl", out, 20);
+    assert_int_equal(n, 19);
+    assert_null(strstr(out, "abc"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_host),
         cmocka_unit_test(test_origin),
         cmocka_unit_test(test_media),
+        cmocka_unit_test(test_redact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <microhttpd.h>
 
 #include "api/sse.h"
 
@@ -82,6 +83,40 @@ static void replay_is_possible_only_within_the_ring(void **state)
     sse_hub_close(&h);
 }
 
+static void a_reader_far_behind_is_dropped_and_its_buffer_freed(void **state)
+{
+    (void)state;
+    sse_hub h;
+    assert_int_equal(sse_hub_init(&h, 4, 1), 0);
+    sse_client *c = NULL;
+    struct MHD_Response *resp = sse_client_open(&h, NULL, "", 0, 0, &c);
+    assert_non_null(resp);
+    assert_int_equal(h.nclients, 1);
+    cJSON *d = cJSON_CreateObject();
+    char *big = malloc(64 * 1024);
+    assert_non_null(big);
+    memset(big, 'x', 64 * 1024 - 1);
+    big[64 * 1024 - 1] = '\0';
+    cJSON_AddStringToObject(d, "pad", big);
+    free(big);
+    /* Nobody reads: 15 events of 64 KiB stay under the 1 MiB limit, the 16th passes it. */
+    for (int i = 0; i < 15; i++)
+        sse_publish(&h, "j_1", "progress", d);
+    assert_false(c->dropped);
+    assert_true(c->len - c->off > 15 * 64 * 1024 - 1);
+    for (int i = 0; i < 2; i++)
+        sse_publish(&h, "j_1", "progress", d);
+    assert_true(c->dropped);
+    assert_null(c->buf); /* freed now, not drained */
+    assert_int_equal(c->len, 0);
+    sse_publish(&h, "j_1", "progress", d); /* nothing more is queued for it */
+    assert_null(c->buf);
+    cJSON_Delete(d);
+    MHD_destroy_response(resp); /* frees the client */
+    assert_int_equal(h.nclients, 0);
+    sse_hub_close(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -90,6 +125,7 @@ int main(void)
         cmocka_unit_test(published_data_is_one_line),
         cmocka_unit_test(ids_increase_and_ring_keeps_the_newest),
         cmocka_unit_test(replay_is_possible_only_within_the_ring),
+        cmocka_unit_test(a_reader_far_behind_is_dropped_and_its_buffer_freed),
     };
     return cmocka_run_group_tests_name("api_sse", tests, NULL, NULL);
 }
