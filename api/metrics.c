@@ -258,10 +258,12 @@ static void weights_work(http_req *r, store_t *s)
     if (!t)
         return;
     cJSON *w = NULL;
-    if (train_weights_json(t, &w) != 0 || !w)
+    if (train_weights_json(t, &w) != 0 || !w || train_input_stats_json(t, w) != 0) {
+        cJSON_Delete(w);
         http_set_pending_error(r, 500, "internal", NULL, "the weights cannot be printed");
-    else
+    } else {
         http_set_pending_json(r, 200, w);
+    }
     train_free(t);
 }
 
@@ -280,8 +282,9 @@ void api_jobs_weights(http_req *r)
 }
 
 typedef struct predict_in {
-    float *x;
+    double *x;       /* the inputs as sent */
     int rows, cols;
+    int normalized;  /* 1: the caller standardised them already */
 } predict_in;
 
 static void predict_free(void *p)
@@ -306,16 +309,28 @@ static void predict_work(http_req *r, store_t *s)
         train_free(t);
         return;
     }
+    /* Raw inputs go through the job's standardisation, computed as training computed it
+     * (in double, then rounded to float once). */
+    const double *mean = NULL, *sd = NULL;
+    int ns = in->normalized ? 0 : train_input_stats(t, &mean, &sd);
+    size_t cells = (size_t)in->rows * (size_t)ni;
+    float *x = malloc(cells * sizeof *x);
+    for (size_t c = 0; x && c < cells; c++) {
+        size_t k = c % (size_t)ni;
+        x[c] = (float)(ns == ni ? (in->x[c] - mean[k]) / sd[k] : in->x[c]);
+    }
     float *out = malloc((size_t)in->rows * (size_t)no * sizeof *out);
     an_err e;
     an_err_clear(&e);
-    if (!out || train_predict(t, in->x, in->rows, out, &e) != 0) {
+    if (!x || !out || train_predict(t, x, in->rows, out, &e) != 0) {
         http_set_pending_error(r, 500, "internal", e.field, "prediction failed: %s",
-                               out ? e.message : "out of memory");
+                               x && out ? e.message : "out of memory");
+        free(x);
         free(out);
         train_free(t);
         return;
     }
+    free(x);
     cJSON *o = cJSON_CreateObject();
     cJSON *arr = cJSON_AddArrayToObject(o, "outputs");
     for (int i = 0; i < in->rows; i++) {
@@ -355,9 +370,24 @@ void api_jobs_predict(http_req *r)
         cJSON_Delete(body);
         return;
     }
+    const cJSON *norm = cJSON_GetObjectItemCaseSensitive(body, "normalized");
+    if (norm && !cJSON_IsBool(norm)) {
+        http_error(r, 400, "invalid_argument", "normalized",
+                   "normalized must be true (the inputs are standardised already) or false "
+                   "(the default: raw inputs, standardised as the job's training data was)");
+        cJSON_Delete(body);
+        return;
+    }
+    for (const cJSON *k = body->child; k; k = k->next)
+        if (strcmp(k->string, "inputs") != 0 && strcmp(k->string, "normalized") != 0) {
+            http_error(r, 400, "invalid_argument", k->string,
+                       "unknown key '%.64s': predict takes inputs and normalized", k->string);
+            cJSON_Delete(body);
+            return;
+        }
     int cols = cJSON_GetArraySize(inputs->child);
     predict_in *in = calloc(1, sizeof *in);
-    float *x = in && cols > 0 ? malloc((size_t)rows * (size_t)cols * sizeof *x) : NULL;
+    double *x = in && cols > 0 ? malloc((size_t)rows * (size_t)cols * sizeof *x) : NULL;
     if (!in || !x) {
         free(in);
         http_error(r, 400, "invalid_argument", "inputs[0]", "each row must be a non-empty array of numbers");
@@ -367,6 +397,7 @@ void api_jobs_predict(http_req *r)
     in->x = x;
     in->rows = rows;
     in->cols = cols;
+    in->normalized = cJSON_IsTrue(norm);
     r->ctx = in;
     r->ctx_free = predict_free;
     int i = 0;
@@ -393,7 +424,7 @@ void api_jobs_predict(http_req *r)
                 cJSON_Delete(body);
                 return;
             }
-            x[(size_t)i * (size_t)cols + (size_t)k] = (float)v->valuedouble;
+            x[(size_t)i * (size_t)cols + (size_t)k] = v->valuedouble;
         }
     }
     cJSON_Delete(body);

@@ -310,6 +310,15 @@ int64_t train_total_steps(const train *t) { return t->total_steps; }
 int train_inputs(const train *t) { return t->m->dims[0]; }
 int train_outputs(const train *t) { return t->m->dims[t->m->nlayers]; }
 
+int train_input_stats(const train *t, const double **mean, const double **std)
+{
+    if (!t->train_ds.mean || !t->train_ds.std)
+        return 0;
+    *mean = t->train_ds.mean;
+    *std = t->train_ds.std;
+    return t->train_ds.d;
+}
+
 /* ------------------------------------------------------------------------------------------
  * The step */
 
