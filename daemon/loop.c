@@ -50,6 +50,21 @@ void daemon_log(int level, const char *fmt, ...)
     va_end(ap);
 }
 
+/* libmicrohttpd's own messages, through daemon_log: stamped like every other line. A client
+ * that goes away (an SSE viewer closing its tab) is routine, so those are debug. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    int gone = strstr(msg, "no longer available") || strstr(msg, "reset by peer") ||
+               strstr(msg, "Broken pipe") || strstr(msg, "closed by the client");
+    daemon_log(gone ? 3 : 1, "http: %s", msg);
+}
+
 double daemon_now(void)
 {
     struct timespec ts;
@@ -225,6 +240,7 @@ int daemon_run(const daemon_opts *opts)
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30,
                               MHD_OPTION_CONNECTION_LIMIT, (unsigned int)256,
                               MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+                              MHD_OPTION_EXTERNAL_LOGGER, mhd_log, (void *)NULL,
                               MHD_OPTION_END);
     if (!d->mhd) {
         fprintf(stderr, "anneald: cannot listen on %s:%d\n", opts->host, opts->port);

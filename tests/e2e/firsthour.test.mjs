@@ -180,3 +180,22 @@ test('predict takes raw inputs and standardises them as training did; /weights r
     assert.equal((await api(d.url, 'GET', `/v1/jobs/${lin.id}/weights`)).json.input_stats, null);
   });
 });
+
+test('clients that leave an event stream leave no unstamped line in the log', async () => {
+  const {startDaemon} = await import('./lib.mjs');
+  const d = await startDaemon({});
+  try {
+    const {json} = await api(d.url, 'POST', '/v1/jobs', heavyJob());
+    await waitJob(d.url, json.id, (j) => j.state === 'running' && j.step > 0);
+    for (let k = 0; k < 6; k++) {
+      await readEvents(d.url, `/v1/jobs/${json.id}/events`, {timeoutMs: 300});
+      await readEvents(d.url, '/v1/events', {timeoutMs: 200});
+    }
+    await api(d.url, 'POST', `/v1/jobs/${json.id}/cancel`);
+  } finally {
+    await d.stop();
+  }
+  const lines = d.stderr().split('\n').filter((l) => l);
+  assert.ok(lines.length > 0);
+  for (const l of lines) assert.match(l, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ anneald (error|warn|info|debug): /, l);
+});
