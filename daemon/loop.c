@@ -60,7 +60,8 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     size_t n = strlen(msg);
     while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
         msg[--n] = '\0';
-    int gone = strstr(msg, "no longer available") || strstr(msg, "reset by peer") ||
+    int gone = strncmp(msg, "Failed to send", 14) == 0 || strstr(msg, "no longer available") ||
+               strstr(msg, "reset by peer") || strstr(msg, "closed by remote peer") ||
                strstr(msg, "Broken pipe") || strstr(msg, "closed by the client");
     daemon_log(gone ? 3 : 1, "http: %s", msg);
 }
@@ -235,12 +236,13 @@ int daemon_run(const daemon_opts *opts)
         return 2;
     }
     d->mhd = MHD_start_daemon(flags, (uint16_t)opts->port, NULL, NULL, http_access, d,
+                              /* first, so that every message of MHD goes through it */
+                              MHD_OPTION_EXTERNAL_LOGGER, mhd_log, (void *)NULL,
                               MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                               MHD_OPTION_NOTIFY_COMPLETED, http_completed, d,
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30,
                               MHD_OPTION_CONNECTION_LIMIT, (unsigned int)256,
                               MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
-                              MHD_OPTION_EXTERNAL_LOGGER, mhd_log, (void *)NULL,
                               MHD_OPTION_END);
     if (!d->mhd) {
         fprintf(stderr, "anneald: cannot listen on %s:%d\n", opts->host, opts->port);

@@ -198,4 +198,6 @@ test('clients that leave an event stream leave no unstamped line in the log', as
   const lines = d.stderr().split('\n').filter((l) => l);
   assert.ok(lines.length > 0);
   for (const l of lines) assert.match(l, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ anneald (error|warn|info|debug): /, l);
+  // and nothing of it is a warning: a client leaving is routine
+  assert.ok(!lines.some((l) => / anneald (error|warn): /.test(l)), lines.join('\n'));
 });
