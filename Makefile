@@ -1,7 +1,8 @@
 # anneald — build, test, run.
 #
 #   make            build build/anneald
-#   make deps       install what is missing (Debian packages, npm packages)
+#   make deps       install what is missing to build, run and test (Debian packages, npm packages)
+#   make deps-run   only what building and running need (make run uses this)
 #   make test       deps + build + every test; ends with "N passed, N failed"
 #   make check      the same suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make run        build and start the daemon on 127.0.0.1:8470 with ./anneald.db
@@ -11,7 +12,9 @@
 
 PREFIX   ?= /usr/local
 BINDIR   ?= $(PREFIX)/bin
-UNITDIR  ?= /lib/systemd/system
+UNITDIR  ?= $(PREFIX)/lib/systemd/system
+DOCDIR   ?= $(PREFIX)/share/doc/anneald
+MANDIR   ?= $(PREFIX)/share/man
 DESTDIR  ?=
 BUILD    ?= build
 CC       ?= cc
@@ -20,8 +23,10 @@ WERROR   ?= -Werror
 OPT      ?= -O3 -march=x86-64-v3 -mtune=native -fno-math-errno -fno-trapping-math
 
 PKGS := libuv libmicrohttpd libcjson sqlite3
-DEB_PKGS := prometheus libuv1-dev libmicrohttpd-dev libcjson-dev libsqlite3-dev libcmocka-dev \
-            pkg-config libdnnl-dev chromium sqlite3 wrk
+# What building and running need, and what only the tests, benchmarks and fuzzing need.
+DEB_RUN  := libuv1-dev libmicrohttpd-dev libcjson-dev libsqlite3-dev pkg-config libdnnl-dev
+DEB_TEST := libcmocka-dev chromium sqlite3 wrk clang libclang-rt-14-dev prometheus
+DEB_PKGS := $(DEB_RUN) $(DEB_TEST)
 
 WARN := -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
         -Wformat=2 -Wno-format-nonliteral $(WERROR)
@@ -47,7 +52,8 @@ UPLOT  := node_modules/uplot/dist/uPlot.iife.min.js node_modules/uplot/dist/uPlo
 ASSETS := $(sort $(wildcard data/*.csv)) $(sort $(wildcard web/*.html web/*.js web/*.css)) $(UPLOT) \
           api/openapi.json
 
-.PHONY: all deps test check run bench clean install uninstall tests benches crash-test load-test
+.PHONY: all deps deps-run test check run bench clean install uninstall tests benches crash-test \
+        load-test
 all: $(BUILD)/anneald
 
 $(BUILD)/%.o: %.c
@@ -89,8 +95,10 @@ tests: $(BUILD)/anneald $(TEST_BIN)
 benches: $(BUILD)/anneald $(BENCH_BIN)
 
 # Installs only what is missing, so a second run costs a few dpkg queries.
-deps:
-	@missing=""; for p in $(DEB_PKGS); do \
+deps: DEB_WANT = $(DEB_PKGS)
+deps-run: DEB_WANT = $(DEB_RUN)
+deps deps-run:
+	@missing=""; for p in $(DEB_WANT); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -118,7 +126,7 @@ crash-test: deps
 	  node --test tests/e2e/crash.test.mjs
 	@cat $(BUILD)/crash-test.txt
 
-run: deps
+run: deps-run
 	$(MAKE) all
 	./$(BUILD)/anneald --listen 127.0.0.1:8470 --db anneald.db
 
@@ -136,15 +144,21 @@ load-test: deps
 
 # INSTALL_BIN: the binary to install (default: the one this tree builds, built if needed).
 INSTALL_BIN ?= $(BUILD)/anneald
+DOCS := README.md docs/API.md docs/JOBSPEC.md
 install: $(INSTALL_BIN)
 	install -Dm755 $(INSTALL_BIN) $(DESTDIR)$(BINDIR)/anneald
-	@mkdir -p $(DESTDIR)$(UNITDIR)
-	sed 's|^ExecStart=/usr/local/bin/anneald|ExecStart=$(BINDIR)/anneald|' systemd/anneald.service \
-	  > $(DESTDIR)$(UNITDIR)/anneald.service
+	@mkdir -p $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(MANDIR)/man1
+	sed -e 's|^ExecStart=/usr/local/bin/anneald|ExecStart=$(BINDIR)/anneald|' \
+	    -e 's|^Documentation=.*|Documentation=man:anneald(1) file://$(DOCDIR)/README.md|' \
+	  systemd/anneald.service > $(DESTDIR)$(UNITDIR)/anneald.service
 	chmod 644 $(DESTDIR)$(UNITDIR)/anneald.service
+	install -m644 $(DOCS) $(DESTDIR)$(DOCDIR)/
+	install -m644 docs/anneald.1 $(DESTDIR)$(MANDIR)/man1/anneald.1
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/anneald $(DESTDIR)$(UNITDIR)/anneald.service
+	rm -f $(DESTDIR)$(BINDIR)/anneald $(DESTDIR)$(UNITDIR)/anneald.service \
+	  $(DESTDIR)$(MANDIR)/man1/anneald.1 $(addprefix $(DESTDIR)$(DOCDIR)/,$(notdir $(DOCS)))
+	-rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null
 
 clean:
 	rm -rf build build-san
@@ -165,7 +179,6 @@ clean:
 # `make test` needs no clang: it builds the same targets with $(CC) against
 # tests/fuzz/driver.c as $(BUILD)/tests/test_fuzz_<t>, which replay the committed corpus and
 # print cmocka's summary lines for tests/run.sh.
-DEB_PKGS += clang libclang-rt-14-dev
 FUZZ_ALL     := $(sort $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c)))
 FUZZ_TARGETS ?= $(FUZZ_ALL)
 FUZZ_SECONDS ?= 60

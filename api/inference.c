@@ -105,10 +105,27 @@ static size_t next_token(wstream *w, char *o)
                                 (long long)w->ref->f->step);
     }
     if (w->t >= m->ntensors) {
-        if (w->done)
+        /* then "input_stats": {"mean": […], "std": […]} (null without), a number a token */
+        const infer *f = w->ref->f;
+        int d = f->nstats;
+        if (w->done == 0) {
+            w->done = 1;
+            w->k = 0;
+            return (size_t)snprintf(o, 256, d ? "],\"input_stats\":{\"mean\":["
+                                              : "],\"input_stats\":null}");
+        }
+        if (!d || w->k > 2 * (size_t)d)
             return 0;
-        w->done = 1;
-        return (size_t)snprintf(o, 256, "]}");
+        size_t n = 0, k = w->k++;
+        if (k == 2 * (size_t)d)
+            return (size_t)snprintf(o, 256, "]}}");
+        if (k == (size_t)d)
+            n = (size_t)snprintf(o, 256, "],\"std\":[");
+        else if (k > 0)
+            o[n++] = ',';
+        double v = k < (size_t)d ? f->mean[k] : f->std[k - (size_t)d];
+        n += (size_t)json_number_text(o + n, DOUBLE_TEXT, v, 1);
+        return n;
     }
     const model_tensor *mt = &m->tensors[w->t];
     int two = mt->ndim == 2;
@@ -209,8 +226,9 @@ void api_jobs_weights(http_req *r)
 }
 
 typedef struct predict_in {
-    float *x;
+    double *x;       /* the inputs as sent */
     int rows, cols;
+    int normalized;  /* 1: the caller standardised them already */
 } predict_in;
 
 static void predict_free(void *p)
@@ -236,18 +254,32 @@ static void predict_work(http_req *r, store_t *s)
         return;
     }
     float *out = malloc((size_t)in->rows * (size_t)no * sizeof *out);
+    float *x = malloc((size_t)in->rows * (size_t)ni * sizeof *x);
     an_err e;
     an_err_clear(&e);
     int prc = -ENOMEM;
-    if (out) {
-        pthread_mutex_lock(&ref->run);
-        prc = infer_predict(ref->f, in->x, in->rows, out, &e);
-        pthread_mutex_unlock(&ref->run);
+    if (out && x) {
+        /* Raw inputs go through the job's standardisation, as training applied it. */
+        if (in->normalized) {
+            for (size_t c = 0; c < (size_t)in->rows * (size_t)ni; c++)
+                x[c] = (float)in->x[c];
+            prc = 0;
+        } else {
+            prc = infer_prepare(ref->f, in->x, in->rows, x, &e);
+        }
+        if (prc == 0) {
+            pthread_mutex_lock(&ref->run);
+            prc = infer_predict(ref->f, x, in->rows, out, &e);
+            pthread_mutex_unlock(&ref->run);
+        }
     }
     model_cache_release(&r->d->models, ref);
+    free(x);
     if (prc != 0) {
-        if (!out)
+        if (prc == -ENOMEM)
             http_set_pending_error(r, 503, "unavailable", NULL, "out of memory for the outputs");
+        else if (prc == -ENOENT)
+            http_set_pending_error(r, 409, "conflict", e.field, "%s", e.message);
         else
             http_set_pending_error(r, 500, "internal", e.field, "prediction failed: %s", e.message);
         free(out);
@@ -313,9 +345,24 @@ void api_jobs_predict(http_req *r)
         cJSON_Delete(body);
         return;
     }
+    const cJSON *norm = cJSON_GetObjectItemCaseSensitive(body, "normalized");
+    if (norm && !cJSON_IsBool(norm)) {
+        http_error(r, 400, "invalid_argument", "normalized",
+                   "normalized must be true (the inputs are standardised already) or false "
+                   "(the default: raw inputs, standardised as the job's training data was)");
+        cJSON_Delete(body);
+        return;
+    }
+    for (const cJSON *k = body->child; k; k = k->next)
+        if (strcmp(k->string, "inputs") != 0 && strcmp(k->string, "normalized") != 0) {
+            http_error(r, 400, "invalid_argument", k->string,
+                       "unknown key '%.64s': predict takes inputs and normalized", k->string);
+            cJSON_Delete(body);
+            return;
+        }
     int cols = cJSON_GetArraySize(inputs->child);
     predict_in *in = calloc(1, sizeof *in);
-    float *x = in && cols > 0 ? malloc((size_t)rows * (size_t)cols * sizeof *x) : NULL;
+    double *x = in && cols > 0 ? malloc((size_t)rows * (size_t)cols * sizeof *x) : NULL;
     if (!in || !x) {
         free(in);
         http_error(r, 400, "invalid_argument", "inputs[0]", "each row must be a non-empty array of numbers");
@@ -325,6 +372,7 @@ void api_jobs_predict(http_req *r)
     in->x = x;
     in->rows = rows;
     in->cols = cols;
+    in->normalized = cJSON_IsTrue(norm);
     r->ctx = in;
     r->ctx_free = predict_free;
     int i = 0;
@@ -351,7 +399,7 @@ void api_jobs_predict(http_req *r)
                 cJSON_Delete(body);
                 return;
             }
-            x[(size_t)i * (size_t)cols + (size_t)k] = (float)v->valuedouble;
+            x[(size_t)i * (size_t)cols + (size_t)k] = v->valuedouble;
         }
     }
     cJSON_Delete(body);

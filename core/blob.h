@@ -33,7 +33,9 @@ enum section_id {
     SEC_OPTIM = 4,    /* optim_save */
     SEC_SCHED = 5,    /* sched_save */
     SEC_LRFIND = 6,   /* optional, lr_finder jobs only: f64 avg, bpow, best, smoothed; i64 n */
-    SEC_COUNT = 6
+    SEC_INPUT_STATS = 7, /* optional, jobs that standardise their inputs: u64 d; d f64 means;
+                            d f64 standard deviations (what predict applies to raw inputs) */
+    SEC_COUNT = 7
 };
 /* Sections 1..SEC_REQUIRED are in every blob; the others only where the job has them. */
 #define SEC_REQUIRED 5

@@ -38,7 +38,47 @@ int infer_create(infer **out, const job_spec *spec, const void *blob, size_t len
     }
     memcpy(f->m->params, v.sec[SEC_PARAMS], (size_t)v.len[SEC_PARAMS]);
     f->step = steps;
+    f->standardises = spec->data.normalize &&
+                      (spec->data.type == DATA_DATASET || spec->data.type == DATA_BUILTIN);
+    if (v.sec[SEC_INPUT_STATS]) {
+        const unsigned char *r = v.sec[SEC_INPUT_STATS];
+        uint64_t d = v.len[SEC_INPUT_STATS] >= 8 ? blob_get_u64(r) : 0;
+        int inputs = f->m->dims[0];
+        if (d != (uint64_t)inputs || v.len[SEC_INPUT_STATS] != 8 + 16 * d) {
+            infer_free(f);
+            return an_failc(err, -EPROTO, "checkpoint", "the checkpoint's input statistics "
+                            "are malformed (%llu bytes for %d inputs)",
+                            (unsigned long long)v.len[SEC_INPUT_STATS], inputs);
+        }
+        f->mean = malloc(d * sizeof *f->mean);
+        f->std = malloc(d * sizeof *f->std);
+        if (!f->mean || !f->std) {
+            infer_free(f);
+            return an_failc(err, -ENOMEM, "", "out of memory");
+        }
+        for (uint64_t k = 0; k < d; k++) {
+            uint64_t a = blob_get_u64(r + 8 + 8 * k), b = blob_get_u64(r + 8 + 8 * (d + k));
+            memcpy(&f->mean[k], &a, 8);
+            memcpy(&f->std[k], &b, 8);
+        }
+        f->nstats = (int)d;
+    }
     *out = f;
+    return 0;
+}
+
+int infer_prepare(const infer *f, const double *x, int rows, float *out, an_err *err)
+{
+    const int I = f->m->dims[0];
+    size_t cells = (size_t)rows * (size_t)I;
+    if (f->standardises && f->nstats != I)
+        return an_failc(err, -ENOENT, "normalized", "this checkpoint holds no input statistics "
+                        "(it was written before they were stored): standardise the inputs "
+                        "yourself and send \"normalized\": true");
+    for (size_t c = 0; c < cells; c++) {
+        size_t k = c % (size_t)I;
+        out[c] = (float)(f->standardises ? (x[c] - f->mean[k]) / f->std[k] : x[c]);
+    }
     return 0;
 }
 
@@ -47,6 +87,8 @@ void infer_free(infer *f)
     if (!f)
         return;
     model_free(f->m);
+    free(f->mean);
+    free(f->std);
     free(f);
 }
 

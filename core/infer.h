@@ -20,6 +20,9 @@
 typedef struct infer {
     model *m;       /* the parameters are the checkpoint's */
     int64_t step;   /* optimizer steps done at the checkpoint */
+    int nstats;     /* inputs with statistics (0: the checkpoint has none) */
+    double *mean, *std; /* the training data's input statistics, nstats each */
+    int standardises;   /* the job's spec standardises its inputs */
 } infer;
 
 /* Builds the model of `spec` and sets its parameters from the checkpoint blob. A corrupt blob
@@ -28,6 +31,12 @@ int infer_create(infer **out, const job_spec *spec, const void *blob, size_t len
 void infer_free(infer *f);
 
 int infer_inputs(const infer *f);
+
+/* Standardises raw input rows as training did ((x - mean) / std in double, rounded once to
+ * float) into out, or copies them when the job does not standardise. -ENOENT (field
+ * "normalized") when the job standardises but the checkpoint holds no statistics (it was
+ * written before they were stored): the caller must standardise and say so. */
+int infer_prepare(const infer *f, const double *x, int rows, float *out, an_err *err);
 int infer_outputs(const infer *f);
 
 /* Bytes the object holds (parameters, gradient scratch, activations): what a cache counts. */

@@ -33,7 +33,15 @@ static int epochs_steps(const cJSON *job, int64_t *steps, an_err *err)
 {
     job_spec spec;
     an_err e;
-    if (job_spec_parse(job, &spec, &e) != 0)
+    /* the preview's own keys are not the job's */
+    cJSON *copy = cJSON_Duplicate(job, 1);
+    if (!copy)
+        return an_failc(err, -ENOMEM, "", "out of memory");
+    cJSON_DeleteItemFromObjectCaseSensitive(copy, "every");
+    cJSON_DeleteItemFromObjectCaseSensitive(copy, "max_points");
+    int rc = job_spec_parse(copy, &spec, &e);
+    cJSON_Delete(copy);
+    if (rc != 0)
         return an_fail(err, e.field, "the job spec must be valid to preview its epochs: %s",
                        e.message);
     int64_t rows = job_spec_data_samples(&spec);

@@ -237,6 +237,15 @@ int64_t train_total_steps(const train *t) { return t->total_steps; }
 int train_inputs(const train *t) { return t->m->dims[0]; }
 int train_outputs(const train *t) { return t->m->dims[t->m->nlayers]; }
 
+int train_input_stats(const train *t, const double **mean, const double **std)
+{
+    if (!t->train_ds.mean || !t->train_ds.std)
+        return 0;
+    *mean = t->train_ds.mean;
+    *std = t->train_ds.std;
+    return t->train_ds.d;
+}
+
 /* ------------------------------------------------------------------------------------------
  * The step */
 
@@ -451,11 +460,19 @@ static double get_f64(const unsigned char *r)
     return x;
 }
 
+/* The input statistics section (with its header), or 0 for a job that does not standardise. */
+static size_t stats_bytes(const train *t)
+{
+    if (!t->train_ds.mean || !t->train_ds.std)
+        return 0;
+    return SECTION_HEADER + 8 + 2 * (size_t)t->train_ds.d * 8;
+}
+
 static size_t blob_size(const train *t)
 {
     return BLOB_HEADER + SEC_REQUIRED * SECTION_HEADER + 16 + 16 + t->m->nparams * sizeof(float) +
            optim_state_size(&t->opt) + sched_state_size(t->sch) +
-           (t->finder ? SECTION_HEADER + LRFIND_BYTES : 0) + BLOB_TRAILER;
+           (t->finder ? SECTION_HEADER + LRFIND_BYTES : 0) + stats_bytes(t) + BLOB_TRAILER;
 }
 
 static unsigned char *put_section(unsigned char *w, uint32_t id, uint64_t len)
@@ -477,7 +494,7 @@ int train_save(const train *t, void **buf, size_t *len, an_err *err)
     unsigned char *w = b;
     memcpy(w, BLOB_MAGIC, 8);
     blob_put_u32(w + 8, BLOB_VERSION);
-    blob_put_u32(w + 12, SEC_REQUIRED + (t->finder ? 1 : 0));
+    blob_put_u32(w + 12, SEC_REQUIRED + (t->finder ? 1 : 0) + (stats_bytes(t) ? 1 : 0));
     blob_put_u64(w + 16, t->layout_hash);
     blob_put_u64(w + 24, t->model_hash);
     blob_put_u64(w + 32, total);
@@ -512,6 +529,16 @@ int train_save(const train *t, void **buf, size_t *len, an_err *err)
         blob_put_u64(w + 32, (uint64_t)t->watch.n);
         blob_put_u64(w + 40, (uint64_t)t->total_steps);
         w += LRFIND_BYTES;
+    }
+    if (stats_bytes(t)) {
+        int d = t->train_ds.d;
+        w = put_section(w, SEC_INPUT_STATS, 8 + 16 * (uint64_t)d);
+        blob_put_u64(w, (uint64_t)d);
+        w += 8;
+        for (int k = 0; k < d; k++, w += 8)
+            put_f64(w, t->train_ds.mean[k]);
+        for (int k = 0; k < d; k++, w += 8)
+            put_f64(w, t->train_ds.std[k]);
     }
     if (rc) {
         free(b);

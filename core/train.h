@@ -69,6 +69,17 @@ int train_weights_json(const train *t, cJSON **out);
 
 /* Runs `rows` input rows (inputs floats each) through the current weights: outputs floats
  * per row into out (rows × outputs). */
+/* The standardisation the job's inputs went through (data.normalize): per-feature mean and
+ * population std of the training rows, as data_standardize applied them. Returns the number
+ * of features and sets *mean and *std (owned by t), or returns 0 when the job trains on its
+ * inputs as they are. */
+int train_input_stats(const train *t, const double **mean, const double **std);
+
+/* Adds "input_stats": {"mean": […], "std": […]} (null when there are none) to the object w,
+ * beside the tensors of train_weights_json: what predict applies to raw inputs. 0 or
+ * -ENOMEM. */
+int train_input_stats_json(const train *t, cJSON *w);
+
 int train_predict(train *t, const float *x, int rows, float *out, an_err *err);
 
 int train_inputs(const train *t);

@@ -415,7 +415,8 @@ int cli_train(int argc, char **argv)
     }
     if (weights_json) {
         cJSON *w = NULL;
-        if (train_weights_json(t, &w) || !w) {
+        if (train_weights_json(t, &w) || !w || train_input_stats_json(t, w)) {
+            cJSON_Delete(w);
             fprintf(stderr, "error: cannot build the weights JSON\n");
             goto out;
         }

@@ -1,7 +1,7 @@
 // The dashboard's entry point: hash routing between the pages (#/jobs, #/job/ID, #/compare,
 // #/new, #/lrfinder/ID). Each page module exports mount(root, route) and returns its clean-up function; the
 // router closes the page's event stream and charts before the next page mounts.
-import {parseHash} from './util.js';
+import {parseHash, toast} from './util.js';
 import {closeEvents} from './api.js';
 import * as jobs from './jobs.js';
 import * as job from './job.js';
@@ -15,7 +15,13 @@ let cleanup = null;
 
 function route() {
   const r = parseHash(location.hash);
+  // #/jobs/ID is what people type for a job: it is the job page's address, #/job/ID.
+  if (r.parts[0] === 'jobs' && r.parts[1]) {
+    location.replace('#/job/' + encodeURIComponent(r.parts[1]));
+    return;
+  }
   if (!r.parts.length || !pages[r.parts[0]]) {
+    if (r.parts.length) toast(`There is no page ${location.hash}: showing the jobs.`, 'error');
     location.replace('#/jobs');
     return;
   }

@@ -15,6 +15,8 @@ export class JsonEditor {
     this.bubble = h('div.field-error#field-error', {hidden: true, 'data-testid': 'field-error', role: 'alert'});
     this.el = h('div.editor', null, this.gutter, h('div.edit-area', null, this.back, this.ta, this.bubble));
     this.mark = null;
+    this.extra = [];          // the bubbles of errors after the first: [{line, el}]
+    this.errLines = new Set();
     this.ta.addEventListener('input', () => {
       this.clearError();
       this.lines();
@@ -63,6 +65,44 @@ export class JsonEditor {
     return exact;
   }
 
+  // Shows every error of a rejected spec ([{message, field}], the first one first): each named
+  // field is marked, each message stands under its line. Returns true when the first error's
+  // field was found exactly.
+  showFieldErrors(errors) {
+    if (!errors.length) return false;
+    const exact = this.showFieldError(errors[0].message, errors[0].field);
+    let spans;
+    try { ({spans} = parseWithSpans(this.ta.value)); } catch { spans = new Map(); }
+    const marks = [this.mark];
+    for (const e of errors.slice(1)) {
+      const found = e.field ? findSpan(spans, e.field) : null;
+      const start = found ? found.span.keyStart : 0;
+      const end = found ? (found.exact ? found.span.end : start + 1) : 0;
+      const {line} = lineCol(this.ta.value, start);
+      const el = h('div.field-error.more', {'data-testid': 'field-error-more', role: 'alert',
+                                             'data-field': e.field ? normalizePath(e.field) : '',
+                                             'data-line': String(line + 1)},
+        e.field ? h('code', {text: normalizePath(e.field)}) : '', e.field ? ': ' : '', e.message);
+      this.el.querySelector('.edit-area').append(el);
+      this.extra.push({line, el});
+      if (!marks.some((m) => start < m.end && m.start < end)) marks.push({start, end});
+    }
+    // the backdrop marks every field (in text order, without overlaps)
+    marks.sort((a, b) => a.start - b.start);
+    const text = this.ta.value, kids = [];
+    let at = 0;
+    for (const m of marks) {
+      kids.push(text.slice(at, m.start), h('mark', {text: text.slice(m.start, m.end) || ' '}));
+      at = m.end;
+    }
+    kids.push(text.slice(at) + '\n');
+    this.back.replaceChildren(...kids);
+    this.errLines = new Set([this.errLine, ...this.extra.map((x) => x.line)]);
+    this.lines();
+    this.sync();
+    return exact;
+  }
+
   showAt(start, end, message, field) {
     const text = this.ta.value;
     this.mark = {start, end};
@@ -74,11 +114,15 @@ export class JsonEditor {
     this.bubble.dataset.line = String(line + 1);
     this.bubble.replaceChildren(field ? h('code', {text: field}) : '', field ? ': ' : '', message);
     this.errLine = line;
+    this.errLines = new Set([line]);
     this.lines();
     this.sync();
   }
 
   clearError() {
+    for (const x of this.extra) x.el.remove();
+    this.extra = [];
+    this.errLines = new Set();
     if (!this.mark) return;
     this.mark = null;
     this.errLine = null;
@@ -99,11 +143,12 @@ export class JsonEditor {
 
   lines() {
     const n = this.ta.value.split('\n').length;
-    if (this.gutter.childElementCount !== n || this.gutter.dataset.err !== String(this.errLine)) {
+    const errs = [...this.errLines].sort((a, b) => a - b).join(',');
+    if (this.gutter.childElementCount !== n || this.gutter.dataset.err !== errs) {
       const kids = [];
-      for (let k = 0; k < n; k++) kids.push(h(k === this.errLine ? 'div.err' : 'div', {text: String(k + 1)}));
+      for (let k = 0; k < n; k++) kids.push(h(this.errLines.has(k) ? 'div.err' : 'div', {text: String(k + 1)}));
       this.gutter.replaceChildren(...kids);
-      this.gutter.dataset.err = String(this.errLine);
+      this.gutter.dataset.err = errs;
     }
   }
 
@@ -111,9 +156,11 @@ export class JsonEditor {
     this.back.scrollTop = this.ta.scrollTop;
     this.back.scrollLeft = this.ta.scrollLeft;
     this.gutter.scrollTop = this.ta.scrollTop;
-    if (this.errLine != null) {
-      const top = PAD_PX + (this.errLine + 1) * LINE_PX - this.ta.scrollTop;
-      this.bubble.style.top = Math.max(0, Math.min(top, this.ta.clientHeight - 24)) + 'px';
-    }
+    const place = (el, line) => {
+      const top = PAD_PX + (line + 1) * LINE_PX - this.ta.scrollTop;
+      el.style.top = Math.max(0, Math.min(top, this.ta.clientHeight - 24)) + 'px';
+    };
+    if (this.errLine != null) place(this.bubble, this.errLine);
+    for (const x of this.extra) place(x.el, x.line);
   }
 }

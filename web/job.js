@@ -67,6 +67,7 @@ export function mount(root, route) {
   const resBox = h('span.muted.small#resolution', {'data-testid': 'resolution'});
   const resetBtn = h('button#reset-zoom', {text: 'Reset zoom', disabled: true, onclick: () => resetZoom()});
 
+  const loadingMsg = h('p.muted.small#chart-loading', {'data-testid': 'chart-loading', text: 'Loading the metrics…'});
   const lossEl = h('div.chart#chart-loss', {'data-testid': 'chart-loss'});
   const lrEl = h('div.chart#chart-lr', {'data-testid': 'chart-lr'});
   const ckBody = h('tbody');
@@ -83,7 +84,7 @@ export function mount(root, route) {
       h('div.controls#chart-controls', null, xsel,
         h('label', null, logx, ' log x'), h('label', null, logy, ' log y'),
         h('label.smooth', null, 'smoothing ', smooth, smoothVal), resetBtn, resBox),
-      h('h2', {text: 'Loss'}), lossEl, h('h2', {text: 'Learning rate'}), lrEl,
+      loadingMsg, h('h2', {text: 'Loss'}), lossEl, h('h2', {text: 'Learning rate'}), lrEl,
       h('p.hint.muted.small', {text: 'Drag across a chart to zoom (the range is fetched again in detail); double-click to reset.'})),
     h('div.grid2', null,
       h('div.card', null, h('h2', {text: 'Checkpoints'}),
@@ -237,6 +238,18 @@ export function mount(root, route) {
   }
   const loadCheckpointsSoon = debounce(loadCheckpoints, 300);
 
+  // A checkpoint event's row, ahead of the next list from the server.
+  function addCheckpointRow(ev) {
+    if (ckBody.querySelector(`tr[data-step="${ev.step}"]`)) return;
+    ckEmpty.hidden = true;
+    ckBody.prepend(h('tr', {'data-step': ev.step, 'data-testid': 'checkpoint-row'},
+      h('td', {'data-label': 'Step', text: fmtInt(ev.step)}), h('td', {'data-label': 'Created', text: fmtTime(new Date().toISOString())}),
+      h('td', {'data-label': 'Size', text: fmtBytes(ev.bytes)}), h('td', {'data-label': 'Loss', text: '…'}),
+      h('td', null, h('button.small', {text: 'Fork', 'data-testid': 'fork-checkpoint',
+                                       title: 'resume from this checkpoint with a new config',
+                                       onclick: () => fork(ev.step)}))));
+  }
+
   // ---- header
   function renderHead() {
     const j = state.job;
@@ -345,15 +358,19 @@ export function mount(root, route) {
         if (ev.id && ev.id !== id) return;
         state.job.last_checkpoint_step = ev.step;
         renderHead();
-        loadCheckpointsSoon();
+        addCheckpointRow(ev);   // the table shows what the header shows, at once
+        loadCheckpointsSoon();  // then the server's list (creation time, loss, retention)
       },
     });
     loadCheckpoints();
     const momentum = momentumSchedule(state.job).catch(() => null);
+    if (state.job.step > 0)
+      loadingMsg.textContent = `Loading the metrics of ${fmtInt(state.job.step)} steps…`;
     try { await loadBase(); } catch (e) { toast('metrics: ' + e.message, 'error'); }
     state.momentum = await momentum;
     if (gone) return;
     redraw(false);
+    loadingMsg.hidden = true;
   })();
 
   return () => {

@@ -3,7 +3,7 @@
 // a JSON editor with examples, a live preview of the schedule from POST /v1/schedules/preview
 // as the user types, server errors at the field they name, and submit.
 import {h, toast, debounce} from './util.js';
-import {api, ApiError} from './api.js';
+import {api, ApiError, openEvents} from './api.js';
 import {LineChart, downsample, lrSeries} from './charts.js';
 import {EXAMPLES} from './examples.js';
 import {JsonEditor} from './editor.js';
@@ -70,6 +70,9 @@ export function mount(root, route) {
       h('div.card.preview-card', null, h('h2', {text: 'Schedule preview'}), chartEl, previewMsg))));
 
   const chart = new LineChart(chartEl, {name: 'preview', yLabel: 'lr', y2Label: 'momentum', series: [], height: 280});
+  // The page has no job to watch; the global stream keeps the live dot honest (the daemon is
+  // there and answering).
+  openEvents('/v1/events', {});
   let sig = '';
 
   function load(spec) {
@@ -84,7 +87,8 @@ export function mount(root, route) {
 
   function showError(e, where) {
     if (e instanceof ApiError && e.status !== 401) {
-      const exact = editor.showFieldError(e.message, e.field);
+      const exact = e.all.length > 1 ? editor.showFieldErrors(e.all)
+                                     : editor.showFieldError(e.message, e.field);
       const more = e.all.slice(1).map((x) => (x.field ? `${x.field}: ` : '') + x.message);
       return `${where}: ${e.message}` + (e.field && !exact ? ` (${e.field})` : '') +
         (more.length ? ` — and ${more.length} more: ${more.join('; ')}` : '');
@@ -95,10 +99,10 @@ export function mount(root, route) {
   async function previewNow() {
     if (ctl) ctl.abort();
     const parsed = editor.parse();
-    if (parsed.error) { previewMsg.textContent = 'The spec is not valid JSON yet.'; return; }
+    if (parsed.error) { clearPreview('The spec is not valid JSON yet.'); return; }
     const spec = parsed.value;
     if (!spec || typeof spec !== 'object' || !spec.ds_config) {
-      previewMsg.textContent = 'Add a ds_config to see its schedule.';
+      clearPreview('Add a ds_config to see its schedule.');
       return;
     }
     const body = previewBody(spec);
@@ -118,13 +122,25 @@ export function mount(root, route) {
     } catch (e) {
       if (e.name === 'AbortError' || gone || mine !== ctl) return;
       ctl = null;
-      previewMsg.textContent = showError(e, 'preview');
+      clearPreview(showError(e, 'preview'));
       previewMsg.classList.add('error');
     }
   }
   const previewSoon = debounce(previewNow, 300);
 
+  // A spec that cannot be previewed shows no curve: the last one would belong to another spec.
+  function clearPreview(message) {
+    previewMsg.textContent = message;
+    window.__anneald.preview = null;
+    sig = '';
+    chart.raw = null;
+    chart.build();   // with no data: the old plot is removed
+    delete window.__anneald.charts.preview;
+    chartEl.dataset.empty = 'true';
+  }
+
   function draw(r) {
+    delete chartEl.dataset.empty;
     const lr = r.lr || [];
     const mom = (r.momentum || []).filter((g) => Array.isArray(g) && g.length);
     const labels = [...lr.map((_, k) => (lr.length > 1 ? `lr group ${k}` : 'lr')),

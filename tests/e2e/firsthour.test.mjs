@@ -132,3 +132,72 @@ test('data references are checked at submit: builtin and uploaded sets, every co
     assert.equal((await api(d.url, 'GET', '/v1/jobs')).json.total, 2);
   });
 });
+
+test('predict takes raw inputs and standardises them as training did; /weights returns the statistics', async () => {
+  const fs = await import('node:fs');
+  const lines = fs.readFileSync(new URL('../../data/iris.csv', import.meta.url), 'utf8').trim().split('\n').slice(1);
+  const rows = lines.map((l) => l.split(',').slice(0, 4).map(Number));
+  const labels = lines.map((l) => Number(l.split(',')[4]));
+  await withDaemon({}, async (d) => {
+    const spec = {seed: 1, model: {type: 'mlp', inputs: 4, hidden: [16], outputs: 3}, loss: 'cross_entropy',
+      data: {type: 'builtin', name: 'iris'}, steps: 400,
+      ds_config: {train_batch_size: 16, optimizer: {type: 'Adam', params: {lr: 0.01}}}};
+    const {json: job} = await api(d.url, 'POST', '/v1/jobs', spec);
+    await waitJob(d.url, job.id, (j) => j.state === 'completed');
+    const acc = (outs) => outs.filter((o, i) => o.indexOf(Math.max(...o)) === labels[i]).length / outs.length;
+    const raw = await api(d.url, 'POST', `/v1/jobs/${job.id}/predict`, {inputs: rows});
+    assert.equal(raw.status, 200, raw.text);
+    assert.ok(acc(raw.json.outputs) > 0.9, `accuracy on raw rows ${acc(raw.json.outputs)}`);
+    const w = await api(d.url, 'GET', `/v1/jobs/${job.id}/weights`);
+    const st = w.json.input_stats;
+    assert.equal(st.mean.length, 4);
+    assert.equal(st.std.length, 4);
+    // the statistics are the training rows' (all 150 here): mean and population std
+    for (let k = 0; k < 4; k++) {
+      const col = rows.map((r) => r[k]);
+      const m = col.reduce((a, b) => a + b, 0) / col.length;
+      assert.ok(Math.abs(st.mean[k] - m) < 1e-12, `mean ${k}`);
+      const sd = Math.sqrt(col.reduce((a, b) => a + (b - m) ** 2, 0) / col.length);
+      assert.ok(Math.abs(st.std[k] - sd) < 1e-12, `std ${k}`);
+    }
+    // standardising by hand with them and saying so gives the same outputs
+    const z = rows.map((r) => r.map((v, k) => (v - st.mean[k]) / st.std[k]));
+    const pre = await api(d.url, 'POST', `/v1/jobs/${job.id}/predict`, {inputs: z, normalized: true});
+    assert.deepEqual(pre.json.outputs, raw.json.outputs);
+    // raw rows declared standardised are what the old default did: far worse
+    const wrong = await api(d.url, 'POST', `/v1/jobs/${job.id}/predict`, {inputs: rows, normalized: true});
+    assert.ok(acc(wrong.json.outputs) < 0.8, `${acc(wrong.json.outputs)}`);
+    for (const [body, field] of [[{inputs: rows, normalized: 'yes'}, 'normalized'], [{inputs: rows, normalise: true}, 'normalise']]) {
+      const b = await api(d.url, 'POST', `/v1/jobs/${job.id}/predict`, body);
+      assert.equal(b.status, 400);
+      assert.equal(b.json.error.field, field);
+    }
+    // a job on synthetic data trains on its inputs as they are: no statistics
+    const {json: lin} = await api(d.url, 'POST', '/v1/jobs', {model: {type: 'linear', inputs: 2, outputs: 1},
+      data: {type: 'synthetic', task: 'regression', samples: 32, features: 2}, steps: 10,
+      ds_config: {train_batch_size: 4, optimizer: {type: 'SGD', params: {lr: 0.01}}}});
+    await waitJob(d.url, lin.id, (j) => j.state === 'completed');
+    assert.equal((await api(d.url, 'GET', `/v1/jobs/${lin.id}/weights`)).json.input_stats, null);
+  });
+});
+
+test('clients that leave an event stream leave no unstamped line in the log', async () => {
+  const {startDaemon} = await import('./lib.mjs');
+  const d = await startDaemon({});
+  try {
+    const {json} = await api(d.url, 'POST', '/v1/jobs', heavyJob());
+    await waitJob(d.url, json.id, (j) => j.state === 'running' && j.step > 0);
+    for (let k = 0; k < 6; k++) {
+      await readEvents(d.url, `/v1/jobs/${json.id}/events`, {timeoutMs: 300});
+      await readEvents(d.url, '/v1/events', {timeoutMs: 200});
+    }
+    await api(d.url, 'POST', `/v1/jobs/${json.id}/cancel`);
+  } finally {
+    await d.stop();
+  }
+  const lines = d.stderr().split('\n').filter((l) => l);
+  assert.ok(lines.length > 0);
+  for (const l of lines) assert.match(l, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ anneald (error|warn|info|debug): /, l);
+  // and nothing of it is a warning: a client leaving is routine
+  assert.ok(!lines.some((l) => / anneald (error|warn): /.test(l)), lines.join('\n'));
+});

@@ -28,6 +28,15 @@ static const char *bodies[] = {
     "\"type\":\"MultiPhase\",\"params\":{\"phases\":[{\"steps\":20,\"type\":\"WarmupLR\",\"params\":"
     "{\"warmup_num_steps\":20,\"warmup_type\":\"linear\"}},{\"steps\":80,\"type\":\"CosineAnnealingLR\","
     "\"params\":{\"T_max\":80}}]}}},\"steps\":100}",
+    /* thinned: every 7th step, the last, and the turns of a OneCycle with momentum */
+    "{\"ds_config\":{\"optimizer\":{\"type\":\"Adam\",\"params\":{\"lr\":0.01}},"
+    "\"scheduler\":{\"type\":\"OneCycle\",\"params\":{\"cycle_min_lr\":0.001,\"cycle_max_lr\":0.01,"
+    "\"cycle_first_step_size\":40,\"decay_step_size\":10,\"decay_lr_rate\":0.1}}},\"steps\":157,"
+    "\"every\":7,\"param_groups\":[{\"lr\":0.01},{\"lr\":0.002}]}",
+    /* thinned to at most 50 of 2,000,000 steps of a stepped schedule */
+    "{\"ds_config\":{\"optimizer\":{\"type\":\"SGD\",\"params\":{\"lr\":1}},"
+    "\"scheduler\":{\"type\":\"StepLR\",\"params\":{\"step_size\":300000,\"gamma\":0.5}}},"
+    "\"steps\":2000000,\"max_points\":50}",
 };
 
 /* Reads a whole stream in chunks of `chunk` bytes. */
@@ -77,6 +86,42 @@ static void test_stream_equals_tree(void **state)
         cJSON_Delete(tree);
         cJSON_Delete(body);
     }
+}
+
+/* A read with a budget of scheduler steps may give nothing yet without being at the end; read
+ * to the end so, the text is the tree's, and the thinned answer keeps its promises. */
+static void test_budgeted_read(void **state)
+{
+    (void)state;
+    cJSON *body = cJSON_Parse(bodies[5]);
+    cJSON *tree = NULL;
+    an_err err;
+    assert_int_equal(sched_preview(body, 0, &tree, &err), 0);
+    char *want = cJSON_PrintUnformatted(tree);
+    const cJSON *steps = cJSON_GetObjectItemCaseSensitive(tree, "step");
+    int n = cJSON_GetArraySize(steps);
+    assert_true(n <= 50 && n >= 10);
+    assert_int_equal(cJSON_GetArrayItem(steps, 0)->valuedouble, 1);
+    assert_int_equal(cJSON_GetArrayItem(steps, n - 1)->valuedouble, 2000000);
+    sched_preview_stream *ps;
+    assert_int_equal(sched_preview_open(body, 0, 0, &ps, &err), 0);
+    size_t cap = strlen(want) + 4096, len = 0;
+    char *got = malloc(cap);
+    int empty = 0;
+    while (!sched_preview_done(ps)) {
+        size_t k = sched_preview_read_some(ps, got + len, 4096, 1000);
+        empty += k == 0;
+        len += k;
+        assert_true(len < cap);
+    }
+    got[len] = '\0';
+    assert_true(empty > 0); /* 2,000,000 steps at 1000 a call: most calls give nothing */
+    assert_string_equal(got, want);
+    free(got);
+    free(want);
+    sched_preview_close(ps);
+    cJSON_Delete(tree);
+    cJSON_Delete(body);
 }
 
 static void test_csv_rows(void **state)
@@ -191,6 +236,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stream_equals_tree),
+        cmocka_unit_test(test_budgeted_read),
         cmocka_unit_test(test_csv_rows),
         cmocka_unit_test(test_steps_override_and_errors),
         cmocka_unit_test(test_non_finite_values),

@@ -1,0 +1,62 @@
+// The documentation in docs/ checked against the daemon, so it cannot drift: every example
+// job of JOBSPEC.md marked accepted is accepted, every one marked refused gets exactly the
+// errors printed under it; every path the daemon routes is in API.md, and API.md's marked
+// request examples answer as stated.
+import {test} from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import {api, withDaemon} from './lib.mjs';
+
+const jobspec = fs.readFileSync('docs/JOBSPEC.md', 'utf8');
+const apimd = fs.readFileSync('docs/API.md', 'utf8');
+
+const examples = (text) => [...text.matchAll(/<!-- example: (accepted|refused) -->\n```json\n([\s\S]*?)```\n(?:answers 400 with these errors \(`field: message`\):\n\n```text\n([\s\S]*?)```)?/g)]
+  .map((m) => ({kind: m[1], spec: m[2], errors: m[3] ? m[3].trimEnd().split('\n') : null}));
+
+test('JOBSPEC.md examples answer as the page says', async () => {
+  const ex = examples(jobspec);
+  assert.ok(ex.filter((e) => e.kind === 'accepted').length >= 3, 'accepted examples');
+  assert.ok(ex.filter((e) => e.kind === 'refused').length >= 5, 'refused examples');
+  await withDaemon({args: ['--workers', '1']}, async (d) => {
+    for (const e of ex) {
+      const r = await api(d.url, 'POST', '/v1/jobs', e.spec, {'Content-Type': 'application/json'});
+      if (e.kind === 'accepted') {
+        assert.equal(r.status, 201, `${e.spec.slice(0, 80)}: ${r.text}`);
+        await api(d.url, 'POST', `/v1/jobs/${r.json.id}/cancel`);
+      } else {
+        assert.equal(r.status, 400, e.spec.slice(0, 80));
+        assert.ok(e.errors, `the refused example ${e.spec.slice(0, 60)} shows its errors`);
+        assert.deepEqual(r.json.errors.map((x) => `${x.field}: ${x.message}`), e.errors);
+      }
+    }
+  });
+});
+
+test('API.md lists every routed path and its marked requests answer as stated', async () => {
+  const routes = fs.readFileSync('api/routes.c', 'utf8');
+  const paths = [...routes.matchAll(/\{"(GET|POST|DELETE|PATCH|PUT)", "([^"]+)"/g)].map((m) => [m[1], m[2]]);
+  assert.ok(paths.length > 15);
+  for (const [method, p] of paths) {
+    if (p === '/{file}' || p === '/') { assert.ok(apimd.includes('`GET /`')); continue; }
+    assert.ok(apimd.includes(`${method} ${p}`), `API.md names ${method} ${p}`);
+  }
+  const reqs = [...apimd.matchAll(/<!-- example: request (\w+) (\S+) (\d+) -->\n```json\n([\s\S]*?)```/g)];
+  assert.ok(reqs.length >= 1);
+  await withDaemon({}, async (d) => {
+    for (const [, method, p, status, body] of reqs) {
+      const r = await api(d.url, method, p, body, {'Content-Type': 'application/json'});
+      assert.equal(r.status, Number(status), r.text.slice(0, 300));
+    }
+  });
+});
+
+test('the README links the docs, which exist', () => {
+  const readme = fs.readFileSync('README.md', 'utf8');
+  for (const f of ['docs/API.md', 'docs/JOBSPEC.md']) {
+    assert.ok(readme.includes(`(${f})`), `README links ${f}`);
+    assert.ok(fs.existsSync(f));
+  }
+  // no link to a document the repository does not have
+  for (const m of readme.matchAll(/\]\(([^)#]+\.md)\)/g)) assert.ok(fs.existsSync(m[1]), m[1]);
+  assert.doesNotMatch(readme, /\(JOBSPEC\.md\)|\bin API\.md\b|DESIGN\.md/);
+});
