@@ -83,7 +83,11 @@ test('find → pick → submit in the browser', async () => {
       const newId = decodeURIComponent((await page.evaluate(() => location.hash)).slice('#/job/'.length));
       assert.notEqual(newId, id);
       const job = await waitJob(d.url, newId, (j) => j.step >= 1);
-      const m = await api(d.url, 'GET', `/v1/jobs/${newId}/metrics?from=1&to=1`);
+      // the metric rows reach the store a little after the step: wait for step 1's
+      const m = await waitFor(async () => {
+        const r = await api(d.url, 'GET', `/v1/jobs/${newId}/metrics?from=1&to=1`);
+        return r.json.step.length === 1 ? r : null;
+      }, {what: 'step 1 of the new job in its metrics'});
       assert.equal(m.json.lr[0][0], want.suggestions.valley);   // it trains at exactly that lr
       assert.equal(job.spec.ds_config.optimizer.params.lr, want.suggestions.valley);
       await api(d.url, 'POST', `/v1/jobs/${newId}/cancel`, {});
