@@ -14,6 +14,7 @@
 #include "core/jsonnum.h"
 #include "core/train.h"
 #include "daemon/daemon.h"
+#include "daemon/input_stats.h"
 
 #define PREDICT_MAX_ROWS 100000
 
@@ -258,7 +259,12 @@ static void weights_work(http_req *r, store_t *s)
     if (!t)
         return;
     cJSON *w = NULL;
-    if (train_weights_json(t, &w) != 0 || !w || train_input_stats_json(t, w) != 0) {
+    cJSON *stats = input_stats_json(s, r->m.params[0], t);
+    int ok = train_weights_json(t, &w) == 0 && w && stats &&
+             cJSON_AddItemToObject(w, "input_stats", stats);
+    if (!ok) {
+        if (!cJSON_GetObjectItemCaseSensitive(w, "input_stats"))
+            cJSON_Delete(stats);
         cJSON_Delete(w);
         http_set_pending_error(r, 500, "internal", NULL, "the weights cannot be printed");
     } else {
@@ -311,14 +317,13 @@ static void predict_work(http_req *r, store_t *s)
     }
     /* Raw inputs go through the job's standardisation, computed as training computed it
      * (in double, then rounded to float once). */
-    const double *mean = NULL, *sd = NULL;
-    int ns = in->normalized ? 0 : train_input_stats(t, &mean, &sd);
-    size_t cells = (size_t)in->rows * (size_t)ni;
-    float *x = malloc(cells * sizeof *x);
-    for (size_t c = 0; x && c < cells; c++) {
-        size_t k = c % (size_t)ni;
-        x[c] = (float)(ns == ni ? (in->x[c] - mean[k]) / sd[k] : in->x[c]);
+    cJSON *stats = in->normalized ? cJSON_CreateNull() : input_stats_json(s, r->m.params[0], t);
+    float *x = malloc((size_t)in->rows * (size_t)ni * sizeof *x);
+    if (x && (!stats || input_stats_apply(stats, in->x, x, in->rows, ni) != 0)) {
+        free(x);
+        x = NULL;
     }
+    cJSON_Delete(stats);
     float *out = malloc((size_t)in->rows * (size_t)no * sizeof *out);
     an_err e;
     an_err_clear(&e);

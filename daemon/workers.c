@@ -1,4 +1,5 @@
 /* workers — the fixed pool of training threads. */
+#include "daemon/input_stats.h"
 #include "daemon/workers.h"
 
 #include <errno.h>
@@ -559,6 +560,7 @@ static void run_job(wctx *w)
         return;
     }
     store_job_free(&row);
+    input_stats_keep(&w->store, run->id, t); /* for inference, which reads no data */
     int64_t total = train_total_steps(t);
     train_report rep;
     memset(&rep, 0, sizeof rep);

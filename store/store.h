@@ -398,4 +398,10 @@ int store_dataset_delete(store_t *s, const char *id_or_name, an_err *err);
 /* {"id","name","rows","columns","bytes","created_at"}; NULL on out of memory. */
 cJSON *store_dataset_to_json(const store_dataset *d);
 
+/* The input statistics of a job (JSON text {"mean": […], "std": […]}): stored when the job
+ * starts training, read by inference. get: 0 with *json malloc'd, -ENOENT when none is
+ * stored. */
+int store_input_stats_put(store_t *s, const char *job_id, const char *json, an_err *err);
+int store_input_stats_get(store_t *s, const char *job_id, char **json, an_err *err);
+
 #endif
