@@ -398,4 +398,5 @@ int store_dataset_delete(store_t *s, const char *id_or_name, an_err *err);
 /* {"id","name","rows","columns","bytes","created_at"}; NULL on out of memory. */
 cJSON *store_dataset_to_json(const store_dataset *d);
 
+
 #endif

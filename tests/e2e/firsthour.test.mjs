@@ -160,6 +160,7 @@ test('predict takes raw inputs and standardises them as training did; /weights r
       const sd = Math.sqrt(col.reduce((a, b) => a + (b - m) ** 2, 0) / col.length);
       assert.ok(Math.abs(st.std[k] - sd) < 1e-12, `std ${k}`);
     }
+    // the checkpoint carries them, so inference needs no data (test_infer checks the section)
     // standardising by hand with them and saying so gives the same outputs
     const z = rows.map((r) => r.map((v, k) => (v - st.mean[k]) / st.std[k]));
     const pre = await api(d.url, 'POST', `/v1/jobs/${job.id}/predict`, {inputs: z, normalized: true});
