@@ -48,6 +48,11 @@ struct MHD_Response *http_error_response(const char *code, const char *field,
 
 void http_queue(http_req *r, unsigned status, struct MHD_Response *resp)
 {
+    if (r->in_work) { /* deferred work: the answer is queued when the request resumes */
+        http_resume_pending(r, resp ? status : 503,
+                            resp ? resp : http_error_response("unavailable", NULL, "out of memory"));
+        return;
+    }
     if (!resp) { /* out of memory: the connection is closed by MHD */
         r->answered = 1;
         r->status = 500;
@@ -156,9 +161,9 @@ void http_set_pending_error(http_req *r, unsigned status, const char *code, cons
     r->pending_status = status;
 }
 
-static void defer_work(uv_work_t *w)
+static void defer_work(void *arg)
 {
-    http_req *r = w->data;
+    http_req *r = arg;
     store_t s;
     an_err e;
     an_err_clear(&e);
@@ -169,16 +174,18 @@ static void defer_work(uv_work_t *w)
                                e.message);
         return;
     }
+    r->in_work = 1;
     r->work_fn(r, &s);
+    r->in_work = 0;
     store_close(&s);
 }
 
-static void defer_after(uv_work_t *w, int status)
+static void defer_after(void *arg)
 {
-    http_req *r = w->data;
+    http_req *r = arg;
     r->d->inflight_work--;
-    if (status != 0 && !r->pending)
-        r->pending = http_error_response("unavailable", NULL, "the request was cancelled");
+    if (r->loop_fn)
+        r->loop_fn(r);
     if (!r->pending)
         r->pending = http_error_response("internal", NULL, "no answer was produced");
     if (!r->pending_status)
@@ -190,17 +197,31 @@ static void defer_after(uv_work_t *w, int status)
     daemon_pump(r->d);
 }
 
-void http_defer(http_req *r, void (*fn)(http_req *r, struct store_t *s))
+/* Runs fn on queue q's threads; a full queue answers 503 at once. */
+static void defer_on(http_req *r, workq *q, void (*fn)(http_req *r, struct store_t *s))
 {
     r->work_fn = fn;
-    r->work.data = r;
     http_suspend(r);
-    if (uv_queue_work(&r->d->loop, &r->work, defer_work, defer_after) != 0) {
-        http_resume_with(r, 503, http_error_response("unavailable", NULL,
-                                                     "the work queue is not available"));
+    int rc = workq_push(q, defer_work, defer_after, r);
+    if (rc) {
+        char msg[160];
+        snprintf(msg, sizeof msg, rc == -EAGAIN ? "the daemon is busy: %d %s requests are "
+                 "waiting already; try again shortly" : "out of memory queueing the request (%d %s)",
+                 q->max_depth, q->name);
+        http_resume_with(r, 503, http_error_response("unavailable", NULL, msg));
         return;
     }
     r->d->inflight_work++;
+}
+
+void http_defer(http_req *r, void (*fn)(http_req *r, struct store_t *s))
+{
+    defer_on(r, &r->d->quick, fn);
+}
+
+void http_defer_slow(http_req *r, void (*fn)(http_req *r, struct store_t *s))
+{
+    defer_on(r, &r->d->slow, fn);
 }
 
 const char *http_query(http_req *r, const char *key)

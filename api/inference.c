@@ -205,7 +205,7 @@ void api_jobs_weights(http_req *r)
     r->ctx_free = free;
     if (http_query_int(r, "step", 0, INT64_MAX / 2, -1, step))
         return;
-    http_defer(r, weights_work);
+    http_defer_slow(r, weights_work);
 }
 
 typedef struct predict_in {
@@ -355,5 +355,5 @@ void api_jobs_predict(http_req *r)
         }
     }
     cJSON_Delete(body);
-    http_defer(r, predict_work);
+    http_defer_slow(r, predict_work);
 }

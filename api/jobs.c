@@ -33,7 +33,7 @@ static int64_t csv_rows(const char *s, size_t len)
 
 /* Training samples the job will see, for the stored total_steps of an epoch-based run (the
  * worker's train state has the exact figure and reports it with progress). */
-static int64_t samples_of(daemon_t *d, const job_spec *s)
+static int64_t samples_of(store_t *st, const job_spec *s)
 {
     int64_t n = 0;
     switch (s->data.type) {
@@ -55,7 +55,7 @@ static int64_t samples_of(daemon_t *d, const job_spec *s)
         store_dataset ds;
         memset(&ds, 0, sizeof ds);
         const char *ref = s->data.dataset_id[0] ? s->data.dataset_id : s->data.name;
-        if (store_dataset_get(&d->store, ref, &ds, NULL) == 0)
+        if (store_dataset_get(st, ref, &ds, NULL) == 0)
             n = ds.rows;
         store_dataset_free(&ds);
         break;
@@ -68,7 +68,7 @@ static int64_t samples_of(daemon_t *d, const job_spec *s)
 
 /* Answers 422 naming `model` when the job is estimated to need more memory than
  * --max-job-memory allows (0 = no cap); returns 1 then. */
-static int over_memory_cap(http_req *r, const job_spec *spec)
+static int over_memory_cap(http_req *r, store_t *st, const job_spec *spec)
 {
     daemon_t *d = r->d;
     uint64_t cap = d->opts->max_job_memory;
@@ -79,7 +79,7 @@ static int over_memory_cap(http_req *r, const job_spec *spec)
         store_dataset ds;
         memset(&ds, 0, sizeof ds);
         const char *ref = spec->data.dataset_id[0] ? spec->data.dataset_id : spec->data.name;
-        if (store_dataset_get(&d->store, ref, &ds, NULL) == 0)
+        if (store_dataset_get(st, ref, &ds, NULL) == 0)
             rows = ds.rows;
         store_dataset_free(&ds);
     }
@@ -158,14 +158,10 @@ static int stored_spec_fails(http_req *r, const char *text)
     return 1;
 }
 
-void api_jobs_create(http_req *r)
+/* Checks and stores a new job on a queue thread (a spec can be megabytes of inline data);
+ * create_done queues it on the loop thread. */
+static void create_work(http_req *r, store_t *st)
 {
-    daemon_t *d = r->d;
-    if (!r->body || r->len == 0) {
-        http_error(r, 400, "invalid_argument", "body",
-                   "a job spec (JSON object) was expected, got an empty body");
-        return;
-    }
     job_spec spec;
     an_err e;
     an_err_clear(&e);
@@ -200,7 +196,7 @@ void api_jobs_create(http_req *r)
         dataset_ref = spec.data.dataset_id[0] ? spec.data.dataset_id : spec.data.name;
         store_dataset ds;
         memset(&ds, 0, sizeof ds);
-        if (store_dataset_get(&d->store, dataset_ref, &ds, NULL) != 0) {
+        if (store_dataset_get(st, dataset_ref, &ds, NULL) != 0) {
             http_error(r, 422, "unprocessable", spec.data.dataset_id[0] ? "data.id" : "data.name",
                        "no uploaded data set '%s' (POST /v1/datasets?name=… first)", dataset_ref);
             job_spec_free(&spec);
@@ -208,7 +204,7 @@ void api_jobs_create(http_req *r)
         }
         store_dataset_free(&ds);
     }
-    if (over_memory_cap(r, &spec) || queue_full(r)) {
+    if (over_memory_cap(r, st, &spec)) {
         job_spec_free(&spec);
         return;
     }
@@ -216,7 +212,7 @@ void api_jobs_create(http_req *r)
     if (spec.resume_job[0]) {
         store_job src;
         memset(&src, 0, sizeof src);
-        if (store_job_get(&d->store, spec.resume_job, &src, NULL) != 0) {
+        if (store_job_get(st, spec.resume_job, &src, NULL) != 0) {
             http_error(r, 422, "unprocessable", "resume_from.job", "no job with id '%s'",
                        spec.resume_job);
             job_spec_free(&spec);
@@ -241,7 +237,7 @@ void api_jobs_create(http_req *r)
         return;
     }
     char *warn_text = cJSON_PrintUnformatted(spec.warnings);
-    int64_t total = spec.steps > 0 ? spec.steps : job_spec_total_steps(&spec, samples_of(d, &spec));
+    int64_t total = spec.steps > 0 ? spec.steps : job_spec_total_steps(&spec, samples_of(st, &spec));
     store_job_new in = {
         .name = spec.name,
         .spec_json = spec_text,
@@ -251,51 +247,170 @@ void api_jobs_create(http_req *r)
         .resume_from_json = resume_json,
     };
     char id[STORE_ID_LEN];
-    int rc = spec_text ? store_job_create(&d->store, &in, id, &e) : -ENOMEM;
+    int rc = spec_text ? store_job_create(st, &in, id, &e) : -ENOMEM;
     cJSON_free(spec_text);
     cJSON_free(warn_text);
     cJSON_free(resume_json);
     job_spec_free(&spec);
     if (rc) {
         const char *code;
-        unsigned st = http_status_of_store(rc, &code);
-        http_error(r, st, code, NULL, "the job could not be stored: %s", e.message);
+        unsigned status = http_status_of_store(rc, &code);
+        http_error(r, status, code, NULL, "the job could not be stored: %s", e.message);
         return;
     }
     /* The answer shows the job as stored (queued), before a worker can take it. */
     store_job row;
     memset(&row, 0, sizeof row);
-    if (store_job_get(&d->store, id, &row, &e) != 0) {
+    if (store_job_get(st, id, &row, &e) != 0) {
         http_error(r, 500, "internal", NULL, "%s", e.message);
         return;
     }
-    struct MHD_Response *resp = http_json_response(jobs_to_json(&d->jobs, &row));
-    if (resp) {
-        char loc[64];
-        snprintf(loc, sizeof loc, "/v1/jobs/%s", id);
-        MHD_add_response_header(resp, "Location", loc);
+    struct MHD_Response *resp = http_json_response(store_job_to_json(&row));
+    store_job_free(&row);
+    if (!resp) {
+        an_err ignored;
+        store_job_set_state(st, id, STORE_MASK(STORE_QUEUED), STORE_CANCELLED, NULL, NULL,
+                            &ignored);
+        store_job_delete(st, id, &ignored);
+        http_error(r, 503, "unavailable", NULL, "out of memory answering; nothing was stored");
+        return;
     }
+    char loc[64];
+    snprintf(loc, sizeof loc, "/v1/jobs/%s", id);
+    MHD_add_response_header(resp, "Location", loc);
+    snprintf(r->work_id, sizeof r->work_id, "%s", id);
+    http_queue(r, 201, resp);
+}
+
+/* Loop thread, after create_work: a stored job joins the queue. */
+static void create_done(http_req *r)
+{
+    daemon_t *d = r->d;
+    if (!r->work_id[0] || r->pending_status != 201)
+        return;
+    const char *id = r->work_id;
+    if (d->phase != PHASE_SERVING) /* stopping: it stays queued in the store for the restart */
+        return;
     if (jobs_enqueue(&d->jobs, id) != 0) {
         /* Stored but not queued, it would wait for a restart: take it back and say so. */
-        if (resp)
-            MHD_destroy_response(resp);
-        store_job_free(&row);
         an_err ignored;
         store_job_set_state(&d->store, id, STORE_MASK(STORE_QUEUED), STORE_CANCELLED, NULL,
                             NULL, &ignored);
         store_job_delete(&d->store, id, &ignored);
-        http_error(r, 503, "unavailable", NULL,
-                   "the job could not be queued (out of memory); nothing was stored, try again");
+        http_resume_pending(r, 503, http_error_response("unavailable", NULL,
+                            "the job could not be queued (out of memory); nothing was stored, "
+                            "try again"));
         return;
     }
     jobs_emit_state(&d->jobs, id, "queued", NULL);
+}
+
+void api_jobs_create(http_req *r)
+{
+    if (!r->body || r->len == 0) {
+        http_error(r, 400, "invalid_argument", "body",
+                   "a job spec (JSON object) was expected, got an empty body");
+        return;
+    }
+    if (queue_full(r))
+        return;
+    r->loop_fn = create_done;
+    http_defer(r, create_work);
+}
+
+/* A list or one job, made on a queue thread: the store read, every spec parsed and the
+ * answer printed off the loop (a list of large specs takes a while), with the manager's
+ * overlay copied on the loop before. */
+typedef struct list_q {
+    int64_t limit, offset;
+    unsigned mask;
+    job_overlay ov;
+} list_q;
+
+static void list_q_free(void *p)
+{
+    list_q *q = p;
+    if (q)
+        jobs_overlay_free(&q->ov);
+    free(q);
+}
+
+static void list_work(http_req *r, store_t *s)
+{
+    list_q *q = r->ctx;
+    store_job *jobs = NULL;
+    size_t n = 0;
+    int64_t total = 0;
+    an_err e;
+    int rc = store_job_list(s, q->mask, q->limit, q->offset, &jobs, &n, &total, &e);
+    if (rc) {
+        const char *code;
+        unsigned st = http_status_of_store(rc, &code);
+        http_set_pending_error(r, st, code, NULL, "%s", e.message);
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON *arr = cJSON_AddArrayToObject(o, "jobs");
+    int ok = arr != NULL;
+    for (size_t i = 0; ok && i < n; i++) {
+        cJSON *j = jobs_to_json_overlay(&q->ov, &jobs[i]);
+        ok = j && cJSON_AddItemToArray(arr, j);
+        if (!ok)
+            cJSON_Delete(j);
+    }
+    ok = ok && cJSON_AddNumberToObject(o, "total", (double)total);
+    store_job_list_free(jobs, n);
+    if (!ok) {
+        cJSON_Delete(o);
+        http_set_pending_error(r, 503, "unavailable", NULL, "out of memory listing %zu jobs", n);
+        return;
+    }
+    http_set_pending_json(r, 200, o);
+    if (!r->pending)
+        http_set_pending_error(r, 503, "unavailable", NULL, "out of memory printing the list");
+}
+
+static void get_work(http_req *r, store_t *s)
+{
+    list_q *q = r->ctx;
+    const char *id = r->m.params[0];
+    store_job row;
+    memset(&row, 0, sizeof row);
+    an_err e;
+    int rc = store_job_get(s, id, &row, &e);
+    if (rc == -ENOENT) {
+        http_set_pending_error(r, 404, "not_found", "id", "no job with id '%.64s'", id);
+        return;
+    }
+    if (rc) {
+        const char *code;
+        unsigned st = http_status_of_store(rc, &code);
+        http_set_pending_error(r, st, code, NULL, "%s", e.message);
+        return;
+    }
+    http_set_pending_json(r, 200, jobs_to_json_overlay(&q->ov, &row));
     store_job_free(&row);
-    http_queue(r, 201, resp);
+    if (!r->pending)
+        http_set_pending_error(r, 503, "unavailable", NULL, "out of memory printing the job");
+}
+
+/* A list_q with the overlay, as the request's context; answers 503 and returns NULL when
+ * out of memory. */
+static list_q *new_list_q(http_req *r)
+{
+    list_q *q = calloc(1, sizeof *q);
+    if (!q || jobs_overlay_capture(&r->d->jobs, &q->ov) != 0) {
+        free(q);
+        http_error(r, 503, "unavailable", NULL, "out of memory");
+        return NULL;
+    }
+    r->ctx = q;
+    r->ctx_free = list_q_free;
+    return q;
 }
 
 void api_jobs_list(http_req *r)
 {
-    daemon_t *d = r->d;
     int64_t limit, offset;
     if (http_query_int(r, "limit", 1, 1000, 50, &limit) ||
         http_query_int(r, "offset", 0, INT64_MAX / 2, 0, &offset))
@@ -319,46 +434,19 @@ void api_jobs_list(http_req *r)
             mask |= STORE_MASK(s);
         }
     }
-    store_job *jobs = NULL;
-    size_t n = 0;
-    int64_t total = 0;
-    an_err e;
-    int rc = store_job_list(&d->store, mask, limit, offset, &jobs, &n, &total, &e);
-    if (rc) {
-        const char *code;
-        unsigned s = http_status_of_store(rc, &code);
-        http_error(r, s, code, NULL, "%s", e.message);
+    list_q *q = new_list_q(r);
+    if (!q)
         return;
-    }
-    cJSON *o = cJSON_CreateObject();
-    cJSON *arr = cJSON_AddArrayToObject(o, "jobs");
-    for (size_t i = 0; i < n; i++)
-        cJSON_AddItemToArray(arr, jobs_to_json(&d->jobs, &jobs[i]));
-    cJSON_AddNumberToObject(o, "total", (double)total);
-    store_job_list_free(jobs, n);
-    http_reply_json(r, 200, o);
+    q->limit = limit;
+    q->offset = offset;
+    q->mask = mask;
+    http_defer(r, list_work);
 }
 
 void api_jobs_get(http_req *r)
 {
-    daemon_t *d = r->d;
-    const char *id = r->m.params[0];
-    store_job row;
-    memset(&row, 0, sizeof row);
-    an_err e;
-    int rc = store_job_get(&d->store, id, &row, &e);
-    if (rc == -ENOENT) {
-        http_error(r, 404, "not_found", "id", "no job with id '%.64s'", id);
-        return;
-    }
-    if (rc) {
-        const char *code;
-        unsigned s = http_status_of_store(rc, &code);
-        http_error(r, s, code, NULL, "%s", e.message);
-        return;
-    }
-    http_reply_json(r, 200, jobs_to_json(&d->jobs, &row));
-    store_job_free(&row);
+    if (new_list_q(r))
+        http_defer(r, get_work);
 }
 
 void api_jobs_pause(http_req *r)

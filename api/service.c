@@ -112,6 +112,38 @@ void api_prometheus(http_req *r)
                   "# TYPE anneald_checkpoint_seconds_total counter\n"
                   "anneald_checkpoint_seconds_total %.6f\n",
               (double)atomic_load(&d->jobs.ckpt_usec) * 1e-6);
+    tb_printf(&b, "# HELP anneald_loop_longest_turn_seconds Longest turn of the event loop since "
+                  "start (its callbacks, not the wait for events).\n"
+                  "# TYPE anneald_loop_longest_turn_seconds gauge\n"
+                  "anneald_loop_longest_turn_seconds %.6f\n"
+                  "# HELP anneald_loop_longest_turn_cpu_seconds Longest turn of the event loop in "
+                  "the loop thread's CPU time.\n"
+                  "# TYPE anneald_loop_longest_turn_cpu_seconds gauge\n"
+                  "anneald_loop_longest_turn_cpu_seconds %.6f\n"
+                  "# HELP anneald_loop_turns_total Turns of the event loop.\n"
+                  "# TYPE anneald_loop_turns_total counter\nanneald_loop_turns_total %" PRIu64 "\n",
+              (double)d->longest_turn_ns * 1e-9, (double)d->longest_turn_cpu_ns * 1e-9, d->turns);
+    workq *qs[2] = {&d->quick, &d->slow};
+    tb_printf(&b, "# HELP anneald_work_queue_depth Deferred requests waiting, by queue.\n"
+                  "# TYPE anneald_work_queue_depth gauge\n");
+    int waiting[2], running[2], peak[2];
+    for (int k = 0; k < 2; k++) {
+        workq_depths(qs[k], &waiting[k], &running[k], &peak[k]);
+        tb_printf(&b, "anneald_work_queue_depth{queue=\"%s\"} %d\n", qs[k]->name, waiting[k]);
+    }
+    tb_printf(&b, "# HELP anneald_work_queue_running Deferred requests being worked on, by "
+                  "queue.\n# TYPE anneald_work_queue_running gauge\n");
+    for (int k = 0; k < 2; k++)
+        tb_printf(&b, "anneald_work_queue_running{queue=\"%s\"} %d\n", qs[k]->name, running[k]);
+    tb_printf(&b, "# HELP anneald_work_queue_peak_depth Deepest each queue has been.\n"
+                  "# TYPE anneald_work_queue_peak_depth gauge\n");
+    for (int k = 0; k < 2; k++)
+        tb_printf(&b, "anneald_work_queue_peak_depth{queue=\"%s\"} %d\n", qs[k]->name, peak[k]);
+    tb_printf(&b, "# HELP anneald_work_queue_rejected_total Requests refused (503) because their "
+                  "queue was full.\n# TYPE anneald_work_queue_rejected_total counter\n");
+    for (int k = 0; k < 2; k++)
+        tb_printf(&b, "anneald_work_queue_rejected_total{queue=\"%s\"} %" PRIu64 "\n",
+                  qs[k]->name, (uint64_t)atomic_load(&qs[k]->rejected));
     int64_t size = 0;
     store_size(&d->store, &size, NULL);
     tb_printf(&b, "# HELP anneald_store_bytes Size of the SQLite store.\n"

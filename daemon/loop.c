@@ -88,6 +88,40 @@ static void on_wake(uv_async_t *a)
     daemon_pump(d);
 }
 
+static uint64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Runs before every poll: the time since the previous one, less the time spent waiting in
+ * poll, is the work of one turn of the loop (every callback it ran). */
+static void on_turn_end(uv_prepare_t *h)
+{
+    daemon_t *d = h->data;
+    uint64_t now = uv_hrtime(), idle = uv_metrics_idle_time(&d->loop), cpu = thread_cpu_ns();
+    if (d->turn_mark_ns) {
+        uint64_t wall = now - d->turn_mark_ns, waited = idle - d->turn_idle_ns;
+        uint64_t busy = wall > waited ? wall - waited : 0;
+        if (busy > d->longest_turn_ns)
+            d->longest_turn_ns = busy;
+        if (cpu - d->turn_cpu_ns > d->longest_turn_cpu_ns)
+            d->longest_turn_cpu_ns = cpu - d->turn_cpu_ns;
+        d->turns++;
+    }
+    d->turn_mark_ns = now;
+    d->turn_idle_ns = idle;
+    d->turn_cpu_ns = cpu;
+}
+
+static void on_work_done(uv_async_t *a)
+{
+    daemon_t *d = a->data;
+    workq_complete(&d->quick);
+    workq_complete(&d->slow);
+}
+
 static void close_handle(uv_handle_t *h, void *arg)
 {
     (void)arg;
@@ -116,6 +150,8 @@ static void drain_step(daemon_t *d)
     MHD_stop_daemon(d->mhd);
     d->mhd = NULL;
     workers_stop(&d->pool);
+    workq_stop(&d->quick);
+    workq_stop(&d->slow);
     uv_walk(&d->loop, close_handle, NULL);
 }
 
@@ -212,6 +248,17 @@ int daemon_run(const daemon_opts *opts)
     }
     uv_async_init(&d->loop, &d->wake, on_wake);
     d->wake.data = d;
+    uv_loop_configure(&d->loop, UV_METRICS_IDLE_TIME);
+    uv_prepare_init(&d->loop, &d->turn_end);
+    d->turn_end.data = d;
+    uv_prepare_start(&d->turn_end, on_turn_end);
+    uv_async_init(&d->loop, &d->work_done, on_work_done);
+    d->work_done.data = d;
+    if (workq_init(&d->quick, "quick", QUICK_THREADS, QUICK_DEPTH, &d->work_done) ||
+        workq_init(&d->slow, "slow", SLOW_THREADS, SLOW_DEPTH, &d->work_done)) {
+        fprintf(stderr, "anneald: cannot start the request threads\n");
+        return 1;
+    }
 
     struct sockaddr_storage ss;
     unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;

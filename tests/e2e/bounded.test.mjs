@@ -345,3 +345,58 @@ test('SIGTERM ends an in-flight stream visibly truncated, within the stop deadli
     assert.ok(Date.now() - t0 < 15000, 'the daemon stopped within its deadline');
   });
 });
+
+test('the loop stays responsive under lists of large jobs: longest turn < 50 ms', async () => {
+  await withDaemon({args: ['--max-body-json', '4194304', '--workers', '1']}, async (d) => {
+    // Ten jobs of ~1 MB inline data each.
+    const rows = 12000;
+    const x = [], y = [];
+    for (let i = 0; i < rows; i++) {
+      const r = [];
+      for (let k = 0; k < 8; k++) r.push(Number(((i * 7 + k * 13) % 97 / 97).toFixed(6)));
+      x.push(r);
+      y.push([r[0] - r[1]]);
+    }
+    const spec = tutorialJob({
+      model: {type: 'linear', inputs: 8, outputs: 1}, loss: 'mse',
+      data: {type: 'inline', x, y}, steps: 1, checkpoint: {every_steps: 1, keep_last: 1},
+    });
+    assert.ok(JSON.stringify(spec).length > 900000);
+    const ids = await Promise.all(Array.from({length: 10}, async () => {
+      const r = await api(d.url, 'POST', '/v1/jobs', spec);
+      assert.equal(r.status, 201, r.text.slice(0, 300));
+      return r.json.id;
+    }));
+    for (const id of ids) await waitJob(d.url, id, (j) => j.state === 'completed');
+
+    let stop = false;
+    const health = (async () => {
+      let n = 0;
+      while (!stop) {
+        const h = await api(d.url, 'GET', '/healthz');
+        assert.equal(h.status, 200);
+        n++;
+        await sleep(10);
+      }
+      return n;
+    })();
+    for (let round = 0; round < 2; round++) {
+      const lists = await Promise.all(Array.from({length: 8}, () => api(d.url, 'GET', '/v1/jobs?limit=1000')));
+      for (const l of lists) {
+        assert.equal(l.status, 200);
+        assert.equal(l.json.jobs.length, 10);
+        assert.equal(l.json.jobs[0].spec.data.x.length, rows);
+      }
+    }
+    stop = true;
+    assert.ok(await health > 0, '/healthz answered while the lists were made');
+    const m = await exposition(d.url);
+    assert.ok(m.anneald_loop_turns_total > 0);
+    assert.ok(m.anneald_loop_longest_turn_seconds > 0);
+    assert.ok(m.anneald_loop_longest_turn_cpu_seconds < 0.05,
+      `longest loop turn ${m.anneald_loop_longest_turn_cpu_seconds} s of CPU (wall ${m.anneald_loop_longest_turn_seconds} s)`);
+    const r = await api(d.url, 'GET', '/metrics');
+    assert.match(r.text, /anneald_work_queue_depth\{queue="quick"\} \d+/);
+    assert.match(r.text, /anneald_work_queue_depth\{queue="slow"\} \d+/);
+  });
+});
