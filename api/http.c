@@ -392,6 +392,7 @@ static int first_call(http_req *r)
         }
     }
     const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Length");
+    unsigned long long declared = r->limit;
     if (cl) {
         char *end = NULL;
         unsigned long long v = strtoull(cl, &end, 10);
@@ -400,7 +401,19 @@ static int first_call(http_req *r)
                        "the body is %llu bytes; this endpoint takes at most %zu", v, r->limit);
             return 1;
         }
+        if (end != cl)
+            declared = v;
     }
+    /* An upload is held in memory while it is checked: admitted against the daemon's memory
+     * budget first (the declared size, or the limit when it is not declared). */
+    if (r->m.route->body == BODY_CSV && budget_try(&d->mem, declared) != 0) {
+        http_error(r, 503, "unavailable", NULL,
+                   "the daemon's memory budget (--max-memory) cannot take a %llu-byte upload "
+                   "now; try again when jobs or requests have finished", declared);
+        return 1;
+    }
+    if (r->m.route->body == BODY_CSV)
+        r->mem_charge = declared;
     return 0;
 }
 
@@ -506,6 +519,8 @@ void http_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         d->http_by_code[r->status]++;
     if (r->pending)
         MHD_destroy_response(r->pending);
+    if (r->mem_charge)
+        budget_release(&d->mem, r->mem_charge);
     if (r->ctx_free)
         r->ctx_free(r->ctx);
     free(r->body);

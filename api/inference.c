@@ -69,6 +69,8 @@ static model_ref *load_model(http_req *r, store_t *s, const char *id, int64_t st
     store_job_free(&row);
     if (rc == -ENOENT)
         http_set_pending_error(r, 404, "not_found", "step", "%s", e.message);
+    else if (rc == -EAGAIN)
+        http_set_pending_error(r, 503, "unavailable", NULL, "%s", e.message);
     else if (rc == -ENOMEM)
         http_set_pending_error(r, 503, "unavailable", NULL, "out of memory loading the model: %s",
                                e.message);

@@ -67,13 +67,16 @@ static int64_t samples_of(store_t *st, const job_spec *s)
 }
 
 /* Answers 422 naming `model` when the job is estimated to need more memory than
- * --max-job-memory allows (0 = no cap); returns 1 then. */
+ * --max-job-memory allows (0 = no cap), or more than the whole --max-memory budget with its
+ * checkpoint copies (it could never be admitted); returns 1 then. */
 static int over_memory_cap(http_req *r, store_t *st, const job_spec *spec)
 {
     daemon_t *d = r->d;
     uint64_t cap = d->opts->max_job_memory;
-    if (cap == 0)
+    if (cap == 0 && d->opts->max_memory == 0)
         return 0;
+    if (cap == 0)
+        cap = UINT64_MAX;
     int64_t rows = -1;
     if (spec->data.type == DATA_DATASET) {
         store_dataset ds;
@@ -85,8 +88,19 @@ static int over_memory_cap(http_req *r, store_t *st, const job_spec *spec)
     }
     mem_estimate m;
     job_spec_memory(spec, rows, &m);
-    if (m.total <= cap)
+    uint64_t budget = d->opts->max_memory, charge = budget_job_charge(&m);
+    if (m.total <= cap && (budget == 0 || charge <= budget))
         return 0;
+    if (m.total <= cap) {
+        char est[400], bt[32], ct[32];
+        http_error(r, 422, "unprocessable", "model",
+                   "this job needs %s with up to %d checkpoint copies in flight, %s, more than "
+                   "the daemon's whole %s memory budget (--max-memory): it could never run; "
+                   "make the model, the batch or the data smaller",
+                   mem_bytes_text(charge, ct, sizeof ct), BUDGET_CKPT_COPIES,
+                   mem_estimate_text(&m, est, sizeof est), mem_bytes_text(budget, bt, sizeof bt));
+        return 1;
+    }
     char est[400], capt[32];
     http_error(r, 422, "unprocessable", "model",
                "this job needs %s, over the %s cap (--max-job-memory); make the model, the "

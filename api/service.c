@@ -144,6 +144,19 @@ void api_prometheus(http_req *r)
     for (int k = 0; k < 2; k++)
         tb_printf(&b, "anneald_work_queue_rejected_total{queue=\"%s\"} %" PRIu64 "\n",
                   qs[k]->name, (uint64_t)atomic_load(&qs[k]->rejected));
+    uv_mutex_lock(&d->mem.mu);
+    uint64_t mem_used = d->mem.used, mem_refused = d->mem.refused;
+    uv_mutex_unlock(&d->mem.mu);
+    tb_printf(&b, "# HELP anneald_memory_budget_bytes The daemon's memory budget (--max-memory; 0 "
+                  "= none).\n# TYPE anneald_memory_budget_bytes gauge\n"
+                  "anneald_memory_budget_bytes %" PRIu64 "\n"
+                  "# HELP anneald_memory_reserved_bytes Memory reserved now by running jobs, "
+                  "loaded models and uploads.\n# TYPE anneald_memory_reserved_bytes gauge\n"
+                  "anneald_memory_reserved_bytes %" PRIu64 "\n"
+                  "# HELP anneald_memory_refused_total Reservations refused (a job waited or a "
+                  "request got 503).\n# TYPE anneald_memory_refused_total counter\n"
+                  "anneald_memory_refused_total %" PRIu64 "\n",
+              d->mem.cap, mem_used, mem_refused);
     int64_t size = 0;
     store_size(&d->store, &size, NULL);
     tb_printf(&b, "# HELP anneald_store_bytes Size of the SQLite store.\n"

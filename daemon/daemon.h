@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "api/sse.h"
+#include "daemon/budget.h"
 #include "daemon/jobs.h"
 #include "daemon/loader.h"
 #include "daemon/options.h"
@@ -61,6 +62,7 @@ typedef struct daemon {
     worker_pool pool;
     sse_hub hub;
     model_cache models;            /* trained models for weights and predict (any thread) */
+    membudget mem;                 /* --max-memory: jobs, models and uploads (any thread) */
 
     /* Deferred work and the loop's turns (loop thread) */
     workq quick, slow;

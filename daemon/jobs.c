@@ -365,6 +365,8 @@ static void overlay_apply(cJSON *o, const store_job *row, const job_overlay_item
         cJSON_ReplaceItemInObject(o, "error", it->fix_error[0] ? cJSON_CreateString(it->fix_error)
                                                               : cJSON_CreateNull());
     }
+    if (it->has_snap && row->state == STORE_QUEUED && it->snap.wait_reason[0])
+        cJSON_AddStringToObject(o, "queue_reason", it->snap.wait_reason);
     if (it->has_snap && row->state == STORE_RUNNING) {
         const job_snap *s = &it->snap;
         if (s->started && s->step > row->step) {

@@ -54,6 +54,7 @@ typedef struct job_snap {
                                     full disk) */
     int unsaved;                 /* the store refused the final state (e.g. a full disk): the
                                     loop thread records it later (jobs_settle) */
+    char wait_reason[400];       /* why a taken job still waits (memory); "" = it does not */
 } job_snap;
 
 /* A final state the store could not take yet; retried by jobs_settle (loop thread). */

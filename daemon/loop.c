@@ -242,12 +242,14 @@ int daemon_run(const daemon_opts *opts)
     clock_gettime(CLOCK_REALTIME, &wall);
     uint64_t first_id = ((uint64_t)wall.tv_sec * 1000 + (uint64_t)(wall.tv_nsec / 1000000)) * 1000;
     if (sse_hub_init(&d->hub, 8192, first_id) || jobs_init(&d->jobs, d) ||
-        model_cache_init(&d->models, MODEL_CACHE_BYTES)) {
+        model_cache_init(&d->models, MODEL_CACHE_BYTES) ||
+        budget_init(&d->mem, opts->max_memory)) {
         fprintf(stderr, "anneald: out of memory\n");
         return 1;
     }
     uv_async_init(&d->loop, &d->wake, on_wake);
     d->wake.data = d;
+    d->models.budget = opts->max_memory ? &d->mem : NULL;
     uv_loop_configure(&d->loop, UV_METRICS_IDLE_TIME);
     uv_prepare_init(&d->loop, &d->turn_end);
     d->turn_end.data = d;
@@ -327,6 +329,7 @@ int daemon_run(const daemon_opts *opts)
     jobs_close(&d->jobs);
     sse_hub_close(&d->hub);
     model_cache_free(&d->models);
+    budget_free(&d->mem);
     store_maintain(&d->store, NULL);
     store_close(&d->store);
     daemon_log(LOG_INFO, "stopped");

@@ -515,8 +515,96 @@ static int prepare(wctx *w, const store_job *row, job_spec *spec, train **out, a
     return 0;
 }
 
+/* Admits the job against the daemon's memory budget, waiting (queued, with the reason on
+ * the job) while it does not fit. 0 with *charge reserved; 1 when a pause, cancel or stop
+ * came first (the job is left as that asks); -1 when it could never fit (failed). A spec
+ * that does not parse is admitted for nothing: prepare reports it. */
+static int admit(wctx *w, uint64_t *charge)
+{
+    job_run *run = w->run;
+    membudget *b = &w->jobs->d->mem;
+    *charge = 0;
+    if (b->cap == 0)
+        return 0;
+    an_err e;
+    store_job row;
+    memset(&row, 0, sizeof row);
+    job_spec spec;
+    if (store_job_get(&w->store, run->id, &row, &e) != 0 || loader_spec(&row, &spec, &e) != 0) {
+        store_job_free(&row);
+        return 0;
+    }
+    store_job_free(&row);
+    int64_t rows = -1;
+    if (spec.data.type == DATA_DATASET) {
+        store_dataset ds;
+        memset(&ds, 0, sizeof ds);
+        const char *ref = spec.data.dataset_id[0] ? spec.data.dataset_id : spec.data.name;
+        if (store_dataset_get(&w->store, ref, &ds, NULL) == 0)
+            rows = ds.rows;
+        store_dataset_free(&ds);
+    }
+    mem_estimate m;
+    job_spec_memory(&spec, rows, &m);
+    job_spec_free(&spec);
+    uint64_t need = budget_job_charge(&m);
+    char why[400];
+    if (need > b->cap) {
+        char t_need[32], t_cap[32];
+        snprintf(why, sizeof why, "the job needs %s with its checkpoint copies, more than the "
+                 "whole %s budget (--max-memory)", mem_bytes_text(need, t_need, sizeof t_need),
+                 mem_bytes_text(b->cap, t_cap, sizeof t_cap));
+        daemon_log(LOG_WARN, "job %s failed: %s", run->id, why);
+        finish(w, STORE_FAILED, why);
+        return -1;
+    }
+    if (budget_try(b, need) == 0) {
+        *charge = need;
+        return 0;
+    }
+    budget_wait_text(b, need, &m, why, sizeof why);
+    daemon_log(LOG_INFO, "job %s %s", run->id, why);
+    uv_mutex_lock(&run->mu);
+    snprintf(run->snap.wait_reason, sizeof run->snap.wait_reason, "%s", why);
+    uv_mutex_unlock(&run->mu);
+    jobs_wake(w->jobs);
+    int stop = STOP_NONE, got = 0;
+    uv_mutex_lock(&b->mu);
+    while (!got && (stop = atomic_load(&run->stop)) == STOP_NONE) {
+        if (b->used <= b->cap - need) {
+            b->used += need;
+            got = 1;
+        } else {
+            uv_cond_timedwait(&b->cond, &b->mu, 200u * 1000000u);
+        }
+    }
+    uv_mutex_unlock(&b->mu);
+    uv_mutex_lock(&run->mu);
+    run->snap.wait_reason[0] = '\0';
+    uv_mutex_unlock(&run->mu);
+    if (got) {
+        *charge = need;
+        return 0;
+    }
+    finish(w, stop == STOP_CANCEL ? STORE_CANCELLED : stop == STOP_PAUSE ? STORE_PAUSED
+                                                                         : STORE_QUEUED, NULL);
+    return 1;
+}
+
+static void run_admitted(wctx *w);
+
 static void run_job(wctx *w)
 {
+    uint64_t charge = 0;
+    if (admit(w, &charge) != 0)
+        return;
+    run_admitted(w);
+    budget_release(&w->jobs->d->mem, charge);
+}
+
+static void run_admitted(wctx *w)
+{
+
     job_run *run = w->run;
     an_err e;
     an_err_clear(&e);

@@ -400,3 +400,45 @@ test('the loop stays responsive under lists of large jobs: longest turn < 50 ms'
     assert.match(r.text, /anneald_work_queue_depth\{queue="slow"\} \d+/);
   });
 });
+
+// An MLP with SGD of about 2.1M parameters: ~42 MiB charged (8 B a parameter steady, 12 for
+// checkpoint copies), so two of them do not fit a 64 MiB budget together.
+function bigJob(hidden, over = {}) {
+  return tutorialJob({
+    name: 'big', model: {type: 'mlp', inputs: 1024, hidden, outputs: 1},
+    data: {type: 'synthetic', task: 'regression', samples: 64, features: 1024},
+    steps: 100000000, checkpoint: {every_steps: 1000000, keep_last: 1},
+    ds_config: {train_batch_size: 8, optimizer: {type: 'SGD', params: {lr: 1e-6}}},
+    ...over,
+  });
+}
+
+test('one memory budget: a job that does not fit waits queued with the reason, one that never fits is 422', async () => {
+  await withDaemon({args: ['--max-memory', '64M', '--workers', '2']}, async (d) => {
+    const never = await api(d.url, 'POST', '/v1/jobs', bigJob([4096, 1024]));
+    assert.equal(never.status, 422, never.text);
+    assert.equal(never.json.error.field, 'model');
+    assert.match(never.json.error.message, /--max-memory/);
+    assert.match(never.json.error.message, /parameters .*gradients/);
+    const a = await api(d.url, 'POST', '/v1/jobs', bigJob([2048]));
+    assert.equal(a.status, 201, a.text);
+    await waitJob(d.url, a.json.id, (j) => j.state === 'running');
+    const b = await api(d.url, 'POST', '/v1/jobs', bigJob([2048]));
+    assert.equal(b.status, 201, b.text);
+    const waiting = await waitJob(d.url, b.json.id, (j) => j.state === 'queued' && j.queue_reason);
+    assert.match(waiting.queue_reason, /waiting for memory/);
+    assert.match(waiting.queue_reason, /--max-memory/);
+    const m = await exposition(d.url);
+    assert.equal(m.anneald_memory_budget_bytes, 64 * 1024 * 1024);
+    assert.ok(m.anneald_memory_reserved_bytes > 32 * 1024 * 1024);
+    // A model load that does not fit next to the running job is a 503, not an OOM.
+    assert.equal((await api(d.url, 'POST', `/v1/jobs/${a.json.id}/cancel`)).status, 200);
+    await waitJob(d.url, b.json.id, (j) => j.state === 'running');
+    const again = (await api(d.url, 'GET', `/v1/jobs/${b.json.id}`)).json;
+    assert.equal(again.queue_reason, undefined);
+    assert.equal((await api(d.url, 'POST', `/v1/jobs/${b.json.id}/cancel`)).status, 200);
+    await waitJob(d.url, b.json.id, (j) => j.state === 'cancelled');
+    const after = await exposition(d.url);
+    assert.equal(after.anneald_memory_reserved_bytes, 0, 'every reservation given back');
+  });
+});
