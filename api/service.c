@@ -7,6 +7,7 @@
 
 #include "api/http.h"
 #include "api/routes.h"
+#include "core/memest.h"
 #include "daemon/daemon.h"
 #include "daemon/version.h"
 
@@ -27,8 +28,23 @@ void api_healthz(http_req *r)
         cJSON_AddItemToArray(problems, cJSON_CreateString(msg));
         ok = 0;
     }
+    /* Free disk: a warning from twice --min-free-disk, a problem below it (jobs pause). */
+    cJSON *warnings = cJSON_CreateArray();
+    uint64_t avail = 0, min = d->opts->min_free_disk;
+    if (min > 0 && daemon_free_disk(d->opts->db, &avail) == 0 && avail < 2 * min) {
+        char msg[200], a[32], m[32];
+        snprintf(msg, sizeof msg, "the store's file system has %s free; training pauses below "
+                 "%s (--min-free-disk)", mem_bytes_text(avail, a, sizeof a),
+                 mem_bytes_text(min, m, sizeof m));
+        cJSON_AddItemToArray(avail < min ? problems : warnings, cJSON_CreateString(msg));
+        if (avail < min)
+            ok = 0;
+    }
     cJSON_AddStringToObject(o, "status", ok ? "ok" : "degraded");
     cJSON_AddItemToObject(o, "problems", problems);
+    cJSON_AddItemToObject(o, "warnings", warnings);
+    if (min > 0)
+        cJSON_AddNumberToObject(o, "free_disk_bytes", (double)avail);
     cJSON_AddStringToObject(o, "version", ANNEALD_VERSION);
     cJSON_AddNumberToObject(o, "uptime_s", daemon_now() - d->started);
     cJSON *j = cJSON_AddObjectToObject(o, "jobs");

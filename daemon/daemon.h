@@ -85,6 +85,10 @@ int daemon_run(const daemon_opts *opts);
 /* Runs MHD and re-arms the timer from MHD_get_timeout (loop thread). */
 void daemon_pump(daemon_t *d);
 
+/* Bytes free to unprivileged writers on the file system of the store at `db` (its
+ * directory). 0, or a negative errno. */
+int daemon_free_disk(const char *db, uint64_t *avail);
+
 /* Monotonic seconds. */
 double daemon_now(void);
 

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -86,6 +87,24 @@ static void on_wake(uv_async_t *a)
     daemon_t *d = a->data;
     jobs_poll(&d->jobs);
     daemon_pump(d);
+}
+
+int daemon_free_disk(const char *db, uint64_t *avail)
+{
+    char dir[OPT_PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", db);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    struct statvfs sv;
+    if (statvfs(dir, &sv) != 0)
+        return -errno;
+    *avail = (uint64_t)sv.f_bavail * (uint64_t)sv.f_frsize;
+    return 0;
 }
 
 static uint64_t thread_cpu_ns(void)

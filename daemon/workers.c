@@ -10,6 +10,8 @@
 #include <time.h>
 
 #include "core/config.h"
+#include "core/config_metrics.h"
+#include "core/memest.h"
 #include "core/train.h"
 #include "daemon/daemon.h"
 #include "daemon/jobs.h"
@@ -18,6 +20,7 @@
 #define METRIC_BATCH 4096      /* rows per metrics transaction */
 #define METRIC_FLUSH_S 0.25    /* …or this often */
 #define WAKE_INTERVAL_S 0.05   /* loop wake-ups at most this often */
+#define DISK_CHECK_S 1.0       /* free space of the store checked this often */
 #define CLOCK_EVERY_S 20e-6    /* read the clock about this often… */
 #define CLOCK_STRIDE_MAX 64    /* …but at least every this many steps */
 /* Periodic checkpoints: at most one per CKPT_GAP_S on average, in bursts of up to
@@ -515,6 +518,22 @@ static int prepare(wctx *w, const store_job *row, job_spec *spec, train **out, a
     return 0;
 }
 
+/* 1 with a message when the store's file system has less free space than --min-free-disk:
+ * training pauses (checkpointed, not cut off by a full disk) until there is room again. */
+static int disk_low(wctx *w, char *msg, size_t size)
+{
+    const daemon_opts *o = w->jobs->d->opts;
+    uint64_t avail;
+    if (o->min_free_disk == 0 || daemon_free_disk(o->db, &avail) != 0 || avail >= o->min_free_disk)
+        return 0;
+    char a[32], m[32];
+    snprintf(msg, size, "the store's file system has %s free, less than --min-free-disk %s: "
+             "paused before the disk fills, with every checkpoint and row kept; free some space "
+             "(delete finished jobs) and resume it", mem_bytes_text(avail, a, sizeof a),
+             mem_bytes_text(o->min_free_disk, m, sizeof m));
+    return 1;
+}
+
 /* Admits the job against the daemon's memory budget, waiting (queued, with the reason on
  * the job) while it does not fit. 0 with *charge reserved; 1 when a pause, cancel or stop
  * came first (the job is left as that asks); -1 when it could never fit (failed). A spec
@@ -686,10 +705,28 @@ static void run_admitted(wctx *w)
     int failed = 0, disk_full = 0, rc;
     char errmsg[900] = "";
     int64_t stride = 1; /* steps between clock reads, adapted to the job's pace */
-    while (train_steps_done(t) < total) {
+    /* Bounds that pause the job with a message: metrics.max_bytes and --min-free-disk. */
+    int64_t row_limit = cfg_metrics_row_limit(spec.metrics_max_bytes, spec.ngroups + 1);
+    int bound_hit = disk_low(w, errmsg, sizeof errmsg);
+    double last_disk = w->t0;
+    if (bound_hit)
+        stop = STOP_PAUSE;
+    while (!bound_hit && train_steps_done(t) < total) {
         stop = atomic_load(&run->stop);
         if (stop != STOP_NONE)
             break;
+        if (row_limit > 0 && train_steps_done(t) >= row_limit) {
+            snprintf(errmsg, sizeof errmsg,
+                     "metrics.max_bytes: the job's metrics reached %" PRId64 " rows of %" PRId64
+                     " bytes, as much as its %" PRId64 " bytes allow; paused at step %" PRId64
+                     " with every checkpoint and row kept. To train on, submit a job with "
+                     "resume_from this one and a larger metrics.max_bytes",
+                     train_steps_done(t), METRICS_ROW_BYTES(spec.ngroups + 1),
+                     spec.metrics_max_bytes, train_steps_done(t));
+            stop = STOP_PAUSE;
+            bound_hit = 1;
+            break;
+        }
         if (train_step(t, &rep, &e) != 0) {
             snprintf(errmsg, sizeof errmsg, "%s", e.message);
             failed = 1;
@@ -723,6 +760,14 @@ static void run_admitted(wctx *w)
             stride = per > 0 ? (int64_t)fmin(CLOCK_STRIDE_MAX, fmax(1, CLOCK_EVERY_S / per))
                              : CLOCK_STRIDE_MAX;
             publish(w, &rep, total, now);
+            if (now - last_disk >= DISK_CHECK_S) {
+                last_disk = now;
+                if (disk_low(w, errmsg, sizeof errmsg)) {
+                    stop = STOP_PAUSE;
+                    bound_hit = 1;
+                    break;
+                }
+            }
             if (now - last_wake >= WAKE_INTERVAL_S) {
                 jobs_wake(w->jobs);
                 last_wake = now;
@@ -791,8 +836,10 @@ static void run_admitted(wctx *w)
                 goto out;
             }
         }
+        if (stop == STOP_PAUSE && bound_hit)
+            daemon_log(LOG_WARN, "job %s paused: %s", run->id, errmsg);
         if (stop == STOP_PAUSE)
-            finish(w, STORE_PAUSED, NULL);
+            finish(w, STORE_PAUSED, bound_hit ? errmsg : NULL);
         else if (stop == STOP_SHUTDOWN)
             finish(w, STORE_QUEUED, NULL);
         else

@@ -442,3 +442,53 @@ test('one memory budget: a job that does not fit waits queued with the reason, o
     assert.equal(after.anneald_memory_reserved_bytes, 0, 'every reservation given back');
   });
 });
+
+test('disk: metrics.max_bytes pauses a job with a clear error before its metrics pass the cap', async () => {
+  await withDaemon({}, async (d) => {
+    for (const [metrics, field] of [[5, 'metrics'], [{max_bytes: -1}, 'metrics.max_bytes'],
+      [{max_bytes: 'x'}, 'metrics.max_bytes'], [{max_bytes: 1.5}, 'metrics.max_bytes'],
+      [{max_bytes: 2 ** 60}, 'metrics.max_bytes']]) {
+      const r = await api(d.url, 'POST', '/v1/jobs', tutorialJob({metrics}));
+      assert.equal(r.status, 400, r.text);
+      assert.equal(r.json.error.field, field);
+    }
+    // One lr group: 48 bytes a row; 4800 bytes hold 100 rows.
+    const r = await api(d.url, 'POST', '/v1/jobs', tutorialJob({steps: 1000, metrics: {max_bytes: 4800}}));
+    assert.equal(r.status, 201, r.text);
+    assert.equal(r.json.spec.metrics.max_bytes, 4800);
+    const j = await waitJob(d.url, r.json.id, (x) => x.state === 'paused');
+    assert.equal(j.step, 100);
+    assert.match(j.error, /metrics\.max_bytes/);
+    const rows = (await api(d.url, 'GET', `/v1/jobs/${r.json.id}/metrics?format=csv`)).text.trim().split('\n').length - 1;
+    assert.equal(rows, 100);
+    assert.ok(rows * 48 <= 4800);
+    assert.equal(j.last_checkpoint_step, 100, 'checkpointed where it paused');
+  });
+});
+
+test('disk: below --min-free-disk training pauses with a clear error and /healthz says so', async () => {
+  await withDaemon({args: ['--min-free-disk', '1000T']}, async (d) => {
+    const h = await api(d.url, 'GET', '/healthz');
+    assert.equal(h.status, 503, h.text);
+    assert.equal(h.json.status, 'degraded');
+    assert.match(h.json.problems.join(' '), /--min-free-disk/);
+    const r = await api(d.url, 'POST', '/v1/jobs', tutorialJob({steps: 100000}));
+    assert.equal(r.status, 201, r.text);
+    const j = await waitJob(d.url, r.json.id, (x) => x.state === 'paused');
+    assert.match(j.error, /less than --min-free-disk/);
+    assert.ok(j.step < 100000);
+  });
+  // Early warning: between the limit and twice it, /healthz stays ok and warns.
+  const dir = tmpDir();
+  try {
+    const st = fs.statfsSync(dir);
+    const free = st.bavail * st.bsize;
+    await withDaemon({dir, args: ['--min-free-disk', String(Math.floor(free * 0.7))]}, async (d) => {
+      const h = await api(d.url, 'GET', '/healthz');
+      assert.equal(h.status, 200, h.text);
+      assert.match(h.json.warnings.join(' '), /training pauses below/);
+    });
+  } finally {
+    removeDir(dir);
+  }
+});
