@@ -13,6 +13,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -245,6 +246,9 @@ int daemon_run(const daemon_opts *opts)
     log_level = opts->log_level;
     d->started = daemon_now();
     signal(SIGPIPE, SIG_IGN);
+    /* Few malloc arenas: each thread's own 64 MiB arena would take address space (and, under
+     * ulimit -v, the limit) for nothing the budget can see. */
+    mallopt(M_ARENA_MAX, 4);
 
     an_err e;
     an_err_clear(&e);

@@ -5,7 +5,11 @@ import assert from 'node:assert/strict';
 import {spawnSync} from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
-import {api, waitJob, withDaemon, startDaemon, tutorialJob, heavyJob, tmpDir, removeDir, sleep} from './lib.mjs';
+import {api, waitJob, withDaemon, startDaemon, tutorialJob, heavyJob, tmpDir, removeDir, sleep, BIN} from './lib.mjs';
+import path from 'node:path';
+
+// The daemon's path for a shell that execs it.
+const BIN_PATH = () => path.resolve(BIN);
 
 const ODD = 0.30000000000000004; // cJSON's own printer writes it as 0.3
 
@@ -491,4 +495,91 @@ test('disk: below --min-free-disk training pauses with a clear error and /health
   } finally {
     removeDir(dir);
   }
+});
+
+// Every answer is whole: a 2xx carries its full, parseable body; an error is 4xx/5xx JSON.
+async function wholeAnswer(res, what) {
+  const text = await res.text();
+  const type = res.headers.get('content-type') || '';
+  if (res.status < 300) {
+    if (type.includes('json')) {
+      const j = JSON.parse(text); // throws on a cut body
+      assert.equal(j.error, undefined, `${what}: a 2xx with an error inside: ${text.slice(0, 300)}`);
+    }
+    return {status: res.status, text};
+  }
+  assert.ok(res.status >= 400 && res.status < 600, `${what}: status ${res.status}`);
+  const j = JSON.parse(text);
+  assert.ok(j.error && j.error.message, `${what}: ${text.slice(0, 300)}`);
+  return {status: res.status, text, error: j.error.message};
+}
+
+// POSTs a CSV as curl does for a large body (Expect: 100-continue), so that an upload refused
+// before its body is read gets its answer instead of a reset; resolves to a fetch-like object.
+function upload(url, name, csv) {
+  return new Promise((resolve, reject) => {
+    const u = new URL(`${url}/v1/datasets?name=${name}`);
+    const req = http.request(u, {method: 'POST', headers: {'Content-Type': 'text/csv',
+      'Content-Length': Buffer.byteLength(csv), Expect: '100-continue'}});
+    req.on('continue', () => req.end(csv));
+    req.on('response', (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => { body += c; });
+      res.on('end', () => resolve({status: res.statusCode, headers: {get: (k) => res.headers[k.toLowerCase()]},
+        text: async () => body}));
+    });
+    req.on('error', reject);
+  });
+}
+
+test('under ulimit -v the daemon answers 4xx/5xx or queues with a reason, never dies', async () => {
+  const limitKb = 1000000; // ~977 MiB of address space; the default --max-memory follows it
+  await withDaemon({bin: '/bin/sh', args: ['-c', `ulimit -v ${limitKb}; exec "$0" "$@"`, BIN_PATH()]}, async (d) => {
+    const m0 = await exposition(d.url);
+    assert.ok(m0.anneald_memory_budget_bytes > 0 && m0.anneald_memory_budget_bytes < limitKb * 1024,
+      `budget ${m0.anneald_memory_budget_bytes} under the ${limitKb} KiB limit`);
+    // A small finished job for weights and predict.
+    const small = await api(d.url, 'POST', '/v1/jobs', tutorialJob({steps: 300}));
+    assert.equal(small.status, 201, small.text);
+    await waitJob(d.url, small.json.id, (j) => j.state === 'completed');
+    // Two large jobs (16.8M parameters: ~335 MiB each with checkpoint copies): one runs, the
+    // other waits for memory with the reason on it.
+    const big = [];
+    for (let i = 0; i < 2; i++) {
+      const r = await api(d.url, 'POST', '/v1/jobs', bigJob([16384]));
+      assert.equal(r.status, 201, r.text);
+      big.push(r.json.id);
+    }
+    await waitJob(d.url, big[0], (j) => j.state === 'running');
+    const second = await waitJob(d.url, big[1], (j) => j.state === 'queued' && j.queue_reason);
+    assert.match(second.queue_reason, /waiting for memory/);
+    // Then everything at once: uploads of ~40 MB, metrics, weights, predictions.
+    let csv = 'a,b,c,y\n';
+    const line = '0.123456789,0.987654321,0.555555555,1.25\n';
+    csv += line.repeat(Math.floor(40e6 / line.length));
+    const reqs = [];
+    for (let i = 0; i < 4; i++) {
+      reqs.push(upload(d.url, `up${i}`, csv).then((r) => wholeAnswer(r, `upload ${i}`)));
+    }
+    for (const q of ['', '?format=csv']) {
+      reqs.push(fetch(`${d.url}/v1/jobs/${big[0]}/metrics${q}`).then((r) => wholeAnswer(r, `metrics${q}`)));
+      reqs.push(fetch(`${d.url}/v1/jobs/${small.json.id}/metrics${q}`).then((r) => wholeAnswer(r, `metrics${q}`)));
+    }
+    for (let i = 0; i < 4; i++) {
+      reqs.push(fetch(`${d.url}/v1/jobs/${small.json.id}/weights`).then((r) => wholeAnswer(r, 'weights')));
+      reqs.push(fetch(`${d.url}/v1/jobs/${small.json.id}/predict`, {method: 'POST', headers: {'Content-Type': 'application/json'},
+        body: JSON.stringify({inputs: Array.from({length: 5000}, () => Array(10).fill(0.5))})}).then((r) => wholeAnswer(r, 'predict')));
+    }
+    const answers = await Promise.all(reqs);
+    const by = {};
+    for (const a of answers) by[a.status] = (by[a.status] || 0) + 1;
+    assert.ok(answers.some((a) => a.status === 200 || a.status === 201), JSON.stringify(by));
+    console.log(`# under ulimit -v: answers by status ${JSON.stringify(by)}`);
+    for (const a of answers.filter((x) => x.status >= 500)) assert.match(a.error, /memory|busy|try again/);
+    assert.ok(d.running(), 'the daemon is alive');
+    const h = await api(d.url, 'GET', '/healthz');
+    assert.equal(h.status, 200, h.text);
+    for (const id of big) assert.equal((await api(d.url, 'POST', `/v1/jobs/${id}/cancel`)).status, 200);
+  });
 });
