@@ -161,23 +161,35 @@ void http_set_pending_error(http_req *r, unsigned status, const char *code, cons
     r->pending_status = status;
 }
 
+/* Each queue thread keeps one store connection for all its requests (opening one costs more
+ * than most requests); it is closed when the thread ends (http_thread_end). */
+static _Thread_local store_t thread_store;
+static _Thread_local int thread_store_open;
+
+void http_thread_end(void)
+{
+    if (thread_store_open)
+        store_close(&thread_store);
+    thread_store_open = 0;
+}
+
 static void defer_work(void *arg)
 {
     http_req *r = arg;
-    store_t s;
-    an_err e;
-    an_err_clear(&e);
-    memset(&s, 0, sizeof s);
-    int rc = store_open(&s, r->d->opts->db, &e);
-    if (rc) {
-        http_set_pending_error(r, 503, "unavailable", NULL, "the store cannot be opened: %s",
-                               e.message);
-        return;
+    if (!thread_store_open) {
+        an_err e;
+        an_err_clear(&e);
+        memset(&thread_store, 0, sizeof thread_store);
+        if (store_open(&thread_store, r->d->opts->db, &e) != 0) {
+            http_set_pending_error(r, 503, "unavailable", NULL, "the store cannot be opened: %s",
+                                   e.message);
+            return;
+        }
+        thread_store_open = 1;
     }
     r->in_work = 1;
-    r->work_fn(r, &s);
+    r->work_fn(r, &thread_store);
     r->in_work = 0;
-    store_close(&s);
 }
 
 static void defer_after(void *arg)

@@ -101,6 +101,10 @@ void http_resume_with(http_req *r, unsigned status, struct MHD_Response *resp);
  * r->pending/pending_status (http_set_pending*) and the request is resumed and answered. */
 void http_defer(http_req *r, void (*fn)(http_req *r, struct store_t *s));
 
+/* Closes the calling queue thread's store connection (daemon/workq.c calls it as the
+ * thread ends). */
+void http_thread_end(void);
+
 /* The same on the queue of slow work (exports, models, uploads), so that they cannot hold
  * up quick requests (daemon/workq.h). */
 void http_defer_slow(http_req *r, void (*fn)(http_req *r, struct store_t *s));

@@ -115,6 +115,9 @@ typedef struct job_overlay {
 /* Loop thread. */
 int jobs_init(jobmgr *m, struct daemon *d);
 
+/* The final state of job `id` the store has not taken yet, or NULL (loop thread). */
+job_fix *jobs_find_fix(jobmgr *m, const char *id);
+
 /* Copies the overlay of every job this process works on (loop thread), so that a job's JSON
  * can be made off the loop with jobs_to_json_overlay (any thread). */
 int jobs_overlay_capture(jobmgr *m, job_overlay *out);

@@ -170,6 +170,7 @@ static void drain_step(daemon_t *d)
     MHD_stop_daemon(d->mhd);
     d->mhd = NULL;
     workers_stop(&d->pool);
+    d->quick.on_exit = d->slow.on_exit = http_thread_end;
     workq_stop(&d->quick);
     workq_stop(&d->slow);
     uv_walk(&d->loop, close_handle, NULL);

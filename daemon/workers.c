@@ -13,6 +13,7 @@
 #include "core/config_metrics.h"
 #include "core/memest.h"
 #include "core/train.h"
+#include "daemon/admit.h"
 #include "daemon/daemon.h"
 #include "daemon/jobs.h"
 #include "store/store.h"
@@ -518,96 +519,22 @@ static int prepare(wctx *w, const store_job *row, job_spec *spec, train **out, a
     return 0;
 }
 
-/* 1 with a message when the store's file system has less free space than --min-free-disk:
- * training pauses (checkpointed, not cut off by a full disk) until there is room again. */
-static int disk_low(wctx *w, char *msg, size_t size)
-{
-    const daemon_opts *o = w->jobs->d->opts;
-    uint64_t avail;
-    if (o->min_free_disk == 0 || daemon_free_disk(o->db, &avail) != 0 || avail >= o->min_free_disk)
-        return 0;
-    char a[32], m[32];
-    snprintf(msg, size, "the store's file system has %s free, less than --min-free-disk %s: "
-             "paused before the disk fills, with every checkpoint and row kept; free some space "
-             "(delete finished jobs) and resume it", mem_bytes_text(avail, a, sizeof a),
-             mem_bytes_text(o->min_free_disk, m, sizeof m));
-    return 1;
-}
-
-/* Admits the job against the daemon's memory budget, waiting (queued, with the reason on
- * the job) while it does not fit. 0 with *charge reserved; 1 when a pause, cancel or stop
- * came first (the job is left as that asks); -1 when it could never fit (failed). A spec
- * that does not parse is admitted for nothing: prepare reports it. */
+/* Admits the job against the memory budget (daemon/admit.h), finishing it as a stop that
+ * came first asks, or failed when it could never fit. 0 with *charge reserved. */
 static int admit(wctx *w, uint64_t *charge)
 {
-    job_run *run = w->run;
-    membudget *b = &w->jobs->d->mem;
-    *charge = 0;
-    if (b->cap == 0)
-        return 0;
-    an_err e;
-    store_job row;
-    memset(&row, 0, sizeof row);
-    job_spec spec;
-    if (store_job_get(&w->store, run->id, &row, &e) != 0 || loader_spec(&row, &spec, &e) != 0) {
-        store_job_free(&row);
-        return 0;
-    }
-    store_job_free(&row);
-    int64_t rows = -1;
-    if (spec.data.type == DATA_DATASET) {
-        store_dataset ds;
-        memset(&ds, 0, sizeof ds);
-        const char *ref = spec.data.dataset_id[0] ? spec.data.dataset_id : spec.data.name;
-        if (store_dataset_get(&w->store, ref, &ds, NULL) == 0)
-            rows = ds.rows;
-        store_dataset_free(&ds);
-    }
-    mem_estimate m;
-    job_spec_memory(&spec, rows, &m);
-    job_spec_free(&spec);
-    uint64_t need = budget_job_charge(&m);
     char why[400];
-    if (need > b->cap) {
-        char t_need[32], t_cap[32];
-        snprintf(why, sizeof why, "the job needs %s with its checkpoint copies, more than the "
-                 "whole %s budget (--max-memory)", mem_bytes_text(need, t_need, sizeof t_need),
-                 mem_bytes_text(b->cap, t_cap, sizeof t_cap));
-        daemon_log(LOG_WARN, "job %s failed: %s", run->id, why);
+    int rc = admit_job(w->jobs->d, &w->store, w->run, charge, why, sizeof why);
+    if (rc < 0) {
+        daemon_log(LOG_WARN, "job %s failed: %s", w->run->id, why);
         finish(w, STORE_FAILED, why);
-        return -1;
+    } else if (rc > 0) {
+        int stop = atomic_load(&w->run->stop);
+        finish(w, stop == STOP_CANCEL ? STORE_CANCELLED : stop == STOP_PAUSE ? STORE_PAUSED
+                                                                             : STORE_QUEUED,
+               NULL);
     }
-    if (budget_try(b, need) == 0) {
-        *charge = need;
-        return 0;
-    }
-    budget_wait_text(b, need, &m, why, sizeof why);
-    daemon_log(LOG_INFO, "job %s %s", run->id, why);
-    uv_mutex_lock(&run->mu);
-    snprintf(run->snap.wait_reason, sizeof run->snap.wait_reason, "%s", why);
-    uv_mutex_unlock(&run->mu);
-    jobs_wake(w->jobs);
-    int stop = STOP_NONE, got = 0;
-    uv_mutex_lock(&b->mu);
-    while (!got && (stop = atomic_load(&run->stop)) == STOP_NONE) {
-        if (b->used <= b->cap - need) {
-            b->used += need;
-            got = 1;
-        } else {
-            uv_cond_timedwait(&b->cond, &b->mu, 200u * 1000000u);
-        }
-    }
-    uv_mutex_unlock(&b->mu);
-    uv_mutex_lock(&run->mu);
-    run->snap.wait_reason[0] = '\0';
-    uv_mutex_unlock(&run->mu);
-    if (got) {
-        *charge = need;
-        return 0;
-    }
-    finish(w, stop == STOP_CANCEL ? STORE_CANCELLED : stop == STOP_PAUSE ? STORE_PAUSED
-                                                                         : STORE_QUEUED, NULL);
-    return 1;
+    return rc;
 }
 
 static void run_admitted(wctx *w);
@@ -707,7 +634,7 @@ static void run_admitted(wctx *w)
     int64_t stride = 1; /* steps between clock reads, adapted to the job's pace */
     /* Bounds that pause the job with a message: metrics.max_bytes and --min-free-disk. */
     int64_t row_limit = cfg_metrics_row_limit(spec.metrics_max_bytes, spec.ngroups + 1);
-    int bound_hit = disk_low(w, errmsg, sizeof errmsg);
+    int bound_hit = admit_disk_low(w->jobs->d->opts, errmsg, sizeof errmsg);
     double last_disk = w->t0;
     if (bound_hit)
         stop = STOP_PAUSE;
@@ -762,7 +689,7 @@ static void run_admitted(wctx *w)
             publish(w, &rep, total, now);
             if (now - last_disk >= DISK_CHECK_S) {
                 last_disk = now;
-                if (disk_low(w, errmsg, sizeof errmsg)) {
+                if (admit_disk_low(w->jobs->d->opts, errmsg, sizeof errmsg)) {
                     stop = STOP_PAUSE;
                     bound_hit = 1;
                     break;

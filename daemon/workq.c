@@ -29,6 +29,8 @@ static void thread_main(void *arg)
         uv_async_send(q->wake);
     }
     uv_mutex_unlock(&q->mu);
+    if (q->on_exit)
+        q->on_exit();
 }
 
 int workq_init(workq *q, const char *name, int nthreads, int max_depth, uv_async_t *wake)

@@ -35,6 +35,8 @@ typedef struct workq {
     wq_item *done;                /* finished, for the loop (mu) */
     atomic_uint_fast64_t total, rejected;
     int peak_depth;               /* deepest the queue has been (mu) */
+    void (*on_exit)(void);        /* run by each thread as it ends (set before workq_init's
+                                     threads can end: they end only at workq_stop) */
 } workq;
 
 /* Starts nthreads threads for a queue of at most max_depth waiting items; `wake` is sent when
