@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/types.h>
 
 #include "api/routes.h"
 #include "core/config.h"
@@ -15,6 +16,55 @@
 
 static const char JSON_TYPE[] = "application/json; charset=utf-8";
 
+/* A large body already in memory, handed to MHD a block at a time. */
+typedef struct big_body {
+    char *s;
+    size_t n;
+} big_body;
+
+static ssize_t big_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    big_body *b = cls;
+    if (pos >= b->n)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    size_t c = b->n - (size_t)pos < max ? b->n - (size_t)pos : max;
+    memcpy(buf, b->s + pos, c);
+    return (ssize_t)c;
+}
+
+static void big_free(void *cls)
+{
+    big_body *b = cls;
+    cJSON_free(b->s);
+    free(b);
+}
+
+/* A body of n bytes (taken over). Past HTTP_BIG_BODY it is sent in blocks of HTTP_BLOCK,
+ * one per connection per turn of the loop: writing megabytes to a socket in one go costs the
+ * loop thread milliseconds of copying per megabyte while every other request waits. */
+static struct MHD_Response *body_response(char *s, size_t n)
+{
+    if (n > HTTP_BIG_BODY) {
+        big_body *b = malloc(sizeof *b);
+        struct MHD_Response *resp = NULL;
+        if (b) {
+            b->s = s;
+            b->n = n;
+            resp = MHD_create_response_from_callback(n, HTTP_BLOCK, big_read, b, big_free);
+        }
+        if (!resp) {
+            free(b);
+            cJSON_free(s);
+        }
+        return resp;
+    }
+    /* MHD frees with free(); cJSON's default allocator is malloc. */
+    struct MHD_Response *resp = MHD_create_response_from_buffer(n, s, MHD_RESPMEM_MUST_FREE);
+    if (!resp)
+        cJSON_free(s);
+    return resp;
+}
+
 struct MHD_Response *http_json_response(cJSON *json)
 {
     char *s = json ? cJSON_PrintUnformatted(json) : NULL;
@@ -22,12 +72,9 @@ struct MHD_Response *http_json_response(cJSON *json)
     if (!s)
         return NULL;
     size_t n = strlen(s);
-    /* MHD frees with free(); cJSON's default allocator is malloc. */
-    struct MHD_Response *resp = MHD_create_response_from_buffer(n, s, MHD_RESPMEM_MUST_FREE);
-    if (!resp) {
-        cJSON_free(s);
+    struct MHD_Response *resp = body_response(s, n);
+    if (!resp)
         return NULL;
-    }
     MHD_add_response_header(resp, "Content-Type", JSON_TYPE);
     return resp;
 }
@@ -84,10 +131,8 @@ void http_reply_data(http_req *r, unsigned status, const char *ctype, const void
 
 void http_reply_owned(http_req *r, unsigned status, const char *ctype, char *data, size_t len)
 {
-    struct MHD_Response *resp = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
-    if (!resp)
-        free(data);
-    else
+    struct MHD_Response *resp = body_response(data, len);
+    if (resp)
         MHD_add_response_header(resp, "Content-Type", ctype);
     http_queue(r, status, resp);
 }

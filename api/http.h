@@ -94,6 +94,10 @@ struct MHD_Response *http_json_response(cJSON *json);
 /* Suspends the connection; some later code on the loop thread calls http_resume_with. */
 void http_suspend(http_req *r);
 
+/* Bodies larger than this are sent HTTP_BLOCK bytes per connection per turn of the loop. */
+#define HTTP_BIG_BODY (256 * 1024)
+#define HTTP_BLOCK (64 * 1024)
+
 /* Resumes a suspended request with a response to queue (takes it over). */
 void http_resume_with(http_req *r, unsigned status, struct MHD_Response *resp);
 

@@ -66,7 +66,9 @@ int admit_job(struct daemon *d, store_t *st, job_run *run, uint64_t *charge, cha
                  mem_bytes_text(b->cap, t_cap, sizeof t_cap));
         return -1;
     }
-    if (budget_try(b, need) == 0) {
+    /* Cached models are the first thing to give way to a job. */
+    if (budget_try(b, need) == 0 ||
+        (model_cache_shrink(&d->models) > 0 && budget_try(b, need) == 0)) {
         *charge = need;
         return 0;
     }

@@ -50,6 +50,19 @@ void model_cache_drop(model_cache *c, const char *id)
     pthread_mutex_unlock(&c->mu);
 }
 
+int model_cache_shrink(model_cache *c)
+{
+    int n = 0;
+    pthread_mutex_lock(&c->mu);
+    for (int k = 0; k < MODEL_CACHE_ENTRIES; k++)
+        if (c->slot[k] && c->slot[k]->refs == 0) {
+            evict(c, k);
+            n++;
+        }
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}
+
 int loader_spec(const store_job *row, job_spec *spec, an_err *err)
 {
     if (!row->spec_json)
@@ -142,7 +155,8 @@ int loader_model(model_cache *c, store_t *s, const store_job *row, int64_t step,
         return rc;
     /* The model for as long as it lives, and its checkpoint blob while it loads. */
     uint64_t model_bytes = infer_bytes_estimate(&spec), blob_bytes = 0;
-    if (c->budget && budget_try(c->budget, model_bytes) != 0) {
+    if (c->budget && budget_try(c->budget, model_bytes) != 0 &&
+        (model_cache_shrink(c) == 0 || budget_try(c->budget, model_bytes) != 0)) {
         char t[32];
         job_spec_free(&spec);
         return an_failc(err, -EAGAIN, "", "the daemon's memory budget (--max-memory) cannot take "

@@ -48,6 +48,10 @@ typedef struct model_cache {
 int model_cache_init(model_cache *c, size_t cap);
 void model_cache_free(model_cache *c);
 
+/* Frees every cached model nobody is using (giving their memory back to the budget);
+ * returns how many. */
+int model_cache_shrink(model_cache *c);
+
 /* Forgets every cached model of job `id` (deleted or rewound); users keep theirs. */
 void model_cache_drop(model_cache *c, const char *id);
 
