@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import {spawnSync} from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
-import {api, waitJob, withDaemon, startDaemon, tutorialJob, heavyJob, tmpDir, removeDir, sleep, BIN} from './lib.mjs';
+import {api, waitJob, waitFor, withDaemon, startDaemon, tutorialJob, heavyJob, tmpDir, removeDir, sleep, BIN, SANITIZED} from './lib.mjs';
 import path from 'node:path';
 
 // The daemon's path for a shell that execs it.
@@ -142,10 +142,13 @@ test('a worker without a store takes no job and /healthz says so; a full queue a
     const d = await startDaemon({dir, args: ['--workers', '2', '--max-queued', '2'], env: {ANNEALD_FAULT: 'worker-store'}});
     let ids = [];
     try {
-      const h = await api(d.url, 'GET', '/healthz');
+      // The workers try their store as they start, just after the daemon listens.
+      const h = await waitFor(async () => {
+        const x = await api(d.url, 'GET', '/healthz');
+        return x.json.workers_down === 2 && x;
+      }, {what: 'both workers down'});
       assert.equal(h.status, 503, h.text);
       assert.equal(h.json.status, 'degraded');
-      assert.equal(h.json.workers_down, 2);
       assert.match(h.json.problems.join(' '), /2 of 2 workers cannot open the store/);
       for (let i = 0; i < 2; i++) {
         const r = await api(d.url, 'POST', '/v1/jobs', tutorialJob({steps: 50}));
@@ -399,7 +402,9 @@ test('the loop stays responsive under lists of large jobs: longest turn < 50 ms'
     assert.ok(m.anneald_loop_longest_turn_seconds > 0);
     console.log(`# loop: longest turn ${m.anneald_loop_longest_turn_cpu_seconds} s CPU, ` +
       `${m.anneald_loop_longest_turn_seconds} s wall, over ${m.anneald_loop_turns_total} turns`);
-    assert.ok(m.anneald_loop_longest_turn_cpu_seconds < 0.05,
+    // A bound on the loop's work, meaningful on the optimised build only (the sanitizers
+    // make every turn several times slower).
+    if (!SANITIZED) assert.ok(m.anneald_loop_longest_turn_cpu_seconds < 0.05,
       `longest loop turn ${m.anneald_loop_longest_turn_cpu_seconds} s of CPU (wall ${m.anneald_loop_longest_turn_seconds} s)`);
     const r = await api(d.url, 'GET', '/metrics');
     assert.match(r.text, /anneald_work_queue_depth\{queue="quick"\} \d+/);
@@ -535,7 +540,9 @@ function upload(url, name, csv) {
   });
 }
 
-test('under ulimit -v the daemon answers 4xx/5xx or queues with a reason, never dies', async () => {
+// AddressSanitizer reserves terabytes of address space for its shadow memory: under ulimit -v
+// the sanitized daemon cannot start, so this test runs on the optimised build only.
+test('under ulimit -v the daemon answers 4xx/5xx or queues with a reason, never dies', {skip: SANITIZED && 'ulimit -v and AddressSanitizer do not mix'}, async () => {
   const limitKb = 1000000; // ~977 MiB of address space; the default --max-memory follows it
   await withDaemon({bin: '/bin/sh', args: ['-c', `ulimit -v ${limitKb}; exec "$0" "$@"`, BIN_PATH()]}, async (d) => {
     const m0 = await exposition(d.url);
