@@ -158,7 +158,7 @@ void api_datasets_create(http_req *r)
         http_error(r, 500, "internal", NULL, "out of memory");
         return;
     }
-    http_defer(r, create_work);
+    http_defer_slow(r, create_work);
 }
 
 void api_datasets_list(http_req *r)

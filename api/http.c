@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/types.h>
 
 #include "api/conns.h"
 #include "api/reqguard.h"
@@ -16,6 +17,55 @@
 #include "store/store.h"
 
 static const char JSON_TYPE[] = "application/json; charset=utf-8";
+
+/* A large body already in memory, handed to MHD a block at a time. */
+typedef struct big_body {
+    char *s;
+    size_t n;
+} big_body;
+
+static ssize_t big_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    big_body *b = cls;
+    if (pos >= b->n)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    size_t c = b->n - (size_t)pos < max ? b->n - (size_t)pos : max;
+    memcpy(buf, b->s + pos, c);
+    return (ssize_t)c;
+}
+
+static void big_free(void *cls)
+{
+    big_body *b = cls;
+    cJSON_free(b->s);
+    free(b);
+}
+
+/* A body of n bytes (taken over). Past HTTP_BIG_BODY it is sent in blocks of HTTP_BLOCK,
+ * one per connection per turn of the loop: writing megabytes to a socket in one go costs the
+ * loop thread milliseconds of copying per megabyte while every other request waits. */
+static struct MHD_Response *body_response(char *s, size_t n)
+{
+    if (n > HTTP_BIG_BODY) {
+        big_body *b = malloc(sizeof *b);
+        struct MHD_Response *resp = NULL;
+        if (b) {
+            b->s = s;
+            b->n = n;
+            resp = MHD_create_response_from_callback(n, HTTP_BLOCK, big_read, b, big_free);
+        }
+        if (!resp) {
+            free(b);
+            cJSON_free(s);
+        }
+        return resp;
+    }
+    /* MHD frees with free(); cJSON's default allocator is malloc. */
+    struct MHD_Response *resp = MHD_create_response_from_buffer(n, s, MHD_RESPMEM_MUST_FREE);
+    if (!resp)
+        cJSON_free(s);
+    return resp;
+}
 
 struct MHD_Response *http_json_response(cJSON *json)
 {
@@ -33,12 +83,9 @@ struct MHD_Response *http_json_response(cJSON *json)
     s = nl;
     s[n++] = '\n';
     s[n] = '\0';
-    /* MHD frees with free(); cJSON's default allocator is malloc. */
-    struct MHD_Response *resp = MHD_create_response_from_buffer(n, s, MHD_RESPMEM_MUST_FREE);
-    if (!resp) {
-        cJSON_free(s);
+    struct MHD_Response *resp = body_response(s, n);
+    if (!resp)
         return NULL;
-    }
     MHD_add_response_header(resp, "Content-Type", JSON_TYPE);
     return resp;
 }
@@ -59,6 +106,11 @@ struct MHD_Response *http_error_response(const char *code, const char *field,
 
 void http_queue(http_req *r, unsigned status, struct MHD_Response *resp)
 {
+    if (r->in_work) { /* deferred work: the answer is queued when the request resumes */
+        http_resume_pending(r, resp ? status : 503,
+                            resp ? resp : http_error_response("unavailable", NULL, "out of memory"));
+        return;
+    }
     if (!resp) { /* out of memory: the connection is closed by MHD */
         r->answered = 1;
         r->status = 500;
@@ -90,10 +142,8 @@ void http_reply_data(http_req *r, unsigned status, const char *ctype, const void
 
 void http_reply_owned(http_req *r, unsigned status, const char *ctype, char *data, size_t len)
 {
-    struct MHD_Response *resp = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
-    if (!resp)
-        free(data);
-    else
+    struct MHD_Response *resp = body_response(data, len);
+    if (resp)
         MHD_add_response_header(resp, "Content-Type", ctype);
     http_queue(r, status, resp);
 }
@@ -167,29 +217,43 @@ void http_set_pending_error(http_req *r, unsigned status, const char *code, cons
     r->pending_status = status;
 }
 
-static void defer_work(uv_work_t *w)
+/* Each queue thread keeps one store connection for all its requests (opening one costs more
+ * than most requests); it is closed when the thread ends (http_thread_end). */
+static _Thread_local store_t thread_store;
+static _Thread_local int thread_store_open;
+
+void http_thread_end(void)
 {
-    http_req *r = w->data;
-    store_t s;
-    an_err e;
-    an_err_clear(&e);
-    memset(&s, 0, sizeof s);
-    int rc = store_open(&s, r->d->opts->db, &e);
-    if (rc) {
-        http_set_pending_error(r, 503, "unavailable", NULL, "the store cannot be opened: %s",
-                               e.message);
-        return;
-    }
-    r->work_fn(r, &s);
-    store_close(&s);
+    if (thread_store_open)
+        store_close(&thread_store);
+    thread_store_open = 0;
 }
 
-static void defer_after(uv_work_t *w, int status)
+static void defer_work(void *arg)
 {
-    http_req *r = w->data;
+    http_req *r = arg;
+    if (!thread_store_open) {
+        an_err e;
+        an_err_clear(&e);
+        memset(&thread_store, 0, sizeof thread_store);
+        if (store_open(&thread_store, r->d->opts->db, &e) != 0) {
+            http_set_pending_error(r, 503, "unavailable", NULL, "the store cannot be opened: %s",
+                                   e.message);
+            return;
+        }
+        thread_store_open = 1;
+    }
+    r->in_work = 1;
+    r->work_fn(r, &thread_store);
+    r->in_work = 0;
+}
+
+static void defer_after(void *arg)
+{
+    http_req *r = arg;
     r->d->inflight_work--;
-    if (status != 0 && !r->pending)
-        r->pending = http_error_response("unavailable", NULL, "the request was cancelled");
+    if (r->loop_fn)
+        r->loop_fn(r);
     if (!r->pending)
         r->pending = http_error_response("internal", NULL, "no answer was produced");
     if (!r->pending_status)
@@ -201,17 +265,31 @@ static void defer_after(uv_work_t *w, int status)
     daemon_pump(r->d);
 }
 
-void http_defer(http_req *r, void (*fn)(http_req *r, struct store_t *s))
+/* Runs fn on queue q's threads; a full queue answers 503 at once. */
+static void defer_on(http_req *r, workq *q, void (*fn)(http_req *r, struct store_t *s))
 {
     r->work_fn = fn;
-    r->work.data = r;
     http_suspend(r);
-    if (uv_queue_work(&r->d->loop, &r->work, defer_work, defer_after) != 0) {
-        http_resume_with(r, 503, http_error_response("unavailable", NULL,
-                                                     "the work queue is not available"));
+    int rc = workq_push(q, defer_work, defer_after, r);
+    if (rc) {
+        char msg[160];
+        snprintf(msg, sizeof msg, rc == -EAGAIN ? "the daemon is busy: %d %s requests are "
+                 "waiting already; try again shortly" : "out of memory queueing the request (%d %s)",
+                 q->max_depth, q->name);
+        http_resume_with(r, 503, http_error_response("unavailable", NULL, msg));
         return;
     }
     r->d->inflight_work++;
+}
+
+void http_defer(http_req *r, void (*fn)(http_req *r, struct store_t *s))
+{
+    defer_on(r, &r->d->quick, fn);
+}
+
+void http_defer_slow(http_req *r, void (*fn)(http_req *r, struct store_t *s))
+{
+    defer_on(r, &r->d->slow, fn);
 }
 
 const char *http_query(http_req *r, const char *key)
@@ -355,6 +433,7 @@ static int first_call(http_req *r)
     if (r->m.route->body != BODY_NONE && reqguard_media(r))
         return 1;
     const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Length");
+    unsigned long long declared = r->limit;
     if (cl) {
         char *end = NULL;
         unsigned long long v = strtoull(cl, &end, 10);
@@ -363,7 +442,19 @@ static int first_call(http_req *r)
                        "the body is %llu bytes; this endpoint takes at most %zu", v, r->limit);
             return 1;
         }
+        if (end != cl)
+            declared = v;
     }
+    /* An upload is held in memory while it is checked: admitted against the daemon's memory
+     * budget first (the declared size, or the limit when it is not declared). */
+    if (r->m.route->body == BODY_CSV && budget_try(&d->mem, declared) != 0) {
+        http_error(r, 503, "unavailable", NULL,
+                   "the daemon's memory budget (--max-memory) cannot take a %llu-byte upload "
+                   "now; try again when jobs or requests have finished", declared);
+        return 1;
+    }
+    if (r->m.route->body == BODY_CSV)
+        r->mem_charge = declared;
     return 0;
 }
 
@@ -473,6 +564,8 @@ void http_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     conns_request_ends(c);
     if (r->pending)
         MHD_destroy_response(r->pending);
+    if (r->mem_charge)
+        budget_release(&d->mem, r->mem_charge);
     if (r->ctx_free)
         r->ctx_free(r->ctx);
     free(r->body);

@@ -48,6 +48,10 @@ typedef struct http_req {
     /* deferred work (http_defer) */
     uv_work_t work;
     void (*work_fn)(struct http_req *r, struct store_t *s);
+    int in_work;                      /* on a queue thread: answers become the pending one */
+    void (*loop_fn)(struct http_req *r); /* runs on the loop after the work, before resuming */
+    char work_id[32];                 /* an id the work hands to loop_fn */
+    uint64_t mem_charge;              /* bytes reserved in the memory budget (an upload) */
     void *ctx;                        /* handler state for deferred work */
     void (*ctx_free)(void *ctx);
     struct http_req *next_waiter;     /* in a job's list of requests waiting for a worker */
@@ -90,12 +94,24 @@ struct MHD_Response *http_json_response(cJSON *json);
 /* Suspends the connection; some later code on the loop thread calls http_resume_with. */
 void http_suspend(http_req *r);
 
+/* Bodies larger than this are sent HTTP_BLOCK bytes per connection per turn of the loop. */
+#define HTTP_BIG_BODY (256 * 1024)
+#define HTTP_BLOCK (64 * 1024)
+
 /* Resumes a suspended request with a response to queue (takes it over). */
 void http_resume_with(http_req *r, unsigned status, struct MHD_Response *resp);
 
 /* Runs fn(r, store) on the libuv thread pool with a store connection of its own; fn sets
  * r->pending/pending_status (http_set_pending*) and the request is resumed and answered. */
 void http_defer(http_req *r, void (*fn)(http_req *r, struct store_t *s));
+
+/* Closes the calling queue thread's store connection (daemon/workq.c calls it as the
+ * thread ends). */
+void http_thread_end(void);
+
+/* The same on the queue of slow work (exports, models, uploads), so that they cannot hold
+ * up quick requests (daemon/workq.h). */
+void http_defer_slow(http_req *r, void (*fn)(http_req *r, struct store_t *s));
 
 /* For deferred work: sets the answer to queue after the resume. */
 /* Sets a ready response (taken over) as the pending answer of deferred work. */

@@ -69,6 +69,8 @@ static model_ref *load_model(http_req *r, store_t *s, const char *id, int64_t st
     store_job_free(&row);
     if (rc == -ENOENT)
         http_set_pending_error(r, 404, "not_found", "step", "%s", e.message);
+    else if (rc == -EAGAIN)
+        http_set_pending_error(r, 503, "unavailable", NULL, "%s", e.message);
     else if (rc == -ENOMEM)
         http_set_pending_error(r, 503, "unavailable", NULL, "out of memory loading the model: %s",
                                e.message);
@@ -222,7 +224,7 @@ void api_jobs_weights(http_req *r)
     r->ctx_free = free;
     if (http_query_int(r, "step", 0, INT64_MAX / 2, -1, step))
         return;
-    http_defer(r, weights_work);
+    http_defer_slow(r, weights_work);
 }
 
 typedef struct predict_in {
@@ -403,5 +405,5 @@ void api_jobs_predict(http_req *r)
         }
     }
     cJSON_Delete(body);
-    http_defer(r, predict_work);
+    http_defer_slow(r, predict_work);
 }

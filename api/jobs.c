@@ -34,7 +34,7 @@ static int64_t csv_rows(const char *s, size_t len)
 
 /* Training samples the job will see, for the stored total_steps of an epoch-based run (the
  * worker's train state has the exact figure and reports it with progress). */
-static int64_t samples_of(daemon_t *d, const job_spec *s)
+static int64_t samples_of(store_t *st, const job_spec *s)
 {
     int64_t n = 0;
     switch (s->data.type) {
@@ -56,7 +56,7 @@ static int64_t samples_of(daemon_t *d, const job_spec *s)
         store_dataset ds;
         memset(&ds, 0, sizeof ds);
         const char *ref = s->data.dataset_id[0] ? s->data.dataset_id : s->data.name;
-        if (store_dataset_get(&d->store, ref, &ds, NULL) == 0)
+        if (store_dataset_get(st, ref, &ds, NULL) == 0)
             n = ds.rows;
         store_dataset_free(&ds);
         break;
@@ -68,26 +68,40 @@ static int64_t samples_of(daemon_t *d, const job_spec *s)
 }
 
 /* Answers 422 naming `model` when the job is estimated to need more memory than
- * --max-job-memory allows (0 = no cap); returns 1 then. */
-static int over_memory_cap(http_req *r, const job_spec *spec)
+ * --max-job-memory allows (0 = no cap), or more than the whole --max-memory budget with its
+ * checkpoint copies (it could never be admitted); returns 1 then. */
+static int over_memory_cap(http_req *r, store_t *st, const job_spec *spec)
 {
     daemon_t *d = r->d;
     uint64_t cap = d->opts->max_job_memory;
-    if (cap == 0)
+    if (cap == 0 && d->opts->max_memory == 0)
         return 0;
+    if (cap == 0)
+        cap = UINT64_MAX;
     int64_t rows = -1;
     if (spec->data.type == DATA_DATASET) {
         store_dataset ds;
         memset(&ds, 0, sizeof ds);
         const char *ref = spec->data.dataset_id[0] ? spec->data.dataset_id : spec->data.name;
-        if (store_dataset_get(&d->store, ref, &ds, NULL) == 0)
+        if (store_dataset_get(st, ref, &ds, NULL) == 0)
             rows = ds.rows;
         store_dataset_free(&ds);
     }
     mem_estimate m;
     job_spec_memory(spec, rows, &m);
-    if (m.total <= cap)
+    uint64_t budget = d->opts->max_memory, charge = budget_job_charge(&m);
+    if (m.total <= cap && (budget == 0 || charge <= budget))
         return 0;
+    if (m.total <= cap) {
+        char est[400], bt[32], ct[32];
+        http_error(r, 422, "unprocessable", "model",
+                   "this job needs %s with up to %d checkpoint copies in flight, %s, more than "
+                   "the daemon's whole %s memory budget (--max-memory): it could never run; "
+                   "make the model, the batch or the data smaller",
+                   mem_bytes_text(charge, ct, sizeof ct), BUDGET_CKPT_COPIES,
+                   mem_estimate_text(&m, est, sizeof est), mem_bytes_text(budget, bt, sizeof bt));
+        return 1;
+    }
     char est[400], capt[32];
     http_error(r, 422, "unprocessable", "model",
                "this job needs %s, over the %s cap (--max-job-memory); make the model, the "
@@ -159,13 +173,12 @@ static int stored_spec_fails(http_req *r, const char *text)
     return 1;
 }
 
-void api_jobs_create(http_req *r)
+/* Checks and stores a new job on a queue thread (a spec can be megabytes of inline data);
+ * create_done queues it on the loop thread. */
+static void create_from(http_req *r, store_t *st, cJSON *body);
+
+static void create_work(http_req *r, store_t *st)
 {
-    if (!r->body || r->len == 0) {
-        http_error(r, 400, "invalid_argument", "body",
-                   "a job spec (JSON object) was expected, got an empty body");
-        return;
-    }
     an_err e;
     an_err_clear(&e);
     cJSON *body = NULL;
@@ -175,12 +188,20 @@ void api_jobs_create(http_req *r)
         spec_errors(r, &e, 1);
         return;
     }
-    api_jobs_create_from(r, body);
+    create_from(r, st, body);
 }
 
-void api_jobs_create_from(http_req *r, cJSON *body)
+/* The same for a spec already made (POST /v1/lr_finder): it waits in r->ctx. */
+static void create_parsed_work(http_req *r, store_t *st)
 {
-    daemon_t *d = r->d;
+    cJSON *spec = r->ctx;
+    r->ctx = NULL;
+    r->ctx_free = NULL;
+    create_from(r, st, spec);
+}
+
+static void create_from(http_req *r, store_t *st, cJSON *body)
+{
     job_spec spec;
     an_err e;
     an_err_clear(&e);
@@ -208,7 +229,7 @@ void api_jobs_create_from(http_req *r, cJSON *body)
         dataset_ref = spec.data.dataset_id[0] ? spec.data.dataset_id : spec.data.name;
         store_dataset ds;
         memset(&ds, 0, sizeof ds);
-        if (store_dataset_get(&d->store, dataset_ref, &ds, NULL) != 0) {
+        if (store_dataset_get(st, dataset_ref, &ds, NULL) != 0) {
             http_error(r, 422, "unprocessable", spec.data.dataset_id[0] ? "data.id" : "data.name",
                        "no uploaded data set '%s' (POST /v1/datasets?name=… first)", dataset_ref);
             job_spec_free(&spec);
@@ -229,7 +250,7 @@ void api_jobs_create_from(http_req *r, cJSON *body)
             return;
         }
     }
-    if (over_memory_cap(r, &spec) || queue_full(r)) {
+    if (over_memory_cap(r, st, &spec)) {
         job_spec_free(&spec);
         return;
     }
@@ -237,7 +258,7 @@ void api_jobs_create_from(http_req *r, cJSON *body)
     if (spec.resume_job[0]) {
         store_job src;
         memset(&src, 0, sizeof src);
-        if (store_job_get(&d->store, spec.resume_job, &src, NULL) != 0) {
+        if (store_job_get(st, spec.resume_job, &src, NULL) != 0) {
             http_error(r, 422, "unprocessable", "resume_from.job", "no job with id '%s'",
                        spec.resume_job);
             job_spec_free(&spec);
@@ -262,7 +283,7 @@ void api_jobs_create_from(http_req *r, cJSON *body)
         return;
     }
     char *warn_text = cJSON_PrintUnformatted(spec.warnings);
-    int64_t total = spec.steps > 0 ? spec.steps : job_spec_total_steps(&spec, samples_of(d, &spec));
+    int64_t total = spec.steps > 0 ? spec.steps : job_spec_total_steps(&spec, samples_of(st, &spec));
     store_job_new in = {
         .name = spec.name,
         .spec_json = spec_text,
@@ -272,51 +293,187 @@ void api_jobs_create_from(http_req *r, cJSON *body)
         .resume_from_json = resume_json,
     };
     char id[STORE_ID_LEN];
-    int rc = spec_text ? store_job_create(&d->store, &in, id, &e) : -ENOMEM;
+    int rc = spec_text ? store_job_create(st, &in, id, &e) : -ENOMEM;
     cJSON_free(spec_text);
     cJSON_free(warn_text);
     cJSON_free(resume_json);
     job_spec_free(&spec);
     if (rc) {
         const char *code;
-        unsigned st = http_status_of_store(rc, &code);
-        http_error(r, st, code, NULL, "the job could not be stored: %s", e.message);
+        unsigned status = http_status_of_store(rc, &code);
+        http_error(r, status, code, NULL, "the job could not be stored: %s", e.message);
         return;
     }
     /* The answer shows the job as stored (queued), before a worker can take it. */
     store_job row;
     memset(&row, 0, sizeof row);
-    if (store_job_get(&d->store, id, &row, &e) != 0) {
+    if (store_job_get(st, id, &row, &e) != 0) {
         http_error(r, 500, "internal", NULL, "%s", e.message);
         return;
     }
-    struct MHD_Response *resp = http_json_response(jobs_to_json(&d->jobs, &row));
-    if (resp) {
-        char loc[64];
-        snprintf(loc, sizeof loc, "/v1/jobs/%s", id);
-        MHD_add_response_header(resp, "Location", loc);
+    struct MHD_Response *resp = http_json_response(store_job_to_json(&row));
+    store_job_free(&row);
+    if (!resp) {
+        an_err ignored;
+        store_job_set_state(st, id, STORE_MASK(STORE_QUEUED), STORE_CANCELLED, NULL, NULL,
+                            &ignored);
+        store_job_delete(st, id, &ignored);
+        http_error(r, 503, "unavailable", NULL, "out of memory answering; nothing was stored");
+        return;
     }
+    char loc[64];
+    snprintf(loc, sizeof loc, "/v1/jobs/%s", id);
+    MHD_add_response_header(resp, "Location", loc);
+    snprintf(r->work_id, sizeof r->work_id, "%s", id);
+    http_queue(r, 201, resp);
+}
+
+/* Loop thread, after create_work: a stored job joins the queue. */
+static void create_done(http_req *r)
+{
+    daemon_t *d = r->d;
+    if (!r->work_id[0] || r->pending_status != 201)
+        return;
+    const char *id = r->work_id;
+    if (d->phase != PHASE_SERVING) /* stopping: it stays queued in the store for the restart */
+        return;
     if (jobs_enqueue(&d->jobs, id) != 0) {
         /* Stored but not queued, it would wait for a restart: take it back and say so. */
-        if (resp)
-            MHD_destroy_response(resp);
-        store_job_free(&row);
         an_err ignored;
         store_job_set_state(&d->store, id, STORE_MASK(STORE_QUEUED), STORE_CANCELLED, NULL,
                             NULL, &ignored);
         store_job_delete(&d->store, id, &ignored);
-        http_error(r, 503, "unavailable", NULL,
-                   "the job could not be queued (out of memory); nothing was stored, try again");
+        http_resume_pending(r, 503, http_error_response("unavailable", NULL,
+                            "the job could not be queued (out of memory); nothing was stored, "
+                            "try again"));
         return;
     }
     jobs_emit_state(&d->jobs, id, "queued", NULL);
+}
+
+void api_jobs_create(http_req *r)
+{
+    if (!r->body || r->len == 0) {
+        http_error(r, 400, "invalid_argument", "body",
+                   "a job spec (JSON object) was expected, got an empty body");
+        return;
+    }
+    if (queue_full(r))
+        return;
+    r->loop_fn = create_done;
+    http_defer(r, create_work);
+}
+
+static void delete_json(void *p)
+{
+    cJSON_Delete(p);
+}
+
+void api_jobs_create_from(http_req *r, cJSON *spec)
+{
+    if (queue_full(r)) {
+        cJSON_Delete(spec);
+        return;
+    }
+    r->ctx = spec;
+    r->ctx_free = delete_json;
+    r->loop_fn = create_done;
+    http_defer(r, create_parsed_work);
+}
+
+/* A list or one job, made on a queue thread: the store read, every spec parsed and the
+ * answer printed off the loop (a list of large specs takes a while), with the manager's
+ * overlay copied on the loop before. */
+typedef struct list_q {
+    int64_t limit, offset;
+    unsigned mask;
+    job_overlay ov;
+} list_q;
+
+static void list_q_free(void *p)
+{
+    list_q *q = p;
+    if (q)
+        jobs_overlay_free(&q->ov);
+    free(q);
+}
+
+static void list_work(http_req *r, store_t *s)
+{
+    list_q *q = r->ctx;
+    store_job *jobs = NULL;
+    size_t n = 0;
+    int64_t total = 0;
+    an_err e;
+    int rc = store_job_list(s, q->mask, q->limit, q->offset, &jobs, &n, &total, &e);
+    if (rc) {
+        const char *code;
+        unsigned st = http_status_of_store(rc, &code);
+        http_set_pending_error(r, st, code, NULL, "%s", e.message);
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON *arr = cJSON_AddArrayToObject(o, "jobs");
+    int ok = arr != NULL;
+    for (size_t i = 0; ok && i < n; i++) {
+        cJSON *j = jobs_to_json_overlay(&q->ov, &jobs[i]);
+        ok = j && cJSON_AddItemToArray(arr, j);
+        if (!ok)
+            cJSON_Delete(j);
+    }
+    ok = ok && cJSON_AddNumberToObject(o, "total", (double)total);
+    store_job_list_free(jobs, n);
+    if (!ok) {
+        cJSON_Delete(o);
+        http_set_pending_error(r, 503, "unavailable", NULL, "out of memory listing %zu jobs", n);
+        return;
+    }
+    http_set_pending_json(r, 200, o);
+    if (!r->pending)
+        http_set_pending_error(r, 503, "unavailable", NULL, "out of memory printing the list");
+}
+
+static void get_work(http_req *r, store_t *s)
+{
+    list_q *q = r->ctx;
+    const char *id = r->m.params[0];
+    store_job row;
+    memset(&row, 0, sizeof row);
+    an_err e;
+    int rc = store_job_get(s, id, &row, &e);
+    if (rc == -ENOENT) {
+        http_set_pending_error(r, 404, "not_found", "id", "no job with id '%.64s'", id);
+        return;
+    }
+    if (rc) {
+        const char *code;
+        unsigned st = http_status_of_store(rc, &code);
+        http_set_pending_error(r, st, code, NULL, "%s", e.message);
+        return;
+    }
+    http_set_pending_json(r, 200, jobs_to_json_overlay(&q->ov, &row));
     store_job_free(&row);
-    http_queue(r, 201, resp);
+    if (!r->pending)
+        http_set_pending_error(r, 503, "unavailable", NULL, "out of memory printing the job");
+}
+
+/* A list_q with the overlay, as the request's context; answers 503 and returns NULL when
+ * out of memory. */
+static list_q *new_list_q(http_req *r)
+{
+    list_q *q = calloc(1, sizeof *q);
+    if (!q || jobs_overlay_capture(&r->d->jobs, &q->ov) != 0) {
+        free(q);
+        http_error(r, 503, "unavailable", NULL, "out of memory");
+        return NULL;
+    }
+    r->ctx = q;
+    r->ctx_free = list_q_free;
+    return q;
 }
 
 void api_jobs_list(http_req *r)
 {
-    daemon_t *d = r->d;
     int64_t limit, offset;
     if (http_query_int(r, "limit", 1, 1000, 50, &limit) ||
         http_query_int(r, "offset", 0, INT64_MAX / 2, 0, &offset))
@@ -340,46 +497,19 @@ void api_jobs_list(http_req *r)
             mask |= STORE_MASK(s);
         }
     }
-    store_job *jobs = NULL;
-    size_t n = 0;
-    int64_t total = 0;
-    an_err e;
-    int rc = store_job_list(&d->store, mask, limit, offset, &jobs, &n, &total, &e);
-    if (rc) {
-        const char *code;
-        unsigned s = http_status_of_store(rc, &code);
-        http_error(r, s, code, NULL, "%s", e.message);
+    list_q *q = new_list_q(r);
+    if (!q)
         return;
-    }
-    cJSON *o = cJSON_CreateObject();
-    cJSON *arr = cJSON_AddArrayToObject(o, "jobs");
-    for (size_t i = 0; i < n; i++)
-        cJSON_AddItemToArray(arr, jobs_to_json(&d->jobs, &jobs[i]));
-    cJSON_AddNumberToObject(o, "total", (double)total);
-    store_job_list_free(jobs, n);
-    http_reply_json(r, 200, o);
+    q->limit = limit;
+    q->offset = offset;
+    q->mask = mask;
+    http_defer(r, list_work);
 }
 
 void api_jobs_get(http_req *r)
 {
-    daemon_t *d = r->d;
-    const char *id = r->m.params[0];
-    store_job row;
-    memset(&row, 0, sizeof row);
-    an_err e;
-    int rc = store_job_get(&d->store, id, &row, &e);
-    if (rc == -ENOENT) {
-        http_error(r, 404, "not_found", "id", "no job with id '%.64s'", id);
-        return;
-    }
-    if (rc) {
-        const char *code;
-        unsigned s = http_status_of_store(rc, &code);
-        http_error(r, s, code, NULL, "%s", e.message);
-        return;
-    }
-    http_reply_json(r, 200, jobs_to_json(&d->jobs, &row));
-    store_job_free(&row);
+    if (new_list_q(r))
+        http_defer(r, get_work);
 }
 
 void api_jobs_pause(http_req *r)

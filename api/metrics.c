@@ -142,7 +142,7 @@ void api_jobs_metrics(http_req *r)
         return;
     }
     q->csv = fmt && strcmp(fmt, "csv") == 0;
-    http_defer(r, metrics_work);
+    http_defer_slow(r, metrics_work);
 }
 
 static void checkpoints_work(http_req *r, store_t *s)

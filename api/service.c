@@ -8,6 +8,7 @@
 #include "api/conns.h"
 #include "api/http.h"
 #include "api/routes.h"
+#include "core/memest.h"
 #include "daemon/daemon.h"
 #include "daemon/version.h"
 
@@ -28,8 +29,23 @@ void api_healthz(http_req *r)
         cJSON_AddItemToArray(problems, cJSON_CreateString(msg));
         ok = 0;
     }
+    /* Free disk: a warning from twice --min-free-disk, a problem below it (jobs pause). */
+    cJSON *warnings = cJSON_CreateArray();
+    uint64_t avail = 0, min = d->opts->min_free_disk;
+    if (min > 0 && daemon_free_disk(d->opts->db, &avail) == 0 && avail < 2 * min) {
+        char msg[200], a[32], m[32];
+        snprintf(msg, sizeof msg, "the store's file system has %s free; training pauses below "
+                 "%s (--min-free-disk)", mem_bytes_text(avail, a, sizeof a),
+                 mem_bytes_text(min, m, sizeof m));
+        cJSON_AddItemToArray(avail < min ? problems : warnings, cJSON_CreateString(msg));
+        if (avail < min)
+            ok = 0;
+    }
     cJSON_AddStringToObject(o, "status", ok ? "ok" : "degraded");
     cJSON_AddItemToObject(o, "problems", problems);
+    cJSON_AddItemToObject(o, "warnings", warnings);
+    if (min > 0)
+        cJSON_AddNumberToObject(o, "free_disk_bytes", (double)avail);
     cJSON_AddStringToObject(o, "version", ANNEALD_VERSION);
     cJSON_AddNumberToObject(o, "uptime_s", daemon_now() - d->started);
     cJSON *j = cJSON_AddObjectToObject(o, "jobs");
@@ -117,6 +133,51 @@ void api_prometheus(http_req *r)
                   "# TYPE anneald_checkpoint_seconds_total counter\n"
                   "anneald_checkpoint_seconds_total %.6f\n",
               (double)atomic_load(&d->jobs.ckpt_usec) * 1e-6);
+    tb_printf(&b, "# HELP anneald_loop_longest_turn_seconds Longest turn of the event loop since "
+                  "start (its callbacks, not the wait for events).\n"
+                  "# TYPE anneald_loop_longest_turn_seconds gauge\n"
+                  "anneald_loop_longest_turn_seconds %.6f\n"
+                  "# HELP anneald_loop_longest_turn_cpu_seconds Longest turn of the event loop in "
+                  "the loop thread's CPU time.\n"
+                  "# TYPE anneald_loop_longest_turn_cpu_seconds gauge\n"
+                  "anneald_loop_longest_turn_cpu_seconds %.6f\n"
+                  "# HELP anneald_loop_turns_total Turns of the event loop.\n"
+                  "# TYPE anneald_loop_turns_total counter\nanneald_loop_turns_total %" PRIu64 "\n",
+              (double)d->longest_turn_ns * 1e-9, (double)d->longest_turn_cpu_ns * 1e-9, d->turns);
+    workq *qs[2] = {&d->quick, &d->slow};
+    tb_printf(&b, "# HELP anneald_work_queue_depth Deferred requests waiting, by queue.\n"
+                  "# TYPE anneald_work_queue_depth gauge\n");
+    int waiting[2], running[2], peak[2];
+    for (int k = 0; k < 2; k++) {
+        workq_depths(qs[k], &waiting[k], &running[k], &peak[k]);
+        tb_printf(&b, "anneald_work_queue_depth{queue=\"%s\"} %d\n", qs[k]->name, waiting[k]);
+    }
+    tb_printf(&b, "# HELP anneald_work_queue_running Deferred requests being worked on, by "
+                  "queue.\n# TYPE anneald_work_queue_running gauge\n");
+    for (int k = 0; k < 2; k++)
+        tb_printf(&b, "anneald_work_queue_running{queue=\"%s\"} %d\n", qs[k]->name, running[k]);
+    tb_printf(&b, "# HELP anneald_work_queue_peak_depth Deepest each queue has been.\n"
+                  "# TYPE anneald_work_queue_peak_depth gauge\n");
+    for (int k = 0; k < 2; k++)
+        tb_printf(&b, "anneald_work_queue_peak_depth{queue=\"%s\"} %d\n", qs[k]->name, peak[k]);
+    tb_printf(&b, "# HELP anneald_work_queue_rejected_total Requests refused (503) because their "
+                  "queue was full.\n# TYPE anneald_work_queue_rejected_total counter\n");
+    for (int k = 0; k < 2; k++)
+        tb_printf(&b, "anneald_work_queue_rejected_total{queue=\"%s\"} %" PRIu64 "\n",
+                  qs[k]->name, (uint64_t)atomic_load(&qs[k]->rejected));
+    uv_mutex_lock(&d->mem.mu);
+    uint64_t mem_used = d->mem.used, mem_refused = d->mem.refused;
+    uv_mutex_unlock(&d->mem.mu);
+    tb_printf(&b, "# HELP anneald_memory_budget_bytes The daemon's memory budget (--max-memory; 0 "
+                  "= none).\n# TYPE anneald_memory_budget_bytes gauge\n"
+                  "anneald_memory_budget_bytes %" PRIu64 "\n"
+                  "# HELP anneald_memory_reserved_bytes Memory reserved now by running jobs, "
+                  "loaded models and uploads.\n# TYPE anneald_memory_reserved_bytes gauge\n"
+                  "anneald_memory_reserved_bytes %" PRIu64 "\n"
+                  "# HELP anneald_memory_refused_total Reservations refused (a job waited or a "
+                  "request got 503).\n# TYPE anneald_memory_refused_total counter\n"
+                  "anneald_memory_refused_total %" PRIu64 "\n",
+              d->mem.cap, mem_used, mem_refused);
     int64_t size = 0;
     store_size(&d->store, &size, NULL);
     tb_printf(&b, "# HELP anneald_store_bytes Size of the SQLite store.\n"

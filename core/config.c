@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/config_metrics.h"
 #include "core/cfgval.h"
 #include "core/config_data.h"
 #include "core/config_ds.h"
@@ -313,6 +314,8 @@ static cJSON *normalized(const job_spec *s, const cJSON *ds)
         if (ok && s->resume_step >= 0)
             ok = cJSON_AddNumberToObject(x, "step", (double)s->resume_step) != NULL;
     }
+    if (ok && s->metrics_max_bytes > 0)
+        ok = add_item(o, "metrics", cfg_metrics_json(s->metrics_max_bytes));
     if (ok) {
         x = cJSON_Duplicate(ds, 1);
         ok = x && set_number(x, "train_batch_size", (double)s->train_batch_size) &&
@@ -510,7 +513,7 @@ static void parse_spec(const cJSON *j, job_spec *s, errlist *l)
     static const char *const top[] = {"name",       "seed",       "model",        "loss",
                                       "data",       "steps",      "epochs",       "validation",
                                       "checkpoint", "threads",    "param_groups", "resume_from",
-                                      "ds_config",  "lr_finder",  NULL};
+                                      "ds_config",  "lr_finder",  "metrics",      NULL};
     an_err e;
     int64_t v;
     int t;
@@ -548,6 +551,7 @@ static void parse_spec(const cJSON *j, job_spec *s, errlist *l)
     int groups_ok = !g || (model_ok && !failed(l, parse_groups(g, s, &e), &e));
     failed(l, parse_resume(j, s, &e), &e);
     failed(l, parse_lrfinder(j, s, &e), &e);
+    failed(l, cfg_metrics_max_bytes(j, &s->metrics_max_bytes, &e), &e);
     const cJSON *ds = cfg_get(j, "ds_config");
     int ds_ok = 0, batch_ok = 0, opt_ok = 0;
     if (!failed(l, cfg_require(j, "", "ds_config", &e), &e))

@@ -98,6 +98,7 @@ typedef struct job_spec {
     double ckpt_every_seconds;    /* seconds between checkpoints; 0 = no time trigger */
     int ckpt_keep_last;           /* checkpoints kept, 1..CFG_MAX_KEEP (default 3) */
     int threads;                  /* compute threads, 1..CFG_MAX_THREADS (default 1) */
+    int64_t metrics_max_bytes;    /* metrics.max_bytes; 0 = no cap (config_metrics.h) */
     int ngroups;                  /* param_groups entries (group k+1 = entry k) */
     param_group_spec groups[CFG_MAX_GROUPS];
     double lrfind_stop;           /* lr_finder.stop_factor: the run ends once its smoothed loss

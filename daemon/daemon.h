@@ -16,11 +16,19 @@
 
 #include "api/conns.h"
 #include "api/sse.h"
+#include "daemon/budget.h"
 #include "daemon/jobs.h"
 #include "daemon/loader.h"
 #include "daemon/options.h"
 #include "daemon/workers.h"
+#include "daemon/workq.h"
 #include "store/store.h"
+
+/* Deferred request work (daemon/workq.h): threads and queue depth of each class. */
+#define QUICK_THREADS 2
+#define QUICK_DEPTH 256
+#define SLOW_THREADS 2
+#define SLOW_DEPTH 16
 
 /* The most the model cache may hold (models larger than this are loaded per request). */
 #define MODEL_CACHE_BYTES ((size_t)256 << 20)
@@ -56,6 +64,18 @@ typedef struct daemon {
     worker_pool pool;
     sse_hub hub;
     model_cache models;            /* trained models for weights and predict (any thread) */
+    membudget mem;                 /* --max-memory: jobs, models and uploads (any thread) */
+
+    /* Deferred work and the loop's turns (loop thread) */
+    workq quick, slow;
+    uv_async_t work_done;          /* a queue thread finished an item */
+    uv_prepare_t turn_end;         /* before each poll: closes the turn that just ran */
+    uint64_t turn_mark_ns;         /* uv_hrtime at the previous prepare */
+    uint64_t turn_idle_ns;         /* uv_metrics_idle_time then */
+    uint64_t turn_cpu_ns;          /* the loop thread's CPU time then */
+    uint64_t longest_turn_ns;      /* longest turn (wall, without time waiting in poll) */
+    uint64_t longest_turn_cpu_ns;  /* longest turn in the loop thread's CPU time */
+    uint64_t turns;
 
     /* Stats for /metrics (loop thread) */
     uint64_t http_by_code[600];    /* requests answered, by status code */
@@ -70,6 +90,10 @@ int daemon_run(const daemon_opts *opts);
 
 /* Runs MHD and re-arms the timer from MHD_get_timeout (loop thread). */
 void daemon_pump(daemon_t *d);
+
+/* Bytes free to unprivileged writers on the file system of the store at `db` (its
+ * directory). 0, or a negative errno. */
+int daemon_free_disk(const char *db, uint64_t *avail);
 
 /* Monotonic seconds. */
 double daemon_now(void);

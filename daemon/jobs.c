@@ -237,7 +237,7 @@ static void answer_waiters(jobmgr *m, job_run *run)
     }
 }
 
-static job_fix *find_fix(jobmgr *m, const char *id)
+job_fix *jobs_find_fix(jobmgr *m, const char *id)
 {
     for (job_fix *f = m->fixes; f; f = f->next)
         if (strcmp(f->id, id) == 0)
@@ -249,7 +249,7 @@ static job_fix *find_fix(jobmgr *m, const char *id)
  * `running` in the store until the next start, which queues it again. */
 static void add_fix(jobmgr *m, const char *id, store_job_state st, const char *error)
 {
-    job_fix *f = find_fix(m, id);
+    job_fix *f = jobs_find_fix(m, id);
     if (!f) {
         f = calloc(1, sizeof *f);
         if (!f)
@@ -356,45 +356,6 @@ void jobs_poll(jobmgr *m)
     }
 }
 
-cJSON *jobs_to_json(jobmgr *m, const store_job *row)
-{
-    cJSON *o = store_job_to_json(row);
-    if (!o)
-        return NULL;
-    job_fix *f = find_fix(m, row->id);
-    if (f) { /* the state the store could not take yet is the truth */
-        cJSON_ReplaceItemInObject(o, "state", cJSON_CreateString(store_state_name(f->state)));
-        cJSON_ReplaceItemInObject(o, "error", f->error[0] ? cJSON_CreateString(f->error)
-                                                          : cJSON_CreateNull());
-    }
-    job_run *r = jobs_find(m, row->id);
-    if (r && row->state == STORE_RUNNING) {
-        job_snap s;
-        uv_mutex_lock(&r->mu);
-        s = r->snap;
-        uv_mutex_unlock(&r->mu);
-        if (s.started && s.step > row->step) {
-            cJSON_ReplaceItemInObject(o, "step", cJSON_CreateNumber((double)s.step));
-            cJSON_ReplaceItemInObject(o, "epoch", cJSON_CreateNumber((double)s.epoch));
-            cJSON_ReplaceItemInObject(o, "loss", num_or_null(s.loss));
-            cJSON *lr = cJSON_CreateArray();
-            for (int g = 0; g < s.n_lr; g++)
-                cJSON_AddItemToArray(lr, num_or_null(s.lr[g]));
-            cJSON_ReplaceItemInObject(o, "lr", lr);
-            cJSON_ReplaceItemInObject(o, "samples_per_sec", num_or_null(s.samples_per_sec));
-        }
-        if (s.started && s.val_step > 0 && s.val_step > row->val_step) {
-            cJSON_ReplaceItemInObject(o, "val_loss", num_or_null(s.val_loss));
-            cJSON_ReplaceItemInObject(o, "val_acc", num_or_null(s.val_acc));
-        }
-        if (cJSON_GetObjectItemCaseSensitive(o, "eta_s"))
-            cJSON_ReplaceItemInObject(o, "eta_s", num_or_null(s.eta_s));
-        else
-            cJSON_AddItemToObject(o, "eta_s", num_or_null(s.eta_s));
-    }
-    return o;
-}
-
 static void reply_row(jobmgr *m, http_req *r, const char *id, unsigned status)
 {
     store_job row;
@@ -416,10 +377,11 @@ static int get_state(jobmgr *m, http_req *r, const char *id, store_job_state *st
 {
     if (m->fixes)
         jobs_settle(m);
-    if (find_fix(m, id)) {
+    if (jobs_find_fix(m, id)) {
         http_error(r, 503, "unavailable", NULL,
                    "job %s is %s but the store could not record it yet (is the disk full?); "
-                   "free some space and try again", id, store_state_name(find_fix(m, id)->state));
+                   "free some space and try again", id,
+                   store_state_name(jobs_find_fix(m, id)->state));
         return -1;
     }
     store_job row;

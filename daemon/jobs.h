@@ -54,6 +54,7 @@ typedef struct job_snap {
                                     full disk) */
     int unsaved;                 /* the store refused the final state (e.g. a full disk): the
                                     loop thread records it later (jobs_settle) */
+    char wait_reason[400];       /* why a taken job still waits (memory); "" = it does not */
 } job_snap;
 
 /* A final state the store could not take yet; retried by jobs_settle (loop thread). */
@@ -96,8 +97,32 @@ typedef struct jobmgr {
     atomic_uint_fast64_t ckpt_usec;       /* total time spent committing checkpoints */
 } jobmgr;
 
+/* What the manager knows about a job beyond its row (a copy, readable on any thread). */
+typedef struct job_overlay_item {
+    char id[STORE_ID_LEN];
+    int has_fix;
+    store_job_state fix_state;
+    char fix_error[512];
+    int has_snap;
+    job_snap snap;
+} job_overlay_item;
+
+typedef struct job_overlay {
+    job_overlay_item *items;
+    size_t n;
+} job_overlay;
+
 /* Loop thread. */
 int jobs_init(jobmgr *m, struct daemon *d);
+
+/* The final state of job `id` the store has not taken yet, or NULL (loop thread). */
+job_fix *jobs_find_fix(jobmgr *m, const char *id);
+
+/* Copies the overlay of every job this process works on (loop thread), so that a job's JSON
+ * can be made off the loop with jobs_to_json_overlay (any thread). */
+int jobs_overlay_capture(jobmgr *m, job_overlay *out);
+void jobs_overlay_free(job_overlay *o);
+cJSON *jobs_to_json_overlay(const job_overlay *ov, const store_job *row);
 void jobs_close(jobmgr *m);
 
 /* Restart recovery: running jobs become queued and every queued job is enqueued, oldest

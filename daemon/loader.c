@@ -15,6 +15,8 @@ int model_cache_init(model_cache *c, size_t cap)
 
 static void ref_free(model_ref *r)
 {
+    if (r->budget && r->charge)
+        budget_release(r->budget, r->charge);
     infer_free(r->f);
     pthread_mutex_destroy(&r->run);
     free(r);
@@ -46,6 +48,19 @@ void model_cache_drop(model_cache *c, const char *id)
         if (c->slot[k] && strcmp(c->slot[k]->id, id) == 0)
             evict(c, k);
     pthread_mutex_unlock(&c->mu);
+}
+
+int model_cache_shrink(model_cache *c)
+{
+    int n = 0;
+    pthread_mutex_lock(&c->mu);
+    for (int k = 0; k < MODEL_CACHE_ENTRIES; k++)
+        if (c->slot[k] && c->slot[k]->refs == 0) {
+            evict(c, k);
+            n++;
+        }
+    pthread_mutex_unlock(&c->mu);
+    return n;
 }
 
 int loader_spec(const store_job *row, job_spec *spec, an_err *err)
@@ -138,14 +153,36 @@ int loader_model(model_cache *c, store_t *s, const store_job *row, int64_t step,
     int rc = loader_spec(row, &spec, err);
     if (rc)
         return rc;
+    /* The model for as long as it lives, and its checkpoint blob while it loads. */
+    uint64_t model_bytes = infer_bytes_estimate(&spec), blob_bytes = 0;
+    if (c->budget && budget_try(c->budget, model_bytes) != 0 &&
+        (model_cache_shrink(c) == 0 || budget_try(c->budget, model_bytes) != 0)) {
+        char t[32];
+        job_spec_free(&spec);
+        return an_failc(err, -EAGAIN, "", "the daemon's memory budget (--max-memory) cannot take "
+                        "a %s model now; try again when jobs or requests have finished",
+                        mem_bytes_text(model_bytes, t, sizeof t));
+    }
     void *blob = NULL;
     size_t len = 0;
     int64_t got = at;
     rc = store_checkpoint_read(s, row->id, at, &blob, &len, &got, err);
     if (rc == -ENOENT) {
         job_spec_free(&spec);
+        if (c->budget)
+            budget_release(c->budget, model_bytes);
         return an_failc(err, -ENOENT, "step", "job %s has no checkpoint at step %lld", row->id,
                         (long long)at);
+    }
+    if (rc == 0 && c->budget) {
+        blob_bytes = len;
+        if (budget_try(c->budget, blob_bytes) != 0) {
+            free(blob);
+            blob = NULL;
+            blob_bytes = 0;
+            rc = an_failc(err, -EAGAIN, "", "the daemon's memory budget (--max-memory) cannot "
+                          "take the %zu-byte checkpoint now; try again later", len);
+        }
     }
     model_ref *r = NULL;
     if (rc == 0) {
@@ -168,8 +205,12 @@ int loader_model(model_cache *c, store_t *s, const store_job *row, int64_t step,
     }
     free(blob);
     job_spec_free(&spec);
+    if (c->budget)
+        budget_release(c->budget, blob_bytes + (rc ? model_bytes : 0));
     if (rc)
         return rc;
+    r->budget = c->budget;
+    r->charge = c->budget ? model_bytes : 0;
     snprintf(r->id, sizeof r->id, "%s", row->id);
     snprintf(r->created_at, sizeof r->created_at, "%s", row->created_at);
     r->step = got;

@@ -16,6 +16,7 @@
 #include "core/config.h"
 #include "core/err.h"
 #include "core/infer.h"
+#include "daemon/budget.h"
 #include "store/store.h"
 
 #define MODEL_CACHE_ENTRIES 4
@@ -28,6 +29,8 @@ typedef struct model_ref {
     int refs;                 /* users holding it (cache lock) */
     int cached;               /* still in the cache's table */
     uint64_t used;            /* LRU stamp */
+    membudget *budget;        /* where charge is reserved (NULL: nowhere) */
+    uint64_t charge;          /* bytes reserved in the budget while it lives */
     pthread_mutex_t run;      /* serialises forward passes (shared activations) */
 } model_ref;
 
@@ -37,12 +40,17 @@ typedef struct model_cache {
     size_t bytes, cap;        /* bytes of the cached models, at most cap */
     uint64_t clock;
     uint64_t hits, misses;
+    membudget *budget;        /* models are admitted against it (NULL: no budget) */
 } model_cache;
 
 /* cap: the most bytes the cached models may hold together (a larger model is loaded for its
  * request and freed after it). */
 int model_cache_init(model_cache *c, size_t cap);
 void model_cache_free(model_cache *c);
+
+/* Frees every cached model nobody is using (giving their memory back to the budget);
+ * returns how many. */
+int model_cache_shrink(model_cache *c);
 
 /* Forgets every cached model of job `id` (deleted or rewound); users keep theirs. */
 void model_cache_drop(model_cache *c, const char *id);
@@ -55,7 +63,8 @@ int loader_spec(const store_job *row, job_spec *spec, an_err *err);
 int loader_data(store_t *s, const job_spec *spec, char **csv, size_t *len, an_err *err);
 
 /* The model of job `row` at checkpoint `step` (< 0: its latest), from the cache or loaded.
- * -ENOENT (field "step") without such a checkpoint; -EPROTO for a corrupt one; -ENOMEM.
+ * -ENOENT (field "step") without such a checkpoint; -EPROTO for a corrupt one; -ENOMEM;
+ * -EAGAIN when the memory budget cannot take the model now.
  * Hand it back with model_cache_release. */
 int loader_model(model_cache *c, store_t *s, const store_job *row, int64_t step,
                  model_ref **out, an_err *err);

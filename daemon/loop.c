@@ -13,6 +13,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -21,6 +22,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -91,6 +93,58 @@ static void on_wake(uv_async_t *a)
     daemon_pump(d);
 }
 
+int daemon_free_disk(const char *db, uint64_t *avail)
+{
+    char dir[OPT_PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", db);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    struct statvfs sv;
+    if (statvfs(dir, &sv) != 0)
+        return -errno;
+    *avail = (uint64_t)sv.f_bavail * (uint64_t)sv.f_frsize;
+    return 0;
+}
+
+static uint64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Runs before every poll: the time since the previous one, less the time spent waiting in
+ * poll, is the work of one turn of the loop (every callback it ran). */
+static void on_turn_end(uv_prepare_t *h)
+{
+    daemon_t *d = h->data;
+    uint64_t now = uv_hrtime(), idle = uv_metrics_idle_time(&d->loop), cpu = thread_cpu_ns();
+    if (d->turn_mark_ns) {
+        uint64_t wall = now - d->turn_mark_ns, waited = idle - d->turn_idle_ns;
+        uint64_t busy = wall > waited ? wall - waited : 0;
+        if (busy > d->longest_turn_ns)
+            d->longest_turn_ns = busy;
+        if (cpu - d->turn_cpu_ns > d->longest_turn_cpu_ns)
+            d->longest_turn_cpu_ns = cpu - d->turn_cpu_ns;
+        d->turns++;
+    }
+    d->turn_mark_ns = now;
+    d->turn_idle_ns = idle;
+    d->turn_cpu_ns = cpu;
+}
+
+static void on_work_done(uv_async_t *a)
+{
+    daemon_t *d = a->data;
+    workq_complete(&d->quick);
+    workq_complete(&d->slow);
+}
+
 static void close_handle(uv_handle_t *h, void *arg)
 {
     (void)arg;
@@ -120,6 +174,9 @@ static void drain_step(daemon_t *d)
     MHD_stop_daemon(d->mhd);
     d->mhd = NULL;
     workers_stop(&d->pool);
+    d->quick.on_exit = d->slow.on_exit = http_thread_end;
+    workq_stop(&d->quick);
+    workq_stop(&d->slow);
     uv_walk(&d->loop, close_handle, NULL);
 }
 
@@ -205,6 +262,9 @@ int daemon_run(const daemon_opts *opts)
     log_level = opts->log_level;
     d->started = daemon_now();
     signal(SIGPIPE, SIG_IGN);
+    /* Few malloc arenas: each thread's own 64 MiB arena would take address space (and, under
+     * ulimit -v, the limit) for nothing the budget can see. */
+    mallopt(M_ARENA_MAX, 4);
 
     an_err e;
     an_err_clear(&e);
@@ -227,12 +287,25 @@ int daemon_run(const daemon_opts *opts)
     clock_gettime(CLOCK_REALTIME, &wall);
     uint64_t first_id = ((uint64_t)wall.tv_sec * 1000 + (uint64_t)(wall.tv_nsec / 1000000)) * 1000;
     if (sse_hub_init(&d->hub, 8192, first_id) || jobs_init(&d->jobs, d) ||
-        model_cache_init(&d->models, MODEL_CACHE_BYTES)) {
+        model_cache_init(&d->models, MODEL_CACHE_BYTES) ||
+        budget_init(&d->mem, opts->max_memory)) {
         fprintf(stderr, "anneald: out of memory\n");
         return 1;
     }
     uv_async_init(&d->loop, &d->wake, on_wake);
     d->wake.data = d;
+    d->models.budget = opts->max_memory ? &d->mem : NULL;
+    uv_loop_configure(&d->loop, UV_METRICS_IDLE_TIME);
+    uv_prepare_init(&d->loop, &d->turn_end);
+    d->turn_end.data = d;
+    uv_prepare_start(&d->turn_end, on_turn_end);
+    uv_async_init(&d->loop, &d->work_done, on_work_done);
+    d->work_done.data = d;
+    if (workq_init(&d->quick, "quick", QUICK_THREADS, QUICK_DEPTH, &d->work_done) ||
+        workq_init(&d->slow, "slow", SLOW_THREADS, SLOW_DEPTH, &d->work_done)) {
+        fprintf(stderr, "anneald: cannot start the request threads\n");
+        return 1;
+    }
 
     struct sockaddr_storage ss;
     unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
@@ -316,6 +389,7 @@ int daemon_run(const daemon_opts *opts)
     sse_hub_close(&d->hub);
     model_cache_free(&d->models);
     conns_free(d);
+    budget_free(&d->mem);
     store_maintain(&d->store, NULL);
     store_close(&d->store);
     store_lock_release(&lock);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "core/memest.h"
@@ -23,8 +24,18 @@ void options_defaults(daemon_opts *o)
     /* Half the machine: the daemon, the page cache and a second job need the rest. */
     long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
     o->max_job_memory = pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz / 2 : 0;
-    /* The whole daemon: 70 % of the machine leaves the kernel and page cache their share. */
-    o->max_memory = pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz / 10 * 7 : 0;
+    /* The whole daemon: 70 % of the machine leaves the kernel and page cache their share;
+     * under an address-space limit (ulimit -v), 70 % of what the limit leaves after the
+     * daemon's own code, thread stacks and allocator arenas (OPT_BASE_VM). */
+    uint64_t ram = pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz : 0;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+        uint64_t as = (uint64_t)rl.rlim_cur;
+        uint64_t usable = as > OPT_BASE_VM ? as - OPT_BASE_VM : as / 4;
+        if (ram == 0 || usable < ram)
+            ram = usable;
+    }
+    o->max_memory = ram / 10 * 7;
     o->min_free_disk = (uint64_t)256 << 20;
     o->max_queued = 10000;
 }

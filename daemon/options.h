@@ -10,6 +10,11 @@
 
 #define OPT_PATH_MAX 1024
 
+/* Address space the daemon takes besides what its budget counts (code, libraries, thread
+ * stacks, allocator arenas), subtracted from an address-space limit for the default
+ * --max-memory. */
+#define OPT_BASE_VM ((uint64_t)384 << 20)
+
 enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
 
 typedef struct daemon_opts {

@@ -10,7 +10,10 @@
 #include <time.h>
 
 #include "core/config.h"
+#include "core/config_metrics.h"
+#include "core/memest.h"
 #include "core/train.h"
+#include "daemon/admit.h"
 #include "daemon/daemon.h"
 #include "daemon/jobs.h"
 #include "store/store.h"
@@ -18,6 +21,7 @@
 #define METRIC_BATCH 4096      /* rows per metrics transaction */
 #define METRIC_FLUSH_S 0.25    /* …or this often */
 #define WAKE_INTERVAL_S 0.05   /* loop wake-ups at most this often */
+#define DISK_CHECK_S 1.0       /* free space of the store checked this often */
 #define CLOCK_EVERY_S 20e-6    /* read the clock about this often… */
 #define CLOCK_STRIDE_MAX 64    /* …but at least every this many steps */
 /* Periodic checkpoints: at most one per CKPT_GAP_S on average, in bursts of up to
@@ -515,8 +519,38 @@ static int prepare(wctx *w, const store_job *row, job_spec *spec, train **out, a
     return 0;
 }
 
+/* Admits the job against the memory budget (daemon/admit.h), finishing it as a stop that
+ * came first asks, or failed when it could never fit. 0 with *charge reserved. */
+static int admit(wctx *w, uint64_t *charge)
+{
+    char why[400];
+    int rc = admit_job(w->jobs->d, &w->store, w->run, charge, why, sizeof why);
+    if (rc < 0) {
+        daemon_log(LOG_WARN, "job %s failed: %s", w->run->id, why);
+        finish(w, STORE_FAILED, why);
+    } else if (rc > 0) {
+        int stop = atomic_load(&w->run->stop);
+        finish(w, stop == STOP_CANCEL ? STORE_CANCELLED : stop == STOP_PAUSE ? STORE_PAUSED
+                                                                             : STORE_QUEUED,
+               NULL);
+    }
+    return rc;
+}
+
+static void run_admitted(wctx *w);
+
 static void run_job(wctx *w)
 {
+    uint64_t charge = 0;
+    if (admit(w, &charge) != 0)
+        return;
+    run_admitted(w);
+    budget_release(&w->jobs->d->mem, charge);
+}
+
+static void run_admitted(wctx *w)
+{
+
     job_run *run = w->run;
     an_err e;
     an_err_clear(&e);
@@ -598,11 +632,29 @@ static void run_job(wctx *w)
     int failed = 0, disk_full = 0, rc;
     char errmsg[900] = "";
     int64_t stride = 1; /* steps between clock reads, adapted to the job's pace */
+    /* Bounds that pause the job with a message: metrics.max_bytes and --min-free-disk. */
+    int64_t row_limit = cfg_metrics_row_limit(spec.metrics_max_bytes, spec.ngroups + 1);
+    int bound_hit = admit_disk_low(w->jobs->d->opts, errmsg, sizeof errmsg);
+    double last_disk = w->t0;
+    if (bound_hit)
+        stop = STOP_PAUSE;
     /* train_total_steps is read each step: a learning-rate sweep ends itself early. */
-    while (train_steps_done(t) < train_total_steps(t)) {
+    while (!bound_hit && train_steps_done(t) < train_total_steps(t)) {
         stop = atomic_load(&run->stop);
         if (stop != STOP_NONE)
             break;
+        if (row_limit > 0 && train_steps_done(t) >= row_limit) {
+            snprintf(errmsg, sizeof errmsg,
+                     "metrics.max_bytes: the job's metrics reached %" PRId64 " rows of %" PRId64
+                     " bytes, as much as its %" PRId64 " bytes allow; paused at step %" PRId64
+                     " with every checkpoint and row kept. To train on, submit a job with "
+                     "resume_from this one and a larger metrics.max_bytes",
+                     train_steps_done(t), METRICS_ROW_BYTES(spec.ngroups + 1),
+                     spec.metrics_max_bytes, train_steps_done(t));
+            stop = STOP_PAUSE;
+            bound_hit = 1;
+            break;
+        }
         if (train_step(t, &rep, &e) != 0) {
             snprintf(errmsg, sizeof errmsg, "%s", e.message);
             failed = 1;
@@ -636,6 +688,14 @@ static void run_job(wctx *w)
             stride = per > 0 ? (int64_t)fmin(CLOCK_STRIDE_MAX, fmax(1, CLOCK_EVERY_S / per))
                              : CLOCK_STRIDE_MAX;
             publish(w, &rep, total, now);
+            if (now - last_disk >= DISK_CHECK_S) {
+                last_disk = now;
+                if (admit_disk_low(w->jobs->d->opts, errmsg, sizeof errmsg)) {
+                    stop = STOP_PAUSE;
+                    bound_hit = 1;
+                    break;
+                }
+            }
             if (now - last_wake >= WAKE_INTERVAL_S) {
                 jobs_wake(w->jobs);
                 last_wake = now;
@@ -705,8 +765,10 @@ static void run_job(wctx *w)
                 goto out;
             }
         }
+        if (stop == STOP_PAUSE && bound_hit)
+            daemon_log(LOG_WARN, "job %s paused: %s", run->id, errmsg);
         if (stop == STOP_PAUSE)
-            finish(w, STORE_PAUSED, NULL);
+            finish(w, STORE_PAUSED, bound_hit ? errmsg : NULL);
         else if (stop == STOP_SHUTDOWN)
             finish(w, STORE_QUEUED, NULL);
         else

@@ -5,7 +5,11 @@ import assert from 'node:assert/strict';
 import {spawnSync} from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
-import {api, waitJob, withDaemon, startDaemon, tutorialJob, heavyJob, tmpDir, removeDir, sleep} from './lib.mjs';
+import {api, waitJob, waitFor, withDaemon, startDaemon, tutorialJob, heavyJob, tmpDir, removeDir, sleep, BIN, SANITIZED} from './lib.mjs';
+import path from 'node:path';
+
+// The daemon's path for a shell that execs it.
+const BIN_PATH = () => path.resolve(BIN);
 
 const ODD = 0.30000000000000004; // cJSON's own printer writes it as 0.3
 
@@ -138,10 +142,13 @@ test('a worker without a store takes no job and /healthz says so; a full queue a
     const d = await startDaemon({dir, args: ['--workers', '2', '--max-queued', '2'], env: {ANNEALD_FAULT: 'worker-store'}});
     let ids = [];
     try {
-      const h = await api(d.url, 'GET', '/healthz');
+      // The workers try their store as they start, just after the daemon listens.
+      const h = await waitFor(async () => {
+        const x = await api(d.url, 'GET', '/healthz');
+        return x.json.workers_down === 2 && x;
+      }, {what: 'both workers down'});
       assert.equal(h.status, 503, h.text);
       assert.equal(h.json.status, 'degraded');
-      assert.equal(h.json.workers_down, 2);
       assert.match(h.json.problems.join(' '), /2 of 2 workers cannot open the store/);
       for (let i = 0; i < 2; i++) {
         const r = await api(d.url, 'POST', '/v1/jobs', tutorialJob({steps: 50}));
@@ -343,5 +350,245 @@ test('SIGTERM ends an in-flight stream visibly truncated, within the stop deadli
     assert.equal(r.complete, false, `the body must not look whole (${r.bytes} bytes read)`);
     assert.ok(r.bytes < 10 * WIDE_PARAMS, `only part of it arrived (${r.bytes} bytes)`);
     assert.ok(Date.now() - t0 < 15000, 'the daemon stopped within its deadline');
+  });
+});
+
+test('the loop stays responsive under lists of large jobs: longest turn < 50 ms', async () => {
+  await withDaemon({args: ['--max-body-json', '4194304', '--workers', '1']}, async (d) => {
+    // Ten jobs of ~1 MB inline data each.
+    const rows = 12000;
+    const x = [], y = [];
+    for (let i = 0; i < rows; i++) {
+      const r = [];
+      for (let k = 0; k < 8; k++) r.push(Number(((i * 7 + k * 13) % 97 / 97).toFixed(6)));
+      x.push(r);
+      y.push([r[0] - r[1]]);
+    }
+    const spec = tutorialJob({
+      model: {type: 'linear', inputs: 8, outputs: 1}, loss: 'mse',
+      data: {type: 'inline', x, y}, steps: 1, checkpoint: {every_steps: 1, keep_last: 1},
+    });
+    assert.ok(JSON.stringify(spec).length > 900000);
+    const ids = await Promise.all(Array.from({length: 10}, async () => {
+      const r = await api(d.url, 'POST', '/v1/jobs', spec);
+      assert.equal(r.status, 201, r.text.slice(0, 300));
+      return r.json.id;
+    }));
+    for (const id of ids) await waitJob(d.url, id, (j) => j.state === 'completed');
+
+    let stop = false;
+    const health = (async () => {
+      let n = 0;
+      while (!stop) {
+        const h = await api(d.url, 'GET', '/healthz');
+        assert.equal(h.status, 200);
+        n++;
+        await sleep(10);
+      }
+      return n;
+    })();
+    for (let round = 0; round < 2; round++) {
+      const lists = await Promise.all(Array.from({length: 8}, () => api(d.url, 'GET', '/v1/jobs?limit=1000')));
+      for (const l of lists) {
+        assert.equal(l.status, 200);
+        assert.equal(l.json.jobs.length, 10);
+        assert.equal(l.json.jobs[0].spec.data.x.length, rows);
+      }
+    }
+    stop = true;
+    assert.ok(await health > 0, '/healthz answered while the lists were made');
+    const m = await exposition(d.url);
+    assert.ok(m.anneald_loop_turns_total > 0);
+    assert.ok(m.anneald_loop_longest_turn_seconds > 0);
+    console.log(`# loop: longest turn ${m.anneald_loop_longest_turn_cpu_seconds} s CPU, ` +
+      `${m.anneald_loop_longest_turn_seconds} s wall, over ${m.anneald_loop_turns_total} turns`);
+    // A bound on the loop's work, meaningful on the optimised build only (the sanitizers
+    // make every turn several times slower).
+    if (!SANITIZED) assert.ok(m.anneald_loop_longest_turn_cpu_seconds < 0.05,
+      `longest loop turn ${m.anneald_loop_longest_turn_cpu_seconds} s of CPU (wall ${m.anneald_loop_longest_turn_seconds} s)`);
+    const r = await api(d.url, 'GET', '/metrics');
+    assert.match(r.text, /anneald_work_queue_depth\{queue="quick"\} \d+/);
+    assert.match(r.text, /anneald_work_queue_depth\{queue="slow"\} \d+/);
+  });
+});
+
+// An MLP with SGD of about 2.1M parameters: ~42 MiB charged (8 B a parameter steady, 12 for
+// checkpoint copies), so two of them do not fit a 64 MiB budget together.
+function bigJob(hidden, over = {}) {
+  return tutorialJob({
+    name: 'big', model: {type: 'mlp', inputs: 1024, hidden, outputs: 1},
+    data: {type: 'synthetic', task: 'regression', samples: 64, features: 1024},
+    steps: 100000000, checkpoint: {every_steps: 1000000, keep_last: 1},
+    ds_config: {train_batch_size: 8, optimizer: {type: 'SGD', params: {lr: 1e-6}}},
+    ...over,
+  });
+}
+
+test('one memory budget: a job that does not fit waits queued with the reason, one that never fits is 422', async () => {
+  await withDaemon({args: ['--max-memory', '64M', '--workers', '2']}, async (d) => {
+    const never = await api(d.url, 'POST', '/v1/jobs', bigJob([4096, 1024]));
+    assert.equal(never.status, 422, never.text);
+    assert.equal(never.json.error.field, 'model');
+    assert.match(never.json.error.message, /--max-memory/);
+    assert.match(never.json.error.message, /parameters .*gradients/);
+    const a = await api(d.url, 'POST', '/v1/jobs', bigJob([2048]));
+    assert.equal(a.status, 201, a.text);
+    await waitJob(d.url, a.json.id, (j) => j.state === 'running');
+    const b = await api(d.url, 'POST', '/v1/jobs', bigJob([2048]));
+    assert.equal(b.status, 201, b.text);
+    const waiting = await waitJob(d.url, b.json.id, (j) => j.state === 'queued' && j.queue_reason);
+    assert.match(waiting.queue_reason, /waiting for memory/);
+    assert.match(waiting.queue_reason, /--max-memory/);
+    const m = await exposition(d.url);
+    assert.equal(m.anneald_memory_budget_bytes, 64 * 1024 * 1024);
+    assert.ok(m.anneald_memory_reserved_bytes > 32 * 1024 * 1024);
+    // A model load that does not fit next to the running job is a 503, not an OOM.
+    assert.equal((await api(d.url, 'POST', `/v1/jobs/${a.json.id}/cancel`)).status, 200);
+    await waitJob(d.url, b.json.id, (j) => j.state === 'running');
+    const again = (await api(d.url, 'GET', `/v1/jobs/${b.json.id}`)).json;
+    assert.equal(again.queue_reason, undefined);
+    assert.equal((await api(d.url, 'POST', `/v1/jobs/${b.json.id}/cancel`)).status, 200);
+    await waitJob(d.url, b.json.id, (j) => j.state === 'cancelled');
+    const after = await exposition(d.url);
+    assert.equal(after.anneald_memory_reserved_bytes, 0, 'every reservation given back');
+  });
+});
+
+test('disk: metrics.max_bytes pauses a job with a clear error before its metrics pass the cap', async () => {
+  await withDaemon({}, async (d) => {
+    for (const [metrics, field] of [[5, 'metrics'], [{max_bytes: -1}, 'metrics.max_bytes'],
+      [{max_bytes: 'x'}, 'metrics.max_bytes'], [{max_bytes: 1.5}, 'metrics.max_bytes'],
+      [{max_bytes: 2 ** 60}, 'metrics.max_bytes']]) {
+      const r = await api(d.url, 'POST', '/v1/jobs', tutorialJob({metrics}));
+      assert.equal(r.status, 400, r.text);
+      assert.equal(r.json.error.field, field);
+    }
+    // One lr group: 48 bytes a row; 4800 bytes hold 100 rows.
+    const r = await api(d.url, 'POST', '/v1/jobs', tutorialJob({steps: 1000, metrics: {max_bytes: 4800}}));
+    assert.equal(r.status, 201, r.text);
+    assert.equal(r.json.spec.metrics.max_bytes, 4800);
+    const j = await waitJob(d.url, r.json.id, (x) => x.state === 'paused');
+    assert.equal(j.step, 100);
+    assert.match(j.error, /metrics\.max_bytes/);
+    const rows = (await api(d.url, 'GET', `/v1/jobs/${r.json.id}/metrics?format=csv`)).text.trim().split('\n').length - 1;
+    assert.equal(rows, 100);
+    assert.ok(rows * 48 <= 4800);
+    assert.equal(j.last_checkpoint_step, 100, 'checkpointed where it paused');
+  });
+});
+
+test('disk: below --min-free-disk training pauses with a clear error and /healthz says so', async () => {
+  await withDaemon({args: ['--min-free-disk', '1000T']}, async (d) => {
+    const h = await api(d.url, 'GET', '/healthz');
+    assert.equal(h.status, 503, h.text);
+    assert.equal(h.json.status, 'degraded');
+    assert.match(h.json.problems.join(' '), /--min-free-disk/);
+    const r = await api(d.url, 'POST', '/v1/jobs', tutorialJob({steps: 100000}));
+    assert.equal(r.status, 201, r.text);
+    const j = await waitJob(d.url, r.json.id, (x) => x.state === 'paused');
+    assert.match(j.error, /less than --min-free-disk/);
+    assert.ok(j.step < 100000);
+  });
+  // Early warning: between the limit and twice it, /healthz stays ok and warns.
+  const dir = tmpDir();
+  try {
+    const st = fs.statfsSync(dir);
+    const free = st.bavail * st.bsize;
+    await withDaemon({dir, args: ['--min-free-disk', String(Math.floor(free * 0.7))]}, async (d) => {
+      const h = await api(d.url, 'GET', '/healthz');
+      assert.equal(h.status, 200, h.text);
+      assert.match(h.json.warnings.join(' '), /training pauses below/);
+    });
+  } finally {
+    removeDir(dir);
+  }
+});
+
+// Every answer is whole: a 2xx carries its full, parseable body; an error is 4xx/5xx JSON.
+async function wholeAnswer(res, what) {
+  const text = await res.text();
+  const type = res.headers.get('content-type') || '';
+  if (res.status < 300) {
+    if (type.includes('json')) {
+      const j = JSON.parse(text); // throws on a cut body
+      assert.equal(j.error, undefined, `${what}: a 2xx with an error inside: ${text.slice(0, 300)}`);
+    }
+    return {status: res.status, text};
+  }
+  assert.ok(res.status >= 400 && res.status < 600, `${what}: status ${res.status}`);
+  const j = JSON.parse(text);
+  assert.ok(j.error && j.error.message, `${what}: ${text.slice(0, 300)}`);
+  return {status: res.status, text, error: j.error.message};
+}
+
+// POSTs a CSV as curl does for a large body (Expect: 100-continue), so that an upload refused
+// before its body is read gets its answer instead of a reset; resolves to a fetch-like object.
+function upload(url, name, csv) {
+  return new Promise((resolve, reject) => {
+    const u = new URL(`${url}/v1/datasets?name=${name}`);
+    const req = http.request(u, {method: 'POST', headers: {'Content-Type': 'text/csv',
+      'Content-Length': Buffer.byteLength(csv), Expect: '100-continue'}});
+    req.on('continue', () => req.end(csv));
+    req.on('response', (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => { body += c; });
+      res.on('end', () => resolve({status: res.statusCode, headers: {get: (k) => res.headers[k.toLowerCase()]},
+        text: async () => body}));
+    });
+    req.on('error', reject);
+  });
+}
+
+// AddressSanitizer reserves terabytes of address space for its shadow memory: under ulimit -v
+// the sanitized daemon cannot start, so this test runs on the optimised build only.
+test('under ulimit -v the daemon answers 4xx/5xx or queues with a reason, never dies', {skip: SANITIZED && 'ulimit -v and AddressSanitizer do not mix'}, async () => {
+  const limitKb = 1000000; // ~977 MiB of address space; the default --max-memory follows it
+  await withDaemon({bin: '/bin/sh', args: ['-c', `ulimit -v ${limitKb}; exec "$0" "$@"`, BIN_PATH()]}, async (d) => {
+    const m0 = await exposition(d.url);
+    assert.ok(m0.anneald_memory_budget_bytes > 0 && m0.anneald_memory_budget_bytes < limitKb * 1024,
+      `budget ${m0.anneald_memory_budget_bytes} under the ${limitKb} KiB limit`);
+    // A small finished job for weights and predict.
+    const small = await api(d.url, 'POST', '/v1/jobs', tutorialJob({steps: 300}));
+    assert.equal(small.status, 201, small.text);
+    await waitJob(d.url, small.json.id, (j) => j.state === 'completed');
+    // Two large jobs (16.8M parameters: ~335 MiB each with checkpoint copies): one runs, the
+    // other waits for memory with the reason on it.
+    const big = [];
+    for (let i = 0; i < 2; i++) {
+      const r = await api(d.url, 'POST', '/v1/jobs', bigJob([16384]));
+      assert.equal(r.status, 201, r.text);
+      big.push(r.json.id);
+    }
+    await waitJob(d.url, big[0], (j) => j.state === 'running');
+    const second = await waitJob(d.url, big[1], (j) => j.state === 'queued' && j.queue_reason);
+    assert.match(second.queue_reason, /waiting for memory/);
+    // Then everything at once: uploads of ~40 MB, metrics, weights, predictions.
+    let csv = 'a,b,c,y\n';
+    const line = '0.123456789,0.987654321,0.555555555,1.25\n';
+    csv += line.repeat(Math.floor(40e6 / line.length));
+    const reqs = [];
+    for (let i = 0; i < 4; i++) {
+      reqs.push(upload(d.url, `up${i}`, csv).then((r) => wholeAnswer(r, `upload ${i}`)));
+    }
+    for (const q of ['', '?format=csv']) {
+      reqs.push(fetch(`${d.url}/v1/jobs/${big[0]}/metrics${q}`).then((r) => wholeAnswer(r, `metrics${q}`)));
+      reqs.push(fetch(`${d.url}/v1/jobs/${small.json.id}/metrics${q}`).then((r) => wholeAnswer(r, `metrics${q}`)));
+    }
+    for (let i = 0; i < 4; i++) {
+      reqs.push(fetch(`${d.url}/v1/jobs/${small.json.id}/weights`).then((r) => wholeAnswer(r, 'weights')));
+      reqs.push(fetch(`${d.url}/v1/jobs/${small.json.id}/predict`, {method: 'POST', headers: {'Content-Type': 'application/json'},
+        body: JSON.stringify({inputs: Array.from({length: 5000}, () => Array(10).fill(0.5))})}).then((r) => wholeAnswer(r, 'predict')));
+    }
+    const answers = await Promise.all(reqs);
+    const by = {};
+    for (const a of answers) by[a.status] = (by[a.status] || 0) + 1;
+    assert.ok(answers.some((a) => a.status === 200 || a.status === 201), JSON.stringify(by));
+    console.log(`# under ulimit -v: answers by status ${JSON.stringify(by)}`);
+    for (const a of answers.filter((x) => x.status >= 500)) assert.match(a.error, /memory|busy|try again/);
+    assert.ok(d.running(), 'the daemon is alive');
+    const h = await api(d.url, 'GET', '/healthz');
+    assert.equal(h.status, 200, h.text);
+    for (const id of big) assert.equal((await api(d.url, 'POST', `/v1/jobs/${id}/cancel`)).status, 200);
   });
 });

@@ -219,6 +219,10 @@ static const bad_case bad[] = {
     {"{\"param_groups\": [{\"match\": [\"*.bias\"], \"wd\": 0}]}", "param_groups[0].wd",
      "unknown key 'wd'"},
     {"{\"param_groups\": {\"match\": []}}", "param_groups", "list of at most 16"},
+    /* metrics */
+    {"{\"metrics\": []}", "metrics", "must be an object"},
+    {"{\"metrics\": {\"max_bytes\": 47}}", "metrics.max_bytes", "got 47"},
+    {"{\"metrics\": {\"max_bytes\": true}}", "metrics.max_bytes", "true"},
     /* model */
     {"{\"model\": {\"type\": \"conv\"}}", "model.type", "one of linear, mlp, got \"conv\""},
     {"{\"model\": {\"inputs\": 0}}", "model.inputs", "integer from 1"},

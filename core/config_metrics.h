@@ -1,0 +1,29 @@
+/* config_metrics — the job spec's "metrics" object: bounds on a job's stored history.
+ *
+ * {"metrics": {"max_bytes": B}}: the job pauses with a clear error before its stored metric
+ * rows pass B bytes, each row counting METRICS_ROW_BYTES(groups) (its columns unpacked: step,
+ * loss, grad_norm, time, wall and one lr per parameter group). */
+#ifndef ANNEALD_CONFIG_METRICS_H
+#define ANNEALD_CONFIG_METRICS_H
+
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "core/err.h"
+
+struct job_spec;
+
+#define METRICS_ROW_BYTES(groups) (40 + 8 * (int64_t)(groups))
+#define METRICS_MAX_BYTES_MAX ((int64_t)1 << 50)
+
+/* Reads metrics.max_bytes of spec `j` (absent: 0 = no cap). Errors name "metrics.max_bytes". */
+int cfg_metrics_max_bytes(const cJSON *j, int64_t *out, an_err *err);
+
+/* {"max_bytes": B} for the normalized spec, or NULL when there is no cap. */
+cJSON *cfg_metrics_json(int64_t max_bytes);
+
+/* Metric rows a job with `groups` lr groups may store under max_bytes (0 = no cap). */
+int64_t cfg_metrics_row_limit(int64_t max_bytes, int groups);
+
+#endif
