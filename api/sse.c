@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <microhttpd.h>
 
@@ -244,6 +245,30 @@ void sse_hub_ping(sse_hub *h)
         client_append(c, ping, sizeof ping - 1);
         client_wake(c);
     }
+}
+
+int sse_hub_check_peers(sse_hub *h)
+{
+    int gone = 0;
+    for (sse_client *c = h->clients; c; c = c->next) {
+        if (!c->conn || c->dropped)
+            continue;
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!ci)
+            continue;
+        char b;
+        ssize_t n = recv(ci->connect_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)))
+            continue; /* still connected (a client sends nothing on a stream) */
+        free(c->buf);
+        c->buf = NULL;
+        c->off = c->len = c->cap = 0;
+        c->ending = c->dropped = 1;
+        client_wake(c);
+        gone++;
+    }
+    return gone;
 }
 
 void sse_hub_end(sse_hub *h, const char *job)

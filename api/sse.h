@@ -96,6 +96,11 @@ void sse_client_send(sse_client *c, const char *event, uint64_t id, const cJSON 
 /* Writes a ": ping" comment to every client (resuming them). */
 void sse_hub_ping(sse_hub *h);
 
+/* Finds streams whose client has closed its end (EOF or an error on a peek at the socket)
+ * and ends them now: a suspended stream is otherwise noticed only at the next heartbeat.
+ * Returns how many were ended. */
+int sse_hub_check_peers(sse_hub *h);
+
 /* Ends every stream of `job` ("" = every stream) once its buffer is drained. */
 void sse_hub_end(sse_hub *h, const char *job);
 

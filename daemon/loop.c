@@ -196,6 +196,8 @@ static void on_housekeeping(uv_timer_t *t)
         jobs_settle(&d->jobs);
     if (d->ticks % 60 == 0) /* 15 s at 250 ms */
         sse_hub_ping(&d->hub);
+    else if (d->ticks % 4 == 0) /* every second: streams whose client hung up */
+        sse_hub_check_peers(&d->hub);
     /* Watchdog pings come from the loop itself, so a stalled loop gets restarted. */
     if (d->watchdog_ticks > 0 && d->ticks % d->watchdog_ticks == 0)
         notify_send("WATCHDOG=1");
