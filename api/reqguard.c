@@ -155,8 +155,11 @@ void reqguard_mhd_log(void *cls, const char *fmt, va_list ap)
     while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
         msg[--n] = '\0';
     guard_redact(msg, clean, sizeof clean);
-    /* A client that went away mid-answer (an SSE reader closing its tab) is routine: debug. */
+    /* A client that went away mid-answer (an SSE reader closing its tab), and a stream the
+     * daemon ended itself (its reader hung up, or a stop cut it on purpose), are routine:
+     * debug. */
     int gone = strncmp(msg, "Failed to send", 14) == 0 || strstr(msg, "no longer available") ||
+               strstr(msg, "application error generating response") ||
                strstr(msg, "reset by peer") || strstr(msg, "closed by remote peer") ||
                strstr(msg, "Broken pipe") || strstr(msg, "closed by the client");
     daemon_log(gone ? LOG_DEBUG : LOG_WARN, "http: %s", clean);

@@ -38,7 +38,7 @@ static void overlay_apply(cJSON *o, const store_job *row, const job_overlay_item
             cJSON_ReplaceItemInObject(o, "lr", lr);
             cJSON_ReplaceItemInObject(o, "samples_per_sec", num_or_null(s->samples_per_sec));
         }
-        if (s->started && s->val_step > row->val_step) {
+        if (s->started && s->val_step > 0 && s->val_step > row->val_step) {
             cJSON_ReplaceItemInObject(o, "val_loss", num_or_null(s->val_loss));
             cJSON_ReplaceItemInObject(o, "val_acc", num_or_null(s->val_acc));
         }

@@ -29,10 +29,11 @@ const readmeJob = () => tutorialJob({steps: 20000000, checkpoint: {every_steps: 
 
 test('each command has its own --help, and the global usage points to them', () => {
   const global = run(['--help']).out;
-  assert.match(global, /anneald check\|preview\|train --help/);
+  assert.match(global, /anneald check\|preview\|train\|lr-find --help/);
   for (const [cmd, flags] of [['check', ['--max-job-memory']],
                               ['preview', ['--steps', '--every', '--max-points', '--param-group-lr', '--format']],
-                              ['train', ['--steps', '--metrics-csv', '--weights-json', '--save', '--resume', 'Ctrl-C']]]) {
+                              ['train', ['--steps', '--metrics-csv', '--weights-json', '--save', '--resume', 'Ctrl-C']],
+                              ['lr-find', ['--min-lr', '--max-lr', '--steps', '--stop-factor', '--mode', '--csv', '--job']]]) {
     for (const h of ['--help', '-h']) {
       const r = run([cmd, h]);
       assert.equal(r.code, 0);
