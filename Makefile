@@ -19,8 +19,8 @@ PKG_CONFIG ?= pkg-config
 WERROR   ?= -Werror
 OPT      ?= -O3 -march=x86-64-v3 -mtune=native -fno-math-errno -fno-trapping-math
 
-PKGS := libuv libmicrohttpd libcjson sqlite3
-DEB_PKGS := libuv1-dev libmicrohttpd-dev libcjson-dev libsqlite3-dev libcmocka-dev \
+PKGS := libuv libmicrohttpd libcjson sqlite3 libzstd
+DEB_PKGS := libuv1-dev libmicrohttpd-dev libcjson-dev libsqlite3-dev libzstd-dev libcmocka-dev \
             pkg-config libdnnl-dev chromium sqlite3 wrk
 
 WARN := -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \

@@ -115,6 +115,19 @@ int st_json_is(const char *s, int type);
  * and copy the rest only for the rows it keeps. The layout is part of the schema: changing
  * it takes a migration. */
 
+/* Compression (codec.c). Since schema 3 a block's layout is stored zstd-compressed after an
+ * exact transform (each 8-byte word XORed with the one before, then split into byte planes),
+ * and metric_blocks.raw holds the layout's length; raw NULL means the blob is the layout
+ * itself (blocks written before schema 3, or ones that would not get smaller).
+ * st_block_pack: `len` bytes of layout with an `ml`-byte mask -> *out (*outlen bytes, in s's
+ * scratch buffer, valid until the next pack/unpack on s). st_block_unpack: the inverse into
+ * s's scratch buffer; -EPROTO when the blob does not decode to exactly `len` bytes. */
+int st_block_pack(store_t *s, const unsigned char *raw, size_t len, size_t ml,
+                  unsigned char **out, size_t *outlen);
+int st_block_unpack(store_t *s, const unsigned char *z, size_t zlen, size_t len, size_t ml,
+                    unsigned char **out);
+void st_codec_free(store_t *s);
+
 #define ST_BLOCK_CAP 4096 /* rows per block: a batch above it is stored as several blocks */
 
 enum { ST_COL_LOSS = 0, ST_COL_GRAD_NORM, ST_COL_TIME, ST_COL_WALL, ST_COL_LR };
@@ -218,5 +231,9 @@ int st_metric_at(store_t *s, int64_t num, int64_t step, store_metric *m, int *fo
 /* Schema migration 1 -> 2: packs the per-step metrics table into metric_blocks (created by the
  * migration's SQL) and drops it, inside the migration's transaction. */
 int st_migrate_metric_blocks(store_t *s, an_err *err);
+
+/* Schema migration 2 -> 3: adds metric_blocks.raw unless it is there already (a schema-1 file
+ * gets it from st_migrate_metric_blocks, which writes compressed blocks). */
+int st_migrate_blocks_raw(store_t *s, an_err *err);
 
 #endif

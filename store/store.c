@@ -115,6 +115,9 @@ static const migration migrations[] = {
      "  UNIQUE(job, first_step)"
      ");",
      st_migrate_metric_blocks},
+    /* 2 -> 3: metric blocks may be compressed (codec.c); raw is the decoded length, NULL for
+     * the blocks written before, which stay readable as they are. */
+    {"", st_migrate_blocks_raw},
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -466,6 +469,7 @@ void store_close(store_t *s)
     if (s->db)
         sqlite3_close_v2(s->db);
     s->db = NULL;
+    st_codec_free(s);
 }
 
 int store_maintain(store_t *s, an_err *err)

@@ -68,6 +68,10 @@ typedef struct store_t {
     struct sqlite3 *db;                         /* the connection (one thread only) */
     struct sqlite3_stmt *stmt[STORE_NSTMT];     /* prepared statements, lazily, by store.c */
     size_t chunk_size;                          /* bytes per checkpoint chunk; tests lower it */
+    void *zc, *zd;                              /* zstd contexts for metric blocks (codec.c) */
+    unsigned char *zbuf;                        /* their scratch buffer, zcap bytes */
+    size_t zcap;
+    int plain_blocks;                           /* 1: write metric blocks uncompressed (tests) */
 } store_t;
 
 /* ---- connection ---------------------------------------------------------------------- */

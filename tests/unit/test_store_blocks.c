@@ -430,7 +430,7 @@ static void test_constant_columns(void **state)
     rows[99].lr[2] = 0.0; /* equal as a number, other bits: not constant */
     put(f, id, md, rows, 100);
     /* mask (1 byte for 7 columns) + loss, time, wall, lr1, lr2 per row + grad_norm, lr0 once */
-    assert_int_equal(scalar(&f->s, "SELECT length(data) FROM metric_blocks"), 1 + 5 * 800 + 2 * 8);
+    assert_int_equal(scalar(&f->s, "SELECT coalesce(raw, length(data)) FROM metric_blocks"), 1 + 5 * 800 + 2 * 8);
     check_range(f, id, md, 0, MAXSTEP);
     check_range(f, id, md, 50, 60);
     an_err e;
@@ -441,7 +441,7 @@ static void test_constant_columns(void **state)
     /* A single-row block: every column is "constant". */
     store_metric one = gen(200, 0, 1);
     put(f, id, md, &one, 1);
-    assert_int_equal(scalar(&f->s, "SELECT length(data) FROM metric_blocks WHERE first_step=200"), 1 + 5 * 8);
+    assert_int_equal(scalar(&f->s, "SELECT coalesce(raw, length(data)) FROM metric_blocks WHERE first_step=200"), 1 + 5 * 8);
     check_range(f, id, md, 100, 300);
     /* A mask that does not match the columns stored (grad_norm per row, not once): refused. */
     assert_int_equal(sqlite3_exec(f->s.db, "UPDATE metric_blocks SET data=x'10' || substr(data, 2)"
@@ -482,7 +482,7 @@ static void test_migration_from_rows(void **state)
     char a[STORE_ID_LEN], b[STORE_ID_LEN];
     assert_int_equal(make_job(&f->s, "a", NULL, a), 0);
     assert_int_equal(make_job(&f->s, "b", NULL, b), 0);
-    assert_int_equal(store_schema_version(), 2);
+    assert_int_equal(store_schema_version(), 3);
     /* Back to schema 1: the per-step table exactly as version 1 made it. */
     assert_int_equal(sqlite3_exec(f->s.db,
                                   "DROP TABLE metric_blocks;"
@@ -533,8 +533,9 @@ static void test_migration_from_rows(void **state)
 
     an_err e;
     assert_int_equal(store_open(&f->s, f->path, &e), 0);
-    assert_int_equal(scalar(&f->s, "PRAGMA user_version"), 2);
+    assert_int_equal(scalar(&f->s, "PRAGMA user_version"), 3);
     assert_int_equal(scalar(&f->s, "SELECT count(*) FROM sqlite_schema WHERE name='metrics'"), 0);
+    assert_int_equal(scalar(&f->s, "SELECT count(*) FROM metric_blocks WHERE raw IS NULL"), 0);
     /* Job 1 goes in pieces of 4096 rows, cut again where the group count changes:
      * 1..4096, 4097..4999, 5000..8192, 8193..9000; job 2 fits one block. */
     assert_int_equal(scalar(&f->s, "SELECT count(*) FROM metric_blocks WHERE job=1"), 4);
@@ -551,11 +552,69 @@ static void test_migration_from_rows(void **state)
     check_range(f, b, mb, 4, 2002);
     check_downsample(f, a, ma, 0, MAXSTEP, 301);
     check_downsample(f, b, mb, 0, MAXSTEP, 6);
-    /* And it goes on as a schema-2 database. */
+    /* And it goes on as a schema-3 database. */
     put_range(f, a, ma, 9001, 9100, 100, 0, 1);
     check_range(f, a, ma, 8990, MAXSTEP);
     free(ma);
     free(mb);
+}
+
+/* Compressed blocks give back every value's bits (signed zeros, subnormals, infinities, lr
+ * values one ulp apart); a schema-2 file with plain blocks migrates to schema 3, its blocks
+ * read back unchanged and new ones are compressed beside them. */
+static void test_compressed_bits_and_v2(void **state)
+{
+    fixture *f = *state;
+    model *md = calloc(1, sizeof *md);
+    char id[STORE_ID_LEN];
+    assert_int_equal(make_job(&f->s, "z", NULL, id), 0);
+    /* Schema 2: plain blocks and no raw column. */
+    f->s.plain_blocks = 1;
+    put_range(f, id, md, 1, 3000, 1000, 0, 2);
+    f->s.plain_blocks = 0;
+    assert_int_equal(scalar(&f->s, "SELECT count(*) FROM metric_blocks WHERE raw IS NULL"), 3);
+    assert_int_equal(sqlite3_exec(f->s.db, "ALTER TABLE metric_blocks DROP COLUMN raw;"
+                                  "PRAGMA user_version=2;", NULL, NULL, NULL), SQLITE_OK);
+    store_close(&f->s);
+    an_err e;
+    assert_int_equal(store_open(&f->s, f->path, &e), 0);
+    assert_int_equal(scalar(&f->s, "PRAGMA user_version"), 3);
+    check_range(f, id, md, 0, MAXSTEP);
+    check_range(f, id, md, 999, 2001);
+    store_metric rows[600];
+    for (int i = 0; i < 600; i++) {
+        rows[i] = gen(3001 + i, 1, 2);
+        double odd[] = {-0.0, 0.0, 4.9e-324, -INFINITY, INFINITY, 1e308, -2.5e-310};
+        rows[i].loss = i % 3 ? rows[i].loss : odd[i % 7];
+        rows[i].grad_norm = odd[(i + 3) % 7];
+        rows[i].lr[1] = nextafter(0.01, i % 2 ? 1.0 : 0.0);
+    }
+    put(f, id, md, rows, 600);
+    assert_int_equal(scalar(&f->s, "SELECT count(*) FROM metric_blocks WHERE raw IS NOT NULL"), 1);
+    /* Smaller than its layout, or it would have been stored plain. */
+    assert_true(scalar(&f->s, "SELECT length(data) < raw FROM metric_blocks WHERE first_step=3001") == 1);
+    store_series m;
+    assert_int_equal(store_metrics_query(&f->s, id, 3001, 3600, 0, &m, &e), 0);
+    assert_int_equal(m.n, 600);
+    for (size_t i = 0; i < 600; i++) {
+        assert_memory_equal(&m.loss[i], &rows[i].loss, 8);
+        assert_memory_equal(&m.grad_norm[i], &rows[i].grad_norm, 8);
+        assert_memory_equal(&m.time[i], &rows[i].time, 8);
+        assert_memory_equal(&m.wall[i], &rows[i].wall, 8);
+        assert_memory_equal(&m.lr[i], &rows[i].lr[0], 8);
+        assert_memory_equal(&m.lr[600 + i], &rows[i].lr[1], 8);
+    }
+    store_series_free(&m);
+    check_range(f, id, md, 2990, MAXSTEP);
+    /* A compressed blob cut short is reported, not misread. */
+    assert_int_equal(sqlite3_exec(f->s.db, "UPDATE metric_blocks SET data=substr(data, 1, 40)"
+                                  " WHERE first_step=3001", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(store_metrics_query(&f->s, id, 3001, 3600, 0, &m, &e), -EPROTO);
+    /* …and so is a plain block claimed to be compressed. */
+    assert_int_equal(sqlite3_exec(f->s.db, "UPDATE metric_blocks SET raw=length(data)"
+                                  " WHERE first_step=1", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(store_metrics_query(&f->s, id, 1, 10, 0, &m, &e), -EPROTO);
+    free(md);
 }
 
 int main(void)
@@ -570,6 +629,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_damaged_block, fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_constant_columns, fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_migration_from_rows, fixture_setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_compressed_bits_and_v2, fixture_setup, fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
