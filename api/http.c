@@ -151,18 +151,17 @@ void http_set_pending_error(http_req *r, unsigned status, const char *code, cons
 static void defer_work(uv_work_t *w)
 {
     http_req *r = w->data;
-    store_t s;
     an_err e;
     an_err_clear(&e);
-    memset(&s, 0, sizeof s);
-    int rc = store_open(&s, r->d->opts->db, &e);
-    if (rc) {
+    /* A pooled connection: opened once, so a request never waits on the schema check. */
+    store_t *s = store_pool_get(&r->d->rpool, &e);
+    if (!s) {
         http_set_pending_error(r, 503, "unavailable", NULL, "the store cannot be opened: %s",
                                e.message);
         return;
     }
-    r->work_fn(r, &s);
-    store_close(&s);
+    r->work_fn(r, s);
+    store_pool_put(&r->d->rpool, s);
 }
 
 static void defer_after(uv_work_t *w, int status)

@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "api/sse.h"
+#include "daemon/housekeep.h"
 #include "daemon/jobs.h"
 #include "daemon/options.h"
 #include "daemon/workers.h"
@@ -44,6 +45,8 @@ typedef struct daemon {
 
     /* Store: the loop thread's own connection */
     store_t store;
+    store_pool rpool;              /* connections of deferred requests (http_defer) */
+    housekeeper hk;                /* gives free pages back, checkpoints the WAL */
 
     /* Jobs, workers, streams */
     jobmgr jobs;

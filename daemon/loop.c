@@ -116,6 +116,7 @@ static void drain_step(daemon_t *d)
     MHD_stop_daemon(d->mhd);
     d->mhd = NULL;
     workers_stop(&d->pool);
+    housekeeper_stop(&d->hk); /* stops within one slice: shutdown never does housekeeping */
     uv_walk(&d->loop, close_handle, NULL);
 }
 
@@ -198,7 +199,7 @@ int daemon_run(const daemon_opts *opts)
         fprintf(stderr, "anneald: cannot open the store %s: %s\n", opts->db, e.message);
         return 1;
     }
-    if (uv_loop_init(&d->loop) != 0) {
+    if (uv_loop_init(&d->loop) != 0 || store_pool_init(&d->rpool, opts->db, &e) != 0) {
         store_close(&d->store);
         return 1;
     }
@@ -256,6 +257,9 @@ int daemon_run(const daemon_opts *opts)
         return 1;
     }
 
+    if (housekeeper_start(&d->hk, opts->db) != 0)
+        daemon_log(LOG_WARN, "no housekeeping thread: deleted jobs' space comes back at restart");
+
     int v6 = (flags & MHD_USE_IPv6) != 0;
     printf("listening on http://%s%s%s:%d\n", v6 ? "[" : "", opts->host, v6 ? "]" : "", d->port);
     fflush(stdout);
@@ -278,7 +282,9 @@ int daemon_run(const daemon_opts *opts)
         daemon_log(LOG_WARN, "the loop closed with handles still open");
     jobs_close(&d->jobs);
     sse_hub_close(&d->hub);
-    store_maintain(&d->store, NULL);
+    /* No vacuum or WAL truncation here: the housekeeping thread did that in slices while
+     * serving, and whatever is left waits for the next start. */
+    store_pool_close(&d->rpool);
     store_close(&d->store);
     daemon_log(LOG_INFO, "stopped");
     return d->exit_code;

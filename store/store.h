@@ -40,6 +40,7 @@
 #ifndef ANNEALD_STORE_H
 #define ANNEALD_STORE_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -85,12 +86,46 @@ int store_open(store_t *s, const char *path, an_err *err);
 /* Finalizes statements and closes the connection. Safe on a zeroed or failed store_t. */
 void store_close(store_t *s);
 
+/* A pool of connections for threads that serve requests: each is opened (and its schema
+ * checked) once, then handed from one request to the next. store_pool_get blocks never: it
+ * returns an idle connection or opens one (NULL with err filled when that fails); with
+ * STORE_POOL_MAX connections out, it opens more and puts never keeps more than the max. */
+#define STORE_POOL_MAX 8
+typedef struct store_pool {
+    pthread_mutex_t mu;
+    char *path;
+    store_t *idle[STORE_POOL_MAX];
+    int nidle;                     /* connections in idle[] */
+    int nopen;                     /* connections the pool owns (idle or handed out) */
+    int ready;
+} store_pool;
+int store_pool_init(store_pool *p, const char *path, an_err *err);
+store_t *store_pool_get(store_pool *p, an_err *err);
+void store_pool_put(store_pool *p, store_t *s);
+void store_pool_close(store_pool *p); /* closes the idle ones; call after every put */
+
 /* The schema version this build writes (PRAGMA user_version after store_open). */
 int store_schema_version(void);
 
 /* Housekeeping for idle moments and shutdown: PRAGMA wal_checkpoint(TRUNCATE) and an
  * incremental vacuum that returns freed pages (deleted checkpoints) to the file system. */
 int store_maintain(store_t *s, an_err *err);
+
+/* One slice of housekeeping, cheap enough to run every second beside training: gives at most
+ * `max_pages` free pages back to the file system (incremental vacuum, its own short write
+ * transaction; skipped when there are none or the write lock is busy) and runs a PASSIVE WAL
+ * checkpoint (never waits for readers or writers). *freed (may be NULL) receives the pages
+ * given back, so a caller loops while it equals max_pages. */
+int store_housekeep(store_t *s, int max_pages, int *freed, an_err *err);
+
+/* What the store occupies, for /healthz and /metrics. */
+typedef struct store_usage {
+    int64_t bytes;                 /* the database file: page_count * page_size */
+    int64_t free_pages;            /* pages on the free list (given back by housekeeping) */
+    int64_t page_size;
+    int64_t wal_bytes;             /* the -wal file; 0 when there is none */
+} store_usage;
+int store_usage_get(store_t *s, store_usage *u, an_err *err);
 
 /* Database size in bytes (page_count * page_size), for /metrics. */
 int store_size(store_t *s, int64_t *bytes, an_err *err);

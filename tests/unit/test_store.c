@@ -624,6 +624,60 @@ static void test_full_database_enospc(void **state)
     sqlite3_finalize(st);
 }
 
+/* The request pool hands a connection back out instead of opening another; housekeeping gives
+ * a deleted job's pages back and reports them; a pool on a path that cannot be opened says
+ * why. */
+static void test_pool_and_housekeeping(void **state)
+{
+    fixture *f = *state;
+    an_err e;
+    store_pool p;
+    assert_int_equal(store_pool_init(&p, f->path, &e), 0);
+    store_t *a = store_pool_get(&p, &e), *b = store_pool_get(&p, &e);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_ptr_not_equal(a, b);
+    store_pool_put(&p, a);
+    assert_ptr_equal(store_pool_get(&p, &e), a);
+    assert_int_equal(p.nopen, 2);
+    store_pool_put(&p, a);
+    store_pool_put(&p, b);
+    store_pool_close(&p);
+    assert_int_equal(store_pool_init(&p, "/nonexistent-dir/x.db", &e), 0);
+    assert_null(store_pool_get(&p, &e));
+    assert_true(strlen(e.message) > 0);
+    assert_int_equal(p.nopen, 0);
+    store_pool_close(&p);
+
+    /* A finished job with 200 KB of checkpoint, deleted: its pages come back in slices. */
+    store_job_new jn = {.name = "h", .spec_json = "{}", .total_steps = 10};
+    char id[STORE_ID_LEN];
+    assert_int_equal(store_job_create(&f->s, &jn, id, &e), 0);
+    size_t len = 200000;
+    unsigned char *blob = malloc(len);
+    assert_non_null(blob);
+    for (size_t i = 0; i < len; i++)
+        blob[i] = (unsigned char)(i * 2654435761u >> 13);
+    assert_int_equal(store_checkpoint_commit(&f->s, id, 5, 1.0, blob, len, 3, NULL, &e), 0);
+    free(blob);
+    assert_int_equal(store_job_set_state(&f->s, id, STORE_MASK_ALL, STORE_COMPLETED, NULL, NULL, &e), 0);
+    store_usage u0, u1, u2;
+    assert_int_equal(store_usage_get(&f->s, &u0, &e), 0);
+    assert_int_equal(u0.free_pages, 0);
+    assert_int_equal(store_job_delete(&f->s, id, &e), 0);
+    assert_int_equal(store_usage_get(&f->s, &u1, &e), 0);
+    assert_true(u1.free_pages >= 10);
+    assert_true(u1.wal_bytes > 0);
+    int freed = 0;
+    assert_int_equal(store_housekeep(&f->s, 4, &freed, &e), 0);
+    assert_int_equal(freed, 4);
+    while (freed == 4)
+        assert_int_equal(store_housekeep(&f->s, 4, &freed, &e), 0);
+    assert_int_equal(store_usage_get(&f->s, &u2, &e), 0);
+    assert_int_equal(u2.free_pages, 0);
+    assert_int_equal(u2.bytes, u1.bytes - u1.free_pages * u1.page_size);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -640,6 +694,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_two_threads_write_concurrently, fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_open_of_fresh_file, fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_full_database_enospc, fixture_setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_pool_and_housekeeping, fixture_setup, fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
