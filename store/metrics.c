@@ -256,21 +256,36 @@ static int count_rows(store_t *s, int64_t num, int64_t first, int64_t last, int6
     return r < 0 ? r : 0;
 }
 
-/* Emits a bucket's extremes in step order (one row when they are the same row). */
-static void emit_bucket(store_series *m, size_t cap, const mrow *lo, const mrow *hi)
+/* Emits a bucket's points in step order, each row once: its first and last row, then its
+ * smallest and largest loss, the first `nsel` (1..4) of those four in that priority. */
+static void emit_bucket(store_series *m, size_t cap, const mrow *first, const mrow *last,
+                        const mrow *lo, const mrow *hi, int nsel)
 {
-    if (lo->step == hi->step) {
-        emit(m, cap, lo);
-    } else {
-        emit(m, cap, lo->step < hi->step ? lo : hi);
-        emit(m, cap, lo->step < hi->step ? hi : lo);
+    const mrow *c[4] = {first, last, lo, hi};
+    const mrow *pick[4];
+    int n = 0;
+    for (int k = 0; k < nsel && k < 4; k++) {
+        int dup = 0;
+        for (int j = 0; j < n; j++)
+            dup |= pick[j]->step == c[k]->step;
+        if (!dup)
+            pick[n++] = c[k];
     }
+    for (int a = 1; a < n; a++) /* at most four: insertion sort by step */
+        for (int j = a; j > 0 && pick[j]->step < pick[j - 1]->step; j--) {
+            const mrow *t = pick[j];
+            pick[j] = pick[j - 1];
+            pick[j - 1] = t;
+        }
+    for (int j = 0; j < n && m->n < cap; j++)
+        emit(m, cap, pick[j]);
 }
 
 /* One pass over the rows with first <= step <= last. With width == 0 every row is emitted
  * (at most cap); otherwise rows fall into buckets of `width` steps and each bucket emits its
- * extremes. *seen receives the number of rows walked. */
-static int scan(store_t *s, int64_t num, int64_t first, int64_t last, int64_t width,
+ * first and last row and its extremes (emit_bucket, nsel of them). *seen receives the number
+ * of rows walked. */
+static int scan(store_t *s, int64_t num, int64_t first, int64_t last, int64_t width, int nsel,
                 store_series *out, size_t cap, int64_t *seen, an_err *err)
 {
     st_block_iter it;
@@ -279,7 +294,13 @@ static int scan(store_t *s, int64_t num, int64_t first, int64_t last, int64_t wi
     if (rc)
         return rc;
     int n_lr = out->n_lr;
-    mrow lo, hi;
+    /* These rows are large (every lr group): keep them off the stack of a pool thread. */
+    mrow *rw = malloc(4 * sizeof *rw);
+    if (!rw) {
+        st_blocks_close(&it);
+        return an_failc(err, -ENOMEM, NULL, "out of memory downsampling metrics");
+    }
+    mrow *fr = &rw[0], *lr = &rw[1], *lo = &rw[2], *hi = &rw[3];
     int64_t cur = -1; /* bucket being collected; -1 = none */
     int64_t n = 0;
     int r;
@@ -291,32 +312,36 @@ static int scan(store_t *s, int64_t num, int64_t first, int64_t last, int64_t wi
             double loss = st_block_val(&b, ST_COL_LOSS, i);
             if (width == 0) {
                 if (out->n < cap) {
-                    read_row(&b, i, &lo, step, loss, n_lr);
-                    emit(out, cap, &lo);
+                    read_row(&b, i, lo, step, loss, n_lr);
+                    emit(out, cap, lo);
                 }
                 continue;
             }
             int64_t bk = (step - first) / width;
             if (bk != cur) {
                 if (cur >= 0)
-                    emit_bucket(out, cap, &lo, &hi);
+                    emit_bucket(out, cap, fr, lr, lo, hi, nsel);
                 cur = bk;
-                read_row(&b, i, &lo, step, loss, n_lr);
-                hi = lo;
+                read_row(&b, i, fr, step, loss, n_lr);
+                *lo = *hi = *lr = *fr;
                 continue;
             }
-            /* Columns beyond loss are copied only for a new extreme. */
-            if (loss_lt(loss, lo.loss))
-                read_row(&b, i, &lo, step, loss, n_lr);
-            else if (loss_gt(loss, hi.loss))
-                read_row(&b, i, &hi, step, loss, n_lr);
+            /* Columns beyond loss are copied only for a new extreme, and for the row that
+             * may be the bucket's last (the next row is in another bucket or block). */
+            if (loss_lt(loss, lo->loss))
+                read_row(&b, i, lo, step, loss, n_lr);
+            else if (loss_gt(loss, hi->loss))
+                read_row(&b, i, hi, step, loss, n_lr);
+            if (i + 1 == i1 || (st_block_step(&b, i + 1) - first) / width != bk)
+                read_row(&b, i, lr, step, loss, n_lr);
         }
     }
     st_blocks_close(&it);
+    if (r >= 0 && width > 0 && cur >= 0)
+        emit_bucket(out, cap, fr, lr, lo, hi, nsel);
+    free(rw);
     if (r < 0)
         return r;
-    if (width > 0 && cur >= 0)
-        emit_bucket(out, cap, &lo, &hi);
     *seen = n;
     return 0;
 }
@@ -347,12 +372,14 @@ int store_metrics_query(store_t *s, const char *id, int64_t from, int64_t to,
      * max_points rows after all (sparse steps), read them all instead. */
     uint64_t span = (uint64_t)(last - first) + 1;
     if (max_points > 0 && span > max_points) {
-        int64_t buckets = (int64_t)(max_points / 2);
+        /* Four points a bucket (first, last, extremes); fewer when max_points is below 4. */
+        int nsel = max_points < 4 ? (int)max_points : 4;
+        int64_t buckets = (int64_t)(max_points / (size_t)nsel);
         int64_t width = (int64_t)((span + (uint64_t)buckets - 1) / (uint64_t)buckets);
         if (series_alloc(out, max_points, n_lr))
             return an_failc(err, -ENOMEM, NULL, "out of memory for %zu metric points",
                             max_points);
-        rc = scan(s, num, first, last, width, out, max_points, &seen, err);
+        rc = scan(s, num, first, last, width, nsel, out, max_points, &seen, err);
         if (rc || (uint64_t)seen > max_points) {
             if (rc)
                 store_series_free(out);
@@ -375,7 +402,7 @@ int store_metrics_query(store_t *s, const char *id, int64_t from, int64_t to,
         if (series_alloc(out, (size_t)count, n_lr))
             return an_failc(err, -ENOMEM, NULL, "out of memory for %" PRId64 " metric points",
                             count);
-        rc = scan(s, num, first, last, 0, out, (size_t)count, &seen, err);
+        rc = scan(s, num, first, last, 0, 0, out, (size_t)count, &seen, err);
         if (rc) {
             store_series_free(out);
             return rc;

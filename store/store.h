@@ -321,13 +321,15 @@ void store_series_free(store_series *m);
  *
  * max_points == 0, or at most max_points rows in range: every row.
  * Otherwise downsampling, in one pass over the rows: the step span [first, last] of the rows
- * in range is cut into B = max_points / 2 buckets of equal width W = ceil((last-first+1)/B)
- * steps (bucket k holds steps first+k*W … first+(k+1)*W-1). From each non-empty bucket the
- * row with the smallest loss and the row with the largest loss are emitted (one row when they
- * are the same row; a NaN/null loss counts as larger than any number, so a divergence stays
- * visible; ties go to the earlier step), in step order. So the result has at most max_points
- * rows, includes the global minimum and maximum loss, and no spike vanishes. max_points == 1
- * is treated as 2. -ENOENT unknown job; an empty range gives n = 0. */
+ * in range is cut into B = max_points / 4 buckets of equal width W = ceil((last-first+1)/B)
+ * steps (bucket k holds steps first+k*W … first+(k+1)*W-1). From each non-empty bucket four
+ * rows are emitted, each once, in step order: its first row, its last row, the row with the
+ * smallest loss and the row with the largest loss (a NaN/null loss counts as larger than any
+ * number, so a divergence stays visible; ties go to the earlier step). So the result has at
+ * most max_points rows, starts at the range's first row and ends at its last (a warm-up's
+ * first lr is always there), includes the global minimum and maximum loss, and no spike
+ * vanishes. With max_points 2 or 3 there is one bucket and the first 2 or 3 of those four.
+ * max_points == 1 is treated as 2. -ENOENT unknown job; an empty range gives n = 0. */
 int store_metrics_query(store_t *s, const char *id, int64_t from, int64_t to,
                         size_t max_points, store_series *out, an_err *err);
 

@@ -28,6 +28,13 @@ test('a tutorial job stores each step in under 16 bytes, and DELETE gives the sp
     const m = (await api(d.url, 'GET', `/v1/jobs/${job.id}/metrics?from=1&to=3`)).json;
     assert.deepEqual(m.step, [1, 2, 3]);
     assert.equal(m.lr[0][0], 0.001);
+    // Downsampled, the chart still starts at step 1 with the warm-up's 0.001 and ends at the end.
+    const ds = (await api(d.url, 'GET', `/v1/jobs/${job.id}/metrics?max_points=2000`)).json;
+    assert.ok(ds.step.length <= 2000 && ds.step.length > 1000, `${ds.step.length} points`);
+    assert.equal(ds.step[0], 1);
+    assert.equal(ds.lr[0][0], 0.001);
+    assert.equal(ds.step.at(-1), STEPS);
+    assert.ok(ds.lr[0].slice(0, 200).some((x) => x > 0.0099), 'the warm-up reaches 0.01 within the first points');
     const whole = (await api(d.url, 'GET', `/v1/jobs/${job.id}/metrics?format=csv&from=${STEPS - 9}`)).text;
     assert.equal(whole.trim().split('\n').length, 11);
 
