@@ -432,13 +432,30 @@ int store_open(store_t *s, const char *path, an_err *err)
     }
     sqlite3_extended_result_codes(s->db, 0);
     sqlite3_busy_timeout(s->db, 5000);
-    /* page_size and auto_vacuum only take effect before the first table exists; on an
-     * existing file they are harmless no-ops. Large pages suit big blobs; incremental vacuum
-     * lets deleted checkpoints give space back. */
-    int rc = st_exec(s,
-                     "PRAGMA page_size=16384;"
-                     "PRAGMA auto_vacuum=INCREMENTAL;"
-                     "PRAGMA journal_mode=WAL;"
+    /* A file already in WAL mode was set up by an earlier open: only the per-connection
+     * settings are made, since page_size/auto_vacuum/journal_mode on it would wait for the
+     * write lock (a worker's multi-second checkpoint commit) just to change nothing. */
+    int in_wal = 0;
+    {
+        sqlite3_stmt *jm;
+        if (st_prepare(s, "PRAGMA journal_mode", &jm, NULL) == 0) {
+            if (sqlite3_step(jm) == SQLITE_ROW) {
+                const char *m = (const char *)sqlite3_column_text(jm, 0);
+                in_wal = m && strcmp(m, "wal") == 0;
+            }
+            sqlite3_finalize(jm);
+        }
+    }
+    /* page_size and auto_vacuum only take effect before the first table exists. Large pages
+     * suit big blobs; incremental vacuum lets deleted jobs give space back. */
+    int rc = in_wal ? 0
+                    : st_exec(s,
+                              "PRAGMA page_size=16384;"
+                              "PRAGMA auto_vacuum=INCREMENTAL;"
+                              "PRAGMA journal_mode=WAL;",
+                              "configuring the database", err);
+    if (!rc)
+        rc = st_exec(s,
                      /* A checkpoint that caught up truncates the WAL to this, so one burst
                       * of writes (a large checkpoint, a deleted job) does not leave a
                       * gigabyte file behind. */

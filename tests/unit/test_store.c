@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 #include <sqlite3.h>
@@ -678,6 +679,41 @@ static void test_pool_and_housekeeping(void **state)
     assert_int_equal(u2.bytes, u1.bytes - u1.free_pages * u1.page_size);
 }
 
+/* Reads never wait for a writer: while another connection holds the write lock (a long
+ * checkpoint commit), opening a connection and reading jobs and metrics succeed at once. */
+static void test_reads_during_a_write(void **state)
+{
+    fixture *f = *state;
+    an_err e;
+    store_job_new jn = {.name = "r", .spec_json = "{}", .total_steps = 10};
+    char id[STORE_ID_LEN];
+    assert_int_equal(store_job_create(&f->s, &jn, id, &e), 0);
+    store_metric m = {.step = 1, .loss = 0.5, .n_lr = 1, .lr = {0.001}};
+    assert_int_equal(store_metrics_append(&f->s, id, &m, 1, NULL, &e), 0);
+    assert_int_equal(sqlite3_exec(f->s.db, "BEGIN IMMEDIATE; UPDATE jobs SET name='w';", NULL,
+                                  NULL, NULL), SQLITE_OK);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    store_t r;
+    int orc = store_open(&r, f->path, &e);
+    if (orc) fprintf(stderr, "open: %s\n", e.message);
+    assert_int_equal(orc, 0);
+    store_job j;
+    memset(&j, 0, sizeof j);
+    assert_int_equal(store_job_get(&r, id, &j, &e), 0);
+    assert_string_equal(j.name, "r"); /* the last committed state */
+    store_job_free(&j);
+    store_series ser;
+    assert_int_equal(store_metrics_query(&r, id, 0, -1, 0, &ser, &e), 0);
+    assert_int_equal(ser.n, 1);
+    store_series_free(&ser);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    /* Far below the 5 s busy timeout a write lock would have made it wait. */
+    assert_true((t1.tv_sec - t0.tv_sec) < 2);
+    store_close(&r);
+    assert_int_equal(sqlite3_exec(f->s.db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -695,6 +731,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrent_open_of_fresh_file, fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_full_database_enospc, fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_pool_and_housekeeping, fixture_setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_reads_during_a_write, fixture_setup, fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
