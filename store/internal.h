@@ -228,6 +228,11 @@ int st_metrics_truncate(store_t *s, int64_t num, int64_t step, an_err *err);
 int st_metric_at(store_t *s, int64_t num, int64_t step, store_metric *m, int *found,
                  an_err *err);
 
+/* First and last step of a job's rows in [from, to] and the lr group count of the first row,
+ * reading the blocks at the two ends of the range only; *first = -1 when it is empty. */
+int st_range_ends(store_t *s, int64_t num, int64_t from, int64_t to, int64_t *first,
+                  int64_t *last, int *n_lr, an_err *err);
+
 /* Schema migration 1 -> 2: packs the per-step metrics table into metric_blocks (created by the
  * migration's SQL) and drops it, inside the migration's transaction. */
 int st_migrate_metric_blocks(store_t *s, an_err *err);
