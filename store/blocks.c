@@ -314,6 +314,8 @@ int st_blocks_write(store_t *s, int64_t num, const store_metric *const *rows, si
         sqlite3_clear_bindings(st); /* the blob is ours and about to go */
         if (r != SQLITE_DONE)
             rc = st_fail(s, r, "storing metric rows", err);
+        if (!rc)
+            rc = st_summary_put(s, num, rows + i, k, err);
         i = j;
     }
     free(heap);

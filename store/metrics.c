@@ -144,12 +144,7 @@ static int series_alloc(store_series *m, size_t cap, int n_lr)
     return 0;
 }
 
-/* A candidate row of a bucket, with every column copied out of its block. */
-typedef struct mrow {
-    int64_t step;
-    double loss, grad_norm, time, wall;
-    double lr[STORE_MAX_LR];
-} mrow;
+typedef st_row mrow; /* a candidate row of a bucket, every column copied out */
 
 /* Row i of block b with n_lr groups: groups the block lacks read as NaN. */
 static void read_row(const st_block *b, size_t i, mrow *r, int64_t step, double loss, int n_lr)
@@ -179,20 +174,8 @@ static void emit(store_series *m, size_t cap, const mrow *r)
     m->n++;
 }
 
-/* a is "larger" than b for the max: NaN beats every number. */
-static int loss_gt(double a, double b)
-{
-    if (isnan(b))
-        return 0;
-    return isnan(a) || a > b;
-}
-
-static int loss_lt(double a, double b)
-{
-    if (isnan(a))
-        return 0;
-    return isnan(b) || a < b;
-}
+#define loss_gt st_loss_gt
+#define loss_lt st_loss_lt
 
 /* First and last step of a job's rows in [from, to] and the lr group count of the first row
  * (its block's), reading the blocks at the two ends of the range only. *first = -1 when the
@@ -346,6 +329,58 @@ static int scan(store_t *s, int64_t num, int64_t first, int64_t last, int64_t wi
     return 0;
 }
 
+/* The bucket state of a downsampling pass fed whole rows (scan_summaries). */
+typedef struct bucketer {
+    store_series *out;
+    size_t cap;
+    int nsel;
+    int64_t first, width, cur;
+    mrow *fr, *lr, *lo, *hi;
+} bucketer;
+
+static int bk_whole(void *ctx, int64_t bf, int64_t bl)
+{
+    bucketer *k = ctx;
+    return (bf - k->first) / k->width == (bl - k->first) / k->width;
+}
+
+static void bk_feed(void *ctx, const st_row *r)
+{
+    bucketer *k = ctx;
+    int64_t b = (r->step - k->first) / k->width;
+    if (b != k->cur) {
+        if (k->cur >= 0)
+            emit_bucket(k->out, k->cap, k->fr, k->lr, k->lo, k->hi, k->nsel);
+        k->cur = b;
+        *k->fr = *k->lr = *k->lo = *k->hi = *r;
+        return;
+    }
+    if (loss_lt(r->loss, k->lo->loss))
+        *k->lo = *r;
+    else if (loss_gt(r->loss, k->hi->loss))
+        *k->hi = *r;
+    *k->lr = *r;
+}
+
+/* scan() for wide buckets: a block that lies inside one bucket is taken from its summary
+ * (first, last, extremes), the others row by row. *used 0 when the range has blocks without
+ * summaries (nothing emitted; scan then does it). */
+static int scan_summaries(store_t *s, int64_t num, int64_t first, int64_t last, int64_t width,
+                          int nsel, store_series *out, size_t cap, int64_t *seen, int *used,
+                          an_err *err)
+{
+    mrow *rw = malloc(4 * sizeof *rw);
+    if (!rw)
+        return an_failc(err, -ENOMEM, NULL, "out of memory downsampling metrics");
+    bucketer k = {out, cap, nsel, first, width, -1, &rw[0], &rw[1], &rw[2], &rw[3]};
+    int rc = st_summary_walk(s, num, first, last, out->n_lr, bk_whole, bk_feed, &k, used, seen,
+                             err);
+    if (!rc && *used && k.cur >= 0)
+        emit_bucket(out, cap, k.fr, k.lr, k.lo, k.hi, nsel);
+    free(rw);
+    return rc;
+}
+
 int store_metrics_query(store_t *s, const char *id, int64_t from, int64_t to,
                         size_t max_points, store_series *out, an_err *err)
 {
@@ -379,7 +414,12 @@ int store_metrics_query(store_t *s, const char *id, int64_t from, int64_t to,
         if (series_alloc(out, max_points, n_lr))
             return an_failc(err, -ENOMEM, NULL, "out of memory for %zu metric points",
                             max_points);
-        rc = scan(s, num, first, last, width, nsel, out, max_points, &seen, err);
+        int used = 0;
+        if (width >= 2 * ST_BLOCK_CAP) /* buckets span blocks: take whole ones from summaries */
+            rc = scan_summaries(s, num, first, last, width, nsel, out, max_points, &seen, &used,
+                                err);
+        if (!rc && !used)
+            rc = scan(s, num, first, last, width, nsel, out, max_points, &seen, err);
         if (rc || (uint64_t)seen > max_points) {
             if (rc)
                 store_series_free(out);

@@ -21,6 +21,23 @@ int st_migrate_blocks_raw(store_t *s, an_err *err)
     if (!rc && !has)
         rc = st_exec(s, "ALTER TABLE metric_blocks ADD COLUMN raw INTEGER",
                      "adding metric_blocks.raw", err);
+    /* Block summaries (summary.c): small rows of their own, so walking them never reads a
+     * block's blob; a block's summary goes with it. */
+    if (!rc)
+        rc = st_exec(s,
+                     "CREATE TABLE IF NOT EXISTS metric_sums("
+                     "  job INTEGER NOT NULL REFERENCES jobs(num) ON DELETE CASCADE,"
+                     "  first_step INTEGER NOT NULL,"
+                     "  last_step INTEGER NOT NULL,"
+                     "  nrows INTEGER NOT NULL,"
+                     "  ngroups INTEGER NOT NULL,"
+                     "  rows BLOB NOT NULL,"
+                     "  PRIMARY KEY(job, first_step)"
+                     ") WITHOUT ROWID;"
+                     "CREATE TRIGGER IF NOT EXISTS metric_sums_follow AFTER DELETE ON metric_blocks"
+                     " BEGIN DELETE FROM metric_sums WHERE job=old.job"
+                     " AND first_step=old.first_step; END;",
+                     "creating metric_sums", err);
     return rc;
 }
 

@@ -637,6 +637,67 @@ static void test_compressed_bits_and_v2(void **state)
     free(md);
 }
 
+/* Wide buckets take whole blocks from their summaries: the answer is the documented rule's,
+ * with blocks of odd sizes, spikes, NaN losses and ranges that cut blocks; ranges with
+ * blocks from before schema 3 (no summary) give the same answer by scanning; a damaged
+ * summary is reported. */
+static void test_summaries_downsample(void **state)
+{
+    fixture *f = *state;
+    model *md = calloc(1, sizeof *md);
+    char id[STORE_ID_LEN];
+    assert_int_equal(make_job(&f->s, "sum", NULL, id), 0);
+    put_range(f, id, md, 1, 20000, 333, 0, 2);
+    store_metric spike = gen(15001, 0, 2);
+    spike.loss = -1e9; /* a dip inside a block, away from its ends (NaN losses are the maxima) */
+    put(f, id, md, &spike, 1);
+    assert_int_equal(scalar(&f->s, "SELECT count(*) FROM metric_sums"),
+                     scalar(&f->s, "SELECT count(*) FROM metric_blocks"));
+    size_t mp[] = {2, 3, 4, 5, 8, 9};
+    for (size_t i = 0; i < sizeof mp / sizeof mp[0]; i++) {
+        check_downsample(f, id, md, 0, MAXSTEP, mp[i]);
+        check_downsample(f, id, md, 170, 19990, mp[i]);
+    }
+    an_err e;
+    store_series m;
+    assert_int_equal(store_metrics_query(&f->s, id, 0, -1, 8, &m, &e), 0);
+    int has_spike = 0;
+    for (size_t i = 0; i < m.n; i++)
+        has_spike |= m.step[i] == 15001 && m.loss[i] == -1e9;
+    assert_true(has_spike);
+    store_series_free(&m);
+    /* Without summaries (a schema-2 range): the same points. */
+    store_series a;
+    assert_int_equal(store_metrics_query(&f->s, id, 5, 19000, 9, &a, &e), 0);
+    assert_int_equal(sqlite3_exec(f->s.db, "DELETE FROM metric_sums WHERE first_step=1000",
+                                  NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(store_metrics_query(&f->s, id, 5, 19000, 9, &m, &e), 0);
+    assert_int_equal(m.n, a.n);
+    assert_memory_equal(m.step, a.step, m.n * sizeof *m.step);
+    assert_memory_equal(m.loss, a.loss, m.n * sizeof *m.loss);
+    assert_memory_equal(m.lr, a.lr, 2 * m.n * sizeof *m.lr);
+    store_series_free(&m);
+    store_series_free(&a);
+    check_downsample(f, id, md, 0, MAXSTEP, 8);
+    /* A block's summary goes with it (rewind). */
+    assert_int_equal(store_job_rewind(&f->s, id, 10000, STORE_QUEUED, &e), 0);
+    assert_int_equal(scalar(&f->s, "SELECT count(*) FROM metric_sums WHERE last_step>10000"), 0);
+    assert_int_equal(scalar(&f->s, "SELECT count(*) FROM metric_sums WHERE first_step<=10000"
+                                    " AND first_step>1000"),
+                     scalar(&f->s, "SELECT count(*) FROM metric_blocks WHERE first_step>1000"));
+    for (int64_t st = 10001; st <= MAXSTEP; st++)
+        md->present[st] = 0;
+    check_downsample(f, id, md, 0, MAXSTEP, 4);
+    /* A damaged summary is refused, not misread. */
+    assert_int_equal(sqlite3_exec(f->s.db, "UPDATE metric_sums SET rows=x'00' WHERE first_step=1",
+                                  NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(f->s.db, "INSERT INTO metric_sums SELECT job, first_step,"
+                                  " last_step, nrows, ngroups, x'00' FROM metric_blocks WHERE"
+                                  " first_step=1000", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(store_metrics_query(&f->s, id, 0, -1, 4, &m, &e), -EPROTO);
+    free(md);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -650,6 +711,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_constant_columns, fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_migration_from_rows, fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_compressed_bits_and_v2, fixture_setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_summaries_downsample, fixture_setup, fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
