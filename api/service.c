@@ -53,6 +53,16 @@ void api_healthz(http_req *r)
     cJSON_AddNumberToObject(j, "queued", (double)counts[STORE_QUEUED]);
     cJSON_AddNumberToObject(o, "workers", d->opts->workers);
     cJSON_AddNumberToObject(o, "workers_down", down);
+    store_usage u;
+    if (store_usage_get(&d->store, &u, NULL) == 0) {
+        /* Where the disk goes: the file, the part of it free for reuse (being given back
+         * by housekeeping), and the write-ahead log beside it. */
+        cJSON *so = cJSON_AddObjectToObject(o, "store");
+        cJSON_AddNumberToObject(so, "bytes", (double)u.bytes);
+        cJSON_AddNumberToObject(so, "free_pages", (double)u.free_pages);
+        cJSON_AddNumberToObject(so, "free_bytes", (double)(u.free_pages * u.page_size));
+        cJSON_AddNumberToObject(so, "wal_bytes", (double)u.wal_bytes);
+    }
     http_reply_json(r, ok ? 200 : 503, o);
 }
 
@@ -182,6 +192,15 @@ void api_prometheus(http_req *r)
     store_size(&d->store, &size, NULL);
     tb_printf(&b, "# HELP anneald_store_bytes Size of the SQLite store.\n"
                   "# TYPE anneald_store_bytes gauge\nanneald_store_bytes %" PRId64 "\n", size);
+    store_usage u;
+    if (store_usage_get(&d->store, &u, NULL) == 0)
+        tb_printf(&b, "# HELP anneald_store_free_pages Pages of the store free for reuse.\n"
+                      "# TYPE anneald_store_free_pages gauge\nanneald_store_free_pages %" PRId64 "\n"
+                      "# HELP anneald_store_free_bytes Bytes of those pages.\n"
+                      "# TYPE anneald_store_free_bytes gauge\nanneald_store_free_bytes %" PRId64 "\n"
+                      "# HELP anneald_store_wal_bytes Size of the store's write-ahead log.\n"
+                      "# TYPE anneald_store_wal_bytes gauge\nanneald_store_wal_bytes %" PRId64 "\n",
+                  u.free_pages, u.free_pages * u.page_size, u.wal_bytes);
     tb_printf(&b, "# HELP anneald_uptime_seconds Seconds since start.\n"
                   "# TYPE anneald_uptime_seconds gauge\nanneald_uptime_seconds %.3f\n",
               daemon_now() - d->started);

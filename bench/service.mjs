@@ -7,6 +7,13 @@
 //       in between); the reference's is the process's wall time minus that of the same command
 //       with --steps 0 (start-up, data, exit). The ratio is what storing the metrics costs a
 //       fast job (goal: above 0.98). Best of several interleaved pairs.
+//   store_bytes_per_step  growth of the store file for the tutorial job (10M steps; 300k with
+//       BENCH_QUICK), measured on disk after a clean SIGTERM, the empty store's size
+//       subtracted; ref: 26 B/step, the uncompressed blocks before schema 3. A second line,
+//       store_bytes_per_step_vs_limit, puts the same figure beside ~11 B/step, what byte-
+//       shuffled columns under a strong general compressor take (near the lossless limit).
+//   metrics_query_2000_points  ms for GET …/metrics?max_points=2000 over that whole job, from
+//       the client (best of 5); ref: 50 ms, the goal for any range of a 100M-step job.
 //   api_get_job / api_list_jobs  requests/s of GET /v1/jobs/{id} and GET /v1/jobs on loopback
 //       while a heavy job trains (wrk, 1 thread, 16 connections); ref: GET /healthz, which does
 //       no store work, measured the same way in the same run, in turns with the others.
@@ -15,6 +22,7 @@
 // makes a short smoke run. Output: `BENCH <name> <value> <unit> ref=<value> ratio=<value>`
 // lines on stdout; exits non-zero when a measurement fails (wrk errors included).
 import {spawnSync} from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import {api, removeDir, startDaemon, tmpDir, tutorialJob, heavyJob, waitJob, writeFile} from '../tests/e2e/lib.mjs';
 import {runWrk} from './wrk.mjs';
@@ -85,6 +93,47 @@ async function metricsSlowdown() {
   }
 }
 
+const STORE_STEPS = QUICK ? 300000 : 10000000;
+
+function fileBytes(p) {
+  try { return fs.statSync(p).size; } catch { return 0; }
+}
+
+async function storeGrowth() {
+  const dir = tmpDir('anneald-bench-');
+  try {
+    const db = path.join(dir, 'store.db');
+    const size = () => fileBytes(db) + fileBytes(db + '-wal');
+    // The empty store's size: a daemon started and stopped once.
+    const d0 = await startDaemon({bin: BIN, dir, args: ['--workers', '1', '--db', db]});
+    await d0.stop();
+    const empty = size();
+    const d = await startDaemon({bin: BIN, dir, args: ['--workers', '1', '--db', db]});
+    let ms = Infinity;
+    try {
+      const r = await api(d.url, 'POST', '/v1/jobs', tutorialJob({name: 'bench-store', steps: STORE_STEPS,
+        checkpoint: {every_steps: 100000, keep_last: 3}}));
+      if (r.status !== 201) throw new Error(`POST /v1/jobs: ${r.status} ${r.text}`);
+      await waitJob(d.url, r.json.id, (j) => j.state === 'completed', 1800000);
+      for (let i = 0; i < 5; i++) {
+        const t = process.hrtime.bigint();
+        const q = await api(d.url, 'GET', `/v1/jobs/${r.json.id}/metrics?max_points=2000`);
+        ms = Math.min(ms, Number(process.hrtime.bigint() - t) / 1e6);
+        if (q.status !== 200 || q.json.step[0] !== 1) throw new Error(`downsampled query: ${q.text.slice(0, 200)}`);
+      }
+    } finally {
+      const ex = await d.stop();
+      if (ex.code !== 0) throw new Error(`the daemon exited ${JSON.stringify(ex)}`);
+    }
+    const per = (size() - empty) / STORE_STEPS;
+    bench('store_bytes_per_step', per, 'B/step', 26);
+    bench('store_bytes_per_step_vs_limit', per, 'B/step', 11);
+    bench(`metrics_query_2000_points_${stepsLabel(STORE_STEPS)}`, ms, 'ms', 50);
+  } finally {
+    removeDir(dir);
+  }
+}
+
 async function apiRates() {
   const d = await startDaemon({bin: BIN, args: ['--workers', '1']});
   try {
@@ -112,6 +161,7 @@ async function apiRates() {
 
 try {
   await metricsSlowdown();
+  await storeGrowth();
   await apiRates();
 } catch (e) {
   console.error(`bench/service.mjs: ${e.stack || e}`);

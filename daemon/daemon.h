@@ -17,6 +17,7 @@
 #include "api/conns.h"
 #include "api/sse.h"
 #include "daemon/budget.h"
+#include "daemon/housekeep.h"
 #include "daemon/jobs.h"
 #include "daemon/loader.h"
 #include "daemon/options.h"
@@ -58,6 +59,7 @@ typedef struct daemon {
 
     /* Store: the loop thread's own connection */
     store_t store;
+    housekeeper hk;                /* gives free pages back, checkpoints the WAL */
 
     /* Jobs, workers, streams */
     jobmgr jobs;

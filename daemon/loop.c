@@ -177,6 +177,7 @@ static void drain_step(daemon_t *d)
     d->quick.on_exit = d->slow.on_exit = http_thread_end;
     workq_stop(&d->quick);
     workq_stop(&d->slow);
+    housekeeper_stop(&d->hk); /* stops within one slice: shutdown never does housekeeping */
     uv_walk(&d->loop, close_handle, NULL);
 }
 
@@ -367,6 +368,9 @@ int daemon_run(const daemon_opts *opts)
         return 1;
     }
 
+    if (housekeeper_start(&d->hk, opts->db) != 0)
+        daemon_log(LOG_WARN, "no housekeeping thread: deleted jobs' space comes back at restart");
+
     int v6 = (flags & MHD_USE_IPv6) != 0;
     printf("listening on http://%s%s%s:%d\n", v6 ? "[" : "", opts->host, v6 ? "]" : "", d->port);
     fflush(stdout);
@@ -392,7 +396,8 @@ int daemon_run(const daemon_opts *opts)
     model_cache_free(&d->models);
     conns_free(d);
     budget_free(&d->mem);
-    store_maintain(&d->store, NULL);
+    /* No vacuum or WAL truncation here: the housekeeping thread did that in slices while
+     * serving, and whatever is left waits for the next start. */
     store_close(&d->store);
     store_lock_release(&lock);
     daemon_log(LOG_INFO, "stopped");

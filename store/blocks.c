@@ -118,16 +118,17 @@ int st_blocks_open(store_t *s, st_block_iter *it, int64_t num, int64_t from, int
         /* From the block that can hold `from` (the last one starting at or before it), or
          * from `from` itself when no block starts that early. */
         it->st = st_stmt(s, ST_BLOCK_ASC,
-                         "SELECT first_step, last_step, nrows, ngroups, data FROM metric_blocks"
-                         " WHERE job=?1 AND first_step<=?3 AND first_step>=coalesce("
+                         "SELECT first_step, last_step, nrows, ngroups, data, raw FROM"
+                         " metric_blocks WHERE job=?1 AND first_step<=?3 AND first_step>=coalesce("
                          "  (SELECT first_step FROM metric_blocks WHERE job=?1"
                          "   AND first_step<=?2 ORDER BY first_step DESC LIMIT 1), ?2)"
                          " ORDER BY first_step",
                          &rc, err);
     else
         it->st = st_stmt(s, ST_BLOCK_DESC,
-                         "SELECT first_step, last_step, nrows, ngroups, data FROM metric_blocks"
-                         " WHERE job=?1 AND first_step<=?3 ORDER BY first_step DESC",
+                         "SELECT first_step, last_step, nrows, ngroups, data, raw FROM"
+                         " metric_blocks WHERE job=?1 AND first_step<=?3"
+                         " ORDER BY first_step DESC",
                          &rc, err);
     if (!it->st)
         return rc;
@@ -170,6 +171,18 @@ int st_blocks_next(st_block_iter *it, st_block *b, int want_data, an_err *err)
             size_t len = (size_t)sqlite3_column_bytes(st, 4);
             if (!p && sqlite3_errcode(it->s->db) == SQLITE_NOMEM)
                 return an_failc(err, -ENOMEM, NULL, "out of memory reading a metric block");
+            if (p && sqlite3_column_type(st, 5) != SQLITE_NULL) {
+                /* Compressed: decode into the connection's scratch buffer. */
+                int64_t raw = sqlite3_column_int64(st, 5);
+                unsigned char *dec = NULL;
+                int u = raw > 0 && raw <= (int64_t)(8 * (size_t)(5 + STORE_MAX_LR) * ST_BLOCK_CAP)
+                            ? st_block_unpack(it->s, p, len, (size_t)raw, mask_len(b->ng), &dec)
+                            : -EPROTO;
+                if (u == -ENOMEM)
+                    return an_failc(err, -ENOMEM, NULL, "out of memory decoding a metric block");
+                p = u ? NULL : dec;
+                len = u ? 0 : (size_t)raw;
+            }
             b->data = p;
             if (!p || layout(b, len) != 0)
                 return an_failc(err, -EPROTO, NULL,
@@ -271,9 +284,17 @@ int st_blocks_write(store_t *s, int64_t num, const store_metric *const *rows, si
             buf = heap;
         }
         len = encode(buf, rows + i, k, ng, sparse);
+        unsigned char *z = NULL;
+        size_t zlen = 0;
+        int pr = s->plain_blocks ? -EINVAL : st_block_pack(s, buf, len, mask_len(ng), &z, &zlen);
+        if (pr == -ENOMEM) {
+            rc = an_failc(err, -ENOMEM, NULL, "out of memory compressing %zu metric rows", k);
+            break;
+        }
+        int packed = pr == 0 && zlen < len; /* else the layout as it is */
         sqlite3_stmt *st = st_stmt(s, ST_BLOCK_INSERT,
                                    "INSERT INTO metric_blocks(job, first_step, last_step, nrows,"
-                                   " ngroups, data) VALUES(?,?,?,?,?,?)",
+                                   " ngroups, data, raw) VALUES(?,?,?,?,?,?,?)",
                                    &rc, err);
         if (!st)
             break;
@@ -282,12 +303,19 @@ int st_blocks_write(store_t *s, int64_t num, const store_metric *const *rows, si
         sqlite3_bind_int64(st, 3, last);
         sqlite3_bind_int64(st, 4, (int64_t)k);
         sqlite3_bind_int(st, 5, ng);
-        sqlite3_bind_blob(st, 6, buf, (int)len, SQLITE_STATIC);
+        if (packed) {
+            sqlite3_bind_blob(st, 6, z, (int)zlen, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 7, (int64_t)len);
+        } else {
+            sqlite3_bind_blob(st, 6, buf, (int)len, SQLITE_STATIC);
+        }
         int r = sqlite3_step(st);
         sqlite3_reset(st);
         sqlite3_clear_bindings(st); /* the blob is ours and about to go */
         if (r != SQLITE_DONE)
             rc = st_fail(s, r, "storing metric rows", err);
+        if (!rc)
+            rc = st_summary_put(s, num, rows + i, k, err);
         i = j;
     }
     free(heap);
@@ -551,50 +579,5 @@ int st_metric_at(store_t *s, int64_t num, int64_t step, store_metric *m, int *fo
         }
     }
     st_blocks_close(&it);
-    return rc;
-}
-
-/* ---- migration ----------------------------------------------------------------------- */
-
-int st_migrate_metric_blocks(store_t *s, an_err *err)
-{
-    sqlite3_stmt *st;
-    int rc = st_prepare(s, "SELECT job, step, loss, grad_norm, time, wall, lr FROM metrics"
-                           " ORDER BY job, step", &st, err);
-    if (rc)
-        return rc;
-    store_metric *buf = malloc(ST_BLOCK_CAP * sizeof *buf);
-    const store_metric **p = malloc(ST_BLOCK_CAP * sizeof *p);
-    if (!buf || !p)
-        rc = an_failc(err, -ENOMEM, NULL, "out of memory converting metric rows");
-    for (size_t i = 0; !rc && i < ST_BLOCK_CAP; i++)
-        p[i] = &buf[i];
-    size_t k = 0;
-    int64_t job = 0;
-    int r = SQLITE_DONE;
-    while (!rc && (r = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t j = sqlite3_column_int64(st, 0);
-        if (k > 0 && (j != job || k == ST_BLOCK_CAP)) {
-            rc = st_blocks_write(s, job, p, k, err);
-            k = 0;
-        }
-        job = j;
-        store_metric *m = &buf[k++];
-        m->step = sqlite3_column_int64(st, 1);
-        m->loss = st_col_num(st, 2);
-        m->grad_norm = st_col_num(st, 3);
-        m->time = st_col_num(st, 4);
-        m->wall = st_col_num(st, 5);
-        m->n_lr = st_col_lr(st, 6, m->lr, STORE_MAX_LR);
-    }
-    if (!rc && r != SQLITE_DONE)
-        rc = st_fail(s, r, "reading metric rows to convert", err);
-    if (!rc && k > 0)
-        rc = st_blocks_write(s, job, p, k, err);
-    sqlite3_finalize(st);
-    free(buf);
-    free(p);
-    if (!rc)
-        rc = st_exec(s, "DROP TABLE metrics", "dropping the per-step metrics table", err);
     return rc;
 }

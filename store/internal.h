@@ -33,6 +33,8 @@ enum {
     ST_CKPT_JOB,          /* UPDATE jobs SET last_checkpoint_step */
     ST_CKPT_RETIRE_CHUNKS,/* chunks of checkpoints beyond keep_last */
     ST_CKPT_RETIRE,       /* checkpoints beyond keep_last */
+    ST_SUM_INSERT,        /* INSERT OR REPLACE INTO metric_sums */
+    ST_SUM_ASC,           /* block summaries overlapping a step range, ascending */
     ST_NSLOTS
 };
 _Static_assert((int)ST_NSLOTS <= (int)STORE_NSTMT, "store_t.stmt holds every statement slot");
@@ -114,6 +116,19 @@ int st_json_is(const char *s, int type);
  * per row; nothing is rounded. Columns keep a downsampling pass to two arrays (step, loss)
  * and copy the rest only for the rows it keeps. The layout is part of the schema: changing
  * it takes a migration. */
+
+/* Compression (codec.c). Since schema 3 a block's layout is stored zstd-compressed after an
+ * exact transform (each 8-byte word XORed with the one before, then split into byte planes),
+ * and metric_blocks.raw holds the layout's length; raw NULL means the blob is the layout
+ * itself (blocks written before schema 3, or ones that would not get smaller).
+ * st_block_pack: `len` bytes of layout with an `ml`-byte mask -> *out (*outlen bytes, in s's
+ * scratch buffer, valid until the next pack/unpack on s). st_block_unpack: the inverse into
+ * s's scratch buffer; -EPROTO when the blob does not decode to exactly `len` bytes. */
+int st_block_pack(store_t *s, const unsigned char *raw, size_t len, size_t ml,
+                  unsigned char **out, size_t *outlen);
+int st_block_unpack(store_t *s, const unsigned char *z, size_t zlen, size_t len, size_t ml,
+                    unsigned char **out);
+void st_codec_free(store_t *s);
 
 #define ST_BLOCK_CAP 4096 /* rows per block: a batch above it is stored as several blocks */
 
@@ -215,8 +230,48 @@ int st_metrics_truncate(store_t *s, int64_t num, int64_t step, an_err *err);
 int st_metric_at(store_t *s, int64_t num, int64_t step, store_metric *m, int *found,
                  an_err *err);
 
+/* First and last step of a job's rows in [from, to] and the lr group count of the first row,
+ * reading the blocks at the two ends of the range only; *first = -1 when it is empty. */
+int st_range_ends(store_t *s, int64_t num, int64_t from, int64_t to, int64_t *first,
+                  int64_t *last, int *n_lr, an_err *err);
+
+/* Loss order of the downsampling: NaN is larger than every number. */
+static inline int st_loss_gt(double a, double b) { return b == b && (a != a || a > b); }
+static inline int st_loss_lt(double a, double b) { return a == a && (b != b || a < b); }
+
+/* ---- block summaries (summary.c) -------------------------------------------------------
+ *
+ * metric_sums holds, per metric block (same job and first_step; a trigger deletes it with
+ * its block), the block's first row, last row, the row with the smallest loss and the row
+ * with the largest loss (ties: the earliest), each as int64 step then float64 loss,
+ * grad_norm, time, wall, lr[ngroups] (the stored bits). A downsampled query whose buckets
+ * span many blocks takes a block that lies inside one bucket from its summary instead of
+ * decompressing it. Blocks written before schema 3 have none; such ranges are scanned. */
+int st_summary_put(store_t *s, int64_t num, const store_metric *const *rows, size_t n,
+                   an_err *err);
+
+/* One row of a summary or a block, every column copied out. */
+typedef struct st_row {
+    int64_t step;
+    double loss, grad_norm, time, wall;
+    double lr[STORE_MAX_LR];
+} st_row;
+
+/* Rows of [first, last] through `feed(ctx, row)` in step order: summary rows of the blocks
+ * that `whole(ctx, block_first, block_last)` accepts (4 per block, each step once), every
+ * row of the others. *used is 0 (nothing fed) when some block of the range has no summary:
+ * the caller then scans the rows itself. n_lr: groups to copy (missing ones read NaN). */
+int st_summary_walk(store_t *s, int64_t num, int64_t first, int64_t last, int n_lr,
+                    int (*whole)(void *ctx, int64_t bfirst, int64_t blast),
+                    void (*feed)(void *ctx, const st_row *r), void *ctx, int *used,
+                    int64_t *seen, an_err *err);
+
 /* Schema migration 1 -> 2: packs the per-step metrics table into metric_blocks (created by the
  * migration's SQL) and drops it, inside the migration's transaction. */
 int st_migrate_metric_blocks(store_t *s, an_err *err);
+
+/* Schema migration 2 -> 3: adds metric_blocks.raw unless it is there already (a schema-1 file
+ * gets it from st_migrate_metric_blocks, which writes compressed blocks). */
+int st_migrate_blocks_raw(store_t *s, an_err *err);
 
 #endif

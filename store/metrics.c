@@ -144,12 +144,7 @@ static int series_alloc(store_series *m, size_t cap, int n_lr)
     return 0;
 }
 
-/* A candidate row of a bucket, with every column copied out of its block. */
-typedef struct mrow {
-    int64_t step;
-    double loss, grad_norm, time, wall;
-    double lr[STORE_MAX_LR];
-} mrow;
+typedef st_row mrow; /* a candidate row of a bucket, every column copied out */
 
 /* Row i of block b with n_lr groups: groups the block lacks read as NaN. */
 static void read_row(const st_block *b, size_t i, mrow *r, int64_t step, double loss, int n_lr)
@@ -179,25 +174,13 @@ static void emit(store_series *m, size_t cap, const mrow *r)
     m->n++;
 }
 
-/* a is "larger" than b for the max: NaN beats every number. */
-static int loss_gt(double a, double b)
-{
-    if (isnan(b))
-        return 0;
-    return isnan(a) || a > b;
-}
-
-static int loss_lt(double a, double b)
-{
-    if (isnan(a))
-        return 0;
-    return isnan(b) || a < b;
-}
+#define loss_gt st_loss_gt
+#define loss_lt st_loss_lt
 
 /* First and last step of a job's rows in [from, to] and the lr group count of the first row
  * (its block's), reading the blocks at the two ends of the range only. *first = -1 when the
  * range is empty. */
-static int range_ends(store_t *s, int64_t num, int64_t from, int64_t to, int64_t *first,
+int st_range_ends(store_t *s, int64_t num, int64_t from, int64_t to, int64_t *first,
                       int64_t *last, int *n_lr, an_err *err)
 {
     st_block_iter it;
@@ -256,21 +239,36 @@ static int count_rows(store_t *s, int64_t num, int64_t first, int64_t last, int6
     return r < 0 ? r : 0;
 }
 
-/* Emits a bucket's extremes in step order (one row when they are the same row). */
-static void emit_bucket(store_series *m, size_t cap, const mrow *lo, const mrow *hi)
+/* Emits a bucket's points in step order, each row once: its first and last row, then its
+ * smallest and largest loss, the first `nsel` (1..4) of those four in that priority. */
+static void emit_bucket(store_series *m, size_t cap, const mrow *first, const mrow *last,
+                        const mrow *lo, const mrow *hi, int nsel)
 {
-    if (lo->step == hi->step) {
-        emit(m, cap, lo);
-    } else {
-        emit(m, cap, lo->step < hi->step ? lo : hi);
-        emit(m, cap, lo->step < hi->step ? hi : lo);
+    const mrow *c[4] = {first, last, lo, hi};
+    const mrow *pick[4];
+    int n = 0;
+    for (int k = 0; k < nsel && k < 4; k++) {
+        int dup = 0;
+        for (int j = 0; j < n; j++)
+            dup |= pick[j]->step == c[k]->step;
+        if (!dup)
+            pick[n++] = c[k];
     }
+    for (int a = 1; a < n; a++) /* at most four: insertion sort by step */
+        for (int j = a; j > 0 && pick[j]->step < pick[j - 1]->step; j--) {
+            const mrow *t = pick[j];
+            pick[j] = pick[j - 1];
+            pick[j - 1] = t;
+        }
+    for (int j = 0; j < n && m->n < cap; j++)
+        emit(m, cap, pick[j]);
 }
 
 /* One pass over the rows with first <= step <= last. With width == 0 every row is emitted
  * (at most cap); otherwise rows fall into buckets of `width` steps and each bucket emits its
- * extremes. *seen receives the number of rows walked. */
-static int scan(store_t *s, int64_t num, int64_t first, int64_t last, int64_t width,
+ * first and last row and its extremes (emit_bucket, nsel of them). *seen receives the number
+ * of rows walked. */
+static int scan(store_t *s, int64_t num, int64_t first, int64_t last, int64_t width, int nsel,
                 store_series *out, size_t cap, int64_t *seen, an_err *err)
 {
     st_block_iter it;
@@ -279,7 +277,13 @@ static int scan(store_t *s, int64_t num, int64_t first, int64_t last, int64_t wi
     if (rc)
         return rc;
     int n_lr = out->n_lr;
-    mrow lo, hi;
+    /* These rows are large (every lr group): keep them off the stack of a pool thread. */
+    mrow *rw = malloc(4 * sizeof *rw);
+    if (!rw) {
+        st_blocks_close(&it);
+        return an_failc(err, -ENOMEM, NULL, "out of memory downsampling metrics");
+    }
+    mrow *fr = &rw[0], *lr = &rw[1], *lo = &rw[2], *hi = &rw[3];
     int64_t cur = -1; /* bucket being collected; -1 = none */
     int64_t n = 0;
     int r;
@@ -291,34 +295,90 @@ static int scan(store_t *s, int64_t num, int64_t first, int64_t last, int64_t wi
             double loss = st_block_val(&b, ST_COL_LOSS, i);
             if (width == 0) {
                 if (out->n < cap) {
-                    read_row(&b, i, &lo, step, loss, n_lr);
-                    emit(out, cap, &lo);
+                    read_row(&b, i, lo, step, loss, n_lr);
+                    emit(out, cap, lo);
                 }
                 continue;
             }
             int64_t bk = (step - first) / width;
             if (bk != cur) {
                 if (cur >= 0)
-                    emit_bucket(out, cap, &lo, &hi);
+                    emit_bucket(out, cap, fr, lr, lo, hi, nsel);
                 cur = bk;
-                read_row(&b, i, &lo, step, loss, n_lr);
-                hi = lo;
+                read_row(&b, i, fr, step, loss, n_lr);
+                *lo = *hi = *lr = *fr;
                 continue;
             }
-            /* Columns beyond loss are copied only for a new extreme. */
-            if (loss_lt(loss, lo.loss))
-                read_row(&b, i, &lo, step, loss, n_lr);
-            else if (loss_gt(loss, hi.loss))
-                read_row(&b, i, &hi, step, loss, n_lr);
+            /* Columns beyond loss are copied only for a new extreme, and for the row that
+             * may be the bucket's last (the next row is in another bucket or block). */
+            if (loss_lt(loss, lo->loss))
+                read_row(&b, i, lo, step, loss, n_lr);
+            else if (loss_gt(loss, hi->loss))
+                read_row(&b, i, hi, step, loss, n_lr);
+            if (i + 1 == i1 || (st_block_step(&b, i + 1) - first) / width != bk)
+                read_row(&b, i, lr, step, loss, n_lr);
         }
     }
     st_blocks_close(&it);
+    if (r >= 0 && width > 0 && cur >= 0)
+        emit_bucket(out, cap, fr, lr, lo, hi, nsel);
+    free(rw);
     if (r < 0)
         return r;
-    if (width > 0 && cur >= 0)
-        emit_bucket(out, cap, &lo, &hi);
     *seen = n;
     return 0;
+}
+
+/* The bucket state of a downsampling pass fed whole rows (scan_summaries). */
+typedef struct bucketer {
+    store_series *out;
+    size_t cap;
+    int nsel;
+    int64_t first, width, cur;
+    mrow *fr, *lr, *lo, *hi;
+} bucketer;
+
+static int bk_whole(void *ctx, int64_t bf, int64_t bl)
+{
+    bucketer *k = ctx;
+    return (bf - k->first) / k->width == (bl - k->first) / k->width;
+}
+
+static void bk_feed(void *ctx, const st_row *r)
+{
+    bucketer *k = ctx;
+    int64_t b = (r->step - k->first) / k->width;
+    if (b != k->cur) {
+        if (k->cur >= 0)
+            emit_bucket(k->out, k->cap, k->fr, k->lr, k->lo, k->hi, k->nsel);
+        k->cur = b;
+        *k->fr = *k->lr = *k->lo = *k->hi = *r;
+        return;
+    }
+    if (loss_lt(r->loss, k->lo->loss))
+        *k->lo = *r;
+    else if (loss_gt(r->loss, k->hi->loss))
+        *k->hi = *r;
+    *k->lr = *r;
+}
+
+/* scan() for wide buckets: a block that lies inside one bucket is taken from its summary
+ * (first, last, extremes), the others row by row. *used 0 when the range has blocks without
+ * summaries (nothing emitted; scan then does it). */
+static int scan_summaries(store_t *s, int64_t num, int64_t first, int64_t last, int64_t width,
+                          int nsel, store_series *out, size_t cap, int64_t *seen, int *used,
+                          an_err *err)
+{
+    mrow *rw = malloc(4 * sizeof *rw);
+    if (!rw)
+        return an_failc(err, -ENOMEM, NULL, "out of memory downsampling metrics");
+    bucketer k = {out, cap, nsel, first, width, -1, &rw[0], &rw[1], &rw[2], &rw[3]};
+    int rc = st_summary_walk(s, num, first, last, out->n_lr, bk_whole, bk_feed, &k, used, seen,
+                             err);
+    if (!rc && *used && k.cur >= 0)
+        emit_bucket(out, cap, k.fr, k.lr, k.lo, k.hi, nsel);
+    free(rw);
+    return rc;
 }
 
 int store_metrics_query(store_t *s, const char *id, int64_t from, int64_t to,
@@ -336,7 +396,7 @@ int store_metrics_query(store_t *s, const char *id, int64_t from, int64_t to,
     int n_lr = 0;
     int rc = st_job_num(s, id, &num, NULL, err);
     if (!rc)
-        rc = range_ends(s, num, from, to, &first, &last, &n_lr, err);
+        rc = st_range_ends(s, num, from, to, &first, &last, &n_lr, err);
     if (rc)
         return rc;
     if (first < 0)
@@ -347,12 +407,19 @@ int store_metrics_query(store_t *s, const char *id, int64_t from, int64_t to,
      * max_points rows after all (sparse steps), read them all instead. */
     uint64_t span = (uint64_t)(last - first) + 1;
     if (max_points > 0 && span > max_points) {
-        int64_t buckets = (int64_t)(max_points / 2);
+        /* Four points a bucket (first, last, extremes); fewer when max_points is below 4. */
+        int nsel = max_points < 4 ? (int)max_points : 4;
+        int64_t buckets = (int64_t)(max_points / (size_t)nsel);
         int64_t width = (int64_t)((span + (uint64_t)buckets - 1) / (uint64_t)buckets);
         if (series_alloc(out, max_points, n_lr))
             return an_failc(err, -ENOMEM, NULL, "out of memory for %zu metric points",
                             max_points);
-        rc = scan(s, num, first, last, width, out, max_points, &seen, err);
+        int used = 0;
+        if (width >= 2 * ST_BLOCK_CAP) /* buckets span blocks: take whole ones from summaries */
+            rc = scan_summaries(s, num, first, last, width, nsel, out, max_points, &seen, &used,
+                                err);
+        if (!rc && !used)
+            rc = scan(s, num, first, last, width, nsel, out, max_points, &seen, err);
         if (rc || (uint64_t)seen > max_points) {
             if (rc)
                 store_series_free(out);
@@ -375,7 +442,7 @@ int store_metrics_query(store_t *s, const char *id, int64_t from, int64_t to,
         if (series_alloc(out, (size_t)count, n_lr))
             return an_failc(err, -ENOMEM, NULL, "out of memory for %" PRId64 " metric points",
                             count);
-        rc = scan(s, num, first, last, 0, out, (size_t)count, &seen, err);
+        rc = scan(s, num, first, last, 0, 0, out, (size_t)count, &seen, err);
         if (rc) {
             store_series_free(out);
             return rc;
@@ -497,192 +564,4 @@ int store_metrics_count(store_t *s, const char *id, int64_t *count, an_err *err)
         rc = st_fail(s, r, "counting metric rows", err);
     sqlite3_finalize(st);
     return rc;
-}
-/* *has = 1 when job `num` has at least one validation row. */
-static int job_has_val(store_t *s, int64_t num, int *has, an_err *err)
-{
-    sqlite3_stmt *st;
-    int rc = st_prepare(s, "SELECT 1 FROM val_metrics WHERE job=?1 LIMIT 1", &st, err);
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(st, 1, num);
-    int r = sqlite3_step(st);
-    if (r == SQLITE_ROW || r == SQLITE_DONE)
-        *has = r == SQLITE_ROW;
-    else
-        rc = st_fail(s, r, "looking for validation rows", err);
-    sqlite3_finalize(st);
-    return rc;
-}
-
-/* ---- CSV ----------------------------------------------------------------------------- */
-
-typedef struct csvbuf {
-    char buf[65536];
-    size_t len;
-    store_write_fn fn;
-    void *ctx;
-} csvbuf;
-
-static int csv_flush(csvbuf *b)
-{
-    int rc = b->len ? b->fn(b->ctx, b->buf, b->len) : 0;
-    b->len = 0;
-    return rc;
-}
-
-/* Makes room for `need` bytes. */
-static int csv_room(csvbuf *b, size_t need)
-{
-    return (b->len + need > sizeof b->buf) ? csv_flush(b) : 0;
-}
-
-/* The shortest %.Ng (N = 15..17) that reads back to the same double; "" for NaN. */
-static void csv_num(csvbuf *b, double v)
-{
-    if (isnan(v))
-        return;
-    char *p = b->buf + b->len;
-    int k = 0;
-    for (int prec = 15; prec <= 17; prec++) {
-        k = snprintf(p, 32, "%.*g", prec, v);
-        if (strtod(p, NULL) == v)
-            break;
-    }
-    b->len += (size_t)k;
-}
-
-static void csv_ch(csvbuf *b, char c) { b->buf[b->len++] = c; }
-
-int store_metrics_csv(store_t *s, const char *id, int64_t from, int64_t to,
-                      store_write_fn fn, void *ctx, an_err *err)
-{
-    if (to < 0)
-        to = INT64_MAX;
-    int64_t num, first = -1, last = -1;
-    int n_lr = 0;
-    int rc = st_job_num(s, id, &num, NULL, err);
-    if (!rc)
-        rc = range_ends(s, num, from, to, &first, &last, &n_lr, err);
-    if (rc)
-        return rc;
-    if (first < 0) /* still one group column, so the header always has the lr columns */
-        n_lr = 1;
-    /* Validation columns when the job has validation rows at all (not only in this range), so
-     * every slice of one job's CSV has the same header. */
-    int has_val = 0;
-    store_val_metric *val = NULL;
-    size_t nval = 0, iv = 0;
-    rc = job_has_val(s, num, &has_val, err);
-    if (!rc && has_val)
-        rc = store_val_query(s, id, from, to, &val, &nval, err);
-    if (rc)
-        return rc;
-    csvbuf *b = malloc(sizeof *b);
-    if (!b) {
-        free(val);
-        return an_failc(err, -ENOMEM, NULL, "out of memory for the CSV buffer");
-    }
-    b->len = 0;
-    b->fn = fn;
-    b->ctx = ctx;
-    b->len += (size_t)snprintf(b->buf, sizeof b->buf, "step,loss");
-    for (int g = 0; g < n_lr; g++)
-        b->len += (size_t)snprintf(b->buf + b->len, sizeof b->buf - b->len, ",lr%d", g);
-    b->len += (size_t)snprintf(b->buf + b->len, sizeof b->buf - b->len, ",grad_norm,time%s\n",
-                               has_val ? ",val_loss,val_acc" : "");
-
-    st_block_iter it;
-    st_block blk;
-    int r = 0, sink = 0;
-    if (first >= 0)
-        rc = st_blocks_open(s, &it, num, first, last, 0, err);
-    if (!rc && first >= 0) {
-        while (!sink && (r = st_blocks_next(&it, &blk, 1, err)) == 1) {
-            size_t i1 = st_block_upper(&blk, last);
-            int k = blk.ng < n_lr ? blk.ng : n_lr;
-            for (size_t i = st_block_lower(&blk, first); i < i1; i++) {
-                /* one line: at most 20 + (n_lr + 5) * 33 bytes */
-                if ((sink = csv_room(b, 64 + (size_t)(n_lr + 5) * 34)) != 0)
-                    break;
-                b->len += (size_t)snprintf(b->buf + b->len, 24, "%" PRId64,
-                                           st_block_step(&blk, i));
-                csv_ch(b, ',');
-                csv_num(b, st_block_val(&blk, ST_COL_LOSS, i));
-                for (int g = 0; g < n_lr; g++) {
-                    csv_ch(b, ',');
-                    csv_num(b, g < k ? st_block_val(&blk, ST_COL_LR + g, i) : NAN);
-                }
-                csv_ch(b, ',');
-                csv_num(b, st_block_val(&blk, ST_COL_GRAD_NORM, i));
-                csv_ch(b, ',');
-                csv_num(b, st_block_val(&blk, ST_COL_TIME, i));
-                if (has_val) {
-                    /* Both lists are in step order: one cursor walks the validation rows. */
-                    int64_t stp = st_block_step(&blk, i);
-                    while (iv < nval && val[iv].step < stp)
-                        iv++;
-                    int hit = iv < nval && val[iv].step == stp;
-                    csv_ch(b, ',');
-                    csv_num(b, hit ? val[iv].val_loss : NAN);
-                    csv_ch(b, ',');
-                    csv_num(b, hit ? val[iv].val_acc : NAN);
-                }
-                csv_ch(b, '\n');
-            }
-        }
-        st_blocks_close(&it);
-        if (sink)
-            rc = an_failc(err, sink, NULL, "the CSV consumer stopped with error %d", sink);
-        else if (r < 0)
-            rc = r;
-    }
-    if (!rc) {
-        rc = csv_flush(b);
-        if (rc)
-            an_failc(err, rc, NULL, "the CSV consumer stopped with error %d", rc);
-    }
-    free(b);
-    free(val);
-    return rc;
-}
-
-typedef struct growbuf {
-    char *p;
-    size_t len, cap;
-} growbuf;
-
-static int grow_write(void *ctx, const char *buf, size_t len)
-{
-    growbuf *g = ctx;
-    if (g->len + len + 1 > g->cap) {
-        size_t nc = g->cap ? g->cap : 65536;
-        while (nc < g->len + len + 1)
-            nc *= 2;
-        char *np = realloc(g->p, nc);
-        if (!np)
-            return -ENOMEM;
-        g->p = np;
-        g->cap = nc;
-    }
-    memcpy(g->p + g->len, buf, len);
-    g->len += len;
-    g->p[g->len] = '\0';
-    return 0;
-}
-
-int store_metrics_csv_buf(store_t *s, const char *id, int64_t from, int64_t to,
-                          char **csv, size_t *len, an_err *err)
-{
-    growbuf g = {0};
-    int rc = store_metrics_csv(s, id, from, to, grow_write, &g, err);
-    if (rc) {
-        free(g.p);
-        *csv = NULL;
-        *len = 0;
-        return rc;
-    }
-    *csv = g.p;
-    *len = g.len;
-    return 0;
 }

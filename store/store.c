@@ -115,6 +115,9 @@ static const migration migrations[] = {
      "  UNIQUE(job, first_step)"
      ");",
      st_migrate_metric_blocks},
+    /* 2 -> 3: metric blocks may be compressed (codec.c); raw is the decoded length, NULL for
+     * the blocks written before, which stay readable as they are. */
+    {"", st_migrate_blocks_raw},
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -364,6 +367,15 @@ int st_json_is(const char *text, int type)
  * the first wrote. */
 static int migrate(store_t *s, an_err *err)
 {
+    /* The common case, a current schema, is read without the write lock, so opening a
+     * connection never queues behind a worker's commit. */
+    sqlite3_stmt *v0;
+    if (st_prepare(s, "PRAGMA user_version", &v0, NULL) == 0) {
+        int cur = sqlite3_step(v0) == SQLITE_ROW ? sqlite3_column_int(v0, 0) : -1;
+        sqlite3_finalize(v0);
+        if (cur == NMIGRATIONS)
+            return 0;
+    }
     for (;;) {
         int rc = st_begin(s, err);
         if (rc)
@@ -419,13 +431,34 @@ int store_open(store_t *s, const char *path, an_err *err)
     }
     sqlite3_extended_result_codes(s->db, 0);
     sqlite3_busy_timeout(s->db, 5000);
-    /* page_size and auto_vacuum only take effect before the first table exists; on an
-     * existing file they are harmless no-ops. Large pages suit big blobs; incremental vacuum
-     * lets deleted checkpoints give space back. */
-    int rc = st_exec(s,
-                     "PRAGMA page_size=16384;"
-                     "PRAGMA auto_vacuum=INCREMENTAL;"
-                     "PRAGMA journal_mode=WAL;"
+    /* A file already in WAL mode was set up by an earlier open: only the per-connection
+     * settings are made, since page_size/auto_vacuum/journal_mode on it would wait for the
+     * write lock (a worker's multi-second checkpoint commit) just to change nothing. */
+    int in_wal = 0;
+    {
+        sqlite3_stmt *jm;
+        if (st_prepare(s, "PRAGMA journal_mode", &jm, NULL) == 0) {
+            if (sqlite3_step(jm) == SQLITE_ROW) {
+                const char *m = (const char *)sqlite3_column_text(jm, 0);
+                in_wal = m && strcmp(m, "wal") == 0;
+            }
+            sqlite3_finalize(jm);
+        }
+    }
+    /* page_size and auto_vacuum only take effect before the first table exists. Large pages
+     * suit big blobs; incremental vacuum lets deleted jobs give space back. */
+    int rc = in_wal ? 0
+                    : st_exec(s,
+                              "PRAGMA page_size=16384;"
+                              "PRAGMA auto_vacuum=INCREMENTAL;"
+                              "PRAGMA journal_mode=WAL;",
+                              "configuring the database", err);
+    if (!rc)
+        rc = st_exec(s,
+                     /* A checkpoint that caught up truncates the WAL to this, so one burst
+                      * of writes (a large checkpoint, a deleted job) does not leave a
+                      * gigabyte file behind. */
+                     "PRAGMA journal_size_limit=67108864;"
                      "PRAGMA synchronous=NORMAL;"
                      "PRAGMA foreign_keys=ON;"
                      "PRAGMA secure_delete=OFF;"
@@ -466,6 +499,7 @@ void store_close(store_t *s)
     if (s->db)
         sqlite3_close_v2(s->db);
     s->db = NULL;
+    st_codec_free(s);
 }
 
 int store_maintain(store_t *s, an_err *err)

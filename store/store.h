@@ -40,6 +40,7 @@
 #ifndef ANNEALD_STORE_H
 #define ANNEALD_STORE_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -68,6 +69,10 @@ typedef struct store_t {
     struct sqlite3 *db;                         /* the connection (one thread only) */
     struct sqlite3_stmt *stmt[STORE_NSTMT];     /* prepared statements, lazily, by store.c */
     size_t chunk_size;                          /* bytes per checkpoint chunk; tests lower it */
+    void *zc, *zd;                              /* zstd contexts for metric blocks (codec.c) */
+    unsigned char *zbuf;                        /* their scratch buffer, zcap bytes */
+    size_t zcap;
+    int plain_blocks;                           /* 1: write metric blocks uncompressed (tests) */
 } store_t;
 
 /* ---- connection ---------------------------------------------------------------------- */
@@ -87,6 +92,22 @@ int store_schema_version(void);
 /* Housekeeping for idle moments and shutdown: PRAGMA wal_checkpoint(TRUNCATE) and an
  * incremental vacuum that returns freed pages (deleted checkpoints) to the file system. */
 int store_maintain(store_t *s, an_err *err);
+
+/* One slice of housekeeping, cheap enough to run every second beside training: gives at most
+ * `max_pages` free pages back to the file system (incremental vacuum, its own short write
+ * transaction; skipped when there are none or the write lock is busy) and runs a PASSIVE WAL
+ * checkpoint (never waits for readers or writers). *freed (may be NULL) receives the pages
+ * given back, so a caller loops while it equals max_pages. */
+int store_housekeep(store_t *s, int max_pages, int *freed, an_err *err);
+
+/* What the store occupies, for /healthz and /metrics. */
+typedef struct store_usage {
+    int64_t bytes;                 /* the database file: page_count * page_size */
+    int64_t free_pages;            /* pages on the free list (given back by housekeeping) */
+    int64_t page_size;
+    int64_t wal_bytes;             /* the -wal file; 0 when there is none */
+} store_usage;
+int store_usage_get(store_t *s, store_usage *u, an_err *err);
 
 /* Database size in bytes (page_count * page_size), for /metrics. */
 int store_size(store_t *s, int64_t *bytes, an_err *err);
@@ -282,13 +303,15 @@ void store_series_free(store_series *m);
  *
  * max_points == 0, or at most max_points rows in range: every row.
  * Otherwise downsampling, in one pass over the rows: the step span [first, last] of the rows
- * in range is cut into B = max_points / 2 buckets of equal width W = ceil((last-first+1)/B)
- * steps (bucket k holds steps first+k*W … first+(k+1)*W-1). From each non-empty bucket the
- * row with the smallest loss and the row with the largest loss are emitted (one row when they
- * are the same row; a NaN/null loss counts as larger than any number, so a divergence stays
- * visible; ties go to the earlier step), in step order. So the result has at most max_points
- * rows, includes the global minimum and maximum loss, and no spike vanishes. max_points == 1
- * is treated as 2. -ENOENT unknown job; an empty range gives n = 0. */
+ * in range is cut into B = max_points / 4 buckets of equal width W = ceil((last-first+1)/B)
+ * steps (bucket k holds steps first+k*W … first+(k+1)*W-1). From each non-empty bucket four
+ * rows are emitted, each once, in step order: its first row, its last row, the row with the
+ * smallest loss and the row with the largest loss (a NaN/null loss counts as larger than any
+ * number, so a divergence stays visible; ties go to the earlier step). So the result has at
+ * most max_points rows, starts at the range's first row and ends at its last (a warm-up's
+ * first lr is always there), includes the global minimum and maximum loss, and no spike
+ * vanishes. With max_points 2 or 3 there is one bucket and the first 2 or 3 of those four.
+ * max_points == 1 is treated as 2. -ENOENT unknown job; an empty range gives n = 0. */
 int store_metrics_query(store_t *s, const char *id, int64_t from, int64_t to,
                         size_t max_points, store_series *out, an_err *err);
 

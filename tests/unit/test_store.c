@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 #include <sqlite3.h>
@@ -624,6 +625,75 @@ static void test_full_database_enospc(void **state)
     sqlite3_finalize(st);
 }
 
+/* Housekeeping gives a deleted job's pages back and reports them. */
+static void test_pool_and_housekeeping(void **state)
+{
+    fixture *f = *state;
+    an_err e;
+    /* A finished job with 200 KB of checkpoint, deleted: its pages come back in slices. */
+    store_job_new jn = {.name = "h", .spec_json = "{}", .total_steps = 10};
+    char id[STORE_ID_LEN];
+    assert_int_equal(store_job_create(&f->s, &jn, id, &e), 0);
+    size_t len = 200000;
+    unsigned char *blob = malloc(len);
+    assert_non_null(blob);
+    for (size_t i = 0; i < len; i++)
+        blob[i] = (unsigned char)(i * 2654435761u >> 13);
+    assert_int_equal(store_checkpoint_commit(&f->s, id, 5, 1.0, blob, len, 3, NULL, &e), 0);
+    free(blob);
+    assert_int_equal(store_job_set_state(&f->s, id, STORE_MASK_ALL, STORE_COMPLETED, NULL, NULL, &e), 0);
+    store_usage u0, u1, u2;
+    assert_int_equal(store_usage_get(&f->s, &u0, &e), 0);
+    assert_int_equal(u0.free_pages, 0);
+    assert_int_equal(store_job_delete(&f->s, id, &e), 0);
+    assert_int_equal(store_usage_get(&f->s, &u1, &e), 0);
+    assert_true(u1.free_pages >= 10);
+    assert_true(u1.wal_bytes > 0);
+    int freed = 0;
+    assert_int_equal(store_housekeep(&f->s, 4, &freed, &e), 0);
+    assert_int_equal(freed, 4);
+    while (freed == 4)
+        assert_int_equal(store_housekeep(&f->s, 4, &freed, &e), 0);
+    assert_int_equal(store_usage_get(&f->s, &u2, &e), 0);
+    assert_int_equal(u2.free_pages, 0);
+    assert_int_equal(u2.bytes, u1.bytes - u1.free_pages * u1.page_size);
+}
+
+/* Reads never wait for a writer: while another connection holds the write lock (a long
+ * checkpoint commit), opening a connection and reading jobs and metrics succeed at once. */
+static void test_reads_during_a_write(void **state)
+{
+    fixture *f = *state;
+    an_err e;
+    store_job_new jn = {.name = "r", .spec_json = "{}", .total_steps = 10};
+    char id[STORE_ID_LEN];
+    assert_int_equal(store_job_create(&f->s, &jn, id, &e), 0);
+    store_metric m = {.step = 1, .loss = 0.5, .n_lr = 1, .lr = {0.001}};
+    assert_int_equal(store_metrics_append(&f->s, id, &m, 1, NULL, &e), 0);
+    assert_int_equal(sqlite3_exec(f->s.db, "BEGIN IMMEDIATE; UPDATE jobs SET name='w';", NULL,
+                                  NULL, NULL), SQLITE_OK);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    store_t r;
+    int orc = store_open(&r, f->path, &e);
+    if (orc) fprintf(stderr, "open: %s\n", e.message);
+    assert_int_equal(orc, 0);
+    store_job j;
+    memset(&j, 0, sizeof j);
+    assert_int_equal(store_job_get(&r, id, &j, &e), 0);
+    assert_string_equal(j.name, "r"); /* the last committed state */
+    store_job_free(&j);
+    store_series ser;
+    assert_int_equal(store_metrics_query(&r, id, 0, -1, 0, &ser, &e), 0);
+    assert_int_equal(ser.n, 1);
+    store_series_free(&ser);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    /* Far below the 5 s busy timeout a write lock would have made it wait. */
+    assert_true((t1.tv_sec - t0.tv_sec) < 2);
+    store_close(&r);
+    assert_int_equal(sqlite3_exec(f->s.db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -640,6 +710,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_two_threads_write_concurrently, fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_open_of_fresh_file, fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_full_database_enospc, fixture_setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_pool_and_housekeeping, fixture_setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_reads_during_a_write, fixture_setup, fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -135,17 +135,19 @@ static void check_downsample(fixture *f, const char *id, const model *md, int64_
         store_series_free(&m);
         return;
     }
-    int64_t B = (int64_t)maxp / 2, W = (last - first + B) / B;
+    int nsel = maxp < 4 ? (int)maxp : 4;
+    int64_t B = (int64_t)maxp / nsel, W = (last - first + B) / B;
     size_t k = 0;
     for (int64_t s0 = first; s0 <= last; s0 += W) {
-        int64_t imin = -1, imax = -1;
+        int64_t imin = -1, imax = -1, ifirst = -1, ilast = -1;
         double vmin = 0, vmax = 0;
         for (int64_t s = s0; s < s0 + W && s <= last; s++) {
             if (!md->present[s])
                 continue;
             double v = md->row[s].loss;
+            ilast = s;
             if (imin < 0) {
-                imin = imax = s;
+                ifirst = imin = imax = s;
                 vmin = vmax = v;
             } else if (!isnan(v) && (isnan(vmin) || v < vmin)) {
                 imin = s;
@@ -157,18 +159,36 @@ static void check_downsample(fixture *f, const char *id, const model *md, int64_
         }
         if (imin < 0)
             continue;
-        int64_t a = imin < imax ? imin : imax, b = imin < imax ? imax : imin;
-        assert_true(k < m.n);
-        assert_int_equal(m.step[k], a);
-        assert_true(same(m.time[k], md->row[a].time));
-        k++;
-        if (b != a) {
+        /* first, last, min, max: the first nsel of them, each step once, in step order */
+        int64_t c[4] = {ifirst, ilast, imin, imax}, pick[4];
+        int np = 0;
+        for (int q = 0; q < nsel; q++) {
+            int dup = 0;
+            for (int j = 0; j < np; j++)
+                dup |= pick[j] == c[q];
+            if (!dup)
+                pick[np++] = c[q];
+        }
+        for (int x = 1; x < np; x++)
+            for (int j = x; j > 0 && pick[j] < pick[j - 1]; j--) {
+                int64_t t = pick[j];
+                pick[j] = pick[j - 1];
+                pick[j - 1] = t;
+            }
+        for (int j = 0; j < np; j++) {
             assert_true(k < m.n);
-            assert_int_equal(m.step[k], b);
-            assert_true(same(m.wall[k], md->row[b].wall));
+            assert_int_equal(m.step[k], pick[j]);
+            assert_true(same(m.time[k], md->row[pick[j]].time));
+            assert_true(same(m.wall[k], md->row[pick[j]].wall));
+            assert_true(same(m.loss[k], md->row[pick[j]].loss));
             k++;
         }
     }
+    /* The range's first and last rows are always there. */
+    assert_true(m.n >= 2);
+    assert_int_equal(m.step[0], first);
+    assert_int_equal(m.step[m.n - 1], last);
+    assert_true(m.n <= maxp);
     assert_int_equal(m.n, k);
     store_series_free(&m);
 }
@@ -430,7 +450,7 @@ static void test_constant_columns(void **state)
     rows[99].lr[2] = 0.0; /* equal as a number, other bits: not constant */
     put(f, id, md, rows, 100);
     /* mask (1 byte for 7 columns) + loss, time, wall, lr1, lr2 per row + grad_norm, lr0 once */
-    assert_int_equal(scalar(&f->s, "SELECT length(data) FROM metric_blocks"), 1 + 5 * 800 + 2 * 8);
+    assert_int_equal(scalar(&f->s, "SELECT coalesce(raw, length(data)) FROM metric_blocks"), 1 + 5 * 800 + 2 * 8);
     check_range(f, id, md, 0, MAXSTEP);
     check_range(f, id, md, 50, 60);
     an_err e;
@@ -441,7 +461,7 @@ static void test_constant_columns(void **state)
     /* A single-row block: every column is "constant". */
     store_metric one = gen(200, 0, 1);
     put(f, id, md, &one, 1);
-    assert_int_equal(scalar(&f->s, "SELECT length(data) FROM metric_blocks WHERE first_step=200"), 1 + 5 * 8);
+    assert_int_equal(scalar(&f->s, "SELECT coalesce(raw, length(data)) FROM metric_blocks WHERE first_step=200"), 1 + 5 * 8);
     check_range(f, id, md, 100, 300);
     /* A mask that does not match the columns stored (grad_norm per row, not once): refused. */
     assert_int_equal(sqlite3_exec(f->s.db, "UPDATE metric_blocks SET data=x'10' || substr(data, 2)"
@@ -482,7 +502,7 @@ static void test_migration_from_rows(void **state)
     char a[STORE_ID_LEN], b[STORE_ID_LEN];
     assert_int_equal(make_job(&f->s, "a", NULL, a), 0);
     assert_int_equal(make_job(&f->s, "b", NULL, b), 0);
-    assert_int_equal(store_schema_version(), 2);
+    assert_int_equal(store_schema_version(), 3);
     /* Back to schema 1: the per-step table exactly as version 1 made it. */
     assert_int_equal(sqlite3_exec(f->s.db,
                                   "DROP TABLE metric_blocks;"
@@ -533,8 +553,9 @@ static void test_migration_from_rows(void **state)
 
     an_err e;
     assert_int_equal(store_open(&f->s, f->path, &e), 0);
-    assert_int_equal(scalar(&f->s, "PRAGMA user_version"), 2);
+    assert_int_equal(scalar(&f->s, "PRAGMA user_version"), 3);
     assert_int_equal(scalar(&f->s, "SELECT count(*) FROM sqlite_schema WHERE name='metrics'"), 0);
+    assert_int_equal(scalar(&f->s, "SELECT count(*) FROM metric_blocks WHERE raw IS NULL"), 0);
     /* Job 1 goes in pieces of 4096 rows, cut again where the group count changes:
      * 1..4096, 4097..4999, 5000..8192, 8193..9000; job 2 fits one block. */
     assert_int_equal(scalar(&f->s, "SELECT count(*) FROM metric_blocks WHERE job=1"), 4);
@@ -551,11 +572,130 @@ static void test_migration_from_rows(void **state)
     check_range(f, b, mb, 4, 2002);
     check_downsample(f, a, ma, 0, MAXSTEP, 301);
     check_downsample(f, b, mb, 0, MAXSTEP, 6);
-    /* And it goes on as a schema-2 database. */
+    /* And it goes on as a schema-3 database. */
     put_range(f, a, ma, 9001, 9100, 100, 0, 1);
     check_range(f, a, ma, 8990, MAXSTEP);
     free(ma);
     free(mb);
+}
+
+/* Compressed blocks give back every value's bits (signed zeros, subnormals, infinities, lr
+ * values one ulp apart); a schema-2 file with plain blocks migrates to schema 3, its blocks
+ * read back unchanged and new ones are compressed beside them. */
+static void test_compressed_bits_and_v2(void **state)
+{
+    fixture *f = *state;
+    model *md = calloc(1, sizeof *md);
+    char id[STORE_ID_LEN];
+    assert_int_equal(make_job(&f->s, "z", NULL, id), 0);
+    /* Schema 2: plain blocks and no raw column. */
+    f->s.plain_blocks = 1;
+    put_range(f, id, md, 1, 3000, 1000, 0, 2);
+    f->s.plain_blocks = 0;
+    assert_int_equal(scalar(&f->s, "SELECT count(*) FROM metric_blocks WHERE raw IS NULL"), 3);
+    assert_int_equal(sqlite3_exec(f->s.db, "ALTER TABLE metric_blocks DROP COLUMN raw;"
+                                  "PRAGMA user_version=2;", NULL, NULL, NULL), SQLITE_OK);
+    store_close(&f->s);
+    an_err e;
+    assert_int_equal(store_open(&f->s, f->path, &e), 0);
+    assert_int_equal(scalar(&f->s, "PRAGMA user_version"), 3);
+    check_range(f, id, md, 0, MAXSTEP);
+    check_range(f, id, md, 999, 2001);
+    store_metric rows[600];
+    for (int i = 0; i < 600; i++) {
+        rows[i] = gen(3001 + i, 1, 2);
+        double odd[] = {-0.0, 0.0, 4.9e-324, -INFINITY, INFINITY, 1e308, -2.5e-310};
+        rows[i].loss = i % 3 ? rows[i].loss : odd[i % 7];
+        rows[i].grad_norm = odd[(i + 3) % 7];
+        rows[i].lr[1] = nextafter(0.01, i % 2 ? 1.0 : 0.0);
+    }
+    put(f, id, md, rows, 600);
+    assert_int_equal(scalar(&f->s, "SELECT count(*) FROM metric_blocks WHERE raw IS NOT NULL"), 1);
+    /* Smaller than its layout, or it would have been stored plain. */
+    assert_true(scalar(&f->s, "SELECT length(data) < raw FROM metric_blocks WHERE first_step=3001") == 1);
+    store_series m;
+    assert_int_equal(store_metrics_query(&f->s, id, 3001, 3600, 0, &m, &e), 0);
+    assert_int_equal(m.n, 600);
+    for (size_t i = 0; i < 600; i++) {
+        assert_memory_equal(&m.loss[i], &rows[i].loss, 8);
+        assert_memory_equal(&m.grad_norm[i], &rows[i].grad_norm, 8);
+        assert_memory_equal(&m.time[i], &rows[i].time, 8);
+        assert_memory_equal(&m.wall[i], &rows[i].wall, 8);
+        assert_memory_equal(&m.lr[i], &rows[i].lr[0], 8);
+        assert_memory_equal(&m.lr[600 + i], &rows[i].lr[1], 8);
+    }
+    store_series_free(&m);
+    check_range(f, id, md, 2990, MAXSTEP);
+    /* A compressed blob cut short is reported, not misread. */
+    assert_int_equal(sqlite3_exec(f->s.db, "UPDATE metric_blocks SET data=substr(data, 1, 40)"
+                                  " WHERE first_step=3001", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(store_metrics_query(&f->s, id, 3001, 3600, 0, &m, &e), -EPROTO);
+    /* …and so is a plain block claimed to be compressed. */
+    assert_int_equal(sqlite3_exec(f->s.db, "UPDATE metric_blocks SET raw=length(data)"
+                                  " WHERE first_step=1", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(store_metrics_query(&f->s, id, 1, 10, 0, &m, &e), -EPROTO);
+    free(md);
+}
+
+/* Wide buckets take whole blocks from their summaries: the answer is the documented rule's,
+ * with blocks of odd sizes, spikes, NaN losses and ranges that cut blocks; ranges with
+ * blocks from before schema 3 (no summary) give the same answer by scanning; a damaged
+ * summary is reported. */
+static void test_summaries_downsample(void **state)
+{
+    fixture *f = *state;
+    model *md = calloc(1, sizeof *md);
+    char id[STORE_ID_LEN];
+    assert_int_equal(make_job(&f->s, "sum", NULL, id), 0);
+    put_range(f, id, md, 1, 20000, 333, 0, 2);
+    store_metric spike = gen(15001, 0, 2);
+    spike.loss = -1e9; /* a dip inside a block, away from its ends (NaN losses are the maxima) */
+    put(f, id, md, &spike, 1);
+    assert_int_equal(scalar(&f->s, "SELECT count(*) FROM metric_sums"),
+                     scalar(&f->s, "SELECT count(*) FROM metric_blocks"));
+    size_t mp[] = {2, 3, 4, 5, 8, 9};
+    for (size_t i = 0; i < sizeof mp / sizeof mp[0]; i++) {
+        check_downsample(f, id, md, 0, MAXSTEP, mp[i]);
+        check_downsample(f, id, md, 170, 19990, mp[i]);
+    }
+    an_err e;
+    store_series m;
+    assert_int_equal(store_metrics_query(&f->s, id, 0, -1, 8, &m, &e), 0);
+    int has_spike = 0;
+    for (size_t i = 0; i < m.n; i++)
+        has_spike |= m.step[i] == 15001 && m.loss[i] == -1e9;
+    assert_true(has_spike);
+    store_series_free(&m);
+    /* Without summaries (a schema-2 range): the same points. */
+    store_series a;
+    assert_int_equal(store_metrics_query(&f->s, id, 5, 19000, 9, &a, &e), 0);
+    assert_int_equal(sqlite3_exec(f->s.db, "DELETE FROM metric_sums WHERE first_step=1000",
+                                  NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(store_metrics_query(&f->s, id, 5, 19000, 9, &m, &e), 0);
+    assert_int_equal(m.n, a.n);
+    assert_memory_equal(m.step, a.step, m.n * sizeof *m.step);
+    assert_memory_equal(m.loss, a.loss, m.n * sizeof *m.loss);
+    assert_memory_equal(m.lr, a.lr, 2 * m.n * sizeof *m.lr);
+    store_series_free(&m);
+    store_series_free(&a);
+    check_downsample(f, id, md, 0, MAXSTEP, 8);
+    /* A block's summary goes with it (rewind). */
+    assert_int_equal(store_job_rewind(&f->s, id, 10000, STORE_QUEUED, &e), 0);
+    assert_int_equal(scalar(&f->s, "SELECT count(*) FROM metric_sums WHERE last_step>10000"), 0);
+    assert_int_equal(scalar(&f->s, "SELECT count(*) FROM metric_sums WHERE first_step<=10000"
+                                    " AND first_step>1000"),
+                     scalar(&f->s, "SELECT count(*) FROM metric_blocks WHERE first_step>1000"));
+    for (int64_t st = 10001; st <= MAXSTEP; st++)
+        md->present[st] = 0;
+    check_downsample(f, id, md, 0, MAXSTEP, 4);
+    /* A damaged summary is refused, not misread. */
+    assert_int_equal(sqlite3_exec(f->s.db, "UPDATE metric_sums SET rows=x'00' WHERE first_step=1",
+                                  NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(f->s.db, "INSERT INTO metric_sums SELECT job, first_step,"
+                                  " last_step, nrows, ngroups, x'00' FROM metric_blocks WHERE"
+                                  " first_step=1000", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(store_metrics_query(&f->s, id, 0, -1, 4, &m, &e), -EPROTO);
+    free(md);
 }
 
 int main(void)
@@ -570,6 +710,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_damaged_block, fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_constant_columns, fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_migration_from_rows, fixture_setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_compressed_bits_and_v2, fixture_setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_summaries_downsample, fixture_setup, fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

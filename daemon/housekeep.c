@@ -1,0 +1,86 @@
+/* housekeep — see housekeep.h. */
+#include "daemon/housekeep.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "daemon/daemon.h"
+#include "store/store.h"
+
+/* 256 pages of 16 KiB: 4 MiB per slice, a transaction of a few milliseconds, so a worker's
+ * commit never waits long behind it; a deleted 2 GB job is back in about 500 slices. */
+#define SLICE_PAGES 256
+#define EVERY_S 1.0
+#define BETWEEN_SLICES_S 0.005
+
+/* Waits up to `s` seconds or until told to quit; returns quit. Call with h->mu held. */
+static int wait_quit(housekeeper *h, double s)
+{
+    if (!h->quit)
+        uv_cond_timedwait(&h->cond, &h->mu, (uint64_t)(s * 1e9));
+    return h->quit;
+}
+
+static void housekeeper_main(void *arg)
+{
+    housekeeper *h = arg;
+    store_t s;
+    an_err e;
+    an_err_clear(&e);
+    if (store_open(&s, h->db, &e) != 0) {
+        daemon_log(LOG_ERROR, "housekeeping: cannot open the store: %s", e.message);
+        return;
+    }
+    uv_mutex_lock(&h->mu);
+    while (!wait_quit(h, h->every_s)) {
+        /* Slices until the free list is empty or a stop is asked for. */
+        for (;;) {
+            uv_mutex_unlock(&h->mu);
+            int freed = 0;
+            int rc = store_housekeep(&s, h->slice_pages, &freed, &e);
+            if (rc)
+                daemon_log(LOG_WARN, "housekeeping: %s", e.message);
+            uv_mutex_lock(&h->mu);
+            if (rc || freed < h->slice_pages || wait_quit(h, BETWEEN_SLICES_S))
+                break;
+        }
+    }
+    uv_mutex_unlock(&h->mu);
+    store_close(&s);
+}
+
+int housekeeper_start(housekeeper *h, const char *db)
+{
+    memset(h, 0, sizeof *h);
+    h->db = db;
+    h->every_s = EVERY_S;
+    h->slice_pages = SLICE_PAGES;
+    if (uv_mutex_init(&h->mu))
+        return -ENOMEM;
+    if (uv_cond_init(&h->cond)) {
+        uv_mutex_destroy(&h->mu);
+        return -ENOMEM;
+    }
+    int rc = uv_thread_create(&h->thread, housekeeper_main, h);
+    if (rc) {
+        uv_cond_destroy(&h->cond);
+        uv_mutex_destroy(&h->mu);
+        return rc;
+    }
+    h->started = 1;
+    return 0;
+}
+
+void housekeeper_stop(housekeeper *h)
+{
+    if (!h->started)
+        return;
+    uv_mutex_lock(&h->mu);
+    h->quit = 1;
+    uv_cond_signal(&h->cond);
+    uv_mutex_unlock(&h->mu);
+    uv_thread_join(&h->thread);
+    uv_cond_destroy(&h->cond);
+    uv_mutex_destroy(&h->mu);
+    h->started = 0;
+}
