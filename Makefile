@@ -44,7 +44,7 @@ BENCH_BIN  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 # Files built into the binary (tools/mkassets.sh): the builtin data sets and the dashboard.
 UPLOT  := node_modules/uplot/dist/uPlot.iife.min.js node_modules/uplot/dist/uPlot.min.css
-ASSETS := $(sort $(wildcard data/*.csv)) $(sort $(wildcard web/*.html web/*.js web/*.css)) $(UPLOT)
+ASSETS := $(sort $(wildcard data/*.csv data/*.txt)) $(sort $(wildcard web/*.html web/*.js web/*.css)) $(UPLOT)
 
 .PHONY: all deps test check run bench clean install uninstall tests benches crash-test load-test
 all: $(BUILD)/anneald
