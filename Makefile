@@ -121,7 +121,11 @@ run: deps
 	$(MAKE) all
 	./$(BUILD)/anneald --listen 127.0.0.1:8470 --db anneald.db
 
+# python3-torch: bench_gpt's PyTorch reference (only the benchmarks need it).
 bench: deps
+	@dpkg-query -W -f='$${Status}' python3-torch 2>/dev/null | grep -q "install ok installed" || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends python3-torch >/dev/null; }
 	$(MAKE) benches
 	@sh bench/run.sh $(BUILD)
 

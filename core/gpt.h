@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <cjson/cJSON.h>
+
 #include "core/err.h"
 #include "core/gpt_layers.h"
 
@@ -95,6 +97,11 @@ void gpt_free(gpt *g);
 void gpt_init_default(gpt *g, uint64_t seed);
 
 const gpt_tensor *gpt_find(const gpt *g, const char *name);
+
+/* Sets tensors from {"transformer.wte.weight": [[…], …], …} (nested arrays in the tensor's
+ * shape; gpt_init.c). An unknown name, a wrong shape or a non-number fails naming its path
+ * under "model.init" and leaves the parameters as they were. */
+int gpt_set_init(gpt *g, const cJSON *init, an_err *err);
 
 /* Forward over idx [B,T] (T <= block_size, tokens in 0..V-1; kept by pointer until the next
  * forward). With targets [B,T] it returns the mean cross-entropy in *loss and leaves the
