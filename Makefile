@@ -121,11 +121,12 @@ run: deps
 	$(MAKE) all
 	./$(BUILD)/anneald --listen 127.0.0.1:8470 --db anneald.db
 
-# python3-torch: bench_gpt's PyTorch reference (only the benchmarks need it).
+# python3-torch with OpenBLAS (not the reference BLAS it pulls in): bench_gpt's PyTorch
+# reference, which only the benchmarks need.
 bench: deps
-	@dpkg-query -W -f='$${Status}' python3-torch 2>/dev/null | grep -q "install ok installed" || \
+	@( for p in python3-torch libopenblas0-pthread; do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || exit 1; done ) || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    --no-install-recommends python3-torch >/dev/null; }
+	    --no-install-recommends python3-torch libopenblas0-pthread >/dev/null; }
 	$(MAKE) benches
 	@sh bench/run.sh $(BUILD)
 
