@@ -16,6 +16,7 @@
 
 #include "core/gpt.h"
 #include "core/gpt_layers.h"
+#include "core/gpt_math.h"
 #include "core/rng.h"
 
 static void fill(float *p, size_t n, uint64_t seed, float lo, float hi)
@@ -210,6 +211,24 @@ static void test_gelu(void **state)
     assert_true(fabs(t[0] - 0.8411920) < 1e-6);
     assert_true(fabs(e[1] - -0.0455003) < 1e-6);
     assert_true(t[1] != e[1]);
+}
+
+/* The vectorisable exp and erf against double-precision libm over their whole range. */
+static void test_math(void **state)
+{
+    (void)state;
+    double me = 0, mr = 0;
+    for (float x = -87.0f; x < 88.3f; x += 0.00137f) {
+        double r = exp((double)x);
+        me = fmax(me, fabs(gpt_expf(x) - r) / r);
+    }
+    for (float x = -6.0f; x < 6.0f; x += 0.0001f)
+        mr = fmax(mr, fabs(gpt_erff(x) - erf((double)x)));
+    assert_true(me < 3e-7);
+    assert_true(mr < 5e-7);
+    assert_true(gpt_expf(-1000.0f) >= 0.0f && gpt_expf(-1000.0f) < 1e-37f);
+    assert_true(isfinite(gpt_expf(1000.0f)));
+    assert_true(gpt_erff(10.0f) > 0.999999f && gpt_erff(-10.0f) < -0.999999f);
 }
 
 /* ---- cross-entropy ---- */
@@ -516,6 +535,7 @@ int main(void)
         cmocka_unit_test(test_linear),
         cmocka_unit_test(test_attention),
         cmocka_unit_test(test_gelu),
+        cmocka_unit_test(test_math),
         cmocka_unit_test(test_crossentropy),
         cmocka_unit_test(test_encoder),
         cmocka_unit_test(test_model_gradients),
