@@ -17,7 +17,8 @@ static int read_row(const cJSON *a, float *out, int n, const char *path, an_err 
     for (const cJSON *e = a->child; e; e = e->next, i++) {
         if (!cJSON_IsNumber(e) || !isfinite(e->valuedouble) || fabs(e->valuedouble) > FLT_MAX) {
             char p[300];
-            return an_fail(err, an_path_index(p, sizeof p, path, i), "expected a finite number within float range");
+            return an_fail(err, an_path_index(p, sizeof p, path, i),
+                           "expected a finite number within float range");
         }
         out[i] = (float)e->valuedouble;
     }

@@ -233,7 +233,8 @@ void gpt_gelu_backward(float *dinp, const float *inp, const float *dout, int n, 
             float u = GELU_K * (x + 0.044715f * x * x * x);
             float th = tanh_v(u);
             float sech2 = 1.0f - th * th;
-            float g = 0.5f * (1.0f + th) + 0.5f * x * sech2 * GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
+            float du = GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
+            float g = 0.5f * (1.0f + th) + 0.5f * x * sech2 * du;
             dinp[i] = g * dout[i];
         }
 }

@@ -9,7 +9,8 @@
 
 /* e^x for x in float range: x = n·ln2 + r, |r| <= ln2/2, e^r by a degree-6 Taylor
  * polynomial (error below 2e-8 relative on that interval), 2^n put into the exponent bits.
- * Inputs are clamped to [-87.3, 88.3] (2^n stays a normal exponent), so the result is always a finite normal float. */
+ * Inputs are clamped to [-87.3, 88.3] (2^n stays a normal exponent), so the result is always
+ * a finite normal float. */
 static inline float gpt_expf(float x)
 {
     x = x < -87.3f ? -87.3f : x;

@@ -118,7 +118,8 @@ static void test_random_start(void **state)
     /* Different rows of the same step differ somewhere. */
     int differ = 0;
     for (int r = 1; r < 10; r++)
-        differ |= text_random_start(7, 5, 0, 0, 1000, T) != text_random_start(7, 5, 0, (uint64_t)r, 1000, T);
+        differ |= text_random_start(7, 5, 0, 0, 1000, T) !=
+                  text_random_start(7, 5, 0, (uint64_t)r, 1000, T);
     assert_true(differ);
 }
 
