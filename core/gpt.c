@@ -76,9 +76,18 @@ static size_t layer_floats(const gpt_shape *s, size_t N, size_t B)
 
 size_t gpt_arena_floats(const gpt_shape *s, int max_batch)
 {
+    return gpt_arena_floats_ex(s, max_batch, 0);
+}
+
+size_t gpt_arena_floats_ex(const gpt_shape *s, int max_batch, int checkpoint)
+{
     size_t C = (size_t)s->n_embd, T = (size_t)s->block_size, B = (size_t)max_batch;
-    size_t N = B * T, V = (size_t)s->vocab_size;
-    size_t acts = (size_t)s->n_layer * layer_floats(s, N, B) + N * C /* encoded */ +
+    size_t N = B * T, V = (size_t)s->vocab_size, L = (size_t)s->n_layer;
+    /* Checkpointing: one layer's activations (its output excluded) shared, plus every
+     * layer's output. */
+    size_t layers = checkpoint ? layer_floats(s, N, B) - N * C + L * N * C
+                               : L * layer_floats(s, N, B);
+    size_t acts = layers + N * C /* encoded */ +
                   N * (C + 2) /* ln_f */ + N * V /* logits */;
     size_t scratch = N * C /* dres */ + N * 4 * C /* dbuf */ + N * 4 * C /* dbuf4 */ +
                      N * 3 * C /* dqkv */ + T * T /* attention */;
@@ -150,6 +159,14 @@ static void carve(gpt *g)
 #define TAKE(ptr, count) do { (ptr) = p; p += (count); } while (0)
     for (int l = 0; l < s->n_layer; l++) {
         gpt_layer_acts *a = &g->la[l];
+        if (g->checkpoint && l > 0) {
+            /* Shares layer 0's buffers; only the output is its own. */
+            float *res3 = NULL;
+            TAKE(res3, N * C);
+            *a = g->la[0];
+            a->res3 = res3;
+            continue;
+        }
         TAKE(a->ln1, N * C);
         TAKE(a->ln1_mean, N);
         TAKE(a->ln1_rstd, N);
@@ -200,6 +217,12 @@ void gpt_init_default(gpt *g, uint64_t seed)
 
 int gpt_create(gpt **out, const gpt_shape *s, uint64_t seed, int max_batch, an_err *err)
 {
+    return gpt_create_ex(out, s, seed, max_batch, 0, err);
+}
+
+int gpt_create_ex(gpt **out, const gpt_shape *s, uint64_t seed, int max_batch, int checkpoint,
+                  an_err *err)
+{
     *out = NULL;
     int rc = gpt_shape_check(s, err);
     if (rc)
@@ -211,15 +234,17 @@ int gpt_create(gpt **out, const gpt_shape *s, uint64_t seed, int max_batch, an_e
         return an_failc(err, -ENOMEM, "", "out of memory for the model");
     g->s = *s;
     g->max_batch = max_batch;
+    g->checkpoint = checkpoint ? 1 : 0;
     layout(g);
-    g->arena_floats = gpt_arena_floats(s, max_batch);
+    g->arena_floats = gpt_arena_floats_ex(s, max_batch, g->checkpoint);
     g->params = calloc(g->nparams, sizeof(float));
     g->grads = calloc(g->nparams, sizeof(float));
     g->arena = calloc(g->arena_floats, sizeof(float));
     if (!g->params || !g->grads || !g->arena) {
         gpt_free(g);
         return an_failc(err, -ENOMEM, "", "out of memory for the model (%zu parameters, %zu "
-                        "activation floats)", gpt_param_count(s), gpt_arena_floats(s, max_batch));
+                        "activation floats)", gpt_param_count(s),
+                        gpt_arena_floats_ex(s, max_batch, checkpoint));
     }
     carve(g);
     gpt_init_default(g, seed);
@@ -245,10 +270,29 @@ const gpt_tensor *gpt_find(const gpt *g, const char *name)
     return NULL;
 }
 
+/* Layer l from its input res into g->la[l] (g->dbuf is scratch). */
+static void layer_forward(gpt *g, int l, const float *res, int B, int T)
+{
+    int C = g->s.n_embd, NH = g->s.n_head, N = B * T;
+    gpt_layer_params w = layer_ptrs(g, g->params, l);
+    gpt_layer_acts *a = &g->la[l];
+    gpt_layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, res, w.ln1w, w.ln1b, N, C);
+    gpt_linear_forward(a->qkv, a->ln1, w.qkvw, w.qkvb, N, C, 3 * C);
+    /* att has room for a full block; for T < block_size it is used as [B,NH,T,T]. */
+    gpt_attention_forward(a->atty, a->att, a->qkv, B, T, C, NH);
+    gpt_linear_forward(g->dbuf, a->atty, w.attprojw, w.attprojb, N, C, C);
+    gpt_residual_forward(a->res2, res, g->dbuf, N * C);
+    gpt_layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res2, w.ln2w, w.ln2b, N, C);
+    gpt_linear_forward(a->fch, a->ln2, w.fcw, w.fcb, N, C, 4 * C);
+    gpt_gelu_forward(a->fch_gelu, a->fch, N * 4 * C, g->s.gelu);
+    gpt_linear_forward(g->dbuf, a->fch_gelu, w.fcprojw, w.fcprojb, N, 4 * C, C);
+    gpt_residual_forward(a->res3, a->res2, g->dbuf, N * C);
+}
+
 int gpt_forward(gpt *g, const int32_t *idx, const int32_t *targets, int B, int T, double *loss)
 {
     const gpt_shape *s = &g->s;
-    int C = s->n_embd, V = s->vocab_size, NH = s->n_head, N = B * T;
+    int C = s->n_embd, V = s->vocab_size, N = B * T;
     if (B < 1 || B > g->max_batch || T < 1 || T > s->block_size)
         return -EINVAL;
     for (int i = 0; i < N; i++)
@@ -258,21 +302,8 @@ int gpt_forward(gpt *g, const int32_t *idx, const int32_t *targets, int B, int T
     gpt_encoder_forward(g->encoded, idx, P + g->off_wte, P + g->off_wpe, B, T, C);
     const float *res = g->encoded;
     for (int l = 0; l < s->n_layer; l++) {
-        gpt_layer_params w = layer_ptrs(g, P, l);
-        gpt_layer_acts *a = &g->la[l];
-        gpt_layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, res, w.ln1w, w.ln1b, N, C);
-        gpt_linear_forward(a->qkv, a->ln1, w.qkvw, w.qkvb, N, C, 3 * C);
-        /* att has the stride of a full block; for T < block_size only its head is used,
-         * laid out as [B,NH,T,T]. */
-        gpt_attention_forward(a->atty, a->att, a->qkv, B, T, C, NH);
-        gpt_linear_forward(g->dbuf, a->atty, w.attprojw, w.attprojb, N, C, C);
-        gpt_residual_forward(a->res2, res, g->dbuf, N * C);
-        gpt_layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res2, w.ln2w, w.ln2b, N, C);
-        gpt_linear_forward(a->fch, a->ln2, w.fcw, w.fcb, N, C, 4 * C);
-        gpt_gelu_forward(a->fch_gelu, a->fch, N * 4 * C, s->gelu);
-        gpt_linear_forward(g->dbuf, a->fch_gelu, w.fcprojw, w.fcprojb, N, 4 * C, C);
-        gpt_residual_forward(a->res3, a->res2, g->dbuf, N * C);
-        res = a->res3;
+        layer_forward(g, l, res, B, T);
+        res = g->la[l].res3;
     }
     gpt_layernorm_forward(g->lnf, g->lnf_mean, g->lnf_rstd, res, P + g->off_lnfw,
                           at(P, g->off_lnfb), N, C);
@@ -312,6 +343,10 @@ int gpt_backward(gpt *g, float *grad, int accumulate, float dloss)
         gpt_layer_params d = layer_ptrs(g, grad, l);
         gpt_layer_acts *a = &g->la[l];
         const float *res = l ? g->la[l - 1].res3 : g->encoded;
+        /* Checkpointing: the shared buffers hold the last layer's activations; any other
+         * layer is recomputed from its input first (dbuf is free here). */
+        if (g->checkpoint && l != s->n_layer - 1)
+            layer_forward(g, l, res, B, T);
         /* dres is d/d(res3); res3 = res2 + fc_proj(gelu(fc(ln2(res2)))). */
         gpt_linear_backward(g->dbuf4, 0, d.fcprojw, d.fcprojb, g->dres, a->fch_gelu, w.fcprojw,
                             N, 4 * C, C);

@@ -60,6 +60,7 @@ typedef struct gpt_layer_acts {
 typedef struct gpt {
     gpt_shape s;
     int max_batch;
+    int checkpoint;                   /* 1: activation checkpointing, one per layer */
     size_t nparams;
     float *params;
     float *grads;
@@ -83,13 +84,22 @@ typedef struct gpt {
 /* Checks a shape; errors name the field under "model" ("model.n_head", …). */
 int gpt_shape_check(const gpt_shape *s, an_err *err);
 
-/* Floats of the activation arena for max_batch sequences (for memory estimates). */
+/* Floats of the activation arena for max_batch sequences (for memory estimates); with
+ * checkpoint = 1, for activation checkpointing (gpt_create_ex). */
 size_t gpt_arena_floats(const gpt_shape *s, int max_batch);
+size_t gpt_arena_floats_ex(const gpt_shape *s, int max_batch, int checkpoint);
 /* Parameter count. */
 size_t gpt_param_count(const gpt_shape *s);
 
 /* Builds the model with GPT-2's initialisation drawn from seed. */
 int gpt_create(gpt **out, const gpt_shape *s, uint64_t seed, int max_batch, an_err *err);
+/* checkpoint = 1: activation checkpointing with one checkpoint per layer (DeepSpeed's
+ * activation_checkpointing block with number_checkpoints = n_layer): the forward keeps only
+ * each layer's output, and one layer's worth of activations is shared by all layers; the
+ * backward recomputes each layer from its input before going through it. The gradients are
+ * bit-identical to those without it (the same operations on the same values). */
+int gpt_create_ex(gpt **out, const gpt_shape *s, uint64_t seed, int max_batch, int checkpoint,
+                  an_err *err);
 void gpt_free(gpt *g);
 
 /* Redraws GPT-2's initialisation: weights normal(0, 0.02), every c_proj.weight
