@@ -94,6 +94,20 @@ size_t gpt_arena_floats_ex(const gpt_shape *s, int max_batch, int checkpoint)
     return acts + scratch;
 }
 
+gpt_memory gpt_memory_estimate(const gpt_shape *s, int max_batch, int checkpoint,
+                               int optim_floats_per_param)
+{
+    gpt_memory m;
+    size_t np = gpt_param_count(s), f = sizeof(float);
+    m.params = np * f;
+    m.grads = np * f;
+    m.optim = np * (size_t)optim_floats_per_param * f;
+    m.activations = gpt_arena_floats_ex(s, max_batch, checkpoint) * f;
+    m.saved = checkpoint ? gpt_arena_floats_ex(s, max_batch, 0) * f - m.activations : 0;
+    m.total = m.params + m.grads + m.optim + m.activations;
+    return m;
+}
+
 static void add_tensor(gpt *g, const char *name, size_t *off, int r, int c)
 {
     gpt_tensor *t = &g->tensors[g->ntensors++];

@@ -91,6 +91,19 @@ size_t gpt_arena_floats_ex(const gpt_shape *s, int max_batch, int checkpoint);
 /* Parameter count. */
 size_t gpt_param_count(const gpt_shape *s);
 
+/* Memory of a gpt job by part, in bytes (what a job's memory estimate reports). */
+typedef struct gpt_memory {
+    size_t params;       /* float32 weights */
+    size_t grads;        /* one gradient buffer */
+    size_t optim;        /* optimizer state: optim_floats_per_param per weight */
+    size_t activations;  /* the activation arena (with checkpointing if asked) */
+    size_t saved;        /* activation memory checkpointing saves (0 without it) */
+    size_t total;
+} gpt_memory;
+
+gpt_memory gpt_memory_estimate(const gpt_shape *s, int max_batch, int checkpoint,
+                               int optim_floats_per_param);
+
 /* Builds the model with GPT-2's initialisation drawn from seed. */
 int gpt_create(gpt **out, const gpt_shape *s, uint64_t seed, int max_batch, an_err *err);
 /* checkpoint = 1: activation checkpointing with one checkpoint per layer (DeepSpeed's

@@ -405,6 +405,33 @@ static void test_checkpointing(void **state)
     assert_true(ck < full / 2);
 }
 
+/* The recipe's memory by part, worked out by hand: N = 12·64 = 768 positions, C = 128.
+ * Per layer N·(16C + 4) + B·NH·T² = 1,575,936 + 196,608 = 1,772,544 floats; outside the layers
+ * encoded N·C 98,304 + ln_f N·(C+2) 99,840 + logits N·V 49,920 + backward scratch
+ * (N·C + 2·N·4C + N·3C + T²) 1,183,744 = 1,431,808. All 4 layers: 8,521,984 floats; with
+ * checkpointing 1,772,544 − 98,304 + 4·98,304 + 1,431,808 = 3,499,264. */
+static void test_memory(void **state)
+{
+    (void)state;
+    gpt_shape r = {65, 64, 4, 4, 128, 0, GPT_GELU_ERF};
+    gpt_memory m = gpt_memory_estimate(&r, 12, 0, 2);
+    assert_int_equal(m.params, 804096 * 4);
+    assert_int_equal(m.grads, 804096 * 4);
+    assert_int_equal(m.optim, 804096 * 8);
+    assert_int_equal(m.activations, 8521984 * 4);
+    assert_int_equal(m.saved, 0);
+    assert_int_equal(m.total, 804096 * 16 + 8521984 * 4);
+    gpt_memory c = gpt_memory_estimate(&r, 12, 1, 2);
+    assert_int_equal(c.activations, 3499264 * 4);
+    assert_int_equal(c.saved, (8521984 - 3499264) * 4);
+    /* The arena gpt_create allocates is the estimate. */
+    gpt *g;
+    an_err err;
+    assert_int_equal(gpt_create_ex(&g, &r, 1, 12, 1, &err), 0);
+    assert_int_equal(g->arena_floats * 4, c.activations);
+    gpt_free(g);
+}
+
 static void test_layout(void **state)
 {
     (void)state;
@@ -583,6 +610,7 @@ int main(void)
         cmocka_unit_test(test_encoder),
         cmocka_unit_test(test_model_gradients),
         cmocka_unit_test(test_checkpointing),
+        cmocka_unit_test(test_memory),
         cmocka_unit_test(test_layout),
         cmocka_unit_test(test_init),
         cmocka_unit_test(test_causal),
