@@ -121,6 +121,13 @@ int text_tokenize(const char *s, size_t len, int tokenizer, size_t min_tokens, c
                 return an_fail(err, field, "the text is not valid UTF-8 at byte %zu (use "
                                "\"tokenizer\": \"byte\" for binary data)", i);
             }
+            /* NUL cannot be a vocabulary entry: the vocabulary is stored as JSON strings,
+             * which end at it. Text with NULs is binary data. */
+            if (cp == 0) {
+                free(tok);
+                return an_fail(err, field, "the text contains a NUL character at byte %zu (use "
+                               "\"tokenizer\": \"byte\" for binary data)", i);
+            }
             tok[n++] = (int32_t)cp;
             i += (size_t)k;
         }

@@ -23,7 +23,8 @@ typedef struct text_vocab {
 void text_vocab_free(text_vocab *v);
 
 /* The vocabulary of `s` (len bytes) and its tokens (malloc'd, *ntok of them). Invalid UTF-8
- * under `char` is an error naming `field` and the byte offset. Text too short for one window
+ * under `char` is an error naming `field` and the byte offset, and so is a NUL character (the
+ * vocabulary is kept as JSON strings). Text too short for one window
  * of min_tokens is an error too. */
 int text_tokenize(const char *s, size_t len, int tokenizer, size_t min_tokens, const char *field,
                   text_vocab *vocab, int32_t **tokens, size_t *ntok, an_err *err);

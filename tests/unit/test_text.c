@@ -75,6 +75,10 @@ static void test_bad_text(void **state)
         assert_non_null(strstr(err.message, "UTF-8 at byte"));
         assert_null(tok);
     }
+    /* NUL is refused by char (it could not be stored in the vocabulary's JSON). */
+    assert_int_equal(text_tokenize("ab\0cd", 5, TEXT_CHAR, 1, "data.text", &v, &tok, &n, &err),
+                     -EINVAL);
+    assert_non_null(strstr(err.message, "NUL character at byte 2"));
     /* The byte tokenizer takes anything. */
     assert_int_equal(text_tokenize("ab\xff", 3, TEXT_BYTE, 1, "data.text", &v, &tok, &n, &err), 0);
     assert_int_equal(v.size, 256);
