@@ -50,8 +50,8 @@ BENCH_BIN  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 # Files built into the binary (tools/mkassets.sh): the builtin data sets and the dashboard.
 UPLOT  := node_modules/uplot/dist/uPlot.iife.min.js node_modules/uplot/dist/uPlot.min.css
-ASSETS := $(sort $(wildcard data/*.csv)) $(sort $(wildcard web/*.html web/*.js web/*.css)) $(UPLOT) \
-          api/openapi.json
+ASSETS := $(sort $(wildcard data/*.csv data/*.txt)) $(sort $(wildcard web/*.html web/*.js web/*.css)) \
+          $(UPLOT) api/openapi.json
 
 .PHONY: all deps deps-run test check run bench clean install uninstall tests benches crash-test \
         load-test
@@ -131,7 +131,12 @@ run: deps-run
 	$(MAKE) all
 	./$(BUILD)/anneald --listen 127.0.0.1:8470 --db anneald.db
 
+# python3-torch with OpenBLAS (not the reference BLAS it pulls in): bench_gpt's PyTorch
+# reference, which only the benchmarks need.
 bench: deps
+	@( for p in python3-torch libopenblas0-pthread; do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || exit 1; done ) || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends python3-torch libopenblas0-pthread >/dev/null; }
 	$(MAKE) benches
 	@sh bench/run.sh $(BUILD)
 

@@ -20,6 +20,7 @@ enum rng_purpose {
     RNG_DROPOUT = 3, /* dropout masks: (step, micro-batch, layer) */
     RNG_DATA = 4,    /* synthetic data: (part) */
     RNG_SPLIT = 5,   /* train/validation split */
+    RNG_SAMPLE = 6,  /* random text windows: (step, micro-batch, row) */
 };
 
 /* A cursor over one stream. */

@@ -1,0 +1,179 @@
+/* bench_gpt — milliseconds per training iteration of nanoGPT's shakespeare_char recipe on the
+ * gpt model (4 layers, 4 heads, 128 wide, block 64, batch 12, no biases, exact GELU, AdamW
+ * with clip 1.0, random windows of tinyshakespeare), one thread, against:
+ *  - PyTorch running the same model (bench/gpt_torch.py, python3-torch, one thread,
+ *    OPENBLAS_CORETYPE=SKYLAKEX); if torch is missing the line says so instead of a ratio;
+ *  - the sgemm roofline: the same iteration's matrix products alone, issued to gemm_f32 on
+ *    the same shapes in this run; "gpt_roofline_fraction" is that time over the iteration's.
+ * Lines: BENCH <name> <value> <unit> ref=<value> ratio=<value>. BENCH_QUICK=1 shortens. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/assets.h"
+#include "core/gemm.h"
+#include "core/gpt.h"
+#include "core/optim.h"
+#include "core/text.h"
+
+enum { B = 12, T = 64, L = 4, NH = 4, C = 128 };
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Every matrix product of one iteration (forward and backward) on scratch buffers; returns
+ * its multiply-add count. */
+static double products(float *a, float *b, float *c, int V)
+{
+    const int N = B * T, hs = C / NH;
+    double fl = 0;
+#define G(ta, tb, M, Nn, K) do { gemm_f32(ta, tb, M, Nn, K, 1.0f, a, (ta) ? (M) : (K), b, \
+                                          (tb) ? (K) : (Nn), 0.0f, c, Nn); \
+                                 fl += 2.0 * (M) * (Nn) * (K); } while (0)
+    for (int l = 0; l < L; l++) {
+        int shapes[4][2] = {{3 * C, C}, {C, C}, {4 * C, C}, {C, 4 * C}};
+        for (int s = 0; s < 4; s++) {
+            int OC = shapes[s][0], IC = shapes[s][1];
+            G(0, 1, N, OC, IC);   /* forward */
+            G(0, 0, N, IC, OC);   /* dinp */
+            G(1, 0, OC, IC, N);   /* dweight */
+        }
+        for (int h = 0; h < B * NH; h++) {
+            G(0, 1, T, T, hs);    /* q·kᵀ */
+            G(0, 0, T, hs, T);    /* att·v */
+            G(0, 1, T, T, hs);    /* datt */
+            G(1, 0, T, hs, T);    /* dv */
+            G(0, 0, T, hs, T);    /* dq */
+            G(1, 0, T, hs, T);    /* dk */
+        }
+    }
+    G(0, 1, N, V, C);             /* logits */
+    G(0, 0, N, C, V);
+    G(1, 0, V, C, N);
+#undef G
+    return fl;
+}
+
+static double torch_ms(int iters, char *why, size_t whylen)
+{
+    const char *corpus = "build/bench-tinyshakespeare.txt";
+    size_t len;
+    const unsigned char *s = assets_get("data/tinyshakespeare.txt", &len);
+    FILE *f = fopen(corpus, "wb");
+    if (!f || fwrite(s, 1, len, f) != len) {
+        snprintf(why, whylen, "cannot write %s", corpus);
+        if (f)
+            fclose(f);
+        return -1;
+    }
+    fclose(f);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "OPENBLAS_CORETYPE=SKYLAKEX OMP_NUM_THREADS=1 /usr/bin/python3 "
+             "bench/gpt_torch.py %s %d 2>&1", corpus, iters);
+    FILE *p = popen(cmd, "r");
+    double ms = -1;
+    char line[512];
+    snprintf(why, whylen, "python3-torch is not installed (apt-get install python3-torch)");
+    while (p && fgets(line, sizeof line, p)) {
+        if (sscanf(line, "ms_per_iter %lf", &ms) == 1)
+            break;
+        if (strstr(line, "Error"))
+            snprintf(why, whylen, "%.*s", (int)strcspn(line, "\n"), line);
+    }
+    if (p)
+        pclose(p);
+    return ms;
+}
+
+int main(void)
+{
+    int quick = getenv("BENCH_QUICK") != NULL;
+    int iters = quick ? 3 : 60;
+    gemm_set_threads(1);
+    gemm_warmup();
+    size_t len, n;
+    const unsigned char *s = assets_get("data/tinyshakespeare.txt", &len);
+    text_vocab v;
+    int32_t *tok;
+    an_err err;
+    if (!s || text_tokenize((const char *)s, len, TEXT_CHAR, T + 1, "data", &v, &tok, &n, &err)) {
+        fprintf(stderr, "bench_gpt: no corpus\n");
+        return 1;
+    }
+    gpt_shape sh = {v.size, T, L, NH, C, 0, GPT_GELU_ERF};
+    gpt *g;
+    if (gpt_create(&g, &sh, 1337, B, &err)) {
+        fprintf(stderr, "bench_gpt: %s\n", err.message);
+        return 1;
+    }
+    cJSON *blk = cJSON_Parse("{\"type\":\"AdamW\",\"params\":{\"lr\":1e-3,\"betas\":[0.9,0.99],"
+                             "\"weight_decay\":0.1}}");
+    optim_cfg oc;
+    optim o;
+    optim_tensor ts[GPT_MAX_TENSORS];
+    for (int i = 0; i < g->ntensors; i++)
+        ts[i] = (optim_tensor){g->tensors[i].off, g->tensors[i].n, g->tensors[i].ndim == 1};
+    optim_group gr[2] = {{.lr = 1e-3, .weight_decay = 0.1, .beta1 = 0.9, .beta2 = 0.99},
+                         {.lr = 1e-3, .weight_decay = 0.0, .beta1 = 0.9, .beta2 = 0.99}};
+    if (optim_parse(blk, "optimizer", &oc, &err, NULL) ||
+        optim_init(&o, &oc, OPTIM_F32, g->nparams, ts, g->ntensors, gr, 2, &err)) {
+        fprintf(stderr, "bench_gpt: %s\n", err.message);
+        return 1;
+    }
+    cJSON_Delete(blk);
+    int32_t idx[B * T], tg[B * T];
+    double loss = 0, t0 = 0;
+    for (int it = 0; it < iters + 2; it++) {
+        if (it == 2)
+            t0 = now();
+        for (int r = 0; r < B; r++) {
+            size_t st = text_random_start(1337, (uint64_t)it, 0, (uint64_t)r, n, T);
+            memcpy(idx + r * T, tok + st, T * sizeof *idx);
+            memcpy(tg + r * T, tok + st + 1, T * sizeof *tg);
+        }
+        gpt_forward(g, idx, tg, B, T, &loss);
+        gpt_backward(g, g->grads, 0, 1.0f);
+        optim_clip_grad_norm(g->grads, g->nparams, OPTIM_F32, 1.0);
+        optim_step(&o, g->params, g->grads);
+    }
+    double ms = 1000 * (now() - t0) / iters;
+
+    size_t big = (size_t)B * T * 4 * C > (size_t)B * T * v.size ? (size_t)B * T * 4 * C
+                                                                : (size_t)B * T * v.size;
+    float *a = calloc(big, sizeof(float)), *b = calloc(big, sizeof(float)),
+          *c = calloc(big, sizeof(float));
+    double fl = products(a, b, c, v.size);
+    int reps = quick ? 2 : 20;
+    double r0 = now();
+    for (int i = 0; i < reps; i++)
+        products(a, b, c, v.size);
+    double roof_ms = 1000 * (now() - r0) / reps;
+    free(a);
+    free(b);
+    free(c);
+
+    char why[300] = "";
+    double tms = torch_ms(quick ? 3 : 40, why, sizeof why);
+    if (tms > 0)
+        printf("BENCH gpt_shakespeare_char %.2f ms/iter ref=%.2f ratio=%.2f\n", ms, tms, tms / ms);
+    else
+        printf("gpt_shakespeare_char: the PyTorch reference did not run (%s); ref and ratio "
+               "are 0\nBENCH gpt_shakespeare_char %.2f ms/iter ref=0 ratio=0\n", why, ms);
+    /* ref = the products alone (ms), value = their share of the iteration. */
+    printf("gpt_roofline: %.2f GFLOP of products per iteration, %.1f GFLOP/s within the "
+           "iteration, %.1f GFLOP/s alone\n", fl * 1e-9, fl * 1e-6 / ms, fl * 1e-6 / roof_ms);
+    printf("BENCH gpt_roofline_fraction %.3f fraction ref=%.2f ratio=%.3f\n", roof_ms / ms,
+           roof_ms, roof_ms / ms);
+    fprintf(stderr, "bench_gpt: last loss %.4f\n", loss);
+    optim_free(&o);
+    gpt_free(g);
+    free(tok);
+    text_vocab_free(&v);
+    return 0;
+}

@@ -1,0 +1,382 @@
+/* gpt — the GPT model: parameter layout, initialisation, the activation arena, and the
+ * forward and backward passes over the layers of gpt_layers.c (see gpt.h). */
+#include "core/gpt.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/rng.h"
+
+#define NONE ((size_t)-1)
+
+/* The per-layer tensors in state_dict order; is_bias marks those absent without bias. */
+static const struct {
+    const char *suffix;
+    int rows_mult;  /* rows as a multiple of C (0: 1-D of C·cols_mult... see shape below) */
+    int cols_mult;  /* 2-D: columns as a multiple of C; 0 for a 1-D tensor */
+    int is_bias;
+} LAYER_T[GPT_TENSORS_PER_LAYER] = {
+    {"ln_1.weight", 1, 0, 0},      {"ln_1.bias", 1, 0, 1},
+    {"attn.c_attn.weight", 3, 1, 0}, {"attn.c_attn.bias", 3, 0, 1},
+    {"attn.c_proj.weight", 1, 1, 0}, {"attn.c_proj.bias", 1, 0, 1},
+    {"ln_2.weight", 1, 0, 0},      {"ln_2.bias", 1, 0, 1},
+    {"mlp.c_fc.weight", 4, 1, 0},  {"mlp.c_fc.bias", 4, 0, 1},
+    {"mlp.c_proj.weight", 1, 4, 0}, {"mlp.c_proj.bias", 1, 0, 1},
+};
+
+enum { T_LN1W, T_LN1B, T_QKVW, T_QKVB, T_APW, T_APB, T_LN2W, T_LN2B, T_FCW, T_FCB, T_FPW, T_FPB };
+
+int gpt_shape_check(const gpt_shape *s, an_err *err)
+{
+    if (s->block_size < 1 || s->block_size > 65536)
+        return an_fail(err, "model.block_size", "block_size must be an integer in 1..65536, got %d",
+                       s->block_size);
+    if (s->n_layer < 1 || s->n_layer > GPT_MAX_LAYERS)
+        return an_fail(err, "model.n_layer", "n_layer must be an integer in 1..%d, got %d",
+                       GPT_MAX_LAYERS, s->n_layer);
+    if (s->n_embd < 1 || s->n_embd > 16384)
+        return an_fail(err, "model.n_embd", "n_embd must be an integer in 1..16384, got %d",
+                       s->n_embd);
+    if (s->n_head < 1 || s->n_head > s->n_embd)
+        return an_fail(err, "model.n_head", "n_head must be an integer in 1..n_embd (%d), got %d",
+                       s->n_embd, s->n_head);
+    if (s->n_embd % s->n_head != 0)
+        return an_fail(err, "model.n_head",
+                       "n_head (%d) must divide n_embd (%d): each head gets n_embd/n_head "
+                       "channels", s->n_head, s->n_embd);
+    if (s->vocab_size < 1 || s->vocab_size > 1 << 20)
+        return an_fail(err, "model.vocab_size", "vocab_size must be an integer in 1..%d, got %d",
+                       1 << 20, s->vocab_size);
+    if (s->gelu != GPT_GELU_TANH && s->gelu != GPT_GELU_ERF)
+        return an_fail(err, "model.gelu", "gelu must be \"tanh\" or \"erf\"");
+    return 0;
+}
+
+size_t gpt_param_count(const gpt_shape *s)
+{
+    size_t C = (size_t)s->n_embd, n = (size_t)s->vocab_size * C + (size_t)s->block_size * C;
+    for (int t = 0; t < GPT_TENSORS_PER_LAYER; t++) {
+        if (LAYER_T[t].is_bias && !s->bias)
+            continue;
+        size_t rows = (size_t)LAYER_T[t].rows_mult * C;
+        n += (size_t)s->n_layer * (LAYER_T[t].cols_mult ? rows * LAYER_T[t].cols_mult * C : rows);
+    }
+    return n + C * (s->bias ? 2 : 1);
+}
+
+/* Per layer per row: ln1 C + 2, qkv 3C, atty C, res2 C, ln2 C + 2, fch 4C, fch_gelu 4C,
+ * res3 C; per layer per sequence NH·T·T attention weights. */
+static size_t layer_floats(const gpt_shape *s, size_t N, size_t B)
+{
+    size_t C = (size_t)s->n_embd, T = (size_t)s->block_size;
+    return N * (16 * C + 4) + B * (size_t)s->n_head * T * T;
+}
+
+size_t gpt_arena_floats(const gpt_shape *s, int max_batch)
+{
+    return gpt_arena_floats_ex(s, max_batch, 0);
+}
+
+size_t gpt_arena_floats_ex(const gpt_shape *s, int max_batch, int checkpoint)
+{
+    size_t C = (size_t)s->n_embd, T = (size_t)s->block_size, B = (size_t)max_batch;
+    size_t N = B * T, V = (size_t)s->vocab_size, L = (size_t)s->n_layer;
+    /* Checkpointing: one layer's activations (its output excluded) shared, plus every
+     * layer's output. */
+    size_t layers = checkpoint ? layer_floats(s, N, B) - N * C + L * N * C
+                               : L * layer_floats(s, N, B);
+    size_t acts = layers + N * C /* encoded */ +
+                  N * (C + 2) /* ln_f */ + N * V /* logits */;
+    size_t scratch = N * C /* dres */ + N * 4 * C /* dbuf */ + N * 4 * C /* dbuf4 */ +
+                     N * 3 * C /* dqkv */ + T * T /* attention */;
+    return acts + scratch;
+}
+
+gpt_memory gpt_memory_estimate(const gpt_shape *s, int max_batch, int checkpoint,
+                               int optim_floats_per_param)
+{
+    gpt_memory m;
+    size_t np = gpt_param_count(s), f = sizeof(float);
+    m.params = np * f;
+    m.grads = np * f;
+    m.optim = np * (size_t)optim_floats_per_param * f;
+    m.activations = gpt_arena_floats_ex(s, max_batch, checkpoint) * f;
+    m.saved = checkpoint ? gpt_arena_floats_ex(s, max_batch, 0) * f - m.activations : 0;
+    m.total = m.params + m.grads + m.optim + m.activations;
+    return m;
+}
+
+static void add_tensor(gpt *g, const char *name, size_t *off, int r, int c)
+{
+    gpt_tensor *t = &g->tensors[g->ntensors++];
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->off = *off;
+    t->ndim = c ? 2 : 1;
+    t->shape[0] = r;
+    t->shape[1] = c;
+    t->n = (size_t)r * (c ? (size_t)c : 1);
+    *off += t->n;
+}
+
+static void layout(gpt *g)
+{
+    const gpt_shape *s = &g->s;
+    int C = s->n_embd;
+    size_t off = 0;
+    char name[48];
+    g->off_wte = off;
+    add_tensor(g, "transformer.wte.weight", &off, s->vocab_size, C);
+    g->off_wpe = off;
+    add_tensor(g, "transformer.wpe.weight", &off, s->block_size, C);
+    for (int l = 0; l < s->n_layer; l++)
+        for (int t = 0; t < GPT_TENSORS_PER_LAYER; t++) {
+            if (LAYER_T[t].is_bias && !s->bias) {
+                g->loff[l][t] = NONE;
+                continue;
+            }
+            snprintf(name, sizeof name, "transformer.h.%d.%s", l, LAYER_T[t].suffix);
+            g->loff[l][t] = off;
+            add_tensor(g, name, &off, LAYER_T[t].rows_mult * C, LAYER_T[t].cols_mult * C);
+        }
+    g->off_lnfw = off;
+    add_tensor(g, "transformer.ln_f.weight", &off, C, 0);
+    g->off_lnfb = NONE;
+    if (s->bias) {
+        g->off_lnfb = off;
+        add_tensor(g, "transformer.ln_f.bias", &off, C, 0);
+    }
+    g->nparams = off;
+}
+
+static float *at(float *base, size_t off)
+{
+    return off == NONE ? NULL : base + off;
+}
+
+static gpt_layer_params layer_ptrs(const gpt *g, float *base, int l)
+{
+    const size_t *o = g->loff[l];
+    return (gpt_layer_params){at(base, o[T_LN1W]), at(base, o[T_LN1B]), at(base, o[T_QKVW]),
+                              at(base, o[T_QKVB]), at(base, o[T_APW]),  at(base, o[T_APB]),
+                              at(base, o[T_LN2W]), at(base, o[T_LN2B]), at(base, o[T_FCW]),
+                              at(base, o[T_FCB]),  at(base, o[T_FPW]),  at(base, o[T_FPB])};
+}
+
+static void carve(gpt *g)
+{
+    const gpt_shape *s = &g->s;
+    size_t C = (size_t)s->n_embd, T = (size_t)s->block_size, B = (size_t)g->max_batch;
+    size_t N = B * T;
+    float *p = g->arena;
+#define TAKE(ptr, count) do { (ptr) = p; p += (count); } while (0)
+    for (int l = 0; l < s->n_layer; l++) {
+        gpt_layer_acts *a = &g->la[l];
+        if (g->checkpoint && l > 0) {
+            /* Shares layer 0's buffers; only the output is its own. */
+            float *res3 = NULL;
+            TAKE(res3, N * C);
+            *a = g->la[0];
+            a->res3 = res3;
+            continue;
+        }
+        TAKE(a->ln1, N * C);
+        TAKE(a->ln1_mean, N);
+        TAKE(a->ln1_rstd, N);
+        TAKE(a->qkv, N * 3 * C);
+        TAKE(a->att, B * (size_t)s->n_head * T * T);
+        TAKE(a->atty, N * C);
+        TAKE(a->res2, N * C);
+        TAKE(a->ln2, N * C);
+        TAKE(a->ln2_mean, N);
+        TAKE(a->ln2_rstd, N);
+        TAKE(a->fch, N * 4 * C);
+        TAKE(a->fch_gelu, N * 4 * C);
+        TAKE(a->res3, N * C);
+    }
+    TAKE(g->encoded, N * C);
+    TAKE(g->lnf, N * C);
+    TAKE(g->lnf_mean, N);
+    TAKE(g->lnf_rstd, N);
+    TAKE(g->logits, N * (size_t)s->vocab_size);
+    TAKE(g->dres, N * C);
+    TAKE(g->dbuf, N * 4 * C);
+    TAKE(g->dbuf4, N * 4 * C);
+    TAKE(g->dqkv, N * 3 * C);
+    TAKE(g->scratch, T * T);
+#undef TAKE
+}
+
+void gpt_init_default(gpt *g, uint64_t seed)
+{
+    float proj_std = 0.02f / sqrtf(2.0f * (float)g->s.n_layer);
+    for (int i = 0; i < g->ntensors; i++) {
+        const gpt_tensor *t = &g->tensors[i];
+        float *p = g->params + t->off;
+        if (t->ndim == 1) {
+            /* LayerNorm weights 1, every bias 0. */
+            float v = strstr(t->name, ".weight") ? 1.0f : 0.0f;
+            for (size_t k = 0; k < t->n; k++)
+                p[k] = v;
+            continue;
+        }
+        float sd = strstr(t->name, "c_proj.weight") ? proj_std : 0.02f;
+        rng r;
+        rng_init(&r, seed, rng_stream_id(RNG_INIT, (uint64_t)i, 0, 0), 0);
+        for (size_t k = 0; k < t->n; k++)
+            p[k] = (float)(sd * rng_normal(&r));
+    }
+}
+
+int gpt_create(gpt **out, const gpt_shape *s, uint64_t seed, int max_batch, an_err *err)
+{
+    return gpt_create_ex(out, s, seed, max_batch, 0, err);
+}
+
+int gpt_create_ex(gpt **out, const gpt_shape *s, uint64_t seed, int max_batch, int checkpoint,
+                  an_err *err)
+{
+    *out = NULL;
+    int rc = gpt_shape_check(s, err);
+    if (rc)
+        return rc;
+    if (max_batch < 1)
+        return an_fail(err, "batch_size", "batch size must be at least 1, got %d", max_batch);
+    gpt *g = calloc(1, sizeof *g);
+    if (!g)
+        return an_failc(err, -ENOMEM, "", "out of memory for the model");
+    g->s = *s;
+    g->max_batch = max_batch;
+    g->checkpoint = checkpoint ? 1 : 0;
+    layout(g);
+    g->arena_floats = gpt_arena_floats_ex(s, max_batch, g->checkpoint);
+    g->params = calloc(g->nparams, sizeof(float));
+    g->grads = calloc(g->nparams, sizeof(float));
+    g->arena = calloc(g->arena_floats, sizeof(float));
+    if (!g->params || !g->grads || !g->arena) {
+        gpt_free(g);
+        return an_failc(err, -ENOMEM, "", "out of memory for the model (%zu parameters, %zu "
+                        "activation floats)", gpt_param_count(s),
+                        gpt_arena_floats_ex(s, max_batch, checkpoint));
+    }
+    carve(g);
+    gpt_init_default(g, seed);
+    *out = g;
+    return 0;
+}
+
+void gpt_free(gpt *g)
+{
+    if (!g)
+        return;
+    free(g->params);
+    free(g->grads);
+    free(g->arena);
+    free(g);
+}
+
+const gpt_tensor *gpt_find(const gpt *g, const char *name)
+{
+    for (int i = 0; i < g->ntensors; i++)
+        if (strcmp(g->tensors[i].name, name) == 0)
+            return &g->tensors[i];
+    return NULL;
+}
+
+/* Layer l from its input res into g->la[l] (g->dbuf is scratch). */
+static void layer_forward(gpt *g, int l, const float *res, int B, int T)
+{
+    int C = g->s.n_embd, NH = g->s.n_head, N = B * T;
+    gpt_layer_params w = layer_ptrs(g, g->params, l);
+    gpt_layer_acts *a = &g->la[l];
+    gpt_layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, res, w.ln1w, w.ln1b, N, C);
+    gpt_linear_forward(a->qkv, a->ln1, w.qkvw, w.qkvb, N, C, 3 * C);
+    /* att has room for a full block; for T < block_size it is used as [B,NH,T,T]. */
+    gpt_attention_forward(a->atty, a->att, a->qkv, B, T, C, NH);
+    gpt_linear_forward(g->dbuf, a->atty, w.attprojw, w.attprojb, N, C, C);
+    gpt_residual_forward(a->res2, res, g->dbuf, N * C);
+    gpt_layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res2, w.ln2w, w.ln2b, N, C);
+    gpt_linear_forward(a->fch, a->ln2, w.fcw, w.fcb, N, C, 4 * C);
+    gpt_gelu_forward(a->fch_gelu, a->fch, N * 4 * C, g->s.gelu);
+    gpt_linear_forward(g->dbuf, a->fch_gelu, w.fcprojw, w.fcprojb, N, 4 * C, C);
+    gpt_residual_forward(a->res3, a->res2, g->dbuf, N * C);
+}
+
+int gpt_forward(gpt *g, const int32_t *idx, const int32_t *targets, int B, int T, double *loss)
+{
+    const gpt_shape *s = &g->s;
+    int C = s->n_embd, V = s->vocab_size, N = B * T;
+    if (B < 1 || B > g->max_batch || T < 1 || T > s->block_size)
+        return -EINVAL;
+    for (int i = 0; i < N; i++)
+        if (idx[i] < 0 || idx[i] >= V || (targets && (targets[i] < 0 || targets[i] >= V)))
+            return -EINVAL;
+    float *P = g->params;
+    gpt_encoder_forward(g->encoded, idx, P + g->off_wte, P + g->off_wpe, B, T, C);
+    const float *res = g->encoded;
+    for (int l = 0; l < s->n_layer; l++) {
+        layer_forward(g, l, res, B, T);
+        res = g->la[l].res3;
+    }
+    gpt_layernorm_forward(g->lnf, g->lnf_mean, g->lnf_rstd, res, P + g->off_lnfw,
+                          at(P, g->off_lnfb), N, C);
+    gpt_linear_forward(g->logits, g->lnf, P + g->off_wte, NULL, N, C, V);
+    g->last_idx = idx;
+    g->last_targets = targets;
+    g->last_B = B;
+    g->last_T = T;
+    if (targets) {
+        double l = gpt_crossentropy_forward(g->logits, targets, N, V);
+        if (loss)
+            *loss = l;
+    }
+    return 0;
+}
+
+int gpt_backward(gpt *g, float *grad, int accumulate, float dloss)
+{
+    if (!g->last_targets)
+        return -EINVAL;
+    const gpt_shape *s = &g->s;
+    int B = g->last_B, T = g->last_T, C = s->n_embd, V = s->vocab_size, NH = s->n_head;
+    int N = B * T;
+    float *P = g->params;
+    if (!accumulate)
+        memset(grad, 0, g->nparams * sizeof(float));
+    gpt_crossentropy_backward(g->logits, g->last_targets, N, V, dloss);
+    /* Tied output layer: its weight gradient goes to wte. */
+    gpt_linear_backward(g->dbuf, 0, grad + g->off_wte, NULL, g->logits, g->lnf, P + g->off_wte,
+                        N, C, V);
+    const float *last = s->n_layer ? g->la[s->n_layer - 1].res3 : g->encoded;
+    memset(g->dres, 0, (size_t)N * C * sizeof(float));
+    gpt_layernorm_backward(g->dres, grad + g->off_lnfw, at(grad, g->off_lnfb), g->dbuf, last,
+                           P + g->off_lnfw, g->lnf_mean, g->lnf_rstd, N, C);
+    for (int l = s->n_layer - 1; l >= 0; l--) {
+        gpt_layer_params w = layer_ptrs(g, P, l);
+        gpt_layer_params d = layer_ptrs(g, grad, l);
+        gpt_layer_acts *a = &g->la[l];
+        const float *res = l ? g->la[l - 1].res3 : g->encoded;
+        /* Checkpointing: the shared buffers hold the last layer's activations; any other
+         * layer is recomputed from its input first (dbuf is free here). */
+        if (g->checkpoint && l != s->n_layer - 1)
+            layer_forward(g, l, res, B, T);
+        /* dres is d/d(res3); res3 = res2 + fc_proj(gelu(fc(ln2(res2)))). */
+        gpt_linear_backward(g->dbuf4, 0, d.fcprojw, d.fcprojb, g->dres, a->fch_gelu, w.fcprojw,
+                            N, 4 * C, C);
+        gpt_gelu_backward(g->dbuf4, a->fch, g->dbuf4, N * 4 * C, s->gelu);
+        gpt_linear_backward(g->dbuf, 0, d.fcw, d.fcb, g->dbuf4, a->ln2, w.fcw, N, C, 4 * C);
+        gpt_layernorm_backward(g->dres, d.ln2w, d.ln2b, g->dbuf, a->res2, w.ln2w, a->ln2_mean,
+                               a->ln2_rstd, N, C);
+        /* dres is now d/d(res2); res2 = res + attn_proj(attention(qkv(ln1(res)))). */
+        gpt_linear_backward(g->dbuf, 0, d.attprojw, d.attprojb, g->dres, a->atty, w.attprojw, N,
+                            C, C);
+        memset(g->dqkv, 0, (size_t)N * 3 * C * sizeof(float));
+        gpt_attention_backward(g->dqkv, g->scratch, g->dbuf, a->qkv, a->att, B, T, C, NH);
+        gpt_linear_backward(g->dbuf, 0, d.qkvw, d.qkvb, g->dqkv, a->ln1, w.qkvw, N, C, 3 * C);
+        gpt_layernorm_backward(g->dres, d.ln1w, d.ln1b, g->dbuf, res, w.ln1w, a->ln1_mean,
+                               a->ln1_rstd, N, C);
+    }
+    gpt_encoder_backward(grad + g->off_wte, grad + g->off_wpe, g->dres, g->last_idx, B, T, C);
+    return 0;
+}

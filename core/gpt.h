@@ -1,0 +1,139 @@
+/* gpt — the `gpt` model (JOBSPEC.md, "Model gpt"): a GPT-2-style pre-LayerNorm decoder with
+ * the output layer tied to the token embedding.
+ *
+ * Parameters live in one flat buffer, tensors in nanoGPT's state_dict order and names
+ * ("transformer.wte.weight", "transformer.h.0.ln_1.weight", …); the gradient buffer has the
+ * same layout. All activations for up to max_batch sequences of block_size tokens live in one
+ * arena allocated by gpt_create: forward and backward never allocate. Not thread-safe: one
+ * model per job. */
+#ifndef ANNEALD_GPT_H
+#define ANNEALD_GPT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "core/err.h"
+#include "core/gpt_layers.h"
+
+#define GPT_MAX_LAYERS 64
+#define GPT_TENSORS_PER_LAYER 12
+#define GPT_MAX_TENSORS (4 + GPT_TENSORS_PER_LAYER * GPT_MAX_LAYERS)
+
+typedef struct gpt_shape {
+    int vocab_size;  /* V */
+    int block_size;  /* T (the longest sequence) */
+    int n_layer;     /* L */
+    int n_head;      /* NH, divides n_embd */
+    int n_embd;      /* C */
+    int bias;        /* 1: biases in linear layers and LayerNorms */
+    int gelu;        /* enum gpt_gelu */
+} gpt_shape;
+
+typedef struct gpt_tensor {
+    char name[48];
+    size_t off, n;
+    int ndim;
+    int shape[2];
+} gpt_tensor;
+
+/* Where one layer's tensors are in the flat buffer (NULL where bias is off). */
+typedef struct gpt_layer_params {
+    float *ln1w, *ln1b, *qkvw, *qkvb, *attprojw, *attprojb;
+    float *ln2w, *ln2b, *fcw, *fcb, *fcprojw, *fcprojb;
+} gpt_layer_params;
+
+/* One layer's saved activations of the last forward. */
+typedef struct gpt_layer_acts {
+    float *ln1, *ln1_mean, *ln1_rstd; /* [N,C], [N], [N] */
+    float *qkv;                       /* [N,3C] */
+    float *att;                       /* [B,NH,T,T] */
+    float *atty;                      /* [N,C] heads concatenated */
+    float *res2;                      /* [N,C] after the attention residual */
+    float *ln2, *ln2_mean, *ln2_rstd;
+    float *fch;                       /* [N,4C] before GELU */
+    float *fch_gelu;                  /* [N,4C] */
+    float *res3;                      /* [N,C] the layer's output */
+} gpt_layer_acts;
+
+typedef struct gpt {
+    gpt_shape s;
+    int max_batch;
+    int checkpoint;                   /* 1: activation checkpointing, one per layer */
+    size_t nparams;
+    float *params;
+    float *grads;
+    int ntensors;
+    gpt_tensor tensors[GPT_MAX_TENSORS];
+    /* Offsets of the tensors in the flat buffer ((size_t)-1 for an absent bias), so the same
+     * pointers can be formed over params and over a gradient buffer. */
+    size_t off_wte, off_wpe, off_lnfw, off_lnfb;
+    size_t loff[GPT_MAX_LAYERS][GPT_TENSORS_PER_LAYER];
+    gpt_layer_acts la[GPT_MAX_LAYERS];
+    float *encoded;                   /* [N,C] */
+    float *lnf, *lnf_mean, *lnf_rstd;
+    float *logits;                    /* [N,V]: probabilities after a forward with targets */
+    float *dres, *dbuf, *dbuf4, *dqkv, *scratch; /* backward scratch */
+    float *arena;
+    size_t arena_floats;
+    const int32_t *last_idx, *last_targets;
+    int last_B, last_T;
+} gpt;
+
+/* Checks a shape; errors name the field under "model" ("model.n_head", …). */
+int gpt_shape_check(const gpt_shape *s, an_err *err);
+
+/* Floats of the activation arena for max_batch sequences (for memory estimates); with
+ * checkpoint = 1, for activation checkpointing (gpt_create_ex). */
+size_t gpt_arena_floats(const gpt_shape *s, int max_batch);
+size_t gpt_arena_floats_ex(const gpt_shape *s, int max_batch, int checkpoint);
+/* Parameter count. */
+size_t gpt_param_count(const gpt_shape *s);
+
+/* Memory of a gpt job by part, in bytes (what a job's memory estimate reports). */
+typedef struct gpt_memory {
+    size_t params;       /* float32 weights */
+    size_t grads;        /* one gradient buffer */
+    size_t optim;        /* optimizer state: optim_floats_per_param per weight */
+    size_t activations;  /* the activation arena (with checkpointing if asked) */
+    size_t saved;        /* activation memory checkpointing saves (0 without it) */
+    size_t total;
+} gpt_memory;
+
+gpt_memory gpt_memory_estimate(const gpt_shape *s, int max_batch, int checkpoint,
+                               int optim_floats_per_param);
+
+/* Builds the model with GPT-2's initialisation drawn from seed. */
+int gpt_create(gpt **out, const gpt_shape *s, uint64_t seed, int max_batch, an_err *err);
+/* checkpoint = 1: activation checkpointing with one checkpoint per layer (DeepSpeed's
+ * activation_checkpointing block with number_checkpoints = n_layer): the forward keeps only
+ * each layer's output, and one layer's worth of activations is shared by all layers; the
+ * backward recomputes each layer from its input before going through it. The gradients are
+ * bit-identical to those without it (the same operations on the same values). */
+int gpt_create_ex(gpt **out, const gpt_shape *s, uint64_t seed, int max_batch, int checkpoint,
+                  an_err *err);
+void gpt_free(gpt *g);
+
+/* Redraws GPT-2's initialisation: weights normal(0, 0.02), every c_proj.weight
+ * normal(0, 0.02/sqrt(2·n_layer)), biases 0, LayerNorm weights 1. */
+void gpt_init_default(gpt *g, uint64_t seed);
+
+const gpt_tensor *gpt_find(const gpt *g, const char *name);
+
+/* Sets tensors from {"transformer.wte.weight": [[…], …], …} (nested arrays in the tensor's
+ * shape; gpt_init.c). An unknown name, a wrong shape or a non-number fails naming its path
+ * under "model.init" and leaves the parameters as they were. */
+int gpt_set_init(gpt *g, const cJSON *init, an_err *err);
+
+/* Forward over idx [B,T] (T <= block_size, tokens in 0..V-1; kept by pointer until the next
+ * forward). With targets [B,T] it returns the mean cross-entropy in *loss and leaves the
+ * probabilities in g->logits; without, g->logits holds the logits. -EINVAL on bad sizes or
+ * tokens. */
+int gpt_forward(gpt *g, const int32_t *idx, const int32_t *targets, int B, int T, double *loss);
+
+/* Backward of the last forward with targets, for d(total)/d(loss) = dloss. Gradients go to
+ * grad (nparams floats): overwritten if accumulate == 0, added to if 1. */
+int gpt_backward(gpt *g, float *grad, int accumulate, float dloss);
+
+#endif

@@ -1,0 +1,60 @@
+/* gpt_layers — the forward/backward pairs a GPT is built from, on flat row-major buffers.
+ *
+ * Letters: N rows (B·T positions), C width, OC output width, V vocabulary, B sequences of T
+ * tokens, NH heads of hs = C/NH. Every function writes only the buffers it is given and never
+ * allocates; backward functions *add* to the gradients of their inputs and parameters unless
+ * the comment says otherwise, so that a residual stream's gradient can collect from both its
+ * branches. */
+#ifndef ANNEALD_GPT_LAYERS_H
+#define ANNEALD_GPT_LAYERS_H
+
+#include <stdint.h>
+
+enum gpt_gelu { GPT_GELU_TANH = 0, GPT_GELU_ERF = 1 };
+
+/* out[b,t,:] = wte[idx[b,t],:] + wpe[t,:]. */
+void gpt_encoder_forward(float *out, const int32_t *idx, const float *wte, const float *wpe,
+                         int B, int T, int C);
+/* dwte[idx[b,t]] += dout[b,t]; dwpe[t] += dout[b,t]. */
+void gpt_encoder_backward(float *dwte, float *dwpe, const float *dout, const int32_t *idx, int B,
+                          int T, int C);
+
+/* LayerNorm over the last dimension (eps 1e-5); mean and rstd [N] are kept for backward.
+ * b may be NULL (no bias). */
+void gpt_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
+                           const float *w, const float *b, int N, int C);
+/* Adds to dinp, dw and db (db may be NULL). */
+void gpt_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
+                            const float *inp, const float *w, const float *mean,
+                            const float *rstd, int N, int C);
+
+/* out[N,OC] = inp[N,C] · wᵀ + b, w [OC,C] (torch's layout), b may be NULL. */
+void gpt_linear_forward(float *out, const float *inp, const float *w, const float *b, int N,
+                        int C, int OC);
+/* dinp is *overwritten* (beta 0) unless dinp_add; dw and db (may be NULL) are added to. */
+void gpt_linear_backward(float *dinp, int dinp_add, float *dw, float *db, const float *dout,
+                         const float *inp, const float *w, int N, int C, int OC);
+
+/* Causal self-attention. qkv [B,T,3C] (q|k|v, heads of hs inside each), att [B,NH,T,T] keeps
+ * the softmax weights (zero above the diagonal), out [B,T,C] the heads concatenated. */
+void gpt_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C,
+                           int NH);
+/* Adds to dqkv [B,T,3C]; scratch holds T·T floats. */
+void gpt_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
+                            const float *att, int B, int T, int C, int NH);
+
+/* GELU, tanh approximation or exact (erf). */
+void gpt_gelu_forward(float *out, const float *inp, int n, int kind);
+/* dinp = gelu'(inp) · dout (overwritten). */
+void gpt_gelu_backward(float *dinp, const float *inp, const float *dout, int n, int kind);
+
+/* out = a + b, elementwise. */
+void gpt_residual_forward(float *out, const float *a, const float *b, int n);
+
+/* Fused softmax + cross-entropy: logits [N,V] are replaced by the probabilities; returns the
+ * mean over N of −log p[target] (in double). targets in 0..V-1. */
+double gpt_crossentropy_forward(float *logits, const int32_t *targets, int N, int V);
+/* probs [N,V] (from the forward) become d(dloss · mean loss)/d(logits), in place. */
+void gpt_crossentropy_backward(float *probs, const int32_t *targets, int N, int V, float dloss);
+
+#endif
