@@ -12,103 +12,7 @@
 #include "core/jsonnum.h"
 #include "core/memest.h"
 #include "daemon/daemon.h"
-
-/* Rows of a CSV text (lines after the header that are not empty). */
-static int64_t csv_rows(const char *s, size_t len)
-{
-    int64_t lines = 0;
-    int nonempty = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] == '\n') {
-            if (nonempty)
-                lines++;
-            nonempty = 0;
-        } else if (s[i] != '\r') {
-            nonempty = 1;
-        }
-    }
-    if (nonempty)
-        lines++;
-    return lines > 0 ? lines - 1 : 0;
-}
-
-/* Training samples the job will see, for the stored total_steps of an epoch-based run (the
- * worker's train state has the exact figure and reports it with progress). */
-static int64_t samples_of(store_t *st, const job_spec *s)
-{
-    int64_t n = 0;
-    switch (s->data.type) {
-    case DATA_SYNTHETIC:
-        n = s->data.samples;
-        break;
-    case DATA_INLINE:
-        n = cJSON_GetArraySize(s->data.x);
-        break;
-    case DATA_BUILTIN: {
-        char name[160];
-        snprintf(name, sizeof name, "data/%s.csv", s->data.name);
-        size_t len = 0;
-        const unsigned char *a = assets_get(name, &len);
-        n = a ? csv_rows((const char *)a, len) : 0;
-        break;
-    }
-    case DATA_DATASET: {
-        store_dataset ds;
-        memset(&ds, 0, sizeof ds);
-        const char *ref = s->data.dataset_id[0] ? s->data.dataset_id : s->data.name;
-        if (store_dataset_get(st, ref, &ds, NULL) == 0)
-            n = ds.rows;
-        store_dataset_free(&ds);
-        break;
-    }
-    }
-    if (s->val_fraction > 0)
-        n -= (int64_t)((double)n * s->val_fraction);
-    return n > 0 ? n : 1;
-}
-
-/* Answers 422 naming `model` when the job is estimated to need more memory than
- * --max-job-memory allows (0 = no cap), or more than the whole --max-memory budget with its
- * checkpoint copies (it could never be admitted); returns 1 then. */
-static int over_memory_cap(http_req *r, store_t *st, const job_spec *spec)
-{
-    daemon_t *d = r->d;
-    uint64_t cap = d->opts->max_job_memory;
-    if (cap == 0 && d->opts->max_memory == 0)
-        return 0;
-    if (cap == 0)
-        cap = UINT64_MAX;
-    int64_t rows = -1;
-    if (spec->data.type == DATA_DATASET) {
-        store_dataset ds;
-        memset(&ds, 0, sizeof ds);
-        const char *ref = spec->data.dataset_id[0] ? spec->data.dataset_id : spec->data.name;
-        if (store_dataset_get(st, ref, &ds, NULL) == 0)
-            rows = ds.rows;
-        store_dataset_free(&ds);
-    }
-    mem_estimate m;
-    job_spec_memory(spec, rows, &m);
-    uint64_t budget = d->opts->max_memory, charge = budget_job_charge(&m);
-    if (m.total <= cap && (budget == 0 || charge <= budget))
-        return 0;
-    if (m.total <= cap) {
-        char est[400], bt[32], ct[32];
-        http_error(r, 422, "unprocessable", "model",
-                   "this job needs %s with up to %d checkpoint copies in flight, %s, more than "
-                   "the daemon's whole %s memory budget (--max-memory): it could never run; "
-                   "make the model, the batch or the data smaller",
-                   mem_bytes_text(charge, ct, sizeof ct), BUDGET_CKPT_COPIES,
-                   mem_estimate_text(&m, est, sizeof est), mem_bytes_text(budget, bt, sizeof bt));
-        return 1;
-    }
-    char est[400], capt[32];
-    http_error(r, 422, "unprocessable", "model",
-               "this job needs %s, over the %s cap (--max-job-memory); make the model, the "
-               "batch or the data smaller", mem_estimate_text(&m, est, sizeof est),
-               mem_bytes_text(cap, capt, sizeof capt));
-    return 1;
-}
+#include "daemon/submit.h"
 
 /* Answers 503 when --max-queued jobs already wait; returns 1 then. */
 static int queue_full(http_req *r)
@@ -124,13 +28,10 @@ static int queue_full(http_req *r)
     return 1;
 }
 
-/* At most this many spec errors are listed in one answer. */
-#define SPEC_MAX_ERRORS 64
-
 /* Answers 400 for a spec with `n` (>= 1) errors: API.md's {"error": {code, message, field}}
  * for the first, and "errors": [{"message", "field"}, …] with every one of them (field null
  * when an error has no path), so a client can mark all at once. */
-static void spec_errors(http_req *r, const an_err *errs, int n)
+void api_spec_errors(http_req *r, const an_err *errs, int n)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON *first = cJSON_AddObjectToObject(o, "error");
@@ -153,24 +54,27 @@ static void spec_errors(http_req *r, const an_err *errs, int n)
     http_reply_json(r, 400, o);
 }
 
-/* The worker parses the stored text again: whatever would fail then is refused now (400,
- * naming the field), so a job accepted with 201 never fails on its own spec. Returns 1 then. */
-static int stored_spec_fails(http_req *r, const char *text)
+void api_submit_error(http_req *r, const submit_outcome *out)
 {
-    job_spec again;
-    an_err e;
-    an_err_clear(&e);
-    int rc = job_spec_parse_text(text, strlen(text), &again, &e);
-    if (rc == 0) {
-        job_spec_free(&again);
-        return 0;
+    const an_err *e = &out->errs[0];
+    const char *field = e->field[0] ? e->field : NULL;
+    switch (out->kind) {
+    case SUBMIT_INVALID:
+        api_spec_errors(r, out->errs, out->nerr);
+        break;
+    case SUBMIT_UNPROCESSABLE:
+        http_error(r, 422, "unprocessable", field, "%s", e->message);
+        break;
+    case SUBMIT_STORE: {
+        const char *code;
+        unsigned status = http_status_of_store(out->store_rc, &code);
+        http_error(r, status, code, NULL, "the job could not be stored: %s", e->message);
+        break;
     }
-    if (rc == -ENOMEM)
-        http_error(r, 503, "unavailable", NULL, "out of memory checking the job spec");
-    else
-        http_error(r, 400, "invalid_argument", e.field[0] ? e.field : NULL,
-                   "the spec as stored would not read back: %s", e.message);
-    return 1;
+    default:
+        http_error(r, 503, "unavailable", NULL, "%s", e->message);
+        break;
+    }
 }
 
 /* Checks and stores a new job on a queue thread (a spec can be megabytes of inline data);
@@ -185,7 +89,7 @@ static void create_work(http_req *r, store_t *st)
     if (json_parse_text(r->body, r->len, &body, &e) != 0) {
         if (!e.field[0]) /* malformed JSON: the body as a whole */
             snprintf(e.field, sizeof e.field, "body");
-        spec_errors(r, &e, 1);
+        api_spec_errors(r, &e, 1);
         return;
     }
     create_from(r, st, body);
@@ -202,111 +106,24 @@ static void create_parsed_work(http_req *r, store_t *st)
 
 static void create_from(http_req *r, store_t *st, cJSON *body)
 {
-    job_spec spec;
-    an_err e;
-    an_err_clear(&e);
-    an_err *errs = malloc(SPEC_MAX_ERRORS * sizeof *errs);
-    if (!errs) {
+    submit_outcome *out = malloc(sizeof *out);
+    if (!out) {
         cJSON_Delete(body);
-        http_error(r, 500, "internal", NULL, "out of memory");
+        http_error(r, 503, "unavailable", NULL, "out of memory checking the job spec");
         return;
     }
-    int nerr = 0;
-    int prc = job_spec_parse_all(body, &spec, errs, SPEC_MAX_ERRORS, &nerr);
-    cJSON_Delete(body);
-    if (prc != 0) {
-        if (nerr == 0) { /* a failure that recorded nothing (out of memory) */
-            an_fail(&errs[0], "", "the job spec could not be checked (error %d)", prc);
-            nerr = 1;
-        }
-        spec_errors(r, errs, nerr < SPEC_MAX_ERRORS ? nerr : SPEC_MAX_ERRORS);
-        free(errs);
+    if (job_submit(st, r->d->opts, body, NULL, out) != SUBMIT_OK) {
+        api_submit_error(r, out);
+        free(out);
         return;
     }
-    free(errs);
-    const char *dataset_ref = NULL;
-    if (spec.data.type == DATA_DATASET) {
-        dataset_ref = spec.data.dataset_id[0] ? spec.data.dataset_id : spec.data.name;
-        store_dataset ds;
-        memset(&ds, 0, sizeof ds);
-        if (store_dataset_get(st, dataset_ref, &ds, NULL) != 0) {
-            http_error(r, 422, "unprocessable", spec.data.dataset_id[0] ? "data.id" : "data.name",
-                       "no uploaded data set '%s' (POST /v1/datasets?name=… first)", dataset_ref);
-            job_spec_free(&spec);
-            return;
-        }
-        /* The set's columns are known: a target or feature it lacks is a 400 now. */
-        cJSON *cols = ds.columns_json ? cJSON_Parse(ds.columns_json) : NULL;
-        an_err cerr[8];
-        int nbad = 0;
-        char what[200];
-        snprintf(what, sizeof what, "data set %s (%s)", ds.name ? ds.name : "?", ds.id);
-        int bad = cols && cfg_data_check_columns(&spec.data, what, cols, cerr, 8, &nbad) != 0;
-        cJSON_Delete(cols);
-        store_dataset_free(&ds);
-        if (bad) {
-            spec_errors(r, cerr, nbad);
-            job_spec_free(&spec);
-            return;
-        }
-    }
-    if (over_memory_cap(r, st, &spec)) {
-        job_spec_free(&spec);
-        return;
-    }
-    char *resume_json = NULL;
-    if (spec.resume_job[0]) {
-        store_job src;
-        memset(&src, 0, sizeof src);
-        if (store_job_get(st, spec.resume_job, &src, NULL) != 0) {
-            http_error(r, 422, "unprocessable", "resume_from.job", "no job with id '%s'",
-                       spec.resume_job);
-            job_spec_free(&spec);
-            return;
-        }
-        int64_t last = src.last_checkpoint_step;
-        store_job_free(&src);
-        if (last < 0) {
-            http_error(r, 422, "unprocessable", "resume_from.job",
-                       "job %s has no checkpoint to start from", spec.resume_job);
-            job_spec_free(&spec);
-            return;
-        }
-        cJSON *rf = cJSON_GetObjectItemCaseSensitive(spec.normalized, "resume_from");
-        resume_json = rf ? json_print_exact(rf) : NULL;
-    }
-    char *spec_text = json_print_exact(spec.normalized);
-    if (spec_text && stored_spec_fails(r, spec_text)) {
-        cJSON_free(spec_text);
-        cJSON_free(resume_json);
-        job_spec_free(&spec);
-        return;
-    }
-    char *warn_text = cJSON_PrintUnformatted(spec.warnings);
-    int64_t total = spec.steps > 0 ? spec.steps : job_spec_total_steps(&spec, samples_of(st, &spec));
-    store_job_new in = {
-        .name = spec.name,
-        .spec_json = spec_text,
-        .warnings_json = warn_text,
-        .total_steps = total,
-        .dataset_ref = dataset_ref,
-        .resume_from_json = resume_json,
-    };
     char id[STORE_ID_LEN];
-    int rc = spec_text ? store_job_create(st, &in, id, &e) : -ENOMEM;
-    cJSON_free(spec_text);
-    cJSON_free(warn_text);
-    cJSON_free(resume_json);
-    job_spec_free(&spec);
-    if (rc) {
-        const char *code;
-        unsigned status = http_status_of_store(rc, &code);
-        http_error(r, status, code, NULL, "the job could not be stored: %s", e.message);
-        return;
-    }
+    snprintf(id, sizeof id, "%s", out->id);
+    free(out);
     /* The answer shows the job as stored (queued), before a worker can take it. */
     store_job row;
     memset(&row, 0, sizeof row);
+    an_err e;
     if (store_job_get(st, id, &row, &e) != 0) {
         http_error(r, 500, "internal", NULL, "%s", e.message);
         return;
@@ -314,10 +131,7 @@ static void create_from(http_req *r, store_t *st, cJSON *body)
     struct MHD_Response *resp = http_json_response(store_job_to_json(&row));
     store_job_free(&row);
     if (!resp) {
-        an_err ignored;
-        store_job_set_state(st, id, STORE_MASK(STORE_QUEUED), STORE_CANCELLED, NULL, NULL,
-                            &ignored);
-        store_job_delete(st, id, &ignored);
+        job_submit_undo(st, id);
         http_error(r, 503, "unavailable", NULL, "out of memory answering; nothing was stored");
         return;
     }
@@ -339,10 +153,7 @@ static void create_done(http_req *r)
         return;
     if (jobs_enqueue(&d->jobs, id) != 0) {
         /* Stored but not queued, it would wait for a restart: take it back and say so. */
-        an_err ignored;
-        store_job_set_state(&d->store, id, STORE_MASK(STORE_QUEUED), STORE_CANCELLED, NULL,
-                            NULL, &ignored);
-        store_job_delete(&d->store, id, &ignored);
+        job_submit_undo(&d->store, id);
         http_resume_pending(r, 503, http_error_response("unavailable", NULL,
                             "the job could not be queued (out of memory); nothing was stored, "
                             "try again"));
@@ -490,8 +301,8 @@ void api_jobs_list(http_req *r)
             store_job_state s;
             if (store_state_parse(tok, &s, NULL) != 0) {
                 http_error(r, 400, "invalid_argument", "state",
-                           "state must be queued, running, paused, completed, failed or "
-                           "cancelled, got '%.32s'", tok);
+                           "state must be queued, running, paused, completed, failed, "
+                           "cancelled or stopped, got '%.32s'", tok);
                 return;
             }
             mask |= STORE_MASK(s);

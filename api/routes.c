@@ -28,6 +28,11 @@ const route api_routes[] = {
 
     {"POST", "/v1/schedules/preview", api_schedules_preview, BODY_JSON, 0},
     {"POST", "/v1/lr_finder", api_lr_finder_create, BODY_JSON, 0},
+    {"POST", "/v1/sweeps", api_sweeps_create, BODY_JSON, 0},
+    {"GET", "/v1/sweeps", api_sweeps_list, BODY_NONE, 0},
+    {"GET", "/v1/sweeps/{id}", api_sweeps_get, BODY_NONE, 0},
+    {"DELETE", "/v1/sweeps/{id}", api_sweeps_delete, BODY_NONE, 0},
+    {"POST", "/v1/sweeps/{id}/cancel", api_sweeps_cancel, BODY_JSON, 0},
     {"GET", "/v1/openapi.json", api_openapi, BODY_NONE, 0},
 
     /* The dashboard's own files (index.html, *.js, *.css) load without a token so that the page

@@ -10,6 +10,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "core/err.h"
+
 struct http_req;
 
 extern const route api_routes[];
@@ -28,6 +30,13 @@ void api_jobs_resume(struct http_req *r);
 void api_jobs_cancel(struct http_req *r);
 void api_jobs_delete(struct http_req *r);
 
+/* api/sweeps.c */
+void api_sweeps_create(struct http_req *r);
+void api_sweeps_list(struct http_req *r);
+void api_sweeps_get(struct http_req *r);
+void api_sweeps_cancel(struct http_req *r);
+void api_sweeps_delete(struct http_req *r);
+
 /* api/metrics.c */
 void api_jobs_metrics(struct http_req *r);
 void api_jobs_checkpoints(struct http_req *r);
@@ -39,6 +48,11 @@ void api_openapi(struct http_req *r);
 /* POST /v1/jobs from a parsed spec (taken over and freed): the checks, the store and the
  * answer of api_jobs_create after its body is read. */
 void api_jobs_create_from(struct http_req *r, cJSON *spec);
+/* Answers 400 listing every spec error: {"error": {code, message, field}, "errors": […]}. */
+void api_spec_errors(struct http_req *r, const an_err *errs, int n);
+struct submit_outcome;
+/* Answers a job_submit that did not store the job (400/422/5xx). */
+void api_submit_error(struct http_req *r, const struct submit_outcome *out);
 
 /* api/events.c */
 void api_events_job(struct http_req *r);

@@ -21,6 +21,7 @@
 #include "daemon/jobs.h"
 #include "daemon/loader.h"
 #include "daemon/options.h"
+#include "daemon/sweeps.h"
 #include "daemon/workers.h"
 #include "daemon/workq.h"
 #include "store/store.h"
@@ -65,6 +66,7 @@ typedef struct daemon {
     jobmgr jobs;
     worker_pool pool;
     sse_hub hub;
+    sweeps sweeps;                 /* the sweeps being driven (daemon/sweeps.h) */
     model_cache models;            /* trained models for weights and predict (any thread) */
     membudget mem;                 /* --max-memory: jobs, models and uploads (any thread) */
 

@@ -178,6 +178,7 @@ void jobs_emit_state(jobmgr *m, const char *id, const char *state, const char *e
         cJSON_AddNullToObject(o, "error");
     sse_publish(&m->d->hub, id, "state", o);
     cJSON_Delete(o);
+    sweeps_job_state(&m->d->sweeps, id, state); /* a sweep's trial frees its place */
 }
 
 static cJSON *num_or_null(double v)
@@ -454,6 +455,32 @@ static void stop_job(jobmgr *m, http_req *r, const char *id, int how, store_job_
     reply_row(m, r, id, 200);
 }
 
+int jobs_cancel_nowait(jobmgr *m, const char *id)
+{
+    jobs_poll(m);
+    job_run *run = jobs_find(m, id);
+    if (run && unqueue(m, run)) {
+        unlink_run(m, run);
+        answer_waiters(m, run);
+        run_free(run);
+        run = NULL;
+    }
+    if (run) {
+        int expected = STOP_NONE;
+        atomic_compare_exchange_strong(&run->stop, &expected, STOP_CANCEL);
+        if (expected == STOP_PAUSE)
+            atomic_store(&run->stop, STOP_CANCEL);
+        return 1;
+    }
+    an_err e;
+    int rc = store_job_set_state(&m->d->store, id,
+                                 STORE_MASK(STORE_QUEUED) | STORE_MASK(STORE_PAUSED),
+                                 STORE_CANCELLED, NULL, NULL, &e);
+    if (rc == 0)
+        jobs_emit_state(m, id, "cancelled", NULL);
+    return rc == STORE_ESTATE ? 0 : rc;
+}
+
 void jobs_pause(jobmgr *m, http_req *r, const char *id)
 {
     stop_job(m, r, id, STOP_PAUSE, STORE_PAUSED,
@@ -474,9 +501,9 @@ void jobs_resume(jobmgr *m, http_req *r, const char *id)
     store_job_state st;
     if (get_state(m, r, id, &st))
         return;
-    unsigned ok = STORE_MASK(STORE_PAUSED) | STORE_MASK(STORE_FAILED);
+    unsigned ok = STORE_MASK(STORE_PAUSED) | STORE_MASK(STORE_FAILED) | STORE_MASK(STORE_STOPPED);
     if (!(ok & STORE_MASK(st))) {
-        conflict(r, id, "resume", st, "paused or failed");
+        conflict(r, id, "resume", st, "paused, stopped or failed");
         return;
     }
     /* A job that was stopped while still being let go of by its worker is not resumable
@@ -491,7 +518,7 @@ void jobs_resume(jobmgr *m, http_req *r, const char *id)
     store_job_state prev;
     int rc = store_job_set_state(&m->d->store, id, ok, STORE_QUEUED, NULL, &prev, &e);
     if (rc == STORE_ESTATE) {
-        conflict(r, id, "resume", prev, "paused or failed");
+        conflict(r, id, "resume", prev, "paused, stopped or failed");
         return;
     }
     if (rc) {

@@ -33,7 +33,8 @@
 struct daemon;
 struct http_req;
 
-enum job_stop { STOP_NONE = 0, STOP_PAUSE = 1, STOP_CANCEL = 2, STOP_SHUTDOWN = 3 };
+/* STOP_SWEEP: its sweep's early stopping ended the trial (the worker's own decision). */
+enum job_stop { STOP_NONE = 0, STOP_PAUSE = 1, STOP_CANCEL = 2, STOP_SHUTDOWN = 3, STOP_SWEEP = 4 };
 
 /* What a worker publishes about its run (guarded by job_run.mu). */
 typedef struct job_snap {
@@ -146,6 +147,11 @@ void jobs_poll(jobmgr *m);
 void jobs_pause(jobmgr *m, struct http_req *r, const char *id);
 void jobs_resume(jobmgr *m, struct http_req *r, const char *id);
 void jobs_cancel(jobmgr *m, struct http_req *r, const char *id);
+
+/* Cancels a job without a request waiting (a sweep's trials): a queued or paused job now, a
+ * running one by asking its worker (1 returned: its `state` event follows). 0 when it was
+ * cancelled or had already ended, else the store's error. */
+int jobs_cancel_nowait(jobmgr *m, const char *id);
 
 /* Publishes a `state` event for a job. */
 void jobs_emit_state(jobmgr *m, const char *id, const char *state, const char *error);

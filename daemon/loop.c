@@ -195,6 +195,8 @@ static void on_housekeeping(uv_timer_t *t)
     jobs_poll(&d->jobs); /* a trailing coalesced progress event, if any */
     if (d->jobs.fixes && d->ticks % 4 == 0) /* final states a full disk refused: every second */
         jobs_settle(&d->jobs);
+    if (d->ticks % 4 == 0) /* trials that could not start (a full queue): every second */
+        sweeps_pump(&d->sweeps);
     if (d->ticks % 60 == 0) /* 15 s at 250 ms */
         sse_hub_ping(&d->hub);
     else if (d->ticks % 4 == 0) /* every second: streams whose client hung up */
@@ -360,6 +362,12 @@ int daemon_run(const daemon_opts *opts)
     d->sigint.data = d;
     uv_signal_start(&d->sigint, on_signal, SIGINT);
 
+    if (sweeps_init(&d->sweeps, d) != 0) {
+        fprintf(stderr, "anneald: cannot start the sweeps\n");
+        return 1;
+    }
+    if (sweeps_recover(&d->sweeps, &e))
+        daemon_log(LOG_ERROR, "sweep recovery failed: %s", e.message);
     if (jobs_recover(&d->jobs, &e))
         daemon_log(LOG_ERROR, "restart recovery failed: %s", e.message);
     rc = workers_start(&d->pool, &d->jobs, opts->db, opts->workers);
@@ -392,6 +400,7 @@ int daemon_run(const daemon_opts *opts)
     if (uv_loop_close(&d->loop) != 0)
         daemon_log(LOG_WARN, "the loop closed with handles still open");
     jobs_close(&d->jobs);
+    sweeps_free(&d->sweeps);
     sse_hub_close(&d->hub);
     model_cache_free(&d->models);
     conns_free(d);

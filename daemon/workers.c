@@ -632,6 +632,13 @@ static void run_admitted(wctx *w)
     int failed = 0, disk_full = 0, rc;
     char errmsg[900] = "";
     int64_t stride = 1; /* steps between clock reads, adapted to the job's pace */
+    /* A sweep's trial meets ASHA's rungs (daemon/sweeps.h): at each it may be stopped. */
+    int64_t rungs[SWEEP_MAX_RUNGS];
+    int nrungs = sweeps_trial_rungs(&w->jobs->d->sweeps, run->id, total, rungs, SWEEP_MAX_RUNGS);
+    int rung_i = 0;
+    while (rung_i < nrungs && rungs[rung_i] <= rep.step)
+        rung_i++;
+    double last_val_loss = NAN, last_val_acc = NAN;
     /* Bounds that pause the job with a message: metrics.max_bytes and --min-free-disk. */
     int64_t row_limit = cfg_metrics_row_limit(spec.metrics_max_bytes, spec.ngroups + 1);
     int bound_hit = admit_disk_low(w->jobs->d->opts, errmsg, sizeof errmsg);
@@ -679,6 +686,16 @@ static void run_admitted(wctx *w)
             run->snap.val_loss = rep.val_loss;
             run->snap.val_acc = rep.val_acc;
             uv_mutex_unlock(&run->mu);
+            last_val_loss = rep.val_loss;
+            last_val_acc = rep.val_acc;
+        }
+        if (rung_i < nrungs && rep.step == rungs[rung_i]) {
+            rung_i++;
+            if (!sweeps_rung_reached(&w->jobs->d->sweeps, run->id, rep.step, rep.loss,
+                                     last_val_loss, last_val_acc)) {
+                stop = STOP_SWEEP; /* checkpointed at this step below, then `stopped` */
+                break;
+            }
         }
         if (rep.step - w->now_step >= stride) {
             double prev_now = w->now;
@@ -771,6 +788,8 @@ static void run_admitted(wctx *w)
             finish(w, STORE_PAUSED, bound_hit ? errmsg : NULL);
         else if (stop == STOP_SHUTDOWN)
             finish(w, STORE_QUEUED, NULL);
+        else if (stop == STOP_SWEEP)
+            finish(w, STORE_STOPPED, NULL);
         else
             finish(w, STORE_COMPLETED, NULL);
     }

@@ -93,6 +93,17 @@ int st_col_lr(sqlite3_stmt *st, int i, double *lr, int max);
  * caller's transaction. */
 int st_write_progress(store_t *s, int64_t num, const store_progress *p, an_err *err);
 
+/* Deletes a job's rows (checkpoints, metrics, validation rows, the job) by row number,
+ * inside the caller's transaction, whatever its state. */
+int st_job_delete_tx(store_t *s, int64_t num, an_err *err);
+
+/* Records job `job_num` as trial `trial` of sweep `sweep_id` (sweeps.c), inside the caller's
+ * transaction; -ENOENT for an unknown sweep. */
+int st_sweep_link(store_t *s, const char *sweep_id, int trial, int64_t job_num, an_err *err);
+
+/* Creates the sweep tables (a migration step). */
+int st_migrate_sweeps(store_t *s, an_err *err);
+
 /* Is `s` a JSON text of the given cJSON type (cJSON_Object / cJSON_Array)? */
 int st_json_is(const char *s, int type);
 

@@ -13,7 +13,7 @@
 #include "store/internal.h"
 
 static const char *const state_names[STORE_NSTATES] = {
-    "queued", "running", "paused", "completed", "failed", "cancelled",
+    "queued", "running", "paused", "completed", "failed", "cancelled", "stopped",
 };
 
 const char *store_state_name(store_job_state st)
@@ -30,7 +30,7 @@ int store_state_parse(const char *name, store_job_state *st, an_err *err)
         }
     }
     return an_fail(err, "state",
-                   "expected one of queued, running, paused, completed, failed, cancelled; "
+                   "expected one of queued, running, paused, completed, failed, cancelled, stopped; "
                    "got \"%s\"", name ? name : "(null)");
 }
 
@@ -42,7 +42,9 @@ int store_state_parse(const char *name, store_job_state *st, an_err *err)
 #define JOB_COLS                                                                              \
     "id, name, state, spec, warnings, created_at, started_at, finished_at, step, total_steps, " \
     "epoch, loss, lr, samples_per_sec, last_checkpoint_step, error, dataset_ref, resume_from, " \
-    VAL_LATEST("step") ", " VAL_LATEST("val_loss") ", " VAL_LATEST("val_acc")
+    VAL_LATEST("step") ", " VAL_LATEST("val_loss") ", " VAL_LATEST("val_acc") ", "          \
+    "(SELECT s.id FROM sweep_jobs t JOIN sweeps s ON s.num = t.sweep WHERE t.job = jobs.num), " \
+    "(SELECT t.trial FROM sweep_jobs t WHERE t.job = jobs.num)"
 
 static int row_to_job(sqlite3_stmt *st, store_job *j)
 {
@@ -70,6 +72,8 @@ static int row_to_job(sqlite3_stmt *st, store_job *j)
     j->val_step = sqlite3_column_type(st, 18) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 18);
     j->val_loss = st_col_num(st, 19);
     j->val_acc = st_col_num(st, 20);
+    st_col_copy(st, 21, j->sweep, sizeof j->sweep);
+    j->trial = sqlite3_column_type(st, 22) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 22);
     if (oom) {
         store_job_free(j);
         return -ENOMEM;
@@ -138,6 +142,8 @@ int store_job_create(store_t *s, const store_job_new *in, char id_out[STORE_ID_L
             rc = st_fail(s, r, "inserting a job", err);
         sqlite3_finalize(st);
     }
+    if (!rc && in->sweep_id)
+        rc = st_sweep_link(s, in->sweep_id, in->trial, num, err);
     rc = st_end(s, rc, err);
     if (rc)
         return rc;
@@ -279,7 +285,7 @@ static int set_state_tx(store_t *s, int64_t num, store_job_state to, const char 
                         "UPDATE jobs SET state=?1, error=?2,"
                         " started_at = CASE WHEN ?1=1 AND started_at IS NULL THEN ?3"
                         "              ELSE started_at END,"
-                        " finished_at = CASE WHEN ?1 IN (3,4,5) THEN ?3 ELSE NULL END"
+                        " finished_at = CASE WHEN ?1 IN (3,4,5,6) THEN ?3 ELSE NULL END"
                         " WHERE num=?4",
                         &st, err);
     if (rc)
@@ -300,7 +306,7 @@ int store_job_set_state(store_t *s, const char *id, unsigned from_mask, store_jo
                         const char *error, store_job_state *prev, an_err *err)
 {
     if ((unsigned)to >= STORE_NSTATES)
-        return an_fail(err, "state", "expected a job state 0..5, got %d", (int)to);
+        return an_fail(err, "state", "expected a job state 0..%d, got %d", STORE_NSTATES - 1, (int)to);
     int rc = st_begin(s, err);
     if (rc)
         return rc;
@@ -373,7 +379,7 @@ static int exec_job(store_t *s, const char *sql, int64_t num, int64_t step, an_e
     return rc;
 }
 
-int store_job_delete(store_t *s, const char *id, an_err *err)
+int st_job_delete_tx(store_t *s, int64_t num, an_err *err)
 {
     static const char *const sql[] = {
         "DELETE FROM checkpoint_chunks WHERE ckpt IN (SELECT id FROM checkpoints WHERE job=?1)",
@@ -382,6 +388,14 @@ int store_job_delete(store_t *s, const char *id, an_err *err)
         "DELETE FROM val_metrics WHERE job=?1",
         "DELETE FROM jobs WHERE num=?1",
     };
+    int rc = 0;
+    for (size_t i = 0; !rc && i < sizeof sql / sizeof sql[0]; i++)
+        rc = exec_job(s, sql[i], num, 0, err);
+    return rc;
+}
+
+int store_job_delete(store_t *s, const char *id, an_err *err)
+{
     int rc = st_begin(s, err);
     if (rc)
         return rc;
@@ -390,10 +404,10 @@ int store_job_delete(store_t *s, const char *id, an_err *err)
     rc = st_job_num(s, id, &num, &cur, err);
     if (!rc && !(STORE_MASK_FINISHED & STORE_MASK(cur)))
         rc = an_failc(err, STORE_ESTATE, "state",
-                      "job %s is %s; only completed, failed or cancelled jobs can be deleted",
-                      id, store_state_name(cur));
-    for (size_t i = 0; !rc && i < sizeof sql / sizeof sql[0]; i++)
-        rc = exec_job(s, sql[i], num, 0, err);
+                      "job %s is %s; only completed, failed, cancelled or stopped jobs can be "
+                      "deleted", id, store_state_name(cur));
+    if (!rc)
+        rc = st_job_delete_tx(s, num, err);
     return st_end(s, rc, err);
 }
 
@@ -557,6 +571,9 @@ cJSON *store_job_to_json(const store_job *j)
     ok &= cJSON_AddItemToObject(o, "kind", cJSON_CreateString(
                                                cJSON_GetObjectItemCaseSensitive(spec, "lr_finder")
                                                    ? "lr_finder" : "train"));
+    ok &= cJSON_AddItemToObject(o, "sweep", str_or_null(j->sweep[0] ? j->sweep : NULL));
+    ok &= cJSON_AddItemToObject(o, "trial", j->trial < 0 ? cJSON_CreateNull()
+                                                           : cJSON_CreateNumber(j->trial));
     ok &= cJSON_AddItemToObject(o, "spec", spec);
     ok &= cJSON_AddItemToObject(o, "resume_from", json_or(j->resume_from_json, cJSON_CreateNull));
     ok &= cJSON_AddItemToObject(o, "val_loss", num_or_null(j->val_step > 0 ? j->val_loss : NAN));

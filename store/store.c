@@ -118,6 +118,8 @@ static const migration migrations[] = {
     /* 2 -> 3: metric blocks may be compressed (codec.c); raw is the decoded length, NULL for
      * the blocks written before, which stay readable as they are. */
     {"", st_migrate_blocks_raw},
+    /* 3 -> 4: sweeps, their trial jobs and ASHA's rung records (sweeps.c). */
+    {"", st_migrate_sweeps},
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

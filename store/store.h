@@ -124,12 +124,14 @@ typedef enum store_job_state {     /* values are stored: append only */
     STORE_COMPLETED = 3,
     STORE_FAILED = 4,
     STORE_CANCELLED = 5,
+    STORE_STOPPED = 6,             /* ended by its sweep's early stopping; resumable */
 } store_job_state;
-#define STORE_NSTATES 6
+#define STORE_NSTATES 7
 #define STORE_MASK(st) (1u << (st))
-#define STORE_MASK_ALL 0x3fu
+#define STORE_MASK_ALL 0x7fu
 #define STORE_MASK_FINISHED                                                               \
-    (STORE_MASK(STORE_COMPLETED) | STORE_MASK(STORE_FAILED) | STORE_MASK(STORE_CANCELLED))
+    (STORE_MASK(STORE_COMPLETED) | STORE_MASK(STORE_FAILED) | STORE_MASK(STORE_CANCELLED) | \
+     STORE_MASK(STORE_STOPPED))
 
 /* "queued", "running", … ; NULL for an out-of-range value. */
 const char *store_state_name(store_job_state st);
@@ -144,6 +146,8 @@ typedef struct store_job_new {
     int64_t total_steps;           /* optimizer steps the job will run */
     const char *dataset_ref;       /* data set id or name the spec uses, or NULL */
     const char *resume_from_json;  /* spec's resume_from object ({"job","step"}), or NULL */
+    const char *sweep_id;          /* the sweep this job is a trial of, or NULL */
+    int trial;                     /* its trial index in that sweep */
 } store_job_new;
 
 /* A job row. Strings are malloc'd; release with store_job_free. */
@@ -170,6 +174,8 @@ typedef struct store_job {
     int64_t val_step;              /* step of the latest validation row; <= 0 = none */
     double val_loss;               /* that row's held-out loss; NAN = none */
     double val_acc;                /* its accuracy (classification only); NAN = none */
+    char sweep[STORE_ID_LEN];      /* the sweep it is a trial of; "" = none */
+    int trial;                     /* its trial index there; -1 = none */
 } store_job;
 
 /* Progress of a running job, written to its row. */
@@ -421,5 +427,52 @@ int store_dataset_delete(store_t *s, const char *id_or_name, an_err *err);
 /* {"id","name","rows","columns","bytes","created_at"}; NULL on out of memory. */
 cJSON *store_dataset_to_json(const store_dataset *d);
 
+
+/* ---- sweeps (sweeps.c) ------------------------------------------------------------------
+ * A sweep row keeps the sweep's body as given (normalised JSON) and the parameters of every
+ * trial it proposes (a JSON array, trial k at index k), so what it will run is fixed when it
+ * is made. A trial that has started is an ordinary job linked to the sweep (store_job.sweep
+ * and .trial); ASHA's decisions are rung rows, numbered in the order they were taken. */
+
+typedef struct store_sweep {
+    char id[STORE_ID_LEN];         /* "s_000003" */
+    char *name;
+    char *spec_json;               /* the sweep body */
+    char *trials_json;             /* [{path: value, …}, …] one object per trial */
+    int ntrials;
+    char state[16];                /* "running", "completed", "cancelled" */
+    char created_at[24];
+    char finished_at[24];          /* "" = null */
+} store_sweep;
+
+typedef struct store_sweep_rung {
+    int trial;
+    int64_t step;                  /* the rung: steps trained when the decision was taken */
+    double value;                  /* the trial's metric there (NAN: none, ranks last) */
+    int64_t seq;                   /* order of the decisions in the sweep, from 1 */
+    int continues;                 /* 1 went on, 0 stopped */
+} store_sweep_rung;
+
+int store_sweep_create(store_t *s, const char *name, const char *spec_json,
+                       const char *trials_json, int ntrials, char id_out[STORE_ID_LEN],
+                       an_err *err);
+/* -ENOENT for an unknown id. */
+int store_sweep_get(store_t *s, const char *id, store_sweep *out, an_err *err);
+void store_sweep_free(store_sweep *w);
+/* Every sweep, newest first (`running_only`: those still running, oldest first). */
+int store_sweep_list(store_t *s, int running_only, store_sweep **out, size_t *n, an_err *err);
+void store_sweep_list_free(store_sweep *w, size_t n);
+/* Sets the state ("completed", "cancelled" stamp finished_at). */
+int store_sweep_set_state(store_t *s, const char *id, const char *state, an_err *err);
+/* Deletes a sweep with its rung rows and its trial jobs, in one transaction; STORE_ESTATE
+ * (nothing deleted) while one of its trials is queued, running or paused. */
+int store_sweep_delete(store_t *s, const char *id, an_err *err);
+/* The sweep's trial jobs, by trial index. */
+int store_sweep_jobs(store_t *s, const char *id, store_job **jobs, size_t *n, an_err *err);
+/* Records a rung decision (its seq is given by the caller, who orders them). */
+int store_sweep_rung_add(store_t *s, const char *id, const store_sweep_rung *r, an_err *err);
+/* The rung decisions in the order they were taken. */
+int store_sweep_rungs(store_t *s, const char *id, store_sweep_rung **out, size_t *n,
+                      an_err *err);
 
 #endif

@@ -275,7 +275,7 @@ export function mount(root, route) {
     errorBox.textContent = j.error ? 'Error: ' + (typeof j.error === 'string' ? j.error : JSON.stringify(j.error)) : '';
     const fin = FINISHED.has(j.state);
     buttons.pause.disabled = !(j.state === 'running' || j.state === 'queued');
-    buttons.resume.disabled = !(j.state === 'paused' || j.state === 'failed');
+    buttons.resume.disabled = !(j.state === 'paused' || j.state === 'failed' || j.state === 'stopped');
     buttons.cancel.disabled = fin;
     buttons.delete.disabled = !fin;
     buttons.fork.disabled = j.last_checkpoint_step == null;

@@ -112,8 +112,8 @@ export function debounce(fn, ms) {
   return d;
 }
 
-export const STATES = ['queued', 'running', 'paused', 'completed', 'failed', 'cancelled'];
-export const FINISHED = new Set(['completed', 'failed', 'cancelled']);
+export const STATES = ['queued', 'running', 'paused', 'completed', 'failed', 'cancelled', 'stopped'];
+export const FINISHED = new Set(['completed', 'failed', 'cancelled', 'stopped']);
 
 export function stateBadge(state) {
   return h(`span.badge.st-${state || 'unknown'}`, {'data-testid': 'job-state', text: state || '?'});

@@ -1,0 +1,259 @@
+/* submit — checking and storing a new job (see submit.h). */
+#include "daemon/submit.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/assets.h"
+#include "core/config.h"
+#include "core/config_data.h"
+#include "core/jsonnum.h"
+#include "core/memest.h"
+#include "daemon/budget.h"
+
+/* Rows of a CSV text (lines after the header that are not empty). */
+static int64_t csv_rows(const char *s, size_t len)
+{
+    int64_t lines = 0;
+    int nonempty = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '\n') {
+            if (nonempty)
+                lines++;
+            nonempty = 0;
+        } else if (s[i] != '\r') {
+            nonempty = 1;
+        }
+    }
+    if (nonempty)
+        lines++;
+    return lines > 0 ? lines - 1 : 0;
+}
+
+/* Rows of the uploaded data set a spec names; -1 when it has none or it is unknown. */
+static int64_t dataset_rows(store_t *st, const job_spec *s)
+{
+    if (s->data.type != DATA_DATASET)
+        return -1;
+    store_dataset ds;
+    memset(&ds, 0, sizeof ds);
+    const char *ref = s->data.dataset_id[0] ? s->data.dataset_id : s->data.name;
+    int64_t rows = store_dataset_get(st, ref, &ds, NULL) == 0 ? ds.rows : -1;
+    store_dataset_free(&ds);
+    return rows;
+}
+
+/* Training samples the job will see, for the stored total_steps of an epoch-based run (the
+ * worker's train state has the exact figure and reports it with progress). */
+static int64_t samples_of(store_t *st, const job_spec *s)
+{
+    int64_t n = 0;
+    switch (s->data.type) {
+    case DATA_SYNTHETIC:
+        n = s->data.samples;
+        break;
+    case DATA_INLINE:
+        n = cJSON_GetArraySize(s->data.x);
+        break;
+    case DATA_BUILTIN: {
+        char name[160];
+        snprintf(name, sizeof name, "data/%s.csv", s->data.name);
+        size_t len = 0;
+        const unsigned char *a = assets_get(name, &len);
+        n = a ? csv_rows((const char *)a, len) : 0;
+        break;
+    }
+    case DATA_DATASET:
+        n = dataset_rows(st, s);
+        break;
+    }
+    if (s->val_fraction > 0)
+        n -= (int64_t)((double)n * s->val_fraction);
+    return n > 0 ? n : 1;
+}
+
+/* Sets a one-error outcome. Returns its kind. */
+static int fail(submit_outcome *out, int kind, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int fail(submit_outcome *out, int kind, const char *field, const char *fmt, ...)
+{
+    va_list ap;
+    an_err_clear(&out->errs[0]);
+    snprintf(out->errs[0].field, sizeof out->errs[0].field, "%s", field ? field : "");
+    va_start(ap, fmt);
+    vsnprintf(out->errs[0].message, sizeof out->errs[0].message, fmt, ap);
+    va_end(ap);
+    out->nerr = 1;
+    return out->kind = kind;
+}
+
+/* Refuses (naming `model`) a job estimated to need more memory than --max-job-memory allows
+ * (0 = no cap), or more than the whole --max-memory budget with its checkpoint copies (it
+ * could never be admitted). Returns 1 then. */
+static int over_memory_cap(store_t *st, const daemon_opts *o, const job_spec *spec,
+                           submit_outcome *out)
+{
+    uint64_t cap = o->max_job_memory;
+    if (cap == 0 && o->max_memory == 0)
+        return 0;
+    if (cap == 0)
+        cap = UINT64_MAX;
+    mem_estimate m;
+    job_spec_memory(spec, dataset_rows(st, spec), &m);
+    uint64_t budget = o->max_memory, charge = budget_job_charge(&m);
+    if (m.total <= cap && (budget == 0 || charge <= budget))
+        return 0;
+    char est[400], bt[32], ct[32];
+    if (m.total <= cap)
+        fail(out, SUBMIT_UNPROCESSABLE, "model",
+             "this job needs %s with up to %d checkpoint copies in flight, %s, more than the "
+             "daemon's whole %s memory budget (--max-memory): it could never run; make the "
+             "model, the batch or the data smaller",
+             mem_bytes_text(charge, ct, sizeof ct), BUDGET_CKPT_COPIES,
+             mem_estimate_text(&m, est, sizeof est), mem_bytes_text(budget, bt, sizeof bt));
+    else
+        fail(out, SUBMIT_UNPROCESSABLE, "model",
+             "this job needs %s, over the %s cap (--max-job-memory); make the model, the batch "
+             "or the data smaller", mem_estimate_text(&m, est, sizeof est),
+             mem_bytes_text(cap, ct, sizeof ct));
+    return 1;
+}
+
+/* The uploaded data set a spec names must exist and have the columns the spec uses. */
+static int dataset_fails(store_t *st, const job_spec *spec, submit_outcome *out)
+{
+    const char *ref = spec->data.dataset_id[0] ? spec->data.dataset_id : spec->data.name;
+    store_dataset ds;
+    memset(&ds, 0, sizeof ds);
+    if (store_dataset_get(st, ref, &ds, NULL) != 0) {
+        fail(out, SUBMIT_UNPROCESSABLE, spec->data.dataset_id[0] ? "data.id" : "data.name",
+             "no uploaded data set '%s' (POST /v1/datasets?name=… first)", ref);
+        return 1;
+    }
+    cJSON *cols = ds.columns_json ? cJSON_Parse(ds.columns_json) : NULL;
+    int nbad = 0;
+    char what[200];
+    snprintf(what, sizeof what, "data set %s (%s)", ds.name ? ds.name : "?", ds.id);
+    int bad = cols && cfg_data_check_columns(&spec->data, what, cols, out->errs, 8, &nbad) != 0;
+    cJSON_Delete(cols);
+    store_dataset_free(&ds);
+    if (bad) {
+        out->nerr = nbad > 0 ? nbad : 1;
+        out->kind = SUBMIT_INVALID;
+    }
+    return bad;
+}
+
+/* The job to resume from must exist and have a checkpoint; *json gets the spec's
+ * resume_from object as stored. */
+static int resume_fails(store_t *st, const job_spec *spec, char **json, submit_outcome *out)
+{
+    store_job src;
+    memset(&src, 0, sizeof src);
+    if (store_job_get(st, spec->resume_job, &src, NULL) != 0) {
+        fail(out, SUBMIT_UNPROCESSABLE, "resume_from.job", "no job with id '%s'",
+             spec->resume_job);
+        return 1;
+    }
+    int64_t last = src.last_checkpoint_step;
+    store_job_free(&src);
+    if (last < 0) {
+        fail(out, SUBMIT_UNPROCESSABLE, "resume_from.job",
+             "job %s has no checkpoint to start from", spec->resume_job);
+        return 1;
+    }
+    cJSON *rf = cJSON_GetObjectItemCaseSensitive(spec->normalized, "resume_from");
+    *json = rf ? json_print_exact(rf) : NULL;
+    return 0;
+}
+
+/* The worker parses the stored text again: whatever would fail then is refused now, so a job
+ * accepted never fails on its own spec. */
+static int stored_spec_fails(const char *text, submit_outcome *out)
+{
+    job_spec again;
+    an_err e;
+    an_err_clear(&e);
+    int rc = job_spec_parse_text(text, strlen(text), &again, &e);
+    if (rc == 0) {
+        job_spec_free(&again);
+        return 0;
+    }
+    if (rc == -ENOMEM)
+        fail(out, SUBMIT_NOMEM, NULL, "out of memory checking the job spec");
+    else
+        fail(out, SUBMIT_INVALID, e.field, "the spec as stored would not read back: %s",
+             e.message);
+    return 1;
+}
+
+int job_submit(store_t *st, const daemon_opts *opts, cJSON *body, const submit_link *link,
+               submit_outcome *out)
+{
+    memset(out, 0, sizeof *out);
+    job_spec spec;
+    int prc = job_spec_parse_all(body, &spec, out->errs, SUBMIT_MAX_ERRORS, &out->nerr);
+    cJSON_Delete(body);
+    if (prc != 0) {
+        if (out->nerr == 0) /* a failure that recorded nothing (out of memory) */
+            return fail(out, prc == -ENOMEM ? SUBMIT_NOMEM : SUBMIT_INVALID, NULL,
+                        "the job spec could not be checked (error %d)", prc);
+        if (out->nerr > SUBMIT_MAX_ERRORS)
+            out->nerr = SUBMIT_MAX_ERRORS;
+        return out->kind = SUBMIT_INVALID;
+    }
+    const char *dataset_ref = NULL;
+    char *resume_json = NULL, *spec_text = NULL, *warn_text = NULL;
+    if (spec.data.type == DATA_DATASET) {
+        dataset_ref = spec.data.dataset_id[0] ? spec.data.dataset_id : spec.data.name;
+        if (dataset_fails(st, &spec, out))
+            goto done;
+    }
+    if (over_memory_cap(st, opts, &spec, out))
+        goto done;
+    if (spec.resume_job[0] && resume_fails(st, &spec, &resume_json, out))
+        goto done;
+    spec_text = json_print_exact(spec.normalized);
+    if (!spec_text) {
+        fail(out, SUBMIT_NOMEM, NULL, "out of memory printing the job spec");
+        goto done;
+    }
+    if (stored_spec_fails(spec_text, out))
+        goto done;
+    warn_text = cJSON_PrintUnformatted(spec.warnings);
+    int64_t total =
+        spec.steps > 0 ? spec.steps : job_spec_total_steps(&spec, samples_of(st, &spec));
+    store_job_new in = {
+        .name = spec.name,
+        .spec_json = spec_text,
+        .warnings_json = warn_text,
+        .total_steps = total,
+        .dataset_ref = dataset_ref,
+        .resume_from_json = resume_json,
+        .sweep_id = link ? link->sweep_id : NULL,
+        .trial = link ? link->trial : 0,
+    };
+    int rc = store_job_create(st, &in, out->id, &out->errs[0]);
+    if (rc) {
+        out->nerr = 1;
+        out->store_rc = rc;
+        out->kind = rc == -ENOMEM ? SUBMIT_NOMEM : SUBMIT_STORE;
+    }
+done:
+    cJSON_free(spec_text);
+    cJSON_free(warn_text);
+    cJSON_free(resume_json);
+    job_spec_free(&spec);
+    return out->kind;
+}
+
+void job_submit_undo(store_t *st, const char *id)
+{
+    an_err ignored;
+    store_job_set_state(st, id, STORE_MASK(STORE_QUEUED), STORE_CANCELLED, NULL, NULL,
+                        &ignored);
+    store_job_delete(st, id, &ignored);
+}

@@ -1,0 +1,517 @@
+/* sweeps — starting a sweep's trials and taking ASHA's decisions (see sweeps.h). */
+#include "daemon/sweeps.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/daemon.h"
+#include "daemon/submit.h"
+
+int sweeps_init(sweeps *w, struct daemon *d)
+{
+    memset(w, 0, sizeof *w);
+    w->d = d;
+    if (uv_mutex_init(&w->mu) != 0)
+        return -ENOMEM;
+    an_err e;
+    if (store_open(&w->db, d->opts->db, &e) != 0) {
+        uv_mutex_destroy(&w->mu);
+        daemon_log(LOG_ERROR, "sweeps: cannot open the store: %s", e.message);
+        return -EIO;
+    }
+    w->db_open = 1;
+    return 0;
+}
+
+static void run_free(sweep_run *r)
+{
+    sweep_free(&r->spec);
+    cJSON_Delete(r->params);
+    free(r->trials);
+    free(r->rungs);
+    free(r);
+}
+
+void sweeps_free(sweeps *w)
+{
+    sweep_run *r = w->list;
+    while (r) {
+        sweep_run *next = r->next_run;
+        run_free(r);
+        r = next;
+    }
+    w->list = NULL;
+    if (w->db_open)
+        store_close(&w->db);
+    w->db_open = 0;
+    uv_mutex_destroy(&w->mu);
+}
+
+static sweep_run *find_run(sweeps *w, const char *id)
+{
+    for (sweep_run *r = w->list; r; r = r->next_run)
+        if (strcmp(r->id, id) == 0)
+            return r;
+    return NULL;
+}
+
+/* The sweep and trial of a job (mu held, or the loop thread). */
+static sweep_run *find_trial(sweeps *w, const char *job, int *trial)
+{
+    for (sweep_run *r = w->list; r; r = r->next_run)
+        for (int k = 0; k < r->ntrials; k++)
+            if (r->trials[k].job[0] && strcmp(r->trials[k].job, job) == 0) {
+                *trial = k;
+                return r;
+            }
+    return NULL;
+}
+
+/* Builds a run from a stored sweep: its spec, its trials' parameters, the jobs of the trials
+ * started so far and the rung decisions taken. */
+static int load_run(store_t *st, const store_sweep *row, sweep_run **out, an_err *err)
+{
+    sweep_run *r = calloc(1, sizeof *r);
+    if (!r)
+        return an_failc(err, -ENOMEM, NULL, "out of memory");
+    snprintf(r->id, sizeof r->id, "%s", row->id);
+    cJSON *body = cJSON_Parse(row->spec_json);
+    int rc = body ? sweep_parse(body, &r->spec, err)
+                  : an_failc(err, -EINVAL, NULL, "sweep %s: its stored body is not JSON", row->id);
+    cJSON_Delete(body);
+    r->params = rc ? NULL : cJSON_Parse(row->trials_json);
+    r->ntrials = r->params ? cJSON_GetArraySize(r->params) : 0;
+    if (!rc && (!r->params || r->ntrials != row->ntrials))
+        rc = an_failc(err, -EINVAL, NULL, "sweep %s: its stored trials are damaged", row->id);
+    if (!rc && !(r->trials = calloc((size_t)r->ntrials, sizeof *r->trials)))
+        rc = an_failc(err, -ENOMEM, NULL, "out of memory");
+    store_job *jobs = NULL;
+    size_t n = 0;
+    if (!rc)
+        rc = store_sweep_jobs(st, row->id, &jobs, &n, err);
+    for (size_t i = 0; !rc && i < n; i++) {
+        if (jobs[i].trial < 0 || jobs[i].trial >= r->ntrials)
+            continue;
+        sweep_trial *t = &r->trials[jobs[i].trial];
+        snprintf(t->job, sizeof t->job, "%s", jobs[i].id);
+        t->state = jobs[i].state == STORE_QUEUED || jobs[i].state == STORE_RUNNING
+                       ? TRIAL_ACTIVE : TRIAL_ENDED;
+    }
+    store_job_list_free(jobs, n);
+    if (!rc)
+        rc = store_sweep_rungs(st, row->id, &r->rungs, &r->nrungs, err);
+    r->cap = r->nrungs;
+    if (rc) {
+        run_free(r);
+        return rc;
+    }
+    *out = r;
+    return 0;
+}
+
+static void link_run(sweeps *w, sweep_run *r)
+{
+    uv_mutex_lock(&w->mu);
+    r->next_run = w->list;
+    w->list = r;
+    uv_mutex_unlock(&w->mu);
+}
+
+int sweeps_recover(sweeps *w, an_err *err)
+{
+    store_sweep *rows = NULL;
+    size_t n = 0;
+    int rc = store_sweep_list(&w->db, 1, &rows, &n, err);
+    for (size_t i = 0; !rc && i < n; i++) {
+        sweep_run *r;
+        an_err e;
+        an_err_clear(&e);
+        if (load_run(&w->db, &rows[i], &r, &e) != 0) {
+            daemon_log(LOG_ERROR, "sweep %s is not driven: %s", rows[i].id, e.message);
+            continue;
+        }
+        link_run(w, r);
+    }
+    store_sweep_list_free(rows, n);
+    return rc;
+}
+
+int sweeps_load(store_t *st, const char *id, sweep_run **out, an_err *err)
+{
+    store_sweep row;
+    int rc = store_sweep_get(st, id, &row, err);
+    if (rc)
+        return rc;
+    rc = load_run(st, &row, out, err);
+    store_sweep_free(&row);
+    return rc;
+}
+
+void sweeps_adopt(sweeps *w, sweep_run *r)
+{
+    link_run(w, r);
+    sweeps_pump(w);
+}
+
+void sweeps_drop(sweep_run *r)
+{
+    if (r)
+        run_free(r);
+}
+
+void sweeps_forget(sweeps *w, const char *id)
+{
+    uv_mutex_lock(&w->mu);
+    for (sweep_run **p = &w->list; *p; p = &(*p)->next_run)
+        if (strcmp((*p)->id, id) == 0) {
+            sweep_run *r = *p;
+            *p = r->next_run;
+            run_free(r);
+            break;
+        }
+    uv_mutex_unlock(&w->mu);
+}
+
+char (*sweeps_trial_errors(sweeps *w, const char *id, int *ntrials))[800]
+{
+    sweep_run *r = find_run(w, id);
+    *ntrials = 0;
+    if (!r)
+        return NULL;
+    char (*e)[800] = calloc((size_t)r->ntrials + 1, 800);
+    if (!e)
+        return NULL;
+    for (int k = 0; k < r->ntrials; k++)
+        memcpy(e[k], r->trials[k].error, 800);
+    *ntrials = r->ntrials;
+    return e;
+}
+
+/* Publishes a `sweep` event (on the sweep's id, so /v1/events?job=<sweep> follows it). */
+static void emit(sweeps *w, const sweep_run *r, const char *what, int trial)
+{
+    int started = 0, active = 0;
+    for (int k = 0; k < r->ntrials; k++) {
+        started += r->trials[k].state != TRIAL_PENDING;
+        active += r->trials[k].state == TRIAL_ACTIVE || r->trials[k].state == TRIAL_LAUNCHING;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", r->id);
+    cJSON_AddStringToObject(o, "event", what);
+    cJSON_AddStringToObject(o, "state", r->cancelled ? "cancelled"
+                                        : r->done ? "completed" : "running");
+    if (trial >= 0) {
+        cJSON_AddNumberToObject(o, "trial", trial);
+        if (r->trials[trial].job[0])
+            cJSON_AddStringToObject(o, "job", r->trials[trial].job);
+        else
+            cJSON_AddNullToObject(o, "job");
+    }
+    cJSON_AddNumberToObject(o, "trials", r->ntrials);
+    cJSON_AddNumberToObject(o, "trials_started", started);
+    cJSON_AddNumberToObject(o, "trials_active", active);
+    if (o)
+        sse_publish(&w->d->hub, r->id, "sweep", o);
+    cJSON_Delete(o);
+}
+
+/* ---- the sweep's state in the store, written off the loop -------------------------------- */
+
+typedef struct state_save {
+    sweeps *w;
+    char id[STORE_ID_LEN];
+    char state[16];
+} state_save;
+
+static void save_work(void *arg)
+{
+    state_save *s = arg;
+    an_err e;
+    uv_mutex_lock(&s->w->mu);
+    int rc = store_sweep_set_state(&s->w->db, s->id, s->state, &e);
+    uv_mutex_unlock(&s->w->mu);
+    if (rc)
+        daemon_log(LOG_ERROR, "sweep %s: cannot record state %s: %s", s->id, s->state,
+                   e.message);
+}
+
+static void save_after(void *arg)
+{
+    free(arg);
+}
+
+static void save_state(sweeps *w, const char *id, const char *state)
+{
+    state_save *s = calloc(1, sizeof *s);
+    if (!s) {
+        daemon_log(LOG_ERROR, "sweep %s: out of memory recording state %s", id, state);
+        return;
+    }
+    s->w = w;
+    snprintf(s->id, sizeof s->id, "%s", id);
+    snprintf(s->state, sizeof s->state, "%s", state);
+    if (workq_push(&w->d->quick, save_work, save_after, s) != 0) {
+        save_work(s); /* the queue is full: a short write here rather than none */
+        free(s);
+    }
+}
+
+/* A sweep with nothing left to start and nothing queued or running is completed. */
+static void check_done(sweeps *w, sweep_run *r)
+{
+    if (r->done)
+        return;
+    for (int k = 0; k < r->ntrials; k++)
+        if (r->trials[k].state != TRIAL_ENDED)
+            return;
+    r->done = 1;
+    save_state(w, r->id, "completed");
+    emit(w, r, "completed", -1);
+    daemon_log(LOG_INFO, "sweep %s completed: %d trials", r->id, r->ntrials);
+}
+
+/* ---- starting a trial ----------------------------------------------------------------- */
+
+typedef struct launch {
+    sweeps *w;
+    char sweep[STORE_ID_LEN];
+    int trial;
+    cJSON *spec;                 /* taken by job_submit */
+    submit_outcome out;
+} launch;
+
+static void launch_work(void *arg)
+{
+    launch *l = arg;
+    submit_link link = {l->sweep, l->trial};
+    uv_mutex_lock(&l->w->mu);
+    job_submit(&l->w->db, l->w->d->opts, l->spec, &link, &l->out);
+    uv_mutex_unlock(&l->w->mu);
+    l->spec = NULL;
+}
+
+static void launch_after(void *arg)
+{
+    launch *l = arg;
+    sweeps *w = l->w;
+    daemon_t *d = w->d;
+    sweep_run *r = find_run(w, l->sweep);
+    sweep_trial *t = r ? &r->trials[l->trial] : NULL;
+    if (!t || t->state != TRIAL_LAUNCHING) {
+        /* The sweep went away meanwhile (deleted): a job made for it goes too. */
+        if (l->out.kind == SUBMIT_OK)
+            job_submit_undo(&d->store, l->out.id);
+        free(l);
+        return;
+    }
+    if (l->out.kind == SUBMIT_OK && d->phase == PHASE_SERVING && !r->cancelled &&
+        jobs_enqueue(&d->jobs, l->out.id) == 0) {
+        uv_mutex_lock(&w->mu);
+        snprintf(t->job, sizeof t->job, "%s", l->out.id);
+        t->state = TRIAL_ACTIVE;
+        uv_mutex_unlock(&w->mu);
+        emit(w, r, "trial_started", l->trial);
+        jobs_emit_state(&d->jobs, t->job, "queued", NULL);
+    } else if (l->out.kind == SUBMIT_OK) {
+        /* Stored but not queued (stopping, cancelled or out of memory): taken back, and
+         * started again later unless the sweep is over. */
+        job_submit_undo(&d->store, l->out.id);
+        t->state = r->cancelled ? TRIAL_ENDED : TRIAL_PENDING;
+    } else if (l->out.kind == SUBMIT_INVALID || l->out.kind == SUBMIT_UNPROCESSABLE) {
+        /* This trial's values make a job that cannot run: say why, go on with the next. */
+        const an_err *e = &l->out.errs[0];
+        snprintf(t->error, sizeof t->error, "%s%s%s", e->field, e->field[0] ? ": " : "",
+                 e->message);
+        t->state = TRIAL_ENDED;
+        daemon_log(LOG_WARN, "sweep %s: trial %d cannot run: %s", r->id, l->trial, t->error);
+        emit(w, r, "trial_failed", l->trial);
+    } else {
+        /* The store or memory: tried again by the next pump. */
+        t->state = TRIAL_PENDING;
+        daemon_log(LOG_WARN, "sweep %s: trial %d not started yet: %s", r->id, l->trial,
+                   l->out.errs[0].message);
+    }
+    free(l);
+    check_done(w, r);
+}
+
+/* Queues the start of trial k (its job made on a request thread). */
+static int launch_trial(sweeps *w, sweep_run *r, int k)
+{
+    launch *l = calloc(1, sizeof *l);
+    if (!l)
+        return -ENOMEM;
+    l->w = w;
+    snprintf(l->sweep, sizeof l->sweep, "%s", r->id);
+    l->trial = k;
+    an_err e;
+    cJSON *params = cJSON_GetArrayItem(r->params, k);
+    if (sweep_apply(r->spec.base, params, &l->spec, &e) != 0) {
+        snprintf(r->trials[k].error, sizeof r->trials[k].error, "%s: %s", e.field, e.message);
+        r->trials[k].state = TRIAL_ENDED;
+        free(l);
+        return 0;
+    }
+    /* Trials are told apart by name in lists: "<sweep name> #k". */
+    char name[sizeof r->spec.name + 16];
+    snprintf(name, sizeof name, "%s #%d", r->spec.name[0] ? r->spec.name : r->id, k);
+    cJSON_DeleteItemFromObjectCaseSensitive(l->spec, "name");
+    cJSON_AddStringToObject(l->spec, "name", name);
+    int rc = workq_push(&w->d->quick, launch_work, launch_after, l);
+    if (rc) {
+        cJSON_Delete(l->spec);
+        free(l);
+        return rc;
+    }
+    r->trials[k].state = TRIAL_LAUNCHING;
+    return 0;
+}
+
+void sweeps_pump(sweeps *w)
+{
+    if (w->d->phase != PHASE_SERVING)
+        return;
+    for (sweep_run *r = w->list; r; r = r->next_run) {
+        if (r->done || r->cancelled)
+            continue;
+        int busy = 0;
+        for (int k = 0; k < r->ntrials; k++)
+            busy += r->trials[k].state == TRIAL_ACTIVE || r->trials[k].state == TRIAL_LAUNCHING;
+        for (int k = 0; k < r->ntrials && busy < r->spec.max_concurrent; k++) {
+            if (r->trials[k].state != TRIAL_PENDING)
+                continue;
+            if (launch_trial(w, r, k) != 0)
+                break; /* the request queue is full: the next pump tries again */
+            if (r->trials[k].state == TRIAL_LAUNCHING)
+                busy++;
+        }
+        check_done(w, r);
+    }
+}
+
+void sweeps_job_state(sweeps *w, const char *job, const char *state)
+{
+    int k;
+    sweep_run *r = find_trial(w, job, &k);
+    if (!r)
+        return;
+    int active = strcmp(state, "queued") == 0 || strcmp(state, "running") == 0;
+    int was = r->trials[k].state;
+    uv_mutex_lock(&w->mu);
+    r->trials[k].state = active ? TRIAL_ACTIVE : TRIAL_ENDED;
+    uv_mutex_unlock(&w->mu);
+    if (was == TRIAL_ACTIVE && !active)
+        emit(w, r, strcmp(state, "stopped") == 0 ? "trial_stopped" : "trial_ended", k);
+    if (r->done && active && !r->cancelled) {
+        /* A trial resumed after the sweep completed: the sweep runs again until it ends. */
+        r->done = 0;
+        save_state(w, r->id, "running");
+    }
+    check_done(w, r);
+    sweeps_pump(w);
+}
+
+int sweeps_cancel(sweeps *w, const char *id, char (**jobs)[STORE_ID_LEN], size_t *n)
+{
+    *jobs = NULL;
+    *n = 0;
+    sweep_run *r = find_run(w, id);
+    if (!r || r->cancelled || r->done)
+        return -ENOENT;
+    *jobs = calloc((size_t)r->ntrials + 1, STORE_ID_LEN);
+    if (!*jobs)
+        return -ENOMEM;
+    r->cancelled = 1;
+    r->done = 1;
+    for (int k = 0; k < r->ntrials; k++) {
+        if (r->trials[k].state == TRIAL_ACTIVE)
+            snprintf((*jobs)[(*n)++], STORE_ID_LEN, "%s", r->trials[k].job);
+        if (r->trials[k].state == TRIAL_PENDING)
+            r->trials[k].state = TRIAL_ENDED;
+    }
+    emit(w, r, "cancelled", -1); /* the request that cancels records it in the store */
+    return 0;
+}
+
+/* ---- ASHA, from the workers ------------------------------------------------------------ */
+
+int sweeps_trial_rungs(sweeps *w, const char *job, int64_t total_steps, int64_t *rungs,
+                       int max)
+{
+    int k, n = 0;
+    uv_mutex_lock(&w->mu);
+    sweep_run *r = find_trial(w, job, &k);
+    if (r && r->spec.asha)
+        n = sweep_rungs(&r->spec, total_steps, rungs, max);
+    uv_mutex_unlock(&w->mu);
+    return n;
+}
+
+int sweeps_rung_reached(sweeps *w, const char *job, int64_t step, double loss, double val_loss,
+                        double val_acc)
+{
+    int k, go = 1;
+    uv_mutex_lock(&w->mu);
+    sweep_run *r = find_trial(w, job, &k);
+    if (!r || !r->spec.asha) {
+        uv_mutex_unlock(&w->mu);
+        return 1;
+    }
+    const char *m = r->spec.metric;
+    double value = strcmp(m, "loss") == 0 ? loss : strcmp(m, "val_acc") == 0 ? val_acc : val_loss;
+    /* A trial that reaches a rung again (resumed from an earlier checkpoint) keeps the
+     * decision it got the first time. */
+    for (size_t i = 0; i < r->nrungs; i++)
+        if (r->rungs[i].trial == k && r->rungs[i].step == step) {
+            go = r->rungs[i].continues;
+            uv_mutex_unlock(&w->mu);
+            return go;
+        }
+    double *earlier = malloc((r->nrungs + 1) * sizeof *earlier);
+    int count = 0;
+    for (size_t i = 0; earlier && i < r->nrungs; i++)
+        if (r->rungs[i].step == step)
+            earlier[count++] = r->rungs[i].value;
+    go = earlier ? sweep_asha_continues(earlier, count, value, r->spec.maximize, r->spec.eta) : 1;
+    free(earlier);
+    store_sweep_rung g = {k, step, value, (int64_t)r->nrungs + 1, go};
+    if (r->nrungs == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 16;
+        store_sweep_rung *grown = realloc(r->rungs, cap * sizeof *grown);
+        if (!grown) {
+            uv_mutex_unlock(&w->mu);
+            return 1; /* no room to record it: the trial goes on rather than stop unrecorded */
+        }
+        r->rungs = grown;
+        r->cap = cap;
+    }
+    an_err e;
+    if (store_sweep_rung_add(&w->db, r->id, &g, &e) != 0) {
+        daemon_log(LOG_WARN, "sweep %s: trial %d goes on past rung %lld unjudged: %s", r->id,
+                   k, (long long)step, e.message);
+        uv_mutex_unlock(&w->mu);
+        return 1;
+    }
+    r->rungs[r->nrungs++] = g;
+    char id[STORE_ID_LEN], metric[sizeof r->spec.metric];
+    snprintf(id, sizeof id, "%s", r->id);
+    snprintf(metric, sizeof metric, "%s", r->spec.metric);
+    uv_mutex_unlock(&w->mu);
+    daemon_log(LOG_INFO, "sweep %s: trial %d %s at rung %lld (%s %g)", id, k,
+               go ? "goes on" : "is stopped", (long long)step, metric, value);
+    return go;
+}
+
+double sweeps_metric_of(const sweep_spec *s, const cJSON *job)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(job, s->metric);
+    if (cJSON_IsNumber(v))
+        return v->valuedouble;
+    /* numbers printed exactly are raw text (core/jsonnum.h) */
+    if (cJSON_IsRaw(v) && v->valuestring && strcmp(v->valuestring, "null") != 0)
+        return strtod(v->valuestring, NULL);
+    return NAN;
+}

@@ -1,0 +1,105 @@
+/* sweeps — the sweeps this process drives: which trial starts next, and ASHA's decisions.
+ *
+ * A sweep (core/sweep.h) proposes its trials when it is made; they are stored with it. This
+ * module starts them as ordinary jobs, at most max_concurrent queued or running at once, in
+ * trial order, and starts the next whenever one ends (any final state; a trial the user
+ * pauses frees its place too). The sweep is completed once every trial has been started and
+ * none is queued or running; cancelling it cancels its queued and running trials and starts
+ * no more.
+ *
+ * ASHA runs inside the workers: a trial's worker asks for its rungs when it starts and, at
+ * each rung step, reports the trial's metric there; the decision (core/sweep.h's rule over
+ * every trial that reached that rung before) is recorded in the store before it is returned,
+ * and a stopped trial ends `stopped` with a checkpoint at the rung, so resuming it continues
+ * from there. The metric at a rung is the step's training loss for "loss", and the latest
+ * validation at or before the rung for "val_loss"/"val_acc" (none yet: NaN, ranked last).
+ *
+ * Threads: the list of sweeps and every trial's state change on the loop thread, under `mu`
+ * because workers read them; the rung records and the module's own store connection are
+ * used by workers and by the request threads that start trials, under `mu` as well. */
+#ifndef ANNEALD_SWEEPS_H
+#define ANNEALD_SWEEPS_H
+
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "core/sweep.h"
+#include "store/store.h"
+
+struct daemon;
+
+enum trial_state { TRIAL_PENDING, TRIAL_LAUNCHING, TRIAL_ACTIVE, TRIAL_ENDED };
+
+typedef struct sweep_trial {
+    int state;                   /* enum trial_state */
+    char job[STORE_ID_LEN];      /* its job once started */
+    char error[800];             /* why it could not be started ("" = it was) */
+} sweep_trial;
+
+typedef struct sweep_run {
+    char id[STORE_ID_LEN];
+    sweep_spec spec;
+    cJSON *params;               /* the trials' parameters: an array, trial k at k */
+    int ntrials;
+    sweep_trial *trials;
+    int next;                    /* the next trial to start */
+    int cancelled;
+    int done;                    /* completed or cancelled: nothing more to start */
+    store_sweep_rung *rungs;     /* the decisions taken, in order (mu) */
+    size_t nrungs, cap;
+    struct sweep_run *next_run;
+} sweep_run;
+
+typedef struct sweeps {
+    struct daemon *d;
+    uv_mutex_t mu;
+    store_t db;                  /* this module's connection (mu) */
+    int db_open;
+    sweep_run *list;
+} sweeps;
+
+int sweeps_init(sweeps *w, struct daemon *d);
+void sweeps_free(sweeps *w);
+
+/* Loads the running sweeps from the store (start-up, before the workers start). */
+int sweeps_recover(sweeps *w, an_err *err);
+
+/* A sweep just stored, read back for driving (any thread, with that thread's store); then
+ * sweeps_adopt (loop thread) starts driving it, or sweeps_drop frees it. */
+int sweeps_load(store_t *st, const char *id, sweep_run **out, an_err *err);
+void sweeps_adopt(sweeps *w, sweep_run *r);
+void sweeps_drop(sweep_run *r);
+
+/* Forgets a deleted sweep (loop thread). */
+void sweeps_forget(sweeps *w, const char *id);
+
+/* Copies the trials' start errors of a sweep this process drives (loop thread): a malloc'd
+ * array of ntrials strings of 800 bytes, NULL when it is not driven here. */
+char (*sweeps_trial_errors(sweeps *w, const char *id, int *ntrials))[800];
+
+/* Starts the trials that have room (loop thread). */
+void sweeps_pump(sweeps *w);
+
+/* A job changed state (loop thread; every `state` event passes here). */
+void sweeps_job_state(sweeps *w, const char *job, const char *state);
+
+/* Cancels a sweep (loop thread): no trial starts any more; its queued and running trials'
+ * ids are returned (malloc'd, *n of them) for the caller to cancel. -ENOENT when this process
+ * does not drive it (unknown, or already completed or cancelled). */
+int sweeps_cancel(sweeps *w, const char *id, char (**jobs)[STORE_ID_LEN], size_t *n);
+
+/* Worker: the rungs of job `job` if it is a trial of an ASHA sweep (0 otherwise). */
+int sweeps_trial_rungs(sweeps *w, const char *job, int64_t total_steps, int64_t *rungs,
+                       int max);
+
+/* Worker: job `job` reached rung `step` with this training loss and latest validation (NAN:
+ * none yet); the sweep's metric is taken from them. 1 = it goes on, 0 = it stops. */
+int sweeps_rung_reached(sweeps *w, const char *job, int64_t step, double loss, double val_loss,
+                        double val_acc);
+
+/* The sweep's metric of a trial from its job object: val_loss, val_acc or loss (NAN when
+ * null). */
+double sweeps_metric_of(const sweep_spec *s, const cJSON *job);
+
+#endif
