@@ -207,9 +207,10 @@ static cJSON *sweep_json(store_t *st, const store_sweep *row, const sweep_q *q, 
         }
         cJSON_AddItemToObject(o, "spec", body);
         body = NULL;
-        if (json_make_exact(cJSON_GetObjectItem(o, "spec")->child) != 0)
-            rc = an_failc(err, -ENOMEM, NULL, "out of memory");
     }
+    /* Every number as it reads back (a drawn lr is compared bit for bit with the job's). */
+    if (json_make_exact(o->child) != 0)
+        rc = an_failc(err, -ENOMEM, NULL, "out of memory");
 out:
     for (int k = 0; rows && k < row->ntrials; k++)
         cJSON_Delete(rows[k].json);

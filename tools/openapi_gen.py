@@ -48,7 +48,9 @@ S = {
            "last_checkpoint_step": {"type": ["integer", "null"]}, "error": {"type": ["string", "null"]},
            "warnings": {"type": "array", "items": {"type": "string"}},
            "spec": {"type": "object"}, "resume_from": {"type": ["object", "null"]},
-           "val_loss": num, "val_acc": num}},
+           "val_loss": num, "val_acc": num,
+           "sweep": {"type": ["string", "null"], "description": "The sweep the job is a trial of."},
+           "trial": {"type": ["integer", "null"], "description": "Its trial index there."}}},
  "JobList": {"type": "object", "required": ["jobs", "total"], "properties": {"jobs": {"type": "array", "items": ref("Job")}, "total": {"type": "integer"}}},
  "Metrics": {"type": "object", "required": ["step", "loss", "lr"], "properties": {
    "step": {"type": "array", "items": {"type": "integer"}}, "loss": numarr, "lr": {"type": "array", "items": numarr},
@@ -116,6 +118,42 @@ paths = {
  "/v1/lr_finder": {"post": {"summary": "Start a learning-rate sweep of a job spec", "requestBody": body(ref("LrFinderRequest"), "A finder request."),
    "responses": {"201": resp("The sweep's job (kind lr_finder).", ref("Job")), **errs(400, 401, 403, 413, 415, 422, 503)}}},
 }
+# ---- sweeps (docs/EXPERIMENTS.md) ----
+swid = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}, "description": "A sweep id (s_000001)."}
+S["SweepRequest"] = {"type": "object", "required": ["base", "parameters"], "properties": {
+  "name": {"type": "string"}, "base": ref("JobSpec"),
+  "parameters": {"type": "object", "description": "JSON paths of the spec to the values to try: a list, {\"uniform\": [lo, hi]} or {\"log_uniform\": [lo, hi]}.",
+                 "additionalProperties": {"oneOf": [{"type": "array"}, {"type": "object"}]}},
+  "search": {"enum": ["grid", "random"]}, "trials": {"type": "integer", "minimum": 1, "maximum": 1000},
+  "metric": {"enum": ["val_loss", "val_acc", "loss"]}, "mode": {"enum": ["min", "max"]},
+  "max_concurrent": {"type": "integer", "minimum": 1}, "seed": {"type": "integer"},
+  "early_stopping": {"type": "object", "required": ["type", "min_steps"], "properties": {
+    "type": {"enum": ["asha"]}, "min_steps": {"type": "integer", "minimum": 1}, "reduction_factor": {"type": "integer", "minimum": 2}}}}}
+S["SweepTrial"] = {"type": "object", "required": ["trial", "params", "job", "state", "metric"], "properties": {
+  "trial": {"type": "integer"}, "params": {"type": "object"}, "job": {"type": ["string", "null"]},
+  "state": {"type": "string", "description": "The job's state, or pending (not started yet) or not_started (its values make a job that cannot run: see error)."},
+  "metric": num, "step": {"type": "integer"}, "stopped_at": {"type": ["integer", "null"]}, "error": {"type": ["string", "null"]}}}
+S["Sweep"] = {"type": "object", "required": ["id", "name", "state", "metric", "mode", "trial_count", "best"], "properties": {
+  "id": {"type": "string"}, "name": {"type": "string"}, "state": {"enum": ["running", "completed", "cancelled"]},
+  "created_at": {"type": "string"}, "finished_at": {"type": ["string", "null"]},
+  "search": {"enum": ["grid", "random"]}, "metric": {"type": "string"}, "mode": {"enum": ["min", "max"]},
+  "max_concurrent": {"type": "integer"}, "early_stopping": {"type": ["object", "null"]},
+  "trial_count": {"type": "integer"}, "trials_started": {"type": "integer"},
+  "best": {"oneOf": [ref("SweepTrial"), {"type": "null"}]},
+  "trials": {"type": "array", "items": ref("SweepTrial"), "description": "Completed trials first, each group best first."},
+  "rungs": {"type": "array", "items": {"type": "object", "required": ["seq", "step", "trial", "value", "continues"], "properties": {
+    "seq": {"type": "integer"}, "step": {"type": "integer"}, "trial": {"type": "integer"}, "value": num, "continues": {"type": "boolean"}}}},
+  "spec": {"type": "object"}}}
+S["SweepList"] = {"type": "object", "required": ["sweeps", "total"], "properties": {"sweeps": {"type": "array", "items": ref("Sweep")}, "total": {"type": "integer"}}}
+paths["/v1/sweeps"] = {
+  "post": {"summary": "Start a sweep: trials over JSON paths of a job spec, with ASHA early stopping", "requestBody": body(ref("SweepRequest"), "A sweep."),
+           "responses": {"201": resp("The sweep with every trial it will run.", ref("Sweep")), **errs(400, 401, 403, 413, 415, 503)}},
+  "get": {"summary": "List sweeps, newest first", "responses": {"200": resp("The sweeps (without their trials).", ref("SweepList")), **errs(401, 503)}}}
+paths["/v1/sweeps/{id}"] = {"parameters": [swid],
+  "get": {"summary": "One sweep: its trials best first, the best trial and ASHA's decisions", "responses": {"200": resp("The sweep.", ref("Sweep")), **errs(401, 404, 503)}},
+  "delete": {"summary": "Remove an ended sweep with its trial jobs", "responses": {"204": {"description": "Removed."}, **errs(401, 404, 409, 503)}}}
+paths["/v1/sweeps/{id}/cancel"] = {"parameters": [swid], "post": {"summary": "Cancel its queued and running trials and start no more", "responses": {"200": resp("The sweep.", ref("Sweep")), **errs(401, 403, 404, 409, 415, 503)}}}
+
 doc = {"openapi": "3.1.0",
        "info": {"title": "anneald", "version": "2", "description": "The HTTP API of anneald, the training daemon (docs/API.md). Every error answer has the Error body."},
        "servers": [{"url": "http://127.0.0.1:8470"}],

@@ -1,0 +1,275 @@
+// End-to-end tests of sweeps (/v1/sweeps): a random ASHA sweep on the digits MLP checked
+// decision by decision against the rule and the recorded metrics, the same proposals on a
+// second submission, cancel and delete, a restart in the middle, events, and bad input.
+import {test} from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import {api, heavyJob, readEvents, removeDir, startDaemon, tmpDir, waitFor, waitJob, withDaemon} from './lib.mjs';
+
+const dir = tmpDir('anneald-sweeps-');
+process.on('exit', () => removeDir(dir));
+for (const sub of ['asha', 'grid', 'cancel', 'restart', 'bad']) fs.mkdirSync(`${dir}/${sub}`);
+
+const DIGITS = {
+  seed: 7,
+  model: {type: 'mlp', inputs: 64, hidden: [32], outputs: 10},
+  loss: 'cross_entropy', data: {type: 'builtin', name: 'digits'}, steps: 600,
+  validation: {fraction: 0.2, every_steps: 50},
+  checkpoint: {every_steps: 1000, keep_last: 2},
+  ds_config: {train_batch_size: 32, optimizer: {type: 'AdamW', params: {lr: 0.001, weight_decay: 0.01}}},
+};
+
+const ASHA_SWEEP = {
+  name: 'digits-lr',
+  base: DIGITS,
+  parameters: {
+    'ds_config.optimizer.params.lr': {log_uniform: [1e-4, 1e-1]},
+    'ds_config.optimizer.params.weight_decay': [0, 0.01, 0.1],
+  },
+  search: 'random', trials: 12, metric: 'val_loss', mode: 'min', max_concurrent: 2,
+  early_stopping: {type: 'asha', min_steps: 50, reduction_factor: 3},
+};
+
+// ASHA's rule (docs/EXPERIMENTS.md): rank among the earlier values at this rung, itself
+// included, ties to the earlier ones, NaN last; goes on within ceil(count / eta).
+function ashaContinues(earlier, value, eta, maximize) {
+  const better = (a, b) => (Number.isNaN(b) ? !Number.isNaN(a) : !Number.isNaN(a) && (maximize ? a > b : a < b));
+  let rank = 1;
+  for (const e of earlier) if (!better(value, e)) rank++;
+  return rank <= Math.ceil((earlier.length + 1) / eta);
+}
+
+const waitSweep = (url, id, pred, ms = 120000) => waitFor(async () => {
+  const r = await api(url, 'GET', `/v1/sweeps/${id}`);
+  return r.status === 200 && pred(r.json) ? r.json : null;
+}, {timeoutMs: ms, intervalMs: 50, what: `sweep ${id}`});
+
+test('a random ASHA sweep on digits stops trials exactly as the rule says, and the same sweep proposes the same trials', async () => {
+  await withDaemon({dir: `${dir}/asha`, args: ['--workers', '2']}, async (d) => {
+    const events = readEvents(d.url, '/v1/events', {
+      until: (ev) => ev.some((e) => e.event === 'sweep' && e.data.event === 'completed'), timeoutMs: 120000,
+    });
+    const c = await api(d.url, 'POST', '/v1/sweeps', ASHA_SWEEP);
+    assert.equal(c.status, 201, c.text);
+    const id = c.json.id;
+    assert.match(id, /^s_\d{6}$/);
+    assert.equal(c.json.trial_count, 12);
+    assert.equal(c.json.trials.length, 12);
+    const proposed = new Map(c.json.trials.map((t) => [t.trial, t.params]));
+    for (const p of proposed.values()) {
+      const lr = p['ds_config.optimizer.params.lr'];
+      assert.ok(lr >= 1e-4 && lr < 1e-1, `lr ${lr}`);
+      assert.ok([0, 0.01, 0.1].includes(p['ds_config.optimizer.params.weight_decay']));
+    }
+
+    const s = await waitSweep(d.url, id, (x) => x.state === 'completed');
+    assert.equal(s.trials_started, 12);
+    const eta = 3, rungs = [50, 150, 450];
+    // Every decision, in the order taken, against the rule and the trial's recorded metric.
+    const byTrial = new Map(s.trials.map((t) => [t.trial, t]));
+    const seen = new Map();
+    const valOf = new Map();
+    for (const t of s.trials) {
+      assert.deepEqual(t.params, proposed.get(t.trial), 'the trial ran with the parameters proposed');
+      const job = (await api(d.url, 'GET', `/v1/jobs/${t.job}`)).json;
+      assert.equal(job.sweep, id);
+      assert.equal(job.trial, t.trial);
+      assert.equal(job.spec.ds_config.optimizer.params.lr, t.params['ds_config.optimizer.params.lr']);
+      const m = (await api(d.url, 'GET', `/v1/jobs/${t.job}/metrics`)).json;
+      valOf.set(t.trial, m);
+    }
+    assert.deepEqual(s.rungs.map((g) => g.seq), s.rungs.map((_, i) => i + 1));
+    for (const g of s.rungs) {
+      assert.ok(rungs.includes(g.step), `rung ${g.step}`);
+      const m = valOf.get(g.trial);
+      const k = m.val_step.lastIndexOf(g.step);
+      assert.ok(k >= 0, `trial ${g.trial} validated at rung ${g.step}`);
+      assert.equal(g.value, m.val_loss[k], `trial ${g.trial}'s val_loss at ${g.step}`);
+      const earlier = seen.get(g.step) || [];
+      assert.equal(g.continues, ashaContinues(earlier, g.value, eta, false),
+                   `decision ${g.seq}: trial ${g.trial} at ${g.step} (${g.value} among ${earlier})`);
+      seen.set(g.step, [...earlier, g.value]);
+    }
+    let stopped = 0;
+    for (const t of s.trials) {
+      const mine = s.rungs.filter((g) => g.trial === t.trial);
+      if (t.state === 'stopped') {
+        stopped++;
+        const last = mine[mine.length - 1];
+        assert.equal(last.continues, false);
+        assert.equal(t.stopped_at, last.step);
+        assert.equal(t.step, last.step, 'a stopped trial ends at its rung');
+        assert.ok(mine.slice(0, -1).every((g) => g.continues));
+        assert.deepEqual(mine.map((g) => g.step), rungs.slice(0, mine.length));
+      } else {
+        assert.equal(t.state, 'completed');
+        assert.equal(t.step, 600);
+        assert.equal(t.stopped_at, null);
+        assert.deepEqual(mine.map((g) => g.step), rungs);
+        assert.ok(mine.every((g) => g.continues));
+      }
+    }
+    assert.ok(stopped >= 4, `${stopped} trials stopped`); // the first at each rung always goes on
+    // The leaderboard: completed first, best val_loss first; best is its head.
+    const done = s.trials.filter((t) => t.state === 'completed');
+    const sorted = [...done].sort((a, b) => a.metric - b.metric || a.trial - b.trial);
+    assert.deepEqual(s.trials.slice(0, done.length).map((t) => t.trial), sorted.map((t) => t.trial));
+    assert.equal(s.best.trial, sorted[0].trial);
+    assert.deepEqual(s.best.params, proposed.get(sorted[0].trial));
+    const bestJob = (await api(d.url, 'GET', `/v1/jobs/${s.best.job}`)).json;
+    assert.equal(s.best.metric, bestJob.val_loss);
+
+    const ev = (await events).filter((e) => e.event === 'sweep' && e.data.id === id);
+    assert.equal(ev.filter((e) => e.data.event === 'trial_started').length, 12);
+    assert.equal(ev.filter((e) => e.data.event === 'trial_stopped').length, stopped);
+    assert.equal(ev[ev.length - 1].data.event, 'completed');
+
+    // A stopped trial is resumable: it continues from its rung to the end.
+    const st = s.trials.find((t) => t.state === 'stopped');
+    const r = await api(d.url, 'POST', `/v1/jobs/${st.job}/resume`, {});
+    assert.equal(r.status, 200, r.text);
+    const fin = await waitJob(d.url, st.job, (j) => j.state === 'completed' || j.state === 'stopped');
+    assert.ok(fin.step > st.step, `resumed from ${st.step} to ${fin.step}`);
+    assert.equal(byTrial.get(st.trial).job, st.job);
+
+    // The same sweep again: the same trials, in the same order.
+    const c2 = await api(d.url, 'POST', '/v1/sweeps', ASHA_SWEEP);
+    assert.equal(c2.status, 201);
+    assert.notEqual(c2.json.id, id);
+    assert.deepEqual(c2.json.trials.map((t) => [t.trial, t.params]), [...proposed.entries()]);
+    await waitSweep(d.url, c2.json.id, (x) => x.state === 'completed');
+    const list = await api(d.url, 'GET', '/v1/sweeps');
+    assert.equal(list.status, 200);
+    assert.deepEqual(list.json.sweeps.map((x) => x.id), [c2.json.id, id]);
+    assert.equal(list.json.sweeps[0].trials, undefined, 'the list leaves the trials out');
+  });
+});
+
+test('grid search runs every combination once, max_concurrent at a time', async () => {
+  await withDaemon({dir: `${dir}/grid`, args: ['--workers', '3']}, async (d) => {
+    const body = {
+      name: 'grid', base: {...DIGITS, steps: 100, validation: undefined},
+      parameters: {'ds_config.optimizer.params.lr': [0.001, 0.01], 'model.hidden[0]': [8, 16, 32]},
+      metric: 'loss', max_concurrent: 1,
+    };
+    delete body.base.validation;
+    const c = await api(d.url, 'POST', '/v1/sweeps', body);
+    assert.equal(c.status, 201, c.text);
+    assert.equal(c.json.search, 'grid');
+    assert.equal(c.json.trial_count, 6);
+    const combos = c.json.trials.sort((a, b) => a.trial - b.trial).map((t) => t.params);
+    assert.deepEqual(combos, [0.001, 0.01].flatMap((lr) => [8, 16, 32].map((h) => ({
+      'ds_config.optimizer.params.lr': lr, 'model.hidden[0]': h}))));
+    const s = await waitSweep(d.url, c.json.id, (x) => x.state === 'completed');
+    // one at a time: each trial started after the previous one finished
+    const jobs = [];
+    for (const t of s.trials.sort((a, b) => a.trial - b.trial)) {
+      const j = (await api(d.url, 'GET', `/v1/jobs/${t.job}`)).json;
+      assert.equal(j.state, 'completed');
+      assert.equal(j.spec.model.hidden[0], t.params['model.hidden[0]']);
+      assert.equal(j.name, `grid #${t.trial}`);
+      jobs.push(j);
+    }
+    for (let i = 1; i < jobs.length; i++) assert.ok(jobs[i].started_at >= jobs[i - 1].finished_at);
+    assert.equal(s.best.metric, Math.min(...s.trials.map((t) => t.metric)));
+  });
+});
+
+test('cancel stops the running trial and starts no more; delete removes the sweep and its jobs', async () => {
+  await withDaemon({dir: `${dir}/cancel`, args: ['--workers', '2']}, async (d) => {
+    const c = await api(d.url, 'POST', '/v1/sweeps', {
+      name: 'long', base: heavyJob(), max_concurrent: 1, metric: 'loss',
+      parameters: {'ds_config.optimizer.params.lr': [0.001, 0.002, 0.003]},
+    });
+    assert.equal(c.status, 201, c.text);
+    const id = c.json.id;
+    const s = await waitSweep(d.url, id, (x) => x.trials.some((t) => t.state === 'running'));
+    const running = s.trials.find((t) => t.state === 'running');
+    assert.equal(s.trials.filter((t) => t.job).length, 1, 'one trial at a time');
+    const del = await api(d.url, 'DELETE', `/v1/sweeps/${id}`);
+    assert.equal(del.status, 409, 'a running sweep cannot be deleted');
+    assert.match(del.json.error.message, /cancel it first/);
+    const x = await api(d.url, 'POST', `/v1/sweeps/${id}/cancel`, {});
+    assert.equal(x.status, 200, x.text);
+    assert.equal(x.json.state, 'cancelled');
+    await waitJob(d.url, running.job, (j) => j.state === 'cancelled');
+    const after = await waitSweep(d.url, id, (y) => y.trials.every((t) => t.state !== 'running'));
+    assert.equal(after.trials.filter((t) => t.job).length, 1, 'no trial started after the cancel');
+    assert.deepEqual(after.trials.filter((t) => !t.job).map((t) => t.state), ['pending', 'pending']);
+    assert.equal((await api(d.url, 'POST', `/v1/sweeps/${id}/cancel`, {})).status, 409);
+    const rm = await api(d.url, 'DELETE', `/v1/sweeps/${id}`);
+    assert.equal(rm.status, 204);
+    assert.equal((await api(d.url, 'GET', `/v1/sweeps/${id}`)).status, 404);
+    assert.equal((await api(d.url, 'GET', `/v1/jobs/${running.job}`)).status, 404);
+    assert.equal((await api(d.url, 'DELETE', `/v1/sweeps/${id}`)).status, 404);
+  });
+});
+
+test('a sweep goes on after a restart where it was', async () => {
+  const sdir = `${dir}/restart`;
+  const body = {
+    name: 'across', base: heavyJob({steps: 1500, checkpoint: {every_steps: 500, keep_last: 2}}),
+    max_concurrent: 1, metric: 'loss', parameters: {'ds_config.optimizer.params.lr': [0.001, 0.002, 0.003]},
+  };
+  let id;
+  let d = await startDaemon({dir: sdir, args: ['--workers', '1']});
+  try {
+    const c = await api(d.url, 'POST', '/v1/sweeps', body);
+    assert.equal(c.status, 201, c.text);
+    id = c.json.id;
+    await waitSweep(d.url, id, (x) => x.trials.some((t) => t.state === 'running'));
+  } finally {
+    const ex = await d.stop();
+    assert.equal(ex.code, 0);
+  }
+  d = await startDaemon({dir: sdir, args: ['--workers', '1']});
+  try {
+    const s = await waitSweep(d.url, id, (x) => x.state === 'completed');
+    assert.equal(s.trials_started, 3);
+    assert.ok(s.trials.every((t) => t.state === 'completed' && t.step === 1500), JSON.stringify(s.trials));
+  } finally {
+    await d.stop();
+  }
+});
+
+test('bad sweeps are refused naming the field, and nothing is stored', async () => {
+  await withDaemon({dir: `${dir}/bad`, args: ['--max-body-json', '65536']}, async (d) => {
+    const good = {base: {...DIGITS}, parameters: {'ds_config.optimizer.params.lr': [0.01, 0.1]}, metric: 'loss'};
+    const cases = [
+      ['{"base": ', 'body'],
+      [{parameters: good.parameters}, 'base'],
+      [{base: good.base}, 'parameters'],
+      [{...good, base: {...DIGITS, model: {type: 'mlp', inputs: 64, hidden: [-1], outputs: 10}}}, 'base.model.hidden[0]'],
+      [{...good, parameters: {'ds_config.optimizer.params.nope': [1, 2]}}, 'parameters.ds_config.optimizer.params.nope'],
+      [{...good, parameters: {'ds_config.optimizer.params.lr': {log_uniform: [0, 1]}}}, 'parameters.ds_config.optimizer.params.lr.log_uniform'],
+      [{...good, parameters: {'ds_config.optimizer.params.lr': {uniform: [0.2, 0.1]}}, search: 'random'}, 'parameters.ds_config.optimizer.params.lr.uniform'],
+      [{...good, trials: 'many'}, 'trials'],
+      [{...good, search: 'random', trials: 0}, 'trials'],
+      [{...good, max_concurrent: 0}, 'max_concurrent'],
+      [{...good, metric: 'accuracy'}, 'metric'],
+      [{...good, metric: 'val_loss', base: {...DIGITS, validation: undefined}}, 'metric'],
+      [{...good, early_stopping: {type: 'asha'}}, 'early_stopping.min_steps'],
+      [{...good, early_stopping: {type: 'hyperband', min_steps: 10}}, 'early_stopping.type'],
+      [{...good, colour: 'red'}, 'colour'],
+    ];
+    for (const [body, field] of cases) {
+      const b = typeof body === 'object' && body.base && body.base.validation === undefined
+        ? {...body, base: Object.fromEntries(Object.entries(body.base).filter(([, v]) => v !== undefined))} : body;
+      const r = typeof b === 'string'
+        ? await api(d.url, 'POST', '/v1/sweeps', b, {'Content-Type': 'application/json'})
+        : await api(d.url, 'POST', '/v1/sweeps', b);
+      assert.equal(r.status, 400, `${field}: ${r.text}`);
+      assert.equal(r.json.error.field, field, r.text);
+      assert.ok(r.json.error.message.length > 10);
+    }
+    const big = {...good, name: 'x'.repeat(70000)};
+    assert.equal((await api(d.url, 'POST', '/v1/sweeps', big)).status, 413);
+    assert.equal((await api(d.url, 'POST', '/v1/sweeps', 'x=1', {'Content-Type': 'text/plain'})).status, 415);
+    assert.equal((await api(d.url, 'GET', '/v1/sweeps/s_999999')).status, 404);
+    assert.equal((await api(d.url, 'POST', '/v1/sweeps/s_999999/cancel', {})).status, 404);
+    assert.equal((await api(d.url, 'DELETE', '/v1/sweeps/nope')).status, 404);
+    const list = await api(d.url, 'GET', '/v1/sweeps');
+    assert.deepEqual(list.json, {sweeps: [], total: 0});
+    assert.equal((await api(d.url, 'GET', '/v1/jobs')).json.total, 0);
+  });
+});
