@@ -11,7 +11,7 @@
 int st_migrate_sweeps(store_t *s, an_err *err)
 {
     return st_exec(s,
-                   "CREATE TABLE sweeps("
+                   "CREATE TABLE IF NOT EXISTS sweeps("
                    "  num INTEGER PRIMARY KEY,"      /* from seq 'sweep' */
                    "  id TEXT NOT NULL UNIQUE,"
                    "  name TEXT NOT NULL,"
@@ -24,13 +24,13 @@ int st_migrate_sweeps(store_t *s, an_err *err)
                    ");"
                    /* A job is a trial of at most one sweep; a sweep's trial at most one job.
                     * Deleting the job unlinks it (its sweep shows the trial as not run). */
-                   "CREATE TABLE sweep_jobs("
+                   "CREATE TABLE IF NOT EXISTS sweep_jobs("
                    "  job INTEGER PRIMARY KEY REFERENCES jobs(num) ON DELETE CASCADE,"
                    "  sweep INTEGER NOT NULL REFERENCES sweeps(num) ON DELETE CASCADE,"
                    "  trial INTEGER NOT NULL,"
                    "  UNIQUE(sweep, trial)"
                    ");"
-                   "CREATE TABLE sweep_rungs("
+                   "CREATE TABLE IF NOT EXISTS sweep_rungs("
                    "  sweep INTEGER NOT NULL REFERENCES sweeps(num) ON DELETE CASCADE,"
                    "  trial INTEGER NOT NULL,"
                    "  step INTEGER NOT NULL,"

@@ -222,7 +222,7 @@ static void test_create_rejects_bad_input(void **state)
     assert_int_equal(st, STORE_PAUSED);
     assert_int_equal(store_state_parse("Paused", &st, &e), -EINVAL);
     assert_int_equal(store_state_parse(NULL, &st, &e), -EINVAL);
-    assert_null(store_state_name((store_job_state)6));
+    assert_null(store_state_name((store_job_state)STORE_NSTATES));
 }
 
 static void test_list_filters_paging_order(void **state)

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "store_fixture.h"
 
@@ -200,6 +201,28 @@ static void test_stopped_state(void **state)
     assert_int_equal(store_job_delete(&f->s, id, &e), 0); /* deletable like a finished job */
 }
 
+/* A store of the schema before sweeps opens with the sweep tables and its jobs readable. */
+static void test_migration_from_v3(void **state)
+{
+    fixture *f = *state;
+    an_err e;
+    char id[STORE_ID_LEN], s[STORE_ID_LEN];
+    assert_int_equal(make_job(&f->s, "old", NULL, id), 0);
+    assert_int_equal(sqlite3_exec(f->s.db,
+                                  "DROP TABLE sweep_rungs; DROP TABLE sweep_jobs;"
+                                  "DROP TABLE sweeps; PRAGMA user_version=3;",
+                                  NULL, NULL, NULL), SQLITE_OK);
+    store_close(&f->s);
+    assert_int_equal(store_open(&f->s, f->path, &e), 0);
+    store_job j;
+    assert_int_equal(store_job_get(&f->s, id, &j, &e), 0);
+    assert_int_equal(j.trial, -1);
+    store_job_free(&j);
+    assert_int_equal(store_sweep_create(&f->s, "new", "{}", "[{}]", 1, s, &e), 0);
+    char t[STORE_ID_LEN];
+    make_trial(f, s, 0, t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -208,6 +231,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rungs_in_order, fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_delete, fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_stopped_state, fixture_setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_migration_from_v3, fixture_setup, fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
