@@ -90,7 +90,7 @@ export async function download(path, filename) {
 }
 
 // The page's single EventSource. Opening a new stream closes the previous one, so a route
-// change never leaves a stream behind. handlers: {state, progress, checkpoint, open}.
+// change never leaves a stream behind. handlers: {state, progress, checkpoint, sweep, open}.
 let current = null;
 
 export function openEvents(path, handlers) {
@@ -100,7 +100,7 @@ export function openEvents(path, handlers) {
   const es = new EventSource(url);
   const me = {es, closed: false};
   current = me;
-  for (const name of ['state', 'progress', 'checkpoint']) {
+  for (const name of ['state', 'progress', 'checkpoint', 'sweep']) {
     es.addEventListener(name, (ev) => {
       if (!handlers[name]) return;
       let data;

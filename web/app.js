@@ -1,5 +1,5 @@
 // The dashboard's entry point: hash routing between the pages (#/jobs, #/job/ID, #/compare,
-// #/new, #/lrfinder/ID). Each page module exports mount(root, route) and returns its clean-up function; the
+// #/new, #/lrfinder/ID, #/sweeps, #/sweep/ID). Each page module exports mount(root, route) and returns its clean-up function; the
 // router closes the page's event stream and charts before the next page mounts.
 import {parseHash, toast} from './util.js';
 import {closeEvents} from './api.js';
@@ -8,8 +8,9 @@ import * as job from './job.js';
 import * as compare from './compare.js';
 import * as newjob from './newjob.js';
 import * as lrfinder from './lrfinder.js';
+import * as sweeps from './sweeps.js';
 
-const pages = {jobs, job, compare, new: newjob, lrfinder};
+const pages = {jobs, job, compare, new: newjob, lrfinder, sweeps, sweep: sweeps};
 const root = document.getElementById('app');
 let cleanup = null;
 
@@ -32,7 +33,8 @@ function route() {
   root.replaceChildren();
   for (const a of document.querySelectorAll('#nav a')) {
     a.classList.toggle('active', a.dataset.route === r.parts[0] ||
-                                 (a.dataset.route === 'jobs' && r.parts[0] === 'job'));
+                                 (a.dataset.route === 'jobs' && r.parts[0] === 'job') ||
+                                 (a.dataset.route === 'sweeps' && r.parts[0] === 'sweep'));
   }
   cleanup = pages[r.parts[0]].mount(root, r) || null;
 }

@@ -102,7 +102,7 @@ export function lrSeries(labels, groups) {
 
 export const XMODES = {step: 'step', elapsed: 'elapsed time', wall: 'wall clock'};
 
-// A chart in `el`. opts: {name (key in window.__anneald.charts), title, xmode, logX, logY,
+// A chart in `el`. opts: {name (key in window.__anneald.charts), title, xmode, xLabel, logX, logY,
 // height, series: [{label, color, width, dash, points, scale, show}], yLabel, y2Label,
 // onZoom(xmin, xmax), onReset(), onDraw()}.
 export class LineChart {
@@ -165,7 +165,7 @@ export class LineChart {
     const xIsTime = o.xmode === 'wall';
     const logX = o.logX && !xIsTime;
     const hasY2 = o.series.some((s) => s.scale === 'y2');
-    const series = [{label: XMODES[o.xmode] || o.xmode, // also 'lr': the lr finder's x
+    const series = [{label: o.xLabel || XMODES[o.xmode] || o.xmode, // also 'lr': the lr finder's x
                      value: (u, v) => (v == null ? '—' : xIsTime ? new Date(v * 1000).toLocaleTimeString()
                                         : o.xmode === 'elapsed' ? fmtElapsed(v)
                                         : o.xmode === 'lr' ? fmtTick(v) : fmtStep(v))}];

@@ -1,0 +1,108 @@
+// Sweeps in the dashboard (headless Chromium): the Sweeps page starts a sweep from its editor
+// (a bad one shows the field at fault and starts nothing), the sweep's page fills in live as
+// trials run: the trials table in the API's order, a metric curve per trial, a scatter per
+// parameter, the best trial; Cancel and Delete work from there.
+import {test} from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import {chromium} from 'playwright-core';
+import {api, heavyJob, removeDir, tmpDir, waitFor, withDaemon} from './lib.mjs';
+
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+              '--disable-component-update', '--no-first-run', '--disable-quic', '--disable-sync'];
+const SHOTS = 'build/screenshots';
+
+const SWEEP = {
+  name: 'browser-sweep',
+  base: {
+    seed: 7, model: {type: 'mlp', inputs: 64, hidden: [16], outputs: 10}, loss: 'cross_entropy',
+    data: {type: 'builtin', name: 'digits'}, steps: 450, validation: {fraction: 0.2, every_steps: 50},
+    ds_config: {train_batch_size: 32, optimizer: {type: 'AdamW', params: {lr: 0.001, weight_decay: 0.01}}},
+  },
+  parameters: {'ds_config.optimizer.params.lr': {log_uniform: [1e-3, 1e-1]}, 'model.hidden[0]': [8, 16]},
+  search: 'random', trials: 6, metric: 'val_loss', max_concurrent: 2,
+  early_stopping: {type: 'asha', min_steps: 50, reduction_factor: 3},
+};
+
+test('start a sweep from the dashboard and follow it to its best trial; cancel and delete', async () => {
+  const profile = tmpDir('anneald-chromium-');
+  const ctx = await chromium.launchPersistentContext(profile, {executablePath: CHROMIUM, headless: true,
+                                                               args: ARGS, viewport: {width: 1280, height: 900}});
+  const errors = [];
+  try {
+    await withDaemon({args: ['--workers', '2']}, async (d) => {
+      const page = ctx.pages()[0] || await ctx.newPage();
+      page.on('pageerror', (e) => errors.push(e.message));
+      await page.goto(`${d.url}/#/sweeps`);
+      await page.waitForSelector('#sweep-editor');
+      assert.equal(await page.isVisible('#sweeps-empty'), true);
+      // a bad sweep: the field at fault is shown and nothing starts
+      await page.fill('#sweep-editor', JSON.stringify({...SWEEP, parameters: {'model.nope': [1]}}));
+      await page.click('#sweep-submit');
+      await page.waitForSelector('#sweep-error:not([hidden])');
+      assert.match(await page.textContent('#sweep-error'), /^parameters\.model\.nope: /);
+      assert.equal((await api(d.url, 'GET', '/v1/sweeps')).json.total, 0);
+
+      await page.fill('#sweep-editor', JSON.stringify(SWEEP, null, 2));
+      await page.click('#sweep-submit');
+      await page.waitForFunction(() => /^#\/sweep\/s_/.test(location.hash));
+      const id = decodeURIComponent((await page.evaluate(() => location.hash)).slice('#/sweep/'.length));
+      const s = await waitFor(async () => {
+        const r = (await api(d.url, 'GET', `/v1/sweeps/${id}`)).json;
+        return r.state === 'completed' ? r : null;
+      }, {timeoutMs: 60000, what: 'the sweep to complete'});
+
+      // the page follows it live to the end: the table in the API's order, the best named
+      await page.waitForFunction(() => window.__anneald.sweep && window.__anneald.sweep.state === 'completed');
+      const rows = await page.$$eval('#sweep-trials tbody tr', (trs) => trs.map((tr) => Number(tr.dataset.trial)));
+      assert.deepEqual(rows, s.trials.map((t) => t.trial));
+      assert.match(await page.textContent('#sweep-best'), new RegExp(`Best: trial ${s.best.trial} \\(${s.best.job}\\)`));
+      const stoppedCells = await page.$$eval('#sweep-trials tbody tr', (trs) => trs.map((tr) => tr.children[6].textContent));
+      assert.deepEqual(stoppedCells, s.trials.map((t) => (t.stopped_at == null ? '' : String(t.stopped_at))));
+      // a curve per trial: each trial's validation steps and values, as the metrics API has them
+      const drawn = await waitFor(() => page.evaluate(() => {
+        const u = window.__anneald.charts.sweepMetric;
+        return u && u.series.length === 7 ? {labels: u.series.slice(1).map((x) => x.label),
+                                             x: Array.from(u.data[0]), y: u.data.slice(1).map((a) => Array.from(a))} : null;
+      }), {what: 'the metric chart'});
+      assert.deepEqual(drawn.labels, s.trials.map((t) => `#${t.trial}`));
+      for (let k = 0; k < s.trials.length; k++) {
+        const m = (await api(d.url, 'GET', `/v1/jobs/${s.trials[k].job}/metrics`)).json;
+        const mine = drawn.x.map((x, i) => [x, drawn.y[k][i]]).filter(([, v]) => v != null);
+        assert.deepEqual(mine, m.val_step.map((x, i) => [x, m.val_loss[i]]), `trial ${s.trials[k].trial}`);
+      }
+      // a scatter per parameter: every trial's value against its metric
+      const scat = await page.evaluate(() => ['ds_config.optimizer.params.lr', 'model.hidden[0]'].map((k) => {
+        const u = window.__anneald.charts['sweepScatter:' + k];
+        return u && {n: u.data[1].filter((v) => v != null).length + u.data[2].filter((v) => v != null).length,
+                     x: Array.from(u.data[0])};
+      }));
+      assert.equal(scat[0].n, 6);
+      assert.equal(scat[1].n, 6);
+      assert.deepEqual([...new Set(scat[1].x)].sort((a, b) => a - b), [8, 16].filter((v) => s.trials.some((t) => t.params['model.hidden[0]'] === v)));
+      fs.mkdirSync(SHOTS, {recursive: true});
+      await page.screenshot({path: `${SHOTS}/sweep.png`, fullPage: true});
+
+      // the list shows it with its best value; a long sweep is cancelled and deleted from its page
+      await page.click('[data-testid=nav-sweeps]');
+      await page.waitForSelector(`#sweeps-table tr[data-sweep-id="${id}"]`);
+      const long = (await api(d.url, 'POST', '/v1/sweeps', {name: 'long', base: heavyJob(), metric: 'loss', max_concurrent: 1,
+                                                           parameters: {'ds_config.optimizer.params.lr': [0.001, 0.002]}})).json;
+      await page.goto(`${d.url}/#/sweep/${long.id}`);
+      await page.waitForFunction(() => window.__anneald.sweep && window.__anneald.sweep.trials.some((t) => t.state === 'running'));
+      assert.equal(await page.isDisabled('#sweep-delete'), true);
+      await page.click('#sweep-cancel');
+      await page.waitForFunction(() => window.__anneald.sweep.state === 'cancelled' &&
+                                       window.__anneald.sweep.trials.every((t) => t.state !== 'running'));
+      page.once('dialog', (dlg) => dlg.accept());
+      await page.click('#sweep-delete');
+      await page.waitForFunction(() => location.hash === '#/sweeps');
+      assert.equal((await api(d.url, 'GET', `/v1/sweeps/${long.id}`)).status, 404);
+    });
+  } finally {
+    await ctx.close();
+    removeDir(profile);
+  }
+  assert.deepEqual(errors, []);
+});

@@ -1,0 +1,241 @@
+// Sweeps: the list (#/sweeps) with a form to start one, and a sweep's page (#/sweep/ID): its
+// trials table (parameters, state, metric, the rung where ASHA stopped it), the metric of every
+// trial against its steps, and each parameter against the metric. Live over /v1/events
+// (`sweep` events and the trials' `state` events).
+import {h, fmtNum, fmtTime, stateBadge, debounce, toast} from './util.js';
+import {api, openEvents} from './api.js';
+import {LineChart, PALETTE} from './charts.js';
+
+const EXAMPLE = {
+  name: 'digits-lr',
+  base: {
+    seed: 7, model: {type: 'mlp', inputs: 64, hidden: [32], outputs: 10}, loss: 'cross_entropy',
+    data: {type: 'builtin', name: 'digits'}, steps: 1800, validation: {fraction: 0.2, every_steps: 50},
+    ds_config: {train_batch_size: 32, optimizer: {type: 'AdamW', params: {lr: 0.001, weight_decay: 0.01}}},
+  },
+  parameters: {'ds_config.optimizer.params.lr': {log_uniform: [1e-4, 1e-1]},
+               'ds_config.optimizer.params.weight_decay': [0, 0.01, 0.1]},
+  search: 'random', trials: 12, metric: 'val_loss', mode: 'min', max_concurrent: 2,
+  early_stopping: {type: 'asha', min_steps: 200, reduction_factor: 3},
+};
+
+function sweepBadge(state) {
+  return h(`span.badge.sw-${state}`, {'data-testid': 'sweep-state', text: state});
+}
+
+// ---- #/sweeps ------------------------------------------------------------------------------
+
+function mountList(root) {
+  let gone = false;
+  const tbody = h('tbody');
+  const empty = h('p.empty#sweeps-empty', {hidden: true, text: 'No sweeps yet: start one below.'});
+  const editor = h('textarea#sweep-editor.code', {'data-testid': 'sweep-editor', rows: 22, spellcheck: 'false',
+                                                   'aria-label': 'sweep JSON'});
+  editor.value = JSON.stringify(EXAMPLE, null, 2);
+  const err = h('p.error.small#sweep-error', {'data-testid': 'sweep-error', hidden: true});
+  const submit = h('button.primary#sweep-submit', {'data-testid': 'sweep-submit', text: 'Start sweep',
+    onclick: async () => {
+      err.hidden = true;
+      let body;
+      try { body = JSON.parse(editor.value); } catch (e) {
+        err.textContent = 'not JSON: ' + e.message;
+        err.hidden = false;
+        return;
+      }
+      submit.disabled = true;
+      try {
+        const s = await api('POST', '/v1/sweeps', body);
+        toast(`sweep ${s.id} started: ${s.trial_count} trials`);
+        location.hash = '#/sweep/' + encodeURIComponent(s.id);
+      } catch (e) {
+        err.textContent = (e.field ? e.field + ': ' : '') + e.message;
+        err.hidden = false;
+      } finally { submit.disabled = false; }
+    }});
+  root.append(h('section.page#page-sweeps', null,
+    h('div.toolbar', null, h('h1', {text: 'Sweeps'})),
+    h('div.card.table-wrap', null,
+      h('table.jobs#sweeps-table', {'data-testid': 'sweeps-table'},
+        h('thead', null, h('tr', null, h('th', {text: 'Sweep'}), h('th', {text: 'State'}),
+          h('th.num', {text: 'Trials'}), h('th', {text: 'Metric'}), h('th.num', {text: 'Best'}),
+          h('th', {text: 'Created'}))),
+        tbody), empty),
+    h('div.card', null, h('h2', {text: 'New sweep'}),
+      h('p.muted.small', null, 'A base job spec, the JSON paths to vary and how (docs/EXPERIMENTS.md).'),
+      editor, err, h('div.actions', null, submit))));
+
+  async function load() {
+    let list;
+    try { list = await api('GET', '/v1/sweeps'); } catch (e) { if (!gone) toast('sweeps: ' + e.message, 'error'); return; }
+    if (gone) return;
+    empty.hidden = list.sweeps.length > 0;
+    tbody.replaceChildren(...list.sweeps.map((s) => h('tr', {'data-sweep-id': s.id},
+      h('td.name', null, h('a', {href: '#/sweep/' + encodeURIComponent(s.id), text: s.name || s.id}),
+        h('span.muted.small', {text: ' ' + s.id})),
+      h('td', null, sweepBadge(s.state)),
+      h('td.num', {text: `${s.trials_started}/${s.trial_count}`}),
+      h('td', {text: `${s.metric} (${s.mode})`}),
+      h('td.num', {text: s.best ? fmtNum(s.best.metric) : '—'}),
+      h('td', {text: fmtTime(s.created_at)}))));
+  }
+  const reload = debounce(load, 300);
+  openEvents('/v1/events', {sweep: reload});
+  load();
+  return () => { gone = true; };
+}
+
+// ---- #/sweep/ID ----------------------------------------------------------------------------
+
+// A parameter's values as numbers on an axis: numbers as they are, anything else by its
+// position among the distinct values (shown in the legend).
+function axisOf(values) {
+  if (values.every((v) => typeof v === 'number')) return {x: values, labels: null};
+  const distinct = [...new Set(values.map((v) => JSON.stringify(v)))];
+  return {x: values.map((v) => distinct.indexOf(JSON.stringify(v))), labels: distinct};
+}
+
+function mountOne(root, id) {
+  let gone = false;
+  let sweep = null;
+  const curves = new Map();         // job id -> {x, y, step} of the metric
+  const head = h('div.sweep-head#sweep-head', {'data-testid': 'sweep-head'});
+  const cancelBtn = h('button#sweep-cancel', {'data-testid': 'sweep-cancel', text: 'Cancel sweep',
+    onclick: async () => {
+      try { await api('POST', `/v1/sweeps/${encodeURIComponent(id)}/cancel`, {}); toast(`sweep ${id} cancelled`); load(); } catch (e) { toast(e.message, 'error'); }
+    }});
+  const deleteBtn = h('button.danger#sweep-delete', {'data-testid': 'sweep-delete', text: 'Delete',
+    onclick: async () => {
+      if (!confirm(`Delete sweep ${id} and every trial job of it?`)) return;
+      try { await api('DELETE', `/v1/sweeps/${encodeURIComponent(id)}`); toast(`sweep ${id} deleted`); location.hash = '#/sweeps'; } catch (e) { toast(e.message, 'error'); }
+    }});
+  const thead = h('thead');
+  const tbody = h('tbody');
+  const metricEl = h('div.chart#chart-sweep-metric', {'data-testid': 'chart-sweep-metric'});
+  const scatterWrap = h('div.sweep-scatter#sweep-scatter', {'data-testid': 'sweep-scatter'});
+  root.append(h('section.page#page-sweep', {'data-sweep-id': id},
+    h('div.toolbar', null, h('h1', {text: 'Sweep'}), h('span.muted', {text: id}), h('span.grow'),
+      cancelBtn, deleteBtn, h('a', {href: '#/sweeps', text: '← sweeps'})),
+    h('div.card', null, head),
+    h('div.card.table-wrap', null, h('h2', {text: 'Trials (completed first, best first)'}),
+      h('table.jobs#sweep-trials', {'data-testid': 'sweep-trials'}, thead, tbody)),
+    h('div.card', null, h('h2#sweep-metric-title', {text: 'Metric of every trial'}), metricEl),
+    h('div.card', null, h('h2', {text: 'Parameters against the metric'}), scatterWrap)));
+  const metricChart = new LineChart(metricEl, {name: 'sweepMetric', yLabel: 'metric', series: []});
+  const scatters = [];
+
+  function renderHead(s) {
+    const es = s.early_stopping;
+    head.replaceChildren(
+      h('div', null, h('strong', {text: s.name || s.id}), ' ', sweepBadge(s.state)),
+      h('div.muted.small', {text: `${s.search} search · ${s.trials_started} of ${s.trial_count} trials started · ` +
+        `metric ${s.metric} (${s.mode}) · at most ${s.max_concurrent} at once` +
+        (es ? ` · ASHA from ${es.min_steps} steps, reduction ${es.reduction_factor}` : '')}),
+      s.best
+        ? h('div.best#sweep-best', {'data-testid': 'sweep-best'}, 'Best: trial ', String(s.best.trial), ' (',
+            h('a', {href: '#/job/' + encodeURIComponent(s.best.job), text: s.best.job}), `) ${s.metric} ${fmtNum(s.best.metric)} with `,
+            Object.entries(s.best.params).map(([k, v]) => `${k} = ${typeof v === 'number' ? fmtNum(v) : JSON.stringify(v)}`).join(', '))
+        : h('div.muted#sweep-best', {'data-testid': 'sweep-best', text: 'No trial has a value yet.'}));
+    cancelBtn.disabled = s.state !== 'running';
+    deleteBtn.disabled = s.state === 'running';
+  }
+
+  function renderTrials(s) {
+    const keys = Object.keys((s.trials[0] && s.trials[0].params) || {});
+    thead.replaceChildren(h('tr', null, h('th', {text: '#'}), keys.map((k) => h('th', {text: k.split('.').pop(), title: k})),
+      h('th', {text: 'State'}), h('th.num', {text: s.metric}), h('th.num', {text: 'Step'}),
+      h('th.num', {text: 'Stopped at'}), h('th', {text: 'Job'})));
+    tbody.replaceChildren(...s.trials.map((t, rank) => h('tr', {'data-trial': t.trial, class: rank === 0 && s.best && s.best.trial === t.trial ? 'best' : null},
+      h('td', {text: String(t.trial)}),
+      keys.map((k) => h('td.num', {text: typeof t.params[k] === 'number' ? fmtNum(t.params[k]) : JSON.stringify(t.params[k])})),
+      h('td', null, t.state === 'pending' || t.state === 'not_started'
+        ? h('span.badge.st-queued', {text: t.state, title: t.error || ''}) : stateBadge(t.state)),
+      h('td.num', {text: fmtNum(t.metric)}),
+      h('td.num', {text: String(t.step || 0)}),
+      h('td.num', {text: t.stopped_at == null ? '' : String(t.stopped_at)}),
+      h('td', null, t.job ? h('a', {href: '#/job/' + encodeURIComponent(t.job), text: t.job}) : (t.error || '')))));
+  }
+
+  async function loadCurve(t, metric) {
+    // the loss of every step would be many points: 500 per trial draw it well
+    const q = metric === 'loss' ? '?max_points=500' : '';
+    const m = await api('GET', `/v1/jobs/${encodeURIComponent(t.job)}/metrics${q}`);
+    const x = metric === 'loss' ? m.step : m.val_step || [];
+    const y = metric === 'loss' ? m.loss : metric === 'val_acc' ? m.val_acc : m.val_loss;
+    curves.set(t.job, {x, y: y || [], step: t.step});
+  }
+
+  function drawCurves(s) {
+    const tables = [], series = [];
+    const ranked = s.trials.filter((t) => t.job && curves.has(t.job));
+    ranked.forEach((t, i) => {
+      const c = curves.get(t.job);
+      if (!c.x.length) return;
+      tables.push([c.x, c.y]);
+      series.push({label: `#${t.trial}`, color: PALETTE[i % PALETTE.length], width: i === 0 ? 2.5 : 1.2});
+    });
+    document.getElementById('sweep-metric-title').textContent = `${s.metric} of every trial against its steps`;
+    metricChart.opts.yLabel = s.metric;
+    metricChart.opts.series = series;
+    metricChart.raw = tables.length === 0 ? null : tables.length === 1 ? tables[0] : uPlot.join(tables);
+    metricChart.build();
+  }
+
+  function drawScatter(s) {
+    for (const c of scatters) c.destroy();
+    scatters.length = 0;
+    scatterWrap.replaceChildren();
+    const keys = Object.keys((s.trials[0] && s.trials[0].params) || {});
+    const logParams = new Set(Object.entries((s.spec && s.spec.parameters) || {})
+      .filter(([, v]) => v && typeof v === 'object' && !Array.isArray(v) && v.log_uniform).map(([k]) => k));
+    for (const k of keys) {
+      const withValue = s.trials.filter((t) => t.metric != null);
+      const ax = axisOf(withValue.map((t) => t.params[k]));
+      const pts = withValue.map((t, i) => [ax.x[i], t.metric, t.state === 'completed'])
+        .sort((a, b) => a[0] - b[0]);
+      const el = h('div.chart.scatter', {'data-testid': 'sweep-scatter-chart', 'data-param': k});
+      scatterWrap.append(h('div.scatter-box', null, h('h3', {text: k + (ax.labels ? ` (${ax.labels.join(', ')})` : '')}), el));
+      const c = new LineChart(el, {name: 'sweepScatter:' + k, xmode: 'lr', xLabel: k.split('.').pop(), logX: logParams.has(k), height: 220,
+        yLabel: s.metric, series: [
+          {label: 'completed', color: '#2563eb', width: 0, points: true},
+          {label: 'stopped or other', color: '#9ca3af', width: 0, points: true}]});
+      c.raw = [pts.map((p) => p[0]), pts.map((p) => (p[2] ? p[1] : null)), pts.map((p) => (p[2] ? null : p[1]))];
+      c.build();
+      scatters.push(c);
+    }
+  }
+
+  async function load() {
+    let s;
+    try { s = await api('GET', `/v1/sweeps/${encodeURIComponent(id)}`); } catch (e) {
+      if (!gone) { head.replaceChildren(h('p.error', {text: e.message})); }
+      return;
+    }
+    if (gone) return;
+    sweep = s;
+    window.__anneald.sweep = s;
+    renderHead(s);
+    renderTrials(s);
+    // Curves of trials whose step changed since they were read (finished ones are read once).
+    const stale = s.trials.filter((t) => t.job && (!curves.has(t.job) || curves.get(t.job).step !== t.step));
+    try { await Promise.all(stale.map((t) => loadCurve(t, s.metric))); } catch (e) { if (!gone) toast(e.message, 'error'); }
+    if (gone) return;
+    drawCurves(s);
+    drawScatter(s);
+  }
+
+  const reload = debounce(load, 400);
+  openEvents('/v1/events', {
+    sweep(ev) { if (ev.id === id) reload(); },
+    state(ev) { if (sweep && sweep.trials.some((t) => t.job === ev.id)) reload(); },
+  });
+  load();
+  return () => {
+    gone = true;
+    metricChart.destroy();
+    for (const c of scatters) c.destroy();
+  };
+}
+
+export function mount(root, route) {
+  return route.parts[0] === 'sweep' && route.parts[1] ? mountOne(root, route.parts[1]) : mountList(root);
+}
