@@ -527,7 +527,13 @@ void jobs_resume(jobmgr *m, http_req *r, const char *id)
         http_error(r, s, code, NULL, "%s", e.message);
         return;
     }
-    if (jobs_enqueue(m, id) != 0) {
+    /* The answer is the job as resumed (queued), read before a worker can take it. */
+    store_job row;
+    memset(&row, 0, sizeof row);
+    cJSON *answer = store_job_get(&m->d->store, id, &row, &e) == 0 ? jobs_to_json(m, &row) : NULL;
+    store_job_free(&row);
+    if (!answer || jobs_enqueue(m, id) != 0) {
+        cJSON_Delete(answer);
         store_job_set_state(&m->d->store, id, STORE_MASK(STORE_QUEUED), prev, NULL, NULL, &e);
         http_error(r, 503, "unavailable", NULL,
                    "job %s could not be queued (out of memory); it stays %s, try again", id,
@@ -535,7 +541,7 @@ void jobs_resume(jobmgr *m, http_req *r, const char *id)
         return;
     }
     jobs_emit_state(m, id, "queued", NULL);
-    reply_row(m, r, id, 200);
+    http_reply_json(r, 200, answer);
 }
 
 void jobs_shutdown(jobmgr *m)

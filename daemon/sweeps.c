@@ -307,12 +307,22 @@ static void launch_after(void *arg)
         free(l);
         return;
     }
-    if (l->out.kind == SUBMIT_OK && d->phase == PHASE_SERVING && !r->cancelled &&
-        jobs_enqueue(&d->jobs, l->out.id) == 0) {
+    int queued = 0;
+    if (l->out.kind == SUBMIT_OK && d->phase == PHASE_SERVING && !r->cancelled) {
+        /* The trial knows its job before a worker can take it: the worker asks for its rungs
+         * as it starts. */
         uv_mutex_lock(&w->mu);
         snprintf(t->job, sizeof t->job, "%s", l->out.id);
-        t->state = TRIAL_ACTIVE;
         uv_mutex_unlock(&w->mu);
+        queued = jobs_enqueue(&d->jobs, l->out.id) == 0;
+        if (!queued) {
+            uv_mutex_lock(&w->mu);
+            t->job[0] = '\0';
+            uv_mutex_unlock(&w->mu);
+        }
+    }
+    if (queued) {
+        t->state = TRIAL_ACTIVE;
         emit(w, r, "trial_started", l->trial);
         jobs_emit_state(&d->jobs, t->job, "queued", NULL);
     } else if (l->out.kind == SUBMIT_OK) {
