@@ -13,6 +13,11 @@ int cfg_metrics_max_bytes(const cJSON *j, int64_t *out, an_err *err)
     if (!cJSON_IsObject(m))
         return an_fail(err, "metrics", "metrics must be an object such as {\"max_bytes\": "
                        "100000000}, got %s", cfg_describe(m, got, sizeof got));
+    /* a misspelt key would otherwise leave the bound off without a word */
+    static const char *const keys[] = {"max_bytes", NULL};
+    int rc = cfg_check_keys(m, "metrics", keys, err);
+    if (rc)
+        return rc;
     if (!cfg_get(m, "max_bytes"))
         return 0;
     /* The smallest useful cap holds one row of one group. */

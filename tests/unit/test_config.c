@@ -223,6 +223,7 @@ static const bad_case bad[] = {
     {"{\"metrics\": []}", "metrics", "must be an object"},
     {"{\"metrics\": {\"max_bytes\": 47}}", "metrics.max_bytes", "got 47"},
     {"{\"metrics\": {\"max_bytes\": true}}", "metrics.max_bytes", "true"},
+    {"{\"metrics\": {\"max_byte\": 100000000}}", "metrics.max_byte", "max_byte"},
     /* model */
     {"{\"model\": {\"type\": \"conv\"}}", "model.type", "one of linear, mlp, got \"conv\""},
     {"{\"model\": {\"inputs\": 0}}", "model.inputs", "integer from 1"},
