@@ -14,6 +14,7 @@
 #include "core/cfgval.h"
 #include "core/config_data.h"
 #include "core/config_ds.h"
+#include "core/config_gpt.h"
 #include "core/config_model.h"
 #include "core/jsonscan.h"
 #include "core/jsonstrict.h"
@@ -229,7 +230,7 @@ static int parse_groups(const cJSON *g, job_spec *s, an_err *err)
             int hits = 0;
             for (int k = 0; k < nt; k++)
                 hits += fnmatch(x->valuestring, t[k].name, 0) == 0;
-            if (!hits &&
+            if (!hits && s->model.type != MODEL_GPT &&
                 (rc = warn(s->warnings, err, "%s \"%s\" matches no tensor of the model", r,
                            x->valuestring)))
                 return rc;
@@ -384,6 +385,8 @@ void job_spec_free(job_spec *s)
     cJSON_Delete(s->data.x);
     cJSON_Delete(s->data.y);
     cJSON_Delete(s->data.features_sel);
+    cJSON_Delete(s->data.text);
+    cJSON_Delete(s->data.vocab);
     for (int i = 0; i < CFG_MAX_GROUPS; i++)
         cJSON_Delete(s->groups[i].match);
     cJSON_Delete(s->scheduler);
@@ -528,10 +531,16 @@ static void parse_spec(const cJSON *j, job_spec *s, errlist *l)
         s->seed = (uint64_t)v;
     int model_ok = !failed(l, cfg_require(j, "", "model", &e), &e) &&
                    !failed(l, cfg_model_parse(cfg_get(j, "model"), &s->model, &e), &e);
-    int loss_ok = !failed(l, cfg_enum(j, "", "loss", loss_names, 0, &t, &e), &e);
+    int is_gpt = model_ok && s->model.type == MODEL_GPT;
+    int loss_ok = !failed(l, cfg_enum(j, "", "loss", loss_names, is_gpt ? 1 : 0, &t, &e), &e);
     if (loss_ok)
         s->loss = t + 1;
-    if (model_ok && loss_ok && s->loss == LOSS_CROSS_ENTROPY && s->model.outputs < 2) {
+    if (is_gpt && loss_ok && s->loss != LOSS_CROSS_ENTROPY) {
+        failed(l, an_fail(&e, "loss", "model gpt is trained with loss cross_entropy (next-token "
+                          "prediction), got %s", loss_names[s->loss - 1]), &e);
+        loss_ok = 0;
+    }
+    if (!is_gpt && model_ok && loss_ok && s->loss == LOSS_CROSS_ENTROPY && s->model.outputs < 2) {
         failed(l, an_fail(&e, "model.outputs",
                           "loss cross_entropy needs model.outputs >= 2 (one output per class), "
                           "got %d",
@@ -542,6 +551,8 @@ static void parse_spec(const cJSON *j, job_spec *s, errlist *l)
     int data_ok = !failed(l, cfg_require(j, "", "data", &e), &e) && model_ok && loss_ok &&
                   !failed(l, cfg_data_parse(cfg_get(j, "data"), &s->model, s->loss, &s->data, &e),
                           &e);
+    if (is_gpt && data_ok && failed(l, cfg_gpt_resolve(&s->model, &s->data, &e), &e))
+        data_ok = 0;
     int length_ok = !failed(l, parse_length(j, s, &e), &e);
     int val_ok = !failed(l, parse_validation(j, s, &e), &e);
     failed(l, parse_checkpoint(j, s, &e), &e);

@@ -41,10 +41,11 @@
 #define CFG_UNKNOWN_STEPS_PER_EPOCH 1048576LL
 
 /* Stored in checkpoints and specs: append only. */
-enum model_type { MODEL_LINEAR = 1, MODEL_MLP = 2 };
+enum model_type { MODEL_LINEAR = 1, MODEL_MLP = 2, MODEL_GPT = 3 };
 enum act_type { ACT_RELU = 1, ACT_GELU = 2, ACT_TANH = 3, ACT_SIGMOID = 4, ACT_SILU = 5 };
 enum loss_type { LOSS_MSE = 1, LOSS_CROSS_ENTROPY = 2, LOSS_BCE = 3, LOSS_MEAN = 4 };
-enum data_type { DATA_SYNTHETIC = 1, DATA_INLINE = 2, DATA_DATASET = 3, DATA_BUILTIN = 4 };
+enum data_type { DATA_SYNTHETIC = 1, DATA_INLINE = 2, DATA_DATASET = 3, DATA_BUILTIN = 4,
+                 DATA_TEXT = 5 };
 enum synth_task { TASK_REGRESSION = 1, TASK_CLASSIFICATION = 2 };
 enum synth_gen { GEN_BLOBS = 1, GEN_SPIRALS = 2, GEN_XOR = 3 };
 
@@ -57,6 +58,11 @@ typedef struct model_spec {
     double dropout;               /* mlp: probability in [0, 1) after each hidden activation */
     cJSON *init;                  /* {"fc.weight": [[…]], …}: names and shapes checked; owned;
                                      NULL if none. Tensors left out get the default init. */
+    /* gpt (config_gpt.c); outputs is vocab_size once known */
+    int block_size, n_layer, n_head, n_embd;
+    int vocab_size;               /* 0 until the data's vocabulary gives it */
+    int bias;                     /* biases in linear layers and LayerNorms (default 1) */
+    int gelu;                     /* enum gpt_gelu: 0 tanh, 1 erf */
 } model_spec;
 
 typedef struct data_spec {
@@ -76,6 +82,14 @@ typedef struct data_spec {
     cJSON *features_sel;          /* array of column names to use, or NULL for all others (owned) */
     int normalize;                /* standardise features (default 1) */
     int shuffle;                  /* reshuffle every epoch (default 1) */
+    /* text (config_gpt.c): the corpus is inline (text), builtin (name "tinyshakespeare",
+     * text_builtin 1) or an uploaded text data set (dataset_id or name) */
+    cJSON *text;                  /* inline corpus (a JSON string, owned) or NULL */
+    int text_builtin;
+    int tokenizer;                /* enum text_tokenizer */
+    int sampling_random;          /* "sampling": "random" instead of shuffled windows */
+    cJSON *vocab;                 /* the vocabulary (text_vocab_json) when the spec's text gives
+                                     it; owned; NULL for an uploaded data set */
 } data_spec;
 
 typedef struct param_group_spec {

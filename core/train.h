@@ -83,6 +83,8 @@ int train_input_stats_json(const train *t, cJSON *w);
 int train_predict(train *t, const float *x, int rows, float *out, an_err *err);
 
 int train_inputs(const train *t);
+/* A gpt job's state (train_gpt.h), NULL for other models. */
+struct gtrain *train_gpt(train *t);
 int train_outputs(const train *t);
 
 #endif

@@ -81,7 +81,8 @@ int loader_data(store_t *s, const job_spec *spec, char **csv, size_t *len, an_er
 {
     *csv = NULL;
     *len = 0;
-    if (spec->data.type != DATA_DATASET)
+    if (spec->data.type != DATA_DATASET &&
+        (spec->data.type != DATA_TEXT || spec->data.text || spec->data.text_builtin))
         return 0;
     const char *ref = spec->data.dataset_id[0] ? spec->data.dataset_id : spec->data.name;
     int rc = store_dataset_text(s, ref, csv, len, err);

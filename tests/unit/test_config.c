@@ -224,7 +224,7 @@ static const bad_case bad[] = {
     {"{\"metrics\": {\"max_bytes\": 47}}", "metrics.max_bytes", "got 47"},
     {"{\"metrics\": {\"max_bytes\": true}}", "metrics.max_bytes", "true"},
     /* model */
-    {"{\"model\": {\"type\": \"conv\"}}", "model.type", "one of linear, mlp, got \"conv\""},
+    {"{\"model\": {\"type\": \"conv\"}}", "model.type", "one of linear, mlp, gpt, got \"conv\""},
     {"{\"model\": {\"inputs\": 0}}", "model.inputs", "integer from 1"},
     {"{\"model\": {\"inputs\": \"10\"}}", "model.inputs", "got \"10\""},
     {"{\"model\": {\"outputs\": null}}", "model.outputs", "required"},

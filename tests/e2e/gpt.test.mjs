@@ -1,0 +1,145 @@
+// The gpt model on text data through the service: a job on inline text and on the builtin
+// tinyshakespeare submits, trains, records loss and lr, shows its vocabulary; a daemon killed
+// with SIGKILL mid-run finishes with weights byte-identical to an uninterrupted run; bad
+// specs are 400s naming the field, and nothing is stored for them.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import {startDaemon, withDaemon, api, waitJob, waitFor, tmpDir, removeDir, SLOW} from './lib.mjs';
+
+const TEXT = 'to be or not to be, that is the question: whether tis nobler in the mind to suffer ' +
+             'the slings and arrows of outrageous fortune, or to take arms against a sea of troubles';
+
+function gptJob(over = {}) {
+  return {
+    name: 'tiny-gpt', seed: 3,
+    model: {type: 'gpt', block_size: 8, n_layer: 2, n_head: 2, n_embd: 16, ...(over.model || {})},
+    data: over.data || {type: 'text', text: TEXT},
+    steps: over.steps || 30,
+    validation: {fraction: 0.2, every_steps: 10},
+    checkpoint: over.checkpoint || {every_steps: 10},
+    ds_config: {train_batch_size: 4, gradient_clipping: 1.0,
+                optimizer: {type: 'AdamW', params: {lr: 0.003, weight_decay: 0.1}},
+                scheduler: {type: 'WarmupCosineLR', params: {total_num_steps: over.steps || 30,
+                                                             warmup_num_steps: 5}}},
+  };
+}
+
+test('a gpt job on inline text trains, records loss and lr, and shows its vocabulary', async () => {
+  await withDaemon({}, async (d) => {
+    const r = await api(d.url, 'POST', '/v1/jobs', gptJob());
+    assert.equal(r.status, 201, r.text);
+    const distinct = [...new Set([...TEXT])].sort();
+    const voc = r.json.spec.data.vocabulary;
+    assert.equal(voc.tokenizer, 'char');
+    assert.equal(voc.size, distinct.length);
+    assert.deepEqual(voc.tokens, distinct);
+    assert.equal(r.json.spec.model.vocab_size, distinct.length);
+    assert.equal(r.json.spec.loss, 'cross_entropy');
+    const job = await waitJob(d.url, r.json.id, (j) => j.state === 'completed');
+    assert.equal(job.step, 30);
+    const m = (await api(d.url, 'GET', `/v1/jobs/${job.id}/metrics`)).json;
+    assert.equal(m.step.length, 30);
+    assert.ok(m.loss[0] > 2.5 && m.loss[0] < 3.5, `first loss ${m.loss[0]} near ln(${distinct.length})`);
+    assert.ok(m.loss[29] < m.loss[0], 'the loss falls');
+    const vl = m.val_loss.filter((x) => x !== null);
+    assert.equal(vl.length, 3);
+    const w = JSON.parse((await api(d.url, 'GET', `/v1/jobs/${job.id}/weights`)).text);
+    assert.equal(w.tensors[0].name, 'transformer.wte.weight');
+    assert.deepEqual(w.tensors[0].shape, [distinct.length, 16]);
+  });
+});
+
+test('byte tokenizer: vocabulary 256 without a token list', async () => {
+  await withDaemon({}, async (d) => {
+    const r = await api(d.url, 'POST', '/v1/jobs', gptJob({data: {type: 'text', text: TEXT, tokenizer: 'byte'}, steps: 5}));
+    assert.equal(r.status, 201, r.text);
+    assert.equal(r.json.spec.model.vocab_size, 256);
+    assert.equal(r.json.spec.data.vocabulary.size, 256);
+    await waitJob(d.url, r.json.id, (j) => j.state === 'completed');
+  });
+});
+
+const BAD = [
+  ['heads not dividing the width', {model: {n_head: 3}}, 'model.n_head', /divide/],
+  ['vocabulary size mismatch', {model: {vocab_size: 10}}, 'model.vocab_size', /vocabulary/],
+  ['unknown tokenizer', {data: {type: 'text', text: TEXT, tokenizer: 'bpe'}}, 'data.tokenizer', /char/],
+  ['text shorter than one window', {data: {type: 'text', text: 'abc'}}, 'data.text', /at least/],
+  ['empty text', {data: {type: 'text', text: ''}}, 'data.text', /non-empty/],
+  ['text and dataset both', {data: {type: 'text', text: TEXT, dataset: 'x'}}, 'data.dataset', /not both/],
+  ['table data for a gpt', {data: {type: 'builtin', name: 'iris'}}, 'data.type', /text/],
+  ['dropout', {model: {dropout: 0.1}}, 'model.dropout', /0/],
+  ['a vocabulary that is not the text\'s', {data: {type: 'text', text: TEXT, vocabulary: {tokenizer: 'char', size: 2, tokens: ['a', 'b']}}}, 'data.vocabulary', /differs/],
+  ['unknown sampling', {data: {type: 'text', text: TEXT, sampling: 'sometimes'}}, 'data.sampling', /random/],
+  ['init of a wrong shape', {model: {init: {'transformer.wpe.weight': [[1, 2]]}}}, 'model.init.transformer.wpe.weight', /rows/],
+  ['init of an unknown tensor', {model: {init: {'lm_head.weight': []}}}, 'model.init.lm_head.weight', /unknown/],
+  ['block_size 0', {model: {block_size: 0}}, 'model.block_size', /./],
+];
+
+test('bad gpt and text specs: 400 naming the field, nothing stored', async () => {
+  await withDaemon({}, async (d) => {
+    for (const [what, over, field, re] of BAD) {
+      const r = await api(d.url, 'POST', '/v1/jobs', gptJob(over));
+      assert.equal(r.status, 400, `${what}: ${r.text}`);
+      const fields = [r.json.error.field, ...(r.json.errors || []).map((e) => e.field)];
+      assert.ok(fields.includes(field), `${what}: fields ${JSON.stringify(fields)}, expected ${field}`);
+      const msg = (r.json.errors || [r.json.error]).find((e) => e.field === field).message;
+      assert.match(msg, re, what);
+    }
+    const mse = await api(d.url, 'POST', '/v1/jobs', {...gptJob(), loss: 'mse'});
+    assert.equal(mse.status, 400);
+    assert.equal(mse.json.error.field, 'loss');
+    const mlp = await api(d.url, 'POST', '/v1/jobs', {...gptJob(), model: {type: 'mlp', inputs: 4, hidden: [8], outputs: 3}});
+    assert.equal(mlp.status, 400);
+    assert.equal(mlp.json.error.field, 'data.type');
+    const list = await api(d.url, 'GET', '/v1/jobs');
+    assert.equal(list.json.total, 0);
+  });
+});
+
+// The small tinyshakespeare run of the kill test: ~1 s of training per 100 steps here.
+const STEPS = 240;
+const SHAKE = gptJob({data: {type: 'builtin', name: 'tinyshakespeare', sampling: 'random'},
+                      model: {block_size: 16, n_embd: 32}, steps: STEPS,
+                      checkpoint: {every_steps: 20}});
+
+async function uninterrupted(spec) {
+  return withDaemon({}, async (d) => {
+    const r = await api(d.url, 'POST', '/v1/jobs', spec);
+    assert.equal(r.status, 201, r.text);
+    await waitJob(d.url, r.json.id, (j) => j.state === 'completed', 120000);
+    return {weights: (await api(d.url, 'GET', `/v1/jobs/${r.json.id}/weights`)).text,
+            metrics: (await api(d.url, 'GET', `/v1/jobs/${r.json.id}/metrics?format=csv`)).text};
+  });
+}
+
+test('kill -9 mid-run: the finished gpt weights are byte-identical to an uninterrupted run', async () => {
+  const ref = await uninterrupted(SHAKE);
+  const dir = tmpDir();
+  try {
+    let d = await startDaemon({dir});
+    const r = await api(d.url, 'POST', '/v1/jobs', SHAKE);
+    assert.equal(r.status, 201, r.text);
+    const id = r.json.id;
+    assert.equal(r.json.spec.data.vocabulary.size, 65);
+    // Past the first checkpoints, well before the end.
+    await waitFor(async () => {
+      const j = (await api(d.url, 'GET', `/v1/jobs/${id}`)).json;
+      return j.last_checkpoint_step >= 40 && j.step < STEPS - 40 ? j : null;
+    }, {timeoutMs: 60000, intervalMs: 10, what: 'a checkpoint mid-run'});
+    await d.kill9();
+    d = await startDaemon({dir});
+    try {
+      const job = await waitJob(d.url, id, (j) => j.state === 'completed', 120000 * SLOW);
+      assert.equal(job.step, STEPS);
+      const w = (await api(d.url, 'GET', `/v1/jobs/${id}/weights`)).text;
+      assert.equal(w, ref.weights, 'weights after the kill differ from the uninterrupted run');
+      const csv = (await api(d.url, 'GET', `/v1/jobs/${id}/metrics?format=csv`)).text;
+      const cols = (t) => t.trim().split('\n').map((l) => l.split(',').slice(0, 3).join(','));
+      assert.deepEqual(cols(csv), cols(ref.metrics), 'step, loss and lr of every step');
+    } finally {
+      await d.stop();
+    }
+  } finally {
+    removeDir(dir);
+  }
+});
