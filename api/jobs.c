@@ -225,6 +225,23 @@ static void create_from(http_req *r, store_t *st, cJSON *body)
     }
     free(errs);
     const char *dataset_ref = NULL;
+    if (spec.data.type == DATA_TEXT && !spec.data.text && !spec.data.text_builtin) {
+        /* An uploaded corpus (api/datasets.c stores text with no columns). */
+        dataset_ref = spec.data.name;
+        store_dataset ds;
+        memset(&ds, 0, sizeof ds);
+        int found = store_dataset_get(st, dataset_ref, &ds, NULL) == 0;
+        int is_text = found && ds.columns_json && strcmp(ds.columns_json, "[]") == 0;
+        store_dataset_free(&ds);
+        if (!is_text) {
+            http_error(r, 422, "unprocessable", "data.dataset", found
+                       ? "data set '%s' is a CSV table: upload the corpus as text/plain"
+                       : "no uploaded data set '%s' (POST /v1/datasets?name=… with "
+                         "Content-Type: text/plain first)", dataset_ref);
+            job_spec_free(&spec);
+            return;
+        }
+    }
     if (spec.data.type == DATA_DATASET) {
         dataset_ref = spec.data.dataset_id[0] ? spec.data.dataset_id : spec.data.name;
         store_dataset ds;

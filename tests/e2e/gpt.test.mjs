@@ -143,3 +143,45 @@ test('kill -9 mid-run: the finished gpt weights are byte-identical to an uninter
     removeDir(dir);
   }
 });
+
+test('a text corpus uploads as text/plain and trains a gpt job by name', async () => {
+  await withDaemon({}, async (d) => {
+    const up = await api(d.url, 'POST', '/v1/datasets?name=poems', TEXT, {'Content-Type': 'text/plain; charset=utf-8'});
+    assert.equal(up.status, 201, up.text);
+    assert.equal(up.json.kind, 'text');
+    assert.equal(up.json.characters, [...TEXT].length);
+    assert.equal(up.json.bytes, Buffer.byteLength(TEXT));
+    const got = await api(d.url, 'GET', `/v1/datasets/${up.json.id}`);
+    assert.equal(got.json.kind, 'text');
+    const csv = await api(d.url, 'POST', '/v1/datasets?name=table', 'a,b\n1,2\n', {'Content-Type': 'text/csv'});
+    assert.equal(csv.json.kind, 'csv');
+    // Bad corpora: not UTF-8, NUL, too short; nothing stored.
+    // (a body that is not UTF-8 is refused by the request guard, field "body", before it.)
+    for (const [body, re, field] of [[new Uint8Array([0x61, 0xff, 0x62, 0x63]), /UTF-8/, 'body'],
+                                     ['ab\u0000cd', /NUL/, 'body'], ['a', /at least/, 'text']]) {
+      const r = await api(d.url, 'POST', '/v1/datasets?name=bad', body, {'Content-Type': 'text/plain'});
+      assert.equal(r.status, 400, r.text);
+      assert.equal(r.json.error.field, field, r.text);
+      assert.match(r.json.error.message, re);
+    }
+    assert.equal((await api(d.url, 'GET', '/v1/datasets')).json.datasets.length, 2);
+    const job = await api(d.url, 'POST', '/v1/jobs', gptJob({data: {type: 'text', dataset: 'poems'}, steps: 12}));
+    assert.equal(job.status, 201, job.text);
+    const done = await waitJob(d.url, job.json.id, (j) => j.state === 'completed');
+    assert.equal(done.step, 12);
+    // A CSV table or a missing name is a 422 naming data.dataset.
+    for (const name of ['table', 'nosuch']) {
+      const r = await api(d.url, 'POST', '/v1/jobs', gptJob({data: {type: 'text', dataset: name}}));
+      assert.equal(r.status, 422, r.text);
+      assert.equal(r.json.error.field, 'data.dataset');
+    }
+    // The corpus is in use by the job's checkpoints' spec; a vocabulary mismatch is found at
+    // training and fails the job naming model.vocab_size.
+    const mm = await api(d.url, 'POST', '/v1/jobs', gptJob({data: {type: 'text', dataset: 'poems'}, model: {vocab_size: 7}}));
+    assert.equal(mm.status, 201, mm.text);
+    const failed = await waitJob(d.url, mm.json.id, (j) => j.state === 'failed' || j.state === 'completed')
+      .catch((e) => ({state: 'failed', error: e.message}));
+    assert.equal(failed.state, 'failed');
+    assert.match(failed.error, /vocab_size/);
+  });
+});
