@@ -52,6 +52,13 @@ static void store_fail(http_req *r, int rc, const an_err *e, const char *id)
 /* Job `id`'s model at checkpoint `step` (< 0 = latest), from the shared loader: the spec and
  * the checkpoint's parameters only, never the data set. On failure sets the pending error
  * and returns NULL; hand a model back with model_cache_release. */
+static model_ref *load_model(http_req *r, store_t *s, const char *id, int64_t step);
+
+model_ref *api_model_load(http_req *r, store_t *s, const char *id, int64_t step)
+{
+    return load_model(r, s, id, step);
+}
+
 static model_ref *load_model(http_req *r, store_t *s, const char *id, int64_t step)
 {
     an_err e;

@@ -5,12 +5,14 @@
 #define ANNEALD_ROUTES_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "api/router.h"
 
 #include <cjson/cJSON.h>
 
 struct http_req;
+struct store_t;
 
 extern const route api_routes[];
 extern const size_t api_nroutes;
@@ -39,6 +41,15 @@ void api_openapi(struct http_req *r);
 /* POST /v1/jobs from a parsed spec (taken over and freed): the checks, the store and the
  * answer of api_jobs_create after its body is read. */
 void api_jobs_create_from(struct http_req *r, cJSON *spec);
+
+/* api/inference.c: job `id`'s model at checkpoint `step` (< 0 = latest) from the shared
+ * cache, or NULL with the pending error set (404, 503, 500); model_cache_release it. */
+struct model_ref;
+struct model_ref *api_model_load(struct http_req *r, struct store_t *s, const char *id,
+                                 int64_t step);
+
+/* api/generate.c */
+void api_jobs_generate(struct http_req *r);
 
 /* api/events.c */
 void api_events_job(struct http_req *r);

@@ -109,7 +109,7 @@ static const cJSON *at_path(const cJSON *root, const char *path)
 
 /* Restores a --save file (or a bare checkpoint blob) into t; prints the error and returns 1
  * when it cannot. */
-static int resume_from(train *t, const job_spec *spec, const char *path)
+int cli_resume_from(train *t, const job_spec *spec, const char *path)
 {
     char *buf;
     size_t len;
@@ -325,7 +325,7 @@ int cli_train(int argc, char **argv)
         cli_print_err(&e);
         goto out;
     }
-    if (resume && resume_from(t, &spec, resume))
+    if (resume && cli_resume_from(t, &spec, resume))
         goto out;
     if (metrics_csv) {
         mf = fopen(metrics_csv, "w");

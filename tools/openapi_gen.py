@@ -116,6 +116,25 @@ paths = {
  "/v1/lr_finder": {"post": {"summary": "Start a learning-rate sweep of a job spec", "requestBody": body(ref("LrFinderRequest"), "A finder request."),
    "responses": {"201": resp("The sweep's job (kind lr_finder).", ref("Job")), **errs(400, 401, 403, 413, 415, 422, 503)}}},
 }
+# ---- Generation (model gpt) and text data sets: docs/API.md "Additions (second round)" ----
+S["GenerateRequest"] = {"type": "object", "required": ["prompt"], "additionalProperties": False, "properties": {
+  "prompt": {"type": "string", "description": "The start; every character must be in the job's vocabulary."},
+  "max_tokens": {"type": "integer", "minimum": 1, "maximum": 100000, "description": "Default 200."},
+  "temperature": {"type": "number", "minimum": 0, "maximum": 100, "description": "0 is greedy; default 1."},
+  "top_k": {"type": "integer", "minimum": 0, "description": "Sample among the k likeliest tokens; 0 (default) all."},
+  "seed": {"type": "integer", "minimum": 0, "description": "Same seed, checkpoint and request: same text."},
+  "step": {"type": "integer", "minimum": 0, "description": "A checkpoint's step (latest if absent)."}}}
+S["GenerateResponse"] = {"type": "object", "required": ["step", "text", "tokens"], "properties": {
+  "step": {"type": "integer"}, "text": {"type": "string", "description": "The generated text, without the prompt."},
+  "tokens": {"type": "integer"}}}
+S["Dataset"]["properties"]["characters"] = {"type": "integer", "description": "A text corpus's characters (kind text)."}
+paths["/v1/jobs/{id}/generate"] = {"parameters": [idp], "post": {"summary": "Sample text from a gpt job's checkpoint",
+  "requestBody": body(ref("GenerateRequest"), "What to generate."),
+  "responses": {"200": {"description": "The text; with Accept: text/event-stream, `token` events as tokens are made, then `done` with the answer.",
+                        "content": {"application/json": {"schema": ref("GenerateResponse")}, "text/event-stream": {"schema": {"type": "string"}}}},
+                **errs(400, 401, 403, 404, 413, 415, 503)}}}
+paths["/v1/datasets"]["post"]["requestBody"]["content"]["text/plain"] = {"schema": {"type": "string", "description": "A text corpus (UTF-8) for data type text."}}
+
 doc = {"openapi": "3.1.0",
        "info": {"title": "anneald", "version": "2", "description": "The HTTP API of anneald, the training daemon (docs/API.md). Every error answer has the Error body."},
        "servers": [{"url": "http://127.0.0.1:8470"}],

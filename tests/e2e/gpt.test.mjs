@@ -185,3 +185,96 @@ test('a text corpus uploads as text/plain and trains a gpt job by name', async (
     assert.match(failed.error, /vocab_size/);
   });
 });
+
+test('generate: text from a checkpoint, the same for the same seed, streamed as SSE, bad requests named', async () => {
+  await withDaemon({}, async (d) => {
+    const r = await api(d.url, 'POST', '/v1/jobs', gptJob({steps: 20}));
+    assert.equal(r.status, 201, r.text);
+    const id = r.json.id;
+    await waitJob(d.url, id, (j) => j.state === 'completed');
+    const gen = (body) => api(d.url, 'POST', `/v1/jobs/${id}/generate`, body);
+    const a = await gen({prompt: 'to be', max_tokens: 40, temperature: 0.9, top_k: 10, seed: 7});
+    assert.equal(a.status, 200, a.text);
+    assert.equal(a.json.step, 20);
+    assert.equal(a.json.tokens, 40);
+    assert.equal([...a.json.text].length, 40);
+    for (const ch of a.json.text) assert.ok(TEXT.includes(ch), `generated '${ch}' is in the vocabulary`);
+    const again = await gen({prompt: 'to be', max_tokens: 40, temperature: 0.9, top_k: 10, seed: 7});
+    assert.equal(again.json.text, a.json.text, 'same seed, same checkpoint: same text');
+    const other = await gen({prompt: 'to be', max_tokens: 40, temperature: 0.9, top_k: 10, seed: 8});
+    assert.notEqual(other.json.text, a.json.text, 'another seed draws other text');
+    const g1 = await gen({prompt: 'to be', max_tokens: 30, temperature: 0, seed: 1});
+    const g2 = await gen({prompt: 'to be', max_tokens: 30, temperature: 0, seed: 2});
+    assert.equal(g1.json.text, g2.json.text, 'temperature 0 is greedy');
+    const at10 = await gen({prompt: 'to', max_tokens: 20, temperature: 0, step: 10});
+    assert.equal(at10.json.step, 10);
+    // SSE: one token event per token, then done with the same text as the JSON answer.
+    const res = await fetch(`${d.url}/v1/jobs/${id}/generate`, {method: 'POST',
+      headers: {'Content-Type': 'application/json', Accept: 'text/event-stream'},
+      body: JSON.stringify({prompt: 'to be', max_tokens: 40, temperature: 0.9, top_k: 10, seed: 7})});
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type'), /text\/event-stream/);
+    const events = (await res.text()).trim().split('\n\n').map((b) => {
+      const [ev, data] = b.split('\n');
+      return {event: ev.replace('event: ', ''), data: JSON.parse(data.replace('data: ', ''))};
+    });
+    assert.equal(events.length, 41);
+    assert.ok(events.slice(0, 40).every((e) => e.event === 'token'));
+    assert.equal(events.slice(0, 40).map((e) => e.data.token).join(''), a.json.text);
+    assert.equal(events[40].event, 'done');
+    assert.deepEqual(events[40].data, a.json);
+    // Bad requests.
+    const bad = [
+      [{prompt: 'to be {'}, 'prompt', /'\{'/],
+      [{max_tokens: 5}, 'prompt', /prompt/],
+      [{prompt: 'to', top_k: 1000}, 'top_k', /vocabulary/],
+      [{prompt: 'to', temperature: -1}, 'temperature', /./],
+      [{prompt: 'to', max_tokens: 0}, 'max_tokens', /./],
+      [{prompt: 'to', tokens: 5}, 'tokens', /unknown|not/],
+      [{prompt: 7}, 'prompt', /string/],
+    ];
+    for (const [body, field, re] of bad) {
+      const b = await gen(body);
+      assert.equal(b.status, 400, `${JSON.stringify(body)}: ${b.text}`);
+      assert.equal(b.json.error.field, field, JSON.stringify(body));
+      assert.match(b.json.error.message, re);
+    }
+    assert.equal((await gen({prompt: 'to', step: 11})).status, 404);
+    assert.equal((await api(d.url, 'POST', '/v1/jobs/j_999999/generate', {prompt: 'a'})).status, 404);
+    const mlp = await api(d.url, 'POST', '/v1/jobs', {model: {type: 'linear', inputs: 2, outputs: 1},
+      data: {type: 'synthetic', task: 'regression', samples: 64, features: 2}, steps: 3,
+      ds_config: {train_batch_size: 8, optimizer: {type: 'SGD', params: {lr: 0.1}}}});
+    await waitJob(d.url, mlp.json.id, (j) => j.state === 'completed');
+    const notgpt = await api(d.url, 'POST', `/v1/jobs/${mlp.json.id}/generate`, {prompt: 'a'});
+    assert.equal(notgpt.status, 400);
+    assert.equal(notgpt.json.error.field, 'model');
+  });
+});
+
+test('anneald generate: offline text from a saved state, the same for the same seed', async () => {
+  const {spawnSync} = await import('node:child_process');
+  const path = await import('node:path');
+  const fs = await import('node:fs');
+  const {BIN} = await import('./lib.mjs');
+  const dir = tmpDir();
+  try {
+    const job = path.join(dir, 'job.json'), state = path.join(dir, 'state.bin');
+    fs.writeFileSync(job, JSON.stringify(gptJob({steps: 15})));
+    const tr = spawnSync(BIN, ['train', job, '--save', state], {encoding: 'utf8'});
+    assert.equal(tr.status, 0, tr.stderr);
+    const run = (...a) => spawnSync(BIN, ['generate', job, '--resume', state, ...a], {encoding: 'utf8'});
+    const a = run('--prompt', 'to be', '--max-tokens', '50', '--seed', '4', '--top-k', '5');
+    assert.equal(a.status, 0, a.stderr);
+    assert.ok(a.stdout.startsWith('to be'));
+    assert.equal([...a.stdout.trimEnd()].length >= 50, true);
+    const b = run('--prompt', 'to be', '--max-tokens', '50', '--seed', '4', '--top-k', '5');
+    assert.equal(b.stdout, a.stdout);
+    const bad = run('--prompt', 'to be {');
+    assert.equal(bad.status, 1);
+    assert.match(bad.stderr, /prompt: .*'\{'/);
+    const nores = spawnSync(BIN, ['generate', job, '--prompt', 'a'], {encoding: 'utf8'});
+    assert.equal(nores.status, 2);
+  } finally {
+    removeDir(dir);
+  }
+});
