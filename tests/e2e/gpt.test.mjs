@@ -278,3 +278,37 @@ test('anneald generate: offline text from a saved state, the same for the same s
     removeDir(dir);
   }
 });
+
+test('the README\'s "Train a small GPT": its job is valid, shows 65 characters, and answers as shown', async () => {
+  const fs = await import('node:fs');
+  const readme = fs.readFileSync('README.md', 'utf8');
+  const text = /cat > shakespeare\.json <<'JSON'\n([\s\S]*?)\nJSON\n/.exec(readme)[1];
+  const spec = JSON.parse(text);
+  const shown = (line) => assert.ok(readme.includes(line), `the README shows: ${line}`);
+  await withDaemon({}, async (d) => {
+    const full = await api(d.url, 'POST', '/v1/jobs', spec);
+    assert.equal(full.status, 201, full.text);
+    assert.equal(full.json.spec.data.vocabulary.size, 65);
+    assert.equal(full.json.spec.model.vocab_size, 65);
+    await api(d.url, 'POST', `/v1/jobs/${full.json.id}/cancel`, {});
+    // The same recipe, short: trains, then generates as the README's commands do.
+    const short = structuredClone(spec);
+    short.steps = 20;
+    short.ds_config.scheduler.params.total_num_steps = 20;
+    short.ds_config.scheduler.params.warmup_num_steps = 5;
+    short.validation.every_steps = 10;
+    short.checkpoint.every_steps = 10;
+    const r = await api(d.url, 'POST', '/v1/jobs', short);
+    assert.equal(r.status, 201, r.text);
+    await waitJob(d.url, r.json.id, (j) => j.state === 'completed', 120000);
+    const g = await api(d.url, 'POST', `/v1/jobs/${r.json.id}/generate`,
+                        {prompt: 'ROMEO:', max_tokens: 200, temperature: 0.8, top_k: 40, seed: 1});
+    assert.equal(g.status, 200, g.text);
+    assert.equal(g.json.tokens, 200);
+    assert.equal(g.json.step, 20);
+    shown('# {"step":2000,"text":"…","tokens":200}');
+    const bad = await api(d.url, 'POST', `/v1/jobs/${r.json.id}/generate`, {prompt: 'ROMEO{'});
+    assert.equal(bad.status, 400);
+    shown(`# ${bad.text}`);
+  });
+});
