@@ -567,6 +567,8 @@ static void parse_spec(const cJSON *j, job_spec *s, errlist *l)
     int ds_ok = 0, batch_ok = 0, opt_ok = 0;
     if (!failed(l, cfg_require(j, "", "ds_config", &e), &e))
         ds_ok = cfg_ds_parse(ds, s, l, &batch_ok, &opt_ok);
+    if (ds_ok && failed(l, cfg_numerics_parse(ds, s, &e), &e))
+        ds_ok = 0;
     if (data_ok && val_ok && batch_ok && failed(l, check_rows(s, &e), &e))
         data_ok = 0;
     /* The scheduler needs the optimizer (its lr and betas: a repaired one will do) and the

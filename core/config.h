@@ -14,6 +14,7 @@
 #include <cjson/cJSON.h>
 
 #include "core/err.h"
+#include "core/lossscale.h"
 #include "core/optim.h"
 #include "core/sched.h"
 
@@ -124,6 +125,9 @@ typedef struct job_spec {
                                      step: all resolved, train_batch_size = micro_batch x
                                      grad_accum (world_size 1) */
     double gradient_clipping;     /* 0 = off */
+    int fp16;                     /* ds_config.fp16.enabled (gpt): loss scaling, half gradients */
+    lossscale_cfg loss_scale;     /* its scaler (DeepSpeed's keys and defaults) */
+    int bf16;                     /* ds_config.bf16.enabled (gpt): bf16 matrix products */
     optim_cfg optim;
     cJSON *scheduler;             /* the scheduler block as given, validated against the job's
                                      sched_env (its "auto" values are resolved from that env by

@@ -249,3 +249,67 @@ cJSON *cfg_text_json(const data_spec *d, const char *type)
     }
     return o;
 }
+
+/* An unknown key of an fp16/bf16 block: DeepSpeed has many (auto_cast, …); warned, not fatal. */
+static int warn_keys(const cJSON *b, const char *path, const char *const *known, cJSON *warnings)
+{
+    for (const cJSON *c = b->child; c; c = c->next) {
+        int k = 0;
+        for (const char *const *n = known; *n && !k; n++)
+            k = strcmp(*n, c->string) == 0;
+        if (!k && warnings) {
+            char msg[256];
+            snprintf(msg, sizeof msg, "%s.%s is not used by this daemon", path, c->string);
+            cJSON_AddItemToArray(warnings, cJSON_CreateString(msg));
+        }
+    }
+    return 0;
+}
+
+int cfg_numerics_parse(const cJSON *ds, job_spec *s, an_err *err)
+{
+    static const char *const fp16_keys[] = {"enabled", "loss_scale", "initial_scale_power",
+                                            "loss_scale_window", "hysteresis",
+                                            "consecutive_hysteresis", "min_loss_scale", NULL};
+    static const char *const bf16_keys[] = {"enabled", NULL};
+    const cJSON *f = cJSON_IsObject(ds) ? cfg_get(ds, "fp16") : NULL;
+    const cJSON *b = cJSON_IsObject(ds) ? cfg_get(ds, "bf16") : NULL;
+    int rc;
+    int64_t v;
+    s->fp16 = s->bf16 = 0;
+    s->loss_scale = lossscale_defaults();
+    if (f) {
+        lossscale_cfg *c = &s->loss_scale;
+        if ((rc = cfg_want_object(f, "ds_config.fp16", err)) ||
+            (rc = cfg_bool(f, "ds_config.fp16", "enabled", 0, &s->fp16, err)) ||
+            (rc = cfg_num(f, "ds_config.fp16", "loss_scale", 0.0, 0.0, 1e38, CFG_CLOSED,
+                          &c->loss_scale, err)))
+            return rc;
+        if ((rc = cfg_int(f, "ds_config.fp16", "initial_scale_power", 16, 0, 120, &v, err)))
+            return rc;
+        c->initial_scale_power = (int)v;
+        if ((rc = cfg_int(f, "ds_config.fp16", "loss_scale_window", 1000, 1, CFG_MAX_STEPS,
+                          &c->loss_scale_window, err)) ||
+            (rc = cfg_int(f, "ds_config.fp16", "hysteresis", 2, 1, 1000000, &v, err)))
+            return rc;
+        c->hysteresis = (int)v;
+        if ((rc = cfg_bool(f, "ds_config.fp16", "consecutive_hysteresis", 0,
+                           &c->consecutive_hysteresis, err)) ||
+            (rc = cfg_num(f, "ds_config.fp16", "min_loss_scale", 1.0, 0.0, 1e38, CFG_LO_OPEN,
+                          &c->min_loss_scale, err)))
+            return rc;
+        warn_keys(f, "ds_config.fp16", fp16_keys, s->warnings);
+    }
+    if (b) {
+        if ((rc = cfg_want_object(b, "ds_config.bf16", err)) ||
+            (rc = cfg_bool(b, "ds_config.bf16", "enabled", 0, &s->bf16, err)))
+            return rc;
+        warn_keys(b, "ds_config.bf16", bf16_keys, s->warnings);
+    }
+    if (s->fp16 && s->bf16)
+        return an_fail(err, "ds_config.bf16", "ds_config.bf16 and ds_config.fp16 are both "
+                       "enabled: choose one (bf16 needs no loss scaling)");
+    if (s->model.type != MODEL_GPT)
+        s->fp16 = s->bf16 = 0; /* warned about as unused (config_ds.c) */
+    return 0;
+}

@@ -27,6 +27,11 @@ int cfg_gpt_resolve(model_spec *m, const data_spec *d, an_err *err);
 int cfg_text_parse(const cJSON *d, const model_spec *m, int loss, data_spec *out, an_err *err);
 cJSON *cfg_text_json(const data_spec *d, const char *type);
 
+/* ds_config.fp16 and ds_config.bf16 (JOBSPEC.md, "Numerics"): DeepSpeed's scaler keys with
+ * its defaults; both enabled is an error naming ds_config.bf16. For models other than gpt an
+ * enabled block is only warned about (config_ds.c). */
+int cfg_numerics_parse(const cJSON *ds, job_spec *s, an_err *err);
+
 /* The corpus of inline or builtin text (NULL for an uploaded data set). */
 const char *cfg_text_corpus(const data_spec *d, size_t *len);
 

@@ -33,6 +33,10 @@ typedef struct train_report {
     int has_val;                     /* a validation ran after this step */
     double val_loss;
     double val_acc;                  /* classification only, else NAN */
+    double loss_scale;               /* fp16: the scale this step used, else NAN */
+    int64_t skipped_steps;           /* fp16: overflowed steps so far (this one included) */
+    int skipped;                     /* fp16: this step overflowed (no optimizer or scheduler
+                                        step) */
 } train_report;
 
 typedef struct train train; /* opaque */

@@ -10,6 +10,7 @@
 #include "core/config_gpt.h"
 #include "core/gemm.h"
 #include "core/gpt.h"
+#include "core/lossscale.h"
 #include "core/model.h"
 #include "core/optim.h"
 #include "core/rng.h"
@@ -35,6 +36,8 @@ struct gtrain {
     int ngroups, has_betas;
     sched *sch;
     int32_t *idx, *tgt;         /* [micro·T] */
+    int fp16, bf16;             /* ds_config numerics */
+    lossscale ls;
     uint64_t layout_hash, model_hash;
 };
 
@@ -137,6 +140,9 @@ int gtrain_create(gtrain **out, const job_spec *spec, const char *up, size_t upl
     t->shuffle = spec->data.shuffle;
     t->random = spec->data.sampling_random;
     t->perm_epoch = -1;
+    t->fp16 = spec->fp16;
+    t->bf16 = spec->bf16;
+    lossscale_init(&t->ls, &spec->loss_scale);
     int rc = load_text(t, spec, up, uplen, err);
     if (rc)
         goto fail;
@@ -288,6 +294,8 @@ int gtrain_validate(gtrain *t, double *loss)
     const int T = t->T;
     const int32_t *vt = t->tokens + t->ntrain;
     double sum = 0.0;
+    int was = gemm_bf16();
+    gemm_set_bf16(t->bf16);
     for (size_t k = 0; k < t->kval; k += (size_t)t->micro) {
         int B = t->kval - k < (size_t)t->micro ? (int)(t->kval - k) : t->micro;
         for (int r = 0; r < B; r++)
@@ -296,8 +304,17 @@ int gtrain_validate(gtrain *t, double *loss)
         gpt_forward(t->g, t->idx, t->tgt, B, T, &l);
         sum += l * B;
     }
+    gemm_set_bf16(was);
     *loss = sum / (double)t->kval;
     return 0;
+}
+
+/* fp16: the summed gradients as IEEE half precision holds them (values beyond 65504 become
+ * infinities: the overflow the loss scaler watches for). */
+static void to_half(float *g, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        g[i] = (float)(_Float16)g[i];
 }
 
 int gtrain_step(gtrain *t, train_report *rep, an_err *err)
@@ -308,6 +325,9 @@ int gtrain_step(gtrain *t, train_report *rep, an_err *err)
     double t0 = now_sec(), loss_sum = 0.0;
     int64_t epoch = t->epoch;
     use_threads(t->threads);
+    gemm_set_bf16(t->bf16);
+    /* fp16: the loss is multiplied by the scale before backward (DeepSpeed's engine). */
+    const double scale = t->fp16 ? lossscale_scale(&t->ls) : 1.0;
     for (int j = 0; j < t->gas; j++) {
         next_batch(t, step, j, &epoch);
         double l = 0;
@@ -315,22 +335,45 @@ int gtrain_step(gtrain *t, train_report *rep, an_err *err)
         if (!rc && !isfinite(l))
             rc = -EDOM;
         if (rc) {
+            gemm_set_bf16(0);
             t->epoch = e0, t->pos = p0;
             return an_failc(err, rc, "", rc == -EDOM ? "loss is not finite at step %lld: the "
                             "run diverged (try a smaller lr or gradient_clipping)"
                             : "forward pass failed at step %lld", (long long)step + 1);
         }
         loss_sum += l;
-        gpt_backward(g, g->grads, j > 0, 1.0f / (float)t->gas);
+        gpt_backward(g, g->grads, j > 0, (float)(scale / t->gas));
     }
-    double norm = optim_clip_grad_norm(g->grads, g->nparams, OPTIM_F32, t->clip);
+    int overflow = 0;
+    double norm = NAN;
+    if (t->fp16) {
+        to_half(g->grads, g->nparams);
+        overflow = lossscale_overflow(g->grads, g->nparams);
+        if (!overflow) {
+            const float inv = (float)(1.0 / scale);
+            for (size_t i = 0; i < g->nparams; i++)
+                g->grads[i] *= inv;
+        }
+        /* Checked before anything changes: a run at the minimum scale stops here. */
+        lossscale st = t->ls;
+        if (lossscale_update(&st, overflow, err)) {
+            gemm_set_bf16(0);
+            t->epoch = e0, t->pos = p0;
+            return -ERANGE;
+        }
+        t->ls = st;
+    }
     if (rep) {
         memset(rep, 0, sizeof *rep);
         rep->ngroups = t->ngroups;
         for (int k = 0; k < t->ngroups; k++)
             rep->lr[k] = t->opt.groups[k].lr;
     }
-    optim_step(&t->opt, g->params, g->grads);
+    /* An overflowed step: no optimizer step and no scheduler step (DeepSpeed). */
+    if (!overflow) {
+        norm = optim_clip_grad_norm(g->grads, g->nparams, OPTIM_F32, t->clip);
+        optim_step(&t->opt, g->params, g->grads);
+    }
     t->steps++;
     t->samples += (int64_t)t->micro * t->gas;
     double vloss = NAN;
@@ -340,8 +383,11 @@ int gtrain_step(gtrain *t, train_report *rep, an_err *err)
         gtrain_validate(t, &vloss);
         has_val = 1;
     }
-    sched_step(t->sch, vloss);
-    apply_sched(t);
+    if (!overflow) {
+        sched_step(t->sch, vloss);
+        apply_sched(t);
+    }
+    gemm_set_bf16(0);
     if (rep) {
         double dt = now_sec() - t0;
         rep->step = t->steps;
@@ -352,9 +398,14 @@ int gtrain_step(gtrain *t, train_report *rep, an_err *err)
         rep->has_val = has_val;
         rep->val_loss = vloss;
         rep->val_acc = NAN;
+        rep->loss_scale = t->fp16 ? scale : NAN;
+        rep->skipped_steps = t->fp16 ? t->ls.skipped : 0;
+        rep->skipped = overflow;
     }
     return 0;
 }
+
+const lossscale *gtrain_lossscale(const gtrain *t) { return t->fp16 ? &t->ls : NULL; }
 
 /* ------------------------------------------------------------------------------------------
  * Checkpoint blob: the framing of blob.h with the five required sections. */
@@ -375,8 +426,9 @@ int gtrain_save(const gtrain *t, void **buf, size_t *len, an_err *err)
     char *vt = vj ? cJSON_PrintUnformatted(vj) : NULL;
     cJSON_Delete(vj);
     size_t vn = vt ? strlen(vt) : 0;
+    size_t lsn = t->fp16 ? SECTION_HEADER + 40 : 0;
     size_t total = BLOB_HEADER + (SEC_REQUIRED + 1) * SECTION_HEADER + 32 + pn + on + sn + vn +
-                   BLOB_TRAILER;
+                   lsn + BLOB_TRAILER;
     unsigned char *b = vt ? malloc(total) : NULL, *w = b;
     *buf = NULL;
     *len = 0;
@@ -386,7 +438,7 @@ int gtrain_save(const gtrain *t, void **buf, size_t *len, an_err *err)
     }
     memcpy(w, BLOB_MAGIC, 8);
     blob_put_u32(w + 8, BLOB_VERSION);
-    blob_put_u32(w + 12, SEC_REQUIRED + 1);
+    blob_put_u32(w + 12, SEC_REQUIRED + 1 + (t->fp16 ? 1 : 0));
     blob_put_u64(w + 16, t->layout_hash);
     blob_put_u64(w + 24, t->model_hash);
     blob_put_u64(w + 32, total);
@@ -407,6 +459,17 @@ int gtrain_save(const gtrain *t, void **buf, size_t *len, an_err *err)
     w = put_section(w + sn, SEC_VOCAB, vn);
     memcpy(w, vt, vn);
     w += vn;
+    if (t->fp16) {
+        uint64_t u;
+        memcpy(&u, &t->ls.cur_scale, 8);
+        w = put_section(w, SEC_LOSSSCALE, 40);
+        blob_put_u64(w, u);
+        blob_put_u64(w + 8, (uint64_t)t->ls.cur_iter);
+        blob_put_u64(w + 16, (uint64_t)t->ls.last_overflow_iter);
+        blob_put_u64(w + 24, (uint64_t)t->ls.cur_hysteresis);
+        blob_put_u64(w + 32, (uint64_t)t->ls.skipped);
+        w += 40;
+    }
     cJSON_free(vt);
     if (rc) {
         free(b);
@@ -438,6 +501,11 @@ int gtrain_restore(gtrain *t, const void *buf, size_t len, an_err *err)
         v.len[SEC_SCHED] != sched_state_size(t->sch))
         return an_failc(err, -EPROTO, "checkpoint", "the checkpoint is of another optimizer, "
                         "schedule or parameter-group layout than this job's");
+    if (t->fp16 != (v.sec[SEC_LOSSSCALE] != NULL) ||
+        (t->fp16 && v.len[SEC_LOSSSCALE] != 40))
+        return an_failc(err, -EPROTO, "checkpoint", t->fp16
+                        ? "the checkpoint has no fp16 loss-scaler state (it was not an fp16 run)"
+                        : "the checkpoint is of an fp16 run, this job is not one");
     int64_t steps = (int64_t)blob_get_u64(v.sec[SEC_COUNTERS]);
     int64_t samples = (int64_t)blob_get_u64(v.sec[SEC_COUNTERS] + 8);
     int64_t epoch = (int64_t)blob_get_u64(v.sec[SEC_CURSOR]);
@@ -465,6 +533,15 @@ int gtrain_restore(gtrain *t, const void *buf, size_t len, an_err *err)
     t->samples = samples;
     t->epoch = epoch;
     t->pos = pos;
+    if (t->fp16) {
+        const unsigned char *r = v.sec[SEC_LOSSSCALE];
+        uint64_t u = blob_get_u64(r);
+        memcpy(&t->ls.cur_scale, &u, 8);
+        t->ls.cur_iter = (int64_t)blob_get_u64(r + 8);
+        t->ls.last_overflow_iter = (int64_t)blob_get_u64(r + 16);
+        t->ls.cur_hysteresis = (int)blob_get_u64(r + 24);
+        t->ls.skipped = (int64_t)blob_get_u64(r + 32);
+    }
     apply_sched(t);
     return 0;
 }

@@ -21,6 +21,7 @@
 #include "core/config.h"
 #include "core/err.h"
 #include "core/gpt.h"
+#include "core/lossscale.h"
 #include "core/text.h"
 #include "core/train.h"
 
@@ -42,6 +43,9 @@ int gtrain_vocab_size(const gtrain *t);
 
 /* The vocabulary (text_vocab_json), NULL if out of memory; the caller deletes it. */
 cJSON *gtrain_vocab_json(const gtrain *t);
+
+/* The fp16 loss scaler's state, NULL without fp16. */
+const lossscale *gtrain_lossscale(const gtrain *t);
 
 /* What identifies a gpt's parameter layout in a checkpoint blob (its model hash). */
 uint64_t gtrain_model_hash(const gpt *g);
