@@ -358,6 +358,7 @@ static int finder_diverged(train *t, train_report *rep, double loss)
 {
     if (rep) {
         memset(rep, 0, sizeof *rep);
+        rep->loss_scale = NAN; /* no fp16 for these models */
         rep->ngroups = t->ngroups;
         for (int g = 0; g < t->ngroups; g++)
             rep->lr[g] = t->opt.groups[g].lr;
@@ -430,6 +431,7 @@ int train_step(train *t, train_report *rep, an_err *err)
 
     if (rep) {
         memset(rep, 0, sizeof *rep);
+        rep->loss_scale = NAN; /* no fp16 for these models */
         rep->ngroups = t->ngroups;
         for (int g = 0; g < t->ngroups; g++)
             rep->lr[g] = t->opt.groups[g].lr;

@@ -247,9 +247,14 @@ static void progress(int tty, const train_report *r, int64_t total, int64_t firs
         if (final)
             fputc('\n', stderr);
     } else {
-        fprintf(stderr, "step %lld/%lld loss %.9g lr %.9g %.0f steps/s elapsed %s eta %s\n",
+        fprintf(stderr, "step %lld/%lld loss %.9g lr %.9g %.0f steps/s elapsed %s eta %s",
                 (long long)r->step, (long long)total, r->loss, r->lr[0], rate, dur(e1, el),
                 final ? "0s" : dur(e2, eta));
+        /* fp16: the loss scale the step used and the overflowed (skipped) steps so far */
+        if (!isnan(r->loss_scale))
+            fprintf(stderr, " loss_scale %.9g skipped %lld", r->loss_scale,
+                    (long long)r->skipped_steps);
+        fputc('\n', stderr);
     }
 }
 
@@ -341,6 +346,7 @@ int cli_train(int argc, char **argv)
     int validates = spec.val_fraction > 0;
     train_report rep;
     memset(&rep, 0, sizeof rep);
+    rep.loss_scale = NAN;
     int64_t done = 0;
     char nb[40];
     if (mf) {

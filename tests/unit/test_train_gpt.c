@@ -277,7 +277,7 @@ static void test_fp16_bf16_resume(void **state)
 }
 
 /* bf16 products against float32 on the same job: the curves agree within a tolerance (every
- * step's training loss within 0.05, every validation loss within 2 %), and they are not the
+ * step's training loss within 0.01, every validation loss within 1 %), and they are not the
  * same curve (the products were rounded). */
 static void test_bf16_against_fp32(void **state)
 {
