@@ -11,6 +11,8 @@
 #include "core/config_data.h"
 #include "core/jsonnum.h"
 #include "core/memest.h"
+#include "core/data_idx.h"
+#include "daemon/fashion.h"
 #include "daemon/daemon.h"
 
 /* Rows of a CSV text (lines after the header that are not empty). */
@@ -45,6 +47,10 @@ static int64_t samples_of(store_t *st, const job_spec *s)
         n = cJSON_GetArraySize(s->data.x);
         break;
     case DATA_BUILTIN: {
+        if (data_is_fashion(&s->data)) {
+            n = FASHION_ROWS;
+            break;
+        }
         char name[160];
         snprintf(name, sizeof name, "data/%s.csv", s->data.name);
         size_t len = 0;
@@ -225,6 +231,12 @@ static void create_from(http_req *r, store_t *st, cJSON *body)
     }
     free(errs);
     const char *dataset_ref = NULL;
+    an_err ferr;
+    if (data_is_fashion(&spec.data) && fashion_check(&ferr)) {
+        http_error(r, 400, "invalid_argument", ferr.field, "%s", ferr.message);
+        job_spec_free(&spec);
+        return;
+    }
     if (spec.data.type == DATA_TEXT && !spec.data.text && !spec.data.text_builtin) {
         /* An uploaded corpus (api/datasets.c stores text with no columns). */
         dataset_ref = spec.data.name;

@@ -284,7 +284,8 @@ static cJSON *normalized(const job_spec *s, const cJSON *ds)
     else
         ok = ok && cJSON_AddNumberToObject(o, "epochs", (double)s->epochs);
     ok = ok && (x = cJSON_AddObjectToObject(o, "validation")) &&
-         cJSON_AddNumberToObject(x, "fraction", s->val_fraction) &&
+         (s->val_split_test ? cJSON_AddStringToObject(x, "split", "test") != NULL
+                            : cJSON_AddNumberToObject(x, "fraction", s->val_fraction) != NULL) &&
          cJSON_AddNumberToObject(x, "every_steps", (double)s->val_every_steps);
     ok = ok && (x = cJSON_AddObjectToObject(o, "checkpoint")) &&
          cJSON_AddNumberToObject(x, "every_steps", (double)s->ckpt_every_steps) &&
@@ -410,13 +411,25 @@ static int parse_length(const cJSON *j, job_spec *s, an_err *err)
 
 static int parse_validation(const cJSON *j, job_spec *s, an_err *err)
 {
-    static const char *const keys[] = {"fraction", "every_steps", NULL};
+    static const char *const keys[] = {"fraction", "every_steps", "split", NULL};
+    static const char *const splits[] = {"fraction", "test", NULL};
     const cJSON *v = cfg_get(j, "validation");
-    int rc;
+    int rc, t = 0;
     s->val_fraction = 0.0;
     s->val_every_steps = 100;
+    s->val_split_test = 0;
     if (!v)
         return 0;
+    if ((rc = cfg_check_keys(v, "validation", keys, err)) ||
+        (rc = cfg_enum(v, "validation", "split", splits, 0, &t, err)))
+        return rc;
+    s->val_split_test = t == 1;
+    if (s->val_split_test && cfg_get(v, "fraction"))
+        return an_fail(err, "validation.split", "validation.split \"test\" validates on the "
+                       "data set's test split: leave validation.fraction out");
+    if (s->val_split_test)
+        return cfg_int(v, "validation", "every_steps", 100, 1, CFG_MAX_STEPS,
+                       &s->val_every_steps, err);
     if ((rc = cfg_check_keys(v, "validation", keys, err)) ||
         (rc = cfg_num(v, "validation", "fraction", 0.1, 0.0, 1.0, CFG_HI_OPEN, &s->val_fraction,
                       err)) ||
@@ -569,6 +582,10 @@ static void parse_spec(const cJSON *j, job_spec *s, errlist *l)
         ds_ok = cfg_ds_parse(ds, s, l, &batch_ok, &opt_ok);
     if (ds_ok && failed(l, cfg_numerics_parse(ds, s, &e), &e))
         ds_ok = 0;
+    if (data_ok && val_ok && s->val_split_test && strcmp(s->data.name, "fashion-mnist") != 0 &&
+        failed(l, an_fail(&e, "validation.split", "validation.split \"test\" needs a data set "
+                          "with a test split (builtin fashion-mnist)"), &e))
+        val_ok = 0;
     if (data_ok && val_ok && batch_ok && failed(l, check_rows(s, &e), &e))
         data_ok = 0;
     /* The scheduler needs the optimizer (its lr and betas: a repaired one will do) and the

@@ -108,6 +108,8 @@ typedef struct job_spec {
     int64_t steps;                /* optimizer steps; 0 when the run is given in epochs */
     int64_t epochs;               /* passes over the training data; 0 when given in steps */
     double val_fraction;          /* share of rows held out, in [0, 1); 0 = no validation */
+    int val_split_test;           /* validation.split "test": the data set's own test split
+                                     (fashion-mnist) validates */
     int64_t val_every_steps;      /* optimizer steps between validations (default 100) */
     int64_t ckpt_every_steps;     /* optimizer steps between checkpoints; 0 = no step trigger */
     double ckpt_every_seconds;    /* seconds between checkpoints; 0 = no time trigger */

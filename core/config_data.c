@@ -22,6 +22,7 @@ static const struct {
     {"iris", 150, 4, 3},
     {"wine", 178, 13, 3},
     {"digits", 1797, 64, 10},
+    {"fashion-mnist", 60000, 784, 10}, /* the training split; daemon/fashion.c reads it */
 };
 
 int cfg_builtin_shape(const char *name, int64_t *rows, int *features, int *classes)
@@ -253,7 +254,8 @@ static int parse_table(const cJSON *d, const model_spec *m, int loss, data_spec 
                                           "features",  "normalize", "shuffle", NULL};
     static const char *const bi_keys[] = {"type",     "name",      "target", "features",
                                           "normalize", "shuffle", NULL};
-    static const char *const bi_names[] = {"iris", "digits", "wine", "tinyshakespeare", NULL};
+    static const char *const bi_names[] = {"iris", "digits", "wine", "tinyshakespeare",
+                                         "fashion-mnist", NULL};
     int rc, t;
     if ((rc = cfg_check_keys(d, "data", out->type == DATA_DATASET ? ds_keys : bi_keys, err)))
         return rc;
@@ -280,6 +282,21 @@ static int parse_table(const cJSON *d, const model_spec *m, int loss, data_spec 
     int64_t rows = 0;
     int features = 0, classes = 0;
     cfg_builtin_shape(out->name, &rows, &features, &classes);
+    if (strcmp(out->name, "fashion-mnist") == 0) {
+        /* images: no columns to pick; the label is the class */
+        static const char *const fm_keys[] = {"type", "name", "normalize", "shuffle", NULL};
+        if ((rc = cfg_check_keys(d, "data", fm_keys, err)))
+            return rc;
+        if (m->inputs != features)
+            return an_fail(err, "model.inputs", "model.inputs is %d but builtin fashion-mnist "
+                           "has %d features (28x28 pixels): set model.inputs to %d", m->inputs,
+                           features, features);
+        out->samples = rows;
+        out->features = m->inputs;
+        out->outputs = m->outputs;
+        out->classes = classes;
+        return check_labels(classes, m, loss, "builtin fashion-mnist", err);
+    }
     if ((rc = check_features_list(d, m, out, err)))
         return rc;
     /* The builtin sets' columns are known now: a wrong name fails here, not at training. */

@@ -14,7 +14,9 @@
 #include "core/config.h"
 #include "core/sched.h"
 #include "core/train.h"
+#include "core/data_idx.h"
 #include "daemon/cli.h"
+#include "daemon/fashion.h"
 #include "daemon/cli_util.h"
 
 /* A `--save` file: this magic line, the job spec it belongs to on one line (normalised, without
@@ -326,7 +328,15 @@ int cli_train(int argc, char **argv)
     train *t = NULL;
     FILE *mf = NULL;
     int rc = 1;
-    if (train_create(&t, &spec, NULL, 0, &e)) {
+    char *packed = NULL;
+    size_t packed_len = 0;
+    if (data_is_fashion(&spec.data) && fashion_read(&packed, &packed_len, &e)) {
+        cli_print_err(&e);
+        goto out;
+    }
+    int crc = train_create(&t, &spec, packed, packed_len, &e);
+    free(packed);
+    if (crc) {
         cli_print_err(&e);
         goto out;
     }
@@ -343,7 +353,7 @@ int cli_train(int argc, char **argv)
     int tty = isatty(2);
     double t0 = now_s(), last = 0;
     int64_t first_step = train_steps_done(t);
-    int validates = spec.val_fraction > 0;
+    int validates = spec.val_fraction > 0 || spec.val_split_test;
     train_report rep;
     memset(&rep, 0, sizeof rep);
     rep.loss_scale = NAN;
