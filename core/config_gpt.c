@@ -278,6 +278,16 @@ int cfg_numerics_parse(const cJSON *ds, job_spec *s, an_err *err)
     int64_t v;
     s->fp16 = s->bf16 = 0;
     s->loss_scale = lossscale_defaults();
+    if (s->model.type != MODEL_GPT) {
+        /* Not used for these models (warned about in config_ds.c, "auto" included), but two
+         * enabled blocks contradict each other all the same. */
+        const cJSON *fe = cJSON_IsObject(f) ? cfg_get(f, "enabled") : NULL;
+        const cJSON *be = cJSON_IsObject(b) ? cfg_get(b, "enabled") : NULL;
+        if (cJSON_IsTrue(fe) && cJSON_IsTrue(be))
+            return an_fail(err, "ds_config.bf16", "ds_config.bf16 and ds_config.fp16 are both "
+                           "enabled: choose one (bf16 needs no loss scaling)");
+        return 0;
+    }
     if (f) {
         lossscale_cfg *c = &s->loss_scale;
         if ((rc = cfg_want_object(f, "ds_config.fp16", err)) ||
@@ -309,7 +319,5 @@ int cfg_numerics_parse(const cJSON *ds, job_spec *s, an_err *err)
     if (s->fp16 && s->bf16)
         return an_fail(err, "ds_config.bf16", "ds_config.bf16 and ds_config.fp16 are both "
                        "enabled: choose one (bf16 needs no loss scaling)");
-    if (s->model.type != MODEL_GPT)
-        s->fp16 = s->bf16 = 0; /* warned about as unused (config_ds.c) */
     return 0;
 }
