@@ -312,3 +312,29 @@ test('the README\'s "Train a small GPT": its job is valid, shows 65 characters, 
     shown(`# ${bad.text}`);
   });
 });
+
+test('fp16: a running gpt job shows its loss scale and skipped steps; both numerics at once are a 400', async () => {
+  await withDaemon({}, async (d) => {
+    const both = gptJob();
+    both.ds_config.fp16 = {enabled: true};
+    both.ds_config.bf16 = {enabled: true};
+    const r0 = await api(d.url, 'POST', '/v1/jobs', both);
+    assert.equal(r0.status, 400);
+    assert.equal(r0.json.error.field, 'ds_config.bf16');
+    const spec = gptJob({steps: 100000});
+    spec.ds_config.fp16 = {enabled: true, initial_scale_power: 30, loss_scale_window: 50};
+    const r = await api(d.url, 'POST', '/v1/jobs', spec);
+    assert.equal(r.status, 201, r.text);
+    assert.deepEqual(r.json.warnings, []);
+    const j = await waitJob(d.url, r.json.id, (x) => x.state === 'running' && x.step > 40 && x.loss_scale != null);
+    // 2^30 overflows half precision at first: steps were skipped and the scale came down
+    assert.ok(j.skipped_steps >= 2, `skipped ${j.skipped_steps}`);
+    assert.ok(j.loss_scale < 2 ** 30, `scale ${j.loss_scale}`);
+    await api(d.url, 'POST', `/v1/jobs/${r.json.id}/cancel`, {});
+    // a job without fp16 has neither field
+    const plain = await api(d.url, 'POST', '/v1/jobs', gptJob({steps: 100000}));
+    const p = await waitJob(d.url, plain.json.id, (x) => x.state === 'running' && x.step > 5);
+    assert.equal(p.loss_scale, undefined);
+    await api(d.url, 'POST', `/v1/jobs/${plain.json.id}/cancel`, {});
+  });
+});
