@@ -66,7 +66,7 @@ static void gpt_job_memory(const job_spec *s, mem_estimate *out)
     cfg_gpt_shape(&s->model, &g);
     if (!g.vocab_size)
         g.vocab_size = 256;
-    int checkpoint = 0;
+    int checkpoint = s->act_ckpt;
     gpt_memory m = gpt_memory_estimate(&g, (int)(s->micro_batch > 0 ? s->micro_batch : 1),
                                        checkpoint, optim_buffers(s));
     out->params = m.params;

@@ -150,7 +150,7 @@ int gtrain_create(gtrain **out, const job_spec *spec, const char *up, size_t upl
     ms.vocab_size = t->vocab.size;
     gpt_shape s;
     cfg_gpt_shape(&ms, &s);
-    if ((rc = gpt_create(&t->g, &s, spec->seed, t->micro, err)))
+    if ((rc = gpt_create_ex(&t->g, &s, spec->seed, t->micro, spec->act_ckpt, err)))
         goto fail;
     if (spec->model.init && (rc = gpt_set_init(t->g, spec->model.init, err)))
         goto fail;

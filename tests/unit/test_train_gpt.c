@@ -16,6 +16,7 @@
 #include "core/blob.h"
 #include "core/config.h"
 #include "core/infer.h"
+#include "core/memest.h"
 #include "core/train.h"
 #include "core/train_gpt.h"
 
@@ -336,6 +337,37 @@ static void test_numerics_spec(void **state)
     assert_string_equal(e.field, "ds_config.fp16.hysteresis");
 }
 
+/* ds_config.activation_checkpointing: the same weights bit for bit as without it, and a
+ * smaller activation estimate. */
+static void test_activation_checkpointing(void **state)
+{
+    (void)state;
+    job_spec s, c;
+    spec_ds(&s, "", 16, 2, "", 12);
+    spec_ds(&c, "", 16, 2, ", \"activation_checkpointing\": {\"partition_activations\": false}",
+            12);
+    assert_int_equal(c.act_ckpt, 1);
+    assert_int_equal(cJSON_GetArraySize(c.warnings), 1); /* partition_activations: unused */
+    an_err e;
+    train *a, *b;
+    assert_int_equal(train_create(&a, &s, NULL, 0, &e), 0);
+    assert_int_equal(train_create(&b, &c, NULL, 0, &e), 0);
+    assert_int_equal(gtrain_model(train_gpt(b))->checkpoint, 1);
+    run(a, 12);
+    run(b, 12);
+    gpt *ga = gtrain_model(train_gpt(a)), *gb = gtrain_model(train_gpt(b));
+    assert_memory_equal(ga->params, gb->params, ga->nparams * sizeof(float));
+    mem_estimate ma, mb;
+    job_spec_memory(&s, -1, &ma);
+    job_spec_memory(&c, -1, &mb);
+    assert_true(mb.activations < ma.activations);
+    assert_int_equal(mb.activations, gb->arena_floats * sizeof(float));
+    train_free(a);
+    train_free(b);
+    job_spec_free(&s);
+    job_spec_free(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -347,6 +379,7 @@ int main(void)
         cmocka_unit_test(test_fp16_bf16_resume),
         cmocka_unit_test(test_bf16_against_fp32),
         cmocka_unit_test(test_numerics_spec),
+        cmocka_unit_test(test_activation_checkpointing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
