@@ -10,6 +10,7 @@
 #include "api/routes.h"
 #include "core/csv.h"
 #include "core/csv_rows.h"
+#include "core/text.h"
 #include "daemon/daemon.h"
 
 /* Checks the upload in one pass, a row at a time (memory for one row and the header, not a
@@ -88,14 +89,62 @@ static int csv_check(const char *text, size_t len, int64_t *rows, cJSON **cols, 
     return 0;
 }
 
+/* ---- text corpora (API.md, "Datasets as text") ----------------------------------------- *
+ * A body sent as text/plain is a corpus for {"type": "text", "dataset": …}: it must be UTF-8
+ * without NUL (what the char tokenizer takes). It is stored as a data set with no columns
+ * (no CSV has none) and its character count as rows; the answers say "kind": "text". */
+
+/* The upload's kind, read on the loop thread: 't' for text/plain, 'c' for CSV. */
+static char upload_kind(http_req *r)
+{
+    const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Type");
+    if (!ct)
+        return 'c';
+    while (*ct == ' ')
+        ct++;
+    return strncasecmp(ct, "text/plain", 10) == 0 && (ct[10] == 0 || ct[10] == ';' ||
+                                                     ct[10] == ' ') ? 't' : 'c';
+}
+
+/* Adds "kind" (and for text "characters") to a data set's JSON. */
+static cJSON *dataset_json(const store_dataset *ds)
+{
+    cJSON *o = store_dataset_to_json(ds);
+    int text = ds->columns_json && strcmp(ds->columns_json, "[]") == 0;
+    if (o && (!cJSON_AddStringToObject(o, "kind", text ? "text" : "csv") ||
+              (text && !cJSON_AddNumberToObject(o, "characters", (double)ds->rows)))) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+static int text_check(const char *body, size_t len, int64_t *chars, an_err *e)
+{
+    text_vocab v;
+    int32_t *tok = NULL;
+    size_t n = 0;
+    int rc = text_tokenize(body, len, TEXT_CHAR, 2, "text", &v, &tok, &n, e);
+    if (rc)
+        return rc;
+    free(tok);
+    text_vocab_free(&v);
+    *chars = (int64_t)n;
+    return 0;
+}
+
 static void create_work(http_req *r, store_t *s)
 {
     int64_t rows = 0;
     cJSON *cols = NULL;
-    const char *name = r->ctx;
+    const char *name = (const char *)r->ctx + 1;
+    int text = *(const char *)r->ctx == 't';
     an_err e;
     an_err_clear(&e);
-    int crc = csv_check(r->body, r->len, &rows, &cols, &e);
+    int crc = text ? text_check(r->body, r->len, &rows, &e)
+                   : csv_check(r->body, r->len, &rows, &cols, &e);
+    if (!crc && text && !(cols = cJSON_CreateArray()))
+        crc = an_failc(&e, -ENOMEM, "text", "out of memory");
     if (crc == -ENOMEM) {
         http_set_pending_error(r, 503, "unavailable", e.field, "%s", e.message);
         return;
@@ -127,7 +176,7 @@ static void create_work(http_req *r, store_t *s)
         http_set_pending_error(r, 500, "internal", NULL, "%s", e.message);
         return;
     }
-    http_set_pending_json(r, 201, store_dataset_to_json(&ds));
+    http_set_pending_json(r, 201, dataset_json(&ds));
     store_dataset_free(&ds);
 }
 
@@ -152,7 +201,12 @@ void api_datasets_create(http_req *r)
         http_error(r, 400, "invalid_argument", "csv", "a CSV body with a header row was expected, got an empty body");
         return;
     }
-    r->ctx = strdup(name);
+    char *ctx = malloc(n + 2);
+    if (ctx) {
+        ctx[0] = upload_kind(r);
+        memcpy(ctx + 1, name, n + 1);
+    }
+    r->ctx = ctx;
     r->ctx_free = free;
     if (!r->ctx) {
         http_error(r, 500, "internal", NULL, "out of memory");
@@ -176,7 +230,7 @@ void api_datasets_list(http_req *r)
     cJSON *o = cJSON_CreateObject();
     cJSON *arr = cJSON_AddArrayToObject(o, "datasets");
     for (size_t i = 0; i < n; i++)
-        cJSON_AddItemToArray(arr, store_dataset_to_json(&list[i]));
+        cJSON_AddItemToArray(arr, dataset_json(&list[i]));
     store_dataset_list_free(list, n);
     http_reply_json(r, 200, o);
 }
@@ -198,7 +252,7 @@ void api_datasets_get(http_req *r)
         http_error(r, st, code, NULL, "%s", e.message);
         return;
     }
-    http_reply_json(r, 200, store_dataset_to_json(&ds));
+    http_reply_json(r, 200, dataset_json(&ds));
     store_dataset_free(&ds);
 }
 

@@ -52,6 +52,13 @@ static void store_fail(http_req *r, int rc, const an_err *e, const char *id)
 /* Job `id`'s model at checkpoint `step` (< 0 = latest), from the shared loader: the spec and
  * the checkpoint's parameters only, never the data set. On failure sets the pending error
  * and returns NULL; hand a model back with model_cache_release. */
+static model_ref *load_model(http_req *r, store_t *s, const char *id, int64_t step);
+
+model_ref *api_model_load(http_req *r, store_t *s, const char *id, int64_t step)
+{
+    return load_model(r, s, id, step);
+}
+
 static model_ref *load_model(http_req *r, store_t *s, const char *id, int64_t step)
 {
     an_err e;
@@ -96,17 +103,35 @@ typedef struct wstream {
     size_t plen, poff;
 } wstream;
 
+/* Tensor i of the streamed model (an mlp/linear or a gpt) in gpt_tensor's terms (its names
+ * are the longer); returns the tensor count. */
+static int stream_tensor(const infer *f, int i, gpt_tensor *out)
+{
+    if (f->g) {
+        *out = f->g->tensors[i < f->g->ntensors ? i : 0];
+        return f->g->ntensors;
+    }
+    const model_tensor *t = &f->m->tensors[i < f->m->ntensors ? i : 0];
+    memset(out, 0, sizeof *out);
+    snprintf(out->name, sizeof out->name, "%s", t->name);
+    out->off = t->off, out->n = t->n, out->ndim = t->ndim;
+    out->shape[0] = t->shape[0], out->shape[1] = t->shape[1];
+    return f->m->ntensors;
+}
+
 /* Writes the next token into o (256 bytes); 0 at the end. */
 static size_t next_token(wstream *w, char *o)
 {
-    const model *m = w->ref->f->m;
+    gpt_tensor cur;
+    const int ntensors = stream_tensor(w->ref->f, w->t > 0 ? w->t : 0, &cur);
+    const float *params = w->ref->f->g ? w->ref->f->g->params : w->ref->f->m->params;
     if (w->t < 0) {
         w->t = 0;
         w->k = 0;
         return (size_t)snprintf(o, 256, "{\"step\":%lld,\"tensors\":[",
                                 (long long)w->ref->f->step);
     }
-    if (w->t >= m->ntensors) {
+    if (w->t >= ntensors) {
         /* then "input_stats": {"mean": […], "std": […]} (null without), a number a token */
         const infer *f = w->ref->f;
         int d = f->nstats;
@@ -129,7 +154,7 @@ static size_t next_token(wstream *w, char *o)
         n += (size_t)json_number_text(o + n, DOUBLE_TEXT, v, 1);
         return n;
     }
-    const model_tensor *mt = &m->tensors[w->t];
+    const gpt_tensor *mt = &cur;
     int two = mt->ndim == 2;
     size_t cols = two ? (size_t)mt->shape[1] : mt->n, n = 0;
     if (w->k == 0) {
@@ -146,7 +171,7 @@ static size_t next_token(wstream *w, char *o)
         o[n++] = ',';
     }
     if (mt->n > 0)
-        n += float_text(o + n, w->ref->f->m->params[mt->off + w->k]);
+        n += float_text(o + n, params[mt->off + w->k]);
     if (++w->k >= mt->n) {
         memcpy(o + n, two ? "]]}" : "]}", two ? 3 : 2);
         n += two ? 3 : 2;
@@ -248,6 +273,13 @@ static void predict_work(http_req *r, store_t *s)
     if (!ref)
         return;
     int ni = infer_inputs(ref->f), no = infer_outputs(ref->f);
+    if (ref->f->g) {
+        http_set_pending_error(r, 400, "invalid_argument", "inputs", "job %s is a gpt: it "
+                               "predicts tokens, use POST /v1/jobs/%s/generate", r->m.params[0],
+                               r->m.params[0]);
+        model_cache_release(&r->d->models, ref);
+        return;
+    }
     if (in->cols != ni) {
         http_set_pending_error(r, 400, "invalid_argument", "inputs[0]",
                                "each input row must have %d numbers (the model's inputs), got %d",

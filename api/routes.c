@@ -17,6 +17,7 @@ const route api_routes[] = {
     {"GET", "/v1/jobs/{id}/checkpoints", api_jobs_checkpoints, BODY_NONE, 0},
     {"GET", "/v1/jobs/{id}/weights", api_jobs_weights, BODY_NONE, 0},
     {"POST", "/v1/jobs/{id}/predict", api_jobs_predict, BODY_JSON, 0},
+    {"POST", "/v1/jobs/{id}/generate", api_jobs_generate, BODY_JSON, 0},
     {"GET", "/v1/jobs/{id}/lr_finder", api_jobs_lr_finder, BODY_NONE, 0},
     {"GET", "/v1/jobs/{id}/events", api_events_job, BODY_NONE, ROUTE_QUERY_TOKEN},
     {"GET", "/v1/events", api_events_all, BODY_NONE, ROUTE_QUERY_TOKEN},

@@ -5,6 +5,7 @@
 #define ANNEALD_ROUTES_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "api/router.h"
 
@@ -13,6 +14,7 @@
 #include "core/err.h"
 
 struct http_req;
+struct store_t;
 
 extern const route api_routes[];
 extern const size_t api_nroutes;
@@ -53,6 +55,15 @@ void api_spec_errors(struct http_req *r, const an_err *errs, int n);
 struct submit_outcome;
 /* Answers a job_submit that did not store the job (400/422/5xx). */
 void api_submit_error(struct http_req *r, const struct submit_outcome *out);
+
+/* api/inference.c: job `id`'s model at checkpoint `step` (< 0 = latest) from the shared
+ * cache, or NULL with the pending error set (404, 503, 500); model_cache_release it. */
+struct model_ref;
+struct model_ref *api_model_load(struct http_req *r, struct store_t *s, const char *id,
+                                 int64_t step);
+
+/* api/generate.c */
+void api_jobs_generate(struct http_req *r);
 
 /* api/events.c */
 void api_events_job(struct http_req *r);

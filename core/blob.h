@@ -35,7 +35,11 @@ enum section_id {
     SEC_LRFIND = 6,   /* optional, lr_finder jobs only: f64 avg, bpow, best, smoothed; i64 n */
     SEC_INPUT_STATS = 7, /* optional, jobs that standardise their inputs: u64 d; d f64 means;
                             d f64 standard deviations (what predict applies to raw inputs) */
-    SEC_COUNT = 7
+    SEC_VOCAB = 8,    /* optional, gpt jobs: the vocabulary as JSON text (text_vocab_json),
+                         so generation needs nothing but the checkpoint and the spec */
+    SEC_LOSSSCALE = 9, /* optional, fp16 jobs: f64 cur_scale; i64 cur_iter,
+                          last_overflow_iter, cur_hysteresis, skipped steps */
+    SEC_COUNT = 9
 };
 /* Sections 1..SEC_REQUIRED are in every blob; the others only where the job has them. */
 #define SEC_REQUIRED 5

@@ -14,6 +14,7 @@
 #include "core/cfgval.h"
 #include "core/config_data.h"
 #include "core/config_ds.h"
+#include "core/config_gpt.h"
 #include "core/config_model.h"
 #include "core/jsonscan.h"
 #include "core/jsonstrict.h"
@@ -229,7 +230,7 @@ static int parse_groups(const cJSON *g, job_spec *s, an_err *err)
             int hits = 0;
             for (int k = 0; k < nt; k++)
                 hits += fnmatch(x->valuestring, t[k].name, 0) == 0;
-            if (!hits &&
+            if (!hits && s->model.type != MODEL_GPT &&
                 (rc = warn(s->warnings, err, "%s \"%s\" matches no tensor of the model", r,
                            x->valuestring)))
                 return rc;
@@ -283,7 +284,8 @@ static cJSON *normalized(const job_spec *s, const cJSON *ds)
     else
         ok = ok && cJSON_AddNumberToObject(o, "epochs", (double)s->epochs);
     ok = ok && (x = cJSON_AddObjectToObject(o, "validation")) &&
-         cJSON_AddNumberToObject(x, "fraction", s->val_fraction) &&
+         (s->val_split_test ? cJSON_AddStringToObject(x, "split", "test") != NULL
+                            : cJSON_AddNumberToObject(x, "fraction", s->val_fraction) != NULL) &&
          cJSON_AddNumberToObject(x, "every_steps", (double)s->val_every_steps);
     ok = ok && (x = cJSON_AddObjectToObject(o, "checkpoint")) &&
          cJSON_AddNumberToObject(x, "every_steps", (double)s->ckpt_every_steps) &&
@@ -384,6 +386,8 @@ void job_spec_free(job_spec *s)
     cJSON_Delete(s->data.x);
     cJSON_Delete(s->data.y);
     cJSON_Delete(s->data.features_sel);
+    cJSON_Delete(s->data.text);
+    cJSON_Delete(s->data.vocab);
     for (int i = 0; i < CFG_MAX_GROUPS; i++)
         cJSON_Delete(s->groups[i].match);
     cJSON_Delete(s->scheduler);
@@ -407,13 +411,25 @@ static int parse_length(const cJSON *j, job_spec *s, an_err *err)
 
 static int parse_validation(const cJSON *j, job_spec *s, an_err *err)
 {
-    static const char *const keys[] = {"fraction", "every_steps", NULL};
+    static const char *const keys[] = {"fraction", "every_steps", "split", NULL};
+    static const char *const splits[] = {"fraction", "test", NULL};
     const cJSON *v = cfg_get(j, "validation");
-    int rc;
+    int rc, t = 0;
     s->val_fraction = 0.0;
     s->val_every_steps = 100;
+    s->val_split_test = 0;
     if (!v)
         return 0;
+    if ((rc = cfg_check_keys(v, "validation", keys, err)) ||
+        (rc = cfg_enum(v, "validation", "split", splits, 0, &t, err)))
+        return rc;
+    s->val_split_test = t == 1;
+    if (s->val_split_test && cfg_get(v, "fraction"))
+        return an_fail(err, "validation.split", "validation.split \"test\" validates on the "
+                       "data set's test split: leave validation.fraction out");
+    if (s->val_split_test)
+        return cfg_int(v, "validation", "every_steps", 100, 1, CFG_MAX_STEPS,
+                       &s->val_every_steps, err);
     if ((rc = cfg_check_keys(v, "validation", keys, err)) ||
         (rc = cfg_num(v, "validation", "fraction", 0.1, 0.0, 1.0, CFG_HI_OPEN, &s->val_fraction,
                       err)) ||
@@ -528,10 +544,16 @@ static void parse_spec(const cJSON *j, job_spec *s, errlist *l)
         s->seed = (uint64_t)v;
     int model_ok = !failed(l, cfg_require(j, "", "model", &e), &e) &&
                    !failed(l, cfg_model_parse(cfg_get(j, "model"), &s->model, &e), &e);
-    int loss_ok = !failed(l, cfg_enum(j, "", "loss", loss_names, 0, &t, &e), &e);
+    int is_gpt = model_ok && s->model.type == MODEL_GPT;
+    int loss_ok = !failed(l, cfg_enum(j, "", "loss", loss_names, is_gpt ? 1 : 0, &t, &e), &e);
     if (loss_ok)
         s->loss = t + 1;
-    if (model_ok && loss_ok && s->loss == LOSS_CROSS_ENTROPY && s->model.outputs < 2) {
+    if (is_gpt && loss_ok && s->loss != LOSS_CROSS_ENTROPY) {
+        failed(l, an_fail(&e, "loss", "model gpt is trained with loss cross_entropy (next-token "
+                          "prediction), got %s", loss_names[s->loss - 1]), &e);
+        loss_ok = 0;
+    }
+    if (!is_gpt && model_ok && loss_ok && s->loss == LOSS_CROSS_ENTROPY && s->model.outputs < 2) {
         failed(l, an_fail(&e, "model.outputs",
                           "loss cross_entropy needs model.outputs >= 2 (one output per class), "
                           "got %d",
@@ -542,6 +564,8 @@ static void parse_spec(const cJSON *j, job_spec *s, errlist *l)
     int data_ok = !failed(l, cfg_require(j, "", "data", &e), &e) && model_ok && loss_ok &&
                   !failed(l, cfg_data_parse(cfg_get(j, "data"), &s->model, s->loss, &s->data, &e),
                           &e);
+    if (is_gpt && data_ok && failed(l, cfg_gpt_resolve(&s->model, &s->data, &e), &e))
+        data_ok = 0;
     int length_ok = !failed(l, parse_length(j, s, &e), &e);
     int val_ok = !failed(l, parse_validation(j, s, &e), &e);
     failed(l, parse_checkpoint(j, s, &e), &e);
@@ -556,6 +580,12 @@ static void parse_spec(const cJSON *j, job_spec *s, errlist *l)
     int ds_ok = 0, batch_ok = 0, opt_ok = 0;
     if (!failed(l, cfg_require(j, "", "ds_config", &e), &e))
         ds_ok = cfg_ds_parse(ds, s, l, &batch_ok, &opt_ok);
+    if (ds_ok && failed(l, cfg_numerics_parse(ds, s, &e), &e))
+        ds_ok = 0;
+    if (data_ok && val_ok && s->val_split_test && strcmp(s->data.name, "fashion-mnist") != 0 &&
+        failed(l, an_fail(&e, "validation.split", "validation.split \"test\" needs a data set "
+                          "with a test split (builtin fashion-mnist)"), &e))
+        val_ok = 0;
     if (data_ok && val_ok && batch_ok && failed(l, check_rows(s, &e), &e))
         data_ok = 0;
     /* The scheduler needs the optimizer (its lr and betas: a repaired one will do) and the

@@ -14,6 +14,7 @@
 #include <cjson/cJSON.h>
 
 #include "core/err.h"
+#include "core/lossscale.h"
 #include "core/optim.h"
 #include "core/sched.h"
 
@@ -41,10 +42,11 @@
 #define CFG_UNKNOWN_STEPS_PER_EPOCH 1048576LL
 
 /* Stored in checkpoints and specs: append only. */
-enum model_type { MODEL_LINEAR = 1, MODEL_MLP = 2 };
+enum model_type { MODEL_LINEAR = 1, MODEL_MLP = 2, MODEL_GPT = 3 };
 enum act_type { ACT_RELU = 1, ACT_GELU = 2, ACT_TANH = 3, ACT_SIGMOID = 4, ACT_SILU = 5 };
 enum loss_type { LOSS_MSE = 1, LOSS_CROSS_ENTROPY = 2, LOSS_BCE = 3, LOSS_MEAN = 4 };
-enum data_type { DATA_SYNTHETIC = 1, DATA_INLINE = 2, DATA_DATASET = 3, DATA_BUILTIN = 4 };
+enum data_type { DATA_SYNTHETIC = 1, DATA_INLINE = 2, DATA_DATASET = 3, DATA_BUILTIN = 4,
+                 DATA_TEXT = 5 };
 enum synth_task { TASK_REGRESSION = 1, TASK_CLASSIFICATION = 2 };
 enum synth_gen { GEN_BLOBS = 1, GEN_SPIRALS = 2, GEN_XOR = 3 };
 
@@ -57,6 +59,11 @@ typedef struct model_spec {
     double dropout;               /* mlp: probability in [0, 1) after each hidden activation */
     cJSON *init;                  /* {"fc.weight": [[…]], …}: names and shapes checked; owned;
                                      NULL if none. Tensors left out get the default init. */
+    /* gpt (config_gpt.c); outputs is vocab_size once known */
+    int block_size, n_layer, n_head, n_embd;
+    int vocab_size;               /* 0 until the data's vocabulary gives it */
+    int bias;                     /* biases in linear layers and LayerNorms (default 1) */
+    int gelu;                     /* enum gpt_gelu: 0 tanh, 1 erf */
 } model_spec;
 
 typedef struct data_spec {
@@ -76,6 +83,14 @@ typedef struct data_spec {
     cJSON *features_sel;          /* array of column names to use, or NULL for all others (owned) */
     int normalize;                /* standardise features (default 1) */
     int shuffle;                  /* reshuffle every epoch (default 1) */
+    /* text (config_gpt.c): the corpus is inline (text), builtin (name "tinyshakespeare",
+     * text_builtin 1) or an uploaded text data set (dataset_id or name) */
+    cJSON *text;                  /* inline corpus (a JSON string, owned) or NULL */
+    int text_builtin;
+    int tokenizer;                /* enum text_tokenizer */
+    int sampling_random;          /* "sampling": "random" instead of shuffled windows */
+    cJSON *vocab;                 /* the vocabulary (text_vocab_json) when the spec's text gives
+                                     it; owned; NULL for an uploaded data set */
 } data_spec;
 
 typedef struct param_group_spec {
@@ -93,6 +108,8 @@ typedef struct job_spec {
     int64_t steps;                /* optimizer steps; 0 when the run is given in epochs */
     int64_t epochs;               /* passes over the training data; 0 when given in steps */
     double val_fraction;          /* share of rows held out, in [0, 1); 0 = no validation */
+    int val_split_test;           /* validation.split "test": the data set's own test split
+                                     (fashion-mnist) validates */
     int64_t val_every_steps;      /* optimizer steps between validations (default 100) */
     int64_t ckpt_every_steps;     /* optimizer steps between checkpoints; 0 = no step trigger */
     double ckpt_every_seconds;    /* seconds between checkpoints; 0 = no time trigger */
@@ -110,6 +127,11 @@ typedef struct job_spec {
                                      step: all resolved, train_batch_size = micro_batch x
                                      grad_accum (world_size 1) */
     double gradient_clipping;     /* 0 = off */
+    int fp16;                     /* ds_config.fp16.enabled (gpt): loss scaling, half gradients */
+    lossscale_cfg loss_scale;     /* its scaler (DeepSpeed's keys and defaults) */
+    int bf16;                     /* ds_config.bf16.enabled (gpt): bf16 matrix products */
+    int act_ckpt;                 /* ds_config.activation_checkpointing present (gpt): layer
+                                     activations recomputed in backward */
     optim_cfg optim;
     cJSON *scheduler;             /* the scheduler block as given, validated against the job's
                                      sched_env (its "auto" values are resolved from that env by

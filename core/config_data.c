@@ -6,8 +6,10 @@
 #include <string.h>
 
 #include "core/cfgval.h"
+#include "core/config_gpt.h"
 
-static const char *const data_types[] = {"synthetic", "inline", "dataset", "builtin", NULL};
+static const char *const data_types[] = {"synthetic", "inline", "dataset", "builtin", "text",
+                                         NULL};
 static const char *const tasks[] = {"regression", "classification", NULL};
 static const char *const generators[] = {"blobs", "spirals", "xor", NULL};
 
@@ -20,6 +22,7 @@ static const struct {
     {"iris", 150, 4, 3},
     {"wine", 178, 13, 3},
     {"digits", 1797, 64, 10},
+    {"fashion-mnist", 60000, 784, 10}, /* the training split; daemon/fashion.c reads it */
 };
 
 int cfg_builtin_shape(const char *name, int64_t *rows, int *features, int *classes)
@@ -251,7 +254,8 @@ static int parse_table(const cJSON *d, const model_spec *m, int loss, data_spec 
                                           "features",  "normalize", "shuffle", NULL};
     static const char *const bi_keys[] = {"type",     "name",      "target", "features",
                                           "normalize", "shuffle", NULL};
-    static const char *const bi_names[] = {"iris", "digits", "wine", NULL};
+    static const char *const bi_names[] = {"iris", "digits", "wine", "tinyshakespeare",
+                                         "fashion-mnist", NULL};
     int rc, t;
     if ((rc = cfg_check_keys(d, "data", out->type == DATA_DATASET ? ds_keys : bi_keys, err)))
         return rc;
@@ -278,6 +282,21 @@ static int parse_table(const cJSON *d, const model_spec *m, int loss, data_spec 
     int64_t rows = 0;
     int features = 0, classes = 0;
     cfg_builtin_shape(out->name, &rows, &features, &classes);
+    if (strcmp(out->name, "fashion-mnist") == 0) {
+        /* images: no columns to pick; the label is the class */
+        static const char *const fm_keys[] = {"type", "name", "normalize", "shuffle", NULL};
+        if ((rc = cfg_check_keys(d, "data", fm_keys, err)))
+            return rc;
+        if (m->inputs != features)
+            return an_fail(err, "model.inputs", "model.inputs is %d but builtin fashion-mnist "
+                           "has %d features (28x28 pixels): set model.inputs to %d", m->inputs,
+                           features, features);
+        out->samples = rows;
+        out->features = m->inputs;
+        out->outputs = m->outputs;
+        out->classes = classes;
+        return check_labels(classes, m, loss, "builtin fashion-mnist", err);
+    }
     if ((rc = check_features_list(d, m, out, err)))
         return rc;
     /* The builtin sets' columns are known now: a wrong name fails here, not at training. */
@@ -316,6 +335,18 @@ int cfg_data_parse(const cJSON *d, const model_spec *m, int loss, data_spec *out
     out->normalize = 1;
     if ((rc = cfg_bool(d, "data", "shuffle", 1, &out->shuffle, err)))
         return rc;
+    const cJSON *nm = cfg_get(d, "name");
+    if (out->type == DATA_BUILTIN && cJSON_IsString(nm) &&
+        strcmp(nm->valuestring, "tinyshakespeare") == 0) {
+        out->type = DATA_TEXT;
+        out->text_builtin = 1;
+        snprintf(out->name, sizeof out->name, "tinyshakespeare");
+    }
+    if (out->type == DATA_TEXT)
+        return cfg_text_parse(d, m, loss, out, err);
+    if (m->type == MODEL_GPT)
+        return an_fail(err, "data.type", "model gpt trains on text: use data type text or "
+                       "builtin tinyshakespeare, got %s", data_types[out->type - 1]);
     switch (out->type) {
     case DATA_SYNTHETIC:
         return parse_synthetic(d, m, loss, out, err);
@@ -350,6 +381,8 @@ static int add_copy(cJSON *o, const char *key, const cJSON *v)
 
 cJSON *cfg_data_json(const data_spec *d)
 {
+    if (d->type == DATA_TEXT)
+        return cfg_text_json(d, d->text_builtin ? "builtin" : "text");
     cJSON *o = cJSON_CreateObject();
     if (!o)
         return NULL;

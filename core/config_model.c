@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/cfgval.h"
+#include "core/config_gpt.h"
 
 const char *const cfg_act_names[] = {"", "relu", "gelu", "tanh", "sigmoid", "silu", NULL};
 
@@ -135,7 +136,7 @@ static int parse_init(const cJSON *init, model_spec *out, an_err *err)
 
 int cfg_model_parse(const cJSON *m, model_spec *out, an_err *err)
 {
-    static const char *const types[] = {"linear", "mlp", NULL};
+    static const char *const types[] = {"linear", "mlp", "gpt", NULL};
     static const char *const linear_keys[] = {"type", "inputs", "outputs", "init", NULL};
     static const char *const mlp_keys[] = {"type",       "inputs",  "hidden", "outputs",
                                            "activation", "dropout", "init",   NULL};
@@ -146,6 +147,8 @@ int cfg_model_parse(const cJSON *m, model_spec *out, an_err *err)
     if ((rc = cfg_want_object(m, "model", err)) || (rc = cfg_enum(m, "model", "type", types, -1, &t, err)))
         return rc;
     out->type = t + 1;
+    if (out->type == MODEL_GPT)
+        return cfg_gpt_parse(m, out, err);
     rc = cfg_check_keys(m, "model", out->type == MODEL_LINEAR ? linear_keys : mlp_keys, err);
     if (rc)
         return rc;
@@ -194,6 +197,8 @@ int cfg_model_parse(const cJSON *m, model_spec *out, an_err *err)
 
 cJSON *cfg_model_json(const model_spec *m)
 {
+    if (m->type == MODEL_GPT)
+        return cfg_gpt_json(m);
     cJSON *o = cJSON_CreateObject();
     if (!o)
         return NULL;

@@ -1,5 +1,6 @@
 /* data — building data sets (synthetic, inline, CSV), splitting, standardising, batching. */
 #include "core/data.h"
+#include "core/data_idx.h"
 
 #include <errno.h>
 #include <math.h>
@@ -482,6 +483,8 @@ int data_load(const job_spec *spec, const char *csv, size_t csv_len, dataset *tr
     int ce = spec->loss == LOSS_CROSS_ENTROPY, outputs = spec->model.outputs;
     memset(train, 0, sizeof *train);
     memset(val, 0, sizeof *val);
+    if (data_is_fashion(&spec->data)) /* images from the packed IDX files (data_idx.c) */
+        return data_fashion_load(spec, csv, csv_len, train, val, err);
     int rc = data_build(&spec->data, spec->seed, ce, outputs, csv, csv_len, &all, err);
     if (rc)
         return rc;

@@ -22,6 +22,13 @@ void gemm_f32(int transA, int transB, int M, int N, int K, float alpha, const fl
 void gemm_f32_ref(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                   int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
+/* bf16 mode for products issued from the calling thread (ds_config.bf16): both operands are
+ * rounded to bfloat16 (round to nearest even) and multiplied with float32 accumulation, as a
+ * bf16 GEMM computes; off by default. */
+void gemm_set_bf16(int on);
+int gemm_bf16(void);
+float gemm_bf16_round(float x);
+
 /* Sets how many threads oneDNN uses for products issued from the calling thread (OpenMP's
  * per-thread setting, reached at run time in the OpenMP runtime oneDNN is linked with).
  * Returns 0, or -EINVAL for n < 1, or -ENOSYS if no OpenMP runtime is loaded. */

@@ -6,6 +6,33 @@
 #include <string.h>
 
 #include "core/blob.h"
+#include "core/config_gpt.h"
+#include "core/train_gpt.h"
+
+/* A gpt: the shape from the spec, vocab_size from the checkpoint's vocabulary. */
+static int infer_gpt(infer *f, const job_spec *spec, const blob_view *v, an_err *err)
+{
+    if (!v->sec[SEC_VOCAB])
+        return an_failc(err, -EPROTO, "checkpoint", "the checkpoint holds no vocabulary");
+    cJSON *j = cJSON_ParseWithLength((const char *)v->sec[SEC_VOCAB], (size_t)v->len[SEC_VOCAB]);
+    int rc = j ? text_vocab_from_json(j, "checkpoint", &f->vocab, err)
+               : an_failc(err, -EPROTO, "checkpoint", "the checkpoint's vocabulary is malformed");
+    cJSON_Delete(j);
+    if (rc)
+        return rc < 0 ? rc : -EPROTO;
+    model_spec ms = spec->model;
+    ms.vocab_size = f->vocab.size;
+    gpt_shape s;
+    cfg_gpt_shape(&ms, &s);
+    if ((rc = gpt_create(&f->g, &s, spec->seed, 1, err)))
+        return rc;
+    if (v->model_hash != gtrain_model_hash(f->g) ||
+        v->len[SEC_PARAMS] != f->g->nparams * sizeof(float))
+        return an_failc(err, -EPROTO, "checkpoint", "the checkpoint is of another model (this "
+                        "job's is a gpt with %zu parameters)", f->g->nparams);
+    memcpy(f->g->params, v->sec[SEC_PARAMS], (size_t)v->len[SEC_PARAMS]);
+    return 0;
+}
 
 int infer_create(infer **out, const job_spec *spec, const void *blob, size_t len, an_err *err)
 {
@@ -21,6 +48,16 @@ int infer_create(infer **out, const job_spec *spec, const void *blob, size_t len
     infer *f = calloc(1, sizeof *f);
     if (!f)
         return an_failc(err, -ENOMEM, "", "out of memory");
+    if (spec->model.type == MODEL_GPT) {
+        f->step = steps;
+        rc = infer_gpt(f, spec, &v, err);
+        if (rc) {
+            infer_free(f);
+            return rc;
+        }
+        *out = f;
+        return 0;
+    }
     /* The parameters are overwritten below: the default initialisation model_create draws
      * is the only work spent on weights the checkpoint replaces. */
     rc = model_create(&f->m, &spec->model, spec->seed, INFER_BATCH, err);
@@ -69,6 +106,9 @@ int infer_create(infer **out, const job_spec *spec, const void *blob, size_t len
 
 int infer_prepare(const infer *f, const double *x, int rows, float *out, an_err *err)
 {
+    if (f->g)
+        return an_fail(err, "model", "a gpt model predicts tokens: use POST "
+                       "/v1/jobs/{id}/generate");
     const int I = f->m->dims[0];
     size_t cells = (size_t)rows * (size_t)I;
     if (f->standardises && f->nstats != I)
@@ -87,13 +127,18 @@ void infer_free(infer *f)
     if (!f)
         return;
     model_free(f->m);
+    gpt_free(f->g);
+    text_vocab_free(&f->vocab);
     free(f->mean);
     free(f->std);
     free(f);
 }
 
-int infer_inputs(const infer *f) { return f->m->dims[0]; }
-int infer_outputs(const infer *f) { return f->m->dims[f->m->nlayers]; }
+int infer_inputs(const infer *f) { return f->g ? f->g->s.block_size : f->m->dims[0]; }
+int infer_outputs(const infer *f)
+{
+    return f->g ? f->g->s.vocab_size : f->m->dims[f->m->nlayers];
+}
 
 static size_t act_floats(const int *dims, int nlayers, int dropout, size_t B)
 {
@@ -110,6 +155,8 @@ static size_t act_floats(const int *dims, int nlayers, int dropout, size_t B)
 
 size_t infer_bytes(const infer *f)
 {
+    if (f->g)
+        return sizeof *f + sizeof *f->g + (2 * f->g->nparams + f->g->arena_floats) * sizeof(float);
     const model *m = f->m;
     return sizeof *f + sizeof *m + 2 * m->nparams * sizeof(float) +
            act_floats(m->dims, m->nlayers, m->dropout > 0, (size_t)m->max_batch) * sizeof(float);
@@ -118,6 +165,14 @@ size_t infer_bytes(const infer *f)
 size_t infer_bytes_estimate(const job_spec *spec)
 {
     const model_spec *ms = &spec->model;
+    if (ms->type == MODEL_GPT) {
+        gpt_shape s;
+        cfg_gpt_shape(ms, &s);
+        if (!s.vocab_size)
+            s.vocab_size = 256;
+        return sizeof(infer) + sizeof(gpt) +
+               (2 * gpt_param_count(&s) + gpt_arena_floats(&s, 1)) * sizeof(float);
+    }
     int dims[CFG_MAX_HIDDEN + 2], nl = 0;
     dims[nl++] = ms->inputs;
     for (int h = 0; ms->type == MODEL_MLP && h < ms->nhidden; h++)
@@ -130,6 +185,9 @@ size_t infer_bytes_estimate(const job_spec *spec)
 
 int infer_predict(infer *f, const float *x, int rows, float *out, an_err *err)
 {
+    if (f->g)
+        return an_fail(err, "model", "a gpt model predicts tokens: use POST "
+                       "/v1/jobs/{id}/generate");
     model *m = f->m;
     const int I = m->dims[0], O = m->dims[m->nlayers];
     if (rows < 0)

@@ -12,7 +12,9 @@
 
 #include "core/config.h"
 #include "core/err.h"
+#include "core/gpt.h"
 #include "core/model.h"
+#include "core/text.h"
 
 /* Rows one forward pass of a prediction takes at most. */
 #define INFER_BATCH 256
@@ -23,6 +25,8 @@ typedef struct infer {
     int nstats;     /* inputs with statistics (0: the checkpoint has none) */
     double *mean, *std; /* the training data's input statistics, nstats each */
     int standardises;   /* the job's spec standardises its inputs */
+    gpt *g;             /* a gpt job: the model (m is NULL), one sequence at a time */
+    text_vocab vocab;   /* and its vocabulary, from the checkpoint */
 } infer;
 
 /* Builds the model of `spec` and sets its parameters from the checkpoint blob. A corrupt blob

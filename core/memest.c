@@ -1,6 +1,9 @@
 /* memest — a job's memory estimated from its spec. */
 #include "core/memest.h"
 
+#include "core/config_gpt.h"
+#include "core/gpt.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -54,10 +57,37 @@ static int ilog2i(int64_t v)
     return k;
 }
 
+/* A gpt job: the model's own estimate by part (gpt_memory_estimate: it is what gpt_create
+ * allocates), the corpus as int32 tokens when the spec holds it. An uploaded corpus whose
+ * vocabulary is not known yet counts 256 tokens. */
+static void gpt_job_memory(const job_spec *s, mem_estimate *out)
+{
+    gpt_shape g;
+    cfg_gpt_shape(&s->model, &g);
+    if (!g.vocab_size)
+        g.vocab_size = 256;
+    int checkpoint = s->act_ckpt;
+    gpt_memory m = gpt_memory_estimate(&g, (int)(s->micro_batch > 0 ? s->micro_batch : 1),
+                                       checkpoint, optim_buffers(s));
+    out->params = m.params;
+    out->grads = m.grads;
+    out->optim = m.optim;
+    out->activations = m.activations;
+    size_t len = 0;
+    if (cfg_text_corpus(&s->data, &len))
+        out->data = 4 * (uint64_t)len + 4 * (uint64_t)len / (uint64_t)g.block_size;
+    out->total = out->params + out->grads + out->optim + out->activations + out->data;
+}
+
 void job_spec_memory(const job_spec *s, int64_t rows, mem_estimate *out)
 {
     memset(out, 0, sizeof *out);
     const model_spec *m = &s->model;
+    if (m->type == MODEL_GPT) {
+        out->optim_name = optim_name(s->optim.type);
+        gpt_job_memory(s, out);
+        return;
+    }
     uint64_t n = (uint64_t)model_spec_params(m);
     out->params = 4 * n;
     out->grads = 4 * n;

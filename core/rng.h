@@ -21,6 +21,7 @@ enum rng_purpose {
     RNG_DATA = 4,    /* synthetic data: (part) */
     RNG_SPLIT = 5,   /* train/validation split */
     RNG_SAMPLE = 6,  /* random text windows: (step, micro-batch, row) */
+    RNG_GENERATE = 7, /* generation: (token index) */
 };
 
 /* A cursor over one stream. */

@@ -27,6 +27,7 @@
 #include "core/lrfind.h"
 #include "core/model.h"
 #include "core/optim.h"
+#include "core/train_gpt.h"
 
 #define VAL_BATCH 256          /* rows per validation / prediction batch at most */
 #define MAX_TREE 40            /* slots of the accumulation tree: gas < 2^40 */
@@ -60,6 +61,7 @@ struct train {
     uint64_t layout_hash, model_hash;
     int finder;                 /* an lr_finder sweep: ends when the watch sees divergence */
     lrfind_watch watch;
+    gtrain *gt;                 /* a gpt job: every call goes to train_gpt.c */
 };
 
 /* ------------------------------------------------------------------------------------------
@@ -127,6 +129,14 @@ int train_create(train **out, const job_spec *spec, const char *csv, size_t csv_
     train *t = calloc(1, sizeof *t);
     if (!t)
         return an_failc(err, -ENOMEM, "", "out of memory");
+    if (spec->model.type == MODEL_GPT) {
+        int grc = gtrain_create(&t->gt, spec, csv, csv_len, err);
+        if (grc)
+            free(t);
+        else
+            *out = t;
+        return grc;
+    }
     t->clip = spec->gradient_clipping;
     t->threads = spec->threads > 0 ? spec->threads : 1;
     t->val_every = spec->val_every_steps;
@@ -218,6 +228,7 @@ void train_free(train *t)
 {
     if (!t)
         return;
+    gtrain_free(t->gt);
     for (int k = 1; k < t->ntree; k++)
         free(t->pool[k]);
     free(t->x);
@@ -232,14 +243,21 @@ void train_free(train *t)
     free(t);
 }
 
-int64_t train_steps_done(const train *t) { return t->steps; }
-int64_t train_total_steps(const train *t) { return t->total_steps; }
-int train_inputs(const train *t) { return t->m->dims[0]; }
-int train_outputs(const train *t) { return t->m->dims[t->m->nlayers]; }
+int64_t train_steps_done(const train *t) { return t->gt ? gtrain_steps_done(t->gt) : t->steps; }
+int64_t train_total_steps(const train *t)
+{
+    return t->gt ? gtrain_total_steps(t->gt) : t->total_steps;
+}
+int train_inputs(const train *t) { return t->gt ? gtrain_block_size(t->gt) : t->m->dims[0]; }
+int train_outputs(const train *t)
+{
+    return t->gt ? gtrain_vocab_size(t->gt) : t->m->dims[t->m->nlayers];
+}
+gtrain *train_gpt(train *t) { return t->gt; }
 
 int train_input_stats(const train *t, const double **mean, const double **std)
 {
-    if (!t->train_ds.mean || !t->train_ds.std)
+    if (t->gt || !t->train_ds.mean || !t->train_ds.std)
         return 0;
     *mean = t->train_ds.mean;
     *std = t->train_ds.std;
@@ -323,6 +341,10 @@ static void eval_dataset(train *t, const dataset *ds, double *loss, double *acc)
 
 int train_validate(train *t, double *loss, double *acc)
 {
+    if (t->gt) {
+        *acc = NAN;
+        return gtrain_validate(t->gt, loss);
+    }
     if (t->val_ds.n < 1)
         return -ENOENT;
     eval_dataset(t, &t->val_ds, loss, acc);
@@ -336,6 +358,7 @@ static int finder_diverged(train *t, train_report *rep, double loss)
 {
     if (rep) {
         memset(rep, 0, sizeof *rep);
+        rep->loss_scale = NAN; /* no fp16 for these models */
         rep->ngroups = t->ngroups;
         for (int g = 0; g < t->ngroups; g++)
             rep->lr[g] = t->opt.groups[g].lr;
@@ -356,6 +379,8 @@ static int finder_diverged(train *t, train_report *rep, double loss)
 
 int train_step(train *t, train_report *rep, an_err *err)
 {
+    if (t->gt)
+        return gtrain_step(t->gt, rep, err);
     model *m = t->m;
     const int O = m->dims[m->nlayers];
     const size_t n = m->nparams;
@@ -406,6 +431,7 @@ int train_step(train *t, train_report *rep, an_err *err)
 
     if (rep) {
         memset(rep, 0, sizeof *rep);
+        rep->loss_scale = NAN; /* no fp16 for these models */
         rep->ngroups = t->ngroups;
         for (int g = 0; g < t->ngroups; g++)
             rep->lr[g] = t->opt.groups[g].lr;
@@ -485,6 +511,8 @@ static unsigned char *put_section(unsigned char *w, uint32_t id, uint64_t len)
 
 int train_save(const train *t, void **buf, size_t *len, an_err *err)
 {
+    if (t->gt)
+        return gtrain_save(t->gt, buf, len, err);
     *buf = NULL;
     *len = 0;
     size_t total = blob_size(t);
@@ -564,6 +592,8 @@ static int check_params_section(const train *t, const blob_view *v, an_err *err)
 
 int train_restore(train *t, const void *buf, size_t len, an_err *err)
 {
+    if (t->gt)
+        return gtrain_restore(t->gt, buf, len, err);
     blob_view v;
     int rc = blob_parse(buf, len, &v, err);
     if (rc)
@@ -637,6 +667,8 @@ int train_restore(train *t, const void *buf, size_t len, an_err *err)
 
 int train_restore_weights(train *t, const void *buf, size_t len, an_err *err)
 {
+    if (t->gt)
+        return gtrain_restore_weights(t->gt, buf, len, err);
     blob_view v;
     int rc = blob_parse(buf, len, &v, err);
     if (rc)
@@ -652,6 +684,8 @@ int train_restore_weights(train *t, const void *buf, size_t len, an_err *err)
 
 int train_weights_json(const train *t, cJSON **out)
 {
+    if (t->gt)
+        return gtrain_weights_json(t->gt, out);
     *out = NULL;
     cJSON *o = cJSON_CreateObject();
     cJSON *tensors = model_weights_json(t->m, t->m->params);
@@ -667,6 +701,9 @@ int train_weights_json(const train *t, cJSON **out)
 
 int train_predict(train *t, const float *x, int rows, float *out, an_err *err)
 {
+    if (t->gt)
+        return an_fail(err, "model", "a gpt model predicts tokens: use generate (POST "
+                       "/v1/jobs/{id}/generate) instead of predict");
     model *m = t->m;
     const int I = m->dims[0], O = m->dims[m->nlayers];
     if (rows < 0)

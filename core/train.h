@@ -33,6 +33,10 @@ typedef struct train_report {
     int has_val;                     /* a validation ran after this step */
     double val_loss;
     double val_acc;                  /* classification only, else NAN */
+    double loss_scale;               /* fp16: the scale this step used, else NAN */
+    int64_t skipped_steps;           /* fp16: overflowed steps so far (this one included) */
+    int skipped;                     /* fp16: this step overflowed (no optimizer or scheduler
+                                        step) */
 } train_report;
 
 typedef struct train train; /* opaque */
@@ -83,6 +87,8 @@ int train_input_stats_json(const train *t, cJSON *w);
 int train_predict(train *t, const float *x, int rows, float *out, an_err *err);
 
 int train_inputs(const train *t);
+/* A gpt job's state (train_gpt.h), NULL for other models. */
+struct gtrain *train_gpt(train *t);
 int train_outputs(const train *t);
 
 #endif

@@ -21,6 +21,16 @@ int cli_preview(int argc, char **argv);
  * [--resume F]`: trains one job in the foreground. */
 int cli_train(int argc, char **argv);
 
+/* Restores a --save file (or a bare checkpoint blob) of `spec` into t (cli_train.c); prints
+ * the error and returns 1 when it cannot. */
+struct train;
+struct job_spec;
+int cli_resume_from(struct train *t, const struct job_spec *spec, const char *path);
+
+/* `anneald generate JOB.json --resume F --prompt TEXT [--max-tokens N] [--temperature T]
+ * [--top-k K] [--seed S]`: samples text from a gpt job's saved state (cli_generate.c). */
+int cli_generate(int argc, char **argv);
+
 /* Reads a whole file ("-" = stdin) into a malloc'd NUL-terminated buffer. 0 or -errno. */
 int cli_read_file(const char *path, char **buf, size_t *len);
 

@@ -14,7 +14,9 @@
 #include "core/config.h"
 #include "core/sched.h"
 #include "core/train.h"
+#include "core/data_idx.h"
 #include "daemon/cli.h"
+#include "daemon/fashion.h"
 #include "daemon/cli_util.h"
 
 /* A `--save` file: this magic line, the job spec it belongs to on one line (normalised, without
@@ -109,7 +111,7 @@ static const cJSON *at_path(const cJSON *root, const char *path)
 
 /* Restores a --save file (or a bare checkpoint blob) into t; prints the error and returns 1
  * when it cannot. */
-static int resume_from(train *t, const job_spec *spec, const char *path)
+int cli_resume_from(train *t, const job_spec *spec, const char *path)
 {
     char *buf;
     size_t len;
@@ -247,9 +249,14 @@ static void progress(int tty, const train_report *r, int64_t total, int64_t firs
         if (final)
             fputc('\n', stderr);
     } else {
-        fprintf(stderr, "step %lld/%lld loss %.9g lr %.9g %.0f steps/s elapsed %s eta %s\n",
+        fprintf(stderr, "step %lld/%lld loss %.9g lr %.9g %.0f steps/s elapsed %s eta %s",
                 (long long)r->step, (long long)total, r->loss, r->lr[0], rate, dur(e1, el),
                 final ? "0s" : dur(e2, eta));
+        /* fp16: the loss scale the step used and the overflowed (skipped) steps so far */
+        if (!isnan(r->loss_scale))
+            fprintf(stderr, " loss_scale %.9g skipped %lld", r->loss_scale,
+                    (long long)r->skipped_steps);
+        fputc('\n', stderr);
     }
 }
 
@@ -321,11 +328,19 @@ int cli_train(int argc, char **argv)
     train *t = NULL;
     FILE *mf = NULL;
     int rc = 1;
-    if (train_create(&t, &spec, NULL, 0, &e)) {
+    char *packed = NULL;
+    size_t packed_len = 0;
+    if (data_is_fashion(&spec.data) && fashion_read(&packed, &packed_len, &e)) {
         cli_print_err(&e);
         goto out;
     }
-    if (resume && resume_from(t, &spec, resume))
+    int crc = train_create(&t, &spec, packed, packed_len, &e);
+    free(packed);
+    if (crc) {
+        cli_print_err(&e);
+        goto out;
+    }
+    if (resume && cli_resume_from(t, &spec, resume))
         goto out;
     if (metrics_csv) {
         mf = fopen(metrics_csv, "w");
@@ -338,9 +353,10 @@ int cli_train(int argc, char **argv)
     int tty = isatty(2);
     double t0 = now_s(), last = 0;
     int64_t first_step = train_steps_done(t);
-    int validates = spec.val_fraction > 0;
+    int validates = spec.val_fraction > 0 || spec.val_split_test;
     train_report rep;
     memset(&rep, 0, sizeof rep);
+    rep.loss_scale = NAN;
     int64_t done = 0;
     char nb[40];
     if (mf) {

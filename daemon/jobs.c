@@ -73,6 +73,7 @@ int jobs_enqueue(jobmgr *m, const char *id)
     atomic_init(&r->stop, STOP_NONE);
     r->sent_step = -1;
     r->snap.eta_s = NAN;
+    r->snap.loss_scale = NAN;
     r->snap.loss = NAN;
     r->next = m->runs;
     m->runs = r;

@@ -47,6 +47,8 @@ typedef struct job_snap {
     double eta_s;                /* seconds left at the current speed; NAN unknown */
     int64_t val_step;            /* step of this run's latest validation; 0 = none yet */
     double val_loss, val_acc;    /* its held-out loss and accuracy (NAN for regression) */
+    double loss_scale;           /* fp16 (gpt): the latest step's loss scale; NAN otherwise */
+    int64_t skipped_steps;       /* fp16: overflowed steps so far */
     int64_t ckpt_seq;            /* checkpoints written by this run */
     int64_t ckpt_step, ckpt_bytes;
     int done;                    /* the worker let go of the run */

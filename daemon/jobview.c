@@ -37,6 +37,11 @@ static void overlay_apply(cJSON *o, const store_job *row, const job_overlay_item
                 cJSON_AddItemToArray(lr, num_or_null(s->lr[g]));
             cJSON_ReplaceItemInObject(o, "lr", lr);
             cJSON_ReplaceItemInObject(o, "samples_per_sec", num_or_null(s->samples_per_sec));
+            /* fp16 jobs: the loss scale and the overflowed (skipped) steps, while running */
+            if (s->loss_scale == s->loss_scale) {
+                cJSON_AddItemToObject(o, "loss_scale", num_or_null(s->loss_scale));
+                cJSON_AddNumberToObject(o, "skipped_steps", (double)s->skipped_steps);
+            }
         }
         if (s->started && s->val_step > 0 && s->val_step > row->val_step) {
             cJSON_ReplaceItemInObject(o, "val_loss", num_or_null(s->val_loss));

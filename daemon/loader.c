@@ -1,6 +1,9 @@
 /* loader — jobs out of the store for training and for inference; the model cache. */
 #include "daemon/loader.h"
 
+#include "core/data_idx.h"
+#include "daemon/fashion.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,7 +84,10 @@ int loader_data(store_t *s, const job_spec *spec, char **csv, size_t *len, an_er
 {
     *csv = NULL;
     *len = 0;
-    if (spec->data.type != DATA_DATASET)
+    if (data_is_fashion(&spec->data))
+        return fashion_read(csv, len, err);
+    if (spec->data.type != DATA_DATASET &&
+        (spec->data.type != DATA_TEXT || spec->data.text || spec->data.text_builtin))
         return 0;
     const char *ref = spec->data.dataset_id[0] ? spec->data.dataset_id : spec->data.name;
     int rc = store_dataset_text(s, ref, csv, len, err);

@@ -16,6 +16,8 @@ int main(int argc, char **argv)
         return cli_preview(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "train") == 0)
         return cli_train(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "generate") == 0)
+        return cli_generate(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "lr-find") == 0)
         return cli_lrfind(argc - 1, argv + 1);
 

@@ -10,9 +10,11 @@
 #include "core/assets.h"
 #include "core/config.h"
 #include "core/config_data.h"
+#include "core/data_idx.h"
 #include "core/jsonnum.h"
 #include "core/memest.h"
 #include "daemon/budget.h"
+#include "daemon/fashion.h"
 
 /* Rows of a CSV text (lines after the header that are not empty). */
 static int64_t csv_rows(const char *s, size_t len)
@@ -59,6 +61,10 @@ static int64_t samples_of(store_t *st, const job_spec *s)
         n = cJSON_GetArraySize(s->data.x);
         break;
     case DATA_BUILTIN: {
+        if (data_is_fashion(&s->data)) {
+            n = FASHION_ROWS;
+            break;
+        }
         char name[160];
         snprintf(name, sizeof name, "data/%s.csv", s->data.name);
         size_t len = 0;
@@ -207,6 +213,27 @@ int job_submit(store_t *st, const daemon_opts *opts, cJSON *body, const submit_l
     }
     const char *dataset_ref = NULL;
     char *resume_json = NULL, *spec_text = NULL, *warn_text = NULL;
+    an_err ferr;
+    if (data_is_fashion(&spec.data) && fashion_check(&ferr)) {
+        fail(out, SUBMIT_INVALID, ferr.field, "%s", ferr.message);
+        goto done;
+    }
+    if (spec.data.type == DATA_TEXT && !spec.data.text && !spec.data.text_builtin) {
+        /* An uploaded corpus (api/datasets.c stores text with no columns). */
+        dataset_ref = spec.data.name;
+        store_dataset ds;
+        memset(&ds, 0, sizeof ds);
+        int found = store_dataset_get(st, dataset_ref, &ds, NULL) == 0;
+        int is_text = found && ds.columns_json && strcmp(ds.columns_json, "[]") == 0;
+        store_dataset_free(&ds);
+        if (!is_text) {
+            fail(out, SUBMIT_UNPROCESSABLE, "data.dataset", found
+                 ? "data set '%s' is a CSV table: upload the corpus as text/plain"
+                 : "no uploaded data set '%s' (POST /v1/datasets?name=… with Content-Type: "
+                   "text/plain first)", dataset_ref);
+            goto done;
+        }
+    }
     if (spec.data.type == DATA_DATASET) {
         dataset_ref = spec.data.dataset_id[0] ? spec.data.dataset_id : spec.data.name;
         if (dataset_fails(st, &spec, out))

@@ -367,6 +367,8 @@ static void publish(wctx *w, const train_report *rep, int64_t total, double now)
     s->n_lr = rep->ngroups < STORE_MAX_LR ? rep->ngroups : STORE_MAX_LR;
     for (int g = 0; g < s->n_lr; g++)
         s->lr[g] = rep->lr[g];
+    s->loss_scale = rep->loss_scale;
+    s->skipped_steps = rep->skipped_steps;
     /* Both from the run's recent real pace (stores and checkpoints included; a resumed run
      * does not count the steps it restored), not from the compute time of one step. */
     double rate = pace_rate(&w->pace, now, rep->step);

@@ -153,6 +153,24 @@ paths["/v1/sweeps/{id}"] = {"parameters": [swid],
   "get": {"summary": "One sweep: its trials best first, the best trial and ASHA's decisions", "responses": {"200": resp("The sweep.", ref("Sweep")), **errs(401, 404, 503)}},
   "delete": {"summary": "Remove an ended sweep with its trial jobs", "responses": {"204": {"description": "Removed."}, **errs(401, 404, 409, 503)}}}
 paths["/v1/sweeps/{id}/cancel"] = {"parameters": [swid], "post": {"summary": "Cancel its queued and running trials and start no more", "responses": {"200": resp("The sweep.", ref("Sweep")), **errs(401, 403, 404, 409, 415, 503)}}}
+# ---- Generation (model gpt) and text data sets: docs/API.md "Additions (second round)" ----
+S["GenerateRequest"] = {"type": "object", "required": ["prompt"], "additionalProperties": False, "properties": {
+  "prompt": {"type": "string", "description": "The start; every character must be in the job's vocabulary."},
+  "max_tokens": {"type": "integer", "minimum": 1, "maximum": 100000, "description": "Default 200."},
+  "temperature": {"type": "number", "minimum": 0, "maximum": 100, "description": "0 is greedy; default 1."},
+  "top_k": {"type": "integer", "minimum": 0, "description": "Sample among the k likeliest tokens; 0 (default) all."},
+  "seed": {"type": "integer", "minimum": 0, "description": "Same seed, checkpoint and request: same text."},
+  "step": {"type": "integer", "minimum": 0, "description": "A checkpoint's step (latest if absent)."}}}
+S["GenerateResponse"] = {"type": "object", "required": ["step", "text", "tokens"], "properties": {
+  "step": {"type": "integer"}, "text": {"type": "string", "description": "The generated text, without the prompt."},
+  "tokens": {"type": "integer"}}}
+S["Dataset"]["properties"]["characters"] = {"type": "integer", "description": "A text corpus's characters (kind text)."}
+paths["/v1/jobs/{id}/generate"] = {"parameters": [idp], "post": {"summary": "Sample text from a gpt job's checkpoint",
+  "requestBody": body(ref("GenerateRequest"), "What to generate."),
+  "responses": {"200": {"description": "The text; with Accept: text/event-stream, `token` events as tokens are made, then `done` with the answer.",
+                        "content": {"application/json": {"schema": ref("GenerateResponse")}, "text/event-stream": {"schema": {"type": "string"}}}},
+                **errs(400, 401, 403, 404, 413, 415, 503)}}}
+paths["/v1/datasets"]["post"]["requestBody"]["content"]["text/plain"] = {"schema": {"type": "string", "description": "A text corpus (UTF-8) for data type text."}}
 
 doc = {"openapi": "3.1.0",
        "info": {"title": "anneald", "version": "2", "description": "The HTTP API of anneald, the training daemon (docs/API.md). Every error answer has the Error body."},

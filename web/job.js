@@ -7,6 +7,7 @@ import {LineChart, PALETTE, XMODES, lowerBound, lrSeries} from './charts.js';
 import {FULL_LIMIT, MAX_POINTS, emptyMetrics, fetchMetrics, appendMetrics, lastStep, lossTable,
         lrTable, emaLeadIn} from './metrics.js';
 import {momentumSchedule} from './schedule.js';
+import {sampleBox} from './sample.js';
 
 const SMOOTH_KEY = 'anneald.smoothing';
 
@@ -281,9 +282,15 @@ export function mount(root, route) {
     buttons.fork.disabled = j.last_checkpoint_step == null;
   }
 
+  let sampler = null;
   function renderSpec() {
     const j = state.job;
     specPre.textContent = JSON.stringify(j.spec || {}, null, 2);
+    // A language model's page gets the Sample box (once), under the charts.
+    if (!sampler && j.spec && j.spec.model && j.spec.model.type === 'gpt') {
+      sampler = sampleBox(id);
+      root.querySelector('#page-job .grid2').before(sampler);
+    }
     const w = j.warnings || [];
     warnList.replaceChildren(...(w.length ? w.map((t) => h('li', {text: t})) : [h('li.muted', {text: 'none'})]));
   }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/config.h"
+#include "core/config_gpt.h"
 #include "core/sched.h"
 
 /* Fields of two parses of the same job that must agree. */
@@ -42,6 +43,19 @@ static void use_spec(const job_spec *s)
         sched_env env;
         job_spec_sched_env(s, train, &env);
         FUZZ_CHECK(env.ngroups >= 1 && env.ngroups <= SCHED_MAX_GROUPS);
+    }
+    if (s->model.type == MODEL_GPT) {
+        /* a gpt trains on text, within the parameter limit once its vocabulary is known */
+        gpt_shape g;
+        cfg_gpt_shape(&s->model, &g);
+        FUZZ_CHECK(s->data.type == DATA_TEXT && s->loss == LOSS_CROSS_ENTROPY);
+        FUZZ_CHECK(g.vocab_size == 0 || gpt_param_count(&g) <= CFG_MAX_PARAMS);
+        FUZZ_CHECK(gpt_shape_check(&(gpt_shape){.vocab_size = g.vocab_size ? g.vocab_size : 1,
+                                                .block_size = g.block_size, .n_layer = g.n_layer,
+                                                .n_head = g.n_head, .n_embd = g.n_embd,
+                                                .bias = g.bias, .gelu = g.gelu}, NULL) == 0);
+        FUZZ_CHECK(cJSON_IsArray(s->warnings) && cJSON_IsObject(s->normalized));
+        return;
     }
     spec_tensor t[CFG_MAX_TENSORS];
     int nt = model_spec_tensors(&s->model, t);

@@ -225,7 +225,7 @@ static const bad_case bad[] = {
     {"{\"metrics\": {\"max_bytes\": true}}", "metrics.max_bytes", "true"},
     {"{\"metrics\": {\"max_byte\": 100000000}}", "metrics.max_byte", "max_byte"},
     /* model */
-    {"{\"model\": {\"type\": \"conv\"}}", "model.type", "one of linear, mlp, got \"conv\""},
+    {"{\"model\": {\"type\": \"conv\"}}", "model.type", "one of linear, mlp, gpt, got \"conv\""},
     {"{\"model\": {\"inputs\": 0}}", "model.inputs", "integer from 1"},
     {"{\"model\": {\"inputs\": \"10\"}}", "model.inputs", "got \"10\""},
     {"{\"model\": {\"outputs\": null}}", "model.outputs", "required"},

@@ -1,0 +1,97 @@
+/* bench_mlp_fashion — training throughput (samples/s) of an MLP 784-512-512-10 (ReLU,
+ * cross-entropy, SGD momentum 0.9) on the builtin fashion-mnist, batch 32 and 128, one thread,
+ * against PyTorch running the same model (bench/mlp_torch.py, python3-torch, one thread, with
+ * OPENBLAS_CORETYPE=SKYLAKEX: Debian's OpenBLAS misdetects this CPU class and picks slower
+ * kernels otherwise). If torch or the data set is missing the output says so.
+ * Lines: BENCH <name> <value> <unit> ref=<value> ratio=<value>. BENCH_QUICK=1 shortens. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/config.h"
+#include "core/gemm.h"
+#include "core/train.h"
+#include "daemon/fashion.h"
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static double torch_sps(int batch, int steps, char *why, size_t whylen)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "OPENBLAS_CORETYPE=SKYLAKEX OMP_NUM_THREADS=1 /usr/bin/python3 "
+             "bench/mlp_torch.py %d %d 2>&1", batch, steps);
+    FILE *p = popen(cmd, "r");
+    double sps = -1;
+    char line[512];
+    snprintf(why, whylen, "python3-torch is not installed (apt-get install python3-torch)");
+    while (p && fgets(line, sizeof line, p)) {
+        if (sscanf(line, "samples_per_sec %lf", &sps) == 1)
+            break;
+        if (strstr(line, "Error"))
+            snprintf(why, whylen, "%.*s", (int)strcspn(line, "\n"), line);
+    }
+    if (p)
+        pclose(p);
+    return sps;
+}
+
+static int run(int batch, int steps, const char *packed, size_t len)
+{
+    char text[1024];
+    snprintf(text, sizeof text,
+             "{\"model\": {\"type\": \"mlp\", \"inputs\": 784, \"hidden\": [512, 512], "
+             "\"outputs\": 10}, \"loss\": \"cross_entropy\", \"data\": {\"type\": \"builtin\", "
+             "\"name\": \"fashion-mnist\"}, \"steps\": %d, \"ds_config\": {\"train_batch_size\": "
+             "%d, \"optimizer\": {\"type\": \"SGD\", \"params\": {\"lr\": 0.01, \"momentum\": "
+             "0.9}}}}", steps + 20, batch);
+    job_spec spec;
+    an_err e;
+    train *t;
+    if (job_spec_parse_text(text, strlen(text), &spec, &e) ||
+        train_create(&t, &spec, packed, len, &e)) {
+        fprintf(stderr, "bench_mlp_fashion: %s: %s\n", e.field, e.message);
+        return 1;
+    }
+    train_report rep;
+    for (int i = 0; i < 20; i++) /* warm-up */
+        train_step(t, &rep, &e);
+    double t0 = now();
+    for (int i = 0; i < steps; i++)
+        train_step(t, &rep, &e);
+    double sps = (double)batch * steps / (now() - t0);
+    char why[256];
+    double ref = torch_sps(batch, steps, why, sizeof why);
+    if (ref > 0)
+        printf("BENCH mlp_fashion_mnist_b%d %.0f samples/s ref=%.0f ratio=%.2f\n", batch, sps, ref,
+               sps / ref);
+    else
+        printf("mlp_fashion_mnist_b%d: the PyTorch reference did not run (%s); ref and ratio "
+               "are 0\nBENCH mlp_fashion_mnist_b%d %.0f samples/s ref=0 ratio=0\n", batch, why,
+               batch, sps);
+    train_free(t);
+    job_spec_free(&spec);
+    return 0;
+}
+
+int main(void)
+{
+    int quick = getenv("BENCH_QUICK") != NULL;
+    gemm_set_threads(1);
+    gemm_warmup();
+    char *packed = NULL;
+    size_t len = 0;
+    an_err e;
+    if (fashion_read(&packed, &len, &e)) {
+        printf("mlp_fashion_mnist: %s\n", e.message);
+        return 0;
+    }
+    int rc = run(32, quick ? 50 : 2000, packed, len) || run(128, quick ? 20 : 500, packed, len);
+    free(packed);
+    return rc;
+}

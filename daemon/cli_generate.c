@@ -1,0 +1,128 @@
+/* cli_generate — `anneald generate`: text from a gpt job's saved state, offline, with the
+ * same sampling as POST /v1/jobs/{id}/generate (core/generate.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "core/config.h"
+#include "core/generate.h"
+#include "core/train.h"
+#include "core/train_gpt.h"
+#include "daemon/cli.h"
+#include "daemon/cli_util.h"
+
+static const char GENERATE_HELP[] =
+    "usage: anneald generate JOB.json --resume F --prompt TEXT [--max-tokens N]\n"
+    "                        [--temperature T] [--top-k K] [--seed S]\n"
+    "\n"
+    "Samples text from a gpt job's state written by `anneald train JOB.json --save F`, as\n"
+    "POST /v1/jobs/{id}/generate does: the same seed and state give the same text. The text\n"
+    "(prompt first) goes to stdout.\n"
+    "\n"
+    "  --resume F         the saved state (required)\n"
+    "  --prompt TEXT      the start; its characters must be in the job's vocabulary\n"
+    "  --max-tokens N     tokens to generate (default 200)\n"
+    "  --temperature T    0 is greedy (default 1)\n"
+    "  --top-k K          sample among the K likeliest tokens (default 0: all)\n"
+    "  --seed S           the sampling seed (default 0)\n";
+
+int cli_generate(int argc, char **argv)
+{
+    const char *path = NULL, *resume = NULL;
+    cJSON *body = cJSON_CreateObject();
+    if (!body)
+        return 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (cli_is_help(a)) {
+            fputs(GENERATE_HELP, stdout);
+            cJSON_Delete(body);
+            return 0;
+        }
+        static const char *const nums[][2] = {{"--max-tokens", "max_tokens"},
+                                              {"--temperature", "temperature"},
+                                              {"--top-k", "top_k"}, {"--seed", "seed"}};
+        int taken = 0;
+        for (size_t k = 0; k < sizeof nums / sizeof nums[0]; k++) {
+            if (strcmp(a, nums[k][0]) != 0)
+                continue;
+            char *end = NULL;
+            double x = v ? strtod(v, &end) : 0;
+            if (!v || end == v || *end) {
+                cJSON_Delete(body);
+                return cli_usage_err("generate", "%s expects a number", a);
+            }
+            cJSON_AddNumberToObject(body, nums[k][1], x);
+            taken = 1;
+        }
+        if (taken || strcmp(a, "--prompt") == 0 || strcmp(a, "--resume") == 0) {
+            if (!v) {
+                cJSON_Delete(body);
+                return cli_usage_err("generate", "%s needs a value", a);
+            }
+            if (strcmp(a, "--prompt") == 0)
+                cJSON_AddStringToObject(body, "prompt", v);
+            else if (strcmp(a, "--resume") == 0)
+                resume = v;
+            i++;
+        } else if (!path && (a[0] != '-' || strcmp(a, "-") == 0)) {
+            path = a;
+        } else {
+            cJSON_Delete(body);
+            return cli_usage_err("generate", "unexpected argument '%s'", a);
+        }
+    }
+    if (!path || !resume) {
+        cJSON_Delete(body);
+        return cli_usage_err("generate", "expects a job spec file and --resume F%s", "");
+    }
+    if (!cJSON_GetObjectItemCaseSensitive(body, "prompt"))
+        cJSON_AddStringToObject(body, "prompt", "");
+    an_err e;
+    an_err_clear(&e);
+    gen_params p;
+    if (gen_parse(body, &p, &e)) {
+        cli_print_err(&e);
+        cJSON_Delete(body);
+        return 1;
+    }
+    job_spec spec;
+    if (cli_load_spec(path, &spec)) {
+        cJSON_Delete(body);
+        return 1;
+    }
+    int rc = 1;
+    train *t = NULL;
+    gen_state g;
+    memset(&g, 0, sizeof g);
+    if (spec.model.type != MODEL_GPT) {
+        fprintf(stderr, "error: model.type: generate needs a gpt job\n");
+        goto out;
+    }
+    if (train_create(&t, &spec, NULL, 0, &e)) {
+        cli_print_err(&e);
+        goto out;
+    }
+    if (cli_resume_from(t, &spec, resume))
+        goto out;
+    gtrain *gt = train_gpt(t);
+    if (gen_state_init(&g, gtrain_model(gt), gtrain_vocab(gt), &p, &e)) {
+        cli_print_err(&e);
+        goto out;
+    }
+    fputs(p.prompt, stdout);
+    char tok[5];
+    int n;
+    while ((n = gen_next(&g, tok)) > 0)
+        fwrite(tok, 1, (size_t)n, stdout);
+    fputc('\n', stdout);
+    rc = n < 0;
+out:
+    gen_state_free(&g);
+    train_free(t);
+    job_spec_free(&spec);
+    cJSON_Delete(body);
+    return rc;
+}

@@ -1,0 +1,74 @@
+// The Sample box of a gpt job's page in a real browser (headless Chromium): it appears for a
+// gpt job only, streams text from the latest checkpoint (the same text POST
+// /v1/jobs/{id}/generate answers for the same settings), and shows a prompt outside the
+// vocabulary as an error naming the prompt field.
+import {test} from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import {chromium} from 'playwright-core';
+import {api, tmpDir, waitJob, withDaemon} from './lib.mjs';
+
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+              '--disable-component-update', '--no-first-run', '--disable-quic', '--disable-sync'];
+const SHOTS = 'build/screenshots';
+
+const TEXT = 'to be or not to be, that is the question: whether tis nobler in the mind to suffer ' +
+             'the slings and arrows of outrageous fortune, or to take arms against a sea of troubles';
+const GPT = {name: 'tiny-gpt', seed: 2, steps: 20,
+             model: {type: 'gpt', block_size: 8, n_layer: 1, n_head: 2, n_embd: 16},
+             data: {type: 'text', text: TEXT}, checkpoint: {every_steps: 10},
+             ds_config: {train_batch_size: 4, optimizer: {type: 'AdamW', params: {lr: 0.003}}}};
+const LINEAR = {model: {type: 'linear', inputs: 2, outputs: 1}, steps: 5,
+                data: {type: 'synthetic', task: 'regression', samples: 64, features: 2},
+                ds_config: {train_batch_size: 8, optimizer: {type: 'SGD', params: {lr: 0.1}}}};
+
+test('Sample box: streams generated text for a gpt job, shows errors by field', async () => {
+  const profile = tmpDir('anneald-chromium-');
+  const ctx = await chromium.launchPersistentContext(profile, {executablePath: CHROMIUM, headless: true,
+                                                               args: ARGS, viewport: {width: 1280, height: 900}});
+  const errors = [];
+  try {
+    await withDaemon({}, async (d) => {
+      const page = ctx.pages()[0] || await ctx.newPage();
+      page.on('pageerror', (e) => errors.push(e.message));
+      const lin = (await api(d.url, 'POST', '/v1/jobs', LINEAR)).json;
+      const job = (await api(d.url, 'POST', '/v1/jobs', GPT)).json;
+      await waitJob(d.url, job.id, (j) => j.state === 'completed');
+      await waitJob(d.url, lin.id, (j) => j.state === 'completed');
+
+      // no Sample box on a linear job's page
+      await page.goto(`${d.url}/#/job/${lin.id}`);
+      await page.waitForSelector('#job-spec');
+      await page.waitForFunction(() => document.querySelector('#job-spec').textContent.includes('linear'));
+      assert.equal(await page.$('#sample-box'), null);
+
+      await page.goto(`${d.url}/#/job/${job.id}`);
+      await page.waitForSelector('#sample-box');
+      await page.fill('#sample-prompt', 'to be');
+      await page.fill('#sample-max-tokens', '30');
+      await page.fill('#sample-temperature', '0.9');
+      await page.fill('#sample-top-k', '5');
+      await page.fill('#sample-seed', '11');
+      await page.click('#sample-go');
+      await page.waitForFunction(() => /tokens from the checkpoint at step 20/.test(
+        document.querySelector('#sample-status').textContent));
+      const shown = await page.textContent('#sample-output');
+      const want = (await api(d.url, 'POST', `/v1/jobs/${job.id}/generate`,
+                              {prompt: 'to be', max_tokens: 30, temperature: 0.9, top_k: 5, seed: 11})).json;
+      assert.equal(shown, 'to be' + want.text);
+      fs.mkdirSync(SHOTS, {recursive: true});
+      await page.screenshot({path: path.join(SHOTS, 'job-sample.png')});
+
+      await page.fill('#sample-prompt', 'to be {');
+      await page.click('#sample-go');
+      await page.waitForSelector('#sample-error:not([hidden])');
+      assert.match(await page.textContent('#sample-error'), /^prompt: .*'\{'/);
+    });
+  } finally {
+    await ctx.close();
+    fs.rmSync(profile, {recursive: true, force: true});
+  }
+  assert.deepEqual(errors, []);
+});

@@ -1,0 +1,385 @@
+/* Tests of core/train_gpt through the train.h interface: a gpt job on text trains, its loss
+ * falls, save/restore mid-run continues bit for bit (windows and random sampling, gradient
+ * accumulation), the blob carries the vocabulary, and checkpoints of another model or with a
+ * changed cursor are refused without changing the state. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/blob.h"
+#include "core/config.h"
+#include "core/infer.h"
+#include "core/memest.h"
+#include "core/train.h"
+#include "core/train_gpt.h"
+
+static const char *TEXT =
+    "It is a truth universally acknowledged, that a single man in possession of a good "
+    "fortune, must be in want of a wife. However little known the feelings or views of such a "
+    "man may be on his first entering a neighbourhood, this truth is so well fixed.";
+
+static void spec_ds(job_spec *s, const char *data_extra, int n_embd, int gas,
+                    const char *ds_extra, int steps);
+
+static void spec_of(job_spec *s, const char *data_extra, int n_embd, int gas)
+{
+    spec_ds(s, data_extra, n_embd, gas, "", 24);
+}
+
+static void spec_ds(job_spec *s, const char *data_extra, int n_embd, int gas,
+                    const char *ds_extra, int steps)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf,
+             "{\"seed\": 5, \"model\": {\"type\": \"gpt\", \"block_size\": 8, \"n_layer\": 2, "
+             "\"n_head\": 2, \"n_embd\": %d, \"gelu\": \"erf\"}, \"data\": {\"type\": \"text\", "
+             "\"text\": \"%s\"%s}, \"steps\": %d, \"validation\": {\"fraction\": 0.2, "
+             "\"every_steps\": 6}, \"ds_config\": {\"train_batch_size\": %d, "
+             "\"gradient_accumulation_steps\": %d, \"optimizer\": {\"type\": \"AdamW\", "
+             "\"params\": {\"lr\": 0.01}}, \"scheduler\": {\"type\": \"WarmupDecayLR\", "
+             "\"params\": {\"total_num_steps\": %d, \"warmup_num_steps\": 4}}%s}}",
+             n_embd, TEXT, data_extra, steps, 4 * gas, gas, steps, ds_extra);
+    an_err e;
+    int rc = job_spec_parse_text(buf, strlen(buf), s, &e);
+    if (rc)
+        fail_msg("spec: %s: %s", e.field, e.message);
+}
+
+static void run(train *t, int64_t upto)
+{
+    an_err e;
+    train_report rep;
+    while (train_steps_done(t) < upto)
+        assert_int_equal(train_step(t, &rep, &e), 0);
+}
+
+static void resume_case_ds(const char *extra, int gas, const char *ds_extra);
+
+static void resume_case(const char *extra, int gas)
+{
+    resume_case_ds(extra, gas, "");
+}
+
+static void resume_case_ds(const char *extra, int gas, const char *ds_extra)
+{
+    job_spec s;
+    spec_ds(&s, extra, 16, gas, ds_extra, 24);
+    an_err e;
+    train *a, *b, *c;
+    assert_int_equal(train_create(&a, &s, NULL, 0, &e), 0);
+    assert_int_equal(train_create(&b, &s, NULL, 0, &e), 0);
+    assert_int_equal(train_create(&c, &s, NULL, 0, &e), 0);
+    run(a, 24);
+    run(b, 11);
+    void *blob;
+    size_t len;
+    assert_int_equal(train_save(b, &blob, &len, &e), 0);
+    assert_int_equal(train_restore(c, blob, len, &e), 0);
+    free(blob);
+    assert_int_equal(train_steps_done(c), 11);
+    run(c, 24);
+    void *ba, *bc;
+    size_t la, lc;
+    assert_int_equal(train_save(a, &ba, &la, &e), 0);
+    assert_int_equal(train_save(c, &bc, &lc, &e), 0);
+    assert_int_equal(la, lc);
+    assert_memory_equal(ba, bc, la);
+    free(ba);
+    free(bc);
+    train_free(a);
+    train_free(b);
+    train_free(c);
+    job_spec_free(&s);
+}
+
+static void test_resume_windows(void **state)
+{
+    (void)state;
+    resume_case("", 1);
+    resume_case(", \"shuffle\": false", 2);
+}
+
+static void test_resume_random(void **state)
+{
+    (void)state;
+    resume_case(", \"sampling\": \"random\"", 1);
+    resume_case(", \"sampling\": \"random\"", 3);
+}
+
+static void test_loss_falls_and_blob(void **state)
+{
+    (void)state;
+    job_spec s;
+    spec_of(&s, "", 16, 1);
+    an_err e;
+    train *t;
+    assert_int_equal(train_create(&t, &s, NULL, 0, &e), 0);
+    assert_non_null(train_gpt(t));
+    train_report rep;
+    assert_int_equal(train_step(t, &rep, &e), 0);
+    double first = rep.loss;
+    run(t, 24);
+    double vl, acc;
+    assert_int_equal(train_validate(t, &vl, &acc), 0);
+    assert_true(rep.loss < first || vl < first);
+    void *blob;
+    size_t len;
+    assert_int_equal(train_save(t, &blob, &len, &e), 0);
+    /* The checkpoint alone (with the spec) gives the model and its vocabulary. */
+    infer *f;
+    assert_int_equal(infer_create(&f, &s, blob, len, &e), 0);
+    assert_non_null(f->g);
+    assert_int_equal(f->vocab.size, gtrain_vocab_size(train_gpt(t)));
+    assert_int_equal(f->step, 24);
+    assert_memory_equal(f->g->params, gtrain_model(train_gpt(t))->params,
+                        f->g->nparams * sizeof(float));
+    infer_free(f);
+
+    /* A wider model refuses the blob and keeps its state. */
+    job_spec w;
+    spec_of(&w, "", 32, 1);
+    train *o;
+    assert_int_equal(train_create(&o, &w, NULL, 0, &e), 0);
+    assert_int_equal(train_restore(o, blob, len, &e), -EPROTO);
+    assert_string_equal(e.field, "checkpoint");
+    assert_int_equal(train_steps_done(o), 0);
+    /* A flipped byte fails the checksum. */
+    ((unsigned char *)blob)[len / 2] ^= 1;
+    assert_int_equal(train_restore(t, blob, len, &e), -EPROTO);
+    assert_int_equal(train_steps_done(t), 24);
+    free(blob);
+    train_free(o);
+    train_free(t);
+    job_spec_free(&w);
+    job_spec_free(&s);
+}
+
+static void test_uploaded_text(void **state)
+{
+    (void)state;
+    const char *spec = "{\"model\": {\"type\": \"gpt\", \"block_size\": 4, \"n_layer\": 1, "
+                       "\"n_head\": 1, \"n_embd\": 8, \"vocab_size\": 5}, \"data\": {\"type\": "
+                       "\"text\", \"dataset\": \"poems\"}, \"steps\": 3, \"ds_config\": "
+                       "{\"train_batch_size\": 2, \"optimizer\": {\"type\": \"SGD\", \"params\": "
+                       "{\"lr\": 0.1}}}}";
+    job_spec s;
+    an_err e;
+    assert_int_equal(job_spec_parse_text(spec, strlen(spec), &s, &e), 0);
+    train *t;
+    /* 4 distinct characters where the spec says 5. */
+    const char *up = "abcdabcdabcdabcd";
+    assert_int_equal(train_create(&t, &s, up, strlen(up), &e), -EINVAL);
+    assert_string_equal(e.field, "model.vocab_size");
+    const char *ok = "abcdeabcdeabcde";
+    assert_int_equal(train_create(&t, &s, ok, strlen(ok), &e), 0);
+    run(t, 3);
+    train_free(t);
+    assert_int_equal(train_create(&t, &s, "ab", 2, &e), -EINVAL);
+    assert_string_equal(e.field, "data.dataset");
+    job_spec_free(&s);
+}
+
+/* DeepSpeed's DynamicLossScaler (DEEPSPEED.md, "Additions (second round)"), written out again
+ * from the rules, driven by the overflow flags the run reports. */
+typedef struct ref_scaler {
+    double scale;
+    int64_t iter, last_overflow;
+    int hyst;
+} ref_scaler;
+
+static void ref_update(ref_scaler *r, int overflow, int delayed_shift, int64_t window)
+{
+    if (overflow) {
+        if (delayed_shift == 1 || r->hyst == 1)
+            r->scale = r->scale / 2 > 1 ? r->scale / 2 : 1;
+        else
+            r->hyst -= 1;
+        r->last_overflow = r->iter;
+    } else {
+        int64_t stable = (r->iter - r->last_overflow) - 1;
+        if (stable > 0 && stable % window == 0) {
+            r->hyst = delayed_shift;
+            r->scale *= 2;
+        }
+    }
+    r->iter += 1;
+}
+
+static void test_fp16_rules(void **state)
+{
+    (void)state;
+    const int steps = 40;
+    job_spec s, f;
+    spec_ds(&s, "", 16, 1, "", steps);
+    spec_ds(&f, "", 16, 1, ", \"fp16\": {\"enabled\": true, \"initial_scale_power\": 24, "
+            "\"loss_scale_window\": 4, \"hysteresis\": 2}", steps);
+    assert_int_equal(f.fp16, 1);
+    an_err e;
+    train *ref, *t;
+    assert_int_equal(train_create(&ref, &s, NULL, 0, &e), 0);
+    assert_int_equal(train_create(&t, &f, NULL, 0, &e), 0);
+    gpt *g = gtrain_model(train_gpt(t));
+    float *before = malloc(g->nparams * sizeof *before);
+    double ref_lr[64];
+    train_report rep;
+    for (int k = 0; k < steps; k++) {
+        assert_int_equal(train_step(ref, &rep, &e), 0);
+        ref_lr[k] = rep.lr[0];
+    }
+    ref_scaler r = {.scale = 16777216.0, .iter = 0, .last_overflow = -1, .hyst = 2};
+    int good = 0, skipped = 0, doubled = 0;
+    double prev_scale = r.scale;
+    for (int k = 0; k < steps; k++) {
+        memcpy(before, g->params, g->nparams * sizeof *before);
+        assert_int_equal(train_step(t, &rep, &e), 0);
+        /* the scale this step used is the rules' scale before the update */
+        assert_true(rep.loss_scale == r.scale);
+        if (r.scale > prev_scale)
+            doubled++;
+        prev_scale = r.scale;
+        ref_update(&r, rep.skipped, 2, 4);
+        skipped += rep.skipped;
+        assert_int_equal(rep.skipped_steps, skipped);
+        if (rep.skipped) {
+            /* no optimizer step: the weights did not move */
+            assert_memory_equal(before, g->params, g->nparams * sizeof *before);
+            assert_true(isnan(rep.grad_norm));
+        } else {
+            /* the scheduler stepped only on good steps: the k-th good step uses the lr of
+             * step k of the run without fp16 */
+            assert_true(rep.lr[0] == ref_lr[good]);
+            good++;
+        }
+    }
+    assert_int_equal(train_steps_done(t), steps);
+    assert_true(skipped >= 2);          /* 2^24 overflows at first */
+    assert_true(good >= 10);            /* and then the scale has come down */
+    assert_true(doubled >= 1);          /* 4 clean steps double it again */
+    free(before);
+    train_free(ref);
+    train_free(t);
+    job_spec_free(&s);
+    job_spec_free(&f);
+}
+
+static void test_fp16_bf16_resume(void **state)
+{
+    (void)state;
+    resume_case_ds("", 1, ", \"fp16\": {\"enabled\": true, \"initial_scale_power\": 20, "
+                   "\"loss_scale_window\": 3}");
+    resume_case_ds(", \"sampling\": \"random\"", 2, ", \"bf16\": {\"enabled\": true}");
+}
+
+/* bf16 products against float32 on the same job: the curves agree within a tolerance (every
+ * step's training loss within 0.01, every validation loss within 1 %), and they are not the
+ * same curve (the products were rounded). */
+static void test_bf16_against_fp32(void **state)
+{
+    (void)state;
+    const int steps = 60;
+    job_spec s, b;
+    spec_ds(&s, "", 32, 1, "", steps);
+    spec_ds(&b, "", 32, 1, ", \"bf16\": {\"enabled\": true}", steps);
+    assert_int_equal(b.bf16, 1);
+    an_err e;
+    train *a, *c;
+    assert_int_equal(train_create(&a, &s, NULL, 0, &e), 0);
+    assert_int_equal(train_create(&c, &b, NULL, 0, &e), 0);
+    train_report ra, rc;
+    int differ = 0;
+    double maxd = 0;
+    for (int k = 0; k < steps; k++) {
+        assert_int_equal(train_step(a, &ra, &e), 0);
+        assert_int_equal(train_step(c, &rc, &e), 0);
+        double d = fabs(ra.loss - rc.loss);
+        maxd = d > maxd ? d : maxd;
+        differ += ra.loss != rc.loss;
+        if (ra.has_val) {
+            assert_true(rc.has_val);
+            assert_true(fabs(ra.val_loss - rc.val_loss) <= 0.01 * ra.val_loss);
+        }
+    }
+    print_message("bf16 vs fp32: largest training-loss difference %.4f over %d steps\n", maxd,
+                  steps);
+    assert_true(maxd <= 0.01);
+    assert_true(differ > 0);
+    train_free(a);
+    train_free(c);
+    job_spec_free(&s);
+    job_spec_free(&b);
+}
+
+static void test_numerics_spec(void **state)
+{
+    (void)state;
+    job_spec s;
+    an_err e;
+    const char *both = "{\"model\": {\"type\": \"gpt\", \"block_size\": 4, \"n_layer\": 1, "
+                       "\"n_head\": 1, \"n_embd\": 8}, \"data\": {\"type\": \"text\", \"text\": "
+                       "\"abcdefabcdef\"}, \"ds_config\": {\"train_batch_size\": 2, "
+                       "\"optimizer\": {\"type\": \"SGD\", \"params\": {\"lr\": 0.1}}, "
+                       "\"fp16\": {\"enabled\": true}, \"bf16\": {\"enabled\": true}}}";
+    assert_int_equal(job_spec_parse_text(both, strlen(both), &s, &e), -EINVAL);
+    assert_string_equal(e.field, "ds_config.bf16");
+    const char *badw = "{\"model\": {\"type\": \"gpt\", \"block_size\": 4, \"n_layer\": 1, "
+                       "\"n_head\": 1, \"n_embd\": 8}, \"data\": {\"type\": \"text\", \"text\": "
+                       "\"abcdefabcdef\"}, \"ds_config\": {\"train_batch_size\": 2, "
+                       "\"optimizer\": {\"type\": \"SGD\", \"params\": {\"lr\": 0.1}}, "
+                       "\"fp16\": {\"enabled\": true, \"hysteresis\": 0}}}";
+    assert_int_equal(job_spec_parse_text(badw, strlen(badw), &s, &e), -EINVAL);
+    assert_string_equal(e.field, "ds_config.fp16.hysteresis");
+}
+
+/* ds_config.activation_checkpointing: the same weights bit for bit as without it, and a
+ * smaller activation estimate. */
+static void test_activation_checkpointing(void **state)
+{
+    (void)state;
+    job_spec s, c;
+    spec_ds(&s, "", 16, 2, "", 12);
+    spec_ds(&c, "", 16, 2, ", \"activation_checkpointing\": {\"partition_activations\": false}",
+            12);
+    assert_int_equal(c.act_ckpt, 1);
+    assert_int_equal(cJSON_GetArraySize(c.warnings), 1); /* partition_activations: unused */
+    an_err e;
+    train *a, *b;
+    assert_int_equal(train_create(&a, &s, NULL, 0, &e), 0);
+    assert_int_equal(train_create(&b, &c, NULL, 0, &e), 0);
+    assert_int_equal(gtrain_model(train_gpt(b))->checkpoint, 1);
+    run(a, 12);
+    run(b, 12);
+    gpt *ga = gtrain_model(train_gpt(a)), *gb = gtrain_model(train_gpt(b));
+    assert_memory_equal(ga->params, gb->params, ga->nparams * sizeof(float));
+    mem_estimate ma, mb;
+    job_spec_memory(&s, -1, &ma);
+    job_spec_memory(&c, -1, &mb);
+    assert_true(mb.activations < ma.activations);
+    assert_int_equal(mb.activations, gb->arena_floats * sizeof(float));
+    train_free(a);
+    train_free(b);
+    job_spec_free(&s);
+    job_spec_free(&c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_resume_windows),
+        cmocka_unit_test(test_resume_random),
+        cmocka_unit_test(test_loss_falls_and_blob),
+        cmocka_unit_test(test_uploaded_text),
+        cmocka_unit_test(test_fp16_rules),
+        cmocka_unit_test(test_fp16_bf16_resume),
+        cmocka_unit_test(test_bf16_against_fp32),
+        cmocka_unit_test(test_numerics_spec),
+        cmocka_unit_test(test_activation_checkpointing),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

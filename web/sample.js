@@ -1,0 +1,86 @@
+// The "Sample" box of a gpt job's page: a prompt and the sampling settings, sent to
+// POST /v1/jobs/{id}/generate as a Server-Sent Events stream so the text appears token by
+// token. An error (a character outside the vocabulary, no checkpoint yet) shows with its field.
+import {h} from './util.js';
+import {token} from './api.js';
+
+// Reads an SSE body, calling onEvent(name, data) for each event.
+async function readSse(res, onEvent) {
+  const reader = res.body.getReader();
+  const dec = new TextDecoder();
+  let buf = '';
+  for (;;) {
+    const {value, done} = await reader.read();
+    if (done) break;
+    buf += dec.decode(value, {stream: true});
+    let cut;
+    while ((cut = buf.indexOf('\n\n')) >= 0) {
+      const block = buf.slice(0, cut);
+      buf = buf.slice(cut + 2);
+      let ev = 'message', data = '';
+      for (const line of block.split('\n')) {
+        if (line.startsWith('event: ')) ev = line.slice(7);
+        else if (line.startsWith('data: ')) data += line.slice(6);
+      }
+      onEvent(ev, data ? JSON.parse(data) : null);
+    }
+  }
+}
+
+export function sampleBox(jobId) {
+  const num = (id, label, value, attrs) => {
+    const el = h(`input#${id}`, {type: 'number', value, 'data-testid': id, ...attrs});
+    return [el, h('label.small', null, label + ' ', el)];
+  };
+  const prompt = h('textarea#sample-prompt', {rows: 2, 'data-testid': 'sample-prompt', 'aria-label': 'prompt',
+                                              placeholder: 'a prompt, e.g. ROMEO:'});
+  const [maxTok, maxLabel] = num('sample-max-tokens', 'tokens', 200, {min: 1, max: 100000});
+  const [temp, tempLabel] = num('sample-temperature', 'temperature', 0.8, {min: 0, max: 100, step: 0.1});
+  const [topk, topkLabel] = num('sample-top-k', 'top k', 0, {min: 0});
+  const [seed, seedLabel] = num('sample-seed', 'seed', 0, {min: 0});
+  const out = h('pre.sample#sample-output', {'data-testid': 'sample-output'});
+  const err = h('div.alert#sample-error', {hidden: true, 'data-testid': 'sample-error'});
+  const status = h('span.muted.small#sample-status', {'data-testid': 'sample-status'});
+  const go = h('button#sample-go', {text: 'Sample', 'data-testid': 'sample-go', onclick: () => run()});
+
+  async function run() {
+    go.disabled = true;
+    err.hidden = true;
+    out.textContent = prompt.value;
+    status.textContent = 'sampling…';
+    const body = {prompt: prompt.value, max_tokens: Number(maxTok.value), temperature: Number(temp.value),
+                  top_k: Number(topk.value), seed: Number(seed.value)};
+    const headers = {'Content-Type': 'application/json', Accept: 'text/event-stream'};
+    if (token()) headers.Authorization = 'Bearer ' + token();
+    try {
+      const res = await fetch(`/v1/jobs/${encodeURIComponent(jobId)}/generate`,
+                              {method: 'POST', headers, body: JSON.stringify(body)});
+      if (!res.ok) {
+        const j = await res.json().catch(() => null);
+        const e = j && j.error;
+        throw new Error(e ? (e.field ? e.field + ': ' : '') + e.message : 'HTTP ' + res.status);
+      }
+      let n = 0;
+      await readSse(res, (ev, data) => {
+        if (ev === 'token') {
+          out.textContent += data.token;
+          n++;
+        } else if (ev === 'done') {
+          status.textContent = `${data.tokens} tokens from the checkpoint at step ${data.step}`;
+          out.dataset.step = String(data.step);
+        }
+      });
+      if (!n && !status.textContent.includes('tokens')) status.textContent = 'no tokens';
+    } catch (e) {
+      err.textContent = e.message;
+      err.hidden = false;
+      status.textContent = '';
+    } finally {
+      go.disabled = false;
+    }
+  }
+
+  return h('div.card#sample-box', {'data-testid': 'sample-box'},
+    h('h2', {text: 'Sample'}), prompt,
+    h('div.controls', null, maxLabel, tempLabel, topkLabel, seedLabel, go, status), err, out);
+}
