@@ -10,6 +10,7 @@ const route api_routes[] = {
     {"GET", "/v1/jobs", api_jobs_list, BODY_NONE, 0},
     {"GET", "/v1/jobs/{id}", api_jobs_get, BODY_NONE, 0},
     {"DELETE", "/v1/jobs/{id}", api_jobs_delete, BODY_NONE, 0},
+    {"PATCH", "/v1/jobs/{id}", api_jobs_patch, BODY_JSON, 0},
     {"POST", "/v1/jobs/{id}/pause", api_jobs_pause, BODY_JSON, 0},
     {"POST", "/v1/jobs/{id}/resume", api_jobs_resume, BODY_JSON, 0},
     {"POST", "/v1/jobs/{id}/cancel", api_jobs_cancel, BODY_JSON, 0},

@@ -22,6 +22,7 @@ void api_prometheus(struct http_req *r);
 /* api/jobs.c */
 void api_jobs_create(struct http_req *r);
 void api_jobs_list(struct http_req *r);
+void api_jobs_patch(struct http_req *r); /* api/jobsched.c */
 void api_jobs_get(struct http_req *r);
 void api_jobs_pause(struct http_req *r);
 void api_jobs_resume(struct http_req *r);

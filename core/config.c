@@ -316,6 +316,7 @@ static cJSON *normalized(const job_spec *s, const cJSON *ds)
     }
     if (ok && s->metrics_max_bytes > 0)
         ok = add_item(o, "metrics", cfg_metrics_json(s->metrics_max_bytes));
+    ok = ok && cfg_sched_json(&s->sched, o) == 0;
     if (ok) {
         x = cJSON_Duplicate(ds, 1);
         ok = x && set_number(x, "train_batch_size", (double)s->train_batch_size) &&
@@ -513,7 +514,10 @@ static void parse_spec(const cJSON *j, job_spec *s, errlist *l)
     static const char *const top[] = {"name",       "seed",       "model",        "loss",
                                       "data",       "steps",      "epochs",       "validation",
                                       "checkpoint", "threads",    "param_groups", "resume_from",
-                                      "ds_config",  "lr_finder",  "metrics",      NULL};
+                                      "ds_config",  "lr_finder",  "metrics",
+                                      /* scheduling (config_sched.h) */
+                                      "priority", "preemptible", "max_runtime_s",
+                                      "stall_timeout_s", "max_restarts", "tags", "notes", NULL};
     an_err e;
     int64_t v;
     int t;
@@ -552,6 +556,7 @@ static void parse_spec(const cJSON *j, job_spec *s, errlist *l)
     failed(l, parse_resume(j, s, &e), &e);
     failed(l, parse_lrfinder(j, s, &e), &e);
     failed(l, cfg_metrics_max_bytes(j, &s->metrics_max_bytes, &e), &e);
+    failed(l, cfg_sched_parse(j, &s->sched, &e), &e);
     const cJSON *ds = cfg_get(j, "ds_config");
     int ds_ok = 0, batch_ok = 0, opt_ok = 0;
     if (!failed(l, cfg_require(j, "", "ds_config", &e), &e))

@@ -13,6 +13,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "core/config_sched.h"
 #include "core/err.h"
 #include "core/optim.h"
 #include "core/sched.h"
@@ -103,6 +104,7 @@ typedef struct job_spec {
     param_group_spec groups[CFG_MAX_GROUPS];
     double lrfind_stop;           /* lr_finder.stop_factor: the run ends once its smoothed loss
                                      diverges (core/lrfind.h); 0 = an ordinary job */
+    cfg_sched sched;              /* priority, preemption, limits, tags, notes (config_sched.h) */
     char resume_job[64];          /* "" = none */
     int64_t resume_step;          /* -1 = latest */
     /* ds_config */

@@ -193,6 +193,8 @@ static void on_housekeeping(uv_timer_t *t)
     if (d->phase != PHASE_SERVING)
         return;
     jobs_poll(&d->jobs); /* a trailing coalesced progress event, if any */
+    jobs_watchdog(&d->jobs); /* stalled runs (daemon/jobsched.c) */
+    jobs_sched_preempt(&d->jobs);
     if (d->jobs.fixes && d->ticks % 4 == 0) /* final states a full disk refused: every second */
         jobs_settle(&d->jobs);
     if (d->ticks % 60 == 0) /* 15 s at 250 ms */
@@ -360,6 +362,7 @@ int daemon_run(const daemon_opts *opts)
     d->sigint.data = d;
     uv_signal_start(&d->sigint, on_signal, SIGINT);
 
+    d->jobs.nworkers = opts->workers; /* preemption needs to know when all are busy */
     if (jobs_recover(&d->jobs, &e))
         daemon_log(LOG_ERROR, "restart recovery failed: %s", e.message);
     rc = workers_start(&d->pool, &d->jobs, opts->db, opts->workers);

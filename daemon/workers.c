@@ -519,6 +519,25 @@ static int prepare(wctx *w, const store_job *row, job_spec *spec, train **out, a
     return 0;
 }
 
+/* The test hook of the stall watchdog: with ANNEALD_FAULT containing "hang", a job named
+ * "hang-at-N" stops making steps once it has done N (in every run, so it stalls again after
+ * each restart). Returns N, or -1 for every other job. */
+static int64_t hang_step(const char *name)
+{
+    const char *fault = getenv("ANNEALD_FAULT");
+    long long n;
+    if (!fault || !strstr(fault, "hang") || sscanf(name, "hang-at-%lld", &n) != 1 || n < 0)
+        return -1;
+    return (int64_t)n;
+}
+
+/* The hook's hang: no step until someone asks the run to stop. */
+static void hang(job_run *run)
+{
+    while (atomic_load(&run->stop) == STOP_NONE)
+        uv_sleep(10);
+}
+
 /* Admits the job against the memory budget (daemon/admit.h), finishing it as a stop that
  * came first asks, or failed when it could never fit. 0 with *charge reserved. */
 static int admit(wctx *w, uint64_t *charge)
@@ -638,6 +657,9 @@ static void run_admitted(wctx *w)
     double last_disk = w->t0;
     if (bound_hit)
         stop = STOP_PAUSE;
+    int64_t hang_at = hang_step(spec.name);
+    double max_runtime = spec.sched.max_runtime_s; /* job time: resumed runs go on counting */
+    int runtime_hit = 0;
     /* train_total_steps is read each step: a learning-rate sweep ends itself early. */
     while (!bound_hit && train_steps_done(t) < train_total_steps(t)) {
         stop = atomic_load(&run->stop);
@@ -654,6 +676,10 @@ static void run_admitted(wctx *w)
             stop = STOP_PAUSE;
             bound_hit = 1;
             break;
+        }
+        if (hang_at >= 0 && train_steps_done(t) >= hang_at) {
+            hang(run);
+            continue;
         }
         if (train_step(t, &rep, &e) != 0) {
             snprintf(errmsg, sizeof errmsg, "%s", e.message);
@@ -688,6 +714,14 @@ static void run_admitted(wctx *w)
             stride = per > 0 ? (int64_t)fmin(CLOCK_STRIDE_MAX, fmax(1, CLOCK_EVERY_S / per))
                              : CLOCK_STRIDE_MAX;
             publish(w, &rep, total, now);
+            if (max_runtime > 0 && w->time_base + (now - w->t0) >= max_runtime &&
+                train_steps_done(t) < train_total_steps(t)) {
+                snprintf(errmsg, sizeof errmsg, "max_runtime: the job trained for %.3f s in "
+                         "total, its max_runtime_s is %.6g; checkpointed at step %" PRId64,
+                         w->time_base + (now - w->t0), max_runtime, train_steps_done(t));
+                runtime_hit = 1;
+                break;
+            }
             if (now - last_disk >= DISK_CHECK_S) {
                 last_disk = now;
                 if (admit_disk_low(w->jobs->d->opts, errmsg, sizeof errmsg)) {
@@ -753,6 +787,9 @@ static void run_admitted(wctx *w)
         finish(w, STORE_FAILED, errmsg);
     } else if (stop == STOP_CANCEL) {
         finish(w, STORE_CANCELLED, NULL);
+    } else if (stop == STOP_STALL) {
+        /* Restarted from its latest checkpoint: what the stalled run holds is not saved. */
+        finish(w, STORE_QUEUED, NULL);
     } else {
         /* Completed, paused or stopping for a restart: the state is checkpointed first. */
         if (train_steps_done(t) != last_ckpt_step || last_ckpt_step == 0) {
@@ -769,7 +806,10 @@ static void run_admitted(wctx *w)
             daemon_log(LOG_WARN, "job %s paused: %s", run->id, errmsg);
         if (stop == STOP_PAUSE)
             finish(w, STORE_PAUSED, bound_hit ? errmsg : NULL);
-        else if (stop == STOP_SHUTDOWN)
+        else if (runtime_hit) {
+            daemon_log(LOG_WARN, "job %s failed: %s", run->id, errmsg);
+            finish(w, STORE_FAILED, errmsg);
+        } else if (stop == STOP_SHUTDOWN || stop == STOP_PREEMPT)
             finish(w, STORE_QUEUED, NULL);
         else
             finish(w, STORE_COMPLETED, NULL);

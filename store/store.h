@@ -202,6 +202,19 @@ int store_job_list(store_t *s, unsigned state_mask, int64_t limit, int64_t offse
                    store_job **jobs, size_t *n, int64_t *total, an_err *err);
 void store_job_list_free(store_job *jobs, size_t n);
 
+/* store_job_list narrowed to jobs whose spec's tags hold `tag` exactly (NULL or "" = any) and
+ * whose name or notes contain `q` as plain text (NULL or "" = any; LIKE's case rules: ASCII
+ * letters match either case). Same order, paging and *total (of the filtered jobs). */
+int store_job_list_filtered(store_t *s, unsigned state_mask, const char *tag, const char *q,
+                            int64_t limit, int64_t offset, store_job **jobs, size_t *n,
+                            int64_t *total, an_err *err);
+
+/* Changes a job's stored spec in one write transaction: edit(spec, arg) changes the parsed
+ * spec in place (0, or a negative errno), then the spec is stored and the job's name set to
+ * the spec's "name" (the PATCH of a job's labels). -ENOENT for an unknown id. */
+int store_job_edit_spec(store_t *s, const char *id, int (*edit)(cJSON *spec, void *arg),
+                        void *arg, an_err *err);
+
 /* Counts jobs in each state: counts[st] for st < STORE_NSTATES. */
 int store_job_counts(store_t *s, int64_t counts[STORE_NSTATES], an_err *err);
 

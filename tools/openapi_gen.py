@@ -116,6 +116,23 @@ paths = {
  "/v1/lr_finder": {"post": {"summary": "Start a learning-rate sweep of a job spec", "requestBody": body(ref("LrFinderRequest"), "A finder request."),
    "responses": {"201": resp("The sweep's job (kind lr_finder).", ref("Job")), **errs(400, 401, 403, 413, 415, 422, 503)}}},
 }
+# Scheduling: priority, preemption, run-time and stall limits, tags and notes (docs/API.md,
+# "Scheduling").
+S["Job"]["properties"].update({
+ "preempted": {"type": "boolean", "description": "Queued again after a job of higher priority took its worker; false once it runs."},
+ "restarts": {"type": "integer", "minimum": 0, "description": "Restarts after stalls since the daemon started."}})
+S["JobSpec"]["properties"].update({
+ "priority": {"type": "integer"}, "preemptible": {"type": "boolean"},
+ "max_runtime_s": {"type": "number", "exclusiveMinimum": 0}, "stall_timeout_s": {"type": "number", "exclusiveMinimum": 0},
+ "max_restarts": {"type": "integer", "minimum": 0}, "tags": {"type": "array", "items": {"type": "string"}}, "notes": {"type": "string"}})
+S["JobPatch"] = {"type": "object", "description": "The labels to change; every other field stays.", "minProperties": 1,
+ "properties": {"priority": {"type": "integer"}, "tags": {"type": "array", "items": {"type": "string"}}, "notes": {"type": "string"}, "name": {"type": "string"}}}
+paths["/v1/jobs"]["get"]["parameters"] += [q("tag", "Only jobs with this tag.", {"type": "string"}),
+                                           q("q", "Only jobs whose name or notes contain this text.", {"type": "string"})]
+paths["/v1/jobs/{id}"]["patch"] = {"summary": "Change a job's priority, tags, notes or name",
+ "requestBody": body(ref("JobPatch"), "Any of priority, tags, notes, name."),
+ "responses": {**job200, **errs(400, 401, 403, 404, 413, 415, 503)}}
+
 doc = {"openapi": "3.1.0",
        "info": {"title": "anneald", "version": "2", "description": "The HTTP API of anneald, the training daemon (docs/API.md). Every error answer has the Error body."},
        "servers": [{"url": "http://127.0.0.1:8470"}],
