@@ -16,6 +16,8 @@ const route api_routes[] = {
     {"POST", "/v1/jobs/{id}/cancel", api_jobs_cancel, BODY_JSON, 0},
     {"GET", "/v1/jobs/{id}/metrics", api_jobs_metrics, BODY_NONE, 0},
     {"GET", "/v1/jobs/{id}/checkpoints", api_jobs_checkpoints, BODY_NONE, 0},
+    {"POST", "/v1/jobs/{id}/checkpoints/{step}/pin", api_checkpoint_pin, BODY_JSON, 0},
+    {"POST", "/v1/jobs/{id}/checkpoints/{step}/unpin", api_checkpoint_unpin, BODY_JSON, 0},
     {"GET", "/v1/jobs/{id}/weights", api_jobs_weights, BODY_NONE, 0},
     {"POST", "/v1/jobs/{id}/predict", api_jobs_predict, BODY_JSON, 0},
     {"GET", "/v1/jobs/{id}/lr_finder", api_jobs_lr_finder, BODY_NONE, 0},

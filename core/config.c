@@ -288,7 +288,8 @@ static cJSON *normalized(const job_spec *s, const cJSON *ds)
     ok = ok && (x = cJSON_AddObjectToObject(o, "checkpoint")) &&
          cJSON_AddNumberToObject(x, "every_steps", (double)s->ckpt_every_steps) &&
          cJSON_AddNumberToObject(x, "every_seconds", s->ckpt_every_seconds) &&
-         cJSON_AddNumberToObject(x, "keep_last", s->ckpt_keep_last);
+         cJSON_AddNumberToObject(x, "keep_last", s->ckpt_keep_last) &&
+         cfg_keep_best_json(&s->keep_best, x) == 0;
     ok = ok && cJSON_AddNumberToObject(o, "threads", s->threads);
     ok = ok && (x = cJSON_AddArrayToObject(o, "param_groups"));
     for (int i = 0; ok && i < s->ngroups; i++) {
@@ -426,7 +427,8 @@ static int parse_validation(const cJSON *j, job_spec *s, an_err *err)
 
 static int parse_checkpoint(const cJSON *j, job_spec *s, an_err *err)
 {
-    static const char *const keys[] = {"every_steps", "every_seconds", "keep_last", NULL};
+    static const char *const keys[] = {"every_steps", "every_seconds", "keep_last", "keep_best",
+                                       NULL};
     const cJSON *c = cfg_get(j, "checkpoint");
     int64_t keep = 3;
     int rc;
@@ -437,7 +439,8 @@ static int parse_checkpoint(const cJSON *j, job_spec *s, an_err *err)
                             &s->ckpt_every_steps, err)) ||
               (rc = cfg_num(c, "checkpoint", "every_seconds", 60.0, 0.0, 1e9, CFG_CLOSED,
                             &s->ckpt_every_seconds, err)) ||
-              (rc = cfg_int(c, "checkpoint", "keep_last", 3, 1, CFG_MAX_KEEP, &keep, err))))
+              (rc = cfg_int(c, "checkpoint", "keep_last", 3, 1, CFG_MAX_KEEP, &keep, err)) ||
+              (rc = cfg_keep_best_parse(c, s->val_fraction > 0, &s->keep_best, err))))
         return rc;
     s->ckpt_keep_last = (int)keep;
     return 0;

@@ -62,7 +62,7 @@ typedef struct wslot {
     size_t len;                /* bytes in blob */
     int64_t step;              /* step of the checkpoint, or of the batch's last row */
     double loss;               /* the checkpoint's loss */
-    int keep;                  /* checkpoints to keep (keep_last) */
+    store_keep keep;           /* what retention keeps (keep_last, keep_best, pins) */
     double save_s;             /* seconds the worker spent serializing the checkpoint */
 } wslot;
 
@@ -225,10 +225,9 @@ static int write_slot(wctx *w, wslot *s, const char **what, an_err *e)
     if (s->blob) {
         double c0 = daemon_now();
         *what = "the checkpoint";
-        rc = store_checkpoint_commit_with_metrics(&w->store, s->run->id, s->batch, s->nbatch,
-                                                  s->vbatch, s->nval, s->step, s->loss,
-                                                  s->blob, s->len, s->keep,
-                                                  s->has_prog ? &s->prog : NULL, e);
+        rc = store_checkpoint_commit_kept(&w->store, s->run->id, s->batch, s->nbatch,
+                                          s->vbatch, s->nval, s->step, s->loss, s->blob,
+                                          s->len, &s->keep, s->has_prog ? &s->prog : NULL, e);
         if (rc == 0) {
             atomic_fetch_add(&w->jobs->ckpt_bytes, s->len);
             atomic_fetch_add(&w->jobs->ckpt_count, 1);
@@ -308,7 +307,8 @@ static int flush(wctx *w, const train_report *last, an_err *e)
  * keeps a checkpoint whose steps have no rows. Returns a train_save failure (w->fail_* set)
  * or the writer's first failure so far; the checkpoint itself is stored once drain()
  * returns 0. */
-static int checkpoint(wctx *w, train *t, const train_report *last, int keep, an_err *e)
+static int checkpoint(wctx *w, train *t, const train_report *last, const store_keep *keep,
+                      an_err *e)
 {
     double c0 = daemon_now();
     void *blob = NULL;
@@ -329,7 +329,7 @@ static int checkpoint(wctx *w, train *t, const train_report *last, int keep, an_
     s->len = len;
     s->step = step;
     s->loss = last->loss;
-    s->keep = keep;
+    s->keep = *keep;
     s->save_s = daemon_now() - c0;
     return submit(w, e);
 }
@@ -641,7 +641,9 @@ static void run_admitted(wctx *w)
     uv_mutex_unlock(&run->mu);
     jobs_wake(w->jobs);
 
-    int keep = spec.ckpt_keep_last;
+    store_keep keep = {.keep_last = spec.ckpt_keep_last, .best_k = spec.keep_best.k,
+                       .best_metric = spec.keep_best.metric,
+                       .best_max = spec.keep_best.maximize};
     int64_t every = spec.ckpt_every_steps;
     double every_s = spec.ckpt_every_seconds;
     double last_flush = w->t0, last_ckpt = w->t0, last_wake = 0;
@@ -757,7 +759,7 @@ static void run_admitted(wctx *w)
              (every_s > 0 && w->now - last_ckpt >= every_s)) &&
             ckpt_take(&bucket, w->now)) {
             /* The checkpoint's transaction carries the metric batch too. */
-            if ((rc = checkpoint(w, t, &rep, keep, &e))) {
+            if ((rc = checkpoint(w, t, &rep, &keep, &e))) {
                 disk_full = store_failure(errmsg, sizeof errmsg, rc, w->fail_what, w->fail_step,
                                           &e);
                 failed = 1;
@@ -793,7 +795,7 @@ static void run_admitted(wctx *w)
     } else {
         /* Completed, paused or stopping for a restart: the state is checkpointed first. */
         if (train_steps_done(t) != last_ckpt_step || last_ckpt_step == 0) {
-            if ((rc = checkpoint(w, t, &rep, keep, &e)) || (rc = drain(w, &e))) {
+            if ((rc = checkpoint(w, t, &rep, &keep, &e)) || (rc = drain(w, &e))) {
                 disk_full = store_failure(errmsg, sizeof errmsg, rc, w->fail_what, w->fail_step,
                                           &e);
                 daemon_log(LOG_WARN, "job %s %s: %s", run->id, disk_full ? "paused" : "failed",

@@ -118,6 +118,7 @@ static const migration migrations[] = {
     /* 2 -> 3: metric blocks may be compressed (codec.c); raw is the decoded length, NULL for
      * the blocks written before, which stay readable as they are. */
     {"", st_migrate_blocks_raw},
+    {"", st_migrate_checkpoint_pins}, /* 3 -> 4: checkpoint pins (ckptkeep.c) */
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -363,7 +363,34 @@ typedef struct store_checkpoint_info {
     char created_at[24];
     int64_t bytes;
     double loss;                   /* NAN = null */
+    int pinned;                    /* store_checkpoint_marks: pinned (never retired) */
+    int best;                      /* …and among the k best of the job's keep_best */
 } store_checkpoint_info;
+
+/* What retention keeps of a job's checkpoints (store/ckptkeep.c): the keep_last newest
+ * (<= 0: every checkpoint), the best_k best by best_metric (enum keep_metric of
+ * core/config_keep.h: 0 loss, 1 val_loss, 2 val_acc; best_max: larger is better), and every
+ * pinned one. */
+typedef struct store_keep {
+    int keep_last;
+    int best_k;
+    int best_metric;
+    int best_max;
+} store_keep;
+
+/* store_checkpoint_commit_with_metrics with the full retention policy. */
+int store_checkpoint_commit_kept(store_t *s, const char *id, const store_metric *rows,
+                                 size_t n, const store_val_metric *val, size_t nval,
+                                 int64_t step, double loss, const void *blob, size_t len,
+                                 const store_keep *keep, const store_progress *p, an_err *err);
+
+/* Pins (pin 1) or unpins (0) the checkpoint of job `id` at `step`; pinning twice is no
+ * error. -ENOENT (field "id" or "step") for an unknown job or a step without a checkpoint. */
+int store_checkpoint_pin(store_t *s, const char *id, int64_t step, int pin, an_err *err);
+
+/* Fills pinned and best of a list from store_checkpoint_list (best by `keep`, may be NULL). */
+int store_checkpoint_marks(store_t *s, const char *id, const store_keep *keep,
+                           store_checkpoint_info *list, size_t n, an_err *err);
 
 /* Commits a checkpoint of job `id` at `step` in ONE transaction: the blob (split into
  * s->chunk_size chunks, bound straight from `blob` without a copy), the job row's

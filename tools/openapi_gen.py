@@ -133,6 +133,16 @@ paths["/v1/jobs/{id}"]["patch"] = {"summary": "Change a job's priority, tags, no
  "requestBody": body(ref("JobPatch"), "Any of priority, tags, notes, name."),
  "responses": {**job200, **errs(400, 401, 403, 404, 413, 415, 503)}}
 
+# Checkpoint retention: pins and the best by a metric (docs/API.md, "Checkpoint retention").
+_ck = S["Checkpoints"]["properties"]["checkpoints"]["items"]["properties"]
+_ck.update({"pinned": {"type": "boolean", "description": "Pinned: never removed by retention."},
+            "best": {"type": "boolean", "description": "Among the k best by the job's checkpoint.keep_best."}})
+S["Checkpoint"] = {"type": "object", "required": ["step", "bytes", "pinned", "best"], "properties": dict(_ck)}
+stepp = {"name": "step", "in": "path", "required": True, "schema": {"type": "string"}, "description": "A checkpoint's step."}
+for _verb, _what in (("pin", "Pin a checkpoint: retention never removes it"), ("unpin", "Unpin a checkpoint: retention may remove it again")):
+    paths["/v1/jobs/{id}/checkpoints/{step}/" + _verb] = {"parameters": [idp, stepp], "post": {"summary": _what,
+        "responses": {"200": resp("The checkpoint.", ref("Checkpoint")), **errs(400, 401, 403, 404, 415, 503)}}}
+
 doc = {"openapi": "3.1.0",
        "info": {"title": "anneald", "version": "2", "description": "The HTTP API of anneald, the training daemon (docs/API.md). Every error answer has the Error body."},
        "servers": [{"url": "http://127.0.0.1:8470"}],
@@ -143,7 +153,7 @@ doc = {"openapi": "3.1.0",
 for p, item in paths.items():
     for m, op in item.items():
         if m == "parameters": continue
-        op["operationId"] = (m + p.replace("/v1", "").replace("{id}", "by_id").replace("/", "_").replace(".", "_")).strip("_")
+        op["operationId"] = (m + p.replace("/v1", "").replace("{id}", "by_id").replace("{step}", "by_step").replace("/", "_").replace(".", "_")).strip("_")
 import os
 json.dump(doc, open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "api", "openapi.json"), "w"), indent=1)
 print("ok", len(json.dumps(doc)))

@@ -502,7 +502,7 @@ static void test_migration_from_rows(void **state)
     char a[STORE_ID_LEN], b[STORE_ID_LEN];
     assert_int_equal(make_job(&f->s, "a", NULL, a), 0);
     assert_int_equal(make_job(&f->s, "b", NULL, b), 0);
-    assert_int_equal(store_schema_version(), 3);
+    assert_true(store_schema_version() >= 3); /* later migrations keep this path */
     /* Back to schema 1: the per-step table exactly as version 1 made it. */
     assert_int_equal(sqlite3_exec(f->s.db,
                                   "DROP TABLE metric_blocks;"
@@ -553,7 +553,7 @@ static void test_migration_from_rows(void **state)
 
     an_err e;
     assert_int_equal(store_open(&f->s, f->path, &e), 0);
-    assert_int_equal(scalar(&f->s, "PRAGMA user_version"), 3);
+    assert_int_equal(scalar(&f->s, "PRAGMA user_version"), store_schema_version());
     assert_int_equal(scalar(&f->s, "SELECT count(*) FROM sqlite_schema WHERE name='metrics'"), 0);
     assert_int_equal(scalar(&f->s, "SELECT count(*) FROM metric_blocks WHERE raw IS NULL"), 0);
     /* Job 1 goes in pieces of 4096 rows, cut again where the group count changes:
@@ -598,7 +598,7 @@ static void test_compressed_bits_and_v2(void **state)
     store_close(&f->s);
     an_err e;
     assert_int_equal(store_open(&f->s, f->path, &e), 0);
-    assert_int_equal(scalar(&f->s, "PRAGMA user_version"), 3);
+    assert_int_equal(scalar(&f->s, "PRAGMA user_version"), store_schema_version());
     check_range(f, id, md, 0, MAXSTEP);
     check_range(f, id, md, 999, 2001);
     store_metric rows[600];
