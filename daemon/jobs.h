@@ -4,7 +4,8 @@
  * DESIGN
  * The store holds the truth about every job (its row and state); this module holds the jobs
  * this process is working on: one job_run per queued or running job. The loop thread creates
- * runs (POST /v1/jobs, resume, the restart recovery), puts them in a FIFO queue and later
+ * runs (POST /v1/jobs, resume, the restart recovery), puts them in a queue ordered by
+ * priority, oldest first among equals (daemon/jobsched.c: preemption, the stall watchdog), and later
  * frees them; a worker takes a run off the queue (under the manager's mutex), trains it, and
  * publishes what it did into the run's snapshot under the run's own mutex (never held during
  * compute). Pause, cancel and shutdown are an atomic flag in the run, read by the worker
@@ -102,7 +103,7 @@ typedef struct jobmgr {
     struct daemon *d;
     uv_mutex_t mu;               /* guards the queue, taken flags, quit */
     uv_cond_t cond;              /* signalled on enqueue and quit */
-    job_run *qhead, *qtail;      /* FIFO of runs no worker has taken */
+    job_run *qhead, *qtail;      /* runs no worker has taken, by priority (jobs_sched_insert) */
     int quit;                    /* workers exit when the queue is empty */
     job_run *runs;               /* every live run (loop thread) */
     job_fix *fixes;              /* final states not yet in the store (loop thread) */

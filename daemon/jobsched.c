@@ -35,26 +35,18 @@ void jobs_sched_load(jobmgr *m, job_run *r)
     r->stall_timeout_s = SCHED_STALL_DEFAULT_S;
     r->max_restarts = SCHED_RESTARTS_DEFAULT;
     r->seq = strtoll(r->id + (r->id[0] == 'j' && r->id[1] == '_' ? 2 : 0), NULL, 10);
-    store_job row;
-    memset(&row, 0, sizeof row);
+    /* Four numbers the store copied out of the spec when it was written: the spec itself
+     * (megabytes with inline data) is never parsed on the loop thread. */
+    store_job_sched js;
     an_err e;
-    if (store_job_get(&m->d->store, r->id, &row, &e) != 0)
+    if (store_job_sched_get(&m->d->store, r->id, &js, &e) != 0)
         return;
-    cJSON *spec = row.spec_json ? cJSON_Parse(row.spec_json) : NULL;
-    store_job_free(&row);
-    if (!spec)
-        return;
-    /* The stored spec is normalized (validated at submission); a spec stored before these
-     * keys existed has none of them and keeps the defaults. */
-    cfg_sched cs;
-    an_err pe;
-    if (cfg_sched_parse(spec, &cs, &pe) == 0) {
-        r->priority = cs.priority;
-        r->preemptible = cs.preemptible;
-        r->stall_timeout_s = cs.stall_timeout_s;
-        r->max_restarts = cs.max_restarts;
-    }
-    cJSON_Delete(spec);
+    r->priority = js.priority;
+    r->preemptible = js.preemptible;
+    if (js.stall_timeout_s > 0)
+        r->stall_timeout_s = js.stall_timeout_s;
+    if (js.max_restarts >= 0)
+        r->max_restarts = js.max_restarts;
 }
 
 /* 1 when run a goes before run b in the queue. */

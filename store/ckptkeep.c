@@ -1,4 +1,5 @@
-/* ckptkeep — checkpoint retention beyond keep_last: pins and the best by a metric.
+/* ckptkeep — checkpoint retention beyond keep_last: pins and the best by a metric (and the
+ * migration 3 -> 4 that adds the tables of this and of store/jobsched.c).
  *
  * Pins are rows of `checkpoint_pins` (job, step), kept in step with `checkpoints` by
  * triggers: a checkpoint that is deleted, or whose row is reused for another step, loses its
@@ -16,8 +17,33 @@
 
 #include "store/internal.h"
 
+/* The scheduling keys of each job's spec, copied out by triggers when the spec is written
+ * (off the loop), so that queueing a job reads four numbers instead of parsing its spec,
+ * which may hold megabytes of inline data (store/jobsched.c reads them). */
+#define SCHED_COLS(spec)                                                                     \
+    "CASE WHEN json_valid(" spec ") THEN json_extract(" spec ", '$.priority') END,"          \
+    "CASE WHEN json_valid(" spec ") THEN json_extract(" spec ", '$.preemptible') END,"       \
+    "CASE WHEN json_valid(" spec ") THEN json_extract(" spec ", '$.stall_timeout_s') END,"   \
+    "CASE WHEN json_valid(" spec ") THEN json_extract(" spec ", '$.max_restarts') END"
+
 int st_migrate_checkpoint_pins(store_t *s, an_err *err)
 {
+    int rc = st_exec(s,
+                     "CREATE TABLE IF NOT EXISTS job_sched("
+                     "  job INTEGER PRIMARY KEY REFERENCES jobs(num) ON DELETE CASCADE,"
+                     "  priority INTEGER, preemptible INTEGER, stall_timeout_s REAL,"
+                     "  max_restarts INTEGER);"
+                     "INSERT OR REPLACE INTO job_sched SELECT num, " SCHED_COLS("spec")
+                     " FROM jobs;"
+                     "CREATE TRIGGER IF NOT EXISTS job_sched_insert AFTER INSERT ON jobs BEGIN"
+                     " INSERT OR REPLACE INTO job_sched VALUES(new.num, " SCHED_COLS("new.spec")
+                     "); END;"
+                     "CREATE TRIGGER IF NOT EXISTS job_sched_update AFTER UPDATE OF spec ON jobs"
+                     " BEGIN INSERT OR REPLACE INTO job_sched VALUES(new.num, "
+                     SCHED_COLS("new.spec") "); END;",
+                     "creating job_sched", err);
+    if (rc)
+        return rc;
     return st_exec(s,
                    "CREATE TABLE IF NOT EXISTS checkpoint_pins("
                    "  job INTEGER NOT NULL REFERENCES jobs(num) ON DELETE CASCADE,"

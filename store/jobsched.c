@@ -179,3 +179,32 @@ int store_job_edit_spec(store_t *s, const char *id, int (*edit)(cJSON *spec, voi
     cJSON_Delete(spec);
     return st_end(s, rc, err);
 }
+
+int store_job_sched_get(store_t *s, const char *id, store_job_sched *out, an_err *err)
+{
+    *out = (store_job_sched){0, 1, -1, -1};
+    sqlite3_stmt *st;
+    int rc = st_prepare(s, "SELECT priority, preemptible, stall_timeout_s, max_restarts"
+                           " FROM job_sched WHERE job=(SELECT num FROM jobs WHERE id=?1)",
+                        &st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW) {
+        if (sqlite3_column_type(st, 0) == SQLITE_INTEGER)
+            out->priority = sqlite3_column_int(st, 0);
+        if (sqlite3_column_type(st, 1) == SQLITE_INTEGER)
+            out->preemptible = sqlite3_column_int(st, 1) != 0;
+        if (sqlite3_column_type(st, 2) != SQLITE_NULL)
+            out->stall_timeout_s = sqlite3_column_double(st, 2);
+        if (sqlite3_column_type(st, 3) == SQLITE_INTEGER)
+            out->max_restarts = sqlite3_column_int(st, 3);
+    } else if (r == SQLITE_DONE) {
+        rc = an_failc(err, -ENOENT, "id", "no scheduling row for job %s", id);
+    } else {
+        rc = st_fail(s, r, "reading a job's scheduling keys", err);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}

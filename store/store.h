@@ -209,6 +209,17 @@ int store_job_list_filtered(store_t *s, unsigned state_mask, const char *tag, co
                             int64_t limit, int64_t offset, store_job **jobs, size_t *n,
                             int64_t *total, an_err *err);
 
+/* A job's scheduling keys as its stored spec has them (kept by triggers); a key the spec does
+ * not have stays at its default here: priority 0, preemptible 1, stall_timeout_s and
+ * max_restarts -1 (= the caller's default). -ENOENT for an unknown id. */
+typedef struct store_job_sched {
+    int priority;
+    int preemptible;
+    double stall_timeout_s;
+    int max_restarts;
+} store_job_sched;
+int store_job_sched_get(store_t *s, const char *id, store_job_sched *out, an_err *err);
+
 /* Changes a job's stored spec in one write transaction: edit(spec, arg) changes the parsed
  * spec in place (0, or a negative errno), then the spec is stored and the job's name set to
  * the spec's "name" (the PATCH of a job's labels). -ENOENT for an unknown id. */

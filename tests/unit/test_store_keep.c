@@ -277,6 +277,44 @@ static void test_retention_never_breaks_a_read_careful(void **state)
     run_race(*state, (store_keep){.keep_last = 1, .best_k = 1}, 1); /* pins and best */
 }
 
+/* ---- the scheduling keys the store copies out of a spec -------------------------------- */
+
+static int set_priority(cJSON *spec, void *arg)
+{
+    cJSON_DeleteItemFromObject(spec, "priority");
+    return cJSON_AddNumberToObject(spec, "priority", *(int *)arg) ? 0 : -ENOMEM;
+}
+
+static void test_job_sched_follows_the_spec(void **state)
+{
+    fixture *f = *state;
+    an_err e;
+    char a[STORE_ID_LEN], b[STORE_ID_LEN];
+    store_job_new in = {.name = "s", .total_steps = 10,
+                        .spec_json = "{\"name\":\"s\",\"priority\":5,\"preemptible\":false,"
+                                     "\"stall_timeout_s\":2.5,\"max_restarts\":0}"};
+    assert_int_equal(store_job_create(&f->s, &in, a, &e), 0);
+    assert_int_equal(make_job(&f->s, "old", NULL, b), 0); /* a spec without the keys */
+    store_job_sched js;
+    assert_int_equal(store_job_sched_get(&f->s, a, &js, &e), 0);
+    assert_int_equal(js.priority, 5);
+    assert_int_equal(js.preemptible, 0);
+    assert_true(js.stall_timeout_s == 2.5);
+    assert_int_equal(js.max_restarts, 0);
+    assert_int_equal(store_job_sched_get(&f->s, b, &js, &e), 0);
+    assert_int_equal(js.priority, 0);
+    assert_int_equal(js.preemptible, 1);
+    assert_true(js.stall_timeout_s == -1);
+    assert_int_equal(js.max_restarts, -1);
+    int p = -3;
+    assert_int_equal(store_job_edit_spec(&f->s, a, set_priority, &p, &e), 0);
+    assert_int_equal(store_job_sched_get(&f->s, a, &js, &e), 0);
+    assert_int_equal(js.priority, -3);
+    assert_int_equal(js.preemptible, 0);
+    assert_int_equal(store_job_sched_get(&f->s, "j_999999", &js, &e), -ENOENT);
+    assert_int_equal(store_job_edit_spec(&f->s, "j_999999", set_priority, &p, &e), -ENOENT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -288,6 +326,8 @@ int main(void)
                                         fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_retention_never_breaks_a_read_careful,
                                         fixture_setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_job_sched_follows_the_spec, fixture_setup,
+                                        fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
