@@ -63,6 +63,23 @@ test('a priority-10 job preempts a running priority-0 job, which then finishes b
   });
 });
 
+test('with two workers busy, the running job of lowest priority is the one preempted', async () => {
+  await withDaemon({args: ['--workers', '2']}, async (d) => {
+    const a = await submit(d.url, heavyJob({name: 'one', priority: 1}));
+    const b = await submit(d.url, heavyJob({name: 'zero', priority: 0}));
+    await waitJob(d.url, a.id, (j) => j.state === 'running' && j.step > 0);
+    await waitJob(d.url, b.id, (j) => j.state === 'running' && j.step > 0);
+    const c = await submit(d.url, heavyJob({name: 'five', priority: 5}));
+    await waitJob(d.url, b.id, (j) => j.state === 'queued' && j.preempted === true, 10000);
+    await waitJob(d.url, c.id, (j) => j.state === 'running', 10000);
+    assert.equal((await api(d.url, 'GET', `/v1/jobs/${a.id}`)).json.state, 'running');
+    const m = await exposition(d.url);
+    assert.equal(sample(m, 'anneald_preemptions_total'), 1);
+    assert.equal(sample(m, 'anneald_queue_depth{priority="0"}'), 1);
+    for (const j of [a, b, c]) assert.equal((await api(d.url, 'POST', `/v1/jobs/${j.id}/cancel`)).status, 200);
+  });
+});
+
 test('a job that is not preemptible keeps its worker; equal priorities do not preempt', async () => {
   await withDaemon(ONE, async (d) => {
     const a = await submit(d.url, heavyJob({name: 'keep', preemptible: false}));
