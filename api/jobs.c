@@ -128,7 +128,10 @@ static void create_from(http_req *r, store_t *st, cJSON *body)
         http_error(r, 500, "internal", NULL, "%s", e.message);
         return;
     }
-    struct MHD_Response *resp = http_json_response(store_job_to_json(&row));
+    cJSON *jo = store_job_to_json(&row);
+    if (jo)
+        jobs_sched_json(jo, NULL); /* a new job: neither preempted nor restarted */
+    struct MHD_Response *resp = http_json_response(jo);
     store_job_free(&row);
     if (!resp) {
         job_submit_undo(st, id);
@@ -198,6 +201,8 @@ void api_jobs_create_from(http_req *r, cJSON *spec)
 typedef struct list_q {
     int64_t limit, offset;
     unsigned mask;
+    char tag[SCHED_TAG_LEN];  /* ?tag= ("" = any) */
+    char text[257];           /* ?q= ("" = any) */
     job_overlay ov;
 } list_q;
 
@@ -216,7 +221,10 @@ static void list_work(http_req *r, store_t *s)
     size_t n = 0;
     int64_t total = 0;
     an_err e;
-    int rc = store_job_list(s, q->mask, q->limit, q->offset, &jobs, &n, &total, &e);
+    int rc = q->tag[0] || q->text[0]
+                 ? store_job_list_filtered(s, q->mask, q->tag, q->text, q->limit, q->offset,
+                                           &jobs, &n, &total, &e)
+                 : store_job_list(s, q->mask, q->limit, q->offset, &jobs, &n, &total, &e);
     if (rc) {
         const char *code;
         unsigned st = http_status_of_store(rc, &code);
@@ -308,9 +316,22 @@ void api_jobs_list(http_req *r)
             mask |= STORE_MASK(s);
         }
     }
+    const char *tag = http_query(r, "tag"), *text = http_query(r, "q");
+    if (tag && strlen(tag) >= SCHED_TAG_LEN) {
+        http_error(r, 400, "invalid_argument", "tag", "a tag has at most %d bytes, got %zu",
+                   SCHED_TAG_LEN - 1, strlen(tag));
+        return;
+    }
+    if (text && strlen(text) > 256) {
+        http_error(r, 400, "invalid_argument", "q", "q has at most 256 bytes, got %zu",
+                   strlen(text));
+        return;
+    }
     list_q *q = new_list_q(r);
     if (!q)
         return;
+    snprintf(q->tag, sizeof q->tag, "%s", tag ? tag : "");
+    snprintf(q->text, sizeof q->text, "%s", text ? text : "");
     q->limit = limit;
     q->offset = offset;
     q->mask = mask;

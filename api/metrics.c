@@ -152,11 +152,14 @@ static void checkpoints_work(http_req *r, store_t *s)
     store_job row;
     memset(&row, 0, sizeof row);
     int rc = store_job_get(s, id, &row, &e);
+    store_keep keep = api_keep_of(&row); /* pinned and best (api/jobsched.c) */
     store_job_free(&row);
     store_checkpoint_info *list = NULL;
     size_t n = 0;
     if (!rc)
         rc = store_checkpoint_list(s, id, &list, &n, &e);
+    if (!rc)
+        rc = store_checkpoint_marks(s, id, &keep, list, n, &e);
     if (rc) {
         store_fail(r, rc, &e, id);
         return;
@@ -172,6 +175,8 @@ static void checkpoints_work(http_req *r, store_t *s)
             cJSON_AddNumberToObject(c, "loss", list[i].loss);
         else
             cJSON_AddNullToObject(c, "loss");
+        cJSON_AddBoolToObject(c, "pinned", list[i].pinned);
+        cJSON_AddBoolToObject(c, "best", list[i].best);
         cJSON_AddItemToArray(arr, c);
     }
     free(list);

@@ -26,6 +26,12 @@ void api_prometheus(struct http_req *r);
 /* api/jobs.c */
 void api_jobs_create(struct http_req *r);
 void api_jobs_list(struct http_req *r);
+void api_jobs_patch(struct http_req *r); /* api/jobsched.c */
+void api_checkpoint_pin(struct http_req *r);
+void api_checkpoint_unpin(struct http_req *r);
+/* The retention policy of a job's row (its spec's keep_last and keep_best). */
+struct store_job;
+struct store_keep api_keep_of(const struct store_job *row);
 void api_jobs_get(struct http_req *r);
 void api_jobs_pause(struct http_req *r);
 void api_jobs_resume(struct http_req *r);

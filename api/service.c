@@ -143,6 +143,30 @@ void api_prometheus(http_req *r)
                   "# TYPE anneald_checkpoint_seconds_total counter\n"
                   "anneald_checkpoint_seconds_total %.6f\n",
               (double)atomic_load(&d->jobs.ckpt_usec) * 1e-6);
+    {   /* scheduling (daemon/jobsched.c) */
+        int prio[64], cnt[64];
+        int np = jobs_queue_by_priority(&d->jobs, prio, cnt, 64);
+        tb_printf(&b, "# HELP anneald_queue_depth Jobs waiting for a worker, by priority "
+                      "(the 64 highest priorities that have any).\n"
+                      "# TYPE anneald_queue_depth gauge\n");
+        for (int i = 0; i < np; i++)
+            tb_printf(&b, "anneald_queue_depth{priority=\"%d\"} %d\n", prio[i], cnt[i]);
+        tb_printf(&b, "# HELP anneald_preemptions_total Running jobs paused at a checkpoint "
+                      "for a job of higher priority since start.\n"
+                      "# TYPE anneald_preemptions_total counter\n"
+                      "anneald_preemptions_total %" PRIu64 "\n"
+                      "# HELP anneald_job_restarts_total Jobs restarted from their latest "
+                      "checkpoint after a stall since start.\n"
+                      "# TYPE anneald_job_restarts_total counter\n"
+                      "anneald_job_restarts_total %" PRIu64 "\n"
+                      "# HELP anneald_job_stall_failures_total Jobs failed after max_restarts "
+                      "stalls since start.\n"
+                      "# TYPE anneald_job_stall_failures_total counter\n"
+                      "anneald_job_stall_failures_total %" PRIu64 "\n",
+                  (uint64_t)atomic_load(&d->jobs.preemptions),
+                  (uint64_t)atomic_load(&d->jobs.restarts),
+                  (uint64_t)atomic_load(&d->jobs.stall_failures));
+    }
     tb_printf(&b, "# HELP anneald_loop_longest_turn_seconds Longest turn of the event loop since "
                   "start (its callbacks, not the wait for events).\n"
                   "# TYPE anneald_loop_longest_turn_seconds gauge\n"

@@ -290,7 +290,8 @@ static cJSON *normalized(const job_spec *s, const cJSON *ds)
     ok = ok && (x = cJSON_AddObjectToObject(o, "checkpoint")) &&
          cJSON_AddNumberToObject(x, "every_steps", (double)s->ckpt_every_steps) &&
          cJSON_AddNumberToObject(x, "every_seconds", s->ckpt_every_seconds) &&
-         cJSON_AddNumberToObject(x, "keep_last", s->ckpt_keep_last);
+         cJSON_AddNumberToObject(x, "keep_last", s->ckpt_keep_last) &&
+         cfg_keep_best_json(&s->keep_best, x) == 0;
     ok = ok && cJSON_AddNumberToObject(o, "threads", s->threads);
     ok = ok && (x = cJSON_AddArrayToObject(o, "param_groups"));
     for (int i = 0; ok && i < s->ngroups; i++) {
@@ -318,6 +319,7 @@ static cJSON *normalized(const job_spec *s, const cJSON *ds)
     }
     if (ok && s->metrics_max_bytes > 0)
         ok = add_item(o, "metrics", cfg_metrics_json(s->metrics_max_bytes));
+    ok = ok && cfg_sched_json(&s->sched, o) == 0;
     if (ok) {
         x = cJSON_Duplicate(ds, 1);
         ok = x && set_number(x, "train_batch_size", (double)s->train_batch_size) &&
@@ -441,7 +443,8 @@ static int parse_validation(const cJSON *j, job_spec *s, an_err *err)
 
 static int parse_checkpoint(const cJSON *j, job_spec *s, an_err *err)
 {
-    static const char *const keys[] = {"every_steps", "every_seconds", "keep_last", NULL};
+    static const char *const keys[] = {"every_steps", "every_seconds", "keep_last", "keep_best",
+                                       NULL};
     const cJSON *c = cfg_get(j, "checkpoint");
     int64_t keep = 3;
     int rc;
@@ -452,7 +455,8 @@ static int parse_checkpoint(const cJSON *j, job_spec *s, an_err *err)
                             &s->ckpt_every_steps, err)) ||
               (rc = cfg_num(c, "checkpoint", "every_seconds", 60.0, 0.0, 1e9, CFG_CLOSED,
                             &s->ckpt_every_seconds, err)) ||
-              (rc = cfg_int(c, "checkpoint", "keep_last", 3, 1, CFG_MAX_KEEP, &keep, err))))
+              (rc = cfg_int(c, "checkpoint", "keep_last", 3, 1, CFG_MAX_KEEP, &keep, err)) ||
+              (rc = cfg_keep_best_parse(c, s->val_fraction > 0, &s->keep_best, err))))
         return rc;
     s->ckpt_keep_last = (int)keep;
     return 0;
@@ -529,7 +533,10 @@ static void parse_spec(const cJSON *j, job_spec *s, errlist *l)
     static const char *const top[] = {"name",       "seed",       "model",        "loss",
                                       "data",       "steps",      "epochs",       "validation",
                                       "checkpoint", "threads",    "param_groups", "resume_from",
-                                      "ds_config",  "lr_finder",  "metrics",      NULL};
+                                      "ds_config",  "lr_finder",  "metrics",
+                                      /* scheduling (config_sched.h) */
+                                      "priority", "preemptible", "max_runtime_s",
+                                      "stall_timeout_s", "max_restarts", "tags", "notes", NULL};
     an_err e;
     int64_t v;
     int t;
@@ -576,6 +583,7 @@ static void parse_spec(const cJSON *j, job_spec *s, errlist *l)
     failed(l, parse_resume(j, s, &e), &e);
     failed(l, parse_lrfinder(j, s, &e), &e);
     failed(l, cfg_metrics_max_bytes(j, &s->metrics_max_bytes, &e), &e);
+    failed(l, cfg_sched_parse(j, &s->sched, &e), &e);
     const cJSON *ds = cfg_get(j, "ds_config");
     int ds_ok = 0, batch_ok = 0, opt_ok = 0;
     if (!failed(l, cfg_require(j, "", "ds_config", &e), &e))

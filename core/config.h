@@ -13,6 +13,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "core/config_keep.h"
+#include "core/config_sched.h"
 #include "core/err.h"
 #include "core/lossscale.h"
 #include "core/optim.h"
@@ -114,12 +116,14 @@ typedef struct job_spec {
     int64_t ckpt_every_steps;     /* optimizer steps between checkpoints; 0 = no step trigger */
     double ckpt_every_seconds;    /* seconds between checkpoints; 0 = no time trigger */
     int ckpt_keep_last;           /* checkpoints kept, 1..CFG_MAX_KEEP (default 3) */
+    cfg_keep_best keep_best;      /* checkpoint.keep_best (config_keep.h); k 0 = none */
     int threads;                  /* compute threads, 1..CFG_MAX_THREADS (default 1) */
     int64_t metrics_max_bytes;    /* metrics.max_bytes; 0 = no cap (config_metrics.h) */
     int ngroups;                  /* param_groups entries (group k+1 = entry k) */
     param_group_spec groups[CFG_MAX_GROUPS];
     double lrfind_stop;           /* lr_finder.stop_factor: the run ends once its smoothed loss
                                      diverges (core/lrfind.h); 0 = an ordinary job */
+    cfg_sched sched;              /* priority, preemption, limits, tags, notes (config_sched.h) */
     char resume_job[64];          /* "" = none */
     int64_t resume_step;          /* -1 = latest */
     /* ds_config */

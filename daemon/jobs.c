@@ -75,16 +75,14 @@ int jobs_enqueue(jobmgr *m, const char *id)
     r->snap.eta_s = NAN;
     r->snap.loss_scale = NAN;
     r->snap.loss = NAN;
+    jobs_sched_load(m, r);
     r->next = m->runs;
     m->runs = r;
     uv_mutex_lock(&m->mu);
-    if (m->qtail)
-        m->qtail->qnext = r;
-    else
-        m->qhead = r;
-    m->qtail = r;
+    jobs_sched_insert(m, r); /* by priority, then oldest first */
     uv_cond_signal(&m->cond);
     uv_mutex_unlock(&m->mu);
+    jobs_sched_preempt(m);
     return 0;
 }
 
@@ -340,6 +338,16 @@ void jobs_poll(jobmgr *m)
         }
         if (s.done) {
             const char *error = s.error;
+            int stop = atomic_load(&r->stop);
+            /* A pause asked for while the run was being preempted or restarted wins. */
+            if (stop == STOP_PAUSE && s.final == STORE_QUEUED && !s.unsaved) {
+                an_err pe;
+                if (store_job_set_state(&m->d->store, r->id, STORE_MASK(STORE_QUEUED),
+                                        STORE_PAUSED, NULL, NULL, &pe) == 0)
+                    s.final = STORE_PAUSED;
+            }
+            int again = (stop == STOP_PREEMPT || stop == STOP_STALL) &&
+                        s.final == STORE_QUEUED && !s.unsaved && !m->shutting_down;
             if (atomic_load(&r->stop) == STOP_CANCEL &&
                 (s.final == STORE_PAUSED || s.final == STORE_QUEUED) &&
                 cancel_after(m, r->id, s.unsaved)) {
@@ -352,6 +360,8 @@ void jobs_poll(jobmgr *m)
             jobs_emit_state(m, r->id, store_state_name(s.final), error);
             unlink_run(m, r);
             answer_waiters(m, r);
+            if (again)
+                jobs_sched_requeue(m, r, &s);
             run_free(r);
         }
         r = next;
@@ -432,8 +442,9 @@ static void stop_job(jobmgr *m, http_req *r, const char *id, int how, store_job_
     if (run) { /* a worker has it: ask it to stop, answer when it lets go */
         int expected = STOP_NONE;
         atomic_compare_exchange_strong(&run->stop, &expected, how);
-        if (expected == STOP_PAUSE && how == STOP_CANCEL)
-            atomic_store(&run->stop, STOP_CANCEL);
+        if ((expected == STOP_PAUSE && how == STOP_CANCEL) || expected == STOP_PREEMPT ||
+            expected == STOP_STALL) /* the user's stop wins over the scheduler's */
+            atomic_store(&run->stop, how);
         r->next_waiter = run->waiters;
         run->waiters = r;
         http_suspend(r);

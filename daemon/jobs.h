@@ -4,7 +4,8 @@
  * DESIGN
  * The store holds the truth about every job (its row and state); this module holds the jobs
  * this process is working on: one job_run per queued or running job. The loop thread creates
- * runs (POST /v1/jobs, resume, the restart recovery), puts them in a FIFO queue and later
+ * runs (POST /v1/jobs, resume, the restart recovery), puts them in a queue ordered by
+ * priority, oldest first among equals (daemon/jobsched.c: preemption, the stall watchdog), and later
  * frees them; a worker takes a run off the queue (under the manager's mutex), trains it, and
  * publishes what it did into the run's snapshot under the run's own mutex (never held during
  * compute). Pause, cancel and shutdown are an atomic flag in the run, read by the worker
@@ -33,8 +34,14 @@
 struct daemon;
 struct http_req;
 
-/* STOP_SWEEP: its sweep's early stopping ended the trial (the worker's own decision). */
-enum job_stop { STOP_NONE = 0, STOP_PAUSE = 1, STOP_CANCEL = 2, STOP_SHUTDOWN = 3, STOP_SWEEP = 4 };
+/* STOP_PREEMPT: checkpoint and go back to the queue for a job of higher priority;
+ * STOP_STALL: the watchdog saw no step for stall_timeout_s: back to the queue without a new
+ * checkpoint, to restart from the latest one (daemon/jobsched.c);
+ * STOP_SWEEP: its sweep's early stopping ended the trial (the worker's own decision). */
+enum job_stop {
+    STOP_NONE = 0, STOP_PAUSE = 1, STOP_CANCEL = 2, STOP_SHUTDOWN = 3, STOP_PREEMPT = 4,
+    STOP_STALL = 5, STOP_SWEEP = 6
+};
 
 /* What a worker publishes about its run (guarded by job_run.mu). */
 typedef struct job_snap {
@@ -58,6 +65,9 @@ typedef struct job_snap {
     int unsaved;                 /* the store refused the final state (e.g. a full disk): the
                                     loop thread records it later (jobs_settle) */
     char wait_reason[400];       /* why a taken job still waits (memory); "" = it does not */
+    /* scheduling (set by the loop thread when the run is made; daemon/jobsched.c) */
+    int preempted;               /* queued again after a preemption, not running yet */
+    int restarts;                /* restarts after stalls since the daemon started */
 } job_snap;
 
 /* A final state the store could not take yet; retried by jobs_settle (loop thread). */
@@ -80,6 +90,14 @@ typedef struct job_run {
     int64_t sent_ckpt_seq;
     int sent_started;
     struct http_req *waiters;    /* requests answered when the worker lets go */
+    int64_t seen_step;           /* the watchdog's last look: step, and when it changed */
+    double seen_at;
+    /* scheduling, from the spec (daemon/jobsched.c); priority under the manager mutex */
+    int priority;
+    int preemptible;
+    int64_t seq;                 /* the job's number: among equal priorities, oldest first */
+    double stall_timeout_s;
+    int max_restarts;
     struct job_run *qnext;       /* queue link (manager mutex) */
     struct job_run *next;        /* list of all runs (loop thread) */
 } job_run;
@@ -88,7 +106,7 @@ typedef struct jobmgr {
     struct daemon *d;
     uv_mutex_t mu;               /* guards the queue, taken flags, quit */
     uv_cond_t cond;              /* signalled on enqueue and quit */
-    job_run *qhead, *qtail;      /* FIFO of runs no worker has taken */
+    job_run *qhead, *qtail;      /* runs no worker has taken, by priority (jobs_sched_insert) */
     int quit;                    /* workers exit when the queue is empty */
     job_run *runs;               /* every live run (loop thread) */
     job_fix *fixes;              /* final states not yet in the store (loop thread) */
@@ -98,6 +116,10 @@ typedef struct jobmgr {
     atomic_uint_fast64_t ckpt_bytes;      /* total bytes checkpointed */
     atomic_uint_fast64_t ckpt_count;
     atomic_uint_fast64_t ckpt_usec;       /* total time spent committing checkpoints */
+    atomic_uint_fast64_t preemptions;     /* runs paused for a job of higher priority */
+    atomic_uint_fast64_t restarts;        /* runs restarted after a stall */
+    atomic_uint_fast64_t stall_failures;  /* jobs failed after max_restarts stalls */
+    int nworkers;                         /* workers that take jobs (set by the wiring) */
 } jobmgr;
 
 /* What the manager knows about a job beyond its row (a copy, readable on any thread). */
@@ -177,6 +199,40 @@ void jobs_wake(jobmgr *m);
  * job's state once a write succeeds. Called from the housekeeping timer and before a
  * transition reads a job's state. Returns how many are still pending. */
 int jobs_settle(jobmgr *m);
+
+/* Scheduling (daemon/jobsched.c). */
+
+/* Reads the run's priority, preemptibility and stall limits from its stored spec (loop
+ * thread); defaults when the spec cannot be read. */
+void jobs_sched_load(jobmgr *m, job_run *r);
+
+/* Puts a run into the queue by priority (higher first, then oldest first). Call with the
+ * manager mutex held. */
+void jobs_sched_insert(jobmgr *m, job_run *r);
+
+/* Preempts the lowest-priority preemptible running job when every worker is busy and a job
+ * of higher priority waits (loop thread). */
+void jobs_sched_preempt(jobmgr *m);
+
+/* The watchdog: asks a run that made no step for its stall_timeout_s to stop for a restart
+ * (loop thread, from the housekeeping timer). */
+void jobs_watchdog(jobmgr *m);
+
+/* A run let go of for a preemption or a stall: queues the job again (or fails it after
+ * max_restarts stalls). Returns 1 when it handled the run (the caller then only frees it).
+ * Loop thread. */
+int jobs_sched_requeue(jobmgr *m, job_run *r, const job_snap *s);
+
+/* A new priority of a job (PATCH): moves a queued run to its place. Loop thread. */
+void jobs_sched_reprioritize(jobmgr *m, const char *id, int priority);
+
+/* Queued runs by priority, for /metrics: up to `max` distinct priorities (highest first)
+ * into prio[]/count[]; returns how many. */
+int jobs_queue_by_priority(jobmgr *m, int *prio, int *count, int max);
+
+/* The job's scheduling fields in its JSON ("preempted", "restarts"); `s` may be NULL (no
+ * live run). */
+void jobs_sched_json(cJSON *o, const job_snap *s);
 
 /* Counts of runs queued and running (loop thread). */
 void jobs_counts(jobmgr *m, int *queued, int *running);

@@ -86,6 +86,7 @@ cJSON *jobs_to_json(jobmgr *m, const store_job *row)
     }
     overlay_of(m, row->id, it);
     overlay_apply(o, row, it);
+    jobs_sched_json(o, it->has_snap ? &it->snap : NULL);
     free(it);
     return o;
 }
@@ -111,7 +112,8 @@ int jobs_overlay_capture(jobmgr *m, job_overlay *out)
         uv_mutex_unlock(&m->mu);
         job_overlay_item *it = &out->items[out->n];
         overlay_of(m, r->id, it);
-        if (taken || it->snap.started || it->has_fix)
+        if (taken || it->snap.started || it->has_fix || it->snap.preempted ||
+            it->snap.restarts)
             out->n++;
     }
     for (job_fix *f = m->fixes; f; f = f->next)
@@ -131,11 +133,14 @@ cJSON *jobs_to_json_overlay(const job_overlay *ov, const store_job *row)
     cJSON *o = store_job_to_json(row);
     if (!o)
         return NULL;
+    const job_snap *snap = NULL;
     for (size_t i = 0; ov && i < ov->n; i++)
         if (strcmp(ov->items[i].id, row->id) == 0) {
             overlay_apply(o, row, &ov->items[i]);
+            snap = ov->items[i].has_snap ? &ov->items[i].snap : NULL;
             break;
         }
+    jobs_sched_json(o, snap);
     return o;
 }
 

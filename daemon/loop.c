@@ -193,6 +193,8 @@ static void on_housekeeping(uv_timer_t *t)
     if (d->phase != PHASE_SERVING)
         return;
     jobs_poll(&d->jobs); /* a trailing coalesced progress event, if any */
+    jobs_watchdog(&d->jobs); /* stalled runs (daemon/jobsched.c) */
+    jobs_sched_preempt(&d->jobs);
     if (d->jobs.fixes && d->ticks % 4 == 0) /* final states a full disk refused: every second */
         jobs_settle(&d->jobs);
     if (d->ticks % 4 == 0) /* trials that could not start (a full queue): every second */
@@ -368,6 +370,7 @@ int daemon_run(const daemon_opts *opts)
     }
     if (sweeps_recover(&d->sweeps, &e))
         daemon_log(LOG_ERROR, "sweep recovery failed: %s", e.message);
+    d->jobs.nworkers = opts->workers; /* preemption needs to know when all are busy */
     if (jobs_recover(&d->jobs, &e))
         daemon_log(LOG_ERROR, "restart recovery failed: %s", e.message);
     rc = workers_start(&d->pool, &d->jobs, opts->db, opts->workers);

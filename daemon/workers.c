@@ -62,7 +62,7 @@ typedef struct wslot {
     size_t len;                /* bytes in blob */
     int64_t step;              /* step of the checkpoint, or of the batch's last row */
     double loss;               /* the checkpoint's loss */
-    int keep;                  /* checkpoints to keep (keep_last) */
+    store_keep keep;           /* what retention keeps (keep_last, keep_best, pins) */
     double save_s;             /* seconds the worker spent serializing the checkpoint */
 } wslot;
 
@@ -225,10 +225,9 @@ static int write_slot(wctx *w, wslot *s, const char **what, an_err *e)
     if (s->blob) {
         double c0 = daemon_now();
         *what = "the checkpoint";
-        rc = store_checkpoint_commit_with_metrics(&w->store, s->run->id, s->batch, s->nbatch,
-                                                  s->vbatch, s->nval, s->step, s->loss,
-                                                  s->blob, s->len, s->keep,
-                                                  s->has_prog ? &s->prog : NULL, e);
+        rc = store_checkpoint_commit_kept(&w->store, s->run->id, s->batch, s->nbatch,
+                                          s->vbatch, s->nval, s->step, s->loss, s->blob,
+                                          s->len, &s->keep, s->has_prog ? &s->prog : NULL, e);
         if (rc == 0) {
             atomic_fetch_add(&w->jobs->ckpt_bytes, s->len);
             atomic_fetch_add(&w->jobs->ckpt_count, 1);
@@ -308,7 +307,8 @@ static int flush(wctx *w, const train_report *last, an_err *e)
  * keeps a checkpoint whose steps have no rows. Returns a train_save failure (w->fail_* set)
  * or the writer's first failure so far; the checkpoint itself is stored once drain()
  * returns 0. */
-static int checkpoint(wctx *w, train *t, const train_report *last, int keep, an_err *e)
+static int checkpoint(wctx *w, train *t, const train_report *last, const store_keep *keep,
+                      an_err *e)
 {
     double c0 = daemon_now();
     void *blob = NULL;
@@ -329,7 +329,7 @@ static int checkpoint(wctx *w, train *t, const train_report *last, int keep, an_
     s->len = len;
     s->step = step;
     s->loss = last->loss;
-    s->keep = keep;
+    s->keep = *keep;
     s->save_s = daemon_now() - c0;
     return submit(w, e);
 }
@@ -521,6 +521,25 @@ static int prepare(wctx *w, const store_job *row, job_spec *spec, train **out, a
     return 0;
 }
 
+/* The test hook of the stall watchdog: with ANNEALD_FAULT containing "hang", a job named
+ * "hang-at-N" stops making steps once it has done N (in every run, so it stalls again after
+ * each restart). Returns N, or -1 for every other job. */
+static int64_t hang_step(const char *name)
+{
+    const char *fault = getenv("ANNEALD_FAULT");
+    long long n;
+    if (!fault || !strstr(fault, "hang") || sscanf(name, "hang-at-%lld", &n) != 1 || n < 0)
+        return -1;
+    return (int64_t)n;
+}
+
+/* The hook's hang: no step until someone asks the run to stop. */
+static void hang(job_run *run)
+{
+    while (atomic_load(&run->stop) == STOP_NONE)
+        uv_sleep(10);
+}
+
 /* Admits the job against the memory budget (daemon/admit.h), finishing it as a stop that
  * came first asks, or failed when it could never fit. 0 with *charge reserved. */
 static int admit(wctx *w, uint64_t *charge)
@@ -624,7 +643,9 @@ static void run_admitted(wctx *w)
     uv_mutex_unlock(&run->mu);
     jobs_wake(w->jobs);
 
-    int keep = spec.ckpt_keep_last;
+    store_keep keep = {.keep_last = spec.ckpt_keep_last, .best_k = spec.keep_best.k,
+                       .best_metric = spec.keep_best.metric,
+                       .best_max = spec.keep_best.maximize};
     int64_t every = spec.ckpt_every_steps;
     double every_s = spec.ckpt_every_seconds;
     double last_flush = w->t0, last_ckpt = w->t0, last_wake = 0;
@@ -647,6 +668,9 @@ static void run_admitted(wctx *w)
     double last_disk = w->t0;
     if (bound_hit)
         stop = STOP_PAUSE;
+    int64_t hang_at = hang_step(spec.name);
+    double max_runtime = spec.sched.max_runtime_s; /* job time: resumed runs go on counting */
+    int runtime_hit = 0;
     /* train_total_steps is read each step: a learning-rate sweep ends itself early. */
     while (!bound_hit && train_steps_done(t) < train_total_steps(t)) {
         stop = atomic_load(&run->stop);
@@ -663,6 +687,10 @@ static void run_admitted(wctx *w)
             stop = STOP_PAUSE;
             bound_hit = 1;
             break;
+        }
+        if (hang_at >= 0 && train_steps_done(t) >= hang_at) {
+            hang(run);
+            continue;
         }
         if (train_step(t, &rep, &e) != 0) {
             snprintf(errmsg, sizeof errmsg, "%s", e.message);
@@ -707,6 +735,14 @@ static void run_admitted(wctx *w)
             stride = per > 0 ? (int64_t)fmin(CLOCK_STRIDE_MAX, fmax(1, CLOCK_EVERY_S / per))
                              : CLOCK_STRIDE_MAX;
             publish(w, &rep, total, now);
+            if (max_runtime > 0 && w->time_base + (now - w->t0) >= max_runtime &&
+                train_steps_done(t) < train_total_steps(t)) {
+                snprintf(errmsg, sizeof errmsg, "max_runtime: the job trained for %.3f s in "
+                         "total, its max_runtime_s is %.6g; checkpointed at step %" PRId64,
+                         w->time_base + (now - w->t0), max_runtime, train_steps_done(t));
+                runtime_hit = 1;
+                break;
+            }
             if (now - last_disk >= DISK_CHECK_S) {
                 last_disk = now;
                 if (admit_disk_low(w->jobs->d->opts, errmsg, sizeof errmsg)) {
@@ -742,7 +778,7 @@ static void run_admitted(wctx *w)
              (every_s > 0 && w->now - last_ckpt >= every_s)) &&
             ckpt_take(&bucket, w->now)) {
             /* The checkpoint's transaction carries the metric batch too. */
-            if ((rc = checkpoint(w, t, &rep, keep, &e))) {
+            if ((rc = checkpoint(w, t, &rep, &keep, &e))) {
                 disk_full = store_failure(errmsg, sizeof errmsg, rc, w->fail_what, w->fail_step,
                                           &e);
                 failed = 1;
@@ -772,10 +808,13 @@ static void run_admitted(wctx *w)
         finish(w, STORE_FAILED, errmsg);
     } else if (stop == STOP_CANCEL) {
         finish(w, STORE_CANCELLED, NULL);
+    } else if (stop == STOP_STALL) {
+        /* Restarted from its latest checkpoint: what the stalled run holds is not saved. */
+        finish(w, STORE_QUEUED, NULL);
     } else {
         /* Completed, paused or stopping for a restart: the state is checkpointed first. */
         if (train_steps_done(t) != last_ckpt_step || last_ckpt_step == 0) {
-            if ((rc = checkpoint(w, t, &rep, keep, &e)) || (rc = drain(w, &e))) {
+            if ((rc = checkpoint(w, t, &rep, &keep, &e)) || (rc = drain(w, &e))) {
                 disk_full = store_failure(errmsg, sizeof errmsg, rc, w->fail_what, w->fail_step,
                                           &e);
                 daemon_log(LOG_WARN, "job %s %s: %s", run->id, disk_full ? "paused" : "failed",
@@ -788,7 +827,10 @@ static void run_admitted(wctx *w)
             daemon_log(LOG_WARN, "job %s paused: %s", run->id, errmsg);
         if (stop == STOP_PAUSE)
             finish(w, STORE_PAUSED, bound_hit ? errmsg : NULL);
-        else if (stop == STOP_SHUTDOWN)
+        else if (runtime_hit) {
+            daemon_log(LOG_WARN, "job %s failed: %s", run->id, errmsg);
+            finish(w, STORE_FAILED, errmsg);
+        } else if (stop == STOP_SHUTDOWN || stop == STOP_PREEMPT)
             finish(w, STORE_QUEUED, NULL);
         else if (stop == STOP_SWEEP)
             finish(w, STORE_STOPPED, NULL);

@@ -146,10 +146,15 @@ static int pick_row(store_t *s, int64_t num, int64_t step, int keep_last, int64_
 /* Stores the checkpoint of job `num` inside the caller's transaction (see
  * store_checkpoint_commit, without the progress). */
 static int put_checkpoint(store_t *s, int64_t num, int64_t step, double loss,
-                          const void *blob, size_t len, size_t chunk, int keep_last, an_err *err)
+                          const void *blob, size_t len, size_t chunk, const store_keep *keep,
+                          an_err *err)
 {
     int64_t ckpt, old, count;
-    int rc = pick_row(s, num, step, keep_last, &ckpt, &old, &count, err);
+    int keep_last = keep->keep_last, careful = 0;
+    /* Pins or keep_best: no reuse of the oldest row, retention by ckptkeep.c. */
+    int rc = st_ckpt_careful(s, num, keep, &careful, err);
+    if (!rc)
+        rc = pick_row(s, num, step, careful ? 0 : keep_last, &ckpt, &old, &count, err);
     if (rc)
         return rc;
     int reuse = ckpt != 0;
@@ -180,6 +185,8 @@ static int put_checkpoint(store_t *s, int64_t num, int64_t step, double loss,
     if (!rc)
         rc = run2(s, ST_CKPT_JOB, "UPDATE jobs SET last_checkpoint_step=?2 WHERE num=?1", num,
                   step, "recording the checkpoint on the job", err);
+    if (!rc && careful)
+        return st_ckpt_retire_kept(s, num, keep, err);
     /* Retention beyond the reused row: only when more than keep_last may be stored. */
     if (!rc && keep_last > 0 && (count < 0 || count > keep_last)) {
         rc = run2(s, ST_CKPT_RETIRE_CHUNKS,
@@ -200,6 +207,16 @@ int store_checkpoint_commit_with_metrics(store_t *s, const char *id, const store
                                          int64_t step, double loss, const void *blob,
                                          size_t len, int keep_last, const store_progress *p,
                                          an_err *err)
+{
+    store_keep k = {.keep_last = keep_last};
+    return store_checkpoint_commit_kept(s, id, rows, n, val, nval, step, loss, blob, len, &k,
+                                        p, err);
+}
+
+int store_checkpoint_commit_kept(store_t *s, const char *id, const store_metric *rows,
+                                 size_t n, const store_val_metric *val, size_t nval,
+                                 int64_t step, double loss, const void *blob, size_t len,
+                                 const store_keep *keep, const store_progress *p, an_err *err)
 {
     if (len && !blob)
         return an_failc(err, -EINVAL, NULL, "expected a %zu-byte checkpoint, got NULL", len);
@@ -225,7 +242,7 @@ int store_checkpoint_commit_with_metrics(store_t *s, const char *id, const store
     if (!rc)
         rc = st_metrics_put_all(s, num, rows, n, val, nval, err);
     if (!rc)
-        rc = put_checkpoint(s, num, step, loss, blob, len, chunk, keep_last, err);
+        rc = put_checkpoint(s, num, step, loss, blob, len, chunk, keep, err);
     if (!rc && p)
         rc = st_write_progress(s, num, p, err);
     return st_end(s, rc, err);
@@ -268,6 +285,7 @@ int store_checkpoint_list(store_t *s, const char *id, store_checkpoint_info **li
         st_col_copy(st, 1, c->created_at, sizeof c->created_at);
         c->bytes = sqlite3_column_int64(st, 2);
         c->loss = st_col_num(st, 3);
+        c->pinned = c->best = 0; /* store_checkpoint_marks */
         (*n)++;
     }
     if (!rc && r != SQLITE_DONE)

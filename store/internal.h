@@ -73,6 +73,13 @@ int st_job_num(store_t *s, const char *id, int64_t *num, store_job_state *state,
 /* Takes the next number of sequence `name` (inside the caller's write transaction). */
 int st_seq_next(store_t *s, const char *name, int64_t *out, an_err *err);
 
+/* Checkpoint retention beyond keep_last (ckptkeep.c): the pins table (migration 3 -> 4);
+ * whether a commit for job `num` must take the careful path (a keep_best policy or a pin);
+ * the retention of that path inside the commit's transaction. */
+int st_migrate_checkpoint_pins(store_t *s, an_err *err);
+int st_ckpt_careful(store_t *s, int64_t num, const store_keep *k, int *careful, an_err *err);
+int st_ckpt_retire_kept(store_t *s, int64_t num, const store_keep *k, an_err *err);
+
 /* Current UTC time as "YYYY-MM-DDTHH:MM:SSZ". */
 void st_now(char buf[24]);
 

@@ -120,6 +120,7 @@ static const migration migrations[] = {
     {"", st_migrate_blocks_raw},
     /* 3 -> 4: sweeps, their trial jobs and ASHA's rung records (sweeps.c). */
     {"", st_migrate_sweeps},
+    {"", st_migrate_checkpoint_pins}, /* 4 -> 5: checkpoint pins (ckptkeep.c) */
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

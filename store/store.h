@@ -208,6 +208,30 @@ int store_job_list(store_t *s, unsigned state_mask, int64_t limit, int64_t offse
                    store_job **jobs, size_t *n, int64_t *total, an_err *err);
 void store_job_list_free(store_job *jobs, size_t n);
 
+/* store_job_list narrowed to jobs whose spec's tags hold `tag` exactly (NULL or "" = any) and
+ * whose name or notes contain `q` as plain text (NULL or "" = any; LIKE's case rules: ASCII
+ * letters match either case). Same order, paging and *total (of the filtered jobs). */
+int store_job_list_filtered(store_t *s, unsigned state_mask, const char *tag, const char *q,
+                            int64_t limit, int64_t offset, store_job **jobs, size_t *n,
+                            int64_t *total, an_err *err);
+
+/* A job's scheduling keys as its stored spec has them (kept by triggers); a key the spec does
+ * not have stays at its default here: priority 0, preemptible 1, stall_timeout_s and
+ * max_restarts -1 (= the caller's default). -ENOENT for an unknown id. */
+typedef struct store_job_sched {
+    int priority;
+    int preemptible;
+    double stall_timeout_s;
+    int max_restarts;
+} store_job_sched;
+int store_job_sched_get(store_t *s, const char *id, store_job_sched *out, an_err *err);
+
+/* Changes a job's stored spec in one write transaction: edit(spec, arg) changes the parsed
+ * spec in place (0, or a negative errno), then the spec is stored and the job's name set to
+ * the spec's "name" (the PATCH of a job's labels). -ENOENT for an unknown id. */
+int store_job_edit_spec(store_t *s, const char *id, int (*edit)(cJSON *spec, void *arg),
+                        void *arg, an_err *err);
+
 /* Counts jobs in each state: counts[st] for st < STORE_NSTATES. */
 int store_job_counts(store_t *s, int64_t counts[STORE_NSTATES], an_err *err);
 
@@ -356,7 +380,34 @@ typedef struct store_checkpoint_info {
     char created_at[24];
     int64_t bytes;
     double loss;                   /* NAN = null */
+    int pinned;                    /* store_checkpoint_marks: pinned (never retired) */
+    int best;                      /* …and among the k best of the job's keep_best */
 } store_checkpoint_info;
+
+/* What retention keeps of a job's checkpoints (store/ckptkeep.c): the keep_last newest
+ * (<= 0: every checkpoint), the best_k best by best_metric (enum keep_metric of
+ * core/config_keep.h: 0 loss, 1 val_loss, 2 val_acc; best_max: larger is better), and every
+ * pinned one. */
+typedef struct store_keep {
+    int keep_last;
+    int best_k;
+    int best_metric;
+    int best_max;
+} store_keep;
+
+/* store_checkpoint_commit_with_metrics with the full retention policy. */
+int store_checkpoint_commit_kept(store_t *s, const char *id, const store_metric *rows,
+                                 size_t n, const store_val_metric *val, size_t nval,
+                                 int64_t step, double loss, const void *blob, size_t len,
+                                 const store_keep *keep, const store_progress *p, an_err *err);
+
+/* Pins (pin 1) or unpins (0) the checkpoint of job `id` at `step`; pinning twice is no
+ * error. -ENOENT (field "id" or "step") for an unknown job or a step without a checkpoint. */
+int store_checkpoint_pin(store_t *s, const char *id, int64_t step, int pin, an_err *err);
+
+/* Fills pinned and best of a list from store_checkpoint_list (best by `keep`, may be NULL). */
+int store_checkpoint_marks(store_t *s, const char *id, const store_keep *keep,
+                           store_checkpoint_info *list, size_t n, an_err *err);
 
 /* Commits a checkpoint of job `id` at `step` in ONE transaction: the blob (split into
  * s->chunk_size chunks, bound straight from `blob` without a copy), the job row's

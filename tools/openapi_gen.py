@@ -171,6 +171,32 @@ paths["/v1/jobs/{id}/generate"] = {"parameters": [idp], "post": {"summary": "Sam
                         "content": {"application/json": {"schema": ref("GenerateResponse")}, "text/event-stream": {"schema": {"type": "string"}}}},
                 **errs(400, 401, 403, 404, 413, 415, 503)}}}
 paths["/v1/datasets"]["post"]["requestBody"]["content"]["text/plain"] = {"schema": {"type": "string", "description": "A text corpus (UTF-8) for data type text."}}
+# Scheduling: priority, preemption, run-time and stall limits, tags and notes (docs/API.md,
+# "Scheduling").
+S["Job"]["properties"].update({
+ "preempted": {"type": "boolean", "description": "Queued again after a job of higher priority took its worker; false once it runs."},
+ "restarts": {"type": "integer", "minimum": 0, "description": "Restarts after stalls since the daemon started."}})
+S["JobSpec"]["properties"].update({
+ "priority": {"type": "integer"}, "preemptible": {"type": "boolean"},
+ "max_runtime_s": {"type": "number", "exclusiveMinimum": 0}, "stall_timeout_s": {"type": "number", "exclusiveMinimum": 0},
+ "max_restarts": {"type": "integer", "minimum": 0}, "tags": {"type": "array", "items": {"type": "string"}}, "notes": {"type": "string"}})
+S["JobPatch"] = {"type": "object", "description": "The labels to change; every other field stays.", "minProperties": 1,
+ "properties": {"priority": {"type": "integer"}, "tags": {"type": "array", "items": {"type": "string"}}, "notes": {"type": "string"}, "name": {"type": "string"}}}
+paths["/v1/jobs"]["get"]["parameters"] += [q("tag", "Only jobs with this tag.", {"type": "string"}),
+                                           q("q", "Only jobs whose name or notes contain this text.", {"type": "string"})]
+paths["/v1/jobs/{id}"]["patch"] = {"summary": "Change a job's priority, tags, notes or name",
+ "requestBody": body(ref("JobPatch"), "Any of priority, tags, notes, name."),
+ "responses": {**job200, **errs(400, 401, 403, 404, 413, 415, 503)}}
+
+# Checkpoint retention: pins and the best by a metric (docs/API.md, "Checkpoint retention").
+_ck = S["Checkpoints"]["properties"]["checkpoints"]["items"]["properties"]
+_ck.update({"pinned": {"type": "boolean", "description": "Pinned: never removed by retention."},
+            "best": {"type": "boolean", "description": "Among the k best by the job's checkpoint.keep_best."}})
+S["Checkpoint"] = {"type": "object", "required": ["step", "bytes", "pinned", "best"], "properties": dict(_ck)}
+stepp = {"name": "step", "in": "path", "required": True, "schema": {"type": "string"}, "description": "A checkpoint's step."}
+for _verb, _what in (("pin", "Pin a checkpoint: retention never removes it"), ("unpin", "Unpin a checkpoint: retention may remove it again")):
+    paths["/v1/jobs/{id}/checkpoints/{step}/" + _verb] = {"parameters": [idp, stepp], "post": {"summary": _what,
+        "responses": {"200": resp("The checkpoint.", ref("Checkpoint")), **errs(400, 401, 403, 404, 415, 503)}}}
 
 doc = {"openapi": "3.1.0",
        "info": {"title": "anneald", "version": "2", "description": "The HTTP API of anneald, the training daemon (docs/API.md). Every error answer has the Error body."},
@@ -182,7 +208,7 @@ doc = {"openapi": "3.1.0",
 for p, item in paths.items():
     for m, op in item.items():
         if m == "parameters": continue
-        op["operationId"] = (m + p.replace("/v1", "").replace("{id}", "by_id").replace("/", "_").replace(".", "_")).strip("_")
+        op["operationId"] = (m + p.replace("/v1", "").replace("{id}", "by_id").replace("{step}", "by_step").replace("/", "_").replace(".", "_")).strip("_")
 import os
 json.dump(doc, open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "api", "openapi.json"), "w"), indent=1)
 print("ok", len(json.dumps(doc)))

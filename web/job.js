@@ -8,6 +8,7 @@ import {FULL_LIMIT, MAX_POINTS, emptyMetrics, fetchMetrics, appendMetrics, lastS
         lrTable, emaLeadIn} from './metrics.js';
 import {momentumSchedule} from './schedule.js';
 import {sampleBox} from './sample.js';
+import {labelsView, checkpointMarks} from './jobsched.js';
 
 const SMOOTH_KEY = 'anneald.smoothing';
 
@@ -46,6 +47,7 @@ export function mount(root, route) {
   const bar = h('div.fill');
   const stats = h('dl.stats#job-stats');
   const errorBox = h('div.alert#job-error', {hidden: true, 'data-testid': 'job-error'});
+  const labels = h('div.labels#job-labels', {'data-testid': 'job-labels'});
 
   // ---- chart controls
   const xsel = h('select#x-mode', {'data-testid': 'x-mode', 'aria-label': 'x axis',
@@ -80,7 +82,7 @@ export function mount(root, route) {
     h('div.card.job-head', null,
       h('div.toolbar', null, h('div.titles', null, title, h('div.muted.small', {text: id})), badge,
         h('span.grow'), h('div.buttons', null, Object.values(buttons))),
-      h('div.bar.big', {'data-testid': 'job-progress'}, bar), stats, errorBox),
+      labels, h('div.bar.big', {'data-testid': 'job-progress'}, bar), stats, errorBox),
     h('div.card', null,
       h('div.controls#chart-controls', null, xsel,
         h('label', null, logx, ' log x'), h('label', null, logy, ' log y'),
@@ -90,7 +92,7 @@ export function mount(root, route) {
     h('div.grid2', null,
       h('div.card', null, h('h2', {text: 'Checkpoints'}),
         h('table.list#checkpoints', {'data-testid': 'checkpoints'},
-          h('thead', null, h('tr', null, ['Step', 'Created', 'Size', 'Loss', ''].map((t) => h('th', {text: t})))),
+          h('thead', null, h('tr', null, ['Step', 'Created', 'Size', 'Loss', 'Kept', '', ''].map((t) => h('th', {text: t})))),
           ckBody), ckEmpty),
       h('div.card', null, h('h2', {text: 'Warnings'}), warnList, h('h2', {text: 'Spec'}), specPre))));
 
@@ -232,6 +234,7 @@ export function mount(root, route) {
       ckBody.replaceChildren(...list.map((c) => h('tr', {'data-step': c.step, 'data-testid': 'checkpoint-row'},
         h('td', {'data-label': 'Step', text: fmtInt(c.step)}), h('td', {'data-label': 'Created', text: fmtTime(c.created_at)}),
         h('td', {'data-label': 'Size', text: fmtBytes(c.bytes)}), h('td', {'data-label': 'Loss', text: fmtNum(c.loss)}),
+        ...(([marks, pin]) => [marks, h('td', null, pin)])(checkpointMarks(id, c, loadCheckpoints)),
         h('td', null, h('button.small', {text: 'Fork', 'data-testid': 'fork-checkpoint',
                                          title: 'resume from this checkpoint with a new config',
                                          onclick: () => fork(c.step)})))));
@@ -246,6 +249,7 @@ export function mount(root, route) {
     ckBody.prepend(h('tr', {'data-step': ev.step, 'data-testid': 'checkpoint-row'},
       h('td', {'data-label': 'Step', text: fmtInt(ev.step)}), h('td', {'data-label': 'Created', text: fmtTime(new Date().toISOString())}),
       h('td', {'data-label': 'Size', text: fmtBytes(ev.bytes)}), h('td', {'data-label': 'Loss', text: '…'}),
+      h('td', {'data-label': 'Kept'}), h('td'),
       h('td', null, h('button.small', {text: 'Fork', 'data-testid': 'fork-checkpoint',
                                        title: 'resume from this checkpoint with a new config',
                                        onclick: () => fork(ev.step)}))));
@@ -256,6 +260,7 @@ export function mount(root, route) {
     const j = state.job;
     if (!j) return;
     title.textContent = j.name || j.id;
+    labels.replaceChildren(...labelsView(j).filter(Boolean));
     badge.replaceChildren(stateBadge(j.state));
     const frac = j.total_steps ? Math.min(1, (j.step || 0) / j.total_steps) : 0;
     bar.style.width = (frac * 100).toFixed(1) + '%';

@@ -18,7 +18,7 @@ static void daemon_table_has_the_api(void **state)
     route_match m;
     static const char *ok[][2] = {
         {"GET", "/healthz"}, {"GET", "/metrics"}, {"POST", "/v1/jobs"}, {"GET", "/v1/jobs"},
-        {"GET", "/v1/jobs/j_1"}, {"DELETE", "/v1/jobs/j_1"}, {"POST", "/v1/jobs/j_1/pause"},
+        {"GET", "/v1/jobs/j_1"}, {"DELETE", "/v1/jobs/j_1"}, {"PATCH", "/v1/jobs/j_1"}, {"POST", "/v1/jobs/j_1/pause"},
         {"POST", "/v1/jobs/j_1/resume"}, {"POST", "/v1/jobs/j_1/cancel"},
         {"GET", "/v1/jobs/j_1/metrics"}, {"GET", "/v1/jobs/j_1/checkpoints"},
         {"GET", "/v1/jobs/j_1/weights"}, {"POST", "/v1/jobs/j_1/predict"},
@@ -54,7 +54,7 @@ static void daemon_table_has_the_api(void **state)
     router_match(api_routes, api_nroutes, "POST", "/v1/datasets", &m);
     assert_int_equal(m.route->body, BODY_CSV);
     assert_int_equal(router_match(api_routes, api_nroutes, "PUT", "/v1/jobs/j_1", &m), -EPERM);
-    assert_string_equal(m.allow, "GET, DELETE");
+    assert_string_equal(m.allow, "GET, DELETE, PATCH");
     assert_int_equal(router_match(api_routes, api_nroutes, "GET", "/v1/nothing", &m), -ENOENT);
     assert_int_equal(router_match(api_routes, api_nroutes, "GET", "/v1/jobs/", &m), -ENOENT);
     /* HEAD is answered like GET */

@@ -1,0 +1,229 @@
+/* jobsched — the job manager's scheduling: the queue by priority, preemption, the stall
+ * watchdog with its restarts, and the counts /metrics shows.
+ *
+ * DESIGN
+ * The queue (jobmgr.qhead) stays one linked list, kept sorted: higher priority first, among
+ * equals the older job (smaller job number) first, so jobs_take still takes the head.
+ * Preemption is decided on the loop thread whenever a run is queued and on every poll: when
+ * every worker holds a run that has not let go and the head of the queue has a higher
+ * priority than some preemptible running job, the lowest-priority one of those (the youngest
+ * among equals: it has the least to lose) is asked to stop with STOP_PREEMPT. Its worker
+ * checkpoints and lets go exactly as for a restart; the job is queued again and later resumes
+ * from that checkpoint, which is bit-exact. One preemption is in flight at a time, so a burst
+ * of high-priority jobs never stops more running jobs than workers they can get.
+ * The watchdog looks at each started run's step from the housekeeping timer; a run whose step
+ * has not moved for its stall_timeout_s is asked to stop with STOP_STALL: its worker lets go
+ * without a new checkpoint (what the stuck run holds is not trusted) and the job restarts
+ * from its latest checkpoint, at most max_restarts times; the next stall fails it.
+ * Limits: a worker notices a stop between steps, so a step that never returns (a thread stuck
+ * in a system call) cannot be taken back without ending the process; the restart counts live
+ * in memory and start again from zero when the daemon restarts. */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/config_sched.h"
+#include "daemon/daemon.h"
+#include "daemon/jobs.h"
+
+void jobs_sched_load(jobmgr *m, job_run *r)
+{
+    r->priority = 0;
+    r->preemptible = 1;
+    r->stall_timeout_s = SCHED_STALL_DEFAULT_S;
+    r->max_restarts = SCHED_RESTARTS_DEFAULT;
+    r->seq = strtoll(r->id + (r->id[0] == 'j' && r->id[1] == '_' ? 2 : 0), NULL, 10);
+    /* Four numbers the store copied out of the spec when it was written: the spec itself
+     * (megabytes with inline data) is never parsed on the loop thread. */
+    store_job_sched js;
+    an_err e;
+    if (store_job_sched_get(&m->d->store, r->id, &js, &e) != 0)
+        return;
+    r->priority = js.priority;
+    r->preemptible = js.preemptible;
+    if (js.stall_timeout_s > 0)
+        r->stall_timeout_s = js.stall_timeout_s;
+    if (js.max_restarts >= 0)
+        r->max_restarts = js.max_restarts;
+}
+
+/* 1 when run a goes before run b in the queue. */
+static int before(const job_run *a, const job_run *b)
+{
+    return a->priority > b->priority || (a->priority == b->priority && a->seq < b->seq);
+}
+
+void jobs_sched_insert(jobmgr *m, job_run *r)
+{
+    job_run **pp = &m->qhead, *prev = NULL;
+    while (*pp && !before(r, *pp)) {
+        prev = *pp;
+        pp = &(*pp)->qnext;
+    }
+    r->qnext = *pp;
+    *pp = r;
+    if (!r->qnext)
+        m->qtail = r;
+    (void)prev;
+}
+
+void jobs_sched_preempt(jobmgr *m)
+{
+    if (m->shutting_down || m->nworkers <= 0)
+        return;
+    uv_mutex_lock(&m->mu);
+    job_run *head = m->qhead;
+    int top = head ? head->priority : 0;
+    uv_mutex_unlock(&m->mu);
+    if (!head)
+        return;
+    int busy = 0;
+    job_run *victim = NULL;
+    for (job_run *r = m->runs; r; r = r->next) {
+        uv_mutex_lock(&m->mu);
+        int taken = r->taken;
+        uv_mutex_unlock(&m->mu);
+        if (!taken)
+            continue;
+        uv_mutex_lock(&r->mu);
+        int done = r->snap.done;
+        uv_mutex_unlock(&r->mu);
+        if (done) /* its worker is free or about to be */
+            continue;
+        busy++;
+        int stop = atomic_load(&r->stop);
+        if (stop == STOP_PREEMPT)
+            return; /* one preemption at a time */
+        if (stop != STOP_NONE || !r->preemptible || r->priority >= top)
+            continue;
+        if (!victim || r->priority < victim->priority ||
+            (r->priority == victim->priority && r->seq > victim->seq))
+            victim = r;
+    }
+    if (busy < m->nworkers - (int)atomic_load(&m->d->pool.down) || !victim)
+        return;
+    int expected = STOP_NONE;
+    if (atomic_compare_exchange_strong(&victim->stop, &expected, STOP_PREEMPT)) {
+        atomic_fetch_add(&m->preemptions, 1);
+        daemon_log(LOG_INFO, "job %s (priority %d) is preempted for job %s (priority %d)",
+                   victim->id, victim->priority, head->id, top);
+    }
+}
+
+void jobs_watchdog(jobmgr *m)
+{
+    double now = daemon_now();
+    for (job_run *r = m->runs; r; r = r->next) {
+        uv_mutex_lock(&r->mu);
+        int started = r->snap.started, done = r->snap.done;
+        int64_t step = r->snap.step;
+        uv_mutex_unlock(&r->mu);
+        if (!started || done) {
+            r->seen_at = 0;
+            continue;
+        }
+        if (r->seen_at == 0 || step != r->seen_step) {
+            r->seen_step = step;
+            r->seen_at = now;
+            continue;
+        }
+        if (now - r->seen_at < r->stall_timeout_s)
+            continue;
+        int expected = STOP_NONE;
+        if (atomic_compare_exchange_strong(&r->stop, &expected, STOP_STALL))
+            daemon_log(LOG_WARN, "job %s made no step for %.3g s (stall_timeout_s) at step %"
+                       PRId64 ": stopping it for a restart from its latest checkpoint", r->id,
+                       now - r->seen_at, step);
+    }
+}
+
+int jobs_sched_requeue(jobmgr *m, job_run *r, const job_snap *s)
+{
+    int stall = atomic_load(&r->stop) == STOP_STALL;
+    int restarts = s->restarts + stall;
+    if (stall && s->restarts >= r->max_restarts) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "stalled: no step for %.6g s (stall_timeout_s) at step %" PRId64
+                 ", after %d restart%s (max_restarts %d)", r->stall_timeout_s, s->step,
+                 s->restarts, s->restarts == 1 ? "" : "s", r->max_restarts);
+        an_err e;
+        if (store_job_set_state(&m->d->store, r->id, STORE_MASK(STORE_QUEUED), STORE_FAILED,
+                                msg, NULL, &e) == 0) {
+            atomic_fetch_add(&m->stall_failures, 1);
+            daemon_log(LOG_WARN, "job %s failed: %s", r->id, msg);
+            jobs_emit_state(m, r->id, "failed", msg);
+        } else {
+            daemon_log(LOG_ERROR, "job %s: cannot record state failed: %s", r->id, e.message);
+        }
+        return 1;
+    }
+    if (jobs_enqueue(m, r->id) != 0) {
+        daemon_log(LOG_ERROR, "job %s stays queued until the next start: out of memory", r->id);
+        return 1;
+    }
+    job_run *n = jobs_find(m, r->id);
+    if (n) {
+        uv_mutex_lock(&n->mu);
+        n->snap.preempted = !stall;
+        n->snap.restarts = restarts;
+        uv_mutex_unlock(&n->mu);
+    }
+    if (stall) {
+        atomic_fetch_add(&m->restarts, 1);
+        daemon_log(LOG_INFO, "job %s queued for restart %d of %d", r->id, restarts,
+                   r->max_restarts);
+    }
+    return 0;
+}
+
+void jobs_sched_reprioritize(jobmgr *m, const char *id, int priority)
+{
+    job_run *r = jobs_find(m, id);
+    if (!r)
+        return;
+    uv_mutex_lock(&m->mu);
+    r->priority = priority;
+    if (!r->taken) { /* out of the queue and back in at its new place */
+        job_run **pp = &m->qhead, *prev = NULL;
+        while (*pp && *pp != r) {
+            prev = *pp;
+            pp = &(*pp)->qnext;
+        }
+        if (*pp == r) {
+            *pp = r->qnext;
+            if (m->qtail == r)
+                m->qtail = prev;
+            r->qnext = NULL;
+            jobs_sched_insert(m, r);
+        }
+    }
+    uv_mutex_unlock(&m->mu);
+    jobs_sched_preempt(m);
+}
+
+int jobs_queue_by_priority(jobmgr *m, int *prio, int *count, int max)
+{
+    int n = 0;
+    uv_mutex_lock(&m->mu);
+    /* The queue is sorted by priority: equal priorities are neighbours. */
+    for (job_run *r = m->qhead; r; r = r->qnext) {
+        if (n > 0 && prio[n - 1] == r->priority) {
+            count[n - 1]++;
+        } else if (n < max) {
+            prio[n] = r->priority;
+            count[n++] = 1;
+        } else {
+            break;
+        }
+    }
+    uv_mutex_unlock(&m->mu);
+    return n;
+}
+
+void jobs_sched_json(cJSON *o, const job_snap *s)
+{
+    cJSON_AddBoolToObject(o, "preempted", s && s->preempted && !s->started);
+    cJSON_AddNumberToObject(o, "restarts", s ? s->restarts : 0);
+}

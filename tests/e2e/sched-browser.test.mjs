@@ -1,0 +1,91 @@
+// Scheduling and retention on the dashboard's job page (headless Chromium): the job's
+// priority, tags and notes under its title (and after a PATCH), and the checkpoints table's
+// pinned/best marks with the Pin button, whose pin the API then reports.
+import {test} from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import {chromium} from 'playwright-core';
+import {api, heavyJob, removeDir, tmpDir, tutorialJob, waitFor, waitJob, withDaemon} from './lib.mjs';
+
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+              '--disable-component-update', '--no-first-run', '--disable-quic', '--disable-sync'];
+const SHOTS = 'build/screenshots';
+
+test('the job page shows priority, tags, notes, pinned and best, and pins a checkpoint', async () => {
+  const profile = tmpDir('anneald-chromium-');
+  const ctx = await chromium.launchPersistentContext(profile, {executablePath: CHROMIUM, headless: true,
+                                                               args: ARGS, viewport: {width: 1280, height: 800}});
+  const errors = [];
+  try {
+    await withDaemon({args: ['--workers', '1']}, async (d) => {
+      const page = ctx.pages()[0] || await ctx.newPage();
+      page.on('pageerror', (e) => errors.push(e.message));
+      const r = await api(d.url, 'POST', '/v1/jobs', tutorialJob({
+        name: 'labelled', priority: 7, tags: ['baseline', 'lr-test'], notes: 'warmup over 100 steps',
+        steps: 200, checkpoint: {every_steps: 20, keep_last: 1, keep_best: {metric: 'loss', mode: 'max'}}}));
+      assert.equal(r.status, 201, r.text);
+      const id = r.json.id;
+      await waitJob(d.url, id, (j) => j.state === 'completed');
+      await page.goto(`${d.url}/#/job/${id}`);
+      await page.waitForSelector('[data-testid="job-priority"]');
+      assert.equal((await page.textContent('[data-testid="job-priority"]')).trim(), 'priority 7');
+      assert.deepEqual(await page.$$eval('[data-testid="job-tag"]', (els) => els.map((e) => e.textContent)),
+                       ['baseline', 'lr-test']);
+      assert.equal(await page.textContent('[data-testid="job-notes"]'), 'warmup over 100 steps');
+
+      // the checkpoints table: the best (highest loss, mode max) and the newest
+      const list = (await api(d.url, 'GET', `/v1/jobs/${id}/checkpoints`)).json.checkpoints;
+      assert.equal(list.length, 2);
+      const rows = async () => page.$$eval('[data-testid="checkpoint-row"]', (trs) => trs.map((tr) => ({
+        step: Number(tr.dataset.step),
+        marks: tr.querySelector('[data-testid="checkpoint-marks"]').textContent,
+        pin: tr.querySelector('[data-testid="pin-checkpoint"]').textContent})));
+      await waitFor(async () => (await rows()).length === 2, {what: 'two checkpoint rows'});
+      const want = list.slice().sort((a, b) => b.step - a.step)
+        .map((c) => ({step: c.step, marks: (c.pinned ? 'pinned' : '') + (c.best ? 'best' : ''), pin: 'Pin'}));
+      assert.deepEqual(await rows(), want);
+      assert.ok(want.some((w) => w.marks === 'best'));
+
+      // Pin the newest from the page: the API reports it pinned, the row says so
+      const newest = want[0].step;
+      await page.click(`tr[data-step="${newest}"] [data-testid="pin-checkpoint"]`);
+      await waitFor(async () => {
+        const row = (await rows()).find((x) => x.step === newest);
+        return row && row.pin === 'Unpin' && row.marks.startsWith('pinned');
+      }, {what: 'the pinned row'});
+      const after = (await api(d.url, 'GET', `/v1/jobs/${id}/checkpoints`)).json.checkpoints;
+      assert.equal(after.find((c) => c.step === newest).pinned, true);
+      fs.mkdirSync(SHOTS, {recursive: true});
+      await page.screenshot({path: path.join(SHOTS, 'job-sched.png')});
+      // and unpin it again
+      await page.click(`tr[data-step="${newest}"] [data-testid="pin-checkpoint"]`);
+      await waitFor(async () => (await rows()).find((x) => x.step === newest)?.pin === 'Pin',
+                    {what: 'the unpinned row'});
+      assert.equal((await api(d.url, 'GET', `/v1/jobs/${id}/checkpoints`)).json.checkpoints
+        .find((c) => c.step === newest).pinned, false);
+
+      // a PATCH shows on the page once it loads the job again
+      assert.equal((await api(d.url, 'PATCH', `/v1/jobs/${id}`, {priority: -2, tags: ['kept'], notes: ''})).status, 200);
+      await page.reload();
+      await page.waitForSelector('[data-testid="job-priority"]');
+      assert.equal((await page.textContent('[data-testid="job-priority"]')).trim(), 'priority -2');
+      assert.deepEqual(await page.$$eval('[data-testid="job-tag"]', (els) => els.map((e) => e.textContent)), ['kept']);
+      assert.equal(await page.$('[data-testid="job-notes"]'), null);
+
+      // a preempted job says so while it waits
+      const low = (await api(d.url, 'POST', '/v1/jobs', heavyJob({name: 'low'}))).json;
+      await waitJob(d.url, low.id, (j) => j.state === 'running' && j.step > 0);
+      const high = (await api(d.url, 'POST', '/v1/jobs', heavyJob({name: 'high', priority: 10}))).json;
+      await page.goto(`${d.url}/#/job/${low.id}`);
+      await page.waitForSelector('[data-testid="job-preempted"]', {timeout: 15000});
+      await api(d.url, 'POST', `/v1/jobs/${high.id}/cancel`, {});
+      await api(d.url, 'POST', `/v1/jobs/${low.id}/cancel`, {});
+    });
+    assert.deepEqual(errors, []);
+  } finally {
+    await ctx.close();
+    removeDir(profile);
+  }
+});
