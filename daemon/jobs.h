@@ -230,6 +230,12 @@ void jobs_sched_reprioritize(jobmgr *m, const char *id, int priority);
  * into prio[]/count[]; returns how many. */
 int jobs_queue_by_priority(jobmgr *m, int *prio, int *count, int max);
 
+/* The watchdog's test hook (worker side): with ANNEALD_FAULT containing "hang", a job named
+ * "hang-at-N" makes no step once it has done N: jobs_hang_step returns N (-1 for any other
+ * job) and jobs_hang waits until the run is asked to stop. */
+int64_t jobs_hang_step(const char *name);
+void jobs_hang(job_run *run);
+
 /* The job's scheduling fields in its JSON ("preempted", "restarts"); `s` may be NULL (no
  * live run). */
 void jobs_sched_json(cJSON *o, const job_snap *s);

@@ -227,3 +227,22 @@ void jobs_sched_json(cJSON *o, const job_snap *s)
     cJSON_AddBoolToObject(o, "preempted", s && s->preempted && !s->started);
     cJSON_AddNumberToObject(o, "restarts", s ? s->restarts : 0);
 }
+
+/* The test hook of the stall watchdog: with ANNEALD_FAULT containing "hang", a job named
+ * "hang-at-N" stops making steps once it has done N (in every run, so it stalls again after
+ * each restart). Returns N, or -1 for every other job. */
+int64_t jobs_hang_step(const char *name)
+{
+    const char *fault = getenv("ANNEALD_FAULT");
+    long long n;
+    if (!fault || !strstr(fault, "hang") || sscanf(name, "hang-at-%lld", &n) != 1 || n < 0)
+        return -1;
+    return (int64_t)n;
+}
+
+/* The hook's hang: no step until someone asks the run to stop. */
+void jobs_hang(job_run *run)
+{
+    while (atomic_load(&run->stop) == STOP_NONE)
+        uv_sleep(10);
+}

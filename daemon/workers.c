@@ -521,25 +521,6 @@ static int prepare(wctx *w, const store_job *row, job_spec *spec, train **out, a
     return 0;
 }
 
-/* The test hook of the stall watchdog: with ANNEALD_FAULT containing "hang", a job named
- * "hang-at-N" stops making steps once it has done N (in every run, so it stalls again after
- * each restart). Returns N, or -1 for every other job. */
-static int64_t hang_step(const char *name)
-{
-    const char *fault = getenv("ANNEALD_FAULT");
-    long long n;
-    if (!fault || !strstr(fault, "hang") || sscanf(name, "hang-at-%lld", &n) != 1 || n < 0)
-        return -1;
-    return (int64_t)n;
-}
-
-/* The hook's hang: no step until someone asks the run to stop. */
-static void hang(job_run *run)
-{
-    while (atomic_load(&run->stop) == STOP_NONE)
-        uv_sleep(10);
-}
-
 /* Admits the job against the memory budget (daemon/admit.h), finishing it as a stop that
  * came first asks, or failed when it could never fit. 0 with *charge reserved. */
 static int admit(wctx *w, uint64_t *charge)
@@ -668,7 +649,7 @@ static void run_admitted(wctx *w)
     double last_disk = w->t0;
     if (bound_hit)
         stop = STOP_PAUSE;
-    int64_t hang_at = hang_step(spec.name);
+    int64_t hang_at = jobs_hang_step(spec.name); /* test hook (daemon/jobsched.c) */
     double max_runtime = spec.sched.max_runtime_s; /* job time: resumed runs go on counting */
     int runtime_hit = 0;
     /* train_total_steps is read each step: a learning-rate sweep ends itself early. */
@@ -689,7 +670,7 @@ static void run_admitted(wctx *w)
             break;
         }
         if (hang_at >= 0 && train_steps_done(t) >= hang_at) {
-            hang(run);
+            jobs_hang(run);
             continue;
         }
         if (train_step(t, &rep, &e) != 0) {
