@@ -274,6 +274,12 @@ test('anneald generate: offline text from a saved state, the same for the same s
     assert.match(bad.stderr, /prompt: .*'\{'/);
     const nores = spawnSync(BIN, ['generate', job, '--prompt', 'a'], {encoding: 'utf8'});
     assert.equal(nores.status, 2);
+    // an uploaded corpus is the service's: offline it is refused naming data.dataset
+    const up = path.join(dir, 'up.json');
+    fs.writeFileSync(up, JSON.stringify(gptJob({data: {type: 'text', dataset: 'poems'}})));
+    const off = spawnSync(BIN, ['train', up], {encoding: 'utf8'});
+    assert.equal(off.status, 1);
+    assert.match(off.stderr, /^error: data\.dataset: /);
   } finally {
     removeDir(dir);
   }
