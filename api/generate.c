@@ -25,6 +25,8 @@ typedef struct gen_req {
     char *text;             /* what has been generated (for done / the JSON answer) */
     size_t len, cap;
     int finished;
+    unsigned char pend[4];  /* a byte vocabulary's UTF-8 character not yet complete */
+    int npend;
 } gen_req;
 
 static void gen_req_free(void *p)
@@ -56,15 +58,81 @@ static int append(gen_req *g, const char *s, size_t n)
     return 0;
 }
 
-/* One token under the model's lock; its byte count, 0 at the end, < 0 on failure. */
-static int next(gen_req *g, char tok[5])
+/* Bytes of the UTF-8 sequence at s[0..n): its length when whole and valid, 0 when it may
+ * still become valid with more bytes, -1 when it cannot (the rules JSON parsers hold text to:
+ * no overlong forms, no surrogates, nothing above U+10FFFF). */
+static int utf8_seq(const unsigned char *s, int n)
 {
+    unsigned c = s[0];
+    int len = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3
+            : c >= 0xF0 && c <= 0xF4 ? 4 : -1;
+    if (len < 0)
+        return -1;
+    for (int i = 1; i < len && i < n; i++) {
+        unsigned lo = 0x80, hi = 0xBF;
+        if (i == 1 && c == 0xE0)
+            lo = 0xA0;
+        else if (i == 1 && c == 0xED)
+            hi = 0x9F;
+        else if (i == 1 && c == 0xF0)
+            lo = 0x90;
+        else if (i == 1 && c == 0xF4)
+            hi = 0x8F;
+        if (s[i] < lo || s[i] > hi)
+            return -1;
+    }
+    return n >= len ? len : 0;
+}
+
+/* A byte vocabulary makes bytes, not characters: they are passed on once they form a whole
+ * UTF-8 character, and a byte that cannot start or continue one becomes U+FFFD, so every
+ * answer is valid JSON text. Writes what is ready into out (NUL-terminated). */
+static void ready_text(gen_req *g, const char *tok, int n, char out[16])
+{
+    size_t o = 0;
+    for (int i = 0; i < n; i++) {
+        g->pend[g->npend++] = (unsigned char)tok[i];
+        for (;;) {
+            int k = utf8_seq(g->pend, g->npend);
+            if (k == 0)
+                break;
+            if (k < 0) { /* the first byte is lost: U+FFFD, and the rest is looked at again */
+                memcpy(out + o, "\xEF\xBF\xBD", 3);
+                o += 3;
+                k = 1;
+            } else {
+                memcpy(out + o, g->pend, (size_t)k);
+                o += (size_t)k;
+            }
+            memmove(g->pend, g->pend + k, (size_t)(g->npend - k));
+            g->npend -= k;
+            if (!g->npend)
+                break;
+        }
+    }
+    out[o] = '\0';
+}
+
+/* One token under the model's lock: its text (maybe "" while a byte vocabulary's character is
+ * incomplete) goes to out; returns 1, 0 at the end, < 0 on failure. */
+static int next(gen_req *g, char out[16])
+{
+    char tok[5];
     pthread_mutex_lock(&g->ref->run);
     int n = gen_next(&g->st, tok);
     pthread_mutex_unlock(&g->ref->run);
-    if (n > 0 && append(g, tok, (size_t)n))
+    if (n <= 0) {
+        if (n == 0 && g->npend) { /* an unfinished character at the end */
+            g->npend = 0;
+            if (append(g, "\xEF\xBF\xBD", 3))
+                return -ENOMEM;
+        }
+        return n;
+    }
+    ready_text(g, tok, n, out);
+    if (append(g, out, strlen(out)))
         return -ENOMEM;
-    return n;
+    return 1;
 }
 
 static cJSON *answer(const gen_req *g)
@@ -88,7 +156,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
         return MHD_CONTENT_READER_END_WITH_ERROR;
     if (g->finished)
         return MHD_CONTENT_READER_END_OF_STREAM;
-    char tok[5];
+    char tok[16];
     int n = next(g, tok);
     cJSON *o = NULL;
     const char *ev = "token";
@@ -162,7 +230,7 @@ static void gen_work(http_req *r, store_t *s)
         http_resume_pending(r, 200, resp);
         return;
     }
-    char tok[5];
+    char tok[16];
     int n;
     while ((n = next(g, tok)) > 0)
         ;

@@ -311,6 +311,13 @@ int cli_train(int argc, char **argv)
     job_spec spec;
     if (cli_load_spec(path, &spec))
         return 1;
+    if (spec.data.type == DATA_TEXT && !spec.data.text && !spec.data.text_builtin) {
+        fprintf(stderr, "error: data.dataset: names a text corpus uploaded to the service; "
+                        "the offline trainer takes \"text\" inline or the builtin "
+                        "tinyshakespeare\n");
+        job_spec_free(&spec);
+        return 1;
+    }
     if (spec.data.type == DATA_DATASET) {
         fprintf(stderr, "error: data.type: \"dataset\" names a data set uploaded to the service; "
                         "the offline trainer takes \"builtin\", \"inline\" or \"synthetic\"\n");
