@@ -283,7 +283,7 @@ int sweep_parse(const cJSON *body, sweep_spec *out, an_err *err)
         goto fail;
     }
     int base_warn = cJSON_GetArraySize(js.warnings);
-    int has_val = js.val_fraction > 0;
+    int has_val = js.val_fraction > 0 || js.val_split_test; /* a held-out fraction or a test split */
     out->seed = js.seed;
     job_spec_free(&js);
     out->base = cJSON_Duplicate(base, 1);

@@ -203,6 +203,20 @@ static void test_bad_bodies_name_their_field(void **state)
     assert_int_equal(s.maximize, 0);
     sweep_free(&s);
     cJSON_Delete(body);
+
+    /* a data set's own test split is validation too */
+    body = cJSON_Parse("{\"base\": {\"model\": {\"type\": \"mlp\", \"inputs\": 784, "
+                       "\"hidden\": [8], \"outputs\": 10}, \"loss\": \"cross_entropy\", "
+                       "\"data\": {\"type\": \"builtin\", \"name\": \"fashion-mnist\"}, "
+                       "\"steps\": 10, \"validation\": {\"split\": \"test\", \"every_steps\": 5}, "
+                       "\"ds_config\": {\"train_batch_size\": 8, \"optimizer\": {\"type\": \"SGD\", "
+                       "\"params\": {\"lr\": 0.1}}}}, \"parameters\": {\"seed\": [1, 2]}}");
+    assert_non_null(body);
+    if (sweep_parse(body, &s, &err) != 0)
+        fail_msg("%s: %s", err.field, err.message);
+    assert_string_equal(s.metric, "val_loss");
+    sweep_free(&s);
+    cJSON_Delete(body);
 }
 
 static void test_rungs(void **state)
