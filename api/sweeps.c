@@ -52,21 +52,9 @@ typedef struct trial_row {
     int index;
     cJSON *json;
     double metric;
+    double key;                  /* metric, negated when larger is better: ascending is best */
     int completed;
 } trial_row;
-
-static int sign_of(const sweep_spec *s)
-{
-    return s->maximize ? -1 : 1;
-}
-
-static const sweep_spec *sort_spec; /* qsort has no context argument; set under sort_mu */
-static uv_mutex_t sort_mu;
-static uv_once_t sort_once = UV_ONCE_INIT;
-static void sort_init(void)
-{
-    uv_mutex_init(&sort_mu);
-}
 
 /* Completed trials first, each group best first (NaN last), then by trial index. */
 static int trial_cmp(const void *a, const void *b)
@@ -74,14 +62,11 @@ static int trial_cmp(const void *a, const void *b)
     const trial_row *x = a, *y = b;
     if (x->completed != y->completed)
         return y->completed - x->completed;
-    int nx = isnan(x->metric), ny = isnan(y->metric);
+    int nx = isnan(x->key), ny = isnan(y->key);
     if (nx != ny)
         return nx - ny;
-    if (!nx) {
-        double dx = sign_of(sort_spec) * x->metric, dy = sign_of(sort_spec) * y->metric;
-        if (dx != dy)
-            return dx < dy ? -1 : 1;
-    }
+    if (!nx && x->key != y->key)
+        return x->key < y->key ? -1 : 1;
     return x->index - y->index;
 }
 
@@ -156,11 +141,9 @@ static cJSON *sweep_json(store_t *st, const store_sweep *row, const sweep_q *q, 
                               error ? cJSON_CreateString(error) : cJSON_CreateNull());
         cJSON_Delete(job);
     }
-    uv_once(&sort_once, sort_init);
-    uv_mutex_lock(&sort_mu);
-    sort_spec = &spec;
+    for (int k = 0; k < row->ntrials; k++)
+        rows[k].key = spec.maximize ? -rows[k].metric : rows[k].metric;
     qsort(rows, (size_t)row->ntrials, sizeof *rows, trial_cmp);
-    uv_mutex_unlock(&sort_mu);
 
     o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", row->id);

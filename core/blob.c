@@ -2,7 +2,11 @@
 #include "core/blob.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "core/optim.h"
+#include "core/sched.h"
 
 void blob_put_u32(unsigned char *b, uint32_t v)
 {
@@ -122,4 +126,21 @@ int64_t blob_steps(const blob_view *v)
         return -1;
     int64_t steps = (int64_t)blob_get_u64(v->sec[SEC_COUNTERS]);
     return steps < 0 ? -1 : steps;
+}
+
+int blob_load_optim_sched(const blob_view *v, optim *o, sched *s, an_err *err)
+{
+    size_t ol = optim_state_size(o), sl = sched_state_size(s);
+    unsigned char *keep = malloc(ol + sl + 1);
+    if (!keep)
+        return an_failc(err, -ENOMEM, "checkpoint", "out of memory restoring a checkpoint");
+    optim_save(o, keep, ol);
+    sched_save(s, keep + ol, sl);
+    int rc = optim_load(o, v->sec[SEC_OPTIM], (size_t)v->len[SEC_OPTIM], err);
+    if (!rc && (rc = sched_load(s, v->sec[SEC_SCHED], (size_t)v->len[SEC_SCHED], err))) {
+        an_err ignored;
+        optim_load(o, keep, ol, &ignored);
+    }
+    free(keep);
+    return rc == 0 ? 0 : rc < 0 ? rc : -EPROTO;
 }

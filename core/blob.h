@@ -70,6 +70,13 @@ typedef struct blob_view {
  * each known section at most once, the required ones present). Reads nothing past buf + len. */
 int blob_parse(const void *buf, size_t len, blob_view *v, an_err *err);
 
+struct optim;
+struct sched;
+/* Restores the optimizer and scheduler sections of a parsed blob, both or neither: each load
+ * checks before it changes anything, but the second may fail after the first succeeded, so
+ * the present states are kept and put back then. -ENOMEM, or the failing load's code. */
+int blob_load_optim_sched(const blob_view *v, struct optim *o, struct sched *s, an_err *err);
+
 /* The steps done recorded in a parsed blob's counters, or -1 when the section is malformed. */
 int64_t blob_steps(const blob_view *v);
 

@@ -630,23 +630,8 @@ int train_restore(train *t, const void *buf, size_t len, an_err *err)
                         sched_state_size(t->sch), (unsigned long long)v.len[SEC_OPTIM],
                         (unsigned long long)v.len[SEC_SCHED]);
 
-    /* optim_load and sched_load each check before they change anything, but one may fail
-     * after the other succeeded: keep the present state to put back. */
-    void *undo;
-    size_t undo_len;
-    if ((rc = train_save(t, &undo, &undo_len, err)))
+    if ((rc = blob_load_optim_sched(&v, &t->opt, t->sch, err)))
         return rc;
-    if ((rc = optim_load(&t->opt, v.sec[SEC_OPTIM], (size_t)v.len[SEC_OPTIM], err)) ||
-        (rc = sched_load(t->sch, v.sec[SEC_SCHED], (size_t)v.len[SEC_SCHED], err))) {
-        blob_view u;
-        an_err ignored;
-        blob_parse(undo, undo_len, &u, &ignored);
-        optim_load(&t->opt, u.sec[SEC_OPTIM], (size_t)u.len[SEC_OPTIM], &ignored);
-        sched_load(t->sch, u.sec[SEC_SCHED], (size_t)u.len[SEC_SCHED], &ignored);
-        free(undo);
-        return rc < 0 ? rc : -EPROTO;
-    }
-    free(undo);
     memcpy(t->m->params, v.sec[SEC_PARAMS], (size_t)v.len[SEC_PARAMS]);
     t->steps = steps;
     t->samples = samples;

@@ -513,21 +513,8 @@ int gtrain_restore(gtrain *t, const void *buf, size_t len, an_err *err)
     if (steps < 0 || samples < 0 || epoch < 0 || pos < 0 || (size_t)pos >= t->ktrain)
         return an_failc(err, -EPROTO, "checkpoint", "expected counters >= 0 and a window "
                         "position in 0..%zu", t->ktrain - 1);
-    void *undo;
-    size_t undo_len;
-    if ((rc = gtrain_save(t, &undo, &undo_len, err)))
+    if ((rc = blob_load_optim_sched(&v, &t->opt, t->sch, err)))
         return rc;
-    if ((rc = optim_load(&t->opt, v.sec[SEC_OPTIM], (size_t)v.len[SEC_OPTIM], err)) ||
-        (rc = sched_load(t->sch, v.sec[SEC_SCHED], (size_t)v.len[SEC_SCHED], err))) {
-        blob_view u;
-        an_err ignored;
-        blob_parse(undo, undo_len, &u, &ignored);
-        optim_load(&t->opt, u.sec[SEC_OPTIM], (size_t)u.len[SEC_OPTIM], &ignored);
-        sched_load(t->sch, u.sec[SEC_SCHED], (size_t)u.len[SEC_SCHED], &ignored);
-        free(undo);
-        return rc < 0 ? rc : -EPROTO;
-    }
-    free(undo);
     memcpy(t->g->params, v.sec[SEC_PARAMS], (size_t)v.len[SEC_PARAMS]);
     t->steps = steps;
     t->samples = samples;

@@ -8,7 +8,7 @@ import {api, heavyJob, readEvents, removeDir, startDaemon, tmpDir, waitFor, wait
 
 const dir = tmpDir('anneald-sweeps-');
 process.on('exit', () => removeDir(dir));
-for (const sub of ['asha', 'grid', 'cancel', 'restart', 'bad']) fs.mkdirSync(`${dir}/${sub}`);
+for (const sub of ['asha', 'grid', 'max', 'cancel', 'restart', 'bad']) fs.mkdirSync(`${dir}/${sub}`);
 
 const DIGITS = {
   seed: 7,
@@ -172,6 +172,22 @@ test('grid search runs every combination once, max_concurrent at a time', async 
     }
     for (let i = 1; i < jobs.length; i++) assert.ok(jobs[i].started_at >= jobs[i - 1].finished_at);
     assert.equal(s.best.metric, Math.min(...s.trials.map((t) => t.metric)));
+  });
+});
+
+test('a metric to maximise (val_acc, mode max by default) ranks the largest first', async () => {
+  await withDaemon({dir: `${dir}/max`, args: ['--workers', '2']}, async (d) => {
+    const c = await api(d.url, 'POST', '/v1/sweeps', {
+      name: 'acc', base: {...DIGITS, steps: 100}, metric: 'val_acc',
+      parameters: {'ds_config.optimizer.params.lr': [0.0001, 0.003, 0.03]},
+    });
+    assert.equal(c.status, 201, c.text);
+    assert.equal(c.json.mode, 'max');
+    const s = await waitSweep(d.url, c.json.id, (x) => x.state === 'completed');
+    const acc = s.trials.map((t) => t.metric);
+    assert.deepEqual(acc, [...acc].sort((a, b) => b - a));
+    assert.ok(acc[0] > acc[2], `${acc}`);
+    assert.equal(s.best.metric, Math.max(...acc));
   });
 });
 
