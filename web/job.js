@@ -238,13 +238,14 @@ export function mount(root, route) {
         h('td', null, h('button.small', {text: 'Fork', 'data-testid': 'fork-checkpoint',
                                          title: 'resume from this checkpoint with a new config',
                                          onclick: () => fork(c.step)})))));
+      headRow(true);   // a list read just before the newest checkpoint landed lacks it
     } catch (e) { if (!gone) console.warn(e.message); }
   }
   const loadCheckpointsSoon = debounce(loadCheckpoints, 300);
 
   // A checkpoint event's row, ahead of the next list from the server.
   function addCheckpointRow(ev) {
-    if (ckBody.querySelector(`tr[data-step="${ev.step}"]`)) return;
+    if (ckBody.querySelector(`tr[data-step="${ev.step}"]`)) return false;
     ckEmpty.hidden = true;
     ckBody.prepend(h('tr', {'data-step': ev.step, 'data-testid': 'checkpoint-row'},
       h('td', {'data-label': 'Step', text: fmtInt(ev.step)}), h('td', {'data-label': 'Created', text: fmtTime(new Date().toISOString())}),
@@ -253,12 +254,21 @@ export function mount(root, route) {
       h('td', null, h('button.small', {text: 'Fork', 'data-testid': 'fork-checkpoint',
                                        title: 'resume from this checkpoint with a new config',
                                        onclick: () => fork(ev.step)}))));
+    return true;
+  }
+
+  // The header's checkpoint always has its row, whichever of the job, the event and the list
+  // arrived first; the next list from the server fills in what the placeholder lacks.
+  function headRow(fromList) {
+    const step = state.job && state.job.last_checkpoint_step;
+    if (step != null && addCheckpointRow({step}) && !fromList) loadCheckpointsSoon();
   }
 
   // ---- header
   function renderHead() {
     const j = state.job;
     if (!j) return;
+    headRow();
     title.textContent = j.name || j.id;
     labels.replaceChildren(...labelsView(j).filter(Boolean));
     badge.replaceChildren(stateBadge(j.state));
