@@ -34,12 +34,57 @@ static int last_event_id(http_req *r, uint64_t *out)
     return 1;
 }
 
-/* Sends one job's state and latest progress to a fresh client. */
-static void snapshot(daemon_t *d, sse_client *c, const store_job *row, uint64_t id)
+/* A stream being opened: the snapshot is made on the quick queue (it reads the store and
+ * prints each job's JSON, parsing its spec), then the stream opens on the loop. */
+typedef struct snap_q {
+    char job[STORE_ID_LEN];   /* "" = every job */
+    uint64_t id;              /* the newest event id when the request came: the snapshot's */
+    int replay;               /* Last-Event-ID is still in the ring: no snapshot */
+    uint64_t last;            /* that id */
+    job_overlay ov;           /* what the loop knows beyond the store, copied */
+    char *frames;             /* the snapshot's frames */
+    size_t len, cap;
+} snap_q;
+
+static void snap_q_free(void *p)
 {
-    cJSON *js = jobs_to_json(&d->jobs, row);
+    snap_q *q = p;
+    jobs_overlay_free(&q->ov);
+    free(q->frames);
+    free(q);
+}
+
+/* Appends one frame to the snapshot; 0 or -ENOMEM. */
+static int add_frame(snap_q *q, const char *event, const cJSON *data)
+{
+    size_t n = 0;
+    char *f = sse_format(event, q->id, data, &n);
+    if (!f)
+        return -ENOMEM;
+    if (q->len + n > q->cap) {
+        size_t cap = q->cap ? q->cap : 4096;
+        while (cap < q->len + n)
+            cap *= 2;
+        char *b = realloc(q->frames, cap);
+        if (!b) {
+            free(f);
+            return -ENOMEM;
+        }
+        q->frames = b;
+        q->cap = cap;
+    }
+    memcpy(q->frames + q->len, f, n);
+    q->len += n;
+    free(f);
+    return 0;
+}
+
+/* One job's state and latest progress, as frames of the snapshot. */
+static int snapshot(snap_q *q, const store_job *row)
+{
+    cJSON *js = jobs_to_json_overlay(&q->ov, row);
     if (!js)
-        return;
+        return -ENOMEM;
     cJSON *st = cJSON_CreateObject();
     cJSON_AddStringToObject(st, "id", row->id);
     cJSON_AddStringToObject(st, "state", store_state_name(row->state));
@@ -47,10 +92,10 @@ static void snapshot(daemon_t *d, sse_client *c, const store_job *row, uint64_t 
         cJSON_AddStringToObject(st, "error", row->error);
     else
         cJSON_AddNullToObject(st, "error");
-    sse_client_send(c, "state", id, st);
+    int rc = add_frame(q, "state", st);
     cJSON_Delete(st);
     cJSON *step = cJSON_GetObjectItemCaseSensitive(js, "step");
-    if (cJSON_IsNumber(step) && step->valuedouble > 0) {
+    if (rc == 0 && cJSON_IsNumber(step) && step->valuedouble > 0) {
         cJSON *p = cJSON_CreateObject();
         cJSON_AddStringToObject(p, "id", row->id);
         static const char *keys[] = {"step", "total_steps", "epoch", "loss", "lr",
@@ -66,70 +111,121 @@ static void snapshot(daemon_t *d, sse_client *c, const store_job *row, uint64_t 
             cJSON_AddItemToObject(p, "val_loss", cJSON_Duplicate(vl, 1));
             cJSON_AddItemToObject(p, "val_acc", va ? cJSON_Duplicate(va, 1) : cJSON_CreateNull());
         }
-        sse_client_send(c, "progress", id, p);
+        rc = add_frame(q, "progress", p);
         cJSON_Delete(p);
     }
     cJSON_Delete(js);
+    return rc;
 }
 
-static void open_stream(http_req *r, const char *job)
+/* Queue thread: checks the job exists and, without a replay, makes the snapshot. */
+static void snap_work(http_req *r, store_t *s)
 {
-    daemon_t *d = r->d;
-    uint64_t last = 0;
-    int has_last = last_event_id(r, &last);
-    int replay = has_last && sse_can_replay(&d->hub, last);
-    char ip[48], msg[160];
-    conns_peer(r->conn, ip);
-    if (conns_sse_admit(d, &d->hub, ip, msg, sizeof msg)) { /* caps: api/conns.h */
-        struct MHD_Response *busy = http_error_response("unavailable", NULL, msg);
-        if (busy)
-            MHD_add_response_header(busy, "Retry-After", "5");
-        http_queue(r, 503, busy);
-        return;
+    snap_q *q = r->ctx;
+    an_err e;
+    an_err_clear(&e);
+    int rc = 0;
+    if (q->job[0]) {
+        store_job row;
+        memset(&row, 0, sizeof row);
+        rc = store_job_get(s, q->job, &row, &e);
+        if (rc == -ENOENT) {
+            http_set_pending_error(r, 404, "not_found", "id", "no job with id '%.64s'", q->job);
+            store_job_free(&row);
+            return;
+        }
+        if (rc == 0 && !q->replay)
+            rc = snapshot(q, &row);
+        store_job_free(&row);
+    } else if (!q->replay) {
+        /* Every job that is not finished, so a dashboard starts from the present. */
+        store_job *jobs = NULL;
+        size_t n = 0;
+        unsigned mask = STORE_MASK(STORE_QUEUED) | STORE_MASK(STORE_RUNNING) |
+                        STORE_MASK(STORE_PAUSED);
+        rc = store_job_list(s, mask, 200, 0, &jobs, &n, NULL, &e);
+        for (size_t i = n; rc == 0 && i-- > 0;)
+            rc = snapshot(q, &jobs[i]);
+        store_job_list_free(jobs, n);
     }
+    if (rc == -ENOMEM)
+        http_set_pending_error(r, 503, "unavailable", NULL, "out of memory making the snapshot");
+    else if (rc) /* the stream still opens: live events follow, /metrics has the history */
+        q->len = 0;
+}
+
+/* Admits a stream from the request's address; answers 503 and returns -1 when over a cap. */
+static int admit(http_req *r, char ip[48], int deferred)
+{
+    char msg[160];
+    conns_peer(r->conn, ip);
+    if (conns_sse_admit(r->d, &r->d->hub, ip, msg, sizeof msg) == 0)
+        return 0;
+    struct MHD_Response *busy = http_error_response("unavailable", NULL, msg);
+    if (busy)
+        MHD_add_response_header(busy, "Retry-After", "5");
+    if (deferred)
+        http_resume_pending(r, 503, busy);
+    else
+        http_queue(r, 503, busy);
+    return -1;
+}
+
+/* Loop thread, after snap_work: opens the stream with the snapshot, then whatever was
+ * published while it was made. */
+static void snap_open(http_req *r)
+{
+    snap_q *q = r->ctx;
+    char ip[48];
+    if (r->pending || admit(r, ip, 1)) /* 404, out of memory, or too many streams by now */
+        return;
+    daemon_t *d = r->d;
+    int replay = q->replay && sse_can_replay(&d->hub, q->last);
     sse_client *c = NULL;
-    struct MHD_Response *resp = sse_client_open(&d->hub, r->conn, job, replay, last, &c);
+    struct MHD_Response *resp = sse_client_open(&d->hub, r->conn, q->job, replay, q->last, &c);
     if (!resp) {
-        http_error(r, 500, "internal", NULL, "out of memory");
+        http_set_pending_error(r, 503, "unavailable", NULL, "out of memory");
         return;
     }
     snprintf(c->ip, sizeof c->ip, "%s", ip);
     if (!replay) {
-        uint64_t id = sse_last_id(&d->hub);
-        if (job[0]) {
-            store_job row;
-            memset(&row, 0, sizeof row);
-            if (store_job_get(&d->store, job, &row, NULL) == 0)
-                snapshot(d, c, &row, id);
-            store_job_free(&row);
-        } else {
-            /* Every job that is not finished, so a dashboard starts from the present. */
-            store_job *jobs = NULL;
-            size_t n = 0;
-            unsigned mask = STORE_MASK(STORE_QUEUED) | STORE_MASK(STORE_RUNNING) |
-                            STORE_MASK(STORE_PAUSED);
-            if (store_job_list(&d->store, mask, 200, 0, &jobs, &n, NULL, NULL) == 0) {
-                for (size_t i = n; i-- > 0;)
-                    snapshot(d, c, &jobs[i], id);
-                store_job_list_free(jobs, n);
-            }
-        }
+        sse_client_push(c, q->frames, q->len);
+        /* Events after the snapshot's id, unless the ring has moved past them: then the
+         * snapshot is older than the ring and the client catches up from /metrics. */
+        if (sse_can_replay(&d->hub, q->id))
+            sse_client_replay(&d->hub, c, q->id);
     }
-    http_queue(r, 200, resp);
+    http_resume_pending(r, 200, resp);
+}
+
+static void open_stream(http_req *r, const char *job)
+{
+    char ip[48];
+    size_t jl = strlen(job);
+    if (jl >= STORE_ID_LEN) { /* longer than any id */
+        http_error(r, 404, "not_found", "id", "no job with id '%.64s'", job);
+        return;
+    }
+    if (admit(r, ip, 0)) /* cheap, before any work; checked again when the stream opens */
+        return;
+    snap_q *q = calloc(1, sizeof *q);
+    if (!q || jobs_overlay_capture(&r->d->jobs, &q->ov) != 0) {
+        free(q);
+        http_error(r, 503, "unavailable", NULL, "out of memory");
+        return;
+    }
+    memcpy(q->job, job, jl + 1);
+    q->id = sse_last_id(&r->d->hub);
+    q->replay = last_event_id(r, &q->last) && sse_can_replay(&r->d->hub, q->last);
+    r->ctx = q;
+    r->ctx_free = snap_q_free;
+    r->loop_fn = snap_open;
+    http_defer(r, snap_work);
 }
 
 void api_events_job(http_req *r)
 {
-    const char *id = r->m.params[0];
-    store_job row;
-    memset(&row, 0, sizeof row);
-    int rc = store_job_get(&r->d->store, id, &row, NULL);
-    store_job_free(&row);
-    if (rc == -ENOENT) {
-        http_error(r, 404, "not_found", "id", "no job with id '%.64s'", id);
-        return;
-    }
-    open_stream(r, id);
+    open_stream(r, r->m.params[0]);
 }
 
 void api_events_all(http_req *r)

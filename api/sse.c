@@ -107,7 +107,7 @@ static int client_wants(const sse_client *c, const char *job)
     return c->job[0] == '\0' || strcmp(c->job, job) == 0;
 }
 
-static char *format_frame(const char *event, uint64_t id, const cJSON *data, size_t *len)
+char *sse_format(const char *event, uint64_t id, const cJSON *data, size_t *len)
 {
     char *js = cJSON_PrintUnformatted(data);
     if (!js)
@@ -124,7 +124,7 @@ uint64_t sse_publish(sse_hub *h, const char *job, const char *event, const cJSON
 {
     uint64_t id = h->next_id++;
     size_t len = 0;
-    char *f = format_frame(event, id, data, &len);
+    char *f = sse_format(event, id, data, &len);
     if (!f)
         return id;
     size_t slot;
@@ -150,14 +150,21 @@ uint64_t sse_publish(sse_hub *h, const char *job, const char *event, const cJSON
     return id;
 }
 
-void sse_client_send(sse_client *c, const char *event, uint64_t id, const cJSON *data)
+void sse_client_push(sse_client *c, const char *frames, size_t n)
 {
-    size_t len = 0;
-    char *f = format_frame(event, id, data, &len);
-    if (!f)
+    if (n == 0)
         return;
-    client_append(c, f, len);
-    free(f);
+    client_append(c, frames, n);
+    client_wake(c);
+}
+
+void sse_client_replay(sse_hub *h, sse_client *c, uint64_t after)
+{
+    for (size_t k = 0; k < h->ring_len; k++) {
+        const sse_event *e = &h->ring[(h->ring_head + k) % h->ring_cap];
+        if (e->id > after && e->frame && client_wants(c, e->job))
+            client_append(c, e->frame, e->len);
+    }
     client_wake(c);
 }
 
@@ -211,13 +218,12 @@ struct MHD_Response *sse_client_open(sse_hub *h, struct MHD_Connection *conn, co
     snprintf(c->job, sizeof c->job, "%s", job ? job : "");
     static const char retry[] = "retry: 2000\n\n";
     client_append(c, retry, sizeof retry - 1);
-    if (replay) {
+    if (replay)
         for (size_t k = 0; k < h->ring_len; k++) {
             const sse_event *e = &h->ring[(h->ring_head + k) % h->ring_cap];
             if (e->id > last_id && e->frame && client_wants(c, e->job))
                 client_append(c, e->frame, e->len);
         }
-    }
     struct MHD_Response *resp =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, client_read, c, client_free);
     if (!resp) {

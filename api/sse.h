@@ -90,8 +90,17 @@ int sse_can_replay(const sse_hub *h, uint64_t last_id);
 struct MHD_Response *sse_client_open(sse_hub *h, struct MHD_Connection *conn, const char *job,
                                      int replay, uint64_t last_id, sse_client **out);
 
-/* Queues a frame for one client only (snapshots on connect). */
-void sse_client_send(sse_client *c, const char *event, uint64_t id, const cJSON *data);
+/* A frame as sse_frame lays it out, from JSON printed compactly: malloc'd, its length in *len;
+ * NULL when out of memory. Touches no hub state, so snapshots are formatted off the loop. */
+char *sse_format(const char *event, uint64_t id, const cJSON *data, size_t *len);
+
+/* Queues ready frames (sse_format's) for one client only: a snapshot made off the loop. */
+void sse_client_push(sse_client *c, const char *frames, size_t n);
+
+/* Queues for one client every event in the ring after id `after` (those published while its
+ * snapshot was being made); the caller checked sse_can_replay(after). */
+void sse_client_replay(sse_hub *h, sse_client *c, uint64_t after);
+
 
 /* Writes a ": ping" comment to every client (resuming them). */
 void sse_hub_ping(sse_hub *h);

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import {spawnSync} from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
-import {api, waitJob, waitFor, withDaemon, startDaemon, tutorialJob, heavyJob, tmpDir, removeDir, sleep, BIN, SANITIZED} from './lib.mjs';
+import {api, readEvents, waitJob, waitFor, withDaemon, startDaemon, tutorialJob, heavyJob, tmpDir, removeDir, sleep, BIN, SANITIZED} from './lib.mjs';
 import path from 'node:path';
 
 // The daemon's path for a shell that execs it.
@@ -353,7 +353,7 @@ test('SIGTERM ends an in-flight stream visibly truncated, within the stop deadli
   });
 });
 
-test('the loop stays responsive under lists of large jobs: longest turn < 50 ms', async () => {
+test('the loop stays responsive under lists and event streams of large jobs: longest turn < 50 ms', async () => {
   await withDaemon({args: ['--max-body-json', '4194304', '--workers', '1']}, async (d) => {
     // Ten jobs of ~1 MB inline data each.
     const rows = 12000;
@@ -388,12 +388,22 @@ test('the loop stays responsive under lists of large jobs: longest turn < 50 ms'
       return n;
     })();
     for (let round = 0; round < 2; round++) {
+      // Each event stream opens with a snapshot of its job, whose spec is parsed to make it.
+      const streams = Promise.all(ids.slice(0, 8).map((id) =>
+        readEvents(d.url, `/v1/jobs/${id}/events`, {until: (evs) => evs.some((e) => e.event === 'state')})));
       const lists = await Promise.all(Array.from({length: 8}, () => api(d.url, 'GET', '/v1/jobs?limit=1000')));
       for (const l of lists) {
         assert.equal(l.status, 200);
         assert.equal(l.json.jobs.length, 10);
         assert.equal(l.json.jobs[0].spec.data.x.length, rows);
       }
+      const snaps = await streams;
+      snaps.forEach((evs, k) => {
+        const st = evs.find((e) => e.event === 'state');
+        assert.ok(st, `stream ${k} got its snapshot`);
+        assert.equal(st.data.id, ids[k]);
+        assert.equal(st.data.state, 'completed');
+      });
     }
     stop = true;
     assert.ok(await health > 0, '/healthz answered while the lists were made');
