@@ -223,6 +223,70 @@ static void open_stream(http_req *r, const char *job)
     http_defer(r, snap_work);
 }
 
+/* ---- the job manager's events ---------------------------------------------------------- */
+
+static void sink_state(void *ctx, const char *id, const char *state, const char *error)
+{
+    daemon_t *d = ctx;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", id);
+    cJSON_AddStringToObject(o, "state", state);
+    if (error)
+        cJSON_AddStringToObject(o, "error", error);
+    else
+        cJSON_AddNullToObject(o, "error");
+    sse_publish(&d->hub, id, "state", o);
+    cJSON_Delete(o);
+}
+
+static void sink_progress(void *ctx, const char *id, const job_snap *s)
+{
+    daemon_t *d = ctx;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", id);
+    cJSON_AddNumberToObject(o, "step", (double)s->step);
+    cJSON_AddNumberToObject(o, "total_steps", (double)s->total_steps);
+    cJSON_AddNumberToObject(o, "epoch", (double)s->epoch);
+    cJSON_AddItemToObject(o, "loss", json_number(s->loss));
+    cJSON *lr = cJSON_AddArrayToObject(o, "lr");
+    for (int g = 0; g < s->n_lr; g++)
+        cJSON_AddItemToArray(lr, json_number(s->lr[g]));
+    cJSON_AddItemToObject(o, "samples_per_sec", json_number(s->samples_per_sec));
+    cJSON_AddItemToObject(o, "eta_s", json_number(s->eta_s));
+    if (s->val_step > 0) { /* the latest validation of this run, once there is one */
+        cJSON_AddItemToObject(o, "val_loss", json_number(s->val_loss));
+        cJSON_AddItemToObject(o, "val_acc", json_number(s->val_acc));
+    }
+    sse_publish(&d->hub, id, "progress", o);
+    cJSON_Delete(o);
+}
+
+static void sink_checkpoint(void *ctx, const char *id, int64_t step, int64_t bytes)
+{
+    daemon_t *d = ctx;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", id);
+    cJSON_AddNumberToObject(o, "step", (double)step);
+    cJSON_AddNumberToObject(o, "bytes", (double)bytes);
+    sse_publish(&d->hub, id, "checkpoint", o);
+    cJSON_Delete(o);
+}
+
+static void sink_deleted(void *ctx, const char *id)
+{
+    daemon_t *d = ctx;
+    sse_hub_end(&d->hub, id);
+}
+
+void api_events_sink(daemon_t *d, job_sink *out)
+{
+    out->ctx = d;
+    out->state = sink_state;
+    out->progress = sink_progress;
+    out->checkpoint = sink_checkpoint;
+    out->deleted = sink_deleted;
+}
+
 void api_events_job(http_req *r)
 {
     open_stream(r, r->m.params[0]);

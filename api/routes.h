@@ -74,6 +74,11 @@ void api_jobs_generate(struct http_req *r);
 /* api/events.c */
 void api_events_job(struct http_req *r);
 void api_events_all(struct http_req *r);
+/* The job manager's event sink: its state, progress and checkpoint events as SSE frames on
+ * the daemon's hub (daemon/loop.c wires it). */
+struct daemon;
+struct job_sink;
+void api_events_sink(struct daemon *d, struct job_sink *out);
 
 /* api/datasets.c */
 void api_datasets_create(struct http_req *r);

@@ -3,13 +3,13 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/http.h"
-#include "core/jsonnum.h"
 #include "daemon/daemon.h"
+#include "daemon/loader.h"
 
 #define PROGRESS_INTERVAL 0.1 /* seconds between progress events of one job */
 
@@ -168,71 +168,24 @@ void jobs_done(jobmgr *m, job_run *run)
 
 void jobs_emit_state(jobmgr *m, const char *id, const char *state, const char *error)
 {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "id", id);
-    cJSON_AddStringToObject(o, "state", state);
-    if (error && error[0])
-        cJSON_AddStringToObject(o, "error", error);
-    else
-        cJSON_AddNullToObject(o, "error");
-    sse_publish(&m->d->hub, id, "state", o);
-    cJSON_Delete(o);
+    if (m->sink.state)
+        m->sink.state(m->sink.ctx, id, state, error && error[0] ? error : NULL);
     sweeps_job_state(&m->d->sweeps, id, state); /* a sweep's trial frees its place */
 }
 
-static cJSON *num_or_null(double v)
+/* Gives every caller waiting on a run the job's final state. */
+static void answer_waiters(job_run *run, store_job_state final)
 {
-    return json_number(v);
-}
-
-static void emit_progress(jobmgr *m, const char *id, const job_snap *s)
-{
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "id", id);
-    cJSON_AddNumberToObject(o, "step", (double)s->step);
-    cJSON_AddNumberToObject(o, "total_steps", (double)s->total_steps);
-    cJSON_AddNumberToObject(o, "epoch", (double)s->epoch);
-    cJSON_AddItemToObject(o, "loss", num_or_null(s->loss));
-    cJSON *lr = cJSON_AddArrayToObject(o, "lr");
-    for (int g = 0; g < s->n_lr; g++)
-        cJSON_AddItemToArray(lr, num_or_null(s->lr[g]));
-    cJSON_AddItemToObject(o, "samples_per_sec", num_or_null(s->samples_per_sec));
-    cJSON_AddItemToObject(o, "eta_s", num_or_null(s->eta_s));
-    if (s->val_step > 0) { /* the latest validation of this run, once there is one */
-        cJSON_AddItemToObject(o, "val_loss", num_or_null(s->val_loss));
-        cJSON_AddItemToObject(o, "val_acc", num_or_null(s->val_acc));
-    }
-    sse_publish(&m->d->hub, id, "progress", o);
-    cJSON_Delete(o);
-}
-
-static void emit_checkpoint(jobmgr *m, const char *id, const job_snap *s)
-{
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "id", id);
-    cJSON_AddNumberToObject(o, "step", (double)s->ckpt_step);
-    cJSON_AddNumberToObject(o, "bytes", (double)s->ckpt_bytes);
-    sse_publish(&m->d->hub, id, "checkpoint", o);
-    cJSON_Delete(o);
-}
-
-/* Answers every request waiting on a run with the job's current object. */
-static void answer_waiters(jobmgr *m, job_run *run)
-{
-    http_req *w = run->waiters;
+    job_waiter *w = run->waiters;
     run->waiters = NULL;
+    job_outcome o;
+    memset(&o, 0, sizeof o);
+    o.result = JOB_OK;
+    o.state = final;
     while (w) {
-        http_req *next = w->next_waiter;
-        w->next_waiter = NULL;
-        store_job row;
-        memset(&row, 0, sizeof row);
-        an_err e;
-        if (store_job_get(&m->d->store, run->id, &row, &e) == 0) {
-            http_resume_with(w, 200, http_json_response(jobs_to_json(m, &row)));
-            store_job_free(&row);
-        } else {
-            http_resume_with(w, 500, http_error_response("internal", NULL, e.message));
-        }
+        job_waiter *next = w->next;
+        w->next = NULL;
+        w->done(w, &o);
         w = next;
     }
 }
@@ -328,13 +281,15 @@ void jobs_poll(jobmgr *m)
         int forced = s.done;
         if (s.started && s.step != r->sent_step &&
             (forced || now - r->sent_at >= PROGRESS_INTERVAL)) {
-            emit_progress(m, r->id, &s);
+            if (m->sink.progress)
+                m->sink.progress(m->sink.ctx, r->id, &s);
             r->sent_step = s.step;
             r->sent_at = now;
         }
         if (s.ckpt_seq != r->sent_ckpt_seq) {
             r->sent_ckpt_seq = s.ckpt_seq;
-            emit_checkpoint(m, r->id, &s);
+            if (m->sink.checkpoint)
+                m->sink.checkpoint(m->sink.ctx, r->id, s.ckpt_step, s.ckpt_bytes);
         }
         if (s.done) {
             const char *error = s.error;
@@ -359,7 +314,7 @@ void jobs_poll(jobmgr *m)
                 add_fix(m, r->id, s.final, error);
             jobs_emit_state(m, r->id, store_state_name(s.final), error);
             unlink_run(m, r);
-            answer_waiters(m, r);
+            answer_waiters(r, s.final);
             if (again)
                 jobs_sched_requeue(m, r, &s);
             run_free(r);
@@ -368,70 +323,85 @@ void jobs_poll(jobmgr *m)
     }
 }
 
-static void reply_row(jobmgr *m, http_req *r, const char *id, unsigned status)
+static void fail(job_outcome *o, job_result res, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void fail(job_outcome *o, job_result res, const char *field, const char *fmt, ...)
 {
-    store_job row;
-    memset(&row, 0, sizeof row);
-    an_err e;
-    int rc = store_job_get(&m->d->store, id, &row, &e);
-    if (rc) {
-        const char *code;
-        unsigned st = http_status_of_store(rc, &code);
-        http_error(r, st, code, "id", "%s", e.message);
-        return;
-    }
-    http_reply_json(r, status, jobs_to_json(m, &row));
-    store_job_free(&row);
+    o->result = res;
+    snprintf(o->field, sizeof o->field, "%s", field ? field : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(o->message, sizeof o->message, fmt, ap);
+    va_end(ap);
 }
 
-/* Reads a job's state; answers 404 (and returns -1) for an unknown id. */
-static int get_state(jobmgr *m, http_req *r, const char *id, store_job_state *st)
+static void ok(job_outcome *o, store_job_state st)
 {
+    memset(o, 0, sizeof *o);
+    o->result = JOB_OK;
+    o->state = st;
+}
+
+static void store_failed(job_outcome *o, int rc, const an_err *e)
+{
+    if (rc == -ENOENT) {
+        fail(o, JOB_NOT_FOUND, "id", "%s", e->message);
+        return;
+    }
+    fail(o, JOB_STORE, NULL, "%s", e->message);
+    o->store_rc = rc;
+}
+
+/* Reads a job's state into o->state; fills the outcome and returns -1 for an unknown id or a
+ * state the store has not taken yet. */
+static int get_state(jobmgr *m, const char *id, job_outcome *o)
+{
+    memset(o, 0, sizeof *o);
     if (m->fixes)
         jobs_settle(m);
-    if (jobs_find_fix(m, id)) {
-        http_error(r, 503, "unavailable", NULL,
-                   "job %s is %s but the store could not record it yet (is the disk full?); "
-                   "free some space and try again", id,
-                   store_state_name(jobs_find_fix(m, id)->state));
+    job_fix *f = jobs_find_fix(m, id);
+    if (f) {
+        fail(o, JOB_BUSY, NULL,
+             "job %s is %s but the store could not record it yet (is the disk full?); "
+             "free some space and try again", id, store_state_name(f->state));
         return -1;
     }
     store_job row;
     memset(&row, 0, sizeof row);
     an_err e;
     int rc = store_job_get(&m->d->store, id, &row, &e);
-    if (rc) {
-        const char *code;
-        unsigned s = http_status_of_store(rc, &code);
-        if (rc == -ENOENT)
-            http_error(r, 404, "not_found", "id", "no job with id '%.64s'", id);
-        else
-            http_error(r, s, code, NULL, "%s", e.message);
+    if (rc == -ENOENT) {
+        fail(o, JOB_NOT_FOUND, "id", "no job with id '%.64s'", id);
         return -1;
     }
-    *st = row.state;
+    if (rc) {
+        store_failed(o, rc, &e);
+        return -1;
+    }
+    o->state = row.state;
     store_job_free(&row);
     return 0;
 }
 
-static void conflict(http_req *r, const char *id, const char *what, store_job_state st,
+static void conflict(job_outcome *o, const char *id, const char *what, store_job_state st,
                      const char *allowed)
 {
-    http_error(r, 409, "conflict", "state", "job %s is %s; %s needs a job that is %s", id,
-               store_state_name(st), what, allowed);
+    fail(o, JOB_CONFLICT, "state", "job %s is %s; %s needs a job that is %s", id,
+         store_state_name(st), what, allowed);
+    o->state = st;
 }
 
 /* Common path for pause and cancel: `to` is the target state. */
-static void stop_job(jobmgr *m, http_req *r, const char *id, int how, store_job_state to,
-                     unsigned from_mask, const char *what, const char *allowed)
+static int stop_job(jobmgr *m, const char *id, int how, store_job_state to, unsigned from_mask,
+                    const char *what, const char *allowed, job_waiter *w, job_outcome *out)
 {
     jobs_poll(m); /* a run whose worker has let go is no longer in the way */
-    store_job_state st;
-    if (get_state(m, r, id, &st))
-        return;
-    if (!(from_mask & STORE_MASK(st))) {
-        conflict(r, id, what, st, allowed);
-        return;
+    if (get_state(m, id, out))
+        return 0;
+    if (!(from_mask & STORE_MASK(out->state))) {
+        conflict(out, id, what, out->state, allowed);
+        return 0;
     }
     job_run *run = jobs_find(m, id);
     if (run && unqueue(m, run)) { /* queued, no worker yet: change it here */
@@ -445,26 +415,24 @@ static void stop_job(jobmgr *m, http_req *r, const char *id, int how, store_job_
         if ((expected == STOP_PAUSE && how == STOP_CANCEL) || expected == STOP_PREEMPT ||
             expected == STOP_STALL) /* the user's stop wins over the scheduler's */
             atomic_store(&run->stop, how);
-        r->next_waiter = run->waiters;
-        run->waiters = r;
-        http_suspend(r);
-        return;
+        w->next = run->waiters;
+        run->waiters = w;
+        return 1;
     }
     an_err e;
     store_job_state prev;
     int rc = store_job_set_state(&m->d->store, id, from_mask, to, NULL, &prev, &e);
     if (rc == STORE_ESTATE) {
-        conflict(r, id, what, prev, allowed);
-        return;
+        conflict(out, id, what, prev, allowed);
+        return 0;
     }
     if (rc) {
-        const char *code;
-        unsigned s = http_status_of_store(rc, &code);
-        http_error(r, s, code, NULL, "%s", e.message);
-        return;
+        store_failed(out, rc, &e);
+        return 0;
     }
     jobs_emit_state(m, id, store_state_name(to), NULL);
-    reply_row(m, r, id, 200);
+    ok(out, to);
+    return 0;
 }
 
 int jobs_cancel_nowait(jobmgr *m, const char *id)
@@ -473,7 +441,7 @@ int jobs_cancel_nowait(jobmgr *m, const char *id)
     job_run *run = jobs_find(m, id);
     if (run && unqueue(m, run)) {
         unlink_run(m, run);
-        answer_waiters(m, run);
+        answer_waiters(run, STORE_QUEUED);
         run_free(run);
         run = NULL;
     }
@@ -493,67 +461,102 @@ int jobs_cancel_nowait(jobmgr *m, const char *id)
     return rc == STORE_ESTATE ? 0 : rc;
 }
 
-void jobs_pause(jobmgr *m, http_req *r, const char *id)
+int jobs_pause(jobmgr *m, const char *id, job_waiter *w, job_outcome *out)
 {
-    stop_job(m, r, id, STOP_PAUSE, STORE_PAUSED,
-             STORE_MASK(STORE_RUNNING) | STORE_MASK(STORE_QUEUED), "pause",
-             "running or queued");
+    return stop_job(m, id, STOP_PAUSE, STORE_PAUSED,
+                    STORE_MASK(STORE_RUNNING) | STORE_MASK(STORE_QUEUED), "pause",
+                    "running or queued", w, out);
 }
 
-void jobs_cancel(jobmgr *m, http_req *r, const char *id)
+int jobs_cancel(jobmgr *m, const char *id, job_waiter *w, job_outcome *out)
 {
-    stop_job(m, r, id, STOP_CANCEL, STORE_CANCELLED,
-             STORE_MASK(STORE_RUNNING) | STORE_MASK(STORE_QUEUED) | STORE_MASK(STORE_PAUSED),
-             "cancel", "queued, running or paused");
+    return stop_job(m, id, STOP_CANCEL, STORE_CANCELLED,
+                    STORE_MASK(STORE_RUNNING) | STORE_MASK(STORE_QUEUED) |
+                        STORE_MASK(STORE_PAUSED),
+                    "cancel", "queued, running or paused", w, out);
 }
 
-void jobs_resume(jobmgr *m, http_req *r, const char *id)
+void jobs_resume(jobmgr *m, const char *id, job_outcome *out)
 {
     jobs_poll(m); /* a run whose worker has let go is no longer in the way */
-    store_job_state st;
-    if (get_state(m, r, id, &st))
+    if (get_state(m, id, out))
         return;
-    unsigned ok = STORE_MASK(STORE_PAUSED) | STORE_MASK(STORE_FAILED) | STORE_MASK(STORE_STOPPED);
-    if (!(ok & STORE_MASK(st))) {
-        conflict(r, id, "resume", st, "paused, stopped or failed");
+    unsigned okmask = STORE_MASK(STORE_PAUSED) | STORE_MASK(STORE_FAILED) |
+                      STORE_MASK(STORE_STOPPED);
+    if (!(okmask & STORE_MASK(out->state))) {
+        conflict(out, id, "resume", out->state, "paused, stopped or failed");
         return;
     }
     /* A job that was stopped while still being let go of by its worker is not resumable
      * until the worker is done with it (a moment: it is freeing the model). */
     if (jobs_find(m, id)) {
-        http_error(r, 409, "conflict", "state",
-                   "job %s is %s but its worker has not let go of it yet; try again", id,
-                   store_state_name(st));
+        fail(out, JOB_CONFLICT, "state",
+             "job %s is %s but its worker has not let go of it yet; try again", id,
+             store_state_name(out->state));
         return;
     }
     an_err e;
     store_job_state prev;
-    int rc = store_job_set_state(&m->d->store, id, ok, STORE_QUEUED, NULL, &prev, &e);
+    int rc = store_job_set_state(&m->d->store, id, okmask, STORE_QUEUED, NULL, &prev, &e);
     if (rc == STORE_ESTATE) {
-        conflict(r, id, "resume", prev, "paused, stopped or failed");
+        conflict(out, id, "resume", prev, "paused, stopped or failed");
         return;
     }
     if (rc) {
-        const char *code;
-        unsigned s = http_status_of_store(rc, &code);
-        http_error(r, s, code, NULL, "%s", e.message);
+        store_failed(out, rc, &e);
         return;
     }
-    /* The answer is the job as resumed (queued), read before a worker can take it. */
-    store_job row;
-    memset(&row, 0, sizeof row);
-    cJSON *answer = store_job_get(&m->d->store, id, &row, &e) == 0 ? jobs_to_json(m, &row) : NULL;
-    store_job_free(&row);
-    if (!answer || jobs_enqueue(m, id) != 0) {
-        cJSON_Delete(answer);
+    if (jobs_enqueue(m, id) != 0) {
         store_job_set_state(&m->d->store, id, STORE_MASK(STORE_QUEUED), prev, NULL, NULL, &e);
-        http_error(r, 503, "unavailable", NULL,
-                   "job %s could not be queued (out of memory); it stays %s, try again", id,
-                   store_state_name(prev));
+        fail(out, JOB_NO_MEMORY, NULL,
+             "job %s could not be queued (out of memory); it stays %s, try again", id,
+             store_state_name(prev));
         return;
     }
     jobs_emit_state(m, id, "queued", NULL);
-    http_reply_json(r, 200, answer);
+    ok(out, STORE_QUEUED);
+}
+
+void jobs_delete_check(jobmgr *m, const char *id, job_outcome *out)
+{
+    memset(out, 0, sizeof *out);
+    jobs_poll(m); /* a run whose worker has let go is no longer in the way */
+    if (jobs_find(m, id)) /* a worker still holds it */
+        fail(out, JOB_CONFLICT, "state", "job %s is not finished; cancel it first", id);
+}
+
+void jobs_delete_store(store_t *s, const char *id, job_outcome *out)
+{
+    memset(out, 0, sizeof *out);
+    store_job row;
+    memset(&row, 0, sizeof row);
+    an_err e;
+    int rc = store_job_get(s, id, &row, &e);
+    if (rc == -ENOENT) {
+        fail(out, JOB_NOT_FOUND, "id", "no job with id '%.64s'", id);
+        return;
+    }
+    store_job_state st = row.state;
+    store_job_free(&row);
+    rc = rc ? rc : store_job_delete(s, id, &e);
+    if (rc == STORE_ESTATE) {
+        fail(out, JOB_CONFLICT, "state",
+             "job %s is %s; only a completed, failed, stopped or cancelled job can be deleted",
+             id, store_state_name(st));
+        out->state = st;
+        return;
+    }
+    if (rc) {
+        store_failed(out, rc, &e);
+        return;
+    }
+}
+
+void jobs_deleted(jobmgr *m, const char *id)
+{
+    model_cache_drop(&m->d->models, id);
+    if (m->sink.deleted)
+        m->sink.deleted(m->sink.ctx, id);
 }
 
 void jobs_shutdown(jobmgr *m)
@@ -565,7 +568,7 @@ void jobs_shutdown(jobmgr *m)
         job_run *next = r->next;
         if (unqueue(m, r)) {
             unlink_run(m, r);
-            answer_waiters(m, r);
+            answer_waiters(r, STORE_QUEUED);
             run_free(r);
         } else {
             /* A pause or cancel already asked for wins: its request waits for it, and a

@@ -14,9 +14,11 @@
  * Workers wake the loop with uv_async_send at most every ~50 ms; the loop then walks the runs
  * and turns what changed into SSE events: `state` on every transition, `checkpoint` for each
  * new checkpoint, and `progress` at most every 100 ms per job (so ≤ 10/s to any client) —
- * always including the last step before a state change. HTTP requests that must wait for a
- * worker (pausing or cancelling a running job) are suspended on the run and answered when the
- * worker lets go of it.
+ * always including the last step before a state change. The manager knows no HTTP: a
+ * transition returns an outcome (job_outcome), and a caller that must wait for a worker
+ * (pausing or cancelling a running job) hangs a job_waiter on the run, whose callback gets the
+ * outcome when the worker lets go of it. Events leave through a sink (job_sink) that the
+ * daemon's wiring points at the SSE hub.
  *
  * Shutdown: jobs_shutdown sets every run's flag; workers checkpoint, put the job back to
  * `queued` in the store and report; jobs_idle() says when all have. */
@@ -32,7 +34,43 @@
 #include "store/store.h"
 
 struct daemon;
-struct http_req;
+struct job_snap;
+
+/* What a transition did. JOB_OK: `state` is the job's state now. Otherwise `message` says
+ * why nothing changed, naming `field` ("id" or "state") where one is at fault. */
+typedef enum job_result {
+    JOB_OK = 0,
+    JOB_NOT_FOUND,   /* no such job */
+    JOB_CONFLICT,    /* the job's state does not allow it (`state` is that state) */
+    JOB_BUSY,        /* try again shortly (a worker is letting go; a state not yet stored) */
+    JOB_NO_MEMORY,   /* out of memory: nothing changed */
+    JOB_STORE        /* the store failed: `store_rc` */
+} job_result;
+
+typedef struct job_outcome {
+    job_result result;
+    store_job_state state;
+    int store_rc;
+    char field[16];
+    char message[400];
+} job_outcome;
+
+/* A caller waiting for a worker to let go of a job. `done` runs once, on the loop thread,
+ * with the outcome; the waiter's memory is the caller's and must live until then. */
+typedef struct job_waiter {
+    void (*done)(struct job_waiter *w, const job_outcome *o);
+    struct job_waiter *next;
+} job_waiter;
+
+/* Where the manager's events go (loop thread): daemon/main points it at the SSE hub. Any
+ * callback may be NULL. */
+typedef struct job_sink {
+    void *ctx;
+    void (*state)(void *ctx, const char *id, const char *state, const char *error);
+    void (*progress)(void *ctx, const char *id, const struct job_snap *s);
+    void (*checkpoint)(void *ctx, const char *id, int64_t step, int64_t bytes);
+    void (*deleted)(void *ctx, const char *id);   /* the job is gone: its streams end */
+} job_sink;
 
 /* STOP_PREEMPT: checkpoint and go back to the queue for a job of higher priority;
  * STOP_STALL: the watchdog saw no step for stall_timeout_s: back to the queue without a new
@@ -89,7 +127,7 @@ typedef struct job_run {
     double sent_at;              /* when (monotonic seconds) */
     int64_t sent_ckpt_seq;
     int sent_started;
-    struct http_req *waiters;    /* requests answered when the worker lets go */
+    job_waiter *waiters;         /* callers answered when the worker lets go */
     int64_t seen_step;           /* the watchdog's last look: step, and when it changed */
     double seen_at;
     /* scheduling, from the spec (daemon/jobsched.c); priority under the manager mutex */
@@ -120,6 +158,7 @@ typedef struct jobmgr {
     atomic_uint_fast64_t restarts;        /* runs restarted after a stall */
     atomic_uint_fast64_t stall_failures;  /* jobs failed after max_restarts stalls */
     int nworkers;                         /* workers that take jobs (set by the wiring) */
+    job_sink sink;                        /* where events go (set by the wiring) */
 } jobmgr;
 
 /* What the manager knows about a job beyond its row (a copy, readable on any thread). */
@@ -160,17 +199,24 @@ int jobs_enqueue(jobmgr *m, const char *id);
 /* The live run of a job, or NULL. */
 job_run *jobs_find(jobmgr *m, const char *id);
 
-/* The API job object: the stored row, with a running job's latest progress laid over it. */
-cJSON *jobs_to_json(jobmgr *m, const store_job *row);
-
 /* Called on the loop thread when workers wake it: emits events, answers waiting requests,
  * frees finished runs. */
 void jobs_poll(jobmgr *m);
 
-/* Handlers for the transitions. Each answers the request (possibly later). */
-void jobs_pause(jobmgr *m, struct http_req *r, const char *id);
-void jobs_resume(jobmgr *m, struct http_req *r, const char *id);
-void jobs_cancel(jobmgr *m, struct http_req *r, const char *id);
+/* The transitions of API.md (loop thread). Pause and cancel return 0 with the outcome in
+ * *out, or 1 when a worker holds the job: it has been asked to stop and `w` waits for it
+ * (w->done gets the outcome). Resume and delete never wait. */
+int jobs_pause(jobmgr *m, const char *id, job_waiter *w, job_outcome *out);
+int jobs_cancel(jobmgr *m, const char *id, job_waiter *w, job_outcome *out);
+void jobs_resume(jobmgr *m, const char *id, job_outcome *out);
+
+/* Delete, in two halves so the store's work runs off the loop: jobs_delete_check (loop
+ * thread) refuses a job a worker still holds (JOB_CONFLICT); jobs_delete_store (any thread,
+ * its own store connection) deletes a finished job; jobs_deleted (loop thread) then lets the
+ * job's streams and cached models go. */
+void jobs_delete_check(jobmgr *m, const char *id, job_outcome *out);
+void jobs_delete_store(store_t *s, const char *id, job_outcome *out);
+void jobs_deleted(jobmgr *m, const char *id);
 
 /* Cancels a job without a request waiting (a sweep's trials): a queued or paused job now, a
  * running one by asking its worker (1 returned: its `state` event follows). 0 when it was

@@ -74,23 +74,6 @@ static void overlay_of(jobmgr *m, const char *id, job_overlay_item *it)
     }
 }
 
-cJSON *jobs_to_json(jobmgr *m, const store_job *row)
-{
-    cJSON *o = store_job_to_json(row);
-    if (!o)
-        return NULL;
-    job_overlay_item *it = malloc(sizeof *it);
-    if (!it) {
-        cJSON_Delete(o);
-        return NULL;
-    }
-    overlay_of(m, row->id, it);
-    overlay_apply(o, row, it);
-    jobs_sched_json(o, it->has_snap ? &it->snap : NULL);
-    free(it);
-    return o;
-}
-
 int jobs_overlay_capture(jobmgr *m, job_overlay *out)
 {
     memset(out, 0, sizeof *out);

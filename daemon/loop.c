@@ -28,6 +28,7 @@
 
 #include "api/http.h"
 #include "api/reqguard.h"
+#include "api/routes.h"
 #include "daemon/notify.h"
 #include "store/lock.h"
 
@@ -299,6 +300,7 @@ int daemon_run(const daemon_opts *opts)
         fprintf(stderr, "anneald: out of memory\n");
         return 1;
     }
+    api_events_sink(d, &d->jobs.sink); /* the manager's events become SSE frames */
     uv_async_init(&d->loop, &d->wake, on_wake);
     d->wake.data = d;
     d->models.budget = opts->max_memory ? &d->mem : NULL;

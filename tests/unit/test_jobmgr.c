@@ -1,10 +1,11 @@
-/* Tests of the job manager's transitions (daemon/jobs.c) and DELETE /v1/jobs/{id} (api/jobs.c)
- * where a request meets a worker that is letting go of its job.
+/* Tests of the job manager's transitions (daemon/jobs.c): their outcomes, the waiters that a
+ * worker's letting go answers, and the events they emit, where a request meets a worker that
+ * is letting go of its job.
  *
  * The worker is played by the test: it takes the run off the queue (jobs_take), writes the
- * job's states to the store as daemon/workers.c does, and reports with jobs_done. Handlers
- * run with no MHD connection (MHD refuses to queue on a NULL connection and looks nothing up
- * on it), so what they did is read back from the store and from the SSE hub's ring. */
+ * job's states to the store as daemon/workers.c does, and reports with jobs_done. Events go
+ * through the sink the daemon uses (api_events_sink) into the SSE hub's ring, read back
+ * here. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -42,8 +43,10 @@ static int env_setup(void **state)
     v->d.opts = &v->opts;
     if (store_open(&v->d.store, ((fixture *)v->fix)->path, &e) != 0 ||
         uv_loop_init(&v->d.loop) != 0 || uv_async_init(&v->d.loop, &v->d.wake, on_async) != 0 ||
-        sse_hub_init(&v->d.hub, 64, 1) != 0 || jobs_init(&v->d.jobs, &v->d) != 0)
+        sse_hub_init(&v->d.hub, 64, 1) != 0 || jobs_init(&v->d.jobs, &v->d) != 0 ||
+        model_cache_init(&v->d.models, 1 << 20) != 0)
         return -1;
+    api_events_sink(&v->d, &v->d.jobs.sink);
     *state = v;
     return 0;
 }
@@ -52,6 +55,7 @@ static int env_teardown(void **state)
 {
     env *v = *state;
     jobs_close(&v->d.jobs);
+    model_cache_free(&v->d.models);
     sse_hub_close(&v->d.hub);
     uv_close((uv_handle_t *)&v->d.wake, NULL);
     uv_run(&v->d.loop, UV_RUN_DEFAULT);
@@ -122,37 +126,63 @@ static cJSON *last_event(env *v, char event[16])
     return j;
 }
 
-/* A request as MHD would hand it to a handler, with the route's parameter. */
-static void request_for(http_req *r, env *v, const char *id)
+/* A caller waiting on a run: what its callback got. */
+typedef struct waiter {
+    job_waiter w;
+    int called;
+    job_outcome o;
+} waiter;
+
+static void waiter_done(job_waiter *w, const job_outcome *o)
 {
-    memset(r, 0, sizeof *r);
-    r->d = &v->d;
-    r->m.nparams = 1;
-    snprintf(r->m.params[0], sizeof r->m.params[0], "%s", id);
+    waiter *x = (waiter *)w;
+    x->called++;
+    x->o = *o;
+}
+
+static void waiter_init(waiter *x)
+{
+    memset(x, 0, sizeof *x);
+    x->w.done = waiter_done;
+}
+
+static void assert_last_state(env *v, const char *state)
+{
+    char ev[16];
+    cJSON *j = last_event(v, ev);
+    assert_string_equal(ev, "state");
+    assert_string_equal(cJSON_GetObjectItem(j, "state")->valuestring, state);
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(j, "error")));
+    cJSON_Delete(j);
 }
 
 /* Cancel asked while the worker was already stopping for a pause: the worker leaves the job
- * paused, and the cancel must still happen (its request is answered with the job's state). */
+ * paused, and the cancel must still happen; both callers hear `cancelled`. */
 static void cancel_after_pause_cancels(void **state)
 {
     env *v = *state;
     char id[STORE_ID_LEN];
     new_job(v, id);
     job_run *run = worker_takes(v, id);
-    atomic_store(&run->stop, STOP_PAUSE);
-    /* The worker read STOP_PAUSE between steps; then the cancel came (stop_job turns a pause
-     * into a cancel), too late for the worker to see it. */
-    atomic_store(&run->stop, STOP_CANCEL);
+    waiter p, c;
+    waiter_init(&p);
+    waiter_init(&c);
+    job_outcome o;
+    assert_int_equal(jobs_pause(&v->d.jobs, id, &p.w, &o), 1);
+    assert_int_equal(atomic_load(&run->stop), STOP_PAUSE); /* the worker reads it here */
+    assert_int_equal(jobs_cancel(&v->d.jobs, id, &c.w, &o), 1);
+    assert_int_equal(atomic_load(&run->stop), STOP_CANCEL); /* too late for the worker */
+    assert_int_equal(p.called + c.called, 0);
     worker_ends(v, run, STORE_PAUSED);
     jobs_poll(&v->d.jobs);
     assert_null(jobs_find(&v->d.jobs, id));
     assert_int_equal(state_of(v, id), STORE_CANCELLED);
-    char ev[16];
-    cJSON *j = last_event(v, ev);
-    assert_string_equal(ev, "state");
-    assert_string_equal(cJSON_GetObjectItem(j, "state")->valuestring, "cancelled");
-    assert_true(cJSON_IsNull(cJSON_GetObjectItem(j, "error")));
-    cJSON_Delete(j);
+    assert_int_equal(p.called, 1);
+    assert_int_equal(c.called, 1);
+    assert_int_equal(c.o.result, JOB_OK);
+    assert_int_equal(c.o.state, STORE_CANCELLED);
+    assert_int_equal(p.o.state, STORE_CANCELLED);
+    assert_last_state(v, "cancelled");
 }
 
 /* A pause that ends as a pause stays one (the cancel rule touches only cancels). */
@@ -162,27 +192,84 @@ static void pause_stays_paused(void **state)
     char id[STORE_ID_LEN];
     new_job(v, id);
     job_run *run = worker_takes(v, id);
-    atomic_store(&run->stop, STOP_PAUSE);
+    waiter p;
+    waiter_init(&p);
+    job_outcome o;
+    assert_int_equal(jobs_pause(&v->d.jobs, id, &p.w, &o), 1);
     worker_ends(v, run, STORE_PAUSED);
     jobs_poll(&v->d.jobs);
     assert_int_equal(state_of(v, id), STORE_PAUSED);
-    char ev[16];
-    cJSON *j = last_event(v, ev);
-    assert_string_equal(cJSON_GetObjectItem(j, "state")->valuestring, "paused");
-    cJSON_Delete(j);
+    assert_int_equal(p.called, 1);
+    assert_int_equal(p.o.result, JOB_OK);
+    assert_int_equal(p.o.state, STORE_PAUSED);
+    assert_last_state(v, "paused");
 }
 
-/* A job that completed before the worker saw a cancel stays completed. */
+/* A queued job no worker has taken is paused at once: no wait, the run leaves the queue. */
+static void pause_of_a_queued_job_is_immediate(void **state)
+{
+    env *v = *state;
+    char id[STORE_ID_LEN];
+    new_job(v, id);
+    waiter p;
+    waiter_init(&p);
+    job_outcome o;
+    assert_int_equal(jobs_pause(&v->d.jobs, id, &p.w, &o), 0);
+    assert_int_equal(o.result, JOB_OK);
+    assert_int_equal(o.state, STORE_PAUSED);
+    assert_int_equal(p.called, 0);
+    assert_null(jobs_find(&v->d.jobs, id));
+    assert_int_equal(state_of(v, id), STORE_PAUSED);
+    assert_last_state(v, "paused");
+}
+
+/* Refusals name what is wrong and change nothing. */
+static void refusals_change_nothing(void **state)
+{
+    env *v = *state;
+    char id[STORE_ID_LEN];
+    new_job(v, id);
+    job_run *run = worker_takes(v, id);
+    worker_ends(v, run, STORE_COMPLETED);
+    jobs_poll(&v->d.jobs);
+    size_t events = v->d.hub.ring_len;
+    waiter w;
+    waiter_init(&w);
+    job_outcome o;
+    assert_int_equal(jobs_pause(&v->d.jobs, "j_nosuchjob", &w.w, &o), 0);
+    assert_int_equal(o.result, JOB_NOT_FOUND);
+    assert_string_equal(o.field, "id");
+    assert_int_equal(jobs_pause(&v->d.jobs, id, &w.w, &o), 0);
+    assert_int_equal(o.result, JOB_CONFLICT);
+    assert_int_equal(o.state, STORE_COMPLETED);
+    assert_string_equal(o.field, "state");
+    assert_non_null(strstr(o.message, "completed"));
+    assert_int_equal(jobs_cancel(&v->d.jobs, id, &w.w, &o), 0);
+    assert_int_equal(o.result, JOB_CONFLICT);
+    jobs_resume(&v->d.jobs, id, &o);
+    assert_int_equal(o.result, JOB_CONFLICT);
+    assert_non_null(strstr(o.message, "resume"));
+    assert_int_equal(w.called, 0);
+    assert_int_equal(state_of(v, id), STORE_COMPLETED);
+    assert_int_equal(v->d.hub.ring_len, events);
+}
+
+/* A job that completed before the worker saw a cancel stays completed, and says so. */
 static void cancel_too_late_for_a_completed_job(void **state)
 {
     env *v = *state;
     char id[STORE_ID_LEN];
     new_job(v, id);
     job_run *run = worker_takes(v, id);
-    atomic_store(&run->stop, STOP_CANCEL);
+    waiter c;
+    waiter_init(&c);
+    job_outcome o;
+    assert_int_equal(jobs_cancel(&v->d.jobs, id, &c.w, &o), 1);
     worker_ends(v, run, STORE_COMPLETED);
     jobs_poll(&v->d.jobs);
     assert_int_equal(state_of(v, id), STORE_COMPLETED);
+    assert_int_equal(c.called, 1);
+    assert_int_equal(c.o.state, STORE_COMPLETED);
 }
 
 /* SIGTERM after a cancel or a pause was asked for: the request's stop must win over the
@@ -198,8 +285,12 @@ static void shutdown_keeps_an_asked_stop(void **state)
     job_run *rb = worker_takes(v, b);
     new_job(v, c);
     job_run *rc = worker_takes(v, c);
-    atomic_store(&ra->stop, STOP_CANCEL);
-    atomic_store(&rb->stop, STOP_PAUSE);
+    waiter wa, wb;
+    waiter_init(&wa);
+    waiter_init(&wb);
+    job_outcome o;
+    assert_int_equal(jobs_cancel(&v->d.jobs, a, &wa.w, &o), 1);
+    assert_int_equal(jobs_pause(&v->d.jobs, b, &wb.w, &o), 1);
     jobs_shutdown(&v->d.jobs);
     assert_int_equal(atomic_load(&ra->stop), STOP_CANCEL);
     assert_int_equal(atomic_load(&rb->stop), STOP_PAUSE);
@@ -212,10 +303,12 @@ static void shutdown_keeps_an_asked_stop(void **state)
     assert_int_equal(state_of(v, a), STORE_CANCELLED);
     assert_int_equal(state_of(v, b), STORE_PAUSED);
     assert_int_equal(state_of(v, c), STORE_QUEUED);
+    assert_int_equal(wa.o.state, STORE_CANCELLED);
+    assert_int_equal(wb.o.state, STORE_PAUSED);
 }
 
-/* A client that saw `completed` and deletes at once must not get 409 because the loop has not
- * yet reaped the run the worker already let go of. */
+/* A client that saw `completed` and deletes at once must not get a conflict because the loop
+ * has not yet reaped the run the worker already let go of. */
 static void delete_right_after_completion(void **state)
 {
     env *v = *state;
@@ -223,25 +316,35 @@ static void delete_right_after_completion(void **state)
     new_job(v, id);
     job_run *run = worker_takes(v, id);
     worker_ends(v, run, STORE_COMPLETED);
-    http_req r;
-    request_for(&r, v, id);
-    api_jobs_delete(&r);
+    job_outcome o;
+    jobs_delete_check(&v->d.jobs, id, &o);
+    assert_int_equal(o.result, JOB_OK);
+    jobs_delete_store(&v->d.store, id, &o);
+    assert_int_equal(o.result, JOB_OK);
     store_job row;
     memset(&row, 0, sizeof row);
     an_err e;
     assert_int_equal(store_job_get(&v->d.store, id, &row, &e), -ENOENT);
+    jobs_delete_store(&v->d.store, id, &o);
+    assert_int_equal(o.result, JOB_NOT_FOUND);
+    assert_string_equal(o.field, "id");
 }
 
-/* A job still held by its worker is not deleted. */
+/* A job still held by its worker is not deleted: the check refuses it, and the store's half
+ * alone refuses an unfinished job too. */
 static void delete_of_a_held_job_changes_nothing(void **state)
 {
     env *v = *state;
     char id[STORE_ID_LEN];
     new_job(v, id);
     job_run *run = worker_takes(v, id);
-    http_req r;
-    request_for(&r, v, id);
-    api_jobs_delete(&r);
+    job_outcome o;
+    jobs_delete_check(&v->d.jobs, id, &o);
+    assert_int_equal(o.result, JOB_CONFLICT);
+    assert_string_equal(o.field, "state");
+    jobs_delete_store(&v->d.store, id, &o);
+    assert_int_equal(o.result, JOB_CONFLICT);
+    assert_int_equal(o.state, STORE_RUNNING);
     assert_int_equal(state_of(v, id), STORE_RUNNING);
     assert_non_null(jobs_find(&v->d.jobs, id));
     worker_ends(v, run, STORE_COMPLETED);
@@ -256,15 +359,20 @@ static void resume_right_after_pause(void **state)
     char id[STORE_ID_LEN];
     new_job(v, id);
     job_run *run = worker_takes(v, id);
-    atomic_store(&run->stop, STOP_PAUSE);
+    waiter p;
+    waiter_init(&p);
+    job_outcome o;
+    assert_int_equal(jobs_pause(&v->d.jobs, id, &p.w, &o), 1);
     worker_ends(v, run, STORE_PAUSED);
-    http_req r;
-    request_for(&r, v, id);
-    jobs_resume(&v->d.jobs, &r, id);
+    jobs_resume(&v->d.jobs, id, &o);
+    assert_int_equal(o.result, JOB_OK);
+    assert_int_equal(o.state, STORE_QUEUED);
+    assert_int_equal(p.called, 1); /* the pause was answered when its run was reaped */
     assert_int_equal(state_of(v, id), STORE_QUEUED);
     job_run *again = jobs_find(&v->d.jobs, id);
     assert_non_null(again);
     assert_int_equal(atomic_load(&again->stop), STOP_NONE);
+    assert_last_state(v, "queued");
 }
 
 int main(void)
@@ -272,6 +380,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(cancel_after_pause_cancels, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(pause_stays_paused, env_setup, env_teardown),
+        cmocka_unit_test_setup_teardown(pause_of_a_queued_job_is_immediate, env_setup,
+                                        env_teardown),
+        cmocka_unit_test_setup_teardown(refusals_change_nothing, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(cancel_too_late_for_a_completed_job, env_setup,
                                         env_teardown),
         cmocka_unit_test_setup_teardown(shutdown_keeps_an_asked_stop, env_setup, env_teardown),
@@ -280,5 +391,5 @@ int main(void)
                                         env_teardown),
         cmocka_unit_test_setup_teardown(resume_right_after_pause, env_setup, env_teardown),
     };
-    return cmocka_run_group_tests_name("api_jobs", tests, NULL, NULL);
+    return cmocka_run_group_tests_name("jobmgr", tests, NULL, NULL);
 }
