@@ -200,6 +200,17 @@ async function exposition(url) {
   return out;
 }
 
+// Every sample of /metrics, labels included in the name: {'name{label="v"}': value}.
+async function labeled(url) {
+  const r = await api(url, 'GET', '/metrics');
+  const out = {};
+  for (const line of r.text.split('\n')) {
+    const m = /^([a-z_]+(?:\{[^}]*\})?) (\S+)$/.exec(line);
+    if (m) out[m[1]] = Number(m[2]);
+  }
+  return out;
+}
+
 // What the store holds for the given jobs: steps, samples, checkpoints and their bytes.
 async function committed(url, ids, batchOf) {
   const sum = {steps: 0, samples: 0, ckpts: 0, bytes: 0};
@@ -419,6 +430,41 @@ test('the loop stays responsive under lists and event streams of large jobs: lon
     const r = await api(d.url, 'GET', '/metrics');
     assert.match(r.text, /anneald_work_queue_depth\{queue="quick"\} \d+/);
     assert.match(r.text, /anneald_work_queue_depth\{queue="slow"\} \d+/);
+  });
+});
+
+test('slow work cannot starve quick work: job reads are answered while every slow thread is busy', async () => {
+  await withDaemon({}, async (d) => {
+    const job = await api(d.url, 'POST', '/v1/jobs', tutorialJob({steps: 100}));
+    assert.equal(job.status, 201, job.text);
+    // Uploads of ~24 MB each (parsing and storing them is slow work): more of them than the
+    // slow queue has threads, so that some wait in its queue.
+    let csv = 'a,b,c,y\n';
+    const line = '0.123456789,0.987654321,0.555555555,1.25\n';
+    csv += line.repeat(Math.floor(24e6 / line.length));
+    const slowDone = [];
+    const slow = Array.from({length: 6}, (_, i) => upload(d.url, `starve${i}`, csv).then(async (r) => {
+      slowDone.push(performance.now());
+      return {status: r.status, text: await r.text()};
+    }));
+    // Wait until the slow queue is busy, then read the job over and over.
+    await waitFor(async () => (await labeled(d.url))['anneald_work_queue_running{queue="slow"}'] > 0,
+      {what: 'the slow queue at work', intervalMs: 5});
+    const quickDone = [];
+    for (let i = 0; i < 30; i++) {
+      const g = await api(d.url, 'GET', `/v1/jobs/${job.json.id}`);
+      assert.equal(g.status, 200);
+      assert.equal(g.json.id, job.json.id);
+      quickDone.push(performance.now());
+    }
+    const quickEnd = quickDone[quickDone.length - 1];
+    const results = await Promise.all(slow);
+    for (const r of results) assert.ok(r.status === 201 || r.status === 503, `upload: ${r.status} ${r.text.slice(0, 200)}`);
+    assert.ok(results.some((r) => r.status === 201), 'some uploads were stored');
+    const pending = slowDone.filter((t) => t > quickEnd).length;
+    assert.ok(pending > 0, `every quick read was answered while slow work was still pending (${pending} uploads after them)`);
+    const m = await labeled(d.url);
+    assert.ok(m['anneald_work_queue_peak_depth{queue="slow"}'] >= 1, 'uploads waited in the slow queue');
   });
 });
 
