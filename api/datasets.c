@@ -215,12 +215,12 @@ void api_datasets_create(http_req *r)
     http_defer_slow(r, create_work);
 }
 
-void api_datasets_list(http_req *r)
+static void list_work(http_req *r, store_t *s)
 {
     store_dataset *list = NULL;
     size_t n = 0;
     an_err e;
-    int rc = store_dataset_list(&r->d->store, &list, &n, &e);
+    int rc = store_dataset_list(s, &list, &n, &e);
     if (rc) {
         const char *code;
         unsigned st = http_status_of_store(rc, &code);
@@ -235,13 +235,13 @@ void api_datasets_list(http_req *r)
     http_reply_json(r, 200, o);
 }
 
-void api_datasets_get(http_req *r)
+static void get_work(http_req *r, store_t *s)
 {
     const char *id = r->m.params[0];
     store_dataset ds;
     memset(&ds, 0, sizeof ds);
     an_err e;
-    int rc = store_dataset_get(&r->d->store, id, &ds, &e);
+    int rc = store_dataset_get(s, id, &ds, &e);
     if (rc == -ENOENT) {
         http_error(r, 404, "not_found", "id", "no data set with id or name '%.64s'", id);
         return;
@@ -256,11 +256,11 @@ void api_datasets_get(http_req *r)
     store_dataset_free(&ds);
 }
 
-void api_datasets_delete(http_req *r)
+static void delete_work(http_req *r, store_t *s)
 {
     const char *id = r->m.params[0];
     an_err e;
-    int rc = store_dataset_delete(&r->d->store, id, &e);
+    int rc = store_dataset_delete(s, id, &e);
     if (rc == -ENOENT) {
         http_error(r, 404, "not_found", "id", "no data set with id or name '%.64s'", id);
         return;
@@ -277,4 +277,21 @@ void api_datasets_delete(http_req *r)
         return;
     }
     http_queue(r, 204, MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT));
+}
+
+/* Reads and deletes run on the request queues: the loop never waits on the store. A delete
+ * frees up to 256 MiB of text, so it is slow work. */
+void api_datasets_list(http_req *r)
+{
+    http_defer(r, list_work);
+}
+
+void api_datasets_get(http_req *r)
+{
+    http_defer(r, get_work);
+}
+
+void api_datasets_delete(http_req *r)
+{
+    http_defer_slow(r, delete_work);
 }
