@@ -2,7 +2,7 @@
 // SIGTERM that never waits on housekeeping. Sizes come from GET /healthz's "store" object.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { api, waitFor, waitJob, tutorialJob, withDaemon, SLOW } from './lib.mjs';
+import { api, waitFor, waitJob, tutorialJob, withDaemon, startDaemon, tmpDir, removeDir, SLOW } from './lib.mjs';
 
 const STEPS = 300000;
 
@@ -53,4 +53,60 @@ test('a tutorial job stores each step in under 16 bytes, and DELETE gives the sp
     assert.equal(ex.code, 0);
     assert.ok(Date.now() - t0 < 5000 * SLOW, `SIGTERM took ${Date.now() - t0} ms`);
   });
+});
+
+// A job of a few hundred MB (checkpoints of a 4.2M-parameter Adam state and its metrics; the
+// bench does the same with gigabytes), deleted and followed at once by SIGTERM: the daemon
+// exits 0 within the stop deadline without housekeeping, and after the restart the pages come
+// back in slices until the file is within 10 % of what the remaining job needs.
+test('DELETE of a large job then SIGTERM at once: exit 0 in < 5 s, space back after the restart', async () => {
+  const dir = tmpDir();
+  try {
+    const args = ['--workers', '1'];
+    let d = await startDaemon({dir, args});
+    const keep = (await api(d.url, 'POST', '/v1/jobs', tutorialJob({steps: 20000}))).json;
+    await waitJob(d.url, keep.id, (j) => j.state === 'completed', 60000 * SLOW);
+    await waitFor(async () => (await api(d.url, 'GET', '/healthz')).json.store.wal_bytes < 4 << 20,
+      {timeoutMs: 30000 * SLOW, what: 'the WAL moved into the file'});
+    const base = (await api(d.url, 'GET', '/healthz')).json.store.bytes;
+    const big = (await api(d.url, 'POST', '/v1/jobs', tutorialJob({
+      name: 'big', model: {type: 'mlp', inputs: 1024, hidden: [4096], outputs: 1},
+      data: {type: 'synthetic', task: 'regression', samples: 64, features: 1024},
+      steps: 1000000, checkpoint: {every_steps: 2, keep_last: 8},
+      ds_config: {train_batch_size: 8, optimizer: {type: 'Adam', params: {lr: 1e-5}}},
+    }))).json;
+    assert.ok(big.id, JSON.stringify(big));
+    const target = 300e6;
+    await waitFor(async () => (await api(d.url, 'GET', '/healthz')).json.store.bytes > base + target,
+      {timeoutMs: 180000 * SLOW, intervalMs: 500, what: `the store past ${target / 1e6} MB`});
+    assert.equal((await api(d.url, 'POST', `/v1/jobs/${big.id}/cancel`)).status, 200);
+    await waitJob(d.url, big.id, (j) => j.state === 'cancelled', 60000 * SLOW);
+    const before = (await api(d.url, 'GET', '/healthz')).json.store;
+    assert.equal((await api(d.url, 'DELETE', `/v1/jobs/${big.id}`)).status, 204);
+    const t0 = Date.now();
+    const ex = await d.stop();
+    const took = Date.now() - t0;
+    assert.equal(ex.code, 0, d.stderr().slice(-2000));
+    assert.ok(took < 5000 * SLOW, `SIGTERM right after the delete took ${took} ms`);
+    console.log(`# deleted ${((before.bytes + before.wal_bytes - base) / 1e6).toFixed(0)} MB; SIGTERM took ${took} ms`);
+
+    d = await startDaemon({dir, args});
+    try {
+      let last = null;
+      await waitFor(async () => {
+        last = (await api(d.url, 'GET', '/healthz')).json.store;
+        return last.bytes <= base * 1.1 && last.free_pages === 0;
+      }, {timeoutMs: 60000 * SLOW, intervalMs: 250, what: 'the deleted job\'s pages given back after the restart'});
+      // The job that stayed is whole.
+      const m = (await api(d.url, 'GET', `/v1/jobs/${keep.id}/metrics?format=csv&from=19991`)).text;
+      assert.equal(m.trim().split('\n').length, 11);
+      assert.equal((await api(d.url, 'GET', `/v1/jobs/${big.id}`)).status, 404);
+      console.log(`# after the restart: ${last.bytes} bytes, ${base} before the big job`);
+    } finally {
+      const ex2 = await d.stop();
+      assert.equal(ex2.code, 0);
+    }
+  } finally {
+    removeDir(dir);
+  }
 });
