@@ -117,6 +117,10 @@ void optim_free(optim *o);
 /* One step: params -= update(grads), in o->dtype (float * or double *). */
 void optim_step(optim *o, void *params, const void *grads);
 
+/* 1 - b^t, bit for bit, without calling pow once b^t is too small to change the result (the
+ * bias correction of Adam and Lamb; exposed for its test). */
+double optim_bias_correction(double b, double t);
+
 /* Global L2 norm of grads (dtype elements), accumulated in double. If max_norm > 0, multiplies
  * every gradient by DeepSpeed's min(1, max_norm / (norm + 1e-6)). Returns the norm before
  * clipping. */

@@ -761,6 +761,30 @@ static void test_init_rejects(void **state)
     optim_free(&o);
 }
 
+/* The bias correction skips pow once b^t cannot change 1 - b^t: the same bits as 1 - pow for
+ * every step of a long run around and beyond that point, for the betas people use. */
+static void test_bias_correction_exact(void **state)
+{
+    (void)state;
+    const double betas[] = {0.5, 0.9, 0.95, 0.98, 0.99, 0.999, 0.9999, 0.99999};
+    size_t skipped = 0;
+    for (size_t k = 0; k < sizeof betas / sizeof betas[0]; k++) {
+        double b = betas[k];
+        for (double t = 1; t <= 5e6; t += t < 3e6 ? 1 : 997) {
+            double want = 1.0 - pow(b, t), got = optim_bias_correction(b, t);
+            if (memcmp(&want, &got, sizeof want) != 0)
+                fail_msg("beta %.17g step %.0f: %.17g, 1 - pow gives %.17g", b, t, got, want);
+            skipped += t * log2(b) < -60.0;
+        }
+        for (double t = 1e7; t < 1e12; t *= 3.7) /* far beyond: underflowed, still 1 */
+            assert_true(optim_bias_correction(b, t) == 1.0 - pow(b, t));
+    }
+    assert_true(skipped > 0); /* the shortcut was taken, not only pow */
+    /* Betas outside (0, 1) go to pow as they are. */
+    assert_true(optim_bias_correction(0.0, 5) == 1.0 - pow(0.0, 5));
+    assert_true(optim_bias_correction(1.0, 1e9) == 0.0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -779,6 +803,7 @@ int main(void)
         cmocka_unit_test(test_save_load_exact),
         cmocka_unit_test(test_load_rejects),
         cmocka_unit_test(test_init_rejects),
+        cmocka_unit_test(test_bias_correction_exact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
