@@ -22,8 +22,8 @@
 #define METRIC_FLUSH_S 0.25    /* …or this often */
 #define WAKE_INTERVAL_S 0.05   /* loop wake-ups at most this often */
 #define DISK_CHECK_S 1.0       /* free space of the store checked this often */
-#define CLOCK_EVERY_S 20e-6    /* read the clock about this often… */
-#define CLOCK_STRIDE_MAX 64    /* …but at least every this many steps */
+#define CLOCK_EVERY_S 200e-6   /* read the clock about this often… */
+#define CLOCK_STRIDE_MAX 1024   /* …but at least every this many steps */
 /* Periodic checkpoints: at most one per CKPT_GAP_S on average, in bursts of up to
  * CKPT_BURST. A job that trains millions of steps a second with every_steps 100 would
  * otherwise commit tens of thousands of checkpoints a second and spend most of its time in
