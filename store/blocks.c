@@ -464,7 +464,7 @@ int st_metrics_put(store_t *s, int64_t num, const store_metric *rows, size_t n, 
     }
     if (!rc && !overlap) {
         rc = st_blocks_write(s, num, p, m, err);
-        if (!rc) /* new steps only: they merge into the pyramid exactly */
+        if (!rc && !s->no_pyramid) /* new steps only: they merge into the pyramid exactly */
             rc = st_pyr_add(s, num, p, m, err);
         free(p);
         return rc;

@@ -75,6 +75,8 @@ typedef struct store_t {
     int plain_blocks;                           /* 1: write metric blocks uncompressed (tests) */
     int scan_queries;                           /* 1: downsample from the rows and block
                                                  * summaries, not the pyramid (benchmarks) */
+    int no_pyramid;                             /* 1: appends skip the pyramid, leaving it
+                                                 * stale (only the benchmark of its cost) */
 } store_t;
 
 /* ---- connection ---------------------------------------------------------------------- */
