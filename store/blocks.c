@@ -464,6 +464,8 @@ int st_metrics_put(store_t *s, int64_t num, const store_metric *rows, size_t n, 
     }
     if (!rc && !overlap) {
         rc = st_blocks_write(s, num, p, m, err);
+        if (!rc && !s->no_pyramid) /* new steps only: they merge into the pyramid exactly */
+            rc = st_pyr_add(s, num, p, m, err);
         free(p);
         return rc;
     }
@@ -511,6 +513,8 @@ int st_metrics_put(store_t *s, int64_t num, const store_metric *rows, size_t n, 
     }
     if (!rc && i < m)
         rc = st_blocks_write(s, num, p + i, m - i, err);
+    if (!rc) /* stored steps were replaced: their buckets are recomputed */
+        rc = st_pyr_rebuild(s, num, lo, hi, err);
     free(sp);
     free(p);
     return rc;
@@ -556,6 +560,8 @@ int st_metrics_truncate(store_t *s, int64_t num, int64_t step, an_err *err)
         free(pk);
     }
     free(keep);
+    if (!rc)
+        rc = st_pyr_truncate(s, num, step, err);
     return rc;
 }
 

@@ -35,6 +35,10 @@ enum {
     ST_CKPT_RETIRE,       /* checkpoints beyond keep_last */
     ST_SUM_INSERT,        /* INSERT OR REPLACE INTO metric_sums */
     ST_SUM_ASC,           /* block summaries overlapping a step range, ascending */
+    ST_PYR_GET,           /* one bucket of the summary pyramid */
+    ST_PYR_PUT,           /* INSERT OR REPLACE INTO metric_pyramid */
+    ST_PYR_DEL,           /* DELETE buckets of one level */
+    ST_PYR_RANGE,         /* one level's buckets of a range, ascending */
     ST_NSLOTS
 };
 _Static_assert((int)ST_NSLOTS <= (int)STORE_NSTMT, "store_t.stmt holds every statement slot");
@@ -291,5 +295,39 @@ int st_migrate_metric_blocks(store_t *s, an_err *err);
 /* Schema migration 2 -> 3: adds metric_blocks.raw unless it is there already (a schema-1 file
  * gets it from st_migrate_metric_blocks, which writes compressed blocks). */
 int st_migrate_blocks_raw(store_t *s, an_err *err);
+
+/* ---- the summary pyramid (pyramid.c) ----------------------------------------------------
+ *
+ * metric_pyramid holds, per job, level k (ST_PYR_L0 <= k <= ST_PYR_LMAX) and aligned bucket
+ * b (steps b*2^k … (b+1)*2^k - 1) with at least one row: the number of rows and four rows in
+ * the metric_sums format (first, last, smallest loss, largest loss; ties: the earliest step;
+ * lr groups beyond a row's own NaN, ngroups the most of any of them). It is kept in step
+ * with metric_blocks inside the same transaction: st_metrics_put merges an append
+ * (st_pyr_add) or rebuilds the range it replaced (st_pyr_rebuild); st_metrics_truncate cuts
+ * it (st_pyr_truncate). Rows of a job are cascaded away with the job. */
+#define ST_PYR_L0 11   /* the finest level: buckets of 2048 steps */
+#define ST_PYR_LMAX 31 /* the coarsest: 2^31 steps, above the largest job's step count */
+
+/* Merges rows with distinct, increasing steps, none of them stored before, into the pyramid. */
+int st_pyr_add(store_t *s, int64_t num, const store_metric *const *p, size_t m, an_err *err);
+/* Recomputes every bucket overlapping [a, b] from the stored rows. */
+int st_pyr_rebuild(store_t *s, int64_t num, int64_t a, int64_t b, an_err *err);
+/* After the rows with step > `step` are gone: drops and recomputes what covered them. */
+int st_pyr_truncate(store_t *s, int64_t num, int64_t step, an_err *err);
+
+/* A bucket of a downsampled answer: its first, last, min-loss and max-loss rows. */
+typedef void (*st_pyr_bucket_fn)(void *ctx, const st_row *first, const st_row *last,
+                                 const st_row *lo, const st_row *hi);
+/* Downsamples [first, last] (the range's first and last stored steps) from one level: the
+ * finest whose aligned buckets over the range number at most nb_max. The two buckets the
+ * range's ends cut are summarised exactly over their part inside it (finer levels, then the
+ * rows). fn gets each non-empty bucket in step order; *seen the number of rows summarised.
+ * *used 0 (nothing fed) when no level fits or a finer bucketing than the finest level
+ * would (then the caller scans the rows). */
+int st_pyr_query(store_t *s, int64_t num, int64_t first, int64_t last, int64_t nb_max,
+                 st_pyr_bucket_fn fn, void *ctx, int *used, int64_t *seen, an_err *err);
+
+/* Schema migration 5 -> 6: creates metric_pyramid and builds it for the rows stored before. */
+int st_migrate_pyramid(store_t *s, an_err *err);
 
 #endif

@@ -381,6 +381,20 @@ static int scan_summaries(store_t *s, int64_t num, int64_t first, int64_t last, 
     return rc;
 }
 
+/* Downsampling from the summary pyramid: each bucket it reports emits its points. */
+typedef struct pyr_sink {
+    store_series *out;
+    size_t cap;
+    int nsel;
+} pyr_sink;
+
+static void pyr_emit(void *ctx, const st_row *fr, const st_row *lr, const st_row *lo,
+                     const st_row *hi)
+{
+    pyr_sink *k = ctx;
+    emit_bucket(k->out, k->cap, fr, lr, lo, hi, k->nsel);
+}
+
 int store_metrics_query(store_t *s, const char *id, int64_t from, int64_t to,
                         size_t max_points, store_series *out, an_err *err)
 {
@@ -415,7 +429,10 @@ int store_metrics_query(store_t *s, const char *id, int64_t from, int64_t to,
             return an_failc(err, -ENOMEM, NULL, "out of memory for %zu metric points",
                             max_points);
         int used = 0;
-        if (width >= 2 * ST_BLOCK_CAP) /* buckets span blocks: take whole ones from summaries */
+        pyr_sink sink = {out, max_points, nsel};
+        if (!s->scan_queries)
+            rc = st_pyr_query(s, num, first, last, buckets, pyr_emit, &sink, &used, &seen, err);
+        if (!rc && !used && width >= 2 * ST_BLOCK_CAP) /* whole blocks from their summaries */
             rc = scan_summaries(s, num, first, last, width, nsel, out, max_points, &seen, &used,
                                 err);
         if (!rc && !used)

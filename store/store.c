@@ -121,6 +121,7 @@ static const migration migrations[] = {
     /* 3 -> 4: sweeps, their trial jobs and ASHA's rung records (sweeps.c). */
     {"", st_migrate_sweeps},
     {"", st_migrate_checkpoint_pins}, /* 4 -> 5: checkpoint pins (ckptkeep.c) */
+    {"", st_migrate_pyramid},         /* 5 -> 6: the metric summary pyramid (pyramid.c) */
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

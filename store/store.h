@@ -62,7 +62,7 @@ struct sqlite3_stmt;
 #define STORE_ID_LEN 24          /* room for "j_000017" and ids past a million */
 #define STORE_MAX_LR 64          /* learning-rate groups per metric row / progress */
 
-enum { STORE_NSTMT = 24 };       /* size of the prepared-statement cache */
+enum { STORE_NSTMT = 32 };       /* size of the prepared-statement cache */
 
 /* One connection. Caller-allocated; store_open fills it, store_close releases it. */
 typedef struct store_t {
@@ -73,6 +73,10 @@ typedef struct store_t {
     unsigned char *zbuf;                        /* their scratch buffer, zcap bytes */
     size_t zcap;
     int plain_blocks;                           /* 1: write metric blocks uncompressed (tests) */
+    int scan_queries;                           /* 1: downsample from the rows and block
+                                                 * summaries, not the pyramid (benchmarks) */
+    int no_pyramid;                             /* 1: appends skip the pyramid, leaving it
+                                                 * stale (only the benchmark of its cost) */
 } store_t;
 
 /* ---- connection ---------------------------------------------------------------------- */
@@ -341,7 +345,13 @@ void store_series_free(store_series *m);
  * most max_points rows, starts at the range's first row and ends at its last (a warm-up's
  * first lr is always there), includes the global minimum and maximum loss, and no spike
  * vanishes. With max_points 2 or 3 there is one bucket and the first 2 or 3 of those four.
- * max_points == 1 is treated as 2. -ENOENT unknown job; an empty range gives n = 0. */
+ * max_points == 1 is treated as 2. -ENOENT unknown job; an empty range gives n = 0.
+ *
+ * Long ranges are answered from the summary pyramid instead, with the same four points per
+ * bucket but aligned buckets: those of the finest level 2^k (k >= 11) that cuts the range
+ * into at most B of them, i.e. between about B/2 and B buckets (the two at the range's ends
+ * cover only its part of them). That happens when even buckets of 1024 steps would be more
+ * than B; the cost then follows max_points, not the range's length. */
 int store_metrics_query(store_t *s, const char *id, int64_t from, int64_t to,
                         size_t max_points, store_series *out, an_err *err);
 

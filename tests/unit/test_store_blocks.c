@@ -647,6 +647,7 @@ static void test_summaries_downsample(void **state)
     model *md = calloc(1, sizeof *md);
     char id[STORE_ID_LEN];
     assert_int_equal(make_job(&f->s, "sum", NULL, id), 0);
+    f->s.scan_queries = 1; /* the block summaries' path (the pyramid has tests of its own) */
     put_range(f, id, md, 1, 20000, 333, 0, 2);
     store_metric spike = gen(15001, 0, 2);
     spike.loss = -1e9; /* a dip inside a block, away from its ends (NaN losses are the maxima) */
