@@ -1,0 +1,124 @@
+/* wctx — a worker's context, shared by the files of the worker: daemon/workers.c (the pool),
+ * daemon/writer.c (the writer thread and its queue of batches) and daemon/jobrun.c (the run
+ * of one job). Nothing else includes it. */
+#ifndef ANNEALD_WCTX_H
+#define ANNEALD_WCTX_H
+
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "core/train.h"
+#include "daemon/jobs.h"
+#include "daemon/pace.h"
+#include "store/store.h"
+
+#define METRIC_BATCH 4096      /* rows per metrics transaction */
+#define METRIC_FLUSH_S 0.25    /* …or this often */
+#define WAKE_INTERVAL_S 0.05   /* loop wake-ups at most this often */
+#define DISK_CHECK_S 1.0       /* free space of the store checked this often */
+#define CLOCK_EVERY_S 200e-6   /* read the clock about this often… */
+#define CLOCK_STRIDE_MAX 1024   /* …but at least every this many steps */
+/* Batches a worker has in flight: one it fills, the rest queued for (or being written by) its
+ * writer thread. The worker waits only when all of them are queued, so a slow disk slows
+ * training down instead of growing memory (each slot holds METRIC_BATCH rows, about 2.4 MB). */
+#define WRITE_SLOTS 3
+
+/* One batch of rows for the writer: metrics, validation rows and progress, and optionally a
+ * checkpoint that commits with them in one transaction. */
+typedef struct wslot {
+    store_metric batch[METRIC_BATCH];
+    /* Validation rows of the batch: at most one per metric row, so they never outgrow it. */
+    store_val_metric vbatch[METRIC_BATCH];
+    size_t nbatch;             /* rows in batch */
+    size_t nval;               /* rows in vbatch */
+    job_run *run;              /* the job the rows belong to */
+    store_progress prog;       /* progress written with the rows */
+    int has_prog;              /* 0 = write no progress */
+    void *blob;                /* checkpoint state (owned; freed by the writer), or NULL */
+    size_t len;                /* bytes in blob */
+    int64_t step;              /* step of the checkpoint, or of the batch's last row */
+    double loss;               /* the checkpoint's loss */
+    store_keep keep;           /* what retention keeps (keep_last, keep_best, pins) */
+    double save_s;             /* seconds the worker spent serializing the checkpoint */
+} wslot;
+
+/* The worker's writer thread and its queue (a ring of WRITE_SLOTS slots).
+ *
+ * The store connection is handed over, not shared: while any slot is queued only the writer
+ * uses the worker's connection (wctx.store); the worker touches it again only after
+ * wctx_drain() has seen the queue empty. The mutex orders the two threads' uses, so the connection
+ * is never used by two threads at once and needs no second connection (two writers on one
+ * SQLite file would only wait for each other's locks). The queue is FIFO and has one writer,
+ * so rows are committed in step order and a checkpoint commits after every row before it;
+ * after a failure the writer drops everything queued behind it (a checkpoint never commits
+ * past rows that were not stored). */
+typedef struct writer {
+    uv_thread_t thread;
+    uv_mutex_t mu;
+    uv_cond_t cond;            /* signalled on submit, on each slot written, and on quit */
+    int head;                  /* the slot the worker fills */
+    int tail;                  /* the oldest queued slot */
+    int queued;                /* slots queued or being written, 0..WRITE_SLOTS */
+    int quit;                  /* 1 = exit once the queue is empty */
+    int rc;                    /* the run's first store failure; 0 = none */
+    an_err err;                /* its error */
+    const char *what;          /* what it was writing ("metrics" / "the checkpoint") */
+    int64_t step;              /* at which step */
+} writer;
+
+typedef struct wctx {
+    store_t store;
+    jobmgr *jobs;
+    job_run *run;
+    wslot slot[WRITE_SLOTS];
+    writer wr;
+    store_metric *batch;       /* rows of the slot being filled (slot[wr.head]) */
+    size_t nbatch;
+    store_val_metric *vbatch;  /* its validation rows */
+    size_t nval;
+    const char *fail_what;     /* set with a failed flush/checkpoint/drain: what was written */
+    int64_t fail_step;         /* …and at which step */
+    double time_base;          /* job time of this run's first step (resumed runs go on) */
+    double t0;                 /* monotonic start of this run */
+    int64_t first_step;        /* steps already done when this run started */
+    size_t nstamped;           /* rows of batch whose time is set */
+    double t_last;             /* job time given to the last stamped row, seconds */
+    double now;                /* monotonic time of the latest clock read, seconds */
+    int64_t now_step;          /* the step done at that read */
+    int64_t batch_samples;     /* samples per optimizer step (train_batch_size) */
+    pace pace;                 /* recent progress, for samples_per_sec and eta_s */
+    double samples_per_sec;    /* the run's real pace over the last seconds; NAN unknown */
+} wctx;
+
+/* ---- daemon/writer.c ---- */
+
+/* Starts w's writer thread (its store connection is open). 0 or a negative errno. */
+int writer_start(wctx *w);
+
+/* Lets the writer finish what is queued, then joins it. */
+void writer_stop(wctx *w);
+
+/* Reads the clock and gives the rows since the previous read their times (see writer.c).
+ * Returns the monotonic time read. */
+double wctx_stamp(wctx *w, int64_t step);
+
+/* Queues the metric batch (stamped, with the progress of `last`) for the writer. Returns the
+ * writer's first failure so far. */
+int wctx_flush(wctx *w, const train_report *last, an_err *e);
+
+/* Queues a checkpoint of the train state with the metric batch, to commit in one
+ * transaction (see writer.c). */
+int wctx_checkpoint(wctx *w, train *t, const train_report *last, const store_keep *keep,
+                    an_err *e);
+
+/* Waits until the writer has written (or dropped) every queued slot; returns its first
+ * failure of this run. The worker may use w->store again afterwards. */
+int wctx_drain(wctx *w, an_err *e);
+
+/* ---- daemon/jobrun.c ---- */
+
+/* Trains the run w->run to its end (admission, restore, the step loop, the final state). */
+void jobrun(wctx *w);
+
+#endif

@@ -1,0 +1,242 @@
+/* writer — a worker's writer thread: the ring of metric batches and checkpoints the worker
+ * fills and the writer commits, in order, on the worker's store connection (daemon/wctx.h
+ * describes the hand-over). */
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "daemon/daemon.h"
+#include "daemon/wctx.h"
+
+/* Reads the clock and gives the rows since the previous read their times, spread evenly over
+ * the interval. A fast job reads the clock only every few dozen steps (about every
+ * CLOCK_EVERY_S): one read costs as much as a whole step of a small model. Returns the
+ * monotonic time read. */
+double wctx_stamp(wctx *w, int64_t step)
+{
+    double now = daemon_now();
+    double t = w->time_base + (now - w->t0);
+    double wall = (double)time(NULL);
+    size_t c = w->nbatch - w->nstamped;
+    for (size_t k = 1; k <= c; k++) {
+        store_metric *m = &w->batch[w->nstamped + k - 1];
+        m->time = k == c ? t : w->t_last + (t - w->t_last) * (double)k / (double)c;
+        m->wall = wall;
+    }
+    w->nstamped = w->nbatch;
+    w->t_last = t;
+    w->now = now;
+    w->now_step = step;
+    return now;
+}
+
+static void progress_of(const wctx *w, const train_report *rep, store_progress *p)
+{
+    memset(p, 0, sizeof *p);
+    p->step = rep->step;
+    p->epoch = rep->epoch;
+    p->loss = rep->loss;
+    p->n_lr = rep->ngroups < STORE_MAX_LR ? rep->ngroups : STORE_MAX_LR;
+    for (int g = 0; g < p->n_lr; g++)
+        p->lr[g] = rep->lr[g];
+    p->samples_per_sec = w->samples_per_sec;
+}
+
+/* Copies the writer's first failure, if any, into *e and w->fail_*; returns its rc. Call with
+ * wr.mu held. */
+static int writer_failure(wctx *w, an_err *e)
+{
+    if (w->wr.rc) {
+        *e = w->wr.err;
+        w->fail_what = w->wr.what;
+        w->fail_step = w->wr.step;
+    }
+    return w->wr.rc;
+}
+
+/* Queues the slot being filled (its nbatch/nval rows are taken from w) and moves on to the
+ * next one, waiting while every slot is queued. Returns the writer's first failure of this
+ * run (see writer_failure), 0 if none so far. */
+static int submit(wctx *w, an_err *e)
+{
+    wslot *s = &w->slot[w->wr.head];
+    s->nbatch = w->nbatch;
+    s->nval = w->nval;
+    s->run = w->run;
+    uv_mutex_lock(&w->wr.mu);
+    /* The ring: the slot being filled is never one the writer holds. */
+    assert(w->wr.queued >= 0 && w->wr.queued < WRITE_SLOTS);
+    assert(w->wr.head == (w->wr.tail + w->wr.queued) % WRITE_SLOTS);
+    w->wr.queued++;
+    uv_cond_broadcast(&w->wr.cond);
+    w->wr.head = (w->wr.head + 1) % WRITE_SLOTS;
+    while (w->wr.queued == WRITE_SLOTS)
+        uv_cond_wait(&w->wr.cond, &w->wr.mu);
+    int rc = writer_failure(w, e);
+    uv_mutex_unlock(&w->wr.mu);
+    w->batch = w->slot[w->wr.head].batch;
+    w->vbatch = w->slot[w->wr.head].vbatch;
+    w->nbatch = 0;
+    w->nval = 0;
+    w->nstamped = 0;
+    return rc;
+}
+
+/* Waits until the writer has written (or dropped) every queued slot. Returns its first
+ * failure of this run, as submit. The worker may use w->store again afterwards. */
+int wctx_drain(wctx *w, an_err *e)
+{
+    uv_mutex_lock(&w->wr.mu);
+    while (w->wr.queued > 0)
+        uv_cond_wait(&w->wr.cond, &w->wr.mu);
+    int rc = writer_failure(w, e);
+    uv_mutex_unlock(&w->wr.mu);
+    return rc;
+}
+
+/* Writes one slot on the writer thread. 0, or the store's error with *what set. */
+static int write_slot(wctx *w, wslot *s, const char **what, an_err *e)
+{
+    int rc = 0;
+    *what = "metrics";
+    if (s->blob) {
+        double c0 = daemon_now();
+        *what = "the checkpoint";
+        rc = store_checkpoint_commit_kept(&w->store, s->run->id, s->batch, s->nbatch,
+                                          s->vbatch, s->nval, s->step, s->loss, s->blob,
+                                          s->len, &s->keep, s->has_prog ? &s->prog : NULL, e);
+        if (rc == 0) {
+            atomic_fetch_add(&w->jobs->ckpt_bytes, s->len);
+            atomic_fetch_add(&w->jobs->ckpt_count, 1);
+            atomic_fetch_add(&w->jobs->ckpt_usec,
+                             (uint64_t)((s->save_s + daemon_now() - c0) * 1e6));
+            uv_mutex_lock(&s->run->mu);
+            s->run->snap.ckpt_seq++;
+            s->run->snap.ckpt_step = s->step;
+            s->run->snap.ckpt_bytes = (int64_t)s->len;
+            uv_mutex_unlock(&s->run->mu);
+        }
+    } else if (s->nbatch) {
+        rc = store_metrics_append_with_val(&w->store, s->run->id, s->batch, s->nbatch, s->vbatch,
+                                           s->nval, s->has_prog ? &s->prog : NULL, e);
+    }
+    /* /metrics counts what is committed: one metric row per optimizer step. */
+    if (rc == 0 && s->nbatch) {
+        atomic_fetch_add(&w->jobs->steps_trained, (uint64_t)s->nbatch);
+        atomic_fetch_add(&w->jobs->samples_trained,
+                         (uint64_t)s->nbatch * (uint64_t)w->batch_samples);
+    }
+    return rc;
+}
+
+/* The writer thread: writes queued slots in order until told to quit. After a failure it
+ * drops the rest of the run's slots (the worker stops the run when it sees the failure). */
+static void writer_main(void *arg)
+{
+    wctx *w = arg;
+    uv_mutex_lock(&w->wr.mu);
+    for (;;) {
+        while (w->wr.queued == 0 && !w->wr.quit)
+            uv_cond_wait(&w->wr.cond, &w->wr.mu);
+        if (w->wr.queued == 0)
+            break;
+        wslot *s = &w->slot[w->wr.tail];
+        int skip = w->wr.rc != 0;
+        uv_mutex_unlock(&w->wr.mu);
+        an_err e;
+        an_err_clear(&e);
+        const char *what = "metrics";
+        int rc = skip ? 0 : write_slot(w, s, &what, &e);
+        free(s->blob);
+        s->blob = NULL;
+        uv_mutex_lock(&w->wr.mu);
+        if (rc && !w->wr.rc) {
+            w->wr.rc = rc;
+            w->wr.err = e;
+            w->wr.what = what;
+            w->wr.step = s->step;
+        }
+        assert(w->wr.queued > 0);
+        w->wr.tail = (w->wr.tail + 1) % WRITE_SLOTS;
+        w->wr.queued--;
+        uv_cond_broadcast(&w->wr.cond);
+    }
+    uv_mutex_unlock(&w->wr.mu);
+}
+
+/* Queues the metric batch (stamped, with the progress of `last`) for the writer. Returns the
+ * writer's first failure so far (see submit). */
+int wctx_flush(wctx *w, const train_report *last, an_err *e)
+{
+    if (w->nbatch == 0)
+        return 0;
+    if (w->nstamped < w->nbatch)
+        wctx_stamp(w, last->step);
+    wslot *s = &w->slot[w->wr.head];
+    progress_of(w, last, &s->prog);
+    s->has_prog = 1;
+    s->blob = NULL;
+    s->step = last->step;
+    return submit(w, e);
+}
+
+/* Queues a checkpoint of the train state together with the metric batch (the rows up to the
+ * checkpoint), to commit in one transaction: one commit instead of two, and a crash never
+ * keeps a checkpoint whose steps have no rows. Returns a train_save failure (w->fail_* set)
+ * or the writer's first failure so far; the checkpoint itself is stored once wctx_drain()
+ * returns 0. */
+int wctx_checkpoint(wctx *w, train *t, const train_report *last, const store_keep *keep,
+                    an_err *e)
+{
+    double c0 = daemon_now();
+    void *blob = NULL;
+    size_t len = 0;
+    int64_t step = train_steps_done(t);
+    int rc = train_save(t, &blob, &len, e);
+    if (rc) {
+        w->fail_what = "the checkpoint";
+        w->fail_step = step;
+        return rc;
+    }
+    if (w->nstamped < w->nbatch)
+        wctx_stamp(w, last->step);
+    wslot *s = &w->slot[w->wr.head];
+    progress_of(w, last, &s->prog);
+    s->has_prog = last->step > 0;
+    s->blob = blob;
+    s->len = len;
+    s->step = step;
+    s->loss = last->loss;
+    s->keep = *keep;
+    s->save_s = daemon_now() - c0;
+    return submit(w, e);
+}
+
+int writer_start(wctx *w)
+{
+    int rc = uv_mutex_init(&w->wr.mu);
+    if (rc)
+        return rc;
+    if ((rc = uv_cond_init(&w->wr.cond)) == 0) {
+        uv_thread_options_t opt = {UV_THREAD_HAS_STACK_SIZE, 1 << 20};
+        rc = uv_thread_create_ex(&w->wr.thread, &opt, writer_main, w);
+        if (rc)
+            uv_cond_destroy(&w->wr.cond);
+    }
+    if (rc)
+        uv_mutex_destroy(&w->wr.mu);
+    return rc;
+}
+
+void writer_stop(wctx *w)
+{
+    uv_mutex_lock(&w->wr.mu);
+    w->wr.quit = 1;
+    uv_cond_broadcast(&w->wr.cond);
+    uv_mutex_unlock(&w->wr.mu);
+    uv_thread_join(&w->wr.thread);
+    uv_cond_destroy(&w->wr.cond);
+    uv_mutex_destroy(&w->wr.mu);
+}

@@ -1,0 +1,226 @@
+/* Tests of a worker's parts that do not train: the recent pace and the checkpoint token bucket
+ * (daemon/pace.c), and the writer's ring (daemon/writer.c) on a real store: batches commit in
+ * step order, the drain waits for all of them, row times are spread between clock reads, and
+ * after a failure everything queued behind it is dropped and the failure reported. */
+#include <errno.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "daemon/daemon.h"
+#include "daemon/wctx.h"
+#include "tests/unit/store_fixture.h"
+
+/* ---- pace ---------------------------------------------------------------------------- */
+
+static void pace_rate_is_over_the_points_held(void **state)
+{
+    (void)state;
+    pace p;
+    memset(&p, 0, sizeof p);
+    assert_true(isnan(pace_rate(&p, 1.0, 10)));
+    pace_add(&p, 0.0, 0);
+    assert_true(isnan(pace_rate(&p, 0.0, 0))); /* no time gone by */
+    assert_true(pace_rate(&p, 2.0, 100) == 50.0);
+    /* PACE_N points at 1 s apart, 10 steps each, then a faster stretch: the oldest points
+     * drop out and the rate follows the recent pace. */
+    for (int k = 1; k < PACE_N; k++)
+        pace_add(&p, (double)k, 10 * k);
+    assert_int_equal(p.n, PACE_N);
+    assert_true(pace_rate(&p, (double)PACE_N, 10 * PACE_N) == 10.0);
+    for (int k = 0; k < PACE_N; k++)
+        pace_add(&p, (double)(PACE_N + k), 10 * PACE_N + 100 * k);
+    double now = (double)(2 * PACE_N), at = 10 * PACE_N + 100 * PACE_N;
+    assert_true(pace_rate(&p, now, (int64_t)at) == 100.0);
+}
+
+static void pace_tick_adds_a_point_per_interval(void **state)
+{
+    (void)state;
+    pace p;
+    memset(&p, 0, sizeof p);
+    pace_add(&p, 10.0, 0);
+    pace_tick(&p, 10.0 + PACE_EVERY_S / 2, 5);
+    assert_int_equal(p.n, 1);
+    pace_tick(&p, 10.0 + PACE_EVERY_S, 10);
+    assert_int_equal(p.n, 2);
+}
+
+/* ---- checkpoint token bucket ---------------------------------------------------------- */
+
+static void bucket_allows_a_burst_then_one_per_gap(void **state)
+{
+    (void)state;
+    ckpt_bucket b = {CKPT_BURST, 100.0};
+    int taken = 0;
+    for (int k = 0; k < 100; k++)
+        taken += ckpt_take(&b, 100.0);
+    assert_int_equal(taken, (int)CKPT_BURST);
+    assert_int_equal(ckpt_take(&b, 100.0 + CKPT_GAP_S / 2), 0);
+    assert_int_equal(ckpt_take(&b, 100.0 + CKPT_GAP_S * 1.01), 1);
+    assert_int_equal(ckpt_take(&b, 100.0 + CKPT_GAP_S * 1.01), 0);
+    /* A long quiet spell refills to the burst, never beyond it. */
+    taken = 0;
+    for (int k = 0; k < 100; k++)
+        taken += ckpt_take(&b, 1000.0);
+    assert_int_equal(taken, (int)CKPT_BURST);
+}
+
+/* ---- the writer's ring ---------------------------------------------------------------- */
+
+typedef struct ring_env {
+    fixture *f;
+    jobmgr m;
+    job_run run;
+    wctx *w;
+    char id[STORE_ID_LEN];
+} ring_env;
+
+static int ring_setup(void **state)
+{
+    void *fs = NULL;
+    if (fixture_setup(&fs) != 0)
+        return -1;
+    ring_env *v = calloc(1, sizeof *v);
+    v->f = fs;
+    v->w = calloc(1, sizeof *v->w);
+    an_err e;
+    if (!v->w || make_job(&v->f->s, "ring", NULL, v->id) != 0 ||
+        store_open(&v->w->store, v->f->path, &e) != 0 || jobs_init(&v->m, NULL) != 0 ||
+        uv_mutex_init(&v->run.mu) != 0)
+        return -1;
+    snprintf(v->run.id, sizeof v->run.id, "%s", v->id);
+    v->w->jobs = &v->m;
+    v->w->run = &v->run;
+    v->w->batch_samples = 4;
+    v->w->batch = v->w->slot[0].batch;
+    v->w->vbatch = v->w->slot[0].vbatch;
+    if (writer_start(v->w) != 0)
+        return -1;
+    *state = v;
+    return 0;
+}
+
+static int ring_teardown(void **state)
+{
+    ring_env *v = *state;
+    writer_stop(v->w);
+    store_close(&v->w->store);
+    free(v->w);
+    uv_mutex_destroy(&v->run.mu);
+    jobs_close(&v->m);
+    void *fs = v->f;
+    free(v);
+    return fixture_teardown(&fs);
+}
+
+/* Fills the batch being filled with rows first..first+n-1 and queues it. */
+static int queue_rows(wctx *w, int64_t first, size_t n, an_err *e)
+{
+    train_report last;
+    memset(&last, 0, sizeof last);
+    for (size_t k = 0; k < n; k++) {
+        store_metric *m = &w->batch[w->nbatch++];
+        memset(m, 0, sizeof *m);
+        m->step = first + (int64_t)k;
+        m->loss = 1.0 / (double)m->step;
+        m->n_lr = 1;
+        m->lr[0] = 1e-3;
+        m->grad_norm = NAN;
+    }
+    last.step = first + (int64_t)n - 1;
+    last.loss = 1.0 / (double)last.step;
+    last.ngroups = 1;
+    last.lr[0] = 1e-3;
+    return wctx_flush(w, &last, e);
+}
+
+static void batches_commit_in_order_and_drain_waits(void **state)
+{
+    ring_env *v = *state;
+    an_err e;
+    /* More batches than slots: the worker waits for the writer, never overwrites a slot. */
+    int64_t step = 1;
+    for (int b = 0; b < 4 * WRITE_SLOTS; b++) {
+        size_t n = 100 + 37 * (size_t)b;
+        assert_int_equal(queue_rows(v->w, step, n, &e), 0);
+        step += (int64_t)n;
+    }
+    assert_int_equal(wctx_drain(v->w, &e), 0);
+    assert_int_equal(v->w->wr.queued, 0);
+    int64_t count = 0;
+    assert_int_equal(store_metrics_count(&v->f->s, v->id, &count, &e), 0);
+    assert_int_equal(count, step - 1);
+    assert_int_equal(atomic_load(&v->m.steps_trained), (uint64_t)(step - 1));
+    assert_int_equal(atomic_load(&v->m.samples_trained), (uint64_t)(step - 1) * 4);
+    store_series ser;
+    memset(&ser, 0, sizeof ser);
+    assert_int_equal(store_metrics_query(&v->f->s, v->id, 1, -1, 0, &ser, &e), 0);
+    assert_int_equal(ser.n, (size_t)(step - 1));
+    for (size_t i = 0; i < ser.n; i++) {
+        assert_int_equal(ser.step[i], (int64_t)i + 1);
+        assert_true(ser.loss[i] == 1.0 / (double)(i + 1));
+        if (i > 0) /* job time never goes backwards */
+            assert_true(ser.time[i] >= ser.time[i - 1]);
+    }
+    store_series_free(&ser);
+}
+
+static void rows_between_clock_reads_get_spread_times(void **state)
+{
+    ring_env *v = *state;
+    wctx *w = v->w;
+    w->t0 = daemon_now();
+    w->time_base = 5.0;
+    w->t_last = 5.0;
+    for (int k = 0; k < 8; k++)
+        w->batch[w->nbatch++].step = k + 1;
+    double now = wctx_stamp(w, 8);
+    double t = 5.0 + (now - w->t0);
+    assert_int_equal(w->nstamped, 8);
+    for (int k = 0; k < 8; k++) /* evenly from the last stamp to now, the last one at now */
+        assert_true(fabs(w->batch[k].time - (5.0 + (t - 5.0) * (k + 1) / 8.0)) < 1e-12);
+    assert_true(w->batch[7].time == t);
+    w->nbatch = w->nstamped = 0;
+}
+
+static void a_failure_drops_what_is_queued_behind_it(void **state)
+{
+    ring_env *v = *state;
+    an_err e;
+    an_err_clear(&e);
+    /* The first batch starts at step -49, which the store refuses; the good batches queued
+     * behind it must not be committed (a checkpoint could otherwise land past missing rows). */
+    int rc = queue_rows(v->w, -49, 50, &e);
+    for (int b = 1; b < 2 * WRITE_SLOTS && !rc; b++)
+        rc = queue_rows(v->w, 50 * b - 49, 50, &e);
+    int drc = wctx_drain(v->w, &e);
+    assert_int_not_equal(drc, 0);
+    assert_string_equal(v->w->fail_what, "metrics");
+    assert_int_equal(v->w->fail_step, 0); /* the first batch's last step */
+    assert_int_equal(atomic_load(&v->m.steps_trained), 0);
+    int64_t count = -1;
+    assert_int_equal(store_metrics_count(&v->f->s, v->id, &count, &e), 0);
+    assert_int_equal(count, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(pace_rate_is_over_the_points_held),
+        cmocka_unit_test(pace_tick_adds_a_point_per_interval),
+        cmocka_unit_test(bucket_allows_a_burst_then_one_per_gap),
+        cmocka_unit_test_setup_teardown(batches_commit_in_order_and_drain_waits, ring_setup,
+                                        ring_teardown),
+        cmocka_unit_test_setup_teardown(rows_between_clock_reads_get_spread_times, ring_setup,
+                                        ring_teardown),
+        cmocka_unit_test_setup_teardown(a_failure_drops_what_is_queued_behind_it, ring_setup,
+                                        ring_teardown),
+    };
+    return cmocka_run_group_tests_name("workers", tests, NULL, NULL);
+}
