@@ -25,7 +25,7 @@ OPT      ?= -O3 -march=x86-64-v3 -mtune=native -fno-math-errno -fno-trapping-mat
 PKGS := libuv libmicrohttpd libcjson sqlite3 libzstd zlib
 # What building and running need, and what only the tests, benchmarks and fuzzing need.
 DEB_RUN  := libuv1-dev libmicrohttpd-dev libcjson-dev libsqlite3-dev libzstd-dev pkg-config \
-            libdnnl-dev zlib1g-dev dataset-fashion-mnist
+            libdnnl-dev zlib1g-dev dataset-fashion-mnist openmpi-bin libopenmpi-dev
 DEB_TEST := libcmocka-dev chromium sqlite3 wrk clang libclang-rt-14-dev prometheus
 DEB_PKGS := $(DEB_RUN) $(DEB_TEST)
 
