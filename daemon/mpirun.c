@@ -156,5 +156,11 @@ int mpirun_job_check(const daemon_opts *o, int world_size, char *msg, size_t msg
                  n > 0 ? self : "its directory is unknown");
         return -ENOENT;
     }
-    return 0;
+    /* The worker does not start and supervise mpirun yet: running the job in one process
+     * would train a batch world_size times too small, so it is refused with the command
+     * that runs it today. */
+    snprintf(msg, msgsz, "world_size %d: this daemon does not run jobs of several ranks yet; "
+             "run the spec with %s -n %d %s SPEC.json (world_size 1 runs here)", world_size,
+             found, world_size, rank);
+    return -ENOTSUP;
 }

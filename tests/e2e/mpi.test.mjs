@@ -4,7 +4,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {spawnSync} from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import { BIN, api, tmpDir, removeDir, writeFile, withDaemon } from './lib.mjs';
+
+const RANK = path.join(path.dirname(BIN), 'anneald-rank');
 
 const job = (over = {}, ds = {}) => ({
   model: {type: 'linear', inputs: 2, outputs: 1},
@@ -56,16 +60,31 @@ test('a job of several ranks is refused with 422 when mpirun or the rank program
   });
   const dir = tmpDir();
   try {
-    // a launcher that exists (any executable will do for the check) but no rank program
-    // next to this daemon binary
+    // a launcher that exists (any executable will do for the check) and a copy of the daemon
+    // with no rank program next to it
     writeFile(dir, 'mpirun', '#!/bin/sh\nexit 1\n');
-    spawnSync('chmod', ['+x', `${dir}/mpirun`]);
-    await withDaemon({args: ['--mpirun', `${dir}/mpirun`]}, async (d) => {
+    fs.copyFileSync(BIN, `${dir}/anneald`);
+    fs.chmodSync(`${dir}/mpirun`, 0o755);
+    fs.chmodSync(`${dir}/anneald`, 0o755);
+    await withDaemon({bin: `${dir}/anneald`, args: ['--mpirun', `${dir}/mpirun`]}, async (d) => {
       const r = await api(d.url, 'POST', '/v1/jobs', job({world_size: 4}));
       assert.equal(r.status, 422, r.text);
       assert.equal(r.json.error.field, 'world_size');
       assert.match(r.json.error.message, /world_size 4 needs the rank program anneald-rank next to the daemon/);
     });
+    // with both there, the daemon still refuses (it does not supervise mpirun) and names
+    // the command line that runs the spec
+    if (fs.existsSync(RANK)) {
+      fs.copyFileSync(RANK, `${dir}/anneald-rank`);
+      fs.chmodSync(`${dir}/anneald-rank`, 0o755);
+      await withDaemon({bin: `${dir}/anneald`, args: ['--mpirun', `${dir}/mpirun`]}, async (d) => {
+        const r = await api(d.url, 'POST', '/v1/jobs', job({world_size: 2}));
+        assert.equal(r.status, 422, r.text);
+        assert.equal(r.json.error.field, 'world_size');
+        assert.match(r.json.error.message, /does not run jobs of several ranks yet; run the spec with .*mpirun -n 2 .*anneald-rank SPEC\.json/);
+        assert.equal((await api(d.url, 'GET', '/v1/jobs')).json.total, 0);
+      });
+    }
   } finally {
     removeDir(dir);
   }

@@ -1,0 +1,125 @@
+// End-to-end tests of the rank program (build/anneald-rank, built with mpicc) under Open MPI on
+// this machine: W = 1, 2 and 4 ranks give the weights and losses of the one-process trainer
+// bit for bit; a checkpoint saved at one world size resumes at another and finishes
+// identical; a rank killed with SIGKILL ends the whole run (non-zero exit, no weights), and a
+// rerun from the last checkpoint finishes identical to the uninterrupted run.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {spawn, spawnSync} from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { BIN, tmpDir, removeDir, writeFile, sleep } from './lib.mjs';
+
+const RANK = path.join(path.dirname(BIN), 'anneald-rank');
+const have = spawnSync('sh', ['-c', 'command -v mpirun'], {encoding: 'utf8'}).status === 0 && fs.existsSync(RANK);
+// Open MPI refuses root without these (tests and `make run` run as root in CI)
+const ENV = {...process.env, OMPI_ALLOW_RUN_AS_ROOT: '1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1'};
+const MCA = ['--mca', 'btl', 'self,vader', '--oversubscribe'];
+
+// Same global batch (train_batch_size 16) at every world size: gas = 4 / W.
+const spec = (W, over = {}) => JSON.stringify({
+  seed: 11, model: {type: 'mlp', inputs: 4, hidden: [16, 8], outputs: 3, activation: 'gelu'},
+  loss: 'cross_entropy', data: {type: 'builtin', name: 'iris'}, steps: 24, world_size: W, ...over,
+  ds_config: {train_micro_batch_size_per_gpu: 4, gradient_accumulation_steps: 4 / W, gradient_clipping: 0.3,
+    optimizer: {type: 'AdamW', params: {lr: 0.02, weight_decay: 0.01}},
+    scheduler: {type: 'WarmupLR', params: {warmup_min_lr: 0, warmup_max_lr: 0.02, warmup_num_steps: 5}}},
+});
+
+function ranks(W, dir, file, args) {
+  const r = spawnSync('mpirun', ['-np', String(W), ...MCA, RANK, path.join(dir, file), ...args],
+    {env: ENV, encoding: 'utf8', timeout: 120000});
+  assert.equal(r.status, 0, `mpirun -np ${W}: ${r.stderr}`);
+  return r;
+}
+const read = (dir, f) => fs.readFileSync(path.join(dir, f), 'utf8');
+const tensors = (dir, f) => JSON.stringify(JSON.parse(read(dir, f)).tensors);
+
+test('W = 1, 2, 4 ranks: weights and losses bit-identical to the one-process trainer', {skip: !have && 'mpirun or anneald-rank missing'}, () => {
+  const dir = tmpDir();
+  try {
+    for (const W of [1, 2, 4]) {
+      writeFile(dir, `w${W}.json`, spec(W));
+      ranks(W, dir, `w${W}.json`, ['--weights-json', `${dir}/w${W}.out`, '--metrics-csv', `${dir}/m${W}.csv`]);
+    }
+    const t = spawnSync(BIN, ['train', `${dir}/w1.json`, '--weights-json', `${dir}/t.out`], {encoding: 'utf8'});
+    assert.equal(t.status, 0, t.stderr);
+    const ref = tensors(dir, 't.out');
+    for (const W of [1, 2, 4]) {
+      assert.equal(tensors(dir, `w${W}.out`), ref, `weights at W=${W}`);
+      assert.equal(read(dir, `m${W}.csv`), read(dir, 'm1.csv'), `losses at W=${W}`);
+    }
+    assert.equal(read(dir, 'm1.csv').trim().split('\n').length, 25);
+    // a different global batch gives different weights: the comparison can fail
+    writeFile(dir, 'other.json', spec(2, {seed: 12}));
+    ranks(2, dir, 'other.json', ['--weights-json', `${dir}/o.out`]);
+    assert.notEqual(tensors(dir, 'o.out'), ref);
+  } finally {
+    removeDir(dir);
+  }
+});
+
+test('a checkpoint of W = 2 resumes at W = 1 and one of W = 1 at W = 4, bit for bit', {skip: !have && 'mpirun or anneald-rank missing'}, () => {
+  const dir = tmpDir();
+  try {
+    for (const W of [1, 2, 4]) writeFile(dir, `w${W}.json`, spec(W));
+    ranks(1, dir, 'w1.json', ['--weights-json', `${dir}/full.out`]);
+    ranks(2, dir, 'w2.json', ['--steps', '10', '--save', `${dir}/c2.blob`]);
+    ranks(1, dir, 'w1.json', ['--resume', `${dir}/c2.blob`, '--weights-json', `${dir}/r1.out`]);
+    assert.equal(tensors(dir, 'r1.out'), tensors(dir, 'full.out'));
+    ranks(1, dir, 'w1.json', ['--steps', '7', '--save', `${dir}/c1.blob`]);
+    ranks(4, dir, 'w4.json', ['--resume', `${dir}/c1.blob`, '--weights-json', `${dir}/r4.out`]);
+    assert.equal(tensors(dir, 'r4.out'), tensors(dir, 'full.out'));
+    // the step count of the resumed run continues from the checkpoint
+    assert.equal(JSON.parse(read(dir, 'r4.out')).step, 24);
+  } finally {
+    removeDir(dir);
+  }
+});
+
+test('kill -9 of one rank ends the run; a rerun from the checkpoint finishes identical', {skip: !have && 'mpirun or anneald-rank missing'}, async () => {
+  const dir = tmpDir();
+  try {
+    // long enough to be killed in the middle
+    const long = (W) => spec(W, {steps: 400000, model: {type: 'mlp', inputs: 4, hidden: [64, 64], outputs: 3, activation: 'gelu'}});
+    writeFile(dir, 'l1.json', long(1));
+    writeFile(dir, 'l2.json', long(2));
+    ranks(2, dir, 'l2.json', ['--steps', '5', '--save', `${dir}/c.blob`]);
+    const p = spawn('mpirun', ['-np', '2', ...MCA, RANK, `${dir}/l2.json`, '--resume', `${dir}/c.blob`,
+      '--weights-json', `${dir}/never.out`], {env: ENV, stdio: ['ignore', 'ignore', 'pipe']});
+    const exited = new Promise((res) => p.on('exit', (code, sig) => res({code, sig})));
+    // find a rank process (a child of mpirun running anneald-rank) and kill it
+    let victim = null;
+    for (let i = 0; i < 200 && !victim; i++) {
+      await sleep(50);
+      const ps = spawnSync('pgrep', ['-P', String(p.pid), '-f', 'anneald-rank'], {encoding: 'utf8'});
+      victim = ps.stdout.trim().split('\n').filter(Boolean)[0] || null;
+    }
+    assert.ok(victim, 'no rank process found');
+    await sleep(300);
+    process.kill(Number(victim), 'SIGKILL');
+    const ex = await Promise.race([exited, sleep(20000).then(() => null)]);
+    if (!ex) p.kill('SIGKILL');
+    assert.ok(ex, 'mpirun did not end after a rank was killed');
+    assert.notEqual(ex.code, 0);
+    assert.equal(fs.existsSync(path.join(dir, 'never.out')), false);
+    // the rerun from the checkpoint (at W = 1 this time, a few steps) equals the run without
+    // the interruption
+    ranks(1, dir, 'l1.json', ['--resume', `${dir}/c.blob`, '--steps', '6', '--weights-json', `${dir}/a.out`]);
+    ranks(2, dir, 'l2.json', ['--steps', '11', '--weights-json', `${dir}/b.out`]);
+    assert.equal(tensors(dir, 'a.out'), tensors(dir, 'b.out'));
+  } finally {
+    removeDir(dir);
+  }
+});
+
+test('the rank program refuses a spec whose world_size is not the number of ranks', {skip: !have && 'mpirun or anneald-rank missing'}, () => {
+  const dir = tmpDir();
+  try {
+    writeFile(dir, 'w4.json', spec(4));
+    const r = spawnSync('mpirun', ['-np', '2', ...MCA, RANK, `${dir}/w4.json`], {env: ENV, encoding: 'utf8', timeout: 60000});
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /world_size: the spec has world_size 4 but 2 ranks were started/);
+  } finally {
+    removeDir(dir);
+  }
+});
