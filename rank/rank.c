@@ -194,6 +194,9 @@ int main(int argc, char **argv)
                       : e.message);
         goto done;
     }
+    if (rank == 0 && world > 1 && spec.zero_stage >= 1)
+        fprintf(stderr, "anneald-rank: ds_config.zero_optimization: the optimizer state is not "
+                "sharded yet: every rank keeps all of it (stage 0); the weights are the same\n");
     cJSON *wj = NULL;
     if (world > 1 && comm_prepare(&c, train_nparams(t)) != 0) {
         fprintf(stderr, "anneald-rank %d: out of memory for the exchange buffers\n", rank);

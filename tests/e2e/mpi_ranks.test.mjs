@@ -112,13 +112,23 @@ test('kill -9 of one rank ends the run; a rerun from the checkpoint finishes ide
   }
 });
 
-test('the rank program refuses a spec whose world_size is not the number of ranks', {skip: !have && 'mpirun or anneald-rank missing'}, () => {
+test('the rank program refuses a spec whose world_size is not the number of ranks, a bad spec and a missing file', {skip: !have && 'mpirun or anneald-rank missing'}, () => {
   const dir = tmpDir();
   try {
     writeFile(dir, 'w4.json', spec(4));
     const r = spawnSync('mpirun', ['-np', '2', ...MCA, RANK, `${dir}/w4.json`], {env: ENV, encoding: 'utf8', timeout: 60000});
     assert.notEqual(r.status, 0);
     assert.match(r.stderr, /world_size: the spec has world_size 4 but 2 ranks were started/);
+    // a bad spec is named with its field, an unreadable one with its path, and nothing runs
+    writeFile(dir, 'bad.json', spec(2).replace('"world_size":2', '"world_size":0'));
+    const b = spawnSync('mpirun', ['-np', '2', ...MCA, RANK, `${dir}/bad.json`, '--weights-json', `${dir}/x.out`],
+      {env: ENV, encoding: 'utf8', timeout: 60000});
+    assert.notEqual(b.status, 0);
+    assert.match(b.stderr, /bad\.json: world_size: .*got 0/);
+    assert.equal(fs.existsSync(path.join(dir, 'x.out')), false);
+    const m = spawnSync('mpirun', ['-np', '1', ...MCA, RANK, `${dir}/missing.json`], {env: ENV, encoding: 'utf8', timeout: 60000});
+    assert.notEqual(m.status, 0);
+    assert.match(m.stderr, /cannot read .*missing\.json/);
   } finally {
     removeDir(dir);
   }
