@@ -133,3 +133,55 @@ test('the rank program refuses a spec whose world_size is not the number of rank
     removeDir(dir);
   }
 });
+
+// Two ranks on two "hosts": network namespaces joined by a veth pair, Open MPI's launcher
+// reaching the second one through an rsh agent that enters its namespace, the ranks talking
+// over TCP only (btl self,tcp). Needs root and a kernel that allows network namespaces.
+const canNetns = () => process.getuid && process.getuid() === 0 &&
+  spawnSync('ip', ['netns', 'add', `an_probe_${process.pid}`]).status === 0 &&
+  spawnSync('ip', ['netns', 'del', `an_probe_${process.pid}`]).status === 0;
+
+test('two ranks in two network namespaces over TCP give the one-process weights', {skip: (!have && 'mpirun or anneald-rank missing') || (!canNetns() && 'network namespaces not allowed here')}, () => {
+  const dir = tmpDir();
+  const tag = String(process.pid % 100000);
+  const ns = [`an_a${tag}`, `an_b${tag}`];
+  const ip = (...a) => spawnSync('ip', a, {encoding: 'utf8'});
+  try {
+    assert.equal(ip('netns', 'add', ns[0]).status, 0);
+    assert.equal(ip('netns', 'add', ns[1]).status, 0);
+    for (const c of [['link', 'add', `va${tag}`, 'type', 'veth', 'peer', 'name', `vb${tag}`],
+      ['link', 'set', `va${tag}`, 'netns', ns[0]], ['link', 'set', `vb${tag}`, 'netns', ns[1]],
+      ['-n', ns[0], 'addr', 'add', '10.77.0.1/24', 'dev', `va${tag}`],
+      ['-n', ns[1], 'addr', 'add', '10.77.0.2/24', 'dev', `vb${tag}`],
+      ['-n', ns[0], 'link', 'set', `va${tag}`, 'up'], ['-n', ns[1], 'link', 'set', `vb${tag}`, 'up'],
+      ['-n', ns[0], 'link', 'set', 'lo', 'up'], ['-n', ns[1], 'link', 'set', 'lo', 'up']]) {
+      const r = ip(...c);
+      assert.equal(r.status, 0, `ip ${c.join(' ')}: ${r.stderr}`);
+    }
+    // host "h0" is namespace ns[0], "h1" ns[1]
+    writeFile(dir, 'agent.sh', `#!/bin/sh\nwhile [ "\${1#-}" != "$1" ]; do shift; done\n` +
+      `case "$1" in h0) n=${ns[0]} ;; h1) n=${ns[1]} ;; *) exit 1 ;; esac\nshift\n` +
+      `exec ip netns exec "$n" sh -c "$*"\n`);
+    fs.chmodSync(`${dir}/agent.sh`, 0o755);
+    writeFile(dir, 'hosts', 'h0 slots=1\nh1 slots=1\n');
+    const run = (...cmd) => spawnSync('ip', ['netns', 'exec', ns[0], 'mpirun', '-np', '2', '--hostfile', `${dir}/hosts`,
+      '--mca', 'plm_rsh_agent', `${dir}/agent.sh`, '--mca', 'btl', 'self,tcp',
+      '--mca', 'btl_tcp_if_include', '10.77.0.0/24', '--mca', 'oob_tcp_if_include', '10.77.0.0/24', ...cmd],
+    {env: ENV, encoding: 'utf8', timeout: 120000});
+    // each rank sees only its own namespace's address
+    const where = run('sh', '-c', 'ip -o -4 addr show | grep -o "10\\.77\\.0\\.[0-9]*"');
+    assert.equal(where.status, 0, where.stderr);
+    assert.deepEqual(where.stdout.trim().split('\n').sort(), ['10.77.0.1', '10.77.0.2']);
+    writeFile(dir, 'w1.json', spec(1));
+    writeFile(dir, 'w2.json', spec(2));
+    ranks(1, dir, 'w1.json', ['--weights-json', `${dir}/w1.out`, '--metrics-csv', `${dir}/m1.csv`]);
+    const r = run(RANK, `${dir}/w2.json`, '--weights-json', `${dir}/n.out`, '--metrics-csv', `${dir}/n.csv`);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(tensors(dir, 'n.out'), tensors(dir, 'w1.out'));
+    assert.equal(read(dir, 'n.csv'), read(dir, 'm1.csv'));
+  } finally {
+    ip('netns', 'del', ns[0]);
+    ip('netns', 'del', ns[1]);
+    removeDir(dir);
+  }
+});
