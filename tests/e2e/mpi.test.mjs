@@ -84,6 +84,12 @@ test('a job of several ranks is refused with 422 when mpirun or the rank program
         assert.match(r.json.error.message, /does not run jobs of several ranks yet; run the spec with .*mpirun -n 2 .*anneald-rank SPEC\.json/);
         assert.equal((await api(d.url, 'GET', '/v1/jobs')).json.total, 0);
       });
+      // the hosts given with --mpi-hosts are in the command line
+      await withDaemon({bin: `${dir}/anneald`, args: ['--mpirun', `${dir}/mpirun`, '--mpi-hosts', 'node1:4,node2:4']}, async (d) => {
+        const r = await api(d.url, 'POST', '/v1/jobs', job({world_size: 8}, {gradient_accumulation_steps: 1}));
+        assert.equal(r.status, 422, r.text);
+        assert.match(r.json.error.message, /mpirun -n 8 --host node1:4,node2:4 .*anneald-rank SPEC\.json/);
+      });
     }
   } finally {
     removeDir(dir);
