@@ -169,3 +169,28 @@ int mpirun_job_check(const daemon_opts *o, int world_size, char *msg, size_t msg
              found, world_size, hosts, rank);
     return -ENOTSUP;
 }
+
+int mpirun_exec_rank(int argc, char **argv)
+{
+    char self[PATH_MAX], rank[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    self[n > 0 ? n : 0] = '\0';
+    if (mpirun_find_rank(self, rank, sizeof rank) != 0) {
+        fprintf(stderr, "anneald rank: the rank program %s is not next to %s: build it with "
+                "`make rank` (needs Open MPI's mpicc, libopenmpi-dev)\n", MPIRUN_RANK_PROGRAM,
+                n > 0 ? self : "the daemon");
+        return 1;
+    }
+    char **args = calloc((size_t)argc + 1, sizeof *args);
+    if (!args) {
+        fprintf(stderr, "anneald rank: out of memory\n");
+        return 1;
+    }
+    args[0] = rank;
+    for (int i = 1; i < argc; i++)
+        args[i] = argv[i];
+    execv(rank, args);
+    fprintf(stderr, "anneald rank: cannot start %s: %s\n", rank, strerror(errno));
+    free(args);
+    return 1;
+}

@@ -33,4 +33,10 @@ int mpirun_find_rank(const char *self, char *out, size_t outsz);
  * with the mpirun command line that runs the spec outside the daemon. */
 int mpirun_job_check(const daemon_opts *o, int world_size, char *msg, size_t msgsz);
 
+/* `anneald rank ARGS…`: replaces this process with the rank program next to the daemon's
+ * executable, given ARGS (argv[1..argc)), so `mpirun -n W anneald rank SPEC.json …` works
+ * like `mpirun -n W anneald-rank SPEC.json …`. Returns 1 with a message on stderr only when
+ * the rank program is missing or cannot be started. */
+int mpirun_exec_rank(int argc, char **argv);
+
 #endif

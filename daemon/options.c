@@ -87,6 +87,8 @@ const char *options_usage(void)
            "       anneald train JOB.json [--steps N] [--metrics-csv F] [--weights-json F]\n"
            "                              [--save F] [--resume F]\n"
            "       anneald lr-find FILE|- [--min-lr X] [--max-lr X] [--steps N] [--csv F] [--job]\n"
+           "       mpirun -n W anneald rank JOB.json [--steps N] [--weights-json F]\n"
+           "                              [--metrics-csv F] [--save F] [--resume F]\n"
            "       anneald --help | --version\n"
            "       anneald check|preview|train|lr-find --help   (each command's own options)\n"
            "\n"

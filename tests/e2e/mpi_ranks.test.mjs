@@ -191,3 +191,24 @@ test('two ranks in two network namespaces over TCP give the one-process weights'
     removeDir(dir);
   }
 });
+
+test('anneald rank runs the rank program next to the daemon, or says how to build it', {skip: !have && 'mpirun or anneald-rank missing'}, () => {
+  const dir = tmpDir();
+  try {
+    writeFile(dir, 'w1.json', spec(1));
+    writeFile(dir, 'w2.json', spec(2));
+    ranks(1, dir, 'w1.json', ['--weights-json', `${dir}/w1.out`]);
+    const r = spawnSync('mpirun', ['-np', '2', ...MCA, BIN, 'rank', `${dir}/w2.json`, '--weights-json', `${dir}/via.out`],
+      {env: ENV, encoding: 'utf8', timeout: 60000});
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(tensors(dir, 'via.out'), tensors(dir, 'w1.out'));
+    // a daemon binary without the rank program beside it
+    fs.copyFileSync(BIN, `${dir}/anneald`);
+    fs.chmodSync(`${dir}/anneald`, 0o755);
+    const m = spawnSync(`${dir}/anneald`, ['rank', `${dir}/w1.json`], {encoding: 'utf8'});
+    assert.equal(m.status, 1);
+    assert.match(m.stderr, /anneald rank: the rank program anneald-rank is not next to .*: build it with `make rank`/);
+  } finally {
+    removeDir(dir);
+  }
+});
