@@ -25,7 +25,7 @@ OPT      ?= -O3 -march=x86-64-v3 -mtune=native -fno-math-errno -fno-trapping-mat
 PKGS := libuv libmicrohttpd libcjson sqlite3 libzstd zlib
 # What building and running need, and what only the tests, benchmarks and fuzzing need.
 DEB_RUN  := libuv1-dev libmicrohttpd-dev libcjson-dev libsqlite3-dev libzstd-dev pkg-config \
-            libdnnl-dev zlib1g-dev dataset-fashion-mnist
+            libdnnl-dev zlib1g-dev dataset-fashion-mnist openmpi-bin libopenmpi-dev
 DEB_TEST := libcmocka-dev chromium sqlite3 wrk clang libclang-rt-14-dev prometheus
 DEB_PKGS := $(DEB_RUN) $(DEB_TEST)
 
@@ -53,7 +53,7 @@ UPLOT  := node_modules/uplot/dist/uPlot.iife.min.js node_modules/uplot/dist/uPlo
 ASSETS := $(sort $(wildcard data/*.csv data/*.txt)) $(sort $(wildcard web/*.html web/*.js web/*.css)) \
           $(UPLOT) api/openapi.json
 
-.PHONY: all deps deps-run test check run bench clean install uninstall tests benches crash-test \
+.PHONY: rank all deps deps-run test check run bench clean install uninstall tests benches crash-test \
         load-test
 all: $(BUILD)/anneald
 
@@ -77,6 +77,14 @@ $(BUILD)/libcore.a: $(CORE_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+# The rank program of data-parallel jobs: the one binary built with Open MPI's mpicc (the
+# daemon never links MPI). Built by `make tests` and `make rank` when mpicc is installed.
+MPICC ?= mpicc
+HAVE_MPICC := $(shell command -v $(MPICC) 2>/dev/null)
+$(BUILD)/anneald-rank: rank/rank.c $(BUILD)/libcore.a $(ASSET_OBJ)
+	$(MPICC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(ALL_LDLIBS)
+rank: $(BUILD)/anneald-rank
+
 $(BUILD)/libsvc.a: $(SVC_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
@@ -92,7 +100,7 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libsvc.a $(BUILD)/libcore.a $(ASSET_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(ALL_LDLIBS)
 
-tests: $(BUILD)/anneald $(TEST_BIN)
+tests: $(BUILD)/anneald $(TEST_BIN) $(if $(HAVE_MPICC),$(BUILD)/anneald-rank)
 benches: $(BUILD)/anneald $(BENCH_BIN)
 
 # Installs only what is missing, so a second run costs a few dpkg queries.

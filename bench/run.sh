@@ -3,7 +3,8 @@
 #   bench/run.sh BUILD_DIR
 # One round runs each BUILD_DIR/bench/bench_* binary (from the repository root, BUILD_DIR as
 # its first argument), then the service benchmarks (bench/service.mjs: the metrics' cost to a
-# fast job, API requests/s under wrk) and the dashboard's open time (bench/dashboard.mjs).
+# fast job, API requests/s under wrk), data-parallel steps/s over Open MPI (bench/mpi.sh) and
+# the dashboard's open time (bench/dashboard.mjs).
 # Each prints lines "BENCH <name> <value> <unit> ref=<value> ratio=<value>".
 # BENCH_ROUNDS rounds (default 3) run one after another; bench/report.mjs then prints each
 # figure's median line and writes the table to BENCHMARKS.md, with the machine and date.
@@ -48,6 +49,7 @@ while [ "$r" -le "$rounds" ]; do
         case "$b" in *.d) continue ;; esac
         step "$b" "$build"
     done
+    step sh bench/mpi.sh "$build"
     step node bench/service.mjs "$build"
     step node bench/dashboard.mjs "$build"
     r=$((r + 1))

@@ -14,6 +14,7 @@
 #include "core/cfgval.h"
 #include "core/config_data.h"
 #include "core/config_ds.h"
+#include "core/config_world.h"
 #include "core/config_gpt.h"
 #include "core/config_model.h"
 #include "core/jsonscan.h"
@@ -293,6 +294,7 @@ static cJSON *normalized(const job_spec *s, const cJSON *ds)
          cJSON_AddNumberToObject(x, "keep_last", s->ckpt_keep_last) &&
          cfg_keep_best_json(&s->keep_best, x) == 0;
     ok = ok && cJSON_AddNumberToObject(o, "threads", s->threads);
+    ok = ok && cJSON_AddNumberToObject(o, "world_size", s->world_size);
     ok = ok && (x = cJSON_AddArrayToObject(o, "param_groups"));
     for (int i = 0; ok && i < s->ngroups; i++) {
         const param_group_spec *g = &s->groups[i];
@@ -533,7 +535,7 @@ static void parse_spec(const cJSON *j, job_spec *s, errlist *l)
     static const char *const top[] = {"name",       "seed",       "model",        "loss",
                                       "data",       "steps",      "epochs",       "validation",
                                       "checkpoint", "threads",    "param_groups", "resume_from",
-                                      "ds_config",  "lr_finder",  "metrics",
+                                      "ds_config",  "lr_finder",  "metrics",    "world_size",
                                       /* scheduling (config_sched.h) */
                                       "priority", "preemptible", "max_runtime_s",
                                       "stall_timeout_s", "max_restarts", "tags", "notes", NULL};
@@ -584,6 +586,7 @@ static void parse_spec(const cJSON *j, job_spec *s, errlist *l)
     failed(l, parse_lrfinder(j, s, &e), &e);
     failed(l, cfg_metrics_max_bytes(j, &s->metrics_max_bytes, &e), &e);
     failed(l, cfg_sched_parse(j, &s->sched, &e), &e);
+    failed(l, cfg_world_parse(j, &s->world_size, &e), &e); /* 1 when bad: the batch check goes on */
     const cJSON *ds = cfg_get(j, "ds_config");
     int ds_ok = 0, batch_ok = 0, opt_ok = 0;
     if (!failed(l, cfg_require(j, "", "ds_config", &e), &e))

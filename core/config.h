@@ -35,6 +35,7 @@
 #define CFG_MAX_EPOCHS 1000000LL       /* epochs */
 #define CFG_MAX_BATCH 16777216LL       /* each of the three batch sizes */
 #define CFG_MAX_THREADS 64
+#define CFG_MAX_WORLD 256              /* world_size: ranks of one data-parallel job */
 #define CFG_MAX_KEEP 1000              /* checkpoint.keep_last */
 
 /* Steps per epoch assumed when the run is given in epochs and the data's row count is not in
@@ -129,7 +130,9 @@ typedef struct job_spec {
     /* ds_config */
     int64_t train_batch_size, micro_batch, grad_accum; /* samples, samples, micro-batches per
                                      step: all resolved, train_batch_size = micro_batch x
-                                     grad_accum (world_size 1) */
+                                     grad_accum x world_size */
+    int world_size;               /* ranks of a data-parallel job, 1..CFG_MAX_WORLD (default 1) */
+    int zero_stage;               /* ZeRO stage that runs: 0 or 1 (2 and 3 run as 1) */
     double gradient_clipping;     /* 0 = off */
     int fp16;                     /* ds_config.fp16.enabled (gpt): loss scaling, half gradients */
     lossscale_cfg loss_scale;     /* its scaler (DeepSpeed's keys and defaults) */

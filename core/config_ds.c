@@ -7,6 +7,7 @@
  * value removed, until it passes or an error cannot be removed; the scheduler is then checked
  * against the optimizer so repaired, since its own mistakes do not depend on the lr's value. */
 #include "core/config_ds.h"
+#include "core/config_world.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -51,15 +52,17 @@ int cfg_record(cfg_errlist *l, int rc, const an_err *e)
 static const char *const batch_keys[3] = {"train_batch_size", "train_micro_batch_size_per_gpu",
                                           "gradient_accumulation_steps"};
 
-/* Batch sizes per DeepSpeed's rule with world_size 1 (DEEPSPEED.md §2): any missing piece
- * follows from the others by floor division, then the product is checked. "auto" counts as
- * missing and is reported in `warnings` with the number it became. */
+/* Batch sizes per DeepSpeed's rule (DEEPSPEED.md §2) with W = s->world_size ranks: any
+ * missing piece follows from the others by floor division, then train_batch_size = micro ×
+ * gas × W is checked. "auto" counts as missing and is reported in `warnings` with the number
+ * it became. */
 static int parse_batch(const cJSON *ds, job_spec *s, an_err *err)
 {
     char p[CFG_PATH];
     int64_t v[3] = {0, 0, 0}; /* tbs, micro, gas; 0 = not given */
     int is_auto[3] = {0, 0, 0};
     int rc;
+    const int64_t W = s->world_size > 0 ? s->world_size : 1;
     for (int i = 0; i < 3; i++) {
         const cJSON *x = cfg_get(ds, batch_keys[i]);
         if (!x)
@@ -90,37 +93,45 @@ static int parse_batch(const cJSON *ds, job_spec *s, an_err *err)
     if (tbs && mb && gas) {
         /* only checked */
     } else if (tbs && mb) {
-        gas = tbs / mb;
+        gas = tbs / mb / W;
     } else if (tbs && gas) {
-        mb = tbs / gas;
+        mb = tbs / W / gas;
     } else if (mb && gas) {
-        tbs = mb * gas;
+        tbs = mb * gas * W;
         if (tbs > CFG_MAX_BATCH)
             return an_fail(err, "ds_config.train_batch_size",
                            "train_micro_batch_size_per_gpu %lld x gradient_accumulation_steps "
-                           "%lld gives train_batch_size %lld, more than the limit of %lld",
-                           (long long)mb, (long long)gas, (long long)tbs,
-                           (long long)CFG_MAX_BATCH);
+                           "%lld x world_size %lld gives train_batch_size %lld, more than the "
+                           "limit of %lld", (long long)mb, (long long)gas, (long long)W,
+                           (long long)tbs, (long long)CFG_MAX_BATCH);
     } else if (tbs) {
-        gas = 1, mb = tbs;
+        gas = 1, mb = tbs / W;
     } else {
-        gas = 1, tbs = mb;
+        gas = 1, tbs = mb * W;
+        if (tbs > CFG_MAX_BATCH)
+            return an_fail(err, "ds_config.train_batch_size",
+                           "train_micro_batch_size_per_gpu %lld x world_size %lld gives "
+                           "train_batch_size %lld, more than the limit of %lld", (long long)mb,
+                           (long long)W, (long long)tbs, (long long)CFG_MAX_BATCH);
     }
-    if (tbs != mb * gas || mb < 1 || gas < 1)
+    /* mb or gas can floor to 0 (train_batch_size smaller than world_size): the product check
+     * names the numbers */
+    if (tbs != mb * gas * W || mb < 1 || gas < 1)
         return an_fail(err, "ds_config.train_batch_size",
                        "ds_config batch sizes do not multiply up: train_batch_size %lld != "
                        "train_micro_batch_size_per_gpu %lld × gradient_accumulation_steps "
-                       "%lld × world_size 1 (anneald trains on one machine)",
-                       (long long)tbs, (long long)mb, (long long)gas);
+                       "%lld × world_size %lld%s",
+                       (long long)tbs, (long long)mb, (long long)gas, (long long)W,
+                       W == 1 ? " (one process; the top-level world_size sets the ranks)" : "");
     s->train_batch_size = tbs, s->micro_batch = mb, s->grad_accum = gas;
     const int64_t got[3] = {tbs, mb, gas};
     for (int i = 0; i < 3; i++)
         if (is_auto[i] &&
             (rc = warn(s->warnings, err,
                        "ds_config.%s \"auto\" resolved to %lld (train_batch_size %lld = "
-                       "micro-batch %lld × accumulation %lld × world_size 1)",
+                       "micro-batch %lld × accumulation %lld × world_size %lld)",
                        batch_keys[i], (long long)got[i], (long long)tbs, (long long)mb,
-                       (long long)gas)))
+                       (long long)gas, (long long)W)))
             return rc;
     return 0;
 }
@@ -264,7 +275,7 @@ int cfg_ds_parse(const cJSON *ds, job_spec *s, cfg_errlist *l, int *batch_ok, in
 {
     static const char *const used[] = {"train_batch_size", "train_micro_batch_size_per_gpu",
                                        "gradient_accumulation_steps", "gradient_clipping",
-                                       "optimizer", "scheduler", NULL};
+                                       "optimizer", "scheduler", "zero_optimization", NULL};
     char p[CFG_PATH];
     an_err e;
     int n0 = l->n;
@@ -301,6 +312,8 @@ int cfg_ds_parse(const cJSON *ds, job_spec *s, cfg_errlist *l, int *batch_ok, in
             snprintf(l->e[l->n - 1].message + strlen(l->e[l->n - 1].message),
                      sizeof l->e[0].message - strlen(l->e[l->n - 1].message), "%s", hint);
     }
+    cfg_record(l, cfg_zero_parse(cfg_get(ds, "zero_optimization"), s->world_size > 0 ?
+                                 s->world_size : 1, &s->zero_stage, s->warnings, &e), &e);
     const cJSON *gc = cfg_get(ds, "gradient_clipping");
     if (cJSON_IsString(gc) && strcmp(gc->valuestring, "auto") == 0)
         cfg_record(l, an_fail(&e, "ds_config.gradient_clipping",

@@ -62,6 +62,10 @@ struct train {
     int finder;                 /* an lr_finder sweep: ends when the watch sees divergence */
     lrfind_watch watch;
     gtrain *gt;                 /* a gpt job: every call goes to train_gpt.c */
+    int world, rank;            /* data-parallel ranks (train_set_ranks); 1, 0 alone */
+    train_reduce_fn reduce;     /* the cross-rank sum; NULL alone */
+    void *reduce_ctx;
+    double *losses;             /* [world·gas] micro-batch losses of a step (world > 1) */
 };
 
 /* ------------------------------------------------------------------------------------------
@@ -224,10 +228,27 @@ fail:
     return rc;
 }
 
+int train_set_ranks(train *t, int world, int rank, train_reduce_fn fn, void *ctx)
+{
+    if (t->gt || world < 1 || rank < 0 || rank >= world || !fn ||
+        (int64_t)world * t->gas > (1 << 20))
+        return -EINVAL;
+    double *l = NULL;
+    if (world > 1 && !(l = calloc((size_t)(world + 1) * (size_t)t->gas, sizeof *l)))
+        return -ENOMEM;
+    free(t->losses);
+    t->losses = l; /* [world·gas] global, then [gas] this rank's */
+    t->world = world, t->rank = rank, t->reduce = fn, t->reduce_ctx = ctx;
+    return 0;
+}
+
+size_t train_nparams(const train *t) { return t->gt ? 0 : t->m->nparams; }
+
 void train_free(train *t)
 {
     if (!t)
         return;
+    free(t->losses);
     gtrain_free(t->gt);
     for (int k = 1; k < t->ntree; k++)
         free(t->pool[k]);
@@ -396,8 +417,14 @@ int train_step(train *t, train_report *rep, an_err *err)
 
     double loss_sum = 0.0;
     int64_t epoch = start.epoch;
-    for (int j = 0; j < t->gas; j++) {
+    const int W = t->world > 1 ? t->world : 1;
+    for (int jg = 0; jg < t->gas * W; jg++) {
+        /* every rank reads the whole global batch, so the loaders stay in step; rank r
+         * trains micro-batches r·gas … r·gas + gas − 1 (j is its global index) */
         data_next(&t->loader, t->micro, t->x, t->y, &epoch);
+        if (jg / t->gas != t->rank)
+            continue;
+        const int j = jg;
         int rc = model_forward(m, t->x, t->micro, 1, (uint64_t)step, (uint64_t)j);
         if (rc) {
             data_loader_seek(&t->loader, start.epoch, start.pos);
@@ -415,15 +442,28 @@ int train_step(train *t, train_report *rep, an_err *err)
                             j + 1, t->gas);
         }
         loss_sum += l;
+        if (W > 1)
+            t->losses[W * t->gas + (j - t->rank * t->gas)] = l;
         float *leaf = t->free_[--t->nfree];
         model_backward(m, t->dout, leaf, 0);
         tree_push(t, leaf);
     }
     float *grad = tree_finish(t);
-    if (t->gas > 1) {
+    if (W > 1) {
+        int rrc = t->reduce(t->reduce_ctx, grad, n, t->losses + W * t->gas, t->gas, t->losses);
+        if (rrc) {
+            data_loader_seek(&t->loader, start.epoch, start.pos);
+            return an_failc(err, rrc, "", "the exchange of gradients between ranks failed at "
+                            "step %lld", (long long)step + 1);
+        }
+        loss_sum = 0.0; /* in global order, as one process adds them */
+        for (int k = 0; k < W * t->gas; k++)
+            loss_sum += t->losses[k];
+    }
+    if (t->gas * W > 1) {
         /* One scaling after the sum; for a power of two the quotient is exact, so gas 2 gives
          * DeepSpeed's loss/gas per micro-batch bit for bit. */
-        const float v = (float)t->gas;
+        const float v = (float)(t->gas * W);
         for (size_t i = 0; i < n; i++)
             grad[i] = grad[i] / v;
     }
@@ -438,7 +478,7 @@ int train_step(train *t, train_report *rep, an_err *err)
     }
     optim_step(&t->opt, m->params, grad);
     t->steps++;
-    t->samples += (int64_t)t->micro * t->gas;
+    t->samples += (int64_t)t->micro * t->gas * W;
 
     double metric = NAN, vacc = NAN;
     int has_val = 0;
@@ -454,14 +494,14 @@ int train_step(train *t, train_report *rep, an_err *err)
         double dt = now_sec() - t0;
         rep->step = t->steps;
         rep->epoch = epoch;
-        rep->loss = loss_sum / t->gas;
+        rep->loss = loss_sum / (t->gas * W);
         rep->grad_norm = norm;
-        rep->samples_per_sec = dt > 0 ? (double)t->micro * t->gas / dt : 0.0;
+        rep->samples_per_sec = dt > 0 ? (double)t->micro * t->gas * W / dt : 0.0;
         rep->has_val = has_val;
         rep->val_loss = has_val ? metric : NAN;
         rep->val_acc = has_val ? vacc : NAN;
     }
-    if (t->finder && lrfind_watch_step(&t->watch, loss_sum / t->gas))
+    if (t->finder && lrfind_watch_step(&t->watch, loss_sum / (t->gas * W)))
         t->total_steps = t->steps; /* the sweep has diverged: this was its last step */
     return 0;
 }

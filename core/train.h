@@ -50,6 +50,23 @@ void train_free(train *t);
 /* One optimizer step. A NaN or Inf loss fails with -EDOM and an error naming the step. */
 int train_step(train *t, train_report *rep, an_err *err);
 
+/* The cross-rank part of a data-parallel step (the rank program's MPI exchange): replaces
+ * grad[0..n) with the sum over all ranks in core/ddp.h's order and fills losses[0..W·gas)
+ * with every micro-batch's loss in global order, given this rank's own gas losses (`mine`).
+ * Returns 0 or a negative errno. */
+typedef int (*train_reduce_fn)(void *ctx, float *grad, size_t n, const double *mine, int gas,
+                               double *losses);
+
+/* Makes t rank `rank` of `world` (mlp and linear models): each step reads the whole global
+ * batch of world·gas micro-batches from the loader, trains micro-batches rank·gas … of it,
+ * and `fn` sums the gradients across ranks before the one scaling by 1/(world·gas),
+ * clipping and the optimizer step, which every rank does alike. -EINVAL for a gpt job or
+ * a world above 2^20 micro-batches. */
+int train_set_ranks(train *t, int world, int rank, train_reduce_fn fn, void *ctx);
+
+/* Length of the flat parameter (and gradient) buffer of an mlp or linear model; 0 for gpt. */
+size_t train_nparams(const train *t);
+
 int64_t train_steps_done(const train *t);
 int64_t train_total_steps(const train *t);
 

@@ -5,6 +5,7 @@
 #include "daemon/cli.h"
 #include "daemon/cli_lrfind.h"
 #include "daemon/daemon.h"
+#include "daemon/mpirun.h"
 #include "daemon/options.h"
 #include "daemon/version.h"
 
@@ -20,6 +21,8 @@ int main(int argc, char **argv)
         return cli_generate(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "lr-find") == 0)
         return cli_lrfind(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "rank") == 0) /* the MPI rank program (daemon/mpirun.h) */
+        return mpirun_exec_rank(argc - 1, argv + 1);
 
     daemon_opts o;
     options_defaults(&o);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/memest.h"
+#include "daemon/mpirun.h"
 
 void options_defaults(daemon_opts *o)
 {
@@ -16,6 +17,7 @@ void options_defaults(daemon_opts *o)
     snprintf(o->host, sizeof o->host, "127.0.0.1");
     o->port = 8470;
     snprintf(o->db, sizeof o->db, "anneald.db");
+    snprintf(o->mpirun, sizeof o->mpirun, "mpirun");
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     o->workers = n > 0 ? (int)n : 1;
     o->log_level = LOG_INFO;
@@ -78,12 +80,15 @@ const char *options_usage(void)
            "               [--max-body-json BYTES] [--max-body-dataset BYTES]\n"
            "               [--max-job-memory BYTES] [--max-memory BYTES]\n"
            "               [--min-free-disk BYTES] [--max-queued N] [--allow-host NAMES]\n"
+           "               [--mpirun PATH] [--mpi-hosts FILE|LIST]\n"
            "       anneald check FILE|- [--max-job-memory BYTES]\n"
            "       anneald preview FILE|- [--steps N] [--every N | --max-points N]\n"
            "                              [--param-group-lr X]... [--format json|csv]\n"
            "       anneald train JOB.json [--steps N] [--metrics-csv F] [--weights-json F]\n"
            "                              [--save F] [--resume F]\n"
            "       anneald lr-find FILE|- [--min-lr X] [--max-lr X] [--steps N] [--csv F] [--job]\n"
+           "       mpirun -n W anneald rank JOB.json [--steps N] [--weights-json F]\n"
+           "                              [--metrics-csv F] [--save F] [--resume F]\n"
            "       anneald --help | --version\n"
            "       anneald check|preview|train|lr-find --help   (each command's own options)\n"
            "\n"
@@ -103,7 +108,11 @@ const char *options_usage(void)
            "                       restores and requests (default 70 % of physical memory; 0 = off)\n"
            "  --min-free-disk N    pause training when the store's file system has less free\n"
            "                       (default 256M; 0 = off); /healthz warns below twice that\n"
-           "  --max-queued N       jobs waiting at most; more get 503 (default 10000)\n";
+           "  --max-queued N       jobs waiting at most; more get 503 (default 10000)\n"
+           "  --mpirun PATH        Open MPI's launcher for jobs with world_size > 1 (default:\n"
+           "                       mpirun on PATH)\n"
+           "  --mpi-hosts FILE|LIST  where ranks run: an Open MPI hostfile, or host[:slots]\n"
+           "                       names separated by commas (default: this machine)\n";
 }
 
 int options_is_loopback(const char *host)
@@ -245,7 +254,7 @@ int options_parse(int argc, char **argv, daemon_opts *o, const char **what, char
                                             "--log-level", "--web-root", "--max-body-json",
                                             "--max-body-dataset", "--max-job-memory",
                                             "--max-memory", "--min-free-disk", "--max-queued",
-                                            "--allow-host", NULL};
+                                            "--allow-host", "--mpirun", "--mpi-hosts", NULL};
         int is_known = 0;
         for (const char *const *k = known; *k && !is_known; k++)
             is_known = strcmp(*k, name) == 0;
@@ -311,6 +320,9 @@ int options_parse(int argc, char **argv, daemon_opts *o, const char **what, char
                 o->max_body_dataset = (size_t)v;
         } else if (strcmp(name, "--allow-host") == 0) {
             if (add_allow_hosts(o, val, msg, msgsz))
+                return -EINVAL;
+        } else if ((v = mpirun_option(name, val, o, msg, msgsz)) != 0) {
+            if (v < 0)
                 return -EINVAL;
         } else if ((v = parse_bound(name, val, o, msg, msgsz)) != 0) {
             if (v < 0)

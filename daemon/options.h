@@ -36,6 +36,10 @@ typedef struct daemon_opts {
                                     0 = no budget */
     uint64_t min_free_disk;      /* bytes; training pauses below this; 0 = off */
     int max_queued;              /* jobs waiting at most; more are refused with 503 */
+    char mpirun[OPT_PATH_MAX];   /* --mpirun: Open MPI's launcher for world_size > 1 jobs, a
+                                    path or a name looked up on PATH (default "mpirun") */
+    char mpi_hostfile[OPT_PATH_MAX]; /* --mpi-hosts FILE: mpirun --hostfile; "" = none */
+    char mpi_hostlist[1024];     /* --mpi-hosts H[:N],…: mpirun --host; "" = this machine */
 } daemon_opts;
 
 /* Fills `o` with the defaults: 127.0.0.1:8470, anneald.db, one worker per core, info logs,

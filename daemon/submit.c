@@ -15,6 +15,7 @@
 #include "core/memest.h"
 #include "daemon/budget.h"
 #include "daemon/fashion.h"
+#include "daemon/mpirun.h"
 
 /* Rows of a CSV text (lines after the header that are not empty). */
 static int64_t csv_rows(const char *s, size_t len)
@@ -241,6 +242,11 @@ int job_submit(store_t *st, const daemon_opts *opts, cJSON *body, const submit_l
     }
     if (over_memory_cap(st, opts, &spec, out))
         goto done;
+    char mpimsg[512];
+    if (mpirun_job_check(opts, spec.world_size, mpimsg, sizeof mpimsg) != 0) {
+        fail(out, SUBMIT_UNPROCESSABLE, "world_size", "%s", mpimsg);
+        goto done;
+    }
     if (spec.resume_job[0] && resume_fails(st, &spec, &resume_json, out))
         goto done;
     spec_text = json_print_exact(spec.normalized);

@@ -35,6 +35,8 @@ S = {
                             "loss": {"type": "string"}, "data": {"type": "object"}, "steps": {"type": "integer"},
                             "epochs": {"type": "integer"}, "validation": {"type": "object"}, "checkpoint": {"type": "object"},
                             "threads": {"type": "integer"}, "param_groups": {"type": "array"}, "resume_from": {"type": "object"},
+                            "world_size": {"type": "integer", "minimum": 1, "maximum": 256,
+                                           "description": "Ranks of a data-parallel job (Open MPI); enters the batch arithmetic."},
                             "lr_finder": {"type": "object", "properties": {"stop_factor": {"type": "number"}}},
                             "ds_config": {"type": "object"}}},
  "Job": {"type": "object", "required": ["id", "name", "state", "created_at", "step", "total_steps", "lr", "spec"],

@@ -535,7 +535,8 @@ static void test_warnings_for_unused_keys(void **state)
     if (rc)
         fail_msg("%s: %s", e.field, e.message);
     assert_true(has_warning(&s, "ds_config.fp16 is not used by this daemon"));
-    assert_true(has_warning(&s, "ds_config.zero_optimization is not used by this daemon"));
+    assert_true(has_warning(&s, "ds_config.zero_optimization.stage 2 runs as stage 1 here"));
+    assert_int_equal(s.zero_stage, 1);
     assert_true(has_warning(&s, "ds_config.steps_per_print is not used by this daemon"));
     assert_true(has_warning(&s, "ds_config.my_own_key is not a DeepSpeed key (ignored; "
                                "DeepSpeed 0.14 knows"));

@@ -1,0 +1,276 @@
+/* anneald-rank — one rank of a data-parallel job over Open MPI (built with mpicc; the daemon
+ * never links MPI).
+ *
+ *   mpirun -n W anneald-rank SPEC.json [--steps N] [--weights-json F] [--metrics-csv F]
+ *                                      [--save F] [--resume F]
+ *
+ * Every rank loads the same spec (its "world_size" must equal W) and data, trains its shard
+ * of every global batch (rank r: micro-batches r·gas … r·gas + gas − 1), and the ranks sum
+ * their gradients in the fixed order of core/ddp.h: an all-to-all hands each rank the W
+ * ranks' pieces of its slice of the flat gradient, the rank sums them in rank order with the
+ * engine's pairwise tree, and an all-gather puts the whole sum back on every rank. Every rank
+ * then scales, clips (the global norm over the whole gradient, in the same order as one
+ * process) and steps alike, so W = 1, 2, 4 give the same weights and losses bit for bit when
+ * gas is a power of two. Rank 0 alone writes the files. At ZeRO stage 0 every rank holds the
+ * whole training state, so rank 0's checkpoint (--save) is the blob a one-process job saves,
+ * and --resume takes such a blob at any world size. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mpi.h>
+
+#include "core/config.h"
+#include "core/ddp.h"
+#include "core/train.h"
+
+typedef struct comm_ctx {
+    int world, rank;
+    int *scounts, *sdispls, *rcounts, *rdispls, *gcounts, *gdispls;
+    float *recv;      /* [world × own slice] */
+    float **parts;    /* [world] pointers into recv */
+    size_t n;         /* gradient length the arrays are for */
+    double comm_s;    /* seconds spent in the exchange */
+} comm_ctx;
+
+static int comm_prepare(comm_ctx *c, size_t n)
+{
+    int W = c->world;
+    c->n = n;
+    c->scounts = calloc((size_t)W * 6, sizeof(int));
+    c->parts = calloc((size_t)W, sizeof *c->parts);
+    if (!c->scounts || !c->parts)
+        return -ENOMEM;
+    c->sdispls = c->scounts + W, c->rcounts = c->scounts + 2 * W;
+    c->rdispls = c->scounts + 3 * W, c->gcounts = c->scounts + 4 * W;
+    c->gdispls = c->scounts + 5 * W;
+    size_t mylo, myhi;
+    ddp_shard(n, W, c->rank, &mylo, &myhi);
+    size_t mine = myhi - mylo;
+    if (n > (size_t)1 << 30)
+        return -EOVERFLOW;
+    for (int q = 0; q < W; q++) {
+        size_t lo, hi;
+        ddp_shard(n, W, q, &lo, &hi);
+        c->scounts[q] = (int)(hi - lo), c->sdispls[q] = (int)lo;
+        c->gcounts[q] = (int)(hi - lo), c->gdispls[q] = (int)lo;
+        c->rcounts[q] = (int)mine, c->rdispls[q] = (int)(mine * (size_t)q);
+    }
+    c->recv = malloc((mine ? mine : 1) * (size_t)W * sizeof(float));
+    if (!c->recv)
+        return -ENOMEM;
+    for (int q = 0; q < W; q++)
+        c->parts[q] = c->recv + mine * (size_t)q;
+    return 0;
+}
+
+static void comm_free(comm_ctx *c)
+{
+    free(c->scounts);
+    free(c->parts);
+    free(c->recv);
+}
+
+static int reduce(void *ctx, float *grad, size_t n, const double *mine, int gas, double *losses)
+{
+    comm_ctx *c = ctx;
+    if (n != c->n)
+        return -EINVAL;
+    double t0 = MPI_Wtime();
+    if (MPI_Alltoallv(grad, c->scounts, c->sdispls, MPI_FLOAT, c->recv, c->rcounts, c->rdispls,
+                      MPI_FLOAT, MPI_COMM_WORLD) != MPI_SUCCESS)
+        return -EIO;
+    ddp_ordered_sum(c->parts, c->world, (size_t)c->rcounts[0]);
+    if (MPI_Allgatherv(c->recv, c->rcounts[0], MPI_FLOAT, grad, c->gcounts, c->gdispls,
+                       MPI_FLOAT, MPI_COMM_WORLD) != MPI_SUCCESS ||
+        MPI_Allgather(mine, gas, MPI_DOUBLE, losses, gas, MPI_DOUBLE, MPI_COMM_WORLD) !=
+            MPI_SUCCESS)
+        return -EIO;
+    c->comm_s += MPI_Wtime() - t0;
+    return 0;
+}
+
+static char *read_all(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 1 << 16, n = 0;
+    char *b = malloc(cap);
+    size_t got;
+    while (b && (got = fread(b + n, 1, cap - n, f)) > 0) {
+        n += got;
+        if (n == cap) {
+            char *nb = realloc(b, cap *= 2);
+            if (!nb) {
+                free(b);
+                b = NULL;
+            }
+            b = nb;
+        }
+    }
+    fclose(f);
+    *len = n;
+    return b;
+}
+
+static int usage(int rank, const char *msg)
+{
+    if (rank == 0)
+        fprintf(stderr, "anneald-rank: %s\nusage: mpirun -n W anneald-rank SPEC.json "
+                "[--steps N] [--weights-json F] [--metrics-csv F] [--save F] [--resume F]\n", msg);
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    MPI_Init(&argc, &argv);
+    int rank = 0, world = 1, rc = 1;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &world);
+    const char *path = NULL, *weights = NULL, *metrics = NULL, *save = NULL, *resume = NULL;
+    long long steps = -1;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--steps") == 0 && i + 1 < argc) {
+            char *end;
+            steps = strtoll(argv[++i], &end, 10);
+            if (*end || steps < 0) {
+                rc = usage(rank, "--steps expects a whole number >= 0");
+                goto out;
+            }
+        } else if (strcmp(argv[i], "--weights-json") == 0 && i + 1 < argc) {
+            weights = argv[++i];
+        } else if (strcmp(argv[i], "--metrics-csv") == 0 && i + 1 < argc) {
+            metrics = argv[++i];
+        } else if (strcmp(argv[i], "--save") == 0 && i + 1 < argc) {
+            save = argv[++i];
+        } else if (strcmp(argv[i], "--resume") == 0 && i + 1 < argc) {
+            resume = argv[++i];
+        } else if (argv[i][0] != '-' && !path) {
+            path = argv[i];
+        } else {
+            rc = usage(rank, "unexpected argument");
+            goto out;
+        }
+    }
+    if (!path) {
+        rc = usage(rank, "expects a job spec file");
+        goto out;
+    }
+    size_t len = 0;
+    char *text = read_all(path, &len);
+    if (!text) {
+        if (rank == 0)
+            fprintf(stderr, "anneald-rank: cannot read %s\n", path);
+        goto out;
+    }
+    job_spec spec;
+    an_err e;
+    an_err_clear(&e);
+    int prc = job_spec_parse_text(text, len, &spec, &e);
+    free(text);
+    if (prc) {
+        if (rank == 0)
+            fprintf(stderr, "anneald-rank: %s: %s: %s\n", path, e.field, e.message);
+        goto out;
+    }
+    train *t = NULL;
+    comm_ctx c = {.world = world, .rank = rank};
+    FILE *mf = NULL;
+    if (spec.world_size != world) {
+        if (rank == 0)
+            fprintf(stderr, "anneald-rank: world_size: the spec has world_size %d but %d "
+                    "ranks were started (mpirun -n %d)\n", spec.world_size, world,
+                    spec.world_size);
+        goto done;
+    }
+    if (train_create(&t, &spec, NULL, 0, &e) ||
+        (world > 1 && train_set_ranks(t, world, rank, reduce, &c) != 0)) {
+        if (rank == 0)
+            fprintf(stderr, "anneald-rank: %s: %s\n", e.field[0] ? e.field : "model",
+                    t ? "this model cannot run on several ranks (mlp and linear can)"
+                      : e.message);
+        goto done;
+    }
+    if (rank == 0 && world > 1 && spec.zero_stage >= 1)
+        fprintf(stderr, "anneald-rank: ds_config.zero_optimization: the optimizer state is not "
+                "sharded yet: every rank keeps all of it (stage 0); the weights are the same\n");
+    cJSON *wj = NULL;
+    if (world > 1 && comm_prepare(&c, train_nparams(t)) != 0) {
+        fprintf(stderr, "anneald-rank %d: out of memory for the exchange buffers\n", rank);
+        goto done;
+    }
+    if (resume) {
+        size_t blen = 0;
+        char *blob = read_all(resume, &blen);
+        if (!blob || train_restore(t, blob, blen, &e) != 0) {
+            fprintf(stderr, "anneald-rank %d: --resume %s: %s\n", rank, resume,
+                    blob ? e.message : "cannot read the file");
+            free(blob);
+            goto done;
+        }
+        free(blob);
+    }
+    if (rank == 0 && metrics && !(mf = fopen(metrics, "w"))) {
+        fprintf(stderr, "anneald-rank: cannot write %s\n", metrics);
+        goto done;
+    }
+    if (mf)
+        fprintf(mf, "step,loss,grad_norm\n");
+    int64_t total = train_total_steps(t), done_steps = 0;
+    double t0 = MPI_Wtime();
+    train_report rep;
+    while (train_steps_done(t) < total && (steps < 0 || done_steps < steps)) {
+        if (train_step(t, &rep, &e)) {
+            fprintf(stderr, "anneald-rank %d: %s\n", rank, e.message);
+            MPI_Abort(MPI_COMM_WORLD, 1);
+        }
+        done_steps++;
+        if (mf)
+            fprintf(mf, "%lld,%.17g,%.17g\n", (long long)rep.step, rep.loss, rep.grad_norm);
+    }
+    double wall = MPI_Wtime() - t0;
+    if (rank == 0 && weights) {
+        FILE *wf = fopen(weights, "w");
+        char *s = NULL;
+        if (wf && train_weights_json(t, &wj) == 0 && (s = cJSON_PrintUnformatted(wj)))
+            fprintf(wf, "%s\n", s);
+        free(s);
+        cJSON_Delete(wj);
+        if (wf)
+            fclose(wf);
+    }
+    if (rank == 0 && save) {
+        void *blob = NULL;
+        size_t blen = 0;
+        FILE *sf = NULL;
+        if (train_save(t, &blob, &blen, &e) != 0 || !(sf = fopen(save, "wb")) ||
+            fwrite(blob, 1, blen, sf) != blen) {
+            fprintf(stderr, "anneald-rank: --save %s: %s\n", save,
+                    blob ? "cannot write the file" : e.message);
+            if (sf)
+                fclose(sf);
+            free(blob);
+            goto done;
+        }
+        fclose(sf);
+        free(blob);
+    }
+    if (rank == 0)
+        fprintf(stderr, "anneald-rank: %lld steps at world_size %d in %.3f s (%.1f steps/s, "
+                "%.0f%% in communication)\n", (long long)done_steps, world, wall,
+                wall > 0 ? (double)done_steps / wall : 0.0,
+                wall > 0 ? 100.0 * c.comm_s / wall : 0.0);
+    rc = 0;
+done:
+    if (mf)
+        fclose(mf);
+    train_free(t);
+    comm_free(&c);
+    job_spec_free(&spec);
+out:
+    MPI_Finalize();
+    return rc;
+}

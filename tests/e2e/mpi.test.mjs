@@ -1,0 +1,114 @@
+// End-to-end tests of data-parallel job specs: world_size in the batch arithmetic, ZeRO stage
+// warnings, a job of several ranks refused at submit (422 naming world_size) when Open MPI's
+// launcher or the rank program is missing, and the --mpirun / --mpi-hosts flags.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {spawnSync} from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { BIN, api, tmpDir, removeDir, writeFile, withDaemon } from './lib.mjs';
+
+const RANK = path.join(path.dirname(BIN), 'anneald-rank');
+
+const job = (over = {}, ds = {}) => ({
+  model: {type: 'linear', inputs: 2, outputs: 1},
+  data: {type: 'synthetic', task: 'regression', samples: 64, features: 2},
+  steps: 5, ...over,
+  ds_config: {train_micro_batch_size_per_gpu: 4, gradient_accumulation_steps: 2,
+    optimizer: {type: 'Adam', params: {lr: 0.01}}, ...ds},
+});
+
+test('world_size enters the batch arithmetic; bad values name the field and store nothing', async () => {
+  await withDaemon({}, async (d) => {
+    const one = await api(d.url, 'POST', '/v1/jobs', job({}, {zero_optimization: {stage: 0}}));
+    assert.equal(one.status, 201, one.text);
+    const got = await api(d.url, 'GET', `/v1/jobs/${one.json.id}`);
+    assert.equal(got.json.spec.world_size, 1);
+    assert.equal(got.json.spec.ds_config.train_batch_size, 8);
+    for (const [over, ds, field, re] of [
+      [{world_size: 0}, {}, 'world_size', /got 0/],
+      [{world_size: '2'}, {}, 'world_size', /got "2"/],
+      [{world_size: 1000}, {}, 'world_size', /got 1000/],
+      [{world_size: 2}, {train_batch_size: 8}, 'ds_config.train_batch_size',
+        /train_batch_size 8 != train_micro_batch_size_per_gpu 4 × gradient_accumulation_steps 2 × world_size 2/],
+      [{}, {zero_optimization: {stage: 5}}, 'ds_config.zero_optimization.stage', /got 5/],
+    ]) {
+      const r = await api(d.url, 'POST', '/v1/jobs', job(over, ds));
+      assert.equal(r.status, 400, r.text);
+      assert.equal(r.json.error.field, field, r.text);
+      assert.match(r.json.error.message, re);
+    }
+    // ZeRO stage 2 is accepted with a warning that says what runs
+    const z = await api(d.url, 'POST', '/v1/jobs', job({}, {zero_optimization: {stage: 2, overlap_comm: true}}));
+    assert.equal(z.status, 201, z.text);
+    assert.ok(z.json.warnings.some((w) => /^ds_config\.zero_optimization\.stage 2 runs as stage 1 here/.test(w)), z.text);
+    assert.equal((await api(d.url, 'GET', '/v1/jobs')).json.total, 2);
+  });
+});
+
+test('a job of several ranks is refused with 422 when mpirun or the rank program is missing', async () => {
+  await withDaemon({args: ['--mpirun', '/nonexistent/mpirun']}, async (d) => {
+    const r = await api(d.url, 'POST', '/v1/jobs', job({world_size: 2}));
+    assert.equal(r.status, 422, r.text);
+    assert.equal(r.json.error.field, 'world_size');
+    assert.match(r.json.error.message, /world_size 2 needs Open MPI's launcher, and '\/nonexistent\/mpirun' is not an executable file/);
+    assert.match(r.json.error.message, /--mpirun PATH/);
+    assert.equal((await api(d.url, 'GET', '/v1/jobs')).json.total, 0);
+    // one rank never needs the launcher
+    const one = await api(d.url, 'POST', '/v1/jobs', job({world_size: 1}));
+    assert.equal(one.status, 201, one.text);
+  });
+  const dir = tmpDir();
+  try {
+    // a launcher that exists (any executable will do for the check) and a copy of the daemon
+    // with no rank program next to it
+    writeFile(dir, 'mpirun', '#!/bin/sh\nexit 1\n');
+    fs.copyFileSync(BIN, `${dir}/anneald`);
+    fs.chmodSync(`${dir}/mpirun`, 0o755);
+    fs.chmodSync(`${dir}/anneald`, 0o755);
+    await withDaemon({bin: `${dir}/anneald`, args: ['--mpirun', `${dir}/mpirun`]}, async (d) => {
+      const r = await api(d.url, 'POST', '/v1/jobs', job({world_size: 4}));
+      assert.equal(r.status, 422, r.text);
+      assert.equal(r.json.error.field, 'world_size');
+      assert.match(r.json.error.message, /world_size 4 needs the rank program anneald-rank next to the daemon/);
+    });
+    // with both there, the daemon still refuses (it does not supervise mpirun) and names
+    // the command line that runs the spec
+    if (fs.existsSync(RANK)) {
+      fs.copyFileSync(RANK, `${dir}/anneald-rank`);
+      fs.chmodSync(`${dir}/anneald-rank`, 0o755);
+      await withDaemon({bin: `${dir}/anneald`, args: ['--mpirun', `${dir}/mpirun`]}, async (d) => {
+        const r = await api(d.url, 'POST', '/v1/jobs', job({world_size: 2}));
+        assert.equal(r.status, 422, r.text);
+        assert.equal(r.json.error.field, 'world_size');
+        assert.match(r.json.error.message, /does not run jobs of several ranks yet; run the spec with .*mpirun -n 2 .*anneald-rank SPEC\.json/);
+        assert.equal((await api(d.url, 'GET', '/v1/jobs')).json.total, 0);
+      });
+      // the hosts given with --mpi-hosts are in the command line
+      await withDaemon({bin: `${dir}/anneald`, args: ['--mpirun', `${dir}/mpirun`, '--mpi-hosts', 'node1:4,node2:4']}, async (d) => {
+        const r = await api(d.url, 'POST', '/v1/jobs', job({world_size: 8}, {gradient_accumulation_steps: 1}));
+        assert.equal(r.status, 422, r.text);
+        assert.match(r.json.error.message, /mpirun -n 8 --host node1:4,node2:4 .*anneald-rank SPEC\.json/);
+      });
+    }
+  } finally {
+    removeDir(dir);
+  }
+});
+
+test('--mpirun and --mpi-hosts: bad values stop the daemon with a message naming the flag', () => {
+  for (const [args, re] of [
+    [['--mpi-hosts', 'node1,,node2'], /--mpi-hosts expects an Open MPI hostfile or host names/],
+    [['--mpi-hosts', 'node1:0'], /--mpi-hosts expects/],
+    [['--mpi-hosts', 'no such host!'], /--mpi-hosts expects/],
+    [['--mpi-hosts', '/nonexistent/hostfile'], /--mpi-hosts: cannot read the hostfile '\/nonexistent\/hostfile'/],
+    [['--mpirun', ''], /--mpirun expects the path of Open MPI's mpirun/],
+    [['--mpirun'], /--mpirun needs a value/],
+  ]) {
+    const r = spawnSync(BIN, ['--listen', '127.0.0.1:0', '--db', '/nonexistent/x.db', ...args], {encoding: 'utf8'});
+    assert.notEqual(r.status, 0, args.join(' '));
+    assert.match(r.stderr, re, args.join(' '));
+  }
+  const h = spawnSync(BIN, ['--help'], {encoding: 'utf8'});
+  assert.match(h.stdout, /--mpi-hosts FILE\|LIST/);
+});

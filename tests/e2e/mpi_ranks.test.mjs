@@ -1,0 +1,214 @@
+// End-to-end tests of the rank program (build/anneald-rank, built with mpicc) under Open MPI on
+// this machine: W = 1, 2 and 4 ranks give the weights and losses of the one-process trainer
+// bit for bit; a checkpoint saved at one world size resumes at another and finishes
+// identical; a rank killed with SIGKILL ends the whole run (non-zero exit, no weights), and a
+// rerun from the last checkpoint finishes identical to the uninterrupted run.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {spawn, spawnSync} from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { BIN, SANITIZED, tmpDir, removeDir, writeFile, sleep } from './lib.mjs';
+
+const RANK = path.join(path.dirname(BIN), 'anneald-rank');
+const have = spawnSync('sh', ['-c', 'command -v mpirun'], {encoding: 'utf8'}).status === 0 && fs.existsSync(RANK);
+// Open MPI refuses root without these (tests and `make run` run as root in CI)
+const ENV = {...process.env, OMPI_ALLOW_RUN_AS_ROOT: '1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1'};
+// Under `make check` the sanitized rank program's leak check skips what Open MPI keeps until
+// exit (full stacks, so the suppressions can see its libraries behind the first frame).
+if (SANITIZED) {
+  ENV.ASAN_OPTIONS = `${process.env.ASAN_OPTIONS || ''}:fast_unwind_on_malloc=0`;
+  ENV.LSAN_OPTIONS = `suppressions=${path.resolve('tests/e2e/lsan-openmpi.supp')}:fast_unwind_on_malloc=0`;
+}
+const MCA = ['--mca', 'btl', 'self,vader', '--oversubscribe'];
+
+// Same global batch (train_batch_size 16) at every world size: gas = 4 / W.
+const spec = (W, over = {}) => JSON.stringify({
+  seed: 11, model: {type: 'mlp', inputs: 4, hidden: [16, 8], outputs: 3, activation: 'gelu'},
+  loss: 'cross_entropy', data: {type: 'builtin', name: 'iris'}, steps: 24, world_size: W, ...over,
+  ds_config: {train_micro_batch_size_per_gpu: 4, gradient_accumulation_steps: 4 / W, gradient_clipping: 0.3,
+    optimizer: {type: 'AdamW', params: {lr: 0.02, weight_decay: 0.01}},
+    scheduler: {type: 'WarmupLR', params: {warmup_min_lr: 0, warmup_max_lr: 0.02, warmup_num_steps: 5}}},
+});
+
+function ranks(W, dir, file, args) {
+  const r = spawnSync('mpirun', ['-np', String(W), ...MCA, RANK, path.join(dir, file), ...args],
+    {env: ENV, encoding: 'utf8', timeout: 120000});
+  assert.equal(r.status, 0, `mpirun -np ${W}: ${r.stderr}`);
+  return r;
+}
+const read = (dir, f) => fs.readFileSync(path.join(dir, f), 'utf8');
+const tensors = (dir, f) => JSON.stringify(JSON.parse(read(dir, f)).tensors);
+
+test('W = 1, 2, 4 ranks: weights and losses bit-identical to the one-process trainer', {skip: !have && 'mpirun or anneald-rank missing'}, () => {
+  const dir = tmpDir();
+  try {
+    for (const W of [1, 2, 4]) {
+      writeFile(dir, `w${W}.json`, spec(W));
+      ranks(W, dir, `w${W}.json`, ['--weights-json', `${dir}/w${W}.out`, '--metrics-csv', `${dir}/m${W}.csv`]);
+    }
+    const t = spawnSync(BIN, ['train', `${dir}/w1.json`, '--weights-json', `${dir}/t.out`], {encoding: 'utf8'});
+    assert.equal(t.status, 0, t.stderr);
+    const ref = tensors(dir, 't.out');
+    for (const W of [1, 2, 4]) {
+      assert.equal(tensors(dir, `w${W}.out`), ref, `weights at W=${W}`);
+      assert.equal(read(dir, `m${W}.csv`), read(dir, 'm1.csv'), `losses at W=${W}`);
+    }
+    assert.equal(read(dir, 'm1.csv').trim().split('\n').length, 25);
+    // a different global batch gives different weights: the comparison can fail
+    writeFile(dir, 'other.json', spec(2, {seed: 12}));
+    ranks(2, dir, 'other.json', ['--weights-json', `${dir}/o.out`]);
+    assert.notEqual(tensors(dir, 'o.out'), ref);
+  } finally {
+    removeDir(dir);
+  }
+});
+
+test('a checkpoint of W = 2 resumes at W = 1 and one of W = 1 at W = 4, bit for bit', {skip: !have && 'mpirun or anneald-rank missing'}, () => {
+  const dir = tmpDir();
+  try {
+    for (const W of [1, 2, 4]) writeFile(dir, `w${W}.json`, spec(W));
+    ranks(1, dir, 'w1.json', ['--weights-json', `${dir}/full.out`]);
+    ranks(2, dir, 'w2.json', ['--steps', '10', '--save', `${dir}/c2.blob`]);
+    ranks(1, dir, 'w1.json', ['--resume', `${dir}/c2.blob`, '--weights-json', `${dir}/r1.out`]);
+    assert.equal(tensors(dir, 'r1.out'), tensors(dir, 'full.out'));
+    ranks(1, dir, 'w1.json', ['--steps', '7', '--save', `${dir}/c1.blob`]);
+    ranks(4, dir, 'w4.json', ['--resume', `${dir}/c1.blob`, '--weights-json', `${dir}/r4.out`]);
+    assert.equal(tensors(dir, 'r4.out'), tensors(dir, 'full.out'));
+    // the step count of the resumed run continues from the checkpoint
+    assert.equal(JSON.parse(read(dir, 'r4.out')).step, 24);
+  } finally {
+    removeDir(dir);
+  }
+});
+
+test('kill -9 of one rank ends the run; a rerun from the checkpoint finishes identical', {skip: !have && 'mpirun or anneald-rank missing'}, async () => {
+  const dir = tmpDir();
+  try {
+    // long enough to be killed in the middle
+    const long = (W) => spec(W, {steps: 400000, model: {type: 'mlp', inputs: 4, hidden: [64, 64], outputs: 3, activation: 'gelu'}});
+    writeFile(dir, 'l1.json', long(1));
+    writeFile(dir, 'l2.json', long(2));
+    ranks(2, dir, 'l2.json', ['--steps', '5', '--save', `${dir}/c.blob`]);
+    const p = spawn('mpirun', ['-np', '2', ...MCA, RANK, `${dir}/l2.json`, '--resume', `${dir}/c.blob`,
+      '--weights-json', `${dir}/never.out`], {env: ENV, stdio: ['ignore', 'ignore', 'pipe']});
+    const exited = new Promise((res) => p.on('exit', (code, sig) => res({code, sig})));
+    // find a rank process (a child of mpirun running anneald-rank) and kill it
+    let victim = null;
+    for (let i = 0; i < 200 && !victim; i++) {
+      await sleep(50);
+      const ps = spawnSync('pgrep', ['-P', String(p.pid), '-f', 'anneald-rank'], {encoding: 'utf8'});
+      victim = ps.stdout.trim().split('\n').filter(Boolean)[0] || null;
+    }
+    assert.ok(victim, 'no rank process found');
+    await sleep(300);
+    process.kill(Number(victim), 'SIGKILL');
+    const ex = await Promise.race([exited, sleep(20000).then(() => null)]);
+    if (!ex) p.kill('SIGKILL');
+    assert.ok(ex, 'mpirun did not end after a rank was killed');
+    assert.notEqual(ex.code, 0);
+    assert.equal(fs.existsSync(path.join(dir, 'never.out')), false);
+    // the rerun from the checkpoint (at W = 1 this time, a few steps) equals the run without
+    // the interruption
+    ranks(1, dir, 'l1.json', ['--resume', `${dir}/c.blob`, '--steps', '6', '--weights-json', `${dir}/a.out`]);
+    ranks(2, dir, 'l2.json', ['--steps', '11', '--weights-json', `${dir}/b.out`]);
+    assert.equal(tensors(dir, 'a.out'), tensors(dir, 'b.out'));
+  } finally {
+    removeDir(dir);
+  }
+});
+
+test('the rank program refuses a spec whose world_size is not the number of ranks, a bad spec and a missing file', {skip: !have && 'mpirun or anneald-rank missing'}, () => {
+  const dir = tmpDir();
+  try {
+    writeFile(dir, 'w4.json', spec(4));
+    const r = spawnSync('mpirun', ['-np', '2', ...MCA, RANK, `${dir}/w4.json`], {env: ENV, encoding: 'utf8', timeout: 60000});
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /world_size: the spec has world_size 4 but 2 ranks were started/);
+    // a bad spec is named with its field, an unreadable one with its path, and nothing runs
+    writeFile(dir, 'bad.json', spec(2).replace('"world_size":2', '"world_size":0'));
+    const b = spawnSync('mpirun', ['-np', '2', ...MCA, RANK, `${dir}/bad.json`, '--weights-json', `${dir}/x.out`],
+      {env: ENV, encoding: 'utf8', timeout: 60000});
+    assert.notEqual(b.status, 0);
+    assert.match(b.stderr, /bad\.json: world_size: .*got 0/);
+    assert.equal(fs.existsSync(path.join(dir, 'x.out')), false);
+    const m = spawnSync('mpirun', ['-np', '1', ...MCA, RANK, `${dir}/missing.json`], {env: ENV, encoding: 'utf8', timeout: 60000});
+    assert.notEqual(m.status, 0);
+    assert.match(m.stderr, /cannot read .*missing\.json/);
+  } finally {
+    removeDir(dir);
+  }
+});
+
+// Two ranks on two "hosts": network namespaces joined by a veth pair, Open MPI's launcher
+// reaching the second one through an rsh agent that enters its namespace, the ranks talking
+// over TCP only (btl self,tcp). Needs root and a kernel that allows network namespaces.
+const canNetns = () => process.getuid && process.getuid() === 0 &&
+  spawnSync('ip', ['netns', 'add', `an_probe_${process.pid}`]).status === 0 &&
+  spawnSync('ip', ['netns', 'del', `an_probe_${process.pid}`]).status === 0;
+
+test('two ranks in two network namespaces over TCP give the one-process weights', {skip: (!have && 'mpirun or anneald-rank missing') || (!canNetns() && 'network namespaces not allowed here')}, () => {
+  const dir = tmpDir();
+  const tag = String(process.pid % 100000);
+  const ns = [`an_a${tag}`, `an_b${tag}`];
+  const ip = (...a) => spawnSync('ip', a, {encoding: 'utf8'});
+  try {
+    assert.equal(ip('netns', 'add', ns[0]).status, 0);
+    assert.equal(ip('netns', 'add', ns[1]).status, 0);
+    for (const c of [['link', 'add', `va${tag}`, 'type', 'veth', 'peer', 'name', `vb${tag}`],
+      ['link', 'set', `va${tag}`, 'netns', ns[0]], ['link', 'set', `vb${tag}`, 'netns', ns[1]],
+      ['-n', ns[0], 'addr', 'add', '10.77.0.1/24', 'dev', `va${tag}`],
+      ['-n', ns[1], 'addr', 'add', '10.77.0.2/24', 'dev', `vb${tag}`],
+      ['-n', ns[0], 'link', 'set', `va${tag}`, 'up'], ['-n', ns[1], 'link', 'set', `vb${tag}`, 'up'],
+      ['-n', ns[0], 'link', 'set', 'lo', 'up'], ['-n', ns[1], 'link', 'set', 'lo', 'up']]) {
+      const r = ip(...c);
+      assert.equal(r.status, 0, `ip ${c.join(' ')}: ${r.stderr}`);
+    }
+    // host "h0" is namespace ns[0], "h1" ns[1]
+    writeFile(dir, 'agent.sh', `#!/bin/sh\nwhile [ "\${1#-}" != "$1" ]; do shift; done\n` +
+      `case "$1" in h0) n=${ns[0]} ;; h1) n=${ns[1]} ;; *) exit 1 ;; esac\nshift\n` +
+      `exec ip netns exec "$n" sh -c "$*"\n`);
+    fs.chmodSync(`${dir}/agent.sh`, 0o755);
+    writeFile(dir, 'hosts', 'h0 slots=1\nh1 slots=1\n');
+    const run = (...cmd) => spawnSync('ip', ['netns', 'exec', ns[0], 'mpirun', '-np', '2', '--hostfile', `${dir}/hosts`,
+      '--mca', 'plm_rsh_agent', `${dir}/agent.sh`, '--mca', 'btl', 'self,tcp',
+      '--mca', 'btl_tcp_if_include', '10.77.0.0/24', '--mca', 'oob_tcp_if_include', '10.77.0.0/24', ...cmd],
+    {env: ENV, encoding: 'utf8', timeout: 120000});
+    // each rank sees only its own namespace's address
+    const where = run('sh', '-c', 'ip -o -4 addr show | grep -o "10\\.77\\.0\\.[0-9]*"');
+    assert.equal(where.status, 0, where.stderr);
+    assert.deepEqual(where.stdout.trim().split('\n').sort(), ['10.77.0.1', '10.77.0.2']);
+    writeFile(dir, 'w1.json', spec(1));
+    writeFile(dir, 'w2.json', spec(2));
+    ranks(1, dir, 'w1.json', ['--weights-json', `${dir}/w1.out`, '--metrics-csv', `${dir}/m1.csv`]);
+    const r = run(RANK, `${dir}/w2.json`, '--weights-json', `${dir}/n.out`, '--metrics-csv', `${dir}/n.csv`);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(tensors(dir, 'n.out'), tensors(dir, 'w1.out'));
+    assert.equal(read(dir, 'n.csv'), read(dir, 'm1.csv'));
+  } finally {
+    ip('netns', 'del', ns[0]);
+    ip('netns', 'del', ns[1]);
+    removeDir(dir);
+  }
+});
+
+test('anneald rank runs the rank program next to the daemon, or says how to build it', {skip: !have && 'mpirun or anneald-rank missing'}, () => {
+  const dir = tmpDir();
+  try {
+    writeFile(dir, 'w1.json', spec(1));
+    writeFile(dir, 'w2.json', spec(2));
+    ranks(1, dir, 'w1.json', ['--weights-json', `${dir}/w1.out`]);
+    const r = spawnSync('mpirun', ['-np', '2', ...MCA, BIN, 'rank', `${dir}/w2.json`, '--weights-json', `${dir}/via.out`],
+      {env: ENV, encoding: 'utf8', timeout: 60000});
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(tensors(dir, 'via.out'), tensors(dir, 'w1.out'));
+    // a daemon binary without the rank program beside it
+    fs.copyFileSync(BIN, `${dir}/anneald`);
+    fs.chmodSync(`${dir}/anneald`, 0o755);
+    const m = spawnSync(`${dir}/anneald`, ['rank', `${dir}/w1.json`], {encoding: 'utf8'});
+    assert.equal(m.status, 1);
+    assert.match(m.stderr, /anneald rank: the rank program anneald-rank is not next to .*: build it with `make rank`/);
+  } finally {
+    removeDir(dir);
+  }
+});
