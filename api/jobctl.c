@@ -1,9 +1,9 @@
 /* jobctl — POST /v1/jobs/{id}/pause, resume and cancel, and DELETE /v1/jobs/{id}: the job
  * manager's outcomes (daemon/jobs.h) as HTTP.
  *
- * The transition itself runs on the loop thread, where the manager lives; when a worker holds
- * the job, the request waits on the run (a job_waiter in its context) until the worker lets
- * go. The answer's body, the job as the transition left it, is made on the quick queue: it
+ * The transition is decided on the loop thread, where the manager lives; the request then
+ * waits (a job_waiter in its context) for the worker that holds the job to let go of it, or
+ * for the manager's state thread to write the new state. The answer's body, the job as the transition left it, is made on the quick queue: it
  * parses the job's stored spec, which may be megabytes of inline data. A delete's store work
  * runs there too, between a check and a release on the loop. */
 #include <errno.h>
@@ -103,7 +103,7 @@ static void answer(http_req *r, const job_outcome *o, int later)
     http_defer(r, answer_work);
 }
 
-/* The worker let go of the job: loop thread. */
+/* The worker let go of the job, or the state thread wrote its state: loop thread. */
 static void waited(job_waiter *w, const job_outcome *o)
 {
     ctl_q *q = (ctl_q *)((char *)w - offsetof(ctl_q, w));
@@ -124,9 +124,10 @@ static ctl_q *new_ctl_q(http_req *r)
     return q;
 }
 
-typedef int (*stop_fn)(jobmgr *m, const char *id, job_waiter *w, job_outcome *out);
+typedef int (*ctl_fn)(jobmgr *m, const char *id, job_waiter *w, job_outcome *out);
 
-static void stop(http_req *r, stop_fn fn)
+/* Pause, cancel, resume: answered now, or once the worker or the state thread is done. */
+static void control(http_req *r, ctl_fn fn)
 {
     ctl_q *q = new_ctl_q(r);
     if (!q)
@@ -141,22 +142,17 @@ static void stop(http_req *r, stop_fn fn)
 
 void api_jobs_pause(http_req *r)
 {
-    stop(r, jobs_pause);
+    control(r, jobs_pause);
 }
 
 void api_jobs_cancel(http_req *r)
 {
-    stop(r, jobs_cancel);
+    control(r, jobs_cancel);
 }
 
 void api_jobs_resume(http_req *r)
 {
-    ctl_q *q = new_ctl_q(r);
-    if (!q)
-        return;
-    job_outcome o;
-    jobs_resume(&r->d->jobs, r->m.params[0], &o);
-    answer(r, &o, 0);
+    control(r, jobs_resume);
 }
 
 static void delete_work(http_req *r, store_t *s)

@@ -42,35 +42,20 @@ static void store_failed(job_outcome *o, int rc, const an_err *e)
     o->store_rc = rc;
 }
 
-/* Reads a job's state into o->state; fills the outcome and returns -1 for an unknown id or a
- * state the store has not taken yet. */
-static int get_state(jobmgr *m, const char *id, job_outcome *o)
+/* A final state a worker left that the store has not taken yet (a full disk): no transition
+ * until it has. Fills the outcome and returns -1 then. */
+static int fix_pending(jobmgr *m, const char *id, job_outcome *o)
 {
     memset(o, 0, sizeof *o);
     if (m->fixes)
         jobs_settle(m);
     job_fix *f = jobs_find_fix(m, id);
-    if (f) {
-        fail(o, JOB_BUSY, NULL,
-             "job %s is %s but the store could not record it yet (is the disk full?); "
-             "free some space and try again", id, store_state_name(f->state));
-        return -1;
-    }
-    store_job row;
-    memset(&row, 0, sizeof row);
-    an_err e;
-    int rc = store_job_get(&m->d->store, id, &row, &e);
-    if (rc == -ENOENT) {
-        fail(o, JOB_NOT_FOUND, "id", "no job with id '%.64s'", id);
-        return -1;
-    }
-    if (rc) {
-        store_failed(o, rc, &e);
-        return -1;
-    }
-    o->state = row.state;
-    store_job_free(&row);
-    return 0;
+    if (!f)
+        return 0;
+    fail(o, JOB_BUSY, NULL,
+         "job %s is %s but the store could not record it yet (is the disk full?); "
+         "free some space and try again", id, store_state_name(f->state));
+    return -1;
 }
 
 static void conflict(job_outcome *o, const char *id, const char *what, store_job_state st,
@@ -81,22 +66,48 @@ static void conflict(job_outcome *o, const char *id, const char *what, store_job
     o->state = st;
 }
 
+/* Hands the write of a new state to the state thread. Returns 1 (w waits), or 0 with the
+ * refusal in *out; a run taken out of the queue for it goes back. */
+static int write_state(jobmgr *m, const char *id, job_task_kind kind, unsigned from_mask,
+                       store_job_state to, const char *what, const char *allowed, int unqueued,
+                       job_waiter *w, job_outcome *out)
+{
+    job_task *t = calloc(1, sizeof *t);
+    int rc = -ENOMEM;
+    if (t) {
+        snprintf(t->id, sizeof t->id, "%s", id);
+        t->kind = kind;
+        t->from_mask = from_mask;
+        t->to = to;
+        t->what = what;
+        t->allowed = allowed;
+        t->unqueued = unqueued;
+        t->w = w;
+        rc = jobs_task_push(m, t, out); /* frees t when it refuses */
+    } else {
+        fail(out, JOB_NO_MEMORY, NULL, "out of memory; job %s is unchanged", id);
+    }
+    if (rc == 0)
+        return 1;
+    if (unqueued)
+        jobs_enqueue(m, id);
+    return 0;
+}
+
 /* Common path for pause and cancel: `to` is the target state. */
 static int stop_job(jobmgr *m, const char *id, int how, store_job_state to, unsigned from_mask,
                     const char *what, const char *allowed, job_waiter *w, job_outcome *out)
 {
     jobs_poll(m); /* a run whose worker has let go is no longer in the way */
-    if (get_state(m, id, out))
+    if (fix_pending(m, id, out))
         return 0;
-    if (!(from_mask & STORE_MASK(out->state))) {
-        conflict(out, id, what, out->state, allowed);
-        return 0;
-    }
     job_run *run = jobs_find(m, id);
-    if (run && jobs_unqueue(m, run)) { /* queued, no worker yet: change it here */
+    int unqueued = 0;
+    if (run && jobs_unqueue(m, run)) { /* queued, no worker yet: the store alone decides */
         jobs_unlink_run(m, run);
         jobs_run_free(run);
         run = NULL;
+        unqueued = 1;
     }
     if (run) { /* a worker has it: ask it to stop, answer when it lets go */
         int expected = STOP_NONE;
@@ -108,31 +119,20 @@ static int stop_job(jobmgr *m, const char *id, int how, store_job_state to, unsi
         run->waiters = w;
         return 1;
     }
-    an_err e;
-    store_job_state prev;
-    int rc = store_job_set_state(&m->d->store, id, from_mask, to, NULL, &prev, &e);
-    if (rc == STORE_ESTATE) {
-        conflict(out, id, what, prev, allowed);
-        return 0;
-    }
-    if (rc) {
-        store_failed(out, rc, &e);
-        return 0;
-    }
-    jobs_emit_state(m, id, store_state_name(to), NULL);
-    ok(out, to);
-    return 0;
+    return write_state(m, id, TASK_STOP, from_mask, to, what, allowed, unqueued, w, out);
 }
 
 int jobs_cancel_nowait(jobmgr *m, const char *id)
 {
     jobs_poll(m);
     job_run *run = jobs_find(m, id);
+    int unqueued = 0;
     if (run && jobs_unqueue(m, run)) {
         jobs_unlink_run(m, run);
         jobs_answer_waiters(run, STORE_QUEUED);
         jobs_run_free(run);
         run = NULL;
+        unqueued = 1;
     }
     if (run) {
         int expected = STOP_NONE;
@@ -141,13 +141,11 @@ int jobs_cancel_nowait(jobmgr *m, const char *id)
             atomic_store(&run->stop, STOP_CANCEL);
         return 1;
     }
-    an_err e;
-    int rc = store_job_set_state(&m->d->store, id,
-                                 STORE_MASK(STORE_QUEUED) | STORE_MASK(STORE_PAUSED),
-                                 STORE_CANCELLED, NULL, NULL, &e);
-    if (rc == 0)
-        jobs_emit_state(m, id, "cancelled", NULL);
-    return rc == STORE_ESTATE ? 0 : rc;
+    job_outcome o;
+    if (write_state(m, id, TASK_STOP, STORE_MASK(STORE_QUEUED) | STORE_MASK(STORE_PAUSED),
+                    STORE_CANCELLED, "cancel", "queued or paused", unqueued, NULL, &o))
+        return 1;
+    return o.result == JOB_NO_MEMORY ? -ENOMEM : -EAGAIN;
 }
 
 int jobs_pause(jobmgr *m, const char *id, job_waiter *w, job_outcome *out)
@@ -165,45 +163,67 @@ int jobs_cancel(jobmgr *m, const char *id, job_waiter *w, job_outcome *out)
                     "cancel", "queued, running or paused", w, out);
 }
 
-void jobs_resume(jobmgr *m, const char *id, job_outcome *out)
+#define RESUMABLE (STORE_MASK(STORE_PAUSED) | STORE_MASK(STORE_FAILED) | STORE_MASK(STORE_STOPPED))
+#define RESUMABLE_TEXT "paused, stopped or failed"
+
+int jobs_resume(jobmgr *m, const char *id, job_waiter *w, job_outcome *out)
 {
     jobs_poll(m); /* a run whose worker has let go is no longer in the way */
-    if (get_state(m, id, out))
-        return;
-    unsigned okmask = STORE_MASK(STORE_PAUSED) | STORE_MASK(STORE_FAILED) |
-                      STORE_MASK(STORE_STOPPED);
-    if (!(okmask & STORE_MASK(out->state))) {
-        conflict(out, id, "resume", out->state, "paused, stopped or failed");
+    if (fix_pending(m, id, out))
+        return 0;
+    job_run *run = jobs_find(m, id);
+    if (run) { /* queued or running: known here without the store */
+        if (atomic_load(&run->stop) != STOP_NONE) {
+            /* Stopped, but its worker is still letting go (a moment: it is freeing the
+             * model); not resumable until then. */
+            fail(out, JOB_CONFLICT, "state",
+                 "job %s is stopping and its worker has not let go of it yet; try again", id);
+            out->state = STORE_RUNNING;
+            return 0;
+        }
+        uv_mutex_lock(&run->mu);
+        store_job_state st = run->snap.started ? STORE_RUNNING : STORE_QUEUED;
+        uv_mutex_unlock(&run->mu);
+        conflict(out, id, "resume", st, RESUMABLE_TEXT);
+        return 0;
+    }
+    return write_state(m, id, TASK_RESUME, RESUMABLE, STORE_QUEUED, "resume", RESUMABLE_TEXT,
+                       0, w, out);
+}
+
+void jobs_task_outcome(jobmgr *m, job_task *t, job_outcome *o)
+{
+    memset(o, 0, sizeof *o);
+    if (t->rc == STORE_ESTATE) {
+        conflict(o, t->id, t->what, t->prev, t->allowed);
+        if (t->unqueued && t->prev == STORE_QUEUED) /* still queued: the run goes back */
+            jobs_enqueue(m, t->id);
         return;
     }
-    /* A job that was stopped while still being let go of by its worker is not resumable
-     * until the worker is done with it (a moment: it is freeing the model). */
-    if (jobs_find(m, id)) {
-        fail(out, JOB_CONFLICT, "state",
-             "job %s is %s but its worker has not let go of it yet; try again", id,
-             store_state_name(out->state));
+    if (t->rc == -ENOENT) {
+        fail(o, JOB_NOT_FOUND, "id", "no job with id '%.64s'", t->id);
         return;
     }
-    an_err e;
-    store_job_state prev;
-    int rc = store_job_set_state(&m->d->store, id, okmask, STORE_QUEUED, NULL, &prev, &e);
-    if (rc == STORE_ESTATE) {
-        conflict(out, id, "resume", prev, "paused, stopped or failed");
+    if (t->rc) {
+        store_failed(o, t->rc, &t->err);
+        if (t->unqueued)
+            jobs_enqueue(m, t->id);
         return;
     }
-    if (rc) {
-        store_failed(out, rc, &e);
+    if (t->kind == TASK_REVERT)
+        return;
+    if (t->kind == TASK_RESUME && jobs_enqueue(m, t->id) != 0) {
+        /* Queued in the store but not for the workers: back to what it was. */
+        job_outcome r;
+        write_state(m, t->id, TASK_REVERT, STORE_MASK(STORE_QUEUED), t->prev, "resume",
+                    RESUMABLE_TEXT, 0, NULL, &r);
+        fail(o, JOB_NO_MEMORY, NULL,
+             "job %s could not be queued (out of memory); it stays %s, try again", t->id,
+             store_state_name(t->prev));
         return;
     }
-    if (jobs_enqueue(m, id) != 0) {
-        store_job_set_state(&m->d->store, id, STORE_MASK(STORE_QUEUED), prev, NULL, NULL, &e);
-        fail(out, JOB_NO_MEMORY, NULL,
-             "job %s could not be queued (out of memory); it stays %s, try again", id,
-             store_state_name(prev));
-        return;
-    }
-    jobs_emit_state(m, id, "queued", NULL);
-    ok(out, STORE_QUEUED);
+    jobs_emit_state(m, t->id, store_state_name(t->to), NULL);
+    ok(o, t->to);
 }
 
 void jobs_delete_check(jobmgr *m, const char *id, job_outcome *out)

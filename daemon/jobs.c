@@ -33,6 +33,7 @@ void jobs_run_free(job_run *r)
 
 void jobs_close(jobmgr *m)
 {
+    jobs_tasks_stop(m);
     job_run *r = m->runs;
     while (r) {
         job_run *n = r->next;
@@ -345,7 +346,7 @@ void jobs_shutdown(jobmgr *m)
 
 int jobs_idle(jobmgr *m)
 {
-    return m->runs == NULL;
+    return m->runs == NULL && m->tasks_out == 0;
 }
 
 void jobs_counts(jobmgr *m, int *queued, int *running)

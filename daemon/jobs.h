@@ -31,6 +31,7 @@
 #include <cjson/cJSON.h>
 #include <uv.h>
 
+#include "daemon/workq.h"
 #include "store/store.h"
 
 struct daemon;
@@ -159,6 +160,9 @@ typedef struct jobmgr {
     atomic_uint_fast64_t stall_failures;  /* jobs failed after max_restarts stalls */
     int nworkers;                         /* workers that take jobs (set by the wiring) */
     job_sink sink;                        /* where events go (set by the wiring) */
+    workq tasks;                          /* the state thread (daemon/jobtask.c) */
+    int tasks_out;                        /* state writes not yet answered (loop thread) */
+    char task_db[4096];                   /* the store the state thread opens */
 } jobmgr;
 
 /* What the manager knows about a job beyond its row (a copy, readable on any thread). */
@@ -203,12 +207,21 @@ job_run *jobs_find(jobmgr *m, const char *id);
  * frees finished runs. */
 void jobs_poll(jobmgr *m);
 
-/* The transitions of API.md (loop thread). Pause and cancel return 0 with the outcome in
- * *out, or 1 when a worker holds the job: it has been asked to stop and `w` waits for it
- * (w->done gets the outcome). Resume and delete never wait. */
+/* The transitions of API.md (loop thread). Each returns 0 with the outcome in *out, decided
+ * from memory (an unknown state the store has not taken yet, a resume of a job a worker
+ * still holds, a full state queue), or 1 when `w` waits: for the worker that holds the job
+ * and has been asked to stop, or for the state thread that writes the new state
+ * (daemon/jobtask.c). w->done then gets the outcome on the loop thread. The loop never waits
+ * for the store's write lock. */
 int jobs_pause(jobmgr *m, const char *id, job_waiter *w, job_outcome *out);
 int jobs_cancel(jobmgr *m, const char *id, job_waiter *w, job_outcome *out);
-void jobs_resume(jobmgr *m, const char *id, job_outcome *out);
+int jobs_resume(jobmgr *m, const char *id, job_waiter *w, job_outcome *out);
+
+/* The state thread (daemon/jobtask.c): started once the store exists, with the loop's handle
+ * that runs jobs_tasks_complete; stopped (after jobs_idle) at shutdown, or by jobs_close. */
+int jobs_tasks_start(jobmgr *m, const char *db, uv_async_t *wake);
+void jobs_tasks_complete(jobmgr *m);
+void jobs_tasks_stop(jobmgr *m);
 
 /* Delete, in two halves so the store's work runs off the loop: jobs_delete_check (loop
  * thread) refuses a job a worker still holds (JOB_CONFLICT); jobs_delete_store (any thread,
@@ -218,9 +231,10 @@ void jobs_delete_check(jobmgr *m, const char *id, job_outcome *out);
 void jobs_delete_store(store_t *s, const char *id, job_outcome *out);
 void jobs_deleted(jobmgr *m, const char *id);
 
-/* Cancels a job without a request waiting (a sweep's trials): a queued or paused job now, a
- * running one by asking its worker (1 returned: its `state` event follows). 0 when it was
- * cancelled or had already ended, else the store's error. */
+/* Cancels a job without a request waiting (a sweep's trials): a queued or paused job through
+ * the state thread, a running one by asking its worker. 1: its `state` event follows (unless
+ * the job had ended meanwhile); 0 when no run holds it and nothing could be queued for it;
+ * negative: the state thread refused the work (-EAGAIN full, -ENOMEM). */
 int jobs_cancel_nowait(jobmgr *m, const char *id);
 
 /* Publishes a `state` event for a job. */
@@ -229,7 +243,8 @@ void jobs_emit_state(jobmgr *m, const char *id, const char *state, const char *e
 /* Asks every run to stop for a restart (checkpoint, back to queued). */
 void jobs_shutdown(jobmgr *m);
 
-/* 1 when no run is left (after jobs_shutdown: every worker has reported). */
+/* 1 when no run is left (after jobs_shutdown: every worker has reported) and no state write
+ * is waiting for the store. */
 int jobs_idle(jobmgr *m);
 
 /* Worker side: blocks until a run is available (returns it, taken) or quit (NULL). */

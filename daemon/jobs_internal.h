@@ -17,4 +17,30 @@ void jobs_unlink_run(jobmgr *m, job_run *run);
 /* Gives every caller waiting on a run the job's final state. */
 void jobs_answer_waiters(job_run *run, store_job_state final);
 
+/* A state write for the state thread (daemon/jobtask.c). */
+typedef enum job_task_kind { TASK_STOP, TASK_RESUME, TASK_REVERT } job_task_kind;
+
+typedef struct job_task {
+    jobmgr *m;
+    char id[STORE_ID_LEN];
+    job_task_kind kind;
+    unsigned from_mask;          /* the write happens only from these states */
+    store_job_state to;
+    const char *what, *allowed;  /* for a conflict's message ("pause", "running or queued") */
+    int unqueued;                /* the run left the queue for this write: back if refused */
+    job_waiter *w;               /* answered with the outcome; may be NULL */
+    /* the state thread's result */
+    int rc;
+    store_job_state prev;
+    an_err err;
+} job_task;
+
+/* Hands a task (malloc'd, owned from here on) to the state thread: 0, or the refusal in *out
+ * (JOB_BUSY, JOB_NO_MEMORY) with the task freed. */
+int jobs_task_push(jobmgr *m, job_task *t, job_outcome *out);
+
+/* The outcome of a task the state thread did (loop thread, daemon/jobctl.c): emits the event
+ * and queues a resumed job. */
+void jobs_task_outcome(jobmgr *m, job_task *t, job_outcome *o);
+
 #endif

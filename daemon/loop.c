@@ -144,6 +144,7 @@ static void on_work_done(uv_async_t *a)
     daemon_t *d = a->data;
     workq_complete(&d->quick);
     workq_complete(&d->slow);
+    jobs_tasks_complete(&d->jobs);
 }
 
 static void close_handle(uv_handle_t *h, void *arg)
@@ -178,6 +179,7 @@ static void drain_step(daemon_t *d)
     d->quick.on_exit = d->slow.on_exit = http_thread_end;
     workq_stop(&d->quick);
     workq_stop(&d->slow);
+    jobs_tasks_stop(&d->jobs);
     housekeeper_stop(&d->hk); /* stops within one slice: shutdown never does housekeeping */
     uv_walk(&d->loop, close_handle, NULL);
 }
@@ -311,7 +313,8 @@ int daemon_run(const daemon_opts *opts)
     uv_async_init(&d->loop, &d->work_done, on_work_done);
     d->work_done.data = d;
     if (workq_init(&d->quick, "quick", QUICK_THREADS, QUICK_DEPTH, &d->work_done) ||
-        workq_init(&d->slow, "slow", SLOW_THREADS, SLOW_DEPTH, &d->work_done)) {
+        workq_init(&d->slow, "slow", SLOW_THREADS, SLOW_DEPTH, &d->work_done) ||
+        jobs_tasks_start(&d->jobs, opts->db, &d->work_done)) {
         fprintf(stderr, "anneald: cannot start the request threads\n");
         return 1;
     }

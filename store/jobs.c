@@ -313,17 +313,14 @@ int store_job_set_state(store_t *s, const char *id, unsigned from_mask, store_jo
     int64_t num;
     store_job_state cur;
     rc = st_job_num(s, id, &num, &cur, err);
+    if (!rc && prev) /* also for STORE_ESTATE: the caller says what the state was */
+        *prev = cur;
     if (!rc && !(from_mask & STORE_MASK(cur)))
         rc = an_failc(err, STORE_ESTATE, "state", "job %s is %s; cannot become %s", id,
                       store_state_name(cur), store_state_name(to));
     if (!rc)
         rc = set_state_tx(s, num, to, error, err);
-    rc = st_end(s, rc, err);
-    if (rc)
-        return rc;
-    if (prev)
-        *prev = cur;
-    return 0;
+    return st_end(s, rc, err);
 }
 
 int st_write_progress(store_t *s, int64_t num, const store_progress *p, an_err *err)

@@ -243,8 +243,8 @@ int store_job_counts(store_t *s, int64_t counts[STORE_NSTATES], an_err *err);
  * otherwise STORE_ESTATE and nothing changes (so "pause only if running or queued" is race
  * free). Timestamps: entering running sets started_at if it was null; entering completed,
  * failed or cancelled sets finished_at; entering queued/running/paused clears finished_at.
- * `error` (may be NULL) is stored as the job's error; NULL clears it. *prev (may be NULL)
- * receives the state before. */
+ * `error` (may be NULL) is stored as the job's error; NULL clears it. *prev (may be NULL;
+ * also set with STORE_ESTATE) receives the state before. */
 int store_job_set_state(store_t *s, const char *id, unsigned from_mask, store_job_state to,
                         const char *error, store_job_state *prev, an_err *err);
 

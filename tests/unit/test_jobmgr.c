@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "api/http.h"
 #include "api/routes.h"
@@ -26,9 +27,18 @@ typedef struct env {
     daemon_opts opts;
 } env;
 
+/* The loop's wake-up: the state thread's finished writes are answered here. */
 static void on_async(uv_async_t *a)
 {
-    (void)a;
+    daemon_t *d = a->data;
+    jobs_tasks_complete(&d->jobs);
+}
+
+/* Runs the loop until every state write handed to the state thread has been answered. */
+static void settle(env *v)
+{
+    while (v->d.jobs.tasks_out > 0)
+        uv_run(&v->d.loop, UV_RUN_ONCE);
 }
 
 static int env_setup(void **state)
@@ -44,8 +54,10 @@ static int env_setup(void **state)
     if (store_open(&v->d.store, ((fixture *)v->fix)->path, &e) != 0 ||
         uv_loop_init(&v->d.loop) != 0 || uv_async_init(&v->d.loop, &v->d.wake, on_async) != 0 ||
         sse_hub_init(&v->d.hub, 64, 1) != 0 || jobs_init(&v->d.jobs, &v->d) != 0 ||
-        model_cache_init(&v->d.models, 1 << 20) != 0)
+        model_cache_init(&v->d.models, 1 << 20) != 0 ||
+        jobs_tasks_start(&v->d.jobs, ((fixture *)v->fix)->path, &v->d.wake) != 0)
         return -1;
+    v->d.wake.data = &v->d;
     api_events_sink(&v->d, &v->d.jobs.sink);
     *state = v;
     return 0;
@@ -205,8 +217,9 @@ static void pause_stays_paused(void **state)
     assert_last_state(v, "paused");
 }
 
-/* A queued job no worker has taken is paused at once: no wait, the run leaves the queue. */
-static void pause_of_a_queued_job_is_immediate(void **state)
+/* A queued job no worker has taken is paused by the state thread alone: the run leaves the
+ * queue at once, the caller hears `paused` once the store has it. */
+static void pause_of_a_queued_job_needs_no_worker(void **state)
 {
     env *v = *state;
     char id[STORE_ID_LEN];
@@ -214,13 +227,27 @@ static void pause_of_a_queued_job_is_immediate(void **state)
     waiter p;
     waiter_init(&p);
     job_outcome o;
-    assert_int_equal(jobs_pause(&v->d.jobs, id, &p.w, &o), 0);
-    assert_int_equal(o.result, JOB_OK);
-    assert_int_equal(o.state, STORE_PAUSED);
-    assert_int_equal(p.called, 0);
-    assert_null(jobs_find(&v->d.jobs, id));
+    assert_int_equal(jobs_pause(&v->d.jobs, id, &p.w, &o), 1);
+    assert_null(jobs_find(&v->d.jobs, id)); /* no worker can take it any more */
+    settle(v);
+    assert_int_equal(p.called, 1);
+    assert_int_equal(p.o.result, JOB_OK);
+    assert_int_equal(p.o.state, STORE_PAUSED);
     assert_int_equal(state_of(v, id), STORE_PAUSED);
     assert_last_state(v, "paused");
+}
+
+/* One transition through the state thread; the outcome its waiter got. */
+static job_outcome via_state_thread(env *v, int (*fn)(jobmgr *, const char *, job_waiter *,
+                                                      job_outcome *), const char *id)
+{
+    waiter w;
+    waiter_init(&w);
+    job_outcome o;
+    assert_int_equal(fn(&v->d.jobs, id, &w.w, &o), 1);
+    settle(v);
+    assert_int_equal(w.called, 1);
+    return w.o;
 }
 
 /* Refusals name what is wrong and change nothing. */
@@ -233,25 +260,86 @@ static void refusals_change_nothing(void **state)
     worker_ends(v, run, STORE_COMPLETED);
     jobs_poll(&v->d.jobs);
     size_t events = v->d.hub.ring_len;
-    waiter w;
-    waiter_init(&w);
-    job_outcome o;
-    assert_int_equal(jobs_pause(&v->d.jobs, "j_nosuchjob", &w.w, &o), 0);
+    job_outcome o = via_state_thread(v, jobs_pause, "j_nosuchjob");
     assert_int_equal(o.result, JOB_NOT_FOUND);
     assert_string_equal(o.field, "id");
-    assert_int_equal(jobs_pause(&v->d.jobs, id, &w.w, &o), 0);
+    o = via_state_thread(v, jobs_pause, id);
     assert_int_equal(o.result, JOB_CONFLICT);
     assert_int_equal(o.state, STORE_COMPLETED);
     assert_string_equal(o.field, "state");
     assert_non_null(strstr(o.message, "completed"));
-    assert_int_equal(jobs_cancel(&v->d.jobs, id, &w.w, &o), 0);
+    o = via_state_thread(v, jobs_cancel, id);
     assert_int_equal(o.result, JOB_CONFLICT);
-    jobs_resume(&v->d.jobs, id, &o);
+    o = via_state_thread(v, jobs_resume, id);
     assert_int_equal(o.result, JOB_CONFLICT);
     assert_non_null(strstr(o.message, "resume"));
-    assert_int_equal(w.called, 0);
     assert_int_equal(state_of(v, id), STORE_COMPLETED);
     assert_int_equal(v->d.hub.ring_len, events);
+    /* A resume of a job a worker holds is refused from memory, without the store. */
+    char busy[STORE_ID_LEN];
+    new_job(v, busy);
+    job_run *held = worker_takes(v, busy);
+    waiter w;
+    waiter_init(&w);
+    assert_int_equal(jobs_resume(&v->d.jobs, busy, &w.w, &o), 0);
+    assert_int_equal(o.result, JOB_CONFLICT);
+    assert_int_equal(o.state, STORE_RUNNING);
+    assert_non_null(strstr(o.message, "running"));
+    assert_int_equal(w.called, 0);
+    worker_ends(v, held, STORE_COMPLETED);
+    jobs_poll(&v->d.jobs);
+}
+
+/* While another connection holds the store's write lock (as a worker does for seconds while
+ * it commits a large checkpoint), a resume and a pause return at once, waiting on the state
+ * thread; they land when the lock is released. Made on the loop, each would wait out the
+ * busy timeout and then fail. */
+static void transitions_do_not_wait_for_the_write_lock(void **state)
+{
+    env *v = *state;
+    char a[STORE_ID_LEN], b[STORE_ID_LEN];
+    new_job(v, a);
+    job_outcome o = via_state_thread(v, jobs_pause, a);
+    assert_int_equal(o.state, STORE_PAUSED);
+    new_job(v, b);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(((fixture *)v->fix)->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    waiter wa, wb;
+    waiter_init(&wa);
+    waiter_init(&wb);
+    assert_int_equal(jobs_resume(&v->d.jobs, a, &wa.w, &o), 1);
+    assert_int_equal(jobs_pause(&v->d.jobs, b, &wb.w, &o), 1);
+    uv_run(&v->d.loop, UV_RUN_NOWAIT);
+    assert_int_equal(wa.called + wb.called, 0); /* still waiting for the lock */
+    assert_int_equal(state_of(v, a), STORE_PAUSED);
+    assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    settle(v);
+    assert_int_equal(wa.called, 1);
+    assert_int_equal(wa.o.result, JOB_OK);
+    assert_int_equal(wa.o.state, STORE_QUEUED);
+    assert_non_null(jobs_find(&v->d.jobs, a)); /* queued for the workers again */
+    assert_int_equal(wb.o.result, JOB_OK);
+    assert_int_equal(wb.o.state, STORE_PAUSED);
+    assert_int_equal(state_of(v, a), STORE_QUEUED);
+    assert_int_equal(state_of(v, b), STORE_PAUSED);
+}
+
+/* A pause of a queued job whose write the store refuses (the job was cancelled meanwhile by
+ * another writer) puts nothing back in the queue; one still queued goes back. */
+static void refused_write_leaves_the_queue_right(void **state)
+{
+    env *v = *state;
+    char id[STORE_ID_LEN];
+    new_job(v, id);
+    an_err e;
+    assert_int_equal(store_job_set_state(&v->d.store, id, STORE_MASK_ALL, STORE_CANCELLED, NULL,
+                                         NULL, &e), 0);
+    job_outcome o = via_state_thread(v, jobs_pause, id);
+    assert_int_equal(o.result, JOB_CONFLICT);
+    assert_int_equal(o.state, STORE_CANCELLED);
+    assert_null(jobs_find(&v->d.jobs, id));
 }
 
 /* A job that completed before the worker saw a cancel stays completed, and says so. */
@@ -364,7 +452,7 @@ static void resume_right_after_pause(void **state)
     job_outcome o;
     assert_int_equal(jobs_pause(&v->d.jobs, id, &p.w, &o), 1);
     worker_ends(v, run, STORE_PAUSED);
-    jobs_resume(&v->d.jobs, id, &o);
+    o = via_state_thread(v, jobs_resume, id);
     assert_int_equal(o.result, JOB_OK);
     assert_int_equal(o.state, STORE_QUEUED);
     assert_int_equal(p.called, 1); /* the pause was answered when its run was reaped */
@@ -380,9 +468,13 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(cancel_after_pause_cancels, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(pause_stays_paused, env_setup, env_teardown),
-        cmocka_unit_test_setup_teardown(pause_of_a_queued_job_is_immediate, env_setup,
+        cmocka_unit_test_setup_teardown(pause_of_a_queued_job_needs_no_worker, env_setup,
                                         env_teardown),
         cmocka_unit_test_setup_teardown(refusals_change_nothing, env_setup, env_teardown),
+        cmocka_unit_test_setup_teardown(transitions_do_not_wait_for_the_write_lock, env_setup,
+                                        env_teardown),
+        cmocka_unit_test_setup_teardown(refused_write_leaves_the_queue_right, env_setup,
+                                        env_teardown),
         cmocka_unit_test_setup_teardown(cancel_too_late_for_a_completed_job, env_setup,
                                         env_teardown),
         cmocka_unit_test_setup_teardown(shutdown_keeps_an_asked_stop, env_setup, env_teardown),
