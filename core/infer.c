@@ -34,6 +34,10 @@ static int infer_gpt(infer *f, const job_spec *spec, const blob_view *v, an_err 
     return 0;
 }
 
+_Static_assert(INFER_SECTIONS == ((1u << SEC_COUNTERS) | (1u << SEC_PARAMS) |
+                                  (1u << SEC_INPUT_STATS) | (1u << SEC_VOCAB)),
+               "INFER_SECTIONS names the sections infer_create_view reads");
+
 int infer_create(infer **out, const job_spec *spec, const void *blob, size_t len, an_err *err)
 {
     *out = NULL;
@@ -41,6 +45,14 @@ int infer_create(infer **out, const job_spec *spec, const void *blob, size_t len
     int rc = blob_parse(blob, len, &v, err);
     if (rc)
         return rc;
+    return infer_create_view(out, spec, &v, err);
+}
+
+int infer_create_view(infer **out, const job_spec *spec, const blob_view *vp, an_err *err)
+{
+    *out = NULL;
+    const blob_view v = *vp;
+    int rc;
     int64_t steps = blob_steps(&v);
     if (steps < 0)
         return an_failc(err, -EPROTO, "checkpoint", "the checkpoint's step counter is "

@@ -32,6 +32,15 @@ typedef struct infer {
 /* Builds the model of `spec` and sets its parameters from the checkpoint blob. A corrupt blob
  * or one of another model fails with a clear error (field "checkpoint"). */
 int infer_create(infer **out, const job_spec *spec, const void *blob, size_t len, an_err *err);
+
+/* The same from a checked view that holds at least the counters, the parameters and, where
+ * the job has them, the input statistics and the vocabulary (core/blob_pick.h keeps only
+ * those: INFER_SECTIONS). */
+struct blob_view;
+int infer_create_view(infer **out, const job_spec *spec, const struct blob_view *v,
+                      an_err *err);
+#define INFER_SECTIONS ((1u << 1) | (1u << 3) | (1u << 7) | (1u << 8)) /* SEC_COUNTERS, SEC_PARAMS,
+                                                  SEC_INPUT_STATS, SEC_VOCAB of core/blob.h */
 void infer_free(infer *f);
 
 int infer_inputs(const infer *f);

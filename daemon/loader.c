@@ -1,6 +1,7 @@
 /* loader — jobs out of the store for training and for inference; the model cache. */
 #include "daemon/loader.h"
 
+#include "core/blob_pick.h"
 #include "core/data_idx.h"
 #include "daemon/fashion.h"
 
@@ -134,6 +135,42 @@ static void insert(model_cache *c, model_ref *r)
     }
 }
 
+/* A checkpoint read for inference: each chunk goes through the picker; what it holds (the
+ * chunk being read, the sections kept so far) is charged to the budget as it grows. */
+typedef struct pick_ctx {
+    blob_picker p;
+    membudget *budget;
+    uint64_t charged;            /* reserved in the budget so far */
+    uint64_t piece;              /* the largest chunk read */
+} pick_ctx;
+
+static int pick_charge(pick_ctx *pc, uint64_t want, an_err *err)
+{
+    if (!pc->budget || want <= pc->charged)
+        return 0;
+    if (budget_try(pc->budget, want - pc->charged) != 0) {
+        char t[32];
+        return an_failc(err, -EAGAIN, "", "the daemon's memory budget (--max-memory) cannot "
+                        "take %s more to read the checkpoint now; try again later",
+                        mem_bytes_text(want - pc->charged, t, sizeof t));
+    }
+    pc->charged = want;
+    return 0;
+}
+
+static int pick_sink(void *ctx, const void *data, size_t n, an_err *err)
+{
+    pick_ctx *pc = ctx;
+    if (n > pc->piece) /* the store's buffer of one chunk */
+        pc->piece = n;
+    int rc = pick_charge(pc, pc->piece + pc->p.kept_bytes, err);
+    if (!rc)
+        rc = blob_pick_feed(&pc->p, data, n, err);
+    if (!rc) /* the sections this chunk began to keep */
+        rc = pick_charge(pc, pc->piece + pc->p.kept_bytes, err);
+    return rc;
+}
+
 int loader_model(model_cache *c, store_t *s, const store_job *row, int64_t step,
                  model_ref **out, an_err *err)
 {
@@ -159,8 +196,10 @@ int loader_model(model_cache *c, store_t *s, const store_job *row, int64_t step,
     int rc = loader_spec(row, &spec, err);
     if (rc)
         return rc;
-    /* The model for as long as it lives, and its checkpoint blob while it loads. */
-    uint64_t model_bytes = infer_bytes_estimate(&spec), blob_bytes = 0;
+    /* The model for as long as it lives; while it loads, one stored chunk of the checkpoint
+     * and the sections inference keeps (parameters, input statistics, vocabulary): never the
+     * optimizer state, which is most of an Adam checkpoint. */
+    uint64_t model_bytes = infer_bytes_estimate(&spec);
     if (c->budget && budget_try(c->budget, model_bytes) != 0 &&
         (model_cache_shrink(c) == 0 || budget_try(c->budget, model_bytes) != 0)) {
         char t[32];
@@ -169,27 +208,17 @@ int loader_model(model_cache *c, store_t *s, const store_job *row, int64_t step,
                         "a %s model now; try again when jobs or requests have finished",
                         mem_bytes_text(model_bytes, t, sizeof t));
     }
-    void *blob = NULL;
+    pick_ctx pc = {.budget = c->budget};
+    blob_pick_init(&pc.p, INFER_SECTIONS);
     size_t len = 0;
     int64_t got = at;
-    rc = store_checkpoint_read(s, row->id, at, &blob, &len, &got, err);
-    if (rc == -ENOENT) {
-        job_spec_free(&spec);
-        if (c->budget)
-            budget_release(c->budget, model_bytes);
-        return an_failc(err, -ENOENT, "step", "job %s has no checkpoint at step %lld", row->id,
-                        (long long)at);
-    }
-    if (rc == 0 && c->budget) {
-        blob_bytes = len;
-        if (budget_try(c->budget, blob_bytes) != 0) {
-            free(blob);
-            blob = NULL;
-            blob_bytes = 0;
-            rc = an_failc(err, -EAGAIN, "", "the daemon's memory budget (--max-memory) cannot "
-                          "take the %zu-byte checkpoint now; try again later", len);
-        }
-    }
+    rc = store_checkpoint_read_each(s, row->id, at, pick_sink, &pc, &len, &got, err);
+    if (rc == -ENOENT)
+        rc = an_failc(err, -ENOENT, "step", "job %s has no checkpoint at step %lld", row->id,
+                      (long long)at);
+    blob_view v;
+    if (rc == 0)
+        rc = blob_pick_finish(&pc.p, &v, err);
     model_ref *r = NULL;
     if (rc == 0) {
         r = calloc(1, sizeof *r);
@@ -202,17 +231,17 @@ int loader_model(model_cache *c, store_t *s, const store_job *row, int64_t step,
         rc = an_failc(err, -ENOMEM, "", "out of memory");
     }
     if (rc == 0) {
-        rc = infer_create(&r->f, &spec, blob, len, err);
+        rc = infer_create_view(&r->f, &spec, &v, err);
         if (rc) {
             pthread_mutex_destroy(&r->run);
             free(r);
             r = NULL;
         }
     }
-    free(blob);
+    blob_pick_free(&pc.p);
     job_spec_free(&spec);
     if (c->budget)
-        budget_release(c->budget, blob_bytes + (rc ? model_bytes : 0));
+        budget_release(c->budget, pc.charged + (rc ? model_bytes : 0));
     if (rc)
         return rc;
     r->budget = c->budget;

@@ -3,7 +3,11 @@
  *
  * Training needs the spec and the data; a request on a trained model needs the spec and one
  * checkpoint's parameters only (core/infer.h), never the data set or the optimizer state, so
- * a finished job keeps its weights and predictions after its data set is deleted. Loaded
+ * a finished job keeps its weights and predictions after its data set is deleted. The
+ * checkpoint is read 1 MiB at a time through core/blob_pick.h, which keeps the parameters and
+ * the small sections inference needs and checks the checksum over every byte: a load holds
+ * the model and its parameters once more, never the whole checkpoint (three times the
+ * parameters for Adam), and charges the daemon's budget for what it holds as it grows. Loaded
  * models stay in a small cache keyed by (job, step, job creation time) and bounded both in
  * entries and in bytes; an entry in use is never freed under its user. */
 #ifndef ANNEALD_LOADER_H

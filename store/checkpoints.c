@@ -301,9 +301,14 @@ int store_checkpoint_list(store_t *s, const char *id, store_checkpoint_info **li
 
 /* Reads the chunks of checkpoint `ckpt` (expected: nchunks chunks adding up to len bytes)
  * into dst. */
+#define READ_PIECE ((size_t)1 << 20) /* what a sink gets at a time */
+
+/* Reads a checkpoint's chunks in order: into dst (len bytes), or, with dst NULL, through a
+ * buffer of READ_PIECE bytes handed to `sink`. */
 static int read_chunks(store_t *s, int64_t ckpt, int64_t nchunks, unsigned char *dst,
-                       size_t len, an_err *err)
+                       size_t len, store_chunk_sink sink, void *ctx, an_err *err)
 {
+    unsigned char *piece = NULL;
     sqlite3_stmt *st;
     int rc = st_prepare(s, "SELECT rowid, idx, length(data) FROM checkpoint_chunks"
                            " WHERE ckpt=? ORDER BY idx", &st, err);
@@ -325,10 +330,25 @@ static int read_chunks(store_t *s, int64_t ckpt, int64_t nchunks, unsigned char 
                           idx, want, len - off, n);
             break;
         }
+        if (!dst && !piece) {
+            piece = malloc(READ_PIECE);
+            if (!piece) {
+                rc = an_failc(err, -ENOMEM, NULL, "out of memory reading a checkpoint");
+                break;
+            }
+        }
         int x = b ? sqlite3_blob_reopen(b, rowid)
                   : sqlite3_blob_open(s->db, "main", "checkpoint_chunks", "data", rowid, 0, &b);
-        if (x == SQLITE_OK)
+        if (x == SQLITE_OK && dst)
             x = sqlite3_blob_read(b, dst + off, (int)n, 0);
+        for (int64_t at = 0; x == SQLITE_OK && !dst && at < n; at += READ_PIECE) {
+            int m = n - at < (int64_t)READ_PIECE ? (int)(n - at) : (int)READ_PIECE;
+            x = sqlite3_blob_read(b, piece, m, (int)at);
+            if (x == SQLITE_OK && (rc = sink(ctx, piece, (size_t)m, err)) != 0)
+                break;
+        }
+        if (rc)
+            break;
         if (x != SQLITE_OK) {
             rc = st_fail(s, x, "reading a checkpoint chunk", err);
             break;
@@ -345,6 +365,48 @@ static int read_chunks(store_t *s, int64_t ckpt, int64_t nchunks, unsigned char 
     if (b)
         sqlite3_blob_close(b);
     sqlite3_finalize(st);
+    free(piece);
+    return rc;
+}
+
+/* Inside a read transaction: the checkpoint row of job `id` at `step` (< 0: the latest). */
+static int find_checkpoint(store_t *s, const char *id, int64_t step, int64_t *ckpt,
+                           int64_t *bytes, int64_t *nchunks, int64_t *at, an_err *err)
+{
+    int64_t num = 0;
+    int rc = st_job_num(s, id, &num, NULL, err);
+    sqlite3_stmt *st = NULL;
+    if (!rc)
+        rc = st_prepare(s,
+                        step < 0 ? "SELECT id, bytes, chunks, step FROM checkpoints WHERE job=?1"
+                                   " ORDER BY step DESC LIMIT 1"
+                                 : "SELECT id, bytes, chunks, step FROM checkpoints WHERE job=?1"
+                                   " AND step=?2",
+                        &st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, num);
+    if (step >= 0)
+        sqlite3_bind_int64(st, 2, step);
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW) {
+        *ckpt = sqlite3_column_int64(st, 0);
+        *bytes = sqlite3_column_int64(st, 1);
+        *nchunks = sqlite3_column_int64(st, 2);
+        *at = sqlite3_column_int64(st, 3);
+    } else if (r == SQLITE_DONE) {
+        if (step < 0)
+            rc = an_failc(err, -ENOENT, NULL, "job %s has no checkpoint", id);
+        else
+            rc = an_failc(err, -ENOENT, NULL, "job %s has no checkpoint at step %" PRId64, id,
+                          step);
+    } else {
+        rc = st_fail(s, r, "finding a checkpoint", err);
+    }
+    sqlite3_finalize(st);
+    if (!rc && (*bytes < 0 || (uint64_t)*bytes > SIZE_MAX - 1))
+        rc = an_failc(err, -EPROTO, NULL, "checkpoint records an impossible size %" PRId64,
+                      *bytes);
     return rc;
 }
 
@@ -358,41 +420,9 @@ int store_checkpoint_read(store_t *s, const char *id, int64_t step, void **buf, 
     int rc = st_exec(s, "BEGIN", "starting a read transaction", err);
     if (rc)
         return rc;
-    int64_t num = 0, ckpt = 0, bytes = 0, nchunks = 0, at = 0;
-    rc = st_job_num(s, id, &num, NULL, err);
-    sqlite3_stmt *st = NULL;
-    if (!rc)
-        rc = st_prepare(s,
-                        step < 0 ? "SELECT id, bytes, chunks, step FROM checkpoints WHERE job=?1"
-                                   " ORDER BY step DESC LIMIT 1"
-                                 : "SELECT id, bytes, chunks, step FROM checkpoints WHERE job=?1"
-                                   " AND step=?2",
-                        &st, err);
-    if (!rc) {
-        sqlite3_bind_int64(st, 1, num);
-        if (step >= 0)
-            sqlite3_bind_int64(st, 2, step);
-        int r = sqlite3_step(st);
-        if (r == SQLITE_ROW) {
-            ckpt = sqlite3_column_int64(st, 0);
-            bytes = sqlite3_column_int64(st, 1);
-            nchunks = sqlite3_column_int64(st, 2);
-            at = sqlite3_column_int64(st, 3);
-        } else if (r == SQLITE_DONE) {
-            if (step < 0)
-                rc = an_failc(err, -ENOENT, NULL, "job %s has no checkpoint", id);
-            else
-                rc = an_failc(err, -ENOENT, NULL, "job %s has no checkpoint at step %" PRId64,
-                              id, step);
-        } else {
-            rc = st_fail(s, r, "finding a checkpoint", err);
-        }
-        sqlite3_finalize(st);
-    }
+    int64_t ckpt = 0, bytes = 0, nchunks = 0, at = 0;
+    rc = find_checkpoint(s, id, step, &ckpt, &bytes, &nchunks, &at, err);
     unsigned char *dst = NULL;
-    if (!rc && (bytes < 0 || (uint64_t)bytes > SIZE_MAX - 1))
-        rc = an_failc(err, -EPROTO, NULL, "checkpoint records an impossible size %" PRId64,
-                      bytes);
     if (!rc) {
         dst = malloc(bytes ? (size_t)bytes : 1);
         if (!dst)
@@ -400,13 +430,33 @@ int store_checkpoint_read(store_t *s, const char *id, int64_t step, void **buf, 
                           bytes);
     }
     if (!rc)
-        rc = read_chunks(s, ckpt, nchunks, dst, (size_t)bytes, err);
+        rc = read_chunks(s, ckpt, nchunks, dst, (size_t)bytes, NULL, NULL, err);
     st_rollback(s); /* ends the read transaction */
     if (rc) {
         free(dst);
         return rc;
     }
     *buf = dst;
+    *len = (size_t)bytes;
+    if (step_out)
+        *step_out = at;
+    return 0;
+}
+
+int store_checkpoint_read_each(store_t *s, const char *id, int64_t step, store_chunk_sink sink,
+                               void *ctx, size_t *len, int64_t *step_out, an_err *err)
+{
+    *len = 0;
+    int rc = st_exec(s, "BEGIN", "starting a read transaction", err);
+    if (rc)
+        return rc;
+    int64_t ckpt = 0, bytes = 0, nchunks = 0, at = 0;
+    rc = find_checkpoint(s, id, step, &ckpt, &bytes, &nchunks, &at, err);
+    if (!rc)
+        rc = read_chunks(s, ckpt, nchunks, NULL, (size_t)bytes, sink, ctx, err);
+    st_rollback(s);
+    if (rc)
+        return rc;
     *len = (size_t)bytes;
     if (step_out)
         *step_out = at;

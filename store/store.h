@@ -451,6 +451,14 @@ int store_checkpoint_list(store_t *s, const char *id, store_checkpoint_info **li
 int store_checkpoint_read(store_t *s, const char *id, int64_t step, void **buf, size_t *len,
                           int64_t *step_out, an_err *err);
 
+/* Hands a checkpoint's bytes to `sink` in order, at most 1 MiB at a time whatever the
+ * checkpoint's size, so a reader can keep only what it needs. The sink's
+ * non-zero return stops the read and is returned. *len gets the checkpoint's size; errors as
+ * store_checkpoint_read. */
+typedef int (*store_chunk_sink)(void *ctx, const void *data, size_t n, an_err *err);
+int store_checkpoint_read_each(store_t *s, const char *id, int64_t step, store_chunk_sink sink,
+                               void *ctx, size_t *len, int64_t *step_out, an_err *err);
+
 /* ---- datasets ------------------------------------------------------------------------ */
 
 typedef struct store_dataset {

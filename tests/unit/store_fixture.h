@@ -59,7 +59,7 @@ static int fixture_teardown(void **state)
 }
 
 /* Creates a queued job with a small spec; returns its id in `id`. */
-static int make_job(store_t *s, const char *name, const char *dataset, char id[STORE_ID_LEN])
+static inline int make_job(store_t *s, const char *name, const char *dataset, char id[STORE_ID_LEN])
 {
     store_job_new in = {
         .name = name,

@@ -1,0 +1,156 @@
+/* test_loader — a model loaded for inference reads its checkpoint through the picker: it
+ * needs memory for the model and the parameters, not for the whole checkpoint (an Adam
+ * checkpoint holds the parameters three times), charges the daemon's budget for what it
+ * holds and gives it all back, and refuses a corrupt checkpoint naming it. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/blob.h"
+#include "core/config.h"
+#include "core/infer.h"
+#include "core/train.h"
+#include "daemon/loader.h"
+#include "tests/unit/store_fixture.h"
+
+#define SPEC                                                                                     \
+    "{\"seed\": 3, \"steps\": 2, \"model\": {\"type\": \"mlp\", \"inputs\": 4, \"hidden\": "     \
+    "[512, 512], \"outputs\": 3}, \"loss\": \"cross_entropy\", \"data\": {\"type\": "           \
+    "\"builtin\", \"name\": \"iris\"}, \"ds_config\": {\"train_batch_size\": 16, "              \
+    "\"optimizer\": {\"type\": \"Adam\", \"params\": {\"lr\": 0.01}}}}"
+
+typedef struct env {
+    void *fix;
+    job_spec spec;
+    void *blob;
+    size_t len;
+    size_t params_bytes;
+    char id[STORE_ID_LEN];
+} env;
+
+static int setup(void **state)
+{
+    env *v = calloc(1, sizeof *v);
+    an_err e;
+    train *t = NULL;
+    if (!v || fixture_setup(&v->fix) || job_spec_parse_text(SPEC, strlen(SPEC), &v->spec, &e) ||
+        train_create(&t, &v->spec, NULL, 0, &e))
+        return -1;
+    train_report rep;
+    while (train_steps_done(t) < train_total_steps(t))
+        if (train_step(t, &rep, &e))
+            return -1;
+    if (train_save(t, &v->blob, &v->len, &e))
+        return -1;
+    blob_view bv;
+    if (blob_parse(v->blob, v->len, &bv, &e))
+        return -1;
+    v->params_bytes = (size_t)bv.len[SEC_PARAMS];
+    train_free(t);
+    store_t *s = &((fixture *)v->fix)->s;
+    store_job_new in = {.name = "wide", .spec_json = SPEC, .warnings_json = "[]",
+                        .total_steps = 2};
+    if (store_job_create(s, &in, v->id, &e) ||
+        store_checkpoint_commit(s, v->id, 2, 1.0, v->blob, v->len, 0, NULL, &e))
+        return -1;
+    *state = v;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    env *v = *state;
+    free(v->blob);
+    job_spec_free(&v->spec);
+    fixture_teardown(&v->fix);
+    free(v);
+    return 0;
+}
+
+/* Loads the job's model under a budget of `cap` bytes; the loader's code and message. */
+static int load(env *v, uint64_t cap, membudget *b, an_err *e, int check_params)
+{
+    store_t *s = &((fixture *)v->fix)->s;
+    assert_int_equal(budget_init(b, cap), 0);
+    model_cache c;
+    assert_int_equal(model_cache_init(&c, 1 << 30), 0);
+    c.budget = b;
+    store_job row;
+    memset(&row, 0, sizeof row);
+    assert_int_equal(store_job_get(s, v->id, &row, e), 0);
+    model_ref *r = NULL;
+    int rc = loader_model(&c, s, &row, -1, &r, e);
+    if (rc == 0) {
+        assert_int_equal(r->step, 2);
+        if (check_params) {
+            blob_view bv;
+            assert_int_equal(blob_parse(v->blob, v->len, &bv, e), 0);
+            assert_memory_equal(r->f->m->params, bv.sec[SEC_PARAMS], v->params_bytes);
+        }
+        assert_true(b->used > 0); /* the model is charged while it lives */
+        model_cache_release(&c, r);
+    }
+    store_job_free(&row);
+    model_cache_free(&c);
+    assert_int_equal(b->used, 0); /* every charge given back */
+    budget_free(b);
+    return rc;
+}
+
+static void the_whole_checkpoint_is_never_held(void **state)
+{
+    env *v = *state;
+    uint64_t mbytes = infer_bytes_estimate(&v->spec);
+    /* Room for the model, its parameters once more and a 1 MiB read: less than the model and
+     * the whole checkpoint together, which is what a load needed before. */
+    uint64_t cap = mbytes + v->params_bytes + (1u << 20) + 4096;
+    assert_true(mbytes + v->len > cap);
+    membudget b;
+    an_err e;
+    int rc = load(v, cap, &b, &e, 1);
+    if (rc)
+        fail_msg("%s", e.message);
+}
+
+static void a_budget_without_room_refuses_and_keeps_nothing(void **state)
+{
+    env *v = *state;
+    membudget b;
+    an_err e;
+    uint64_t mbytes = infer_bytes_estimate(&v->spec);
+    assert_int_equal(load(v, mbytes + 4096, &b, &e, 0), -EAGAIN);
+    assert_non_null(strstr(e.message, "--max-memory"));
+    assert_int_equal(load(v, mbytes / 2, &b, &e, 0), -EAGAIN);
+}
+
+static void a_corrupt_checkpoint_is_refused(void **state)
+{
+    env *v = *state;
+    store_t *s = &((fixture *)v->fix)->s;
+    an_err e;
+    unsigned char *bad = malloc(v->len);
+    assert_non_null(bad);
+    memcpy(bad, v->blob, v->len);
+    bad[v->len - 100] ^= 1; /* in the optimizer state, which inference does not keep */
+    assert_int_equal(store_checkpoint_commit(s, v->id, 3, 1.0, bad, v->len, 0, NULL, &e), 0);
+    free(bad);
+    membudget b;
+    assert_int_equal(load(v, 0, &b, &e, 0), -EPROTO);
+    assert_non_null(strstr(e.message, "checksum"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(the_whole_checkpoint_is_never_held, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_budget_without_room_refuses_and_keeps_nothing, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_corrupt_checkpoint_is_refused, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("loader", tests, NULL, NULL);
+}
