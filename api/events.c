@@ -287,6 +287,35 @@ void api_events_sink(daemon_t *d, job_sink *out)
     out->deleted = sink_deleted;
 }
 
+/* A sweep's event as its SSE frame (loop thread). */
+static void sink_sweep(void *ctx, const sweep_event *ev)
+{
+    daemon_t *d = ctx;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", ev->id);
+    cJSON_AddStringToObject(o, "event", ev->event);
+    cJSON_AddStringToObject(o, "state", ev->state);
+    if (ev->trial >= 0) {
+        cJSON_AddNumberToObject(o, "trial", ev->trial);
+        if (ev->job[0])
+            cJSON_AddStringToObject(o, "job", ev->job);
+        else
+            cJSON_AddNullToObject(o, "job");
+    }
+    cJSON_AddNumberToObject(o, "trials", ev->trials);
+    cJSON_AddNumberToObject(o, "trials_started", ev->trials_started);
+    cJSON_AddNumberToObject(o, "trials_active", ev->trials_active);
+    if (o)
+        sse_publish(&d->hub, ev->id, "sweep", o);
+    cJSON_Delete(o);
+}
+
+void api_sweeps_sink(daemon_t *d, sweep_sink *out)
+{
+    out->ctx = d;
+    out->event = sink_sweep;
+}
+
 void api_events_job(http_req *r)
 {
     open_stream(r, r->m.params[0]);

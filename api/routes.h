@@ -79,6 +79,9 @@ void api_events_all(struct http_req *r);
 struct daemon;
 struct job_sink;
 void api_events_sink(struct daemon *d, struct job_sink *out);
+/* The sweeps' event sink: `sweep` events as SSE frames (daemon/loop.c wires it). */
+struct sweep_sink;
+void api_sweeps_sink(struct daemon *d, struct sweep_sink *out);
 
 /* api/datasets.c */
 void api_datasets_create(struct http_req *r);

@@ -373,6 +373,7 @@ int daemon_run(const daemon_opts *opts)
         fprintf(stderr, "anneald: cannot start the sweeps\n");
         return 1;
     }
+    api_sweeps_sink(d, &d->sweeps.sink); /* sweep events become SSE frames */
     if (sweeps_recover(&d->sweeps, &e))
         daemon_log(LOG_ERROR, "sweep recovery failed: %s", e.message);
     d->jobs.nworkers = opts->workers; /* preemption needs to know when all are busy */

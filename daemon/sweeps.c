@@ -190,32 +190,21 @@ char (*sweeps_trial_errors(sweeps *w, const char *id, int *ntrials))[800]
     return e;
 }
 
-/* Publishes a `sweep` event (on the sweep's id, so /v1/events?job=<sweep> follows it). */
+/* Reports a `sweep` event through the sink (on the sweep's id, so /v1/events?job=<sweep>
+ * follows it). */
 static void emit(sweeps *w, const sweep_run *r, const char *what, int trial)
 {
-    int started = 0, active = 0;
+    if (!w->sink.event)
+        return;
+    sweep_event ev = {.id = r->id, .event = what, .trial = trial, .trials = r->ntrials,
+                      .state = r->cancelled ? "cancelled" : r->done ? "completed" : "running",
+                      .job = trial >= 0 ? r->trials[trial].job : ""};
     for (int k = 0; k < r->ntrials; k++) {
-        started += r->trials[k].state != TRIAL_PENDING;
-        active += r->trials[k].state == TRIAL_ACTIVE || r->trials[k].state == TRIAL_LAUNCHING;
+        ev.trials_started += r->trials[k].state != TRIAL_PENDING;
+        ev.trials_active += r->trials[k].state == TRIAL_ACTIVE ||
+                            r->trials[k].state == TRIAL_LAUNCHING;
     }
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "id", r->id);
-    cJSON_AddStringToObject(o, "event", what);
-    cJSON_AddStringToObject(o, "state", r->cancelled ? "cancelled"
-                                        : r->done ? "completed" : "running");
-    if (trial >= 0) {
-        cJSON_AddNumberToObject(o, "trial", trial);
-        if (r->trials[trial].job[0])
-            cJSON_AddStringToObject(o, "job", r->trials[trial].job);
-        else
-            cJSON_AddNullToObject(o, "job");
-    }
-    cJSON_AddNumberToObject(o, "trials", r->ntrials);
-    cJSON_AddNumberToObject(o, "trials_started", started);
-    cJSON_AddNumberToObject(o, "trials_active", active);
-    if (o)
-        sse_publish(&w->d->hub, r->id, "sweep", o);
-    cJSON_Delete(o);
+    w->sink.event(w->sink.ctx, &ev);
 }
 
 /* ---- the sweep's state in the store, written off the loop -------------------------------- */

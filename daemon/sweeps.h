@@ -51,8 +51,25 @@ typedef struct sweep_run {
     struct sweep_run *next_run;
 } sweep_run;
 
+/* What a `sweep` event says (API.md): the sweep's id, what happened ("started", a trial's
+ * "trial_started", "completed", …), its state, the trial concerned (-1: none) and its job
+ * ("" not started), and the counts. */
+typedef struct sweep_event {
+    const char *id, *event, *state;
+    int trial;
+    const char *job;
+    int trials, trials_started, trials_active;
+} sweep_event;
+
+/* Where sweep events go (loop thread): the wiring points it at the SSE hub. */
+typedef struct sweep_sink {
+    void *ctx;
+    void (*event)(void *ctx, const sweep_event *ev);
+} sweep_sink;
+
 typedef struct sweeps {
     struct daemon *d;
+    sweep_sink sink;             /* set by the wiring */
     uv_mutex_t mu;
     store_t db;                  /* this module's connection (mu) */
     int db_open;
