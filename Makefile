@@ -38,7 +38,7 @@ ALL_LDLIBS := $(PKG_LIBS) -ldnnl -lm -lpthread $(LDLIBS)
 TEST_LDLIBS := -lcmocka
 
 # Every .c in a folder belongs to that folder's layer; daemon/main.c is the only entry point.
-CORE_SRC   := $(sort $(wildcard core/*.c))
+CORE_SRC   := $(sort $(wildcard core/*.c util/*.c))
 SVC_SRC    := $(sort $(wildcard store/*.c api/*.c) $(filter-out daemon/main.c,$(wildcard daemon/*.c)))
 CORE_OBJ   := $(CORE_SRC:%.c=$(BUILD)/%.o)
 SVC_OBJ    := $(SVC_SRC:%.c=$(BUILD)/%.o)

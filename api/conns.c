@@ -17,6 +17,7 @@
 #include "api/http.h"
 #include "api/httphead.h"
 #include "daemon/daemon.h"
+#include "util/util.h"
 
 struct gate_conn {
     uv_poll_t poll;                /* on fd, readable */
@@ -285,7 +286,7 @@ static void accept_one(daemon_t *d, int cfd, const struct sockaddr_storage *ss, 
     unsigned ut = CONNS_USER_TIMEOUT_MS;
     setsockopt(cfd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ut, sizeof ut);
     if (cs->pending >= CONNS_PENDING_MAX && cs->head) {
-        if (daemon_now() - cs->head->t0 < CONNS_EVICT_AGE) {
+        if (util_now() - cs->head->t0 < CONNS_EVICT_AGE) {
             ip_dec(cs, ip);
             cs->refused_pending++;
             raw_reply(cfd, 503, "unavailable", "too many connections are starting at once");
@@ -307,7 +308,7 @@ static void accept_one(daemon_t *d, int cfd, const struct sockaddr_storage *ss, 
     g->poll.data = g;
     g->d = d;
     g->fd = cfd;
-    g->t0 = daemon_now();
+    g->t0 = util_now();
     memcpy(&g->addr, ss, sizeof g->addr);
     g->alen = len;
     memcpy(g->ip, ip, sizeof g->ip);
@@ -450,7 +451,7 @@ void conns_mhd_notify(void *cls, struct MHD_Connection *c, void **socket_context
             const union MHD_ConnectionInfo *ci =
                 MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
             m->fd = ci ? ci->connect_fd : -1;
-            m->since = daemon_now();
+            m->since = util_now();
             m->next = cs->live;
             if (cs->live)
                 cs->live->prev = m;
@@ -496,7 +497,7 @@ void conns_request_ends(struct MHD_Connection *c)
     mhd_conn *m = conn_of(c);
     if (m) {
         m->in_request = 0;
-        m->since = daemon_now();
+        m->since = util_now();
     }
 }
 

@@ -11,6 +11,7 @@
 #include "core/memest.h"
 #include "daemon/daemon.h"
 #include "daemon/version.h"
+#include "util/util.h"
 
 void api_healthz(http_req *r)
 {
@@ -47,7 +48,7 @@ void api_healthz(http_req *r)
     if (min > 0)
         cJSON_AddNumberToObject(o, "free_disk_bytes", (double)avail);
     cJSON_AddStringToObject(o, "version", ANNEALD_VERSION);
-    cJSON_AddNumberToObject(o, "uptime_s", daemon_now() - d->started);
+    cJSON_AddNumberToObject(o, "uptime_s", util_now() - d->started);
     cJSON *j = cJSON_AddObjectToObject(o, "jobs");
     cJSON_AddNumberToObject(j, "running", (double)counts[STORE_RUNNING]);
     cJSON_AddNumberToObject(j, "queued", (double)counts[STORE_QUEUED]);
@@ -227,7 +228,7 @@ void api_prometheus(http_req *r)
                   u.free_pages, u.free_pages * u.page_size, u.wal_bytes);
     tb_printf(&b, "# HELP anneald_uptime_seconds Seconds since start.\n"
                   "# TYPE anneald_uptime_seconds gauge\nanneald_uptime_seconds %.3f\n",
-              daemon_now() - d->started);
+              util_now() - d->started);
     if (!b.s) {
         http_error(r, 500, "internal", NULL, "out of memory");
         return;

@@ -8,8 +8,8 @@
 #include "api/http.h"
 #include "api/routes.h"
 #include "core/assets.h"
-#include "daemon/cli.h"
 #include "daemon/daemon.h"
+#include "util/util.h"
 
 static const char *mime_of(const char *name)
 {
@@ -49,7 +49,7 @@ void api_static(http_req *r)
         snprintf(path, sizeof path, "%s/%s", root, file);
         char *buf = NULL;
         size_t len = 0;
-        if (cli_read_file(path, &buf, &len) != 0) {
+        if (util_read_file(path, &buf, &len) != 0) {
             http_error(r, 404, "not_found", NULL, "no such file: %.128s", file);
             return;
         }

@@ -8,35 +8,6 @@
 #include "core/optim.h"
 #include "core/sched.h"
 
-void blob_put_u32(unsigned char *b, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        b[i] = (unsigned char)(v >> (8 * i));
-}
-
-void blob_put_u64(unsigned char *b, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        b[i] = (unsigned char)(v >> (8 * i));
-}
-
-uint32_t blob_get_u32(const unsigned char *b)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--)
-        v = (v << 8) | b[i];
-    return v;
-}
-
-uint64_t blob_get_u64(const unsigned char *b)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | b[i];
-    return v;
-}
-
-
 uint64_t blob_fnv1a(uint64_t h, const void *data, size_t n)
 {
     const unsigned char *p = data;
@@ -50,7 +21,7 @@ uint64_t blob_fnv1a(uint64_t h, const void *data, size_t n)
 uint64_t blob_fnv_i64(uint64_t h, int64_t v)
 {
     unsigned char b[8];
-    blob_put_u64(b, (uint64_t)v);
+    le_put_u64(b, (uint64_t)v);
     return blob_fnv1a(h, b, 8);
 }
 
@@ -78,28 +49,28 @@ int blob_parse(const void *buf, size_t len, blob_view *v, an_err *err)
     if (memcmp(b, BLOB_MAGIC, 8) != 0)
         return an_failc(err, -EPROTO, f, "expected a checkpoint starting with \"ANNEALD\", got "
                         "other bytes (not an anneald checkpoint)");
-    uint32_t version = blob_get_u32(b + 8), nsec = blob_get_u32(b + 12);
+    uint32_t version = le_get_u32(b + 8), nsec = le_get_u32(b + 12);
     if (version != BLOB_VERSION)
         return an_failc(err, -EPROTO, f, "expected checkpoint format version %u, got %u",
                         BLOB_VERSION, version);
-    uint64_t total = blob_get_u64(b + 32);
+    uint64_t total = le_get_u64(b + 32);
     if (total != len)
         return an_failc(err, -EPROTO, f, "the checkpoint says it is %llu bytes long, got %zu "
                         "(truncated or padded)", (unsigned long long)total, len);
-    uint64_t sum = blob_get_u64(b + len - BLOB_TRAILER);
+    uint64_t sum = le_get_u64(b + len - BLOB_TRAILER);
     if (blob_fnv1a(FNV_OFFSET, b, len - BLOB_TRAILER) != sum)
         return an_failc(err, -EPROTO, f, "checkpoint checksum mismatch: the blob is corrupt");
     if (nsec < SEC_REQUIRED || nsec > SEC_COUNT)
         return an_failc(err, -EPROTO, f, "expected %d to %d sections in the checkpoint, got %u",
                         SEC_REQUIRED, SEC_COUNT, nsec);
-    v->layout_hash = blob_get_u64(b + 16);
-    v->model_hash = blob_get_u64(b + 24);
+    v->layout_hash = le_get_u64(b + 16);
+    v->model_hash = le_get_u64(b + 24);
     size_t off = BLOB_HEADER, end = len - BLOB_TRAILER;
     for (uint32_t s = 0; s < nsec; s++) {
         if (end - off < SECTION_HEADER)
             return an_failc(err, -EPROTO, f, "checkpoint section %u is cut off", s);
-        uint32_t id = blob_get_u32(b + off);
-        uint64_t sl = blob_get_u64(b + off + 8);
+        uint32_t id = le_get_u32(b + off);
+        uint64_t sl = le_get_u64(b + off + 8);
         off += SECTION_HEADER;
         if (id < 1 || id > SEC_COUNT || v->sec[id])
             return an_failc(err, -EPROTO, f, "checkpoint section %u has id %u: expected each "
@@ -124,7 +95,7 @@ int64_t blob_steps(const blob_view *v)
 {
     if (v->len[SEC_COUNTERS] != 16)
         return -1;
-    int64_t steps = (int64_t)blob_get_u64(v->sec[SEC_COUNTERS]);
+    int64_t steps = (int64_t)le_get_u64(v->sec[SEC_COUNTERS]);
     return steps < 0 ? -1 : steps;
 }
 

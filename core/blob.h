@@ -18,6 +18,7 @@
 
 #include "core/err.h"
 #include "core/model.h"
+#include "util/util.h"
 
 #define BLOB_MAGIC "ANNEALD"   /* 8 bytes with its NUL */
 #define BLOB_VERSION 1u
@@ -47,10 +48,6 @@ enum section_id {
 #define FNV_OFFSET 0xcbf29ce484222325ull
 #define FNV_PRIME 0x100000001b3ull
 
-void blob_put_u32(unsigned char *b, uint32_t v);
-void blob_put_u64(unsigned char *b, uint64_t v);
-uint32_t blob_get_u32(const unsigned char *b);
-uint64_t blob_get_u64(const unsigned char *b);
 /* FNV-1a-64 of n bytes, continuing from h (FNV_OFFSET to start). */
 uint64_t blob_fnv1a(uint64_t h, const void *data, size_t n);
 /* The same over the 8 little-endian bytes of v. */

@@ -36,14 +36,14 @@ static int check_header(blob_picker *p, an_err *err)
     if (memcmp(b, BLOB_MAGIC, 8) != 0)
         return bad(p, an_failc(err, -EPROTO, F, "expected a checkpoint starting with "
                                     "\"ANNEALD\", got other bytes (not an anneald checkpoint)"));
-    uint32_t version = blob_get_u32(b + 8);
+    uint32_t version = le_get_u32(b + 8);
     if (version != BLOB_VERSION)
         return bad(p, an_failc(err, -EPROTO, F, "expected checkpoint format version %u, "
                                     "got %u", BLOB_VERSION, version));
-    p->nsec = blob_get_u32(b + 12);
-    p->layout_hash = blob_get_u64(b + 16);
-    p->model_hash = blob_get_u64(b + 24);
-    p->total = blob_get_u64(b + 32);
+    p->nsec = le_get_u32(b + 12);
+    p->layout_hash = le_get_u64(b + 16);
+    p->model_hash = le_get_u64(b + 24);
+    p->total = le_get_u64(b + 32);
     if (p->total < BLOB_HEADER + BLOB_TRAILER)
         return bad(p, an_failc(err, -EPROTO, F, "the checkpoint says it is %llu bytes "
                                     "long, less than its header and trailer",
@@ -56,8 +56,8 @@ static int check_header(blob_picker *p, an_err *err)
 
 static int check_section(blob_picker *p, an_err *err)
 {
-    uint32_t id = blob_get_u32(p->stage);
-    uint64_t sl = blob_get_u64(p->stage + 8);
+    uint32_t id = le_get_u32(p->stage);
+    uint64_t sl = le_get_u64(p->stage + 8);
     uint64_t end = p->total - BLOB_TRAILER;
     if (id < 1 || id > SEC_COUNT || (p->present & BLOB_PICK_BIT(id)))
         return bad(p, an_failc(err, -EPROTO, F, "checkpoint section %u has id %u: expected "
@@ -172,7 +172,7 @@ int blob_pick_finish(blob_picker *p, blob_view *v, an_err *err)
         return bad(p, an_failc(err, -EPROTO, F, "the checkpoint says it is %llu bytes long, "
                                     "got %llu (truncated)", (unsigned long long)p->total,
                                     (unsigned long long)p->off));
-    if (blob_get_u64(p->stage) != p->hash)
+    if (le_get_u64(p->stage) != p->hash)
         return bad(p, an_failc(err, -EPROTO, F, "checkpoint checksum mismatch: the blob "
                                     "is corrupt"));
     for (int id = 1; id <= SEC_REQUIRED; id++)

@@ -50,7 +50,7 @@ int data_fashion_load(const job_spec *spec, const char *packed, size_t len, data
     idx_array a[4];
     size_t off = 40;
     for (int k = 0; k < 4; k++) {
-        uint64_t l = blob_get_u64(p + 8 + 8 * k);
+        uint64_t l = le_get_u64(p + 8 + 8 * k);
         if (l > len - off)
             return an_fail(err, "data.name", "the packed Fashion-MNIST files are cut off");
         int rc = idx_parse(p + off, (size_t)l, fashion_files[k], "data.name", &a[k], err);

@@ -91,7 +91,7 @@ int infer_create_view(infer **out, const job_spec *spec, const blob_view *vp, an
                       (spec->data.type == DATA_DATASET || spec->data.type == DATA_BUILTIN);
     if (v.sec[SEC_INPUT_STATS]) {
         const unsigned char *r = v.sec[SEC_INPUT_STATS];
-        uint64_t d = v.len[SEC_INPUT_STATS] >= 8 ? blob_get_u64(r) : 0;
+        uint64_t d = v.len[SEC_INPUT_STATS] >= 8 ? le_get_u64(r) : 0;
         int inputs = f->m->dims[0];
         if (d != (uint64_t)inputs || v.len[SEC_INPUT_STATS] != 8 + 16 * d) {
             infer_free(f);
@@ -106,7 +106,7 @@ int infer_create_view(infer **out, const job_spec *spec, const blob_view *vp, an
             return an_failc(err, -ENOMEM, "", "out of memory");
         }
         for (uint64_t k = 0; k < d; k++) {
-            uint64_t a = blob_get_u64(r + 8 + 8 * k), b = blob_get_u64(r + 8 + 8 * (d + k));
+            uint64_t a = le_get_u64(r + 8 + 8 * k), b = le_get_u64(r + 8 + 8 * (d + k));
             memcpy(&f->mean[k], &a, 8);
             memcpy(&f->std[k], &b, 8);
         }

@@ -21,6 +21,7 @@
 #include "core/sched_node.h"
 #include "core/sched_param.h"
 #include "core/sched_torch.h"
+#include "util/util.h"
 
 #define SCHED_MAX_DEPTH 4
 
@@ -356,44 +357,16 @@ static size_t node_size(const sched *s)
 
 size_t sched_state_size(const sched *s) { return node_size(s); }
 
-static void put_u32(unsigned char *b, uint32_t v)
-{
-    for (int k = 0; k < 4; k++)
-        b[k] = (unsigned char)(v >> (8 * k));
-}
-
-static void put_u64(unsigned char *b, uint64_t v)
-{
-    for (int k = 0; k < 8; k++)
-        b[k] = (unsigned char)(v >> (8 * k));
-}
-
-static uint32_t get_u32(const unsigned char *b)
-{
-    uint32_t v = 0;
-    for (int k = 0; k < 4; k++)
-        v |= (uint32_t)b[k] << (8 * k);
-    return v;
-}
-
-static uint64_t get_u64(const unsigned char *b)
-{
-    uint64_t v = 0;
-    for (int k = 0; k < 8; k++)
-        v |= (uint64_t)b[k] << (8 * k);
-    return v;
-}
-
 static void put_f64(unsigned char *b, double d)
 {
     uint64_t v;
     memcpy(&v, &d, 8);
-    put_u64(b, v);
+    le_put_u64(b, v);
 }
 
 static double get_f64(const unsigned char *b)
 {
-    uint64_t v = get_u64(b);
+    uint64_t v = le_get_u64(b);
     double d;
     memcpy(&d, &v, 8);
     return d;
@@ -404,13 +377,13 @@ static size_t save_node(const sched *s, unsigned char *b)
     size_t o = 0;
     const int64_t iv[NODE_I64] = {s->steps, s->last_epoch, s->num_bad, s->cooldown_counter,
                                   s->t_i,   s->t_cur,      s->cur,     s->phase_steps};
-    put_u32(b + o, STATE_MAGIC), o += 4;
-    put_u32(b + o, STATE_VERSION), o += 4;
-    put_u32(b + o, (uint32_t)s->kind), o += 4;
-    put_u32(b + o, (uint32_t)s->ngroups), o += 4;
-    put_u32(b + o, (uint32_t)s->nchild), o += 4;
+    le_put_u32(b + o, STATE_MAGIC), o += 4;
+    le_put_u32(b + o, STATE_VERSION), o += 4;
+    le_put_u32(b + o, (uint32_t)s->kind), o += 4;
+    le_put_u32(b + o, (uint32_t)s->ngroups), o += 4;
+    le_put_u32(b + o, (uint32_t)s->nchild), o += 4;
     for (int k = 0; k < NODE_I64; k++)
-        put_u64(b + o, (uint64_t)iv[k]), o += 8;
+        le_put_u64(b + o, (uint64_t)iv[k]), o += 8;
     put_f64(b + o, s->best), o += 8;
     for (int g = 0; g < s->ngroups; g++)
         put_f64(b + o, s->lr[g]), o += 8;
@@ -440,8 +413,8 @@ static int load_node(sched *s, const unsigned char *b, size_t len, size_t *off, 
     if (len - o < need)
         return an_failc(err, -EPROTO, "", "scheduler state is truncated: %zu bytes left, a node "
                         "needs %zu", len - o, need);
-    uint32_t magic = get_u32(b + o), ver = get_u32(b + o + 4), kind = get_u32(b + o + 8);
-    uint32_t ng = get_u32(b + o + 12), nc = get_u32(b + o + 16);
+    uint32_t magic = le_get_u32(b + o), ver = le_get_u32(b + o + 4), kind = le_get_u32(b + o + 8);
+    uint32_t ng = le_get_u32(b + o + 12), nc = le_get_u32(b + o + 16);
     if (magic != STATE_MAGIC)
         return an_failc(err, -EPROTO, "", "not a scheduler state (bad magic 0x%08x)", magic);
     if (ver != STATE_VERSION)
@@ -454,7 +427,7 @@ static int load_node(sched *s, const unsigned char *b, size_t len, size_t *off, 
     o += NODE_HEADER;
     int64_t iv[NODE_I64];
     for (int k = 0; k < NODE_I64; k++)
-        iv[k] = (int64_t)get_u64(b + o), o += 8;
+        iv[k] = (int64_t)le_get_u64(b + o), o += 8;
     /* Counters a run can reach: at most one per step (2^53 is far beyond any run), a
      * restart period of at least 1 with the position inside it. Anything else would make a
      * later step overflow, so it is refused here. */

@@ -28,6 +28,7 @@
 #include "core/model.h"
 #include "core/optim.h"
 #include "core/train_gpt.h"
+#include "util/util.h"
 
 #define VAL_BATCH 256          /* rows per validation / prediction batch at most */
 #define MAX_TREE 40            /* slots of the accumulation tree: gas < 2^40 */
@@ -330,13 +331,6 @@ static float *tree_finish(train *t)
     return acc;
 }
 
-static double now_sec(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Mean loss (and accuracy) over `ds` in eval mode, batches of up to max_batch rows. */
 static void eval_dataset(train *t, const dataset *ds, double *loss, double *acc)
 {
@@ -407,7 +401,7 @@ int train_step(train *t, train_report *rep, an_err *err)
     const size_t n = m->nparams;
     const int64_t step = t->steps; /* 0-based index of this step */
     const data_cursor start = t->loader.cur;
-    double t0 = now_sec();
+    double t0 = util_now();
     use_threads(t->threads);
 
     t->nfree = 0;
@@ -491,7 +485,7 @@ int train_step(train *t, train_report *rep, an_err *err)
     apply_sched(t);
 
     if (rep) {
-        double dt = now_sec() - t0;
+        double dt = util_now() - t0;
         rep->step = t->steps;
         rep->epoch = epoch;
         rep->loss = loss_sum / (t->gas * W);
@@ -515,12 +509,12 @@ static void put_f64(unsigned char *w, double x)
 {
     uint64_t u;
     memcpy(&u, &x, 8);
-    blob_put_u64(w, u);
+    le_put_u64(w, u);
 }
 
 static double get_f64(const unsigned char *r)
 {
-    uint64_t u = blob_get_u64(r);
+    uint64_t u = le_get_u64(r);
     double x;
     memcpy(&x, &u, 8);
     return x;
@@ -543,9 +537,9 @@ static size_t blob_size(const train *t)
 
 static unsigned char *put_section(unsigned char *w, uint32_t id, uint64_t len)
 {
-    blob_put_u32(w, id);
-    blob_put_u32(w + 4, 0);
-    blob_put_u64(w + 8, len);
+    le_put_u32(w, id);
+    le_put_u32(w + 4, 0);
+    le_put_u64(w + 8, len);
     return w + SECTION_HEADER;
 }
 
@@ -561,19 +555,19 @@ int train_save(const train *t, void **buf, size_t *len, an_err *err)
         return an_failc(err, -ENOMEM, "", "out of memory for a %zu-byte checkpoint", total);
     unsigned char *w = b;
     memcpy(w, BLOB_MAGIC, 8);
-    blob_put_u32(w + 8, BLOB_VERSION);
-    blob_put_u32(w + 12, SEC_REQUIRED + (t->finder ? 1 : 0) + (stats_bytes(t) ? 1 : 0));
-    blob_put_u64(w + 16, t->layout_hash);
-    blob_put_u64(w + 24, t->model_hash);
-    blob_put_u64(w + 32, total);
+    le_put_u32(w + 8, BLOB_VERSION);
+    le_put_u32(w + 12, SEC_REQUIRED + (t->finder ? 1 : 0) + (stats_bytes(t) ? 1 : 0));
+    le_put_u64(w + 16, t->layout_hash);
+    le_put_u64(w + 24, t->model_hash);
+    le_put_u64(w + 32, total);
     w += BLOB_HEADER;
     w = put_section(w, SEC_COUNTERS, 16);
-    blob_put_u64(w, (uint64_t)t->steps);
-    blob_put_u64(w + 8, (uint64_t)t->samples);
+    le_put_u64(w, (uint64_t)t->steps);
+    le_put_u64(w + 8, (uint64_t)t->samples);
     w += 16;
     w = put_section(w, SEC_CURSOR, 16);
-    blob_put_u64(w, (uint64_t)t->loader.cur.epoch);
-    blob_put_u64(w + 8, (uint64_t)t->loader.cur.pos);
+    le_put_u64(w, (uint64_t)t->loader.cur.epoch);
+    le_put_u64(w + 8, (uint64_t)t->loader.cur.pos);
     w += 16;
     size_t pn = t->m->nparams * sizeof(float);
     w = put_section(w, SEC_PARAMS, pn);
@@ -594,14 +588,14 @@ int train_save(const train *t, void **buf, size_t *len, an_err *err)
         put_f64(w + 8, t->watch.bpow);
         put_f64(w + 16, t->watch.best);
         put_f64(w + 24, t->watch.smoothed);
-        blob_put_u64(w + 32, (uint64_t)t->watch.n);
-        blob_put_u64(w + 40, (uint64_t)t->total_steps);
+        le_put_u64(w + 32, (uint64_t)t->watch.n);
+        le_put_u64(w + 40, (uint64_t)t->total_steps);
         w += LRFIND_BYTES;
     }
     if (stats_bytes(t)) {
         int d = t->train_ds.d;
         w = put_section(w, SEC_INPUT_STATS, 8 + 16 * (uint64_t)d);
-        blob_put_u64(w, (uint64_t)d);
+        le_put_u64(w, (uint64_t)d);
         w += 8;
         for (int k = 0; k < d; k++, w += 8)
             put_f64(w, t->train_ds.mean[k]);
@@ -612,7 +606,7 @@ int train_save(const train *t, void **buf, size_t *len, an_err *err)
         free(b);
         return an_failc(err, rc, "", "could not serialise the optimizer or scheduler state");
     }
-    blob_put_u64(w, blob_fnv1a(FNV_OFFSET, b, (size_t)(w - b)));
+    le_put_u64(w, blob_fnv1a(FNV_OFFSET, b, (size_t)(w - b)));
     *buf = b;
     *len = total;
     return 0;
@@ -648,10 +642,10 @@ int train_restore(train *t, const void *buf, size_t len, an_err *err)
         return an_failc(err, -EPROTO, "checkpoint", "expected 16-byte counter and cursor "
                         "sections, got %llu and %llu", (unsigned long long)v.len[SEC_COUNTERS],
                         (unsigned long long)v.len[SEC_CURSOR]);
-    int64_t steps = (int64_t)blob_get_u64(v.sec[SEC_COUNTERS]);
-    int64_t samples = (int64_t)blob_get_u64(v.sec[SEC_COUNTERS] + 8);
-    int64_t epoch = (int64_t)blob_get_u64(v.sec[SEC_CURSOR]);
-    int64_t pos = (int64_t)blob_get_u64(v.sec[SEC_CURSOR] + 8);
+    int64_t steps = (int64_t)le_get_u64(v.sec[SEC_COUNTERS]);
+    int64_t samples = (int64_t)le_get_u64(v.sec[SEC_COUNTERS] + 8);
+    int64_t epoch = (int64_t)le_get_u64(v.sec[SEC_CURSOR]);
+    int64_t pos = (int64_t)le_get_u64(v.sec[SEC_CURSOR] + 8);
     if (steps < 0 || samples < 0 || epoch < 0 || pos < 0 || pos >= t->train_ds.n)
         return an_failc(err, -EPROTO, "checkpoint", "expected step, samples, epoch >= 0 and a "
                         "data position in 0..%lld, got %lld, %lld, %lld, %lld",
@@ -682,8 +676,8 @@ int train_restore(train *t, const void *buf, size_t len, an_err *err)
         t->watch.bpow = get_f64(r + 8);
         t->watch.best = get_f64(r + 16);
         t->watch.smoothed = get_f64(r + 24);
-        t->watch.n = (long long)blob_get_u64(r + 32);
-        int64_t total = (int64_t)blob_get_u64(r + 40);
+        t->watch.n = (long long)le_get_u64(r + 32);
+        int64_t total = (int64_t)le_get_u64(r + 40);
         if (total >= steps && total < t->total_steps)
             t->total_steps = total; /* it had diverged already */
     }

@@ -15,6 +15,7 @@
 #include "core/optim.h"
 #include "core/rng.h"
 #include "core/text.h"
+#include "util/util.h"
 
 struct gtrain {
     double clip;
@@ -40,13 +41,6 @@ struct gtrain {
     lossscale ls;
     uint64_t layout_hash, model_hash;
 };
-
-static double now_sec(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static _Thread_local int threads_set;
 
@@ -322,7 +316,7 @@ int gtrain_step(gtrain *t, train_report *rep, an_err *err)
     gpt *g = t->g;
     const int64_t step = t->steps;
     const int64_t e0 = t->epoch, p0 = t->pos;
-    double t0 = now_sec(), loss_sum = 0.0;
+    double t0 = util_now(), loss_sum = 0.0;
     int64_t epoch = t->epoch;
     use_threads(t->threads);
     gemm_set_bf16(t->bf16);
@@ -389,7 +383,7 @@ int gtrain_step(gtrain *t, train_report *rep, an_err *err)
     }
     gemm_set_bf16(0);
     if (rep) {
-        double dt = now_sec() - t0;
+        double dt = util_now() - t0;
         rep->step = t->steps;
         rep->epoch = epoch;
         rep->loss = loss_sum / t->gas;
@@ -412,9 +406,9 @@ const lossscale *gtrain_lossscale(const gtrain *t) { return t->fp16 ? &t->ls : N
 
 static unsigned char *put_section(unsigned char *w, uint32_t id, uint64_t len)
 {
-    blob_put_u32(w, id);
-    blob_put_u32(w + 4, 0);
-    blob_put_u64(w + 8, len);
+    le_put_u32(w, id);
+    le_put_u32(w + 4, 0);
+    le_put_u64(w + 8, len);
     return w + SECTION_HEADER;
 }
 
@@ -437,18 +431,18 @@ int gtrain_save(const gtrain *t, void **buf, size_t *len, an_err *err)
         return an_failc(err, -ENOMEM, "", "out of memory for a %zu-byte checkpoint", total);
     }
     memcpy(w, BLOB_MAGIC, 8);
-    blob_put_u32(w + 8, BLOB_VERSION);
-    blob_put_u32(w + 12, SEC_REQUIRED + 1 + (t->fp16 ? 1 : 0));
-    blob_put_u64(w + 16, t->layout_hash);
-    blob_put_u64(w + 24, t->model_hash);
-    blob_put_u64(w + 32, total);
+    le_put_u32(w + 8, BLOB_VERSION);
+    le_put_u32(w + 12, SEC_REQUIRED + 1 + (t->fp16 ? 1 : 0));
+    le_put_u64(w + 16, t->layout_hash);
+    le_put_u64(w + 24, t->model_hash);
+    le_put_u64(w + 32, total);
     w += BLOB_HEADER;
     w = put_section(w, SEC_COUNTERS, 16);
-    blob_put_u64(w, (uint64_t)t->steps);
-    blob_put_u64(w + 8, (uint64_t)t->samples);
+    le_put_u64(w, (uint64_t)t->steps);
+    le_put_u64(w + 8, (uint64_t)t->samples);
     w = put_section(w + 16, SEC_CURSOR, 16);
-    blob_put_u64(w, (uint64_t)t->epoch);
-    blob_put_u64(w + 8, (uint64_t)t->pos);
+    le_put_u64(w, (uint64_t)t->epoch);
+    le_put_u64(w + 8, (uint64_t)t->pos);
     w = put_section(w + 16, SEC_PARAMS, pn);
     memcpy(w, t->g->params, pn);
     w = put_section(w + pn, SEC_OPTIM, on);
@@ -463,11 +457,11 @@ int gtrain_save(const gtrain *t, void **buf, size_t *len, an_err *err)
         uint64_t u;
         memcpy(&u, &t->ls.cur_scale, 8);
         w = put_section(w, SEC_LOSSSCALE, 40);
-        blob_put_u64(w, u);
-        blob_put_u64(w + 8, (uint64_t)t->ls.cur_iter);
-        blob_put_u64(w + 16, (uint64_t)t->ls.last_overflow_iter);
-        blob_put_u64(w + 24, (uint64_t)t->ls.cur_hysteresis);
-        blob_put_u64(w + 32, (uint64_t)t->ls.skipped);
+        le_put_u64(w, u);
+        le_put_u64(w + 8, (uint64_t)t->ls.cur_iter);
+        le_put_u64(w + 16, (uint64_t)t->ls.last_overflow_iter);
+        le_put_u64(w + 24, (uint64_t)t->ls.cur_hysteresis);
+        le_put_u64(w + 32, (uint64_t)t->ls.skipped);
         w += 40;
     }
     cJSON_free(vt);
@@ -475,7 +469,7 @@ int gtrain_save(const gtrain *t, void **buf, size_t *len, an_err *err)
         free(b);
         return an_failc(err, rc, "", "could not serialise the optimizer or scheduler state");
     }
-    blob_put_u64(w, blob_fnv1a(FNV_OFFSET, b, (size_t)(w - b)));
+    le_put_u64(w, blob_fnv1a(FNV_OFFSET, b, (size_t)(w - b)));
     *buf = b;
     *len = total;
     return 0;
@@ -506,10 +500,10 @@ int gtrain_restore(gtrain *t, const void *buf, size_t len, an_err *err)
         return an_failc(err, -EPROTO, "checkpoint", t->fp16
                         ? "the checkpoint has no fp16 loss-scaler state (it was not an fp16 run)"
                         : "the checkpoint is of an fp16 run, this job is not one");
-    int64_t steps = (int64_t)blob_get_u64(v.sec[SEC_COUNTERS]);
-    int64_t samples = (int64_t)blob_get_u64(v.sec[SEC_COUNTERS] + 8);
-    int64_t epoch = (int64_t)blob_get_u64(v.sec[SEC_CURSOR]);
-    int64_t pos = (int64_t)blob_get_u64(v.sec[SEC_CURSOR] + 8);
+    int64_t steps = (int64_t)le_get_u64(v.sec[SEC_COUNTERS]);
+    int64_t samples = (int64_t)le_get_u64(v.sec[SEC_COUNTERS] + 8);
+    int64_t epoch = (int64_t)le_get_u64(v.sec[SEC_CURSOR]);
+    int64_t pos = (int64_t)le_get_u64(v.sec[SEC_CURSOR] + 8);
     if (steps < 0 || samples < 0 || epoch < 0 || pos < 0 || (size_t)pos >= t->ktrain)
         return an_failc(err, -EPROTO, "checkpoint", "expected counters >= 0 and a window "
                         "position in 0..%zu", t->ktrain - 1);
@@ -522,12 +516,12 @@ int gtrain_restore(gtrain *t, const void *buf, size_t len, an_err *err)
     t->pos = pos;
     if (t->fp16) {
         const unsigned char *r = v.sec[SEC_LOSSSCALE];
-        uint64_t u = blob_get_u64(r);
+        uint64_t u = le_get_u64(r);
         memcpy(&t->ls.cur_scale, &u, 8);
-        t->ls.cur_iter = (int64_t)blob_get_u64(r + 8);
-        t->ls.last_overflow_iter = (int64_t)blob_get_u64(r + 16);
-        t->ls.cur_hysteresis = (int)blob_get_u64(r + 24);
-        t->ls.skipped = (int64_t)blob_get_u64(r + 32);
+        t->ls.cur_iter = (int64_t)le_get_u64(r + 8);
+        t->ls.last_overflow_iter = (int64_t)le_get_u64(r + 16);
+        t->ls.cur_hysteresis = (int)le_get_u64(r + 24);
+        t->ls.skipped = (int64_t)le_get_u64(r + 32);
     }
     apply_sched(t);
     return 0;

@@ -12,48 +12,7 @@
 #include "core/config.h"
 #include "core/memest.h"
 #include "daemon/cli_util.h"
-
-int cli_read_file(const char *path, char **buf, size_t *len)
-{
-    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-    if (!f)
-        return -errno;
-    size_t cap = 1 << 16, n = 0;
-    char *b = malloc(cap + 1);
-    if (!b) {
-        if (f != stdin)
-            fclose(f);
-        return -ENOMEM;
-    }
-    for (;;) {
-        if (n == cap) {
-            char *nb = realloc(b, cap * 2 + 1);
-            if (!nb) {
-                free(b);
-                if (f != stdin)
-                    fclose(f);
-                return -ENOMEM;
-            }
-            b = nb;
-            cap *= 2;
-        }
-        size_t r = fread(b + n, 1, cap - n, f);
-        n += r;
-        if (r == 0)
-            break;
-    }
-    int bad = ferror(f);
-    if (f != stdin)
-        fclose(f);
-    if (bad) {
-        free(b);
-        return -EIO;
-    }
-    b[n] = '\0';
-    *buf = b;
-    *len = n;
-    return 0;
-}
+#include "util/util.h"
 
 void cli_print_err(const an_err *e)
 {
@@ -140,7 +99,7 @@ int cli_load_spec(const char *path, job_spec *spec)
 {
     char *text;
     size_t len;
-    int rc = cli_read_file(path, &text, &len);
+    int rc = util_read_file(path, &text, &len);
     if (rc) {
         fprintf(stderr, "error: cannot read %s: %s\n", path, strerror(-rc));
         return 1;

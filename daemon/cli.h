@@ -31,7 +31,5 @@ int cli_resume_from(struct train *t, const struct job_spec *spec, const char *pa
  * [--top-k K] [--seed S]`: samples text from a gpt job's saved state (cli_generate.c). */
 int cli_generate(int argc, char **argv);
 
-/* Reads a whole file ("-" = stdin) into a malloc'd NUL-terminated buffer. 0 or -errno. */
-int cli_read_file(const char *path, char **buf, size_t *len);
 
 #endif

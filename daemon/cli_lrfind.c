@@ -15,6 +15,7 @@
 #include "core/lrfind.h"
 #include "core/train.h"
 #include "daemon/cli.h"
+#include "util/util.h"
 
 static const char USAGE[] =
     "usage: anneald lr-find FILE|- [options]\n"
@@ -81,7 +82,7 @@ static int read_request(const char *path, cJSON **out)
 {
     char *text;
     size_t len;
-    int rc = cli_read_file(path, &text, &len);
+    int rc = util_read_file(path, &text, &len);
     if (rc) {
         fprintf(stderr, "error: cannot read %s: %s\n", path, strerror(-rc));
         return 1;

@@ -11,6 +11,7 @@
 #include "core/sched.h"
 #include "daemon/cli.h"
 #include "daemon/cli_util.h"
+#include "util/util.h"
 
 /* Writes the whole of buf to stdout; 0, or -1 when stdout fails (a closed pipe, a full disk). */
 static int put_out(const char *buf, size_t n)
@@ -96,7 +97,7 @@ int cli_preview(int argc, char **argv)
     rc = 1;
     char *text;
     size_t len;
-    int r = cli_read_file(path, &text, &len);
+    int r = util_read_file(path, &text, &len);
     if (r) {
         fprintf(stderr, "error: cannot read %s: %s\n", path, strerror(-r));
         goto out;

@@ -18,6 +18,7 @@
 #include "daemon/cli.h"
 #include "daemon/fashion.h"
 #include "daemon/cli_util.h"
+#include "util/util.h"
 
 /* A `--save` file: this magic line, the job spec it belongs to on one line (normalised, without
  * the fields that do not change training), then the training state blob of train_save. The
@@ -115,7 +116,7 @@ int cli_resume_from(train *t, const job_spec *spec, const char *path)
 {
     char *buf;
     size_t len;
-    int r = cli_read_file(path, &buf, &len);
+    int r = util_read_file(path, &buf, &len);
     if (r) {
         fprintf(stderr, "error: cannot read %s: %s\n", path, strerror(-r));
         return 1;
@@ -199,13 +200,6 @@ static int write_file(const char *path, const void *buf, size_t len)
     return 0;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* Set by SIGINT/SIGTERM: the loop stops after the step it is in. */
 static volatile sig_atomic_t stop_signal;
 
@@ -233,7 +227,7 @@ static const char *dur(char buf[24], double s)
 static void progress(int tty, const train_report *r, int64_t total, int64_t first_step,
                      double t0, int final)
 {
-    double el = now_s() - t0;
+    double el = util_now() - t0;
     double rate = el > 0 ? (double)(r->step - first_step) / el : 0;
     double eta = rate > 0 ? (double)(total - r->step) / rate : NAN;
     char e1[24], e2[24];
@@ -358,7 +352,7 @@ int cli_train(int argc, char **argv)
     }
     int64_t total = train_total_steps(t);
     int tty = isatty(2);
-    double t0 = now_s(), last = 0;
+    double t0 = util_now(), last = 0;
     double clock_at = t0;                 /* the last clock read, and the steps done then */
     int64_t clock_done = 0, clock_next = 1;
     int64_t first_step = train_steps_done(t);
@@ -399,7 +393,7 @@ int cli_train(int argc, char **argv)
          * steps: a read costs as much as a step of a tiny model. */
         if (!mf && done < clock_next)
             continue;
-        double now = now_s();
+        double now = util_now();
         if (done > clock_done) {
             double per = (now - clock_at) / (double)(done - clock_done);
             int64_t stride = per > 0 ? (int64_t)fmin(1024, fmax(1, 200e-6 / per)) : 1024;

@@ -99,9 +99,6 @@ void daemon_pump(daemon_t *d);
  * directory). 0, or a negative errno. */
 int daemon_free_disk(const char *db, uint64_t *avail);
 
-/* Monotonic seconds. */
-double daemon_now(void);
-
 /* Logs one line to stderr when `level` is enabled. */
 void daemon_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -104,7 +104,7 @@ int fashion_read(char **buf, size_t *len, an_err *err)
         memcpy(b, FASHION_MAGIC, 8);
         size_t off = 40;
         for (int k = 0; k < 4; k++) {
-            blob_put_u64(b + 8 + 8 * k, plen[k]);
+            le_put_u64(b + 8 + 8 * k, plen[k]);
             memcpy(b + off, part[k], plen[k]);
             off += plen[k];
         }

@@ -17,6 +17,7 @@
 #include "daemon/admit.h"
 #include "daemon/daemon.h"
 #include "daemon/wctx.h"
+#include "util/util.h"
 
 /* Makes `rep` the run's snapshot that the loop thread reads; `now` is the monotonic time. */
 static void publish(wctx *w, const train_report *rep, int64_t total, double now)
@@ -277,7 +278,7 @@ static void run_admitted(wctx *w)
     rep.step = train_steps_done(t);
     rep.loss = NAN;
     rep.samples_per_sec = NAN;
-    w->t0 = daemon_now();
+    w->t0 = util_now();
     w->first_step = rep.step;
     w->batch_samples = spec.train_batch_size;
     w->samples_per_sec = NAN;
@@ -453,7 +454,7 @@ static void run_admitted(wctx *w)
         failed = 1;
     }
     total = train_total_steps(t);
-    publish(w, &rep, total, daemon_now());
+    publish(w, &rep, total, util_now());
     if (failed && disk_full) {
         daemon_log(LOG_ERROR, "job %s paused: %s", run->id, errmsg);
         finish(w, STORE_PAUSED, errmsg);

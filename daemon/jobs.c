@@ -9,6 +9,7 @@
 
 #include "daemon/daemon.h"
 #include "daemon/jobs_internal.h"
+#include "util/util.h"
 
 #define PROGRESS_INTERVAL 0.1 /* seconds between progress events of one job */
 
@@ -266,7 +267,7 @@ static int cancel_after(jobmgr *m, const char *id, int unsaved)
 
 void jobs_poll(jobmgr *m)
 {
-    double now = daemon_now();
+    double now = util_now();
     job_run *r = m->runs;
     while (r) {
         job_run *next = r->next;

@@ -27,6 +27,7 @@
 #include "core/config_sched.h"
 #include "daemon/daemon.h"
 #include "daemon/jobs.h"
+#include "util/util.h"
 
 void jobs_sched_load(jobmgr *m, job_run *r)
 {
@@ -114,7 +115,7 @@ void jobs_sched_preempt(jobmgr *m)
 
 void jobs_watchdog(jobmgr *m)
 {
-    double now = daemon_now();
+    double now = util_now();
     for (job_run *r = m->runs; r; r = r->next) {
         uv_mutex_lock(&r->mu);
         int started = r->snap.started, done = r->snap.done;

@@ -31,6 +31,7 @@
 #include "api/routes.h"
 #include "daemon/notify.h"
 #include "store/lock.h"
+#include "util/util.h"
 
 static int log_level = LOG_INFO;
 
@@ -54,13 +55,6 @@ void daemon_log(int level, const char *fmt, ...)
     fputc('\n', stderr);
     funlockfile(stderr);
     va_end(ap);
-}
-
-double daemon_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 static void on_mhd_timer(uv_timer_t *t)
@@ -188,7 +182,7 @@ static void on_housekeeping(uv_timer_t *t)
 {
     daemon_t *d = t->data;
     d->ticks++;
-    conns_sweep(d, daemon_now()); /* heads overdue (api/conns.h) */
+    conns_sweep(d, util_now()); /* heads overdue (api/conns.h) */
     if (d->phase == PHASE_DRAINING) {
         drain_step(d);
         return;
@@ -270,7 +264,7 @@ int daemon_run(const daemon_opts *opts)
     memset(d, 0, sizeof *d);
     d->opts = opts;
     log_level = opts->log_level;
-    d->started = daemon_now();
+    d->started = util_now();
     signal(SIGPIPE, SIG_IGN);
     /* Few malloc arenas: each thread's own 64 MiB arena would take address space (and, under
      * ulimit -v, the limit) for nothing the budget can see. */

@@ -9,6 +9,7 @@
 
 #include "daemon/daemon.h"
 #include "daemon/wctx.h"
+#include "util/util.h"
 
 /* Reads the clock and gives the rows since the previous read their times, spread evenly over
  * the interval. A fast job reads the clock only every few dozen steps (about every
@@ -16,7 +17,7 @@
  * monotonic time read. */
 double wctx_stamp(wctx *w, int64_t step)
 {
-    double now = daemon_now();
+    double now = util_now();
     double t = w->time_base + (now - w->t0);
     double wall = (double)time(NULL);
     size_t c = w->nbatch - w->nstamped;
@@ -102,7 +103,7 @@ static int write_slot(wctx *w, wslot *s, const char **what, an_err *e)
     int rc = 0;
     *what = "metrics";
     if (s->blob) {
-        double c0 = daemon_now();
+        double c0 = util_now();
         *what = "the checkpoint";
         rc = store_checkpoint_commit_kept(&w->store, s->run->id, s->batch, s->nbatch,
                                           s->vbatch, s->nval, s->step, s->loss, s->blob,
@@ -111,7 +112,7 @@ static int write_slot(wctx *w, wslot *s, const char **what, an_err *e)
             atomic_fetch_add(&w->jobs->ckpt_bytes, s->len);
             atomic_fetch_add(&w->jobs->ckpt_count, 1);
             atomic_fetch_add(&w->jobs->ckpt_usec,
-                             (uint64_t)((s->save_s + daemon_now() - c0) * 1e6));
+                             (uint64_t)((s->save_s + util_now() - c0) * 1e6));
             uv_mutex_lock(&s->run->mu);
             s->run->snap.ckpt_seq++;
             s->run->snap.ckpt_step = s->step;
@@ -190,7 +191,7 @@ int wctx_flush(wctx *w, const train_report *last, an_err *e)
 int wctx_checkpoint(wctx *w, train *t, const train_report *last, const store_keep *keep,
                     an_err *e)
 {
-    double c0 = daemon_now();
+    double c0 = util_now();
     void *blob = NULL;
     size_t len = 0;
     int64_t step = train_steps_done(t);
@@ -210,7 +211,7 @@ int wctx_checkpoint(wctx *w, train *t, const train_report *last, const store_kee
     s->step = step;
     s->loss = last->loss;
     s->keep = *keep;
-    s->save_s = daemon_now() - c0;
+    s->save_s = util_now() - c0;
     return submit(w, e);
 }
 

@@ -25,6 +25,7 @@
 #include "core/config.h"
 #include "core/ddp.h"
 #include "core/train.h"
+#include "util/util.h"
 
 typedef struct comm_ctx {
     int world, rank;
@@ -92,30 +93,6 @@ static int reduce(void *ctx, float *grad, size_t n, const double *mine, int gas,
     return 0;
 }
 
-static char *read_all(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 1 << 16, n = 0;
-    char *b = malloc(cap);
-    size_t got;
-    while (b && (got = fread(b + n, 1, cap - n, f)) > 0) {
-        n += got;
-        if (n == cap) {
-            char *nb = realloc(b, cap *= 2);
-            if (!nb) {
-                free(b);
-                b = NULL;
-            }
-            b = nb;
-        }
-    }
-    fclose(f);
-    *len = n;
-    return b;
-}
-
 static int usage(int rank, const char *msg)
 {
     if (rank == 0)
@@ -160,8 +137,8 @@ int main(int argc, char **argv)
         goto out;
     }
     size_t len = 0;
-    char *text = read_all(path, &len);
-    if (!text) {
+    char *text = NULL;
+    if (util_read_file(path, &text, &len) != 0) {
         if (rank == 0)
             fprintf(stderr, "anneald-rank: cannot read %s\n", path);
         goto out;
@@ -204,8 +181,8 @@ int main(int argc, char **argv)
     }
     if (resume) {
         size_t blen = 0;
-        char *blob = read_all(resume, &blen);
-        if (!blob || train_restore(t, blob, blen, &e) != 0) {
+        char *blob = NULL;
+        if (util_read_file(resume, &blob, &blen) != 0 || train_restore(t, blob, blen, &e) != 0) {
             fprintf(stderr, "anneald-rank %d: --resume %s: %s\n", rank, resume,
                     blob ? e.message : "cannot read the file");
             free(blob);
