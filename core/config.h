@@ -16,6 +16,7 @@
 #include "core/config_keep.h"
 #include "core/config_sched.h"
 #include "core/err.h"
+#include "core/jsontext.h"
 #include "core/lossscale.h"
 #include "core/optim.h"
 #include "core/sched.h"
@@ -161,12 +162,6 @@ int job_spec_parse_all(const cJSON *json, job_spec *out, an_err *errs, int max, 
 /* The same from text: malformed JSON fails with its line and column. */
 int job_spec_parse_text(const char *text, size_t len, job_spec *out, an_err *err);
 
-/* Parses JSON text, or fails with "malformed JSON at line L, column C: …" (line and column
- * from 1, column in bytes; trailing commas, comments, unterminated strings and cut-off text
- * are named as such). An empty or all-whitespace text and a top level that is not an object
- * are errors too. `text` need not be NUL-terminated: exactly `len` bytes are read. Used for
- * every JSON body and file; *out is the caller's to cJSON_Delete. */
-int json_parse_text(const char *text, size_t len, cJSON **out, an_err *err);
 
 /* Frees what *s owns and zeroes it; safe on a zeroed or already freed spec. */
 void job_spec_free(job_spec *s);
