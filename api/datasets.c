@@ -106,13 +106,25 @@ static char upload_kind(http_req *r)
                                                      ct[10] == ' ') ? 't' : 'c';
 }
 
-/* Adds "kind" (and for text "characters") to a data set's JSON. */
+/* A data set's object (API.md): id, name, rows, columns, bytes, created_at, kind, and for a
+ * text corpus its characters. NULL when out of memory. */
 static cJSON *dataset_json(const store_dataset *ds)
 {
-    cJSON *o = store_dataset_to_json(ds);
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    cJSON *cols = ds->columns_json ? cJSON_Parse(ds->columns_json) : NULL;
     int text = ds->columns_json && strcmp(ds->columns_json, "[]") == 0;
-    if (o && (!cJSON_AddStringToObject(o, "kind", text ? "text" : "csv") ||
-              (text && !cJSON_AddNumberToObject(o, "characters", (double)ds->rows)))) {
+    int ok = cJSON_AddItemToObject(o, "id", cJSON_CreateString(ds->id));
+    ok &= cJSON_AddItemToObject(o, "name", cJSON_CreateString(ds->name ? ds->name : ""));
+    ok &= cJSON_AddItemToObject(o, "rows", cJSON_CreateNumber((double)ds->rows));
+    ok &= cJSON_AddItemToObject(o, "columns", cols ? cols : cJSON_CreateArray());
+    ok &= cJSON_AddItemToObject(o, "bytes", cJSON_CreateNumber((double)ds->bytes));
+    ok &= cJSON_AddItemToObject(o, "created_at", cJSON_CreateString(ds->created_at));
+    ok &= cJSON_AddStringToObject(o, "kind", text ? "text" : "csv") != NULL;
+    if (ok && text)
+        ok &= cJSON_AddNumberToObject(o, "characters", (double)ds->rows) != NULL;
+    if (!ok) {
         cJSON_Delete(o);
         return NULL;
     }

@@ -277,23 +277,3 @@ int store_dataset_delete(store_t *s, const char *id_or_name, an_err *err)
     store_dataset_free(&d);
     return st_end(s, rc, err);
 }
-
-cJSON *store_dataset_to_json(const store_dataset *d)
-{
-    cJSON *o = cJSON_CreateObject();
-    if (!o)
-        return NULL;
-    cJSON *cols = d->columns_json ? cJSON_Parse(d->columns_json) : NULL;
-    int ok = 1;
-    ok &= cJSON_AddItemToObject(o, "id", cJSON_CreateString(d->id));
-    ok &= cJSON_AddItemToObject(o, "name", cJSON_CreateString(d->name ? d->name : ""));
-    ok &= cJSON_AddItemToObject(o, "rows", cJSON_CreateNumber((double)d->rows));
-    ok &= cJSON_AddItemToObject(o, "columns", cols ? cols : cJSON_CreateArray());
-    ok &= cJSON_AddItemToObject(o, "bytes", cJSON_CreateNumber((double)d->bytes));
-    ok &= cJSON_AddItemToObject(o, "created_at", cJSON_CreateString(d->created_at));
-    if (!ok) {
-        cJSON_Delete(o);
-        return NULL;
-    }
-    return o;
-}

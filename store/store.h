@@ -493,8 +493,6 @@ int store_dataset_text(store_t *s, const char *id_or_name, char **csv, size_t *l
  * references it (by id or by name); -ENOENT if unknown. */
 int store_dataset_delete(store_t *s, const char *id_or_name, an_err *err);
 
-/* {"id","name","rows","columns","bytes","created_at"}; NULL on out of memory. */
-cJSON *store_dataset_to_json(const store_dataset *d);
 
 
 /* ---- sweeps (sweeps.c) ------------------------------------------------------------------
