@@ -15,6 +15,7 @@
 #include "daemon/daemon.h"
 #include "daemon/wctx.h"
 #include "tests/unit/store_fixture.h"
+#include "util/util.h"
 
 /* ---- pace ---------------------------------------------------------------------------- */
 
@@ -175,7 +176,7 @@ static void rows_between_clock_reads_get_spread_times(void **state)
 {
     ring_env *v = *state;
     wctx *w = v->w;
-    w->t0 = daemon_now();
+    w->t0 = util_now();
     w->time_base = 5.0;
     w->t_last = 5.0;
     for (int k = 0; k < 8; k++)
