@@ -177,9 +177,7 @@ static void create_work(http_req *r, store_t *s)
         return;
     }
     if (rc) {
-        const char *code;
-        unsigned st = http_status_of_store(rc, &code);
-        http_set_pending_error(r, st, code, NULL, "%s", e.message);
+        http_set_pending_store_error(r, rc, NULL, &e);
         return;
     }
     store_dataset ds;
@@ -234,9 +232,7 @@ static void list_work(http_req *r, store_t *s)
     an_err e;
     int rc = store_dataset_list(s, &list, &n, &e);
     if (rc) {
-        const char *code;
-        unsigned st = http_status_of_store(rc, &code);
-        http_error(r, st, code, NULL, "%s", e.message);
+        http_store_error(r, rc, NULL, &e);
         return;
     }
     cJSON *o = cJSON_CreateObject();
@@ -259,9 +255,7 @@ static void get_work(http_req *r, store_t *s)
         return;
     }
     if (rc) {
-        const char *code;
-        unsigned st = http_status_of_store(rc, &code);
-        http_error(r, st, code, NULL, "%s", e.message);
+        http_store_error(r, rc, NULL, &e);
         return;
     }
     http_reply_json(r, 200, dataset_json(&ds));
@@ -283,9 +277,7 @@ static void delete_work(http_req *r, store_t *s)
         return;
     }
     if (rc) {
-        const char *code;
-        unsigned st = http_status_of_store(rc, &code);
-        http_error(r, st, code, NULL, "%s", e.message);
+        http_store_error(r, rc, NULL, &e);
         return;
     }
     http_queue(r, 204, MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT));

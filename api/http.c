@@ -365,6 +365,26 @@ unsigned http_status_of_store(int rc, const char **code)
     }
 }
 
+void http_set_pending_store_error(http_req *r, int rc, const char *what, const an_err *e)
+{
+    const char *code;
+    unsigned st = http_status_of_store(rc, &code);
+    if (what)
+        http_set_pending_error(r, st, code, NULL, "%s: %s", what, e->message);
+    else
+        http_set_pending_error(r, st, code, NULL, "%s", e->message);
+}
+
+void http_store_error(http_req *r, int rc, const char *what, const an_err *e)
+{
+    const char *code;
+    unsigned st = http_status_of_store(rc, &code);
+    if (what)
+        http_error(r, st, code, NULL, "%s: %s", what, e->message);
+    else
+        http_error(r, st, code, NULL, "%s", e->message);
+}
+
 /* 1 if the request carries the right token (header, or ?access_token= where allowed). */
 static int authorized(http_req *r)
 {

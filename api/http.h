@@ -139,4 +139,9 @@ int http_token_equal(const char *given, size_t given_len, const char *want);
 /* Maps a store error code to an HTTP status and error code. */
 unsigned http_status_of_store(int rc, const char **code);
 
+/* Answers a store error `rc` with its status and the store's message (after "what: " when
+ * `what` is not NULL): as the pending answer of deferred work, or at once. */
+void http_set_pending_store_error(http_req *r, int rc, const char *what, const an_err *e);
+void http_store_error(http_req *r, int rc, const char *what, const an_err *e);
+
 #endif

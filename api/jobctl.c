@@ -62,9 +62,7 @@ static void answer_work(http_req *r, store_t *s)
         return;
     }
     if (rc) {
-        const char *code;
-        unsigned st = http_status_of_store(rc, &code);
-        http_set_pending_error(r, st, code, NULL, "%s", e.message);
+        http_set_pending_store_error(r, rc, NULL, &e);
         return;
     }
     row.state = q->state;

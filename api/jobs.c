@@ -66,9 +66,7 @@ void api_submit_error(http_req *r, const submit_outcome *out)
         http_error(r, 422, "unprocessable", field, "%s", e->message);
         break;
     case SUBMIT_STORE: {
-        const char *code;
-        unsigned status = http_status_of_store(out->store_rc, &code);
-        http_error(r, status, code, NULL, "the job could not be stored: %s", e->message);
+        http_store_error(r, out->store_rc, "the job could not be stored", e);
         break;
     }
     default:
@@ -226,9 +224,7 @@ static void list_work(http_req *r, store_t *s)
                                            &jobs, &n, &total, &e)
                  : store_job_list(s, q->mask, q->limit, q->offset, &jobs, &n, &total, &e);
     if (rc) {
-        const char *code;
-        unsigned st = http_status_of_store(rc, &code);
-        http_set_pending_error(r, st, code, NULL, "%s", e.message);
+        http_set_pending_store_error(r, rc, NULL, &e);
         return;
     }
     cJSON *o = cJSON_CreateObject();
@@ -265,9 +261,7 @@ static void get_work(http_req *r, store_t *s)
         return;
     }
     if (rc) {
-        const char *code;
-        unsigned st = http_status_of_store(rc, &code);
-        http_set_pending_error(r, st, code, NULL, "%s", e.message);
+        http_set_pending_store_error(r, rc, NULL, &e);
         return;
     }
     http_set_pending_json(r, 200, jobs_to_json_overlay(&q->ov, &row));

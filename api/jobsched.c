@@ -49,9 +49,7 @@ static void patch_work(http_req *r, store_t *s)
     if (!rc)
         rc = store_job_get(s, id, &row, &e);
     if (rc) {
-        const char *code;
-        unsigned st = http_status_of_store(rc, &code);
-        http_set_pending_error(r, st, code, NULL, "%s", e.message);
+        http_set_pending_store_error(r, rc, NULL, &e);
         return;
     }
     snprintf(r->work_id, sizeof r->work_id, "%.31s", id);
@@ -164,9 +162,7 @@ static void pin_work(http_req *r, store_t *s)
     if (!rc)
         rc = store_checkpoint_marks(s, id, &keep, list, n, &e);
     if (rc) {
-        const char *code;
-        unsigned st = http_status_of_store(rc, &code);
-        http_set_pending_error(r, st, code, NULL, "%s", e.message);
+        http_set_pending_store_error(r, rc, NULL, &e);
         free(list);
         return;
     }

@@ -275,10 +275,7 @@ static void create_work(http_req *r, store_t *st)
     if (!rc)
         rc = sweeps_load(st, id, &q->made, &e);
     if (rc) {
-        const char *code;
-        unsigned status = http_status_of_store(rc, &code);
-        http_set_pending_error(r, status, code, NULL, "the sweep could not be stored: %s",
-                               e.message);
+        http_set_pending_store_error(r, rc, "the sweep could not be stored", &e);
         return;
     }
     snprintf(r->work_id, sizeof r->work_id, "%.31s", id);
@@ -379,9 +376,7 @@ static void cancel_work(http_req *r, store_t *st)
     if (rc == 0)
         rc = store_sweep_set_state(st, id, "cancelled", &e);
     if (rc) {
-        const char *code;
-        unsigned status = http_status_of_store(rc, &code);
-        http_set_pending_error(r, status, code, NULL, "%s", e.message);
+        http_set_pending_store_error(r, rc, NULL, &e);
         return;
     }
     answer_sweep(r, st, id, 200);
@@ -425,9 +420,7 @@ static void delete_work(http_req *r, store_t *st)
     } else if (rc == STORE_ESTATE) {
         http_set_pending_error(r, 409, "conflict", "state", "%s", e.message);
     } else if (rc) {
-        const char *code;
-        unsigned status = http_status_of_store(rc, &code);
-        http_set_pending_error(r, status, code, NULL, "%s", e.message);
+        http_set_pending_store_error(r, rc, NULL, &e);
     } else {
         snprintf(r->work_id, sizeof r->work_id, "%.31s", id);
         http_resume_pending(r, 204, MHD_create_response_from_buffer(0, (void *)"",
