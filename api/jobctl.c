@@ -1,5 +1,5 @@
 /* jobctl — POST /v1/jobs/{id}/pause, resume and cancel, and DELETE /v1/jobs/{id}: the job
- * manager's outcomes (daemon/jobs.h) as HTTP.
+ * manager's outcomes (daemon/jobmgr.h) as HTTP.
  *
  * The transition is decided on the loop thread, where the manager lives; the request then
  * waits (a job_waiter in its context) for the worker that holds the job to let go of it, or

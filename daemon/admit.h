@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "daemon/jobs.h"
+#include "daemon/jobmgr.h"
 #include "daemon/options.h"
 #include "store/store.h"
 

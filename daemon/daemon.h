@@ -18,7 +18,7 @@
 #include "api/sse.h"
 #include "daemon/budget.h"
 #include "daemon/housekeep.h"
-#include "daemon/jobs.h"
+#include "daemon/jobmgr.h"
 #include "daemon/loader.h"
 #include "daemon/options.h"
 #include "daemon/sweeps.h"

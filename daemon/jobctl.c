@@ -1,6 +1,6 @@
 /* jobctl — the job manager's transitions (pause, cancel, resume, delete) as outcomes: see
- * daemon/jobs.h. Loop thread, except jobs_delete_store (any thread with its own store). */
-#include "daemon/jobs.h"
+ * daemon/jobmgr.h. Loop thread, except jobs_delete_store (any thread with its own store). */
+#include "daemon/jobmgr.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "daemon/daemon.h"
-#include "daemon/jobs_internal.h"
+#include "daemon/jobmgr_internal.h"
 #include "daemon/loader.h"
 
 static void fail(job_outcome *o, job_result res, const char *field, const char *fmt, ...)

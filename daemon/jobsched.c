@@ -26,7 +26,7 @@
 
 #include "core/config_sched.h"
 #include "daemon/daemon.h"
-#include "daemon/jobs.h"
+#include "daemon/jobmgr.h"
 #include "util/util.h"
 
 void jobs_sched_load(jobmgr *m, job_run *r)

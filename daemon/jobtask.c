@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "daemon/daemon.h"
-#include "daemon/jobs_internal.h"
+#include "daemon/jobmgr_internal.h"
 
 #define TASK_DEPTH 1024 /* transitions waiting for the store before new ones get JOB_BUSY */
 

@@ -9,7 +9,7 @@
 #include <uv.h>
 
 #include "core/train.h"
-#include "daemon/jobs.h"
+#include "daemon/jobmgr.h"
 #include "daemon/pace.h"
 #include "store/store.h"
 

@@ -12,7 +12,7 @@
 #include <cmocka.h>
 
 #include "core/config_sched.h"
-#include "daemon/jobs.h"
+#include "daemon/jobmgr.h"
 
 static cJSON *js(const char *text)
 {

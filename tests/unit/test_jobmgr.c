@@ -1,4 +1,4 @@
-/* Tests of the job manager's transitions (daemon/jobs.c): their outcomes, the waiters that a
+/* Tests of the job manager's transitions (daemon/jobmgr.c): their outcomes, the waiters that a
  * worker's letting go answers, and the events they emit, where a request meets a worker that
  * is letting go of its job.
  *

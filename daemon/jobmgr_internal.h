@@ -1,9 +1,9 @@
-/* jobs_internal — what the job manager's own files (daemon/jobs.c, daemon/jobctl.c) share and
+/* jobmgr_internal — what the job manager's own files (daemon/jobmgr.c, daemon/jobctl.c) share and
  * nothing else calls. Loop thread. */
-#ifndef ANNEALD_JOBS_INTERNAL_H
-#define ANNEALD_JOBS_INTERNAL_H
+#ifndef ANNEALD_JOBMGR_INTERNAL_H
+#define ANNEALD_JOBMGR_INTERNAL_H
 
-#include "daemon/jobs.h"
+#include "daemon/jobmgr.h"
 
 /* Frees a run that is in no list any more. */
 void jobs_run_free(job_run *r);

@@ -1,4 +1,4 @@
-/* jobs.c — job rows: create, read, list, state changes, progress, delete, restart recovery,
+/* jobrows — job rows: create, read, list, state changes, progress, delete, restart recovery,
  * rewind, and the API's job object. */
 #include "store/store.h"
 

@@ -1,4 +1,4 @@
-/* jobs — the job manager: the state machine of API.md over the store, the queue that feeds
+/* jobmgr — the job manager: the state machine of API.md over the store, the queue that feeds
  * the worker pool, and the bridge from workers' progress to SSE events.
  *
  * DESIGN
@@ -22,8 +22,8 @@
  *
  * Shutdown: jobs_shutdown sets every run's flag; workers checkpoint, put the job back to
  * `queued` in the store and report; jobs_idle() says when all have. */
-#ifndef ANNEALD_JOBS_H
-#define ANNEALD_JOBS_H
+#ifndef ANNEALD_JOBMGR_H
+#define ANNEALD_JOBMGR_H
 
 #include <stdatomic.h>
 #include <stdint.h>

@@ -1,5 +1,5 @@
-/* jobs — the job manager: state machine, queue, and progress-to-events bridge. */
-#include "daemon/jobs.h"
+/* jobmgr — the job manager: state machine, queue, and progress-to-events bridge. */
+#include "daemon/jobmgr.h"
 
 #include <errno.h>
 #include <math.h>
@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "daemon/daemon.h"
-#include "daemon/jobs_internal.h"
+#include "daemon/jobmgr_internal.h"
 #include "util/util.h"
 
 #define PROGRESS_INTERVAL 0.1 /* seconds between progress events of one job */
