@@ -161,6 +161,10 @@ INSTALL_BIN ?= $(BUILD)/anneald
 DOCS := README.md docs/API.md docs/JOBSPEC.md
 install: $(INSTALL_BIN)
 	install -Dm755 $(INSTALL_BIN) $(DESTDIR)$(BINDIR)/anneald
+	@# the rank program of multi-rank jobs, where it was built (needs mpicc): `anneald rank`
+	@# looks for it next to the daemon
+	if [ -x $(dir $(INSTALL_BIN))anneald-rank ]; then \
+	  install -m755 $(dir $(INSTALL_BIN))anneald-rank $(DESTDIR)$(BINDIR)/anneald-rank; fi
 	@mkdir -p $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(MANDIR)/man1
 	sed -e 's|^ExecStart=/usr/local/bin/anneald|ExecStart=$(BINDIR)/anneald|' \
 	    -e 's|^Documentation=.*|Documentation=man:anneald(1) file://$(DOCDIR)/README.md|' \
@@ -170,7 +174,8 @@ install: $(INSTALL_BIN)
 	install -m644 docs/anneald.1 $(DESTDIR)$(MANDIR)/man1/anneald.1
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/anneald $(DESTDIR)$(UNITDIR)/anneald.service \
+	rm -f $(DESTDIR)$(BINDIR)/anneald $(DESTDIR)$(BINDIR)/anneald-rank \
+	  $(DESTDIR)$(UNITDIR)/anneald.service \
 	  $(DESTDIR)$(MANDIR)/man1/anneald.1 $(addprefix $(DESTDIR)$(DOCDIR)/,$(notdir $(DOCS)))
 	-rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null
 

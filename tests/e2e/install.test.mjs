@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import {spawnSync} from 'node:child_process';
 import {existsSync, mkdtempSync, readFileSync, rmSync} from 'node:fs';
 import {tmpdir} from 'node:os';
-import {join, resolve} from 'node:path';
+import {dirname, join, resolve} from 'node:path';
 import {BIN} from './lib.mjs';
 
 const bin = resolve(BIN);
@@ -30,12 +30,21 @@ test('make install PREFIX=… puts the unit, docs and man page under PREFIX', ()
   for (const f of files) assert.ok(existsSync(join(dest, f)), `${f} is installed`);
   for (const f of ['README.md', 'API.md', 'JOBSPEC.md'])
     assert.ok(readFileSync(join(root, 'share/doc/anneald', f), 'utf8').length > 1000, f);
+  // The rank program of multi-rank jobs goes next to the daemon when this tree built it, and
+  // the installed `anneald rank` finds it there.
+  const rankBuilt = existsSync(join(dirname(bin), 'anneald-rank'));
+  assert.equal(existsSync(join(root, 'bin/anneald-rank')), rankBuilt);
+  if (rankBuilt) {
+    const rr = spawnSync(join(root, 'bin/anneald'), ['rank'], {encoding: 'utf8'});
+    assert.doesNotMatch(rr.stderr, /is not next to/, 'anneald rank finds the installed rank program');
+  }
   const man = readFileSync(join(root, 'share/man/man1/anneald.1'), 'utf8');
   assert.match(man, /^\.TH ANNEALD 1/m);
   for (const w of ['check', 'preview', 'train', '\\-\\-every', '\\-\\-token\\-file']) assert.ok(man.includes(w), w);
   r = make('uninstall');
   assert.equal(r.status, 0, r.stdout + r.stderr);
-  for (const p of [unitPath, join(root, 'bin/anneald'), join(root, 'share/man/man1/anneald.1'),
+  for (const p of [unitPath, join(root, 'bin/anneald'), join(root, 'bin/anneald-rank'),
+                   join(root, 'share/man/man1/anneald.1'),
                    join(root, 'share/doc/anneald/API.md')]) assert.equal(existsSync(p), false, p);
   rmSync(dest, {recursive: true, force: true});
 });
