@@ -6,6 +6,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "daemon/daemon.h"
 #include "daemon/wctx.h"
@@ -55,10 +58,24 @@ static int open_store(worker *wk, wctx *w)
     }
 }
 
+/* Training yields to the service: a worker thread, and the writer and compute threads it
+ * starts (they inherit it), run WORKER_NICE below the loop and the request threads. Alone on
+ * the machine training gets every cycle; when the cores are contended, a request, an event
+ * stream or the watchdog's ping is served first instead of waiting out a scheduler slice
+ * behind a checkpoint being written. (On Linux the nice value is per thread.) */
+static void lower_priority(int index)
+{
+    pid_t tid = (pid_t)syscall(SYS_gettid);
+    int now = getpriority(PRIO_PROCESS, (id_t)tid);
+    if (setpriority(PRIO_PROCESS, (id_t)tid, now + WORKER_NICE) != 0)
+        daemon_log(LOG_WARN, "worker %d: cannot lower its priority: %s", index, strerror(errno));
+}
+
 static void worker_main(void *arg)
 {
     worker *wk = arg;
     worker_pool *p = wk->pool;
+    lower_priority(wk->index);
     wctx *w = calloc(1, sizeof *w);
     if (!w)
         return;

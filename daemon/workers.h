@@ -20,6 +20,9 @@
 
 #include <stdatomic.h>
 
+/* How much lower than the service's threads a worker's threads run (nice units). */
+#define WORKER_NICE 10
+
 #include <uv.h>
 
 /* How often a worker whose store connection failed to open tries again. */
