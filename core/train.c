@@ -220,6 +220,7 @@ void train_free(train *t)
     free(t->y);
     free(t->dout);
     sched_free(t->sch);
+    train_shard_free(t);
     optim_free(&t->opt);
     model_free(t->m);
     data_loader_free(&t->loader);
@@ -433,7 +434,13 @@ int train_step(train *t, train_report *rep, an_err *err)
         for (int g = 0; g < t->ngroups; g++)
             rep->lr[g] = t->opt.groups[g].lr;
     }
-    optim_step(&t->opt, m->params, grad);
+    if (t->sharded) {
+        int src = train_shard_step(t, m->params, grad, err);
+        if (src)
+            return src; /* the ranks can no longer agree: the run ends (MPI aborts it) */
+    } else {
+        optim_step(&t->opt, m->params, grad);
+    }
     t->steps++;
     t->samples += (int64_t)t->micro * t->gas * W;
 

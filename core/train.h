@@ -64,6 +64,29 @@ typedef int (*train_reduce_fn)(void *ctx, float *grad, size_t n, const double *m
  * a world above 2^20 micro-batches. */
 int train_set_ranks(train *t, int world, int rank, train_reduce_fn fn, void *ctx);
 
+/* Gathers a flat buffer of n elements sliced across the ranks as core/ddp.h's ddp_shard
+ * slices it: `mine` holds this rank's slice; to_all 1 fills the whole of `full` on every rank
+ * (`mine` may point into `full`, at the slice), to_all 0 only on rank 0 (`full` is NULL on
+ * the others). 0 or a negative errno. */
+typedef int (*train_gather_fn)(void *ctx, const float *mine, float *full, size_t n, int to_all);
+
+/* ZeRO stage 1 (after train_set_ranks, and after any train_restore): the rank keeps the
+ * optimizer state of its slice of the flat parameters only (1/world of it), steps that slice
+ * and all-gathers the parameters through `gather` after each step. The weights and losses
+ * stay those of the unsharded run bit for bit (the gradient sum, the norm and the clipping
+ * are unchanged; the optimizers other than Lamb are element-wise). Lamb (its trust ratio is
+ * a norm over each whole tensor) is refused with -ENOTSUP, a single rank with -EINVAL. */
+int train_shard_optimizer(train *t, train_gather_fn gather, void *ctx, an_err *err);
+
+/* Bytes of optimizer state this rank holds, and the unsharded total. */
+size_t train_optim_bytes(const train *t, size_t *total);
+
+/* Consolidation for a checkpoint, called by every rank (it gathers): rank 0 then holds the
+ * whole optimizer, so that its train_save writes the blob an unsharded run writes (any world
+ * size resumes it); train_unshard_end goes back to the slice. A no-op when not sharded. */
+int train_unshard_begin(train *t, an_err *err);
+void train_unshard_end(train *t);
+
 /* Length of the flat parameter (and gradient) buffer of an mlp or linear model; 0 for gpt. */
 size_t train_nparams(const train *t);
 

@@ -47,6 +47,20 @@ struct train {
     train_reduce_fn reduce;     /* the cross-rank sum; NULL alone */
     void *reduce_ctx;
     double *losses;             /* [world·gas] micro-batch losses of a step (world > 1) */
+    /* ZeRO stage 1 (train_shard.c): opt holds only this rank's slice [shard_lo, shard_hi) */
+    int sharded;
+    size_t shard_lo, shard_hi;
+    train_gather_fn gather;
+    void *gather_ctx;
+    optim_tensor *full_tensors; /* the unsharded optimizer's tensors, for consolidation */
+    int nfull_tensors;
+    int unsharded;              /* rank 0 between train_unshard_begin and _end */
+    optim shard_keep;           /* the slice's optimizer meanwhile */
 };
+
+/* ZeRO stage 1 (train_shard.c): the optimizer step of a sharded rank, then the all-gather of
+ * the parameters. */
+int train_shard_step(train *t, float *params, float *grad, an_err *err);
+void train_shard_free(train *t);
 
 #endif

@@ -11,9 +11,11 @@
  * engine's pairwise tree, and an all-gather puts the whole sum back on every rank. Every rank
  * then scales, clips (the global norm over the whole gradient, in the same order as one
  * process) and steps alike, so W = 1, 2, 4 give the same weights and losses bit for bit when
- * gas is a power of two. Rank 0 alone writes the files. At ZeRO stage 0 every rank holds the
- * whole training state, so rank 0's checkpoint (--save) is the blob a one-process job saves,
- * and --resume takes such a blob at any world size. */
+ * gas is a power of two. Rank 0 alone writes the files. At ZeRO stage 1 (core/train.h,
+ * train_shard_optimizer) each rank keeps the optimizer state of its slice of the parameters
+ * only and all-gathers the parameters after each step; for --save the slices are gathered on
+ * rank 0 first, so a checkpoint is always the blob a one-process job saves, and --resume
+ * takes such a blob at any world size and stage. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -91,6 +93,28 @@ static int reduce(void *ctx, float *grad, size_t n, const double *mine, int gas,
         return -EIO;
     c->comm_s += MPI_Wtime() - t0;
     return 0;
+}
+
+/* ZeRO stage 1's gathers (core/train.h, train_gather_fn): the slices of a flat buffer of n
+ * elements, laid out as ddp_shard lays them out (the gradient's layout, so the same counts). */
+static int gather(void *ctx, const float *mine, float *full, size_t n, int to_all)
+{
+    comm_ctx *c = ctx;
+    if (n != c->n)
+        return -EINVAL;
+    double t0 = MPI_Wtime();
+    int r;
+    if (to_all && full && mine == full + c->gdispls[c->rank])
+        r = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, full, c->gcounts, c->gdispls,
+                           MPI_FLOAT, MPI_COMM_WORLD);
+    else if (to_all)
+        r = MPI_Allgatherv(mine, c->gcounts[c->rank], MPI_FLOAT, full, c->gcounts, c->gdispls,
+                           MPI_FLOAT, MPI_COMM_WORLD);
+    else
+        r = MPI_Gatherv(mine, c->gcounts[c->rank], MPI_FLOAT, full, c->gcounts, c->gdispls,
+                        MPI_FLOAT, 0, MPI_COMM_WORLD);
+    c->comm_s += MPI_Wtime() - t0;
+    return r == MPI_SUCCESS ? 0 : -EIO;
 }
 
 static int usage(int rank, const char *msg)
@@ -171,9 +195,6 @@ int main(int argc, char **argv)
                       : e.message);
         goto done;
     }
-    if (rank == 0 && world > 1 && spec.zero_stage >= 1)
-        fprintf(stderr, "anneald-rank: ds_config.zero_optimization: the optimizer state is not "
-                "sharded yet: every rank keeps all of it (stage 0); the weights are the same\n");
     cJSON *wj = NULL;
     if (world > 1 && comm_prepare(&c, train_nparams(t)) != 0) {
         fprintf(stderr, "anneald-rank %d: out of memory for the exchange buffers\n", rank);
@@ -189,6 +210,22 @@ int main(int argc, char **argv)
             goto done;
         }
         free(blob);
+    }
+    /* ZeRO stage 1 (2 and 3 run as 1: config_world.c warns), after a resume: the whole state
+     * restored is sliced. */
+    if (world > 1 && spec.zero_stage >= 1) {
+        int zrc = train_shard_optimizer(t, gather, &c, &e);
+        if (zrc == -ENOTSUP) {
+            if (rank == 0)
+                fprintf(stderr, "anneald-rank: %s: %s\n", e.field, e.message);
+        } else if (zrc) {
+            fprintf(stderr, "anneald-rank %d: %s: %s\n", rank, e.field, e.message);
+            goto done;
+        } else {
+            size_t total = 0, mine = train_optim_bytes(t, &total);
+            fprintf(stderr, "anneald-rank %d: ZeRO stage 1: optimizer state %zu of %zu bytes\n",
+                    rank, mine, total);
+        }
     }
     if (rank == 0 && metrics && !(mf = fopen(metrics, "w"))) {
         fprintf(stderr, "anneald-rank: cannot write %s\n", metrics);
@@ -208,7 +245,7 @@ int main(int argc, char **argv)
         if (mf)
             fprintf(mf, "%lld,%.17g,%.17g\n", (long long)rep.step, rep.loss, rep.grad_norm);
     }
-    double wall = MPI_Wtime() - t0;
+    double wall = MPI_Wtime() - t0, comm = c.comm_s; /* the save's gathers come after */
     if (rank == 0 && weights) {
         FILE *wf = fopen(weights, "w");
         char *s = NULL;
@@ -218,6 +255,11 @@ int main(int argc, char **argv)
         cJSON_Delete(wj);
         if (wf)
             fclose(wf);
+    }
+    /* A sharded optimizer is consolidated on rank 0 first (every rank sends its slices). */
+    if (save && train_unshard_begin(t, &e) != 0) {
+        fprintf(stderr, "anneald-rank %d: --save %s: %s\n", rank, save, e.message);
+        MPI_Abort(MPI_COMM_WORLD, 1);
     }
     if (rank == 0 && save) {
         void *blob = NULL;
@@ -235,11 +277,12 @@ int main(int argc, char **argv)
         fclose(sf);
         free(blob);
     }
+    train_unshard_end(t);
     if (rank == 0)
         fprintf(stderr, "anneald-rank: %lld steps at world_size %d in %.3f s (%.1f steps/s, "
                 "%.0f%% in communication)\n", (long long)done_steps, world, wall,
                 wall > 0 ? (double)done_steps / wall : 0.0,
-                wall > 0 ? 100.0 * c.comm_s / wall : 0.0);
+                wall > 0 ? 100.0 * comm / wall : 0.0);
     rc = 0;
 done:
     if (mf)

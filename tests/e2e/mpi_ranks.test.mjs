@@ -2,7 +2,8 @@
 // this machine: W = 1, 2 and 4 ranks give the weights and losses of the one-process trainer
 // bit for bit; a checkpoint saved at one world size resumes at another and finishes
 // identical; a rank killed with SIGKILL ends the whole run (non-zero exit, no weights), and a
-// rerun from the last checkpoint finishes identical to the uninterrupted run.
+// rerun from the last checkpoint finishes identical to the uninterrupted run; ZeRO stage 1
+// slices the optimizer state and changes none of that.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {spawn, spawnSync} from 'node:child_process';
@@ -80,6 +81,64 @@ test('a checkpoint of W = 2 resumes at W = 1 and one of W = 1 at W = 4, bit for 
     assert.equal(tensors(dir, 'r4.out'), tensors(dir, 'full.out'));
     // the step count of the resumed run continues from the checkpoint
     assert.equal(JSON.parse(read(dir, 'r4.out')).step, 24);
+  } finally {
+    removeDir(dir);
+  }
+});
+
+// ZeRO stage 1: each rank keeps the optimizer state of its slice of the parameters only. The
+// weights, the losses and the checkpoint (consolidated on rank 0) are those of stage 0 and of
+// one process bit for bit; a stage-1 checkpoint resumes at W = 1 and a W = 1 one at stage 1.
+const zero = (W, over = {}) => {
+  const o = JSON.parse(spec(W, over));
+  o.ds_config.zero_optimization = {stage: 1};
+  return JSON.stringify(o);
+};
+const slices = (stderr) => [...stderr.matchAll(/anneald-rank (\d+): ZeRO stage 1: optimizer state (\d+) of (\d+) bytes/g)]
+  .map((m) => ({rank: Number(m[1]), mine: Number(m[2]), total: Number(m[3])}));
+
+test('ZeRO stage 1 at W = 2, 4: the optimizer state sliced, weights, losses and checkpoints bit-identical', {skip: !have && 'mpirun or anneald-rank missing'}, () => {
+  const dir = tmpDir();
+  try {
+    writeFile(dir, 'w1.json', spec(1));
+    ranks(1, dir, 'w1.json', ['--weights-json', `${dir}/w1.out`, '--metrics-csv', `${dir}/m1.csv`, '--save', `${dir}/c1.blob`]);
+    for (const W of [2, 4]) {
+      writeFile(dir, `z${W}.json`, zero(W));
+      const r = ranks(W, dir, `z${W}.json`, ['--weights-json', `${dir}/z${W}.out`, '--metrics-csv', `${dir}/zm${W}.csv`,
+        '--save', `${dir}/z${W}.blob`]);
+      const s = slices(r.stderr);
+      assert.equal(s.length, W, r.stderr);
+      const total = s[0].total;
+      assert.ok(total > 0);
+      // every rank holds about 1/W of the state, and the slices add up to all of it
+      for (const x of s) assert.ok(x.mine <= Math.ceil(total / W) + 64 && x.mine < total, JSON.stringify(x));
+      assert.ok(Math.abs(s.reduce((a, x) => a + x.mine, 0) - total) <= 64 * W, JSON.stringify(s));
+      assert.equal(tensors(dir, `z${W}.out`), tensors(dir, 'w1.out'), `weights at W=${W}`);
+      assert.equal(read(dir, `zm${W}.csv`), read(dir, 'm1.csv'), `losses at W=${W}`);
+      assert.ok(fs.readFileSync(path.join(dir, `z${W}.blob`)).equals(fs.readFileSync(path.join(dir, 'c1.blob'))),
+        `the checkpoint of W=${W} at stage 1 is the one-process checkpoint`);
+    }
+    // resumes across: stage 1 at W = 4 → W = 1, and W = 1 → stage 1 at W = 2
+    ranks(4, dir, 'z4.json', ['--steps', '9', '--save', `${dir}/h4.blob`]);
+    ranks(1, dir, 'w1.json', ['--resume', `${dir}/h4.blob`, '--weights-json', `${dir}/r1.out`]);
+    assert.equal(tensors(dir, 'r1.out'), tensors(dir, 'w1.out'));
+    ranks(1, dir, 'w1.json', ['--steps', '7', '--save', `${dir}/h1.blob`]);
+    ranks(2, dir, 'z2.json', ['--resume', `${dir}/h1.blob`, '--weights-json', `${dir}/r2.out`]);
+    assert.equal(tensors(dir, 'r2.out'), tensors(dir, 'w1.out'));
+    // Lamb (a norm over whole tensors) runs unsharded, says so, and still matches
+    const lamb = (W, stage) => {
+      const o = JSON.parse(spec(W));
+      o.ds_config.optimizer = {type: 'Lamb', params: {lr: 0.01}};
+      if (stage) o.ds_config.zero_optimization = {stage};
+      return JSON.stringify(o);
+    };
+    writeFile(dir, 'l1.json', lamb(1, 0));
+    writeFile(dir, 'l2.json', lamb(2, 1));
+    ranks(1, dir, 'l1.json', ['--weights-json', `${dir}/l1.out`]);
+    const r = ranks(2, dir, 'l2.json', ['--weights-json', `${dir}/l2.out`]);
+    assert.match(r.stderr, /Lamb runs unsharded \(stage 0\)/);
+    assert.equal(slices(r.stderr).length, 0);
+    assert.equal(tensors(dir, 'l2.out'), tensors(dir, 'l1.out'));
   } finally {
     removeDir(dir);
   }
