@@ -91,6 +91,28 @@ static double torch_ms(int iters, char *why, size_t whylen)
     return ms;
 }
 
+/* iters timed iterations (after two untimed ones) of forward, backward, clipping and the
+ * AdamW step on random windows; ms per iteration. */
+static double iterate(gpt *g, optim *o, const int32_t *tok, size_t n, int iters, double *loss)
+{
+    int32_t idx[B * T], tg[B * T];
+    double t0 = 0;
+    for (int it = 0; it < iters + 2; it++) {
+        if (it == 2)
+            t0 = now();
+        for (int r = 0; r < B; r++) {
+            size_t st = text_random_start(1337, (uint64_t)it, 0, (uint64_t)r, n, T);
+            memcpy(idx + r * T, tok + st, T * sizeof *idx);
+            memcpy(tg + r * T, tok + st + 1, T * sizeof *tg);
+        }
+        gpt_forward(g, idx, tg, B, T, loss);
+        gpt_backward(g, g->grads, 0, 1.0f);
+        optim_clip_grad_norm(g->grads, g->nparams, OPTIM_F32, 1.0);
+        optim_step(o, g->params, g->grads);
+    }
+    return 1000 * (now() - t0) / iters;
+}
+
 int main(void)
 {
     int quick = getenv("BENCH_QUICK") != NULL;
@@ -127,22 +149,12 @@ int main(void)
         return 1;
     }
     cJSON_Delete(blk);
-    int32_t idx[B * T], tg[B * T];
-    double loss = 0, t0 = 0;
-    for (int it = 0; it < iters + 2; it++) {
-        if (it == 2)
-            t0 = now();
-        for (int r = 0; r < B; r++) {
-            size_t st = text_random_start(1337, (uint64_t)it, 0, (uint64_t)r, n, T);
-            memcpy(idx + r * T, tok + st, T * sizeof *idx);
-            memcpy(tg + r * T, tok + st + 1, T * sizeof *tg);
-        }
-        gpt_forward(g, idx, tg, B, T, &loss);
-        gpt_backward(g, g->grads, 0, 1.0f);
-        optim_clip_grad_norm(g->grads, g->nparams, OPTIM_F32, 1.0);
-        optim_step(&o, g->params, g->grads);
-    }
-    double ms = 1000 * (now() - t0) / iters;
+    double loss = 0;
+    double ms = iterate(g, &o, tok, n, iters, &loss);
+    /* The same iterations with bf16 products (ds_config.bf16; fp32 master weights). */
+    gemm_set_bf16(1);
+    double bf_loss = 0, bf_ms = iterate(g, &o, tok, n, iters, &bf_loss);
+    gemm_set_bf16(0);
 
     size_t big = (size_t)B * T * 4 * C > (size_t)B * T * v.size ? (size_t)B * T * 4 * C
                                                                 : (size_t)B * T * v.size;
@@ -170,7 +182,9 @@ int main(void)
            "iteration, %.1f GFLOP/s alone\n", fl * 1e-9, fl * 1e-6 / ms, fl * 1e-6 / roof_ms);
     printf("BENCH gpt_roofline_fraction %.3f fraction ref=%.2f ratio=%.3f\n", roof_ms / ms,
            roof_ms, roof_ms / ms);
-    fprintf(stderr, "bench_gpt: last loss %.4f\n", loss);
+    /* ref = the float32 iteration measured above in this run. */
+    printf("BENCH gpt_bf16_iteration %.2f ms/iter ref=%.2f ratio=%.2f\n", bf_ms, ms, ms / bf_ms);
+    fprintf(stderr, "bench_gpt: last loss %.4f (bf16 %.4f)\n", loss, bf_loss);
     optim_free(&o);
     gpt_free(g);
     free(tok);

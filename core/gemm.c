@@ -37,45 +37,191 @@ void gemm_f32_ref(int transA, int transB, int M, int N, int K, float alpha, cons
     }
 }
 
-/* bf16 products (gemm_set_bf16): the operands rounded to bfloat16 into per-thread scratch
- * that grows to the largest operand once and is then reused (no allocation per step). */
+/* bf16 products (gemm_set_bf16): the operands rounded to bfloat16 (round to nearest even)
+ * into per-thread scratch that grows to the largest operands once and is then reused, and
+ * multiplied by oneDNN's bf16 matmul with float32 accumulation (AVX512-BF16 where the CPU has
+ * it). A primitive is made once per shape and thread and kept in a small per-thread cache: a
+ * training step issues the same few shapes every time. oneDNN's matmul gives the same bits at
+ * any thread count. */
 static _Thread_local int bf16_mode;
-static _Thread_local float *bf16_scratch;
+static _Thread_local uint16_t *bf16_scratch;
 static _Thread_local size_t bf16_cap;
 
 void gemm_set_bf16(int on) { bf16_mode = on ? 1 : 0; }
 int gemm_bf16(void) { return bf16_mode; }
 
-float gemm_bf16_round(float x)
+static inline uint32_t bf16_bits(float x)
 {
     uint32_t u;
     memcpy(&u, &x, 4);
     if ((u & 0x7f800000u) == 0x7f800000u) /* inf, NaN: keep (a NaN stays a NaN) */
-        return x;
+        return (u & 0xffff0000u) | ((u & 0xffffu) ? 0x00400000u : 0u);
     u += 0x7fffu + ((u >> 16) & 1u); /* round to nearest, ties to even */
-    u &= 0xffff0000u;
+    return u & 0xffff0000u;
+}
+
+float gemm_bf16_round(float x)
+{
+    uint32_t u = bf16_bits(x);
     memcpy(&x, &u, 4);
     return x;
 }
 
-/* Rounds the operands into the scratch; 0, or -1 when it cannot grow (then fp32 is used). */
-static int bf16_operands(const float **A, size_t na, const float **B, size_t nb)
+/* Rounds the operands (as stored, strides included) into the scratch; 0, or -1 when it cannot
+ * grow. */
+static int bf16_operands(const float *A, size_t na, const float *B, size_t nb)
 {
     if (na + nb > bf16_cap) {
-        float *p = realloc(bf16_scratch, (na + nb) * sizeof *p);
+        uint16_t *p = realloc(bf16_scratch, (na + nb) * sizeof *p);
         if (!p)
             return -1;
         bf16_scratch = p;
         bf16_cap = na + nb;
     }
     for (size_t i = 0; i < na; i++)
-        bf16_scratch[i] = gemm_bf16_round((*A)[i]);
+        bf16_scratch[i] = (uint16_t)(bf16_bits(A[i]) >> 16);
     for (size_t i = 0; i < nb; i++)
-        bf16_scratch[na + i] = gemm_bf16_round((*B)[i]);
-    *A = bf16_scratch;
-    *B = bf16_scratch + na;
+        bf16_scratch[na + i] = (uint16_t)(bf16_bits(B[i]) >> 16);
     return 0;
 }
+
+enum { BF16_CACHE = 32 };
+
+typedef struct bf16_prim {
+    int used;
+    int tA, tB, M, N, K, lda, ldb, ldc;
+    float alpha, beta;
+    dnnl_primitive_t prim;
+    dnnl_memory_t a, b, c;
+    uint64_t stamp;
+} bf16_prim;
+
+static _Thread_local dnnl_engine_t bf16_engine;
+static _Thread_local dnnl_stream_t bf16_stream;
+static _Thread_local bf16_prim bf16_cache[BF16_CACHE];
+static _Thread_local uint64_t bf16_clock;
+
+static void bf16_prim_free(bf16_prim *p)
+{
+    if (p->prim)
+        dnnl_primitive_destroy(p->prim);
+    if (p->a)
+        dnnl_memory_destroy(p->a);
+    if (p->b)
+        dnnl_memory_destroy(p->b);
+    if (p->c)
+        dnnl_memory_destroy(p->c);
+    memset(p, 0, sizeof *p);
+}
+
+/* A matmul of this shape: op(A)[M,K] bf16 · op(B)[K,N] bf16 → C[M,N] f32, C = alpha·AB +
+ * beta·C (output scale and a sum post-op). */
+static int bf16_prim_make(bf16_prim *p)
+{
+    dnnl_dims_t ad = {p->M, p->K}, bd = {p->K, p->N}, cd = {p->M, p->N};
+    dnnl_dims_t as = {p->tA ? 1 : p->lda, p->tA ? p->lda : 1};
+    dnnl_dims_t bs = {p->tB ? 1 : p->ldb, p->tB ? p->ldb : 1};
+    dnnl_dims_t cs = {p->ldc, 1};
+    dnnl_memory_desc_t amd, bmd, cmd;
+    dnnl_matmul_desc_t md;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t po = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    int ok = dnnl_memory_desc_init_by_strides(&amd, 2, ad, dnnl_bf16, as) == dnnl_success &&
+             dnnl_memory_desc_init_by_strides(&bmd, 2, bd, dnnl_bf16, bs) == dnnl_success &&
+             dnnl_memory_desc_init_by_strides(&cmd, 2, cd, dnnl_f32, cs) == dnnl_success &&
+             dnnl_matmul_desc_init(&md, &amd, &bmd, NULL, &cmd) == dnnl_success &&
+             dnnl_primitive_attr_create(&attr) == dnnl_success;
+    if (ok && p->alpha != 1.0f)
+        ok = dnnl_primitive_attr_set_output_scales(attr, 1, 0, &p->alpha) == dnnl_success;
+    if (ok && p->beta != 0.0f)
+        ok = dnnl_post_ops_create(&po) == dnnl_success &&
+             dnnl_post_ops_append_sum(po, p->beta) == dnnl_success &&
+             dnnl_primitive_attr_set_post_ops(attr, po) == dnnl_success;
+    ok = ok && dnnl_primitive_desc_create(&pd, &md, attr, bf16_engine, NULL) == dnnl_success &&
+         dnnl_primitive_create(&p->prim, pd) == dnnl_success &&
+         dnnl_memory_create(&p->a, &amd, bf16_engine, DNNL_MEMORY_NONE) == dnnl_success &&
+         dnnl_memory_create(&p->b, &bmd, bf16_engine, DNNL_MEMORY_NONE) == dnnl_success &&
+         dnnl_memory_create(&p->c, &cmd, bf16_engine, DNNL_MEMORY_NONE) == dnnl_success;
+    if (pd)
+        dnnl_primitive_desc_destroy(pd);
+    if (po)
+        dnnl_post_ops_destroy(po);
+    if (attr)
+        dnnl_primitive_attr_destroy(attr);
+    if (!ok)
+        bf16_prim_free(p);
+    return ok ? 0 : -1;
+}
+
+/* The cached primitive of this shape, made if new (the least recently used one goes); NULL
+ * when oneDNN cannot make one (the caller falls back to float32 products of rounded
+ * operands). */
+static bf16_prim *bf16_prim_get(int tA, int tB, int M, int N, int K, int lda, int ldb, int ldc,
+                                float alpha, float beta)
+{
+    if (!bf16_engine && (dnnl_engine_create(&bf16_engine, dnnl_cpu, 0) != dnnl_success ||
+                         dnnl_stream_create(&bf16_stream, bf16_engine,
+                                            dnnl_stream_default_flags) != dnnl_success))
+        return NULL;
+    bf16_prim *lru = &bf16_cache[0];
+    for (int i = 0; i < BF16_CACHE; i++) {
+        bf16_prim *p = &bf16_cache[i];
+        if (p->used && p->tA == tA && p->tB == tB && p->M == M && p->N == N && p->K == K &&
+            p->lda == lda && p->ldb == ldb && p->ldc == ldc && p->alpha == alpha &&
+            p->beta == beta) {
+            p->stamp = ++bf16_clock;
+            return p;
+        }
+        if (!p->used || (lru->used && p->stamp < lru->stamp))
+            lru = p;
+    }
+    bf16_prim_free(lru);
+    *lru = (bf16_prim){.used = 1, .tA = tA, .tB = tB, .M = M, .N = N, .K = K, .lda = lda,
+                       .ldb = ldb, .ldc = ldc, .alpha = alpha, .beta = beta,
+                       .stamp = ++bf16_clock};
+    return bf16_prim_make(lru) == 0 ? lru : NULL;
+}
+
+/* One bf16 product; 0, or -1 when it could not run (nothing written to C then). */
+static int gemm_bf16_run(int tA, int tB, int M, int N, int K, float alpha, const float *A,
+                         int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    size_t na = tA ? (size_t)(K - 1) * (size_t)lda + (size_t)M
+                   : (size_t)(M - 1) * (size_t)lda + (size_t)K;
+    size_t nb = tB ? (size_t)(N - 1) * (size_t)ldb + (size_t)K
+                   : (size_t)(K - 1) * (size_t)ldb + (size_t)N;
+    bf16_prim *p = bf16_prim_get(tA, tB, M, N, K, lda, ldb, ldc, alpha, beta);
+    if (!p || bf16_operands(A, na, B, nb) != 0)
+        return -1;
+    dnnl_memory_set_data_handle(p->a, bf16_scratch);
+    dnnl_memory_set_data_handle(p->b, bf16_scratch + na);
+    dnnl_memory_set_data_handle(p->c, C);
+    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, p->a}, {DNNL_ARG_WEIGHTS, p->b},
+                               {DNNL_ARG_DST, p->c}};
+    if (dnnl_primitive_execute(p->prim, bf16_stream, 3, args) != dnnl_success ||
+        dnnl_stream_wait(bf16_stream) != dnnl_success)
+        return -1;
+    return 0;
+}
+
+/* Rounds a stored operand to bf16 values in float32 (the fallback and the small products). */
+static const float *bf16_rounded(const float *X, size_t n, float **buf, size_t *cap)
+{
+    if (n > *cap) {
+        float *p = realloc(*buf, n * sizeof *p);
+        if (!p)
+            return X;
+        *buf = p;
+        *cap = n;
+    }
+    for (size_t i = 0; i < n; i++)
+        (*buf)[i] = gemm_bf16_round(X[i]);
+    return *buf;
+}
+
+static _Thread_local float *bf16_fa, *bf16_fb;
+static _Thread_local size_t bf16_fa_cap, bf16_fb_cap;
 
 void gemm_f32(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
               const float *B, int ldb, float beta, float *C, int ldc)
@@ -83,11 +229,17 @@ void gemm_f32(int transA, int transB, int M, int N, int K, float alpha, const fl
     if (M <= 0 || N <= 0)
         return;
     if (bf16_mode && K > 0) {
+        if ((long long)M * N * K > GEMM_SMALL_FLOPS &&
+            gemm_bf16_run(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == 0)
+            return;
+        /* Tiny products (and a primitive oneDNN could not make): the rounded operands through
+         * the float32 paths, which accumulate in float32 as well. */
         size_t na = transA ? (size_t)(K - 1) * (size_t)lda + (size_t)M
                            : (size_t)(M - 1) * (size_t)lda + (size_t)K;
         size_t nb = transB ? (size_t)(N - 1) * (size_t)ldb + (size_t)K
                            : (size_t)(K - 1) * (size_t)ldb + (size_t)N;
-        bf16_operands(&A, na, &B, nb);
+        A = bf16_rounded(A, na, &bf16_fa, &bf16_fa_cap);
+        B = bf16_rounded(B, nb, &bf16_fb, &bf16_fb_cap);
     }
     /* Measured on the reference machine (1 thread): 8x1x10 takes 55 ns in the loop and 120 ns
      * in dnnl_sgemm; at 8x4x16 (512) both take ~295 ns; above that dnnl_sgemm wins (16x16x16:

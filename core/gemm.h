@@ -23,8 +23,9 @@ void gemm_f32_ref(int transA, int transB, int M, int N, int K, float alpha, cons
                   int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
 /* bf16 mode for products issued from the calling thread (ds_config.bf16): both operands are
- * rounded to bfloat16 (round to nearest even) and multiplied with float32 accumulation, as a
- * bf16 GEMM computes; off by default. */
+ * rounded to bfloat16 (round to nearest even) and multiplied by oneDNN's bf16 matmul with
+ * float32 accumulation (the same bits at any thread count); products at or below
+ * GEMM_SMALL_FLOPS multiply the rounded operands in float32. Off by default. */
 void gemm_set_bf16(int on);
 int gemm_bf16(void);
 float gemm_bf16_round(float x);

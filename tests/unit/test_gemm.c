@@ -23,10 +23,12 @@ static void fill(float *x, size_t n, uint64_t seed)
         x[i] = (float)rng_range(&r, -1.0, 1.0);
 }
 
-/* Normwise relative error of C against alpha*op(A)op(B) + beta*C0 computed in double. */
+/* Normwise relative error of C against alpha*op(A)op(B) + beta*C0 computed in double (with
+ * bf16 mode on, the reference multiplies the bf16-rounded operands). */
 static double check_one(int ta, int tb, int M, int N, int K, float alpha, float beta, int pad,
                         int use_ref)
 {
+    int bf = gemm_bf16();
     int lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
     size_t na = (size_t)(ta ? K : M) * lda, nb = (size_t)(tb ? N : K) * ldb;
     size_t nc = (size_t)M * ldc;
@@ -45,8 +47,9 @@ static double check_one(int ta, int tb, int M, int N, int K, float alpha, float 
         for (int j = 0; j < N; j++) {
             double s = 0;
             for (int k = 0; k < K; k++) {
-                double a = ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
-                double b = tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
+                float fa = ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
+                float fb = tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
+                double a = bf ? gemm_bf16_round(fa) : fa, b = bf ? gemm_bf16_round(fb) : fb;
                 s += a * b;
             }
             double want = alpha * s + beta * (double)C0[(size_t)i * ldc + j];
@@ -149,6 +152,69 @@ static void test_threads(void **state)
     assert_true(check_one(0, 1, 64, 64, 64, 1.0f, 0.0f, 0, 0) < 1e-5);
 }
 
+/* bf16 mode: oneDNN's bf16 matmul multiplies the operands rounded to bfloat16 with float32
+ * accumulation: every transpose, padded leading dimensions, alpha and beta, on both sides of
+ * the small-shape threshold, agree with the product of the rounded operands to float32
+ * accuracy, and not with the unrounded product (the rounding did happen); results are the
+ * same bits run to run and at 1 and 2 threads; rounding is to nearest even and keeps NaN. */
+static void test_bf16(void **state)
+{
+    (void)state;
+    gemm_set_bf16(1);
+    const int shapes[][3] = {{3, 4, 5}, {64, 48, 96}, {768, 128, 384}, {33, 17, 129}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++)
+                for (int pad = 0; pad < 2; pad++) {
+                    int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+                    double e = check_one(ta, tb, M, N, K, pad ? 0.5f : 1.0f, pad ? 0.25f : 0.0f,
+                                         pad * 3, 0);
+                    if (e > 1e-5)
+                        fail_msg("bf16 %dx%dx%d ta=%d tb=%d pad=%d: error %.3g", M, N, K, ta, tb,
+                                 pad, e);
+                }
+    /* Against the unrounded product the error is bf16's (~1e-3), far above float32's. */
+    gemm_set_bf16(0);
+    enum { M = 64, N = 64, K = 256 };
+    float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N);
+    float *C = malloc(sizeof(float) * M * N), *D = malloc(sizeof(float) * M * N);
+    float *E = malloc(sizeof(float) * M * N);
+    fill(A, (size_t)M * K, 7);
+    fill(B, (size_t)K * N, 8);
+    gemm_f32(0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, D, N);
+    gemm_set_bf16(1);
+    gemm_f32(0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, C, N);
+    double num = 0, den = 0;
+    for (int i = 0; i < M * N; i++) {
+        num += (double)(C[i] - D[i]) * (C[i] - D[i]);
+        den += (double)D[i] * D[i];
+    }
+    assert_true(sqrt(num / den) > 1e-4);
+    assert_true(sqrt(num / den) < 2e-2);
+    /* Deterministic, and the same at any thread count. */
+    gemm_f32(0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, E, N);
+    assert_memory_equal(C, E, sizeof(float) * M * N);
+    if (gemm_set_threads(1) == 0) {
+        gemm_f32(0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, E, N);
+        assert_memory_equal(C, E, sizeof(float) * M * N);
+        gemm_set_threads(2);
+        gemm_f32(0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, E, N);
+        assert_memory_equal(C, E, sizeof(float) * M * N);
+    }
+    gemm_set_bf16(0);
+    free(A);
+    free(B);
+    free(C);
+    free(D);
+    free(E);
+    /* Rounding: ties to even, overflow to infinity, NaN kept. */
+    assert_true(gemm_bf16_round(1.0f + 0x1p-8f) == 1.0f);               /* a tie: to even */
+    assert_true(gemm_bf16_round(1.0f + 0x1p-7f + 0x1p-8f) == 1.0f + 0x1p-6f); /* to even */
+    assert_true(gemm_bf16_round(1.0f + 0x1p-8f + 0x1p-20f) == 1.0f + 0x1p-7f);
+    assert_true(isinf(gemm_bf16_round(3.4e38f)));
+    assert_true(isnan(gemm_bf16_round(NAN)));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -157,6 +223,7 @@ int main(void)
         cmocka_unit_test(test_k_zero_and_empty),
         cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_bf16),
     };
     return cmocka_run_group_tests_name("gemm", tests, NULL, NULL);
 }
