@@ -129,9 +129,16 @@ if (loadFile && fs.existsSync(loadFile)) {
     fs.readFileSync(loadFile, 'utf8').trim() + '\n\`\`\`\n';
 }
 
+// The commit the figures belong to (a tree with uncommitted changes says so).
+let commit = process.env.BENCH_COMMIT || '';
+if (!commit) try {
+  commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], {encoding: 'utf8'}).trim();
+  if (execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], {encoding: 'utf8'}).trim()) commit += ' with uncommitted changes';
+} catch { commit = ''; }
+
 const md = `# Benchmarks
 
-Produced by \`${command || 'make bench'}\` (bench/run.sh) on ${date}.
+Produced by \`${command || 'make bench'}\` (bench/run.sh) on ${date}${commit ? `, on the tree of commit ${commit}` : ''}.
 
 - CPU: ${cpu}${virt ? ` (virtual machine, ${virt})` : ''}, ${cores} cores, ${memGb} GB of memory; ${sh('uname', ['-sr'])}
 - The machine is shared with other builds and test runs, which compete for its 2 cores while
