@@ -278,6 +278,17 @@ int main(int argc, char **argv)
         free(blob);
     }
     train_unshard_end(t);
+    /* Each rank's step time, split into computing and exchanging: a slow rank (a loaded host,
+     * a slow link) shows as the one the others wait for. */
+    double mine[2] = {done_steps ? 1e3 * (wall - comm) / (double)done_steps : 0.0,
+                      done_steps ? 1e3 * comm / (double)done_steps : 0.0};
+    double *all = rank == 0 ? calloc((size_t)world * 2, sizeof *all) : NULL;
+    if (world > 1 && MPI_Gather(mine, 2, MPI_DOUBLE, all, 2, MPI_DOUBLE, 0, MPI_COMM_WORLD) ==
+                         MPI_SUCCESS && all)
+        for (int q = 0; q < world; q++)
+            fprintf(stderr, "anneald-rank: rank %d: %.3f ms per step computing, %.3f ms "
+                    "exchanging\n", q, all[2 * q], all[2 * q + 1]);
+    free(all);
     if (rank == 0)
         fprintf(stderr, "anneald-rank: %lld steps at world_size %d in %.3f s (%.1f steps/s, "
                 "%.0f%% in communication)\n", (long long)done_steps, world, wall,

@@ -49,7 +49,11 @@ test('W = 1, 2, 4 ranks: weights and losses bit-identical to the one-process tra
   try {
     for (const W of [1, 2, 4]) {
       writeFile(dir, `w${W}.json`, spec(W));
-      ranks(W, dir, `w${W}.json`, ['--weights-json', `${dir}/w${W}.out`, '--metrics-csv', `${dir}/m${W}.csv`]);
+      const r = ranks(W, dir, `w${W}.json`, ['--weights-json', `${dir}/w${W}.out`, '--metrics-csv', `${dir}/m${W}.csv`]);
+      // every rank's step time, computing and exchanging, reported by rank 0
+      const per = [...r.stderr.matchAll(/rank (\d+): ([\d.]+) ms per step computing, ([\d.]+) ms exchanging/g)];
+      assert.deepEqual(per.map((m) => Number(m[1])), W > 1 ? [...Array(W).keys()] : [], r.stderr);
+      for (const m of per) assert.ok(Number(m[2]) + Number(m[3]) > 0, m[0]);
     }
     const t = spawnSync(BIN, ['train', `${dir}/w1.json`, '--weights-json', `${dir}/t.out`], {encoding: 'utf8'});
     assert.equal(t.status, 0, t.stderr);
