@@ -11,83 +11,8 @@
 #include "core/csv.h"
 #include "core/csv_rows.h"
 #include "core/text.h"
+#include "core/upload_check.h"
 #include "daemon/daemon.h"
-
-/* Checks the upload in one pass, a row at a time (memory for one row and the header, not a
- * table of every cell): the CSV grammar, the same number of fields in every row, and a
- * number in every cell (the API takes numeric columns); errors name the row, line and
- * column. */
-static int csv_check(const char *text, size_t len, int64_t *rows, cJSON **cols, an_err *e)
-{
-    csv_reader rd;
-    int rc = csv_reader_init(&rd, text, len, "csv", e);
-    if (rc)
-        return rc;
-    cJSON *names = NULL;
-    char **hdr = NULL;
-    int ncols = -1;
-    long long n = 0;
-    while ((rc = csv_next(&rd, e)) == 1) {
-        rc = 0;
-        if (ncols < 0) {
-            ncols = rd.nfields;
-            if (ncols > CSV_MAX_COLS) {
-                rc = an_fail(e, "csv", "the header has %d columns; at most %d are supported",
-                             ncols, CSV_MAX_COLS);
-                break;
-            }
-            hdr = calloc((size_t)ncols, sizeof *hdr);
-            names = cJSON_CreateArray();
-            for (int c = 0; hdr && names && c < ncols; c++) {
-                const char *f = csv_field(&rd, c);
-                while (*f == ' ' || *f == '\t')
-                    f++;
-                size_t k = strlen(f);
-                while (k && (f[k - 1] == ' ' || f[k - 1] == '\t'))
-                    k--;
-                hdr[c] = strndup(f, k);
-                if (!hdr[c] || !cJSON_AddItemToArray(names, cJSON_CreateString(hdr[c])))
-                    rc = -ENOMEM;
-            }
-            if (!hdr || !names || rc) {
-                rc = an_failc(e, -ENOMEM, "csv", "out of memory for the header");
-                break;
-            }
-            if ((rc = csv_check_header((const char *const *)hdr, ncols, "csv", e)))
-                break;
-            continue;
-        }
-        n++;
-        if (rd.nfields != ncols) {
-            rc = an_fail(e, "csv", "row %lld (line %lld) has %d fields; the header has %d", n,
-                         rd.rec_line, rd.nfields, ncols);
-            break;
-        }
-        for (int c = 0; c < ncols && !rc; c++) {
-            double v;
-            char field[128];
-            snprintf(field, sizeof field, "csv[%lld].%.40s", n, hdr[c]);
-            rc = csv_cell_number(csv_field(&rd, c), n, rd.rec_line, hdr[c], &v, field, e);
-        }
-        if (rc)
-            break;
-    }
-    csv_reader_free(&rd);
-    for (int c = 0; hdr && c < ncols; c++)
-        free(hdr[c]);
-    free(hdr);
-    if (!rc && ncols < 0)
-        rc = an_fail(e, "csv", "the CSV text is empty: expected a header row and data rows");
-    if (!rc && n < 1)
-        rc = an_fail(e, "csv", "the CSV text has a header but no data rows");
-    if (rc) {
-        cJSON_Delete(names);
-        return rc;
-    }
-    *rows = n;
-    *cols = names;
-    return 0;
-}
 
 /* ---- text corpora (API.md, "Datasets as text") ----------------------------------------- *
  * A body sent as text/plain is a corpus for {"type": "text", "dataset": …}: it must be UTF-8
@@ -131,55 +56,139 @@ static cJSON *dataset_json(const store_dataset *ds)
     return o;
 }
 
-static int text_check(const char *body, size_t len, int64_t *chars, an_err *e)
+/* ---- POST /v1/datasets: the body streamed to the store ---------------------------------- *
+ * The body is taken in pieces of UPLOAD_PIECE bytes. Each full piece is checked and stored
+ * on the slow queue while the connection waits (suspended, so MHD reads no more of the
+ * socket: the client is held back at the store's pace); the last piece, the end of the
+ * check and the data set's row come with the answer. An upload holds one piece and the
+ * checker's state (the header, one unfinished record), charged to the memory budget, never
+ * the whole body. A refused upload's parts are deleted at once, those of an abandoned one
+ * when its connection ends, and any a stop cut short at the next start. */
+
+#define UPLOAD_PIECE ((size_t)4 << 20)
+#define UPLOAD_CHARGE (UPLOAD_PIECE + ((uint64_t)1 << 20)) /* the piece + the checker */
+
+typedef struct upload {
+    struct daemon *d;
+    char name[72];
+    upload_check chk;
+    int64_t num;                 /* the data set number reserved in the store; 0 = not yet */
+    int64_t idx;                 /* the next part */
+    uint64_t total;              /* body bytes taken */
+    char *piece;                 /* bytes not stored yet */
+    size_t npiece;
+    int too_large;               /* the body passed the limit: the rest is discarded */
+    int done;                    /* the data set exists */
+    uint64_t charge;             /* reserved in the memory budget */
+} upload;
+
+static void abort_task(void *arg, store_t *s)
 {
-    text_vocab v;
-    int32_t *tok = NULL;
-    size_t n = 0;
-    int rc = text_tokenize(body, len, TEXT_CHAR, 2, "text", &v, &tok, &n, e);
-    if (rc)
+    int64_t *num = arg;
+    an_err e;
+    if (s && store_upload_abort(s, *num, &e) != 0)
+        daemon_log(LOG_WARN, "an abandoned upload's parts stay until the next start: %s",
+                   e.message);
+    free(num);
+}
+
+/* Loop thread, as the request ends. */
+static void upload_free(void *p)
+{
+    upload *up = p;
+    if (!up)
+        return;
+    if (up->num && !up->done) { /* parts of an upload that did not finish */
+        int64_t *num = malloc(sizeof *num);
+        if (num) {
+            *num = up->num;
+            if (http_store_task(up->d, abort_task, num) != 0)
+                free(num); /* swept at the next start */
+        }
+    }
+    if (up->charge)
+        budget_release(&up->d->mem, up->charge);
+    upload_check_free(&up->chk);
+    free(up->piece);
+    free(up);
+}
+
+/* Queue thread: a piece checked and stored; an error becomes the pending answer and the
+ * upload's parts go. */
+static int store_piece(http_req *r, store_t *s)
+{
+    upload *up = r->ctx;
+    an_err e;
+    an_err_clear(&e);
+    int rc = 0;
+    if (!up->num)
+        rc = store_upload_open(s, &up->num, &e);
+    if (rc) {
+        http_set_pending_store_error(r, rc, "the upload could not be stored", &e);
         return rc;
-    free(tok);
-    text_vocab_free(&v);
-    *chars = (int64_t)n;
+    }
+    if ((rc = upload_check_feed(&up->chk, up->piece, up->npiece, &e)) != 0) {
+        if (rc == -ENOMEM)
+            http_set_pending_error(r, 503, "unavailable", e.field, "%s", e.message);
+        else
+            http_set_pending_error(r, 400, "invalid_argument", e.field, "%s", e.message);
+    } else if ((rc = store_upload_part(s, up->num, up->idx, up->piece, up->npiece, &e)) != 0) {
+        http_set_pending_store_error(r, rc, "the upload could not be stored", &e);
+    }
+    if (rc) {
+        an_err ae;
+        if (store_upload_abort(s, up->num, &ae) == 0)
+            up->num = 0;
+        return rc;
+    }
+    up->idx++;
+    up->npiece = 0;
     return 0;
 }
 
-static void create_work(http_req *r, store_t *s)
+static void piece_work(http_req *r, store_t *s)
 {
-    int64_t rows = 0;
-    cJSON *cols = NULL;
-    const char *name = (const char *)r->ctx + 1;
-    int text = *(const char *)r->ctx == 't';
+    store_piece(r, s);
+}
+
+/* Queue thread: the last piece, the end of the check, and the data set. */
+static void finish_work(http_req *r, store_t *s)
+{
+    upload *up = r->ctx;
+    if (up->npiece && store_piece(r, s) != 0)
+        return;
     an_err e;
     an_err_clear(&e);
-    int crc = text ? text_check(r->body, r->len, &rows, &e)
-                   : csv_check(r->body, r->len, &rows, &cols, &e);
-    if (!crc && text && !(cols = cJSON_CreateArray()))
-        crc = an_failc(&e, -ENOMEM, "text", "out of memory");
-    if (crc == -ENOMEM) {
-        http_set_pending_error(r, 503, "unavailable", e.field, "%s", e.message);
-        return;
-    }
-    if (crc != 0) {
+    int64_t rows = 0;
+    cJSON *cols = NULL;
+    int rc = upload_check_finish(&up->chk, &rows, &cols, &e);
+    char *cols_text = NULL;
+    if (rc == -ENOMEM || (!rc && !(cols_text = cJSON_PrintUnformatted(cols)))) {
+        http_set_pending_error(r, 503, "unavailable", e.field, "%s",
+                               rc ? e.message : "out of memory");
+        rc = -ENOMEM;
+    } else if (rc) {
         http_set_pending_error(r, 400, "invalid_argument", e.field, "%s", e.message);
-        return;
     }
-    char *cols_text = cJSON_PrintUnformatted(cols);
     cJSON_Delete(cols);
     char id[STORE_ID_LEN];
-    int rc = cols_text ? store_dataset_create(s, name, r->body, r->len, rows, cols_text, id, &e)
-                       : -ENOMEM;
+    if (!rc) {
+        rc = store_upload_finish(s, up->num, up->name, (int64_t)up->total, rows, cols_text, id,
+                                 &e);
+        if (rc == -EEXIST)
+            http_set_pending_error(r, 409, "conflict", "name",
+                                   "a data set named '%s' exists already", up->name);
+        else if (rc)
+            http_set_pending_store_error(r, rc, NULL, &e);
+    }
     cJSON_free(cols_text);
-    if (rc == -EEXIST) {
-        http_set_pending_error(r, 409, "conflict", "name", "a data set named '%s' exists already",
-                               name);
-        return;
-    }
     if (rc) {
-        http_set_pending_store_error(r, rc, NULL, &e);
+        an_err ae;
+        if (store_upload_abort(s, up->num, &ae) == 0)
+            up->num = 0;
         return;
     }
+    up->done = 1;
     store_dataset ds;
     memset(&ds, 0, sizeof ds);
     if (store_dataset_get(s, id, &ds, &e) != 0) {
@@ -190,13 +199,13 @@ static void create_work(http_req *r, store_t *s)
     store_dataset_free(&ds);
 }
 
-void api_datasets_create(http_req *r)
+int api_upload_begin(http_req *r)
 {
     const char *name = http_query(r, "name");
     if (!name || !*name) {
         http_error(r, 400, "invalid_argument", "name",
                    "a data set name is required: POST /v1/datasets?name=NAME");
-        return;
+        return 1;
     }
     size_t n = strlen(name);
     int ok = n <= 64;
@@ -205,24 +214,71 @@ void api_datasets_create(http_req *r)
     if (!ok) {
         http_error(r, 400, "invalid_argument", "name",
                    "name must be 1 to 64 letters, digits, '_', '-' or '.', got '%.80s'", name);
+        return 1;
+    }
+    if (budget_try(&r->d->mem, UPLOAD_CHARGE) != 0) {
+        http_error(r, 503, "unavailable", NULL,
+                   "the daemon's memory budget (--max-memory) cannot take an upload now; try "
+                   "again when jobs or requests have finished");
+        return 1;
+    }
+    upload *up = calloc(1, sizeof *up);
+    char *piece = malloc(UPLOAD_PIECE);
+    if (!up || !piece) {
+        free(up);
+        free(piece);
+        budget_release(&r->d->mem, UPLOAD_CHARGE);
+        http_error(r, 503, "unavailable", NULL, "out of memory");
+        return 1;
+    }
+    up->d = r->d;
+    up->charge = UPLOAD_CHARGE;
+    up->piece = piece;
+    snprintf(up->name, sizeof up->name, "%s", name);
+    upload_check_init(&up->chk, upload_kind(r) == 't' ? UPLOAD_TEXT : UPLOAD_CSV);
+    r->ctx = up;
+    r->ctx_free = upload_free;
+    return 0;
+}
+
+void api_upload_data(http_req *r, const char *data, size_t *size)
+{
+    upload *up = r->ctx;
+    size_t n = *size;
+    if (n == 0) { /* the end of the body: the route's handler answers */
+        api_datasets_create(r);
         return;
     }
-    if (!r->body || r->len == 0) {
-        http_error(r, 400, "invalid_argument", "csv", "a CSV body with a header row was expected, got an empty body");
+    if (up->too_large || up->total + n > r->limit) { /* answered 413 at the end */
+        up->too_large = 1;
+        *size = 0;
         return;
     }
-    char *ctx = malloc(n + 2);
-    if (ctx) {
-        ctx[0] = upload_kind(r);
-        memcpy(ctx + 1, name, n + 1);
-    }
-    r->ctx = ctx;
-    r->ctx_free = free;
-    if (!r->ctx) {
-        http_error(r, 500, "internal", NULL, "out of memory");
+    size_t take = UPLOAD_PIECE - up->npiece < n ? UPLOAD_PIECE - up->npiece : n;
+    memcpy(up->piece + up->npiece, data, take);
+    up->npiece += take;
+    up->total += take;
+    *size = n - take; /* MHD hands the rest again once the piece is stored */
+    if (up->npiece == UPLOAD_PIECE && http_defer_step(r, piece_work) != 0)
+        http_resume_pending(r, 503, http_error_response(
+            "unavailable", NULL, "the daemon is busy: the slow request queue is full; try the "
+            "upload again shortly"));
+}
+
+void api_datasets_create(http_req *r)
+{
+    upload *up = r->ctx;
+    if (up->too_large) {
+        http_error(r, 413, "too_large", NULL,
+                   "the body is larger than the %zu bytes this endpoint takes", r->limit);
         return;
     }
-    http_defer_slow(r, create_work);
+    if (up->total == 0) {
+        http_error(r, 400, "invalid_argument", "csv",
+                   "a CSV body with a header row was expected, got an empty body");
+        return;
+    }
+    http_defer_slow(r, finish_work);
 }
 
 static void list_work(http_req *r, store_t *s)

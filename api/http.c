@@ -229,19 +229,27 @@ void http_thread_end(void)
     thread_store_open = 0;
 }
 
+/* The calling queue thread's store connection, opened on first use. */
+static int thread_store_get(const char *db, an_err *e)
+{
+    if (thread_store_open)
+        return 0;
+    an_err_clear(e);
+    memset(&thread_store, 0, sizeof thread_store);
+    if (store_open(&thread_store, db, e) != 0)
+        return -1;
+    thread_store_open = 1;
+    return 0;
+}
+
 static void defer_work(void *arg)
 {
     http_req *r = arg;
-    if (!thread_store_open) {
-        an_err e;
-        an_err_clear(&e);
-        memset(&thread_store, 0, sizeof thread_store);
-        if (store_open(&thread_store, r->d->opts->db, &e) != 0) {
-            http_set_pending_error(r, 503, "unavailable", NULL, "the store cannot be opened: %s",
-                                   e.message);
-            return;
-        }
-        thread_store_open = 1;
+    an_err e;
+    if (thread_store_get(r->d->opts->db, &e) != 0) {
+        http_set_pending_error(r, 503, "unavailable", NULL, "the store cannot be opened: %s",
+                               e.message);
+        return;
     }
     r->in_work = 1;
     r->work_fn(r, &thread_store);
@@ -280,6 +288,69 @@ static void defer_on(http_req *r, workq *q, void (*fn)(http_req *r, struct store
         return;
     }
     r->d->inflight_work++;
+}
+
+/* A step of deferred work that does not answer (a piece of an upload): the request is
+ * resumed for MHD to go on with its body, or answered if the step set a pending answer. */
+static void step_after(void *arg)
+{
+    http_req *r = arg;
+    r->d->inflight_work--;
+    r->handed_off = 0;
+    if (r->suspended) {
+        r->suspended = 0;
+        MHD_resume_connection(r->conn);
+    }
+    daemon_pump(r->d);
+}
+
+int http_defer_step(http_req *r, void (*fn)(http_req *r, struct store_t *s))
+{
+    r->work_fn = fn;
+    http_suspend(r);
+    int rc = workq_push(&r->d->slow, defer_work, step_after, r);
+    if (rc) {
+        r->handed_off = 0;
+        r->suspended = 0;
+        MHD_resume_connection(r->conn);
+        return rc;
+    }
+    r->d->inflight_work++;
+    return 0;
+}
+
+/* A store task with no request (the queue thread's store), on the slow queue. */
+typedef struct store_task {
+    void (*fn)(void *arg, struct store_t *s);
+    void *arg;
+    const char *db;
+} store_task;
+
+static void task_work(void *p)
+{
+    store_task *t = p;
+    an_err e;
+    if (thread_store_get(t->db, &e) == 0)
+        t->fn(t->arg, &thread_store);
+    else
+        t->fn(t->arg, NULL);
+}
+
+static void task_after(void *p)
+{
+    free(p);
+}
+
+int http_store_task(struct daemon *d, void (*fn)(void *arg, struct store_t *s), void *arg)
+{
+    store_task *t = malloc(sizeof *t);
+    if (!t)
+        return -ENOMEM;
+    *t = (store_task){fn, arg, d->opts->db};
+    int rc = workq_push(&d->slow, task_work, task_after, t);
+    if (rc)
+        free(t);
+    return rc;
 }
 
 void http_defer(http_req *r, void (*fn)(http_req *r, struct store_t *s))
@@ -465,16 +536,11 @@ static int first_call(http_req *r)
         if (end != cl)
             declared = v;
     }
-    /* An upload is held in memory while it is checked: admitted against the daemon's memory
-     * budget first (the declared size, or the limit when it is not declared). */
-    if (r->m.route->body == BODY_CSV && budget_try(&d->mem, declared) != 0) {
-        http_error(r, 503, "unavailable", NULL,
-                   "the daemon's memory budget (--max-memory) cannot take a %llu-byte upload "
-                   "now; try again when jobs or requests have finished", declared);
-        return 1;
-    }
+    /* An upload goes to the store piece by piece as it arrives (api/datasets.c): its own
+     * buffers are what it holds, whatever the size of the body. */
+    (void)declared;
     if (r->m.route->body == BODY_CSV)
-        r->mem_charge = declared;
+        return api_upload_begin(r);
     return 0;
 }
 
@@ -522,6 +588,20 @@ enum MHD_Result http_access(void *cls, struct MHD_Connection *c, const char *url
         *upload_size = 0;
         return MHD_YES;
     }
+    if (r->m.route->body == BODY_CSV) { /* streamed to the store (api/datasets.c) */
+        if (r->pending) { /* a piece failed: the answer waits for the end of the body */
+            if (*upload_size > 0) {
+                *upload_size = 0;
+                return MHD_YES;
+            }
+            queue_pending(r);
+            return MHD_YES;
+        }
+        if (r->suspended)
+            return MHD_YES;
+        api_upload_data(r, upload, upload_size);
+        return MHD_YES;
+    }
     if (*upload_size > 0) {
         size_t n = *upload_size;
         *upload_size = 0;
@@ -564,8 +644,6 @@ enum MHD_Result http_access(void *cls, struct MHD_Connection *c, const char *url
                    r->limit);
         return MHD_YES;
     }
-    if (r->m.route->body == BODY_CSV && reqguard_body_text(r))
-        return MHD_YES;
     r->m.route->handler(r);
     return MHD_YES;
 }

@@ -105,6 +105,16 @@ void http_resume_with(http_req *r, unsigned status, struct MHD_Response *resp);
  * r->pending/pending_status (http_set_pending*) and the request is resumed and answered. */
 void http_defer(http_req *r, void (*fn)(http_req *r, struct store_t *s));
 
+/* Runs fn(r, store) on the slow queue for a step that does not answer (a piece of an upload
+ * stored): the request is suspended meanwhile and resumed after, so that MHD goes on with its
+ * body; fn may set a pending answer (http_set_pending*), which is queued at the body's end.
+ * 0, or the queue's refusal (-EAGAIN full, -ENOMEM): nothing was suspended then. */
+int http_defer_step(http_req *r, void (*fn)(http_req *r, struct store_t *s));
+
+/* Runs fn(arg, store) on the slow queue with no request (store NULL when the queue thread
+ * cannot open one); fn owns arg. 0, or the queue's refusal. */
+int http_store_task(struct daemon *d, void (*fn)(void *arg, struct store_t *s), void *arg);
+
 /* Closes the calling queue thread's store connection (daemon/workq.c calls it as the
  * thread ends). */
 void http_thread_end(void);

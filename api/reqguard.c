@@ -125,27 +125,6 @@ int reqguard_media(http_req *r)
     return 0;
 }
 
-int reqguard_body_text(http_req *r)
-{
-    size_t bad = 0;
-    if (!r->body || utf8_valid(r->body, r->len, &bad))
-        return 0;
-    int line = 1;
-    size_t col = 1;
-    for (size_t i = 0; i < bad; i++) {
-        if (r->body[i] == '\n') {
-            line++;
-            col = 1;
-        } else if (((unsigned char)r->body[i] & 0xC0) != 0x80) {
-            col++;
-        }
-    }
-    http_error(r, 400, "invalid_argument", "body",
-               "the body is not valid UTF-8 text or holds a NUL byte: byte %zu (line %d, "
-               "column %zu)", bad, line, col);
-    return 1;
-}
-
 void reqguard_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;

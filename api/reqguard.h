@@ -15,9 +15,6 @@ int reqguard_head(http_req *r);
 /* After routing: the body's media type against the route's (415). */
 int reqguard_media(http_req *r);
 
-/* Before a text body's handler runs: the body must be UTF-8 without NUL (400). */
-int reqguard_body_text(http_req *r);
-
 /* 1 when the request announces a body (Content-Length > 0 or Transfer-Encoding). */
 int reqguard_has_body(struct MHD_Connection *c);
 

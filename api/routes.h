@@ -83,6 +83,12 @@ void api_events_sink(struct daemon *d, struct job_sink *out);
 struct sweep_sink;
 void api_sweeps_sink(struct daemon *d, struct sweep_sink *out);
 
+/* POST /v1/datasets streams its body to the store (api/datasets.c): api_upload_begin on the
+ * first call (the name, the memory budget; 1 when it answered), api_upload_data for each piece
+ * of the body MHD hands over and at its end (*size 0). */
+int api_upload_begin(struct http_req *r);
+void api_upload_data(struct http_req *r, const char *data, size_t *size);
+
 /* api/datasets.c */
 void api_datasets_create(struct http_req *r);
 void api_datasets_list(struct http_req *r);

@@ -371,6 +371,11 @@ int daemon_run(const daemon_opts *opts)
     if (sweeps_recover(&d->sweeps, &e))
         daemon_log(LOG_ERROR, "sweep recovery failed: %s", e.message);
     d->jobs.nworkers = opts->workers; /* preemption needs to know when all are busy */
+    int64_t parts = 0; /* uploads a stop cut short (store/uploads.c) */
+    if (store_upload_sweep(&d->store, &parts, &e) != 0)
+        daemon_log(LOG_WARN, "cannot delete the parts of unfinished uploads: %s", e.message);
+    else if (parts)
+        daemon_log(LOG_INFO, "deleted %lld part(s) of uploads a stop cut short", (long long)parts);
     if (jobs_recover(&d->jobs, &e))
         daemon_log(LOG_ERROR, "restart recovery failed: %s", e.message);
     rc = workers_start(&d->pool, &d->jobs, opts->db, opts->workers);

@@ -1,4 +1,5 @@
-/* datasets.c — uploaded CSV data sets: metadata rows plus the text in a table of its own.
+/* datasets.c — uploaded data sets: metadata rows plus the text in a table of its own (an
+ * upload streamed in pieces keeps them as they came, in dataset_parts: uploads.c).
  * A data set is found by id ("d_000003") or by its unique name, the two ways a job spec can
  * refer to it; deleting one that an unfinished job refers to either way is refused. */
 #include "store/store.h"
@@ -48,6 +49,43 @@ void store_dataset_list_free(store_dataset *list, size_t n)
     free(list);
 }
 
+int st_dataset_insert(store_t *s, int64_t num, const char *name, int64_t rows,
+                      const char *columns_json, int64_t bytes, char id[STORE_ID_LEN],
+                      an_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    char now[24];
+    int rc = st_prepare(s, "SELECT 1 FROM datasets WHERE name=?", &st, err);
+    if (!rc) {
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        int r = sqlite3_step(st);
+        if (r == SQLITE_ROW)
+            rc = an_failc(err, -EEXIST, "name", "a data set named \"%s\" already exists", name);
+        else if (r != SQLITE_DONE)
+            rc = st_fail(s, r, "checking the data set name", err);
+        sqlite3_finalize(st);
+    }
+    if (!rc) {
+        snprintf(id, STORE_ID_LEN, "d_%06" PRId64, num);
+        st_now(now);
+        rc = st_prepare(s, "INSERT INTO datasets(" DS_COLS ") VALUES(?,?,?,?,?,?,?)", &st, err);
+    }
+    if (!rc) {
+        sqlite3_bind_int64(st, 1, num);
+        sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, rows);
+        sqlite3_bind_text(st, 5, columns_json, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 6, bytes);
+        sqlite3_bind_text(st, 7, now, -1, SQLITE_STATIC);
+        int r = sqlite3_step(st);
+        if (r != SQLITE_DONE)
+            rc = st_fail(s, r, "inserting a data set", err);
+        sqlite3_finalize(st);
+    }
+    return rc;
+}
+
 int store_dataset_create(store_t *s, const char *name, const char *csv, size_t len,
                          int64_t rows, const char *columns_json, char id_out[STORE_ID_LEN],
                          an_err *err)
@@ -70,37 +108,10 @@ int store_dataset_create(store_t *s, const char *name, const char *csv, size_t l
         return rc;
     sqlite3_stmt *st = NULL;
     int64_t num = 0;
-    char id[STORE_ID_LEN], now[24];
-    rc = st_prepare(s, "SELECT 1 FROM datasets WHERE name=?", &st, err);
-    if (!rc) {
-        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-        int r = sqlite3_step(st);
-        if (r == SQLITE_ROW)
-            rc = an_failc(err, -EEXIST, "name", "a data set named \"%s\" already exists", name);
-        else if (r != SQLITE_DONE)
-            rc = st_fail(s, r, "checking the data set name", err);
-        sqlite3_finalize(st);
-    }
+    char id[STORE_ID_LEN];
+    rc = st_seq_next(s, "dataset", &num, err);
     if (!rc)
-        rc = st_seq_next(s, "dataset", &num, err);
-    if (!rc) {
-        snprintf(id, sizeof id, "d_%06" PRId64, num);
-        st_now(now);
-        rc = st_prepare(s, "INSERT INTO datasets(" DS_COLS ") VALUES(?,?,?,?,?,?,?)", &st, err);
-    }
-    if (!rc) {
-        sqlite3_bind_int64(st, 1, num);
-        sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 4, rows);
-        sqlite3_bind_text(st, 5, columns_json, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 6, (int64_t)len);
-        sqlite3_bind_text(st, 7, now, -1, SQLITE_STATIC);
-        int r = sqlite3_step(st);
-        if (r != SQLITE_DONE)
-            rc = st_fail(s, r, "inserting a data set", err);
-        sqlite3_finalize(st);
-    }
+        rc = st_dataset_insert(s, num, name, rows, columns_json, (int64_t)len, id, err);
     if (!rc)
         rc = st_prepare(s, "INSERT INTO dataset_text(dataset, text) VALUES(?,?)", &st, err);
     if (!rc) {
@@ -117,6 +128,21 @@ int store_dataset_create(store_t *s, const char *name, const char *csv, size_t l
     if (id_out)
         snprintf(id_out, STORE_ID_LEN, "%s", id);
     return 0;
+}
+
+/* Runs one statement bound with ?1 = num to completion. */
+static int run_num(store_t *s, const char *sql, int64_t num, an_err *err)
+{
+    sqlite3_stmt *st;
+    int rc = st_prepare(s, sql, &st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, num);
+    int r = sqlite3_step(st);
+    if (r != SQLITE_DONE)
+        rc = st_fail(s, r, "deleting a data set", err);
+    sqlite3_finalize(st);
+    return rc;
 }
 
 /* Finds a data set row by id or name; *num receives its row number. */
@@ -187,6 +213,51 @@ int store_dataset_list(store_t *s, store_dataset **list, size_t *n, an_err *err)
     return rc;
 }
 
+/* An uploaded data set's text, put together from its parts in order (uploads.c). */
+static int read_parts(store_t *s, int64_t num, int64_t bytes, char **out, size_t *len,
+                      an_err *err)
+{
+    if (bytes < 0 || (uint64_t)bytes > DATASET_MAX_BYTES)
+        return an_failc(err, -EPROTO, NULL, "data set records an impossible size %" PRId64,
+                        bytes);
+    char *c = malloc((size_t)bytes + 1);
+    if (!c)
+        return an_failc(err, -ENOMEM, NULL, "out of memory for %" PRId64 " bytes of data", bytes);
+    sqlite3_stmt *st;
+    int rc = st_prepare(s, "SELECT data FROM dataset_parts WHERE dataset=? ORDER BY idx", &st,
+                        err);
+    size_t off = 0;
+    int r = SQLITE_DONE;
+    if (!rc) {
+        sqlite3_bind_int64(st, 1, num);
+        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+            size_t n = (size_t)sqlite3_column_bytes(st, 0);
+            if (n > (size_t)bytes - off) {
+                rc = an_failc(err, -EPROTO, NULL, "data set parts exceed its recorded %" PRId64
+                              " bytes", bytes);
+                break;
+            }
+            if (n)
+                memcpy(c + off, sqlite3_column_blob(st, 0), n);
+            off += n;
+        }
+        if (!rc && r != SQLITE_DONE)
+            rc = st_fail(s, r, "reading a data set", err);
+        sqlite3_finalize(st);
+    }
+    if (!rc && off != (size_t)bytes)
+        rc = an_failc(err, -EPROTO, NULL, "data set parts hold %zu of its %" PRId64 " bytes",
+                      off, bytes);
+    if (rc) {
+        free(c);
+        return rc;
+    }
+    c[off] = '\0';
+    *out = c;
+    *len = off;
+    return 0;
+}
+
 int store_dataset_text(store_t *s, const char *id_or_name, char **csv, size_t *len,
                        an_err *err)
 {
@@ -196,8 +267,10 @@ int store_dataset_text(store_t *s, const char *id_or_name, char **csv, size_t *l
     if (rc)
         return rc;
     int64_t num;
+    store_dataset d;
+    memset(&d, 0, sizeof d);
     sqlite3_stmt *st = NULL;
-    rc = find(s, id_or_name, &num, NULL, err);
+    rc = find(s, id_or_name, &num, &d, err);
     if (!rc)
         rc = st_prepare(s, "SELECT text FROM dataset_text WHERE dataset=?", &st, err);
     if (!rc) {
@@ -216,13 +289,14 @@ int store_dataset_text(store_t *s, const char *id_or_name, char **csv, size_t *l
                 *csv = c;
                 *len = n;
             }
-        } else if (r == SQLITE_DONE) {
-            rc = an_failc(err, -EPROTO, NULL, "data set %s has no text", id_or_name);
+        } else if (r == SQLITE_DONE) { /* an upload streamed into parts */
+            rc = read_parts(s, num, d.bytes, csv, len, err);
         } else {
             rc = st_fail(s, r, "reading a data set", err);
         }
         sqlite3_finalize(st);
     }
+    store_dataset_free(&d);
     st_rollback(s);
     return rc;
 }
@@ -254,6 +328,8 @@ int store_dataset_delete(store_t *s, const char *id_or_name, an_err *err)
             rc = st_fail(s, r, "checking data set references", err);
         sqlite3_finalize(st);
     }
+    if (!rc)
+        rc = run_num(s, "DELETE FROM dataset_parts WHERE dataset=?1", num, err);
     if (!rc) {
         rc = st_prepare(s, "DELETE FROM dataset_text WHERE dataset=?1", &st, err);
         if (!rc) {

@@ -328,6 +328,11 @@ int st_pyr_query(store_t *s, int64_t num, int64_t first, int64_t last, int64_t n
                  st_pyr_bucket_fn fn, void *ctx, int *used, int64_t *seen, an_err *err);
 
 /* Schema migration 5 -> 6: creates metric_pyramid and builds it for the rows stored before. */
+/* Inserts a datasets row numbered `num` (its id "d_%06d" into id); -EEXIST for a name in use.
+ * Inside the caller's transaction (datasets.c, uploads.c). */
+int st_dataset_insert(store_t *s, int64_t num, const char *name, int64_t rows,
+                      const char *columns_json, int64_t bytes, char id[STORE_ID_LEN],
+                      an_err *err);
 int st_migrate_pyramid(store_t *s, an_err *err);
 
 #endif

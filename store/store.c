@@ -122,6 +122,15 @@ static const migration migrations[] = {
     {"", st_migrate_sweeps},
     {"", st_migrate_checkpoint_pins}, /* 4 -> 5: checkpoint pins (ckptkeep.c) */
     {"", st_migrate_pyramid},         /* 5 -> 6: the metric summary pyramid (pyramid.c) */
+    /* 6 -> 7: uploads stored as they arrive, in parts (uploads.c). No foreign key: the parts
+     * come before their data set's row, which is made once the last one is checked. */
+    {"CREATE TABLE IF NOT EXISTS dataset_parts("
+     "  dataset INTEGER NOT NULL,"
+     "  idx INTEGER NOT NULL,"
+     "  data BLOB NOT NULL,"
+     "  PRIMARY KEY(dataset, idx)"
+     ");",
+     NULL},
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -1,0 +1,125 @@
+// Uploads go to the store as they arrive: a 120 MB data set is taken while the daemon's memory
+// grows by a fraction of it (it was held whole before, and checked in a second pass), reads
+// back whole for training, and a bad row near its end, a client that goes away mid-body and a
+// daemon killed mid-upload all leave no stored piece behind.
+import {test} from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import {spawnSync} from 'node:child_process';
+import {api, startDaemon, withDaemon, waitFor, waitJob, sleep, tmpDir, removeDir, SLOW} from './lib.mjs';
+
+const hwmKb = (pid) => Number(/VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
+const rssKb = (pid) => Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
+const parts = (db) => {
+  const r = spawnSync('sqlite3', [db, 'SELECT count(*) FROM dataset_parts'], {encoding: 'utf8'});
+  assert.equal(r.status, 0, r.stderr);
+  return Number(r.stdout.trim());
+};
+
+// n rows of "x,y" with y = 3x + 1 (x in [0, 1)), as one Buffer.
+function regression(n, bad = -1) {
+  const lines = ['x,y'];
+  for (let i = 0; i < n; i++) {
+    const x = ((i * 7919) % 100003) / 100003;
+    lines.push(i === bad ? `${x},oops` : `${x.toFixed(12)},${(3 * x + 1).toFixed(12)}`);
+  }
+  return Buffer.from(lines.join('\n') + '\n');
+}
+
+function post(url, name, body) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(new URL(`${url}/v1/datasets?name=${name}`), {method: 'POST',
+      headers: {'Content-Type': 'text/csv', 'Content-Length': body.length}});
+    req.on('response', (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => { text += c; });
+      res.on('end', () => resolve({status: res.statusCode, text, json: text ? JSON.parse(text) : null}));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+test('a 120 MB upload is stored as it arrives: memory grows by a fraction of it, and a job trains on it', async () => {
+  await withDaemon({}, async (d) => {
+    const body = regression(3_600_000); // ~120 MB
+    assert.ok(body.length > 100e6, `${body.length} bytes`);
+    // warm up (the first requests allocate the daemon's pools), then measure
+    assert.equal((await post(d.url, 'warm', regression(10))).status, 201);
+    const before = rssKb(d.proc.pid);
+    const r = await post(d.url, 'big', body);
+    assert.equal(r.status, 201, r.text.slice(0, 300));
+    const grew = hwmKb(d.proc.pid) - before;
+    console.log(`# ${(body.length / 1e6).toFixed(0)} MB upload: the daemon's peak grew by ${(grew / 1024).toFixed(1)} MB`);
+    assert.ok(grew * 1024 < body.length / 4, `the daemon's peak memory grew by ${grew} kB for a ${body.length}-byte upload`);
+    assert.equal(r.json.rows, 3_600_000);
+    assert.equal(r.json.bytes, body.length);
+    assert.deepEqual(r.json.columns, ['x', 'y']);
+    assert.ok(parts(d.db) >= Math.floor(body.length / (4 << 20)));
+    // the stored text reads back whole: a job on it trains (its rows counted from the text)
+    const job = (await api(d.url, 'POST', '/v1/jobs', {name: 'on-big', seed: 1, steps: 20,
+      model: {type: 'linear', inputs: 1, outputs: 1}, loss: 'mse',
+      data: {type: 'dataset', name: 'big', target: 'y', features: ['x']},
+      ds_config: {train_batch_size: 64, optimizer: {type: 'Adam', params: {lr: 0.05}}}})).json;
+    assert.ok(job.id, JSON.stringify(job));
+    const done = await waitJob(d.url, job.id, (j) => ['completed', 'failed'].includes(j.state), 120000 * SLOW);
+    assert.equal(done.state, 'completed', JSON.stringify(done.error));
+  });
+});
+
+test('a bad row at the end of a large upload: 400 naming it, and no stored piece is left', async () => {
+  await withDaemon({}, async (d) => {
+    const body = regression(600_000, 599_990); // ~20 MB, five pieces stored before the bad row
+    const r = await post(d.url, 'bad', body);
+    assert.equal(r.status, 400, r.text);
+    assert.equal(r.json.error.field, 'csv[599991].y');
+    assert.match(r.json.error.message, /row 599991 \(line 599992\), column 'y': 'oops' is not a number/);
+    assert.equal(parts(d.db), 0);
+    assert.deepEqual((await api(d.url, 'GET', '/v1/datasets')).json.datasets, []);
+    // the name is free for a good upload
+    assert.equal((await post(d.url, 'bad', regression(100))).status, 201);
+  });
+});
+
+test('a client gone mid-upload and a daemon killed mid-upload leave no pieces', async () => {
+  const dir = tmpDir();
+  try {
+    let d = await startDaemon({dir});
+    const body = regression(900_000); // ~30 MB
+    const {port} = new URL(d.url);
+    // send the head and two thirds of the body, then go away
+    const sock = net.connect(Number(port), '127.0.0.1');
+    await new Promise((r) => sock.once('connect', r));
+    let sockErr = null;
+    sock.on('error', (e) => { sockErr = e; });
+    sock.write(`POST /v1/datasets?name=gone HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: text/csv\r\nContent-Length: ${body.length}\r\n\r\n`);
+    sock.write(body.subarray(0, Math.floor(body.length * 2 / 3)));
+    await waitFor(() => parts(d.db) >= 3, {timeoutMs: 30000 * SLOW, what: 'pieces stored'});
+    assert.equal(sockErr, null, 'the daemon kept the connection open while the body came');
+    sock.destroy();
+    await waitFor(() => parts(d.db) === 0, {timeoutMs: 30000 * SLOW, what: 'the pieces of the abandoned upload deleted'});
+    // again, and this time the daemon dies mid-upload
+    const sock2 = net.connect(Number(port), '127.0.0.1');
+    await new Promise((r) => sock2.once('connect', r));
+    sock2.on('error', () => {});
+    sock2.write(`POST /v1/datasets?name=cut HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: text/csv\r\nContent-Length: ${body.length}\r\n\r\n`);
+    sock2.write(body.subarray(0, Math.floor(body.length / 2)));
+    await waitFor(() => parts(d.db) >= 2, {timeoutMs: 30000 * SLOW, what: 'pieces stored'});
+    await d.kill9();
+    sock2.destroy();
+    assert.ok(parts(d.db) >= 2);
+    d = await startDaemon({dir});
+    try {
+      assert.equal(parts(d.db), 0);
+      assert.match(d.log(), /deleted \d+ part\(s\) of uploads a stop cut short/);
+      assert.deepEqual((await api(d.url, 'GET', '/v1/datasets')).json.datasets, []);
+    } finally {
+      assert.equal((await d.stop()).code, 0);
+    }
+  } finally {
+    removeDir(dir);
+  }
+});
