@@ -229,19 +229,26 @@ void http_thread_end(void)
     thread_store_open = 0;
 }
 
+struct store_t *http_thread_store(struct daemon *d, an_err *e)
+{
+    if (!thread_store_open) {
+        an_err_clear(e);
+        memset(&thread_store, 0, sizeof thread_store);
+        if (store_open(&thread_store, d->opts->db, e) != 0)
+            return NULL;
+        thread_store_open = 1;
+    }
+    return &thread_store;
+}
+
 static void defer_work(void *arg)
 {
     http_req *r = arg;
-    if (!thread_store_open) {
-        an_err e;
-        an_err_clear(&e);
-        memset(&thread_store, 0, sizeof thread_store);
-        if (store_open(&thread_store, r->d->opts->db, &e) != 0) {
-            http_set_pending_error(r, 503, "unavailable", NULL, "the store cannot be opened: %s",
-                                   e.message);
-            return;
-        }
-        thread_store_open = 1;
+    an_err e;
+    if (!http_thread_store(r->d, &e)) {
+        http_set_pending_error(r, 503, "unavailable", NULL, "the store cannot be opened: %s",
+                               e.message);
+        return;
     }
     r->in_work = 1;
     r->work_fn(r, &thread_store);
