@@ -242,6 +242,11 @@ static int thread_store_get(const char *db, an_err *e)
     return 0;
 }
 
+struct store_t *http_thread_store(struct daemon *d, an_err *e)
+{
+    return thread_store_get(d->opts->db, e) == 0 ? &thread_store : NULL;
+}
+
 static void defer_work(void *arg)
 {
     http_req *r = arg;

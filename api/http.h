@@ -123,6 +123,11 @@ void http_thread_end(void);
  * up quick requests (daemon/workq.h). */
 void http_defer_slow(http_req *r, void (*fn)(http_req *r, struct store_t *s));
 
+/* The calling queue thread's own store connection (opened on first use; see http_defer),
+ * for work a queue runs outside http_defer (streamed answers). NULL with e filled when it
+ * cannot be opened. */
+struct store_t *http_thread_store(struct daemon *d, an_err *e);
+
 /* For deferred work: sets the answer to queue after the resume. */
 /* Sets a ready response (taken over) as the pending answer of deferred work. */
 void http_resume_pending(http_req *r, unsigned status, struct MHD_Response *resp);

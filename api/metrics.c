@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "api/http.h"
+#include "api/metrics_stream.h"
 #include "api/routes.h"
 #include "core/config.h"
 #include "core/jsonnum.h"
@@ -31,90 +32,21 @@ static void store_fail(http_req *r, int rc, const an_err *e, const char *id)
         http_set_pending_error(r, st, code, NULL, "%s", e->message);
 }
 
-/* Adds the validation rows as columns "val_step", "val_loss", "val_acc" (NaN as null). They
- * are never downsampled: a job validates every `every_steps` steps, so there are few of them
- * next to the per-step rows. Returns -ENOMEM when an item could not be made. */
-static int add_val(cJSON *o, const store_val_metric *val, size_t n)
-{
-    cJSON *st = cJSON_AddArrayToObject(o, "val_step");
-    cJSON *vl = cJSON_AddArrayToObject(o, "val_loss");
-    cJSON *va = cJSON_AddArrayToObject(o, "val_acc");
-    if (!st || !vl || !va)
-        return -ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        cJSON *a = cJSON_CreateNumber((double)val[i].step);
-        cJSON *b = isfinite(val[i].val_loss) ? json_number(val[i].val_loss)
-                                              : cJSON_CreateNull();
-        cJSON *c = isfinite(val[i].val_acc) ? json_number(val[i].val_acc)
-                                             : cJSON_CreateNull();
-        if (!a || !b || !c) {
-            cJSON_Delete(a);
-            cJSON_Delete(b);
-            cJSON_Delete(c);
-            return -ENOMEM;
-        }
-        cJSON_AddItemToArray(st, a);
-        cJSON_AddItemToArray(vl, b);
-        cJSON_AddItemToArray(va, c);
-    }
-    return 0;
-}
-
+/* The answer is streamed (metrics_stream.c): the work here only checks the job and makes
+ * the first piece, so a failure is still a plain error answer. */
 static void metrics_work(http_req *r, store_t *s)
 {
     metrics_q *q = r->ctx;
     const char *id = r->m.params[0];
     an_err e;
     an_err_clear(&e);
-    store_job row;
-    memset(&row, 0, sizeof row);
-    int rc = store_job_get(s, id, &row, &e);
-    store_job_free(&row);
+    struct MHD_Response *resp = NULL;
+    int rc = metrics_stream_open(r, s, id, q->from, q->to, q->max_points, q->csv, &resp, &e);
     if (rc) {
         store_fail(r, rc, &e, id);
         return;
     }
-    if (q->csv) {
-        char *csv = NULL;
-        size_t len = 0;
-        rc = store_metrics_csv_buf(s, id, q->from, q->to, &csv, &len, &e);
-        if (rc) {
-            store_fail(r, rc, &e, id);
-            return;
-        }
-        struct MHD_Response *resp = MHD_create_response_from_buffer(len, csv, MHD_RESPMEM_MUST_FREE);
-        if (!resp) {
-            free(csv);
-            return;
-        }
-        MHD_add_response_header(resp, "Content-Type", "text/csv; charset=utf-8");
-        r->pending = resp;
-        r->pending_status = 200;
-        return;
-    }
-    store_series ser;
-    memset(&ser, 0, sizeof ser);
-    rc = store_metrics_query(s, id, q->from, q->to, (size_t)q->max_points, &ser, &e);
-    if (rc) {
-        store_fail(r, rc, &e, id);
-        return;
-    }
-    store_val_metric *val = NULL;
-    size_t nval = 0;
-    rc = store_val_query(s, id, q->from, q->to, &val, &nval, &e);
-    if (rc) {
-        store_series_free(&ser);
-        store_fail(r, rc, &e, id);
-        return;
-    }
-    cJSON *o = store_series_to_json(&ser);
-    store_series_free(&ser);
-    if (o && add_val(o, val, nval) != 0) {
-        cJSON_Delete(o);
-        o = NULL;
-    }
-    free(val);
-    http_set_pending_json(r, 200, o);
+    http_resume_pending(r, 200, resp);
 }
 
 void api_jobs_metrics(http_req *r)

@@ -27,30 +27,105 @@ static int job_has_val(store_t *s, int64_t num, int *has, an_err *err)
     return rc;
 }
 
-/* ---- CSV ----------------------------------------------------------------------------- */
+/* ---- cursors ------------------------------------------------------------------------- */
 
-typedef struct csvbuf {
-    char buf[65536];
-    size_t len;
-    store_write_fn fn;
-    void *ctx;
-} csvbuf;
-
-static int csv_flush(csvbuf *b)
+int store_metrics_cursor_open(store_t *s, const char *id, int64_t from, int64_t to,
+                              store_metrics_cursor *c, an_err *err)
 {
-    int rc = b->len ? b->fn(b->ctx, b->buf, b->len) : 0;
-    b->len = 0;
+    memset(c, 0, sizeof *c);
+    if (to < 0)
+        to = INT64_MAX;
+    c->from = from;
+    c->to = to;
+    int rc = st_job_num(s, id, &c->num, NULL, err);
+    if (!rc)
+        rc = st_range_ends(s, c->num, from, to, &c->first, &c->last, &c->n_lr, err);
+    /* Validation columns when the job has validation rows at all (not only in this range),
+     * so every slice of one job's CSV has the same header. */
+    if (!rc)
+        rc = job_has_val(s, c->num, &c->has_val, err);
+    c->pos = c->first;
+    c->vpos = from;
     return rc;
 }
 
-/* Makes room for `need` bytes. */
-static int csv_room(csvbuf *b, size_t need)
+int store_metrics_cursor_rows(store_t *s, store_metrics_cursor *c, store_row_fn fn, void *ctx,
+                              an_err *err)
 {
-    return (b->len + need > sizeof b->buf) ? csv_flush(b) : 0;
+    if (c->first < 0 || c->pos > c->last)
+        return 0;
+    st_block_iter it;
+    st_block b;
+    int rc = st_blocks_open(s, &it, c->num, c->pos, c->last, 0, err);
+    if (rc)
+        return rc;
+    store_metric m;
+    int r, stop = 0;
+    while (!stop && (r = st_blocks_next(&it, &b, 1, err)) == 1) {
+        size_t i1 = st_block_upper(&b, c->last);
+        for (size_t i = st_block_lower(&b, c->pos); i < i1; i++) {
+            st_block_row(&b, i, &m);
+            if (fn(ctx, &m)) {
+                c->pos = m.step;
+                stop = 1;
+                break;
+            }
+        }
+    }
+    st_blocks_close(&it);
+    if (!stop && r >= 0)
+        c->pos = c->last + 1;
+    return stop || r >= 0 ? 0 : r;
 }
 
+int store_metrics_cursor_val(store_t *s, const store_metrics_cursor *c, int64_t lo,
+                             store_val_metric *rows, size_t max, size_t *n, an_err *err)
+{
+    *n = 0;
+    if (!c->has_val || lo > c->to)
+        return 0;
+    sqlite3_stmt *st;
+    int rc = st_prepare(s, "SELECT step, val_loss, val_acc FROM val_metrics WHERE job=?1"
+                           " AND step>=?2 AND step<=?3 ORDER BY step LIMIT ?4", &st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, c->num);
+    sqlite3_bind_int64(st, 2, lo);
+    sqlite3_bind_int64(st, 3, c->to);
+    sqlite3_bind_int64(st, 4, (int64_t)max);
+    int r;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW && *n < max) {
+        rows[*n].step = sqlite3_column_int64(st, 0);
+        rows[*n].val_loss = st_col_num(st, 1);
+        rows[*n].val_acc = st_col_num(st, 2);
+        (*n)++;
+    }
+    if (r != SQLITE_DONE && r != SQLITE_ROW)
+        rc = st_fail(s, r, "reading validation rows", err);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* ---- CSV ----------------------------------------------------------------------------- */
+
+#define VAL_PAGE 512
+
+/* A piece being written: the buffer, and a page of validation rows walked beside the rows
+ * (both in step order). */
+typedef struct csvpiece {
+    char *buf;
+    size_t len, cap;
+    int n_lr, has_val;
+    store_t *s;
+    store_metrics_cursor *c;
+    store_val_metric val[VAL_PAGE];
+    size_t nval, iv;
+    int rc;
+    an_err *err;
+} csvpiece;
+
 /* The shortest %.Ng (N = 15..17) that reads back to the same double; "" for NaN. */
-static void csv_num(csvbuf *b, double v)
+static void csv_num(csvpiece *b, double v)
 {
     if (isnan(v))
         return;
@@ -64,98 +139,113 @@ static void csv_num(csvbuf *b, double v)
     b->len += (size_t)k;
 }
 
-static void csv_ch(csvbuf *b, char c) { b->buf[b->len++] = c; }
+static void csv_ch(csvpiece *b, char c) { b->buf[b->len++] = c; }
+
+/* The validation row at `step`, or NULL; pages forward as the rows pass its last row. */
+static const store_val_metric *val_at(csvpiece *b, int64_t step)
+{
+    for (;;) {
+        while (b->iv < b->nval && b->val[b->iv].step < step)
+            b->iv++;
+        if (b->iv < b->nval || b->nval < VAL_PAGE) /* found its place, or no more rows */
+            break;
+        int64_t lo = b->val[b->nval - 1].step + 1;
+        b->iv = 0;
+        b->rc = store_metrics_cursor_val(b->s, b->c, lo, b->val, VAL_PAGE, &b->nval, b->err);
+        if (b->rc)
+            return NULL;
+        b->c->vpos = lo;
+    }
+    return b->iv < b->nval && b->val[b->iv].step == step ? &b->val[b->iv] : NULL;
+}
+
+static int csv_row(void *ctx, const store_metric *m)
+{
+    csvpiece *b = ctx;
+    /* one line: at most 20 + (n_lr + 5) * 33 bytes */
+    if (b->rc || b->len + 64 + (size_t)(b->n_lr + 5) * 34 > b->cap)
+        return 1;
+    b->len += (size_t)snprintf(b->buf + b->len, 24, "%" PRId64, m->step);
+    csv_ch(b, ',');
+    csv_num(b, m->loss);
+    for (int g = 0; g < b->n_lr; g++) {
+        csv_ch(b, ',');
+        csv_num(b, g < m->n_lr ? m->lr[g] : NAN);
+    }
+    csv_ch(b, ',');
+    csv_num(b, m->grad_norm);
+    csv_ch(b, ',');
+    csv_num(b, m->time);
+    if (b->has_val) {
+        const store_val_metric *v = val_at(b, m->step);
+        if (b->rc)
+            return 1;
+        csv_ch(b, ',');
+        csv_num(b, v ? v->val_loss : NAN);
+        csv_ch(b, ',');
+        csv_num(b, v ? v->val_acc : NAN);
+    }
+    csv_ch(b, '\n');
+    return 0;
+}
+
+int store_metrics_csv_piece(store_t *s, store_metrics_cursor *c, char *buf, size_t cap,
+                            size_t *len, an_err *err)
+{
+    *len = 0;
+    int n_lr = c->first < 0 ? 1 : c->n_lr; /* the header always has lr columns */
+    csvpiece *b = malloc(sizeof *b);
+    if (!b)
+        return an_failc(err, -ENOMEM, NULL, "out of memory for the CSV buffer");
+    b->buf = buf;
+    b->len = 0;
+    b->cap = cap;
+    b->n_lr = n_lr;
+    b->has_val = c->has_val;
+    b->s = s;
+    b->c = c;
+    b->nval = b->iv = 0;
+    b->rc = 0;
+    b->err = err;
+    if (!c->header) {
+        b->len += (size_t)snprintf(b->buf, cap, "step,loss");
+        for (int g = 0; g < n_lr; g++)
+            b->len += (size_t)snprintf(b->buf + b->len, cap - b->len, ",lr%d", g);
+        b->len += (size_t)snprintf(b->buf + b->len, cap - b->len, ",grad_norm,time%s\n",
+                                   c->has_val ? ",val_loss,val_acc" : "");
+        c->header = 1;
+    }
+    int rc = 0;
+    if (c->has_val)
+        rc = store_metrics_cursor_val(s, c, c->vpos, b->val, VAL_PAGE, &b->nval, err);
+    if (!rc)
+        rc = store_metrics_cursor_rows(s, c, csv_row, b, err);
+    if (!rc)
+        rc = b->rc;
+    *len = rc ? 0 : b->len;
+    free(b);
+    return rc;
+}
 
 int store_metrics_csv(store_t *s, const char *id, int64_t from, int64_t to,
                       store_write_fn fn, void *ctx, an_err *err)
 {
-    if (to < 0)
-        to = INT64_MAX;
-    int64_t num, first = -1, last = -1;
-    int n_lr = 0;
-    int rc = st_job_num(s, id, &num, NULL, err);
-    if (!rc)
-        rc = st_range_ends(s, num, from, to, &first, &last, &n_lr, err);
+    store_metrics_cursor c;
+    int rc = store_metrics_cursor_open(s, id, from, to, &c, err);
     if (rc)
         return rc;
-    if (first < 0) /* still one group column, so the header always has the lr columns */
-        n_lr = 1;
-    /* Validation columns when the job has validation rows at all (not only in this range), so
-     * every slice of one job's CSV has the same header. */
-    int has_val = 0;
-    store_val_metric *val = NULL;
-    size_t nval = 0, iv = 0;
-    rc = job_has_val(s, num, &has_val, err);
-    if (!rc && has_val)
-        rc = store_val_query(s, id, from, to, &val, &nval, err);
-    if (rc)
-        return rc;
-    csvbuf *b = malloc(sizeof *b);
-    if (!b) {
-        free(val);
+    size_t cap = 65536, len;
+    char *buf = malloc(cap);
+    if (!buf)
         return an_failc(err, -ENOMEM, NULL, "out of memory for the CSV buffer");
-    }
-    b->len = 0;
-    b->fn = fn;
-    b->ctx = ctx;
-    b->len += (size_t)snprintf(b->buf, sizeof b->buf, "step,loss");
-    for (int g = 0; g < n_lr; g++)
-        b->len += (size_t)snprintf(b->buf + b->len, sizeof b->buf - b->len, ",lr%d", g);
-    b->len += (size_t)snprintf(b->buf + b->len, sizeof b->buf - b->len, ",grad_norm,time%s\n",
-                               has_val ? ",val_loss,val_acc" : "");
-
-    st_block_iter it;
-    st_block blk;
-    int r = 0, sink = 0;
-    if (first >= 0)
-        rc = st_blocks_open(s, &it, num, first, last, 0, err);
-    if (!rc && first >= 0) {
-        while (!sink && (r = st_blocks_next(&it, &blk, 1, err)) == 1) {
-            size_t i1 = st_block_upper(&blk, last);
-            int k = blk.ng < n_lr ? blk.ng : n_lr;
-            for (size_t i = st_block_lower(&blk, first); i < i1; i++) {
-                /* one line: at most 20 + (n_lr + 5) * 33 bytes */
-                if ((sink = csv_room(b, 64 + (size_t)(n_lr + 5) * 34)) != 0)
-                    break;
-                b->len += (size_t)snprintf(b->buf + b->len, 24, "%" PRId64,
-                                           st_block_step(&blk, i));
-                csv_ch(b, ',');
-                csv_num(b, st_block_val(&blk, ST_COL_LOSS, i));
-                for (int g = 0; g < n_lr; g++) {
-                    csv_ch(b, ',');
-                    csv_num(b, g < k ? st_block_val(&blk, ST_COL_LR + g, i) : NAN);
-                }
-                csv_ch(b, ',');
-                csv_num(b, st_block_val(&blk, ST_COL_GRAD_NORM, i));
-                csv_ch(b, ',');
-                csv_num(b, st_block_val(&blk, ST_COL_TIME, i));
-                if (has_val) {
-                    /* Both lists are in step order: one cursor walks the validation rows. */
-                    int64_t stp = st_block_step(&blk, i);
-                    while (iv < nval && val[iv].step < stp)
-                        iv++;
-                    int hit = iv < nval && val[iv].step == stp;
-                    csv_ch(b, ',');
-                    csv_num(b, hit ? val[iv].val_loss : NAN);
-                    csv_ch(b, ',');
-                    csv_num(b, hit ? val[iv].val_acc : NAN);
-                }
-                csv_ch(b, '\n');
-            }
+    while (!(rc = store_metrics_csv_piece(s, &c, buf, cap, &len, err)) && len > 0) {
+        int w = fn(ctx, buf, len);
+        if (w) {
+            rc = an_failc(err, w, NULL, "the CSV consumer stopped with error %d", w);
+            break;
         }
-        st_blocks_close(&it);
-        if (sink)
-            rc = an_failc(err, sink, NULL, "the CSV consumer stopped with error %d", sink);
-        else if (r < 0)
-            rc = r;
     }
-    if (!rc) {
-        rc = csv_flush(b);
-        if (rc)
-            an_failc(err, rc, NULL, "the CSV consumer stopped with error %d", rc);
-    }
-    free(b);
-    free(val);
+    free(buf);
     return rc;
 }
 

@@ -383,6 +383,42 @@ int store_metrics_csv(store_t *s, const char *id, int64_t from, int64_t to,
 int store_metrics_csv_buf(store_t *s, const char *id, int64_t from, int64_t to,
                           char **csv, size_t *len, an_err *err);
 
+/* A read position in a job's metric rows, for answers made in pieces (each piece its own
+ * short read, so a long export never holds a snapshot of the database open). The range's
+ * ends are fixed when it opens: rows appended later are not part of it. */
+typedef struct store_metrics_cursor {
+    int64_t num;                   /* the job's row */
+    int64_t from, to;              /* the range asked for (to INT64_MAX: no bound) */
+    int64_t first, last;           /* its first and last stored steps; first -1: no rows */
+    int n_lr;                      /* lr groups of its first row (CSV: 1 when there are none) */
+    int has_val;                   /* the job has validation rows (at any step) */
+    int64_t pos;                   /* the next step to read */
+    int64_t vpos;                  /* the next validation step to read (CSV) */
+    int header;                    /* 1 once the CSV header is written */
+} store_metrics_cursor;
+
+/* Opens a cursor on the rows with from <= step <= to (to < 0 = no bound). -ENOENT unknown
+ * job. */
+int store_metrics_cursor_open(store_t *s, const char *id, int64_t from, int64_t to,
+                              store_metrics_cursor *c, an_err *err);
+
+/* Feeds the rows with c->pos <= step <= c->last to fn in step order until fn returns nonzero
+ * (that row is not consumed: c->pos stays at its step) or the range ends (c->pos =
+ * c->last + 1). Each row's n_lr is its own block's. */
+typedef int (*store_row_fn)(void *ctx, const store_metric *m);
+int store_metrics_cursor_rows(store_t *s, store_metrics_cursor *c, store_row_fn fn, void *ctx,
+                              an_err *err);
+
+/* Up to `max` validation rows of the cursor's job with lo <= step <= c->to, in step order,
+ * into rows (the caller's); *n how many. */
+int store_metrics_cursor_val(store_t *s, const store_metrics_cursor *c, int64_t lo,
+                             store_val_metric *rows, size_t max, size_t *n, an_err *err);
+
+/* The next piece of the CSV of store_metrics_csv: at most `cap` bytes (cap >= 64 KiB) into
+ * buf, whole lines only; *len 0 when the CSV is complete. */
+int store_metrics_csv_piece(store_t *s, store_metrics_cursor *c, char *buf, size_t cap,
+                            size_t *len, an_err *err);
+
 /* ---- checkpoints --------------------------------------------------------------------- */
 
 typedef struct store_checkpoint_info {

@@ -1,0 +1,380 @@
+/* metrics_stream — the body of GET /v1/jobs/{id}/metrics, made in pieces.
+ *
+ * A job's metrics can be hundreds of millions of rows, so neither the CSV nor the JSON
+ * answer is built in memory. The body is made in pieces of PIECE bytes on the slow request
+ * queue's threads (each with its store connection, each piece one short read of the store),
+ * two pieces at a time: while MHD sends one from the loop thread, the next is being made.
+ * The loop thread only copies bytes. A stream therefore holds about 2 * PIECE bytes whatever
+ * its length; a downsampled JSON answer also holds its points (at most max_points of them,
+ * 48 bytes each) from the start.
+ *
+ * The JSON answer is columnar ({"step":[…],"loss":[…],"lr":[[…]…],"grad_norm":[…],
+ * "time":[…],"val_step":[…],"val_loss":[…],"val_acc":[…]}), so a full-resolution answer
+ * reads the range once per column. Its ends are fixed when it opens; should the job be
+ * rewound while it streams, the later columns keep the step column's length (null-padded).
+ *
+ * A stop (SIGTERM: from the moment the daemon drains) or a store error after the head was
+ * sent cuts the stream: chunked encoding
+ * without its terminating chunk, so a client sees a truncated body, never a short one that
+ * looks whole. */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/http.h"
+#include "api/metrics_stream.h"
+#include "core/jsonnum.h"
+#include "daemon/daemon.h"
+
+#define PIECE (256 * 1024)
+
+enum { C_STEP = 0, C_LOSS, C_LR, C_GRAD, C_TIME, C_VSTEP, C_VLOSS, C_VACC, C_END };
+
+typedef struct mstream {
+    daemon_t *d;
+    struct MHD_Connection *conn;   /* suspended while it waits for a piece */
+    int suspended;
+    int csv;
+    store_metrics_cursor c;
+    store_series ser;              /* a downsampled JSON answer, made at open */
+    int have_ser;
+    int n_lr;                      /* JSON lr groups */
+    /* the JSON writer's place (producer only) */
+    int col, g, started;           /* column, lr group; 1 once its opening text is out */
+    size_t idx;                    /* next point of ser */
+    int64_t written, nrows;        /* values of this column so far; of the step column */
+    int64_t vpos;                  /* next validation step of a val column */
+    int ended;                     /* the producer has made the whole text */
+    /* pieces */
+    char *cur, *next;
+    size_t clen, coff, nlen;
+    int clast, nlast;              /* no piece comes after this one */
+    int next_ready;                /* `next` holds a made piece (loop thread) */
+    int busy;                      /* a piece is being made on a queue thread */
+    int werr;                      /* the piece could not be made (producer) */
+    int failed;                    /* cut the stream (loop thread) */
+    int abandoned;                 /* MHD let go of it while busy: freed when the piece ends */
+} mstream;
+
+static void ms_free(mstream *m)
+{
+    store_series_free(&m->ser);
+    free(m->cur);
+    free(m->next);
+    free(m);
+}
+
+/* ---- JSON ---------------------------------------------------------------------------- */
+
+typedef struct jw {
+    mstream *m;
+    char *buf;
+    size_t len, cap;
+    int col_done;                  /* the column reached the step column's length */
+} jw;
+
+static void put_val(jw *w, int col, int g, int64_t step, double v)
+{
+    if (w->m->written > 0)
+        w->buf[w->len++] = ',';
+    if (col == C_STEP || col == C_VSTEP)
+        w->len += (size_t)snprintf(w->buf + w->len, 24, "%" PRId64, step);
+    else
+        w->len += (size_t)json_number_text(w->buf + w->len, 32, v, 1);
+    (void)g;
+    w->m->written++;
+}
+
+static double col_of(const store_metric *r, int col, int g)
+{
+    switch (col) {
+    case C_LOSS: return r->loss;
+    case C_LR: return g < r->n_lr ? r->lr[g] : NAN;
+    case C_GRAD: return r->grad_norm;
+    default: return r->time;
+    }
+}
+
+/* A row of the store for the current column (store_row_fn). */
+static int json_row(void *ctx, const store_metric *r)
+{
+    jw *w = ctx;
+    mstream *m = w->m;
+    if (m->col > C_STEP && m->written >= m->nrows) {
+        w->col_done = 1;
+        return 1;
+    }
+    if (w->len + 64 > w->cap)
+        return 1;
+    put_val(w, m->col, m->g, r->step, col_of(r, m->col, m->g));
+    return 0;
+}
+
+static const char *opening(const mstream *m)
+{
+    switch (m->col) {
+    case C_STEP: return "{\"step\":[";
+    case C_LOSS: return "],\"loss\":[";
+    case C_LR: return m->g == 0 ? "],\"lr\":[[" : "],[";
+    case C_GRAD: return m->n_lr > 0 ? "]],\"grad_norm\":[" : "],\"lr\":[],\"grad_norm\":[";
+    case C_TIME: return "],\"time\":[";
+    case C_VSTEP: return "],\"val_step\":[";
+    case C_VLOSS: return "],\"val_loss\":[";
+    case C_VACC: return "],\"val_acc\":[";
+    default: return "]}";
+    }
+}
+
+static void next_col(mstream *m)
+{
+    if (m->col == C_STEP)
+        m->nrows = m->written;
+    if (m->col == C_LR && m->g + 1 < m->n_lr) {
+        m->g++;
+    } else {
+        m->col++;
+        m->g = 0;
+        if (m->col == C_LR && m->n_lr == 0)
+            m->col++;
+    }
+    m->started = 0;
+    m->written = 0;
+    m->idx = 0;
+    m->c.pos = m->c.first;
+    m->vpos = m->c.from;
+}
+
+/* Values of the current column into w until it ends (1) or the piece is full (0). */
+static int json_column(mstream *m, jw *w, store_t *s, an_err *e, int *rc)
+{
+    if (m->col >= C_VSTEP) {
+        store_val_metric page[256];
+        size_t n = 0;
+        size_t room = (w->cap - w->len) / 40;
+        if (room == 0)
+            return 0;
+        *rc = store_metrics_cursor_val(s, &m->c, m->vpos, page, room < 256 ? room : 256, &n, e);
+        if (*rc)
+            return 0;
+        for (size_t i = 0; i < n; i++)
+            put_val(w, m->col, 0, page[i].step,
+                    m->col == C_VLOSS ? page[i].val_loss : page[i].val_acc);
+        if (n)
+            m->vpos = page[n - 1].step + 1;
+        return n < (room < 256 ? room : 256);
+    }
+    if (m->have_ser) {
+        const store_series *a = &m->ser;
+        for (; m->idx < a->n; m->idx++) {
+            if (w->len + 64 > w->cap)
+                return 0;
+            size_t i = m->idx;
+            double v = m->col == C_LOSS ? a->loss[i]
+                       : m->col == C_LR ? a->lr[(size_t)m->g * a->n + i]
+                       : m->col == C_GRAD ? a->grad_norm[i] : a->time[i];
+            put_val(w, m->col, m->g, a->step[i], v);
+        }
+        return 1;
+    }
+    w->col_done = 0;
+    *rc = store_metrics_cursor_rows(s, &m->c, json_row, w, e);
+    if (*rc)
+        return 0;
+    /* No rows in the range (first -1): the column is empty, not waiting for room. */
+    if (!w->col_done && m->c.first >= 0 && m->c.pos <= m->c.last)
+        return 0; /* the piece is full */
+    /* Rows that went away while this streamed (a rewind): keep the columns' length. */
+    while (m->col > C_STEP && m->written < m->nrows) {
+        if (w->len + 64 > w->cap)
+            return 0;
+        put_val(w, m->col, m->g, 0, NAN);
+    }
+    return 1;
+}
+
+static int json_piece(mstream *m, store_t *s, char *buf, size_t cap, size_t *len, an_err *e)
+{
+    jw w = {m, buf, 0, cap, 0};
+    int rc = 0;
+    while (!rc && !m->ended && w.len + 64 <= cap) {
+        if (!m->started) {
+            const char *o = opening(m);
+            size_t k = strlen(o);
+            memcpy(w.buf + w.len, o, k);
+            w.len += k;
+            m->started = 1;
+            if (m->col == C_END) {
+                m->ended = 1;
+                break;
+            }
+        }
+        if (json_column(m, &w, s, e, &rc))
+            next_col(m);
+        else if (!rc && w.len + 64 <= cap && m->col >= C_VSTEP)
+            continue; /* a val page filled its room: more may fit */
+        else
+            break;
+    }
+    *len = w.len;
+    return rc;
+}
+
+/* ---- pieces -------------------------------------------------------------------------- */
+
+/* Makes the next piece into m->next (a queue thread, or the opening work). */
+static int produce(mstream *m, store_t *s, an_err *e)
+{
+    int rc;
+    if (m->csv) {
+        rc = store_metrics_csv_piece(s, &m->c, m->next, PIECE, &m->nlen, e);
+        m->nlast = !rc && m->nlen == 0;
+    } else {
+        rc = json_piece(m, s, m->next, PIECE, &m->nlen, e);
+        m->nlast = m->ended;
+    }
+    return rc;
+}
+
+static void ms_work(void *arg)
+{
+    mstream *m = arg;
+    an_err e;
+    store_t *s = http_thread_store(m->d, &e);
+    m->werr = !s || produce(m, s, &e) != 0;
+    if (m->werr)
+        daemon_log(LOG_WARN, "a metrics stream was cut: %s", e.message);
+}
+
+static void ms_after(void *arg)
+{
+    mstream *m = arg;
+    m->busy = 0;
+    m->d->inflight_work--;
+    if (m->abandoned) { /* MHD let go of the response: its connection may be gone too */
+        ms_free(m);
+        return;
+    }
+    if (m->werr)
+        m->failed = 1;
+    else
+        m->next_ready = 1;
+    if (m->suspended) {
+        m->suspended = 0;
+        MHD_resume_connection(m->conn);
+    }
+    daemon_pump(m->d);
+}
+
+/* Starts making the next piece unless one is made or being made. */
+static void prefetch(mstream *m)
+{
+    if (m->busy || m->next_ready || m->clast)
+        return;
+    /* Counted with the deferred requests, so a stop waits for the piece being made. */
+    if (workq_push(&m->d->slow, ms_work, ms_after, m) == 0) {
+        m->busy = 1;
+        m->d->inflight_work++;
+    }
+}
+
+/* Waits for the piece being made: MHD (epoll, edge-triggered) does not call a reader again
+ * by itself after it returned 0, so the connection sleeps until ms_after resumes it. When
+ * the queue is full nothing is being made: MHD's next turn (its timeout) asks again. */
+static ssize_t ms_wait(mstream *m)
+{
+    prefetch(m);
+    if (m->busy && !m->suspended) {
+        m->suspended = 1;
+        MHD_suspend_connection(m->conn);
+    }
+    return 0;
+}
+
+static ssize_t ms_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    mstream *m = cls;
+    if (m->d->phase != PHASE_SERVING || m->failed) /* a stop cuts it */
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    while (m->coff == m->clen) {
+        if (m->clast)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        if (!m->next_ready)
+            return ms_wait(m);
+        char *t = m->cur;
+        m->cur = m->next;
+        m->next = t;
+        m->clen = m->nlen;
+        m->coff = 0;
+        m->clast = m->nlast;
+        m->next_ready = 0;
+        prefetch(m); /* an empty piece that is not the last: wait for the one after it */
+    }
+    size_t n = m->clen - m->coff < max ? m->clen - m->coff : max;
+    memcpy(buf, m->cur + m->coff, n);
+    m->coff += n;
+    return (ssize_t)n;
+}
+
+static void ms_release(void *cls)
+{
+    mstream *m = cls;
+    if (m->busy)
+        m->abandoned = 1;
+    else
+        ms_free(m);
+}
+
+int metrics_stream_open(http_req *r, store_t *s, const char *id, int64_t from, int64_t to,
+                        int64_t max_points, int csv, struct MHD_Response **out, an_err *e)
+{
+    *out = NULL;
+    mstream *m = calloc(1, sizeof *m);
+    if (!m)
+        return an_failc(e, -ENOMEM, NULL, "out of memory for the answer");
+    m->d = r->d;
+    m->conn = r->conn;
+    m->csv = csv;
+    m->cur = malloc(PIECE);
+    m->next = malloc(PIECE);
+    int rc = m->cur && m->next ? 0 : an_failc(e, -ENOMEM, NULL, "out of memory for the answer");
+    if (!rc)
+        rc = store_metrics_cursor_open(s, id, from, to, &m->c, e);
+    if (!rc && !csv) {
+        m->n_lr = m->c.first < 0 ? 0 : m->c.n_lr;
+        uint64_t span = m->c.first < 0 ? 0 : (uint64_t)(m->c.last - m->c.first) + 1;
+        if (max_points > 0 && span > (uint64_t)max_points) {
+            /* Downsampled: the points first (at most max_points), then their text. */
+            rc = store_metrics_query(s, id, from, to, (size_t)max_points, &m->ser, e);
+            m->have_ser = !rc;
+            m->n_lr = m->ser.n_lr;
+        }
+        m->c.pos = m->c.first;
+        m->vpos = m->c.from;
+    }
+    /* The first piece now: errors before the head are still a plain error answer. */
+    if (!rc)
+        rc = produce(m, s, e);
+    if (rc) {
+        ms_free(m);
+        return rc;
+    }
+    char *t = m->cur;
+    m->cur = m->next;
+    m->next = t;
+    m->clen = m->nlen;
+    m->clast = m->nlast;
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, ms_read, m, ms_release);
+    if (!resp) {
+        ms_free(m);
+        return an_failc(e, -ENOMEM, NULL, "out of memory for the answer");
+    }
+    MHD_add_response_header(resp, "Content-Type", csv ? "text/csv; charset=utf-8"
+                                                      : "application/json; charset=utf-8");
+    *out = resp;
+    return 0;
+}
