@@ -593,7 +593,7 @@ enum MHD_Result http_access(void *cls, struct MHD_Connection *c, const char *url
         *upload_size = 0;
         return MHD_YES;
     }
-    if (r->m.route->body == BODY_CSV) { /* streamed to the store (api/datasets.c) */
+    if (r->m.route && r->m.route->body == BODY_CSV) { /* streamed to the store (api/datasets.c) */
         if (r->pending) { /* a piece failed: the answer waits for the end of the body */
             if (*upload_size > 0) {
                 *upload_size = 0;
