@@ -84,6 +84,23 @@ static int check_section(blob_picker *p, an_err *err)
     return 0;
 }
 
+/* Stages up to `size` header bytes (the blob's or a section's) from *in, hashing them;
+ * returns 1 once the header is whole (staged is reset for the next one). */
+static int stage(blob_picker *p, size_t size, const unsigned char **in, size_t *n)
+{
+    size_t take = size - p->staged < *n ? size - p->staged : *n;
+    memcpy(p->stage + p->staged, *in, take);
+    p->hash = blob_fnv1a(p->hash, *in, take);
+    p->staged += take;
+    p->off += take;
+    *in += take;
+    *n -= take;
+    if (p->staged < size)
+        return 0;
+    p->staged = 0;
+    return 1;
+}
+
 int blob_pick_feed(blob_picker *p, const void *data, size_t n, an_err *err)
 {
     if (p->failed)
@@ -92,19 +109,9 @@ int blob_pick_feed(blob_picker *p, const void *data, size_t n, an_err *err)
     while (n) {
         size_t take;
         if (p->off < BLOB_HEADER) { /* the header */
-            take = BLOB_HEADER - p->staged < n ? BLOB_HEADER - p->staged : n;
-            memcpy(p->stage + p->staged, in, take);
-            p->hash = blob_fnv1a(p->hash, in, take);
-            p->staged += take;
-            p->off += take;
-            in += take;
-            n -= take;
-            if (p->staged == BLOB_HEADER) {
-                p->staged = 0;
-                int rc = check_header(p, err);
-                if (rc)
-                    return rc;
-            }
+            int rc = stage(p, BLOB_HEADER, &in, &n) ? check_header(p, err) : 0;
+            if (rc)
+                return rc;
             continue;
         }
         uint64_t end = p->total - BLOB_TRAILER;
@@ -146,19 +153,9 @@ int blob_pick_feed(blob_picker *p, const void *data, size_t n, an_err *err)
         if (p->staged == 0 && end - p->off < SECTION_HEADER)
             return bad(p, an_failc(err, -EPROTO, F, "checkpoint section %u is cut off",
                                         p->seen));
-        take = SECTION_HEADER - p->staged < n ? SECTION_HEADER - p->staged : n;
-        memcpy(p->stage + p->staged, in, take);
-        p->hash = blob_fnv1a(p->hash, in, take);
-        p->staged += take;
-        p->off += take;
-        in += take;
-        n -= take;
-        if (p->staged == SECTION_HEADER) {
-            p->staged = 0;
-            int rc = check_section(p, err);
-            if (rc)
-                return rc;
-        }
+        int rc = stage(p, SECTION_HEADER, &in, &n) ? check_section(p, err) : 0;
+        if (rc)
+            return rc;
     }
     return 0;
 }

@@ -60,11 +60,10 @@ static void advance(upload_check *u, const unsigned char *p, size_t n)
     u->off += n;
 }
 
-static int bad_utf8(upload_check *u, uint64_t at, const unsigned char *p, size_t upto,
-                    an_err *err)
+/* The bad byte is `upto` bytes into p, which starts at u->off. */
+static int bad_utf8(upload_check *u, const unsigned char *p, size_t upto, an_err *err)
 {
     advance(u, p, upto); /* line and column of the bad byte */
-    (void)at;
     return fail_code(u, an_fail(err, "body", "the body is not valid UTF-8 text or holds a NUL "
                                 "byte: byte %llu (line %lld, column %llu)",
                                 (unsigned long long)u->off, u->line,
@@ -83,7 +82,7 @@ static int utf8_feed(upload_check *u, const unsigned char *p, size_t n, an_err *
             return 0;
         size_t bad;
         if (!utf8_valid((const char *)u->seq, (size_t)want, &bad))
-            return bad_utf8(u, u->off, u->seq, 0, err);
+            return bad_utf8(u, u->seq, 0, err);
         advance(u, u->seq, (size_t)want);
         u->nseq = 0;
     }
@@ -100,7 +99,7 @@ static int utf8_feed(upload_check *u, const unsigned char *p, size_t n, an_err *
     }
     size_t bad;
     if (!utf8_valid((const char *)p + i, end - i, &bad))
-        return bad_utf8(u, u->off + bad, p + i, bad, err);
+        return bad_utf8(u, p + i, bad, err);
     advance(u, p + i, end - i);
     for (size_t k = end; k < n; k++)
         u->seq[u->nseq++] = p[k];
@@ -236,11 +235,8 @@ int upload_check_finish(upload_check *u, int64_t *rows, cJSON **columns, an_err 
     *columns = NULL;
     if (u->failed)
         return an_fail(err, "body", "the upload was already found invalid");
-    if (u->nseq) { /* the body ends inside a sequence */
-        size_t at = (size_t)u->off;
-        (void)at;
-        return fail_code(u, bad_utf8(u, u->off, u->seq, 0, err));
-    }
+    if (u->nseq) /* the body ends inside a sequence */
+        return fail_code(u, bad_utf8(u, u->seq, 0, err));
     if (u->kind == UPLOAD_TEXT) {
         if (u->chars < 2)
             return fail_code(u, an_fail(err, "text", "the text has %llu tokens; at least 2 are "
