@@ -341,7 +341,7 @@ static void on_listen(uv_poll_t *p, int status, int events)
                     gate_close(d->gate.head, 408, "timeout", "the request head did not arrive in time");
                     continue;
                 }
-                daemon_log(LOG_WARN, "accept: %s", strerror(errno));
+                util_log(LOG_WARN, "accept: %s", strerror(errno));
             }
             return;
         }

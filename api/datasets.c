@@ -87,7 +87,7 @@ static void abort_task(void *arg, store_t *s)
     int64_t *num = arg;
     an_err e;
     if (s && store_upload_abort(s, *num, &e) != 0)
-        daemon_log(LOG_WARN, "an abandoned upload's parts stay until the next start: %s",
+        util_log(LOG_WARN, "an abandoned upload's parts stay until the next start: %s",
                    e.message);
     free(num);
 }

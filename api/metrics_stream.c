@@ -245,7 +245,7 @@ static void ms_work(void *arg)
     store_t *s = http_thread_store(m->d, &e);
     m->werr = !s || produce(m, s, &e) != 0;
     if (m->werr)
-        daemon_log(LOG_WARN, "a metrics stream was cut: %s", e.message);
+        util_log(LOG_WARN, "a metrics stream was cut: %s", e.message);
 }
 
 static void ms_after(void *arg)

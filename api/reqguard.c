@@ -141,7 +141,7 @@ void reqguard_mhd_log(void *cls, const char *fmt, va_list ap)
                strstr(msg, "application error generating response") ||
                strstr(msg, "reset by peer") || strstr(msg, "closed by remote peer") ||
                strstr(msg, "Broken pipe") || strstr(msg, "closed by the client");
-    daemon_log(gone ? LOG_DEBUG : LOG_WARN, "http: %s", clean);
+    util_log(gone ? LOG_DEBUG : LOG_WARN, "http: %s", clean);
 }
 
 typedef struct query_text {
@@ -176,5 +176,5 @@ void reqguard_access_log(http_req *r)
     for (char *p = clean; *p; p++) /* one line per request, whatever the path held */
         if ((unsigned char)*p < 0x20)
             *p = '?';
-    daemon_log(LOG_DEBUG, "%s -> %u", clean, r->status);
+    util_log(LOG_DEBUG, "%s -> %u", clean, r->status);
 }

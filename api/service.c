@@ -33,7 +33,7 @@ void api_healthz(http_req *r)
     /* Free disk: a warning from twice --min-free-disk, a problem below it (jobs pause). */
     cJSON *warnings = cJSON_CreateArray();
     uint64_t avail = 0, min = d->opts->min_free_disk;
-    if (min > 0 && daemon_free_disk(d->opts->db, &avail) == 0 && avail < 2 * min) {
+    if (min > 0 && util_free_disk(d->opts->db, &avail) == 0 && avail < 2 * min) {
         char msg[200], a[32], m[32];
         snprintf(msg, sizeof msg, "the store's file system has %s free; training pauses below "
                  "%s (--min-free-disk)", mem_bytes_text(avail, a, sizeof a),

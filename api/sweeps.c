@@ -395,7 +395,7 @@ void api_sweeps_cancel(http_req *r)
     for (size_t i = 0; i < n; i++) {
         int c = jobs_cancel_nowait(&r->d->jobs, jobs[i]);
         if (c < 0)
-            daemon_log(LOG_WARN, "sweep %s: trial %s could not be cancelled: %s", id, jobs[i],
+            util_log(LOG_WARN, "sweep %s: trial %s could not be cancelled: %s", id, jobs[i],
                        store_strerror(c));
     }
     free(jobs);

@@ -12,7 +12,7 @@
 int admit_disk_low(const daemon_opts *o, char *msg, size_t size)
 {
     uint64_t avail;
-    if (o->min_free_disk == 0 || daemon_free_disk(o->db, &avail) != 0 || avail >= o->min_free_disk)
+    if (o->min_free_disk == 0 || util_free_disk(o->db, &avail) != 0 || avail >= o->min_free_disk)
         return 0;
     char a[32], m[32];
     snprintf(msg, size, "the store's file system has %s free, less than --min-free-disk %s: "
@@ -74,7 +74,7 @@ int admit_job(struct daemon *d, store_t *st, job_run *run, uint64_t *charge, cha
     }
     char wait[400];
     budget_wait_text(b, need, &m, wait, sizeof wait);
-    daemon_log(LOG_INFO, "job %s %s", run->id, wait);
+    util_log(LOG_INFO, "job %s %s", run->id, wait);
     uv_mutex_lock(&run->mu);
     snprintf(run->snap.wait_reason, sizeof run->snap.wait_reason, "%s", wait);
     uv_mutex_unlock(&run->mu);

@@ -95,11 +95,5 @@ int daemon_run(const daemon_opts *opts);
 /* Runs MHD and re-arms the timer from MHD_get_timeout (loop thread). */
 void daemon_pump(daemon_t *d);
 
-/* Bytes free to unprivileged writers on the file system of the store at `db` (its
- * directory). 0, or a negative errno. */
-int daemon_free_disk(const char *db, uint64_t *avail);
-
-/* Logs one line to stderr when `level` is enabled. */
-void daemon_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

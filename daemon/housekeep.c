@@ -28,7 +28,7 @@ static void housekeeper_main(void *arg)
     an_err e;
     an_err_clear(&e);
     if (store_open(&s, h->db, &e) != 0) {
-        daemon_log(LOG_ERROR, "housekeeping: cannot open the store: %s", e.message);
+        util_log(LOG_ERROR, "housekeeping: cannot open the store: %s", e.message);
         return;
     }
     uv_mutex_lock(&h->mu);
@@ -39,7 +39,7 @@ static void housekeeper_main(void *arg)
             int freed = 0;
             int rc = store_housekeep(&s, h->slice_pages, &freed, &e);
             if (rc)
-                daemon_log(LOG_WARN, "housekeeping: %s", e.message);
+                util_log(LOG_WARN, "housekeeping: %s", e.message);
             uv_mutex_lock(&h->mu);
             if (rc || freed < h->slice_pages || wait_quit(h, BETWEEN_SLICES_S))
                 break;

@@ -94,7 +94,7 @@ int jobs_recover(jobmgr *m, an_err *err)
     if (rc)
         return rc;
     if (n)
-        daemon_log(LOG_INFO, "%zu job(s) were running when the daemon stopped: queued again", n);
+        util_log(LOG_INFO, "%zu job(s) were running when the daemon stopped: queued again", n);
     char(*ids)[STORE_ID_LEN] = NULL;
     size_t k = 0;
     rc = store_job_ids(&m->d->store, STORE_MASK(STORE_QUEUED), &ids, &k, err);
@@ -231,7 +231,7 @@ int jobs_settle(jobmgr *m)
         /* STORE_ESTATE or ENOENT: someone else decided (deleted, changed) meanwhile. */
         if (rc == 0 || rc == STORE_ESTATE || rc == -ENOENT) {
             if (rc == 0)
-                daemon_log(LOG_INFO, "job %s: state %s recorded", f->id,
+                util_log(LOG_INFO, "job %s: state %s recorded", f->id,
                            store_state_name(f->state));
             *pp = f->next;
             free(f);
@@ -259,7 +259,7 @@ static int cancel_after(jobmgr *m, const char *id, int unsaved)
         return 1;
     if (rc == STORE_ESTATE || rc == -ENOENT)
         return 0;
-    daemon_log(LOG_ERROR, "job %s: cannot record state cancelled (tried again later): %s", id,
+    util_log(LOG_ERROR, "job %s: cannot record state cancelled (tried again later): %s", id,
                e.message);
     add_fix(m, id, STORE_CANCELLED, NULL);
     return 1;

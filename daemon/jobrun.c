@@ -79,7 +79,7 @@ static void finish(wctx *w, store_job_state st, const char *error)
     int rc = store_job_set_state(&w->store, w->run->id, from, st, error, NULL, &e);
     int unsaved = rc && rc != STORE_ESTATE;
     if (unsaved)
-        daemon_log(LOG_ERROR, "job %s: cannot record state %s (tried again later): %s",
+        util_log(LOG_ERROR, "job %s: cannot record state %s (tried again later): %s",
                    w->run->id, store_state_name(st), e.message);
     uv_mutex_lock(&w->run->mu);
     w->run->snap.final = st;
@@ -120,12 +120,12 @@ static int restore_usable(wctx *w, const char *id, train *t, int64_t *step, an_e
         if (rc == 0) {
             *step = at;
             if (bad)
-                daemon_log(LOG_WARN, "job %s: resuming from the checkpoint at step %" PRId64
+                util_log(LOG_WARN, "job %s: resuming from the checkpoint at step %" PRId64
                            " (%zu newer one%s unusable)", id, at, bad, bad == 1 ? " was" : "s were");
             break;
         }
         bad++;
-        daemon_log(LOG_ERROR, "job %s: the checkpoint at step %" PRId64 " is unusable (%s%s%s); "
+        util_log(LOG_ERROR, "job %s: the checkpoint at step %" PRId64 " is unusable (%s%s%s); "
                    "%s", id, at, e->field, e->field[0] ? ": " : "", e->message,
                    i > 0 ? "trying the one before it" : "no older checkpoint: starting over "
                    "from step 0");
@@ -202,7 +202,7 @@ static int admit(wctx *w, uint64_t *charge)
     char why[400];
     int rc = admit_job(w->jobs->d, &w->store, w->run, charge, why, sizeof why);
     if (rc < 0) {
-        daemon_log(LOG_WARN, "job %s failed: %s", w->run->id, why);
+        util_log(LOG_WARN, "job %s failed: %s", w->run->id, why);
         finish(w, STORE_FAILED, why);
     } else if (rc > 0) {
         int stop = atomic_load(&w->run->stop);
@@ -233,7 +233,7 @@ static void run_admitted(wctx *w)
     store_job row;
     memset(&row, 0, sizeof row);
     if (store_job_get(&w->store, run->id, &row, &e) != 0) {
-        daemon_log(LOG_ERROR, "job %s: cannot read it: %s", run->id, e.message);
+        util_log(LOG_ERROR, "job %s: cannot read it: %s", run->id, e.message);
         finish(w, STORE_FAILED, e.message);
         return;
     }
@@ -243,7 +243,7 @@ static void run_admitted(wctx *w)
     if (src != 0 && src != STORE_ESTATE) {
         char msg[900];
         int disk = store_failure(msg, sizeof msg, src, "the job's state", row.step, &e);
-        daemon_log(LOG_ERROR, "job %s cannot start: %s", run->id, msg);
+        util_log(LOG_ERROR, "job %s cannot start: %s", run->id, msg);
         finish(w, disk ? STORE_PAUSED : STORE_FAILED, msg);
         store_job_free(&row);
         return;
@@ -266,7 +266,7 @@ static void run_admitted(wctx *w)
             store_failure(msg, sizeof msg, prc, "the job's restart", row.step, &e);
         else
             snprintf(msg, sizeof msg, "%s%s%s", e.field, e.field[0] ? ": " : "", e.message);
-        daemon_log(LOG_WARN, "job %s %s: %s", run->id, disk ? "paused" : "failed to start", msg);
+        util_log(LOG_WARN, "job %s %s: %s", run->id, disk ? "paused" : "failed to start", msg);
         finish(w, disk ? STORE_PAUSED : STORE_FAILED, msg);
         store_job_free(&row);
         return;
@@ -456,10 +456,10 @@ static void run_admitted(wctx *w)
     total = train_total_steps(t);
     publish(w, &rep, total, util_now());
     if (failed && disk_full) {
-        daemon_log(LOG_ERROR, "job %s paused: %s", run->id, errmsg);
+        util_log(LOG_ERROR, "job %s paused: %s", run->id, errmsg);
         finish(w, STORE_PAUSED, errmsg);
     } else if (failed) {
-        daemon_log(LOG_WARN, "job %s failed: %s", run->id, errmsg);
+        util_log(LOG_WARN, "job %s failed: %s", run->id, errmsg);
         finish(w, STORE_FAILED, errmsg);
     } else if (stop == STOP_CANCEL) {
         finish(w, STORE_CANCELLED, NULL);
@@ -481,18 +481,18 @@ static void run_admitted(wctx *w)
             if (rc) {
                 disk_full = store_failure(errmsg, sizeof errmsg, rc, w->fail_what, w->fail_step,
                                           &e);
-                daemon_log(LOG_WARN, "job %s %s: %s", run->id, disk_full ? "paused" : "failed",
+                util_log(LOG_WARN, "job %s %s: %s", run->id, disk_full ? "paused" : "failed",
                            errmsg);
                 finish(w, disk_full ? STORE_PAUSED : STORE_FAILED, errmsg);
                 goto out;
             }
         }
         if (stop == STOP_PAUSE && bound_hit)
-            daemon_log(LOG_WARN, "job %s paused: %s", run->id, errmsg);
+            util_log(LOG_WARN, "job %s paused: %s", run->id, errmsg);
         if (stop == STOP_PAUSE)
             finish(w, STORE_PAUSED, bound_hit ? errmsg : NULL);
         else if (runtime_hit) {
-            daemon_log(LOG_WARN, "job %s failed: %s", run->id, errmsg);
+            util_log(LOG_WARN, "job %s failed: %s", run->id, errmsg);
             finish(w, STORE_FAILED, errmsg);
         } else if (stop == STOP_SHUTDOWN || stop == STOP_PREEMPT)
             finish(w, STORE_QUEUED, NULL);

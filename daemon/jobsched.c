@@ -108,7 +108,7 @@ void jobs_sched_preempt(jobmgr *m)
     int expected = STOP_NONE;
     if (atomic_compare_exchange_strong(&victim->stop, &expected, STOP_PREEMPT)) {
         atomic_fetch_add(&m->preemptions, 1);
-        daemon_log(LOG_INFO, "job %s (priority %d) is preempted for job %s (priority %d)",
+        util_log(LOG_INFO, "job %s (priority %d) is preempted for job %s (priority %d)",
                    victim->id, victim->priority, head->id, top);
     }
 }
@@ -134,7 +134,7 @@ void jobs_watchdog(jobmgr *m)
             continue;
         int expected = STOP_NONE;
         if (atomic_compare_exchange_strong(&r->stop, &expected, STOP_STALL))
-            daemon_log(LOG_WARN, "job %s made no step for %.3g s (stall_timeout_s) at step %"
+            util_log(LOG_WARN, "job %s made no step for %.3g s (stall_timeout_s) at step %"
                        PRId64 ": stopping it for a restart from its latest checkpoint", r->id,
                        now - r->seen_at, step);
     }
@@ -153,15 +153,15 @@ int jobs_sched_requeue(jobmgr *m, job_run *r, const job_snap *s)
         if (store_job_set_state(&m->d->store, r->id, STORE_MASK(STORE_QUEUED), STORE_FAILED,
                                 msg, NULL, &e) == 0) {
             atomic_fetch_add(&m->stall_failures, 1);
-            daemon_log(LOG_WARN, "job %s failed: %s", r->id, msg);
+            util_log(LOG_WARN, "job %s failed: %s", r->id, msg);
             jobs_emit_state(m, r->id, "failed", msg);
         } else {
-            daemon_log(LOG_ERROR, "job %s: cannot record state failed: %s", r->id, e.message);
+            util_log(LOG_ERROR, "job %s: cannot record state failed: %s", r->id, e.message);
         }
         return 1;
     }
     if (jobs_enqueue(m, r->id) != 0) {
-        daemon_log(LOG_ERROR, "job %s stays queued until the next start: out of memory", r->id);
+        util_log(LOG_ERROR, "job %s stays queued until the next start: out of memory", r->id);
         return 1;
     }
     job_run *n = jobs_find(m, r->id);
@@ -173,7 +173,7 @@ int jobs_sched_requeue(jobmgr *m, job_run *r, const job_snap *s)
     }
     if (stall) {
         atomic_fetch_add(&m->restarts, 1);
-        daemon_log(LOG_INFO, "job %s queued for restart %d of %d", r->id, restarts,
+        util_log(LOG_INFO, "job %s queued for restart %d of %d", r->id, restarts,
                    r->max_restarts);
     }
     return 0;

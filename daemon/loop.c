@@ -33,29 +33,6 @@
 #include "store/lock.h"
 #include "util/util.h"
 
-static int log_level = LOG_INFO;
-
-void daemon_log(int level, const char *fmt, ...)
-{
-    if (level > log_level)
-        return;
-    static const char *names[] = {"error", "warn", "info", "debug"};
-    char ts[32];
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    va_list ap;
-    va_start(ap, fmt);
-    /* Workers log too: the three writes of one line are made under stderr's lock, so lines
-     * of different threads never interleave. */
-    flockfile(stderr);
-    fprintf(stderr, "%s anneald %s: ", ts, names[level & 3]);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    funlockfile(stderr);
-    va_end(ap);
-}
 
 static void on_mhd_timer(uv_timer_t *t)
 {
@@ -88,23 +65,6 @@ static void on_wake(uv_async_t *a)
     daemon_pump(d);
 }
 
-int daemon_free_disk(const char *db, uint64_t *avail)
-{
-    char dir[OPT_PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", db);
-    char *slash = strrchr(dir, '/');
-    if (!slash)
-        snprintf(dir, sizeof dir, ".");
-    else if (slash == dir)
-        dir[1] = '\0';
-    else
-        *slash = '\0';
-    struct statvfs sv;
-    if (statvfs(dir, &sv) != 0)
-        return -errno;
-    *avail = (uint64_t)sv.f_bavail * (uint64_t)sv.f_frsize;
-    return 0;
-}
 
 static uint64_t thread_cpu_ns(void)
 {
@@ -157,7 +117,7 @@ static void drain_step(daemon_t *d)
         return;
     }
     d->phase = PHASE_CLOSING;
-    daemon_log(LOG_INFO, "every job is checkpointed; closing");
+    util_log(LOG_INFO, "every job is checkpointed; closing");
     conns_close(d); /* connections still sending their head */
     sse_hub_end(&d->hub, "");
     /* Let MHD write the last bytes and end the streams. */
@@ -210,10 +170,10 @@ static void on_signal(uv_signal_t *s, int signum)
 {
     daemon_t *d = s->data;
     if (d->phase != PHASE_SERVING) {
-        daemon_log(LOG_WARN, "second signal %d: exiting now", signum);
+        util_log(LOG_WARN, "second signal %d: exiting now", signum);
         _exit(1);
     }
-    daemon_log(LOG_INFO, "signal %d: checkpointing every job and stopping", signum);
+    util_log(LOG_INFO, "signal %d: checkpointing every job and stopping", signum);
     d->phase = PHASE_DRAINING;
     notify_send("STOPPING=1\nSTATUS=checkpointing running jobs");
     /* Close the listening socket, so the port is free (and new connections are refused)
@@ -263,7 +223,7 @@ int daemon_run(const daemon_opts *opts)
     daemon_t *d = &dd;
     memset(d, 0, sizeof *d);
     d->opts = opts;
-    log_level = opts->log_level;
+    util_log_set_level(opts->log_level);
     d->started = util_now();
     signal(SIGPIPE, SIG_IGN);
     /* Few malloc arenas: each thread's own 64 MiB arena would take address space (and, under
@@ -369,15 +329,15 @@ int daemon_run(const daemon_opts *opts)
     }
     api_sweeps_sink(d, &d->sweeps.sink); /* sweep events become SSE frames */
     if (sweeps_recover(&d->sweeps, &e))
-        daemon_log(LOG_ERROR, "sweep recovery failed: %s", e.message);
+        util_log(LOG_ERROR, "sweep recovery failed: %s", e.message);
     d->jobs.nworkers = opts->workers; /* preemption needs to know when all are busy */
     int64_t parts = 0; /* uploads a stop cut short (store/uploads.c) */
     if (store_upload_sweep(&d->store, &parts, &e) != 0)
-        daemon_log(LOG_WARN, "cannot delete the parts of unfinished uploads: %s", e.message);
+        util_log(LOG_WARN, "cannot delete the parts of unfinished uploads: %s", e.message);
     else if (parts)
-        daemon_log(LOG_INFO, "deleted %lld part(s) of uploads a stop cut short", (long long)parts);
+        util_log(LOG_INFO, "deleted %lld part(s) of uploads a stop cut short", (long long)parts);
     if (jobs_recover(&d->jobs, &e))
-        daemon_log(LOG_ERROR, "restart recovery failed: %s", e.message);
+        util_log(LOG_ERROR, "restart recovery failed: %s", e.message);
     rc = workers_start(&d->pool, &d->jobs, opts->db, opts->workers);
     if (rc) {
         fprintf(stderr, "anneald: cannot start %d workers: %s\n", opts->workers, strerror(-rc));
@@ -385,12 +345,12 @@ int daemon_run(const daemon_opts *opts)
     }
 
     if (housekeeper_start(&d->hk, opts->db) != 0)
-        daemon_log(LOG_WARN, "no housekeeping thread: deleted jobs' space comes back at restart");
+        util_log(LOG_WARN, "no housekeeping thread: deleted jobs' space comes back at restart");
 
     int v6 = (flags & MHD_USE_IPv6) != 0;
     printf("listening on http://%s%s%s:%d\n", v6 ? "[" : "", opts->host, v6 ? "]" : "", d->port);
     fflush(stdout);
-    daemon_log(LOG_INFO, "serving on port %d with %d workers, store %s", d->port,
+    util_log(LOG_INFO, "serving on port %d with %d workers, store %s", d->port,
                opts->workers, opts->db);
     uint64_t wd = notify_watchdog_usec();
     if (wd > 0) {
@@ -406,7 +366,7 @@ int daemon_run(const daemon_opts *opts)
     uv_run(&d->loop, UV_RUN_DEFAULT);
 
     if (uv_loop_close(&d->loop) != 0)
-        daemon_log(LOG_WARN, "the loop closed with handles still open");
+        util_log(LOG_WARN, "the loop closed with handles still open");
     jobs_close(&d->jobs);
     sweeps_free(&d->sweeps);
     sse_hub_close(&d->hub);
@@ -417,6 +377,6 @@ int daemon_run(const daemon_opts *opts)
      * serving, and whatever is left waits for the next start. */
     store_close(&d->store);
     store_lock_release(&lock);
-    daemon_log(LOG_INFO, "stopped");
+    util_log(LOG_INFO, "stopped");
     return d->exit_code;
 }

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/log.h"
+
 #define OPT_PATH_MAX 1024
 
 /* Address space the daemon takes besides what its budget counts (code, libraries, thread
@@ -15,7 +17,6 @@
  * --max-memory. */
 #define OPT_BASE_VM ((uint64_t)384 << 20)
 
-enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
 
 typedef struct daemon_opts {
     char host[256];              /* address to bind, numeric IPv4 or IPv6 ("127.0.0.1") */

@@ -19,7 +19,7 @@ int sweeps_init(sweeps *w, struct daemon *d)
     an_err e;
     if (store_open(&w->db, d->opts->db, &e) != 0) {
         uv_mutex_destroy(&w->mu);
-        daemon_log(LOG_ERROR, "sweeps: cannot open the store: %s", e.message);
+        util_log(LOG_ERROR, "sweeps: cannot open the store: %s", e.message);
         return -EIO;
     }
     w->db_open = 1;
@@ -130,7 +130,7 @@ int sweeps_recover(sweeps *w, an_err *err)
         an_err e;
         an_err_clear(&e);
         if (load_run(&w->db, &rows[i], &r, &e) != 0) {
-            daemon_log(LOG_ERROR, "sweep %s is not driven: %s", rows[i].id, e.message);
+            util_log(LOG_ERROR, "sweep %s is not driven: %s", rows[i].id, e.message);
             continue;
         }
         link_run(w, r);
@@ -223,7 +223,7 @@ static void save_work(void *arg)
     int rc = store_sweep_set_state(&s->w->db, s->id, s->state, &e);
     uv_mutex_unlock(&s->w->mu);
     if (rc)
-        daemon_log(LOG_ERROR, "sweep %s: cannot record state %s: %s", s->id, s->state,
+        util_log(LOG_ERROR, "sweep %s: cannot record state %s: %s", s->id, s->state,
                    e.message);
 }
 
@@ -236,7 +236,7 @@ static void save_state(sweeps *w, const char *id, const char *state)
 {
     state_save *s = calloc(1, sizeof *s);
     if (!s) {
-        daemon_log(LOG_ERROR, "sweep %s: out of memory recording state %s", id, state);
+        util_log(LOG_ERROR, "sweep %s: out of memory recording state %s", id, state);
         return;
     }
     s->w = w;
@@ -259,7 +259,7 @@ static void check_done(sweeps *w, sweep_run *r)
     r->done = 1;
     save_state(w, r->id, "completed");
     emit(w, r, "completed", -1);
-    daemon_log(LOG_INFO, "sweep %s completed: %d trials", r->id, r->ntrials);
+    util_log(LOG_INFO, "sweep %s completed: %d trials", r->id, r->ntrials);
 }
 
 /* ---- starting a trial ----------------------------------------------------------------- */
@@ -325,12 +325,12 @@ static void launch_after(void *arg)
         snprintf(t->error, sizeof t->error, "%s%s%s", e->field, e->field[0] ? ": " : "",
                  e->message);
         t->state = TRIAL_ENDED;
-        daemon_log(LOG_WARN, "sweep %s: trial %d cannot run: %s", r->id, l->trial, t->error);
+        util_log(LOG_WARN, "sweep %s: trial %d cannot run: %s", r->id, l->trial, t->error);
         emit(w, r, "trial_failed", l->trial);
     } else {
         /* The store or memory: tried again by the next pump. */
         t->state = TRIAL_PENDING;
-        daemon_log(LOG_WARN, "sweep %s: trial %d not started yet: %s", r->id, l->trial,
+        util_log(LOG_WARN, "sweep %s: trial %d not started yet: %s", r->id, l->trial,
                    l->out.errs[0].message);
     }
     free(l);
@@ -489,7 +489,7 @@ int sweeps_rung_reached(sweeps *w, const char *job, int64_t step, double loss, d
     }
     an_err e;
     if (store_sweep_rung_add(&w->db, r->id, &g, &e) != 0) {
-        daemon_log(LOG_WARN, "sweep %s: trial %d goes on past rung %lld unjudged: %s", r->id,
+        util_log(LOG_WARN, "sweep %s: trial %d goes on past rung %lld unjudged: %s", r->id,
                    k, (long long)step, e.message);
         uv_mutex_unlock(&w->mu);
         return 1;
@@ -499,7 +499,7 @@ int sweeps_rung_reached(sweeps *w, const char *job, int64_t step, double loss, d
     snprintf(id, sizeof id, "%s", r->id);
     snprintf(metric, sizeof metric, "%s", r->spec.metric);
     uv_mutex_unlock(&w->mu);
-    daemon_log(LOG_INFO, "sweep %s: trial %d %s at rung %lld (%s %g)", id, k,
+    util_log(LOG_INFO, "sweep %s: trial %d %s at rung %lld (%s %g)", id, k,
                go ? "goes on" : "is stopped", (long long)step, metric, value);
     return go;
 }

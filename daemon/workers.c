@@ -42,7 +42,7 @@ static int open_store(worker *wk, wctx *w)
         if (rc == 0) {
             if (down) {
                 atomic_fetch_sub(&p->down, 1);
-                daemon_log(LOG_INFO, "worker %d: the store is open again; taking jobs",
+                util_log(LOG_INFO, "worker %d: the store is open again; taking jobs",
                            wk->index);
             }
             return 0;
@@ -50,7 +50,7 @@ static int open_store(worker *wk, wctx *w)
         if (!down) {
             down = 1;
             atomic_fetch_add(&p->down, 1);
-            daemon_log(LOG_ERROR, "worker %d: cannot open the store: %s; it takes no jobs and "
+            util_log(LOG_ERROR, "worker %d: cannot open the store: %s; it takes no jobs and "
                        "retries every %d ms", wk->index, e.message, WORKER_RETRY_MS);
         }
         if (wait_quit(p, WORKER_RETRY_MS))
@@ -68,7 +68,7 @@ static void lower_priority(int index)
     pid_t tid = (pid_t)syscall(SYS_gettid);
     int now = getpriority(PRIO_PROCESS, (id_t)tid);
     if (setpriority(PRIO_PROCESS, (id_t)tid, now + WORKER_NICE) != 0)
-        daemon_log(LOG_WARN, "worker %d: cannot lower its priority: %s", index, strerror(errno));
+        util_log(LOG_WARN, "worker %d: cannot lower its priority: %s", index, strerror(errno));
 }
 
 static void worker_main(void *arg)
@@ -83,7 +83,7 @@ static void worker_main(void *arg)
     int open_rc = open_store(wk, w);
     int writer_rc = open_rc == 0 ? writer_start(w) : -1;
     if (open_rc == 0 && writer_rc) {
-        daemon_log(LOG_ERROR, "worker %d: cannot start its store writer thread", wk->index);
+        util_log(LOG_ERROR, "worker %d: cannot start its store writer thread", wk->index);
         open_rc = -1;
         atomic_fetch_add(&p->down, 1);
     }
