@@ -39,7 +39,7 @@ TEST_LDLIBS := -lcmocka
 
 # Every .c in a folder belongs to that folder's layer; daemon/main.c is the only entry point.
 CORE_SRC   := $(sort $(wildcard core/*.c util/*.c))
-SVC_SRC    := $(sort $(wildcard store/*.c api/*.c) $(filter-out daemon/main.c,$(wildcard daemon/*.c)))
+SVC_SRC    := $(sort $(wildcard store/*.c api/*.c jobs/*.c) $(filter-out daemon/main.c,$(wildcard daemon/*.c)))
 CORE_OBJ   := $(CORE_SRC:%.c=$(BUILD)/%.o)
 SVC_OBJ    := $(SVC_SRC:%.c=$(BUILD)/%.o)
 ASSET_OBJ  := $(BUILD)/gen/assets.o

@@ -16,12 +16,13 @@
 
 #include "api/http.h"
 #include "api/httphead.h"
-#include "daemon/daemon.h"
+#include "api/api.h"
 #include "util/util.h"
+#include "util/log.h"
 
 struct gate_conn {
     uv_poll_t poll;                /* on fd, readable */
-    daemon_t *d;
+    api_t *api;
     int fd;
     double t0;                     /* accepted at (monotonic s) */
     struct sockaddr_storage addr;
@@ -30,7 +31,7 @@ struct gate_conn {
     gate_conn *prev, *next;
 };
 
-static void sweep_idle(daemon_t *d, double now);
+static void sweep_idle(api_t *api, double now);
 
 /* ---- per-address counts ---- */
 
@@ -173,7 +174,7 @@ static void free_gate(uv_handle_t *h)
 /* Closes a waiting connection, answering `status` first when it is not 0. */
 static void gate_close(gate_conn *g, int status, const char *code, const char *message)
 {
-    conns_t *cs = &g->d->gate;
+    conns_t *cs = &g->api->gate;
     uv_poll_stop(&g->poll);
     unlink_gate(cs, g);
     if (status) {
@@ -185,24 +186,24 @@ static void gate_close(gate_conn *g, int status, const char *code, const char *m
     uv_close((uv_handle_t *)&g->poll, free_gate);
 }
 
-static int token_ok(const daemon_t *d, const head_info *hi)
+static int token_ok(const api_t *api, const head_info *hi)
 {
-    return d->opts->token[0] && hi->bearer &&
-           http_token_equal(hi->bearer, hi->bearer_len, d->opts->token);
+    return api->sv->opts->token[0] && hi->bearer &&
+           http_token_equal(hi->bearer, hi->bearer_len, api->sv->opts->token);
 }
 
 /* The head is complete and sound: the connection goes to MHD. */
 static void gate_handoff(gate_conn *g)
 {
-    daemon_t *d = g->d;
-    conns_t *cs = &d->gate;
+    api_t *api = g->api;
+    conns_t *cs = &api->gate;
     int one = 1;
     setsockopt(g->fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof one);
     uv_poll_stop(&g->poll);
     unlink_gate(cs, g);
     int opened = cs->mhd_open;
     cs->handoff_ip = g->ip;
-    enum MHD_Result ok = d->mhd ? MHD_add_connection(d->mhd, g->fd, (struct sockaddr *)&g->addr,
+    enum MHD_Result ok = api->mhd ? MHD_add_connection(api->mhd, g->fd, (struct sockaddr *)&g->addr,
                                                      g->alen)
                                 : MHD_NO;
     cs->handoff_ip = NULL;
@@ -210,21 +211,21 @@ static void gate_handoff(gate_conn *g)
         cs->handed++;
     } else {
         /* MHD closes the socket when it cannot take it; without MHD it is ours to close. */
-        if (!d->mhd)
+        if (!api->mhd)
             close(g->fd);
         if (cs->mhd_open == opened) /* its NOTIFY_STARTED never came: uncount it here */
             ip_dec(cs, g->ip);
     }
     uv_close((uv_handle_t *)&g->poll, free_gate);
-    daemon_pump(d);
+    api_pump(api);
 }
 
 static void gate_on_read(uv_poll_t *p, int status, int events)
 {
     (void)events;
     gate_conn *g = p->data;
-    daemon_t *d = g->d;
-    conns_t *cs = &d->gate;
+    api_t *api = g->api;
+    conns_t *cs = &api->gate;
     if (status < 0) {
         gate_close(g, 0, NULL, NULL);
         return;
@@ -257,7 +258,7 @@ static void gate_on_read(uv_poll_t *p, int status, int events)
         gate_close(g, st, st == 414 || st == 431 ? "too_large" : "invalid_argument", msg);
         return;
     }
-    int privileged = hi.healthz || token_ok(d, &hi);
+    int privileged = hi.healthz || token_ok(api, &hi);
     if (cs->mhd_open >= CONNS_MAX || (cs->mhd_open >= CONNS_MAX - CONNS_RESERVE && !privileged)) {
         cs->refused_reserve++;
         gate_close(g, 503, "unavailable",
@@ -267,9 +268,9 @@ static void gate_on_read(uv_poll_t *p, int status, int events)
     gate_handoff(g);
 }
 
-static void accept_one(daemon_t *d, int cfd, const struct sockaddr_storage *ss, socklen_t len)
+static void accept_one(api_t *api, int cfd, const struct sockaddr_storage *ss, socklen_t len)
 {
-    conns_t *cs = &d->gate;
+    conns_t *cs = &api->gate;
     char ip[48];
     addr_text((const struct sockaddr *)ss, ip);
     int n = ip_inc(cs, ip);
@@ -299,14 +300,14 @@ static void accept_one(daemon_t *d, int cfd, const struct sockaddr_storage *ss, 
                    "connections)");
     }
     gate_conn *g = calloc(1, sizeof *g);
-    if (!g || uv_poll_init(&d->loop, &g->poll, cfd) != 0) {
+    if (!g || uv_poll_init(api->loop, &g->poll, cfd) != 0) {
         free(g);
         ip_dec(cs, ip);
         close(cfd);
         return;
     }
     g->poll.data = g;
-    g->d = d;
+    g->api = api;
     g->fd = cfd;
     g->t0 = util_now();
     memcpy(&g->addr, ss, sizeof g->addr);
@@ -326,32 +327,32 @@ static void accept_one(daemon_t *d, int cfd, const struct sockaddr_storage *ss, 
 static void on_listen(uv_poll_t *p, int status, int events)
 {
     (void)events;
-    daemon_t *d = p->data;
+    api_t *api = p->data;
     if (status < 0)
         return;
     for (int i = 0; i < 64; i++) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof ss;
-        int cfd = accept4(d->gate.fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int cfd = accept4(api->gate.fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (cfd < 0) {
             if (errno == EMFILE || errno == ENFILE) {
                 /* Out of descriptors: drop the longest-waiting head to make room. */
-                if (d->gate.head) {
-                    d->gate.head_evicted++;
-                    gate_close(d->gate.head, 408, "timeout", "the request head did not arrive in time");
+                if (api->gate.head) {
+                    api->gate.head_evicted++;
+                    gate_close(api->gate.head, 408, "timeout", "the request head did not arrive in time");
                     continue;
                 }
                 util_log(LOG_WARN, "accept: %s", strerror(errno));
             }
             return;
         }
-        accept_one(d, cfd, &ss, len);
+        accept_one(api, cfd, &ss, len);
     }
 }
 
-int conns_listen(daemon_t *d, const struct sockaddr *sa, socklen_t salen, int *port)
+int conns_listen(api_t *api, const struct sockaddr *sa, socklen_t salen, int *port)
 {
-    conns_t *cs = &d->gate;
+    conns_t *cs = &api->gate;
     cs->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (cs->fd < 0)
         return -errno;
@@ -368,16 +369,16 @@ int conns_listen(daemon_t *d, const struct sockaddr *sa, socklen_t salen, int *p
     getsockname(cs->fd, (struct sockaddr *)&ss, &len);
     *port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                            : ((struct sockaddr_in *)&ss)->sin_port);
-    uv_poll_init(&d->loop, &cs->poll, cs->fd);
-    cs->poll.data = d;
+    uv_poll_init(api->loop, &cs->poll, cs->fd);
+    cs->poll.data = api;
     uv_poll_start(&cs->poll, UV_READABLE, on_listen);
     cs->polling = 1;
     return 0;
 }
 
-void conns_stop_listening(daemon_t *d)
+void conns_stop_listening(api_t *api)
 {
-    conns_t *cs = &d->gate;
+    conns_t *cs = &api->gate;
     if (cs->polling) {
         uv_poll_stop(&cs->poll);
         uv_close((uv_handle_t *)&cs->poll, NULL);
@@ -389,14 +390,14 @@ void conns_stop_listening(daemon_t *d)
     }
 }
 
-void conns_sweep(daemon_t *d, double now)
+void conns_sweep(api_t *api, double now)
 {
-    conns_t *cs = &d->gate;
+    conns_t *cs = &api->gate;
     while (cs->head && now - cs->head->t0 >= CONNS_HEAD_SECONDS) {
         cs->head_timeout++;
         gate_close(cs->head, 408, "timeout", "the request head did not arrive within 10 s");
     }
-    sweep_idle(d, now);
+    sweep_idle(api, now);
     /* After a crowd of connections has gone, give the memory their buffers held back to the
      * system: malloc keeps freed heap pages otherwise, and the daemon would stay as large
      * as the biggest flood it ever saw. */
@@ -410,19 +411,19 @@ void conns_sweep(daemon_t *d, double now)
     }
 }
 
-void conns_close(daemon_t *d)
+void conns_close(api_t *api)
 {
-    conns_t *cs = &d->gate;
-    conns_stop_listening(d);
+    conns_t *cs = &api->gate;
+    conns_stop_listening(api);
     while (cs->head)
         gate_close(cs->head, 503, "unavailable", "the daemon is shutting down");
 }
 
-void conns_free(daemon_t *d)
+void conns_free(api_t *api)
 {
-    free(d->gate.ips);
-    d->gate.ips = NULL;
-    d->gate.nips = d->gate.capips = 0;
+    free(api->gate.ips);
+    api->gate.ips = NULL;
+    api->gate.nips = api->gate.capips = 0;
 }
 
 /* One connection MHD holds: its address (for the per-address count) and whether it is
@@ -439,8 +440,8 @@ struct mhd_conn {
 void conns_mhd_notify(void *cls, struct MHD_Connection *c, void **socket_context,
                       enum MHD_ConnectionNotificationCode toe)
 {
-    daemon_t *d = cls;
-    conns_t *cs = &d->gate;
+    api_t *api = cls;
+    conns_t *cs = &api->gate;
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
         mhd_conn *m = calloc(1, sizeof *m);
         if (m) {
@@ -504,9 +505,9 @@ void conns_request_ends(struct MHD_Connection *c)
 /* A kept-alive connection gets the same deadline for its next head as a new one: past it,
  * the socket is shut down and MHD, seeing the end of its input, closes the connection. So
  * one quick request cannot buy a slot that a trickled second head then holds for good. */
-static void sweep_idle(daemon_t *d, double now)
+static void sweep_idle(api_t *api, double now)
 {
-    conns_t *cs = &d->gate;
+    conns_t *cs = &api->gate;
     int closed = 0;
     for (mhd_conn *m = cs->live; m; m = m->next) {
         if (m->in_request || m->closing || m->fd < 0 || now - m->since < CONNS_HEAD_SECONDS)
@@ -517,12 +518,12 @@ static void sweep_idle(daemon_t *d, double now)
         closed = 1;
     }
     if (closed)
-        daemon_pump(d);
+        api_pump(api);
 }
 
-int conns_sse_admit(daemon_t *d, const sse_hub *hub, const char *ip, char *msg, size_t msgsz)
+int conns_sse_admit(api_t *api, const sse_hub *hub, const char *ip, char *msg, size_t msgsz)
 {
-    conns_t *cs = &d->gate;
+    conns_t *cs = &api->gate;
     if (hub->nclients >= CONNS_SSE_MAX) {
         cs->sse_refused_total++;
         snprintf(msg, msgsz, "too many event streams are open (%d); try again later", CONNS_SSE_MAX);
@@ -540,9 +541,9 @@ int conns_sse_admit(daemon_t *d, const sse_hub *hub, const char *ip, char *msg, 
     return 0;
 }
 
-char *conns_metrics_text(const daemon_t *d)
+char *conns_metrics_text(const api_t *api)
 {
-    const conns_t *cs = &d->gate;
+    const conns_t *cs = &api->gate;
     char *s = NULL;
     size_t n = 0;
     FILE *f = open_memstream(&s, &n);
@@ -579,7 +580,7 @@ char *conns_metrics_text(const daemon_t *d)
             "anneald_http_refused_total{reason=\"origin\"} %" PRIu64 "\n"
             "anneald_http_refused_total{reason=\"media_type\"} %" PRIu64 "\n"
             "anneald_http_refused_total{reason=\"duplicate_header\"} %" PRIu64 "\n",
-            d->refused_host, d->refused_origin, d->refused_media, d->refused_headers);
+            api->refused_host, api->refused_origin, api->refused_media, api->refused_headers);
     if (fclose(f) != 0) {
         free(s);
         return NULL;

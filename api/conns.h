@@ -44,7 +44,7 @@
 #define CONNS_SSE_PER_IP 32        /* SSE streams per client address */
 #define CONNS_USER_TIMEOUT_MS 60000
 
-struct daemon;
+struct api;
 struct sse_hub;
 typedef struct gate_conn gate_conn;
 typedef struct mhd_conn mhd_conn;
@@ -74,23 +74,23 @@ typedef struct conns_t {
 } conns_t;
 
 /* Binds and listens on `sa` (port 0 = any free); *port gets the port bound. 0 or -errno. */
-int conns_listen(struct daemon *d, const struct sockaddr *sa, socklen_t salen, int *port);
+int conns_listen(struct api *api, const struct sockaddr *sa, socklen_t salen, int *port);
 
 /* Stops accepting (shutdown): closes the listening socket. */
-void conns_stop_listening(struct daemon *d);
+void conns_stop_listening(struct api *api);
 
 /* Closes connections whose head is overdue (call a few times a second). */
-void conns_sweep(struct daemon *d, double now);
+void conns_sweep(struct api *api, double now);
 
 /* Closes every connection still in the gate and frees the gate (shutdown). */
-void conns_close(struct daemon *d);
+void conns_close(struct api *api);
 
-/* MHD_OPTION_NOTIFY_CONNECTION callback (cls = struct daemon *). */
+/* MHD_OPTION_NOTIFY_CONNECTION callback (cls = struct api *). */
 void conns_mhd_notify(void *cls, struct MHD_Connection *c, void **socket_context,
                       enum MHD_ConnectionNotificationCode toe);
 
 /* Frees the address table (after the loop ended). */
-void conns_free(struct daemon *d);
+void conns_free(struct api *api);
 
 /* The access handler's first call for a request on `c` / the request's completion: between
  * the two the connection is busy, outside it waits for its next head (same deadline). */
@@ -101,10 +101,10 @@ void conns_request_ends(struct MHD_Connection *c);
 void conns_peer(struct MHD_Connection *c, char ip[48]);
 
 /* 0 when another SSE stream may open for `ip`; else the 503 message in `msg`. */
-int conns_sse_admit(struct daemon *d, const struct sse_hub *hub, const char *ip, char *msg,
+int conns_sse_admit(struct api *api, const struct sse_hub *hub, const char *ip, char *msg,
                     size_t msgsz);
 
 /* The text of the connection metrics for /metrics (malloc'd; NULL on out of memory). */
-char *conns_metrics_text(const struct daemon *d);
+char *conns_metrics_text(const struct api *api);
 
 #endif

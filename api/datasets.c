@@ -12,7 +12,8 @@
 #include "core/csv_rows.h"
 #include "core/text.h"
 #include "core/upload_check.h"
-#include "daemon/daemon.h"
+#include "api/api.h"
+#include "util/log.h"
 
 /* ---- text corpora (API.md, "Datasets as text") ----------------------------------------- *
  * A body sent as text/plain is a corpus for {"type": "text", "dataset": …}: it must be UTF-8
@@ -69,7 +70,7 @@ static cJSON *dataset_json(const store_dataset *ds)
 #define UPLOAD_CHARGE (UPLOAD_PIECE + ((uint64_t)1 << 20)) /* the piece + the checker */
 
 typedef struct upload {
-    struct daemon *d;
+    struct api *api;
     char name[72];
     upload_check chk;
     int64_t num;                 /* the data set number reserved in the store; 0 = not yet */
@@ -102,12 +103,12 @@ static void upload_free(void *p)
         int64_t *num = malloc(sizeof *num);
         if (num) {
             *num = up->num;
-            if (http_store_task(up->d, abort_task, num) != 0)
+            if (http_store_task(up->api, abort_task, num) != 0)
                 free(num); /* swept at the next start */
         }
     }
     if (up->charge)
-        budget_release(&up->d->mem, up->charge);
+        budget_release(&up->api->sv->mem, up->charge);
     upload_check_free(&up->chk);
     free(up->piece);
     free(up);
@@ -216,7 +217,7 @@ int api_upload_begin(http_req *r)
                    "name must be 1 to 64 letters, digits, '_', '-' or '.', got '%.80s'", name);
         return 1;
     }
-    if (budget_try(&r->d->mem, UPLOAD_CHARGE) != 0) {
+    if (budget_try(&r->api->sv->mem, UPLOAD_CHARGE) != 0) {
         http_error(r, 503, "unavailable", NULL,
                    "the daemon's memory budget (--max-memory) cannot take an upload now; try "
                    "again when jobs or requests have finished");
@@ -227,11 +228,11 @@ int api_upload_begin(http_req *r)
     if (!up || !piece) {
         free(up);
         free(piece);
-        budget_release(&r->d->mem, UPLOAD_CHARGE);
+        budget_release(&r->api->sv->mem, UPLOAD_CHARGE);
         http_error(r, 503, "unavailable", NULL, "out of memory");
         return 1;
     }
-    up->d = r->d;
+    up->api = r->api;
     up->charge = UPLOAD_CHARGE;
     up->piece = piece;
     snprintf(up->name, sizeof up->name, "%s", name);

@@ -15,7 +15,7 @@
 #include "api/http.h"
 #include "core/jsonnum.h"
 #include "api/routes.h"
-#include "daemon/daemon.h"
+#include "api/api.h"
 
 /* Last-Event-ID from the header (or ?last_event_id= for clients that cannot set it). */
 static int last_event_id(http_req *r, uint64_t *out)
@@ -159,7 +159,7 @@ static int admit(http_req *r, char ip[48], int deferred)
 {
     char msg[160];
     conns_peer(r->conn, ip);
-    if (conns_sse_admit(r->d, &r->d->hub, ip, msg, sizeof msg) == 0)
+    if (conns_sse_admit(r->api, &r->api->hub, ip, msg, sizeof msg) == 0)
         return 0;
     struct MHD_Response *busy = http_error_response("unavailable", NULL, msg);
     if (busy)
@@ -179,10 +179,10 @@ static void snap_open(http_req *r)
     char ip[48];
     if (r->pending || admit(r, ip, 1)) /* 404, out of memory, or too many streams by now */
         return;
-    daemon_t *d = r->d;
-    int replay = q->replay && sse_can_replay(&d->hub, q->last);
+    api_t *api = r->api;
+    int replay = q->replay && sse_can_replay(&api->hub, q->last);
     sse_client *c = NULL;
-    struct MHD_Response *resp = sse_client_open(&d->hub, r->conn, q->job, replay, q->last, &c);
+    struct MHD_Response *resp = sse_client_open(&api->hub, r->conn, q->job, replay, q->last, &c);
     if (!resp) {
         http_set_pending_error(r, 503, "unavailable", NULL, "out of memory");
         return;
@@ -192,8 +192,8 @@ static void snap_open(http_req *r)
         sse_client_push(c, q->frames, q->len);
         /* Events after the snapshot's id, unless the ring has moved past them: then the
          * snapshot is older than the ring and the client catches up from /metrics. */
-        if (sse_can_replay(&d->hub, q->id))
-            sse_client_replay(&d->hub, c, q->id);
+        if (sse_can_replay(&api->hub, q->id))
+            sse_client_replay(&api->hub, c, q->id);
     }
     http_resume_pending(r, 200, resp);
 }
@@ -209,14 +209,14 @@ static void open_stream(http_req *r, const char *job)
     if (admit(r, ip, 0)) /* cheap, before any work; checked again when the stream opens */
         return;
     snap_q *q = calloc(1, sizeof *q);
-    if (!q || jobs_overlay_capture(&r->d->jobs, &q->ov) != 0) {
+    if (!q || jobs_overlay_capture(&r->api->sv->jobs, &q->ov) != 0) {
         free(q);
         http_error(r, 503, "unavailable", NULL, "out of memory");
         return;
     }
     memcpy(q->job, job, jl + 1);
-    q->id = sse_last_id(&r->d->hub);
-    q->replay = last_event_id(r, &q->last) && sse_can_replay(&r->d->hub, q->last);
+    q->id = sse_last_id(&r->api->hub);
+    q->replay = last_event_id(r, &q->last) && sse_can_replay(&r->api->hub, q->last);
     r->ctx = q;
     r->ctx_free = snap_q_free;
     r->loop_fn = snap_open;
@@ -227,7 +227,7 @@ static void open_stream(http_req *r, const char *job)
 
 static void sink_state(void *ctx, const char *id, const char *state, const char *error)
 {
-    daemon_t *d = ctx;
+    api_t *api = ctx;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", id);
     cJSON_AddStringToObject(o, "state", state);
@@ -235,13 +235,13 @@ static void sink_state(void *ctx, const char *id, const char *state, const char 
         cJSON_AddStringToObject(o, "error", error);
     else
         cJSON_AddNullToObject(o, "error");
-    sse_publish(&d->hub, id, "state", o);
+    sse_publish(&api->hub, id, "state", o);
     cJSON_Delete(o);
 }
 
 static void sink_progress(void *ctx, const char *id, const job_snap *s)
 {
-    daemon_t *d = ctx;
+    api_t *api = ctx;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", id);
     cJSON_AddNumberToObject(o, "step", (double)s->step);
@@ -257,30 +257,30 @@ static void sink_progress(void *ctx, const char *id, const job_snap *s)
         cJSON_AddItemToObject(o, "val_loss", json_number(s->val_loss));
         cJSON_AddItemToObject(o, "val_acc", json_number(s->val_acc));
     }
-    sse_publish(&d->hub, id, "progress", o);
+    sse_publish(&api->hub, id, "progress", o);
     cJSON_Delete(o);
 }
 
 static void sink_checkpoint(void *ctx, const char *id, int64_t step, int64_t bytes)
 {
-    daemon_t *d = ctx;
+    api_t *api = ctx;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", id);
     cJSON_AddNumberToObject(o, "step", (double)step);
     cJSON_AddNumberToObject(o, "bytes", (double)bytes);
-    sse_publish(&d->hub, id, "checkpoint", o);
+    sse_publish(&api->hub, id, "checkpoint", o);
     cJSON_Delete(o);
 }
 
 static void sink_deleted(void *ctx, const char *id)
 {
-    daemon_t *d = ctx;
-    sse_hub_end(&d->hub, id);
+    api_t *api = ctx;
+    sse_hub_end(&api->hub, id);
 }
 
-void api_events_sink(daemon_t *d, job_sink *out)
+void api_events_sink(api_t *api, job_sink *out)
 {
-    out->ctx = d;
+    out->ctx = api;
     out->state = sink_state;
     out->progress = sink_progress;
     out->checkpoint = sink_checkpoint;
@@ -290,7 +290,7 @@ void api_events_sink(daemon_t *d, job_sink *out)
 /* A sweep's event as its SSE frame (loop thread). */
 static void sink_sweep(void *ctx, const sweep_event *ev)
 {
-    daemon_t *d = ctx;
+    api_t *api = ctx;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", ev->id);
     cJSON_AddStringToObject(o, "event", ev->event);
@@ -306,13 +306,13 @@ static void sink_sweep(void *ctx, const sweep_event *ev)
     cJSON_AddNumberToObject(o, "trials_started", ev->trials_started);
     cJSON_AddNumberToObject(o, "trials_active", ev->trials_active);
     if (o)
-        sse_publish(&d->hub, ev->id, "sweep", o);
+        sse_publish(&api->hub, ev->id, "sweep", o);
     cJSON_Delete(o);
 }
 
-void api_sweeps_sink(daemon_t *d, sweep_sink *out)
+void api_sweeps_sink(api_t *api, sweep_sink *out)
 {
-    out->ctx = d;
+    out->ctx = api;
     out->event = sink_sweep;
 }
 

@@ -1,7 +1,7 @@
 /* generate — POST /v1/jobs/{id}/generate (API.md, "Generation"): text sampled from a gpt
  * job's checkpoint, as one JSON answer or, with Accept: text/event-stream, one `token` event
  * per token as it is made and a `done` event. The model comes from the shared cache
- * (daemon/loader.h); forward passes on it are serialised by its lock, one token at a time, so
+ * (jobs/loader.h); forward passes on it are serialised by its lock, one token at a time, so
  * a long stream does not hold other requests on the same model for its whole length. */
 #include <errno.h>
 #include <pthread.h>
@@ -12,14 +12,14 @@
 #include "api/http.h"
 #include "api/routes.h"
 #include "core/generate.h"
-#include "daemon/daemon.h"
+#include "api/api.h"
 
 typedef struct gen_req {
     cJSON *body;            /* the parsed request (the prompt points into it) */
     gen_params p;
     int sse;
     /* the stream */
-    daemon_t *d;
+    api_t *api;
     model_ref *ref;
     gen_state st;
     char *text;             /* what has been generated (for done / the JSON answer) */
@@ -36,7 +36,7 @@ static void gen_req_free(void *p)
         return;
     gen_state_free(&g->st);
     if (g->ref)
-        model_cache_release(&g->d->models, g->ref);
+        model_cache_release(&g->api->sv->models, g->ref);
     cJSON_Delete(g->body);
     free(g->text);
     free(g);
@@ -152,7 +152,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     (void)pos;
     gen_req *g = cls;
-    if (g->d->phase == PHASE_CLOSING)
+    if (g->api->sv->phase == PHASE_CLOSING)
         return MHD_CONTENT_READER_END_WITH_ERROR;
     if (g->finished)
         return MHD_CONTENT_READER_END_OF_STREAM;
@@ -189,7 +189,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 static void gen_work(http_req *r, store_t *s)
 {
     gen_req *g = r->ctx;
-    g->d = r->d;
+    g->api = r->api;
     g->ref = api_model_load(r, s, r->m.params[0], g->p.step);
     if (!g->ref)
         return;

@@ -13,7 +13,7 @@
 #include "api/reqguard.h"
 #include "api/routes.h"
 #include "core/config.h"
-#include "daemon/daemon.h"
+#include "api/api.h"
 #include "store/store.h"
 
 static const char JSON_TYPE[] = "application/json; charset=utf-8";
@@ -242,16 +242,16 @@ static int thread_store_get(const char *db, an_err *e)
     return 0;
 }
 
-struct store_t *http_thread_store(struct daemon *d, an_err *e)
+struct store_t *http_thread_store(struct api *api, an_err *e)
 {
-    return thread_store_get(d->opts->db, e) == 0 ? &thread_store : NULL;
+    return thread_store_get(api->sv->opts->db, e) == 0 ? &thread_store : NULL;
 }
 
 static void defer_work(void *arg)
 {
     http_req *r = arg;
     an_err e;
-    if (thread_store_get(r->d->opts->db, &e) != 0) {
+    if (thread_store_get(r->api->sv->opts->db, &e) != 0) {
         http_set_pending_error(r, 503, "unavailable", NULL, "the store cannot be opened: %s",
                                e.message);
         return;
@@ -264,7 +264,7 @@ static void defer_work(void *arg)
 static void defer_after(void *arg)
 {
     http_req *r = arg;
-    r->d->inflight_work--;
+    r->api->inflight_work--;
     if (r->loop_fn)
         r->loop_fn(r);
     if (!r->pending)
@@ -275,7 +275,7 @@ static void defer_after(void *arg)
     unsigned st = r->pending_status;
     r->pending = NULL;
     http_resume_with(r, st, resp);
-    daemon_pump(r->d);
+    api_pump(r->api);
 }
 
 /* Runs fn on queue q's threads; a full queue answers 503 at once. */
@@ -292,7 +292,7 @@ static void defer_on(http_req *r, workq *q, void (*fn)(http_req *r, struct store
         http_resume_with(r, 503, http_error_response("unavailable", NULL, msg));
         return;
     }
-    r->d->inflight_work++;
+    r->api->inflight_work++;
 }
 
 /* A step of deferred work that does not answer (a piece of an upload): the request is
@@ -300,27 +300,27 @@ static void defer_on(http_req *r, workq *q, void (*fn)(http_req *r, struct store
 static void step_after(void *arg)
 {
     http_req *r = arg;
-    r->d->inflight_work--;
+    r->api->inflight_work--;
     r->handed_off = 0;
     if (r->suspended) {
         r->suspended = 0;
         MHD_resume_connection(r->conn);
     }
-    daemon_pump(r->d);
+    api_pump(r->api);
 }
 
 int http_defer_step(http_req *r, void (*fn)(http_req *r, struct store_t *s))
 {
     r->work_fn = fn;
     http_suspend(r);
-    int rc = workq_push(&r->d->slow, defer_work, step_after, r);
+    int rc = workq_push(&r->api->sv->slow, defer_work, step_after, r);
     if (rc) {
         r->handed_off = 0;
         r->suspended = 0;
         MHD_resume_connection(r->conn);
         return rc;
     }
-    r->d->inflight_work++;
+    r->api->inflight_work++;
     return 0;
 }
 
@@ -346,13 +346,13 @@ static void task_after(void *p)
     free(p);
 }
 
-int http_store_task(struct daemon *d, void (*fn)(void *arg, struct store_t *s), void *arg)
+int http_store_task(struct api *api, void (*fn)(void *arg, struct store_t *s), void *arg)
 {
     store_task *t = malloc(sizeof *t);
     if (!t)
         return -ENOMEM;
-    *t = (store_task){fn, arg, d->opts->db};
-    int rc = workq_push(&d->slow, task_work, task_after, t);
+    *t = (store_task){fn, arg, api->sv->opts->db};
+    int rc = workq_push(&api->sv->slow, task_work, task_after, t);
     if (rc)
         free(t);
     return rc;
@@ -360,12 +360,12 @@ int http_store_task(struct daemon *d, void (*fn)(void *arg, struct store_t *s), 
 
 void http_defer(http_req *r, void (*fn)(http_req *r, struct store_t *s))
 {
-    defer_on(r, &r->d->quick, fn);
+    defer_on(r, &r->api->sv->quick, fn);
 }
 
 void http_defer_slow(http_req *r, void (*fn)(http_req *r, struct store_t *s))
 {
-    defer_on(r, &r->d->slow, fn);
+    defer_on(r, &r->api->sv->slow, fn);
 }
 
 const char *http_query(http_req *r, const char *key)
@@ -464,7 +464,7 @@ void http_store_error(http_req *r, int rc, const char *what, const an_err *e)
 /* 1 if the request carries the right token (header, or ?access_token= where allowed). */
 static int authorized(http_req *r)
 {
-    const char *want = r->d->opts->token;
+    const char *want = r->api->sv->opts->token;
     if (!want[0])
         return 1;
     if (r->m.route && (r->m.route->flags & ROUTE_OPEN))
@@ -494,7 +494,7 @@ static void queue_pending(http_req *r)
 /* The first call: route, auth, size and media checks. Returns 1 when a response was queued. */
 static int first_call(http_req *r)
 {
-    daemon_t *d = r->d;
+    api_t *api = r->api;
     if (reqguard_head(r))
         return 1;
     int rc = router_match(api_routes, api_nroutes, r->method, r->path, &r->m);
@@ -521,11 +521,11 @@ static int first_call(http_req *r)
         http_queue(r, 401, resp);
         return 1;
     }
-    if (d->phase != PHASE_SERVING && strcmp(r->path, "/healthz") != 0) {
+    if (api->sv->phase != PHASE_SERVING && strcmp(r->path, "/healthz") != 0) {
         http_error(r, 503, "unavailable", NULL, "the daemon is shutting down");
         return 1;
     }
-    r->limit = r->m.route->body == BODY_CSV ? d->opts->max_body_dataset : d->opts->max_body_json;
+    r->limit = r->m.route->body == BODY_CSV ? api->sv->opts->max_body_dataset : api->sv->opts->max_body_json;
     if (r->m.route->body != BODY_NONE && reqguard_media(r))
         return 1;
     const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Length");
@@ -573,14 +573,14 @@ enum MHD_Result http_access(void *cls, struct MHD_Connection *c, const char *url
                             size_t *upload_size, void **con_cls)
 {
     (void)version;
-    daemon_t *d = cls;
+    api_t *api = cls;
     http_req *r = *con_cls;
     if (!r) {
         r = calloc(1, sizeof *r);
         if (!r)
             return MHD_NO;
         *con_cls = r;
-        r->d = d;
+        r->api = api;
         r->conn = c;
         r->method = method;
         snprintf(r->path, sizeof r->path, "%s", url);
@@ -657,18 +657,18 @@ void http_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                     enum MHD_RequestTerminationCode toe)
 {
     (void)toe;
-    daemon_t *d = cls;
+    api_t *api = cls;
     http_req *r = *con_cls;
     if (!r)
         return;
     if (r->status < 600)
-        d->http_by_code[r->status]++;
+        api->http_by_code[r->status]++;
     reqguard_access_log(r);
     conns_request_ends(c);
     if (r->pending)
         MHD_destroy_response(r->pending);
     if (r->mem_charge)
-        budget_release(&d->mem, r->mem_charge);
+        budget_release(&api->sv->mem, r->mem_charge);
     if (r->ctx_free)
         r->ctx_free(r->ctx);
     free(r->body);

@@ -25,11 +25,11 @@
 #include "api/router.h"
 #include "core/err.h"
 
-struct daemon;
+struct api;
 struct store_t;
 
 typedef struct http_req {
-    struct daemon *d;
+    struct api *api;
     struct MHD_Connection *conn;
     const char *method;               /* MHD's string, valid for the request */
     char path[512];                   /* decoded path (no query) */
@@ -57,7 +57,7 @@ typedef struct http_req {
     struct http_req *next_waiter;     /* in a job's list of requests waiting for a worker */
 } http_req;
 
-/* MHD access handler (cls = struct daemon *). */
+/* MHD access handler (cls = struct api *). */
 enum MHD_Result http_access(void *cls, struct MHD_Connection *c, const char *url,
                             const char *method, const char *version, const char *upload,
                             size_t *upload_size, void **con_cls);
@@ -113,20 +113,20 @@ int http_defer_step(http_req *r, void (*fn)(http_req *r, struct store_t *s));
 
 /* Runs fn(arg, store) on the slow queue with no request (store NULL when the queue thread
  * cannot open one); fn owns arg. 0, or the queue's refusal. */
-int http_store_task(struct daemon *d, void (*fn)(void *arg, struct store_t *s), void *arg);
+int http_store_task(struct api *api, void (*fn)(void *arg, struct store_t *s), void *arg);
 
 /* Closes the calling queue thread's store connection (daemon/workq.c calls it as the
  * thread ends). */
 void http_thread_end(void);
 
 /* The same on the queue of slow work (exports, models, uploads), so that they cannot hold
- * up quick requests (daemon/workq.h). */
+ * up quick requests (jobs/workq.h). */
 void http_defer_slow(http_req *r, void (*fn)(http_req *r, struct store_t *s));
 
 /* The calling queue thread's own store connection (opened on first use; see http_defer),
  * for work a queue runs outside http_defer (streamed answers). NULL with e filled when it
  * cannot be opened. */
-struct store_t *http_thread_store(struct daemon *d, an_err *e);
+struct store_t *http_thread_store(struct api *api, an_err *e);
 
 /* For deferred work: sets the answer to queue after the resume. */
 /* Sets a ready response (taken over) as the pending answer of deferred work. */

@@ -1,5 +1,5 @@
 /* inference — a trained job's model: GET weights (streamed) and POST predict. Both load the
- * model through the shared loader (daemon/loader.h: the spec and one checkpoint's tensors,
+ * model through the shared loader (jobs/loader.h: the spec and one checkpoint's tensors,
  * cached per job and step) on the libuv thread pool, never the data set or optimizer state,
  * so a finished job answers after its data set is deleted. */
 #include <errno.h>
@@ -13,7 +13,7 @@
 #include "api/http.h"
 #include "api/routes.h"
 #include "core/jsonnum.h"
-#include "daemon/daemon.h"
+#include "api/api.h"
 
 #define PREDICT_MAX_ROWS 100000
 
@@ -72,7 +72,7 @@ static model_ref *load_model(http_req *r, store_t *s, const char *id, int64_t st
         return NULL;
     }
     model_ref *ref = NULL;
-    rc = loader_model(&r->d->models, s, &row, step, &ref, &e);
+    rc = loader_model(&r->api->sv->models, s, &row, step, &ref, &e);
     store_job_free(&row);
     if (rc == -ENOENT)
         http_set_pending_error(r, 404, "not_found", "step", "%s", e.message);
@@ -94,7 +94,7 @@ static model_ref *load_model(http_req *r, store_t *s, const char *id, int64_t st
  * state is a position (tensor, element) in the model the stream holds a reference to, so a
  * body of any size takes a few hundred bytes of memory beyond the (cached) model. */
 typedef struct wstream {
-    daemon_t *d;
+    api_t *api;
     model_ref *ref;
     int t;              /* tensor; -1 before the head */
     size_t k;           /* element of tensor t */
@@ -134,23 +134,23 @@ static size_t next_token(wstream *w, char *o)
     if (w->t >= ntensors) {
         /* then "input_stats": {"mean": […], "std": […]} (null without), a number a token */
         const infer *f = w->ref->f;
-        int d = f->nstats;
+        int api = f->nstats;
         if (w->done == 0) {
             w->done = 1;
             w->k = 0;
-            return (size_t)snprintf(o, 256, d ? "],\"input_stats\":{\"mean\":["
+            return (size_t)snprintf(o, 256, api ? "],\"input_stats\":{\"mean\":["
                                               : "],\"input_stats\":null}");
         }
-        if (!d || w->k > 2 * (size_t)d)
+        if (!api || w->k > 2 * (size_t)api)
             return 0;
         size_t n = 0, k = w->k++;
-        if (k == 2 * (size_t)d)
+        if (k == 2 * (size_t)api)
             return (size_t)snprintf(o, 256, "]}}");
-        if (k == (size_t)d)
+        if (k == (size_t)api)
             n = (size_t)snprintf(o, 256, "],\"std\":[");
         else if (k > 0)
             o[n++] = ',';
-        double v = k < (size_t)d ? f->mean[k] : f->std[k - (size_t)d];
+        double v = k < (size_t)api ? f->mean[k] : f->std[k - (size_t)api];
         n += (size_t)json_number_text(o + n, DOUBLE_TEXT, v, 1);
         return n;
     }
@@ -187,7 +187,7 @@ static ssize_t weights_read(void *cls, uint64_t pos, char *buf, size_t max)
     wstream *w = cls;
     /* A stop cuts the stream: chunked encoding without its terminating chunk, so the client
      * sees a truncated body rather than a short one that looks whole. */
-    if (w->d->phase == PHASE_CLOSING)
+    if (w->api->sv->phase == PHASE_CLOSING)
         return MHD_CONTENT_READER_END_WITH_ERROR;
     size_t n = 0;
     while (n < max) {
@@ -210,7 +210,7 @@ static ssize_t weights_read(void *cls, uint64_t pos, char *buf, size_t max)
 static void weights_free(void *cls)
 {
     wstream *w = cls;
-    model_cache_release(&w->d->models, w->ref);
+    model_cache_release(&w->api->sv->models, w->ref);
     free(w);
 }
 
@@ -223,7 +223,7 @@ static void weights_work(http_req *r, store_t *s)
     wstream *w = calloc(1, sizeof *w);
     struct MHD_Response *resp = NULL;
     if (w) {
-        w->d = r->d;
+        w->api = r->api;
         w->ref = ref;
         w->t = -1;
         resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, weights_read, w,
@@ -231,7 +231,7 @@ static void weights_work(http_req *r, store_t *s)
     }
     if (!resp) {
         free(w);
-        model_cache_release(&r->d->models, ref);
+        model_cache_release(&r->api->sv->models, ref);
         http_set_pending_error(r, 503, "unavailable", NULL, "out of memory for the answer");
         return;
     }
@@ -277,14 +277,14 @@ static void predict_work(http_req *r, store_t *s)
         http_set_pending_error(r, 400, "invalid_argument", "inputs", "job %s is a gpt: it "
                                "predicts tokens, use POST /v1/jobs/%s/generate", r->m.params[0],
                                r->m.params[0]);
-        model_cache_release(&r->d->models, ref);
+        model_cache_release(&r->api->sv->models, ref);
         return;
     }
     if (in->cols != ni) {
         http_set_pending_error(r, 400, "invalid_argument", "inputs[0]",
                                "each input row must have %d numbers (the model's inputs), got %d",
                                ni, in->cols);
-        model_cache_release(&r->d->models, ref);
+        model_cache_release(&r->api->sv->models, ref);
         return;
     }
     float *out = malloc((size_t)in->rows * (size_t)no * sizeof *out);
@@ -307,7 +307,7 @@ static void predict_work(http_req *r, store_t *s)
             pthread_mutex_unlock(&ref->run);
         }
     }
-    model_cache_release(&r->d->models, ref);
+    model_cache_release(&r->api->sv->models, ref);
     free(x);
     if (prc != 0) {
         if (prc == -ENOMEM)

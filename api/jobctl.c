@@ -1,5 +1,5 @@
 /* jobctl — POST /v1/jobs/{id}/pause, resume and cancel, and DELETE /v1/jobs/{id}: the job
- * manager's outcomes (daemon/jobmgr.h) as HTTP.
+ * manager's outcomes (jobs/jobmgr.h) as HTTP.
  *
  * The transition is decided on the loop thread, where the manager lives; the request then
  * waits (a job_waiter in its context) for the worker that holds the job to let go of it, or
@@ -13,7 +13,7 @@
 
 #include "api/http.h"
 #include "api/routes.h"
-#include "daemon/daemon.h"
+#include "api/api.h"
 
 typedef struct ctl_q {
     job_waiter w;             /* hung on the run while a worker lets go */
@@ -89,7 +89,7 @@ static void answer(http_req *r, const job_outcome *o, int later)
         return;
     }
     q->state = o->state;
-    if (jobs_overlay_capture(&r->d->jobs, &q->ov) != 0) {
+    if (jobs_overlay_capture(&r->api->sv->jobs, &q->ov) != 0) {
         struct MHD_Response *resp = http_error_response(
             "unavailable", NULL, "out of memory answering; the transition was made");
         if (later)
@@ -131,7 +131,7 @@ static void control(http_req *r, ctl_fn fn)
     if (!q)
         return;
     job_outcome o;
-    if (fn(&r->d->jobs, r->m.params[0], &q->w, &o) == 1) {
+    if (fn(&r->api->sv->jobs, r->m.params[0], &q->w, &o) == 1) {
         http_suspend(r); /* answered by waited() */
         return;
     }
@@ -173,7 +173,7 @@ static void delete_done(http_req *r)
 {
     ctl_q *q = r->ctx;
     if (q->out.result == JOB_OK && r->pending_status == 204)
-        jobs_deleted(&r->d->jobs, r->m.params[0]);
+        jobs_deleted(&r->api->sv->jobs, r->m.params[0]);
 }
 
 void api_jobs_delete(http_req *r)
@@ -182,7 +182,7 @@ void api_jobs_delete(http_req *r)
     if (!q)
         return;
     job_outcome o;
-    jobs_delete_check(&r->d->jobs, r->m.params[0], &o);
+    jobs_delete_check(&r->api->sv->jobs, r->m.params[0], &o);
     if (o.result != JOB_OK) {
         answer(r, &o, 0);
         return;

@@ -11,20 +11,20 @@
 #include "core/config_data.h"
 #include "core/jsonnum.h"
 #include "core/memest.h"
-#include "daemon/daemon.h"
-#include "daemon/submit.h"
+#include "api/api.h"
+#include "jobs/submit.h"
 
 /* Answers 503 when --max-queued jobs already wait; returns 1 then. */
 static int queue_full(http_req *r)
 {
-    daemon_t *d = r->d;
+    api_t *api = r->api;
     int queued = 0, running = 0;
-    jobs_counts(&d->jobs, &queued, &running);
-    if (queued < d->opts->max_queued)
+    jobs_counts(&api->sv->jobs, &queued, &running);
+    if (queued < api->sv->opts->max_queued)
         return 0;
     http_error(r, 503, "unavailable", NULL,
                "the queue is full: %d jobs are waiting (--max-queued %d); try again later",
-               queued, d->opts->max_queued);
+               queued, api->sv->opts->max_queued);
     return 1;
 }
 
@@ -110,7 +110,7 @@ static void create_from(http_req *r, store_t *st, cJSON *body)
         http_error(r, 503, "unavailable", NULL, "out of memory checking the job spec");
         return;
     }
-    if (job_submit(st, r->d->opts, body, NULL, out) != SUBMIT_OK) {
+    if (job_submit(st, r->api->sv->opts, body, NULL, out) != SUBMIT_OK) {
         api_submit_error(r, out);
         free(out);
         return;
@@ -146,21 +146,21 @@ static void create_from(http_req *r, store_t *st, cJSON *body)
 /* Loop thread, after create_work: a stored job joins the queue. */
 static void create_done(http_req *r)
 {
-    daemon_t *d = r->d;
+    api_t *api = r->api;
     if (!r->work_id[0] || r->pending_status != 201)
         return;
     const char *id = r->work_id;
-    if (d->phase != PHASE_SERVING) /* stopping: it stays queued in the store for the restart */
+    if (api->sv->phase != PHASE_SERVING) /* stopping: it stays queued in the store for the restart */
         return;
-    if (jobs_enqueue(&d->jobs, id) != 0) {
+    if (jobs_enqueue(&api->sv->jobs, id) != 0) {
         /* Stored but not queued, it would wait for a restart: take it back and say so. */
-        job_submit_undo(&d->store, id);
+        job_submit_undo(&api->sv->store, id);
         http_resume_pending(r, 503, http_error_response("unavailable", NULL,
                             "the job could not be queued (out of memory); nothing was stored, "
                             "try again"));
         return;
     }
-    jobs_emit_state(&d->jobs, id, "queued", NULL);
+    jobs_emit_state(&api->sv->jobs, id, "queued", NULL);
 }
 
 void api_jobs_create(http_req *r)
@@ -275,7 +275,7 @@ static void get_work(http_req *r, store_t *s)
 static list_q *new_list_q(http_req *r)
 {
     list_q *q = calloc(1, sizeof *q);
-    if (!q || jobs_overlay_capture(&r->d->jobs, &q->ov) != 0) {
+    if (!q || jobs_overlay_capture(&r->api->sv->jobs, &q->ov) != 0) {
         free(q);
         http_error(r, 503, "unavailable", NULL, "out of memory");
         return NULL;

@@ -10,7 +10,7 @@
 #include "api/routes.h"
 #include "core/config_keep.h"
 #include "core/config_sched.h"
-#include "daemon/daemon.h"
+#include "api/api.h"
 
 typedef struct patch_q {
     cJSON *body;               /* the checked PATCH body */
@@ -64,7 +64,7 @@ static void patch_done(http_req *r)
 {
     patch_q *q = r->ctx;
     if (r->pending_status == 200 && r->work_id[0] && q->has_priority)
-        jobs_sched_reprioritize(&r->d->jobs, r->work_id, q->priority);
+        jobs_sched_reprioritize(&r->api->sv->jobs, r->work_id, q->priority);
 }
 
 void api_jobs_patch(http_req *r)
@@ -80,7 +80,7 @@ void api_jobs_patch(http_req *r)
         return;
     }
     patch_q *q = calloc(1, sizeof *q);
-    if (!q || jobs_overlay_capture(&r->d->jobs, &q->ov) != 0) {
+    if (!q || jobs_overlay_capture(&r->api->sv->jobs, &q->ov) != 0) {
         free(q);
         cJSON_Delete(body);
         http_error(r, 503, "unavailable", NULL, "out of memory");

@@ -10,7 +10,7 @@
 #include "api/routes.h"
 #include "core/config.h"
 #include "core/lrfind.h"
-#include "daemon/daemon.h"
+#include "api/api.h"
 
 typedef struct lrfinder_q {
     int64_t from, to;

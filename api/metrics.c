@@ -14,7 +14,7 @@
 #include "core/config.h"
 #include "core/jsonnum.h"
 #include "core/train.h"
-#include "daemon/daemon.h"
+#include "api/api.h"
 
 
 typedef struct metrics_q {

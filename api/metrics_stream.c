@@ -27,14 +27,15 @@
 #include "api/http.h"
 #include "api/metrics_stream.h"
 #include "core/jsonnum.h"
-#include "daemon/daemon.h"
+#include "api/api.h"
+#include "util/log.h"
 
 #define PIECE (256 * 1024)
 
 enum { C_STEP = 0, C_LOSS, C_LR, C_GRAD, C_TIME, C_VSTEP, C_VLOSS, C_VACC, C_END };
 
 typedef struct mstream {
-    daemon_t *d;
+    api_t *api;
     struct MHD_Connection *conn;   /* suspended while it waits for a piece */
     int suspended;
     int csv;
@@ -242,7 +243,7 @@ static void ms_work(void *arg)
 {
     mstream *m = arg;
     an_err e;
-    store_t *s = http_thread_store(m->d, &e);
+    store_t *s = http_thread_store(m->api, &e);
     m->werr = !s || produce(m, s, &e) != 0;
     if (m->werr)
         util_log(LOG_WARN, "a metrics stream was cut: %s", e.message);
@@ -252,7 +253,7 @@ static void ms_after(void *arg)
 {
     mstream *m = arg;
     m->busy = 0;
-    m->d->inflight_work--;
+    m->api->inflight_work--;
     if (m->abandoned) { /* MHD let go of the response: its connection may be gone too */
         ms_free(m);
         return;
@@ -265,7 +266,7 @@ static void ms_after(void *arg)
         m->suspended = 0;
         MHD_resume_connection(m->conn);
     }
-    daemon_pump(m->d);
+    api_pump(m->api);
 }
 
 /* Starts making the next piece unless one is made or being made. */
@@ -274,9 +275,9 @@ static void prefetch(mstream *m)
     if (m->busy || m->next_ready || m->clast)
         return;
     /* Counted with the deferred requests, so a stop waits for the piece being made. */
-    if (workq_push(&m->d->slow, ms_work, ms_after, m) == 0) {
+    if (workq_push(&m->api->sv->slow, ms_work, ms_after, m) == 0) {
         m->busy = 1;
-        m->d->inflight_work++;
+        m->api->inflight_work++;
     }
 }
 
@@ -297,7 +298,7 @@ static ssize_t ms_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     (void)pos;
     mstream *m = cls;
-    if (m->d->phase != PHASE_SERVING || m->failed) /* a stop cuts it */
+    if (m->api->sv->phase != PHASE_SERVING || m->failed) /* a stop cuts it */
         return MHD_CONTENT_READER_END_WITH_ERROR;
     while (m->coff == m->clen) {
         if (m->clast)
@@ -335,7 +336,7 @@ int metrics_stream_open(http_req *r, store_t *s, const char *id, int64_t from, i
     mstream *m = calloc(1, sizeof *m);
     if (!m)
         return an_failc(e, -ENOMEM, NULL, "out of memory for the answer");
-    m->d = r->d;
+    m->api = r->api;
     m->conn = r->conn;
     m->csv = csv;
     m->cur = malloc(PIECE);

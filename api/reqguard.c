@@ -12,7 +12,8 @@
 
 #include "api/guard.h"
 #include "core/jsonstrict.h"
-#include "daemon/daemon.h"
+#include "api/api.h"
+#include "util/log.h"
 
 static const char *const single[] = {"Host", "Content-Length", "Transfer-Encoding",
                                      "Authorization", "Content-Type", "Origin"};
@@ -62,10 +63,10 @@ int reqguard_has_body(struct MHD_Connection *c)
     return cl && strspn(cl, " 0") != strlen(cl);
 }
 
-static guard_cfg cfg_of(const daemon_t *d)
+static guard_cfg cfg_of(const api_t *api)
 {
-    guard_cfg g = {d->opts->host, (const char (*)[GUARD_NAME_MAX])d->opts->allow_hosts,
-                   d->opts->nallow_hosts};
+    guard_cfg g = {api->sv->opts->host, (const char (*)[GUARD_NAME_MAX])api->sv->opts->allow_hosts,
+                   api->sv->opts->nallow_hosts};
     return g;
 }
 
@@ -77,17 +78,17 @@ int reqguard_head(http_req *r)
     MHD_get_connection_values(c, MHD_HEADER_KIND, count_header, &hc);
     for (size_t i = 0; i < NSINGLE; i++) {
         if (hc.n[i] > 1) {
-            r->d->refused_headers++;
+            r->api->refused_headers++;
             http_error(r, 400, "invalid_argument", single[i],
                        "the %s header was sent %d times; it may be sent once", single[i],
                        hc.n[i]);
             return 1;
         }
     }
-    guard_cfg g = cfg_of(r->d);
+    guard_cfg g = cfg_of(r->api);
     const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
     if (guard_host(&g, host)) {
-        r->d->refused_host++;
+        r->api->refused_host++;
         http_error(r, 421, "misdirected", "Host",
                    "this daemon does not answer to the host '%.128s' (it answers to its "
                    "listening address and localhost; add names with --allow-host)", host);
@@ -95,7 +96,7 @@ int reqguard_head(http_req *r)
     }
     const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
     if (guard_origin(&g, origin, host)) {
-        r->d->refused_origin++;
+        r->api->refused_origin++;
         http_error(r, 403, "forbidden", "Origin",
                    "requests from the web origin '%.128s' are refused: only the daemon's own "
                    "pages may call the API from a browser", origin);
@@ -117,7 +118,7 @@ int reqguard_media(http_req *r)
     char want[48];
     const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Type");
     if (guard_media(r->m.route->body, ct, reqguard_has_body(r->conn), want, sizeof want)) {
-        r->d->refused_media++;
+        r->api->refused_media++;
         http_error(r, 415, "unsupported_media_type", "Content-Type",
                    "Content-Type %s was expected, got '%.64s'", want, ct ? ct : "(none)");
         return 1;
@@ -164,7 +165,7 @@ static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind, const char *k
 
 void reqguard_access_log(http_req *r)
 {
-    if (!r->d->opts || r->d->opts->log_level < LOG_DEBUG || !r->conn)
+    if (!r->api->sv->opts || r->api->sv->opts->log_level < LOG_DEBUG || !r->conn)
         return;
     query_text q;
     q.len = 0;

@@ -76,12 +76,12 @@ void api_events_job(struct http_req *r);
 void api_events_all(struct http_req *r);
 /* The job manager's event sink: its state, progress and checkpoint events as SSE frames on
  * the daemon's hub (daemon/loop.c wires it). */
-struct daemon;
+struct api;
 struct job_sink;
-void api_events_sink(struct daemon *d, struct job_sink *out);
+void api_events_sink(struct api *api, struct job_sink *out);
 /* The sweeps' event sink: `sweep` events as SSE frames (daemon/loop.c wires it). */
 struct sweep_sink;
-void api_sweeps_sink(struct daemon *d, struct sweep_sink *out);
+void api_sweeps_sink(struct api *api, struct sweep_sink *out);
 
 /* POST /v1/datasets streams its body to the store (api/datasets.c): api_upload_begin on the
  * first call (the name, the memory budget; 1 when it answered), api_upload_data for each piece

@@ -9,31 +9,32 @@
 #include "api/http.h"
 #include "api/routes.h"
 #include "core/memest.h"
-#include "daemon/daemon.h"
-#include "daemon/version.h"
+#include "api/api.h"
+#include "util/version.h"
 #include "util/util.h"
+#include "util/log.h"
 
 void api_healthz(http_req *r)
 {
-    daemon_t *d = r->d;
+    api_t *api = r->api;
     int64_t counts[STORE_NSTATES] = {0};
     cJSON *o = cJSON_CreateObject();
-    int ok = store_job_counts(&d->store, counts, NULL) == 0;
-    int down = atomic_load(&d->pool.down);
+    int ok = store_job_counts(&api->sv->store, counts, NULL) == 0;
+    int down = atomic_load(&api->sv->pool.down);
     cJSON *problems = cJSON_CreateArray();
     if (!ok)
         cJSON_AddItemToArray(problems, cJSON_CreateString("the store cannot be read"));
     if (down > 0) {
         char msg[160];
         snprintf(msg, sizeof msg, "%d of %d workers cannot open the store and take no jobs",
-                 down, d->opts->workers);
+                 down, api->sv->opts->workers);
         cJSON_AddItemToArray(problems, cJSON_CreateString(msg));
         ok = 0;
     }
     /* Free disk: a warning from twice --min-free-disk, a problem below it (jobs pause). */
     cJSON *warnings = cJSON_CreateArray();
-    uint64_t avail = 0, min = d->opts->min_free_disk;
-    if (min > 0 && util_free_disk(d->opts->db, &avail) == 0 && avail < 2 * min) {
+    uint64_t avail = 0, min = api->sv->opts->min_free_disk;
+    if (min > 0 && util_free_disk(api->sv->opts->db, &avail) == 0 && avail < 2 * min) {
         char msg[200], a[32], m[32];
         snprintf(msg, sizeof msg, "the store's file system has %s free; training pauses below "
                  "%s (--min-free-disk)", mem_bytes_text(avail, a, sizeof a),
@@ -48,14 +49,14 @@ void api_healthz(http_req *r)
     if (min > 0)
         cJSON_AddNumberToObject(o, "free_disk_bytes", (double)avail);
     cJSON_AddStringToObject(o, "version", ANNEALD_VERSION);
-    cJSON_AddNumberToObject(o, "uptime_s", util_now() - d->started);
+    cJSON_AddNumberToObject(o, "uptime_s", util_now() - api->sv->started);
     cJSON *j = cJSON_AddObjectToObject(o, "jobs");
     cJSON_AddNumberToObject(j, "running", (double)counts[STORE_RUNNING]);
     cJSON_AddNumberToObject(j, "queued", (double)counts[STORE_QUEUED]);
-    cJSON_AddNumberToObject(o, "workers", d->opts->workers);
+    cJSON_AddNumberToObject(o, "workers", api->sv->opts->workers);
     cJSON_AddNumberToObject(o, "workers_down", down);
     store_usage u;
-    if (store_usage_get(&d->store, &u, NULL) == 0) {
+    if (store_usage_get(&api->sv->store, &u, NULL) == 0) {
         /* Where the disk goes: the file, the part of it free for reuse (being given back
          * by housekeeping), and the write-ahead log beside it. */
         cJSON *so = cJSON_AddObjectToObject(o, "store");
@@ -100,10 +101,10 @@ static void tb_printf(tbuf *b, const char *fmt, ...)
 
 void api_prometheus(http_req *r)
 {
-    daemon_t *d = r->d;
+    api_t *api = r->api;
     tbuf b = {0};
     int64_t counts[STORE_NSTATES] = {0};
-    store_job_counts(&d->store, counts, NULL);
+    store_job_counts(&api->sv->store, counts, NULL);
     tb_printf(&b, "# HELP anneald_jobs Jobs in the store by state.\n# TYPE anneald_jobs gauge\n");
     for (int s = 0; s < STORE_NSTATES; s++)
         tb_printf(&b, "anneald_jobs{state=\"%s\"} %" PRId64 "\n", store_state_name((store_job_state)s),
@@ -112,41 +113,41 @@ void api_prometheus(http_req *r)
                   "the store since start.\n"
                   "# TYPE anneald_steps_trained_total counter\n"
                   "anneald_steps_trained_total %" PRIu64 "\n",
-              (uint64_t)atomic_load(&d->jobs.steps_trained));
+              (uint64_t)atomic_load(&api->sv->jobs.steps_trained));
     tb_printf(&b, "# HELP anneald_samples_trained_total Training samples of those steps.\n"
                   "# TYPE anneald_samples_trained_total counter\n"
                   "anneald_samples_trained_total %" PRIu64 "\n",
-              (uint64_t)atomic_load(&d->jobs.samples_trained));
+              (uint64_t)atomic_load(&api->sv->jobs.samples_trained));
     tb_printf(&b, "# HELP anneald_http_requests_total HTTP requests answered, by status code.\n"
                   "# TYPE anneald_http_requests_total counter\n");
     for (int c = 100; c < 600; c++)
-        if (d->http_by_code[c])
+        if (api->http_by_code[c])
             tb_printf(&b, "anneald_http_requests_total{code=\"%d\"} %" PRIu64 "\n", c,
-                      d->http_by_code[c]);
+                      api->http_by_code[c]);
     tb_printf(&b, "# HELP anneald_sse_clients Open Server-Sent Events streams.\n"
                   "# TYPE anneald_sse_clients gauge\nanneald_sse_clients %d\n",
-              d->hub.nclients);
-    char *conn_text = conns_metrics_text(d); /* connections and refusals (api/conns.c) */
+              api->hub.nclients);
+    char *conn_text = conns_metrics_text(api); /* connections and refusals (api/conns.c) */
     if (conn_text)
         tb_printf(&b, "%s", conn_text);
     free(conn_text);
     tb_printf(&b, "# HELP anneald_sse_events_total Events written to streams.\n"
                   "# TYPE anneald_sse_events_total counter\nanneald_sse_events_total %" PRIu64 "\n",
-              d->hub.events_sent);
+              api->hub.events_sent);
     tb_printf(&b, "# HELP anneald_checkpoints_total Checkpoints committed since start.\n"
                   "# TYPE anneald_checkpoints_total counter\nanneald_checkpoints_total %" PRIu64 "\n",
-              (uint64_t)atomic_load(&d->jobs.ckpt_count));
+              (uint64_t)atomic_load(&api->sv->jobs.ckpt_count));
     tb_printf(&b, "# HELP anneald_checkpoint_bytes_total Bytes of checkpoints committed.\n"
                   "# TYPE anneald_checkpoint_bytes_total counter\n"
                   "anneald_checkpoint_bytes_total %" PRIu64 "\n",
-              (uint64_t)atomic_load(&d->jobs.ckpt_bytes));
+              (uint64_t)atomic_load(&api->sv->jobs.ckpt_bytes));
     tb_printf(&b, "# HELP anneald_checkpoint_seconds_total Time spent writing checkpoints.\n"
                   "# TYPE anneald_checkpoint_seconds_total counter\n"
                   "anneald_checkpoint_seconds_total %.6f\n",
-              (double)atomic_load(&d->jobs.ckpt_usec) * 1e-6);
+              (double)atomic_load(&api->sv->jobs.ckpt_usec) * 1e-6);
     {   /* scheduling (daemon/jobsched.c) */
         int prio[64], cnt[64];
-        int np = jobs_queue_by_priority(&d->jobs, prio, cnt, 64);
+        int np = jobs_queue_by_priority(&api->sv->jobs, prio, cnt, 64);
         tb_printf(&b, "# HELP anneald_queue_depth Jobs waiting for a worker, by priority "
                       "(the 64 highest priorities that have any).\n"
                       "# TYPE anneald_queue_depth gauge\n");
@@ -164,9 +165,9 @@ void api_prometheus(http_req *r)
                       "stalls since start.\n"
                       "# TYPE anneald_job_stall_failures_total counter\n"
                       "anneald_job_stall_failures_total %" PRIu64 "\n",
-                  (uint64_t)atomic_load(&d->jobs.preemptions),
-                  (uint64_t)atomic_load(&d->jobs.restarts),
-                  (uint64_t)atomic_load(&d->jobs.stall_failures));
+                  (uint64_t)atomic_load(&api->sv->jobs.preemptions),
+                  (uint64_t)atomic_load(&api->sv->jobs.restarts),
+                  (uint64_t)atomic_load(&api->sv->jobs.stall_failures));
     }
     tb_printf(&b, "# HELP anneald_loop_longest_turn_seconds Longest turn of the event loop since "
                   "start (its callbacks, not the wait for events).\n"
@@ -178,8 +179,8 @@ void api_prometheus(http_req *r)
                   "anneald_loop_longest_turn_cpu_seconds %.6f\n"
                   "# HELP anneald_loop_turns_total Turns of the event loop.\n"
                   "# TYPE anneald_loop_turns_total counter\nanneald_loop_turns_total %" PRIu64 "\n",
-              (double)d->longest_turn_ns * 1e-9, (double)d->longest_turn_cpu_ns * 1e-9, d->turns);
-    workq *qs[2] = {&d->quick, &d->slow};
+              (double)api->sv->longest_turn_ns * 1e-9, (double)api->sv->longest_turn_cpu_ns * 1e-9, api->sv->turns);
+    workq *qs[2] = {&api->sv->quick, &api->sv->slow};
     tb_printf(&b, "# HELP anneald_work_queue_depth Deferred requests waiting, by queue.\n"
                   "# TYPE anneald_work_queue_depth gauge\n");
     int waiting[2], running[2], peak[2];
@@ -200,9 +201,9 @@ void api_prometheus(http_req *r)
     for (int k = 0; k < 2; k++)
         tb_printf(&b, "anneald_work_queue_rejected_total{queue=\"%s\"} %" PRIu64 "\n",
                   qs[k]->name, (uint64_t)atomic_load(&qs[k]->rejected));
-    uv_mutex_lock(&d->mem.mu);
-    uint64_t mem_used = d->mem.used, mem_refused = d->mem.refused;
-    uv_mutex_unlock(&d->mem.mu);
+    uv_mutex_lock(&api->sv->mem.mu);
+    uint64_t mem_used = api->sv->mem.used, mem_refused = api->sv->mem.refused;
+    uv_mutex_unlock(&api->sv->mem.mu);
     tb_printf(&b, "# HELP anneald_memory_budget_bytes The daemon's memory budget (--max-memory; 0 "
                   "= none).\n# TYPE anneald_memory_budget_bytes gauge\n"
                   "anneald_memory_budget_bytes %" PRIu64 "\n"
@@ -212,13 +213,13 @@ void api_prometheus(http_req *r)
                   "# HELP anneald_memory_refused_total Reservations refused (a job waited or a "
                   "request got 503).\n# TYPE anneald_memory_refused_total counter\n"
                   "anneald_memory_refused_total %" PRIu64 "\n",
-              d->mem.cap, mem_used, mem_refused);
+              api->sv->mem.cap, mem_used, mem_refused);
     int64_t size = 0;
-    store_size(&d->store, &size, NULL);
+    store_size(&api->sv->store, &size, NULL);
     tb_printf(&b, "# HELP anneald_store_bytes Size of the SQLite store.\n"
                   "# TYPE anneald_store_bytes gauge\nanneald_store_bytes %" PRId64 "\n", size);
     store_usage u;
-    if (store_usage_get(&d->store, &u, NULL) == 0)
+    if (store_usage_get(&api->sv->store, &u, NULL) == 0)
         tb_printf(&b, "# HELP anneald_store_free_pages Pages of the store free for reuse.\n"
                       "# TYPE anneald_store_free_pages gauge\nanneald_store_free_pages %" PRId64 "\n"
                       "# HELP anneald_store_free_bytes Bytes of those pages.\n"
@@ -228,7 +229,7 @@ void api_prometheus(http_req *r)
                   u.free_pages, u.free_pages * u.page_size, u.wal_bytes);
     tb_printf(&b, "# HELP anneald_uptime_seconds Seconds since start.\n"
                   "# TYPE anneald_uptime_seconds gauge\nanneald_uptime_seconds %.3f\n",
-              util_now() - d->started);
+              util_now() - api->sv->started);
     if (!b.s) {
         http_error(r, 500, "internal", NULL, "out of memory");
         return;

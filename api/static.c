@@ -8,7 +8,7 @@
 #include "api/http.h"
 #include "api/routes.h"
 #include "core/assets.h"
-#include "daemon/daemon.h"
+#include "api/api.h"
 #include "util/util.h"
 
 static const char *mime_of(const char *name)
@@ -43,7 +43,7 @@ void api_static(http_req *r)
         http_error(r, 404, "not_found", NULL, "no such file: %.128s", file);
         return;
     }
-    const char *root = r->d->opts->web_root;
+    const char *root = r->api->sv->opts->web_root;
     if (root[0]) {
         char path[OPT_PATH_MAX + 160];
         snprintf(path, sizeof path, "%s/%s", root, file);

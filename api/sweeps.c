@@ -10,7 +10,8 @@
 #include "api/routes.h"
 #include "core/jsonnum.h"
 #include "core/sweep.h"
-#include "daemon/daemon.h"
+#include "api/api.h"
+#include "util/log.h"
 
 /* What a sweep's answer needs from the loop thread: running jobs' progress and the trials'
  * start errors, copied before the work goes to a queue thread. */
@@ -35,13 +36,13 @@ static void sweep_q_free(void *p)
 static sweep_q *new_sweep_q(http_req *r, const char *id)
 {
     sweep_q *q = calloc(1, sizeof *q);
-    if (!q || jobs_overlay_capture(&r->d->jobs, &q->ov) != 0) {
+    if (!q || jobs_overlay_capture(&r->api->sv->jobs, &q->ov) != 0) {
         free(q);
         http_error(r, 503, "unavailable", NULL, "out of memory");
         return NULL;
     }
     if (id)
-        q->errors = sweeps_trial_errors(&r->d->sweeps, id, &q->nerrors);
+        q->errors = sweeps_trial_errors(&r->api->sv->sweeps, id, &q->nerrors);
     r->ctx = q;
     r->ctx_free = sweep_q_free;
     return q;
@@ -288,7 +289,7 @@ static void create_done(http_req *r)
     sweep_q *q = r->ctx;
     if (!q->made)
         return;
-    sweeps_adopt(&r->d->sweeps, q->made);
+    sweeps_adopt(&r->api->sv->sweeps, q->made);
     q->made = NULL;
 }
 
@@ -387,13 +388,13 @@ void api_sweeps_cancel(http_req *r)
     const char *id = r->m.params[0];
     char (*jobs)[STORE_ID_LEN] = NULL;
     size_t n = 0;
-    int rc = sweeps_cancel(&r->d->sweeps, id, &jobs, &n);
+    int rc = sweeps_cancel(&r->api->sv->sweeps, id, &jobs, &n);
     if (rc == -ENOMEM) {
         http_error(r, 503, "unavailable", NULL, "out of memory");
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        int c = jobs_cancel_nowait(&r->d->jobs, jobs[i]);
+        int c = jobs_cancel_nowait(&r->api->sv->jobs, jobs[i]);
         if (c < 0)
             util_log(LOG_WARN, "sweep %s: trial %s could not be cancelled: %s", id, jobs[i],
                        store_strerror(c));
@@ -431,7 +432,7 @@ static void delete_work(http_req *r, store_t *st)
 static void delete_done(http_req *r)
 {
     if (r->work_id[0])
-        sweeps_forget(&r->d->sweeps, r->work_id);
+        sweeps_forget(&r->api->sv->sweeps, r->work_id);
 }
 
 void api_sweeps_delete(http_req *r)

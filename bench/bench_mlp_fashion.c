@@ -12,7 +12,7 @@
 #include "core/config.h"
 #include "core/gemm.h"
 #include "core/train.h"
-#include "daemon/fashion.h"
+#include "jobs/fashion.h"
 
 static double now(void)
 {

@@ -16,7 +16,7 @@
 #include "core/train.h"
 #include "core/data_idx.h"
 #include "daemon/cli.h"
-#include "daemon/fashion.h"
+#include "jobs/fashion.h"
 #include "daemon/cli_util.h"
 #include "util/util.h"
 

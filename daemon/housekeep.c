@@ -6,6 +6,7 @@
 
 #include "daemon/daemon.h"
 #include "store/store.h"
+#include "util/log.h"
 
 /* 256 pages of 16 KiB: 4 MiB per slice, a transaction of a few milliseconds, so a worker's
  * commit never waits long behind it; a deleted 2 GB job is back in about 500 slices. */

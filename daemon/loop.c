@@ -26,26 +26,31 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api/api.h"
 #include "api/http.h"
 #include "api/reqguard.h"
 #include "api/routes.h"
 #include "daemon/notify.h"
 #include "store/lock.h"
 #include "util/util.h"
+#include "util/log.h"
 
+
+static void daemon_pump(daemon_t *d);
 
 static void on_mhd_timer(uv_timer_t *t)
 {
     daemon_pump(t->data);
 }
 
-void daemon_pump(daemon_t *d)
+/* Runs MHD and re-arms the timer from MHD_get_timeout. */
+static void daemon_pump(daemon_t *d)
 {
-    if (!d->mhd)
+    if (!d->api->mhd)
         return;
-    MHD_run(d->mhd);
+    MHD_run(d->api->mhd);
     MHD_UNSIGNED_LONG_LONG ms = 0;
-    if (MHD_get_timeout(d->mhd, &ms) == MHD_YES)
+    if (MHD_get_timeout(d->api->mhd, &ms) == MHD_YES)
         uv_timer_start(&d->mhd_timer, on_mhd_timer, ms > 60000 ? 60000 : ms, 0);
     else
         uv_timer_stop(&d->mhd_timer);
@@ -61,10 +66,15 @@ static void on_mhd_poll(uv_poll_t *p, int status, int events)
 static void on_wake(uv_async_t *a)
 {
     daemon_t *d = a->data;
-    jobs_poll(&d->jobs);
+    jobs_poll(&d->sv.jobs);
     daemon_pump(d);
 }
 
+/* api_t's pump: the HTTP side asks for MHD to run after resuming a connection. */
+static void pump_cb(void *arg)
+{
+    daemon_pump(arg);
+}
 
 static uint64_t thread_cpu_ns(void)
 {
@@ -82,11 +92,11 @@ static void on_turn_end(uv_prepare_t *h)
     if (d->turn_mark_ns) {
         uint64_t wall = now - d->turn_mark_ns, waited = idle - d->turn_idle_ns;
         uint64_t busy = wall > waited ? wall - waited : 0;
-        if (busy > d->longest_turn_ns)
-            d->longest_turn_ns = busy;
-        if (cpu - d->turn_cpu_ns > d->longest_turn_cpu_ns)
-            d->longest_turn_cpu_ns = cpu - d->turn_cpu_ns;
-        d->turns++;
+        if (busy > d->sv.longest_turn_ns)
+            d->sv.longest_turn_ns = busy;
+        if (cpu - d->turn_cpu_ns > d->sv.longest_turn_cpu_ns)
+            d->sv.longest_turn_cpu_ns = cpu - d->turn_cpu_ns;
+        d->sv.turns++;
     }
     d->turn_mark_ns = now;
     d->turn_idle_ns = idle;
@@ -96,9 +106,9 @@ static void on_turn_end(uv_prepare_t *h)
 static void on_work_done(uv_async_t *a)
 {
     daemon_t *d = a->data;
-    workq_complete(&d->quick);
-    workq_complete(&d->slow);
-    jobs_tasks_complete(&d->jobs);
+    workq_complete(&d->sv.quick);
+    workq_complete(&d->sv.slow);
+    jobs_tasks_complete(&d->sv.jobs);
 }
 
 static void close_handle(uv_handle_t *h, void *arg)
@@ -111,29 +121,29 @@ static void close_handle(uv_handle_t *h, void *arg)
 /* DRAINING: finishes once every run has let go and no deferred request is out. */
 static void drain_step(daemon_t *d)
 {
-    jobs_poll(&d->jobs);
-    if (!jobs_idle(&d->jobs) || d->inflight_work > 0) {
+    jobs_poll(&d->sv.jobs);
+    if (!jobs_idle(&d->sv.jobs) || d->api->inflight_work > 0) {
         daemon_pump(d);
         return;
     }
-    d->phase = PHASE_CLOSING;
+    d->sv.phase = PHASE_CLOSING;
     util_log(LOG_INFO, "every job is checkpointed; closing");
-    conns_close(d); /* connections still sending their head */
-    sse_hub_end(&d->hub, "");
+    conns_close(d->api); /* connections still sending their head */
+    sse_hub_end(&d->api->hub, "");
     /* Let MHD write the last bytes and end the streams. */
-    for (int i = 0; i < 20 && d->hub.nclients > 0; i++) {
-        MHD_run(d->mhd);
+    for (int i = 0; i < 20 && d->api->hub.nclients > 0; i++) {
+        MHD_run(d->api->mhd);
         usleep(5000);
     }
     uv_poll_stop(&d->mhd_poll);
     uv_close((uv_handle_t *)&d->mhd_poll, NULL);
-    MHD_stop_daemon(d->mhd);
-    d->mhd = NULL;
-    workers_stop(&d->pool);
-    d->quick.on_exit = d->slow.on_exit = http_thread_end;
-    workq_stop(&d->quick);
-    workq_stop(&d->slow);
-    jobs_tasks_stop(&d->jobs);
+    MHD_stop_daemon(d->api->mhd);
+    d->api->mhd = NULL;
+    workers_stop(&d->sv.pool);
+    d->sv.quick.on_exit = d->sv.slow.on_exit = http_thread_end;
+    workq_stop(&d->sv.quick);
+    workq_stop(&d->sv.slow);
+    jobs_tasks_stop(&d->sv.jobs);
     housekeeper_stop(&d->hk); /* stops within one slice: shutdown never does housekeeping */
     uv_walk(&d->loop, close_handle, NULL);
 }
@@ -142,24 +152,24 @@ static void on_housekeeping(uv_timer_t *t)
 {
     daemon_t *d = t->data;
     d->ticks++;
-    conns_sweep(d, util_now()); /* heads overdue (api/conns.h) */
-    if (d->phase == PHASE_DRAINING) {
+    conns_sweep(d->api, util_now()); /* heads overdue (api/conns.h) */
+    if (d->sv.phase == PHASE_DRAINING) {
         drain_step(d);
         return;
     }
-    if (d->phase != PHASE_SERVING)
+    if (d->sv.phase != PHASE_SERVING)
         return;
-    jobs_poll(&d->jobs); /* a trailing coalesced progress event, if any */
-    jobs_watchdog(&d->jobs); /* stalled runs (daemon/jobsched.c) */
-    jobs_sched_preempt(&d->jobs);
-    if (d->jobs.fixes && d->ticks % 4 == 0) /* final states a full disk refused: every second */
-        jobs_settle(&d->jobs);
+    jobs_poll(&d->sv.jobs); /* a trailing coalesced progress event, if any */
+    jobs_watchdog(&d->sv.jobs); /* stalled runs (daemon/jobsched.c) */
+    jobs_sched_preempt(&d->sv.jobs);
+    if (d->sv.jobs.fixes && d->ticks % 4 == 0) /* final states a full disk refused: every second */
+        jobs_settle(&d->sv.jobs);
     if (d->ticks % 4 == 0) /* trials that could not start (a full queue): every second */
-        sweeps_pump(&d->sweeps);
+        sweeps_pump(&d->sv.sweeps);
     if (d->ticks % 60 == 0) /* 15 s at 250 ms */
-        sse_hub_ping(&d->hub);
+        sse_hub_ping(&d->api->hub);
     else if (d->ticks % 4 == 0) /* every second: streams whose client hung up */
-        sse_hub_check_peers(&d->hub);
+        sse_hub_check_peers(&d->api->hub);
     /* Watchdog pings come from the loop itself, so a stalled loop gets restarted. */
     if (d->watchdog_ticks > 0 && d->ticks % d->watchdog_ticks == 0)
         notify_send("WATCHDOG=1");
@@ -169,17 +179,17 @@ static void on_housekeeping(uv_timer_t *t)
 static void on_signal(uv_signal_t *s, int signum)
 {
     daemon_t *d = s->data;
-    if (d->phase != PHASE_SERVING) {
+    if (d->sv.phase != PHASE_SERVING) {
         util_log(LOG_WARN, "second signal %d: exiting now", signum);
         _exit(1);
     }
     util_log(LOG_INFO, "signal %d: checkpointing every job and stopping", signum);
-    d->phase = PHASE_DRAINING;
+    d->sv.phase = PHASE_DRAINING;
     notify_send("STOPPING=1\nSTATUS=checkpointing running jobs");
     /* Close the listening socket, so the port is free (and new connections are refused)
      * while the jobs checkpoint. */
-    conns_stop_listening(d);
-    jobs_shutdown(&d->jobs);
+    conns_stop_listening(d->api);
+    jobs_shutdown(&d->sv.jobs);
     drain_step(d);
 }
 
@@ -222,9 +232,16 @@ int daemon_run(const daemon_opts *opts)
     static daemon_t dd; /* one per process; static keeps it off the stack (it is large) */
     daemon_t *d = &dd;
     memset(d, 0, sizeof *d);
-    d->opts = opts;
+    static api_t aa; /* the HTTP side, as large and as lasting */
+    memset(&aa, 0, sizeof aa);
+    d->api = &aa;
+    aa.sv = &d->sv;
+    aa.loop = &d->loop;
+    aa.pump = pump_cb;
+    aa.pump_arg = d;
+    d->sv.opts = opts;
     util_log_set_level(opts->log_level);
-    d->started = util_now();
+    d->sv.started = util_now();
     signal(SIGPIPE, SIG_IGN);
     /* Few malloc arenas: each thread's own 64 MiB arena would take address space (and, under
      * ulimit -v, the limit) for nothing the budget can see. */
@@ -238,37 +255,37 @@ int daemon_run(const daemon_opts *opts)
         fprintf(stderr, "anneald: %s\n", e.message);
         return 1;
     }
-    int rc = store_open(&d->store, opts->db, &e);
+    int rc = store_open(&d->sv.store, opts->db, &e);
     if (rc) {
         fprintf(stderr, "anneald: cannot open the store %s: %s\n", opts->db, e.message);
         return 1;
     }
     if (uv_loop_init(&d->loop) != 0) {
-        store_close(&d->store);
+        store_close(&d->sv.store);
         return 1;
     }
     struct timespec wall;
     clock_gettime(CLOCK_REALTIME, &wall);
     uint64_t first_id = ((uint64_t)wall.tv_sec * 1000 + (uint64_t)(wall.tv_nsec / 1000000)) * 1000;
-    if (sse_hub_init(&d->hub, 8192, first_id) || jobs_init(&d->jobs, d) ||
-        model_cache_init(&d->models, MODEL_CACHE_BYTES) ||
-        budget_init(&d->mem, opts->max_memory)) {
+    if (sse_hub_init(&d->api->hub, 8192, first_id) || jobs_init(&d->sv.jobs, &d->sv) ||
+        model_cache_init(&d->sv.models, MODEL_CACHE_BYTES) ||
+        budget_init(&d->sv.mem, opts->max_memory)) {
         fprintf(stderr, "anneald: out of memory\n");
         return 1;
     }
-    api_events_sink(d, &d->jobs.sink); /* the manager's events become SSE frames */
-    uv_async_init(&d->loop, &d->wake, on_wake);
-    d->wake.data = d;
-    d->models.budget = opts->max_memory ? &d->mem : NULL;
+    api_events_sink(d->api, &d->sv.jobs.sink); /* the manager's events become SSE frames */
+    uv_async_init(&d->loop, &d->sv.wake, on_wake);
+    d->sv.wake.data = d;
+    d->sv.models.budget = opts->max_memory ? &d->sv.mem : NULL;
     uv_loop_configure(&d->loop, UV_METRICS_IDLE_TIME);
     uv_prepare_init(&d->loop, &d->turn_end);
     d->turn_end.data = d;
     uv_prepare_start(&d->turn_end, on_turn_end);
     uv_async_init(&d->loop, &d->work_done, on_work_done);
     d->work_done.data = d;
-    if (workq_init(&d->quick, "quick", QUICK_THREADS, QUICK_DEPTH, &d->work_done) ||
-        workq_init(&d->slow, "slow", SLOW_THREADS, SLOW_DEPTH, &d->work_done) ||
-        jobs_tasks_start(&d->jobs, opts->db, &d->work_done)) {
+    if (workq_init(&d->sv.quick, "quick", QUICK_THREADS, QUICK_DEPTH, &d->work_done) ||
+        workq_init(&d->sv.slow, "slow", SLOW_THREADS, SLOW_DEPTH, &d->work_done) ||
+        jobs_tasks_start(&d->sv.jobs, opts->db, &d->work_done)) {
         fprintf(stderr, "anneald: cannot start the request threads\n");
         return 1;
     }
@@ -285,20 +302,20 @@ int daemon_run(const daemon_opts *opts)
     /* MHD gets connections from the gate (api/conns.h) once their head is in; it listens on
      * nothing itself. Its idle timeout ends a connection that neither reads nor writes for
      * 30 s, which includes a stream whose reader stopped taking bytes. */
-    d->mhd = MHD_start_daemon(flags, 0, NULL, NULL, http_access, d,
-                              MHD_OPTION_EXTERNAL_LOGGER, reqguard_mhd_log, d, /* first */
-                              MHD_OPTION_NOTIFY_COMPLETED, http_completed, d,
-                              MHD_OPTION_NOTIFY_CONNECTION, conns_mhd_notify, d,
+    d->api->mhd = MHD_start_daemon(flags, 0, NULL, NULL, http_access, d->api,
+                              MHD_OPTION_EXTERNAL_LOGGER, reqguard_mhd_log, d->api, /* first */
+                              MHD_OPTION_NOTIFY_COMPLETED, http_completed, d->api,
+                              MHD_OPTION_NOTIFY_CONNECTION, conns_mhd_notify, d->api,
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30,
                               MHD_OPTION_CONNECTION_LIMIT, (unsigned int)CONNS_MAX,
                               MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
                               MHD_OPTION_END);
-    if (!d->mhd) {
+    if (!d->api->mhd) {
         fprintf(stderr, "anneald: cannot start the HTTP server\n");
         return 1;
     }
-    d->gate.fd = -1;
-    rc = conns_listen(d, (struct sockaddr *)&ss,
+    d->api->gate.fd = -1;
+    rc = conns_listen(d->api, (struct sockaddr *)&ss,
                       ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                                : sizeof(struct sockaddr_in),
                       &d->port);
@@ -307,7 +324,7 @@ int daemon_run(const daemon_opts *opts)
                 strerror(-rc));
         return 1;
     }
-    const union MHD_DaemonInfo *ei = MHD_get_daemon_info(d->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+    const union MHD_DaemonInfo *ei = MHD_get_daemon_info(d->api->mhd, MHD_DAEMON_INFO_EPOLL_FD);
     uv_poll_init(&d->loop, &d->mhd_poll, ei->epoll_fd);
     d->mhd_poll.data = d;
     uv_poll_start(&d->mhd_poll, UV_READABLE, on_mhd_poll);
@@ -323,22 +340,22 @@ int daemon_run(const daemon_opts *opts)
     d->sigint.data = d;
     uv_signal_start(&d->sigint, on_signal, SIGINT);
 
-    if (sweeps_init(&d->sweeps, d) != 0) {
+    if (sweeps_init(&d->sv.sweeps, &d->sv) != 0) {
         fprintf(stderr, "anneald: cannot start the sweeps\n");
         return 1;
     }
-    api_sweeps_sink(d, &d->sweeps.sink); /* sweep events become SSE frames */
-    if (sweeps_recover(&d->sweeps, &e))
+    api_sweeps_sink(d->api, &d->sv.sweeps.sink); /* sweep events become SSE frames */
+    if (sweeps_recover(&d->sv.sweeps, &e))
         util_log(LOG_ERROR, "sweep recovery failed: %s", e.message);
-    d->jobs.nworkers = opts->workers; /* preemption needs to know when all are busy */
+    d->sv.jobs.nworkers = opts->workers; /* preemption needs to know when all are busy */
     int64_t parts = 0; /* uploads a stop cut short (store/uploads.c) */
-    if (store_upload_sweep(&d->store, &parts, &e) != 0)
+    if (store_upload_sweep(&d->sv.store, &parts, &e) != 0)
         util_log(LOG_WARN, "cannot delete the parts of unfinished uploads: %s", e.message);
     else if (parts)
         util_log(LOG_INFO, "deleted %lld part(s) of uploads a stop cut short", (long long)parts);
-    if (jobs_recover(&d->jobs, &e))
+    if (jobs_recover(&d->sv.jobs, &e))
         util_log(LOG_ERROR, "restart recovery failed: %s", e.message);
-    rc = workers_start(&d->pool, &d->jobs, opts->db, opts->workers);
+    rc = workers_start(&d->sv.pool, &d->sv.jobs, opts->db, opts->workers);
     if (rc) {
         fprintf(stderr, "anneald: cannot start %d workers: %s\n", opts->workers, strerror(-rc));
         return 1;
@@ -367,15 +384,15 @@ int daemon_run(const daemon_opts *opts)
 
     if (uv_loop_close(&d->loop) != 0)
         util_log(LOG_WARN, "the loop closed with handles still open");
-    jobs_close(&d->jobs);
-    sweeps_free(&d->sweeps);
-    sse_hub_close(&d->hub);
-    model_cache_free(&d->models);
-    conns_free(d);
-    budget_free(&d->mem);
+    jobs_close(&d->sv.jobs);
+    sweeps_free(&d->sv.sweeps);
+    sse_hub_close(&d->api->hub);
+    model_cache_free(&d->sv.models);
+    conns_free(d->api);
+    budget_free(&d->sv.mem);
     /* No vacuum or WAL truncation here: the housekeeping thread did that in slices while
      * serving, and whatever is left waits for the next start. */
-    store_close(&d->store);
+    store_close(&d->sv.store);
     store_lock_release(&lock);
     util_log(LOG_INFO, "stopped");
     return d->exit_code;

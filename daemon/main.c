@@ -5,9 +5,9 @@
 #include "daemon/cli.h"
 #include "daemon/cli_lrfind.h"
 #include "daemon/daemon.h"
-#include "daemon/mpirun.h"
+#include "jobs/mpirun.h"
 #include "daemon/options.h"
-#include "daemon/version.h"
+#include "util/version.h"
 
 int main(int argc, char **argv)
 {
@@ -21,7 +21,7 @@ int main(int argc, char **argv)
         return cli_generate(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "lr-find") == 0)
         return cli_lrfind(argc - 1, argv + 1);
-    if (argc > 1 && strcmp(argv[1], "rank") == 0) /* the MPI rank program (daemon/mpirun.h) */
+    if (argc > 1 && strcmp(argv[1], "rank") == 0) /* the MPI rank program (jobs/mpirun.h) */
         return mpirun_exec_rank(argc - 1, argv + 1);
 
     daemon_opts o;

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "core/memest.h"
-#include "daemon/mpirun.h"
+#include "jobs/mpirun.h"
 
 void options_defaults(daemon_opts *o)
 {

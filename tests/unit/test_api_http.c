@@ -12,9 +12,10 @@
 #include <cmocka.h>
 
 #include "api/http.h"
-#include "daemon/daemon.h"
+#include "api/api.h"
 
-static daemon_t D; /* large: kept off the stack */
+static service SV; /* large: kept off the stack */
+static api_t D = {.sv = &SV};
 
 /* A request that was handed off (a worker or the thread pool was to answer it) and resumed
  * with no answer, as when the answer could not be made (out of memory): the handler must end
@@ -25,7 +26,7 @@ static void resumed_without_an_answer_closes(void **state)
     (void)state;
     http_req *r = calloc(1, sizeof *r);
     assert_non_null(r);
-    r->d = &D;
+    r->api = &D;
     void *con = r;
     r->handed_off = 1;  /* suspended, then resumed ... */
     r->suspended = 0;
@@ -45,7 +46,7 @@ static void suspended_request_waits(void **state)
     (void)state;
     http_req *r = calloc(1, sizeof *r);
     assert_non_null(r);
-    r->d = &D;
+    r->api = &D;
     void *con = r;
     r->handed_off = 1;
     r->suspended = 1;

@@ -12,7 +12,7 @@
 #include <cmocka.h>
 
 #include "core/config_sched.h"
-#include "daemon/jobmgr.h"
+#include "jobs/jobmgr.h"
 
 static cJSON *js(const char *text)
 {

@@ -18,27 +18,30 @@
 
 #include "api/http.h"
 #include "api/routes.h"
-#include "daemon/daemon.h"
+#include "api/api.h"
+#include "daemon/options.h"
 #include "tests/unit/store_fixture.h"
 
 typedef struct env {
     void *fix;                 /* store_fixture.h: the temporary directory and its database */
-    daemon_t d;                /* the loop thread's state, with its own store connection */
+    service sv;                /* the manager's side, with the loop thread's store connection */
+    api_t api;                 /* the HTTP side: its SSE hub takes the events */
+    uv_loop_t loop;
     daemon_opts opts;
 } env;
 
 /* The loop's wake-up: the state thread's finished writes are answered here. */
 static void on_async(uv_async_t *a)
 {
-    daemon_t *d = a->data;
+    service *d = a->data;
     jobs_tasks_complete(&d->jobs);
 }
 
 /* Runs the loop until every state write handed to the state thread has been answered. */
 static void settle(env *v)
 {
-    while (v->d.jobs.tasks_out > 0)
-        uv_run(&v->d.loop, UV_RUN_ONCE);
+    while (v->sv.jobs.tasks_out > 0)
+        uv_run(&v->loop, UV_RUN_ONCE);
 }
 
 static int env_setup(void **state)
@@ -50,15 +53,16 @@ static int env_setup(void **state)
     }
     an_err e;
     options_defaults(&v->opts);
-    v->d.opts = &v->opts;
-    if (store_open(&v->d.store, ((fixture *)v->fix)->path, &e) != 0 ||
-        uv_loop_init(&v->d.loop) != 0 || uv_async_init(&v->d.loop, &v->d.wake, on_async) != 0 ||
-        sse_hub_init(&v->d.hub, 64, 1) != 0 || jobs_init(&v->d.jobs, &v->d) != 0 ||
-        model_cache_init(&v->d.models, 1 << 20) != 0 ||
-        jobs_tasks_start(&v->d.jobs, ((fixture *)v->fix)->path, &v->d.wake) != 0)
+    v->sv.opts = &v->opts;
+    v->api.sv = &v->sv;
+    if (store_open(&v->sv.store, ((fixture *)v->fix)->path, &e) != 0 ||
+        uv_loop_init(&v->loop) != 0 || uv_async_init(&v->loop, &v->sv.wake, on_async) != 0 ||
+        sse_hub_init(&v->api.hub, 64, 1) != 0 || jobs_init(&v->sv.jobs, &v->sv) != 0 ||
+        model_cache_init(&v->sv.models, 1 << 20) != 0 ||
+        jobs_tasks_start(&v->sv.jobs, ((fixture *)v->fix)->path, &v->sv.wake) != 0)
         return -1;
-    v->d.wake.data = &v->d;
-    api_events_sink(&v->d, &v->d.jobs.sink);
+    v->sv.wake.data = &v->sv;
+    api_events_sink(&v->api, &v->sv.jobs.sink);
     *state = v;
     return 0;
 }
@@ -66,13 +70,13 @@ static int env_setup(void **state)
 static int env_teardown(void **state)
 {
     env *v = *state;
-    jobs_close(&v->d.jobs);
-    model_cache_free(&v->d.models);
-    sse_hub_close(&v->d.hub);
-    uv_close((uv_handle_t *)&v->d.wake, NULL);
-    uv_run(&v->d.loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&v->d.loop), 0);
-    store_close(&v->d.store);
+    jobs_close(&v->sv.jobs);
+    model_cache_free(&v->sv.models);
+    sse_hub_close(&v->api.hub);
+    uv_close((uv_handle_t *)&v->sv.wake, NULL);
+    uv_run(&v->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&v->loop), 0);
+    store_close(&v->sv.store);
     fixture_teardown(&v->fix);
     free(v);
     return 0;
@@ -81,8 +85,8 @@ static int env_teardown(void **state)
 /* A queued job in the store and in the manager's queue; its id to `id`. */
 static void new_job(env *v, char id[STORE_ID_LEN])
 {
-    assert_int_equal(make_job(&v->d.store, "t", NULL, id), 0);
-    assert_int_equal(jobs_enqueue(&v->d.jobs, id), 0);
+    assert_int_equal(make_job(&v->sv.store, "t", NULL, id), 0);
+    assert_int_equal(jobs_enqueue(&v->sv.jobs, id), 0);
 }
 
 static store_job_state state_of(env *v, const char *id)
@@ -90,7 +94,7 @@ static store_job_state state_of(env *v, const char *id)
     store_job row;
     memset(&row, 0, sizeof row);
     an_err e;
-    assert_int_equal(store_job_get(&v->d.store, id, &row, &e), 0);
+    assert_int_equal(store_job_get(&v->sv.store, id, &row, &e), 0);
     store_job_state st = row.state;
     store_job_free(&row);
     return st;
@@ -99,11 +103,11 @@ static store_job_state state_of(env *v, const char *id)
 /* The worker's side: takes the run, marks the job running. */
 static job_run *worker_takes(env *v, const char *id)
 {
-    job_run *run = jobs_take(&v->d.jobs);
+    job_run *run = jobs_take(&v->sv.jobs);
     assert_non_null(run);
     assert_string_equal(run->id, id);
     an_err e;
-    assert_int_equal(store_job_set_state(&v->d.store, id, STORE_MASK(STORE_QUEUED),
+    assert_int_equal(store_job_set_state(&v->sv.store, id, STORE_MASK(STORE_QUEUED),
                                          STORE_RUNNING, NULL, NULL, &e), 0);
     uv_mutex_lock(&run->mu);
     run->snap.started = 1;
@@ -115,19 +119,19 @@ static job_run *worker_takes(env *v, const char *id)
 static void worker_ends(env *v, job_run *run, store_job_state st)
 {
     an_err e;
-    assert_int_equal(store_job_set_state(&v->d.store, run->id,
+    assert_int_equal(store_job_set_state(&v->sv.store, run->id,
                                          STORE_MASK(STORE_RUNNING) | STORE_MASK(STORE_QUEUED), st,
                                          NULL, NULL, &e), 0);
     uv_mutex_lock(&run->mu);
     run->snap.final = st;
     uv_mutex_unlock(&run->mu);
-    jobs_done(&v->d.jobs, run);
+    jobs_done(&v->sv.jobs, run);
 }
 
 /* The data of the newest event in the hub's ring, parsed (caller deletes). */
 static cJSON *last_event(env *v, char event[16])
 {
-    sse_hub *h = &v->d.hub;
+    sse_hub *h = &v->api.hub;
     assert_true(h->ring_len > 0);
     const sse_event *ev = &h->ring[(h->ring_head + h->ring_len - 1) % h->ring_cap];
     assert_int_equal(sscanf(ev->frame, "event: %15s", event), 1);
@@ -180,14 +184,14 @@ static void cancel_after_pause_cancels(void **state)
     waiter_init(&p);
     waiter_init(&c);
     job_outcome o;
-    assert_int_equal(jobs_pause(&v->d.jobs, id, &p.w, &o), 1);
+    assert_int_equal(jobs_pause(&v->sv.jobs, id, &p.w, &o), 1);
     assert_int_equal(atomic_load(&run->stop), STOP_PAUSE); /* the worker reads it here */
-    assert_int_equal(jobs_cancel(&v->d.jobs, id, &c.w, &o), 1);
+    assert_int_equal(jobs_cancel(&v->sv.jobs, id, &c.w, &o), 1);
     assert_int_equal(atomic_load(&run->stop), STOP_CANCEL); /* too late for the worker */
     assert_int_equal(p.called + c.called, 0);
     worker_ends(v, run, STORE_PAUSED);
-    jobs_poll(&v->d.jobs);
-    assert_null(jobs_find(&v->d.jobs, id));
+    jobs_poll(&v->sv.jobs);
+    assert_null(jobs_find(&v->sv.jobs, id));
     assert_int_equal(state_of(v, id), STORE_CANCELLED);
     assert_int_equal(p.called, 1);
     assert_int_equal(c.called, 1);
@@ -207,9 +211,9 @@ static void pause_stays_paused(void **state)
     waiter p;
     waiter_init(&p);
     job_outcome o;
-    assert_int_equal(jobs_pause(&v->d.jobs, id, &p.w, &o), 1);
+    assert_int_equal(jobs_pause(&v->sv.jobs, id, &p.w, &o), 1);
     worker_ends(v, run, STORE_PAUSED);
-    jobs_poll(&v->d.jobs);
+    jobs_poll(&v->sv.jobs);
     assert_int_equal(state_of(v, id), STORE_PAUSED);
     assert_int_equal(p.called, 1);
     assert_int_equal(p.o.result, JOB_OK);
@@ -227,8 +231,8 @@ static void pause_of_a_queued_job_needs_no_worker(void **state)
     waiter p;
     waiter_init(&p);
     job_outcome o;
-    assert_int_equal(jobs_pause(&v->d.jobs, id, &p.w, &o), 1);
-    assert_null(jobs_find(&v->d.jobs, id)); /* no worker can take it any more */
+    assert_int_equal(jobs_pause(&v->sv.jobs, id, &p.w, &o), 1);
+    assert_null(jobs_find(&v->sv.jobs, id)); /* no worker can take it any more */
     settle(v);
     assert_int_equal(p.called, 1);
     assert_int_equal(p.o.result, JOB_OK);
@@ -244,7 +248,7 @@ static job_outcome via_state_thread(env *v, int (*fn)(jobmgr *, const char *, jo
     waiter w;
     waiter_init(&w);
     job_outcome o;
-    assert_int_equal(fn(&v->d.jobs, id, &w.w, &o), 1);
+    assert_int_equal(fn(&v->sv.jobs, id, &w.w, &o), 1);
     settle(v);
     assert_int_equal(w.called, 1);
     return w.o;
@@ -258,8 +262,8 @@ static void refusals_change_nothing(void **state)
     new_job(v, id);
     job_run *run = worker_takes(v, id);
     worker_ends(v, run, STORE_COMPLETED);
-    jobs_poll(&v->d.jobs);
-    size_t events = v->d.hub.ring_len;
+    jobs_poll(&v->sv.jobs);
+    size_t events = v->api.hub.ring_len;
     job_outcome o = via_state_thread(v, jobs_pause, "j_nosuchjob");
     assert_int_equal(o.result, JOB_NOT_FOUND);
     assert_string_equal(o.field, "id");
@@ -274,20 +278,20 @@ static void refusals_change_nothing(void **state)
     assert_int_equal(o.result, JOB_CONFLICT);
     assert_non_null(strstr(o.message, "resume"));
     assert_int_equal(state_of(v, id), STORE_COMPLETED);
-    assert_int_equal(v->d.hub.ring_len, events);
+    assert_int_equal(v->api.hub.ring_len, events);
     /* A resume of a job a worker holds is refused from memory, without the store. */
     char busy[STORE_ID_LEN];
     new_job(v, busy);
     job_run *held = worker_takes(v, busy);
     waiter w;
     waiter_init(&w);
-    assert_int_equal(jobs_resume(&v->d.jobs, busy, &w.w, &o), 0);
+    assert_int_equal(jobs_resume(&v->sv.jobs, busy, &w.w, &o), 0);
     assert_int_equal(o.result, JOB_CONFLICT);
     assert_int_equal(o.state, STORE_RUNNING);
     assert_non_null(strstr(o.message, "running"));
     assert_int_equal(w.called, 0);
     worker_ends(v, held, STORE_COMPLETED);
-    jobs_poll(&v->d.jobs);
+    jobs_poll(&v->sv.jobs);
 }
 
 /* While another connection holds the store's write lock (as a worker does for seconds while
@@ -308,9 +312,9 @@ static void transitions_do_not_wait_for_the_write_lock(void **state)
     waiter wa, wb;
     waiter_init(&wa);
     waiter_init(&wb);
-    assert_int_equal(jobs_resume(&v->d.jobs, a, &wa.w, &o), 1);
-    assert_int_equal(jobs_pause(&v->d.jobs, b, &wb.w, &o), 1);
-    uv_run(&v->d.loop, UV_RUN_NOWAIT);
+    assert_int_equal(jobs_resume(&v->sv.jobs, a, &wa.w, &o), 1);
+    assert_int_equal(jobs_pause(&v->sv.jobs, b, &wb.w, &o), 1);
+    uv_run(&v->loop, UV_RUN_NOWAIT);
     assert_int_equal(wa.called + wb.called, 0); /* still waiting for the lock */
     assert_int_equal(state_of(v, a), STORE_PAUSED);
     assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
@@ -319,7 +323,7 @@ static void transitions_do_not_wait_for_the_write_lock(void **state)
     assert_int_equal(wa.called, 1);
     assert_int_equal(wa.o.result, JOB_OK);
     assert_int_equal(wa.o.state, STORE_QUEUED);
-    assert_non_null(jobs_find(&v->d.jobs, a)); /* queued for the workers again */
+    assert_non_null(jobs_find(&v->sv.jobs, a)); /* queued for the workers again */
     assert_int_equal(wb.o.result, JOB_OK);
     assert_int_equal(wb.o.state, STORE_PAUSED);
     assert_int_equal(state_of(v, a), STORE_QUEUED);
@@ -334,12 +338,12 @@ static void refused_write_leaves_the_queue_right(void **state)
     char id[STORE_ID_LEN];
     new_job(v, id);
     an_err e;
-    assert_int_equal(store_job_set_state(&v->d.store, id, STORE_MASK_ALL, STORE_CANCELLED, NULL,
+    assert_int_equal(store_job_set_state(&v->sv.store, id, STORE_MASK_ALL, STORE_CANCELLED, NULL,
                                          NULL, &e), 0);
     job_outcome o = via_state_thread(v, jobs_pause, id);
     assert_int_equal(o.result, JOB_CONFLICT);
     assert_int_equal(o.state, STORE_CANCELLED);
-    assert_null(jobs_find(&v->d.jobs, id));
+    assert_null(jobs_find(&v->sv.jobs, id));
 }
 
 /* A job that completed before the worker saw a cancel stays completed, and says so. */
@@ -352,9 +356,9 @@ static void cancel_too_late_for_a_completed_job(void **state)
     waiter c;
     waiter_init(&c);
     job_outcome o;
-    assert_int_equal(jobs_cancel(&v->d.jobs, id, &c.w, &o), 1);
+    assert_int_equal(jobs_cancel(&v->sv.jobs, id, &c.w, &o), 1);
     worker_ends(v, run, STORE_COMPLETED);
-    jobs_poll(&v->d.jobs);
+    jobs_poll(&v->sv.jobs);
     assert_int_equal(state_of(v, id), STORE_COMPLETED);
     assert_int_equal(c.called, 1);
     assert_int_equal(c.o.state, STORE_COMPLETED);
@@ -377,17 +381,17 @@ static void shutdown_keeps_an_asked_stop(void **state)
     waiter_init(&wa);
     waiter_init(&wb);
     job_outcome o;
-    assert_int_equal(jobs_cancel(&v->d.jobs, a, &wa.w, &o), 1);
-    assert_int_equal(jobs_pause(&v->d.jobs, b, &wb.w, &o), 1);
-    jobs_shutdown(&v->d.jobs);
+    assert_int_equal(jobs_cancel(&v->sv.jobs, a, &wa.w, &o), 1);
+    assert_int_equal(jobs_pause(&v->sv.jobs, b, &wb.w, &o), 1);
+    jobs_shutdown(&v->sv.jobs);
     assert_int_equal(atomic_load(&ra->stop), STOP_CANCEL);
     assert_int_equal(atomic_load(&rb->stop), STOP_PAUSE);
     assert_int_equal(atomic_load(&rc->stop), STOP_SHUTDOWN);
     worker_ends(v, ra, STORE_CANCELLED);
     worker_ends(v, rb, STORE_PAUSED);
     worker_ends(v, rc, STORE_QUEUED);
-    jobs_poll(&v->d.jobs);
-    assert_true(jobs_idle(&v->d.jobs));
+    jobs_poll(&v->sv.jobs);
+    assert_true(jobs_idle(&v->sv.jobs));
     assert_int_equal(state_of(v, a), STORE_CANCELLED);
     assert_int_equal(state_of(v, b), STORE_PAUSED);
     assert_int_equal(state_of(v, c), STORE_QUEUED);
@@ -405,15 +409,15 @@ static void delete_right_after_completion(void **state)
     job_run *run = worker_takes(v, id);
     worker_ends(v, run, STORE_COMPLETED);
     job_outcome o;
-    jobs_delete_check(&v->d.jobs, id, &o);
+    jobs_delete_check(&v->sv.jobs, id, &o);
     assert_int_equal(o.result, JOB_OK);
-    jobs_delete_store(&v->d.store, id, &o);
+    jobs_delete_store(&v->sv.store, id, &o);
     assert_int_equal(o.result, JOB_OK);
     store_job row;
     memset(&row, 0, sizeof row);
     an_err e;
-    assert_int_equal(store_job_get(&v->d.store, id, &row, &e), -ENOENT);
-    jobs_delete_store(&v->d.store, id, &o);
+    assert_int_equal(store_job_get(&v->sv.store, id, &row, &e), -ENOENT);
+    jobs_delete_store(&v->sv.store, id, &o);
     assert_int_equal(o.result, JOB_NOT_FOUND);
     assert_string_equal(o.field, "id");
 }
@@ -427,16 +431,16 @@ static void delete_of_a_held_job_changes_nothing(void **state)
     new_job(v, id);
     job_run *run = worker_takes(v, id);
     job_outcome o;
-    jobs_delete_check(&v->d.jobs, id, &o);
+    jobs_delete_check(&v->sv.jobs, id, &o);
     assert_int_equal(o.result, JOB_CONFLICT);
     assert_string_equal(o.field, "state");
-    jobs_delete_store(&v->d.store, id, &o);
+    jobs_delete_store(&v->sv.store, id, &o);
     assert_int_equal(o.result, JOB_CONFLICT);
     assert_int_equal(o.state, STORE_RUNNING);
     assert_int_equal(state_of(v, id), STORE_RUNNING);
-    assert_non_null(jobs_find(&v->d.jobs, id));
+    assert_non_null(jobs_find(&v->sv.jobs, id));
     worker_ends(v, run, STORE_COMPLETED);
-    jobs_poll(&v->d.jobs);
+    jobs_poll(&v->sv.jobs);
 }
 
 /* Resume right after the pause landed in the store (the worker has let go, the loop has not
@@ -450,14 +454,14 @@ static void resume_right_after_pause(void **state)
     waiter p;
     waiter_init(&p);
     job_outcome o;
-    assert_int_equal(jobs_pause(&v->d.jobs, id, &p.w, &o), 1);
+    assert_int_equal(jobs_pause(&v->sv.jobs, id, &p.w, &o), 1);
     worker_ends(v, run, STORE_PAUSED);
     o = via_state_thread(v, jobs_resume, id);
     assert_int_equal(o.result, JOB_OK);
     assert_int_equal(o.state, STORE_QUEUED);
     assert_int_equal(p.called, 1); /* the pause was answered when its run was reaped */
     assert_int_equal(state_of(v, id), STORE_QUEUED);
-    job_run *again = jobs_find(&v->d.jobs, id);
+    job_run *again = jobs_find(&v->sv.jobs, id);
     assert_non_null(again);
     assert_int_equal(atomic_load(&again->stop), STOP_NONE);
     assert_last_state(v, "queued");

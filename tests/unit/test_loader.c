@@ -15,7 +15,7 @@
 #include "core/config.h"
 #include "core/infer.h"
 #include "core/train.h"
-#include "daemon/loader.h"
+#include "jobs/loader.h"
 #include "tests/unit/store_fixture.h"
 
 #define SPEC                                                                                     \

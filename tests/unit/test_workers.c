@@ -12,8 +12,8 @@
 
 #include <cmocka.h>
 
-#include "daemon/daemon.h"
-#include "daemon/wctx.h"
+#include "jobs/service.h"
+#include "jobs/wctx.h"
 #include "tests/unit/store_fixture.h"
 #include "util/util.h"
 

@@ -1,5 +1,5 @@
 /* writer — a worker's writer thread: the ring of metric batches and checkpoints the worker
- * fills and the writer commits, in order, on the worker's store connection (daemon/wctx.h
+ * fills and the writer commits, in order, on the worker's store connection (jobs/wctx.h
  * describes the hand-over). */
 #include <assert.h>
 #include <errno.h>
@@ -7,8 +7,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "daemon/daemon.h"
-#include "daemon/wctx.h"
+#include "jobs/service.h"
+#include "jobs/wctx.h"
 #include "util/util.h"
 
 /* Reads the clock and gives the rows since the previous read their times, spread evenly over

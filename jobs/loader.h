@@ -20,7 +20,7 @@
 #include "core/config.h"
 #include "core/err.h"
 #include "core/infer.h"
-#include "daemon/budget.h"
+#include "jobs/budget.h"
 #include "store/store.h"
 
 #define MODEL_CACHE_ENTRIES 4

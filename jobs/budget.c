@@ -1,5 +1,5 @@
 /* budget — the daemon's memory budget: reservations against --max-memory. */
-#include "daemon/budget.h"
+#include "jobs/budget.h"
 
 #include <errno.h>
 #include <stdio.h>

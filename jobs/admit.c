@@ -1,13 +1,14 @@
 /* admit — the memory budget and free-disk checks of the workers. */
-#include "daemon/admit.h"
+#include "jobs/admit.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "core/memest.h"
-#include "daemon/daemon.h"
-#include "daemon/loader.h"
+#include "jobs/service.h"
+#include "jobs/loader.h"
+#include "util/log.h"
 
 int admit_disk_low(const daemon_opts *o, char *msg, size_t size)
 {
@@ -48,7 +49,7 @@ static uint64_t job_charge(store_t *st, const char *id, mem_estimate *m)
     return budget_job_charge(m);
 }
 
-int admit_job(struct daemon *d, store_t *st, job_run *run, uint64_t *charge, char *why,
+int admit_job(struct service *d, store_t *st, job_run *run, uint64_t *charge, char *why,
               size_t size)
 {
     membudget *b = &d->mem;

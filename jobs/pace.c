@@ -1,5 +1,5 @@
-/* pace — the recent pace of a run and the checkpoint token bucket (daemon/pace.h). */
-#include "daemon/pace.h"
+/* pace — the recent pace of a run and the checkpoint token bucket (jobs/pace.h). */
+#include "jobs/pace.h"
 
 #include <math.h>
 

@@ -14,10 +14,11 @@
 #include "core/config_metrics.h"
 #include "core/memest.h"
 #include "core/train.h"
-#include "daemon/admit.h"
-#include "daemon/daemon.h"
-#include "daemon/wctx.h"
+#include "jobs/admit.h"
+#include "jobs/service.h"
+#include "jobs/wctx.h"
 #include "util/util.h"
+#include "util/log.h"
 
 /* Makes `rep` the run's snapshot that the loop thread reads; `now` is the monotonic time. */
 static void publish(wctx *w, const train_report *rep, int64_t total, double now)
@@ -195,7 +196,7 @@ static int prepare(wctx *w, const store_job *row, job_spec *spec, train **out, a
     return 0;
 }
 
-/* Admits the job against the memory budget (daemon/admit.h), finishing it as a stop that
+/* Admits the job against the memory budget (jobs/admit.h), finishing it as a stop that
  * came first asks, or failed when it could never fit. 0 with *charge reserved. */
 static int admit(wctx *w, uint64_t *charge)
 {
@@ -310,7 +311,7 @@ static void run_admitted(wctx *w)
     int failed = 0, disk_full = 0, rc;
     char errmsg[900] = "";
     int64_t stride = 1; /* steps between clock reads, adapted to the job's pace */
-    /* A sweep's trial meets ASHA's rungs (daemon/sweeps.h): at each it may be stopped. */
+    /* A sweep's trial meets ASHA's rungs (jobs/sweeps.h): at each it may be stopped. */
     int64_t rungs[SWEEP_MAX_RUNGS];
     int nrungs = sweeps_trial_rungs(&w->jobs->d->sweeps, run->id, total, rungs, SWEEP_MAX_RUNGS);
     int rung_i = 0;

@@ -1,23 +1,23 @@
 /* admit — what a worker checks before and while it trains a job: the daemon's memory budget
- * (daemon/budget.h) and the free space of the store's file system (--min-free-disk). */
+ * (jobs/budget.h) and the free space of the store's file system (--min-free-disk). */
 #ifndef ANNEALD_ADMIT_H
 #define ANNEALD_ADMIT_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "daemon/jobmgr.h"
-#include "daemon/options.h"
+#include "jobs/jobmgr.h"
+#include "jobs/settings.h"
 #include "store/store.h"
 
-struct daemon;
+struct service;
 
 /* Reserves the job's charge in the budget, waiting while it does not fit (the reason is on
  * the run's snapshot, shown as the job's queue_reason, meanwhile). 0 with *charge reserved
  * (0 without a budget or for a spec that does not parse: the start reports that); 1 when a
  * pause, cancel or stop came first (run->stop says which); -1 with `why` when the job could
  * never fit. */
-int admit_job(struct daemon *d, store_t *st, job_run *run, uint64_t *charge, char *why,
+int admit_job(struct service *d, store_t *st, job_run *run, uint64_t *charge, char *why,
               size_t size);
 
 /* 1 with a message in msg when the store's file system has less free space than

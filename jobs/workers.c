@@ -1,7 +1,7 @@
 /* workers — the fixed pool of training threads: each opens its store connection (retrying
  * while it cannot), starts its writer thread and trains the runs it takes off the queue
  * (daemon/jobrun.c). */
-#include "daemon/workers.h"
+#include "jobs/workers.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -10,8 +10,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "daemon/daemon.h"
-#include "daemon/wctx.h"
+#include "jobs/service.h"
+#include "jobs/wctx.h"
+#include "util/log.h"
 
 /* 1 once the pool is told to quit; else waits up to `ms` (or until a job is queued). */
 static int wait_quit(worker_pool *p, int ms)

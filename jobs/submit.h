@@ -12,7 +12,7 @@
 #include <cjson/cJSON.h>
 
 #include "core/err.h"
-#include "daemon/options.h"
+#include "jobs/settings.h"
 #include "store/store.h"
 
 /* At most this many spec errors are reported for one submission. */

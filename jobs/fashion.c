@@ -1,5 +1,5 @@
 /* fashion — the Fashion-MNIST files from disk (fashion.h). */
-#include "daemon/fashion.h"
+#include "jobs/fashion.h"
 
 #include <errno.h>
 #include <stdint.h>

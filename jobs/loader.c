@@ -1,9 +1,9 @@
 /* loader — jobs out of the store for training and for inference; the model cache. */
-#include "daemon/loader.h"
+#include "jobs/loader.h"
 
 #include "core/blob_pick.h"
 #include "core/data_idx.h"
-#include "daemon/fashion.h"
+#include "jobs/fashion.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -3,7 +3,7 @@
 #ifndef ANNEALD_JOBMGR_INTERNAL_H
 #define ANNEALD_JOBMGR_INTERNAL_H
 
-#include "daemon/jobmgr.h"
+#include "jobs/jobmgr.h"
 
 /* Frees a run that is in no list any more. */
 void jobs_run_free(job_run *r);

@@ -31,10 +31,10 @@
 #include <cjson/cJSON.h>
 #include <uv.h>
 
-#include "daemon/workq.h"
+#include "jobs/workq.h"
 #include "store/store.h"
 
-struct daemon;
+struct service;
 struct job_snap;
 
 /* What a transition did. JOB_OK: `state` is the job's state now. Otherwise `message` says
@@ -142,7 +142,7 @@ typedef struct job_run {
 } job_run;
 
 typedef struct jobmgr {
-    struct daemon *d;
+    struct service *d;
     uv_mutex_t mu;               /* guards the queue, taken flags, quit */
     uv_cond_t cond;              /* signalled on enqueue and quit */
     job_run *qhead, *qtail;      /* runs no worker has taken, by priority (jobs_sched_insert) */
@@ -181,7 +181,7 @@ typedef struct job_overlay {
 } job_overlay;
 
 /* Loop thread. */
-int jobs_init(jobmgr *m, struct daemon *d);
+int jobs_init(jobmgr *m, struct service *d);
 
 /* The final state of job `id` the store has not taken yet, or NULL (loop thread). */
 job_fix *jobs_find_fix(jobmgr *m, const char *id);

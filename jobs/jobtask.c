@@ -16,8 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/daemon.h"
-#include "daemon/jobmgr_internal.h"
+#include "jobs/service.h"
+#include "jobs/jobmgr_internal.h"
 
 #define TASK_DEPTH 1024 /* transitions waiting for the store before new ones get JOB_BUSY */
 

@@ -1,5 +1,5 @@
 /* jobmgr — the job manager: state machine, queue, and progress-to-events bridge. */
-#include "daemon/jobmgr.h"
+#include "jobs/jobmgr.h"
 
 #include <errno.h>
 #include <math.h>
@@ -7,13 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/daemon.h"
-#include "daemon/jobmgr_internal.h"
+#include "jobs/service.h"
+#include "jobs/jobmgr_internal.h"
 #include "util/util.h"
+#include "util/log.h"
 
 #define PROGRESS_INTERVAL 0.1 /* seconds between progress events of one job */
 
-int jobs_init(jobmgr *m, struct daemon *d)
+int jobs_init(jobmgr *m, struct service *d)
 {
     memset(m, 0, sizeof *m);
     m->d = d;

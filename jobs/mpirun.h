@@ -9,7 +9,7 @@
 
 #include <stddef.h>
 
-#include "daemon/options.h"
+#include "jobs/settings.h"
 
 /* The rank program's file name, looked for next to the daemon's own executable. */
 #define MPIRUN_RANK_PROGRAM "anneald-rank"

@@ -27,7 +27,7 @@
 #include "core/sweep.h"
 #include "store/store.h"
 
-struct daemon;
+struct service;
 
 enum trial_state { TRIAL_PENDING, TRIAL_LAUNCHING, TRIAL_ACTIVE, TRIAL_ENDED };
 
@@ -68,7 +68,7 @@ typedef struct sweep_sink {
 } sweep_sink;
 
 typedef struct sweeps {
-    struct daemon *d;
+    struct service *d;
     sweep_sink sink;             /* set by the wiring */
     uv_mutex_t mu;
     store_t db;                  /* this module's connection (mu) */
@@ -76,7 +76,7 @@ typedef struct sweeps {
     sweep_run *list;
 } sweeps;
 
-int sweeps_init(sweeps *w, struct daemon *d);
+int sweeps_init(sweeps *w, struct service *d);
 void sweeps_free(sweeps *w);
 
 /* Loads the running sweeps from the store (start-up, before the workers start). */

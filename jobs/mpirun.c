@@ -1,5 +1,5 @@
 /* mpirun — Open MPI's launcher and the rank program, as the daemon sees them (mpirun.h). */
-#include "daemon/mpirun.h"
+#include "jobs/mpirun.h"
 
 #include <errno.h>
 #include <limits.h>

@@ -9,8 +9,8 @@
 #include <uv.h>
 
 #include "core/train.h"
-#include "daemon/jobmgr.h"
-#include "daemon/pace.h"
+#include "jobs/jobmgr.h"
+#include "jobs/pace.h"
 #include "store/store.h"
 
 #define METRIC_BATCH 4096      /* rows per metrics transaction */

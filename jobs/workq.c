@@ -1,5 +1,5 @@
 /* workq — deferred work on bounded queues with their own threads. */
-#include "daemon/workq.h"
+#include "jobs/workq.h"
 
 #include <errno.h>
 #include <stdlib.h>

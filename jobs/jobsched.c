@@ -25,9 +25,10 @@
 #include <string.h>
 
 #include "core/config_sched.h"
-#include "daemon/daemon.h"
-#include "daemon/jobmgr.h"
+#include "jobs/service.h"
+#include "jobs/jobmgr.h"
 #include "util/util.h"
+#include "util/log.h"
 
 void jobs_sched_load(jobmgr *m, job_run *r)
 {

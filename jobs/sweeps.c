@@ -1,5 +1,5 @@
 /* sweeps — starting a sweep's trials and taking ASHA's decisions (see sweeps.h). */
-#include "daemon/sweeps.h"
+#include "jobs/sweeps.h"
 
 #include <errno.h>
 #include <math.h>
@@ -7,10 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/daemon.h"
-#include "daemon/submit.h"
+#include "jobs/service.h"
+#include "jobs/submit.h"
+#include "util/log.h"
 
-int sweeps_init(sweeps *w, struct daemon *d)
+int sweeps_init(sweeps *w, struct service *d)
 {
     memset(w, 0, sizeof *w);
     w->d = d;
@@ -286,7 +287,7 @@ static void launch_after(void *arg)
 {
     launch *l = arg;
     sweeps *w = l->w;
-    daemon_t *d = w->d;
+    service *d = w->d;
     sweep_run *r = find_run(w, l->sweep);
     sweep_trial *t = r ? &r->trials[l->trial] : NULL;
     if (!t || t->state != TRIAL_LAUNCHING) {

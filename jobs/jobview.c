@@ -2,7 +2,7 @@
  * state the store could not take yet, a running job's latest progress, why a taken job still
  * waits). The overlay can be copied on the loop thread so that the JSON of many jobs is made
  * elsewhere (job lists on the request queues). */
-#include "daemon/jobmgr.h"
+#include "jobs/jobmgr.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 /* jobctl — the job manager's transitions (pause, cancel, resume, delete) as outcomes: see
- * daemon/jobmgr.h. Loop thread, except jobs_delete_store (any thread with its own store). */
-#include "daemon/jobmgr.h"
+ * jobs/jobmgr.h. Loop thread, except jobs_delete_store (any thread with its own store). */
+#include "jobs/jobmgr.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/daemon.h"
-#include "daemon/jobmgr_internal.h"
-#include "daemon/loader.h"
+#include "jobs/service.h"
+#include "jobs/jobmgr_internal.h"
+#include "jobs/loader.h"
 
 static void fail(job_outcome *o, job_result res, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

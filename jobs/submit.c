@@ -1,5 +1,5 @@
 /* submit — checking and storing a new job (see submit.h). */
-#include "daemon/submit.h"
+#include "jobs/submit.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -13,9 +13,9 @@
 #include "core/data_idx.h"
 #include "core/jsonnum.h"
 #include "core/memest.h"
-#include "daemon/budget.h"
-#include "daemon/fashion.h"
-#include "daemon/mpirun.h"
+#include "jobs/budget.h"
+#include "jobs/fashion.h"
+#include "jobs/mpirun.h"
 
 /* Rows of a CSV text (lines after the header that are not empty). */
 static int64_t csv_rows(const char *s, size_t len)
