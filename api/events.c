@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "api/http.h"
+#include "api/jobjson.h"
 #include "core/jsonnum.h"
 #include "api/routes.h"
 #include "api/api.h"
@@ -82,7 +83,7 @@ static int add_frame(snap_q *q, const char *event, const cJSON *data)
 /* One job's state and latest progress, as frames of the snapshot. */
 static int snapshot(snap_q *q, const store_job *row)
 {
-    cJSON *js = jobs_to_json_overlay(&q->ov, row);
+    cJSON *js = api_job_json_overlay(&q->ov, row);
     if (!js)
         return -ENOMEM;
     cJSON *st = cJSON_CreateObject();

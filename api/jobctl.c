@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "api/http.h"
+#include "api/jobjson.h"
 #include "api/routes.h"
 #include "api/api.h"
 
@@ -66,7 +67,7 @@ static void answer_work(http_req *r, store_t *s)
         return;
     }
     row.state = q->state;
-    http_set_pending_json(r, 200, jobs_to_json_overlay(&q->ov, &row));
+    http_set_pending_json(r, 200, api_job_json_overlay(&q->ov, &row));
     store_job_free(&row);
     if (!r->pending)
         http_set_pending_error(r, 503, "unavailable", NULL, "out of memory printing the job");

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "api/http.h"
+#include "api/jobjson.h"
 #include "api/routes.h"
 #include "core/assets.h"
 #include "core/config.h"
@@ -126,9 +127,8 @@ static void create_from(http_req *r, store_t *st, cJSON *body)
         http_error(r, 500, "internal", NULL, "%s", e.message);
         return;
     }
-    cJSON *jo = store_job_to_json(&row);
-    if (jo)
-        jobs_sched_json(jo, NULL); /* a new job: neither preempted nor restarted */
+    /* a new job: neither preempted nor restarted */
+    cJSON *jo = api_job_json_overlay(NULL, &row);
     struct MHD_Response *resp = http_json_response(jo);
     store_job_free(&row);
     if (!resp) {
@@ -231,7 +231,7 @@ static void list_work(http_req *r, store_t *s)
     cJSON *arr = cJSON_AddArrayToObject(o, "jobs");
     int ok = arr != NULL;
     for (size_t i = 0; ok && i < n; i++) {
-        cJSON *j = jobs_to_json_overlay(&q->ov, &jobs[i]);
+        cJSON *j = api_job_json_overlay(&q->ov, &jobs[i]);
         ok = j && cJSON_AddItemToArray(arr, j);
         if (!ok)
             cJSON_Delete(j);
@@ -264,7 +264,7 @@ static void get_work(http_req *r, store_t *s)
         http_set_pending_store_error(r, rc, NULL, &e);
         return;
     }
-    http_set_pending_json(r, 200, jobs_to_json_overlay(&q->ov, &row));
+    http_set_pending_json(r, 200, api_job_json_overlay(&q->ov, &row));
     store_job_free(&row);
     if (!r->pending)
         http_set_pending_error(r, 503, "unavailable", NULL, "out of memory printing the job");

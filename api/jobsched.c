@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "api/http.h"
+#include "api/jobjson.h"
 #include "api/routes.h"
 #include "core/config_keep.h"
 #include "core/config_sched.h"
@@ -28,9 +29,17 @@ static void patch_q_free(void *p)
     free(q);
 }
 
-static int apply(cJSON *spec, void *arg)
+/* The stored spec with the PATCH applied, as text for the store. */
+static int apply(const char *text, char **out, void *arg)
 {
-    return cfg_sched_patch_apply(spec, arg);
+    cJSON *spec = cJSON_Parse(text);
+    if (!spec)
+        return -EPROTO;
+    int rc = cfg_sched_patch_apply(spec, arg);
+    if (!rc && !(*out = cJSON_PrintUnformatted(spec)))
+        rc = -ENOMEM;
+    cJSON_Delete(spec);
+    return rc;
 }
 
 /* On a queue thread: the edit in one transaction, then the job as it is now. */
@@ -53,7 +62,7 @@ static void patch_work(http_req *r, store_t *s)
         return;
     }
     snprintf(r->work_id, sizeof r->work_id, "%.31s", id);
-    http_set_pending_json(r, 200, jobs_to_json_overlay(&q->ov, &row));
+    http_set_pending_json(r, 200, api_job_json_overlay(&q->ov, &row));
     store_job_free(&row);
     if (!r->pending)
         http_set_pending_error(r, 503, "unavailable", NULL, "out of memory printing the job");

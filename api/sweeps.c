@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "api/http.h"
+#include "api/jobjson.h"
 #include "api/routes.h"
 #include "core/jsonnum.h"
 #include "core/sweep.h"
@@ -114,7 +115,7 @@ static cJSON *sweep_json(store_t *st, const store_sweep *row, const sweep_q *q, 
         for (size_t i = 0; i < njobs; i++)
             if (jobs[i].trial == k)
                 j = &jobs[i];
-        cJSON *job = j ? jobs_to_json_overlay(&q->ov, j) : NULL;
+        cJSON *job = j ? api_job_json_overlay(&q->ov, j) : NULL;
         const char *state = job ? cJSON_GetStringValue(cJSON_GetObjectItem(job, "state"))
                                 : NULL;
         const char *error = k < q->nerrors && q->errors[k][0] ? q->errors[k] : NULL;

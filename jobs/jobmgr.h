@@ -187,10 +187,9 @@ int jobs_init(jobmgr *m, struct service *d);
 job_fix *jobs_find_fix(jobmgr *m, const char *id);
 
 /* Copies the overlay of every job this process works on (loop thread), so that a job's JSON
- * can be made off the loop with jobs_to_json_overlay (any thread). */
+ * can be made off the loop (api/jobjson.h, any thread). */
 int jobs_overlay_capture(jobmgr *m, job_overlay *out);
 void jobs_overlay_free(job_overlay *o);
-cJSON *jobs_to_json_overlay(const job_overlay *ov, const store_job *row);
 void jobs_close(jobmgr *m);
 
 /* Restart recovery: running jobs become queued and every queued job is enqueued, oldest
@@ -296,10 +295,6 @@ int jobs_queue_by_priority(jobmgr *m, int *prio, int *count, int max);
  * job) and jobs_hang waits until the run is asked to stop. */
 int64_t jobs_hang_step(const char *name);
 void jobs_hang(job_run *run);
-
-/* The job's scheduling fields in its JSON ("preempted", "restarts"); `s` may be NULL (no
- * live run). */
-void jobs_sched_json(cJSON *o, const job_snap *s);
 
 /* Counts of runs queued and running (loop thread). */
 void jobs_counts(jobmgr *m, int *queued, int *running);

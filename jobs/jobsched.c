@@ -224,11 +224,6 @@ int jobs_queue_by_priority(jobmgr *m, int *prio, int *count, int max)
     return n;
 }
 
-void jobs_sched_json(cJSON *o, const job_snap *s)
-{
-    cJSON_AddBoolToObject(o, "preempted", s && s->preempted && !s->started);
-    cJSON_AddNumberToObject(o, "restarts", s ? s->restarts : 0);
-}
 
 /* The test hook of the stall watchdog: with ANNEALD_FAULT containing "hang", a job named
  * "hang-at-N" stops making steps once it has done N (in every run, so it stalls again after

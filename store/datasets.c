@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "store/internal.h"
 
 #define DATASET_MAX_BYTES ((size_t)256 << 20)

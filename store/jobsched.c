@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "store/internal.h"
 
 /* The WHERE clause of a filtered list; ?1 = tag (or NULL), ?2 = LIKE pattern (or NULL). */
@@ -132,8 +134,9 @@ out:
     return rc;
 }
 
-int store_job_edit_spec(store_t *s, const char *id, int (*edit)(cJSON *spec, void *arg),
-                        void *arg, an_err *err)
+int store_job_edit_spec(store_t *s, const char *id,
+                        int (*edit)(const char *spec, char **out, void *arg), void *arg,
+                        an_err *err)
 {
     int rc = st_begin(s, err);
     if (rc)
@@ -148,22 +151,22 @@ int store_job_edit_spec(store_t *s, const char *id, int (*edit)(cJSON *spec, voi
     if (!rc) {
         sqlite3_bind_int64(st, 1, num);
         int r = sqlite3_step(st);
-        if (r == SQLITE_ROW)
-            spec = cJSON_Parse((const char *)sqlite3_column_text(st, 0));
-        else
+        if (r == SQLITE_ROW) {
+            if ((rc = edit((const char *)sqlite3_column_text(st, 0), &text, arg)) != 0)
+                an_failc(err, rc, NULL, rc == -ENOMEM ? "out of memory changing job %s"
+                                                      : "job %s: its stored spec does not parse", id);
+        } else {
             rc = st_fail(s, r == SQLITE_DONE ? SQLITE_CORRUPT : r, "reading a job's spec", err);
+        }
         sqlite3_finalize(st);
         st = NULL;
-        if (!rc && !spec)
-            rc = an_failc(err, -EPROTO, NULL, "job %s: its stored spec does not parse", id);
     }
-    if (!rc && (rc = edit(spec, arg)) != 0)
-        an_failc(err, rc, NULL, "out of memory changing job %s", id);
+    /* the job's name column follows the new spec's "name" */
+    if (!rc && !(spec = cJSON_Parse(text)))
+        rc = an_failc(err, -EPROTO, NULL, "job %s: the changed spec does not parse", id);
     const cJSON *name = spec ? cJSON_GetObjectItemCaseSensitive(spec, "name") : NULL;
     if (!rc && !cJSON_IsString(name))
         rc = an_failc(err, -EPROTO, NULL, "job %s: its spec has no name", id);
-    if (!rc && !(text = cJSON_PrintUnformatted(spec)))
-        rc = an_failc(err, -ENOMEM, NULL, "out of memory changing job %s", id);
     if (!rc)
         rc = st_prepare(s, "UPDATE jobs SET name=?1, spec=?2 WHERE num=?3", &st, err);
     if (!rc) {

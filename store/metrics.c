@@ -472,51 +472,6 @@ int store_metrics_query(store_t *s, const char *id, int64_t from, int64_t to,
                 out->n * sizeof *out->lr);
     return 0;
 }
-static cJSON *num_array(const double *v, size_t n)
-{
-    cJSON *a = cJSON_CreateArray();
-    for (size_t i = 0; a && i < n; i++) {
-        cJSON *x = json_number(v[i]);
-        if (!x || !cJSON_AddItemToArray(a, x)) {
-            cJSON_Delete(x);
-            cJSON_Delete(a);
-            return NULL;
-        }
-    }
-    return a;
-}
-
-cJSON *store_series_to_json(const store_series *m)
-{
-    cJSON *o = cJSON_CreateObject();
-    cJSON *steps = cJSON_CreateArray();
-    cJSON *lr = cJSON_CreateArray();
-    int ok = o && steps && lr;
-    for (size_t i = 0; ok && i < m->n; i++) {
-        cJSON *x = cJSON_CreateNumber((double)m->step[i]);
-        ok = x && cJSON_AddItemToArray(steps, x);
-    }
-    for (int g = 0; ok && g < m->n_lr; g++) {
-        cJSON *a = num_array(m->lr + (size_t)g * m->n, m->n);
-        ok = a && cJSON_AddItemToArray(lr, a);
-    }
-    if (!ok) {
-        cJSON_Delete(o);
-        cJSON_Delete(steps);
-        cJSON_Delete(lr);
-        return NULL;
-    }
-    cJSON_AddItemToObject(o, "step", steps);
-    ok &= cJSON_AddItemToObject(o, "loss", num_array(m->loss, m->n));
-    cJSON_AddItemToObject(o, "lr", lr);
-    ok &= cJSON_AddItemToObject(o, "grad_norm", num_array(m->grad_norm, m->n));
-    ok &= cJSON_AddItemToObject(o, "time", num_array(m->time, m->n));
-    if (!ok) {
-        cJSON_Delete(o);
-        return NULL;
-    }
-    return o;
-}
 
 int store_val_query(store_t *s, const char *id, int64_t from, int64_t to,
                     store_val_metric **rows, size_t *n, an_err *err)

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <cjson/cJSON.h>
+
 #include "store/internal.h"
 
 /* Schema migrations: migrations[i] takes user_version i to i+1 by running its SQL and then its

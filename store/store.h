@@ -44,7 +44,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <cjson/cJSON.h>
 
 #include "core/err.h"
 
@@ -230,10 +229,12 @@ typedef struct store_job_sched {
 } store_job_sched;
 int store_job_sched_get(store_t *s, const char *id, store_job_sched *out, an_err *err);
 
-/* Changes a job's stored spec in one write transaction: edit(spec, arg) changes the parsed
- * spec in place (0, or a negative errno), then the spec is stored and the job's name set to
- * the spec's "name" (the PATCH of a job's labels). -ENOENT for an unknown id. */
-int store_job_edit_spec(store_t *s, const char *id, int (*edit)(cJSON *spec, void *arg),
+/* Changes a job's stored spec in one write transaction: edit(spec, &out, arg) gets the stored
+ * spec's JSON text and makes the new one (malloc'd into *out; 0, or a negative errno), then
+ * the new spec is stored and the job's name set to its "name" (the PATCH of a job's labels).
+ * -ENOENT for an unknown id. */
+int store_job_edit_spec(store_t *s, const char *id,
+                        int (*edit)(const char *spec, char **out, void *arg),
                         void *arg, an_err *err);
 
 /* Counts jobs in each state: counts[st] for st < STORE_NSTATES. */
@@ -272,12 +273,6 @@ int store_job_requeue_running(store_t *s, size_t *n, an_err *err);
  * produces. `step` 0 means "from scratch" (everything goes). -ENOENT unknown job, -EINVAL for
  * another target state or a negative step. */
 int store_job_rewind(store_t *s, const char *id, int64_t step, store_job_state to, an_err *err);
-
-/* The API's job object: {"id","name","state","created_at","started_at","finished_at","step",
- * "total_steps","epoch","loss","lr","samples_per_sec","last_checkpoint_step","error",
- * "warnings","spec","resume_from","val_loss","val_acc"}; unknown values are null (val_loss and
- * val_acc are the latest validation row's, null before the first). NULL on out of memory. */
-cJSON *store_job_to_json(const store_job *j);
 
 /* ---- metrics ------------------------------------------------------------------------- */
 
@@ -354,10 +349,6 @@ void store_series_free(store_series *m);
  * than B; the cost then follows max_points, not the range's length. */
 int store_metrics_query(store_t *s, const char *id, int64_t from, int64_t to,
                         size_t max_points, store_series *out, an_err *err);
-
-/* The API's columnar object {"step":[…],"loss":[…],"lr":[[…]…],"grad_norm":[…],"time":[…]};
- * NaN prints as null. NULL on out of memory. */
-cJSON *store_series_to_json(const store_series *m);
 
 /* Validation rows of a job with from <= step <= to (to < 0 = no bound); *rows malloc'd. */
 int store_val_query(store_t *s, const char *id, int64_t from, int64_t to,

@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "store/internal.h"
 
 #define DATASET_MAX_BYTES ((int64_t)256 << 20)

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "api/jobjson.h"
 #include "store_fixture.h"
 
 static int64_t scalar(store_t *s, const char *sql)
@@ -151,7 +152,7 @@ static void test_job_lifecycle(void **state)
     assert_true(j.lr[0] == 0.0023 && j.lr[1] == 0.001);
     assert_true(j.samples_per_sec == 81234.5);
 
-    cJSON *o = store_job_to_json(&j);
+    cJSON *o = api_job_json(&j);
     assert_non_null(o);
     assert_string_equal(cJSON_GetObjectItem(o, "id")->valuestring, id);
     assert_string_equal(cJSON_GetObjectItem(o, "state")->valuestring, "running");

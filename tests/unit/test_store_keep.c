@@ -14,6 +14,8 @@
 
 #include <cmocka.h>
 
+#include <cjson/cJSON.h>
+
 #include "store_fixture.h"
 
 /* The steps of the job's checkpoints, as "s1,s2,…". */
@@ -279,10 +281,14 @@ static void test_retention_never_breaks_a_read_careful(void **state)
 
 /* ---- the scheduling keys the store copies out of a spec -------------------------------- */
 
-static int set_priority(cJSON *spec, void *arg)
+static int set_priority(const char *text, char **out, void *arg)
 {
+    cJSON *spec = cJSON_Parse(text);
     cJSON_DeleteItemFromObject(spec, "priority");
-    return cJSON_AddNumberToObject(spec, "priority", *(int *)arg) ? 0 : -ENOMEM;
+    int rc = cJSON_AddNumberToObject(spec, "priority", *(int *)arg) ? 0 : -ENOMEM;
+    *out = cJSON_PrintUnformatted(spec);
+    cJSON_Delete(spec);
+    return rc;
 }
 
 static void test_job_sched_follows_the_spec(void **state)

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "api/jobjson.h"
 #include "store_fixture.h"
 
 static int64_t scalar(store_t *s, const char *sql)
@@ -83,14 +84,6 @@ static void test_batch_insert_and_range(void **state)
         assert_true(m.grad_norm[i] == 1.0 + (double)(st % 7));
         assert_true(m.time[i] == (double)st * 0.001);
     }
-    cJSON *o = store_series_to_json(&m);
-    assert_non_null(o);
-    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "step")), 100);
-    cJSON *lr = cJSON_GetObjectItem(o, "lr");
-    assert_int_equal(cJSON_GetArraySize(lr), 2);
-    assert_int_equal(cJSON_GetArraySize(cJSON_GetArrayItem(lr, 1)), 100);
-    assert_true(cJSON_GetArrayItem(cJSON_GetArrayItem(lr, 1), 0)->valuedouble == m.lr[m.n]);
-    cJSON_Delete(o);
     store_series_free(&m);
 
     /* Fewer rows than max_points: every row. */
@@ -486,7 +479,7 @@ static void test_val_with_metrics(void **state)
     store_job j;
     assert_int_equal(store_job_get(&f->s, id, &j, &e), 0);
     assert_true(j.val_step <= 0);
-    cJSON *o = store_job_to_json(&j);
+    cJSON *o = api_job_json(&j);
     assert_true(cJSON_IsNull(cJSON_GetObjectItem(o, "val_loss")));
     assert_true(cJSON_IsNull(cJSON_GetObjectItem(o, "val_acc")));
     cJSON_Delete(o);
@@ -536,7 +529,7 @@ static void test_val_with_metrics(void **state)
     assert_int_equal(j.val_step, 30);
     assert_true(j.val_loss == 1.0 / 3);
     assert_true(j.val_acc == 0.75);
-    o = store_job_to_json(&j);
+    o = api_job_json(&j);
     assert_true(cJSON_GetObjectItem(o, "val_loss")->valuedouble == 1.0 / 3);
     assert_true(cJSON_GetObjectItem(o, "val_acc")->valuedouble == 0.75);
     cJSON_Delete(o);

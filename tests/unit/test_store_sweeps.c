@@ -9,6 +9,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "api/jobjson.h"
 #include "store_fixture.h"
 
 static const char *SPEC = "{\"model\":{\"type\":\"linear\",\"inputs\":1,\"outputs\":1}}";
@@ -85,7 +86,7 @@ static void test_trials_link_jobs(void **state)
     assert_int_equal(store_job_get(&f->s, j1, &j, &e), 0);
     assert_string_equal(j.sweep, s);
     assert_int_equal(j.trial, 1);
-    cJSON *o = store_job_to_json(&j);
+    cJSON *o = api_job_json(&j);
     assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(o, "sweep")), s);
     assert_int_equal(cJSON_GetObjectItem(o, "trial")->valueint, 1);
     cJSON_Delete(o);
@@ -93,7 +94,7 @@ static void test_trials_link_jobs(void **state)
     assert_int_equal(store_job_get(&f->s, lone, &j, &e), 0);
     assert_string_equal(j.sweep, "");
     assert_int_equal(j.trial, -1);
-    o = store_job_to_json(&j);
+    o = api_job_json(&j);
     assert_true(cJSON_IsNull(cJSON_GetObjectItem(o, "sweep")));
     assert_true(cJSON_IsNull(cJSON_GetObjectItem(o, "trial")));
     cJSON_Delete(o);

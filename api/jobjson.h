@@ -1,0 +1,17 @@
+/* jobjson — a job's JSON, the object every job endpoint and `job` event carries. */
+#ifndef ANNEALD_JOBJSON_H
+#define ANNEALD_JOBJSON_H
+
+#include <cjson/cJSON.h>
+
+#include "jobs/jobmgr.h"
+#include "store/store.h"
+
+/* The job as its store row tells it (a job no worker has touched). NULL on out of memory. */
+cJSON *api_job_json(const store_job *row);
+
+/* The job as its store row tells it, with this process's overlay on top (`ov` may be NULL).
+ * NULL on out of memory. */
+cJSON *api_job_json_overlay(const job_overlay *ov, const store_job *row);
+
+#endif

@@ -1,0 +1,67 @@
+/* overlay — what this process knows of a job beyond its store row (a final state the store
+ * could not take yet, a running job's latest progress, why a taken job still waits), copied
+ * on the loop thread so that the JSON of many jobs can be made elsewhere (api/jobjson.c, on
+ * the request queues). */
+#include "jobs/jobmgr.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+
+/* The overlay of one job, read now (loop thread). */
+static void overlay_of(jobmgr *m, const char *id, job_overlay_item *it)
+{
+    memset(it, 0, sizeof *it);
+    snprintf(it->id, sizeof it->id, "%s", id);
+    job_fix *f = jobs_find_fix(m, id);
+    if (f) {
+        it->has_fix = 1;
+        it->fix_state = f->state;
+        snprintf(it->fix_error, sizeof it->fix_error, "%s", f->error);
+    }
+    job_run *r = jobs_find(m, id);
+    if (r) {
+        it->has_snap = 1;
+        uv_mutex_lock(&r->mu);
+        it->snap = r->snap;
+        uv_mutex_unlock(&r->mu);
+    }
+}
+
+int jobs_overlay_capture(jobmgr *m, job_overlay *out)
+{
+    memset(out, 0, sizeof *out);
+    size_t n = 0;
+    for (job_run *r = m->runs; r; r = r->next)
+        n++;
+    for (job_fix *f = m->fixes; f; f = f->next)
+        n++;
+    if (n == 0)
+        return 0;
+    out->items = calloc(n, sizeof *out->items);
+    if (!out->items)
+        return -ENOMEM;
+    /* Only what can change a job's JSON: runs a worker has taken (a queued run has nothing
+     * to add), and fixes. */
+    for (job_run *r = m->runs; r; r = r->next) {
+        uv_mutex_lock(&m->mu);
+        int taken = r->taken;
+        uv_mutex_unlock(&m->mu);
+        job_overlay_item *it = &out->items[out->n];
+        overlay_of(m, r->id, it);
+        if (taken || it->snap.started || it->has_fix || it->snap.preempted ||
+            it->snap.restarts)
+            out->n++;
+    }
+    for (job_fix *f = m->fixes; f; f = f->next)
+        if (!jobs_find(m, f->id))
+            overlay_of(m, f->id, &out->items[out->n++]);
+    return 0;
+}
+
+void jobs_overlay_free(job_overlay *o)
+{
+    free(o->items);
+    memset(o, 0, sizeof *o);
+}
