@@ -317,6 +317,7 @@ double optim_bias_correction(double b, double t)
 #define T double
 #define K(x) x##_f64
 #include "core/optim_step.inc"
+#include "util/util.h"
 #undef T
 #undef K
 
@@ -365,44 +366,42 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
 #define TENSOR_BYTES 24u
 #define GROUP_BYTES 48u
 
+/* Cursors over the state's little-endian fields (util/util.h). */
 static void put32(unsigned char **w, uint32_t x)
 {
-    memcpy(*w, &x, 4);
+    le_put_u32(*w, x);
     *w += 4;
 }
 
 static void put64(unsigned char **w, uint64_t x)
 {
-    memcpy(*w, &x, 8);
+    le_put_u64(*w, x);
     *w += 8;
 }
 
 static void putf(unsigned char **w, double x)
 {
-    memcpy(*w, &x, 8);
+    le_put_f64(*w, x);
     *w += 8;
 }
 
 static uint32_t get32(const unsigned char **r)
 {
-    uint32_t x;
-    memcpy(&x, *r, 4);
+    uint32_t x = le_get_u32(*r);
     *r += 4;
     return x;
 }
 
 static uint64_t get64(const unsigned char **r)
 {
-    uint64_t x;
-    memcpy(&x, *r, 8);
+    uint64_t x = le_get_u64(*r);
     *r += 8;
     return x;
 }
 
 static double getf(const unsigned char **r)
 {
-    double x;
-    memcpy(&x, *r, 8);
+    double x = le_get_f64(*r);
     *r += 8;
     return x;
 }

@@ -357,21 +357,6 @@ static size_t node_size(const sched *s)
 
 size_t sched_state_size(const sched *s) { return node_size(s); }
 
-static void put_f64(unsigned char *b, double d)
-{
-    uint64_t v;
-    memcpy(&v, &d, 8);
-    le_put_u64(b, v);
-}
-
-static double get_f64(const unsigned char *b)
-{
-    uint64_t v = le_get_u64(b);
-    double d;
-    memcpy(&d, &v, 8);
-    return d;
-}
-
 static size_t save_node(const sched *s, unsigned char *b)
 {
     size_t o = 0;
@@ -384,13 +369,13 @@ static size_t save_node(const sched *s, unsigned char *b)
     le_put_u32(b + o, (uint32_t)s->nchild), o += 4;
     for (int k = 0; k < NODE_I64; k++)
         le_put_u64(b + o, (uint64_t)iv[k]), o += 8;
-    put_f64(b + o, s->best), o += 8;
+    le_put_f64(b + o, s->best), o += 8;
     for (int g = 0; g < s->ngroups; g++)
-        put_f64(b + o, s->lr[g]), o += 8;
+        le_put_f64(b + o, s->lr[g]), o += 8;
     for (int g = 0; g < s->ngroups; g++)
-        put_f64(b + o, s->mom[g]), o += 8;
+        le_put_f64(b + o, s->mom[g]), o += 8;
     for (int g = 0; g < s->ngroups; g++)
-        put_f64(b + o, s->beta2[g]), o += 8;
+        le_put_f64(b + o, s->beta2[g]), o += 8;
     for (int k = 0; k < s->nchild; k++)
         o += save_node(s->child[k], b + o);
     return o;
@@ -448,18 +433,18 @@ static int load_node(sched *s, const unsigned char *b, size_t len, size_t *off, 
         s->t_cur = iv[5];
         s->cur = iv[6];
         s->phase_steps = iv[7];
-        s->best = get_f64(b + o);
+        s->best = le_get_f64(b + o);
     }
     o += 8;
     for (int g = 0; g < s->ngroups; g++, o += 8)
         if (apply)
-            s->lr[g] = get_f64(b + o);
+            s->lr[g] = le_get_f64(b + o);
     for (int g = 0; g < s->ngroups; g++, o += 8)
         if (apply)
-            s->mom[g] = get_f64(b + o);
+            s->mom[g] = le_get_f64(b + o);
     for (int g = 0; g < s->ngroups; g++, o += 8)
         if (apply)
-            s->beta2[g] = get_f64(b + o);
+            s->beta2[g] = le_get_f64(b + o);
     for (int k = 0; k < s->nchild; k++) {
         int rc = load_node(s->child[k], b, len, &o, apply, err);
         if (rc)

@@ -11,21 +11,6 @@
 
 #define LRFIND_BYTES 48u /* f64 avg, bpow, best, smoothed; i64 n; i64 total steps */
 
-static void put_f64(unsigned char *w, double x)
-{
-    uint64_t u;
-    memcpy(&u, &x, 8);
-    le_put_u64(w, u);
-}
-
-static double get_f64(const unsigned char *r)
-{
-    uint64_t u = le_get_u64(r);
-    double x;
-    memcpy(&x, &u, 8);
-    return x;
-}
-
 /* The input statistics section (with its header), or 0 for a job that does not standardise. */
 static size_t stats_bytes(const train *t)
 {
@@ -90,10 +75,10 @@ int train_save(const train *t, void **buf, size_t *len, an_err *err)
     w += sn;
     if (t->finder) {
         w = put_section(w, SEC_LRFIND, LRFIND_BYTES);
-        put_f64(w, t->watch.avg);
-        put_f64(w + 8, t->watch.bpow);
-        put_f64(w + 16, t->watch.best);
-        put_f64(w + 24, t->watch.smoothed);
+        le_put_f64(w, t->watch.avg);
+        le_put_f64(w + 8, t->watch.bpow);
+        le_put_f64(w + 16, t->watch.best);
+        le_put_f64(w + 24, t->watch.smoothed);
         le_put_u64(w + 32, (uint64_t)t->watch.n);
         le_put_u64(w + 40, (uint64_t)t->total_steps);
         w += LRFIND_BYTES;
@@ -104,9 +89,9 @@ int train_save(const train *t, void **buf, size_t *len, an_err *err)
         le_put_u64(w, (uint64_t)d);
         w += 8;
         for (int k = 0; k < d; k++, w += 8)
-            put_f64(w, t->train_ds.mean[k]);
+            le_put_f64(w, t->train_ds.mean[k]);
         for (int k = 0; k < d; k++, w += 8)
-            put_f64(w, t->train_ds.std[k]);
+            le_put_f64(w, t->train_ds.std[k]);
     }
     if (rc) {
         free(b);
@@ -178,10 +163,10 @@ int train_restore(train *t, const void *buf, size_t len, an_err *err)
     data_loader_seek(&t->loader, epoch, pos);
     if (t->finder) {
         const unsigned char *r = v.sec[SEC_LRFIND];
-        t->watch.avg = get_f64(r);
-        t->watch.bpow = get_f64(r + 8);
-        t->watch.best = get_f64(r + 16);
-        t->watch.smoothed = get_f64(r + 24);
+        t->watch.avg = le_get_f64(r);
+        t->watch.bpow = le_get_f64(r + 8);
+        t->watch.best = le_get_f64(r + 16);
+        t->watch.smoothed = le_get_f64(r + 24);
         t->watch.n = (long long)le_get_u64(r + 32);
         int64_t total = (int64_t)le_get_u64(r + 40);
         if (total >= steps && total < t->total_steps)

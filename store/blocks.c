@@ -16,16 +16,7 @@
 #include <string.h>
 
 #include "store/internal.h"
-
-static void st64(unsigned char *p, uint64_t u)
-{
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    memcpy(p, &u, 8);
-#else
-    for (int k = 0; k < 8; k++)
-        p[k] = (unsigned char)(u >> (8 * k));
-#endif
-}
+#include "util/util.h"
 
 /* Loss, grad_norm, time and wall were SQL values that stored NaN as null and read back NAN:
  * keep that (every NaN reads back as the same NaN). lr values keep their bits. */
@@ -232,7 +223,7 @@ static size_t encode(unsigned char *buf, const store_metric *const *rows, size_t
     memset(buf, 0, ml);
     if (sparse)
         for (size_t i = 0; i < n; i++, p += 8)
-            st64(p, (uint64_t)rows[i]->step);
+            le_put_u64(p, (uint64_t)rows[i]->step);
     for (size_t c = 0; c < ncol; c++) {
         unsigned char *start = p;
         uint64_t u0, u;
@@ -243,7 +234,7 @@ static size_t encode(unsigned char *buf, const store_metric *const *rows, size_t
             v = col_val(rows[i], c);
             memcpy(&u, &v, 8);
             constant &= u == u0;
-            st64(p, u);
+            le_put_u64(p, u);
         }
         if (constant) {
             buf[c / 8] |= (unsigned char)(1u << (c % 8));

@@ -13,6 +13,7 @@
 #include <zstd.h>
 
 #include "store/internal.h"
+#include "util/util.h"
 
 /* zstd level: 9 packs the tutorial job's rows about as tightly as 19 at a tenth of the CPU
  * (the writer thread compresses a 4096-row block in well under a millisecond). */
@@ -48,7 +49,7 @@ int st_block_pack(store_t *s, const unsigned char *raw, size_t len, size_t ml,
     memcpy(t, raw, ml);
     uint64_t prev = 0;
     for (size_t i = 0; i < w; i++) {
-        uint64_t u = st_ld64(raw + ml + 8 * i);
+        uint64_t u = le_get_u64(raw + ml + 8 * i);
         uint64_t x = u ^ prev;
         prev = u;
         for (int k = 0; k < 8; k++)
@@ -85,8 +86,7 @@ int st_block_unpack(store_t *s, const unsigned char *z, size_t zlen, size_t len,
         for (int k = 0; k < 8; k++)
             x |= (uint64_t)t[ml + (size_t)k * w + i] << (8 * k);
         prev ^= x;
-        for (int k = 0; k < 8; k++)
-            r[ml + 8 * i + (size_t)k] = (unsigned char)(prev >> (8 * k));
+        le_put_u64(r + ml + 8 * i, prev);
     }
     *out = r;
     return 0;

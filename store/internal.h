@@ -6,6 +6,7 @@
 #include <sqlite3.h>
 
 #include "store/store.h"
+#include "util/util.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -171,30 +172,16 @@ typedef struct st_block {
     unsigned char inc[4 + STORE_MAX_LR];
 } st_block;
 
-static inline uint64_t st_ld64(const unsigned char *p)
-{
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    uint64_t u;
-    memcpy(&u, p, 8);
-    return u;
-#else
-    uint64_t u = 0;
-    for (int k = 0; k < 8; k++)
-        u |= (uint64_t)p[k] << (8 * k);
-    return u;
-#endif
-}
-
 /* Step of row i (0 <= i < n); needs data only for a sparse block. */
 static inline int64_t st_block_step(const st_block *b, size_t i)
 {
-    return b->sparse ? (int64_t)st_ld64(b->data + b->steps_off + 8 * i) : b->first + (int64_t)i;
+    return b->sparse ? (int64_t)le_get_u64(b->data + b->steps_off + 8 * i) : b->first + (int64_t)i;
 }
 
 /* Column `col` (ST_COL_*, or ST_COL_LR + g for group g) of row i. */
 static inline double st_block_val(const st_block *b, int col, size_t i)
 {
-    uint64_t u = st_ld64(b->data + b->off[col] + b->inc[col] * i);
+    uint64_t u = le_get_u64(b->data + b->off[col] + b->inc[col] * i);
     double v;
     memcpy(&v, &u, 8);
     return v;

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "store/internal.h"
+#include "util/util.h"
 
 /* One bucket: its rows (first, last, smallest loss, largest loss), lr groups beyond a row's
  * own read NaN. nrows 0 = empty. */
@@ -27,27 +28,6 @@ typedef struct pyr_ent {
 } pyr_ent;
 
 enum { R_FIRST = 0, R_LAST, R_LO, R_HI };
-
-static void put64(unsigned char *p, uint64_t u)
-{
-    for (int k = 0; k < 8; k++)
-        p[k] = (unsigned char)(u >> (8 * k));
-}
-
-static void putd(unsigned char *p, double v)
-{
-    uint64_t u;
-    memcpy(&u, &v, 8);
-    put64(p, u);
-}
-
-static double getd(const unsigned char *p)
-{
-    uint64_t u = st_ld64(p);
-    double v;
-    memcpy(&v, &u, 8);
-    return v;
-}
 
 static double canon(double v) { return isnan(v) ? NAN : v; }
 
@@ -121,13 +101,13 @@ static int decode(const unsigned char *p, size_t len, int64_t ng, int64_t nrows,
     for (int k = 0; k < 4; k++) {
         const unsigned char *q = p + (size_t)k * rl;
         st_row *x = &e->r[k];
-        x->step = (int64_t)st_ld64(q);
-        x->loss = getd(q + 8);
-        x->grad_norm = getd(q + 16);
-        x->time = getd(q + 24);
-        x->wall = getd(q + 32);
+        x->step = (int64_t)le_get_u64(q);
+        x->loss = le_get_f64(q + 8);
+        x->grad_norm = le_get_f64(q + 16);
+        x->time = le_get_f64(q + 24);
+        x->wall = le_get_f64(q + 32);
         for (int g = 0; g < STORE_MAX_LR; g++)
-            x->lr[g] = g < e->ng ? getd(q + 40 + 8 * (size_t)g) : NAN;
+            x->lr[g] = g < e->ng ? le_get_f64(q + 40 + 8 * (size_t)g) : NAN;
     }
     return 0;
 }
@@ -189,13 +169,13 @@ static int pyr_put(store_t *s, int64_t num, int level, const pyr_ent *e, an_err 
     for (int k = 0; k < 4; k++) {
         const st_row *x = &e->r[k];
         unsigned char *p = buf + (size_t)k * rl;
-        put64(p, (uint64_t)x->step);
-        putd(p + 8, x->loss);
-        putd(p + 16, x->grad_norm);
-        putd(p + 24, x->time);
-        putd(p + 32, x->wall);
+        le_put_u64(p, (uint64_t)x->step);
+        le_put_f64(p + 8, x->loss);
+        le_put_f64(p + 16, x->grad_norm);
+        le_put_f64(p + 24, x->time);
+        le_put_f64(p + 32, x->wall);
         for (int g = 0; g < e->ng; g++)
-            putd(p + 40 + 8 * (size_t)g, x->lr[g]);
+            le_put_f64(p + 40 + 8 * (size_t)g, x->lr[g]);
     }
     st = st_stmt(s, ST_PYR_PUT,
                  "INSERT OR REPLACE INTO metric_pyramid(job, level, bucket, nrows, ngroups, rows)"

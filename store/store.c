@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 
 #include "store/internal.h"
+#include "util/util.h"
 
 /* Schema migrations: migrations[i] takes user_version i to i+1 by running its SQL and then its
  * function (if any), in one transaction. Append only; never edit a released entry (databases
@@ -341,12 +342,8 @@ int st_bind_lr(sqlite3_stmt *st, int i, const double *lr, int n)
         return sqlite3_bind_null(st, i);
     if (n > STORE_MAX_LR)
         n = STORE_MAX_LR;
-    for (int g = 0; g < n; g++) {
-        uint64_t u;
-        memcpy(&u, &lr[g], 8);
-        for (int k = 0; k < 8; k++)
-            b[g * 8 + k] = (unsigned char)(u >> (8 * k));
-    }
+    for (int g = 0; g < n; g++)
+        le_put_f64(b + g * 8, lr[g]);
     return sqlite3_bind_blob(st, i, b, n * 8, SQLITE_TRANSIENT);
 }
 
@@ -358,12 +355,8 @@ int st_col_lr(sqlite3_stmt *st, int i, double *lr, int max)
         return 0;
     if (n > max)
         n = max;
-    for (int g = 0; g < n; g++) {
-        uint64_t u = 0;
-        for (int k = 0; k < 8; k++)
-            u |= (uint64_t)b[g * 8 + k] << (8 * k);
-        memcpy(&lr[g], &u, 8);
-    }
+    for (int g = 0; g < n; g++)
+        lr[g] = le_get_f64(b + g * 8);
     return n;
 }
 

@@ -9,27 +9,7 @@
 #include <string.h>
 
 #include "store/internal.h"
-
-static void put64(unsigned char *p, uint64_t u)
-{
-    for (int k = 0; k < 8; k++)
-        p[k] = (unsigned char)(u >> (8 * k));
-}
-
-static void putd(unsigned char *p, double v)
-{
-    uint64_t u;
-    memcpy(&u, &v, 8);
-    put64(p, u);
-}
-
-static double getd(const unsigned char *p)
-{
-    uint64_t u = st_ld64(p);
-    double v;
-    memcpy(&v, &u, 8);
-    return v;
-}
+#include "util/util.h"
 
 /* As stored in a block: NaN of the first four columns is the canonical NaN. */
 static double canon(double v) { return isnan(v) ? NAN : v; }
@@ -54,13 +34,13 @@ int st_summary_put(store_t *s, int64_t num, const store_metric *const *rows, siz
     for (int k = 0; k < 4; k++) {
         const store_metric *m = rows[pick[k]];
         unsigned char *p = buf + (size_t)k * rl;
-        put64(p, (uint64_t)m->step);
-        putd(p + 8, canon(m->loss));
-        putd(p + 16, canon(m->grad_norm));
-        putd(p + 24, canon(m->time));
-        putd(p + 32, canon(m->wall));
+        le_put_u64(p, (uint64_t)m->step);
+        le_put_f64(p + 8, canon(m->loss));
+        le_put_f64(p + 16, canon(m->grad_norm));
+        le_put_f64(p + 24, canon(m->time));
+        le_put_f64(p + 32, canon(m->wall));
         for (int g = 0; g < ng; g++)
-            putd(p + 40 + 8 * (size_t)g, m->lr[g]);
+            le_put_f64(p + 40 + 8 * (size_t)g, m->lr[g]);
     }
     int rc;
     sqlite3_stmt *st = st_stmt(s, ST_SUM_INSERT,
@@ -190,18 +170,18 @@ int st_summary_walk(store_t *s, int64_t num, int64_t first, int64_t last, int n_
         for (int k = 0; k < 4; k++) {
             const unsigned char *q = p + (size_t)k * rl;
             st_row *x = &row[n];
-            x->step = (int64_t)st_ld64(q);
+            x->step = (int64_t)le_get_u64(q);
             int dup = 0;
             for (int j = 0; j < n; j++)
                 dup |= row[j].step == x->step;
             if (dup)
                 continue;
-            x->loss = getd(q + 8);
-            x->grad_norm = getd(q + 16);
-            x->time = getd(q + 24);
-            x->wall = getd(q + 32);
+            x->loss = le_get_f64(q + 8);
+            x->grad_norm = le_get_f64(q + 16);
+            x->time = le_get_f64(q + 24);
+            x->wall = le_get_f64(q + 32);
             for (int g = 0; g < n_lr; g++)
-                x->lr[g] = g < ng ? getd(q + 40 + 8 * (size_t)g) : NAN;
+                x->lr[g] = g < ng ? le_get_f64(q + 40 + 8 * (size_t)g) : NAN;
             n++;
         }
         for (int a = 1; a < n; a++) /* step order */

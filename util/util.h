@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* Seconds on the monotonic clock (for durations; never a wall-clock time). */
 double util_now(void);
@@ -14,16 +15,31 @@ double util_now(void);
  * bytes. 0, or -errno (-ENOMEM, -EIO for a read error). */
 int util_read_file(const char *path, char **buf, size_t *len);
 
-/* Little-endian integers at b, whatever the machine's byte order (stored formats: checkpoint
- * blobs, scheduler and optimizer states, metric blocks). */
+/* Little-endian integers and doubles at b, whatever the machine's byte order (stored formats:
+ * checkpoint blobs, scheduler and optimizer states, metric blocks and summaries). On a
+ * little-endian machine each is one unaligned load or store. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define UTIL_LE_HOST 1
+#else
+#define UTIL_LE_HOST 0
+#endif
+
 static inline void le_put_u32(unsigned char *b, uint32_t v)
 {
+    if (UTIL_LE_HOST) {
+        memcpy(b, &v, 4);
+        return;
+    }
     for (int i = 0; i < 4; i++)
         b[i] = (unsigned char)(v >> (8 * i));
 }
 
 static inline void le_put_u64(unsigned char *b, uint64_t v)
 {
+    if (UTIL_LE_HOST) {
+        memcpy(b, &v, 8);
+        return;
+    }
     for (int i = 0; i < 8; i++)
         b[i] = (unsigned char)(v >> (8 * i));
 }
@@ -31,6 +47,10 @@ static inline void le_put_u64(unsigned char *b, uint64_t v)
 static inline uint32_t le_get_u32(const unsigned char *b)
 {
     uint32_t v = 0;
+    if (UTIL_LE_HOST) {
+        memcpy(&v, b, 4);
+        return v;
+    }
     for (int i = 3; i >= 0; i--)
         v = (v << 8) | b[i];
     return v;
@@ -39,9 +59,29 @@ static inline uint32_t le_get_u32(const unsigned char *b)
 static inline uint64_t le_get_u64(const unsigned char *b)
 {
     uint64_t v = 0;
+    if (UTIL_LE_HOST) {
+        memcpy(&v, b, 8);
+        return v;
+    }
     for (int i = 7; i >= 0; i--)
         v = (v << 8) | b[i];
     return v;
+}
+
+/* A double's bits, little-endian (NaN payloads and signed zeros kept). */
+static inline void le_put_f64(unsigned char *b, double d)
+{
+    uint64_t v;
+    memcpy(&v, &d, 8);
+    le_put_u64(b, v);
+}
+
+static inline double le_get_f64(const unsigned char *b)
+{
+    uint64_t v = le_get_u64(b);
+    double d;
+    memcpy(&d, &v, 8);
+    return d;
 }
 
 #endif
