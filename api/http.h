@@ -115,7 +115,7 @@ int http_defer_step(http_req *r, void (*fn)(http_req *r, struct store_t *s));
  * cannot open one); fn owns arg. 0, or the queue's refusal. */
 int http_store_task(struct api *api, void (*fn)(void *arg, struct store_t *s), void *arg);
 
-/* Closes the calling queue thread's store connection (daemon/workq.c calls it as the
+/* Closes the calling queue thread's store connection (jobs/workq.c calls it as the
  * thread ends). */
 void http_thread_end(void);
 

@@ -145,7 +145,7 @@ void api_prometheus(http_req *r)
                   "# TYPE anneald_checkpoint_seconds_total counter\n"
                   "anneald_checkpoint_seconds_total %.6f\n",
               (double)atomic_load(&api->sv->jobs.ckpt_usec) * 1e-6);
-    {   /* scheduling (daemon/jobsched.c) */
+    {   /* scheduling (jobs/jobsched.c) */
         int prio[64], cnt[64];
         int np = jobs_queue_by_priority(&api->sv->jobs, prio, cnt, 64);
         tb_printf(&b, "# HELP anneald_queue_depth Jobs waiting for a worker, by priority "

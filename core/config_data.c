@@ -22,7 +22,7 @@ static const struct {
     {"iris", 150, 4, 3},
     {"wine", 178, 13, 3},
     {"digits", 1797, 64, 10},
-    {"fashion-mnist", 60000, 784, 10}, /* the training split; daemon/fashion.c reads it */
+    {"fashion-mnist", 60000, 784, 10}, /* the training split; jobs/fashion.c reads it */
 };
 
 int cfg_builtin_shape(const char *name, int64_t *rows, int *features, int *classes)

@@ -1,5 +1,5 @@
 /* data_idx — the builtin `fashion-mnist` data set (JOBSPEC.md, "Builtin fashion-mnist") from
- * its four IDX files, which the daemon reads and decompresses (daemon/fashion.c) and hands in
+ * its four IDX files, which the daemon reads and decompresses (jobs/fashion.c) and hands in
  * as one packed buffer: "FASHION\0", four u64 lengths (little-endian), then train images,
  * train labels, test images, test labels. Pure: parsing and building only. */
 #ifndef ANNEALD_DATA_IDX_H

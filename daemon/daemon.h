@@ -3,7 +3,7 @@
  * One libuv loop on the main thread drives everything that is not training: libmicrohttpd in
  * external epoll mode (one uv_poll_t on MHD's epoll fd + one uv_timer_t that follows
  * MHD_get_timeout), the async handle workers wake the loop with, one housekeeping timer (SSE
- * pings, store maintenance), and the signal handles. Workers (daemon/workers.c) train on
+ * pings, store maintenance), and the signal handles. Workers (jobs/workers.c) train on
  * their own threads and never touch HTTP. */
 #ifndef ANNEALD_DAEMON_H
 #define ANNEALD_DAEMON_H

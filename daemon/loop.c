@@ -160,7 +160,7 @@ static void on_housekeeping(uv_timer_t *t)
     if (d->sv.phase != PHASE_SERVING)
         return;
     jobs_poll(&d->sv.jobs); /* a trailing coalesced progress event, if any */
-    jobs_watchdog(&d->sv.jobs); /* stalled runs (daemon/jobsched.c) */
+    jobs_watchdog(&d->sv.jobs); /* stalled runs (jobs/jobsched.c) */
     jobs_sched_preempt(&d->sv.jobs);
     if (d->sv.jobs.fixes && d->ticks % 4 == 0) /* final states a full disk refused: every second */
         jobs_settle(&d->sv.jobs);

@@ -5,7 +5,7 @@
  * The store holds the truth about every job (its row and state); this module holds the jobs
  * this process is working on: one job_run per queued or running job. The loop thread creates
  * runs (POST /v1/jobs, resume, the restart recovery), puts them in a queue ordered by
- * priority, oldest first among equals (daemon/jobsched.c: preemption, the stall watchdog), and later
+ * priority, oldest first among equals (jobs/jobsched.c: preemption, the stall watchdog), and later
  * frees them; a worker takes a run off the queue (under the manager's mutex), trains it, and
  * publishes what it did into the run's snapshot under the run's own mutex (never held during
  * compute). Pause, cancel and shutdown are an atomic flag in the run, read by the worker
@@ -75,7 +75,7 @@ typedef struct job_sink {
 
 /* STOP_PREEMPT: checkpoint and go back to the queue for a job of higher priority;
  * STOP_STALL: the watchdog saw no step for stall_timeout_s: back to the queue without a new
- * checkpoint, to restart from the latest one (daemon/jobsched.c);
+ * checkpoint, to restart from the latest one (jobs/jobsched.c);
  * STOP_SWEEP: its sweep's early stopping ended the trial (the worker's own decision). */
 enum job_stop {
     STOP_NONE = 0, STOP_PAUSE = 1, STOP_CANCEL = 2, STOP_SHUTDOWN = 3, STOP_PREEMPT = 4,
@@ -104,7 +104,7 @@ typedef struct job_snap {
     int unsaved;                 /* the store refused the final state (e.g. a full disk): the
                                     loop thread records it later (jobs_settle) */
     char wait_reason[400];       /* why a taken job still waits (memory); "" = it does not */
-    /* scheduling (set by the loop thread when the run is made; daemon/jobsched.c) */
+    /* scheduling (set by the loop thread when the run is made; jobs/jobsched.c) */
     int preempted;               /* queued again after a preemption, not running yet */
     int restarts;                /* restarts after stalls since the daemon started */
 } job_snap;
@@ -131,7 +131,7 @@ typedef struct job_run {
     job_waiter *waiters;         /* callers answered when the worker lets go */
     int64_t seen_step;           /* the watchdog's last look: step, and when it changed */
     double seen_at;
-    /* scheduling, from the spec (daemon/jobsched.c); priority under the manager mutex */
+    /* scheduling, from the spec (jobs/jobsched.c); priority under the manager mutex */
     int priority;
     int preemptible;
     int64_t seq;                 /* the job's number: among equal priorities, oldest first */
@@ -160,7 +160,7 @@ typedef struct jobmgr {
     atomic_uint_fast64_t stall_failures;  /* jobs failed after max_restarts stalls */
     int nworkers;                         /* workers that take jobs (set by the wiring) */
     job_sink sink;                        /* where events go (set by the wiring) */
-    workq tasks;                          /* the state thread (daemon/jobtask.c) */
+    workq tasks;                          /* the state thread (jobs/jobtask.c) */
     int tasks_out;                        /* state writes not yet answered (loop thread) */
     char task_db[4096];                   /* the store the state thread opens */
 } jobmgr;
@@ -210,13 +210,13 @@ void jobs_poll(jobmgr *m);
  * from memory (an unknown state the store has not taken yet, a resume of a job a worker
  * still holds, a full state queue), or 1 when `w` waits: for the worker that holds the job
  * and has been asked to stop, or for the state thread that writes the new state
- * (daemon/jobtask.c). w->done then gets the outcome on the loop thread. The loop never waits
+ * (jobs/jobtask.c). w->done then gets the outcome on the loop thread. The loop never waits
  * for the store's write lock. */
 int jobs_pause(jobmgr *m, const char *id, job_waiter *w, job_outcome *out);
 int jobs_cancel(jobmgr *m, const char *id, job_waiter *w, job_outcome *out);
 int jobs_resume(jobmgr *m, const char *id, job_waiter *w, job_outcome *out);
 
-/* The state thread (daemon/jobtask.c): started once the store exists, with the loop's handle
+/* The state thread (jobs/jobtask.c): started once the store exists, with the loop's handle
  * that runs jobs_tasks_complete; stopped (after jobs_idle) at shutdown, or by jobs_close. */
 int jobs_tasks_start(jobmgr *m, const char *db, uv_async_t *wake);
 void jobs_tasks_complete(jobmgr *m);
@@ -260,7 +260,7 @@ void jobs_wake(jobmgr *m);
  * transition reads a job's state. Returns how many are still pending. */
 int jobs_settle(jobmgr *m);
 
-/* Scheduling (daemon/jobsched.c). */
+/* Scheduling (jobs/jobsched.c). */
 
 /* Reads the run's priority, preemptibility and stall limits from its stored spec (loop
  * thread); defaults when the spec cannot be read. */

@@ -1,4 +1,4 @@
-/* jobmgr_internal — what the job manager's own files (daemon/jobmgr.c, daemon/jobctl.c) share and
+/* jobmgr_internal — what the job manager's own files (jobs/jobmgr.c, jobs/jobctl.c) share and
  * nothing else calls. Loop thread. */
 #ifndef ANNEALD_JOBMGR_INTERNAL_H
 #define ANNEALD_JOBMGR_INTERNAL_H
@@ -17,7 +17,7 @@ void jobs_unlink_run(jobmgr *m, job_run *run);
 /* Gives every caller waiting on a run the job's final state. */
 void jobs_answer_waiters(job_run *run, store_job_state final);
 
-/* A state write for the state thread (daemon/jobtask.c). */
+/* A state write for the state thread (jobs/jobtask.c). */
 typedef enum job_task_kind { TASK_STOP, TASK_RESUME, TASK_REVERT } job_task_kind;
 
 typedef struct job_task {
@@ -39,7 +39,7 @@ typedef struct job_task {
  * (JOB_BUSY, JOB_NO_MEMORY) with the task freed. */
 int jobs_task_push(jobmgr *m, job_task *t, job_outcome *out);
 
-/* The outcome of a task the state thread did (loop thread, daemon/jobctl.c): emits the event
+/* The outcome of a task the state thread did (loop thread, jobs/jobctl.c): emits the event
  * and queues a resumed job. */
 void jobs_task_outcome(jobmgr *m, job_task *t, job_outcome *o);
 

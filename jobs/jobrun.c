@@ -324,7 +324,7 @@ static void run_admitted(wctx *w)
     double last_disk = w->t0;
     if (bound_hit)
         stop = STOP_PAUSE;
-    int64_t hang_at = jobs_hang_step(spec.name); /* test hook (daemon/jobsched.c) */
+    int64_t hang_at = jobs_hang_step(spec.name); /* test hook (jobs/jobsched.c) */
     double max_runtime = spec.sched.max_runtime_s; /* job time: resumed runs go on counting */
     int runtime_hit = 0;
     /* train_total_steps is read each step: a learning-rate sweep ends itself early. */

@@ -1,5 +1,5 @@
-/* wctx — a worker's context, shared by the files of the worker: daemon/workers.c (the pool),
- * daemon/writer.c (the writer thread and its queue of batches) and daemon/jobrun.c (the run
+/* wctx — a worker's context, shared by the files of the worker: jobs/workers.c (the pool),
+ * jobs/writer.c (the writer thread and its queue of batches) and jobs/jobrun.c (the run
  * of one job). Nothing else includes it. */
 #ifndef ANNEALD_WCTX_H
 #define ANNEALD_WCTX_H
@@ -91,7 +91,7 @@ typedef struct wctx {
     double samples_per_sec;    /* the run's real pace over the last seconds; NAN unknown */
 } wctx;
 
-/* ---- daemon/writer.c ---- */
+/* ---- jobs/writer.c ---- */
 
 /* Starts w's writer thread (its store connection is open). 0 or a negative errno. */
 int writer_start(wctx *w);
@@ -116,7 +116,7 @@ int wctx_checkpoint(wctx *w, train *t, const train_report *last, const store_kee
  * failure of this run. The worker may use w->store again afterwards. */
 int wctx_drain(wctx *w, an_err *e);
 
-/* ---- daemon/jobrun.c ---- */
+/* ---- jobs/jobrun.c ---- */
 
 /* Trains the run w->run to its end (admission, restore, the step loop, the final state). */
 void jobrun(wctx *w);

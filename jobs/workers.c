@@ -1,6 +1,6 @@
 /* workers — the fixed pool of training threads: each opens its store connection (retrying
  * while it cannot), starts its writer thread and trains the runs it takes off the queue
- * (daemon/jobrun.c). */
+ * (jobs/jobrun.c). */
 #include "jobs/workers.h"
 
 #include <errno.h>

@@ -2,7 +2,7 @@
  *
  * DESIGN
  * N uv_thread_t threads (--workers), each with its own store connection, take runs from the
- * job manager's queue (highest priority first) (daemon/jobmgr.c) and train them: build the train state from the
+ * job manager's queue (highest priority first) (jobs/jobmgr.c) and train them: build the train state from the
  * stored spec (or restore it from the latest checkpoint), step, write metrics in batches
  * (every 4096 steps or 250 ms, one transaction each; a fast job reads the clock only every few
  * dozen steps and the rows between get evenly spread times), checkpoint every

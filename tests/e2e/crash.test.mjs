@@ -36,7 +36,7 @@ const SEED = process.env.CRASH_SEED ? parseInt(process.env.CRASH_SEED, 10) >>> 0
                                     : (Math.random() * 2 ** 32) >>> 0;
 
 // The checkpoint interval of scenario 1, and the daemon's metric flush interval
-// (daemon/workers.c METRIC_FLUSH_S): the kill timing aims at both.
+// (jobs/workers.c METRIC_FLUSH_S): the kill timing aims at both.
 const EVERY = 50;
 const FLUSH_MS = 250;
 

@@ -60,3 +60,32 @@ test('the README links the docs, which exist', () => {
   for (const m of readme.matchAll(/\]\(([^)#]+\.md)\)/g)) assert.ok(fs.existsSync(m[1]), m[1]);
   assert.doesNotMatch(readme, /\(JOBSPEC\.md\)|\bin API\.md\b|DESIGN\.md/);
 });
+
+// The layering docs/ARCHITECTURE.md states, read from the sources' #include lines.
+test('the layers keep to ARCHITECTURE.md', () => {
+  const arch = fs.readFileSync('docs/ARCHITECTURE.md', 'utf8');
+  const src = [];
+  for (const dir of ['core', 'store', 'jobs', 'api', 'daemon', 'util', 'rank'])
+    for (const f of fs.readdirSync(dir)) if (/\.(c|h|inc)$/.test(f)) src.push(`${dir}/${f}`);
+  const includes = (f) => [...fs.readFileSync(f, 'utf8').matchAll(/^#include [<"]([^>"]+)[>"]/gm)].map((m) => m[1]);
+  const bad = [];
+  for (const f of src) {
+    const dir = f.split('/')[0];
+    for (const inc of includes(f)) {
+      const wiring = f === 'daemon/main.c' || f === 'daemon/loop.c';
+      if ((inc.startsWith('api/') || inc === 'microhttpd.h') && dir !== 'api' && !wiring)
+        bad.push(`${f} includes ${inc} (only api/ and the wiring may)`);
+      if (inc.startsWith('daemon/') && dir !== 'daemon') bad.push(`${f} includes ${inc} (daemon/ is the top)`);
+      if (inc.startsWith('jobs/') && ['core', 'store', 'util'].includes(dir)) bad.push(`${f} includes ${inc}`);
+      if (dir === 'core' && /^(store|uv|sqlite3|pthread)/.test(inc)) bad.push(`${f} includes ${inc} (core/ is pure)`);
+    }
+  }
+  for (const inc of includes('store/store.h')) if (inc.includes('cJSON')) bad.push('store/store.h includes cJSON');
+  assert.deepEqual(bad, []);
+  // no product file over 600 lines
+  const long = src.filter((f) => fs.readFileSync(f, 'utf8').split('\n').length - 1 > 600);
+  assert.deepEqual(long, [], 'product files over 600 lines');
+  // every source path the page names exists
+  for (const m of arch.matchAll(/`((?:core|store|jobs|api|daemon|util|rank)\/[a-z_]+\.[ch])`/g))
+    assert.ok(fs.existsSync(m[1]), `ARCHITECTURE.md names ${m[1]}`);
+});

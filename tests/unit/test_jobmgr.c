@@ -1,9 +1,9 @@
-/* Tests of the job manager's transitions (daemon/jobmgr.c): their outcomes, the waiters that a
+/* Tests of the job manager's transitions (jobs/jobmgr.c): their outcomes, the waiters that a
  * worker's letting go answers, and the events they emit, where a request meets a worker that
  * is letting go of its job.
  *
  * The worker is played by the test: it takes the run off the queue (jobs_take), writes the
- * job's states to the store as daemon/workers.c does, and reports with jobs_done. Events go
+ * job's states to the store as jobs/workers.c does, and reports with jobs_done. Events go
  * through the sink the daemon uses (api_events_sink) into the SSE hub's ring, read back
  * here. */
 #include <errno.h>

@@ -1,5 +1,5 @@
 /* Tests of a worker's parts that do not train: the recent pace and the checkpoint token bucket
- * (daemon/pace.c), and the writer's ring (daemon/writer.c) on a real store: batches commit in
+ * (jobs/pace.c), and the writer's ring (jobs/writer.c) on a real store: batches commit in
  * step order, the drain waits for all of them, row times are spread between clock reads, and
  * after a failure everything queued behind it is dropped and the failure reported. */
 #include <errno.h>
