@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/util.h"
 #include "core/assets.h"
 #include "core/gemm.h"
 #include "core/gpt.h"
@@ -19,13 +20,6 @@
 #include "core/text.h"
 
 enum { B = 12, T = 64, L = 4, NH = 4, C = 128 };
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* Every matrix product of one iteration (forward and backward) on scratch buffers; returns
  * its multiply-add count. */
@@ -99,7 +93,7 @@ static double iterate(gpt *g, optim *o, const int32_t *tok, size_t n, int iters,
     double t0 = 0;
     for (int it = 0; it < iters + 2; it++) {
         if (it == 2)
-            t0 = now();
+            t0 = util_now();
         for (int r = 0; r < B; r++) {
             size_t st = text_random_start(1337, (uint64_t)it, 0, (uint64_t)r, n, T);
             memcpy(idx + r * T, tok + st, T * sizeof *idx);
@@ -110,7 +104,7 @@ static double iterate(gpt *g, optim *o, const int32_t *tok, size_t n, int iters,
         optim_clip_grad_norm(g->grads, g->nparams, OPTIM_F32, 1.0);
         optim_step(o, g->params, g->grads);
     }
-    return 1000 * (now() - t0) / iters;
+    return 1000 * (util_now() - t0) / iters;
 }
 
 int main(void)
@@ -162,10 +156,10 @@ int main(void)
           *c = calloc(big, sizeof(float));
     double fl = products(a, b, c, v.size);
     int reps = quick ? 2 : 20;
-    double r0 = now();
+    double r0 = util_now();
     for (int i = 0; i < reps; i++)
         products(a, b, c, v.size);
-    double roof_ms = 1000 * (now() - r0) / reps;
+    double roof_ms = 1000 * (util_now() - r0) / reps;
     free(a);
     free(b);
     free(c);

@@ -9,17 +9,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/util.h"
 #include "core/config.h"
 #include "core/gemm.h"
 #include "core/train.h"
 #include "jobs/fashion.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static double torch_sps(int batch, int steps, char *why, size_t whylen)
 {
@@ -61,10 +55,10 @@ static int run(int batch, int steps, const char *packed, size_t len)
     train_report rep;
     for (int i = 0; i < 20; i++) /* warm-up */
         train_step(t, &rep, &e);
-    double t0 = now();
+    double t0 = util_now();
     for (int i = 0; i < steps; i++)
         train_step(t, &rep, &e);
-    double sps = (double)batch * steps / (now() - t0);
+    double sps = (double)batch * steps / (util_now() - t0);
     char why[256];
     double ref = torch_sps(batch, steps, why, sizeof why);
     if (ref > 0)

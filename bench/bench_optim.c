@@ -23,14 +23,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/util.h"
 #include "core/optim.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* 1 and 0, read at run time so the compiler cannot drop the reference's arithmetic. */
 static volatile float ONE = 1.0f, ZERO = 0.0f;
@@ -139,25 +133,25 @@ static int run(const kind *k, size_t n, const char *label, float *p, float *g, i
     /* First touch of the state, then alternate optimizer and reference; keep the best. */
     optim_step(&o, p, g);
     reference(k, n, p, g, &o);
-    double best = 1e30, bestref = 1e30, start = now();
+    double best = 1e30, bestref = 1e30, start = util_now();
     int reps = 0;
-    while (reps < minreps || (now() - start < budget && reps < 1000)) {
+    while (reps < minreps || (util_now() - start < budget && reps < 1000)) {
         double t0, t1;
         if (reps % 2 == 0) {
-            t0 = now();
+            t0 = util_now();
             optim_step(&o, p, g);
-            t1 = now();
+            t1 = util_now();
             best = t1 - t0 < best ? t1 - t0 : best;
             reference(k, n, p, g, &o);
-            t0 = now();
+            t0 = util_now();
             bestref = t0 - t1 < bestref ? t0 - t1 : bestref;
         } else {
-            t0 = now();
+            t0 = util_now();
             reference(k, n, p, g, &o);
-            t1 = now();
+            t1 = util_now();
             bestref = t1 - t0 < bestref ? t1 - t0 : bestref;
             optim_step(&o, p, g);
-            t0 = now();
+            t0 = util_now();
             best = t0 - t1 < best ? t0 - t1 : best;
         }
         reps++;

@@ -24,37 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/bench_util.h"
 #include "store/store.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void report(const char *name, double v, const char *unit, double ref)
-{
-    printf("BENCH %s %.6g %s ref=%.6g ratio=%.4f\n", name, v, unit, ref, ref > 0 ? v / ref : 0.0);
-    fflush(stdout);
-}
-
-static void rm_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *de;
-        char p[600];
-        while ((de = readdir(d)) != NULL) {
-            if (de->d_name[0] == '.')
-                continue;
-            snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-            unlink(p);
-        }
-        closedir(d);
-    }
-    rmdir(dir);
-}
 
 static void make_row(store_metric *m, int64_t step)
 {
@@ -73,7 +44,7 @@ static void make_row(store_metric *m, int64_t step)
 static double ingest(store_t *s, const char *id, int64_t a, int64_t b, store_metric *buf)
 {
     an_err e;
-    double t0 = now_s();
+    double t0 = util_now();
     for (int64_t st = a; st <= b;) {
         size_t k = 0;
         for (; k < 4096 && st <= b; st++)
@@ -83,7 +54,7 @@ static double ingest(store_t *s, const char *id, int64_t a, int64_t b, store_met
             return -1;
         }
     }
-    return (double)(b - a + 1) / (now_s() - t0);
+    return (double)(b - a + 1) / (util_now() - t0);
 }
 
 static int cmp_d(const void *a, const void *b)
@@ -97,12 +68,12 @@ static double query_ms(store_t *s, const char *id, int64_t from, int64_t to, int
 {
     an_err e;
     store_series m;
-    double t0 = now_s();
+    double t0 = util_now();
     if (store_metrics_query(s, id, from, to, 2000, &m, &e) != 0) {
         fprintf(stderr, "query: %s\n", e.message);
         return -1;
     }
-    double ms = (now_s() - t0) * 1e3;
+    double ms = (util_now() - t0) * 1e3;
     int ok = m.n > 0 && m.n <= 2000 && m.step[0] == (from < 1 ? 1 : from) &&
              m.step[m.n - 1] == (to < 0 || to > last ? last : to);
     store_series_free(&m);

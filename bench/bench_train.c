@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/util.h"
 #include "core/config.h"
 #include "core/data.h"
 #include "core/gemm.h"
@@ -24,13 +25,6 @@
 #include "core/model.h"
 #include "core/optim.h"
 #include "core/train.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* The bare engine of one spec. */
 typedef struct plain {
@@ -122,7 +116,7 @@ static int bench(const char *name, const char *spec_text, int steps, int rounds)
     double best_t = 1e30, best_p = 1e30;
     train_report r;
     for (int k = 0; k < rounds; k++) {
-        double t0 = now();
+        double t0 = util_now();
         for (int i = 0; i < steps; i++)
             if (train_step(t, &r, &err)) {
                 /* a diverged run still measured the loop; start it over */
@@ -130,10 +124,10 @@ static int bench(const char *name, const char *spec_text, int steps, int rounds)
                 if (train_create(&t, &s, NULL, 0, &err))
                     return 1;
             }
-        double t1 = now();
+        double t1 = util_now();
         for (int i = 0; i < steps; i++)
             plain_step(&p);
-        double t2 = now();
+        double t2 = util_now();
         if (t1 - t0 < best_t)
             best_t = t1 - t0;
         if (t2 - t1 < best_p)

@@ -18,8 +18,10 @@
 //   metrics_query_2000_points  ms for GET …/metrics?max_points=2000 over that whole job, from
 //       the client (best of 5); ref: 50 ms, the goal for any range of a 100M-step job.
 //   api_get_job / api_list_jobs  requests/s of GET /v1/jobs/{id} and GET /v1/jobs on loopback
-//       while a heavy job trains (wrk, 1 thread, 16 connections); ref: GET /healthz, which does
-//       no store work, measured the same way in the same run, in turns with the others.
+//       while a heavy job trains (wrk, 1 thread, 16 connections); ref: GET /healthz (two small
+//       reads of the loop's store connection: job counts and file sizes, no job row, no JSON
+//       of a spec), measured the same way in the same run, in turns with the others, each
+//       round starting with a different one of the three.
 //
 // Usage: node bench/service.mjs [BUILD_DIR]  (BUILD_DIR/anneald; default build). BENCH_QUICK=1
 // makes a short smoke run. Output: `BENCH <name> <value> <unit> ref=<value> ratio=<value>`
@@ -174,8 +176,11 @@ async function apiRates() {
     await waitJob(d.url, id, (j) => j.state === 'running' && j.step > 0);
     const targets = {healthz: '/healthz', get_job: `/v1/jobs/${id}`, list_jobs: '/v1/jobs'};
     const best = {healthz: 0, get_job: 0, list_jobs: 0};
+    const order = Object.entries(targets);
     for (let round = 0; round < WRK_ROUNDS; round++) {
-      for (const [k, p] of Object.entries(targets)) {
+      // each round starts with the next target, so no side always runs first
+      const turn = order.slice(round % order.length).concat(order.slice(0, round % order.length));
+      for (const [k, p] of turn) {
         const w = await runWrk(d.url + p, {connections: 16, seconds: WRK_SECONDS});
         if (w.errors) throw new Error(`wrk on ${p}: ${w.non2xx} non-2xx, socket errors ${JSON.stringify(w.socketErrors)}`);
         best[k] = Math.max(best[k], w.rps);
