@@ -146,3 +146,68 @@ void rng_permutation(uint32_t *perm, uint32_t n, uint64_t seed, uint64_t epoch)
         perm[j] = t;
     }
 }
+
+uint32_t rng_drop_threshold(double p)
+{
+    double t = p > 0 ? ldexp(p, 16) + 0.5 : 0.0;
+    return t >= 65535.0 ? 65535u : (uint32_t)t;
+}
+
+/* Blocks per call of philox_lanes: what the compiler spreads over vector registers. */
+#define KEEP_LANES 8
+
+/* rng_philox on the KEEP_LANES counters base, base + 1, …, word w of each to o[w][lane].
+ * Written lane by lane with the rounds inside so that the lane loop vectorises (the
+ * 32×32→64 products become vpmuludq). */
+static void philox_lanes(uint32_t o[4][KEEP_LANES], uint64_t base, uint32_t k0, uint32_t k1,
+                         uint32_t s0, uint32_t s1)
+{
+    for (int j = 0; j < KEEP_LANES; j++) {
+        uint64_t ctr = base + (uint64_t)j;
+        uint32_t c0 = (uint32_t)ctr, c1 = (uint32_t)(ctr >> 32), c2 = s0, c3 = s1;
+        uint32_t r0 = k0, r1 = k1;
+        for (int round = 0; round < 10; round++) {
+            uint64_t p0 = (uint64_t)PHILOX_M0 * c0, p1 = (uint64_t)PHILOX_M1 * c2;
+            uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ r0;
+            uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3 ^ r1;
+            c1 = (uint32_t)p1;
+            c3 = (uint32_t)p0;
+            c0 = n0;
+            c2 = n2;
+            r0 += PHILOX_W0;
+            r1 += PHILOX_W1;
+        }
+        o[0][j] = c0;
+        o[1][j] = c1;
+        o[2][j] = c2;
+        o[3][j] = c3;
+    }
+}
+
+/* Whether the 16-bit half h (0 low, 1 high) of word w survives. */
+static inline uint8_t kept(uint32_t w, int h, uint32_t thr)
+{
+    return ((w >> (16 * h)) & 0xFFFFu) >= thr;
+}
+
+void rng_keep_mask(uint8_t *keep, size_t n, uint64_t seed, uint64_t stream, uint32_t thr)
+{
+    const uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+    const uint32_t s0 = (uint32_t)stream, s1 = (uint32_t)(stream >> 32);
+    size_t blocks = n / 8, b = 0;
+    for (; b + KEEP_LANES <= blocks; b += KEEP_LANES) {
+        uint32_t o[4][KEEP_LANES];
+        philox_lanes(o, (uint64_t)b, k0, k1, s0, s1);
+        uint8_t *k = keep + 8 * b;
+        for (int j = 0; j < KEEP_LANES; j++)
+            for (int i = 0; i < 8; i++)
+                k[8 * j + i] = kept(o[i / 2][j], i % 2, thr);
+    }
+    /* The last blocks (and the part of one past n / 8 whole blocks) one at a time. */
+    for (size_t i = 8 * b; i < n; i += 8) {
+        uint32_t w[4];
+        rng_block(seed, stream, (uint64_t)(i / 8), w);
+        for (size_t j = 0; j < 8 && i + j < n; j++)
+            keep[i + j] = kept(w[j / 2], (int)(j % 2), thr);
+    }
+}
