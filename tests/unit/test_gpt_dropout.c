@@ -5,7 +5,8 @@
  * dropped, kept values scaled by 1/(1-p), pure in (seed, step, micro, element), the same for
  * a longer batch's first sequences), no dropout in gpt_forward, activation checkpointing's
  * recomputation drawing the same masks (bit-identical gradients), the attention layer with a
- * mask against central differences, the arena's size and bad probabilities. */
+ * mask against central differences, the arena's size, bad probabilities, and generation
+ * without dropout. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,9 +18,11 @@
 
 #include <cmocka.h>
 
+#include "core/generate.h"
 #include "core/gpt.h"
 #include "core/gpt_layers.h"
 #include "core/rng.h"
+#include "core/text.h"
 
 static void fill(float *p, size_t n, uint64_t seed, float lo, float hi)
 {
@@ -359,6 +362,47 @@ static void test_memory_and_bad(void **state)
     }
 }
 
+/* Generation never drops: a model with dropout samples the same text as the same weights
+ * without it. */
+static void test_generation(void **state)
+{
+    (void)state;
+    text_vocab v;
+    int32_t *toks = NULL;
+    size_t ntok = 0;
+    an_err err;
+    assert_int_equal(text_tokenize("abcdefg", 7, 0, 2, "text", &v, &toks, &ntok, &err), 0);
+    assert_int_equal(v.size, TINY.vocab_size);
+    gpt *d, *z;
+    gpt_shape s0 = TINY;
+    s0.dropout = 0;
+    assert_int_equal(gpt_create(&d, &TINY, 6, 1, &err), 0);
+    assert_int_equal(gpt_create(&z, &s0, 6, 1, &err), 0);
+    fill(d->params, d->nparams, 3, -0.5f, 0.5f);
+    memcpy(z->params, d->params, d->nparams * sizeof(float));
+    gen_params p = {.max_tokens = 40, .temperature = 1.0, .top_k = 0, .seed = 9, .step = -1,
+                    .prompt = "abc"};
+    gen_state a, b;
+    assert_int_equal(gen_state_init(&a, d, &v, &p, &err), 0);
+    assert_int_equal(gen_state_init(&b, z, &v, &p, &err), 0);
+    char ta[5], tb[5];
+    int na, nb;
+    while ((na = gen_next(&a, ta)) > 0) {
+        nb = gen_next(&b, tb);
+        assert_int_equal(na, nb);
+        assert_string_equal(ta, tb);
+    }
+    assert_int_equal(na, 0);
+    assert_int_equal(a.made, 40);
+    assert_int_equal(d->last_drop, 0);
+    gen_state_free(&a);
+    gen_state_free(&b);
+    gpt_free(d);
+    gpt_free(z);
+    free(toks);
+    text_vocab_free(&v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -368,6 +412,7 @@ int main(void)
         cmocka_unit_test(test_masks),
         cmocka_unit_test(test_checkpointing),
         cmocka_unit_test(test_memory_and_bad),
+        cmocka_unit_test(test_generation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
