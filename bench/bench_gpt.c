@@ -4,7 +4,10 @@
  *  - PyTorch running the same model (bench/gpt_torch.py, python3-torch, one thread,
  *    OPENBLAS_CORETYPE=SKYLAKEX); if torch is missing the line says so instead of a ratio;
  *  - the sgemm roofline: the same iteration's matrix products alone, issued to gemm_f32 on
- *    the same shapes in this run; "gpt_roofline_fraction" is that time over the iteration's.
+ *    the same shapes in this run; "gpt_roofline_fraction" is that time over the iteration's;
+ *  - "gpt_bf16_iteration" and "gpt_dropout_iteration" (dropout 0.2, nanoGPT's value for the
+ *    recipe): the same iterations with bf16 products or with dropout, against the float32
+ *    iteration without dropout measured in this run.
  * Lines: BENCH <name> <value> <unit> ref=<value> ratio=<value>. BENCH_QUICK=1 shortens. */
 #include <stdint.h>
 #include <stdio.h>
