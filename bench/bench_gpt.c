@@ -4,7 +4,10 @@
  *  - PyTorch running the same model (bench/gpt_torch.py, python3-torch, one thread,
  *    OPENBLAS_CORETYPE=SKYLAKEX); if torch is missing the line says so instead of a ratio;
  *  - the sgemm roofline: the same iteration's matrix products alone, issued to gemm_f32 on
- *    the same shapes in this run; "gpt_roofline_fraction" is that time over the iteration's.
+ *    the same shapes in this run; "gpt_roofline_fraction" is that time over the iteration's;
+ *  - "gpt_bf16_iteration" and "gpt_dropout_iteration" (dropout 0.2, nanoGPT's value for the
+ *    recipe): the same iterations with bf16 products or with dropout, against the float32
+ *    iteration without dropout measured in this run.
  * Lines: BENCH <name> <value> <unit> ref=<value> ratio=<value>. BENCH_QUICK=1 shortens. */
 #include <stdint.h>
 #include <stdio.h>
@@ -86,7 +89,8 @@ static double torch_ms(int iters, char *why, size_t whylen)
 }
 
 /* iters timed iterations (after two untimed ones) of forward, backward, clipping and the
- * AdamW step on random windows; ms per iteration. */
+ * AdamW step on random windows; ms per iteration. The training forward: dropout if the
+ * model has it (without, it is the plain forward). */
 static double iterate(gpt *g, optim *o, const int32_t *tok, size_t n, int iters, double *loss)
 {
     int32_t idx[B * T], tg[B * T];
@@ -99,7 +103,7 @@ static double iterate(gpt *g, optim *o, const int32_t *tok, size_t n, int iters,
             memcpy(idx + r * T, tok + st, T * sizeof *idx);
             memcpy(tg + r * T, tok + st + 1, T * sizeof *tg);
         }
-        gpt_forward(g, idx, tg, B, T, loss);
+        gpt_forward_train(g, idx, tg, B, T, loss, (uint64_t)it, 0);
         gpt_backward(g, g->grads, 0, 1.0f);
         optim_clip_grad_norm(g->grads, g->nparams, OPTIM_F32, 1.0);
         optim_step(o, g->params, g->grads);
@@ -122,7 +126,7 @@ int main(void)
         fprintf(stderr, "bench_gpt: no corpus\n");
         return 1;
     }
-    gpt_shape sh = {v.size, T, L, NH, C, 0, GPT_GELU_ERF};
+    gpt_shape sh = {v.size, T, L, NH, C, 0, GPT_GELU_ERF, 0};
     gpt *g;
     if (gpt_create(&g, &sh, 1337, B, &err)) {
         fprintf(stderr, "bench_gpt: %s\n", err.message);
@@ -149,6 +153,17 @@ int main(void)
     gemm_set_bf16(1);
     double bf_loss = 0, bf_ms = iterate(g, &o, tok, n, iters, &bf_loss);
     gemm_set_bf16(0);
+    /* The same iterations with dropout 0.2 (nanoGPT's shakespeare_char value) on a copy of the
+     * model (timing only: the optimizer state carries on from the runs above). */
+    double dr_loss = 0, dr_ms = 0;
+    gpt_shape shd = sh;
+    shd.dropout = 0.2f;
+    gpt *gd;
+    if (gpt_create(&gd, &shd, 1337, B, &err) == 0) {
+        memcpy(gd->params, g->params, g->nparams * sizeof(float));
+        dr_ms = iterate(gd, &o, tok, n, iters, &dr_loss);
+        gpt_free(gd);
+    }
 
     size_t big = (size_t)B * T * 4 * C > (size_t)B * T * v.size ? (size_t)B * T * 4 * C
                                                                 : (size_t)B * T * v.size;
@@ -178,6 +193,10 @@ int main(void)
            roof_ms, roof_ms / ms);
     /* ref = the float32 iteration measured above in this run. */
     printf("BENCH gpt_bf16_iteration %.2f ms/iter ref=%.2f ratio=%.2f\n", bf_ms, ms, ms / bf_ms);
+    /* ref = the iteration without dropout; the ratio is below 1 by dropout's cost. */
+    if (dr_ms > 0)
+        printf("BENCH gpt_dropout_iteration %.2f ms/iter ref=%.2f ratio=%.2f\n", dr_ms, ms,
+               ms / dr_ms);
     fprintf(stderr, "bench_gpt: last loss %.4f (bf16 %.4f)\n", loss, bf_loss);
     optim_free(&o);
     gpt_free(g);

@@ -19,7 +19,7 @@ void cfg_gpt_shape(const model_spec *m, gpt_shape *s)
 {
     *s = (gpt_shape){.vocab_size = m->vocab_size, .block_size = m->block_size,
                      .n_layer = m->n_layer, .n_head = m->n_head, .n_embd = m->n_embd,
-                     .bias = m->bias, .gelu = m->gelu};
+                     .bias = m->bias, .gelu = m->gelu, .dropout = (float)m->dropout};
 }
 
 int cfg_gpt_parse(const cJSON *m, model_spec *out, an_err *err)
@@ -44,9 +44,6 @@ int cfg_gpt_parse(const cJSON *m, model_spec *out, an_err *err)
     out->vocab_size = (int)v;
     if ((rc = cfg_num(m, "model", "dropout", 0.0, 0.0, 1.0, CFG_HI_OPEN, &out->dropout, err)))
         return rc;
-    if (out->dropout != 0.0)
-        return an_fail(err, "model.dropout", "model.dropout for gpt must be 0 in this version "
-                       "(the gpt model trains without dropout), got %g", out->dropout);
     if ((rc = cfg_bool(m, "model", "bias", 1, &out->bias, err)) ||
         (rc = cfg_enum(m, "model", "gelu", gelu_names, 0, &t, err)))
         return rc;

@@ -51,6 +51,9 @@ int gpt_shape_check(const gpt_shape *s, an_err *err)
                        1 << 20, s->vocab_size);
     if (s->gelu != GPT_GELU_TANH && s->gelu != GPT_GELU_ERF)
         return an_fail(err, "model.gelu", "gelu must be \"tanh\" or \"erf\"");
+    if (!(s->dropout >= 0.0f && s->dropout < 1.0f))
+        return an_fail(err, "model.dropout", "dropout must be a probability in [0, 1), got %g",
+                       (double)s->dropout);
     return 0;
 }
 
@@ -66,12 +69,20 @@ size_t gpt_param_count(const gpt_shape *s)
     return n + C * (s->bias ? 2 : 1);
 }
 
+/* Floats that hold n one-byte masks (each mask starts on a float). */
+static size_t u8_floats(size_t n)
+{
+    return (n + sizeof(float) - 1) / sizeof(float);
+}
+
 /* Per layer per row: ln1 C + 2, qkv 3C, atty C, res2 C, ln2 C + 2, fch 4C, fch_gelu 4C,
- * res3 C; per layer per sequence NH·T·T attention weights. */
+ * res3 C; per layer per sequence NH·T·T attention weights. Dropout's masks: a byte per
+ * attention weight and per element of the two branches' outputs. */
 static size_t layer_floats(const gpt_shape *s, size_t N, size_t B)
 {
-    size_t C = (size_t)s->n_embd, T = (size_t)s->block_size;
-    return N * (16 * C + 4) + B * (size_t)s->n_head * T * T;
+    size_t C = (size_t)s->n_embd, T = (size_t)s->block_size, A = B * (size_t)s->n_head * T * T;
+    size_t masks = s->dropout > 0 ? u8_floats(A) + 2 * u8_floats(N * C) : 0;
+    return N * (16 * C + 4) + A + masks;
 }
 
 size_t gpt_arena_floats(const gpt_shape *s, int max_batch)
@@ -91,7 +102,9 @@ size_t gpt_arena_floats_ex(const gpt_shape *s, int max_batch, int checkpoint)
                   N * (C + 2) /* ln_f */ + N * V /* logits */;
     size_t scratch = N * C /* dres */ + N * 4 * C /* dbuf */ + N * 4 * C /* dbuf4 */ +
                      N * 3 * C /* dqkv */ + T * T /* attention */;
-    return acts + scratch;
+    /* Dropout: the embedding's mask, and a second T·T for the dropped attention weights. */
+    size_t drop = s->dropout > 0 ? u8_floats(N * C) + T * T : 0;
+    return acts + scratch + drop;
 }
 
 gpt_memory gpt_memory_estimate(const gpt_shape *s, int max_batch, int checkpoint,
@@ -170,7 +183,10 @@ static void carve(gpt *g)
     size_t C = (size_t)s->n_embd, T = (size_t)s->block_size, B = (size_t)g->max_batch;
     size_t N = B * T;
     float *p = g->arena;
+    int drop = s->dropout > 0;
+    size_t A = B * (size_t)s->n_head * T * T;
 #define TAKE(ptr, count) do { (ptr) = p; p += (count); } while (0)
+#define TAKE_U8(ptr, count) do { (ptr) = (uint8_t *)p; p += u8_floats(count); } while (0)
     for (int l = 0; l < s->n_layer; l++) {
         gpt_layer_acts *a = &g->la[l];
         if (g->checkpoint && l > 0) {
@@ -185,7 +201,7 @@ static void carve(gpt *g)
         TAKE(a->ln1_mean, N);
         TAKE(a->ln1_rstd, N);
         TAKE(a->qkv, N * 3 * C);
-        TAKE(a->att, B * (size_t)s->n_head * T * T);
+        TAKE(a->att, A);
         TAKE(a->atty, N * C);
         TAKE(a->res2, N * C);
         TAKE(a->ln2, N * C);
@@ -194,6 +210,11 @@ static void carve(gpt *g)
         TAKE(a->fch, N * 4 * C);
         TAKE(a->fch_gelu, N * 4 * C);
         TAKE(a->res3, N * C);
+        if (drop) {
+            TAKE_U8(a->keep_att, A);
+            TAKE_U8(a->keep_attn, N * C);
+            TAKE_U8(a->keep_mlp, N * C);
+        }
     }
     TAKE(g->encoded, N * C);
     TAKE(g->lnf, N * C);
@@ -204,7 +225,10 @@ static void carve(gpt *g)
     TAKE(g->dbuf, N * 4 * C);
     TAKE(g->dbuf4, N * 4 * C);
     TAKE(g->dqkv, N * 3 * C);
-    TAKE(g->scratch, T * T);
+    TAKE(g->scratch, T * T * (drop ? 2 : 1));
+    if (drop)
+        TAKE_U8(g->keep_emb, N * C);
+#undef TAKE_U8
 #undef TAKE
 }
 
@@ -248,6 +272,9 @@ int gpt_create_ex(gpt **out, const gpt_shape *s, uint64_t seed, int max_batch, i
         return an_failc(err, -ENOMEM, "", "out of memory for the model");
     g->s = *s;
     g->max_batch = max_batch;
+    g->seed = seed;
+    g->drop_thr = rng_drop_threshold(s->dropout);
+    g->drop_scale = s->dropout > 0 ? 1.0f / (1.0f - s->dropout) : 1.0f;
     g->checkpoint = checkpoint ? 1 : 0;
     layout(g);
     g->arena_floats = gpt_arena_floats_ex(s, max_batch, g->checkpoint);
@@ -284,26 +311,53 @@ const gpt_tensor *gpt_find(const gpt *g, const char *name)
     return NULL;
 }
 
-/* Layer l from its input res into g->la[l] (g->dbuf is scratch). */
+/* The dropout mask of n elements at `place` (0 the embedding, 1 + 3·layer + 0 attention
+ * weights, 1 attention output, 2 MLP output) for the last forward's (step, micro-batch). */
+static void drop_mask(gpt *g, uint8_t *keep, size_t n, int place)
+{
+    rng_keep_mask(keep, n, g->seed,
+                  rng_stream_id(RNG_GPT_DROPOUT, g->drop_step, g->drop_micro, (uint64_t)place),
+                  g->drop_thr);
+}
+
+/* Layer l from its input res into g->la[l] (g->dbuf and g->scratch are scratch), with the
+ * masks of the last forward if it had dropout: activation checkpointing's recomputation
+ * draws them again. */
 static void layer_forward(gpt *g, int l, const float *res, int B, int T)
 {
-    int C = g->s.n_embd, NH = g->s.n_head, N = B * T;
+    int C = g->s.n_embd, NH = g->s.n_head, N = B * T, drop = g->last_drop;
+    size_t NC = (size_t)N * C;
     gpt_layer_params w = layer_ptrs(g, g->params, l);
     gpt_layer_acts *a = &g->la[l];
     gpt_layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, res, w.ln1w, w.ln1b, N, C);
     gpt_linear_forward(a->qkv, a->ln1, w.qkvw, w.qkvb, N, C, 3 * C);
     /* att has room for a full block; for T < block_size it is used as [B,NH,T,T]. */
-    gpt_attention_forward(a->atty, a->att, a->qkv, B, T, C, NH);
+    if (drop) {
+        drop_mask(g, a->keep_att, (size_t)B * NH * T * T, 1 + 3 * l);
+        gpt_attention_forward_drop(a->atty, a->att, g->scratch, a->keep_att, g->drop_scale,
+                                   a->qkv, B, T, C, NH);
+    } else {
+        gpt_attention_forward(a->atty, a->att, a->qkv, B, T, C, NH);
+    }
     gpt_linear_forward(g->dbuf, a->atty, w.attprojw, w.attprojb, N, C, C);
+    if (drop) {
+        drop_mask(g, a->keep_attn, NC, 2 + 3 * l);
+        gpt_dropout(g->dbuf, g->dbuf, a->keep_attn, g->drop_scale, NC);
+    }
     gpt_residual_forward(a->res2, res, g->dbuf, N * C);
     gpt_layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res2, w.ln2w, w.ln2b, N, C);
     gpt_linear_forward(a->fch, a->ln2, w.fcw, w.fcb, N, C, 4 * C);
     gpt_gelu_forward(a->fch_gelu, a->fch, N * 4 * C, g->s.gelu);
     gpt_linear_forward(g->dbuf, a->fch_gelu, w.fcprojw, w.fcprojb, N, 4 * C, C);
+    if (drop) {
+        drop_mask(g, a->keep_mlp, NC, 3 + 3 * l);
+        gpt_dropout(g->dbuf, g->dbuf, a->keep_mlp, g->drop_scale, NC);
+    }
     gpt_residual_forward(a->res3, a->res2, g->dbuf, N * C);
 }
 
-int gpt_forward(gpt *g, const int32_t *idx, const int32_t *targets, int B, int T, double *loss)
+static int forward(gpt *g, const int32_t *idx, const int32_t *targets, int B, int T,
+                   double *loss, int drop, uint64_t step, uint64_t micro)
 {
     const gpt_shape *s = &g->s;
     int C = s->n_embd, V = s->vocab_size, N = B * T;
@@ -313,7 +367,14 @@ int gpt_forward(gpt *g, const int32_t *idx, const int32_t *targets, int B, int T
         if (idx[i] < 0 || idx[i] >= V || (targets && (targets[i] < 0 || targets[i] >= V)))
             return -EINVAL;
     float *P = g->params;
+    g->last_drop = drop;
+    g->drop_step = step;
+    g->drop_micro = micro;
     gpt_encoder_forward(g->encoded, idx, P + g->off_wte, P + g->off_wpe, B, T, C);
+    if (drop) {
+        drop_mask(g, g->keep_emb, (size_t)N * C, 0);
+        gpt_dropout(g->encoded, g->encoded, g->keep_emb, g->drop_scale, (size_t)N * C);
+    }
     const float *res = g->encoded;
     for (int l = 0; l < s->n_layer; l++) {
         layer_forward(g, l, res, B, T);
@@ -334,13 +395,26 @@ int gpt_forward(gpt *g, const int32_t *idx, const int32_t *targets, int B, int T
     return 0;
 }
 
+int gpt_forward(gpt *g, const int32_t *idx, const int32_t *targets, int B, int T, double *loss)
+{
+    return forward(g, idx, targets, B, T, loss, 0, 0, 0);
+}
+
+int gpt_forward_train(gpt *g, const int32_t *idx, const int32_t *targets, int B, int T,
+                      double *loss, uint64_t step, uint64_t micro)
+{
+    return forward(g, idx, targets, B, T, loss, g->s.dropout > 0, step, micro);
+}
+
 int gpt_backward(gpt *g, float *grad, int accumulate, float dloss)
 {
     if (!g->last_targets)
         return -EINVAL;
     const gpt_shape *s = &g->s;
     int B = g->last_B, T = g->last_T, C = s->n_embd, V = s->vocab_size, NH = s->n_head;
-    int N = B * T;
+    int N = B * T, drop = g->last_drop;
+    size_t NC = (size_t)N * C;
+    float sc = g->drop_scale;
     float *P = g->params;
     if (!accumulate)
         memset(grad, 0, g->nparams * sizeof(float));
@@ -361,22 +435,38 @@ int gpt_backward(gpt *g, float *grad, int accumulate, float dloss)
          * layer is recomputed from its input first (dbuf is free here). */
         if (g->checkpoint && l != s->n_layer - 1)
             layer_forward(g, l, res, B, T);
-        /* dres is d/d(res3); res3 = res2 + fc_proj(gelu(fc(ln2(res2)))). */
-        gpt_linear_backward(g->dbuf4, 0, d.fcprojw, d.fcprojb, g->dres, a->fch_gelu, w.fcprojw,
+        /* dres is d/d(res3); res3 = res2 + drop(fc_proj(gelu(fc(ln2(res2))))). */
+        const float *dmlp = g->dres;
+        if (drop) {
+            gpt_dropout(g->dbuf, g->dres, a->keep_mlp, sc, NC);
+            dmlp = g->dbuf;
+        }
+        gpt_linear_backward(g->dbuf4, 0, d.fcprojw, d.fcprojb, dmlp, a->fch_gelu, w.fcprojw,
                             N, 4 * C, C);
         gpt_gelu_backward(g->dbuf4, a->fch, g->dbuf4, N * 4 * C, s->gelu);
         gpt_linear_backward(g->dbuf, 0, d.fcw, d.fcb, g->dbuf4, a->ln2, w.fcw, N, C, 4 * C);
         gpt_layernorm_backward(g->dres, d.ln2w, d.ln2b, g->dbuf, a->res2, w.ln2w, a->ln2_mean,
                                a->ln2_rstd, N, C);
-        /* dres is now d/d(res2); res2 = res + attn_proj(attention(qkv(ln1(res)))). */
-        gpt_linear_backward(g->dbuf, 0, d.attprojw, d.attprojb, g->dres, a->atty, w.attprojw, N,
+        /* dres is now d/d(res2); res2 = res + drop(attn_proj(attention(qkv(ln1(res))))). */
+        const float *dattn = g->dres;
+        if (drop) {
+            gpt_dropout(g->dbuf4, g->dres, a->keep_attn, sc, NC);
+            dattn = g->dbuf4;
+        }
+        gpt_linear_backward(g->dbuf, 0, d.attprojw, d.attprojb, dattn, a->atty, w.attprojw, N,
                             C, C);
         memset(g->dqkv, 0, (size_t)N * 3 * C * sizeof(float));
-        gpt_attention_backward(g->dqkv, g->scratch, g->dbuf, a->qkv, a->att, B, T, C, NH);
+        if (drop)
+            gpt_attention_backward_drop(g->dqkv, g->scratch, a->keep_att, sc, g->dbuf, a->qkv,
+                                        a->att, B, T, C, NH);
+        else
+            gpt_attention_backward(g->dqkv, g->scratch, g->dbuf, a->qkv, a->att, B, T, C, NH);
         gpt_linear_backward(g->dbuf, 0, d.qkvw, d.qkvb, g->dqkv, a->ln1, w.qkvw, N, C, 3 * C);
         gpt_layernorm_backward(g->dres, d.ln1w, d.ln1b, g->dbuf, res, w.ln1w, a->ln1_mean,
                                a->ln1_rstd, N, C);
     }
+    if (drop)
+        gpt_dropout(g->dres, g->dres, g->keep_emb, sc, NC);
     gpt_encoder_backward(grad + g->off_wte, grad + g->off_wpe, g->dres, g->last_idx, B, T, C);
     return 0;
 }

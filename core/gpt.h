@@ -29,6 +29,7 @@ typedef struct gpt_shape {
     int n_embd;      /* C */
     int bias;        /* 1: biases in linear layers and LayerNorms */
     int gelu;        /* enum gpt_gelu */
+    float dropout;   /* training only, in [0, 1): 0 keeps the arena and the step as without */
 } gpt_shape;
 
 typedef struct gpt_tensor {
@@ -55,6 +56,9 @@ typedef struct gpt_layer_acts {
     float *fch;                       /* [N,4C] before GELU */
     float *fch_gelu;                  /* [N,4C] */
     float *res3;                      /* [N,C] the layer's output */
+    /* With dropout: 0/1 per element of the attention weights [B,NH,T,T], the attention
+     * branch's output and the MLP branch's output [N,C] (NULL without dropout). */
+    uint8_t *keep_att, *keep_attn, *keep_mlp;
 } gpt_layer_acts;
 
 typedef struct gpt {
@@ -71,7 +75,8 @@ typedef struct gpt {
     size_t off_wte, off_wpe, off_lnfw, off_lnfb;
     size_t loff[GPT_MAX_LAYERS][GPT_TENSORS_PER_LAYER];
     gpt_layer_acts la[GPT_MAX_LAYERS];
-    float *encoded;                   /* [N,C] */
+    float *encoded;                   /* [N,C], after the embedding's dropout */
+    uint8_t *keep_emb;                /* [N,C] with dropout */
     float *lnf, *lnf_mean, *lnf_rstd;
     float *logits;                    /* [N,V]: probabilities after a forward with targets */
     float *dres, *dbuf, *dbuf4, *dqkv, *scratch; /* backward scratch */
@@ -79,13 +84,21 @@ typedef struct gpt {
     size_t arena_floats;
     const int32_t *last_idx, *last_targets;
     int last_B, last_T;
+    /* Dropout: the masks' seed and threshold, the scale 1/(1-p) of what is kept, and the
+     * (step, micro-batch) of the last forward's masks (last_drop 0: it had none). */
+    uint64_t seed;
+    uint32_t drop_thr;
+    float drop_scale;
+    int last_drop;
+    uint64_t drop_step, drop_micro;
 } gpt;
 
-/* Checks a shape; errors name the field under "model" ("model.n_head", …). */
+/* Checks a shape; errors name the field under "model" ("model.n_head", "model.dropout", …). */
 int gpt_shape_check(const gpt_shape *s, an_err *err);
 
 /* Floats of the activation arena for max_batch sequences (for memory estimates); with
- * checkpoint = 1, for activation checkpointing (gpt_create_ex). */
+ * checkpoint = 1, for activation checkpointing (gpt_create_ex). Dropout adds a byte per
+ * masked element (and T·T floats of scratch); dropout 0 adds nothing. */
 size_t gpt_arena_floats(const gpt_shape *s, int max_batch);
 size_t gpt_arena_floats_ex(const gpt_shape *s, int max_batch, int checkpoint);
 /* Parameter count. */
@@ -129,11 +142,22 @@ int gpt_set_init(gpt *g, const cJSON *init, an_err *err);
 /* Forward over idx [B,T] (T <= block_size, tokens in 0..V-1; kept by pointer until the next
  * forward). With targets [B,T] it returns the mean cross-entropy in *loss and leaves the
  * probabilities in g->logits; without, g->logits holds the logits. -EINVAL on bad sizes or
- * tokens. */
+ * tokens. Never applies dropout: this is the forward of evaluation and generation. */
 int gpt_forward(gpt *g, const int32_t *idx, const int32_t *targets, int B, int T, double *loss);
 
-/* Backward of the last forward with targets, for d(total)/d(loss) = dloss. Gradients go to
- * grad (nparams floats): overwritten if accumulate == 0, added to if 1. */
+/* The training forward: as gpt_forward, with dropout when s.dropout > 0 (nanoGPT's places:
+ * the embedding's output, the attention weights, the attention and MLP branches' outputs
+ * before their residual additions; inverted, kept values scaled by 1/(1-p)). The mask of
+ * every element is a pure function of (seed, step, micro, layer, place, element index)
+ * (rng_keep_mask on stream (RNG_GPT_DROPOUT, step, micro, place)), so a resumed run and
+ * activation checkpointing's recomputation draw the same masks. Without dropout this is
+ * gpt_forward. */
+int gpt_forward_train(gpt *g, const int32_t *idx, const int32_t *targets, int B, int T,
+                      double *loss, uint64_t step, uint64_t micro);
+
+/* Backward of the last forward with targets (through its dropout masks, if any), for
+ * d(total)/d(loss) = dloss. Gradients go to grad (nparams floats): overwritten if
+ * accumulate == 0, added to if 1. */
 int gpt_backward(gpt *g, float *grad, int accumulate, float dloss);
 
 #endif

@@ -124,8 +124,15 @@ void gpt_linear_backward(float *dinp, int dinp_add, float *dw, float *db, const 
         }
 }
 
-void gpt_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C,
-                           int NH)
+void gpt_dropout(float *out, const float *in, const uint8_t *keep, float scale, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = keep[i] ? in[i] * scale : 0.0f;
+}
+
+/* Attention forward; keep == NULL: no dropout (and scratch unused). */
+static void attention_fwd(float *out, float *att, float *scratch, const uint8_t *keep,
+                          float dscale, const float *qkv, int B, int T, int C, int NH)
 {
     int hs = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)hs);
@@ -154,13 +161,33 @@ void gpt_attention_forward(float *out, float *att, const float *qkv, int B, int 
                 for (int s = t + 1; s < T; s++)
                     row[s] = 0.0f;
             }
-            gemm_f32(0, 0, T, hs, T, 1.0f, a, T, v, C3, 0.0f, out + (size_t)b * T * C + h * hs,
+            const float *w = a;
+            if (keep) {
+                gpt_dropout(scratch, a, keep + ((size_t)b * NH + h) * T * T, dscale,
+                            (size_t)T * T);
+                w = scratch;
+            }
+            gemm_f32(0, 0, T, hs, T, 1.0f, w, T, v, C3, 0.0f, out + (size_t)b * T * C + h * hs,
                      C);
         }
 }
 
-void gpt_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
-                            const float *att, int B, int T, int C, int NH)
+void gpt_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C,
+                           int NH)
+{
+    attention_fwd(out, att, NULL, NULL, 1.0f, qkv, B, T, C, NH);
+}
+
+void gpt_attention_forward_drop(float *out, float *att, float *scratch, const uint8_t *keep,
+                                float scale, const float *qkv, int B, int T, int C, int NH)
+{
+    attention_fwd(out, att, scratch, keep, scale, qkv, B, T, C, NH);
+}
+
+/* Attention backward; keep == NULL: no dropout (scratch T·T, else 2·T·T). */
+static void attention_bwd(float *dqkv, float *scratch, const uint8_t *keep, float dscale,
+                          const float *dout, const float *qkv, const float *att, int B, int T,
+                          int C, int NH)
 {
     int hs = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)hs);
@@ -175,9 +202,19 @@ void gpt_attention_backward(float *dqkv, float *scratch, const float *dout, cons
             const float *a = att + ((size_t)b * NH + h) * T * T;
             const float *d = dout + (size_t)b * T * C + h * hs;
             float *da = scratch;
-            /* datt = dout_h · vᵀ; dv += attᵀ · dout_h. */
+            /* The weights that multiplied v: att, or att after dropout. */
+            const float *w = a;
+            const uint8_t *kh = keep ? keep + ((size_t)b * NH + h) * T * T : NULL;
+            if (kh) {
+                gpt_dropout(scratch + (size_t)T * T, a, kh, dscale, (size_t)T * T);
+                w = scratch + (size_t)T * T;
+            }
+            /* datt = dout_h · vᵀ; dv += wᵀ · dout_h. */
             gemm_f32(0, 1, T, T, hs, 1.0f, d, C, v, C3, 0.0f, da, T);
-            gemm_f32(1, 0, T, hs, T, 1.0f, a, T, d, C, 1.0f, dv, C3);
+            gemm_f32(1, 0, T, hs, T, 1.0f, w, T, d, C, 1.0f, dv, C3);
+            /* Through dropout: the gradient of a dropped weight is 0, of a kept one scaled. */
+            if (kh)
+                gpt_dropout(da, da, kh, dscale, (size_t)T * T);
             /* Softmax backward row by row, in place: dpre = att·(datt − Σ att·datt). The
              * masked entries have att = 0, so they get 0. */
             for (int t = 0; t < T; t++) {
@@ -195,6 +232,19 @@ void gpt_attention_backward(float *dqkv, float *scratch, const float *dout, cons
             gemm_f32(0, 0, T, hs, T, scale, da, T, k, C3, 1.0f, dq, C3);
             gemm_f32(1, 0, T, hs, T, scale, da, T, q, C3, 1.0f, dk, C3);
         }
+}
+
+void gpt_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
+                            const float *att, int B, int T, int C, int NH)
+{
+    attention_bwd(dqkv, scratch, NULL, 1.0f, dout, qkv, att, B, T, C, NH);
+}
+
+void gpt_attention_backward_drop(float *dqkv, float *scratch, const uint8_t *keep, float scale,
+                                 const float *dout, const float *qkv, const float *att, int B,
+                                 int T, int C, int NH)
+{
+    attention_bwd(dqkv, scratch, keep, scale, dout, qkv, att, B, T, C, NH);
 }
 
 #define GELU_K 0.7978845608028654f /* sqrt(2/pi) */

@@ -8,6 +8,7 @@
 #ifndef ANNEALD_GPT_LAYERS_H
 #define ANNEALD_GPT_LAYERS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 enum gpt_gelu { GPT_GELU_TANH = 0, GPT_GELU_ERF = 1 };
@@ -42,6 +43,20 @@ void gpt_attention_forward(float *out, float *att, const float *qkv, int B, int 
 /* Adds to dqkv [B,T,3C]; scratch holds T·T floats. */
 void gpt_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
                             const float *att, int B, int T, int C, int NH);
+
+/* The same with dropout on the attention weights (nanoGPT's attn_dropout): out = (att ⊙ keep ·
+ * scale) · v, keep [B,NH,T,T] 0/1 per weight. att still keeps the softmax weights before
+ * dropout (what the softmax backward needs); the dropped weights of a head are formed in
+ * scratch (T·T floats) in forward, and again in backward, whose scratch holds 2·T·T. */
+void gpt_attention_forward_drop(float *out, float *att, float *scratch, const uint8_t *keep,
+                                float scale, const float *qkv, int B, int T, int C, int NH);
+void gpt_attention_backward_drop(float *dqkv, float *scratch, const uint8_t *keep, float scale,
+                                 const float *dout, const float *qkv, const float *att, int B,
+                                 int T, int C, int NH);
+
+/* Inverted dropout with a given mask: out[i] = keep[i] ? in[i]·scale : 0 (out may be in).
+ * The same function is its own backward on the gradient. */
+void gpt_dropout(float *out, const float *in, const uint8_t *keep, float scale, size_t n);
 
 /* GELU, tanh approximation or exact (erf). */
 void gpt_gelu_forward(float *out, const float *inp, int n, int kind);

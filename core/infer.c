@@ -24,6 +24,7 @@ static int infer_gpt(infer *f, const job_spec *spec, const blob_view *v, an_err 
     ms.vocab_size = f->vocab.size;
     gpt_shape s;
     cfg_gpt_shape(&ms, &s);
+    s.dropout = 0; /* inference never drops: no masks in the arena */
     if ((rc = gpt_create(&f->g, &s, spec->seed, 1, err)))
         return rc;
     if (v->model_hash != gtrain_model_hash(f->g) ||
@@ -182,6 +183,7 @@ size_t infer_bytes_estimate(const job_spec *spec)
         cfg_gpt_shape(ms, &s);
         if (!s.vocab_size)
             s.vocab_size = 256;
+        s.dropout = 0;
         return sizeof(infer) + sizeof(gpt) +
                (2 * gpt_param_count(&s) + gpt_arena_floats(&s, 1)) * sizeof(float);
     }

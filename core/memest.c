@@ -58,7 +58,8 @@ static int ilog2i(int64_t v)
 }
 
 /* A gpt job: the model's own estimate by part (gpt_memory_estimate: it is what gpt_create
- * allocates), the corpus as int32 tokens when the spec holds it. An uploaded corpus whose
+ * allocates, dropout's masks and activation checkpointing included: the shape carries
+ * model.dropout), the corpus as int32 tokens when the spec holds it. An uploaded corpus whose
  * vocabulary is not known yet counts 256 tokens. */
 static void gpt_job_memory(const job_spec *s, mem_estimate *out)
 {

@@ -325,7 +325,8 @@ int gtrain_step(gtrain *t, train_report *rep, an_err *err)
     for (int j = 0; j < t->gas; j++) {
         next_batch(t, step, j, &epoch);
         double l = 0;
-        int rc = gpt_forward(g, t->idx, t->tgt, t->micro, t->T, &l);
+        int rc = gpt_forward_train(g, t->idx, t->tgt, t->micro, t->T, &l, (uint64_t)step,
+                                   (uint64_t)j);
         if (!rc && !isfinite(l))
             rc = -EDOM;
         if (rc) {

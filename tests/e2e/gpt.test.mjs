@@ -1,7 +1,7 @@
 // The gpt model on text data through the service: a job on inline text and on the builtin
 // tinyshakespeare submits, trains, records loss and lr, shows its vocabulary; a daemon killed
-// with SIGKILL mid-run finishes with weights byte-identical to an uninterrupted run; bad
-// specs are 400s naming the field, and nothing is stored for them.
+// with SIGKILL mid-run (dropout on) finishes with weights byte-identical to an uninterrupted
+// run; bad specs are 400s naming the field, and nothing is stored for them.
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import {startDaemon, withDaemon, api, waitJob, waitFor, tmpDir, removeDir, SLOW} from './lib.mjs';
@@ -85,7 +85,8 @@ const BAD = [
   ['empty text', {data: {type: 'text', text: ''}}, 'data.text', /non-empty/],
   ['text and dataset both', {data: {type: 'text', text: TEXT, dataset: 'x'}}, 'data.dataset', /not both/],
   ['table data for a gpt', {data: {type: 'builtin', name: 'iris'}}, 'data.type', /text/],
-  ['dropout', {model: {dropout: 0.1}}, 'model.dropout', /0/],
+  ['dropout of 1', {model: {dropout: 1}}, 'model.dropout', /\[0, 1\)/],
+  ['negative dropout', {model: {dropout: -0.1}}, 'model.dropout', /\[0, 1\)/],
   ['a vocabulary that is not the text\'s', {data: {type: 'text', text: TEXT, vocabulary: {tokenizer: 'char', size: 2, tokens: ['a', 'b']}}}, 'data.vocabulary', /differs/],
   ['unknown sampling', {data: {type: 'text', text: TEXT, sampling: 'sometimes'}}, 'data.sampling', /random/],
   ['init of a wrong shape', {model: {init: {'transformer.wpe.weight': [[1, 2]]}}}, 'model.init.transformer.wpe.weight', /rows/],
@@ -114,10 +115,11 @@ test('bad gpt and text specs: 400 naming the field, nothing stored', async () =>
   });
 });
 
-// The small tinyshakespeare run of the kill test: ~1 s of training per 100 steps here.
+// The small tinyshakespeare run of the kill test: ~1 s of training per 100 steps here. With
+// dropout, whose masks are drawn from (seed, step, micro-batch) and not checkpointed.
 const STEPS = 240;
 const SHAKE = gptJob({data: {type: 'builtin', name: 'tinyshakespeare', sampling: 'random'},
-                      model: {block_size: 16, n_embd: 32}, steps: STEPS,
+                      model: {block_size: 16, n_embd: 32, dropout: 0.1}, steps: STEPS,
                       checkpoint: {every_steps: 20}});
 
 async function uninterrupted(spec) {

@@ -400,7 +400,7 @@ static void test_checkpointing(void **state)
     gpt_free(a);
     gpt_free(b);
     /* The recipe's activations at batch 12: checkpointing keeps about a quarter. */
-    gpt_shape r = {65, 64, 4, 4, 128, 0, GPT_GELU_ERF};
+    gpt_shape r = {65, 64, 4, 4, 128, 0, GPT_GELU_ERF, 0};
     size_t full = gpt_arena_floats(&r, 12), ck = gpt_arena_floats_ex(&r, 12, 1);
     assert_true(ck < full / 2);
 }
@@ -413,7 +413,7 @@ static void test_checkpointing(void **state)
 static void test_memory(void **state)
 {
     (void)state;
-    gpt_shape r = {65, 64, 4, 4, 128, 0, GPT_GELU_ERF};
+    gpt_shape r = {65, 64, 4, 4, 128, 0, GPT_GELU_ERF, 0};
     gpt_memory m = gpt_memory_estimate(&r, 12, 0, 2);
     assert_int_equal(m.params, 804096 * 4);
     assert_int_equal(m.grads, 804096 * 4);
@@ -439,7 +439,7 @@ static void test_layout(void **state)
      * wte 65·128 + wpe 64·128 + 4·(ln 128 + qkv 384·128 + proj 128·128 + ln 128 +
      * fc 512·128 + proj 128·512) + ln_f 128 = 804096 (nanoGPT prints 0.80M, which leaves
      * out wpe). */
-    gpt_shape s = {65, 64, 4, 4, 128, 0, GPT_GELU_ERF};
+    gpt_shape s = {65, 64, 4, 4, 128, 0, GPT_GELU_ERF, 0};
     assert_int_equal(gpt_param_count(&s), 804096);
     gpt *g;
     an_err err;
@@ -484,7 +484,7 @@ static void stats(const float *p, size_t n, double *mean, double *sd)
 static void test_init(void **state)
 {
     (void)state;
-    gpt_shape s = {65, 64, 4, 4, 128, 1, GPT_GELU_TANH};
+    gpt_shape s = {65, 64, 4, 4, 128, 1, GPT_GELU_TANH, 0};
     gpt *a, *b;
     an_err err;
     assert_int_equal(gpt_create(&a, &s, 7, 1, &err), 0);
@@ -574,7 +574,7 @@ static void test_bad(void **state)
 static void test_learns(void **state)
 {
     (void)state;
-    gpt_shape s = {3, 8, 2, 2, 16, 1, GPT_GELU_TANH};
+    gpt_shape s = {3, 8, 2, 2, 16, 1, GPT_GELU_TANH, 0};
     gpt *g;
     an_err err;
     assert_int_equal(gpt_create(&g, &s, 5, 4, &err), 0);

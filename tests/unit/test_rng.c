@@ -173,6 +173,66 @@ static void test_permutation(void **state)
     assert_int_equal(p[0], 0);
 }
 
+/* Element i of rng_keep_mask's definition: half i % 2 of word (i % 8) / 2 of block i / 8,
+ * kept if >= thr. */
+static int keep_def(uint64_t seed, uint64_t stream, size_t i, uint32_t thr)
+{
+    uint32_t w[4];
+    rng_block(seed, stream, i / 8, w);
+    return ((w[(i % 8) / 2] >> (16 * (i % 2))) & 0xFFFF) >= thr;
+}
+
+/* rng_keep_mask is its definition for lengths around the edges of its groups of 32 blocks
+ * (256 elements; the vectorised part) and of single blocks, and far into a long mask; the
+ * fraction dropped is p; the threshold is p·2^16 rounded. */
+static void test_keep_mask(void **state)
+{
+    (void)state;
+    assert_int_equal(rng_drop_threshold(0.0), 0);
+    assert_int_equal(rng_drop_threshold(0.5), 32768);
+    assert_int_equal(rng_drop_threshold(0.2), 13107); /* 13107.2 */
+    assert_int_equal(rng_drop_threshold(0.99999999), 65535);
+    enum { MAX = 1100 };
+    uint8_t keep[MAX + 1];
+    const uint64_t seed = 0x123456789abcdefull, stream = rng_stream_id(RNG_GPT_DROPOUT, 3, 1, 4);
+    const uint32_t thr = rng_drop_threshold(0.4);
+    for (size_t n = 0; n <= MAX; n += n < 70 || (n > 240 && n < 270) ? 1 : 13) {
+        keep[n] = 0xAA;
+        rng_keep_mask(keep, n, seed, stream, thr);
+        assert_int_equal(keep[n], 0xAA); /* nothing past n */
+        for (size_t i = 0; i < n; i++)
+            if (keep[i] != keep_def(seed, stream, i, thr))
+                fail_msg("n %zu element %zu: %d", n, i, keep[i]);
+    }
+    /* p = 0 keeps everything. */
+    rng_keep_mask(keep, MAX, seed, stream, rng_drop_threshold(0.0));
+    for (size_t i = 0; i < MAX; i++)
+        assert_int_equal(keep[i], 1);
+    /* The fraction dropped is p (n = 10^6: standard deviation below 5e-4), and another stream
+     * gives another mask. */
+    const size_t n = 1000000;
+    uint8_t *a = malloc(n), *b = malloc(n);
+    assert_non_null(a);
+    assert_non_null(b);
+    const double ps[] = {0.1, 0.5, 0.9};
+    for (size_t k = 0; k < 3; k++) {
+        rng_keep_mask(a, n, 7, stream, rng_drop_threshold(ps[k]));
+        for (size_t i = 0; i < n; i += i < 1000 ? 1 : 997)
+            assert_int_equal(a[i], keep_def(7, stream, i, rng_drop_threshold(ps[k])));
+        for (size_t i = n - 300; i < n; i++)
+            assert_int_equal(a[i], keep_def(7, stream, i, rng_drop_threshold(ps[k])));
+        size_t dropped = 0;
+        for (size_t i = 0; i < n; i++)
+            dropped += !a[i];
+        assert_true(fabs((double)dropped / (double)n - ps[k]) < 3e-3);
+    }
+    rng_keep_mask(a, n, 7, stream, thr);
+    rng_keep_mask(b, n, 7, stream + 1, thr);
+    assert_true(memcmp(a, b, n) != 0);
+    free(a);
+    free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -182,6 +242,7 @@ int main(void)
         cmocka_unit_test(test_uniform_and_normal_moments),
         cmocka_unit_test(test_below_unbiased),
         cmocka_unit_test(test_permutation),
+        cmocka_unit_test(test_keep_mask),
     };
     return cmocka_run_group_tests_name("rng", tests, NULL, NULL);
 }

@@ -15,6 +15,7 @@
 
 #include "core/blob.h"
 #include "core/config.h"
+#include "core/config_gpt.h"
 #include "core/infer.h"
 #include "core/memest.h"
 #include "core/train.h"
@@ -27,6 +28,8 @@ static const char *TEXT =
 
 static void spec_ds(job_spec *s, const char *data_extra, int n_embd, int gas,
                     const char *ds_extra, int steps);
+static void spec_full(job_spec *s, const char *model_extra, const char *data_extra, int n_embd,
+                      int gas, const char *ds_extra, int steps);
 
 static void spec_of(job_spec *s, const char *data_extra, int n_embd, int gas)
 {
@@ -36,16 +39,22 @@ static void spec_of(job_spec *s, const char *data_extra, int n_embd, int gas)
 static void spec_ds(job_spec *s, const char *data_extra, int n_embd, int gas,
                     const char *ds_extra, int steps)
 {
+    spec_full(s, "", data_extra, n_embd, gas, ds_extra, steps);
+}
+
+static void spec_full(job_spec *s, const char *model_extra, const char *data_extra, int n_embd,
+                      int gas, const char *ds_extra, int steps)
+{
     char buf[4096];
     snprintf(buf, sizeof buf,
              "{\"seed\": 5, \"model\": {\"type\": \"gpt\", \"block_size\": 8, \"n_layer\": 2, "
-             "\"n_head\": 2, \"n_embd\": %d, \"gelu\": \"erf\"}, \"data\": {\"type\": \"text\", "
+             "\"n_head\": 2, \"n_embd\": %d, \"gelu\": \"erf\"%s}, \"data\": {\"type\": \"text\", "
              "\"text\": \"%s\"%s}, \"steps\": %d, \"validation\": {\"fraction\": 0.2, "
              "\"every_steps\": 6}, \"ds_config\": {\"train_batch_size\": %d, "
              "\"gradient_accumulation_steps\": %d, \"optimizer\": {\"type\": \"AdamW\", "
              "\"params\": {\"lr\": 0.01}}, \"scheduler\": {\"type\": \"WarmupDecayLR\", "
              "\"params\": {\"total_num_steps\": %d, \"warmup_num_steps\": 4}}%s}}",
-             n_embd, TEXT, data_extra, steps, 4 * gas, gas, steps, ds_extra);
+             n_embd, model_extra, TEXT, data_extra, steps, 4 * gas, gas, steps, ds_extra);
     an_err e;
     int rc = job_spec_parse_text(buf, strlen(buf), s, &e);
     if (rc)
@@ -60,17 +69,24 @@ static void run(train *t, int64_t upto)
         assert_int_equal(train_step(t, &rep, &e), 0);
 }
 
-static void resume_case_ds(const char *extra, int gas, const char *ds_extra);
+static void resume_case_full(const char *model_extra, const char *extra, int gas,
+                             const char *ds_extra);
 
 static void resume_case(const char *extra, int gas)
 {
-    resume_case_ds(extra, gas, "");
+    resume_case_full("", extra, gas, "");
 }
 
 static void resume_case_ds(const char *extra, int gas, const char *ds_extra)
 {
+    resume_case_full("", extra, gas, ds_extra);
+}
+
+static void resume_case_full(const char *model_extra, const char *extra, int gas,
+                             const char *ds_extra)
+{
     job_spec s;
-    spec_ds(&s, extra, 16, gas, ds_extra, 24);
+    spec_full(&s, model_extra, extra, 16, gas, ds_extra, 24);
     an_err e;
     train *a, *b, *c;
     assert_int_equal(train_create(&a, &s, NULL, 0, &e), 0);
@@ -368,6 +384,136 @@ static void test_activation_checkpointing(void **state)
     job_spec_free(&c);
 }
 
+/* ---- dropout ---- */
+#define DROPOUT ", \"dropout\": 0.2"
+
+/* Resumed from a mid-run checkpoint with dropout on: the same blob as the uninterrupted run
+ * (the masks are drawn from (seed, step, micro-batch), nothing to checkpoint); also with
+ * activation checkpointing and with fp16's skipped steps. */
+static void test_dropout_resume(void **state)
+{
+    (void)state;
+    resume_case_full(DROPOUT, "", 2, "");
+    resume_case_full(DROPOUT, ", \"sampling\": \"random\"", 1,
+                     ", \"activation_checkpointing\": {}");
+    resume_case_full(DROPOUT, "", 1, ", \"fp16\": {\"enabled\": true, \"initial_scale_power\": 20, "
+                     "\"loss_scale_window\": 3}");
+}
+
+/* With dropout, activation checkpointing's weights are those without it bit for bit, and
+ * the memory estimate is the arena allocated (masks included); dropout changes the run,
+ * dropout 0 written out is the run without the key. */
+static void test_dropout_checkpointing(void **state)
+{
+    (void)state;
+    job_spec s, c, z, n;
+    spec_full(&s, DROPOUT, "", 16, 2, "", 12);
+    spec_full(&c, DROPOUT, "", 16, 2, ", \"activation_checkpointing\": {}", 12);
+    spec_full(&z, ", \"dropout\": 0", "", 16, 2, "", 12);
+    spec_ds(&n, "", 16, 2, "", 12);
+    an_err e;
+    train *a, *b, *y, *x;
+    assert_int_equal(train_create(&a, &s, NULL, 0, &e), 0);
+    assert_int_equal(train_create(&b, &c, NULL, 0, &e), 0);
+    assert_int_equal(train_create(&y, &z, NULL, 0, &e), 0);
+    assert_int_equal(train_create(&x, &n, NULL, 0, &e), 0);
+    run(a, 12);
+    run(b, 12);
+    run(y, 12);
+    run(x, 12);
+    gpt *ga = gtrain_model(train_gpt(a)), *gb = gtrain_model(train_gpt(b));
+    gpt *gy = gtrain_model(train_gpt(y)), *gx = gtrain_model(train_gpt(x));
+    assert_true(ga->s.dropout == 0.2f && gb->checkpoint == 1);
+    assert_memory_equal(ga->params, gb->params, ga->nparams * sizeof(float));
+    assert_memory_equal(gy->params, gx->params, gy->nparams * sizeof(float));
+    assert_true(memcmp(ga->params, gy->params, ga->nparams * sizeof(float)) != 0);
+    mem_estimate ma, mb, my;
+    job_spec_memory(&s, -1, &ma);
+    job_spec_memory(&c, -1, &mb);
+    job_spec_memory(&z, -1, &my);
+    assert_int_equal(ma.activations, ga->arena_floats * sizeof(float));
+    assert_int_equal(mb.activations, gb->arena_floats * sizeof(float));
+    assert_true(ma.activations > my.activations && mb.activations < ma.activations);
+    train_free(a);
+    train_free(b);
+    train_free(y);
+    train_free(x);
+    job_spec_free(&s);
+    job_spec_free(&c);
+    job_spec_free(&z);
+    job_spec_free(&n);
+}
+
+/* Validation runs without dropout: the validation loss a step reports is that of the same
+ * weights in a model that has no dropout; the training loss on a batch is not. */
+static void test_dropout_validation(void **state)
+{
+    (void)state;
+    job_spec s, z;
+    spec_full(&s, ", \"dropout\": 0.5", "", 16, 1, "", 24);
+    spec_ds(&z, "", 16, 1, "", 24);
+    an_err e;
+    train *a, *b;
+    assert_int_equal(train_create(&a, &s, NULL, 0, &e), 0);
+    assert_int_equal(train_create(&b, &z, NULL, 0, &e), 0);
+    train_report rep;
+    do
+        assert_int_equal(train_step(a, &rep, &e), 0);
+    while (!rep.has_val);
+    assert_int_equal(rep.step, 6);
+    gpt *ga = gtrain_model(train_gpt(a)), *gb = gtrain_model(train_gpt(b));
+    memcpy(gb->params, ga->params, ga->nparams * sizeof(float));
+    double vb, va;
+    assert_int_equal(gtrain_validate(train_gpt(b), &vb), 0);
+    assert_int_equal(gtrain_validate(train_gpt(a), &va), 0);
+    assert_true(rep.val_loss == vb && va == vb);
+    /* A training forward of the dropout model on the validation text's first window differs
+     * from the evaluation forward: the masks are real. */
+    int32_t idx[8], tg[8];
+    for (int i = 0; i < 8; i++) {
+        idx[i] = (i * 3) % ga->s.vocab_size;
+        tg[i] = (i * 7 + 1) % ga->s.vocab_size;
+    }
+    double lt, le;
+    assert_int_equal(gpt_forward_train(ga, idx, tg, 1, 8, &lt, 0, 0), 0);
+    assert_int_equal(gpt_forward(ga, idx, tg, 1, 8, &le), 0);
+    assert_true(lt != le);
+    train_free(a);
+    train_free(b);
+    job_spec_free(&s);
+    job_spec_free(&z);
+}
+
+/* model.dropout out of [0, 1) or not a number: refused naming the field; a valid one is kept
+ * in the spec and shown in the job's model. */
+static void test_dropout_spec(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {"1", "1.5", "-0.1", "\"0.1\"", "true"};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        char buf[512];
+        snprintf(buf, sizeof buf, "{\"model\": {\"type\": \"gpt\", \"block_size\": 4, "
+                 "\"n_layer\": 1, \"n_head\": 1, \"n_embd\": 8, \"dropout\": %s}, \"data\": "
+                 "{\"type\": \"text\", \"text\": \"abcdefabcdef\"}, \"ds_config\": "
+                 "{\"train_batch_size\": 2, \"optimizer\": {\"type\": \"SGD\", \"params\": "
+                 "{\"lr\": 0.1}}}}", bad[k]);
+        job_spec s;
+        an_err e;
+        assert_int_equal(job_spec_parse_text(buf, strlen(buf), &s, &e), -EINVAL);
+        assert_string_equal(e.field, "model.dropout");
+        if (k < 3)
+            assert_non_null(strstr(e.message, "[0, 1)"));
+    }
+    job_spec s;
+    spec_full(&s, ", \"dropout\": 0.1", "", 16, 1, "", 4);
+    assert_true(s.model.dropout == 0.1);
+    cJSON *m = cfg_gpt_json(&s.model);
+    assert_non_null(m);
+    assert_true(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(m, "dropout")) == 0.1);
+    cJSON_Delete(m);
+    job_spec_free(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -380,6 +526,10 @@ int main(void)
         cmocka_unit_test(test_bf16_against_fp32),
         cmocka_unit_test(test_numerics_spec),
         cmocka_unit_test(test_activation_checkpointing),
+        cmocka_unit_test(test_dropout_resume),
+        cmocka_unit_test(test_dropout_checkpointing),
+        cmocka_unit_test(test_dropout_validation),
+        cmocka_unit_test(test_dropout_spec),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
