@@ -22,12 +22,12 @@
 /* Batches a worker has in flight: one it fills, the rest queued for (or being written by) its
  * writer thread. The worker waits only when all of them are queued, so a slow disk slows
  * training down instead of growing memory (each slot holds METRIC_BATCH rows, about 2.4 MB). */
-#define WRITE_SLOTS 3
+#define WRITE_SLOTS 4
 
 /* One batch of rows for the writer: metrics, validation rows and progress, and optionally a
  * checkpoint that commits with them in one transaction. */
 typedef struct wslot {
-    store_metric batch[METRIC_BATCH];
+    store_metric *batch;       /* METRIC_BATCH rows of wctx.rows (set by writer_start) */
     /* Validation rows of the batch: at most one per metric row, so they never outgrow it. */
     store_val_metric vbatch[METRIC_BATCH];
     size_t nbatch;             /* rows in batch */
@@ -65,12 +65,16 @@ typedef struct writer {
     an_err err;                /* its error */
     const char *what;          /* what it was writing ("metrics" / "the checkpoint") */
     int64_t step;              /* at which step */
+    uint64_t commits;          /* transactions written (several slots may make one) */
 } writer;
 
 typedef struct wctx {
     store_t store;
     jobmgr *jobs;
     job_run *run;
+    /* The slots' metric rows, one array: full slots that follow each other are one run of
+     * rows the writer commits in one transaction when it has fallen behind (writer.c). */
+    store_metric rows[WRITE_SLOTS][METRIC_BATCH];
     wslot slot[WRITE_SLOTS];
     writer wr;
     store_metric *batch;       /* rows of the slot being filled (slot[wr.head]) */

@@ -97,8 +97,11 @@ int wctx_drain(wctx *w, an_err *e)
     return rc;
 }
 
-/* Writes one slot on the writer thread. 0, or the store's error with *what set. */
-static int write_slot(wctx *w, wslot *s, const char **what, an_err *e)
+/* Writes one slot on the writer thread: its checkpoint, or `nrows` metric rows from its
+ * batch on (more than the slot's own when full slots after it are merged in, see
+ * writer_main), with the progress `last` carries. 0, or the store's error with *what set. */
+static int write_slot(wctx *w, wslot *s, size_t nrows, const wslot *last, const char **what,
+                      an_err *e)
 {
     int rc = 0;
     *what = "metrics";
@@ -119,17 +122,36 @@ static int write_slot(wctx *w, wslot *s, const char **what, an_err *e)
             s->run->snap.ckpt_bytes = (int64_t)s->len;
             uv_mutex_unlock(&s->run->mu);
         }
-    } else if (s->nbatch) {
-        rc = store_metrics_append_with_val(&w->store, s->run->id, s->batch, s->nbatch, s->vbatch,
-                                           s->nval, s->has_prog ? &s->prog : NULL, e);
+    } else if (nrows) {
+        rc = store_metrics_append_with_val(&w->store, s->run->id, s->batch, nrows, last->vbatch,
+                                           last->nval, last->has_prog ? &last->prog : NULL, e);
     }
     /* /metrics counts what is committed: one metric row per optimizer step. */
-    if (rc == 0 && s->nbatch) {
-        atomic_fetch_add(&w->jobs->steps_trained, (uint64_t)s->nbatch);
-        atomic_fetch_add(&w->jobs->samples_trained,
-                         (uint64_t)s->nbatch * (uint64_t)w->batch_samples);
+    if (rc == 0 && nrows) {
+        atomic_fetch_add(&w->jobs->steps_trained, (uint64_t)nrows);
+        atomic_fetch_add(&w->jobs->samples_trained, (uint64_t)nrows * (uint64_t)w->batch_samples);
     }
     return rc;
+}
+
+/* How many queued slots from the tail on the writer may commit as one: a full metric-only
+ * slot (no checkpoint, no validation rows) and the queued metric-only slots of the same run
+ * right after it in the rows array, each but the last full, so their rows are contiguous.
+ * A fast job's writer that has fallen behind then pays a transaction and the pyramid's
+ * per-batch work once for several batches. Call with wr.mu held. */
+static int mergeable(const wctx *w)
+{
+    int k = 1, t = w->wr.tail;
+    const wslot *s = &w->slot[t];
+    if (s->blob)
+        return 1;
+    while (k < w->wr.queued && t + k < WRITE_SLOTS) {
+        const wslot *prev = &w->slot[t + k - 1], *next = &w->slot[t + k];
+        if (prev->nbatch != METRIC_BATCH || prev->nval || next->blob || next->run != s->run)
+            break;
+        k++;
+    }
+    return k;
 }
 
 /* The writer thread: writes queued slots in order until told to quit. After a failure it
@@ -145,11 +167,14 @@ static void writer_main(void *arg)
             break;
         wslot *s = &w->slot[w->wr.tail];
         int skip = w->wr.rc != 0;
+        int k = mergeable(w);
         uv_mutex_unlock(&w->wr.mu);
+        const wslot *last = &w->slot[w->wr.tail + k - 1];
+        size_t nrows = (size_t)(k - 1) * METRIC_BATCH + last->nbatch;
         an_err e;
         an_err_clear(&e);
         const char *what = "metrics";
-        int rc = skip ? 0 : write_slot(w, s, &what, &e);
+        int rc = skip ? 0 : write_slot(w, s, s->blob ? s->nbatch : nrows, last, &what, &e);
         free(s->blob);
         s->blob = NULL;
         uv_mutex_lock(&w->wr.mu);
@@ -157,11 +182,13 @@ static void writer_main(void *arg)
             w->wr.rc = rc;
             w->wr.err = e;
             w->wr.what = what;
-            w->wr.step = s->step;
+            w->wr.step = last->step;
         }
-        assert(w->wr.queued > 0);
-        w->wr.tail = (w->wr.tail + 1) % WRITE_SLOTS;
-        w->wr.queued--;
+        if (!skip && !rc)
+            w->wr.commits++;
+        assert(w->wr.queued >= k);
+        w->wr.tail = (w->wr.tail + k) % WRITE_SLOTS;
+        w->wr.queued -= k;
         uv_cond_broadcast(&w->wr.cond);
     }
     uv_mutex_unlock(&w->wr.mu);
@@ -217,6 +244,8 @@ int wctx_checkpoint(wctx *w, train *t, const train_report *last, const store_kee
 
 int writer_start(wctx *w)
 {
+    for (int k = 0; k < WRITE_SLOTS; k++)
+        w->slot[k].batch = w->rows[k];
     int rc = uv_mutex_init(&w->wr.mu);
     if (rc)
         return rc;

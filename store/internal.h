@@ -299,6 +299,11 @@ int st_migrate_blocks_raw(store_t *s, an_err *err);
 int st_pyr_add(store_t *s, int64_t num, const store_metric *const *p, size_t m, an_err *err);
 /* Recomputes every bucket overlapping [a, b] from the stored rows. */
 int st_pyr_rebuild(store_t *s, int64_t num, int64_t a, int64_t b, an_err *err);
+/* Drops the connection's cache of open pyramid buckets (a rolled-back transaction), and
+ * frees it (store_close). */
+void st_pyr_forget(store_t *s);
+void st_pyr_cache_free(store_t *s);
+
 /* After the rows with step > `step` are gone: drops and recomputes what covered them. */
 int st_pyr_truncate(store_t *s, int64_t num, int64_t step, an_err *err);
 

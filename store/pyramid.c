@@ -29,6 +29,30 @@ typedef struct pyr_ent {
 
 enum { R_FIRST = 0, R_LAST, R_LO, R_HI };
 
+/* The entry of each level an append of this connection stored last (the open bucket that the
+ * next append merges into), so that a run's appends, which come in step order, read no
+ * entry back from SQLite. Valid only for the job `num` while appends continue at
+ * last_step + 1: any other append (another connection's in between, a resume from an
+ * earlier step), a rebuild, a cut or a rolled-back transaction starts it over. */
+typedef struct pyr_cache {
+    int64_t num;                   /* 0: empty */
+    int64_t last_step;
+    unsigned char have[ST_PYR_LMAX + 1];
+    pyr_ent e[ST_PYR_LMAX + 1];
+} pyr_cache;
+
+void st_pyr_forget(store_t *s)
+{
+    if (s->pyr_cache)
+        ((pyr_cache *)s->pyr_cache)->num = 0;
+}
+
+void st_pyr_cache_free(store_t *s)
+{
+    free(s->pyr_cache);
+    s->pyr_cache = NULL;
+}
+
 static double canon(double v) { return isnan(v) ? NAN : v; }
 
 static void row_from_metric(const store_metric *m, st_row *r)
@@ -119,10 +143,25 @@ static int damaged(an_err *err, int level, int64_t bucket)
                     bucket);
 }
 
-/* Reads entry (level, bucket) into *e; e->nrows 0 when there is none. */
-static int pyr_get(store_t *s, int64_t num, int level, int64_t bucket, pyr_ent *e, an_err *err)
+/* Reads entry (level, bucket) into *e; e->nrows 0 when there is none. With a valid cache
+ * `c`, the level's open bucket comes from it and a later bucket is known to be empty (the
+ * cache's appends hold the job's last rows). */
+static int pyr_get(store_t *s, int64_t num, int level, int64_t bucket, pyr_ent *e,
+                   const pyr_cache *c, an_err *err)
 {
     int rc;
+    if (c && c->num == num && c->have[level]) {
+        if (c->e[level].bucket == bucket) {
+            *e = c->e[level];
+            return 0;
+        }
+        if (bucket > c->e[level].bucket) {
+            e->bucket = bucket;
+            e->nrows = 0;
+            e->ng = 0;
+            return 0;
+        }
+    }
     e->bucket = bucket;
     e->nrows = 0;
     e->ng = 0;
@@ -146,9 +185,15 @@ static int pyr_get(store_t *s, int64_t num, int level, int64_t bucket, pyr_ent *
     return rc;
 }
 
-/* Stores entry e at `level` (deleting the row when e is empty). */
-static int pyr_put(store_t *s, int64_t num, int level, const pyr_ent *e, an_err *err)
+/* Stores entry e at `level` (deleting the row when e is empty); a cache `c` for the job
+ * keeps it as the level's open bucket. */
+static int pyr_put(store_t *s, int64_t num, int level, const pyr_ent *e, pyr_cache *c,
+                   an_err *err)
 {
+    if (c && c->num == num) {
+        c->e[level] = *e;
+        c->have[level] = 1;
+    }
     int rc;
     sqlite3_stmt *st;
     if (e->nrows == 0) {
@@ -233,12 +278,21 @@ int st_pyr_add(store_t *s, int64_t num, const store_metric *const *p, size_t m, 
     }
     pyr_ent *old = malloc(sizeof *old);
     int rc = old ? 0 : an_failc(err, -ENOMEM, NULL, "out of memory summarising metric rows");
+    /* The cache goes on only from the step after its last append (no cache: every entry is
+     * read back, as without one). */
+    if (!s->pyr_cache)
+        s->pyr_cache = calloc(1, sizeof(pyr_cache));
+    pyr_cache *c = s->pyr_cache;
+    if (c && (c->num != num || p[0]->step != c->last_step + 1)) {
+        memset(c->have, 0, sizeof c->have);
+        c->num = num;
+    }
     for (int level = ST_PYR_L0; !rc && level <= ST_PYR_LMAX; level++) {
         for (size_t j = 0; !rc && j < ne; j++) {
-            rc = pyr_get(s, num, level, e[j].bucket, old, err);
+            rc = pyr_get(s, num, level, e[j].bucket, old, c, err);
             if (!rc) {
                 merge(old, &e[j]);
-                rc = pyr_put(s, num, level, old, err);
+                rc = pyr_put(s, num, level, old, c, err);
             }
         }
         /* The next level's pieces: neighbours with the same parent merge, in place. */
@@ -254,6 +308,12 @@ int st_pyr_add(store_t *s, int64_t num, const store_metric *const *p, size_t m, 
             }
         }
         ne = k;
+    }
+    if (c) {
+        if (rc)
+            c->num = 0;
+        else
+            c->last_step = p[m - 1]->step;
     }
     free(old);
     free(e);
@@ -302,6 +362,7 @@ int st_pyr_rebuild(store_t *s, int64_t num, int64_t a, int64_t b, an_err *err)
         a = 0;
     if (b < a)
         return 0;
+    st_pyr_forget(s);
     pyr_ent *e = malloc(3 * sizeof *e);
     if (!e)
         return an_failc(err, -ENOMEM, NULL, "out of memory summarising metric rows");
@@ -312,17 +373,17 @@ int st_pyr_rebuild(store_t *s, int64_t num, int64_t a, int64_t b, an_err *err)
         int64_t lo = bk << ST_PYR_L0, hi = lo + ((int64_t)1 << ST_PYR_L0) - 1;
         rc = scan_rows(s, num, lo, hi, &e[0], &e[2], err);
         if (!rc)
-            rc = pyr_put(s, num, ST_PYR_L0, &e[0], err);
+            rc = pyr_put(s, num, ST_PYR_L0, &e[0], NULL, err);
     }
     for (int level = ST_PYR_L0 + 1; !rc && level <= ST_PYR_LMAX; level++)
         for (int64_t bk = a >> level; !rc && bk <= b >> level; bk++) {
-            rc = pyr_get(s, num, level - 1, 2 * bk, &e[0], err);
+            rc = pyr_get(s, num, level - 1, 2 * bk, &e[0], NULL, err);
             if (!rc)
-                rc = pyr_get(s, num, level - 1, 2 * bk + 1, &e[1], err);
+                rc = pyr_get(s, num, level - 1, 2 * bk + 1, &e[1], NULL, err);
             if (!rc) {
                 merge(&e[0], &e[1]);
                 e[0].bucket = bk;
-                rc = pyr_put(s, num, level, &e[0], err);
+                rc = pyr_put(s, num, level, &e[0], NULL, err);
             }
         }
     free(e);
@@ -331,6 +392,7 @@ int st_pyr_rebuild(store_t *s, int64_t num, int64_t a, int64_t b, an_err *err)
 
 int st_pyr_truncate(store_t *s, int64_t num, int64_t step, an_err *err)
 {
+    st_pyr_forget(s);
     sqlite3_stmt *st;
     int rc = st_prepare(s, "DELETE FROM metric_pyramid WHERE job=?1 AND bucket > (?2 >> level)",
                         &st, err);
@@ -365,7 +427,7 @@ static int range_summary(store_t *s, int64_t num, int64_t a, int64_t b, int top,
                 break;
         }
         if (j >= ST_PYR_L0) {
-            rc = pyr_get(s, num, j, x >> j, tmp, err);
+            rc = pyr_get(s, num, j, x >> j, tmp, NULL, err);
             if (!rc)
                 merge(acc, tmp);
             x += (int64_t)1 << j;

@@ -239,6 +239,7 @@ int st_commit(store_t *s, an_err *err)
 
 void st_rollback(store_t *s)
 {
+    st_pyr_forget(s); /* what the transaction merged into the open buckets is gone too */
     /* SQLite rolls back by itself after some errors (SQLITE_FULL, SQLITE_NOMEM, …); a second
      * ROLLBACK would then fail with "no transaction is active". */
     if (s->db && !sqlite3_get_autocommit(s->db))
@@ -508,6 +509,7 @@ void store_close(store_t *s)
         sqlite3_close_v2(s->db);
     s->db = NULL;
     st_codec_free(s);
+    st_pyr_cache_free(s);
 }
 
 int store_maintain(store_t *s, an_err *err)

@@ -76,6 +76,8 @@ typedef struct store_t {
                                                  * summaries, not the pyramid (benchmarks) */
     int no_pyramid;                             /* 1: appends skip the pyramid, leaving it
                                                  * stale (only the benchmark of its cost) */
+    void *pyr_cache;                            /* open pyramid buckets of the last appends
+                                                 * (pyramid.c) */
 } store_t;
 
 /* ---- connection ---------------------------------------------------------------------- */

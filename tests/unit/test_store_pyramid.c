@@ -69,8 +69,8 @@ static void assert_point(const store_series *m, size_t i, const store_metric *r)
 }
 
 /* Appends gen(step, variant) for the steps a..b with (step % skip) != 0 (skip 0: all). */
-static void put_range(fixture *f, const char *id, int64_t a, int64_t b, int variant,
-                      int64_t skip, size_t batch)
+static void put_range_on(store_t *st, const char *id, int64_t a, int64_t b, int variant,
+                         int64_t skip, size_t batch)
 {
     store_metric *rows = malloc(batch * sizeof *rows);
     assert_non_null(rows);
@@ -81,9 +81,15 @@ static void put_range(fixture *f, const char *id, int64_t a, int64_t b, int vari
             if (!skip || s % skip != 0)
                 rows[k++] = gen(s, variant);
         if (k)
-            assert_int_equal(store_metrics_append(&f->s, id, rows, k, NULL, &e), 0);
+            assert_int_equal(store_metrics_append(st, id, rows, k, NULL, &e), 0);
     }
     free(rows);
+}
+
+static void put_range(fixture *f, const char *id, int64_t a, int64_t b, int variant,
+                      int64_t skip, size_t batch)
+{
+    put_range_on(&f->s, id, a, b, variant, skip, batch);
 }
 
 /* ---- a long job ----------------------------------------------------------------------- */
@@ -306,6 +312,45 @@ static void test_against_model(void **state)
     free(md);
 }
 
+/* Appends of one job from two connections in turns, and a rewind from the other one: each
+ * connection's cache of open buckets must notice that the other wrote in between (its next
+ * append does not start where its own last one ended) and read the entries back. */
+static void test_connections_take_turns(void **state)
+{
+    fixture *f = *state;
+    model *md = calloc(1, sizeof *md);
+    int64_t *buf = malloc(4 * 1000 * sizeof *buf);
+    assert_non_null(md);
+    assert_non_null(buf);
+    char id[STORE_ID_LEN];
+    assert_int_equal(make_job(&f->s, "turns", NULL, id), 0);
+    an_err e;
+    store_t other;
+    assert_int_equal(store_open(&other, f->path, &e), 0);
+    /* A, B, A, B: each turn continues where the other stopped, inside open buckets. */
+    const int64_t cut[] = {1, 70001, 140001, 200001, MSTEPS + 1};
+    for (int t = 0; t < 4; t++) {
+        put_range_on(t % 2 ? &other : &f->s, id, cut[t], cut[t + 1] - 1, t % 2, 0, 4096);
+        for (int64_t s = cut[t]; s < cut[t + 1]; s++)
+            md->v[s] = (unsigned char)(t % 2 + 1);
+    }
+    check_ranges(f, id, md, buf);
+    /* B rewinds to a step inside A's last appends' range, then A continues from there. */
+    assert_int_equal(store_job_rewind(&other, id, 250000, STORE_QUEUED, &e), 0);
+    put_range(f, id, 250001, MSTEPS, 0, 0, 4096);
+    for (int64_t s = 250001; s <= MSTEPS; s++)
+        md->v[s] = 1;
+    check_ranges(f, id, md, buf);
+    /* B replaces the last steps A wrote; A's cache must not be trusted for them. */
+    put_range_on(&other, id, MSTEPS - 5000, MSTEPS, 1, 0, 4096);
+    for (int64_t s = MSTEPS - 5000; s <= MSTEPS; s++)
+        md->v[s] = 2;
+    check_ranges(f, id, md, buf);
+    store_close(&other);
+    free(buf);
+    free(md);
+}
+
 /* A store at schema 5 (no pyramid) gets one built by the migration. */
 static void test_migration_builds(void **state)
 {
@@ -345,6 +390,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_long_job, fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_against_model, fixture_setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_connections_take_turns, fixture_setup,
+                                        fixture_teardown),
         cmocka_unit_test_setup_teardown(test_migration_builds, fixture_setup, fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

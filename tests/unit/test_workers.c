@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "jobs/service.h"
 #include "jobs/wctx.h"
@@ -99,10 +100,10 @@ static int ring_setup(void **state)
     v->w->jobs = &v->m;
     v->w->run = &v->run;
     v->w->batch_samples = 4;
-    v->w->batch = v->w->slot[0].batch;
-    v->w->vbatch = v->w->slot[0].vbatch;
     if (writer_start(v->w) != 0)
         return -1;
+    v->w->batch = v->w->slot[0].batch;
+    v->w->vbatch = v->w->slot[0].vbatch;
     *state = v;
     return 0;
 }
@@ -210,6 +211,32 @@ static void a_failure_drops_what_is_queued_behind_it(void **state)
     assert_int_equal(count, 0);
 }
 
+/* Full batches queued behind one the writer is stuck on (another connection holds the write
+ * lock) commit together once it is free: fewer transactions, the same rows in order. */
+static void full_batches_queued_behind_commit_together(void **state)
+{
+    ring_env *v = *state;
+    an_err e;
+    assert_int_equal(sqlite3_exec(v->f->s.db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    int64_t step = 1;
+    /* one slot fewer than the ring: the worker never has to wait for the stuck writer */
+    for (int b = 0; b < WRITE_SLOTS - 1; b++) {
+        assert_int_equal(queue_rows(v->w, step, METRIC_BATCH, &e), 0);
+        step += METRIC_BATCH;
+    }
+    assert_int_equal(sqlite3_exec(v->f->s.db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(wctx_drain(v->w, &e), 0);
+    assert_true(v->w->wr.commits < (uint64_t)(WRITE_SLOTS - 1));
+    assert_int_equal(atomic_load(&v->m.steps_trained), (uint64_t)(step - 1));
+    store_series ser;
+    memset(&ser, 0, sizeof ser);
+    assert_int_equal(store_metrics_query(&v->f->s, v->id, 1, -1, 0, &ser, &e), 0);
+    assert_int_equal(ser.n, (size_t)(step - 1));
+    for (size_t i = 0; i < ser.n; i++)
+        assert_int_equal(ser.step[i], (int64_t)i + 1);
+    store_series_free(&ser);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -221,6 +248,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(rows_between_clock_reads_get_spread_times, ring_setup,
                                         ring_teardown),
         cmocka_unit_test_setup_teardown(a_failure_drops_what_is_queued_behind_it, ring_setup,
+                                        ring_teardown),
+        cmocka_unit_test_setup_teardown(full_batches_queued_behind_commit_together, ring_setup,
                                         ring_teardown),
     };
     return cmocka_run_group_tests_name("workers", tests, NULL, NULL);
