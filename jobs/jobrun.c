@@ -61,6 +61,23 @@ static int store_failure(char *msg, size_t size, int rc, const char *what, int64
     return 0;
 }
 
+/* The loss scale a resumed fp16 job's step `step` used (its events up to the checkpoint
+ * survive the rewind), so the first step after it records an event only when the scale
+ * changes, as in a run that never stopped; NAN at step 0 or when there is none. */
+static double fp16_scale_at(wctx *w, const char *id, int64_t step)
+{
+    if (step <= 0)
+        return NAN;
+    store_fp16_event *ev = NULL;
+    size_t n = 0;
+    an_err e;
+    double v = NAN;
+    if (store_fp16_events(&w->store, id, step, step, &ev, &n, &e) == 0 && n)
+        v = ev[0].loss_scale;
+    free(ev);
+    return v;
+}
+
 /* The worker uses its store connection only when the writer holds nothing (wctx.h). */
 static void assert_drained(wctx *w)
 {
@@ -285,9 +302,11 @@ static void run_admitted(wctx *w)
     w->samples_per_sec = NAN;
     memset(&w->pace, 0, sizeof w->pace);
     pace_add(&w->pace, w->t0, rep.step);
-    w->nstamped = w->nbatch = w->nval = 0;
+    w->nstamped = w->nbatch = w->nval = w->nev = 0;
     w->batch = w->slot[w->wr.head].batch;
     w->vbatch = w->slot[w->wr.head].vbatch;
+    w->ev = w->slot[w->wr.head].ev;
+    w->fp16_prev = fp16_scale_at(w, run->id, rep.step);
     w->wr.rc = 0; /* the queue is empty: the previous run drained it */
     w->t_last = w->time_base;
     w->now = w->t0;
@@ -360,6 +379,16 @@ static void run_admitted(wctx *w)
         for (int g = 0; g < m->n_lr; g++)
             m->lr[g] = rep.lr[g];
         m->grad_norm = rep.grad_norm;
+        /* fp16: an event when the scale changed or the step overflowed (store/fp16.c). */
+        if (rep.loss_scale == rep.loss_scale) {
+            if (rep.skipped || rep.loss_scale != w->fp16_prev) {
+                store_fp16_event *x = &w->ev[w->nev++];
+                x->step = rep.step;
+                x->loss_scale = rep.loss_scale;
+                x->skipped = rep.skipped != 0;
+            }
+            w->fp16_prev = rep.loss_scale;
+        }
         if (rep.has_val) {
             store_val_metric *v = &w->vbatch[w->nval++];
             v->step = rep.step;

@@ -30,8 +30,11 @@ typedef struct wslot {
     store_metric *batch;       /* METRIC_BATCH rows of wctx.rows (set by writer_start) */
     /* Validation rows of the batch: at most one per metric row, so they never outgrow it. */
     store_val_metric vbatch[METRIC_BATCH];
+    /* fp16 jobs' loss-scale events of the batch (store/fp16.c): at most one per metric row. */
+    store_fp16_event ev[METRIC_BATCH];
     size_t nbatch;             /* rows in batch */
     size_t nval;               /* rows in vbatch */
+    size_t nev;                /* events in ev */
     job_run *run;              /* the job the rows belong to */
     store_progress prog;       /* progress written with the rows */
     int has_prog;              /* 0 = write no progress */
@@ -81,6 +84,9 @@ typedef struct wctx {
     size_t nbatch;
     store_val_metric *vbatch;  /* its validation rows */
     size_t nval;
+    store_fp16_event *ev;      /* its fp16 events */
+    size_t nev;
+    double fp16_prev;          /* the loss scale of the previous step; NAN none (or not fp16) */
     const char *fail_what;     /* set with a failed flush/checkpoint/drain: what was written */
     int64_t fail_step;         /* …and at which step */
     double time_base;          /* job time of this run's first step (resumed runs go on) */

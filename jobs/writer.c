@@ -65,6 +65,7 @@ static int submit(wctx *w, an_err *e)
     wslot *s = &w->slot[w->wr.head];
     s->nbatch = w->nbatch;
     s->nval = w->nval;
+    s->nev = w->nev;
     s->run = w->run;
     uv_mutex_lock(&w->wr.mu);
     /* The ring: the slot being filled is never one the writer holds. */
@@ -79,8 +80,10 @@ static int submit(wctx *w, an_err *e)
     uv_mutex_unlock(&w->wr.mu);
     w->batch = w->slot[w->wr.head].batch;
     w->vbatch = w->slot[w->wr.head].vbatch;
+    w->ev = w->slot[w->wr.head].ev;
     w->nbatch = 0;
     w->nval = 0;
+    w->nev = 0;
     w->nstamped = 0;
     return rc;
 }
@@ -108,9 +111,10 @@ static int write_slot(wctx *w, wslot *s, size_t nrows, const wslot *last, const 
     if (s->blob) {
         double c0 = util_now();
         *what = "the checkpoint";
-        rc = store_checkpoint_commit_kept(&w->store, s->run->id, s->batch, s->nbatch,
-                                          s->vbatch, s->nval, s->step, s->loss, s->blob,
-                                          s->len, &s->keep, s->has_prog ? &s->prog : NULL, e);
+        rc = store_checkpoint_commit_fp16(&w->store, s->run->id, s->batch, s->nbatch,
+                                          s->vbatch, s->nval, s->ev, s->nev, s->step, s->loss,
+                                          s->blob, s->len, &s->keep,
+                                          s->has_prog ? &s->prog : NULL, e);
         if (rc == 0) {
             atomic_fetch_add(&w->jobs->ckpt_bytes, s->len);
             atomic_fetch_add(&w->jobs->ckpt_count, 1);
@@ -123,8 +127,9 @@ static int write_slot(wctx *w, wslot *s, size_t nrows, const wslot *last, const 
             uv_mutex_unlock(&s->run->mu);
         }
     } else if (nrows) {
-        rc = store_metrics_append_with_val(&w->store, s->run->id, s->batch, nrows, last->vbatch,
-                                           last->nval, last->has_prog ? &last->prog : NULL, e);
+        rc = store_metrics_append_fp16(&w->store, s->run->id, s->batch, nrows, last->vbatch,
+                                       last->nval, last->ev, last->nev,
+                                       last->has_prog ? &last->prog : NULL, e);
     }
     /* /metrics counts what is committed: one metric row per optimizer step. */
     if (rc == 0 && nrows) {
@@ -135,7 +140,8 @@ static int write_slot(wctx *w, wslot *s, size_t nrows, const wslot *last, const 
 }
 
 /* How many queued slots from the tail on the writer may commit as one: a full metric-only
- * slot (no checkpoint, no validation rows) and the queued metric-only slots of the same run
+ * slot (no checkpoint, no validation rows, no fp16 events) and the queued metric-only slots
+ * of the same run
  * right after it in the rows array, each but the last full, so their rows are contiguous.
  * A fast job's writer that has fallen behind then pays a transaction and the pyramid's
  * per-batch work once for several batches. Call with wr.mu held. */
@@ -147,7 +153,8 @@ static int mergeable(const wctx *w)
         return 1;
     while (k < w->wr.queued && t + k < WRITE_SLOTS) {
         const wslot *prev = &w->slot[t + k - 1], *next = &w->slot[t + k];
-        if (prev->nbatch != METRIC_BATCH || prev->nval || next->blob || next->run != s->run)
+        if (prev->nbatch != METRIC_BATCH || prev->nval || prev->nev || next->blob ||
+            next->run != s->run)
             break;
         k++;
     }

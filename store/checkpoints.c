@@ -218,6 +218,16 @@ int store_checkpoint_commit_kept(store_t *s, const char *id, const store_metric 
                                  int64_t step, double loss, const void *blob, size_t len,
                                  const store_keep *keep, const store_progress *p, an_err *err)
 {
+    return store_checkpoint_commit_fp16(s, id, rows, n, val, nval, NULL, 0, step, loss, blob,
+                                        len, keep, p, err);
+}
+
+int store_checkpoint_commit_fp16(store_t *s, const char *id, const store_metric *rows,
+                                 size_t n, const store_val_metric *val, size_t nval,
+                                 const store_fp16_event *ev, size_t nev, int64_t step,
+                                 double loss, const void *blob, size_t len,
+                                 const store_keep *keep, const store_progress *p, an_err *err)
+{
     if (len && !blob)
         return an_failc(err, -EINVAL, NULL, "expected a %zu-byte checkpoint, got NULL", len);
     if (step < 0)
@@ -225,6 +235,8 @@ int store_checkpoint_commit_kept(store_t *s, const char *id, const store_metric 
     if (p && (p->n_lr < 0 || p->n_lr > STORE_MAX_LR))
         return an_fail(err, "lr", "expected 0..%d learning-rate groups", STORE_MAX_LR);
     int rc = st_metrics_check(rows, n, val, nval, err);
+    if (!rc)
+        rc = st_fp16_check(ev, nev, err);
     if (rc)
         return rc;
     /* Chunks are read back with int-sized blob I/O: keep them well under 2 GiB. */
@@ -241,6 +253,8 @@ int store_checkpoint_commit_kept(store_t *s, const char *id, const store_metric 
     rc = st_job_num(s, id, &num, NULL, err);
     if (!rc)
         rc = st_metrics_put_all(s, num, rows, n, val, nval, err);
+    if (!rc)
+        rc = st_fp16_put(s, num, ev, nev, err);
     if (!rc)
         rc = put_checkpoint(s, num, step, loss, blob, len, chunk, keep, err);
     if (!rc && p)

@@ -22,6 +22,7 @@ enum {
     ST_BLOCK_ASC,         /* blocks overlapping a step range, ascending */
     ST_BLOCK_DESC,        /* blocks starting at or before a step, descending */
     ST_VAL_PUT,           /* INSERT OR REPLACE INTO val_metrics */
+    ST_FP16_PUT,          /* INSERT OR REPLACE INTO fp16_events */
     /* The checkpoint commit (checkpoints.c): a periodic checkpoint of a fast job runs these
      * many times a second. */
     ST_CKPT_AT,           /* the checkpoint of a job at a step */
@@ -227,6 +228,11 @@ int st_metrics_check(const store_metric *rows, size_t n, const store_val_metric 
  * of job `num` inside the caller's transaction. */
 int st_metrics_put_all(store_t *s, int64_t num, const store_metric *rows, size_t n,
                        const store_val_metric *val, size_t nval, an_err *err);
+
+/* fp16 loss-scale events (fp16.c): bad events (-EINVAL, naming the field); inserting them
+ * for job `num` inside the caller's transaction (an event for a stored step replaces it). */
+int st_fp16_check(const store_fp16_event *ev, size_t n, an_err *err);
+int st_fp16_put(store_t *s, int64_t num, const store_fp16_event *ev, size_t n, an_err *err);
 
 /* Appends rows in any order with replace semantics (a later row for a step wins over an
  * earlier one and over a stored one), inside the caller's transaction. */

@@ -383,6 +383,7 @@ int st_job_delete_tx(store_t *s, int64_t num, an_err *err)
         "DELETE FROM checkpoints WHERE job=?1",
         "DELETE FROM metric_blocks WHERE job=?1",
         "DELETE FROM val_metrics WHERE job=?1",
+        "DELETE FROM fp16_events WHERE job=?1",
         "DELETE FROM jobs WHERE num=?1",
     };
     int rc = 0;
@@ -490,6 +491,7 @@ int store_job_rewind(store_t *s, const char *id, int64_t step, store_job_state t
         " (SELECT id FROM checkpoints WHERE job=?1 AND step > ?2)",
         "DELETE FROM checkpoints WHERE job=?1 AND step > ?2",
         "DELETE FROM val_metrics WHERE job=?1 AND step > ?2",
+        "DELETE FROM fp16_events WHERE job=?1 AND step > ?2",
         "UPDATE jobs SET step=?2,"
         " last_checkpoint_step=(SELECT max(step) FROM checkpoints WHERE job=?1)"
         " WHERE num=?1",

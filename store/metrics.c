@@ -84,21 +84,7 @@ int store_metrics_append_with_val(store_t *s, const char *id, const store_metric
                                   size_t n, const store_val_metric *val, size_t nval,
                                   const store_progress *p, an_err *err)
 {
-    int rc = st_metrics_check(rows, n, val, nval, err);
-    if (rc)
-        return rc;
-    if (p && (p->n_lr < 0 || p->n_lr > STORE_MAX_LR))
-        return an_fail(err, "lr", "expected 0..%d learning-rate groups", STORE_MAX_LR);
-    rc = st_begin(s, err);
-    if (rc)
-        return rc;
-    int64_t num;
-    rc = st_job_num(s, id, &num, NULL, err);
-    if (!rc)
-        rc = st_metrics_put_all(s, num, rows, n, val, nval, err);
-    if (!rc && p)
-        rc = st_write_progress(s, num, p, err);
-    return st_end(s, rc, err);
+    return store_metrics_append_fp16(s, id, rows, n, val, nval, NULL, 0, p, err);
 }
 
 int store_metrics_append(store_t *s, const char *id, const store_metric *rows, size_t n,

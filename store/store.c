@@ -134,6 +134,16 @@ static const migration migrations[] = {
      "  PRIMARY KEY(dataset, idx)"
      ");",
      NULL},
+    /* 8 -> 9 (merged after the datasets.vocab migration): fp16 jobs' loss-scale events
+     * (fp16.c), a few rows per thousand steps beside the metric blocks. */
+    {"CREATE TABLE IF NOT EXISTS fp16_events("
+     "  job INTEGER NOT NULL REFERENCES jobs(num) ON DELETE CASCADE,"
+     "  step INTEGER NOT NULL,"
+     "  loss_scale REAL NOT NULL,"
+     "  skipped INTEGER NOT NULL,"
+     "  PRIMARY KEY(job, step)"
+     ") WITHOUT ROWID;",
+     NULL},
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
