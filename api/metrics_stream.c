@@ -9,8 +9,8 @@
  * 48 bytes each) from the start.
  *
  * The JSON answer is columnar ({"step":[…],"loss":[…],"lr":[[…]…],"grad_norm":[…],
- * "time":[…],"val_step":[…],"val_loss":[…],"val_acc":[…]}), so a full-resolution answer
- * reads the range once per column. Its ends are fixed when it opens; should the job be
+ * "time":[…],"val_step":[…],"val_loss":[…],"val_acc":[…]}, and "fp16":{…} for a fp16 job),
+ * so a full-resolution answer reads the range once per column. Its ends are fixed when it opens; should the job be
  * rewound while it streams, the later columns keep the step column's length (null-padded).
  *
  * A stop (SIGTERM: from the moment the daemon drains) or a store error after the head was
@@ -32,7 +32,7 @@
 
 #define PIECE (256 * 1024)
 
-enum { C_STEP = 0, C_LOSS, C_LR, C_GRAD, C_TIME, C_VSTEP, C_VLOSS, C_VACC, C_END };
+enum { C_STEP = 0, C_LOSS, C_LR, C_GRAD, C_TIME, C_VSTEP, C_VLOSS, C_VACC, C_FP16, C_END };
 
 typedef struct mstream {
     api_t *api;
@@ -48,6 +48,8 @@ typedef struct mstream {
     size_t idx;                    /* next point of ser */
     int64_t written, nrows;        /* values of this column so far; of the step column */
     int64_t vpos;                  /* next validation step of a val column */
+    char *fp16;                    /* the "fp16" member's text (made at open), or NULL */
+    size_t fp16_len, fp16_off;     /* its length; how much of it is written */
     int ended;                     /* the producer has made the whole text */
     /* pieces */
     char *cur, *next;
@@ -63,6 +65,7 @@ typedef struct mstream {
 static void ms_free(mstream *m)
 {
     store_series_free(&m->ser);
+    free(m->fp16);
     free(m->cur);
     free(m->next);
     free(m);
@@ -125,7 +128,8 @@ static const char *opening(const mstream *m)
     case C_VSTEP: return "],\"val_step\":[";
     case C_VLOSS: return "],\"val_loss\":[";
     case C_VACC: return "],\"val_acc\":[";
-    default: return "]}";
+    case C_FP16: return "]";
+    default: return "}";
     }
 }
 
@@ -151,6 +155,17 @@ static void next_col(mstream *m)
 /* Values of the current column into w until it ends (1) or the piece is full (0). */
 static int json_column(mstream *m, jw *w, store_t *s, an_err *e, int *rc)
 {
+    if (m->col == C_FP16) {
+        /* Made at open: copied as room allows, leaving the piece with less than the 64
+         * bytes json_piece wants free when it stops short, so the loop ends there. */
+        size_t k = m->fp16_len - m->fp16_off, room = w->cap - w->len - 63;
+        if (k > room)
+            k = room;
+        memcpy(w->buf + w->len, m->fp16 + m->fp16_off, k);
+        w->len += k;
+        m->fp16_off += k;
+        return m->fp16_off == m->fp16_len;
+    }
     if (m->col >= C_VSTEP) {
         store_val_metric page[256];
         size_t n = 0;
@@ -221,6 +236,50 @@ static int json_piece(mstream *m, store_t *s, char *buf, size_t cap, size_t *len
     }
     *len = w.len;
     return rc;
+}
+
+/* The "fp16" member of a fp16 job's answer (",\"fp16\":{…}", or nothing without events):
+ * its loss-scale events in the range, led by the one in force at `from` (its step may be
+ * below from), and the skipped steps of the range. A few per thousand steps, so it is made
+ * whole at open. */
+static int fp16_member(mstream *m, store_t *s, const char *id, int64_t from, an_err *e)
+{
+    if (m->c.first < 0)
+        return 0;
+    store_fp16_event *ev = NULL;
+    size_t n = 0;
+    /* Bounded by the range's last stored step, fixed at open like the rows. */
+    int rc = store_fp16_events(s, id, from, m->c.last, &ev, &n, e);
+    if (rc || n == 0) {
+        free(ev);
+        return rc;
+    }
+    size_t cap = 64 + n * 64;
+    char *t = malloc(cap);
+    if (!t) {
+        free(ev);
+        return an_failc(e, -ENOMEM, NULL, "out of memory for the answer");
+    }
+    size_t len = (size_t)snprintf(t, cap, ",\"fp16\":{\"step\":[");
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(t + len, cap - len, "%s%" PRId64, i ? "," : "", ev[i].step);
+    len += (size_t)snprintf(t + len, cap - len, "],\"loss_scale\":[");
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            t[len++] = ',';
+        len += (size_t)json_number_text(t + len, 32, ev[i].loss_scale, 1);
+    }
+    len += (size_t)snprintf(t + len, cap - len, "],\"skipped\":[");
+    int any = 0;
+    for (size_t i = 0; i < n; i++)
+        if (ev[i].skipped && ev[i].step >= from)
+            len += (size_t)snprintf(t + len, cap - len, "%s%" PRId64, any++ ? "," : "",
+                                    ev[i].step);
+    len += (size_t)snprintf(t + len, cap - len, "]}");
+    free(ev);
+    m->fp16 = t;
+    m->fp16_len = len;
+    return 0;
 }
 
 /* ---- pieces -------------------------------------------------------------------------- */
@@ -355,6 +414,8 @@ int metrics_stream_open(http_req *r, store_t *s, const char *id, int64_t from, i
         }
         m->c.pos = m->c.first;
         m->vpos = m->c.from;
+        if (!rc)
+            rc = fp16_member(m, s, id, from, e);
     }
     /* The first piece now: errors before the head are still a plain error answer. */
     if (!rc)

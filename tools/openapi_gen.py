@@ -56,7 +56,9 @@ S = {
  "JobList": {"type": "object", "required": ["jobs", "total"], "properties": {"jobs": {"type": "array", "items": ref("Job")}, "total": {"type": "integer"}}},
  "Metrics": {"type": "object", "required": ["step", "loss", "lr"], "properties": {
    "step": {"type": "array", "items": {"type": "integer"}}, "loss": numarr, "lr": {"type": "array", "items": numarr},
-   "grad_norm": numarr, "time": numarr, "val_step": {"type": "array", "items": {"type": "integer"}}, "val_loss": numarr, "val_acc": numarr}},
+   "grad_norm": numarr, "time": numarr, "val_step": {"type": "array", "items": {"type": "integer"}}, "val_loss": numarr, "val_acc": numarr,
+   "fp16": {"type": "object", "required": ["step", "loss_scale", "skipped"], "description": "fp16 jobs: loss-scale events (a changed scale, a skipped step, the first step) of the range, led by the one in force at from.", "properties": {
+     "step": {"type": "array", "items": {"type": "integer"}}, "loss_scale": numarr, "skipped": {"type": "array", "items": {"type": "integer"}, "description": "Overflowed (skipped) steps of the range."}}}}},
  "Checkpoints": {"type": "object", "required": ["checkpoints"], "properties": {"checkpoints": {"type": "array", "items": {
    "type": "object", "required": ["step", "bytes"], "properties": {"step": {"type": "integer"}, "created_at": {"type": "string"}, "bytes": {"type": "integer"}, "loss": num}}}}},
  "Weights": {"type": "object", "required": ["step", "tensors"], "properties": {"step": {"type": "integer"}, "tensors": {"type": "array", "items": {

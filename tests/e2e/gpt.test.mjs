@@ -4,7 +4,7 @@
 // run; bad specs are 400s naming the field, and nothing is stored for them.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import {startDaemon, withDaemon, api, waitJob, waitFor, tmpDir, removeDir, SLOW} from './lib.mjs';
+import {startDaemon, withDaemon, api, waitJob, waitFor, tmpDir, removeDir, sleep, SLOW} from './lib.mjs';
 
 const TEXT = 'to be or not to be, that is the question: whether tis nobler in the mind to suffer ' +
              'the slings and arrows of outrageous fortune, or to take arms against a sea of troubles';
@@ -156,6 +156,107 @@ test('kill -9 mid-run: the finished gpt weights are byte-identical to an uninter
       const csv = (await api(d.url, 'GET', `/v1/jobs/${id}/metrics?format=csv`)).text;
       const cols = (t) => t.trim().split('\n').map((l) => l.split(',').slice(0, 3).join(','));
       assert.deepEqual(cols(csv), cols(ref.metrics), 'step, loss and lr of every step');
+    } finally {
+      await d.stop();
+    }
+  } finally {
+    removeDir(dir);
+  }
+});
+
+// DeepSpeed's DynamicLossScaler (/work/shared/DEEPSPEED.md, "Additions (second round)") run on
+// a given overflow pattern: the scale each step 1..n uses.
+function scalerTrace(n, skipped, {power, window, hysteresis = 2, min = 1}) {
+  let cur = 2 ** power, iter = 0, lastOverflow = -1, hyst = hysteresis;
+  const used = [];
+  for (let step = 1; step <= n; step++) {
+    used[step] = cur;
+    if (skipped.has(step)) {
+      if (hysteresis === 1 || hyst === 1) cur = Math.max(cur / 2, min);
+      else hyst -= 1;
+      lastOverflow = iter;
+    } else {
+      const stable = iter - lastOverflow - 1;
+      if (stable > 0 && stable % window === 0) { hyst = hysteresis; cur *= 2; }
+    }
+    iter += 1;
+  }
+  return used;
+}
+
+// A tiny fp16 job that overflows at once (2^24) and often (the scale doubles every 4 clean
+// steps), so its events cover halving, hysteresis and doubling.
+const FP16_STEPS = 60;
+function fp16Job(name) {
+  const spec = gptJob({steps: FP16_STEPS});
+  spec.name = name;
+  spec.ds_config.fp16 = {enabled: true, initial_scale_power: 24, loss_scale_window: 4};
+  return spec;
+}
+
+test('fp16: the metrics carry the loss-scale events and skipped steps of the scaler; a kill -9 and resume keeps them exact', async () => {
+  const dir = tmpDir();
+  try {
+    let d = await startDaemon({dir, env: {ANNEALD_FAULT: 'hang'}});
+    let ref;
+    try {
+      const r = await api(d.url, 'POST', '/v1/jobs', fp16Job('fp16-ref'));
+      assert.equal(r.status, 201, r.text);
+      await waitJob(d.url, r.json.id, (j) => j.state === 'completed');
+      const m = (await api(d.url, 'GET', `/v1/jobs/${r.json.id}/metrics`)).json;
+      ref = m;
+      assert.ok(m.fp16, 'a fp16 job has the fp16 member');
+      const skipped = new Set(m.fp16.skipped);
+      assert.ok(skipped.has(1) && skipped.has(2), '2^24 overflows at first');
+      assert.ok(skipped.size < FP16_STEPS / 2, `most steps train (${skipped.size} skipped)`);
+      // A skipped step makes no scheduler step: the next step uses the same lr. (While the
+      // warm-up's lr is 0 two scheduler steps share it, so only steps with lr > 0 count.)
+      const lr = m.lr[0];
+      for (let s = 1; s < FP16_STEPS; s++) {
+        if (lr[s - 1] > 0)
+          assert.equal(lr[s] === lr[s - 1], skipped.has(s), `step ${s}: lr ${lr[s - 1]} -> ${lr[s]}`);
+      }
+      // The events are exactly the scaler's: the first step, each change of scale, each skip.
+      const used = scalerTrace(FP16_STEPS, skipped, {power: 24, window: 4});
+      const want = {step: [], loss_scale: [], skipped: []};
+      for (let s = 1; s <= FP16_STEPS; s++) {
+        if (s === 1 || used[s] !== used[s - 1] || skipped.has(s)) {
+          want.step.push(s);
+          want.loss_scale.push(used[s]);
+        }
+        if (skipped.has(s)) want.skipped.push(s);
+      }
+      assert.deepEqual(m.fp16, want);
+      assert.ok(used.some((v, s) => s > 1 && v > used[s - 1]), 'the scale doubled at some step');
+      assert.ok(used.some((v, s) => s > 1 && v < used[s - 1]), 'and halved at some step');
+      // A range: led by the event in force at `from`, then the range's own.
+      const q = (await api(d.url, 'GET', `/v1/jobs/${r.json.id}/metrics?from=20&to=40`)).json;
+      assert.ok(q.fp16.step[0] <= 20);
+      assert.equal(q.fp16.loss_scale[0], used[20]);
+      assert.ok(q.fp16.step.slice(1).every((s) => s > 20 && s <= 40));
+      assert.deepEqual(q.fp16.skipped, want.skipped.filter((s) => s >= 20 && s <= 40));
+      // Downsampled answers carry every event of the range.
+      const ds = (await api(d.url, 'GET', `/v1/jobs/${r.json.id}/metrics?max_points=10`)).json;
+      assert.deepEqual(ds.fp16, want);
+      // A job without fp16 has no fp16 member.
+      const plain = await api(d.url, 'POST', '/v1/jobs', gptJob({steps: 5}));
+      await waitJob(d.url, plain.json.id, (j) => j.state === 'completed');
+      const pm = (await api(d.url, 'GET', `/v1/jobs/${plain.json.id}/metrics`)).json;
+      assert.equal(pm.fp16, undefined);
+
+      // The same job killed past its checkpoint at 50 (the test hook holds it at step 55):
+      // the resume rewinds to 50 and the events come out as in the run that never stopped.
+      const h = await api(d.url, 'POST', '/v1/jobs', fp16Job('hang-at-55'));
+      assert.equal(h.status, 201, h.text);
+      await waitJob(d.url, h.json.id, (j) => j.step >= 55 && j.last_checkpoint_step >= 50);
+      await sleep(400); // a metric flush (every 0.25 s) stores the steps after the checkpoint
+      await d.kill9();
+      d = await startDaemon({dir});
+      const done = await waitJob(d.url, h.json.id, (j) => j.state === 'completed');
+      assert.equal(done.step, FP16_STEPS);
+      const hm = (await api(d.url, 'GET', `/v1/jobs/${h.json.id}/metrics`)).json;
+      assert.deepEqual(hm.fp16, ref.fp16);
+      assert.deepEqual(hm.loss, ref.loss);
     } finally {
       await d.stop();
     }
