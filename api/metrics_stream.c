@@ -26,6 +26,7 @@
 
 #include "api/http.h"
 #include "api/metrics_stream.h"
+#include "store/fp16.h"
 #include "core/jsonnum.h"
 #include "api/api.h"
 #include "util/log.h"

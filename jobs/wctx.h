@@ -12,6 +12,7 @@
 #include "jobs/jobmgr.h"
 #include "jobs/pace.h"
 #include "store/store.h"
+#include "store/fp16.h"
 
 #define METRIC_BATCH 4096      /* rows per metrics transaction */
 #define METRIC_FLUSH_S 0.25    /* …or this often */

@@ -3,7 +3,7 @@
  * changes its scale every loss_scale_window steps at most once things settle, so the table
  * stays a few rows per thousand steps and the metric blocks keep their format. The scale in
  * force at any step is the one of the last event at or before it. */
-#include "store/store.h"
+#include "store/fp16.h"
 
 #include <errno.h>
 #include <inttypes.h>

@@ -6,6 +6,7 @@
 #include <sqlite3.h>
 
 #include "store/store.h"
+#include "store/fp16.h"
 #include "util/util.h"
 
 #include <stdint.h>

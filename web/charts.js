@@ -103,8 +103,9 @@ export function lrSeries(labels, groups) {
 export const XMODES = {step: 'step', elapsed: 'elapsed time', wall: 'wall clock'};
 
 // A chart in `el`. opts: {name (key in window.__anneald.charts), title, xmode, xLabel, logX, logY,
-// height, series: [{label, color, width, dash, points, scale, show}], yLabel, y2Label,
-// onZoom(xmin, xmax), onReset(), onDraw()}.
+// height, series: [{label, color, width, dash, points, scale, show, stepped, line}], yLabel,
+// y2Label, y2Log, onZoom(xmin, xmax), onReset(), onDraw()}. stepped: a step line (a value
+// holds until the next); line false: points only (marks).
 export class LineChart {
   constructor(el, opts) {
     this.el = el;
@@ -178,7 +179,8 @@ export class LineChart {
         show: s.show !== false,
         scale: s.scale || 'y',
         spanGaps: true,
-        points: s.points ? {show: true, size: 5, fill: s.color} : {show: false},
+        paths: s.line === false ? () => null : s.stepped ? uPlot.paths.stepped({align: 1}) : undefined,
+        points: s.points ? {show: true, size: s.line === false ? 7 : 5, fill: s.color} : {show: false},
         value: (u, v) => (v == null ? '—' : fmtTick(v)),
       });
     });
@@ -193,7 +195,7 @@ export class LineChart {
                           size: 50, stroke: '#6b7280', grid: {show: false}});
     const scales = {x: {time: xIsTime, distr: logX ? 3 : 1},
                     y: {distr: o.logY ? 3 : 1}};
-    if (hasY2) scales.y2 = {distr: 1};
+    if (hasY2) scales.y2 = {distr: o.y2Log ? 3 : 1};
     let first = true;
     const uopts = {
       width, height: o.height, series, axes, scales,

@@ -127,7 +127,12 @@ export function mount(root, route) {
       lossChart.opts.series = L.labels.map((label) => (
         label === 'train loss' ? {label, color: L.smoothed ? '#93c5fd' : PALETTE[0], width: L.smoothed ? 1 : 1.5}
           : label === 'val loss' ? {label, color: PALETTE[1], points: true, width: 1.5}
-            : {label, color: PALETTE[0], width: 2}));
+            // fp16: the scale on a log axis of its own, skipped (overflowed) steps as red marks
+            : label === 'loss scale' ? {label, color: PALETTE[6], width: 1, stepped: true, scale: 'y2'}
+              : label === 'skipped step' ? {label, color: '#dc2626', points: true, line: false}
+                : {label, color: PALETTE[0], width: 2}));
+      lossChart.opts.y2Label = L.labels.includes('loss scale') ? 'loss scale' : undefined;
+      lossChart.opts.y2Log = true;
       lossChart.raw = L.data;
       lossChart.build();
     } else lossChart.setData(L.data, keepZoom);

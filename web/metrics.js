@@ -1,6 +1,7 @@
 // A job's step history as the dashboard holds it: fetching the columnar metrics
 // (GET /v1/jobs/{id}/metrics), appending live increments, and turning it into chart tables
-// (x by step, elapsed time or wall clock; smoothed loss; validation points; lr per group).
+// (x by step, elapsed time or wall clock; smoothed loss; validation points; lr per group;
+// for fp16 jobs the loss scale and the skipped steps).
 import {api} from './api.js';
 import {ema, downsample, lowerBound} from './charts.js';
 
@@ -15,7 +16,8 @@ export const MAX_POINTS = 2000;
 export const DRAW_POINTS = 4000;
 
 export function emptyMetrics() {
-  return {step: [], loss: [], lr: [], grad_norm: [], time: [], val_step: [], val_loss: [], val_acc: []};
+  return {step: [], loss: [], lr: [], grad_norm: [], time: [], val_step: [], val_loss: [], val_acc: [],
+          fp16: null};
 }
 
 // GET metrics for steps from..to (both optional); maxPoints 0 asks for every step.
@@ -39,6 +41,8 @@ function normalize(m) {
   out.val_step = m.val_step || [];
   out.val_loss = m.val_loss || [];
   out.val_acc = m.val_acc || [];
+  // fp16 jobs: {step, loss_scale, skipped}, led by the event in force at the range's start.
+  if (m.fp16 && Array.isArray(m.fp16.step)) out.fp16 = m.fp16;
   if (Array.isArray(m.momentum)) out.momentum = Array.isArray(m.momentum[0]) ? m.momentum : [m.momentum];
   return out;
 }
@@ -67,6 +71,15 @@ export function appendMetrics(m, add) {
   push(m.val_step, add.val_step.slice(j0));
   push(m.val_loss, add.val_loss.slice(j0));
   push(m.val_acc, add.val_acc.slice(j0));
+  if (add.fp16) {
+    if (!m.fp16) m.fp16 = {step: [], loss_scale: [], skipped: []};
+    const f = m.fp16, ls = f.step.length ? f.step[f.step.length - 1] : 0;
+    const e0 = lowerBound(add.fp16.step, ls + 1);
+    push(f.step, add.fp16.step.slice(e0));
+    push(f.loss_scale, add.fp16.loss_scale.slice(e0));
+    const lk = f.skipped.length ? f.skipped[f.skipped.length - 1] : 0;
+    push(f.skipped, add.fp16.skipped.slice(lowerBound(add.fp16.skipped, lk + 1)));
+  }
 }
 
 function push(dst, src) {
@@ -123,12 +136,35 @@ export function lossTable(m, {xmode, t0, alpha, skip = 0}) {
   const labels = ['train loss'];
   if (smooth) labels.push('train loss (EMA)');
   if (hasVal) labels.push('val loss');
+  if (m.fp16 && m.fp16.step.length) {
+    const f = fp16Cols(m.fp16, steps, cols[0]);
+    cols = [...cols, f.scale, f.skipped];
+    labels.push('loss scale', 'skipped step');
+  }
   let data = [xFor(m, steps, xmode, t0), ...cols];
   if (skip) {
     const k = lowerBound(steps, skip);
     data = data.map((a) => a.slice(k));
   }
   return {data: downsample(data, DRAW_POINTS / 2), labels, hasVal, smoothed: !!smooth};
+}
+
+// fp16 columns over the table's rows: the loss scale in force at each step (the last event at
+// or before it), and at each skipped step its train loss (null elsewhere), drawn as a mark. A
+// skipped step between the rows of a downsampled table marks the row after it.
+function fp16Cols(f, steps, loss) {
+  const scale = new Array(steps.length).fill(null), skipped = new Array(steps.length).fill(null);
+  let e = -1;
+  for (let i = 0; i < steps.length; i++) {
+    while (e + 1 < f.step.length && f.step[e + 1] <= steps[i]) e++;
+    scale[i] = e >= 0 ? f.loss_scale[e] : null;
+  }
+  for (const s of f.skipped) {
+    let i = lowerBound(steps, s);
+    while (i < steps.length && loss[i] == null) i++; // a validation-only row has no loss
+    if (i < steps.length) skipped[i] = loss[i];
+  }
+  return {scale, skipped};
 }
 
 // The lr chart's table: [x, lr group 0, …, (momentum group 0, …)].

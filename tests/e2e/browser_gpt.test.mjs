@@ -72,3 +72,49 @@ test('Sample box: streams generated text for a gpt job, shows errors by field', 
   }
   assert.deepEqual(errors, []);
 });
+
+// A fp16 job's loss chart: the loss scale as a step line on a second axis, and a red mark at
+// the train loss of each skipped (overflowed) step, as many marks as the metrics' fp16.skipped.
+test('fp16 loss chart: skipped steps are marked and the loss scale is drawn', async () => {
+  const profile = tmpDir('anneald-chromium-');
+  const ctx = await chromium.launchPersistentContext(profile, {executablePath: CHROMIUM, headless: true,
+                                                               args: ARGS, viewport: {width: 1280, height: 900}});
+  const errors = [];
+  try {
+    await withDaemon({}, async (d) => {
+      const page = ctx.pages()[0] || await ctx.newPage();
+      page.on('pageerror', (e) => errors.push(e.message));
+      const spec = {...GPT, steps: 60,
+                    ds_config: {...GPT.ds_config, fp16: {enabled: true, initial_scale_power: 24, loss_scale_window: 4}}};
+      const job = (await api(d.url, 'POST', '/v1/jobs', spec)).json;
+      await waitJob(d.url, job.id, (j) => j.state === 'completed');
+      const m = (await api(d.url, 'GET', `/v1/jobs/${job.id}/metrics`)).json;
+      assert.ok(m.fp16.skipped.length >= 2);
+
+      await page.goto(`${d.url}/#/job/${job.id}`);
+      await page.waitForFunction(() => {
+        const u = window.__anneald.charts.loss;
+        return u && u.series.some((s) => s.label === 'skipped step');
+      });
+      const got = await page.evaluate(() => {
+        const u = window.__anneald.charts.loss;
+        const col = (label) => u.data[u.series.findIndex((s) => s.label === label)];
+        return {x: u.data[0], skipped: col('skipped step'), scale: col('loss scale'),
+                loss: col('train loss'), y2: u.series.find((s) => s.label === 'loss scale').scale};
+      });
+      const marked = got.x.filter((_, i) => got.skipped[i] != null);
+      assert.deepEqual(marked, m.fp16.skipped);
+      for (const s of m.fp16.skipped) assert.equal(got.skipped[got.x.indexOf(s)], got.loss[got.x.indexOf(s)]);
+      assert.equal(got.y2, 'y2');
+      assert.equal(got.scale[0], 2 ** 24);
+      const last = m.fp16.loss_scale[m.fp16.loss_scale.length - 1];
+      assert.equal(got.scale[got.scale.length - 1], last);
+      fs.mkdirSync(SHOTS, {recursive: true});
+      await page.screenshot({path: path.join(SHOTS, 'job-fp16.png')});
+    });
+  } finally {
+    await ctx.close();
+    fs.rmSync(profile, {recursive: true, force: true});
+  }
+  assert.deepEqual(errors, []);
+});

@@ -14,6 +14,7 @@
 #include <sqlite3.h>
 
 #include "store_fixture.h"
+#include "store/fp16.h"
 
 static int64_t scalar(store_t *s, const char *sql)
 {
