@@ -106,6 +106,15 @@ test('bad gpt and text specs: 400 naming the field, nothing stored', async () =>
     const mse = await api(d.url, 'POST', '/v1/jobs', {...gptJob(), loss: 'mse'});
     assert.equal(mse.status, 400);
     assert.equal(mse.json.error.field, 'loss');
+    // number_checkpoints is checked against n_layer (2 here).
+    for (const [n, re] of [[3, /2 layers/], [0, /from 1 to/], ['all', /integer/]]) {
+      const base = gptJob();
+      const ck = await api(d.url, 'POST', '/v1/jobs', {...base, ds_config: {...base.ds_config,
+        activation_checkpointing: {number_checkpoints: n}}});
+      assert.equal(ck.status, 400, ck.text);
+      assert.equal(ck.json.error.field, 'ds_config.activation_checkpointing.number_checkpoints');
+      assert.match(ck.json.error.message, re);
+    }
     const mlp = await api(d.url, 'POST', '/v1/jobs', {...gptJob(), model: {type: 'mlp', inputs: 4, hidden: [8], outputs: 3}});
     assert.equal(mlp.status, 400);
     assert.equal(mlp.json.error.field, 'data.type');
