@@ -417,9 +417,9 @@ static void dropout_mask(float *mask, size_t n, float p, uint64_t seed, uint64_t
  * Passes */
 
 /* Layer l over its input [B, dims[l]]: pre[l], and for a hidden layer its dropout mask (when
- * masked) and post[l]. */
+ * masked; a recomputation reads the kept one) and post[l]. */
 static void layer_forward(model *m, int l, const float *in, int B, int masked, uint64_t step,
-                          uint64_t micro)
+                          uint64_t micro, int recompute)
 {
     int I = m->dims[l], O = m->dims[l + 1];
     const float *W = m->params + m->tensors[2 * l].off;
@@ -428,8 +428,12 @@ static void layer_forward(model *m, int l, const float *in, int B, int masked, u
     if (l == m->nlayers - 1)
         return;
     size_t n = (size_t)B * O;
-    if (masked)
+    if (masked && recompute && m->maskbits[l])
+        model_mask_unpack(m->mask[l], m->maskbits[l], n, 1.0f / (1.0f - m->dropout));
+    else if (masked)
         dropout_mask(m->mask[l], n, m->dropout, m->seed, step, micro, l);
+    if (masked && !recompute && m->maskbits[l])
+        model_mask_pack(m->maskbits[l], m->mask[l], n);
     act_forward(m->post[l], m->pre[l], masked ? m->mask[l] : NULL, n, m->act);
 }
 
@@ -439,7 +443,7 @@ int model_forward(model *m, const float *x, int B, int training, uint64_t step, 
         return -EINVAL;
     int masked = training && m->dropout > 0.0f;
     for (int l = 0; l < m->nlayers; l++)
-        layer_forward(m, l, l ? m->post[l - 1] : x, B, masked, step, micro);
+        layer_forward(m, l, l ? m->post[l - 1] : x, B, masked, step, micro, 0);
     m->last_x = x;
     m->last_b = B;
     m->last_masked = masked;
@@ -464,7 +468,7 @@ static void ckpt_need(model *m, int l)
     int end = actckpt_start(s + 1, L, K);
     for (int j = actckpt_start(s, L, K); j < end && j < L - 1; j++)
         layer_forward(m, j, j ? m->post[j - 1] : m->last_x, m->last_b, m->last_masked,
-                      m->last_step, m->last_micro);
+                      m->last_step, m->last_micro, 1);
     m->ckpt_cur = s;
 }
 

@@ -55,6 +55,8 @@ typedef struct model {
     float *pre[MODEL_MAX_LAYERS];       /* z = in · Wᵀ + b; pre[nlayers-1] is the output */
     float *post[MODEL_MAX_LAYERS];      /* hidden: dropout(act(z)), the next layer's input */
     float *mask[MODEL_MAX_LAYERS];      /* hidden, if dropout: 0 or 1/(1-p) per element */
+    uint32_t *maskbits[MODEL_MAX_LAYERS]; /* with checkpointing and dropout: mask[l] a bit per
+                                           element, kept for the recomputation */
     float *dbuf[2];                     /* [max_batch, widest layer]: backward scratch */
     float *colsum;                      /* [widest layer]: bias-gradient scratch */
     float *arena;                       /* the one allocation behind all activations */
@@ -85,8 +87,14 @@ void model_free(model *m);
 size_t model_act_floats(const int *dims, int nlayers, int max_batch, int dropout,
                         int checkpoints);
 
-/* Points pre, post, mask, dbuf and colsum into m->arena (model_arena.c; for model_create). */
+/* Points pre, post, mask, maskbits, dbuf and colsum into m->arena (model_arena.c; for
+ * model_create). */
 void model_arena_carve(model *m);
+
+/* A dropout mask of n elements (0 or `keep`) packed a bit per element into bits, and back
+ * (model_arena.c): what checkpointing keeps of a mask. */
+void model_mask_pack(uint32_t *bits, const float *mask, size_t n);
+void model_mask_unpack(float *mask, const uint32_t *bits, size_t n, float keep);
 
 /* Redraws the default initialisation of every tensor from `seed` (deterministic: the same
  * seed gives the same bits). */

@@ -8,13 +8,16 @@
 /* Offsets (in floats) of every activation buffer from the arena's start. */
 typedef struct arena_layout {
     size_t pre[MODEL_MAX_LAYERS], post[MODEL_MAX_LAYERS], mask[MODEL_MAX_LAYERS];
+    size_t bits[MODEL_MAX_LAYERS]; /* checkpointing with dropout: the kept masks, packed */
     size_t dbuf[2], colsum, total;
 } arena_layout;
 
 /* Without checkpointing every hidden layer has its own pre, post (and mask), the output layer
  * its pre. With K checkpoints the output's pre and the post of each segment's last hidden
  * layer (the next segment's input: a checkpoint) are kept; every other buffer lies in one
- * scratch region that the segments take in turn, as large as the largest segment needs. */
+ * scratch region that the segments take in turn, as large as the largest segment needs.
+ * With dropout each hidden layer's mask is also kept, packed a bit per element (1/32 of its
+ * float form), so a recomputation reads it back instead of drawing it again. */
 static void layout(const int *dims, int L, size_t B, int dropout, int K, arena_layout *o)
 {
     size_t off = 0, widest = 0;
@@ -39,11 +42,14 @@ static void layout(const int *dims, int L, size_t B, int dropout, int K, arena_l
         /* The kept buffers first, then the scratch region. */
         o->pre[L - 1] = off;
         off += B * (size_t)dims[L];
-        for (int l = 0; l < L - 1; l++)
+        for (int l = 0; l < L - 1; l++) {
             if (actckpt_segment(l + 1, L, K) != actckpt_segment(l, L, K)) {
                 o->post[l] = off;
                 off += B * (size_t)dims[l + 1];
             }
+            o->bits[l] = off; /* K = 1 recomputes nothing: no mask kept */
+            off += dropout && K > 1 ? (B * (size_t)dims[l + 1] + 31) / 32 : 0;
+        }
         size_t scratch = off, most = 0;
         for (int s = 0; s < K; s++) {
             size_t at = scratch;
@@ -90,8 +96,28 @@ void model_arena_carve(model *m)
         m->pre[l] = a + o.pre[l];
         m->post[l] = l < m->nlayers - 1 ? a + o.post[l] : NULL;
         m->mask[l] = l < m->nlayers - 1 && m->dropout > 0 ? a + o.mask[l] : NULL;
+        /* uint32 words in the float arena: only ever accessed as uint32 */
+        m->maskbits[l] = l < m->nlayers - 1 && m->dropout > 0 && m->ckpt > 1
+                             ? (uint32_t *)(void *)(a + o.bits[l]) : NULL;
     }
     m->dbuf[0] = a + o.dbuf[0];
     m->dbuf[1] = a + o.dbuf[1];
     m->colsum = a + o.colsum;
+}
+
+void model_mask_pack(uint32_t *bits, const float *mask, size_t n)
+{
+    for (size_t w = 0; w < (n + 31) / 32; w++) {
+        uint32_t v = 0;
+        size_t end = w * 32 + 32 < n ? w * 32 + 32 : n;
+        for (size_t i = w * 32; i < end; i++)
+            v |= (uint32_t)(mask[i] != 0.0f) << (i & 31);
+        bits[w] = v;
+    }
+}
+
+void model_mask_unpack(float *mask, const uint32_t *bits, size_t n, float keep)
+{
+    for (size_t i = 0; i < n; i++)
+        mask[i] = bits[i >> 5] >> (i & 31) & 1 ? keep : 0.0f;
 }

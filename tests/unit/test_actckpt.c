@@ -126,6 +126,26 @@ static void test_arena_by_hand(void **state)
     assert_int_equal(model_act_floats(dims, 5, 2, 0, 1), 654);
     assert_int_equal(model_act_floats(dims, 5, 2, 0, 5), 510);
     assert_int_equal(model_act_floats(dims, 5, 2, 0, 2), 478);
+    /* With dropout: a float mask per hidden layer (+224: 878); with K = 5 one layer's mask in
+     * the scratch (pre and mask at most 160 instead of 80) and every mask kept packed, a bit
+     * per element: 2 + 2 + 3 + 1 = 8 words; 6 + 224 + 8 + 160 + 200 = 598. K = 1 keeps none. */
+    assert_int_equal(model_act_floats(dims, 5, 2, 1, 0), 878);
+    assert_int_equal(model_act_floats(dims, 5, 2, 1, 1), 878);
+    assert_int_equal(model_act_floats(dims, 5, 2, 1, 5), 598);
+}
+
+/* Packed masks read back as the mask, bit for bit. */
+static void test_mask_bits(void **state)
+{
+    (void)state;
+    enum { N = 77 };
+    float mask[N], back[N], keep = 1.0f / (1.0f - 0.3f);
+    uint32_t bits[(N + 31) / 32];
+    for (int i = 0; i < N; i++)
+        mask[i] = (i * 7 + i / 3) % 5 < 2 ? 0.0f : keep;
+    model_mask_pack(bits, mask, N);
+    model_mask_unpack(back, bits, N, keep);
+    assert_memory_equal(back, mask, sizeof mask);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -298,6 +318,7 @@ int main(void)
         cmocka_unit_test(test_segments),
         cmocka_unit_test(test_model_bit_identical),
         cmocka_unit_test(test_arena_by_hand),
+        cmocka_unit_test(test_mask_bits),
         cmocka_unit_test(test_job_bit_identical),
         cmocka_unit_test(test_estimate),
         cmocka_unit_test(test_bad_values),
