@@ -138,8 +138,9 @@ typedef struct job_spec {
     int fp16;                     /* ds_config.fp16.enabled (gpt): loss scaling, half gradients */
     lossscale_cfg loss_scale;     /* its scaler (DeepSpeed's keys and defaults) */
     int bf16;                     /* ds_config.bf16.enabled (gpt): bf16 matrix products */
-    int act_ckpt;                 /* ds_config.activation_checkpointing present (gpt): layer
-                                     activations recomputed in backward */
+    int act_ckpt;                 /* ds_config.activation_checkpointing (gpt, mlp): the
+                                     checkpoints K, 1..layers (0 = off); activations between
+                                     them recomputed in backward (core/actckpt.h) */
     optim_cfg optim;
     cJSON *scheduler;             /* the scheduler block as given, validated against the job's
                                      sched_env (its "auto" values are resolved from that env by

@@ -327,4 +327,8 @@ int st_dataset_insert(store_t *s, int64_t num, const char *name, int64_t rows,
                       an_err *err);
 int st_migrate_pyramid(store_t *s, an_err *err);
 
+/* 7 -> 8: datasets.vocab, the vocabulary of an uploaded text corpus (datasets.c). Adds the
+ * column only if it is not there, so it may run again. */
+int st_migrate_dataset_vocab(store_t *s, an_err *err);
+
 #endif

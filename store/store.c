@@ -134,6 +134,9 @@ static const migration migrations[] = {
      "  PRIMARY KEY(dataset, idx)"
      ");",
      NULL},
+    /* 7 -> 8: the vocabulary of an uploaded text corpus, worked out as it arrives, so a job on
+     * it is checked (model.vocab_size) and shows it (spec.data.vocabulary) at submission. */
+    {"", st_migrate_dataset_vocab},
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
