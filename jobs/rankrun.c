@@ -1,0 +1,753 @@
+/* rankrun — the run of a multi-rank job (world_size > 1) on a worker.
+ *
+ * The worker creates a Unix socket in a private directory and starts
+ *   mpirun -np W [--hostfile F | --host L] --mca btl … anneald-rank --job ID --socket PATH
+ * in a session of its own (so its process group and every rank it starts, which Open MPI puts
+ * in process groups of their own, can be found and ended together). Rank 0 connects; the
+ * worker sends it the job (spec, data set, the checkpoint to resume from: core/rankwire.h) and
+ * then feeds what rank 0 sends — metric batches, checkpoints, step times — into the same
+ * writer ring a one-process run uses (jobs/writer.c), so the daemon stays the only SQLite
+ * writer and metrics, progress events, checkpoints and resume work alike.
+ *
+ * Supervision: a pause, preemption or shutdown is forwarded as a checkpointing stop, a cancel
+ * as a plain one; the watchdog's STOP_STALL (no step for stall_timeout_s: a hung rank hangs
+ * its peers forever) and a dead rank (mpirun exits, or the socket closes, without RW_DONE)
+ * end the whole session and send the job back to the queue through the watchdog's restart
+ * path, to resume from its latest checkpoint (at most max_restarts times). The worker never
+ * blocks on the ranks: it reads the socket without waiting and looks at the run's stop flag
+ * every POLL_MS. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/rankwire.h"
+#include "jobs/loader.h"
+#include "jobs/mpirun.h"
+#include "jobs/rankrun.h"
+#include "jobs/service.h"
+#include "util/log.h"
+#include "util/util.h"
+
+extern char **environ;
+
+#define POLL_MS 50
+#define CONNECT_TIMEOUT_S 120.0 /* mpirun and every rank's MPI_Init */
+#define STOP_TIMEOUT_S 120.0    /* a stop's checkpoint and the ranks' exit */
+#define EXIT_TIMEOUT_S 10.0     /* mpirun's exit after RW_DONE */
+#define MAX_ROWS 4096
+
+typedef struct frame_in {
+    unsigned char hdr[RW_HEADER];
+    size_t nh;
+    int type;
+    uint32_t len;
+    unsigned char *buf;
+    size_t have;
+} frame_in;
+
+typedef struct rrun {
+    wctx *w;
+    pid_t pid;                 /* mpirun (leader of its session); 0 once reaped */
+    int status;                /* its wait status once reaped */
+    int lfd, fd;
+    char dir[64], sock[96], log[96];
+    frame_in in;
+    train_report last;         /* the latest row, for the progress and checkpoints */
+    store_keep keep;
+    int64_t total;
+    int ended;                 /* 1 RW_DONE, 2 RW_FAIL */
+    int how;                   /* RW_DONE's enum rw_end */
+    char err[900];
+    rw_metric rows[MAX_ROWS];
+    double last_flush, last_wake;
+} rrun;
+
+/* ---- the ranks' processes ---- */
+
+static int reap(rrun *r, int block)
+{
+    if (r->pid <= 0)
+        return 1;
+    pid_t p = waitpid(r->pid, &r->status, block ? 0 : WNOHANG);
+    if (p == r->pid || (p < 0 && errno == ECHILD)) {
+        r->pid = -r->pid; /* the session's id is still wanted to sweep strays */
+        return 1;
+    }
+    return 0;
+}
+
+/* SIGKILL to every process of session `sid` (mpirun, and its ranks in their own groups). */
+static void kill_session(pid_t sid)
+{
+    DIR *d = opendir("/proc");
+    if (!d)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        char *end;
+        long pid = strtol(de->d_name, &end, 10);
+        if (*end || pid <= 1)
+            continue;
+        char path[64], buf[512];
+        snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (n <= 0)
+            continue;
+        buf[n] = 0;
+        char *rp = strrchr(buf, ')'); /* the command name may hold spaces */
+        char state;
+        int ppid, pgrp, sess;
+        if (rp && sscanf(rp + 1, " %c %d %d %d", &state, &ppid, &pgrp, &sess) == 4 &&
+            sess == sid)
+            kill((pid_t)pid, SIGKILL);
+    }
+    closedir(d);
+}
+
+/* Ends mpirun and every rank, whatever state they are in (a SIGSTOPped rank included). */
+static void end_ranks(rrun *r)
+{
+    pid_t sid = r->pid > 0 ? r->pid : -r->pid;
+    if (sid <= 0)
+        return;
+    kill_session(sid);
+    reap(r, 1);
+    kill_session(sid); /* any started while the first sweep ran */
+}
+
+/* The end of mpirun's output, for the log (it says which rank died and how). */
+static void log_tail(const rrun *r, char *out, size_t size)
+{
+    out[0] = 0;
+    int fd = open(r->log, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    off_t end = lseek(fd, 0, SEEK_END);
+    off_t from = end > (off_t)size - 1 ? end - (off_t)size + 1 : 0;
+    ssize_t n = pread(fd, out, size - 1, from);
+    close(fd);
+    out[n > 0 ? n : 0] = 0;
+    for (char *p = out; *p; p++)
+        if (*p == '\n')
+            *p = ' ';
+}
+
+static int make_socket(rrun *r)
+{
+    snprintf(r->dir, sizeof r->dir, "/tmp/anneald-ranks-XXXXXX");
+    if (!mkdtemp(r->dir)) {
+        r->dir[0] = 0;
+        return -errno;
+    }
+    snprintf(r->sock, sizeof r->sock, "%s/daemon.sock", r->dir);
+    snprintf(r->log, sizeof r->log, "%s/mpirun.log", r->dir);
+    struct sockaddr_un a;
+    memset(&a, 0, sizeof a);
+    a.sun_family = AF_UNIX;
+    snprintf(a.sun_path, sizeof a.sun_path, "%s", r->sock);
+    r->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (r->lfd < 0 || bind(r->lfd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        listen(r->lfd, 1) != 0)
+        return -errno;
+    return 0;
+}
+
+static void cleanup(rrun *r)
+{
+    if (r->fd >= 0)
+        close(r->fd);
+    if (r->lfd >= 0)
+        close(r->lfd);
+    free(r->in.buf);
+    if (r->dir[0]) {
+        unlink(r->sock);
+        unlink(r->log);
+        rmdir(r->dir);
+    }
+}
+
+/* Starts mpirun in a session of its own, its output in the private directory's log. */
+static int spawn_ranks(rrun *r, const daemon_opts *o, int world, const char *id, char *msg,
+                       size_t msgsz)
+{
+    char mpirun[PATH_MAX], self[PATH_MAX], rank[PATH_MAX], np[16];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    self[n > 0 ? n : 0] = 0;
+    if (mpirun_find(o->mpirun, mpirun, sizeof mpirun) || mpirun_find_rank(self, rank, sizeof rank)) {
+        mpirun_job_check(o, world, msg, msgsz);
+        return -ENOENT;
+    }
+    snprintf(np, sizeof np, "%d", world);
+    const char *argv[24];
+    int a = 0;
+    argv[a++] = mpirun;
+    argv[a++] = "-np";
+    argv[a++] = np;
+    if (o->mpi_hostfile[0]) {
+        argv[a++] = "--hostfile";
+        argv[a++] = o->mpi_hostfile;
+    } else if (o->mpi_hostlist[0]) {
+        argv[a++] = "--host";
+        argv[a++] = o->mpi_hostlist;
+    }
+    argv[a++] = "--mca";
+    argv[a++] = "btl";
+    /* shared memory between ranks on one host, TCP between hosts */
+    argv[a++] = o->mpi_hostfile[0] || o->mpi_hostlist[0] ? "self,vader,tcp" : "self,vader";
+    if (!o->mpi_hostfile[0] && !o->mpi_hostlist[0])
+        argv[a++] = "--oversubscribe"; /* this machine: more ranks than cores still run */
+    argv[a++] = rank;
+    argv[a++] = "--job";
+    argv[a++] = id;
+    argv[a++] = "--socket";
+    argv[a++] = r->sock;
+    argv[a] = NULL;
+
+    size_t ne = 0;
+    while (environ[ne])
+        ne++;
+    char **envp = calloc(ne + 4, sizeof *envp);
+    if (!envp)
+        return -ENOMEM;
+    memcpy(envp, environ, ne * sizeof *envp);
+    int root = geteuid() == 0;
+    if (root && !getenv("OMPI_ALLOW_RUN_AS_ROOT")) {
+        envp[ne++] = "OMPI_ALLOW_RUN_AS_ROOT=1";
+        envp[ne++] = "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1";
+    }
+    /* Open MPI's hwloc run-time component can crash a starting orted while it shares the
+     * topology; nothing here binds processes. */
+    if (!getenv("OMPI_MCA_rtc"))
+        envp[ne++] = "OMPI_MCA_rtc=^hwloc";
+    if (root)
+        util_log(LOG_INFO, "job %s: running as root: mpirun is started with "
+                 "OMPI_ALLOW_RUN_AS_ROOT=1 and OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1", id);
+
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawnattr_init(&at);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, r->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawnattr_setsigmask(&at, &none);
+    posix_spawnattr_setsigdefault(&at, &all);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
+                                      POSIX_SPAWN_SETSIGDEF);
+    pid_t pid;
+    int rc = posix_spawn(&pid, mpirun, &fa, &at, (char *const *)argv, envp);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
+    free(envp);
+    if (rc) {
+        snprintf(msg, msgsz, "world_size: cannot start %s: %s", mpirun, strerror(rc));
+        return -rc;
+    }
+    r->pid = pid;
+    util_log(LOG_INFO, "job %s: started %s -np %d (pid %d) for its %d ranks", id, mpirun, world,
+             (int)pid, world);
+    return 0;
+}
+
+/* ---- the socket ---- */
+
+static int send_all(int fd, const void *buf, size_t len)
+{
+    const unsigned char *p = buf;
+    while (len) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            struct pollfd pf = {fd, POLLOUT, 0};
+            if (poll(&pf, 1, 30000) <= 0) /* rank 0 reads the job at once */
+                return -ETIMEDOUT;
+            continue;
+        }
+        if (n <= 0)
+            return -EPIPE;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int send_frame(int fd, int type, const void *a, size_t alen, const void *b, size_t blen)
+{
+    unsigned char h[RW_HEADER];
+    rw_header(h, type, (uint32_t)(alen + blen));
+    int rc = send_all(fd, h, sizeof h);
+    if (!rc && alen)
+        rc = send_all(fd, a, alen);
+    if (!rc && blen)
+        rc = send_all(fd, b, blen);
+    return rc;
+}
+
+/* Reads what is there of the next frame: 1 with a whole one in f (the caller takes f->buf),
+ * 0 when more is to come, -EPIPE at the end of the stream, -EPROTO, -ENOMEM. */
+static int frame_read(int fd, frame_in *f)
+{
+    for (;;) {
+        int hdr = f->nh < RW_HEADER;
+        if (!hdr && f->have == f->len)
+            break;
+        unsigned char *dst = hdr ? f->hdr + f->nh : f->buf + f->have;
+        size_t want = hdr ? RW_HEADER - f->nh : f->len - f->have;
+        ssize_t n = recv(fd, dst, want, MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        if (n <= 0)
+            return -EPIPE;
+        if (!hdr) {
+            f->have += (size_t)n;
+            continue;
+        }
+        f->nh += (size_t)n;
+        if (f->nh == RW_HEADER) {
+            if (rw_header_parse(f->hdr, &f->type, &f->len) || f->type < RW_METRICS)
+                return -EPROTO;
+            f->buf = malloc(f->len ? f->len : 1);
+            if (!f->buf)
+                return -ENOMEM;
+            f->have = 0;
+        }
+    }
+    f->nh = 0;
+    return 1;
+}
+
+/* ---- what rank 0 sends ---- */
+
+static void publish(rrun *r)
+{
+    wctx *w = r->w;
+    job_snap *s = &w->run->snap;
+    double now = util_now();
+    uv_mutex_lock(&w->run->mu);
+    s->step = r->last.step;
+    s->epoch = r->last.epoch;
+    s->total_steps = r->total;
+    s->loss = r->last.loss;
+    s->n_lr = r->last.ngroups < STORE_MAX_LR ? r->last.ngroups : STORE_MAX_LR;
+    for (int g = 0; g < s->n_lr; g++)
+        s->lr[g] = r->last.lr[g];
+    double rate = pace_rate(&w->pace, now, r->last.step);
+    if (rate > 0) {
+        w->samples_per_sec = rate * (double)w->batch_samples;
+        s->samples_per_sec = w->samples_per_sec;
+        s->eta_s = (double)(r->total - r->last.step) / rate;
+    }
+    uv_mutex_unlock(&w->run->mu);
+    pace_tick(&w->pace, now, r->last.step);
+    if (now - r->last_wake >= WAKE_INTERVAL_S) {
+        jobs_wake(w->jobs);
+        r->last_wake = now;
+    }
+}
+
+static int on_metrics(rrun *r, const unsigned char *p, size_t len, an_err *e)
+{
+    wctx *w = r->w;
+    size_t n;
+    if (rw_metrics_decode(p, len, r->rows, MAX_ROWS, &n))
+        return an_failc(e, -EPROTO, "", "rank 0 sent a malformed metric batch");
+    double wall = (double)time(NULL);
+    for (size_t i = 0; i < n; i++) {
+        const rw_metric *m = &r->rows[i];
+        if (w->nbatch == METRIC_BATCH) {
+            int rc = wctx_flush(w, &r->last, e);
+            if (rc)
+                return rc;
+            r->last_flush = util_now();
+        }
+        store_metric *s = &w->batch[w->nbatch++];
+        s->step = m->step;
+        s->loss = m->loss;
+        s->n_lr = m->n_lr < STORE_MAX_LR ? m->n_lr : STORE_MAX_LR;
+        memcpy(s->lr, m->lr, sizeof(double) * (size_t)s->n_lr);
+        s->grad_norm = m->grad_norm;
+        s->time = w->time_base + m->time; /* the ranks' clock: each step's own time */
+        s->wall = wall;
+        w->nstamped = w->nbatch;
+        w->t_last = s->time;
+        if (m->has_val) {
+            store_val_metric *v = &w->vbatch[w->nval++];
+            v->step = m->step;
+            v->val_loss = m->val_loss;
+            v->val_acc = m->val_acc;
+            uv_mutex_lock(&w->run->mu);
+            w->run->snap.val_step = m->step;
+            w->run->snap.val_loss = m->val_loss;
+            w->run->snap.val_acc = m->val_acc;
+            uv_mutex_unlock(&w->run->mu);
+        }
+        r->last.step = m->step;
+        r->last.epoch = m->epoch;
+        r->last.loss = m->loss;
+        r->last.grad_norm = m->grad_norm;
+        r->last.ngroups = s->n_lr;
+        memcpy(r->last.lr, m->lr, sizeof(double) * (size_t)s->n_lr);
+    }
+    if (n)
+        publish(r);
+    return 0;
+}
+
+/* One frame from rank 0 (f->buf is consumed). */
+static int on_frame(rrun *r, frame_in *f, an_err *e)
+{
+    wctx *w = r->w;
+    unsigned char *buf = f->buf;
+    f->buf = NULL;
+    int rc = 0;
+    switch (f->type) {
+    case RW_START: {
+        int64_t done, total;
+        if (rw_start_decode(buf, f->len, &done, &total)) {
+            rc = an_failc(e, -EPROTO, "", "rank 0 sent a malformed start");
+            break;
+        }
+        r->total = total;
+        r->last.step = done;
+        uv_mutex_lock(&w->run->mu);
+        w->run->snap.total_steps = total;
+        w->run->snap.step = done;
+        uv_mutex_unlock(&w->run->mu);
+        break;
+    }
+    case RW_METRICS:
+        rc = on_metrics(r, buf, f->len, e);
+        break;
+    case RW_CKPT: {
+        int64_t step;
+        double loss;
+        const unsigned char *blob;
+        size_t blen;
+        if (rw_ckpt_decode(buf, f->len, &step, &loss, &blob, &blen) || step != r->last.step) {
+            rc = an_failc(e, -EPROTO, "", "rank 0 sent a checkpoint out of step");
+            break;
+        }
+        memmove(buf, blob, blen); /* the writer frees what it is given */
+        rc = wctx_checkpoint_blob(w, buf, blen, step, &r->last, &r->keep, 0, e);
+        buf = NULL;
+        r->last_flush = util_now();
+        break;
+    }
+    case RW_RANKMS: {
+        double ms[RW_MAX_RANKS];
+        int n;
+        if (rw_rankms_decode(buf, f->len, ms, RW_MAX_RANKS, &n)) {
+            rc = an_failc(e, -EPROTO, "", "rank 0 sent malformed step times");
+            break;
+        }
+        uv_mutex_lock(&w->run->mu);
+        w->run->snap.n_rank_ms = n;
+        memcpy(w->run->snap.rank_step_ms, ms, sizeof(double) * (size_t)n);
+        uv_mutex_unlock(&w->run->mu);
+        break;
+    }
+    case RW_DONE:
+        if (rw_done_decode(buf, f->len, &r->how))
+            rc = an_failc(e, -EPROTO, "", "rank 0 sent a malformed end");
+        else
+            r->ended = 1;
+        break;
+    case RW_FAIL:
+        snprintf(r->err, sizeof r->err, "%.*s", (int)(f->len < 800 ? f->len : 800), buf);
+        r->ended = 2;
+        break;
+    default:
+        rc = an_failc(e, -EPROTO, "", "rank 0 sent a frame of type %d", f->type);
+    }
+    free(buf);
+    return rc;
+}
+
+/* ---- the job ---- */
+
+/* The newest checkpoint that reads back (a corrupt one is skipped for the one before it), or
+ * for a new job with resume_from the named job's (weights only: *kind 1). The stored history
+ * is rewound to it. */
+static int pick_resume(wctx *w, const store_job *row, const job_spec *spec, void **blob,
+                       size_t *len, int *kind, int64_t *step, an_err *e)
+{
+    *blob = NULL, *len = 0, *kind = 0, *step = 0;
+    store_checkpoint_info *list = NULL;
+    size_t n = 0;
+    int rc = store_checkpoint_list(&w->store, row->id, &list, &n, e);
+    for (size_t i = n; rc == 0 && i-- > 0;) {
+        rc = store_checkpoint_read(&w->store, row->id, list[i].step, blob, len, NULL, e);
+        if (rc == 0) {
+            *step = list[i].step;
+            break;
+        }
+        if (rc == -EPROTO) {
+            util_log(LOG_ERROR, "job %s: the checkpoint at step %" PRId64 " is unusable (%s)",
+                     row->id, list[i].step, e->message);
+            rc = 0;
+        }
+    }
+    free(list);
+    if (rc == 0)
+        rc = store_job_rewind(&w->store, row->id, *step, STORE_RUNNING, e);
+    if (rc == 0 && *step == 0 && spec->resume_job[0]) {
+        int64_t at = spec->resume_step;
+        rc = store_checkpoint_read(&w->store, spec->resume_job, at < 0 ? -1 : at, blob, len,
+                                   NULL, e);
+        *kind = 1;
+        if (rc == -ENOENT)
+            an_fail(e, "resume_from", "job %s has no checkpoint%s to start from",
+                    spec->resume_job, at < 0 ? "" : " at that step");
+    }
+    w->time_base = 0;
+    if (rc == 0 && *step > 0) {
+        store_series ser;
+        memset(&ser, 0, sizeof ser);
+        if (store_metrics_query(&w->store, row->id, *step, *step, 0, &ser, NULL) == 0 && ser.n)
+            w->time_base = ser.time[ser.n - 1];
+        store_series_free(&ser);
+    }
+    return rc;
+}
+
+/* Sends rank 0 the job; the blob is freed. */
+static int send_job(rrun *r, const store_job *row, const char *csv, size_t csv_len, void *blob,
+                    size_t len, int kind)
+{
+    unsigned char k = (unsigned char)kind;
+    int rc = send_frame(r->fd, RW_SPEC, row->spec_json, strlen(row->spec_json), NULL, 0);
+    if (!rc)
+        rc = send_frame(r->fd, RW_DATA, csv, csv_len, NULL, 0);
+    if (!rc)
+        rc = send_frame(r->fd, RW_RESUME, &k, 1, blob, len);
+    free(blob);
+    return rc;
+}
+
+static store_job_state stopped_state(int stop)
+{
+    return stop == STOP_CANCEL ? STORE_CANCELLED : stop == STOP_PAUSE ? STORE_PAUSED
+                                                                      : STORE_QUEUED;
+}
+
+/* A rank died or hung: the session is ended and the job goes back to the queue through the
+ * watchdog's restart path (counted against max_restarts), unless a stop asked for another end. */
+static store_job_state crashed(rrun *r, const char *what)
+{
+    wctx *w = r->w;
+    end_ranks(r);
+    char tail[600];
+    log_tail(r, tail, sizeof tail);
+    int expected = STOP_NONE;
+    atomic_compare_exchange_strong(&w->run->stop, &expected, STOP_STALL);
+    int stop = atomic_load(&w->run->stop);
+    util_log(LOG_WARN, "job %s: %s (mpirun %s %d)%s%s; %s", w->run->id, what,
+             WIFSIGNALED(r->status) ? "killed by signal" : "exit status",
+             WIFSIGNALED(r->status) ? WTERMSIG(r->status) : WEXITSTATUS(r->status),
+             tail[0] ? ": " : "", tail,
+             stop == STOP_STALL ? "back to the queue to resume from its latest checkpoint"
+                                : "stopped as asked");
+    return stop == STOP_STALL ? STORE_QUEUED : stopped_state(stop);
+}
+
+store_job_state rankrun(wctx *w, const store_job *row, const job_spec *spec, char *err,
+                        size_t errsz)
+{
+    rrun *r = calloc(1, sizeof *r);
+    err[0] = 0;
+    if (!r) {
+        snprintf(err, errsz, "out of memory for the ranks' run");
+        return STORE_FAILED;
+    }
+    r->w = w;
+    r->lfd = r->fd = -1;
+    r->keep = (store_keep){.keep_last = spec->ckpt_keep_last, .best_k = spec->keep_best.k,
+                           .best_metric = spec->keep_best.metric,
+                           .best_max = spec->keep_best.maximize};
+    r->last.loss = NAN;
+    store_job_state st = STORE_FAILED;
+    an_err e;
+    an_err_clear(&e);
+    char *csv = NULL;
+    size_t csv_len = 0;
+    void *blob = NULL;
+    size_t blen = 0;
+    int kind = 0;
+    int64_t step = 0;
+    int rc = loader_data(&w->store, spec, &csv, &csv_len, &e);
+    if (!rc)
+        rc = pick_resume(w, row, spec, &blob, &blen, &kind, &step, &e);
+    if (rc) {
+        snprintf(err, errsz, "%s%s%s", e.field, e.field[0] ? ": " : "", e.message);
+        st = rc == -ENOSPC ? STORE_PAUSED : STORE_FAILED;
+        goto out;
+    }
+    if ((rc = make_socket(r))) {
+        snprintf(err, errsz, "world_size: cannot make the ranks' socket: %s", strerror(-rc));
+        goto out;
+    }
+    if (spawn_ranks(r, w->jobs->d->opts, spec->world_size, row->id, err, errsz))
+        goto out;
+
+    w->t0 = util_now();
+    w->first_step = step;
+    w->batch_samples = spec->train_batch_size;
+    w->samples_per_sec = NAN;
+    memset(&w->pace, 0, sizeof w->pace);
+    pace_add(&w->pace, w->t0, step);
+    w->nstamped = w->nbatch = w->nval = 0;
+    w->batch = w->slot[w->wr.head].batch;
+    w->vbatch = w->slot[w->wr.head].vbatch;
+    w->wr.rc = 0;
+    w->t_last = w->time_base;
+    r->last.step = step;
+    r->last_flush = w->t0;
+    uv_mutex_lock(&w->run->mu);
+    w->run->snap.started = 1; /* the watchdog looks from here: a rank hung in MPI_Init too */
+    w->run->snap.step = step;
+    w->run->snap.world_size = spec->world_size;
+    uv_mutex_unlock(&w->run->mu);
+    jobs_wake(w->jobs);
+
+    /* Rank 0 connects. */
+    double since = util_now();
+    while (r->fd < 0) {
+        int stop = atomic_load(&w->run->stop);
+        if (stop != STOP_NONE) {
+            end_ranks(r);
+            st = stopped_state(stop);
+            goto out;
+        }
+        if (reap(r, 0)) {
+            /* mpirun itself failed (hosts, installation): a restart would fail alike */
+            char tail[600];
+            log_tail(r, tail, sizeof tail);
+            snprintf(err, errsz, "world_size: mpirun ended (%s %d) before rank 0 connected%s%s",
+                     WIFSIGNALED(r->status) ? "signal" : "exit status",
+                     WIFSIGNALED(r->status) ? WTERMSIG(r->status) : WEXITSTATUS(r->status),
+                     tail[0] ? ": " : "", tail);
+            end_ranks(r);
+            goto out;
+        }
+        if (util_now() - since > CONNECT_TIMEOUT_S) {
+            st = crashed(r, "rank 0 did not connect in time");
+            goto out;
+        }
+        struct pollfd pf = {r->lfd, POLLIN, 0};
+        if (poll(&pf, 1, POLL_MS) > 0)
+            r->fd = accept4(r->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    }
+    rc = send_job(r, row, csv, csv_len, blob, blen, kind);
+    blob = NULL;
+    if (rc) {
+        st = crashed(r, "rank 0 did not take the job");
+        goto out;
+    }
+
+    int sent = STOP_NONE;
+    double stop_at = 0;
+    for (;;) {
+        int stop = atomic_load(&w->run->stop);
+        if (stop == STOP_STALL) {
+            end_ranks(r);
+            util_log(LOG_WARN, "job %s: ended its %d ranks for the restart", row->id,
+                     spec->world_size);
+            st = STORE_QUEUED;
+            break;
+        }
+        if (stop != STOP_NONE && stop != sent && sent != STOP_CANCEL) {
+            unsigned char how = stop == STOP_CANCEL ? RW_STOP_CANCEL : RW_STOP_PAUSE;
+            send_frame(r->fd, RW_STOP, &how, 1, NULL, 0); /* a dead rank 0 shows below */
+            sent = stop;
+            stop_at = util_now();
+        }
+        if (sent != STOP_NONE && util_now() - stop_at > STOP_TIMEOUT_S) {
+            st = crashed(r, "the ranks did not stop in time");
+            break;
+        }
+        struct pollfd pf = {r->fd, POLLIN, 0};
+        poll(&pf, 1, POLL_MS);
+        int frc;
+        while (!r->ended && (frc = frame_read(r->fd, &r->in)) == 1)
+            if ((rc = on_frame(r, &r->in, &e)))
+                break;
+        if (rc) {
+            snprintf(err, errsz, "%s", e.message);
+            end_ranks(r);
+            st = rc == -ENOSPC ? STORE_PAUSED : STORE_FAILED;
+            break;
+        }
+        if (r->ended)
+            break;
+        if (frc < 0 || reap(r, 0)) {
+            st = crashed(r, frc == -EPROTO ? "rank 0 sent a malformed frame"
+                                           : "a rank died");
+            break;
+        }
+        if (w->nbatch && util_now() - r->last_flush >= METRIC_FLUSH_S) {
+            if ((rc = wctx_flush(w, &r->last, &e))) {
+                snprintf(err, errsz, "writing metrics: %s", e.message);
+                end_ranks(r);
+                st = rc == -ENOSPC ? STORE_PAUSED : STORE_FAILED;
+                break;
+            }
+            r->last_flush = util_now();
+        }
+    }
+    if (r->ended) {
+        double t = util_now();
+        while (!reap(r, 0) && util_now() - t < EXIT_TIMEOUT_S)
+            uv_sleep(10);
+        end_ranks(r); /* strays, and mpirun itself if it did not exit */
+        int stop = atomic_load(&w->run->stop);
+        if (r->ended == 2)
+            st = STORE_FAILED;
+        else if (r->how == RW_END_COMPLETED)
+            st = STORE_COMPLETED;
+        else
+            st = stopped_state(stop);
+    }
+    if (st == STORE_FAILED && !err[0])
+        snprintf(err, errsz, "%s", r->err[0] ? r->err : "the ranks failed");
+    if (w->nbatch && st != STORE_FAILED)
+        wctx_flush(w, &r->last, &e);
+    if ((rc = wctx_drain(w, &e)) && st != STORE_FAILED) {
+        snprintf(err, errsz, "writing %s at step %" PRId64 ": %s", w->fail_what, w->fail_step,
+                 e.message);
+        st = rc == -ENOSPC ? STORE_PAUSED : STORE_FAILED;
+    }
+    publish(r);
+out:
+    if (r->pid)
+        end_ranks(r);
+    free(blob);
+    free(csv);
+    cleanup(r);
+    free(r);
+    return st;
+}
