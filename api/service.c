@@ -151,7 +151,7 @@ void api_prometheus(http_req *r)
             tb_printf(&b, "# HELP anneald_job_world_size Ranks of each running job of several "
                           "ranks.\n# TYPE anneald_job_world_size gauge\n"
                           "# HELP anneald_job_rank_step_ms Milliseconds per step each rank of a "
-                          "running job spends outside the gradient exchange (the last second)."
+                          "running job spends outside the gradient exchange (the last half second)."
                           "\n# TYPE anneald_job_rank_step_ms gauge\n");
             for (size_t i = 0; i < ov.n; i++) {
                 const job_snap *s = &ov.items[i].snap;

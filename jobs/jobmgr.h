@@ -110,7 +110,7 @@ typedef struct job_snap {
     int preempted;               /* queued again after a preemption, not running yet */
     int restarts;                /* restarts after stalls since the daemon started */
     /* a multi-rank job (jobs/rankrun.c): its ranks, and each rank's milliseconds per step
-       outside the gradient exchange over the last second (n_rank_ms = 0: none yet) */
+       outside the gradient exchange over the last half second (n_rank_ms = 0: none yet) */
     int world_size;
     int n_rank_ms;
     double rank_step_ms[JOB_MAX_RANKS];

@@ -38,6 +38,7 @@
 #include "core/rankwire.h"
 #include "jobs/loader.h"
 #include "jobs/mpirun.h"
+#include "jobs/rankproc.h"
 #include "jobs/rankrun.h"
 #include "jobs/service.h"
 #include "util/log.h"
@@ -62,10 +63,8 @@ typedef struct frame_in {
 
 typedef struct rrun {
     wctx *w;
-    pid_t pid;                 /* mpirun (leader of its session); 0 once reaped */
-    int status;                /* its wait status once reaped */
-    int lfd, fd;
-    char dir[64], sock[96], log[96];
+    rank_procs p;              /* mpirun, its session and the socket's directory */
+    int fd;                    /* rank 0's connection */
     frame_in in;
     train_report last;         /* the latest row, for the progress and checkpoints */
     store_keep keep;
@@ -76,200 +75,6 @@ typedef struct rrun {
     rw_metric rows[MAX_ROWS];
     double last_flush, last_wake;
 } rrun;
-
-/* ---- the ranks' processes ---- */
-
-static int reap(rrun *r, int block)
-{
-    if (r->pid <= 0)
-        return 1;
-    pid_t p = waitpid(r->pid, &r->status, block ? 0 : WNOHANG);
-    if (p == r->pid || (p < 0 && errno == ECHILD)) {
-        r->pid = -r->pid; /* the session's id is still wanted to sweep strays */
-        return 1;
-    }
-    return 0;
-}
-
-/* SIGKILL to every process of session `sid` (mpirun, and its ranks in their own groups). */
-static void kill_session(pid_t sid)
-{
-    DIR *d = opendir("/proc");
-    if (!d)
-        return;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        char *end;
-        long pid = strtol(de->d_name, &end, 10);
-        if (*end || pid <= 1)
-            continue;
-        char path[64], buf[512];
-        snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-            continue;
-        ssize_t n = read(fd, buf, sizeof buf - 1);
-        close(fd);
-        if (n <= 0)
-            continue;
-        buf[n] = 0;
-        char *rp = strrchr(buf, ')'); /* the command name may hold spaces */
-        char state;
-        int ppid, pgrp, sess;
-        if (rp && sscanf(rp + 1, " %c %d %d %d", &state, &ppid, &pgrp, &sess) == 4 &&
-            sess == sid)
-            kill((pid_t)pid, SIGKILL);
-    }
-    closedir(d);
-}
-
-/* Ends mpirun and every rank, whatever state they are in (a SIGSTOPped rank included). */
-static void end_ranks(rrun *r)
-{
-    pid_t sid = r->pid > 0 ? r->pid : -r->pid;
-    if (sid <= 0)
-        return;
-    kill_session(sid);
-    reap(r, 1);
-    kill_session(sid); /* any started while the first sweep ran */
-}
-
-/* The end of mpirun's output, for the log (it says which rank died and how). */
-static void log_tail(const rrun *r, char *out, size_t size)
-{
-    out[0] = 0;
-    int fd = open(r->log, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return;
-    off_t end = lseek(fd, 0, SEEK_END);
-    off_t from = end > (off_t)size - 1 ? end - (off_t)size + 1 : 0;
-    ssize_t n = pread(fd, out, size - 1, from);
-    close(fd);
-    out[n > 0 ? n : 0] = 0;
-    for (char *p = out; *p; p++)
-        if (*p == '\n')
-            *p = ' ';
-}
-
-static int make_socket(rrun *r)
-{
-    snprintf(r->dir, sizeof r->dir, "/tmp/anneald-ranks-XXXXXX");
-    if (!mkdtemp(r->dir)) {
-        r->dir[0] = 0;
-        return -errno;
-    }
-    snprintf(r->sock, sizeof r->sock, "%s/daemon.sock", r->dir);
-    snprintf(r->log, sizeof r->log, "%s/mpirun.log", r->dir);
-    struct sockaddr_un a;
-    memset(&a, 0, sizeof a);
-    a.sun_family = AF_UNIX;
-    snprintf(a.sun_path, sizeof a.sun_path, "%s", r->sock);
-    r->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (r->lfd < 0 || bind(r->lfd, (struct sockaddr *)&a, sizeof a) != 0 ||
-        listen(r->lfd, 1) != 0)
-        return -errno;
-    return 0;
-}
-
-static void cleanup(rrun *r)
-{
-    if (r->fd >= 0)
-        close(r->fd);
-    if (r->lfd >= 0)
-        close(r->lfd);
-    free(r->in.buf);
-    if (r->dir[0]) {
-        unlink(r->sock);
-        unlink(r->log);
-        rmdir(r->dir);
-    }
-}
-
-/* Starts mpirun in a session of its own, its output in the private directory's log. */
-static int spawn_ranks(rrun *r, const daemon_opts *o, int world, const char *id, char *msg,
-                       size_t msgsz)
-{
-    char mpirun[PATH_MAX], self[PATH_MAX], rank[PATH_MAX], np[16];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    self[n > 0 ? n : 0] = 0;
-    if (mpirun_find(o->mpirun, mpirun, sizeof mpirun) || mpirun_find_rank(self, rank, sizeof rank)) {
-        mpirun_job_check(o, world, msg, msgsz);
-        return -ENOENT;
-    }
-    snprintf(np, sizeof np, "%d", world);
-    const char *argv[24];
-    int a = 0;
-    argv[a++] = mpirun;
-    argv[a++] = "-np";
-    argv[a++] = np;
-    if (o->mpi_hostfile[0]) {
-        argv[a++] = "--hostfile";
-        argv[a++] = o->mpi_hostfile;
-    } else if (o->mpi_hostlist[0]) {
-        argv[a++] = "--host";
-        argv[a++] = o->mpi_hostlist;
-    }
-    argv[a++] = "--mca";
-    argv[a++] = "btl";
-    /* shared memory between ranks on one host, TCP between hosts */
-    argv[a++] = o->mpi_hostfile[0] || o->mpi_hostlist[0] ? "self,vader,tcp" : "self,vader";
-    if (!o->mpi_hostfile[0] && !o->mpi_hostlist[0])
-        argv[a++] = "--oversubscribe"; /* this machine: more ranks than cores still run */
-    argv[a++] = rank;
-    argv[a++] = "--job";
-    argv[a++] = id;
-    argv[a++] = "--socket";
-    argv[a++] = r->sock;
-    argv[a] = NULL;
-
-    size_t ne = 0;
-    while (environ[ne])
-        ne++;
-    char **envp = calloc(ne + 4, sizeof *envp);
-    if (!envp)
-        return -ENOMEM;
-    memcpy(envp, environ, ne * sizeof *envp);
-    int root = geteuid() == 0;
-    if (root && !getenv("OMPI_ALLOW_RUN_AS_ROOT")) {
-        envp[ne++] = "OMPI_ALLOW_RUN_AS_ROOT=1";
-        envp[ne++] = "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1";
-    }
-    /* Open MPI's hwloc run-time component can crash a starting orted while it shares the
-     * topology; nothing here binds processes. */
-    if (!getenv("OMPI_MCA_rtc"))
-        envp[ne++] = "OMPI_MCA_rtc=^hwloc";
-    if (root)
-        util_log(LOG_INFO, "job %s: running as root: mpirun is started with "
-                 "OMPI_ALLOW_RUN_AS_ROOT=1 and OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1", id);
-
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t at;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawnattr_init(&at);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, r->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    sigset_t none, all;
-    sigemptyset(&none);
-    sigfillset(&all);
-    posix_spawnattr_setsigmask(&at, &none);
-    posix_spawnattr_setsigdefault(&at, &all);
-    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
-                                      POSIX_SPAWN_SETSIGDEF);
-    pid_t pid;
-    int rc = posix_spawn(&pid, mpirun, &fa, &at, (char *const *)argv, envp);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&at);
-    free(envp);
-    if (rc) {
-        snprintf(msg, msgsz, "world_size: cannot start %s: %s", mpirun, strerror(rc));
-        return -rc;
-    }
-    r->pid = pid;
-    util_log(LOG_INFO, "job %s: started %s -np %d (pid %d) for its %d ranks", id, mpirun, world,
-             (int)pid, world);
-    return 0;
-}
 
 /* ---- the socket ---- */
 
@@ -560,15 +365,15 @@ static store_job_state stopped_state(int stop)
 static store_job_state crashed(rrun *r, const char *what)
 {
     wctx *w = r->w;
-    end_ranks(r);
+    rankproc_end(&r->p);
     char tail[600];
-    log_tail(r, tail, sizeof tail);
+    rankproc_tail(&r->p, tail, sizeof tail);
     int expected = STOP_NONE;
     atomic_compare_exchange_strong(&w->run->stop, &expected, STOP_STALL);
     int stop = atomic_load(&w->run->stop);
     util_log(LOG_WARN, "job %s: %s (mpirun %s %d)%s%s; %s", w->run->id, what,
-             WIFSIGNALED(r->status) ? "killed by signal" : "exit status",
-             WIFSIGNALED(r->status) ? WTERMSIG(r->status) : WEXITSTATUS(r->status),
+             WIFSIGNALED(r->p.status) ? "killed by signal" : "exit status",
+             WIFSIGNALED(r->p.status) ? WTERMSIG(r->p.status) : WEXITSTATUS(r->p.status),
              tail[0] ? ": " : "", tail,
              stop == STOP_STALL ? "back to the queue to resume from its latest checkpoint"
                                 : "stopped as asked");
@@ -585,7 +390,7 @@ store_job_state rankrun(wctx *w, const store_job *row, const job_spec *spec, cha
         return STORE_FAILED;
     }
     r->w = w;
-    r->lfd = r->fd = -1;
+    r->p.lfd = r->fd = -1;
     r->keep = (store_keep){.keep_last = spec->ckpt_keep_last, .best_k = spec->keep_best.k,
                            .best_metric = spec->keep_best.metric,
                            .best_max = spec->keep_best.maximize};
@@ -607,11 +412,11 @@ store_job_state rankrun(wctx *w, const store_job *row, const job_spec *spec, cha
         st = rc == -ENOSPC ? STORE_PAUSED : STORE_FAILED;
         goto out;
     }
-    if ((rc = make_socket(r))) {
+    if ((rc = rankproc_socket(&r->p))) {
         snprintf(err, errsz, "world_size: cannot make the ranks' socket: %s", strerror(-rc));
         goto out;
     }
-    if (spawn_ranks(r, w->jobs->d->opts, spec->world_size, row->id, err, errsz))
+    if (rankproc_spawn(&r->p, w->jobs->d->opts, spec->world_size, row->id, err, errsz))
         goto out;
 
     w->t0 = util_now();
@@ -639,28 +444,28 @@ store_job_state rankrun(wctx *w, const store_job *row, const job_spec *spec, cha
     while (r->fd < 0) {
         int stop = atomic_load(&w->run->stop);
         if (stop != STOP_NONE) {
-            end_ranks(r);
+            rankproc_end(&r->p);
             st = stopped_state(stop);
             goto out;
         }
-        if (reap(r, 0)) {
+        if (rankproc_reap(&r->p, 0)) {
             /* mpirun itself failed (hosts, installation): a restart would fail alike */
             char tail[600];
-            log_tail(r, tail, sizeof tail);
+            rankproc_tail(&r->p, tail, sizeof tail);
             snprintf(err, errsz, "world_size: mpirun ended (%s %d) before rank 0 connected%s%s",
-                     WIFSIGNALED(r->status) ? "signal" : "exit status",
-                     WIFSIGNALED(r->status) ? WTERMSIG(r->status) : WEXITSTATUS(r->status),
+                     WIFSIGNALED(r->p.status) ? "signal" : "exit status",
+                     WIFSIGNALED(r->p.status) ? WTERMSIG(r->p.status) : WEXITSTATUS(r->p.status),
                      tail[0] ? ": " : "", tail);
-            end_ranks(r);
+            rankproc_end(&r->p);
             goto out;
         }
         if (util_now() - since > CONNECT_TIMEOUT_S) {
             st = crashed(r, "rank 0 did not connect in time");
             goto out;
         }
-        struct pollfd pf = {r->lfd, POLLIN, 0};
+        struct pollfd pf = {r->p.lfd, POLLIN, 0};
         if (poll(&pf, 1, POLL_MS) > 0)
-            r->fd = accept4(r->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+            r->fd = accept4(r->p.lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
     }
     rc = send_job(r, row, csv, csv_len, blob, blen, kind);
     blob = NULL;
@@ -674,7 +479,7 @@ store_job_state rankrun(wctx *w, const store_job *row, const job_spec *spec, cha
     for (;;) {
         int stop = atomic_load(&w->run->stop);
         if (stop == STOP_STALL) {
-            end_ranks(r);
+            rankproc_end(&r->p);
             util_log(LOG_WARN, "job %s: ended its %d ranks for the restart", row->id,
                      spec->world_size);
             st = STORE_QUEUED;
@@ -698,13 +503,13 @@ store_job_state rankrun(wctx *w, const store_job *row, const job_spec *spec, cha
                 break;
         if (rc) {
             snprintf(err, errsz, "%s", e.message);
-            end_ranks(r);
+            rankproc_end(&r->p);
             st = rc == -ENOSPC ? STORE_PAUSED : STORE_FAILED;
             break;
         }
         if (r->ended)
             break;
-        if (frc < 0 || reap(r, 0)) {
+        if (frc < 0 || rankproc_reap(&r->p, 0)) {
             st = crashed(r, frc == -EPROTO ? "rank 0 sent a malformed frame"
                                            : "a rank died");
             break;
@@ -712,7 +517,7 @@ store_job_state rankrun(wctx *w, const store_job *row, const job_spec *spec, cha
         if (w->nbatch && util_now() - r->last_flush >= METRIC_FLUSH_S) {
             if ((rc = wctx_flush(w, &r->last, &e))) {
                 snprintf(err, errsz, "writing metrics: %s", e.message);
-                end_ranks(r);
+                rankproc_end(&r->p);
                 st = rc == -ENOSPC ? STORE_PAUSED : STORE_FAILED;
                 break;
             }
@@ -721,9 +526,9 @@ store_job_state rankrun(wctx *w, const store_job *row, const job_spec *spec, cha
     }
     if (r->ended) {
         double t = util_now();
-        while (!reap(r, 0) && util_now() - t < EXIT_TIMEOUT_S)
+        while (!rankproc_reap(&r->p, 0) && util_now() - t < EXIT_TIMEOUT_S)
             uv_sleep(10);
-        end_ranks(r); /* strays, and mpirun itself if it did not exit */
+        rankproc_end(&r->p); /* strays, and mpirun itself if it did not exit */
         int stop = atomic_load(&w->run->stop);
         if (r->ended == 2)
             st = STORE_FAILED;
@@ -743,11 +548,14 @@ store_job_state rankrun(wctx *w, const store_job *row, const job_spec *spec, cha
     }
     publish(r);
 out:
-    if (r->pid)
-        end_ranks(r);
+    if (r->p.pid)
+        rankproc_end(&r->p);
     free(blob);
     free(csv);
-    cleanup(r);
+    rankproc_cleanup(&r->p);
+    if (r->fd >= 0)
+        close(r->fd);
+    free(r->in.buf);
     free(r);
     return st;
 }

@@ -35,7 +35,7 @@
 #define CTL_RANKMS 8
 #define METRIC_ROWS 512
 #define SEND_EVERY_S 0.1
-#define RANKMS_EVERY_S 1.0
+#define RANKMS_EVERY_S 0.5
 #define CHUNK ((size_t)1 << 30) /* MPI counts are ints */
 
 /* Rank 0's end of the socket. */

@@ -64,3 +64,75 @@ test('a world_size 2 job runs under mpirun to completed, identical to world_size
     if (process.getuid && process.getuid() === 0) assert.match(d.log(), /OMPI_ALLOW_RUN_AS_ROOT=1/);
   });
 });
+
+// The processes of a daemon's job: mpirun (a child of the daemon) and the ranks of its session.
+function ranksOf(daemonPid) {
+  const ps = spawnSync('ps', ['-eo', 'pid=,ppid=,sid=,args='], {encoding: 'utf8'}).stdout.trim().split('\n')
+    .map((l) => l.trim().split(/\s+/)).map(([pid, ppid, sid, ...args]) => ({pid: +pid, ppid: +ppid, sid: +sid, args: args.join(' ')}));
+  const mpirun = ps.find((p) => p.ppid === daemonPid && /mpirun/.test(p.args));
+  if (!mpirun) return [];
+  return ps.filter((p) => p.sid === mpirun.pid && p.pid !== mpirun.pid && /anneald-rank --job/.test(p.args)).map((p) => p.pid);
+}
+
+// A run long enough to act on while it trains (a few seconds at W = 2 on two cores).
+const LONG = {steps: 20000, checkpoint: {every_steps: 2000, keep_last: 3}};
+
+test('pause and resume of a world_size 2 job: bit for bit; the running job shows each rank\'s step time', {skip}, async () => {
+  await withDaemon({}, async (d) => {
+    const ref = await reference(d.url, LONG);
+    const id = await submit(d.url, job(2, LONG));
+    const run = await waitJob(d.url, id, (x) => x.state === 'running' && Array.isArray(x.rank_step_ms) && x.step > 0, 60000);
+    assert.equal(run.world_size, 2);
+    assert.equal(run.rank_step_ms.length, 2);
+    for (const ms of run.rank_step_ms) assert.ok(ms > 0, JSON.stringify(run.rank_step_ms));
+    const prom = (await api(d.url, 'GET', '/metrics')).text;
+    assert.match(prom, new RegExp(`anneald_job_world_size\\{job="${id}"\\} 2`));
+    assert.match(prom, new RegExp(`anneald_job_rank_step_ms\\{job="${id}",rank="1"\\} [\\d.e+-]+`));
+    const p = await api(d.url, 'POST', `/v1/jobs/${id}/pause`);
+    assert.ok(p.status === 200 || p.status === 202, p.text);
+    const paused = await waitJob(d.url, id, (x) => x.state === 'paused', 60000);
+    assert.ok(paused.step > 0 && paused.step < 20000, `paused at ${paused.step}`);
+    assert.equal(paused.last_checkpoint_step, paused.step); // the pause checkpointed
+    await waitFor(() => ranksOf(d.proc.pid).length === 0, {what: 'the ranks to exit'});
+    const r = await api(d.url, 'POST', `/v1/jobs/${id}/resume`);
+    assert.ok(r.status === 200 || r.status === 202, r.text);
+    await waitJob(d.url, id, (x) => x.state === 'completed', 90000);
+    assert.deepEqual(await result(d.url, id), ref);
+    // a cancel ends the ranks without a checkpoint
+    const c = await submit(d.url, job(2, LONG));
+    await waitJob(d.url, c, (x) => x.state === 'running' && x.step > 0, 60000);
+    await api(d.url, 'POST', `/v1/jobs/${c}/cancel`);
+    await waitJob(d.url, c, (x) => x.state === 'cancelled', 60000);
+    await waitFor(() => ranksOf(d.proc.pid).length === 0, {what: 'the ranks to exit'});
+  });
+});
+
+test('kill -9 of one rank: the job goes back to the queue and finishes identical to an uninterrupted run', {skip}, async () => {
+  await withDaemon({}, async (d) => {
+    const ref = await reference(d.url, LONG);
+    const id = await submit(d.url, job(2, LONG));
+    await waitJob(d.url, id, (x) => x.state === 'running' && x.last_checkpoint_step >= 2000, 60000);
+    const pids = await waitFor(() => { const p = ranksOf(d.proc.pid); return p.length === 2 && p; }, {what: 'two ranks'});
+    process.kill(pids[1], 'SIGKILL');
+    const j = await waitJob(d.url, id, (x) => x.state === 'completed', 120000);
+    assert.equal(j.restarts, 0); // the run that finished is a new one; its count is in the log
+    assert.match(d.log(), new RegExp(`job ${id}: a rank died .*back to the queue`));
+    assert.match(d.log(), new RegExp(`job ${id} queued for restart 1`));
+    assert.deepEqual(await result(d.url, id), ref);
+  });
+});
+
+test('SIGSTOP of one rank: the stall watchdog ends the ranks and the job restarts from its checkpoint', {skip}, async () => {
+  await withDaemon({}, async (d) => {
+    const ref = await reference(d.url, LONG);
+    const id = await submit(d.url, job(2, {...LONG, stall_timeout_s: 1.5, max_restarts: 2}));
+    await waitJob(d.url, id, (x) => x.state === 'running' && x.last_checkpoint_step >= 2000, 60000);
+    const pids = await waitFor(() => { const p = ranksOf(d.proc.pid); return p.length === 2 && p; }, {what: 'two ranks'});
+    process.kill(pids[0], 'SIGSTOP');
+    await waitFor(() => /made no step for/.test(d.log()), {timeoutMs: 30000, what: 'the watchdog'});
+    await waitFor(() => { const p = ranksOf(d.proc.pid); return !p.includes(pids[0]); }, {what: 'the stopped rank to be ended'});
+    await waitJob(d.url, id, (x) => x.state === 'completed', 120000);
+    assert.match(d.log(), new RegExp(`job ${id} queued for restart 1 of 2`));
+    assert.deepEqual(await result(d.url, id), ref);
+  });
+});
