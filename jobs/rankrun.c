@@ -16,7 +16,6 @@
  * path, to resume from its latest checkpoint (at most max_restarts times). The worker never
  * blocks on the ranks: it reads the socket without waiting and looks at the run's stop flag
  * every POLL_MS. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -24,7 +23,6 @@
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,7 +42,6 @@
 #include "util/log.h"
 #include "util/util.h"
 
-extern char **environ;
 
 #define POLL_MS 50
 #define CONNECT_TIMEOUT_S 120.0 /* mpirun and every rank's MPI_Init */

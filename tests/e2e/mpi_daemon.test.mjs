@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import {spawnSync} from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { BIN, api, withDaemon, waitJob, waitFor, sleep } from './lib.mjs';
+import { BIN, api, withDaemon, startDaemon, waitJob, waitFor, tmpDir, removeDir } from './lib.mjs';
 
 const RANK = path.join(path.dirname(BIN), 'anneald-rank');
 const have = spawnSync('sh', ['-c', 'command -v mpirun'], {encoding: 'utf8'}).status === 0 && fs.existsSync(RANK);
@@ -133,6 +133,39 @@ test('SIGSTOP of one rank: the stall watchdog ends the ranks and the job restart
     await waitFor(() => { const p = ranksOf(d.proc.pid); return !p.includes(pids[0]); }, {what: 'the stopped rank to be ended'});
     await waitJob(d.url, id, (x) => x.state === 'completed', 120000);
     assert.match(d.log(), new RegExp(`job ${id} queued for restart 1 of 2`));
+    assert.deepEqual(await result(d.url, id), ref);
+  });
+});
+
+test('SIGTERM of the daemon: the ranks checkpoint and exit, the job resumes at the next start and finishes identical', {skip}, async () => {
+  const dir = tmpDir();
+  try {
+    let ref;
+    await withDaemon({dir}, async (d) => { ref = await reference(d.url, LONG); });
+    const d = await startDaemon({dir});
+    const id = await submit(d.url, job(2, LONG));
+    await waitJob(d.url, id, (x) => x.state === 'running' && x.step > 0, 60000);
+    const pids = await waitFor(() => { const p = ranksOf(d.proc.pid); return p.length === 2 && p; }, {what: 'two ranks'});
+    const ex = await d.stop();
+    assert.equal(ex.code, 0, d.stderr().slice(-3000));
+    for (const pid of pids) assert.throws(() => process.kill(pid, 0), /ESRCH/, `rank ${pid} outlived the daemon`);
+    await withDaemon({dir}, async (d2) => {
+      const q = (await api(d2.url, 'GET', `/v1/jobs/${id}`)).json;
+      assert.ok(q.last_checkpoint_step > 0, JSON.stringify(q)); // checkpointed at the stop
+      await waitJob(d2.url, id, (x) => x.state === 'completed', 120000);
+      assert.deepEqual(await result(d2.url, id), ref);
+    });
+  } finally {
+    removeDir(dir);
+  }
+});
+
+test('world_size 4 on two cores (oversubscribed) equals world_size 1', {skip}, async () => {
+  await withDaemon({}, async (d) => {
+    const ref = await reference(d.url, {steps: 200});
+    const id = await submit(d.url, job(4, {steps: 200, ds_config: {zero_optimization: {stage: 1}}}));
+    const j = await waitJob(d.url, id, (x) => x.state === 'completed', 120000);
+    assert.equal(j.world_size, 4);
     assert.deepEqual(await result(d.url, id), ref);
   });
 });
