@@ -545,7 +545,7 @@ store_job_state rankrun(wctx *w, const store_job *row, const job_spec *spec, cha
     }
     publish(r);
 out:
-    if (r->p.pid)
+    if (r->p.pid > 0)
         rankproc_end(&r->p);
     free(blob);
     free(csv);

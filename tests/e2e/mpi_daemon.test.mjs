@@ -169,3 +169,16 @@ test('world_size 4 on two cores (oversubscribed) equals world_size 1', {skip}, a
     assert.deepEqual(await result(d.url, id), ref);
   });
 });
+
+test('a gpt job of several ranks is refused at submit, naming world_size', {skip}, async () => {
+  await withDaemon({}, async (d) => {
+    const r = await api(d.url, 'POST', '/v1/jobs', {
+      model: {type: 'gpt', vocab_size: 65, block_size: 16, n_layer: 1, n_head: 2, n_embd: 16},
+      data: {type: 'builtin', name: 'tinyshakespeare'}, steps: 5, world_size: 2,
+      ds_config: {train_micro_batch_size_per_gpu: 2, gradient_accumulation_steps: 1,
+        optimizer: {type: 'AdamW', params: {lr: 0.001}}}});
+    assert.equal(r.status, 422, r.text);
+    assert.equal(r.json.error.field, 'world_size');
+    assert.match(r.json.error.message, /a gpt model trains on one rank only/);
+  });
+});
