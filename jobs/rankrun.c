@@ -1,21 +1,16 @@
 /* rankrun — the run of a multi-rank job (world_size > 1) on a worker.
  *
- * The worker creates a Unix socket in a private directory and starts
- *   mpirun -np W [--hostfile F | --host L] --mca btl … anneald-rank --job ID --socket PATH
- * in a session of its own (so its process group and every rank it starts, which Open MPI puts
- * in process groups of their own, can be found and ended together). Rank 0 connects; the
- * worker sends it the job (spec, data set, the checkpoint to resume from: core/rankwire.h) and
- * then feeds what rank 0 sends — metric batches, checkpoints, step times — into the same
- * writer ring a one-process run uses (jobs/writer.c), so the daemon stays the only SQLite
- * writer and metrics, progress events, checkpoints and resume work alike.
- *
- * Supervision: a pause, preemption or shutdown is forwarded as a checkpointing stop, a cancel
- * as a plain one; the watchdog's STOP_STALL (no step for stall_timeout_s: a hung rank hangs
- * its peers forever) and a dead rank (mpirun exits, or the socket closes, without RW_DONE)
- * end the whole session and send the job back to the queue through the watchdog's restart
- * path, to resume from its latest checkpoint (at most max_restarts times). The worker never
- * blocks on the ranks: it reads the socket without waiting and looks at the run's stop flag
- * every POLL_MS. */
+ * The worker starts mpirun with the rank program in a session of its own (jobs/rankproc.c).
+ * Rank 0 connects to the run's Unix socket; the worker sends it the job (spec, data set, the
+ * checkpoint to resume from: core/rankwire.h) and feeds what it sends back — metric batches,
+ * checkpoints, step times — into the writer ring a one-process run uses (jobs/writer.c), so
+ * the daemon stays the only SQLite writer and metrics, events, checkpoints and resume work
+ * alike. A pause, preemption, shutdown or a limit (max_runtime_s, metrics.max_bytes, the free
+ * disk) is forwarded as a checkpointing stop, a cancel as a plain one. The watchdog's
+ * STOP_STALL (a hung rank hangs its peers forever) and a dead rank (mpirun exits, or the
+ * socket closes, without RW_DONE) end the whole session and send the job back to the queue
+ * through the watchdog's restart path (max_restarts). The worker never blocks on the ranks:
+ * it reads the socket without waiting and looks at the run's stop flag every POLL_MS. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -33,7 +28,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/config_metrics.h"
 #include "core/rankwire.h"
+#include "jobs/admit.h"
 #include "jobs/loader.h"
 #include "jobs/mpirun.h"
 #include "jobs/rankproc.h"
@@ -67,6 +64,10 @@ typedef struct rrun {
     store_keep keep;
     int64_t total;
     int ended;                 /* 1 RW_DONE, 2 RW_FAIL */
+    int bound;                 /* a limit stopped the ranks: 1 max_runtime_s (fails), 2 the
+                                  metrics' bytes or the disk's free space (pauses) */
+    char bound_msg[600];
+    double last_disk;
     int how;                   /* RW_DONE's enum rw_end */
     char err[900];
     rw_metric rows[MAX_ROWS];
@@ -351,6 +352,35 @@ static int send_job(rrun *r, const store_job *row, const char *csv, size_t csv_l
     return rc;
 }
 
+/* The limits a one-process run keeps between steps (jobs/jobrun.c), kept here between
+ * frames: 0, or r->bound with its message. */
+static int check_bounds(rrun *r, const job_spec *spec, int64_t row_limit)
+{
+    wctx *w = r->w;
+    double now = util_now(), ran = w->time_base + (now - w->t0);
+    if (spec->sched.max_runtime_s > 0 && ran >= spec->sched.max_runtime_s &&
+        r->last.step < r->total) {
+        snprintf(r->bound_msg, sizeof r->bound_msg, "max_runtime: the job trained for %.3f s "
+                 "in total, its max_runtime_s is %.6g; checkpointed at the step its ranks were "
+                 "at", ran, spec->sched.max_runtime_s);
+        return 1;
+    }
+    if (row_limit > 0 && r->last.step >= row_limit) {
+        snprintf(r->bound_msg, sizeof r->bound_msg, "metrics.max_bytes: the job's metrics "
+                 "reached %" PRId64 " rows, as many as its %" PRId64 " bytes allow; paused with "
+                 "every checkpoint and row kept. To train on, submit a job with resume_from "
+                 "this one and a larger metrics.max_bytes", r->last.step,
+                 spec->metrics_max_bytes);
+        return 2;
+    }
+    if (now - r->last_disk >= DISK_CHECK_S) {
+        r->last_disk = now;
+        if (admit_disk_low(w->jobs->d->opts, r->bound_msg, sizeof r->bound_msg))
+            return 2;
+    }
+    return 0;
+}
+
 static store_job_state stopped_state(int stop)
 {
     return stop == STOP_CANCEL ? STORE_CANCELLED : stop == STOP_PAUSE ? STORE_PAUSED
@@ -473,8 +503,14 @@ store_job_state rankrun(wctx *w, const store_job *row, const job_spec *spec, cha
 
     int sent = STOP_NONE;
     double stop_at = 0;
+    int64_t row_limit = cfg_metrics_row_limit(spec->metrics_max_bytes, spec->ngroups + 1);
+    r->last_disk = util_now();
     for (;;) {
+        if (!r->bound)
+            r->bound = check_bounds(r, spec, row_limit);
         int stop = atomic_load(&w->run->stop);
+        if (stop == STOP_NONE && r->bound)
+            stop = STOP_PAUSE; /* the ranks checkpoint and exit; the end says why */
         if (stop == STOP_STALL) {
             rankproc_end(&r->p);
             util_log(LOG_WARN, "job %s: ended its %d ranks for the restart", row->id,
@@ -531,7 +567,10 @@ store_job_state rankrun(wctx *w, const store_job *row, const job_spec *spec, cha
             st = STORE_FAILED;
         else if (r->how == RW_END_COMPLETED)
             st = STORE_COMPLETED;
-        else
+        else if (r->bound && stop != STOP_CANCEL) {
+            st = r->bound == 1 ? STORE_FAILED : STORE_PAUSED;
+            snprintf(err, errsz, "%s", r->bound_msg);
+        } else
             st = stopped_state(stop);
     }
     if (st == STORE_FAILED && !err[0])

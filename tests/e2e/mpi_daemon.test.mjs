@@ -182,3 +182,14 @@ test('a gpt job of several ranks is refused at submit, naming world_size', {skip
     assert.match(r.json.error.message, /a gpt model trains on one rank only/);
   });
 });
+
+test('max_runtime_s holds for a job of several ranks: checkpointed, then failed with max_runtime', {skip}, async () => {
+  await withDaemon({}, async (d) => {
+    const id = await submit(d.url, job(2, {steps: 2000000, max_runtime_s: 1.5}));
+    const j = await waitJob(d.url, id, (x) => x.state === 'failed', 60000).catch(async () => (await api(d.url, 'GET', `/v1/jobs/${id}`)).json);
+    assert.equal(j.state, 'failed', JSON.stringify(j));
+    assert.match(j.error, /^max_runtime: the job trained for [\d.]+ s in total, its max_runtime_s is 1\.5/);
+    assert.ok(j.last_checkpoint_step > 0 && j.last_checkpoint_step === j.step, JSON.stringify(j));
+    await waitFor(() => ranksOf(d.proc.pid).length === 0, {what: 'the ranks to exit'});
+  });
+});
