@@ -193,3 +193,21 @@ test('max_runtime_s holds for a job of several ranks: checkpointed, then failed 
     await waitFor(() => ranksOf(d.proc.pid).length === 0, {what: 'the ranks to exit'});
   });
 });
+
+test('resume_from at world_size 2 starts from the other job\'s weights, as at world_size 1', {skip}, async () => {
+  await withDaemon({}, async (d) => {
+    const base = await submit(d.url, job(1, {steps: 40}));
+    await waitJob(d.url, base, (x) => x.state === 'completed', 60000);
+    const over = {steps: 30, resume_from: {job: base}, ds_config: {optimizer: {type: 'SGD', params: {lr: 0.05, momentum: 0.9}}}};
+    const one = await submit(d.url, job(1, over));
+    await waitJob(d.url, one, (x) => x.state === 'completed', 60000);
+    const two = await submit(d.url, job(2, over));
+    await waitJob(d.url, two, (x) => x.state === 'completed', 90000);
+    const a = await result(d.url, one), b = await result(d.url, two);
+    assert.deepEqual(b, a);
+    // not the weights a fresh start gives
+    const fresh = await submit(d.url, job(2, {...over, resume_from: undefined}));
+    await waitJob(d.url, fresh, (x) => x.state === 'completed', 90000);
+    assert.notDeepEqual((await result(d.url, fresh)).loss, a.loss);
+  });
+});
