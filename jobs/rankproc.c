@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -225,5 +226,74 @@ int rankproc_spawn(rank_procs *r, const daemon_opts *o, int world, const char *i
     util_log(LOG_INFO, "job %s: started %s -np %d (pid %d) for its %d ranks", id, mpirun, world,
              (int)pid, world);
     return 0;
+}
+
+
+/* ---- rank 0's connection ---- */
+
+static int send_all(int fd, const void *buf, size_t len)
+{
+    const unsigned char *p = buf;
+    while (len) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            struct pollfd pf = {fd, POLLOUT, 0};
+            if (poll(&pf, 1, 30000) <= 0) /* rank 0 reads the job at once */
+                return -ETIMEDOUT;
+            continue;
+        }
+        if (n <= 0)
+            return -EPIPE;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int rankproc_send(int fd, int type, const void *a, size_t alen, const void *b, size_t blen)
+{
+    unsigned char h[RW_HEADER];
+    rw_header(h, type, (uint32_t)(alen + blen));
+    int rc = send_all(fd, h, sizeof h);
+    if (!rc && alen)
+        rc = send_all(fd, a, alen);
+    if (!rc && blen)
+        rc = send_all(fd, b, blen);
+    return rc;
+}
+
+int rankproc_read(int fd, frame_in *f)
+{
+    for (;;) {
+        int hdr = f->nh < RW_HEADER;
+        if (!hdr && f->have == f->len)
+            break;
+        unsigned char *dst = hdr ? f->hdr + f->nh : f->buf + f->have;
+        size_t want = hdr ? RW_HEADER - f->nh : f->len - f->have;
+        ssize_t n = recv(fd, dst, want, MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        if (n <= 0)
+            return -EPIPE;
+        if (!hdr) {
+            f->have += (size_t)n;
+            continue;
+        }
+        f->nh += (size_t)n;
+        if (f->nh == RW_HEADER) {
+            if (rw_header_parse(f->hdr, &f->type, &f->len) || f->type < RW_METRICS)
+                return -EPROTO;
+            f->buf = malloc(f->len ? f->len : 1);
+            if (!f->buf)
+                return -ENOMEM;
+            f->have = 0;
+        }
+    }
+    f->nh = 0;
+    return 1;
 }
 

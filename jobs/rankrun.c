@@ -12,18 +12,13 @@
  * through the watchdog's restart path (max_restarts). The worker never blocks on the ranks:
  * it reads the socket without waiting and looks at the run's stop flag every POLL_MS. */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <math.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,15 +41,6 @@
 #define EXIT_TIMEOUT_S 10.0     /* mpirun's exit after RW_DONE */
 #define MAX_ROWS 4096
 
-typedef struct frame_in {
-    unsigned char hdr[RW_HEADER];
-    size_t nh;
-    int type;
-    uint32_t len;
-    unsigned char *buf;
-    size_t have;
-} frame_in;
-
 typedef struct rrun {
     wctx *w;
     rank_procs p;              /* mpirun, its session and the socket's directory */
@@ -73,76 +59,6 @@ typedef struct rrun {
     rw_metric rows[MAX_ROWS];
     double last_flush, last_wake;
 } rrun;
-
-/* ---- the socket ---- */
-
-static int send_all(int fd, const void *buf, size_t len)
-{
-    const unsigned char *p = buf;
-    while (len) {
-        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            struct pollfd pf = {fd, POLLOUT, 0};
-            if (poll(&pf, 1, 30000) <= 0) /* rank 0 reads the job at once */
-                return -ETIMEDOUT;
-            continue;
-        }
-        if (n <= 0)
-            return -EPIPE;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-static int send_frame(int fd, int type, const void *a, size_t alen, const void *b, size_t blen)
-{
-    unsigned char h[RW_HEADER];
-    rw_header(h, type, (uint32_t)(alen + blen));
-    int rc = send_all(fd, h, sizeof h);
-    if (!rc && alen)
-        rc = send_all(fd, a, alen);
-    if (!rc && blen)
-        rc = send_all(fd, b, blen);
-    return rc;
-}
-
-/* Reads what is there of the next frame: 1 with a whole one in f (the caller takes f->buf),
- * 0 when more is to come, -EPIPE at the end of the stream, -EPROTO, -ENOMEM. */
-static int frame_read(int fd, frame_in *f)
-{
-    for (;;) {
-        int hdr = f->nh < RW_HEADER;
-        if (!hdr && f->have == f->len)
-            break;
-        unsigned char *dst = hdr ? f->hdr + f->nh : f->buf + f->have;
-        size_t want = hdr ? RW_HEADER - f->nh : f->len - f->have;
-        ssize_t n = recv(fd, dst, want, MSG_DONTWAIT);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return 0;
-        if (n <= 0)
-            return -EPIPE;
-        if (!hdr) {
-            f->have += (size_t)n;
-            continue;
-        }
-        f->nh += (size_t)n;
-        if (f->nh == RW_HEADER) {
-            if (rw_header_parse(f->hdr, &f->type, &f->len) || f->type < RW_METRICS)
-                return -EPROTO;
-            f->buf = malloc(f->len ? f->len : 1);
-            if (!f->buf)
-                return -ENOMEM;
-            f->have = 0;
-        }
-    }
-    f->nh = 0;
-    return 1;
-}
 
 /* ---- what rank 0 sends ---- */
 
@@ -343,11 +259,11 @@ static int send_job(rrun *r, const store_job *row, const char *csv, size_t csv_l
                     size_t len, int kind)
 {
     unsigned char k = (unsigned char)kind;
-    int rc = send_frame(r->fd, RW_SPEC, row->spec_json, strlen(row->spec_json), NULL, 0);
+    int rc = rankproc_send(r->fd, RW_SPEC, row->spec_json, strlen(row->spec_json), NULL, 0);
     if (!rc)
-        rc = send_frame(r->fd, RW_DATA, csv, csv_len, NULL, 0);
+        rc = rankproc_send(r->fd, RW_DATA, csv, csv_len, NULL, 0);
     if (!rc)
-        rc = send_frame(r->fd, RW_RESUME, &k, 1, blob, len);
+        rc = rankproc_send(r->fd, RW_RESUME, &k, 1, blob, len);
     free(blob);
     return rc;
 }
@@ -520,7 +436,7 @@ store_job_state rankrun(wctx *w, const store_job *row, const job_spec *spec, cha
         }
         if (stop != STOP_NONE && stop != sent && sent != STOP_CANCEL) {
             unsigned char how = stop == STOP_CANCEL ? RW_STOP_CANCEL : RW_STOP_PAUSE;
-            send_frame(r->fd, RW_STOP, &how, 1, NULL, 0); /* a dead rank 0 shows below */
+            rankproc_send(r->fd, RW_STOP, &how, 1, NULL, 0); /* a dead rank 0 shows below */
             sent = stop;
             stop_at = util_now();
         }
@@ -530,10 +446,15 @@ store_job_state rankrun(wctx *w, const store_job *row, const job_spec *spec, cha
         }
         struct pollfd pf = {r->fd, POLLIN, 0};
         poll(&pf, 1, POLL_MS);
-        int frc;
-        while (!r->ended && (frc = frame_read(r->fd, &r->in)) == 1)
-            if ((rc = on_frame(r, &r->in, &e)))
-                break;
+        /* read what is there; once mpirun is gone, once more: what rank 0 sent before it
+         * exited (its RW_DONE) may have come after the first read */
+        int frc = 0, gone = 0;
+        for (int pass = 0; pass < 2 && !rc && !r->ended && (pass == 0 || gone); pass++) {
+            while (!r->ended && (frc = rankproc_read(r->fd, &r->in)) == 1)
+                if ((rc = on_frame(r, &r->in, &e)))
+                    break;
+            gone = gone || rankproc_reap(&r->p, 0);
+        }
         if (rc) {
             snprintf(err, errsz, "%s", e.message);
             rankproc_end(&r->p);
@@ -542,7 +463,7 @@ store_job_state rankrun(wctx *w, const store_job *row, const job_spec *spec, cha
         }
         if (r->ended)
             break;
-        if (frc < 0 || rankproc_reap(&r->p, 0)) {
+        if (frc < 0 || gone) {
             st = crashed(r, frc == -EPROTO ? "rank 0 sent a malformed frame"
                                            : "a rank died");
             break;
