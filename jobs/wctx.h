@@ -116,6 +116,12 @@ int wctx_flush(wctx *w, const train_report *last, an_err *e);
 int wctx_checkpoint(wctx *w, train *t, const train_report *last, const store_keep *keep,
                     an_err *e);
 
+/* The same for a checkpoint blob made elsewhere (a multi-rank job's rank 0: jobs/rankrun.c),
+ * taken over (freed by the writer) whatever the outcome; save_s: the time it took to make. */
+int wctx_checkpoint_blob(wctx *w, void *blob, size_t len, int64_t step,
+                         const train_report *last, const store_keep *keep, double save_s,
+                         an_err *e);
+
 /* Waits until the writer has written (or dropped) every queued slot; returns its first
  * failure of this run. The worker may use w->store again afterwards. */
 int wctx_drain(wctx *w, an_err *e);

@@ -228,6 +228,13 @@ int wctx_checkpoint(wctx *w, train *t, const train_report *last, const store_kee
         w->fail_step = step;
         return rc;
     }
+    return wctx_checkpoint_blob(w, blob, len, step, last, keep, util_now() - c0, e);
+}
+
+int wctx_checkpoint_blob(wctx *w, void *blob, size_t len, int64_t step,
+                         const train_report *last, const store_keep *keep, double save_s,
+                         an_err *e)
+{
     if (w->nstamped < w->nbatch)
         wctx_stamp(w, last->step);
     wslot *s = &w->slot[w->wr.head];
@@ -238,7 +245,7 @@ int wctx_checkpoint(wctx *w, train *t, const train_report *last, const store_kee
     s->step = step;
     s->loss = last->loss;
     s->keep = *keep;
-    s->save_s = util_now() - c0;
+    s->save_s = save_s;
     return submit(w, e);
 }
 

@@ -177,7 +177,9 @@ paths["/v1/datasets"]["post"]["requestBody"]["content"]["text/plain"] = {"schema
 # "Scheduling").
 S["Job"]["properties"].update({
  "preempted": {"type": "boolean", "description": "Queued again after a job of higher priority took its worker; false once it runs."},
- "restarts": {"type": "integer", "minimum": 0, "description": "Restarts after stalls since the daemon started."}})
+ "restarts": {"type": "integer", "minimum": 0, "description": "Restarts after stalls since the daemon started."},
+ "world_size": {"type": "integer", "minimum": 1, "description": "Ranks the job trains on (the spec's world_size; more than 1 runs under mpirun)."},
+ "rank_step_ms": {"type": ["array", "null"], "items": {"type": ["number", "null"]}, "description": "A running job of several ranks: each rank's milliseconds per step outside the gradient exchange over the last half second; null otherwise."}})
 S["JobSpec"]["properties"].update({
  "priority": {"type": "integer"}, "preemptible": {"type": "boolean"},
  "max_runtime_s": {"type": "number", "exclusiveMinimum": 0}, "stall_timeout_s": {"type": "number", "exclusiveMinimum": 0},
