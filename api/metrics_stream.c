@@ -9,7 +9,8 @@
  * 48 bytes each) from the start.
  *
  * The JSON answer is columnar ({"step":[…],"loss":[…],"lr":[[…]…],"grad_norm":[…],
- * "time":[…],"val_step":[…],"val_loss":[…],"val_acc":[…]}), so a full-resolution answer
+ * "time":[…],"val_step":[…],"val_loss":[…],"val_acc":[…]}, and "full_resolution_from": S
+ * for a job whose rows before S were dropped), so a full-resolution answer
  * reads the range once per column. Its ends are fixed when it opens; should the job be
  * rewound while it streams, the later columns keep the step column's length (null-padded).
  *
@@ -203,8 +204,13 @@ static int json_piece(mstream *m, store_t *s, char *buf, size_t cap, size_t *len
         if (!m->started) {
             const char *o = opening(m);
             size_t k = strlen(o);
+            if (m->col == C_END && m->c.full_from > 0) /* the job's older rows were dropped */
+                k -= 1;                                /* "]" then the field and "}" */
             memcpy(w.buf + w.len, o, k);
             w.len += k;
+            if (m->col == C_END && m->c.full_from > 0)
+                w.len += (size_t)snprintf(w.buf + w.len, 48, ",\"full_resolution_from\":%" PRId64
+                                          "}", m->c.full_from);
             m->started = 1;
             if (m->col == C_END) {
                 m->ended = 1;
