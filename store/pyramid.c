@@ -320,7 +320,7 @@ static int scan_rows(store_t *s, int64_t num, int64_t a, int64_t b, pyr_ent *acc
  * rows between them are gone, so this is the best that is left of them). */
 static void merge_points(pyr_ent *acc, const pyr_ent *e, int64_t a, int64_t b, pyr_ent *tmp)
 {
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < 4 && e->nrows > 0; k++) {
         const st_row *x = &e->r[k];
         int dup = 0;
         for (int j = 0; j < k; j++)
