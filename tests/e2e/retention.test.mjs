@@ -263,6 +263,54 @@ test('metrics.full_resolution_steps: a job killed -9 resumes from its checkpoint
   }
 });
 
+// A full-resolution JSON answer reads the range once per column; rows dropped between two of
+// those reads must leave nulls at their steps, never shift the later values onto other steps.
+test('metrics.full_resolution_steps: a JSON answer read slowly while rows are dropped keeps each value at its step', async () => {
+  await withDaemon(ONE, async (d) => {
+    const j = await submit(d.url, tutorialJob({name: 'retained-fast', steps: 1000000000,
+      checkpoint: {every_steps: 100000, keep_last: 1}, metrics: {full_resolution_steps: 200000}}));
+    await waitJob(d.url, j.id, (x) => x.step >= 1500000, 60000 * SLOW);
+    // Slowly: the job drops rows while the columns after "step" are read. The CSV, read at
+    // once while the step column is being made, holds the rows the JSON answer started with.
+    const res = await fetch(`${d.url}/v1/jobs/${j.id}/metrics`);
+    const reader = res.body.getReader();
+    const parts = [];
+    const loss = new Map();
+    for (;;) {
+      const {done, value} = await reader.read();
+      if (done) break;
+      parts.push(Buffer.from(value));
+      if (parts.length === 1) {
+        const csv = (await api(d.url, 'GET', `/v1/jobs/${j.id}/metrics?format=csv`)).text.trim().split('\n');
+        for (const line of csv.slice(1)) {
+          const c = line.split(',');
+          loss.set(Number(c[0]), [c[1] === '' ? null : Number(c[1]), Number(c[4])]);
+        }
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const all = JSON.parse(Buffer.concat(parts).toString('utf8'));
+    assert.equal((await api(d.url, 'POST', `/v1/jobs/${j.id}/cancel`)).status, 200);
+    assert.equal(all.step.length, all.loss.length);
+    assert.equal(all.step.length, all.time.length);
+    let checked = 0, nulls = 0;
+    // loss is read right after step, time last: the one most likely to meet dropped rows.
+    for (let i = 0; i < all.step.length; i++) {
+      if (!loss.has(all.step[i])) continue;
+      const [l, t] = loss.get(all.step[i]);
+      if (all.loss[i] !== null) assert.equal(all.loss[i], l, `loss at step ${all.step[i]}`);
+      if (all.time[i] === null) { nulls++; continue; }
+      assert.equal(all.time[i], t, `time at step ${all.step[i]}`);
+      checked++;
+    }
+    console.log(`# ${all.step.length} steps, ${checked} values checked against the CSV, ${nulls} nulls for rows dropped meanwhile`);
+    assert.ok(checked > 500, `${checked} values checked`);
+    for (let i = 1; i < all.time.length; i++) {
+      if (all.time[i] !== null && all.time[i - 1] !== null) assert.ok(all.time[i] >= all.time[i - 1]);
+    }
+  });
+});
+
 test('metrics.full_resolution_steps errors name the key', async () => {
   await withDaemon(ONE, async (d) => {
     for (const [metrics, field] of [[{full_resolution_steps: 0}, 'metrics.full_resolution_steps'],
