@@ -105,11 +105,14 @@ int wctx_drain(wctx *w, an_err *e)
 #define RETAIN_SLICES 4
 
 /* metrics.full_resolution_steps: drops the job's rows beyond the newest ones, on the writer's
- * connection after the batch is committed. A failure keeps the rows a while longer (the next
- * batch tries again), so it is logged and not the run's failure. */
+ * connection after the batch is committed. Rows since the latest checkpoint are kept (a
+ * resume reads them), so a checkpoint lets a whole interval go at once: after one the slices
+ * go on until nothing is left to drop (the final checkpoint of a finished job comes with no
+ * batch after it). A failure keeps the rows a while longer (the next batch tries again), so
+ * it is logged and not the run's failure. */
 static void retain(wctx *w, wslot *s)
 {
-    for (int k = 0; k < RETAIN_SLICES; k++) {
+    for (int k = 0; s->blob || k < RETAIN_SLICES; k++) {
         an_err e;
         int dropped = 0;
         if (store_metrics_retain(&w->store, s->run->id, s->full_res, RETAIN_SLICE, &dropped,
@@ -149,7 +152,7 @@ static int write_slot(wctx *w, wslot *s, const char **what, an_err *e)
         rc = store_metrics_append_with_val(&w->store, s->run->id, s->batch, s->nbatch, s->vbatch,
                                            s->nval, s->has_prog ? &s->prog : NULL, e);
     }
-    if (rc == 0 && s->nbatch && s->full_res > 0)
+    if (rc == 0 && (s->nbatch || s->blob) && s->full_res > 0)
         retain(w, s);
     /* /metrics counts what is committed: one metric row per optimizer step. */
     if (rc == 0 && s->nbatch) {
