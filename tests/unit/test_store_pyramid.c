@@ -403,6 +403,9 @@ static void test_retention(void **state)
     assert_int_equal(store_metrics_count(&f->s, id, &count, &e), 0);
     assert_int_equal(count, RSTEPS - kept + 1);
     assert_int_equal(retain_all(f, id, RKEEP), 0); /* nothing more to drop */
+    assert_int_equal(store_metrics_retain(&f->s, "j_999999", RKEEP, 16, &dropped, &e), -ENOENT);
+    assert_true(store_metrics_retain(&f->s, id, 0, 16, &dropped, &e) < 0);
+    assert_string_equal(e.field, "full_resolution_steps");
 
     /* The newest RKEEP steps, every one, bit for bit; no summary point among them. */
     store_series m, ref;
