@@ -9,6 +9,7 @@
 
 #include "daemon/daemon.h"
 #include "daemon/wctx.h"
+#include "store/retain.h"
 #include "util/util.h"
 
 /* Reads the clock and gives the rows since the previous read their times, spread evenly over

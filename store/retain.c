@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "store/internal.h"
+#include "store/retain.h"
 
 int st_first_kept(store_t *s, int64_t num, int64_t *kept, an_err *err)
 {

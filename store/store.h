@@ -330,10 +330,7 @@ typedef struct store_series {
     double *grad_norm;
     double *time;
     double *wall;
-    /* > 0: the job's rows before this step were dropped (metrics.full_resolution_steps) and
-     * the range reaches below it: the points before it are the summary pyramid's (the first,
-     * last, smallest- and largest-loss row of each bucket of 2048 steps), not every step. */
-    int64_t full_from;
+    int64_t full_from;             /* > 0: rows before it were dropped (store/retain.h) */
 } store_series;
 void store_series_free(store_series *m);
 
@@ -370,16 +367,6 @@ int store_val_query(store_t *s, const char *id, int64_t from, int64_t to,
 /* Number of metric rows of a job. */
 int store_metrics_count(store_t *s, const char *id, int64_t *count, an_err *err);
 
-/* metrics.full_resolution_steps: one slice of dropping job `id`'s oldest metric blocks, in
- * its own short transaction: at most max_blocks whole blocks that end before both
- * (last stored step - keep + 1) and the job's latest checkpoint step, rounded down to a
- * bucket of the summary pyramid (2048 steps). The pyramid keeps their summaries; a resume's
- * rewind to the latest checkpoint stays exact. *dropped: blocks dropped (max_blocks: call
- * again for more). The freed pages go to the free list (the housekeeping thread's
- * incremental vacuum gives them back). -ENOENT unknown job. */
-int store_metrics_retain(store_t *s, const char *id, int64_t keep, int max_blocks,
-                         int *dropped, an_err *err);
-
 /* Sink for streamed output: returns 0, or a negative errno that stops the stream and is
  * returned by the producer. */
 typedef int (*store_write_fn)(void *ctx, const char *buf, size_t len);
@@ -409,8 +396,7 @@ typedef struct store_metrics_cursor {
     int64_t pos;                   /* the next step to read */
     int64_t vpos;                  /* the next validation step to read (CSV) */
     int header;                    /* 1 once the CSV header is written */
-    int64_t full_from;             /* as store_series.full_from: steps before it are the
-                                    * pyramid's points (rows dropped), 0 = none */
+    int64_t full_from;             /* as store_series.full_from (store/retain.h) */
 } store_metrics_cursor;
 
 /* Opens a cursor on the rows with from <= step <= to (to < 0 = no bound). -ENOENT unknown

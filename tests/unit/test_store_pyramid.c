@@ -14,6 +14,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "store/retain.h"
 #include "store_fixture.h"
 
 static int64_t scalar(store_t *s, const char *sql)
