@@ -242,7 +242,7 @@ static int count_rows(store_t *s, int64_t num, int64_t first, int64_t last, int6
 /* Emits a bucket's points in step order, each row once: its first and last row, then its
  * smallest and largest loss, the first `nsel` (1..4) of those four in that priority. */
 void st_series_bucket(store_series *m, size_t cap, const mrow *first, const mrow *last,
-                        const mrow *lo, const mrow *hi, int nsel)
+                      const mrow *lo, const mrow *hi, int nsel)
 {
     const mrow *c[4] = {first, last, lo, hi};
     const mrow *pick[4];

@@ -221,8 +221,8 @@ int st_retained(store_t *s, int64_t num, int64_t *kept, an_err *err)
     int rc = st_first_kept(s, num, &k, err);
     if (!rc && k > 0)
         rc = st_point_ends(s, num, 0, k == INT64_MAX ? INT64_MAX / 2 : k - 1, &f, &l, &ng, err);
-    if (!rc && k > 0 && f >= 0)
-        *kept = k;
+    if (!rc && k > 0 && f >= 0) /* no block at all: after a rewind behind every kept row */
+        *kept = k == INT64_MAX ? l + 1 : k;
     return rc;
 }
 

@@ -524,6 +524,7 @@ static void test_retention_resume(void **state)
         store_metric g = gen(m.step[i], 0);
         assert_point(&m, i, &g);
     }
+    assert_int_equal(m.full_from, m.step[m.n - 1] + 1); /* no row left at all */
     store_series_free(&m);
     assert_int_equal(scalar(&f->s, "SELECT count(*) FROM metric_pyramid WHERE job=1 AND"
                                    " bucket << level > 5000"), 0);
