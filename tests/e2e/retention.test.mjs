@@ -220,7 +220,7 @@ test('metrics.full_resolution_steps: the newest steps every one, the pyramid for
   });
 });
 
-test('metrics.full_resolution_steps: a job killed -9 resumes from its checkpoint and its history stays whole', async () => {
+test('metrics.full_resolution_steps: a job killed -9, then paused, resumes from its checkpoints and its history stays whole', async () => {
   const dir = tmpDir('anneald-retain-');
   try {
     let d = await startDaemon({dir, args: ['--workers', '1']});
@@ -235,6 +235,11 @@ test('metrics.full_resolution_steps: a job killed -9 resumes from its checkpoint
     try {
       const ck = (await api(d.url, 'GET', `/v1/jobs/${j.id}/checkpoints`)).json.checkpoints.at(-1).step;
       await waitJob(d.url, j.id, (x) => x.state === 'running' && x.step >= ck + 1500, 60000 * SLOW);
+      // A pause checkpoints where it stops; the resume goes on from there.
+      assert.equal((await api(d.url, 'POST', `/v1/jobs/${j.id}/pause`)).status, 200);
+      const paused = await waitJob(d.url, j.id, (x) => x.state === 'paused');
+      assert.equal((await api(d.url, 'POST', `/v1/jobs/${j.id}/resume`)).status, 200);
+      await waitJob(d.url, j.id, (x) => x.state === 'running' && x.step >= paused.step + 1500, 60000 * SLOW);
       assert.equal((await api(d.url, 'POST', `/v1/jobs/${j.id}/cancel`)).status, 200);
       await waitJob(d.url, j.id, (x) => x.state === 'cancelled');
       const all = (await api(d.url, 'GET', `/v1/jobs/${j.id}/metrics`)).json;
