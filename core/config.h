@@ -121,6 +121,7 @@ typedef struct job_spec {
     cfg_keep_best keep_best;      /* checkpoint.keep_best (config_keep.h); k 0 = none */
     int threads;                  /* compute threads, 1..CFG_MAX_THREADS (default 1) */
     int64_t metrics_max_bytes;    /* metrics.max_bytes; 0 = no cap (config_metrics.h) */
+    int64_t metrics_full_res;     /* metrics.full_resolution_steps; 0 = keep every row */
     int ngroups;                  /* param_groups entries (group k+1 = entry k) */
     param_group_spec groups[CFG_MAX_GROUPS];
     double lrfind_stop;           /* lr_finder.stop_factor: the run ends once its smoothed loss

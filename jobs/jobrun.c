@@ -295,6 +295,7 @@ static void run_admitted(wctx *w)
     w->t0 = util_now();
     w->first_step = rep.step;
     w->batch_samples = spec.train_batch_size;
+    w->full_res = spec.metrics_full_res;
     w->samples_per_sec = NAN;
     memset(&w->pace, 0, sizeof w->pace);
     pace_add(&w->pace, w->t0, rep.step);

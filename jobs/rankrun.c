@@ -365,6 +365,7 @@ store_job_state rankrun(wctx *w, const store_job *row, const job_spec *spec, cha
     w->t0 = util_now();
     w->first_step = step;
     w->batch_samples = spec->train_batch_size;
+    w->full_res = spec->metrics_full_res;
     w->samples_per_sec = NAN;
     memset(&w->pace, 0, sizeof w->pace);
     pace_add(&w->pace, w->t0, step);

@@ -41,6 +41,7 @@ typedef struct wslot {
     double loss;               /* the checkpoint's loss */
     store_keep keep;           /* what retention keeps (keep_last, keep_best, pins) */
     double save_s;             /* seconds the worker spent serializing the checkpoint */
+    int64_t full_res;          /* metrics.full_resolution_steps of the job; 0 = keep all */
 } wslot;
 
 /* The worker's writer thread and its queue (a ring of WRITE_SLOTS slots).
@@ -93,6 +94,7 @@ typedef struct wctx {
     int64_t batch_samples;     /* samples per optimizer step (train_batch_size) */
     pace pace;                 /* recent progress, for samples_per_sec and eta_s */
     double samples_per_sec;    /* the run's real pace over the last seconds; NAN unknown */
+    int64_t full_res;          /* metrics.full_resolution_steps of the run; 0 = keep all */
 } wctx;
 
 /* ---- jobs/writer.c ---- */

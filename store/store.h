@@ -327,6 +327,7 @@ typedef struct store_series {
     double *grad_norm;
     double *time;
     double *wall;
+    int64_t full_from;             /* > 0: rows before it were dropped (store/retain.h) */
 } store_series;
 void store_series_free(store_series *m);
 
@@ -388,6 +389,7 @@ typedef struct store_metrics_cursor {
     int64_t pos;                   /* the next step to read */
     int64_t vpos;                  /* the next validation step to read (CSV) */
     int header;                    /* 1 once the CSV header is written */
+    int64_t full_from;             /* as store_series.full_from (store/retain.h) */
 } store_metrics_cursor;
 
 /* Opens a cursor on the rows with from <= step <= to (to < 0 = no bound). -ENOENT unknown

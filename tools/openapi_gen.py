@@ -56,7 +56,8 @@ S = {
  "JobList": {"type": "object", "required": ["jobs", "total"], "properties": {"jobs": {"type": "array", "items": ref("Job")}, "total": {"type": "integer"}}},
  "Metrics": {"type": "object", "required": ["step", "loss", "lr"], "properties": {
    "step": {"type": "array", "items": {"type": "integer"}}, "loss": numarr, "lr": {"type": "array", "items": numarr},
-   "grad_norm": numarr, "time": numarr, "val_step": {"type": "array", "items": {"type": "integer"}}, "val_loss": numarr, "val_acc": numarr}},
+   "grad_norm": numarr, "time": numarr, "val_step": {"type": "array", "items": {"type": "integer"}}, "val_loss": numarr, "val_acc": numarr,
+   "full_resolution_from": {"type": "integer", "description": "Only for a job with metrics.full_resolution_steps whose older rows were dropped: every step from this one on is in the answer; before it, the summary pyramid's points (first, last, lowest- and highest-loss row of each 2048 steps)."}}},
  "Checkpoints": {"type": "object", "required": ["checkpoints"], "properties": {"checkpoints": {"type": "array", "items": {
    "type": "object", "required": ["step", "bytes"], "properties": {"step": {"type": "integer"}, "created_at": {"type": "string"}, "bytes": {"type": "integer"}, "loss": num}}}}},
  "Weights": {"type": "object", "required": ["step", "tensors"], "properties": {"step": {"type": "integer"}, "tensors": {"type": "array", "items": {
