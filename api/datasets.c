@@ -172,10 +172,21 @@ static void finish_work(http_req *r, store_t *s)
         http_set_pending_error(r, 400, "invalid_argument", e.field, "%s", e.message);
     }
     cJSON_Delete(cols);
+    /* A text's vocabulary goes with it: jobs on it are checked against it at submission. */
+    char *vocab_text = NULL;
+    if (!rc && up->chk.kind == UPLOAD_TEXT) {
+        cJSON *v = upload_check_vocab(&up->chk);
+        vocab_text = v ? cJSON_PrintUnformatted(v) : NULL;
+        cJSON_Delete(v);
+        if (!vocab_text) {
+            http_set_pending_error(r, 503, "unavailable", NULL, "out of memory");
+            rc = -ENOMEM;
+        }
+    }
     char id[STORE_ID_LEN];
     if (!rc) {
-        rc = store_upload_finish(s, up->num, up->name, (int64_t)up->total, rows, cols_text, id,
-                                 &e);
+        rc = store_upload_finish(s, up->num, up->name, (int64_t)up->total, rows, cols_text,
+                                 vocab_text, id, &e);
         if (rc == -EEXIST)
             http_set_pending_error(r, 409, "conflict", "name",
                                    "a data set named '%s' exists already", up->name);
@@ -183,6 +194,7 @@ static void finish_work(http_req *r, store_t *s)
             http_set_pending_store_error(r, rc, NULL, &e);
     }
     cJSON_free(cols_text);
+    cJSON_free(vocab_text);
     if (rc) {
         an_err ae;
         if (store_upload_abort(s, up->num, &ae) == 0)

@@ -56,6 +56,8 @@ cJSON *api_job_json(const store_job *j)
     ok &= cJSON_AddItemToObject(o, "error", str_or_null(j->error));
     ok &= cJSON_AddItemToObject(o, "warnings", json_or(j->warnings_json, cJSON_CreateArray));
     cJSON *spec = json_or(j->spec_json, cJSON_CreateObject);
+    const cJSON *ws = cJSON_GetObjectItemCaseSensitive(spec, "world_size"); /* before made exact */
+    double world = cJSON_IsNumber(ws) ? ws->valuedouble : 1;
     /* Shown as stored: every number with the digits that give back its bits. */
     if (spec && json_make_exact(spec->child) != 0)
         ok = 0;
@@ -66,6 +68,7 @@ cJSON *api_job_json(const store_job *j)
     ok &= cJSON_AddItemToObject(o, "sweep", str_or_null(j->sweep[0] ? j->sweep : NULL));
     ok &= cJSON_AddItemToObject(o, "trial", j->trial < 0 ? cJSON_CreateNull()
                                                            : cJSON_CreateNumber(j->trial));
+    ok &= cJSON_AddItemToObject(o, "world_size", cJSON_CreateNumber(world));
     ok &= cJSON_AddItemToObject(o, "spec", spec);
     ok &= cJSON_AddItemToObject(o, "resume_from", json_or(j->resume_from_json, cJSON_CreateNull));
     ok &= cJSON_AddItemToObject(o, "val_loss", num_or_null(j->val_step > 0 ? j->val_loss : NAN));
@@ -82,6 +85,12 @@ static void sched_json(cJSON *o, const job_snap *s)
 {
     cJSON_AddBoolToObject(o, "preempted", s && s->preempted && !s->started);
     cJSON_AddNumberToObject(o, "restarts", s ? s->restarts : 0);
+    /* a running job of several ranks: each rank's milliseconds per step outside the exchange */
+    cJSON *ms = s && s->started && !s->done && s->n_rank_ms ? cJSON_CreateArray()
+                                                            : cJSON_CreateNull();
+    for (int i = 0; s && cJSON_IsArray(ms) && i < s->n_rank_ms; i++)
+        cJSON_AddItemToArray(ms, num_or_null(s->rank_step_ms[i]));
+    cJSON_AddItemToObject(o, "rank_step_ms", ms);
 }
 
 /* Puts what this process knows beyond the store into a job's JSON: a final state the store

@@ -9,8 +9,9 @@
  * 48 bytes each) from the start.
  *
  * The JSON answer is columnar ({"step":[…],"loss":[…],"lr":[[…]…],"grad_norm":[…],
- * "time":[…],"val_step":[…],"val_loss":[…],"val_acc":[…]}, and "fp16":{…} for a fp16 job),
- * so a full-resolution answer reads the range once per column. Its ends are fixed when it opens; should the job be
+ * "time":[…],"val_step":[…],"val_loss":[…],"val_acc":[…]}, "fp16":{…} for a fp16 job and
+ * "full_resolution_from": S for a job whose rows before S were dropped), so a full-resolution
+ * answer reads the range once per column. Its ends are fixed when it opens; should the job be
  * rewound while it streams, the later columns keep the step column's length (null-padded).
  *
  * A stop (SIGTERM: from the moment the daemon drains) or a store error after the head was
@@ -52,6 +53,15 @@ typedef struct mstream {
     char *fp16;                    /* the "fp16" member's text (made at open), or NULL */
     size_t fp16_len, fp16_off;     /* its length; how much of it is written */
     int ended;                     /* the producer has made the whole text */
+    /* A job that keeps only its newest rows (c.full_from > 0) drops its oldest ones while it
+     * runs, maybe between two columns. The steps of the step column from full_from on, as
+     * [first, last] runs (a few for contiguous rows), let the later columns put each value
+     * at its step and null where a row went away, instead of shifting the rest. */
+    int64_t *runs;
+    size_t nruns, capruns;
+    size_t ri;                     /* the run of the next expected step … */
+    int64_t roff;                  /* … and its offset in it */
+    int runs_oom;
     /* pieces */
     char *cur, *next;
     size_t clen, coff, nlen;
@@ -65,6 +75,7 @@ typedef struct mstream {
 
 static void ms_free(mstream *m)
 {
+    free(m->runs);
     store_series_free(&m->ser);
     free(m->fp16);
     free(m->cur);
@@ -103,6 +114,40 @@ static double col_of(const store_metric *r, int col, int g)
     }
 }
 
+/* Notes a step of the step column at or after full_from (see mstream.runs); 0 or -1. */
+static int run_add(mstream *m, int64_t step)
+{
+    if (m->nruns && m->runs[2 * m->nruns - 1] + 1 == step) {
+        m->runs[2 * m->nruns - 1] = step;
+        return 0;
+    }
+    if (m->nruns == m->capruns) {
+        size_t nc = m->capruns ? 2 * m->capruns : 16;
+        int64_t *n = realloc(m->runs, 2 * nc * sizeof *n);
+        if (!n)
+            return -1;
+        m->runs = n;
+        m->capruns = nc;
+    }
+    m->runs[2 * m->nruns] = m->runs[2 * m->nruns + 1] = step;
+    m->nruns++;
+    return 0;
+}
+
+/* The next step the step column holds from full_from on, or -1 when no more. */
+static int64_t run_next(const mstream *m)
+{
+    return m->ri < m->nruns ? m->runs[2 * m->ri] + m->roff : -1;
+}
+
+static void run_skip(mstream *m)
+{
+    if (m->runs[2 * m->ri] + ++m->roff > m->runs[2 * m->ri + 1]) {
+        m->ri++;
+        m->roff = 0;
+    }
+}
+
 /* A row of the store for the current column (store_row_fn). */
 static int json_row(void *ctx, const store_metric *r)
 {
@@ -114,6 +159,26 @@ static int json_row(void *ctx, const store_metric *r)
     }
     if (w->len + 64 > w->cap)
         return 1;
+    if (m->c.full_from > 0 && r->step >= m->c.full_from) {
+        if (m->col == C_STEP) {
+            if (run_add(m, r->step)) {
+                m->runs_oom = 1;
+                return 1;
+            }
+        } else {
+            /* Rows dropped since the step column read them: nulls at their steps. */
+            int64_t x;
+            while ((x = run_next(m)) >= 0 && x < r->step) {
+                if (w->len + 64 > w->cap)
+                    return 1;
+                put_val(w, m->col, m->g, x, NAN);
+                run_skip(m);
+            }
+            if (x != r->step)
+                return 0; /* not a step of the step column */
+            run_skip(m);
+        }
+    }
     put_val(w, m->col, m->g, r->step, col_of(r, m->col, m->g));
     return 0;
 }
@@ -149,6 +214,8 @@ static void next_col(mstream *m)
     m->started = 0;
     m->written = 0;
     m->idx = 0;
+    m->ri = 0;
+    m->roff = 0;
     m->c.pos = m->c.first;
     m->vpos = m->c.from;
 }
@@ -198,6 +265,8 @@ static int json_column(mstream *m, jw *w, store_t *s, an_err *e, int *rc)
     }
     w->col_done = 0;
     *rc = store_metrics_cursor_rows(s, &m->c, json_row, w, e);
+    if (!*rc && m->runs_oom)
+        *rc = an_failc(e, -ENOMEM, NULL, "out of memory for the steps of a metrics answer");
     if (*rc)
         return 0;
     /* No rows in the range (first -1): the column is empty, not waiting for room. */
@@ -220,8 +289,13 @@ static int json_piece(mstream *m, store_t *s, char *buf, size_t cap, size_t *len
         if (!m->started) {
             const char *o = opening(m);
             size_t k = strlen(o);
+            if (m->col == C_END && m->c.full_from > 0) /* the job's older rows were dropped */
+                k -= 1;                                /* the field, then "}" */
             memcpy(w.buf + w.len, o, k);
             w.len += k;
+            if (m->col == C_END && m->c.full_from > 0)
+                w.len += (size_t)snprintf(w.buf + w.len, 48, ",\"full_resolution_from\":%" PRId64
+                                          "}", m->c.full_from);
             m->started = 1;
             if (m->col == C_END) {
                 m->ended = 1;

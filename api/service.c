@@ -145,6 +145,27 @@ void api_prometheus(http_req *r)
                   "# TYPE anneald_checkpoint_seconds_total counter\n"
                   "anneald_checkpoint_seconds_total %.6f\n",
               (double)atomic_load(&api->sv->jobs.ckpt_usec) * 1e-6);
+    {   /* running jobs of several ranks (jobs/rankrun.c) */
+        job_overlay ov = {0};
+        if (jobs_overlay_capture(&api->sv->jobs, &ov) == 0) {
+            tb_printf(&b, "# HELP anneald_job_world_size Ranks of each running job of several "
+                          "ranks.\n# TYPE anneald_job_world_size gauge\n"
+                          "# HELP anneald_job_rank_step_ms Milliseconds per step each rank of a "
+                          "running job spends outside the gradient exchange (the last half second)."
+                          "\n# TYPE anneald_job_rank_step_ms gauge\n");
+            for (size_t i = 0; i < ov.n; i++) {
+                const job_snap *s = &ov.items[i].snap;
+                if (!ov.items[i].has_snap || !s->started || s->done || s->world_size < 2)
+                    continue;
+                tb_printf(&b, "anneald_job_world_size{job=\"%s\"} %d\n", ov.items[i].id,
+                          s->world_size);
+                for (int k = 0; k < s->n_rank_ms; k++)
+                    tb_printf(&b, "anneald_job_rank_step_ms{job=\"%s\",rank=\"%d\"} %.6g\n",
+                              ov.items[i].id, k, s->rank_step_ms[k]);
+            }
+            jobs_overlay_free(&ov);
+        }
+    }
     {   /* scheduling (jobs/jobsched.c) */
         int prio[64], cnt[64];
         int np = jobs_queue_by_priority(&api->sv->jobs, prio, cnt, 64);

@@ -29,6 +29,7 @@ const REFS = [
   [/^store_metrics_query/, 'the same range read without downsampling (every row into columnar arrays)'],
   [/^store_checkpoint_commit/, 'one sequential write() of the same 720 MB (a 60M-parameter Adam state, inside the 2^26 cap) to a plain file, unsynced like the commit; two turns, each side first once, best of each'],
   [/^store_checkpoint_read/, 'read() of that plain file'],
+  [/^actckpt_/, 'the same job without activation checkpointing (step times: runs taken in turns, best of each; activations: the memory estimate, which is the arena allocated)'],
   [/^train_/, 'the bare engine on the same spec: forward, loss, backward, optimizer step, no training-loop bookkeeping'],
   [/^store_bytes_per_step_vs_limit/, '~11 B/step: byte-shuffled columns of the same rows under a strong general compressor (near the lossless limit)'],
   [/^store_bytes_per_step/, '26 B/step: the same job\'s growth with the uncompressed blocks of schema 2 (10M-step tutorial job, file after a clean stop)'],

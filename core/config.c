@@ -166,8 +166,8 @@ static cJSON *normalized(const job_spec *s, const cJSON *ds)
         if (ok && s->resume_step >= 0)
             ok = cJSON_AddNumberToObject(x, "step", (double)s->resume_step) != NULL;
     }
-    if (ok && s->metrics_max_bytes > 0)
-        ok = add_item(o, "metrics", cfg_metrics_json(s->metrics_max_bytes));
+    if (ok && (s->metrics_max_bytes > 0 || s->metrics_full_res > 0))
+        ok = add_item(o, "metrics", cfg_metrics_json(s->metrics_max_bytes, s->metrics_full_res));
     ok = ok && cfg_sched_json(&s->sched, o) == 0;
     if (ok) {
         x = cJSON_Duplicate(ds, 1);
@@ -431,7 +431,7 @@ static void parse_spec(const cJSON *j, job_spec *s, errlist *l)
     int groups_ok = !g || (model_ok && !failed(l, parse_groups(g, s, &e), &e));
     failed(l, parse_resume(j, s, &e), &e);
     failed(l, parse_lrfinder(j, s, &e), &e);
-    failed(l, cfg_metrics_max_bytes(j, &s->metrics_max_bytes, &e), &e);
+    failed(l, cfg_metrics_parse(j, &s->metrics_max_bytes, &s->metrics_full_res, &e), &e);
     failed(l, cfg_sched_parse(j, &s->sched, &e), &e);
     failed(l, cfg_world_parse(j, &s->world_size, &e), &e); /* 1 when bad: the batch check goes on */
     const cJSON *ds = cfg_get(j, "ds_config");

@@ -121,6 +121,7 @@ typedef struct job_spec {
     cfg_keep_best keep_best;      /* checkpoint.keep_best (config_keep.h); k 0 = none */
     int threads;                  /* compute threads, 1..CFG_MAX_THREADS (default 1) */
     int64_t metrics_max_bytes;    /* metrics.max_bytes; 0 = no cap (config_metrics.h) */
+    int64_t metrics_full_res;     /* metrics.full_resolution_steps; 0 = keep every row */
     int ngroups;                  /* param_groups entries (group k+1 = entry k) */
     param_group_spec groups[CFG_MAX_GROUPS];
     double lrfind_stop;           /* lr_finder.stop_factor: the run ends once its smoothed loss
@@ -138,8 +139,9 @@ typedef struct job_spec {
     int fp16;                     /* ds_config.fp16.enabled (gpt): loss scaling, half gradients */
     lossscale_cfg loss_scale;     /* its scaler (DeepSpeed's keys and defaults) */
     int bf16;                     /* ds_config.bf16.enabled (gpt): bf16 matrix products */
-    int act_ckpt;                 /* ds_config.activation_checkpointing present (gpt): layer
-                                     activations recomputed in backward */
+    int act_ckpt;                 /* ds_config.activation_checkpointing (gpt, mlp): the
+                                     checkpoints K, 1..layers (0 = off); activations between
+                                     them recomputed in backward (core/actckpt.h) */
     optim_cfg optim;
     cJSON *scheduler;             /* the scheduler block as given, validated against the job's
                                      sched_env (its "auto" values are resolved from that env by

@@ -8,6 +8,7 @@
 
 #include "core/assets.h"
 #include "core/cfgval.h"
+#include "core/config_actckpt.h"
 #include "core/gpt.h"
 #include "core/text.h"
 
@@ -275,24 +276,8 @@ int cfg_numerics_parse(const cJSON *ds, job_spec *s, an_err *err)
     int64_t v;
     s->fp16 = s->bf16 = s->act_ckpt = 0;
     s->loss_scale = lossscale_defaults();
-    const cJSON *ac = cJSON_IsObject(ds) ? cfg_get(ds, "activation_checkpointing") : NULL;
-    if (ac && s->model.type == MODEL_GPT) {
-        /* DeepSpeed's block: one checkpoint per layer here; number_checkpoints other than
-         * n_layer and the GPU keys (cpu_checkpointing, partition_activations, …) are warned */
-        static const char *const ac_keys[] = {"number_checkpoints", NULL};
-        if ((rc = cfg_want_object(ac, "ds_config.activation_checkpointing", err)))
-            return rc;
-        const cJSON *nc = cfg_get(ac, "number_checkpoints");
-        if (nc && !cJSON_IsNull(nc) &&
-            (!cJSON_IsNumber(nc) || nc->valuedouble != s->model.n_layer) && s->warnings) {
-            char msg[200];
-            snprintf(msg, sizeof msg, "ds_config.activation_checkpointing.number_checkpoints: "
-                     "this daemon keeps one checkpoint per layer (%d)", s->model.n_layer);
-            cJSON_AddItemToArray(s->warnings, cJSON_CreateString(msg));
-        }
-        warn_keys(ac, "ds_config.activation_checkpointing", ac_keys, s->warnings);
-        s->act_ckpt = 1;
-    }
+    if ((rc = cfg_actckpt_parse(ds, s, err)))
+        return rc;
     if (s->model.type != MODEL_GPT) {
         /* Not used for these models (warned about in config_ds.c, "auto" included), but two
          * enabled blocks contradict each other all the same. */

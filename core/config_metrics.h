@@ -2,7 +2,11 @@
  *
  * {"metrics": {"max_bytes": B}}: the job pauses with a clear error before its stored metric
  * rows pass B bytes, each row counting METRICS_ROW_BYTES(groups) (its columns unpacked: step,
- * loss, grad_norm, time, wall and one lr per parameter group). */
+ * loss, grad_norm, time, wall and one lr per parameter group).
+ *
+ * {"metrics": {"full_resolution_steps": N}}: every step's row is kept for the newest N steps
+ * only; older rows are dropped in whole blocks and only the summary pyramid stays for them
+ * (store_metrics_retain in store/store.h, docs/STORAGE.md). */
 #ifndef ANNEALD_CONFIG_METRICS_H
 #define ANNEALD_CONFIG_METRICS_H
 
@@ -16,12 +20,15 @@ struct job_spec;
 
 #define METRICS_ROW_BYTES(groups) (40 + 8 * (int64_t)(groups))
 #define METRICS_MAX_BYTES_MAX ((int64_t)1 << 50)
+#define METRICS_FULL_RES_MAX ((int64_t)1 << 50)
 
-/* Reads metrics.max_bytes of spec `j` (absent: 0 = no cap). Errors name "metrics.max_bytes". */
-int cfg_metrics_max_bytes(const cJSON *j, int64_t *out, an_err *err);
+/* Reads metrics.max_bytes (absent: 0 = no cap) and metrics.full_resolution_steps (absent: 0 =
+ * keep every row) of spec `j`. Errors name the key ("metrics.max_bytes", ...). */
+int cfg_metrics_parse(const cJSON *j, int64_t *max_bytes, int64_t *full_res, an_err *err);
 
-/* {"max_bytes": B} for the normalized spec, or NULL when there is no cap. */
-cJSON *cfg_metrics_json(int64_t max_bytes);
+/* {"max_bytes": B, "full_resolution_steps": N} (each only when set) for the normalized spec,
+ * or NULL when neither is. */
+cJSON *cfg_metrics_json(int64_t max_bytes, int64_t full_res);
 
 /* Metric rows a job with `groups` lr groups may store under max_bytes (0 = no cap). */
 int64_t cfg_metrics_row_limit(int64_t max_bytes, int groups);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/actckpt.h"
 #include "core/rng.h"
 
 #define NONE ((size_t)-1)
@@ -94,10 +95,12 @@ size_t gpt_arena_floats_ex(const gpt_shape *s, int max_batch, int checkpoint)
 {
     size_t C = (size_t)s->n_embd, T = (size_t)s->block_size, B = (size_t)max_batch;
     size_t N = B * T, V = (size_t)s->vocab_size, L = (size_t)s->n_layer;
-    /* Checkpointing: one layer's activations (its output excluded) shared, plus every
-     * layer's output. */
-    size_t layers = checkpoint ? layer_floats(s, N, B) - N * C + L * N * C
-                               : L * layer_floats(s, N, B);
+    size_t K = checkpoint > s->n_layer ? L : (size_t)(checkpoint > 0 ? checkpoint : 0);
+    /* Checkpointing (carve): the largest segment's layers' activations (dropout's masks
+     * included) shared by all segments, every segment's output (the next one's input) kept. */
+    size_t S = K ? (size_t)actckpt_max_segment(s->n_layer, (int)K) : 0;
+    size_t layers = K ? S * (layer_floats(s, N, B) - N * C) + (S - 1) * N * C + K * N * C
+                      : L * layer_floats(s, N, B);
     size_t acts = layers + N * C /* encoded */ +
                   N * (C + 2) /* ln_f */ + N * V /* logits */;
     size_t scratch = N * C /* dres */ + N * 4 * C /* dbuf */ + N * 4 * C /* dbuf4 */ +
@@ -177,6 +180,40 @@ static gpt_layer_params layer_ptrs(const gpt *g, float *base, int l)
                               at(base, o[T_FCB]),  at(base, o[T_FPW]),  at(base, o[T_FPB])};
 }
 
+/* One layer's activation buffers from *p onwards (res3 only if with_res3), with dropout's
+ * masks when the shape has dropout (layer_floats counts the same). */
+static void take_layer(gpt_layer_acts *a, float **p, const gpt_shape *s, size_t B,
+                       int with_res3)
+{
+    size_t C = (size_t)s->n_embd, T = (size_t)s->block_size, N = B * T;
+    size_t A = B * (size_t)s->n_head * T * T;
+#define TAKE(ptr, count) do { (ptr) = *p; *p += (count); } while (0)
+#define TAKE_U8(ptr, count) do { (ptr) = (uint8_t *)*p; *p += u8_floats(count); } while (0)
+    TAKE(a->ln1, N * C);
+    TAKE(a->ln1_mean, N);
+    TAKE(a->ln1_rstd, N);
+    TAKE(a->qkv, N * 3 * C);
+    TAKE(a->att, A);
+    TAKE(a->atty, N * C);
+    TAKE(a->res2, N * C);
+    TAKE(a->ln2, N * C);
+    TAKE(a->ln2_mean, N);
+    TAKE(a->ln2_rstd, N);
+    TAKE(a->fch, N * 4 * C);
+    TAKE(a->fch_gelu, N * 4 * C);
+    a->res3 = NULL;
+    if (with_res3)
+        TAKE(a->res3, N * C);
+    a->keep_att = a->keep_attn = a->keep_mlp = NULL;
+    if (s->dropout > 0) {
+        TAKE_U8(a->keep_att, A);
+        TAKE_U8(a->keep_attn, N * C);
+        TAKE_U8(a->keep_mlp, N * C);
+    }
+#undef TAKE_U8
+#undef TAKE
+}
+
 static void carve(gpt *g)
 {
     const gpt_shape *s = &g->s;
@@ -184,38 +221,30 @@ static void carve(gpt *g)
     size_t N = B * T;
     float *p = g->arena;
     int drop = s->dropout > 0;
-    size_t A = B * (size_t)s->n_head * T * T;
-#define TAKE(ptr, count) do { (ptr) = p; p += (count); } while (0)
-#define TAKE_U8(ptr, count) do { (ptr) = (uint8_t *)p; p += u8_floats(count); } while (0)
-    for (int l = 0; l < s->n_layer; l++) {
-        gpt_layer_acts *a = &g->la[l];
-        if (g->checkpoint && l > 0) {
-            /* Shares layer 0's buffers; only the output is its own. */
-            float *res3 = NULL;
-            TAKE(res3, N * C);
-            *a = g->la[0];
-            a->res3 = res3;
-            continue;
-        }
-        TAKE(a->ln1, N * C);
-        TAKE(a->ln1_mean, N);
-        TAKE(a->ln1_rstd, N);
-        TAKE(a->qkv, N * 3 * C);
-        TAKE(a->att, A);
-        TAKE(a->atty, N * C);
-        TAKE(a->res2, N * C);
-        TAKE(a->ln2, N * C);
-        TAKE(a->ln2_mean, N);
-        TAKE(a->ln2_rstd, N);
-        TAKE(a->fch, N * 4 * C);
-        TAKE(a->fch_gelu, N * 4 * C);
-        TAKE(a->res3, N * C);
-        if (drop) {
-            TAKE_U8(a->keep_att, A);
-            TAKE_U8(a->keep_attn, N * C);
-            TAKE_U8(a->keep_mlp, N * C);
+    int L = s->n_layer, K = g->checkpoint;
+    if (!K) {
+        for (int l = 0; l < L; l++)
+            take_layer(&g->la[l], &p, s, B, 1);
+    } else {
+        /* Checkpointing: place i of a segment (its i-th layer) has one set of buffers that
+         * every segment's i-th layer uses, dropout's masks included (a recomputation draws
+         * them again); a segment's output (the next one's input) is its own, kept for the
+         * backward. Inner outputs lie in the place's set. */
+        int S = actckpt_max_segment(L, K);
+        gpt_layer_acts place[GPT_MAX_LAYERS];
+        for (int i = 0; i < S; i++)
+            take_layer(&place[i], &p, s, B, i < S - 1);
+        for (int l = 0; l < L; l++) {
+            int sg = actckpt_segment(l, L, K);
+            g->la[l] = place[l - actckpt_start(sg, L, K)];
+            if (l + 1 == actckpt_start(sg + 1, L, K)) {
+                g->la[l].res3 = p;
+                p += N * C;
+            }
         }
     }
+#define TAKE(ptr, count) do { (ptr) = p; p += (count); } while (0)
+#define TAKE_U8(ptr, count) do { (ptr) = (uint8_t *)p; p += u8_floats(count); } while (0)
     TAKE(g->encoded, N * C);
     TAKE(g->lnf, N * C);
     TAKE(g->lnf_mean, N);
@@ -275,7 +304,7 @@ int gpt_create_ex(gpt **out, const gpt_shape *s, uint64_t seed, int max_batch, i
     g->seed = seed;
     g->drop_thr = rng_drop_threshold(s->dropout);
     g->drop_scale = s->dropout > 0 ? 1.0f / (1.0f - s->dropout) : 1.0f;
-    g->checkpoint = checkpoint ? 1 : 0;
+    g->checkpoint = checkpoint < 0 ? 0 : checkpoint > s->n_layer ? s->n_layer : checkpoint;
     layout(g);
     g->arena_floats = gpt_arena_floats_ex(s, max_batch, g->checkpoint);
     g->params = calloc(g->nparams, sizeof(float));
@@ -387,6 +416,7 @@ static int forward(gpt *g, const int32_t *idx, const int32_t *targets, int B, in
     g->last_targets = targets;
     g->last_B = B;
     g->last_T = T;
+    g->ckpt_cur = g->checkpoint - 1; /* the shared buffers hold the last segment */
     if (targets) {
         double l = gpt_crossentropy_forward(g->logits, targets, N, V);
         if (loss)
@@ -404,6 +434,22 @@ int gpt_forward_train(gpt *g, const int32_t *idx, const int32_t *targets, int B,
                       double *loss, uint64_t step, uint64_t micro)
 {
     return forward(g, idx, targets, B, T, loss, g->s.dropout > 0, step, micro);
+}
+
+/* Checkpointing: makes the shared buffers hold the activations of layer l's segment,
+ * recomputed from the segment's input (kept: the previous segment's output, or the encoding)
+ * by the same operations on the same values as the forward. */
+static void ckpt_need(gpt *g, int l)
+{
+    int L = g->s.n_layer, K = g->checkpoint;
+    if (!K)
+        return;
+    int sg = actckpt_segment(l, L, K);
+    if (sg == g->ckpt_cur)
+        return;
+    for (int j = actckpt_start(sg, L, K); j < actckpt_start(sg + 1, L, K); j++)
+        layer_forward(g, j, j ? g->la[j - 1].res3 : g->encoded, g->last_B, g->last_T);
+    g->ckpt_cur = sg;
 }
 
 int gpt_backward(gpt *g, float *grad, int accumulate, float dloss)
@@ -431,10 +477,9 @@ int gpt_backward(gpt *g, float *grad, int accumulate, float dloss)
         gpt_layer_params d = layer_ptrs(g, grad, l);
         gpt_layer_acts *a = &g->la[l];
         const float *res = l ? g->la[l - 1].res3 : g->encoded;
-        /* Checkpointing: the shared buffers hold the last layer's activations; any other
-         * layer is recomputed from its input first (dbuf is free here). */
-        if (g->checkpoint && l != s->n_layer - 1)
-            layer_forward(g, l, res, B, T);
+        /* Checkpointing: the shared buffers must hold this layer's segment, its dropout masks
+         * drawn again from the last forward's (step, micro-batch) (dbuf is free). */
+        ckpt_need(g, l);
         /* dres is d/d(res3); res3 = res2 + drop(fc_proj(gelu(fc(ln2(res2))))). */
         const float *dmlp = g->dres;
         if (drop) {

@@ -64,7 +64,8 @@ typedef struct gpt_layer_acts {
 typedef struct gpt {
     gpt_shape s;
     int max_batch;
-    int checkpoint;                   /* 1: activation checkpointing, one per layer */
+    int checkpoint;                   /* activation checkpoints K (0: none; actckpt.h) */
+    int ckpt_cur;                     /* the segment whose activations the shared buffers hold */
     size_t nparams;
     float *params;
     float *grads;
@@ -97,8 +98,9 @@ typedef struct gpt {
 int gpt_shape_check(const gpt_shape *s, an_err *err);
 
 /* Floats of the activation arena for max_batch sequences (for memory estimates); with
- * checkpoint = 1, for activation checkpointing (gpt_create_ex). Dropout adds a byte per
- * masked element (and T·T floats of scratch); dropout 0 adds nothing. */
+ * checkpoint = K > 0, for K activation checkpoints (gpt_create_ex). Dropout adds a byte per
+ * masked element (per layer without checkpointing, per place of a segment with it; and T·T
+ * floats of scratch); dropout 0 adds nothing. */
 size_t gpt_arena_floats(const gpt_shape *s, int max_batch);
 size_t gpt_arena_floats_ex(const gpt_shape *s, int max_batch, int checkpoint);
 /* Parameter count. */
@@ -119,11 +121,12 @@ gpt_memory gpt_memory_estimate(const gpt_shape *s, int max_batch, int checkpoint
 
 /* Builds the model with GPT-2's initialisation drawn from seed. */
 int gpt_create(gpt **out, const gpt_shape *s, uint64_t seed, int max_batch, an_err *err);
-/* checkpoint = 1: activation checkpointing with one checkpoint per layer (DeepSpeed's
- * activation_checkpointing block with number_checkpoints = n_layer): the forward keeps only
- * each layer's output, and one layer's worth of activations is shared by all layers; the
- * backward recomputes each layer from its input before going through it. The gradients are
- * bit-identical to those without it (the same operations on the same values). */
+/* checkpoint = K > 0: activation checkpointing with K checkpoints (DeepSpeed's
+ * activation_checkpointing block, number_checkpoints; more than n_layer count as n_layer):
+ * the layers fall into K evenly spaced segments (core/actckpt.h), the forward keeps only each
+ * segment's output, and one segment's worth of activations is shared by all segments; the
+ * backward recomputes each segment from its input before going through it. The gradients
+ * are bit-identical to those without it (the same operations on the same values). */
 int gpt_create_ex(gpt **out, const gpt_shape *s, uint64_t seed, int max_batch, int checkpoint,
                   an_err *err);
 void gpt_free(gpt *g);

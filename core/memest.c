@@ -3,6 +3,7 @@
 
 #include "core/config_gpt.h"
 #include "core/gpt.h"
+#include "core/model.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -74,6 +75,7 @@ static void gpt_job_memory(const job_spec *s, mem_estimate *out)
     out->grads = m.grads;
     out->optim = m.optim;
     out->activations = m.activations;
+    out->act_saved = m.saved;
     size_t len = 0;
     if (cfg_text_corpus(&s->data, &len))
         out->data = 4 * (uint64_t)len + 4 * (uint64_t)len / (uint64_t)g.block_size;
@@ -113,10 +115,11 @@ void job_spec_memory(const job_spec *s, int64_t rows, mem_estimate *out)
     if (rows > 0)
         job_spec_train_samples(s, rows, &val);
 
-    /* Activations of the largest batch, as model.c lays out its arena: pre- and
-     * post-activation (and the dropout mask) per hidden layer, the output layer's pre, two
-     * backward buffers and a bias-gradient row of the widest layer; then train.c's step
-     * buffers (a micro-batch of inputs and targets, the output gradient). */
+    /* Activations of the largest batch, the arena model.c allocates (model_arena.c: pre- and
+     * post-activation and the dropout mask per hidden layer, or with checkpointing only the
+     * kept ones and one segment's, the output layer's pre, two backward buffers and a
+     * bias-gradient row of the widest layer); then train.c's step buffers (a micro-batch of
+     * inputs and targets, the output gradient). */
     uint64_t micro = (uint64_t)(s->micro_batch > 0 ? s->micro_batch : 1);
     uint64_t vb = (uint64_t)(val < MEM_VAL_BATCH ? val : MEM_VAL_BATCH);
     uint64_t B = micro > vb ? micro : vb;
@@ -125,15 +128,9 @@ void job_spec_memory(const job_spec *s, int64_t rows, mem_estimate *out)
     for (int h = 0; m->type == MODEL_MLP && h < m->nhidden; h++)
         dims[nl++] = m->hidden[h];
     dims[nl++] = m->outputs;
-    uint64_t act = 0, widest = 0;
-    for (int l = 0; l + 1 < nl; l++) {
-        int hidden = l + 2 < nl;
-        act += B * (uint64_t)dims[l + 1] * (hidden ? (m->dropout > 0 ? 3 : 2) : 1);
-    }
-    for (int l = 0; l < nl; l++)
-        if ((uint64_t)dims[l] > widest)
-            widest = (uint64_t)dims[l];
-    act += 2 * B * widest + widest;
+    uint64_t act = model_act_floats(dims, nl - 1, (int)B, m->dropout > 0, s->act_ckpt);
+    if (s->act_ckpt)
+        out->act_saved = 4 * (model_act_floats(dims, nl - 1, (int)B, m->dropout > 0, 0) - act);
     act += micro * (uint64_t)m->inputs + micro * (uint64_t)m->outputs + B * (uint64_t)m->outputs;
     out->activations = 4 * act;
 
@@ -197,6 +194,9 @@ char *mem_estimate_text(const mem_estimate *m, char *buf, size_t size)
                                 mem_bytes_text(part[i].v, num, sizeof num));
         first = 0;
     }
+    if (m->act_saved && off < size)
+        off += (size_t)snprintf(buf + off, size - off, "; activation checkpointing saves %s",
+                                mem_bytes_text(m->act_saved, num, sizeof num));
     if (off < size)
         snprintf(buf + off, size - off, ")");
     return buf;

@@ -25,6 +25,8 @@ typedef struct mem_estimate {
     uint64_t activations;         /* forward/backward and step buffers of the largest batch */
     uint64_t data;                /* the data set in memory; 0 when its size is unknown */
     uint64_t total;               /* the sum */
+    uint64_t act_saved;           /* activation memory that activation checkpointing saves
+                                     (activations are counted with it; 0 without it) */
     const char *optim_name;       /* "Adam", "SGD", … (names the optimizer-state part) */
 } mem_estimate;
 
@@ -38,7 +40,8 @@ void job_spec_memory(const job_spec *s, int64_t rows, mem_estimate *out);
 char *mem_bytes_text(uint64_t bytes, char *buf, size_t size);
 
 /* Writes "about 37.2 GiB (parameters 3.1 GiB, gradients 3.1 GiB, Adam state 6.2 GiB, …)" —
- * the parts that are not zero, largest first. Returns buf. */
+ * the parts that are not zero, largest first, then, with activation checkpointing, "; activation
+ * checkpointing saves 1.2 GiB" before the ")". Returns buf. */
 char *mem_estimate_text(const mem_estimate *m, char *buf, size_t size);
 
 /* Parses a size: a whole number of bytes with an optional binary suffix K, M, G or T (also

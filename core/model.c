@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/actckpt.h"
 #include "core/gemm.h"
 #include "core/rng.h"
 
@@ -67,6 +68,12 @@ static int check_spec(const model_spec *s, int max_batch, an_err *err)
 
 int model_create(model **out, const model_spec *spec, uint64_t seed, int max_batch, an_err *err)
 {
+    return model_create_ckpt(out, spec, seed, max_batch, 0, err);
+}
+
+int model_create_ckpt(model **out, const model_spec *spec, uint64_t seed, int max_batch,
+                      int checkpoints, an_err *err)
+{
     *out = NULL;
     int rc = check_spec(spec, max_batch, err);
     if (rc)
@@ -90,7 +97,7 @@ int model_create(model **out, const model_spec *spec, uint64_t seed, int max_bat
     m->dims[m->nlayers] = spec->outputs;
 
     /* Tensor table: weight then bias per layer, packed in order. */
-    size_t off = 0, widest = 0;
+    size_t off = 0;
     for (int l = 0; l < m->nlayers; l++) {
         int in = m->dims[l], o = m->dims[l + 1];
         model_tensor *w = &m->tensors[2 * l], *b = &m->tensors[2 * l + 1];
@@ -111,10 +118,6 @@ int model_create(model **out, const model_spec *spec, uint64_t seed, int max_bat
         b->shape[1] = 0;
         b->layer = l;
         off += b->n;
-        if ((size_t)o > widest)
-            widest = (size_t)o;
-        if ((size_t)in > widest)
-            widest = (size_t)in;
     }
     m->ntensors = 2 * m->nlayers;
     m->nparams = off;
@@ -124,15 +127,12 @@ int model_create(model **out, const model_spec *spec, uint64_t seed, int max_bat
                        off, MODEL_MAX_PARAMS);
     }
 
-    /* Activations: pre and post (and mask with dropout) per hidden layer, pre for the output
-     * layer, two backward buffers, the bias-gradient scratch. */
-    size_t B = (size_t)max_batch, act = 0;
-    for (int l = 0; l < m->nlayers; l++) {
-        size_t w = B * (size_t)m->dims[l + 1];
-        int hidden = l < m->nlayers - 1;
-        act += w * (hidden ? (m->dropout > 0 ? 3 : 2) : 1);
-    }
-    act += 2 * B * widest + widest;
+    /* Activations (model_arena.c): pre and post (and mask with dropout) per hidden layer, pre
+     * for the output layer, two backward buffers, the bias-gradient scratch; with
+     * checkpointing most of them share one region. */
+    m->ckpt = checkpoints > m->nlayers ? m->nlayers : checkpoints;
+    m->arena_floats = model_act_floats(m->dims, m->nlayers, max_batch, m->dropout > 0, m->ckpt);
+    size_t act = m->arena_floats;
     m->params = calloc(m->nparams, sizeof *m->params);
     m->grads = calloc(m->nparams, sizeof *m->grads);
     m->arena = malloc(act * sizeof *m->arena);
@@ -141,25 +141,7 @@ int model_create(model **out, const model_spec *spec, uint64_t seed, int max_bat
         return an_failc(err, -ENOMEM, "model",
                         "out of memory for %zu parameters and %zu activations", off, act);
     }
-    float *p = m->arena;
-    for (int l = 0; l < m->nlayers; l++) {
-        size_t w = B * (size_t)m->dims[l + 1];
-        m->pre[l] = p;
-        p += w;
-        if (l < m->nlayers - 1) {
-            m->post[l] = p;
-            p += w;
-            if (m->dropout > 0) {
-                m->mask[l] = p;
-                p += w;
-            }
-        }
-    }
-    m->dbuf[0] = p;
-    p += B * widest;
-    m->dbuf[1] = p;
-    p += B * widest;
-    m->colsum = p;
+    model_arena_carve(m);
 
     model_init_default(m, seed);
     if (spec->init) {
@@ -434,29 +416,60 @@ static void dropout_mask(float *mask, size_t n, float p, uint64_t seed, uint64_t
 /* ------------------------------------------------------------------------------------------
  * Passes */
 
+/* Layer l over its input [B, dims[l]]: pre[l], and for a hidden layer its dropout mask (when
+ * masked; a recomputation reads the kept one) and post[l]. */
+static void layer_forward(model *m, int l, const float *in, int B, int masked, uint64_t step,
+                          uint64_t micro, int recompute)
+{
+    int I = m->dims[l], O = m->dims[l + 1];
+    const float *W = m->params + m->tensors[2 * l].off;
+    const float *b = m->params + m->tensors[2 * l + 1].off;
+    linear_forward(m->pre[l], in, W, b, B, I, O);   /* pre[l]: [B, O] */
+    if (l == m->nlayers - 1)
+        return;
+    size_t n = (size_t)B * O;
+    if (masked && recompute && m->maskbits[l])
+        model_mask_unpack(m->mask[l], m->maskbits[l], n, 1.0f / (1.0f - m->dropout));
+    else if (masked)
+        dropout_mask(m->mask[l], n, m->dropout, m->seed, step, micro, l);
+    if (masked && !recompute && m->maskbits[l])
+        model_mask_pack(m->maskbits[l], m->mask[l], n);
+    act_forward(m->post[l], m->pre[l], masked ? m->mask[l] : NULL, n, m->act);
+}
+
 int model_forward(model *m, const float *x, int B, int training, uint64_t step, uint64_t micro)
 {
     if (B < 1 || B > m->max_batch)
         return -EINVAL;
     int masked = training && m->dropout > 0.0f;
-    const float *in = x;
-    for (int l = 0; l < m->nlayers; l++) {
-        int I = m->dims[l], O = m->dims[l + 1];
-        const float *W = m->params + m->tensors[2 * l].off;
-        const float *b = m->params + m->tensors[2 * l + 1].off;
-        linear_forward(m->pre[l], in, W, b, B, I, O);   /* pre[l]: [B, O] */
-        if (l == m->nlayers - 1)
-            break;
-        size_t n = (size_t)B * O;
-        if (masked)
-            dropout_mask(m->mask[l], n, m->dropout, m->seed, step, micro, l);
-        act_forward(m->post[l], m->pre[l], masked ? m->mask[l] : NULL, n, m->act);
-        in = m->post[l];                                 /* post[l]: [B, O] */
-    }
+    for (int l = 0; l < m->nlayers; l++)
+        layer_forward(m, l, l ? m->post[l - 1] : x, B, masked, step, micro, 0);
     m->last_x = x;
     m->last_b = B;
     m->last_masked = masked;
+    m->last_step = step;
+    m->last_micro = micro;
+    /* With checkpointing the shared buffers now hold the last segment's activations. */
+    m->ckpt_cur = m->ckpt ? m->ckpt - 1 : 0;
     return 0;
+}
+
+/* Checkpointing: makes the shared buffers hold the activations of the segment of layer l,
+ * recomputed from the segment's input (a kept buffer, or the caller's x) exactly as the last
+ * forward computed them. */
+static void ckpt_need(model *m, int l)
+{
+    int L = m->nlayers, K = m->ckpt;
+    if (!K)
+        return;
+    int s = actckpt_segment(l, L, K);
+    if (s == m->ckpt_cur)
+        return;
+    int end = actckpt_start(s + 1, L, K);
+    for (int j = actckpt_start(s, L, K); j < end && j < L - 1; j++)
+        layer_forward(m, j, j ? m->post[j - 1] : m->last_x, m->last_b, m->last_masked,
+                      m->last_step, m->last_micro, 1);
+    m->ckpt_cur = s;
 }
 
 const float *model_output(const model *m)
@@ -470,6 +483,7 @@ int model_backward(model *m, const float *dout, float *grad, int accumulate)
         return -EINVAL;
     int B = m->last_b;
     const float *dz = dout; /* d(loss)/d(pre[l]): [B, dims[l+1]] */
+    ckpt_need(m, m->nlayers - 1);
     for (int l = m->nlayers - 1; l >= 0; l--) {
         int I = m->dims[l], O = m->dims[l + 1];
         const float *in = l ? m->post[l - 1] : m->last_x;
@@ -479,6 +493,7 @@ int model_backward(model *m, const float *dout, float *grad, int accumulate)
         linear_backward(din, dW, db, m->colsum, dz, in, W, B, I, O, accumulate);
         if (!l)
             break;
+        ckpt_need(m, l - 1); /* pre[l-1] and mask[l-1]: a lower segment's, maybe */
         act_backward(din, m->pre[l - 1], m->last_masked ? m->mask[l - 1] : NULL,
                      (size_t)B * I, m->act);
         dz = din;

@@ -6,7 +6,13 @@
  * [O, I], "fc.bias" [O]; an mlp has "fc1.weight", "fc1.bias", "fc2.weight", …, weights in
  * torch's [out, in] layout) and are ranges (offset, length) of the flat parameter buffer; a
  * gradient buffer has the same layout. All activation memory is allocated by model_create for
- * max_batch rows: forward and backward never allocate. Not thread-safe: one model per job. */
+ * max_batch rows: forward and backward never allocate. Not thread-safe: one model per job.
+ *
+ * With activation checkpointing (model_create_ckpt, ds_config.activation_checkpointing) the
+ * forward keeps only the inputs of K evenly spaced layers (core/actckpt.h) and the output;
+ * the backward recomputes each segment's activations from its input. The recomputation runs
+ * the same operations on the same values (dropout masks redrawn from the same stream), so
+ * gradients and trained weights are bit-identical to those without it. */
 #ifndef ANNEALD_MODEL_H
 #define ANNEALD_MODEL_H
 
@@ -49,9 +55,15 @@ typedef struct model {
     float *pre[MODEL_MAX_LAYERS];       /* z = in · Wᵀ + b; pre[nlayers-1] is the output */
     float *post[MODEL_MAX_LAYERS];      /* hidden: dropout(act(z)), the next layer's input */
     float *mask[MODEL_MAX_LAYERS];      /* hidden, if dropout: 0 or 1/(1-p) per element */
+    uint32_t *maskbits[MODEL_MAX_LAYERS]; /* with checkpointing and dropout: mask[l] a bit per
+                                           element, kept for the recomputation */
     float *dbuf[2];                     /* [max_batch, widest layer]: backward scratch */
     float *colsum;                      /* [widest layer]: bias-gradient scratch */
     float *arena;                       /* the one allocation behind all activations */
+    size_t arena_floats;                /* its size */
+    int ckpt;                           /* activation checkpoints K (0 = every activation kept) */
+    int ckpt_cur;                       /* the segment whose activations the arena holds */
+    uint64_t last_step, last_micro;     /* of the last forward: its dropout masks' stream */
     const float *last_x;                /* input of the last forward ([B, I], caller's) */
     int last_b;                         /* rows of the last forward */
     int last_masked;                    /* the last forward applied dropout */
@@ -62,7 +74,27 @@ typedef struct model {
  * spec->init applied if present (model_set_init). Errors name the JSON path ("model.init.…",
  * "model.hidden[2]"). */
 int model_create(model **out, const model_spec *spec, uint64_t seed, int max_batch, an_err *err);
+/* The same with `checkpoints` activation checkpoints (1..layers; 0 = none; more than the
+ * layers count as one per layer). */
+int model_create_ckpt(model **out, const model_spec *spec, uint64_t seed, int max_batch,
+                      int checkpoints, an_err *err);
 void model_free(model *m);
+
+/* Floats of the activation arena of a model whose layer l maps dims[l] -> dims[l+1] (nlayers
+ * layers), for max_batch rows, with a dropout mask per hidden layer if `dropout`, and
+ * `checkpoints` activation checkpoints (0 = none). What model_create allocates: the memory
+ * estimate counts it (model_arena.c). */
+size_t model_act_floats(const int *dims, int nlayers, int max_batch, int dropout,
+                        int checkpoints);
+
+/* Points pre, post, mask, maskbits, dbuf and colsum into m->arena (model_arena.c; for
+ * model_create). */
+void model_arena_carve(model *m);
+
+/* A dropout mask of n elements (0 or `keep`) packed a bit per element into bits, and back
+ * (model_arena.c): what checkpointing keeps of a mask. */
+void model_mask_pack(uint32_t *bits, const float *mask, size_t n);
+void model_mask_unpack(float *mask, const uint32_t *bits, size_t n, float keep);
 
 /* Redraws the default initialisation of every tensor from `seed` (deterministic: the same
  * seed gives the same bits). */

@@ -122,7 +122,8 @@ int train_create(train **out, const job_spec *spec, const char *csv, size_t csv_
      * if larger). */
     int vb = t->val_ds.n < VAL_BATCH ? (int)t->val_ds.n : VAL_BATCH;
     int max_batch = t->micro > vb ? t->micro : vb;
-    if ((rc = model_create(&t->m, &spec->model, spec->seed, max_batch, err)))
+    if ((rc = model_create_ckpt(&t->m, &spec->model, spec->seed, max_batch, spec->act_ckpt,
+                                err)))
         goto fail;
     model *m = t->m;
 

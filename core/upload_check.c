@@ -9,6 +9,7 @@
 #include "core/csv.h"
 #include "core/csv_rows.h"
 #include "core/jsonstrict.h"
+#include "core/text.h"
 
 void upload_check_init(upload_check *u, int kind)
 {
@@ -27,6 +28,7 @@ void upload_check_free(upload_check *u)
     free(u->hdr);
     cJSON_Delete(u->names);
     free(u->carry);
+    free(u->seen);
     memset(u, 0, sizeof *u);
 }
 
@@ -45,9 +47,30 @@ static int seq_len(unsigned char c)
            (c & 0xF8) == 0xF0 ? 4 : 0;
 }
 
+/* Notes the code points of checked bytes (whole sequences: utf8_feed keeps an unfinished one
+ * back) in the text's vocabulary. */
+static void note_code_points(upload_check *u, const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        int l = seq_len(p[i]);
+        if (!l || i + (size_t)l > n) { /* cannot be: the bytes were checked */
+            i++;
+            continue;
+        }
+        uint32_t cp = l == 1 ? p[i] : (uint32_t)(p[i] & (0x7F >> l));
+        for (int k = 1; k < l; k++)
+            cp = (cp << 6) | (p[i + k] & 0x3F);
+        if (cp < 0x110000)
+            u->seen[cp >> 6] |= (uint64_t)1 << (cp & 63);
+        i += (size_t)l;
+    }
+}
+
 /* Counts lines, columns and characters over checked bytes. */
 static void advance(upload_check *u, const unsigned char *p, size_t n)
 {
+    if (u->seen)
+        note_code_points(u, p, n);
     for (size_t i = 0; i < n; i++) {
         if (p[i] == '\n') {
             u->line++;
@@ -224,6 +247,9 @@ int upload_check_feed(upload_check *u, const char *data, size_t n, an_err *err)
 {
     if (u->failed)
         return an_fail(err, "body", "the upload was already found invalid");
+    if (u->kind == UPLOAD_TEXT && !u->seen &&
+        !(u->seen = calloc(UPLOAD_SEEN_WORDS, sizeof *u->seen)))
+        return an_failc(err, -ENOMEM, "text", "out of memory for the vocabulary");
     int rc = utf8_feed(u, (const unsigned char *)data, n, err);
     if (!rc && u->kind == UPLOAD_CSV)
         rc = csv_feed(u, data, n, err);
@@ -258,4 +284,22 @@ int upload_check_finish(upload_check *u, int64_t *rows, cJSON **columns, an_err 
     *columns = u->names;
     u->names = NULL;
     return 0;
+}
+
+cJSON *upload_check_vocab(const upload_check *u)
+{
+    if (u->kind != UPLOAD_TEXT || u->failed)
+        return NULL;
+    text_vocab v = {.tokenizer = TEXT_CHAR};
+    size_t n = 0;
+    for (size_t w = 0; u->seen && w < UPLOAD_SEEN_WORDS; w++)
+        n += (size_t)__builtin_popcountll(u->seen[w]);
+    if (!n || !(v.cps = malloc(n * sizeof *v.cps)))
+        return NULL;
+    for (uint32_t cp = 0; cp < 0x110000; cp++)
+        if (u->seen[cp >> 6] >> (cp & 63) & 1)
+            v.cps[v.size++] = cp;
+    cJSON *j = text_vocab_json(&v);
+    free(v.cps);
+    return j;
 }

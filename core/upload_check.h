@@ -4,9 +4,10 @@
  * checks it on the way with the rules and the messages of a whole-body check: the body is
  * UTF-8 without NUL bytes (the byte, line and column of the first bad one); a CSV data set
  * has a header of unique names and, in every row, as many fields as the header and a number
- * in every cell (row, line and column named); a text corpus has at least two characters.
- * Memory: the header, one record not yet complete (at most UPLOAD_MAX_RECORD bytes) and a
- * few bytes of an unfinished UTF-8 sequence, whatever the size of the body. */
+ * in every cell (row, line and column named); a text corpus has at least two characters, and
+ * its vocabulary is noted on the way. Memory: the header, one record not yet complete (at
+ * most UPLOAD_MAX_RECORD bytes), a few bytes of an unfinished UTF-8 sequence and, for text,
+ * a bit per code point, whatever the size of the body. */
 #ifndef ANNEALD_UPLOAD_CHECK_H
 #define ANNEALD_UPLOAD_CHECK_H
 
@@ -18,6 +19,7 @@
 #include "core/err.h"
 
 #define UPLOAD_MAX_RECORD ((size_t)16 << 20) /* bytes of one CSV record */
+#define UPLOAD_SEEN_WORDS (0x110000 / 64)     /* 136 KiB: one bit per Unicode code point */
 
 enum upload_kind { UPLOAD_CSV = 'c', UPLOAD_TEXT = 't' };
 
@@ -31,6 +33,8 @@ typedef struct upload_check {
     unsigned char seq[4];        /* an unfinished multi-byte sequence at a piece's end */
     int nseq;
     uint64_t chars;              /* characters (text) */
+    uint64_t *seen;              /* text: a bit per code point that occurs (its vocabulary;
+                                    UPLOAD_SEEN_WORDS words, allocated at the first piece) */
     /* CSV */
     char *carry;                 /* the record not yet complete, then the next piece */
     size_t ncarry, capcarry;
@@ -50,5 +54,11 @@ int upload_check_feed(upload_check *u, const char *data, size_t n, an_err *err);
 /* After the last byte: the rows (CSV data rows, or characters of a text) and the columns (a
  * JSON array of the header names, [] for text; the caller's to delete). */
 int upload_check_finish(upload_check *u, int64_t *rows, cJSON **columns, an_err *err);
+
+/* After a text's upload_check_finish: the vocabulary of its `char` tokenizer (the sorted
+ * distinct code points, as text_vocab_json writes it: {"tokenizer": "char", "size": N,
+ * "tokens": [...]}), which is the one a job on it will work out. NULL for CSV or out of
+ * memory. */
+cJSON *upload_check_vocab(const upload_check *u);
 
 #endif

@@ -73,6 +73,8 @@ typedef struct job_sink {
     void (*deleted)(void *ctx, const char *id);   /* the job is gone: its streams end */
 } job_sink;
 
+#define JOB_MAX_RANKS 256 /* CFG_MAX_WORLD */
+
 /* STOP_PREEMPT: checkpoint and go back to the queue for a job of higher priority;
  * STOP_STALL: the watchdog saw no step for stall_timeout_s: back to the queue without a new
  * checkpoint, to restart from the latest one (jobs/jobsched.c);
@@ -107,6 +109,11 @@ typedef struct job_snap {
     /* scheduling (set by the loop thread when the run is made; jobs/jobsched.c) */
     int preempted;               /* queued again after a preemption, not running yet */
     int restarts;                /* restarts after stalls since the daemon started */
+    /* a multi-rank job (jobs/rankrun.c): its ranks, and each rank's milliseconds per step
+       outside the gradient exchange over the last half second (n_rank_ms = 0: none yet) */
+    int world_size;
+    int n_rank_ms;
+    double rank_step_ms[JOB_MAX_RANKS];
 } job_snap;
 
 /* A final state the store could not take yet; retried by jobs_settle (loop thread). */

@@ -15,6 +15,7 @@
 #include "core/memest.h"
 #include "core/train.h"
 #include "jobs/admit.h"
+#include "jobs/rankrun.h"
 #include "jobs/service.h"
 #include "jobs/wctx.h"
 #include "util/util.h"
@@ -160,6 +161,8 @@ static int prepare(wctx *w, const store_job *row, job_spec *spec, train **out, a
     int rc = loader_spec(row, spec, e);
     if (rc)
         return rc;
+    if (spec->world_size > 1)
+        return 1; /* the ranks build it (jobs/rankrun.c) */
     char *csv = NULL;
     size_t csv_len = 0;
     rc = loader_data(&w->store, spec, &csv, &csv_len, e);
@@ -277,6 +280,16 @@ static void run_admitted(wctx *w)
     job_spec spec;
     train *t = NULL;
     int prc = prepare(w, &row, &spec, &t, &e);
+    if (prc == 1) {
+        char msg[900];
+        store_job_state st = rankrun(w, &row, &spec, msg, sizeof msg);
+        if (st == STORE_FAILED || (st == STORE_PAUSED && msg[0]))
+            util_log(LOG_WARN, "job %s %s: %s", run->id, store_state_name(st), msg);
+        finish(w, st, msg[0] ? msg : NULL);
+        store_job_free(&row);
+        job_spec_free(&spec);
+        return;
+    }
     if (prc != 0) {
         char msg[900];
         int disk = prc == -ENOSPC;
@@ -299,6 +312,7 @@ static void run_admitted(wctx *w)
     w->t0 = util_now();
     w->first_step = rep.step;
     w->batch_samples = spec.train_batch_size;
+    w->full_res = spec.metrics_full_res;
     w->samples_per_sec = NAN;
     memset(&w->pace, 0, sizeof w->pace);
     pace_add(&w->pace, w->t0, rep.step);

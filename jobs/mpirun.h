@@ -29,8 +29,7 @@ int mpirun_find_rank(const char *self, char *out, size_t outsz);
 
 /* Whether a job of `world_size` ranks can run under the options `o`: 0 (always for one rank),
  * or -ENOENT with a message for the job's "world_size" field that says what is missing and
- * how to get it, or -ENOTSUP (both are there, but the daemon does not supervise mpirun yet)
- * with the mpirun command line that runs the spec outside the daemon. */
+ * how to get it. */
 int mpirun_job_check(const daemon_opts *o, int world_size, char *msg, size_t msgsz);
 
 /* `anneald rank ARGS…`: replaces this process with the rank program next to the daemon's

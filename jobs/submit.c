@@ -197,10 +197,46 @@ static int stored_spec_fails(const char *text, submit_outcome *out)
     return 1;
 }
 
+/* The vocabulary of an uploaded corpus is known from its upload (datasets.vocab): it goes into
+ * the spec as data.vocabulary, as inline and builtin text have theirs, so the parser checks
+ * model.vocab_size against it now and the job object shows it. The byte tokenizer's is always
+ * 256 tokens. A spec that gives its own vocabulary keeps it (checked against the text when
+ * the job starts), and so does a corpus uploaded before schema 8, which has none stored. */
+static void corpus_vocabulary(store_t *st, cJSON *body)
+{
+    cJSON *d = cJSON_GetObjectItemCaseSensitive(body, "data");
+    if (!cJSON_IsObject(d))
+        return;
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(d, "type");
+    const cJSON *ds = cJSON_GetObjectItemCaseSensitive(d, "dataset");
+    const cJSON *tk = cJSON_GetObjectItemCaseSensitive(d, "tokenizer");
+    if (!cJSON_IsString(type) || strcmp(type->valuestring, "text") != 0 ||
+        !cJSON_IsString(ds) || cJSON_GetObjectItemCaseSensitive(d, "text") ||
+        cJSON_GetObjectItemCaseSensitive(d, "vocabulary"))
+        return;
+    cJSON *v = NULL;
+    if (cJSON_IsString(tk) && strcmp(tk->valuestring, "byte") == 0) {
+        if ((v = cJSON_CreateObject()) && (!cJSON_AddStringToObject(v, "tokenizer", "byte") ||
+                                           !cJSON_AddNumberToObject(v, "size", 256))) {
+            cJSON_Delete(v);
+            v = NULL;
+        }
+    } else if (!tk || (cJSON_IsString(tk) && strcmp(tk->valuestring, "char") == 0)) {
+        store_dataset x;
+        memset(&x, 0, sizeof x);
+        if (store_dataset_get(st, ds->valuestring, &x, NULL) == 0 && x.vocab_json)
+            v = cJSON_Parse(x.vocab_json);
+        store_dataset_free(&x);
+    }
+    if (v && !cJSON_AddItemToObject(d, "vocabulary", v))
+        cJSON_Delete(v);
+}
+
 int job_submit(store_t *st, const daemon_opts *opts, cJSON *body, const submit_link *link,
                submit_outcome *out)
 {
     memset(out, 0, sizeof *out);
+    corpus_vocabulary(st, body);
     job_spec spec;
     int prc = job_spec_parse_all(body, &spec, out->errs, SUBMIT_MAX_ERRORS, &out->nerr);
     cJSON_Delete(body);
@@ -245,6 +281,13 @@ int job_submit(store_t *st, const daemon_opts *opts, cJSON *body, const submit_l
     char mpimsg[512];
     if (mpirun_job_check(opts, spec.world_size, mpimsg, sizeof mpimsg) != 0) {
         fail(out, SUBMIT_UNPROCESSABLE, "world_size", "%s", mpimsg);
+        goto done;
+    }
+    if (spec.world_size > 1 && spec.model.type == MODEL_GPT) {
+        /* the rank program splits the flat gradient of mlp and linear models only */
+        fail(out, SUBMIT_UNPROCESSABLE, "world_size", "world_size %d: a gpt model trains on "
+             "one rank only here (mlp and linear models run on several); use world_size 1",
+             spec.world_size);
         goto done;
     }
     if (spec.resume_job[0] && resume_fails(st, &spec, &resume_json, out))

@@ -45,6 +45,7 @@ typedef struct wslot {
     double loss;               /* the checkpoint's loss */
     store_keep keep;           /* what retention keeps (keep_last, keep_best, pins) */
     double save_s;             /* seconds the worker spent serializing the checkpoint */
+    int64_t full_res;          /* metrics.full_resolution_steps of the job; 0 = keep all */
 } wslot;
 
 /* The worker's writer thread and its queue (a ring of WRITE_SLOTS slots).
@@ -100,6 +101,7 @@ typedef struct wctx {
     int64_t batch_samples;     /* samples per optimizer step (train_batch_size) */
     pace pace;                 /* recent progress, for samples_per_sec and eta_s */
     double samples_per_sec;    /* the run's real pace over the last seconds; NAN unknown */
+    int64_t full_res;          /* metrics.full_resolution_steps of the run; 0 = keep all */
 } wctx;
 
 /* ---- jobs/writer.c ---- */
@@ -122,6 +124,12 @@ int wctx_flush(wctx *w, const train_report *last, an_err *e);
  * transaction (see writer.c). */
 int wctx_checkpoint(wctx *w, train *t, const train_report *last, const store_keep *keep,
                     an_err *e);
+
+/* The same for a checkpoint blob made elsewhere (a multi-rank job's rank 0: jobs/rankrun.c),
+ * taken over (freed by the writer) whatever the outcome; save_s: the time it took to make. */
+int wctx_checkpoint_blob(wctx *w, void *blob, size_t len, int64_t step,
+                         const train_report *last, const store_keep *keep, double save_s,
+                         an_err *e);
 
 /* Waits until the writer has written (or dropped) every queued slot; returns its first
  * failure of this run. The worker may use w->store again afterwards. */

@@ -9,6 +9,8 @@
 
 #include "jobs/service.h"
 #include "jobs/wctx.h"
+#include "store/retain.h"
+#include "util/log.h"
 #include "util/util.h"
 
 /* Reads the clock and gives the rows since the previous read their times, spread evenly over
@@ -67,6 +69,7 @@ static int submit(wctx *w, an_err *e)
     s->nval = w->nval;
     s->nev = w->nev;
     s->run = w->run;
+    s->full_res = w->full_res;
     uv_mutex_lock(&w->wr.mu);
     /* The ring: the slot being filled is never one the writer holds. */
     assert(w->wr.queued >= 0 && w->wr.queued < WRITE_SLOTS);
@@ -100,6 +103,34 @@ int wctx_drain(wctx *w, an_err *e)
     return rc;
 }
 
+/* Blocks dropped per retention slice (one short transaction each), and slices per batch: a
+ * steady job drops about one block per batch; a backlog (a run resumed on an old history)
+ * drains over a few batches without holding the write lock long. */
+#define RETAIN_SLICE 16
+#define RETAIN_SLICES 4
+
+/* metrics.full_resolution_steps: drops the job's rows beyond the newest ones, on the writer's
+ * connection after the batch is committed. Rows since the latest checkpoint are kept (a
+ * resume reads them), so a checkpoint lets a whole interval go at once: after one the slices
+ * go on until nothing is left to drop (the final checkpoint of a finished job comes with no
+ * batch after it). A failure keeps the rows a while longer (the next batch tries again), so
+ * it is logged and not the run's failure. */
+static void retain(wctx *w, wslot *s)
+{
+    for (int k = 0; s->blob || k < RETAIN_SLICES; k++) {
+        an_err e;
+        int dropped = 0;
+        if (store_metrics_retain(&w->store, s->run->id, s->full_res, RETAIN_SLICE, &dropped,
+                                 &e) != 0) {
+            util_log(LOG_WARN, "job %s: old metric rows not dropped yet: %s", s->run->id,
+                       e.message);
+            break;
+        }
+        if (dropped < RETAIN_SLICE)
+            break;
+    }
+}
+
 /* Writes one slot on the writer thread: its checkpoint, or `nrows` metric rows from its
  * batch on (more than the slot's own when full slots after it are merged in, see
  * writer_main), with the progress `last` carries. 0, or the store's error with *what set. */
@@ -131,6 +162,8 @@ static int write_slot(wctx *w, wslot *s, size_t nrows, const wslot *last, const 
                                        last->nval, last->ev, last->nev,
                                        last->has_prog ? &last->prog : NULL, e);
     }
+    if (rc == 0 && (nrows || s->blob) && s->full_res > 0)
+        retain(w, s);
     /* /metrics counts what is committed: one metric row per optimizer step. */
     if (rc == 0 && nrows) {
         atomic_fetch_add(&w->jobs->steps_trained, (uint64_t)nrows);
@@ -235,6 +268,13 @@ int wctx_checkpoint(wctx *w, train *t, const train_report *last, const store_kee
         w->fail_step = step;
         return rc;
     }
+    return wctx_checkpoint_blob(w, blob, len, step, last, keep, util_now() - c0, e);
+}
+
+int wctx_checkpoint_blob(wctx *w, void *blob, size_t len, int64_t step,
+                         const train_report *last, const store_keep *keep, double save_s,
+                         an_err *e)
+{
     if (w->nstamped < w->nbatch)
         wctx_stamp(w, last->step);
     wslot *s = &w->slot[w->wr.head];
@@ -245,7 +285,7 @@ int wctx_checkpoint(wctx *w, train *t, const train_report *last, const store_kee
     s->step = step;
     s->loss = last->loss;
     s->keep = *keep;
-    s->save_s = util_now() - c0;
+    s->save_s = save_s;
     return submit(w, e);
 }
 

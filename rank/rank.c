@@ -3,6 +3,7 @@
  *
  *   mpirun -n W anneald-rank SPEC.json [--steps N] [--weights-json F] [--metrics-csv F]
  *                                      [--save F] [--resume F]
+ *   mpirun -n W anneald-rank --job ID --socket PATH     (started by the daemon: rank/rankd.c)
  *
  * Every rank loads the same spec (its "world_size" must equal W) and data, trains its shard
  * of every global batch (rank r: micro-batches r·gas … r·gas + gas − 1), and the ranks sum
@@ -27,95 +28,8 @@
 #include "core/config.h"
 #include "core/ddp.h"
 #include "core/train.h"
+#include "rank/rank.h"
 #include "util/util.h"
-
-typedef struct comm_ctx {
-    int world, rank;
-    int *scounts, *sdispls, *rcounts, *rdispls, *gcounts, *gdispls;
-    float *recv;      /* [world × own slice] */
-    float **parts;    /* [world] pointers into recv */
-    size_t n;         /* gradient length the arrays are for */
-    double comm_s;    /* seconds spent in the exchange */
-} comm_ctx;
-
-static int comm_prepare(comm_ctx *c, size_t n)
-{
-    int W = c->world;
-    c->n = n;
-    c->scounts = calloc((size_t)W * 6, sizeof(int));
-    c->parts = calloc((size_t)W, sizeof *c->parts);
-    if (!c->scounts || !c->parts)
-        return -ENOMEM;
-    c->sdispls = c->scounts + W, c->rcounts = c->scounts + 2 * W;
-    c->rdispls = c->scounts + 3 * W, c->gcounts = c->scounts + 4 * W;
-    c->gdispls = c->scounts + 5 * W;
-    size_t mylo, myhi;
-    ddp_shard(n, W, c->rank, &mylo, &myhi);
-    size_t mine = myhi - mylo;
-    if (n > (size_t)1 << 30)
-        return -EOVERFLOW;
-    for (int q = 0; q < W; q++) {
-        size_t lo, hi;
-        ddp_shard(n, W, q, &lo, &hi);
-        c->scounts[q] = (int)(hi - lo), c->sdispls[q] = (int)lo;
-        c->gcounts[q] = (int)(hi - lo), c->gdispls[q] = (int)lo;
-        c->rcounts[q] = (int)mine, c->rdispls[q] = (int)(mine * (size_t)q);
-    }
-    c->recv = malloc((mine ? mine : 1) * (size_t)W * sizeof(float));
-    if (!c->recv)
-        return -ENOMEM;
-    for (int q = 0; q < W; q++)
-        c->parts[q] = c->recv + mine * (size_t)q;
-    return 0;
-}
-
-static void comm_free(comm_ctx *c)
-{
-    free(c->scounts);
-    free(c->parts);
-    free(c->recv);
-}
-
-static int reduce(void *ctx, float *grad, size_t n, const double *mine, int gas, double *losses)
-{
-    comm_ctx *c = ctx;
-    if (n != c->n)
-        return -EINVAL;
-    double t0 = MPI_Wtime();
-    if (MPI_Alltoallv(grad, c->scounts, c->sdispls, MPI_FLOAT, c->recv, c->rcounts, c->rdispls,
-                      MPI_FLOAT, MPI_COMM_WORLD) != MPI_SUCCESS)
-        return -EIO;
-    ddp_ordered_sum(c->parts, c->world, (size_t)c->rcounts[0]);
-    if (MPI_Allgatherv(c->recv, c->rcounts[0], MPI_FLOAT, grad, c->gcounts, c->gdispls,
-                       MPI_FLOAT, MPI_COMM_WORLD) != MPI_SUCCESS ||
-        MPI_Allgather(mine, gas, MPI_DOUBLE, losses, gas, MPI_DOUBLE, MPI_COMM_WORLD) !=
-            MPI_SUCCESS)
-        return -EIO;
-    c->comm_s += MPI_Wtime() - t0;
-    return 0;
-}
-
-/* ZeRO stage 1's gathers (core/train.h, train_gather_fn): the slices of a flat buffer of n
- * elements, laid out as ddp_shard lays them out (the gradient's layout, so the same counts). */
-static int gather(void *ctx, const float *mine, float *full, size_t n, int to_all)
-{
-    comm_ctx *c = ctx;
-    if (n != c->n)
-        return -EINVAL;
-    double t0 = MPI_Wtime();
-    int r;
-    if (to_all && full && mine == full + c->gdispls[c->rank])
-        r = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, full, c->gcounts, c->gdispls,
-                           MPI_FLOAT, MPI_COMM_WORLD);
-    else if (to_all)
-        r = MPI_Allgatherv(mine, c->gcounts[c->rank], MPI_FLOAT, full, c->gcounts, c->gdispls,
-                           MPI_FLOAT, MPI_COMM_WORLD);
-    else
-        r = MPI_Gatherv(mine, c->gcounts[c->rank], MPI_FLOAT, full, c->gcounts, c->gdispls,
-                        MPI_FLOAT, 0, MPI_COMM_WORLD);
-    c->comm_s += MPI_Wtime() - t0;
-    return r == MPI_SUCCESS ? 0 : -EIO;
-}
 
 static int usage(int rank, const char *msg)
 {
@@ -132,6 +46,7 @@ int main(int argc, char **argv)
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &world);
     const char *path = NULL, *weights = NULL, *metrics = NULL, *save = NULL, *resume = NULL;
+    const char *job = NULL, *sock = NULL;
     long long steps = -1;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--steps") == 0 && i + 1 < argc) {
@@ -149,6 +64,10 @@ int main(int argc, char **argv)
             save = argv[++i];
         } else if (strcmp(argv[i], "--resume") == 0 && i + 1 < argc) {
             resume = argv[++i];
+        } else if (strcmp(argv[i], "--job") == 0 && i + 1 < argc) {
+            job = argv[++i];
+        } else if (strcmp(argv[i], "--socket") == 0 && i + 1 < argc) {
+            sock = argv[++i];
         } else if (argv[i][0] != '-' && !path) {
             path = argv[i];
         } else {
@@ -156,8 +75,13 @@ int main(int argc, char **argv)
             goto out;
         }
     }
-    if (!path) {
-        rc = usage(rank, "expects a job spec file");
+    if (sock && !path) {
+        rc = rankd_run(rank, world, job ? job : "?", sock);
+        goto out;
+    }
+    if (!path || sock) {
+        rc = usage(rank, sock ? "--socket runs the job the daemon sends, not a spec file"
+                              : "expects a job spec file");
         goto out;
     }
     size_t len = 0;
@@ -188,7 +112,7 @@ int main(int argc, char **argv)
         goto done;
     }
     if (train_create(&t, &spec, NULL, 0, &e) ||
-        (world > 1 && train_set_ranks(t, world, rank, reduce, &c) != 0)) {
+        (world > 1 && train_set_ranks(t, world, rank, comm_reduce, &c) != 0)) {
         if (rank == 0)
             fprintf(stderr, "anneald-rank: %s: %s\n", e.field[0] ? e.field : "model",
                     t ? "this model cannot run on several ranks (mlp and linear can)"
@@ -214,7 +138,7 @@ int main(int argc, char **argv)
     /* ZeRO stage 1 (2 and 3 run as 1: config_world.c warns), after a resume: the whole state
      * restored is sliced. */
     if (world > 1 && spec.zero_stage >= 1) {
-        int zrc = train_shard_optimizer(t, gather, &c, &e);
+        int zrc = train_shard_optimizer(t, comm_gather, &c, &e);
         if (zrc == -ENOTSUP) {
             if (rank == 0)
                 fprintf(stderr, "anneald-rank: %s: %s\n", e.field, e.message);

@@ -44,9 +44,51 @@ int store_metrics_cursor_open(store_t *s, const char *id, int64_t from, int64_t 
      * so every slice of one job's CSV has the same header. */
     if (!rc)
         rc = job_has_val(s, c->num, &c->has_val, err);
+    /* A job whose oldest rows were dropped (metrics.full_resolution_steps): the range starts
+     * with the pyramid's points of the dropped part (retain.c). */
+    int64_t kept = 0;
+    if (!rc)
+        rc = st_retained(s, c->num, &kept, err);
+    c->full_from = kept;
+    if (!rc && kept > 0 && from < kept) {
+        int64_t df, dl;
+        int ng;
+        rc = st_point_ends(s, c->num, from, to < kept - 1 ? to : kept - 1, &df, &dl, &ng, err);
+        if (!rc && df >= 0) {
+            c->first = df;
+            c->n_lr = ng;
+            if (c->last < 0)
+                c->last = dl;
+        }
+    }
     c->pos = c->first;
     c->vpos = from;
     return rc;
+}
+
+/* The points of dropped rows handed to a store_row_fn. */
+typedef struct point_feed {
+    store_row_fn fn;
+    void *ctx;
+    int64_t stopped;
+    store_metric m;
+} point_feed;
+
+static int point_row(void *ctx, const st_row *r, int ng)
+{
+    point_feed *p = ctx;
+    p->m.step = r->step;
+    p->m.loss = r->loss;
+    p->m.grad_norm = r->grad_norm;
+    p->m.time = r->time;
+    p->m.wall = r->wall;
+    p->m.n_lr = ng;
+    memcpy(p->m.lr, r->lr, (size_t)ng * sizeof *r->lr);
+    if (p->fn(p->ctx, &p->m)) {
+        p->stopped = r->step;
+        return 1;
+    }
+    return 0;
 }
 
 int store_metrics_cursor_rows(store_t *s, store_metrics_cursor *c, store_row_fn fn, void *ctx,
@@ -54,6 +96,26 @@ int store_metrics_cursor_rows(store_t *s, store_metrics_cursor *c, store_row_fn 
 {
     if (c->first < 0 || c->pos > c->last)
         return 0;
+    if (c->pos < c->full_from) {
+        point_feed *p = malloc(sizeof *p);
+        if (!p)
+            return an_failc(err, -ENOMEM, NULL, "out of memory reading metric summaries");
+        p->fn = fn;
+        p->ctx = ctx;
+        int64_t b = c->last < c->full_from - 1 ? c->last : c->full_from - 1;
+        int r = st_pyr_points(s, c->num, c->pos, b, 0, point_row, p, err);
+        int64_t stopped = p->stopped;
+        free(p);
+        if (r < 0)
+            return r;
+        if (r == 1) {
+            c->pos = stopped;
+            return 0;
+        }
+        c->pos = c->full_from;
+        if (c->pos > c->last)
+            return 0;
+    }
     st_block_iter it;
     st_block b;
     int rc = st_blocks_open(s, &it, c->num, c->pos, c->last, 0, err);
@@ -185,6 +247,11 @@ static int csv_row(void *ctx, const store_metric *m)
         csv_ch(b, ',');
         csv_num(b, v ? v->val_acc : NAN);
     }
+    if (b->c->full_from > 0) { /* which rows are every step and which summaries */
+        const char *res = m->step < b->c->full_from ? ",summary" : ",full";
+        memcpy(b->buf + b->len, res, strlen(res));
+        b->len += strlen(res);
+    }
     csv_ch(b, '\n');
     return 0;
 }
@@ -211,8 +278,9 @@ int store_metrics_csv_piece(store_t *s, store_metrics_cursor *c, char *buf, size
         b->len += (size_t)snprintf(b->buf, cap, "step,loss");
         for (int g = 0; g < n_lr; g++)
             b->len += (size_t)snprintf(b->buf + b->len, cap - b->len, ",lr%d", g);
-        b->len += (size_t)snprintf(b->buf + b->len, cap - b->len, ",grad_norm,time%s\n",
-                                   c->has_val ? ",val_loss,val_acc" : "");
+        b->len += (size_t)snprintf(b->buf + b->len, cap - b->len, ",grad_norm,time%s%s\n",
+                                   c->has_val ? ",val_loss,val_acc" : "",
+                                   c->full_from > 0 ? ",resolution" : "");
         c->header = 1;
     }
     int rc = 0;

@@ -17,6 +17,7 @@
 #define DATASET_MAX_BYTES ((size_t)256 << 20)
 
 #define DS_COLS "num, id, name, rows, columns, bytes, created_at"
+#define DS_READ DS_COLS ", vocab" /* vocab: schema 8 on, NULL for CSV and older uploads */
 
 static int row_to_dataset(sqlite3_stmt *st, store_dataset *d)
 {
@@ -28,6 +29,7 @@ static int row_to_dataset(sqlite3_stmt *st, store_dataset *d)
     d->columns_json = st_col_strdup(st, 4, &oom);
     d->bytes = sqlite3_column_int64(st, 5);
     st_col_copy(st, 6, d->created_at, sizeof d->created_at);
+    d->vocab_json = st_col_strdup(st, 7, &oom);
     if (oom) {
         store_dataset_free(d);
         return -ENOMEM;
@@ -41,7 +43,8 @@ void store_dataset_free(store_dataset *d)
         return;
     free(d->name);
     free(d->columns_json);
-    d->name = d->columns_json = NULL;
+    free(d->vocab_json);
+    d->name = d->columns_json = d->vocab_json = NULL;
 }
 
 void store_dataset_list_free(store_dataset *list, size_t n)
@@ -154,7 +157,7 @@ static int find(store_t *s, const char *key, int64_t *num, store_dataset *out, a
         return an_failc(err, -EINVAL, NULL, "expected a data set id or name, got NULL");
     sqlite3_stmt *st;
     int rc = st_prepare(s,
-                        "SELECT " DS_COLS " FROM datasets WHERE id=?1 OR name=?1"
+                        "SELECT " DS_READ " FROM datasets WHERE id=?1 OR name=?1"
                         " ORDER BY id=?1 DESC LIMIT 1",
                         &st, err);
     if (rc)
@@ -186,7 +189,7 @@ int store_dataset_list(store_t *s, store_dataset **list, size_t *n, an_err *err)
     *list = NULL;
     *n = 0;
     sqlite3_stmt *st;
-    int rc = st_prepare(s, "SELECT " DS_COLS " FROM datasets ORDER BY num", &st, err);
+    int rc = st_prepare(s, "SELECT " DS_READ " FROM datasets ORDER BY num", &st, err);
     if (rc)
         return rc;
     size_t cap = 0;
@@ -354,4 +357,21 @@ int store_dataset_delete(store_t *s, const char *id_or_name, an_err *err)
     }
     store_dataset_free(&d);
     return st_end(s, rc, err);
+}
+
+int st_migrate_dataset_vocab(store_t *s, an_err *err)
+{
+    sqlite3_stmt *st;
+    int rc = st_prepare(s, "SELECT count(*) FROM pragma_table_info('datasets')"
+                           " WHERE name='vocab'", &st, err);
+    if (rc)
+        return rc;
+    int r = sqlite3_step(st), has = r == SQLITE_ROW && sqlite3_column_int(st, 0) > 0;
+    if (r != SQLITE_ROW)
+        rc = st_fail(s, r, "reading the datasets columns", err);
+    sqlite3_finalize(st);
+    if (!rc && !has)
+        rc = st_exec(s, "ALTER TABLE datasets ADD COLUMN vocab TEXT", "adding datasets.vocab",
+                     err);
+    return rc;
 }

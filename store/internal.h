@@ -42,6 +42,7 @@ enum {
     ST_PYR_PUT,           /* INSERT OR REPLACE INTO metric_pyramid */
     ST_PYR_DEL,           /* DELETE buckets of one level */
     ST_PYR_RANGE,         /* one level's buckets of a range, ascending */
+    ST_FIRST_KEPT,        /* the first stored block of a job */
     ST_NSLOTS
 };
 _Static_assert((int)ST_NSLOTS <= (int)STORE_NSTMT, "store_t.stmt holds every statement slot");
@@ -326,6 +327,45 @@ typedef void (*st_pyr_bucket_fn)(void *ctx, const st_row *first, const st_row *l
 int st_pyr_query(store_t *s, int64_t num, int64_t first, int64_t last, int64_t nb_max,
                  st_pyr_bucket_fn fn, void *ctx, int *used, int64_t *seen, an_err *err);
 
+/* ---- retention (retain.c): metrics.full_resolution_steps ---------------------------------
+ *
+ * store_metrics_retain drops a job's oldest blocks (their summaries go with them) and leaves
+ * the pyramid as it is, so below the first stored row the pyramid's lowest level (buckets of
+ * 2^ST_PYR_L0 steps) is all that is left: its first, last, smallest- and largest-loss rows,
+ * the "points" of those buckets. Rows are dropped only below a bucket boundary at or before
+ * the job's latest checkpoint, so the rewind of a resume never cuts into a bucket that lost
+ * rows (its rebuild from the rows stays exact). */
+
+/* The first step of job num's first stored block; INT64_MAX when it has none. */
+int st_first_kept(store_t *s, int64_t num, int64_t *kept, an_err *err);
+
+/* *kept = the first stored step when rows before it were dropped (the pyramid has points
+ * below it), else 0. */
+int st_retained(store_t *s, int64_t num, int64_t *kept, an_err *err);
+
+/* Feeds the lowest level's points with a <= step <= b, each once, in step order (descending
+ * with desc) to fn(ctx, row, ngroups) until it returns nonzero. 1 = stopped by fn, 0 = done,
+ * < 0 = error. */
+typedef int (*st_point_fn)(void *ctx, const st_row *r, int ng);
+int st_pyr_points(store_t *s, int64_t num, int64_t a, int64_t b, int desc, st_point_fn fn,
+                  void *ctx, an_err *err);
+
+/* The first and last point of [a, b] and the groups of the first; *first = -1 when none. */
+int st_point_ends(store_t *s, int64_t num, int64_t a, int64_t b, int64_t *first,
+                  int64_t *last, int *ng, an_err *err);
+
+/* store_metrics_query of a range reaching below `kept` (st_retained): the points of the
+ * dropped part, then the stored rows, downsampled like any range when max_points asks. */
+int st_query_retained(store_t *s, int64_t num, int64_t from, int64_t to, size_t max_points,
+                      int64_t kept, store_series *out, an_err *err);
+
+/* Building a store_series (metrics.c): arrays for cap points of n_lr groups; a point; a
+ * downsampling bucket's points (first, last, extremes; the first nsel of them). */
+int st_series_alloc(store_series *m, size_t cap, int n_lr);
+void st_series_emit(store_series *m, size_t cap, const st_row *r);
+void st_series_bucket(store_series *m, size_t cap, const st_row *first, const st_row *last,
+                      const st_row *lo, const st_row *hi, int nsel);
+
 /* Schema migration 5 -> 6: creates metric_pyramid and builds it for the rows stored before. */
 /* Inserts a datasets row numbered `num` (its id "d_%06d" into id); -EEXIST for a name in use.
  * Inside the caller's transaction (datasets.c, uploads.c). */
@@ -333,5 +373,9 @@ int st_dataset_insert(store_t *s, int64_t num, const char *name, int64_t rows,
                       const char *columns_json, int64_t bytes, char id[STORE_ID_LEN],
                       an_err *err);
 int st_migrate_pyramid(store_t *s, an_err *err);
+
+/* 7 -> 8: datasets.vocab, the vocabulary of an uploaded text corpus (datasets.c). Adds the
+ * column only if it is not there, so it may run again. */
+int st_migrate_dataset_vocab(store_t *s, an_err *err);
 
 #endif

@@ -112,7 +112,7 @@ void store_series_free(store_series *m)
     memset(m, 0, sizeof *m);
 }
 
-static int series_alloc(store_series *m, size_t cap, int n_lr)
+int st_series_alloc(store_series *m, size_t cap, int n_lr)
 {
     memset(m, 0, sizeof *m);
     m->n_lr = n_lr;
@@ -147,7 +147,7 @@ static void read_row(const st_block *b, size_t i, mrow *r, int64_t step, double 
         r->lr[g] = NAN;
 }
 
-static void emit(store_series *m, size_t cap, const mrow *r)
+void st_series_emit(store_series *m, size_t cap, const mrow *r)
 {
     size_t i = m->n;
     m->step[i] = r->step;
@@ -227,8 +227,8 @@ static int count_rows(store_t *s, int64_t num, int64_t first, int64_t last, int6
 
 /* Emits a bucket's points in step order, each row once: its first and last row, then its
  * smallest and largest loss, the first `nsel` (1..4) of those four in that priority. */
-static void emit_bucket(store_series *m, size_t cap, const mrow *first, const mrow *last,
-                        const mrow *lo, const mrow *hi, int nsel)
+void st_series_bucket(store_series *m, size_t cap, const mrow *first, const mrow *last,
+                      const mrow *lo, const mrow *hi, int nsel)
 {
     const mrow *c[4] = {first, last, lo, hi};
     const mrow *pick[4];
@@ -247,7 +247,7 @@ static void emit_bucket(store_series *m, size_t cap, const mrow *first, const mr
             pick[j - 1] = t;
         }
     for (int j = 0; j < n && m->n < cap; j++)
-        emit(m, cap, pick[j]);
+        st_series_emit(m, cap, pick[j]);
 }
 
 /* One pass over the rows with first <= step <= last. With width == 0 every row is emitted
@@ -282,14 +282,14 @@ static int scan(store_t *s, int64_t num, int64_t first, int64_t last, int64_t wi
             if (width == 0) {
                 if (out->n < cap) {
                     read_row(&b, i, lo, step, loss, n_lr);
-                    emit(out, cap, lo);
+                    st_series_emit(out, cap, lo);
                 }
                 continue;
             }
             int64_t bk = (step - first) / width;
             if (bk != cur) {
                 if (cur >= 0)
-                    emit_bucket(out, cap, fr, lr, lo, hi, nsel);
+                    st_series_bucket(out, cap, fr, lr, lo, hi, nsel);
                 cur = bk;
                 read_row(&b, i, fr, step, loss, n_lr);
                 *lo = *hi = *lr = *fr;
@@ -307,7 +307,7 @@ static int scan(store_t *s, int64_t num, int64_t first, int64_t last, int64_t wi
     }
     st_blocks_close(&it);
     if (r >= 0 && width > 0 && cur >= 0)
-        emit_bucket(out, cap, fr, lr, lo, hi, nsel);
+        st_series_bucket(out, cap, fr, lr, lo, hi, nsel);
     free(rw);
     if (r < 0)
         return r;
@@ -336,7 +336,7 @@ static void bk_feed(void *ctx, const st_row *r)
     int64_t b = (r->step - k->first) / k->width;
     if (b != k->cur) {
         if (k->cur >= 0)
-            emit_bucket(k->out, k->cap, k->fr, k->lr, k->lo, k->hi, k->nsel);
+            st_series_bucket(k->out, k->cap, k->fr, k->lr, k->lo, k->hi, k->nsel);
         k->cur = b;
         *k->fr = *k->lr = *k->lo = *k->hi = *r;
         return;
@@ -362,7 +362,7 @@ static int scan_summaries(store_t *s, int64_t num, int64_t first, int64_t last, 
     int rc = st_summary_walk(s, num, first, last, out->n_lr, bk_whole, bk_feed, &k, used, seen,
                              err);
     if (!rc && *used && k.cur >= 0)
-        emit_bucket(out, cap, k.fr, k.lr, k.lo, k.hi, nsel);
+        st_series_bucket(out, cap, k.fr, k.lr, k.lo, k.hi, nsel);
     free(rw);
     return rc;
 }
@@ -378,7 +378,7 @@ static void pyr_emit(void *ctx, const st_row *fr, const st_row *lr, const st_row
                      const st_row *hi)
 {
     pyr_sink *k = ctx;
-    emit_bucket(k->out, k->cap, fr, lr, lo, hi, k->nsel);
+    st_series_bucket(k->out, k->cap, fr, lr, lo, hi, k->nsel);
 }
 
 int store_metrics_query(store_t *s, const char *id, int64_t from, int64_t to,
@@ -394,13 +394,21 @@ int store_metrics_query(store_t *s, const char *id, int64_t from, int64_t to,
         max_points = 2;
     int64_t num, first = -1, last = -1, count = 0, seen = 0;
     int n_lr = 0;
+    int64_t kept = 0;
     int rc = st_job_num(s, id, &num, NULL, err);
+    if (!rc) /* rows dropped by metrics.full_resolution_steps: retain.c */
+        rc = st_retained(s, num, &kept, err);
+    if (!rc && kept > 0 && from < kept)
+        return st_query_retained(s, num, from, to, max_points, kept, out, err);
     if (!rc)
         rc = st_range_ends(s, num, from, to, &first, &last, &n_lr, err);
     if (rc)
         return rc;
-    if (first < 0)
-        return series_alloc(out, 0, 0) ? an_failc(err, -ENOMEM, NULL, "out of memory") : 0;
+    if (first < 0) {
+        rc = st_series_alloc(out, 0, 0) ? an_failc(err, -ENOMEM, NULL, "out of memory") : 0;
+        out->full_from = kept;
+        return rc;
+    }
 
     /* Steps are unique, so a span of at most max_points steps holds at most that many rows
      * and needs no count. Otherwise downsample in one pass; if that pass finds no more than
@@ -411,7 +419,7 @@ int store_metrics_query(store_t *s, const char *id, int64_t from, int64_t to,
         int nsel = max_points < 4 ? (int)max_points : 4;
         int64_t buckets = (int64_t)(max_points / (size_t)nsel);
         int64_t width = (int64_t)((span + (uint64_t)buckets - 1) / (uint64_t)buckets);
-        if (series_alloc(out, max_points, n_lr))
+        if (st_series_alloc(out, max_points, n_lr))
             return an_failc(err, -ENOMEM, NULL, "out of memory for %zu metric points",
                             max_points);
         int used = 0;
@@ -442,7 +450,7 @@ int store_metrics_query(store_t *s, const char *id, int64_t from, int64_t to,
             return rc;
     }
     if (count >= 0) {
-        if (series_alloc(out, (size_t)count, n_lr))
+        if (st_series_alloc(out, (size_t)count, n_lr))
             return an_failc(err, -ENOMEM, NULL, "out of memory for %" PRId64 " metric points",
                             count);
         rc = scan(s, num, first, last, 0, 0, out, (size_t)count, &seen, err);
@@ -456,6 +464,7 @@ int store_metrics_query(store_t *s, const char *id, int64_t from, int64_t to,
     for (int g = 1; g < n_lr && out->n < cap; g++)
         memmove(out->lr + (size_t)g * out->n, out->lr + (size_t)g * cap,
                 out->n * sizeof *out->lr);
+    out->full_from = kept;
     return 0;
 }
 

@@ -356,22 +356,52 @@ static int scan_rows(store_t *s, int64_t num, int64_t a, int64_t b, pyr_ent *acc
     return r < 0 ? r : 0;
 }
 
-int st_pyr_rebuild(store_t *s, int64_t num, int64_t a, int64_t b, an_err *err)
+/* acc := the points of entry e with a <= step <= b, as a summary of those points alone (the
+ * rows between them are gone, so this is the best that is left of them). */
+static void merge_points(pyr_ent *acc, const pyr_ent *e, int64_t a, int64_t b, pyr_ent *tmp)
+{
+    for (int k = 0; k < 4 && e->nrows > 0; k++) {
+        const st_row *x = &e->r[k];
+        int dup = 0;
+        for (int j = 0; j < k; j++)
+            dup |= e->r[j].step == x->step;
+        if (dup || x->step < a || x->step > b)
+            continue;
+        tmp->nrows = 1;
+        tmp->ng = e->ng;
+        tmp->r[R_FIRST] = tmp->r[R_LAST] = tmp->r[R_LO] = tmp->r[R_HI] = *x;
+        merge(acc, tmp);
+    }
+}
+
+/* Recomputes the buckets of [a, b] from the rows. Below `kept` (the first stored row) rows
+ * may have been dropped (store_metrics_retain): a lowest-level bucket reaching below it keeps
+ * the points it had there, up to `limit` (the rows after limit are gone). */
+static int rebuild(store_t *s, int64_t num, int64_t a, int64_t b, int64_t limit, an_err *err)
 {
     if (a < 0)
         a = 0;
     if (b < a)
         return 0;
     st_pyr_forget(s);
-    pyr_ent *e = malloc(3 * sizeof *e);
+    int64_t kept;
+    int rc = st_first_kept(s, num, &kept, err);
+    if (rc)
+        return rc;
+    pyr_ent *e = malloc(4 * sizeof *e);
     if (!e)
         return an_failc(err, -ENOMEM, NULL, "out of memory summarising metric rows");
-    int rc = 0;
     for (int64_t bk = a >> ST_PYR_L0; !rc && bk <= b >> ST_PYR_L0; bk++) {
+        int64_t lo = bk << ST_PYR_L0, hi = lo + ((int64_t)1 << ST_PYR_L0) - 1;
         e[0].bucket = bk;
         e[0].nrows = 0;
-        int64_t lo = bk << ST_PYR_L0, hi = lo + ((int64_t)1 << ST_PYR_L0) - 1;
-        rc = scan_rows(s, num, lo, hi, &e[0], &e[2], err);
+        if (lo < kept) {
+            rc = pyr_get(s, num, ST_PYR_L0, bk, &e[3], NULL, err);
+            if (!rc)
+                merge_points(&e[0], &e[3], lo, kept - 1 < limit ? kept - 1 : limit, &e[2]);
+        }
+        if (!rc && hi >= kept)
+            rc = scan_rows(s, num, lo > kept ? lo : kept, hi, &e[0], &e[2], err);
         if (!rc)
             rc = pyr_put(s, num, ST_PYR_L0, &e[0], NULL, err);
     }
@@ -390,6 +420,11 @@ int st_pyr_rebuild(store_t *s, int64_t num, int64_t a, int64_t b, an_err *err)
     return rc;
 }
 
+int st_pyr_rebuild(store_t *s, int64_t num, int64_t a, int64_t b, an_err *err)
+{
+    return rebuild(s, num, a, b, INT64_MAX, err);
+}
+
 int st_pyr_truncate(store_t *s, int64_t num, int64_t step, an_err *err)
 {
     st_pyr_forget(s);
@@ -405,7 +440,7 @@ int st_pyr_truncate(store_t *s, int64_t num, int64_t step, an_err *err)
         rc = st_fail(s, r, "cutting metric summaries", err);
     sqlite3_finalize(st);
     if (!rc && step >= 0)
-        rc = st_pyr_rebuild(s, num, step, step, err);
+        rc = rebuild(s, num, step, step, step, err);
     return rc;
 }
 
@@ -413,8 +448,8 @@ int st_pyr_truncate(store_t *s, int64_t num, int64_t step, an_err *err)
 
 /* acc := the summary of the rows of [a, b], from entries of levels below `top` where an
  * aligned bucket fits inside and from the rows elsewhere. */
-static int range_summary(store_t *s, int64_t num, int64_t a, int64_t b, int top, pyr_ent *acc,
-                         pyr_ent *tmp, an_err *err)
+static int range_summary(store_t *s, int64_t num, int64_t a, int64_t b, int top, int64_t kept,
+                         pyr_ent *acc, pyr_ent *tmp, an_err *err)
 {
     acc->nrows = 0;
     int rc = 0;
@@ -435,7 +470,17 @@ static int range_summary(store_t *s, int64_t num, int64_t a, int64_t b, int top,
             int64_t end = ((x >> ST_PYR_L0) + 1) * ((int64_t)1 << ST_PYR_L0) - 1;
             if (end > b)
                 end = b;
-            rc = scan_rows(s, num, x, end, acc, tmp, err);
+            if (x < kept) {
+                /* Rows dropped by retention: what is left of them is the bucket's points
+                 * (tmp[1] is free: the caller passes two entries). */
+                int64_t de = end < kept - 1 ? end : kept - 1;
+                rc = pyr_get(s, num, ST_PYR_L0, x >> ST_PYR_L0, &tmp[1], NULL, err);
+                if (!rc)
+                    merge_points(acc, &tmp[1], x, de, tmp);
+                x = de + 1;
+            }
+            if (!rc && x <= end)
+                rc = scan_rows(s, num, x, end, acc, tmp, err);
             x = end + 1;
         }
     }
@@ -469,16 +514,19 @@ int st_pyr_query(store_t *s, int64_t num, int64_t first, int64_t last, int64_t n
         return 0;
     *used = 1;
     int64_t lb = first >> level, hb = last >> level, w = (int64_t)1 << level;
-    pyr_ent *e = malloc(2 * sizeof *e);
+    int64_t kept;
+    int rc = st_first_kept(s, num, &kept, err);
+    if (rc)
+        return rc;
+    pyr_ent *e = malloc(3 * sizeof *e);
     if (!e)
         return an_failc(err, -ENOMEM, NULL, "out of memory downsampling metrics");
-    int rc = 0;
     /* The buckets cut by the range's ends come from finer levels and the rows. */
     int cut_lo = first != lb * w, cut_hi = last != hb * w + w - 1;
     if (lb == hb || cut_lo) {
         e[0].bucket = lb;
-        rc = range_summary(s, num, first, lb == hb ? last : lb * w + w - 1, level, &e[0], &e[1],
-                           err);
+        rc = range_summary(s, num, first, lb == hb ? last : lb * w + w - 1, level, kept, &e[0],
+                           &e[1], err);
         if (!rc)
             emit(&e[0], fn, ctx, seen);
         if (lb == hb || rc) {
@@ -514,7 +562,7 @@ int st_pyr_query(store_t *s, int64_t num, int64_t first, int64_t last, int64_t n
     }
     if (!rc && cut_hi) {
         e[0].bucket = hb;
-        rc = range_summary(s, num, hb * w, last, level, &e[0], &e[1], err);
+        rc = range_summary(s, num, hb * w, last, level, kept, &e[0], &e[1], err);
         if (!rc)
             emit(&e[0], fn, ctx, seen);
     }

@@ -134,7 +134,10 @@ static const migration migrations[] = {
      "  PRIMARY KEY(dataset, idx)"
      ");",
      NULL},
-    /* 8 -> 9 (merged after the datasets.vocab migration): fp16 jobs' loss-scale events
+    /* 7 -> 8: the vocabulary of an uploaded text corpus, worked out as it arrives, so a job on
+     * it is checked (model.vocab_size) and shows it (spec.data.vocabulary) at submission. */
+    {"", st_migrate_dataset_vocab},
+    /* 8 -> 9: fp16 jobs' loss-scale events
      * (fp16.c), a few rows per thousand steps beside the metric blocks. */
     {"CREATE TABLE IF NOT EXISTS fp16_events("
      "  job INTEGER NOT NULL REFERENCES jobs(num) ON DELETE CASCADE,"

@@ -327,6 +327,7 @@ typedef struct store_series {
     double *grad_norm;
     double *time;
     double *wall;
+    int64_t full_from;             /* > 0: rows before it were dropped (store/retain.h) */
 } store_series;
 void store_series_free(store_series *m);
 
@@ -388,6 +389,7 @@ typedef struct store_metrics_cursor {
     int64_t pos;                   /* the next step to read */
     int64_t vpos;                  /* the next validation step to read (CSV) */
     int header;                    /* 1 once the CSV header is written */
+    int64_t full_from;             /* as store_series.full_from (store/retain.h) */
 } store_metrics_cursor;
 
 /* Opens a cursor on the rows with from <= step <= to (to < 0 = no bound). -ENOENT unknown
@@ -497,6 +499,8 @@ typedef struct store_dataset {
     char *columns_json;            /* JSON array of column names */
     int64_t bytes;                 /* size of the CSV text */
     char created_at[24];
+    char *vocab_json;              /* an uploaded text's char vocabulary (text_vocab_json), or
+                                      NULL (CSV, or uploaded before schema 8) */
 } store_dataset;
 
 /* Stores a CSV text (up to 256 MiB) under a unique name; `rows` and `columns_json` (a JSON
@@ -522,15 +526,16 @@ int store_dataset_text(store_t *s, const char *id_or_name, char **csv, size_t *l
  * references it (by id or by name); -ENOENT if unknown. */
 /* A data set stored as its upload arrives (uploads.c): store_upload_open reserves its number,
  * store_upload_part stores the body's pieces in order (idx 0, 1, …), store_upload_finish makes
- * the data set (name, size, rows and columns as store_dataset_create takes them; -EEXIST for a
- * name in use, nothing of the upload then visible). store_upload_abort deletes the parts of
+ * the data set (name, size, rows and columns as store_dataset_create takes them, and a text's
+ * vocabulary JSON or NULL; -EEXIST for a name in use, nothing of the upload then visible). store_upload_abort deletes the parts of
  * an upload that did not finish; store_upload_sweep those of every upload a stop cut short
  * (call it at start, before any upload begins). */
 int store_upload_open(store_t *s, int64_t *num, an_err *err);
 int store_upload_part(store_t *s, int64_t num, int64_t idx, const void *data, size_t len,
                       an_err *err);
 int store_upload_finish(store_t *s, int64_t num, const char *name, int64_t bytes, int64_t rows,
-                        const char *columns_json, char id_out[STORE_ID_LEN], an_err *err);
+                        const char *columns_json, const char *vocab_json,
+                        char id_out[STORE_ID_LEN], an_err *err);
 int store_upload_abort(store_t *s, int64_t num, an_err *err);
 int store_upload_sweep(store_t *s, int64_t *parts, an_err *err);
 

@@ -50,7 +50,8 @@ int store_upload_part(store_t *s, int64_t num, int64_t idx, const void *data, si
 }
 
 int store_upload_finish(store_t *s, int64_t num, const char *name, int64_t bytes, int64_t rows,
-                        const char *columns_json, char id_out[STORE_ID_LEN], an_err *err)
+                        const char *columns_json, const char *vocab_json,
+                        char id_out[STORE_ID_LEN], an_err *err)
 {
     if (!name || !name[0] || strlen(name) > 200)
         return an_fail(err, "name", "expected a data set name of 1..200 characters, got %s",
@@ -67,6 +68,17 @@ int store_upload_finish(store_t *s, int64_t num, const char *name, int64_t bytes
         return rc;
     char id[STORE_ID_LEN];
     rc = st_dataset_insert(s, num, name, rows, columns_json, bytes, id, err);
+    if (!rc && vocab_json) {
+        sqlite3_stmt *st;
+        if (!(rc = st_prepare(s, "UPDATE datasets SET vocab=? WHERE num=?", &st, err))) {
+            sqlite3_bind_text(st, 1, vocab_json, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 2, num);
+            int r = sqlite3_step(st);
+            if (r != SQLITE_DONE)
+                rc = st_fail(s, r, "storing a text's vocabulary", err);
+            sqlite3_finalize(st);
+        }
+    }
     rc = st_end(s, rc, err);
     if (!rc && id_out)
         snprintf(id_out, STORE_ID_LEN, "%s", id);

@@ -57,6 +57,7 @@ S = {
  "Metrics": {"type": "object", "required": ["step", "loss", "lr"], "properties": {
    "step": {"type": "array", "items": {"type": "integer"}}, "loss": numarr, "lr": {"type": "array", "items": numarr},
    "grad_norm": numarr, "time": numarr, "val_step": {"type": "array", "items": {"type": "integer"}}, "val_loss": numarr, "val_acc": numarr,
+   "full_resolution_from": {"type": "integer", "description": "Only for a job with metrics.full_resolution_steps whose older rows were dropped: every step from this one on is in the answer; before it, the summary pyramid's points (first, last, lowest- and highest-loss row of each 2048 steps)."},
    "fp16": {"type": "object", "required": ["step", "loss_scale", "skipped"], "description": "fp16 jobs: loss-scale events (a changed scale, a skipped step, the first step) of the range, led by the one in force at from.", "properties": {
      "step": {"type": "array", "items": {"type": "integer"}}, "loss_scale": numarr, "skipped": {"type": "array", "items": {"type": "integer"}, "description": "Overflowed (skipped) steps of the range."}}}}},
  "Checkpoints": {"type": "object", "required": ["checkpoints"], "properties": {"checkpoints": {"type": "array", "items": {
@@ -179,7 +180,9 @@ paths["/v1/datasets"]["post"]["requestBody"]["content"]["text/plain"] = {"schema
 # "Scheduling").
 S["Job"]["properties"].update({
  "preempted": {"type": "boolean", "description": "Queued again after a job of higher priority took its worker; false once it runs."},
- "restarts": {"type": "integer", "minimum": 0, "description": "Restarts after stalls since the daemon started."}})
+ "restarts": {"type": "integer", "minimum": 0, "description": "Restarts after stalls since the daemon started."},
+ "world_size": {"type": "integer", "minimum": 1, "description": "Ranks the job trains on (the spec's world_size; more than 1 runs under mpirun)."},
+ "rank_step_ms": {"type": ["array", "null"], "items": {"type": ["number", "null"]}, "description": "A running job of several ranks: each rank's milliseconds per step outside the gradient exchange over the last half second; null otherwise."}})
 S["JobSpec"]["properties"].update({
  "priority": {"type": "integer"}, "preemptible": {"type": "boolean"},
  "max_runtime_s": {"type": "number", "exclusiveMinimum": 0}, "stall_timeout_s": {"type": "number", "exclusiveMinimum": 0},

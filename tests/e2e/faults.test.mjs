@@ -337,6 +337,61 @@ test('memory cap: a job estimated over --max-job-memory is rejected at submit wi
   }
 });
 
+// Eight hidden layers of 256 with dropout over batches of 2048 rows: activations dominate
+// (about 52 MiB of 59); one activation checkpoint per layer keeps 24 MiB of them.
+function deepSpec(ckpt, hidden = 8) {
+  const spec = {
+    name: 'deep', seed: 2,
+    model: {type: 'mlp', inputs: 16, hidden: Array(hidden).fill(256), outputs: 2, dropout: 0.1},
+    loss: 'cross_entropy',
+    data: {type: 'synthetic', task: 'classification', samples: 2048, features: 16, classes: 2},
+    steps: 4,
+    ds_config: {train_batch_size: 2048, optimizer: {type: 'Adam', params: {lr: 0.001}}},
+  };
+  if (ckpt) spec.ds_config.activation_checkpointing = ckpt;
+  return spec;
+}
+
+test('activation checkpointing: an mlp job over the cap without it fits with it, finishes with the same weights, and the refusal counts it', async () => {
+  const ref = await uninterrupted(deepSpec(null));
+  const d = await startDaemon({args: ['--max-job-memory', '40M', '--workers', '1']});
+  try {
+    // Without the block, and with one checkpoint (one segment: nothing saved): over the cap.
+    for (const ckpt of [null, {number_checkpoints: 1}]) {
+      const r = await api(d.url, 'POST', '/v1/jobs', deepSpec(ckpt));
+      assert.equal(r.status, 422, r.text);
+      assert.equal(r.json.error.field, 'model');
+      assert.match(r.json.error.message, /^this job needs about 59 MiB \(activations 52 MiB, /);
+      assert.doesNotMatch(r.json.error.message, /checkpointing/);
+    }
+    // One checkpoint per layer (the default): accepted, GPU keys warned, finished, and bit
+    // for bit the weights and metrics of the run without it.
+    const ok = await api(d.url, 'POST', '/v1/jobs', deepSpec({cpu_checkpointing: true}));
+    assert.equal(ok.status, 201, ok.text);
+    assert.ok(ok.json.warnings.some((w) => /activation_checkpointing\.cpu_checkpointing is for GPUs/.test(w)),
+              JSON.stringify(ok.json.warnings));
+    const j = await waitStates(d.url, ok.json.id, ['completed', 'failed']);
+    assert.equal(j.state, 'completed', j.error);
+    assert.equal((await api(d.url, 'GET', `/v1/jobs/${j.id}/weights`)).text, ref.weights);
+    assertSameMetrics((await api(d.url, 'GET', `/v1/jobs/${j.id}/metrics?format=csv`)).text, ref.csv, 4,
+                      'checkpointed run');
+    // Twice as deep does not fit even so: the estimate says what checkpointing saves.
+    const deep = await api(d.url, 'POST', '/v1/jobs', deepSpec({}, 16));
+    assert.equal(deep.status, 422, deep.text);
+    assert.match(deep.json.error.message, /; activation checkpointing saves \d+ MiB\), over the 40 MiB cap/);
+    // Bad number_checkpoints: 400 naming it.
+    for (const [n, re] of [[0, /from 1 to/], [10, /9 layers/], ['2', /integer/], [2.5, /integer/]]) {
+      const r = await api(d.url, 'POST', '/v1/jobs', deepSpec({number_checkpoints: n}));
+      assert.equal(r.status, 400, r.text);
+      assert.equal(r.json.error.field, 'ds_config.activation_checkpointing.number_checkpoints');
+      assert.match(r.json.error.message, re);
+    }
+    assert.equal((await api(d.url, 'GET', '/v1/jobs')).json.total, 1, 'refused jobs left nothing');
+  } finally {
+    await stopClean(d);
+  }
+});
+
 test('anneald check applies a memory cap only when --max-job-memory is given', () => {
   const dir = tmpDir();
   try {

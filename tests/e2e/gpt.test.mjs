@@ -107,6 +107,15 @@ test('bad gpt and text specs: 400 naming the field, nothing stored', async () =>
     const mse = await api(d.url, 'POST', '/v1/jobs', {...gptJob(), loss: 'mse'});
     assert.equal(mse.status, 400);
     assert.equal(mse.json.error.field, 'loss');
+    // number_checkpoints is checked against n_layer (2 here).
+    for (const [n, re] of [[3, /2 layers/], [0, /from 1 to/], ['all', /integer/]]) {
+      const base = gptJob();
+      const ck = await api(d.url, 'POST', '/v1/jobs', {...base, ds_config: {...base.ds_config,
+        activation_checkpointing: {number_checkpoints: n}}});
+      assert.equal(ck.status, 400, ck.text);
+      assert.equal(ck.json.error.field, 'ds_config.activation_checkpointing.number_checkpoints');
+      assert.match(ck.json.error.message, re);
+    }
     const mlp = await api(d.url, 'POST', '/v1/jobs', {...gptJob(), model: {type: 'mlp', inputs: 4, hidden: [8], outputs: 3}});
     assert.equal(mlp.status, 400);
     assert.equal(mlp.json.error.field, 'data.type');
@@ -290,22 +299,35 @@ test('a text corpus uploads as text/plain and trains a gpt job by name', async (
     assert.equal((await api(d.url, 'GET', '/v1/datasets')).json.datasets.length, 2);
     const job = await api(d.url, 'POST', '/v1/jobs', gptJob({data: {type: 'text', dataset: 'poems'}, steps: 12}));
     assert.equal(job.status, 201, job.text);
+    // The corpus's vocabulary was worked out as it arrived: the job object shows it from the
+    // start, and the model's vocab_size is filled in from it.
+    const distinct = [...new Set([...TEXT])].sort();
+    assert.deepEqual(job.json.spec.data.vocabulary, {tokenizer: 'char', size: distinct.length, tokens: distinct});
+    assert.equal(job.json.spec.model.vocab_size, distinct.length);
+    const shown = await api(d.url, 'GET', `/v1/jobs/${job.json.id}`);
+    assert.deepEqual(shown.json.spec.data.vocabulary, job.json.spec.data.vocabulary);
     const done = await waitJob(d.url, job.json.id, (j) => j.state === 'completed');
     assert.equal(done.step, 12);
+    // The byte tokenizer's vocabulary is its 256 values.
+    const bytes = await api(d.url, 'POST', '/v1/jobs', gptJob({data: {type: 'text', dataset: 'poems', tokenizer: 'byte'}, steps: 2}));
+    assert.equal(bytes.status, 201, bytes.text);
+    assert.deepEqual(bytes.json.spec.data.vocabulary, {tokenizer: 'byte', size: 256});
+    assert.equal(bytes.json.spec.model.vocab_size, 256);
+    await waitJob(d.url, bytes.json.id, (j) => j.state === 'completed');
     // A CSV table or a missing name is a 422 naming data.dataset.
     for (const name of ['table', 'nosuch']) {
       const r = await api(d.url, 'POST', '/v1/jobs', gptJob({data: {type: 'text', dataset: name}}));
       assert.equal(r.status, 422, r.text);
       assert.equal(r.json.error.field, 'data.dataset');
     }
-    // The corpus is in use by the job's checkpoints' spec; a vocabulary mismatch is found at
-    // training and fails the job naming model.vocab_size.
+    // A vocab_size that is not the corpus's is a 400 naming it, as for inline text.
     const mm = await api(d.url, 'POST', '/v1/jobs', gptJob({data: {type: 'text', dataset: 'poems'}, model: {vocab_size: 7}}));
-    assert.equal(mm.status, 201, mm.text);
-    const failed = await waitJob(d.url, mm.json.id, (j) => j.state === 'failed' || j.state === 'completed')
-      .catch((e) => ({state: 'failed', error: e.message}));
-    assert.equal(failed.state, 'failed');
-    assert.match(failed.error, /vocab_size/);
+    assert.equal(mm.status, 400, mm.text);
+    assert.equal(mm.json.error.field, 'model.vocab_size');
+    assert.match(mm.json.error.message, new RegExp(`model.vocab_size is 7 but the data's vocabulary \\(tokenizer char\\) has ${distinct.length} tokens`));
+    const mb = await api(d.url, 'POST', '/v1/jobs', gptJob({data: {type: 'text', dataset: 'poems', tokenizer: 'byte'}, model: {vocab_size: 65}}));
+    assert.equal(mb.status, 400, mb.text);
+    assert.equal(mb.json.error.field, 'model.vocab_size');
   });
 });
 

@@ -224,6 +224,18 @@ static const bad_case bad[] = {
     {"{\"metrics\": {\"max_bytes\": 47}}", "metrics.max_bytes", "got 47"},
     {"{\"metrics\": {\"max_bytes\": true}}", "metrics.max_bytes", "true"},
     {"{\"metrics\": {\"max_byte\": 100000000}}", "metrics.max_byte", "max_byte"},
+    {"{\"metrics\": {\"full_resolution_steps\": 0}}", "metrics.full_resolution_steps",
+     "got 0"},
+    {"{\"metrics\": {\"full_resolution_steps\": -5}}", "metrics.full_resolution_steps",
+     "got -5"},
+    {"{\"metrics\": {\"full_resolution_steps\": 2.5}}", "metrics.full_resolution_steps",
+     "2.5"},
+    {"{\"metrics\": {\"full_resolution_steps\": \"1000\"}}",
+     "metrics.full_resolution_steps", "\"1000\""},
+    {"{\"metrics\": {\"full_resolution_steps\": 1e300}}", "metrics.full_resolution_steps",
+     "integer from 1 to 1125899906842624"},
+    {"{\"metrics\": {\"full_resolution_step\": 1000}}", "metrics.full_resolution_step",
+     "did you mean 'full_resolution_steps'"},
     /* model */
     {"{\"model\": {\"type\": \"conv\"}}", "model.type", "one of linear, mlp, gpt, got \"conv\""},
     {"{\"model\": {\"inputs\": 0}}", "model.inputs", "integer from 1"},
@@ -742,6 +754,36 @@ static void test_epochs_and_groups(void **state)
     job_spec_free(&s);
 }
 
+/* metrics.full_resolution_steps: parsed, kept in the normalized spec beside max_bytes, and
+ * absent (every row kept) by default. */
+static void test_metrics_retention(void **state)
+{
+    (void)state;
+    job_spec s;
+    an_err e;
+    int rc = parse_patched("{\"metrics\": {\"full_resolution_steps\": 5000}}", &s, &e);
+    if (rc)
+        fail_msg("%s: %s", e.field, e.message);
+    assert_int_equal(s.metrics_full_res, 5000);
+    assert_int_equal(s.metrics_max_bytes, 0);
+    assert_int_equal(at(s.normalized, "metrics", "full_resolution_steps")->valueint, 5000);
+    assert_null(at(s.normalized, "metrics", "max_bytes"));
+    job_spec_free(&s);
+    rc = parse_patched("{\"metrics\": {\"full_resolution_steps\": 1, \"max_bytes\": 4800}}",
+                       &s, &e);
+    if (rc)
+        fail_msg("%s: %s", e.field, e.message);
+    assert_int_equal(s.metrics_full_res, 1);
+    assert_int_equal(at(s.normalized, "metrics", "full_resolution_steps")->valueint, 1);
+    assert_int_equal(at(s.normalized, "metrics", "max_bytes")->valueint, 4800);
+    job_spec_free(&s);
+    rc = parse_patched("{}", &s, &e);
+    assert_int_equal(rc, 0);
+    assert_int_equal(s.metrics_full_res, 0);
+    assert_null(at(s.normalized, "metrics", NULL));
+    job_spec_free(&s);
+}
+
 static void test_mlp_init_inline(void **state)
 {
     (void)state;
@@ -898,6 +940,7 @@ int main(void)
         cmocka_unit_test(test_epochs_and_groups),
         cmocka_unit_test(test_every_error_reported),
         cmocka_unit_test(test_mlp_init_inline),
+        cmocka_unit_test(test_metrics_retention),
         cmocka_unit_test(test_builtin_and_dataset),
         cmocka_unit_test(test_truncated),
     };

@@ -362,46 +362,56 @@ static void test_model_gradients(void **state)
     check_model(1, GPT_GELU_ERF, 3); /* shorter than block_size */
 }
 
-/* Activation checkpointing: the same losses and bit-identical gradients and weights over a
- * few SGD steps (full and shorter sequences), in a smaller arena. */
+/* Activation checkpointing with K = 1..n_layer checkpoints: the same losses and
+ * bit-identical gradients and weights over a few SGD steps (full and shorter sequences); the
+ * arena is smaller for every K but 1 (one segment: nothing to recompute). It need not shrink
+ * with K: 3 checkpoints over 4 layers keep one output more than 2 and share as much. */
 static void test_checkpointing(void **state)
 {
     (void)state;
     gpt_shape s = TINY;
-    s.n_layer = 3;
-    gpt *a, *b;
-    an_err err;
-    assert_int_equal(gpt_create_ex(&a, &s, 9, 2, 0, &err), 0);
-    assert_int_equal(gpt_create_ex(&b, &s, 9, 2, 1, &err), 0);
-    assert_true(b->arena_floats < a->arena_floats);
-    assert_int_equal(a->arena_floats, gpt_arena_floats(&s, 2));
-    assert_int_equal(b->arena_floats, gpt_arena_floats_ex(&s, 2, 1));
-    assert_memory_equal(a->params, b->params, a->nparams * sizeof(float));
-    int32_t idx[10], tg[10];
-    for (int step = 0; step < 6; step++) {
-        int T = step % 2 ? 3 : 5;
-        for (int i = 0; i < 10; i++) {
-            idx[i] = (i * 3 + step) % s.vocab_size;
-            tg[i] = (i * 5 + 2 * step) % s.vocab_size;
+    s.n_layer = 4;
+    for (int K = 1; K <= 5; K++) {
+        gpt *a, *b;
+        an_err err;
+        assert_int_equal(gpt_create_ex(&a, &s, 9, 2, 0, &err), 0);
+        assert_int_equal(gpt_create_ex(&b, &s, 9, 2, K, &err), 0);
+        assert_int_equal(b->checkpoint, K < 4 ? K : 4); /* more than n_layer: one per layer */
+        if (K == 1)
+            assert_int_equal(b->arena_floats, a->arena_floats);
+        else
+            assert_true(b->arena_floats < a->arena_floats);
+        if (K > 4)
+            assert_int_equal(b->arena_floats, gpt_arena_floats_ex(&s, 2, 4));
+        assert_int_equal(a->arena_floats, gpt_arena_floats(&s, 2));
+        assert_int_equal(b->arena_floats, gpt_arena_floats_ex(&s, 2, K));
+        assert_memory_equal(a->params, b->params, a->nparams * sizeof(float));
+        int32_t idx[10], tg[10];
+        for (int step = 0; step < 6; step++) {
+            int T = step % 2 ? 3 : 5;
+            for (int i = 0; i < 10; i++) {
+                idx[i] = (i * 3 + step) % s.vocab_size;
+                tg[i] = (i * 5 + 2 * step) % s.vocab_size;
+            }
+            double la, lb;
+            assert_int_equal(gpt_forward(a, idx, tg, 2, T, &la), 0);
+            assert_int_equal(gpt_forward(b, idx, tg, 2, T, &lb), 0);
+            assert_true(la == lb);
+            assert_int_equal(gpt_backward(a, a->grads, 0, 1.0f), 0);
+            assert_int_equal(gpt_backward(b, b->grads, 0, 1.0f), 0);
+            assert_memory_equal(a->grads, b->grads, a->nparams * sizeof(float));
+            for (size_t i = 0; i < a->nparams; i++) {
+                a->params[i] -= 0.3f * a->grads[i];
+                b->params[i] -= 0.3f * b->grads[i];
+            }
         }
-        double la, lb;
-        assert_int_equal(gpt_forward(a, idx, tg, 2, T, &la), 0);
-        assert_int_equal(gpt_forward(b, idx, tg, 2, T, &lb), 0);
-        assert_true(la == lb);
-        assert_int_equal(gpt_backward(a, a->grads, 0, 1.0f), 0);
-        assert_int_equal(gpt_backward(b, b->grads, 0, 1.0f), 0);
-        assert_memory_equal(a->grads, b->grads, a->nparams * sizeof(float));
-        for (size_t i = 0; i < a->nparams; i++) {
-            a->params[i] -= 0.3f * a->grads[i];
-            b->params[i] -= 0.3f * b->grads[i];
-        }
+        assert_memory_equal(a->params, b->params, a->nparams * sizeof(float));
+        gpt_free(a);
+        gpt_free(b);
     }
-    assert_memory_equal(a->params, b->params, a->nparams * sizeof(float));
-    gpt_free(a);
-    gpt_free(b);
-    /* The recipe's activations at batch 12: checkpointing keeps about a quarter. */
+    /* The recipe's activations at batch 12: one checkpoint per layer keeps under half. */
     gpt_shape r = {65, 64, 4, 4, 128, 0, GPT_GELU_ERF, 0};
-    size_t full = gpt_arena_floats(&r, 12), ck = gpt_arena_floats_ex(&r, 12, 1);
+    size_t full = gpt_arena_floats(&r, 12), ck = gpt_arena_floats_ex(&r, 12, 4);
     assert_true(ck < full / 2);
 }
 
@@ -409,7 +419,8 @@ static void test_checkpointing(void **state)
  * Per layer N·(16C + 4) + B·NH·T² = 1,575,936 + 196,608 = 1,772,544 floats; outside the layers
  * encoded N·C 98,304 + ln_f N·(C+2) 99,840 + logits N·V 49,920 + backward scratch
  * (N·C + 2·N·4C + N·3C + T²) 1,183,744 = 1,431,808. All 4 layers: 8,521,984 floats; with
- * checkpointing 1,772,544 − 98,304 + 4·98,304 + 1,431,808 = 3,499,264. */
+ * 4 checkpoints 1,772,544 − 98,304 + 4·98,304 + 1,431,808 = 3,499,264; with 2 (two segments
+ * of two layers) 2·(1,772,544 − 98,304) + 98,304 + 2·98,304 + 1,431,808 = 5,075,200. */
 static void test_memory(void **state)
 {
     (void)state;
@@ -421,14 +432,20 @@ static void test_memory(void **state)
     assert_int_equal(m.activations, 8521984 * 4);
     assert_int_equal(m.saved, 0);
     assert_int_equal(m.total, 804096 * 16 + 8521984 * 4);
-    gpt_memory c = gpt_memory_estimate(&r, 12, 1, 2);
+    gpt_memory c = gpt_memory_estimate(&r, 12, 4, 2);
     assert_int_equal(c.activations, 3499264 * 4);
     assert_int_equal(c.saved, (8521984 - 3499264) * 4);
+    gpt_memory c2 = gpt_memory_estimate(&r, 12, 2, 2);
+    assert_int_equal(c2.activations, 5075200 * 4);
+    assert_int_equal(c2.saved, (8521984 - 5075200) * 4);
     /* The arena gpt_create allocates is the estimate. */
     gpt *g;
     an_err err;
-    assert_int_equal(gpt_create_ex(&g, &r, 1, 12, 1, &err), 0);
+    assert_int_equal(gpt_create_ex(&g, &r, 1, 12, 4, &err), 0);
     assert_int_equal(g->arena_floats * 4, c.activations);
+    gpt_free(g);
+    assert_int_equal(gpt_create_ex(&g, &r, 1, 12, 2, &err), 0);
+    assert_int_equal(g->arena_floats * 4, c2.activations);
     gpt_free(g);
 }
 

@@ -4,9 +4,9 @@
  * path of evaluation (bit-identical weights, no masks in the arena), the masks (fraction
  * dropped, kept values scaled by 1/(1-p), pure in (seed, step, micro, element), the same for
  * a longer batch's first sequences), no dropout in gpt_forward, activation checkpointing's
- * recomputation drawing the same masks (bit-identical gradients), the attention layer with a
- * mask against central differences, the arena's size, bad probabilities, and generation
- * without dropout. */
+ * recomputation drawing the same masks for every K (bit-identical gradients and trained
+ * weights), the attention layer with a mask against central differences, the arena's size,
+ * bad probabilities, and generation without dropout. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -294,62 +294,137 @@ static void test_masks(void **state)
     gpt_free(z);
 }
 
-/* Activation checkpointing with dropout: the backward recomputes each layer with the masks of
- * the last forward, so gradients and weights are those without checkpointing, bit for bit. */
+/* Activation checkpointing with dropout, every K over 3 layers (segments of 1, 2 and 1+2
+ * layers): the backward recomputes each segment with the masks of the last forward, so
+ * gradients and weights are those without checkpointing, bit for bit. */
 static void test_checkpointing(void **state)
 {
     (void)state;
     gpt_shape s = TINY;
     s.n_layer = 3;
-    gpt *a, *b;
-    an_err err;
-    assert_int_equal(gpt_create_ex(&a, &s, 9, 2, 0, &err), 0);
-    assert_int_equal(gpt_create_ex(&b, &s, 9, 2, 1, &err), 0);
-    assert_true(b->arena_floats < a->arena_floats);
-    assert_int_equal(b->arena_floats, gpt_arena_floats_ex(&s, 2, 1));
-    int32_t idx[10], tg[10];
-    for (int step = 0; step < 6; step++) {
-        int T = step % 2 ? 3 : 5;
-        tokens(idx, tg, 10, s.vocab_size, step);
-        for (int micro = 0; micro < 2; micro++) {
-            double la, lb;
-            assert_int_equal(gpt_forward_train(a, idx, tg, 2, T, &la, (uint64_t)step,
-                                               (uint64_t)micro), 0);
-            assert_int_equal(gpt_forward_train(b, idx, tg, 2, T, &lb, (uint64_t)step,
-                                               (uint64_t)micro), 0);
-            assert_true(la == lb);
-            assert_int_equal(gpt_backward(a, a->grads, micro, 0.5f), 0);
-            assert_int_equal(gpt_backward(b, b->grads, micro, 0.5f), 0);
+    for (int K = 1; K <= 3; K++) {
+        gpt *a, *b;
+        an_err err;
+        assert_int_equal(gpt_create_ex(&a, &s, 9, 2, 0, &err), 0);
+        assert_int_equal(gpt_create_ex(&b, &s, 9, 2, K, &err), 0);
+        assert_int_equal(b->checkpoint, K);
+        if (K == 1)
+            assert_int_equal(b->arena_floats, a->arena_floats);
+        else
+            assert_true(b->arena_floats < a->arena_floats);
+        assert_int_equal(b->arena_floats, gpt_arena_floats_ex(&s, 2, K));
+        int32_t idx[10], tg[10];
+        for (int step = 0; step < 6; step++) {
+            int T = step % 2 ? 3 : 5;
+            tokens(idx, tg, 10, s.vocab_size, step);
+            for (int micro = 0; micro < 2; micro++) {
+                double la, lb;
+                assert_int_equal(gpt_forward_train(a, idx, tg, 2, T, &la, (uint64_t)step,
+                                                   (uint64_t)micro), 0);
+                assert_int_equal(gpt_forward_train(b, idx, tg, 2, T, &lb, (uint64_t)step,
+                                                   (uint64_t)micro), 0);
+                assert_true(la == lb);
+                assert_int_equal(gpt_backward(a, a->grads, micro, 0.5f), 0);
+                assert_int_equal(gpt_backward(b, b->grads, micro, 0.5f), 0);
+            }
+            assert_memory_equal(a->grads, b->grads, a->nparams * sizeof(float));
+            for (size_t i = 0; i < a->nparams; i++) {
+                a->params[i] -= 0.3f * a->grads[i];
+                b->params[i] -= 0.3f * b->grads[i];
+            }
         }
-        assert_memory_equal(a->grads, b->grads, a->nparams * sizeof(float));
-        for (size_t i = 0; i < a->nparams; i++) {
-            a->params[i] -= 0.3f * a->grads[i];
-            b->params[i] -= 0.3f * b->grads[i];
+        assert_memory_equal(a->params, b->params, a->nparams * sizeof(float));
+        gpt_free(a);
+        gpt_free(b);
+    }
+}
+
+/* Training with dropout and K = 2 checkpoints over 5 layers (segments of 2 and 3 layers, so
+ * a place's masks serve layers of both segments): Adam-like steps over micro-batches give
+ * the weights of the run without checkpointing, memcmp-equal; the same run without dropout
+ * ends elsewhere, so the masks were in play. */
+static void train_run(gpt *g, int steps)
+{
+    int32_t idx[12], tg[12];
+    float *m = calloc(g->nparams, sizeof(float));
+    assert_non_null(m);
+    for (int step = 0; step < steps; step++) {
+        for (int micro = 0; micro < 3; micro++) {
+            int T = (step + micro) % 3 ? 4 : 5;
+            tokens(idx, tg, 12, g->s.vocab_size, 7 * step + micro);
+            double l;
+            assert_int_equal(gpt_forward_train(g, idx, tg, 2, T, &l, (uint64_t)step,
+                                               (uint64_t)micro), 0);
+            assert_true(isfinite(l));
+            assert_int_equal(gpt_backward(g, g->grads, micro, 1.0f / 3), 0);
+        }
+        for (size_t i = 0; i < g->nparams; i++) {
+            m[i] = 0.9f * m[i] + g->grads[i];
+            g->params[i] -= 0.05f * m[i];
         }
     }
+    free(m);
+}
+
+static void test_train_two_checkpoints(void **state)
+{
+    (void)state;
+    gpt_shape s = TINY;
+    s.n_layer = 5;
+    s.dropout = 0.25f;
+    gpt *a, *b, *z;
+    an_err err;
+    assert_int_equal(gpt_create_ex(&a, &s, 21, 2, 0, &err), 0);
+    assert_int_equal(gpt_create_ex(&b, &s, 21, 2, 2, &err), 0);
+    assert_int_equal(b->checkpoint, 2);
+    assert_true(b->arena_floats < a->arena_floats);
+    /* Layers 0, 1 | 2, 3, 4: the first segment's layers share places 0 and 1 with layers 2
+     * and 3, masks included; layer 1's output is its own (kept), layer 3's lies in place 1. */
+    assert_ptr_equal(b->la[0].keep_att, b->la[2].keep_att);
+    assert_ptr_equal(b->la[1].keep_mlp, b->la[3].keep_mlp);
+    assert_ptr_not_equal(b->la[2].keep_mlp, b->la[4].keep_mlp);
+    assert_ptr_not_equal(b->la[1].res3, b->la[3].res3);
+    gpt_shape s0 = s;
+    s0.dropout = 0;
+    assert_int_equal(gpt_create_ex(&z, &s0, 21, 2, 2, &err), 0);
     assert_memory_equal(a->params, b->params, a->nparams * sizeof(float));
+    train_run(a, 8);
+    train_run(b, 8);
+    train_run(z, 8);
+    assert_int_equal(memcmp(a->params, b->params, a->nparams * sizeof(float)), 0);
+    assert_true(memcmp(a->params, z->params, a->nparams * sizeof(float)) != 0);
     gpt_free(a);
     gpt_free(b);
+    gpt_free(z);
 }
 
 /* The recipe's arena with dropout (test_gpt's test_memory has the rest by hand): N = 768,
  * C = 128, per layer the masks of B·NH·T² = 196,608 attention weights (49,152 floats) and of
  * two N·C outputs (2 × 24,576); outside the layers the embedding's mask 24,576 and a second
- * T² = 4,096 of scratch. 8,521,984 + 4·98,304 + 28,672 = 8,943,872 floats; with
- * checkpointing one layer's masks: 3,499,264 + 98,304 + 28,672 = 3,626,240. */
+ * T² = 4,096 of scratch. 8,521,984 + 4·98,304 + 28,672 = 8,943,872 floats; with one
+ * checkpoint per layer (K = 4) one layer's masks: 3,499,264 + 98,304 + 28,672 = 3,626,240;
+ * with K = 2 two places' activations and masks (2 · 1,772,544 + 2 · 98,304), one inner
+ * output and two segment outputs (3 · 98,304) and the rest outside the layers (1,431,808 +
+ * 28,672): 5,300,480. */
 static void test_memory_and_bad(void **state)
 {
     (void)state;
     gpt_shape r = {65, 64, 4, 4, 128, 0, GPT_GELU_ERF, 0.2f};
     gpt_memory m = gpt_memory_estimate(&r, 12, 0, 2);
     assert_int_equal(m.activations, (size_t)8943872 * 4);
-    gpt_memory c = gpt_memory_estimate(&r, 12, 1, 2);
+    gpt_memory c = gpt_memory_estimate(&r, 12, 4, 2);
     assert_int_equal(c.activations, (size_t)3626240 * 4);
     assert_int_equal(c.saved, (size_t)(8943872 - 3626240) * 4);
+    gpt_memory c2 = gpt_memory_estimate(&r, 12, 2, 2);
+    assert_int_equal(c2.activations, (size_t)5300480 * 4);
+    assert_int_equal(c2.saved, (size_t)(8943872 - 5300480) * 4);
     gpt *g;
     an_err err;
-    assert_int_equal(gpt_create_ex(&g, &r, 1, 12, 1, &err), 0);
+    assert_int_equal(gpt_create_ex(&g, &r, 1, 12, 4, &err), 0);
     assert_int_equal(g->arena_floats * 4, c.activations);
+    gpt_free(g);
+    assert_int_equal(gpt_create_ex(&g, &r, 1, 12, 2, &err), 0);
+    assert_int_equal(g->arena_floats * 4, c2.activations);
     gpt_free(g);
     const float bad[] = {1.0f, 1.5f, -0.1f, NAN};
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
@@ -411,6 +486,7 @@ int main(void)
         cmocka_unit_test(test_zero_is_old_path),
         cmocka_unit_test(test_masks),
         cmocka_unit_test(test_checkpointing),
+        cmocka_unit_test(test_train_two_checkpoints),
         cmocka_unit_test(test_memory_and_bad),
         cmocka_unit_test(test_generation),
     };

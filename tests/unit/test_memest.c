@@ -92,6 +92,12 @@ static void test_estimate_matches_train_create(void **state)
         "\"features\":256,\"outputs\":256},\"steps\":10,"
         "\"ds_config\":{\"train_batch_size\":64,\"train_micro_batch_size_per_gpu\":4,"
         "\"optimizer\":{\"type\":\"Lamb\",\"params\":{\"lr\":0.001}}}}",
+        /* activations with checkpointing: the arena the model allocates is the smaller one */
+        "{\"model\":{\"type\":\"mlp\",\"inputs\":128,\"hidden\":[512,512,512,512],\"outputs\":4,"
+        "\"dropout\":0.1},\"loss\":\"mse\",\"data\":{\"type\":\"synthetic\",\"task\":\"regression\","
+        "\"samples\":8192,\"features\":128,\"outputs\":4},\"steps\":10,"
+        "\"ds_config\":{\"train_batch_size\":4096,\"optimizer\":{\"type\":\"Lion\",\"params\":{\"lr\":0.0001}},"
+        "\"activation_checkpointing\":{\"number_checkpoints\":5}}}",
     };
     for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
         mem_estimate est;

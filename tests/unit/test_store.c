@@ -373,6 +373,47 @@ static void test_unknown_ids(void **state)
     assert_string_equal(store_strerror(-ENOSPC), "ENOSPC");
 }
 
+/* An uploaded text keeps its vocabulary (schema 8: datasets.vocab); a CSV data set has none.
+ * Migration 7 -> 8 may run again over a database that has the column (idempotent). */
+static void test_dataset_vocab(void **state)
+{
+    fixture *f = *state;
+    an_err e;
+    int64_t num;
+    char id[STORE_ID_LEN];
+    const char *text = "abcab", *vocab = "{\"tokenizer\":\"char\",\"size\":3,\"tokens\":[\"a\",\"b\",\"c\"]}";
+    assert_int_equal(store_upload_open(&f->s, &num, &e), 0);
+    assert_int_equal(store_upload_part(&f->s, num, 0, text, 5, &e), 0);
+    assert_int_equal(store_upload_finish(&f->s, num, "poem", 5, 5, "[]", vocab, id, &e), 0);
+    assert_int_equal(store_upload_open(&f->s, &num, &e), 0);
+    assert_int_equal(store_upload_part(&f->s, num, 0, "a\n1\n", 4, &e), 0);
+    assert_int_equal(store_upload_finish(&f->s, num, "table", 4, 1, "[\"a\"]", NULL, NULL, &e), 0);
+    for (int again = 0; again < 2; again++) {
+        store_dataset d;
+        assert_int_equal(store_dataset_get(&f->s, "poem", &d, &e), 0);
+        assert_string_equal(d.id, id);
+        assert_non_null(d.vocab_json);
+        assert_string_equal(d.vocab_json, vocab);
+        store_dataset_free(&d);
+        assert_null(d.vocab_json);
+        assert_int_equal(store_dataset_get(&f->s, "table", &d, &e), 0);
+        assert_null(d.vocab_json);
+        store_dataset_free(&d);
+        store_dataset *list;
+        size_t n;
+        assert_int_equal(store_dataset_list(&f->s, &list, &n, &e), 0);
+        assert_int_equal(n, 2);
+        assert_string_equal(list[0].vocab_json, vocab);
+        assert_null(list[1].vocab_json);
+        store_dataset_list_free(list, n);
+        /* back to schema 7 with the column in place: reopening migrates again */
+        assert_int_equal(sqlite3_exec(f->s.db, "PRAGMA user_version=7", NULL, NULL, NULL), SQLITE_OK);
+        store_close(&f->s);
+        assert_int_equal(store_open(&f->s, f->path, &e), 0);
+        assert_int_equal(scalar(&f->s, "PRAGMA user_version"), store_schema_version());
+    }
+}
+
 static void test_datasets(void **state)
 {
     fixture *f = *state;
@@ -708,6 +749,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_delete_job_removes_everything, fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_unknown_ids, fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_datasets, fixture_setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_dataset_vocab, fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_two_threads_write_concurrently, fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_open_of_fresh_file, fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_full_database_enospc, fixture_setup, fixture_teardown),

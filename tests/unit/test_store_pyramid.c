@@ -14,6 +14,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "store/retain.h"
 #include "store_fixture.h"
 
 static int64_t scalar(store_t *s, const char *sql)
@@ -385,6 +386,195 @@ static void test_migration_builds(void **state)
     free(md);
 }
 
+/* ---- retention: metrics.full_resolution_steps ---------------------------------------- */
+
+/* Drops job id's old blocks slice by slice until nothing more goes; returns the blocks. */
+static int retain_all(fixture *f, const char *id, int64_t keep)
+{
+    an_err e;
+    int total = 0, dropped;
+    do {
+        assert_int_equal(store_metrics_retain(&f->s, id, keep, 16, &dropped, &e), 0);
+        assert_true(dropped <= 16);
+        total += dropped;
+    } while (dropped == 16);
+    return total;
+}
+
+static void assert_same_series(const store_series *a, const store_series *b)
+{
+    assert_int_equal(a->n, b->n);
+    assert_int_equal(a->n_lr, b->n_lr);
+    for (size_t i = 0; i < a->n; i++) {
+        assert_int_equal(a->step[i], b->step[i]);
+        assert_true(bits_eq(a->loss[i], b->loss[i]));
+        assert_true(bits_eq(a->time[i], b->time[i]));
+        for (int g = 0; g < a->n_lr; g++)
+            assert_true(bits_eq(a->lr[(size_t)g * a->n + i], b->lr[(size_t)g * b->n + i]));
+    }
+}
+
+#define RSTEPS 200000
+#define RKEEP 5000
+
+static void test_retention(void **state)
+{
+    fixture *f = *state;
+    char id[STORE_ID_LEN], all[STORE_ID_LEN];
+    an_err e;
+    assert_int_equal(make_job(&f->s, "retained", NULL, id), 0);
+    assert_int_equal(make_job(&f->s, "every-row", NULL, all), 0);
+    put_range(f, id, 1, RSTEPS, 0, 0, 4096);
+    put_range(f, all, 1, RSTEPS, 0, 0, 4096);
+    int64_t pyr_before = scalar(&f->s, "SELECT count(*) FROM metric_pyramid WHERE job=1");
+    int64_t blocks_before = scalar(&f->s, "SELECT count(*) FROM metric_blocks WHERE job=1");
+
+    /* No checkpoint: everything below the 2048-step bucket holding (last - keep + 1) goes, in
+     * whole blocks; the block that straddles it stays. */
+    int dropped = retain_all(f, id, RKEEP);
+    int64_t cut = (RSTEPS - RKEEP + 1) / 2048 * 2048;
+    int64_t kept = (cut - 1) / 4096 * 4096 + 1; /* blocks of 4096 rows from step 1 */
+    assert_true(dropped > 30);
+    assert_int_equal(scalar(&f->s, "SELECT count(*) FROM metric_blocks WHERE job=1"),
+                     blocks_before - dropped);
+    assert_int_equal(scalar(&f->s, "SELECT min(first_step) FROM metric_blocks WHERE job=1"), kept);
+    assert_int_equal(scalar(&f->s, "SELECT count(*) FROM metric_sums WHERE job=1 AND"
+                                   " first_step < (SELECT min(first_step) FROM metric_blocks"
+                                   " WHERE job=1)"), 0);
+    /* The pyramid is untouched: every level still counts every row. */
+    assert_int_equal(scalar(&f->s, "SELECT count(*) FROM metric_pyramid WHERE job=1"), pyr_before);
+    assert_int_equal(scalar(&f->s, "SELECT count(*) FROM (SELECT level, sum(nrows) AS n FROM"
+                                   " metric_pyramid WHERE job=1 GROUP BY level) WHERE n != 200000"), 0);
+    int64_t count;
+    assert_int_equal(store_metrics_count(&f->s, id, &count, &e), 0);
+    assert_int_equal(count, RSTEPS - kept + 1);
+    assert_int_equal(retain_all(f, id, RKEEP), 0); /* nothing more to drop */
+    assert_int_equal(store_metrics_retain(&f->s, "j_999999", RKEEP, 16, &dropped, &e), -ENOENT);
+    assert_true(store_metrics_retain(&f->s, id, 0, 16, &dropped, &e) < 0);
+    assert_string_equal(e.field, "full_resolution_steps");
+
+    /* The newest RKEEP steps, every one, bit for bit; no summary point among them. */
+    store_series m, ref;
+    assert_int_equal(store_metrics_query(&f->s, id, RSTEPS - RKEEP + 1, -1, 0, &m, &e), 0);
+    assert_int_equal(m.n, RKEEP);
+    for (size_t i = 0; i < m.n; i++) {
+        store_metric r = gen(RSTEPS - RKEEP + 1 + (int64_t)i, 0);
+        assert_point(&m, i, &r);
+    }
+    assert_int_equal(m.full_from, kept);
+    store_series_free(&m);
+
+    /* max_points over the whole range: the pyramid's answer, the same as the job that kept
+     * every row, starting at step 1 with the warm-up's first lr. */
+    assert_int_equal(store_metrics_query(&f->s, id, 0, -1, 200, &m, &e), 0);
+    assert_int_equal(store_metrics_query(&f->s, all, 0, -1, 200, &ref, &e), 0);
+    assert_same_series(&m, &ref);
+    assert_int_equal(m.step[0], 1);
+    double lr0 = 0.001;
+    assert_memory_equal(&m.lr[0], &lr0, 8);
+    assert_int_equal(m.full_from, kept);
+    assert_int_equal(ref.full_from, 0);
+    store_series_free(&m);
+    store_series_free(&ref);
+
+    /* Full resolution over a dropped range: each bucket's points (at most 4 per 2048 steps),
+     * stored rows bit for bit, from step 1 on. */
+    assert_int_equal(store_metrics_query(&f->s, id, 0, 10239, 0, &m, &e), 0);
+    assert_true(m.n >= 5 * 2 && m.n <= 5 * 4);
+    assert_int_equal(m.step[0], 1);
+    assert_int_equal(m.step[m.n - 1], 10239); /* the last of bucket 4 */
+    for (size_t i = 0; i < m.n; i++) {
+        if (i)
+            assert_true(m.step[i] > m.step[i - 1]);
+        store_metric r = gen(m.step[i], 0);
+        assert_point(&m, i, &r);
+    }
+    assert_int_equal(m.full_from, kept);
+    store_series_free(&m);
+    /* A range across the boundary: points below it, then every row. */
+    assert_int_equal(store_metrics_query(&f->s, id, kept - 10000, kept + 999, 0, &m, &e), 0);
+    size_t below = 0;
+    while (below < m.n && m.step[below] < kept)
+        below++;
+    assert_true(below >= 4 && below <= 24);
+    assert_int_equal(m.n - below, 1000);
+    for (size_t i = 0; i < m.n; i++) {
+        store_metric r = gen(m.step[i], 0);
+        assert_point(&m, i, &r);
+        if (i > below)
+            assert_int_equal(m.step[i], m.step[i - 1] + 1);
+    }
+    store_series_free(&m);
+    /* Downsampled across it with more points than a pyramid level gives: at most max_points,
+     * from the range's first point to its last row. */
+    assert_int_equal(store_metrics_query(&f->s, id, kept - 3000, RSTEPS, 400, &m, &e), 0);
+    assert_true(m.n > 100 && m.n <= 400);
+    assert_int_equal(m.step[m.n - 1], RSTEPS);
+    assert_true(m.step[0] >= kept - 3000 && m.step[0] < kept);
+    store_series_free(&m);
+
+    /* The CSV says which lines are summaries; a job with every row has no such column. */
+    char *csv;
+    size_t len;
+    assert_int_equal(store_metrics_csv_buf(&f->s, id, 0, -1, &csv, &len, &e), 0);
+    assert_non_null(strstr(csv, ",grad_norm,time,resolution\n1,"));
+    assert_true(len > 6 && strcmp(csv + len - 6, ",full\n") == 0);
+    char *firstline = strchr(csv, '\n') + 1;
+    char *end = strchr(firstline, '\n');
+    assert_memory_equal(end - 8, ",summary", 8);
+    free(csv);
+    assert_int_equal(store_metrics_csv_buf(&f->s, all, 0, 100, &csv, &len, &e), 0);
+    assert_null(strstr(csv, "resolution"));
+    assert_null(strstr(csv, "summary"));
+    free(csv);
+}
+
+/* The latest checkpoint bounds what is dropped: its row stays, and a rewind to it (a resume)
+ * keeps the pyramid exact. A rewind further back keeps the points it still has. */
+static void test_retention_resume(void **state)
+{
+    fixture *f = *state;
+    char id[STORE_ID_LEN], ref[STORE_ID_LEN];
+    an_err e;
+    assert_int_equal(make_job(&f->s, "retained", NULL, id), 0);
+    assert_int_equal(make_job(&f->s, "reference", NULL, ref), 0);
+    put_range(f, id, 1, 100000, 0, 0, 4096);
+    put_range(f, ref, 1, 30000, 0, 0, 4096);
+    assert_int_equal(store_checkpoint_commit(&f->s, id, 30000, 0.5, "x", 1, 3, NULL, &e), 0);
+    assert_true(retain_all(f, id, 10) > 0);
+    /* Nothing at or after bucket 14 (28672, the checkpoint's) is dropped. */
+    assert_int_equal(scalar(&f->s, "SELECT min(first_step) FROM metric_blocks WHERE job=1"),
+                     24577);
+    store_series m, r;
+    assert_int_equal(store_metrics_query(&f->s, id, 30000, 30000, 0, &m, &e), 0);
+    assert_int_equal(m.n, 1); /* the row a resume takes its job time from */
+    store_series_free(&m);
+    assert_int_equal(store_job_rewind(&f->s, id, 30000, STORE_RUNNING, &e), 0);
+    assert_int_equal(store_metrics_query(&f->s, id, 0, -1, 100, &m, &e), 0);
+    assert_int_equal(store_metrics_query(&f->s, ref, 0, -1, 100, &r, &e), 0);
+    assert_same_series(&m, &r);
+    assert_int_equal(m.step[0], 1);
+    store_series_free(&m);
+    store_series_free(&r);
+    /* Every level counts each of the 30000 rows once, as before the drop. */
+    assert_int_equal(scalar(&f->s, "SELECT count(*) FROM (SELECT level, sum(nrows) AS n FROM"
+                                   " metric_pyramid WHERE job=1 GROUP BY level) WHERE n != 30000"), 0);
+    /* Back to a step whose rows are gone: the points up to it stay, none after it. */
+    assert_int_equal(store_job_rewind(&f->s, id, 5000, STORE_RUNNING, &e), 0);
+    assert_int_equal(store_metrics_query(&f->s, id, 0, -1, 0, &m, &e), 0);
+    assert_true(m.n >= 3);
+    assert_int_equal(m.step[0], 1);
+    for (size_t i = 0; i < m.n; i++) {
+        assert_true(m.step[i] <= 5000);
+        store_metric g = gen(m.step[i], 0);
+        assert_point(&m, i, &g);
+    }
+    assert_int_equal(m.full_from, m.step[m.n - 1] + 1); /* no row left at all */
+    store_series_free(&m);
+    assert_int_equal(scalar(&f->s, "SELECT count(*) FROM metric_pyramid WHERE job=1 AND"
+                                   " bucket << level > 5000"), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -393,6 +583,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_connections_take_turns, fixture_setup,
                                         fixture_teardown),
         cmocka_unit_test_setup_teardown(test_migration_builds, fixture_setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_retention, fixture_setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_retention_resume, fixture_setup, fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -362,13 +362,13 @@ static void test_activation_checkpointing(void **state)
     spec_ds(&s, "", 16, 2, "", 12);
     spec_ds(&c, "", 16, 2, ", \"activation_checkpointing\": {\"partition_activations\": false}",
             12);
-    assert_int_equal(c.act_ckpt, 1);
+    assert_int_equal(c.act_ckpt, 2); /* one per layer */
     assert_int_equal(cJSON_GetArraySize(c.warnings), 1); /* partition_activations: unused */
     an_err e;
     train *a, *b;
     assert_int_equal(train_create(&a, &s, NULL, 0, &e), 0);
     assert_int_equal(train_create(&b, &c, NULL, 0, &e), 0);
-    assert_int_equal(gtrain_model(train_gpt(b))->checkpoint, 1);
+    assert_int_equal(gtrain_model(train_gpt(b))->checkpoint, 2);
     run(a, 12);
     run(b, 12);
     gpt *ga = gtrain_model(train_gpt(a)), *gb = gtrain_model(train_gpt(b));
@@ -423,7 +423,7 @@ static void test_dropout_checkpointing(void **state)
     run(x, 12);
     gpt *ga = gtrain_model(train_gpt(a)), *gb = gtrain_model(train_gpt(b));
     gpt *gy = gtrain_model(train_gpt(y)), *gx = gtrain_model(train_gpt(x));
-    assert_true(ga->s.dropout == 0.2f && gb->checkpoint == 1);
+    assert_true(ga->s.dropout == 0.2f && gb->checkpoint == gb->s.n_layer); /* one a layer */
     assert_memory_equal(ga->params, gb->params, ga->nparams * sizeof(float));
     assert_memory_equal(gy->params, gx->params, gy->nparams * sizeof(float));
     assert_true(memcmp(ga->params, gy->params, ga->nparams * sizeof(float)) != 0);

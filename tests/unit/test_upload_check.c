@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "core/text.h"
 #include "core/upload_check.h"
 
 typedef struct result {
@@ -21,6 +22,7 @@ typedef struct result {
     char cols[256];
     char field[256];
     char message[512];
+    char vocab[512];             /* a text's vocabulary JSON */
 } result;
 
 /* Checks text cut into pieces of `piece` bytes (0: the pieces of `cuts`, a 0-ended list). */
@@ -43,6 +45,13 @@ static result check(int kind, const char *text, size_t len, size_t piece, const 
     cJSON *cols = NULL;
     if (!out.rc)
         out.rc = upload_check_finish(&u, &out.rows, &cols, &e);
+    cJSON *v = out.rc ? NULL : upload_check_vocab(&u);
+    if (v) {
+        char *p = cJSON_PrintUnformatted(v);
+        snprintf(out.vocab, sizeof out.vocab, "%s", p);
+        cJSON_free(p);
+        cJSON_Delete(v);
+    }
     if (cols) {
         char *p = cJSON_PrintUnformatted(cols);
         snprintf(out.cols, sizeof out.cols, "%s", p);
@@ -65,7 +74,8 @@ static result same_for_every_cut(int kind, const char *text)
     for (size_t p = 1; p <= len; p++) {
         result r = check(kind, text, len, p, NULL);
         if (r.rc != whole.rc || r.rows != whole.rows || strcmp(r.cols, whole.cols) ||
-            strcmp(r.field, whole.field) || strcmp(r.message, whole.message))
+            strcmp(r.field, whole.field) || strcmp(r.message, whole.message) ||
+            strcmp(r.vocab, whole.vocab))
             fail_msg("pieces of %zu bytes: rc %d rows %lld '%s' %s: %s\nwhole: rc %d rows %lld "
                      "'%s' %s: %s", p, r.rc, (long long)r.rows, r.cols, r.field, r.message,
                      whole.rc, (long long)whole.rows, whole.cols, whole.field, whole.message);
@@ -128,6 +138,22 @@ static void text_corpus(void **state)
     assert_int_equal(r.rc, 0);
     assert_int_equal(r.rows, 15); /* characters */
     assert_string_equal(r.cols, "[]");
+    /* The vocabulary, whatever the cuts (sequences split between pieces included), is the one
+     * the char tokenizer works out from the whole text. */
+    const char *t = "h\xc3\xa9llo w\xe2\x82\xacrld \xf0\x9f\x98\x80!\n";
+    text_vocab tv;
+    int32_t *tok;
+    size_t ntok;
+    an_err e;
+    assert_int_equal(text_tokenize(t, strlen(t), TEXT_CHAR, 2, "text", &tv, &tok, &ntok, &e), 0);
+    cJSON *j = text_vocab_json(&tv);
+    char *want = cJSON_PrintUnformatted(j);
+    assert_string_equal(r.vocab, want);
+    assert_non_null(strstr(r.vocab, "\"size\":12,"));
+    cJSON_free(want);
+    cJSON_Delete(j);
+    free(tok);
+    text_vocab_free(&tv);
     r = same_for_every_cut(UPLOAD_TEXT, "x");
     assert_int_not_equal(r.rc, 0);
     assert_string_equal(r.field, "text");

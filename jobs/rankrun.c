@@ -1,0 +1,520 @@
+/* rankrun — the run of a multi-rank job (world_size > 1) on a worker.
+ *
+ * The worker starts mpirun with the rank program in a session of its own (jobs/rankproc.c).
+ * Rank 0 connects to the run's Unix socket; the worker sends it the job (spec, data set, the
+ * checkpoint to resume from: core/rankwire.h) and feeds what it sends back — metric batches,
+ * checkpoints, step times — into the writer ring a one-process run uses (jobs/writer.c), so
+ * the daemon stays the only SQLite writer and metrics, events, checkpoints and resume work
+ * alike. A pause, preemption, shutdown or a limit (max_runtime_s, metrics.max_bytes, the free
+ * disk) is forwarded as a checkpointing stop, a cancel as a plain one. The watchdog's
+ * STOP_STALL (a hung rank hangs its peers forever) and a dead rank (mpirun exits, or the
+ * socket closes, without RW_DONE) end the whole session and send the job back to the queue
+ * through the watchdog's restart path (max_restarts). The worker never blocks on the ranks:
+ * it reads the socket without waiting and looks at the run's stop flag every POLL_MS. */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/config_metrics.h"
+#include "core/rankwire.h"
+#include "jobs/admit.h"
+#include "jobs/loader.h"
+#include "jobs/mpirun.h"
+#include "jobs/rankproc.h"
+#include "jobs/rankrun.h"
+#include "jobs/service.h"
+#include "util/log.h"
+#include "util/util.h"
+
+
+#define POLL_MS 50
+#define CONNECT_TIMEOUT_S 120.0 /* mpirun and every rank's MPI_Init */
+#define STOP_TIMEOUT_S 120.0    /* a stop's checkpoint and the ranks' exit */
+#define EXIT_TIMEOUT_S 10.0     /* mpirun's exit after RW_DONE */
+#define MAX_ROWS 4096
+
+typedef struct rrun {
+    wctx *w;
+    rank_procs p;              /* mpirun, its session and the socket's directory */
+    int fd;                    /* rank 0's connection */
+    frame_in in;
+    train_report last;         /* the latest row, for the progress and checkpoints */
+    store_keep keep;
+    int64_t total;
+    int ended;                 /* 1 RW_DONE, 2 RW_FAIL */
+    int bound;                 /* a limit stopped the ranks: 1 max_runtime_s (fails), 2 the
+                                  metrics' bytes or the disk's free space (pauses) */
+    char bound_msg[600];
+    double last_disk;
+    int how;                   /* RW_DONE's enum rw_end */
+    char err[900];
+    rw_metric rows[MAX_ROWS];
+    double last_flush, last_wake;
+} rrun;
+
+/* ---- what rank 0 sends ---- */
+
+static void publish(rrun *r)
+{
+    wctx *w = r->w;
+    job_snap *s = &w->run->snap;
+    double now = util_now();
+    uv_mutex_lock(&w->run->mu);
+    s->step = r->last.step;
+    s->epoch = r->last.epoch;
+    s->total_steps = r->total;
+    s->loss = r->last.loss;
+    s->n_lr = r->last.ngroups < STORE_MAX_LR ? r->last.ngroups : STORE_MAX_LR;
+    for (int g = 0; g < s->n_lr; g++)
+        s->lr[g] = r->last.lr[g];
+    double rate = pace_rate(&w->pace, now, r->last.step);
+    if (rate > 0) {
+        w->samples_per_sec = rate * (double)w->batch_samples;
+        s->samples_per_sec = w->samples_per_sec;
+        s->eta_s = (double)(r->total - r->last.step) / rate;
+    }
+    uv_mutex_unlock(&w->run->mu);
+    pace_tick(&w->pace, now, r->last.step);
+    if (now - r->last_wake >= WAKE_INTERVAL_S) {
+        jobs_wake(w->jobs);
+        r->last_wake = now;
+    }
+}
+
+static int on_metrics(rrun *r, const unsigned char *p, size_t len, an_err *e)
+{
+    wctx *w = r->w;
+    size_t n;
+    if (rw_metrics_decode(p, len, r->rows, MAX_ROWS, &n))
+        return an_failc(e, -EPROTO, "", "rank 0 sent a malformed metric batch");
+    double wall = (double)time(NULL);
+    for (size_t i = 0; i < n; i++) {
+        const rw_metric *m = &r->rows[i];
+        if (w->nbatch == METRIC_BATCH) {
+            int rc = wctx_flush(w, &r->last, e);
+            if (rc)
+                return rc;
+            r->last_flush = util_now();
+        }
+        store_metric *s = &w->batch[w->nbatch++];
+        s->step = m->step;
+        s->loss = m->loss;
+        s->n_lr = m->n_lr < STORE_MAX_LR ? m->n_lr : STORE_MAX_LR;
+        memcpy(s->lr, m->lr, sizeof(double) * (size_t)s->n_lr);
+        s->grad_norm = m->grad_norm;
+        s->time = w->time_base + m->time; /* the ranks' clock: each step's own time */
+        s->wall = wall;
+        w->nstamped = w->nbatch;
+        w->t_last = s->time;
+        if (m->has_val) {
+            store_val_metric *v = &w->vbatch[w->nval++];
+            v->step = m->step;
+            v->val_loss = m->val_loss;
+            v->val_acc = m->val_acc;
+            uv_mutex_lock(&w->run->mu);
+            w->run->snap.val_step = m->step;
+            w->run->snap.val_loss = m->val_loss;
+            w->run->snap.val_acc = m->val_acc;
+            uv_mutex_unlock(&w->run->mu);
+        }
+        r->last.step = m->step;
+        r->last.epoch = m->epoch;
+        r->last.loss = m->loss;
+        r->last.grad_norm = m->grad_norm;
+        r->last.ngroups = s->n_lr;
+        memcpy(r->last.lr, m->lr, sizeof(double) * (size_t)s->n_lr);
+    }
+    if (n)
+        publish(r);
+    return 0;
+}
+
+/* One frame from rank 0 (f->buf is consumed). */
+static int on_frame(rrun *r, frame_in *f, an_err *e)
+{
+    wctx *w = r->w;
+    unsigned char *buf = f->buf;
+    f->buf = NULL;
+    int rc = 0;
+    switch (f->type) {
+    case RW_START: {
+        int64_t done, total;
+        if (rw_start_decode(buf, f->len, &done, &total)) {
+            rc = an_failc(e, -EPROTO, "", "rank 0 sent a malformed start");
+            break;
+        }
+        r->total = total;
+        r->last.step = done;
+        uv_mutex_lock(&w->run->mu);
+        w->run->snap.total_steps = total;
+        w->run->snap.step = done;
+        uv_mutex_unlock(&w->run->mu);
+        break;
+    }
+    case RW_METRICS:
+        rc = on_metrics(r, buf, f->len, e);
+        break;
+    case RW_CKPT: {
+        int64_t step;
+        double loss;
+        const unsigned char *blob;
+        size_t blen;
+        if (rw_ckpt_decode(buf, f->len, &step, &loss, &blob, &blen) || step != r->last.step) {
+            rc = an_failc(e, -EPROTO, "", "rank 0 sent a checkpoint out of step");
+            break;
+        }
+        memmove(buf, blob, blen); /* the writer frees what it is given */
+        rc = wctx_checkpoint_blob(w, buf, blen, step, &r->last, &r->keep, 0, e);
+        buf = NULL;
+        r->last_flush = util_now();
+        break;
+    }
+    case RW_RANKMS: {
+        double ms[RW_MAX_RANKS];
+        int n;
+        if (rw_rankms_decode(buf, f->len, ms, RW_MAX_RANKS, &n)) {
+            rc = an_failc(e, -EPROTO, "", "rank 0 sent malformed step times");
+            break;
+        }
+        uv_mutex_lock(&w->run->mu);
+        w->run->snap.n_rank_ms = n;
+        memcpy(w->run->snap.rank_step_ms, ms, sizeof(double) * (size_t)n);
+        uv_mutex_unlock(&w->run->mu);
+        break;
+    }
+    case RW_DONE:
+        if (rw_done_decode(buf, f->len, &r->how))
+            rc = an_failc(e, -EPROTO, "", "rank 0 sent a malformed end");
+        else
+            r->ended = 1;
+        break;
+    case RW_FAIL:
+        snprintf(r->err, sizeof r->err, "%.*s", (int)(f->len < 800 ? f->len : 800), buf);
+        r->ended = 2;
+        break;
+    default:
+        rc = an_failc(e, -EPROTO, "", "rank 0 sent a frame of type %d", f->type);
+    }
+    free(buf);
+    return rc;
+}
+
+/* ---- the job ---- */
+
+/* The newest checkpoint that reads back (a corrupt one is skipped for the one before it), or
+ * for a new job with resume_from the named job's (weights only: *kind 1). The stored history
+ * is rewound to it. */
+static int pick_resume(wctx *w, const store_job *row, const job_spec *spec, void **blob,
+                       size_t *len, int *kind, int64_t *step, an_err *e)
+{
+    *blob = NULL, *len = 0, *kind = 0, *step = 0;
+    store_checkpoint_info *list = NULL;
+    size_t n = 0;
+    int rc = store_checkpoint_list(&w->store, row->id, &list, &n, e);
+    for (size_t i = n; rc == 0 && i-- > 0;) {
+        rc = store_checkpoint_read(&w->store, row->id, list[i].step, blob, len, NULL, e);
+        if (rc == 0) {
+            *step = list[i].step;
+            break;
+        }
+        if (rc == -EPROTO) {
+            util_log(LOG_ERROR, "job %s: the checkpoint at step %" PRId64 " is unusable (%s)",
+                     row->id, list[i].step, e->message);
+            rc = 0;
+        }
+    }
+    free(list);
+    if (rc == 0)
+        rc = store_job_rewind(&w->store, row->id, *step, STORE_RUNNING, e);
+    if (rc == 0 && *step == 0 && spec->resume_job[0]) {
+        int64_t at = spec->resume_step;
+        rc = store_checkpoint_read(&w->store, spec->resume_job, at < 0 ? -1 : at, blob, len,
+                                   NULL, e);
+        *kind = 1;
+        if (rc == -ENOENT)
+            an_fail(e, "resume_from", "job %s has no checkpoint%s to start from",
+                    spec->resume_job, at < 0 ? "" : " at that step");
+    }
+    w->time_base = 0;
+    if (rc == 0 && *step > 0) {
+        store_series ser;
+        memset(&ser, 0, sizeof ser);
+        if (store_metrics_query(&w->store, row->id, *step, *step, 0, &ser, NULL) == 0 && ser.n)
+            w->time_base = ser.time[ser.n - 1];
+        store_series_free(&ser);
+    }
+    return rc;
+}
+
+/* Sends rank 0 the job; the blob is freed. */
+static int send_job(rrun *r, const store_job *row, const char *csv, size_t csv_len, void *blob,
+                    size_t len, int kind)
+{
+    unsigned char k = (unsigned char)kind;
+    int rc = rankproc_send(r->fd, RW_SPEC, row->spec_json, strlen(row->spec_json), NULL, 0);
+    if (!rc)
+        rc = rankproc_send(r->fd, RW_DATA, csv, csv_len, NULL, 0);
+    if (!rc)
+        rc = rankproc_send(r->fd, RW_RESUME, &k, 1, blob, len);
+    free(blob);
+    return rc;
+}
+
+/* The limits a one-process run keeps between steps (jobs/jobrun.c), kept here between
+ * frames: 0, or r->bound with its message. */
+static int check_bounds(rrun *r, const job_spec *spec, int64_t row_limit)
+{
+    wctx *w = r->w;
+    double now = util_now(), ran = w->time_base + (now - w->t0);
+    if (spec->sched.max_runtime_s > 0 && ran >= spec->sched.max_runtime_s &&
+        r->last.step < r->total) {
+        snprintf(r->bound_msg, sizeof r->bound_msg, "max_runtime: the job trained for %.3f s "
+                 "in total, its max_runtime_s is %.6g; checkpointed at the step its ranks were "
+                 "at", ran, spec->sched.max_runtime_s);
+        return 1;
+    }
+    if (row_limit > 0 && r->last.step >= row_limit) {
+        snprintf(r->bound_msg, sizeof r->bound_msg, "metrics.max_bytes: the job's metrics "
+                 "reached %" PRId64 " rows, as many as its %" PRId64 " bytes allow; paused with "
+                 "every checkpoint and row kept. To train on, submit a job with resume_from "
+                 "this one and a larger metrics.max_bytes", r->last.step,
+                 spec->metrics_max_bytes);
+        return 2;
+    }
+    if (now - r->last_disk >= DISK_CHECK_S) {
+        r->last_disk = now;
+        if (admit_disk_low(w->jobs->d->opts, r->bound_msg, sizeof r->bound_msg))
+            return 2;
+    }
+    return 0;
+}
+
+static store_job_state stopped_state(int stop)
+{
+    return stop == STOP_CANCEL ? STORE_CANCELLED : stop == STOP_PAUSE ? STORE_PAUSED
+                                                                      : STORE_QUEUED;
+}
+
+/* A rank died or hung: the session is ended and the job goes back to the queue through the
+ * watchdog's restart path (counted against max_restarts), unless a stop asked for another end. */
+static store_job_state crashed(rrun *r, const char *what)
+{
+    wctx *w = r->w;
+    rankproc_end(&r->p);
+    char tail[600];
+    rankproc_tail(&r->p, tail, sizeof tail);
+    int expected = STOP_NONE;
+    atomic_compare_exchange_strong(&w->run->stop, &expected, STOP_STALL);
+    int stop = atomic_load(&w->run->stop);
+    util_log(LOG_WARN, "job %s: %s (mpirun %s %d)%s%s; %s", w->run->id, what,
+             WIFSIGNALED(r->p.status) ? "killed by signal" : "exit status",
+             WIFSIGNALED(r->p.status) ? WTERMSIG(r->p.status) : WEXITSTATUS(r->p.status),
+             tail[0] ? ": " : "", tail,
+             stop == STOP_STALL ? "back to the queue to resume from its latest checkpoint"
+                                : "stopped as asked");
+    return stop == STOP_STALL ? STORE_QUEUED : stopped_state(stop);
+}
+
+store_job_state rankrun(wctx *w, const store_job *row, const job_spec *spec, char *err,
+                        size_t errsz)
+{
+    rrun *r = calloc(1, sizeof *r);
+    err[0] = 0;
+    if (!r) {
+        snprintf(err, errsz, "out of memory for the ranks' run");
+        return STORE_FAILED;
+    }
+    r->w = w;
+    r->p.lfd = r->fd = -1;
+    r->keep = (store_keep){.keep_last = spec->ckpt_keep_last, .best_k = spec->keep_best.k,
+                           .best_metric = spec->keep_best.metric,
+                           .best_max = spec->keep_best.maximize};
+    r->last.loss = NAN;
+    store_job_state st = STORE_FAILED;
+    an_err e;
+    an_err_clear(&e);
+    char *csv = NULL;
+    size_t csv_len = 0;
+    void *blob = NULL;
+    size_t blen = 0;
+    int kind = 0;
+    int64_t step = 0;
+    int rc = loader_data(&w->store, spec, &csv, &csv_len, &e);
+    if (!rc)
+        rc = pick_resume(w, row, spec, &blob, &blen, &kind, &step, &e);
+    if (rc) {
+        snprintf(err, errsz, "%s%s%s", e.field, e.field[0] ? ": " : "", e.message);
+        st = rc == -ENOSPC ? STORE_PAUSED : STORE_FAILED;
+        goto out;
+    }
+    if ((rc = rankproc_socket(&r->p))) {
+        snprintf(err, errsz, "world_size: cannot make the ranks' socket: %s", strerror(-rc));
+        goto out;
+    }
+    if (rankproc_spawn(&r->p, w->jobs->d->opts, spec->world_size, row->id, err, errsz))
+        goto out;
+
+    w->t0 = util_now();
+    w->first_step = step;
+    w->batch_samples = spec->train_batch_size;
+    w->full_res = spec->metrics_full_res;
+    w->samples_per_sec = NAN;
+    memset(&w->pace, 0, sizeof w->pace);
+    pace_add(&w->pace, w->t0, step);
+    w->nstamped = w->nbatch = w->nval = w->nev = 0; /* no fp16 events: gpt runs one rank */
+    w->batch = w->slot[w->wr.head].batch;
+    w->vbatch = w->slot[w->wr.head].vbatch;
+    w->ev = w->slot[w->wr.head].ev;
+    w->wr.rc = 0;
+    w->t_last = w->time_base;
+    r->last.step = step;
+    r->last_flush = w->t0;
+    uv_mutex_lock(&w->run->mu);
+    w->run->snap.started = 1; /* the watchdog looks from here: a rank hung in MPI_Init too */
+    w->run->snap.step = step;
+    w->run->snap.world_size = spec->world_size;
+    uv_mutex_unlock(&w->run->mu);
+    jobs_wake(w->jobs);
+
+    /* Rank 0 connects. */
+    double since = util_now();
+    while (r->fd < 0) {
+        int stop = atomic_load(&w->run->stop);
+        if (stop != STOP_NONE) {
+            rankproc_end(&r->p);
+            st = stopped_state(stop);
+            goto out;
+        }
+        if (rankproc_reap(&r->p, 0)) {
+            /* mpirun itself failed (hosts, installation): a restart would fail alike */
+            char tail[600];
+            rankproc_tail(&r->p, tail, sizeof tail);
+            snprintf(err, errsz, "world_size: mpirun ended (%s %d) before rank 0 connected%s%s",
+                     WIFSIGNALED(r->p.status) ? "signal" : "exit status",
+                     WIFSIGNALED(r->p.status) ? WTERMSIG(r->p.status) : WEXITSTATUS(r->p.status),
+                     tail[0] ? ": " : "", tail);
+            rankproc_end(&r->p);
+            goto out;
+        }
+        if (util_now() - since > CONNECT_TIMEOUT_S) {
+            st = crashed(r, "rank 0 did not connect in time");
+            goto out;
+        }
+        struct pollfd pf = {r->p.lfd, POLLIN, 0};
+        if (poll(&pf, 1, POLL_MS) > 0)
+            r->fd = accept4(r->p.lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    }
+    rc = send_job(r, row, csv, csv_len, blob, blen, kind);
+    blob = NULL;
+    if (rc) {
+        st = crashed(r, "rank 0 did not take the job");
+        goto out;
+    }
+
+    int sent = STOP_NONE;
+    double stop_at = 0;
+    int64_t row_limit = cfg_metrics_row_limit(spec->metrics_max_bytes, spec->ngroups + 1);
+    r->last_disk = util_now();
+    for (;;) {
+        if (!r->bound)
+            r->bound = check_bounds(r, spec, row_limit);
+        int stop = atomic_load(&w->run->stop);
+        if (stop == STOP_NONE && r->bound)
+            stop = STOP_PAUSE; /* the ranks checkpoint and exit; the end says why */
+        if (stop == STOP_STALL) {
+            rankproc_end(&r->p);
+            util_log(LOG_WARN, "job %s: ended its %d ranks for the restart", row->id,
+                     spec->world_size);
+            st = STORE_QUEUED;
+            break;
+        }
+        if (stop != STOP_NONE && stop != sent && sent != STOP_CANCEL) {
+            unsigned char how = stop == STOP_CANCEL ? RW_STOP_CANCEL : RW_STOP_PAUSE;
+            rankproc_send(r->fd, RW_STOP, &how, 1, NULL, 0); /* a dead rank 0 shows below */
+            sent = stop;
+            stop_at = util_now();
+        }
+        if (sent != STOP_NONE && util_now() - stop_at > STOP_TIMEOUT_S) {
+            st = crashed(r, "the ranks did not stop in time");
+            break;
+        }
+        struct pollfd pf = {r->fd, POLLIN, 0};
+        poll(&pf, 1, POLL_MS);
+        /* read what is there; once mpirun is gone, once more: what rank 0 sent before it
+         * exited (its RW_DONE) may have come after the first read */
+        int frc = 0, gone = 0;
+        for (int pass = 0; pass < 2 && !rc && !r->ended && (pass == 0 || gone); pass++) {
+            while (!r->ended && (frc = rankproc_read(r->fd, &r->in)) == 1)
+                if ((rc = on_frame(r, &r->in, &e)))
+                    break;
+            gone = gone || rankproc_reap(&r->p, 0);
+        }
+        if (rc) {
+            snprintf(err, errsz, "%s", e.message);
+            rankproc_end(&r->p);
+            st = rc == -ENOSPC ? STORE_PAUSED : STORE_FAILED;
+            break;
+        }
+        if (r->ended)
+            break;
+        if (frc < 0 || gone) {
+            st = crashed(r, frc == -EPROTO ? "rank 0 sent a malformed frame"
+                                           : "a rank died");
+            break;
+        }
+        if (w->nbatch && util_now() - r->last_flush >= METRIC_FLUSH_S) {
+            if ((rc = wctx_flush(w, &r->last, &e))) {
+                snprintf(err, errsz, "writing metrics: %s", e.message);
+                rankproc_end(&r->p);
+                st = rc == -ENOSPC ? STORE_PAUSED : STORE_FAILED;
+                break;
+            }
+            r->last_flush = util_now();
+        }
+    }
+    if (r->ended) {
+        double t = util_now();
+        while (!rankproc_reap(&r->p, 0) && util_now() - t < EXIT_TIMEOUT_S)
+            uv_sleep(10);
+        rankproc_end(&r->p); /* strays, and mpirun itself if it did not exit */
+        int stop = atomic_load(&w->run->stop);
+        if (r->ended == 2)
+            st = STORE_FAILED;
+        else if (r->how == RW_END_COMPLETED)
+            st = STORE_COMPLETED;
+        else if (r->bound && stop != STOP_CANCEL) {
+            st = r->bound == 1 ? STORE_FAILED : STORE_PAUSED;
+            snprintf(err, errsz, "%s", r->bound_msg);
+        } else
+            st = stopped_state(stop);
+    }
+    if (st == STORE_FAILED && !err[0])
+        snprintf(err, errsz, "%s", r->err[0] ? r->err : "the ranks failed");
+    if (w->nbatch && st != STORE_FAILED)
+        wctx_flush(w, &r->last, &e);
+    if ((rc = wctx_drain(w, &e)) && st != STORE_FAILED) {
+        snprintf(err, errsz, "writing %s at step %" PRId64 ": %s", w->fail_what, w->fail_step,
+                 e.message);
+        st = rc == -ENOSPC ? STORE_PAUSED : STORE_FAILED;
+    }
+    publish(r);
+out:
+    if (r->p.pid > 0)
+        rankproc_end(&r->p);
+    free(blob);
+    free(csv);
+    rankproc_cleanup(&r->p);
+    if (r->fd >= 0)
+        close(r->fd);
+    free(r->in.buf);
+    free(r);
+    return st;
+}

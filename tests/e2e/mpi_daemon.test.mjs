@@ -1,0 +1,213 @@
+// End-to-end tests of jobs of several ranks run by the daemon itself (jobs/rankrun.c): a
+// world_size 2 job submitted over HTTP runs under mpirun to `completed` with metrics and
+// weights identical to the same job at world_size 1; a paused and resumed job, a job whose
+// rank is killed with SIGKILL and one whose rank is stopped with SIGSTOP (the stall watchdog)
+// all finish identical to an uninterrupted run; the job object shows world_size and each
+// rank's step time.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {spawnSync} from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { BIN, api, withDaemon, startDaemon, waitJob, waitFor, tmpDir, removeDir } from './lib.mjs';
+
+const RANK = path.join(path.dirname(BIN), 'anneald-rank');
+const have = spawnSync('sh', ['-c', 'command -v mpirun'], {encoding: 'utf8'}).status === 0 && fs.existsSync(RANK);
+const skip = !have && 'mpirun or anneald-rank missing';
+
+// Same global batch (train_batch_size 16) at every world size: gas = 4 / W.
+const job = (W, over = {}) => ({
+  name: `w${W}`, seed: 11,
+  model: {type: 'mlp', inputs: 4, hidden: [16, 8], outputs: 3, activation: 'gelu'},
+  loss: 'cross_entropy', data: {type: 'builtin', name: 'iris'}, steps: 60, world_size: W, ...over,
+  ds_config: {train_micro_batch_size_per_gpu: 4, gradient_accumulation_steps: 4 / W, gradient_clipping: 0.3,
+    optimizer: {type: 'AdamW', params: {lr: 0.02, weight_decay: 0.01}},
+    scheduler: {type: 'WarmupLR', params: {warmup_min_lr: 0, warmup_max_lr: 0.02, warmup_num_steps: 5}},
+    ...(over.ds_config || {})},
+});
+
+async function submit(url, spec) {
+  const r = await api(url, 'POST', '/v1/jobs', spec);
+  assert.equal(r.status, 201, r.text);
+  return r.json.id;
+}
+
+// Loss, lr and grad_norm of every step (time differs from run to run) and the final weights.
+async function result(url, id) {
+  const m = (await api(url, 'GET', `/v1/jobs/${id}/metrics`)).json;
+  const w = (await api(url, 'GET', `/v1/jobs/${id}/weights`)).json;
+  return {step: m.step, loss: m.loss, lr: m.lr, grad_norm: m.grad_norm, weights: JSON.stringify(w.tensors), wstep: w.step};
+}
+
+async function reference(url, over = {}) {
+  const id = await submit(url, job(1, over));
+  await waitJob(url, id, (j) => j.state === 'completed', 60000);
+  return result(url, id);
+}
+
+test('a world_size 2 job runs under mpirun to completed, identical to world_size 1', {skip}, async () => {
+  await withDaemon({}, async (d) => {
+    const ref = await reference(d.url);
+    assert.equal(ref.step.length, 60);
+    const id = await submit(d.url, job(2));
+    const j = await waitJob(d.url, id, (x) => x.state === 'completed', 90000);
+    assert.equal(j.world_size, 2);
+    assert.equal(j.step, 60);
+    assert.equal(j.last_checkpoint_step, 60);
+    assert.equal(j.rank_step_ms, null); // only while it runs
+    assert.deepEqual(await result(d.url, id), ref);
+    // ...and a different seed differs: the comparison can fail
+    const other = await submit(d.url, job(2, {seed: 12}));
+    await waitJob(d.url, other, (x) => x.state === 'completed', 90000);
+    assert.notDeepEqual((await result(d.url, other)).loss, ref.loss);
+    assert.match(d.log(), /job j_\d+: started \S*mpirun -np 2/);
+    if (process.getuid && process.getuid() === 0) assert.match(d.log(), /OMPI_ALLOW_RUN_AS_ROOT=1/);
+  });
+});
+
+// The processes of a daemon's job: mpirun (a child of the daemon) and the ranks of its session.
+function ranksOf(daemonPid) {
+  const ps = spawnSync('ps', ['-eo', 'pid=,ppid=,sid=,args='], {encoding: 'utf8'}).stdout.trim().split('\n')
+    .map((l) => l.trim().split(/\s+/)).map(([pid, ppid, sid, ...args]) => ({pid: +pid, ppid: +ppid, sid: +sid, args: args.join(' ')}));
+  const mpirun = ps.find((p) => p.ppid === daemonPid && /mpirun/.test(p.args));
+  if (!mpirun) return [];
+  return ps.filter((p) => p.sid === mpirun.pid && p.pid !== mpirun.pid && /anneald-rank --job/.test(p.args)).map((p) => p.pid);
+}
+
+// A run long enough to act on while it trains (a few seconds at W = 2 on two cores).
+const LONG = {steps: 20000, checkpoint: {every_steps: 2000, keep_last: 3}};
+
+test('pause and resume of a world_size 2 job: bit for bit; the running job shows each rank\'s step time', {skip}, async () => {
+  await withDaemon({}, async (d) => {
+    const ref = await reference(d.url, LONG);
+    const id = await submit(d.url, job(2, LONG));
+    const run = await waitJob(d.url, id, (x) => x.state === 'running' && Array.isArray(x.rank_step_ms) && x.step > 0, 60000);
+    assert.equal(run.world_size, 2);
+    assert.equal(run.rank_step_ms.length, 2);
+    for (const ms of run.rank_step_ms) assert.ok(ms > 0, JSON.stringify(run.rank_step_ms));
+    const prom = (await api(d.url, 'GET', '/metrics')).text;
+    assert.match(prom, new RegExp(`anneald_job_world_size\\{job="${id}"\\} 2`));
+    assert.match(prom, new RegExp(`anneald_job_rank_step_ms\\{job="${id}",rank="1"\\} [\\d.e+-]+`));
+    const p = await api(d.url, 'POST', `/v1/jobs/${id}/pause`);
+    assert.ok(p.status === 200 || p.status === 202, p.text);
+    const paused = await waitJob(d.url, id, (x) => x.state === 'paused', 60000);
+    assert.ok(paused.step > 0 && paused.step < 20000, `paused at ${paused.step}`);
+    assert.equal(paused.last_checkpoint_step, paused.step); // the pause checkpointed
+    await waitFor(() => ranksOf(d.proc.pid).length === 0, {what: 'the ranks to exit'});
+    const r = await api(d.url, 'POST', `/v1/jobs/${id}/resume`);
+    assert.ok(r.status === 200 || r.status === 202, r.text);
+    await waitJob(d.url, id, (x) => x.state === 'completed', 90000);
+    assert.deepEqual(await result(d.url, id), ref);
+    // a cancel ends the ranks without a checkpoint
+    const c = await submit(d.url, job(2, LONG));
+    await waitJob(d.url, c, (x) => x.state === 'running' && x.step > 0, 60000);
+    await api(d.url, 'POST', `/v1/jobs/${c}/cancel`);
+    await waitJob(d.url, c, (x) => x.state === 'cancelled', 60000);
+    await waitFor(() => ranksOf(d.proc.pid).length === 0, {what: 'the ranks to exit'});
+  });
+});
+
+test('kill -9 of one rank: the job goes back to the queue and finishes identical to an uninterrupted run', {skip}, async () => {
+  await withDaemon({}, async (d) => {
+    const ref = await reference(d.url, LONG);
+    const id = await submit(d.url, job(2, LONG));
+    await waitJob(d.url, id, (x) => x.state === 'running' && x.last_checkpoint_step >= 2000, 60000);
+    const pids = await waitFor(() => { const p = ranksOf(d.proc.pid); return p.length === 2 && p; }, {what: 'two ranks'});
+    process.kill(pids[1], 'SIGKILL');
+    const j = await waitJob(d.url, id, (x) => x.state === 'completed', 120000);
+    assert.equal(j.restarts, 0); // the run that finished is a new one; its count is in the log
+    assert.match(d.log(), new RegExp(`job ${id}: a rank died .*back to the queue`));
+    assert.match(d.log(), new RegExp(`job ${id} queued for restart 1`));
+    assert.deepEqual(await result(d.url, id), ref);
+  });
+});
+
+test('SIGSTOP of one rank: the stall watchdog ends the ranks and the job restarts from its checkpoint', {skip}, async () => {
+  await withDaemon({}, async (d) => {
+    const ref = await reference(d.url, LONG);
+    const id = await submit(d.url, job(2, {...LONG, stall_timeout_s: 1.5, max_restarts: 2}));
+    await waitJob(d.url, id, (x) => x.state === 'running' && x.last_checkpoint_step >= 2000, 60000);
+    const pids = await waitFor(() => { const p = ranksOf(d.proc.pid); return p.length === 2 && p; }, {what: 'two ranks'});
+    process.kill(pids[0], 'SIGSTOP');
+    await waitFor(() => /made no step for/.test(d.log()), {timeoutMs: 30000, what: 'the watchdog'});
+    await waitFor(() => { const p = ranksOf(d.proc.pid); return !p.includes(pids[0]); }, {what: 'the stopped rank to be ended'});
+    await waitJob(d.url, id, (x) => x.state === 'completed', 120000);
+    assert.match(d.log(), new RegExp(`job ${id} queued for restart 1 of 2`));
+    assert.deepEqual(await result(d.url, id), ref);
+  });
+});
+
+test('SIGTERM of the daemon: the ranks checkpoint and exit, the job resumes at the next start and finishes identical', {skip}, async () => {
+  const dir = tmpDir();
+  try {
+    let ref;
+    await withDaemon({dir}, async (d) => { ref = await reference(d.url, LONG); });
+    const d = await startDaemon({dir});
+    const id = await submit(d.url, job(2, LONG));
+    await waitJob(d.url, id, (x) => x.state === 'running' && x.step > 0, 60000);
+    const pids = await waitFor(() => { const p = ranksOf(d.proc.pid); return p.length === 2 && p; }, {what: 'two ranks'});
+    const ex = await d.stop();
+    assert.equal(ex.code, 0, d.stderr().slice(-3000));
+    for (const pid of pids) assert.throws(() => process.kill(pid, 0), /ESRCH/, `rank ${pid} outlived the daemon`);
+    await withDaemon({dir}, async (d2) => {
+      const q = (await api(d2.url, 'GET', `/v1/jobs/${id}`)).json;
+      assert.ok(q.last_checkpoint_step > 0, JSON.stringify(q)); // checkpointed at the stop
+      await waitJob(d2.url, id, (x) => x.state === 'completed', 120000);
+      assert.deepEqual(await result(d2.url, id), ref);
+    });
+  } finally {
+    removeDir(dir);
+  }
+});
+
+test('world_size 4 on two cores (oversubscribed) equals world_size 1', {skip}, async () => {
+  await withDaemon({}, async (d) => {
+    const ref = await reference(d.url, {steps: 200});
+    const id = await submit(d.url, job(4, {steps: 200, ds_config: {zero_optimization: {stage: 1}}}));
+    const j = await waitJob(d.url, id, (x) => x.state === 'completed', 120000);
+    assert.equal(j.world_size, 4);
+    assert.deepEqual(await result(d.url, id), ref);
+  });
+});
+
+test('a gpt job of several ranks is refused at submit, naming world_size', {skip}, async () => {
+  await withDaemon({}, async (d) => {
+    const r = await api(d.url, 'POST', '/v1/jobs', {
+      model: {type: 'gpt', vocab_size: 65, block_size: 16, n_layer: 1, n_head: 2, n_embd: 16},
+      data: {type: 'builtin', name: 'tinyshakespeare'}, steps: 5, world_size: 2,
+      ds_config: {train_micro_batch_size_per_gpu: 2, gradient_accumulation_steps: 1,
+        optimizer: {type: 'AdamW', params: {lr: 0.001}}}});
+    assert.equal(r.status, 422, r.text);
+    assert.equal(r.json.error.field, 'world_size');
+    assert.match(r.json.error.message, /a gpt model trains on one rank only/);
+  });
+});
+
+test('max_runtime_s holds for a job of several ranks: checkpointed, then failed with max_runtime', {skip}, async () => {
+  await withDaemon({}, async (d) => {
+    const id = await submit(d.url, job(2, {steps: 2000000, max_runtime_s: 1.5}));
+    const j = await waitJob(d.url, id, (x) => x.state === 'failed', 60000).catch(async () => (await api(d.url, 'GET', `/v1/jobs/${id}`)).json);
+    assert.equal(j.state, 'failed', JSON.stringify(j));
+    assert.match(j.error, /^max_runtime: the job trained for [\d.]+ s in total, its max_runtime_s is 1\.5/);
+    assert.ok(j.last_checkpoint_step > 0 && j.last_checkpoint_step === j.step, JSON.stringify(j));
+    await waitFor(() => ranksOf(d.proc.pid).length === 0, {what: 'the ranks to exit'});
+  });
+});
+
+test('resume_from at world_size 2 starts from the other job\'s weights, as at world_size 1', {skip}, async () => {
+  await withDaemon({}, async (d) => {
+    const base = await submit(d.url, job(1, {steps: 40}));
+    await waitJob(d.url, base, (x) => x.state === 'completed', 60000);
+    const over = {steps: 30, resume_from: {job: base}, ds_config: {optimizer: {type: 'SGD', params: {lr: 0.05, momentum: 0.9}}}};
+    const one = await submit(d.url, job(1, over));
+    await waitJob(d.url, one, (x) => x.state === 'completed', 60000);
+    const two = await submit(d.url, job(2, over));
+    await waitJob(d.url, two, (x) => x.state === 'completed', 90000);
+    const a = await result(d.url, one), b = await result(d.url, two);
+    assert.deepEqual(b, a);
+    // not the weights a fresh start gives
+    const fresh = await submit(d.url, job(2, {...over, resume_from: undefined}));
+    await waitJob(d.url, fresh, (x) => x.state === 'completed', 90000);
+    assert.notDeepEqual((await result(d.url, fresh)).loss, a.loss);
+  });
+});
