@@ -16,228 +16,8 @@
 #include <string.h>
 
 #include "store/internal.h"
+#include "store/pyrtab.h"
 #include "util/util.h"
-
-/* One bucket: its rows (first, last, smallest loss, largest loss), lr groups beyond a row's
- * own read NaN. nrows 0 = empty. */
-typedef struct pyr_ent {
-    int64_t bucket;
-    int64_t nrows;
-    int ng;
-    st_row r[4];
-} pyr_ent;
-
-enum { R_FIRST = 0, R_LAST, R_LO, R_HI };
-
-/* The entry of each level an append of this connection stored last (the open bucket that the
- * next append merges into), so that a run's appends, which come in step order, read no
- * entry back from SQLite. Valid only for the job `num` while appends continue at
- * last_step + 1: any other append (another connection's in between, a resume from an
- * earlier step), a rebuild, a cut or a rolled-back transaction starts it over. */
-typedef struct pyr_cache {
-    int64_t num;                   /* 0: empty */
-    int64_t last_step;
-    unsigned char have[ST_PYR_LMAX + 1];
-    pyr_ent e[ST_PYR_LMAX + 1];
-} pyr_cache;
-
-void st_pyr_forget(store_t *s)
-{
-    if (s->pyr_cache)
-        ((pyr_cache *)s->pyr_cache)->num = 0;
-}
-
-void st_pyr_cache_free(store_t *s)
-{
-    free(s->pyr_cache);
-    s->pyr_cache = NULL;
-}
-
-static double canon(double v) { return isnan(v) ? NAN : v; }
-
-static void row_from_metric(const store_metric *m, st_row *r)
-{
-    r->step = m->step;
-    r->loss = canon(m->loss);
-    r->grad_norm = canon(m->grad_norm);
-    r->time = canon(m->time);
-    r->wall = canon(m->wall);
-    for (int g = 0; g < STORE_MAX_LR; g++)
-        r->lr[g] = g < m->n_lr ? m->lr[g] : NAN;
-}
-
-static void row_from_block(const st_block *b, size_t i, st_row *r)
-{
-    r->step = st_block_step(b, i);
-    r->loss = st_block_val(b, ST_COL_LOSS, i);
-    r->grad_norm = st_block_val(b, ST_COL_GRAD_NORM, i);
-    r->time = st_block_val(b, ST_COL_TIME, i);
-    r->wall = st_block_val(b, ST_COL_WALL, i);
-    for (int g = 0; g < STORE_MAX_LR; g++)
-        r->lr[g] = g < b->ng ? st_block_val(b, ST_COL_LR + g, i) : NAN;
-}
-
-/* Is a a better minimum (maximum when hi) than b? Ties go to the earlier step. */
-static int better(const st_row *a, const st_row *b, int hi)
-{
-    if (hi ? st_loss_gt(a->loss, b->loss) : st_loss_lt(a->loss, b->loss))
-        return 1;
-    if (hi ? st_loss_gt(b->loss, a->loss) : st_loss_lt(b->loss, a->loss))
-        return 0;
-    return a->step < b->step;
-}
-
-/* acc := the summary of acc's rows and e's (disjoint sets of steps). */
-static void merge(pyr_ent *acc, const pyr_ent *e)
-{
-    if (e->nrows == 0)
-        return;
-    if (acc->nrows == 0) {
-        int64_t bk = acc->bucket;
-        *acc = *e;
-        acc->bucket = bk;
-        return;
-    }
-    if (e->r[R_FIRST].step < acc->r[R_FIRST].step)
-        acc->r[R_FIRST] = e->r[R_FIRST];
-    if (e->r[R_LAST].step > acc->r[R_LAST].step)
-        acc->r[R_LAST] = e->r[R_LAST];
-    if (better(&e->r[R_LO], &acc->r[R_LO], 0))
-        acc->r[R_LO] = e->r[R_LO];
-    if (better(&e->r[R_HI], &acc->r[R_HI], 1))
-        acc->r[R_HI] = e->r[R_HI];
-    acc->nrows += e->nrows;
-    if (e->ng > acc->ng)
-        acc->ng = e->ng;
-}
-
-/* ---- table access -------------------------------------------------------------------- */
-
-static size_t row_bytes(int ng) { return (size_t)(5 + ng) * 8; }
-
-static int decode(const unsigned char *p, size_t len, int64_t ng, int64_t nrows, pyr_ent *e)
-{
-    if (ng < 0 || ng > STORE_MAX_LR || nrows < 1 || !p || len != 4 * row_bytes((int)ng))
-        return -EPROTO;
-    e->nrows = nrows;
-    e->ng = (int)ng;
-    size_t rl = row_bytes(e->ng);
-    for (int k = 0; k < 4; k++) {
-        const unsigned char *q = p + (size_t)k * rl;
-        st_row *x = &e->r[k];
-        x->step = (int64_t)le_get_u64(q);
-        x->loss = le_get_f64(q + 8);
-        x->grad_norm = le_get_f64(q + 16);
-        x->time = le_get_f64(q + 24);
-        x->wall = le_get_f64(q + 32);
-        for (int g = 0; g < STORE_MAX_LR; g++)
-            x->lr[g] = g < e->ng ? le_get_f64(q + 40 + 8 * (size_t)g) : NAN;
-    }
-    return 0;
-}
-
-static int damaged(an_err *err, int level, int64_t bucket)
-{
-    return an_failc(err, -EPROTO, NULL,
-                    "the metric summary of level %d bucket %" PRId64 " is damaged", level,
-                    bucket);
-}
-
-/* Reads entry (level, bucket) into *e; e->nrows 0 when there is none. With a valid cache
- * `c`, the level's open bucket comes from it and a later bucket is known to be empty (the
- * cache's appends hold the job's last rows). */
-static int pyr_get(store_t *s, int64_t num, int level, int64_t bucket, pyr_ent *e,
-                   const pyr_cache *c, an_err *err)
-{
-    int rc;
-    if (c && c->num == num && c->have[level]) {
-        if (c->e[level].bucket == bucket) {
-            *e = c->e[level];
-            return 0;
-        }
-        if (bucket > c->e[level].bucket) {
-            e->bucket = bucket;
-            e->nrows = 0;
-            e->ng = 0;
-            return 0;
-        }
-    }
-    e->bucket = bucket;
-    e->nrows = 0;
-    e->ng = 0;
-    sqlite3_stmt *st = st_stmt(s, ST_PYR_GET,
-                               "SELECT nrows, ngroups, rows FROM metric_pyramid"
-                               " WHERE job=?1 AND level=?2 AND bucket=?3", &rc, err);
-    if (!st)
-        return rc;
-    sqlite3_bind_int64(st, 1, num);
-    sqlite3_bind_int(st, 2, level);
-    sqlite3_bind_int64(st, 3, bucket);
-    int r = sqlite3_step(st);
-    if (r == SQLITE_ROW) {
-        if (decode(sqlite3_column_blob(st, 2), (size_t)sqlite3_column_bytes(st, 2),
-                   sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 0), e))
-            rc = damaged(err, level, bucket);
-    } else if (r != SQLITE_DONE) {
-        rc = st_fail(s, r, "reading a metric summary", err);
-    }
-    sqlite3_reset(st);
-    return rc;
-}
-
-/* Stores entry e at `level` (deleting the row when e is empty); a cache `c` for the job
- * keeps it as the level's open bucket. */
-static int pyr_put(store_t *s, int64_t num, int level, const pyr_ent *e, pyr_cache *c,
-                   an_err *err)
-{
-    if (c && c->num == num) {
-        c->e[level] = *e;
-        c->have[level] = 1;
-    }
-    int rc;
-    sqlite3_stmt *st;
-    if (e->nrows == 0) {
-        st = st_stmt(s, ST_PYR_DEL, "DELETE FROM metric_pyramid WHERE job=?1 AND level=?2"
-                                    " AND bucket BETWEEN ?3 AND ?4", &rc, err);
-        if (!st)
-            return rc;
-        sqlite3_bind_int64(st, 1, num);
-        sqlite3_bind_int(st, 2, level);
-        sqlite3_bind_int64(st, 3, e->bucket);
-        sqlite3_bind_int64(st, 4, e->bucket);
-        int r = sqlite3_step(st);
-        sqlite3_reset(st);
-        return r == SQLITE_DONE ? 0 : st_fail(s, r, "deleting a metric summary", err);
-    }
-    unsigned char buf[4 * (5 + STORE_MAX_LR) * 8];
-    size_t rl = row_bytes(e->ng);
-    for (int k = 0; k < 4; k++) {
-        const st_row *x = &e->r[k];
-        unsigned char *p = buf + (size_t)k * rl;
-        le_put_u64(p, (uint64_t)x->step);
-        le_put_f64(p + 8, x->loss);
-        le_put_f64(p + 16, x->grad_norm);
-        le_put_f64(p + 24, x->time);
-        le_put_f64(p + 32, x->wall);
-        for (int g = 0; g < e->ng; g++)
-            le_put_f64(p + 40 + 8 * (size_t)g, x->lr[g]);
-    }
-    st = st_stmt(s, ST_PYR_PUT,
-                 "INSERT OR REPLACE INTO metric_pyramid(job, level, bucket, nrows, ngroups, rows)"
-                 " VALUES(?,?,?,?,?,?)", &rc, err);
-    if (!st)
-        return rc;
-    sqlite3_bind_int64(st, 1, num);
-    sqlite3_bind_int(st, 2, level);
-    sqlite3_bind_int64(st, 3, e->bucket);
-    sqlite3_bind_int64(st, 4, e->nrows);
-    sqlite3_bind_int(st, 5, e->ng);
-    sqlite3_bind_blob(st, 6, buf, (int)(4 * rl), SQLITE_STATIC);
-    int r = sqlite3_step(st);
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    return r == SQLITE_DONE ? 0 : st_fail(s, r, "storing a metric summary", err);
-}
 
 /* ---- appends ------------------------------------------------------------------------- */
 
@@ -258,10 +38,10 @@ int st_pyr_add(store_t *s, int64_t num, const store_metric *const *p, size_t m, 
         size_t lo = i0, hi = i0, i = i0 + 1;
         int ng = p[i0]->n_lr;
         for (; i < m && p[i]->step >> ST_PYR_L0 == bk; i++) {
-            double v = canon(p[i]->loss);
-            if (st_loss_lt(v, canon(p[lo]->loss)))
+            double v = pyr_canon(p[i]->loss);
+            if (st_loss_lt(v, pyr_canon(p[lo]->loss)))
                 lo = i;
-            else if (st_loss_gt(v, canon(p[hi]->loss)))
+            else if (st_loss_gt(v, pyr_canon(p[hi]->loss)))
                 hi = i;
             if (p[i]->n_lr > ng)
                 ng = p[i]->n_lr;
@@ -270,10 +50,10 @@ int st_pyr_add(store_t *s, int64_t num, const store_metric *const *p, size_t m, 
         cur->bucket = bk;
         cur->nrows = (int64_t)(i - i0);
         cur->ng = ng;
-        row_from_metric(p[i0], &cur->r[R_FIRST]);
-        row_from_metric(p[i - 1], &cur->r[R_LAST]);
-        row_from_metric(p[lo], &cur->r[R_LO]);
-        row_from_metric(p[hi], &cur->r[R_HI]);
+        pyr_row_from_metric(p[i0], &cur->r[R_FIRST]);
+        pyr_row_from_metric(p[i - 1], &cur->r[R_LAST]);
+        pyr_row_from_metric(p[lo], &cur->r[R_LO]);
+        pyr_row_from_metric(p[hi], &cur->r[R_HI]);
         i0 = i;
     }
     pyr_ent *old = malloc(sizeof *old);
@@ -291,7 +71,7 @@ int st_pyr_add(store_t *s, int64_t num, const store_metric *const *p, size_t m, 
         for (size_t j = 0; !rc && j < ne; j++) {
             rc = pyr_get(s, num, level, e[j].bucket, old, c, err);
             if (!rc) {
-                merge(old, &e[j]);
+                pyr_merge(old, &e[j]);
                 rc = pyr_put(s, num, level, old, c, err);
             }
         }
@@ -300,7 +80,7 @@ int st_pyr_add(store_t *s, int64_t num, const store_metric *const *p, size_t m, 
         for (size_t j = 0; j < ne; j++) {
             int64_t parent = e[j].bucket >> 1;
             if (k > 0 && e[k - 1].bucket == parent) {
-                merge(&e[k - 1], &e[j]);
+                pyr_merge(&e[k - 1], &e[j]);
             } else {
                 if (k != j)
                     e[k] = e[j];
@@ -346,11 +126,11 @@ static int scan_rows(store_t *s, int64_t num, int64_t a, int64_t b, pyr_ent *acc
         }
         tmp->nrows = (int64_t)(i1 - i0);
         tmp->ng = bl.ng;
-        row_from_block(&bl, i0, &tmp->r[R_FIRST]);
-        row_from_block(&bl, i1 - 1, &tmp->r[R_LAST]);
-        row_from_block(&bl, lo, &tmp->r[R_LO]);
-        row_from_block(&bl, hi, &tmp->r[R_HI]);
-        merge(acc, tmp);
+        pyr_row_from_block(&bl, i0, &tmp->r[R_FIRST]);
+        pyr_row_from_block(&bl, i1 - 1, &tmp->r[R_LAST]);
+        pyr_row_from_block(&bl, lo, &tmp->r[R_LO]);
+        pyr_row_from_block(&bl, hi, &tmp->r[R_HI]);
+        pyr_merge(acc, tmp);
     }
     st_blocks_close(&it);
     return r < 0 ? r : 0;
@@ -370,7 +150,7 @@ static void merge_points(pyr_ent *acc, const pyr_ent *e, int64_t a, int64_t b, p
         tmp->nrows = 1;
         tmp->ng = e->ng;
         tmp->r[R_FIRST] = tmp->r[R_LAST] = tmp->r[R_LO] = tmp->r[R_HI] = *x;
-        merge(acc, tmp);
+        pyr_merge(acc, tmp);
     }
 }
 
@@ -411,7 +191,7 @@ static int rebuild(store_t *s, int64_t num, int64_t a, int64_t b, int64_t limit,
             if (!rc)
                 rc = pyr_get(s, num, level - 1, 2 * bk + 1, &e[1], NULL, err);
             if (!rc) {
-                merge(&e[0], &e[1]);
+                pyr_merge(&e[0], &e[1]);
                 e[0].bucket = bk;
                 rc = pyr_put(s, num, level, &e[0], NULL, err);
             }
@@ -464,7 +244,7 @@ static int range_summary(store_t *s, int64_t num, int64_t a, int64_t b, int top,
         if (j >= ST_PYR_L0) {
             rc = pyr_get(s, num, j, x >> j, tmp, NULL, err);
             if (!rc)
-                merge(acc, tmp);
+                pyr_merge(acc, tmp);
             x += (int64_t)1 << j;
         } else {
             int64_t end = ((x >> ST_PYR_L0) + 1) * ((int64_t)1 << ST_PYR_L0) - 1;
@@ -550,9 +330,9 @@ int st_pyr_query(store_t *s, int64_t num, int64_t first, int64_t last, int64_t n
         int r;
         while (!rc && (r = sqlite3_step(st)) == SQLITE_ROW) {
             e[0].bucket = sqlite3_column_int64(st, 0);
-            if (decode(sqlite3_column_blob(st, 3), (size_t)sqlite3_column_bytes(st, 3),
+            if (pyr_decode(sqlite3_column_blob(st, 3), (size_t)sqlite3_column_bytes(st, 3),
                        sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 1), &e[0]))
-                rc = damaged(err, level, e[0].bucket);
+                rc = pyr_damaged(err, level, e[0].bucket);
             else
                 emit(&e[0], fn, ctx, seen);
         }
