@@ -121,7 +121,7 @@ for (const name of ['store_metrics_ingest_batch1000', 'store_metrics_ingest_batc
     `(a plain file takes ${fmt(f.r)}).`);
 }
 const ct = med('store_checkpoint_commit_time'), cr = med('store_checkpoint_commit_rate');
-if (ct && cr) highlights.push(`- Checkpoint of an Adam state (params, m, v in fp32; 100M parameters, 4M in a quick run): ${fmt(ct.v)} s, ` +
+if (ct && cr) highlights.push(`- Checkpoint of an Adam state (params, m, v in fp32; 60M parameters, 4M in a quick run): ${fmt(ct.v)} s, ` +
   `${fmt(cr.v)} MB/s (a plain file: ${fmt(ct.r)} s, ${fmt(cr.r)} MB/s).`);
 const gj = med('api_get_job');
 if (gj) highlights.push(`- GET /v1/jobs/{id} while a job trains: ${fmt(gj.v)} req/s (GET /healthz: ${fmt(gj.r)} req/s).`);
