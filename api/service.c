@@ -145,9 +145,22 @@ void api_prometheus(http_req *r)
                   "# TYPE anneald_checkpoint_seconds_total counter\n"
                   "anneald_checkpoint_seconds_total %.6f\n",
               (double)atomic_load(&api->sv->jobs.ckpt_usec) * 1e-6);
-    {   /* running jobs of several ranks (jobs/rankrun.c) */
+    {   /* running jobs of several ranks (jobs/rankrun.c), and every running job's activations */
         job_overlay ov = {0};
         if (jobs_overlay_capture(&api->sv->jobs, &ov) == 0) {
+            tb_printf(&b, "# HELP anneald_job_activation_bytes Activation memory of each running "
+                          "job (its estimate).\n# TYPE anneald_job_activation_bytes gauge\n"
+                          "# HELP anneald_job_activation_saved_bytes Activation memory that "
+                          "activation checkpointing saves each running job (0 without it).\n"
+                          "# TYPE anneald_job_activation_saved_bytes gauge\n");
+            for (size_t i = 0; i < ov.n; i++) {
+                const job_snap *s = &ov.items[i].snap;
+                if (!ov.items[i].has_snap || !s->started || s->done)
+                    continue;
+                tb_printf(&b, "anneald_job_activation_bytes{job=\"%s\"} %" PRIu64 "\n"
+                              "anneald_job_activation_saved_bytes{job=\"%s\"} %" PRIu64 "\n",
+                          ov.items[i].id, s->act_bytes, ov.items[i].id, s->act_saved);
+            }
             tb_printf(&b, "# HELP anneald_job_world_size Ranks of each running job of several "
                           "ranks.\n# TYPE anneald_job_world_size gauge\n"
                           "# HELP anneald_job_rank_step_ms Milliseconds per step each rank of a "

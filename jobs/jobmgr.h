@@ -114,6 +114,9 @@ typedef struct job_snap {
     int world_size;
     int n_rank_ms;
     double rank_step_ms[JOB_MAX_RANKS];
+    /* the run's activation memory by the estimate, and what activation checkpointing saves
+       of it (0 without checkpointing; core/memest.h) */
+    uint64_t act_bytes, act_saved;
 } job_snap;
 
 /* A final state the store could not take yet; retried by jobs_settle (loop thread). */

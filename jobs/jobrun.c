@@ -325,10 +325,16 @@ static void run_admitted(wctx *w)
     w->t_last = w->time_base;
     w->now = w->t0;
     w->now_step = rep.step;
+    /* The activation memory of the run, and what activation checkpointing saves of it (the
+     * estimate's parts; the data set's size does not enter them), for /metrics. */
+    mem_estimate est;
+    job_spec_memory(&spec, 0, &est);
     uv_mutex_lock(&run->mu);
     run->snap.started = 1;
     run->snap.step = rep.step;
     run->snap.total_steps = total;
+    run->snap.act_bytes = est.activations;
+    run->snap.act_saved = est.act_saved;
     uv_mutex_unlock(&run->mu);
     jobs_wake(w->jobs);
 
