@@ -115,7 +115,7 @@ int main(int argc, char **argv)
         (world > 1 && train_set_ranks(t, world, rank, comm_reduce, &c) != 0)) {
         if (rank == 0)
             fprintf(stderr, "anneald-rank: %s: %s\n", e.field[0] ? e.field : "model",
-                    t ? "this model cannot run on several ranks (mlp and linear can)"
+                    t ? "this job cannot run on several ranks (too many micro-batches)"
                       : e.message);
         goto done;
     }
