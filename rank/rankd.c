@@ -321,6 +321,8 @@ int rankd_run(int rank, int world, const char *job, const char *sock)
     if (all_ok && world > 1 && spec.zero_stage >= 1) {
         int zrc = train_shard_optimizer(t, comm_gather, &c, &e);
         ok = zrc == 0 || zrc == -ENOTSUP; /* gpt: full state on every rank, as warned */
+        if (zrc == -ENOTSUP && rank == 0)
+            fprintf(stderr, "anneald-rank: job %s: %s: %s\n", job, e.field, e.message);
         MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
     }
     for (int i = 0; i < 3; i++) {
