@@ -94,6 +94,8 @@ else
     echo "mpi_fashion_mlp: skipped (the builtin fashion-mnist is not installed in $fdir: make deps)"
 fi
 
+# (a quick run takes the synthetic mlp, whose data needs no loading)
+[ "$quick" != 0 ] && zero=mpi_mlp
 # ZeRO stage 1: one step at W = 2 and W = 4 (oversubscribed), each rank printing
 # "anneald-rank R: ZeRO stage 1: optimizer state MINE of TOTAL bytes"; rank 0's slice is the
 # largest (ddp_shard gives the remainder to the first ranks).
