@@ -4,9 +4,10 @@
 # yield the CPU while they wait: mpi_yield_when_idle):
 #  - mpi_gpt_*: steps/s of the shakespeare gpt job (nanoGPT's shakespeare_char shape: 4 layers,
 #    4 heads, 128 wide, block 64, no biases, random windows, AdamW, clip 1.0) at global batch
-#    64 (micro-batch 32 × 2 / W accumulation steps), the goal being ≥ 1.7× at W = 2, and the
-#    share of the W = 2 run spent in the gradient exchange (waiting for the slower rank
-#    included); the W = 2 losses are checked to be those of W = 1 bit for bit;
+#    64 (micro-batch 32 × 2 / W accumulation steps), the goal being ≥ 1.7× at W = 2 (runs in
+#    turns, best of each), and the share of the best W = 2 run spent in the gradient exchange
+#    (waiting for the slower rank included); the W = 2 losses are checked to be those of W = 1
+#    bit for bit;
 #  - mpi_fashion_mlp_*: the same for an MLP 784 → 512 → 512 → 10 on the builtin fashion-mnist
 #    (global batch 128), when the data set is installed (else a line says so);
 #  - mpi_mlp_*: a synthetic mlp (256 → 512 → 512 → 10, global batch 64), as in earlier rounds;
@@ -54,9 +55,28 @@ for w in 1 2; do
  "ds_config": {"train_micro_batch_size_per_gpu": 32, "gradient_accumulation_steps": $((2 / w)),
    "gradient_clipping": 1.0, "optimizer": {"type": "AdamW", "params": {"lr": 0.001, "weight_decay": 0.1}}}}
 JSON
-    run mpi_gpt$w $w --metrics-csv "$dir/mpi_gpt$w.csv"
 done
-pair mpi_gpt
+# The gpt runs take turns (W = 1, W = 2, twice; once when quick) and the best of each counts:
+# the cores are shared with other work, which slows one run or the other.
+turns=2
+[ "$quick" != 0 ] && turns=1
+best1=0 best2=0 gshare=0
+for turn in $(seq "$turns"); do
+    for w in 1 2; do
+        run mpi_gpt$w $w --metrics-csv "$dir/mpi_gpt$w.csv"
+        r=$(rate mpi_gpt$w) c=$(share mpi_gpt$w)
+        eval "b=\$best$w"
+        if awk -v r="$r" -v b="$b" 'BEGIN { exit !(r > b) }'; then
+            eval "best$w=\$r"
+            [ "$w" = 2 ] && gshare=$c
+        fi
+    done
+done
+awk -v s1="$best1" -v s2="$best2" -v c2="$gshare" 'BEGIN {
+    printf "BENCH mpi_gpt_w1 %.2f steps/s ref=%.2f ratio=1.00\n", s1, s1
+    printf "BENCH mpi_gpt_w2 %.2f steps/s ref=%.2f ratio=%.2f\n", s2, s1, (s1 > 0 ? s2 / s1 : 0)
+    printf "BENCH mpi_gpt_w2_comm_share %.0f %% ref=0 ratio=0\n", c2
+}'
 if cmp -s "$dir/mpi_gpt1.csv" "$dir/mpi_gpt2.csv"; then
     echo "mpi_gpt: the W = 2 losses and gradient norms are those of W = 1 bit for bit"
 else
