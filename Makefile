@@ -81,7 +81,9 @@ $(BUILD)/libcore.a: $(CORE_OBJ)
 # daemon never links MPI). Built by `make tests` and `make rank` when mpicc is installed.
 MPICC ?= mpicc
 HAVE_MPICC := $(shell command -v $(MPICC) 2>/dev/null)
-$(BUILD)/anneald-rank: $(wildcard rank/*.c rank/*.h) $(BUILD)/libcore.a $(ASSET_OBJ)
+# (jobs/fashion.o: the standalone rank program reads the builtin fashion-mnist files itself)
+$(BUILD)/anneald-rank: $(wildcard rank/*.c rank/*.h) $(BUILD)/jobs/fashion.o $(BUILD)/libcore.a \
+                       $(ASSET_OBJ)
 	$(MPICC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(ALL_LDLIBS)
 rank: $(BUILD)/anneald-rank
 

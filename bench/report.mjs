@@ -42,8 +42,12 @@ const REFS = [
   [/^gpt_roofline_fraction/, 'the iteration\'s matrix products alone through the same sgemm, same shapes, same run'],
   [/^gpt_bf16_iteration/, 'the same iteration in float32 (ratio = fp32 / bf16)'],
   [/^mlp_fashion_mnist/, 'PyTorch 1.13 training the same MLP on the same data, one thread each (bench/mlp_torch.py)'],
-  [/^mpi_mlp_w2_comm/, 'share of the W = 2 run spent in the gradient exchange (no reference)'],
+  [/^mpi_(mlp|gpt|fashion_mlp)_w2_comm/, 'share of the W = 2 run spent in the gradient exchange (no reference)'],
+  [/^mpi_gpt_two_w1_at_once/, 'one W = 1 run of the same gpt job alone (the sum of two at once over it: the most W = 2 can gain on this machine while the benchmark runs)'],
+  [/^mpi_gpt/, 'the same shakespeare gpt job (4 layers, 4 heads, 128 wide, block 64, global batch 64) at world_size 1, one thread per rank (goal: ratio ≥ 1.7 at W = 2)'],
+  [/^mpi_fashion_mlp/, 'the same Fashion-MNIST MLP job (784-512-512-10, global batch 128) at world_size 1, one thread per rank'],
   [/^mpi_mlp/, 'the same job at world_size 1, one thread per rank'],
+  [/^mpi_zero1_optim_bytes/, 'the whole optimizer state, which the one rank of world_size 1 holds (ratio = one rank\'s share under ZeRO stage 1)'],
   [/^dashboard_/, 'opening a finished 1,000-step job of the same spec, same browser'],
 ];
 

@@ -316,6 +316,11 @@ int cfg_ds_parse(const cJSON *ds, job_spec *s, cfg_errlist *l, int *batch_ok, in
     }
     cfg_record(l, cfg_zero_parse(cfg_get(ds, "zero_optimization"), s->world_size > 0 ?
                                  s->world_size : 1, &s->zero_stage, s->warnings, &e), &e);
+    if (s->zero_stage >= 1 && s->world_size > 1 && s->model.type == MODEL_GPT)
+        /* train_shard.c slices the flat state of mlp and linear models only */
+        cfg_record(l, warn(s->warnings, &e, "ds_config.zero_optimization.stage %d: a gpt model "
+                           "keeps its whole optimizer state on every rank (it runs as stage 0; "
+                           "the results are the same)", s->zero_stage), &e);
     const cJSON *gc = cfg_get(ds, "gradient_clipping");
     if (cJSON_IsString(gc) && strcmp(gc->valuestring, "auto") == 0)
         cfg_record(l, an_fail(&e, "ds_config.gradient_clipping",

@@ -74,12 +74,15 @@ static void gpt_job_memory(const job_spec *s, mem_estimate *out)
     out->params = m.params;
     out->grads = m.grads;
     out->optim = m.optim;
+    /* the accumulation tree's extra gradient buffers (train_gpt.c, as train.c's) */
+    out->accum = m.grads * (uint64_t)ilog2i(s->grad_accum);
     out->activations = m.activations;
     out->act_saved = m.saved;
     size_t len = 0;
     if (cfg_text_corpus(&s->data, &len))
         out->data = 4 * (uint64_t)len + 4 * (uint64_t)len / (uint64_t)g.block_size;
-    out->total = out->params + out->grads + out->optim + out->activations + out->data;
+    out->total = out->params + out->grads + out->optim + out->accum + out->activations +
+                 out->data;
 }
 
 void job_spec_memory(const job_spec *s, int64_t rows, mem_estimate *out)

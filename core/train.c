@@ -195,7 +195,9 @@ fail:
 
 int train_set_ranks(train *t, int world, int rank, train_reduce_fn fn, void *ctx)
 {
-    if (t->gt || world < 1 || rank < 0 || rank >= world || !fn ||
+    if (t->gt)
+        return gtrain_set_ranks(t->gt, world, rank, fn, ctx);
+    if (world < 1 || rank < 0 || rank >= world || !fn ||
         (int64_t)world * t->gas > (1 << 20))
         return -EINVAL;
     double *l = NULL;
@@ -207,7 +209,10 @@ int train_set_ranks(train *t, int world, int rank, train_reduce_fn fn, void *ctx
     return 0;
 }
 
-size_t train_nparams(const train *t) { return t->gt ? 0 : t->m->nparams; }
+size_t train_nparams(const train *t)
+{
+    return t->gt ? gtrain_nparams(t->gt) : t->m->nparams;
+}
 
 void train_free(train *t)
 {

@@ -57,11 +57,11 @@ int train_step(train *t, train_report *rep, an_err *err);
 typedef int (*train_reduce_fn)(void *ctx, float *grad, size_t n, const double *mine, int gas,
                                double *losses);
 
-/* Makes t rank `rank` of `world` (mlp and linear models): each step reads the whole global
- * batch of world·gas micro-batches from the loader, trains micro-batches rank·gas … of it,
- * and `fn` sums the gradients across ranks before the one scaling by 1/(world·gas),
- * clipping and the optimizer step, which every rank does alike. -EINVAL for a gpt job or
- * a world above 2^20 micro-batches. */
+/* Makes t rank `rank` of `world`: each step reads the whole global batch of world·gas
+ * micro-batches from the loader, trains micro-batches rank·gas … of it, and `fn` sums the
+ * gradients across ranks before the one scaling by 1/(world·gas) (a gpt job: each
+ * micro-batch's gradient is of loss/(world·gas), train_gpt.h), clipping and the optimizer
+ * step, which every rank does alike. -EINVAL for a world above 2^20 micro-batches. */
 int train_set_ranks(train *t, int world, int rank, train_reduce_fn fn, void *ctx);
 
 /* Gathers a flat buffer of n elements sliced across the ranks as core/ddp.h's ddp_shard
@@ -87,7 +87,7 @@ size_t train_optim_bytes(const train *t, size_t *total);
 int train_unshard_begin(train *t, an_err *err);
 void train_unshard_end(train *t);
 
-/* Length of the flat parameter (and gradient) buffer of an mlp or linear model; 0 for gpt. */
+/* Length of the flat parameter (and gradient) buffer. */
 size_t train_nparams(const train *t);
 
 int64_t train_steps_done(const train *t);

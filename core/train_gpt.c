@@ -1,5 +1,6 @@
-/* train_gpt — a gpt job's training state, its step and its checkpoint blob (train_gpt.h). */
-#include "core/train_gpt.h"
+/* train_gpt — a gpt job's training state and its step (train_gpt.h); the checkpoint blob is
+ * in train_gpt_blob.c. */
+#include "core/train_gpt_internal.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -17,30 +18,6 @@
 #include "core/text.h"
 #include "util/util.h"
 
-struct gtrain {
-    double clip;
-    int threads;
-    int64_t val_every;
-    int micro, gas, T;
-    int64_t total_steps, steps, samples;
-    uint64_t seed;
-    int shuffle, random;
-    text_vocab vocab;
-    int32_t *tokens;            /* the whole corpus */
-    size_t ntok, ntrain;        /* tokens; the first ntrain train */
-    size_t ktrain, kval;        /* windows of each part */
-    uint32_t *perm;             /* [ktrain] the order of perm_epoch */
-    int64_t perm_epoch;
-    int64_t epoch, pos;         /* cursor over training windows */
-    gpt *g;
-    optim opt;
-    int ngroups, has_betas;
-    sched *sch;
-    int32_t *idx, *tgt;         /* [micro·T] */
-    int fp16, bf16;             /* ds_config numerics */
-    lossscale ls;
-    uint64_t layout_hash, model_hash;
-};
 
 static _Thread_local int threads_set;
 
@@ -50,7 +27,7 @@ static void use_threads(int n)
         threads_set = n;
 }
 
-static void apply_sched(gtrain *t)
+void gtrain_apply_sched(gtrain *t)
 {
     const double *lr = sched_lr(t->sch), *mom = sched_mom(t->sch), *b2 = sched_beta2(t->sch);
     for (int g = 0; g < t->ngroups; g++) {
@@ -196,7 +173,7 @@ int gtrain_create(gtrain **out, const job_spec *spec, const char *up, size_t upl
                      t->ngroups);
         goto fail;
     }
-    apply_sched(t);
+    gtrain_apply_sched(t);
     t->perm = malloc(t->ktrain * sizeof *t->perm);
     t->idx = malloc((size_t)t->micro * (size_t)t->T * sizeof *t->idx);
     t->tgt = malloc((size_t)t->micro * (size_t)t->T * sizeof *t->tgt);
@@ -206,6 +183,17 @@ int gtrain_create(gtrain **out, const job_spec *spec, const char *up, size_t upl
     }
     t->model_hash = gtrain_model_hash(g);
     t->layout_hash = blob_fnv_i64(lh, (int64_t)t->model_hash);
+    t->world = 1;
+    t->ntree = 1;
+    while (t->ntree < GTRAIN_MAX_TREE && (1LL << t->ntree) <= t->gas)
+        t->ntree++; /* floor(log2(gas)) + 1 buffers hold the tree at its fullest */
+    t->pool[0] = g->grads;
+    for (int k = 1; k < t->ntree; k++)
+        if (!(t->pool[k] = malloc(g->nparams * sizeof(float)))) {
+            rc = an_failc(err, -ENOMEM, "", "out of memory: %d gradient buffers of %zu floats",
+                          t->ntree, g->nparams);
+            goto fail;
+        }
     use_threads(t->threads);
     *out = t;
     return 0;
@@ -233,6 +221,9 @@ void gtrain_free(gtrain *t)
     free(t->idx);
     free(t->tgt);
     free(t->perm);
+    for (int k = 1; k < t->ntree; k++)
+        free(t->pool[k]);
+    free(t->losses);
     sched_free(t->sch);
     optim_free(&t->opt);
     gpt_free(t->g);
@@ -278,7 +269,8 @@ static void next_batch(gtrain *t, int64_t step, int j, int64_t *epoch)
         }
     }
     if (t->random)
-        *epoch = (int64_t)((double)(step + 1) * t->micro * t->gas / (double)t->ktrain);
+        *epoch = (int64_t)((double)(step + 1) * t->micro * t->gas * t->world /
+                           (double)t->ktrain);
 }
 
 int gtrain_validate(gtrain *t, double *loss)
@@ -311,43 +303,138 @@ static void to_half(float *g, size_t n)
         g[i] = (float)(_Float16)g[i];
 }
 
-int gtrain_step(gtrain *t, train_report *rep, an_err *err)
+int gtrain_set_ranks(gtrain *t, int world, int rank, train_reduce_fn fn, void *ctx)
+{
+    if (world < 1 || rank < 0 || rank >= world || !fn || (int64_t)world * t->gas > (1 << 20))
+        return -EINVAL;
+    double *l = NULL;
+    if (world > 1 && !(l = calloc((size_t)(world + 1) * (size_t)t->gas, sizeof *l)))
+        return -ENOMEM;
+    free(t->losses);
+    t->losses = l;
+    t->world = world, t->rank = rank, t->reduce = fn, t->reduce_ctx = ctx;
+    return 0;
+}
+
+size_t gtrain_nparams(const gtrain *t) { return t->g->nparams; }
+size_t gtrain_optim_bytes(const gtrain *t) { return t->opt.state_elems * sizeof(float); }
+
+static void add_into(float *restrict a, const float *restrict b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        a[i] = a[i] + b[i];
+}
+
+/* The binary counter of core/train.c: a leaf merges into slot k while it is taken (earlier +
+ * later), so any power-of-two run of micro-batches is one subtree, the same on every rank
+ * count (core/ddp.h). */
+static void tree_push(gtrain *t, float *leaf)
+{
+    int k = 0;
+    while (t->slot[k]) {
+        float *earlier = t->slot[k];
+        add_into(earlier, leaf, t->g->nparams);
+        t->free_[t->nfree++] = leaf;
+        t->slot[k] = NULL;
+        leaf = earlier;
+        k++;
+    }
+    t->slot[k] = leaf;
+}
+
+/* What is left in the slots, highest first, summed into one buffer; the tree is empty after. */
+static float *tree_finish(gtrain *t)
+{
+    float *acc = NULL;
+    for (int k = t->ntree - 1; k >= 0; k--) {
+        if (!t->slot[k])
+            continue;
+        if (!acc) {
+            acc = t->slot[k];
+        } else {
+            add_into(acc, t->slot[k], t->g->nparams);
+            t->free_[t->nfree++] = t->slot[k];
+        }
+        t->slot[k] = NULL;
+    }
+    return acc;
+}
+
+/* The forward and backward passes of this rank's micro-batches of the step (all of them
+ * alone), summed in the tree. Every rank reads the whole global batch of W·gas micro-batches,
+ * so the cursors stay in step and micro-batch j has the data and dropout masks of (step, j)
+ * that a single process gives it. Each gradient is of the loss times dloss. */
+static int local_grads(gtrain *t, int64_t step, float dloss, double *loss_sum,
+                       int64_t *epoch, float **grad, an_err *err)
 {
     gpt *g = t->g;
-    const int64_t step = t->steps;
-    const int64_t e0 = t->epoch, p0 = t->pos;
-    double t0 = util_now(), loss_sum = 0.0;
-    int64_t epoch = t->epoch;
-    use_threads(t->threads);
-    gemm_set_bf16(t->bf16);
-    /* fp16: the loss is multiplied by the scale before backward (DeepSpeed's engine). */
-    const double scale = t->fp16 ? lossscale_scale(&t->ls) : 1.0;
-    for (int j = 0; j < t->gas; j++) {
-        next_batch(t, step, j, &epoch);
+    const int W = t->world, G = t->gas * W;
+    t->nfree = 0;
+    for (int k = t->ntree - 1; k >= 0; k--)
+        t->free_[t->nfree++] = t->pool[k];
+    memset(t->slot, 0, sizeof t->slot);
+    for (int j = 0; j < G; j++) {
+        next_batch(t, step, j, epoch);
+        if (j / t->gas != t->rank)
+            continue;
         double l = 0;
         int rc = gpt_forward_train(g, t->idx, t->tgt, t->micro, t->T, &l, (uint64_t)step,
                                    (uint64_t)j);
         if (!rc && !isfinite(l))
             rc = -EDOM;
-        if (rc) {
-            gemm_set_bf16(0);
-            t->epoch = e0, t->pos = p0;
+        if (rc)
             return an_failc(err, rc, "", rc == -EDOM ? "loss is not finite at step %lld: the "
                             "run diverged (try a smaller lr or gradient_clipping)"
                             : "forward pass failed at step %lld", (long long)step + 1);
-        }
-        loss_sum += l;
-        gpt_backward(g, g->grads, j > 0, (float)(scale / t->gas));
+        *loss_sum += l;
+        if (W > 1)
+            t->losses[G + (j - t->rank * t->gas)] = l;
+        float *leaf = t->free_[--t->nfree];
+        gpt_backward(g, leaf, 0, dloss);
+        tree_push(t, leaf);
+    }
+    *grad = tree_finish(t);
+    if (W > 1) {
+        int rc = t->reduce(t->reduce_ctx, *grad, g->nparams, t->losses + G, t->gas, t->losses);
+        if (rc)
+            return an_failc(err, rc, "", "the exchange of gradients between ranks failed at "
+                            "step %lld", (long long)step + 1);
+        *loss_sum = 0.0; /* in global order, as one process adds them */
+        for (int k = 0; k < G; k++)
+            *loss_sum += t->losses[k];
+    }
+    return 0;
+}
+
+int gtrain_step(gtrain *t, train_report *rep, an_err *err)
+{
+    gpt *g = t->g;
+    const int64_t step = t->steps;
+    const int64_t e0 = t->epoch, p0 = t->pos;
+    const int G = t->gas * t->world; /* micro-batches of the global batch */
+    double t0 = util_now(), loss_sum = 0.0;
+    int64_t epoch = t->epoch;
+    use_threads(t->threads);
+    gemm_set_bf16(t->bf16);
+    /* fp16: the loss is multiplied by the scale before backward (DeepSpeed's engine); each
+     * micro-batch's gradient is of loss/G, so the sum is the global batch's mean. */
+    const double scale = t->fp16 ? lossscale_scale(&t->ls) : 1.0;
+    float *grad = NULL;
+    int rc = local_grads(t, step, (float)(scale / G), &loss_sum, &epoch, &grad, err);
+    if (rc) {
+        gemm_set_bf16(0);
+        t->epoch = e0, t->pos = p0;
+        return rc;
     }
     int overflow = 0;
     double norm = NAN;
     if (t->fp16) {
-        to_half(g->grads, g->nparams);
-        overflow = lossscale_overflow(g->grads, g->nparams);
+        to_half(grad, g->nparams);
+        overflow = lossscale_overflow(grad, g->nparams);
         if (!overflow) {
             const float inv = (float)(1.0 / scale);
             for (size_t i = 0; i < g->nparams; i++)
-                g->grads[i] *= inv;
+                grad[i] *= inv;
         }
         /* Checked before anything changes: a run at the minimum scale stops here. */
         lossscale st = t->ls;
@@ -366,11 +453,11 @@ int gtrain_step(gtrain *t, train_report *rep, an_err *err)
     }
     /* An overflowed step: no optimizer step and no scheduler step (DeepSpeed). */
     if (!overflow) {
-        norm = optim_clip_grad_norm(g->grads, g->nparams, OPTIM_F32, t->clip);
-        optim_step(&t->opt, g->params, g->grads);
+        norm = optim_clip_grad_norm(grad, g->nparams, OPTIM_F32, t->clip);
+        optim_step(&t->opt, g->params, grad);
     }
     t->steps++;
-    t->samples += (int64_t)t->micro * t->gas;
+    t->samples += (int64_t)t->micro * G;
     double vloss = NAN;
     int has_val = 0;
     if (t->kval > 0 && t->val_every > 0 &&
@@ -380,16 +467,16 @@ int gtrain_step(gtrain *t, train_report *rep, an_err *err)
     }
     if (!overflow) {
         sched_step(t->sch, vloss);
-        apply_sched(t);
+        gtrain_apply_sched(t);
     }
     gemm_set_bf16(0);
     if (rep) {
         double dt = util_now() - t0;
         rep->step = t->steps;
         rep->epoch = epoch;
-        rep->loss = loss_sum / t->gas;
+        rep->loss = loss_sum / G;
         rep->grad_norm = norm;
-        rep->samples_per_sec = dt > 0 ? (double)t->micro * t->gas / dt : 0.0;
+        rep->samples_per_sec = dt > 0 ? (double)t->micro * G / dt : 0.0;
         rep->has_val = has_val;
         rep->val_loss = vloss;
         rep->val_acc = NAN;
@@ -402,174 +489,3 @@ int gtrain_step(gtrain *t, train_report *rep, an_err *err)
 
 const lossscale *gtrain_lossscale(const gtrain *t) { return t->fp16 ? &t->ls : NULL; }
 
-/* ------------------------------------------------------------------------------------------
- * Checkpoint blob: the framing of blob.h with the five required sections. */
-
-static unsigned char *put_section(unsigned char *w, uint32_t id, uint64_t len)
-{
-    le_put_u32(w, id);
-    le_put_u32(w + 4, 0);
-    le_put_u64(w + 8, len);
-    return w + SECTION_HEADER;
-}
-
-int gtrain_save(const gtrain *t, void **buf, size_t *len, an_err *err)
-{
-    size_t pn = t->g->nparams * sizeof(float), on = optim_state_size(&t->opt);
-    size_t sn = sched_state_size(t->sch);
-    cJSON *vj = text_vocab_json(&t->vocab);
-    char *vt = vj ? cJSON_PrintUnformatted(vj) : NULL;
-    cJSON_Delete(vj);
-    size_t vn = vt ? strlen(vt) : 0;
-    size_t lsn = t->fp16 ? SECTION_HEADER + 40 : 0;
-    size_t total = BLOB_HEADER + (SEC_REQUIRED + 1) * SECTION_HEADER + 32 + pn + on + sn + vn +
-                   lsn + BLOB_TRAILER;
-    unsigned char *b = vt ? malloc(total) : NULL, *w = b;
-    *buf = NULL;
-    *len = 0;
-    if (!b) {
-        cJSON_free(vt);
-        return an_failc(err, -ENOMEM, "", "out of memory for a %zu-byte checkpoint", total);
-    }
-    memcpy(w, BLOB_MAGIC, 8);
-    le_put_u32(w + 8, BLOB_VERSION);
-    le_put_u32(w + 12, SEC_REQUIRED + 1 + (t->fp16 ? 1 : 0));
-    le_put_u64(w + 16, t->layout_hash);
-    le_put_u64(w + 24, t->model_hash);
-    le_put_u64(w + 32, total);
-    w += BLOB_HEADER;
-    w = put_section(w, SEC_COUNTERS, 16);
-    le_put_u64(w, (uint64_t)t->steps);
-    le_put_u64(w + 8, (uint64_t)t->samples);
-    w = put_section(w + 16, SEC_CURSOR, 16);
-    le_put_u64(w, (uint64_t)t->epoch);
-    le_put_u64(w + 8, (uint64_t)t->pos);
-    w = put_section(w + 16, SEC_PARAMS, pn);
-    memcpy(w, t->g->params, pn);
-    w = put_section(w + pn, SEC_OPTIM, on);
-    int rc = optim_save(&t->opt, w, on);
-    w = put_section(w + on, SEC_SCHED, sn);
-    if (!rc)
-        rc = sched_save(t->sch, w, sn);
-    w = put_section(w + sn, SEC_VOCAB, vn);
-    memcpy(w, vt, vn);
-    w += vn;
-    if (t->fp16) {
-        uint64_t u;
-        memcpy(&u, &t->ls.cur_scale, 8);
-        w = put_section(w, SEC_LOSSSCALE, 40);
-        le_put_u64(w, u);
-        le_put_u64(w + 8, (uint64_t)t->ls.cur_iter);
-        le_put_u64(w + 16, (uint64_t)t->ls.last_overflow_iter);
-        le_put_u64(w + 24, (uint64_t)t->ls.cur_hysteresis);
-        le_put_u64(w + 32, (uint64_t)t->ls.skipped);
-        w += 40;
-    }
-    cJSON_free(vt);
-    if (rc) {
-        free(b);
-        return an_failc(err, rc, "", "could not serialise the optimizer or scheduler state");
-    }
-    le_put_u64(w, blob_fnv1a(FNV_OFFSET, b, (size_t)(w - b)));
-    *buf = b;
-    *len = total;
-    return 0;
-}
-
-static int check_model(const gtrain *t, const blob_view *v, an_err *err)
-{
-    if (v->model_hash != t->model_hash ||
-        v->len[SEC_PARAMS] != t->g->nparams * sizeof(float))
-        return an_failc(err, -EPROTO, "checkpoint", "the checkpoint is of another model (this "
-                        "job's is a gpt with %zu parameters)", t->g->nparams);
-    return 0;
-}
-
-int gtrain_restore(gtrain *t, const void *buf, size_t len, an_err *err)
-{
-    blob_view v;
-    int rc = blob_parse(buf, len, &v, err);
-    if (rc || (rc = check_model(t, &v, err)))
-        return rc;
-    if (v.layout_hash != t->layout_hash || v.len[SEC_COUNTERS] != 16 ||
-        v.len[SEC_CURSOR] != 16 || v.len[SEC_OPTIM] != optim_state_size(&t->opt) ||
-        v.len[SEC_SCHED] != sched_state_size(t->sch))
-        return an_failc(err, -EPROTO, "checkpoint", "the checkpoint is of another optimizer, "
-                        "schedule or parameter-group layout than this job's");
-    if (t->fp16 != (v.sec[SEC_LOSSSCALE] != NULL) ||
-        (t->fp16 && v.len[SEC_LOSSSCALE] != 40))
-        return an_failc(err, -EPROTO, "checkpoint", t->fp16
-                        ? "the checkpoint has no fp16 loss-scaler state (it was not an fp16 run)"
-                        : "the checkpoint is of an fp16 run, this job is not one");
-    int64_t steps = (int64_t)le_get_u64(v.sec[SEC_COUNTERS]);
-    int64_t samples = (int64_t)le_get_u64(v.sec[SEC_COUNTERS] + 8);
-    int64_t epoch = (int64_t)le_get_u64(v.sec[SEC_CURSOR]);
-    int64_t pos = (int64_t)le_get_u64(v.sec[SEC_CURSOR] + 8);
-    if (steps < 0 || samples < 0 || epoch < 0 || pos < 0 || (size_t)pos >= t->ktrain)
-        return an_failc(err, -EPROTO, "checkpoint", "expected counters >= 0 and a window "
-                        "position in 0..%zu", t->ktrain - 1);
-    if ((rc = blob_load_optim_sched(&v, &t->opt, t->sch, err)))
-        return rc;
-    memcpy(t->g->params, v.sec[SEC_PARAMS], (size_t)v.len[SEC_PARAMS]);
-    t->steps = steps;
-    t->samples = samples;
-    t->epoch = epoch;
-    t->pos = pos;
-    if (t->fp16) {
-        const unsigned char *r = v.sec[SEC_LOSSSCALE];
-        uint64_t u = le_get_u64(r);
-        memcpy(&t->ls.cur_scale, &u, 8);
-        t->ls.cur_iter = (int64_t)le_get_u64(r + 8);
-        t->ls.last_overflow_iter = (int64_t)le_get_u64(r + 16);
-        t->ls.cur_hysteresis = (int)le_get_u64(r + 24);
-        t->ls.skipped = (int64_t)le_get_u64(r + 32);
-    }
-    apply_sched(t);
-    return 0;
-}
-
-int gtrain_restore_weights(gtrain *t, const void *buf, size_t len, an_err *err)
-{
-    blob_view v;
-    int rc = blob_parse(buf, len, &v, err);
-    if (rc || (rc = check_model(t, &v, err)))
-        return rc;
-    memcpy(t->g->params, v.sec[SEC_PARAMS], (size_t)v.len[SEC_PARAMS]);
-    return 0;
-}
-
-int gtrain_weights_json(const gtrain *t, cJSON **out)
-{
-    *out = NULL;
-    cJSON *o = cJSON_CreateObject(), *arr = o ? cJSON_AddArrayToObject(o, "tensors") : NULL;
-    if (!arr || !cJSON_AddNumberToObject(o, "step", (double)t->steps)) {
-        cJSON_Delete(o);
-        return -ENOMEM;
-    }
-    const gpt *g = t->g;
-    for (int i = 0; i < g->ntensors; i++) {
-        const gpt_tensor *x = &g->tensors[i];
-        cJSON *e = cJSON_CreateObject(), *data = NULL;
-        int ok = e && cJSON_AddItemToArray(arr, e) && cJSON_AddStringToObject(e, "name", x->name);
-        cJSON *shape = ok ? cJSON_CreateIntArray(x->shape, x->ndim) : NULL;
-        ok = shape && cJSON_AddItemToObject(e, "shape", shape);
-        ok = ok && (data = cJSON_AddArrayToObject(e, "data"));
-        int rows = x->ndim == 2 ? x->shape[0] : 1, cols = x->ndim == 2 ? x->shape[1] : x->shape[0];
-        for (int r = 0; ok && r < rows; r++) {
-            cJSON *row = data;
-            if (x->ndim == 2)
-                ok = (row = cJSON_CreateArray()) && cJSON_AddItemToArray(data, row);
-            for (int c = 0; ok && c < cols; c++) {
-                float f = g->params[x->off + (size_t)r * cols + c];
-                ok = cJSON_AddItemToArray(row, isfinite(f) ? cJSON_CreateNumber((double)f)
-                                                           : cJSON_CreateNull());
-            }
-        }
-        if (!ok) {
-            cJSON_Delete(o);
-            return -ENOMEM;
-        }
-    }
-    *out = o;
-    return 0;
-}

@@ -8,8 +8,13 @@
  * row). Either way a batch is a pure function of the step and a (epoch, position) cursor that
  * the checkpoint holds, so a resumed run trains bit for bit as an uninterrupted one.
  *
- * A step: gradient_accumulation_steps micro-batches, their gradients accumulated in order
- * (each scaled by 1/gas), clipping, the optimizer, a validation when due, the scheduler. */
+ * A step: gradient_accumulation_steps micro-batches, each one's gradient (of its loss / gas)
+ * in a buffer of its own, summed in core/train.c's pairwise tree, clipping, the optimizer, a
+ * validation when due, the scheduler. As rank r of W (gtrain_set_ranks) a step covers a
+ * global batch of W·gas micro-batches: the rank trains r·gas … r·gas + gas − 1 of them (each
+ * of loss / (W·gas), with the data and dropout masks of its global index), the ranks' sums are
+ * summed in core/ddp.h's order, and every rank clips and steps alike; W = 1, 2, 4 then give
+ * the same bits whenever gas is a power of two. */
 #ifndef ANNEALD_TRAIN_GPT_H
 #define ANNEALD_TRAIN_GPT_H
 
@@ -31,6 +36,16 @@ typedef struct gtrain gtrain;
 int gtrain_create(gtrain **out, const job_spec *spec, const char *text, size_t len, an_err *err);
 void gtrain_free(gtrain *t);
 int gtrain_step(gtrain *t, train_report *rep, an_err *err);
+
+/* Makes t rank `rank` of `world` (train.h, train_set_ranks). -EINVAL for a world above 2^20
+ * micro-batches, -ENOMEM. */
+int gtrain_set_ranks(gtrain *t, int world, int rank, train_reduce_fn fn, void *ctx);
+
+/* Length of the flat parameter (and gradient) buffer. */
+size_t gtrain_nparams(const gtrain *t);
+
+/* Bytes of optimizer state (the whole of it: a gpt's is not sharded). */
+size_t gtrain_optim_bytes(const gtrain *t);
 int64_t gtrain_steps_done(const gtrain *t);
 int64_t gtrain_total_steps(const gtrain *t);
 int gtrain_validate(gtrain *t, double *loss);

@@ -26,10 +26,13 @@ static size_t nbufs(const optim *o)
 
 int train_shard_optimizer(train *t, train_gather_fn gather, void *ctx, an_err *err)
 {
-    if (t->gt || t->world < 2 || !gather)
+    if (t->gt)
+        return an_failc(err, -ENOTSUP, "ds_config.zero_optimization",
+                        "a gpt model keeps its whole optimizer state on every rank here (ZeRO "
+                        "stage 1 slices that of mlp and linear models): it runs as stage 0");
+    if (t->world < 2 || !gather)
         return an_failc(err, -EINVAL, "ds_config.zero_optimization",
-                        "ZeRO stage 1 shards the optimizer across several ranks of an mlp or "
-                        "linear model");
+                        "ZeRO stage 1 shards the optimizer across several ranks");
     if (t->sharded)
         return 0;
     if (t->opt.cfg.type == OPTIM_LAMB)
@@ -96,6 +99,12 @@ int train_shard_step(train *t, float *params, float *grad, an_err *err)
 
 size_t train_optim_bytes(const train *t, size_t *total)
 {
+    if (t->gt) { /* never sharded */
+        size_t b = gtrain_optim_bytes(t->gt);
+        if (total)
+            *total = b;
+        return b;
+    }
     size_t mine = t->opt.state_elems * sizeof(float);
     if (total)
         *total = t->sharded ? nbufs(&t->opt) * t->m->nparams * sizeof(float) : mine;

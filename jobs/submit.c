@@ -283,13 +283,6 @@ int job_submit(store_t *st, const daemon_opts *opts, cJSON *body, const submit_l
         fail(out, SUBMIT_UNPROCESSABLE, "world_size", "%s", mpimsg);
         goto done;
     }
-    if (spec.world_size > 1 && spec.model.type == MODEL_GPT) {
-        /* the rank program splits the flat gradient of mlp and linear models only */
-        fail(out, SUBMIT_UNPROCESSABLE, "world_size", "world_size %d: a gpt model trains on "
-             "one rank only here (mlp and linear models run on several); use world_size 1",
-             spec.world_size);
-        goto done;
-    }
     if (spec.resume_job[0] && resume_fails(st, &spec, &resume_json, out))
         goto done;
     spec_text = json_print_exact(spec.normalized);

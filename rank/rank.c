@@ -27,7 +27,9 @@
 
 #include "core/config.h"
 #include "core/ddp.h"
+#include "core/data_idx.h"
 #include "core/train.h"
+#include "jobs/fashion.h"
 #include "rank/rank.h"
 #include "util/util.h"
 
@@ -111,11 +113,22 @@ int main(int argc, char **argv)
                     spec.world_size);
         goto done;
     }
-    if (train_create(&t, &spec, NULL, 0, &e) ||
+    /* the builtin fashion-mnist is four files that every rank reads (the daemon sends them
+     * to rank 0 instead: rankd.c) */
+    char *data = NULL;
+    size_t dlen = 0;
+    if (data_is_fashion(&spec.data) && fashion_read(&data, &dlen, &e) != 0) {
+        if (rank == 0)
+            fprintf(stderr, "anneald-rank: %s: %s\n", e.field, e.message);
+        goto done;
+    }
+    int crc = train_create(&t, &spec, data, dlen, &e);
+    free(data);
+    if (crc ||
         (world > 1 && train_set_ranks(t, world, rank, comm_reduce, &c) != 0)) {
         if (rank == 0)
             fprintf(stderr, "anneald-rank: %s: %s\n", e.field[0] ? e.field : "model",
-                    t ? "this model cannot run on several ranks (mlp and linear can)"
+                    t ? "this job cannot run on several ranks (too many micro-batches)"
                       : e.message);
         goto done;
     }

@@ -310,7 +310,8 @@ int rankd_run(int rank, int world, const char *job, const char *sock)
     if (ok)
         ok = train_create(&t, &spec, lens[1] ? (const char *)bufs[1] : NULL, lens[1], &e) == 0;
     if (ok && world > 1 && train_set_ranks(t, world, rank, comm_reduce, &c) != 0)
-        ok = !an_fail(&e, "model", "this model cannot run on several ranks (mlp and linear can)");
+        ok = !an_fail(&e, "world_size", "world_size times gradient_accumulation_steps is over "
+                      "2^20");
     if (ok && world > 1 && comm_prepare(&c, train_nparams(t)) != 0)
         ok = !an_fail(&e, "", "out of memory for the exchange buffers");
     if (ok && lens[2])
@@ -320,6 +321,8 @@ int rankd_run(int rank, int world, const char *job, const char *sock)
     if (all_ok && world > 1 && spec.zero_stage >= 1) {
         int zrc = train_shard_optimizer(t, comm_gather, &c, &e);
         ok = zrc == 0 || zrc == -ENOTSUP; /* gpt: full state on every rank, as warned */
+        if (zrc == -ENOTSUP && rank == 0)
+            fprintf(stderr, "anneald-rank: job %s: %s: %s\n", job, e.field, e.message);
         MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
     }
     for (int i = 0; i < 3; i++) {

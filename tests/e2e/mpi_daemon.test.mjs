@@ -3,7 +3,7 @@
 // weights identical to the same job at world_size 1; a paused and resumed job, a job whose
 // rank is killed with SIGKILL and one whose rank is stopped with SIGSTOP (the stall watchdog)
 // all finish identical to an uninterrupted run; the job object shows world_size and each
-// rank's step time.
+// rank's step time. A small gpt at world_size 2 equals world_size 1 too.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {spawnSync} from 'node:child_process';
@@ -170,16 +170,29 @@ test('world_size 4 on two cores (oversubscribed) equals world_size 1', {skip}, a
   });
 });
 
-test('a gpt job of several ranks is refused at submit, naming world_size', {skip}, async () => {
+test('a gpt job at world_size 2 runs under mpirun to completed, identical to world_size 1', {skip}, async () => {
+  // 2 layers, 32 wide, dropout; the same global batch of 4 micro-batches (gas = 4 / W)
+  const gpt = (W, seed = 5) => ({
+    name: `gpt${W}`, seed, world_size: W, steps: 30,
+    model: {type: 'gpt', block_size: 16, n_layer: 2, n_head: 2, n_embd: 32, dropout: 0.1},
+    data: {type: 'builtin', name: 'tinyshakespeare'}, validation: {fraction: 0.1, every_steps: 10},
+    checkpoint: {every_steps: 10},
+    ds_config: {train_micro_batch_size_per_gpu: 2, gradient_accumulation_steps: 4 / W, gradient_clipping: 0.5,
+      optimizer: {type: 'AdamW', params: {lr: 0.003, weight_decay: 0.1}}}});
   await withDaemon({}, async (d) => {
-    const r = await api(d.url, 'POST', '/v1/jobs', {
-      model: {type: 'gpt', vocab_size: 65, block_size: 16, n_layer: 1, n_head: 2, n_embd: 16},
-      data: {type: 'builtin', name: 'tinyshakespeare'}, steps: 5, world_size: 2,
-      ds_config: {train_micro_batch_size_per_gpu: 2, gradient_accumulation_steps: 1,
-        optimizer: {type: 'AdamW', params: {lr: 0.001}}}});
-    assert.equal(r.status, 422, r.text);
-    assert.equal(r.json.error.field, 'world_size');
-    assert.match(r.json.error.message, /a gpt model trains on one rank only/);
+    const one = await submit(d.url, gpt(1));
+    await waitJob(d.url, one, (x) => x.state === 'completed', 90000);
+    const ref = await result(d.url, one);
+    assert.equal(ref.step.length, 30);
+    const two = await submit(d.url, gpt(2));
+    const j = await waitJob(d.url, two, (x) => x.state === 'completed', 120000);
+    assert.equal(j.world_size, 2);
+    assert.equal(j.step, 30);
+    assert.match(d.log(), new RegExp(`job ${two}: started \\S*mpirun -np 2`));
+    assert.deepEqual(await result(d.url, two), ref);
+    const other = await submit(d.url, gpt(2, 6));
+    await waitJob(d.url, other, (x) => x.state === 'completed', 120000);
+    assert.notDeepEqual((await result(d.url, other)).loss, ref.loss);
   });
 });
 

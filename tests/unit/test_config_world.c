@@ -198,6 +198,35 @@ static void test_zero_stages(void **state)
     }
 }
 
+/* A gpt keeps its whole optimizer state on every rank: ZeRO stage 1 asked for at W > 1 says
+ * so; at W = 1, or at stage 0, nothing is said. */
+static void test_zero_gpt(void **state)
+{
+    (void)state;
+    static const char *fmt =
+        "{\"model\": {\"type\": \"gpt\", \"block_size\": 8, \"n_layer\": 1, \"n_head\": 2,"
+        " \"n_embd\": 16}, \"data\": {\"type\": \"text\", \"text\": \"hello there, hello again\"},"
+        " \"steps\": 3, \"world_size\": %d, \"ds_config\": {\"train_batch_size\": 4,"
+        " \"train_micro_batch_size_per_gpu\": 1, \"zero_optimization\": {\"stage\": %d},"
+        " \"optimizer\": {\"type\": \"Adam\", \"params\": {\"lr\": 0.01}}}}";
+    static const struct {
+        int world, stage, warned;
+    } c[] = {{2, 1, 1}, {4, 3, 1}, {1, 1, 0}, {2, 0, 0}};
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        char text[1024];
+        snprintf(text, sizeof text, fmt, c[i].world, c[i].stage);
+        job_spec s;
+        an_err e;
+        if (job_spec_parse_text(text, strlen(text), &s, &e))
+            fail_msg("case %zu: %s: %s", i, e.field, e.message);
+        if (has_warning(&s, "a gpt model keeps its whole optimizer state on every rank") !=
+            c[i].warned)
+            fail_msg("case %zu: world_size %d stage %d: expected %s warning", i, c[i].world,
+                     c[i].stage, c[i].warned ? "a" : "no");
+        job_spec_free(&s);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -205,6 +234,7 @@ int main(void)
         cmocka_unit_test(test_bad_values),
         cmocka_unit_test(test_errors_together),
         cmocka_unit_test(test_zero_stages),
+        cmocka_unit_test(test_zero_gpt),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
