@@ -226,10 +226,12 @@ static int json_column(mstream *m, jw *w, store_t *s, an_err *e, int *rc)
     if (m->col == C_FP16) {
         /* Made at open: copied as room allows, leaving the piece with less than the 64
          * bytes json_piece wants free when it stops short, so the loop ends there. */
-        size_t k = m->fp16_len - m->fp16_off, room = w->cap - w->len - 63;
+        size_t k = m->fp16_len - m->fp16_off;
+        size_t room = w->cap - w->len > 63 ? w->cap - w->len - 63 : 0;
         if (k > room)
             k = room;
-        memcpy(w->buf + w->len, m->fp16 + m->fp16_off, k);
+        if (k) /* no events: no text (memcpy from NULL is undefined even for 0 bytes) */
+            memcpy(w->buf + w->len, m->fp16 + m->fp16_off, k);
         w->len += k;
         m->fp16_off += k;
         return m->fp16_off == m->fp16_len;
