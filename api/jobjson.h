@@ -4,7 +4,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "jobs/jobmgr.h"
+#include "jobs/service.h"
 #include "store/store.h"
 
 /* The job as its store row tells it (a job no worker has touched). NULL on out of memory. */

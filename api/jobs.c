@@ -13,7 +13,6 @@
 #include "core/jsonnum.h"
 #include "core/memest.h"
 #include "api/api.h"
-#include "jobs/submit.h"
 
 /* Answers 503 when --max-queued jobs already wait; returns 1 then. */
 static int queue_full(http_req *r)

@@ -77,6 +77,8 @@ test('the layers keep to ARCHITECTURE.md', () => {
         bad.push(`${f} includes ${inc} (only api/ and the wiring may)`);
       if (inc.startsWith('daemon/') && dir !== 'daemon') bad.push(`${f} includes ${inc} (daemon/ is the top)`);
       if (inc.startsWith('jobs/') && ['core', 'store', 'util'].includes(dir)) bad.push(`${f} includes ${inc}`);
+      if (dir === 'api' && inc.startsWith('jobs/') && inc !== 'jobs/service.h')
+        bad.push(`${f} includes ${inc} (api/ knows the job manager by jobs/service.h alone)`);
       if (dir === 'core' && /^(store|uv|sqlite3|pthread)/.test(inc)) bad.push(`${f} includes ${inc} (core/ is pure)`);
     }
   }
