@@ -15,11 +15,13 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "jobs/mpirun.h"
 #include "jobs/rankproc.h"
 #include "util/log.h"
+#include "util/util.h"
 
 extern char **environ;
 
@@ -36,12 +38,15 @@ int rankproc_reap(rank_procs *r, int block)
     return 0;
 }
 
-/* SIGKILL to every process of session `sid` (mpirun, and its ranks in their own groups). */
-static void kill_session(pid_t sid)
+/* SIGKILL to every process of session `sid` (mpirun, and its ranks in their own groups).
+ * Returns how many of them were not yet dead (zombies, which only wait to be reaped, do
+ * not count). */
+static int kill_session(pid_t sid)
 {
+    int alive = 0;
     DIR *d = opendir("/proc");
     if (!d)
-        return;
+        return 0;
     struct dirent *de;
     while ((de = readdir(d))) {
         char *end;
@@ -62,10 +67,13 @@ static void kill_session(pid_t sid)
         char state;
         int ppid, pgrp, sess;
         if (rp && sscanf(rp + 1, " %c %d %d %d", &state, &ppid, &pgrp, &sess) == 4 &&
-            sess == sid)
+            sess == sid && state != 'Z' && state != 'X') {
             kill((pid_t)pid, SIGKILL);
+            alive++;
+        }
     }
     closedir(d);
+    return alive;
 }
 
 /* Ends mpirun and every rank, whatever state they are in (a SIGSTOPped rank included). */
@@ -76,7 +84,11 @@ void rankproc_end(rank_procs *r)
         return;
     kill_session(sid);
     rankproc_reap(r, 1);
-    kill_session(sid); /* any started while the first sweep ran */
+    /* Any started while the first sweep ran; and a SIGKILLed rank takes a moment to go (a
+     * large one unmapping its memory): the run ends only when none is left, or after 5 s. */
+    double t0 = util_now();
+    while (kill_session(sid) > 0 && util_now() - t0 < 5.0)
+        nanosleep(&(struct timespec){0, 10000000}, NULL);
 }
 
 /* The end of mpirun's output, for the log (it says which rank died and how). */
