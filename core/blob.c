@@ -1,5 +1,6 @@
 /* blob — checkpoint framing: little-endian bytes, the checksum, the section table. */
 #include "core/blob.h"
+#include "util/util.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -114,4 +115,12 @@ int blob_load_optim_sched(const blob_view *v, optim *o, sched *s, an_err *err)
     }
     free(keep);
     return rc == 0 ? 0 : rc < 0 ? rc : -EPROTO;
+}
+
+unsigned char *blob_put_section(unsigned char *w, uint32_t id, uint64_t len)
+{
+    le_put_u32(w, id);
+    le_put_u32(w + 4, 0);
+    le_put_u64(w + 8, len);
+    return w + SECTION_HEADER;
 }

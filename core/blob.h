@@ -49,6 +49,9 @@ enum section_id {
 #define FNV_PRIME 0x100000001b3ull
 
 /* FNV-1a-64 of n bytes, continuing from h (FNV_OFFSET to start). */
+/* Writes a section header (id, reserved 0, length) at w; returns where its bytes go. */
+unsigned char *blob_put_section(unsigned char *w, uint32_t id, uint64_t len);
+
 uint64_t blob_fnv1a(uint64_t h, const void *data, size_t n);
 /* The same over the 8 little-endian bytes of v. */
 uint64_t blob_fnv_i64(uint64_t h, int64_t v);

@@ -26,14 +26,6 @@ static size_t blob_size(const train *t)
            (t->finder ? SECTION_HEADER + LRFIND_BYTES : 0) + stats_bytes(t) + BLOB_TRAILER;
 }
 
-static unsigned char *put_section(unsigned char *w, uint32_t id, uint64_t len)
-{
-    le_put_u32(w, id);
-    le_put_u32(w + 4, 0);
-    le_put_u64(w + 8, len);
-    return w + SECTION_HEADER;
-}
-
 int train_save(const train *t, void **buf, size_t *len, an_err *err)
 {
     if (t->gt)
@@ -52,29 +44,29 @@ int train_save(const train *t, void **buf, size_t *len, an_err *err)
     le_put_u64(w + 24, t->model_hash);
     le_put_u64(w + 32, total);
     w += BLOB_HEADER;
-    w = put_section(w, SEC_COUNTERS, 16);
+    w = blob_put_section(w, SEC_COUNTERS, 16);
     le_put_u64(w, (uint64_t)t->steps);
     le_put_u64(w + 8, (uint64_t)t->samples);
     w += 16;
-    w = put_section(w, SEC_CURSOR, 16);
+    w = blob_put_section(w, SEC_CURSOR, 16);
     le_put_u64(w, (uint64_t)t->loader.cur.epoch);
     le_put_u64(w + 8, (uint64_t)t->loader.cur.pos);
     w += 16;
     size_t pn = t->m->nparams * sizeof(float);
-    w = put_section(w, SEC_PARAMS, pn);
+    w = blob_put_section(w, SEC_PARAMS, pn);
     memcpy(w, t->m->params, pn);
     w += pn;
     size_t on = optim_state_size(&t->opt);
-    w = put_section(w, SEC_OPTIM, on);
+    w = blob_put_section(w, SEC_OPTIM, on);
     int rc = optim_save(&t->opt, w, on);
     w += on;
     size_t sn = sched_state_size(t->sch);
-    w = put_section(w, SEC_SCHED, sn);
+    w = blob_put_section(w, SEC_SCHED, sn);
     if (!rc)
         rc = sched_save(t->sch, w, sn);
     w += sn;
     if (t->finder) {
-        w = put_section(w, SEC_LRFIND, LRFIND_BYTES);
+        w = blob_put_section(w, SEC_LRFIND, LRFIND_BYTES);
         le_put_f64(w, t->watch.avg);
         le_put_f64(w + 8, t->watch.bpow);
         le_put_f64(w + 16, t->watch.best);
@@ -85,7 +77,7 @@ int train_save(const train *t, void **buf, size_t *len, an_err *err)
     }
     if (stats_bytes(t)) {
         int d = t->train_ds.d;
-        w = put_section(w, SEC_INPUT_STATS, 8 + 16 * (uint64_t)d);
+        w = blob_put_section(w, SEC_INPUT_STATS, 8 + 16 * (uint64_t)d);
         le_put_u64(w, (uint64_t)d);
         w += 8;
         for (int k = 0; k < d; k++, w += 8)

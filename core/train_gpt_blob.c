@@ -9,14 +9,6 @@
 #include "core/blob.h"
 #include "core/train_gpt_internal.h"
 
-static unsigned char *put_section(unsigned char *w, uint32_t id, uint64_t len)
-{
-    le_put_u32(w, id);
-    le_put_u32(w + 4, 0);
-    le_put_u64(w + 8, len);
-    return w + SECTION_HEADER;
-}
-
 int gtrain_save(const gtrain *t, void **buf, size_t *len, an_err *err)
 {
     size_t pn = t->g->nparams * sizeof(float), on = optim_state_size(&t->opt);
@@ -42,26 +34,26 @@ int gtrain_save(const gtrain *t, void **buf, size_t *len, an_err *err)
     le_put_u64(w + 24, t->model_hash);
     le_put_u64(w + 32, total);
     w += BLOB_HEADER;
-    w = put_section(w, SEC_COUNTERS, 16);
+    w = blob_put_section(w, SEC_COUNTERS, 16);
     le_put_u64(w, (uint64_t)t->steps);
     le_put_u64(w + 8, (uint64_t)t->samples);
-    w = put_section(w + 16, SEC_CURSOR, 16);
+    w = blob_put_section(w + 16, SEC_CURSOR, 16);
     le_put_u64(w, (uint64_t)t->epoch);
     le_put_u64(w + 8, (uint64_t)t->pos);
-    w = put_section(w + 16, SEC_PARAMS, pn);
+    w = blob_put_section(w + 16, SEC_PARAMS, pn);
     memcpy(w, t->g->params, pn);
-    w = put_section(w + pn, SEC_OPTIM, on);
+    w = blob_put_section(w + pn, SEC_OPTIM, on);
     int rc = optim_save(&t->opt, w, on);
-    w = put_section(w + on, SEC_SCHED, sn);
+    w = blob_put_section(w + on, SEC_SCHED, sn);
     if (!rc)
         rc = sched_save(t->sch, w, sn);
-    w = put_section(w + sn, SEC_VOCAB, vn);
+    w = blob_put_section(w + sn, SEC_VOCAB, vn);
     memcpy(w, vt, vn);
     w += vn;
     if (t->fp16) {
         uint64_t u;
         memcpy(&u, &t->ls.cur_scale, 8);
-        w = put_section(w, SEC_LOSSSCALE, 40);
+        w = blob_put_section(w, SEC_LOSSSCALE, 40);
         le_put_u64(w, u);
         le_put_u64(w + 8, (uint64_t)t->ls.cur_iter);
         le_put_u64(w + 16, (uint64_t)t->ls.last_overflow_iter);
