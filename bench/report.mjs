@@ -27,7 +27,8 @@ const REFS = [
     'the same memory-only kernel, ms per pass (ratio = its time / the step\'s, so 1 = as fast as memory allows)'],
   [/^store_metrics_ingest/, 'the same rows as packed 48-byte records, one write() per batch to a plain file'],
   [/^store_metrics_query/, 'the same range read without downsampling (every row into columnar arrays)'],
-  [/^store_checkpoint_commit/, 'one sequential write() of the same 720 MB (a 60M-parameter Adam state, inside the 2^26 cap) to a plain file, unsynced like the commit; two turns, each side first once, best of each'],
+  [/^store_checkpoint_commit/, 'one sequential write() of the same 720 MB (a 60M-parameter Adam state, inside the 2^26 cap) to a plain file, unsynced like the commit; two turns, each side first once, best of each. The commit is what the job waits for: its pages written to the WAL; their copy into the database file follows it (next line)'],
+  [/^store_checkpoint_wal_copy/, 'the same plain write(); the value is the copy of the commit\'s pages from the WAL into the database file that the housekeeping thread (or the next metrics commit) makes after the commit'],
   [/^store_checkpoint_read/, 'read() of that plain file'],
   [/^actckpt_/, 'the same job without activation checkpointing (step times: runs taken in turns, best of each; activations: the memory estimate, which is the arena allocated)'],
   [/^train_/, 'the bare engine on the same spec: forward, loss, backward, optimizer step, no training-loop bookkeeping'],
@@ -126,7 +127,8 @@ for (const name of ['store_metrics_ingest_batch1000', 'store_metrics_ingest_batc
 }
 const ct = med('store_checkpoint_commit_time'), cr = med('store_checkpoint_commit_rate');
 if (ct && cr) highlights.push(`- Checkpoint of an Adam state (params, m, v in fp32; 60M parameters, 4M in a quick run): ${fmt(ct.v)} s, ` +
-  `${fmt(cr.v)} MB/s (a plain file: ${fmt(ct.r)} s, ${fmt(cr.r)} MB/s).`);
+  `${fmt(cr.v)} MB/s (a plain file: ${fmt(ct.r)} s, ${fmt(cr.r)} MB/s)` +
+  (med('store_checkpoint_wal_copy_time') ? `; the copy from the WAL into the database after it: ${fmt(med('store_checkpoint_wal_copy_time').v)} s.` : '.'));
 const gj = med('api_get_job');
 if (gj) highlights.push(`- GET /v1/jobs/{id} while a job trains: ${fmt(gj.v)} req/s (GET /healthz: ${fmt(gj.r)} req/s).`);
 const dash = med('dashboard_1M_open');

@@ -32,6 +32,7 @@
 #include "api/routes.h"
 #include "daemon/notify.h"
 #include "store/lock.h"
+#include "store/walcopy.h"
 #include "util/util.h"
 #include "util/log.h"
 
@@ -260,6 +261,7 @@ int daemon_run(const daemon_opts *opts)
         fprintf(stderr, "anneald: cannot open the store %s: %s\n", opts->db, e.message);
         return 1;
     }
+    store_wal_copy_mode(&d->sv.store, STORE_WAL_NEVER); /* this thread never waits on the disk */
     if (uv_loop_init(&d->loop) != 0) {
         store_close(&d->sv.store);
         return 1;

@@ -9,6 +9,7 @@
 
 #include "jobs/service.h"
 #include "jobs/submit.h"
+#include "store/walcopy.h"
 #include "util/log.h"
 
 int sweeps_init(sweeps *w, struct service *d)
@@ -23,6 +24,7 @@ int sweeps_init(sweeps *w, struct service *d)
         util_log(LOG_ERROR, "sweeps: cannot open the store: %s", e.message);
         return -EIO;
     }
+    store_wal_copy_mode(&w->db, STORE_WAL_NEVER); /* used on the loop thread */
     w->db_open = 1;
     return 0;
 }

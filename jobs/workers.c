@@ -12,6 +12,7 @@
 
 #include "jobs/service.h"
 #include "jobs/wctx.h"
+#include "store/walcopy.h"
 #include "util/log.h"
 
 /* 1 once the pool is told to quit; else waits up to `ms` (or until a job is queued). */
@@ -41,6 +42,7 @@ static int open_store(worker *wk, wctx *w)
                      ? an_failc(&e, -EIO, NULL, "injected fault (ANNEALD_FAULT=worker-store)")
                      : store_open(&w->store, p->db_path, &e);
         if (rc == 0) {
+            store_wal_copy_mode(&w->store, STORE_WAL_AFTER_SMALL);
             if (down) {
                 atomic_fetch_sub(&p->down, 1);
                 util_log(LOG_INFO, "worker %d: the store is open again; taking jobs",

@@ -259,7 +259,10 @@ int store_checkpoint_commit_fp16(store_t *s, const char *id, const store_metric 
         rc = put_checkpoint(s, num, step, loss, blob, len, chunk, keep, err);
     if (!rc && p)
         rc = st_write_progress(s, num, p, err);
-    return st_end(s, rc, err);
+    s->big_commit = 1; /* the WAL's copy into the database is left to others (walcopy.h) */
+    rc = st_end(s, rc, err);
+    s->big_commit = 0;
+    return rc;
 }
 
 int store_checkpoint_commit(store_t *s, const char *id, int64_t step, double loss,

@@ -15,10 +15,12 @@
 #include "store/internal.h"
 #include "util/util.h"
 
-/* zstd level: 5 packs the tutorial job's byte-shuffled rows as tightly as 9 (13.0 against
- * 13.2 bytes a step over 300k steps) and compresses a third faster; 3 is faster still but
- * 5 % larger, 1 is 10 % larger. The writer thread must keep up with the fastest job. */
-#define ST_ZSTD_LEVEL 5
+/* zstd level: the writer thread must keep up with the fastest job (the tutorial job makes a
+ * row every ~0.3 µs), so the level is chosen for speed at a size still near the limit. On
+ * 1M of its rows, shuffled as below: level 2 packs 13.4 bytes a row at 0.05 µs a row, 5 packs
+ * 12.7 at 0.11 µs, 9 gains nothing over 5 (12.6) at 0.16 µs, 1 packs 13.7 and -1 13.5 at
+ * 0.035 µs. 2 keeps the store under 14 bytes a step, summaries included, at half of 5's cost. */
+#define ST_ZSTD_LEVEL 2
 
 /* Grows s->zbuf to at least `need` bytes. */
 static unsigned char *scratch(store_t *s, size_t need)

@@ -78,6 +78,7 @@ typedef struct store_t {
                                                  * stale (only the benchmark of its cost) */
     void *pyr_cache;                            /* open pyramid buckets of the last appends
                                                  * (pyramid.c) */
+    int big_commit;                             /* 1 while a job's checkpoint commits (walcopy.h) */
 } store_t;
 
 /* ---- connection ---------------------------------------------------------------------- */

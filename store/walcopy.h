@@ -1,0 +1,33 @@
+/* walcopy — who copies the write-ahead log into the database file (SQLite's "checkpoint" of
+ * the WAL; nothing to do with a job's checkpoints).
+ *
+ * By default a connection whose commit leaves the WAL over 1000 pages does the copy right
+ * after that commit (SQLite's autocheckpoint), so the commit takes as long as writing its
+ * pages twice. The daemon divides the work instead:
+ *   STORE_WAL_NEVER        the loop thread's connection: it must never wait on the disk.
+ *   STORE_WAL_AFTER_SMALL  the workers' connections: a commit that leaves the WAL over
+ *                          ST_WAL_COPY_PAGES copies it, except the commit of a job's
+ *                          checkpoint, which returns once its pages are in the WAL; the next
+ *                          small commit (a metrics batch) or the housekeeping thread's passive
+ *                          copy (every second) moves them into the database.
+ * A writer's own copy after its commit is what lets the WAL start over while a job writes
+ * without pause: a copy on another thread always trails the frames appended meanwhile. */
+#ifndef ANNEALD_STORE_WALCOPY_H
+#define ANNEALD_STORE_WALCOPY_H
+
+#include "store/store.h"
+
+typedef enum {
+    STORE_WAL_DEFAULT,
+    STORE_WAL_NEVER,
+    STORE_WAL_AFTER_SMALL,
+} store_wal_copy;
+
+/* 4096 pages of 16 KiB: 64 MiB of WAL between copies (the journal_size_limit it is truncated
+ * back to). */
+#define ST_WAL_COPY_PAGES 4096
+
+/* Sets the policy of s's connection. */
+void store_wal_copy_mode(store_t *s, store_wal_copy mode);
+
+#endif
