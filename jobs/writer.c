@@ -194,6 +194,15 @@ static int mergeable(const wctx *w)
     return k;
 }
 
+/* How long the writer waits for a full batch's successor (see writer_main). */
+#define PAIR_WAIT_NS 20000000ull
+
+/* A full metric-only batch: one that a following batch may be merged into. */
+static int batch_alone(const wslot *s)
+{
+    return !s->blob && s->nbatch == METRIC_BATCH && !s->nval && !s->nev;
+}
+
 /* The writer thread: writes queued slots in order until told to quit. After a failure it
  * drops the rest of the run's slots (the worker stops the run when it sees the failure). */
 static void writer_main(void *arg)
@@ -208,6 +217,14 @@ static void writer_main(void *arg)
         wslot *s = &w->slot[w->wr.tail];
         int skip = w->wr.rc != 0;
         int k = mergeable(w);
+        /* A lone full batch comes from a fast job: the next one is a few milliseconds away,
+         * and committing the two as one halves the commits, the pyramid's updates and the
+         * pages written to the WAL. The worker then still has two free slots. A partial
+         * batch (a flush on time, the run's end) or a stop goes at once. */
+        if (k == 1 && w->wr.queued == 1 && !skip && batch_alone(s)) {
+            uv_cond_timedwait(&w->wr.cond, &w->wr.mu, PAIR_WAIT_NS);
+            k = mergeable(w);
+        }
         uv_mutex_unlock(&w->wr.mu);
         const wslot *last = &w->slot[w->wr.tail + k - 1];
         size_t nrows = (size_t)(k - 1) * METRIC_BATCH + last->nbatch;
