@@ -79,7 +79,7 @@ typedef struct wctx {
     job_run *run;
     /* The slots' metric rows, one array: full slots that follow each other are one run of
      * rows the writer commits in one transaction when it has fallen behind (writer.c). */
-    store_metric rows[WRITE_SLOTS][METRIC_BATCH];
+    _Alignas(64) store_metric rows[WRITE_SLOTS][METRIC_BATCH]; /* a row: one line (store.h) */
     wslot slot[WRITE_SLOTS];
     writer wr;
     store_metric *batch;       /* rows of the slot being filled (slot[wr.head]) */

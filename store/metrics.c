@@ -17,6 +17,8 @@
 #include "core/jsonnum.h"
 #include "store/internal.h"
 
+_Static_assert(sizeof(store_metric) % 64 == 0, "a metric row is a whole number of cache lines");
+
 static int check_rows(const store_metric *rows, size_t n, an_err *err)
 {
     for (size_t i = 0; i < n; i++) {

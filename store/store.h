@@ -280,14 +280,18 @@ int store_job_rewind(store_t *s, const char *id, int64_t step, store_job_state t
 /* ---- metrics ------------------------------------------------------------------------- */
 
 /* One optimizer step. */
+/* A fast job writes one per step and its writer reads them on another core: the fields of a
+ * row with one lr group fill its first 56 bytes and the size is a multiple of 64, so in an
+ * array on a 64-byte boundary (the worker's) such a row costs one cache line. */
 typedef struct store_metric {
     int64_t step;                  /* from 1 */
     double loss;                   /* NAN stores null (reads back NAN) */
-    int n_lr;                      /* 0..STORE_MAX_LR */
-    double lr[STORE_MAX_LR];       /* the lr each group used in this step */
     double grad_norm;              /* NAN = not measured */
     double time;                   /* seconds since the job (first) started */
     double wall;                   /* wall clock, seconds since the Unix epoch */
+    int n_lr;                      /* 0..STORE_MAX_LR */
+    double lr[STORE_MAX_LR];       /* the lr each group used in this step */
+    char pad_[16];                 /* to 576 bytes */
 } store_metric;
 
 /* A validation result after step `step`. */
