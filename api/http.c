@@ -195,6 +195,16 @@ void http_set_pending_json(http_req *r, unsigned status, cJSON *json)
     r->pending_status = status;
 }
 
+void http_set_pending_owned(http_req *r, unsigned status, const char *ctype, char *data,
+                            size_t len)
+{
+    struct MHD_Response *resp = body_response(data, len);
+    if (resp)
+        MHD_add_response_header(resp, "Content-Type", ctype);
+    http_resume_pending(r, resp ? status : 503,
+                        resp ? resp : http_error_response("unavailable", NULL, "out of memory"));
+}
+
 void http_resume_pending(http_req *r, unsigned status, struct MHD_Response *resp)
 {
     if (r->pending)

@@ -133,6 +133,9 @@ struct store_t *http_thread_store(struct api *api, an_err *e);
 void http_resume_pending(http_req *r, unsigned status, struct MHD_Response *resp);
 
 void http_set_pending_json(http_req *r, unsigned status, cJSON *json);
+/* The same with a body of ctype (data malloc'd, taken over). */
+void http_set_pending_owned(http_req *r, unsigned status, const char *ctype, char *data,
+                            size_t len);
 void http_set_pending_error(http_req *r, unsigned status, const char *code, const char *field,
                             const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 

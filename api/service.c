@@ -14,12 +14,46 @@
 #include "util/util.h"
 #include "util/log.h"
 
-void api_healthz(http_req *r)
+/* What the two answers read of the store: read on a queue thread's connection (the loop
+ * thread never waits on the disk), the answer then made on the loop, which owns the rest. */
+typedef struct vitals {
+    int counts_ok;                 /* the job counts could be read */
+    int64_t counts[STORE_NSTATES];
+    int usage_ok;
+    store_usage usage;
+    int size_ok;
+    int64_t size;
+} vitals;
+
+static void vitals_work(http_req *r, struct store_t *s)
+{
+    vitals *v = r->ctx;
+    v->counts_ok = store_job_counts(s, v->counts, NULL) == 0;
+    v->usage_ok = store_usage_get(s, &v->usage, NULL) == 0;
+    v->size_ok = store_size(s, &v->size, NULL) == 0;
+}
+
+/* Reads the vitals on the quick queue, then runs `answer` on the loop. */
+static void with_vitals(http_req *r, void (*answer)(http_req *r))
+{
+    vitals *v = calloc(1, sizeof *v);
+    if (!v) {
+        http_error(r, 503, "unavailable", NULL, "out of memory");
+        return;
+    }
+    r->ctx = v;
+    r->ctx_free = free;
+    r->loop_fn = answer;
+    http_defer(r, vitals_work);
+}
+
+static void healthz_answer(http_req *r)
 {
     api_t *api = r->api;
-    int64_t counts[STORE_NSTATES] = {0};
+    const vitals *v = r->ctx;
+    const int64_t *counts = v->counts;
     cJSON *o = cJSON_CreateObject();
-    int ok = store_job_counts(&api->sv->store, counts, NULL) == 0;
+    int ok = v->counts_ok;
     int down = atomic_load(&api->sv->pool.down);
     cJSON *problems = cJSON_CreateArray();
     if (!ok)
@@ -55,8 +89,8 @@ void api_healthz(http_req *r)
     cJSON_AddNumberToObject(j, "queued", (double)counts[STORE_QUEUED]);
     cJSON_AddNumberToObject(o, "workers", api->sv->opts->workers);
     cJSON_AddNumberToObject(o, "workers_down", down);
-    store_usage u;
-    if (store_usage_get(&api->sv->store, &u, NULL) == 0) {
+    const store_usage u = v->usage;
+    if (v->usage_ok) {
         /* Where the disk goes: the file, the part of it free for reuse (being given back
          * by housekeeping), and the write-ahead log beside it. */
         cJSON *so = cJSON_AddObjectToObject(o, "store");
@@ -65,8 +99,10 @@ void api_healthz(http_req *r)
         cJSON_AddNumberToObject(so, "free_bytes", (double)(u.free_pages * u.page_size));
         cJSON_AddNumberToObject(so, "wal_bytes", (double)u.wal_bytes);
     }
-    http_reply_json(r, ok ? 200 : 503, o);
+    http_set_pending_json(r, ok ? 200 : 503, o);
 }
+
+void api_healthz(http_req *r) { with_vitals(r, healthz_answer); }
 
 /* A growing text buffer for the exposition format. */
 typedef struct tbuf {
@@ -99,12 +135,12 @@ static void tb_printf(tbuf *b, const char *fmt, ...)
     }
 }
 
-void api_prometheus(http_req *r)
+static void prometheus_answer(http_req *r)
 {
     api_t *api = r->api;
+    const vitals *v = r->ctx;
     tbuf b = {0};
-    int64_t counts[STORE_NSTATES] = {0};
-    store_job_counts(&api->sv->store, counts, NULL);
+    const int64_t *counts = v->counts;
     tb_printf(&b, "# HELP anneald_jobs Jobs in the store by state.\n# TYPE anneald_jobs gauge\n");
     for (int s = 0; s < STORE_NSTATES; s++)
         tb_printf(&b, "anneald_jobs{state=\"%s\"} %" PRId64 "\n", store_state_name((store_job_state)s),
@@ -248,12 +284,11 @@ void api_prometheus(http_req *r)
                   "request got 503).\n# TYPE anneald_memory_refused_total counter\n"
                   "anneald_memory_refused_total %" PRIu64 "\n",
               api->sv->mem.cap, mem_used, mem_refused);
-    int64_t size = 0;
-    store_size(&api->sv->store, &size, NULL);
     tb_printf(&b, "# HELP anneald_store_bytes Size of the SQLite store.\n"
-                  "# TYPE anneald_store_bytes gauge\nanneald_store_bytes %" PRId64 "\n", size);
-    store_usage u;
-    if (store_usage_get(&api->sv->store, &u, NULL) == 0)
+                  "# TYPE anneald_store_bytes gauge\nanneald_store_bytes %" PRId64 "\n",
+              v->size_ok ? v->size : 0);
+    const store_usage u = v->usage;
+    if (v->usage_ok)
         tb_printf(&b, "# HELP anneald_store_free_pages Pages of the store free for reuse.\n"
                       "# TYPE anneald_store_free_pages gauge\nanneald_store_free_pages %" PRId64 "\n"
                       "# HELP anneald_store_free_bytes Bytes of those pages.\n"
@@ -265,8 +300,10 @@ void api_prometheus(http_req *r)
                   "# TYPE anneald_uptime_seconds gauge\nanneald_uptime_seconds %.3f\n",
               util_now() - api->sv->started);
     if (!b.s) {
-        http_error(r, 500, "internal", NULL, "out of memory");
+        http_set_pending_error(r, 500, "internal", NULL, "out of memory");
         return;
     }
-    http_reply_owned(r, 200, "text/plain; version=0.0.4; charset=utf-8", b.s, b.len);
+    http_set_pending_owned(r, 200, "text/plain; version=0.0.4; charset=utf-8", b.s, b.len);
 }
+
+void api_prometheus(http_req *r) { with_vitals(r, prometheus_answer); }
