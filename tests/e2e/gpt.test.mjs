@@ -327,10 +327,21 @@ test('a text corpus uploads as text/plain and trains a gpt job by name', async (
     assert.equal(up.json.kind, 'text');
     assert.equal(up.json.characters, [...TEXT].length);
     assert.equal(up.json.bytes, Buffer.byteLength(TEXT));
+    // The corpus's vocabulary, in the shape its jobs show (below): whole in the upload's answer
+    // and GET, its tokenizer and size in the list; a CSV data set has none.
+    const vocab = {tokenizer: 'char', size: new Set([...TEXT]).size, tokens: [...new Set([...TEXT])].sort()};
+    assert.deepEqual(up.json.vocabulary, vocab);
     const got = await api(d.url, 'GET', `/v1/datasets/${up.json.id}`);
     assert.equal(got.json.kind, 'text');
+    assert.deepEqual(got.json.vocabulary, vocab);
+    assert.deepEqual((await api(d.url, 'GET', '/v1/datasets/poems')).json.vocabulary, vocab);
     const csv = await api(d.url, 'POST', '/v1/datasets?name=table', 'a,b\n1,2\n', {'Content-Type': 'text/csv'});
     assert.equal(csv.json.kind, 'csv');
+    assert.ok(!('vocabulary' in csv.json), csv.text);
+    assert.ok(!('vocabulary' in (await api(d.url, 'GET', '/v1/datasets/table')).json));
+    const listed = (await api(d.url, 'GET', '/v1/datasets')).json.datasets;
+    assert.deepEqual(listed.find((x) => x.name === 'poems').vocabulary, {tokenizer: 'char', size: vocab.size});
+    assert.ok(!('vocabulary' in listed.find((x) => x.name === 'table')));
     // Bad corpora: not UTF-8, NUL, too short; nothing stored.
     // (a body that is not UTF-8 is refused by the request guard, field "body", before it.)
     for (const [body, re, field] of [[new Uint8Array([0x61, 0xff, 0x62, 0x63]), /UTF-8/, 'body'],
@@ -347,6 +358,7 @@ test('a text corpus uploads as text/plain and trains a gpt job by name', async (
     // start, and the model's vocab_size is filled in from it.
     const distinct = [...new Set([...TEXT])].sort();
     assert.deepEqual(job.json.spec.data.vocabulary, {tokenizer: 'char', size: distinct.length, tokens: distinct});
+    assert.deepEqual(job.json.spec.data.vocabulary, up.json.vocabulary);
     assert.equal(job.json.spec.model.vocab_size, distinct.length);
     const shown = await api(d.url, 'GET', `/v1/jobs/${job.json.id}`);
     assert.deepEqual(shown.json.spec.data.vocabulary, job.json.spec.data.vocabulary);
@@ -373,6 +385,37 @@ test('a text corpus uploads as text/plain and trains a gpt job by name', async (
     assert.equal(mb.status, 400, mb.text);
     assert.equal(mb.json.error.field, 'model.vocab_size');
   });
+});
+
+// A corpus uploaded by a daemon before schema 8 has no vocabulary stored (datasets.vocab is
+// NULL): its object says "vocabulary": null rather than leaving it out or working it out.
+test('a text corpus stored without its vocabulary shows "vocabulary": null', async () => {
+  const dir = tmpDir();
+  try {
+    let d = await startDaemon({dir});
+    let id;
+    try {
+      const up = await api(d.url, 'POST', '/v1/datasets?name=old', TEXT, {'Content-Type': 'text/plain'});
+      assert.equal(up.status, 201, up.text);
+      id = up.json.id;
+    } finally {
+      await d.stop();
+    }
+    const r = spawnSync('sqlite3', [path.join(dir, 'anneald.db'), 'UPDATE datasets SET vocab=NULL'], {encoding: 'utf8'});
+    assert.equal(r.status, 0, r.stderr);
+    d = await startDaemon({dir});
+    try {
+      const got = (await api(d.url, 'GET', `/v1/datasets/${id}`)).json;
+      assert.equal(got.kind, 'text');
+      assert.equal(got.vocabulary, null);
+      const listed = (await api(d.url, 'GET', '/v1/datasets')).json.datasets;
+      assert.equal(listed[0].vocabulary, null);
+    } finally {
+      await d.stop();
+    }
+  } finally {
+    removeDir(dir);
+  }
 });
 
 test('generate: text from a checkpoint, the same for the same seed, streamed as SSE, bad requests named', async () => {
