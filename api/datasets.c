@@ -32,9 +32,24 @@ static char upload_kind(http_req *r)
                                                      ct[10] == ' ') ? 't' : 'c';
 }
 
+/* A text corpus's "vocabulary" as jobs on it show it (spec.data.vocabulary): the stored one,
+ * whole, or for a list only its tokenizer and size (a corpus may have thousands of distinct
+ * characters, and a list has every data set). JSON null for a corpus stored before schema 8,
+ * whose vocabulary was never worked out. NULL when out of memory. */
+static cJSON *vocabulary_json(const store_dataset *ds, int whole)
+{
+    cJSON *v = ds->vocab_json ? cJSON_Parse(ds->vocab_json) : NULL;
+    if (!v)
+        return ds->vocab_json ? NULL : cJSON_CreateNull();
+    if (!whole)
+        cJSON_DeleteItemFromObjectCaseSensitive(v, "tokens");
+    return v;
+}
+
 /* A data set's object (API.md): id, name, rows, columns, bytes, created_at, kind, and for a
- * text corpus its characters. NULL when out of memory. */
-static cJSON *dataset_json(const store_dataset *ds)
+ * text corpus its characters and vocabulary (`whole`: with its tokens). NULL when out of
+ * memory. */
+static cJSON *dataset_json(const store_dataset *ds, int whole)
 {
     cJSON *o = cJSON_CreateObject();
     if (!o)
@@ -50,6 +65,8 @@ static cJSON *dataset_json(const store_dataset *ds)
     ok &= cJSON_AddStringToObject(o, "kind", text ? "text" : "csv") != NULL;
     if (ok && text)
         ok &= cJSON_AddNumberToObject(o, "characters", (double)ds->rows) != NULL;
+    if (ok && text)
+        ok &= cJSON_AddItemToObject(o, "vocabulary", vocabulary_json(ds, whole));
     if (!ok) {
         cJSON_Delete(o);
         return NULL;
@@ -208,7 +225,7 @@ static void finish_work(http_req *r, store_t *s)
         http_set_pending_error(r, 500, "internal", NULL, "%s", e.message);
         return;
     }
-    http_set_pending_json(r, 201, dataset_json(&ds));
+    http_set_pending_json(r, 201, dataset_json(&ds, 1));
     store_dataset_free(&ds);
 }
 
@@ -307,7 +324,7 @@ static void list_work(http_req *r, store_t *s)
     cJSON *o = cJSON_CreateObject();
     cJSON *arr = cJSON_AddArrayToObject(o, "datasets");
     for (size_t i = 0; i < n; i++)
-        cJSON_AddItemToArray(arr, dataset_json(&list[i]));
+        cJSON_AddItemToArray(arr, dataset_json(&list[i], 0));
     store_dataset_list_free(list, n);
     http_reply_json(r, 200, o);
 }
@@ -327,7 +344,7 @@ static void get_work(http_req *r, store_t *s)
         http_store_error(r, rc, NULL, &e);
         return;
     }
-    http_reply_json(r, 200, dataset_json(&ds));
+    http_reply_json(r, 200, dataset_json(&ds, 1));
     store_dataset_free(&ds);
 }
 

@@ -6,9 +6,11 @@
 
 #include "util/util.h"
 
-/* A metric row: step, epoch, loss, grad_norm, time (8 bytes each), n_lr (u16), has_val (u8),
- * the lrs, and the validation pair when has_val. */
+/* A metric row: step, epoch, loss, grad_norm, time (8 bytes each), n_lr (u16), flags (u8),
+ * the lrs, the validation pair when F_VAL, and the loss scale and skipped steps (8 bytes
+ * each) when F_FP16. */
 #define ROW_FIXED 43
+enum { F_VAL = 1, F_FP16 = 2, F_SKIPPED = 4 /* with F_FP16: the step overflowed */ };
 
 void rw_header(unsigned char *out, int type, uint32_t len)
 {
@@ -32,7 +34,8 @@ int rw_header_parse(const unsigned char *hdr, int *type, uint32_t *len)
 
 static size_t row_size(const rw_metric *m)
 {
-    return ROW_FIXED + 8 * (size_t)m->n_lr + (m->has_val ? 16 : 0);
+    return ROW_FIXED + 8 * (size_t)m->n_lr + (m->has_val ? 16 : 0) +
+           (m->loss_scale > 0 ? 16 : 0);
 }
 
 size_t rw_metrics_size(const rw_metric *rows, size_t n)
@@ -57,13 +60,20 @@ size_t rw_metrics_encode(const rw_metric *rows, size_t n, unsigned char *out)
         le_put_f64(p + 32, m->time);
         p[40] = (unsigned char)(m->n_lr & 0xff);
         p[41] = (unsigned char)(m->n_lr >> 8);
-        p[42] = m->has_val ? 1 : 0;
+        int fp16 = m->loss_scale > 0; /* NAN (or 0) when the job is not fp16 */
+        p[42] = (unsigned char)((m->has_val ? F_VAL : 0) | (fp16 ? F_FP16 : 0) |
+                                (fp16 && m->skipped ? F_SKIPPED : 0));
         p += ROW_FIXED;
         for (int g = 0; g < m->n_lr; g++, p += 8)
             le_put_f64(p, m->lr[g]);
         if (m->has_val) {
             le_put_f64(p, m->val_loss);
             le_put_f64(p + 8, m->val_acc);
+            p += 16;
+        }
+        if (fp16) {
+            le_put_f64(p, m->loss_scale);
+            le_put_u64(p + 8, (uint64_t)m->skipped_steps);
             p += 16;
         }
     }
@@ -90,11 +100,15 @@ int rw_metrics_decode(const unsigned char *p, size_t len, rw_metric *rows, size_
         m->grad_norm = le_get_f64(r + 24);
         m->time = le_get_f64(r + 32);
         m->n_lr = r[40] | (r[41] << 8);
-        m->has_val = r[42];
-        if (m->n_lr > RW_MAX_LR || m->has_val > 1 || m->step < 1)
+        int flags = r[42];
+        m->has_val = (flags & F_VAL) != 0;
+        int fp16 = (flags & F_FP16) != 0;
+        m->skipped = (flags & F_SKIPPED) != 0;
+        if (m->n_lr > RW_MAX_LR || (flags & ~(F_VAL | F_FP16 | F_SKIPPED)) ||
+            (m->skipped && !fp16) || m->step < 1)
             return -EPROTO;
         at += ROW_FIXED;
-        size_t rest = 8 * (size_t)m->n_lr + (m->has_val ? 16 : 0);
+        size_t rest = 8 * (size_t)m->n_lr + (m->has_val ? 16 : 0) + (fp16 ? 16 : 0);
         if (len - at < rest)
             return -EPROTO;
         for (int g = 0; g < m->n_lr; g++)
@@ -105,6 +119,15 @@ int rw_metrics_decode(const unsigned char *p, size_t len, rw_metric *rows, size_
             m->val_loss = le_get_f64(p + at);
             m->val_acc = le_get_f64(p + at + 8);
             at += 16;
+        }
+        m->loss_scale = NAN;
+        m->skipped_steps = 0;
+        if (fp16) {
+            m->loss_scale = le_get_f64(p + at);
+            m->skipped_steps = (int64_t)le_get_u64(p + at + 8);
+            at += 16;
+            if (!(m->loss_scale > 0) || !isfinite(m->loss_scale) || m->skipped_steps < 0)
+                return -EPROTO;
         }
     }
     if (at != len)

@@ -48,6 +48,12 @@ typedef struct rw_metric {
     double lr[RW_MAX_LR];
     int has_val;
     double val_loss, val_acc;
+    /* fp16 (a gpt job with ds_config.fp16): the loss scale the step used, > 0 (NAN or 0
+     * otherwise: decoded as NAN); the steps skipped so far (this one included) and whether
+     * this one overflowed. */
+    double loss_scale;
+    int64_t skipped_steps;
+    int skipped;
 } rw_metric;
 
 /* Writes a frame's header into out[RW_HEADER]. */

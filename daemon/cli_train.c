@@ -370,7 +370,9 @@ int cli_train(int argc, char **argv)
         fprintf(mf, "step,loss");
         for (int g = 0; g < env.ngroups; g++)
             fprintf(mf, ",lr%d", g);
-        fprintf(mf, ",grad_norm,time%s\n", validates ? ",val_loss,val_acc" : "");
+        /* fp16 (gpt): the scale each step used and whether it overflowed, as the API's CSV */
+        fprintf(mf, ",grad_norm,time%s%s\n", validates ? ",val_loss,val_acc" : "",
+                spec.fp16 ? ",loss_scale,skipped" : "");
     }
     /* Ctrl-C and SIGTERM end the loop between steps, so the files are left whole. */
     struct sigaction sa, old_int, old_term;
@@ -412,6 +414,10 @@ int cli_train(int argc, char **argv)
             if (validates) {
                 csv_opt(mf, rep.has_val ? rep.val_loss : NAN);
                 csv_opt(mf, rep.has_val ? rep.val_acc : NAN);
+            }
+            if (spec.fp16) {
+                csv_opt(mf, rep.loss_scale);
+                fputs(rep.skipped ? ",1" : ",0", mf);
             }
             fputc('\n', mf);
         }

@@ -65,7 +65,7 @@ static int store_failure(char *msg, size_t size, int rc, const char *what, int64
 /* The loss scale a resumed fp16 job's step `step` used (its events up to the checkpoint
  * survive the rewind), so the first step after it records an event only when the scale
  * changes, as in a run that never stopped; NAN at step 0 or when there is none. */
-static double fp16_scale_at(wctx *w, const char *id, int64_t step)
+double wctx_fp16_scale_at(wctx *w, const char *id, int64_t step)
 {
     if (step <= 0)
         return NAN;
@@ -77,6 +77,19 @@ static double fp16_scale_at(wctx *w, const char *id, int64_t step)
         v = ev[0].loss_scale;
     free(ev);
     return v;
+}
+
+void wctx_fp16_note(wctx *w, int64_t step, double scale, int skipped)
+{
+    if (scale != scale)
+        return; /* not a fp16 job */
+    if (skipped || scale != w->fp16_prev) {
+        store_fp16_event *x = &w->ev[w->nev++];
+        x->step = step;
+        x->loss_scale = scale;
+        x->skipped = skipped != 0;
+    }
+    w->fp16_prev = scale;
 }
 
 /* The worker uses its store connection only when the writer holds nothing (wctx.h). */
@@ -320,7 +333,7 @@ static void run_admitted(wctx *w)
     w->batch = w->slot[w->wr.head].batch;
     w->vbatch = w->slot[w->wr.head].vbatch;
     w->ev = w->slot[w->wr.head].ev;
-    w->fp16_prev = fp16_scale_at(w, run->id, rep.step);
+    w->fp16_prev = wctx_fp16_scale_at(w, run->id, rep.step);
     w->wr.rc = 0; /* the queue is empty: the previous run drained it */
     w->t_last = w->time_base;
     w->now = w->t0;
@@ -399,16 +412,7 @@ static void run_admitted(wctx *w)
         for (int g = 0; g < m->n_lr; g++)
             m->lr[g] = rep.lr[g];
         m->grad_norm = rep.grad_norm;
-        /* fp16: an event when the scale changed or the step overflowed (store/fp16.c). */
-        if (rep.loss_scale == rep.loss_scale) {
-            if (rep.skipped || rep.loss_scale != w->fp16_prev) {
-                store_fp16_event *x = &w->ev[w->nev++];
-                x->step = rep.step;
-                x->loss_scale = rep.loss_scale;
-                x->skipped = rep.skipped != 0;
-            }
-            w->fp16_prev = rep.loss_scale;
-        }
+        wctx_fp16_note(w, rep.step, rep.loss_scale, rep.skipped);
         if (rep.has_val) {
             store_val_metric *v = &w->vbatch[w->nval++];
             v->step = rep.step;

@@ -75,6 +75,8 @@ static void publish(rrun *r)
     s->n_lr = r->last.ngroups < STORE_MAX_LR ? r->last.ngroups : STORE_MAX_LR;
     for (int g = 0; g < s->n_lr; g++)
         s->lr[g] = r->last.lr[g];
+    s->loss_scale = r->last.loss_scale; /* fp16: the latest step's scale, else NAN */
+    s->skipped_steps = r->last.skipped_steps;
     double rate = pace_rate(&w->pace, now, r->last.step);
     if (rate > 0) {
         w->samples_per_sec = rate * (double)w->batch_samples;
@@ -125,6 +127,9 @@ static int on_metrics(rrun *r, const unsigned char *p, size_t len, an_err *e)
             w->run->snap.val_acc = m->val_acc;
             uv_mutex_unlock(&w->run->mu);
         }
+        wctx_fp16_note(w, m->step, m->loss_scale, m->skipped);
+        r->last.loss_scale = m->loss_scale;
+        r->last.skipped_steps = m->skipped_steps;
         r->last.step = m->step;
         r->last.epoch = m->epoch;
         r->last.loss = m->loss;
@@ -338,6 +343,7 @@ store_job_state rankrun(wctx *w, const store_job *row, const job_spec *spec, cha
                            .best_metric = spec->keep_best.metric,
                            .best_max = spec->keep_best.maximize};
     r->last.loss = NAN;
+    r->last.loss_scale = NAN;
     store_job_state st = STORE_FAILED;
     an_err e;
     an_err_clear(&e);
@@ -369,7 +375,9 @@ store_job_state rankrun(wctx *w, const store_job *row, const job_spec *spec, cha
     w->samples_per_sec = NAN;
     memset(&w->pace, 0, sizeof w->pace);
     pace_add(&w->pace, w->t0, step);
-    w->nstamped = w->nbatch = w->nval = w->nev = 0; /* no fp16 events: gpt runs one rank */
+    w->nstamped = w->nbatch = w->nval = w->nev = 0;
+    /* fp16: rank 0 sends each row's loss scale; the events go as in a one-process run. */
+    w->fp16_prev = wctx_fp16_scale_at(w, row->id, step);
     w->batch = w->slot[w->wr.head].batch;
     w->vbatch = w->slot[w->wr.head].vbatch;
     w->ev = w->slot[w->wr.head].ev;

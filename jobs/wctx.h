@@ -140,4 +140,14 @@ int wctx_drain(wctx *w, an_err *e);
 /* Trains the run w->run to its end (admission, restore, the step loop, the final state). */
 void jobrun(wctx *w);
 
+/* fp16 (store/fp16.c): notes the row just added to the batch (step `step`, the loss scale it
+ * used, whether it overflowed) as an event when its scale differs from the step before's
+ * (w->fp16_prev) or it was skipped; nothing when scale is NAN (not a fp16 job). Both kinds of
+ * run, one process and several ranks (jobs/rankrun.c), go through it. */
+void wctx_fp16_note(wctx *w, int64_t step, double scale, int skipped);
+
+/* The loss scale job `id`'s step `step` used (its last event at or before it), for
+ * w->fp16_prev when a run resumes from a checkpoint there; NAN at step 0 or when none. */
+double wctx_fp16_scale_at(wctx *w, const char *id, int64_t step);
+
 #endif

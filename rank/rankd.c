@@ -402,6 +402,9 @@ int rankd_run(int rank, int world, const char *job, const char *sock)
             m->has_val = rep.has_val;
             m->val_loss = rep.val_loss;
             m->val_acc = rep.val_acc;
+            m->loss_scale = rep.loss_scale; /* NAN unless fp16 */
+            m->skipped_steps = rep.skipped_steps;
+            m->skipped = rep.skipped;
             if (d.nrows == METRIC_ROWS || m->time + t0 - d.last_send >= SEND_EVERY_S)
                 send_rows(&d);
         }

@@ -63,6 +63,8 @@ int store_metrics_cursor_open(store_t *s, const char *id, int64_t from, int64_t 
     }
     c->pos = c->first;
     c->vpos = from;
+    if (!rc)
+        rc = st_fp16_cursor_open(s, c, err);
     return rc;
 }
 
@@ -171,9 +173,11 @@ int store_metrics_cursor_val(store_t *s, const store_metrics_cursor *c, int64_t 
 /* ---- CSV ----------------------------------------------------------------------------- */
 
 #define VAL_PAGE 512
+#define EV_PAGE 256
 
-/* A piece being written: the buffer, and a page of validation rows walked beside the rows
- * (both in step order). */
+/* A piece being written: the buffer, and a page of validation rows and one of fp16 events
+ * walked beside the rows (all in step order), so the export holds a page of each whatever
+ * the job's length. */
 typedef struct csvpiece {
     char *buf;
     size_t len, cap;
@@ -182,6 +186,8 @@ typedef struct csvpiece {
     store_metrics_cursor *c;
     store_val_metric val[VAL_PAGE];
     size_t nval, iv;
+    store_fp16_event ev[EV_PAGE];
+    size_t nev, ie;
     int rc;
     an_err *err;
 } csvpiece;
@@ -221,11 +227,35 @@ static const store_val_metric *val_at(csvpiece *b, int64_t step)
     return b->iv < b->nval && b->val[b->iv].step == step ? &b->val[b->iv] : NULL;
 }
 
+/* fp16: moves the cursor's scale past the events at or before `step` (the row being
+ * written: only then, so a row left for the next piece is not walked past) and returns 1
+ * when `step` itself overflowed. Pages forward as the rows pass the page's last event. */
+static int fp16_at(csvpiece *b, int64_t step)
+{
+    int skipped = 0;
+    for (;;) {
+        while (b->ie < b->nev && b->ev[b->ie].step <= step) {
+            const store_fp16_event *x = &b->ev[b->ie++];
+            b->c->fp16_scale = x->loss_scale;
+            b->c->fp16_pos = x->step + 1;
+            skipped |= x->step == step && x->skipped;
+        }
+        if (b->ie < b->nev || b->nev < EV_PAGE) /* found its place, or no more events */
+            break;
+        b->ie = 0;
+        b->rc = st_fp16_page(b->s, b->c, b->c->fp16_pos, b->ev, EV_PAGE, &b->nev, b->err);
+        if (b->rc)
+            return 0;
+    }
+    return skipped;
+}
+
 static int csv_row(void *ctx, const store_metric *m)
 {
     csvpiece *b = ctx;
-    /* one line: at most 20 + (n_lr + 5) * 33 bytes */
-    if (b->rc || b->len + 64 + (size_t)(b->n_lr + 5) * 34 > b->cap)
+    /* one line: at most 20 + (n_lr + 7) * 33 bytes */
+    int cols = b->n_lr + 5 + (b->c->has_fp16 ? 2 : 0);
+    if (b->rc || b->len + 64 + (size_t)cols * 34 > b->cap)
         return 1;
     b->len += (size_t)snprintf(b->buf + b->len, 24, "%" PRId64, m->step);
     csv_ch(b, ',');
@@ -246,6 +276,15 @@ static int csv_row(void *ctx, const store_metric *m)
         csv_num(b, v ? v->val_loss : NAN);
         csv_ch(b, ',');
         csv_num(b, v ? v->val_acc : NAN);
+    }
+    if (b->c->has_fp16) {
+        int skipped = fp16_at(b, m->step);
+        if (b->rc)
+            return 1;
+        csv_ch(b, ',');
+        csv_num(b, b->c->fp16_scale);
+        csv_ch(b, ',');
+        csv_ch(b, skipped ? '1' : '0');
     }
     if (b->c->full_from > 0) { /* which rows are every step and which summaries */
         const char *res = m->step < b->c->full_from ? ",summary" : ",full";
@@ -272,20 +311,24 @@ int store_metrics_csv_piece(store_t *s, store_metrics_cursor *c, char *buf, size
     b->s = s;
     b->c = c;
     b->nval = b->iv = 0;
+    b->nev = b->ie = 0;
     b->rc = 0;
     b->err = err;
     if (!c->header) {
         b->len += (size_t)snprintf(b->buf, cap, "step,loss");
         for (int g = 0; g < n_lr; g++)
             b->len += (size_t)snprintf(b->buf + b->len, cap - b->len, ",lr%d", g);
-        b->len += (size_t)snprintf(b->buf + b->len, cap - b->len, ",grad_norm,time%s%s\n",
+        b->len += (size_t)snprintf(b->buf + b->len, cap - b->len, ",grad_norm,time%s%s%s\n",
                                    c->has_val ? ",val_loss,val_acc" : "",
+                                   c->has_fp16 ? ",loss_scale,skipped" : "",
                                    c->full_from > 0 ? ",resolution" : "");
         c->header = 1;
     }
     int rc = 0;
     if (c->has_val)
         rc = store_metrics_cursor_val(s, c, c->vpos, b->val, VAL_PAGE, &b->nval, err);
+    if (!rc && c->has_fp16)
+        rc = st_fp16_page(s, c, c->fp16_pos, b->ev, EV_PAGE, &b->nev, err);
     if (!rc)
         rc = store_metrics_cursor_rows(s, c, csv_row, b, err);
     if (!rc)

@@ -101,6 +101,61 @@ int store_fp16_events(store_t *s, const char *id, int64_t from, int64_t to,
     return rc;
 }
 
+int st_fp16_cursor_open(store_t *s, store_metrics_cursor *c, an_err *err)
+{
+    c->has_fp16 = 0;
+    c->fp16_scale = NAN;
+    c->fp16_pos = c->first;
+    /* Whether the job has any event at all (not only in this range), so every slice of one
+     * job's CSV has the same header; and the one in force before its first row. */
+    sqlite3_stmt *st;
+    int rc = st_prepare(s, "SELECT (SELECT 1 FROM fp16_events WHERE job=?1 LIMIT 1),"
+                           " (SELECT loss_scale FROM fp16_events WHERE job=?1 AND step<?2"
+                           "  ORDER BY step DESC LIMIT 1)", &st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, c->num);
+    sqlite3_bind_int64(st, 2, c->first);
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW) {
+        c->has_fp16 = sqlite3_column_type(st, 0) != SQLITE_NULL;
+        if (sqlite3_column_type(st, 1) != SQLITE_NULL)
+            c->fp16_scale = sqlite3_column_double(st, 1);
+    } else {
+        rc = st_fail(s, r, "looking for fp16 events", err);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int st_fp16_page(store_t *s, const store_metrics_cursor *c, int64_t lo, store_fp16_event *ev,
+                 size_t max, size_t *n, an_err *err)
+{
+    *n = 0;
+    if (!c->has_fp16 || c->first < 0 || lo > c->last)
+        return 0;
+    sqlite3_stmt *st;
+    int rc = st_prepare(s, "SELECT step, loss_scale, skipped FROM fp16_events WHERE job=?1"
+                           " AND step>=?2 AND step<=?3 ORDER BY step LIMIT ?4", &st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, c->num);
+    sqlite3_bind_int64(st, 2, lo);
+    sqlite3_bind_int64(st, 3, c->last);
+    sqlite3_bind_int64(st, 4, (int64_t)max);
+    int r;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW && *n < max) {
+        ev[*n].step = sqlite3_column_int64(st, 0);
+        ev[*n].loss_scale = sqlite3_column_double(st, 1);
+        ev[*n].skipped = sqlite3_column_int(st, 2);
+        (*n)++;
+    }
+    if (r != SQLITE_DONE && r != SQLITE_ROW)
+        rc = st_fail(s, r, "reading fp16 events", err);
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int store_metrics_append_fp16(store_t *s, const char *id, const store_metric *rows, size_t n,
                               const store_val_metric *val, size_t nval,
                               const store_fp16_event *ev, size_t nev, const store_progress *p,

@@ -235,6 +235,12 @@ int st_metrics_put_all(store_t *s, int64_t num, const store_metric *rows, size_t
  * for job `num` inside the caller's transaction (an event for a stored step replaces it). */
 int st_fp16_check(const store_fp16_event *ev, size_t n, an_err *err);
 int st_fp16_put(store_t *s, int64_t num, const store_fp16_event *ev, size_t n, an_err *err);
+/* For a metrics cursor (csvexport.c): c->has_fp16, and c->fp16_scale / c->fp16_pos set so the
+ * walk starts at the cursor's first row with the scale in force before it. */
+int st_fp16_cursor_open(store_t *s, store_metrics_cursor *c, an_err *err);
+/* Up to `max` events of the cursor's job with lo <= step <= c->last, in step order. */
+int st_fp16_page(store_t *s, const store_metrics_cursor *c, int64_t lo, store_fp16_event *ev,
+                 size_t max, size_t *n, an_err *err);
 
 /* Appends rows in any order with replace semantics (a later row for a step wins over an
  * earlier one and over a stored one), inside the caller's transaction. */

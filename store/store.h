@@ -372,7 +372,10 @@ typedef int (*store_write_fn)(void *ctx, const char *buf, size_t len);
 /* CSV of the rows with from <= step <= to (to < 0 = no bound): header
  * "step,loss,lr0,lr1,…,grad_norm,time" (one lr column per group), then one line per row;
  * a job that has any validation row gets two more columns, ",val_loss,val_acc", filled on the
- * rows of the steps a validation ran after and empty on the others;
+ * rows of the steps a validation ran after and empty on the others; a job that has any fp16
+ * event (store/fp16.h) two more after those, ",loss_scale,skipped": the scale in force at the
+ * row's step (its last event at or before it; empty if none) and 1 when the step overflowed,
+ * else 0; a job whose oldest rows were dropped a last one, ",resolution";
  * numbers print in the shortest form that reads back to the same double, NaN as an empty
  * cell. Written in pieces of up to 64 KiB through `fn`. */
 int store_metrics_csv(store_t *s, const char *id, int64_t from, int64_t to,
@@ -395,6 +398,9 @@ typedef struct store_metrics_cursor {
     int64_t vpos;                  /* the next validation step to read (CSV) */
     int header;                    /* 1 once the CSV header is written */
     int64_t full_from;             /* as store_series.full_from (store/retain.h) */
+    int has_fp16;                  /* the job has fp16 events (store/fp16.h) at any step */
+    double fp16_scale;             /* CSV: the scale in force before fp16_pos; NAN none */
+    int64_t fp16_pos;              /* CSV: the next fp16 event step to read */
 } store_metrics_cursor;
 
 /* Opens a cursor on the rows with from <= step <= to (to < 0 = no bound). -ENOENT unknown

@@ -170,6 +170,8 @@ S["GenerateResponse"] = {"type": "object", "required": ["step", "text", "tokens"
   "step": {"type": "integer"}, "text": {"type": "string", "description": "The generated text, without the prompt."},
   "tokens": {"type": "integer"}}}
 S["Dataset"]["properties"]["characters"] = {"type": "integer", "description": "A text corpus's characters (kind text)."}
+S["Dataset"]["properties"]["vocabulary"] = {"type": ["object", "null"], "description": "A text corpus's char vocabulary (kind text), as its jobs show it in spec.data.vocabulary: {tokenizer, size, tokens} (the list of data sets leaves tokens out); null for a corpus stored before schema 8. Absent for CSV data sets.",
+  "properties": {"tokenizer": {"type": "string", "enum": ["char"]}, "size": {"type": "integer", "minimum": 1}, "tokens": {"type": "array", "items": {"type": "string"}}}}
 paths["/v1/jobs/{id}/generate"] = {"parameters": [idp], "post": {"summary": "Sample text from a gpt job's checkpoint",
   "requestBody": body(ref("GenerateRequest"), "What to generate."),
   "responses": {"200": {"description": "The text; with Accept: text/event-stream, `token` events as tokens are made, then `done` with the answer.",

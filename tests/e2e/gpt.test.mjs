@@ -4,7 +4,10 @@
 // run; bad specs are 400s naming the field, and nothing is stored for them.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import {startDaemon, withDaemon, api, waitJob, waitFor, tmpDir, removeDir, sleep, SLOW} from './lib.mjs';
+import fs from 'node:fs';
+import path from 'node:path';
+import {spawnSync} from 'node:child_process';
+import {startDaemon, withDaemon, api, waitJob, waitFor, tmpDir, removeDir, sleep, SLOW, BIN} from './lib.mjs';
 
 const TEXT = 'to be or not to be, that is the question: whether tis nobler in the mind to suffer ' +
              'the slings and arrows of outrageous fortune, or to take arms against a sea of troubles';
@@ -203,6 +206,24 @@ function fp16Job(name) {
   return spec;
 }
 
+// A CSV answer as its header and rows of cells.
+function csvTable(text) {
+  assert.ok(text.endsWith('\n'), 'a complete CSV ends with a newline');
+  const lines = text.trimEnd().split('\n').map((l) => l.split(','));
+  const head = lines.shift();
+  return {head, rows: lines, col: (name) => lines.map((r) => r[head.indexOf(name)])};
+}
+
+// The fp16 columns of a CSV of steps lo..hi against the scaler's trace.
+function checkFp16Csv(t, lo, hi, used, skipped) {
+  assert.deepEqual(t.col('step').map(Number), Array.from({length: hi - lo + 1}, (_, i) => lo + i));
+  const sc = t.col('loss_scale').map(Number), sk = t.col('skipped');
+  for (let s = lo; s <= hi; s++) {
+    assert.equal(sc[s - lo], used[s], `step ${s}: loss_scale`);
+    assert.equal(sk[s - lo], skipped.has(s) ? '1' : '0', `step ${s}: skipped`);
+  }
+}
+
 test('fp16: the metrics carry the loss-scale events and skipped steps of the scaler; a kill -9 and resume keeps them exact', async () => {
   const dir = tmpDir();
   try {
@@ -247,11 +268,34 @@ test('fp16: the metrics carry the loss-scale events and skipped steps of the sca
       // Downsampled answers carry every event of the range.
       const ds = (await api(d.url, 'GET', `/v1/jobs/${r.json.id}/metrics?max_points=10`)).json;
       assert.deepEqual(ds.fp16, want);
-      // A job without fp16 has no fp16 member.
+      // The CSV: every row has the scale its step used and skipped 0/1, as the events say.
+      const csv = csvTable((await api(d.url, 'GET', `/v1/jobs/${r.json.id}/metrics?format=csv`)).text);
+      assert.deepEqual(csv.head, ['step', 'loss', 'lr0', 'grad_norm', 'time', 'val_loss', 'val_acc',
+                                  'loss_scale', 'skipped']);
+      checkFp16Csv(csv, 1, FP16_STEPS, used, skipped);
+      assert.deepEqual(csv.col('loss').map(Number), m.loss);
+      const qc = csvTable((await api(d.url, 'GET', `/v1/jobs/${r.json.id}/metrics?format=csv&from=20&to=40`)).text);
+      checkFp16Csv(qc, 20, 40, used, skipped);
+      // The offline trainer's CSV has the same columns and values (the same numerics).
+      const cdir = tmpDir();
+      try {
+        const specFile = path.join(cdir, 'fp16.json'), out = path.join(cdir, 'm.csv');
+        fs.writeFileSync(specFile, JSON.stringify(fp16Job('fp16-cli')));
+        const cli = spawnSync(BIN, ['train', specFile, '--metrics-csv', out], {encoding: 'utf8'});
+        assert.equal(cli.status, 0, cli.stderr);
+        const cc = csvTable(fs.readFileSync(out, 'utf8'));
+        assert.deepEqual(cc.head, csv.head);
+        checkFp16Csv(cc, 1, FP16_STEPS, used, skipped);
+      } finally {
+        removeDir(cdir);
+      }
+      // A job without fp16 has no fp16 member, and its CSV the header it always had.
       const plain = await api(d.url, 'POST', '/v1/jobs', gptJob({steps: 5}));
       await waitJob(d.url, plain.json.id, (j) => j.state === 'completed');
       const pm = (await api(d.url, 'GET', `/v1/jobs/${plain.json.id}/metrics`)).json;
       assert.equal(pm.fp16, undefined);
+      const pc = (await api(d.url, 'GET', `/v1/jobs/${plain.json.id}/metrics?format=csv`)).text;
+      assert.equal(pc.split('\n')[0], 'step,loss,lr0,grad_norm,time,val_loss,val_acc');
 
       // The same job killed past its checkpoint at 50 (the test hook holds it at step 55;
       // the job's shown step may lag behind, its checkpoint does not): the resume starts from
@@ -283,10 +327,21 @@ test('a text corpus uploads as text/plain and trains a gpt job by name', async (
     assert.equal(up.json.kind, 'text');
     assert.equal(up.json.characters, [...TEXT].length);
     assert.equal(up.json.bytes, Buffer.byteLength(TEXT));
+    // The corpus's vocabulary, in the shape its jobs show (below): whole in the upload's answer
+    // and GET, its tokenizer and size in the list; a CSV data set has none.
+    const vocab = {tokenizer: 'char', size: new Set([...TEXT]).size, tokens: [...new Set([...TEXT])].sort()};
+    assert.deepEqual(up.json.vocabulary, vocab);
     const got = await api(d.url, 'GET', `/v1/datasets/${up.json.id}`);
     assert.equal(got.json.kind, 'text');
+    assert.deepEqual(got.json.vocabulary, vocab);
+    assert.deepEqual((await api(d.url, 'GET', '/v1/datasets/poems')).json.vocabulary, vocab);
     const csv = await api(d.url, 'POST', '/v1/datasets?name=table', 'a,b\n1,2\n', {'Content-Type': 'text/csv'});
     assert.equal(csv.json.kind, 'csv');
+    assert.ok(!('vocabulary' in csv.json), csv.text);
+    assert.ok(!('vocabulary' in (await api(d.url, 'GET', '/v1/datasets/table')).json));
+    const listed = (await api(d.url, 'GET', '/v1/datasets')).json.datasets;
+    assert.deepEqual(listed.find((x) => x.name === 'poems').vocabulary, {tokenizer: 'char', size: vocab.size});
+    assert.ok(!('vocabulary' in listed.find((x) => x.name === 'table')));
     // Bad corpora: not UTF-8, NUL, too short; nothing stored.
     // (a body that is not UTF-8 is refused by the request guard, field "body", before it.)
     for (const [body, re, field] of [[new Uint8Array([0x61, 0xff, 0x62, 0x63]), /UTF-8/, 'body'],
@@ -303,6 +358,7 @@ test('a text corpus uploads as text/plain and trains a gpt job by name', async (
     // start, and the model's vocab_size is filled in from it.
     const distinct = [...new Set([...TEXT])].sort();
     assert.deepEqual(job.json.spec.data.vocabulary, {tokenizer: 'char', size: distinct.length, tokens: distinct});
+    assert.deepEqual(job.json.spec.data.vocabulary, up.json.vocabulary);
     assert.equal(job.json.spec.model.vocab_size, distinct.length);
     const shown = await api(d.url, 'GET', `/v1/jobs/${job.json.id}`);
     assert.deepEqual(shown.json.spec.data.vocabulary, job.json.spec.data.vocabulary);
@@ -329,6 +385,37 @@ test('a text corpus uploads as text/plain and trains a gpt job by name', async (
     assert.equal(mb.status, 400, mb.text);
     assert.equal(mb.json.error.field, 'model.vocab_size');
   });
+});
+
+// A corpus uploaded by a daemon before schema 8 has no vocabulary stored (datasets.vocab is
+// NULL): its object says "vocabulary": null rather than leaving it out or working it out.
+test('a text corpus stored without its vocabulary shows "vocabulary": null', async () => {
+  const dir = tmpDir();
+  try {
+    let d = await startDaemon({dir});
+    let id;
+    try {
+      const up = await api(d.url, 'POST', '/v1/datasets?name=old', TEXT, {'Content-Type': 'text/plain'});
+      assert.equal(up.status, 201, up.text);
+      id = up.json.id;
+    } finally {
+      await d.stop();
+    }
+    const r = spawnSync('sqlite3', [path.join(dir, 'anneald.db'), 'UPDATE datasets SET vocab=NULL'], {encoding: 'utf8'});
+    assert.equal(r.status, 0, r.stderr);
+    d = await startDaemon({dir});
+    try {
+      const got = (await api(d.url, 'GET', `/v1/datasets/${id}`)).json;
+      assert.equal(got.kind, 'text');
+      assert.equal(got.vocabulary, null);
+      const listed = (await api(d.url, 'GET', '/v1/datasets')).json.datasets;
+      assert.equal(listed[0].vocabulary, null);
+    } finally {
+      await d.stop();
+    }
+  } finally {
+    removeDir(dir);
+  }
 });
 
 test('generate: text from a checkpoint, the same for the same seed, streamed as SSE, bad requests named', async () => {

@@ -201,6 +201,53 @@ test('a gpt job at world_size 2 runs under mpirun to completed, identical to wor
   });
 });
 
+// fp16 at world_size 2: rank 0 sends each step's loss scale and overflow with its row, so the
+// job's loss-scale events (metrics "fp16", the CSV's loss_scale and skipped) are the ones the
+// same job records at world_size 1 — also across a pause and resume, whose first step records
+// an event only when its scale changed. (Rank 0 sent none of them once: the metrics of a fp16
+// job of several ranks had no fp16 member at all.)
+test('a fp16 gpt job at world_size 2 records the loss-scale events of world_size 1, across a pause too', {skip}, async () => {
+  const fp16 = (W, steps) => ({
+    name: `fp16-${W}`, seed: 7, world_size: W, steps,
+    model: {type: 'gpt', block_size: 8, n_layer: 2, n_head: 2, n_embd: 16},
+    data: {type: 'text', text: 'to be or not to be, that is the question: whether tis nobler in the mind to suffer'},
+    checkpoint: {every_steps: 500},
+    ds_config: {train_micro_batch_size_per_gpu: 2, gradient_accumulation_steps: 4 / W, gradient_clipping: 1.0,
+      optimizer: {type: 'AdamW', params: {lr: 0.003, weight_decay: 0.1}},
+      fp16: {enabled: true, initial_scale_power: 24, loss_scale_window: 4}}});
+  const fp16Of = async (url, id) => {
+    const m = (await api(url, 'GET', `/v1/jobs/${id}/metrics`)).json;
+    const csv = (await api(url, 'GET', `/v1/jobs/${id}/metrics?format=csv`)).text.trimEnd().split('\n');
+    return {fp16: m.fp16, loss: m.loss, csvHead: csv[0],
+            csv: csv.slice(1).map((l) => l.split(',').slice(-2).join(','))};
+  };
+  await withDaemon({}, async (d) => {
+    const one = await submit(d.url, fp16(1, 60));
+    await waitJob(d.url, one, (x) => x.state === 'completed', 90000);
+    const ref = await fp16Of(d.url, one);
+    assert.ok(ref.fp16 && ref.fp16.skipped.length >= 2, JSON.stringify(ref.fp16));
+    assert.match(ref.csvHead, /,loss_scale,skipped$/);
+    const two = await submit(d.url, fp16(2, 60));
+    await waitJob(d.url, two, (x) => x.state === 'completed', 120000);
+    assert.deepEqual(await fp16Of(d.url, two), ref);
+
+    // Paused and resumed while it trains: the same events as the run that never stopped.
+    const LONGER = 4000;
+    const lone = await submit(d.url, fp16(1, LONGER));
+    await waitJob(d.url, lone, (x) => x.state === 'completed', 120000);
+    const lref = await fp16Of(d.url, lone);
+    const id = await submit(d.url, fp16(2, LONGER));
+    await waitJob(d.url, id, (x) => x.state === 'running' && x.step > 0, 60000);
+    await api(d.url, 'POST', `/v1/jobs/${id}/pause`);
+    const paused = await waitJob(d.url, id, (x) => x.state === 'paused', 60000);
+    assert.ok(paused.step > 0 && paused.step < LONGER, `paused at ${paused.step}`);
+    await waitFor(() => ranksOf(d.proc.pid).length === 0, {what: 'the ranks to exit'});
+    await api(d.url, 'POST', `/v1/jobs/${id}/resume`);
+    await waitJob(d.url, id, (x) => x.state === 'completed', 120000);
+    assert.deepEqual(await fp16Of(d.url, id), lref);
+  });
+});
+
 test('max_runtime_s holds for a job of several ranks: checkpointed, then failed with max_runtime', {skip}, async () => {
   await withDaemon({}, async (d) => {
     const id = await submit(d.url, job(2, {steps: 2000000, max_runtime_s: 1.5}));

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "core/rankwire.h"
+#include "util/util.h"
 
 static void test_header(void **state)
 {
@@ -51,6 +52,10 @@ static void test_metrics_roundtrip(void **state)
         in[i].has_val = i == 1;
         in[i].val_loss = i == 1 ? 0.5 : NAN;
         in[i].val_acc = i == 1 ? 0.75 : NAN;
+        /* fp16 on rows 1 (skipped) and 2; row 0 is not fp16 (0 as a memset leaves it) */
+        in[i].loss_scale = i == 0 ? 0.0 : 65536.0 / i;
+        in[i].skipped_steps = i == 0 ? 0 : 40 + i;
+        in[i].skipped = i == 1;
     }
     size_t sz = rw_metrics_size(in, 3);
     unsigned char *buf = malloc(sz + 8);
@@ -67,7 +72,11 @@ static void test_metrics_roundtrip(void **state)
         assert_int_equal(out[i].n_lr, in[i].n_lr);
         assert_memory_equal(out[i].lr, in[i].lr, sizeof(double) * (size_t)in[i].n_lr);
         assert_int_equal(out[i].has_val, in[i].has_val);
+        assert_int_equal(out[i].skipped_steps, in[i].skipped_steps);
+        assert_int_equal(out[i].skipped, in[i].skipped);
     }
+    assert_true(isnan(out[0].loss_scale));
+    assert_true(out[1].loss_scale == 65536.0 && out[2].loss_scale == 32768.0);
     assert_true(out[1].val_loss == 0.5 && out[1].val_acc == 0.75);
     assert_true(isnan(out[0].val_loss));
     /* every truncation, and one byte too many, is refused */
@@ -83,10 +92,24 @@ static void test_metrics_roundtrip(void **state)
     buf[4 + 41] = 1;
     assert_int_equal(rw_metrics_decode(buf, sz, out, 3, &n), -EPROTO);
     buf[4 + 41] = save;
-    /* has_val other than 0/1 */
+    /* flags: an unknown bit; skipped without fp16; fp16 announced without its bytes */
+    buf[4 + 42] = 8;
+    assert_int_equal(rw_metrics_decode(buf, sz, out, 3, &n), -EPROTO);
+    buf[4 + 42] = 4;
+    assert_int_equal(rw_metrics_decode(buf, sz, out, 3, &n), -EPROTO);
     buf[4 + 42] = 2;
     assert_int_equal(rw_metrics_decode(buf, sz, out, 3, &n), -EPROTO);
     buf[4 + 42] = 0;
+    assert_int_equal(rw_metrics_decode(buf, sz, out, 3, &n), 0);
+    /* a loss scale that is not finite and > 0 (row 2's, the last 16 bytes of the frame) */
+    unsigned char keep[8];
+    memcpy(keep, buf + sz - 16, 8);
+    le_put_f64(buf + sz - 16, 0.0);
+    assert_int_equal(rw_metrics_decode(buf, sz, out, 3, &n), -EPROTO);
+    le_put_f64(buf + sz - 16, INFINITY);
+    assert_int_equal(rw_metrics_decode(buf, sz, out, 3, &n), -EPROTO);
+    memcpy(buf + sz - 16, keep, 8);
+    assert_int_equal(rw_metrics_decode(buf, sz, out, 3, &n), 0);
     /* a step below 1 */
     memset(buf + 4, 0, 8);
     assert_int_equal(rw_metrics_decode(buf, sz, out, 3, &n), -EPROTO);

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -157,6 +158,132 @@ static void test_bad_events(void **state)
     assert_int_equal(scalar(&f->s, "SELECT count(*) FROM fp16_events"), 0);
 }
 
+/* The CSV line of `step` (NULL if none); `csv` is NUL-terminated. */
+static const char *csv_line(const char *csv, int64_t step)
+{
+    char key[32];
+    snprintf(key, sizeof key, "\n%lld,", (long long)step);
+    const char *p = strstr(csv, key);
+    return p ? p + 1 : NULL;
+}
+
+/* The last two cells of a CSV line: the scale ("" for none) and the skipped flag. */
+static void fp16_cells(const char *line, char *scale, size_t cap, int *skipped)
+{
+    const char *end = strchr(line, '\n');
+    assert_non_null(end);
+    const char *c2 = end;
+    while (c2 > line && c2[-1] != ',')
+        c2--;
+    const char *c1 = c2 - 1;
+    while (c1 > line && c1[-1] != ',')
+        c1--;
+    size_t n = (size_t)(c2 - 1 - c1);
+    assert_true(n < cap);
+    memcpy(scale, c1, n);
+    scale[n] = '\0';
+    assert_int_equal(end - c2, 1);
+    *skipped = c2[0] - '0';
+}
+
+/* The CSV of a fp16 job: ",loss_scale,skipped" on every row, the scale in force at the step
+ * and 1 on the skipped steps, across more events than a page (256) and rows than a 64 KiB
+ * piece; a slice starts with the scale in force before it; a job without events keeps the
+ * header it always had. */
+static void test_csv_columns(void **state)
+{
+    fixture *f = *state;
+    an_err e;
+    char id[STORE_ID_LEN], plain[STORE_ID_LEN];
+    assert_int_equal(make_job(&f->s, "fp", NULL, id), 0);
+    assert_int_equal(make_job(&f->s, "plain", NULL, plain), 0);
+    enum { N = 6000 };
+    store_metric *rows = malloc(N * sizeof *rows);
+    store_fp16_event *ev = malloc(N * sizeof *ev);
+    double *want = malloc((N + 1) * sizeof *want);
+    int *skip = calloc(N + 1, sizeof *skip);
+    assert_true(rows && ev && want && skip);
+    rows_of(rows, 1, N);
+    for (size_t i = 0; i < N; i++) {
+        rows[i].n_lr = 1;
+        rows[i].lr[0] = 0.001;
+    }
+    /* An event every 7th step (alternating scales, every third one skipped) and at step 1:
+     * about 860 events. */
+    size_t nev = 0;
+    double scale = 65536;
+    for (int64_t s = 1; s <= N; s++) {
+        if (s == 1 || s % 7 == 0) {
+            scale = scale == 65536 ? 32768 : 65536;
+            ev[nev].step = s;
+            ev[nev].loss_scale = scale;
+            ev[nev].skipped = nev % 3 == 1;
+            skip[s] = ev[nev].skipped;
+            nev++;
+        }
+        want[s] = scale;
+    }
+    assert_true(nev > 256);
+    /* In two appends, the second one the checkpoint's: h events are of the first half. */
+    size_t h = 0;
+    while (ev[h].step <= N / 2)
+        h++;
+    assert_int_equal(store_metrics_append_fp16(&f->s, id, rows, N / 2, NULL, 0, ev, h, NULL,
+                                               &e), 0);
+    store_keep keep = {.keep_last = 3};
+    char blob[8] = "state";
+    assert_int_equal(store_checkpoint_commit_fp16(&f->s, id, rows + N / 2, N - N / 2, NULL, 0,
+                                                  ev + h, nev - h, N, 1.0, blob, sizeof blob,
+                                                  &keep, NULL, &e), 0);
+    assert_int_equal(store_metrics_append(&f->s, plain, rows, 10, NULL, &e), 0);
+
+    char *csv = NULL;
+    size_t len = 0;
+    assert_int_equal(store_metrics_csv_buf(&f->s, id, 0, -1, &csv, &len, &e), 0);
+    assert_true(len > 65536); /* more than one piece */
+    assert_memory_equal(csv, "step,loss,lr0,grad_norm,time,loss_scale,skipped\n", 48);
+    int lines = 0;
+    for (const char *p = csv; *p; p++)
+        lines += *p == '\n';
+    assert_int_equal(lines, N + 1);
+    const char *l = strchr(csv, '\n') + 1;
+    for (int64_t s = 1; s <= N; s++, l = strchr(l, '\n') + 1) {
+        assert_int_equal(strtoll(l, NULL, 10), s);
+        char sc[40];
+        int sk = -1;
+        fp16_cells(l, sc, sizeof sc, &sk);
+        if (strtod(sc, NULL) != want[s] || sk != skip[s])
+            fail_msg("step %lld: scale %s skipped %d, expected %g and %d", (long long)s, sc, sk,
+                     want[s], skip[s]);
+    }
+    free(csv);
+
+    /* A slice: its first row has the scale in force before it, and the same header. */
+    assert_int_equal(store_metrics_csv_buf(&f->s, id, 1000, 1100, &csv, &len, &e), 0);
+    assert_memory_equal(csv, "step,loss,lr0,grad_norm,time,loss_scale,skipped\n", 48);
+    for (int64_t s = 1000; s <= 1100; s++) {
+        char sc[40];
+        int sk = -1;
+        const char *ln = csv_line(csv, s);
+        assert_non_null(ln);
+        fp16_cells(ln, sc, sizeof sc, &sk);
+        assert_true(strtod(sc, NULL) == want[s]);
+        assert_int_equal(sk, skip[s]);
+    }
+    assert_null(csv_line(csv, 999));
+    assert_null(csv_line(csv, 1101));
+    free(csv);
+
+    /* A job without fp16 events: the header of before. */
+    assert_int_equal(store_metrics_csv_buf(&f->s, plain, 0, -1, &csv, &len, &e), 0);
+    assert_memory_equal(csv, "step,loss,lr0,grad_norm,time\n1,", 31);
+    free(csv);
+    free(rows);
+    free(ev);
+    free(want);
+    free(skip);
+}
+
 /* A database made before the table (schema one step back) gets it on open. */
 static void test_migration(void **state)
 {
@@ -185,6 +312,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rewind_and_delete, fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_bad_events, fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_migration, fixture_setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_csv_columns, fixture_setup, fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
