@@ -12,6 +12,7 @@
 #include "core/jsonnum.h"
 #include "core/sweep.h"
 #include "api/api.h"
+#include "store/sweeps.h"
 #include "util/log.h"
 
 /* What a sweep's answer needs from the loop thread: running jobs' progress and the trials'

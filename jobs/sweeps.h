@@ -25,7 +25,7 @@
 #include <uv.h>
 
 #include "core/sweep.h"
-#include "store/store.h"
+#include "store/sweeps.h"
 
 struct service;
 

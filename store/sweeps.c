@@ -8,7 +8,7 @@
 #include <cjson/cJSON.h>
 
 #include "store/internal.h"
-#include "store/store.h"
+#include "store/sweeps.h"
 
 int st_migrate_sweeps(store_t *s, an_err *err)
 {

@@ -10,6 +10,7 @@
 #include <sqlite3.h>
 
 #include "api/jobjson.h"
+#include "store/sweeps.h"
 #include "store_fixture.h"
 
 static const char *SPEC = "{\"model\":{\"type\":\"linear\",\"inputs\":1,\"outputs\":1}}";

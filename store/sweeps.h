@@ -1,0 +1,54 @@
+/* sweeps.h — a sweep in the store (sweeps.c).
+ *
+ * A sweep row keeps the sweep's body as given (normalised JSON) and the parameters of every
+ * trial it proposes (a JSON array, trial k at index k), so what it will run is fixed when it
+ * is made. A trial that has started is an ordinary job linked to the sweep (store_job.sweep
+ * and .trial); ASHA's decisions are rung rows, numbered in the order they were taken. */
+#ifndef ANNEALD_STORE_SWEEPS_H
+#define ANNEALD_STORE_SWEEPS_H
+
+#include "store/store.h"
+
+typedef struct store_sweep {
+    char id[STORE_ID_LEN];         /* "s_000003" */
+    char *name;
+    char *spec_json;               /* the sweep body */
+    char *trials_json;             /* [{path: value, …}, …] one object per trial */
+    int ntrials;
+    char state[16];                /* "running", "completed", "cancelled" */
+    char created_at[24];
+    char finished_at[24];          /* "" = null */
+} store_sweep;
+
+typedef struct store_sweep_rung {
+    int trial;
+    int64_t step;                  /* the rung: steps trained when the decision was taken */
+    double value;                  /* the trial's metric there (NAN: none, ranks last) */
+    int64_t seq;                   /* order of the decisions in the sweep, from 1 */
+    int continues;                 /* 1 went on, 0 stopped */
+} store_sweep_rung;
+
+int store_sweep_create(store_t *s, const char *name, const char *spec_json,
+                       const char *trials_json, int ntrials, char id_out[STORE_ID_LEN],
+                       an_err *err);
+/* -ENOENT for an unknown id. */
+int store_sweep_get(store_t *s, const char *id, store_sweep *out, an_err *err);
+void store_sweep_free(store_sweep *w);
+/* Every sweep, newest first (`running_only`: those still running, oldest first). */
+int store_sweep_list(store_t *s, int running_only, store_sweep **out, size_t *n, an_err *err);
+void store_sweep_list_free(store_sweep *w, size_t n);
+/* Sets the state ("completed", "cancelled" stamp finished_at). */
+int store_sweep_set_state(store_t *s, const char *id, const char *state, an_err *err);
+/* Deletes a sweep with its rung rows and its trial jobs, in one transaction; STORE_ESTATE
+ * (nothing deleted) while one of its trials is queued, running or paused. */
+int store_sweep_delete(store_t *s, const char *id, an_err *err);
+/* The sweep's trial jobs, by trial index. */
+int store_sweep_jobs(store_t *s, const char *id, store_job **jobs, size_t *n, an_err *err);
+/* Records a rung decision (its seq is given by the caller, who orders them). */
+int store_sweep_rung_add(store_t *s, const char *id, const store_sweep_rung *r, an_err *err);
+/* The rung decisions in the order they were taken. */
+int store_sweep_rungs(store_t *s, const char *id, store_sweep_rung **out, size_t *n,
+                      an_err *err);
+
+
+#endif
