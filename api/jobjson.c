@@ -81,13 +81,15 @@ cJSON *api_job_json(const store_job *j)
 }
 
 /* Preemption and restarts: what the scheduler did to a job (jobs/jobsched.c). */
-static void sched_json(cJSON *o, const job_snap *s)
+static void sched_json(cJSON *o, const job_snap *s, store_job_state state)
 {
     cJSON_AddBoolToObject(o, "preempted", s && s->preempted && !s->started);
     cJSON_AddNumberToObject(o, "restarts", s ? s->restarts : 0);
-    /* a running job of several ranks: each rank's milliseconds per step outside the exchange */
-    cJSON *ms = s && s->started && !s->done && s->n_rank_ms ? cJSON_CreateArray()
-                                                            : cJSON_CreateNull();
+    /* a running job of several ranks: each rank's milliseconds per step outside the exchange
+     * (the row's state too: between the store taking the final state and the worker marking
+     * its run done, the run still looks started) */
+    int running = state == STORE_RUNNING && s && s->started && !s->done && s->n_rank_ms;
+    cJSON *ms = running ? cJSON_CreateArray() : cJSON_CreateNull();
     for (int i = 0; s && cJSON_IsArray(ms) && i < s->n_rank_ms; i++)
         cJSON_AddItemToArray(ms, num_or_null(s->rank_step_ms[i]));
     cJSON_AddItemToObject(o, "rank_step_ms", ms);
@@ -144,7 +146,11 @@ cJSON *api_job_json_overlay(const job_overlay *ov, const store_job *row)
             snap = ov->items[i].has_snap ? &ov->items[i].snap : NULL;
             break;
         }
-    sched_json(o, snap);
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(o, "state"); /* a fix applied */
+    store_job_state state = row->state;
+    if (cJSON_IsString(st))
+        store_state_parse(st->valuestring, &state, NULL);
+    sched_json(o, snap, state);
     return o;
 }
 
