@@ -133,6 +133,7 @@ test('reads during a checkpoint commit of a 57M-parameter Adam state: each withi
     const c0 = await ckpts();
     // Read until two more checkpoints have been committed, so reads overlap whole commits.
     const lat = [];
+    const start = performance.now(); // a sanitized daemon takes minutes per commit
     while ((await ckpts()) < c0 + 2 || lat.length < 20) {
       const p = paths[lat.length % paths.length];
       const t = performance.now();
@@ -140,7 +141,7 @@ test('reads during a checkpoint commit of a 57M-parameter Adam state: each withi
       const body = await r.text();
       lat.push([performance.now() - t, p]);
       assert.equal(r.status, 200, body.slice(0, 300));
-      assert.ok(lat.length < 20000, 'two checkpoints within 20000 reads');
+      assert.ok(performance.now() - start < 180000 * SLOW, `two checkpoints within ${180 * SLOW} s (${lat.length} reads)`);
     }
     lat.sort((a, b) => a[0] - b[0]);
     const worst = lat.at(-1);
