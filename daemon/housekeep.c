@@ -6,6 +6,7 @@
 
 #include "daemon/daemon.h"
 #include "store/store.h"
+#include "store/walcopy.h"
 #include "util/log.h"
 
 /* 256 pages of 16 KiB: 4 MiB per slice, a transaction of a few milliseconds, so a worker's
@@ -13,6 +14,10 @@
 #define SLICE_PAGES 256
 #define EVERY_S 1.0
 #define BETWEEN_SLICES_S 0.005
+/* The WAL is copied into the database this often (store/walcopy.h): a fast job's writer then
+ * finds almost every frame copied when its WAL passes the threshold, and its own copy, the
+ * one that lets the WAL start over, is short. A copy with nothing to do costs no I/O. */
+#define WAL_COPY_S 0.1
 
 /* Waits up to `s` seconds or until told to quit; returns quit. Call with h->mu held. */
 static int wait_quit(housekeeper *h, double s)
@@ -33,7 +38,19 @@ static void housekeeper_main(void *arg)
         return;
     }
     uv_mutex_lock(&h->mu);
-    while (!wait_quit(h, h->every_s)) {
+    for (;;) {
+        /* Copies of the WAL between rounds. */
+        int quit = 0;
+        for (double t = 0; t < h->every_s && !quit; t += WAL_COPY_S) {
+            quit = wait_quit(h, WAL_COPY_S);
+            if (!quit) {
+                uv_mutex_unlock(&h->mu);
+                store_wal_copy_now(&s);
+                uv_mutex_lock(&h->mu);
+            }
+        }
+        if (quit)
+            break;
         /* Slices until the free list is empty or a stop is asked for. */
         for (;;) {
             uv_mutex_unlock(&h->mu);

@@ -13,6 +13,12 @@ static int after_commit(void *arg, sqlite3 *db, const char *name, int pages)
     return SQLITE_OK;
 }
 
+void store_wal_copy_now(store_t *s)
+{
+    if (s->db)
+        sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+}
+
 void store_wal_copy_mode(store_t *s, store_wal_copy mode)
 {
     if (!s->db)

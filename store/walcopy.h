@@ -7,11 +7,13 @@
  *   STORE_WAL_NEVER        the loop thread's connection: it must never wait on the disk.
  *   STORE_WAL_AFTER_SMALL  the workers' connections: a commit that leaves the WAL over
  *                          ST_WAL_COPY_PAGES copies it, except the commit of a job's
- *                          checkpoint, which returns once its pages are in the WAL; the next
- *                          small commit (a metrics batch) or the housekeeping thread's passive
- *                          copy (every second) moves them into the database.
- * A writer's own copy after its commit is what lets the WAL start over while a job writes
- * without pause: a copy on another thread always trails the frames appended meanwhile. */
+ *                          checkpoint, which returns once its pages are in the WAL.
+ * The housekeeping thread copies what it can every 0.1 s (store_wal_copy_now), so the pages
+ * of a checkpoint, like a fast job's stream of metric pages, reach the database off the
+ * workers, fsyncs included. A writer's own copy is still needed: one on another thread
+ * always trails the frames appended meanwhile, and only a copy that caught up lets the WAL
+ * start over; by the time the WAL passes the threshold that copy has almost nothing left to
+ * do (measured: 0–17 ms against 110–130 ms for 64 MiB without the housekeeping copies). */
 #ifndef ANNEALD_STORE_WALCOPY_H
 #define ANNEALD_STORE_WALCOPY_H
 
@@ -29,5 +31,9 @@ typedef enum {
 
 /* Sets the policy of s's connection. */
 void store_wal_copy_mode(store_t *s, store_wal_copy mode);
+
+/* Copies what it can of the WAL now (a PASSIVE checkpoint: it never waits for readers or
+ * writers); errors are left for the next copy. */
+void store_wal_copy_now(store_t *s);
 
 #endif
