@@ -39,22 +39,155 @@ void gpt_encoder_backward(float *dwte, float *dwpe, const float *dout, const int
         }
 }
 
+/* Sums run in LANES independent partial sums (element i goes to lane i % LANES), added up
+ * pairwise at the end: a single running float sum is a chain of dependent adds that the
+ * compiler may not reorder (no -ffast-math), so it ran at one add per add-latency; lanes are
+ * vector registers' worth of independent adds. The order is fixed, so results are the same
+ * run to run and in a recomputation. */
+#define LANES 16
+
+static inline float lanes_total(float *acc)
+{
+    for (int w = LANES / 2; w > 0; w /= 2)
+        for (int j = 0; j < w; j++)
+            acc[j] += acc[j + w];
+    return acc[0];
+}
+
+static inline float sum_lanes(const float *x, int n)
+{
+    float acc[LANES] = {0};
+    int i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++)
+            acc[j] += x[i + j];
+    for (int j = 0; i < n; i++, j++)
+        acc[j] += x[i];
+    return lanes_total(acc);
+}
+
+/* Σ (x[i] − m)². */
+static inline float sqdev_lanes(const float *x, float m, int n)
+{
+    float acc[LANES] = {0};
+    int i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++) {
+            float d = x[i + j] - m;
+            acc[j] = fmaf(d, d, acc[j]);
+        }
+    for (int j = 0; i < n; i++, j++) {
+        float d = x[i] - m;
+        acc[j] = fmaf(d, d, acc[j]);
+    }
+    return lanes_total(acc);
+}
+
+/* Σ a[i]·b[i]. */
+static inline float dot_lanes(const float *a, const float *b, int n)
+{
+    float acc[LANES] = {0};
+    int i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++)
+            acc[j] = fmaf(a[i + j], b[i + j], acc[j]);
+    for (int j = 0; i < n; i++, j++)
+        acc[j] = fmaf(a[i], b[i], acc[j]);
+    return lanes_total(acc);
+}
+
+/* max of x[0..n-1], n >= 1 (max is exact, so the lanes change nothing but speed). */
+static inline float max_lanes(const float *x, int n)
+{
+    float acc[LANES];
+    for (int j = 0; j < LANES; j++)
+        acc[j] = x[0];
+    int i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++)
+            acc[j] = x[i + j] > acc[j] ? x[i + j] : acc[j];
+    for (int j = 0; i < n; i++, j++)
+        acc[j] = x[i] > acc[j] ? x[i] : acc[j];
+    for (int w = LANES / 2; w > 0; w /= 2)
+        for (int j = 0; j < w; j++)
+            acc[j] = acc[j + w] > acc[j] ? acc[j + w] : acc[j];
+    return acc[0];
+}
+
+/* x[i] = e^(x[i] − mx) for i < n; returns their sum. */
+static inline float exp_sum_lanes(float *x, float mx, int n)
+{
+    float acc[LANES] = {0};
+    int i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++) {
+            float e = gpt_expf(x[i + j] - mx);
+            x[i + j] = e;
+            acc[j] += e;
+        }
+    for (int j = 0; i < n; i++, j++) {
+        float e = gpt_expf(x[i] - mx);
+        x[i] = e;
+        acc[j] += e;
+    }
+    return lanes_total(acc);
+}
+
+/* One row of causal attention scores in place: the softmax of row[0..n-1], zeros from n to
+ * T-1. Whole blocks of LANES are processed up to the one holding the diagonal (the entries
+ * past it are selected away), so that short rows are vector work too rather than a scalar
+ * tail; the lanes see the same values in the same order as over row[0..n-1] alone (a masked
+ * entry adds 0). */
+static inline void softmax_causal_row(float *row, int n, int T)
+{
+    int nu = (n + LANES - 1) / LANES * LANES;
+    nu = nu > T ? T : nu;
+    float mx = row[0];
+    {
+        float acc[LANES];
+        for (int j = 0; j < LANES; j++)
+            acc[j] = mx;
+        int i = 0;
+        for (; i + LANES <= nu; i += LANES)
+            for (int j = 0; j < LANES; j++) {
+                float v = i + j < n ? row[i + j] : mx;
+                acc[j] = v > acc[j] ? v : acc[j];
+            }
+        for (int j = 0; i < n; i++, j++)
+            acc[j] = row[i] > acc[j] ? row[i] : acc[j];
+        for (int w = LANES / 2; w > 0; w /= 2)
+            for (int j = 0; j < w; j++)
+                acc[j] = acc[j + w] > acc[j] ? acc[j + w] : acc[j];
+        mx = acc[0];
+    }
+    float acc[LANES] = {0};
+    int i = 0;
+    for (; i + LANES <= nu; i += LANES)
+        for (int j = 0; j < LANES; j++) {
+            float e = i + j < n ? gpt_expf(row[i + j] - mx) : 0.0f;
+            row[i + j] = e;
+            acc[j] += e;
+        }
+    for (int j = 0; i < n; i++, j++) {
+        float e = gpt_expf(row[i] - mx);
+        row[i] = e;
+        acc[j] += e;
+    }
+    float inv = 1.0f / lanes_total(acc);
+    for (i = 0; i < n; i++)
+        row[i] *= inv;
+    for (i = n; i < T; i++)
+        row[i] = 0.0f;
+}
+
 void gpt_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
                            const float *w, const float *b, int N, int C)
 {
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
         float *o = out + (size_t)n * C;
-        float m = 0.0f;
-        for (int i = 0; i < C; i++)
-            m += x[i];
-        m /= (float)C;
-        float v = 0.0f;
-        for (int i = 0; i < C; i++) {
-            float d = x[i] - m;
-            v += d * d;
-        }
-        v /= (float)C;
+        float m = sum_lanes(x, C) / (float)C;
+        float v = sqdev_lanes(x, m, C) / (float)C;
         float s = 1.0f / sqrtf(v + LN_EPS);
         if (b)
             for (int i = 0; i < C; i++)
@@ -77,23 +210,31 @@ void gpt_layernorm_backward(float *dinp, float *dw, float *db, const float *dout
         float *dx = dinp + (size_t)n * C;
         float m = mean[n], s = rstd[n];
         /* Two reductions first: the mean of dnorm and of dnorm·norm. */
-        float dsum = 0.0f, dnsum = 0.0f;
-        for (int i = 0; i < C; i++) {
+        float as[LANES] = {0}, an[LANES] = {0};
+        int i = 0;
+        for (; i + LANES <= C; i += LANES)
+            for (int j = 0; j < LANES; j++) {
+                float norm = (x[i + j] - m) * s;
+                float dn = w[i + j] * d[i + j];
+                as[j] += dn;
+                an[j] = fmaf(dn, norm, an[j]);
+            }
+        for (int j = 0; i < C; i++, j++) {
             float norm = (x[i] - m) * s;
             float dn = w[i] * d[i];
-            dsum += dn;
-            dnsum += dn * norm;
+            as[j] += dn;
+            an[j] = fmaf(dn, norm, an[j]);
         }
-        dsum /= (float)C;
-        dnsum /= (float)C;
-        for (int i = 0; i < C; i++) {
+        float dsum = lanes_total(as) / (float)C;
+        float dnsum = lanes_total(an) / (float)C;
+        for (i = 0; i < C; i++) {
             float norm = (x[i] - m) * s;
             float dn = w[i] * d[i];
             dw[i] += norm * d[i];
             dx[i] += (dn - dsum - norm * dnsum) * s;
         }
         if (db)
-            for (int i = 0; i < C; i++)
+            for (i = 0; i < C; i++)
                 db[i] += d[i];
     }
 }
@@ -145,22 +286,8 @@ static void attention_fwd(float *out, float *att, float *scratch, const uint8_t 
             /* All T×T scores in one product; the upper triangle is computed and then masked,
              * which costs less than T small products. */
             gemm_f32(0, 1, T, T, hs, scale, q, C3, k, C3, 0.0f, a, T);
-            for (int t = 0; t < T; t++) {
-                float *row = a + (size_t)t * T;
-                float mx = row[0];
-                for (int s = 1; s <= t; s++)
-                    mx = row[s] > mx ? row[s] : mx;
-                float sum = 0.0f;
-                for (int s = 0; s <= t; s++) {
-                    row[s] = gpt_expf(row[s] - mx);
-                    sum += row[s];
-                }
-                float inv = 1.0f / sum;
-                for (int s = 0; s <= t; s++)
-                    row[s] *= inv;
-                for (int s = t + 1; s < T; s++)
-                    row[s] = 0.0f;
-            }
+            for (int t = 0; t < T; t++)
+                softmax_causal_row(a + (size_t)t * T, t + 1, T);
             const float *w = a;
             if (keep) {
                 gpt_dropout(scratch, a, keep + ((size_t)b * NH + h) * T * T, dscale,
@@ -220,13 +347,11 @@ static void attention_bwd(float *dqkv, float *scratch, const uint8_t *keep, floa
             for (int t = 0; t < T; t++) {
                 const float *ar = a + (size_t)t * T;
                 float *dr = da + (size_t)t * T;
-                float dot = 0.0f;
-                for (int s = 0; s <= t; s++)
-                    dot += ar[s] * dr[s];
-                for (int s = 0; s <= t; s++)
-                    dr[s] = ar[s] * (dr[s] - dot);
-                for (int s = t + 1; s < T; s++)
-                    dr[s] = 0.0f;
+                /* ar is 0 past the diagonal, so the dot may run over whole blocks. */
+                int nu = (t + 1 + LANES - 1) / LANES * LANES;
+                float dot = dot_lanes(ar, dr, nu > T ? T : nu);
+                for (int s = 0; s < T; s++)
+                    dr[s] = s <= t ? ar[s] * (dr[s] - dot) : 0.0f;
             }
             /* pre = scale · q·kᵀ: dq += scale · dpre·k, dk += scale · dpreᵀ·q. */
             gemm_f32(0, 0, T, hs, T, scale, da, T, k, C3, 1.0f, dq, C3);
@@ -300,15 +425,8 @@ double gpt_crossentropy_forward(float *logits, const int32_t *targets, int N, in
     double total = 0.0;
     for (int n = 0; n < N; n++) {
         float *row = logits + (size_t)n * V;
-        float mx = row[0];
-        for (int j = 1; j < V; j++)
-            mx = row[j] > mx ? row[j] : mx;
-        float sum = 0.0f;
-        for (int j = 0; j < V; j++) {
-            row[j] = gpt_expf(row[j] - mx);
-            sum += row[j];
-        }
-        float inv = 1.0f / sum;
+        float mx = max_lanes(row, V);
+        float inv = 1.0f / exp_sum_lanes(row, mx, V);
         for (int j = 0; j < V; j++)
             row[j] *= inv;
         /* −log p computed from the probability; clamp so that a p that underflowed to 0
