@@ -414,6 +414,35 @@ void gpt_gelu_backward(float *dinp, const float *inp, const float *dout, int n, 
         }
 }
 
+/* The same expressions as gpt_gelu_forward and gpt_gelu_backward, so the results are the same
+ * bits; erf (or tanh) is evaluated once for both. */
+void gpt_gelu_forward_d(float *out, float *dgelu, const float *inp, int n, int kind)
+{
+    if (kind == GPT_GELU_ERF)
+        for (int i = 0; i < n; i++) {
+            float x = inp[i];
+            float e = gpt_erff(x * 0.7071067811865476f);
+            float pdf = 0.3989422804014327f * gpt_expf(-0.5f * x * x);
+            out[i] = 0.5f * x * (1.0f + e);
+            dgelu[i] = 0.5f * (1.0f + e) + x * pdf;
+        }
+    else
+        for (int i = 0; i < n; i++) {
+            float x = inp[i];
+            float th = tanh_v(GELU_K * (x + 0.044715f * x * x * x));
+            float sech2 = 1.0f - th * th;
+            float du = GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
+            out[i] = 0.5f * x * (1.0f + th);
+            dgelu[i] = 0.5f * (1.0f + th) + 0.5f * x * sech2 * du;
+        }
+}
+
+void gpt_gelu_backward_d(float *dinp, const float *dgelu, const float *dout, int n)
+{
+    for (int i = 0; i < n; i++)
+        dinp[i] = dgelu[i] * dout[i];
+}
+
 void gpt_residual_forward(float *out, const float *a, const float *b, int n)
 {
     for (int i = 0; i < n; i++)

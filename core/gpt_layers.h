@@ -62,6 +62,12 @@ void gpt_dropout(float *out, const float *in, const uint8_t *keep, float scale, 
 void gpt_gelu_forward(float *out, const float *inp, int n, int kind);
 /* dinp = gelu'(inp) · dout (overwritten). */
 void gpt_gelu_backward(float *dinp, const float *inp, const float *dout, int n, int kind);
+/* The training forward's pair: the forward also writes gelu'(inp) to dgelu (which may be inp
+ * itself), and the backward is then dinp = dgelu · dout (dinp may be dout). The erf (tanh)
+ * of each element is evaluated once per step instead of once in each pass, and the results
+ * are the same bits as the pair above. */
+void gpt_gelu_forward_d(float *out, float *dgelu, const float *inp, int n, int kind);
+void gpt_gelu_backward_d(float *dinp, const float *dgelu, const float *dout, int n);
 
 /* out = a + b, elementwise. */
 void gpt_residual_forward(float *out, const float *a, const float *b, int n);
