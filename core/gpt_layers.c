@@ -39,6 +39,47 @@ void gpt_encoder_backward(float *dwte, float *dwpe, const float *dout, const int
         }
 }
 
+#define ALWAYS_INLINE __attribute__((always_inline))
+
+/* The element-wise loops that cost most (GELU, the attention's softmax, layernorm) are also
+ * compiled for AVX-512 with 512-bit vectors, picked at run time when the CPU has it: the
+ * build targets x86-64-v3 (AVX2), and on this machine class the wide vectors halve the
+ * instructions of these loops. Both versions run the same operations on every element in
+ * the same order (lanes included), so they give the same bits (test_gpt compares them through
+ * gpt_layers_avx512). */
+#define AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw," \
+                                     "prefer-vector-width=512")))
+
+static int wide = -1; /* -1: not asked yet */
+
+static int wide_vectors(void)
+{
+    if (wide < 0)
+        wide = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+               __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw");
+    return wide;
+}
+
+int gpt_layers_avx512(int on)
+{
+    wide = -1;
+    if (!on)
+        wide = 0;
+    return wide_vectors();
+}
+
+/* name_body (always inlined) compiled twice: name_512 for AVX-512, name_256 as built. */
+#define TWO_WAYS(name, params, args)                                   \
+    AVX512 static void name##_512 params { name##_body args; }         \
+    static void name##_256 params { name##_body args; }                \
+    static void name params                                            \
+    {                                                                  \
+        if (wide_vectors())                                            \
+            name##_512 args;                                           \
+        else                                                           \
+            name##_256 args;                                           \
+    }
+
 /* Sums run in LANES independent partial sums (element i goes to lane i % LANES), added up
  * pairwise at the end: a single running float sum is a chain of dependent adds that the
  * compiler may not reorder (no -ffast-math), so it ran at one add per add-latency; lanes are
@@ -46,7 +87,7 @@ void gpt_encoder_backward(float *dwte, float *dwpe, const float *dout, const int
  * run to run and in a recomputation. */
 #define LANES 16
 
-static inline float lanes_total(float *acc)
+static inline ALWAYS_INLINE float lanes_total(float *acc)
 {
     for (int w = LANES / 2; w > 0; w /= 2)
         for (int j = 0; j < w; j++)
@@ -54,7 +95,7 @@ static inline float lanes_total(float *acc)
     return acc[0];
 }
 
-static inline float sum_lanes(const float *x, int n)
+static inline ALWAYS_INLINE float sum_lanes(const float *x, int n)
 {
     float acc[LANES] = {0};
     int i = 0;
@@ -67,7 +108,7 @@ static inline float sum_lanes(const float *x, int n)
 }
 
 /* Σ (x[i] − m)². */
-static inline float sqdev_lanes(const float *x, float m, int n)
+static inline ALWAYS_INLINE float sqdev_lanes(const float *x, float m, int n)
 {
     float acc[LANES] = {0};
     int i = 0;
@@ -84,7 +125,7 @@ static inline float sqdev_lanes(const float *x, float m, int n)
 }
 
 /* Σ a[i]·b[i]. */
-static inline float dot_lanes(const float *a, const float *b, int n)
+static inline ALWAYS_INLINE float dot_lanes(const float *a, const float *b, int n)
 {
     float acc[LANES] = {0};
     int i = 0;
@@ -97,7 +138,7 @@ static inline float dot_lanes(const float *a, const float *b, int n)
 }
 
 /* max of x[0..n-1], n >= 1 (max is exact, so the lanes change nothing but speed). */
-static inline float max_lanes(const float *x, int n)
+static inline ALWAYS_INLINE float max_lanes(const float *x, int n)
 {
     float acc[LANES];
     for (int j = 0; j < LANES; j++)
@@ -115,7 +156,7 @@ static inline float max_lanes(const float *x, int n)
 }
 
 /* x[i] = e^(x[i] − mx) for i < n; returns their sum. */
-static inline float exp_sum_lanes(float *x, float mx, int n)
+static inline ALWAYS_INLINE float exp_sum_lanes(float *x, float mx, int n)
 {
     float acc[LANES] = {0};
     int i = 0;
@@ -138,7 +179,7 @@ static inline float exp_sum_lanes(float *x, float mx, int n)
  * past it are selected away), so that short rows are vector work too rather than a scalar
  * tail; the lanes see the same values in the same order as over row[0..n-1] alone (a masked
  * entry adds 0). */
-static inline void softmax_causal_row(float *row, int n, int T)
+static inline ALWAYS_INLINE void softmax_causal_row(float *row, int n, int T)
 {
     int nu = (n + LANES - 1) / LANES * LANES;
     nu = nu > T ? T : nu;
@@ -180,8 +221,9 @@ static inline void softmax_causal_row(float *row, int n, int T)
         row[i] = 0.0f;
 }
 
-void gpt_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
-                           const float *w, const float *b, int N, int C)
+static inline ALWAYS_INLINE void ln_fwd_body(float *out, float *mean, float *rstd,
+                                              const float *inp, const float *w,
+                                              const float *b, int N, int C)
 {
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
@@ -200,9 +242,19 @@ void gpt_layernorm_forward(float *out, float *mean, float *rstd, const float *in
     }
 }
 
-void gpt_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
-                            const float *inp, const float *w, const float *mean,
-                            const float *rstd, int N, int C)
+TWO_WAYS(ln_fwd, (float *out, float *mean, float *rstd, const float *inp, const float *w,
+                  const float *b, int N, int C), (out, mean, rstd, inp, w, b, N, C))
+
+void gpt_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
+                           const float *w, const float *b, int N, int C)
+{
+    ln_fwd(out, mean, rstd, inp, w, b, N, C);
+}
+
+static inline ALWAYS_INLINE void ln_bwd_body(float *dinp, float *dw, float *db,
+                                              const float *dout, const float *inp,
+                                              const float *w, const float *mean,
+                                              const float *rstd, int N, int C)
 {
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
@@ -239,6 +291,17 @@ void gpt_layernorm_backward(float *dinp, float *dw, float *db, const float *dout
     }
 }
 
+TWO_WAYS(ln_bwd, (float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                  const float *w, const float *mean, const float *rstd, int N, int C),
+         (dinp, dw, db, dout, inp, w, mean, rstd, N, C))
+
+void gpt_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
+                            const float *inp, const float *w, const float *mean,
+                            const float *rstd, int N, int C)
+{
+    ln_bwd(dinp, dw, db, dout, inp, w, mean, rstd, N, C);
+}
+
 void gpt_linear_forward(float *out, const float *inp, const float *w, const float *b, int N,
                         int C, int OC)
 {
@@ -271,6 +334,31 @@ void gpt_dropout(float *out, const float *in, const uint8_t *keep, float scale, 
         out[i] = keep[i] ? in[i] * scale : 0.0f;
 }
 
+/* The causal softmax of every row of one head's T×T scores. */
+static inline ALWAYS_INLINE void softmax_rows_body(float *a, int T)
+{
+    for (int t = 0; t < T; t++)
+        softmax_causal_row(a + (size_t)t * T, t + 1, T);
+}
+
+TWO_WAYS(softmax_rows, (float *a, int T), (a, T))
+
+/* Softmax backward of one head, in place on da: dpre = att·(datt − Σ att·datt); entries
+ * above the diagonal get 0 (att is 0 there, so the dot may run over whole blocks). */
+static inline ALWAYS_INLINE void softmax_back_rows_body(const float *a, float *da, int T)
+{
+    for (int t = 0; t < T; t++) {
+        const float *ar = a + (size_t)t * T;
+        float *dr = da + (size_t)t * T;
+        int nu = (t + 1 + LANES - 1) / LANES * LANES;
+        float dot = dot_lanes(ar, dr, nu > T ? T : nu);
+        for (int s = 0; s < T; s++)
+            dr[s] = s <= t ? ar[s] * (dr[s] - dot) : 0.0f;
+    }
+}
+
+TWO_WAYS(softmax_back_rows, (const float *a, float *da, int T), (a, da, T))
+
 /* Attention forward; keep == NULL: no dropout (and scratch unused). */
 static void attention_fwd(float *out, float *att, float *scratch, const uint8_t *keep,
                           float dscale, const float *qkv, int B, int T, int C, int NH)
@@ -286,8 +374,7 @@ static void attention_fwd(float *out, float *att, float *scratch, const uint8_t 
             /* All T×T scores in one product; the upper triangle is computed and then masked,
              * which costs less than T small products. */
             gemm_f32(0, 1, T, T, hs, scale, q, C3, k, C3, 0.0f, a, T);
-            for (int t = 0; t < T; t++)
-                softmax_causal_row(a + (size_t)t * T, t + 1, T);
+            softmax_rows(a, T);
             const float *w = a;
             if (keep) {
                 gpt_dropout(scratch, a, keep + ((size_t)b * NH + h) * T * T, dscale,
@@ -342,17 +429,8 @@ static void attention_bwd(float *dqkv, float *scratch, const uint8_t *keep, floa
             /* Through dropout: the gradient of a dropped weight is 0, of a kept one scaled. */
             if (kh)
                 gpt_dropout(da, da, kh, dscale, (size_t)T * T);
-            /* Softmax backward row by row, in place: dpre = att·(datt − Σ att·datt). The
-             * masked entries have att = 0, so they get 0. */
-            for (int t = 0; t < T; t++) {
-                const float *ar = a + (size_t)t * T;
-                float *dr = da + (size_t)t * T;
-                /* ar is 0 past the diagonal, so the dot may run over whole blocks. */
-                int nu = (t + 1 + LANES - 1) / LANES * LANES;
-                float dot = dot_lanes(ar, dr, nu > T ? T : nu);
-                for (int s = 0; s < T; s++)
-                    dr[s] = s <= t ? ar[s] * (dr[s] - dot) : 0.0f;
-            }
+            /* Softmax backward row by row, in place (masked entries get 0). */
+            softmax_back_rows(a, da, T);
             /* pre = scale · q·kᵀ: dq += scale · dpre·k, dk += scale · dpreᵀ·q. */
             gemm_f32(0, 0, T, hs, T, scale, da, T, k, C3, 1.0f, dq, C3);
             gemm_f32(1, 0, T, hs, T, scale, da, T, q, C3, 1.0f, dk, C3);
@@ -376,7 +454,7 @@ void gpt_attention_backward_drop(float *dqkv, float *scratch, const uint8_t *kee
 
 /* tanh through the vectorisable exp: absolute error ~1e-7, which is what GELU needs (it adds
  * the result to 1). */
-static inline float tanh_v(float u)
+static inline ALWAYS_INLINE float tanh_v(float u)
 {
     return 1.0f - 2.0f / (gpt_expf(2.0f * u) + 1.0f);
 }
@@ -416,7 +494,8 @@ void gpt_gelu_backward(float *dinp, const float *inp, const float *dout, int n, 
 
 /* The same expressions as gpt_gelu_forward and gpt_gelu_backward, so the results are the same
  * bits; erf (or tanh) is evaluated once for both. */
-void gpt_gelu_forward_d(float *out, float *dgelu, const float *inp, int n, int kind)
+static inline ALWAYS_INLINE void gelu_fwd_d_body(float *out, float *dgelu, const float *inp,
+                                                  int n, int kind)
 {
     if (kind == GPT_GELU_ERF)
         for (int i = 0; i < n; i++) {
@@ -435,6 +514,14 @@ void gpt_gelu_forward_d(float *out, float *dgelu, const float *inp, int n, int k
             out[i] = 0.5f * x * (1.0f + th);
             dgelu[i] = 0.5f * (1.0f + th) + 0.5f * x * sech2 * du;
         }
+}
+
+TWO_WAYS(gelu_fwd_d, (float *out, float *dgelu, const float *inp, int n, int kind),
+         (out, dgelu, inp, n, kind))
+
+void gpt_gelu_forward_d(float *out, float *dgelu, const float *inp, int n, int kind)
+{
+    gelu_fwd_d(out, dgelu, inp, n, kind);
 }
 
 void gpt_gelu_backward_d(float *dinp, const float *dgelu, const float *dout, int n)
