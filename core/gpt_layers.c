@@ -209,15 +209,17 @@ static inline ALWAYS_INLINE void softmax_causal_row(float *row, int n, int T)
             row[i + j] = e;
             acc[j] += e;
         }
+    int end = i; /* the whole blocks end here: past the diagonal within them, zeros */
     for (int j = 0; i < n; i++, j++) {
         float e = gpt_expf(row[i] - mx);
         row[i] = e;
         acc[j] += e;
     }
+    end = end > n ? end : n;
     float inv = 1.0f / lanes_total(acc);
-    for (i = 0; i < n; i++)
+    for (i = 0; i < end; i++)
         row[i] *= inv;
-    for (i = n; i < T; i++)
+    for (i = end; i < T; i++)
         row[i] = 0.0f;
 }
 
