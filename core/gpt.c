@@ -501,7 +501,6 @@ int gpt_backward(gpt *g, float *grad, int accumulate, float dloss)
         }
         gpt_linear_backward(g->dbuf, 0, d.attprojw, d.attprojb, dattn, a->atty, w.attprojw, N,
                             C, C);
-        memset(g->dqkv, 0, (size_t)N * 3 * C * sizeof(float));
         if (drop)
             gpt_attention_backward_drop(g->dqkv, g->scratch, a->keep_att, sc, g->dbuf, a->qkv,
                                         a->att, B, T, C, NH);

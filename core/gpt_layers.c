@@ -425,17 +425,18 @@ static void attention_bwd(float *dqkv, float *scratch, const uint8_t *keep, floa
                 gpt_dropout(scratch + (size_t)T * T, a, kh, dscale, (size_t)T * T);
                 w = scratch + (size_t)T * T;
             }
-            /* datt = dout_h · vᵀ; dv += wᵀ · dout_h. */
+            /* datt = dout_h · vᵀ; dv = wᵀ · dout_h. */
             gemm_f32(0, 1, T, T, hs, 1.0f, d, C, v, C3, 0.0f, da, T);
-            gemm_f32(1, 0, T, hs, T, 1.0f, w, T, d, C, 1.0f, dv, C3);
+            gemm_f32(1, 0, T, hs, T, 1.0f, w, T, d, C, 0.0f, dv, C3);
             /* Through dropout: the gradient of a dropped weight is 0, of a kept one scaled. */
             if (kh)
                 gpt_dropout(da, da, kh, dscale, (size_t)T * T);
             /* Softmax backward row by row, in place (masked entries get 0). */
             softmax_back_rows(a, da, T);
-            /* pre = scale · q·kᵀ: dq += scale · dpre·k, dk += scale · dpreᵀ·q. */
-            gemm_f32(0, 0, T, hs, T, scale, da, T, k, C3, 1.0f, dq, C3);
-            gemm_f32(1, 0, T, hs, T, scale, da, T, q, C3, 1.0f, dk, C3);
+            /* pre = scale · q·kᵀ: dq = scale · dpre·k, dk = scale · dpreᵀ·q. Each slice of dqkv
+             * gets one product, so they are written, not added to (no zeroing pass). */
+            gemm_f32(0, 0, T, hs, T, scale, da, T, k, C3, 0.0f, dq, C3);
+            gemm_f32(1, 0, T, hs, T, scale, da, T, q, C3, 0.0f, dk, C3);
         }
 }
 

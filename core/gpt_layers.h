@@ -46,7 +46,7 @@ void gpt_linear_backward(float *dinp, int dinp_add, float *dw, float *db, const 
  * the softmax weights (zero above the diagonal), out [B,T,C] the heads concatenated. */
 void gpt_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C,
                            int NH);
-/* Adds to dqkv [B,T,3C]; scratch holds T·T floats. */
+/* Writes dqkv [B,T,3C] (overwritten); scratch holds T·T floats. */
 void gpt_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
                             const float *att, int B, int T, int C, int NH);
 

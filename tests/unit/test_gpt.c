@@ -175,6 +175,7 @@ static void test_attention(void **state)
             }
             assert_true(fabs(s - 1.0) < 1e-5);
         }
+    fill(dqkv, NQ, 14, 100, 200); /* overwritten, not added to */
     gpt_attention_backward(dqkv, scratch, r, qkv, att, B, T, C, NH);
     numeric(att_fwd, &k, qkv, NQ, out, r, NO, g);
     compare("attention dqkv", g, dqkv, NQ);
