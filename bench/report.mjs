@@ -40,6 +40,8 @@ const REFS = [
   [/^store_pyramid_query/, 'the whole range through the row scan that came before the summary pyramid'],
   [/^store_pyramid_ingest/, 'the same batches written with the pyramid merge off'],
   [/^gpt_shakespeare_char/, 'PyTorch 1.13 running the same model and step, one thread each (bench/gpt_torch.py), ms per iteration (ratio = torch / anneald)'],
+  [/^gpt_shakespeare_2000_steps_threads2/, '45 s: issue 14\'s goal for the whole 2000-step recipe job with "threads": 2, validation included (`anneald train` of the README\'s shakespeare.json; a goal, not a measurement; ratio = 45 / time)'],
+  [/^gpt_shakespeare_2000_steps_threads1/, 'the same job with "threads": 2, run just before (ratio = threads-1 time / threads-2 time: what the second thread gains)'],
   [/^gpt_roofline_fraction/, 'the iteration\'s matrix products alone through the same sgemm, same shapes, same run'],
   [/^gpt_bf16_iteration/, 'the same iteration in float32 (ratio = fp32 / bf16)'],
   [/^mlp_fashion_mnist/, 'PyTorch 1.13 training the same MLP on the same data, one thread each (bench/mlp_torch.py)'],

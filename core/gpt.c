@@ -376,7 +376,8 @@ static void layer_forward(gpt *g, int l, const float *res, int B, int T)
     gpt_residual_forward(a->res2, res, g->dbuf, N * C);
     gpt_layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res2, w.ln2w, w.ln2b, N, C);
     gpt_linear_forward(a->fch, a->ln2, w.fcw, w.fcb, N, C, 4 * C);
-    gpt_gelu_forward(a->fch_gelu, a->fch, N * 4 * C, g->s.gelu);
+    /* fch is needed later only for GELU's derivative: it is replaced by it. */
+    gpt_gelu_forward_d(a->fch_gelu, a->fch, a->fch, N * 4 * C, g->s.gelu);
     gpt_linear_forward(g->dbuf, a->fch_gelu, w.fcprojw, w.fcprojb, N, 4 * C, C);
     if (drop) {
         drop_mask(g, a->keep_mlp, NC, 3 + 3 * l);
@@ -488,7 +489,7 @@ int gpt_backward(gpt *g, float *grad, int accumulate, float dloss)
         }
         gpt_linear_backward(g->dbuf4, 0, d.fcprojw, d.fcprojb, dmlp, a->fch_gelu, w.fcprojw,
                             N, 4 * C, C);
-        gpt_gelu_backward(g->dbuf4, a->fch, g->dbuf4, N * 4 * C, s->gelu);
+        gpt_gelu_backward_d(g->dbuf4, a->fch, g->dbuf4, N * 4 * C);
         gpt_linear_backward(g->dbuf, 0, d.fcw, d.fcb, g->dbuf4, a->ln2, w.fcw, N, C, 4 * C);
         gpt_layernorm_backward(g->dres, d.ln2w, d.ln2b, g->dbuf, a->res2, w.ln2w, a->ln2_mean,
                                a->ln2_rstd, N, C);
@@ -500,7 +501,6 @@ int gpt_backward(gpt *g, float *grad, int accumulate, float dloss)
         }
         gpt_linear_backward(g->dbuf, 0, d.attprojw, d.attprojb, dattn, a->atty, w.attprojw, N,
                             C, C);
-        memset(g->dqkv, 0, (size_t)N * 3 * C * sizeof(float));
         if (drop)
             gpt_attention_backward_drop(g->dqkv, g->scratch, a->keep_att, sc, g->dbuf, a->qkv,
                                         a->att, B, T, C, NH);

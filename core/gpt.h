@@ -53,7 +53,8 @@ typedef struct gpt_layer_acts {
     float *atty;                      /* [N,C] heads concatenated */
     float *res2;                      /* [N,C] after the attention residual */
     float *ln2, *ln2_mean, *ln2_rstd;
-    float *fch;                       /* [N,4C] before GELU */
+    float *fch;                       /* [N,4C] GELU's derivative at the fc output (the
+                                       * output itself until GELU has read it) */
     float *fch_gelu;                  /* [N,4C] */
     float *res3;                      /* [N,C] the layer's output */
     /* With dropout: 0/1 per element of the attention weights [B,NH,T,T], the attention

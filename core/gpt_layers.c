@@ -39,22 +39,199 @@ void gpt_encoder_backward(float *dwte, float *dwpe, const float *dout, const int
         }
 }
 
-void gpt_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
-                           const float *w, const float *b, int N, int C)
+#define ALWAYS_INLINE __attribute__((always_inline))
+
+/* The element-wise loops that cost most (GELU, the attention's softmax, layernorm) are also
+ * compiled for AVX-512 with 512-bit vectors, picked at run time when the CPU has it: the
+ * build targets x86-64-v3 (AVX2), and on this machine class the wide vectors halve the
+ * instructions of these loops. Both versions run the same operations on every element in
+ * the same order (lanes included), so they give the same bits (test_gpt compares them through
+ * gpt_layers_avx512). */
+#define AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw," \
+                                     "prefer-vector-width=512")))
+
+static int wide = -1; /* -1: not asked yet */
+
+static int wide_vectors(void)
+{
+    if (wide < 0)
+        wide = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+               __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw");
+    return wide;
+}
+
+int gpt_layers_avx512(int on)
+{
+    wide = -1;
+    if (!on)
+        wide = 0;
+    return wide_vectors();
+}
+
+/* name_body (always inlined) compiled twice: name_512 for AVX-512, name_256 as built. */
+#define TWO_WAYS(name, params, args)                                   \
+    AVX512 static void name##_512 params { name##_body args; }         \
+    static void name##_256 params { name##_body args; }                \
+    static void name params                                            \
+    {                                                                  \
+        if (wide_vectors())                                            \
+            name##_512 args;                                           \
+        else                                                           \
+            name##_256 args;                                           \
+    }
+
+/* Sums run in LANES independent partial sums (element i goes to lane i % LANES), added up
+ * pairwise at the end: a single running float sum is a chain of dependent adds that the
+ * compiler may not reorder (no -ffast-math), so it ran at one add per add-latency; lanes are
+ * vector registers' worth of independent adds. The order is fixed, so results are the same
+ * run to run and in a recomputation. */
+#define LANES 16
+
+static inline ALWAYS_INLINE float lanes_total(float *acc)
+{
+    for (int w = LANES / 2; w > 0; w /= 2)
+        for (int j = 0; j < w; j++)
+            acc[j] += acc[j + w];
+    return acc[0];
+}
+
+static inline ALWAYS_INLINE float sum_lanes(const float *x, int n)
+{
+    float acc[LANES] = {0};
+    int i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++)
+            acc[j] += x[i + j];
+    for (int j = 0; i < n; i++, j++)
+        acc[j] += x[i];
+    return lanes_total(acc);
+}
+
+/* Σ (x[i] − m)². */
+static inline ALWAYS_INLINE float sqdev_lanes(const float *x, float m, int n)
+{
+    float acc[LANES] = {0};
+    int i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++) {
+            float d = x[i + j] - m;
+            acc[j] = fmaf(d, d, acc[j]);
+        }
+    for (int j = 0; i < n; i++, j++) {
+        float d = x[i] - m;
+        acc[j] = fmaf(d, d, acc[j]);
+    }
+    return lanes_total(acc);
+}
+
+/* Σ a[i]·b[i]. */
+static inline ALWAYS_INLINE float dot_lanes(const float *a, const float *b, int n)
+{
+    float acc[LANES] = {0};
+    int i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++)
+            acc[j] = fmaf(a[i + j], b[i + j], acc[j]);
+    for (int j = 0; i < n; i++, j++)
+        acc[j] = fmaf(a[i], b[i], acc[j]);
+    return lanes_total(acc);
+}
+
+/* max of x[0..n-1], n >= 1 (max is exact, so the lanes change nothing but speed). */
+static inline ALWAYS_INLINE float max_lanes(const float *x, int n)
+{
+    float acc[LANES];
+    for (int j = 0; j < LANES; j++)
+        acc[j] = x[0];
+    int i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++)
+            acc[j] = x[i + j] > acc[j] ? x[i + j] : acc[j];
+    for (int j = 0; i < n; i++, j++)
+        acc[j] = x[i] > acc[j] ? x[i] : acc[j];
+    for (int w = LANES / 2; w > 0; w /= 2)
+        for (int j = 0; j < w; j++)
+            acc[j] = acc[j + w] > acc[j] ? acc[j + w] : acc[j];
+    return acc[0];
+}
+
+/* x[i] = e^(x[i] − mx) for i < n; returns their sum. */
+static inline ALWAYS_INLINE float exp_sum_lanes(float *x, float mx, int n)
+{
+    float acc[LANES] = {0};
+    int i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++) {
+            float e = gpt_expf(x[i + j] - mx);
+            x[i + j] = e;
+            acc[j] += e;
+        }
+    for (int j = 0; i < n; i++, j++) {
+        float e = gpt_expf(x[i] - mx);
+        x[i] = e;
+        acc[j] += e;
+    }
+    return lanes_total(acc);
+}
+
+/* One row of causal attention scores in place: the softmax of row[0..n-1], zeros from n to
+ * T-1. Whole blocks of LANES are processed up to the one holding the diagonal (the entries
+ * past it are selected away), so that short rows are vector work too rather than a scalar
+ * tail; the lanes see the same values in the same order as over row[0..n-1] alone (a masked
+ * entry adds 0). */
+static inline ALWAYS_INLINE void softmax_causal_row(float *row, int n, int T)
+{
+    int nu = (n + LANES - 1) / LANES * LANES;
+    nu = nu > T ? T : nu;
+    float mx = row[0];
+    {
+        float acc[LANES];
+        for (int j = 0; j < LANES; j++)
+            acc[j] = mx;
+        int i = 0;
+        for (; i + LANES <= nu; i += LANES)
+            for (int j = 0; j < LANES; j++) {
+                float v = i + j < n ? row[i + j] : mx;
+                acc[j] = v > acc[j] ? v : acc[j];
+            }
+        for (int j = 0; i < n; i++, j++)
+            acc[j] = row[i] > acc[j] ? row[i] : acc[j];
+        for (int w = LANES / 2; w > 0; w /= 2)
+            for (int j = 0; j < w; j++)
+                acc[j] = acc[j + w] > acc[j] ? acc[j + w] : acc[j];
+        mx = acc[0];
+    }
+    float acc[LANES] = {0};
+    int i = 0;
+    for (; i + LANES <= nu; i += LANES)
+        for (int j = 0; j < LANES; j++) {
+            float e = i + j < n ? gpt_expf(row[i + j] - mx) : 0.0f;
+            row[i + j] = e;
+            acc[j] += e;
+        }
+    int end = i; /* the whole blocks end here: past the diagonal within them, zeros */
+    for (int j = 0; i < n; i++, j++) {
+        float e = gpt_expf(row[i] - mx);
+        row[i] = e;
+        acc[j] += e;
+    }
+    end = end > n ? end : n;
+    float inv = 1.0f / lanes_total(acc);
+    for (i = 0; i < end; i++)
+        row[i] *= inv;
+    for (i = end; i < T; i++)
+        row[i] = 0.0f;
+}
+
+static inline ALWAYS_INLINE void ln_fwd_body(float *out, float *mean, float *rstd,
+                                              const float *inp, const float *w,
+                                              const float *b, int N, int C)
 {
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
         float *o = out + (size_t)n * C;
-        float m = 0.0f;
-        for (int i = 0; i < C; i++)
-            m += x[i];
-        m /= (float)C;
-        float v = 0.0f;
-        for (int i = 0; i < C; i++) {
-            float d = x[i] - m;
-            v += d * d;
-        }
-        v /= (float)C;
+        float m = sum_lanes(x, C) / (float)C;
+        float v = sqdev_lanes(x, m, C) / (float)C;
         float s = 1.0f / sqrtf(v + LN_EPS);
         if (b)
             for (int i = 0; i < C; i++)
@@ -67,9 +244,19 @@ void gpt_layernorm_forward(float *out, float *mean, float *rstd, const float *in
     }
 }
 
-void gpt_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
-                            const float *inp, const float *w, const float *mean,
-                            const float *rstd, int N, int C)
+TWO_WAYS(ln_fwd, (float *out, float *mean, float *rstd, const float *inp, const float *w,
+                  const float *b, int N, int C), (out, mean, rstd, inp, w, b, N, C))
+
+void gpt_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
+                           const float *w, const float *b, int N, int C)
+{
+    ln_fwd(out, mean, rstd, inp, w, b, N, C);
+}
+
+static inline ALWAYS_INLINE void ln_bwd_body(float *dinp, float *dw, float *db,
+                                              const float *dout, const float *inp,
+                                              const float *w, const float *mean,
+                                              const float *rstd, int N, int C)
 {
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
@@ -77,25 +264,44 @@ void gpt_layernorm_backward(float *dinp, float *dw, float *db, const float *dout
         float *dx = dinp + (size_t)n * C;
         float m = mean[n], s = rstd[n];
         /* Two reductions first: the mean of dnorm and of dnorm·norm. */
-        float dsum = 0.0f, dnsum = 0.0f;
-        for (int i = 0; i < C; i++) {
+        float as[LANES] = {0}, an[LANES] = {0};
+        int i = 0;
+        for (; i + LANES <= C; i += LANES)
+            for (int j = 0; j < LANES; j++) {
+                float norm = (x[i + j] - m) * s;
+                float dn = w[i + j] * d[i + j];
+                as[j] += dn;
+                an[j] = fmaf(dn, norm, an[j]);
+            }
+        for (int j = 0; i < C; i++, j++) {
             float norm = (x[i] - m) * s;
             float dn = w[i] * d[i];
-            dsum += dn;
-            dnsum += dn * norm;
+            as[j] += dn;
+            an[j] = fmaf(dn, norm, an[j]);
         }
-        dsum /= (float)C;
-        dnsum /= (float)C;
-        for (int i = 0; i < C; i++) {
+        float dsum = lanes_total(as) / (float)C;
+        float dnsum = lanes_total(an) / (float)C;
+        for (i = 0; i < C; i++) {
             float norm = (x[i] - m) * s;
             float dn = w[i] * d[i];
             dw[i] += norm * d[i];
             dx[i] += (dn - dsum - norm * dnsum) * s;
         }
         if (db)
-            for (int i = 0; i < C; i++)
+            for (i = 0; i < C; i++)
                 db[i] += d[i];
     }
+}
+
+TWO_WAYS(ln_bwd, (float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                  const float *w, const float *mean, const float *rstd, int N, int C),
+         (dinp, dw, db, dout, inp, w, mean, rstd, N, C))
+
+void gpt_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
+                            const float *inp, const float *w, const float *mean,
+                            const float *rstd, int N, int C)
+{
+    ln_bwd(dinp, dw, db, dout, inp, w, mean, rstd, N, C);
 }
 
 void gpt_linear_forward(float *out, const float *inp, const float *w, const float *b, int N,
@@ -130,6 +336,31 @@ void gpt_dropout(float *out, const float *in, const uint8_t *keep, float scale, 
         out[i] = keep[i] ? in[i] * scale : 0.0f;
 }
 
+/* The causal softmax of every row of one head's T×T scores. */
+static inline ALWAYS_INLINE void softmax_rows_body(float *a, int T)
+{
+    for (int t = 0; t < T; t++)
+        softmax_causal_row(a + (size_t)t * T, t + 1, T);
+}
+
+TWO_WAYS(softmax_rows, (float *a, int T), (a, T))
+
+/* Softmax backward of one head, in place on da: dpre = att·(datt − Σ att·datt); entries
+ * above the diagonal get 0 (att is 0 there, so the dot may run over whole blocks). */
+static inline ALWAYS_INLINE void softmax_back_rows_body(const float *a, float *da, int T)
+{
+    for (int t = 0; t < T; t++) {
+        const float *ar = a + (size_t)t * T;
+        float *dr = da + (size_t)t * T;
+        int nu = (t + 1 + LANES - 1) / LANES * LANES;
+        float dot = dot_lanes(ar, dr, nu > T ? T : nu);
+        for (int s = 0; s < T; s++)
+            dr[s] = s <= t ? ar[s] * (dr[s] - dot) : 0.0f;
+    }
+}
+
+TWO_WAYS(softmax_back_rows, (const float *a, float *da, int T), (a, da, T))
+
 /* Attention forward; keep == NULL: no dropout (and scratch unused). */
 static void attention_fwd(float *out, float *att, float *scratch, const uint8_t *keep,
                           float dscale, const float *qkv, int B, int T, int C, int NH)
@@ -145,22 +376,7 @@ static void attention_fwd(float *out, float *att, float *scratch, const uint8_t 
             /* All T×T scores in one product; the upper triangle is computed and then masked,
              * which costs less than T small products. */
             gemm_f32(0, 1, T, T, hs, scale, q, C3, k, C3, 0.0f, a, T);
-            for (int t = 0; t < T; t++) {
-                float *row = a + (size_t)t * T;
-                float mx = row[0];
-                for (int s = 1; s <= t; s++)
-                    mx = row[s] > mx ? row[s] : mx;
-                float sum = 0.0f;
-                for (int s = 0; s <= t; s++) {
-                    row[s] = gpt_expf(row[s] - mx);
-                    sum += row[s];
-                }
-                float inv = 1.0f / sum;
-                for (int s = 0; s <= t; s++)
-                    row[s] *= inv;
-                for (int s = t + 1; s < T; s++)
-                    row[s] = 0.0f;
-            }
+            softmax_rows(a, T);
             const float *w = a;
             if (keep) {
                 gpt_dropout(scratch, a, keep + ((size_t)b * NH + h) * T * T, dscale,
@@ -209,28 +425,18 @@ static void attention_bwd(float *dqkv, float *scratch, const uint8_t *keep, floa
                 gpt_dropout(scratch + (size_t)T * T, a, kh, dscale, (size_t)T * T);
                 w = scratch + (size_t)T * T;
             }
-            /* datt = dout_h · vᵀ; dv += wᵀ · dout_h. */
+            /* datt = dout_h · vᵀ; dv = wᵀ · dout_h. */
             gemm_f32(0, 1, T, T, hs, 1.0f, d, C, v, C3, 0.0f, da, T);
-            gemm_f32(1, 0, T, hs, T, 1.0f, w, T, d, C, 1.0f, dv, C3);
+            gemm_f32(1, 0, T, hs, T, 1.0f, w, T, d, C, 0.0f, dv, C3);
             /* Through dropout: the gradient of a dropped weight is 0, of a kept one scaled. */
             if (kh)
                 gpt_dropout(da, da, kh, dscale, (size_t)T * T);
-            /* Softmax backward row by row, in place: dpre = att·(datt − Σ att·datt). The
-             * masked entries have att = 0, so they get 0. */
-            for (int t = 0; t < T; t++) {
-                const float *ar = a + (size_t)t * T;
-                float *dr = da + (size_t)t * T;
-                float dot = 0.0f;
-                for (int s = 0; s <= t; s++)
-                    dot += ar[s] * dr[s];
-                for (int s = 0; s <= t; s++)
-                    dr[s] = ar[s] * (dr[s] - dot);
-                for (int s = t + 1; s < T; s++)
-                    dr[s] = 0.0f;
-            }
-            /* pre = scale · q·kᵀ: dq += scale · dpre·k, dk += scale · dpreᵀ·q. */
-            gemm_f32(0, 0, T, hs, T, scale, da, T, k, C3, 1.0f, dq, C3);
-            gemm_f32(1, 0, T, hs, T, scale, da, T, q, C3, 1.0f, dk, C3);
+            /* Softmax backward row by row, in place (masked entries get 0). */
+            softmax_back_rows(a, da, T);
+            /* pre = scale · q·kᵀ: dq = scale · dpre·k, dk = scale · dpreᵀ·q. Each slice of dqkv
+             * gets one product, so they are written, not added to (no zeroing pass). */
+            gemm_f32(0, 0, T, hs, T, scale, da, T, k, C3, 0.0f, dq, C3);
+            gemm_f32(1, 0, T, hs, T, scale, da, T, q, C3, 0.0f, dk, C3);
         }
 }
 
@@ -251,7 +457,7 @@ void gpt_attention_backward_drop(float *dqkv, float *scratch, const uint8_t *kee
 
 /* tanh through the vectorisable exp: absolute error ~1e-7, which is what GELU needs (it adds
  * the result to 1). */
-static inline float tanh_v(float u)
+static inline ALWAYS_INLINE float tanh_v(float u)
 {
     return 1.0f - 2.0f / (gpt_expf(2.0f * u) + 1.0f);
 }
@@ -289,6 +495,44 @@ void gpt_gelu_backward(float *dinp, const float *inp, const float *dout, int n, 
         }
 }
 
+/* The same expressions as gpt_gelu_forward and gpt_gelu_backward, so the results are the same
+ * bits; erf (or tanh) is evaluated once for both. */
+static inline ALWAYS_INLINE void gelu_fwd_d_body(float *out, float *dgelu, const float *inp,
+                                                  int n, int kind)
+{
+    if (kind == GPT_GELU_ERF)
+        for (int i = 0; i < n; i++) {
+            float x = inp[i];
+            float e = gpt_erff(x * 0.7071067811865476f);
+            float pdf = 0.3989422804014327f * gpt_expf(-0.5f * x * x);
+            out[i] = 0.5f * x * (1.0f + e);
+            dgelu[i] = 0.5f * (1.0f + e) + x * pdf;
+        }
+    else
+        for (int i = 0; i < n; i++) {
+            float x = inp[i];
+            float th = tanh_v(GELU_K * (x + 0.044715f * x * x * x));
+            float sech2 = 1.0f - th * th;
+            float du = GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
+            out[i] = 0.5f * x * (1.0f + th);
+            dgelu[i] = 0.5f * (1.0f + th) + 0.5f * x * sech2 * du;
+        }
+}
+
+TWO_WAYS(gelu_fwd_d, (float *out, float *dgelu, const float *inp, int n, int kind),
+         (out, dgelu, inp, n, kind))
+
+void gpt_gelu_forward_d(float *out, float *dgelu, const float *inp, int n, int kind)
+{
+    gelu_fwd_d(out, dgelu, inp, n, kind);
+}
+
+void gpt_gelu_backward_d(float *dinp, const float *dgelu, const float *dout, int n)
+{
+    for (int i = 0; i < n; i++)
+        dinp[i] = dgelu[i] * dout[i];
+}
+
 void gpt_residual_forward(float *out, const float *a, const float *b, int n)
 {
     for (int i = 0; i < n; i++)
@@ -300,15 +544,8 @@ double gpt_crossentropy_forward(float *logits, const int32_t *targets, int N, in
     double total = 0.0;
     for (int n = 0; n < N; n++) {
         float *row = logits + (size_t)n * V;
-        float mx = row[0];
-        for (int j = 1; j < V; j++)
-            mx = row[j] > mx ? row[j] : mx;
-        float sum = 0.0f;
-        for (int j = 0; j < V; j++) {
-            row[j] = gpt_expf(row[j] - mx);
-            sum += row[j];
-        }
-        float inv = 1.0f / sum;
+        float mx = max_lanes(row, V);
+        float inv = 1.0f / exp_sum_lanes(row, mx, V);
         for (int j = 0; j < V; j++)
             row[j] *= inv;
         /* −log p computed from the probability; clamp so that a p that underflowed to 0

@@ -13,6 +13,12 @@
 
 enum gpt_gelu { GPT_GELU_TANH = 0, GPT_GELU_ERF = 1 };
 
+/* The costliest element-wise loops also exist compiled for AVX-512, used when the CPU has it
+ * (the same bits either way). on = 0 makes them use the build's AVX2 versions, on = 1 the
+ * AVX-512 ones if the CPU has them (the default); returns whether AVX-512 is now used. Not
+ * thread-safe: for tests and benchmarks that compare the two. */
+int gpt_layers_avx512(int on);
+
 /* out[b,t,:] = wte[idx[b,t],:] + wpe[t,:]. */
 void gpt_encoder_forward(float *out, const int32_t *idx, const float *wte, const float *wpe,
                          int B, int T, int C);
@@ -40,7 +46,7 @@ void gpt_linear_backward(float *dinp, int dinp_add, float *dw, float *db, const 
  * the softmax weights (zero above the diagonal), out [B,T,C] the heads concatenated. */
 void gpt_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C,
                            int NH);
-/* Adds to dqkv [B,T,3C]; scratch holds T·T floats. */
+/* Writes dqkv [B,T,3C] (overwritten); scratch holds T·T floats. */
 void gpt_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
                             const float *att, int B, int T, int C, int NH);
 
@@ -62,6 +68,12 @@ void gpt_dropout(float *out, const float *in, const uint8_t *keep, float scale, 
 void gpt_gelu_forward(float *out, const float *inp, int n, int kind);
 /* dinp = gelu'(inp) · dout (overwritten). */
 void gpt_gelu_backward(float *dinp, const float *inp, const float *dout, int n, int kind);
+/* The training forward's pair: the forward also writes gelu'(inp) to dgelu (which may be inp
+ * itself), and the backward is then dinp = dgelu · dout (dinp may be dout). The erf (tanh)
+ * of each element is evaluated once per step instead of once in each pass, and the results
+ * are the same bits as the pair above. */
+void gpt_gelu_forward_d(float *out, float *dgelu, const float *inp, int n, int kind);
+void gpt_gelu_backward_d(float *dinp, const float *dgelu, const float *dout, int n);
 
 /* out = a + b, elementwise. */
 void gpt_residual_forward(float *out, const float *a, const float *b, int n);
