@@ -24,7 +24,14 @@ static void omp_wait_passive(char **argv)
 {
     if (getenv("OMP_WAIT_POLICY") || setenv("OMP_WAIT_POLICY", "passive", 1) != 0)
         return;
-    execv("/proc/self/exe", argv);
+    /* The executable's own path, not /proc/self/exe: the process name (ps, pgrep, the
+     * journal) comes from the file executed, and "exe" would name nothing. */
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0 || n >= (ssize_t)sizeof self - 1)
+        return;
+    self[n] = '\0';
+    execv(self, argv);
 }
 
 int main(int argc, char **argv)
