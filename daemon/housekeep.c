@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 #include "daemon/daemon.h"
 #include "store/store.h"
@@ -30,6 +31,7 @@ static int wait_quit(housekeeper *h, double s)
 static void housekeeper_main(void *arg)
 {
     housekeeper *h = arg;
+    prctl(PR_SET_NAME, "housekeeping", 0, 0, 0);
     store_t s;
     an_err e;
     an_err_clear(&e);

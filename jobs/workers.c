@@ -4,8 +4,10 @@
 #include "jobs/workers.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -78,6 +80,11 @@ static void worker_main(void *arg)
 {
     worker *wk = arg;
     worker_pool *p = wk->pool;
+    /* Named for top -H, perf and the benchmark that pins it (bench/service.mjs); the writer
+     * thread it starts inherits the name and renames itself. */
+    char name[16];
+    snprintf(name, sizeof name, "worker-%d", wk->index);
+    prctl(PR_SET_NAME, name, 0, 0, 0);
     lower_priority(wk->index);
     /* Aligned for its rows (wctx.h); the size rounded up as aligned_alloc asks. */
     size_t size = (sizeof(wctx) + 63) / 64 * 64;

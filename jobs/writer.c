@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 
 #include "jobs/service.h"
@@ -208,6 +209,7 @@ static int batch_alone(const wslot *s)
 static void writer_main(void *arg)
 {
     wctx *w = arg;
+    prctl(PR_SET_NAME, "store-writer", 0, 0, 0);
     uv_mutex_lock(&w->wr.mu);
     for (;;) {
         while (w->wr.queued == 0 && !w->wr.quit)
