@@ -140,16 +140,15 @@ cJSON *api_job_json_overlay(const job_overlay *ov, const store_job *row)
     if (!o)
         return NULL;
     const job_snap *snap = NULL;
+    store_job_state state = row->state;
     for (size_t i = 0; ov && i < ov->n; i++)
         if (strcmp(ov->items[i].id, row->id) == 0) {
             overlay_apply(o, row, &ov->items[i]);
             snap = ov->items[i].has_snap ? &ov->items[i].snap : NULL;
+            if (ov->items[i].has_fix) /* the state the store could not take yet */
+                state = ov->items[i].fix_state;
             break;
         }
-    const cJSON *st = cJSON_GetObjectItemCaseSensitive(o, "state"); /* a fix applied */
-    store_job_state state = row->state;
-    if (cJSON_IsString(st))
-        store_state_parse(st->valuestring, &state, NULL);
     sched_json(o, snap, state);
     return o;
 }

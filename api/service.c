@@ -20,9 +20,7 @@ typedef struct vitals {
     int counts_ok;                 /* the job counts could be read */
     int64_t counts[STORE_NSTATES];
     int usage_ok;
-    store_usage usage;
-    int size_ok;
-    int64_t size;
+    store_usage usage;             /* its bytes are the store's size */
 } vitals;
 
 static void vitals_work(http_req *r, struct store_t *s)
@@ -30,7 +28,6 @@ static void vitals_work(http_req *r, struct store_t *s)
     vitals *v = r->ctx;
     v->counts_ok = store_job_counts(s, v->counts, NULL) == 0;
     v->usage_ok = store_usage_get(s, &v->usage, NULL) == 0;
-    v->size_ok = store_size(s, &v->size, NULL) == 0;
 }
 
 /* Reads the vitals on the quick queue, then runs `answer` on the loop. */
@@ -286,7 +283,7 @@ static void prometheus_answer(http_req *r)
               api->sv->mem.cap, mem_used, mem_refused);
     tb_printf(&b, "# HELP anneald_store_bytes Size of the SQLite store.\n"
                   "# TYPE anneald_store_bytes gauge\nanneald_store_bytes %" PRId64 "\n",
-              v->size_ok ? v->size : 0);
+              v->usage_ok ? v->usage.bytes : 0);
     const store_usage u = v->usage;
     if (v->usage_ok)
         tb_printf(&b, "# HELP anneald_store_free_pages Pages of the store free for reuse.\n"

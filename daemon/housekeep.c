@@ -42,8 +42,8 @@ static void housekeeper_main(void *arg)
     uv_mutex_lock(&h->mu);
     for (;;) {
         /* Copies of the WAL between rounds. */
-        int quit = 0;
-        for (double t = 0; t < h->every_s && !quit; t += WAL_COPY_S) {
+        int quit = 0, copies = (int)(h->every_s / WAL_COPY_S + 0.5);
+        for (int k = 0; k < copies && !quit; k++) {
             quit = wait_quit(h, WAL_COPY_S);
             if (!quit) {
                 uv_mutex_unlock(&h->mu);

@@ -80,8 +80,7 @@ static void worker_main(void *arg)
 {
     worker *wk = arg;
     worker_pool *p = wk->pool;
-    /* Named for top -H, perf and the benchmark that pins it (bench/service.mjs); the writer
-     * thread it starts inherits the name and renames itself. */
+    /* Named for top -H and perf; the writer thread it starts renames itself. */
     char name[16];
     snprintf(name, sizeof name, "worker-%d", wk->index);
     prctl(PR_SET_NAME, name, 0, 0, 0);

@@ -173,6 +173,16 @@ static int write_slot(wctx *w, wslot *s, size_t nrows, const wslot *last, const 
     return rc;
 }
 
+/* How long the writer waits for a full batch's successor (see writer_main). */
+#define PAIR_WAIT_NS 20000000ull
+
+/* A full metric-only batch (no checkpoint, validation rows or fp16 events): one that a
+ * following batch of the same run may be merged into. */
+static int batch_alone(const wslot *s)
+{
+    return !s->blob && s->nbatch == METRIC_BATCH && !s->nval && !s->nev;
+}
+
 /* How many queued slots from the tail on the writer may commit as one: a full metric-only
  * slot (no checkpoint, no validation rows, no fp16 events) and the queued metric-only slots
  * of the same run
@@ -187,21 +197,11 @@ static int mergeable(const wctx *w)
         return 1;
     while (k < w->wr.queued && t + k < WRITE_SLOTS) {
         const wslot *prev = &w->slot[t + k - 1], *next = &w->slot[t + k];
-        if (prev->nbatch != METRIC_BATCH || prev->nval || prev->nev || next->blob ||
-            next->run != s->run)
+        if (!batch_alone(prev) || next->blob || next->run != s->run)
             break;
         k++;
     }
     return k;
-}
-
-/* How long the writer waits for a full batch's successor (see writer_main). */
-#define PAIR_WAIT_NS 20000000ull
-
-/* A full metric-only batch: one that a following batch may be merged into. */
-static int batch_alone(const wslot *s)
-{
-    return !s->blob && s->nbatch == METRIC_BATCH && !s->nval && !s->nev;
 }
 
 /* The writer thread: writes queued slots in order until told to quit. After a failure it
@@ -221,8 +221,8 @@ static void writer_main(void *arg)
         int k = mergeable(w);
         /* A lone full batch comes from a fast job: the next one is a few milliseconds away,
          * and committing the two as one halves the commits, the pyramid's updates and the
-         * pages written to the WAL. The worker then still has two free slots. A partial
-         * batch (a flush on time, the run's end) or a stop goes at once. */
+         * pages written to the WAL; the worker meanwhile fills its other free slots. A
+         * partial batch (a flush on time, the run's end) or a stop goes at once. */
         if (k == 1 && w->wr.queued == 1 && !skip && batch_alone(s)) {
             uv_cond_timedwait(&w->wr.cond, &w->wr.mu, PAIR_WAIT_NS);
             k = mergeable(w);
