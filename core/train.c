@@ -6,11 +6,7 @@
  * are summed in a fixed pairwise tree and scaled once by 1/gas, the global norm is clipped,
  * the optimizer steps, a validation may run, and the scheduler steps once.
  *
- * The pairwise tree (DESIGN.md, "State and determinism") works like a binary counter: slot
- * k holds the sum of 2^k consecutive micro-batch gradients. A new leaf merges upwards
- * (earlier + later) while its slot is taken; at the end the remaining slots are added from
- * the highest (earliest micro-batches) down. The buffers are a pool of L+1 gradient arrays,
- * L = floor(log2(gas)), handed between slots by pointer, so nothing is copied.
+ * The pairwise tree is core/gradtree.c, shared with the gpt's trainer.
  *
  * The checkpoint blob (framing in blob.h) is written and read in train_blob.c. */
 #include "core/train.h"
@@ -173,15 +169,10 @@ int train_create(train **out, const job_spec *spec, const char *csv, size_t csv_
         rc = an_failc(err, -ENOMEM, "", "out of memory");
         goto fail;
     }
-    t->ntree = ilog2(t->gas) + 1;
-    t->pool[0] = m->grads;
-    for (int k = 1; k < t->ntree; k++) {
-        t->pool[k] = malloc(m->nparams * sizeof(float));
-        if (!t->pool[k]) {
-            rc = an_failc(err, -ENOMEM, "", "out of memory: %d gradient buffers of %zu floats",
-                          t->ntree, m->nparams);
-            goto fail;
-        }
+    if (gradtree_init(&t->tree, m->grads, m->nparams, t->gas) != 0) {
+        rc = an_failc(err, -ENOMEM, "", "out of memory: %d gradient buffers of %zu floats",
+                      ilog2(t->gas) + 1, m->nparams);
+        goto fail;
     }
     t->model_hash = blob_model_hash(m);
     t->layout_hash = hash_layout(t);
@@ -220,8 +211,7 @@ void train_free(train *t)
         return;
     free(t->losses);
     gtrain_free(t->gt);
-    for (int k = 1; k < t->ntree; k++)
-        free(t->pool[k]);
+    gradtree_free(&t->tree);
     free(t->x);
     free(t->y);
     free(t->dout);
@@ -258,48 +248,6 @@ int train_input_stats(const train *t, const double **mean, const double **std)
 
 /* ------------------------------------------------------------------------------------------
  * The step */
-
-/* Adds b into a element by element (a = a + b: earlier sum first). */
-static void add_into(float *restrict a, const float *restrict b, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        a[i] = a[i] + b[i];
-}
-
-/* Puts a finished leaf gradient into the tree: merges while its slot is taken. */
-static void tree_push(train *t, float *leaf)
-{
-    size_t n = t->m->nparams;
-    int k = 0;
-    while (t->slot[k]) {
-        float *earlier = t->slot[k];
-        add_into(earlier, leaf, n);
-        t->free_[t->nfree++] = leaf;
-        t->slot[k] = NULL;
-        leaf = earlier;
-        k++;
-    }
-    t->slot[k] = leaf;
-}
-
-/* Sums what is left in the slots (highest first) into one buffer and empties the tree. */
-static float *tree_finish(train *t)
-{
-    size_t n = t->m->nparams;
-    float *acc = NULL;
-    for (int k = t->ntree - 1; k >= 0; k--) {
-        if (!t->slot[k])
-            continue;
-        if (!acc) {
-            acc = t->slot[k];
-        } else {
-            add_into(acc, t->slot[k], n);
-            t->free_[t->nfree++] = t->slot[k];
-        }
-        t->slot[k] = NULL;
-    }
-    return acc;
-}
 
 /* Mean loss (and accuracy) over `ds` in eval mode, batches of up to max_batch rows. */
 static void eval_dataset(train *t, const dataset *ds, double *loss, double *acc)
@@ -374,10 +322,7 @@ int train_step(train *t, train_report *rep, an_err *err)
     double t0 = util_now();
     use_threads(t->threads);
 
-    t->nfree = 0;
-    for (int k = t->ntree - 1; k >= 0; k--)
-        t->free_[t->nfree++] = t->pool[k];
-    memset(t->slot, 0, sizeof t->slot);
+    gradtree_reset(&t->tree);
 
     double loss_sum = 0.0;
     int64_t epoch = start.epoch;
@@ -408,11 +353,11 @@ int train_step(train *t, train_report *rep, an_err *err)
         loss_sum += l;
         if (W > 1)
             t->losses[W * t->gas + (j - t->rank * t->gas)] = l;
-        float *leaf = t->free_[--t->nfree];
+        float *leaf = gradtree_leaf(&t->tree);
         model_backward(m, t->dout, leaf, 0);
-        tree_push(t, leaf);
+        gradtree_push(&t->tree, leaf);
     }
-    float *grad = tree_finish(t);
+    float *grad = gradtree_finish(&t->tree);
     if (W > 1) {
         int rrc = t->reduce(t->reduce_ctx, grad, n, t->losses + W * t->gas, t->gas, t->losses);
         if (rrc) {

@@ -184,16 +184,11 @@ int gtrain_create(gtrain **out, const job_spec *spec, const char *up, size_t upl
     t->model_hash = gtrain_model_hash(g);
     t->layout_hash = blob_fnv_i64(lh, (int64_t)t->model_hash);
     t->world = 1;
-    t->ntree = 1;
-    while (t->ntree < GTRAIN_MAX_TREE && (1LL << t->ntree) <= t->gas)
-        t->ntree++; /* floor(log2(gas)) + 1 buffers hold the tree at its fullest */
-    t->pool[0] = g->grads;
-    for (int k = 1; k < t->ntree; k++)
-        if (!(t->pool[k] = malloc(g->nparams * sizeof(float)))) {
-            rc = an_failc(err, -ENOMEM, "", "out of memory: %d gradient buffers of %zu floats",
-                          t->ntree, g->nparams);
-            goto fail;
-        }
+    if (gradtree_init(&t->tree, g->grads, g->nparams, t->gas) != 0) {
+        rc = an_failc(err, -ENOMEM, "", "out of memory for the gradient buffers of %d "
+                      "micro-batches (%zu floats each)", t->gas, g->nparams);
+        goto fail;
+    }
     use_threads(t->threads);
     *out = t;
     return 0;
@@ -221,8 +216,7 @@ void gtrain_free(gtrain *t)
     free(t->idx);
     free(t->tgt);
     free(t->perm);
-    for (int k = 1; k < t->ntree; k++)
-        free(t->pool[k]);
+    gradtree_free(&t->tree);
     free(t->losses);
     sched_free(t->sch);
     optim_free(&t->opt);
@@ -319,47 +313,6 @@ int gtrain_set_ranks(gtrain *t, int world, int rank, train_reduce_fn fn, void *c
 size_t gtrain_nparams(const gtrain *t) { return t->g->nparams; }
 size_t gtrain_optim_bytes(const gtrain *t) { return t->opt.state_elems * sizeof(float); }
 
-static void add_into(float *restrict a, const float *restrict b, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        a[i] = a[i] + b[i];
-}
-
-/* The binary counter of core/train.c: a leaf merges into slot k while it is taken (earlier +
- * later), so any power-of-two run of micro-batches is one subtree, the same on every rank
- * count (core/ddp.h). */
-static void tree_push(gtrain *t, float *leaf)
-{
-    int k = 0;
-    while (t->slot[k]) {
-        float *earlier = t->slot[k];
-        add_into(earlier, leaf, t->g->nparams);
-        t->free_[t->nfree++] = leaf;
-        t->slot[k] = NULL;
-        leaf = earlier;
-        k++;
-    }
-    t->slot[k] = leaf;
-}
-
-/* What is left in the slots, highest first, summed into one buffer; the tree is empty after. */
-static float *tree_finish(gtrain *t)
-{
-    float *acc = NULL;
-    for (int k = t->ntree - 1; k >= 0; k--) {
-        if (!t->slot[k])
-            continue;
-        if (!acc) {
-            acc = t->slot[k];
-        } else {
-            add_into(acc, t->slot[k], t->g->nparams);
-            t->free_[t->nfree++] = t->slot[k];
-        }
-        t->slot[k] = NULL;
-    }
-    return acc;
-}
-
 /* The forward and backward passes of this rank's micro-batches of the step (all of them
  * alone), summed in the tree. Every rank reads the whole global batch of W·gas micro-batches,
  * so the cursors stay in step and micro-batch j has the data and dropout masks of (step, j)
@@ -369,10 +322,7 @@ static int local_grads(gtrain *t, int64_t step, float dloss, double *loss_sum,
 {
     gpt *g = t->g;
     const int W = t->world, G = t->gas * W;
-    t->nfree = 0;
-    for (int k = t->ntree - 1; k >= 0; k--)
-        t->free_[t->nfree++] = t->pool[k];
-    memset(t->slot, 0, sizeof t->slot);
+    gradtree_reset(&t->tree);
     for (int j = 0; j < G; j++) {
         next_batch(t, step, j, epoch);
         if (j / t->gas != t->rank)
@@ -389,11 +339,11 @@ static int local_grads(gtrain *t, int64_t step, float dloss, double *loss_sum,
         *loss_sum += l;
         if (W > 1)
             t->losses[G + (j - t->rank * t->gas)] = l;
-        float *leaf = t->free_[--t->nfree];
+        float *leaf = gradtree_leaf(&t->tree);
         gpt_backward(g, leaf, 0, dloss);
-        tree_push(t, leaf);
+        gradtree_push(&t->tree, leaf);
     }
-    *grad = tree_finish(t);
+    *grad = gradtree_finish(&t->tree);
     if (W > 1) {
         int rc = t->reduce(t->reduce_ctx, *grad, g->nparams, t->losses + G, t->gas, t->losses);
         if (rc)

@@ -4,11 +4,11 @@
 #ifndef ANNEALD_TRAIN_GPT_INTERNAL_H
 #define ANNEALD_TRAIN_GPT_INTERNAL_H
 
+#include "core/gradtree.h"
 #include "core/optim.h"
 #include "core/sched.h"
 #include "core/train_gpt.h"
 
-#define GTRAIN_MAX_TREE 40      /* slots of the accumulation tree: micro-batches < 2^40 */
 
 struct gtrain {
     double clip;
@@ -33,13 +33,9 @@ struct gtrain {
     int fp16, bf16;             /* ds_config numerics */
     lossscale ls;
     uint64_t layout_hash, model_hash;
-    /* The accumulation tree (core/train.c's, over this rank's micro-batches): each
-     * micro-batch's gradient in a buffer of its own, summed pairwise. pool[0] is g->grads. */
-    int ntree;
-    float *pool[GTRAIN_MAX_TREE];
-    float *slot[GTRAIN_MAX_TREE];
-    float *free_[GTRAIN_MAX_TREE];
-    int nfree;
+    /* The accumulation tree over this rank's micro-batches (gradtree.h); its first buffer is
+     * g->grads. */
+    gradtree tree;
     /* Data-parallel ranks (gtrain_set_ranks); world 1, rank 0 and no reduce alone. */
     int world, rank;
     train_reduce_fn reduce;

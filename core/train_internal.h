@@ -4,6 +4,7 @@
 #define ANNEALD_TRAIN_INTERNAL_H
 
 #include "core/data.h"
+#include "core/gradtree.h"
 #include "core/lrfind.h"
 #include "core/model.h"
 #include "core/optim.h"
@@ -12,7 +13,6 @@
 #include "core/train_gpt.h"
 
 #define VAL_BATCH 256          /* rows per validation / prediction batch at most */
-#define MAX_TREE 40            /* slots of the accumulation tree: gas < 2^40 */
 
 struct train {
     double clip;                /* gradient_clipping; 0 = off */
@@ -34,11 +34,7 @@ struct train {
     /* step buffers, all allocated by train_create */
     float *x, *y;               /* [micro, inputs], [micro, ydim] */
     float *dout;                /* [max_batch, outputs] */
-    int ntree;                  /* gradient buffers in the pool: floor(log2(gas)) + 1 */
-    float *pool[MAX_TREE];      /* the buffers ([nparams] each) */
-    float *slot[MAX_TREE];      /* slot k: sum of 2^k leaves, or NULL */
-    float *free_[MAX_TREE];     /* buffers not in a slot */
-    int nfree;
+    gradtree tree;              /* the micro-batch gradients' pairwise sum (gradtree.h) */
     uint64_t layout_hash, model_hash;
     int finder;                 /* an lr_finder sweep: ends when the watch sees divergence */
     lrfind_watch watch;
