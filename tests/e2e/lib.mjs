@@ -197,7 +197,7 @@ export async function api(url, method, path, body, headers = {}) {
 }
 
 // Polls fn until it returns a truthy value (which it resolves to); rejects naming `what` after
-// timeoutMs (scaled by SLOW).
+// timeoutMs (scaled by SLOW). `what` may be a function, asked for its text only then.
 export async function waitFor(fn, {timeoutMs = 15000, intervalMs = 50, what = 'condition'} = {}) {
   const end = Date.now() + timeoutMs * SLOW;
   let last;
@@ -207,7 +207,8 @@ export async function waitFor(fn, {timeoutMs = 15000, intervalMs = 50, what = 'c
       if (last) return last;
     } catch (e) { last = e; }
     if (Date.now() > end) {
-      throw new Error(`timed out after ${timeoutMs * SLOW} ms waiting for ${what}` +
+      const name = typeof what === 'function' ? what() : what;
+      throw new Error(`timed out after ${timeoutMs * SLOW} ms waiting for ${name}` +
                       (last instanceof Error ? `: ${last.message}` : `: ${JSON.stringify(last)}`.slice(0, 400)));
     }
     await sleep(intervalMs);
@@ -224,7 +225,7 @@ export async function waitJob(url, id, pred, timeoutMs = 60000, headers = {}) {
     if (r.status === 200 && pred(job)) return job;
     if (r.status === 200 && job.state === 'failed') throw new Error(`job ${id} failed: ${job.error}`);
     return null;
-  }, {timeoutMs, intervalMs: 20, what: `job ${id} (last seen ${JSON.stringify(job).slice(0, 300)})`});
+  }, {timeoutMs, intervalMs: 20, what: () => `job ${id} (last seen ${JSON.stringify(job).slice(0, 600)})`});
 }
 
 // Reads an SSE stream until `until(events)` holds or the time is up; resolves to the events

@@ -74,8 +74,11 @@ function ranksOf(daemonPid) {
   return ps.filter((p) => p.sid === mpirun.pid && p.pid !== mpirun.pid && /anneald-rank --job/.test(p.args)).map((p) => p.pid);
 }
 
-// A run long enough to act on while it trains (a few seconds at W = 2 on two cores).
-const LONG = {steps: 20000, checkpoint: {every_steps: 2000, keep_last: 3}};
+// A run long enough to act on while it trains (several seconds at W = 2 on two cores): wider
+// layers rather than more steps, so the comparisons stay 20,000 rows. With the small model the
+// job ended in about a second, sometimes before a pause sent while it ran could take hold.
+const LONG = {steps: 20000, checkpoint: {every_steps: 2000, keep_last: 3},
+  model: {type: 'mlp', inputs: 4, hidden: [128, 128], outputs: 3, activation: 'gelu'}};
 
 test('pause and resume of a world_size 2 job: bit for bit; the running job shows each rank\'s step time', {skip}, async () => {
   await withDaemon({}, async (d) => {
@@ -232,7 +235,7 @@ test('a fp16 gpt job at world_size 2 records the loss-scale events of world_size
     assert.deepEqual(await fp16Of(d.url, two), ref);
 
     // Paused and resumed while it trains: the same events as the run that never stopped.
-    const LONGER = 4000;
+    const LONGER = 16000; // several seconds at W = 2: the pause lands while it trains
     const lone = await submit(d.url, fp16(1, LONGER));
     await waitJob(d.url, lone, (x) => x.state === 'completed', 120000);
     const lref = await fp16Of(d.url, lone);
