@@ -34,7 +34,12 @@ WARN := -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 ALL_CFLAGS := $(WARN) $(OPT) -g -D_GNU_SOURCE -I. -I$(BUILD)/gen $(PKG_CFLAGS) -MMD -MP $(CFLAGS)
-ALL_LDLIBS := $(PKG_LIBS) -ldnnl -lm -lpthread $(LDLIBS)
+# OpenMP for the loops of core/ that run on a job's threads (gpt_layers.c: the element-wise
+# layers; gpt_attention.c: the heads). It is the runtime oneDNN already uses (libgomp), so both share one thread pool and
+# one thread count (gemm_set_threads). The fuzzing build (clang) leaves it out (the loops then
+# run on the calling thread): OMP_CFLAGS=-Wno-unknown-pragmas.
+OMP_CFLAGS ?= -fopenmp
+ALL_LDLIBS := $(PKG_LIBS) -ldnnl -lgomp -lm -lpthread $(LDLIBS)
 TEST_LDLIBS := -lcmocka
 
 # Every .c in a folder belongs to that folder's layer; daemon/main.c is the only entry point.
@@ -56,6 +61,8 @@ ASSETS := $(sort $(wildcard data/*.csv data/*.txt)) $(sort $(wildcard web/*.html
 .PHONY: rank all deps deps-run test check run bench clean install uninstall tests benches crash-test \
         load-test
 all: $(BUILD)/anneald
+
+$(BUILD)/core/gpt_layers.o $(BUILD)/core/gpt_attention.o: ALL_CFLAGS += $(OMP_CFLAGS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
@@ -232,7 +239,7 @@ $(BUILD)/fuzz/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/libsvc.a $(BUILD)/li
 	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $^ $(ALL_LDLIBS)
 
 fuzz-build:
-	$(MAKE) BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) OPT="-O1 -fno-omit-frame-pointer -march=x86-64-v3" \
+	$(MAKE) BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) OMP_CFLAGS=-Wno-unknown-pragmas OPT="-O1 -fno-omit-frame-pointer -march=x86-64-v3" \
 	  CFLAGS="-fsanitize=fuzzer-no-link $(FUZZ_SAN)" LDFLAGS="$(FUZZ_SAN)" fuzzers
 
 # One target at a time (one core); every target runs even after a crash, the exit status

@@ -8,8 +8,27 @@
 
 #include "core/gemm.h"
 #include "core/gpt_math.h"
+#include "core/gpt_simd.h"
 
 #define LN_EPS 1e-5f
+
+static int wide = -1; /* -1: not asked yet */
+
+int gpt_wide_vectors(void)
+{
+    if (wide < 0)
+        wide = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+               __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw");
+    return wide;
+}
+
+int gpt_layers_avx512(int on)
+{
+    wide = -1;
+    if (!on)
+        wide = 0;
+    return gpt_wide_vectors();
+}
 
 void gpt_encoder_forward(float *out, const int32_t *idx, const float *wte, const float *wpe,
                          int B, int T, int C)
@@ -39,190 +58,6 @@ void gpt_encoder_backward(float *dwte, float *dwpe, const float *dout, const int
         }
 }
 
-#define ALWAYS_INLINE __attribute__((always_inline))
-
-/* The element-wise loops that cost most (GELU, the attention's softmax, layernorm) are also
- * compiled for AVX-512 with 512-bit vectors, picked at run time when the CPU has it: the
- * build targets x86-64-v3 (AVX2), and on this machine class the wide vectors halve the
- * instructions of these loops. Both versions run the same operations on every element in
- * the same order (lanes included), so they give the same bits (test_gpt compares them through
- * gpt_layers_avx512). */
-#define AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw," \
-                                     "prefer-vector-width=512")))
-
-static int wide = -1; /* -1: not asked yet */
-
-static int wide_vectors(void)
-{
-    if (wide < 0)
-        wide = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-               __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw");
-    return wide;
-}
-
-int gpt_layers_avx512(int on)
-{
-    wide = -1;
-    if (!on)
-        wide = 0;
-    return wide_vectors();
-}
-
-/* name_body (always inlined) compiled twice: name_512 for AVX-512, name_256 as built. */
-#define TWO_WAYS(name, params, args)                                   \
-    AVX512 static void name##_512 params { name##_body args; }         \
-    static void name##_256 params { name##_body args; }                \
-    static void name params                                            \
-    {                                                                  \
-        if (wide_vectors())                                            \
-            name##_512 args;                                           \
-        else                                                           \
-            name##_256 args;                                           \
-    }
-
-/* Sums run in LANES independent partial sums (element i goes to lane i % LANES), added up
- * pairwise at the end: a single running float sum is a chain of dependent adds that the
- * compiler may not reorder (no -ffast-math), so it ran at one add per add-latency; lanes are
- * vector registers' worth of independent adds. The order is fixed, so results are the same
- * run to run and in a recomputation. */
-#define LANES 16
-
-static inline ALWAYS_INLINE float lanes_total(float *acc)
-{
-    for (int w = LANES / 2; w > 0; w /= 2)
-        for (int j = 0; j < w; j++)
-            acc[j] += acc[j + w];
-    return acc[0];
-}
-
-static inline ALWAYS_INLINE float sum_lanes(const float *x, int n)
-{
-    float acc[LANES] = {0};
-    int i = 0;
-    for (; i + LANES <= n; i += LANES)
-        for (int j = 0; j < LANES; j++)
-            acc[j] += x[i + j];
-    for (int j = 0; i < n; i++, j++)
-        acc[j] += x[i];
-    return lanes_total(acc);
-}
-
-/* Σ (x[i] − m)². */
-static inline ALWAYS_INLINE float sqdev_lanes(const float *x, float m, int n)
-{
-    float acc[LANES] = {0};
-    int i = 0;
-    for (; i + LANES <= n; i += LANES)
-        for (int j = 0; j < LANES; j++) {
-            float d = x[i + j] - m;
-            acc[j] = fmaf(d, d, acc[j]);
-        }
-    for (int j = 0; i < n; i++, j++) {
-        float d = x[i] - m;
-        acc[j] = fmaf(d, d, acc[j]);
-    }
-    return lanes_total(acc);
-}
-
-/* Σ a[i]·b[i]. */
-static inline ALWAYS_INLINE float dot_lanes(const float *a, const float *b, int n)
-{
-    float acc[LANES] = {0};
-    int i = 0;
-    for (; i + LANES <= n; i += LANES)
-        for (int j = 0; j < LANES; j++)
-            acc[j] = fmaf(a[i + j], b[i + j], acc[j]);
-    for (int j = 0; i < n; i++, j++)
-        acc[j] = fmaf(a[i], b[i], acc[j]);
-    return lanes_total(acc);
-}
-
-/* max of x[0..n-1], n >= 1 (max is exact, so the lanes change nothing but speed). */
-static inline ALWAYS_INLINE float max_lanes(const float *x, int n)
-{
-    float acc[LANES];
-    for (int j = 0; j < LANES; j++)
-        acc[j] = x[0];
-    int i = 0;
-    for (; i + LANES <= n; i += LANES)
-        for (int j = 0; j < LANES; j++)
-            acc[j] = x[i + j] > acc[j] ? x[i + j] : acc[j];
-    for (int j = 0; i < n; i++, j++)
-        acc[j] = x[i] > acc[j] ? x[i] : acc[j];
-    for (int w = LANES / 2; w > 0; w /= 2)
-        for (int j = 0; j < w; j++)
-            acc[j] = acc[j + w] > acc[j] ? acc[j + w] : acc[j];
-    return acc[0];
-}
-
-/* x[i] = e^(x[i] − mx) for i < n; returns their sum. */
-static inline ALWAYS_INLINE float exp_sum_lanes(float *x, float mx, int n)
-{
-    float acc[LANES] = {0};
-    int i = 0;
-    for (; i + LANES <= n; i += LANES)
-        for (int j = 0; j < LANES; j++) {
-            float e = gpt_expf(x[i + j] - mx);
-            x[i + j] = e;
-            acc[j] += e;
-        }
-    for (int j = 0; i < n; i++, j++) {
-        float e = gpt_expf(x[i] - mx);
-        x[i] = e;
-        acc[j] += e;
-    }
-    return lanes_total(acc);
-}
-
-/* One row of causal attention scores in place: the softmax of row[0..n-1], zeros from n to
- * T-1. Whole blocks of LANES are processed up to the one holding the diagonal (the entries
- * past it are selected away), so that short rows are vector work too rather than a scalar
- * tail; the lanes see the same values in the same order as over row[0..n-1] alone (a masked
- * entry adds 0). */
-static inline ALWAYS_INLINE void softmax_causal_row(float *row, int n, int T)
-{
-    int nu = (n + LANES - 1) / LANES * LANES;
-    nu = nu > T ? T : nu;
-    float mx = row[0];
-    {
-        float acc[LANES];
-        for (int j = 0; j < LANES; j++)
-            acc[j] = mx;
-        int i = 0;
-        for (; i + LANES <= nu; i += LANES)
-            for (int j = 0; j < LANES; j++) {
-                float v = i + j < n ? row[i + j] : mx;
-                acc[j] = v > acc[j] ? v : acc[j];
-            }
-        for (int j = 0; i < n; i++, j++)
-            acc[j] = row[i] > acc[j] ? row[i] : acc[j];
-        for (int w = LANES / 2; w > 0; w /= 2)
-            for (int j = 0; j < w; j++)
-                acc[j] = acc[j + w] > acc[j] ? acc[j + w] : acc[j];
-        mx = acc[0];
-    }
-    float acc[LANES] = {0};
-    int i = 0;
-    for (; i + LANES <= nu; i += LANES)
-        for (int j = 0; j < LANES; j++) {
-            float e = i + j < n ? gpt_expf(row[i + j] - mx) : 0.0f;
-            row[i + j] = e;
-            acc[j] += e;
-        }
-    int end = i; /* the whole blocks end here: past the diagonal within them, zeros */
-    for (int j = 0; i < n; i++, j++) {
-        float e = gpt_expf(row[i] - mx);
-        row[i] = e;
-        acc[j] += e;
-    }
-    end = end > n ? end : n;
-    float inv = 1.0f / lanes_total(acc);
-    for (i = 0; i < end; i++)
-        row[i] *= inv;
-    for (i = end; i < T; i++)
-        row[i] = 0.0f;
-}
-
 static inline ALWAYS_INLINE void ln_fwd_body(float *out, float *mean, float *rstd,
                                               const float *inp, const float *w,
                                               const float *b, int N, int C)
@@ -250,13 +85,24 @@ TWO_WAYS(ln_fwd, (float *out, float *mean, float *rstd, const float *inp, const 
 void gpt_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
                            const float *w, const float *b, int N, int C)
 {
-    ln_fwd(out, mean, rstd, inp, w, b, N, C);
+    (void)gpt_wide_vectors();
+#pragma omp parallel if ((long)N * C >= SPAN_MIN)
+    {
+        int n0, n1;
+        span(N, 1, &n0, &n1);
+        if (n0 < n1)
+            ln_fwd(out + (size_t)n0 * C, mean + n0, rstd + n0, inp + (size_t)n0 * C, w, b,
+                   n1 - n0, C);
+    }
 }
 
-static inline ALWAYS_INLINE void ln_bwd_body(float *dinp, float *dw, float *db,
-                                              const float *dout, const float *inp,
-                                              const float *w, const float *mean,
-                                              const float *rstd, int N, int C)
+/* Layernorm backward in two passes, so that both run on the job's threads: dinp row by row
+ * (rows are independent), then dw and db column by column (each column sums over the rows in
+ * row order, as one fused pass did, so the bits are those of the fused loop). */
+static inline ALWAYS_INLINE void ln_bwd_rows_body(float *dinp, const float *dout,
+                                                   const float *inp, const float *w,
+                                                   const float *mean, const float *rstd, int N,
+                                                   int C)
 {
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
@@ -284,24 +130,53 @@ static inline ALWAYS_INLINE void ln_bwd_body(float *dinp, float *dw, float *db,
         for (i = 0; i < C; i++) {
             float norm = (x[i] - m) * s;
             float dn = w[i] * d[i];
-            dw[i] += norm * d[i];
             dx[i] += (dn - dsum - norm * dnsum) * s;
         }
+    }
+}
+
+TWO_WAYS(ln_bwd_rows, (float *dinp, const float *dout, const float *inp, const float *w,
+                       const float *mean, const float *rstd, int N, int C),
+         (dinp, dout, inp, w, mean, rstd, N, C))
+
+/* Columns [c0, c1) of dw and db (db may be NULL). */
+static inline ALWAYS_INLINE void ln_bwd_cols_body(float *dw, float *db, const float *dout,
+                                                   const float *inp, const float *mean,
+                                                   const float *rstd, int N, int C, int c0,
+                                                   int c1)
+{
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C;
+        const float *d = dout + (size_t)n * C;
+        float m = mean[n], s = rstd[n];
+        for (int i = c0; i < c1; i++)
+            dw[i] += (x[i] - m) * s * d[i];
         if (db)
-            for (i = 0; i < C; i++)
+            for (int i = c0; i < c1; i++)
                 db[i] += d[i];
     }
 }
 
-TWO_WAYS(ln_bwd, (float *dinp, float *dw, float *db, const float *dout, const float *inp,
-                  const float *w, const float *mean, const float *rstd, int N, int C),
-         (dinp, dw, db, dout, inp, w, mean, rstd, N, C))
+TWO_WAYS(ln_bwd_cols, (float *dw, float *db, const float *dout, const float *inp,
+                       const float *mean, const float *rstd, int N, int C, int c0, int c1),
+         (dw, db, dout, inp, mean, rstd, N, C, c0, c1))
 
 void gpt_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
                             const float *inp, const float *w, const float *mean,
                             const float *rstd, int N, int C)
 {
-    ln_bwd(dinp, dw, db, dout, inp, w, mean, rstd, N, C);
+    (void)gpt_wide_vectors();
+#pragma omp parallel if ((long)N * C >= SPAN_MIN)
+    {
+        int n0, n1, c0, c1;
+        span(N, 1, &n0, &n1);
+        if (n0 < n1)
+            ln_bwd_rows(dinp + (size_t)n0 * C, dout + (size_t)n0 * C, inp + (size_t)n0 * C, w,
+                        mean + n0, rstd + n0, n1 - n0, C);
+        span(C, 16, &c0, &c1);
+        if (c0 < c1)
+            ln_bwd_cols(dw, db, dout, inp, mean, rstd, N, C, c0, c1);
+    }
 }
 
 void gpt_linear_forward(float *out, const float *inp, const float *w, const float *b, int N,
@@ -334,123 +209,6 @@ void gpt_dropout(float *out, const float *in, const uint8_t *keep, float scale, 
 {
     for (size_t i = 0; i < n; i++)
         out[i] = keep[i] ? in[i] * scale : 0.0f;
-}
-
-/* The causal softmax of every row of one head's T×T scores. */
-static inline ALWAYS_INLINE void softmax_rows_body(float *a, int T)
-{
-    for (int t = 0; t < T; t++)
-        softmax_causal_row(a + (size_t)t * T, t + 1, T);
-}
-
-TWO_WAYS(softmax_rows, (float *a, int T), (a, T))
-
-/* Softmax backward of one head, in place on da: dpre = att·(datt − Σ att·datt); entries
- * above the diagonal get 0 (att is 0 there, so the dot may run over whole blocks). */
-static inline ALWAYS_INLINE void softmax_back_rows_body(const float *a, float *da, int T)
-{
-    for (int t = 0; t < T; t++) {
-        const float *ar = a + (size_t)t * T;
-        float *dr = da + (size_t)t * T;
-        int nu = (t + 1 + LANES - 1) / LANES * LANES;
-        float dot = dot_lanes(ar, dr, nu > T ? T : nu);
-        for (int s = 0; s < T; s++)
-            dr[s] = s <= t ? ar[s] * (dr[s] - dot) : 0.0f;
-    }
-}
-
-TWO_WAYS(softmax_back_rows, (const float *a, float *da, int T), (a, da, T))
-
-/* Attention forward; keep == NULL: no dropout (and scratch unused). */
-static void attention_fwd(float *out, float *att, float *scratch, const uint8_t *keep,
-                          float dscale, const float *qkv, int B, int T, int C, int NH)
-{
-    int hs = C / NH, C3 = 3 * C;
-    float scale = 1.0f / sqrtf((float)hs);
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < NH; h++) {
-            const float *q = qkv + (size_t)b * T * C3 + h * hs;
-            const float *k = q + C;
-            const float *v = q + 2 * C;
-            float *a = att + ((size_t)b * NH + h) * T * T;
-            /* All T×T scores in one product; the upper triangle is computed and then masked,
-             * which costs less than T small products. */
-            gemm_f32(0, 1, T, T, hs, scale, q, C3, k, C3, 0.0f, a, T);
-            softmax_rows(a, T);
-            const float *w = a;
-            if (keep) {
-                gpt_dropout(scratch, a, keep + ((size_t)b * NH + h) * T * T, dscale,
-                            (size_t)T * T);
-                w = scratch;
-            }
-            gemm_f32(0, 0, T, hs, T, 1.0f, w, T, v, C3, 0.0f, out + (size_t)b * T * C + h * hs,
-                     C);
-        }
-}
-
-void gpt_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C,
-                           int NH)
-{
-    attention_fwd(out, att, NULL, NULL, 1.0f, qkv, B, T, C, NH);
-}
-
-void gpt_attention_forward_drop(float *out, float *att, float *scratch, const uint8_t *keep,
-                                float scale, const float *qkv, int B, int T, int C, int NH)
-{
-    attention_fwd(out, att, scratch, keep, scale, qkv, B, T, C, NH);
-}
-
-/* Attention backward; keep == NULL: no dropout (scratch T·T, else 2·T·T). */
-static void attention_bwd(float *dqkv, float *scratch, const uint8_t *keep, float dscale,
-                          const float *dout, const float *qkv, const float *att, int B, int T,
-                          int C, int NH)
-{
-    int hs = C / NH, C3 = 3 * C;
-    float scale = 1.0f / sqrtf((float)hs);
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < NH; h++) {
-            const float *q = qkv + (size_t)b * T * C3 + h * hs;
-            const float *k = q + C;
-            const float *v = q + 2 * C;
-            float *dq = dqkv + (size_t)b * T * C3 + h * hs;
-            float *dk = dq + C;
-            float *dv = dq + 2 * C;
-            const float *a = att + ((size_t)b * NH + h) * T * T;
-            const float *d = dout + (size_t)b * T * C + h * hs;
-            float *da = scratch;
-            /* The weights that multiplied v: att, or att after dropout. */
-            const float *w = a;
-            const uint8_t *kh = keep ? keep + ((size_t)b * NH + h) * T * T : NULL;
-            if (kh) {
-                gpt_dropout(scratch + (size_t)T * T, a, kh, dscale, (size_t)T * T);
-                w = scratch + (size_t)T * T;
-            }
-            /* datt = dout_h · vᵀ; dv = wᵀ · dout_h. */
-            gemm_f32(0, 1, T, T, hs, 1.0f, d, C, v, C3, 0.0f, da, T);
-            gemm_f32(1, 0, T, hs, T, 1.0f, w, T, d, C, 0.0f, dv, C3);
-            /* Through dropout: the gradient of a dropped weight is 0, of a kept one scaled. */
-            if (kh)
-                gpt_dropout(da, da, kh, dscale, (size_t)T * T);
-            /* Softmax backward row by row, in place (masked entries get 0). */
-            softmax_back_rows(a, da, T);
-            /* pre = scale · q·kᵀ: dq = scale · dpre·k, dk = scale · dpreᵀ·q. Each slice of dqkv
-             * gets one product, so they are written, not added to (no zeroing pass). */
-            gemm_f32(0, 0, T, hs, T, scale, da, T, k, C3, 0.0f, dq, C3);
-            gemm_f32(1, 0, T, hs, T, scale, da, T, q, C3, 0.0f, dk, C3);
-        }
-}
-
-void gpt_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
-                            const float *att, int B, int T, int C, int NH)
-{
-    attention_bwd(dqkv, scratch, NULL, 1.0f, dout, qkv, att, B, T, C, NH);
-}
-
-void gpt_attention_backward_drop(float *dqkv, float *scratch, const uint8_t *keep, float scale,
-                                 const float *dout, const float *qkv, const float *att, int B,
-                                 int T, int C, int NH)
-{
-    attention_bwd(dqkv, scratch, keep, scale, dout, qkv, att, B, T, C, NH);
 }
 
 #define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
@@ -524,19 +282,36 @@ TWO_WAYS(gelu_fwd_d, (float *out, float *dgelu, const float *inp, int n, int kin
 
 void gpt_gelu_forward_d(float *out, float *dgelu, const float *inp, int n, int kind)
 {
-    gelu_fwd_d(out, dgelu, inp, n, kind);
+    (void)gpt_wide_vectors();
+#pragma omp parallel if (n >= SPAN_MIN)
+    {
+        int i0, i1;
+        span(n, 64, &i0, &i1);
+        if (i0 < i1)
+            gelu_fwd_d(out + i0, dgelu + i0, inp + i0, i1 - i0, kind);
+    }
 }
 
 void gpt_gelu_backward_d(float *dinp, const float *dgelu, const float *dout, int n)
 {
-    for (int i = 0; i < n; i++)
-        dinp[i] = dgelu[i] * dout[i];
+#pragma omp parallel if (n >= SPAN_MIN)
+    {
+        int i0, i1;
+        span(n, 64, &i0, &i1);
+        for (int i = i0; i < i1; i++)
+            dinp[i] = dgelu[i] * dout[i];
+    }
 }
 
 void gpt_residual_forward(float *out, const float *a, const float *b, int n)
 {
-    for (int i = 0; i < n; i++)
-        out[i] = a[i] + b[i];
+#pragma omp parallel if (n >= SPAN_MIN)
+    {
+        int i0, i1;
+        span(n, 64, &i0, &i1);
+        for (int i = i0; i < i1; i++)
+            out[i] = a[i] + b[i];
+    }
 }
 
 double gpt_crossentropy_forward(float *logits, const int32_t *targets, int N, int V)

@@ -6,6 +6,9 @@
 
 #include "core/rng.h"
 
+/* One past the largest code point UTF-8 encodes. */
+#define TEXT_CP_LIMIT 0x110000u
+
 /* Decodes one UTF-8 sequence at s[i..len): the code point to *cp, its length returned, or 0
  * if it is not well-formed (overlong forms, surrogates and values past U+10FFFF included). */
 static int utf8_next(const unsigned char *s, size_t i, size_t len, uint32_t *cp)
@@ -33,7 +36,7 @@ static int utf8_next(const unsigned char *s, size_t i, size_t len, uint32_t *cp)
             return 0;
         v = (v << 6) | (s[i + k] & 0x3F);
     }
-    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
+    if (v < min || v >= TEXT_CP_LIMIT || (v >= 0xD800 && v <= 0xDFFF))
         return 0;
     *cp = v;
     return n;
@@ -71,12 +74,6 @@ void text_vocab_free(text_vocab *v)
     free(v->cps);
     v->cps = NULL;
     v->size = 0;
-}
-
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return (x > y) - (x < y);
 }
 
 /* Index of cp in the sorted vocabulary, or -1. */
@@ -131,21 +128,33 @@ int text_tokenize(const char *s, size_t len, int tokenizer, size_t min_tokens, c
             tok[n++] = (int32_t)cp;
             i += (size_t)k;
         }
-        uint32_t *sorted = malloc((n ? n : 1) * sizeof *sorted);
-        if (!sorted) {
+        /* The distinct code points, in order: a presence bit per code point (136 KiB) read
+         * back in order, where sorting a copy of a 1 MB corpus took a quarter of a second. */
+        uint64_t *seen = calloc(TEXT_CP_LIMIT / 64, sizeof *seen);
+        if (!seen) {
             free(tok);
             return an_failc(err, -ENOMEM, field, "out of memory for the vocabulary");
         }
-        for (size_t i = 0; i < n; i++)
-            sorted[i] = (uint32_t)tok[i];
-        qsort(sorted, n, sizeof *sorted, cmp_u32);
         size_t d = 0;
-        for (size_t i = 0; i < n; i++)
-            if (d == 0 || sorted[d - 1] != sorted[i])
-                sorted[d++] = sorted[i];
-        uint32_t *cps = realloc(sorted, (d ? d : 1) * sizeof *cps);
+        for (size_t i = 0; i < n; i++) {
+            uint32_t cp = (uint32_t)tok[i];
+            uint64_t bit = (uint64_t)1 << (cp & 63);
+            d += !(seen[cp >> 6] & bit);
+            seen[cp >> 6] |= bit;
+        }
+        uint32_t *cps = malloc((d ? d : 1) * sizeof *cps);
+        if (!cps) {
+            free(seen);
+            free(tok);
+            return an_failc(err, -ENOMEM, field, "out of memory for the vocabulary");
+        }
+        size_t k = 0;
+        for (uint32_t w = 0; w < TEXT_CP_LIMIT / 64; w++)
+            for (uint64_t m = seen[w]; m; m &= m - 1)
+                cps[k++] = w * 64 + (uint32_t)__builtin_ctzll(m);
+        free(seen);
         vocab->tokenizer = TEXT_CHAR;
-        vocab->cps = cps ? cps : sorted;
+        vocab->cps = cps;
         vocab->size = (int)d;
         for (size_t i = 0; i < n; i++)
             tok[i] = lookup(vocab, (uint32_t)tok[i]);
