@@ -134,7 +134,8 @@ static cJSON *normalized(const job_spec *s, const cJSON *ds)
     ok = ok && (x = cJSON_AddObjectToObject(o, "validation")) &&
          (s->val_split_test ? cJSON_AddStringToObject(x, "split", "test") != NULL
                             : cJSON_AddNumberToObject(x, "fraction", s->val_fraction) != NULL) &&
-         cJSON_AddNumberToObject(x, "every_steps", (double)s->val_every_steps);
+         cJSON_AddNumberToObject(x, "every_steps", (double)s->val_every_steps) &&
+         (!s->val_batches || cJSON_AddNumberToObject(x, "batches", (double)s->val_batches));
     ok = ok && (x = cJSON_AddObjectToObject(o, "checkpoint")) &&
          cJSON_AddNumberToObject(x, "every_steps", (double)s->ckpt_every_steps) &&
          cJSON_AddNumberToObject(x, "every_seconds", s->ckpt_every_seconds) &&
@@ -262,17 +263,19 @@ static int parse_length(const cJSON *j, job_spec *s, an_err *err)
 
 static int parse_validation(const cJSON *j, job_spec *s, an_err *err)
 {
-    static const char *const keys[] = {"fraction", "every_steps", "split", NULL};
+    static const char *const keys[] = {"fraction", "every_steps", "split", "batches", NULL};
     static const char *const splits[] = {"fraction", "test", NULL};
     const cJSON *v = cfg_get(j, "validation");
     int rc, t = 0;
     s->val_fraction = 0.0;
     s->val_every_steps = 100;
     s->val_split_test = 0;
+    s->val_batches = 0;
     if (!v)
         return 0;
     if ((rc = cfg_check_keys(v, "validation", keys, err)) ||
-        (rc = cfg_enum(v, "validation", "split", splits, 0, &t, err)))
+        (rc = cfg_enum(v, "validation", "split", splits, 0, &t, err)) ||
+        (rc = cfg_int(v, "validation", "batches", 0, 1, CFG_INT_MAX, &s->val_batches, err)))
         return rc;
     s->val_split_test = t == 1;
     if (s->val_split_test && cfg_get(v, "fraction"))
@@ -443,6 +446,11 @@ static void parse_spec(const cJSON *j, job_spec *s, errlist *l)
     if (data_ok && val_ok && s->val_split_test && strcmp(s->data.name, "fashion-mnist") != 0 &&
         failed(l, an_fail(&e, "validation.split", "validation.split \"test\" needs a data set "
                           "with a test split (builtin fashion-mnist)"), &e))
+        val_ok = 0;
+    if (model_ok && val_ok && s->val_batches && !is_gpt &&
+        failed(l, an_fail(&e, "validation.batches", "validation.batches applies to model gpt "
+                          "(a sample of its text windows); other models validate on every row"),
+               &e))
         val_ok = 0;
     if (data_ok && val_ok && batch_ok && failed(l, check_rows(s, &e), &e))
         data_ok = 0;

@@ -115,6 +115,8 @@ typedef struct job_spec {
     int val_split_test;           /* validation.split "test": the data set's own test split
                                      (fashion-mnist) validates */
     int64_t val_every_steps;      /* optimizer steps between validations (default 100) */
+    int64_t val_batches;          /* validation.batches: gpt validates on this many batches of
+                                     windows spread evenly over its split; 0 = every window */
     int64_t ckpt_every_steps;     /* optimizer steps between checkpoints; 0 = no step trigger */
     double ckpt_every_seconds;    /* seconds between checkpoints; 0 = no time trigger */
     int ckpt_keep_last;           /* checkpoints kept, 1..CFG_MAX_KEEP (default 3) */

@@ -84,6 +84,9 @@ static int load_text(gtrain *t, const job_spec *spec, const char *up, size_t upl
                        t->ntok - t->ntrain, t->T + 1);
     if (t->ktrain > UINT32_MAX)
         return an_fail(err, field, "the text has more than 2^32 windows");
+    t->val_windows = t->kval;
+    if (spec->val_batches > 0 && (uint64_t)spec->val_batches * spec->micro_batch < t->kval)
+        t->val_windows = (size_t)spec->val_batches * (size_t)spec->micro_batch;
     return 0;
 }
 
@@ -276,16 +279,22 @@ int gtrain_validate(gtrain *t, double *loss)
     double sum = 0.0;
     int was = gemm_bf16();
     gemm_set_bf16(t->bf16);
-    for (size_t k = 0; k < t->kval; k += (size_t)t->micro) {
-        int B = t->kval - k < (size_t)t->micro ? (int)(t->kval - k) : t->micro;
-        for (int r = 0; r < B; r++)
-            text_window(vt, k + (size_t)r, T, t->idx + (size_t)r * T, t->tgt + (size_t)r * T);
+    /* Every window, or (validation.batches) n of them spread evenly over the split: window
+     * ⌊i·kval/n⌋ for i < n, the same ones each time, so that validations compare. */
+    size_t n = t->val_windows;
+    for (size_t k = 0; k < n; k += (size_t)t->micro) {
+        int B = n - k < (size_t)t->micro ? (int)(n - k) : t->micro;
+        for (int r = 0; r < B; r++) {
+            size_t i = k + (size_t)r;
+            size_t w = n == t->kval ? i : (size_t)((unsigned __int128)i * t->kval / n);
+            text_window(vt, w, T, t->idx + (size_t)r * T, t->tgt + (size_t)r * T);
+        }
         double l = 0;
         gpt_forward(t->g, t->idx, t->tgt, B, T, &l);
         sum += l * B;
     }
     gemm_set_bf16(was);
-    *loss = sum / (double)t->kval;
+    *loss = sum / (double)n;
     return 0;
 }
 

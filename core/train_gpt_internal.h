@@ -14,6 +14,7 @@ struct gtrain {
     double clip;
     int threads;
     int64_t val_every;
+    size_t val_windows;          /* windows a validation reads: kval, or fewer (validation.batches) */
     int micro, gas, T;          /* gas: micro-batches per step on this rank */
     int64_t total_steps, steps, samples;
     uint64_t seed;

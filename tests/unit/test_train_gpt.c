@@ -19,6 +19,7 @@
 #include "core/infer.h"
 #include "core/memest.h"
 #include "core/train.h"
+#include "core/text.h"
 #include "core/train_gpt.h"
 
 static const char *TEXT =
@@ -484,6 +485,74 @@ static void test_dropout_validation(void **state)
     job_spec_free(&z);
 }
 
+/* validation.batches: a validation reads that many micro-batches of windows, window
+ * ⌊i·kval/n⌋ for the i-th of n, and reports their mean loss (checked against forwards of those
+ * windows made here); batches covering the split give the full validation; the spec keeps the
+ * key; other models are refused it. */
+static void test_validation_batches(void **state)
+{
+    (void)state;
+    char buf[2048];
+    const char *fmt =
+        "{\"seed\": 5, \"model\": {\"type\": \"gpt\", \"block_size\": 4, \"n_layer\": 1, "
+        "\"n_head\": 2, \"n_embd\": 8}, \"data\": {\"type\": \"text\", \"text\": \"%s\"}, "
+        "\"steps\": 4, \"validation\": {\"fraction\": 0.3, \"every_steps\": 2%s}, "
+        "\"ds_config\": {\"train_batch_size\": 3, \"optimizer\": {\"type\": \"SGD\", "
+        "\"params\": {\"lr\": 0.1}}}}";
+    job_spec s[3];
+    const char *extra[3] = {"", ", \"batches\": 2", ", \"batches\": 1000"};
+    train *t[3];
+    an_err e;
+    for (int k = 0; k < 3; k++) {
+        snprintf(buf, sizeof buf, fmt, TEXT, extra[k]);
+        if (job_spec_parse_text(buf, strlen(buf), &s[k], &e))
+            fail_msg("spec: %s: %s", e.field, e.message);
+        assert_int_equal(train_create(&t[k], &s[k], NULL, 0, &e), 0);
+    }
+    const cJSON *v = cJSON_GetObjectItem(s[1].normalized, "validation");
+    assert_int_equal(cJSON_GetObjectItem(v, "batches")->valueint, 2);
+    assert_null(cJSON_GetObjectItem(cJSON_GetObjectItem(s[0].normalized, "validation"),
+                                    "batches"));
+    double full, two, all;
+    assert_int_equal(gtrain_validate(train_gpt(t[0]), &full), 0);
+    assert_int_equal(gtrain_validate(train_gpt(t[1]), &two), 0);
+    assert_int_equal(gtrain_validate(train_gpt(t[2]), &all), 0);
+    assert_true(all == full); /* 1000 batches cover the split: every window */
+    assert_true(two != full);
+    /* The six windows of two batches of 3, by hand. */
+    text_vocab voc;
+    int32_t *tok;
+    size_t ntok;
+    assert_int_equal(text_tokenize(TEXT, strlen(TEXT), TEXT_CHAR, 5, "data", &voc, &tok, &ntok,
+                                   &e), 0);
+    size_t ntrain = text_train_tokens(ntok, 0.3), kval = text_windows(ntok - ntrain, 4);
+    assert_true(kval > 6);
+    gpt *g = gtrain_model(train_gpt(t[1]));
+    double sum = 0;
+    for (size_t i = 0; i < 6; i++) {
+        int32_t idx[4], tg[4];
+        text_window(tok + ntrain, i * kval / 6, 4, idx, tg);
+        double l;
+        assert_int_equal(gpt_forward(g, idx, tg, 1, 4, &l), 0);
+        sum += l;
+    }
+    assert_true(fabs(sum / 6 - two) < 1e-6);
+    /* A step's report carries the sampled validation. */
+    train_report rep;
+    assert_int_equal(train_step(t[1], &rep, &e), 0);
+    assert_int_equal(train_step(t[1], &rep, &e), 0);
+    assert_true(rep.has_val && isfinite(rep.val_loss));
+    double again;
+    assert_int_equal(gtrain_validate(train_gpt(t[1]), &again), 0);
+    assert_true(again == rep.val_loss);
+    free(tok);
+    text_vocab_free(&voc);
+    for (int k = 0; k < 3; k++) {
+        train_free(t[k]);
+        job_spec_free(&s[k]);
+    }
+}
+
 /* model.dropout out of [0, 1) or not a number: refused naming the field; a valid one is kept
  * in the spec and shown in the job's model. */
 static void test_dropout_spec(void **state)
@@ -529,6 +598,7 @@ int main(void)
         cmocka_unit_test(test_dropout_resume),
         cmocka_unit_test(test_dropout_checkpointing),
         cmocka_unit_test(test_dropout_validation),
+        cmocka_unit_test(test_validation_batches),
         cmocka_unit_test(test_dropout_spec),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
