@@ -88,25 +88,11 @@ TWO_WAYS(softmax_back_rows, (const float *a, float *da, int T), (a, da, T))
  * for the README's GPT). A head's result does not depend on which thread ran it, so the
  * heads give the same bits at any thread count.
  *
- * Each thread needs its own T·T scratch (two with dropout): the first uses the arena's, the
- * others a buffer of their own, kept for the next step. Were one not to be had, the heads are
- * all run again on the calling thread with the arena's (every head writes its outputs, never
- * adds to them, so running one twice changes nothing). */
-static _Thread_local float *head_buf;
-static _Thread_local size_t head_cap;
-
-static float *head_scratch(float *arena, size_t n)
-{
-    if (omp_get_thread_num() == 0)
-        return arena;
-    if (head_cap < n) {
-        free(head_buf);
-        head_buf = malloc(n * sizeof *head_buf);
-        head_cap = head_buf ? n : 0;
-    }
-    return head_buf;
-}
-
+ * Each thread needs its own T·T scratch (two with dropout): the calling thread uses the
+ * arena's, the others share one buffer allocated for the call (a few tens of kB, microseconds
+ * against the milliseconds of the heads; a buffer kept per thread would outlive the OpenMP
+ * threads that exit when a job with fewer threads comes). Without it the calling thread runs
+ * every head. */
 typedef struct heads {
     float *out, *att, *dqkv;       /* outputs (forward: out, att; backward: dqkv) */
     float *scratch;                /* the arena's: T·T, or 2·T·T with dropout */
@@ -120,25 +106,23 @@ typedef void (*head_fn)(const heads *h, int i, float *scratch);
 
 static void each_head(const heads *h, head_fn fn, size_t scratch_n)
 {
-    int n = h->B * h->NH, missed = 0, bf16 = gemm_bf16();
+    int n = h->B * h->NH, k = n > 1 ? omp_get_max_threads() : 1, bf16 = gemm_bf16();
+    if (k > n)
+        k = n;
+    float *more = NULL;
+    if (k > 1 && scratch_n && !(more = malloc((size_t)(k - 1) * scratch_n * sizeof *more)))
+        k = 1;
     (void)gpt_wide_vectors(); /* decided once, before the threads read it */
-#pragma omp parallel if (n > 1)
+#pragma omp parallel num_threads(k) if (k > 1)
     {
         gemm_set_bf16(bf16); /* the products' precision is per thread */
-        float *s = scratch_n ? head_scratch(h->scratch, scratch_n) : h->scratch;
-        int ok = !scratch_n || s;
-        if (!ok) {
-#pragma omp atomic write
-            missed = 1;
-        }
+        int t = omp_get_thread_num();
+        float *s = t == 0 || !scratch_n ? h->scratch : more + (size_t)(t - 1) * scratch_n;
 #pragma omp for schedule(static)
         for (int i = 0; i < n; i++)
-            if (ok)
-                fn(h, i, s);
+            fn(h, i, s);
     }
-    if (missed)
-        for (int i = 0; i < n; i++)
-            fn(h, i, h->scratch);
+    free(more);
 }
 
 static void head_fwd(const heads *h, int i, float *scratch)
