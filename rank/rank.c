@@ -168,8 +168,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "anneald-rank: cannot write %s\n", metrics);
         goto done;
     }
+    /* fp16 (gpt): the scale each step used and whether it overflowed, as `anneald train`'s */
     if (mf)
-        fprintf(mf, "step,loss,grad_norm\n");
+        fprintf(mf, "step,loss,grad_norm%s\n", spec.fp16 ? ",loss_scale,skipped" : "");
     int64_t total = train_total_steps(t), done_steps = 0;
     double t0 = MPI_Wtime();
     train_report rep;
@@ -179,7 +180,10 @@ int main(int argc, char **argv)
             MPI_Abort(MPI_COMM_WORLD, 1);
         }
         done_steps++;
-        if (mf)
+        if (mf && spec.fp16)
+            fprintf(mf, "%lld,%.17g,%.17g,%.17g,%d\n", (long long)rep.step, rep.loss,
+                    rep.grad_norm, rep.loss_scale, rep.skipped ? 1 : 0);
+        else if (mf)
             fprintf(mf, "%lld,%.17g,%.17g\n", (long long)rep.step, rep.loss, rep.grad_norm);
     }
     double wall = MPI_Wtime() - t0, comm = c.comm_s; /* the save's gathers come after */

@@ -190,6 +190,24 @@ test('gpt at W = 1, 2, 4 ranks: weights and losses bit-identical to the one-proc
     const z = ranks(2, dir, 'gz2.json', ['--weights-json', `${dir}/gz2.out`]);
     assert.match(z.stderr, /a gpt model keeps its whole optimizer state on every rank/);
     assert.equal(tensors(dir, 'gz2.out'), ref);
+    // fp16: the metrics file has the loss scale and skipped flag of every step, the same at
+    // W = 1 and 2 and the same as `anneald train` writes
+    const fp16 = {ds_config: {fp16: {enabled: true, initial_scale_power: 24, loss_scale_window: 4}}};
+    for (const W of [1, 2]) {
+      writeFile(dir, `gf${W}.json`, gspec(W, fp16));
+      ranks(W, dir, `gf${W}.json`, ['--metrics-csv', `${dir}/gfm${W}.csv`]);
+    }
+    const f1 = read(dir, 'gfm1.csv').trim().split('\n');
+    assert.equal(f1[0], 'step,loss,grad_norm,loss_scale,skipped');
+    assert.equal(read(dir, 'gfm2.csv'), read(dir, 'gfm1.csv'));
+    const tf = spawnSync(BIN, ['train', `${dir}/gf1.json`, '--metrics-csv', `${dir}/gft.csv`], {encoding: 'utf8'});
+    assert.equal(tf.status, 0, tf.stderr);
+    const tail = (rows) => rows.slice(1).map((l) => l.split(',').slice(-2).map(Number).join(','));
+    const ft = read(dir, 'gft.csv').trim().split('\n');
+    assert.match(ft[0], /,loss_scale,skipped$/);
+    assert.deepEqual(tail(f1), tail(ft));
+    assert.ok(f1.some((l) => l.endsWith(',1')), 'some step overflowed and was skipped');
+    assert.ok(f1.some((l) => l.endsWith(',0')), 'some step was not');
     // another seed differs: the comparison can fail
     writeFile(dir, 'go.json', gspec(2, {seed: 6}));
     ranks(2, dir, 'go.json', ['--weights-json', `${dir}/go.out`]);
