@@ -24,7 +24,6 @@
 #include "core/model.h"
 #include "core/optim.h"
 #include "core/train_gpt.h"
-#include "util/util.h"
 #include "core/train_internal.h"
 
 
@@ -319,7 +318,6 @@ int train_step(train *t, train_report *rep, an_err *err)
     const size_t n = m->nparams;
     const int64_t step = t->steps; /* 0-based index of this step */
     const data_cursor start = t->loader.cur;
-    double t0 = util_now();
     use_threads(t->threads);
 
     gradtree_reset(&t->tree);
@@ -406,12 +404,10 @@ int train_step(train *t, train_report *rep, an_err *err)
     apply_sched(t);
 
     if (rep) {
-        double dt = util_now() - t0;
         rep->step = t->steps;
         rep->epoch = epoch;
         rep->loss = loss_sum / (t->gas * W);
         rep->grad_norm = norm;
-        rep->samples_per_sec = dt > 0 ? (double)t->micro * t->gas * W / dt : 0.0;
         rep->has_val = has_val;
         rep->val_loss = has_val ? metric : NAN;
         rep->val_acc = has_val ? vacc : NAN;

@@ -29,7 +29,6 @@ typedef struct train_report {
     int ngroups;
     double lr[SCHED_MAX_GROUPS];     /* the lr each group used in this step */
     double grad_norm;                /* global L2 norm before clipping */
-    double samples_per_sec;          /* this step's throughput */
     int has_val;                     /* a validation ran after this step */
     double val_loss;
     double val_acc;                  /* classification only, else NAN */

@@ -16,7 +16,6 @@
 #include "core/optim.h"
 #include "core/rng.h"
 #include "core/text.h"
-#include "util/util.h"
 
 
 static _Thread_local int threads_set;
@@ -371,7 +370,7 @@ int gtrain_step(gtrain *t, train_report *rep, an_err *err)
     const int64_t step = t->steps;
     const int64_t e0 = t->epoch, p0 = t->pos;
     const int G = t->gas * t->world; /* micro-batches of the global batch */
-    double t0 = util_now(), loss_sum = 0.0;
+    double loss_sum = 0.0;
     int64_t epoch = t->epoch;
     use_threads(t->threads);
     gemm_set_bf16(t->bf16);
@@ -430,12 +429,10 @@ int gtrain_step(gtrain *t, train_report *rep, an_err *err)
     }
     gemm_set_bf16(0);
     if (rep) {
-        double dt = util_now() - t0;
         rep->step = t->steps;
         rep->epoch = epoch;
         rep->loss = loss_sum / G;
         rep->grad_norm = norm;
-        rep->samples_per_sec = dt > 0 ? (double)t->micro * G / dt : 0.0;
         rep->has_val = has_val;
         rep->val_loss = vloss;
         rep->val_acc = NAN;

@@ -321,7 +321,6 @@ static void run_admitted(wctx *w)
     memset(&rep, 0, sizeof rep);
     rep.step = train_steps_done(t);
     rep.loss = NAN;
-    rep.samples_per_sec = NAN;
     w->t0 = util_now();
     w->first_step = rep.step;
     w->batch_samples = spec.train_batch_size;

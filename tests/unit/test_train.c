@@ -52,7 +52,6 @@ static void step_ok(train *t, train_report *r)
     int rc = train_step(t, r, &err);
     if (rc)
         fail_msg("train_step: %d %s", rc, err.message);
-    r->samples_per_sec = 0; /* wall clock: not part of the state */
 }
 
 static void save_ok(const train *t, void **buf, size_t *len)
