@@ -8,7 +8,6 @@
 #include "core/gemm.h"
 
 #include <dlfcn.h>
-#include <pthread.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -224,51 +223,12 @@ static const float *bf16_rounded(const float *X, size_t n, float **buf, size_t *
 static _Thread_local float *bf16_fa, *bf16_fb;
 static _Thread_local size_t bf16_fa_cap, bf16_fb_cap;
 
-/* A thread's bf16 state (scratch, primitives, engine) is freed when the thread exits: the
- * threads that use it include OpenMP's (the gpt attention's heads), which exit when a later job
- * asks for fewer threads. A thread-specific key's destructor runs then, while the thread's own
- * _Thread_local variables are still there. */
-static pthread_key_t bf16_key;
-static pthread_once_t bf16_key_once = PTHREAD_ONCE_INIT;
-static _Thread_local int bf16_noted;
-
-static void bf16_thread_exit(void *unused)
-{
-    (void)unused;
-    for (int i = 0; i < BF16_CACHE; i++)
-        bf16_prim_free(&bf16_cache[i]);
-    if (bf16_stream)
-        dnnl_stream_destroy(bf16_stream);
-    if (bf16_engine)
-        dnnl_engine_destroy(bf16_engine);
-    bf16_stream = NULL;
-    bf16_engine = NULL;
-    free(bf16_scratch);
-    free(bf16_fa);
-    free(bf16_fb);
-    bf16_scratch = NULL, bf16_fa = bf16_fb = NULL;
-    bf16_cap = bf16_fa_cap = bf16_fb_cap = 0;
-}
-
-static void bf16_key_make(void) { (void)pthread_key_create(&bf16_key, bf16_thread_exit); }
-
-/* Before this thread first allocates bf16 state. */
-static void bf16_note_thread(void)
-{
-    if (bf16_noted)
-        return;
-    bf16_noted = 1;
-    (void)pthread_once(&bf16_key_once, bf16_key_make);
-    (void)pthread_setspecific(bf16_key, &bf16_noted); /* any non-NULL value */
-}
-
 void gemm_f32(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
               const float *B, int ldb, float beta, float *C, int ldc)
 {
     if (M <= 0 || N <= 0)
         return;
     if (bf16_mode && K > 0) {
-        bf16_note_thread();
         if ((long long)M * N * K > GEMM_SMALL_FLOPS &&
             gemm_bf16_run(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == 0)
             return;

@@ -92,7 +92,8 @@ TWO_WAYS(softmax_back_rows, (const float *a, float *da, int T), (a, da, T))
  * arena's, the others share one buffer allocated for the call (a few tens of kB, microseconds
  * against the milliseconds of the heads; a buffer kept per thread would outlive the OpenMP
  * threads that exit when a job with fewer threads comes). Without it the calling thread runs
- * every head. */
+ * every head. So do bf16 jobs: their products keep per-thread state in core/gemm.c (operand
+ * scratch, oneDNN primitives) that only a long-lived thread should build up. */
 typedef struct heads {
     float *out, *att, *dqkv;       /* outputs (forward: out, att; backward: dqkv) */
     float *scratch;                /* the arena's: T·T, or 2·T·T with dropout */
@@ -106,7 +107,7 @@ typedef void (*head_fn)(const heads *h, int i, float *scratch);
 
 static void each_head(const heads *h, head_fn fn, size_t scratch_n)
 {
-    int n = h->B * h->NH, k = n > 1 ? omp_get_max_threads() : 1, bf16 = gemm_bf16();
+    int n = h->B * h->NH, k = n > 1 && !gemm_bf16() ? omp_get_max_threads() : 1;
     if (k > n)
         k = n;
     float *more = NULL;
@@ -115,7 +116,6 @@ static void each_head(const heads *h, head_fn fn, size_t scratch_n)
     (void)gpt_wide_vectors(); /* decided once, before the threads read it */
 #pragma omp parallel num_threads(k) if (k > 1)
     {
-        gemm_set_bf16(bf16); /* the products' precision is per thread */
         int t = omp_get_thread_num();
         float *s = t == 0 || !scratch_n ? h->scratch : more + (size_t)(t - 1) * scratch_n;
 #pragma omp for schedule(static)

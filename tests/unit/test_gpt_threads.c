@@ -1,7 +1,7 @@
 /* Tests of the GPT layers that run on a job's threads (core/gpt_layers.c: the attention's
  * heads, layernorm, GELU, the residual add): at 2 and 3 threads every output has the same
- * bits as at 1 thread — with dropout, with bf16 products (whose precision is a per-thread
- * setting the helper threads must take over), and at sizes below the threshold under which
+ * bits as at 1 thread — with dropout, with bf16 products (whose heads stay on the calling
+ * thread, the element-wise layers not), and at sizes below the threshold under which
  * the work stays on the calling thread. A test that the comparison can fail: a changed input
  * changes the outputs. */
 #include <setjmp.h>
@@ -130,8 +130,8 @@ static void test_threads_dropout(void **state)
     same_at_any_thread_count(&sh);
 }
 
-/* bf16 products in the heads: each helper thread must multiply in bf16 too. Against float32
- * the outputs differ (so a helper thread left in float32 would show). */
+/* bf16 products: the same bits at any thread count, and not those of float32 products (a head
+ * multiplied in float32 would show). */
 static void test_threads_bf16(void **state)
 {
     (void)state;
