@@ -525,3 +525,39 @@ test('train reproduces the iris MLP reference (final loss within 1e-5 relative)'
                                      `${t.name}[${i}] ${v} vs ${want2[i]}`));
   }
 });
+
+// OpenMP's waiting (daemon/main.c): the process runs itself again once with a short spin
+// before idle threads sleep, keeps its own name, and leaves a policy the environment names
+// as given.
+test('the daemon runs with OMP_WAIT_POLICY=passive and GOMP_SPINCOUNT=1000 unless told otherwise', async () => {
+  const environ = (pid) => fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+  const plain = {...process.env};
+  delete plain.OMP_WAIT_POLICY;
+  delete plain.GOMP_SPINCOUNT;
+  const cases = [
+    [{}, ['OMP_WAIT_POLICY=passive', 'GOMP_SPINCOUNT=1000'], []],
+    [{OMP_WAIT_POLICY: 'active'}, ['OMP_WAIT_POLICY=active'], ['GOMP_SPINCOUNT=1000']],
+    [{GOMP_SPINCOUNT: '50'}, ['GOMP_SPINCOUNT=50'], ['OMP_WAIT_POLICY=passive']],
+  ];
+  for (const [env, has, hasNot] of cases) {
+    const dir = tmpDir();
+    const saved = {...process.env};
+    try {
+      for (const k of Object.keys(process.env)) delete process.env[k];
+      Object.assign(process.env, plain);
+      const d = await startDaemon({dir, env});
+      try {
+        const e = environ(d.proc.pid);
+        for (const x of has) assert.ok(e.includes(x), `${x} in ${JSON.stringify(env)}`);
+        for (const x of hasNot) assert.ok(!e.includes(x), `no ${x} in ${JSON.stringify(env)}`);
+        assert.equal(fs.readFileSync(`/proc/${d.proc.pid}/comm`, 'utf8').trim(), 'anneald');
+      } finally {
+        await d.stop();
+      }
+    } finally {
+      for (const k of Object.keys(process.env)) delete process.env[k];
+      Object.assign(process.env, saved);
+      fs.rmSync(dir, {recursive: true, force: true});
+    }
+  }
+});
