@@ -2,6 +2,7 @@
 // SIGTERM that never waits on housekeeping. Sizes come from GET /healthz's "store" object.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { api, waitFor, waitJob, tutorialJob, withDaemon, startDaemon, tmpDir, removeDir, SLOW } from './lib.mjs';
 
 const STEPS = 300000;
@@ -148,5 +149,29 @@ test('reads during a checkpoint commit of a 57M-parameter Adam state: each withi
     console.log(`# ${lat.length} reads over ${(await ckpts()) - c0} commits: median ${lat[lat.length >> 1][0].toFixed(1)} ms, worst ${worst[0].toFixed(1)} ms (${worst[1]})`);
     assert.ok(worst[0] < 100 * SLOW, `the slowest read took ${worst[0].toFixed(0)} ms: ${worst[1]}`);
     assert.equal((await api(d.url, 'POST', `/v1/jobs/${job.id}/cancel`)).status, 200);
+  });
+});
+
+// The threads that train and the one that copies the WAL run 10 below the loop and the
+// request threads (jobs/workers.c, daemon/housekeep.c): when the cores are contended, a read
+// gets one first.
+test('the workers and the housekeeping thread run at nice +10, the loop at the daemon\'s own', async () => {
+  await withDaemon({args: ['--workers', '2']}, async (d) => {
+    // /proc/PID/task/TID/stat: "tid (comm) state …", the nice value is field 19
+    const nice = () => {
+      const out = {};
+      for (const tid of fs.readdirSync(`/proc/${d.proc.pid}/task`)) {
+        const st = fs.readFileSync(`/proc/${d.proc.pid}/task/${tid}/stat`, 'utf8');
+        const comm = st.slice(st.indexOf('(') + 1, st.lastIndexOf(')'));
+        out[comm] = Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[16]);
+      }
+      return out;
+    };
+    const n = await waitFor(() => { const x = nice(); return 'housekeeping' in x && 'worker-1' in x && x; }, {what: 'the threads'});
+    const base = n.anneald;
+    assert.equal(typeof base, 'number', JSON.stringify(n));
+    assert.equal(n.housekeeping, base + 10, JSON.stringify(n));
+    assert.equal(n['worker-0'], base + 10, JSON.stringify(n));
+    assert.equal(n['worker-1'], base + 10, JSON.stringify(n));
   });
 });
