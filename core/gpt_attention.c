@@ -125,24 +125,45 @@ static void each_head(const heads *h, head_fn fn, size_t scratch_n)
     free(more);
 }
 
+/* Where head i (head i % NH of sequence i / NH) reads and writes: its q in qkv (k and v
+ * follow C and 2·C further, dq/dk/dv likewise in dqkv) and its slice of out or dout. */
+typedef struct head_at {
+    int T, C, hs, C3;
+    float scale;           /* 1/√hs */
+    size_t qkv, out;       /* offsets */
+    const float *q, *k, *v;
+} head_at;
+
+static head_at head_place(const heads *h, int i)
+{
+    head_at p;
+    int b = i / h->NH, hd = i % h->NH;
+    p.T = h->T, p.C = h->C, p.hs = h->C / h->NH, p.C3 = 3 * h->C;
+    p.scale = 1.0f / sqrtf((float)p.hs);
+    p.qkv = (size_t)b * (size_t)p.T * (size_t)p.C3 + (size_t)hd * (size_t)p.hs;
+    p.out = (size_t)b * (size_t)p.T * (size_t)p.C + (size_t)hd * (size_t)p.hs;
+    p.q = h->qkv + p.qkv;
+    p.k = p.q + p.C;
+    p.v = p.q + 2 * p.C;
+    return p;
+}
+
 static void head_fwd(const heads *h, int i, float *scratch)
 {
-    int T = h->T, C = h->C, hs = C / h->NH, C3 = 3 * C, b = i / h->NH, hd = i % h->NH;
-    float scale = 1.0f / sqrtf((float)hs);
-    const float *q = h->qkv + (size_t)b * T * C3 + hd * hs;
-    const float *k = q + C;
-    const float *v = q + 2 * C;
+    head_at p = head_place(h, i);
+    int T = p.T, C = p.C, hs = p.hs, C3 = p.C3;
+    const float *q = p.q, *k = p.k, *v = p.v;
     float *a = h->att + (size_t)i * T * T;
     /* All T×T scores in one product; the upper triangle is computed and then masked, which
      * costs less than T small products. */
-    gemm_f32(0, 1, T, T, hs, scale, q, C3, k, C3, 0.0f, a, T);
+    gemm_f32(0, 1, T, T, hs, p.scale, q, C3, k, C3, 0.0f, a, T);
     softmax_rows(a, T);
     const float *w = a;
     if (h->keep) {
         gpt_dropout(scratch, a, h->keep + (size_t)i * T * T, h->dscale, (size_t)T * T);
         w = scratch;
     }
-    gemm_f32(0, 0, T, hs, T, 1.0f, w, T, v, C3, 0.0f, h->out + (size_t)b * T * C + hd * hs, C);
+    gemm_f32(0, 0, T, hs, T, 1.0f, w, T, v, C3, 0.0f, h->out + p.out, C);
 }
 
 /* Attention forward; keep == NULL: no dropout (and scratch unused). */
@@ -168,16 +189,15 @@ void gpt_attention_forward_drop(float *out, float *att, float *scratch, const ui
 
 static void head_bwd(const heads *h, int i, float *scratch)
 {
-    int T = h->T, C = h->C, hs = C / h->NH, C3 = 3 * C, b = i / h->NH, hd = i % h->NH;
-    float scale = 1.0f / sqrtf((float)hs);
-    const float *q = h->qkv + (size_t)b * T * C3 + hd * hs;
-    const float *k = q + C;
-    const float *v = q + 2 * C;
-    float *dq = h->dqkv + (size_t)b * T * C3 + hd * hs;
+    head_at p = head_place(h, i);
+    int T = p.T, C = p.C, hs = p.hs, C3 = p.C3;
+    float scale = p.scale;
+    const float *q = p.q, *k = p.k, *v = p.v;
+    float *dq = h->dqkv + p.qkv;
     float *dk = dq + C;
     float *dv = dq + 2 * C;
     const float *a = h->att_in + (size_t)i * T * T;
-    const float *d = h->dout + (size_t)b * T * C + hd * hs;
+    const float *d = h->dout + p.out;
     float *da = scratch;
     /* The weights that multiplied v: att, or att after dropout. */
     const float *w = a;
