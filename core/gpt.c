@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "core/actckpt.h"
+#include "core/gemm.h"
+#include "core/gpt_simd.h"
 #include "core/rng.h"
 
 #define NONE ((size_t)-1)
@@ -329,6 +331,7 @@ void gpt_free(gpt *g)
     free(g->params);
     free(g->grads);
     free(g->arena);
+    free(g->team_scratch);
     free(g);
 }
 
@@ -344,9 +347,48 @@ const gpt_tensor *gpt_find(const gpt *g, const char *name)
  * weights, 1 attention output, 2 MLP output) for the last forward's (step, micro-batch). */
 static void drop_mask(gpt *g, uint8_t *keep, size_t n, int place)
 {
+    /* On one thread of a team (the others wait at the end of the single). */
+#pragma omp single
     rng_keep_mask(keep, n, g->seed,
                   rng_stream_id(RNG_GPT_DROPOUT, g->drop_step, g->drop_micro, (uint64_t)place),
                   g->drop_thr);
+}
+
+/* How many threads run a pass of N rows as one team (see gpt_layers.h): the job's threads
+ * when the pass is large enough to share, else 1. bf16 jobs keep to 1: their products keep
+ * per-thread state in gemm.c that only the calling thread should build up. */
+static int team_threads(gpt *g, int N)
+{
+    int k = omp_get_max_threads();
+    if (k < 2 || gemm_bf16() || (long)N * g->s.n_embd < SPAN_MIN)
+        return 1;
+    if (k != g->team_k) {
+        size_t T = (size_t)g->s.block_size;
+        float *s = realloc(g->team_scratch, (size_t)k * 2 * T * T * sizeof *s);
+        if (!s)
+            return 1;
+        g->team_scratch = s;
+        g->team_k = k;
+    }
+    return k;
+}
+
+/* The attention's scratch (a slice per thread in a team). */
+static float *head_scratch(gpt *g)
+{
+    return gpt_in_team ? g->team_scratch : g->scratch;
+}
+
+/* Zeroes n floats, on the team when in one. */
+static void zero(float *p, size_t n)
+{
+    size_t i0 = 0, i1 = n;
+    if (gpt_in_team)
+        span_blocks(n, 1024, &i0, &i1);
+    memset(p + i0, 0, (i1 - i0) * sizeof *p);
+    if (gpt_in_team) {
+#pragma omp barrier
+    }
 }
 
 /* Layer l from its input res into g->la[l] (g->dbuf and g->scratch are scratch), with the
@@ -363,8 +405,8 @@ static void layer_forward(gpt *g, int l, const float *res, int B, int T)
     /* att has room for a full block; for T < block_size it is used as [B,NH,T,T]. */
     if (drop) {
         drop_mask(g, a->keep_att, (size_t)B * NH * T * T, 1 + 3 * l);
-        gpt_attention_forward_drop(a->atty, a->att, g->scratch, a->keep_att, g->drop_scale,
-                                   a->qkv, B, T, C, NH);
+        gpt_attention_forward_drop(a->atty, a->att, head_scratch(g), a->keep_att,
+                                   g->drop_scale, a->qkv, B, T, C, NH);
     } else {
         gpt_attention_forward(a->atty, a->att, a->qkv, B, T, C, NH);
     }
@@ -386,20 +428,13 @@ static void layer_forward(gpt *g, int l, const float *res, int B, int T)
     gpt_residual_forward(a->res3, a->res2, g->dbuf, N * C);
 }
 
-static int forward(gpt *g, const int32_t *idx, const int32_t *targets, int B, int T,
-                   double *loss, int drop, uint64_t step, uint64_t micro)
+/* The forward's layers (on the calling thread, or by each thread of a team); returns the
+ * mean loss when there are targets. */
+static double forward_pass(gpt *g, const int32_t *idx, const int32_t *targets, int B, int T)
 {
     const gpt_shape *s = &g->s;
-    int C = s->n_embd, V = s->vocab_size, N = B * T;
-    if (B < 1 || B > g->max_batch || T < 1 || T > s->block_size)
-        return -EINVAL;
-    for (int i = 0; i < N; i++)
-        if (idx[i] < 0 || idx[i] >= V || (targets && (targets[i] < 0 || targets[i] >= V)))
-            return -EINVAL;
+    int C = s->n_embd, V = s->vocab_size, N = B * T, drop = g->last_drop;
     float *P = g->params;
-    g->last_drop = drop;
-    g->drop_step = step;
-    g->drop_micro = micro;
     gpt_encoder_forward(g->encoded, idx, P + g->off_wte, P + g->off_wpe, B, T, C);
     if (drop) {
         drop_mask(g, g->keep_emb, (size_t)N * C, 0);
@@ -413,16 +448,43 @@ static int forward(gpt *g, const int32_t *idx, const int32_t *targets, int B, in
     gpt_layernorm_forward(g->lnf, g->lnf_mean, g->lnf_rstd, res, P + g->off_lnfw,
                           at(P, g->off_lnfb), N, C);
     gpt_linear_forward(g->logits, g->lnf, P + g->off_wte, NULL, N, C, V);
+    return targets ? gpt_crossentropy_forward(g->logits, targets, N, V) : 0.0;
+}
+
+static int forward(gpt *g, const int32_t *idx, const int32_t *targets, int B, int T,
+                   double *loss, int drop, uint64_t step, uint64_t micro)
+{
+    const gpt_shape *s = &g->s;
+    int V = s->vocab_size, N = B * T;
+    if (B < 1 || B > g->max_batch || T < 1 || T > s->block_size)
+        return -EINVAL;
+    for (int i = 0; i < N; i++)
+        if (idx[i] < 0 || idx[i] >= V || (targets && (targets[i] < 0 || targets[i] >= V)))
+            return -EINVAL;
+    g->last_drop = drop;
+    g->drop_step = step;
+    g->drop_micro = micro;
     g->last_idx = idx;
     g->last_targets = targets;
     g->last_B = B;
     g->last_T = T;
     g->ckpt_cur = g->checkpoint - 1; /* the shared buffers hold the last segment */
-    if (targets) {
-        double l = gpt_crossentropy_forward(g->logits, targets, N, V);
-        if (loss)
-            *loss = l;
+    double l = 0;
+    int k = team_threads(g, N);
+    if (k > 1) {
+#pragma omp parallel num_threads(k)
+        {
+            gpt_team_mark(1);
+            double mine = forward_pass(g, idx, targets, B, T);
+            if (omp_get_thread_num() == 0)
+                l = mine;
+            gpt_team_mark(0);
+        }
+    } else {
+        l = forward_pass(g, idx, targets, B, T);
     }
+    if (targets && loss)
+        *loss = l;
     return 0;
 }
 
@@ -450,13 +512,34 @@ static void ckpt_need(gpt *g, int l)
         return;
     for (int j = actckpt_start(sg, L, K); j < actckpt_start(sg + 1, L, K); j++)
         layer_forward(g, j, j ? g->la[j - 1].res3 : g->encoded, g->last_B, g->last_T);
+    /* In a team every thread has read ckpt_cur before the last layer's closing barrier. */
+#pragma omp single
     g->ckpt_cur = sg;
 }
+
+static void backward_pass(gpt *g, float *grad, int accumulate, float dloss);
 
 int gpt_backward(gpt *g, float *grad, int accumulate, float dloss)
 {
     if (!g->last_targets)
         return -EINVAL;
+    int k = team_threads(g, g->last_B * g->last_T);
+    if (k > 1) {
+#pragma omp parallel num_threads(k)
+        {
+            gpt_team_mark(1);
+            backward_pass(g, grad, accumulate, dloss);
+            gpt_team_mark(0);
+        }
+    } else {
+        backward_pass(g, grad, accumulate, dloss);
+    }
+    return 0;
+}
+
+/* The backward's layers (on the calling thread, or by each thread of a team). */
+static void backward_pass(gpt *g, float *grad, int accumulate, float dloss)
+{
     const gpt_shape *s = &g->s;
     int B = g->last_B, T = g->last_T, C = s->n_embd, V = s->vocab_size, NH = s->n_head;
     int N = B * T, drop = g->last_drop;
@@ -464,13 +547,13 @@ int gpt_backward(gpt *g, float *grad, int accumulate, float dloss)
     float sc = g->drop_scale;
     float *P = g->params;
     if (!accumulate)
-        memset(grad, 0, g->nparams * sizeof(float));
+        zero(grad, g->nparams);
     gpt_crossentropy_backward(g->logits, g->last_targets, N, V, dloss);
     /* Tied output layer: its weight gradient goes to wte. */
     gpt_linear_backward(g->dbuf, 0, grad + g->off_wte, NULL, g->logits, g->lnf, P + g->off_wte,
                         N, C, V);
     const float *last = s->n_layer ? g->la[s->n_layer - 1].res3 : g->encoded;
-    memset(g->dres, 0, (size_t)N * C * sizeof(float));
+    zero(g->dres, (size_t)N * C);
     gpt_layernorm_backward(g->dres, grad + g->off_lnfw, at(grad, g->off_lnfb), g->dbuf, last,
                            P + g->off_lnfw, g->lnf_mean, g->lnf_rstd, N, C);
     for (int l = s->n_layer - 1; l >= 0; l--) {
@@ -502,10 +585,11 @@ int gpt_backward(gpt *g, float *grad, int accumulate, float dloss)
         gpt_linear_backward(g->dbuf, 0, d.attprojw, d.attprojb, dattn, a->atty, w.attprojw, N,
                             C, C);
         if (drop)
-            gpt_attention_backward_drop(g->dqkv, g->scratch, a->keep_att, sc, g->dbuf, a->qkv,
-                                        a->att, B, T, C, NH);
+            gpt_attention_backward_drop(g->dqkv, head_scratch(g), a->keep_att, sc, g->dbuf,
+                                        a->qkv, a->att, B, T, C, NH);
         else
-            gpt_attention_backward(g->dqkv, g->scratch, g->dbuf, a->qkv, a->att, B, T, C, NH);
+            gpt_attention_backward(g->dqkv, head_scratch(g), g->dbuf, a->qkv, a->att, B, T, C,
+                                   NH);
         gpt_linear_backward(g->dbuf, 0, d.qkvw, d.qkvb, g->dqkv, a->ln1, w.qkvw, N, C, 3 * C);
         gpt_layernorm_backward(g->dres, d.ln1w, d.ln1b, g->dbuf, res, w.ln1w, a->ln1_mean,
                                a->ln1_rstd, N, C);
@@ -513,5 +597,4 @@ int gpt_backward(gpt *g, float *grad, int accumulate, float dloss)
     if (drop)
         gpt_dropout(g->dres, g->dres, g->keep_emb, sc, NC);
     gpt_encoder_backward(grad + g->off_wte, grad + g->off_wpe, g->dres, g->last_idx, B, T, C);
-    return 0;
 }

@@ -82,6 +82,10 @@ typedef struct gpt {
     float *lnf, *lnf_mean, *lnf_rstd;
     float *logits;                    /* [N,V]: probabilities after a forward with targets */
     float *dres, *dbuf, *dbuf4, *dqkv, *scratch; /* backward scratch */
+    /* A pass on a team of team_k threads (gpt.c): the attention's scratch, a slice of 2·T·T
+     * floats (T the block size) per thread, allocated at the first such pass. */
+    float *team_scratch;
+    int team_k;
     float *arena;
     size_t arena_floats;
     const int32_t *last_idx, *last_targets;

@@ -107,7 +107,17 @@ typedef void (*head_fn)(const heads *h, int i, float *scratch);
 
 static void each_head(const heads *h, head_fn fn, size_t scratch_n)
 {
-    int n = h->B * h->NH, k = n > 1 && !gemm_bf16() ? omp_get_max_threads() : 1;
+    int n = h->B * h->NH;
+    if (gpt_in_team) {
+        /* The team's threads take contiguous runs of heads (the sequences of their rows);
+         * the caller gave a scratch slice per thread. The loop ends at a barrier. */
+        float *s = scratch_n ? h->scratch + (size_t)omp_get_thread_num() * scratch_n : NULL;
+#pragma omp for schedule(static)
+        for (int i = 0; i < n; i++)
+            fn(h, i, s);
+        return;
+    }
+    int k = n > 1 && !gemm_bf16() ? omp_get_max_threads() : 1;
     if (k > n)
         k = n;
     float *more = NULL;
@@ -123,6 +133,15 @@ static void each_head(const heads *h, head_fn fn, size_t scratch_n)
             fn(h, i, s);
     }
     free(more);
+}
+
+/* gpt_dropout on one head's weights, by the thread that runs the head (gpt_dropout itself
+ * would share the work with the team). */
+static void head_dropout(float *out, const float *in, const uint8_t *keep, float scale,
+                         size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = keep[i] ? in[i] * scale : 0.0f;
 }
 
 /* Where head i (head i % NH of sequence i / NH) reads and writes: its q in qkv (k and v
@@ -160,7 +179,7 @@ static void head_fwd(const heads *h, int i, float *scratch)
     softmax_rows(a, T);
     const float *w = a;
     if (h->keep) {
-        gpt_dropout(scratch, a, h->keep + (size_t)i * T * T, h->dscale, (size_t)T * T);
+        head_dropout(scratch, a, h->keep + (size_t)i * T * T, h->dscale, (size_t)T * T);
         w = scratch;
     }
     gemm_f32(0, 0, T, hs, T, 1.0f, w, T, v, C3, 0.0f, h->out + p.out, C);
@@ -203,7 +222,7 @@ static void head_bwd(const heads *h, int i, float *scratch)
     const float *w = a;
     const uint8_t *kh = h->keep ? h->keep + (size_t)i * T * T : NULL;
     if (kh) {
-        gpt_dropout(scratch + (size_t)T * T, a, kh, h->dscale, (size_t)T * T);
+        head_dropout(scratch + (size_t)T * T, a, kh, h->dscale, (size_t)T * T);
         w = scratch + (size_t)T * T;
     }
     /* datt = dout_h · vᵀ; dv = wᵀ · dout_h. */
@@ -211,7 +230,7 @@ static void head_bwd(const heads *h, int i, float *scratch)
     gemm_f32(1, 0, T, hs, T, 1.0f, w, T, d, C, 0.0f, dv, C3);
     /* Through dropout: the gradient of a dropped weight is 0, of a kept one scaled. */
     if (kh)
-        gpt_dropout(da, da, kh, h->dscale, (size_t)T * T);
+        head_dropout(da, da, kh, h->dscale, (size_t)T * T);
     /* Softmax backward row by row, in place (masked entries get 0). */
     softmax_back_rows(a, da, T);
     /* pre = scale · q·kᵀ: dq = scale · dpre·k, dk = scale · dpreᵀ·q. Each slice of dqkv gets

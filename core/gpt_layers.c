@@ -14,6 +14,13 @@
 
 static int wide = -1; /* -1: not asked yet */
 
+_Thread_local int gpt_in_team;
+
+void gpt_team_mark(int on)
+{
+    gpt_in_team = on;
+}
+
 int gpt_wide_vectors(void)
 {
     if (wide < 0)
@@ -33,29 +40,37 @@ int gpt_layers_avx512(int on)
 void gpt_encoder_forward(float *out, const int32_t *idx, const float *wte, const float *wpe,
                          int B, int T, int C)
 {
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) {
-            float *o = out + ((size_t)b * T + t) * C;
-            const float *e = wte + (size_t)idx[(size_t)b * T + t] * C;
-            const float *p = wpe + (size_t)t * C;
+    ON_THREADS((long)B * T * C >= SPAN_MIN, {
+        int r0, r1;
+        span(B * T, 1, &r0, &r1);
+        for (int r = r0; r < r1; r++) {
+            float *o = out + (size_t)r * C;
+            const float *e = wte + (size_t)idx[r] * C;
+            const float *p = wpe + (size_t)(r % T) * C;
             for (int i = 0; i < C; i++)
                 o[i] = e[i] + p[i];
         }
+    });
 }
 
+/* Split by columns: positions with the same token add to the same row of dwte, so a split by
+ * rows would race; each column still sums its positions in order. */
 void gpt_encoder_backward(float *dwte, float *dwpe, const float *dout, const int32_t *idx, int B,
                           int T, int C)
 {
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) {
-            const float *d = dout + ((size_t)b * T + t) * C;
-            float *de = dwte + (size_t)idx[(size_t)b * T + t] * C;
-            float *dp = dwpe + (size_t)t * C;
-            for (int i = 0; i < C; i++) {
+    ON_THREADS((long)B * T * C >= SPAN_MIN, {
+        int c0, c1;
+        span(C, 16, &c0, &c1);
+        for (int r = 0; r < B * T; r++) {
+            const float *d = dout + (size_t)r * C;
+            float *de = dwte + (size_t)idx[r] * C;
+            float *dp = dwpe + (size_t)(r % T) * C;
+            for (int i = c0; i < c1; i++) {
                 de[i] += d[i];
                 dp[i] += d[i];
             }
         }
+    });
 }
 
 static inline ALWAYS_INLINE void ln_fwd_body(float *out, float *mean, float *rstd,
@@ -86,14 +101,13 @@ void gpt_layernorm_forward(float *out, float *mean, float *rstd, const float *in
                            const float *w, const float *b, int N, int C)
 {
     (void)gpt_wide_vectors();
-#pragma omp parallel if ((long)N * C >= SPAN_MIN)
-    {
+    ON_THREADS((long)N * C >= SPAN_MIN, {
         int n0, n1;
         span(N, 1, &n0, &n1);
         if (n0 < n1)
             ln_fwd(out + (size_t)n0 * C, mean + n0, rstd + n0, inp + (size_t)n0 * C, w, b,
                    n1 - n0, C);
-    }
+    });
 }
 
 /* Layernorm backward in two passes, so that both run on the job's threads: dinp row by row
@@ -166,8 +180,7 @@ void gpt_layernorm_backward(float *dinp, float *dw, float *db, const float *dout
                             const float *rstd, int N, int C)
 {
     (void)gpt_wide_vectors();
-#pragma omp parallel if ((long)N * C >= SPAN_MIN)
-    {
+    ON_THREADS((long)N * C >= SPAN_MIN, {
         int n0, n1, c0, c1;
         span(N, 1, &n0, &n1);
         if (n0 < n1)
@@ -176,39 +189,86 @@ void gpt_layernorm_backward(float *dinp, float *dw, float *db, const float *dout
         span(C, 16, &c0, &c1);
         if (c0 < c1)
             ln_bwd_cols(dw, db, dout, inp, mean, rstd, N, C, c0, c1);
-    }
+    });
 }
 
-void gpt_linear_forward(float *out, const float *inp, const float *w, const float *b, int N,
-                        int C, int OC)
+/* Rows [n0, n1) of the forward. */
+static void linear_fwd_rows(float *out, const float *inp, const float *w, const float *b,
+                            int n0, int n1, int C, int OC)
 {
-    gemm_f32(0, 1, N, OC, C, 1.0f, inp, C, w, C, 0.0f, out, OC);
+    gemm_f32(0, 1, n1 - n0, OC, C, 1.0f, inp + (size_t)n0 * C, C, w, C, 0.0f,
+             out + (size_t)n0 * OC, OC);
     if (b)
-        for (int n = 0; n < N; n++) {
+        for (int n = n0; n < n1; n++) {
             float *o = out + (size_t)n * OC;
             for (int j = 0; j < OC; j++)
                 o[j] += b[j];
         }
 }
 
-void gpt_linear_backward(float *dinp, int dinp_add, float *dw, float *db, const float *dout,
-                         const float *inp, const float *w, int N, int C, int OC)
+/* In a team each thread multiplies its piece of the rows on its own (oneDNN runs a product
+ * called inside a parallel region on the calling thread); outside, oneDNN spreads the one
+ * product over the job's threads. */
+void gpt_linear_forward(float *out, const float *inp, const float *w, const float *b, int N,
+                        int C, int OC)
 {
-    if (dinp)
-        gemm_f32(0, 0, N, C, OC, 1.0f, dout, OC, w, C, dinp_add ? 1.0f : 0.0f, dinp, C);
-    gemm_f32(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);
+    if (!gpt_in_team) {
+        linear_fwd_rows(out, inp, w, b, 0, N, C, OC);
+        return;
+    }
+    int n0, n1;
+    span(N, 1, &n0, &n1);
+    if (n0 < n1)
+        linear_fwd_rows(out, inp, w, b, n0, n1, C, OC);
+#pragma omp barrier
+}
+
+/* Rows [n0, n1) of dinp; rows [o0, o1) of dw and entries [o0, o1) of db (each sums all N rows
+ * of dout in order). */
+static void linear_bwd_part(float *dinp, int dinp_add, float *dw, float *db, const float *dout,
+                            const float *inp, const float *w, int N, int C, int OC, int n0,
+                            int n1, int o0, int o1)
+{
+    if (dinp && n0 < n1)
+        gemm_f32(0, 0, n1 - n0, C, OC, 1.0f, dout + (size_t)n0 * OC, OC, w, C,
+                 dinp_add ? 1.0f : 0.0f, dinp + (size_t)n0 * C, C);
+    if (o0 >= o1)
+        return;
+    gemm_f32(1, 0, o1 - o0, C, N, 1.0f, dout + o0, OC, inp, C, 1.0f, dw + (size_t)o0 * C, C);
     if (db)
         for (int n = 0; n < N; n++) {
             const float *d = dout + (size_t)n * OC;
-            for (int j = 0; j < OC; j++)
+            for (int j = o0; j < o1; j++)
                 db[j] += d[j];
         }
 }
 
+/* In a team: dinp by rows, dw and db by output rows; both read only dout, inp and w, so one
+ * barrier at the end serves both. */
+void gpt_linear_backward(float *dinp, int dinp_add, float *dw, float *db, const float *dout,
+                         const float *inp, const float *w, int N, int C, int OC)
+{
+    if (!gpt_in_team) {
+        linear_bwd_part(dinp, dinp_add, dw, db, dout, inp, w, N, C, OC, 0, N, 0, OC);
+        return;
+    }
+    int n0, n1, o0, o1;
+    span(N, 1, &n0, &n1);
+    span(OC, 16, &o0, &o1);
+    linear_bwd_part(dinp, dinp_add, dw, db, dout, inp, w, N, C, OC, n0, n1, o0, o1);
+#pragma omp barrier
+}
+
 void gpt_dropout(float *out, const float *in, const uint8_t *keep, float scale, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
+    size_t i0 = 0, i1 = n;
+    if (gpt_in_team)
+        span_blocks(n, 64, &i0, &i1);
+    for (size_t i = i0; i < i1; i++)
         out[i] = keep[i] ? in[i] * scale : 0.0f;
+    if (gpt_in_team) {
+#pragma omp barrier
+    }
 }
 
 #define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
@@ -283,49 +343,55 @@ TWO_WAYS(gelu_fwd_d, (float *out, float *dgelu, const float *inp, int n, int kin
 void gpt_gelu_forward_d(float *out, float *dgelu, const float *inp, int n, int kind)
 {
     (void)gpt_wide_vectors();
-#pragma omp parallel if (n >= SPAN_MIN)
-    {
+    ON_THREADS(n >= SPAN_MIN, {
         int i0, i1;
         span(n, 64, &i0, &i1);
         if (i0 < i1)
             gelu_fwd_d(out + i0, dgelu + i0, inp + i0, i1 - i0, kind);
-    }
+    });
 }
 
 void gpt_gelu_backward_d(float *dinp, const float *dgelu, const float *dout, int n)
 {
-#pragma omp parallel if (n >= SPAN_MIN)
-    {
+    ON_THREADS(n >= SPAN_MIN, {
         int i0, i1;
         span(n, 64, &i0, &i1);
         for (int i = i0; i < i1; i++)
             dinp[i] = dgelu[i] * dout[i];
-    }
+    });
 }
 
 void gpt_residual_forward(float *out, const float *a, const float *b, int n)
 {
-#pragma omp parallel if (n >= SPAN_MIN)
-    {
+    ON_THREADS(n >= SPAN_MIN, {
         int i0, i1;
         span(n, 64, &i0, &i1);
         for (int i = i0; i < i1; i++)
             out[i] = a[i] + b[i];
-    }
+    });
 }
 
+/* The softmax by rows on the threads; the loss is summed in row order afterwards (by each
+ * thread of a team alike, so every thread returns it), so its bits do not depend on the
+ * split. */
 double gpt_crossentropy_forward(float *logits, const int32_t *targets, int N, int V)
 {
+    ON_THREADS((long)N * V >= SPAN_MIN, {
+        int n0, n1;
+        span(N, 1, &n0, &n1);
+        for (int n = n0; n < n1; n++) {
+            float *row = logits + (size_t)n * V;
+            float mx = max_lanes(row, V);
+            float inv = 1.0f / exp_sum_lanes(row, mx, V);
+            for (int j = 0; j < V; j++)
+                row[j] *= inv;
+        }
+    });
     double total = 0.0;
     for (int n = 0; n < N; n++) {
-        float *row = logits + (size_t)n * V;
-        float mx = max_lanes(row, V);
-        float inv = 1.0f / exp_sum_lanes(row, mx, V);
-        for (int j = 0; j < V; j++)
-            row[j] *= inv;
         /* −log p computed from the probability; clamp so that a p that underflowed to 0
          * gives a large finite loss rather than inf. */
-        float p = row[targets[n]];
+        float p = logits[(size_t)n * V + targets[n]];
         total += -log(p > 1e-38f ? (double)p : 1e-38);
     }
     return total / N;
@@ -334,10 +400,14 @@ double gpt_crossentropy_forward(float *logits, const int32_t *targets, int N, in
 void gpt_crossentropy_backward(float *probs, const int32_t *targets, int N, int V, float dloss)
 {
     float s = dloss / (float)N;
-    for (int n = 0; n < N; n++) {
-        float *row = probs + (size_t)n * V;
-        for (int j = 0; j < V; j++)
-            row[j] *= s;
-        row[targets[n]] -= s;
-    }
+    ON_THREADS((long)N * V >= SPAN_MIN, {
+        int n0, n1;
+        span(N, 1, &n0, &n1);
+        for (int n = n0; n < n1; n++) {
+            float *row = probs + (size_t)n * V;
+            for (int j = 0; j < V; j++)
+                row[j] *= s;
+            row[targets[n]] -= s;
+        }
+    });
 }

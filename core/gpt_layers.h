@@ -19,6 +19,15 @@ enum gpt_gelu { GPT_GELU_TANH = 0, GPT_GELU_ERF = 1 };
  * thread-safe: for tests and benchmarks that compare the two. */
 int gpt_layers_avx512(int on);
 
+/* Teams: a caller may run a whole pass of these functions on one OpenMP team of its threads
+ * (gpt.c does). Each thread of the parallel region calls gpt_team_mark(1) first and
+ * gpt_team_mark(0) last, and every thread then calls every function with the same arguments:
+ * each function shares its work over the team and returns after a barrier. Without the mark
+ * a function runs on a team of its own (large work) or on the calling thread. The results do
+ * not depend on the split, except the matrix products', which are the same for a given
+ * thread count. Scratch buffers of the attention then hold one slice per thread of the team. */
+void gpt_team_mark(int on);
+
 /* out[b,t,:] = wte[idx[b,t],:] + wpe[t,:]. */
 void gpt_encoder_forward(float *out, const int32_t *idx, const float *wte, const float *wpe,
                          int B, int T, int C);

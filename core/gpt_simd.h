@@ -1,10 +1,11 @@
-/* gpt_simd — what the GPT's layer files share (internal to core/gpt_layers.c and
+/* gpt_simd — what the GPT's files share (internal to core/gpt.c, core/gpt_layers.c and
  * core/gpt_attention.c): the AVX-512/AVX2 double build of a loop, the split of a loop over a
- * job's threads, and sums in fixed lanes. */
+ * job's threads (and the team a pass runs on), and sums in fixed lanes. */
 #ifndef ANNEALD_GPT_SIMD_H
 #define ANNEALD_GPT_SIMD_H
 
 #include <math.h>
+#include <stddef.h>
 #ifdef _OPENMP
 #include <omp.h>
 #else /* built without OpenMP (the fuzzing build): every loop on the calling thread */
@@ -52,6 +53,32 @@ int gpt_wide_vectors(void);
  * Work under SPAN_MIN elements stays on the calling thread: waking the others costs more. */
 #define SPAN_MIN 32768
 
+/* A pass of the model (gpt.c's forward or backward) may run on one team of the job's threads
+ * from start to end: every layer function is then called by each thread of the team, splits
+ * its work over the team, and ends at a barrier, so the layers keep their order exactly as in
+ * a serial pass. Outside a team, a function opens a team of its own when its work is large
+ * enough. The team version saves the waking of sleeping threads at every layer (about 120
+ * times a step for the README's GPT, tens of microseconds each) and lets each matrix product
+ * run as a few single-threaded products on pieces of its rows. gpt_in_team is this thread's
+ * mark, set by gpt_team_enter (an explicit mark rather than omp_in_parallel: a caller inside
+ * a parallel region of its own is not a team of the model). */
+extern _Thread_local int gpt_in_team;
+
+/* body on the job's threads: by the calling team, then a barrier; or by a team opened here
+ * when big is true; else on the calling thread alone. body splits its work with span(). */
+#define ON_THREADS(big, ...)                                     \
+    do {                                                         \
+        if (gpt_in_team) {                                       \
+            { __VA_ARGS__ }                                      \
+            _Pragma("omp barrier")                               \
+        } else {                                                 \
+            int on_threads_big_ = (big);                         \
+            (void)on_threads_big_;                               \
+            _Pragma("omp parallel if (on_threads_big_)")         \
+            { __VA_ARGS__ }                                      \
+        }                                                        \
+    } while (0)
+
 /* This thread's piece [*i0, *i1) of n items, pieces starting at multiples of align. */
 static inline void span(int n, int align, int *i0, int *i1)
 {
@@ -60,6 +87,15 @@ static inline void span(int n, int align, int *i0, int *i1)
     long a = (long)t * per, b = a + per;
     *i0 = a < n ? (int)a : n;
     *i1 = b < n ? (int)b : n;
+}
+
+/* This thread's piece [*i0, *i1) of n elements, in whole blocks of `block` elements. */
+static inline void span_blocks(size_t n, size_t block, size_t *i0, size_t *i1)
+{
+    int b0, b1;
+    span((int)((n + block - 1) / block), 1, &b0, &b1);
+    *i0 = (size_t)b0 * block < n ? (size_t)b0 * block : n;
+    *i1 = (size_t)b1 * block < n ? (size_t)b1 * block : n;
 }
 
 /* Sums run in LANES independent partial sums (element i goes to lane i % LANES), added up

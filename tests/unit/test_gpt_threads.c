@@ -3,7 +3,9 @@
  * bits as at 1 thread — with dropout, with bf16 products (whose heads stay on the calling
  * thread, the element-wise layers not), and at sizes below the threshold under which
  * the work stays on the calling thread. A test that the comparison can fail: a changed input
- * changes the outputs. */
+ * changes the outputs. And the whole model's passes, which run on one team of threads
+ * (core/gpt.c): loss and gradients at 2 and 3 threads against 1, with and without dropout
+ * and activation checkpointing. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +16,7 @@
 #include <cmocka.h>
 
 #include "core/gemm.h"
+#include "core/gpt.h"
 #include "core/gpt_layers.h"
 #include "core/rng.h"
 
@@ -158,6 +161,73 @@ static void test_threads_small(void **state)
     same_at_any_thread_count(&odd);
 }
 
+/* One training forward and backward of a model large enough for its passes to run on a team
+ * (B·T·C = 32,768), at the given thread count: the loss, then every gradient. */
+static float *model_pass(float dropout, int checkpoint, int threads, int tweak, double *loss)
+{
+    gpt_shape s = {.vocab_size = 37, .block_size = 64, .n_layer = 3, .n_head = 4,
+                   .n_embd = 128, .bias = 1, .gelu = GPT_GELU_TANH, .dropout = dropout};
+    enum { B = 4, T = 64 };
+    gpt *g;
+    an_err err;
+    assert_int_equal(gpt_create_ex(&g, &s, 11, B, checkpoint, &err), 0);
+    int32_t idx[B * T], tg[B * T];
+    for (int i = 0; i < B * T; i++) {
+        idx[i] = (i * 7 + 3 + tweak) % s.vocab_size;
+        tg[i] = (i * 11 + 5) % s.vocab_size;
+    }
+    assert_int_equal(gemm_set_threads(threads), 0);
+    assert_int_equal(gpt_forward_train(g, idx, tg, B, T, loss, 5, 0), 0);
+    assert_int_equal(gpt_backward(g, g->grads, 0, 1.0f), 0);
+    gemm_set_threads(1);
+    float *grads = malloc(g->nparams * sizeof *grads);
+    assert_non_null(grads);
+    memcpy(grads, g->grads, g->nparams * sizeof *grads);
+    gpt_free(g);
+    return grads;
+}
+
+static void model_same_bits(float dropout, int checkpoint)
+{
+    size_t np;
+    {
+        gpt_shape s = {.vocab_size = 37, .block_size = 64, .n_layer = 3, .n_head = 4,
+                       .n_embd = 128, .bias = 1};
+        np = gpt_param_count(&s);
+    }
+    double l1, lt;
+    float *one = model_pass(dropout, checkpoint, 1, 0, &l1);
+    size_t nonzero = 0;
+    for (size_t i = 0; i < np; i++)
+        nonzero += one[i] != 0.0f;
+    assert_true(nonzero > np / 2);
+    for (int t = 2; t <= 3; t++) {
+        float *more = model_pass(dropout, checkpoint, t, 0, &lt);
+        assert_memory_equal(&lt, &l1, sizeof l1);
+        assert_memory_equal(more, one, np * sizeof *one);
+        free(more);
+    }
+    /* The comparison can fail: other tokens give another loss and other gradients. */
+    float *other = model_pass(dropout, checkpoint, 2, 1, &lt);
+    assert_memory_not_equal(&lt, &l1, sizeof l1);
+    assert_memory_not_equal(other, one, np * sizeof *one);
+    free(other);
+    free(one);
+}
+
+static void test_model_same_bits(void **state)
+{
+    (void)state;
+    model_same_bits(0.0f, 0);
+}
+
+static void test_model_dropout_checkpointing(void **state)
+{
+    (void)state;
+    model_same_bits(0.1f, 0);
+    model_same_bits(0.1f, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -165,6 +235,8 @@ int main(void)
         cmocka_unit_test(test_threads_dropout),
         cmocka_unit_test(test_threads_bf16),
         cmocka_unit_test(test_threads_small),
+        cmocka_unit_test(test_model_same_bits),
+        cmocka_unit_test(test_model_dropout_checkpointing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
