@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "core/gemm.h"
+#include "core/gpt_heads.h"
 #include "core/gpt_layers.h"
 #include "core/gpt_simd.h"
 
@@ -149,6 +150,7 @@ static void head_dropout(float *out, const float *in, const uint8_t *keep, float
 typedef struct head_at {
     int T, C, hs, C3;
     float scale;           /* 1/√hs */
+    int fast;              /* the products of gpt_heads.c (float32, small heads) */
     size_t qkv, out;       /* offsets */
     const float *q, *k, *v;
 } head_at;
@@ -159,6 +161,7 @@ static head_at head_place(const heads *h, int i)
     int b = i / h->NH, hd = i % h->NH;
     p.T = h->T, p.C = h->C, p.hs = h->C / h->NH, p.C3 = 3 * h->C;
     p.scale = 1.0f / sqrtf((float)p.hs);
+    p.fast = !gemm_bf16() && gpt_head_fast(p.T, p.hs);
     p.qkv = (size_t)b * (size_t)p.T * (size_t)p.C3 + (size_t)hd * (size_t)p.hs;
     p.out = (size_t)b * (size_t)p.T * (size_t)p.C + (size_t)hd * (size_t)p.hs;
     p.q = h->qkv + p.qkv;
@@ -173,16 +176,23 @@ static void head_fwd(const heads *h, int i, float *scratch)
     int T = p.T, C = p.C, hs = p.hs, C3 = p.C3;
     const float *q = p.q, *k = p.k, *v = p.v;
     float *a = h->att + (size_t)i * T * T;
+    int fast = p.fast;
     /* All T×T scores in one product; the upper triangle is computed and then masked, which
-     * costs less than T small products. */
-    gemm_f32(0, 1, T, T, hs, p.scale, q, C3, k, C3, 0.0f, a, T);
+     * costs less than T small products (the fast path skips the blocks past the diagonal). */
+    if (fast)
+        gpt_head_scores(a, q, C3, k, C3, T, hs, p.scale);
+    else
+        gemm_f32(0, 1, T, T, hs, p.scale, q, C3, k, C3, 0.0f, a, T);
     softmax_rows(a, T);
     const float *w = a;
     if (h->keep) {
         head_dropout(scratch, a, h->keep + (size_t)i * T * T, h->dscale, (size_t)T * T);
         w = scratch;
     }
-    gemm_f32(0, 0, T, hs, T, 1.0f, w, T, v, C3, 0.0f, h->out + p.out, C);
+    if (fast)
+        gpt_head_lower(h->out + p.out, C, w, v, C3, T, hs, 1.0f);
+    else
+        gemm_f32(0, 0, T, hs, T, 1.0f, w, T, v, C3, 0.0f, h->out + p.out, C);
 }
 
 /* Attention forward; keep == NULL: no dropout (and scratch unused). */
@@ -226,8 +236,13 @@ static void head_bwd(const heads *h, int i, float *scratch)
         w = scratch + (size_t)T * T;
     }
     /* datt = dout_h · vᵀ; dv = wᵀ · dout_h. */
-    gemm_f32(0, 1, T, T, hs, 1.0f, d, C, v, C3, 0.0f, da, T);
-    gemm_f32(1, 0, T, hs, T, 1.0f, w, T, d, C, 0.0f, dv, C3);
+    if (p.fast) {
+        gpt_head_scores(da, d, C, v, C3, T, hs, 1.0f);
+        gpt_head_lower_t(dv, C3, w, d, C, T, hs, 1.0f);
+    } else {
+        gemm_f32(0, 1, T, T, hs, 1.0f, d, C, v, C3, 0.0f, da, T);
+        gemm_f32(1, 0, T, hs, T, 1.0f, w, T, d, C, 0.0f, dv, C3);
+    }
     /* Through dropout: the gradient of a dropped weight is 0, of a kept one scaled. */
     if (kh)
         head_dropout(da, da, kh, h->dscale, (size_t)T * T);
@@ -235,8 +250,13 @@ static void head_bwd(const heads *h, int i, float *scratch)
     softmax_back_rows(a, da, T);
     /* pre = scale · q·kᵀ: dq = scale · dpre·k, dk = scale · dpreᵀ·q. Each slice of dqkv gets
      * one product, so they are written, not added to (no zeroing pass). */
-    gemm_f32(0, 0, T, hs, T, scale, da, T, k, C3, 0.0f, dq, C3);
-    gemm_f32(1, 0, T, hs, T, scale, da, T, q, C3, 0.0f, dk, C3);
+    if (p.fast) {
+        gpt_head_lower(dq, C3, da, k, C3, T, hs, scale);
+        gpt_head_lower_t(dk, C3, da, q, C3, T, hs, scale);
+    } else {
+        gemm_f32(0, 0, T, hs, T, scale, da, T, k, C3, 0.0f, dq, C3);
+        gemm_f32(1, 0, T, hs, T, scale, da, T, q, C3, 0.0f, dk, C3);
+    }
 }
 
 /* Attention backward; keep == NULL: no dropout (scratch T·T, else 2·T·T). */
