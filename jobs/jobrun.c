@@ -21,6 +21,21 @@
 #include "util/util.h"
 #include "util/log.h"
 
+/* Rows ahead of the one being written whose line is fetched (see run_admitted). */
+#define ROW_AHEAD 8
+
+/* Fetches the line at p ready to be written: PREFETCHW (x86 CPUs without it take it as a
+ * no-op). The build's baseline turns __builtin_prefetch into a read prefetch, after which
+ * the write still waits for the other core to give the line up. */
+static inline void prefetch_write(const void *p)
+{
+#if defined(__x86_64__)
+    __asm__ volatile("prefetchw %0" : : "m"(*(const char *)p));
+#else
+    __builtin_prefetch(p, 1, 3);
+#endif
+}
+
 /* Makes `rep` the run's snapshot that the loop thread reads; `now` is the monotonic time. */
 static void publish(wctx *w, const train_report *rep, int64_t total, double now)
 {
@@ -407,6 +422,11 @@ static void run_admitted(wctx *w)
             failed = 1;
             break;
         }
+        /* A row's line was last in the writer thread's cache (or in none): ask for it a few
+         * steps ahead, so that its fetch overlaps the training instead of holding up the
+         * stores behind this one (the tutorial job ran about 10 % slower without). */
+        if (w->nbatch + ROW_AHEAD < METRIC_BATCH)
+            prefetch_write(&w->batch[w->nbatch + ROW_AHEAD]);
         store_metric *m = &w->batch[w->nbatch++];
         m->step = rep.step;
         m->loss = rep.loss;
