@@ -343,10 +343,8 @@ static void run_admitted(wctx *w)
     w->samples_per_sec = NAN;
     memset(&w->pace, 0, sizeof w->pace);
     pace_add(&w->pace, w->t0, rep.step);
-    w->nstamped = w->nbatch = w->nval = w->nev = 0;
-    w->batch = w->slot[w->wr.head].batch;
-    w->vbatch = w->slot[w->wr.head].vbatch;
-    w->ev = w->slot[w->wr.head].ev;
+    w->compact = spec.ngroups == 0; /* one learning rate */
+    wctx_slot_begin(w);
     w->fp16_prev = wctx_fp16_scale_at(w, run->id, rep.step);
     w->wr.rc = 0; /* the queue is empty: the previous run drained it */
     w->t_last = w->time_base;
@@ -425,15 +423,23 @@ static void run_admitted(wctx *w)
         /* A row's line was last in the writer thread's cache (or in none): ask for it a few
          * steps ahead, so that its fetch overlaps the training instead of holding up the
          * stores behind this one (the tutorial job ran about 10 % slower without). */
-        if (w->nbatch + ROW_AHEAD < METRIC_BATCH)
-            prefetch_write(&w->batch[w->nbatch + ROW_AHEAD]);
-        store_metric *m = &w->batch[w->nbatch++];
-        m->step = rep.step;
-        m->loss = rep.loss;
-        m->n_lr = rep.ngroups < STORE_MAX_LR ? rep.ngroups : STORE_MAX_LR;
-        for (int g = 0; g < m->n_lr; g++)
-            m->lr[g] = rep.lr[g];
-        m->grad_norm = rep.grad_norm;
+        if (w->compact) {
+            wrow *r = &w->crow[w->nbatch++];
+            r->step = rep.step;
+            r->loss = rep.loss;
+            r->grad_norm = rep.grad_norm;
+            r->lr = rep.lr[0];
+        } else {
+            if (w->nbatch + ROW_AHEAD < METRIC_BATCH)
+                prefetch_write(&w->batch[w->nbatch + ROW_AHEAD]);
+            store_metric *m = &w->batch[w->nbatch++];
+            m->step = rep.step;
+            m->loss = rep.loss;
+            m->n_lr = rep.ngroups < STORE_MAX_LR ? rep.ngroups : STORE_MAX_LR;
+            for (int g = 0; g < m->n_lr; g++)
+                m->lr[g] = rep.lr[g];
+            m->grad_norm = rep.grad_norm;
+        }
         wctx_fp16_note(w, rep.step, rep.loss_scale, rep.skipped);
         if (rep.has_val) {
             store_val_metric *v = &w->vbatch[w->nval++];

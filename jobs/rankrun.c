@@ -375,12 +375,10 @@ store_job_state rankrun(wctx *w, const store_job *row, const job_spec *spec, cha
     w->samples_per_sec = NAN;
     memset(&w->pace, 0, sizeof w->pace);
     pace_add(&w->pace, w->t0, step);
-    w->nstamped = w->nbatch = w->nval = w->nev = 0;
+    w->compact = 0; /* the ranks' rows come whole, each with its own time */
+    wctx_slot_begin(w);
     /* fp16: rank 0 sends each row's loss scale; the events go as in a one-process run. */
     w->fp16_prev = wctx_fp16_scale_at(w, row->id, step);
-    w->batch = w->slot[w->wr.head].batch;
-    w->vbatch = w->slot[w->wr.head].vbatch;
-    w->ev = w->slot[w->wr.head].ev;
     w->wr.rc = 0;
     w->t_last = w->time_base;
     r->last.step = step;

@@ -27,10 +27,32 @@
  * (store/walcopy.h) pass without the worker waiting. */
 #define WRITE_SLOTS 8
 
+/* An optimizer step of a job with one learning rate, as the worker records it (wslot). */
+typedef struct wrow {
+    int64_t step;
+    double loss, grad_norm, lr;
+} wrow;
+
+/* A clock read (wctx_stamp) in a compact slot: the rows from the previous mark's end to `end`
+ * get times spread evenly from t_prev (the previous read's) to t. */
+typedef struct wmark {
+    size_t end;
+    double t_prev, t, wall;
+} wmark;
+
 /* One batch of rows for the writer: metrics, validation rows and progress, and optionally a
  * checkpoint that commits with them in one transaction. */
 typedef struct wslot {
     store_metric *batch;       /* METRIC_BATCH rows of wctx.rows (set by writer_start) */
+    /* A compact slot (a job with one learning rate: nearly every job) has its steps in crow,
+     * 32 bytes each, and its clock reads in marks; the writer writes them into batch before
+     * it commits the slot. A row of batch is 576 bytes, a new cache line every step, and
+     * that line was last in the writer's cache: filled by the worker step by step, each
+     * row's line held the training up while it came (about 5 % of the fastest job). */
+    int compact;
+    wrow crow[METRIC_BATCH];
+    wmark marks[METRIC_BATCH];
+    size_t nmarks;
     /* Validation rows of the batch: at most one per metric row, so they never outgrow it. */
     store_val_metric vbatch[METRIC_BATCH];
     /* fp16 jobs' loss-scale events of the batch (store/fp16.c): at most one per metric row. */
@@ -85,6 +107,8 @@ typedef struct wctx {
     wslot slot[WRITE_SLOTS];
     writer wr;
     store_metric *batch;       /* rows of the slot being filled (slot[wr.head]) */
+    wrow *crow;                /* …or its compact steps (compact runs) */
+    int compact;               /* this run's slots are compact (wctx_slot_begin) */
     size_t nbatch;
     store_val_metric *vbatch;  /* its validation rows */
     size_t nval;
@@ -117,6 +141,9 @@ void writer_stop(wctx *w);
 /* Reads the clock and gives the rows since the previous read their times (see writer.c).
  * Returns the monotonic time read. */
 double wctx_stamp(wctx *w, int64_t step);
+/* Points batch, crow, vbatch and ev at the slot now being filled (slot[wr.head]), empty, and
+ * makes it compact if the run is. */
+void wctx_slot_begin(wctx *w);
 
 /* Queues the metric batch (stamped, with the progress of `last`) for the writer. Returns the
  * writer's first failure so far. */

@@ -24,16 +24,61 @@ double wctx_stamp(wctx *w, int64_t step)
     double t = w->time_base + (now - w->t0);
     double wall = (double)time(NULL);
     size_t c = w->nbatch - w->nstamped;
-    for (size_t k = 1; k <= c; k++) {
-        store_metric *m = &w->batch[w->nstamped + k - 1];
-        m->time = k == c ? t : w->t_last + (t - w->t_last) * (double)k / (double)c;
-        m->wall = wall;
-    }
+    wslot *s = &w->slot[w->wr.head];
+    if (s->compact && c)
+        s->marks[s->nmarks++] = (wmark){.end = w->nbatch, .t_prev = w->t_last, .t = t,
+                                        .wall = wall};
+    else
+        for (size_t k = 1; k <= c; k++) {
+            store_metric *m = &w->batch[w->nstamped + k - 1];
+            m->time = k == c ? t : w->t_last + (t - w->t_last) * (double)k / (double)c;
+            m->wall = wall;
+        }
     w->nstamped = w->nbatch;
     w->t_last = t;
     w->now = now;
     w->now_step = step;
     return now;
+}
+
+/* A compact slot's steps written into its rows, with the times wctx_stamp gave them. */
+static void expand(wslot *s)
+{
+    if (!s->compact)
+        return;
+    size_t k0 = 0;
+    for (size_t i = 0; i < s->nmarks; i++) {
+        const wmark *mk = &s->marks[i];
+        size_t c = mk->end - k0;
+        for (size_t k = 1; k <= c; k++) {
+            store_metric *m = &s->batch[k0 + k - 1];
+            const wrow *r = &s->crow[k0 + k - 1];
+            m->step = r->step;
+            m->loss = r->loss;
+            m->grad_norm = r->grad_norm;
+            m->n_lr = 1;
+            m->lr[0] = r->lr;
+            m->time = k == c ? mk->t : mk->t_prev + (mk->t - mk->t_prev) * (double)k / (double)c;
+            m->wall = mk->wall;
+        }
+        k0 = mk->end;
+    }
+    assert(k0 == s->nbatch);
+}
+
+void wctx_slot_begin(wctx *w)
+{
+    wslot *s = &w->slot[w->wr.head];
+    s->compact = w->compact;
+    s->nmarks = 0;
+    w->batch = s->batch;
+    w->crow = s->crow;
+    w->vbatch = s->vbatch;
+    w->ev = s->ev;
+    w->nbatch = 0;
+    w->nval = 0;
+    w->nev = 0;
+    w->nstamped = 0;
 }
 
 static void progress_of(const wctx *w, const train_report *rep, store_progress *p)
@@ -82,13 +127,7 @@ static int submit(wctx *w, an_err *e)
         uv_cond_wait(&w->wr.cond, &w->wr.mu);
     int rc = writer_failure(w, e);
     uv_mutex_unlock(&w->wr.mu);
-    w->batch = w->slot[w->wr.head].batch;
-    w->vbatch = w->slot[w->wr.head].vbatch;
-    w->ev = w->slot[w->wr.head].ev;
-    w->nbatch = 0;
-    w->nval = 0;
-    w->nev = 0;
-    w->nstamped = 0;
+    wctx_slot_begin(w);
     return rc;
 }
 
@@ -230,6 +269,8 @@ static void writer_main(void *arg)
         uv_mutex_unlock(&w->wr.mu);
         const wslot *last = &w->slot[w->wr.tail + k - 1];
         size_t nrows = (size_t)(k - 1) * METRIC_BATCH + last->nbatch;
+        for (int j = 0; j < k && !skip; j++)
+            expand(&w->slot[w->wr.tail + j]);
         an_err e;
         an_err_clear(&e);
         const char *what = "metrics";

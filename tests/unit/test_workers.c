@@ -191,6 +191,74 @@ static void rows_between_clock_reads_get_spread_times(void **state)
     w->nbatch = w->nstamped = 0;
 }
 
+/* A run with one learning rate records compact steps (wslot.crow) and clock reads; the
+ * writer writes them into whole rows before it commits: every value back as recorded, and
+ * the times those of wctx_stamp's even spread (an empty read between moves the base), over
+ * more than one slot. */
+static void compact_steps_are_written_whole_by_the_writer(void **state)
+{
+    ring_env *v = *state;
+    wctx *w = v->w;
+    an_err e;
+    w->compact = 1;
+    wctx_slot_begin(w);
+    w->t0 = util_now();
+    w->time_base = 2.0;
+    w->t_last = 2.0;
+    enum { N = METRIC_BATCH + 700 };
+    static double want_time[N + 1];
+    size_t marks[] = {5, 5, 8, 900, METRIC_BATCH - 1, METRIC_BATCH, METRIC_BATCH + 3, N};
+    int64_t step = 0;
+    double base = 2.0;
+    train_report last;
+    memset(&last, 0, sizeof last);
+    size_t first = 0; /* the first step of the current stamp interval (0-based) */
+    for (size_t i = 0; i < sizeof marks / sizeof *marks; i++) {
+        while ((size_t)step < marks[i]) {
+            if (w->nbatch == METRIC_BATCH) { /* as the worker: a full slot is flushed */
+                last.step = step;
+                assert_int_equal(wctx_flush(w, &last, &e), 0);
+                first = (size_t)step;
+                base = w->t_last;
+            }
+            step++;
+            wrow *r = &w->crow[w->nbatch++];
+            r->step = step;
+            r->loss = 1.0 / (double)step;
+            r->grad_norm = step % 7 ? (double)step / 3.0 : NAN;
+            r->lr = 1e-3 * (double)(step % 5 + 1);
+        }
+        double t = 2.0 + (wctx_stamp(w, step) - w->t0);
+        size_t c = (size_t)step - first;
+        for (size_t k = 1; k <= c; k++)
+            want_time[first + k] = k == c ? t : base + (t - base) * (double)k / (double)c;
+        first = (size_t)step;
+        base = t;
+    }
+    last.step = step;
+    assert_int_equal(wctx_flush(w, &last, &e), 0);
+    assert_int_equal(wctx_drain(w, &e), 0);
+    store_series ser;
+    memset(&ser, 0, sizeof ser);
+    assert_int_equal(store_metrics_query(&v->f->s, v->id, 1, -1, 0, &ser, &e), 0);
+    assert_int_equal(ser.n, (size_t)N);
+    assert_int_equal(ser.n_lr, 1);
+    for (size_t i = 0; i < ser.n; i++) {
+        int64_t s1 = (int64_t)i + 1;
+        assert_int_equal(ser.step[i], s1);
+        assert_true(ser.loss[i] == 1.0 / (double)s1);
+        if (s1 % 7)
+            assert_true(ser.grad_norm[i] == (double)s1 / 3.0);
+        else
+            assert_true(isnan(ser.grad_norm[i]));
+        assert_true(ser.lr[i] == 1e-3 * (double)(s1 % 5 + 1));
+        if (ser.time[i] != want_time[i + 1])
+            fail_msg("time of step %lld: %.17g, want %.17g", (long long)s1, ser.time[i],
+                     want_time[i + 1]);
+    }
+    store_series_free(&ser);
+}
+
 static void a_failure_drops_what_is_queued_behind_it(void **state)
 {
     ring_env *v = *state;
@@ -247,6 +315,8 @@ int main(void)
                                         ring_teardown),
         cmocka_unit_test_setup_teardown(rows_between_clock_reads_get_spread_times, ring_setup,
                                         ring_teardown),
+        cmocka_unit_test_setup_teardown(compact_steps_are_written_whole_by_the_writer,
+                                        ring_setup, ring_teardown),
         cmocka_unit_test_setup_teardown(a_failure_drops_what_is_queued_behind_it, ring_setup,
                                         ring_teardown),
         cmocka_unit_test_setup_teardown(full_batches_queued_behind_commit_together, ring_setup,
