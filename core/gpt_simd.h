@@ -6,13 +6,7 @@
 
 #include <math.h>
 #include <stddef.h>
-#ifdef _OPENMP
-#include <omp.h>
-#else /* built without OpenMP (the fuzzing build): every loop on the calling thread */
-static inline int omp_get_thread_num(void) { return 0; }
-static inline int omp_get_num_threads(void) { return 1; }
-static inline int omp_get_max_threads(void) { return 1; }
-#endif
+#include "core/omp_compat.h"
 
 #include "core/gpt_math.h"
 

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/omp_compat.h"
+
 /* ---- kernels, instantiated for float and double ---------------------------------------- */
 
 #define T float
@@ -305,8 +307,10 @@ double optim_bias_correction(double b, double t)
     return 1.0 - pow(b, t);
 }
 
-/* Pointer to buffer k of tensor t, or NULL when the buffer does not exist. */
+/* Pointer to buffer k of tensor t, or NULL when the buffer does not exist; BUFA: at element
+ * a of the tensor (optim_step.inc's part of it). */
 #define BUF(base, k, t) ((k) == BUF_NONE ? NULL : (base) + (size_t)(k) * o->n + (t)->off)
+#define BUFA(base, k, t) ((k) == BUF_NONE ? NULL : (base) + (size_t)(k) * o->n + (t)->off + a)
 
 #define T float
 #define K(x) x##_f32
@@ -321,15 +325,40 @@ double optim_bias_correction(double b, double t)
 #undef T
 #undef K
 
+/* The step of elements [lo, hi) of the flat buffers. */
+static void step_part(optim *o, const layout *l, void *params, const void *grads, size_t lo,
+                      size_t hi)
+{
+    if (o->dtype == OPTIM_F32)
+        step_f32(o, l, params, grads, lo, hi);
+    else
+        step_f64(o, l, params, grads, lo, hi);
+}
+
+/* A large step runs on the job's threads (OpenMP, as the products), each thread on one
+ * contiguous part of the flat buffers, in whole blocks of 64 elements. Every optimizer but
+ * Lamb is element by element, so the parts give the same bits as one pass; Lamb's trust
+ * ratio is a norm over each whole tensor, so it stays on the calling thread, as does a step
+ * under OPTIM_SPLIT_MIN elements (waking the threads would cost more). */
+#define OPTIM_SPLIT_MIN 65536
+
 void optim_step(optim *o, void *params, const void *grads)
 {
     layout l = layout_of(o);
     for (int i = 0; i < o->ngroups; i++)
         o->groups[i].step++;
-    if (o->dtype == OPTIM_F32)
-        step_f32(o, &l, params, grads);
-    else
-        step_f64(o, &l, params, grads);
+    int k = o->cfg.type != OPTIM_LAMB && o->n >= OPTIM_SPLIT_MIN ? omp_get_max_threads() : 1;
+    if (k < 2) {
+        step_part(o, &l, params, grads, 0, o->n);
+        return;
+    }
+    size_t blocks = (o->n + 63) / 64;
+#pragma omp parallel num_threads(k)
+    {
+        size_t nt = (size_t)omp_get_num_threads(), i = (size_t)omp_get_thread_num();
+        size_t lo = blocks * i / nt * 64, hi = blocks * (i + 1) / nt * 64;
+        step_part(o, &l, params, grads, lo, hi < o->n ? hi : o->n);
+    }
 }
 
 double optim_clip_grad_norm(void *grads, size_t n, int dtype, double max_norm)
