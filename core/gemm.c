@@ -67,21 +67,29 @@ float gemm_bf16_round(float x)
     return x;
 }
 
-/* Rounds the operands (as stored, strides included) into the scratch; 0, or -1 when it cannot
- * grow. */
-static int bf16_operands(const float *A, size_t na, const float *B, size_t nb)
+/* Rounds a stored operand of `rows` rows of `cols` (row stride ld) into dst, packed (row
+ * stride cols): only the operand's own elements are converted, not what lies between its
+ * rows (a head's q in a qkv buffer has 12 times as much). */
+static void bf16_pack(uint16_t *dst, const float *X, int rows, int cols, int ld)
 {
-    if (na + nb > bf16_cap) {
-        uint16_t *p = realloc(bf16_scratch, (na + nb) * sizeof *p);
+    for (int r = 0; r < rows; r++) {
+        const float *x = X + (size_t)r * (size_t)ld;
+        uint16_t *d = dst + (size_t)r * (size_t)cols;
+        for (int c = 0; c < cols; c++)
+            d[c] = (uint16_t)(bf16_bits(x[c]) >> 16);
+    }
+}
+
+/* Room for n bf16 values in the scratch; 0, or -1 when it cannot grow. */
+static int bf16_room(size_t n)
+{
+    if (n > bf16_cap) {
+        uint16_t *p = realloc(bf16_scratch, n * sizeof *p);
         if (!p)
             return -1;
         bf16_scratch = p;
-        bf16_cap = na + nb;
+        bf16_cap = n;
     }
-    for (size_t i = 0; i < na; i++)
-        bf16_scratch[i] = (uint16_t)(bf16_bits(A[i]) >> 16);
-    for (size_t i = 0; i < nb; i++)
-        bf16_scratch[na + i] = (uint16_t)(bf16_bits(B[i]) >> 16);
     return 0;
 }
 
@@ -187,13 +195,15 @@ static bf16_prim *bf16_prim_get(int tA, int tB, int M, int N, int K, int lda, in
 static int gemm_bf16_run(int tA, int tB, int M, int N, int K, float alpha, const float *A,
                          int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
-    size_t na = tA ? (size_t)(K - 1) * (size_t)lda + (size_t)M
-                   : (size_t)(M - 1) * (size_t)lda + (size_t)K;
-    size_t nb = tB ? (size_t)(N - 1) * (size_t)ldb + (size_t)K
-                   : (size_t)(K - 1) * (size_t)ldb + (size_t)N;
-    bf16_prim *p = bf16_prim_get(tA, tB, M, N, K, lda, ldb, ldc, alpha, beta);
-    if (!p || bf16_operands(A, na, B, nb) != 0)
+    /* The operands as stored: rows × cols, packed in the scratch (the primitive's strides are
+     * the packed ones). */
+    int ra = tA ? K : M, ca = tA ? M : K, rb = tB ? N : K, cb = tB ? K : N;
+    size_t na = (size_t)ra * (size_t)ca, nb = (size_t)rb * (size_t)cb;
+    bf16_prim *p = bf16_prim_get(tA, tB, M, N, K, ca, cb, ldc, alpha, beta);
+    if (!p || bf16_room(na + nb) != 0)
         return -1;
+    bf16_pack(bf16_scratch, A, ra, ca, lda);
+    bf16_pack(bf16_scratch + na, B, rb, cb, ldb);
     dnnl_memory_set_data_handle(p->a, bf16_scratch);
     dnnl_memory_set_data_handle(p->b, bf16_scratch + na);
     dnnl_memory_set_data_handle(p->c, C);

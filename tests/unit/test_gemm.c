@@ -173,6 +173,13 @@ static void test_bf16(void **state)
                         fail_msg("bf16 %dx%dx%d ta=%d tb=%d pad=%d: error %.3g", M, N, K, ta, tb,
                                  pad, e);
                 }
+    /* An attention head's products: 32-wide slices of rows 384 apart (a qkv buffer), which
+     * the operands' packing reads row by row. */
+    for (int ta = 0; ta < 2; ta++) {
+        double e = check_one(ta, 1 - ta, 64, 64, 32, 0.17f, 0.0f, 352, 0);
+        if (e > 1e-5)
+            fail_msg("bf16 head 64x64x32 ta=%d: error %.3g", ta, e);
+    }
     /* Against the unrounded product the error is bf16's (~1e-3), far above float32's. */
     gemm_set_bf16(0);
     enum { M = 64, N = 64, K = 256 };
