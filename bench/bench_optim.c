@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "util/util.h"
+#include "core/gemm.h"
 #include "core/optim.h"
 
 /* 1 and 0, read at run time so the compiler cannot drop the reference's arithmetic. */
@@ -170,6 +171,13 @@ int main(void)
 {
     const char *q = getenv("BENCH_QUICK"), *only = getenv("BENCH_ONLY");
     int quick = q && q[0] && strcmp(q, "0") != 0;
+    /* One thread, as the figures say: a large step would otherwise run on every core (the
+     * optimizer uses the calling thread's OpenMP thread count, which is a job's threads in
+     * the daemon and the core count here). */
+    if (gemm_set_threads(1) != 0) {
+        fprintf(stderr, "bench_optim: cannot set one thread\n");
+        return 1;
+    }
     static const struct {
         size_t n;
         const char *label;

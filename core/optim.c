@@ -361,17 +361,55 @@ void optim_step(optim *o, void *params, const void *grads)
     }
 }
 
+/* The norm's sum of squares runs over chunks of SUMSQ_CHUNK elements, each summed alone, the
+ * chunks' sums then added in order: the same bits whichever thread sums a chunk, so large
+ * gradients are summed on the job's threads (a model of one chunk or less sums as one pass,
+ * as it always did). The chunks' sums are kept SUMSQ_GROUP at a time. */
+#define SUMSQ_CHUNK 65536
+#define SUMSQ_GROUP 256
+
+static double chunk_sumsq(const void *x, size_t i0, size_t i1, int dtype)
+{
+    return dtype == OPTIM_F64 ? sumsq_f64(i1 - i0, (const double *)x + i0)
+                              : sumsq_f32(i1 - i0, (const float *)x + i0);
+}
+
+static double sumsq_chunked(const void *x, size_t n, int dtype)
+{
+    size_t chunks = (n + SUMSQ_CHUNK - 1) / SUMSQ_CHUNK;
+    int k = chunks >= 2 ? omp_get_max_threads() : 1;
+    double part[SUMSQ_GROUP], total = 0.0;
+    for (size_t c0 = 0; c0 < chunks; c0 += SUMSQ_GROUP) {
+        size_t c1 = c0 + SUMSQ_GROUP < chunks ? c0 + SUMSQ_GROUP : chunks;
+#pragma omp parallel for num_threads(k) schedule(static) if (k > 1)
+        for (size_t c = c0; c < c1; c++) {
+            size_t i1 = (c + 1) * SUMSQ_CHUNK;
+            part[c - c0] = chunk_sumsq(x, c * SUMSQ_CHUNK, i1 < n ? i1 : n, dtype);
+        }
+        for (size_t c = c0; c < c1; c++)
+            total += part[c - c0];
+    }
+    return total;
+}
+
 double optim_clip_grad_norm(void *grads, size_t n, int dtype, double max_norm)
 {
-    double norm = sqrt(dtype == OPTIM_F64 ? sumsq_f64(n, grads) : sumsq_f32(n, grads));
+    double norm = sqrt(sumsq_chunked(grads, n, dtype));
     if (max_norm > 0) {
         double coef = max_norm / (norm + 1e-6);
         if (coef > 1.0)
             coef = 1.0; /* a NaN norm keeps coef NaN, as torch.clamp does */
-        if (dtype == OPTIM_F64)
-            scale_f64(n, grads, coef);
-        else
-            scale_f32(n, grads, (float)coef);
+        size_t chunks = (n + SUMSQ_CHUNK - 1) / SUMSQ_CHUNK;
+        int k = chunks >= 2 ? omp_get_max_threads() : 1;
+        /* Element by element: any split gives the same bits. */
+#pragma omp parallel for num_threads(k) schedule(static) if (k > 1)
+        for (size_t c = 0; c < chunks; c++) {
+            size_t i0 = c * SUMSQ_CHUNK, i1 = i0 + SUMSQ_CHUNK < n ? i0 + SUMSQ_CHUNK : n;
+            if (dtype == OPTIM_F64)
+                scale_f64(i1 - i0, (double *)grads + i0, coef);
+            else
+                scale_f32(i1 - i0, (float *)grads + i0, (float)coef);
+        }
     }
     return norm;
 }

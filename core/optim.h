@@ -121,9 +121,10 @@ void optim_step(optim *o, void *params, const void *grads);
  * bias correction of Adam and Lamb; exposed for its test). */
 double optim_bias_correction(double b, double t);
 
-/* Global L2 norm of grads (dtype elements), accumulated in double. If max_norm > 0, multiplies
- * every gradient by DeepSpeed's min(1, max_norm / (norm + 1e-6)). Returns the norm before
- * clipping. */
+/* Global L2 norm of grads (dtype elements), accumulated in double (in chunks of 65,536
+ * elements whose sums are added in order: on the calling thread's OpenMP threads, with the
+ * same bits at any thread count). If max_norm > 0, multiplies every gradient by DeepSpeed's
+ * min(1, max_norm / (norm + 1e-6)). Returns the norm before clipping. */
 double optim_clip_grad_norm(void *grads, size_t n, int dtype, double max_norm);
 
 /* The whole optimizer state (groups, step counters, per-parameter buffers) as bytes. */

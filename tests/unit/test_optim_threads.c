@@ -2,7 +2,8 @@
  * more splits the flat buffers over the threads, each thread stepping its part of every
  * tensor): parameters and state after three steps at 2 and 3 threads have the same bits as
  * at 1 thread, for every optimizer, in float and double, with tensors that a part boundary
- * cuts and tensors that lie wholly in one part; and the comparison can fail. */
+ * cuts and tensors that lie wholly in one part; and the comparison can fail. The gradient
+ * clipping's norm and scaling, likewise. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -125,11 +126,49 @@ static void test_double(void **state)
         same_bits(CONFIGS[i], OPTIM_F64);
 }
 
+/* The clipping norm and the clipped gradients: the same bits at 1, 2 and 3 threads, over
+ * several chunks of the sum (and a ragged last one), and the norm a sum in double would
+ * give; clipping scales every element. */
+static void test_clip(void **state)
+{
+    (void)state;
+    enum { N = 5 * 65536 + 123 };
+    float *g1 = malloc(N * sizeof *g1), *gk = malloc(N * sizeof *gk);
+    assert_true(g1 && gk);
+    rng r;
+    rng_init(&r, 3, 1, 0);
+    double want = 0;
+    for (size_t i = 0; i < N; i++) {
+        g1[i] = (float)rng_range(&r, -1, 1);
+        want += (double)g1[i] * g1[i];
+    }
+    memcpy(gk, g1, N * sizeof *g1);
+    float x = g1[77];
+    assert_int_equal(gemm_set_threads(1), 0);
+    double n1 = optim_clip_grad_norm(g1, N, OPTIM_F32, 1.0);
+    assert_true(fabs(n1 - sqrt(want)) < 1e-9 * sqrt(want));
+    assert_true(g1[77] == x * (float)(1.0 / (n1 + 1e-6)));
+    for (int k = 2; k <= 3; k++) {
+        float *g = malloc(N * sizeof *g);
+        assert_non_null(g);
+        memcpy(g, gk, N * sizeof *g);
+        assert_int_equal(gemm_set_threads(k), 0);
+        double nk = optim_clip_grad_norm(g, N, OPTIM_F32, 1.0);
+        assert_memory_equal(&nk, &n1, sizeof n1);
+        assert_memory_equal(g, g1, N * sizeof *g);
+        free(g);
+    }
+    gemm_set_threads(1);
+    free(g1);
+    free(gk);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_float),
         cmocka_unit_test(test_double),
+        cmocka_unit_test(test_clip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
