@@ -377,7 +377,11 @@ static double chunk_sumsq(const void *x, size_t i0, size_t i1, int dtype)
 static double sumsq_chunked(const void *x, size_t n, int dtype)
 {
     size_t chunks = (n + SUMSQ_CHUNK - 1) / SUMSQ_CHUNK;
-    int k = chunks >= 2 ? omp_get_max_threads() : 1;
+    /* One chunk: no OpenMP at all. Even a region that runs on one thread costs a call into
+     * the runtime, several times a small model's whole step. */
+    if (chunks < 2)
+        return chunk_sumsq(x, 0, n, dtype);
+    int k = omp_get_max_threads();
     double part[SUMSQ_GROUP], total = 0.0;
     for (size_t c0 = 0; c0 < chunks; c0 += SUMSQ_GROUP) {
         size_t c1 = c0 + SUMSQ_GROUP < chunks ? c0 + SUMSQ_GROUP : chunks;
@@ -400,7 +404,14 @@ double optim_clip_grad_norm(void *grads, size_t n, int dtype, double max_norm)
         if (coef > 1.0)
             coef = 1.0; /* a NaN norm keeps coef NaN, as torch.clamp does */
         size_t chunks = (n + SUMSQ_CHUNK - 1) / SUMSQ_CHUNK;
-        int k = chunks >= 2 ? omp_get_max_threads() : 1;
+        int k = omp_get_max_threads();
+        if (chunks < 2) {
+            if (dtype == OPTIM_F64)
+                scale_f64(n, grads, coef);
+            else
+                scale_f32(n, grads, (float)coef);
+            return norm;
+        }
         /* Element by element: any split gives the same bits. */
 #pragma omp parallel for num_threads(k) schedule(static) if (k > 1)
         for (size_t c = 0; c < chunks; c++) {
