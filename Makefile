@@ -35,7 +35,8 @@ PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 ALL_CFLAGS := $(WARN) $(OPT) -g -D_GNU_SOURCE -I. -I$(BUILD)/gen $(PKG_CFLAGS) -MMD -MP $(CFLAGS)
 # OpenMP for the loops of core/ that run on a job's threads (gpt_layers.c: the element-wise
-# layers; gpt_attention.c: the heads; gpt.c: the team a pass runs on; optim.c: large steps). It is the runtime oneDNN already uses (libgomp), so both share one thread pool and
+# layers; gpt_attention.c: the heads; gpt.c: the team a pass runs on; optim.c, optim_clip.c: large steps
+# and clipping). It is the runtime oneDNN already uses (libgomp), so both share one thread pool and
 # one thread count (gemm_set_threads). The fuzzing build (clang) leaves it out (the loops then
 # run on the calling thread): OMP_CFLAGS=-Wno-unknown-pragmas.
 OMP_CFLAGS ?= -fopenmp
@@ -63,7 +64,7 @@ ASSETS := $(sort $(wildcard data/*.csv data/*.txt)) $(sort $(wildcard web/*.html
 all: $(BUILD)/anneald
 
 $(BUILD)/core/gpt.o $(BUILD)/core/gpt_layers.o $(BUILD)/core/gpt_attention.o \
-  $(BUILD)/core/optim.o: ALL_CFLAGS += $(OMP_CFLAGS)
+  $(BUILD)/core/optim.o $(BUILD)/core/optim_clip.o: ALL_CFLAGS += $(OMP_CFLAGS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
