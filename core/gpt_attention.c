@@ -89,7 +89,8 @@ TWO_WAYS(softmax_back_rows, (const float *a, float *da, int T), (a, da, T))
  * for the README's GPT). A head's result does not depend on which thread ran it, so the
  * heads give the same bits at any thread count.
  *
- * Each thread needs its own T·T scratch (two with dropout): the calling thread uses the
+ * Each thread needs its own T·T scratch (two with dropout). In a pass's team (gpt.c) the
+ * caller gives one slice per thread. Otherwise the calling thread uses the
  * arena's, the others share one buffer allocated for the call (a few tens of kB, microseconds
  * against the milliseconds of the heads; a buffer kept per thread would outlive the OpenMP
  * threads that exit when a job with fewer threads comes). Without it the calling thread runs
@@ -97,7 +98,7 @@ TWO_WAYS(softmax_back_rows, (const float *a, float *da, int T), (a, da, T))
  * scratch, oneDNN primitives) that only a long-lived thread should build up. */
 typedef struct heads {
     float *out, *att, *dqkv;       /* outputs (forward: out, att; backward: dqkv) */
-    float *scratch;                /* the arena's: T·T, or 2·T·T with dropout */
+    float *scratch;                /* T·T, or 2·T·T with dropout; a slice per thread in a team */
     const uint8_t *keep;           /* dropout's mask of the attention weights, or NULL */
     float dscale;
     const float *qkv, *dout, *att_in;
