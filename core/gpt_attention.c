@@ -137,13 +137,12 @@ static void each_head(const heads *h, head_fn fn, size_t scratch_n)
     free(more);
 }
 
-/* gpt_dropout on one head's weights, by the thread that runs the head (gpt_dropout itself
- * would share the work with the team). */
+/* gpt_dropout on one head's weights, whole, by the thread that runs the head (gpt_dropout
+ * itself would share the work with the team). */
 static void head_dropout(float *out, const float *in, const uint8_t *keep, float scale,
                          size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        out[i] = keep[i] ? in[i] * scale : 0.0f;
+    dropout_span(out, in, keep, scale, 0, n);
 }
 
 /* Where head i (head i % NH of sequence i / NH) reads and writes: its q in qkv (k and v
@@ -151,7 +150,6 @@ static void head_dropout(float *out, const float *in, const uint8_t *keep, float
 typedef struct head_at {
     int T, C, hs, C3;
     float scale;           /* 1/√hs */
-    int fast;              /* the products of gpt_heads.c (float32, small heads) */
     size_t qkv, out;       /* offsets */
     const float *q, *k, *v;
 } head_at;
@@ -162,7 +160,6 @@ static head_at head_place(const heads *h, int i)
     int b = i / h->NH, hd = i % h->NH;
     p.T = h->T, p.C = h->C, p.hs = h->C / h->NH, p.C3 = 3 * h->C;
     p.scale = 1.0f / sqrtf((float)p.hs);
-    p.fast = !gemm_bf16() && gpt_head_fast(p.T, p.hs);
     p.qkv = (size_t)b * (size_t)p.T * (size_t)p.C3 + (size_t)hd * (size_t)p.hs;
     p.out = (size_t)b * (size_t)p.T * (size_t)p.C + (size_t)hd * (size_t)p.hs;
     p.q = h->qkv + p.qkv;
@@ -177,23 +174,16 @@ static void head_fwd(const heads *h, int i, float *scratch)
     int T = p.T, C = p.C, hs = p.hs, C3 = p.C3;
     const float *q = p.q, *k = p.k, *v = p.v;
     float *a = h->att + (size_t)i * T * T;
-    int fast = p.fast;
     /* All T×T scores in one product; the upper triangle is computed and then masked, which
-     * costs less than T small products (the fast path skips the blocks past the diagonal). */
-    if (fast)
-        gpt_head_scores(a, q, C3, k, C3, T, hs, p.scale);
-    else
-        gemm_f32(0, 1, T, T, hs, p.scale, q, C3, k, C3, 0.0f, a, T);
+     * costs less than T small products (gpt_heads.c skips the blocks past the diagonal where it can). */
+    gpt_head_scores(a, q, C3, k, C3, T, hs, p.scale);
     softmax_rows(a, T);
     const float *w = a;
     if (h->keep) {
         head_dropout(scratch, a, h->keep + (size_t)i * T * T, h->dscale, (size_t)T * T);
         w = scratch;
     }
-    if (fast)
-        gpt_head_lower(h->out + p.out, C, w, v, C3, T, hs, 1.0f);
-    else
-        gemm_f32(0, 0, T, hs, T, 1.0f, w, T, v, C3, 0.0f, h->out + p.out, C);
+    gpt_head_lower(h->out + p.out, C, w, v, C3, T, hs, 1.0f);
 }
 
 /* Attention forward; keep == NULL: no dropout (and scratch unused). */
@@ -237,13 +227,8 @@ static void head_bwd(const heads *h, int i, float *scratch)
         w = scratch + (size_t)T * T;
     }
     /* datt = dout_h · vᵀ; dv = wᵀ · dout_h. */
-    if (p.fast) {
-        gpt_head_scores(da, d, C, v, C3, T, hs, 1.0f);
-        gpt_head_lower_t(dv, C3, w, d, C, T, hs, 1.0f);
-    } else {
-        gemm_f32(0, 1, T, T, hs, 1.0f, d, C, v, C3, 0.0f, da, T);
-        gemm_f32(1, 0, T, hs, T, 1.0f, w, T, d, C, 0.0f, dv, C3);
-    }
+    gpt_head_scores(da, d, C, v, C3, T, hs, 1.0f);
+    gpt_head_lower_t(dv, C3, w, d, C, T, hs, 1.0f);
     /* Through dropout: the gradient of a dropped weight is 0, of a kept one scaled. */
     if (kh)
         head_dropout(da, da, kh, h->dscale, (size_t)T * T);
@@ -251,13 +236,8 @@ static void head_bwd(const heads *h, int i, float *scratch)
     softmax_back_rows(a, da, T);
     /* pre = scale · q·kᵀ: dq = scale · dpre·k, dk = scale · dpreᵀ·q. Each slice of dqkv gets
      * one product, so they are written, not added to (no zeroing pass). */
-    if (p.fast) {
-        gpt_head_lower(dq, C3, da, k, C3, T, hs, scale);
-        gpt_head_lower_t(dk, C3, da, q, C3, T, hs, scale);
-    } else {
-        gemm_f32(0, 0, T, hs, T, scale, da, T, k, C3, 0.0f, dq, C3);
-        gemm_f32(1, 0, T, hs, T, scale, da, T, q, C3, 0.0f, dk, C3);
-    }
+    gpt_head_lower(dq, C3, da, k, C3, T, hs, scale);
+    gpt_head_lower_t(dk, C3, da, q, C3, T, hs, scale);
 }
 
 /* Attention backward; keep == NULL: no dropout (scratch T·T, else 2·T·T). */

@@ -8,6 +8,7 @@
  * the tile's last (first) row; the entries they pass over are zeros. */
 #include "core/gpt_heads.h"
 
+#include "core/gemm.h"
 #include "core/gpt_simd.h"
 
 enum { ROWS = 8 };
@@ -16,6 +17,13 @@ int gpt_head_fast(int T, int hs)
 {
     return T > 0 && hs > 0 && T % LANES == 0 && hs % LANES == 0 &&
            (long)T * hs <= GPT_HEAD_FAST_MAX;
+}
+
+/* The tiles take float32 products of the sizes gpt_head_fast accepts; bf16 products and other
+ * sizes go to gemm_f32. */
+static int tiles(int T, int hs)
+{
+    return !gemm_bf16() && gpt_head_fast(T, hs);
 }
 
 /* One step of a tile: row i of acc += w[i·ws] · x (LANES columns). The factors are read
@@ -66,6 +74,10 @@ TWO_WAYS(scores, (float *S, const float *a, int lda, const float *bt, int T, int
 void gpt_head_scores(float *S, const float *a, int lda, const float *b, int ldb, int T, int hs,
                      float scale)
 {
+    if (!tiles(T, hs)) {
+        gemm_f32(0, 1, T, T, hs, scale, a, lda, b, ldb, 0.0f, S, T);
+        return;
+    }
     float bt[GPT_HEAD_FAST_MAX];
     for (int d = 0; d < hs; d++)
         for (int s = 0; s < T; s++)
@@ -93,7 +105,10 @@ TWO_WAYS(lower, (float *out, int ldo, const float *L, const float *x, int ldx, i
 void gpt_head_lower(float *out, int ldo, const float *L, const float *x, int ldx, int T, int hs,
                     float scale)
 {
-    lower(out, ldo, L, x, ldx, T, hs, scale);
+    if (!tiles(T, hs))
+        gemm_f32(0, 0, T, hs, T, scale, L, T, x, ldx, 0.0f, out, ldo);
+    else
+        lower(out, ldo, L, x, ldx, T, hs, scale);
 }
 
 /* out = scale · Lᵀ·x: row s sums L[t][s]·x[t] for t from the tile's first row. */
@@ -116,5 +131,8 @@ TWO_WAYS(lower_t, (float *out, int ldo, const float *L, const float *x, int ldx,
 void gpt_head_lower_t(float *out, int ldo, const float *L, const float *x, int ldx, int T,
                       int hs, float scale)
 {
-    lower_t(out, ldo, L, x, ldx, T, hs, scale);
+    if (!tiles(T, hs))
+        gemm_f32(1, 0, T, hs, T, scale, L, T, x, ldx, 0.0f, out, ldo);
+    else
+        lower_t(out, ldo, L, x, ldx, T, hs, scale);
 }

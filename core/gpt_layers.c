@@ -264,8 +264,7 @@ void gpt_dropout(float *out, const float *in, const uint8_t *keep, float scale, 
     size_t i0 = 0, i1 = n;
     if (gpt_in_team)
         span_blocks(n, 64, &i0, &i1);
-    for (size_t i = i0; i < i1; i++)
-        out[i] = keep[i] ? in[i] * scale : 0.0f;
+    dropout_span(out, in, keep, scale, i0, i1);
     if (gpt_in_team) {
 #pragma omp barrier
     }

@@ -6,6 +6,7 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 #include "core/omp_compat.h"
 
 #include "core/gpt_math.h"
@@ -73,23 +74,13 @@ extern _Thread_local int gpt_in_team;
         }                                                        \
     } while (0)
 
-/* This thread's piece [*i0, *i1) of n items, pieces starting at multiples of align. */
-static inline void span(int n, int align, int *i0, int *i1)
+/* out[i] = keep[i] ? in[i]·scale : 0 for i in [i0, i1): gpt_dropout's loop, which a head's
+ * own dropout (one thread's) runs whole. */
+static inline void dropout_span(float *out, const float *in, const uint8_t *keep, float scale,
+                                size_t i0, size_t i1)
 {
-    int k = omp_get_num_threads(), t = omp_get_thread_num();
-    int per = ((n + k - 1) / k + align - 1) / align * align;
-    long a = (long)t * per, b = a + per;
-    *i0 = a < n ? (int)a : n;
-    *i1 = b < n ? (int)b : n;
-}
-
-/* This thread's piece [*i0, *i1) of n elements, in whole blocks of `block` elements. */
-static inline void span_blocks(size_t n, size_t block, size_t *i0, size_t *i1)
-{
-    int b0, b1;
-    span((int)((n + block - 1) / block), 1, &b0, &b1);
-    *i0 = (size_t)b0 * block < n ? (size_t)b0 * block : n;
-    *i1 = (size_t)b1 * block < n ? (size_t)b1 * block : n;
+    for (size_t i = i0; i < i1; i++)
+        out[i] = keep[i] ? in[i] * scale : 0.0f;
 }
 
 /* Sums run in LANES independent partial sums (element i goes to lane i % LANES), added up

@@ -352,12 +352,11 @@ void optim_step(optim *o, void *params, const void *grads)
         step_part(o, &l, params, grads, 0, o->n);
         return;
     }
-    size_t blocks = (o->n + 63) / 64;
 #pragma omp parallel num_threads(k)
     {
-        size_t nt = (size_t)omp_get_num_threads(), i = (size_t)omp_get_thread_num();
-        size_t lo = blocks * i / nt * 64, hi = blocks * (i + 1) / nt * 64;
-        step_part(o, &l, params, grads, lo, hi < o->n ? hi : o->n);
+        size_t lo, hi;
+        span_blocks(o->n, 64, &lo, &hi);
+        step_part(o, &l, params, grads, lo, hi);
     }
 }
 

@@ -77,8 +77,6 @@ double optim_clip_grad_norm(void *grads, size_t n, int dtype, double max_norm)
         if (coef > 1.0)
             coef = 1.0; /* a NaN norm keeps coef NaN, as torch.clamp does */
         size_t chunks = (n + SUMSQ_CHUNK - 1) / SUMSQ_CHUNK;
-        int k = omp_get_max_threads();
-        (void)k;
         if (chunks < 2) {
             if (dtype == OPTIM_F64)
                 f64_scale(n, grads, coef);
@@ -86,6 +84,8 @@ double optim_clip_grad_norm(void *grads, size_t n, int dtype, double max_norm)
                 f32_scale(n, grads, (float)coef);
             return norm;
         }
+        int k = omp_get_max_threads();
+        (void)k;
         /* Element by element: any split gives the same bits. */
 #pragma omp parallel for num_threads(k) schedule(static) if (k > 1)
         for (size_t c = 0; c < chunks; c++) {

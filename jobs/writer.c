@@ -18,6 +18,13 @@
  * the interval. A fast job reads the clock only every few dozen steps (about every
  * CLOCK_EVERY_S): one read costs as much as a whole step of a small model. Returns the
  * monotonic time read. */
+/* The time of the k-th of c rows (1-based) between clock reads at t_prev and t: spread evenly,
+ * the last one at t. */
+static double spread(double t_prev, double t, size_t k, size_t c)
+{
+    return k == c ? t : t_prev + (t - t_prev) * (double)k / (double)c;
+}
+
 double wctx_stamp(wctx *w, int64_t step)
 {
     double now = util_now();
@@ -31,7 +38,7 @@ double wctx_stamp(wctx *w, int64_t step)
     else
         for (size_t k = 1; k <= c; k++) {
             store_metric *m = &w->batch[w->nstamped + k - 1];
-            m->time = k == c ? t : w->t_last + (t - w->t_last) * (double)k / (double)c;
+            m->time = spread(w->t_last, t, k, c);
             m->wall = wall;
         }
     w->nstamped = w->nbatch;
@@ -58,7 +65,7 @@ static void expand(wslot *s)
             m->grad_norm = r->grad_norm;
             m->n_lr = 1;
             m->lr[0] = r->lr;
-            m->time = k == c ? mk->t : mk->t_prev + (mk->t - mk->t_prev) * (double)k / (double)c;
+            m->time = spread(mk->t_prev, mk->t, k, c);
             m->wall = mk->wall;
         }
         k0 = mk->end;

@@ -1,7 +1,8 @@
 /* Tests of core/gpt_heads.c, the products of one causal attention head: against a double-
  * precision product on the same operands (strided rows as in the model's qkv buffer), at the
- * sizes the fast path takes; the blocks past the diagonal's are left unwritten; the sizes it
- * refuses; and the AVX-512 and AVX2 builds give the same bits. */
+ * sizes the tiles take and at sizes they leave to gemm_f32; the blocks past the diagonal's are
+ * left unwritten by the tiles; the sizes they refuse; and the AVX-512 and AVX2 builds give
+ * the same bits. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -45,10 +46,11 @@ static void near(float got, double want, int n, double mag)
         fail_msg("got %.9g, want %.9g (tolerance %.3g)", got, want, tol);
 }
 
-/* One run of the three products at (T, hs) with row strides as in a qkv buffer. */
+/* One run of the three products at (T, hs) with row strides as in a qkv buffer: multiplied
+ * in the tiles (the blocks past the diagonal's left alone) or, at other sizes, by gemm_f32. */
 static void check_products(int T, int hs)
 {
-    assert_true(gpt_head_fast(T, hs));
+    int tiled = gpt_head_fast(T, hs);
     int ld = 3 * hs + 5; /* a stride unlike the width */
     float *a = filled((size_t)T * ld, 11), *b = filled((size_t)T * ld, 12);
     float *L = lower_filled(T, 13);
@@ -59,7 +61,7 @@ static void check_products(int T, int hs)
         S[i] = sentinel;
     gpt_head_scores(S, a, ld, b, ld, T, hs, scale);
     for (int t = 0; t < T; t++) {
-        int end = ((t / 8) * 8 + 7) / 16 * 16 + 16; /* the blocks of the row's tile of 8 */
+        int end = tiled ? ((t / 8) * 8 + 7) / 16 * 16 + 16 : T; /* the row's tile's blocks */
         assert_true(end > t);
         for (int s = 0; s < T; s++) {
             float got = S[(size_t)t * T + s];
@@ -106,6 +108,9 @@ static void test_products(void **state)
     check_products(32, 64);
     check_products(128, 32);
     check_products(48, 16);
+    /* Sizes the tiles do not take: the same results through gemm_f32. */
+    check_products(20, 12);
+    check_products(64, 128);
 }
 
 /* The fast path takes multiples of 16 up to T·hs = GPT_HEAD_FAST_MAX, nothing else. */
