@@ -2,7 +2,8 @@
  * gpt model (4 layers, 4 heads, 128 wide, block 64, batch 12, no biases, exact GELU, AdamW
  * with clip 1.0, random windows of tinyshakespeare), one thread, against:
  *  - PyTorch running the same model (bench/gpt_torch.py, python3-torch, one thread,
- *    OPENBLAS_CORETYPE=SKYLAKEX); if torch is missing the line says so instead of a ratio;
+ *    OpenBLAS's AVX-512 kernels forced where the CPU has them: torch_env()); if torch is
+ *    missing the line says so instead of a ratio;
  *  - the sgemm roofline: the same iteration's matrix products alone, issued to gemm_f32 on
  *    the same shapes in this run; "gpt_roofline_fraction" is that time over the iteration's;
  *  - "gpt_bf16_iteration" and "gpt_dropout_iteration" (dropout 0.2, nanoGPT's value for the
@@ -28,6 +29,7 @@
 #include <time.h>
 
 #include "util/util.h"
+#include "bench/bench_util.h"
 #include "core/assets.h"
 #include "core/gemm.h"
 #include "core/gpt.h"
@@ -83,8 +85,8 @@ static double torch_ms(int iters, char *why, size_t whylen)
     }
     fclose(f);
     char cmd[512];
-    snprintf(cmd, sizeof cmd, "OPENBLAS_CORETYPE=SKYLAKEX OMP_NUM_THREADS=1 /usr/bin/python3 "
-             "bench/gpt_torch.py %s %d 2>&1", corpus, iters);
+    snprintf(cmd, sizeof cmd, "%s /usr/bin/python3 "
+             "bench/gpt_torch.py %s %d 2>&1", torch_env(), corpus, iters);
     FILE *p = popen(cmd, "r");
     double ms = -1;
     char line[512];

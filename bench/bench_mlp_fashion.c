@@ -1,8 +1,8 @@
 /* bench_mlp_fashion — training throughput (samples/s) of an MLP 784-512-512-10 (ReLU,
  * cross-entropy, SGD momentum 0.9) on the builtin fashion-mnist, batch 32 and 128, one thread,
  * against PyTorch running the same model (bench/mlp_torch.py, python3-torch, one thread, with
- * OPENBLAS_CORETYPE=SKYLAKEX: Debian's OpenBLAS misdetects this CPU class and picks slower
- * kernels otherwise). If torch or the data set is missing the output says so.
+ * OpenBLAS's AVX-512 kernels forced on CPUs that have them: torch_env()). If torch or the data
+ * set is missing the output says so.
  * Lines: BENCH <name> <value> <unit> ref=<value> ratio=<value>. BENCH_QUICK=1 shortens. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "util/util.h"
+#include "bench/bench_util.h"
 #include "core/config.h"
 #include "core/gemm.h"
 #include "core/train.h"
@@ -18,8 +19,8 @@
 static double torch_sps(int batch, int steps, char *why, size_t whylen)
 {
     char cmd[256];
-    snprintf(cmd, sizeof cmd, "OPENBLAS_CORETYPE=SKYLAKEX OMP_NUM_THREADS=1 /usr/bin/python3 "
-             "bench/mlp_torch.py %d %d 2>&1", batch, steps);
+    snprintf(cmd, sizeof cmd, "%s /usr/bin/python3 "
+             "bench/mlp_torch.py %d %d 2>&1", torch_env(), batch, steps);
     FILE *p = popen(cmd, "r");
     double sps = -1;
     char line[512];
