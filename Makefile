@@ -64,7 +64,7 @@ ASSETS := $(sort $(wildcard data/*.csv data/*.txt)) $(sort $(wildcard web/*.html
 all: $(BUILD)/anneald
 
 $(BUILD)/core/gpt.o $(BUILD)/core/gpt_layers.o $(BUILD)/core/gpt_attention.o \
-  $(BUILD)/core/optim.o $(BUILD)/core/optim_clip.o: ALL_CFLAGS += $(OMP_CFLAGS)
+  $(BUILD)/core/optim.o $(BUILD)/core/optim_clip.o $(BUILD)/core/gemm.o: ALL_CFLAGS += $(OMP_CFLAGS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)

@@ -6,6 +6,7 @@
  * libgomp is already loaded (libdnnl depends on it), so it is looked up with dlsym rather than
  * adding -fopenmp / -lgomp to the build. */
 #include "core/gemm.h"
+#include "core/omp_compat.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -179,16 +180,23 @@ static bf16_prim *bf16_prim_get(int tA, int tB, int M, int N, int K, int lda, in
             p->lda == lda && p->ldb == ldb && p->ldc == ldc && p->alpha == alpha &&
             p->beta == beta) {
             p->stamp = ++bf16_clock;
-            return p;
+            return p->prim ? p : NULL;
         }
         if (!p->used || (lru->used && p->stamp < lru->stamp))
             lru = p;
     }
     bf16_prim_free(lru);
-    *lru = (bf16_prim){.used = 1, .tA = tA, .tB = tB, .M = M, .N = N, .K = K, .lda = lda,
-                       .ldb = ldb, .ldc = ldc, .alpha = alpha, .beta = beta,
-                       .stamp = ++bf16_clock};
-    return bf16_prim_make(lru) == 0 ? lru : NULL;
+    bf16_prim key = {.used = 1, .tA = tA, .tB = tB, .M = M, .N = N, .K = K, .lda = lda,
+                     .ldb = ldb, .ldc = ldc, .alpha = alpha, .beta = beta,
+                     .stamp = ++bf16_clock};
+    *lru = key;
+    if (bf16_prim_make(lru) == 0)
+        return lru;
+    /* A shape oneDNN has no bf16 matmul for (on a CPU without AVX-512, none) stays in the
+     * cache without a primitive, so that it is not asked for again at every call: a refused
+     * request cost about 10 us, three times a head's product. */
+    *lru = key;
+    return NULL;
 }
 
 /* One bf16 product; 0, or -1 when it could not run (nothing written to C then). */
@@ -230,6 +238,34 @@ static const float *bf16_rounded(const float *X, size_t n, float **buf, size_t *
     return *buf;
 }
 
+/* The bf16 products that oneDNN cannot make (no bf16 matmul on this CPU): the rounded
+ * operands' float32 product in blocks of BF16_FALLBACK_ROWS rows of C, each on one thread,
+ * the blocks shared over the job's threads. A whole float32 call would be split by oneDNN in
+ * a way that depends on the number of threads, and bf16 products give the same bits at any
+ * thread count (JOBSPEC.md), as the bf16 matmul does. */
+enum { BF16_FALLBACK_ROWS = 64 };
+
+static void sgemm_row_blocks(int transA, int transB, int M, int N, int K, float alpha,
+                             const float *A, int lda, const float *B, int ldb, float beta,
+                             float *C, int ldc)
+{
+    int blocks = (M + BF16_FALLBACK_ROWS - 1) / BF16_FALLBACK_ROWS;
+    int share = blocks > 1 && !omp_in_parallel() && omp_get_max_threads() > 1;
+    int threads = omp_get_max_threads();
+    if (!share)
+        omp_set_num_threads(1); /* this thread's setting only: the product stays on it */
+#pragma omp parallel for schedule(static) if (share)
+    for (int b = 0; b < blocks; b++) {
+        int r = b * BF16_FALLBACK_ROWS;
+        int m = M - r < BF16_FALLBACK_ROWS ? M - r : BF16_FALLBACK_ROWS;
+        dnnl_sgemm(transA ? 'T' : 'N', transB ? 'T' : 'N', m, N, K, alpha,
+                   transA ? A + r : A + (size_t)r * (size_t)lda, lda, B, ldb, beta,
+                   C + (size_t)r * (size_t)ldc, ldc);
+    }
+    if (!share)
+        omp_set_num_threads(threads);
+}
+
 static _Thread_local float *bf16_fa, *bf16_fb;
 static _Thread_local size_t bf16_fa_cap, bf16_fb_cap;
 
@@ -250,6 +286,10 @@ void gemm_f32(int transA, int transB, int M, int N, int K, float alpha, const fl
                            : (size_t)(K - 1) * (size_t)ldb + (size_t)N;
         A = bf16_rounded(A, na, &bf16_fa, &bf16_fa_cap);
         B = bf16_rounded(B, nb, &bf16_fb, &bf16_fb_cap);
+        if ((long long)M * N * K > GEMM_SMALL_FLOPS) {
+            sgemm_row_blocks(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+            return;
+        }
     }
     /* Measured on the reference machine (1 thread): 8x1x10 takes 55 ns in the loop and 120 ns
      * in dnnl_sgemm; at 8x4x16 (512) both take ~295 ns; above that dnnl_sgemm wins (16x16x16:

@@ -152,6 +152,42 @@ static void test_threads(void **state)
     assert_true(check_one(0, 1, 64, 64, 64, 1.0f, 0.0f, 0, 0) < 1e-5);
 }
 
+/* bf16 products of several row blocks (where oneDNN has no bf16 matmul for the CPU, the
+ * float32 products of the rounded operands are shared over the threads in blocks of rows),
+ * every transpose: the same bits at 1, 2 and 3 threads, and other bits for other operands. */
+static void bf16_thread_counts(void)
+{
+    enum { M = 300, N = 200, K = 96 };
+    float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N);
+    float *C = malloc(sizeof(float) * M * N), *E = malloc(sizeof(float) * M * N);
+    float *A2 = malloc(sizeof(float) * M * K);
+    assert_true(A && B && C && E && A2);
+    fill(A, (size_t)M * K, 17);
+    fill(B, (size_t)K * N, 18);
+    fill(A2, (size_t)M * K, 19);
+    gemm_set_bf16(1);
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            int lda = ta ? M : K, ldb = tb ? K : N;
+            assert_int_equal(gemm_set_threads(1), 0);
+            gemm_f32(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, N);
+            for (int t = 2; t <= 3; t++) {
+                assert_int_equal(gemm_set_threads(t), 0);
+                gemm_f32(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, E, N);
+                assert_memory_equal(C, E, sizeof(float) * M * N);
+            }
+            gemm_f32(ta, tb, M, N, K, 1.0f, A2, lda, B, ldb, 0.0f, E, N);
+            assert_memory_not_equal(C, E, sizeof(float) * M * N);
+        }
+    gemm_set_threads(1);
+    gemm_set_bf16(0);
+    free(A);
+    free(A2);
+    free(B);
+    free(C);
+    free(E);
+}
+
 /* bf16 mode: oneDNN's bf16 matmul multiplies the operands rounded to bfloat16 with float32
  * accumulation: every transpose, padded leading dimensions, alpha and beta, on both sides of
  * the small-shape threshold, agree with the product of the rounded operands to float32
@@ -214,6 +250,7 @@ static void test_bf16(void **state)
     free(C);
     free(D);
     free(E);
+    bf16_thread_counts();
     /* Rounding: ties to even, overflow to infinity, NaN kept. */
     assert_true(gemm_bf16_round(1.0f + 0x1p-8f) == 1.0f);               /* a tie: to even */
     assert_true(gemm_bf16_round(1.0f + 0x1p-7f + 0x1p-8f) == 1.0f + 0x1p-6f); /* to even */

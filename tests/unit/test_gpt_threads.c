@@ -4,8 +4,10 @@
  * thread, the element-wise layers not), and at sizes below the threshold under which
  * the work stays on the calling thread. A test that the comparison can fail: a changed input
  * changes the outputs. And the whole model's passes, which run on one team of threads
- * (core/gpt.c): loss and gradients at 2 and 3 threads against 1, with and without dropout
- * and activation checkpointing. */
+ * (core/gpt.c): loss and gradients the same bits run to run at 1, 2 and 3 threads, and
+ * across those counts equal to float32 rounding, with and without dropout and activation
+ * checkpointing. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -187,7 +189,24 @@ static float *model_pass(float dropout, int checkpoint, int threads, int tweak, 
     return grads;
 }
 
-static void model_same_bits(float dropout, int checkpoint)
+/* ‖a − b‖ / ‖b‖ over n floats. */
+static double rel_diff(const float *a, const float *b, size_t n)
+{
+    double d = 0, r = 0;
+    for (size_t i = 0; i < n; i++) {
+        d += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+        r += (double)b[i] * b[i];
+    }
+    return sqrt(d / r);
+}
+
+/* The whole model at 1, 2 and 3 threads. At each count a pass gives the same bits run to run
+ * (what a resume needs: a job's thread count is part of its spec). Across counts the passes
+ * agree to float32 rounding, not to the bit: a team's products run on pieces of rows whose
+ * shape follows the thread count, and oneDNN's sgemm may round a row by the shape of its call
+ * (its AVX2 kernels do; its AVX-512 ones gave the same bits). The layers' own code gives the
+ * same bits at any count (the tests above). */
+static void model_thread_counts(float dropout, int checkpoint)
 {
     size_t np;
     {
@@ -195,37 +214,42 @@ static void model_same_bits(float dropout, int checkpoint)
                        .n_embd = 128, .bias = 1};
         np = gpt_param_count(&s);
     }
-    double l1, lt;
+    double l1, lt, again;
     float *one = model_pass(dropout, checkpoint, 1, 0, &l1);
     size_t nonzero = 0;
     for (size_t i = 0; i < np; i++)
         nonzero += one[i] != 0.0f;
     assert_true(nonzero > np / 2);
-    for (int t = 2; t <= 3; t++) {
+    for (int t = 1; t <= 3; t++) {
         float *more = model_pass(dropout, checkpoint, t, 0, &lt);
-        assert_memory_equal(&lt, &l1, sizeof l1);
-        assert_memory_equal(more, one, np * sizeof *one);
+        float *rerun = model_pass(dropout, checkpoint, t, 0, &again);
+        assert_memory_equal(&again, &lt, sizeof lt);
+        assert_memory_equal(rerun, more, np * sizeof *more);
+        assert_true(fabs(lt - l1) <= 1e-6 * fabs(l1));
+        assert_true(rel_diff(more, one, np) <= 1e-5);
+        free(rerun);
         free(more);
     }
-    /* The comparison can fail: other tokens give another loss and other gradients. */
+    /* The comparisons can fail: other tokens give another loss and other gradients. */
     float *other = model_pass(dropout, checkpoint, 2, 1, &lt);
     assert_memory_not_equal(&lt, &l1, sizeof l1);
-    assert_memory_not_equal(other, one, np * sizeof *one);
+    assert_true(fabs(lt - l1) > 1e-6 * fabs(l1));
+    assert_true(rel_diff(other, one, np) > 1e-3);
     free(other);
     free(one);
 }
 
-static void test_model_same_bits(void **state)
+static void test_model_thread_counts(void **state)
 {
     (void)state;
-    model_same_bits(0.0f, 0);
+    model_thread_counts(0.0f, 0);
 }
 
 static void test_model_dropout_checkpointing(void **state)
 {
     (void)state;
-    model_same_bits(0.1f, 0);
-    model_same_bits(0.1f, 2);
+    model_thread_counts(0.1f, 0);
+    model_thread_counts(0.1f, 2);
 }
 
 int main(void)
@@ -235,7 +259,7 @@ int main(void)
         cmocka_unit_test(test_threads_dropout),
         cmocka_unit_test(test_threads_bf16),
         cmocka_unit_test(test_threads_small),
-        cmocka_unit_test(test_model_same_bits),
+        cmocka_unit_test(test_model_thread_counts),
         cmocka_unit_test(test_model_dropout_checkpointing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
