@@ -6,6 +6,10 @@
  *    missing the line says so instead of a ratio;
  *  - the sgemm roofline: the same iteration's matrix products alone, issued to gemm_f32 on
  *    the same shapes in this run; "gpt_roofline_fraction" is that time over the iteration's;
+ *  - "gpt_fma_peak_fraction": the iteration's products at one core's peak rate of float32
+ *    multiply-adds (measured here, AVX-512 or AVX2 as the CPU has), over the iteration's
+ *    time; ref is PyTorch's fraction. It bounds the ratio to PyTorch on this machine: the
+ *    line before it prints the bound and the fraction of the peak the 1.8x goal asks for;
  *  - "gpt_bf16_iteration" and "gpt_dropout_iteration" (dropout 0.2, nanoGPT's value for the
  *    recipe): the same iterations with bf16 products or with dropout, against the float32
  *    iteration without dropout measured in this run;
@@ -27,6 +31,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <immintrin.h>
 
 #include "util/util.h"
 #include "bench/bench_util.h"
@@ -100,6 +106,56 @@ static double torch_ms(int iters, char *why, size_t whylen)
     if (p)
         pclose(p);
     return ms;
+}
+
+/* One core's peak rate of float32 multiply-adds, GFLOP/s: twelve independent chains of
+ * vector FMAs (enough to cover their latency), in AVX-512 registers where the CPU has them
+ * (oneDNN then uses them too), else in AVX2 ones. The best of five runs of 0.05 s or so. */
+#define FMA_CHAINS(VEC, SET1, FMA)                                                        \
+    do {                                                                                  \
+        VEC acc[12], m = SET1(0.999f), c = SET1(1e-4f);                                   \
+        for (int i = 0; i < 12; i++)                                                      \
+            acc[i] = SET1(0.001f * (float)i);                                             \
+        for (long it = 0; it < iters; it++)                                               \
+            for (int i = 0; i < 12; i++)                                                  \
+                acc[i] = FMA(acc[i], m, c);                                               \
+        for (int i = 0; i < 12; i++)                                                      \
+            sink += ((float *)&acc[i])[0];                                                \
+    } while (0)
+
+__attribute__((target("avx512f"))) static double fma_run_512(long iters, volatile float *out)
+{
+    float sink = 0;
+    double t = util_now();
+    FMA_CHAINS(__m512, _mm512_set1_ps, _mm512_fmadd_ps);
+    t = util_now() - t;
+    *out = sink;
+    return 12.0 * 2 * 16 * (double)iters / t * 1e-9;
+}
+
+static double fma_run_256(long iters, volatile float *out)
+{
+    float sink = 0;
+    double t = util_now();
+    FMA_CHAINS(__m256, _mm256_set1_ps, _mm256_fmadd_ps);
+    t = util_now() - t;
+    *out = sink;
+    return 12.0 * 2 * 8 * (double)iters / t * 1e-9;
+}
+
+static double fma_peak(int quick, const char **isa)
+{
+    int wide = __builtin_cpu_supports("avx512f");
+    *isa = wide ? "AVX-512" : "AVX2";
+    long iters = quick ? 200000 : 10000000;
+    volatile float out;
+    double best = 0;
+    for (int r = 0; r < 5; r++) {
+        double g = wide ? fma_run_512(iters, &out) : fma_run_256(iters, &out);
+        if (g > best)
+            best = g;
+    }
+    return best;
 }
 
 /* iters timed iterations (after two untimed ones) of forward, backward, clipping and the
@@ -261,6 +317,17 @@ int main(int argc, char **argv)
            "iteration, %.1f GFLOP/s alone\n", fl * 1e-9, fl * 1e-6 / ms, fl * 1e-6 / roof_ms);
     printf("BENCH gpt_roofline_fraction %.3f fraction ref=%.2f ratio=%.3f\n", roof_ms / ms,
            roof_ms, roof_ms / ms);
+    /* The ceiling of the ratio on this machine: the iteration's products at the core's FMA
+     * peak, element-wise work free. value = the fraction of that peak the whole iteration
+     * reaches, ref = PyTorch's. */
+    const char *isa;
+    double peak = fma_peak(quick, &isa), peak_ms = fl * 1e-6 / peak;
+    printf("gpt_fma_peak: one core multiplies-and-adds at %.1f GFLOP/s (%s); the iteration's "
+           "products at that peak would take %.2f ms, so no engine could pass %.2fx PyTorch here "
+           "(1.8x asks for %.0f%% of the peak over the whole iteration)\n", peak, isa, peak_ms,
+           tms > 0 ? tms / peak_ms : 0.0, tms > 0 ? 100 * peak_ms / (tms / 1.8) : 0.0);
+    printf("BENCH gpt_fma_peak_fraction %.3f fraction ref=%.3f ratio=%.2f\n", peak_ms / ms,
+           tms > 0 ? peak_ms / tms : 0.0, tms > 0 ? tms / ms : 0.0);
     /* ref = the float32 iteration measured above in this run. */
     printf("BENCH gpt_bf16_iteration %.2f ms/iter ref=%.2f ratio=%.2f\n", bf_ms, ms, ms / bf_ms);
     /* ref = the iteration without dropout; the ratio is below 1 by dropout's cost. */
