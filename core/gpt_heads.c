@@ -7,10 +7,10 @@
  * vectorises; with AVX2 the scores and L·x take 4 rows of two registers, written with
  * intrinsics (tile4): the plain loops left an AVX2 tile's sums on the stack, loaded and
  * stored at every step, and cleared it with a call to memset (a head of the README's GPT,
- * 64 × 32, on an AMD EPYC with AVX2: scores 5.3 → 3.4 us, L·x 4.9 → 3.3 us). The causal mask is used to skip work: the scores are
- * computed only in the 16-column blocks up to the diagonal's, and the products with a
- * lower-triangular matrix stop (or start) at the tile's last (first) row; the entries they
- * pass over are zeros. */
+ * 64 × 32, on an AMD EPYC with AVX2: scores 5.3 → 3.4 us, L·x 4.9 → 3.3 us). The causal
+ * mask is used to skip work: the scores are computed only in the 16-column blocks up to the
+ * diagonal's, and the products with a lower-triangular matrix stop (or start) at the tile's
+ * last (first) row; the entries they pass over are zeros. */
 #include "core/gpt_heads.h"
 
 #if defined(__AVX2__) && defined(__FMA__)
@@ -97,17 +97,6 @@ static inline ALWAYS_INLINE void tile4_store(float *out, size_t ldo, const tile4
 
 #endif
 
-/* The AVX-512 way (the plain body) or the AVX2 one (name##_avx2). */
-#define HEAD_WAYS(name, params, args)                                  \
-    AVX512 static void name##_512 params { name##_body args; }         \
-    static void name params                                            \
-    {                                                                  \
-        if (gpt_wide_vectors())                                        \
-            name##_512 args;                                           \
-        else                                                           \
-            name##_avx2 args;                                          \
-    }
-
 /* S = scale · a·bᵀ: bt is bᵀ [hs][T]. */
 static inline ALWAYS_INLINE void scores_body(float *S, const float *a, int lda, const float *bt,
                                              int T, int hs, float scale)
@@ -124,7 +113,7 @@ static inline ALWAYS_INLINE void scores_body(float *S, const float *a, int lda, 
     }
 }
 
-static void scores_avx2(float *S, const float *a, int lda, const float *bt, int T, int hs,
+static void scores_256(float *S, const float *a, int lda, const float *bt, int T, int hs,
                         float scale)
 {
 #ifndef HAVE_TILE4
@@ -144,7 +133,7 @@ static void scores_avx2(float *S, const float *a, int lda, const float *bt, int 
 #endif
 }
 
-HEAD_WAYS(scores, (float *S, const float *a, int lda, const float *bt, int T, int hs,
+WIDE_OR_256(scores, (float *S, const float *a, int lda, const float *bt, int T, int hs,
                    float scale), (S, a, lda, bt, T, hs, scale))
 
 void gpt_head_scores(float *S, const float *a, int lda, const float *b, int ldb, int T, int hs,
@@ -175,7 +164,7 @@ static inline ALWAYS_INLINE void lower_body(float *out, int ldo, const float *L,
         }
 }
 
-static void lower_avx2(float *out, int ldo, const float *L, const float *x, int ldx, int T,
+static void lower_256(float *out, int ldo, const float *L, const float *x, int ldx, int T,
                        int hs, float scale)
 {
 #ifndef HAVE_TILE4
@@ -193,7 +182,7 @@ static void lower_avx2(float *out, int ldo, const float *L, const float *x, int 
 #endif
 }
 
-HEAD_WAYS(lower, (float *out, int ldo, const float *L, const float *x, int ldx, int T, int hs,
+WIDE_OR_256(lower, (float *out, int ldo, const float *L, const float *x, int ldx, int T, int hs,
                   float scale), (out, ldo, L, x, ldx, T, hs, scale))
 
 void gpt_head_lower(float *out, int ldo, const float *L, const float *x, int ldx, int T, int hs,
@@ -221,13 +210,13 @@ static inline ALWAYS_INLINE void lower_t_body(float *out, int ldo, const float *
 
 /* Lᵀ·x keeps the plain 8-row tile with AVX2 too: it ran at 3.1 us a head against 3.7 for
  * tile4 (each row of x then serves eight rows of the tile instead of four). */
-static void lower_t_avx2(float *out, int ldo, const float *L, const float *x, int ldx, int T,
+static void lower_t_256(float *out, int ldo, const float *L, const float *x, int ldx, int T,
                          int hs, float scale)
 {
     lower_t_body(out, ldo, L, x, ldx, T, hs, scale);
 }
 
-HEAD_WAYS(lower_t, (float *out, int ldo, const float *L, const float *x, int ldx, int T,
+WIDE_OR_256(lower_t, (float *out, int ldo, const float *L, const float *x, int ldx, int T,
                     int hs, float scale), (out, ldo, L, x, ldx, T, hs, scale))
 
 void gpt_head_lower_t(float *out, int ldo, const float *L, const float *x, int ldx, int T,

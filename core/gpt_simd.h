@@ -29,17 +29,22 @@ int gpt_wide_vectors(void);
                                      "prefer-vector-width=512")))
 #endif
 
-/* name_body (always inlined) compiled twice: name_512 for AVX-512, name_256 as built. */
-#define TWO_WAYS(name, params, args)                                   \
+/* name_512, name_body (always inlined) compiled for AVX-512, and name, which calls it or
+ * name_256 (defined by the caller: the build's own way) as the CPU allows. */
+#define WIDE_OR_256(name, params, args)                                \
     AVX512 static void name##_512 params { name##_body args; }         \
-    static void name##_256 params { name##_body args; }                \
     static void name params                                            \
     {                                                                  \
-        if (gpt_wide_vectors())                                            \
+        if (gpt_wide_vectors())                                        \
             name##_512 args;                                           \
         else                                                           \
             name##_256 args;                                           \
     }
+
+/* name_body compiled twice: name_512 for AVX-512, name_256 as built. */
+#define TWO_WAYS(name, params, args)                                   \
+    static void name##_256 params { name##_body args; }                \
+    WIDE_OR_256(name, params, args)
 
 /* The element-wise layers run on the job's threads too (OpenMP, the runtime oneDNN uses): each
  * thread takes one contiguous piece of the rows or elements. Every element or row is computed
