@@ -3,8 +3,9 @@
  *
  * oneDNN 2.6 as Debian builds it uses OpenMP (libgomp) and has no C call of its own for the
  * thread count. omp_set_num_threads is per calling thread, which is what a worker pool needs.
- * libgomp is already loaded (libdnnl depends on it), so it is looked up with dlsym rather than
- * adding -fopenmp / -lgomp to the build. */
+ * gemm_set_threads and gemm_threads look it up with dlsym, so that they act on the libgomp
+ * oneDNN loaded even in a build without OpenMP (the fuzzing build); the bf16 fallback's
+ * blocks (sgemm_row_blocks) use OpenMP directly, as the gpt layers do. */
 #include "core/gemm.h"
 #include "core/omp_compat.h"
 
@@ -250,8 +251,8 @@ static void sgemm_row_blocks(int transA, int transB, int M, int N, int K, float 
                              float *C, int ldc)
 {
     int blocks = (M + BF16_FALLBACK_ROWS - 1) / BF16_FALLBACK_ROWS;
-    int share = blocks > 1 && !omp_in_parallel() && omp_get_max_threads() > 1;
     int threads = omp_get_max_threads();
+    int share = blocks > 1 && !omp_in_parallel() && threads > 1;
     if (!share)
         omp_set_num_threads(1); /* this thread's setting only: the product stays on it */
 #pragma omp parallel for schedule(static) if (share)

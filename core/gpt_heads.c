@@ -210,14 +210,8 @@ static inline ALWAYS_INLINE void lower_t_body(float *out, int ldo, const float *
 
 /* Lᵀ·x keeps the plain 8-row tile with AVX2 too: it ran at 3.1 us a head against 3.7 for
  * tile4 (each row of x then serves eight rows of the tile instead of four). */
-static void lower_t_256(float *out, int ldo, const float *L, const float *x, int ldx, int T,
-                         int hs, float scale)
-{
-    lower_t_body(out, ldo, L, x, ldx, T, hs, scale);
-}
-
-WIDE_OR_256(lower_t, (float *out, int ldo, const float *L, const float *x, int ldx, int T,
-                    int hs, float scale), (out, ldo, L, x, ldx, T, hs, scale))
+TWO_WAYS(lower_t, (float *out, int ldo, const float *L, const float *x, int ldx, int T, int hs,
+                   float scale), (out, ldo, L, x, ldx, T, hs, scale))
 
 void gpt_head_lower_t(float *out, int ldo, const float *L, const float *x, int ldx, int T,
                       int hs, float scale)
