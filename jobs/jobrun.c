@@ -343,8 +343,7 @@ static void run_admitted(wctx *w)
     w->samples_per_sec = NAN;
     memset(&w->pace, 0, sizeof w->pace);
     pace_add(&w->pace, w->t0, rep.step);
-    w->compact = spec.ngroups == 0; /* one learning rate */
-    wctx_slot_begin(w);
+    wctx_run_begin(w, spec.ngroups == 0); /* compact: one learning rate */
     w->fp16_prev = wctx_fp16_scale_at(w, run->id, rep.step);
     w->wr.rc = 0; /* the queue is empty: the previous run drained it */
     w->t_last = w->time_base;
@@ -503,7 +502,7 @@ static void run_admitted(wctx *w)
                 last_flush = now;
             }
         }
-        if (w->nbatch == METRIC_BATCH) {
+        if (wctx_slot_full(w)) {
             if ((rc = wctx_flush(w, &rep, &e))) {
                 disk_full = store_failure(errmsg, sizeof errmsg, rc, w->fail_what, w->fail_step,
                                           &e);

@@ -100,7 +100,7 @@ static int on_metrics(rrun *r, const unsigned char *p, size_t len, an_err *e)
     double wall = (double)time(NULL);
     for (size_t i = 0; i < n; i++) {
         const rw_metric *m = &r->rows[i];
-        if (w->nbatch == METRIC_BATCH) {
+        if (wctx_slot_full(w)) {
             int rc = wctx_flush(w, &r->last, e);
             if (rc)
                 return rc;
@@ -375,8 +375,7 @@ store_job_state rankrun(wctx *w, const store_job *row, const job_spec *spec, cha
     w->samples_per_sec = NAN;
     memset(&w->pace, 0, sizeof w->pace);
     pace_add(&w->pace, w->t0, step);
-    w->compact = 0; /* the ranks' rows come whole, each with its own time */
-    wctx_slot_begin(w);
+    wctx_run_begin(w, 0); /* wide: the ranks' rows come whole, each with its own time */
     /* fp16: rank 0 sends each row's loss scale; the events go as in a one-process run. */
     w->fp16_prev = wctx_fp16_scale_at(w, row->id, step);
     w->wr.rc = 0;

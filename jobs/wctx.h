@@ -22,10 +22,27 @@
 #define CLOCK_STRIDE_MAX 1024   /* …but at least every this many steps */
 /* Batches a worker has in flight: one it fills, the rest queued for (or being written by) its
  * writer thread. The worker waits only when all of them are queued, so a slow disk slows
- * training down instead of growing memory (each slot holds METRIC_BATCH rows, about 2.4 MB).
- * Eight hold 12 ms of the fastest job's rows: the writer's own short copies of the WAL
- * (store/walcopy.h) pass without the worker waiting. */
-#define WRITE_SLOTS 8
+ * training down instead of growing memory.
+ *
+ * A run with one learning rate (nearly every job) fills compact slots, 32 bytes a step: 64 of
+ * them hold about 110 ms of the fastest job's steps. They have to: the writer's own copy of
+ * the WAL into the database (store/walcopy.h), which lets the WAL start over every 64 MiB,
+ * takes 30–80 ms with its fsyncs, and with 8 slots (15 ms) the worker waited it out three
+ * times in a 5M-step job, about 4 % of the job's time.
+ * The other runs (several learning rates, a multi-rank job's rows) fill whole store_metric
+ * rows, 576 bytes each (2.4 MB a slot), and have WIDE_SLOTS of them. */
+#define WRITE_SLOTS 64
+#define WIDE_SLOTS 8
+/* Slots one commit takes at most (writer.c merges a fast job's full batches): a compact run's
+ * slots are written out into wctx.rows for it, so this is rows' length in batches. */
+#define MERGE_MAX WIDE_SLOTS
+/* What else a slot holds at most. A run adds at most one mark, validation row and fp16 event
+ * per step; it queues a slot that has come within one of a bound (wctx_slot_full), and a flush
+ * adds at most one more mark. A mark is a clock read: one per step only for steps slower than
+ * CLOCK_EVERY_S, of which a slot takes at most METRIC_FLUSH_S' worth. */
+#define SLOT_MARKS 2048
+#define SLOT_VALS 1024
+#define SLOT_EVENTS 1024
 
 /* An optimizer step of a job with one learning rate, as the worker records it (wslot). */
 typedef struct wrow {
@@ -43,20 +60,20 @@ typedef struct wmark {
 /* One batch of rows for the writer: metrics, validation rows and progress, and optionally a
  * checkpoint that commits with them in one transaction. */
 typedef struct wslot {
-    store_metric *batch;       /* METRIC_BATCH rows of wctx.rows (set by writer_start) */
-    /* A compact slot (a job with one learning rate: nearly every job) has its steps in crow,
-     * 32 bytes each, and its clock reads in marks; the writer writes them into batch before
-     * it commits the slot. A row of batch is 576 bytes, a new cache line every step, and
-     * that line was last in the writer's cache: filled by the worker step by step, each
-     * row's line held the training up while it came (about 5 % of the fastest job). */
+    /* A wide slot's METRIC_BATCH rows: wctx.rows[k] for the k-th of the first WIDE_SLOTS
+     * (set by writer_start), NULL for the others. */
+    store_metric *batch;
+    /* A compact slot has its steps in crow, 32 bytes each, and its clock reads in marks; the
+     * writer writes them out into wctx.rows just before it commits them. A row of batch is
+     * 576 bytes, a new cache line every step, and that line was last in the writer's cache:
+     * filled by the worker step by step, each row's line held the training up while it came
+     * (about 5 % of the fastest job). */
     int compact;
     wrow crow[METRIC_BATCH];
-    wmark marks[METRIC_BATCH];
+    wmark marks[SLOT_MARKS];
     size_t nmarks;
-    /* Validation rows of the batch: at most one per metric row, so they never outgrow it. */
-    store_val_metric vbatch[METRIC_BATCH];
-    /* fp16 jobs' loss-scale events of the batch (store/fp16.c): at most one per metric row. */
-    store_fp16_event ev[METRIC_BATCH];
+    store_val_metric vbatch[SLOT_VALS]; /* validation rows of the batch */
+    store_fp16_event ev[SLOT_EVENTS];   /* fp16 jobs' loss-scale events (store/fp16.c) */
     size_t nbatch;             /* rows in batch */
     size_t nval;               /* rows in vbatch */
     size_t nev;                /* events in ev */
@@ -72,7 +89,8 @@ typedef struct wslot {
     int64_t full_res;          /* metrics.full_resolution_steps of the job; 0 = keep all */
 } wslot;
 
-/* The worker's writer thread and its queue (a ring of WRITE_SLOTS slots).
+/* The worker's writer thread and its queue (a ring of `nslots` slots: WRITE_SLOTS for a
+ * compact run, WIDE_SLOTS for the others).
  *
  * The store connection is handed over, not shared: while any slot is queued only the writer
  * uses the worker's connection (wctx.store); the worker touches it again only after
@@ -86,9 +104,10 @@ typedef struct writer {
     uv_thread_t thread;
     uv_mutex_t mu;
     uv_cond_t cond;            /* signalled on submit, on each slot written, and on quit */
+    int nslots;                /* the ring's length this run (wctx_run_begin) */
     int head;                  /* the slot the worker fills */
     int tail;                  /* the oldest queued slot */
-    int queued;                /* slots queued or being written, 0..WRITE_SLOTS */
+    int queued;                /* slots queued or being written, 0..nslots */
     int quit;                  /* 1 = exit once the queue is empty */
     int rc;                    /* the run's first store failure; 0 = none */
     an_err err;                /* its error */
@@ -101,9 +120,10 @@ typedef struct wctx {
     store_t store;
     jobmgr *jobs;
     job_run *run;
-    /* The slots' metric rows, one array: full slots that follow each other are one run of
-     * rows the writer commits in one transaction when it has fallen behind (writer.c). */
-    _Alignas(64) store_metric rows[WRITE_SLOTS][METRIC_BATCH]; /* a row: one line (store.h) */
+    /* Whole metric rows, one array: a wide run's slots (full slots that follow each other are
+     * one run of rows the writer commits in one transaction when it has fallen behind), or
+     * where the writer writes out the compact slots it commits together (writer.c). */
+    _Alignas(64) store_metric rows[MERGE_MAX][METRIC_BATCH]; /* a row: one line (store.h) */
     wslot slot[WRITE_SLOTS];
     writer wr;
     store_metric *batch;       /* rows of the slot being filled (slot[wr.head]) */
@@ -141,9 +161,15 @@ void writer_stop(wctx *w);
 /* Reads the clock and gives the rows since the previous read their times (see writer.c).
  * Returns the monotonic time read. */
 double wctx_stamp(wctx *w, int64_t step);
+/* Starts a run's use of the ring (empty: the previous run drained it): compact (one learning
+ * rate, rows kept as wrow) or wide, and the first slot begun. */
+void wctx_run_begin(wctx *w, int compact);
 /* Points batch, crow, vbatch and ev at the slot now being filled (slot[wr.head]), empty, and
  * makes it compact if the run is. */
 void wctx_slot_begin(wctx *w);
+/* 1 when the slot being filled must be queued before another step's rows go in: its rows are
+ * METRIC_BATCH, or its marks, validation rows or events are within one of their bound. */
+int wctx_slot_full(const wctx *w);
 
 /* Queues the metric batch (stamped, with the progress of `last`) for the writer. Returns the
  * writer's first failure so far. */

@@ -32,15 +32,17 @@ double wctx_stamp(wctx *w, int64_t step)
     double wall = (double)time(NULL);
     size_t c = w->nbatch - w->nstamped;
     wslot *s = &w->slot[w->wr.head];
-    if (s->compact && c)
+    if (s->compact && c) {
+        assert(s->nmarks < SLOT_MARKS);
         s->marks[s->nmarks++] = (wmark){.end = w->nbatch, .t_prev = w->t_last, .t = t,
                                         .wall = wall};
-    else
+    } else {
         for (size_t k = 1; k <= c; k++) {
             store_metric *m = &w->batch[w->nstamped + k - 1];
             m->time = spread(w->t_last, t, k, c);
             m->wall = wall;
         }
+    }
     w->nstamped = w->nbatch;
     w->t_last = t;
     w->now = now;
@@ -48,17 +50,16 @@ double wctx_stamp(wctx *w, int64_t step)
     return now;
 }
 
-/* A compact slot's steps written into its rows, with the times wctx_stamp gave them. */
-static void expand(wslot *s)
+/* A compact slot's steps written out as whole rows into `out`, with the times wctx_stamp gave
+ * them. */
+static void expand(const wslot *s, store_metric *out)
 {
-    if (!s->compact)
-        return;
     size_t k0 = 0;
     for (size_t i = 0; i < s->nmarks; i++) {
         const wmark *mk = &s->marks[i];
         size_t c = mk->end - k0;
         for (size_t k = 1; k <= c; k++) {
-            store_metric *m = &s->batch[k0 + k - 1];
+            store_metric *m = &out[k0 + k - 1];
             const wrow *r = &s->crow[k0 + k - 1];
             m->step = r->step;
             m->loss = r->loss;
@@ -71,6 +72,23 @@ static void expand(wslot *s)
         k0 = mk->end;
     }
     assert(k0 == s->nbatch);
+}
+
+void wctx_run_begin(wctx *w, int compact)
+{
+    uv_mutex_lock(&w->wr.mu);
+    assert(w->wr.queued == 0);
+    w->wr.nslots = compact ? WRITE_SLOTS : WIDE_SLOTS;
+    w->wr.head = w->wr.tail = 0;
+    uv_mutex_unlock(&w->wr.mu);
+    w->compact = compact;
+    wctx_slot_begin(w);
+}
+
+int wctx_slot_full(const wctx *w)
+{
+    return w->nbatch == METRIC_BATCH || w->slot[w->wr.head].nmarks + 2 >= SLOT_MARKS ||
+           w->nval + 1 >= SLOT_VALS || w->nev + 1 >= SLOT_EVENTS;
 }
 
 void wctx_slot_begin(wctx *w)
@@ -125,12 +143,13 @@ static int submit(wctx *w, an_err *e)
     s->full_res = w->full_res;
     uv_mutex_lock(&w->wr.mu);
     /* The ring: the slot being filled is never one the writer holds. */
-    assert(w->wr.queued >= 0 && w->wr.queued < WRITE_SLOTS);
-    assert(w->wr.head == (w->wr.tail + w->wr.queued) % WRITE_SLOTS);
+    int n = w->wr.nslots;
+    assert(w->wr.queued >= 0 && w->wr.queued < n);
+    assert(w->wr.head == (w->wr.tail + w->wr.queued) % n);
     w->wr.queued++;
     uv_cond_broadcast(&w->wr.cond);
-    w->wr.head = (w->wr.head + 1) % WRITE_SLOTS;
-    while (w->wr.queued == WRITE_SLOTS)
+    w->wr.head = (w->wr.head + 1) % n;
+    while (w->wr.queued == n)
         uv_cond_wait(&w->wr.cond, &w->wr.mu);
     int rc = writer_failure(w, e);
     uv_mutex_unlock(&w->wr.mu);
@@ -178,18 +197,18 @@ static void retain(wctx *w, wslot *s)
     }
 }
 
-/* Writes one slot on the writer thread: its checkpoint, or `nrows` metric rows from its
- * batch on (more than the slot's own when full slots after it are merged in, see
- * writer_main), with the progress `last` carries. 0, or the store's error with *what set. */
-static int write_slot(wctx *w, wslot *s, size_t nrows, const wslot *last, const char **what,
-                      an_err *e)
+/* Writes one slot on the writer thread: its checkpoint, or `nrows` metric rows from `rows` on
+ * (the slot's own, or more when full slots after it are merged in, see writer_main), with the
+ * progress `last` carries. 0, or the store's error with *what set. */
+static int write_slot(wctx *w, wslot *s, const store_metric *rows, size_t nrows,
+                      const wslot *last, const char **what, an_err *e)
 {
     int rc = 0;
     *what = "metrics";
     if (s->blob) {
         double c0 = util_now();
         *what = "the checkpoint";
-        rc = store_checkpoint_commit_fp16(&w->store, s->run->id, s->batch, s->nbatch,
+        rc = store_checkpoint_commit_fp16(&w->store, s->run->id, rows, s->nbatch,
                                           s->vbatch, s->nval, s->ev, s->nev, s->step, s->loss,
                                           s->blob, s->len, &s->keep,
                                           s->has_prog ? &s->prog : NULL, e);
@@ -205,7 +224,7 @@ static int write_slot(wctx *w, wslot *s, size_t nrows, const wslot *last, const 
             uv_mutex_unlock(&s->run->mu);
         }
     } else if (nrows) {
-        rc = store_metrics_append_fp16(&w->store, s->run->id, s->batch, nrows, last->vbatch,
+        rc = store_metrics_append_fp16(&w->store, s->run->id, rows, nrows, last->vbatch,
                                        last->nval, last->ev, last->nev,
                                        last->has_prog ? &last->prog : NULL, e);
     }
@@ -229,20 +248,21 @@ static int batch_alone(const wslot *s)
     return !s->blob && s->nbatch == METRIC_BATCH && !s->nval && !s->nev;
 }
 
-/* How many queued slots from the tail on the writer may commit as one: a full metric-only
- * slot (no checkpoint, no validation rows, no fp16 events) and the queued metric-only slots
- * of the same run
- * right after it in the rows array, each but the last full, so their rows are contiguous.
- * A fast job's writer that has fallen behind then pays a transaction and the pyramid's
- * per-batch work once for several batches. Call with wr.mu held. */
+/* How many queued slots from the tail on the writer may commit as one, at most MERGE_MAX: a
+ * full metric-only slot (no checkpoint, no validation rows, no fp16 events) and the queued
+ * metric-only slots of the same run after it, each but the last full; a wide run's must also
+ * be next to each other in the rows array, so their rows are contiguous (a compact run's are
+ * written out next to each other). A fast job's writer that has fallen behind then pays a
+ * transaction and the pyramid's per-batch work once for several batches. Call with wr.mu
+ * held. */
 static int mergeable(const wctx *w)
 {
-    int k = 1, t = w->wr.tail;
+    int k = 1, t = w->wr.tail, n = w->wr.nslots;
     const wslot *s = &w->slot[t];
     if (s->blob)
         return 1;
-    while (k < w->wr.queued && t + k < WRITE_SLOTS) {
-        const wslot *prev = &w->slot[t + k - 1], *next = &w->slot[t + k];
+    while (k < w->wr.queued && k < MERGE_MAX && (s->compact || t + k < n)) {
+        const wslot *prev = &w->slot[(t + k - 1) % n], *next = &w->slot[(t + k) % n];
         if (!batch_alone(prev) || next->blob || next->run != s->run)
             break;
         k++;
@@ -273,15 +293,18 @@ static void writer_main(void *arg)
             uv_cond_timedwait(&w->wr.cond, &w->wr.mu, PAIR_WAIT_NS);
             k = mergeable(w);
         }
+        int n = w->wr.nslots;
         uv_mutex_unlock(&w->wr.mu);
-        const wslot *last = &w->slot[w->wr.tail + k - 1];
+        const wslot *last = &w->slot[(w->wr.tail + k - 1) % n];
         size_t nrows = (size_t)(k - 1) * METRIC_BATCH + last->nbatch;
-        for (int j = 0; j < k && !skip; j++)
-            expand(&w->slot[w->wr.tail + j]);
+        const store_metric *rows = s->compact ? w->rows[0] : s->batch;
+        for (int j = 0; j < k && !skip && s->compact; j++)
+            expand(&w->slot[(w->wr.tail + j) % n], w->rows[j]);
         an_err e;
         an_err_clear(&e);
         const char *what = "metrics";
-        int rc = skip ? 0 : write_slot(w, s, s->blob ? s->nbatch : nrows, last, &what, &e);
+        int rc = skip ? 0 : write_slot(w, s, rows, s->blob ? s->nbatch : nrows, last, &what,
+                                       &e);
         free(s->blob);
         s->blob = NULL;
         uv_mutex_lock(&w->wr.mu);
@@ -294,7 +317,7 @@ static void writer_main(void *arg)
         if (!skip && !rc)
             w->wr.commits++;
         assert(w->wr.queued >= k);
-        w->wr.tail = (w->wr.tail + k) % WRITE_SLOTS;
+        w->wr.tail = (w->wr.tail + k) % n;
         w->wr.queued -= k;
         uv_cond_broadcast(&w->wr.cond);
     }
@@ -359,7 +382,8 @@ int wctx_checkpoint_blob(wctx *w, void *blob, size_t len, int64_t step,
 int writer_start(wctx *w)
 {
     for (int k = 0; k < WRITE_SLOTS; k++)
-        w->slot[k].batch = w->rows[k];
+        w->slot[k].batch = k < WIDE_SLOTS ? w->rows[k] : NULL;
+    w->wr.nslots = WIDE_SLOTS;
     int rc = uv_mutex_init(&w->wr.mu);
     if (rc)
         return rc;

@@ -79,6 +79,8 @@ typedef struct store_t {
     void *pyr_cache;                            /* open pyramid buckets of the last appends
                                                  * (pyramid.c) */
     int big_commit;                             /* 1 while a job's checkpoint commits (walcopy.h) */
+    int wal_copied;                             /* frames of the WAL copied, at the last
+                                                 * store_wal_copy_now */
 } store_t;
 
 /* ---- connection ---------------------------------------------------------------------- */

@@ -102,8 +102,7 @@ static int ring_setup(void **state)
     v->w->batch_samples = 4;
     if (writer_start(v->w) != 0)
         return -1;
-    v->w->batch = v->w->slot[0].batch;
-    v->w->vbatch = v->w->slot[0].vbatch;
+    wctx_run_begin(v->w, 0);
     *state = v;
     return 0;
 }
@@ -148,7 +147,7 @@ static void batches_commit_in_order_and_drain_waits(void **state)
     an_err e;
     /* More batches than slots: the worker waits for the writer, never overwrites a slot. */
     int64_t step = 1;
-    for (int b = 0; b < 4 * WRITE_SLOTS; b++) {
+    for (int b = 0; b < 4 * WIDE_SLOTS; b++) {
         size_t n = 100 + 37 * (size_t)b;
         assert_int_equal(queue_rows(v->w, step, n, &e), 0);
         step += (int64_t)n;
@@ -200,22 +199,32 @@ static void compact_steps_are_written_whole_by_the_writer(void **state)
     ring_env *v = *state;
     wctx *w = v->w;
     an_err e;
-    w->compact = 1;
-    wctx_slot_begin(w);
+    wctx_run_begin(w, 1);
     w->t0 = util_now();
     w->time_base = 2.0;
     w->t_last = 2.0;
-    enum { N = METRIC_BATCH + 700 };
+    /* Then a clock read at every step, as a slow job's: a slot is queued before its marks
+     * run out, well before METRIC_BATCH rows. */
+    enum { EVERY = METRIC_BATCH + 700, N = EVERY + 2 * SLOT_MARKS + 100 };
     static double want_time[N + 1];
-    size_t marks[] = {5, 5, 8, 900, METRIC_BATCH - 1, METRIC_BATCH, METRIC_BATCH + 3, N};
+    static size_t marks[8 + N - EVERY];
+    size_t init[] = {5, 5, 8, 900, METRIC_BATCH - 1, METRIC_BATCH, METRIC_BATCH + 3, EVERY};
+    size_t nmarks = 0;
+    for (size_t i = 0; i < 8; i++)
+        marks[nmarks++] = init[i];
+    for (size_t st = EVERY + 1; st <= N; st++)
+        marks[nmarks++] = st;
     int64_t step = 0;
     double base = 2.0;
     train_report last;
     memset(&last, 0, sizeof last);
     size_t first = 0; /* the first step of the current stamp interval (0-based) */
-    for (size_t i = 0; i < sizeof marks / sizeof *marks; i++) {
+    int64_t slots_at_every = -1;
+    for (size_t i = 0; i < nmarks; i++) {
         while ((size_t)step < marks[i]) {
-            if (w->nbatch == METRIC_BATCH) { /* as the worker: a full slot is flushed */
+            if (wctx_slot_full(w)) { /* as the worker: a full slot is flushed */
+                if (step > EVERY)
+                    assert_true(w->nbatch < METRIC_BATCH && w->nbatch >= SLOT_MARKS - 3);
                 last.step = step;
                 assert_int_equal(wctx_flush(w, &last, &e), 0);
                 first = (size_t)step;
@@ -234,7 +243,11 @@ static void compact_steps_are_written_whole_by_the_writer(void **state)
             want_time[first + k] = k == c ? t : base + (t - base) * (double)k / (double)c;
         first = (size_t)step;
         base = t;
+        if (step == EVERY)
+            slots_at_every = w->wr.head;
     }
+    /* two slots' worth of marks past EVERY: at least two more slots */
+    assert_true((w->wr.head - slots_at_every + WRITE_SLOTS) % WRITE_SLOTS >= 2);
     last.step = step;
     assert_int_equal(wctx_flush(w, &last, &e), 0);
     assert_int_equal(wctx_drain(w, &e), 0);
@@ -267,7 +280,7 @@ static void a_failure_drops_what_is_queued_behind_it(void **state)
     /* The first batch starts at step -49, which the store refuses; the good batches queued
      * behind it must not be committed (a checkpoint could otherwise land past missing rows). */
     int rc = queue_rows(v->w, -49, 50, &e);
-    for (int b = 1; b < 2 * WRITE_SLOTS && !rc; b++)
+    for (int b = 1; b < 2 * WIDE_SLOTS && !rc; b++)
         rc = queue_rows(v->w, 50 * b - 49, 50, &e);
     int drc = wctx_drain(v->w, &e);
     assert_int_not_equal(drc, 0);
@@ -288,13 +301,13 @@ static void full_batches_queued_behind_commit_together(void **state)
     assert_int_equal(sqlite3_exec(v->f->s.db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
     int64_t step = 1;
     /* one slot fewer than the ring: the worker never has to wait for the stuck writer */
-    for (int b = 0; b < WRITE_SLOTS - 1; b++) {
+    for (int b = 0; b < WIDE_SLOTS - 1; b++) {
         assert_int_equal(queue_rows(v->w, step, METRIC_BATCH, &e), 0);
         step += METRIC_BATCH;
     }
     assert_int_equal(sqlite3_exec(v->f->s.db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
     assert_int_equal(wctx_drain(v->w, &e), 0);
-    assert_true(v->w->wr.commits < (uint64_t)(WRITE_SLOTS - 1));
+    assert_true(v->w->wr.commits < (uint64_t)(WIDE_SLOTS - 1));
     assert_int_equal(atomic_load(&v->m.steps_trained), (uint64_t)(step - 1));
     store_series ser;
     memset(&ser, 0, sizeof ser);
@@ -302,6 +315,72 @@ static void full_batches_queued_behind_commit_together(void **state)
     assert_int_equal(ser.n, (size_t)(step - 1));
     for (size_t i = 0; i < ser.n; i++)
         assert_int_equal(ser.step[i], (int64_t)i + 1);
+    store_series_free(&ser);
+}
+
+/* Fills the compact slot being filled with steps first..first+n-1, reads the clock once and
+ * queues it. */
+static int queue_steps(wctx *w, int64_t first, size_t n, an_err *e)
+{
+    for (size_t k = 0; k < n; k++) {
+        wrow *r = &w->crow[w->nbatch++];
+        r->step = first + (int64_t)k;
+        r->loss = 1.0 / (double)r->step;
+        r->grad_norm = 0.5;
+        r->lr = 1e-3;
+    }
+    train_report last;
+    memset(&last, 0, sizeof last);
+    last.step = first + (int64_t)n - 1;
+    last.loss = 1.0 / (double)last.step;
+    last.lr[0] = 1e-3;
+    wctx_stamp(w, last.step);
+    return wctx_flush(w, &last, e);
+}
+
+/* A compact run's ring holds WRITE_SLOTS batches: with the writer stuck behind another
+ * connection's write lock (as behind its own copy of the WAL), the worker queues all but one
+ * of them without waiting; then the writer catches up in commits of at most MERGE_MAX
+ * batches, around the ring's end, every row in order. */
+static void compact_ring_holds_more_than_the_wide_one(void **state)
+{
+    ring_env *v = *state;
+    wctx *w = v->w;
+    an_err e;
+    wctx_run_begin(w, 1);
+    w->t0 = util_now();
+    int64_t step = 1;
+    for (int b = 0; b < WRITE_SLOTS / 2; b++) { /* the ring's head half way round first */
+        assert_int_equal(queue_steps(w, step, METRIC_BATCH, &e), 0);
+        step += METRIC_BATCH;
+    }
+    assert_int_equal(wctx_drain(w, &e), 0);
+    uint64_t commits0 = w->wr.commits;
+    assert_int_equal(sqlite3_exec(v->f->s.db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    double t0 = util_now();
+    for (int b = 0; b < WRITE_SLOTS - 1; b++) {
+        assert_int_equal(queue_steps(w, step, METRIC_BATCH, &e), 0);
+        step += METRIC_BATCH;
+    }
+    /* queued while the writer could commit none of them (its busy timeout is 5 s) */
+    assert_true(util_now() - t0 < 4.0);
+    assert_int_equal(w->wr.queued, WRITE_SLOTS - 1);
+    assert_int_equal(sqlite3_exec(v->f->s.db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(queue_steps(w, step, 123, &e), 0); /* a partial one after them */
+    step += 123;
+    assert_int_equal(wctx_drain(w, &e), 0);
+    uint64_t commits = w->wr.commits - commits0;
+    assert_true(commits >= (uint64_t)((WRITE_SLOTS - 1 + MERGE_MAX - 1) / MERGE_MAX));
+    assert_true(commits < (uint64_t)(WRITE_SLOTS - 1));
+    assert_int_equal(atomic_load(&v->m.steps_trained), (uint64_t)(step - 1));
+    store_series ser;
+    memset(&ser, 0, sizeof ser);
+    assert_int_equal(store_metrics_query(&v->f->s, v->id, 1, -1, 0, &ser, &e), 0);
+    assert_int_equal(ser.n, (size_t)(step - 1));
+    for (size_t i = 0; i < ser.n; i++) {
+        assert_int_equal(ser.step[i], (int64_t)i + 1);
+        assert_true(ser.loss[i] == 1.0 / (double)(i + 1));
+    }
     store_series_free(&ser);
 }
 
@@ -320,6 +399,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_failure_drops_what_is_queued_behind_it, ring_setup,
                                         ring_teardown),
         cmocka_unit_test_setup_teardown(full_batches_queued_behind_commit_together, ring_setup,
+                                        ring_teardown),
+        cmocka_unit_test_setup_teardown(compact_ring_holds_more_than_the_wide_one, ring_setup,
                                         ring_teardown),
     };
     return cmocka_run_group_tests_name("workers", tests, NULL, NULL);
