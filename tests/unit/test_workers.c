@@ -141,6 +141,24 @@ static int queue_rows(wctx *w, int64_t first, size_t n, an_err *e)
     return wctx_flush(w, &last, e);
 }
 
+/* The ring's job has exactly steps 1..n stored, in order, loss 1/step, its time never going
+ * backwards. */
+static void assert_steps_stored(ring_env *v, int64_t n)
+{
+    an_err e;
+    store_series ser;
+    memset(&ser, 0, sizeof ser);
+    assert_int_equal(store_metrics_query(&v->f->s, v->id, 1, -1, 0, &ser, &e), 0);
+    assert_int_equal(ser.n, (size_t)n);
+    for (size_t i = 0; i < ser.n; i++) {
+        assert_int_equal(ser.step[i], (int64_t)i + 1);
+        assert_true(ser.loss[i] == 1.0 / (double)(i + 1));
+        if (i > 0)
+            assert_true(ser.time[i] >= ser.time[i - 1]);
+    }
+    store_series_free(&ser);
+}
+
 static void batches_commit_in_order_and_drain_waits(void **state)
 {
     ring_env *v = *state;
@@ -159,17 +177,7 @@ static void batches_commit_in_order_and_drain_waits(void **state)
     assert_int_equal(count, step - 1);
     assert_int_equal(atomic_load(&v->m.steps_trained), (uint64_t)(step - 1));
     assert_int_equal(atomic_load(&v->m.samples_trained), (uint64_t)(step - 1) * 4);
-    store_series ser;
-    memset(&ser, 0, sizeof ser);
-    assert_int_equal(store_metrics_query(&v->f->s, v->id, 1, -1, 0, &ser, &e), 0);
-    assert_int_equal(ser.n, (size_t)(step - 1));
-    for (size_t i = 0; i < ser.n; i++) {
-        assert_int_equal(ser.step[i], (int64_t)i + 1);
-        assert_true(ser.loss[i] == 1.0 / (double)(i + 1));
-        if (i > 0) /* job time never goes backwards */
-            assert_true(ser.time[i] >= ser.time[i - 1]);
-    }
-    store_series_free(&ser);
+    assert_steps_stored(v, step - 1);
 }
 
 static void rows_between_clock_reads_get_spread_times(void **state)
@@ -194,13 +202,19 @@ static void rows_between_clock_reads_get_spread_times(void **state)
  * writer writes them into whole rows before it commits: every value back as recorded, and
  * the times those of wctx_stamp's even spread (an empty read between moves the base), over
  * more than one slot. */
+/* Starts a compact run on the ring, its clock at 0 now. */
+static wctx *begin_compact(ring_env *v)
+{
+    wctx_run_begin(v->w, 1);
+    v->w->t0 = util_now();
+    return v->w;
+}
+
 static void compact_steps_are_written_whole_by_the_writer(void **state)
 {
     ring_env *v = *state;
-    wctx *w = v->w;
+    wctx *w = begin_compact(v);
     an_err e;
-    wctx_run_begin(w, 1);
-    w->t0 = util_now();
     w->time_base = 2.0;
     w->t_last = 2.0;
     /* Then a clock read at every step, as a slow job's: a slot is queued before its marks
@@ -345,10 +359,8 @@ static int queue_steps(wctx *w, int64_t first, size_t n, an_err *e)
 static void compact_ring_holds_more_than_the_wide_one(void **state)
 {
     ring_env *v = *state;
-    wctx *w = v->w;
+    wctx *w = begin_compact(v);
     an_err e;
-    wctx_run_begin(w, 1);
-    w->t0 = util_now();
     int64_t step = 1;
     for (int b = 0; b < WRITE_SLOTS / 2; b++) { /* the ring's head half way round first */
         assert_int_equal(queue_steps(w, step, METRIC_BATCH, &e), 0);
@@ -373,15 +385,7 @@ static void compact_ring_holds_more_than_the_wide_one(void **state)
     assert_true(commits >= (uint64_t)((WRITE_SLOTS - 1 + MERGE_MAX - 1) / MERGE_MAX));
     assert_true(commits < (uint64_t)(WRITE_SLOTS - 1));
     assert_int_equal(atomic_load(&v->m.steps_trained), (uint64_t)(step - 1));
-    store_series ser;
-    memset(&ser, 0, sizeof ser);
-    assert_int_equal(store_metrics_query(&v->f->s, v->id, 1, -1, 0, &ser, &e), 0);
-    assert_int_equal(ser.n, (size_t)(step - 1));
-    for (size_t i = 0; i < ser.n; i++) {
-        assert_int_equal(ser.step[i], (int64_t)i + 1);
-        assert_true(ser.loss[i] == 1.0 / (double)(i + 1));
-    }
-    store_series_free(&ser);
+    assert_steps_stored(v, step - 1);
 }
 
 int main(void)
