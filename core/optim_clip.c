@@ -7,26 +7,34 @@
 
 #include "core/omp_compat.h"
 
-#define SUMSQ_WAYS 32
+/* Sum of squares in double over W partial sums. Each partial sum is a chain of dependent
+ * adds: with 8 (two AVX2 registers) a large gradient's pass ran at the adds' latency, 2 % of
+ * an MLP step on Fashion-MNIST, so gradients from SUMSQ_WIDE_MIN elements on take 32. A
+ * small model keeps 8 (and its old bits): adding up 32 partial sums cost the 11-parameter
+ * tutorial job 7 % of its step. */
+#define SUMSQ_WIDE_MIN 1024
+#define SUMSQ_BODY(T, W, n, x)                                                                \
+    do {                                                                                      \
+        double a[W] = {0};                                                                    \
+        size_t i = 0;                                                                         \
+        for (; i + (W) <= (n); i += (W))                                                      \
+            for (size_t j = 0; j < (W); j++)                                                  \
+                a[j] += (double)(x)[i + j] * (double)(x)[i + j];                              \
+        for (size_t j = 0; i < (n); i++, j++)                                                 \
+            a[j] += (double)(x)[i] * (double)(x)[i];                                          \
+        double s = 0;                                                                         \
+        for (int j = 0; j < (W); j++)                                                         \
+            s += a[j];                                                                        \
+        return s;                                                                             \
+    } while (0)
 
 /* The kernels, once for float and once for double. */
 #define CLIP_KERNELS(T, K)                                                                    \
-    /* Sum of squares in double, SUMSQ_WAYS partial sums: each is a chain of dependent adds, \
-     * and with 8 (two AVX2 registers) the pass ran at the adds' latency, 2 % of an MLP     \
-     * step on Fashion-MNIST. */                                                             \
+    static double K##sumsq8(size_t n, const T *restrict x) { SUMSQ_BODY(T, 8, n, x); }       \
+    static double K##sumsq32(size_t n, const T *restrict x) { SUMSQ_BODY(T, 32, n, x); }     \
     static double K##sumsq(size_t n, const T *restrict x)                                    \
     {                                                                                         \
-        double a[SUMSQ_WAYS] = {0};                                                           \
-        size_t i = 0;                                                                         \
-        for (; i + SUMSQ_WAYS <= n; i += SUMSQ_WAYS)                                          \
-            for (size_t j = 0; j < SUMSQ_WAYS; j++)                                           \
-                a[j] += (double)x[i + j] * (double)x[i + j];                                  \
-        for (size_t j = 0; i < n; i++, j++)                                                   \
-            a[j] += (double)x[i] * (double)x[i];                                              \
-        double s = 0;                                                                         \
-        for (int j = 0; j < SUMSQ_WAYS; j++)                                                  \
-            s += a[j];                                                                        \
-        return s;                                                                             \
+        return n < SUMSQ_WIDE_MIN ? K##sumsq8(n, x) : K##sumsq32(n, x);                       \
     }                                                                                         \
     static void K##scale(size_t n, T *restrict x, T c)                                        \
     {                                                                                         \
