@@ -85,12 +85,6 @@ void wctx_run_begin(wctx *w, int compact)
     wctx_slot_begin(w);
 }
 
-int wctx_slot_full(const wctx *w)
-{
-    return w->nbatch == METRIC_BATCH || w->slot[w->wr.head].nmarks + 2 >= SLOT_MARKS ||
-           w->nval + 1 >= SLOT_VALS || w->nev + 1 >= SLOT_EVENTS;
-}
-
 void wctx_slot_begin(wctx *w)
 {
     wslot *s = &w->slot[w->wr.head];
