@@ -9,6 +9,7 @@ import {check as openapiCheck} from './openapi.mjs';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import {after} from 'node:test';
 
 export const BIN = process.env.ANNEALD_BIN || 'build/anneald';
 
@@ -72,6 +73,12 @@ export function waitForLine(stream, re, timeoutMs = 15000, onLine) {
 // Daemons still running when the test process ends are killed, so a failed test leaves none.
 const live = new Set();
 process.on('exit', () => { for (const p of live) p.kill('SIGKILL'); });
+// Under `node --test`, a daemon a failed test left running would keep the file's process, and
+// with it the whole run, waiting forever ('exit' never comes): killed once the file's tests
+// are done. (Benchmarks import this file too; outside the test runner there is no hook.)
+if (process.env.NODE_TEST_CONTEXT) {
+  after(() => { for (const p of live) p.kill('SIGKILL'); });
+}
 
 // Starts `anneald --listen 127.0.0.1:0 --db DIR/anneald.db ...args` and waits for its
 // "listening on http://HOST:PORT" line. dir: the store's directory (a fresh one, removed when

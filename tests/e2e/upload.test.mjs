@@ -91,8 +91,9 @@ test('a bad row at the end of a large upload: 400 naming it, and no stored piece
 
 test('a client gone mid-upload and a daemon killed mid-upload leave no pieces', async () => {
   const dir = tmpDir();
+  let d = null;
   try {
-    let d = await startDaemon({dir});
+    d = await startDaemon({dir});
     const body = regression(900_000); // ~30 MB
     const {port} = new URL(d.url);
     // send the head and two thirds of the body, then go away
@@ -125,6 +126,9 @@ test('a client gone mid-upload and a daemon killed mid-upload leave no pieces', 
       assert.equal((await d.stop()).code, 0);
     }
   } finally {
+    // A failed check leaves the daemon running: a live child would keep this file's process,
+    // and with it the whole test run, waiting forever.
+    if (d && d.running()) await d.kill9().catch(() => {});
     removeDir(dir);
   }
 });
