@@ -13,7 +13,7 @@
  * small model keeps 8 (and its old bits): adding up 32 partial sums cost the 11-parameter
  * tutorial job 7 % of its step. */
 #define SUMSQ_WIDE_MIN 1024
-#define SUMSQ_BODY(T, W, n, x)                                                                \
+#define SUMSQ_BODY(W, n, x)                                                                   \
     do {                                                                                      \
         double a[W] = {0};                                                                    \
         size_t i = 0;                                                                         \
@@ -30,8 +30,8 @@
 
 /* The kernels, once for float and once for double. */
 #define CLIP_KERNELS(T, K)                                                                    \
-    static double K##sumsq8(size_t n, const T *restrict x) { SUMSQ_BODY(T, 8, n, x); }       \
-    static double K##sumsq32(size_t n, const T *restrict x) { SUMSQ_BODY(T, 32, n, x); }     \
+    static double K##sumsq8(size_t n, const T *restrict x) { SUMSQ_BODY(8, n, x); }       \
+    static double K##sumsq32(size_t n, const T *restrict x) { SUMSQ_BODY(32, n, x); }     \
     static double K##sumsq(size_t n, const T *restrict x)                                    \
     {                                                                                         \
         return n < SUMSQ_WIDE_MIN ? K##sumsq8(n, x) : K##sumsq32(n, x);                       \

@@ -11,10 +11,11 @@
  * The housekeeping thread copies what it can every 0.1 s (store_wal_copy_now), so the pages
  * of a checkpoint, like a fast job's stream of metric pages, reach the database off the
  * workers, fsyncs included (the database's too: SQLite syncs it only after a copy that
- * reached the WAL's end, which behind a busy writer none does). A writer's own copy is still needed: one on another thread
- * always trails the frames appended meanwhile, and only a copy that caught up lets the WAL
- * start over; by the time the WAL passes the threshold that copy has almost nothing left to
- * do (measured: 0–17 ms against 110–130 ms for 64 MiB without the housekeeping copies). */
+ * reached the WAL's end, which behind a busy writer none does). A writer's own copy is still
+ * needed: one on another thread always trails the frames appended meanwhile, and only a copy
+ * that caught up lets the WAL start over; by the time the WAL passes the threshold that copy
+ * has little left to do: the newest frames' fsync, 30-60 ms on the test machine's disk
+ * (jobs/wctx.h sizes the worker's queue to hide it). */
 #ifndef ANNEALD_STORE_WALCOPY_H
 #define ANNEALD_STORE_WALCOPY_H
 
