@@ -31,7 +31,7 @@ struct gate_conn {
     gate_conn *prev, *next;
 };
 
-static void sweep_idle(api_t *api, double now);
+static void sweep_live(api_t *api, double now);
 
 /* ---- per-address counts ---- */
 
@@ -397,7 +397,7 @@ void conns_sweep(api_t *api, double now)
         cs->head_timeout++;
         gate_close(cs->head, 408, "timeout", "the request head did not arrive within 10 s");
     }
-    sweep_idle(api, now);
+    sweep_live(api, now);
     /* After a crowd of connections has gone, give the memory their buffers held back to the
      * system: malloc keeps freed heap pages otherwise, and the daemon would stay as large
      * as the biggest flood it ever saw. */
@@ -432,6 +432,7 @@ struct mhd_conn {
     char ip[48];
     int fd;
     int in_request;   /* from the first call of the access handler to the completion */
+    int in_body;      /* the request's body has begun to arrive and has not ended */
     int closing;      /* shut down by the sweep; MHD closes it on its next turn */
     double since;     /* start of the current wait for a request head */
     mhd_conn *prev, *next;
@@ -498,23 +499,54 @@ void conns_request_ends(struct MHD_Connection *c)
     mhd_conn *m = conn_of(c);
     if (m) {
         m->in_request = 0;
+        m->in_body = 0;
         m->since = util_now();
     }
 }
 
-/* A kept-alive connection gets the same deadline for its next head as a new one: past it,
- * the socket is shut down and MHD, seeing the end of its input, closes the connection. So
- * one quick request cannot buy a slot that a trickled second head then holds for good. */
-static void sweep_idle(api_t *api, double now)
+void conns_body_arriving(struct MHD_Connection *c, int arriving)
+{
+    mhd_conn *m = conn_of(c);
+    if (m)
+        m->in_body = arriving;
+}
+
+/* 1 when the peer of `fd` has closed its side (or the socket failed) and nothing it sent is
+ * left unread. */
+static int peer_gone(int fd)
+{
+    char b;
+    ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+/* Two kinds of connection are shut down here; MHD, seeing the end of its input on its next
+ * turn, closes them.
+ *   - A kept-alive connection gets the same deadline for its next head as a new one, so one
+ *     quick request cannot buy a slot that a trickled second head then holds for good.
+ *   - A request whose body was still arriving when its client went. MHD's edge-triggered
+ *     epoll misses that end when the last bytes and the FIN come together: a read that
+ *     returns fewer bytes than asked marks the socket drained, and no further edge comes.
+ *     Without this the request (an upload's stored pieces and its memory) would wait out
+ *     the 30 s idle timeout. */
+static void sweep_live(api_t *api, double now)
 {
     conns_t *cs = &api->gate;
     int closed = 0;
     for (mhd_conn *m = cs->live; m; m = m->next) {
-        if (m->in_request || m->closing || m->fd < 0 || now - m->since < CONNS_HEAD_SECONDS)
+        if (m->closing || m->fd < 0)
             continue;
+        if (m->in_request) {
+            if (!m->in_body || !peer_gone(m->fd))
+                continue;
+            cs->body_abandoned++;
+        } else {
+            if (now - m->since < CONNS_HEAD_SECONDS)
+                continue;
+            cs->idle_closed++;
+        }
         shutdown(m->fd, SHUT_RDWR);
         m->closing = 1;
-        cs->idle_closed++;
         closed = 1;
     }
     if (closed)
@@ -558,6 +590,10 @@ char *conns_metrics_text(const api_t *api)
             "# HELP anneald_connections_accepted_total Connections accepted.\n"
             "# TYPE anneald_connections_accepted_total counter\n"
             "anneald_connections_accepted_total %" PRIu64 "\n"
+            "# HELP anneald_connections_body_abandoned_total Requests whose client went away "
+            "while their body was arriving, found and closed by the sweep.\n"
+            "# TYPE anneald_connections_body_abandoned_total counter\n"
+            "anneald_connections_body_abandoned_total %" PRIu64 "\n"
             "# HELP anneald_connections_refused_total Connections closed or refused by a "
             "limit, by reason.\n# TYPE anneald_connections_refused_total counter\n"
             "anneald_connections_refused_total{reason=\"per_ip\"} %" PRIu64 "\n"
@@ -569,7 +605,7 @@ char *conns_metrics_text(const api_t *api)
             "anneald_connections_refused_total{reason=\"bad_head\"} %" PRIu64 "\n"
             "anneald_connections_refused_total{reason=\"sse_total\"} %" PRIu64 "\n"
             "anneald_connections_refused_total{reason=\"sse_per_ip\"} %" PRIu64 "\n",
-            cs->pending, cs->mhd_open, cs->nips, cs->accepted, cs->refused_per_ip,
+            cs->pending, cs->mhd_open, cs->nips, cs->accepted, cs->body_abandoned, cs->refused_per_ip,
             cs->refused_reserve, cs->head_timeout, cs->head_evicted, cs->idle_closed,
             cs->refused_pending, cs->bad_head,
             cs->sse_refused_total, cs->sse_refused_ip);

@@ -23,7 +23,9 @@
  * beyond: conns_sse_admit). Accepted sockets get TCP_USER_TIMEOUT, so a peer that vanished
  * without a FIN is dropped once a heartbeat goes unacknowledged for CONNS_USER_TIMEOUT_MS;
  * a stream whose reader stops taking bytes is closed by MHD's idle timeout once its socket
- * buffers are full. Everything here runs on the loop thread. */
+ * buffers are full. A request whose client closed while its body was arriving is shut down
+ * by the sweep within a quarter of a second: MHD alone can miss that end until its idle
+ * timeout (sweep_live in conns.c says why). Everything here runs on the loop thread. */
 #ifndef ANNEALD_CONNS_H
 #define ANNEALD_CONNS_H
 
@@ -69,7 +71,7 @@ typedef struct conns_t {
     const char *handoff_ip;        /* the address of the connection being handed to MHD */
     /* counters for /metrics */
     uint64_t accepted, handed, refused_per_ip, refused_reserve, refused_pending, head_timeout,
-        head_evicted, idle_closed,
+        head_evicted, idle_closed, body_abandoned,
         bad_head, sse_refused_total, sse_refused_ip;
 } conns_t;
 
@@ -79,7 +81,8 @@ int conns_listen(struct api *api, const struct sockaddr *sa, socklen_t salen, in
 /* Stops accepting (shutdown): closes the listening socket. */
 void conns_stop_listening(struct api *api);
 
-/* Closes connections whose head is overdue (call a few times a second). */
+/* Closes connections whose head is overdue, and requests whose client went away in the
+ * middle of their body (call a few times a second). */
 void conns_sweep(struct api *api, double now);
 
 /* Closes every connection still in the gate and frees the gate (shutdown). */
@@ -96,6 +99,10 @@ void conns_free(struct api *api);
  * the two the connection is busy, outside it waits for its next head (same deadline). */
 void conns_request_begins(struct MHD_Connection *c);
 void conns_request_ends(struct MHD_Connection *c);
+
+/* Whether the request on `c` is amid its body (the access handler's calls with data): a
+ * client gone in the middle of one is found by the sweep (conns_sweep). */
+void conns_body_arriving(struct MHD_Connection *c, int arriving);
 
 /* The client address of an MHD connection, as text ("127.0.0.2", "::1"), into ip[48]. */
 void conns_peer(struct MHD_Connection *c, char ip[48]);

@@ -448,6 +448,7 @@ enum MHD_Result http_access(void *cls, struct MHD_Connection *c, const char *url
             r->early = 1;
         return MHD_YES;
     }
+    conns_body_arriving(c, *upload_size > 0);
     if (r->early || r->answered) { /* answered on call 1: discard any body */
         *upload_size = 0;
         return MHD_YES;

@@ -132,3 +132,48 @@ test('a client gone mid-upload and a daemon killed mid-upload leave no pieces', 
     removeDir(dir);
   }
 });
+
+// A body's last bytes and the client's FIN read together in one short read: libmicrohttpd's
+// edge-triggered epoll then never sees the end of the input, and the request waited out the
+// 30 s idle timeout (an upload's stored pieces and its memory with it). The daemon is stopped
+// while the client sends its last bytes and closes, so both are queued when it reads again.
+test('a client whose last bytes and close arrive together mid-body is let go at once', async () => {
+  const abandoned = async (url) => Number(/anneald_connections_body_abandoned_total (\d+)/
+    .exec((await api(url, 'GET', '/metrics')).text)[1]);
+  await withDaemon({}, async (d) => {
+    const {port} = new URL(d.url);
+    const cases = [
+      // an upload with a stored piece (4 MiB) and the next one begun
+      {head: 'POST /v1/datasets?name=cut HTTP/1.1\r\nContent-Type: text/csv', first: regression(200_000),
+       pieces: 1},
+      // a JSON body, held whole until it ends
+      {head: 'POST /v1/jobs HTTP/1.1\r\nContent-Type: application/json', first: Buffer.from('{"name": "' + 'x'.repeat(200_000)),
+       pieces: 0},
+    ];
+    for (const [i, c] of cases.entries()) {
+      const sock = net.connect(Number(port), '127.0.0.1');
+      await new Promise((r) => sock.once('connect', r));
+      sock.on('error', () => {});
+      sock.write(`${c.head}\r\nHost: 127.0.0.1:${port}\r\nContent-Length: ${c.first.length * 4}\r\n\r\n`);
+      sock.write(c.first);
+      await waitFor(() => parts(d.db) >= c.pieces, {timeoutMs: 30000 * SLOW, what: 'pieces stored'});
+      await sleep(300); // the daemon has read what was sent
+      process.kill(d.proc.pid, 'SIGSTOP');
+      try {
+        await new Promise((r) => sock.end(Buffer.alloc(20_000, 0x31), r));
+        await sleep(200);
+      } finally {
+        process.kill(d.proc.pid, 'SIGCONT');
+      }
+      // well before the 30 s idle timeout, which closes it without counting it
+      await waitFor(async () => (await abandoned(d.url)) === i + 1,
+        {timeoutMs: 10000, what: 'the sweep closing the abandoned request'});
+      await waitFor(() => parts(d.db) === 0, {timeoutMs: 10000, what: 'the pieces of the abandoned upload deleted'});
+      sock.destroy();
+    }
+    // a whole upload afterwards is not taken for an abandoned one
+    const ok = await post(d.url, 'whole', regression(1000));
+    assert.equal(ok.status, 201, ok.text);
+    assert.equal(await abandoned(d.url), cases.length);
+  });
+});
