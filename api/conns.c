@@ -430,6 +430,7 @@ void conns_free(api_t *api)
 struct mhd_conn {
     char ip[48];
     int fd;
+    struct MHD_Connection *conn;
     int in_request;   /* from the first call of the access handler to the completion */
     int in_body;      /* the request's body has begun to arrive and has not ended */
     int closing;      /* shut down by the sweep; MHD closes it on its next turn */
@@ -452,6 +453,7 @@ void conns_mhd_notify(void *cls, struct MHD_Connection *c, void **socket_context
             const union MHD_ConnectionInfo *ci =
                 MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
             m->fd = ci ? ci->connect_fd : -1;
+            m->conn = c;
             m->since = util_now();
             m->next = cs->live;
             if (cs->live)
@@ -510,12 +512,21 @@ void conns_body_arriving(struct MHD_Connection *c, int arriving)
         m->in_body = arriving;
 }
 
-/* 1 when the peer of `fd` has closed its side (or the socket failed) and nothing it sent is
- * left unread. */
-static int peer_gone(int fd)
+/* 1 when the client of a request amid its body has gone: its side closed (or the socket
+ * failed) with nothing it sent left unread. A suspended request is left alone: the bytes
+ * MHD read before suspending it may hold the rest of the body, and MHD reads the socket
+ * again when it resumes (a resumed connection counts as readable), so it sees the end
+ * itself or the handler's next call with data makes the request one this sweep watches. */
+static int body_abandoned(const mhd_conn *m)
 {
+    if (!m->in_body)
+        return 0;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(m->conn, MHD_CONNECTION_INFO_CONNECTION_SUSPENDED);
+    if (!ci || ci->suspended)
+        return 0;
     char b;
-    ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    ssize_t n = recv(m->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
     return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
@@ -536,7 +547,7 @@ static void sweep_live(api_t *api, double now)
         if (m->closing || m->fd < 0)
             continue;
         if (m->in_request) {
-            if (!m->in_body || !peer_gone(m->fd))
+            if (!body_abandoned(m))
                 continue;
             cs->body_abandoned++;
         } else {
