@@ -432,7 +432,7 @@ struct mhd_conn {
     int fd;
     struct MHD_Connection *conn;
     int in_request;   /* from the first call of the access handler to the completion */
-    int in_body;      /* the request's body has begun to arrive and has not ended */
+    int in_body;      /* the request's head announced a body that has not ended */
     int closing;      /* shut down by the sweep; MHD closes it on its next turn */
     double since;     /* start of the current wait for a request head */
     mhd_conn *prev, *next;

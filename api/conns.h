@@ -100,8 +100,9 @@ void conns_free(struct api *api);
 void conns_request_begins(struct MHD_Connection *c);
 void conns_request_ends(struct MHD_Connection *c);
 
-/* Whether the request on `c` is amid its body (the access handler's calls with data): a
- * client gone in the middle of one is found by the sweep (conns_sweep). */
+/* Whether the request on `c` is amid its body (from a head that announces one to the
+ * access handler's call that ends it): a client gone in the middle of one, or before it
+ * began, is found by the sweep (conns_sweep). */
 void conns_body_arriving(struct MHD_Connection *c, int arriving);
 
 /* The client address of an MHD connection, as text ("127.0.0.2", "::1"), into ip[48]. */

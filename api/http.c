@@ -427,6 +427,15 @@ static size_t body_capacity(http_req *r, size_t need)
     return nc > r->limit + 1 && need <= r->limit + 1 ? r->limit + 1 : nc;
 }
 
+/* 1 when the request's head announces a body (a length above 0, or chunks). */
+static int declares_body(struct MHD_Connection *c)
+{
+    if (MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding"))
+        return 1;
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+    return cl && strtoull(cl, NULL, 10) > 0;
+}
+
 enum MHD_Result http_access(void *cls, struct MHD_Connection *c, const char *url,
                             const char *method, const char *version, const char *upload,
                             size_t *upload_size, void **con_cls)
@@ -444,11 +453,12 @@ enum MHD_Result http_access(void *cls, struct MHD_Connection *c, const char *url
         r->method = method;
         snprintf(r->path, sizeof r->path, "%s", url);
         conns_request_begins(c); /* the keep-alive head deadline stops (api/conns.h) */
+        conns_body_arriving(c, declares_body(c)); /* a client gone before its body: swept */
         if (first_call(r))
             r->early = 1;
         return MHD_YES;
     }
-    conns_body_arriving(c, *upload_size > 0);
+    conns_body_arriving(c, *upload_size > 0); /* until the call that ends the body */
     if (r->early || r->answered) { /* answered on call 1: discard any body */
         *upload_size = 0;
         return MHD_YES;

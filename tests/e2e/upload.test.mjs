@@ -142,38 +142,47 @@ test('a client whose last bytes and close arrive together mid-body is let go at 
     .exec((await api(url, 'GET', '/metrics')).text)[1]);
   await withDaemon({}, async (d) => {
     const {port} = new URL(d.url);
+    const head = (line, type, length) =>
+      `${line}\r\nHost: 127.0.0.1:${port}\r\nContent-Type: ${type}\r\nContent-Length: ${length}\r\n\r\n`;
     const cases = [
       // an upload with a stored piece (4 MiB) and the next one begun
-      {head: 'POST /v1/datasets?name=cut HTTP/1.1\r\nContent-Type: text/csv', first: regression(200_000),
-       pieces: 1},
+      {head: (n) => head('POST /v1/datasets?name=cut HTTP/1.1', 'text/csv', n), first: regression(200_000), pieces: 1},
       // a JSON body, held whole until it ends
-      {head: 'POST /v1/jobs HTTP/1.1\r\nContent-Type: application/json', first: Buffer.from('{"name": "' + 'x'.repeat(200_000)),
+      {head: (n) => head('POST /v1/jobs HTTP/1.1', 'application/json', n), first: Buffer.from('{"name": "' + 'x'.repeat(200_000)),
        pieces: 0},
+      // a head that announces a body, and the close right behind it
+      {head: (n) => head('POST /v1/datasets?name=bare HTTP/1.1', 'text/csv', n), first: null, pieces: 0},
     ];
     for (const [i, c] of cases.entries()) {
       const sock = net.connect(Number(port), '127.0.0.1');
       await new Promise((r) => sock.once('connect', r));
       sock.on('error', () => {});
-      sock.write(`${c.head}\r\nHost: 127.0.0.1:${port}\r\nContent-Length: ${c.first.length * 4}\r\n\r\n`);
-      sock.write(c.first);
-      await waitFor(() => parts(d.db) >= c.pieces, {timeoutMs: 30000 * SLOW, what: 'pieces stored'});
-      await sleep(300); // the daemon has read what was sent
+      let last = Buffer.alloc(20_000, 0x31);
+      if (c.first) {
+        sock.write(c.head(c.first.length * 4));
+        sock.write(c.first);
+        await waitFor(() => parts(d.db) >= c.pieces, {timeoutMs: 30000 * SLOW, what: 'pieces stored'});
+        await sleep(300); // the daemon has read what was sent
+      } else {
+        last = Buffer.from(c.head(1 << 20));
+      }
       process.kill(d.proc.pid, 'SIGSTOP');
       try {
-        await new Promise((r) => sock.end(Buffer.alloc(20_000, 0x31), r));
+        await new Promise((r) => sock.end(last, r));
         await sleep(200);
       } finally {
         process.kill(d.proc.pid, 'SIGCONT');
       }
       // well before the 30 s idle timeout, which closes it without counting it
       await waitFor(async () => (await abandoned(d.url)) === i + 1,
-        {timeoutMs: 10000, what: 'the sweep closing the abandoned request'});
+        {timeoutMs: 10000, what: `the sweep closing the abandoned request (case ${i})`});
       await waitFor(() => parts(d.db) === 0, {timeoutMs: 10000, what: 'the pieces of the abandoned upload deleted'});
       sock.destroy();
     }
-    // a whole upload afterwards is not taken for an abandoned one
+    // a whole upload and a request without a body afterwards are not taken for abandoned ones
     const ok = await post(d.url, 'whole', regression(1000));
     assert.equal(ok.status, 201, ok.text);
+    assert.equal((await api(d.url, 'GET', '/v1/datasets')).status, 200);
     assert.equal(await abandoned(d.url), cases.length);
   });
 });
