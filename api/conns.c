@@ -534,9 +534,10 @@ static int body_abandoned(const mhd_conn *m)
  * turn, closes them.
  *   - A kept-alive connection gets the same deadline for its next head as a new one, so one
  *     quick request cannot buy a slot that a trickled second head then holds for good.
- *   - A request whose body was still arriving when its client went. MHD's edge-triggered
- *     epoll misses that end when the last bytes and the FIN come together: a read that
- *     returns fewer bytes than asked marks the socket drained, and no further edge comes.
+ *   - A request whose body had not all come when its client went. MHD's edge-triggered
+ *     epoll misses that end when the FIN comes with the last bytes (of the body, or of the
+ *     head): a read that returns fewer bytes than asked marks the socket drained, and no
+ *     further edge comes.
  *     Without this the request (an upload's stored pieces and its memory) would wait out
  *     the 30 s idle timeout. */
 static void sweep_live(api_t *api, double now)
