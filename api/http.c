@@ -2,6 +2,7 @@
 #include "api/http.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -387,22 +388,13 @@ static int first_call(http_req *r)
     r->limit = r->m.route->body == BODY_CSV ? api->sv->opts->max_body_dataset : api->sv->opts->max_body_json;
     if (r->m.route->body != BODY_NONE && reqguard_media(r))
         return 1;
-    const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Length");
-    unsigned long long declared = r->limit;
-    if (cl) {
-        char *end = NULL;
-        unsigned long long v = strtoull(cl, &end, 10);
-        if (end != cl && v > r->limit) {
-            http_error(r, 413, "too_large", NULL,
-                       "the body is %llu bytes; this endpoint takes at most %zu", v, r->limit);
-            return 1;
-        }
-        if (end != cl)
-            declared = v;
+    if (r->declared >= 0 && (unsigned long long)r->declared > r->limit) {
+        http_error(r, 413, "too_large", NULL, "the body is %lld bytes; this endpoint takes at most %zu",
+                   r->declared, r->limit);
+        return 1;
     }
     /* An upload goes to the store piece by piece as it arrives (api/datasets.c): its own
      * buffers are what it holds, whatever the size of the body. */
-    (void)declared;
     if (r->m.route->body == BODY_CSV)
         return api_upload_begin(r);
     return 0;
@@ -414,26 +406,36 @@ static int first_call(http_req *r)
  * realloc moves it). */
 static size_t body_capacity(http_req *r, size_t need)
 {
-    const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Length");
-    if (cl && r->cap == 0) {
-        char *end = NULL;
-        unsigned long long v = strtoull(cl, &end, 10);
-        if (end != cl && !*end && v + 1 >= need && v <= r->limit)
-            return (size_t)v + 1;
-    }
+    if (r->declared >= 0 && r->cap == 0 && (size_t)r->declared + 1 >= need &&
+        (size_t)r->declared <= r->limit)
+        return (size_t)r->declared + 1;
     size_t nc = r->cap ? r->cap + r->cap / 4 : 4096;
     if (nc < need)
         nc = need + need / 4;
     return nc > r->limit + 1 && need <= r->limit + 1 ? r->limit + 1 : nc;
 }
 
-/* 1 when the request's head announces a body (a length above 0, or chunks). */
-static int declares_body(struct MHD_Connection *c)
+/* The head's Content-Length, or -1 without one. MHD answers a malformed one with 400 before
+ * the access handler runs; anything but plain digits is taken as none all the same, and a
+ * length past LLONG_MAX as LLONG_MAX (over every limit: a 413). */
+static long long head_length(struct MHD_Connection *c)
 {
-    if (MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding"))
-        return 1;
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-    return cl && strtoull(cl, NULL, 10) > 0;
+    if (!cl || *cl < '0' || *cl > '9')
+        return -1;
+    errno = 0;
+    char *end = NULL;
+    unsigned long long v = strtoull(cl, &end, 10);
+    if (*end)
+        return -1;
+    return errno == ERANGE || v > (unsigned long long)LLONG_MAX ? LLONG_MAX : (long long)v;
+}
+
+/* 1 when the request's head announces a body (a length above 0, or chunks). */
+static int declares_body(const http_req *r)
+{
+    return r->declared > 0 ||
+           MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Transfer-Encoding") != NULL;
 }
 
 enum MHD_Result http_access(void *cls, struct MHD_Connection *c, const char *url,
@@ -452,8 +454,9 @@ enum MHD_Result http_access(void *cls, struct MHD_Connection *c, const char *url
         r->conn = c;
         r->method = method;
         snprintf(r->path, sizeof r->path, "%s", url);
+        r->declared = head_length(c);
         conns_request_begins(c); /* the keep-alive head deadline stops (api/conns.h) */
-        conns_body_arriving(c, declares_body(c)); /* a client gone before its body: swept */
+        conns_body_arriving(c, declares_body(r)); /* a client gone before its body: swept */
         if (first_call(r))
             r->early = 1;
         return MHD_YES;

@@ -37,6 +37,7 @@ typedef struct http_req {
     char *body;                       /* request body, NUL-terminated; NULL when empty */
     size_t len, cap;                  /* body bytes, allocation */
     size_t limit;                     /* largest accepted body */
+    long long declared;               /* the head's Content-Length; -1 without one */
     int too_large;                    /* the body passed `limit`: the rest is discarded */
     int early;                        /* a response was queued on the first call */
     int suspended;                    /* MHD_suspend_connection is in force */

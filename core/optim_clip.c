@@ -30,9 +30,9 @@
 
 /* The kernels, once for float and once for double. */
 #define CLIP_KERNELS(T, K)                                                                    \
-    static double K##sumsq8(size_t n, const T *restrict x) { SUMSQ_BODY(8, n, x); }       \
-    static double K##sumsq32(size_t n, const T *restrict x) { SUMSQ_BODY(32, n, x); }     \
-    static double K##sumsq(size_t n, const T *restrict x)                                    \
+    static double K##sumsq8(size_t n, const T *restrict x) { SUMSQ_BODY(8, n, x); }           \
+    static double K##sumsq32(size_t n, const T *restrict x) { SUMSQ_BODY(32, n, x); }         \
+    static double K##sumsq(size_t n, const T *restrict x)                                     \
     {                                                                                         \
         return n < SUMSQ_WIDE_MIN ? K##sumsq8(n, x) : K##sumsq32(n, x);                       \
     }                                                                                         \
