@@ -3,7 +3,7 @@
  * anneald's default is DeepSpeed's 1.0) on the builtin fashion-mnist, batch 32 and 128, one thread,
  * against PyTorch running the same model (bench/mlp_torch.py, python3-torch, one thread, with
  * OpenBLAS's AVX-512 kernels forced on CPUs that have them: torch_env()). If torch or the data
- * set is missing the output says so.
+ * set is missing the output says so. Three rounds, the two sides in turns, best of each.
  * Lines: BENCH <name> <value> <unit> ref=<value> ratio=<value>. BENCH_QUICK=1 shortens. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,7 +37,7 @@ static double torch_sps(int batch, int steps, char *why, size_t whylen)
     return sps;
 }
 
-static int run(int batch, int steps, const char *packed, size_t len)
+static int run(int batch, int steps, int rounds, const char *packed, size_t len)
 {
     char text[1024];
     snprintf(text, sizeof text,
@@ -57,12 +57,25 @@ static int run(int batch, int steps, const char *packed, size_t len)
     train_report rep;
     for (int i = 0; i < 20; i++) /* warm-up */
         train_step(t, &rep, &e);
-    double t0 = util_now();
-    for (int i = 0; i < steps; i++)
-        train_step(t, &rep, &e);
-    double sps = (double)batch * steps / (util_now() - t0);
+    /* Both sides in turns, each round starting with the other one, best of each: a VM's
+     * neighbours slow whichever side runs at the time, and one turn each gave ratios from
+     * 1.19 to 1.42 at batch 128. The engine's run goes on training the same job. */
+    double sps = 0, ref = -1;
     char why[256];
-    double ref = torch_sps(batch, steps, why, sizeof why);
+    for (int round = 0; round < rounds; round++) {
+        for (int side = 0; side < 2; side++) {
+            if ((side ^ (round & 1)) == 0) {
+                double t0 = util_now();
+                for (int i = 0; i < steps; i++)
+                    train_step(t, &rep, &e);
+                double v = (double)batch * steps / (util_now() - t0);
+                sps = v > sps ? v : sps;
+            } else {
+                double v = torch_sps(batch, steps, why, sizeof why);
+                ref = v > ref ? v : ref;
+            }
+        }
+    }
     if (ref > 0)
         printf("BENCH mlp_fashion_mnist_b%d %.0f samples/s ref=%.0f ratio=%.2f\n", batch, sps, ref,
                sps / ref);
@@ -87,7 +100,9 @@ int main(void)
         printf("mlp_fashion_mnist: %s\n", e.message);
         return 0;
     }
-    int rc = run(32, quick ? 50 : 2000, packed, len) || run(128, quick ? 20 : 500, packed, len);
+    int rounds = quick ? 1 : 3;
+    int rc = run(32, quick ? 50 : 2000, rounds, packed, len) ||
+             run(128, quick ? 20 : 500, rounds, packed, len);
     free(packed);
     return rc;
 }

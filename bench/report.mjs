@@ -44,7 +44,7 @@ const REFS = [
   [/^gpt_shakespeare_2000_steps_threads1/, 'the same job with "threads": 2, run just before (ratio = threads-1 time / threads-2 time: what the second thread gains)'],
   [/^gpt_roofline_fraction/, 'the iteration\'s matrix products alone through the same sgemm, same shapes, same run'],
   [/^gpt_bf16_iteration/, 'the same iteration in float32 (ratio = fp32 / bf16)'],
-  [/^mlp_fashion_mnist/, 'PyTorch 1.13 training the same MLP on the same data, one thread each, neither clipping the gradients (bench/mlp_torch.py)'],
+  [/^mlp_fashion_mnist/, 'PyTorch 1.13 training the same MLP on the same data, one thread each, neither clipping the gradients (bench/mlp_torch.py); three rounds in turns, best of each side'],
   [/^mpi_(mlp|gpt|fashion_mlp)_w2_comm/, 'share of the W = 2 run spent in the gradient exchange (no reference)'],
   [/^mpi_gpt_two_w1_at_once/, 'one W = 1 run of the same gpt job alone (the sum of two at once over it: the most W = 2 can gain on this machine while the benchmark runs)'],
   [/^mpi_gpt/, 'the same shakespeare gpt job (4 layers, 4 heads, 128 wide, block 64, global batch 64) at world_size 1, one thread per rank (goal: ratio ≥ 1.7 at W = 2)'],
