@@ -27,6 +27,8 @@ typedef struct gen_req {
     int finished;
     unsigned char pend[4];  /* a byte vocabulary's UTF-8 character not yet complete */
     int npend;
+    char *frame;            /* an event larger than MHD's buffer, sent over several calls */
+    size_t frame_len, frame_off;
 } gen_req;
 
 static void gen_req_free(void *p)
@@ -39,6 +41,7 @@ static void gen_req_free(void *p)
         model_cache_release(&g->api->sv->models, g->ref);
     cJSON_Delete(g->body);
     free(g->text);
+    free(g->frame);
     free(g);
 }
 
@@ -147,13 +150,34 @@ static cJSON *answer(const gen_req *g)
     return o;
 }
 
-/* The SSE body, an event a call: `token` events, then `done` with the whole answer. */
+/* Copies what fits of the pending frame; frees it once all of it is out. */
+static ssize_t frame_out(gen_req *g, char *buf, size_t max)
+{
+    size_t n = g->frame_len - g->frame_off;
+    if (n > max)
+        n = max;
+    memcpy(buf, g->frame + g->frame_off, n);
+    g->frame_off += n;
+    if (g->frame_off == g->frame_len) {
+        free(g->frame);
+        g->frame = NULL;
+        g->frame_len = g->frame_off = 0;
+    }
+    return (ssize_t)n;
+}
+
+/* The SSE body, an event a call: `token` events, then `done` with the whole answer. MHD
+ * offers a chunked answer the room left in the connection's memory pool (tens of KiB, not
+ * the block size asked for), which a done event of a long text outgrows: such an event goes
+ * out over several calls. */
 static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     (void)pos;
     gen_req *g = cls;
     if (g->api->sv->phase == PHASE_CLOSING)
         return MHD_CONTENT_READER_END_WITH_ERROR;
+    if (g->frame)
+        return frame_out(g, buf, max);
     if (g->finished)
         return MHD_CONTENT_READER_END_OF_STREAM;
     char tok[16];
@@ -177,13 +201,20 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
     cJSON_Delete(o);
     if (!data)
         return MHD_CONTENT_READER_END_WITH_ERROR;
-    /* An event is at most a few hundred bytes (a done event holds the text: MHD's buffer is
-     * sized for max_tokens of it below). */
-    int w = snprintf(buf, max, "event: %s\ndata: %s\n\n", ev, data);
+    size_t need = strlen(ev) + strlen(data) + 17; /* "event: " "\ndata: " "\n\n" and the NUL */
+    if (need <= max) {
+        int w = snprintf(buf, max, "event: %s\ndata: %s\n\n", ev, data);
+        cJSON_free(data);
+        return w;
+    }
+    g->frame = malloc(need);
+    if (g->frame)
+        g->frame_len = (size_t)snprintf(g->frame, need, "event: %s\ndata: %s\n\n", ev, data);
     cJSON_free(data);
-    if (w < 0 || (size_t)w >= max)
+    if (!g->frame)
         return MHD_CONTENT_READER_END_WITH_ERROR;
-    return w;
+    g->frame_off = 0;
+    return frame_out(g, buf, max);
 }
 
 static void gen_work(http_req *r, store_t *s)
@@ -217,9 +248,8 @@ static void gen_work(http_req *r, store_t *s)
         return;
     }
     if (g->sse) {
-        size_t block = 1024 + 8 * (size_t)g->p.max_tokens;
         struct MHD_Response *resp =
-            MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, block, sse_read, g, gen_req_free);
+            MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, sse_read, g, gen_req_free);
         if (!resp) {
             http_set_pending_error(r, 503, "unavailable", NULL, "out of memory for the answer");
             return;

@@ -26,6 +26,7 @@ typedef struct daemon {
     uv_loop_t loop;
     uv_poll_t mhd_poll;            /* readable MHD epoll fd -> MHD_run */
     uv_timer_t mhd_timer;          /* follows MHD_get_timeout */
+    uv_idle_t mhd_idle;            /* MHD_get_timeout of 0: MHD_run once per turn */
     uv_timer_t housekeeping;       /* every second: SSE pings (15 s), shutdown progress */
     uv_signal_t sigterm, sigint;
     int port;                      /* the port actually bound */

@@ -44,17 +44,35 @@ static void on_mhd_timer(uv_timer_t *t)
     daemon_pump(t->data);
 }
 
-/* Runs MHD and re-arms the timer from MHD_get_timeout. */
+static void on_mhd_idle(uv_idle_t *h)
+{
+    daemon_pump(h->data);
+}
+
+/* Runs MHD once and arranges the next run from MHD_get_timeout. A timeout of 0 (a response
+ * with more to send, a connection with bytes already read) runs MHD again in the next turn
+ * of the loop through an idle handle, after that turn's I/O. A 0 ms timer would not do:
+ * libuv 1.44 runs a timer re-armed from its own callback again in the same pass when its
+ * time has come, so a streamed answer of seconds was made in one turn while every other
+ * request waited. */
 static void daemon_pump(daemon_t *d)
 {
-    if (!d->api->mhd)
+    if (!d->api->mhd) {
+        uv_idle_stop(&d->mhd_idle);
         return;
+    }
     MHD_run(d->api->mhd);
     MHD_UNSIGNED_LONG_LONG ms = 0;
-    if (MHD_get_timeout(d->api->mhd, &ms) == MHD_YES)
-        uv_timer_start(&d->mhd_timer, on_mhd_timer, ms > 60000 ? 60000 : ms, 0);
-    else
+    if (MHD_get_timeout(d->api->mhd, &ms) != MHD_YES) {
         uv_timer_stop(&d->mhd_timer);
+        uv_idle_stop(&d->mhd_idle);
+    } else if (ms == 0) {
+        uv_timer_stop(&d->mhd_timer);
+        uv_idle_start(&d->mhd_idle, on_mhd_idle);
+    } else {
+        uv_idle_stop(&d->mhd_idle);
+        uv_timer_start(&d->mhd_timer, on_mhd_timer, ms > 60000 ? 60000 : ms, 0);
+    }
 }
 
 static void on_mhd_poll(uv_poll_t *p, int status, int events)
@@ -332,6 +350,8 @@ int daemon_run(const daemon_opts *opts)
     uv_poll_start(&d->mhd_poll, UV_READABLE, on_mhd_poll);
     uv_timer_init(&d->loop, &d->mhd_timer);
     d->mhd_timer.data = d;
+    uv_idle_init(&d->loop, &d->mhd_idle);
+    d->mhd_idle.data = d;
     uv_timer_init(&d->loop, &d->housekeeping);
     d->housekeeping.data = d;
     uv_timer_start(&d->housekeeping, on_housekeeping, 250, 250);

@@ -455,6 +455,27 @@ test('generate: text from a checkpoint, the same for the same seed, streamed as 
     assert.equal(events.slice(0, 40).map((e) => e.data.token).join(''), a.json.text);
     assert.equal(events[40].event, 'done');
     assert.deepEqual(events[40].data, a.json);
+    // A long stream: its done event (the whole text) is larger than MHD's buffer for a chunked
+    // answer and still arrives whole; the tokens are made over many turns of the loop, one a
+    // turn, not in one turn that holds every other request.
+    const turns = async () => Number((await (await fetch(`${d.url}/metrics`)).text())
+      .match(/^anneald_loop_turns_total (\d+)/m)[1]);
+    const turns0 = await turns();
+    const N = 80000;
+    const long = await fetch(`${d.url}/v1/jobs/${id}/generate`, {method: 'POST',
+      headers: {'Content-Type': 'application/json', Accept: 'text/event-stream'},
+      body: JSON.stringify({prompt: 'to be', max_tokens: N, temperature: 0.9, seed: 5})});
+    assert.equal(long.status, 200);
+    const frames = (await long.text()).trim().split('\n\n');
+    assert.equal(frames.length, N + 1);
+    const last = frames.at(-1).split('\n');
+    assert.equal(last[0], 'event: done');
+    const done = JSON.parse(last[1].replace('data: ', ''));
+    assert.equal(done.tokens, N);
+    assert.ok(done.text.length > 65536, `a done event of ${done.text.length} characters`);
+    assert.equal(done.text, frames.slice(0, N).map((f) => JSON.parse(f.split('\n')[1].slice(6)).token).join(''));
+    assert.deepEqual((await gen({prompt: 'to be', max_tokens: N, temperature: 0.9, seed: 5})).json, done);
+    assert.ok(await turns() - turns0 >= N / 2, 'the stream took many turns of the loop');
     // Bad requests.
     const bad = [
       [{prompt: 'to be {'}, 'prompt', /'\{'/],

@@ -163,6 +163,28 @@ test('a 10,000,000-step preview streams while the daemon stays small', {timeout:
   });
 });
 
+test('a long preview, thinned or not, is made over many turns of the loop, not in one', async () => {
+  await withDaemon({}, async (d) => {
+    const turns = async () => Number((await (await fetch(`${d.url}/metrics`)).text())
+      .match(/^anneald_loop_turns_total (\d+)/m)[1]);
+    let t0 = await turns();
+    const full = await api(d.url, 'POST', '/v1/schedules/preview', {ds_config: WARMUP, steps: 2000000});
+    assert.equal(full.status, 200);
+    assert.equal(full.json.step.length, 2000000);
+    // MHD takes at most a block of tens of KiB a turn; one turn for the whole answer held
+    // every other request for its length
+    const bytes = full.text.length;
+    assert.ok(await turns() - t0 >= bytes / (256 * 1024), `${bytes} bytes in ${await turns() - t0} turns`);
+    t0 = await turns();
+    const thin = await api(d.url, 'POST', '/v1/schedules/preview',
+                           {ds_config: WARMUP, steps: 10000000, max_points: 10});
+    assert.equal(thin.status, 200, thin.text);
+    assert.ok(thin.json.step.length <= 12 && thin.json.step.at(-1) === 10000000, thin.text);
+    // 10,000,000 steps at most 65,536 a call: at least 150 calls, each in a turn of its own
+    assert.ok(await turns() - t0 >= 100, `${await turns() - t0} turns`);
+  });
+});
+
 test('a client that leaves in the middle of a long preview costs the daemon nothing', async () => {
   await withDaemon({}, async (d) => {
     const ac = new AbortController();
