@@ -94,6 +94,17 @@ static int write_state(jobmgr *m, const char *id, job_task_kind kind, unsigned f
     return 0;
 }
 
+/* Asks a worker's run to stop. The user's stop wins over the scheduler's (a preemption or a
+ * stalled run's restart would put the run back in the queue), and a cancel over a pause. */
+static void ask_stop(job_run *run, int how)
+{
+    int expected = STOP_NONE;
+    atomic_compare_exchange_strong(&run->stop, &expected, how);
+    if ((expected == STOP_PAUSE && how == STOP_CANCEL) || expected == STOP_PREEMPT ||
+        expected == STOP_STALL)
+        atomic_store(&run->stop, how);
+}
+
 /* Common path for pause and cancel: `to` is the target state. */
 static int stop_job(jobmgr *m, const char *id, int how, store_job_state to, unsigned from_mask,
                     const char *what, const char *allowed, job_waiter *w, job_outcome *out)
@@ -110,11 +121,7 @@ static int stop_job(jobmgr *m, const char *id, int how, store_job_state to, unsi
         unqueued = 1;
     }
     if (run) { /* a worker has it: ask it to stop, answer when it lets go */
-        int expected = STOP_NONE;
-        atomic_compare_exchange_strong(&run->stop, &expected, how);
-        if ((expected == STOP_PAUSE && how == STOP_CANCEL) || expected == STOP_PREEMPT ||
-            expected == STOP_STALL) /* the user's stop wins over the scheduler's */
-            atomic_store(&run->stop, how);
+        ask_stop(run, how);
         w->next = run->waiters;
         run->waiters = w;
         return 1;
@@ -135,10 +142,7 @@ int jobs_cancel_nowait(jobmgr *m, const char *id)
         unqueued = 1;
     }
     if (run) {
-        int expected = STOP_NONE;
-        atomic_compare_exchange_strong(&run->stop, &expected, STOP_CANCEL);
-        if (expected == STOP_PAUSE)
-            atomic_store(&run->stop, STOP_CANCEL);
+        ask_stop(run, STOP_CANCEL);
         return 1;
     }
     job_outcome o;

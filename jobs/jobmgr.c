@@ -62,7 +62,11 @@ job_run *jobs_find(jobmgr *m, const char *id)
 
 int jobs_enqueue(jobmgr *m, const char *id)
 {
-    if (jobs_find(m, id))
+    /* Shutting down: the job is queued in the store, and the next start's recovery queues it.
+     * A run queued now would be taken by a worker that is still alive while the daemon
+     * drains, and trained with no stop asked for: the drain would never end. (A resume whose
+     * state write finishes after SIGTERM comes here.) */
+    if (m->shutting_down || jobs_find(m, id))
         return 0;
     job_run *r = calloc(1, sizeof *r);
     if (!r)

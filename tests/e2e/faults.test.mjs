@@ -6,10 +6,10 @@
 // where mounting is not permitted it fails and says so rather than passing without testing.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import {spawnSync} from 'node:child_process';
+import {spawn, spawnSync} from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import {startDaemon, api, waitFor, waitJob, tmpDir, removeDir, SLOW} from './lib.mjs';
+import {startDaemon, api, waitFor, waitJob, tmpDir, removeDir, sleep, tutorialJob, SLOW} from './lib.mjs';
 
 // Runs SQL through the sqlite3 shell; resolves to its trimmed output.
 function sql(db, text) {
@@ -442,5 +442,45 @@ test('/metrics shows each running job\'s activation memory and what checkpointin
     for (const id of Object.values(ids)) await api(d.url, 'POST', `/v1/jobs/${id}/cancel`);
   } finally {
     await d.stop();
+  }
+});
+
+test('a resume whose state write ends after SIGTERM leaves the job queued, and the daemon still stops', async () => {
+  const dir = tmpDir();
+  let d = await startDaemon({dir, args: ['--workers', '1']});
+  let holder = null;
+  try {
+    const r = await api(d.url, 'POST', '/v1/jobs', tutorialJob({name: 'late-resume', steps: 50000000}));
+    assert.equal(r.status, 201, r.text);
+    const id = r.json.id;
+    await waitStates(d.url, id, ['running']);
+    assert.equal((await api(d.url, 'POST', `/v1/jobs/${id}/pause`)).json.state, 'paused');
+    // Another process holds the store's write lock: the resume's state write waits behind it.
+    holder = spawn('sqlite3', ['-batch', d.db], {stdio: ['pipe', 'pipe', 'inherit']});
+    let out = '';
+    holder.stdout.on('data', (c) => { out += c; });
+    holder.stdin.write("PRAGMA busy_timeout=10000;\nBEGIN IMMEDIATE;\nSELECT 'locked';\n");
+    await waitFor(() => out.includes('locked'), {what: 'the write lock'});
+    const resume = api(d.url, 'POST', `/v1/jobs/${id}/resume`).catch(() => null);
+    await sleep(300);
+    d.proc.kill('SIGTERM');
+    await sleep(1500);
+    holder.stdin.end('COMMIT;\n'); // the resume's write goes through, while the daemon drains
+    let timer;
+    const exit = await Promise.race([d.exited, new Promise((res) => { timer = setTimeout(() => res(null), 15000 * SLOW); })]);
+    clearTimeout(timer);
+    assert.ok(exit, 'the daemon did not stop within 15 s of SIGTERM');
+    assert.deepEqual(exit, {code: 0, signal: null}, d.stderr().slice(-3000));
+    await d.stop();
+    await resume;
+    // The resume went through in the store: after a restart the job is queued again and trains.
+    d = await startDaemon({dir, args: ['--workers', '1']});
+    assert.ok(['queued', 'running'].includes((await getJob(d.url, id)).state));
+    await waitStates(d.url, id, ['running']);
+    await stopClean(d);
+  } finally {
+    if (holder && holder.exitCode === null) holder.kill();
+    if (d.running()) await d.kill9();
+    removeDir(dir);
   }
 });

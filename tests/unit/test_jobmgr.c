@@ -467,6 +467,54 @@ static void resume_right_after_pause(void **state)
     assert_last_state(v, "queued");
 }
 
+/* A resume whose state write ends after SIGTERM: the job is queued in the store for the
+ * next start, and no run is queued for the workers, which would train it with no stop asked
+ * for while the daemon waits for them to let go. */
+static void resume_landing_after_shutdown_queues_no_run(void **state)
+{
+    env *v = *state;
+    char id[STORE_ID_LEN];
+    new_job(v, id);
+    job_run *run = worker_takes(v, id);
+    waiter p, r;
+    waiter_init(&p);
+    waiter_init(&r);
+    job_outcome o;
+    assert_int_equal(jobs_pause(&v->sv.jobs, id, &p.w, &o), 1);
+    worker_ends(v, run, STORE_PAUSED);
+    jobs_poll(&v->sv.jobs);
+    assert_int_equal(p.called, 1);
+    assert_int_equal(jobs_resume(&v->sv.jobs, id, &r.w, &o), 1); /* the write is under way */
+    jobs_shutdown(&v->sv.jobs);
+    settle(v);
+    assert_int_equal(r.called, 1);
+    assert_int_equal(r.o.result, JOB_OK);
+    assert_int_equal(state_of(v, id), STORE_QUEUED);
+    assert_null(jobs_find(&v->sv.jobs, id));
+    assert_true(jobs_idle(&v->sv.jobs));
+}
+
+/* A cancel without a waiter (a sweep's) while the scheduler stops the run to preempt it or to
+ * restart it after a stall: the cancel wins, or the worker would end the run queued and the
+ * scheduler queue it again, a trial of a cancelled sweep training on. */
+static void cancel_nowait_beats_the_scheduler(void **state)
+{
+    env *v = *state;
+    const int scheduler_stops[] = {STOP_PREEMPT, STOP_STALL};
+    for (int k = 0; k < 2; k++) {
+        char id[STORE_ID_LEN];
+        new_job(v, id);
+        job_run *run = worker_takes(v, id);
+        atomic_store(&run->stop, scheduler_stops[k]);
+        assert_int_equal(jobs_cancel_nowait(&v->sv.jobs, id), 1);
+        assert_int_equal(atomic_load(&run->stop), STOP_CANCEL);
+        worker_ends(v, run, STORE_CANCELLED);
+        jobs_poll(&v->sv.jobs);
+        assert_null(jobs_find(&v->sv.jobs, id));
+        assert_int_equal(state_of(v, id), STORE_CANCELLED);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -486,6 +534,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(delete_of_a_held_job_changes_nothing, env_setup,
                                         env_teardown),
         cmocka_unit_test_setup_teardown(resume_right_after_pause, env_setup, env_teardown),
+        cmocka_unit_test_setup_teardown(resume_landing_after_shutdown_queues_no_run, env_setup,
+                                        env_teardown),
+        cmocka_unit_test_setup_teardown(cancel_nowait_beats_the_scheduler, env_setup,
+                                        env_teardown),
     };
     return cmocka_run_group_tests_name("jobmgr", tests, NULL, NULL);
 }
