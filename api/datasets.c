@@ -246,6 +246,14 @@ int api_upload_begin(http_req *r)
                    "name must be 1 to 64 letters, digits, '_', '-' or '.', got '%.80s'", name);
         return 1;
     }
+    /* A data set is found by its id or by its name (GET /v1/datasets/{id}, a job's data.name):
+     * a name of an id's form could hide another data set, or be hidden by it. */
+    size_t digits = n > 2 ? strspn(name + 2, "0123456789") : 0;
+    if (name[0] == 'd' && name[1] == '_' && digits > 0 && digits == n - 2) {
+        http_error(r, 400, "invalid_argument", "name",
+                   "'%s' has the form of a data set id (d_ and digits); choose another name", name);
+        return 1;
+    }
     if (budget_try(&r->api->sv->mem, UPLOAD_CHARGE) != 0) {
         http_error(r, 503, "unavailable", NULL,
                    "the daemon's memory budget (--max-memory) cannot take an upload now; try "

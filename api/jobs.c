@@ -293,20 +293,26 @@ void api_jobs_list(http_req *r)
     unsigned mask = STORE_MASK_ALL;
     const char *st = http_query(r, "state");
     if (st && *st) {
-        /* One state or a comma-separated list ("queued,running"). */
+        /* One state or a comma-separated list ("queued,running"), of any length: every
+         * name in it is checked. */
         mask = 0;
-        char buf[128];
-        snprintf(buf, sizeof buf, "%s", st);
-        char *save = NULL;
-        for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-            store_job_state s;
-            if (store_state_parse(tok, &s, NULL) != 0) {
-                http_error(r, 400, "invalid_argument", "state",
-                           "state must be queued, running, paused, completed, failed, "
-                           "cancelled or stopped, got '%.32s'", tok);
-                return;
+        for (const char *p = st; *p;) {
+            size_t n = strcspn(p, ",");
+            if (n > 0) {
+                char tok[16];
+                store_job_state s;
+                if (n >= sizeof tok || (snprintf(tok, sizeof tok, "%.*s", (int)n, p),
+                                        store_state_parse(tok, &s, NULL) != 0)) {
+                    http_error(r, 400, "invalid_argument", "state",
+                               "state must be queued, running, paused, completed, failed, "
+                               "cancelled or stopped, got '%.*s'", n > 32 ? 32 : (int)n, p);
+                    return;
+                }
+                mask |= STORE_MASK(s);
             }
-            mask |= STORE_MASK(s);
+            p += n;
+            if (*p == ',')
+                p++;
         }
     }
     const char *tag = http_query(r, "tag"), *text = http_query(r, "q");
