@@ -139,13 +139,13 @@ static size_t next_token(wstream *w, char *o)
             w->done = 1;
             w->k = 0;
             return (size_t)snprintf(o, 256, api ? "],\"input_stats\":{\"mean\":["
-                                              : "],\"input_stats\":null}");
+                                              : "],\"input_stats\":null}\n");
         }
         if (!api || w->k > 2 * (size_t)api)
             return 0;
         size_t n = 0, k = w->k++;
         if (k == 2 * (size_t)api)
-            return (size_t)snprintf(o, 256, "]}}");
+            return (size_t)snprintf(o, 256, "]}}\n");
         if (k == (size_t)api)
             n = (size_t)snprintf(o, 256, "],\"std\":[");
         else if (k > 0)
@@ -343,7 +343,7 @@ static void predict_work(http_req *r, store_t *s)
         }
         text[n++] = ']';
     }
-    n += (size_t)snprintf(text + n, cap - n, "]}");
+    n += (size_t)snprintf(text + n, cap - n, "]}\n");
     free(out);
     struct MHD_Response *resp = MHD_create_response_from_buffer(n, text, MHD_RESPMEM_MUST_FREE);
     if (!resp) {

@@ -195,7 +195,7 @@ static const char *opening(const mstream *m)
     case C_VLOSS: return "],\"val_loss\":[";
     case C_VACC: return "],\"val_acc\":[";
     case C_FP16: return "]";
-    default: return "}";
+    default: return "}\n";
     }
 }
 
@@ -292,12 +292,12 @@ static int json_piece(mstream *m, store_t *s, char *buf, size_t cap, size_t *len
             const char *o = opening(m);
             size_t k = strlen(o);
             if (m->col == C_END && m->c.full_from > 0) /* the job's older rows were dropped */
-                k -= 1;                                /* the field, then "}" */
+                k -= 2;                                /* the field, then "}\n" */
             memcpy(w.buf + w.len, o, k);
             w.len += k;
             if (m->col == C_END && m->c.full_from > 0)
                 w.len += (size_t)snprintf(w.buf + w.len, 48, ",\"full_resolution_from\":%" PRId64
-                                          "}", m->c.full_from);
+                                          "}\n", m->c.full_from);
             m->started = 1;
             if (m->col == C_END) {
                 m->ended = 1;
