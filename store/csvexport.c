@@ -27,6 +27,25 @@ static int job_has_val(store_t *s, int64_t num, int *has, an_err *err)
     return rc;
 }
 
+/* *retains = 1 when job `num`'s spec keeps only its newest rows (metrics.full_resolution_steps). */
+static int job_retains(store_t *s, int64_t num, int *retains, an_err *err)
+{
+    sqlite3_stmt *st;
+    int rc = st_prepare(s, "SELECT json_valid(spec) AND json_extract(spec, "
+                           "'$.metrics.full_resolution_steps') IS NOT NULL FROM jobs WHERE num=?1",
+                        &st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, num);
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW || r == SQLITE_DONE)
+        *retains = r == SQLITE_ROW && sqlite3_column_int(st, 0);
+    else
+        rc = st_fail(s, r, "reading the job's retention", err);
+    sqlite3_finalize(st);
+    return rc;
+}
+
 /* ---- cursors ------------------------------------------------------------------------- */
 
 int store_metrics_cursor_open(store_t *s, const char *id, int64_t from, int64_t to,
@@ -44,6 +63,8 @@ int store_metrics_cursor_open(store_t *s, const char *id, int64_t from, int64_t 
      * so every slice of one job's CSV has the same header. */
     if (!rc)
         rc = job_has_val(s, c->num, &c->has_val, err);
+    if (!rc)
+        rc = job_retains(s, c->num, &c->retains, err);
     /* A job whose oldest rows were dropped (metrics.full_resolution_steps): the range starts
      * with the pyramid's points of the dropped part (retain.c). */
     int64_t kept = 0;
@@ -286,7 +307,7 @@ static int csv_row(void *ctx, const store_metric *m)
         csv_ch(b, ',');
         csv_ch(b, skipped ? '1' : '0');
     }
-    if (b->c->full_from > 0) { /* which rows are every step and which summaries */
+    if (b->c->full_from > 0 || b->c->retains) { /* which rows are every step, which summaries */
         const char *res = m->step < b->c->full_from ? ",summary" : ",full";
         memcpy(b->buf + b->len, res, strlen(res));
         b->len += strlen(res);
@@ -321,11 +342,21 @@ int store_metrics_csv_piece(store_t *s, store_metrics_cursor *c, char *buf, size
         b->len += (size_t)snprintf(b->buf + b->len, cap - b->len, ",grad_norm,time%s%s%s\n",
                                    c->has_val ? ",val_loss,val_acc" : "",
                                    c->has_fp16 ? ",loss_scale,skipped" : "",
-                                   c->full_from > 0 ? ",resolution" : "");
+                                   c->full_from > 0 || c->retains ? ",resolution" : "");
         c->header = 1;
     }
     int rc = 0;
-    if (c->has_val)
+    /* Each piece is read on its own: the running job may have dropped rows the cursor has not
+     * reached since the last one. Those come as the pyramid's points, marked summary, as the
+     * rows dropped before the cursor opened do; the rows from the new first kept step on
+     * follow. */
+    if (c->retains) {
+        int64_t kept = 0;
+        rc = st_retained(s, c->num, &kept, err);
+        if (!rc && kept > c->full_from)
+            c->full_from = kept;
+    }
+    if (!rc && c->has_val)
         rc = store_metrics_cursor_val(s, c, c->vpos, b->val, VAL_PAGE, &b->nval, err);
     if (!rc && c->has_fp16)
         rc = st_fp16_page(s, c, c->fp16_pos, b->ev, EV_PAGE, &b->nev, err);

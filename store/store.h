@@ -400,6 +400,9 @@ typedef struct store_metrics_cursor {
     int64_t vpos;                  /* the next validation step to read (CSV) */
     int header;                    /* 1 once the CSV header is written */
     int64_t full_from;             /* as store_series.full_from (store/retain.h) */
+    int retains;                   /* the job keeps only its newest rows (its spec's
+                                    * metrics.full_resolution_steps): the CSV has the resolution
+                                    * column, and rows dropped while it streams come as points */
     int has_fp16;                  /* the job has fp16 events (store/fp16.h) at any step */
     double fp16_scale;             /* CSV: the scale in force before fp16_pos; NAN none */
     int64_t fp16_pos;              /* CSV: the next fp16 event step to read */

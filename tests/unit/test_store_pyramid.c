@@ -575,6 +575,61 @@ static void test_retention_resume(void **state)
                                    " bucket << level > 5000"), 0);
 }
 
+/* A CSV export of a running job that keeps only its newest rows: the job drops rows the
+ * export has not reached yet (between two of its pieces). Those come as summary points, with
+ * no hole, and the resolution column is there from the header on. */
+static void test_retention_while_csv_streams(void **state)
+{
+    fixture *f = *state;
+    char id[STORE_ID_LEN];
+    an_err e;
+    assert_int_equal(make_job(&f->s, "streamed", NULL, id), 0);
+    char sql[160];
+    snprintf(sql, sizeof sql, "UPDATE jobs SET spec='{\"metrics\":{\"full_resolution_steps\":1000}}'"
+             " WHERE id='%s'", id);
+    assert_int_equal(sqlite3_exec(f->s.db, sql, NULL, NULL, NULL), SQLITE_OK);
+    const int64_t steps = 100000;
+    put_range(f, id, 1, steps, 0, 0, 4096);
+    store_metrics_cursor c;
+    assert_int_equal(store_metrics_cursor_open(&f->s, id, 0, -1, &c, &e), 0);
+    size_t cap = 64 * 1024, len, total = 0;
+    char *all = malloc(16 << 20), *buf = malloc(cap);
+    assert_non_null(all);
+    assert_non_null(buf);
+    int pieces = 0;
+    while (store_metrics_csv_piece(&f->s, &c, buf, cap, &len, &e) == 0 && len > 0) {
+        assert_true(total + len < (16u << 20));
+        memcpy(all + total, buf, len);
+        total += len;
+        if (++pieces == 1)
+            assert_true(retain_all(f, id, 1000) > 10); /* the job drops its old rows now */
+    }
+    all[total] = '\0';
+    assert_true(pieces > 2);
+    char *line = strchr(all, '\n');
+    assert_non_null(line);
+    assert_memory_equal(line - 11, ",resolution", 11);
+    int64_t prev = 0, gap = 0, summaries = 0;
+    for (line++; *line; line = strchr(line, '\n') + 1) {
+        int64_t step = strtoll(line, NULL, 10);
+        assert_true(step > prev);
+        if (step - prev > gap)
+            gap = step - prev;
+        prev = step;
+        char *eol = strchr(line, '\n');
+        assert_non_null(eol);
+        if (eol - line > 8 && memcmp(eol - 8, ",summary", 8) == 0)
+            summaries++;
+        else
+            assert_memory_equal(eol - 5, ",full", 5);
+    }
+    assert_int_equal(prev, steps);
+    assert_true(gap <= 2048); /* each dropped bucket keeps its first and last row */
+    assert_true(summaries > 10);
+    free(buf);
+    free(all);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -585,6 +640,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_migration_builds, fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_retention, fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_retention_resume, fixture_setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_retention_while_csv_streams, fixture_setup,
+                                        fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
