@@ -3,6 +3,15 @@
 // EMA smoothing; min/max downsampling; drag-to-zoom with a callback so the page can fetch the
 // zoomed range in more detail; and registration in window.__anneald.charts for tests.
 
+// A line series shows its points only when it has a single value in view: a line through
+// one point draws nothing (a job of one step, a series whose other values are null).
+function lonePoint(u, si, i0, i1) {
+  const d = u.data[si];
+  let n = 0;
+  for (let k = i0; d && k <= i1 && n < 2; k++) if (d[k] != null) n++;
+  return n === 1;
+}
+
 export const PALETTE = ['#2563eb', '#dc2626', '#16a34a', '#9333ea', '#ea580c', '#0891b2',
                         '#ca8a04', '#db2777', '#4b5563', '#65a30d'];
 
@@ -180,7 +189,8 @@ export class LineChart {
         scale: s.scale || 'y',
         spanGaps: true,
         paths: s.line === false ? () => null : s.stepped ? uPlot.paths.stepped({align: 1}) : undefined,
-        points: s.points ? {show: true, size: s.line === false ? 7 : 5, fill: s.color} : {show: false},
+        points: s.points ? {show: true, size: s.line === false ? 7 : 5, fill: s.color}
+          : {show: lonePoint, size: 5},
         value: (u, v) => (v == null ? '—' : fmtTick(v)),
       });
     });

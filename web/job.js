@@ -402,6 +402,7 @@ export function mount(root, route) {
 
   return () => {
     gone = true;
+    if (sampler) sampler.stop();
     clearTimeout(pullTimer);
     clearTimeout(armed);
     loadCheckpointsSoon.cancel();

@@ -42,6 +42,7 @@ export function sampleBox(jobId) {
   const err = h('div.alert#sample-error', {hidden: true, 'data-testid': 'sample-error'});
   const status = h('span.muted.small#sample-status', {'data-testid': 'sample-status'});
   const go = h('button#sample-go', {text: 'Sample', 'data-testid': 'sample-go', onclick: () => run()});
+  let ctl = null; // the running request's: leaving the page stops the generation
 
   async function run() {
     go.disabled = true;
@@ -52,9 +53,11 @@ export function sampleBox(jobId) {
                   top_k: Number(topk.value), seed: Number(seed.value)};
     const headers = {'Content-Type': 'application/json', Accept: 'text/event-stream'};
     if (token()) headers.Authorization = 'Bearer ' + token();
+    ctl = new AbortController();
+    const signal = ctl.signal;
     try {
       const res = await fetch(`/v1/jobs/${encodeURIComponent(jobId)}/generate`,
-                              {method: 'POST', headers, body: JSON.stringify(body)});
+                              {method: 'POST', headers, body: JSON.stringify(body), signal});
       if (!res.ok) {
         const j = await res.json().catch(() => null);
         const e = j && j.error;
@@ -72,6 +75,7 @@ export function sampleBox(jobId) {
       });
       if (!n && !status.textContent.includes('tokens')) status.textContent = 'no tokens';
     } catch (e) {
+      if (signal.aborted) return; // the page was left
       err.textContent = e.message;
       err.hidden = false;
       status.textContent = '';
@@ -80,7 +84,11 @@ export function sampleBox(jobId) {
     }
   }
 
-  return h('div.card#sample-box', {'data-testid': 'sample-box'},
+  const box = h('div.card#sample-box', {'data-testid': 'sample-box'},
     h('h2', {text: 'Sample'}), prompt,
     h('div.controls', null, maxLabel, tempLabel, topkLabel, seedLabel, go, status), err, out);
+  // The job page calls this when it goes: a generation still streaming would otherwise keep
+  // the daemon making tokens for a page nobody sees.
+  box.stop = () => { if (ctl) ctl.abort(); };
+  return box;
 }

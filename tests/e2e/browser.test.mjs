@@ -249,6 +249,33 @@ describe('dashboard', () => {
     await shot(page, 'job-1M');
   });
 
+  it('draws the point of a job of one step', async () => {
+    const r = await api(d.url, 'POST', '/v1/jobs', {...TUTORIAL, name: 'one-step', steps: 1});
+    assert.equal(r.status, 201, r.text);
+    await waitFor(() => jobState(d.url, r.json.id).then((s) => s === 'completed'), {what: 'the 1-step job'});
+    await page.goto(d.url + '/#/job/' + r.json.id);
+    await page.waitForFunction(() => {
+      const u = window.__anneald && window.__anneald.charts.loss;
+      return u && u.data[1] && u.data[1].some((v) => v != null);
+    }, null, {timeout: 15000});
+    // uPlot draws a series' points when its points.show says so for the indexes in view
+    const shown = await page.evaluate(() => ['loss', 'lr'].map((n) => {
+      const u = window.__anneald.charts[n];
+      return u.series[1].points.show(u, 1, 0, u.data[0].length - 1);
+    }));
+    assert.deepEqual(shown, [true, true]);
+    // and a line of many steps keeps its points hidden
+    await page.goto(d.url + '/#/job/' + bigId);
+    await page.waitForFunction(() => {
+      const u = window.__anneald && window.__anneald.charts.loss;
+      return u && u.data[0] && u.data[0].length > 100;
+    }, null, {timeout: 30000});
+    assert.equal(await page.evaluate(() => {
+      const u = window.__anneald.charts.loss;
+      return u.series[1].points.show(u, 1, 0, u.data[0].length - 1);
+    }), false);
+  });
+
   it('looks right on a phone-width screen', async () => {
     const phone = await launch(PHONE);
     try {

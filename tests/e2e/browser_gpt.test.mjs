@@ -65,6 +65,24 @@ test('Sample box: streams generated text for a gpt job, shows errors by field', 
       await page.click('#sample-go');
       await page.waitForSelector('#sample-error:not([hidden])');
       assert.match(await page.textContent('#sample-error'), /^prompt: .*'\{'/);
+
+      // Leaving the page while a long sample streams stops it: the request is aborted, not
+      // left making 100,000 tokens for a page nobody sees.
+      await page.fill('#sample-prompt', 'to be');
+      await page.fill('#sample-max-tokens', '100000');
+      await page.evaluate(() => { // note the signal the page gives its generate request
+        const real = window.fetch;
+        window.fetch = (url, opts = {}) => {
+          if (String(url).endsWith('/generate')) window.__genSignal = opts.signal || null;
+          return real(url, opts);
+        };
+      });
+      await page.click('#sample-go');
+      await page.waitForFunction(() => document.querySelector('#sample-output').textContent.length > 20);
+      assert.equal(await page.evaluate(() => window.__genSignal && window.__genSignal.aborted), false);
+      await page.evaluate(() => { location.hash = '#/jobs'; });
+      await page.waitForFunction(() => window.__genSignal && window.__genSignal.aborted, null, {timeout: 5000});
+      assert.equal(await page.isVisible('#sample-error'), false, 'no error shown for a page left');
     });
   } finally {
     await ctx.close();
