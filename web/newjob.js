@@ -105,18 +105,26 @@ export function mount(root, route) {
       clearPreview('Add a ds_config to see its schedule.');
       return;
     }
-    const body = previewBody(spec);
+    // A spec in epochs is previewed whole: the daemon counts the steps of its data. When it
+    // cannot (the data set is not uploaded yet, the spec is unfinished), 1000 steps stand in.
+    const inEpochs = !Number.isInteger(spec.steps) && spec.epochs != null;
     ctl = new AbortController();
     const mine = ctl;
     previewMsg.textContent = 'previewing…';
     try {
-      const r = await preview(body, mine.signal);
+      let r = null, guessed = false;
+      if (inEpochs) r = await preview(spec, mine.signal).catch((e) => { if (e.name === 'AbortError') throw e; return null; });
+      if (!r) {
+        guessed = inEpochs;
+        r = await preview(previewBody(spec), mine.signal);
+      }
       if (gone || mine !== ctl) return;
       ctl = null;
       draw(r);
       const n = r.step ? r.step.length : 0;
       previewMsg.textContent = `${n.toLocaleString('en-US')} steps` +
-        (!Number.isInteger(spec.steps) && spec.epochs != null ? ' (the spec counts epochs: steps depend on the data)' : '') +
+        (inEpochs ? (guessed ? ' (the spec counts epochs, and its data could not be read: the length is a stand-in)'
+                             : ` (${spec.epochs} epochs of its data)`) : '') +
         (n > PREVIEW_DRAW_POINTS ? `, drawn as ${PREVIEW_DRAW_POINTS} points (each bucket's extremes)` : '');
       previewMsg.classList.remove('error');
     } catch (e) {

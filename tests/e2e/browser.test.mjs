@@ -123,6 +123,23 @@ describe('dashboard', () => {
     await setEditor(page, JSON.stringify(edited, null, 2));
     await check(edited);
     await shot(page, 'new');
+    // A spec in epochs previews its real length, counted on its data (iris: 120 training rows
+    // of 150, batch 16: 8 steps an epoch), as the API does for the whole spec.
+    const iris = {name: 'iris', model: {type: 'mlp', inputs: 4, hidden: [8], outputs: 3}, loss: 'cross_entropy',
+                  data: {type: 'builtin', name: 'iris', target: 'species'}, epochs: 20,
+                  validation: {fraction: 0.2, every_steps: 20},
+                  ds_config: {train_batch_size: 16, optimizer: {type: 'SGD', params: {lr: 0.05}},
+                              scheduler: {type: 'StepLR', params: {step_size: 50, gamma: 0.5}}}};
+    const want = await api(d.url, 'POST', '/v1/schedules/preview', iris);
+    assert.equal(want.status, 200, want.text);
+    assert.notEqual(want.json.step.length, 1000);
+    await setEditor(page, JSON.stringify(iris, null, 2));
+    const got = await waitFor(async () => {
+      const c = await chartOf(page, 'preview');
+      return c && c.data[0].length === want.json.step.length ? c : null;
+    }, {what: 'the preview of a spec in epochs'});
+    assert.deepEqual(got.data[1], want.json.lr[0]);
+    assert.match(await page.textContent('#preview-status'), /20 epochs of its data/);
   });
 
   it('submits a job through the form and its charts grow live', async () => {
