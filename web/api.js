@@ -90,7 +90,9 @@ export async function download(path, filename) {
 }
 
 // The page's single EventSource. Opening a new stream closes the previous one, so a route
-// change never leaves a stream behind. handlers: {state, progress, checkpoint, sweep, open}.
+// change never leaves a stream behind. handlers: {state, progress, checkpoint, sweep, open,
+// exists, gone}: when the stream ends for good, `exists()` (async) is asked whether what it
+// streams is still there; false stops the reconnecting and calls `gone()`.
 let current = null;
 
 export function openEvents(path, handlers) {
@@ -116,6 +118,11 @@ export function openEvents(path, handlers) {
     if (es.readyState !== EventSource.CLOSED || me.closed) return;
     try {
       await api('GET', '/v1/jobs?limit=1');
+      if (handlers.exists && !(await handlers.exists()) && current === me) {
+        closeEvents(); // deleted: nothing will come back on this stream
+        if (handlers.gone) handlers.gone();
+        return;
+      }
     } catch { /* the daemon is away: try again below */ }
     if (current === me) setTimeout(() => { if (current === me) openEvents(path, handlers); }, 2000);
   });

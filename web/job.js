@@ -364,6 +364,22 @@ export function mount(root, route) {
     openEvents(`/v1/jobs/${encodeURIComponent(id)}/events`, {
       // What changed between the first GET and the stream's start (or while it reconnected).
       open() { refresh(); pullSoon(); },
+      // The stream ended for good: a 404 for the job means it was deleted elsewhere.
+      async exists() {
+        try { await api('GET', `/v1/jobs/${encodeURIComponent(id)}`); return true; } catch (e) {
+          if (e instanceof ApiError && e.status === 404) return false;
+          throw e;
+        }
+      },
+      gone() {
+        if (gone) return;
+        badge.replaceChildren(stateBadge('deleted'));
+        for (const b of Object.values(buttons)) b.disabled = true;
+        if (sampler) sampler.stop();
+        const note = h('p.alert', {'data-testid': 'job-deleted',
+                                   text: `Job ${id} was deleted; what this page shows is all that is left of it.`});
+        root.querySelector('#page-job').prepend(note);
+      },
       progress(ev) {
         if (ev.id && ev.id !== id) return;
         Object.assign(state.job, {step: ev.step, loss: ev.loss, lr: ev.lr, samples_per_sec: ev.samples_per_sec,

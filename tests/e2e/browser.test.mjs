@@ -293,6 +293,30 @@ describe('dashboard', () => {
     }), false);
   });
 
+  it('a job deleted elsewhere: its open page says so and stops reconnecting', async () => {
+    const errorsBefore = b.errors.length;
+    const r = await api(d.url, 'POST', '/v1/jobs', {...TUTORIAL, name: 'to-delete', steps: 50});
+    assert.equal(r.status, 201, r.text);
+    await waitFor(() => jobState(d.url, r.json.id).then((s) => s === 'completed'), {what: 'the job'});
+    await page.goto(d.url + '/#/job/' + r.json.id);
+    await page.waitForSelector('#live.on');
+    assert.equal((await api(d.url, 'DELETE', '/v1/jobs/' + r.json.id)).status, 204);
+    await page.waitForSelector('[data-testid=job-deleted]', {timeout: 15000});
+    assert.equal(await page.textContent('[data-testid=job-state]'), 'deleted');
+    assert.equal(await page.isDisabled('button:has-text("Delete")'), true);
+    let reopened = 0;
+    const count = (req) => { if (req.url().includes(`/v1/jobs/${r.json.id}/events`)) reopened++; };
+    page.on('request', count);
+    await new Promise((res) => setTimeout(res, 3000)); // the old page retried every 2 s
+    page.off('request', count);
+    assert.equal(reopened, 0, 'the page stopped opening the stream of a deleted job');
+    assert.equal(await page.$('#live.on'), null);
+    // The 404s of the deleted job's stream and GET are this test's own doing: Chromium logs
+    // them as console errors, which the last test checks for.
+    const mine = b.errors.splice(errorsBefore);
+    b.errors.push(...mine.filter((e) => !/status of 404/.test(e)));
+  });
+
   it('looks right on a phone-width screen', async () => {
     const phone = await launch(PHONE);
     try {
