@@ -10,40 +10,38 @@
 
 #include "store/internal.h"
 
-/* *has = 1 when job `num` has at least one validation row. */
-static int job_has_val(store_t *s, int64_t num, int *has, an_err *err)
+/* *yes = 1 when `sql` (one parameter: the job's num) gives a row whose first column is not 0:
+ * the job's yes-or-no facts the CSV's columns depend on. */
+static int job_fact(store_t *s, int64_t num, const char *sql, const char *what, int *yes,
+                    an_err *err)
 {
     sqlite3_stmt *st;
-    int rc = st_prepare(s, "SELECT 1 FROM val_metrics WHERE job=?1 LIMIT 1", &st, err);
+    int rc = st_prepare(s, sql, &st, err);
     if (rc)
         return rc;
     sqlite3_bind_int64(st, 1, num);
     int r = sqlite3_step(st);
     if (r == SQLITE_ROW || r == SQLITE_DONE)
-        *has = r == SQLITE_ROW;
+        *yes = r == SQLITE_ROW && sqlite3_column_int(st, 0);
     else
-        rc = st_fail(s, r, "looking for validation rows", err);
+        rc = st_fail(s, r, what, err);
     sqlite3_finalize(st);
     return rc;
+}
+
+/* *has = 1 when job `num` has at least one validation row. */
+static int job_has_val(store_t *s, int64_t num, int *has, an_err *err)
+{
+    return job_fact(s, num, "SELECT 1 FROM val_metrics WHERE job=?1 LIMIT 1",
+                    "looking for validation rows", has, err);
 }
 
 /* *retains = 1 when job `num`'s spec keeps only its newest rows (metrics.full_resolution_steps). */
 static int job_retains(store_t *s, int64_t num, int *retains, an_err *err)
 {
-    sqlite3_stmt *st;
-    int rc = st_prepare(s, "SELECT json_valid(spec) AND json_extract(spec, "
-                           "'$.metrics.full_resolution_steps') IS NOT NULL FROM jobs WHERE num=?1",
-                        &st, err);
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(st, 1, num);
-    int r = sqlite3_step(st);
-    if (r == SQLITE_ROW || r == SQLITE_DONE)
-        *retains = r == SQLITE_ROW && sqlite3_column_int(st, 0);
-    else
-        rc = st_fail(s, r, "reading the job's retention", err);
-    sqlite3_finalize(st);
-    return rc;
+    return job_fact(s, num, "SELECT json_valid(spec) AND json_extract(spec, "
+                            "'$.metrics.full_resolution_steps') IS NOT NULL FROM jobs WHERE num=?1",
+                    "reading the job's retention", retains, err);
 }
 
 /* ---- cursors ------------------------------------------------------------------------- */
