@@ -80,14 +80,22 @@ int admit_job(struct service *d, store_t *st, job_run *run, uint64_t *charge, ch
     snprintf(run->snap.wait_reason, sizeof run->snap.wait_reason, "%s", wait);
     uv_mutex_unlock(&run->mu);
     jobs_wake(&d->jobs);
-    int got = 0;
+    int got = 0, shrunk = 0;
     uv_mutex_lock(&b->mu);
     while (!got && atomic_load(&run->stop) == STOP_NONE) {
         if (b->used <= b->cap - need) {
             b->used += need;
             got = 1;
+        } else if (!shrunk) {
+            /* A model cached by a request while the job waits gives way as well. Evicting
+             * releases its charge, which takes the budget's lock: so not under it. */
+            uv_mutex_unlock(&b->mu);
+            model_cache_shrink(&d->models);
+            uv_mutex_lock(&b->mu);
+            shrunk = 1;
         } else {
             uv_cond_timedwait(&b->cond, &b->mu, 200u * 1000000u);
+            shrunk = 0;
         }
     }
     uv_mutex_unlock(&b->mu);
