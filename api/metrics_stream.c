@@ -53,8 +53,9 @@ typedef struct mstream {
     char *fp16;                    /* the "fp16" member's text (made at open), or NULL */
     size_t fp16_len, fp16_off;     /* its length; how much of it is written */
     int ended;                     /* the producer has made the whole text */
-    /* A job that keeps only its newest rows (c.full_from > 0) drops its oldest ones while it
-     * runs, maybe between two columns. The steps of the step column from full_from on, as
+    /* A job that keeps only its newest rows (c.retains) drops its oldest ones while it runs,
+     * maybe between two columns, whether or not it had dropped any (c.full_from > 0) when the
+     * answer opened. The steps of the step column from full_from on, as
      * [first, last] runs (a few for contiguous rows), let the later columns put each value
      * at its step and null where a row went away, instead of shifting the rest. */
     int64_t *runs;
@@ -159,7 +160,7 @@ static int json_row(void *ctx, const store_metric *r)
     }
     if (w->len + 64 > w->cap)
         return 1;
-    if (m->c.full_from > 0 && r->step >= m->c.full_from) {
+    if ((m->c.full_from > 0 || m->c.retains) && r->step >= m->c.full_from) {
         if (m->col == C_STEP) {
             if (run_add(m, r->step)) {
                 m->runs_oom = 1;

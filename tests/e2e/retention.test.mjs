@@ -316,6 +316,64 @@ test('metrics.full_resolution_steps: a JSON answer read slowly while rows are dr
   });
 });
 
+// The same when the job had dropped nothing yet as the answer opened. Rows from the latest
+// checkpoint on stay, and this job checkpoints only when paused: an early pause keeps its
+// whole history until the next pause lets all but the newest rows go at once.
+test('metrics.full_resolution_steps: rows first dropped while a JSON answer streams leave nulls at their steps', async () => {
+  await withDaemon(ONE, async (d) => {
+    const j = await submit(d.url, heavyJob({name: 'retained-late',
+      checkpoint: {every_steps: 0, every_seconds: 0, keep_last: 1}, metrics: {full_resolution_steps: 1000}}));
+    await waitJob(d.url, j.id, (x) => x.step >= 1, 60000 * SLOW);
+    assert.equal((await api(d.url, 'POST', `/v1/jobs/${j.id}/pause`)).status, 200);
+    const p = await waitJob(d.url, j.id, (x) => x.state === 'paused', 30000 * SLOW);
+    assert.ok(p.step < 2048, `paused at step ${p.step}: a first summary bucket would be dropped`);
+    assert.equal((await api(d.url, 'POST', `/v1/jobs/${j.id}/resume`)).status, 200);
+    await waitJob(d.url, j.id, (x) => x.state === 'running' && x.step >= p.step + 12000, 120000 * SLOW);
+    const loss = new Map();
+    const csv = (await api(d.url, 'GET', `/v1/jobs/${j.id}/metrics?format=csv`)).text.trim().split('\n');
+    const notFull = csv.slice(1).filter((l) => !l.endsWith(',full'));
+    assert.deepEqual(notFull.slice(0, 3), [], 'nothing dropped before the answer opens');
+    for (const line of csv.slice(1)) {
+      const c = line.split(',');
+      loss.set(Number(c[0]), [Number(c[1]), Number(c[4])]);
+    }
+    const res = await fetch(`${d.url}/v1/jobs/${j.id}/metrics`);
+    const reader = res.body.getReader();
+    const parts = [];
+    for (;;) {
+      const {done, value} = await reader.read();
+      if (done) break;
+      parts.push(Buffer.from(value));
+      if (parts.length === 1) { // the pause's checkpoint drops every row but the newest
+        assert.equal((await api(d.url, 'POST', `/v1/jobs/${j.id}/pause`)).status, 200);
+        await waitJob(d.url, j.id, (x) => x.state === 'paused', 30000 * SLOW);
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const all = JSON.parse(Buffer.concat(parts).toString('utf8'));
+    assert.equal(all.full_resolution_from, undefined); // nothing was dropped when it opened
+    assert.equal(all.step.length, all.loss.length);
+    assert.equal(all.step.length, all.time.length);
+    let checked = 0, nulls = 0;
+    // A column read before the pause has every value, one read after it nulls for the steps
+    // the pause dropped; no value may sit at another step's place.
+    for (let i = 0; i < all.step.length; i++) {
+      if (all.time[i] === null) nulls++;
+      if (!loss.has(all.step[i])) continue;
+      const [l, t] = loss.get(all.step[i]);
+      if (all.loss[i] !== null) assert.equal(all.loss[i], l, `loss at step ${all.step[i]}`);
+      if (all.time[i] !== null) assert.equal(all.time[i], t, `time at step ${all.step[i]}`);
+      checked++;
+    }
+    console.log(`# ${all.step.length} steps, ${checked} values checked against the CSV, ${nulls} nulls for rows dropped meanwhile`);
+    assert.ok(nulls > 1000, `${nulls} nulls: the pause dropped rows while the answer streamed`);
+    assert.ok(checked > 100, `${checked} values checked`);
+    const after = (await api(d.url, 'GET', `/v1/jobs/${j.id}/metrics?from=1&to=10`)).json;
+    assert.ok(after.full_resolution_from > 1, 'the pause dropped the old rows');
+    assert.equal((await api(d.url, 'POST', `/v1/jobs/${j.id}/cancel`)).status, 200);
+  });
+});
+
 test('metrics.full_resolution_steps errors name the key', async () => {
   await withDaemon(ONE, async (d) => {
     for (const [metrics, field] of [[{full_resolution_steps: 0}, 'metrics.full_resolution_steps'],
