@@ -195,6 +195,20 @@ int jobs_resume(jobmgr *m, const char *id, job_waiter *w, job_outcome *out)
                        0, w, out);
 }
 
+/* A stop written while no worker held the job, landed: a run queued meanwhile can only be
+ * that of a resume written before it (the state thread keeps the order), and the job is not
+ * queued any more, so the run goes. One a worker took already finds the job stopped and lets
+ * go of it by itself. */
+static void drop_stale_run(jobmgr *m, const char *id)
+{
+    job_run *run = jobs_find(m, id);
+    if (run && jobs_unqueue(m, run)) {
+        jobs_unlink_run(m, run);
+        jobs_answer_waiters(run, STORE_QUEUED);
+        jobs_run_free(run);
+    }
+}
+
 void jobs_task_outcome(jobmgr *m, job_task *t, job_outcome *o)
 {
     memset(o, 0, sizeof *o);
@@ -216,6 +230,8 @@ void jobs_task_outcome(jobmgr *m, job_task *t, job_outcome *o)
     }
     if (t->kind == TASK_REVERT)
         return;
+    if (t->kind == TASK_STOP)
+        drop_stale_run(m, t->id);
     if (t->kind == TASK_RESUME && jobs_enqueue(m, t->id) != 0) {
         /* Queued in the store but not for the workers: back to what it was. */
         job_outcome r;

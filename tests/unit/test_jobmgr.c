@@ -494,6 +494,41 @@ static void resume_landing_after_shutdown_queues_no_run(void **state)
     assert_true(jobs_idle(&v->sv.jobs));
 }
 
+/* A resume, then a pause or a cancel, both asked before the store has taken the first: the
+ * writes land in that order, so the job ends stopped, and the run the resume's outcome queued
+ * goes with the stop's, or a cancelled job would sit in the queue, shown as queued and not
+ * deletable. */
+static void stop_right_after_resume_leaves_no_run(void **state)
+{
+    env *v = *state;
+    const store_job_state ends[] = {STORE_CANCELLED, STORE_PAUSED};
+    for (int k = 0; k < 2; k++) {
+        char id[STORE_ID_LEN];
+        new_job(v, id);
+        job_outcome o;
+        waiter p, r, c;
+        waiter_init(&p);
+        waiter_init(&r);
+        waiter_init(&c);
+        assert_int_equal(jobs_pause(&v->sv.jobs, id, &p.w, &o), 1); /* queued: unqueued */
+        settle(v);
+        assert_int_equal(state_of(v, id), STORE_PAUSED);
+        assert_int_equal(jobs_resume(&v->sv.jobs, id, &r.w, &o), 1);
+        int rc = ends[k] == STORE_CANCELLED ? jobs_cancel(&v->sv.jobs, id, &c.w, &o)
+                                            : jobs_pause(&v->sv.jobs, id, &c.w, &o);
+        assert_int_equal(rc, 1); /* no run yet: a write, after the resume's */
+        settle(v);
+        assert_int_equal(r.o.result, JOB_OK);
+        assert_int_equal(c.o.result, JOB_OK);
+        assert_int_equal(state_of(v, id), ends[k]);
+        assert_null(jobs_find(&v->sv.jobs, id));
+        assert_true(jobs_idle(&v->sv.jobs));
+        job_outcome d;
+        jobs_delete_check(&v->sv.jobs, id, &d);
+        assert_int_equal(d.result, JOB_OK);
+    }
+}
+
 /* A cancel without a waiter (a sweep's) while the scheduler stops the run to preempt it or to
  * restart it after a stall: the cancel wins, or the worker would end the run queued and the
  * scheduler queue it again, a trial of a cancelled sweep training on. */
@@ -537,6 +572,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(resume_landing_after_shutdown_queues_no_run, env_setup,
                                         env_teardown),
         cmocka_unit_test_setup_teardown(cancel_nowait_beats_the_scheduler, env_setup,
+                                        env_teardown),
+        cmocka_unit_test_setup_teardown(stop_right_after_resume_leaves_no_run, env_setup,
                                         env_teardown),
     };
     return cmocka_run_group_tests_name("jobmgr", tests, NULL, NULL);
