@@ -52,7 +52,8 @@ typedef struct http_req {
     int in_work;                      /* on a queue thread: answers become the pending one */
     void (*loop_fn)(struct http_req *r); /* runs on the loop after the work, before resuming */
     char work_id[32];                 /* an id the work hands to loop_fn */
-    uint64_t mem_charge;              /* bytes reserved in the memory budget (an upload) */
+    uint64_t mem_charge;              /* bytes reserved in the memory budget until the request
+                                       * ends (an upload, a downsampled metrics answer) */
     void *ctx;                        /* handler state for deferred work */
     void (*ctx_free)(void *ctx);
     struct http_req *next_waiter;     /* in a job's list of requests waiting for a worker */

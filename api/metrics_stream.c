@@ -466,6 +466,23 @@ static void ms_release(void *cls)
         ms_free(m);
 }
 
+/* Reserves the points of a downsampled answer (store_series: step, loss, grad_norm, time,
+ * wall and the lr groups, 8 bytes each) for the rest of the request; -EBUSY when the budget
+ * (--max-memory) cannot take them now. */
+static int charge_points(http_req *r, uint64_t points, int n_lr, an_err *e)
+{
+    uint64_t bytes = points * (5u + (uint64_t)(n_lr > 0 ? n_lr : 1)) * 8u;
+    if (budget_try(&r->api->sv->mem, bytes) != 0) {
+        char t[32];
+        return an_failc(e, -EBUSY, "max_points", "the daemon's memory budget (--max-memory) "
+                        "cannot take the %s that %" PRIu64 " points of %d lr groups need now; "
+                        "ask for fewer points (max_points) or try again later",
+                        mem_bytes_text(bytes, t, sizeof t), points, n_lr > 0 ? n_lr : 1);
+    }
+    r->mem_charge += bytes;
+    return 0;
+}
+
 int metrics_stream_open(http_req *r, store_t *s, const char *id, int64_t from, int64_t to,
                         int64_t max_points, int csv, struct MHD_Response **out, an_err *e)
 {
@@ -485,8 +502,12 @@ int metrics_stream_open(http_req *r, store_t *s, const char *id, int64_t from, i
         m->n_lr = m->c.first < 0 ? 0 : m->c.n_lr;
         uint64_t span = m->c.first < 0 ? 0 : (uint64_t)(m->c.last - m->c.first) + 1;
         if (max_points > 0 && span > (uint64_t)max_points) {
-            /* Downsampled: the points first (at most max_points), then their text. */
-            rc = store_metrics_query(s, id, from, to, (size_t)max_points, &m->ser, e);
+            /* Downsampled: the points first (at most max_points), then their text. The points
+             * are charged to the memory budget until the request ends: a max_points of
+             * millions on a job of many lr groups is gigabytes. */
+            rc = charge_points(r, (uint64_t)max_points, m->n_lr, e);
+            if (!rc)
+                rc = store_metrics_query(s, id, from, to, (size_t)max_points, &m->ser, e);
             m->have_ser = !rc;
             m->n_lr = m->ser.n_lr;
         }

@@ -510,6 +510,26 @@ test('one memory budget: a job that does not fit waits queued with the reason, o
   });
 });
 
+test('one memory budget: a downsampled metrics answer is charged for its points, a 503 naming max_points when they do not fit', async () => {
+  await withDaemon({args: ['--max-memory', '16M']}, async (d) => {
+    const r = await api(d.url, 'POST', '/v1/jobs', tutorialJob({steps: 1000000, checkpoint: {every_steps: 0, keep_last: 1}}));
+    assert.equal(r.status, 201, r.text);
+    await waitJob(d.url, r.json.id, (j) => j.state === 'completed', 120000);
+    // 400,000 points of one lr group: 400000 × 6 × 8 bytes = 18.3 MiB, over the whole budget.
+    const big = await api(d.url, 'GET', `/v1/jobs/${r.json.id}/metrics?max_points=400000`);
+    assert.equal(big.status, 503, big.text);
+    assert.match(big.json.error.message, /--max-memory/);
+    assert.match(big.json.error.message, /max_points/);
+    const small = await api(d.url, 'GET', `/v1/jobs/${r.json.id}/metrics?max_points=100000`);
+    assert.equal(small.status, 200);
+    assert.ok(small.json.step.length > 1000 && small.json.step.length <= 100000, `${small.json.step.length} points`);
+    assert.equal(small.json.step[0], 1);
+    const m = await exposition(d.url);
+    assert.equal(m.anneald_memory_reserved_bytes, 0, 'the answer gave its points back');
+    assert.ok(m.anneald_memory_refused_total >= 1);
+  });
+});
+
 test('disk: metrics.max_bytes pauses a job with a clear error before its metrics pass the cap', async () => {
   await withDaemon({}, async (d) => {
     for (const [metrics, field] of [[5, 'metrics'], [{max_bytes: -1}, 'metrics.max_bytes'],
