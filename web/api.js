@@ -90,8 +90,8 @@ export async function download(path, filename) {
 }
 
 // The page's single EventSource. Opening a new stream closes the previous one, so a route
-// change never leaves a stream behind. handlers: {state, progress, checkpoint, sweep, open,
-// exists, gone}: when the stream ends for good, `exists()` (async) is asked whether what it
+// change never leaves a stream behind. handlers: {state, progress, checkpoint, sweep, deleted,
+// open, exists, gone}: when the stream ends for good, `exists()` (async) is asked whether what it
 // streams is still there; false stops the reconnecting and calls `gone()`.
 let current = null;
 
@@ -102,7 +102,7 @@ export function openEvents(path, handlers) {
   const es = new EventSource(url);
   const me = {es, closed: false};
   current = me;
-  for (const name of ['state', 'progress', 'checkpoint', 'sweep']) {
+  for (const name of ['state', 'progress', 'checkpoint', 'sweep', 'deleted']) {
     es.addEventListener(name, (ev) => {
       if (!handlers[name]) return;
       let data;

@@ -2,7 +2,7 @@
 // charts (live over the job's event stream), its checkpoints, spec and warnings.
 import {h, fmtNum, fmtLr, fmtInt, fmtRate, fmtDuration, fmtTime, fmtBytes, stateBadge, etaOf,
         FINISHED, toast, debounce} from './util.js';
-import {api, openEvents, download, ApiError} from './api.js';
+import {api, openEvents, closeEvents, download, ApiError} from './api.js';
 import {LineChart, PALETTE, XMODES, lowerBound, lrSeries} from './charts.js';
 import {FULL_LIMIT, MAX_POINTS, emptyMetrics, fetchMetrics, appendMetrics, lastStep, lossTable,
         lrTable, emaLeadIn} from './metrics.js';
@@ -379,6 +379,12 @@ export function mount(root, route) {
         const note = h('p.alert', {'data-testid': 'job-deleted',
                                    text: `Job ${id} was deleted; what this page shows is all that is left of it.`});
         root.querySelector('#page-job').prepend(note);
+      },
+      // Deleted elsewhere while this page watched: nothing more will come on the stream.
+      deleted(ev) {
+        if (ev.id !== id) return;
+        closeEvents();
+        this.gone();
       },
       progress(ev) {
         if (ev.id && ev.id !== id) return;

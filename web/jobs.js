@@ -142,6 +142,10 @@ export function mount(root, route) {
       renderSoon();
       if (ev.state === 'completed') reload();
     },
+    deleted(ev) { // by another page or a client: the row goes, and the count with it
+      if (jobs.delete(ev.id)) total = Math.max(0, total - 1);
+      renderSoon();
+    },
   });
   load();
   return () => { gone = true; reload.cancel(); };

@@ -317,6 +317,25 @@ describe('dashboard', () => {
     b.errors.push(...mine.filter((e) => !/status of 404/.test(e)));
   });
 
+  it('a job deleted elsewhere leaves the jobs list at once', async () => {
+    const r = await api(d.url, 'POST', '/v1/jobs', {...TUTORIAL, name: 'listed-then-deleted', steps: 50});
+    assert.equal(r.status, 201, r.text);
+    await waitFor(() => jobState(d.url, r.json.id).then((s) => s === 'completed'), {what: 'the job'});
+    await page.goto(d.url + '/#/jobs');
+    const row = `[data-testid=job-row][data-job-id="${r.json.id}"]`;
+    await page.waitForSelector(row);
+    await page.waitForSelector('#live.on');
+    const before = await page.$$eval('[data-testid=job-row]', (rows) => rows.length);
+    let listed = 0;
+    const count = (req) => { if (req.url().includes('/v1/jobs?')) listed++; };
+    page.on('request', count);
+    assert.equal((await api(d.url, 'DELETE', '/v1/jobs/' + r.json.id)).status, 204);
+    await page.waitForSelector(row, {state: 'detached', timeout: 5000});
+    page.off('request', count);
+    assert.equal(await page.$$eval('[data-testid=job-row]', (rows) => rows.length), before - 1);
+    assert.equal(listed, 0, 'the row went with the event, without listing the jobs again');
+  });
+
   it('looks right on a phone-width screen', async () => {
     const phone = await launch(PHONE);
     try {

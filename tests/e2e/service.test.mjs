@@ -190,8 +190,19 @@ test('pause, resume, cancel, delete and the 409s of bad transitions', async () =
     assert.equal((await api(d.url, 'POST', `/v1/jobs/${job.id}/resume`)).status, 409);
     const m = await api(d.url, 'GET', `/v1/jobs/${job.id}/metrics`);
     assert.equal(new Set(m.json.step).size, m.json.step.length, 'no step twice after pause/resume');
+    // Watchers learn of the delete: the global stream gets `deleted`, the job's own stream
+    // gets it last and ends.
+    const isDel = (e) => e.event === 'deleted' && e.data.id === job.id;
+    const all = readEvents(d.url, '/v1/events', {until: (ev) => ev.some(isDel)});
+    const own = readEvents(d.url, `/v1/jobs/${job.id}/events`);
+    await sleep(300);
+    const t0 = Date.now();
     const del = await api(d.url, 'DELETE', `/v1/jobs/${job.id}`);
     assert.equal(del.status, 204);
+    assert.ok((await all).some(isDel), 'deleted on /v1/events');
+    const mine = await own;
+    assert.ok(isDel(mine.at(-1)), `the job's stream ends with deleted: ${mine.map((e) => e.event)}`);
+    assert.ok(Date.now() - t0 < 5000, 'and ends then, not at the reader\'s timeout');
     assert.equal((await api(d.url, 'GET', `/v1/jobs/${job.id}`)).status, 404);
     assert.equal((await api(d.url, 'GET', `/v1/jobs/${job.id}/metrics`)).status, 404);
     // A queued job can be paused and cancelled before any worker takes it.
