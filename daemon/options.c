@@ -1,6 +1,7 @@
 /* options — the daemon's command-line flags. */
 #include "daemon/options.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,10 +122,11 @@ int options_is_loopback(const char *host)
            strcmp(host, "localhost") == 0;
 }
 
-/* Parses a whole decimal number in [lo, hi]. */
+/* Parses a whole decimal number in [lo, hi]: digits and an optional sign, nothing around
+ * them (strtoll alone would take leading blanks). */
 static int parse_long(const char *s, long long lo, long long hi, long long *out)
 {
-    if (!s || !*s)
+    if (!s || !*s || !(isdigit((unsigned char)s[0]) || s[0] == '-' || s[0] == '+'))
         return -EINVAL;
     char *end = NULL;
     errno = 0;

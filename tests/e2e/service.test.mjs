@@ -435,6 +435,12 @@ test('listening off loopback without a token is refused; bad flags exit 2', asyn
   assert.match(String(r.stderr), /token/);
   assert.equal(spawnSync(BIN, ['--bogus']).status, 2);
   assert.equal(spawnSync(BIN, ['--workers', 'zero']).status, 2);
+  for (const bad of [' 2', '2 ', '\t2', '', '-', '0x2', '2.0']) {
+    const w = spawnSync(BIN, ['--workers', bad, '--db', '/nonexistent/x.db']);
+    assert.equal(w.status, 2, `--workers ${JSON.stringify(bad)}`);
+    assert.match(String(w.stderr), /--workers/);
+  }
+  assert.equal(spawnSync(BIN, ['--listen', '127.0.0.1: 8470', '--db', '/nonexistent/x.db']).status, 2);
   assert.equal(spawnSync(BIN, ['--listen', 'nowhere']).status, 2);
   const v = spawnSync(BIN, ['--version']);
   assert.equal(v.status, 0);
