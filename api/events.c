@@ -17,6 +17,7 @@
 #include "core/jsonnum.h"
 #include "api/routes.h"
 #include "api/api.h"
+#include "store/sweeps.h"
 
 /* Last-Event-ID from the header (or ?last_event_id= for clients that cannot set it). */
 static int last_event_id(http_req *r, uint64_t *out)
@@ -38,7 +39,8 @@ static int last_event_id(http_req *r, uint64_t *out)
 /* A stream being opened: the snapshot is made on the quick queue (it reads the store and
  * prints each job's JSON, parsing its spec), then the stream opens on the loop. */
 typedef struct snap_q {
-    char job[STORE_ID_LEN];   /* "" = every job */
+    char job[STORE_ID_LEN];   /* "" = every job; s_…: a sweep's events */
+    const char *field;        /* where the id came from, for a 404: "id" (path) or "job" */
     uint64_t id;              /* the newest event id when the request came: the snapshot's */
     int replay;               /* Last-Event-ID is still in the ring: no snapshot */
     uint64_t last;            /* that id */
@@ -126,12 +128,23 @@ static void snap_work(http_req *r, store_t *s)
     an_err e;
     an_err_clear(&e);
     int rc = 0;
-    if (q->job[0]) {
+    if (q->job[0] == 's' && q->job[1] == '_') { /* a sweep's events: nothing to snapshot */
+        store_sweep w;
+        memset(&w, 0, sizeof w);
+        rc = store_sweep_get(s, q->job, &w, &e);
+        store_sweep_free(&w);
+        if (rc == -ENOENT) {
+            http_set_pending_error(r, 404, "not_found", q->field, "no sweep with id '%.64s'",
+                                   q->job);
+            return;
+        }
+    } else if (q->job[0]) {
         store_job row;
         memset(&row, 0, sizeof row);
         rc = store_job_get(s, q->job, &row, &e);
         if (rc == -ENOENT) {
-            http_set_pending_error(r, 404, "not_found", "id", "no job with id '%.64s'", q->job);
+            http_set_pending_error(r, 404, "not_found", q->field, "no job with id '%.64s'",
+                                   q->job);
             store_job_free(&row);
             return;
         }
@@ -199,12 +212,12 @@ static void snap_open(http_req *r)
     http_resume_pending(r, 200, resp);
 }
 
-static void open_stream(http_req *r, const char *job)
+static void open_stream(http_req *r, const char *job, const char *field)
 {
     char ip[48];
     size_t jl = strlen(job);
     if (jl >= STORE_ID_LEN) { /* longer than any id */
-        http_error(r, 404, "not_found", "id", "no job with id '%.64s'", job);
+        http_error(r, 404, "not_found", field, "no job with id '%.64s'", job);
         return;
     }
     if (admit(r, ip, 0)) /* cheap, before any work; checked again when the stream opens */
@@ -216,6 +229,7 @@ static void open_stream(http_req *r, const char *job)
         return;
     }
     memcpy(q->job, job, jl + 1);
+    q->field = field;
     q->id = sse_last_id(&r->api->hub);
     q->replay = last_event_id(r, &q->last) && sse_can_replay(&r->api->hub, q->last);
     r->ctx = q;
@@ -325,10 +339,17 @@ void api_sweeps_sink(api_t *api, sweep_sink *out)
 
 void api_events_job(http_req *r)
 {
-    open_stream(r, r->m.params[0]);
+    open_stream(r, r->m.params[0], "id");
 }
 
+/* ?job=ID narrows it to one job (as /v1/jobs/{id}/events) or to one sweep's events. */
 void api_events_all(http_req *r)
 {
-    open_stream(r, "");
+    const char *job = http_query(r, "job");
+    if (job && !*job) {
+        http_error(r, 400, "invalid_argument", "job", "job must be a job id (j_…) or a sweep id "
+                   "(s_…); leave it out for every job's events");
+        return;
+    }
+    open_stream(r, job ? job : "", "job");
 }

@@ -153,8 +153,13 @@ test('grid search runs every combination once, max_concurrent at a time', async 
       metric: 'loss', max_concurrent: 1,
     };
     delete body.base.validation;
+    // A second grid sweep runs beside it; the stream of the first carries its events only.
+    const other = await api(d.url, 'POST', '/v1/sweeps', {...body, name: 'other'});
+    assert.equal(other.status, 201, other.text);
     const c = await api(d.url, 'POST', '/v1/sweeps', body);
     assert.equal(c.status, 201, c.text);
+    const own = readEvents(d.url, `/v1/events?job=${c.json.id}`, {timeoutMs: 120000,
+      until: (ev) => ev.some((e) => e.data.event === 'completed')});
     assert.equal(c.json.search, 'grid');
     assert.equal(c.json.trial_count, 6);
     const combos = c.json.trials.sort((a, b) => a.trial - b.trial).map((t) => t.params);
@@ -172,6 +177,17 @@ test('grid search runs every combination once, max_concurrent at a time', async 
     }
     for (let i = 1; i < jobs.length; i++) assert.ok(jobs[i].started_at >= jobs[i - 1].finished_at);
     assert.equal(s.best.metric, Math.min(...s.trials.map((t) => t.metric)));
+    const evs = await own;
+    // The first trial may have started (even ended) before the stream opened.
+    assert.deepEqual([...new Set(evs.map((e) => `${e.event} ${e.data.id}`))], [`sweep ${c.json.id}`]);
+    assert.ok(evs.filter((e) => e.data.event === 'trial_started').length >= 5);
+    assert.ok(evs.filter((e) => e.data.event === 'trial_ended').length >= 5);
+    assert.equal(evs.at(-1).data.event, 'completed');
+    for (const [q, status] of [['', 400], ['s_999999', 404], ['j_999999', 404], ['x'.repeat(100), 404]]) {
+      const r = await api(d.url, 'GET', `/v1/events?job=${q}`);
+      assert.equal(r.status, status, `job=${q}: ${r.text}`);
+      assert.equal(r.json.error.field, 'job');
+    }
   });
 });
 
