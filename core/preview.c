@@ -497,7 +497,7 @@ static int next_item(sched_preview_stream *ps)
                 ps->phase = PV_MOM_OPEN;
                 ps->g = 0;
             } else {
-                put_str(ps, "]}");
+                put_str(ps, "]}\n");
                 ps->phase = PV_CLOSE;
             }
             return 1;

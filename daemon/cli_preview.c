@@ -168,9 +168,8 @@ int cli_preview(int argc, char **argv)
     while ((n = sched_preview_read(ps, chunk, CHUNK)) > 0)
         if (put_out(chunk, n))
             break;
-    /* JSON ends without a newline (it is the answer's body exactly); one is added so that a
-     * terminal prompt starts on its own line. CSV rows already end in one. */
-    if ((n == 0 && !csv && put_out("\n", 1)) || n > 0 || fflush(stdout) != 0 || ferror(stdout)) {
+    /* The bytes are the answer's body exactly; JSON and CSV alike end with a newline. */
+    if (n > 0 || fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, "error: cannot write the preview to stdout: %s\n", strerror(errno));
         goto out;
     }

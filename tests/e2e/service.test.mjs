@@ -72,9 +72,11 @@ test('the tutorial job runs to completion with one metrics row per step', async 
     assert.equal(list.json.jobs[0].id, job.id);
     const none = await api(d.url, 'GET', '/v1/jobs?state=running');
     assert.equal(none.json.total, 0);
+    const pv = await api(d.url, 'POST', '/v1/schedules/preview', {ds_config: job.spec.ds_config, steps: 10});
+    assert.equal(pv.status, 200);
     // Every JSON answer ends with a newline (docs/API.md), the streamed ones included.
     for (const [name, a] of [['metrics', m], ['downsampled metrics', ds], ['checkpoints', cks],
-                             ['weights', w], ['predict', p], ['list', list]])
+                             ['weights', w], ['predict', p], ['list', list], ['preview', pv]])
       assert.ok(a.text.endsWith('}\n'), `${name}: ...${JSON.stringify(a.text.slice(-20))}`);
   });
 });

@@ -39,6 +39,18 @@ static const char *bodies[] = {
     "\"steps\":2000000,\"max_points\":50}",
 };
 
+
+/* The tree's text as the stream writes it: unformatted, ending with a newline. */
+static char *text_of(const cJSON *tree)
+{
+    char *t = cJSON_PrintUnformatted(tree);
+    assert_non_null(t);
+    size_t n = strlen(t);
+    char *out = realloc(t, n + 2);
+    assert_non_null(out);
+    memcpy(out + n, "\n", 2);
+    return out;
+}
 /* Reads a whole stream in chunks of `chunk` bytes. */
 static char *read_all(sched_preview_stream *ps, size_t chunk, size_t *len)
 {
@@ -70,7 +82,7 @@ static void test_stream_equals_tree(void **state)
         cJSON *tree = NULL;
         an_err err;
         assert_int_equal(sched_preview(body, 0, &tree, &err), 0);
-        char *want = cJSON_PrintUnformatted(tree);
+        char *want = text_of(tree);
         for (size_t c = 0; c < sizeof chunks / sizeof *chunks; c++) {
             sched_preview_stream *ps;
             assert_int_equal(sched_preview_open(body, 0, 0, &ps, &err), 0);
@@ -97,7 +109,7 @@ static void test_budgeted_read(void **state)
     cJSON *tree = NULL;
     an_err err;
     assert_int_equal(sched_preview(body, 0, &tree, &err), 0);
-    char *want = cJSON_PrintUnformatted(tree);
+    char *want = text_of(tree);
     const cJSON *steps = cJSON_GetObjectItemCaseSensitive(tree, "step");
     int n = cJSON_GetArraySize(steps);
     assert_true(n <= 50 && n >= 10);
@@ -171,7 +183,7 @@ static void test_steps_override_and_errors(void **state)
     size_t len;
     char *got = read_all(ps, 3, &len);
     assert_string_equal(got, "{\"step\":[1,2,3,4,5],\"lr\":[[0.001,0.001,0.0023546349804879152,"
-                             "0.003147045646238481,0.0037092699609758304]]}");
+                             "0.003147045646238481,0.0037092699609758304]]}\n");
     free(got);
     sched_preview_close(ps);
     assert_int_equal(sched_preview_open(body, 10000001, 0, &ps, &err), -EINVAL);
@@ -198,7 +210,7 @@ static void test_non_finite_values(void **state)
     assert_int_equal(sched_preview_open(body, 0, 0, &ps, &err), 0);
     char *json = read_all(ps, 5, &len);
     sched_preview_close(ps);
-    assert_string_equal(json, "{\"step\":[1,2,3,4],\"lr\":[[0.1,1e+299,null,null]]}");
+    assert_string_equal(json, "{\"step\":[1,2,3,4],\"lr\":[[0.1,1e+299,null,null]]}\n");
     cJSON *parsed = cJSON_Parse(json);
     assert_non_null(parsed);
     cJSON_Delete(parsed);
