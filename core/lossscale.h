@@ -8,10 +8,45 @@
 #ifndef ANNEALD_LOSSSCALE_H
 #define ANNEALD_LOSSSCALE_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "core/err.h"
+
+/* x as IEEE half precision (binary16) holds it, back as a float: rounded to nearest even,
+ * beyond 65504 an infinity (the overflow the scaler watches for), below 2^-14 a multiple of
+ * 2^-24 (a subnormal) or zero. In bits, for compilers without _Float16 (clang before 15 on
+ * x86: the fuzzing build). */
+static inline float lossscale_half_bits(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    uint32_t sign = u & 0x80000000u, a = u & 0x7fffffffu;
+    if (a >= 0x7f800000u) /* infinity or NaN */
+        return x;
+    if (a < 0x38800000u) { /* below 2^-14: x * 2^24 is exact, rintf rounds to even */
+        float r = rintf(fabsf(x) * 16777216.0f) * (1.0f / 16777216.0f);
+        return sign ? -r : r;
+    }
+    a += 0x0fffu + ((a >> 13) & 1u); /* 10 mantissa bits, ties to even */
+    a &= ~0x1fffu;
+    if (a >= 0x47800000u) /* 65520 and up round past 65504 */
+        a = 0x7f800000u;
+    u = sign | a;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
+static inline float lossscale_half(float x)
+{
+#ifdef __FLT16_MANT_DIG__
+    return (float)(_Float16)x; /* one instruction with F16C */
+#else
+    return lossscale_half_bits(x);
+#endif
+}
 
 typedef struct lossscale_cfg {
     double loss_scale;          /* > 0: fixed scale; 0: dynamic */

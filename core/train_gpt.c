@@ -302,7 +302,7 @@ int gtrain_validate(gtrain *t, double *loss)
 static void to_half(float *g, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        g[i] = (float)(_Float16)g[i];
+        g[i] = lossscale_half(g[i]);
 }
 
 int gtrain_set_ranks(gtrain *t, int world, int rank, train_reduce_fn fn, void *ctx)

@@ -114,6 +114,48 @@ static void test_fixed_and_overflow(void **state)
     assert_int_equal(lossscale_overflow(g, 5), 1);
 }
 
+/* The rounding to half precision in bits gives what the compiler's _Float16 gives (gcc has
+ * it; the fuzzing build's clang does not): float patterns across the whole range, and around
+ * every half value the two floats beside the midpoint and the midpoint itself (the ties). */
+static void same_as_float16(float x)
+{
+    float want = (float)(_Float16)x, got = lossscale_half_bits(x);
+    if (isnan(want) && isnan(got))
+        return;
+    uint32_t a, b;
+    memcpy(&a, &want, 4);
+    memcpy(&b, &got, 4);
+    if (a != b)
+        fail_msg("%a: _Float16 gives %a, the bits %a", (double)x, (double)want, (double)got);
+}
+
+static void test_half_rounding(void **state)
+{
+    (void)state;
+    for (uint64_t u = 0; u <= 0xffffffffu; u += 257) {
+        uint32_t v = (uint32_t)u;
+        float x;
+        memcpy(&x, &v, 4);
+        same_as_float16(x);
+    }
+    for (uint32_t h = 0; h < 0x7c00u; h++) { /* every finite positive half and the next */
+        _Float16 lo, hi;
+        uint16_t hb = (uint16_t)h, nb = (uint16_t)(h + 1);
+        memcpy(&lo, &hb, 2);
+        memcpy(&hi, &nb, 2);
+        float mid = ((float)lo + (float)hi) / 2; /* exact: a float has room for it */
+        for (int k = -1; k <= 1; k++) {
+            float x = k < 0 ? nextafterf(mid, 0) : k > 0 ? nextafterf(mid, INFINITY) : mid;
+            same_as_float16(x);
+            same_as_float16(-x);
+        }
+    }
+    assert_true(isinf(lossscale_half_bits(65520.0f)));
+    assert_true(lossscale_half_bits(65519.0f) == 65504.0f);
+    assert_true(lossscale_half_bits(0x1p-25f) == 0.0f);
+    assert_true(lossscale_half_bits(0x1.000002p-25f) == 0x1p-24f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -121,6 +163,7 @@ int main(void)
         cmocka_unit_test(test_consecutive),
         cmocka_unit_test(test_defaults_and_minimum),
         cmocka_unit_test(test_fixed_and_overflow),
+        cmocka_unit_test(test_half_rounding),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
