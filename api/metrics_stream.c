@@ -1,12 +1,10 @@
-/* metrics_stream — the body of GET /v1/jobs/{id}/metrics, made in pieces.
+/* metrics_stream — the body of GET /v1/jobs/{id}/metrics, made in pieces (api/pieces.h).
  *
  * A job's metrics can be hundreds of millions of rows, so neither the CSV nor the JSON
- * answer is built in memory. The body is made in pieces of PIECE bytes on the slow request
- * queue's threads (each with its store connection, each piece one short read of the store),
- * two pieces at a time: while MHD sends one from the loop thread, the next is being made.
- * The loop thread only copies bytes. A stream therefore holds about 2 * PIECE bytes whatever
- * its length; a downsampled JSON answer also holds its points (at most max_points of them,
- * 48 bytes each) from the start.
+ * answer is built in memory: each piece of PIECE bytes is one short read of the store, made on
+ * a slow queue thread. A stream therefore holds about 2 * PIECE bytes whatever its length; a
+ * downsampled JSON answer also holds its points (at most max_points of them, 48 bytes each
+ * and 8 more per further lr group, charged to the memory budget) from the start.
  *
  * The JSON answer is columnar ({"step":[…],"loss":[…],"lr":[[…]…],"grad_norm":[…],
  * "time":[…],"val_step":[…],"val_loss":[…],"val_acc":[…]}, "fp16":{…} for a fp16 job and
@@ -15,9 +13,7 @@
  * rewound while it streams, the later columns keep the step column's length (null-padded).
  *
  * A stop (SIGTERM: from the moment the daemon drains) or a store error after the head was
- * sent cuts the stream: chunked encoding
- * without its terminating chunk, so a client sees a truncated body, never a short one that
- * looks whole. */
+ * sent cuts the stream. */
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -27,6 +23,7 @@
 
 #include "api/http.h"
 #include "api/metrics_stream.h"
+#include "api/pieces.h"
 #include "store/fp16.h"
 #include "core/jsonnum.h"
 #include "api/api.h"
@@ -37,9 +34,6 @@
 enum { C_STEP = 0, C_LOSS, C_LR, C_GRAD, C_TIME, C_VSTEP, C_VLOSS, C_VACC, C_FP16, C_END };
 
 typedef struct mstream {
-    api_t *api;
-    struct MHD_Connection *conn;   /* suspended while it waits for a piece */
-    int suspended;
     int csv;
     store_metrics_cursor c;
     store_series ser;              /* a downsampled JSON answer, made at open */
@@ -63,24 +57,14 @@ typedef struct mstream {
     size_t ri;                     /* the run of the next expected step … */
     int64_t roff;                  /* … and its offset in it */
     int runs_oom;
-    /* pieces */
-    char *cur, *next;
-    size_t clen, coff, nlen;
-    int clast, nlast;              /* no piece comes after this one */
-    int next_ready;                /* `next` holds a made piece (loop thread) */
-    int busy;                      /* a piece is being made on a queue thread */
-    int werr;                      /* the piece could not be made (producer) */
-    int failed;                    /* cut the stream (loop thread) */
-    int abandoned;                 /* MHD let go of it while busy: freed when the piece ends */
 } mstream;
 
-static void ms_free(mstream *m)
+static void ms_free(void *p)
 {
+    mstream *m = p;
     free(m->runs);
     store_series_free(&m->ser);
     free(m->fp16);
-    free(m->cur);
-    free(m->next);
     free(m);
 }
 
@@ -362,108 +346,20 @@ static int fp16_member(mstream *m, store_t *s, const char *id, int64_t from, an_
 
 /* ---- pieces -------------------------------------------------------------------------- */
 
-/* Makes the next piece into m->next (a queue thread, or the opening work). */
-static int produce(mstream *m, store_t *s, an_err *e)
+/* The next piece (pieces_make_fn): a queue thread, or the opening work. */
+static int ms_make(void *ctx, store_t *s, char *buf, size_t cap, size_t *len, int *last,
+                   an_err *e)
 {
+    mstream *m = ctx;
     int rc;
     if (m->csv) {
-        rc = store_metrics_csv_piece(s, &m->c, m->next, PIECE, &m->nlen, e);
-        m->nlast = !rc && m->nlen == 0;
+        rc = store_metrics_csv_piece(s, &m->c, buf, cap, len, e);
+        *last = !rc && *len == 0;
     } else {
-        rc = json_piece(m, s, m->next, PIECE, &m->nlen, e);
-        m->nlast = m->ended;
+        rc = json_piece(m, s, buf, cap, len, e);
+        *last = m->ended;
     }
     return rc;
-}
-
-static void ms_work(void *arg)
-{
-    mstream *m = arg;
-    an_err e;
-    store_t *s = http_thread_store(m->api, &e);
-    m->werr = !s || produce(m, s, &e) != 0;
-    if (m->werr)
-        util_log(LOG_WARN, "a metrics stream was cut: %s", e.message);
-}
-
-static void ms_after(void *arg)
-{
-    mstream *m = arg;
-    m->busy = 0;
-    m->api->inflight_work--;
-    if (m->abandoned) { /* MHD let go of the response: its connection may be gone too */
-        ms_free(m);
-        return;
-    }
-    if (m->werr)
-        m->failed = 1;
-    else
-        m->next_ready = 1;
-    if (m->suspended) {
-        m->suspended = 0;
-        MHD_resume_connection(m->conn);
-    }
-    api_pump(m->api);
-}
-
-/* Starts making the next piece unless one is made or being made. */
-static void prefetch(mstream *m)
-{
-    if (m->busy || m->next_ready || m->clast)
-        return;
-    /* Counted with the deferred requests, so a stop waits for the piece being made. */
-    if (workq_push(&m->api->sv->slow, ms_work, ms_after, m) == 0) {
-        m->busy = 1;
-        m->api->inflight_work++;
-    }
-}
-
-/* Waits for the piece being made: MHD (epoll, edge-triggered) does not call a reader again
- * by itself after it returned 0, so the connection sleeps until ms_after resumes it. When
- * the queue is full nothing is being made: MHD's next turn (its timeout) asks again. */
-static ssize_t ms_wait(mstream *m)
-{
-    prefetch(m);
-    if (m->busy && !m->suspended) {
-        m->suspended = 1;
-        MHD_suspend_connection(m->conn);
-    }
-    return 0;
-}
-
-static ssize_t ms_read(void *cls, uint64_t pos, char *buf, size_t max)
-{
-    (void)pos;
-    mstream *m = cls;
-    if (m->api->sv->phase != PHASE_SERVING || m->failed) /* a stop cuts it */
-        return MHD_CONTENT_READER_END_WITH_ERROR;
-    while (m->coff == m->clen) {
-        if (m->clast)
-            return MHD_CONTENT_READER_END_OF_STREAM;
-        if (!m->next_ready)
-            return ms_wait(m);
-        char *t = m->cur;
-        m->cur = m->next;
-        m->next = t;
-        m->clen = m->nlen;
-        m->coff = 0;
-        m->clast = m->nlast;
-        m->next_ready = 0;
-        prefetch(m); /* an empty piece that is not the last: wait for the one after it */
-    }
-    size_t n = m->clen - m->coff < max ? m->clen - m->coff : max;
-    memcpy(buf, m->cur + m->coff, n);
-    m->coff += n;
-    return (ssize_t)n;
-}
-
-static void ms_release(void *cls)
-{
-    mstream *m = cls;
-    if (m->busy)
-        m->abandoned = 1;
-    else
-        ms_free(m);
 }
 
 /* Reserves the points of a downsampled answer (store_series: step, loss, grad_norm, time,
@@ -490,14 +386,8 @@ int metrics_stream_open(http_req *r, store_t *s, const char *id, int64_t from, i
     mstream *m = calloc(1, sizeof *m);
     if (!m)
         return an_failc(e, -ENOMEM, NULL, "out of memory for the answer");
-    m->api = r->api;
-    m->conn = r->conn;
     m->csv = csv;
-    m->cur = malloc(PIECE);
-    m->next = malloc(PIECE);
-    int rc = m->cur && m->next ? 0 : an_failc(e, -ENOMEM, NULL, "out of memory for the answer");
-    if (!rc)
-        rc = store_metrics_cursor_open(s, id, from, to, &m->c, e);
+    int rc = store_metrics_cursor_open(s, id, from, to, &m->c, e);
     if (!rc && !csv) {
         m->n_lr = m->c.first < 0 ? 0 : m->c.n_lr;
         uint64_t span = m->c.first < 0 ? 0 : (uint64_t)(m->c.last - m->c.first) + 1;
@@ -516,26 +406,13 @@ int metrics_stream_open(http_req *r, store_t *s, const char *id, int64_t from, i
         if (!rc)
             rc = fp16_member(m, s, id, from, e);
     }
-    /* The first piece now: errors before the head are still a plain error answer. */
-    if (!rc)
-        rc = produce(m, s, e);
     if (rc) {
         ms_free(m);
         return rc;
     }
-    char *t = m->cur;
-    m->cur = m->next;
-    m->next = t;
-    m->clen = m->nlen;
-    m->clast = m->nlast;
-    struct MHD_Response *resp =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, ms_read, m, ms_release);
-    if (!resp) {
-        ms_free(m);
-        return an_failc(e, -ENOMEM, NULL, "out of memory for the answer");
-    }
-    MHD_add_response_header(resp, "Content-Type", csv ? "text/csv; charset=utf-8"
-                                                      : "application/json; charset=utf-8");
-    *out = resp;
-    return 0;
+    pieces_spec sp = {.piece = PIECE, .make = ms_make, .free_ctx = ms_free, .ctx = m,
+                      .what = "a metrics stream",
+                      .content_type = csv ? "text/csv; charset=utf-8"
+                                          : "application/json; charset=utf-8"};
+    return pieces_open(r, s, &sp, out, e);
 }
