@@ -2,7 +2,12 @@
  * job's checkpoint, as one JSON answer or, with Accept: text/event-stream, one `token` event
  * per token as it is made and a `done` event. The model comes from the shared cache
  * (jobs/loader.h); forward passes on it are serialised by its lock, one token at a time, so
- * a long stream does not hold other requests on the same model for its whole length. */
+ * a long stream does not hold other requests on the same model for its whole length.
+ *
+ * Every token is a forward pass of the model (milliseconds to seconds for a large one), so
+ * none is made on the loop thread: the JSON answer is made on a slow queue thread, and the
+ * event stream in pieces there too (api/pieces.h), each piece the events of the tokens made
+ * in about GEN_PIECE_NS, at least one. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -10,9 +15,13 @@
 #include <string.h>
 
 #include "api/http.h"
+#include "api/pieces.h"
 #include "api/routes.h"
 #include "core/generate.h"
 #include "api/api.h"
+
+#define GEN_PIECE (64 * 1024)
+#define GEN_PIECE_NS (10 * 1000000ull)
 
 typedef struct gen_req {
     cJSON *body;            /* the parsed request (the prompt points into it) */
@@ -27,7 +36,7 @@ typedef struct gen_req {
     int finished;
     unsigned char pend[4];  /* a byte vocabulary's UTF-8 character not yet complete */
     int npend;
-    char *frame;            /* an event larger than MHD's buffer, sent over several calls */
+    char *frame;            /* the event being copied into pieces (it may span several) */
     size_t frame_len, frame_off;
 } gen_req;
 
@@ -150,36 +159,9 @@ static cJSON *answer(const gen_req *g)
     return o;
 }
 
-/* Copies what fits of the pending frame; frees it once all of it is out. */
-static ssize_t frame_out(gen_req *g, char *buf, size_t max)
+/* The next event (a token, or `done` after the last one) into g->frame. */
+static int next_event(gen_req *g, an_err *e)
 {
-    size_t n = g->frame_len - g->frame_off;
-    if (n > max)
-        n = max;
-    memcpy(buf, g->frame + g->frame_off, n);
-    g->frame_off += n;
-    if (g->frame_off == g->frame_len) {
-        free(g->frame);
-        g->frame = NULL;
-        g->frame_len = g->frame_off = 0;
-    }
-    return (ssize_t)n;
-}
-
-/* The SSE body, an event a call: `token` events, then `done` with the whole answer. MHD
- * offers a chunked answer the room left in the connection's memory pool (tens of KiB, not
- * the block size asked for), which a done event of a long text outgrows: such an event goes
- * out over several calls. */
-static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
-{
-    (void)pos;
-    gen_req *g = cls;
-    if (g->api->sv->phase == PHASE_CLOSING)
-        return MHD_CONTENT_READER_END_WITH_ERROR;
-    if (g->frame)
-        return frame_out(g, buf, max);
-    if (g->finished)
-        return MHD_CONTENT_READER_END_OF_STREAM;
     char tok[16];
     int n = next(g, tok);
     cJSON *o = NULL;
@@ -195,26 +177,57 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
         o = answer(g);
         g->finished = 1;
     } else {
-        return MHD_CONTENT_READER_END_WITH_ERROR;
+        return an_failc(e, n, NULL, "generation failed (error %d)", n);
     }
     char *data = o ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
-    if (!data)
-        return MHD_CONTENT_READER_END_WITH_ERROR;
-    size_t need = strlen(ev) + strlen(data) + 17; /* "event: " "\ndata: " "\n\n" and the NUL */
-    if (need <= max) {
-        int w = snprintf(buf, max, "event: %s\ndata: %s\n\n", ev, data);
-        cJSON_free(data);
-        return w;
-    }
-    g->frame = malloc(need);
+    size_t need = data ? strlen(ev) + strlen(data) + 17 : 0; /* "event: " "\ndata: " "\n\n" NUL */
+    g->frame = data ? malloc(need) : NULL;
     if (g->frame)
         g->frame_len = (size_t)snprintf(g->frame, need, "event: %s\ndata: %s\n\n", ev, data);
     cJSON_free(data);
     if (!g->frame)
-        return MHD_CONTENT_READER_END_WITH_ERROR;
+        return an_failc(e, -ENOMEM, NULL, "out of memory for the answer");
     g->frame_off = 0;
-    return frame_out(g, buf, max);
+    return 0;
+}
+
+/* A piece of the event stream (pieces_make_fn), on a slow queue thread: the events of the
+ * tokens made in about GEN_PIECE_NS (at least one), so a small model's stream is not a trip
+ * through the queue per token and a large model's tokens go out one by one as they come. */
+static int gen_piece(void *ctx, store_t *s, char *buf, size_t cap, size_t *len, int *last,
+                     an_err *e)
+{
+    (void)s;
+    gen_req *g = ctx;
+    size_t n = 0;
+    uint64_t t0 = uv_hrtime();
+    while (n < cap) {
+        if (g->frame) {
+            size_t k = g->frame_len - g->frame_off;
+            if (k > cap - n)
+                k = cap - n;
+            memcpy(buf + n, g->frame + g->frame_off, k);
+            n += k;
+            g->frame_off += k;
+            if (g->frame_off == g->frame_len) {
+                free(g->frame);
+                g->frame = NULL;
+            }
+            continue;
+        }
+        if (g->finished) {
+            *last = 1;
+            break;
+        }
+        if (n > 0 && uv_hrtime() - t0 >= GEN_PIECE_NS)
+            break;
+        int rc = next_event(g, e);
+        if (rc)
+            return rc;
+    }
+    *len = n;
+    return 0;
 }
 
 static void gen_work(http_req *r, store_t *s)
@@ -248,14 +261,18 @@ static void gen_work(http_req *r, store_t *s)
         return;
     }
     if (g->sse) {
-        struct MHD_Response *resp =
-            MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, sse_read, g, gen_req_free);
-        if (!resp) {
-            http_set_pending_error(r, 503, "unavailable", NULL, "out of memory for the answer");
+        r->ctx = NULL; /* the stream owns it now */
+        pieces_spec sp = {.piece = GEN_PIECE, .make = gen_piece, .free_ctx = gen_req_free,
+                          .ctx = g, .what = "a generation stream",
+                          .content_type = "text/event-stream", .keep_while_draining = 1};
+        struct MHD_Response *resp = NULL;
+        int prc = pieces_open(r, s, &sp, &resp, &e);
+        if (prc) {
+            http_set_pending_error(r, prc == -ENOMEM ? 503 : 500,
+                                   prc == -ENOMEM ? "unavailable" : "internal", NULL, "%s",
+                                   e.message);
             return;
         }
-        r->ctx = NULL; /* the response owns it now */
-        MHD_add_response_header(resp, "Content-Type", "text/event-stream");
         MHD_add_response_header(resp, "Cache-Control", "no-cache");
         http_resume_pending(r, 200, resp);
         return;
