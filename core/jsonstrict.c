@@ -120,20 +120,23 @@ static int scan_string(scan *s, an_err *err)
             if (s->pos + 1 >= s->len)
                 return 1;
             if (s->t[s->pos + 1] == 'u') {
-                if (s->pos + 5 >= s->len)
-                    return 1;
+                /* Checked here: cJSON reads bad digits as 0 and takes the string. */
                 int v = 0;
                 for (int k = 2; k < 6; k++) {
-                    int h = hexval(s->t[s->pos + (size_t)k]);
+                    int h = s->pos + (size_t)k < s->len ? hexval(s->t[s->pos + (size_t)k]) : -1;
                     if (h < 0)
-                        return 1;
+                        return fail(s, s->pos, "\\u in a string must be followed by four "
+                                    "hexadecimal digits", err);
                     v = v * 16 + h;
                 }
                 if (v == 0)
                     return fail(s, s->pos, "\\u0000 (NUL) is not allowed in a string", err);
                 s->pos += 6;
-            } else {
+            } else if (s->t[s->pos + 1] != '\0' && strchr("\"\\/bfnrt", s->t[s->pos + 1])) {
                 s->pos += 2;
+            } else {
+                return fail(s, s->pos, "a backslash in a string must start an escape: \\\", "
+                            "\\\\, \\/, \\b, \\f, \\n, \\r, \\t or \\uXXXX", err);
             }
             continue;
         }

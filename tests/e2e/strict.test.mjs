@@ -41,6 +41,10 @@ test('invalid UTF-8, NULs and lax numbers are refused with the field; nothing is
       [Buffer.from(spec.replace('"NAME"', '"a\\u0000b"')), 'name', /NUL/],
       [Buffer.concat([Buffer.from(spec.split('NAME')[0]), Buffer.from([0x61, 0xff, 0x62]), Buffer.from(spec.split('NAME')[1])]), 'name', /UTF-8/],
       [Buffer.concat([Buffer.from(spec.split('NAME')[0]), Buffer.from([0xed, 0xa0, 0x80]), Buffer.from(spec.split('NAME')[1])]), 'name', /UTF-8/],
+      // A \u escape with bad digits (which cJSON would take as U+0000), a backslash that is no
+      // escape.
+      [Buffer.from(spec.replace('"NAME"', '"caf\\u0*e9"')), 'name', /four hexadecimal/],
+      [Buffer.from(spec.replace('"NAME"', '"a\\é"')), 'name', /escape/],
       [Buffer.from(spec.replace('"steps":5', '"steps":05')), 'steps', /leading zeros/],
       [Buffer.from(spec.replace('"lr":0.01', '"lr":1.')), 'ds_config.optimizer.params.lr', /decimal point/],
       // Valid JSON, so not refused for strictness: an exponent is fine.

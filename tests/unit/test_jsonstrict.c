@@ -71,6 +71,22 @@ static void test_strings(void **state)
     assert_int_equal(check("{\"a\": {\"\xfe\": 1}}", &e), -EINVAL);
     assert_string_equal(e.field, "a");
 
+    /* Escapes: cJSON reads a \u with bad digits as U+0000 and takes the string, so the
+     * check refuses it, and with it anything after (here a key that is not UTF-8). */
+    struct { const char *text, *field, *why; } esc[] = {
+        {"{\"name\": \"Yaf\\u0*e9\", \"ds\": {\"\xd2x\": 1}}", "name", "four hexadecimal"},
+        {"{\"name\": \"a\\u12\"}", "name", "four hexadecimal"},
+        {"{\"a\": [\"\\u00G0\"]}", "a[0]", "four hexadecimal"},
+        {"{\"name\": \"a\\\xd2\xa1Tn\"}", "name", "escape"}, /* not "UTF-8" */
+        {"{\"name\": \"\\x41\"}", "name", "escape"},
+    };
+    for (size_t i = 0; i < sizeof esc / sizeof *esc; i++) {
+        assert_int_equal(check(esc[i].text, &e), -EINVAL);
+        assert_string_equal(e.field, esc[i].field);
+        assert_non_null(strstr(e.message, esc[i].why));
+        assert_null(strstr(e.message, "UTF-8"));
+    }
+
     /* A raw NUL inside a string (length-delimited input). */
     const char raw[] = "{\"name\": \"a\0b\"}";
     an_err_clear(&e);
