@@ -109,6 +109,9 @@ typedef struct job_snap {
     /* scheduling (set by the loop thread when the run is made; jobs/jobsched.c) */
     int preempted;               /* queued again after a preemption, not running yet */
     int restarts;                /* restarts after stalls since the daemon started */
+    char restart_why[400];       /* the worker's reason for a STOP_STALL it set itself (a rank
+                                    died): what a failure after max_restarts says; "" = the
+                                    watchdog's (no step for stall_timeout_s) */
     /* a multi-rank job (jobs/rankrun.c): its ranks, and each rank's milliseconds per step
        outside the gradient exchange over the last half second (n_rank_ms = 0: none yet) */
     int world_size;

@@ -146,10 +146,15 @@ int jobs_sched_requeue(jobmgr *m, job_run *r, const job_snap *s)
     int stall = atomic_load(&r->stop) == STOP_STALL;
     int restarts = s->restarts + stall;
     if (stall && s->restarts >= r->max_restarts) {
-        char msg[300];
-        snprintf(msg, sizeof msg, "stalled: no step for %.6g s (stall_timeout_s) at step %" PRId64
-                 ", after %d restart%s (max_restarts %d)", r->stall_timeout_s, s->step,
-                 s->restarts, s->restarts == 1 ? "" : "s", r->max_restarts);
+        char msg[600];
+        if (s->restart_why[0])
+            snprintf(msg, sizeof msg, "%s; at step %" PRId64 ", after %d restart%s "
+                     "(max_restarts %d)", s->restart_why, s->step, s->restarts,
+                     s->restarts == 1 ? "" : "s", r->max_restarts);
+        else
+            snprintf(msg, sizeof msg, "stalled: no step for %.6g s (stall_timeout_s) at step %"
+                     PRId64 ", after %d restart%s (max_restarts %d)", r->stall_timeout_s,
+                     s->step, s->restarts, s->restarts == 1 ? "" : "s", r->max_restarts);
         an_err e;
         if (store_job_set_state(&m->d->store, r->id, STORE_MASK(STORE_QUEUED), STORE_FAILED,
                                 msg, NULL, &e) == 0) {

@@ -37,7 +37,11 @@
 
 #define POLL_MS 50
 #define CONNECT_TIMEOUT_S 120.0 /* mpirun and every rank's MPI_Init */
-#define STOP_TIMEOUT_S 120.0    /* a stop's checkpoint and the ranks' exit */
+#define STOP_TIMEOUT_S 120.0    /* a pause's checkpoint and the ranks' exit (at most) */
+#define SHUTDOWN_STOP_S 20.0    /* the same when the daemon stops: within the unit's
+                                   TimeoutStopSec (30 s); past it the job resumes from its
+                                   previous checkpoint after the restart */
+#define MPIRUN_REPORT_S 2.0     /* mpirun's own exit after a rank died, for its status */
 #define EXIT_TIMEOUT_S 10.0     /* mpirun's exit after RW_DONE */
 #define MAX_ROWS 4096
 
@@ -287,11 +291,13 @@ static int check_bounds(rrun *r, const job_spec *spec, int64_t row_limit)
         return 1;
     }
     if (row_limit > 0 && r->last.step >= row_limit) {
+        /* The words of a one-process run (jobs/jobrun.c): rank 0 pauses at the same step. */
         snprintf(r->bound_msg, sizeof r->bound_msg, "metrics.max_bytes: the job's metrics "
-                 "reached %" PRId64 " rows, as many as its %" PRId64 " bytes allow; paused with "
-                 "every checkpoint and row kept. To train on, submit a job with resume_from "
-                 "this one and a larger metrics.max_bytes", r->last.step,
-                 spec->metrics_max_bytes);
+                 "reached %" PRId64 " rows of %" PRId64 " bytes, as much as its %" PRId64
+                 " bytes allow; paused at step %" PRId64 " with every checkpoint and row kept. "
+                 "To train on, submit a job with resume_from this one and a larger "
+                 "metrics.max_bytes", r->last.step, METRICS_ROW_BYTES(spec->ngroups + 1),
+                 spec->metrics_max_bytes, r->last.step);
         return 2;
     }
     if (now - r->last_disk >= DISK_CHECK_S) {
@@ -309,22 +315,43 @@ static store_job_state stopped_state(int stop)
 }
 
 /* A rank died or hung: the session is ended and the job goes back to the queue through the
- * watchdog's restart path (counted against max_restarts), unless a stop asked for another end. */
+ * watchdog's restart path (counted against max_restarts), unless a stop asked for another end.
+ * The reason goes on the run, so a failure after max_restarts says what happened. */
 static store_job_state crashed(rrun *r, const char *what)
 {
     wctx *w = r->w;
+    /* mpirun sees a dead rank and exits by itself: a moment for that, so its status and output
+     * say what happened rather than the SIGKILL that ends the session. */
+    double t0 = util_now();
+    int exited = rankproc_reap(&r->p, 0);
+    while (!exited && util_now() - t0 < MPIRUN_REPORT_S) {
+        uv_sleep(20);
+        exited = rankproc_reap(&r->p, 0);
+    }
     rankproc_end(&r->p);
-    char tail[600];
+    char tail[300], how[64];
     rankproc_tail(&r->p, tail, sizeof tail);
+    for (char *c = tail; *c; c++) /* one line in a job's error */
+        if (*c == '\n' || *c == '\r')
+            *c = ' ';
+    if (!exited)
+        snprintf(how, sizeof how, "mpirun ended by the daemon");
+    else
+        snprintf(how, sizeof how, "mpirun %s %d",
+                 WIFSIGNALED(r->p.status) ? "killed by signal" : "exit status",
+                 WIFSIGNALED(r->p.status) ? WTERMSIG(r->p.status) : WEXITSTATUS(r->p.status));
     int expected = STOP_NONE;
-    atomic_compare_exchange_strong(&w->run->stop, &expected, STOP_STALL);
+    int mine = atomic_compare_exchange_strong(&w->run->stop, &expected, STOP_STALL);
     int stop = atomic_load(&w->run->stop);
-    util_log(LOG_WARN, "job %s: %s (mpirun %s %d)%s%s; %s", w->run->id, what,
-             WIFSIGNALED(r->p.status) ? "killed by signal" : "exit status",
-             WIFSIGNALED(r->p.status) ? WTERMSIG(r->p.status) : WEXITSTATUS(r->p.status),
-             tail[0] ? ": " : "", tail,
-             stop == STOP_STALL ? "back to the queue to resume from its latest checkpoint"
-                                : "stopped as asked");
+    if (mine) {
+        uv_mutex_lock(&w->run->mu);
+        snprintf(w->run->snap.restart_why, sizeof w->run->snap.restart_why, "%s (%s)%s%s", what,
+                 how, tail[0] ? ": " : "", tail);
+        uv_mutex_unlock(&w->run->mu);
+    }
+    util_log(LOG_WARN, "job %s: %s (%s)%s%s; %s", w->run->id, what, how, tail[0] ? ": " : "",
+             tail, stop == STOP_STALL ? "back to the queue to resume from its latest checkpoint"
+                                      : "stopped as asked");
     return stop == STOP_STALL ? STORE_QUEUED : stopped_state(stop);
 }
 
@@ -425,7 +452,8 @@ store_job_state rankrun(wctx *w, const store_job *row, const job_spec *spec, cha
     }
 
     int sent = STOP_NONE;
-    double stop_at = 0;
+    double stop_at = 0, stop_limit = STOP_TIMEOUT_S;
+    int write_failed = 0;           /* a store write failed: the rows left are not written */
     int64_t row_limit = cfg_metrics_row_limit(spec->metrics_max_bytes, spec->ngroups + 1);
     r->last_disk = util_now();
     for (;;) {
@@ -441,13 +469,25 @@ store_job_state rankrun(wctx *w, const store_job *row, const job_spec *spec, cha
             st = STORE_QUEUED;
             break;
         }
-        if (stop != STOP_NONE && stop != sent && sent != STOP_CANCEL) {
-            unsigned char how = stop == STOP_CANCEL ? RW_STOP_CANCEL : RW_STOP_PAUSE;
+        if (stop == STOP_CANCEL) {
+            /* No checkpoint is wanted: the session ends now, also with a rank that hangs.
+             * What rank 0 sent so far is kept. */
+            rankproc_end(&r->p);
+            st = STORE_CANCELLED;
+            break;
+        }
+        if (stop != STOP_NONE && stop != sent) {
+            unsigned char how = RW_STOP_PAUSE;
             rankproc_send(r->fd, RW_STOP, &how, 1, NULL, 0); /* a dead rank 0 shows below */
             sent = stop;
             stop_at = util_now();
+            /* A hung rank would hold the stop: a pause waits no longer than the watchdog
+             * would, a shutdown no longer than the daemon's own stop may take. */
+            stop_limit = sent == STOP_SHUTDOWN ? SHUTDOWN_STOP_S : STOP_TIMEOUT_S;
+            if (spec->sched.stall_timeout_s > 0 && spec->sched.stall_timeout_s < stop_limit)
+                stop_limit = spec->sched.stall_timeout_s;
         }
-        if (sent != STOP_NONE && util_now() - stop_at > STOP_TIMEOUT_S) {
+        if (sent != STOP_NONE && util_now() - stop_at > stop_limit) {
             st = crashed(r, "the ranks did not stop in time");
             break;
         }
@@ -466,6 +506,7 @@ store_job_state rankrun(wctx *w, const store_job *row, const job_spec *spec, cha
             snprintf(err, errsz, "%s", e.message);
             rankproc_end(&r->p);
             st = rc == -ENOSPC ? STORE_PAUSED : STORE_FAILED;
+            write_failed = rc == -ENOSPC;
             break;
         }
         if (r->ended)
@@ -480,6 +521,7 @@ store_job_state rankrun(wctx *w, const store_job *row, const job_spec *spec, cha
                 snprintf(err, errsz, "writing metrics: %s", e.message);
                 rankproc_end(&r->p);
                 st = rc == -ENOSPC ? STORE_PAUSED : STORE_FAILED;
+                write_failed = 1;
                 break;
             }
             r->last_flush = util_now();
@@ -491,6 +533,8 @@ store_job_state rankrun(wctx *w, const store_job *row, const job_spec *spec, cha
             uv_sleep(10);
         rankproc_end(&r->p); /* strays, and mpirun itself if it did not exit */
         int stop = atomic_load(&w->run->stop);
+        if (!r->bound) /* rank 0 stops by itself at the metrics' row limit: the last rows */
+            r->bound = check_bounds(r, spec, row_limit);
         if (r->ended == 2)
             st = STORE_FAILED;
         else if (r->how == RW_END_COMPLETED)
@@ -503,7 +547,9 @@ store_job_state rankrun(wctx *w, const store_job *row, const job_spec *spec, cha
     }
     if (st == STORE_FAILED && !err[0])
         snprintf(err, errsz, "%s", r->err[0] ? r->err : "the ranks failed");
-    if (w->nbatch && st != STORE_FAILED)
+    /* The rows rank 0 sent are kept whatever the end (a job that fails keeps its history up
+     * to the failing step, as a one-process run does), unless writing is what failed. */
+    if (w->nbatch && !write_failed)
         wctx_flush(w, &r->last, &e);
     if ((rc = wctx_drain(w, &e)) && st != STORE_FAILED) {
         snprintf(err, errsz, "writing %s at step %" PRId64 ": %s", w->fail_what, w->fail_step,

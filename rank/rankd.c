@@ -25,6 +25,7 @@
 #include <mpi.h>
 
 #include "core/config.h"
+#include "core/config_metrics.h"
 #include "core/rankwire.h"
 #include "core/train.h"
 #include "rank/rank.h"
@@ -341,6 +342,9 @@ int rankd_run(int rank, int world, const char *job, const char *sock)
         send_frame(&d, RW_START, NULL, 0, st, sizeof st);
     }
     int64_t every = spec.ckpt_every_steps, last_ckpt = train_steps_done(t);
+    /* metrics.max_bytes: the job pauses at the step whose row fills it, as a one-process run
+     * does; the daemon, which sees the rows later, would stop the ranks past it. */
+    int64_t row_limit = cfg_metrics_row_limit(spec.metrics_max_bytes, spec.ngroups + 1);
     double every_s = spec.ckpt_every_seconds;
     double t0 = MPI_Wtime(), last_ckpt_t = t0, last_ms = t0, since = t0, comm_since = 0;
     int64_t steps_since = train_steps_done(t);
@@ -356,7 +360,8 @@ int rankd_run(int rank, int world, const char *job, const char *sock)
             poll_daemon(&d);
             if (d.broken || d.stop == RW_STOP_CANCEL)
                 ctl |= CTL_CANCEL;
-            else if (d.stop == RW_STOP_PAUSE)
+            else if (d.stop == RW_STOP_PAUSE ||
+                     (row_limit > 0 && train_steps_done(t) >= row_limit))
                 ctl |= CTL_PAUSE;
             if (every_s > 0 && now - last_ckpt_t >= every_s)
                 ctl |= CTL_CKPT;
