@@ -53,16 +53,31 @@ static void try_sched(const uint8_t *data, size_t size, int k)
         sched_free(s);
         return;
     }
-    for (int i = 0; i < 5; i++)
-        sched_step(s, i % 2 ? NAN : 1.0 / (i + 1));
+    /* What loads saves to the same bytes and loads again. */
     size_t len = sched_state_size(s);
     unsigned char *a = malloc(len ? len : 1);
     FUZZ_CHECK(a != NULL);
     FUZZ_CHECK(sched_save(s, a, len) == 0);
+    FUZZ_CHECK(len == size && memcmp(a, data, size) == 0);
     FUZZ_CHECK(fx_sched(&s2, k) == 0);
     FUZZ_CHECK(sched_load(s2, a, len, &err) == 0);
-    FUZZ_CHECK(sched_steps(s2) == sched_steps(s));
-    FUZZ_CHECK(memcmp(sched_lr(s), sched_lr(s2), 2 * sizeof(double)) == 0);
+    sched_free(s2);
+    /* After steps it still saves and loads, unless a counter it was given at the edge of
+     * what a run can reach (2^53) has stepped past it: then the state is refused cleanly,
+     * never a counter that overflows later. */
+    for (int i = 0; i < 5; i++)
+        sched_step(s, i % 2 ? NAN : 1.0 / (i + 1));
+    FUZZ_CHECK(sched_save(s, a, len) == 0);
+    FUZZ_CHECK(fx_sched(&s2, k) == 0);
+    int back = sched_load(s2, a, len, &err);
+    if (back != 0 && strstr(err.message, "impossible counters") == NULL)
+        fprintf(stderr, "scheduler %d: its own saved state is refused: %s: %s\n", k, err.field,
+                err.message);
+    FUZZ_CHECK(back == 0 || strstr(err.message, "impossible counters") != NULL);
+    if (back == 0) {
+        FUZZ_CHECK(sched_steps(s2) == sched_steps(s));
+        FUZZ_CHECK(memcmp(sched_lr(s), sched_lr(s2), 2 * sizeof(double)) == 0);
+    }
     free(a);
     sched_free(s2);
     sched_free(s);
