@@ -12,7 +12,8 @@
 double util_now(void);
 
 /* Reads a whole file ("-" = standard input) into a malloc'd buffer with a NUL after its *len
- * bytes. 0, or -errno (-ENOMEM, -EIO for a read error). */
+ * bytes. 0, or -errno: the open's or the read's own (-EISDIR for a directory, -ENOMEM; -EIO
+ * only when the read gave no reason). */
 int util_read_file(const char *path, char **buf, size_t *len);
 
 /* Little-endian integers and doubles at b, whatever the machine's byte order (stored formats:
