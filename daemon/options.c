@@ -1,6 +1,7 @@
 /* options — the daemon's command-line flags. */
 #include "daemon/options.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -153,8 +154,17 @@ static int parse_listen(const char *s, daemon_opts *o)
     long long port;
     if (parse_long(colon + 1, 0, 65535, &port))
         return -EINVAL;
-    memcpy(o->host, h, hl);
-    o->host[hl] = '\0';
+    /* The daemon binds a numeric address (or "localhost", bound as 127.0.0.1), and names are
+     * not resolved: anything else is refused here, before the store is created and threads
+     * started, rather than by the bind after them. */
+    char host[sizeof o->host];
+    unsigned char addr[sizeof(struct in6_addr)];
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    if (strcmp(host, "localhost") != 0 && inet_pton(AF_INET, host, addr) != 1 &&
+        inet_pton(AF_INET6, host, addr) != 1)
+        return -EINVAL;
+    memcpy(o->host, host, hl + 1);
     o->port = (int)port;
     return 0;
 }
@@ -273,7 +283,8 @@ int options_parse(int argc, char **argv, daemon_opts *o, const char **what, char
         long long v;
         if (strcmp(name, "--listen") == 0) {
             if (parse_listen(val, o)) {
-                snprintf(msg, msgsz, "--listen expects HOST:PORT with a port in 0..65535, got '%s'", val);
+                snprintf(msg, msgsz, "--listen expects HOST:PORT, HOST a numeric IPv4 or IPv6 "
+                         "address (or localhost) and PORT in 0..65535, got '%s'", val);
                 return -EINVAL;
             }
         } else if (strcmp(name, "--db") == 0) {

@@ -9,6 +9,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import {
   BIN, SLOW, api, heavyJob, readEvents, removeDir, sleep, startDaemon, tmpDir, tutorialJob, waitJob,
   withDaemon, writeFile,
@@ -444,6 +445,20 @@ test('listening off loopback without a token is refused; bad flags exit 2', asyn
   }
   assert.equal(spawnSync(BIN, ['--listen', '127.0.0.1: 8470', '--db', '/nonexistent/x.db']).status, 2);
   assert.equal(spawnSync(BIN, ['--listen', 'nowhere']).status, 2);
+  // A host that is no address at all is refused by name, before the store is created, with or
+  // without a token.
+  const tmp = tmpDir('anneald-flags-');
+  try {
+    const tok = writeFile(tmp, 'token', 'secret\n');
+    for (const extra of [[], ['--token-file', tok]]) {
+      const f = spawnSync(BIN, ['--listen', 'foo:0', '--db', `${tmp}/x.db`, ...extra], {encoding: 'utf8'});
+      assert.equal(f.status, 2, f.stderr);
+      assert.match(f.stderr, /--listen expects HOST:PORT, HOST a numeric IPv4 or IPv6 address .*got 'foo:0'/);
+      assert.deepEqual(readdirSync(tmp), ['token'], 'nothing created');
+    }
+  } finally {
+    removeDir(tmp);
+  }
   const v = spawnSync(BIN, ['--version']);
   assert.equal(v.status, 0);
   assert.match(String(v.stdout), /^anneald \d/);
