@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/memest.h"
@@ -176,9 +177,19 @@ static int read_token(daemon_opts *o, char *msg, size_t msgsz)
         snprintf(msg, msgsz, "--token-file %s: %s", o->token_file, strerror(errno));
         return -EINVAL;
     }
-    size_t n = fread(o->token, 1, sizeof o->token - 1, f);
-    int more = fgetc(f) != EOF;
+    /* A directory opens for reading and only the read fails; either is said as such, not
+     * taken for an empty file. */
+    struct stat st;
+    errno = 0;
+    int dir = fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode);
+    size_t n = dir ? 0 : fread(o->token, 1, sizeof o->token - 1, f);
+    int more = !dir && !ferror(f) && fgetc(f) != EOF;
+    int err = dir ? EISDIR : ferror(f) ? (errno ? errno : EIO) : 0;
     fclose(f);
+    if (err) {
+        snprintf(msg, msgsz, "--token-file %s: cannot read it: %s", o->token_file, strerror(err));
+        return -EINVAL;
+    }
     if (more) {
         snprintf(msg, msgsz, "--token-file %s: a token of at most %zu bytes was expected",
                  o->token_file, sizeof o->token - 1);

@@ -446,7 +446,7 @@ test('listening off loopback without a token is refused; bad flags exit 2', asyn
   assert.equal(spawnSync(BIN, ['--listen', '127.0.0.1: 8470', '--db', '/nonexistent/x.db']).status, 2);
   assert.equal(spawnSync(BIN, ['--listen', 'nowhere']).status, 2);
   // A host that is no address at all is refused by name, before the store is created, with or
-  // without a token.
+  // without a token; a directory as the token file is said to be one.
   const tmp = tmpDir('anneald-flags-');
   try {
     const tok = writeFile(tmp, 'token', 'secret\n');
@@ -456,6 +456,9 @@ test('listening off loopback without a token is refused; bad flags exit 2', asyn
       assert.match(f.stderr, /--listen expects HOST:PORT, HOST a numeric IPv4 or IPv6 address .*got 'foo:0'/);
       assert.deepEqual(readdirSync(tmp), ['token'], 'nothing created');
     }
+    const d = spawnSync(BIN, ['--token-file', tmp, '--db', `${tmp}/x.db`], {encoding: 'utf8'});
+    assert.equal(d.status, 2);
+    assert.match(d.stderr, /--token-file .*: cannot read it: Is a directory/);
   } finally {
     removeDir(tmp);
   }
