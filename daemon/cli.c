@@ -30,6 +30,22 @@ int cli_usage_err(const char *cmd, const char *fmt, const char *arg)
     return 2;
 }
 
+int cli_stdout_done(const char *what, int rc)
+{
+    /* errno is cleared first, so that a reason found is the flush's (or, when a write already
+     * failed and nothing is left to flush, that write's as it left errno). */
+    int saved = errno;
+    errno = 0;
+    int bad = fflush(stdout) != 0;
+    int err = errno;
+    if (!bad && !ferror(stdout))
+        return rc;
+    if (!err)
+        err = saved ? saved : EIO;
+    fprintf(stderr, "error: cannot write %s to stdout: %s\n", what, strerror(err));
+    return rc ? rc : 1;
+}
+
 int cli_is_help(const char *a)
 {
     return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0;
@@ -90,7 +106,7 @@ int cli_help(const char *cmd)
         fputs(PREVIEW_HELP, stdout);
     else
         fputs(TRAIN_HELP, stdout);
-    return 0;
+    return cli_stdout_done("the help", 0);
 }
 
 #define CLI_MAX_ERRORS 32 /* spec errors printed by one command */
@@ -226,6 +242,6 @@ int cli_check(int argc, char **argv)
         if (cJSON_IsString(w))
             fprintf(stderr, "warning: %s\n", w->valuestring);
     job_spec_free(&spec);
-    return 0;
+    return cli_stdout_done("the checked spec", 0);
 }
 

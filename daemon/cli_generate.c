@@ -39,7 +39,7 @@ int cli_generate(int argc, char **argv)
         if (cli_is_help(a)) {
             fputs(GENERATE_HELP, stdout);
             cJSON_Delete(body);
-            return 0;
+            return cli_stdout_done("the help", 0);
         }
         static const char *const nums[][2] = {{"--max-tokens", "max_tokens"},
                                               {"--temperature", "temperature"},
@@ -118,7 +118,7 @@ int cli_generate(int argc, char **argv)
     while ((n = gen_next(&g, tok)) > 0)
         fwrite(tok, 1, (size_t)n, stdout);
     fputc('\n', stdout);
-    rc = n < 0;
+    rc = cli_stdout_done("the text", n < 0);
 out:
     gen_state_free(&g);
     train_free(t);

@@ -15,6 +15,7 @@
 #include "core/lrfind.h"
 #include "core/train.h"
 #include "daemon/cli.h"
+#include "daemon/cli_util.h"
 #include "util/util.h"
 
 static const char USAGE[] =
@@ -152,7 +153,7 @@ int cli_lrfind(int argc, char **argv)
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             fputs(USAGE, stdout);
-            return 0;
+            return cli_stdout_done("the help", 0);
         }
     cJSON *flags = cJSON_CreateObject();
     if (!flags)
@@ -224,7 +225,7 @@ int cli_lrfind(int argc, char **argv)
         }
         puts(text);
         free(text);
-        return 0;
+        return cli_stdout_done("the job spec", 0);
     }
     job_spec spec;
     rc = job_spec_parse(spec_json, &spec, &e);
@@ -280,7 +281,7 @@ int cli_lrfind(int argc, char **argv)
     else
         fprintf(stderr, "lr-find: %zu steps: too few before the loss diverged to suggest a "
                 "learning rate; lower --min-lr or add --steps\n", n);
-    status = 0;
+    status = cli_stdout_done("the report", 0);
 out:
     free(lr);
     free(loss);

@@ -168,12 +168,9 @@ int cli_preview(int argc, char **argv)
     while ((n = sched_preview_read(ps, chunk, CHUNK)) > 0)
         if (put_out(chunk, n))
             break;
-    /* The bytes are the answer's body exactly; JSON and CSV alike end with a newline. */
-    if (n > 0 || fflush(stdout) != 0 || ferror(stdout)) {
-        fprintf(stderr, "error: cannot write the preview to stdout: %s\n", strerror(errno));
-        goto out;
-    }
-    rc = 0;
+    /* The bytes are the answer's body exactly; JSON and CSV alike end with a newline. A write
+     * that failed left stdout's error flag set, which cli_stdout_done reports. */
+    rc = cli_stdout_done("the preview", 0);
 out:
     free(chunk);
     sched_preview_close(ps);

@@ -485,7 +485,7 @@ int cli_train(int argc, char **argv)
     } else {
         printf("step %lld (nothing to train)\n", (long long)train_steps_done(t));
     }
-    rc = stopped ? 130 : 0;
+    rc = cli_stdout_done("the last step", stopped ? 130 : 0);
 out:
     if (mf)
         fclose(mf);

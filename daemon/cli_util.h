@@ -15,6 +15,11 @@ void cli_print_err(const an_err *e);
  * status of a bad command line). */
 int cli_usage_err(const char *cmd, const char *fmt, const char *arg);
 
+/* Flushes stdout and checks it: returns rc when everything written to it went out, else prints
+ * "error: cannot write WHAT to stdout: REASON" on stderr and returns rc, or 1 when rc is 0 (a
+ * full disk or a closed stdout must not pass for success). Every command calls it last. */
+int cli_stdout_done(const char *what, int rc);
+
 /* 1 if a is --help or -h. */
 int cli_is_help(const char *a);
 

@@ -1,4 +1,6 @@
 /* anneald — entry point: dispatches the offline commands and starts the service. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,6 +8,7 @@
 
 #include "daemon/cli.h"
 #include "daemon/cli_lrfind.h"
+#include "daemon/cli_util.h"
 #include "daemon/daemon.h"
 #include "jobs/mpirun.h"
 #include "daemon/options.h"
@@ -41,8 +44,22 @@ static void omp_wait_short(char **argv)
     execv(self, argv);
 }
 
+/* A standard descriptor the caller closed (`anneald check x >&-`) would be handed to the next
+ * file opened (a --metrics-csv, the store), and the output meant for stdout would land in it.
+ * Each closed one gets /dev/null opened the wrong way round (stdout and stderr read-only,
+ * stdin write-only), so its number stays taken and every use of it still fails (EBADF), as it
+ * would have closed: a command then says it could not write its output. */
+static void hold_std_fds(void)
+{
+    for (int fd = 0; fd <= 2; fd++)
+        if (fcntl(fd, F_GETFD) == -1 && errno == EBADF &&
+            open("/dev/null", fd == 0 ? O_WRONLY : O_RDONLY) != fd)
+            return;
+}
+
 int main(int argc, char **argv)
 {
+    hold_std_fds();
     omp_wait_short(argv);
     if (argc > 1 && strcmp(argv[1], "check") == 0)
         return cli_check(argc - 1, argv + 1);
@@ -68,11 +85,11 @@ int main(int argc, char **argv)
     }
     if (rc == 1 && strcmp(what, "version") == 0) {
         printf("anneald %s\n", ANNEALD_VERSION);
-        return 0;
+        return cli_stdout_done("the version", 0);
     }
     if (rc == 1) {
         fputs(options_usage(), stdout);
-        return 0;
+        return cli_stdout_done("the help", 0);
     }
     if (!o.token[0] && !options_is_loopback(o.host)) {
         fprintf(stderr, "anneald: listening on %s (not loopback) needs --token-file\n", o.host);

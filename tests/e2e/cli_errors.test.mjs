@@ -34,3 +34,46 @@ test('a directory given as an input file is named as a directory', () => {
     assert.match(r.err, /^error: cannot read .*: Is a directory$/m, args.join(' '));
   }
 });
+
+const TEXT = 'to be, or not to be, that is the question: whether tis nobler in the mind to suffer\n'.repeat(4);
+const gptJob = (steps = 4) => ({
+  name: 'tiny-gpt', seed: 3,
+  model: {type: 'gpt', block_size: 8, n_layer: 1, n_head: 2, n_embd: 8},
+  data: {type: 'text', text: TEXT}, steps,
+  ds_config: {train_batch_size: 4, optimizer: {type: 'AdamW', params: {lr: 0.003}}},
+});
+
+// Every command that prints to stdout, run with stdout on /dev/full and with stdout closed:
+// exit 1 and the reason on stderr, never a silent 0.
+test('output that cannot be written to stdout fails with its reason (/dev/full, closed stdout)', () => {
+  const p = tut();
+  const gpt = write('gpt.json', gptJob()), state = path.join(dir, 'gpt.state');
+  const tr = run(['train', gpt, '--save', state]);
+  assert.equal(tr.code, 0, tr.err);
+  const cases = [
+    ['check', p], ['check', '--help'], ['preview', p], ['preview', '--help'],
+    ['train', p, '--steps', '3'], ['train', '--help'],
+    ['generate', gpt, '--resume', state, '--prompt', 'to', '--max-tokens', '5'], ['generate', '--help'],
+    ['lr-find', p, '--steps', '20'], ['lr-find', p, '--job'], ['lr-find', '--help'],
+    ['--help'], ['--version'],
+  ];
+  const full = fs.openSync('/dev/full', 'w');
+  try {
+    for (const args of cases) {
+      const r = run(args, {stdio: ['ignore', full, 'pipe']});
+      assert.equal(r.code, 1, `${args.join(' ')} > /dev/full: exit ${r.code}: ${r.err}`);
+      assert.match(r.err, /^error: cannot write .* to stdout: No space left on device$/m, args.join(' '));
+      const c = spawnSync('sh', ['-c', 'exec "$0" "$@" >&-', BIN, ...args], {encoding: 'utf8'});
+      assert.equal(c.status, 1, `${args.join(' ')} >&-: exit ${c.status}: ${c.stderr}`);
+      assert.match(c.stderr, /^error: cannot write .* to stdout: Bad file descriptor$/m, args.join(' '));
+    }
+  } finally {
+    fs.closeSync(full);
+  }
+  // with stdout closed, a file the command opens does not take its place
+  const csv = path.join(dir, 'closed.csv');
+  const c = spawnSync('sh', ['-c', 'exec "$0" "$@" >&-', BIN, 'train', p, '--steps', '2', '--metrics-csv', csv],
+                      {encoding: 'utf8'});
+  assert.equal(c.status, 1, c.stderr);
+  assert.match(fs.readFileSync(csv, 'utf8'), /^step,loss,lr0,grad_norm,time\n1,.*\n2,.*\n$/);
+});
