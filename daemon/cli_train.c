@@ -163,7 +163,23 @@ int cli_resume_from(train *t, const job_spec *spec, const char *path)
     return rc;
 }
 
-/* Writes a --save file: STATE_MAGIC, the spec line, the blob. 0 or -errno. */
+/* What a --save file holds: STATE_MAGIC, the spec line, the blob. */
+struct state_file {
+    const char *spec_line;
+    const void *blob;
+    size_t len;
+};
+
+static int put_state(FILE *f, void *arg)
+{
+    const struct state_file *s = arg;
+    int bad = fputs(STATE_MAGIC, f) < 0 || fputs(s->spec_line, f) < 0 || fputc('\n', f) == EOF ||
+              fwrite(s->blob, 1, s->len, f) != s->len;
+    return bad ? (errno ? -errno : -EIO) : 0;
+}
+
+/* Writes a --save file, replacing the old one whole or not at all (util_write_atomic): a
+ * failed save (a full disk) keeps the state it would have replaced. 0 or -errno. */
 static int save_state(const train *t, const job_spec *spec, const char *path, an_err *e)
 {
     void *blob = NULL;
@@ -172,39 +188,39 @@ static int save_state(const train *t, const job_spec *spec, const char *path, an
     if (r)
         return r;
     char *st = state_spec_text(spec);
-    FILE *f = st ? fopen(path, "wb") : NULL;
-    if (!f) {
-        r = st ? -errno : -ENOMEM;
-        free(blob);
-        cJSON_free(st);
-        return r;
-    }
-    int bad = fputs(STATE_MAGIC, f) < 0 || fputs(st, f) < 0 || fputc('\n', f) == EOF ||
-              fwrite(blob, 1, blen, f) != blen || fflush(f) != 0;
-    if (fclose(f) != 0)
-        bad = 1;
+    struct state_file sf = {st, blob, blen};
+    r = st ? util_write_atomic(path, put_state, &sf) : -ENOMEM;
     free(blob);
     cJSON_free(st);
-    return bad ? -EIO : 0;
+    return r;
 }
 
-static int write_file(const char *path, const void *buf, size_t len)
+struct buf {
+    const void *p;
+    size_t len;
+};
+
+static int put_buf(FILE *f, void *arg)
 {
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return -errno;
-    size_t w = fwrite(buf, 1, len, f);
-    int bad = w != len || fflush(f) != 0;
-    if (fclose(f) != 0 || bad)
-        return -EIO;
-    return 0;
+    const struct buf *b = arg;
+    return fwrite(b->p, 1, b->len, f) == b->len ? 0 : errno ? -errno : -EIO;
 }
 
 /* Set by SIGINT/SIGTERM: the loop stops after the step it is in. */
 static volatile sig_atomic_t stop_signal;
+/* Set while the state and weights are written: a signal then only says so, since a save cut
+ * short is what the user stopped the run to keep. */
+static volatile sig_atomic_t saving;
 
 static void on_stop(int sig)
 {
+    static const char msg[] = "anneald train: still saving; it stops once the files are written\n";
+    int saved_errno = errno; /* the interrupted code may be about to read it */
+    if (saving) {
+        ssize_t n = write(2, msg, sizeof msg - 1);
+        (void)n; /* nothing more to do when stderr is gone */
+    }
+    errno = saved_errno;
     stop_signal = sig;
 }
 
@@ -329,6 +345,8 @@ int cli_train(int argc, char **argv)
     train *t = NULL;
     FILE *mf = NULL;
     int rc = 1;
+    int handlers = 0, mf_err = 0;
+    struct sigaction old_int, old_term;
     char *packed = NULL;
     size_t packed_len = 0;
     if (data_is_fashion(&spec.data) && fashion_read(&packed, &packed_len, &e)) {
@@ -374,13 +392,16 @@ int cli_train(int argc, char **argv)
         fprintf(mf, ",grad_norm,time%s%s\n", validates ? ",val_loss,val_acc" : "",
                 spec.fp16 ? ",loss_scale,skipped" : "");
     }
-    /* Ctrl-C and SIGTERM end the loop between steps, so the files are left whole. */
-    struct sigaction sa, old_int, old_term;
+    /* Ctrl-C and SIGTERM end the loop between steps, so the files are left whole; they stay
+     * caught until the files are written (a second Ctrl-C during a long save must not kill
+     * it halfway). */
+    struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
+    handlers = 1;
     stop_signal = 0;
     while (train_steps_done(t) < total && (steps < 0 || done < steps) && !stop_signal) {
         if (train_step(t, &rep, &e)) {
@@ -420,25 +441,35 @@ int cli_train(int argc, char **argv)
                 fputs(rep.skipped ? ",1" : ",0", mf);
             }
             fputc('\n', mf);
+            if (!mf_err && ferror(mf)) /* the reason, before later calls change errno */
+                mf_err = errno ? errno : EIO;
         }
         if (now - last >= (tty ? 0.1 : 1.0)) {
             progress(tty, &rep, total, first_step, t0, 0);
             last = now;
         }
     }
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
     int stopped = stop_signal != 0;
     if (done > 0)
         progress(tty, &rep, total, first_step, t0, !stopped);
     if (stopped && tty)
         fputc('\n', stderr);
-    if (mf && fclose(mf) != 0) {
+    if (mf) {
+        errno = 0;
+        if (fflush(mf) != 0 && !mf_err)
+            mf_err = errno ? errno : EIO;
+        if (fclose(mf) != 0 && !mf_err)
+            mf_err = errno ? errno : EIO;
         mf = NULL;
-        fprintf(stderr, "error: cannot write %s\n", metrics_csv);
-        goto out;
+        if (mf_err) {
+            fprintf(stderr, "error: cannot write %s: %s\n", metrics_csv, strerror(mf_err));
+            goto out;
+        }
     }
-    mf = NULL;
+    saving = 1;
+    if (stopped && (save || weights_json))
+        fprintf(stderr, "saving %s%s%s (a moment for a large model)\n", save ? save : "",
+                save && weights_json ? " and " : "", weights_json ? weights_json : "");
     if (save) {
         int r = save_state(t, &spec, save, &e);
         if (r) {
@@ -458,7 +489,8 @@ int cli_train(int argc, char **argv)
         }
         char *s = cJSON_PrintUnformatted(w);
         cJSON_Delete(w);
-        int r = s ? write_file(weights_json, s, strlen(s)) : -ENOMEM;
+        struct buf b = {s, s ? strlen(s) : 0};
+        int r = s ? util_write_atomic(weights_json, put_buf, &b) : -ENOMEM;
         cJSON_free(s);
         if (r) {
             fprintf(stderr, "error: cannot write %s: %s\n", weights_json, strerror(-r));
@@ -489,6 +521,11 @@ int cli_train(int argc, char **argv)
 out:
     if (mf)
         fclose(mf);
+    if (handlers) {
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGTERM, &old_term, NULL);
+        saving = 0;
+    }
     train_free(t);
     job_spec_free(&spec);
     return rc;

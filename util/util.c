@@ -2,11 +2,14 @@
 #include "util/util.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 double util_now(void)
 {
@@ -62,4 +65,82 @@ int util_read_file(const char *path, char **buf, size_t *len)
     *buf = b;
     *len = n;
     return 0;
+}
+
+/* Ends a write through f: the first error of rc, the flush, the fsync (when asked) and the
+ * close, each with its own errno. */
+static int finish_file(FILE *f, int rc, int sync)
+{
+    if (!rc && fflush(f) != 0)
+        rc = -errno;
+    if (!rc && ferror(f))
+        rc = -EIO;
+    if (!rc && sync && fsync(fileno(f)) != 0)
+        rc = -errno;
+    if (fclose(f) != 0 && !rc)
+        rc = -errno;
+    return rc;
+}
+
+/* PATH.tmp for the file path names (its target when it is a symlink); malloc'd or NULL. */
+static char *tmp_name(const char *path, int exists)
+{
+    char *real = exists ? realpath(path, NULL) : NULL;
+    const char *target = real ? real : path;
+    size_t n = strlen(target) + sizeof ".tmp";
+    char *tmp = malloc(n);
+    if (tmp)
+        snprintf(tmp, n, "%s.tmp", target);
+    free(real);
+    return tmp;
+}
+
+int util_write_atomic(const char *path, int (*write)(FILE *f, void *arg), void *arg)
+{
+    struct stat st;
+    int exists = stat(path, &st) == 0;
+    if (exists && !S_ISREG(st.st_mode)) {
+        FILE *f = fopen(path, "wb");
+        if (!f)
+            return -errno;
+        return finish_file(f, write(f, arg), 0);
+    }
+    char *tmp = tmp_name(path, exists);
+    if (!tmp)
+        return -ENOMEM;
+    int rc = 0;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    if (!f) {
+        rc = -errno;
+        if (fd >= 0)
+            close(fd);
+    } else {
+        if (exists && fchmod(fd, st.st_mode & 07777) != 0)
+            rc = -errno;
+        /* fsync before the rename: else a crash just after it can leave PATH empty (the
+         * rename reaches the disk before the data on some file systems). */
+        rc = finish_file(f, rc ? rc : write(f, arg), 1);
+    }
+    if (!rc) {
+        char *target = exists ? realpath(path, NULL) : NULL;
+        if (rename(tmp, target ? target : path) != 0)
+            rc = -errno;
+        free(target);
+    }
+    if (rc) {
+        unlink(tmp);
+    } else {
+        /* The rename itself made durable: the directory's entry is fsync'd (best effort; a
+         * failure here loses nothing that was there before). */
+        char *d = strdup(tmp);
+        int dfd = d ? open(dirname(d), O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+        if (dfd >= 0) {
+            fsync(dfd);
+            close(dfd);
+        }
+        free(d);
+    }
+    free(tmp);
+    return rc;
 }

@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 /* Seconds on the monotonic clock (for durations; never a wall-clock time). */
@@ -15,6 +16,14 @@ double util_now(void);
  * bytes. 0, or -errno: the open's or the read's own (-EISDIR for a directory, -ENOMEM; -EIO
  * only when the read gave no reason). */
 int util_read_file(const char *path, char **buf, size_t *len);
+
+/* Replaces the file at `path` whole or not at all: write(f, arg) fills a temporary file next
+ * to it (PATH.tmp; returns 0 or -errno), which is flushed, fsync'd and renamed over PATH, so a
+ * failed write (a full disk) or a kill on the way leaves the old file as it was. A symlink has
+ * its target replaced, and an existing file keeps its mode. A path that is not a regular file
+ * (a device such as /dev/stdout or /dev/full, a pipe) is written in place: a rename would
+ * replace the node. 0, or -errno of the step that failed. */
+int util_write_atomic(const char *path, int (*write)(FILE *f, void *arg), void *arg);
 
 /* Little-endian integers and doubles at b, whatever the machine's byte order (stored formats:
  * checkpoint blobs, scheduler and optimizer states, metric blocks and summaries). On a

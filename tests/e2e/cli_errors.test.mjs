@@ -77,3 +77,65 @@ test('output that cannot be written to stdout fails with its reason (/dev/full, 
   assert.equal(c.status, 1, c.stderr);
   assert.match(fs.readFileSync(csv, 'utf8'), /^step,loss,lr0,grad_norm,time\n1,.*\n2,.*\n$/);
 });
+
+// A model whose state takes a moment to write (about 13 MB).
+const bigJob = () => ({
+  name: 'big', seed: 1,
+  model: {type: 'mlp', inputs: 32, hidden: [1024, 1024], outputs: 1},
+  data: {type: 'synthetic', task: 'regression', samples: 256, features: 32},
+  steps: 100000000,
+  ds_config: {train_batch_size: 8, optimizer: {type: 'Adam', params: {lr: 0.0001}}},
+});
+
+test('a --save that fails keeps the state it would have replaced, and leaves no temporary file', () => {
+  const p = write('big.json', bigJob()), state = path.join(dir, 'keep.state');
+  const first = run(['train', p, '--steps', '2', '--save', state]);
+  assert.equal(first.code, 0, first.err);
+  const before = fs.readFileSync(state);
+  assert.ok(before.length > 1 << 20);
+  // The next save runs into a file size limit (RLIMIT_FSIZE, SIGXFSZ ignored): its writes fail
+  // with EFBIG part way, as on a full disk. The old state must come through whole.
+  const limited = spawnSync('sh', ['-c', 'trap "" XFSZ; ulimit -f 1024; exec "$0" "$@"', BIN, 'train', p,
+                                   '--steps', '2', '--resume', state, '--save', state], {encoding: 'utf8'});
+  assert.equal(limited.status, 1, limited.stderr);
+  assert.match(limited.stderr, /^error: cannot write .*keep\.state: File too large$/m);
+  assert.ok(fs.readFileSync(state).equals(before), 'the old state is untouched');
+  assert.deepEqual(fs.readdirSync(dir).filter((f) => f.startsWith('keep.state')), ['keep.state']);
+  // and it still resumes
+  const next = run(['train', p, '--steps', '1', '--resume', state]);
+  assert.equal(next.code, 0, next.err);
+  assert.match(next.out, /^step 3 /m);
+});
+
+test('a second Ctrl-C while the state is saved does not cut the save short', async () => {
+  const p = write('big2.json', bigJob()), state = path.join(dir, 'twice.state');
+  const child = spawn(BIN, ['train', p, '--save', state], {stdio: ['ignore', 'pipe', 'pipe']});
+  let err = '';
+  child.stderr.on('data', (c) => { err += c; });
+  const exited = new Promise((r) => child.on('exit', (code, signal) => r({code, signal})));
+  const until = async (re) => {
+    const t0 = Date.now();
+    while (!re.test(err) && Date.now() - t0 < 20000) await new Promise((r) => setTimeout(r, 5));
+    assert.match(err, re);
+  };
+  await until(/step \d+\//);
+  child.kill('SIGINT');
+  await until(/^saving .*twice\.state/m);
+  child.kill('SIGINT');
+  child.kill('SIGTERM');
+  const {code, signal} = await exited;
+  assert.equal(signal, null, err);
+  assert.equal(code, 130, err);
+  assert.match(err, /state saved to .*twice\.state/);
+  const next = run(['train', p, '--steps', '1', '--resume', state]);
+  assert.equal(next.code, 0, next.err);
+});
+
+test('write errors name their reason: --save, --weights-json, --metrics-csv on /dev/full', () => {
+  const p = tut();
+  for (const flag of ['--save', '--weights-json', '--metrics-csv']) {
+    const r = run(['train', p, '--steps', '3', flag, '/dev/full']);
+    assert.equal(r.code, 1, flag);
+    assert.match(r.err, /^error: cannot write \/dev\/full: No space left on device$/m, flag);
+  }
+});
