@@ -340,6 +340,17 @@ int cli_train(int argc, char **argv)
         job_spec_free(&spec);
         return 1;
     }
+    /* The output files are checked before training, so that a bad path costs no training;
+     * they are written only at the end, and nothing is left behind if the run fails first. */
+    const char *outs[] = {save, weights_json};
+    for (int k = 0; k < 2; k++) {
+        int w = outs[k] ? util_check_writable(outs[k]) : 0;
+        if (w) {
+            fprintf(stderr, "error: cannot write %s: %s\n", outs[k], strerror(-w));
+            job_spec_free(&spec);
+            return 1;
+        }
+    }
     an_err e;
     an_err_clear(&e);
     train *t = NULL;

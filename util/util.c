@@ -144,3 +144,35 @@ int util_write_atomic(const char *path, int (*write)(FILE *f, void *arg), void *
     free(tmp);
     return rc;
 }
+
+int util_check_writable(const char *path)
+{
+    struct stat st;
+    int exists = stat(path, &st) == 0;
+    if (exists && S_ISDIR(st.st_mode))
+        return -EISDIR;
+    if (exists && !S_ISREG(st.st_mode)) {
+        /* A device or a pipe is opened as it will be written; a pipe without a reader yet
+         * (ENXIO without blocking) may still get one. */
+        int fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0)
+            return errno == ENXIO ? 0 : -errno;
+        close(fd);
+        return 0;
+    }
+    if (exists && access(path, W_OK) != 0)
+        return -errno;
+    char *tmp = tmp_name(path, exists);
+    if (!tmp)
+        return -ENOMEM;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    int rc = fd >= 0 ? 0 : -errno;
+    if (fd >= 0) {
+        close(fd);
+        unlink(tmp);
+    } else if (rc == -EEXIST) { /* a left-over PATH.tmp: the save will replace it */
+        rc = access(tmp, W_OK) == 0 ? 0 : -errno;
+    }
+    free(tmp);
+    return rc;
+}

@@ -25,6 +25,11 @@ int util_read_file(const char *path, char **buf, size_t *len);
  * replace the node. 0, or -errno of the step that failed. */
 int util_write_atomic(const char *path, int (*write)(FILE *f, void *arg), void *arg);
 
+/* Whether util_write_atomic(path) can be expected to succeed, found before long work: the
+ * directory takes a new file (a probe PATH.tmp, removed at once; one already there is left as
+ * it is) and an existing file is writable. Leaves nothing behind. 0, or -errno. */
+int util_check_writable(const char *path);
+
 /* Little-endian integers and doubles at b, whatever the machine's byte order (stored formats:
  * checkpoint blobs, scheduler and optimizer states, metric blocks and summaries). On a
  * little-endian machine each is one unaligned load or store. */

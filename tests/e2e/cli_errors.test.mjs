@@ -131,6 +131,23 @@ test('a second Ctrl-C while the state is saved does not cut the save short', asy
   assert.equal(next.code, 0, next.err);
 });
 
+test('--save and --weights-json paths are checked before the first step, and nothing is left behind', () => {
+  const p = tut();
+  for (const flag of ['--save', '--weights-json']) {
+    const r = run(['train', p, '--steps', '100000', flag, path.join(dir, 'no', 'such', 'dir', 'f')]);
+    assert.equal(r.code, 1, flag);
+    assert.match(r.err, /^error: cannot write .*no\/such\/dir\/f: No such file or directory\n$/, flag);
+    const d = run(['train', p, '--steps', '100000', flag, dir]);
+    assert.equal(d.code, 1, flag);
+    assert.match(d.err, /^error: cannot write .*: Is a directory\n$/, flag);
+  }
+  // a run that fails before its end creates neither file
+  const s = path.join(dir, 'never.state'), w = path.join(dir, 'never.json');
+  const r = run(['train', p, '--save', s, '--weights-json', w, '--resume', path.join(dir, 'missing')]);
+  assert.equal(r.code, 1);
+  assert.deepEqual(fs.readdirSync(dir).filter((f) => f.startsWith('never.')), []);
+});
+
 test('write errors name their reason: --save, --weights-json, --metrics-csv on /dev/full', () => {
   const p = tut();
   for (const flag of ['--save', '--weights-json', '--metrics-csv']) {
