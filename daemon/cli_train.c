@@ -461,8 +461,9 @@ int cli_train(int argc, char **argv)
         }
     }
     int stopped = stop_signal != 0;
+    /* "eta 0s" only when the run is over: a --steps N stop or Ctrl-C leaves steps to go */
     if (done > 0)
-        progress(tty, &rep, total, first_step, t0, !stopped);
+        progress(tty, &rep, total, first_step, t0, train_steps_done(t) >= total);
     if (stopped && tty)
         fputc('\n', stderr);
     if (mf) {

@@ -156,3 +156,14 @@ test('write errors name their reason: --save, --weights-json, --metrics-csv on /
     assert.match(r.err, /^error: cannot write \/dev\/full: No space left on device$/m, flag);
   }
 });
+
+test('the last progress line gives the time left: 0s only when the run is over', () => {
+  const part = run(['train', tut(), '--steps', '50']);
+  assert.equal(part.code, 0, part.err);
+  const last = part.err.trimEnd().split('\n').at(-1);
+  assert.match(last, /^step 50\/1000 .* eta \S+$/);
+  assert.doesNotMatch(last, /eta 0s$/, 'steps remain');
+  const whole = run(['train', write('short.json', tutorialJob({steps: 60}))]);
+  assert.equal(whole.code, 0, whole.err);
+  assert.match(whole.err.trimEnd().split('\n').at(-1), /^step 60\/60 .* eta 0s$/);
+});
