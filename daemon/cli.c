@@ -206,20 +206,34 @@ int cli_check(int argc, char **argv)
         if (cli_is_help(argv[i]))
             return cli_help("check");
     /* Offline there is no memory cap unless --max-job-memory names one: the machine that
-     * checks a spec is often not the one that trains it. */
+     * checks a spec is often not the one that trains it. The flag goes before or after the
+     * file, as the other commands' flags do (and, as theirs, with its value after a space). */
     uint64_t cap = 0;
-    if (argc == 4 && strcmp(argv[2], "--max-job-memory") == 0) {
-        if (mem_parse_size(argv[3], &cap))
-            return cli_usage_err("check", "--max-job-memory expects a size in bytes with an optional "
-                             "K, M, G or T suffix (e.g. 512M, 4G), got '%s'", argv[3]);
-        argc = 2;
+    const char *path = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--max-job-memory") == 0) {
+            if (i + 1 >= argc)
+                return cli_usage_err("check", "%s needs a value: a size in bytes with an optional "
+                                     "K, M, G or T suffix (e.g. 512M, 4G)", a);
+            if (mem_parse_size(argv[++i], &cap))
+                return cli_usage_err("check", "--max-job-memory expects a size in bytes with an "
+                                     "optional K, M, G or T suffix (e.g. 512M, 4G), got '%s'", argv[i]);
+        } else if (strncmp(a, "--max-job-memory=", 17) == 0) {
+            return cli_usage_err("check", "unknown option '%s' (give the value after a space: "
+                                 "--max-job-memory SIZE)", a);
+        } else if (a[0] == '-' && a[1]) {
+            return cli_usage_err("check", "unknown option '%s'", a);
+        } else if (path) {
+            return cli_usage_err("check", "expects one file, FILE or -, got more ('%s')", a);
+        } else {
+            path = a;
+        }
     }
-    if (argc != 2)
-        return cli_usage_err("check", "expects one argument, FILE or -, %s", argc < 2 ? "got none" : "got more");
-    if (argv[1][0] == '-' && argv[1][1])
-        return cli_usage_err("check", "unknown option '%s'", argv[1]);
+    if (!path)
+        return cli_usage_err("check", "expects one argument, FILE or -, %s", "got none");
     job_spec spec;
-    if (cli_load_spec(argv[1], &spec))
+    if (cli_load_spec(path, &spec))
         return 1;
     mem_estimate mem;
     job_spec_memory(&spec, -1, &mem);

@@ -167,3 +167,29 @@ test('the last progress line gives the time left: 0s only when the run is over',
   assert.equal(whole.code, 0, whole.err);
   assert.match(whole.err.trimEnd().split('\n').at(-1), /^step 60\/60 .* eta 0s$/);
 });
+
+test('check takes --max-job-memory before or after the file; a missing value or =VALUE is named', () => {
+  const p = tut();
+  const plain = run(['check', p]);
+  assert.equal(plain.code, 0, plain.err);
+  for (const args of [['check', '--max-job-memory', '1G', p], ['check', p, '--max-job-memory', '1G']]) {
+    const r = run(args);
+    assert.equal(r.code, 0, `${args.join(' ')}: ${r.err}`);
+    assert.equal(r.out, plain.out);
+  }
+  const tiny = run(['check', p, '--max-job-memory', '1K']);
+  assert.equal(tiny.code, 1);
+  assert.match(tiny.err, /over the 1\.0 KiB cap|over the .* cap \(--max-job-memory\)/);
+  const missing = run(['check', p, '--max-job-memory']);
+  assert.equal(missing.code, 2);
+  assert.match(missing.err, /^anneald check: --max-job-memory needs a value/);
+  const eq = run(['check', p, '--max-job-memory=1G']);
+  assert.equal(eq.code, 2);
+  assert.match(eq.err, /^anneald check: unknown option '--max-job-memory=1G' \(give the value after a space/);
+  const bad = run(['check', p, '--max-job-memory', 'lots']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.err, /--max-job-memory expects a size .* got 'lots'/);
+  const two = run(['check', p, p]);
+  assert.equal(two.code, 2);
+  assert.match(two.err, /got more/);
+});
