@@ -46,6 +46,18 @@ int cli_stdout_done(const char *what, int rc)
     return rc ? rc : 1;
 }
 
+int cli_flag_err(const char *cmd, const char *flag, const an_err *e)
+{
+    size_t kl = strlen(e->field);
+    const char *m = e->message;
+    if (kl && strncmp(m, e->field, kl) == 0 && m[kl] == ' ')
+        fprintf(stderr, "anneald %s: %s%s\n", cmd, flag, m + kl);
+    else
+        fprintf(stderr, "anneald %s: %s: %s\n", cmd, flag, m);
+    fprintf(stderr, "(see anneald %s --help)\n", cmd);
+    return 2;
+}
+
 int cli_is_help(const char *a)
 {
     return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0;

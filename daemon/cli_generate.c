@@ -28,6 +28,14 @@ static const char GENERATE_HELP[] =
     "  --top-k K          sample among the K likeliest tokens (default 0: all)\n"
     "  --seed S           the sampling seed (default 0)\n";
 
+/* The flags that set a key of the request (gen_parse checks the values). */
+static const char *const FLAGS[][2] = {{"--max-tokens", "max_tokens"},
+                                       {"--temperature", "temperature"},
+                                       {"--top-k", "top_k"},
+                                       {"--seed", "seed"},
+                                       {"--prompt", "prompt"}};
+enum { NUM_FLAGS = 4 }; /* the first four are numbers */
+
 int cli_generate(int argc, char **argv)
 {
     const char *path = NULL, *resume = NULL;
@@ -41,12 +49,9 @@ int cli_generate(int argc, char **argv)
             cJSON_Delete(body);
             return cli_stdout_done("the help", 0);
         }
-        static const char *const nums[][2] = {{"--max-tokens", "max_tokens"},
-                                              {"--temperature", "temperature"},
-                                              {"--top-k", "top_k"}, {"--seed", "seed"}};
         int taken = 0;
-        for (size_t k = 0; k < sizeof nums / sizeof nums[0]; k++) {
-            if (strcmp(a, nums[k][0]) != 0)
+        for (size_t k = 0; k < NUM_FLAGS; k++) {
+            if (strcmp(a, FLAGS[k][0]) != 0)
                 continue;
             char *end = NULL;
             double x = v ? strtod(v, &end) : 0;
@@ -54,7 +59,9 @@ int cli_generate(int argc, char **argv)
                 cJSON_Delete(body);
                 return cli_usage_err("generate", "%s expects a number", a);
             }
-            cJSON_AddNumberToObject(body, nums[k][1], x);
+            /* a flag given again replaces the earlier value, as train's and lr-find's do */
+            cJSON_DeleteItemFromObjectCaseSensitive(body, FLAGS[k][1]);
+            cJSON_AddNumberToObject(body, FLAGS[k][1], x);
             taken = 1;
         }
         if (taken || strcmp(a, "--prompt") == 0 || strcmp(a, "--resume") == 0) {
@@ -62,8 +69,10 @@ int cli_generate(int argc, char **argv)
                 cJSON_Delete(body);
                 return cli_usage_err("generate", "%s needs a value", a);
             }
-            if (strcmp(a, "--prompt") == 0)
+            if (strcmp(a, "--prompt") == 0) {
+                cJSON_DeleteItemFromObjectCaseSensitive(body, "prompt");
                 cJSON_AddStringToObject(body, "prompt", v);
+            }
             else if (strcmp(a, "--resume") == 0)
                 resume = v;
             i++;
@@ -84,9 +93,17 @@ int cli_generate(int argc, char **argv)
     an_err_clear(&e);
     gen_params p;
     if (gen_parse(body, &p, &e)) {
-        cli_print_err(&e);
+        /* Every key of the body comes from a flag: a bad value is a bad command line (exit 2),
+         * named by its flag rather than its JSON key. */
+        const char *flag = NULL;
+        for (size_t k = 0; k < sizeof FLAGS / sizeof FLAGS[0]; k++)
+            if (strcmp(e.field, FLAGS[k][1]) == 0)
+                flag = FLAGS[k][0];
+        int rc = flag ? cli_flag_err("generate", flag, &e) : 1;
+        if (!flag)
+            cli_print_err(&e);
         cJSON_Delete(body);
-        return 1;
+        return rc;
     }
     job_spec spec;
     if (cli_load_spec(path, &spec)) {

@@ -46,14 +46,17 @@ static int bad_usage(const char *what, const char *arg)
     return 2;
 }
 
+/* The flags that override a key of the request; the first four are numbers. */
+static const char *const num[][2] = {{"--min-lr", "min_lr"},
+                                     {"--max-lr", "max_lr"},
+                                     {"--steps", "steps"},
+                                     {"--stop-factor", "stop_factor"},
+                                     {"--mode", "mode"}};
+
 /* Flags that override the request's options, as JSON numbers or strings. */
 static int apply_flag(cJSON *opts, const char *flag, const char *val)
 {
-    static const char *const num[][2] = {{"--min-lr", "min_lr"},
-                                         {"--max-lr", "max_lr"},
-                                         {"--steps", "steps"},
-                                         {"--stop-factor", "stop_factor"}};
-    for (size_t i = 0; i < sizeof num / sizeof *num; i++) {
+    for (size_t i = 0; i < 4; i++) {
         if (strcmp(flag, num[i][0]) != 0)
             continue;
         char *end;
@@ -204,7 +207,6 @@ int cli_lrfind(int argc, char **argv)
         cJSON_DeleteItemFromObjectCaseSensitive(body, f->string);
         cJSON_AddItemToObject(body, f->string, cJSON_Duplicate(f, 0));
     }
-    cJSON_Delete(flags);
 
     lrfind_req q;
     cJSON *spec_json = NULL;
@@ -213,9 +215,19 @@ int cli_lrfind(int argc, char **argv)
     int rc = lrfind_request(body, &q, &spec_json, &e);
     cJSON_Delete(body);
     if (rc) {
+        /* A bad value a flag gave is a bad command line (exit 2), named by the flag; one from
+         * the file keeps its JSON key (exit 1). */
+        const char *flag = NULL;
+        for (size_t i = 0; i < sizeof num / sizeof *num; i++)
+            if (strcmp(e.field, num[i][1]) == 0 && cJSON_GetObjectItemCaseSensitive(flags, e.field))
+                flag = num[i][0];
+        cJSON_Delete(flags);
+        if (flag)
+            return cli_flag_err("lr-find", flag, &e);
         print_error(&e);
         return 1;
     }
+    cJSON_Delete(flags);
     if (print_job) {
         char *text = exact_numbers(spec_json) ? NULL : cJSON_Print(spec_json);
         cJSON_Delete(spec_json);

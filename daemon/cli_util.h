@@ -20,6 +20,11 @@ int cli_usage_err(const char *cmd, const char *fmt, const char *arg);
  * full disk or a closed stdout must not pass for success). Every command calls it last. */
 int cli_stdout_done(const char *what, int rc);
 
+/* An error of the request a command built from its flags (an_err of core/, whose field is
+ * the JSON key a flag set): printed as a bad command line naming the flag, "anneald CMD:
+ * FLAG must be …" (the key at the start of the message becomes the flag). Returns 2. */
+int cli_flag_err(const char *cmd, const char *flag, const an_err *e);
+
 /* 1 if a is --help or -h. */
 int cli_is_help(const char *a);
 

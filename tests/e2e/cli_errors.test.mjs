@@ -193,3 +193,41 @@ test('check takes --max-job-memory before or after the file; a missing value or 
   assert.equal(two.code, 2);
   assert.match(two.err, /got more/);
 });
+
+test('generate and lr-find: a bad flag value exits 2 naming the flag; a repeated flag replaces the earlier', () => {
+  const p = tut();
+  for (const [args, re] of [
+    [['--steps', '0'], /^anneald lr-find: --steps must be .* got 0\n\(see anneald lr-find --help\)/],
+    [['--mode', 'foo'], /^anneald lr-find: --mode must be one of exponential, linear/],
+    [['--min-lr', '-1'], /^anneald lr-find: --min-lr must be /],
+    [['--stop-factor', '0'], /^anneald lr-find: --stop-factor must be /],
+  ]) {
+    const r = run(['lr-find', p, ...args]);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.err}`);
+    assert.match(r.err, re);
+  }
+  // the same bad value in the file is the file's error: exit 1, named by its key
+  const f = run(['lr-find', write('req.json', {job: tutorialJob(), steps: 0})]);
+  assert.equal(f.code, 1);
+  assert.match(f.err, /^error: steps: /);
+  const twice = run(['lr-find', p, '--steps', '5', '--steps', '20', '--job']);
+  assert.equal(twice.code, 0, twice.err);
+
+  const gpt = write('gpt2.json', gptJob()), state = path.join(dir, 'gpt2.state');
+  assert.equal(run(['train', gpt, '--save', state]).code, 0);
+  const gen = (...a) => run(['generate', gpt, '--resume', state, ...a]);
+  for (const [args, re] of [
+    [['--max-tokens', '0'], /^anneald generate: --max-tokens must be .* got 0\n\(see anneald generate --help\)/],
+    [['--temperature', '-1'], /^anneald generate: --temperature must be /],
+    [['--top-k', '-2'], /^anneald generate: --top-k must be /],
+  ]) {
+    const r = gen(...args);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.err}`);
+    assert.match(r.err, re);
+  }
+  const once = gen('--prompt', 'to', '--max-tokens', '5', '--seed', '2');
+  assert.equal(once.code, 0, once.err);
+  const again = gen('--prompt', 'x', '--prompt', 'to', '--max-tokens', '9', '--max-tokens', '5', '--seed', '2');
+  assert.equal(again.code, 0, again.err);
+  assert.equal(again.out, once.out);
+});
