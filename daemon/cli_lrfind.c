@@ -19,7 +19,8 @@
 #include "util/util.h"
 
 static const char USAGE[] =
-    "usage: anneald lr-find FILE|- [options]\n"
+    "usage: anneald lr-find FILE|- [--min-lr X] [--max-lr X] [--steps N] [--stop-factor F]\n"
+    "                       [--mode exponential|linear] [--csv F] [--job]\n"
     "\n"
     "Sweeps the learning rate of a job upward, one step at a time, and suggests one.\n"
     "FILE is a job spec, or {\"job\": {...}, \"min_lr\": ..., \"max_lr\": ..., \"steps\": ...,\n"

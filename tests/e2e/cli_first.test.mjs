@@ -29,7 +29,7 @@ const readmeJob = () => tutorialJob({steps: 20000000, checkpoint: {every_steps: 
 
 test('each command has its own --help, and the global usage points to them', () => {
   const global = run(['--help']).out;
-  assert.match(global, /anneald check\|preview\|train\|lr-find --help/);
+  assert.match(global, /anneald check\|preview\|train\|lr-find\|generate --help/);
   for (const [cmd, flags] of [['check', ['--max-job-memory']],
                               ['preview', ['--steps', '--every', '--max-points', '--param-group-lr', '--format']],
                               ['train', ['--steps', '--metrics-csv', '--weights-json', '--save', '--resume', 'Ctrl-C']],
@@ -40,6 +40,41 @@ test('each command has its own --help, and the global usage points to them', () 
       assert.match(r.out, new RegExp(`^usage: anneald ${cmd} `));
       assert.notEqual(r.out, global);
       for (const f of flags) assert.ok(r.out.includes(f), `${cmd} --help explains ${f}`);
+    }
+  }
+});
+
+// The man page and --help read against the sources: every flag options.c accepts is in the man
+// page's OPTIONS and in --help, and every command main.c runs is in both synopses with each
+// flag of its own usage line (`anneald CMD --help`).
+test('the man page and --help name every daemon flag, every command and its flags', () => {
+  const man = fs.readFileSync('docs/anneald.1', 'utf8');
+  const global = run(['--help']).out;
+  const opts = fs.readFileSync('daemon/options.c', 'utf8');
+  const known = /known\[\] = \{([^}]*)\}/.exec(opts)[1];
+  const flags = [...known.matchAll(/"(--[a-z-]+)"/g)].map((m) => m[1]);
+  assert.ok(flags.length >= 15 && flags.includes('--allow-host'), flags.join(' '));
+  const manOptions = man.slice(man.indexOf('.SH OPTIONS'), man.indexOf('.SH COMMANDS'));
+  const esc = (f) => f.replace(/-/g, '\\-');
+  for (const f of flags) {
+    assert.ok(manOptions.includes(`.BI ${esc(f)} `), `the man page's OPTIONS explain ${f}`);
+    assert.ok(global.includes(`  ${f} `), `anneald --help explains ${f}`);
+  }
+  const main = fs.readFileSync('daemon/main.c', 'utf8');
+  const cmds = [...main.matchAll(/strcmp\(argv\[1\], "([a-z-]+)"\) == 0\)\s*\n\s*return cli_/g)].map((m) => m[1]);
+  assert.deepEqual(cmds.sort(), ['check', 'generate', 'lr-find', 'preview', 'train']);
+  for (const cmd of cmds) {
+    const own = [...new Set([...run([cmd, '--help']).out.split('\n\n')[0].matchAll(/--[a-z][a-z-]*/g)].map((m) => m[0]))]
+      .filter((f) => f !== '--help');
+    const at = global.indexOf(`       anneald ${cmd} `);
+    assert.ok(at >= 0, `anneald --help shows ${cmd}`);
+    const usage = global.slice(at).split(/\n(?=       (?:anneald|mpirun) |\n)/)[0];
+    const mat = man.indexOf(`.B anneald ${esc(cmd)}\n`);
+    assert.ok(mat >= 0, `the man page's SYNOPSIS shows ${cmd}`);
+    const synopsis = man.slice(mat, man.indexOf('.br', mat));
+    for (const f of own) {
+      assert.ok(usage.includes(f), `anneald --help shows ${cmd} ${f}`);
+      assert.ok(synopsis.includes(esc(f)), `the man page's SYNOPSIS shows ${cmd} ${f}`);
     }
   }
 });
