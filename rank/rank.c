@@ -33,6 +33,23 @@
 #include "rank/rank.h"
 #include "util/util.h"
 
+/* util_write_atomic's writers of the output files. */
+static int put_text(FILE *f, void *arg)
+{
+    return fprintf(f, "%s\n", (const char *)arg) < 0 ? -errno : 0;
+}
+
+typedef struct blob_out {
+    const void *p;
+    size_t len;
+} blob_out;
+
+static int put_blob(FILE *f, void *arg)
+{
+    const blob_out *b = arg;
+    return fwrite(b->p, 1, b->len, f) == b->len ? 0 : -errno;
+}
+
 static int usage(int rank, const char *msg)
 {
     if (rank == 0)
@@ -188,14 +205,15 @@ int main(int argc, char **argv)
     }
     double wall = MPI_Wtime() - t0, comm = c.comm_s; /* the save's gathers come after */
     if (rank == 0 && weights) {
-        FILE *wf = fopen(weights, "w");
         char *s = NULL;
-        if (wf && train_weights_json(t, &wj) == 0 && (s = cJSON_PrintUnformatted(wj)))
-            fprintf(wf, "%s\n", s);
+        int wrc = train_weights_json(t, &wj) == 0 && (s = cJSON_PrintUnformatted(wj))
+                      ? util_write_atomic(weights, put_text, s) : -ENOMEM;
         free(s);
         cJSON_Delete(wj);
-        if (wf)
-            fclose(wf);
+        if (wrc) {
+            fprintf(stderr, "anneald-rank: --weights-json %s: %s\n", weights, strerror(-wrc));
+            goto done;
+        }
     }
     /* A sharded optimizer is consolidated on rank 0 first (every rank sends its slices). */
     if (save && train_unshard_begin(t, &e) != 0) {
@@ -205,18 +223,18 @@ int main(int argc, char **argv)
     if (rank == 0 && save) {
         void *blob = NULL;
         size_t blen = 0;
-        FILE *sf = NULL;
-        if (train_save(t, &blob, &blen, &e) != 0 || !(sf = fopen(save, "wb")) ||
-            fwrite(blob, 1, blen, sf) != blen) {
-            fprintf(stderr, "anneald-rank: --save %s: %s\n", save,
-                    blob ? "cannot write the file" : e.message);
-            if (sf)
-                fclose(sf);
-            free(blob);
+        int src = train_save(t, &blob, &blen, &e);
+        if (src == 0) { /* whole or not at all: a failed save keeps the state it replaces */
+            blob_out bo = {blob, blen};
+            src = util_write_atomic(save, put_blob, &bo);
+            if (src)
+                snprintf(e.message, sizeof e.message, "%s", strerror(-src));
+        }
+        free(blob);
+        if (src) {
+            fprintf(stderr, "anneald-rank: --save %s: %s\n", save, e.message);
             goto done;
         }
-        fclose(sf);
-        free(blob);
     }
     train_unshard_end(t);
     /* Each rank's step time, split into computing and exchanging: a slow rank (a loaded host,

@@ -86,6 +86,16 @@ test('a checkpoint of W = 2 resumes at W = 1 and one of W = 1 at W = 4, bit for 
     assert.equal(tensors(dir, 'r4.out'), tensors(dir, 'full.out'));
     // the step count of the resumed run continues from the checkpoint
     assert.equal(JSON.parse(read(dir, 'r4.out')).step, 24);
+    // An output that cannot be written fails the run, saying why (the files are written by
+    // util_write_atomic, whose whole-or-nothing replacement cli_errors.test.mjs checks).
+    const run = (args) => spawnSync('mpirun', ['-np', '1', ...MCA, RANK, path.join(dir, 'w1.json'), ...args],
+      {env: ENV, encoding: 'utf8', timeout: 120000});
+    const noDir = run(['--weights-json', `${dir}/none/w.out`]);
+    assert.notEqual(noDir.status, 0);
+    assert.match(noDir.stderr, /--weights-json \S+: No such file or directory/);
+    const full = run(['--save', '/dev/full']);
+    assert.notEqual(full.status, 0);
+    assert.match(full.stderr, /--save \/dev\/full: No space left on device/);
   } finally {
     removeDir(dir);
   }
