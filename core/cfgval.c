@@ -1,6 +1,7 @@
 /* cfgval — typed, range-checked JSON values with JSON-path errors. */
 #include "core/cfgval.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -204,6 +205,24 @@ int cfg_num_value(const cJSON *v, const char *path, double lo, double hi, int en
         return an_fail(err, path, "%s must be a number in %s, got %s", path, range,
                        cfg_describe(v, got, sizeof got));
     *out = d;
+    return 0;
+}
+
+int cfg_is_float32(const cJSON *v)
+{
+    return cJSON_IsNumber(v) && isfinite(v->valuedouble) && fabs(v->valuedouble) <= FLT_MAX;
+}
+
+int cfg_float_value(const cJSON *v, const char *path, an_err *err)
+{
+    char got[80];
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
+        return an_fail(err, path, "%s must be a finite number, got %s", path,
+                       cfg_describe(v, got, sizeof got));
+    if (!cfg_is_float32(v))
+        return an_fail(err, path, "%s must be a finite number within float32 range (magnitude "
+                       "at most %.9g), got %s", path, (double)FLT_MAX,
+                       cfg_describe(v, got, sizeof got));
     return 0;
 }
 

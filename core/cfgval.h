@@ -58,6 +58,13 @@ int cfg_num(const cJSON *obj, const char *path, const char *key, double def, dou
 int cfg_num_value(const cJSON *v, const char *path, double lo, double hi, int ends,
                   double *out, an_err *err);
 
+/* 1 for a number a float32 holds: finite and at most FLT_MAX in magnitude. Tensors and data
+ * are float32: a larger double would become Inf when the job starts. */
+int cfg_is_float32(const cJSON *v);
+
+/* Fails "<path> must be a finite number …" (within float32 range) unless cfg_is_float32. */
+int cfg_float_value(const cJSON *v, const char *path, an_err *err);
+
 /* true / false at obj.key; `def` when absent. */
 int cfg_bool(const cJSON *obj, const char *path, const char *key, int def, int *out,
              an_err *err);

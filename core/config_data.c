@@ -1,7 +1,6 @@
 /* config_data — the `data` section of a job spec. */
 #include "core/config_data.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -191,11 +190,8 @@ static int parse_inline(const cJSON *d, const model_spec *m, int loss, data_spec
                            m->inputs, cfg_describe(r, got, sizeof got));
         int j = 0;
         for (const cJSON *e = r->child; e; e = e->next, j++)
-            if (!cJSON_IsNumber(e) || !isfinite(e->valuedouble)) {
-                an_path_index(q, sizeof q, p, j);
-                return an_fail(err, q, "%s must be a finite number, got %s", q,
-                               cfg_describe(e, got, sizeof got));
-            }
+            if ((rc = cfg_float_value(e, an_path_index(q, sizeof q, p, j), err)))
+                return rc;
     }
     int rows = i;
     out->samples = rows;
@@ -232,7 +228,7 @@ static int parse_inline(const cJSON *d, const model_spec *m, int loss, data_spec
             if (loss == LOSS_BCE)
                 rc = cfg_num_value(e, q, 0.0, 1.0, CFG_CLOSED, &v, err);
             else
-                rc = cfg_num_value(e, q, -INFINITY, INFINITY, CFG_CLOSED, &v, err);
+                rc = cfg_float_value(e, q, err);
             if (rc)
                 return rc;
         }

@@ -1,7 +1,6 @@
 /* config_model — the `model` section of a job spec. */
 #include "core/config_model.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -56,15 +55,6 @@ static const char *shape_text(char *buf, size_t size, const int *dims, int nd)
     return buf;
 }
 
-static int check_number(const cJSON *v, const char *path, an_err *err)
-{
-    char got[80];
-    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
-        return an_fail(err, path, "%s must be a finite number, got %s", path,
-                       cfg_describe(v, got, sizeof got));
-    return 0;
-}
-
 /* One tensor of `init`: nested arrays whose shape is exactly t's, numbers only. */
 static int check_tensor(const cJSON *v, const char *path, const spec_tensor *t, an_err *err)
 {
@@ -93,7 +83,7 @@ static int check_tensor(const cJSON *v, const char *path, const spec_tensor *t, 
     for (const cJSON *e = v->child; e; e = e->next, i++) {
         an_path_index(p, sizeof p, path, i);
         if (t->rank == 1) {
-            int rc = check_number(e, p, err);
+            int rc = cfg_float_value(e, p, err);
             if (rc)
                 return rc;
             continue;
@@ -103,7 +93,7 @@ static int check_tensor(const cJSON *v, const char *path, const spec_tensor *t, 
                            cfg_describe(e, got, sizeof got));
         int j = 0;
         for (const cJSON *x = e->child; x; x = x->next, j++) {
-            int rc = check_number(x, an_path_index(q, sizeof q, p, j), err);
+            int rc = cfg_float_value(x, an_path_index(q, sizeof q, p, j), err);
             if (rc)
                 return rc;
         }

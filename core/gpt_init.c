@@ -1,11 +1,10 @@
 /* gpt_init — explicit initial tensors for the gpt model (`model.init`, as for other models):
  * {"transformer.wte.weight": [[…], …], "transformer.ln_f.weight": […], …}. */
-#include <float.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/cfgval.h"
 #include "core/gpt.h"
 
 /* n finite float-range numbers of a JSON array into out. */
@@ -15,7 +14,7 @@ static int read_row(const cJSON *a, float *out, int n, const char *path, an_err 
         return an_fail(err, path, "expected an array of %d numbers", n);
     int i = 0;
     for (const cJSON *e = a->child; e; e = e->next, i++) {
-        if (!cJSON_IsNumber(e) || !isfinite(e->valuedouble) || fabs(e->valuedouble) > FLT_MAX) {
+        if (!cfg_is_float32(e)) {
             char p[300];
             return an_fail(err, an_path_index(p, sizeof p, path, i),
                            "expected a finite number within float range");

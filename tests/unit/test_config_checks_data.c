@@ -1,0 +1,71 @@
+/* test_config_checks_data — checks of a job spec's data that once let a job be accepted and
+ * then fail: the validation split of a text, a feature that is the label column, the class
+ * checks of a label named as data.target, "auto" total_num_steps of an epochs run, and values
+ * beyond float32. */
+#include <float.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/config.h"
+#include "core/config_data.h"
+#include "core/config_gpt.h"
+#include "core/text.h"
+
+/* 84 characters: at block_size 8, ⌊83/8⌋ = 10 windows. */
+#define HAMLET "To be, or not to be, that is the question: whether tis nobler in the mind to suffer."
+
+static int parse(const char *text, job_spec *s, an_err *e)
+{
+    return job_spec_parse_text(text, strlen(text), s, e);
+}
+
+/* Tensors and data are float32: a number beyond FLT_MAX is refused with its path. */
+static void test_float32_range(void **state)
+{
+    (void)state;
+    job_spec s;
+    an_err e;
+    char t[1024];
+    const char *fmt =
+        "{\"model\": {\"type\": \"linear\", \"inputs\": 2, \"outputs\": 1, \"init\": "
+        "{\"fc.weight\": [[%s, 0]]}}, \"data\": {\"type\": \"inline\", \"x\": [[1, %s], [3, 4]], "
+        "\"y\": [[1], [%s]]}, \"steps\": 5, \"ds_config\": {\"train_batch_size\": 2, "
+        "\"optimizer\": {\"type\": \"SGD\", \"params\": {\"lr\": 0.01}}}}";
+    snprintf(t, sizeof t, fmt, "1e39", "2", "2");
+    assert_int_not_equal(parse(t, &s, &e), 0);
+    assert_string_equal(e.field, "model.init.fc.weight[0][0]");
+    assert_non_null(strstr(e.message, "float32"));
+    snprintf(t, sizeof t, fmt, "1", "-1e39", "2");
+    assert_int_not_equal(parse(t, &s, &e), 0);
+    assert_string_equal(e.field, "data.x[0][1]");
+    snprintf(t, sizeof t, fmt, "1", "2", "1e39");
+    assert_int_not_equal(parse(t, &s, &e), 0);
+    assert_string_equal(e.field, "data.y[1][0]");
+    /* FLT_MAX itself is a float */
+    snprintf(t, sizeof t, fmt, "3.4028234663852886e38", "-3.4028234663852886e38", "2");
+    assert_int_equal(parse(t, &s, &e), 0);
+    job_spec_free(&s);
+    /* an mlp's init goes through the same check */
+    const char *mlp =
+        "{\"model\": {\"type\": \"mlp\", \"inputs\": 1, \"hidden\": [1], \"outputs\": 1, "
+        "\"init\": {\"fc2.bias\": [-1e300]}}, \"data\": {\"type\": \"inline\", \"x\": [[1]], "
+        "\"y\": [[1]]}, \"ds_config\": {\"train_batch_size\": 1, \"optimizer\": {\"type\": "
+        "\"Adam\"}}}";
+    assert_int_not_equal(parse(mlp, &s, &e), 0);
+    assert_string_equal(e.field, "model.init.fc2.bias[0]");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_float32_range),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
