@@ -65,11 +65,23 @@ int cfg_data_check_columns(const data_spec *d, const char *what, const cJSON *co
     if (d->target[0] && !has_column(cols, d->target) && *n < max)
         an_fail(&errs[(*n)++], "data.target", "%s has no column \"%s\"; its columns are: %s "
                 "(without data.target the last column is the label)", what, d->target, list);
+    /* Without data.target the last column is the label: a feature cannot be it (a target
+     * given is compared when the spec is parsed). */
+    const cJSON *last = cJSON_GetArrayItem(cols, cJSON_GetArraySize(cols) - 1);
+    const char *label = !d->target[0] && cJSON_IsString(last) ? last->valuestring : NULL;
     int i = 0;
-    for (const cJSON *f = d->features_sel ? d->features_sel->child : NULL; f; f = f->next, i++)
-        if (cJSON_IsString(f) && !has_column(cols, f->valuestring) && *n < max)
-            an_fail(&errs[(*n)++], an_path_index(p, sizeof p, "data.features", i),
-                    "%s has no column \"%s\"; its columns are: %s", what, f->valuestring, list);
+    for (const cJSON *f = d->features_sel ? d->features_sel->child : NULL; f; f = f->next, i++) {
+        if (!cJSON_IsString(f) || *n >= max)
+            continue;
+        an_path_index(p, sizeof p, "data.features", i);
+        if (!has_column(cols, f->valuestring))
+            an_fail(&errs[(*n)++], p, "%s has no column \"%s\"; its columns are: %s", what,
+                    f->valuestring, list);
+        else if (label && strcmp(label, f->valuestring) == 0)
+            an_fail(&errs[(*n)++], p, "%s is \"%s\", the label column of %s (its last, as "
+                    "data.target is not given): a column cannot be both; give data.target to "
+                    "use another label", p, label, what);
+    }
     if (!d->target[0] && !d->features_sel && cJSON_GetArraySize(cols) < 2 && *n < max)
         an_fail(&errs[(*n)++], "data", "%s has only %d column: it needs features and a label",
                 what, cJSON_GetArraySize(cols));

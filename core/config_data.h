@@ -34,7 +34,8 @@ cJSON *cfg_builtin_columns(const char *name);
 void cfg_columns_text(const cJSON *cols, char *buf, size_t size);
 
 /* Checks that data.target and data.features name columns of `cols` (the data set's column
- * names; `what` names the set in messages, e.g. "builtin iris"). Every bad name goes to
+ * names; `what` names the set in messages, e.g. "builtin iris"), and, without data.target,
+ * that no feature is the label column (the last). Every bad name goes to
  * errs[] (up to max), their count to *n. 0 or -EINVAL. */
 int cfg_data_check_columns(const data_spec *d, const char *what, const cJSON *cols, an_err *errs,
                            int max, int *n);

@@ -26,6 +26,38 @@ static int parse(const char *text, job_spec *s, an_err *e)
     return job_spec_parse_text(text, strlen(text), s, e);
 }
 
+/* Without data.target the label is the last column: a feature naming it is refused when the
+ * spec is parsed (builtin) or submitted (an uploaded set's columns). */
+static void test_feature_is_label(void **state)
+{
+    (void)state;
+    job_spec s;
+    an_err e;
+    const char *iris =
+        "{\"model\": {\"type\": \"mlp\", \"inputs\": 4, \"hidden\": [8], \"outputs\": 3}, "
+        "\"loss\": \"cross_entropy\", \"data\": {\"type\": \"builtin\", \"name\": \"iris\", "
+        "\"features\": [\"sepal_length\", \"sepal_width\", \"petal_length\", \"species\"]}, "
+        "\"ds_config\": {\"train_batch_size\": 16, \"optimizer\": {\"type\": \"Adam\"}}}";
+    assert_int_not_equal(parse(iris, &s, &e), 0);
+    assert_string_equal(e.field, "data.features[3]");
+    assert_non_null(strstr(e.message, "label column"));
+
+    cJSON *cols = cJSON_Parse("[\"a\", \"b\", \"label\"]");
+    data_spec d;
+    memset(&d, 0, sizeof d);
+    d.features_sel = cJSON_Parse("[\"a\", \"label\"]");
+    an_err errs[4];
+    int n = 0;
+    assert_int_not_equal(cfg_data_check_columns(&d, "data set x", cols, errs, 4, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(errs[0].field, "data.features[1]");
+    /* with another target the last column is an ordinary feature */
+    snprintf(d.target, sizeof d.target, "b");
+    assert_int_equal(cfg_data_check_columns(&d, "data set x", cols, errs, 4, &n), 0);
+    cJSON_Delete(d.features_sel);
+    cJSON_Delete(cols);
+}
+
 /* Tensors and data are float32: a number beyond FLT_MAX is refused with its path. */
 static void test_float32_range(void **state)
 {
@@ -65,6 +97,7 @@ static void test_float32_range(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_feature_is_label),
         cmocka_unit_test(test_float32_range),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
