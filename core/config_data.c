@@ -303,6 +303,10 @@ static int parse_table(const cJSON *d, const model_spec *m, int loss, data_spec 
     snprintf(what, sizeof what, "builtin %s", out->name);
     int nbad = 0;
     rc = cfg_data_check_columns(out, what, cols, err, 1, &nbad);
+    /* The label column (the last) holds class indices whether data.target names it or not. */
+    const cJSON *last = cJSON_GetArrayItem(cols, cJSON_GetArraySize(cols) - 1);
+    int class_target = !out->target[0] ||
+                       (cJSON_IsString(last) && strcmp(out->target, last->valuestring) == 0);
     cJSON_Delete(cols);
     if (rc)
         return rc;
@@ -314,7 +318,7 @@ static int parse_table(const cJSON *d, const model_spec *m, int loss, data_spec 
     out->samples = rows;
     out->features = m->inputs;
     out->outputs = m->outputs;
-    if (!out->target[0]) { /* the label column: class indices */
+    if (class_target) {
         out->classes = classes;
         return check_labels(classes, m, loss, what, err);
     }

@@ -58,6 +58,33 @@ static void test_feature_is_label(void **state)
     cJSON_Delete(cols);
 }
 
+/* data.target naming the label column is the label: the class checks apply as without it. */
+static void test_target_is_label(void **state)
+{
+    (void)state;
+    job_spec s;
+    an_err e;
+    char t[1024];
+    const char *fmt =
+        "{\"model\": {\"type\": \"mlp\", \"inputs\": 4, \"hidden\": [8], \"outputs\": %d}, "
+        "\"loss\": \"%s\", \"data\": {\"type\": \"builtin\", \"name\": \"iris\", "
+        "\"target\": \"%s\"}, "
+        "\"ds_config\": {\"train_batch_size\": 16, \"optimizer\": {\"type\": \"Adam\"}}}";
+    snprintf(t, sizeof t, fmt, 5, "cross_entropy", "species");
+    assert_int_not_equal(parse(t, &s, &e), 0);
+    assert_string_equal(e.field, "model.outputs");
+    snprintf(t, sizeof t, fmt, 3, "mse", "species");
+    assert_int_not_equal(parse(t, &s, &e), 0);
+    assert_string_equal(e.field, "loss");
+    snprintf(t, sizeof t, fmt, 3, "cross_entropy", "species");
+    assert_int_equal(parse(t, &s, &e), 0);
+    job_spec_free(&s);
+    /* another column as target is a regression target: mse is right for it */
+    snprintf(t, sizeof t, fmt, 1, "mse", "petal_width");
+    assert_int_equal(parse(t, &s, &e), 0);
+    job_spec_free(&s);
+}
+
 /* Tensors and data are float32: a number beyond FLT_MAX is refused with its path. */
 static void test_float32_range(void **state)
 {
@@ -98,6 +125,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_feature_is_label),
+        cmocka_unit_test(test_target_is_label),
         cmocka_unit_test(test_float32_range),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
