@@ -140,10 +140,28 @@ const char *cfg_text_corpus(const data_spec *d, size_t *len)
     return NULL;
 }
 
+const char *cfg_text_field(const data_spec *d)
+{
+    return d->text ? "data.text" : d->text_builtin ? "data.name" : "data.dataset";
+}
+
+int64_t cfg_text_tokens(const data_spec *d)
+{
+    size_t len = 0;
+    const char *text = d->type == DATA_TEXT ? cfg_text_corpus(d, &len) : NULL;
+    return text ? (int64_t)text_count_tokens(text, len, d->tokenizer) : -1;
+}
+
+int cfg_text_split(const job_spec *s, int64_t ntok, text_split *out, an_err *err)
+{
+    return text_split_check(ntok > 0 ? (size_t)ntok : 0, s->model.block_size, s->val_fraction,
+                            s->data.sampling_random, cfg_text_field(&s->data), out, err);
+}
+
 int cfg_text_vocab_check(const data_spec *d, const char *text, size_t len, int block_size,
                          cJSON **vocab_out, an_err *err)
 {
-    const char *field = d->text ? "data.text" : d->text_builtin ? "data.name" : "data.dataset";
+    const char *field = cfg_text_field(d);
     text_vocab v;
     int32_t *tok = NULL;
     size_t n = 0;

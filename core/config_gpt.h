@@ -12,6 +12,7 @@
 #include "core/config.h"
 #include "core/err.h"
 #include "core/gpt.h"
+#include "core/text.h"
 
 /* Parses a `model` object of type gpt into *out (vocab_size may stay 0: from the data). */
 int cfg_gpt_parse(const cJSON *m, model_spec *out, an_err *err);
@@ -40,5 +41,18 @@ const char *cfg_text_corpus(const data_spec *d, size_t *len);
  * (text_vocab_json) goes to *vocab_out. */
 int cfg_text_vocab_check(const data_spec *d, const char *text, size_t len, int block_size,
                          cJSON **vocab_out, an_err *err);
+
+/* The path errors about the text name: data.text, data.name (builtin) or data.dataset. */
+const char *cfg_text_field(const data_spec *d);
+
+/* Tokens of inline or builtin text as d's tokenizer counts them; -1 for an uploaded corpus
+ * (its count is the store's: jobs/submit.c). */
+int64_t cfg_text_tokens(const data_spec *d);
+
+/* The split of a text job's ntok tokens into training and validation windows, checked as
+ * training checks it (text_split_check): a part without a window is an error naming
+ * validation.fraction. A job spec parses before its validation is known to the data, so the
+ * callers that accept a job (anneald's commands, jobs/submit.c) call this after the parse. */
+int cfg_text_split(const job_spec *s, int64_t ntok, text_split *out, an_err *err);
 
 #endif

@@ -92,6 +92,12 @@ static int32_t lookup(const text_vocab *v, uint32_t cp)
     return -1;
 }
 
+static int too_short(size_t n, size_t min_tokens, const char *field, an_err *err)
+{
+    return an_fail(err, field, "the text has %zu tokens; at least %zu are needed (one window of "
+                   "block_size + 1)", n, min_tokens);
+}
+
 int text_tokenize(const char *s, size_t len, int tokenizer, size_t min_tokens, const char *field,
                   text_vocab *vocab, int32_t **tokens, size_t *ntok, an_err *err)
 {
@@ -162,8 +168,7 @@ int text_tokenize(const char *s, size_t len, int tokenizer, size_t min_tokens, c
     if (n < min_tokens) {
         free(tok);
         text_vocab_free(vocab);
-        return an_fail(err, field, "the text has %zu tokens; at least %zu are needed (one window "
-                       "of block_size + 1)", n, min_tokens);
+        return too_short(n, min_tokens, field, err);
     }
     *tokens = tok;
     *ntok = n;
@@ -281,6 +286,36 @@ size_t text_windows(size_t n, int T)
 size_t text_train_tokens(size_t n, double fraction)
 {
     return (size_t)((double)n * (1.0 - fraction));
+}
+
+int text_split_check(size_t n, int T, double fraction, int random, const char *field,
+                     text_split *out, an_err *err)
+{
+    out->ntrain = fraction > 0 ? text_train_tokens(n, fraction) : n;
+    out->nval = n - out->ntrain;
+    out->ktrain = text_windows(out->ntrain, T);
+    out->kval = fraction > 0 ? text_windows(out->nval, T) : 0;
+    if (n < (size_t)T + 1)
+        return too_short(n, (size_t)T + 1, field, err);
+    /* random sampling draws starts from 0 … ntrain−T−1 (text_random_start) */
+    if (out->ktrain < 1 || (random && out->ntrain <= (size_t)T + 1))
+        return an_fail(err, fraction > 0 ? "validation.fraction" : field, "%zu training tokens "
+                       "are too few for one window of block_size + 1 = %d tokens", out->ntrain,
+                       T + 1);
+    if (fraction > 0 && out->kval < 1)
+        return an_fail(err, "validation.fraction", "validation.fraction %g leaves %zu tokens "
+                       "for validation, fewer than one window of %d", fraction, out->nval, T + 1);
+    return 0;
+}
+
+size_t text_count_tokens(const char *s, size_t len, int tokenizer)
+{
+    if (tokenizer == TEXT_BYTE)
+        return len;
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++)
+        n += ((unsigned char)s[i] & 0xC0) != 0x80; /* every byte but a continuation starts one */
+    return n;
 }
 
 void text_window(const int32_t *tokens, size_t k, int T, int32_t *idx, int32_t *targets)

@@ -49,6 +49,25 @@ size_t text_windows(size_t n, int T);
 /* The first ⌊n·(1−fraction)⌋ tokens train, the rest validate. */
 size_t text_train_tokens(size_t n, double fraction);
 
+/* How a job cuts n tokens at block size T with validation `fraction` (0 = none): the first
+ * text_train_tokens train, the tail validates, each part in its own windows. */
+typedef struct text_split {
+    size_t ntrain, nval;  /* tokens of each part */
+    size_t ktrain, kval;  /* their windows (text_windows) */
+} text_split;
+
+/* Fills *out, then checks what training needs of it: the whole text one window of T + 1
+ * tokens (an error naming `field`), and so each part (naming validation.fraction); with
+ * `random` sampling the training part must hold more than one window. The one arithmetic of
+ * the split: training (train_gpt.c) and the checks at submission (config_gpt.c) both call it,
+ * so a job accepted is never refused for its split when it starts. */
+int text_split_check(size_t n, int T, double fraction, int random, const char *field,
+                     text_split *out, an_err *err);
+
+/* The tokens `tokenizer` makes of s (len bytes): bytes, or for `char` code points (s must be
+ * valid UTF-8, as text_tokenize has checked), counted without tokenizing. */
+size_t text_count_tokens(const char *s, size_t len, int tokenizer);
+
 /* Row k: idx = tokens[kT .. kT+T), targets = tokens[kT+1 .. kT+T]. */
 void text_window(const int32_t *tokens, size_t k, int T, int32_t *idx, int32_t *targets);
 

@@ -48,8 +48,7 @@ static int load_text(gtrain *t, const job_spec *spec, const char *up, size_t upl
 {
     size_t len = 0;
     const char *text = cfg_text_corpus(&spec->data, &len);
-    const char *field = spec->data.text ? "data.text" : spec->data.text_builtin ? "data.name"
-                                                                                : "data.dataset";
+    const char *field = cfg_text_field(&spec->data);
     if (!text) {
         text = up;
         len = uplen;
@@ -70,17 +69,14 @@ static int load_text(gtrain *t, const job_spec *spec, const char *up, size_t upl
     if (spec->model.vocab_size && spec->model.vocab_size != t->vocab.size)
         return an_fail(err, "model.vocab_size", "model.vocab_size is %d but the text's "
                        "vocabulary has %d tokens", spec->model.vocab_size, t->vocab.size);
-    t->ntrain = spec->val_fraction > 0 ? text_train_tokens(t->ntok, spec->val_fraction)
-                                       : t->ntok;
-    t->ktrain = text_windows(t->ntrain, t->T);
-    t->kval = spec->val_fraction > 0 ? text_windows(t->ntok - t->ntrain, t->T) : 0;
-    if (t->ktrain < 1 || (t->random && t->ntrain <= (size_t)t->T + 1))
-        return an_fail(err, "validation.fraction", "%zu training tokens are too few for one "
-                       "window of block_size + 1 = %d tokens", t->ntrain, t->T + 1);
-    if (spec->val_fraction > 0 && t->kval < 1)
-        return an_fail(err, "validation.fraction", "validation.fraction %g leaves %zu tokens "
-                       "for validation, fewer than one window of %d", spec->val_fraction,
-                       t->ntok - t->ntrain, t->T + 1);
+    /* the split a job's submission was checked with (cfg_text_split) */
+    text_split sp;
+    rc = text_split_check(t->ntok, t->T, spec->val_fraction, t->random, field, &sp, err);
+    t->ntrain = sp.ntrain;
+    t->ktrain = sp.ktrain;
+    t->kval = sp.kval;
+    if (rc)
+        return rc;
     if (t->ktrain > UINT32_MAX)
         return an_fail(err, field, "the text has more than 2^32 windows");
     t->val_windows = t->kval;

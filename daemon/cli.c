@@ -10,6 +10,7 @@
 #include <cjson/cJSON.h>
 
 #include "core/config.h"
+#include "core/config_gpt.h"
 #include "core/memest.h"
 #include "daemon/cli_util.h"
 #include "util/util.h"
@@ -153,6 +154,15 @@ int cli_load_spec(const char *path, job_spec *spec)
             fprintf(stderr, "error: … and %d more\n", n - CLI_MAX_ERRORS);
         else if (n == 0)
             fprintf(stderr, "error: the job spec could not be checked (error %d)\n", rc);
+        return 1;
+    }
+    /* The split of inline and builtin text, as the job would make it when it starts (the
+     * parse does not see it: config_gpt.h, cfg_text_split). */
+    int64_t ntok = cfg_text_tokens(&spec->data);
+    text_split sp;
+    if (ntok >= 0 && cfg_text_split(spec, ntok, &sp, &errs[0])) {
+        cli_print_err(&errs[0]);
+        job_spec_free(spec);
         return 1;
     }
     return 0;

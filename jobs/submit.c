@@ -10,6 +10,7 @@
 #include "core/assets.h"
 #include "core/config.h"
 #include "core/config_data.h"
+#include "core/config_gpt.h"
 #include "core/data_idx.h"
 #include "core/jsonnum.h"
 #include "core/memest.h"
@@ -47,6 +48,24 @@ static int64_t dataset_rows(store_t *st, const job_spec *s)
     int64_t rows = store_dataset_get(st, ref, &ds, NULL) == 0 ? ds.rows : -1;
     store_dataset_free(&ds);
     return rows;
+}
+
+/* Tokens of a text job's corpus: inline and builtin text counted from the spec, an uploaded
+ * corpus's as its upload counted them (rows are its code points; bytes for the byte
+ * tokenizer); -1 for other data, or a corpus not found. */
+static int64_t text_tokens(store_t *st, const job_spec *s)
+{
+    if (s->data.type != DATA_TEXT)
+        return -1;
+    int64_t n = cfg_text_tokens(&s->data);
+    if (n >= 0)
+        return n;
+    store_dataset ds;
+    memset(&ds, 0, sizeof ds);
+    if (store_dataset_get(st, s->data.name, &ds, NULL) == 0)
+        n = s->data.tokenizer == TEXT_BYTE ? ds.bytes : ds.rows;
+    store_dataset_free(&ds);
+    return n;
 }
 
 /* Training samples the job will see, for the stored total_steps of an epoch-based run (the
@@ -270,6 +289,15 @@ int job_submit(store_t *st, const daemon_opts *opts, cJSON *body, const submit_l
                    "text/plain first)", dataset_ref);
             goto done;
         }
+    }
+    /* Each part of the text's validation split must hold a window, as the job checks when
+     * it starts (the parse does not see the split: config_gpt.h, cfg_text_split). */
+    text_split split;
+    memset(&split, 0, sizeof split);
+    int64_t ntok = text_tokens(st, &spec);
+    if (ntok >= 0 && cfg_text_split(&spec, ntok, &split, &ferr)) {
+        fail(out, SUBMIT_INVALID, ferr.field, "%s", ferr.message);
+        goto done;
     }
     if (spec.data.type == DATA_DATASET) {
         dataset_ref = spec.data.dataset_id[0] ? spec.data.dataset_id : spec.data.name;

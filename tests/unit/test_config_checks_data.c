@@ -26,6 +26,79 @@ static int parse(const char *text, job_spec *s, an_err *e)
     return job_spec_parse_text(text, strlen(text), s, e);
 }
 
+/* A gpt job on HAMLET with `extra` top-level keys (each ending in a comma). */
+static char *gpt_spec(const char *extra, const char *scheduler)
+{
+    char *t = malloc(2048);
+    assert_non_null(t);
+    snprintf(t, 2048,
+             "{\"model\": {\"type\": \"gpt\", \"block_size\": 8, \"n_layer\": 1, \"n_head\": 1, "
+             "\"n_embd\": 8}, \"data\": {\"type\": \"text\", \"text\": \"" HAMLET "\"}, %s "
+             "\"ds_config\": {\"train_batch_size\": 2, \"optimizer\": {\"type\": \"AdamW\", "
+             "\"params\": {\"lr\": 0.001}}%s}}",
+             extra, scheduler ? scheduler : "");
+    return t;
+}
+
+/* The split arithmetic training uses: the tail of the tokens validates, each part in its own
+ * windows. A fraction whose tail has no window is refused, naming validation.fraction. */
+static void test_text_split(void **state)
+{
+    (void)state;
+    text_split sp;
+    an_err e;
+    /* the review's case: ⌊84·0.95⌋ = 79 train, 5 validate, fewer than 9 */
+    assert_int_not_equal(text_split_check(84, 8, 0.05, 0, "data.text", &sp, &e), 0);
+    assert_string_equal(e.field, "validation.fraction");
+    assert_non_null(strstr(e.message, "leaves 5 tokens for validation"));
+    assert_int_equal(sp.ntrain, 79);
+    assert_int_equal(sp.ktrain, 9);
+    assert_int_equal(sp.kval, 0);
+    /* 89 tokens at 0.09: 80 train, 9 validate, one window each side (a split of the 11
+     * windows as rows would leave ⌊11·0.09⌋ = 0 for validation: the split is of tokens) */
+    assert_int_equal(text_split_check(89, 8, 0.09, 0, "data.text", &sp, &e), 0);
+    assert_int_equal(sp.ntrain, 80);
+    assert_int_equal(sp.ktrain, 9);
+    assert_int_equal(sp.kval, 1);
+    /* no validation: every token trains */
+    assert_int_equal(text_split_check(84, 8, 0, 0, "data.text", &sp, &e), 0);
+    assert_int_equal(sp.ktrain, 10);
+    assert_int_equal(sp.kval, 0);
+    /* too short as a whole: the text's own path */
+    assert_int_not_equal(text_split_check(8, 8, 0, 0, "data.dataset", &sp, &e), 0);
+    assert_string_equal(e.field, "data.dataset");
+    /* random sampling needs a training part longer than a window */
+    assert_int_not_equal(text_split_check(9, 8, 0, 1, "data.text", &sp, &e), 0);
+    assert_int_equal(text_split_check(10, 8, 0, 1, "data.text", &sp, &e), 0);
+    /* tokens counted without tokenizing: code points for char, bytes for byte */
+    assert_int_equal(text_count_tokens("h\xc3\xa9llo \xe2\x82\xac", 10, TEXT_CHAR), 7);
+    assert_int_equal(text_count_tokens("h\xc3\xa9llo \xe2\x82\xac", 10, TEXT_BYTE), 10);
+}
+
+/* A spec that parses is then checked for its split, as anneald check and POST /v1/jobs do. */
+static void test_text_split_of_spec(void **state)
+{
+    (void)state;
+    job_spec s;
+    an_err e;
+    char *t = gpt_spec("\"steps\": 10, \"validation\": {\"fraction\": 0.05},", NULL);
+    assert_int_equal(parse(t, &s, &e), 0);
+    free(t);
+    assert_int_equal(cfg_text_tokens(&s.data), 84);
+    text_split sp;
+    assert_int_not_equal(cfg_text_split(&s, cfg_text_tokens(&s.data), &sp, &e), 0);
+    assert_string_equal(e.field, "validation.fraction");
+    job_spec_free(&s);
+
+    t = gpt_spec("\"steps\": 10, \"validation\": {\"fraction\": 0.2},", NULL);
+    assert_int_equal(parse(t, &s, &e), 0);
+    free(t);
+    assert_int_equal(cfg_text_split(&s, cfg_text_tokens(&s.data), &sp, &e), 0);
+    assert_int_equal(sp.ktrain, 8); /* ⌊84·0.8⌋ = 67 tokens: ⌊66/8⌋ windows */
+    assert_int_equal(sp.kval, 2);
+    job_spec_free(&s);
+}
+
 /* Without data.target the label is the last column: a feature naming it is refused when the
  * spec is parsed (builtin) or submitted (an uploaded set's columns). */
 static void test_feature_is_label(void **state)
@@ -124,6 +197,8 @@ static void test_float32_range(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_text_split),
+        cmocka_unit_test(test_text_split_of_spec),
         cmocka_unit_test(test_feature_is_label),
         cmocka_unit_test(test_target_is_label),
         cmocka_unit_test(test_float32_range),

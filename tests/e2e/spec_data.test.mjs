@@ -1,0 +1,58 @@
+// End-to-end tests of the data checks made when a job is submitted (JOBSPEC.md, "Language
+// models"): a text's validation split is refused at POST /v1/jobs and by `anneald check` when
+// a part holds no window, as the job would fail at its start.
+import {test} from 'node:test';
+import assert from 'node:assert/strict';
+import {spawnSync} from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import {BIN, api, tmpDir, withDaemon} from './lib.mjs';
+
+// 84 characters: at block_size 8, ⌊83/8⌋ = 10 windows.
+const HAMLET = 'To be, or not to be, that is the question: whether tis nobler in the mind to suffer.';
+
+function gptJob(over = {}, data = {type: 'text', text: HAMLET}) {
+  return {
+    model: {type: 'gpt', block_size: 8, n_layer: 1, n_head: 1, n_embd: 8},
+    data, steps: 10,
+    checkpoint: {every_steps: 0, every_seconds: 0, keep_last: 1},
+    ds_config: {train_batch_size: 2, optimizer: {type: 'AdamW', params: {lr: 0.001}}},
+    ...over,
+  };
+}
+
+const dir = tmpDir('anneald-specdata-');
+process.on('exit', () => fs.rmSync(dir, {recursive: true, force: true}));
+
+function run(args, spec) {
+  const p = path.join(dir, 'spec.json');
+  fs.writeFileSync(p, JSON.stringify(spec));
+  const r = spawnSync(BIN, [...args, p], {encoding: 'utf8'});
+  if (r.error) throw r.error;
+  return {code: r.status, out: r.stdout, err: r.stderr};
+}
+
+test('a validation split that leaves a part without a window is refused, not failed later', async () => {
+  // ⌊84·0.95⌋ = 79 tokens train, 5 validate: fewer than one window of 9
+  const bad = gptJob({validation: {fraction: 0.05}});
+  const c = run(['check'], bad);
+  assert.equal(c.code, 1, c.out);
+  assert.match(c.err, /validation\.fraction: validation\.fraction 0\.05 leaves 5 tokens for validation, fewer than one window of 9/);
+  assert.equal(run(['check'], gptJob({validation: {fraction: 0.2}})).code, 0);
+  await withDaemon({}, async (d) => {
+    const r = await api(d.url, 'POST', '/v1/jobs', bad);
+    assert.equal(r.status, 400, r.text);
+    assert.equal(r.json.error.field, 'validation.fraction');
+    // an uploaded corpus: its token count is the upload's (code points, or bytes)
+    const up = await api(d.url, 'POST', '/v1/datasets?name=hamlet', HAMLET, {'Content-Type': 'text/plain'});
+    assert.equal(up.status, 201, up.text);
+    const ds = await api(d.url, 'POST', '/v1/jobs', gptJob({validation: {fraction: 0.05}}, {type: 'text', dataset: 'hamlet'}));
+    assert.equal(ds.status, 400, ds.text);
+    assert.equal(ds.json.error.field, 'validation.fraction');
+    const long = await api(d.url, 'POST', '/v1/jobs', gptJob({model: {type: 'gpt', block_size: 90, n_layer: 1, n_head: 1, n_embd: 8}},
+                                                              {type: 'text', dataset: 'hamlet'}));
+    assert.equal(long.status, 400, long.text);
+    assert.equal(long.json.error.field, 'data.dataset');
+    assert.match(long.json.error.message, /the text has 84 tokens; at least 91 are needed/);
+  });
+});
