@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/config.h"
+#include "core/config_gpt.h"
 #include "core/jsonnum.h"
 #include "core/optim.h"
 #include "core/sched_param.h"
@@ -44,16 +45,23 @@ static int epochs_steps(const cJSON *job, int64_t *steps, an_err *err)
     if (rc != 0)
         return an_fail(err, e.field, "the job spec must be valid to preview its epochs: %s",
                        e.message);
-    int64_t rows = job_spec_data_samples(&spec);
-    if (rows < 0) {
-        job_spec_free(&spec);
-        return an_fail(err, "epochs", "the run is given in epochs over an uploaded data set, "
-                       "whose row count the spec does not tell: give steps (anneald preview "
-                       "--steps N) to preview it");
+    int64_t rows = job_spec_data_samples(&spec), ntok = cfg_text_tokens(&spec.data);
+    if (ntok >= 0) {
+        /* a text's rows are the windows of its training tokens, as the job splits them */
+        text_split sp;
+        rc = cfg_text_split(&spec, ntok, &sp, err);
+        rows = (int64_t)sp.ktrain;
+    } else if (rows < 0) {
+        rc = an_fail(err, "epochs", "the run is given in epochs over an uploaded data set, "
+                     "whose row count the spec does not tell: give steps (anneald preview "
+                     "--steps N) to preview it");
+    } else {
+        rows = job_spec_train_samples(&spec, rows, NULL);
     }
-    *steps = job_spec_total_steps(&spec, job_spec_train_samples(&spec, rows, NULL));
+    if (!rc)
+        *steps = job_spec_total_steps(&spec, rows);
     job_spec_free(&spec);
-    return 0;
+    return rc;
 }
 
 /* Reads "every" and "max_points" of a preview body into the plan for `steps` steps. */

@@ -69,11 +69,14 @@ static int64_t text_tokens(store_t *st, const job_spec *s)
 }
 
 /* Training samples the job will see, for the stored total_steps of an epoch-based run (the
- * worker's train state has the exact figure and reports it with progress). */
-static int64_t samples_of(store_t *st, const job_spec *s)
+ * worker's train state has the exact figure and reports it with progress). `text`: a text
+ * job's split, whose training windows are its samples. */
+static int64_t samples_of(store_t *st, const job_spec *s, const text_split *text)
 {
     int64_t n = 0;
     switch (s->data.type) {
+    case DATA_TEXT: /* validation takes tokens, not windows: no row split below */
+        return text->ktrain > 0 ? (int64_t)text->ktrain : 1;
     case DATA_SYNTHETIC:
         n = s->data.samples;
         break;
@@ -322,7 +325,7 @@ int job_submit(store_t *st, const daemon_opts *opts, cJSON *body, const submit_l
         goto done;
     warn_text = cJSON_PrintUnformatted(spec.warnings);
     int64_t total =
-        spec.steps > 0 ? spec.steps : job_spec_total_steps(&spec, samples_of(st, &spec));
+        spec.steps > 0 ? spec.steps : job_spec_total_steps(&spec, samples_of(st, &spec, &split));
     store_job_new in = {
         .name = spec.name,
         .spec_json = spec_text,

@@ -1,15 +1,18 @@
 // End-to-end tests of the data checks made when a job is submitted (JOBSPEC.md, "Language
 // models"): a text's validation split is refused at POST /v1/jobs and by `anneald check` when
-// a part holds no window, as the job would fail at its start.
+// a part holds no window, as the job would fail at its start; an epochs run over text counts
+// its training windows for total_steps and `anneald preview`.
 import {test} from 'node:test';
 import assert from 'node:assert/strict';
 import {spawnSync} from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import {BIN, api, tmpDir, withDaemon} from './lib.mjs';
+import {BIN, api, tmpDir, waitJob, withDaemon} from './lib.mjs';
 
 // 84 characters: at block_size 8, ⌊83/8⌋ = 10 windows.
 const HAMLET = 'To be, or not to be, that is the question: whether tis nobler in the mind to suffer.';
+
+const COSINE = {type: 'WarmupCosineLR', params: {total_num_steps: 'auto', warmup_num_steps: 2}};
 
 function gptJob(over = {}, data = {type: 'text', text: HAMLET}) {
   return {
@@ -54,5 +57,37 @@ test('a validation split that leaves a part without a window is refused, not fai
     assert.equal(long.status, 400, long.text);
     assert.equal(long.json.error.field, 'data.dataset');
     assert.match(long.json.error.message, /the text has 84 tokens; at least 91 are needed/);
+  });
+});
+
+test('an epochs run over text counts its training windows: total_steps and preview', async () => {
+  // 10 windows, 2 epochs, batches of 2: 10 steps; with validation 0.2, ⌊(67−1)/8⌋ = 8 windows
+  const job = gptJob({steps: undefined, epochs: 2, ds_config: {...gptJob().ds_config, scheduler: COSINE}});
+  const c = run(['check'], job);
+  assert.equal(c.code, 0, c.err);
+  const p = run(['preview'], job);
+  assert.equal(p.code, 0, p.err);
+  assert.equal(JSON.parse(p.out).step.length, 10);
+  const pv = run(['preview'], {...job, validation: {fraction: 0.2}});
+  assert.equal(pv.code, 0, pv.err);
+  assert.equal(JSON.parse(pv.out).step.length, 8);
+  await withDaemon({}, async (d) => {
+    const r = await api(d.url, 'POST', '/v1/jobs', job);
+    assert.equal(r.status, 201, r.text);
+    assert.equal(r.json.total_steps, 10);
+    const done = await waitJob(d.url, r.json.id, (j) => j.state === 'completed' || j.state === 'failed');
+    assert.equal(done.state, 'completed', JSON.stringify(done));
+    assert.equal(done.step, 10);
+    assert.equal(done.total_steps, 10);
+    // an uploaded corpus: its windows from the upload's count of code points (92), or of
+    // bytes (100) for the byte tokenizer
+    await api(d.url, 'POST', '/v1/datasets?name=hamlet', HAMLET + '\u00e9'.repeat(8), {'Content-Type': 'text/plain'});
+    const data = {type: 'text', dataset: 'hamlet'};
+    const expect = [[{}, 11], [{validation: {fraction: 0.2}}, 9], [{data: {...data, tokenizer: 'byte'}}, 12]];
+    for (const [over, steps] of expect) { // ⌊91/8⌋; ⌊(⌊92·0.8⌋ − 1)/8⌋; ⌊99/8⌋ windows
+      const v = await api(d.url, 'POST', '/v1/jobs', {...job, data, ...over});
+      assert.equal(v.status, 201, v.text);
+      assert.equal(v.json.total_steps, steps, JSON.stringify(over));
+    }
   });
 });
