@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "core/cfgval.h"
+#include "core/config_gpt.h"
 #include "core/ds_keys.h"
 #include "core/sched.h"
 
@@ -347,7 +348,23 @@ int cfg_ds_parse(const cJSON *ds, job_spec *s, cfg_errlist *l, int *batch_ok, in
 
 int cfg_ds_scheduler(const cJSON *sc, const sched_env *env, job_spec *s, cfg_errlist *l)
 {
-    sched_ctx c = {env};
+    sched_env known = *env;
+    if (s->steps == 0) {
+        /* An epochs run: job_spec_sched_env knows the rows of row data only. A text's
+         * training windows follow from its tokens (the split is of tokens, not rows); data
+         * counted only at submission leaves env's stand-in length, which must not be
+         * reported as the job's. */
+        int64_t ntok = cfg_text_tokens(&s->data);
+        text_split sp;
+        an_err ignored; /* a bad split is refused after the parse (cfg_text_split) */
+        if (ntok >= 0)
+            cfg_text_split(s, ntok, &sp, &ignored);
+        if (ntok >= 0 && sp.ktrain >= 1)
+            known.total_steps = job_spec_total_steps(s, (int64_t)sp.ktrain);
+        else if (job_spec_data_samples(s) < 0)
+            known.total_steps_unknown = 1;
+    }
+    sched_ctx c = {&known};
     int n0 = l->n;
     int ok = check_repairing(sc, "ds_config.scheduler", check_scheduler, &c, l, s->warnings);
     return ok && l->n == n0;

@@ -32,6 +32,8 @@ typedef struct sched_env {
     double beta1, beta2;                /* the optimizer's configured betas */
     double momentum;                    /* SGD/RMSprop momentum (torch CyclicLR/OneCycleLR) */
     int64_t total_steps;                /* the job's optimizer steps ("auto" total_num_steps) */
+    int total_steps_unknown;            /* total_steps is a stand-in: an epochs run over data
+                                           whose rows are only known when it is submitted */
     int64_t train_batch_size;           /* for DeepSpeed's ReduceLROnPlateau metric quirk */
 } sched_env;
 

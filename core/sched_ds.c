@@ -77,8 +77,13 @@ static int read_total(sched *s, const cJSON *params, const char *ppath, an_err *
             return an_fail(err, p, "total_num_steps is \"auto\" but the job's step count is not "
                            "known; give a number");
         s->total_num = (double)s->env.total_steps;
-        warn(warnings, "%s: \"auto\" resolved to %lld (the job's steps)", p,
-             (long long)s->env.total_steps);
+        /* A stand-in is checked against but never reported as the job's length. */
+        if (s->env.total_steps_unknown)
+            warn(warnings, "%s: \"auto\" resolves to the job's steps (its total_steps), "
+                 "worked out from the uploaded data when the job is submitted", p);
+        else
+            warn(warnings, "%s: \"auto\" resolved to %lld (the job's steps)", p,
+                 (long long)s->env.total_steps);
         return 0;
     }
     return sp_num(params, ppath, "total_num_steps", 0, 1, &s->total_num, err);

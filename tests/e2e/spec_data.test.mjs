@@ -1,7 +1,8 @@
 // End-to-end tests of the data checks made when a job is submitted (JOBSPEC.md, "Language
 // models"): a text's validation split is refused at POST /v1/jobs and by `anneald check` when
 // a part holds no window, as the job would fail at its start; an epochs run over text counts
-// its training windows for total_steps and `anneald preview`.
+// its training windows for total_steps and `anneald preview`; "auto" total_num_steps over an
+// uploaded data set does not report a stand-in length as the job's.
 import {test} from 'node:test';
 import assert from 'node:assert/strict';
 import {spawnSync} from 'node:child_process';
@@ -60,11 +61,12 @@ test('a validation split that leaves a part without a window is refused, not fai
   });
 });
 
-test('an epochs run over text counts its training windows: total_steps and preview', async () => {
+test('an epochs run over text counts its training windows: total_steps, auto and preview', async () => {
   // 10 windows, 2 epochs, batches of 2: 10 steps; with validation 0.2, ⌊(67−1)/8⌋ = 8 windows
   const job = gptJob({steps: undefined, epochs: 2, ds_config: {...gptJob().ds_config, scheduler: COSINE}});
   const c = run(['check'], job);
   assert.equal(c.code, 0, c.err);
+  assert.match(c.err, /"auto" resolved to 10 \(the job's steps\)/);
   const p = run(['preview'], job);
   assert.equal(p.code, 0, p.err);
   assert.equal(JSON.parse(p.out).step.length, 10);
@@ -89,5 +91,24 @@ test('an epochs run over text counts its training windows: total_steps and previ
       assert.equal(v.status, 201, v.text);
       assert.equal(v.json.total_steps, steps, JSON.stringify(over));
     }
+  });
+});
+
+test('"auto" total_num_steps over an uploaded CSV is not reported as a stand-in number', async () => {
+  await withDaemon({}, async (d) => {
+    const rows = Array.from({length: 40}, (_, i) => `${i},${i % 3},${2 * i}`).join('\n');
+    const up = await api(d.url, 'POST', '/v1/datasets?name=table', `a,b,y\n${rows}\n`, {'Content-Type': 'text/csv'});
+    assert.equal(up.status, 201, up.text);
+    const r = await api(d.url, 'POST', '/v1/jobs', {
+      model: {type: 'linear', inputs: 2, outputs: 1},
+      data: {type: 'dataset', name: 'table'}, epochs: 3,
+      ds_config: {train_batch_size: 4, optimizer: {type: 'Adam', params: {lr: 0.01}}, scheduler: COSINE},
+    });
+    assert.equal(r.status, 201, r.text);
+    assert.equal(r.json.total_steps, 30);
+    const w = r.json.warnings.find((x) => x.includes('total_num_steps'));
+    assert.ok(w, JSON.stringify(r.json.warnings));
+    assert.doesNotMatch(w, /\d{3,}/, w);
+    assert.match(w, /resolves to the job's steps/);
   });
 });

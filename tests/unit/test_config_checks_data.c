@@ -26,6 +26,14 @@ static int parse(const char *text, job_spec *s, an_err *e)
     return job_spec_parse_text(text, strlen(text), s, e);
 }
 
+static int has_warning(const job_spec *s, const char *sub)
+{
+    const cJSON *w;
+    cJSON_ArrayForEach(w, s->warnings) if (cJSON_IsString(w) && strstr(w->valuestring, sub))
+        return 1;
+    return 0;
+}
+
 /* A gpt job on HAMLET with `extra` top-level keys (each ending in a comma). */
 static char *gpt_spec(const char *extra, const char *scheduler)
 {
@@ -158,6 +166,39 @@ static void test_target_is_label(void **state)
     job_spec_free(&s);
 }
 
+/* "auto" total_num_steps of an epochs run: a text's windows give the length; an uploaded set's
+ * rows are not known yet, so no number is reported as the job's. */
+static void test_auto_total_steps(void **state)
+{
+    (void)state;
+    static const char *const cosine =
+        ", \"scheduler\": {\"type\": \"WarmupCosineLR\", \"params\": {\"total_num_steps\": "
+        "\"auto\", \"warmup_num_steps\": 2}}";
+    job_spec s;
+    an_err e;
+    char *t = gpt_spec("\"epochs\": 2,", cosine);
+    assert_int_equal(parse(t, &s, &e), 0);
+    free(t);
+    assert_true(has_warning(&s, "\"auto\" resolved to 10 (the job's steps)")); /* 2·10/2 */
+    job_spec_free(&s);
+    t = gpt_spec("\"epochs\": 2, \"validation\": {\"fraction\": 0.2},", cosine);
+    assert_int_equal(parse(t, &s, &e), 0);
+    free(t);
+    assert_true(has_warning(&s, "\"auto\" resolved to 8 (the job's steps)")); /* 2·8/2 */
+    job_spec_free(&s);
+
+    char u[1024];
+    snprintf(u, sizeof u,
+             "{\"model\": {\"type\": \"linear\", \"inputs\": 2, \"outputs\": 1}, "
+             "\"data\": {\"type\": \"dataset\", \"name\": \"up\"}, \"epochs\": 3, "
+             "\"ds_config\": {\"train_batch_size\": 4, \"optimizer\": {\"type\": \"Adam\"}%s}}",
+             cosine);
+    assert_int_equal(parse(u, &s, &e), 0);
+    assert_true(has_warning(&s, "total_num_steps: \"auto\" resolves to the job's steps"));
+    assert_false(has_warning(&s, "resolved to"));
+    job_spec_free(&s);
+}
+
 /* Tensors and data are float32: a number beyond FLT_MAX is refused with its path. */
 static void test_float32_range(void **state)
 {
@@ -201,6 +242,7 @@ int main(void)
         cmocka_unit_test(test_text_split_of_spec),
         cmocka_unit_test(test_feature_is_label),
         cmocka_unit_test(test_target_is_label),
+        cmocka_unit_test(test_auto_total_steps),
         cmocka_unit_test(test_float32_range),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
