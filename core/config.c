@@ -441,8 +441,17 @@ static void parse_spec(const cJSON *j, job_spec *s, errlist *l)
     int ds_ok = 0, batch_ok = 0, opt_ok = 0;
     if (!failed(l, cfg_require(j, "", "ds_config", &e), &e))
         ds_ok = cfg_ds_parse(ds, s, l, &batch_ok, &opt_ok);
-    if (ds_ok && failed(l, cfg_numerics_parse(ds, s, &e), &e))
-        ds_ok = 0;
+    /* fp16/bf16 and activation checkpointing do not depend on the rest of ds_config. With a
+     * bad model its layers are unknown (type 0: config_actckpt.c checks no layer count) and
+     * only what the blocks say of themselves is checked. */
+    if (cJSON_IsObject(ds)) {
+        int type = s->model.type;
+        if (!model_ok)
+            s->model.type = 0;
+        if (failed(l, cfg_numerics_parse(ds, s, &e), &e))
+            ds_ok = 0;
+        s->model.type = type;
+    }
     if (data_ok && val_ok && s->val_split_test && strcmp(s->data.name, "fashion-mnist") != 0 &&
         failed(l, an_fail(&e, "validation.split", "validation.split \"test\" needs a data set "
                           "with a test split (builtin fashion-mnist)"), &e))
@@ -455,11 +464,12 @@ static void parse_spec(const cJSON *j, job_spec *s, errlist *l)
     if (data_ok && val_ok && batch_ok && failed(l, check_rows(s, &e), &e))
         data_ok = 0;
     /* The scheduler needs the optimizer (its lr and betas: a repaired one will do) and the
-     * run's length, which for an epochs run depends on the batch size. */
+     * run's length, which for an epochs run depends on the data's rows and the batch size;
+     * a run given in steps needs neither. */
     const cJSON *sc = cJSON_IsObject(ds) ? cfg_get(ds, "scheduler") : NULL;
-    if (sc && opt_ok && groups_ok && length_ok && data_ok && (batch_ok || s->steps > 0)) {
+    if (sc && opt_ok && groups_ok && length_ok && (s->steps > 0 || (data_ok && batch_ok))) {
         sched_env env;
-        int64_t rows = job_spec_data_samples(s);
+        int64_t rows = data_ok ? job_spec_data_samples(s) : -1;
         int64_t tbs = s->train_batch_size;
         if (!batch_ok)
             s->train_batch_size = 1; /* only ReduceLROnPlateau reads it; the spec fails anyway */

