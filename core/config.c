@@ -370,6 +370,26 @@ static int check_rows(const job_spec *s, an_err *err)
     return 0;
 }
 
+/* An epochs run is held to the limit of `steps` too. Its length needs the data's rows: for
+ * data whose rows the spec does not tell (an uploaded data set, a text) this waits for the
+ * submission, which knows them. */
+static int check_epoch_steps(const job_spec *s, an_err *err)
+{
+    int64_t rows = job_spec_data_samples(s);
+    if (s->steps > 0 || rows < 0)
+        return 0;
+    int64_t train = job_spec_train_samples(s, rows, NULL);
+    int64_t total = job_spec_total_steps(s, train);
+    if (total <= CFG_MAX_STEPS)
+        return 0;
+    return an_fail(err, "epochs", "epochs %lld over %lld training rows in batches of "
+                   "train_batch_size %lld is ceil(%lld x %lld / %lld) = %lld steps, more than "
+                   "the limit of %lld: give fewer epochs or a larger train_batch_size",
+                   (long long)s->epochs, (long long)train, (long long)s->train_batch_size,
+                   (long long)s->epochs, (long long)train, (long long)s->train_batch_size,
+                   (long long)total, (long long)CFG_MAX_STEPS);
+}
+
 /* Sections of a spec are checked one after another; a bad section is recorded (cfg_errlist)
  * and checking goes on with the next, so a user sees every mistake at once. A section that
  * depends on a bad one (data on model) is skipped rather than reported again. */
@@ -463,6 +483,8 @@ static void parse_spec(const cJSON *j, job_spec *s, errlist *l)
         val_ok = 0;
     if (data_ok && val_ok && batch_ok && failed(l, check_rows(s, &e), &e))
         data_ok = 0;
+    if (data_ok && val_ok && batch_ok && length_ok && failed(l, check_epoch_steps(s, &e), &e))
+        length_ok = 0;
     /* The scheduler needs the optimizer (its lr and betas: a repaired one will do) and the
      * run's length, which for an epochs run depends on the data's rows and the batch size;
      * a run given in steps needs neither. */

@@ -69,6 +69,17 @@ static int errors_of(const char *patch, an_err *errs, int max)
     return n;
 }
 
+/* Parses the patched job, which must be accepted. */
+static void accepted(const char *patch, job_spec *s)
+{
+    cJSON *j = patched(patch);
+    an_err e;
+    int rc = job_spec_parse(j, s, &e);
+    cJSON_Delete(j);
+    if (rc)
+        fail_msg("refused: %s: %s (patch %s)", e.field, e.message, patch);
+}
+
 /* Fails unless the errors are exactly the fields `want` (in order). */
 static void expect_fields(const char *patch, const char *const *want, int nwant)
 {
@@ -124,11 +135,36 @@ static void test_numerics_beside_other_ds_config_errors(void **state)
                   "{\"activation_checkpointing\": {\"number_checkpoints\": 3}}}", c, 1);
 }
 
+/* ---- 2. an epochs run within the steps limit ------------------------------------------- */
+
+static void test_epochs_within_step_limit(void **state)
+{
+    (void)state;
+    an_err errs[4];
+    int n = errors_of("{\"steps\": null, \"epochs\": 1000000, \"data\": {\"samples\": 16777216}, "
+                      "\"ds_config\": {\"train_batch_size\": 1}}", errs, 4);
+    assert_int_equal(n, 1);
+    assert_string_equal(errs[0].field, "epochs");
+    assert_non_null(strstr(errs[0].message, "= 16777216000000 steps, more than the limit of "
+                                            "1000000000"));
+    /* exactly the limit is a run a job may have; one more row is not */
+    job_spec s;
+    accepted("{\"steps\": null, \"epochs\": 1000000, \"data\": {\"samples\": 1000}, "
+             "\"ds_config\": {\"train_batch_size\": 1}}", &s);
+    assert_int_equal(job_spec_total_steps(&s, 1000), CFG_MAX_STEPS);
+    job_spec_free(&s);
+    n = errors_of("{\"steps\": null, \"epochs\": 1000000, \"data\": {\"samples\": 1001}, "
+                  "\"ds_config\": {\"train_batch_size\": 1}}", errs, 4);
+    assert_int_equal(n, 1);
+    assert_string_equal(errs[0].field, "epochs");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scheduler_error_beside_model_and_data_errors),
         cmocka_unit_test(test_numerics_beside_other_ds_config_errors),
+        cmocka_unit_test(test_epochs_within_step_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
