@@ -390,6 +390,23 @@ static int check_epoch_steps(const job_spec *s, an_err *err)
                    (long long)total, (long long)CFG_MAX_STEPS);
 }
 
+/* What the scheduler asks of the run (sched_check_run): validation for ReduceLROnPlateau
+ * (taken as given when the validation block had errors of its own), and a OneCycleLR long
+ * enough for the run when its length is known (`rows` >= 0 for an epochs run). */
+static int check_sched_run(const cJSON *sc, const sched_env *env, const job_spec *s, int val_ok,
+                           int64_t rows, an_err *err)
+{
+    sched *x;
+    int rc = sched_create(&x, sc, "ds_config.scheduler", env, err, NULL);
+    if (rc)
+        return rc;
+    int64_t steps = s->steps > 0 ? s->steps : rows >= 0 ? env->total_steps : 0;
+    rc = sched_check_run(x, "ds_config.scheduler",
+                         !val_ok || s->val_fraction > 0 || s->val_split_test, steps, err);
+    sched_free(x);
+    return rc;
+}
+
 /* Sections of a spec are checked one after another; a bad section is recorded (cfg_errlist)
  * and checking goes on with the next, so a user sees every mistake at once. A section that
  * depends on a bad one (data on model) is skipped rather than reported again. */
@@ -497,7 +514,8 @@ static void parse_spec(const cJSON *j, job_spec *s, errlist *l)
             s->train_batch_size = 1; /* only ReduceLROnPlateau reads it; the spec fails anyway */
         job_spec_sched_env(s, rows < 0 ? -1 : job_spec_train_samples(s, rows, NULL), &env);
         s->train_batch_size = tbs;
-        if (cfg_ds_scheduler(sc, &env, s, l) && ds_ok) {
+        if (cfg_ds_scheduler(sc, &env, s, l) &&
+            !failed(l, check_sched_run(sc, &env, s, val_ok, rows, &e), &e) && ds_ok) {
             s->scheduler = cJSON_Duplicate(sc, 1);
             if (!s->scheduler)
                 failed(l, an_failc(&e, -ENOMEM, "ds_config.scheduler", "out of memory"), &e);

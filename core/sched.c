@@ -467,3 +467,54 @@ int sched_load(sched *s, const void *buf, size_t len, an_err *err)
     off = 0;
     return load_node(s, buf, len, &off, 1, err);
 }
+
+/* ---- what a scheduler asks of the run it drives ---------------------------------------- */
+
+/* sched_check_run for node s, whose block is at `path` and which drives `len` optimizer
+ * steps (0: not known, or never reached). */
+static int check_node(const sched *s, const char *path, int64_t len, int has_validation,
+                      an_err *err)
+{
+    char p[256], q[300];
+    switch (s->kind) {
+    case SK_PLATEAU:
+        if (has_validation)
+            return 0;
+        /* Without validation losses it never moves: a schedule that silently does nothing. */
+        return an_fail(err, an_path(p, sizeof p, path, "type"),
+                       "ReduceLROnPlateau lowers the lr when the validation loss stops "
+                       "improving, so it needs validation (e.g. \"validation\": {\"fraction\": "
+                       "0.1, \"every_steps\": 100}); without it the lr never changes");
+    case SK_MULTIPHASE:
+    case SK_SEQUENTIAL:
+    case SK_CHAINED: break;
+    default: return 0;
+    }
+    const int mp = s->kind == SK_MULTIPHASE;
+    int64_t start = 0;
+    for (int k = 0; k < s->nchild; k++) {
+        const int last = k == s->nchild - 1;
+        int64_t n = len - start, end = mp ? start + s->bounds[k] : s->bounds[k];
+        if (s->kind == SK_CHAINED)
+            n = len;
+        else if (!last && mp) /* a phase drives its own steps, the last one the rest */
+            n = n < s->bounds[k] ? n : s->bounds[k];
+        else if (!last) /* SequentialLR steps a child to end - 1, then step(0)s the next */
+            n = len < end ? len - start : end - 1 - start;
+        an_path(q, sizeof q, an_path(p, sizeof p, path, "params"), mp ? "phases" : "schedulers");
+        char c[320];
+        an_path_index(c, sizeof c, q, k);
+        int rc = check_node(s->child[k], c, len > 0 && n > 0 ? n : 0, has_validation, err);
+        if (rc)
+            return rc;
+        if (s->kind != SK_CHAINED)
+            start = end;
+    }
+    return 0;
+}
+
+int sched_check_run(const sched *s, const char *path, int has_validation, int64_t steps,
+                    an_err *err)
+{
+    return check_node(s, path ? path : "", steps > 0 ? steps : 0, has_validation, err);
+}

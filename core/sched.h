@@ -47,6 +47,13 @@ int sched_create(sched **out, const cJSON *block, const char *path, const sched_
                  an_err *err, cJSON *warnings);
 void sched_free(sched *s);
 
+/* What a scheduler built from the block at `path` asks of the job it drives, which its
+ * block alone cannot tell: a ReduceLROnPlateau (alone or as a phase) needs validation losses
+ * (has_validation 0 fails naming its "type"). `steps`: the run's optimizer steps (0: not
+ * known). */
+int sched_check_run(const sched *s, const char *path, int has_validation, int64_t steps,
+                    an_err *err);
+
 /* Validation only: sched_create followed by sched_free. */
 int sched_validate(const cJSON *block, const char *path, const sched_env *env, an_err *err,
                    cJSON *warnings);

@@ -159,12 +159,44 @@ static void test_epochs_within_step_limit(void **state)
     assert_string_equal(errs[0].field, "epochs");
 }
 
+/* ---- 4. ReduceLROnPlateau needs validation ------------------------------------------- */
+
+static void test_plateau_needs_validation(void **state)
+{
+    (void)state;
+    static const char *const plateau =
+        "{\"type\": \"ReduceLROnPlateau\", \"params\": {\"patience\": 2}}";
+    char patch[512];
+    snprintf(patch, sizeof patch, "{\"ds_config\": {\"scheduler\": %s}}", plateau);
+    an_err errs[4];
+    assert_int_equal(errors_of(patch, errs, 4), 1);
+    assert_string_equal(errs[0].field, "ds_config.scheduler.type");
+    assert_non_null(strstr(errs[0].message, "needs validation"));
+    job_spec s;
+    snprintf(patch, sizeof patch, "{\"validation\": {\"fraction\": 0.25, \"every_steps\": 10}, "
+             "\"ds_config\": {\"scheduler\": %s}}", plateau);
+    accepted(patch, &s);
+    job_spec_free(&s);
+    /* a phase of a MultiPhase schedule is named by its own path */
+    snprintf(patch, sizeof patch, "{\"ds_config\": {\"scheduler\": {\"type\": \"MultiPhase\", "
+             "\"params\": {\"phases\": [{\"steps\": 10, \"type\": \"WarmupLR\", \"params\": "
+             "{\"warmup_num_steps\": 10}}, %s]}}}}", plateau);
+    const char *const a[] = {"ds_config.scheduler.params.phases[1].type"};
+    expect_fields(patch, a, 1);
+    /* a validation block with errors of its own is not reported twice */
+    snprintf(patch, sizeof patch, "{\"validation\": {\"fraction\": 2}, \"ds_config\": "
+             "{\"scheduler\": %s}}", plateau);
+    const char *const b[] = {"validation.fraction"};
+    expect_fields(patch, b, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scheduler_error_beside_model_and_data_errors),
         cmocka_unit_test(test_numerics_beside_other_ds_config_errors),
         cmocka_unit_test(test_epochs_within_step_limit),
+        cmocka_unit_test(test_plateau_needs_validation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
