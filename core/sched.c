@@ -485,6 +485,17 @@ static int check_node(const sched *s, const char *path, int64_t len, int has_val
                        "ReduceLROnPlateau lowers the lr when the validation loss stops "
                        "improving, so it needs validation (e.g. \"validation\": {\"fraction\": "
                        "0.1, \"every_steps\": 100}); without it the lr never changes");
+    case SK_ONECYCLELR:
+        if (len <= s->total_steps)
+            return 0;
+        /* torch's get_lr raises once last_epoch > total_steps: the constructor's step is 0,
+         * the step after optimizer step N is N, so N steps need total_steps >= N. Here the
+         * lr would rise again instead. */
+        an_path(q, sizeof q, an_path(p, sizeof p, path, "params"), "total_steps");
+        return an_fail(err, q, "total_steps %lld is less than the %lld steps this OneCycleLR "
+                       "runs: PyTorch raises ValueError when it is stepped past total_steps "
+                       "(the lr would rise again); give total_steps >= %lld",
+                       (long long)s->total_steps, (long long)len, (long long)len);
     case SK_MULTIPHASE:
     case SK_SEQUENTIAL:
     case SK_CHAINED: break;

@@ -49,8 +49,9 @@ void sched_free(sched *s);
 
 /* What a scheduler built from the block at `path` asks of the job it drives, which its
  * block alone cannot tell: a ReduceLROnPlateau (alone or as a phase) needs validation losses
- * (has_validation 0 fails naming its "type"). `steps`: the run's optimizer steps (0: not
- * known). */
+ * (has_validation 0 fails naming its "type"); a OneCycleLR must not be stepped past its
+ * total_steps (PyTorch raises ValueError there) in a run of `steps` optimizer steps, a
+ * MultiPhase phase counting as a run of its own steps (steps 0: not known, not checked). */
 int sched_check_run(const sched *s, const char *path, int has_validation, int64_t steps,
                     an_err *err);
 

@@ -190,6 +190,76 @@ static void test_plateau_needs_validation(void **state)
     expect_fields(patch, b, 1);
 }
 
+/* ---- 6. OneCycleLR's total_steps covers the run ------------------------------------------ */
+
+static void onecycle(char *buf, size_t size, const char *length, int64_t total)
+{
+    snprintf(buf, size, "{%s, \"ds_config\": {\"scheduler\": {\"type\": \"OneCycleLR\", "
+             "\"params\": {\"max_lr\": 0.1, \"total_steps\": %lld}}}}", length, (long long)total);
+}
+
+static void test_onecyclelr_covers_the_run(void **state)
+{
+    (void)state;
+    char patch[512];
+    an_err errs[4];
+    job_spec s;
+    /* torch 1.13 raises in get_lr once last_epoch > total_steps: a run of N optimizer steps
+     * steps the scheduler N times after its constructor's step 0, so N <= total_steps */
+    onecycle(patch, sizeof patch, "\"steps\": 100", 10);
+    assert_int_equal(errors_of(patch, errs, 4), 1);
+    assert_string_equal(errs[0].field, "ds_config.scheduler.params.total_steps");
+    assert_non_null(strstr(errs[0].message, "less than the 100 steps"));
+    onecycle(patch, sizeof patch, "\"steps\": 100", 99);
+    assert_int_equal(errors_of(patch, errs, 4), 1);
+    onecycle(patch, sizeof patch, "\"steps\": 100", 100);
+    accepted(patch, &s);
+    job_spec_free(&s);
+    /* an epochs run: 2 epochs of 64 rows in batches of 8 are 16 steps */
+    onecycle(patch, sizeof patch, "\"steps\": null, \"epochs\": 2", 16);
+    accepted(patch, &s);
+    job_spec_free(&s);
+    onecycle(patch, sizeof patch, "\"steps\": null, \"epochs\": 2", 15);
+    assert_int_equal(errors_of(patch, errs, 4), 1);
+    assert_string_equal(errs[0].field, "ds_config.scheduler.params.total_steps");
+}
+
+/* A phase drives its own steps; the last phase the rest of the run. */
+static void test_onecyclelr_phase_covers_its_steps(void **state)
+{
+    (void)state;
+    static const char *const fmt =
+        "{\"steps\": 100, \"ds_config\": {\"scheduler\": {\"type\": \"MultiPhase\", \"params\": "
+        "{\"phases\": [{\"steps\": 20, \"type\": \"OneCycleLR\", \"params\": {\"max_lr\": 0.1, "
+        "\"total_steps\": %d}}, {\"steps\": 30, \"type\": \"StepLR\", \"params\": "
+        "{\"step_size\": 5}}, {\"type\": \"OneCycleLR\", \"params\": {\"max_lr\": 0.1, "
+        "\"total_steps\": %d}}]}}}}";
+    char patch[700];
+    job_spec s;
+    snprintf(patch, sizeof patch, fmt, 20, 50);
+    accepted(patch, &s);
+    job_spec_free(&s);
+    snprintf(patch, sizeof patch, fmt, 19, 50);
+    const char *const a[] = {"ds_config.scheduler.params.phases[0].params.total_steps"};
+    expect_fields(patch, a, 1);
+    snprintf(patch, sizeof patch, fmt, 20, 49);
+    const char *const b[] = {"ds_config.scheduler.params.phases[2].params.total_steps"};
+    expect_fields(patch, b, 1);
+    /* SequentialLR steps a child up to its milestone - 1 (torch 1.13 accepts milestone 11 and
+     * raises at 12 for total_steps 10) */
+    static const char *const seq =
+        "{\"steps\": 30, \"ds_config\": {\"scheduler\": {\"type\": \"SequentialLR\", \"params\": "
+        "{\"milestones\": [%d], \"schedulers\": [{\"type\": \"OneCycleLR\", \"params\": "
+        "{\"max_lr\": 0.1, \"total_steps\": 10}}, {\"type\": \"StepLR\", \"params\": "
+        "{\"step_size\": 5}}]}}}}";
+    snprintf(patch, sizeof patch, seq, 11);
+    accepted(patch, &s);
+    job_spec_free(&s);
+    snprintf(patch, sizeof patch, seq, 12);
+    const char *const c[] = {"ds_config.scheduler.params.schedulers[0].params.total_steps"};
+    expect_fields(patch, c, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -197,6 +267,8 @@ int main(void)
         cmocka_unit_test(test_numerics_beside_other_ds_config_errors),
         cmocka_unit_test(test_epochs_within_step_limit),
         cmocka_unit_test(test_plateau_needs_validation),
+        cmocka_unit_test(test_onecyclelr_covers_the_run),
+        cmocka_unit_test(test_onecyclelr_phase_covers_its_steps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
