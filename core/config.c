@@ -392,8 +392,10 @@ static int check_epoch_steps(const job_spec *s, an_err *err)
 
 /* What the scheduler asks of the run (sched_check_run): validation for ReduceLROnPlateau
  * (taken as given when the validation block had errors of its own), and a OneCycleLR long
- * enough for the run when its length is known (`rows` >= 0 for an epochs run). */
-static int check_sched_run(const cJSON *sc, const sched_env *env, const job_spec *s, int val_ok,
+ * enough for the run when its length is known (`rows` >= 0 for an epochs run). And whether
+ * it writes the momentum of an SGD or RMSprop: torch's optimizers then use it though the
+ * block says momentum 0, so ours must keep a momentum buffer (optim_cfg.momentum_cycled). */
+static int check_sched_run(const cJSON *sc, const sched_env *env, job_spec *s, int val_ok,
                            int64_t rows, an_err *err)
 {
     sched *x;
@@ -403,6 +405,7 @@ static int check_sched_run(const cJSON *sc, const sched_env *env, const job_spec
     int64_t steps = s->steps > 0 ? s->steps : rows >= 0 ? env->total_steps : 0;
     rc = sched_check_run(x, "ds_config.scheduler",
                          !val_ok || s->val_fraction > 0 || s->val_split_test, steps, err);
+    s->optim.momentum_cycled = sched_mom(x) != NULL && !optim_has_betas(&s->optim);
     sched_free(x);
     return rc;
 }

@@ -35,7 +35,8 @@ static const char *optim_name(int type)
 static int optim_buffers(const job_spec *s)
 {
     const optim_cfg *c = &s->optim;
-    int momentum = c->momentum != 0; /* every param group takes the optimizer's momentum */
+    /* every param group takes the optimizer's momentum, or the scheduler's */
+    int momentum = c->momentum != 0 || c->momentum_cycled;
     switch (c->type) {
     case OPTIM_ADAM:
     case OPTIM_ADAMW: return 2 + (c->amsgrad && c->torch_adam);

@@ -202,7 +202,7 @@ int optim_init(optim *o, const optim_cfg *cfg, int dtype, size_t n, const optim_
     }
     free(sorted);
 
-    int momentum_buf = cfg->momentum != 0;
+    int momentum_buf = cfg->momentum != 0 || cfg->momentum_cycled;
     for (int i = 0; i < ngroups; i++)
         momentum_buf |= groups[i].momentum != 0;
     layout l = plan(cfg, momentum_buf);

@@ -49,6 +49,11 @@ typedef struct optim_cfg {
     double max_coeff, min_coeff; /* Lamb trust-ratio clamp (10.0, 0.01) */
     int eps_inside_sqrt;       /* Lamb */
     double momentum;           /* SGD, RMSprop */
+    int momentum_cycled;       /* SGD, RMSprop: a scheduler sets the groups' momentum (torch's
+                                * CyclicLR and OneCycleLR cycle it by default), so a momentum
+                                * buffer is kept even with momentum 0, as torch's optimizers
+                                * then use one. Set by job_spec_parse from the scheduler, never
+                                * by optim_parse. */
     double dampening;          /* SGD */
     int nesterov;              /* SGD */
     double alpha;              /* RMSprop smoothing (0.99) */

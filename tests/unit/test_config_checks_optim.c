@@ -12,8 +12,12 @@
 
 #include <cmocka.h>
 
+#include <math.h>
+
 #include "tests/unit/testutil.h"
 #include "core/config.h"
+#include "core/optim.h"
+#include "core/sched.h"
 
 /* A valid job every test patches. */
 static const char *const base =
@@ -260,6 +264,104 @@ static void test_onecyclelr_phase_covers_its_steps(void **state)
     expect_fields(patch, c, 1);
 }
 
+/* ---- 3. momentum a scheduler cycles ------------------------------------------------------ */
+
+#define REFDIR "tests/refdata/torch-optim-sched/"
+
+/* Relative difference in the max norm, as test_optim.c measures its references. */
+static double max_rel(const double *got, const cJSON *want, int n)
+{
+    double scale = 0, worst = 0;
+    for (int i = 0; i < n; i++)
+        scale = fmax(scale, fabs(cJSON_GetArrayItem(want, i)->valuedouble));
+    for (int i = 0; i < n; i++) {
+        double d = fabs(got[i] - cJSON_GetArrayItem(want, i)->valuedouble) / (scale + 1e-300);
+        worst = isnan(d) ? INFINITY : fmax(worst, d);
+    }
+    return worst;
+}
+
+/* One reference: the job spec with its optimizer and scheduler blocks is parsed, and the
+ * optimizer and scheduler it describes are driven as the trainer drives them (the
+ * scheduler's values written into the group before every step) on the recorded gradients. */
+static void run_ref(const char *name, int dtype)
+{
+    char path[256];
+    snprintf(path, sizeof path, REFDIR "%s.%s.json", name, dtype == OPTIM_F32 ? "float32" : "float64");
+    cJSON *ref = tu_load_json(path);
+    int n = cJSON_GetObjectItemCaseSensitive(ref, "n")->valueint;
+    int steps = cJSON_GetObjectItemCaseSensitive(ref, "steps")->valueint;
+    double tol = dtype == OPTIM_F32 ? 1e-5 : 1e-12; /* test_optim.c's, tests/refdata/README.md */
+    cJSON *job = patched("{}");
+    cJSON *ds = cJSON_GetObjectItemCaseSensitive(job, "ds_config");
+    cJSON_ReplaceItemInObjectCaseSensitive(
+        ds, "optimizer", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(ref, "optimizer"), 1));
+    cJSON_AddItemToObject(ds, "scheduler",
+                          cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(ref, "scheduler"), 1));
+    cJSON_ReplaceItemInObjectCaseSensitive(job, "steps", cJSON_CreateNumber(steps));
+    job_spec s;
+    an_err e;
+    if (job_spec_parse(job, &s, &e))
+        fail_msg("%s refused: %s: %s", name, e.field, e.message);
+    cJSON_Delete(job);
+    assert_true(s.optim.momentum == 0);
+
+    sched_env env;
+    job_spec_sched_env(&s, -1, &env);
+    optim_group g = {.lr = s.optim.lr, .weight_decay = s.optim.weight_decay,
+                     .beta1 = s.optim.beta1, .beta2 = s.optim.beta2,
+                     .momentum = s.optim.momentum};
+    optim_tensor t = {0, (size_t)n, 0};
+    optim o;
+    sched *sc;
+    assert_int_equal(optim_init(&o, &s.optim, dtype, (size_t)n, &t, 1, &g, 1, &e), 0);
+    assert_int_equal(sched_create(&sc, s.scheduler, "ds_config.scheduler", &env, &e, NULL), 0);
+    double p[64], gr[64], got[64];
+    float pf[64], gf[64];
+    assert_true(n <= 64);
+    const cJSON *p0 = cJSON_GetObjectItemCaseSensitive(ref, "p0");
+    for (int i = 0; i < n; i++) {
+        p[i] = cJSON_GetArrayItem(p0, i)->valuedouble;
+        pf[i] = (float)p[i]; /* the float32 file holds float32 values */
+    }
+    for (int k = 0; k < steps; k++) {
+        o.groups[0].lr = sched_lr(sc)[0];
+        assert_non_null(sched_mom(sc));
+        o.groups[0].momentum = sched_mom(sc)[0];
+        const cJSON *gk = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(ref, "grads"), k);
+        for (int i = 0; i < n; i++) {
+            gr[i] = cJSON_GetArrayItem(gk, i)->valuedouble;
+            gf[i] = (float)gr[i];
+        }
+        if (dtype == OPTIM_F32)
+            optim_step(&o, pf, gf);
+        else
+            optim_step(&o, p, gr);
+        sched_step(sc, NAN);
+        for (int i = 0; i < n; i++)
+            got[i] = dtype == OPTIM_F32 ? (double)pf[i] : p[i];
+        double d = max_rel(got, cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(ref, "params"), k), n);
+        if (!(d <= tol))
+            fail_msg("%s %s step %d: params differ by %.3g relative (tolerance %g)", name,
+                     dtype == OPTIM_F32 ? "float32" : "float64", k + 1, d, tol);
+    }
+    sched_free(sc);
+    optim_free(&o);
+    job_spec_free(&s);
+    cJSON_Delete(ref);
+}
+
+static void test_cycled_momentum_against_torch(void **state)
+{
+    (void)state;
+    static const char *const cases[] = {"sgd_cycliclr", "sgd_onecyclelr", "rmsprop_cycliclr",
+                                        "rmsprop_onecyclelr"};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        run_ref(cases[c], OPTIM_F64);
+        run_ref(cases[c], OPTIM_F32);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -267,6 +369,7 @@ int main(void)
         cmocka_unit_test(test_numerics_beside_other_ds_config_errors),
         cmocka_unit_test(test_epochs_within_step_limit),
         cmocka_unit_test(test_plateau_needs_validation),
+        cmocka_unit_test(test_cycled_momentum_against_torch),
         cmocka_unit_test(test_onecyclelr_covers_the_run),
         cmocka_unit_test(test_onecyclelr_phase_covers_its_steps),
     };
