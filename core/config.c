@@ -3,7 +3,6 @@
  * config_data.c; JSON text with line/column errors in jsontext.c. */
 #include "core/config.h"
 
-#include <fnmatch.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,6 +15,7 @@
 #include "core/config_ds.h"
 #include "core/config_world.h"
 #include "core/config_gpt.h"
+#include "core/config_groups.h"
 #include "core/config_model.h"
 #include "core/jsonscan.h"
 #include "core/jsonstrict.h"
@@ -42,57 +42,6 @@ static int warn(cJSON *warnings, an_err *err, const char *fmt, ...)
     if (!s || !cJSON_AddItemToArray(warnings, s)) {
         cJSON_Delete(s);
         return an_failc(err, -ENOMEM, "", "out of memory");
-    }
-    return 0;
-}
-
-/* ---- param_groups ------------------------------------------------------------------- */
-
-static int parse_groups(const cJSON *g, job_spec *s, an_err *err)
-{
-    static const char *const keys[] = {"match", "lr", "weight_decay", NULL};
-    char p[CFG_PATH], q[CFG_PATH], r[CFG_PATH], got[80];
-    int rc;
-    if (!cJSON_IsArray(g) || cJSON_GetArraySize(g) > CFG_MAX_GROUPS)
-        return an_fail(err, "param_groups", "param_groups must be a list of at most %d groups, "
-                       "got %s", CFG_MAX_GROUPS, cfg_describe(g, got, sizeof got));
-    spec_tensor t[CFG_MAX_TENSORS];
-    int nt = model_spec_tensors(&s->model, t);
-    int i = 0;
-    for (const cJSON *e = g->child; e; e = e->next, i++) {
-        param_group_spec *pg = &s->groups[i];
-        an_path_index(p, sizeof p, "param_groups", i);
-        if ((rc = cfg_check_keys(e, p, keys, err)) || (rc = cfg_require(e, p, "match", err)))
-            return rc;
-        const cJSON *m = cfg_get(e, "match");
-        an_path(q, sizeof q, p, "match");
-        if (!cJSON_IsArray(m) || cJSON_GetArraySize(m) < 1 || cJSON_GetArraySize(m) > 64)
-            return an_fail(err, q, "%s must be a list of 1 to 64 tensor-name globs (e.g. "
-                           "[\"*.bias\"]), got %s", q, cfg_describe(m, got, sizeof got));
-        int j = 0;
-        for (const cJSON *x = m->child; x; x = x->next, j++) {
-            an_path_index(r, sizeof r, q, j);
-            if (!cJSON_IsString(x) || !x->valuestring[0] || strlen(x->valuestring) > 127)
-                return an_fail(err, r, "%s must be a glob of 1 to 127 characters, got %s", r,
-                               cfg_describe(x, got, sizeof got));
-            int hits = 0;
-            for (int k = 0; k < nt; k++)
-                hits += fnmatch(x->valuestring, t[k].name, 0) == 0;
-            if (!hits && s->model.type != MODEL_GPT &&
-                (rc = warn(s->warnings, err, "%s \"%s\" matches no tensor of the model", r,
-                           x->valuestring)))
-                return rc;
-        }
-        pg->match = cJSON_Duplicate(m, 1);
-        if (!pg->match)
-            return an_failc(err, -ENOMEM, q, "out of memory");
-        s->ngroups = i + 1;
-        pg->has_lr = cfg_get(e, "lr") != NULL;
-        pg->has_weight_decay = cfg_get(e, "weight_decay") != NULL;
-        if ((rc = cfg_num(e, p, "lr", 0.0, 0.0, OPTIM_MAX_LR, CFG_LO_OPEN, &pg->lr, err)) ||
-            (rc = cfg_num(e, p, "weight_decay", 0.0, 0.0, INFINITY, CFG_CLOSED,
-                          &pg->weight_decay, err)))
-            return rc;
     }
     return 0;
 }
@@ -471,7 +420,7 @@ static void parse_spec(const cJSON *j, job_spec *s, errlist *l)
     if (!failed(l, cfg_int(j, "", "threads", 1, 1, CFG_MAX_THREADS, &v, &e), &e))
         s->threads = (int)v;
     const cJSON *g = cfg_get(j, "param_groups");
-    int groups_ok = !g || (model_ok && !failed(l, parse_groups(g, s, &e), &e));
+    int groups_ok = !g || (model_ok && !failed(l, cfg_groups_parse(g, s, &e), &e));
     failed(l, parse_resume(j, s, &e), &e);
     failed(l, parse_lrfinder(j, s, &e), &e);
     failed(l, cfg_metrics_parse(j, &s->metrics_max_bytes, &s->metrics_full_res, &e), &e);

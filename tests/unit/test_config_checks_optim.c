@@ -100,6 +100,13 @@ static void expect_fields(const char *patch, const char *const *want, int nwant)
         assert_string_equal(errs[k].field, want[k]);
 }
 
+static int has_warning(const job_spec *s, const char *sub)
+{
+    const cJSON *w;
+    cJSON_ArrayForEach(w, s->warnings) if (cJSON_IsString(w) && strstr(w->valuestring, sub)) return 1;
+    return 0;
+}
+
 /* ---- 1. independent errors ------------------------------------------------------------- */
 
 /* A run given in steps has a scheduler that depends on neither the model nor the data. */
@@ -362,6 +369,36 @@ static void test_cycled_momentum_against_torch(void **state)
     }
 }
 
+/* ---- 5. param_groups left without tensors ------------------------------------------------ */
+
+static int warns_shadowed(const char *patch)
+{
+    job_spec s;
+    accepted(patch, &s);
+    int w = has_warning(&s, "gets no tensor");
+    job_spec_free(&s);
+    return w;
+}
+
+static void test_group_shadowed_by_earlier_group(void **state)
+{
+    (void)state;
+    job_spec s;
+    accepted("{\"param_groups\": [{\"match\": [\"*\"], \"lr\": 0.1}, "
+             "{\"match\": [\"*.bias\"], \"lr\": 5}]}", &s);
+    assert_true(has_warning(&s, "param_groups[1] gets no tensor: every tensor it matches is "
+                                "taken by an earlier group (fc.bias by param_groups[0])"));
+    job_spec_free(&s);
+    /* disjoint groups, and a group that keeps some of what it matches, train something */
+    assert_false(warns_shadowed("{\"param_groups\": [{\"match\": [\"*.weight\"]}, "
+                                "{\"match\": [\"*.bias\"]}]}"));
+    assert_false(warns_shadowed("{\"model\": {\"type\": \"mlp\", \"hidden\": [4]}, "
+                                "\"param_groups\": [{\"match\": [\"fc1.*\"]}, "
+                                "{\"match\": [\"*.bias\"]}]}"));
+    /* a glob that matches nothing keeps its own warning, not this one */
+    assert_false(warns_shadowed("{\"param_groups\": [{\"match\": [\"fc9.*\"]}]}"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -370,6 +407,7 @@ int main(void)
         cmocka_unit_test(test_epochs_within_step_limit),
         cmocka_unit_test(test_plateau_needs_validation),
         cmocka_unit_test(test_cycled_momentum_against_torch),
+        cmocka_unit_test(test_group_shadowed_by_earlier_group),
         cmocka_unit_test(test_onecyclelr_covers_the_run),
         cmocka_unit_test(test_onecyclelr_phase_covers_its_steps),
     };
