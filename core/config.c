@@ -322,12 +322,8 @@ static int check_rows(const job_spec *s, an_err *err)
 /* An epochs run is held to the limit of `steps` too. Its length needs the data's rows: for
  * data whose rows the spec does not tell (an uploaded data set, a text) this waits for the
  * submission, which knows them. */
-static int check_epoch_steps(const job_spec *s, an_err *err)
+static int epoch_limit(const job_spec *s, int64_t train, an_err *err)
 {
-    int64_t rows = job_spec_data_samples(s);
-    if (s->steps > 0 || rows < 0)
-        return 0;
-    int64_t train = job_spec_train_samples(s, rows, NULL);
     int64_t total = job_spec_total_steps(s, train);
     if (total <= CFG_MAX_STEPS)
         return 0;
@@ -337,6 +333,33 @@ static int check_epoch_steps(const job_spec *s, an_err *err)
                    (long long)s->epochs, (long long)train, (long long)s->train_batch_size,
                    (long long)s->epochs, (long long)train, (long long)s->train_batch_size,
                    (long long)total, (long long)CFG_MAX_STEPS);
+}
+
+static int check_epoch_steps(const job_spec *s, an_err *err)
+{
+    int64_t rows = job_spec_data_samples(s);
+    if (s->steps > 0 || rows < 0)
+        return 0;
+    return epoch_limit(s, job_spec_train_samples(s, rows, NULL), err);
+}
+
+int job_spec_check_run_length(const job_spec *s, int64_t train_samples, an_err *err)
+{
+    if (s->steps > 0 || train_samples < 1)
+        return 0;
+    int rc = epoch_limit(s, train_samples, err);
+    const cJSON *ds = cfg_get(s->normalized, "ds_config");
+    const cJSON *sc = ds ? cfg_get(ds, "scheduler") : NULL;
+    if (rc || !sc)
+        return rc;
+    sched_env env;
+    job_spec_sched_env(s, train_samples, &env);
+    sched *x;
+    if ((rc = sched_create(&x, sc, "ds_config.scheduler", &env, err, NULL)))
+        return rc;
+    rc = sched_check_run(x, "ds_config.scheduler", 1, env.total_steps, err);
+    sched_free(x);
+    return rc;
 }
 
 /* What the scheduler asks of the run (sched_check_run): validation for ReduceLROnPlateau

@@ -323,9 +323,13 @@ int job_submit(store_t *st, const daemon_opts *opts, cJSON *body, const submit_l
     }
     if (stored_spec_fails(spec_text, out))
         goto done;
+    int64_t train = spec.steps > 0 ? 0 : samples_of(st, &spec, &split);
+    if (job_spec_data_samples(&spec) < 0 && job_spec_check_run_length(&spec, train, &ferr)) {
+        fail(out, SUBMIT_INVALID, ferr.field, "%s", ferr.message);
+        goto done;
+    }
     warn_text = cJSON_PrintUnformatted(spec.warnings);
-    int64_t total =
-        spec.steps > 0 ? spec.steps : job_spec_total_steps(&spec, samples_of(st, &spec, &split));
+    int64_t total = spec.steps > 0 ? spec.steps : job_spec_total_steps(&spec, train);
     store_job_new in = {
         .name = spec.name,
         .spec_json = spec_text,

@@ -112,3 +112,29 @@ test('"auto" total_num_steps over an uploaded CSV is not reported as a stand-in 
     assert.match(w, /resolves to the job's steps/);
   });
 });
+
+// The length of an epochs run over an uploaded data set is known only at submission: the
+// checks the parse makes when it knows the rows are made there, naming the same fields.
+test('an epochs run over an uploaded data set is held to the steps limit and to its OneCycleLR', async () => {
+  await withDaemon({}, async (d) => {
+    const rows = Array.from({length: 2000}, (_, i) => `${i % 7},${i % 3},${i % 5}`).join('\n');
+    const up = await api(d.url, 'POST', '/v1/datasets?name=wide', `a,b,y\n${rows}\n`, {'Content-Type': 'text/csv'});
+    assert.equal(up.status, 201, up.text);
+    const job = (over) => ({model: {type: 'linear', inputs: 2, outputs: 1}, data: {type: 'dataset', name: 'wide'},
+      ...over, ds_config: {train_batch_size: 1, optimizer: {type: 'SGD', params: {lr: 0.01}}, ...(over.ds_config || {})}});
+    // 1,000,000 epochs of 2000 rows one at a time: 2e9 steps
+    const big = await api(d.url, 'POST', '/v1/jobs', job({epochs: 1000000}));
+    assert.equal(big.status, 400, big.text);
+    assert.equal(big.json.error.field, 'epochs');
+    assert.match(big.json.error.message, /2000000000 steps, more than the limit of 1000000000/);
+    // 1 epoch of 2000 steps; a OneCycleLR of 100 steps would be stepped past its end
+    const cyc = {type: 'OneCycleLR', params: {max_lr: 0.1, total_steps: 100}};
+    const short = await api(d.url, 'POST', '/v1/jobs', job({epochs: 1, ds_config: {scheduler: cyc}}));
+    assert.equal(short.status, 400, short.text);
+    assert.match(short.json.error.field, /^ds_config\.scheduler/);
+    assert.match(short.json.error.message, /total_steps/);
+    const fits = await api(d.url, 'POST', '/v1/jobs', job({epochs: 1, ds_config: {scheduler: {...cyc, params: {...cyc.params, total_steps: 2000}}}}));
+    assert.equal(fits.status, 201, fits.text);
+    assert.equal(fits.json.total_steps, 2000);
+  });
+});
