@@ -491,6 +491,13 @@ int optim_load(optim *o, const void *buf, size_t len, an_err *err)
     if (ngroups != (uint32_t)o->ngroups || ntensors != (uint32_t)o->ntensors)
         return an_fail(err, f, "expected %d groups and %d tensors, got %u groups and %u tensors",
                        o->ngroups, o->ntensors, ngroups, ntensors);
+    if (o->cfg.momentum == 0 && o->cfg.momentum_cycled && elems + o->n == o->state_elems)
+        /* Saved by a build that kept no momentum for SGD or RMSprop at momentum 0 under a
+         * scheduler that cycles it, which PyTorch applies: that run cannot go on as one. */
+        return an_fail(err, f, "the state has no momentum buffer: it was saved by an earlier "
+                       "build that ignored the momentum the scheduler cycles (cycle_momentum) "
+                       "for momentum 0; start the job again, or set cycle_momentum false to "
+                       "go on as it trained");
     if (elems != o->state_elems)
         return an_fail(err, f,
                        "expected %zu state elements (same optimizer options), got %llu",

@@ -369,6 +369,42 @@ static void test_cycled_momentum_against_torch(void **state)
     }
 }
 
+/* A state saved by a build that kept no buffer for the cycled momentum (it ignored it) is
+ * refused saying so, rather than as a size that does not match. */
+static void test_state_without_the_cycled_momentum_buffer(void **state)
+{
+    (void)state;
+    static const char *const opts[] = {"{\"type\": \"SGD\", \"params\": {\"lr\": 0.1}}",
+                                       "{\"type\": \"RMSprop\", \"params\": {\"lr\": 0.1}}"};
+    for (int k = 0; k < 2; k++) {
+        char patch[400];
+        snprintf(patch, sizeof patch, "{\"ds_config\": {\"optimizer\": %s, \"scheduler\": "
+                 "{\"type\": \"CyclicLR\", \"params\": {\"base_lr\": 0.01, \"max_lr\": 0.1, "
+                 "\"step_size_up\": 5}}}}", opts[k]);
+        job_spec s;
+        accepted(patch, &s);
+        assert_true(s.optim.momentum_cycled);
+        optim_cfg old_cfg = s.optim;
+        old_cfg.momentum_cycled = 0;
+        optim_group g = {.lr = 0.1, .momentum = 0};
+        optim_tensor t = {0, 8, 0};
+        optim now, old;
+        an_err e;
+        assert_int_equal(optim_init(&now, &s.optim, OPTIM_F32, 8, &t, 1, &g, 1, &e), 0);
+        assert_int_equal(optim_init(&old, &old_cfg, OPTIM_F32, 8, &t, 1, &g, 1, &e), 0);
+        size_t len = optim_state_size(&old);
+        unsigned char *buf = malloc(len);
+        assert_non_null(buf);
+        assert_int_equal(optim_save(&old, buf, len), 0);
+        assert_int_equal(optim_load(&now, buf, len, &e), -EINVAL);
+        assert_non_null(strstr(e.message, "cycle_momentum"));
+        free(buf);
+        optim_free(&old);
+        optim_free(&now);
+        job_spec_free(&s);
+    }
+}
+
 /* ---- 5. param_groups left without tensors ------------------------------------------------ */
 
 static int warns_shadowed(const char *patch)
@@ -407,6 +443,7 @@ int main(void)
         cmocka_unit_test(test_epochs_within_step_limit),
         cmocka_unit_test(test_plateau_needs_validation),
         cmocka_unit_test(test_cycled_momentum_against_torch),
+        cmocka_unit_test(test_state_without_the_cycled_momentum_buffer),
         cmocka_unit_test(test_group_shadowed_by_earlier_group),
         cmocka_unit_test(test_onecyclelr_covers_the_run),
         cmocka_unit_test(test_onecyclelr_phase_covers_its_steps),
