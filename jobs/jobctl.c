@@ -11,6 +11,7 @@
 #include "jobs/service.h"
 #include "jobs/jobmgr_internal.h"
 #include "jobs/loader.h"
+#include "util/log.h"
 
 static void fail(job_outcome *o, job_result res, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -209,9 +210,46 @@ static void drop_stale_run(jobmgr *m, const char *id)
     }
 }
 
+int jobs_fail_nowait(jobmgr *m, const char *id, const char *error)
+{
+    job_task *t = calloc(1, sizeof *t);
+    if (!t)
+        return -ENOMEM;
+    snprintf(t->id, sizeof t->id, "%s", id);
+    t->kind = TASK_FAIL;
+    t->from_mask = STORE_MASK(STORE_QUEUED);
+    t->to = STORE_FAILED;
+    t->what = "fail";
+    t->allowed = "queued";
+    snprintf(t->error, sizeof t->error, "%s", error);
+    job_outcome o;
+    if (jobs_task_push(m, t, &o) == 0) /* frees t when it refuses */
+        return 0;
+    return o.result == JOB_NO_MEMORY ? -ENOMEM : -EAGAIN;
+}
+
+/* A TASK_FAIL landed: the event, or a retry later when the store could not take it. A job
+ * that left `queued` meanwhile (resumed, cancelled, deleted) was decided by someone else. */
+static void fail_outcome(jobmgr *m, const job_task *t)
+{
+    if (t->rc == 0) {
+        atomic_fetch_add(&m->stall_failures, 1);
+        util_log(LOG_WARN, "job %s failed: %s", t->id, t->error);
+        jobs_emit_state(m, t->id, "failed", t->error);
+    } else if (t->rc != STORE_ESTATE && t->rc != -ENOENT) {
+        util_log(LOG_ERROR, "job %s: cannot record state failed (tried again later): %s", t->id,
+                 t->err.message);
+        jobs_add_fix(m, t->id, STORE_FAILED, t->error);
+    }
+}
+
 void jobs_task_outcome(jobmgr *m, job_task *t, job_outcome *o)
 {
     memset(o, 0, sizeof *o);
+    if (t->kind == TASK_FAIL) {
+        fail_outcome(m, t);
+        return;
+    }
     if (t->rc == STORE_ESTATE) {
         conflict(o, t->id, t->what, t->prev, t->allowed);
         if (t->unqueued && t->prev == STORE_QUEUED) /* still queued: the run goes back */

@@ -206,7 +206,7 @@ job_fix *jobs_find_fix(jobmgr *m, const char *id)
 
 /* Remembers a final state the worker could not store. Without memory for it the job stays
  * `running` in the store until the next start, which queues it again. */
-static void add_fix(jobmgr *m, const char *id, store_job_state st, const char *error)
+void jobs_add_fix(jobmgr *m, const char *id, store_job_state st, const char *error)
 {
     job_fix *f = jobs_find_fix(m, id);
     if (!f) {
@@ -266,7 +266,7 @@ static int cancel_after(jobmgr *m, const char *id, int unsaved)
         return 0;
     util_log(LOG_ERROR, "job %s: cannot record state cancelled (tried again later): %s", id,
                e.message);
-    add_fix(m, id, STORE_CANCELLED, NULL);
+    jobs_add_fix(m, id, STORE_CANCELLED, NULL);
     return 1;
 }
 
@@ -317,7 +317,7 @@ void jobs_poll(jobmgr *m)
                 error = NULL;
             }
             if (s.unsaved)
-                add_fix(m, r->id, s.final, error);
+                jobs_add_fix(m, r->id, s.final, error);
             jobs_emit_state(m, r->id, store_state_name(s.final), error);
             jobs_unlink_run(m, r);
             jobs_answer_waiters(r, s.final);

@@ -14,11 +14,20 @@ int jobs_unqueue(jobmgr *m, job_run *run);
 /* Takes a run out of the list of live runs. */
 void jobs_unlink_run(jobmgr *m, job_run *run);
 
+/* Remembers a final state the store has not taken yet, for jobs_settle. */
+void jobs_add_fix(jobmgr *m, const char *id, store_job_state st, const char *error);
+
+/* Fails a queued job with `error` through the state thread, so that the loop never waits
+ * for the store's write lock: its `state` event follows the write. 0, or -EAGAIN / -ENOMEM
+ * when the state thread refused the work (the job then stays queued for the next start). */
+int jobs_fail_nowait(jobmgr *m, const char *id, const char *error);
+
 /* Gives every caller waiting on a run the job's final state. */
 void jobs_answer_waiters(job_run *run, store_job_state final);
 
 /* A state write for the state thread (jobs/jobtask.c). */
-typedef enum job_task_kind { TASK_STOP, TASK_RESUME, TASK_REVERT } job_task_kind;
+/* TASK_FAIL: a job the scheduler gives up on (no restart left) fails with `error`. */
+typedef enum job_task_kind { TASK_STOP, TASK_RESUME, TASK_REVERT, TASK_FAIL } job_task_kind;
 
 typedef struct job_task {
     jobmgr *m;
@@ -29,6 +38,7 @@ typedef struct job_task {
     const char *what, *allowed;  /* for a conflict's message ("pause", "running or queued") */
     int unqueued;                /* the run left the queue for this write: back if refused */
     job_waiter *w;               /* answered with the outcome; may be NULL */
+    char error[600];             /* the job's error with the state written ("" = none) */
     /* the state thread's result */
     int rc;
     store_job_state prev;

@@ -27,6 +27,7 @@
 #include "core/config_sched.h"
 #include "jobs/service.h"
 #include "jobs/jobmgr.h"
+#include "jobs/jobmgr_internal.h"
 #include "util/util.h"
 #include "util/log.h"
 
@@ -155,15 +156,10 @@ int jobs_sched_requeue(jobmgr *m, job_run *r, const job_snap *s)
             snprintf(msg, sizeof msg, "stalled: no step for %.6g s (stall_timeout_s) at step %"
                      PRId64 ", after %d restart%s (max_restarts %d)", r->stall_timeout_s,
                      s->step, s->restarts, s->restarts == 1 ? "" : "s", r->max_restarts);
-        an_err e;
-        if (store_job_set_state(&m->d->store, r->id, STORE_MASK(STORE_QUEUED), STORE_FAILED,
-                                msg, NULL, &e) == 0) {
-            atomic_fetch_add(&m->stall_failures, 1);
-            util_log(LOG_WARN, "job %s failed: %s", r->id, msg);
-            jobs_emit_state(m, r->id, "failed", msg);
-        } else {
-            util_log(LOG_ERROR, "job %s: cannot record state failed: %s", r->id, e.message);
-        }
+        /* On the state thread: the loop never waits for the store's write lock. */
+        if (jobs_fail_nowait(m, r->id, msg) != 0)
+            util_log(LOG_ERROR, "job %s: cannot record state failed now (it stays queued "
+                     "until the next start): %s", r->id, msg);
         return 1;
     }
     if (jobs_enqueue(m, r->id) != 0) {

@@ -64,8 +64,8 @@ static void task_work(void *arg)
             return;
         task_store_open = 1;
     }
-    t->rc = store_job_set_state(&task_store, t->id, t->from_mask, t->to, NULL, &t->prev,
-                                &t->err);
+    t->rc = store_job_set_state(&task_store, t->id, t->from_mask, t->to,
+                                t->error[0] ? t->error : NULL, &t->prev, &t->err);
 }
 
 /* Loop thread. */

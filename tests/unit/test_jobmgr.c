@@ -529,6 +529,37 @@ static void stop_right_after_resume_leaves_no_run(void **state)
     }
 }
 
+/* A stalled job with no restart left fails through the state thread: the loop thread does
+ * not wait for the write lock another connection holds (it used to, for the busy timeout,
+ * and then left the job queued). */
+static void giving_up_on_a_stalled_job_waits_for_no_lock(void **state)
+{
+    env *v = *state;
+    char id[STORE_ID_LEN];
+    new_job(v, id);
+    job_run *run = worker_takes(v, id);
+    run->max_restarts = 0;
+    atomic_store(&run->stop, STOP_STALL);
+    worker_ends(v, run, STORE_QUEUED); /* a stalled run lets go queued, for its restart */
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(((fixture *)v->fix)->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    jobs_poll(&v->sv.jobs);
+    assert_null(jobs_find(&v->sv.jobs, id)); /* not queued for a restart */
+    assert_int_equal(state_of(v, id), STORE_QUEUED); /* the write waits on its own thread */
+    assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    settle(v);
+    assert_int_equal(state_of(v, id), STORE_FAILED);
+    char event[16];
+    cJSON *ev = last_event(v, event);
+    assert_string_equal(event, "state");
+    assert_string_equal(cJSON_GetObjectItem(ev, "state")->valuestring, "failed");
+    assert_non_null(strstr(cJSON_GetObjectItem(ev, "error")->valuestring, "max_restarts 0"));
+    cJSON_Delete(ev);
+    assert_true(jobs_idle(&v->sv.jobs));
+}
+
 /* A cancel without a waiter (a sweep's) while the scheduler stops the run to preempt it or to
  * restart it after a stall: the cancel wins, or the worker would end the run queued and the
  * scheduler queue it again, a trial of a cancelled sweep training on. */
@@ -574,6 +605,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(cancel_nowait_beats_the_scheduler, env_setup,
                                         env_teardown),
         cmocka_unit_test_setup_teardown(stop_right_after_resume_leaves_no_run, env_setup,
+                                        env_teardown),
+        cmocka_unit_test_setup_teardown(giving_up_on_a_stalled_job_waits_for_no_lock, env_setup,
                                         env_teardown),
     };
     return cmocka_run_group_tests_name("jobmgr", tests, NULL, NULL);
