@@ -1,8 +1,10 @@
 /* cfgval — typed, range-checked JSON values with JSON-path errors. */
 #include "core/cfgval.h"
 
+#include <errno.h>
 #include <float.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -305,4 +307,19 @@ int cfg_enum(const cJSON *obj, const char *path, const char *key, const char *co
             }
     return an_fail(err, p, "%s must be one of %s, got %s", p, list,
                    cfg_describe(v, got, sizeof got));
+}
+
+int cfg_warn(cJSON *warnings, an_err *err, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    cJSON *s = cJSON_CreateString(msg);
+    if (!s || !cJSON_AddItemToArray(warnings, s)) {
+        cJSON_Delete(s);
+        return an_failc(err, -ENOMEM, "", "out of memory");
+    }
+    return 0;
 }

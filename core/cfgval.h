@@ -82,4 +82,8 @@ int cfg_enum(const cJSON *obj, const char *path, const char *key, const char *co
 /* Edit distance between a and b, counting a swap of two neighbours as one edit. */
 int cfg_edit_distance(const char *a, const char *b);
 
+/* Appends a formatted warning to the spec's warnings list: 0, or -ENOMEM in err. */
+int cfg_warn(cJSON *warnings, an_err *err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 #endif

@@ -28,23 +28,6 @@ static const char *const loss_names[] = {"mse", "cross_entropy", "bce", "mean", 
 
 /* ---- helpers --------------------------------------------------------------------------- */
 
-static int warn(cJSON *warnings, an_err *err, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int warn(cJSON *warnings, an_err *err, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    cJSON *s = cJSON_CreateString(msg);
-    if (!s || !cJSON_AddItemToArray(warnings, s)) {
-        cJSON_Delete(s);
-        return an_failc(err, -ENOMEM, "", "out of memory");
-    }
-    return 0;
-}
 
 /* ---- the normalized spec ---------------------------------------------------------------- */
 
@@ -312,7 +295,7 @@ static int check_rows(const job_spec *s, an_err *err)
                        "validation.fraction %g of %lld data rows leaves no training rows",
                        s->val_fraction, (long long)rows);
     if (s->train_batch_size > train)
-        return warn(s->warnings, err,
+        return cfg_warn(s->warnings, err,
                     "ds_config.train_batch_size %lld is larger than the %lld training rows: "
                     "every step uses all of them",
                     (long long)s->train_batch_size, (long long)train);

@@ -20,23 +20,6 @@
 #include "core/ds_keys.h"
 #include "core/sched.h"
 
-static int warn(cJSON *warnings, an_err *err, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int warn(cJSON *warnings, an_err *err, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    cJSON *s = cJSON_CreateString(msg);
-    if (!s || !cJSON_AddItemToArray(warnings, s)) {
-        cJSON_Delete(s);
-        return an_failc(err, -ENOMEM, "", "out of memory");
-    }
-    return 0;
-}
 
 int cfg_record(cfg_errlist *l, int rc, const an_err *e)
 {
@@ -128,7 +111,7 @@ static int parse_batch(const cJSON *ds, job_spec *s, an_err *err)
     const int64_t got[3] = {tbs, mb, gas};
     for (int i = 0; i < 3; i++)
         if (is_auto[i] &&
-            (rc = warn(s->warnings, err,
+            (rc = cfg_warn(s->warnings, err,
                        "ds_config.%s \"auto\" resolved to %lld (train_batch_size %lld = "
                        "micro-batch %lld × accumulation %lld × world_size %lld)",
                        batch_keys[i], (long long)got[i], (long long)tbs, (long long)mb,
@@ -251,12 +234,12 @@ static int check_scheduler(const cJSON *block, void *ctx, an_err *err, cJSON *wa
 static int unknown_key(const char *key, job_spec *s, an_err *err)
 {
     if (ds_key_known(key))
-        return warn(s->warnings, err, "ds_config.%s is not used by this daemon", key);
+        return cfg_warn(s->warnings, err, "ds_config.%s is not used by this daemon", key);
     const char *near = ds_key_nearest(key);
     if (near)
-        return warn(s->warnings, err, "ds_config.%s is not a DeepSpeed key: did you mean "
+        return cfg_warn(s->warnings, err, "ds_config.%s is not a DeepSpeed key: did you mean "
                     "ds_config.%s? (ignored)", key, near);
-    return warn(s->warnings, err, "ds_config.%s is not a DeepSpeed key (ignored; DeepSpeed %s "
+    return cfg_warn(s->warnings, err, "ds_config.%s is not a DeepSpeed key (ignored; DeepSpeed %s "
                 "knows %d top-level keys)", key, ds_keys_version(), ds_keys_count());
 }
 
@@ -319,7 +302,7 @@ int cfg_ds_parse(const cJSON *ds, job_spec *s, cfg_errlist *l, int *batch_ok, in
                                  s->world_size : 1, &s->zero_stage, s->warnings, &e), &e);
     if (s->zero_stage >= 1 && s->world_size > 1 && s->model.type == MODEL_GPT)
         /* train_shard.c slices the flat state of mlp and linear models only */
-        cfg_record(l, warn(s->warnings, &e, "ds_config.zero_optimization.stage %d: a gpt model "
+        cfg_record(l, cfg_warn(s->warnings, &e, "ds_config.zero_optimization.stage %d: a gpt model "
                            "keeps its whole optimizer state on every rank (it runs as stage 0; "
                            "the results are the same)", s->zero_stage), &e);
     const cJSON *gc = cfg_get(ds, "gradient_clipping");

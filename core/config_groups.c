@@ -10,23 +10,6 @@
 #include "core/cfgval.h"
 #include "core/config_model.h"
 
-static int warn(cJSON *warnings, an_err *err, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int warn(cJSON *warnings, an_err *err, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    cJSON *s = cJSON_CreateString(msg);
-    if (!s || !cJSON_AddItemToArray(warnings, s)) {
-        cJSON_Delete(s);
-        return an_failc(err, -ENOMEM, "", "out of memory");
-    }
-    return 0;
-}
 
 /* The first group (0-based entry of param_groups) whose globs match `name`, or -1. */
 static int first_group(const job_spec *s, const char *name)
@@ -62,7 +45,7 @@ static int warn_shadowed(job_spec *s, const spec_tensor *t, int nt, an_err *err)
                 mine |= fnmatch(x->valuestring, t[k].name, 0) == 0;
             if (!mine || by < 0 || by >= i)
                 continue;
-            int rc = warn(s->warnings, err, "param_groups[%d] gets no tensor: every tensor it "
+            int rc = cfg_warn(s->warnings, err, "param_groups[%d] gets no tensor: every tensor it "
                           "matches is taken by an earlier group (%s by param_groups[%d]); a "
                           "tensor belongs to the first group that matches it", i, t[k].name, by);
             if (rc)
@@ -104,7 +87,7 @@ int cfg_groups_parse(const cJSON *g, job_spec *s, an_err *err)
             for (int k = 0; k < nt; k++)
                 hits += fnmatch(x->valuestring, t[k].name, 0) == 0;
             if (!hits && s->model.type != MODEL_GPT &&
-                (rc = warn(s->warnings, err, "%s \"%s\" matches no tensor of the model", r,
+                (rc = cfg_warn(s->warnings, err, "%s \"%s\" matches no tensor of the model", r,
                            x->valuestring)))
                 return rc;
         }
