@@ -208,6 +208,12 @@ static int put_buf(FILE *f, void *arg)
 
 /* Set by SIGINT/SIGTERM: the loop stops after the step it is in. */
 static volatile sig_atomic_t stop_signal;
+/* SIGINT and SIGTERM stay blocked while the model is built and trained, and the loop takes
+ * them between steps (stop_pending). oneDNN 2.x's JIT matrix kernels point rsp into the heap
+ * while they run, so a handler run on a thread inside one writes its signal frame over heap
+ * memory (an abort in free() later; fixed upstream in oneDNN 3.11.2, Debian ships 2.6). The
+ * mask is set before any product runs, so the threads OpenMP starts for them inherit it. */
+static sigset_t stop_set;
 /* Set while the state and weights are written: a signal then only says so, since a save cut
  * short is what the user stopped the run to keep. */
 static volatile sig_atomic_t saving;
@@ -222,6 +228,14 @@ static void on_stop(int sig)
     }
     errno = saved_errno;
     stop_signal = sig;
+}
+
+/* The stop signal waiting while they are blocked, taken; 0 when none. */
+static int stop_pending(void)
+{
+    static const struct timespec now = {0, 0};
+    int sig = sigtimedwait(&stop_set, NULL, &now);
+    return sig > 0 ? sig : 0;
 }
 
 /* "1h02m", "3m05s", "12.3s": a duration for the progress line. */
@@ -358,8 +372,24 @@ int cli_train(int argc, char **argv)
     int rc = 1;
     int handlers = 0, mf_err = 0;
     struct sigaction old_int, old_term;
+    sigset_t old_mask;
     char *packed = NULL;
     size_t packed_len = 0;
+    /* Ctrl-C and SIGTERM end the run between steps, so the files are left whole; they stay
+     * caught until the files are written (a second Ctrl-C during a long save must not kill
+     * it halfway). Until the save they are blocked too (stop_set says why). */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop;
+    sigemptyset(&sa.sa_mask);
+    sigemptyset(&stop_set);
+    sigaddset(&stop_set, SIGINT);
+    sigaddset(&stop_set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_set, &old_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    handlers = 1;
+    stop_signal = 0;
     if (data_is_fashion(&spec.data) && fashion_read(&packed, &packed_len, &e)) {
         cli_print_err(&e);
         goto out;
@@ -403,17 +433,7 @@ int cli_train(int argc, char **argv)
         fprintf(mf, ",grad_norm,time%s%s\n", validates ? ",val_loss,val_acc" : "",
                 spec.fp16 ? ",loss_scale,skipped" : "");
     }
-    /* Ctrl-C and SIGTERM end the loop between steps, so the files are left whole; they stay
-     * caught until the files are written (a second Ctrl-C during a long save must not kill
-     * it halfway). */
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
-    handlers = 1;
-    stop_signal = 0;
+    stop_signal = stop_pending(); /* a Ctrl-C while the model was built */
     while (train_steps_done(t) < total && (steps < 0 || done < steps) && !stop_signal) {
         if (train_step(t, &rep, &e)) {
             if (tty)
@@ -427,6 +447,7 @@ int cli_train(int argc, char **argv)
          * steps: a read costs as much as a step of a tiny model. */
         if (!mf && done < clock_next)
             continue;
+        stop_signal = stop_pending();
         double now = util_now();
         if (done > clock_done) {
             double per = (now - clock_at) / (double)(done - clock_done);
@@ -479,6 +500,9 @@ int cli_train(int argc, char **argv)
         }
     }
     saving = 1;
+    /* No more matrix products: a second signal now reaches on_stop at once, to say that the
+     * save goes on. */
+    pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
     if (stopped && (save || weights_json))
         fprintf(stderr, "saving %s%s%s (a moment for a large model)\n", save ? save : "",
                 save && weights_json ? " and " : "", weights_json ? weights_json : "");
@@ -534,6 +558,8 @@ out:
     if (mf)
         fclose(mf);
     if (handlers) {
+        /* a signal still blocked reaches on_stop here, not the default action */
+        pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
         sigaction(SIGINT, &old_int, NULL);
         sigaction(SIGTERM, &old_term, NULL);
         saving = 0;

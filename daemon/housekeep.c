@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "daemon/daemon.h"
+#include "jobs/thread.h"
 #include "jobs/workers.h"
 #include "store/store.h"
 #include "store/walcopy.h"
@@ -92,7 +93,7 @@ int housekeeper_start(housekeeper *h, const char *db)
         uv_mutex_destroy(&h->mu);
         return -ENOMEM;
     }
-    int rc = uv_thread_create(&h->thread, housekeeper_main, h);
+    int rc = thread_start(&h->thread, 0, housekeeper_main, h);
     if (rc) {
         uv_cond_destroy(&h->cond);
         uv_mutex_destroy(&h->mu);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "jobs/service.h"
+#include "jobs/thread.h"
 #include "jobs/wctx.h"
 #include "store/walcopy.h"
 #include "util/log.h"
@@ -129,8 +130,7 @@ int workers_start(worker_pool *p, struct jobmgr *jobs, const char *db_path, int 
     for (int i = 0; i < n; i++) {
         p->w[i].pool = p;
         p->w[i].index = i;
-        uv_thread_options_t opt = {UV_THREAD_HAS_STACK_SIZE, 8 << 20};
-        int rc = uv_thread_create_ex(&p->w[i].thread, &opt, worker_main, &p->w[i]);
+        int rc = thread_start(&p->w[i].thread, 8 << 20, worker_main, &p->w[i]);
         if (rc) {
             workers_stop(p);
             return rc;

@@ -1,5 +1,6 @@
 /* workq — deferred work on bounded queues with their own threads. */
 #include "jobs/workq.h"
+#include "jobs/thread.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -49,8 +50,7 @@ int workq_init(workq *q, const char *name, int nthreads, int max_depth, uv_async
     if (!q->threads)
         return -ENOMEM;
     for (int i = 0; i < nthreads; i++) {
-        uv_thread_options_t opt = {UV_THREAD_HAS_STACK_SIZE, 2 << 20};
-        int rc = uv_thread_create_ex(&q->threads[i], &opt, thread_main, q);
+        int rc = thread_start(&q->threads[i], 2 << 20, thread_main, q);
         if (rc) {
             workq_stop(q);
             return rc;

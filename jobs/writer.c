@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "jobs/service.h"
+#include "jobs/thread.h"
 #include "jobs/wctx.h"
 #include "store/retain.h"
 #include "util/log.h"
@@ -382,8 +383,7 @@ int writer_start(wctx *w)
     if (rc)
         return rc;
     if ((rc = uv_cond_init(&w->wr.cond)) == 0) {
-        uv_thread_options_t opt = {UV_THREAD_HAS_STACK_SIZE, 1 << 20};
-        rc = uv_thread_create_ex(&w->wr.thread, &opt, writer_main, w);
+        rc = thread_start(&w->wr.thread, 1 << 20, writer_main, w);
         if (rc)
             uv_cond_destroy(&w->wr.cond);
     }
