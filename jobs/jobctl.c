@@ -250,6 +250,14 @@ void jobs_task_outcome(jobmgr *m, job_task *t, job_outcome *o)
         fail_outcome(m, t);
         return;
     }
+    if (t->kind == TASK_FINISH) {
+        jobs_finish_outcome(m, t);
+        return;
+    }
+    if (t->kind == TASK_SETTLE) {
+        jobs_settle_outcome(m, t);
+        return;
+    }
     if (t->rc == STORE_ESTATE) {
         conflict(o, t->id, t->what, t->prev, t->allowed);
         if (t->unqueued && t->prev == STORE_QUEUED) /* still queued: the run goes back */

@@ -224,50 +224,140 @@ void jobs_add_fix(jobmgr *m, const char *id, store_job_state st, const char *err
 int jobs_settle(jobmgr *m)
 {
     int left = 0;
-    job_fix **pp = &m->fixes;
-    while (*pp) {
-        job_fix *f = *pp;
-        an_err e;
-        unsigned from = STORE_MASK(STORE_RUNNING) | STORE_MASK(STORE_QUEUED);
+    for (job_fix *f = m->fixes; f; f = f->next) {
+        left++;
+        if (f->busy)
+            continue;
+        job_task *t = calloc(1, sizeof *t);
+        if (!t)
+            break;
+        snprintf(t->id, sizeof t->id, "%s", f->id);
+        t->kind = TASK_SETTLE;
+        t->from_mask = STORE_MASK(STORE_RUNNING) | STORE_MASK(STORE_QUEUED);
         if (f->state == STORE_CANCELLED) /* a cancel over a pause the store did take */
-            from |= STORE_MASK(STORE_PAUSED);
-        int rc = store_job_set_state(&m->d->store, f->id, from, f->state,
-                                     f->error[0] ? f->error : NULL, NULL, &e);
-        /* STORE_ESTATE or ENOENT: someone else decided (deleted, changed) meanwhile. */
-        if (rc == 0 || rc == STORE_ESTATE || rc == -ENOENT) {
-            if (rc == 0)
-                util_log(LOG_INFO, "job %s: state %s recorded", f->id,
-                           store_state_name(f->state));
-            *pp = f->next;
-            free(f);
-        } else {
-            left++;
-            pp = &f->next;
-        }
+            t->from_mask |= STORE_MASK(STORE_PAUSED);
+        t->to = f->state;
+        snprintf(t->error, sizeof t->error, "%s", f->error);
+        job_outcome o;
+        if (jobs_task_push(m, t, &o) != 0) /* a full queue: the next call tries again */
+            break;
+        f->busy = 1;
     }
     return left;
 }
 
-/* A cancel that came after the worker had already decided to let go for a pause (or had let
- * go): the worker left the job paused or queued, and the cancel is applied here, so that the
- * request that asked for it is answered with a cancelled job. `unsaved`: the worker's final
- * state is not in the store either (the job is still `running` there). Returns 1 when the
- * job is (or will be, through jobs_settle) cancelled. */
-static int cancel_after(jobmgr *m, const char *id, int unsaved)
+void jobs_settle_outcome(jobmgr *m, const job_task *t)
 {
-    an_err e;
-    unsigned from = STORE_MASK(STORE_PAUSED) | STORE_MASK(STORE_QUEUED);
-    if (unsaved)
-        from |= STORE_MASK(STORE_RUNNING);
-    int rc = store_job_set_state(&m->d->store, id, from, STORE_CANCELLED, NULL, NULL, &e);
-    if (rc == 0)
-        return 1;
-    if (rc == STORE_ESTATE || rc == -ENOENT)
+    job_fix **pp = &m->fixes;
+    while (*pp && strcmp((*pp)->id, t->id) != 0)
+        pp = &(*pp)->next;
+    job_fix *f = *pp;
+    if (!f)
+        return;
+    f->busy = 0;
+    if (f->state != t->to) /* a newer final state came meanwhile: that one is written next */
+        return;
+    /* STORE_ESTATE or ENOENT: someone else decided (deleted, changed) meanwhile. */
+    if (t->rc == 0 || t->rc == STORE_ESTATE || t->rc == -ENOENT) {
+        if (t->rc == 0)
+            util_log(LOG_INFO, "job %s: state %s recorded", f->id, store_state_name(f->state));
+        *pp = f->next;
+        free(f);
+    }
+}
+
+/* Hands the state thread the write a finished run still needs before its waiters can be
+ * answered: the pause or cancel that came while its worker was letting go for another
+ * reason. The run stays in the list, `settling`, until jobs_finish_outcome. Returns 1 when
+ * the write is on its way. */
+static int finish_write(jobmgr *m, job_run *r, unsigned from_mask, store_job_state to)
+{
+    job_task *t = calloc(1, sizeof *t);
+    if (!t)
         return 0;
-    util_log(LOG_ERROR, "job %s: cannot record state cancelled (tried again later): %s", id,
-               e.message);
-    jobs_add_fix(m, id, STORE_CANCELLED, NULL);
+    snprintf(t->id, sizeof t->id, "%s", r->id);
+    t->kind = TASK_FINISH;
+    t->from_mask = from_mask;
+    t->to = to;
+    t->run = r;
+    job_outcome o;
+    if (jobs_task_push(m, t, &o) != 0)
+        return 0;
+    r->settling = 1;
     return 1;
+}
+
+/* A run its worker let go of: the writes a late pause or cancel still needs, then the event,
+ * the waiters' answers and, for a preemption or a restart, its place back in the queue. */
+static void run_finished(jobmgr *m, job_run *r)
+{
+    job_snap s;
+    uv_mutex_lock(&r->mu);
+    s = r->snap;
+    uv_mutex_unlock(&r->mu);
+    const char *error = s.error;
+    int stop = atomic_load(&r->stop);
+    if (r->cancelled_here)
+        error = NULL;
+    /* A pause asked for while the run was being preempted or restarted wins. */
+    if (stop == STOP_PAUSE && s.final == STORE_QUEUED && !s.unsaved && !r->tried_pause) {
+        r->tried_pause = 1;
+        if (finish_write(m, r, STORE_MASK(STORE_QUEUED), STORE_PAUSED))
+            return;
+    }
+    /* A cancel that came after the worker had decided to let go for a pause (or had let go)
+     * left the job paused or queued: it is applied here, so that the request that asked for
+     * it is answered with a cancelled job. With `unsaved`, the worker's final state is not in
+     * the store either (the job is still `running` there). */
+    if (stop == STOP_CANCEL && (s.final == STORE_PAUSED || s.final == STORE_QUEUED) &&
+        !r->tried_cancel) {
+        r->tried_cancel = 1;
+        unsigned from = STORE_MASK(STORE_PAUSED) | STORE_MASK(STORE_QUEUED);
+        if (s.unsaved)
+            from |= STORE_MASK(STORE_RUNNING);
+        if (finish_write(m, r, from, STORE_CANCELLED))
+            return;
+        /* The state thread took no more work: the cancel is recorded later (jobs_settle). */
+        jobs_add_fix(m, r->id, STORE_CANCELLED, NULL);
+        s.final = STORE_CANCELLED;
+        s.unsaved = 0;
+        error = NULL;
+    }
+    int again = (stop == STOP_PREEMPT || stop == STOP_STALL) && s.final == STORE_QUEUED &&
+                !s.unsaved && !m->shutting_down;
+    if (s.unsaved)
+        jobs_add_fix(m, r->id, s.final, error);
+    jobs_emit_state(m, r->id, store_state_name(s.final), error);
+    jobs_unlink_run(m, r);
+    jobs_answer_waiters(r, s.final);
+    if (again)
+        jobs_sched_requeue(m, r, &s);
+    jobs_run_free(r);
+}
+
+void jobs_finish_outcome(jobmgr *m, const job_task *t)
+{
+    job_run *r = t->run;
+    r->settling = 0;
+    int rc = t->rc;
+    if (rc && rc != STORE_ESTATE && rc != -ENOENT) {
+        util_log(LOG_ERROR, "job %s: cannot record state %s%s: %s", t->id,
+                 store_state_name(t->to), t->to == STORE_CANCELLED ? " (tried again later)" : "",
+                 t->err.message);
+        if (t->to == STORE_CANCELLED) { /* the caller hears cancelled; the store later */
+            jobs_add_fix(m, t->id, STORE_CANCELLED, NULL);
+            rc = 0;
+        }
+    }
+    if (rc == 0) {
+        r->cancelled_here = t->to == STORE_CANCELLED;
+        uv_mutex_lock(&r->mu);
+        r->snap.final = t->to;
+        r->snap.unsaved = 0;
+        uv_mutex_unlock(&r->mu);
+    }
+    /* Again: a cancel may have come while the pause was written. */
+    run_finished(m, r);
 }
 
 void jobs_poll(jobmgr *m)
@@ -297,34 +387,8 @@ void jobs_poll(jobmgr *m)
             if (m->sink.checkpoint)
                 m->sink.checkpoint(m->sink.ctx, r->id, s.ckpt_step, s.ckpt_bytes);
         }
-        if (s.done) {
-            const char *error = s.error;
-            int stop = atomic_load(&r->stop);
-            /* A pause asked for while the run was being preempted or restarted wins. */
-            if (stop == STOP_PAUSE && s.final == STORE_QUEUED && !s.unsaved) {
-                an_err pe;
-                if (store_job_set_state(&m->d->store, r->id, STORE_MASK(STORE_QUEUED),
-                                        STORE_PAUSED, NULL, NULL, &pe) == 0)
-                    s.final = STORE_PAUSED;
-            }
-            int again = (stop == STOP_PREEMPT || stop == STOP_STALL) &&
-                        s.final == STORE_QUEUED && !s.unsaved && !m->shutting_down;
-            if (atomic_load(&r->stop) == STOP_CANCEL &&
-                (s.final == STORE_PAUSED || s.final == STORE_QUEUED) &&
-                cancel_after(m, r->id, s.unsaved)) {
-                s.final = STORE_CANCELLED;
-                s.unsaved = 0;
-                error = NULL;
-            }
-            if (s.unsaved)
-                jobs_add_fix(m, r->id, s.final, error);
-            jobs_emit_state(m, r->id, store_state_name(s.final), error);
-            jobs_unlink_run(m, r);
-            jobs_answer_waiters(r, s.final);
-            if (again)
-                jobs_sched_requeue(m, r, &s);
-            jobs_run_free(r);
-        }
+        if (s.done && !r->settling)
+            run_finished(m, r);
         r = next;
     }
 }

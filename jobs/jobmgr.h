@@ -104,7 +104,7 @@ typedef struct job_snap {
     char error[512];             /* failure message when final == failed (or paused by a
                                     full disk) */
     int unsaved;                 /* the store refused the final state (e.g. a full disk): the
-                                    loop thread records it later (jobs_settle) */
+                                    state thread records it later (jobs_settle) */
     char wait_reason[400];       /* why a taken job still waits (memory); "" = it does not */
     /* scheduling (set by the loop thread when the run is made; jobs/jobsched.c) */
     int preempted;               /* queued again after a preemption, not running yet */
@@ -122,11 +122,12 @@ typedef struct job_snap {
     uint64_t act_bytes, act_saved;
 } job_snap;
 
-/* A final state the store could not take yet; retried by jobs_settle (loop thread). */
+/* A final state the store could not take yet; retried by jobs_settle (on the state thread). */
 typedef struct job_fix {
     char id[STORE_ID_LEN];
     store_job_state state;
     char error[512];
+    int busy;                    /* its write is with the state thread */
     struct job_fix *next;
 } job_fix;
 
@@ -142,6 +143,10 @@ typedef struct job_run {
     int64_t sent_ckpt_seq;
     int sent_started;
     job_waiter *waiters;         /* callers answered when the worker lets go */
+    /* a run let go of whose late pause or cancel the state thread is writing (jobs_poll):
+       it stays listed until the write lands; each is tried once */
+    int settling, tried_pause, tried_cancel;
+    int cancelled_here;          /* that cancel landed: the worker's error no longer applies */
     int64_t seen_step;           /* the watchdog's last look: step, and when it changed */
     double seen_at;
     /* scheduling, from the spec (jobs/jobsched.c); priority under the manager mutex */
@@ -268,9 +273,10 @@ void jobs_done(jobmgr *m, job_run *run);
 /* Worker side: wakes the loop (rate-limited by the caller). */
 void jobs_wake(jobmgr *m);
 
-/* Tries again to store the final states the store refused (a full disk): each becomes the
- * job's state once a write succeeds. Called from the housekeeping timer and before a
- * transition reads a job's state. Returns how many are still pending. */
+/* Tries again to store the final states the store refused (a full disk): hands each write
+ * to the state thread (one at a time per job), and each becomes the job's state once a write
+ * succeeds. Called from the housekeeping timer and before a transition reads a job's state.
+ * Returns how many are still pending, the writes on their way included. */
 int jobs_settle(jobmgr *m);
 
 /* Scheduling (jobs/jobsched.c). */

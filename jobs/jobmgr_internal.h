@@ -26,8 +26,12 @@ int jobs_fail_nowait(jobmgr *m, const char *id, const char *error);
 void jobs_answer_waiters(job_run *run, store_job_state final);
 
 /* A state write for the state thread (jobs/jobtask.c). */
-/* TASK_FAIL: a job the scheduler gives up on (no restart left) fails with `error`. */
-typedef enum job_task_kind { TASK_STOP, TASK_RESUME, TASK_REVERT, TASK_FAIL } job_task_kind;
+/* TASK_FAIL: a job the scheduler gives up on (no restart left) fails with `error`.
+ * TASK_FINISH: the pause or cancel a run let go of still needs (`run`, jobs_poll).
+ * TASK_SETTLE: a final state the store refused before (a job_fix), tried again. */
+typedef enum job_task_kind {
+    TASK_STOP, TASK_RESUME, TASK_REVERT, TASK_FAIL, TASK_FINISH, TASK_SETTLE
+} job_task_kind;
 
 typedef struct job_task {
     jobmgr *m;
@@ -38,6 +42,7 @@ typedef struct job_task {
     const char *what, *allowed;  /* for a conflict's message ("pause", "running or queued") */
     int unqueued;                /* the run left the queue for this write: back if refused */
     job_waiter *w;               /* answered with the outcome; may be NULL */
+    job_run *run;                /* TASK_FINISH: the run, listed and `settling` meanwhile */
     char error[600];             /* the job's error with the state written ("" = none) */
     /* the state thread's result */
     int rc;
@@ -52,5 +57,11 @@ int jobs_task_push(jobmgr *m, job_task *t, job_outcome *out);
 /* The outcome of a task the state thread did (loop thread, jobs/jobctl.c): emits the event
  * and queues a resumed job. */
 void jobs_task_outcome(jobmgr *m, job_task *t, job_outcome *o);
+
+/* A TASK_FINISH landed: the run is finished with its outcome (jobs/jobmgr.c). */
+void jobs_finish_outcome(jobmgr *m, const job_task *t);
+
+/* A TASK_SETTLE landed: its fix goes, or stays for the next jobs_settle (jobs/jobmgr.c). */
+void jobs_settle_outcome(jobmgr *m, const job_task *t);
 
 #endif

@@ -191,6 +191,7 @@ static void cancel_after_pause_cancels(void **state)
     assert_int_equal(p.called + c.called, 0);
     worker_ends(v, run, STORE_PAUSED);
     jobs_poll(&v->sv.jobs);
+    settle(v); /* the cancel is written on the state thread */
     assert_null(jobs_find(&v->sv.jobs, id));
     assert_int_equal(state_of(v, id), STORE_CANCELLED);
     assert_int_equal(p.called, 1);
@@ -581,6 +582,154 @@ static void cancel_nowait_beats_the_scheduler(void **state)
     }
 }
 
+/* Another connection holds the store's write lock, as a worker committing a large checkpoint
+ * does for seconds (the caller commits it). */
+static sqlite3 *hold_write_lock(env *v)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(((fixture *)v->fix)->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    return db;
+}
+
+static void release_write_lock(sqlite3 *db)
+{
+    assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+/* A cancel that came after the worker decided to let go for a pause is written on the state
+ * thread: the loop does not wait for the write lock (it used to, for the busy timeout, and
+ * then answered `cancelled` with the store still saying paused). The callers are answered
+ * once the write has landed. */
+static void late_cancel_waits_for_no_lock(void **state)
+{
+    env *v = *state;
+    char id[STORE_ID_LEN];
+    new_job(v, id);
+    job_run *run = worker_takes(v, id);
+    waiter p, c;
+    waiter_init(&p);
+    waiter_init(&c);
+    job_outcome o;
+    assert_int_equal(jobs_pause(&v->sv.jobs, id, &p.w, &o), 1);
+    assert_int_equal(jobs_cancel(&v->sv.jobs, id, &c.w, &o), 1);
+    worker_ends(v, run, STORE_PAUSED);
+    sqlite3 *db = hold_write_lock(v);
+    jobs_poll(&v->sv.jobs);
+    uv_run(&v->loop, UV_RUN_NOWAIT);
+    assert_int_equal(p.called + c.called, 0); /* the write waits on its own thread */
+    assert_non_null(jobs_find(&v->sv.jobs, id)); /* listed until then */
+    assert_false(jobs_idle(&v->sv.jobs));
+    jobs_poll(&v->sv.jobs); /* a second look starts no second write */
+    assert_int_equal(v->sv.jobs.tasks_out, 1);
+    assert_int_equal(state_of(v, id), STORE_PAUSED);
+    release_write_lock(db);
+    settle(v);
+    assert_int_equal(state_of(v, id), STORE_CANCELLED);
+    assert_int_equal(p.called, 1);
+    assert_int_equal(c.called, 1);
+    assert_int_equal(c.o.state, STORE_CANCELLED);
+    assert_int_equal(p.o.state, STORE_CANCELLED);
+    assert_last_state(v, "cancelled");
+    assert_null(jobs_find(&v->sv.jobs, id));
+    assert_true(jobs_idle(&v->sv.jobs));
+}
+
+/* A pause asked while the scheduler preempts the run: the worker lets go queued, and the
+ * pause is written on the state thread, without the loop waiting for the lock (it used to
+ * wait out the busy timeout and then answer `queued`). */
+static void pause_during_preemption_waits_for_no_lock(void **state)
+{
+    env *v = *state;
+    char id[STORE_ID_LEN];
+    new_job(v, id);
+    job_run *run = worker_takes(v, id);
+    atomic_store(&run->stop, STOP_PREEMPT);
+    waiter p;
+    waiter_init(&p);
+    job_outcome o;
+    assert_int_equal(jobs_pause(&v->sv.jobs, id, &p.w, &o), 1);
+    assert_int_equal(atomic_load(&run->stop), STOP_PAUSE);
+    worker_ends(v, run, STORE_QUEUED); /* it was letting go for the preemption already */
+    sqlite3 *db = hold_write_lock(v);
+    jobs_poll(&v->sv.jobs);
+    uv_run(&v->loop, UV_RUN_NOWAIT);
+    assert_int_equal(p.called, 0);
+    assert_int_equal(state_of(v, id), STORE_QUEUED);
+    release_write_lock(db);
+    settle(v);
+    assert_int_equal(p.called, 1);
+    assert_int_equal(p.o.result, JOB_OK);
+    assert_int_equal(p.o.state, STORE_PAUSED);
+    assert_int_equal(state_of(v, id), STORE_PAUSED);
+    assert_last_state(v, "paused");
+    assert_null(jobs_find(&v->sv.jobs, id)); /* not queued again */
+    assert_null(v->sv.jobs.qhead);
+}
+
+/* A cancel that arrives while the pause of a preempted run is being written: the pause lands,
+ * then the cancel; both callers hear `cancelled`. */
+static void cancel_while_the_late_pause_is_written(void **state)
+{
+    env *v = *state;
+    char id[STORE_ID_LEN];
+    new_job(v, id);
+    job_run *run = worker_takes(v, id);
+    atomic_store(&run->stop, STOP_PREEMPT);
+    waiter p, c;
+    waiter_init(&p);
+    waiter_init(&c);
+    job_outcome o;
+    assert_int_equal(jobs_pause(&v->sv.jobs, id, &p.w, &o), 1);
+    worker_ends(v, run, STORE_QUEUED);
+    sqlite3 *db = hold_write_lock(v);
+    jobs_poll(&v->sv.jobs); /* the pause's write is on its way */
+    assert_int_equal(jobs_cancel(&v->sv.jobs, id, &c.w, &o), 1);
+    release_write_lock(db);
+    settle(v);
+    assert_int_equal(state_of(v, id), STORE_CANCELLED);
+    assert_int_equal(p.called, 1);
+    assert_int_equal(c.called, 1);
+    assert_int_equal(p.o.state, STORE_CANCELLED);
+    assert_int_equal(c.o.state, STORE_CANCELLED);
+    assert_true(jobs_idle(&v->sv.jobs));
+}
+
+/* A final state the store refused (a full disk) is tried again on the state thread, so the
+ * loop's retry does not wait for the write lock; it lands once the lock is free. */
+static void settling_a_refused_state_waits_for_no_lock(void **state)
+{
+    env *v = *state;
+    char id[STORE_ID_LEN];
+    new_job(v, id);
+    job_run *run = worker_takes(v, id);
+    uv_mutex_lock(&run->mu);
+    run->snap.final = STORE_FAILED;
+    run->snap.unsaved = 1; /* the worker could not write it */
+    snprintf(run->snap.error, sizeof run->snap.error, "out of memory");
+    uv_mutex_unlock(&run->mu);
+    jobs_done(&v->sv.jobs, run);
+    sqlite3 *db = hold_write_lock(v);
+    jobs_poll(&v->sv.jobs);
+    assert_non_null(jobs_find_fix(&v->sv.jobs, id));
+    assert_int_equal(jobs_settle(&v->sv.jobs), 1);
+    assert_int_equal(jobs_settle(&v->sv.jobs), 1); /* still one write on its way, not two */
+    assert_int_equal(v->sv.jobs.tasks_out, 1);
+    job_outcome o;
+    waiter r;
+    waiter_init(&r);
+    assert_int_equal(jobs_resume(&v->sv.jobs, id, &r.w, &o), 0); /* not until it is stored */
+    assert_int_equal(o.result, JOB_BUSY);
+    assert_int_equal(state_of(v, id), STORE_RUNNING);
+    release_write_lock(db);
+    settle(v);
+    assert_null(jobs_find_fix(&v->sv.jobs, id));
+    assert_null(v->sv.jobs.fixes);
+    assert_int_equal(state_of(v, id), STORE_FAILED);
+    assert_int_equal(jobs_settle(&v->sv.jobs), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -605,6 +754,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(cancel_nowait_beats_the_scheduler, env_setup,
                                         env_teardown),
         cmocka_unit_test_setup_teardown(stop_right_after_resume_leaves_no_run, env_setup,
+                                        env_teardown),
+        cmocka_unit_test_setup_teardown(late_cancel_waits_for_no_lock, env_setup, env_teardown),
+        cmocka_unit_test_setup_teardown(pause_during_preemption_waits_for_no_lock, env_setup,
+                                        env_teardown),
+        cmocka_unit_test_setup_teardown(cancel_while_the_late_pause_is_written, env_setup,
+                                        env_teardown),
+        cmocka_unit_test_setup_teardown(settling_a_refused_state_waits_for_no_lock, env_setup,
                                         env_teardown),
         cmocka_unit_test_setup_teardown(giving_up_on_a_stalled_job_waits_for_no_lock, env_setup,
                                         env_teardown),
