@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/jsonnum.h"
+
 const char *cfg_describe(const cJSON *v, char *buf, size_t size)
 {
     if (!v)
@@ -22,7 +24,7 @@ const char *cfg_describe(const cJSON *v, char *buf, size_t size)
         } else
             snprintf(buf, size, "\"%s\"", s);
     } else if (cJSON_IsNumber(v))
-        snprintf(buf, size, "%.17g", v->valuedouble);
+        json_number_text(buf, size, v->valuedouble, 0); /* 0.05, not 0.050000000000000003 */
     else if (cJSON_IsTrue(v))
         snprintf(buf, size, "true");
     else if (cJSON_IsFalse(v))

@@ -318,6 +318,16 @@ static int epoch_limit(const job_spec *s, int64_t train, an_err *err)
                    (long long)total, (long long)CFG_MAX_STEPS);
 }
 
+/* Each part of a text's validation split must hold a window, as training checks when it
+ * starts. The tokens of inline and builtin text are counted here; an uploaded corpus is
+ * counted at submission, against the store (jobs/submit.c). */
+static int check_text_split(const job_spec *s, an_err *err)
+{
+    int64_t ntok = s->data.type == DATA_TEXT ? cfg_text_tokens(&s->data) : -1;
+    text_split sp;
+    return ntok >= 0 ? cfg_text_split(s, ntok, &sp, err) : 0;
+}
+
 static int check_epoch_steps(const job_spec *s, an_err *err)
 {
     int64_t rows = job_spec_data_samples(s);
@@ -458,6 +468,8 @@ static void parse_spec(const cJSON *j, job_spec *s, errlist *l)
         val_ok = 0;
     if (data_ok && val_ok && batch_ok && failed(l, check_rows(s, &e), &e))
         data_ok = 0;
+    if (data_ok && val_ok && failed(l, check_text_split(s, &e), &e))
+        val_ok = 0;
     if (data_ok && val_ok && batch_ok && length_ok && failed(l, check_epoch_steps(s, &e), &e))
         length_ok = 0;
     /* The scheduler needs the optimizer (its lr and betas: a repaired one will do) and the

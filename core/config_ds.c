@@ -339,7 +339,7 @@ int cfg_ds_scheduler(const cJSON *sc, const sched_env *env, job_spec *s, cfg_err
          * reported as the job's. */
         int64_t ntok = cfg_text_tokens(&s->data);
         text_split sp;
-        an_err ignored; /* a bad split is refused after the parse (cfg_text_split) */
+        an_err ignored; /* a bad split is the parse's error (config.c, check_text_split) */
         if (ntok >= 0)
             cfg_text_split(s, ntok, &sp, &ignored);
         if (ntok >= 0 && sp.ktrain >= 1)

@@ -51,8 +51,8 @@ int64_t cfg_text_tokens(const data_spec *d);
 
 /* The split of a text job's ntok tokens into training and validation windows, checked as
  * training checks it (text_split_check): a part without a window is an error naming
- * validation.fraction. A job spec parses before its validation is known to the data, so the
- * callers that accept a job (anneald's commands, jobs/submit.c) call this after the parse. */
+ * validation.fraction. The parse checks inline and builtin text with it (config.c); an
+ * uploaded corpus is counted only at submission (jobs/submit.c). */
 int cfg_text_split(const job_spec *s, int64_t ntok, text_split *out, an_err *err);
 
 #endif

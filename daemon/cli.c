@@ -156,15 +156,6 @@ int cli_load_spec(const char *path, job_spec *spec)
             fprintf(stderr, "error: the job spec could not be checked (error %d)\n", rc);
         return 1;
     }
-    /* The split of inline and builtin text, as the job would make it when it starts (the
-     * parse does not see it: config_gpt.h, cfg_text_split). */
-    int64_t ntok = cfg_text_tokens(&spec->data);
-    text_split sp;
-    if (ntok >= 0 && cfg_text_split(spec, ntok, &sp, &errs[0])) {
-        cli_print_err(&errs[0]);
-        job_spec_free(spec);
-        return 1;
-    }
     return 0;
 }
 

@@ -294,7 +294,8 @@ int job_submit(store_t *st, const daemon_opts *opts, cJSON *body, const submit_l
         }
     }
     /* Each part of the text's validation split must hold a window, as the job checks when
-     * it starts (the parse does not see the split: config_gpt.h, cfg_text_split). */
+     * it starts. The parse checks inline and builtin text; an uploaded corpus is counted
+     * here, from the store. */
     text_split split;
     memset(&split, 0, sizeof split);
     int64_t ntok = text_tokens(st, &spec);

@@ -219,7 +219,7 @@ static const bad_case bad[] = {
     {"{\"param_groups\": [{\"match\": [\"*.bias\"], \"lr\": -1}]}", "param_groups[0].lr",
      "(0, 3.40282e+38]"},
     {"{\"param_groups\": [{\"match\": [\"*.bias\"], \"lr\": 1e39}]}", "param_groups[0].lr",
-     "3.40282e+38], got 9.99"},
+     "3.40282e+38], got 1e+39"},
     {"{\"param_groups\": [{\"match\": [\"*.bias\"], \"wd\": 0}]}", "param_groups[0].wd",
      "unknown key 'wd'"},
     {"{\"param_groups\": {\"match\": []}}", "param_groups", "list of at most 16"},

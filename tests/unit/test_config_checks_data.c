@@ -83,20 +83,19 @@ static void test_text_split(void **state)
     assert_int_equal(text_count_tokens("h\xc3\xa9llo \xe2\x82\xac", 10, TEXT_BYTE), 10);
 }
 
-/* A spec that parses is then checked for its split, as anneald check and POST /v1/jobs do. */
+/* The parse checks the split of inline text (so a sweep's base and each of its values are
+ * checked too), and cfg_text_split gives the windows of each part. */
 static void test_text_split_of_spec(void **state)
 {
     (void)state;
     job_spec s;
     an_err e;
     char *t = gpt_spec("\"steps\": 10, \"validation\": {\"fraction\": 0.05},", NULL);
-    assert_int_equal(parse(t, &s, &e), 0);
+    assert_int_not_equal(parse(t, &s, &e), 0); /* 84 tokens: 5 validate, fewer than a window */
     free(t);
-    assert_int_equal(cfg_text_tokens(&s.data), 84);
-    text_split sp;
-    assert_int_not_equal(cfg_text_split(&s, cfg_text_tokens(&s.data), &sp, &e), 0);
     assert_string_equal(e.field, "validation.fraction");
-    job_spec_free(&s);
+    assert_non_null(strstr(e.message, "window"));
+    text_split sp;
 
     t = gpt_spec("\"steps\": 10, \"validation\": {\"fraction\": 0.2},", NULL);
     assert_int_equal(parse(t, &s, &e), 0);

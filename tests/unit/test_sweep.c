@@ -123,6 +123,14 @@ static void test_random_is_seeded_and_in_range(void **state)
     sweep_free(&b);
 }
 
+/* A gpt job on 84 characters of inline text, windows of 8, validating `fraction` of it. */
+#define GPT_BASE(fraction)                                                                     \
+    "{\"model\": {\"type\": \"gpt\", \"block_size\": 8, \"n_layer\": 1, \"n_head\": 1, "         \
+    "\"n_embd\": 8}, \"data\": {\"type\": \"text\", \"text\": \"to be, or not to be, that is the "   \
+    "question: whether tis nobler in the mind to suffer the slings\"}, \"steps\": 10, "           \
+    "\"validation\": {\"fraction\": " fraction ", \"every_steps\": 5}, \"ds_config\": "          \
+    "{\"train_batch_size\": 2, \"optimizer\": {\"type\": \"AdamW\", \"params\": {\"lr\": 0.001}}}}"
+
 static void test_bad_bodies_name_their_field(void **state)
 {
     (void)state;
@@ -172,6 +180,11 @@ static void test_bad_bodies_name_their_field(void **state)
          "\"parameters\": {\"seed\": [1]}}", "early_stopping.reduction_factor", ""},
         {"{\"base\": " BASE ", \"trails\": 3, \"parameters\": {\"seed\": [1]}}", "trails",
          "trials"},
+        /* a text split without a validation window, in the base or from a value */
+        {"{\"base\": " GPT_BASE("0.05") ", \"parameters\": {\"seed\": [1]}}",
+         "base.validation.fraction", "window"},
+        {"{\"base\": " GPT_BASE("0.2") ", \"parameters\": {\"validation.fraction\": "
+         "[0.2, 0.05]}}", "parameters.validation.fraction", "window"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         sweep_spec s;
