@@ -10,6 +10,8 @@
 
 #include <cmocka.h>
 
+#include "tests/unit/testutil.h"
+
 #include "core/config.h"
 
 /* The example of JOBSPEC.md, as it stands. */
@@ -32,37 +34,12 @@ static const char *const tutorial =
     "  }\n"
     "}\n";
 
-/* RFC 7386 merge patch: objects merge, null deletes, anything else replaces. */
-static void merge(cJSON *target, const cJSON *patch)
-{
-    for (const cJSON *p = patch->child; p; p = p->next) {
-        cJSON *t = cJSON_GetObjectItemCaseSensitive(target, p->string);
-        if (cJSON_IsNull(p)) {
-            cJSON_DeleteItemFromObjectCaseSensitive(target, p->string);
-        } else if (cJSON_IsObject(p) && cJSON_IsObject(t)) {
-            merge(t, p);
-        } else {
-            cJSON *c = cJSON_Duplicate(p, 1);
-            if (t)
-                cJSON_ReplaceItemInObjectCaseSensitive(target, p->string, c);
-            else
-                cJSON_AddItemToObject(target, p->string, c);
-        }
-    }
-}
-
 /* The tutorial with `patch` applied, as text (caller frees). */
 static char *patched(const char *patch)
 {
-    cJSON *base = cJSON_Parse(tutorial);
-    cJSON *p = cJSON_Parse(patch);
-    assert_non_null(base);
-    if (!p)
-        fail_msg("test patch is not JSON: %s", patch);
-    merge(base, p);
-    char *text = cJSON_PrintUnformatted(base);
-    cJSON_Delete(base);
-    cJSON_Delete(p);
+    cJSON *j = tu_patched(tutorial, patch);
+    char *text = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
     return text;
 }
 
@@ -72,13 +49,6 @@ static int parse_patched(const char *patch, job_spec *s, an_err *e)
     int rc = job_spec_parse_text(text, strlen(text), s, e);
     free(text);
     return rc;
-}
-
-static int has_warning(const job_spec *s, const char *sub)
-{
-    const cJSON *w;
-    cJSON_ArrayForEach(w, s->warnings) if (cJSON_IsString(w) && strstr(w->valuestring, sub)) return 1;
-    return 0;
 }
 
 static const cJSON *at(const cJSON *o, const char *a, const char *b)
@@ -550,13 +520,13 @@ static void test_warnings_for_unused_keys(void **state)
                            &s, &e);
     if (rc)
         fail_msg("%s: %s", e.field, e.message);
-    assert_true(has_warning(&s, "ds_config.fp16 is not used by this daemon"));
-    assert_true(has_warning(&s, "ds_config.zero_optimization.stage 2 runs as stage 1 here"));
+    assert_true(tu_has_text(s.warnings, "ds_config.fp16 is not used by this daemon"));
+    assert_true(tu_has_text(s.warnings, "ds_config.zero_optimization.stage 2 runs as stage 1 here"));
     assert_int_equal(s.zero_stage, 1);
-    assert_true(has_warning(&s, "ds_config.steps_per_print is not used by this daemon"));
-    assert_true(has_warning(&s, "ds_config.my_own_key is not a DeepSpeed key (ignored; "
+    assert_true(tu_has_text(s.warnings, "ds_config.steps_per_print is not used by this daemon"));
+    assert_true(tu_has_text(s.warnings, "ds_config.my_own_key is not a DeepSpeed key (ignored; "
                                "DeepSpeed 0.14 knows"));
-    assert_false(has_warning(&s, "ds_config.optimizer"));
+    assert_false(tu_has_text(s.warnings, "ds_config.optimizer"));
     /* Accepted unchanged: the normalized ds_config still carries them. */
     assert_non_null(at(s.normalized, "ds_config", "fp16"));
     assert_non_null(at(s.normalized, "ds_config", "zero_optimization"));
@@ -573,9 +543,9 @@ static void test_ds_key_typos(void **state)
                            &s, &e);
     if (rc)
         fail_msg("%s: %s", e.field, e.message);
-    assert_true(has_warning(&s, "ds_config.gradient_cliping is not a DeepSpeed key: did you mean "
+    assert_true(tu_has_text(s.warnings, "ds_config.gradient_cliping is not a DeepSpeed key: did you mean "
                                "ds_config.gradient_clipping? (ignored)"));
-    assert_true(has_warning(&s, "ds_config.zero_optimisation is not a DeepSpeed key: did you "
+    assert_true(tu_has_text(s.warnings, "ds_config.zero_optimisation is not a DeepSpeed key: did you "
                                "mean ds_config.zero_optimization? (ignored)"));
     job_spec_free(&s);
     /* a misspelt optimizer: the error names the key that was meant */
@@ -635,7 +605,7 @@ static void test_auto_batch_sizes(void **state)
     assert_int_equal(s.train_batch_size, 12);
     assert_int_equal(s.micro_batch, 4);
     assert_int_equal(s.grad_accum, 3);
-    assert_true(has_warning(&s, "ds_config.train_batch_size \"auto\" resolved to 12"));
+    assert_true(tu_has_text(s.warnings, "ds_config.train_batch_size \"auto\" resolved to 12"));
     assert_int_equal(at(s.normalized, "ds_config", "train_batch_size")->valueint, 12);
     job_spec_free(&s);
 
@@ -647,8 +617,8 @@ static void test_auto_batch_sizes(void **state)
         fail_msg("%s: %s", e.field, e.message);
     assert_int_equal(s.micro_batch, 32);
     assert_int_equal(s.grad_accum, 1);
-    assert_true(has_warning(&s, "train_micro_batch_size_per_gpu \"auto\" resolved to 32"));
-    assert_true(has_warning(&s, "gradient_accumulation_steps \"auto\" resolved to 1"));
+    assert_true(tu_has_text(s.warnings, "train_micro_batch_size_per_gpu \"auto\" resolved to 32"));
+    assert_true(tu_has_text(s.warnings, "gradient_accumulation_steps \"auto\" resolved to 1"));
     job_spec_free(&s);
 }
 
@@ -665,8 +635,8 @@ static void test_sched_env_total_steps(void **state)
     snprintf(patch, sizeof patch, "{\"steps\": 700, \"ds_config\": {%s}}", block);
     if (parse_patched(patch, &s, &e))
         fail_msg("%s: %s", e.field, e.message);
-    assert_true(has_warning(&s, "total_num_steps"));
-    assert_true(has_warning(&s, "700"));
+    assert_true(tu_has_text(s.warnings, "total_num_steps"));
+    assert_true(tu_has_text(s.warnings, "700"));
     job_spec_free(&s);
     /* 4096 rows, 10% held out: 3687 training rows, 461 batches of 8 (the last partial). */
     snprintf(patch, sizeof patch,
@@ -675,7 +645,7 @@ static void test_sched_env_total_steps(void **state)
              block);
     if (parse_patched(patch, &s, &e))
         fail_msg("%s: %s", e.field, e.message);
-    assert_true(has_warning(&s, "922"));
+    assert_true(tu_has_text(s.warnings, "922"));
     assert_int_equal(job_spec_total_steps(&s, job_spec_train_samples(&s, 4096, NULL)), 922);
     job_spec_free(&s);
 }
@@ -739,8 +709,8 @@ static void test_epochs_and_groups(void **state)
     assert_int_equal(s.groups[0].has_lr, 1);
     assert_int_equal(s.groups[1].has_lr, 0);
     assert_int_equal(s.groups[1].has_weight_decay, 1);
-    assert_true(has_warning(&s, "param_groups[2].match[0] \"fc2.*\" matches no tensor"));
-    assert_false(has_warning(&s, "param_groups[0]"));
+    assert_true(tu_has_text(s.warnings, "param_groups[2].match[0] \"fc2.*\" matches no tensor"));
+    assert_false(tu_has_text(s.warnings, "param_groups[0]"));
     sched_env env;
     job_spec_sched_env(&s, 90, &env);
     assert_int_equal(env.ngroups, 4);

@@ -13,6 +13,8 @@
 
 #include <cmocka.h>
 
+#include "tests/unit/testutil.h"
+
 #include "core/config.h"
 #include "core/config_data.h"
 #include "core/config_gpt.h"
@@ -24,14 +26,6 @@
 static int parse(const char *text, job_spec *s, an_err *e)
 {
     return job_spec_parse_text(text, strlen(text), s, e);
-}
-
-static int has_warning(const job_spec *s, const char *sub)
-{
-    const cJSON *w;
-    cJSON_ArrayForEach(w, s->warnings) if (cJSON_IsString(w) && strstr(w->valuestring, sub))
-        return 1;
-    return 0;
 }
 
 /* A gpt job on HAMLET with `extra` top-level keys (each ending in a comma). */
@@ -178,12 +172,12 @@ static void test_auto_total_steps(void **state)
     char *t = gpt_spec("\"epochs\": 2,", cosine);
     assert_int_equal(parse(t, &s, &e), 0);
     free(t);
-    assert_true(has_warning(&s, "\"auto\" resolved to 10 (the job's steps)")); /* 2·10/2 */
+    assert_true(tu_has_text(s.warnings, "\"auto\" resolved to 10 (the job's steps)")); /* 2·10/2 */
     job_spec_free(&s);
     t = gpt_spec("\"epochs\": 2, \"validation\": {\"fraction\": 0.2},", cosine);
     assert_int_equal(parse(t, &s, &e), 0);
     free(t);
-    assert_true(has_warning(&s, "\"auto\" resolved to 8 (the job's steps)")); /* 2·8/2 */
+    assert_true(tu_has_text(s.warnings, "\"auto\" resolved to 8 (the job's steps)")); /* 2·8/2 */
     job_spec_free(&s);
 
     char u[1024];
@@ -193,8 +187,8 @@ static void test_auto_total_steps(void **state)
              "\"ds_config\": {\"train_batch_size\": 4, \"optimizer\": {\"type\": \"Adam\"}%s}}",
              cosine);
     assert_int_equal(parse(u, &s, &e), 0);
-    assert_true(has_warning(&s, "total_num_steps: \"auto\" resolves to the job's steps"));
-    assert_false(has_warning(&s, "resolved to"));
+    assert_true(tu_has_text(s.warnings, "total_num_steps: \"auto\" resolves to the job's steps"));
+    assert_false(tu_has_text(s.warnings, "resolved to"));
     job_spec_free(&s);
 }
 

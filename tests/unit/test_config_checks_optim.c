@@ -28,36 +28,10 @@ static const char *const base =
     " \"ds_config\": {\"train_batch_size\": 8,"
     " \"optimizer\": {\"type\": \"SGD\", \"params\": {\"lr\": 0.1}}}}";
 
-/* RFC 7386 merge patch: objects merge, null deletes, anything else replaces. */
-static void merge(cJSON *target, const cJSON *patch)
-{
-    for (const cJSON *p = patch->child; p; p = p->next) {
-        cJSON *t = cJSON_GetObjectItemCaseSensitive(target, p->string);
-        if (cJSON_IsNull(p)) {
-            cJSON_DeleteItemFromObjectCaseSensitive(target, p->string);
-        } else if (cJSON_IsObject(p) && cJSON_IsObject(t)) {
-            merge(t, p);
-        } else {
-            cJSON *c = cJSON_Duplicate(p, 1);
-            if (t)
-                cJSON_ReplaceItemInObjectCaseSensitive(target, p->string, c);
-            else
-                cJSON_AddItemToObject(target, p->string, c);
-        }
-    }
-}
-
 /* The base job with `patch` applied (caller deletes). */
 static cJSON *patched(const char *patch)
 {
-    cJSON *j = cJSON_Parse(base);
-    cJSON *p = cJSON_Parse(patch);
-    assert_non_null(j);
-    if (!p)
-        fail_msg("test patch is not JSON: %s", patch);
-    merge(j, p);
-    cJSON_Delete(p);
-    return j;
+    return tu_patched(base, patch);
 }
 
 /* Parses the patched job collecting every error; returns how many. */
@@ -98,13 +72,6 @@ static void expect_fields(const char *patch, const char *const *want, int nwant)
     assert_int_equal(n, nwant);
     for (int k = 0; k < nwant; k++)
         assert_string_equal(errs[k].field, want[k]);
-}
-
-static int has_warning(const job_spec *s, const char *sub)
-{
-    const cJSON *w;
-    cJSON_ArrayForEach(w, s->warnings) if (cJSON_IsString(w) && strstr(w->valuestring, sub)) return 1;
-    return 0;
 }
 
 /* ---- 1. independent errors ------------------------------------------------------------- */
@@ -411,7 +378,7 @@ static int warns_shadowed(const char *patch)
 {
     job_spec s;
     accepted(patch, &s);
-    int w = has_warning(&s, "gets no tensor");
+    int w = tu_has_text(s.warnings, "gets no tensor");
     job_spec_free(&s);
     return w;
 }
@@ -422,7 +389,7 @@ static void test_group_shadowed_by_earlier_group(void **state)
     job_spec s;
     accepted("{\"param_groups\": [{\"match\": [\"*\"], \"lr\": 0.1}, "
              "{\"match\": [\"*.bias\"], \"lr\": 5}]}", &s);
-    assert_true(has_warning(&s, "param_groups[1] gets no tensor: every tensor it matches is "
+    assert_true(tu_has_text(s.warnings, "param_groups[1] gets no tensor: every tensor it matches is "
                                 "taken by an earlier group (fc.bias by param_groups[0])"));
     job_spec_free(&s);
     /* disjoint groups, and a group that keeps some of what it matches, train something */

@@ -11,6 +11,8 @@
 
 #include <cmocka.h>
 
+#include "tests/unit/testutil.h"
+
 #include "core/config.h"
 
 /* A small valid job; `top` is spliced in at the top level and `ds` into ds_config. */
@@ -24,13 +26,6 @@ static int parse(const char *top, const char *ds, job_spec *s, an_err *e)
              "\"ds_config\": {\"optimizer\": {\"type\": \"Adam\", \"params\": {\"lr\": 0.01}}%s%s}}",
              top[0] ? ", " : "", top, ds[0] ? ", " : "", ds);
     return job_spec_parse_text(text, strlen(text), s, e);
-}
-
-static int has_warning(const job_spec *s, const char *sub)
-{
-    const cJSON *w;
-    cJSON_ArrayForEach(w, s->warnings) if (cJSON_IsString(w) && strstr(w->valuestring, sub)) return 1;
-    return 0;
 }
 
 /* Every derivation order of DeepSpeed's rule, at W = 1, 2 and 4. */
@@ -78,7 +73,7 @@ static void test_batch_arithmetic(void **state)
     an_err e;
     assert_int_equal(parse("\"world_size\": 4", "\"train_batch_size\": \"auto\", "
                            "\"train_micro_batch_size_per_gpu\": 2", &s, &e), 0);
-    assert_true(has_warning(&s, "\"auto\" resolved to 8 (train_batch_size 8 = micro-batch 2 × "
+    assert_true(tu_has_text(s.warnings, "\"auto\" resolved to 8 (train_batch_size 8 = micro-batch 2 × "
                                "accumulation 1 × world_size 4)"));
     job_spec_free(&s);
 }
@@ -189,10 +184,10 @@ static void test_zero_stages(void **state)
             fail_msg("case %zu: %s: %s", i, e.field, e.message);
         assert_int_equal(s.zero_stage, c[i].stage);
         if (c[i].warning) {
-            if (!has_warning(&s, c[i].warning))
+            if (!tu_has_text(s.warnings, c[i].warning))
                 fail_msg("case %zu: no warning '%s'", i, c[i].warning);
         } else {
-            assert_false(has_warning(&s, "zero_optimization"));
+            assert_false(tu_has_text(s.warnings, "zero_optimization"));
         }
         job_spec_free(&s);
     }
@@ -219,7 +214,7 @@ static void test_zero_gpt(void **state)
         an_err e;
         if (job_spec_parse_text(text, strlen(text), &s, &e))
             fail_msg("case %zu: %s: %s", i, e.field, e.message);
-        if (has_warning(&s, "a gpt model keeps its whole optimizer state on every rank") !=
+        if (tu_has_text(s.warnings, "a gpt model keeps its whole optimizer state on every rank") !=
             c[i].warned)
             fail_msg("case %zu: world_size %d stage %d: expected %s warning", i, c[i].world,
                      c[i].stage, c[i].warned ? "a" : "no");

@@ -1,4 +1,5 @@
-/* testutil — small helpers shared by the unit tests: reading reference files. Include after
+/* testutil — small helpers shared by the unit tests: reading reference files, patching a JSON
+ * spec, finding a warning. Include after
  * <cmocka.h>. Every helper fails the running test (never returns NULL) when a file is
  * missing or malformed, so a test cannot pass on data it never read. */
 #ifndef ANNEALD_TESTUTIL_H
@@ -6,6 +7,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <cjson/cJSON.h>
 
@@ -37,6 +39,50 @@ static inline cJSON *tu_load_json(const char *path)
     if (!j)
         fail_msg("cannot parse %s", path);
     return j;
+}
+
+/* RFC 7386 merge patch of `patch` into `target`: objects merge, null deletes, anything else
+ * replaces. */
+static inline void tu_merge_patch(cJSON *target, const cJSON *patch)
+{
+    for (const cJSON *p = patch->child; p; p = p->next) {
+        cJSON *t = cJSON_GetObjectItemCaseSensitive(target, p->string);
+        if (cJSON_IsNull(p)) {
+            cJSON_DeleteItemFromObjectCaseSensitive(target, p->string);
+        } else if (cJSON_IsObject(p) && cJSON_IsObject(t)) {
+            tu_merge_patch(t, p);
+        } else {
+            cJSON *c = cJSON_Duplicate(p, 1);
+            if (t)
+                cJSON_ReplaceItemInObjectCaseSensitive(target, p->string, c);
+            else
+                cJSON_AddItemToObject(target, p->string, c);
+        }
+    }
+}
+
+/* The JSON text `base` with the merge patch `patch` applied (caller deletes). */
+static inline cJSON *tu_patched(const char *base, const char *patch)
+{
+    cJSON *j = cJSON_Parse(base);
+    cJSON *p = cJSON_Parse(patch);
+    assert_non_null(j);
+    if (!p)
+        fail_msg("test patch is not JSON: %s", patch);
+    tu_merge_patch(j, p);
+    cJSON_Delete(p);
+    return j;
+}
+
+/* Whether an array of strings (a spec's warnings) has one containing `sub`. */
+static inline int tu_has_text(const cJSON *strings, const char *sub)
+{
+    const cJSON *w;
+    cJSON_ArrayForEach(w, strings) {
+        if (cJSON_IsString(w) && strstr(w->valuestring, sub))
+            return 1;
+    }
+    return 0;
 }
 
 #endif
