@@ -604,24 +604,32 @@ static void cancel_nowait_beats_the_scheduler(void **state)
     }
 }
 
-/* A pause asked while the scheduler preempts the run: the worker lets go queued, and the
- * pause is written on the state thread, without the loop waiting for the lock (it used to
- * wait out the busy timeout and then answer `queued`). */
-static void pause_during_preemption_waits_for_no_lock(void **state)
+/* A job whose run the scheduler was preempting when `p` asked for a pause: the worker let go
+ * of it queued, and the write lock is held (returned) when the loop sees that. The pause's
+ * write is then on its way to the state thread. */
+static sqlite3 *paused_during_preemption(env *v, char id[STORE_ID_LEN], waiter *p)
 {
-    env *v = *state;
-    char id[STORE_ID_LEN];
     new_job(v, id);
     job_run *run = worker_takes(v, id);
     atomic_store(&run->stop, STOP_PREEMPT);
-    waiter p;
-    waiter_init(&p);
+    waiter_init(p);
     job_outcome o;
-    assert_int_equal(jobs_pause(&v->sv.jobs, id, &p.w, &o), 1);
+    assert_int_equal(jobs_pause(&v->sv.jobs, id, &p->w, &o), 1);
     assert_int_equal(atomic_load(&run->stop), STOP_PAUSE);
     worker_ends(v, run, STORE_QUEUED); /* it was letting go for the preemption already */
     sqlite3 *db = hold_write_lock(v);
     jobs_poll(&v->sv.jobs);
+    return db;
+}
+
+/* The pause is written on the state thread, without the loop waiting for the lock (it used
+ * to wait out the busy timeout and then answer `queued`). */
+static void pause_during_preemption_waits_for_no_lock(void **state)
+{
+    env *v = *state;
+    char id[STORE_ID_LEN];
+    waiter p;
+    sqlite3 *db = paused_during_preemption(v, id, &p);
     uv_run(&v->loop, UV_RUN_NOWAIT);
     assert_int_equal(p.called, 0);
     assert_int_equal(state_of(v, id), STORE_QUEUED);
@@ -636,23 +644,16 @@ static void pause_during_preemption_waits_for_no_lock(void **state)
     assert_null(v->sv.jobs.qhead);
 }
 
-/* A cancel that arrives while the pause of a preempted run is being written: the pause lands,
- * then the cancel; both callers hear `cancelled`. */
+/* A cancel that arrives while that pause is being written: the pause lands, then the cancel;
+ * both callers hear `cancelled`. */
 static void cancel_while_the_late_pause_is_written(void **state)
 {
     env *v = *state;
     char id[STORE_ID_LEN];
-    new_job(v, id);
-    job_run *run = worker_takes(v, id);
-    atomic_store(&run->stop, STOP_PREEMPT);
     waiter p, c;
-    waiter_init(&p);
+    sqlite3 *db = paused_during_preemption(v, id, &p);
     waiter_init(&c);
     job_outcome o;
-    assert_int_equal(jobs_pause(&v->sv.jobs, id, &p.w, &o), 1);
-    worker_ends(v, run, STORE_QUEUED);
-    sqlite3 *db = hold_write_lock(v);
-    jobs_poll(&v->sv.jobs); /* the pause's write is on its way */
     assert_int_equal(jobs_cancel(&v->sv.jobs, id, &c.w, &o), 1);
     release_write_lock(db);
     settle(v);
