@@ -162,6 +162,14 @@ static void waiter_init(waiter *x)
     x->w.done = waiter_done;
 }
 
+/* The waiter was answered once, with success and `st`. */
+static void assert_answered(const waiter *x, store_job_state st)
+{
+    assert_int_equal(x->called, 1);
+    assert_int_equal(x->o.result, JOB_OK);
+    assert_int_equal(x->o.state, st);
+}
+
 static void assert_last_state(env *v, const char *state)
 {
     char ev[16];
@@ -346,9 +354,7 @@ static void transitions_do_not_wait_for_the_write_lock(void **state)
     assert_int_equal(state_of(v, a), STORE_PAUSED);
     release_write_lock(db);
     settle(v);
-    assert_int_equal(wa.called, 1);
-    assert_int_equal(wa.o.result, JOB_OK);
-    assert_int_equal(wa.o.state, STORE_QUEUED);
+    assert_answered(&wa, STORE_QUEUED);
     assert_non_null(jobs_find(&v->sv.jobs, a)); /* queued for the workers again */
     assert_int_equal(wb.o.result, JOB_OK);
     assert_int_equal(wb.o.state, STORE_PAUSED);
@@ -635,9 +641,7 @@ static void pause_during_preemption_waits_for_no_lock(void **state)
     assert_int_equal(state_of(v, id), STORE_QUEUED);
     release_write_lock(db);
     settle(v);
-    assert_int_equal(p.called, 1);
-    assert_int_equal(p.o.result, JOB_OK);
-    assert_int_equal(p.o.state, STORE_PAUSED);
+    assert_answered(&p, STORE_PAUSED);
     assert_int_equal(state_of(v, id), STORE_PAUSED);
     assert_last_state(v, "paused");
     assert_null(jobs_find(&v->sv.jobs, id)); /* not queued again */
