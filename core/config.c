@@ -336,7 +336,37 @@ static int check_epoch_steps(const job_spec *s, an_err *err)
     return epoch_limit(s, job_spec_train_samples(s, rows, NULL), err);
 }
 
-int job_spec_check_run_length(const job_spec *s, int64_t train_samples, an_err *err)
+static int has_string(const cJSON *strings, const char *text)
+{
+    const cJSON *w;
+    cJSON_ArrayForEach(w, strings) {
+        if (cJSON_IsString(w) && strcmp(w->valuestring, text) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* The scheduler's warnings with the run's real length (`fresh`) replace those the parse gave
+ * with a stand-in length: the warnings that only the stand-in gave go, the new ones are
+ * added, and those both gave stay where they were. */
+static void rewarn_scheduler(cJSON *warnings, const cJSON *fresh, const cJSON *stale)
+{
+    cJSON *w = warnings ? warnings->child : NULL;
+    while (w) {
+        cJSON *next = w->next;
+        if (cJSON_IsString(w) && has_string(stale, w->valuestring) &&
+            !has_string(fresh, w->valuestring))
+            cJSON_Delete(cJSON_DetachItemViaPointer(warnings, w));
+        w = next;
+    }
+    const cJSON *f;
+    cJSON_ArrayForEach(f, fresh) {
+        if (cJSON_IsString(f) && warnings && !has_string(warnings, f->valuestring))
+            cJSON_AddItemToArray(warnings, cJSON_CreateString(f->valuestring));
+    }
+}
+
+int job_spec_check_run_length(job_spec *s, int64_t train_samples, an_err *err)
 {
     if (s->steps > 0 || train_samples < 1)
         return 0;
@@ -345,13 +375,23 @@ int job_spec_check_run_length(const job_spec *s, int64_t train_samples, an_err *
     const cJSON *sc = ds ? cfg_get(ds, "scheduler") : NULL;
     if (rc || !sc)
         return rc;
-    sched_env env;
+    sched_env env, stand_in;
     job_spec_sched_env(s, train_samples, &env);
-    sched *x;
-    if ((rc = sched_create(&x, sc, "ds_config.scheduler", &env, err, NULL)))
-        return rc;
-    rc = sched_check_run(x, "ds_config.scheduler", 1, env.total_steps, err);
+    job_spec_sched_env(s, -1, &stand_in); /* what the parse had (config_ds.c) */
+    stand_in.total_steps_unknown = 1;
+    cJSON *fresh = cJSON_CreateArray(), *stale = cJSON_CreateArray();
+    sched *x = NULL, *y = NULL;
+    if (!fresh || !stale)
+        rc = an_failc(err, -ENOMEM, "ds_config.scheduler", "out of memory");
+    else if (!(rc = sched_create(&x, sc, "ds_config.scheduler", &env, err, fresh)))
+        rc = sched_check_run(x, "ds_config.scheduler", 1, env.total_steps, err);
+    an_err ignored;
+    if (!rc && sched_create(&y, sc, "ds_config.scheduler", &stand_in, &ignored, stale) == 0)
+        rewarn_scheduler(s->warnings, fresh, stale);
     sched_free(x);
+    sched_free(y);
+    cJSON_Delete(fresh);
+    cJSON_Delete(stale);
     return rc;
 }
 

@@ -181,8 +181,9 @@ int64_t job_spec_total_steps(const job_spec *s, int64_t train_samples);
 /* An epochs run whose data rows the parse could not count (an uploaded data set, a text):
  * with its training samples known (at submission), the checks of its length the parse left
  * — the limit of `steps`, naming "epochs", and what its scheduler asks of a run that long
- * (a OneCycleLR's total_steps). 0 for a run in steps. */
-int job_spec_check_run_length(const job_spec *s, int64_t train_samples, an_err *err);
+ * (a OneCycleLR's total_steps). The scheduler's warnings are then those of the real length:
+ * a "total_num_steps": "auto" says the number it resolved to. 0 for a run in steps. */
+int job_spec_check_run_length(job_spec *s, int64_t train_samples, an_err *err);
 
 /* Rows of the job's data when the spec alone tells (synthetic: samples; inline: rows of x;
  * builtin: the data set's rows), -1 for an uploaded dataset. */
