@@ -118,7 +118,7 @@ static int run(const kind *k, size_t n, const char *label, float *p, float *g, i
     optim_cfg c = {.type = k->type, .lr = 1e-4, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8,
                    .bias_correction = 1, .adam_w_mode = 1, .weight_decay = 0.01,
                    .max_coeff = 10, .min_coeff = 0.01, .momentum = 0.9};
-    optim_group gr = {c.lr, c.weight_decay, c.beta1, c.beta2, c.momentum, 0};
+    optim_group gr = {c.lr, c.weight_decay, c.beta1, c.beta2, c.momentum, 0, 0};
     optim_tensor t = {0, n, 0};
     optim o;
     an_err err;

@@ -350,21 +350,24 @@ void optim_step(optim *o, void *params, const void *grads)
     int k = o->cfg.type != OPTIM_LAMB && o->n >= OPTIM_SPLIT_MIN ? omp_get_max_threads() : 1;
     if (k < 2) {
         step_part(o, &l, params, grads, 0, o->n);
-        return;
-    }
+    } else {
 #pragma omp parallel num_threads(k)
-    {
-        size_t lo, hi;
-        span_blocks(o->n, 64, &lo, &hi);
-        step_part(o, &l, params, grads, lo, hi);
+        {
+            size_t lo, hi;
+            span_blocks(o->n, 64, &lo, &hi);
+            step_part(o, &l, params, grads, lo, hi);
+        }
     }
+    /* after the step, which reads it on every thread */
+    for (int i = 0; i < o->ngroups; i++)
+        o->groups[i].mom_started |= o->groups[i].momentum != 0;
 }
 
 /* ---- state bytes -------------------------------------------------------------------------
  * Little-endian, version 1:
  *   header  "anoptim\0", u32 version, type, dtype, ngroups, ntensors, reserved 0,
  *           u64 n, state_elems                                              (48 bytes)
- *   tensors ntensors × (u64 off, u64 n, u32 group, u32 0)                   (24 bytes each)
+ *   tensors ntensors × (u64 off, u64 n, u32 group, u32 flags)              (24 bytes each)
  *   groups  ngroups × (f64 lr, weight_decay, beta1, beta2, momentum; i64 step) (48 each)
  *   state   state_elems elements of dtype, as stored in memory.
  * The tensors are there so a load can check the layout; the groups carry the live
@@ -378,6 +381,10 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
 #define HDR_BYTES 48u
 #define TENSOR_BYTES 24u
 #define GROUP_BYTES 48u
+/* A tensor's flags: its group's mom_started, and that the bit is there at all (a state saved
+ * before it has flags 0, and its SGD buffer started at the group's first step). */
+#define TF_MOM_STARTED 1u
+#define TF_FLAGS 2u
 
 /* Cursors over the state's little-endian fields (util/util.h). */
 static void put32(unsigned char **w, uint32_t x)
@@ -446,7 +453,7 @@ int optim_save(const optim *o, void *buf, size_t len)
         put64(&w, o->tensors[i].off);
         put64(&w, o->tensors[i].n);
         put32(&w, (uint32_t)o->tensors[i].group);
-        put32(&w, 0);
+        put32(&w, TF_FLAGS | (o->groups[o->tensors[i].group].mom_started ? TF_MOM_STARTED : 0));
     }
     for (int i = 0; i < o->ngroups; i++) {
         const optim_group *g = &o->groups[i];
@@ -460,6 +467,19 @@ int optim_save(const optim *o, void *buf, size_t len)
     if (o->state_elems)
         memcpy(w, o->state, o->state_elems * elem_size(o->dtype));
     return 0;
+}
+
+/* Group g's mom_started from the flags of its tensors in a state's tensor table. A state
+ * saved before the flag (flags 0) started the buffer at the group's first step. */
+static int mom_started_of(const unsigned char *tens, int ntensors, int g, int64_t step)
+{
+    for (int i = 0; i < ntensors; i++) {
+        const unsigned char *t = tens + (size_t)i * TENSOR_BYTES;
+        uint32_t flags = le_get_u32(t + 20);
+        if (le_get_u32(t + 16) == (uint32_t)g && (flags & TF_FLAGS))
+            return (flags & TF_MOM_STARTED) != 0;
+    }
+    return step >= 1;
 }
 
 int optim_load(optim *o, const void *buf, size_t len, an_err *err)
@@ -505,10 +525,15 @@ int optim_load(optim *o, const void *buf, size_t len, an_err *err)
     size_t want = optim_state_size(o);
     if (len != want)
         return an_fail(err, f, "expected %zu bytes of optimizer state, got %zu", want, len);
+    const unsigned char *tens = r;
     for (int i = 0; i < o->ntensors; i++) {
         uint64_t off = get64(&r), tn = get64(&r);
-        uint32_t group = get32(&r);
-        (void)get32(&r);
+        uint32_t group = get32(&r), flags = get32(&r);
+        if (flags & ~(TF_FLAGS | TF_MOM_STARTED)) {
+            char path[64];
+            return an_fail(err, an_path_index(path, sizeof path, "tensors", i),
+                           "unknown tensor flags 0x%x (saved by a newer build?)", flags);
+        }
         if (off != o->tensors[i].off || tn != o->tensors[i].n ||
             group != (uint32_t)o->tensors[i].group) {
             char path[64];
@@ -539,6 +564,7 @@ int optim_load(optim *o, const void *buf, size_t len, an_err *err)
         g->beta2 = getf(&r);
         g->momentum = getf(&r);
         g->step = (int64_t)get64(&r);
+        g->mom_started = mom_started_of(tens, o->ntensors, i, g->step);
     }
     if (o->state_elems)
         memcpy(o->state, r, o->state_elems * elem_size(o->dtype));

@@ -97,6 +97,10 @@ typedef struct optim_group {
     double beta1, beta2;
     double momentum;
     int64_t step;        /* optimizer steps this group has taken (bias correction) */
+    /* SGD: a step with momentum != 0 has been taken, so the buffer holds the momentum. Until
+     * then a step at momentum 0 leaves the buffer alone, and the first one with momentum
+     * starts it at the step's direction, undamped, as torch makes its momentum_buffer. */
+    int mom_started;
 } optim_group;
 
 typedef struct optim {

@@ -16,6 +16,7 @@
 
 #include "tests/unit/testutil.h"
 #include "core/optim.h"
+#include "util/util.h"
 
 #define REFDIR "tests/refdata/torch-optim/"
 
@@ -161,7 +162,7 @@ static optim_cfg cfg_for(const char *case_name, const cJSON *j, int deepspeed_ad
 
 static optim_group group_of(const optim_cfg *c)
 {
-    optim_group g = {c->lr, c->weight_decay, c->beta1, c->beta2, c->momentum, 0};
+    optim_group g = {c->lr, c->weight_decay, c->beta1, c->beta2, c->momentum, 0, 0};
     return g;
 }
 
@@ -348,7 +349,7 @@ static void check_split(int type)
     optim_cfg c = {.type = type, .lr = 0.01, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8,
                    .bias_correction = 1, .adam_w_mode = 1, .max_coeff = 10, .min_coeff = 0.01,
                    .momentum = 0.9, .alpha = 0.99};
-    optim_group gs[2] = {{0.01, 0.0, 0.9, 0.999, 0.9, 0}, {0.003, 0.1, 0.9, 0.999, 0.9, 0}};
+    optim_group gs[2] = {{0.01, 0.0, 0.9, 0.999, 0.9, 0, 0}, {0.003, 0.1, 0.9, 0.999, 0.9, 0, 0}};
     optim_tensor ts[2] = {{A, N - A, 1}, {0, A, 0}}; /* listed out of order on purpose */
     optim both, o0, o1;
     assert_int_equal(optim_init(&both, &c, OPTIM_F64, N, ts, 2, gs, 2, NULL), 0);
@@ -611,7 +612,13 @@ static void check_restore(int type, int dtype)
     assert_memory_equal(p, q, N * es);
     assert_int_equal(a.state_elems, b.state_elems);
     assert_memory_equal(a.state, b.state, a.state_elems * es);
-    assert_memory_equal(a.groups, b.groups, 2 * sizeof *a.groups);
+    for (int k = 0; k < 2; k++) {
+        const optim_group *x = &a.groups[k], *y = &b.groups[k];
+        assert_true(x->lr == y->lr && x->weight_decay == y->weight_decay &&
+                    x->beta1 == y->beta1 && x->beta2 == y->beta2 && x->momentum == y->momentum);
+        assert_int_equal(x->step, y->step);
+        assert_int_equal(x->mom_started, y->mom_started);
+    }
     free(saved);
     optim_free(&a);
     optim_free(&b);
@@ -624,6 +631,40 @@ static void test_save_load_exact(void **state)
         check_restore(type, OPTIM_F32);
         check_restore(type, OPTIM_F64);
     }
+}
+
+/* SGD's buffer starts at the first step with momentum, which the state records per group; a
+ * state saved before that record (tensor flags 0) started it at the group's first step. */
+static void test_momentum_start_is_saved(void **state)
+{
+    (void)state;
+    optim_cfg c = any_cfg(OPTIM_SGD);
+    c.momentum = 0;
+    c.momentum_cycled = 1; /* a buffer though momentum starts at 0 */
+    optim_group g = group_of(&c);
+    optim_tensor t = {0, 4, 0};
+    float p[4] = {1, 2, 3, 4}, gr[4] = {0.5f, -0.5f, 0.25f, 1};
+    optim o;
+    an_err err;
+    assert_int_equal(optim_init(&o, &c, OPTIM_F32, 4, &t, 1, &g, 1, NULL), 0);
+    optim_step(&o, p, gr); /* at momentum 0: the buffer has not started */
+    assert_int_equal(o.groups[0].mom_started, 0);
+    size_t len = optim_state_size(&o);
+    unsigned char *buf = malloc(len);
+    assert_int_equal(optim_save(&o, buf, len), 0);
+    o.groups[0].mom_started = 1;
+    assert_int_equal(optim_load(&o, buf, len, &err), 0);
+    assert_int_equal(o.groups[0].mom_started, 0);
+    le_put_u32(buf + 48 + 20, 0); /* as an earlier build saved it */
+    assert_int_equal(optim_load(&o, buf, len, &err), 0);
+    assert_int_equal(o.groups[0].mom_started, 1); /* step 1 was taken */
+    o.groups[0].momentum = 0.9;
+    optim_step(&o, p, gr);
+    assert_int_equal(o.groups[0].mom_started, 1);
+    assert_int_equal(optim_save(&o, buf, len), 0);
+    assert_int_equal(le_get_u32(buf + 48 + 20), 3u); /* recorded, and started */
+    free(buf);
+    optim_free(&o);
 }
 
 static void test_load_rejects(void **state)
@@ -659,6 +700,11 @@ static void test_load_rejects(void **state)
     bad[8] = 99; /* version */
     assert_int_equal(optim_load(&o, bad, len, &err), -EINVAL);
     assert_non_null(strstr(err.message, "version"));
+    memcpy(bad, buf, len);
+    bad[48 + 20] |= 4; /* the first tensor's flags: a bit this build does not know */
+    assert_int_equal(optim_load(&o, bad, len, &err), -EINVAL);
+    assert_string_equal(err.field, "tensors[0]");
+    assert_non_null(strstr(err.message, "flags"));
 
     /* A state saved by a different optimizer, dtype, size or layout. */
     optim_cfg lion = any_cfg(OPTIM_LION);
@@ -801,6 +847,7 @@ int main(void)
         cmocka_unit_test(test_lamb_clamp_product_path),
         cmocka_unit_test(test_sgd_first_step_buffer),
         cmocka_unit_test(test_save_load_exact),
+        cmocka_unit_test(test_momentum_start_is_saved),
         cmocka_unit_test(test_load_rejects),
         cmocka_unit_test(test_init_rejects),
         cmocka_unit_test(test_bias_correction_exact),

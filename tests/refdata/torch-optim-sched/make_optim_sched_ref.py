@@ -8,6 +8,11 @@ whose momentum is non-zero; RMSprop when its state is created, if momentum > 0 t
 
 Run with Debian's python3-torch 1.13, one thread, from the repository root:
     /usr/bin/python3 tests/refdata/torch-optim-sched/make_optim_sched_ref.py
+"sgd_late_momentum" has no scheduler: the momentum of each step is written into the group
+by hand (LATE_MOMENTUM, 0 for the first five steps, then 0.9, 0 again, 0.8), with dampening
+0.5, so SGD starts its buffer at step 6 with the undamped gradient and keeps it through the
+steps at momentum 0. It stands for a multi-phase schedule whose later phase cycles momentum.
+
 It writes one <case>.<dtype>.json beside itself. Each holds the job-spec blocks that
 reproduce it (`optimizer`, `scheduler`), `n`, `steps`, `p0`, `grads[t-1]` (the gradient fed at
 step t), `params[t-1]` (the parameters after step t), and `lr[t-1]`, `momentum[t-1]` (what
@@ -42,7 +47,13 @@ CASES = {
         {"type": "RMSprop", "params": {"lr": 0.01}},
         {"type": "OneCycleLR", "params": {"max_lr": 0.01, "total_steps": 20}},
     ),
+    "sgd_late_momentum": (
+        {"type": "SGD", "params": {"lr": 0.1, "dampening": 0.5}},
+        None,
+    ),
 }
+
+LATE_MOMENTUM = [0.0] * 5 + [0.9] * 7 + [0.0] * 3 + [0.8] * 5
 
 
 def run(opt_block, sched_block, dtype):
@@ -50,8 +61,10 @@ def run(opt_block, sched_block, dtype):
     p = torch.nn.Parameter(torch.tensor(p0, dtype=torch.float64).to(dtype))
     opt_cls = getattr(torch.optim, opt_block["type"])
     opt = opt_cls([p], **opt_block["params"])
-    sch_cls = getattr(torch.optim.lr_scheduler, sched_block["type"])
-    sch = sch_cls(opt, **sched_block["params"])
+    sch = None
+    if sched_block:
+        sch_cls = getattr(torch.optim.lr_scheduler, sched_block["type"])
+        sch = sch_cls(opt, **sched_block["params"])
     out = {"p0": [float(x) for x in p.detach()], "grads": [], "params": [], "lr": [],
            "momentum": []}
     for t in range(1, STEPS + 1):
@@ -59,10 +72,13 @@ def run(opt_block, sched_block, dtype):
         g = [0.1 * math.sin(0.37 * i + 0.11 * t) + 0.05 * float(pd[i]) for i in range(N)]
         p.grad = torch.tensor(g, dtype=torch.float64).to(dtype)
         group = opt.param_groups[0]
+        if sch is None:
+            group["momentum"] = LATE_MOMENTUM[t - 1]
         out["lr"].append(group["lr"])
         out["momentum"].append(group["momentum"])
         opt.step()
-        sch.step()
+        if sch is not None:
+            sch.step()
         out["grads"].append([float(x) for x in p.grad])
         out["params"].append([float(x) for x in p.detach()])
     return out
