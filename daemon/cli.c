@@ -106,6 +106,7 @@ static const char TRAIN_HELP[] =
     "  --steps N          train at most N more optimizer steps (the run itself is unchanged)\n"
     "  --metrics-csv F    write one row per step: the columns of the API's metrics CSV,\n"
     "                     step,loss,lr0[,lr1...],grad_norm,time[,val_loss,val_acc]\n"
+    "                     [,loss_scale,skipped] (fp16)\n"
     "  --weights-json F   write the final weights as GET /v1/jobs/{id}/weights does\n"
     "  --save F           write the whole training state to F at the end (or on Ctrl-C)\n"
     "  --resume F         continue from a state written by --save (same spec; only name and\n"

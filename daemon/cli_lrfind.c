@@ -29,7 +29,7 @@ static const char USAGE[] =
     "\n"
     "  --min-lr X        first learning rate (default 1e-7)\n"
     "  --max-lr X        last learning rate (default 10)\n"
-    "  --steps N         steps from min to max (default 100, at most 100000)\n"
+    "  --steps N         steps from min to max (default 100; 5 to 100000)\n"
     "  --stop-factor F   divergence threshold (default 4)\n"
     "  --mode M          exponential (ExponentialLR, default) or linear (LRRangeTest)\n"
     "  --csv FILE        also write step,lr,loss,smoothed rows to FILE\n"
@@ -169,6 +169,13 @@ int cli_lrfind(int argc, char **argv)
             continue;
         }
         if (a[0] == '-' && a[1] == '-') {
+            int known = strcmp(a, "--csv") == 0;
+            for (size_t k = 0; k < sizeof num / sizeof num[0]; k++)
+                known |= strcmp(a, num[k][0]) == 0;
+            if (!known) {
+                cJSON_Delete(flags);
+                return bad_usage("unknown option", a);
+            }
             if (i + 1 >= argc) {
                 cJSON_Delete(flags);
                 return bad_usage(a, "needs a value");

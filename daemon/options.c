@@ -225,7 +225,8 @@ static int add_allow_hosts(daemon_opts *o, const char *val, char *msg, size_t ms
         }
         if (!ok) {
             snprintf(msg, msgsz, "--allow-host expects host names separated by commas (letters, "
-                     "digits, '.', '-'; no port or scheme), got '%s'", val);
+                     "digits, '.', '-', '_', and ':' in an IPv6 address; no port or scheme), "
+                     "got '%s'", val);
             return -EINVAL;
         }
         if (o->nallow_hosts >= (int)(sizeof o->allow_hosts / sizeof o->allow_hosts[0])) {

@@ -286,6 +286,10 @@ test('fp16: the metrics carry the loss-scale events and skipped steps of the sca
         const cc = csvTable(fs.readFileSync(out, 'utf8'));
         assert.deepEqual(cc.head, csv.head);
         checkFp16Csv(cc, 1, FP16_STEPS, used, skipped);
+        // and its --help names those columns
+        const help = spawnSync(BIN, ['train', '--help'], {encoding: 'utf8'}).stdout;
+        assert.match(help, /\[,loss_scale,skipped\] \(fp16\)/);
+        assert.ok(cc.head.slice(-2).join(',') === 'loss_scale,skipped', cc.head.join(','));
       } finally {
         removeDir(cdir);
       }

@@ -84,6 +84,8 @@ test('bad requests and command lines say what is wrong', () => {
     [[path.join(dir, 'missing.json')], 1, /cannot read/],
     [[write('ok.json', IRIS), '--steps', 'many'], 2, /--steps needs a number/],
     [[write('ok2.json', IRIS), '--sweep', '3'], 2, /unknown option --sweep/],
+    [[write('ok3.json', IRIS), '--sweep'], 2, /unknown option --sweep/], // last, without a value
+    [[write('ok4.json', IRIS), '--steps'], 2, /--steps needs a value/],
     [[], 2, /needs a FILE/],
   ];
   for (const [args, code, re] of cases) {
@@ -95,6 +97,7 @@ test('bad requests and command lines say what is wrong', () => {
   const h = run(['--help']);
   assert.equal(h.code, 0);
   assert.match(h.out, /--stop-factor/);
+  assert.match(h.out, /--steps N .*5 to 100000/);
 });
 
 test('a sweep submitted to the service ends at its divergence and reads as lr-find\'s', async () => {
