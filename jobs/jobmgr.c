@@ -304,6 +304,10 @@ static void run_finished(jobmgr *m, job_run *r)
         r->tried_pause = 1;
         if (finish_write(m, r, STORE_MASK(STORE_QUEUED), STORE_PAUSED))
             return;
+        /* The state thread took no more work: the pause is recorded later (jobs_settle),
+         * rather than the job left queued with no run to take it. */
+        jobs_add_fix(m, r->id, STORE_PAUSED, NULL);
+        s.final = STORE_PAUSED;
     }
     /* A cancel that came after the worker had decided to let go for a pause (or had let go)
      * left the job paused or queued: it is applied here, so that the request that asked for

@@ -669,6 +669,52 @@ static void cancel_while_the_late_pause_is_written(void **state)
     assert_true(jobs_idle(&v->sv.jobs));
 }
 
+/* When the state thread takes no more work, a late pause or cancel is not lost: its callers
+ * hear the state asked for, which is recorded for jobs_settle, and the job is neither left
+ * queued without a run nor queued again. */
+static void late_stops_without_the_state_thread_are_settled_later(void **state)
+{
+    env *v = *state;
+    char a[STORE_ID_LEN], b[STORE_ID_LEN];
+    waiter p, c, pc;
+    sqlite3 *db = paused_during_preemption(v, a, &p); /* the pause's write goes to the thread */
+    release_write_lock(db);
+    settle(v);
+    new_job(v, b);
+    job_run *run = worker_takes(v, b);
+    waiter_init(&pc);
+    waiter_init(&c);
+    job_outcome o;
+    assert_int_equal(jobs_pause(&v->sv.jobs, b, &pc.w, &o), 1);
+    assert_int_equal(jobs_cancel(&v->sv.jobs, b, &c.w, &o), 1);
+    char q[STORE_ID_LEN];
+    waiter qp;
+    new_job(v, q);
+    job_run *qrun = worker_takes(v, q);
+    atomic_store(&qrun->stop, STOP_PREEMPT);
+    waiter_init(&qp);
+    assert_int_equal(jobs_pause(&v->sv.jobs, q, &qp.w, &o), 1);
+    jobs_tasks_stop(&v->sv.jobs); /* as when the daemon stops it */
+    worker_ends(v, run, STORE_PAUSED);
+    worker_ends(v, qrun, STORE_QUEUED);
+    jobs_poll(&v->sv.jobs);
+    assert_answered(&c, STORE_CANCELLED);
+    assert_answered(&pc, STORE_CANCELLED);
+    assert_answered(&qp, STORE_PAUSED);
+    assert_null(jobs_find(&v->sv.jobs, b));
+    assert_null(jobs_find(&v->sv.jobs, q));
+    assert_null(v->sv.jobs.qhead); /* not queued again */
+    assert_non_null(jobs_find_fix(&v->sv.jobs, b));
+    assert_non_null(jobs_find_fix(&v->sv.jobs, q));
+    assert_int_equal(jobs_tasks_start(&v->sv.jobs, ((fixture *)v->fix)->path, &v->sv.wake), 0);
+    assert_int_equal(jobs_settle(&v->sv.jobs), 2);
+    settle(v);
+    assert_null(v->sv.jobs.fixes);
+    assert_int_equal(state_of(v, b), STORE_CANCELLED);
+    assert_int_equal(state_of(v, q), STORE_PAUSED);
+    assert_int_equal(state_of(v, a), STORE_PAUSED);
+}
+
 /* A final state the store refused (a full disk) is tried again on the state thread, so the
  * loop's retry does not wait for the write lock; it lands once the lock is free. */
 static void settling_a_refused_state_waits_for_no_lock(void **state)
@@ -732,6 +778,8 @@ int main(void)
                                         env_teardown),
         cmocka_unit_test_setup_teardown(cancel_while_the_late_pause_is_written, env_setup,
                                         env_teardown),
+        cmocka_unit_test_setup_teardown(late_stops_without_the_state_thread_are_settled_later,
+                                        env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(settling_a_refused_state_waits_for_no_lock, env_setup,
                                         env_teardown),
         cmocka_unit_test_setup_teardown(giving_up_on_a_stalled_job_waits_for_no_lock, env_setup,
