@@ -185,9 +185,20 @@ int main(int argc, char **argv)
         fprintf(stderr, "anneald-rank: cannot write %s\n", metrics);
         goto done;
     }
-    /* fp16 (gpt): the scale each step used and whether it overflowed, as `anneald train`'s */
-    if (mf)
-        fprintf(mf, "step,loss,grad_norm%s\n", spec.fp16 ? ",loss_scale,skipped" : "");
+    /* The columns of `anneald train`'s file but time (the file of W ranks is then the same
+     * bytes as that of one): each lr group's rate, the held-out loss and accuracy at the
+     * steps that validate, and with fp16 (gpt) the scale each step used and whether it
+     * overflowed. */
+    int validates = spec.val_fraction > 0 || spec.val_split_test;
+    if (mf) {
+        sched_env env;
+        job_spec_sched_env(&spec, job_spec_data_samples(&spec), &env);
+        fprintf(mf, "step,loss");
+        for (int g = 0; g < env.ngroups; g++)
+            fprintf(mf, ",lr%d", g);
+        fprintf(mf, ",grad_norm%s%s\n", validates ? ",val_loss,val_acc" : "",
+                spec.fp16 ? ",loss_scale,skipped" : "");
+    }
     int64_t total = train_total_steps(t), done_steps = 0;
     double t0 = MPI_Wtime();
     train_report rep;
@@ -197,11 +208,22 @@ int main(int argc, char **argv)
             MPI_Abort(MPI_COMM_WORLD, 1);
         }
         done_steps++;
-        if (mf && spec.fp16)
-            fprintf(mf, "%lld,%.17g,%.17g,%.17g,%d\n", (long long)rep.step, rep.loss,
-                    rep.grad_norm, rep.loss_scale, rep.skipped ? 1 : 0);
-        else if (mf)
-            fprintf(mf, "%lld,%.17g,%.17g\n", (long long)rep.step, rep.loss, rep.grad_norm);
+        if (mf) {
+            fprintf(mf, "%lld,%.17g", (long long)rep.step, rep.loss);
+            for (int g = 0; g < rep.ngroups; g++)
+                fprintf(mf, ",%.17g", rep.lr[g]);
+            fprintf(mf, ",%.17g", rep.grad_norm);
+            for (int k = 0; validates && k < 2; k++) { /* empty where the step did not */
+                double v = k ? rep.val_acc : rep.val_loss;
+                if (rep.has_val && !isnan(v))
+                    fprintf(mf, ",%.17g", v);
+                else
+                    fputc(',', mf);
+            }
+            if (spec.fp16)
+                fprintf(mf, ",%.17g,%d", rep.loss_scale, rep.skipped ? 1 : 0);
+            fputc('\n', mf);
+        }
     }
     double wall = MPI_Wtime() - t0, comm = c.comm_s; /* the save's gathers come after */
     if (rank == 0 && weights) {

@@ -208,13 +208,19 @@ test('gpt at W = 1, 2, 4 ranks: weights and losses bit-identical to the one-proc
       ranks(W, dir, `gf${W}.json`, ['--metrics-csv', `${dir}/gfm${W}.csv`]);
     }
     const f1 = read(dir, 'gfm1.csv').trim().split('\n');
-    assert.equal(f1[0], 'step,loss,grad_norm,loss_scale,skipped');
+    assert.equal(f1[0], 'step,loss,lr0,grad_norm,val_loss,val_acc,loss_scale,skipped');
     assert.equal(read(dir, 'gfm2.csv'), read(dir, 'gfm1.csv'));
     const tf = spawnSync(BIN, ['train', `${dir}/gf1.json`, '--metrics-csv', `${dir}/gft.csv`], {encoding: 'utf8'});
     assert.equal(tf.status, 0, tf.stderr);
     const tail = (rows) => rows.slice(1).map((l) => l.split(',').slice(-2).map(Number).join(','));
     const ft = read(dir, 'gft.csv').trim().split('\n');
     assert.match(ft[0], /,loss_scale,skipped$/);
+    assert.equal(f1[0], ft[0].replace(',time', '')); // anneald train's columns but time
+    // the lr and the validations of each step, as train's (which writes them exactly)
+    const cols = (rows, skip) => rows.slice(1).map((l) => l.split(',').filter((_, k) => k !== skip)
+      .slice(2, 6).map((x) => (x === '' ? '' : Number(x))).join(','));
+    assert.deepEqual(cols(f1, -1), cols(ft, ft[0].split(',').indexOf('time')));
+    assert.ok(f1.some((l) => l.split(',')[4] !== ''), 'some step validated');
     assert.deepEqual(tail(f1), tail(ft));
     assert.ok(f1.some((l) => l.endsWith(',1')), 'some step overflowed and was skipped');
     assert.ok(f1.some((l) => l.endsWith(',0')), 'some step was not');
