@@ -87,7 +87,7 @@ static cJSON *sweep_json(store_t *st, const store_sweep *row, const sweep_q *q, 
     cJSON *body = cJSON_Parse(row->spec_json), *params = cJSON_Parse(row->trials_json);
     sweep_spec spec;
     memset(&spec, 0, sizeof spec);
-    int rc = body && params ? sweep_parse(body, &spec, err)
+    int rc = body && params ? sweep_parse_stored(body, &spec, err)
                             : an_failc(err, -EINVAL, NULL, "sweep %s is damaged", row->id);
     store_job *jobs = NULL;
     size_t njobs = 0;

@@ -248,7 +248,8 @@ static int parse_early_stopping(const cJSON *es, sweep_spec *s, an_err *err)
     return 0;
 }
 
-int sweep_parse(const cJSON *body, sweep_spec *out, an_err *err)
+/* `stored`: a body this daemon accepted before, read back (sweep_parse_stored). */
+static int parse_sweep(const cJSON *body, sweep_spec *out, int stored, an_err *err)
 {
     static const char *const keys[] = {"name", "base", "parameters", "search", "trials",
                                        "metric", "mode", "max_concurrent", "early_stopping",
@@ -276,16 +277,24 @@ int sweep_parse(const cJSON *body, sweep_spec *out, an_err *err)
         rc = an_fail(err, "base", "base must be a job spec (an object)");
         goto fail;
     }
-    if ((rc = job_spec_parse(base, &js, &e))) {
+    int base_warn = 0, has_val = 1;
+    if (stored) {
+        /* Checked when it was stored; a later, stricter parser must not strand it. */
+        int64_t seed;
+        an_err ignored;
+        out->seed = cfg_int(base, "", "seed", 0, 0, CFG_INT_MAX, &seed, &ignored) == 0
+                        ? (uint64_t)seed : 0;
+    } else if ((rc = job_spec_parse(base, &js, &e))) {
         char f[CFG_PATH + 8];
         snprintf(f, sizeof f, "base%s%s", e.field[0] ? "." : "", e.field);
         rc = an_failc(err, rc, f, "%s", e.message);
         goto fail;
+    } else {
+        base_warn = cJSON_GetArraySize(js.warnings);
+        has_val = js.val_fraction > 0 || js.val_split_test; /* a fraction or a test split */
+        out->seed = js.seed;
+        job_spec_free(&js);
     }
-    int base_warn = cJSON_GetArraySize(js.warnings);
-    int has_val = js.val_fraction > 0 || js.val_split_test; /* a held-out fraction or a test split */
-    out->seed = js.seed;
-    job_spec_free(&js);
     out->base = cJSON_Duplicate(base, 1);
     if (!out->base) {
         rc = an_failc(err, -ENOMEM, "base", "out of memory");
@@ -306,7 +315,10 @@ int sweep_parse(const cJSON *body, sweep_spec *out, an_err *err)
             goto fail;
         all_lists &= sp->dist == SWEEP_CHOICE;
         out->nparams++;
-        /* every value that can be proposed must make a valid job */
+        /* every value that can be proposed must make a valid job (a stored sweep's were
+         * checked when it was stored) */
+        if (stored)
+            continue;
         if (sp->dist == SWEEP_CHOICE) {
             const cJSON *v;
             cJSON_ArrayForEach(v, sp->values) {
@@ -393,6 +405,16 @@ int sweep_parse(const cJSON *body, sweep_spec *out, an_err *err)
 fail:
     sweep_free(out);
     return rc;
+}
+
+int sweep_parse(const cJSON *body, sweep_spec *out, an_err *err)
+{
+    return parse_sweep(body, out, 0, err);
+}
+
+int sweep_parse_stored(const cJSON *body, sweep_spec *out, an_err *err)
+{
+    return parse_sweep(body, out, 1, err);
 }
 
 void sweep_free(sweep_spec *s)

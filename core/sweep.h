@@ -62,6 +62,12 @@ typedef struct sweep_spec {
  * parameter's path are checked against the job-spec parser: a path it does not know, or a
  * value it refuses, fails naming "parameters.<path>". */
 int sweep_parse(const cJSON *body, sweep_spec *out, an_err *err);
+
+/* The same for a body this daemon stored (a sweep read back from the store): the base and
+ * the values are not checked as job specs again, so that a parser made stricter since (a
+ * check moved from run time to the parse) does not leave a stored sweep unreadable; each
+ * trial's spec is still checked when its job is submitted. */
+int sweep_parse_stored(const cJSON *body, sweep_spec *out, an_err *err);
 void sweep_free(sweep_spec *s);
 
 /* Trial `index`'s parameters: an object {path: value, …} in the parameters' order. */

@@ -82,7 +82,7 @@ static int load_run(store_t *st, const store_sweep *row, sweep_run **out, an_err
         return an_failc(err, -ENOMEM, NULL, "out of memory");
     snprintf(r->id, sizeof r->id, "%s", row->id);
     cJSON *body = cJSON_Parse(row->spec_json);
-    int rc = body ? sweep_parse(body, &r->spec, err)
+    int rc = body ? sweep_parse_stored(body, &r->spec, err)
                   : an_failc(err, -EINVAL, NULL, "sweep %s: its stored body is not JSON", row->id);
     cJSON_Delete(body);
     r->params = rc ? NULL : cJSON_Parse(row->trials_json);

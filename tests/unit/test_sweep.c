@@ -232,6 +232,42 @@ static void test_bad_bodies_name_their_field(void **state)
     cJSON_Delete(body);
 }
 
+/* A stored body is read back without its base and values being checked as jobs again: a
+ * sweep stored before a check moved into the job parser (here the text split) stays
+ * readable, with its trials and seed, while a new one like it is refused. */
+static void test_stored_bodies_read_back(void **state)
+{
+    (void)state;
+    cJSON *body = cJSON_Parse("{\"base\": " GPT_BASE("0.2") ", \"search\": \"random\", "
+                              "\"trials\": 4, \"seed\": 9, \"parameters\": "
+                              "{\"validation.fraction\": [0.2, 0.05]}}");
+    assert_non_null(body);
+    sweep_spec s;
+    an_err err;
+    assert_int_not_equal(sweep_parse(body, &s, &err), 0);
+    assert_string_equal(err.field, "parameters.validation.fraction");
+    assert_int_equal(sweep_parse_stored(body, &s, &err), 0);
+    assert_int_equal(s.trials, 4);
+    assert_int_equal(s.seed, 9);
+    assert_string_equal(s.metric, "val_loss");
+    cJSON *p = NULL;
+    assert_int_equal(sweep_trial_params(&s, 3, &p, &err), 0);
+    assert_non_null(cJSON_GetObjectItem(p, "validation.fraction"));
+    cJSON_Delete(p);
+    sweep_free(&s);
+    cJSON_Delete(body);
+    /* the base's own seed when the body gives none; what is not a sweep is still refused */
+    body = cJSON_Parse("{\"base\": " GPT_BASE("0.05") ", \"parameters\": {\"seed\": [1, 2]}}");
+    assert_int_equal(sweep_parse_stored(body, &s, &err), 0);
+    assert_int_equal(s.seed, 0);
+    assert_int_equal(s.trials, 2);
+    sweep_free(&s);
+    cJSON_DeleteItemFromObject(body, "parameters");
+    assert_int_not_equal(sweep_parse_stored(body, &s, &err), 0);
+    assert_string_equal(err.field, "parameters");
+    cJSON_Delete(body);
+}
+
 static void test_rungs(void **state)
 {
     (void)state;
@@ -276,6 +312,7 @@ int main(void)
         cmocka_unit_test(test_grid_order),
         cmocka_unit_test(test_random_is_seeded_and_in_range),
         cmocka_unit_test(test_bad_bodies_name_their_field),
+        cmocka_unit_test(test_stored_bodies_read_back),
         cmocka_unit_test(test_rungs),
         cmocka_unit_test(test_asha_rule),
     };
