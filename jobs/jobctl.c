@@ -43,8 +43,8 @@ static void store_failed(job_outcome *o, int rc, const an_err *e)
     o->store_rc = rc;
 }
 
-/* A final state a worker left that the store has not taken yet (a full disk): no transition
- * until it has. Fills the outcome and returns -1 then. */
+/* A final state the store has not taken yet (a full disk, a write the state thread could not
+ * make): no transition until it has. Fills the outcome and returns -1 then. */
 static int fix_pending(jobmgr *m, const char *id, job_outcome *o)
 {
     memset(o, 0, sizeof *o);
@@ -54,8 +54,9 @@ static int fix_pending(jobmgr *m, const char *id, job_outcome *o)
     if (!f)
         return 0;
     fail(o, JOB_BUSY, NULL,
-         "job %s is %s but the store could not record it yet (is the disk full?); "
-         "free some space and try again", id, store_state_name(f->state));
+         "job %s is %s, but the store has not recorded that yet (it is written again every "
+         "second; if the disk is full, free some space); try again shortly", id,
+         store_state_name(f->state));
     return -1;
 }
 

@@ -255,7 +255,8 @@ void jobs_settle_outcome(jobmgr *m, const job_task *t)
     if (!f)
         return;
     f->busy = 0;
-    if (f->state != t->to) /* a newer final state came meanwhile: that one is written next */
+    /* a newer final state came meanwhile: that one is written next */
+    if (f->state != t->to || strcmp(f->error, t->error) != 0)
         return;
     /* STORE_ESTATE or ENOENT: someone else decided (deleted, changed) meanwhile. */
     if (t->rc == 0 || t->rc == STORE_ESTATE || t->rc == -ENOENT) {
@@ -345,13 +346,12 @@ void jobs_finish_outcome(jobmgr *m, const job_task *t)
     r->settling = 0;
     int rc = t->rc;
     if (rc && rc != STORE_ESTATE && rc != -ENOENT) {
-        util_log(LOG_ERROR, "job %s: cannot record state %s%s: %s", t->id,
-                 store_state_name(t->to), t->to == STORE_CANCELLED ? " (tried again later)" : "",
-                 t->err.message);
-        if (t->to == STORE_CANCELLED) { /* the caller hears cancelled; the store later */
-            jobs_add_fix(m, t->id, STORE_CANCELLED, NULL);
-            rc = 0;
-        }
+        /* The callers hear the state asked for and the store gets it later (jobs_settle):
+         * a pause left unwritten would leave the job queued with no run to take it. */
+        util_log(LOG_ERROR, "job %s: cannot record state %s (tried again later): %s", t->id,
+                 store_state_name(t->to), t->err.message);
+        jobs_add_fix(m, t->id, t->to, NULL);
+        rc = 0;
     }
     if (rc == 0) {
         r->cancelled_here = t->to == STORE_CANCELLED;

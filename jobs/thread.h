@@ -14,8 +14,9 @@
 
 #include <uv.h>
 
-/* uv_thread_create_ex with `stack` bytes of stack (0: libuv's default) and every signal that
- * can be blocked blocked in the new thread. 0 or a libuv error. */
+/* uv_thread_create_ex with `stack` bytes of stack (0: libuv's default) and every
+ * asynchronous signal blocked in the new thread (a fault's signal, SIGSEGV and the like, is
+ * not). 0 or a libuv error. */
 int thread_start(uv_thread_t *t, size_t stack, uv_thread_cb fn, void *arg);
 
 #endif

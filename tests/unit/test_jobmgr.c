@@ -648,6 +648,27 @@ static void pause_during_preemption_waits_for_no_lock(void **state)
     assert_null(v->sv.jobs.qhead);
 }
 
+/* The pause's write fails (the lock held past the busy timeout): its caller still hears
+ * paused, and the store gets it from jobs_settle, instead of the job being left queued with
+ * no run to take it. */
+static void a_failed_late_pause_is_settled_later(void **state)
+{
+    env *v = *state;
+    char id[STORE_ID_LEN];
+    waiter p;
+    sqlite3 *db = paused_during_preemption(v, id, &p);
+    settle(v); /* the write waits out the busy timeout and fails */
+    release_write_lock(db);
+    assert_answered(&p, STORE_PAUSED);
+    assert_non_null(jobs_find_fix(&v->sv.jobs, id));
+    assert_null(jobs_find(&v->sv.jobs, id));
+    assert_int_equal(state_of(v, id), STORE_QUEUED);
+    assert_int_equal(jobs_settle(&v->sv.jobs), 1);
+    settle(v);
+    assert_null(jobs_find_fix(&v->sv.jobs, id));
+    assert_int_equal(state_of(v, id), STORE_PAUSED);
+}
+
 /* A cancel that arrives while that pause is being written: the pause lands, then the cancel;
  * both callers hear `cancelled`. */
 static void cancel_while_the_late_pause_is_written(void **state)
@@ -775,6 +796,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(stop_right_after_resume_leaves_no_run, env_setup,
                                         env_teardown),
         cmocka_unit_test_setup_teardown(pause_during_preemption_waits_for_no_lock, env_setup,
+                                        env_teardown),
+        cmocka_unit_test_setup_teardown(a_failed_late_pause_is_settled_later, env_setup,
                                         env_teardown),
         cmocka_unit_test_setup_teardown(cancel_while_the_late_pause_is_written, env_setup,
                                         env_teardown),
