@@ -529,10 +529,22 @@ int optim_load(optim *o, const void *buf, size_t len, an_err *err)
     for (int i = 0; i < o->ntensors; i++) {
         uint64_t off = get64(&r), tn = get64(&r);
         uint32_t group = get32(&r), flags = get32(&r);
-        if (flags & ~(TF_FLAGS | TF_MOM_STARTED)) {
+        /* Flags are given for all tensors or none (an older state), and the tensors of one
+         * group agree: `same` is an earlier tensor's of the group, if any. */
+        uint32_t same = flags;
+        for (int k = 0; k < i; k++) {
+            const unsigned char *tk = tens + (size_t)k * TENSOR_BYTES;
+            if (le_get_u32(tk + 16) == group) {
+                same = le_get_u32(tk + 20);
+                break;
+            }
+        }
+        if ((flags & ~(TF_FLAGS | TF_MOM_STARTED)) || (flags && !(flags & TF_FLAGS)) ||
+            ((flags ^ le_get_u32(tens + 20)) & TF_FLAGS) || flags != same) {
             char path[64];
             return an_fail(err, an_path_index(path, sizeof path, "tensors", i),
-                           "unknown tensor flags 0x%x (saved by a newer build?)", flags);
+                           "tensor flags 0x%x do not fit the state's others (saved by a newer "
+                           "build, or damaged)", flags);
         }
         if (off != o->tensors[i].off || tn != o->tensors[i].n ||
             group != (uint32_t)o->tensors[i].group) {

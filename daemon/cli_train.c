@@ -481,6 +481,8 @@ int cli_train(int argc, char **argv)
             last = now;
         }
     }
+    if (!stop_signal) /* one that came during the last steps, which read no clock */
+        stop_signal = stop_pending();
     int stopped = stop_signal != 0;
     /* "eta 0s" only when the run is over: a --steps N stop or Ctrl-C leaves steps to go */
     if (done > 0)

@@ -378,6 +378,49 @@ static int parse_response(buf *raw, int head_only, response *r)
     }
 }
 
+/* connect() to the daemon, through what is this harness's and not the server's:
+ * - EADDRNOTAVAIL: the daemon closes first on many answers, so its side of each connection
+ *   waits in TIME_WAIT for a minute holding our port, and at hundreds of inputs a second the
+ *   loopback's 28,000 ports run out until some are released;
+ * - EINTR: libFuzzer's timer (SIGALRM, -timeout) interrupts a connect that waits for a place
+ *   in the listen queue; the connection goes on, and its outcome is read once it is writable.
+ * Any other failure (a refusal: the daemon stopped listening) is the server's, reported. */
+static int connect_loopback(int fd, const struct sockaddr_in *a)
+{
+    for (int tries = 0; tries < 12000; tries++) {
+        if (connect(fd, (const struct sockaddr *)a, sizeof *a) == 0)
+            return 0;
+        if (errno == EADDRNOTAVAIL) {
+            usleep(10000);
+            continue;
+        }
+        if (errno == EINTR || errno == EALREADY || errno == EINPROGRESS) {
+            struct pollfd pf = {fd, POLLOUT, 0};
+            int pr = poll(&pf, 1, FUZZ_WAIT_MS);
+            if (pr < 0 && errno == EINTR)
+                continue; /* connect() again says EALREADY, or EISCONN once done */
+            if (pr <= 0) {
+                if (pr == 0)
+                    errno = ETIMEDOUT;
+                break;
+            }
+            int err = 0;
+            socklen_t el = sizeof err;
+            if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0)
+                break;
+            if (err == 0)
+                return 0;
+            errno = err;
+            break;
+        }
+        if (errno == EISCONN)
+            return 0;
+        break;
+    }
+    fprintf(stderr, "connect: %s\n", strerror(errno));
+    return -1;
+}
+
 /* Sends the request and reads the answer until it is whole, the server closes, the size cap
  * or the deadline. Returns 1 when the deadline passed with the response incomplete. */
 static int exchange(const buf *req, int half_close, int head_only, buf *raw, response *r)
@@ -392,18 +435,7 @@ static int exchange(const buf *req, int half_close, int head_only, buf *raw, res
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)G.port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    /* The daemon closes first on many answers, so its side of each connection waits in
-     * TIME_WAIT for a minute holding our port: at hundreds of inputs a second the loopback's
-     * 28,000 ports run out (EADDRNOTAVAIL) until some are released. That is this harness's
-     * limit, not the server's; any other failure (a refusal: the daemon stopped listening)
-     * is one. */
-    int c;
-    for (int tries = 0; (c = connect(fd, (struct sockaddr *)&a, sizeof a)) != 0 &&
-                        errno == EADDRNOTAVAIL && tries < 12000; tries++)
-        usleep(10000);
-    if (c != 0)
-        fprintf(stderr, "connect: %s\n", strerror(errno));
-    FUZZ_CHECK(c == 0);
+    FUZZ_CHECK(connect_loopback(fd, &a) == 0);
     int64_t deadline = now_ms() + (half_close ? FUZZ_WAIT_ILL_MS : FUZZ_WAIT_MS), sse_end = 0;
     size_t sent = 0;
     int timed_out = 0;

@@ -635,6 +635,7 @@ static void test_save_load_exact(void **state)
 
 /* SGD's buffer starts at the first step with momentum, which the state records per group; a
  * state saved before that record (tensor flags 0) started it at the group's first step. */
+#define TF_STARTED_ONLY 1u
 static void test_momentum_start_is_saved(void **state)
 {
     (void)state;
@@ -655,6 +656,9 @@ static void test_momentum_start_is_saved(void **state)
     o.groups[0].mom_started = 1;
     assert_int_equal(optim_load(&o, buf, len, &err), 0);
     assert_int_equal(o.groups[0].mom_started, 0);
+    le_put_u32(buf + 48 + 20, TF_STARTED_ONLY); /* a started bit without the flags bit */
+    assert_int_equal(optim_load(&o, buf, len, &err), -EINVAL);
+    assert_string_equal(err.field, "tensors[0]");
     le_put_u32(buf + 48 + 20, 0); /* as an earlier build saved it */
     assert_int_equal(optim_load(&o, buf, len, &err), 0);
     assert_int_equal(o.groups[0].mom_started, 1); /* step 1 was taken */
@@ -700,6 +704,19 @@ static void test_load_rejects(void **state)
     bad[8] = 99; /* version */
     assert_int_equal(optim_load(&o, bad, len, &err), -EINVAL);
     assert_non_null(strstr(err.message, "version"));
+    /* two tensors of one group whose flags disagree */
+    optim_tensor two[2] = {{0, 5, 0}, {5, 5, 0}};
+    optim pair;
+    assert_int_equal(optim_init(&pair, &c, OPTIM_F32, 10, two, 2, &g, 1, NULL), 0);
+    size_t plen = optim_state_size(&pair);
+    unsigned char *pbuf = malloc(plen);
+    assert_int_equal(optim_save(&pair, pbuf, plen), 0);
+    assert_int_equal(optim_load(&pair, pbuf, plen, &err), 0);
+    pbuf[48 + 24 + 20] ^= 1;
+    assert_int_equal(optim_load(&pair, pbuf, plen, &err), -EINVAL);
+    assert_string_equal(err.field, "tensors[1]");
+    free(pbuf);
+    optim_free(&pair);
     memcpy(bad, buf, len);
     bad[48 + 20] |= 4; /* the first tensor's flags: a bit this build does not know */
     assert_int_equal(optim_load(&o, bad, len, &err), -EINVAL);
