@@ -437,6 +437,21 @@ static int migrate(store_t *s, an_err *err)
     }
 }
 
+/* Whether the connection's database is in WAL mode. */
+static int journal_is_wal(store_t *s)
+{
+    int wal = 0;
+    sqlite3_stmt *jm;
+    if (st_prepare(s, "PRAGMA journal_mode", &jm, NULL) == 0) {
+        if (sqlite3_step(jm) == SQLITE_ROW) {
+            const char *m = (const char *)sqlite3_column_text(jm, 0);
+            wal = m && strcmp(m, "wal") == 0;
+        }
+        sqlite3_finalize(jm);
+    }
+    return wal;
+}
+
 int store_open(store_t *s, const char *path, an_err *err)
 {
     memset(s, 0, sizeof *s);
@@ -456,25 +471,25 @@ int store_open(store_t *s, const char *path, an_err *err)
     /* A file already in WAL mode was set up by an earlier open: only the per-connection
      * settings are made, since page_size/auto_vacuum/journal_mode on it would wait for the
      * write lock (a worker's multi-second checkpoint commit) just to change nothing. */
-    int in_wal = 0;
-    {
-        sqlite3_stmt *jm;
-        if (st_prepare(s, "PRAGMA journal_mode", &jm, NULL) == 0) {
-            if (sqlite3_step(jm) == SQLITE_ROW) {
-                const char *m = (const char *)sqlite3_column_text(jm, 0);
-                in_wal = m && strcmp(m, "wal") == 0;
-            }
-            sqlite3_finalize(jm);
-        }
-    }
+    int in_wal = journal_is_wal(s), rc = 0;
     /* page_size and auto_vacuum only take effect before the first table exists. Large pages
-     * suit big blobs; incremental vacuum lets deleted jobs give space back. */
-    int rc = in_wal ? 0
-                    : st_exec(s,
-                              "PRAGMA page_size=16384;"
-                              "PRAGMA auto_vacuum=INCREMENTAL;"
-                              "PRAGMA journal_mode=WAL;",
-                              "configuring the database", err);
+     * suit big blobs; incremental vacuum lets deleted jobs give space back. Two connections
+     * setting up a fresh file at once can each hold the lock the other needs to switch to
+     * WAL; SQLite then answers BUSY at once instead of waiting (the wait would never end).
+     * The one refused tries again, and finds the file in WAL mode once the other is done. */
+    for (int tries = 0; !in_wal; tries++) {
+        rc = st_exec(s,
+                     "PRAGMA page_size=16384;"
+                     "PRAGMA auto_vacuum=INCREMENTAL;"
+                     "PRAGMA journal_mode=WAL;",
+                     "configuring the database", err);
+        if (rc != -EBUSY || tries == 200)
+            break;
+        struct timespec pause = {0, 10 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+        in_wal = journal_is_wal(s);
+        rc = 0;
+    }
     if (!rc)
         rc = st_exec(s,
                      /* A checkpoint that caught up truncates the WAL to this, so one burst
