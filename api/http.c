@@ -107,6 +107,14 @@ struct MHD_Response *http_error_response(const char *code, const char *field,
 
 void http_queue(http_req *r, unsigned status, struct MHD_Response *resp)
 {
+    /* No page may frame the dashboard (or any answer): a framed dashboard's clicks are
+     * same-origin requests, which the Origin and Host checks let through, so a hostile site
+     * could line its bait up with Delete or Cancel. */
+    if (resp && !MHD_get_response_header(resp, "X-Frame-Options")) {
+        MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+        MHD_add_response_header(resp, "Content-Security-Policy", "frame-ancestors 'none'");
+        MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    }
     if (r->in_work) { /* deferred work: the answer is queued when the request resumes */
         http_resume_pending(r, resp ? status : 503,
                             resp ? resp : http_error_response("unavailable", NULL, "out of memory"));

@@ -68,7 +68,10 @@ export async function api(method, path, body, opts = {}) {
     }
     if (res.status === 204) return null;
     const type = res.headers.get('content-type') || '';
-    const data = type.includes('json') ? await res.json().catch(() => null) : await res.text();
+    // A 2xx body cut short (the daemon stopped mid-stream) rejects here rather than reading
+    // as an empty answer; an error's body is only its explanation, so a bad one is let go.
+    const data = !type.includes('json') ? await res.text()
+      : res.ok ? await res.json() : await res.json().catch(() => null);
     if (!res.ok) throw new ApiError(res.status, typeof data === 'object' ? data : null,
                                     typeof data === 'string' ? data.slice(0, 200) : '');
     return data;

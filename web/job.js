@@ -37,8 +37,8 @@ export function mount(root, route) {
   const buttons = {
     pause: btn('pause', 'Pause', () => act('pause')),
     resume: btn('resume', 'Resume', () => act('resume')),
-    cancel: btn('cancel', 'Cancel', () => act('cancel')),
-    delete: btn('delete', 'Delete', () => confirmDelete(), '.danger'),
+    cancel: btn('cancel', 'Cancel', () => confirmed('cancel', 'Really cancel?', () => act('cancel'))),
+    delete: btn('delete', 'Delete', () => confirmed('delete', 'Really delete?', remove), '.danger'),
     fork: btn('fork', 'Fork…', () => fork(state.job.last_checkpoint_step)),
     lrfinder: btn('lrfinder', 'LR finder', () => { location.hash = '#/lrfinder/' + encodeURIComponent(id); }),
     csv: btn('csv', 'CSV', () => download(`/v1/jobs/${encodeURIComponent(id)}/metrics?format=csv`, `${id}.csv`)
@@ -323,21 +323,31 @@ export function mount(root, route) {
     } catch (e) { toast(`${what}: ${e.message}`, 'error'); }
   }
 
-  let armed = 0;
-  async function confirmDelete() {
-    // A second click within 4 s deletes: no blocking dialog.
-    if (!armed) {
-      buttons.delete.textContent = 'Really delete?';
-      armed = setTimeout(() => { armed = 0; buttons.delete.textContent = 'Delete'; }, 4000);
+  // Cancel and Delete cannot be undone: the first click arms the button, a second one between
+  // 0.6 s and 4 s later acts (no blocking dialog). A double click is one click: it neither
+  // acts nor lets a click lined up by another page act.
+  const arming = {};
+  function confirmed(name, ask, fn) {
+    const b = buttons[name], a = arming[name], now = performance.now();
+    if (a && now - a.at < 600) return;
+    if (!a) {
+      const text = b.textContent;
+      b.textContent = ask;
+      arming[name] = {at: now, timer: setTimeout(() => { delete arming[name]; b.textContent = text; }, 4000), text};
       return;
     }
-    clearTimeout(armed);
-    armed = 0;
+    clearTimeout(a.timer);
+    delete arming[name];
+    b.textContent = a.text;
+    fn();
+  }
+
+  async function remove() {
     try {
       await api('DELETE', `/v1/jobs/${encodeURIComponent(id)}`);
       toast(`${id} deleted`);
       location.hash = '#/jobs';
-    } catch (e) { buttons.delete.textContent = 'Delete'; toast('delete: ' + e.message, 'error'); }
+    } catch (e) { toast('delete: ' + e.message, 'error'); }
   }
 
   function fork(step) {

@@ -5,6 +5,7 @@ import {h, fmtNum, fmtLr, fmtInt, fmtRate, fmtDuration, fmtTime, STATES, stateBa
 import {api, openEvents} from './api.js';
 
 const PAGE = 100;
+const API_MAX_LIMIT = 1000; // GET /v1/jobs's largest limit
 
 export function mount(root, route) {
   const filter = route.query.get('state') || '';
@@ -104,13 +105,22 @@ export function mount(root, route) {
 
   async function load() {
     try {
-      const q = new URLSearchParams({limit: String(limit), offset: '0'});
-      if (filter) q.set('state', filter);
-      const res = await api('GET', '/v1/jobs?' + q);
-      if (gone) return;
-      total = res.total == null ? res.jobs.length : res.total;
+      // The first `limit` jobs, in pages of at most the API's 1000.
+      const list = [];
+      let res = null;
+      for (let offset = 0; offset < limit;) {
+        const n = Math.min(limit - offset, API_MAX_LIMIT);
+        const q = new URLSearchParams({limit: String(n), offset: String(offset)});
+        if (filter) q.set('state', filter);
+        res = await api('GET', '/v1/jobs?' + q);
+        if (gone) return;
+        list.push(...res.jobs);
+        offset += n;
+        if (res.jobs.length < n) break;
+      }
+      total = res.total == null ? list.length : res.total;
       jobs.clear();
-      for (const j of res.jobs) jobs.set(j.id, j);
+      for (const j of list) jobs.set(j.id, j);
       render();
     } catch (e) {
       if (!gone) toast('Could not list jobs: ' + e.message, 'error');

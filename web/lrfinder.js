@@ -46,7 +46,8 @@ export function mount(root, route) {
         return;
       }
       if (gone) return;
-      if (job.state !== 'queued' && job.state !== 'running') break;
+      // an lr_finder job is waited for (it ends itself, soon); any other job is read as it is
+      if (job.kind !== 'lr_finder' || (job.state !== 'queued' && job.state !== 'running')) break;
       msg.textContent = `sweeping: step ${job.step} of ${job.total_steps} (${job.state})…`;
       await new Promise((r) => { timer = setTimeout(r, 500); });
       if (gone) return;

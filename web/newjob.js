@@ -113,19 +113,22 @@ export function mount(root, route) {
     previewMsg.textContent = 'previewing…';
     try {
       let r = null, guessed = false;
-      if (inEpochs) r = await preview(spec, mine.signal).catch((e) => { if (e.name === 'AbortError') throw e; return null; });
+      // Thinned by the daemon to what is drawn (the first and last step and every turn
+      // survive), so a spec of 10^8 steps previews as fast as one of 10^3.
+      const thin = {max_points: PREVIEW_DRAW_POINTS};
+      if (inEpochs) r = await preview({...spec, ...thin}, mine.signal).catch((e) => { if (e.name === 'AbortError') throw e; return null; });
       if (!r) {
         guessed = inEpochs;
-        r = await preview(previewBody(spec), mine.signal);
+        r = await preview({...previewBody(spec), ...thin}, mine.signal);
       }
       if (gone || mine !== ctl) return;
       ctl = null;
       draw(r);
-      const n = r.step ? r.step.length : 0;
+      const pts = r.step ? r.step.length : 0, n = pts ? r.step[pts - 1] : 0;
       previewMsg.textContent = `${n.toLocaleString('en-US')} steps` +
         (inEpochs ? (guessed ? ' (the spec counts epochs, and its data could not be read: the length is a stand-in)'
                              : ` (${spec.epochs} epochs of its data)`) : '') +
-        (n > PREVIEW_DRAW_POINTS ? `, drawn as ${PREVIEW_DRAW_POINTS} points (each bucket's extremes)` : '');
+        (n > pts ? `, drawn as ${pts.toLocaleString('en-US')} points (the first, the last and every turn)` : '');
       previewMsg.classList.remove('error');
     } catch (e) {
       if (e.name === 'AbortError' || gone || mine !== ctl) return;

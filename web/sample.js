@@ -66,7 +66,7 @@ export function sampleBox(jobId) {
       let n = 0;
       await readSse(res, (ev, data) => {
         if (ev === 'token') {
-          out.textContent += data.token;
+          out.append(data.token); // a text node each: += would copy the whole text per token
           n++;
         } else if (ev === 'done') {
           status.textContent = `${data.tokens} tokens from the checkpoint at step ${data.step}`;
@@ -74,6 +74,8 @@ export function sampleBox(jobId) {
         }
       });
       if (!n && !status.textContent.includes('tokens')) status.textContent = 'no tokens';
+      else if (!status.textContent.includes('tokens'))
+        status.textContent = `${n} tokens; the stream ended before its last event`;
     } catch (e) {
       if (signal.aborted) return; // the page was left
       err.textContent = e.message;

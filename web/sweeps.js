@@ -156,8 +156,9 @@ function mountOne(root, id) {
   }
 
   async function loadCurve(t, metric) {
-    // the loss of every step would be many points: 500 per trial draw it well
-    const q = metric === 'loss' ? '?max_points=500' : '';
+    // the loss of every step would be many points: 500 per trial draw it well; validation
+    // points are never thinned, so a val_* metric asks for the fewest steps beside them
+    const q = metric === 'loss' ? '?max_points=500' : '?max_points=2';
     const m = await api('GET', `/v1/jobs/${encodeURIComponent(t.job)}/metrics${q}`);
     const x = metric === 'loss' ? m.step : m.val_step || [];
     const y = metric === 'loss' ? m.loss : metric === 'val_acc' ? m.val_acc : m.val_loss;

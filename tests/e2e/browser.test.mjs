@@ -140,6 +140,14 @@ describe('dashboard', () => {
     }, {what: 'the preview of a spec in epochs'});
     assert.deepEqual(got.data[1], want.json.lr[0]);
     assert.match(await page.textContent('#preview-status'), /20 epochs of its data/);
+    // A spec of 10^8 steps previews too: the daemon thins the schedule to what is drawn
+    const long = {...edited, steps: 100000000};
+    await setEditor(page, JSON.stringify(long, null, 2));
+    await waitFor(async () => /^100,000,000 steps, drawn as [\d,]+ points/.test(await page.textContent('#preview-status')),
+      {what: 'the preview of 10^8 steps'});
+    const drawn = await chartOf(page, 'preview');
+    assert.equal(drawn.data[0][0], 1);
+    assert.equal(drawn.data[0].at(-1), 100000000);
   });
 
   it('submits a job through the form and its charts grow live', async () => {
@@ -196,8 +204,28 @@ describe('dashboard', () => {
     await page.click('#btn-resume');
     await waitFor(() => jobState(d.url, liveId).then((s) => s === 'running' || s === 'queued'), {what: 'resumed'});
     await page.waitForFunction(() => /running|queued/.test(document.querySelector('[data-testid=job-state]').textContent));
+    // Cancel cannot be undone: a double click only arms it, a second click later acts
+    await page.dblclick('#btn-cancel');
+    assert.equal(await page.textContent('#btn-cancel'), 'Really cancel?');
+    await new Promise((r) => setTimeout(r, 800));
+    assert.match(await jobState(d.url, liveId), /running|queued/);
     await page.click('#btn-cancel');
     await waitFor(() => jobState(d.url, liveId).then((s) => s === 'cancelled'), {what: 'cancelled'});
+    assert.equal(await page.textContent('#btn-cancel'), 'Cancel');
+    // and Delete likewise: a double click deletes nothing
+    await page.waitForSelector('#btn-delete:not([disabled])');
+    await page.dblclick('#btn-delete');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(await jobState(d.url, liveId), 'cancelled');
+  });
+
+  it('no other page can frame the dashboard', async () => {
+    for (const p of ['/', '/index.html', '/v1/jobs']) {
+      const res = await fetch(d.url + p);
+      assert.equal(res.headers.get('x-frame-options'), 'DENY', p);
+      assert.equal(res.headers.get('content-security-policy'), "frame-ancestors 'none'", p);
+      assert.equal(res.headers.get('x-content-type-options'), 'nosniff', p);
+    }
   });
 
   it('shows the server error of a bad spec at the field it names', async () => {

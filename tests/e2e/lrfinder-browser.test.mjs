@@ -91,6 +91,23 @@ test('find → pick → submit in the browser', async () => {
       assert.equal(m.json.lr[0][0], want.suggestions.valley);   // it trains at exactly that lr
       assert.equal(job.spec.ds_config.optimizer.params.lr, want.suggestions.valley);
       await api(d.url, 'POST', `/v1/jobs/${newId}/cancel`, {});
+
+      // An ordinary job still running is read as it is: the page does not wait for it to end,
+      // asking for its whole analysis twice a second meanwhile.
+      const long = await api(d.url, 'POST', '/v1/jobs', {...IRIS, name: 'long', steps: 100000000});
+      assert.equal(long.status, 201, long.text);
+      await waitJob(d.url, long.json.id, (j) => j.state === 'running' && j.step > 20);
+      let asked = 0;
+      const count = (req) => { if (req.url().endsWith(`/v1/jobs/${long.json.id}/lr_finder`)) asked++; };
+      page.on('request', count);
+      await page.goto(`${d.url}/#/lrfinder/${long.json.id}`);
+      await page.waitForSelector('#page-lrfinder');
+      await waitFor(() => asked >= 1, {what: 'the analysis asked for'});
+      await new Promise((r) => setTimeout(r, 2000));
+      page.off('request', count);
+      assert.equal(asked, 1, 'asked once, not polled');
+      assert.doesNotMatch(await page.textContent('#page-lrfinder'), /sweeping: step/);
+      await api(d.url, 'POST', `/v1/jobs/${long.json.id}/cancel`, {});
     });
     assert.deepEqual(errors, []);
   } finally {

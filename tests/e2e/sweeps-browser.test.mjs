@@ -34,6 +34,9 @@ test('start a sweep from the dashboard and follow it to its best trial; cancel a
     await withDaemon({args: ['--workers', '2']}, async (d) => {
       const page = ctx.pages()[0] || await ctx.newPage();
       page.on('pageerror', (e) => errors.push(e.message));
+      // every curve is asked for thinned (a val_loss sweep's validation points come whole anyway)
+      const metricsAsked = [];
+      page.on('request', (req) => { if (/\/v1\/jobs\/[^/]+\/metrics/.test(req.url())) metricsAsked.push(req.url()); });
       await page.goto(`${d.url}/#/sweeps`);
       await page.waitForSelector('#sweep-editor');
       assert.equal(await page.isVisible('#sweeps-empty'), true);
@@ -67,6 +70,8 @@ test('start a sweep from the dashboard and follow it to its best trial; cancel a
                                              x: Array.from(u.data[0]), y: u.data.slice(1).map((a) => Array.from(a))} : null;
       }), {what: 'the metric chart'});
       assert.deepEqual(drawn.labels, s.trials.map((t) => `#${t.trial}`));
+      assert.ok(metricsAsked.length > 0);
+      for (const u of metricsAsked) assert.match(u, /[?&]max_points=\d+/, u);
       for (let k = 0; k < s.trials.length; k++) {
         const m = (await api(d.url, 'GET', `/v1/jobs/${s.trials[k].job}/metrics`)).json;
         const mine = drawn.x.map((x, i) => [x, drawn.y[k][i]]).filter(([, v]) => v != null);
