@@ -44,6 +44,8 @@ export function mount(root, route) {
     csv: btn('csv', 'CSV', () => download(`/v1/jobs/${encodeURIComponent(id)}/metrics?format=csv`, `${id}.csv`)
       .catch((e) => toast('CSV: ' + e.message, 'error'))),
   };
+  // until the job is read, no button acts on it (renderHead enables the ones that apply)
+  for (const k of ['pause', 'resume', 'cancel', 'delete', 'fork']) buttons[k].disabled = true;
   const bar = h('div.fill');
   const stats = h('dl.stats#job-stats');
   const errorBox = h('div.alert#job-error', {hidden: true, 'data-testid': 'job-error'});
@@ -315,12 +317,17 @@ export function mount(root, route) {
     warnList.replaceChildren(...(w.length ? w.map((t) => h('li', {text: t})) : [h('li.muted', {text: 'none'})]));
   }
 
+  // One request at a time: a pause can wait for a checkpoint, and a second click meanwhile
+  // would only earn a 409.
+  let acting = false;
   async function act(what) {
+    if (acting) return;
+    acting = true;
     try {
       state.job = await api('POST', `/v1/jobs/${encodeURIComponent(id)}/${what}`);
       renderHead();
       toast(`${what}: job is ${state.job.state}`);
-    } catch (e) { toast(`${what}: ${e.message}`, 'error'); }
+    } catch (e) { toast(`${what}: ${e.message}`, 'error'); } finally { acting = false; }
   }
 
   // Cancel and Delete cannot be undone: the first click arms the button, a second one between

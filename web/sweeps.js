@@ -79,7 +79,8 @@ function mountList(root) {
       h('td', {text: fmtTime(s.created_at)}))));
   }
   const reload = debounce(load, 300);
-  openEvents('/v1/events', {sweep: reload});
+  // open: after a reconnect the stream replays no sweep events: read the list again
+  openEvents('/v1/events', {sweep: reload, open: reload});
   load();
   return () => { gone = true; };
 }
@@ -226,6 +227,7 @@ function mountOne(root, id) {
 
   const reload = debounce(load, 400);
   openEvents('/v1/events', {
+    open: reload, // a reconnect replays no sweep events: read the sweep again
     sweep(ev) { if (ev.id === id) reload(); },
     state(ev) { if (sweep && sweep.trials.some((t) => t.job === ev.id)) reload(); },
   });

@@ -89,7 +89,9 @@ export function fmtBytes(b) {
 export function parseHash(hash) {
   const raw = (hash || '').replace(/^#\/?/, '');
   const [path, qs] = raw.split('?');
-  return {parts: path.split('/').filter(Boolean).map(decodeURIComponent),
+  // a part that is not valid percent-encoding ("#/job/100%") is taken as written
+  const decode = (p) => { try { return decodeURIComponent(p); } catch { return p; } };
+  return {parts: path.split('/').filter(Boolean).map(decode),
           query: new URLSearchParams(qs || '')};
 }
 

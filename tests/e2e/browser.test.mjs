@@ -219,6 +219,13 @@ describe('dashboard', () => {
     assert.equal(await jobState(d.url, liveId), 'cancelled');
   });
 
+  it('a route that is not valid percent-encoding is read as written', async () => {
+    const parts = await page.evaluate(async () => (await import('/util.js')).parseHash('#/job/100%?x=1').parts);
+    assert.deepEqual(parts, ['job', '100%']);
+    const ok = await page.evaluate(async () => (await import('/util.js')).parseHash('#/job/j%5F1').parts);
+    assert.deepEqual(ok, ['job', 'j_1']);
+  });
+
   it('no other page can frame the dashboard', async () => {
     for (const p of ['/', '/index.html', '/v1/jobs']) {
       const res = await fetch(d.url + p);
