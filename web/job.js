@@ -209,7 +209,11 @@ export function mount(root, route) {
     return [m.step[i] ?? 0, m.step[k] ?? lastStep(m)];
   }
 
+  // Each zoom and reset gets a number; an answer that comes after a newer one is dropped, so
+  // the charts never show one range's data under another's.
+  let zoomSeq = 0;
   async function zoom(a, b) {
+    const mine = ++zoomSeq;
     for (const c of [lossChart, lrChart]) c.zoomTo(a, b, false);
     resetBtn.disabled = false;
     const [s0, s1] = stepsOf(a, b);
@@ -219,13 +223,14 @@ export function mount(root, route) {
     try {
       const m = await fetchMetrics(id, full ? {from: Math.max(1, s0 - lead), to: s1}
         : {from: s0, to: s1, maxPoints: MAX_POINTS});
-      if (gone) return;
+      if (gone || mine !== zoomSeq) return;
       state.detail = {m, skip: full ? s0 : 0, full};
       redraw(true);
-    } catch (e) { toast('Zoom: ' + e.message, 'error'); }
+    } catch (e) { if (mine === zoomSeq) toast('Zoom: ' + e.message, 'error'); }
   }
 
   function resetZoom() {
+    zoomSeq++;
     state.detail = null;
     resetBtn.disabled = true;
     for (const c of [lossChart, lrChart]) c.zoomed = null;

@@ -301,6 +301,31 @@ describe('dashboard', () => {
     await shot(page, 'job-1M');
   });
 
+  it('a zoom answered after its reset leaves the charts unzoomed', async () => {
+    // on the 1M-step job's page: the zoom's fetch is held back until after the reset
+    let held = 0;
+    const slow = async (route) => {
+      held++;
+      await new Promise((r) => setTimeout(r, 800));
+      await route.continue().catch(() => {});
+    };
+    await page.route(/\/metrics\?from=/, slow);
+    try {
+      const box = await page.locator('#chart-loss .u-over').boundingBox();
+      await page.mouse.move(box.x + box.width * 0.3, box.y + box.height / 2);
+      await page.mouse.down();
+      await page.mouse.move(box.x + box.width * 0.6, box.y + box.height / 2, {steps: 5});
+      await page.mouse.up();
+      await waitFor(() => held > 0, {what: 'the zoom\'s fetch'});
+      await page.click('#reset-zoom');
+      await new Promise((r) => setTimeout(r, 1500)); // the held answer has come meanwhile
+    } finally {
+      await page.unroute(/\/metrics\?from=/, slow);
+    }
+    assert.equal(await page.isDisabled('#reset-zoom'), true);
+    assert.doesNotMatch(await page.textContent('#resolution'), /^zoomed/);
+  });
+
   it('draws the point of a job of one step', async () => {
     const r = await api(d.url, 'POST', '/v1/jobs', {...TUTORIAL, name: 'one-step', steps: 1});
     assert.equal(r.status, 201, r.text);
