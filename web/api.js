@@ -4,12 +4,26 @@ import {h} from './util.js';
 
 const TOKEN_KEY = 'anneald.token';
 
+// Where the browser refuses storage (blocked, some private modes), the token lives in this
+// page only, or every request would ask for it again.
+let pageToken = '';
+
 export function token() {
-  try { return localStorage.getItem(TOKEN_KEY) || ''; } catch { return ''; }
+  try { return localStorage.getItem(TOKEN_KEY) || pageToken; } catch { return pageToken; }
 }
 
 function setToken(t) {
-  try { localStorage.setItem(TOKEN_KEY, t); } catch { /* private mode: keep it for this page */ }
+  pageToken = t;
+  try { localStorage.setItem(TOKEN_KEY, t); } catch { /* kept in pageToken */ }
+}
+
+// A setting kept across visits, or `fallback` where storage is refused.
+export function setting(key, fallback) {
+  try { return localStorage.getItem(key) ?? fallback; } catch { return fallback; }
+}
+
+export function keepSetting(key, value) {
+  try { localStorage.setItem(key, value); } catch { /* this page only */ }
 }
 
 // An error answer of the daemon: {"error": {code, message, field}} plus the HTTP status.

@@ -2,7 +2,7 @@
 // charts (live over the job's event stream), its checkpoints, spec and warnings.
 import {h, fmtNum, fmtLr, fmtInt, fmtRate, fmtDuration, fmtTime, fmtBytes, stateBadge, etaOf,
         FINISHED, toast, debounce} from './util.js';
-import {api, openEvents, closeEvents, download, ApiError} from './api.js';
+import {api, openEvents, closeEvents, download, ApiError, setting, keepSetting} from './api.js';
 import {LineChart, PALETTE, XMODES, lowerBound, lrSeries} from './charts.js';
 import {FULL_LIMIT, MAX_POINTS, emptyMetrics, fetchMetrics, appendMetrics, lastStep, lossTable,
         lrTable, emaLeadIn} from './metrics.js';
@@ -21,9 +21,9 @@ export function mount(root, route) {
     full: true,                // base holds every step
     detail: null,              // a zoomed range fetched again: {m, skip}
     momentum: null,            // [[beta1 per step]] from the schedule preview, when it cycles
-    xmode: localStorage.getItem('anneald.xmode') || 'step',
+    xmode: setting('anneald.xmode', 'step'),
     logX: false, logY: false,
-    alpha: Number(localStorage.getItem(SMOOTH_KEY) || 0),
+    alpha: Number(setting(SMOOTH_KEY, 0)),
     drawn: new Set(),
   };
   let gone = false;
@@ -53,7 +53,7 @@ export function mount(root, route) {
 
   // ---- chart controls
   const xsel = h('select#x-mode', {'data-testid': 'x-mode', 'aria-label': 'x axis',
-    onchange: () => { state.xmode = xsel.value; localStorage.setItem('anneald.xmode', xsel.value);
+    onchange: () => { state.xmode = xsel.value; keepSetting('anneald.xmode', xsel.value);
                       logx.disabled = xsel.value === 'wall'; reconfigure(); }},
   Object.entries(XMODES).map(([k, v]) => h('option', {value: k, text: 'x: ' + v, selected: k === state.xmode})));
   const logx = h('input#log-x', {type: 'checkbox', 'data-testid': 'log-x', disabled: state.xmode === 'wall',
@@ -66,7 +66,7 @@ export function mount(root, route) {
     oninput: () => {
       state.alpha = Number(smooth.value);
       smoothVal.textContent = state.alpha.toFixed(3).replace(/0$/, '');
-      localStorage.setItem(SMOOTH_KEY, String(state.alpha));
+      keepSetting(SMOOTH_KEY, String(state.alpha));
       redrawSoon();
     }});
   const resBox = h('span.muted.small#resolution', {'data-testid': 'resolution'});

@@ -454,4 +454,29 @@ describe('dashboard with an access token', () => {
     await shot(b.page, 'jobs-token');
     assert.deepEqual(b.errors.filter((e) => !/status of 401/.test(e)), []);
   });
+
+  it('where the browser refuses storage, the token is asked once and the job page works', async () => {
+    const made = await api(d.url, 'POST', '/v1/jobs', {...TUTORIAL, name: 'no-storage', steps: 20},
+                           {Authorization: 'Bearer ' + token});
+    const nb = await launch(DESK);
+    try {
+      await nb.ctx.addInitScript(() => {
+        Object.defineProperty(window, 'localStorage', {get() { throw new DOMException('blocked', 'SecurityError'); }});
+      });
+      const page = await nb.ctx.newPage();
+      await page.goto(d.url + '/#/jobs');
+      await page.waitForSelector('[data-testid=token-modal]');
+      await page.fill('#token-input', token);
+      await page.click('[data-testid=token-save]');
+      await page.waitForSelector(`tr[data-job-id="${made.json.id}"]`);
+      await page.goto(d.url + '/#/job/' + made.json.id); // a route change, not a reload
+      await page.waitForSelector('#job-stats');
+      await page.waitForFunction(() => document.querySelector('[data-testid=job-state]') &&
+        document.querySelector('[data-testid=job-state]').textContent !== '');
+      assert.equal(await page.locator('[data-testid=token-modal]').count(), 0, 'asked once');
+      assert.deepEqual(nb.errors.filter((e) => !/status of 401/.test(e)), []);
+    } finally {
+      await nb.close();
+    }
+  });
 });
