@@ -384,8 +384,9 @@ export function mount(root, route) {
       if (!gone) renderHead();
     };
     openEvents(`/v1/jobs/${encodeURIComponent(id)}/events`, {
-      // What changed between the first GET and the stream's start (or while it reconnected).
-      open() { refresh(); pullSoon(); },
+      // What changed between the first GET and the stream's start (or while it reconnected),
+      // checkpoints included (retention may have removed some).
+      open() { refresh(); pullSoon(); loadCheckpointsSoon(); },
       // The stream ended for good: a 404 for the job means it was deleted elsewhere.
       async exists() {
         try { await api('GET', `/v1/jobs/${encodeURIComponent(id)}`); return true; } catch (e) {
