@@ -44,14 +44,18 @@ static void store_failed(job_outcome *o, int rc, const an_err *e)
 }
 
 /* A final state the store has not taken yet (a full disk, a write the state thread could not
- * make): no transition until it has. Fills the outcome and returns -1 then. */
+ * make): no transition until it has. Its write is handed to the state thread first; the
+ * transition's own write then follows it there (one thread, in the order asked) and finds
+ * the state it left, so a resume right after the disk has room again just works. Only when
+ * that write could not be handed over does the caller hear 503: fills the outcome and
+ * returns -1 then. */
 static int fix_pending(jobmgr *m, const char *id, job_outcome *o)
 {
     memset(o, 0, sizeof *o);
     if (m->fixes)
         jobs_settle(m);
     job_fix *f = jobs_find_fix(m, id);
-    if (!f)
+    if (!f || f->busy)
         return 0;
     fail(o, JOB_BUSY, NULL,
          "job %s is %s, but the store has not recorded that yet (it is written again every "
