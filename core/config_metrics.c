@@ -1,7 +1,12 @@
 /* config_metrics — "metrics": {"max_bytes": B, "full_resolution_steps": N} of a job spec. */
 #include "core/config_metrics.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 #include "core/cfgval.h"
+#include "core/config.h"
+#include "core/sched.h"
 
 int cfg_metrics_parse(const cJSON *j, int64_t *out, int64_t *full_res, an_err *err)
 {
@@ -47,4 +52,31 @@ cJSON *cfg_metrics_json(int64_t max_bytes, int64_t full_res)
 int64_t cfg_metrics_row_limit(int64_t max_bytes, int groups)
 {
     return max_bytes > 0 ? max_bytes / METRICS_ROW_BYTES(groups) : 0;
+}
+
+/* snprintf after the *n bytes written so far; *n grows as one snprintf of the whole would. */
+static void append(char *buf, size_t size, int *n, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void append(char *buf, size_t size, int *n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    size_t at = (size_t)*n;
+    int k = vsnprintf(at < size ? buf + at : NULL, at < size ? size - at : 0, fmt, ap);
+    va_end(ap);
+    *n += k > 0 ? k : 0;
+}
+
+int job_spec_metrics_header(const job_spec *s, int with_time, char *buf, size_t size)
+{
+    sched_env env;
+    job_spec_sched_env(s, job_spec_data_samples(s), &env);
+    int n = 0;
+    append(buf, size, &n, "step,loss");
+    for (int g = 0; g < env.ngroups; g++)
+        append(buf, size, &n, ",lr%d", g);
+    int validates = s->val_fraction > 0 || s->val_split_test;
+    append(buf, size, &n, ",grad_norm%s%s%s\n", with_time ? ",time" : "",
+           validates ? ",val_loss,val_acc" : "", s->fp16 ? ",loss_scale,skipped" : "");
+    return n;
 }

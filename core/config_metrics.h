@@ -10,6 +10,7 @@
 #ifndef ANNEALD_CONFIG_METRICS_H
 #define ANNEALD_CONFIG_METRICS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include <cjson/cJSON.h>
@@ -32,5 +33,12 @@ cJSON *cfg_metrics_json(int64_t max_bytes, int64_t full_res);
 
 /* Metric rows a job with `groups` lr groups may store under max_bytes (0 = no cap). */
 int64_t cfg_metrics_row_limit(int64_t max_bytes, int groups);
+
+/* The header line (with its newline) of a job's per-step metrics table as the offline
+ * commands write it: step, loss, one lr per parameter group, grad_norm, time when `with_time`,
+ * val_loss and val_acc for a job that validates, loss_scale and skipped for fp16. It is that
+ * of the API's CSV, and depends on the spec only, so a run with nothing left to train still
+ * writes a well-formed table. Returns the length, as snprintf. */
+int job_spec_metrics_header(const struct job_spec *s, int with_time, char *buf, size_t size);
 
 #endif

@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 
 #include "core/config.h"
+#include "core/config_metrics.h"
 #include "core/sched.h"
 #include "core/train.h"
 #include "core/data_idx.h"
@@ -422,16 +423,9 @@ int cli_train(int argc, char **argv)
     int64_t done = 0;
     char nb[40];
     if (mf) {
-        /* The header comes from the spec, so a run with nothing left to train still writes a
-         * well-formed (empty) table. */
-        sched_env env;
-        job_spec_sched_env(&spec, job_spec_data_samples(&spec), &env);
-        fprintf(mf, "step,loss");
-        for (int g = 0; g < env.ngroups; g++)
-            fprintf(mf, ",lr%d", g);
-        /* fp16 (gpt): the scale each step used and whether it overflowed, as the API's CSV */
-        fprintf(mf, ",grad_norm,time%s%s\n", validates ? ",val_loss,val_acc" : "",
-                spec.fp16 ? ",loss_scale,skipped" : "");
+        char head[1024];
+        job_spec_metrics_header(&spec, 1, head, sizeof head);
+        fputs(head, mf);
     }
     stop_signal = stop_pending(); /* a Ctrl-C while the model was built */
     while (train_steps_done(t) < total && (steps < 0 || done < steps) && !stop_signal) {

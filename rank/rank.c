@@ -26,6 +26,7 @@
 #include <mpi.h>
 
 #include "core/config.h"
+#include "core/config_metrics.h"
 #include "core/ddp.h"
 #include "core/data_idx.h"
 #include "core/train.h"
@@ -191,13 +192,9 @@ int main(int argc, char **argv)
      * overflowed. */
     int validates = spec.val_fraction > 0 || spec.val_split_test;
     if (mf) {
-        sched_env env;
-        job_spec_sched_env(&spec, job_spec_data_samples(&spec), &env);
-        fprintf(mf, "step,loss");
-        for (int g = 0; g < env.ngroups; g++)
-            fprintf(mf, ",lr%d", g);
-        fprintf(mf, ",grad_norm%s%s\n", validates ? ",val_loss,val_acc" : "",
-                spec.fp16 ? ",loss_scale,skipped" : "");
+        char head[1024];
+        job_spec_metrics_header(&spec, 0, head, sizeof head);
+        fputs(head, mf);
     }
     int64_t total = train_total_steps(t), done_steps = 0;
     double t0 = MPI_Wtime();

@@ -17,6 +17,7 @@
 
 #include "core/config.h"
 #include "core/config_data.h"
+#include "core/config_metrics.h"
 #include "core/config_gpt.h"
 #include "core/text.h"
 
@@ -228,6 +229,33 @@ static void test_float32_range(void **state)
     assert_string_equal(e.field, "model.init.fc2.bias[0]");
 }
 
+/* The offline commands' metrics header: the API's columns, from the spec alone. */
+static void test_metrics_header(void **state)
+{
+    (void)state;
+    job_spec s;
+    an_err e;
+    char *t = gpt_spec("\"steps\": 10,", NULL);
+    assert_int_equal(parse(t, &s, &e), 0);
+    free(t);
+    char buf[256];
+    assert_int_equal(job_spec_metrics_header(&s, 1, buf, sizeof buf),
+                     (int)strlen("step,loss,lr0,grad_norm,time\n"));
+    assert_string_equal(buf, "step,loss,lr0,grad_norm,time\n");
+    job_spec_free(&s);
+    t = gpt_spec("\"steps\": 10, \"validation\": {\"fraction\": 0.2},",
+                 ", \"fp16\": {\"enabled\": true}");
+    assert_int_equal(parse(t, &s, &e), 0);
+    free(t);
+    job_spec_metrics_header(&s, 0, buf, sizeof buf);
+    assert_string_equal(buf, "step,loss,lr0,grad_norm,val_loss,val_acc,loss_scale,skipped\n");
+    /* a short buffer holds what fits, and the length is still the whole line's */
+    char small[12];
+    assert_int_equal(job_spec_metrics_header(&s, 0, small, sizeof small), (int)strlen(buf));
+    assert_string_equal(small, "step,loss,l");
+    job_spec_free(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -237,6 +265,7 @@ int main(void)
         cmocka_unit_test(test_target_is_label),
         cmocka_unit_test(test_auto_total_steps),
         cmocka_unit_test(test_float32_range),
+        cmocka_unit_test(test_metrics_header),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
