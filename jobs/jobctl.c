@@ -78,13 +78,9 @@ static int write_state(jobmgr *m, const char *id, job_task_kind kind, unsigned f
                        store_job_state to, const char *what, const char *allowed, int unqueued,
                        job_waiter *w, job_outcome *out)
 {
-    job_task *t = calloc(1, sizeof *t);
+    job_task *t = jobs_task_new(id, kind, from_mask, to);
     int rc = -ENOMEM;
     if (t) {
-        snprintf(t->id, sizeof t->id, "%s", id);
-        t->kind = kind;
-        t->from_mask = from_mask;
-        t->to = to;
         t->what = what;
         t->allowed = allowed;
         t->unqueued = unqueued;
@@ -217,13 +213,9 @@ static void drop_stale_run(jobmgr *m, const char *id)
 
 int jobs_fail_nowait(jobmgr *m, const char *id, const char *error)
 {
-    job_task *t = calloc(1, sizeof *t);
+    job_task *t = jobs_task_new(id, TASK_FAIL, STORE_MASK(STORE_QUEUED), STORE_FAILED);
     if (!t)
         return -ENOMEM;
-    snprintf(t->id, sizeof t->id, "%s", id);
-    t->kind = TASK_FAIL;
-    t->from_mask = STORE_MASK(STORE_QUEUED);
-    t->to = STORE_FAILED;
     t->what = "fail";
     t->allowed = "queued";
     snprintf(t->error, sizeof t->error, "%s", error);

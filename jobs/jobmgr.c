@@ -228,15 +228,12 @@ int jobs_settle(jobmgr *m)
         left++;
         if (f->busy)
             continue;
-        job_task *t = calloc(1, sizeof *t);
+        unsigned from = STORE_MASK(STORE_RUNNING) | STORE_MASK(STORE_QUEUED);
+        if (f->state == STORE_CANCELLED) /* a cancel over a pause the store did take */
+            from |= STORE_MASK(STORE_PAUSED);
+        job_task *t = jobs_task_new(f->id, TASK_SETTLE, from, f->state);
         if (!t)
             break;
-        snprintf(t->id, sizeof t->id, "%s", f->id);
-        t->kind = TASK_SETTLE;
-        t->from_mask = STORE_MASK(STORE_RUNNING) | STORE_MASK(STORE_QUEUED);
-        if (f->state == STORE_CANCELLED) /* a cancel over a pause the store did take */
-            t->from_mask |= STORE_MASK(STORE_PAUSED);
-        t->to = f->state;
         snprintf(t->error, sizeof t->error, "%s", f->error);
         job_outcome o;
         if (jobs_task_push(m, t, &o) != 0) /* a full queue: the next call tries again */
@@ -273,13 +270,9 @@ void jobs_settle_outcome(jobmgr *m, const job_task *t)
  * the write is on its way. */
 static int finish_write(jobmgr *m, job_run *r, unsigned from_mask, store_job_state to)
 {
-    job_task *t = calloc(1, sizeof *t);
+    job_task *t = jobs_task_new(r->id, TASK_FINISH, from_mask, to);
     if (!t)
         return 0;
-    snprintf(t->id, sizeof t->id, "%s", r->id);
-    t->kind = TASK_FINISH;
-    t->from_mask = from_mask;
-    t->to = to;
     t->run = r;
     job_outcome o;
     if (jobs_task_push(m, t, &o) != 0)

@@ -50,6 +50,11 @@ typedef struct job_task {
     an_err err;
 } job_task;
 
+/* A task writing `to` to job `id` from the states in from_mask (zeroed otherwise; the caller
+ * fills what its kind needs), or NULL without memory. */
+job_task *jobs_task_new(const char *id, job_task_kind kind, unsigned from_mask,
+                        store_job_state to);
+
 /* Hands a task (malloc'd, owned from here on) to the state thread: 0, or the refusal in *out
  * (JOB_BUSY, JOB_NO_MEMORY) with the task freed. */
 int jobs_task_push(jobmgr *m, job_task *t, job_outcome *out);

@@ -81,6 +81,19 @@ static void task_after(void *arg)
     free(t);
 }
 
+job_task *jobs_task_new(const char *id, job_task_kind kind, unsigned from_mask,
+                        store_job_state to)
+{
+    job_task *t = calloc(1, sizeof *t);
+    if (t) {
+        snprintf(t->id, sizeof t->id, "%s", id);
+        t->kind = kind;
+        t->from_mask = from_mask;
+        t->to = to;
+    }
+    return t;
+}
+
 int jobs_task_push(jobmgr *m, job_task *t, job_outcome *out)
 {
     t->m = m;
