@@ -318,17 +318,26 @@ test('metrics.full_resolution_steps: a JSON answer read slowly while rows are dr
 
 // The same when the job had dropped nothing yet as the answer opened. Rows from the latest
 // checkpoint on stay, and this job checkpoints only when paused: an early pause keeps its
-// whole history until the next pause lets all but the newest rows go at once.
+// whole history until the next pause lets all but the newest rows go at once. The answer is
+// made far larger than what the socket buffers take ahead of a reader that stops after its
+// first chunk, so most of it is made after that drop however slow the pause is under load.
 test('metrics.full_resolution_steps: rows first dropped while a JSON answer streams leave nulls at their steps', async () => {
   await withDaemon(ONE, async (d) => {
-    const j = await submit(d.url, heavyJob({name: 'retained-late',
-      checkpoint: {every_steps: 0, every_seconds: 0, keep_last: 1}, metrics: {full_resolution_steps: 1000}}));
-    await waitJob(d.url, j.id, (x) => x.step >= 1, 60000 * SLOW);
-    assert.equal((await api(d.url, 'POST', `/v1/jobs/${j.id}/pause`)).status, 200);
-    const p = await waitJob(d.url, j.id, (x) => x.state === 'paused', 30000 * SLOW);
-    assert.ok(p.step < 2048, `paused at step ${p.step}: a first summary bucket would be dropped`);
+    // Fast steps for a large history, but an early first pause: a job paused too late (a
+    // first summary bucket would be dropped) is cancelled and another one tried.
+    let j, p;
+    for (let attempt = 0; ; attempt++) {
+      j = await submit(d.url, heavyJob({name: 'retained-late', model: {type: 'mlp', inputs: 32, hidden: [64, 64], outputs: 1},
+        checkpoint: {every_steps: 0, every_seconds: 0, keep_last: 1}, metrics: {full_resolution_steps: 1000}}));
+      await waitJob(d.url, j.id, (x) => x.step >= 1, 60000 * SLOW);
+      assert.equal((await api(d.url, 'POST', `/v1/jobs/${j.id}/pause`)).status, 200);
+      p = await waitJob(d.url, j.id, (x) => x.state === 'paused', 30000 * SLOW);
+      if (p.step < 2048) break;
+      assert.ok(attempt < 5, `paused at step ${p.step}: a first summary bucket would be dropped`);
+      assert.equal((await api(d.url, 'POST', `/v1/jobs/${j.id}/cancel`)).status, 200);
+    }
     assert.equal((await api(d.url, 'POST', `/v1/jobs/${j.id}/resume`)).status, 200);
-    await waitJob(d.url, j.id, (x) => x.state === 'running' && x.step >= p.step + 12000, 120000 * SLOW);
+    await waitJob(d.url, j.id, (x) => x.state === 'running' && x.step >= p.step + 50000, 120000 * SLOW);
     const loss = new Map();
     const csv = (await api(d.url, 'GET', `/v1/jobs/${j.id}/metrics?format=csv`)).text.trim().split('\n');
     const notFull = csv.slice(1).filter((l) => !l.endsWith(',full'));
@@ -346,9 +355,12 @@ test('metrics.full_resolution_steps: rows first dropped while a JSON answer stre
       parts.push(Buffer.from(value));
       if (parts.length === 1) { // the pause's checkpoint drops every row but the newest
         assert.equal((await api(d.url, 'POST', `/v1/jobs/${j.id}/pause`)).status, 200);
-        await waitJob(d.url, j.id, (x) => x.state === 'paused', 30000 * SLOW);
+        const q = await waitJob(d.url, j.id, (x) => x.state === 'paused', 30000 * SLOW);
+        await waitFor(async () => {
+          const m = (await api(d.url, 'GET', `/v1/jobs/${j.id}/metrics?from=1&to=10`)).json;
+          return m.full_resolution_from > q.step - 10000;
+        }, {timeoutMs: 30000 * SLOW, what: 'the paused job dropped its old rows'});
       }
-      await new Promise((r) => setTimeout(r, 5));
     }
     const all = JSON.parse(Buffer.concat(parts).toString('utf8'));
     assert.equal(all.full_resolution_from, undefined); // nothing was dropped when it opened
@@ -366,10 +378,8 @@ test('metrics.full_resolution_steps: rows first dropped while a JSON answer stre
       checked++;
     }
     console.log(`# ${all.step.length} steps, ${checked} values checked against the CSV, ${nulls} nulls for rows dropped meanwhile`);
-    assert.ok(nulls > 1000, `${nulls} nulls: the pause dropped rows while the answer streamed`);
-    assert.ok(checked > 100, `${checked} values checked`);
-    const after = (await api(d.url, 'GET', `/v1/jobs/${j.id}/metrics?from=1&to=10`)).json;
-    assert.ok(after.full_resolution_from > 1, 'the pause dropped the old rows');
+    assert.ok(nulls > all.step.length / 2, `${nulls} nulls: the pause dropped rows while the answer streamed`);
+    assert.ok(checked > 30000, `${checked} values checked`);
     assert.equal((await api(d.url, 'POST', `/v1/jobs/${j.id}/cancel`)).status, 200);
   });
 });
