@@ -137,11 +137,12 @@ static void close_handle(uv_handle_t *h, void *arg)
         uv_close(h, NULL);
 }
 
-/* DRAINING: finishes once every run has let go and no deferred request is out. */
+/* DRAINING: finishes once every run has let go, the final states still owed to the store
+ * were tried again, and no deferred request is out. */
 static void drain_step(daemon_t *d)
 {
     jobs_poll(&d->sv.jobs);
-    if (!jobs_idle(&d->sv.jobs) || d->api->inflight_work > 0) {
+    if (d->api->inflight_work > 0 || !jobs_drained(&d->sv.jobs)) {
         daemon_pump(d);
         return;
     }

@@ -416,6 +416,27 @@ int jobs_idle(jobmgr *m)
     return m->runs == NULL && m->tasks_out == 0;
 }
 
+/* Tries of the fixes left at shutdown: a write that fails at once (a full disk, the state
+ * thread gone) is not tried for long; one that waits for the lock has its busy timeout. */
+#define DRAIN_SETTLES 4
+
+int jobs_drained(jobmgr *m)
+{
+    if (!jobs_idle(m))
+        return 0;
+    if (!m->fixes)
+        return 1;
+    if (m->drain_settles < DRAIN_SETTLES) {
+        m->drain_settles++;
+        jobs_settle(m);
+        return 0; /* the writes' outcomes come back on a later tick */
+    }
+    for (job_fix *f = m->fixes; f; f = f->next)
+        util_log(LOG_WARN, "job %s: state %s could not be recorded before stopping; the store "
+                 "keeps its earlier state", f->id, store_state_name(f->state));
+    return 1;
+}
+
 void jobs_counts(jobmgr *m, int *queued, int *running)
 {
     int q = 0, n = 0;

@@ -21,7 +21,8 @@
  * daemon's wiring points at the SSE hub.
  *
  * Shutdown: jobs_shutdown sets every run's flag; workers checkpoint, put the job back to
- * `queued` in the store and report; jobs_idle() says when all have. */
+ * `queued` in the store and report; jobs_drained() says when all have and the final states
+ * the store refused before were tried once more. */
 #ifndef ANNEALD_JOBMGR_H
 #define ANNEALD_JOBMGR_H
 
@@ -168,6 +169,7 @@ typedef struct jobmgr {
     job_run *runs;               /* every live run (loop thread) */
     job_fix *fixes;              /* final states not yet in the store (loop thread) */
     int shutting_down;
+    int drain_settles;           /* jobs_drained's tries of the fixes left at shutdown */
     atomic_uint_fast64_t steps_trained;   /* for /metrics: metric rows committed */
     atomic_uint_fast64_t samples_trained; /* those steps × train_batch_size */
     atomic_uint_fast64_t ckpt_bytes;      /* total bytes checkpointed */
@@ -263,6 +265,12 @@ void jobs_shutdown(jobmgr *m);
 /* 1 when no run is left (after jobs_shutdown: every worker has reported) and no state write
  * is waiting for the store. */
 int jobs_idle(jobmgr *m);
+
+/* While the daemon drains (after jobs_shutdown), called on every tick: once jobs_idle holds,
+ * the final states the store still owes (fixes) are tried again, a few times at most, so a
+ * pause or cancel recorded late is not lost with the process. 1 when the daemon may stop;
+ * the fixes still left then are logged (the store keeps the job's earlier state). */
+int jobs_drained(jobmgr *m);
 
 /* Worker side: blocks until a run is available (returns it, taken) or quit (NULL). */
 job_run *jobs_take(jobmgr *m);

@@ -773,6 +773,58 @@ static void settling_a_refused_state_waits_for_no_lock(void **state)
     assert_int_equal(jobs_settle(&v->sv.jobs), 0);
 }
 
+/* A job whose worker could not write its final state (failed) to the store: a fix. */
+static void unsaved_final_state(env *v, char id[STORE_ID_LEN])
+{
+    new_job(v, id);
+    job_run *run = worker_takes(v, id);
+    uv_mutex_lock(&run->mu);
+    run->snap.final = STORE_FAILED;
+    run->snap.unsaved = 1;
+    snprintf(run->snap.error, sizeof run->snap.error, "out of memory");
+    uv_mutex_unlock(&run->mu);
+    jobs_done(&v->sv.jobs, run);
+    jobs_poll(&v->sv.jobs);
+    assert_non_null(jobs_find_fix(&v->sv.jobs, id));
+}
+
+/* A final state the store still owes when the daemon stops is tried again before it stops,
+ * instead of being lost with the process (the next start would queue the job again). */
+static void stopping_settles_the_states_still_owed(void **state)
+{
+    env *v = *state;
+    char id[STORE_ID_LEN];
+    unsaved_final_state(v, id);
+    jobs_shutdown(&v->sv.jobs);
+    assert_true(jobs_idle(&v->sv.jobs));
+    assert_int_equal(jobs_drained(&v->sv.jobs), 0); /* the write is on its way */
+    assert_int_equal(v->sv.jobs.tasks_out, 1);
+    assert_int_equal(jobs_drained(&v->sv.jobs), 0);
+    settle(v);
+    assert_int_equal(jobs_drained(&v->sv.jobs), 1);
+    assert_null(v->sv.jobs.fixes);
+    assert_int_equal(state_of(v, id), STORE_FAILED);
+}
+
+/* A store that cannot take it does not hold up the stop: a few tries, then the daemon may
+ * stop with the fix left (logged), the job's stored state unchanged. */
+static void stopping_gives_up_on_a_store_that_refuses(void **state)
+{
+    env *v = *state;
+    char id[STORE_ID_LEN];
+    unsaved_final_state(v, id);
+    jobs_tasks_stop(&v->sv.jobs); /* every write is refused at once */
+    jobs_shutdown(&v->sv.jobs);
+    int calls = 1;
+    while (!jobs_drained(&v->sv.jobs)) {
+        assert_true(calls < 10);
+        calls++;
+    }
+    assert_true(calls > 1);
+    assert_non_null(jobs_find_fix(&v->sv.jobs, id));
+    assert_int_equal(state_of(v, id), STORE_RUNNING);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -807,6 +859,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(late_stops_without_the_state_thread_are_settled_later,
                                         env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(settling_a_refused_state_waits_for_no_lock, env_setup,
+                                        env_teardown),
+        cmocka_unit_test_setup_teardown(stopping_settles_the_states_still_owed, env_setup,
+                                        env_teardown),
+        cmocka_unit_test_setup_teardown(stopping_gives_up_on_a_store_that_refuses, env_setup,
                                         env_teardown),
         cmocka_unit_test_setup_teardown(giving_up_on_a_stalled_job_waits_for_no_lock, env_setup,
                                         env_teardown),
