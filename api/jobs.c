@@ -138,6 +138,14 @@ static void create_from(http_req *r, store_t *st, cJSON *body)
     char loc[64];
     snprintf(loc, sizeof loc, "/v1/jobs/%s", id);
     MHD_add_response_header(resp, "Location", loc);
+    /* Its scheduling numbers, for the queue (the loop thread reads no store): without memory
+     * for them, the defaults. */
+    store_job_sched *js = malloc(sizeof *js);
+    if (js) {
+        jobs_sched_read(st, id, js);
+        r->ctx = js;
+        r->ctx_free = free;
+    }
     snprintf(r->work_id, sizeof r->work_id, "%s", id);
     http_queue(r, 201, resp);
 }
@@ -151,7 +159,8 @@ static void create_done(http_req *r)
     const char *id = r->work_id;
     if (api->sv->phase != PHASE_SERVING) /* stopping: it stays queued in the store for the restart */
         return;
-    if (jobs_enqueue(&api->sv->jobs, id) != 0) {
+    const store_job_sched *js = r->ctx ? r->ctx : &JOBS_SCHED_DEFAULTS;
+    if (jobs_enqueue(&api->sv->jobs, id, js) != 0) {
         /* Stored but not queued, it would wait for a restart: take it back and say so. */
         job_submit_undo(&api->sv->store, id);
         http_resume_pending(r, 503, http_error_response("unavailable", NULL,

@@ -73,17 +73,20 @@ static void conflict(job_outcome *o, const char *id, const char *what, store_job
 }
 
 /* Hands the write of a new state to the state thread. Returns 1 (w waits), or 0 with the
- * refusal in *out; a run taken out of the queue for it goes back. */
+ * refusal in *out; a run taken out of the queue for it (unqueued: the numbers it was queued
+ * with, else NULL) goes back. */
 static int write_state(jobmgr *m, const char *id, job_task_kind kind, unsigned from_mask,
-                       store_job_state to, const char *what, const char *allowed, int unqueued,
-                       job_waiter *w, job_outcome *out)
+                       store_job_state to, const char *what, const char *allowed,
+                       const store_job_sched *unqueued, job_waiter *w, job_outcome *out)
 {
     job_task *t = jobs_task_new(id, kind, from_mask, to);
     int rc = -ENOMEM;
     if (t) {
         t->what = what;
         t->allowed = allowed;
-        t->unqueued = unqueued;
+        t->unqueued = unqueued != NULL;
+        if (unqueued)
+            t->sched = *unqueued;
         t->w = w;
         rc = jobs_task_push(m, t, out); /* frees t when it refuses */
     } else {
@@ -92,7 +95,7 @@ static int write_state(jobmgr *m, const char *id, job_task_kind kind, unsigned f
     if (rc == 0)
         return 1;
     if (unqueued)
-        jobs_enqueue(m, id);
+        jobs_enqueue(m, id, unqueued);
     return 0;
 }
 
@@ -115,12 +118,13 @@ static int stop_job(jobmgr *m, const char *id, int how, store_job_state to, unsi
     if (fix_pending(m, id, out))
         return 0;
     job_run *run = jobs_find(m, id);
-    int unqueued = 0;
+    store_job_sched js, *unqueued = NULL;
     if (run && jobs_unqueue(m, run)) { /* queued, no worker yet: the store alone decides */
+        jobs_sched_of(run, &js);
+        unqueued = &js;
         jobs_unlink_run(m, run);
         jobs_run_free(run);
         run = NULL;
-        unqueued = 1;
     }
     if (run) { /* a worker has it: ask it to stop, answer when it lets go */
         ask_stop(run, how);
@@ -135,13 +139,14 @@ int jobs_cancel_nowait(jobmgr *m, const char *id)
 {
     jobs_poll(m);
     job_run *run = jobs_find(m, id);
-    int unqueued = 0;
+    store_job_sched js, *unqueued = NULL;
     if (run && jobs_unqueue(m, run)) {
+        jobs_sched_of(run, &js);
+        unqueued = &js;
         jobs_unlink_run(m, run);
         jobs_answer_waiters(run, STORE_QUEUED);
         jobs_run_free(run);
         run = NULL;
-        unqueued = 1;
     }
     if (run) {
         ask_stop(run, STOP_CANCEL);
@@ -194,7 +199,7 @@ int jobs_resume(jobmgr *m, const char *id, job_waiter *w, job_outcome *out)
         return 0;
     }
     return write_state(m, id, TASK_RESUME, RESUMABLE, STORE_QUEUED, "resume", RESUMABLE_TEXT,
-                       0, w, out);
+                       NULL, w, out);
 }
 
 /* A stop written while no worker held the job, landed: a run queued meanwhile can only be
@@ -258,7 +263,7 @@ void jobs_task_outcome(jobmgr *m, job_task *t, job_outcome *o)
     if (t->rc == STORE_ESTATE) {
         conflict(o, t->id, t->what, t->prev, t->allowed);
         if (t->unqueued && t->prev == STORE_QUEUED) /* still queued: the run goes back */
-            jobs_enqueue(m, t->id);
+            jobs_enqueue(m, t->id, &t->sched);
         return;
     }
     if (t->rc == -ENOENT) {
@@ -268,18 +273,18 @@ void jobs_task_outcome(jobmgr *m, job_task *t, job_outcome *o)
     if (t->rc) {
         store_failed(o, t->rc, &t->err);
         if (t->unqueued)
-            jobs_enqueue(m, t->id);
+            jobs_enqueue(m, t->id, &t->sched);
         return;
     }
     if (t->kind == TASK_REVERT)
         return;
     if (t->kind == TASK_STOP)
         drop_stale_run(m, t->id);
-    if (t->kind == TASK_RESUME && jobs_enqueue(m, t->id) != 0) {
+    if (t->kind == TASK_RESUME && jobs_enqueue(m, t->id, &t->sched) != 0) {
         /* Queued in the store but not for the workers: back to what it was. */
         job_outcome r;
         write_state(m, t->id, TASK_REVERT, STORE_MASK(STORE_QUEUED), t->prev, "resume",
-                    RESUMABLE_TEXT, 0, NULL, &r);
+                    RESUMABLE_TEXT, NULL, NULL, &r);
         fail(o, JOB_NO_MEMORY, NULL,
              "job %s could not be queued (out of memory); it stays %s, try again", t->id,
              store_state_name(t->prev));

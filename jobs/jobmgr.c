@@ -60,7 +60,7 @@ job_run *jobs_find(jobmgr *m, const char *id)
     return NULL;
 }
 
-int jobs_enqueue(jobmgr *m, const char *id)
+int jobs_enqueue(jobmgr *m, const char *id, const store_job_sched *js)
 {
     /* Shutting down: the job is queued in the store, and the next start's recovery queues it.
      * A run queued now would be taken by a worker that is still alive while the daemon
@@ -81,7 +81,12 @@ int jobs_enqueue(jobmgr *m, const char *id)
     r->snap.eta_s = NAN;
     r->snap.loss_scale = NAN;
     r->snap.loss = NAN;
-    jobs_sched_load(m, r);
+    store_job_sched own;
+    if (!js) {
+        jobs_sched_read(&m->d->store, id, &own);
+        js = &own;
+    }
+    jobs_sched_apply(r, js);
     r->next = m->runs;
     m->runs = r;
     uv_mutex_lock(&m->mu);
@@ -106,7 +111,7 @@ int jobs_recover(jobmgr *m, an_err *err)
     if (rc)
         return rc;
     for (size_t i = 0; i < k; i++)
-        jobs_enqueue(m, ids[i]);
+        jobs_enqueue(m, ids[i], NULL);
     free(ids);
     return 0;
 }

@@ -216,8 +216,11 @@ void jobs_close(jobmgr *m);
  * first. */
 int jobs_recover(jobmgr *m, an_err *err);
 
-/* Enqueues an already-queued job (in the store) for the workers. */
-int jobs_enqueue(jobmgr *m, const char *id);
+/* Enqueues an already-queued job (in the store) for the workers. js: its scheduling numbers,
+ * read off the loop thread (store_job_sched_get; a failed read leaves them at their
+ * defaults). NULL reads them here, on the loop's connection: only the start's recovery does,
+ * before the daemon serves, because the loop thread reads no store while it serves. */
+int jobs_enqueue(jobmgr *m, const char *id, const store_job_sched *js);
 
 /* The live run of a job, or NULL. */
 job_run *jobs_find(jobmgr *m, const char *id);
@@ -289,9 +292,16 @@ int jobs_settle(jobmgr *m);
 
 /* Scheduling (jobs/jobsched.c). */
 
-/* Reads the run's priority, preemptibility and stall limits from its stored spec (loop
- * thread); defaults when the spec cannot be read. */
-void jobs_sched_load(jobmgr *m, job_run *r);
+/* Sets the run's priority, preemptibility and stall limits from js (its stored spec's
+ * numbers: store_job_sched_get), the defaults where js has none. */
+void jobs_sched_apply(job_run *r, const store_job_sched *js);
+
+/* The numbers a run was queued with, to queue it again (js as jobs_enqueue takes it). */
+void jobs_sched_of(const job_run *r, store_job_sched *js);
+
+/* store_job_sched_get, with the defaults (JOBS_SCHED_DEFAULTS) when the job cannot be read. */
+void jobs_sched_read(store_t *s, const char *id, store_job_sched *js);
+extern const store_job_sched JOBS_SCHED_DEFAULTS;
 
 /* Puts a run into the queue by priority (higher first, then oldest first). Call with the
  * manager mutex held. */

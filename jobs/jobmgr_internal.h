@@ -41,6 +41,7 @@ typedef struct job_task {
     store_job_state to;
     const char *what, *allowed;  /* for a conflict's message ("pause", "running or queued") */
     int unqueued;                /* the run left the queue for this write: back if refused */
+    store_job_sched sched;       /* its numbers then; for TASK_RESUME, read by the state thread */
     job_waiter *w;               /* answered with the outcome; may be NULL */
     job_run *run;                /* TASK_FINISH: the run, listed and `settling` meanwhile */
     char error[600];             /* the job's error with the state written ("" = none) */

@@ -31,25 +31,33 @@
 #include "util/util.h"
 #include "util/log.h"
 
-void jobs_sched_load(jobmgr *m, job_run *r)
+void jobs_sched_apply(job_run *r, const store_job_sched *js)
 {
-    r->priority = 0;
-    r->preemptible = 1;
-    r->stall_timeout_s = SCHED_STALL_DEFAULT_S;
-    r->max_restarts = SCHED_RESTARTS_DEFAULT;
+    r->priority = js->priority;
+    r->preemptible = js->preemptible;
+    r->stall_timeout_s = js->stall_timeout_s > 0 ? js->stall_timeout_s : SCHED_STALL_DEFAULT_S;
+    r->max_restarts = js->max_restarts >= 0 ? js->max_restarts : SCHED_RESTARTS_DEFAULT;
     r->seq = strtoll(r->id + (r->id[0] == 'j' && r->id[1] == '_' ? 2 : 0), NULL, 10);
-    /* Four numbers the store copied out of the spec when it was written: the spec itself
-     * (megabytes with inline data) is never parsed on the loop thread. */
-    store_job_sched js;
+}
+
+void jobs_sched_of(const job_run *r, store_job_sched *js)
+{
+    js->priority = r->priority;
+    js->preemptible = r->preemptible;
+    js->stall_timeout_s = r->stall_timeout_s;
+    js->max_restarts = r->max_restarts;
+}
+
+const store_job_sched JOBS_SCHED_DEFAULTS = {.priority = 0, .preemptible = 1,
+                                             .stall_timeout_s = -1, .max_restarts = -1};
+
+/* Four numbers the store copied out of the spec when it was written: the spec itself
+ * (megabytes with inline data) is never parsed to queue a job. */
+void jobs_sched_read(store_t *s, const char *id, store_job_sched *js)
+{
     an_err e;
-    if (store_job_sched_get(&m->d->store, r->id, &js, &e) != 0)
-        return;
-    r->priority = js.priority;
-    r->preemptible = js.preemptible;
-    if (js.stall_timeout_s > 0)
-        r->stall_timeout_s = js.stall_timeout_s;
-    if (js.max_restarts >= 0)
-        r->max_restarts = js.max_restarts;
+    if (store_job_sched_get(s, id, js, &e) != 0)
+        *js = JOBS_SCHED_DEFAULTS;
 }
 
 /* 1 when run a goes before run b in the queue. */
@@ -162,7 +170,9 @@ int jobs_sched_requeue(jobmgr *m, job_run *r, const job_snap *s)
                      "until the next start): %s", r->id, msg);
         return 1;
     }
-    if (jobs_enqueue(m, r->id) != 0) {
+    store_job_sched js;
+    jobs_sched_of(r, &js);
+    if (jobs_enqueue(m, r->id, &js) != 0) {
         util_log(LOG_ERROR, "job %s stays queued until the next start: out of memory", r->id);
         return 1;
     }

@@ -273,6 +273,7 @@ typedef struct launch {
     int trial;
     cJSON *spec;                 /* taken by job_submit */
     submit_outcome out;
+    store_job_sched sched;       /* the job's, for the queue */
 } launch;
 
 static void launch_work(void *arg)
@@ -280,9 +281,36 @@ static void launch_work(void *arg)
     launch *l = arg;
     submit_link link = {l->sweep, l->trial};
     uv_mutex_lock(&l->w->mu);
-    job_submit(&l->w->db, l->w->d->opts, l->spec, &link, &l->out);
+    if (job_submit(&l->w->db, l->w->d->opts, l->spec, &link, &l->out) == SUBMIT_OK)
+        jobs_sched_read(&l->w->db, l->out.id, &l->sched);
     uv_mutex_unlock(&l->w->mu);
     l->spec = NULL;
+}
+
+/* A trial's job made for nothing is taken back on a request thread, as it was made: the
+ * loop thread never writes (at a stop, the workers' last checkpoints hold the write lock). */
+static void undo_work(void *arg)
+{
+    launch *l = arg;
+    uv_mutex_lock(&l->w->mu);
+    job_submit_undo(&l->w->db, l->out.id);
+    uv_mutex_unlock(&l->w->mu);
+    free(l);
+}
+
+static void undo_after(void *arg)
+{
+    (void)arg; /* undo_work freed it: a queue stopped meanwhile calls no after */
+}
+
+/* Takes l. */
+static void undo_job(sweeps *w, launch *l)
+{
+    if (workq_push(&w->d->quick, undo_work, undo_after, l) == 0)
+        return;
+    /* The queue is full or stopped: a job left stored would run at the next start. */
+    job_submit_undo(&w->d->store, l->out.id);
+    free(l);
 }
 
 static void launch_after(void *arg)
@@ -295,8 +323,9 @@ static void launch_after(void *arg)
     if (!t || t->state != TRIAL_LAUNCHING) {
         /* The sweep went away meanwhile (deleted): a job made for it goes too. */
         if (l->out.kind == SUBMIT_OK)
-            job_submit_undo(&d->store, l->out.id);
-        free(l);
+            undo_job(w, l);
+        else
+            free(l);
         return;
     }
     int queued = 0;
@@ -306,7 +335,7 @@ static void launch_after(void *arg)
         uv_mutex_lock(&w->mu);
         snprintf(t->job, sizeof t->job, "%s", l->out.id);
         uv_mutex_unlock(&w->mu);
-        queued = jobs_enqueue(&d->jobs, l->out.id) == 0;
+        queued = jobs_enqueue(&d->jobs, l->out.id, &l->sched) == 0;
         if (!queued) {
             uv_mutex_lock(&w->mu);
             t->job[0] = '\0';
@@ -320,8 +349,10 @@ static void launch_after(void *arg)
     } else if (l->out.kind == SUBMIT_OK) {
         /* Stored but not queued (stopping, cancelled or out of memory): taken back, and
          * started again later unless the sweep is over. */
-        job_submit_undo(&d->store, l->out.id);
         t->state = r->cancelled ? TRIAL_ENDED : TRIAL_PENDING;
+        check_done(w, r);
+        undo_job(w, l);
+        return;
     } else if (l->out.kind == SUBMIT_INVALID || l->out.kind == SUBMIT_UNPROCESSABLE) {
         /* This trial's values make a job that cannot run: say why, go on with the next. */
         const an_err *e = &l->out.errs[0];

@@ -86,7 +86,7 @@ static int env_teardown(void **state)
 static void new_job(env *v, char id[STORE_ID_LEN])
 {
     assert_int_equal(make_job(&v->sv.store, "t", NULL, id), 0);
-    assert_int_equal(jobs_enqueue(&v->sv.jobs, id), 0);
+    assert_int_equal(jobs_enqueue(&v->sv.jobs, id, NULL), 0);
 }
 
 static store_job_state state_of(env *v, const char *id)
@@ -773,6 +773,53 @@ static void settling_a_refused_state_waits_for_no_lock(void **state)
     assert_int_equal(jobs_settle(&v->sv.jobs), 0);
 }
 
+/* The loop thread reads no store while it serves: a job resumed, or put back after a refused
+ * pause, is queued with the priority its stored spec gives, read by the state thread (or kept
+ * from the run that left the queue). The loop's own connection is pointed at an empty store
+ * meanwhile, where such a read would find nothing and queue the job at priority 0. */
+static void queueing_reads_no_store_on_the_loop(void **state)
+{
+    env *v = *state;
+    char id[STORE_ID_LEN], low[STORE_ID_LEN];
+    store_job_new in = {.name = "urgent", .total_steps = 100,
+                        .spec_json = "{\"model\":{\"type\":\"mlp\"},\"steps\":100,\"priority\":7}"};
+    an_err e;
+    assert_int_equal(store_job_create(&v->sv.store, &in, id, NULL), 0);
+    assert_int_equal(make_job(&v->sv.store, "t", NULL, low), 0);
+    void *fix2 = NULL;
+    assert_int_equal(fixture_setup(&fix2), 0);
+    store_t empty, loop_store = v->sv.store;
+    assert_int_equal(store_open(&empty, ((fixture *)fix2)->path, &e), 0);
+    v->sv.store = empty;
+    assert_int_equal(jobs_enqueue(&v->sv.jobs, low, &JOBS_SCHED_DEFAULTS), 0);
+    job_outcome o;
+    waiter p, r;
+    waiter_init(&p);
+    assert_int_equal(jobs_pause(&v->sv.jobs, id, &p.w, &o), 1); /* queued in the store only */
+    settle(v);
+    assert_answered(&p, STORE_PAUSED);
+    waiter_init(&r);
+    assert_int_equal(jobs_resume(&v->sv.jobs, id, &r.w, &o), 1);
+    settle(v);
+    assert_answered(&r, STORE_QUEUED);
+    job_run *run = jobs_find(&v->sv.jobs, id);
+    assert_non_null(run);
+    assert_int_equal(run->priority, 7);
+    assert_ptr_equal(v->sv.jobs.qhead, run); /* before the older job of priority 0 */
+    /* A pause the state thread cannot take puts the run back with the numbers it had. */
+    jobs_tasks_stop(&v->sv.jobs);
+    waiter_init(&p);
+    assert_int_equal(jobs_pause(&v->sv.jobs, id, &p.w, &o), 0);
+    assert_int_equal(o.result, JOB_BUSY);
+    run = jobs_find(&v->sv.jobs, id);
+    assert_non_null(run);
+    assert_int_equal(run->priority, 7);
+    assert_ptr_equal(v->sv.jobs.qhead, run);
+    v->sv.store = loop_store;
+    store_close(&empty);
+    fixture_teardown(&fix2);
+}
+
 /* A job whose worker could not write its final state (failed) to the store: a fix. */
 static void unsaved_final_state(env *v, char id[STORE_ID_LEN])
 {
@@ -859,6 +906,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(late_stops_without_the_state_thread_are_settled_later,
                                         env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(settling_a_refused_state_waits_for_no_lock, env_setup,
+                                        env_teardown),
+        cmocka_unit_test_setup_teardown(queueing_reads_no_store_on_the_loop, env_setup,
                                         env_teardown),
         cmocka_unit_test_setup_teardown(stopping_settles_the_states_still_owed, env_setup,
                                         env_teardown),
