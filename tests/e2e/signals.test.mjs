@@ -25,6 +25,8 @@ const bigJob = (over = {}) => ({
 });
 
 const SIGINT_BIT = 1n << 1n, SIGTERM_BIT = 1n << 14n; // SigBlk bit n-1 for signal n
+// SIGILL, SIGABRT, SIGBUS, SIGFPE, SIGSEGV: a fault must still end the process with its report.
+const FAULT_BITS = (1n << 3n) | (1n << 5n) | (1n << 6n) | (1n << 7n) | (1n << 10n);
 
 // Every thread of `pid`: its id, name and the mask of the signals it blocks.
 function threads(pid) {
@@ -73,7 +75,10 @@ test('anneald train blocks the stop signals on every thread while it trains, and
   await run.until(/step \d+\//);
   const ts = threads(run.child.pid);
   assert.ok(ts.length >= 2, `OpenMP's second thread is running: ${JSON.stringify(ts.map((t) => t.name))}`);
-  for (const t of ts) assert.ok(blocksStops(t), `thread ${t.tid} (${t.name}) takes SIGINT or SIGTERM`);
+  for (const t of ts) {
+    assert.ok(blocksStops(t), `thread ${t.tid} (${t.name}) takes SIGINT or SIGTERM`);
+    assert.equal(t.blocked & FAULT_BITS, 0n, `thread ${t.tid} (${t.name}) blocks a fault signal`);
+  }
   run.child.kill('SIGTERM');
   const {code, signal} = await run.exited;
   assert.equal(signal, null, run.err());
@@ -97,6 +102,7 @@ test('the daemon takes the stop signals on its loop thread only', async () => {
         assert.ok((t.blocked & (SIGINT_BIT | SIGTERM_BIT)) === 0n, 'the loop thread takes them');
       else
         assert.ok(blocksStops(t), `thread ${t.tid} (${t.name}) takes SIGINT or SIGTERM`);
+      assert.equal(t.blocked & FAULT_BITS, 0n, `thread ${t.tid} (${t.name}) blocks a fault signal`);
     }
   });
 });
