@@ -437,6 +437,23 @@ static void layer_forward(model *m, int l, const float *in, int B, int masked, u
     act_forward(m->post[l], m->pre[l], masked ? m->mask[l] : NULL, n, m->act);
 }
 
+int model_predict(model *m, const float *x, int rows, float *out, an_err *err)
+{
+    const int I = m->dims[0], O = m->dims[m->nlayers];
+    if (rows < 0)
+        return an_fail(err, "rows", "expected a row count >= 0, got %d", rows);
+    if (rows > 0 && (!x || !out))
+        return an_fail(err, "x", "expected input and output buffers, got NULL");
+    for (int r = 0; r < rows; r += m->max_batch) {
+        int B = rows - r < m->max_batch ? rows - r : m->max_batch;
+        int rc = model_forward(m, x + (size_t)r * I, B, 0, 0, 0);
+        if (rc)
+            return an_failc(err, rc, "x", "forward pass failed on rows %d..%d", r, r + B - 1);
+        memcpy(out + (size_t)r * O, model_output(m), (size_t)B * O * sizeof *out);
+    }
+    return 0;
+}
+
 int model_forward(model *m, const float *x, int B, int training, uint64_t step, uint64_t micro)
 {
     if (B < 1 || B > m->max_batch)

@@ -126,6 +126,10 @@ int model_forward(model *m, const float *x, int B, int training, uint64_t step, 
 /* The output [B, O] of the last forward pass (row-major). */
 const float *model_output(const model *m);
 
+/* Eval-mode outputs of `rows` rows x [rows, I] into out [rows, O], max_batch rows at a time
+ * (predict). 0, or an error naming "rows" or "x". */
+int model_predict(model *m, const float *x, int rows, float *out, an_err *err);
+
 /* Backward pass of the last forward: dout [B, O] is d(loss)/d(output). Parameter gradients
  * go to grad (nparams floats, the parameter layout): overwritten if accumulate == 0, added
  * to if 1. Returns -EINVAL if no forward pass came before. */

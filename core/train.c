@@ -442,18 +442,5 @@ int train_predict(train *t, const float *x, int rows, float *out, an_err *err)
     if (t->gt)
         return an_fail(err, "model", "a gpt model predicts tokens: use generate (POST "
                        "/v1/jobs/{id}/generate) instead of predict");
-    model *m = t->m;
-    const int I = m->dims[0], O = m->dims[m->nlayers];
-    if (rows < 0)
-        return an_fail(err, "rows", "expected a row count >= 0, got %d", rows);
-    if (rows > 0 && (!x || !out))
-        return an_fail(err, "x", "expected input and output buffers, got NULL");
-    for (int r = 0; r < rows; r += m->max_batch) {
-        int B = rows - r < m->max_batch ? rows - r : m->max_batch;
-        int rc = model_forward(m, x + (size_t)r * I, B, 0, 0, 0);
-        if (rc)
-            return an_failc(err, rc, "x", "forward pass failed on rows %d..%d", r, r + B - 1);
-        memcpy(out + (size_t)r * O, model_output(m), (size_t)B * O * sizeof *out);
-    }
-    return 0;
+    return model_predict(t->m, x, rows, out, err);
 }
