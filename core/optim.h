@@ -123,6 +123,12 @@ int optim_init(optim *o, const optim_cfg *cfg, int dtype, size_t n, const optim_
                int ntensors, const optim_group *groups, int ngroups, an_err *err);
 void optim_free(optim *o);
 
+/* A scheduler's values for the next step, one per group: lr, and where the scheduler cycles
+ * them, momentum (beta1 for the optimizers with betas: has_betas) and beta2 (NULL: not
+ * scheduled). */
+void optim_set_sched(optim *o, const double *lr, const double *mom, const double *beta2,
+                     int has_betas);
+
 /* One step: params -= update(grads), in o->dtype (float * or double *). */
 void optim_step(optim *o, void *params, const void *grads);
 

@@ -43,19 +43,8 @@ static uint64_t hash_layout(const train *t)
 /* Writes the scheduler's values for the next step into the optimizer groups. */
 static void apply_sched(train *t)
 {
-    const double *lr = sched_lr(t->sch), *mom = sched_mom(t->sch), *b2 = sched_beta2(t->sch);
-    for (int g = 0; g < t->ngroups; g++) {
-        optim_group *og = &t->opt.groups[g];
-        og->lr = lr[g];
-        if (mom) {
-            if (t->has_betas)
-                og->beta1 = mom[g];
-            else
-                og->momentum = mom[g];
-        }
-        if (b2)
-            og->beta2 = b2[g];
-    }
+    optim_set_sched(&t->opt, sched_lr(t->sch), sched_mom(t->sch), sched_beta2(t->sch),
+                    t->has_betas);
 }
 
 /* oneDNN's thread count is a per-thread setting and the worker that steps a job may change

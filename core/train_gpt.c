@@ -28,19 +28,8 @@ static void use_threads(int n)
 
 void gtrain_apply_sched(gtrain *t)
 {
-    const double *lr = sched_lr(t->sch), *mom = sched_mom(t->sch), *b2 = sched_beta2(t->sch);
-    for (int g = 0; g < t->ngroups; g++) {
-        optim_group *og = &t->opt.groups[g];
-        og->lr = lr[g];
-        if (mom) {
-            if (t->has_betas)
-                og->beta1 = mom[g];
-            else
-                og->momentum = mom[g];
-        }
-        if (b2)
-            og->beta2 = b2[g];
-    }
+    optim_set_sched(&t->opt, sched_lr(t->sch), sched_mom(t->sch), sched_beta2(t->sch),
+                    t->has_betas);
 }
 
 /* Tokens of the corpus, the vocabulary checked against the spec's, the split into windows. */
