@@ -125,7 +125,7 @@ int cli_help(const char *cmd)
 
 #define CLI_MAX_ERRORS 32 /* spec errors printed by one command */
 
-int cli_load_spec(const char *path, job_spec *spec)
+int cli_read_json(const char *path, cJSON **out)
 {
     char *text;
     size_t len;
@@ -136,13 +136,22 @@ int cli_load_spec(const char *path, job_spec *spec)
     }
     an_err e;
     an_err_clear(&e);
-    cJSON *json = NULL;
-    rc = json_parse_text(text, len, &json, &e);
+    *out = NULL;
+    rc = json_parse_text(text, len, out, &e);
     free(text);
     if (rc) {
         cli_print_err(&e);
         return 1;
     }
+    return 0;
+}
+
+int cli_load_spec(const char *path, job_spec *spec)
+{
+    cJSON *json = NULL;
+    if (cli_read_json(path, &json))
+        return 1;
+    int rc;
     /* Every independent error at once, each with its path, so one run fixes them all. */
     an_err errs[CLI_MAX_ERRORS];
     int n = 0;

@@ -74,33 +74,12 @@ static int apply_flag(cJSON *opts, const char *flag, const char *val)
     return -ENOENT;
 }
 
-static void print_error(const an_err *e)
-{
-    if (e->field[0])
-        fprintf(stderr, "error: %s: %s\n", e->field, e->message);
-    else
-        fprintf(stderr, "error: %s\n", e->message);
-}
-
 /* Reads FILE into a finder request: {"job": spec} around a bare spec. */
 static int read_request(const char *path, cJSON **out)
 {
-    char *text;
-    size_t len;
-    int rc = util_read_file(path, &text, &len);
-    if (rc) {
-        fprintf(stderr, "error: cannot read %s: %s\n", path, strerror(-rc));
-        return 1;
-    }
-    an_err e;
-    an_err_clear(&e);
     cJSON *j = NULL;
-    rc = json_parse_text(text, len, &j, &e);
-    free(text);
-    if (rc) {
-        print_error(&e);
+    if (cli_read_json(path, &j))
         return 1;
-    }
     if (!cJSON_GetObjectItemCaseSensitive(j, "job")) {
         cJSON *w = cJSON_CreateObject();
         if (!w) {
@@ -232,7 +211,7 @@ int cli_lrfind(int argc, char **argv)
         cJSON_Delete(flags);
         if (flag)
             return cli_flag_err("lr-find", flag, &e);
-        print_error(&e);
+        cli_print_err(&e);
         return 1;
     }
     cJSON_Delete(flags);
@@ -252,7 +231,7 @@ int cli_lrfind(int argc, char **argv)
     cJSON_Delete(spec_json);
     train *t = NULL;
     if (rc || (rc = train_create(&t, &spec, NULL, 0, &e))) {
-        print_error(&e);
+        cli_print_err(&e);
         job_spec_free(&spec);
         return 1;
     }
@@ -269,7 +248,7 @@ int cli_lrfind(int argc, char **argv)
     while (train_steps_done(t) < train_total_steps(t) && n < cap) {
         train_report rep;
         if ((rc = train_step(t, &rep, &e))) {
-            print_error(&e);
+            cli_print_err(&e);
             goto out;
         }
         lr[n] = rep.lr[0];

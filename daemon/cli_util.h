@@ -31,6 +31,10 @@ int cli_is_help(const char *a);
 /* Prints the help of one command ("check", "preview", "train") on stdout; returns 0. */
 int cli_help(const char *cmd);
 
+/* Reads the JSON file at `path` into *out (cJSON_Delete it); prints the error (a file that
+ * cannot be read, malformed JSON with its place) and returns 1 on failure. */
+int cli_read_json(const char *path, struct cJSON **out);
+
 /* Reads and parses the spec at `path`; prints every error (one line each) and returns 1 on
  * failure. */
 int cli_load_spec(const char *path, job_spec *spec);
