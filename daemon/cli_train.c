@@ -13,6 +13,7 @@
 
 #include "core/config.h"
 #include "core/config_metrics.h"
+#include "core/metrics_row.h"
 #include "core/sched.h"
 #include "core/train.h"
 #include "core/data_idx.h"
@@ -285,15 +286,6 @@ static void progress(int tty, const train_report *r, int64_t total, int64_t firs
     }
 }
 
-/* One optional number of a CSV row: empty when absent (NaN), as the API's CSV. */
-static void csv_opt(FILE *f, double v)
-{
-    char nb[40];
-    fputc(',', f);
-    if (!isnan(v))
-        fputs(cli_exact(nb, v), f);
-}
-
 int cli_train(int argc, char **argv)
 {
     const char *path = NULL, *metrics_csv = NULL, *weights_json = NULL, *save = NULL,
@@ -416,7 +408,6 @@ int cli_train(int argc, char **argv)
     double clock_at = t0;                 /* the last clock read, and the steps done then */
     int64_t clock_done = 0, clock_next = 1;
     int64_t first_step = train_steps_done(t);
-    int validates = spec.val_fraction > 0 || spec.val_split_test;
     train_report rep;
     memset(&rep, 0, sizeof rep);
     rep.loss_scale = NAN;
@@ -451,22 +442,12 @@ int cli_train(int argc, char **argv)
         clock_at = now;
         clock_done = done;
         if (mf) {
-            fprintf(mf, "%lld,%s", (long long)rep.step, cli_exact(nb, rep.loss));
-            for (int g = 0; g < rep.ngroups; g++)
-                fprintf(mf, ",%s", cli_exact(nb, rep.lr[g]));
-            fprintf(mf, ",%s", cli_exact(nb, rep.grad_norm));
-            /* seconds of training in this run, as the API's time (which counts from the
-             * job's first start) */
-            fprintf(mf, ",%s", cli_exact(nb, now - t0));
-            if (validates) {
-                csv_opt(mf, rep.has_val ? rep.val_loss : NAN);
-                csv_opt(mf, rep.has_val ? rep.val_acc : NAN);
-            }
-            if (spec.fp16) {
-                csv_opt(mf, rep.loss_scale);
-                fputs(rep.skipped ? ",1" : ",0", mf);
-            }
-            fputc('\n', mf);
+            /* time: seconds of training in this run, as the API's time (which counts from
+             * the job's first start) */
+            double secs = now - t0;
+            char row[METRICS_ROW_MAX];
+            metrics_row(&spec, &rep, &secs, row, sizeof row);
+            fputs(row, mf);
             if (!mf_err && ferror(mf)) /* the reason, before later calls change errno */
                 mf_err = errno ? errno : EIO;
         }

@@ -28,6 +28,7 @@
 #include "core/config.h"
 #include "core/config_metrics.h"
 #include "core/ddp.h"
+#include "core/metrics_row.h"
 #include "core/data_idx.h"
 #include "core/train.h"
 #include "jobs/fashion.h"
@@ -190,7 +191,6 @@ int main(int argc, char **argv)
      * bytes as that of one): each lr group's rate, the held-out loss and accuracy at the
      * steps that validate, and with fp16 (gpt) the scale each step used and whether it
      * overflowed. */
-    int validates = spec.val_fraction > 0 || spec.val_split_test;
     if (mf) {
         char head[1024];
         job_spec_metrics_header(&spec, 0, head, sizeof head);
@@ -205,21 +205,10 @@ int main(int argc, char **argv)
             MPI_Abort(MPI_COMM_WORLD, 1);
         }
         done_steps++;
-        if (mf) {
-            fprintf(mf, "%lld,%.17g", (long long)rep.step, rep.loss);
-            for (int g = 0; g < rep.ngroups; g++)
-                fprintf(mf, ",%.17g", rep.lr[g]);
-            fprintf(mf, ",%.17g", rep.grad_norm);
-            for (int k = 0; validates && k < 2; k++) { /* empty where the step did not */
-                double v = k ? rep.val_acc : rep.val_loss;
-                if (rep.has_val && !isnan(v))
-                    fprintf(mf, ",%.17g", v);
-                else
-                    fputc(',', mf);
-            }
-            if (spec.fp16)
-                fprintf(mf, ",%.17g,%d", rep.loss_scale, rep.skipped ? 1 : 0);
-            fputc('\n', mf);
+        if (mf) { /* anneald train's row but time, which differs between runs */
+            char row[METRICS_ROW_MAX];
+            metrics_row(&spec, &rep, NULL, row, sizeof row);
+            fputs(row, mf);
         }
     }
     double wall = MPI_Wtime() - t0, comm = c.comm_s; /* the save's gathers come after */
