@@ -21,7 +21,8 @@ enum route_body { BODY_NONE = 0, BODY_JSON = 1, BODY_CSV = 2 };
 /* Flags of a route. */
 enum route_flags {
     ROUTE_OPEN = 1,       /* no token needed (GET /healthz) */
-    ROUTE_QUERY_TOKEN = 2 /* ?access_token= is accepted (SSE: EventSource sets no headers) */
+    ROUTE_QUERY_TOKEN = 2 /* ?access_token= is accepted (SSE: EventSource sets no headers; a
+                             download link) */
 };
 
 typedef struct route {

@@ -14,7 +14,9 @@ const route api_routes[] = {
     {"POST", "/v1/jobs/{id}/pause", api_jobs_pause, BODY_JSON, 0},
     {"POST", "/v1/jobs/{id}/resume", api_jobs_resume, BODY_JSON, 0},
     {"POST", "/v1/jobs/{id}/cancel", api_jobs_cancel, BODY_JSON, 0},
-    {"GET", "/v1/jobs/{id}/metrics", api_jobs_metrics, BODY_NONE, 0},
+    /* ?access_token=: the dashboard's CSV download is a plain link, which the browser streams
+     * to disk (a fetch would hold the whole file in memory) and which carries no header */
+    {"GET", "/v1/jobs/{id}/metrics", api_jobs_metrics, BODY_NONE, ROUTE_QUERY_TOKEN},
     {"GET", "/v1/jobs/{id}/checkpoints", api_jobs_checkpoints, BODY_NONE, 0},
     {"POST", "/v1/jobs/{id}/checkpoints/{step}/pin", api_checkpoint_pin, BODY_JSON, 0},
     {"POST", "/v1/jobs/{id}/checkpoints/{step}/unpin", api_checkpoint_unpin, BODY_JSON, 0},

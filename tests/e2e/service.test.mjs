@@ -395,7 +395,7 @@ test('POST /v1/jobs with three independent errors lists them all and stores noth
   });
 });
 
-test('a bearer token guards everything but /healthz, and SSE takes ?access_token=', async () => {
+test('a bearer token guards everything but /healthz, and SSE and the metrics download take ?access_token=', async () => {
   const dir = tmpDir();
   try {
     const tok = writeFile(dir, 'token', 's3cret-token\n');
@@ -426,6 +426,16 @@ test('a bearer token guards everything but /healthz, and SSE takes ?access_token
       const bad = await fetch(`${d.url}/v1/events?access_token=nope`);
       assert.equal(bad.status, 401);
       await bad.text();
+      // A metrics download link carries the token in its query too; a wrong one gets no rows.
+      await waitJob(d.url, j.json.id, (x) => x.state === 'completed', 30000, auth);
+      const csv = await api(d.url, 'GET', `/v1/jobs/${j.json.id}/metrics?format=csv&access_token=s3cret-token`);
+      assert.equal(csv.status, 200, csv.text);
+      assert.equal(csv.text.trim().split('\n').length, 21);
+      const wrong = await api(d.url, 'GET', `/v1/jobs/${j.json.id}/metrics?format=csv&access_token=s3cret-tokem`);
+      assert.equal(wrong.status, 401);
+      assert.ok(!/^step,/.test(wrong.text));
+      assert.equal((await api(d.url, 'GET', `/v1/jobs/${j.json.id}/weights?access_token=s3cret-token`)).status, 401,
+                   'the query token only where a link needs it');
     });
   } finally {
     removeDir(dir);
