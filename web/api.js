@@ -110,17 +110,23 @@ export async function download(path, filename) {
 // change never leaves a stream behind. handlers: {state, progress, checkpoint, sweep, deleted,
 // open, exists, gone}: when the stream ends for good, `exists()` (async) is asked whether what it
 // streams is still there; false stops the reconnecting and calls `gone()`.
+// lastId: the id of the last event a previous stream of the page delivered; the new stream
+// starts after it (?last_event_id=, as EventSource cannot set the Last-Event-ID header), so
+// the daemon replays what came meanwhile, or sends a fresh snapshot when it no longer can.
 let current = null;
 
-export function openEvents(path, handlers) {
+export function openEvents(path, handlers, lastId) {
   closeEvents();
   const t = token();
-  const url = t ? path + (path.includes('?') ? '&' : '?') + 'access_token=' + encodeURIComponent(t) : path;
+  const q = [t ? 'access_token=' + encodeURIComponent(t) : '',
+             lastId ? 'last_event_id=' + encodeURIComponent(lastId) : ''].filter(Boolean).join('&');
+  const url = q ? path + (path.includes('?') ? '&' : '?') + q : path;
   const es = new EventSource(url);
-  const me = {es, closed: false};
+  const me = {es, closed: false, lastId};
   current = me;
   for (const name of ['state', 'progress', 'checkpoint', 'sweep', 'deleted']) {
     es.addEventListener(name, (ev) => {
+      if (ev.lastEventId) me.lastId = ev.lastEventId;
       if (!handlers[name]) return;
       let data;
       try { data = JSON.parse(ev.data); } catch { return; }
@@ -141,7 +147,7 @@ export function openEvents(path, handlers) {
         return;
       }
     } catch { /* the daemon is away: try again below */ }
-    if (current === me) setTimeout(() => { if (current === me) openEvents(path, handlers); }, 2000);
+    if (current === me) setTimeout(() => { if (current === me) openEvents(path, handlers, me.lastId); }, 2000);
   });
   return es;
 }
