@@ -3,7 +3,7 @@
 // button per suggestion that opens the New-job form with the job's spec at that lr.
 import {h, fmtNum, toast} from './util.js';
 import {api} from './api.js';
-import {LineChart} from './charts.js';
+import {LineChart, lowerBound} from './charts.js';
 
 const RULES = {
   steepest: 'where the smoothed loss falls fastest against log(lr)',
@@ -17,6 +17,18 @@ export function growingPrefix(lr) {
   let n = lr.length ? 1 : 0;
   while (n < lr.length && lr[n] > lr[n - 1]) n++;
   return n;
+}
+
+// The smoothed loss at lr v, which would go before row i: on the line between the finite
+// values either side (linear in log(lr)), or the nearest one past either end.
+export function onCurve(x, y, i, v) {
+  let lo = i - 1, hi = i;
+  while (lo >= 0 && !Number.isFinite(y[lo])) lo--;
+  while (hi < x.length && !Number.isFinite(y[hi])) hi++;
+  if (lo < 0) return hi < x.length ? y[hi] : null;
+  if (hi >= x.length) return y[lo];
+  const t = Math.log(v / x[lo]) / Math.log(x[hi] / x[lo]);
+  return y[lo] + t * (y[hi] - y[lo]);
 }
 
 export function mount(root, route) {
@@ -56,23 +68,35 @@ export function mount(root, route) {
     const upto = rep.diverged_at == null ? rep.lr.length : rep.diverged_at + 1;
     const n = Math.min(growingPrefix(rep.lr), upto);
     const x = rep.lr.slice(0, n);
-    const mark = (v) => {
-      const a = new Array(n).fill(null);
-      const i = x.indexOf(v);
-      if (i >= 0) a[i] = rep.smoothed[i];
-      return a;
-    };
+    const smoothed = rep.smoothed.slice(0, n);
+    // raw losses drawn up to 1.5× the smoothed curve's top: a single spike would flatten it
+    const cap = 1.5 * Math.max(...smoothed.filter(Number.isFinite));
+    const loss = rep.loss.slice(0, n).map((v) => (Number.isFinite(v) ? Math.min(v, cap) : null));
     const sug = rep.suggestions || {};
     const keys = Object.keys(RULES).filter((k) => sug[k] != null);
+    // A suggestion between two steps of the sweep (minimum/10 mostly is) gets a row of its own,
+    // marked on the smoothed curve (interpolated on log(lr)) like those at a step.
+    const at = new Map();
+    for (const v of keys.map((k) => sug[k])) {
+      if (!(v > 0) || x.includes(v)) continue;
+      const i = lowerBound(x, v);
+      at.set(v, onCurve(x, smoothed, i, v));
+      x.splice(i, 0, v);
+      smoothed.splice(i, 0, null);
+      loss.splice(i, 0, null);
+    }
+    const mark = (v) => {
+      const a = new Array(x.length).fill(null);
+      const i = x.indexOf(v);
+      if (i >= 0) a[i] = at.has(v) ? at.get(v) : smoothed[i];
+      return a;
+    };
     chart.opts.series = [
       {label: 'loss', color: '#9ca3af', width: 1},
       {label: 'smoothed', color: '#2563eb', width: 2},
-      ...keys.map((k) => ({label: k, color: COLORS[k], width: 0, points: true})),
+      ...keys.map((k) => ({label: k, color: COLORS[k], width: 2, points: true, line: false})),
     ];
-    // raw losses drawn up to 1.5× the smoothed curve's top: a single spike would flatten it
-    const cap = 1.5 * Math.max(...rep.smoothed.slice(0, n).filter(Number.isFinite));
-    chart.raw = [x, rep.loss.slice(0, n).map((v) => (Number.isFinite(v) ? Math.min(v, cap) : null)),
-                 rep.smoothed.slice(0, n), ...keys.map((k) => mark(sug[k]))];
+    chart.raw = [x, loss, smoothed, ...keys.map((k) => mark(sug[k]))];
     chart.build();
     window.__anneald.lrfinder = rep;
     msg.textContent = `${rep.lr.length.toLocaleString('en-US')} steps read` +

@@ -51,15 +51,29 @@ test('find → pick → submit in the browser', async () => {
       const drawn = await waitFor(() => page.evaluate(() => {
         const u = window.__anneald.charts.lrfinder;
         return u && u.data[0].length ? {labels: u.series.map((s) => s.label), x: Array.from(u.data[0]),
-                                        marks: u.data.slice(3).map((a) => Array.from(a).filter((v) => v != null).length)}
+                                        smoothed: Array.from(u.data[2]), data: u.data.slice(3).map((a) => Array.from(a))}
           : null;
       }), {what: 'the finder chart'});
       assert.deepEqual(drawn.labels.slice(1), ['loss', 'smoothed', 'steepest', 'valley', 'minimum_div_10']);
-      assert.deepEqual(drawn.x, want.lr.slice(0, want.diverged_at + 1)); // up to the divergence
-      // steepest and valley are points of the sweep and are marked on it; minimum/10 lies
-      // between steps, so it has no point of its own
-      assert.equal(drawn.marks[0], 1);
-      assert.equal(drawn.marks[1], 1);
+      // the sweep up to the divergence, and minimum/10, which lies between two of its steps
+      const swept = want.lr.slice(0, want.diverged_at + 1);
+      const min10 = want.suggestions.minimum_div_10;
+      assert.ok(!swept.includes(min10) && min10 > swept[0] && min10 < swept.at(-1), String(min10));
+      assert.deepEqual(drawn.x, [...swept, min10].sort((a, b) => a - b));
+      // each suggestion is one mark, at its lr, on the smoothed curve
+      const marks = drawn.data.map((a) => a.map((v, i) => [drawn.x[i], v]).filter(([, v]) => v != null));
+      assert.deepEqual(marks.map((m) => m.length), [1, 1, 1]);
+      for (const [k, name] of ['steepest', 'valley'].entries()) {
+        const i = drawn.x.indexOf(want.suggestions[name]);
+        assert.deepEqual(marks[k][0], [want.suggestions[name], drawn.smoothed[i]], name);
+      }
+      // minimum/10 has no loss of its own: its mark is between its neighbours' smoothed losses
+      const i = drawn.x.indexOf(min10);
+      assert.equal(marks[2][0][0], min10);
+      assert.equal(drawn.smoothed[i], null);
+      const [y0, y1] = [drawn.smoothed[i - 1], drawn.smoothed[i + 1]];
+      assert.ok(marks[2][0][1] >= Math.min(y0, y1) && marks[2][0][1] <= Math.max(y0, y1),
+                `${marks[2][0][1]} between ${y0} and ${y1}`);
       for (const k of ['steepest', 'valley', 'minimum_div_10']) {
         const t = await page.textContent(`[data-testid="lrf-${k}"] code`);
         assert.equal(Number(t).toPrecision(3), Number(want.suggestions[k]).toPrecision(3), k);
