@@ -1,7 +1,8 @@
 // Compare (#/compare?ids=j_1,j_2): pick several jobs and overlay their loss and lr curves,
-// with the same x-axis, log and smoothing controls as a job page. Live over /v1/events.
+// with the same x-axis, log and smoothing controls as a job page. Live over /v1/events. A job
+// deleted (before the page opened or while it watched) is said to be gone, its curves dropped.
 import {h, toast, stateBadge, fmtNum} from './util.js';
-import {api, openEvents} from './api.js';
+import {api, openEvents, ApiError} from './api.js';
 import {LineChart, PALETTE, XMODES, ema} from './charts.js';
 import {FULL_LIMIT, MAX_POINTS, fetchMetrics} from './metrics.js';
 
@@ -11,6 +12,9 @@ export function mount(root, route) {
   const selected = new Set(ids);
   const metrics = new Map();       // id -> metrics
   const jobs = new Map();          // id -> job
+  const deleted = new Set();       // ids the daemon no longer has
+  let list = [];                   // the picker's jobs
+  const pending = new Map();       // id -> timer of its curve's next read
   const opts = {xmode: 'step', logX: false, logY: false, alpha: 0};
 
   const picker = h('div.picker#compare-picker', {'data-testid': 'compare-picker'});
@@ -23,6 +27,7 @@ export function mount(root, route) {
   const lossEl = h('div.chart#chart-compare-loss', {'data-testid': 'chart-compare-loss'});
   const lrEl = h('div.chart#chart-compare-lr', {'data-testid': 'chart-compare-lr'});
   const empty = h('p.empty#compare-empty', {text: 'Pick two or more jobs to overlay their curves.'});
+  const goneNote = h('p.alert#compare-gone', {hidden: true, 'data-testid': 'compare-gone'});
 
   root.append(h('section.page#page-compare', null,
     h('div.toolbar', null, h('h1', {text: 'Compare'})),
@@ -31,7 +36,7 @@ export function mount(root, route) {
       h('div.card', null,
         h('div.controls', null, xsel, h('label', null, logx, ' log x'), h('label', null, logy, ' log y'),
           h('label.smooth', null, 'smoothing ', smooth)),
-        empty, h('h2', {text: 'Loss'}), lossEl, h('h2', {text: 'Learning rate'}), lrEl))));
+        goneNote, empty, h('h2', {text: 'Loss'}), lossEl, h('h2', {text: 'Learning rate'}), lrEl))));
 
   const lossChart = new LineChart(lossEl, {name: 'compareLoss', yLabel: 'loss', sync: 'cmp', series: []});
   const lrChart = new LineChart(lrEl, {name: 'compareLr', yLabel: 'lr', sync: 'cmp', series: []});
@@ -66,7 +71,11 @@ export function mount(root, route) {
 
   function redraw() {
     const {lossT, lrT, lossS, lrS} = tables();
-    empty.hidden = selected.size >= 2;
+    const lost = [...selected].filter((id) => deleted.has(id));
+    empty.hidden = selected.size - lost.length >= 2;
+    goneNote.hidden = !lost.length;
+    goneNote.textContent = lost.length
+      ? `${lost.join(', ')} ${lost.length > 1 ? 'were' : 'was'} deleted: no curves to show.` : '';
     for (const [c, T, S] of [[lossChart, lossT, lossS], [lrChart, lrT, lrS]]) {
       const sig = S.map((s) => s.label).join('|');
       if (sig !== c.sig) {
@@ -92,22 +101,37 @@ export function mount(root, route) {
       if (gone) return;
       metrics.set(id, m);
     } catch (e) {
-      if (!gone) toast(`${id}: ${e.message}`, 'error');
+      if (gone) return;
+      if (e instanceof ApiError && e.status === 404) markDeleted(id);
+      else toast(`${id}: ${e.message}`, 'error');
     }
+  }
+
+  // The daemon has no job `id` any more: its curves go, and the picker and a note say so.
+  function markDeleted(id) {
+    deleted.add(id);
+    metrics.delete(id);
+    clearTimeout(pending.get(id));
+    pending.delete(id);
+    const j = list.find((x) => x.id === id);
+    if (j) j.state = 'deleted';
+    if (gone) return;
+    renderPicker();
+    redraw();
   }
 
   function setUrl() {
     history.replaceState(null, '', '#/compare' + (selected.size ? '?ids=' + [...selected].join(',') : ''));
   }
 
-  function renderPicker(list) {
+  function renderPicker() {
     picker.replaceChildren(...list.map((j) => {
       const box = h('input', {type: 'checkbox', checked: selected.has(j.id), 'data-testid': 'compare-pick',
-                              'data-job-id': j.id,
+                              'data-job-id': j.id, disabled: deleted.has(j.id) && !selected.has(j.id),
         onchange: async () => {
           if (box.checked) { selected.add(j.id); jobs.set(j.id, j); await loadJob(j.id); } else selected.delete(j.id);
           setUrl();
-          renderPicker(list);
+          renderPicker();
           redraw();
         }});
       return h('label.pick', {style: selected.has(j.id) ? `border-left-color:${color(j.id)}` : ''}, box,
@@ -116,10 +140,10 @@ export function mount(root, route) {
     }));
   }
 
-  const pending = new Map();
   openEvents('/v1/events', {
+    deleted(ev) { if (list.some((j) => j.id === ev.id) || selected.has(ev.id)) markDeleted(ev.id); },
     progress(ev) {
-      if (!selected.has(ev.id) || pending.has(ev.id)) return;
+      if (!selected.has(ev.id) || pending.has(ev.id) || deleted.has(ev.id)) return;
       // Re-fetch a compared job's curve at most every 2 s while it trains.
       pending.set(ev.id, setTimeout(async () => {
         jobs.delete(ev.id);
@@ -131,14 +155,13 @@ export function mount(root, route) {
   });
 
   (async () => {
-    let list = [];
     try {
       list = (await api('GET', '/v1/jobs?limit=200')).jobs || [];
     } catch (e) { toast('jobs: ' + e.message, 'error'); }
     if (gone) return;
     for (const j of list) jobs.set(j.id, j);
     for (const id of ids) if (!list.some((j) => j.id === id)) list.push({id, state: '?'});
-    renderPicker(list);
+    renderPicker();
     await Promise.all(ids.map(loadJob));
     if (!gone) redraw();
   })();

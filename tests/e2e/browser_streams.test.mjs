@@ -1,11 +1,11 @@
 // The dashboard's event streams and live data in headless Chromium against the real daemon: a
-// stream the page has to open again itself resumes after the last event it had, and what the
-// pages read again when their stream comes back.
+// stream the page has to open again itself resumes after the last event it had, what the
+// pages read again when their stream comes back, and jobs deleted under the Compare page.
 import {describe, it, before, after} from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import {chromium} from 'playwright-core';
-import {startDaemon, api, waitFor, waitJob, readEvents, tmpDir, heavyJob} from './lib.mjs';
+import {startDaemon, api, waitFor, waitJob, readEvents, tmpDir, heavyJob, tutorialJob} from './lib.mjs';
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
@@ -103,5 +103,37 @@ describe('dashboard streams', () => {
       await page.unroute(`**/v1/jobs/${id}/events*`, route);
       await api(d.url, 'POST', `/v1/jobs/${id}/cancel`);
     }
+  });
+
+  it('compare says a deleted job is gone and drops its curves', async () => {
+    const ids = [];
+    for (const name of ['cmp-a', 'cmp-b', 'cmp-c']) {
+      const r = await api(d.url, 'POST', '/v1/jobs', tutorialJob({name, steps: 300}));
+      assert.equal(r.status, 201, r.text);
+      ids.push(r.json.id);
+    }
+    for (const id of ids) await waitJob(d.url, id, (j) => j.state === 'completed');
+    const [a, b, c] = ids;
+    // a stored comparison naming a job deleted since
+    assert.equal((await api(d.url, 'DELETE', '/v1/jobs/' + c)).status, 204);
+    await page.goto(`${d.url}/#/compare?ids=${a},${b},${c}`);
+    const labels = () => page.evaluate(() => {
+      const u = window.__anneald.charts.compareLoss;
+      return u ? u.series.slice(1).map((s) => s.label.split(' ')[0]) : null;
+    });
+    await waitFor(async () => (await labels() || []).length === 2, {what: 'the two curves left'});
+    assert.deepEqual(await labels(), [a, b]);
+    await page.waitForSelector('#compare-gone:not([hidden])');
+    assert.match(await page.textContent('#compare-gone'), new RegExp(`^${c} was deleted`));
+    const badge = (id) => page.textContent(`label.pick:has([data-job-id="${id}"]) [data-testid=job-state]`);
+    assert.equal(await badge(c), 'deleted');
+    assert.equal(await page.isVisible('#compare-empty'), false);
+    // and one deleted while the page shows it: its curve goes at once
+    assert.equal((await api(d.url, 'DELETE', '/v1/jobs/' + b)).status, 204);
+    await waitFor(async () => JSON.stringify(await labels()) === JSON.stringify([a]), {what: 'b\'s curve to go'});
+    await waitFor(async () => /^.* were deleted/.test(await page.textContent('#compare-gone')), {what: 'the note'});
+    assert.equal(await badge(b), 'deleted');
+    assert.equal(await page.isVisible('#compare-empty'), true, 'one job left: the page asks for two');
+    assert.equal(await page.locator('.toast-item.error').count(), 0, 'no error shown');
   });
 });
