@@ -1,8 +1,9 @@
 // The "Sample" box of a gpt job's page: a prompt and the sampling settings, sent to
 // POST /v1/jobs/{id}/generate as a Server-Sent Events stream so the text appears token by
-// token. An error (a character outside the vocabulary, no checkpoint yet) shows with its field.
+// token; Stop ends it early. An error (a character outside the vocabulary, no checkpoint yet)
+// shows with its field; a 401 asks for the access token as every other request does.
 import {h} from './util.js';
-import {token} from './api.js';
+import {token, askToken} from './api.js';
 
 // Reads an SSE body, calling onEvent(name, data) for each event.
 async function readSse(res, onEvent) {
@@ -42,28 +43,44 @@ export function sampleBox(jobId) {
   const err = h('div.alert#sample-error', {hidden: true, 'data-testid': 'sample-error'});
   const status = h('span.muted.small#sample-status', {'data-testid': 'sample-status'});
   const go = h('button#sample-go', {text: 'Sample', 'data-testid': 'sample-go', onclick: () => run()});
-  let ctl = null; // the running request's: leaving the page stops the generation
+  const stopBtn = h('button#sample-stop', {text: 'Stop', 'data-testid': 'sample-stop', disabled: true,
+                                           onclick: () => { if (ctl) { stopped = true; ctl.abort(); } }});
+  let ctl = null; // the running request's: Stop or leaving the page ends the generation
+  let stopped = false; // Stop was clicked (leaving the page aborts without it)
+
+  // POSTs the request; a 401 asks for the token and sends it again.
+  async function post(body, signal) {
+    for (;;) {
+      const t = token();
+      const headers = {'Content-Type': 'application/json', Accept: 'text/event-stream'};
+      if (t) headers.Authorization = 'Bearer ' + t;
+      const res = await fetch(`/v1/jobs/${encodeURIComponent(jobId)}/generate`,
+                              {method: 'POST', headers, body: JSON.stringify(body), signal});
+      if (res.status !== 401) return res;
+      await askToken(t ? 'The token was refused. Enter the right one.' : undefined);
+      if (signal.aborted) throw new DOMException('stopped', 'AbortError');
+    }
+  }
 
   async function run() {
     go.disabled = true;
+    stopBtn.disabled = false;
+    stopped = false;
     err.hidden = true;
     out.textContent = prompt.value;
     status.textContent = 'sampling…';
     const body = {prompt: prompt.value, max_tokens: Number(maxTok.value), temperature: Number(temp.value),
                   top_k: Number(topk.value), seed: Number(seed.value)};
-    const headers = {'Content-Type': 'application/json', Accept: 'text/event-stream'};
-    if (token()) headers.Authorization = 'Bearer ' + token();
     ctl = new AbortController();
     const signal = ctl.signal;
+    let n = 0;
     try {
-      const res = await fetch(`/v1/jobs/${encodeURIComponent(jobId)}/generate`,
-                              {method: 'POST', headers, body: JSON.stringify(body), signal});
+      const res = await post(body, signal);
       if (!res.ok) {
         const j = await res.json().catch(() => null);
         const e = j && j.error;
         throw new Error(e ? (e.field ? e.field + ': ' : '') + e.message : 'HTTP ' + res.status);
       }
-      let n = 0;
       await readSse(res, (ev, data) => {
         if (ev === 'token') {
           out.append(data.token); // a text node each: += would copy the whole text per token
@@ -77,18 +94,22 @@ export function sampleBox(jobId) {
       else if (!status.textContent.includes('tokens'))
         status.textContent = `${n} tokens; the stream ended before its last event`;
     } catch (e) {
-      if (signal.aborted) return; // the page was left
+      if (signal.aborted) { // Stop, or the page was left
+        if (stopped) status.textContent = `stopped after ${n} tokens`;
+        return;
+      }
       err.textContent = e.message;
       err.hidden = false;
       status.textContent = '';
     } finally {
       go.disabled = false;
+      stopBtn.disabled = true;
     }
   }
 
   const box = h('div.card#sample-box', {'data-testid': 'sample-box'},
     h('h2', {text: 'Sample'}), prompt,
-    h('div.controls', null, maxLabel, tempLabel, topkLabel, seedLabel, go, status), err, out);
+    h('div.controls', null, maxLabel, tempLabel, topkLabel, seedLabel, go, stopBtn, status), err, out);
   // The job page calls this when it goes: a generation still streaming would otherwise keep
   // the daemon making tokens for a page nobody sees.
   box.stop = () => { if (ctl) ctl.abort(); };

@@ -66,8 +66,7 @@ test('Sample box: streams generated text for a gpt job, shows errors by field', 
       await page.waitForSelector('#sample-error:not([hidden])');
       assert.match(await page.textContent('#sample-error'), /^prompt: .*'\{'/);
 
-      // Leaving the page while a long sample streams stops it: the request is aborted, not
-      // left making 100,000 tokens for a page nobody sees.
+      // Stop ends a long sample where it is: the request is aborted, the text stays as it was
       await page.fill('#sample-prompt', 'to be');
       await page.fill('#sample-max-tokens', '100000');
       await page.evaluate(() => { // note the signal the page gives its generate request
@@ -77,6 +76,24 @@ test('Sample box: streams generated text for a gpt job, shows errors by field', 
           return real(url, opts);
         };
       });
+      assert.equal(await page.isDisabled('#sample-stop'), true, 'nothing to stop yet');
+      await page.click('#sample-go');
+      await page.waitForFunction(() => document.querySelector('#sample-output').textContent.length > 20);
+      assert.equal(await page.evaluate(() => window.__genSignal.aborted), false);
+      await page.click('#sample-stop');
+      await page.waitForFunction(() => window.__genSignal.aborted, null, {timeout: 5000});
+      await page.waitForFunction(() => /^stopped after \d+ tokens$/.test(document.querySelector('#sample-status').textContent));
+      const kept = await page.textContent('#sample-output');
+      const n = Number(/\d+/.exec(await page.textContent('#sample-status'))[0]);
+      assert.ok(n > 0 && kept.length >= 'to be'.length + n, `${n} tokens, ${kept.length} characters`);
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal(await page.textContent('#sample-output'), kept, 'no token after Stop');
+      assert.equal(await page.isVisible('#sample-error'), false);
+      assert.equal(await page.isDisabled('#sample-stop'), true);
+      assert.equal(await page.isEnabled('#sample-go'), true);
+
+      // Leaving the page while a long sample streams stops it: the request is aborted, not
+      // left making 100,000 tokens for a page nobody sees.
       await page.click('#sample-go');
       await page.waitForFunction(() => document.querySelector('#sample-output').textContent.length > 20);
       assert.equal(await page.evaluate(() => window.__genSignal && window.__genSignal.aborted), false);
@@ -133,6 +150,53 @@ test('fp16 loss chart: skipped steps are marked and the loss scale is drawn', as
   } finally {
     await ctx.close();
     fs.rmSync(profile, {recursive: true, force: true});
+  }
+  assert.deepEqual(errors, []);
+});
+
+// A daemon with a token: a refused token on generate asks for the right one, as every other
+// request of the dashboard does, and the sample then streams.
+test('Sample box: a 401 asks for the token and then samples', async () => {
+  const profile = tmpDir('anneald-chromium-');
+  const dir = tmpDir();
+  const token = 'tok-' + Math.random().toString(36).slice(2);
+  fs.writeFileSync(path.join(dir, 'token'), token + '\n');
+  const auth = {Authorization: 'Bearer ' + token};
+  const ctx = await chromium.launchPersistentContext(profile, {executablePath: CHROMIUM, headless: true,
+                                                               args: ARGS, viewport: {width: 1280, height: 900}});
+  const errors = [];
+  try {
+    await withDaemon({args: ['--token-file', path.join(dir, 'token')]}, async (d) => {
+      const page = ctx.pages()[0] || await ctx.newPage();
+      page.on('pageerror', (e) => errors.push(e.message));
+      const job = (await api(d.url, 'POST', '/v1/jobs', GPT, auth)).json;
+      await waitJob(d.url, job.id, (j) => j.state === 'completed', 60000, auth);
+      await page.goto(`${d.url}/#/job/${job.id}`);
+      await page.waitForSelector('[data-testid=token-modal]');
+      await page.fill('#token-input', token);
+      await page.click('[data-testid=token-save]');
+      await page.waitForSelector('#sample-box');
+      // the daemon refuses the generate request's token once (as after the token file changed)
+      let refused = 0;
+      await page.route('**/generate', (rt) => {
+        if (refused++) return rt.continue();
+        return rt.continue({headers: {...rt.request().headers(), authorization: 'Bearer wrong'}});
+      });
+      await page.fill('#sample-prompt', 'to be');
+      await page.fill('#sample-max-tokens', '10');
+      await page.click('#sample-go');
+      await page.waitForSelector('[data-testid=token-modal]');
+      assert.match(await page.textContent('#token-modal'), /refused/);
+      await page.fill('#token-input', token);
+      await page.click('[data-testid=token-save]');
+      await page.waitForFunction(() => /10 tokens from the checkpoint/.test(document.querySelector('#sample-status').textContent));
+      assert.equal(await page.isVisible('#sample-error'), false);
+      assert.equal(refused, 2, 'sent again with the token');
+    });
+  } finally {
+    await ctx.close();
+    fs.rmSync(profile, {recursive: true, force: true});
+    fs.rmSync(dir, {recursive: true, force: true});
   }
   assert.deepEqual(errors, []);
 });
