@@ -4,7 +4,7 @@
 import {h, toast, stateBadge, fmtNum} from './util.js';
 import {api, openEvents, ApiError} from './api.js';
 import {LineChart, PALETTE, XMODES, ema} from './charts.js';
-import {FULL_LIMIT, MAX_POINTS, fetchMetrics} from './metrics.js';
+import {FULL_LIMIT, MAX_POINTS, fetchMetrics, xFor, timedRows} from './metrics.js';
 
 export function mount(root, route) {
   let gone = false;
@@ -51,12 +51,12 @@ export function mount(root, route) {
     for (const id of selected) {
       const m = metrics.get(id);
       if (!m || !m.step.length) continue;
-      const x = opts.xmode === 'step' ? m.step : m.time;
+      const x = xFor(m, m.step, opts.xmode, 0);
       const name = (jobs.get(id) && jobs.get(id).name) || id;
-      lossT.push([x, ema(m.loss, opts.alpha)]);
+      lossT.push(timedRows([x, ema(m.loss, opts.alpha)]));
       lossS.push({label: `${id} ${name}`, color: color(id)});
       m.lr.forEach((g, k) => {
-        lrT.push([x, g]);
+        lrT.push(timedRows([x, g]));
         lrS.push({label: `${id}` + (m.lr.length > 1 ? ` group ${k}` : ''), color: color(id), dash: k ? [4, 3] : undefined});
       });
     }

@@ -5,7 +5,7 @@ import {h, fmtNum, fmtLr, fmtInt, fmtRate, fmtDuration, fmtTime, fmtBytes, state
 import {api, openEvents, closeEvents, download, ApiError, setting, keepSetting} from './api.js';
 import {LineChart, PALETTE, XMODES, lowerBound, lrSeries} from './charts.js';
 import {FULL_LIMIT, MAX_POINTS, emptyMetrics, fetchMetrics, appendMetrics, lastStep, lossTable,
-        lrTable, emaLeadIn} from './metrics.js';
+        lrTable, emaLeadIn, timed} from './metrics.js';
 import {momentumSchedule} from './schedule.js';
 import {sampleBox} from './sample.js';
 import {labelsView, checkpointMarks} from './jobsched.js';
@@ -202,7 +202,7 @@ export function mount(root, route) {
   // x range (in the current x units) -> step range, via the rows held.
   function stepsOf(a, b) {
     if (state.xmode === 'step') return [Math.floor(a), Math.ceil(b)];
-    const m = state.detail ? state.detail.m : state.base;
+    const m = timed(state.detail ? state.detail.m : state.base);
     const off = state.xmode === 'wall' ? startSec() : 0;
     const i = Math.max(0, lowerBound(m.time, a - off) - 1);
     const k = Math.min(m.step.length - 1, lowerBound(m.time, b - off));

@@ -86,25 +86,48 @@ function push(dst, src) {
   for (let i = 0; i < src.length; i++) dst.push(src[i]);
 }
 
-// Elapsed seconds at each of `steps`, from the rows of m (linear between rows).
+// The rows of m that have a time: {step, time}. A job that keeps only its newest steps may
+// answer null for the time of a row it dropped while the answer was read (docs/API.md).
+export function timed(m) {
+  if (!m.time.some((t) => t == null)) return {step: m.step, time: m.time};
+  const step = [], time = [];
+  m.time.forEach((t, i) => { if (t != null) { step.push(m.step[i]); time.push(t); } });
+  return {step, time};
+}
+
+// Elapsed seconds at each of `steps`, from the rows of m that have one: on the line through
+// the two such rows around the step, or the nearest two past either end (not before 0).
 function timesAt(m, steps) {
+  const r = timed(m), n = r.step.length;
   return steps.map((s) => {
-    const i = lowerBound(m.step, s);
-    if (i >= m.step.length) return m.time[m.time.length - 1] ?? null;
-    if (m.step[i] === s || i === 0) return m.time[i] ?? null;
-    const s0 = m.step[i - 1], s1 = m.step[i], t0 = m.time[i - 1], t1 = m.time[i];
-    return t0 + (t1 - t0) * (s - s0) / (s1 - s0);
+    if (n < 2) return n ? r.time[0] : null;
+    let i = lowerBound(r.step, s);
+    if (i < n && r.step[i] === s) return r.time[i];
+    const before = i === 0;
+    i = Math.min(Math.max(i, 1), n - 1);
+    const s0 = r.step[i - 1], s1 = r.step[i], t0 = r.time[i - 1], t1 = r.time[i];
+    const t = t0 + (t1 - t0) * (s - s0) / (s1 - s0);
+    return before ? Math.max(0, t) : t; // no time before the start
   });
+}
+
+// A table [x, ...] without its rows whose x is null: on a time axis, when no row had a time.
+export function timedRows(data) {
+  if (!data[0].some((v) => v == null)) return data;
+  const keep = [];
+  data[0].forEach((v, i) => { if (v != null) keep.push(i); });
+  return data.map((a) => keep.map((i) => a[i]));
 }
 
 // x values for rows at `steps`: the steps themselves, elapsed seconds, or wall-clock seconds
 // (the job's start plus elapsed).
 // A server may record time as seconds since the epoch rather than since the start: such values
-// (past 1e9 s, 2001) are taken as wall-clock times.
+// (past 1e9 s, 2001) are taken as wall-clock times. A row without a time is placed by the
+// rows around it that have one, as validation steps are.
 export function xFor(m, steps, xmode, t0) {
   if (xmode === 'step') return steps;
-  const t = steps === m.step ? m.time : timesAt(m, steps);
-  const epoch = t.length > 0 && t[0] > 1e9;
+  const t = steps === m.step && !m.time.some((v) => v == null) ? m.time : timesAt(m, steps);
+  const epoch = t.find((v) => v != null) > 1e9;
   if (xmode === 'elapsed') return epoch ? t.map((v) => (v == null ? null : v - t0)) : t;
   return epoch ? t : t.map((v) => (v == null ? null : t0 + v));
 }
@@ -146,7 +169,7 @@ export function lossTable(m, {xmode, t0, alpha, skip = 0}) {
     const k = lowerBound(steps, skip);
     data = data.map((a) => a.slice(k));
   }
-  return {data: downsample(data, DRAW_POINTS / 2), labels, hasVal, smoothed: !!smooth};
+  return {data: downsample(timedRows(data), DRAW_POINTS / 2), labels, hasVal, smoothed: !!smooth};
 }
 
 // fp16 columns over the table's rows: the loss scale in force at each step (the last event at
@@ -185,7 +208,7 @@ export function lrTable(m, {xmode, t0, momentum, skip = 0}) {
     const k = lowerBound(m.step, skip);
     data = data.map((a) => a.slice(k));
   }
-  return {data: downsample(data, DRAW_POINTS / 2), labels, groups, momentum: mom ? mom.length : 0};
+  return {data: downsample(timedRows(data), DRAW_POINTS / 2), labels, groups, momentum: mom ? mom.length : 0};
 }
 
 // Steps of the EMA's memory: rows before a zoomed range fetched so the average there starts
