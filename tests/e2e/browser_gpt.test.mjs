@@ -51,10 +51,25 @@ test('Sample box: streams generated text for a gpt job, shows errors by field', 
       await page.fill('#sample-temperature', '0.9');
       await page.fill('#sample-top-k', '5');
       await page.fill('#sample-seed', '11');
+      await page.evaluate(() => { // what happens to the output (empty so far) while it streams
+        const out = document.querySelector('#sample-output');
+        const n = window.__sampleMutations = {added: 0, removed: 0, text: 0};
+        new MutationObserver((ms) => {
+          for (const m of ms) {
+            n.added += m.addedNodes.length;
+            n.removed += m.removedNodes.length;
+            if (m.type === 'characterData') n.text++;
+          }
+        }).observe(out, {childList: true, characterData: true, subtree: true});
+      });
       await page.click('#sample-go');
       await page.waitForFunction(() => /tokens from the checkpoint at step 20/.test(
         document.querySelector('#sample-status').textContent));
       const shown = await page.textContent('#sample-output');
+      // the prompt, then each token appended as it came (a text node each), the text before it
+      // never rewritten
+      assert.deepEqual(await page.evaluate(() => window.__sampleMutations), {added: 31, removed: 0, text: 0});
+      assert.equal(await page.evaluate(() => document.querySelector('#sample-output').childNodes.length), 31);
       const want = (await api(d.url, 'POST', `/v1/jobs/${job.id}/generate`,
                               {prompt: 'to be', max_tokens: 30, temperature: 0.9, top_k: 5, seed: 11})).json;
       assert.equal(shown, 'to be' + want.text);
