@@ -28,6 +28,7 @@ export function mount(root, route) {
   };
   let gone = false;
   let fetching = null;
+  let acting = false;   // a button's request is out
 
   // ---- header: name, state, buttons, progress numbers
   const title = h('h1#job-title', {text: id});
@@ -302,10 +303,11 @@ export function mount(root, route) {
     errorBox.hidden = !j.error;
     errorBox.textContent = j.error ? 'Error: ' + (typeof j.error === 'string' ? j.error : JSON.stringify(j.error)) : '';
     const fin = FINISHED.has(j.state);
-    buttons.pause.disabled = !(j.state === 'running' || j.state === 'queued');
-    buttons.resume.disabled = !(j.state === 'paused' || j.state === 'failed' || j.state === 'stopped');
-    buttons.cancel.disabled = fin;
-    buttons.delete.disabled = !fin;
+    // while an action is out, none other can be started
+    buttons.pause.disabled = acting || !(j.state === 'running' || j.state === 'queued');
+    buttons.resume.disabled = acting || !(j.state === 'paused' || j.state === 'failed' || j.state === 'stopped');
+    buttons.cancel.disabled = acting || fin;
+    buttons.delete.disabled = acting || !fin;
     buttons.fork.disabled = j.last_checkpoint_step == null;
   }
 
@@ -323,16 +325,18 @@ export function mount(root, route) {
   }
 
   // One request at a time: a pause can wait for a checkpoint, and a second click meanwhile
-  // would only earn a 409.
-  let acting = false;
+  // would only earn a 409. The buttons are disabled until the answer.
   async function act(what) {
     if (acting) return;
     acting = true;
+    renderHead();
     try {
       state.job = await api('POST', `/v1/jobs/${encodeURIComponent(id)}/${what}`);
-      renderHead();
       toast(`${what}: job is ${state.job.state}`);
-    } catch (e) { toast(`${what}: ${e.message}`, 'error'); } finally { acting = false; }
+    } catch (e) { toast(`${what}: ${e.message}`, 'error'); } finally {
+      acting = false;
+      if (!gone) renderHead();
+    }
   }
 
   // Cancel and Delete cannot be undone: the first click arms the button, a second one between
@@ -355,11 +359,17 @@ export function mount(root, route) {
   }
 
   async function remove() {
+    if (acting) return;
+    acting = true;
+    renderHead();
     try {
       await api('DELETE', `/v1/jobs/${encodeURIComponent(id)}`);
       toast(`${id} deleted`);
       location.hash = '#/jobs';
-    } catch (e) { toast('delete: ' + e.message, 'error'); }
+    } catch (e) { toast('delete: ' + e.message, 'error'); } finally {
+      acting = false;
+      if (!gone) renderHead();
+    }
   }
 
   function fork(step) {
@@ -449,7 +459,7 @@ export function mount(root, route) {
     gone = true;
     if (sampler) sampler.stop();
     clearTimeout(pullTimer);
-    clearTimeout(armed);
+    for (const a of Object.values(arming)) clearTimeout(a.timer);
     loadCheckpointsSoon.cancel();
     lossChart.destroy();
     lrChart.destroy();

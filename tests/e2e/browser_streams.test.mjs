@@ -36,6 +36,7 @@ function frames(events) {
 describe('dashboard streams', () => {
   let d, ctx, page, profile;
   const errors = [];
+  const warnings = [];
 
   before(async () => {
     d = await startDaemon({args: ['--workers', '2']});
@@ -45,6 +46,7 @@ describe('dashboard streams', () => {
     await ctx.addInitScript(recordStreams);
     page = ctx.pages()[0] || await ctx.newPage();
     page.on('pageerror', (e) => errors.push('pageerror: ' + e.message));
+    page.on('console', (m) => { if (m.type() === 'warning') warnings.push(m.text()); });
   });
 
   after(async () => {
@@ -211,5 +213,54 @@ describe('dashboard streams', () => {
       await page.unroute(/\/v1\/jobs\/[^/]+\/metrics/, route);
       await page.evaluate(() => localStorage.removeItem('anneald.xmode'));
     }
+  });
+
+  it('job buttons wait for the job, and for the answer of the action out', async () => {
+    const r = await api(d.url, 'POST', '/v1/jobs', heavyJob({name: 'buttons'}));
+    const id = r.json.id;
+    await waitJob(d.url, id, (j) => j.state === 'running');
+    const held = {job: null, pause: null};
+    const hold = (name) => async (rt) => {
+      if (rt.request().method() !== (name === 'job' ? 'GET' : 'POST')) return rt.continue();
+      await new Promise((res) => { held[name] = res; });
+      await rt.continue();
+    };
+    const jobUrl = (u) => u.pathname === `/v1/jobs/${id}`, pauseUrl = (u) => u.pathname === `/v1/jobs/${id}/pause`;
+    const holdJob = hold('job'), holdPause = hold('pause');
+    await page.route(jobUrl, holdJob);
+    await page.route(pauseUrl, holdPause);
+    const names = ['pause', 'resume', 'cancel', 'delete', 'fork'];
+    const disabled = () => page.evaluate((ns) => ns.filter((n) => document.querySelector('#btn-' + n).disabled), names);
+    try {
+      await page.goto(`${d.url}/#/job/${id}`);
+      await waitFor(() => held.job, {what: 'the page to ask for the job'});
+      assert.deepEqual(await disabled(), names, 'nothing to act on before the job is read');
+      held.job();
+      await page.unroute(jobUrl, holdJob);
+      await page.waitForSelector('#btn-pause:not([disabled])');
+      // a double click on Pause sends one request; until its answer no button acts
+      let paused = 0;
+      page.on('request', (q) => { if (pauseUrl(new URL(q.url())) && q.method() === 'POST') paused++; });
+      await page.dblclick('#btn-pause');
+      await waitFor(() => held.pause, {what: 'the pause request'});
+      assert.deepEqual((await disabled()).filter((n) => n !== 'fork'), ['pause', 'resume', 'cancel', 'delete']);
+      await new Promise((res) => setTimeout(res, 300));
+      assert.equal(paused, 1);
+      held.pause();
+      await page.waitForFunction(() => document.querySelector('[data-testid=job-state]').textContent === 'paused');
+      await page.waitForSelector('#btn-resume:not([disabled])');
+      assert.equal(await page.isDisabled('#btn-pause'), true);
+      assert.equal(await page.isEnabled('#btn-cancel'), true);
+      assert.equal(paused, 1);
+    } finally {
+      await page.unroute(jobUrl, holdJob);
+      await page.unroute(pauseUrl, holdPause);
+      await api(d.url, 'POST', `/v1/jobs/${id}/cancel`);
+    }
+    // leaving the page runs its whole clean-up (the router reports a clean-up that throws)
+    const before = warnings.length;
+    await page.goto(`${d.url}/#/jobs`);
+    await page.waitForSelector('#page-jobs');
+    assert.deepEqual(warnings.slice(before), []);
   });
 });
