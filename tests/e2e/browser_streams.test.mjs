@@ -263,4 +263,23 @@ describe('dashboard streams', () => {
     await page.waitForSelector('#page-jobs');
     assert.deepEqual(warnings.slice(before), []);
   });
+
+  it('a 2xx answer cut short is an error, not a partial answer', async () => {
+    await page.goto(`${d.url}/#/jobs`);
+    await page.waitForSelector('#page-jobs');
+    const cut = async (rt) => rt.fulfill({status: 200, headers: {'Content-Type': 'application/json'},
+                                          body: '{"step": [1, 2, 3], "loss": [0.5, 0.4'});
+    await page.route('**/v1/jobs/j_cut/metrics*', cut);
+    try {
+      const got = await page.evaluate(async () => {
+        const {api, ApiError} = await import('/api.js');
+        try { return {resolved: await api('GET', '/v1/jobs/j_cut/metrics')}; } catch (e) {
+          return {rejected: e.name, api: e instanceof ApiError};
+        }
+      });
+      assert.deepEqual(got, {rejected: 'SyntaxError', api: false});
+    } finally {
+      await page.unroute('**/v1/jobs/j_cut/metrics*', cut);
+    }
+  });
 });
