@@ -6,7 +6,7 @@ import {describe, it, before, after} from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import {chromium} from 'playwright-core';
-import {startDaemon, api, waitFor, waitJob, readEvents, tmpDir, heavyJob, tutorialJob} from './lib.mjs';
+import {startDaemon, api, waitFor, waitJob, readEvents, tmpDir, removeDir, heavyJob, tutorialJob} from './lib.mjs';
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
@@ -283,3 +283,75 @@ describe('dashboard streams', () => {
     }
   });
 });
+
+// One worker, busy with a job that never ends: every other job stays queued (and none
+// completes, which would make the jobs list read itself again).
+describe('dashboard over a daemon restart, and with many jobs', () => {
+  let d, ctx, page, profile, dir, port;
+  const errors = [];
+
+  before(async () => {
+    dir = tmpDir();
+    d = await startDaemon({dir, args: ['--workers', '1']});
+    port = new URL(d.url).port;
+    profile = tmpDir('anneald-chromium-');
+    ctx = await chromium.launchPersistentContext(profile, {executablePath: CHROMIUM, headless: true, args: ARGS,
+                                                           viewport: {width: 1280, height: 800}});
+    page = ctx.pages()[0] || await ctx.newPage();
+    page.on('pageerror', (e) => errors.push('pageerror: ' + e.message));
+  });
+
+  after(async () => {
+    if (ctx) await ctx.close();
+    if (profile) fs.rmSync(profile, {recursive: true, force: true});
+    if (d) await d.stop();
+    if (dir) removeDir(dir);
+    assert.deepEqual(errors, []);
+  });
+
+  // Restarts the daemon on the same store and port, with the page's event stream held off
+  // until `meanwhile` (run against the new daemon) is done: what it changes comes to the page
+  // in no event, only when the page reads its data again.
+  async function restart(meanwhile) {
+    const block = (rt) => rt.abort();
+    await page.route('**/v1/events*', block);
+    await d.stop();
+    d = await startDaemon({dir, args: ['--workers', '1', '--listen', '127.0.0.1:' + port]});
+    await meanwhile();
+    await page.unroute('**/v1/events*', block);
+  }
+
+  it('the sweeps and jobs lists read their data again when their stream comes back', async () => {
+    const busy = await api(d.url, 'POST', '/v1/jobs', heavyJob({name: 'busy'}));
+    await waitJob(d.url, busy.json.id, (j) => j.state === 'running');
+    const doomed = (await api(d.url, 'POST', '/v1/jobs', heavyJob({name: 'doomed'}))).json.id;
+    await api(d.url, 'POST', `/v1/jobs/${doomed}/cancel`);
+    const sweep = await api(d.url, 'POST', '/v1/sweeps', {
+      name: 'queued-sweep', base: tutorialJob({steps: 200}), trials: 2, max_concurrent: 1, metric: 'loss',
+      parameters: {'ds_config.optimizer.params.lr': [0.01, 0.001]}});
+    assert.equal(sweep.status, 201, sweep.text);
+    const sid = sweep.json.id;
+
+    await page.goto(`${d.url}/#/sweeps`);
+    const badge = `tr[data-sweep-id="${sid}"] [data-testid=sweep-state]`;
+    await page.waitForSelector(badge);
+    const was = await page.textContent(badge);
+    assert.notEqual(was, 'cancelled');
+    await page.waitForSelector('#live.on');
+    await restart(async () => {
+      assert.equal((await api(d.url, 'POST', `/v1/sweeps/${sid}/cancel`)).status, 200);
+    });
+    await page.waitForFunction((sel) => document.querySelector(sel).textContent === 'cancelled', badge,
+                               {timeout: 15000});
+
+    await page.goto(`${d.url}/#/jobs`);
+    const row = `tr[data-job-id="${doomed}"]`;
+    await page.waitForSelector(row);
+    await page.waitForSelector('#live.on');
+    await restart(async () => {
+      assert.equal((await api(d.url, 'DELETE', '/v1/jobs/' + doomed)).status, 204);
+    });
+    await page.waitForSelector(row, {state: 'detached', timeout: 15000});
+  });
+});
+
