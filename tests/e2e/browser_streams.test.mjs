@@ -353,5 +353,36 @@ describe('dashboard over a daemon restart, and with many jobs', () => {
     });
     await page.waitForSelector(row, {state: 'detached', timeout: 15000});
   });
+
+  it('the jobs list shows more than the API gives at once (1000 jobs)', async () => {
+    // the worker busy (as the test before left it), so that the jobs stay queued
+    if (!(await api(d.url, 'GET', '/v1/jobs?state=running&limit=1')).json.total) {
+      const busy = await api(d.url, 'POST', '/v1/jobs', heavyJob({name: 'busy'}));
+      await waitJob(d.url, busy.json.id, (j) => j.state === 'running');
+    }
+    const have = (await api(d.url, 'GET', '/v1/jobs?limit=1')).json.total;
+    for (let i = have; i < 1105; i++) {
+      const r = await api(d.url, 'POST', '/v1/jobs', heavyJob({name: 'many-' + i}));
+      assert.equal(r.status, 201, r.text);
+    }
+    const all = [];
+    for (let off = 0; off < 1105; off += 1000) all.push(...(await api(d.url, 'GET', `/v1/jobs?limit=1000&offset=${off}`)).json.jobs);
+    assert.equal(all.length, 1105);
+    const asked = [];
+    page.on('request', (q) => { if (/\/v1\/jobs\?/.test(q.url())) asked.push(new URL(q.url()).searchParams); });
+    await page.goto(`${d.url}/#/jobs`);
+    const rows = () => page.$$eval('tr[data-job-id]', (trs) => trs.map((tr) => tr.dataset.jobId));
+    await waitFor(async () => (await rows()).length === 100, {what: 'the first 100 jobs'});
+    for (let k = 2; k <= 11; k++) {
+      await page.click('#jobs-more');
+      await waitFor(async () => (await rows()).length === 100 * k, {what: `${100 * k} rows`});
+    }
+    assert.deepEqual(await rows(), all.slice(0, 1100).map((j) => j.id), 'the newest 1100, in order');
+    assert.ok(asked.every((q) => Number(q.get('limit')) <= 1000), 'no page over the API\'s limit');
+    assert.equal(await page.isVisible('#jobs-more'), true, 'five more to show');
+    await page.click('#jobs-more');
+    await waitFor(async () => (await rows()).length === 1105, {what: 'every job'});
+    assert.equal(await page.isVisible('#jobs-more'), false);
+  });
 });
 
