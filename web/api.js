@@ -94,16 +94,21 @@ export async function api(method, path, body, opts = {}) {
 
 // Downloads a file the API serves (the token goes in a header, so a plain link cannot do it).
 export async function download(path, filename) {
+  // The answer's head first, so that a missing token is asked for and an error shown before
+  // any file appears; then a plain link, which the browser streams to disk (reading the body
+  // here would hold the whole file, gigabytes for a long job, in memory). A link carries no
+  // header: the token goes in its query (the daemon takes ?access_token= on this route).
   const t = token();
-  const res = await fetch(path, {headers: t ? {Authorization: 'Bearer ' + t} : {}});
-  if (res.status === 401) { await askToken(); return download(path, filename); }
+  const ctl = new AbortController();
+  const res = await fetch(path, {headers: t ? {Authorization: 'Bearer ' + t} : {}, signal: ctl.signal});
+  if (res.status === 401) { ctl.abort(); await askToken(); return download(path, filename); }
   if (!res.ok) throw new ApiError(res.status, await res.json().catch(() => null));
-  const url = URL.createObjectURL(await res.blob());
+  ctl.abort();
+  const url = t ? path + (path.includes('?') ? '&' : '?') + 'access_token=' + encodeURIComponent(t) : path;
   const a = h('a', {href: url, download: filename});
   document.body.append(a);
   a.click();
   a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10000);
 }
 
 // The page's single EventSource. Opening a new stream closes the previous one, so a route

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import {chromium} from 'playwright-core';
-import {startDaemon, api, waitFor, tmpDir, removeDir, heavyJob} from './lib.mjs';
+import {startDaemon, api, waitFor, waitJob, tmpDir, removeDir, heavyJob} from './lib.mjs';
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const SHOTS = 'build/screenshots';
@@ -453,6 +453,24 @@ describe('dashboard with an access token', () => {
     assert.equal(await b.page.locator('[data-testid=token-modal]').count(), 0);
     await shot(b.page, 'jobs-token');
     assert.deepEqual(b.errors.filter((e) => !/status of 401/.test(e)), []);
+  });
+
+  it('the CSV button downloads the metrics through a link the browser streams to disk', async () => {
+    const auth = {Authorization: 'Bearer ' + token};
+    const made = await api(d.url, 'POST', '/v1/jobs', {...TUTORIAL, name: 'csv-link', steps: 300}, auth);
+    assert.equal(made.status, 201, made.text);
+    await waitJob(d.url, made.json.id, (j) => j.state === 'completed', 60000, auth);
+    await b.page.goto(d.url + '/#/job/' + made.json.id);
+    await b.page.waitForSelector('[data-testid=btn-csv]:not([disabled])');
+    const [dl] = await Promise.all([b.page.waitForEvent('download'), b.page.click('[data-testid=btn-csv]')]);
+    // the file comes from the API itself, not from a copy the page read into memory (blob:)
+    assert.match(dl.url(), new RegExp(`/v1/jobs/${made.json.id}/metrics\\?format=csv&access_token=`));
+    assert.equal(dl.suggestedFilename(), `${made.json.id}.csv`);
+    const file = path.join(dir, 'dl.csv');
+    await dl.saveAs(file);
+    const want = await api(d.url, 'GET', `/v1/jobs/${made.json.id}/metrics?format=csv`, null, auth);
+    assert.equal(fs.readFileSync(file, 'utf8'), want.text);
+    assert.equal(want.text.trim().split('\n').length, 301);
   });
 
   it('where the browser refuses storage, the token is asked once and the job page works', async () => {
