@@ -48,6 +48,7 @@ void jobs_close(jobmgr *m)
         m->fixes = f->next;
         free(f);
     }
+    jobs_sched_patched_prune(m, 1);
     uv_cond_destroy(&m->cond);
     uv_mutex_destroy(&m->mu);
 }
@@ -87,6 +88,7 @@ int jobs_enqueue(jobmgr *m, const char *id, const store_job_sched *js)
         js = &own;
     }
     jobs_sched_apply(r, js);
+    jobs_sched_patched(m, id, &r->priority); /* a PATCH newer than js */
     r->next = m->runs;
     m->runs = r;
     uv_mutex_lock(&m->mu);

@@ -168,6 +168,7 @@ typedef struct jobmgr {
     int quit;                    /* workers exit when the queue is empty */
     job_run *runs;               /* every live run (loop thread) */
     job_fix *fixes;              /* final states not yet in the store (loop thread) */
+    struct sched_patch *patched; /* priorities PATCHed lately (jobs/jobsched.c; loop thread) */
     int shutting_down;
     int drain_settles;           /* jobs_drained's tries of the fixes left at shutdown */
     atomic_uint_fast64_t steps_trained;   /* for /metrics: metric rows committed */
@@ -320,8 +321,13 @@ void jobs_watchdog(jobmgr *m);
  * Loop thread. */
 int jobs_sched_requeue(jobmgr *m, job_run *r, const job_snap *s);
 
-/* A new priority of a job (PATCH): moves a queued run to its place. Loop thread. */
+/* A new priority of a job (PATCH): moves a queued run to its place. Loop thread. It is also
+ * kept a while (jobs_sched_patched) for a job that has no run now but may be queued soon
+ * from numbers read before the PATCH landed: a resume's, read on the state thread. */
 void jobs_sched_reprioritize(jobmgr *m, const char *id, int priority);
+
+/* The priority PATCH gave job `id` lately, into *priority: 1, or 0 when none. Loop thread. */
+int jobs_sched_patched(jobmgr *m, const char *id, int *priority);
 
 /* Queued runs by priority, for /metrics: up to `max` distinct priorities (highest first)
  * into prio[]/count[]; returns how many. */

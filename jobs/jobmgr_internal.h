@@ -67,6 +67,9 @@ void jobs_task_outcome(jobmgr *m, job_task *t, job_outcome *o);
 /* A TASK_FINISH landed: the run is finished with its outcome (jobs/jobmgr.c). */
 void jobs_finish_outcome(jobmgr *m, const job_task *t);
 
+/* Drops the PATCHed priorities kept long enough (all of them: `all`) (jobs/jobsched.c). */
+void jobs_sched_patched_prune(jobmgr *m, int all);
+
 /* A TASK_SETTLE landed: its fix goes, or stays for the next jobs_settle (jobs/jobmgr.c). */
 void jobs_settle_outcome(jobmgr *m, const job_task *t);
 

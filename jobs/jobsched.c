@@ -191,8 +191,64 @@ int jobs_sched_requeue(jobmgr *m, job_run *r, const job_snap *s)
     return 0;
 }
 
+/* PATCH is the only way a job's priority changes after its submit, so the newest PATCHed
+ * priority is never wrong, only no longer needed once the numbers read before it have been
+ * used: the race it covers lasts one state write. Entries go after PATCHED_KEEP_S. */
+#define PATCHED_KEEP_S 60.0
+
+typedef struct sched_patch {
+    char id[STORE_ID_LEN];
+    int priority;
+    double at;
+    struct sched_patch *next;
+} sched_patch;
+
+/* Drops the entries older than PATCHED_KEEP_S (all: when `all`). */
+void jobs_sched_patched_prune(jobmgr *m, int all)
+{
+    double now = util_now();
+    for (sched_patch **pp = &m->patched; *pp;) {
+        sched_patch *p = *pp;
+        if (all || now - p->at > PATCHED_KEEP_S) {
+            *pp = p->next;
+            free(p);
+        } else {
+            pp = &p->next;
+        }
+    }
+}
+
+int jobs_sched_patched(jobmgr *m, const char *id, int *priority)
+{
+    for (sched_patch *p = m->patched; p; p = p->next)
+        if (strcmp(p->id, id) == 0) {
+            *priority = p->priority;
+            return 1;
+        }
+    return 0;
+}
+
+/* Remembers job id's new priority (without memory: the race stays open, nothing worse). */
+static void remember_patch(jobmgr *m, const char *id, int priority)
+{
+    jobs_sched_patched_prune(m, 0);
+    sched_patch *p = m->patched;
+    while (p && strcmp(p->id, id) != 0)
+        p = p->next;
+    if (!p) {
+        if (!(p = calloc(1, sizeof *p)))
+            return;
+        snprintf(p->id, sizeof p->id, "%s", id);
+        p->next = m->patched;
+        m->patched = p;
+    }
+    p->priority = priority;
+    p->at = util_now();
+}
+
 void jobs_sched_reprioritize(jobmgr *m, const char *id, int priority)
 {
+    remember_patch(m, id, priority);
     job_run *r = jobs_find(m, id);
     if (!r)
         return;

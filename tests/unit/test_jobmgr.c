@@ -820,6 +820,34 @@ static void queueing_reads_no_store_on_the_loop(void **state)
     fixture_teardown(&fix2);
 }
 
+/* A PATCH of the priority that lands while a resume's write is on the state thread (which
+ * read the numbers before it) is not lost: the run is queued with the PATCHed priority. The
+ * store keeps the old one here, as the state thread's read saw it. */
+static void a_priority_patched_during_a_resume_is_kept(void **state)
+{
+    env *v = *state;
+    char id[STORE_ID_LEN];
+    new_job(v, id);
+    job_outcome o;
+    waiter p, r;
+    waiter_init(&p);
+    assert_int_equal(jobs_pause(&v->sv.jobs, id, &p.w, &o), 1);
+    settle(v);
+    assert_answered(&p, STORE_PAUSED);
+    waiter_init(&r);
+    assert_int_equal(jobs_resume(&v->sv.jobs, id, &r.w, &o), 1);
+    jobs_sched_reprioritize(&v->sv.jobs, id, 5); /* no run yet: kept for the queueing */
+    settle(v);
+    assert_answered(&r, STORE_QUEUED);
+    job_run *run = jobs_find(&v->sv.jobs, id);
+    assert_non_null(run);
+    assert_int_equal(run->priority, 5);
+    int prio = 0;
+    assert_int_equal(jobs_sched_patched(&v->sv.jobs, id, &prio), 1);
+    assert_int_equal(prio, 5);
+    assert_int_equal(jobs_sched_patched(&v->sv.jobs, "j_999999", &prio), 0);
+}
+
 /* A job whose worker could not write its final state (failed) to the store: a fix. */
 static void unsaved_final_state(env *v, char id[STORE_ID_LEN])
 {
@@ -908,6 +936,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(settling_a_refused_state_waits_for_no_lock, env_setup,
                                         env_teardown),
         cmocka_unit_test_setup_teardown(queueing_reads_no_store_on_the_loop, env_setup,
+                                        env_teardown),
+        cmocka_unit_test_setup_teardown(a_priority_patched_during_a_resume_is_kept, env_setup,
                                         env_teardown),
         cmocka_unit_test_setup_teardown(stopping_settles_the_states_still_owed, env_setup,
                                         env_teardown),
