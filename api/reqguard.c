@@ -155,6 +155,10 @@ static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind, const char *k
 {
     (void)kind;
     query_text *q = cls;
+    /* The value is decoded here: a token holding '&' or '#' would end guard_redact's
+     * redaction early, so the token's value is never printed at all. */
+    if (key && value && strcasecmp(key, "access_token") == 0)
+        value = "[redacted]";
     int n = snprintf(q->buf + q->len, sizeof q->buf - q->len, "%c%s%s%s", q->len ? '&' : '?',
                      key ? key : "", value ? "=" : "", value ? value : "");
     if (n < 0 || (size_t)n >= sizeof q->buf - q->len)

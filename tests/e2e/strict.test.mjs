@@ -102,7 +102,7 @@ test('malformed heads and duplicated headers get JSON errors, never HTML', async
   });
 });
 
-test('the SSE ?access_token= is redacted from every log line', async () => {
+test('the ?access_token= is redacted from every log line', async () => {
   const dir = tmpDir();
   try {
     const tok = writeFile(dir, 'token', 'very-secret-token-value\n');
@@ -119,6 +119,19 @@ test('the SSE ?access_token= is redacted from every log line', async () => {
       const log = d.stderr();
       assert.match(log, /GET \/v1\/events\?access_token=\[redacted\] -> 401/, log.slice(-2000));
       assert.doesNotMatch(log, /very-secret/);
+    });
+    // A token holding '#' and '&' (sent encoded): the log shows no part of it, on the
+    // metrics route that takes it for download links too.
+    const odd = writeFile(dir, 'odd', 'odd-secret#hidden&tail42\n');
+    await withDaemon({ args: ['--token-file', odd, '--log-level', 'debug'] }, async (d) => {
+      const q = encodeURIComponent('odd-secret#hidden&tail42');
+      const r = await fetch(`${d.url}/v1/jobs/j_000001/metrics?format=csv&access_token=${q}`);
+      assert.equal(r.status, 404); // authorized, and no such job
+      await r.arrayBuffer();
+      await new Promise((res) => setTimeout(res, 300));
+      const log = d.stderr();
+      assert.match(log, /GET \/v1\/jobs\/j_000001\/metrics\?format=csv&access_token=\[redacted\] -> 404/, log.slice(-2000));
+      assert.doesNotMatch(log, /odd-secret|hidden|tail42/);
     });
   } finally {
     removeDir(dir);
