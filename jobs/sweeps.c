@@ -18,13 +18,18 @@ int sweeps_init(sweeps *w, struct service *d)
     w->d = d;
     if (uv_mutex_init(&w->mu) != 0)
         return -ENOMEM;
+    if (uv_mutex_init(&w->dbmu) != 0) {
+        uv_mutex_destroy(&w->mu);
+        return -ENOMEM;
+    }
     an_err e;
     if (store_open(&w->db, d->opts->db, &e) != 0) {
+        uv_mutex_destroy(&w->dbmu);
         uv_mutex_destroy(&w->mu);
         util_log(LOG_ERROR, "sweeps: cannot open the store: %s", e.message);
         return -EIO;
     }
-    store_wal_copy_mode(&w->db, STORE_WAL_NEVER); /* used on the loop thread */
+    store_wal_copy_mode(&w->db, STORE_WAL_NEVER); /* small writes: housekeeping copies */
     w->db_open = 1;
     return 0;
 }
@@ -50,6 +55,7 @@ void sweeps_free(sweeps *w)
     if (w->db_open)
         store_close(&w->db);
     w->db_open = 0;
+    uv_mutex_destroy(&w->dbmu);
     uv_mutex_destroy(&w->mu);
 }
 
@@ -222,9 +228,9 @@ static void save_work(void *arg)
 {
     state_save *s = arg;
     an_err e;
-    uv_mutex_lock(&s->w->mu);
+    uv_mutex_lock(&s->w->dbmu);
     int rc = store_sweep_set_state(&s->w->db, s->id, s->state, &e);
-    uv_mutex_unlock(&s->w->mu);
+    uv_mutex_unlock(&s->w->dbmu);
     if (rc)
         util_log(LOG_ERROR, "sweep %s: cannot record state %s: %s", s->id, s->state,
                    e.message);
@@ -280,10 +286,10 @@ static void launch_work(void *arg)
 {
     launch *l = arg;
     submit_link link = {l->sweep, l->trial};
-    uv_mutex_lock(&l->w->mu);
+    uv_mutex_lock(&l->w->dbmu);
     if (job_submit(&l->w->db, l->w->d->opts, l->spec, &link, &l->out) == SUBMIT_OK)
         jobs_sched_read(&l->w->db, l->out.id, &l->sched);
-    uv_mutex_unlock(&l->w->mu);
+    uv_mutex_unlock(&l->w->dbmu);
     l->spec = NULL;
 }
 
@@ -292,9 +298,9 @@ static void launch_work(void *arg)
 static void undo_work(void *arg)
 {
     launch *l = arg;
-    uv_mutex_lock(&l->w->mu);
+    uv_mutex_lock(&l->w->dbmu);
     job_submit_undo(&l->w->db, l->out.id);
-    uv_mutex_unlock(&l->w->mu);
+    uv_mutex_unlock(&l->w->dbmu);
     free(l);
 }
 
@@ -510,7 +516,8 @@ int sweeps_rung_reached(sweeps *w, const char *job, int64_t step, double loss, d
             earlier[count++] = r->rungs[i].value;
     go = earlier ? sweep_asha_continues(earlier, count, value, r->spec.maximize, r->spec.eta) : 1;
     free(earlier);
-    store_sweep_rung g = {k, step, value, (int64_t)r->nrungs + 1, go};
+    int64_t seq = r->nrungs ? r->rungs[r->nrungs - 1].seq + 1 : 1;
+    store_sweep_rung g = {k, step, value, seq, go};
     if (r->nrungs == r->cap) {
         size_t cap = r->cap ? r->cap * 2 : 16;
         store_sweep_rung *grown = realloc(r->rungs, cap * sizeof *grown);
@@ -521,18 +528,34 @@ int sweeps_rung_reached(sweeps *w, const char *job, int64_t step, double loss, d
         r->rungs = grown;
         r->cap = cap;
     }
-    an_err e;
-    if (store_sweep_rung_add(&w->db, r->id, &g, &e) != 0) {
-        util_log(LOG_WARN, "sweep %s: trial %d goes on past rung %lld unjudged: %s", r->id,
-                   k, (long long)step, e.message);
-        uv_mutex_unlock(&w->mu);
-        return 1;
-    }
+    /* Held at once, so that a trial reaching the same rung meanwhile is judged against it;
+     * stored once mu is let go: the write may wait for the write lock, and the loop thread
+     * takes mu. */
     r->rungs[r->nrungs++] = g;
     char id[STORE_ID_LEN], metric[sizeof r->spec.metric];
     snprintf(id, sizeof id, "%s", r->id);
     snprintf(metric, sizeof metric, "%s", r->spec.metric);
     uv_mutex_unlock(&w->mu);
+    an_err e;
+    uv_mutex_lock(&w->dbmu);
+    int rc = store_sweep_rung_add(&w->db, id, &g, &e);
+    uv_mutex_unlock(&w->dbmu);
+    if (rc != 0) {
+        util_log(LOG_WARN, "sweep %s: trial %d goes on past rung %lld unjudged: %s", id, k,
+                   (long long)step, e.message);
+        /* Taken back (the sweep may have gone meanwhile): a resume judges it again. */
+        uv_mutex_lock(&w->mu);
+        sweep_run *again = find_run(w, id);
+        for (size_t i = 0; again && i < again->nrungs; i++)
+            if (again->rungs[i].trial == k && again->rungs[i].step == step) {
+                memmove(&again->rungs[i], &again->rungs[i + 1],
+                        (again->nrungs - i - 1) * sizeof *again->rungs);
+                again->nrungs--;
+                break;
+            }
+        uv_mutex_unlock(&w->mu);
+        return 1;
+    }
     util_log(LOG_INFO, "sweep %s: trial %d %s at rung %lld (%s %g)", id, k,
                go ? "goes on" : "is stopped", (long long)step, metric, value);
     return go;

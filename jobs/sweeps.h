@@ -70,8 +70,11 @@ typedef struct sweep_sink {
 typedef struct sweeps {
     struct service *d;
     sweep_sink sink;             /* set by the wiring */
-    uv_mutex_t mu;
-    store_t db;                  /* this module's connection (mu) */
+    /* mu guards the runs and their trials, and is held only for memory work, so the loop
+     * thread never waits behind a store write for it; dbmu guards db, whose writes can wait
+     * for the write lock (a worker's checkpoint). Order: mu before dbmu. */
+    uv_mutex_t mu, dbmu;
+    store_t db;                  /* this module's connection (dbmu) */
     int db_open;
     sweep_run *list;
 } sweeps;
