@@ -5,7 +5,8 @@
  * never blocks:
  *   SERVING  -> signal: stop accepting (MHD_quiesce_daemon), new requests get 503, every run
  *               is told to stop (workers checkpoint and put their job back to `queued`);
- *   DRAINING -> when no run is left and no deferred request is out: end every SSE stream,
+ *   DRAINING -> when no run is left, the final states still owed to the store were tried
+ *               again (jobs_drained) and no deferred request is out: end every SSE stream,
  *               let MHD flush, then close MHD, join the workers, close every handle;
  *   CLOSING  -> the loop ends when the last handle is closed.
  * A second signal exits at once (jobs left `running` are re-queued at the next start). */

@@ -423,9 +423,12 @@ int jobs_idle(jobmgr *m)
     return m->runs == NULL && m->tasks_out == 0;
 }
 
-/* Tries of the fixes left at shutdown: a write that fails at once (a full disk, the state
- * thread gone) is not tried for long; one that waits for the lock has its busy timeout. */
+/* Tries of the fixes left at shutdown, and the time after the first in which more may
+ * start: a write that fails at once (a full disk, the state thread gone) is not tried for
+ * long, and one that waits for the lock (its busy timeout, 5 s) is not tried again, so a stop
+ * stays well inside systemd's stop timeout. */
 #define DRAIN_SETTLES 4
+#define DRAIN_SETTLE_S 2.0
 
 int jobs_drained(jobmgr *m)
 {
@@ -433,7 +436,10 @@ int jobs_drained(jobmgr *m)
         return 0;
     if (!m->fixes)
         return 1;
-    if (m->drain_settles < DRAIN_SETTLES) {
+    double now = util_now();
+    if (m->drain_settles == 0)
+        m->drain_settle_t0 = now;
+    if (m->drain_settles < DRAIN_SETTLES && now - m->drain_settle_t0 < DRAIN_SETTLE_S) {
         m->drain_settles++;
         jobs_settle(m);
         return 0; /* the writes' outcomes come back on a later tick */

@@ -22,7 +22,7 @@
  *
  * Shutdown: jobs_shutdown sets every run's flag; workers checkpoint, put the job back to
  * `queued` in the store and report; jobs_drained() says when all have and the final states
- * the store refused before were tried once more. */
+ * the store refused before were tried again (a few times, for a few seconds at most). */
 #ifndef ANNEALD_JOBMGR_H
 #define ANNEALD_JOBMGR_H
 
@@ -170,7 +170,8 @@ typedef struct jobmgr {
     job_fix *fixes;              /* final states not yet in the store (loop thread) */
     struct sched_patch *patched; /* priorities PATCHed lately (jobs/jobsched.c; loop thread) */
     int shutting_down;
-    int drain_settles;           /* jobs_drained's tries of the fixes left at shutdown */
+    int drain_settles;           /* jobs_drained's tries of the fixes left at shutdown … */
+    double drain_settle_t0;      /* … and when the first began */
     atomic_uint_fast64_t steps_trained;   /* for /metrics: metric rows committed */
     atomic_uint_fast64_t samples_trained; /* those steps × train_batch_size */
     atomic_uint_fast64_t ckpt_bytes;      /* total bytes checkpointed */

@@ -43,7 +43,8 @@ typedef struct workq {
  * an item is done (its callback calls workq_complete). */
 int workq_init(workq *q, const char *name, int nthreads, int max_depth, uv_async_t *wake);
 
-/* Stops the threads once the queue is empty (joins them). Items never run are dropped. */
+/* Stops the threads once the queue is empty (joins them): every item waiting is still run;
+ * the `after` callbacks not yet called are not called (their items are dropped). */
 void workq_stop(workq *q);
 
 /* Queues work (loop thread). -EAGAIN when the queue is full, -ENOMEM. */

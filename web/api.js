@@ -92,7 +92,7 @@ export async function api(method, path, body, opts = {}) {
   }
 }
 
-// Downloads a file the API serves (the token goes in a header, so a plain link cannot do it).
+// Downloads a file the API serves, from a route that takes ?access_token= (the metrics).
 export async function download(path, filename) {
   // The answer's head first, so that a missing token is asked for and an error shown before
   // any file appears; then a plain link, which the browser streams to disk (reading the body
