@@ -246,23 +246,6 @@ int optim_init(optim *o, const optim_cfg *cfg, int dtype, size_t n, const optim_
     return 0;
 }
 
-void optim_set_sched(optim *o, const double *lr, const double *mom, const double *beta2,
-                     int has_betas)
-{
-    for (int g = 0; g < o->ngroups; g++) {
-        optim_group *og = &o->groups[g];
-        og->lr = lr[g];
-        if (mom) {
-            if (has_betas)
-                og->beta1 = mom[g];
-            else
-                og->momentum = mom[g];
-        }
-        if (beta2)
-            og->beta2 = beta2[g];
-    }
-}
-
 void optim_free(optim *o)
 {
     if (!o)

@@ -1,5 +1,6 @@
 /* optim_cfg — the optimizer block of ds_config: names, case rules, defaults, validation
- * (DEEPSPEED.md §2 and §4). The kernels that use the result live in optim.c. */
+ * (DEEPSPEED.md §2 and §4), and the groups' hyper-parameters a scheduler sets each step. The
+ * kernels that use them live in optim.c. */
 #include "core/optim.h"
 
 #include <math.h>
@@ -266,4 +267,21 @@ int optim_parse(const cJSON *block, const char *path, optim_cfg *out, an_err *er
 done:
     cJSON_Delete(empty);
     return rc;
+}
+
+void optim_set_sched(optim *o, const double *lr, const double *mom, const double *beta2,
+                     int has_betas)
+{
+    for (int g = 0; g < o->ngroups; g++) {
+        optim_group *og = &o->groups[g];
+        og->lr = lr[g];
+        if (mom) {
+            if (has_betas)
+                og->beta1 = mom[g];
+            else
+                og->momentum = mom[g];
+        }
+        if (beta2)
+            og->beta2 = beta2[g];
+    }
 }
