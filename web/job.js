@@ -29,6 +29,7 @@ export function mount(root, route) {
   let gone = false;
   let fetching = null;
   let acting = false;   // a button's request is out
+  let deleted = false;  // the job was deleted while the page showed it: the page stays as it was
 
   // ---- header: name, state, buttons, progress numbers
   const title = h('h1#job-title', {text: id});
@@ -280,7 +281,7 @@ export function mount(root, route) {
   // ---- header
   function renderHead() {
     const j = state.job;
-    if (!j) return;
+    if (!j || deleted) return;
     headRow();
     title.textContent = j.name || j.id;
     labels.replaceChildren(...labelsView(j).filter(Boolean));
@@ -406,6 +407,7 @@ export function mount(root, route) {
       },
       gone() {
         if (gone) return;
+        deleted = true;
         badge.replaceChildren(stateBadge('deleted'));
         for (const b of Object.values(buttons)) b.disabled = true;
         if (sampler) sampler.stop();

@@ -215,6 +215,39 @@ describe('dashboard streams', () => {
     }
   });
 
+  it('a job deleted while an action is out stays shown as deleted when the answer comes', async () => {
+    const r = await api(d.url, 'POST', '/v1/jobs', heavyJob({name: 'deleted-under-pause'}));
+    const id = r.json.id;
+    await waitJob(d.url, id, (j) => j.state === 'running');
+    let release = null;
+    const pauseUrl = (u) => u.pathname === `/v1/jobs/${id}/pause`;
+    const hold = async (rt) => {
+      if (rt.request().method() !== 'POST') return rt.continue();
+      await new Promise((res) => { release = res; });
+      await rt.continue();
+    };
+    await page.route(pauseUrl, hold);
+    try {
+      await page.goto(`${d.url}/#/job/${id}`);
+      await page.waitForSelector('#btn-pause:not([disabled])');
+      await page.click('#btn-pause');
+      await waitFor(() => release, {what: 'the pause request'});
+      // elsewhere: cancelled and deleted while the page's pause waits
+      assert.equal((await api(d.url, 'POST', `/v1/jobs/${id}/cancel`)).status, 200);
+      assert.equal((await api(d.url, 'DELETE', `/v1/jobs/${id}`)).status, 204);
+      await page.waitForSelector('[data-testid=job-deleted]');
+      release(); // its answer (the job is gone) comes now
+      await page.waitForFunction(() => [...document.querySelectorAll('[data-testid=toast]')].some((t) => /^pause: /.test(t.textContent)));
+      await new Promise((res) => setTimeout(res, 300));
+      const enabled = await page.evaluate(() => ['pause', 'resume', 'cancel', 'delete', 'fork']
+        .filter((n) => !document.querySelector('#btn-' + n).disabled));
+      assert.deepEqual(enabled, [], 'no button acts on a deleted job');
+      assert.equal(await page.textContent('[data-testid=job-state]'), 'deleted');
+    } finally {
+      await page.unroute(pauseUrl, hold);
+    }
+  });
+
   it('job buttons wait for the job, and for the answer of the action out', async () => {
     const r = await api(d.url, 'POST', '/v1/jobs', heavyJob({name: 'buttons'}));
     const id = r.json.id;
