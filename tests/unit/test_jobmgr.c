@@ -900,6 +900,23 @@ static void stopping_gives_up_on_a_store_that_refuses(void **state)
     assert_int_equal(state_of(v, id), STORE_RUNNING);
 }
 
+/* Nor does a store whose writes each wait out the busy timeout: no try starts two seconds
+ * after the first, however few were made. */
+static void stopping_tries_for_two_seconds_at_most(void **state)
+{
+    env *v = *state;
+    char id[STORE_ID_LEN];
+    unsaved_final_state(v, id);
+    jobs_tasks_stop(&v->sv.jobs);
+    jobs_shutdown(&v->sv.jobs);
+    assert_int_equal(jobs_drained(&v->sv.jobs), 0); /* the first try */
+    assert_int_equal(v->sv.jobs.drain_settles, 1);
+    v->sv.jobs.drain_settle_t0 -= 2.5;              /* as if it had waited that long */
+    assert_int_equal(jobs_drained(&v->sv.jobs), 1);
+    assert_int_equal(v->sv.jobs.drain_settles, 1);  /* no second try */
+    assert_non_null(jobs_find_fix(&v->sv.jobs, id));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -942,6 +959,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(stopping_settles_the_states_still_owed, env_setup,
                                         env_teardown),
         cmocka_unit_test_setup_teardown(stopping_gives_up_on_a_store_that_refuses, env_setup,
+                                        env_teardown),
+        cmocka_unit_test_setup_teardown(stopping_tries_for_two_seconds_at_most, env_setup,
                                         env_teardown),
         cmocka_unit_test_setup_teardown(giving_up_on_a_stalled_job_waits_for_no_lock, env_setup,
                                         env_teardown),
