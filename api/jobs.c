@@ -75,6 +75,20 @@ void api_submit_error(http_req *r, const submit_outcome *out)
     }
 }
 
+/* A stored job on its way to the queue (r->ctx from create_from to create_done). */
+typedef struct queued_job {
+    job_run *run;
+    store_job_sched sched;
+} queued_job;
+
+static void queued_job_free(void *p)
+{
+    queued_job *q = p;
+    if (q->run)
+        jobs_run_free(q->run);
+    free(q);
+}
+
 /* Checks and stores a new job on a queue thread (a spec can be megabytes of inline data);
  * create_done queues it on the loop thread. */
 static void create_from(http_req *r, store_t *st, cJSON *body);
@@ -135,17 +149,25 @@ static void create_from(http_req *r, store_t *st, cJSON *body)
         http_error(r, 503, "unavailable", NULL, "out of memory answering; nothing was stored");
         return;
     }
+    /* What create_done needs to queue the job, taken here so that it cannot fail there: its
+     * run, and its scheduling numbers (the loop thread reads no store). */
+    queued_job *q = calloc(1, sizeof *q);
+    if (q)
+        q->run = jobs_run_new(id);
+    if (!q || !q->run) {
+        free(q);
+        MHD_destroy_response(resp);
+        job_submit_undo(st, id);
+        http_error(r, 503, "unavailable", NULL,
+                   "out of memory queueing the job; nothing was stored, try again");
+        return;
+    }
+    jobs_sched_read(st, id, &q->sched);
+    r->ctx = q;
+    r->ctx_free = queued_job_free;
     char loc[64];
     snprintf(loc, sizeof loc, "/v1/jobs/%s", id);
     MHD_add_response_header(resp, "Location", loc);
-    /* Its scheduling numbers, for the queue (the loop thread reads no store): without memory
-     * for them, the defaults. */
-    store_job_sched *js = malloc(sizeof *js);
-    if (js) {
-        jobs_sched_read(st, id, js);
-        r->ctx = js;
-        r->ctx_free = free;
-    }
     snprintf(r->work_id, sizeof r->work_id, "%s", id);
     http_queue(r, 201, resp);
 }
@@ -154,21 +176,14 @@ static void create_from(http_req *r, store_t *st, cJSON *body)
 static void create_done(http_req *r)
 {
     api_t *api = r->api;
-    if (!r->work_id[0] || r->pending_status != 201)
+    if (!r->work_id[0] || r->pending_status != 201 || !r->ctx)
         return;
-    const char *id = r->work_id;
     if (api->sv->phase != PHASE_SERVING) /* stopping: it stays queued in the store for the restart */
         return;
-    const store_job_sched *js = r->ctx ? r->ctx : &JOBS_SCHED_DEFAULTS;
-    if (jobs_enqueue(&api->sv->jobs, id, js) != 0) {
-        /* Stored but not queued, it would wait for a restart: take it back and say so. */
-        job_submit_undo(&api->sv->store, id);
-        http_resume_pending(r, 503, http_error_response("unavailable", NULL,
-                            "the job could not be queued (out of memory); nothing was stored, "
-                            "try again"));
-        return;
-    }
-    jobs_emit_state(&api->sv->jobs, id, "queued", NULL);
+    queued_job *q = r->ctx;
+    jobs_enqueue_run(&api->sv->jobs, q->run, &q->sched);
+    q->run = NULL;
+    jobs_emit_state(&api->sv->jobs, r->work_id, "queued", NULL);
 }
 
 void api_jobs_create(http_req *r)

@@ -110,6 +110,22 @@ static void ask_stop(job_run *run, int how)
         atomic_store(&run->stop, how);
 }
 
+/* A run no worker has taken yet leaves the queue, and the store alone decides its job's
+ * state: its numbers go to *js (if js), to queue it again should the write be refused, and
+ * *run becomes NULL. Returns 1 if so; 0 when there is no run or a worker has it. */
+static int unqueue_run(jobmgr *m, job_run **run, store_job_sched *js)
+{
+    if (!*run || !jobs_unqueue(m, *run))
+        return 0;
+    if (js)
+        jobs_sched_of(*run, js);
+    jobs_unlink_run(m, *run);
+    jobs_answer_waiters(*run, STORE_QUEUED);
+    jobs_run_free(*run);
+    *run = NULL;
+    return 1;
+}
+
 /* Common path for pause and cancel: `to` is the target state. */
 static int stop_job(jobmgr *m, const char *id, int how, store_job_state to, unsigned from_mask,
                     const char *what, const char *allowed, job_waiter *w, job_outcome *out)
@@ -118,14 +134,7 @@ static int stop_job(jobmgr *m, const char *id, int how, store_job_state to, unsi
     if (fix_pending(m, id, out))
         return 0;
     job_run *run = jobs_find(m, id);
-    store_job_sched js, *unqueued = NULL;
-    if (run && jobs_unqueue(m, run)) { /* queued, no worker yet: the store alone decides */
-        jobs_sched_of(run, &js);
-        unqueued = &js;
-        jobs_unlink_run(m, run);
-        jobs_run_free(run);
-        run = NULL;
-    }
+    store_job_sched js, *unqueued = unqueue_run(m, &run, &js) ? &js : NULL;
     if (run) { /* a worker has it: ask it to stop, answer when it lets go */
         ask_stop(run, how);
         w->next = run->waiters;
@@ -139,15 +148,7 @@ int jobs_cancel_nowait(jobmgr *m, const char *id)
 {
     jobs_poll(m);
     job_run *run = jobs_find(m, id);
-    store_job_sched js, *unqueued = NULL;
-    if (run && jobs_unqueue(m, run)) {
-        jobs_sched_of(run, &js);
-        unqueued = &js;
-        jobs_unlink_run(m, run);
-        jobs_answer_waiters(run, STORE_QUEUED);
-        jobs_run_free(run);
-        run = NULL;
-    }
+    store_job_sched js, *unqueued = unqueue_run(m, &run, &js) ? &js : NULL;
     if (run) {
         ask_stop(run, STOP_CANCEL);
         return 1;
@@ -209,11 +210,7 @@ int jobs_resume(jobmgr *m, const char *id, job_waiter *w, job_outcome *out)
 static void drop_stale_run(jobmgr *m, const char *id)
 {
     job_run *run = jobs_find(m, id);
-    if (run && jobs_unqueue(m, run)) {
-        jobs_unlink_run(m, run);
-        jobs_answer_waiters(run, STORE_QUEUED);
-        jobs_run_free(run);
-    }
+    unqueue_run(m, &run, NULL);
 }
 
 int jobs_fail_nowait(jobmgr *m, const char *id, const char *error)

@@ -61,34 +61,41 @@ job_run *jobs_find(jobmgr *m, const char *id)
     return NULL;
 }
 
-int jobs_enqueue(jobmgr *m, const char *id, const store_job_sched *js)
+job_run *jobs_run_new(const char *id)
 {
-    /* Shutting down: the job is queued in the store, and the next start's recovery queues it.
-     * A run queued now would be taken by a worker that is still alive while the daemon
-     * drains, and trained with no stop asked for: the drain would never end. (A resume whose
-     * state write finishes after SIGTERM comes here.) */
-    if (m->shutting_down || jobs_find(m, id))
-        return 0;
     job_run *r = calloc(1, sizeof *r);
     if (!r)
-        return -ENOMEM;
+        return NULL;
     snprintf(r->id, sizeof r->id, "%s", id);
     if (uv_mutex_init(&r->mu)) {
         free(r);
-        return -ENOMEM;
+        return NULL;
     }
     atomic_init(&r->stop, STOP_NONE);
     r->sent_step = -1;
     r->snap.eta_s = NAN;
     r->snap.loss_scale = NAN;
     r->snap.loss = NAN;
+    return r;
+}
+
+void jobs_enqueue_run(jobmgr *m, job_run *r, const store_job_sched *js)
+{
+    /* Shutting down: the job is queued in the store, and the next start's recovery queues it.
+     * A run queued now would be taken by a worker that is still alive while the daemon
+     * drains, and trained with no stop asked for: the drain would never end. (A resume whose
+     * state write finishes after SIGTERM comes here.) */
+    if (m->shutting_down || jobs_find(m, r->id)) {
+        jobs_run_free(r);
+        return;
+    }
     store_job_sched own;
     if (!js) {
-        jobs_sched_read(&m->d->store, id, &own);
+        jobs_sched_read(&m->d->store, r->id, &own);
         js = &own;
     }
     jobs_sched_apply(r, js);
-    jobs_sched_patched(m, id, &r->priority); /* a PATCH newer than js */
+    jobs_sched_patched(m, r->id, &r->priority); /* a PATCH newer than js */
     r->next = m->runs;
     m->runs = r;
     uv_mutex_lock(&m->mu);
@@ -96,6 +103,16 @@ int jobs_enqueue(jobmgr *m, const char *id, const store_job_sched *js)
     uv_cond_signal(&m->cond);
     uv_mutex_unlock(&m->mu);
     jobs_sched_preempt(m);
+}
+
+int jobs_enqueue(jobmgr *m, const char *id, const store_job_sched *js)
+{
+    if (m->shutting_down || jobs_find(m, id))
+        return 0;
+    job_run *r = jobs_run_new(id);
+    if (!r)
+        return -ENOMEM;
+    jobs_enqueue_run(m, r, js);
     return 0;
 }
 

@@ -224,6 +224,16 @@ int jobs_recover(jobmgr *m, an_err *err);
  * before the daemon serves, because the loop thread reads no store while it serves. */
 int jobs_enqueue(jobmgr *m, const char *id, const store_job_sched *js);
 
+/* The same in two halves, so that a path which must not fail once its job is stored (a
+ * submit, a sweep's trial) takes the memory first, on its request thread: jobs_run_new
+ * allocates a run (any thread; NULL without memory; jobs_run_free discards it), and
+ * jobs_enqueue_run queues it (loop thread; takes r, and cannot fail). */
+job_run *jobs_run_new(const char *id);
+void jobs_enqueue_run(jobmgr *m, job_run *r, const store_job_sched *js);
+
+/* Frees a run that is in no list (any thread). */
+void jobs_run_free(job_run *r);
+
 /* The live run of a job, or NULL. */
 job_run *jobs_find(jobmgr *m, const char *id);
 

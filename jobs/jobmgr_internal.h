@@ -5,9 +5,6 @@
 
 #include "jobs/jobmgr.h"
 
-/* Frees a run that is in no list any more. */
-void jobs_run_free(job_run *r);
-
 /* Removes a run from the queue if no worker has taken it. Returns 1 if it was removed. */
 int jobs_unqueue(jobmgr *m, job_run *run);
 

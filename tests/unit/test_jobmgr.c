@@ -820,6 +820,39 @@ static void queueing_reads_no_store_on_the_loop(void **state)
     fixture_teardown(&fix2);
 }
 
+/* A run made ahead of its queueing (by a submit's request thread, so that queueing on the
+ * loop cannot fail for memory) joins the queue with its numbers; one made for a job already
+ * live, or while the daemon stops, is discarded and leaves the queue as it was. */
+static void a_run_made_ahead_joins_the_queue(void **state)
+{
+    env *v = *state;
+    char id[STORE_ID_LEN], late[STORE_ID_LEN];
+    assert_int_equal(make_job(&v->sv.store, "t", NULL, id), 0);
+    job_run *r = jobs_run_new(id);
+    assert_non_null(r);
+    store_job_sched js = JOBS_SCHED_DEFAULTS;
+    js.priority = 5;
+    jobs_enqueue_run(&v->sv.jobs, r, &js);
+    assert_ptr_equal(jobs_find(&v->sv.jobs, id), r);
+    assert_ptr_equal(v->sv.jobs.qhead, r);
+    assert_int_equal(r->priority, 5);
+    job_run *twin = jobs_run_new(id);
+    assert_non_null(twin);
+    jobs_enqueue_run(&v->sv.jobs, twin, &JOBS_SCHED_DEFAULTS); /* freed: ASan would see a leak */
+    assert_ptr_equal(jobs_find(&v->sv.jobs, id), r);
+    assert_ptr_equal(v->sv.jobs.qhead, r);
+    assert_null(r->qnext);
+    job_run *run = worker_takes(v, id);
+    assert_ptr_equal(run, r);
+    assert_int_equal(make_job(&v->sv.store, "t", NULL, late), 0);
+    v->sv.jobs.shutting_down = 1;
+    jobs_enqueue_run(&v->sv.jobs, jobs_run_new(late), &JOBS_SCHED_DEFAULTS);
+    assert_null(jobs_find(&v->sv.jobs, late));
+    assert_null(v->sv.jobs.qhead);
+    v->sv.jobs.shutting_down = 0;
+    worker_ends(v, run, STORE_COMPLETED);
+}
+
 /* A PATCH of the priority that lands while a resume's write is on the state thread (which
  * read the numbers before it) is not lost: the run is queued with the PATCHed priority. The
  * store keeps the old one here, as the state thread's read saw it. */
@@ -953,6 +986,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(settling_a_refused_state_waits_for_no_lock, env_setup,
                                         env_teardown),
         cmocka_unit_test_setup_teardown(queueing_reads_no_store_on_the_loop, env_setup,
+                                        env_teardown),
+        cmocka_unit_test_setup_teardown(a_run_made_ahead_joins_the_queue, env_setup,
                                         env_teardown),
         cmocka_unit_test_setup_teardown(a_priority_patched_during_a_resume_is_kept, env_setup,
                                         env_teardown),
