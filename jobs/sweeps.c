@@ -34,6 +34,8 @@ int sweeps_init(sweeps *w, struct service *d)
     return 0;
 }
 
+static void undo_drain(sweeps *w);
+
 static void run_free(sweep_run *r)
 {
     sweep_free(&r->spec);
@@ -45,6 +47,7 @@ static void run_free(sweep_run *r)
 
 void sweeps_free(sweeps *w)
 {
+    undo_drain(w);
     sweep_run *r = w->list;
     while (r) {
         sweep_run *next = r->next_run;
@@ -59,7 +62,7 @@ void sweeps_free(sweeps *w)
     uv_mutex_destroy(&w->mu);
 }
 
-static sweep_run *find_run(sweeps *w, const char *id)
+sweep_run *sweeps_find_run(sweeps *w, const char *id)
 {
     for (sweep_run *r = w->list; r; r = r->next_run)
         if (strcmp(r->id, id) == 0)
@@ -67,8 +70,7 @@ static sweep_run *find_run(sweeps *w, const char *id)
     return NULL;
 }
 
-/* The sweep and trial of a job (mu held, or the loop thread). */
-static sweep_run *find_trial(sweeps *w, const char *job, int *trial)
+sweep_run *sweeps_find_trial(sweeps *w, const char *job, int *trial)
 {
     for (sweep_run *r = w->list; r; r = r->next_run)
         for (int k = 0; k < r->ntrials; k++)
@@ -186,7 +188,7 @@ void sweeps_forget(sweeps *w, const char *id)
 
 char (*sweeps_trial_errors(sweeps *w, const char *id, int *ntrials))[800]
 {
-    sweep_run *r = find_run(w, id);
+    sweep_run *r = sweeps_find_run(w, id);
     *ntrials = 0;
     if (!r)
         return NULL;
@@ -280,28 +282,45 @@ typedef struct launch {
     cJSON *spec;                 /* taken by job_submit */
     submit_outcome out;
     store_job_sched sched;       /* the job's, for the queue */
+    job_run *run;                /* its run, for the queue (taken before: queueing cannot fail) */
+    struct launch *next;         /* in undo_wait */
 } launch;
+
+static void launch_free(launch *l)
+{
+    if (l->run)
+        jobs_run_free(l->run);
+    free(l);
+}
 
 static void launch_work(void *arg)
 {
     launch *l = arg;
     submit_link link = {l->sweep, l->trial};
     uv_mutex_lock(&l->w->dbmu);
-    if (job_submit(&l->w->db, l->w->d->opts, l->spec, &link, &l->out) == SUBMIT_OK)
+    if (job_submit(&l->w->db, l->w->d->opts, l->spec, &link, &l->out) == SUBMIT_OK) {
         jobs_sched_read(&l->w->db, l->out.id, &l->sched);
+        if (!(l->run = jobs_run_new(l->out.id))) {
+            job_submit_undo(&l->w->db, l->out.id);
+            l->out.kind = SUBMIT_NOMEM;
+            l->out.nerr = 1;
+            an_fail(&l->out.errs[0], NULL, "out of memory queueing its job");
+        }
+    }
     uv_mutex_unlock(&l->w->dbmu);
     l->spec = NULL;
 }
 
-/* A trial's job made for nothing is taken back on a request thread, as it was made: the
- * loop thread never writes (at a stop, the workers' last checkpoints hold the write lock). */
+/* A trial's job made for nothing (its sweep was cancelled or deleted meanwhile) is taken back
+ * on a request thread, as it was made: the loop thread never writes (at a stop, the workers'
+ * last checkpoints hold the write lock). */
 static void undo_work(void *arg)
 {
     launch *l = arg;
     uv_mutex_lock(&l->w->dbmu);
     job_submit_undo(&l->w->db, l->out.id);
     uv_mutex_unlock(&l->w->dbmu);
-    free(l);
+    launch_free(l);
 }
 
 static void undo_after(void *arg)
@@ -309,14 +328,38 @@ static void undo_after(void *arg)
     (void)arg; /* undo_work freed it: a queue stopped meanwhile calls no after */
 }
 
-/* Takes l. */
+/* Takes l. A full request queue refuses it: it waits in undo_wait for the next pump. */
 static void undo_job(sweeps *w, launch *l)
 {
     if (workq_push(&w->d->quick, undo_work, undo_after, l) == 0)
         return;
-    /* The queue is full or stopped: a job left stored would run at the next start. */
-    job_submit_undo(&w->d->store, l->out.id);
-    free(l);
+    l->next = w->undo_wait;
+    w->undo_wait = l;
+}
+
+static void undo_retry(sweeps *w)
+{
+    launch *l = w->undo_wait;
+    w->undo_wait = NULL;
+    while (l) {
+        launch *next = l->next;
+        l->next = NULL;
+        undo_job(w, l);
+        l = next;
+    }
+}
+
+/* Jobs still to take back, which a full request queue refused until the end: done at
+ * sweeps_free, once nothing else writes, or they would run at the next start. */
+static void undo_drain(sweeps *w)
+{
+    while (w->undo_wait) {
+        launch *l = w->undo_wait;
+        w->undo_wait = l->next;
+        if (w->db_open)
+            job_submit_undo(&w->db, l->out.id);
+        launch_free(l);
+    }
 }
 
 static void launch_after(void *arg)
@@ -324,41 +367,37 @@ static void launch_after(void *arg)
     launch *l = arg;
     sweeps *w = l->w;
     service *d = w->d;
-    sweep_run *r = find_run(w, l->sweep);
+    sweep_run *r = sweeps_find_run(w, l->sweep);
     sweep_trial *t = r ? &r->trials[l->trial] : NULL;
     if (!t || t->state != TRIAL_LAUNCHING) {
         /* The sweep went away meanwhile (deleted): a job made for it goes too. */
         if (l->out.kind == SUBMIT_OK)
             undo_job(w, l);
         else
-            free(l);
+            launch_free(l);
         return;
     }
-    int queued = 0;
-    if (l->out.kind == SUBMIT_OK && d->phase == PHASE_SERVING && !r->cancelled) {
+    if (l->out.kind == SUBMIT_OK) {
+        if (r->cancelled) {
+            t->state = TRIAL_ENDED;
+            check_done(w, r);
+            undo_job(w, l);
+            return;
+        }
         /* The trial knows its job before a worker can take it: the worker asks for its rungs
          * as it starts. */
         uv_mutex_lock(&w->mu);
         snprintf(t->job, sizeof t->job, "%s", l->out.id);
-        uv_mutex_unlock(&w->mu);
-        queued = jobs_enqueue(&d->jobs, l->out.id, &l->sched) == 0;
-        if (!queued) {
-            uv_mutex_lock(&w->mu);
-            t->job[0] = '\0';
-            uv_mutex_unlock(&w->mu);
-        }
-    }
-    if (queued) {
         t->state = TRIAL_ACTIVE;
-        emit(w, r, "trial_started", l->trial);
-        jobs_emit_state(&d->jobs, t->job, "queued", NULL);
-    } else if (l->out.kind == SUBMIT_OK) {
-        /* Stored but not queued (stopping, cancelled or out of memory): taken back, and
-         * started again later unless the sweep is over. */
-        t->state = r->cancelled ? TRIAL_ENDED : TRIAL_PENDING;
-        check_done(w, r);
-        undo_job(w, l);
-        return;
+        uv_mutex_unlock(&w->mu);
+        if (d->phase == PHASE_SERVING) {
+            jobs_enqueue_run(&d->jobs, l->run, &l->sched);
+            l->run = NULL;
+            emit(w, r, "trial_started", l->trial);
+            jobs_emit_state(&d->jobs, t->job, "queued", NULL);
+        }
+        /* else stopping: the job stays queued in the store, and the next start queues it and
+         * finds it as this trial's (load_run). */
     } else if (l->out.kind == SUBMIT_INVALID || l->out.kind == SUBMIT_UNPROCESSABLE) {
         /* This trial's values make a job that cannot run: say why, go on with the next. */
         const an_err *e = &l->out.errs[0];
@@ -373,7 +412,7 @@ static void launch_after(void *arg)
         util_log(LOG_WARN, "sweep %s: trial %d not started yet: %s", r->id, l->trial,
                    l->out.errs[0].message);
     }
-    free(l);
+    launch_free(l);
     check_done(w, r);
 }
 
@@ -411,6 +450,7 @@ static int launch_trial(sweeps *w, sweep_run *r, int k)
 
 void sweeps_pump(sweeps *w)
 {
+    undo_retry(w);
     if (w->d->phase != PHASE_SERVING)
         return;
     for (sweep_run *r = w->list; r; r = r->next_run) {
@@ -434,7 +474,7 @@ void sweeps_pump(sweeps *w)
 void sweeps_job_state(sweeps *w, const char *job, const char *state)
 {
     int k;
-    sweep_run *r = find_trial(w, job, &k);
+    sweep_run *r = sweeps_find_trial(w, job, &k);
     if (!r)
         return;
     int active = strcmp(state, "queued") == 0 || strcmp(state, "running") == 0;
@@ -457,7 +497,7 @@ int sweeps_cancel(sweeps *w, const char *id, char (**jobs)[STORE_ID_LEN], size_t
 {
     *jobs = NULL;
     *n = 0;
-    sweep_run *r = find_run(w, id);
+    sweep_run *r = sweeps_find_run(w, id);
     if (!r || r->cancelled || r->done)
         return -ENOENT;
     *jobs = calloc((size_t)r->ntrials + 1, STORE_ID_LEN);
@@ -473,101 +513,4 @@ int sweeps_cancel(sweeps *w, const char *id, char (**jobs)[STORE_ID_LEN], size_t
     }
     emit(w, r, "cancelled", -1); /* the request that cancels records it in the store */
     return 0;
-}
-
-/* ---- ASHA, from the workers ------------------------------------------------------------ */
-
-int sweeps_trial_rungs(sweeps *w, const char *job, int64_t total_steps, int64_t *rungs,
-                       int max)
-{
-    int k, n = 0;
-    uv_mutex_lock(&w->mu);
-    sweep_run *r = find_trial(w, job, &k);
-    if (r && r->spec.asha)
-        n = sweep_rungs(&r->spec, total_steps, rungs, max);
-    uv_mutex_unlock(&w->mu);
-    return n;
-}
-
-int sweeps_rung_reached(sweeps *w, const char *job, int64_t step, double loss, double val_loss,
-                        double val_acc)
-{
-    int k, go = 1;
-    uv_mutex_lock(&w->mu);
-    sweep_run *r = find_trial(w, job, &k);
-    if (!r || !r->spec.asha) {
-        uv_mutex_unlock(&w->mu);
-        return 1;
-    }
-    const char *m = r->spec.metric;
-    double value = strcmp(m, "loss") == 0 ? loss : strcmp(m, "val_acc") == 0 ? val_acc : val_loss;
-    /* A trial that reaches a rung again (resumed from an earlier checkpoint) keeps the
-     * decision it got the first time. */
-    for (size_t i = 0; i < r->nrungs; i++)
-        if (r->rungs[i].trial == k && r->rungs[i].step == step) {
-            go = r->rungs[i].continues;
-            uv_mutex_unlock(&w->mu);
-            return go;
-        }
-    double *earlier = malloc((r->nrungs + 1) * sizeof *earlier);
-    int count = 0;
-    for (size_t i = 0; earlier && i < r->nrungs; i++)
-        if (r->rungs[i].step == step)
-            earlier[count++] = r->rungs[i].value;
-    go = earlier ? sweep_asha_continues(earlier, count, value, r->spec.maximize, r->spec.eta) : 1;
-    free(earlier);
-    int64_t seq = r->nrungs ? r->rungs[r->nrungs - 1].seq + 1 : 1;
-    store_sweep_rung g = {k, step, value, seq, go};
-    if (r->nrungs == r->cap) {
-        size_t cap = r->cap ? r->cap * 2 : 16;
-        store_sweep_rung *grown = realloc(r->rungs, cap * sizeof *grown);
-        if (!grown) {
-            uv_mutex_unlock(&w->mu);
-            return 1; /* no room to record it: the trial goes on rather than stop unrecorded */
-        }
-        r->rungs = grown;
-        r->cap = cap;
-    }
-    /* Held at once, so that a trial reaching the same rung meanwhile is judged against it;
-     * stored once mu is let go: the write may wait for the write lock, and the loop thread
-     * takes mu. */
-    r->rungs[r->nrungs++] = g;
-    char id[STORE_ID_LEN], metric[sizeof r->spec.metric];
-    snprintf(id, sizeof id, "%s", r->id);
-    snprintf(metric, sizeof metric, "%s", r->spec.metric);
-    uv_mutex_unlock(&w->mu);
-    an_err e;
-    uv_mutex_lock(&w->dbmu);
-    int rc = store_sweep_rung_add(&w->db, id, &g, &e);
-    uv_mutex_unlock(&w->dbmu);
-    if (rc != 0) {
-        util_log(LOG_WARN, "sweep %s: trial %d goes on past rung %lld unjudged: %s", id, k,
-                   (long long)step, e.message);
-        /* Taken back (the sweep may have gone meanwhile): a resume judges it again. */
-        uv_mutex_lock(&w->mu);
-        sweep_run *again = find_run(w, id);
-        for (size_t i = 0; again && i < again->nrungs; i++)
-            if (again->rungs[i].trial == k && again->rungs[i].step == step) {
-                memmove(&again->rungs[i], &again->rungs[i + 1],
-                        (again->nrungs - i - 1) * sizeof *again->rungs);
-                again->nrungs--;
-                break;
-            }
-        uv_mutex_unlock(&w->mu);
-        return 1;
-    }
-    util_log(LOG_INFO, "sweep %s: trial %d %s at rung %lld (%s %g)", id, k,
-               go ? "goes on" : "is stopped", (long long)step, metric, value);
-    return go;
-}
-
-double sweeps_metric_of(const sweep_spec *s, const cJSON *job)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(job, s->metric);
-    if (cJSON_IsNumber(v))
-        return v->valuedouble;
-    /* numbers printed exactly are raw text (core/jsonnum.h) */
-    if (cJSON_IsRaw(v) && v->valuestring && strcmp(v->valuestring, "null") != 0)
-        return strtod(v->valuestring, NULL);
-    return NAN;
 }

@@ -77,6 +77,8 @@ typedef struct sweeps {
     store_t db;                  /* this module's connection (dbmu) */
     int db_open;
     sweep_run *list;
+    struct launch *undo_wait;    /* trials' jobs to take back that a full request queue
+                                    refused: tried again by each pump (loop thread) */
 } sweeps;
 
 int sweeps_init(sweeps *w, struct service *d);
@@ -108,6 +110,11 @@ void sweeps_job_state(sweeps *w, const char *job, const char *state);
  * ids are returned (malloc'd, *n of them) for the caller to cancel. -ENOENT when this process
  * does not drive it (unknown, or already completed or cancelled). */
 int sweeps_cancel(sweeps *w, const char *id, char (**jobs)[STORE_ID_LEN], size_t *n);
+
+/* The sweep of this id, and the sweep and trial of a job (mu held, or the loop thread): for
+ * this module's files (jobs/sweeps.c, jobs/sweep_asha.c). */
+sweep_run *sweeps_find_run(sweeps *w, const char *id);
+sweep_run *sweeps_find_trial(sweeps *w, const char *job, int *trial);
 
 /* Worker: the rungs of job `job` if it is a trial of an ASHA sweep (0 otherwise). */
 int sweeps_trial_rungs(sweeps *w, const char *job, int64_t total_steps, int64_t *rungs,
