@@ -7,13 +7,10 @@ import {describe, it, before, after} from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import {chromium} from 'playwright-core';
+import {launchBrowser} from './browserlib.mjs';
 import {startDaemon, api, waitFor, waitJob, tmpDir, removeDir, heavyJob} from './lib.mjs';
 
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const SHOTS = 'build/screenshots';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-              '--disable-component-update', '--no-first-run', '--disable-quic', '--disable-sync'];
 const DESK = {width: 1280, height: 800};
 const PHONE = {width: 390, height: 844};
 
@@ -28,9 +25,8 @@ const TUTORIAL = {
 };
 
 async function launch(viewport) {
-  const profile = tmpDir('anneald-chromium-');
-  const ctx = await chromium.launchPersistentContext(profile, {executablePath: CHROMIUM, headless: true,
-                                                               args: ARGS, viewport});
+  const b = await launchBrowser({viewport});
+  const {ctx} = b;
   const errors = [];
   const watch = (page) => {
     page.on('pageerror', (e) => errors.push('pageerror: ' + e.message));
@@ -38,9 +34,8 @@ async function launch(viewport) {
   };
   ctx.on('page', watch);
   ctx.pages().forEach(watch);
-  const page = ctx.pages()[0] || await ctx.newPage();
-  return {ctx, page, errors, profile,
-          async close() { await ctx.close(); fs.rmSync(profile, {recursive: true, force: true}); }};
+  const page = await b.firstPage();
+  return {ctx, page, errors, close: b.close};
 }
 
 // Chromium logs every 4xx answer of fetch() as a console error; the tests provoke some on

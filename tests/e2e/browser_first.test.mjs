@@ -4,30 +4,22 @@
 // they are loading, and the checkpoints table keeps up with the header.
 import {describe, it, before, after} from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import {chromium} from 'playwright-core';
-import {startDaemon, api, waitFor, tmpDir, heavyJob, tutorialJob} from './lib.mjs';
-
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-              '--disable-component-update', '--no-first-run', '--disable-quic', '--disable-sync'];
+import {launchBrowser} from './browserlib.mjs';
+import {startDaemon, api, waitFor, heavyJob, tutorialJob} from './lib.mjs';
 
 describe('dashboard, first hour', () => {
-  let d, ctx, page, profile;
+  let d, b, page;
   const errors = [];
 
   before(async () => {
     d = await startDaemon({args: ['--workers', '2']});
-    profile = tmpDir('anneald-chromium-');
-    ctx = await chromium.launchPersistentContext(profile, {executablePath: CHROMIUM, headless: true, args: ARGS,
-                                                           viewport: {width: 1280, height: 800}});
-    page = ctx.pages()[0] || await ctx.newPage();
+    b = await launchBrowser({viewport: {width: 1280, height: 800}});
+    page = await b.firstPage();
     page.on('pageerror', (e) => errors.push('pageerror: ' + e.message));
   });
 
   after(async () => {
-    if (ctx) await ctx.close();
-    if (profile) fs.rmSync(profile, {recursive: true, force: true});
+    if (b) await b.close();
     if (d) await d.stop();
     assert.deepEqual(errors, []);
   });

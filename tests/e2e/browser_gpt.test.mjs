@@ -6,12 +6,9 @@ import {test} from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import {chromium} from 'playwright-core';
+import {launchBrowser} from './browserlib.mjs';
 import {api, tmpDir, waitJob, withDaemon} from './lib.mjs';
 
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-              '--disable-component-update', '--no-first-run', '--disable-quic', '--disable-sync'];
 const SHOTS = 'build/screenshots';
 
 const TEXT = 'to be or not to be, that is the question: whether tis nobler in the mind to suffer ' +
@@ -25,13 +22,11 @@ const LINEAR = {model: {type: 'linear', inputs: 2, outputs: 1}, steps: 5,
                 ds_config: {train_batch_size: 8, optimizer: {type: 'SGD', params: {lr: 0.1}}}};
 
 test('Sample box: streams generated text for a gpt job, shows errors by field', async () => {
-  const profile = tmpDir('anneald-chromium-');
-  const ctx = await chromium.launchPersistentContext(profile, {executablePath: CHROMIUM, headless: true,
-                                                               args: ARGS, viewport: {width: 1280, height: 900}});
+  const b = await launchBrowser({viewport: {width: 1280, height: 900}});
   const errors = [];
   try {
     await withDaemon({}, async (d) => {
-      const page = ctx.pages()[0] || await ctx.newPage();
+      const page = await b.firstPage();
       page.on('pageerror', (e) => errors.push(e.message));
       const lin = (await api(d.url, 'POST', '/v1/jobs', LINEAR)).json;
       const job = (await api(d.url, 'POST', '/v1/jobs', GPT)).json;
@@ -117,8 +112,7 @@ test('Sample box: streams generated text for a gpt job, shows errors by field', 
       assert.equal(await page.isVisible('#sample-error'), false, 'no error shown for a page left');
     });
   } finally {
-    await ctx.close();
-    fs.rmSync(profile, {recursive: true, force: true});
+    await b.close();
   }
   assert.deepEqual(errors, []);
 });
@@ -126,13 +120,11 @@ test('Sample box: streams generated text for a gpt job, shows errors by field', 
 // A fp16 job's loss chart: the loss scale as a step line on a second axis, and a red mark at
 // the train loss of each skipped (overflowed) step, as many marks as the metrics' fp16.skipped.
 test('fp16 loss chart: skipped steps are marked and the loss scale is drawn', async () => {
-  const profile = tmpDir('anneald-chromium-');
-  const ctx = await chromium.launchPersistentContext(profile, {executablePath: CHROMIUM, headless: true,
-                                                               args: ARGS, viewport: {width: 1280, height: 900}});
+  const b = await launchBrowser({viewport: {width: 1280, height: 900}});
   const errors = [];
   try {
     await withDaemon({}, async (d) => {
-      const page = ctx.pages()[0] || await ctx.newPage();
+      const page = await b.firstPage();
       page.on('pageerror', (e) => errors.push(e.message));
       const spec = {...GPT, steps: 60,
                     ds_config: {...GPT.ds_config, fp16: {enabled: true, initial_scale_power: 24, loss_scale_window: 4}}};
@@ -163,8 +155,7 @@ test('fp16 loss chart: skipped steps are marked and the loss scale is drawn', as
       await page.screenshot({path: path.join(SHOTS, 'job-fp16.png')});
     });
   } finally {
-    await ctx.close();
-    fs.rmSync(profile, {recursive: true, force: true});
+    await b.close();
   }
   assert.deepEqual(errors, []);
 });
@@ -172,17 +163,15 @@ test('fp16 loss chart: skipped steps are marked and the loss scale is drawn', as
 // A daemon with a token: a refused token on generate asks for the right one, as every other
 // request of the dashboard does, and the sample then streams.
 test('Sample box: a 401 asks for the token and then samples', async () => {
-  const profile = tmpDir('anneald-chromium-');
   const dir = tmpDir();
   const token = 'tok-' + Math.random().toString(36).slice(2);
   fs.writeFileSync(path.join(dir, 'token'), token + '\n');
   const auth = {Authorization: 'Bearer ' + token};
-  const ctx = await chromium.launchPersistentContext(profile, {executablePath: CHROMIUM, headless: true,
-                                                               args: ARGS, viewport: {width: 1280, height: 900}});
+  const b = await launchBrowser({viewport: {width: 1280, height: 900}});
   const errors = [];
   try {
     await withDaemon({args: ['--token-file', path.join(dir, 'token')]}, async (d) => {
-      const page = ctx.pages()[0] || await ctx.newPage();
+      const page = await b.firstPage();
       page.on('pageerror', (e) => errors.push(e.message));
       const job = (await api(d.url, 'POST', '/v1/jobs', GPT, auth)).json;
       await waitJob(d.url, job.id, (j) => j.state === 'completed', 60000, auth);
@@ -209,8 +198,7 @@ test('Sample box: a 401 asks for the token and then samples', async () => {
       assert.equal(refused, 2, 'sent again with the token');
     });
   } finally {
-    await ctx.close();
-    fs.rmSync(profile, {recursive: true, force: true});
+    await b.close();
     fs.rmSync(dir, {recursive: true, force: true});
   }
   assert.deepEqual(errors, []);

@@ -4,13 +4,8 @@
 // charts in elapsed time over metrics rows without a time.
 import {describe, it, before, after} from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import {chromium} from 'playwright-core';
+import {launchBrowser} from './browserlib.mjs';
 import {startDaemon, api, waitFor, waitJob, readEvents, tmpDir, removeDir, heavyJob, tutorialJob} from './lib.mjs';
-
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-              '--disable-component-update', '--no-first-run', '--disable-quic', '--disable-sync'];
 
 // Every EventSource the page makes, with the events it delivered: window.__streams.
 function recordStreams() {
@@ -34,24 +29,21 @@ function frames(events) {
 }
 
 describe('dashboard streams', () => {
-  let d, ctx, page, profile;
+  let d, b, page;
   const errors = [];
   const warnings = [];
 
   before(async () => {
     d = await startDaemon({args: ['--workers', '2']});
-    profile = tmpDir('anneald-chromium-');
-    ctx = await chromium.launchPersistentContext(profile, {executablePath: CHROMIUM, headless: true, args: ARGS,
-                                                           viewport: {width: 1280, height: 800}});
-    await ctx.addInitScript(recordStreams);
-    page = ctx.pages()[0] || await ctx.newPage();
+    b = await launchBrowser({viewport: {width: 1280, height: 800}});
+    await b.ctx.addInitScript(recordStreams);
+    page = await b.firstPage();
     page.on('pageerror', (e) => errors.push('pageerror: ' + e.message));
     page.on('console', (m) => { if (m.type() === 'warning') warnings.push(m.text()); });
   });
 
   after(async () => {
-    if (ctx) await ctx.close();
-    if (profile) fs.rmSync(profile, {recursive: true, force: true});
+    if (b) await b.close();
     if (d) await d.stop();
     assert.deepEqual(errors, []);
   });
@@ -320,23 +312,20 @@ describe('dashboard streams', () => {
 // One worker, busy with a job that never ends: every other job stays queued (and none
 // completes, which would make the jobs list read itself again).
 describe('dashboard over a daemon restart, and with many jobs', () => {
-  let d, ctx, page, profile, dir, port;
+  let d, b, page, dir, port;
   const errors = [];
 
   before(async () => {
     dir = tmpDir();
     d = await startDaemon({dir, args: ['--workers', '1']});
     port = new URL(d.url).port;
-    profile = tmpDir('anneald-chromium-');
-    ctx = await chromium.launchPersistentContext(profile, {executablePath: CHROMIUM, headless: true, args: ARGS,
-                                                           viewport: {width: 1280, height: 800}});
-    page = ctx.pages()[0] || await ctx.newPage();
+    b = await launchBrowser({viewport: {width: 1280, height: 800}});
+    page = await b.firstPage();
     page.on('pageerror', (e) => errors.push('pageerror: ' + e.message));
   });
 
   after(async () => {
-    if (ctx) await ctx.close();
-    if (profile) fs.rmSync(profile, {recursive: true, force: true});
+    if (b) await b.close();
     if (d) await d.stop();
     if (dir) removeDir(dir);
     assert.deepEqual(errors, []);

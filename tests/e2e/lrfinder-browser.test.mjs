@@ -6,12 +6,9 @@ import {test} from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import {chromium} from 'playwright-core';
-import {api, removeDir, tmpDir, waitFor, waitJob, withDaemon} from './lib.mjs';
+import {launchBrowser} from './browserlib.mjs';
+import {api, waitFor, waitJob, withDaemon} from './lib.mjs';
 
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-              '--disable-component-update', '--no-first-run', '--disable-quic', '--disable-sync'];
 const SHOTS = 'build/screenshots';
 
 const IRIS = {
@@ -23,13 +20,11 @@ const IRIS = {
 };
 
 test('find → pick → submit in the browser', async () => {
-  const profile = tmpDir('anneald-chromium-');
-  const ctx = await chromium.launchPersistentContext(profile, {executablePath: CHROMIUM, headless: true,
-                                                               args: ARGS, viewport: {width: 1280, height: 800}});
+  const b = await launchBrowser({viewport: {width: 1280, height: 800}});
   const errors = [];
   try {
     await withDaemon({}, async (d) => {
-      const page = ctx.pages()[0] || await ctx.newPage();
+      const page = await b.firstPage();
       page.on('pageerror', (e) => errors.push(e.message));
       // find: the New-job page sends the spec in the editor as a sweep
       await page.goto(`${d.url}/#/new`);
@@ -125,7 +120,6 @@ test('find → pick → submit in the browser', async () => {
     });
     assert.deepEqual(errors, []);
   } finally {
-    await ctx.close();
-    removeDir(profile);
+    await b.close();
   }
 });

@@ -5,22 +5,17 @@ import {test} from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import {chromium} from 'playwright-core';
-import {api, heavyJob, removeDir, tmpDir, tutorialJob, waitFor, waitJob, withDaemon} from './lib.mjs';
+import {launchBrowser} from './browserlib.mjs';
+import {api, heavyJob, tutorialJob, waitFor, waitJob, withDaemon} from './lib.mjs';
 
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-              '--disable-component-update', '--no-first-run', '--disable-quic', '--disable-sync'];
 const SHOTS = 'build/screenshots';
 
 test('the job page shows priority, tags, notes, pinned and best, and pins a checkpoint', async () => {
-  const profile = tmpDir('anneald-chromium-');
-  const ctx = await chromium.launchPersistentContext(profile, {executablePath: CHROMIUM, headless: true,
-                                                               args: ARGS, viewport: {width: 1280, height: 800}});
+  const b = await launchBrowser({viewport: {width: 1280, height: 800}});
   const errors = [];
   try {
     await withDaemon({args: ['--workers', '1']}, async (d) => {
-      const page = ctx.pages()[0] || await ctx.newPage();
+      const page = await b.firstPage();
       page.on('pageerror', (e) => errors.push(e.message));
       const r = await api(d.url, 'POST', '/v1/jobs', tutorialJob({
         name: 'labelled', priority: 7, tags: ['baseline', 'lr-test'], notes: 'warmup over 100 steps',
@@ -85,7 +80,6 @@ test('the job page shows priority, tags, notes, pinned and best, and pins a chec
     });
     assert.deepEqual(errors, []);
   } finally {
-    await ctx.close();
-    removeDir(profile);
+    await b.close();
   }
 });

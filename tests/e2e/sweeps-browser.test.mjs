@@ -5,12 +5,9 @@
 import {test} from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import {chromium} from 'playwright-core';
-import {api, heavyJob, removeDir, tmpDir, waitFor, withDaemon} from './lib.mjs';
+import {launchBrowser} from './browserlib.mjs';
+import {api, heavyJob, waitFor, withDaemon} from './lib.mjs';
 
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-              '--disable-component-update', '--no-first-run', '--disable-quic', '--disable-sync'];
 const SHOTS = 'build/screenshots';
 
 const SWEEP = {
@@ -26,13 +23,11 @@ const SWEEP = {
 };
 
 test('start a sweep from the dashboard and follow it to its best trial; cancel and delete', async () => {
-  const profile = tmpDir('anneald-chromium-');
-  const ctx = await chromium.launchPersistentContext(profile, {executablePath: CHROMIUM, headless: true,
-                                                               args: ARGS, viewport: {width: 1280, height: 900}});
+  const b = await launchBrowser({viewport: {width: 1280, height: 900}});
   const errors = [];
   try {
     await withDaemon({args: ['--workers', '2']}, async (d) => {
-      const page = ctx.pages()[0] || await ctx.newPage();
+      const page = await b.firstPage();
       page.on('pageerror', (e) => errors.push(e.message));
       // every curve is asked for thinned (a val_loss sweep's validation points come whole anyway)
       const metricsAsked = [];
@@ -106,8 +101,7 @@ test('start a sweep from the dashboard and follow it to its best trial; cancel a
       assert.equal((await api(d.url, 'GET', `/v1/sweeps/${long.id}`)).status, 404);
     });
   } finally {
-    await ctx.close();
-    removeDir(profile);
+    await b.close();
   }
   assert.deepEqual(errors, []);
 });
