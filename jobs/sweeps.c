@@ -35,6 +35,7 @@ int sweeps_init(sweeps *w, struct service *d)
 }
 
 static void undo_drain(sweeps *w);
+static void save_drain(sweeps *w);
 
 static void run_free(sweep_run *r)
 {
@@ -47,6 +48,7 @@ static void run_free(sweep_run *r)
 
 void sweeps_free(sweeps *w)
 {
+    save_drain(w);
     undo_drain(w);
     sweep_run *r = w->list;
     while (r) {
@@ -224,6 +226,7 @@ typedef struct state_save {
     sweeps *w;
     char id[STORE_ID_LEN];
     char state[16];
+    struct state_save *next;     /* in save_wait */
 } state_save;
 
 static void save_work(void *arg)
@@ -243,6 +246,33 @@ static void save_after(void *arg)
     free(arg);
 }
 
+/* Hands the saves that wait to the request queue, oldest first, until it refuses one. */
+static void save_retry(sweeps *w)
+{
+    while (w->save_wait && w->d->phase != PHASE_CLOSING && /* the queue is stopped */
+           workq_push(&w->d->quick, save_work, save_after, w->save_wait) == 0) {
+        w->save_wait = w->save_wait->next;
+        if (!w->save_wait)
+            w->save_wait_tail = NULL;
+    }
+}
+
+/* Saves that a full request queue refused until the end (sweeps_free): written here, once
+ * nothing else writes. */
+static void save_drain(sweeps *w)
+{
+    while (w->save_wait) {
+        state_save *s = w->save_wait;
+        w->save_wait = s->next;
+        if (w->db_open)
+            save_work(s);
+        free(s);
+    }
+    w->save_wait_tail = NULL;
+}
+
+/* Records a sweep's state on a request thread. A full request queue keeps it (and every later
+ * one, in order) for the next pump: the loop thread never writes. */
 static void save_state(sweeps *w, const char *id, const char *state)
 {
     state_save *s = calloc(1, sizeof *s);
@@ -253,10 +283,12 @@ static void save_state(sweeps *w, const char *id, const char *state)
     s->w = w;
     snprintf(s->id, sizeof s->id, "%s", id);
     snprintf(s->state, sizeof s->state, "%s", state);
-    if (workq_push(&w->d->quick, save_work, save_after, s) != 0) {
-        save_work(s); /* the queue is full: a short write here rather than none */
-        free(s);
-    }
+    if (w->save_wait_tail)
+        w->save_wait_tail->next = s;
+    else
+        w->save_wait = s;
+    w->save_wait_tail = s;
+    save_retry(w);
 }
 
 /* A sweep with nothing left to start and nothing queued or running is completed. */
@@ -331,7 +363,8 @@ static void undo_after(void *arg)
 /* Takes l. A full request queue refuses it: it waits in undo_wait for the next pump. */
 static void undo_job(sweeps *w, launch *l)
 {
-    if (workq_push(&w->d->quick, undo_work, undo_after, l) == 0)
+    if (w->d->phase != PHASE_CLOSING && /* the queue is stopped */
+        workq_push(&w->d->quick, undo_work, undo_after, l) == 0)
         return;
     l->next = w->undo_wait;
     w->undo_wait = l;
@@ -450,6 +483,7 @@ static int launch_trial(sweeps *w, sweep_run *r, int k)
 
 void sweeps_pump(sweeps *w)
 {
+    save_retry(w);
     undo_retry(w);
     if (w->d->phase != PHASE_SERVING)
         return;

@@ -77,6 +77,8 @@ typedef struct sweeps {
     store_t db;                  /* this module's connection (dbmu) */
     int db_open;
     sweep_run *list;
+    struct state_save *save_wait, *save_wait_tail; /* sweep states to record that a full
+                                    request queue refused, oldest first (loop thread) */
     struct launch *undo_wait;    /* trials' jobs to take back that a full request queue
                                     refused: tried again by each pump (loop thread) */
 } sweeps;

@@ -1,0 +1,318 @@
+/* Tests of the sweeps driver (jobs/sweeps.c) where it meets the request queue and a stop:
+ * the loop thread never writes a sweep's store rows itself. A save or a trial's job to take
+ * back that a full request queue refuses waits for the next pump (or the end), and a trial
+ * whose job was stored while the daemon stops stays queued for the restart.
+ *
+ * The quick request queue here has one thread and room for one waiting item, so the test can
+ * fill it: a blocker holds the thread on a semaphore and a no-op takes the one place. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include "daemon/options.h"
+#include "jobs/service.h"
+#include "tests/unit/store_fixture.h"
+
+typedef struct env {
+    void *fix;
+    service sv;
+    daemon_opts opts;
+    uv_loop_t loop;
+    uv_sem_t hold;             /* the blocker waits on it */
+    int blocked;               /* a blocker and a filler are in the queue */
+} env;
+
+static void on_async(uv_async_t *a)
+{
+    service *d = a->data;
+    workq_complete(&d->quick);
+}
+
+static int env_setup(void **state)
+{
+    env *v = calloc(1, sizeof *v);
+    if (!v || fixture_setup(&v->fix) != 0) {
+        free(v);
+        return -1;
+    }
+    an_err e;
+    options_defaults(&v->opts);
+    snprintf(v->opts.db, sizeof v->opts.db, "%s", ((fixture *)v->fix)->path);
+    v->sv.opts = &v->opts;
+    if (store_open(&v->sv.store, v->opts.db, &e) != 0 || uv_loop_init(&v->loop) != 0 ||
+        uv_async_init(&v->loop, &v->sv.wake, on_async) != 0 ||
+        workq_init(&v->sv.quick, "quick", 1, 1, &v->sv.wake) != 0 ||
+        jobs_init(&v->sv.jobs, &v->sv) != 0 || sweeps_init(&v->sv.sweeps, &v->sv) != 0 ||
+        uv_sem_init(&v->hold, 0) != 0)
+        return -1;
+    v->sv.wake.data = &v->sv;
+    *state = v;
+    return 0;
+}
+
+static int env_teardown(void **state)
+{
+    env *v = *state;
+    if (v->blocked)
+        uv_sem_post(&v->hold);
+    workq_stop(&v->sv.quick);
+    v->sv.phase = PHASE_CLOSING;
+    sweeps_free(&v->sv.sweeps);
+    jobs_close(&v->sv.jobs);
+    uv_close((uv_handle_t *)&v->sv.wake, NULL);
+    uv_run(&v->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&v->loop), 0);
+    uv_sem_destroy(&v->hold);
+    store_close(&v->sv.store);
+    fixture_teardown(&v->fix);
+    free(v);
+    return 0;
+}
+
+/* ---- the request queue, held full --------------------------------------------------------- */
+
+static void blocker_work(void *arg)
+{
+    uv_sem_wait(&((env *)arg)->hold);
+}
+
+static void noop_work(void *arg)
+{
+    (void)arg;
+}
+
+static void noop_after(void *arg)
+{
+    (void)arg;
+}
+
+/* Runs the loop until the queue has nothing waiting or running, and every after ran. */
+static void drain_queue(env *v)
+{
+    for (;;) {
+        int waiting, running, peak;
+        workq_depths(&v->sv.quick, &waiting, &running, &peak);
+        uv_mutex_lock(&v->sv.quick.mu);
+        int done = v->sv.quick.done != NULL;
+        uv_mutex_unlock(&v->sv.quick.mu);
+        if (!waiting && !running && !done)
+            break;
+        uv_run(&v->loop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
+    workq_complete(&v->sv.quick);
+}
+
+/* Fills the queue: its one thread held by a blocker, its one place taken by a no-op. */
+static void fill_queue(env *v)
+{
+    assert_int_equal(workq_push(&v->sv.quick, blocker_work, noop_after, v), 0);
+    for (;;) { /* the thread has taken the blocker */
+        int waiting, running, peak;
+        workq_depths(&v->sv.quick, &waiting, &running, &peak);
+        if (running == 1 && waiting == 0)
+            break;
+        usleep(1000);
+    }
+    assert_int_equal(workq_push(&v->sv.quick, noop_work, noop_after, NULL), 0);
+    assert_int_equal(workq_push(&v->sv.quick, noop_work, noop_after, NULL), -EAGAIN);
+    v->blocked = 1;
+}
+
+static void free_queue(env *v)
+{
+    uv_sem_post(&v->hold);
+    v->blocked = 0;
+    drain_queue(v);
+}
+
+/* ---- sweeps in the store -------------------------------------------------------------- */
+
+#define ONE_TRIAL                                                                            \
+    "{\"name\":\"s\",\"base\":{\"model\":{\"type\":\"mlp\",\"inputs\":4,\"hidden\":[4],"     \
+    "\"outputs\":3},\"loss\":\"cross_entropy\",\"data\":{\"type\":\"builtin\",\"name\":"     \
+    "\"iris\"},\"steps\":10,\"ds_config\":{\"train_batch_size\":8,\"optimizer\":{\"type\":"  \
+    "\"SGD\",\"params\":{\"lr\":0.01}}}},\"parameters\":{\"ds_config.optimizer.params.lr\":" \
+    "[0.01]},\"metric\":\"loss\"}"
+
+/* Stores a sweep of one trial as POST /v1/sweeps does, and hands it to the driver, which
+ * queues its trial's launch. */
+static sweep_run *new_sweep(env *v)
+{
+    an_err e;
+    cJSON *body = cJSON_Parse(ONE_TRIAL);
+    assert_non_null(body);
+    sweep_spec spec;
+    assert_int_equal(sweep_parse(body, &spec, &e), 0);
+    cJSON *trials = cJSON_CreateArray(), *p = NULL;
+    assert_int_equal(sweep_trial_params(&spec, 0, &p, &e), 0);
+    cJSON_AddItemToArray(trials, p);
+    char *spec_text = cJSON_PrintUnformatted(body), *trials_text = cJSON_PrintUnformatted(trials);
+    char id[STORE_ID_LEN];
+    assert_int_equal(store_sweep_create(&v->sv.store, spec.name, spec_text, trials_text, 1, id,
+                                        &e), 0);
+    cJSON_free(spec_text);
+    cJSON_free(trials_text);
+    cJSON_Delete(trials);
+    cJSON_Delete(body);
+    sweep_free(&spec);
+    sweep_run *r = NULL;
+    assert_int_equal(sweeps_load(&v->sv.store, id, &r, &e), 0);
+    sweeps_adopt(&v->sv.sweeps, r);
+    assert_int_equal(r->trials[0].state, TRIAL_LAUNCHING);
+    return r;
+}
+
+static char *sweep_state(env *v, const char *id, char out[16])
+{
+    store_sweep row;
+    an_err e;
+    assert_int_equal(store_sweep_get(&v->sv.store, id, &row, &e), 0);
+    snprintf(out, 16, "%s", row.state);
+    store_sweep_free(&row);
+    return out;
+}
+
+/* The sweep's trial jobs in the store (their count; the first one's id and state). */
+static size_t trial_jobs(env *v, const char *id, char job[STORE_ID_LEN], store_job_state *st)
+{
+    store_job *jobs = NULL;
+    size_t n = 0;
+    an_err e;
+    assert_int_equal(store_sweep_jobs(&v->sv.store, id, &jobs, &n, &e), 0);
+    if (n) {
+        snprintf(job, STORE_ID_LEN, "%s", jobs[0].id);
+        *st = jobs[0].state;
+    }
+    store_job_list_free(jobs, n);
+    return n;
+}
+
+/* ---- the tests ------------------------------------------------------------------------ */
+
+/* A sweep's state to record while the request queue is full is not written on the loop: it
+ * waits, and the next pump hands it to the queue once there is room. */
+static void a_state_save_waits_for_room_in_the_queue(void **state)
+{
+    env *v = *state;
+    sweep_run *r = new_sweep(v);
+    drain_queue(v); /* the trial's job is made and queued */
+    assert_int_equal(r->trials[0].state, TRIAL_ACTIVE);
+    char job[STORE_ID_LEN], s[16];
+    store_job_state st;
+    assert_int_equal(trial_jobs(v, r->id, job, &st), 1);
+    assert_string_equal(job, r->trials[0].job);
+    assert_non_null(jobs_find(&v->sv.jobs, job));
+    fill_queue(v);
+    sweeps_job_state(&v->sv.sweeps, job, "completed"); /* the last trial ended */
+    assert_true(r->done);
+    assert_string_equal(sweep_state(v, r->id, s), "running"); /* not written here */
+    assert_non_null(v->sv.sweeps.save_wait);
+    sweeps_pump(&v->sv.sweeps); /* still full */
+    assert_string_equal(sweep_state(v, r->id, s), "running");
+    free_queue(v);
+    sweeps_pump(&v->sv.sweeps);
+    assert_null(v->sv.sweeps.save_wait);
+    drain_queue(v);
+    assert_string_equal(sweep_state(v, r->id, s), "completed");
+}
+
+/* One still waiting when the daemon ends is written by sweeps_free, once nothing else
+ * writes. */
+static void a_state_save_still_waiting_at_the_end_is_written(void **state)
+{
+    env *v = *state;
+    sweep_run *r = new_sweep(v);
+    drain_queue(v);
+    char id[STORE_ID_LEN], job[STORE_ID_LEN], s[16];
+    snprintf(id, sizeof id, "%s", r->id);
+    snprintf(job, sizeof job, "%s", r->trials[0].job);
+    fill_queue(v);
+    sweeps_job_state(&v->sv.sweeps, job, "completed");
+    assert_string_equal(sweep_state(v, id, s), "running");
+    free_queue(v); /* room again, but no pump before the end */
+    workq_stop(&v->sv.quick);
+    v->sv.phase = PHASE_CLOSING;
+    sweeps_free(&v->sv.sweeps);
+    assert_string_equal(sweep_state(v, id, s), "completed");
+    assert_int_equal(sweeps_init(&v->sv.sweeps, &v->sv), 0); /* for the teardown */
+    assert_int_equal(workq_init(&v->sv.quick, "quick", 1, 1, &v->sv.wake), 0);
+}
+
+/* A trial's job stored while its sweep was cancelled is taken back on a request thread; with
+ * the queue full, at the next pump, and never on the loop. */
+static void a_job_to_take_back_waits_for_room_in_the_queue(void **state)
+{
+    env *v = *state;
+    sweep_run *r = new_sweep(v);
+    for (;;) { /* the launch's work is done, its after not yet run */
+        int waiting, running, peak;
+        workq_depths(&v->sv.quick, &waiting, &running, &peak);
+        if (!waiting && !running)
+            break;
+        usleep(1000);
+    }
+    char (*cancelled)[STORE_ID_LEN] = NULL;
+    size_t n = 0;
+    assert_int_equal(sweeps_cancel(&v->sv.sweeps, r->id, &cancelled, &n), 0);
+    assert_int_equal(n, 0); /* the trial was launching: no job of it to cancel yet */
+    free(cancelled);
+    fill_queue(v);
+    workq_complete(&v->sv.quick); /* launch_after: the sweep is cancelled */
+    assert_int_equal(r->trials[0].state, TRIAL_ENDED);
+    char job[STORE_ID_LEN];
+    store_job_state st;
+    assert_int_equal(trial_jobs(v, r->id, job, &st), 1); /* not taken back on the loop */
+    assert_null(jobs_find(&v->sv.jobs, job));
+    assert_non_null(v->sv.sweeps.undo_wait);
+    free_queue(v);
+    sweeps_pump(&v->sv.sweeps);
+    assert_null(v->sv.sweeps.undo_wait);
+    drain_queue(v);
+    assert_int_equal(trial_jobs(v, r->id, job, &st), 0);
+}
+
+/* A trial whose job is stored while the daemon stops is neither queued for a worker nor taken
+ * back: it stays queued in the store, and a restart finds it as the trial's job. */
+static void a_trial_stored_while_stopping_waits_for_the_restart(void **state)
+{
+    env *v = *state;
+    sweep_run *r = new_sweep(v);
+    v->sv.phase = PHASE_DRAINING;
+    drain_queue(v);
+    char job[STORE_ID_LEN];
+    store_job_state st;
+    assert_int_equal(trial_jobs(v, r->id, job, &st), 1);
+    assert_int_equal(st, STORE_QUEUED);
+    assert_null(jobs_find(&v->sv.jobs, job));
+    assert_null(v->sv.sweeps.undo_wait);
+    sweep_run *again = NULL;
+    an_err e;
+    assert_int_equal(sweeps_load(&v->sv.store, r->id, &again, &e), 0);
+    assert_int_equal(again->trials[0].state, TRIAL_ACTIVE);
+    assert_string_equal(again->trials[0].job, job);
+    sweeps_drop(again);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(a_state_save_waits_for_room_in_the_queue, env_setup,
+                                        env_teardown),
+        cmocka_unit_test_setup_teardown(a_state_save_still_waiting_at_the_end_is_written,
+                                        env_setup, env_teardown),
+        cmocka_unit_test_setup_teardown(a_job_to_take_back_waits_for_room_in_the_queue,
+                                        env_setup, env_teardown),
+        cmocka_unit_test_setup_teardown(a_trial_stored_while_stopping_waits_for_the_restart,
+                                        env_setup, env_teardown),
+    };
+    return cmocka_run_group_tests_name("sweeps", tests, NULL, NULL);
+}
