@@ -106,3 +106,32 @@ test('the daemon takes the stop signals on its loop thread only', async () => {
     }
   });
 });
+
+// A stop signal that is already pending when the trainer starts (sent while it loaded, or
+// here: blocked and raised before the exec, which keeps it pending) is taken before the
+// first step: no step is trained, the state is still saved, and the exit says interrupted.
+// perl (perl-base, in every Debian) makes the pending signal; node cannot block one.
+test('a Ctrl-C pending before the first step stops anneald train at step 0 with its state saved', async () => {
+  const spec = path.join(dir, 'pending.json');
+  fs.writeFileSync(spec, JSON.stringify({...bigJob({name: 'pending', steps: 5})}));
+  const save = path.join(dir, 'pending.state');
+  const perl = 'use POSIX; sigprocmask(SIG_BLOCK, POSIX::SigSet->new(SIGINT)); kill "INT", $$; exec @ARGV or die "exec: $!"';
+  const child = spawn('perl', ['-e', perl, BIN, 'train', spec, '--save', save], {stdio: ['ignore', 'pipe', 'pipe']});
+  let out = '', err = '';
+  child.stdout.on('data', (c) => { out += c; });
+  child.stderr.on('data', (c) => { err += c; });
+  const {code, signal} = await new Promise((r) => child.on('exit', (c, s) => r({code: c, signal: s})));
+  assert.equal(signal, null, err);
+  assert.equal(code, 130, err);
+  assert.match(err, /^interrupted after step 0 of 5\.$/m);
+  assert.match(err, /state saved to .*pending\.state; continue with: anneald train .* --resume /);
+  assert.match(out, /^step 0 \(nothing to train\)$/m);
+  assert.ok(fs.statSync(save).size > 0);
+  // The saved state continues to the end as a run that never stopped.
+  const again = spawn(BIN, ['train', spec, '--resume', save], {stdio: ['ignore', 'pipe', 'pipe']});
+  let out2 = '';
+  again.stdout.on('data', (c) => { out2 += c; });
+  const r2 = await new Promise((r) => again.on('exit', (c) => r(c)));
+  assert.equal(r2, 0);
+  assert.match(out2, /^step 5 loss /m);
+});
