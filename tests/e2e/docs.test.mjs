@@ -42,12 +42,34 @@ test('API.md lists every routed path and its marked requests answer as stated', 
   }
   const reqs = [...apimd.matchAll(/<!-- example: request (\w+) (\S+) (\d+) -->\n```json\n([\s\S]*?)```/g)];
   assert.ok(reqs.length >= 1);
+  // Every marked example is one whole JSON body: a fence left open would send the next
+  // section along with it, which the daemon refuses for a reason the page does not give.
+  assert.equal(reqs.length, (apimd.match(/<!-- example: request /g) || []).length);
+  for (const [, method, p, , body] of reqs)
+    assert.doesNotThrow(() => JSON.parse(body), `the example ${method} ${p} is one JSON body`);
   await withDaemon({}, async (d) => {
     for (const [, method, p, status, body] of reqs) {
       const r = await api(d.url, method, p, body, {'Content-Type': 'application/json'});
       assert.equal(r.status, Number(status), r.text.slice(0, 300));
     }
   });
+});
+
+// A code block left open turns the rest of a page into code.
+test('every code fence in the docs is closed', () => {
+  for (const f of ['README.md', ...fs.readdirSync('docs').filter((x) => x.endsWith('.md')).map((x) => `docs/${x}`)]) {
+    const lines = fs.readFileSync(f, 'utf8').split('\n');
+    let open = 0;
+    lines.forEach((l, i) => {
+      if (!/^\s*```/.test(l)) return;
+      if (open) open = 0;
+      else {
+        open = i + 1;
+        assert.match(l, /^\s*```[\w-]*\s*$/, `${f}:${i + 1} opens a fence`);
+      }
+    });
+    assert.equal(open, 0, `${f}: the fence opened at line ${open} is never closed`);
+  }
 });
 
 test('the README links the docs, which exist', () => {
