@@ -425,15 +425,17 @@ static int failed(errlist *l, int rc, const an_err *e)
     return cfg_record(l, rc, e);
 }
 
+const char *const JOB_SPEC_KEYS[] = {"name",       "seed",       "model",        "loss",
+                                     "data",       "steps",      "epochs",       "validation",
+                                     "checkpoint", "threads",    "param_groups", "resume_from",
+                                     "ds_config",  "lr_finder",  "metrics",    "world_size",
+                                     /* scheduling (config_sched.h) */
+                                     "priority", "preemptible", "max_runtime_s",
+                                     "stall_timeout_s", "max_restarts", "tags", "notes", NULL};
+
 static void parse_spec(const cJSON *j, job_spec *s, errlist *l)
 {
-    static const char *const top[] = {"name",       "seed",       "model",        "loss",
-                                      "data",       "steps",      "epochs",       "validation",
-                                      "checkpoint", "threads",    "param_groups", "resume_from",
-                                      "ds_config",  "lr_finder",  "metrics",    "world_size",
-                                      /* scheduling (config_sched.h) */
-                                      "priority", "preemptible", "max_runtime_s",
-                                      "stall_timeout_s", "max_restarts", "tags", "notes", NULL};
+    const char *const *top = JOB_SPEC_KEYS;
     an_err e;
     int64_t v;
     int t;

@@ -158,6 +158,9 @@ typedef struct job_spec {
  * failure *out is left freed and `err` says what and where. */
 int job_spec_parse(const cJSON *json, job_spec *out, an_err *err);
 
+/* The top-level keys of a job spec (NULL-terminated). */
+extern const char *const JOB_SPEC_KEYS[];
+
 /* Like job_spec_parse, but goes on after a bad section and reports every error it finds:
  * up to `max` go to errs[], their total count to *nerr (which may exceed max). Sections that
  * depend on a bad one are not checked. Returns the first error's code, or 0. */

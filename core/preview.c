@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/config.h"
+#include "core/cfgval.h"
 #include "core/config_gpt.h"
 #include "core/jsonnum.h"
 #include "core/optim.h"
@@ -144,6 +145,28 @@ static int read_groups(const cJSON *pg, const char *path, int job_form, double o
     return 0;
 }
 
+/* A preview body's keys beside ds_config, and the thinning keys a whole job spec may add to
+ * its own. */
+static const char *const PREVIEW_KEYS[] = {"ds_config", "steps", "param_groups", "max_points",
+                                           "every", NULL};
+
+/* Refuses a key beside ds_config that a preview would silently ignore: any the body's form
+ * does not have. (ds_config's own unknown keys are a job's warnings, which the dashboard's
+ * previews of a submitted job must not fail on.) */
+static int check_keys(const cJSON *body, int job_form, an_err *err)
+{
+    if (!job_form)
+        return cfg_check_keys(body, "", PREVIEW_KEYS, err);
+    const char *keys[64];
+    size_t n = 0;
+    for (const char *const *k = JOB_SPEC_KEYS; *k && n < 61; k++)
+        keys[n++] = *k;
+    keys[n++] = "max_points";
+    keys[n++] = "every";
+    keys[n] = NULL;
+    return cfg_check_keys(body, "", keys, err);
+}
+
 /* Reads a preview body (see sched.h), creates its scheduler and says how many steps and
  * groups to show. Shared by the tree and the streaming forms. */
 static int preview_setup(const cJSON *body, int64_t steps_override, sched **out_s,
@@ -166,6 +189,9 @@ static int preview_setup(const cJSON *body, int64_t steps_override, sched **out_
         prefix = "";
         holder = NULL;
     }
+    int krc = holder ? check_keys(body, job_form, err) : 0;
+    if (krc)
+        return krc;
     int64_t steps = PREVIEW_DEFAULT_STEPS;
     if (holder && cJSON_GetObjectItemCaseSensitive(holder, "steps")) {
         int rc = sp_int(holder, "", "steps", PREVIEW_DEFAULT_STEPS, 0, 1, &steps, err);

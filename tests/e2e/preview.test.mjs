@@ -79,6 +79,10 @@ test('preview errors: 400 with the field, before any of the answer', async () =>
       ['/v1/schedules/preview?format=xml', {ds_config: WARMUP, steps: 5}, 'format'],
       ['/v1/schedules/preview?format=', {ds_config: WARMUP, steps: 5}, 'format'],
       ['/v1/schedules/preview', {ds_config: {...WARMUP, scheduler: {type: 'Nope'}}, steps: 5}, 'ds_config.scheduler.type'],
+      // a misspelt key would be ignored: the default length, no thinning
+      ['/v1/schedules/preview', {ds_config: WARMUP, step: 20}, 'step'],
+      ['/v1/schedules/preview?format=csv', {ds_config: WARMUP, steps: 20, max_point: 2}, 'max_point'],
+      ['/v1/schedules/preview', {ds_config: WARMUP, model: {type: 'linear'}, steps: 20, evry: 2}, 'evry'],
     ];
     for (const [p, body, field] of cases) {
       const r = await api(d.url, 'POST', p, body);

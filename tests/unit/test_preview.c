@@ -197,6 +197,49 @@ static void test_steps_override_and_errors(void **state)
     cJSON_Delete(body);
 }
 
+/* A key beside ds_config that the preview would ignore is refused, naming it; keys the body's
+ * form does have are taken, and so are ds_config's DeepSpeed keys the schedule does not use. */
+static void test_unknown_keys(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *body, *field, *msg; /* msg NULL: accepted */
+    } cases[] = {
+        {"{\"ds_config\":{\"optimizer\":{\"type\":\"SGD\",\"params\":{\"lr\":0.1}}},\"step\":20}",
+         "step", "unknown key 'step' (did you mean 'steps'?)"},
+        {"{\"ds_config\":{\"optimizer\":{\"type\":\"SGD\",\"params\":{\"lr\":0.1}}},\"epochs\":2}",
+         "epochs", "unknown key 'epochs'"},
+        /* a job spec: a job's keys and the thinning keys; a job's top-level typo */
+        {"{\"model\":{\"type\":\"linear\"},\"steps\":30,\"notes\":\"x\",\"max_points\":4,"
+         "\"ds_config\":{\"optimizer\":{\"type\":\"SGD\",\"params\":{\"lr\":0.1}}}}", NULL, NULL},
+        {"{\"model\":{\"type\":\"linear\"},\"stpes\":30,"
+         "\"ds_config\":{\"optimizer\":{\"type\":\"SGD\",\"params\":{\"lr\":0.1}}}}",
+         "stpes", "unknown key 'stpes' (did you mean 'steps'?)"},
+        /* DeepSpeed keys the schedule does not use; a bare ds_config is not checked here */
+        {"{\"ds_config\":{\"optimizer\":{\"type\":\"SGD\",\"params\":{\"lr\":0.1}},"
+         "\"zero_optimization\":{\"stage\":1},\"fp16\":{\"enabled\":false}},\"every\":2}", NULL, NULL},
+        {"{\"optimizer\":{\"type\":\"SGD\",\"params\":{\"lr\":0.1}},\"zero_optimization\":{}}", NULL, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cJSON *body = cJSON_Parse(cases[i].body);
+        assert_non_null(body);
+        sched_preview_stream *ps = NULL;
+        an_err err;
+        memset(&err, 0, sizeof err);
+        int rc = sched_preview_open(body, 0, 0, &ps, &err);
+        if (!cases[i].msg) {
+            assert_int_equal(rc, 0);
+            sched_preview_close(ps);
+        } else {
+            assert_int_equal(rc, -EINVAL);
+            assert_null(ps);
+            assert_string_equal(err.field, cases[i].field);
+            assert_non_null(strstr(err.message, cases[i].msg));
+        }
+        cJSON_Delete(body);
+    }
+}
+
 /* A schedule that overflows shows null in JSON (inf is not JSON) and inf in CSV. */
 static void test_non_finite_values(void **state)
 {
@@ -251,6 +294,7 @@ int main(void)
         cmocka_unit_test(test_budgeted_read),
         cmocka_unit_test(test_csv_rows),
         cmocka_unit_test(test_steps_override_and_errors),
+        cmocka_unit_test(test_unknown_keys),
         cmocka_unit_test(test_non_finite_values),
         cmocka_unit_test(test_ten_million_steps_stream),
     };
