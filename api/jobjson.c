@@ -49,6 +49,8 @@ cJSON *api_job_json(const store_job *j)
     ok &= cJSON_AddItemToObject(o, "loss", num_or_null(j->loss));
     ok &= cJSON_AddItemToObject(o, "lr", lr);
     ok &= cJSON_AddItemToObject(o, "samples_per_sec", num_or_null(j->samples_per_sec));
+    /* the time left is known only while a worker trains the job (overlay_apply) */
+    ok &= cJSON_AddItemToObject(o, "eta_s", cJSON_CreateNull());
     ok &= cJSON_AddItemToObject(o, "last_checkpoint_step",
                                 j->last_checkpoint_step < 0
                                     ? cJSON_CreateNull()
@@ -127,10 +129,7 @@ static void overlay_apply(cJSON *o, const store_job *row, const job_overlay_item
             cJSON_ReplaceItemInObject(o, "val_loss", num_or_null(s->val_loss));
             cJSON_ReplaceItemInObject(o, "val_acc", num_or_null(s->val_acc));
         }
-        if (cJSON_GetObjectItemCaseSensitive(o, "eta_s"))
-            cJSON_ReplaceItemInObject(o, "eta_s", num_or_null(s->eta_s));
-        else
-            cJSON_AddItemToObject(o, "eta_s", num_or_null(s->eta_s));
+        cJSON_ReplaceItemInObject(o, "eta_s", num_or_null(s->eta_s));
     }
 }
 

@@ -169,10 +169,14 @@ test('SSE shows progress live, and a reconnect with Last-Event-ID gets what it m
 test('pause, resume, cancel, delete and the 409s of bad transitions', async () => {
   await withDaemon({}, async (d) => {
     const { json: job } = await api(d.url, 'POST', '/v1/jobs', heavyJob());
-    await waitJob(d.url, job.id, (j) => j.state === 'running' && j.step > 100);
+    // eta_s is in every job object: null until a worker has a pace for it
+    assert.equal(job.eta_s, null);
+    const running = await waitJob(d.url, job.id, (j) => j.state === 'running' && j.step > 100 && j.eta_s !== null);
+    assert.ok(running.eta_s > 0, `eta_s ${running.eta_s}`);
     const p = await api(d.url, 'POST', `/v1/jobs/${job.id}/pause`);
     assert.equal(p.status, 200);
     assert.equal(p.json.state, 'paused');
+    assert.equal(p.json.eta_s, null);
     assert.ok(p.json.step > 100);
     assert.equal(p.json.last_checkpoint_step, p.json.step, 'pausing checkpoints the step it stopped at');
     const cks = await api(d.url, 'GET', `/v1/jobs/${job.id}/checkpoints`);
@@ -188,6 +192,7 @@ test('pause, resume, cancel, delete and the 409s of bad transitions', async () =
     const c = await api(d.url, 'POST', `/v1/jobs/${job.id}/cancel`);
     assert.equal(c.status, 200);
     assert.equal(c.json.state, 'cancelled');
+    assert.equal(c.json.eta_s, null);
     assert.equal((await api(d.url, 'POST', `/v1/jobs/${job.id}/cancel`)).status, 409);
     assert.equal((await api(d.url, 'POST', `/v1/jobs/${job.id}/pause`)).status, 409);
     assert.equal((await api(d.url, 'POST', `/v1/jobs/${job.id}/resume`)).status, 409);
