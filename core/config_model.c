@@ -216,3 +216,74 @@ cJSON *cfg_model_json(const model_spec *m)
     }
     return o;
 }
+
+/* "[16, 8]": an mlp's hidden widths. */
+static void widths(const model_spec *m, char *buf, size_t size)
+{
+    size_t n = (size_t)snprintf(buf, size, "[");
+    for (int i = 0; i < m->nhidden && n < size; i++)
+        n += (size_t)snprintf(buf + n, size - n, "%s%d", i ? ", " : "", m->hidden[i]);
+    if (n < size)
+        snprintf(buf + n, size - n, "]");
+}
+
+static const char *type_name(int t)
+{
+    return t == MODEL_LINEAR ? "linear" : t == MODEL_MLP ? "mlp" : t == MODEL_GPT ? "gpt" : "?";
+}
+
+int cfg_model_same_shape(const model_spec *from, const model_spec *to, char *what, size_t size)
+{
+    if (from->type != to->type) {
+        snprintf(what, size, "model.type is %s there and %s here", type_name(from->type),
+                 type_name(to->type));
+        return 0;
+    }
+    int is_gpt = from->type == MODEL_GPT;
+    /* the dimensions of the type: a gpt's outputs are its vocab_size */
+    struct {
+        const char *name;
+        int a, b;
+    } dims[] = {
+        {"inputs", from->inputs, to->inputs},
+        {"outputs", from->outputs, to->outputs},
+        {"vocab_size", from->vocab_size, to->vocab_size},
+        {"block_size", from->block_size, to->block_size},
+        {"n_layer", from->n_layer, to->n_layer},
+        {"n_head", from->n_head, to->n_head},
+        {"n_embd", from->n_embd, to->n_embd},
+        {"bias", from->bias, to->bias},
+    };
+    size_t first = is_gpt ? 2 : 0, end = is_gpt ? sizeof dims / sizeof dims[0] : 2;
+    for (size_t i = first; i < end; i++) {
+        int unknown = i <= 2 && (dims[i].a <= 0 || dims[i].b <= 0);
+        if (!unknown && dims[i].a != dims[i].b) {
+            snprintf(what, size, "model.%s is %d there and %d here", dims[i].name, dims[i].a,
+                     dims[i].b);
+            return 0;
+        }
+    }
+    if (is_gpt && from->gelu != to->gelu) {
+        snprintf(what, size, "model.gelu is %s there and %s here", from->gelu ? "erf" : "tanh",
+                 to->gelu ? "erf" : "tanh");
+        return 0;
+    }
+    if (is_gpt || from->type == MODEL_LINEAR)
+        return 1;
+    int same = from->nhidden == to->nhidden;
+    for (int i = 0; same && i < from->nhidden; i++)
+        same = from->hidden[i] == to->hidden[i];
+    if (!same) {
+        char a[200], b[200];
+        widths(from, a, sizeof a);
+        widths(to, b, sizeof b);
+        snprintf(what, size, "model.hidden is %s there and %s here", a, b);
+        return 0;
+    }
+    if (from->nhidden > 0 && from->activation != to->activation) {
+        snprintf(what, size, "model.activation is %s there and %s here",
+                 cfg_act_names[from->activation], cfg_act_names[to->activation]);
+        return 0;
+    }
+    return 1;
+}

@@ -11,6 +11,7 @@
 #include "core/config.h"
 #include "core/config_data.h"
 #include "core/config_gpt.h"
+#include "core/config_model.h"
 #include "core/data_idx.h"
 #include "core/jsonnum.h"
 #include "core/memest.h"
@@ -176,8 +177,37 @@ static int dataset_fails(store_t *st, const job_spec *spec, submit_outcome *out)
     return bad;
 }
 
-/* The job to resume from must exist and have a checkpoint; *json gets the spec's
- * resume_from object as stored. */
+/* A resume_from step without a checkpoint: the steps that have one, in the message. */
+static int step_fails(store_t *st, const job_spec *spec, submit_outcome *out)
+{
+    store_checkpoint_info *list = NULL;
+    size_t n = 0;
+    if (store_checkpoint_list(st, spec->resume_job, &list, &n, NULL) != 0)
+        return 0; /* the worker finds out when it starts */
+    char have[200] = "";
+    size_t len = 0;
+    int found = 0;
+    for (size_t i = 0; i < n; i++) {
+        found |= list[i].step == spec->resume_step;
+        if (len < sizeof have - 32)
+            len += (size_t)snprintf(have + len, sizeof have - len, "%s%lld", i ? ", " : "",
+                                    (long long)list[i].step);
+        else if (i == n - 1)
+            snprintf(have + len, sizeof have - len, ", …, %lld", (long long)list[i].step);
+    }
+    free(list);
+    if (found)
+        return 0;
+    fail(out, SUBMIT_UNPROCESSABLE, "resume_from.step",
+         "job %s has no checkpoint at step %lld (it has checkpoints at steps %s)",
+         spec->resume_job, (long long)spec->resume_step, have);
+    return 1;
+}
+
+/* The job to resume from must exist, have a checkpoint (at resume_from.step, when given) and
+ * be of a model whose weights this one takes; *json gets the spec's resume_from object as
+ * stored. What passes here is what the worker checks as it starts, so the job does not fail
+ * then (unless retention removes the checkpoint meanwhile). */
 static int resume_fails(store_t *st, const job_spec *spec, char **json, submit_outcome *out)
 {
     store_job src;
@@ -188,12 +218,29 @@ static int resume_fails(store_t *st, const job_spec *spec, char **json, submit_o
         return 1;
     }
     int64_t last = src.last_checkpoint_step;
+    job_spec from;
+    an_err e;
+    int parsed = src.spec_json &&
+                 job_spec_parse_text(src.spec_json, strlen(src.spec_json), &from, &e) == 0;
     store_job_free(&src);
+    char what[400];
+    int bad = 0;
     if (last < 0) {
         fail(out, SUBMIT_UNPROCESSABLE, "resume_from.job",
              "job %s has no checkpoint to start from", spec->resume_job);
-        return 1;
+        bad = 1;
+    } else if (parsed && !cfg_model_same_shape(&from.model, &spec->model, what, sizeof what)) {
+        fail(out, SUBMIT_UNPROCESSABLE, "model",
+             "resume_from: the checkpoints of job %s are of another model (%s): its weights "
+             "cannot start this one", spec->resume_job, what);
+        bad = 1;
+    } else if (spec->resume_step >= 0) {
+        bad = step_fails(st, spec, out);
     }
+    if (parsed)
+        job_spec_free(&from);
+    if (bad)
+        return 1;
     cJSON *rf = cJSON_GetObjectItemCaseSensitive(spec->normalized, "resume_from");
     *json = rf ? json_print_exact(rf) : NULL;
     return 0;

@@ -322,6 +322,10 @@ test('bad requests get the right status, name the field and change nothing', asy
       ['POST', '/v1/jobs', job((j) => { j.model.inputs = 0; return j; }), J, 400, 'model.inputs'],
       ['POST', '/v1/jobs', job((j) => { j.data = { type: 'dataset', name: 'nope' }; return j; }), J, 422, 'data.name'],
       ['POST', '/v1/jobs', job((j) => { j.resume_from = { job: 'j_999999' }; return j; }), J, 422, 'resume_from.job'],
+      // refused at submit rather than failing when a worker starts it: a step without a
+      // checkpoint (the job has one at 10), a model the checkpoint's weights do not fit
+      ['POST', '/v1/jobs', job((j) => { j.resume_from = { job: done.id, step: 7 }; return j; }), J, 422, 'resume_from.step'],
+      ['POST', '/v1/jobs', job((j) => { j.resume_from = { job: done.id }; j.model = { type: 'mlp', inputs: 10, hidden: [4], outputs: 1 }; return j; }), J, 422, 'model'],
       ['POST', '/v1/jobs', big, J, 413, null],
       ['POST', '/v1/jobs', job((j) => j), { 'Content-Type': 'application/xml' }, 415, 'Content-Type'],
       ['GET', '/v1/jobs?limit=0', null, {}, 400, 'limit'],

@@ -13,6 +13,7 @@
 #include "tests/unit/testutil.h"
 
 #include "core/config.h"
+#include "core/config_model.h"
 
 /* The example of JOBSPEC.md, as it stands. */
 static const char *const tutorial =
@@ -897,6 +898,58 @@ static void test_every_error_reported(void **state)
     cJSON_Delete(j);
 }
 
+/* resume_from's model check: the first dimension whose weights would not fit is named, with
+ * both values; a size not known yet (0) matches any. */
+static void test_model_same_shape(void **state)
+{
+    (void)state;
+    char what[200];
+    model_spec a = {.type = MODEL_MLP, .inputs = 4, .outputs = 3, .nhidden = 2,
+                    .hidden = {16, 8}, .activation = ACT_RELU};
+    model_spec b = a;
+    assert_int_equal(cfg_model_same_shape(&a, &b, what, sizeof what), 1);
+    b.dropout = 0.5; /* no weights of its own */
+    assert_int_equal(cfg_model_same_shape(&a, &b, what, sizeof what), 1);
+    b.hidden[1] = 9;
+    assert_int_equal(cfg_model_same_shape(&a, &b, what, sizeof what), 0);
+    assert_string_equal(what, "model.hidden is [16, 8] there and [16, 9] here");
+    b = a;
+    b.nhidden = 1;
+    assert_int_equal(cfg_model_same_shape(&a, &b, what, sizeof what), 0);
+    assert_string_equal(what, "model.hidden is [16, 8] there and [16] here");
+    b = a;
+    b.activation = ACT_TANH;
+    assert_int_equal(cfg_model_same_shape(&a, &b, what, sizeof what), 0);
+    assert_string_equal(what, "model.activation is relu there and tanh here");
+    b = a;
+    b.inputs = 5;
+    assert_int_equal(cfg_model_same_shape(&a, &b, what, sizeof what), 0);
+    assert_string_equal(what, "model.inputs is 4 there and 5 here");
+    b.inputs = 0; /* from the data, not known yet */
+    assert_int_equal(cfg_model_same_shape(&a, &b, what, sizeof what), 1);
+    b = a;
+    b.type = MODEL_LINEAR;
+    assert_int_equal(cfg_model_same_shape(&a, &b, what, sizeof what), 0);
+    assert_string_equal(what, "model.type is mlp there and linear here");
+
+    model_spec g = {.type = MODEL_GPT, .vocab_size = 65, .outputs = 65, .block_size = 64,
+                    .n_layer = 4, .n_head = 4, .n_embd = 128, .bias = 0, .gelu = 1};
+    model_spec h = g;
+    h.dropout = 0.1;
+    assert_int_equal(cfg_model_same_shape(&g, &h, what, sizeof what), 1);
+    h.n_head = 8; /* the same tensors, another model */
+    assert_int_equal(cfg_model_same_shape(&g, &h, what, sizeof what), 0);
+    assert_string_equal(what, "model.n_head is 4 there and 8 here");
+    h = g;
+    h.gelu = 0;
+    assert_int_equal(cfg_model_same_shape(&g, &h, what, sizeof what), 0);
+    assert_string_equal(what, "model.gelu is erf there and tanh here");
+    h = g;
+    h.vocab_size = h.outputs = 256;
+    assert_int_equal(cfg_model_same_shape(&g, &h, what, sizeof what), 0);
+    assert_string_equal(what, "model.vocab_size is 65 there and 256 here");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -917,6 +970,7 @@ int main(void)
         cmocka_unit_test(test_metrics_retention),
         cmocka_unit_test(test_builtin_and_dataset),
         cmocka_unit_test(test_truncated),
+        cmocka_unit_test(test_model_same_shape),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
