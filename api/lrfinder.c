@@ -49,8 +49,11 @@ static void lrfinder_work(http_req *r, store_t *s)
         if (n == 0 || lrfind_analyze(ser.lr, loss, n, LRFIND_BETA, LRFIND_STOP_FACTOR, sm,
                                      &res) == 0)
             o = lrfind_report(ser.lr, loss, sm, n, &res);
-        if (o && n > 0 && (!cJSON_AddNumberToObject(o, "from", (double)ser.step[0]) ||
-                           !cJSON_AddNumberToObject(o, "to", (double)ser.step[n - 1]))) {
+        /* the steps the arrays cover: null when the range holds none (past the last step) */
+        if (o && (!cJSON_AddItemToObject(o, "from", n ? cJSON_CreateNumber((double)ser.step[0])
+                                                      : cJSON_CreateNull()) ||
+                  !cJSON_AddItemToObject(o, "to", n ? cJSON_CreateNumber((double)ser.step[n - 1])
+                                                    : cJSON_CreateNull()))) {
             cJSON_Delete(o);
             o = NULL;
         }

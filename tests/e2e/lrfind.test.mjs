@@ -129,6 +129,14 @@ test('a sweep submitted to the service ends at its divergence and reads as lr-fi
     assert.equal(part.json.lr.length, 50);
     assert.equal(part.json.lr[0], rep.lr[10]);
     assert.equal(part.json.from, 11);
+    assert.equal(part.json.to, 60);
+    // a range of three steps: too short for suggestions, each of them null
+    const short = await api(d.url, 'GET', `/v1/jobs/${c.json.id}/lr_finder?from=1&to=3`);
+    assert.deepEqual(short.json.suggestions, {steepest: null, valley: null, minimum_div_10: null});
+    // past the last step: empty arrays, and from and to say so
+    const past = await api(d.url, 'GET', `/v1/jobs/${c.json.id}/lr_finder?from=${n + 100}`);
+    assert.equal(past.status, 200);
+    assert.deepEqual([past.json.lr, past.json.from, past.json.to], [[], null, null]);
     // bad requests
     const bad = await api(d.url, 'GET', `/v1/jobs/${c.json.id}/lr_finder?from=20&to=10`);
     assert.equal(bad.status, 400);
