@@ -1,6 +1,8 @@
 /* http — one HTTP request's life on the loop thread, and the JSON answers of the API. */
 #include "api/http.h"
 
+#include "core/jsonstrict.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -74,8 +76,17 @@ struct MHD_Response *http_json_response(cJSON *json)
     cJSON_Delete(json);
     if (!s)
         return NULL;
-    /* A newline ends every JSON answer, so `curl` output does not run into the prompt. */
     size_t n = strlen(s);
+    /* An answer is UTF-8 as its Content-Type says, even where a message echoes bytes of a
+     * request that were never checked or cuts a name at a byte count (%.64s). */
+    if (!utf8_valid(s, n, NULL)) {
+        char *fixed = utf8_repair(s, n, &n);
+        cJSON_free(s);
+        if (!fixed)
+            return NULL;
+        s = fixed;
+    }
+    /* A newline ends every JSON answer, so `curl` output does not run into the prompt. */
     char *nl = realloc(s, n + 2);
     if (!nl) {
         cJSON_free(s);

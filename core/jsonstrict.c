@@ -2,6 +2,7 @@
 #include "core/jsonstrict.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define MAX_DEPTH 64
@@ -45,6 +46,29 @@ fail:
     if (bad)
         *bad = i;
     return 0;
+}
+
+char *utf8_repair(const char *s, size_t n, size_t *outn)
+{
+    char *o = malloc(3 * n + 1); /* every byte may become the three of U+FFFD */
+    if (!o)
+        return NULL;
+    size_t w = 0, i = 0, bad = 0;
+    while (i < n) {
+        if (utf8_valid(s + i, n - i, &bad)) {
+            memcpy(o + w, s + i, n - i);
+            w += n - i;
+            break;
+        }
+        memcpy(o + w, s + i, bad);
+        w += bad;
+        memcpy(o + w, "\xEF\xBF\xBD", 3);
+        w += 3;
+        i += bad + 1;
+    }
+    o[w] = '\0';
+    *outn = w;
+    return o;
 }
 
 /* The scanner's view of where it is: a path string and one frame per open container. */

@@ -24,4 +24,9 @@ int json_strict_check(const char *text, size_t len, an_err *err);
  * points past U+10FFFF. Otherwise 0 and the offset of the first bad byte in *bad. */
 int utf8_valid(const char *s, size_t n, size_t *bad);
 
+/* A malloc'd copy of `s` (n bytes) with each byte that starts no valid character (as
+ * utf8_valid judges) replaced by U+FFFD, NUL-terminated, its length in *outn; NULL without
+ * memory. For text built from input cut at a byte count, or echoing bytes never checked. */
+char *utf8_repair(const char *s, size_t n, size_t *outn);
+
 #endif

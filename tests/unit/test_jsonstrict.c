@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/config.h"
@@ -126,12 +127,41 @@ static void test_parse_text_is_strict(void **state)
     assert_non_null(strstr(e.message, "trailing comma"));
 }
 
+/* utf8_repair: valid text comes back as it was; each byte that starts no character becomes
+ * U+FFFD, and what follows it is kept. */
+static void test_utf8_repair(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"caf\xC3\xA9", "caf\xC3\xA9"},
+        {"", ""},
+        {"aa\xC3", "aa\xEF\xBF\xBD"},                          /* cut after a lead byte */
+        {"\xFF\xFEx", "\xEF\xBF\xBD\xEF\xBF\xBDx"},              /* never valid */
+        {"a\xE2\x82z", "a\xEF\xBF\xBD\xEF\xBF\xBDz"},           /* a three-byte form cut short */
+        {"\xC0\xAF", "\xEF\xBF\xBD\xEF\xBF\xBD"},                /* overlong '/' */
+        {"\xED\xA0\x80.", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD."}, /* a surrogate */
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        size_t n = 0;
+        char *o = utf8_repair(cases[k].in, strlen(cases[k].in), &n);
+        assert_non_null(o);
+        assert_int_equal(n, strlen(cases[k].out));
+        assert_memory_equal(o, cases[k].out, n);
+        assert_int_equal(o[n], '\0');
+        assert_true(utf8_valid(o, n, NULL));
+        free(o);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_numbers),
         cmocka_unit_test(test_strings),
         cmocka_unit_test(test_utf8),
+        cmocka_unit_test(test_utf8_repair),
         cmocka_unit_test(test_parse_text_is_strict),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
