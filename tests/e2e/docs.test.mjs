@@ -32,6 +32,14 @@ test('JOBSPEC.md examples answer as the page says', async () => {
   });
 });
 
+// A scheduler the daemon accepts but the page leaves out is one no reader finds.
+test('JOBSPEC.md names every scheduler type the daemon accepts', () => {
+  const list = /KNOWN_TYPES\[\] =\s*((?:"[^"]*"\s*)+);/.exec(fs.readFileSync('core/sched.c', 'utf8'))[1];
+  const types = list.replace(/"\s*"/g, '').replace(/"/g, '').split(', ');
+  assert.ok(types.length >= 19, types.join(' '));
+  for (const t of types) assert.ok(jobspec.includes(`\`${t}\``), `JOBSPEC.md names ${t}`);
+});
+
 test('API.md lists every routed path and its marked requests answer as stated', async () => {
   const routes = fs.readFileSync('api/routes.c', 'utf8');
   const paths = [...routes.matchAll(/\{"(GET|POST|DELETE|PATCH|PUT)", "([^"]+)"/g)].map((m) => [m[1], m[2]]);
