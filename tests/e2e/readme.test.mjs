@@ -17,7 +17,13 @@ test('the README job is valid, previews as shown, and runs for minutes, not seco
   const dir = tmpDir('anneald-readme-');
   const p = `${dir}/digits.json`;
   fs.writeFileSync(p, jobText);
-  assert.equal(spawnSync(BIN, ['check', p]).status, 0);
+  // check's warnings go to stderr, which `> /dev/null` leaves on the terminal: the README
+  // shows each, before the echo's "valid"
+  const ck = spawnSync(BIN, ['check', p], {encoding: 'utf8'});
+  assert.equal(ck.status, 0, ck.stderr);
+  const warned = ck.stderr.trimEnd().split('\n');
+  assert.ok(warned.length >= 1 && warned.every((l) => l.startsWith('warning: ')), ck.stderr);
+  shown(`&& echo valid       # the same checks as the daemon's\n${warned.map((l) => `# ${l}\n`).join('')}# valid\n`);
   const pv = spawnSync(BIN, ['preview', p, '--max-points', '5', '--format', 'csv'], {encoding: 'utf8'});
   assert.equal(pv.status, 0, pv.stderr);
   for (const line of pv.stdout.trimEnd().split('\n')) shown(`# ${line}\n`);
@@ -26,6 +32,13 @@ test('the README job is valid, previews as shown, and runs for minutes, not seco
   // 5000 epochs of 1438 rows in batches of 32
   assert.equal(Math.ceil(5000 * (1797 - Math.floor(1797 * 0.2)) / 32), 224688);
   shown('"total_steps":224688');
+});
+
+test('the README names every command whose --help anneald --help lists', () => {
+  const cmds = (text) => /anneald ((?:[a-z-]+\|)+[a-z-]+) --help/.exec(text)[1].split('|').sort();
+  const usage = spawnSync(BIN, ['--help'], {encoding: 'utf8'}).stdout;
+  assert.deepEqual(cmds(readme), cmds(usage));
+  for (const c of cmds(usage)) assert.equal(spawnSync(BIN, [c, '--help']).status, 0, c);
 });
 
 test('the README session answers as the README shows', async () => {
