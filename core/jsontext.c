@@ -126,6 +126,77 @@ static int malformed(const char *text, size_t len, size_t pos, an_err *err)
     return fail_at(text, len, pos, NULL, err);
 }
 
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* An object in j (itself or one nested) that has a key twice, with that key in *key; NULL if
+ * none. Objects of many keys are sorted, so a body of 100,000 keys costs k log k, not k². */
+static const cJSON *find_dup(const cJSON *j, const char **key)
+{
+    if (cJSON_IsObject(j)) {
+        size_t k = 0;
+        for (const cJSON *c = j->child; c; c = c->next)
+            k++;
+        if (k > 1 && k <= 8) {
+            for (const cJSON *c = j->child; c; c = c->next)
+                for (const cJSON *e = c->next; e; e = e->next)
+                    if (strcmp(c->string, e->string) == 0) {
+                        *key = c->string;
+                        return j;
+                    }
+        } else if (k > 8) {
+            const char **names = malloc(k * sizeof *names);
+            if (names) {
+                size_t i = 0;
+                for (const cJSON *c = j->child; c; c = c->next)
+                    names[i++] = c->string;
+                qsort(names, k, sizeof *names, by_name);
+                for (i = 1; i < k && strcmp(names[i - 1], names[i]) != 0; i++)
+                    ;
+                *key = i < k ? names[i] : NULL;
+                free(names);
+                if (*key)
+                    return j;
+            }
+        }
+    }
+    if (!cJSON_IsObject(j) && !cJSON_IsArray(j))
+        return NULL;
+    for (const cJSON *c = j->child; c; c = c->next)
+        if ((cJSON_IsObject(c) || cJSON_IsArray(c))) {
+            const cJSON *d = find_dup(c, key);
+            if (d)
+                return d;
+        }
+    return NULL;
+}
+
+/* The path of `target` in j ("ds_config.optimizer.params", "data.x[3]"): 1 when found. */
+static int path_to(const cJSON *j, const cJSON *target, char *buf, size_t size)
+{
+    if (j == target)
+        return 1;
+    int k = 0;
+    for (const cJSON *c = j->child; c; c = c->next, k++) {
+        if (!cJSON_IsObject(c) && !cJSON_IsArray(c))
+            continue;
+        char here[CFG_PATH];
+        if (cJSON_IsArray(j))
+            an_path_index(here, sizeof here, buf, k);
+        else
+            an_path(here, sizeof here, buf, c->string);
+        char below[CFG_PATH];
+        snprintf(below, sizeof below, "%s", here);
+        if (path_to(c, target, below, sizeof below)) {
+            snprintf(buf, size, "%s", below);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 int json_parse_text(const char *text, size_t len, cJSON **out, an_err *err)
 {
     *out = NULL;
@@ -156,6 +227,19 @@ int json_parse_text(const char *text, size_t len, cJSON **out, an_err *err)
         cfg_describe(j, got, sizeof got);
         cJSON_Delete(j);
         return an_fail(err, "", "expected a JSON object at the top level, got %s", got);
+    }
+    /* A key given twice: parsers disagree on which one counts (cJSON reads the first, most
+     * others the last), so the daemon would train on a value the user's tools do not show. */
+    const char *key = NULL;
+    const cJSON *dup = find_dup(j, &key);
+    if (dup) {
+        char where[CFG_PATH] = "", field[CFG_PATH];
+        path_to(j, dup, where, sizeof where);
+        an_path(field, sizeof field, where, key);
+        an_fail(err, field, "duplicate key '%s'%s%s: give each key once", key,
+                where[0] ? " in " : "", where);
+        cJSON_Delete(j);
+        return -EINVAL;
     }
     *out = j;
     return 0;

@@ -2,7 +2,7 @@
 // what it sends cannot make the daemon answer outside its contract.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { withDaemon } from './lib.mjs';
+import { api, tutorialJob, withDaemon } from './lib.mjs';
 
 // Every JSON answer is UTF-8, as its Content-Type says, also when its message echoes bytes of
 // the request: a name cut at a byte count mid-character, or bytes that are no UTF-8 at all.
@@ -29,5 +29,30 @@ test('answers are valid UTF-8 whatever bytes the request held', async () => {
       const j = JSON.parse(text);
       assert.ok(j.error.message.length > 0, p);
     }
+  });
+});
+
+// A key given twice, at any depth: JSON parsers disagree on which one counts (the daemon's
+// reads the first, Python's and JavaScript's the last), so it is refused wherever it is.
+test('a key given twice anywhere in a body is a 400 naming it, and nothing is stored', async () => {
+  await withDaemon({}, async (d) => {
+    const J = { 'Content-Type': 'application/json' };
+    const job = JSON.stringify(tutorialJob());
+    const twice = job.replace('"lr":0.01', '"lr":0.01,"lr":0.5');
+    assert.notEqual(twice, job);
+    const cases = [
+      ['/v1/jobs', twice, 'ds_config.optimizer.params.lr'],
+      ['/v1/schedules/preview', '{"ds_config":{"optimizer":{"type":"SGD","params":{"lr":0.1}},"optimizer":{"type":"Adam","params":{"lr":0.2}}}}', 'ds_config.optimizer'],
+      ['/v1/sweeps', JSON.stringify({ base: tutorialJob(), parameters: { 'ds_config.optimizer.params.lr': [0.1] } })
+        .replace('"parameters":{', '"parameters":{"ds_config.optimizer.params.lr":[0.2],'), 'parameters.ds_config.optimizer.params.lr'],
+    ];
+    for (const [p, body, field] of cases) {
+      const r = await api(d.url, 'POST', p, body, J);
+      assert.equal(r.status, 400, `${p}: ${r.text}`);
+      assert.equal(r.json.error.field, field, r.text);
+      assert.match(r.json.error.message, /duplicate key .*give each key once/);
+    }
+    assert.equal((await api(d.url, 'GET', '/v1/jobs')).json.total, 0);
+    assert.equal((await api(d.url, 'GET', '/v1/sweeps')).json.sweeps.length, 0);
   });
 });

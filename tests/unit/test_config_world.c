@@ -115,8 +115,8 @@ static void test_bad_values(void **state)
         {"", "\"train_batch_size\": 8, \"zero_optimization\": {\"stage\": 1.5}", "ds_config.zero_optimization.stage",
          "got 1.5"},
         {"", "\"train_batch_size\": 8, \"zero_optimization\": 1", "ds_config.zero_optimization", "must be an object"},
-        {"", "\"train_batch_size\": 8, \"zero_optimization\": {\"stage\": 1, \"stage\": 2}", "ds_config.zero_optimization",
-         "duplicate key 'stage'"},
+        {"", "\"train_batch_size\": 8, \"zero_optimization\": {\"stage\": 1, \"stage\": 2}",
+         "ds_config.zero_optimization.stage", "duplicate key 'stage'"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         job_spec s;

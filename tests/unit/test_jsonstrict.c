@@ -127,6 +127,41 @@ static void test_parse_text_is_strict(void **state)
     assert_non_null(strstr(e.message, "trailing comma"));
 }
 
+/* A key given twice anywhere is refused, naming its path: parsers disagree on which one
+ * counts. The same name in different objects is fine, and so is an object of many keys. */
+static void test_duplicate_keys(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text, *field, *msg;
+    } cases[] = {
+        {"{\"a\": 1, \"a\": 2}", "a", "duplicate key 'a': give each key once"},
+        {"{\"ds_config\": {\"optimizer\": {\"params\": {\"lr\": 0.1, \"lr\": 0.5}}}}",
+         "ds_config.optimizer.params.lr",
+         "duplicate key 'lr' in ds_config.optimizer.params: give each key once"},
+        {"{\"x\": [{\"a\": 1}, {\"b\": 1, \"c\": 2, \"b\": 3}]}", "x[1].b",
+         "duplicate key 'b' in x[1]: give each key once"},
+        {"{\"p\": {\"k1\":1,\"k2\":1,\"k3\":1,\"k4\":1,\"k5\":1,\"k6\":1,\"k7\":1,\"k8\":1,"
+         "\"k9\":1,\"k3\":2}}", "p.k3", "duplicate key 'k3' in p"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        cJSON *j = NULL;
+        an_err e;
+        an_err_clear(&e);
+        assert_int_equal(json_parse_text(cases[k].text, strlen(cases[k].text), &j, &e), -EINVAL);
+        assert_null(j);
+        assert_string_equal(e.field, cases[k].field);
+        assert_non_null(strstr(e.message, cases[k].msg));
+    }
+    const char *ok = "{\"a\": {\"lr\": 1}, \"b\": {\"lr\": 2}, \"c\": [{\"lr\": 3}, {\"lr\": 4}],"
+                     " \"d\": {\"k1\":1,\"k2\":1,\"k3\":1,\"k4\":1,\"k5\":1,\"k6\":1,\"k7\":1,"
+                     "\"k8\":1,\"k9\":1}}";
+    cJSON *j = NULL;
+    an_err e;
+    assert_int_equal(json_parse_text(ok, strlen(ok), &j, &e), 0);
+    cJSON_Delete(j);
+}
+
 /* utf8_repair: valid text comes back as it was; each byte that starts no character becomes
  * U+FFFD, and what follows it is kept. */
 static void test_utf8_repair(void **state)
@@ -162,6 +197,7 @@ int main(void)
         cmocka_unit_test(test_strings),
         cmocka_unit_test(test_utf8),
         cmocka_unit_test(test_utf8_repair),
+        cmocka_unit_test(test_duplicate_keys),
         cmocka_unit_test(test_parse_text_is_strict),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
