@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "core/cfgval.h"
 #include "core/config.h"
 #include "core/config_gpt.h"
 #include "core/memest.h"
@@ -28,6 +29,38 @@ int cli_usage_err(const char *cmd, const char *fmt, const char *arg)
     fprintf(stderr, "anneald %s: ", cmd);
     fprintf(stderr, fmt, arg);
     fprintf(stderr, "\n(see anneald %s --help)\n", cmd);
+    return 2;
+}
+
+int cli_unknown_flag(const char *cmd, const char *arg, const char *const *with_value,
+                     const char *const *bare)
+{
+    /* "--steps=5": the flag is known, only the form is not. */
+    const char *eq = strchr(arg, '=');
+    size_t nl = eq ? (size_t)(eq - arg) : 0;
+    for (const char *const *k = with_value; eq && *k; k++)
+        if (strlen(*k) == nl && strncmp(*k, arg, nl) == 0) {
+            fprintf(stderr, "anneald %s: unknown flag '%s' (give the value after a space: %s "
+                    "%s)\n(see anneald %s --help)\n", cmd, arg, *k, eq + 1, cmd);
+            return 2;
+        }
+    /* The nearest flag within two edits (a typo of one); the first of equals wins. */
+    const char *best = NULL;
+    int best_d = 3;
+    const char *const *lists[] = {with_value, bare};
+    for (size_t l = 0; l < 2; l++)
+        for (const char *const *k = lists[l]; k && *k; k++) {
+            int d = cfg_edit_distance(*k, arg);
+            if (d < best_d) {
+                best_d = d;
+                best = *k;
+            }
+        }
+    if (best)
+        fprintf(stderr, "anneald %s: unknown flag '%s' (did you mean '%s'?)\n", cmd, arg, best);
+    else
+        fprintf(stderr, "anneald %s: unknown flag '%s'\n", cmd, arg);
+    fprintf(stderr, "(see anneald %s --help)\n", cmd);
     return 2;
 }
 
@@ -231,6 +264,8 @@ int cli_check(int argc, char **argv)
     /* Offline there is no memory cap unless --max-job-memory names one: the machine that
      * checks a spec is often not the one that trains it. The flag goes before or after the
      * file, as the other commands' flags do (and, as theirs, with its value after a space). */
+    static const char *const with_value[] = {"--max-job-memory", NULL};
+    static const char *const bare[] = {"--help", NULL};
     uint64_t cap = 0;
     const char *path = NULL;
     for (int i = 1; i < argc; i++) {
@@ -242,11 +277,10 @@ int cli_check(int argc, char **argv)
             if (mem_parse_size(argv[++i], &cap))
                 return cli_usage_err("check", "--max-job-memory expects a size in bytes with an "
                                      "optional K, M, G or T suffix (e.g. 512M, 4G), got '%s'", argv[i]);
-        } else if (strncmp(a, "--max-job-memory=", 17) == 0) {
-            return cli_usage_err("check", "unknown option '%s' (give the value after a space: "
-                                 "--max-job-memory SIZE)", a);
-        } else if (a[0] == '-' && a[1]) {
-            return cli_usage_err("check", "unknown option '%s'", a);
+        } else if (strncmp(a, "--", 2) == 0) {
+            return cli_unknown_flag("check", a, with_value, bare);
+        } else if (a[0] == '-' && a[1]) { /* a lone "-" is stdin */
+            return cli_usage_err("check", "unexpected argument '%s'", a);
         } else if (path) {
             return cli_usage_err("check", "expects one file, FILE or -, got more ('%s')", a);
         } else {

@@ -76,6 +76,12 @@ int cli_generate(int argc, char **argv)
             else if (strcmp(a, "--resume") == 0)
                 resume = v;
             i++;
+        } else if (strncmp(a, "--", 2) == 0) {
+            static const char *const with_value[] = {"--resume", "--prompt", "--max-tokens",
+                                                     "--temperature", "--top-k", "--seed", NULL};
+            static const char *const bare[] = {"--help", NULL};
+            cJSON_Delete(body);
+            return cli_unknown_flag("generate", a, with_value, bare);
         } else if (!path && (a[0] != '-' || strcmp(a, "-") == 0)) {
             path = a;
         } else {

@@ -54,6 +54,11 @@ static const char *const num[][2] = {{"--min-lr", "min_lr"},
                                      {"--stop-factor", "stop_factor"},
                                      {"--mode", "mode"}};
 
+/* Every flag that takes a value, and those that take none (for cli_unknown_flag). */
+static const char *const with_value[] = {"--min-lr", "--max-lr", "--steps", "--stop-factor",
+                                         "--mode", "--csv", NULL};
+static const char *const bare[] = {"--job", "--help", NULL};
+
 /* Flags that override the request's options, as JSON numbers or strings. */
 static int apply_flag(cJSON *opts, const char *flag, const char *val)
 {
@@ -148,12 +153,12 @@ int cli_lrfind(int argc, char **argv)
             continue;
         }
         if (a[0] == '-' && a[1] == '-') {
-            int known = strcmp(a, "--csv") == 0;
-            for (size_t k = 0; k < sizeof num / sizeof num[0]; k++)
-                known |= strcmp(a, num[k][0]) == 0;
+            int known = 0;
+            for (const char *const *k = with_value; *k; k++)
+                known |= strcmp(a, *k) == 0;
             if (!known) {
                 cJSON_Delete(flags);
-                return bad_usage("unknown option", a);
+                return cli_unknown_flag("lr-find", a, with_value, bare);
             }
             if (i + 1 >= argc) {
                 cJSON_Delete(flags);
@@ -166,7 +171,7 @@ int cli_lrfind(int argc, char **argv)
             int rc = apply_flag(flags, a, argv[i + 1]);
             if (rc == -ENOENT) {
                 cJSON_Delete(flags);
-                return bad_usage("unknown option", a);
+                return cli_unknown_flag("lr-find", a, with_value, bare);
             }
             if (rc) {
                 cJSON_Delete(flags);

@@ -79,6 +79,12 @@ int cli_preview(int argc, char **argv)
             }
             csv = strcmp(v, "csv") == 0;
             i++;
+        } else if (strncmp(a, "--", 2) == 0) {
+            static const char *const with_value[] = {"--steps", "--every", "--max-points",
+                                                     "--param-group-lr", "--format", NULL};
+            static const char *const bare[] = {"--help", NULL};
+            cli_unknown_flag("preview", a, with_value, bare);
+            goto out;
         } else if (!path && (a[0] != '-' || strcmp(a, "-") == 0)) {
             path = a;
         } else {

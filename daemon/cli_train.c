@@ -316,6 +316,11 @@ int cli_train(int argc, char **argv)
                 return cli_usage_err("train", "%s needs a file name", a);
             *dst = v;
             i++;
+        } else if (strncmp(a, "--", 2) == 0) {
+            static const char *const with_value[] = {"--steps", "--metrics-csv", "--weights-json",
+                                                     "--save", "--resume", NULL};
+            static const char *const bare[] = {"--help", NULL};
+            return cli_unknown_flag("train", a, with_value, bare);
         } else if (!path && (a[0] != '-' || strcmp(a, "-") == 0)) {
             path = a;
         } else {

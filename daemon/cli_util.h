@@ -25,6 +25,14 @@ int cli_stdout_done(const char *what, int rc);
  * FLAG must be …" (the key at the start of the message becomes the flag). Returns 2. */
 int cli_flag_err(const char *cmd, const char *flag, const an_err *e);
 
+/* An argument starting with "--" that is none of a command's flags: prints "anneald CMD:
+ * unknown flag 'ARG'", with the nearest of `with_value` (the flags that take a value) and
+ * `bare` (those that take none) when one is within two edits, or how to give the value when
+ * ARG is a known flag written FLAG=VALUE. Both lists end with NULL; bare may be NULL.
+ * Returns 2. */
+int cli_unknown_flag(const char *cmd, const char *arg, const char *const *with_value,
+                     const char *const *bare);
+
 /* 1 if a is --help or -h. */
 int cli_is_help(const char *a);
 

@@ -185,7 +185,7 @@ test('check takes --max-job-memory before or after the file; a missing value or 
   assert.match(missing.err, /^anneald check: --max-job-memory needs a value/);
   const eq = run(['check', p, '--max-job-memory=1G']);
   assert.equal(eq.code, 2);
-  assert.match(eq.err, /^anneald check: unknown option '--max-job-memory=1G' \(give the value after a space/);
+  assert.match(eq.err, /^anneald check: unknown flag '--max-job-memory=1G' \(give the value after a space: --max-job-memory 1G\)/);
   const bad = run(['check', p, '--max-job-memory', 'lots']);
   assert.equal(bad.code, 2);
   assert.match(bad.err, /--max-job-memory expects a size .* got 'lots'/);
@@ -230,4 +230,29 @@ test('generate and lr-find: a bad flag value exits 2 naming the flag; a repeated
   const again = gen('--prompt', 'x', '--prompt', 'to', '--max-tokens', '9', '--max-tokens', '5', '--seed', '2');
   assert.equal(again.code, 0, again.err);
   assert.equal(again.out, once.out);
+});
+
+// The daemon and every offline command name an unknown --flag the same way, with the flag it
+// is nearest to; a word where none belongs stays an unexpected argument.
+test('an unknown --flag of an offline command is named as such, with the nearest flag', () => {
+  const p = tut();
+  for (const [args, re] of [
+    [['train', p, '--stps', '3'], /^anneald train: unknown flag '--stps' \(did you mean '--steps'\?\)\n\(see anneald train --help\)\n$/],
+    [['train', '--metric-csv', 'm.csv', p], /^anneald train: unknown flag '--metric-csv' \(did you mean '--metrics-csv'\?\)/],
+    [['train', p, '--steps=3'], /^anneald train: unknown flag '--steps=3' \(give the value after a space: --steps 3\)/],
+    [['preview', p, '--max-point', '3'], /^anneald preview: unknown flag '--max-point' \(did you mean '--max-points'\?\)/],
+    [['check', p, '--hlep'], /^anneald check: unknown flag '--hlep' \(did you mean '--help'\?\)/],
+    [['lr-find', p, '--jb'], /^anneald lr-find: unknown flag '--jb' \(did you mean '--job'\?\)/],
+    [['generate', p, '--resume', 's', '--temprature', '1'], /^anneald generate: unknown flag '--temprature' \(did you mean '--temperature'\?\)/],
+    [['train', p, '--frobnicate'], /^anneald train: unknown flag '--frobnicate'\n\(see anneald train --help\)\n$/],
+    [['train', p, 'extra'], /^anneald train: unexpected argument 'extra'\n/],
+    [['preview', p, 'extra'], /^anneald preview: unexpected argument 'extra'\n/],
+    [['generate', p, 'extra'], /^anneald generate: unexpected argument 'extra'\n/],
+    [['check', '-x'], /^anneald check: unexpected argument '-x'\n/],
+  ]) {
+    const r = run(args);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.err}`);
+    assert.match(r.err, re, args.join(' '));
+    assert.equal(r.out, '');
+  }
 });

@@ -83,8 +83,8 @@ test('bad requests and command lines say what is wrong', () => {
     [[write('bad.json', '{"job": ')], 1, /malformed JSON/],
     [[path.join(dir, 'missing.json')], 1, /cannot read/],
     [[write('ok.json', IRIS), '--steps', 'many'], 2, /--steps needs a number/],
-    [[write('ok2.json', IRIS), '--sweep', '3'], 2, /unknown option --sweep/],
-    [[write('ok3.json', IRIS), '--sweep'], 2, /unknown option --sweep/], // last, without a value
+    [[write('ok2.json', IRIS), '--sweep', '3'], 2, /unknown flag '--sweep'/],
+    [[write('ok3.json', IRIS), '--sweep'], 2, /unknown flag '--sweep'/], // last, without a value
     [[write('ok4.json', IRIS), '--steps'], 2, /--steps needs a value/],
     [[], 2, /needs a FILE/],
   ];
