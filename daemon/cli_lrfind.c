@@ -221,7 +221,8 @@ int cli_lrfind(int argc, char **argv)
     }
     cJSON_Delete(flags);
     if (print_job) {
-        char *text = exact_numbers(spec_json) ? NULL : cJSON_Print(spec_json);
+        /* laid out as `anneald check` prints a spec, so the two read alike and diff cleanly */
+        char *text = exact_numbers(spec_json) ? NULL : cli_json_pretty(spec_json);
         cJSON_Delete(spec_json);
         if (!text) {
             fprintf(stderr, "error: out of memory\n");

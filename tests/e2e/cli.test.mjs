@@ -154,6 +154,23 @@ test('check: a missing file, malformed JSON with line and column, a non-object, 
   }
 });
 
+// lr-find --job writes a spec to keep and submit: laid out as check lays out the spec in its
+// answer, not with cJSON's tabs.
+test('lr-find --job prints its spec as check prints one: two-space indents, no tabs', () => {
+  // every default filled in first, so that check changes nothing of the job but its layout
+  // and its order
+  const full = JSON.parse(ok(['check', write('lrf-tut.json', tutorial())]).out).spec;
+  const job = ok(['lr-find', write('lrf-full.json', full), '--steps', '50', '--job']).out;
+  assert.ok(!job.includes('\t'), 'no tab in the output');
+  assert.match(job, /^\{\n  "name": "[^"]+",\n  "seed": 42,\n  "model": \{\n    "type": "linear",/);
+  const checked = ok(['check', write('lrf-job.json', job)]).out.split('\n');
+  const from = checked.indexOf('  "spec": {'), to = checked.indexOf('  },', from);
+  assert.ok(from > 0 && to > from, checked.slice(0, 3).join('\n'));
+  // the same lines, indented alike (check puts lr_finder among the keys in its own order)
+  const spec = ['{', ...checked.slice(from + 1, to).map((l) => l.slice(2)), '}', ''].join('\n');
+  assert.deepEqual(job.split('\n').sort(), spec.split('\n').sort());
+});
+
 // ---- preview ----
 
 test('preview of the tutorial job: JSON shape and the tutorial learning rates', () => {
