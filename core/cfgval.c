@@ -275,8 +275,17 @@ int cfg_str(const cJSON *obj, const char *path, const char *key, const char *def
     if (!cJSON_IsString(v))
         return an_fail(err, p, "%s must be a string, got %s", p, cfg_describe(v, got, sizeof got));
     size_t n = strlen(v->valuestring);
-    if (n == 0 || n >= size)
-        return an_fail(err, p, "%s must be 1 to %zu characters long, got %zu", p, size - 1, n);
+    if (n == 0 || n >= size) {
+        /* The limit is the buffer's, in bytes of UTF-8: a string outside ASCII reaches it with
+         * fewer characters, so the message gives both counts where they differ. */
+        size_t chars = 0;
+        for (size_t i = 0; i < n; i++)
+            chars += ((unsigned char)v->valuestring[i] & 0xc0) != 0x80;
+        if (chars != n)
+            return an_fail(err, p, "%s must be 1 to %zu bytes long, got %zu bytes (%zu characters)",
+                           p, size - 1, n, chars);
+        return an_fail(err, p, "%s must be 1 to %zu bytes long, got %zu", p, size - 1, n);
+    }
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)v->valuestring[i] < 0x20 || v->valuestring[i] == 0x7f)
             return an_fail(err, p, "%s must not contain control characters (byte %zu is 0x%02x)",

@@ -159,7 +159,7 @@ static const bad_case bad[] = {
     {"{\"model\": null}", "model", "model is required"},
     {"{\"data\": null}", "data", "data is required"},
     {"{\"ds_config\": null}", "ds_config", "ds_config is required"},
-    {"{\"name\": \"\"}", "name", "1 to 127 characters"},
+    {"{\"name\": \"\"}", "name", "name must be 1 to 127 bytes long, got 0"},
     {"{\"name\": 5}", "name", "must be a string, got 5"},
     {"{\"seed\": -1}", "seed", "integer from 0"},
     {"{\"seed\": 1.5}", "seed", "got 1.5"},
@@ -385,6 +385,46 @@ static void test_bad_specs(void **state)
         checked++;
     }
     assert_true(checked >= 45);
+}
+
+/* A name's limit is 127 bytes of UTF-8, whatever the characters: 63 × "é" (126 bytes) is
+ * accepted, 64 of them (128 bytes, 64 characters) are not, and the message says bytes. */
+static void test_name_length_in_bytes(void **state)
+{
+    (void)state;
+    static const struct {
+        int reps;
+        const char *msg;
+    } cases[] = {{63, NULL},
+                 {64, "name must be 1 to 127 bytes long, got 128 bytes (64 characters)"},
+                 {100, "name must be 1 to 127 bytes long, got 200 bytes (100 characters)"},
+                 {-128, "name must be 1 to 127 bytes long, got 128"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char patch[512];
+        int k = snprintf(patch, sizeof patch, "{\"name\": \"");
+        int reps = cases[i].reps < 0 ? -cases[i].reps : cases[i].reps;
+        for (int r = 0; r < reps; r++)
+            k += snprintf(patch + k, sizeof patch - (size_t)k, "%s",
+                          cases[i].reps < 0 ? "a" : "\xc3\xa9");
+        snprintf(patch + k, sizeof patch - (size_t)k, "\"}");
+        job_spec s;
+        an_err e;
+        memset(&e, 0, sizeof e);
+        int rc = parse_patched(patch, &s, &e);
+        if (!cases[i].msg) {
+            if (rc)
+                fail_msg("%d x e-acute refused: %s: %s", reps, e.field, e.message);
+            assert_int_equal(strlen(s.name), 2 * (size_t)reps);
+            job_spec_free(&s);
+            continue;
+        }
+        if (rc == 0) {
+            job_spec_free(&s);
+            fail_msg("case %zu accepted", i);
+        }
+        assert_string_equal(e.field, "name");
+        assert_string_equal(e.message, cases[i].msg);
+    }
 }
 
 /* Whole texts: malformed JSON with line and column, duplicates, top-level shape. */
@@ -956,6 +996,7 @@ int main(void)
         cmocka_unit_test(test_tutorial),
         cmocka_unit_test(test_bad_specs),
         cmocka_unit_test(test_bad_text),
+        cmocka_unit_test(test_name_length_in_bytes),
         cmocka_unit_test(test_odd_inputs),
         cmocka_unit_test(test_duplicate_in_ds_config),
         cmocka_unit_test(test_warnings_for_unused_keys),
