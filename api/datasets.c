@@ -365,9 +365,8 @@ static void delete_work(http_req *r, store_t *s)
         http_error(r, 404, "not_found", "id", "no data set with id or name '%.64s'", id);
         return;
     }
-    if (rc == STORE_EINUSE) {
-        http_error(r, 409, "conflict", "id", "data set %s is used by a job that has not finished",
-                   id);
+    if (rc == STORE_EINUSE) { /* the store's message names the job that still uses the set */
+        http_error(r, 409, "conflict", "id", "%s", e.message);
         return;
     }
     if (rc) {

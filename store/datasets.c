@@ -326,8 +326,10 @@ int store_dataset_delete(store_t *s, const char *id_or_name, an_err *err)
         sqlite3_bind_text(st, 2, d.name, -1, SQLITE_STATIC);
         int r = sqlite3_step(st);
         if (r == SQLITE_ROW)
-            rc = an_failc(err, STORE_EINUSE, NULL, "data set %s is used by job %s, which is %s",
-                          d.id, (const char *)sqlite3_column_text(st, 0),
+            /* named as the caller named it (id or name), with the job that holds it */
+            rc = an_failc(err, STORE_EINUSE, NULL,
+                          "data set %s is used by job %s, which has not finished (it is %s)",
+                          id_or_name, (const char *)sqlite3_column_text(st, 0),
                           store_state_name((store_job_state)sqlite3_column_int(st, 1)));
         else if (r != SQLITE_DONE)
             rc = st_fail(s, r, "checking data set references", err);

@@ -108,6 +108,11 @@ test('deleting a data set leaves finished jobs their weights and predictions', a
     assert.equal(busy.status, 201, busy.text);
     const refused = await api(d.url, 'DELETE', '/v1/datasets/lin');
     assert.equal(refused.status, 409, refused.text);
+    // the answer names the job to wait for or cancel
+    assert.equal(refused.json.error.code, 'conflict');
+    assert.equal(refused.json.error.field, 'id');
+    assert.match(refused.json.error.message,
+      new RegExp(`^data set lin is used by job ${busy.json.id}, which has not finished \\(it is (queued|running)\\)$`));
     assert.equal((await api(d.url, 'POST', `/v1/jobs/${busy.json.id}/cancel`)).status, 200);
     await waitJob(d.url, busy.json.id, (j) => j.state === 'cancelled');
 
