@@ -1,5 +1,6 @@
 /* conns — the connection gate (see conns.h). */
 #include "api/conns.h"
+#include "api/conns_internal.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -30,7 +31,6 @@ struct gate_conn {
     gate_conn *prev, *next;
 };
 
-static void sweep_live(api_t *api, double now);
 
 /* ---- per-address counts ---- */
 
@@ -62,7 +62,7 @@ static int ip_inc(conns_t *cs, const char *ip)
     return ++cs->ips[i].n;
 }
 
-static void ip_dec(conns_t *cs, const char *ip)
+void conns_ip_dec(conns_t *cs, const char *ip)
 {
     int i = ip_find(cs, ip);
     if (i < 0)
@@ -114,7 +114,7 @@ static const char *reason_of(int status)
 
 /* Writes a complete JSON error answer to fd, best effort (the socket is non-blocking and
  * about to be closed; a client that does not read simply misses it). */
-static void raw_reply(int fd, int status, const char *code, const char *message)
+void conns_raw_reply(int fd, int status, const char *code, const char *message)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON *e = cJSON_AddObjectToObject(o, "error");
@@ -178,10 +178,10 @@ static void gate_close(gate_conn *g, int status, const char *code, const char *m
     unlink_gate(cs, g);
     if (status) {
         drain(g->fd);
-        raw_reply(g->fd, status, code, message);
+        conns_raw_reply(g->fd, status, code, message);
     }
     close(g->fd);
-    ip_dec(cs, g->ip);
+    conns_ip_dec(cs, g->ip);
     uv_close((uv_handle_t *)&g->poll, free_gate);
 }
 
@@ -202,6 +202,7 @@ static void gate_handoff(gate_conn *g)
     unlink_gate(cs, g);
     int opened = cs->mhd_open;
     cs->handoff_ip = g->ip;
+    cs->handoff_reserve = opened >= CONNS_MAX - CONNS_RESERVE; /* let in as privileged */
     enum MHD_Result ok = api->mhd ? MHD_add_connection(api->mhd, g->fd, (struct sockaddr *)&g->addr,
                                                      g->alen)
                                 : MHD_NO;
@@ -213,7 +214,7 @@ static void gate_handoff(gate_conn *g)
         if (!api->mhd)
             close(g->fd);
         if (cs->mhd_open == opened) /* its NOTIFY_STARTED never came: uncount it here */
-            ip_dec(cs, g->ip);
+            conns_ip_dec(cs, g->ip);
     }
     uv_close((uv_handle_t *)&g->poll, free_gate);
     api_pump(api);
@@ -275,9 +276,9 @@ static void accept_one(api_t *api, int cfd, const struct sockaddr_storage *ss, s
     int n = ip_inc(cs, ip);
     if (n < 0 || n > CONNS_PER_IP) {
         if (n > 0)
-            ip_dec(cs, ip);
+            conns_ip_dec(cs, ip);
         cs->refused_per_ip++;
-        raw_reply(cfd, 503, "unavailable", "too many connections from this address");
+        conns_raw_reply(cfd, 503, "unavailable", "too many connections from this address");
         close(cfd);
         return;
     }
@@ -287,9 +288,9 @@ static void accept_one(api_t *api, int cfd, const struct sockaddr_storage *ss, s
     setsockopt(cfd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ut, sizeof ut);
     if (cs->pending >= CONNS_PENDING_MAX && cs->head) {
         if (util_now() - cs->head->t0 < CONNS_EVICT_AGE) {
-            ip_dec(cs, ip);
+            conns_ip_dec(cs, ip);
             cs->refused_pending++;
-            raw_reply(cfd, 503, "unavailable", "too many connections are starting at once");
+            conns_raw_reply(cfd, 503, "unavailable", "too many connections are starting at once");
             close(cfd);
             return;
         }
@@ -301,7 +302,7 @@ static void accept_one(api_t *api, int cfd, const struct sockaddr_storage *ss, s
     gate_conn *g = calloc(1, sizeof *g);
     if (!g || uv_poll_init(api->loop, &g->poll, cfd) != 0) {
         free(g);
-        ip_dec(cs, ip);
+        conns_ip_dec(cs, ip);
         close(cfd);
         return;
     }
@@ -396,7 +397,7 @@ void conns_sweep(api_t *api, double now)
         cs->head_timeout++;
         gate_close(cs->head, 408, "timeout", "the request head did not arrive within 10 s");
     }
-    sweep_live(api, now);
+    conns_sweep_live(api, now);
     /* After a crowd of connections has gone, give the memory their buffers held back to the
      * system: malloc keeps freed heap pages otherwise, and the daemon would stay as large
      * as the biggest flood it ever saw. */
@@ -423,145 +424,6 @@ void conns_free(api_t *api)
     free(api->gate.ips);
     api->gate.ips = NULL;
     api->gate.nips = api->gate.capips = 0;
-}
-
-/* One connection MHD holds: its address (for the per-address count) and whether it is
- * between requests, since when (for the keep-alive head deadline). */
-struct mhd_conn {
-    char ip[48];
-    int fd;
-    struct MHD_Connection *conn;
-    int in_request;   /* from the first call of the access handler to the completion */
-    int in_body;      /* the request's head announced a body that has not ended */
-    int closing;      /* shut down by the sweep; MHD closes it on its next turn */
-    double since;     /* start of the current wait for a request head */
-    mhd_conn *prev, *next;
-};
-
-void conns_mhd_notify(void *cls, struct MHD_Connection *c, void **socket_context,
-                      enum MHD_ConnectionNotificationCode toe)
-{
-    api_t *api = cls;
-    conns_t *cs = &api->gate;
-    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
-        mhd_conn *m = calloc(1, sizeof *m);
-        if (m) {
-            if (cs->handoff_ip)
-                snprintf(m->ip, sizeof m->ip, "%s", cs->handoff_ip);
-            else
-                conns_peer(c, m->ip);
-            const union MHD_ConnectionInfo *ci =
-                MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-            m->fd = ci ? ci->connect_fd : -1;
-            m->conn = c;
-            m->since = util_now();
-            m->next = cs->live;
-            if (cs->live)
-                cs->live->prev = m;
-            cs->live = m;
-        }
-        *socket_context = m;
-        cs->mhd_open++;
-    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
-        mhd_conn *m = *socket_context;
-        if (m) {
-            ip_dec(cs, m->ip);
-            if (m->prev)
-                m->prev->next = m->next;
-            else
-                cs->live = m->next;
-            if (m->next)
-                m->next->prev = m->prev;
-            free(m);
-        }
-        *socket_context = NULL;
-        cs->mhd_open--;
-    }
-}
-
-static mhd_conn *conn_of(struct MHD_Connection *c)
-{
-    if (!c)
-        return NULL;
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    return ci ? ci->socket_context : NULL;
-}
-
-void conns_request_begins(struct MHD_Connection *c)
-{
-    mhd_conn *m = conn_of(c);
-    if (m)
-        m->in_request = 1;
-}
-
-void conns_request_ends(struct MHD_Connection *c)
-{
-    mhd_conn *m = conn_of(c);
-    if (m) {
-        m->in_request = 0;
-        m->in_body = 0;
-        m->since = util_now();
-    }
-}
-
-void conns_body_arriving(struct MHD_Connection *c, int arriving)
-{
-    mhd_conn *m = conn_of(c);
-    if (m)
-        m->in_body = arriving;
-}
-
-/* 1 when the client of a request amid its body has gone: its side closed (or the socket
- * failed) with nothing it sent left unread. A suspended request is left alone: the bytes
- * MHD read before suspending it may hold the rest of the body, and MHD reads the socket
- * again when it resumes (a resumed connection counts as readable), so it sees the end
- * itself or the handler's next call with data makes the request one this sweep watches. */
-static int body_abandoned(const mhd_conn *m)
-{
-    if (!m->in_body)
-        return 0;
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(m->conn, MHD_CONNECTION_INFO_CONNECTION_SUSPENDED);
-    if (!ci || ci->suspended)
-        return 0;
-    char b;
-    ssize_t n = recv(m->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
-}
-
-/* Two kinds of connection are shut down here; MHD, seeing the end of its input on its next
- * turn, closes them.
- *   - A kept-alive connection gets the same deadline for its next head as a new one, so one
- *     quick request cannot buy a slot that a trickled second head then holds for good.
- *   - A request whose body had not all come when its client went. MHD's edge-triggered
- *     epoll misses that end when the FIN comes with the last bytes (of the body, or of the
- *     head): a read that returns fewer bytes than asked marks the socket drained, and no
- *     further edge comes.
- *     Without this the request (an upload's stored pieces and its memory) would wait out
- *     the 30 s idle timeout. */
-static void sweep_live(api_t *api, double now)
-{
-    conns_t *cs = &api->gate;
-    int closed = 0;
-    for (mhd_conn *m = cs->live; m; m = m->next) {
-        if (m->closing || m->fd < 0)
-            continue;
-        if (m->in_request) {
-            if (!body_abandoned(m))
-                continue;
-            cs->body_abandoned++;
-        } else {
-            if (now - m->since < CONNS_HEAD_SECONDS)
-                continue;
-            cs->idle_closed++;
-        }
-        shutdown(m->fd, SHUT_RDWR);
-        m->closing = 1;
-        closed = 1;
-    }
-    if (closed)
-        api_pump(api);
 }
 
 int conns_sse_admit(api_t *api, const sse_hub *hub, const char *ip, char *msg, size_t msgsz)

@@ -25,7 +25,10 @@
  * a stream whose reader stops taking bytes is closed by MHD's idle timeout once its socket
  * buffers are full. A request whose client closed while its body was arriving is shut down
  * by the sweep within a quarter of a second: MHD alone can miss that end until its idle
- * timeout (sweep_live in conns.c says why). Everything here runs on the loop thread. */
+ * timeout (conns_sweep_live in connslive.c says why). A body must come at CONNS_BODY_RATE on
+ * average after its first CONNS_BODY_GRACE seconds (time suspended not counted), else 408:
+ * MHD's idle timeout alone restarts with every byte. Everything here runs on the loop
+ * thread. */
 #ifndef ANNEALD_CONNS_H
 #define ANNEALD_CONNS_H
 
@@ -45,6 +48,8 @@
 #define CONNS_SSE_MAX 256          /* SSE streams in all */
 #define CONNS_SSE_PER_IP 32        /* SSE streams per client address */
 #define CONNS_USER_TIMEOUT_MS 60000
+#define CONNS_BODY_GRACE 10.0      /* a body's first seconds, at any pace… */
+#define CONNS_BODY_RATE 16384.0    /* …then at least this many bytes a second on average */
 
 struct api;
 struct sse_hub;
@@ -69,9 +74,10 @@ typedef struct conns_t {
     int peak;                      /* most connections open since the last malloc_trim */
     uint64_t trims;
     const char *handoff_ip;        /* the address of the connection being handed to MHD */
+    int handoff_reserve;           /* …and whether it takes a slot of the reserve */
     /* counters for /metrics */
     uint64_t accepted, handed, refused_per_ip, refused_reserve, refused_pending, head_timeout,
-        head_evicted, idle_closed, body_abandoned,
+        head_evicted, idle_closed, body_abandoned, body_slow,
         bad_head, sse_refused_total, sse_refused_ip;
 } conns_t;
 
@@ -96,14 +102,20 @@ void conns_mhd_notify(void *cls, struct MHD_Connection *c, void **socket_context
 void conns_free(struct api *api);
 
 /* The access handler's first call for a request on `c` / the request's completion: between
- * the two the connection is busy, outside it waits for its next head (same deadline). */
-void conns_request_begins(struct MHD_Connection *c);
+ * the two the connection is busy, outside it waits for its next head (same deadline).
+ * A later request of a kept-alive connection never passed the gate: its head gets the
+ * gate's size limits again, and a connection the reserve let in serves only what the
+ * reserve admits. Returns 0, or the status to refuse the request with (414, 431, 503; the
+ * message in msg), after which the connection is to be closed. */
+int conns_request_begins(struct api *api, struct MHD_Connection *c, const char *method,
+                         const char *url, char *msg, size_t msgsz);
 void conns_request_ends(struct MHD_Connection *c);
 
 /* Whether the request on `c` is amid its body (from a head that announces one to the
- * access handler's call that ends it): a client gone in the middle of one, or before it
- * began, is found by the sweep (conns_sweep). */
-void conns_body_arriving(struct MHD_Connection *c, int arriving);
+ * access handler's call that ends it), and `bytes` more of it arrived: a client gone in the
+ * middle of one, or before it began, and one whose body trickles, are found by the sweep
+ * (conns_sweep). */
+void conns_body_arriving(struct MHD_Connection *c, int arriving, size_t bytes);
 
 /* The client address of an MHD connection, as text ("127.0.0.2", "::1"), into ip[48]. */
 void conns_peer(struct MHD_Connection *c, char ip[48]);

@@ -38,11 +38,12 @@ char *conns_metrics_text(const api_t *api)
             "anneald_connections_refused_total{reason=\"gate_full\"} %" PRIu64 "\n"
             "anneald_connections_refused_total{reason=\"bad_head\"} %" PRIu64 "\n"
             "anneald_connections_refused_total{reason=\"sse_total\"} %" PRIu64 "\n"
-            "anneald_connections_refused_total{reason=\"sse_per_ip\"} %" PRIu64 "\n",
+            "anneald_connections_refused_total{reason=\"sse_per_ip\"} %" PRIu64 "\n"
+            "anneald_connections_refused_total{reason=\"body_slow\"} %" PRIu64 "\n",
             cs->pending, cs->mhd_open, cs->nips, cs->accepted, cs->body_abandoned, cs->refused_per_ip,
             cs->refused_reserve, cs->head_timeout, cs->head_evicted, cs->idle_closed,
             cs->refused_pending, cs->bad_head,
-            cs->sse_refused_total, cs->sse_refused_ip);
+            cs->sse_refused_total, cs->sse_refused_ip, cs->body_slow);
     fprintf(f,
             "# HELP anneald_http_refused_total Requests refused before their route ran, by "
             "reason.\n# TYPE anneald_http_refused_total counter\n"

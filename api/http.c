@@ -474,13 +474,22 @@ enum MHD_Result http_access(void *cls, struct MHD_Connection *c, const char *url
         r->method = method;
         snprintf(r->path, sizeof r->path, "%s", url);
         r->declared = head_length(c);
-        conns_request_begins(c); /* the keep-alive head deadline stops (api/conns.h) */
-        conns_body_arriving(c, declares_body(r)); /* a client gone before its body: swept */
-        if (first_call(r))
+        char msg[200];
+        int refuse = conns_request_begins(api, c, method, url, msg, sizeof msg);
+        conns_body_arriving(c, declares_body(r), 0); /* a client gone before its body: swept */
+        if (refuse) { /* a later request of a kept-alive connection (api/conns.h) */
+            struct MHD_Response *resp = http_error_response(
+                refuse == 503 ? "unavailable" : "too_large", NULL, msg);
+            if (resp)
+                MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+            http_queue(r, (unsigned)refuse, resp);
             r->early = 1;
+        } else if (first_call(r)) {
+            r->early = 1;
+        }
         return MHD_YES;
     }
-    conns_body_arriving(c, *upload_size > 0); /* until the call that ends the body */
+    conns_body_arriving(c, *upload_size > 0, *upload_size); /* until the call ending it */
     if (r->early || r->answered) { /* answered on call 1: discard any body */
         *upload_size = 0;
         return MHD_YES;

@@ -2,7 +2,8 @@
 // what it sends cannot make the daemon answer outside its contract.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { api, tutorialJob, withDaemon } from './lib.mjs';
+import net from 'node:net';
+import { SLOW, api, sleep, tutorialJob, withDaemon } from './lib.mjs';
 
 // Every JSON answer is UTF-8, as its Content-Type says, also when its message echoes bytes of
 // the request: a name cut at a byte count mid-character, or bytes that are no UTF-8 at all.
@@ -54,5 +55,98 @@ test('a key given twice anywhere in a body is a 400 naming it, and nothing is st
     }
     assert.equal((await api(d.url, 'GET', '/v1/jobs')).json.total, 0);
     assert.equal((await api(d.url, 'GET', '/v1/sweeps')).json.sweeps.length, 0);
+  });
+});
+
+// A raw connection from `from` that sends `text` and collects what comes back until it ends
+// (or until `wait` says stop): {sock, data(), ended}.
+function rawConn(url, from, text) {
+  const u = new URL(url);
+  const sock = net.connect({ host: u.hostname, port: Number(u.port), localAddress: from });
+  let data = '';
+  sock.setEncoding('utf8');
+  sock.on('data', (c) => { data += c; });
+  sock.on('error', () => {});
+  const ended = new Promise((r) => sock.on('close', r));
+  const open = new Promise((r) => sock.on('connect', r));
+  if (text) open.then(() => sock.write(text));
+  return { sock, data: () => data, ended, open };
+}
+
+// Waits until the answers on c hold n status lines.
+async function answers(c, n, ms = 10000 * SLOW) {
+  const t0 = Date.now();
+  while ((c.data().match(/^HTTP\/1\.1 \d{3}/gm) || []).length < n) {
+    if (Date.now() - t0 > ms) throw new Error(`${n} answers expected, got: ${c.data().slice(0, 300)}`);
+    await sleep(10);
+  }
+  return [...c.data().matchAll(/^HTTP\/1\.1 (\d{3})/gm)].map((m) => Number(m[1]));
+}
+
+// MHD's idle timeout starts again with every byte, so a body sent a byte at a time would hold
+// its connection for good; after 10 s a body must average 16 KiB/s.
+test('a request body that trickles is answered 408 and its connection closed', async () => {
+  await withDaemon({}, async (d) => {
+    const host = new URL(d.url).host;
+    const c = rawConn(d.url, '127.0.0.1', `POST /v1/jobs HTTP/1.1\r\nHost: ${host}\r\n` +
+      'Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{');
+    await c.open;
+    const t0 = Date.now();
+    const drip = setInterval(() => { if (!c.sock.destroyed) c.sock.write(' '); }, 1000);
+    await Promise.race([c.ended, sleep(30000 * SLOW)]);
+    clearInterval(drip);
+    const s = (Date.now() - t0) / 1000;
+    assert.match(c.data(), /^HTTP\/1\.1 408 /, c.data());
+    assert.match(c.data(), /too slowly/);
+    assert.ok(s >= 9.5 && s < 15 * SLOW, `closed after ${s} s`);
+    const m = await api(d.url, 'GET', '/metrics');
+    assert.match(m.text, /anneald_connections_refused_total\{reason="body_slow"\} 1\n/);
+    assert.equal((await api(d.url, 'GET', '/v1/jobs')).json.total, 0);
+  });
+});
+
+// Later requests on a kept-alive connection reach the HTTP library without the gate; they get
+// its size limits again, and a connection the reserve let in (for /healthz) serves nothing
+// else. The reserve is reached here by 960 kept-alive connections from 127.0.0.2-9.
+test('a kept-alive connection\'s later requests meet the gate\'s limits and the reserve', async () => {
+  await withDaemon({}, async (d) => {
+    const host = new URL(d.url).host;
+    const get = (p, extra = '') => `GET ${p} HTTP/1.1\r\nHost: ${host}\r\n${extra}\r\n`;
+    // limits on a second request: a 9000-byte target, a 20,000-byte head
+    const a = rawConn(d.url, '127.0.0.1', get('/healthz'));
+    assert.deepEqual(await answers(a, 1), [200]);
+    a.sock.write(get(`/v1/jobs?q=${'x'.repeat(9000)}`));
+    assert.deepEqual(await answers(a, 2), [200, 414]);
+    await a.ended; /* and it closes */
+    const b = rawConn(d.url, '127.0.0.1', get('/healthz'));
+    assert.deepEqual(await answers(b, 1), [200]);
+    b.sock.write(get('/healthz', `X-Big: ${'y'.repeat(20000)}\r\n`));
+    assert.deepEqual(await answers(b, 2), [200, 431]);
+    assert.match(b.data(), /"code":"too_large"/);
+    await b.ended;
+    // the reserve: 960 connections hold every other slot (each kept alive after its answer)
+    const held = [];
+    try {
+      for (let k = 0; k < 960; k += 160) { /* in turns: the gate takes 512 heads at once */
+        const turn = [];
+        for (let i = k; i < k + 160; i++)
+          turn.push(rawConn(d.url, `127.0.0.${2 + (i % 8)}`, get('/v1/openapi.json')));
+        held.push(...turn);
+        assert.ok((await Promise.all(turn.map((c) => answers(c, 1)))).every((x) => x[0] === 200));
+      }
+      const plain = rawConn(d.url, '127.0.0.1', get('/v1/jobs'));
+      assert.deepEqual(await answers(plain, 1), [503], 'the reserve turns a plain request away');
+      const r = rawConn(d.url, '127.0.0.1', get('/healthz'));
+      assert.deepEqual(await answers(r, 1), [200]);
+      r.sock.write(get('/healthz'));
+      assert.deepEqual(await answers(r, 2), [200, 200], '/healthz again on it');
+      r.sock.write(get('/v1/jobs'));
+      assert.deepEqual(await answers(r, 3), [200, 200, 503], 'anything else is refused');
+      await r.ended;
+      const m = await api(d.url, 'GET', '/metrics').catch(() => null);
+      if (m) assert.ok(m.status === 503 || /reason="reserve"\} [1-9]/.test(m.text));
+    } finally {
+      for (const c of held) c.sock.destroy();
+    }
   });
 });
