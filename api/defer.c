@@ -61,6 +61,10 @@ static void defer_after(void *arg)
     r->api->inflight_work--;
     if (r->loop_fn)
         r->loop_fn(r);
+    if (r->requeued) { /* another turn: still suspended */
+        r->requeued = 0;
+        return;
+    }
     if (!r->pending)
         r->pending = http_error_response("internal", NULL, "no answer was produced");
     if (!r->pending_status)
@@ -76,6 +80,7 @@ static void defer_after(void *arg)
 static void defer_on(http_req *r, workq *q, void (*fn)(http_req *r, struct store_t *s))
 {
     r->work_fn = fn;
+    r->work_q = q;
     http_suspend(r);
     int rc = workq_push(q, defer_work, defer_after, r);
     if (rc) {
@@ -87,6 +92,16 @@ static void defer_on(http_req *r, workq *q, void (*fn)(http_req *r, struct store
         return;
     }
     r->api->inflight_work++;
+}
+
+int http_defer_again(http_req *r)
+{
+    int rc = workq_push(r->work_q, defer_work, defer_after, r);
+    if (rc)
+        return rc;
+    r->api->inflight_work++;
+    r->requeued = 1;
+    return 0;
 }
 
 /* A step of deferred work that does not answer (a piece of an upload): the request is

@@ -10,6 +10,7 @@
  * in about GEN_PIECE_NS, at least one. */
 #include <errno.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,9 +20,14 @@
 #include "api/routes.h"
 #include "core/generate.h"
 #include "api/api.h"
+#include "util/util.h"
 
 #define GEN_PIECE (64 * 1024)
 #define GEN_PIECE_NS (10 * 1000000ull)
+/* A JSON answer's tokens are made in turns of about this long on a slow queue thread, each
+ * queued behind the requests waiting there: a generation of 100,000 tokens (minutes) would
+ * otherwise hold a thread of the two that metrics exports, weights and uploads share. */
+#define GEN_TURN_S 0.2
 
 typedef struct gen_req {
     cJSON *body;            /* the parsed request (the prompt points into it) */
@@ -34,6 +40,9 @@ typedef struct gen_req {
     char *text;             /* what has been generated (for done / the JSON answer) */
     size_t len, cap;
     int finished;
+    int started;            /* the model is loaded and the prompt read (the first turn) */
+    int more;               /* a turn ended with tokens still to make */
+    int fd;                 /* the client's socket: a turn looks whether it is still there */
     unsigned char pend[4];  /* a byte vocabulary's UTF-8 character not yet complete */
     int npend;
     char *frame;            /* the event being copied into pieces (it may span several) */
@@ -230,9 +239,70 @@ static int gen_piece(void *ctx, store_t *s, char *buf, size_t cap, size_t *len, 
     return 0;
 }
 
+/* 1 when the client closed its side of the connection (nothing it sent is left unread). */
+static int client_gone(int fd)
+{
+    char b;
+    ssize_t n = fd >= 0 ? recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) : -1;
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+/* A turn of a JSON answer's tokens (see GEN_TURN_S). */
+static void gen_turn(http_req *r, gen_req *g)
+{
+    char tok[16];
+    int n;
+    double t0 = util_now();
+    while ((n = next(g, tok)) > 0) {
+        if (util_now() - t0 < GEN_TURN_S)
+            continue;
+        if (client_gone(g->fd)) { /* nobody to answer: the model is free for others */
+            http_set_pending_error(r, 503, "unavailable", NULL, "the client went away; the "
+                                   "generation stopped after %d tokens", g->st.made);
+            return;
+        }
+        g->more = 1; /* no answer yet: gen_again queues the next turn */
+        return;
+    }
+    if (n < 0) {
+        http_set_pending_error(r, n == -ENOMEM ? 503 : 500, n == -ENOMEM ? "unavailable"
+                               : "internal", NULL, "generation failed (error %d)", n);
+        return;
+    }
+    cJSON *o = answer(g);
+    if (!o) {
+        http_set_pending_error(r, 503, "unavailable", NULL, "out of memory for the answer");
+        return;
+    }
+    http_set_pending_json(r, 200, o);
+}
+
+/* Loop thread, after each turn: the next one, behind what waits in the queue; a daemon that
+ * is stopping answers instead of making the rest. */
+static void gen_again(http_req *r)
+{
+    gen_req *g = r->ctx;
+    if (!g || !g->more)
+        return;
+    g->more = 0;
+    if (r->api->sv->phase != PHASE_SERVING) {
+        http_set_pending_error(r, 503, "unavailable", NULL, "the daemon is stopping; the "
+                               "generation stopped after %d tokens", g->st.made);
+        return;
+    }
+    if (http_defer_again(r) != 0)
+        http_set_pending_error(r, 503, "unavailable", NULL, "the daemon is busy: the "
+                               "generation stopped after %d tokens; try again", g->st.made);
+}
+
 static void gen_work(http_req *r, store_t *s)
 {
     gen_req *g = r->ctx;
+    if (g->started) {
+        gen_turn(r, g);
+        return;
+    }
+    g->started = 1;
     g->api = r->api;
     g->ref = api_model_load(r, s, r->m.params[0], g->p.step);
     if (!g->ref)
@@ -277,21 +347,7 @@ static void gen_work(http_req *r, store_t *s)
         http_resume_pending(r, 200, resp);
         return;
     }
-    char tok[16];
-    int n;
-    while ((n = next(g, tok)) > 0)
-        ;
-    if (n < 0) {
-        http_set_pending_error(r, n == -ENOMEM ? 503 : 500, n == -ENOMEM ? "unavailable"
-                               : "internal", NULL, "generation failed (error %d)", n);
-        return;
-    }
-    cJSON *o = answer(g);
-    if (!o) {
-        http_set_pending_error(r, 503, "unavailable", NULL, "out of memory for the answer");
-        return;
-    }
-    http_set_pending_json(r, 200, o);
+    gen_turn(r, g);
 }
 
 void api_jobs_generate(http_req *r)
@@ -316,5 +372,9 @@ void api_jobs_generate(http_req *r)
     }
     const char *acc = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Accept");
     g->sse = acc && strstr(acc, "text/event-stream") != NULL;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    g->fd = ci ? ci->connect_fd : -1;
+    r->loop_fn = gen_again;
     http_defer_slow(r, gen_work);
 }

@@ -51,6 +51,8 @@ typedef struct http_req {
     void (*work_fn)(struct http_req *r, struct store_t *s);
     int in_work;                      /* on a queue thread: answers become the pending one */
     void (*loop_fn)(struct http_req *r); /* runs on the loop after the work, before resuming */
+    struct workq *work_q;             /* the queue the work runs on */
+    int requeued;                     /* loop_fn queued the work again (http_defer_again) */
     char work_id[32];                 /* an id the work hands to loop_fn */
     uint64_t mem_charge;              /* bytes reserved in the memory budget until the request
                                        * ends (an upload, a downsampled metrics answer) */
@@ -112,6 +114,12 @@ void http_defer(http_req *r, void (*fn)(http_req *r, struct store_t *s));
  * body; fn may set a pending answer (http_set_pending*), which is queued at the body's end.
  * 0, or the queue's refusal (-EAGAIN full, -ENOMEM): nothing was suspended then. */
 int http_defer_step(http_req *r, void (*fn)(http_req *r, struct store_t *s));
+
+/* From r->loop_fn (loop thread), after a turn of deferred work that set no answer: the same
+ * work runs again, behind what waits in its queue, and the request stays suspended. Long
+ * work done in turns so leaves the queue's threads to the requests behind it. 0, or the
+ * queue's refusal (the caller then sets the answer). */
+int http_defer_again(http_req *r);
 
 /* Runs fn(arg, store) on the slow queue with no request (store NULL when the queue thread
  * cannot open one); fn owns arg. 0, or the queue's refusal. */

@@ -455,6 +455,42 @@ test('generate: tokens are made off the loop thread, whatever the model costs', 
   });
 });
 
+// A JSON answer's tokens are made in turns of about 0.2 s, each queued behind the requests
+// waiting on the slow queue: two long generations do not hold its two threads for minutes,
+// and one whose client hung up stops at the end of its turn.
+test('generate: long JSON generations leave the slow queue to other requests, and stop when their client goes', async () => {
+  await withDaemon({}, async (d) => {
+    const spec = gptJob({model: {block_size: 512, n_layer: 4, n_head: 4, n_embd: 256},
+      data: {type: 'builtin', name: 'tinyshakespeare', sampling: 'random'}, steps: 1,
+      checkpoint: {every_steps: 1}});
+    delete spec.validation;
+    const r = await api(d.url, 'POST', '/v1/jobs', spec);
+    assert.equal(r.status, 201, r.text);
+    const id = r.json.id;
+    await waitJob(d.url, id, (j) => j.state === 'completed', 120000 * SLOW);
+    const slowQueue = async () => {
+      const m = await (await fetch(`${d.url}/metrics`)).text();
+      const v = (k) => Number(new RegExp(`^${k}\\{queue="slow"\\} (\\d+)$`, 'm').exec(m)[1]);
+      return v('anneald_work_queue_depth') + v('anneald_work_queue_running');
+    };
+    const prompt = 'First Citizen:\nBefore we proceed any further, hear me speak.\n\n'.repeat(8).slice(0, 480);
+    const stop = new AbortController();
+    const gens = [1, 2].map((seed) => fetch(`${d.url}/v1/jobs/${id}/generate`, {method: 'POST',
+      headers: {'Content-Type': 'application/json'}, signal: stop.signal,
+      body: JSON.stringify({prompt, max_tokens: 20000, temperature: 0.8, seed})}).catch(() => null));
+    await waitFor(async () => (await slowQueue()) >= 2, {timeoutMs: 10000 * SLOW, what: 'both generations at work'});
+    await sleep(500);
+    const t0 = Date.now();
+    const m = await api(d.url, 'GET', `/v1/jobs/${id}/metrics`);
+    const ms = Date.now() - t0;
+    assert.equal(m.status, 200);
+    assert.ok(ms < 3000 * SLOW, `a metrics read waited ${ms} ms behind two generations`);
+    stop.abort(); // both clients hang up
+    await Promise.all(gens);
+    await waitFor(async () => (await slowQueue()) === 0, {timeoutMs: 5000 * SLOW, what: 'the generations to stop'});
+  });
+});
+
 test('generate: text from a checkpoint, the same for the same seed, streamed as SSE, bad requests named', async () => {
   await withDaemon({}, async (d) => {
     const r = await api(d.url, 'POST', '/v1/jobs', gptJob({steps: 20}));
