@@ -120,9 +120,14 @@ static void step_after(void *arg)
 
 int http_defer_step(http_req *r, void (*fn)(http_req *r, struct store_t *s))
 {
+    return http_defer_step_on(r, &r->api->sv->slow, fn);
+}
+
+int http_defer_step_on(http_req *r, workq *q, void (*fn)(http_req *r, struct store_t *s))
+{
     r->work_fn = fn;
     http_suspend(r);
-    int rc = workq_push(&r->api->sv->slow, defer_work, step_after, r);
+    int rc = workq_push(q, defer_work, step_after, r);
     if (rc) {
         r->handed_off = 0;
         r->suspended = 0;

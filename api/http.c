@@ -273,24 +273,6 @@ int http_query_int(http_req *r, const char *key, int64_t lo, int64_t hi, int64_t
     return 0;
 }
 
-cJSON *http_body_json(http_req *r)
-{
-    if (!r->body || r->len == 0) {
-        http_error(r, 400, "invalid_argument", NULL, "a JSON body was expected, got an empty body");
-        return NULL;
-    }
-    cJSON *j = NULL;
-    an_err e;
-    an_err_clear(&e);
-    if (json_parse_text(r->body, r->len, &j, &e) != 0 || !j) {
-        if (!e.field[0])
-            snprintf(e.field, sizeof e.field, "body");
-        http_error_err(r, 400, "invalid_argument", &e);
-        return NULL;
-    }
-    return j;
-}
-
 int http_token_equal(const char *given, size_t given_len, const char *want)
 {
     size_t wl = strlen(want);
@@ -550,6 +532,8 @@ enum MHD_Result http_access(void *cls, struct MHD_Connection *c, const char *url
                    r->limit);
         return MHD_YES;
     }
+    if (http_body_parse_ahead(r)) /* MHD calls again once it is parsed */
+        return MHD_YES;
     r->m.route->handler(r);
     return MHD_YES;
 }
@@ -572,6 +556,7 @@ void http_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         budget_release(&api->sv->mem, r->mem_charge);
     if (r->ctx_free)
         r->ctx_free(r->ctx);
+    cJSON_Delete(r->json);
     free(r->body);
     free(r);
     *con_cls = NULL;

@@ -52,6 +52,9 @@ typedef struct http_req {
     int in_work;                      /* on a queue thread: answers become the pending one */
     void (*loop_fn)(struct http_req *r); /* runs on the loop after the work, before resuming */
     struct workq *work_q;             /* the queue the work runs on */
+    int parsed;                       /* ROUTE_PARSED: the body was parsed off the loop… */
+    cJSON *json;                      /* …into this (http_body_json takes it), */
+    an_err json_err;                  /* …or failed with this */
     int requeued;                     /* loop_fn queued the work again (http_defer_again) */
     char work_id[32];                 /* an id the work hands to loop_fn */
     uint64_t mem_charge;              /* bytes reserved in the memory budget until the request
@@ -114,6 +117,8 @@ void http_defer(http_req *r, void (*fn)(http_req *r, struct store_t *s));
  * body; fn may set a pending answer (http_set_pending*), which is queued at the body's end.
  * 0, or the queue's refusal (-EAGAIN full, -ENOMEM): nothing was suspended then. */
 int http_defer_step(http_req *r, void (*fn)(http_req *r, struct store_t *s));
+/* The same on queue q. */
+int http_defer_step_on(http_req *r, struct workq *q, void (*fn)(http_req *r, struct store_t *s));
 
 /* From r->loop_fn (loop thread), after a turn of deferred work that set no answer: the same
  * work runs again, behind what waits in its queue, and the request stays suspended. Long
@@ -157,9 +162,14 @@ const char *http_query(http_req *r, const char *key);
 int http_query_int(http_req *r, const char *key, int64_t lo, int64_t hi, int64_t def,
                    int64_t *out);
 
-/* Parses the JSON body; on failure answers 400 (malformed JSON with line and column, or an
- * empty body) and returns NULL. */
+/* Parses the JSON body (or takes it as a request thread parsed it: ROUTE_PARSED); on failure
+ * answers 400 (malformed JSON with line and column, or an empty body) and returns NULL. */
 cJSON *http_body_json(http_req *r);
+
+/* Before a ROUTE_PARSED route's handler (api/httpbody.c): a body over 16 KiB is parsed on a
+ * quick request thread first. 1 when that was queued (or refused, answered 503): the handler
+ * runs on MHD's next call; 0 to run it now. */
+int http_body_parse_ahead(http_req *r);
 
 /* Constant-time comparison of a presented token with the configured one. */
 int http_token_equal(const char *given, size_t given_len, const char *want);

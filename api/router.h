@@ -21,8 +21,10 @@ enum route_body { BODY_NONE = 0, BODY_JSON = 1, BODY_CSV = 2 };
 /* Flags of a route. */
 enum route_flags {
     ROUTE_OPEN = 1,       /* no token needed (GET /healthz) */
-    ROUTE_QUERY_TOKEN = 2 /* ?access_token= is accepted (SSE: EventSource sets no headers; a
+    ROUTE_QUERY_TOKEN = 2, /* ?access_token= is accepted (SSE: EventSource sets no headers; a
                              download link) */
+    ROUTE_PARSED = 4      /* the handler reads its JSON body with http_body_json on the loop
+                             thread: a large body is parsed on a request thread first */
 };
 
 typedef struct route {

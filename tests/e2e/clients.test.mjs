@@ -150,3 +150,25 @@ test('a kept-alive connection\'s later requests meet the gate\'s limits and the 
     }
   });
 });
+
+// A megabyte of JSON takes a tenth of a second to parse: the bodies of the routes whose
+// handlers read them on the loop thread (predict, generate, PATCH, preview, …) are parsed on
+// a request thread first when large, so the loop never spends that long on one.
+test('large JSON bodies are not parsed on the loop thread', async () => {
+  await withDaemon({}, async (d) => {
+    const longest = async () => Number(/^anneald_loop_longest_turn_cpu_seconds (\S+)$/m
+      .exec((await api(d.url, 'GET', '/metrics')).text)[1]);
+    const broken = `{"prompt": "${'a'.repeat(1000000)}", "max_tokens": 1, "x": [`;
+    const rows = `{"inputs": [${Array.from({ length: 50000 }, (_, i) => `[${i},1.5,2.25,3]`).join(',')}]}`;
+    const J = { 'Content-Type': 'application/json' };
+    for (const [p, body, status] of [['/v1/jobs/j_000001/generate', broken, 400],
+      ['/v1/schedules/preview', broken, 400], ['/v1/jobs/j_000001/predict', rows, 404],
+      ['/v1/jobs/j_000001', broken, 400]]) {
+      const r = await api(d.url, p.endsWith('01') ? 'PATCH' : 'POST', p, body, J);
+      assert.equal(r.status, status, `${p}: ${r.text.slice(0, 200)}`);
+      if (status === 400) assert.match(r.json.error.message, /malformed JSON at line 1, column 10000\d\d/);
+    }
+    const worst = await longest();
+    assert.ok(worst < 0.05 * SLOW, `the loop's longest turn took ${worst} s of CPU`);
+  });
+});
