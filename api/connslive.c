@@ -85,12 +85,21 @@ static mhd_conn *conn_of(struct MHD_Connection *c)
     return ci ? ci->socket_context : NULL;
 }
 
-/* The bytes of a request's headers (or query arguments) as MHD holds them. */
+/* The bytes of a request's headers as MHD holds them ("key: value" and CRLF)… */
 static enum MHD_Result add_len(void *cls, enum MHD_ValueKind kind, const char *key,
                                const char *value)
 {
     (void)kind;
-    *(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 4; /* ": " and CRLF */
+    *(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 4;
+    return MHD_YES;
+}
+
+/* …and of its query's arguments ("key=value" and '&'). */
+static enum MHD_Result add_arg_len(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    (void)kind;
+    *(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 2;
     return MHD_YES;
 }
 
@@ -101,11 +110,9 @@ static int privileged(const api_t *api, struct MHD_Connection *c, const char *me
     if ((strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) &&
         strcmp(url, "/healthz") == 0)
         return 1;
-    const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    const char *given = http_bearer(c);
     const char *token = api->sv->opts->token;
-    if (!token[0] || !auth || strncasecmp(auth, "Bearer ", 7) != 0)
-        return 0;
-    return http_token_equal(auth + 7, strlen(auth + 7), token);
+    return token[0] && given && http_token_equal(given, strlen(given), token);
 }
 
 int conns_request_begins(api_t *api, struct MHD_Connection *c, const char *method,
@@ -125,7 +132,7 @@ int conns_request_begins(api_t *api, struct MHD_Connection *c, const char *metho
     /* MHD gives the path and the query's arguments apart, decoded: their lengths, a little
      * under the raw target's when it was percent-encoded. */
     size_t target = strlen(url) + 1;
-    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, add_len, &target);
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, add_arg_len, &target);
     if (target > HEAD_URI_MAX) {
         snprintf(msg, msgsz, "the request target is over %d bytes", HEAD_URI_MAX);
         return 414;

@@ -96,7 +96,7 @@ static void defer_on(http_req *r, workq *q, void (*fn)(http_req *r, struct store
 
 int http_defer_again(http_req *r)
 {
-    int rc = workq_push(r->work_q, defer_work, defer_after, r);
+    int rc = workq_requeue(r->work_q, defer_work, defer_after, r);
     if (rc)
         return rc;
     r->api->inflight_work++;

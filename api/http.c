@@ -322,6 +322,17 @@ void http_store_error(http_req *r, int rc, const char *what, const an_err *e)
         http_error(r, st, code, NULL, "%s", e->message);
 }
 
+const char *http_bearer(struct MHD_Connection *c)
+{
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+        return NULL;
+    h += 7;
+    while (*h == ' ')
+        h++;
+    return h;
+}
+
 /* 1 if the request carries the right token (header, or ?access_token= where allowed). */
 static int authorized(http_req *r)
 {
@@ -330,13 +341,9 @@ static int authorized(http_req *r)
         return 1;
     if (r->m.route && (r->m.route->flags & ROUTE_OPEN))
         return 1;
-    const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization");
-    if (h && strncasecmp(h, "Bearer ", 7) == 0) {
-        const char *t = h + 7;
-        while (*t == ' ')
-            t++;
+    const char *t = http_bearer(r->conn);
+    if (t)
         return http_token_equal(t, strlen(t), want);
-    }
     if (r->m.route && (r->m.route->flags & ROUTE_QUERY_TOKEN)) {
         const char *q = http_query(r, "access_token");
         if (q)

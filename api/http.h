@@ -122,8 +122,9 @@ int http_defer_step_on(http_req *r, struct workq *q, void (*fn)(http_req *r, str
 
 /* From r->loop_fn (loop thread), after a turn of deferred work that set no answer: the same
  * work runs again, behind what waits in its queue, and the request stays suspended. Long
- * work done in turns so leaves the queue's threads to the requests behind it. 0, or the
- * queue's refusal (the caller then sets the answer). */
+ * work done in turns so leaves the queue's threads to the requests behind it. A full queue
+ * does not refuse it (workq_requeue). 0, or the refusal of a stopping queue or of memory (the
+ * caller then sets the answer). */
 int http_defer_again(http_req *r);
 
 /* Runs fn(arg, store) on the slow queue with no request (store NULL when the queue thread
@@ -173,6 +174,10 @@ int http_body_parse_ahead(http_req *r);
 
 /* Constant-time comparison of a presented token with the configured one. */
 int http_token_equal(const char *given, size_t given_len, const char *want);
+
+/* The token of the request's "Authorization: Bearer …" header (spaces after Bearer
+ * skipped, as the gate's head check skips them), or NULL. */
+const char *http_bearer(struct MHD_Connection *c);
 
 /* Maps a store error code to an HTTP status and error code. */
 unsigned http_status_of_store(int rc, const char **code);

@@ -99,11 +99,9 @@ void api_lr_finder_create(http_req *r)
     }
     an_err e;
     an_err_clear(&e);
-    cJSON *body = NULL;
-    if (json_parse_text(r->body, r->len, &body, &e) != 0) {
-        http_error(r, 400, "invalid_argument", e.field[0] ? e.field : "body", "%s", e.message);
+    cJSON *body = http_body_json(r); /* parsed on a request thread when large (ROUTE_PARSED) */
+    if (!body)
         return;
-    }
     lrfind_req q;
     cJSON *spec = NULL;
     int rc = lrfind_request(body, &q, &spec, &e);

@@ -33,7 +33,7 @@ const route api_routes[] = {
     {"DELETE", "/v1/datasets/{id}", api_datasets_delete, BODY_NONE, 0},
 
     {"POST", "/v1/schedules/preview", api_schedules_preview, BODY_JSON, ROUTE_PARSED},
-    {"POST", "/v1/lr_finder", api_lr_finder_create, BODY_JSON, 0},
+    {"POST", "/v1/lr_finder", api_lr_finder_create, BODY_JSON, ROUTE_PARSED},
     {"POST", "/v1/sweeps", api_sweeps_create, BODY_JSON, 0},
     {"GET", "/v1/sweeps", api_sweeps_list, BODY_NONE, 0},
     {"GET", "/v1/sweeps/{id}", api_sweeps_get, BODY_NONE, 0},

@@ -199,8 +199,9 @@ static int step_fails(store_t *st, const job_spec *spec, submit_outcome *out)
     if (found)
         return 0;
     fail(out, SUBMIT_UNPROCESSABLE, "resume_from.step",
-         "job %s has no checkpoint at step %lld (it has checkpoints at steps %s)",
-         spec->resume_job, (long long)spec->resume_step, have);
+         "job %s has no checkpoint at step %lld (%s%s)", spec->resume_job,
+         (long long)spec->resume_step, n ? "it has checkpoints at steps " : "it has none now",
+         have);
     return 1;
 }
 

@@ -241,26 +241,37 @@ static void save_work(void *arg)
                    e.message);
 }
 
+static void save_retry(sweeps *w);
+
 static void save_after(void *arg)
 {
-    free(arg);
+    state_save *s = arg;
+    sweeps *w = s->w;
+    w->save_out = NULL;
+    free(s);
+    save_retry(w);
 }
 
-/* Hands the saves that wait to the request queue, oldest first, until it refuses one. */
+/* Hands the oldest save that waits to the request queue, unless one is out: one at a time,
+ * so that a sweep's states land in the order they came (the queue has two threads). */
 static void save_retry(sweeps *w)
 {
-    while (w->save_wait && w->d->phase != PHASE_CLOSING && /* the queue is stopped */
-           workq_push(&w->d->quick, save_work, save_after, w->save_wait) == 0) {
-        w->save_wait = w->save_wait->next;
-        if (!w->save_wait)
-            w->save_wait_tail = NULL;
-    }
+    if (w->save_out || !w->save_wait || w->d->phase == PHASE_CLOSING) /* stopped queue */
+        return;
+    if (workq_push(&w->d->quick, save_work, save_after, w->save_wait) != 0)
+        return; /* full: the next pump tries again */
+    w->save_out = w->save_wait;
+    w->save_wait = w->save_wait->next;
+    if (!w->save_wait)
+        w->save_wait_tail = NULL;
 }
 
 /* Saves that a full request queue refused until the end (sweeps_free): written here, once
  * nothing else writes. */
 static void save_drain(sweeps *w)
 {
+    free(w->save_out); /* written: the stopped queue ran it but called no save_after */
+    w->save_out = NULL;
     while (w->save_wait) {
         state_save *s = w->save_wait;
         w->save_wait = s->next;
@@ -271,8 +282,8 @@ static void save_drain(sweeps *w)
     w->save_wait_tail = NULL;
 }
 
-/* Records a sweep's state on a request thread. A full request queue keeps it (and every later
- * one, in order) for the next pump: the loop thread never writes. */
+/* Records a sweep's state on a request thread. One out at a time; a full request queue keeps
+ * it (and every later one, in order) for the next pump: the loop thread never writes. */
 static void save_state(sweeps *w, const char *id, const char *state)
 {
     state_save *s = calloc(1, sizeof *s);
@@ -316,7 +327,29 @@ typedef struct launch {
     store_job_sched sched;       /* the job's, for the queue */
     job_run *run;                /* its run, for the queue (taken before: queueing cannot fail) */
     struct launch *next;         /* in undo_wait */
+    struct launch *out_prev, *out_next; /* in sweeps.launches until launch_after */
 } launch;
+
+/* Launches out on the request queue: a queue stopped meanwhile runs their work but calls no
+ * launch_after, and sweeps_free frees them. */
+static void out_link(sweeps *w, launch *l)
+{
+    l->out_prev = NULL;
+    l->out_next = w->launches;
+    if (w->launches)
+        w->launches->out_prev = l;
+    w->launches = l;
+}
+
+static void out_unlink(sweeps *w, launch *l)
+{
+    if (l->out_prev)
+        l->out_prev->out_next = l->out_next;
+    else
+        w->launches = l->out_next;
+    if (l->out_next)
+        l->out_next->out_prev = l->out_prev;
+}
 
 static void launch_free(launch *l)
 {
@@ -386,6 +419,11 @@ static void undo_retry(sweeps *w)
  * sweeps_free, once nothing else writes, or they would run at the next start. */
 static void undo_drain(sweeps *w)
 {
+    while (w->launches) { /* their work ran: a job it stored waits for the next start */
+        launch *l = w->launches;
+        out_unlink(w, l);
+        launch_free(l);
+    }
     while (w->undo_wait) {
         launch *l = w->undo_wait;
         w->undo_wait = l->next;
@@ -399,6 +437,7 @@ static void launch_after(void *arg)
 {
     launch *l = arg;
     sweeps *w = l->w;
+    out_unlink(w, l);
     service *d = w->d;
     sweep_run *r = sweeps_find_run(w, l->sweep);
     sweep_trial *t = r ? &r->trials[l->trial] : NULL;
@@ -477,6 +516,7 @@ static int launch_trial(sweeps *w, sweep_run *r, int k)
         free(l);
         return rc;
     }
+    out_link(w, l);
     r->trials[k].state = TRIAL_LAUNCHING;
     return 0;
 }

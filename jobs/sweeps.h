@@ -77,8 +77,10 @@ typedef struct sweeps {
     store_t db;                  /* this module's connection (dbmu) */
     int db_open;
     sweep_run *list;
-    struct state_save *save_wait, *save_wait_tail; /* sweep states to record that a full
-                                    request queue refused, oldest first (loop thread) */
+    struct state_save *save_wait, *save_wait_tail; /* sweep states still to hand to the
+                                    request queue, oldest first (loop thread) */
+    struct state_save *save_out; /* the one the queue has */
+    struct launch *launches;     /* trials' launches the queue has */
     struct launch *undo_wait;    /* trials' jobs to take back that a full request queue
                                     refused: tried again by each pump (loop thread) */
 } sweeps;

@@ -81,14 +81,14 @@ void workq_stop(workq *q)
     uv_mutex_destroy(&q->mu);
 }
 
-int workq_push(workq *q, void (*work)(void *), void (*after)(void *), void *arg)
+static int push(workq *q, void (*work)(void *), void (*after)(void *), void *arg, int bounded)
 {
     wq_item *it = malloc(sizeof *it);
     if (!it)
         return -ENOMEM;
     *it = (wq_item){.work = work, .after = after, .arg = arg};
     uv_mutex_lock(&q->mu);
-    if (q->depth >= q->max_depth || q->quit) {
+    if ((bounded && q->depth >= q->max_depth) || q->quit) {
         uv_mutex_unlock(&q->mu);
         free(it);
         atomic_fetch_add(&q->rejected, 1);
@@ -106,6 +106,16 @@ int workq_push(workq *q, void (*work)(void *), void (*after)(void *), void *arg)
     uv_mutex_unlock(&q->mu);
     atomic_fetch_add(&q->total, 1);
     return 0;
+}
+
+int workq_push(workq *q, void (*work)(void *), void (*after)(void *), void *arg)
+{
+    return push(q, work, after, arg, 1);
+}
+
+int workq_requeue(workq *q, void (*work)(void *), void (*after)(void *), void *arg)
+{
+    return push(q, work, after, arg, 0);
 }
 
 void workq_complete(workq *q)

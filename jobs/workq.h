@@ -50,6 +50,11 @@ void workq_stop(workq *q);
 /* Queues work (loop thread). -EAGAIN when the queue is full, -ENOMEM. */
 int workq_push(workq *q, void (*work)(void *), void (*after)(void *), void *arg);
 
+/* The same for the next turn of work the queue already took (its `after`, on the loop
+ * thread): behind what waits, but never refused for depth, so work done in turns is not cut
+ * short by the requests that came after it. -EAGAIN only once the queue is stopping. */
+int workq_requeue(workq *q, void (*work)(void *), void (*after)(void *), void *arg);
+
 /* Runs `after` of every finished item (loop thread). */
 void workq_complete(workq *q);
 

@@ -302,6 +302,51 @@ static void a_trial_stored_while_stopping_waits_for_the_restart(void **state)
     sweeps_drop(again);
 }
 
+/* A sweep's states are recorded one at a time, in the order they came: "completed", then
+ * "running" again when a trial resumes; the second waits while the first is out. */
+static void state_saves_land_in_order(void **state)
+{
+    env *v = *state;
+    sweep_run *r = new_sweep(v);
+    drain_queue(v);
+    char job[STORE_ID_LEN], s[16];
+    snprintf(job, sizeof job, "%s", r->trials[0].job);
+    sweeps_job_state(&v->sv.sweeps, job, "completed");
+    assert_non_null(v->sv.sweeps.save_out);
+    sweeps_job_state(&v->sv.sweeps, job, "queued"); /* resumed: the sweep runs again */
+    assert_false(r->done);
+    assert_non_null(v->sv.sweeps.save_wait); /* behind the one out */
+    drain_queue(v);
+    assert_null(v->sv.sweeps.save_out);
+    assert_null(v->sv.sweeps.save_wait);
+    assert_string_equal(sweep_state(v, r->id, s), "running");
+}
+
+/* A launch still out when the request queue stops (its work run, its after never called) is
+ * freed by sweeps_free, with the run it holds: the sanitizer's leak check sees none. */
+static void a_launch_out_at_the_stop_is_freed(void **state)
+{
+    env *v = *state;
+    sweep_run *r = new_sweep(v);
+    assert_non_null(v->sv.sweeps.launches);
+    (void)r; /* the teardown stops the queue, then frees the sweeps */
+}
+
+/* The request queue's own mechanics this file relies on: a full queue refuses new work, but
+ * takes back the next turn of work it already had (workq_requeue: a long generation made in
+ * turns is never cut short by the requests that came after it). */
+static void a_full_queue_takes_a_turn_back(void **state)
+{
+    env *v = *state;
+    fill_queue(v);
+    assert_int_equal(workq_push(&v->sv.quick, noop_work, noop_after, NULL), -EAGAIN);
+    assert_int_equal(workq_requeue(&v->sv.quick, noop_work, noop_after, NULL), 0);
+    int waiting, running, peak;
+    workq_depths(&v->sv.quick, &waiting, &running, &peak);
+    assert_int_equal(waiting, 2);
+    free_queue(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -313,6 +358,10 @@ int main(void)
                                         env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(a_trial_stored_while_stopping_waits_for_the_restart,
                                         env_setup, env_teardown),
+        cmocka_unit_test_setup_teardown(state_saves_land_in_order, env_setup, env_teardown),
+        cmocka_unit_test_setup_teardown(a_full_queue_takes_a_turn_back, env_setup, env_teardown),
+        cmocka_unit_test_setup_teardown(a_launch_out_at_the_stop_is_freed, env_setup,
+                                        env_teardown),
     };
     return cmocka_run_group_tests_name("sweeps", tests, NULL, NULL);
 }
