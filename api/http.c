@@ -393,6 +393,8 @@ static int first_call(http_req *r)
         http_error(r, 503, "unavailable", NULL, "the daemon is shutting down");
         return 1;
     }
+    if (reqguard_args(r))
+        return 1;
     r->limit = r->m.route->body == BODY_CSV ? api->sv->opts->max_body_dataset : api->sv->opts->max_body_json;
     if (r->m.route->body != BODY_NONE && reqguard_media(r))
         return 1;

@@ -6,6 +6,8 @@
  *   - query arguments must be valid UTF-8 without NUL (a %00 would cut a stored name). */
 #include "api/reqguard.h"
 
+#include "core/cfgval.h"
+
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -111,6 +113,62 @@ int reqguard_head(http_req *r)
         return 1;
     }
     return 0;
+}
+
+typedef struct arg_names {
+    const char *allowed;       /* the route's list (route.query) */
+    char bad[64];              /* the first argument not in it */
+    const char *near;          /* the allowed name nearest to it, or NULL */
+    size_t near_len;
+} arg_names;
+
+static enum MHD_Result name_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                const char *value)
+{
+    (void)kind;
+    (void)value;
+    arg_names *a = cls;
+    if (strcasecmp(key, "access_token") == 0) /* the token's own rules (http.c) */
+        return MHD_YES;
+    size_t kl = strlen(key);
+    int best = 3; /* suggest within two edits */
+    for (const char *p = a->allowed; p && *p;) {
+        size_t n = strcspn(p, " ");
+        char name[32];
+        snprintf(name, sizeof name, "%.*s", (int)n, p);
+        if (n == kl && strncmp(p, key, n) == 0)
+            return MHD_YES;
+        int d = cfg_edit_distance(name, key);
+        if (d < best && (size_t)d < n) {
+            best = d;
+            a->near = p;
+            a->near_len = n;
+        }
+        p += n;
+        p += strspn(p, " ");
+    }
+    snprintf(a->bad, sizeof a->bad, "%.40s", key);
+    return MHD_NO;
+}
+
+int reqguard_args(http_req *r)
+{
+    const route *rt = r->m.route;
+    if (!rt || (rt->query && strcmp(rt->query, "*") == 0))
+        return 0;
+    arg_names a = {.allowed = rt->query};
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, name_arg, &a);
+    if (!a.bad[0])
+        return 0;
+    if (a.near)
+        http_error(r, 400, "invalid_argument", a.bad, "unknown query argument '%s' (did you "
+                   "mean '%.*s'?); %s %s takes %s", a.bad, (int)a.near_len, a.near, rt->method,
+                   rt->pattern, rt->query);
+    else
+        http_error(r, 400, "invalid_argument", a.bad, "unknown query argument '%s': %s %s "
+                   "takes %s", a.bad, rt->method, rt->pattern,
+                   rt->query ? rt->query : "none");
+    return 1;
 }
 
 int reqguard_media(http_req *r)

@@ -12,6 +12,10 @@
  * Origin (403), a query argument that is not UTF-8 or holds a NUL (400). */
 int reqguard_head(http_req *r);
 
+/* Query arguments the route does not read (route.query): 400 naming the first, with the
+ * nearest name it takes and the list. Returns 1 when it answered. */
+int reqguard_args(http_req *r);
+
 /* After routing: the body's media type against the route's (415). */
 int reqguard_media(http_req *r);
 

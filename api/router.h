@@ -33,6 +33,9 @@ typedef struct route {
     route_handler handler;
     int body;             /* enum route_body */
     int flags;            /* enum route_flags */
+    const char *query;    /* the query arguments it reads, space-separated ("limit offset");
+                             NULL none, "*" any. Any other is a 400 naming it; access_token
+                             goes by ROUTE_QUERY_TOKEN instead. */
 } route;
 
 typedef struct route_match {

@@ -175,3 +175,23 @@ test('large JSON bodies are not parsed on the loop thread', async () => {
     assert.ok(worst < 0.05 * SLOW, `the loop's longest turn took ${worst} s of CPU`);
   });
 });
+
+// A query argument the route does not read is refused, naming it, with the nearest name it
+// takes: GET /v1/jobs?stat=running would otherwise list every job.
+test('an unknown query argument is a 400 naming it and the route\'s own', async () => {
+  await withDaemon({}, async (d) => {
+    const r = await api(d.url, 'GET', '/v1/jobs?stat=running');
+    assert.equal(r.status, 400);
+    assert.equal(r.json.error.field, 'stat');
+    assert.equal(r.json.error.message, "unknown query argument 'stat' (did you mean 'state'?); " +
+      'GET /v1/jobs takes limit offset state tag q');
+    const n = await api(d.url, 'GET', '/healthz?x=1');
+    assert.equal(n.status, 400);
+    assert.match(n.json.error.message, /GET \/healthz takes none/);
+    // the routes' own arguments, the dashboard's files (any) and access_token pass
+    for (const p of ['/v1/jobs?limit=5&offset=0&state=running&tag=a&q=b', '/index.html?v=2',
+      '/v1/events?job=j_000001&last_event_id=3&access_token=x'])
+      assert.notEqual((await fetch(`${d.url}${p}`, { signal: AbortSignal.timeout(500) })
+        .then((x) => { x.body?.cancel(); return x.status; }).catch(() => 'stream')), 400, p);
+  });
+});

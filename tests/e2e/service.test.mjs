@@ -332,6 +332,10 @@ test('bad requests get the right status, name the field and change nothing', asy
       ['GET', '/v1/jobs?limit=abc', null, {}, 400, 'limit'],
       ['GET', '/v1/jobs?offset=-1', null, {}, 400, 'offset'],
       ['GET', '/v1/jobs?state=sleeping', null, {}, 400, 'state'],
+      // a query argument the route does not read would be ignored: named instead
+      ['GET', '/v1/jobs?stat=running', null, {}, 400, 'stat'],
+      ['GET', `/v1/jobs/${done.id}/metrics?frm=1`, null, {}, 400, 'frm'],
+      ['GET', `/v1/jobs/${done.id}?verbose=1`, null, {}, 400, 'verbose'],
       ['GET', `/v1/jobs?state=${'running,'.repeat(15)}paused,bogus`, null, {}, 400, 'state'],
       ['GET', '/v1/jobs?state=queuedqueuedqueued', null, {}, 400, 'state'],
       ['GET', '/v1/jobs/j_424242', null, {}, 404, 'id'],

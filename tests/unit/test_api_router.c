@@ -16,11 +16,11 @@ static void h_b(struct http_req *r) { (void)r; }
 static void h_c(struct http_req *r) { (void)r; }
 
 static const route table[] = {
-    {"GET", "/v1/jobs", h_a, BODY_NONE, 0},
-    {"POST", "/v1/jobs", h_b, BODY_JSON, 0},
-    {"GET", "/v1/jobs/{id}", h_c, BODY_NONE, 0},
-    {"DELETE", "/v1/jobs/{id}", h_a, BODY_NONE, 0},
-    {"GET", "/v1/jobs/{id}/metrics", h_b, BODY_NONE, 0},
+    {"GET", "/v1/jobs", h_a, BODY_NONE, 0, NULL},
+    {"POST", "/v1/jobs", h_b, BODY_JSON, 0, NULL},
+    {"GET", "/v1/jobs/{id}", h_c, BODY_NONE, 0, NULL},
+    {"DELETE", "/v1/jobs/{id}", h_a, BODY_NONE, 0, NULL},
+    {"GET", "/v1/jobs/{id}/metrics", h_b, BODY_NONE, 0, NULL},
 };
 #define N (sizeof table / sizeof table[0])
 
