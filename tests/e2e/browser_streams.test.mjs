@@ -5,7 +5,7 @@
 import {describe, it, before, after} from 'node:test';
 import assert from 'node:assert/strict';
 import {launchBrowser} from './browserlib.mjs';
-import {startDaemon, api, waitFor, waitJob, readEvents, tmpDir, removeDir, heavyJob, tutorialJob} from './lib.mjs';
+import {startDaemon, api, waitFor, waitJob, readEvents, tmpDir, removeDir, heavyJob, tutorialJob, SLOW} from './lib.mjs';
 
 // Every EventSource the page makes, with the events it delivered: window.__streams.
 function recordStreams() {
@@ -364,7 +364,7 @@ describe('dashboard over a daemon restart, and with many jobs', () => {
       assert.equal((await api(d.url, 'POST', `/v1/sweeps/${sid}/cancel`)).status, 200);
     });
     await page.waitForFunction((sel) => document.querySelector(sel).textContent === 'cancelled', badge,
-                               {timeout: 15000});
+                               {timeout: 30000 * SLOW});
 
     await page.goto(`${d.url}/#/jobs`);
     const row = `tr[data-job-id="${doomed}"]`;
@@ -373,8 +373,11 @@ describe('dashboard over a daemon restart, and with many jobs', () => {
     await restart(async () => {
       assert.equal((await api(d.url, 'DELETE', '/v1/jobs/' + doomed)).status, 204);
     });
-    await page.waitForSelector(row, {state: 'detached', timeout: 15000});
+    await page.waitForSelector(row, {state: 'detached', timeout: 30000 * SLOW});
   });
+
+  // Each page of rows reads up to 1000 jobs again: seconds on a loaded machine.
+  const ROWS_MS = 45000 * SLOW;
 
   it('the jobs list shows more than the API gives at once (1000 jobs)', async () => {
     // the worker busy (as the test before left it), so that the jobs stay queued
@@ -394,16 +397,16 @@ describe('dashboard over a daemon restart, and with many jobs', () => {
     page.on('request', (q) => { if (/\/v1\/jobs\?/.test(q.url())) asked.push(new URL(q.url()).searchParams); });
     await page.goto(`${d.url}/#/jobs`);
     const rows = () => page.$$eval('tr[data-job-id]', (trs) => trs.map((tr) => tr.dataset.jobId));
-    await waitFor(async () => (await rows()).length === 100, {what: 'the first 100 jobs'});
+    await waitFor(async () => (await rows()).length === 100, {what: 'the first 100 jobs', timeoutMs: ROWS_MS});
     for (let k = 2; k <= 11; k++) {
       await page.click('#jobs-more');
-      await waitFor(async () => (await rows()).length === 100 * k, {what: `${100 * k} rows`});
+      await waitFor(async () => (await rows()).length === 100 * k, {what: `${100 * k} rows`, timeoutMs: ROWS_MS});
     }
     assert.deepEqual(await rows(), all.slice(0, 1100).map((j) => j.id), 'the newest 1100, in order');
     assert.ok(asked.every((q) => Number(q.get('limit')) <= 1000), 'no page over the API\'s limit');
     assert.equal(await page.isVisible('#jobs-more'), true, 'five more to show');
     await page.click('#jobs-more');
-    await waitFor(async () => (await rows()).length === 1105, {what: 'every job'});
+    await waitFor(async () => (await rows()).length === 1105, {what: 'every job', timeoutMs: ROWS_MS});
     assert.equal(await page.isVisible('#jobs-more'), false);
   });
 });
