@@ -92,7 +92,12 @@ int main(int argc, char **argv)
         } else if (argv[i][0] != '-' && !path) {
             path = argv[i];
         } else {
-            rc = usage(rank, "unexpected argument");
+            /* named, as the other commands name it */
+            char msg[160];
+            snprintf(msg, sizeof msg, "%s '%.100s'", strncmp(argv[i], "--", 2) == 0
+                     ? (i + 1 == argc ? "unknown flag (or one without its value)" : "unknown flag")
+                     : "unexpected argument", argv[i]);
+            rc = usage(rank, msg);
             goto out;
         }
     }

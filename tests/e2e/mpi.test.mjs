@@ -111,3 +111,17 @@ test('--mpirun and --mpi-hosts: bad values stop the daemon with a message naming
   const h = spawnSync(BIN, ['--help'], {encoding: 'utf8'});
   assert.match(h.stdout, /--mpi-hosts FILE\|LIST/);
 });
+
+test('the rank program names a bad argument of its command line, as the other commands do', () => {
+  const RANK = path.join(path.dirname(BIN), 'anneald-rank');
+  for (const [args, re] of [
+    [['--stps', '3', 'job.json'], /^anneald-rank: unknown flag '--stps'$/m],
+    [['a.json', 'b.json'], /^anneald-rank: unexpected argument 'b\.json'$/m],
+    [['a.json', '--steps'], /^anneald-rank: unknown flag \(or one without its value\) '--steps'$/m],
+  ]) {
+    const r = spawnSync(RANK, args, {encoding: 'utf8', timeout: 60000});
+    assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, re);
+    assert.match(r.stderr, /^usage: mpirun -n W anneald-rank SPEC\.json/m);
+  }
+});
