@@ -380,11 +380,13 @@ describe('dashboard over a daemon restart, and with many jobs', () => {
   const ROWS_MS = 45000 * SLOW;
 
   it('the jobs list shows more than the API gives at once (1000 jobs)', async () => {
-    // the worker busy (as the test before left it), so that the jobs stay queued
-    if (!(await api(d.url, 'GET', '/v1/jobs?state=running&limit=1')).json.total) {
-      const busy = await api(d.url, 'POST', '/v1/jobs', heavyJob({name: 'busy'}));
-      await waitJob(d.url, busy.json.id, (j) => j.state === 'running');
-    }
+    // the worker busy (as the test before left it), so that the jobs stay queued. After the
+    // restart the busy job may still be queued on its way back to the worker: wait for it
+    // rather than submit a second one, which would queue behind it.
+    const listed = (await api(d.url, 'GET', '/v1/jobs?limit=1000')).json.jobs;
+    let busy = listed.find((j) => j.name === 'busy' && (j.state === 'running' || j.state === 'queued'));
+    if (!busy) busy = (await api(d.url, 'POST', '/v1/jobs', heavyJob({name: 'busy'}))).json;
+    await waitJob(d.url, busy.id, (j) => j.state === 'running');
     const have = (await api(d.url, 'GET', '/v1/jobs?limit=1')).json.total;
     for (let i = have; i < 1105; i++) {
       const r = await api(d.url, 'POST', '/v1/jobs', heavyJob({name: 'many-' + i}));
