@@ -581,3 +581,14 @@ int job_spec_parse_text(const char *text, size_t len, job_spec *out, an_err *err
     cJSON_Delete(j);
     return rc;
 }
+
+int job_spec_parse_stored(const char *text, size_t len, job_spec *out, an_err *err)
+{
+    memset(out, 0, sizeof *out);
+    cJSON *j = text ? cJSON_ParseWithLength(text, len) : NULL;
+    if (!j)
+        return an_failc(err, -EINVAL, "", "the stored spec is not JSON");
+    int rc = job_spec_parse(j, out, err);
+    cJSON_Delete(j);
+    return rc;
+}

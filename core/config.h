@@ -169,6 +169,11 @@ int job_spec_parse_all(const cJSON *json, job_spec *out, an_err *errs, int max, 
 /* The same from text: malformed JSON fails with its line and column. */
 int job_spec_parse_text(const char *text, size_t len, job_spec *out, an_err *err);
 
+/* The same for a spec the daemon stored itself. Specs accepted before duplicate keys were
+ * refused may hold one below the top level; the first of them counts, as it did when the job
+ * was accepted, so such a job still loads and resumes as it trained. */
+int job_spec_parse_stored(const char *text, size_t len, job_spec *out, an_err *err);
+
 
 /* Frees what *s owns and zeroes it; safe on a zeroed or already freed spec. */
 void job_spec_free(job_spec *s);

@@ -71,7 +71,7 @@ int loader_spec(const store_job *row, job_spec *spec, an_err *err)
 {
     if (!row->spec_json)
         return an_failc(err, -EPROTO, "spec", "job %s has no stored spec", row->id);
-    int rc = job_spec_parse_text(row->spec_json, strlen(row->spec_json), spec, err);
+    int rc = job_spec_parse_stored(row->spec_json, strlen(row->spec_json), spec, err);
     if (rc && rc != -ENOMEM) {
         an_err inner = *err;
         an_failc(err, -EPROTO, inner.field, "the stored spec of job %s is unreadable: %s",

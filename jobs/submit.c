@@ -222,7 +222,7 @@ static int resume_fails(store_t *st, const job_spec *spec, char **json, submit_o
     job_spec from;
     an_err e;
     int parsed = src.spec_json &&
-                 job_spec_parse_text(src.spec_json, strlen(src.spec_json), &from, &e) == 0;
+                 job_spec_parse_stored(src.spec_json, strlen(src.spec_json), &from, &e) == 0;
     store_job_free(&src);
     char what[400];
     int bad = 0;

@@ -303,7 +303,7 @@ int rankd_run(int rank, int world, const char *job, const char *sock)
     bcast_bytes(bufs[2] + 1, lens[2]); /* rank 0's buffer starts with the kind byte */
     bufs[0][lens[0]] = 0;
     const unsigned char *blob = bufs[2] + 1;
-    ok = job_spec_parse_text((const char *)bufs[0], lens[0], &spec, &e) == 0;
+    ok = job_spec_parse_stored((const char *)bufs[0], lens[0], &spec, &e) == 0;
     have_spec = ok;
     if (ok && spec.world_size != world)
         ok = !an_fail(&e, "world_size", "the spec has world_size %d but %d ranks were started",

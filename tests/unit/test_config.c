@@ -549,6 +549,23 @@ static void test_duplicate_in_ds_config(void **state)
     assert_int_equal(job_spec_parse_text(text, strlen(text), &s, &e), -EINVAL);
     assert_string_equal(e.field, "ds_config.train_batch_size");
     assert_non_null(strstr(e.message, "duplicate key"));
+
+    /* Before the text itself was checked, the parser let a repeated key through where no
+     * section checks its own (an optimizer's params). A spec stored then still loads, with
+     * the first value: the one the job was accepted and trained with. */
+    const char *lr = "{\"lr\": 0.01}";
+    p = strstr(tutorial, lr);
+    assert_non_null(p);
+    head = (size_t)(p - tutorial) + strlen(lr) - 1;
+    snprintf(text, sizeof text, "%.*s, \"lr\": 0.5%s", (int)head, tutorial, tutorial + head);
+    assert_int_equal(job_spec_parse_text(text, strlen(text), &s, &e), -EINVAL);
+    assert_string_equal(e.field, "ds_config.optimizer.params.lr");
+    if (job_spec_parse_stored(text, strlen(text), &s, &e) != 0)
+        fail_msg("a stored spec with a duplicate key: %s: %s", e.field, e.message);
+    assert_true(s.optim.lr == 0.01);
+    job_spec_free(&s);
+    assert_int_equal(job_spec_parse_stored("{\"steps\": ", 11, &s, &e), -EINVAL);
+    assert_non_null(strstr(e.message, "not JSON"));
 }
 
 static void test_warnings_for_unused_keys(void **state)
