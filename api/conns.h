@@ -98,6 +98,10 @@ void conns_close(struct api *api);
 void conns_mhd_notify(void *cls, struct MHD_Connection *c, void **socket_context,
                       enum MHD_ConnectionNotificationCode toe);
 
+/* MHD_OPTION_URI_LOG_CALLBACK: sees each request's target before MHD decodes it, for
+ * conns_request_begins (its raw length; a path with an encoded '/' or NUL). Returns NULL. */
+void *conns_mhd_uri(void *cls, const char *uri, struct MHD_Connection *c);
+
 /* Frees the address table (after the loop ended). */
 void conns_free(struct api *api);
 
@@ -105,8 +109,9 @@ void conns_free(struct api *api);
  * the two the connection is busy, outside it waits for its next head (same deadline).
  * A later request of a kept-alive connection never passed the gate: its head gets the
  * gate's size limits again, and a connection the reserve let in serves only what the
- * reserve admits. Returns 0, or the status to refuse the request with (414, 431, 503; the
- * message in msg), after which the connection is to be closed. */
+ * reserve admits. Any request whose path encodes '/' or NUL is refused (400). Returns 0, or
+ * the status to refuse the request with (400, 414, 431, 503; the message in msg), after
+ * which the connection is to be closed. */
 int conns_request_begins(struct api *api, struct MHD_Connection *c, const char *method,
                          const char *url, char *msg, size_t msgsz);
 void conns_request_ends(struct MHD_Connection *c);

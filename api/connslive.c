@@ -27,6 +27,8 @@ struct mhd_conn {
     int closing;      /* shut down by the sweep; MHD closes it on its next turn */
     int reserve;      /* let in by the gate into the reserve (as /healthz or a token holder) */
     unsigned requests; /* requests begun on it */
+    size_t target;    /* the raw length of its current request's target (0: not seen) */
+    char escaped;     /* '/' or '\0' when its current request's path encodes one, else 'x' */
     double since;     /* start of the current wait for a request head */
     double body_s;    /* seconds the current body has been arriving (not counting suspension) */
     double swept;     /* the sweep's last look at it */
@@ -115,6 +117,25 @@ static int privileged(const api_t *api, struct MHD_Connection *c, const char *me
     return token[0] && given && http_token_equal(given, strlen(given), token);
 }
 
+void *conns_mhd_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    (void)cls;
+    mhd_conn *m = conn_of(c);
+    if (!m)
+        return NULL;
+    size_t path = strcspn(uri, "?");
+    m->target = strlen(uri);
+    m->escaped = 'x';
+    for (size_t i = 0; i + 2 < path; i++)
+        if (uri[i] == '%') {
+            if (uri[i + 1] == '0' && uri[i + 2] == '0')
+                m->escaped = '\0';
+            else if (uri[i + 1] == '2' && (uri[i + 2] == 'f' || uri[i + 2] == 'F'))
+                m->escaped = '/';
+        }
+    return NULL; /* the access handler's request context starts empty, as without this */
+}
+
 int conns_request_begins(api_t *api, struct MHD_Connection *c, const char *method,
                          const char *url, char *msg, size_t msgsz)
 {
@@ -125,14 +146,30 @@ int conns_request_begins(api_t *api, struct MHD_Connection *c, const char *metho
     m->body_s = 0;
     m->body_bytes = 0;
     m->swept = util_now();
+    char escaped = m->escaped;
+    size_t raw = m->target;
+    m->escaped = 'x';
+    m->target = 0;
+    /* MHD decodes the path before routing: an encoded '/' would become a separator (a proxy
+     * that allows /v1/jobs/{id} but not /v1/jobs/{id}/cancel would let the latter through),
+     * and an encoded NUL would cut the path short (/v1/jobs/j_1%00x answering for j_1). */
+    if (escaped != 'x') {
+        snprintf(msg, msgsz, "the request's path holds %s: a path of this API takes no "
+                 "percent-encoded %s", escaped == '/' ? "'%2F' (an encoded '/')" :
+                 "'%00' (an encoded NUL byte)", escaped == '/' ? "slash" : "NUL");
+        return 400;
+    }
     if (m->requests++ == 0)
         return 0; /* the gate checked the head that brought it */
     /* A later request's head went straight to MHD: the gate's limits, and the reserve, which
-     * a connection let in for /healthz would otherwise open to anything that follows. */
-    /* MHD gives the path and the query's arguments apart, decoded: their lengths, a little
-     * under the raw target's when it was percent-encoded. */
-    size_t target = strlen(url) + 1;
-    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, add_arg_len, &target);
+     * a connection let in for /healthz would otherwise open to anything that follows. Its
+     * target's raw length was seen before MHD decoded it; failing that, the decoded path and
+     * arguments give a little less. */
+    size_t target = raw + 1;
+    if (!raw) {
+        target = strlen(url) + 1;
+        MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, add_arg_len, &target);
+    }
     if (target > HEAD_URI_MAX) {
         snprintf(msg, msgsz, "the request target is over %d bytes", HEAD_URI_MAX);
         return 414;

@@ -470,7 +470,8 @@ enum MHD_Result http_access(void *cls, struct MHD_Connection *c, const char *url
         conns_body_arriving(c, declares_body(r), 0); /* a client gone before its body: swept */
         if (refuse) { /* a later request of a kept-alive connection (api/conns.h) */
             struct MHD_Response *resp = http_error_response(
-                refuse == 503 ? "unavailable" : "too_large", NULL, msg);
+                refuse == 503 ? "unavailable" : refuse == 400 ? "invalid_argument" : "too_large",
+                NULL, msg);
             if (resp)
                 MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
             http_queue(r, (unsigned)refuse, resp);

@@ -328,6 +328,7 @@ int daemon_run(const daemon_opts *opts)
                               MHD_OPTION_EXTERNAL_LOGGER, reqguard_mhd_log, d->api, /* first */
                               MHD_OPTION_NOTIFY_COMPLETED, http_completed, d->api,
                               MHD_OPTION_NOTIFY_CONNECTION, conns_mhd_notify, d->api,
+                              MHD_OPTION_URI_LOG_CALLBACK, conns_mhd_uri, d->api,
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30,
                               MHD_OPTION_CONNECTION_LIMIT, (unsigned int)CONNS_MAX,
                               MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),

@@ -195,3 +195,49 @@ test('an unknown query argument is a 400 naming it and the route\'s own', async 
         .then((x) => { x.body?.cancel(); return x.status; }).catch(() => 'stream')), 400, p);
   });
 });
+
+// The HTTP library decodes a path before it is routed: an encoded '/' would become a separator
+// (so /v1/jobs/ID%2Fcancel would cancel, past a proxy that allows only /v1/jobs/ID) and an
+// encoded NUL would cut the path (/v1/jobs/ID%00x answering for ID). Both are refused, on a
+// connection's first request and its later ones; in the query they are ordinary bytes.
+test('a path with an encoded slash or NUL is a 400 and does nothing', async () => {
+  await withDaemon({}, async (d) => {
+    const job = await api(d.url, 'POST', '/v1/jobs', tutorialJob({ steps: 100000000 }));
+    assert.equal(job.status, 201, job.text);
+    const id = job.json.id;
+    for (const [method, p, what] of [['POST', `/v1/jobs/${id}%2Fcancel`, /'%2F' \(an encoded '\/'\)/],
+                                     ['POST', `/v1/jobs/${id}%2fpause`, /'%2F'/],
+                                     ['GET', `/v1/jobs/${id}%00zzz`, /'%00' \(an encoded NUL byte\)/],
+                                     ['GET', `/v1%2Fjobs`, /'%2F'/],
+                                     ['DELETE', `/v1/jobs/${id}%00`, /'%00'/]]) {
+      // (fetch, not api(): the API document has no such paths to check the answer against)
+      const res = await fetch(d.url + p, { method });
+      const r = { status: res.status, text: await res.text() };
+      r.json = JSON.parse(r.text);
+      assert.equal(r.status, 400, `${method} ${p}: ${r.text}`);
+      assert.equal(r.json.error.code, 'invalid_argument');
+      assert.match(r.json.error.message, what);
+    }
+    const now = await api(d.url, 'GET', `/v1/jobs/${id}`);
+    assert.ok(['queued', 'running'].includes(now.json.state), now.json.state);
+    // what is not a slash or NUL still decodes, and the query takes both
+    assert.equal((await api(d.url, 'GET', `/v1/jobs/%6A${id.slice(1)}`)).json.id, id);
+    assert.equal((await api(d.url, 'GET', '/v1/jobs?q=warm%2Fup')).status, 200);
+
+    // a later request of a kept-alive connection: refused the same way, and its target is
+    // measured as sent (9000 bytes of escapes), not as decoded (3000)
+    const host = new URL(d.url).host;
+    const get = (p) => `GET ${p} HTTP/1.1\r\nHost: ${host}\r\n\r\n`;
+    const a = rawConn(d.url, '127.0.0.1', get('/healthz'));
+    assert.deepEqual(await answers(a, 1), [200]);
+    a.sock.write(get(`/v1/jobs/${id}%2Fmetrics`));
+    assert.deepEqual(await answers(a, 2), [200, 400]);
+    await a.ended;
+    const b = rawConn(d.url, '127.0.0.1', get('/healthz'));
+    assert.deepEqual(await answers(b, 1), [200]);
+    b.sock.write(get(`/v1/jobs?q=${'%41'.repeat(3000)}`));
+    assert.deepEqual(await answers(b, 2), [200, 414]);
+    await b.ended;
+    assert.equal((await api(d.url, 'POST', `/v1/jobs/${id}/cancel`)).status, 200);
+  });
+});
