@@ -52,6 +52,31 @@ static void preview_free(void *cls)
     free(p);
 }
 
+/* A CSV has no place for the preview's warnings: each goes in a Warning header (code 299, a
+ * persistent note) instead, as printable ASCII (a key name may hold anything) with its quotes
+ * escaped. */
+static void add_warning_headers(struct MHD_Response *resp, const cJSON *warnings)
+{
+    const cJSON *w;
+    int n = 0;
+    cJSON_ArrayForEach(w, warnings) {
+        const char *t = cJSON_GetStringValue(w);
+        if (!t || n++ == 8)
+            break;
+        char v[640];
+        size_t k = (size_t)snprintf(v, sizeof v, "299 anneald \"");
+        for (; *t && k + 4 < sizeof v; t++) {
+            unsigned char c = (unsigned char)*t;
+            if (c == '"' || c == '\\')
+                v[k++] = '\\';
+            v[k++] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+        }
+        v[k++] = '"';
+        v[k] = '\0';
+        MHD_add_response_header(resp, "Warning", v);
+    }
+}
+
 void api_schedules_preview(http_req *r)
 {
     const char *fmt = http_query(r, "format");
@@ -93,5 +118,7 @@ void api_schedules_preview(http_req *r)
     }
     MHD_add_response_header(resp, "Content-Type",
                             csv ? "text/csv; charset=utf-8" : "application/json; charset=utf-8");
+    if (csv)
+        add_warning_headers(resp, sched_preview_warnings(p->ps));
     http_queue(r, 200, resp);
 }

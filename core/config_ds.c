@@ -233,14 +233,10 @@ static int check_scheduler(const cJSON *block, void *ctx, an_err *err, cJSON *wa
  * key DeepSpeed does not have either, with the nearest one it does. */
 static int unknown_key(const char *key, job_spec *s, an_err *err)
 {
-    if (ds_key_known(key))
-        return cfg_warn(s->warnings, err, "ds_config.%s is not used by this daemon", key);
-    const char *near = ds_key_nearest(key);
-    if (near)
-        return cfg_warn(s->warnings, err, "ds_config.%s is not a DeepSpeed key: did you mean "
-                    "ds_config.%s? (ignored)", key, near);
-    return cfg_warn(s->warnings, err, "ds_config.%s is not a DeepSpeed key (ignored; DeepSpeed %s "
-                "knows %d top-level keys)", key, ds_keys_version(), ds_keys_count());
+    char note[400];
+    if (ds_key_unknown_note("ds_config", key, note, sizeof note))
+        return cfg_warn(s->warnings, err, "%s", note);
+    return cfg_warn(s->warnings, err, "ds_config.%s is not used by this daemon", key);
 }
 
 /* The unknown keys of ds_config near `want` ("optimiser" for "optimizer"), for the error

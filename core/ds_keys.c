@@ -8,9 +8,11 @@
 #include "core/ds_keys.h"
 
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/cfgval.h"
+#include "core/err.h"
 
 #define DS_KEYS_VERSION "0.14"
 
@@ -107,4 +109,20 @@ const char *ds_keys_version(void)
 int ds_keys_count(void)
 {
     return (int)(sizeof ds_keys / sizeof ds_keys[0]) - 1;
+}
+
+int ds_key_unknown_note(const char *prefix, const char *key, char *buf, size_t size)
+{
+    if (ds_key_known(key))
+        return 0;
+    char path[300], near_path[300];
+    an_path(path, sizeof path, prefix, key);
+    const char *near = ds_key_nearest(key);
+    if (near)
+        snprintf(buf, size, "%s is not a DeepSpeed key: did you mean %s? (ignored)", path,
+                 an_path(near_path, sizeof near_path, prefix, near));
+    else
+        snprintf(buf, size, "%s is not a DeepSpeed key (ignored; DeepSpeed %s knows %d "
+                 "top-level keys)", path, DS_KEYS_VERSION, ds_keys_count());
+    return 1;
 }

@@ -86,8 +86,10 @@ int sched_load(sched *s, const void *buf, size_t len, an_err *err);
 
 /* POST /v1/schedules/preview and `anneald preview`: `body` is {"ds_config": {…}, "steps": N,
  * "param_groups": [{"lr": x}, …]} (also accepted: a whole job spec, whose ds_config and
- * param_groups are used, or a bare ds_config). Sets *out to
- * {"step":[…],"lr":[[…]…],"momentum":[[…]…]} (momentum only when the schedule cycles it).
+ * param_groups are used, or a bare ds_config). Sets *out to {"warnings":[…],"step":[…],
+ * "lr":[[…]…],"momentum":[[…]…]} (momentum only when the schedule cycles it; warnings: notes
+ * that change nothing, such as a ds_config key DeepSpeed does not have, or a quirk a job
+ * would note).
  * `steps_override` > 0 replaces the body's steps (default: the body's "steps", else the
  * run length of a job spec given in epochs when its data tells it, else 1000). Up to
  * 10,000,000 steps are shown; any length a job may have when the body thins the answer with
@@ -115,6 +117,9 @@ size_t sched_preview_read(sched_preview_stream *ps, char *buf, size_t max);
  * return 0 before the end: sched_preview_done tells. */
 size_t sched_preview_read_some(sched_preview_stream *ps, char *buf, size_t max, int64_t budget);
 int sched_preview_done(const sched_preview_stream *ps);
+/* The preview's warnings (an array of strings, owned by the stream): in the JSON form's text
+ * too, and for the CSV form to be told some other way. */
+const cJSON *sched_preview_warnings(const sched_preview_stream *ps);
 void sched_preview_close(sched_preview_stream *ps);
 
 #endif

@@ -162,6 +162,11 @@ int cli_preview(int argc, char **argv)
             cli_print_err(&e);
         goto out;
     }
+    /* In the JSON too, but a CSV has no place for them, and a person reads stderr first. */
+    const cJSON *w;
+    cJSON_ArrayForEach(w, sched_preview_warnings(ps)) {
+        fprintf(stderr, "warning: %s\n", cJSON_GetStringValue(w));
+    }
     /* The stream keeps the memory constant; stdout's own buffer is bypassed by writing
      * chunks of a size that suits pipes and files alike. */
     enum { CHUNK = 1 << 16 };

@@ -55,6 +55,9 @@ export function mount(root, route) {
                                        onclick: () => findLr()});
   const status = h('span.muted.small#submit-status', {'data-testid': 'submit-status'});
   const previewMsg = h('p.muted.small#preview-status', {'data-testid': 'preview-status'});
+  // What the daemon notes about the ds_config (a key DeepSpeed does not have, a quirk): a
+  // misspelt "scheduler" would otherwise preview as a flat line without a word.
+  const previewWarn = h('ul.warnings#preview-warnings', {'data-testid': 'preview-warnings'});
   const chartEl = h('div.chart#chart-preview', {'data-testid': 'chart-preview'});
   const note = forkId ? h('p.note#fork-note', {'data-testid': 'fork-note'},
     `Resuming from ${forkId}` + (forkStep ? ` at step ${forkStep}` : ' (latest checkpoint)') +
@@ -67,7 +70,7 @@ export function mount(root, route) {
     h('div.new-grid', null,
       h('div.card.editor-card', null, editor.el,
         h('div.row', null, submitBtn, findBtn, status)),
-      h('div.card.preview-card', null, h('h2', {text: 'Schedule preview'}), chartEl, previewMsg))));
+      h('div.card.preview-card', null, h('h2', {text: 'Schedule preview'}), chartEl, previewMsg, previewWarn))));
 
   const chart = new LineChart(chartEl, {name: 'preview', yLabel: 'lr', y2Label: 'momentum', series: [], height: 280});
   // The page has no job to watch; the global stream keeps the live dot honest (the daemon is
@@ -124,6 +127,7 @@ export function mount(root, route) {
       if (gone || mine !== ctl) return;
       ctl = null;
       draw(r);
+      previewWarn.replaceChildren(...(r.warnings || []).map((t) => h('li', {text: t})));
       const pts = r.step ? r.step.length : 0, n = pts ? r.step[pts - 1] : 0;
       previewMsg.textContent = `${n.toLocaleString('en-US')} steps` +
         (inEpochs ? (guessed ? ' (the spec counts epochs, and its data could not be read: the length is a stand-in)'
@@ -142,6 +146,7 @@ export function mount(root, route) {
   // A spec that cannot be previewed shows no curve: the last one would belong to another spec.
   function clearPreview(message) {
     previewMsg.textContent = message;
+    previewWarn.replaceChildren();
     window.__anneald.preview = null;
     sig = '';
     chart.raw = null;

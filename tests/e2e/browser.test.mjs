@@ -143,6 +143,17 @@ describe('dashboard', () => {
     const drawn = await chartOf(page, 'preview');
     assert.equal(drawn.data[0][0], 1);
     assert.equal(drawn.data[0].at(-1), 100000000);
+    // A misspelt "scheduler" previews as the optimizer's flat lr: the page says why, and the
+    // note goes once the key is spelt right.
+    const typo = structuredClone(edited);
+    typo.ds_config.schedular = typo.ds_config.scheduler;
+    delete typo.ds_config.scheduler;
+    await setEditor(page, JSON.stringify(typo, null, 2));
+    await waitFor(async () => /ds_config\.schedular is not a DeepSpeed key: did you mean ds_config\.scheduler\?/
+      .test(await page.textContent('#preview-warnings')), {what: 'the note on a misspelt scheduler'});
+    await setEditor(page, JSON.stringify(edited, null, 2));
+    await waitFor(async () => (await page.$$('#preview-warnings li')).length === 0,
+      {what: 'no note once the key is spelt right'});
   });
 
   it('submits a job through the form and its charts grow live', async () => {

@@ -178,7 +178,8 @@ test('preview of the tutorial job: JSON shape and the tutorial learning rates', 
   const r = ok(['preview', p]);
   assert.ok(r.out.endsWith('}\n'));
   const o = JSON.parse(r.out);
-  assert.deepEqual(Object.keys(o), ['step', 'lr']);
+  assert.deepEqual(Object.keys(o), ['warnings', 'step', 'lr']);
+  assert.deepEqual(o.warnings, []);
   assert.equal(o.step.length, 1000);
   assert.deepEqual(o.step.slice(0, 3), [1, 2, 3]);
   assert.equal(o.step[999], 1000);
@@ -191,7 +192,7 @@ test('preview of the tutorial job: JSON shape and the tutorial learning rates', 
 
 test('preview: OneCycle has momentum, one array per group', () => {
   const o = JSON.parse(ok(['preview', write('onecycle.json', ONECYCLE), '--steps', '60']).out);
-  assert.deepEqual(Object.keys(o), ['step', 'lr', 'momentum']);
+  assert.deepEqual(Object.keys(o), ['warnings', 'step', 'lr', 'momentum']);
   assert.equal(o.momentum.length, 1);
   assert.equal(o.momentum[0].length, 60);
   assert.ok(o.momentum[0].every((m) => m >= 0.8 - 1e-12 && m <= 0.9 + 1e-12));

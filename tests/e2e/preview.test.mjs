@@ -115,7 +115,8 @@ async function streamSteps(d, query, body, csv) {
   });
   assert.equal(res.status, 200);
   let bytes = 0, steps = 0, tail = '', inSteps = !csv, peak = 0, lines = 0;
-  const MARK = '],"lr":[';
+  const MARK = '],"lr":[', OPEN = '"step":[';
+  let started = false;
   let carry = '';
   const timer = setInterval(() => { peak = Math.max(peak, peakKb(d.proc.pid)); }, 20);
   try {
@@ -126,8 +127,15 @@ async function streamSteps(d, query, body, csv) {
       if (csv) {
         for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) === 10) lines++;
       } else if (inSteps) {
-        // commas between step numbers until the step array ends
-        const text = carry + s;
+        // commas between step numbers until the step array ends (the warnings before it
+        // are a short array of their own)
+        let text = carry + s;
+        if (!started) {
+          const at = text.indexOf(OPEN);
+          if (at < 0) { carry = text; continue; }
+          text = text.slice(at + OPEN.length);
+          started = true;
+        }
         const end = text.indexOf(MARK);
         const part = end >= 0 ? text.slice(0, end) : text.slice(0, text.length - MARK.length);
         for (let i = 0; i < part.length; i++) if (part.charCodeAt(i) === 44) steps++;
@@ -200,7 +208,7 @@ test('a client that leaves in the middle of a long preview costs the daemon noth
     const reader = res.body.getReader();
     const first = await reader.read();
     assert.ok(first.value.length > 0);
-    assert.ok(Buffer.from(first.value).toString('latin1').startsWith('{"step":[1,2,3'));
+    assert.ok(Buffer.from(first.value).toString('latin1').startsWith('{"warnings":[],"step":[1,2,3'));
     ac.abort();
     await reader.read().catch(() => {});
     // the daemon answers the next request, and withDaemon checks its clean exit
@@ -208,4 +216,34 @@ test('a client that leaves in the middle of a long preview costs the daemon noth
     assert.equal(r.status, 200);
     assert.equal(r.text, cli({ds_config: WARMUP, steps: 2}, 'json'));
   });
+});
+
+// A misspelt "scheduler" previews as the optimizer's flat lr: the answer says why, in the JSON
+// (`warnings`), in Warning headers of the CSV form, and on the stderr of `anneald preview`.
+// A DeepSpeed key the schedule does not read is no warning.
+test('a ds_config key DeepSpeed does not have is a warning in every form of the preview', async () => {
+  const body = {ds_config: {optimizer: {type: 'Adam', params: {lr: 0.01}}, zero_optimization: {stage: 1},
+                            schedular: {type: 'WarmupLR', params: {warmup_num_steps: 10}}}, steps: 20};
+  const note = 'ds_config.schedular is not a DeepSpeed key: did you mean ds_config.scheduler? (ignored)';
+  await withDaemon({}, async (d) => {
+    const j = await api(d.url, 'POST', '/v1/schedules/preview', body);
+    assert.equal(j.status, 200, j.text);
+    assert.deepEqual(j.json.warnings, [note]);
+    assert.ok(j.json.lr[0].every((v) => v === 0.01), 'no scheduler read: the flat lr the note explains');
+    const c = await api(d.url, 'POST', '/v1/schedules/preview?format=csv', body);
+    assert.equal(c.headers.get('warning'), `299 anneald "${note}"`);
+    const fixed = structuredClone(body);
+    fixed.ds_config.scheduler = fixed.ds_config.schedular;
+    delete fixed.ds_config.schedular;
+    const f = await api(d.url, 'POST', '/v1/schedules/preview', fixed);
+    assert.deepEqual(f.json.warnings, []);
+    assert.equal(f.json.lr[0][0], 0);
+    assert.equal((await api(d.url, 'POST', '/v1/schedules/preview?format=csv', fixed)).headers.get('warning'), null);
+  });
+  const p = path.join(dir, 'typo.json');
+  fs.writeFileSync(p, JSON.stringify(body));
+  const r = spawnSync(BIN, ['preview', p, '--format', 'csv'], {encoding: 'utf8'});
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stderr, `warning: ${note}\n`);
+  assert.match(r.stdout, /^step,lr0\n1,0.01\n/);
 });

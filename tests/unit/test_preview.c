@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -182,7 +183,7 @@ static void test_steps_override_and_errors(void **state)
     assert_int_equal(sched_preview_open(body, 5, 0, &ps, &err), 0);
     size_t len;
     char *got = read_all(ps, 3, &len);
-    assert_string_equal(got, "{\"step\":[1,2,3,4,5],\"lr\":[[0.001,0.001,0.0023546349804879152,"
+    assert_string_equal(got, "{\"warnings\":[],\"step\":[1,2,3,4,5],\"lr\":[[0.001,0.001,0.0023546349804879152,"
                              "0.003147045646238481,0.0037092699609758304]]}\n");
     free(got);
     sched_preview_close(ps);
@@ -240,6 +241,65 @@ static void test_unknown_keys(void **state)
     }
 }
 
+/* What would pass unnoticed is told in `warnings`: a ds_config key DeepSpeed does not have (a
+ * misspelt "scheduler" previews as a constant lr), in a body's ds_config and in a bare one,
+ * and a quirk the scheduler accepts as DeepSpeed does. DeepSpeed keys the schedule does not
+ * read are no warning. The stream's text carries the same list. */
+static void test_warnings(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *body, *want; /* want: the warnings array as text */
+    } cases[] = {
+        {"{\"ds_config\":{\"optimizer\":{\"type\":\"SGD\",\"params\":{\"lr\":0.1}},"
+         "\"schedular\":{\"type\":\"WarmupLR\",\"params\":{}},\"zero_optimization\":{\"stage\":1}},"
+         "\"steps\":3}",
+         "[\"ds_config.schedular is not a DeepSpeed key: did you mean ds_config.scheduler? "
+         "(ignored)\"]"},
+        {"{\"optimizer\":{\"type\":\"SGD\",\"params\":{\"lr\":0.1}},\"gradient_clippin\":1,"
+         "\"fp16\":{\"enabled\":true},\"wibble_wobble\":2}",
+         "[\"gradient_clippin is not a DeepSpeed key: did you mean gradient_clipping? (ignored)\","
+         "\"wibble_wobble is not a DeepSpeed key (ignored; DeepSpeed 0.14 knows 59 top-level "
+         "keys)\"]"},
+        {"{\"ds_config\":{\"optimizer\":{\"type\":\"SGD\",\"params\":{\"lr\":0.1}},"
+         "\"scheduler\":{\"type\":\"WarmupLR\",\"params\":{\"warmup_type\":\"cosine\"}}},"
+         "\"steps\":3}",
+         "[\"ds_config.scheduler.params.warmup_type: unknown warmup_type \\\"cosine\\\"; using "
+         "\\\"log\\\" as DeepSpeed does\"]"},
+        {"{\"ds_config\":{\"optimizer\":{\"type\":\"SGD\",\"params\":{\"lr\":0.1}},"
+         "\"train_batch_size\":8},\"steps\":3}", "[]"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cJSON *body = cJSON_Parse(cases[i].body);
+        assert_non_null(body);
+        cJSON *tree = NULL;
+        an_err err;
+        if (sched_preview(body, 0, &tree, &err) != 0)
+            fail_msg("case %zu: %s: %s", i, err.field, err.message);
+        char *got = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(tree, "warnings"));
+        assert_non_null(got);
+        if (strcmp(got, cases[i].want) != 0)
+            fail_msg("case %zu\n  want %s\n  got  %s", i, cases[i].want, got);
+        sched_preview_stream *ps;
+        assert_int_equal(sched_preview_open(body, 0, 1, &ps, &err), 0); /* CSV: by the call */
+        char *w = cJSON_PrintUnformatted(sched_preview_warnings(ps));
+        assert_string_equal(w, got);
+        free(w);
+        sched_preview_close(ps);
+        assert_int_equal(sched_preview_open(body, 0, 0, &ps, &err), 0); /* JSON: in the text */
+        size_t len;
+        char *text = read_all(ps, 5, &len);
+        char head[600];
+        snprintf(head, sizeof head, "{\"warnings\":%s,\"step\":[1,", got);
+        assert_memory_equal(text, head, strlen(head));
+        free(text);
+        sched_preview_close(ps);
+        free(got);
+        cJSON_Delete(tree);
+        cJSON_Delete(body);
+    }
+}
+
 /* A schedule that overflows shows null in JSON (inf is not JSON) and inf in CSV. */
 static void test_non_finite_values(void **state)
 {
@@ -253,7 +313,7 @@ static void test_non_finite_values(void **state)
     assert_int_equal(sched_preview_open(body, 0, 0, &ps, &err), 0);
     char *json = read_all(ps, 5, &len);
     sched_preview_close(ps);
-    assert_string_equal(json, "{\"step\":[1,2,3,4],\"lr\":[[0.1,1e+299,null,null]]}\n");
+    assert_string_equal(json, "{\"warnings\":[],\"step\":[1,2,3,4],\"lr\":[[0.1,1e+299,null,null]]}\n");
     cJSON *parsed = cJSON_Parse(json);
     assert_non_null(parsed);
     cJSON_Delete(parsed);
@@ -295,6 +355,7 @@ int main(void)
         cmocka_unit_test(test_csv_rows),
         cmocka_unit_test(test_steps_override_and_errors),
         cmocka_unit_test(test_unknown_keys),
+        cmocka_unit_test(test_warnings),
         cmocka_unit_test(test_non_finite_values),
         cmocka_unit_test(test_ten_million_steps_stream),
     };
