@@ -253,6 +253,7 @@ void api_jobs_weights(http_req *r)
 }
 
 typedef struct predict_in {
+    cJSON *body;     /* the request's body until predict_work has read it */
     double *x;       /* the inputs as sent */
     int rows, cols;
     int normalized;  /* 1: the caller standardised them already */
@@ -261,14 +262,93 @@ typedef struct predict_in {
 static void predict_free(void *p)
 {
     predict_in *in = p;
-    if (in)
+    if (in) {
+        cJSON_Delete(in->body);
         free(in->x);
+    }
     free(in);
+}
+
+/* Checks the body's inputs and copies them into in->x: 0, or -1 with the answer set. A body
+ * of 100,000 rows is a tree of millions of items: walking and freeing it takes tens of
+ * milliseconds, so this runs on a queue thread, not on the loop. */
+static int read_inputs(http_req *r, const cJSON *body, predict_in *in)
+{
+    cJSON *inputs = cJSON_IsObject(body) ? cJSON_GetObjectItemCaseSensitive(body, "inputs") : NULL;
+    if (!cJSON_IsObject(body)) {
+        http_error(r, 400, "invalid_argument", NULL, "a JSON object {\"inputs\": [[…], …]} was expected");
+        return -1;
+    }
+    if (!cJSON_IsArray(inputs) || cJSON_GetArraySize(inputs) == 0) {
+        http_error(r, 400, "invalid_argument", "inputs",
+                   "inputs must be a non-empty array of rows (arrays of numbers)");
+        return -1;
+    }
+    int rows = cJSON_GetArraySize(inputs);
+    if (rows > PREDICT_MAX_ROWS) {
+        http_error(r, 400, "invalid_argument", "inputs", "at most %d rows per request, got %d",
+                   PREDICT_MAX_ROWS, rows);
+        return -1;
+    }
+    const cJSON *norm = cJSON_GetObjectItemCaseSensitive(body, "normalized");
+    if (norm && !cJSON_IsBool(norm)) {
+        http_error(r, 400, "invalid_argument", "normalized",
+                   "normalized must be true (the inputs are standardised already) or false "
+                   "(the default: raw inputs, standardised as the job's training data was)");
+        return -1;
+    }
+    for (const cJSON *k = body->child; k; k = k->next)
+        if (strcmp(k->string, "inputs") != 0 && strcmp(k->string, "normalized") != 0) {
+            http_error(r, 400, "invalid_argument", k->string,
+                       "unknown key '%.64s': predict takes inputs and normalized", k->string);
+            return -1;
+        }
+    int cols = cJSON_GetArraySize(inputs->child);
+    double *x = cols > 0 ? malloc((size_t)rows * (size_t)cols * sizeof *x) : NULL;
+    if (!x) {
+        http_error(r, 400, "invalid_argument", "inputs[0]", "each row must be a non-empty array of numbers");
+        return -1;
+    }
+    in->x = x;
+    in->rows = rows;
+    in->cols = cols;
+    in->normalized = cJSON_IsTrue(norm);
+    int i = 0;
+    for (cJSON *row = inputs->child; row; row = row->next, i++) {
+        if (!cJSON_IsArray(row) || cJSON_GetArraySize(row) != cols) {
+            char field[32];
+            snprintf(field, sizeof field, "inputs[%d]", i);
+            http_error(r, 400, "invalid_argument", field, "%s must be an array of %d numbers",
+                       field, cols);
+            return -1;
+        }
+        int k = 0;
+        for (cJSON *v = row->child; v; v = v->next, k++) {
+            /* The model computes in float: a double beyond its range would become an
+             * infinity there and come out as a null. */
+            if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) ||
+                fabs(v->valuedouble) > FLT_MAX) {
+                char field[64];
+                snprintf(field, sizeof field, "inputs[%d][%d]", i, k);
+                http_error(r, 400, "invalid_argument", field,
+                           "%s must be a finite number of at most %g in magnitude (the model "
+                           "computes in float)", field, (double)FLT_MAX);
+                return -1;
+            }
+            x[(size_t)i * (size_t)cols + (size_t)k] = v->valuedouble;
+        }
+    }
+    return 0;
 }
 
 static void predict_work(http_req *r, store_t *s)
 {
     predict_in *in = r->ctx;
+    int bad = read_inputs(r, in->body, in);
+    cJSON_Delete(in->body);
+    in->body = NULL;
+    if (bad)
+        return;
     model_ref *ref = load_model(r, s, r->m.params[0], -1);
     if (!ref)
         return;
@@ -360,82 +440,14 @@ void api_jobs_predict(http_req *r)
     cJSON *body = http_body_json(r);
     if (!body)
         return;
-    cJSON *inputs = cJSON_IsObject(body) ? cJSON_GetObjectItemCaseSensitive(body, "inputs") : NULL;
-    if (!cJSON_IsObject(body)) {
-        http_error(r, 400, "invalid_argument", NULL, "a JSON object {\"inputs\": [[…], …]} was expected");
-        cJSON_Delete(body);
-        return;
-    }
-    if (!cJSON_IsArray(inputs) || cJSON_GetArraySize(inputs) == 0) {
-        http_error(r, 400, "invalid_argument", "inputs",
-                   "inputs must be a non-empty array of rows (arrays of numbers)");
-        cJSON_Delete(body);
-        return;
-    }
-    int rows = cJSON_GetArraySize(inputs);
-    if (rows > PREDICT_MAX_ROWS) {
-        http_error(r, 400, "invalid_argument", "inputs", "at most %d rows per request, got %d",
-                   PREDICT_MAX_ROWS, rows);
-        cJSON_Delete(body);
-        return;
-    }
-    const cJSON *norm = cJSON_GetObjectItemCaseSensitive(body, "normalized");
-    if (norm && !cJSON_IsBool(norm)) {
-        http_error(r, 400, "invalid_argument", "normalized",
-                   "normalized must be true (the inputs are standardised already) or false "
-                   "(the default: raw inputs, standardised as the job's training data was)");
-        cJSON_Delete(body);
-        return;
-    }
-    for (const cJSON *k = body->child; k; k = k->next)
-        if (strcmp(k->string, "inputs") != 0 && strcmp(k->string, "normalized") != 0) {
-            http_error(r, 400, "invalid_argument", k->string,
-                       "unknown key '%.64s': predict takes inputs and normalized", k->string);
-            cJSON_Delete(body);
-            return;
-        }
-    int cols = cJSON_GetArraySize(inputs->child);
     predict_in *in = calloc(1, sizeof *in);
-    double *x = in && cols > 0 ? malloc((size_t)rows * (size_t)cols * sizeof *x) : NULL;
-    if (!in || !x) {
-        free(in);
-        http_error(r, 400, "invalid_argument", "inputs[0]", "each row must be a non-empty array of numbers");
+    if (!in) {
         cJSON_Delete(body);
+        http_error(r, 503, "unavailable", NULL, "out of memory");
         return;
     }
-    in->x = x;
-    in->rows = rows;
-    in->cols = cols;
-    in->normalized = cJSON_IsTrue(norm);
+    in->body = body;
     r->ctx = in;
     r->ctx_free = predict_free;
-    int i = 0;
-    for (cJSON *row = inputs->child; row; row = row->next, i++) {
-        if (!cJSON_IsArray(row) || cJSON_GetArraySize(row) != cols) {
-            char field[32];
-            snprintf(field, sizeof field, "inputs[%d]", i);
-            http_error(r, 400, "invalid_argument", field, "%s must be an array of %d numbers",
-                       field, cols);
-            cJSON_Delete(body);
-            return;
-        }
-        int k = 0;
-        for (cJSON *v = row->child; v; v = v->next, k++) {
-            /* The model computes in float: a double beyond its range would become an
-             * infinity there and come out as a null. */
-            if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) ||
-                fabs(v->valuedouble) > FLT_MAX) {
-                char field[64];
-                snprintf(field, sizeof field, "inputs[%d][%d]", i, k);
-                http_error(r, 400, "invalid_argument", field,
-                           "%s must be a finite number of at most %g in magnitude (the model "
-                           "computes in float)", field, (double)FLT_MAX);
-                cJSON_Delete(body);
-                return;
-            }
-            x[(size_t)i * (size_t)cols + (size_t)k] = v->valuedouble;
-        }
-    }
-    cJSON_Delete(body);
     http_defer_slow(r, predict_work);
 }
