@@ -396,6 +396,8 @@ static int first_call(http_req *r)
     if (reqguard_args(r))
         return 1;
     r->limit = r->m.route->body == BODY_CSV ? api->sv->opts->max_body_dataset : api->sv->opts->max_body_json;
+    if ((r->m.route->flags & ROUTE_SMALL) && r->limit > ROUTE_SMALL_BODY)
+        r->limit = ROUTE_SMALL_BODY;
     if (r->m.route->body != BODY_NONE && reqguard_media(r))
         return 1;
     if (r->declared >= 0 && (unsigned long long)r->declared > r->limit) {

@@ -107,16 +107,12 @@ static void create_work(http_req *r, store_t *st)
     create_from(r, st, body);
 }
 
-/* The same for a spec already made (POST /v1/lr_finder): it waits in r->ctx. */
-static void create_parsed_work(http_req *r, store_t *st)
+static void create_from(http_req *r, store_t *st, cJSON *body)
 {
-    cJSON *spec = r->ctx;
-    r->ctx = NULL;
-    r->ctx_free = NULL;
-    create_from(r, st, spec);
+    api_jobs_submit(r, st, body);
 }
 
-static void create_from(http_req *r, store_t *st, cJSON *body)
+void api_jobs_submit(http_req *r, store_t *st, cJSON *body)
 {
     submit_outcome *out = malloc(sizeof *out);
     if (!out) {
@@ -193,27 +189,15 @@ void api_jobs_create(http_req *r)
                    "a job spec (JSON object) was expected, got an empty body");
         return;
     }
+    api_jobs_create_by(r, create_work);
+}
+
+void api_jobs_create_by(http_req *r, void (*work)(http_req *r, store_t *st))
+{
     if (queue_full(r))
         return;
     r->loop_fn = create_done;
-    http_defer(r, create_work);
-}
-
-static void delete_json(void *p)
-{
-    cJSON_Delete(p);
-}
-
-void api_jobs_create_from(http_req *r, cJSON *spec)
-{
-    if (queue_full(r)) {
-        cJSON_Delete(spec);
-        return;
-    }
-    r->ctx = spec;
-    r->ctx_free = delete_json;
-    r->loop_fn = create_done;
-    http_defer(r, create_parsed_work);
+    http_defer(r, work);
 }
 
 /* A list or one job, made on a queue thread: the store read, every spec parsed and the

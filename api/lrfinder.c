@@ -3,12 +3,14 @@
  * pool (core/lrfind has the rules). */
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api/http.h"
 #include "api/routes.h"
 #include "core/config.h"
+#include "core/jsontext.h"
 #include "core/lrfind.h"
 #include "api/api.h"
 
@@ -89,19 +91,20 @@ void api_jobs_lr_finder(http_req *r)
     http_defer(r, lrfinder_work);
 }
 
-void api_lr_finder_create(http_req *r)
+/* Reads the finder request into its job spec on a queue thread: a request's job may hold
+ * megabytes of inline data, whose tree the loop would take tens of milliseconds to copy and
+ * free. */
+static void finder_work(http_req *r, store_t *st)
 {
-    if (!r->body || r->len == 0) {
-        http_error(r, 400, "invalid_argument", "body",
-                   "a finder request {\"job\": {…a job spec…}, \"min_lr\", \"max_lr\", "
-                   "\"steps\", \"stop_factor\", \"mode\"} was expected, got an empty body");
-        return;
-    }
     an_err e;
     an_err_clear(&e);
-    cJSON *body = http_body_json(r); /* parsed on a request thread when large (ROUTE_PARSED) */
-    if (!body)
+    cJSON *body = NULL;
+    if (json_parse_text(r->body, r->len, &body, &e) != 0) {
+        if (!e.field[0])
+            snprintf(e.field, sizeof e.field, "body");
+        http_error_err(r, 400, "invalid_argument", &e);
         return;
+    }
     lrfind_req q;
     cJSON *spec = NULL;
     int rc = lrfind_request(body, &q, &spec, &e);
@@ -114,5 +117,16 @@ void api_lr_finder_create(http_req *r)
         http_error(r, 400, "invalid_argument", e.field, "%s", e.message);
         return;
     }
-    api_jobs_create_from(r, spec); /* the sweep is an ordinary job from here on */
+    api_jobs_submit(r, st, spec); /* the sweep is an ordinary job from here on */
+}
+
+void api_lr_finder_create(http_req *r)
+{
+    if (!r->body || r->len == 0) {
+        http_error(r, 400, "invalid_argument", "body",
+                   "a finder request {\"job\": {…a job spec…}, \"min_lr\", \"max_lr\", "
+                   "\"steps\", \"stop_factor\", \"mode\"} was expected, got an empty body");
+        return;
+    }
+    api_jobs_create_by(r, finder_work);
 }

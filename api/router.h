@@ -23,9 +23,12 @@ enum route_flags {
     ROUTE_OPEN = 1,       /* no token needed (GET /healthz) */
     ROUTE_QUERY_TOKEN = 2, /* ?access_token= is accepted (SSE: EventSource sets no headers; a
                              download link) */
-    ROUTE_PARSED = 4      /* the handler reads its JSON body with http_body_json on the loop
+    ROUTE_PARSED = 4,     /* the handler reads its JSON body with http_body_json on the loop
                              thread: a large body is parsed on a request thread first */
+    ROUTE_SMALL = 8       /* its body is a few fields (pause, PATCH): at most ROUTE_SMALL_BODY
+                             bytes, so that no megabyte of junk is parsed and freed for it */
 };
+#define ROUTE_SMALL_BODY (64 * 1024)
 
 typedef struct route {
     const char *method;   /* "GET", "POST", "DELETE" */

@@ -10,16 +10,16 @@ const route api_routes[] = {
     {"GET", "/v1/jobs", api_jobs_list, BODY_NONE, 0, "limit offset state tag q"},
     {"GET", "/v1/jobs/{id}", api_jobs_get, BODY_NONE, 0, NULL},
     {"DELETE", "/v1/jobs/{id}", api_jobs_delete, BODY_NONE, 0, NULL},
-    {"PATCH", "/v1/jobs/{id}", api_jobs_patch, BODY_JSON, ROUTE_PARSED, NULL},
-    {"POST", "/v1/jobs/{id}/pause", api_jobs_pause, BODY_JSON, ROUTE_PARSED, NULL},
-    {"POST", "/v1/jobs/{id}/resume", api_jobs_resume, BODY_JSON, ROUTE_PARSED, NULL},
-    {"POST", "/v1/jobs/{id}/cancel", api_jobs_cancel, BODY_JSON, ROUTE_PARSED, NULL},
+    {"PATCH", "/v1/jobs/{id}", api_jobs_patch, BODY_JSON, ROUTE_PARSED | ROUTE_SMALL, NULL},
+    {"POST", "/v1/jobs/{id}/pause", api_jobs_pause, BODY_JSON, ROUTE_PARSED | ROUTE_SMALL, NULL},
+    {"POST", "/v1/jobs/{id}/resume", api_jobs_resume, BODY_JSON, ROUTE_PARSED | ROUTE_SMALL, NULL},
+    {"POST", "/v1/jobs/{id}/cancel", api_jobs_cancel, BODY_JSON, ROUTE_PARSED | ROUTE_SMALL, NULL},
     /* ?access_token=: the dashboard's CSV download is a plain link, which the browser streams
      * to disk (a fetch would hold the whole file in memory) and which carries no header */
     {"GET", "/v1/jobs/{id}/metrics", api_jobs_metrics, BODY_NONE, ROUTE_QUERY_TOKEN, "from to max_points format"},
     {"GET", "/v1/jobs/{id}/checkpoints", api_jobs_checkpoints, BODY_NONE, 0, NULL},
-    {"POST", "/v1/jobs/{id}/checkpoints/{step}/pin", api_checkpoint_pin, BODY_JSON, ROUTE_PARSED, NULL},
-    {"POST", "/v1/jobs/{id}/checkpoints/{step}/unpin", api_checkpoint_unpin, BODY_JSON, ROUTE_PARSED, NULL},
+    {"POST", "/v1/jobs/{id}/checkpoints/{step}/pin", api_checkpoint_pin, BODY_JSON, ROUTE_PARSED | ROUTE_SMALL, NULL},
+    {"POST", "/v1/jobs/{id}/checkpoints/{step}/unpin", api_checkpoint_unpin, BODY_JSON, ROUTE_PARSED | ROUTE_SMALL, NULL},
     {"GET", "/v1/jobs/{id}/weights", api_jobs_weights, BODY_NONE, 0, "step"},
     {"POST", "/v1/jobs/{id}/predict", api_jobs_predict, BODY_JSON, ROUTE_PARSED, NULL},
     {"POST", "/v1/jobs/{id}/generate", api_jobs_generate, BODY_JSON, ROUTE_PARSED, NULL},
@@ -33,12 +33,12 @@ const route api_routes[] = {
     {"DELETE", "/v1/datasets/{id}", api_datasets_delete, BODY_NONE, 0, NULL},
 
     {"POST", "/v1/schedules/preview", api_schedules_preview, BODY_JSON, ROUTE_PARSED, "format"},
-    {"POST", "/v1/lr_finder", api_lr_finder_create, BODY_JSON, ROUTE_PARSED, NULL},
+    {"POST", "/v1/lr_finder", api_lr_finder_create, BODY_JSON, 0, NULL},
     {"POST", "/v1/sweeps", api_sweeps_create, BODY_JSON, 0, NULL},
     {"GET", "/v1/sweeps", api_sweeps_list, BODY_NONE, 0, NULL},
     {"GET", "/v1/sweeps/{id}", api_sweeps_get, BODY_NONE, 0, NULL},
     {"DELETE", "/v1/sweeps/{id}", api_sweeps_delete, BODY_NONE, 0, NULL},
-    {"POST", "/v1/sweeps/{id}/cancel", api_sweeps_cancel, BODY_JSON, 0, NULL},
+    {"POST", "/v1/sweeps/{id}/cancel", api_sweeps_cancel, BODY_JSON, ROUTE_SMALL, NULL},
     {"GET", "/v1/openapi.json", api_openapi, BODY_NONE, 0, NULL},
 
     /* The dashboard's own files (index.html, *.js, *.css) load without a token so that the page

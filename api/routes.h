@@ -53,9 +53,13 @@ void api_jobs_predict(struct http_req *r);
 void api_jobs_lr_finder(struct http_req *r);
 void api_lr_finder_create(struct http_req *r);
 void api_openapi(struct http_req *r);
-/* POST /v1/jobs from a parsed spec (taken over and freed): the checks, the store and the
- * answer of api_jobs_create after its body is read. */
-void api_jobs_create_from(struct http_req *r, cJSON *spec);
+/* POST /v1/jobs made by `work` on a queue thread, which reads the request into a job spec
+ * and hands it to api_jobs_submit (or sets the answer): POST /v1/lr_finder. The queue's
+ * limit is checked first; the answer is api_jobs_create's. */
+struct store_t;
+void api_jobs_create_by(struct http_req *r, void (*work)(struct http_req *r, struct store_t *st));
+/* From such work: checks and stores the spec (taken over and freed). */
+void api_jobs_submit(struct http_req *r, struct store_t *st, cJSON *spec);
 /* Answers 400 listing every spec error: {"error": {code, message, field}, "errors": […]}. */
 void api_spec_errors(struct http_req *r, const an_err *errs, int n);
 struct submit_outcome;
