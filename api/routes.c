@@ -32,7 +32,7 @@ const route api_routes[] = {
     {"GET", "/v1/datasets/{id}", api_datasets_get, BODY_NONE, 0, NULL},
     {"DELETE", "/v1/datasets/{id}", api_datasets_delete, BODY_NONE, 0, NULL},
 
-    {"POST", "/v1/schedules/preview", api_schedules_preview, BODY_JSON, ROUTE_PARSED, "format"},
+    {"POST", "/v1/schedules/preview", api_schedules_preview, BODY_JSON, 0, "format"},
     {"POST", "/v1/lr_finder", api_lr_finder_create, BODY_JSON, 0, NULL},
     {"POST", "/v1/sweeps", api_sweeps_create, BODY_JSON, 0, NULL},
     {"GET", "/v1/sweeps", api_sweeps_list, BODY_NONE, 0, NULL},

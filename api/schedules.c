@@ -2,21 +2,24 @@
  * without training.
  *
  * Up to 10,000,000 steps make hundreds of megabytes of text, so the answer is never built in
- * memory: the body is checked by sched_preview_open (its errors are 400 with `field`, answered
- * before anything is sent) and the text is then produced as MHD asks for it, from the
- * constant-memory stream of core/preview.c. The bytes are those of `anneald preview`.
+ * memory: the body is read and checked by sched_preview_open on a queue thread (its errors are
+ * 400 with `field`, answered before anything is sent) and the text is then produced as MHD
+ * asks for it, from the constant-memory stream of core/preview.c. The bytes are those of
+ * `anneald preview`.
  *
  * The text is made on the loop thread, in blocks of PREVIEW_BLOCK bytes: the stream makes
  * about 44 MB/s (a 10,000,000-step preview, 289 MB, takes 6.5 s on one core), so a block
  * costs about 0.75 ms, and MHD asks for one block per connection per turn of the loop. Other
  * requests therefore wait at most about a millisecond per preview being streamed, and a
  * client that stops reading costs nothing (MHD asks only when the socket takes more). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
 
 #include "api/http.h"
 #include "api/routes.h"
+#include "core/jsontext.h"
 #include "core/sched.h"
 
 /* Bytes produced per call from MHD (see the header comment for the measurement). */
@@ -24,11 +27,10 @@
 /* Scheduler steps computed per call at most: about a millisecond. */
 #define PREVIEW_STEPS_PER_CALL (64 * 1024)
 
-/* A preview being streamed: the stream reads nothing of the body after open, but the body is
- * kept with it so that its lifetime never depends on that. */
+/* A preview being streamed (the stream keeps nothing of the body). */
 typedef struct preview_resp {
     sched_preview_stream *ps;
-    cJSON *body;
+    int csv;
 } preview_resp;
 
 static ssize_t preview_read(void *cls, uint64_t pos, char *buf, size_t max)
@@ -48,7 +50,6 @@ static void preview_free(void *cls)
 {
     preview_resp *p = cls;
     sched_preview_close(p->ps);
-    cJSON_Delete(p->body);
     free(p);
 }
 
@@ -77,6 +78,43 @@ static void add_warning_headers(struct MHD_Response *resp, const cJSON *warnings
     }
 }
 
+/* Reads the body and opens its stream on a queue thread: a job spec given in epochs is read
+ * whole to count its steps, and one with megabytes of inline data took the loop over 100 ms.
+ * The stream keeps nothing of the body, which is freed here too. */
+static void preview_work(http_req *r, struct store_t *s)
+{
+    (void)s;
+    preview_resp *p = r->ctx;
+    an_err e;
+    an_err_clear(&e);
+    cJSON *body = NULL;
+    if (json_parse_text(r->body, r->len, &body, &e) != 0) {
+        if (!e.field[0])
+            snprintf(e.field, sizeof e.field, "body");
+        http_error_err(r, 400, "invalid_argument", &e);
+        return;
+    }
+    int rc = sched_preview_open(body, 0, p->csv, &p->ps, &e);
+    cJSON_Delete(body);
+    if (rc != 0) {
+        http_error(r, 400, "invalid_argument", e.field, "%s", e.message);
+        return;
+    }
+    struct MHD_Response *resp = MHD_create_response_from_callback(
+        MHD_SIZE_UNKNOWN, PREVIEW_BLOCK, preview_read, p, preview_free);
+    if (!resp) {
+        http_error(r, 503, "unavailable", NULL, "out of memory");
+        return;
+    }
+    r->ctx = NULL; /* the response owns it now */
+    r->ctx_free = NULL;
+    MHD_add_response_header(resp, "Content-Type",
+                            p->csv ? "text/csv; charset=utf-8" : "application/json; charset=utf-8");
+    if (p->csv)
+        add_warning_headers(resp, sched_preview_warnings(p->ps));
+    http_queue(r, 200, resp);
+}
+
 void api_schedules_preview(http_req *r)
 {
     const char *fmt = http_query(r, "format");
@@ -85,40 +123,17 @@ void api_schedules_preview(http_req *r)
                    fmt);
         return;
     }
-    int csv = fmt && strcmp(fmt, "csv") == 0;
-    cJSON *body = http_body_json(r);
-    if (!body)
-        return;
-    if (!cJSON_IsObject(body)) {
-        http_error(r, 400, "invalid_argument", NULL,
-                   "a JSON object {\"ds_config\": {…}, \"steps\": N} was expected");
-        cJSON_Delete(body);
+    if (!r->body || r->len == 0) {
+        http_error(r, 400, "invalid_argument", NULL, "a JSON body was expected, got an empty body");
         return;
     }
     preview_resp *p = calloc(1, sizeof *p);
     if (!p) {
-        cJSON_Delete(body);
         http_error(r, 503, "unavailable", NULL, "out of memory");
         return;
     }
-    p->body = body;
-    an_err e;
-    an_err_clear(&e);
-    if (sched_preview_open(body, 0, csv, &p->ps, &e) != 0) {
-        preview_free(p);
-        http_error(r, 400, "invalid_argument", e.field, "%s", e.message);
-        return;
-    }
-    struct MHD_Response *resp = MHD_create_response_from_callback(
-        MHD_SIZE_UNKNOWN, PREVIEW_BLOCK, preview_read, p, preview_free);
-    if (!resp) {
-        preview_free(p);
-        http_error(r, 503, "unavailable", NULL, "out of memory");
-        return;
-    }
-    MHD_add_response_header(resp, "Content-Type",
-                            csv ? "text/csv; charset=utf-8" : "application/json; charset=utf-8");
-    if (csv)
-        add_warning_headers(resp, sched_preview_warnings(p->ps));
-    http_queue(r, 200, resp);
+    p->csv = fmt && strcmp(fmt, "csv") == 0;
+    r->ctx = p;
+    r->ctx_free = preview_free;
+    http_defer(r, preview_work);
 }

@@ -398,7 +398,7 @@ test('a prediction of 100,000 rows keeps the loop\'s longest turn under 50 ms', 
 // A body of a few fields (pause, PATCH…) has no business being a megabyte: it is refused as
 // it arrives, not parsed and freed on the loop. A finder request may carry a job with a
 // megabyte of inline data: it is read into its job spec on a queue thread.
-test('small-bodied routes refuse 1 MB bodies at once; a 1 MB lr_finder request is read off the loop', async () => {
+test('small-bodied routes refuse 1 MB bodies at once; 1 MB lr_finder and preview requests are read off the loop', async () => {
   await withDaemon({args: ['--max-body-json', String(4 << 20)]}, async (d) => {
     const job = await api(d.url, 'POST', '/v1/jobs', tutorialJob({steps: 10}));
     assert.equal(job.status, 201, job.text);
@@ -424,12 +424,19 @@ test('small-bodied routes refuse 1 MB bodies at once; a 1 MB lr_finder request i
       steps: 50});
     assert.equal(f.status, 201, f.text.slice(0, 300));
     assert.equal(f.json.kind, 'lr_finder');
+    // a spec in epochs previews its real length: the whole spec is read to count its rows
+    const inEpochs = tutorialJob({model: {type: 'linear', inputs: 4, outputs: 1}, loss: 'mse', data: {type: 'inline', x, y},
+                                  epochs: 3, max_points: 100});
+    delete inEpochs.steps;
+    const pv = await api(d.url, 'POST', '/v1/schedules/preview', inEpochs);
+    assert.equal(pv.status, 200, pv.text.slice(0, 300));
+    assert.equal(pv.json.step.at(-1), 3 * rows / 8);
     const bad = await api(d.url, 'POST', '/v1/lr_finder', {job: tutorialJob(), stepz: 50});
     assert.equal(bad.status, 400);
     assert.equal(bad.json.error.field, 'stepz');
     const m = await exposition(d.url);
     console.log(`# loop: longest turn ${m.anneald_loop_longest_turn_cpu_seconds} s CPU ` +
-      `(${before.anneald_loop_longest_turn_cpu_seconds} s before the finder)`);
+      `(${before.anneald_loop_longest_turn_cpu_seconds} s before the finder and the preview)`);
     if (!SANITIZED) assert.ok(m.anneald_loop_longest_turn_cpu_seconds < 0.02,
       `longest loop turn ${m.anneald_loop_longest_turn_cpu_seconds} s of CPU (wall ${m.anneald_loop_longest_turn_seconds} s)`);
   });
