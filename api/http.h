@@ -166,6 +166,9 @@ int http_query_int(http_req *r, const char *key, int64_t lo, int64_t hi, int64_t
 /* Parses the JSON body (or takes it as a request thread parsed it: ROUTE_PARSED); on failure
  * answers 400 (malformed JSON with line and column, or an empty body) and returns NULL. */
 cJSON *http_body_json(http_req *r);
+/* The body parsed as JSON, for deferred work that reads it itself (on a queue thread): 0, or
+ * -1 with the error in *e, its field "body" when the JSON is malformed. Answers nothing. */
+int http_body_read(http_req *r, cJSON **out, an_err *e);
 
 /* Before a ROUTE_PARSED route's handler (api/httpbody.c): a body over 16 KiB is parsed on a
  * quick request thread first. 1 when that was queued (or refused, answered 503): the handler

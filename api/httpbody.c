@@ -32,6 +32,16 @@ int http_body_parse_ahead(http_req *r)
     return 1;
 }
 
+int http_body_read(http_req *r, cJSON **out, an_err *e)
+{
+    an_err_clear(e);
+    if (json_parse_text(r->body, r->len, out, e) == 0)
+        return 0;
+    if (!e->field[0]) /* malformed JSON: the body as a whole */
+        snprintf(e->field, sizeof e->field, "body");
+    return -1;
+}
+
 cJSON *http_body_json(http_req *r)
 {
     if (!r->body || r->len == 0) {

@@ -75,7 +75,7 @@ void api_submit_error(http_req *r, const submit_outcome *out)
     }
 }
 
-/* A stored job on its way to the queue (r->ctx from create_from to create_done). */
+/* A stored job on its way to the queue (r->ctx from api_jobs_submit to create_done). */
 typedef struct queued_job {
     job_run *run;
     store_job_sched sched;
@@ -91,24 +91,14 @@ static void queued_job_free(void *p)
 
 /* Checks and stores a new job on a queue thread (a spec can be megabytes of inline data);
  * create_done queues it on the loop thread. */
-static void create_from(http_req *r, store_t *st, cJSON *body);
-
 static void create_work(http_req *r, store_t *st)
 {
     an_err e;
-    an_err_clear(&e);
     cJSON *body = NULL;
-    if (json_parse_text(r->body, r->len, &body, &e) != 0) {
-        if (!e.field[0]) /* malformed JSON: the body as a whole */
-            snprintf(e.field, sizeof e.field, "body");
+    if (http_body_read(r, &body, &e)) {
         api_spec_errors(r, &e, 1);
         return;
     }
-    create_from(r, st, body);
-}
-
-static void create_from(http_req *r, store_t *st, cJSON *body)
-{
     api_jobs_submit(r, st, body);
 }
 

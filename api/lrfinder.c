@@ -3,14 +3,12 @@
  * pool (core/lrfind has the rules). */
 #include <errno.h>
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api/http.h"
 #include "api/routes.h"
 #include "core/config.h"
-#include "core/jsontext.h"
 #include "core/lrfind.h"
 #include "api/api.h"
 
@@ -97,11 +95,8 @@ void api_jobs_lr_finder(http_req *r)
 static void finder_work(http_req *r, store_t *st)
 {
     an_err e;
-    an_err_clear(&e);
     cJSON *body = NULL;
-    if (json_parse_text(r->body, r->len, &body, &e) != 0) {
-        if (!e.field[0])
-            snprintf(e.field, sizeof e.field, "body");
+    if (http_body_read(r, &body, &e)) {
         http_error_err(r, 400, "invalid_argument", &e);
         return;
     }

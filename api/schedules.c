@@ -19,7 +19,6 @@
 
 #include "api/http.h"
 #include "api/routes.h"
-#include "core/jsontext.h"
 #include "core/sched.h"
 
 /* Bytes produced per call from MHD (see the header comment for the measurement). */
@@ -86,11 +85,8 @@ static void preview_work(http_req *r, struct store_t *s)
     (void)s;
     preview_resp *p = r->ctx;
     an_err e;
-    an_err_clear(&e);
     cJSON *body = NULL;
-    if (json_parse_text(r->body, r->len, &body, &e) != 0) {
-        if (!e.field[0])
-            snprintf(e.field, sizeof e.field, "body");
+    if (http_body_read(r, &body, &e)) {
         http_error_err(r, 400, "invalid_argument", &e);
         return;
     }

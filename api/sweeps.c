@@ -240,11 +240,8 @@ static void create_work(http_req *r, store_t *st)
 {
     sweep_q *q = r->ctx;
     an_err e;
-    an_err_clear(&e);
     cJSON *body = NULL;
-    if (json_parse_text(r->body, r->len, &body, &e) != 0) {
-        if (!e.field[0])
-            snprintf(e.field, sizeof e.field, "body");
+    if (http_body_read(r, &body, &e)) {
         api_spec_errors(r, &e, 1);
         return;
     }
