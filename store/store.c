@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 
 #include "store/internal.h"
+#include "store/walbuf.h"
 #include "util/util.h"
 
 /* Schema migrations: migrations[i] takes user_version i to i+1 by running its SQL and then its
@@ -460,7 +461,7 @@ int store_open(store_t *s, const char *path, an_err *err)
         return an_failc(err, -EINVAL, NULL, "expected a database path, got an empty one");
     int r = sqlite3_open_v2(path, &s->db,
                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                            NULL);
+                            walbuf_vfs());
     if (r != SQLITE_OK) {
         int rc = st_fail(s, r, "opening the database", err);
         store_close(s);
