@@ -505,7 +505,7 @@ enum MHD_Result http_access(void *cls, struct MHD_Connection *c, const char *url
     if (*upload_size > 0) {
         size_t n = *upload_size;
         *upload_size = 0;
-        if (r->too_large)
+        if (r->too_large || r->no_memory)
             return MHD_YES;
         if (r->len + n > r->limit) {
             r->too_large = 1;
@@ -516,6 +516,12 @@ enum MHD_Result http_access(void *cls, struct MHD_Connection *c, const char *url
         }
         if (r->len + n + 1 > r->cap) {
             size_t nc = body_capacity(r, r->len + n + 1);
+            if (http_body_charge(r, nc)) { /* answered 503 at the end of the body */
+                free(r->body);
+                r->body = NULL;
+                r->len = r->cap = 0;
+                return MHD_YES;
+            }
             char *nb = realloc(r->body, nc);
             if (!nb) {
                 r->too_large = 1;
@@ -544,6 +550,8 @@ enum MHD_Result http_access(void *cls, struct MHD_Connection *c, const char *url
                    r->limit);
         return MHD_YES;
     }
+    if (http_body_charge_tree(r)) /* the memory budget cannot take it: 503 */
+        return MHD_YES;
     if (http_body_parse_ahead(r)) /* MHD calls again once it is parsed */
         return MHD_YES;
     r->m.route->handler(r);

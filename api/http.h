@@ -58,7 +58,11 @@ typedef struct http_req {
     int requeued;                     /* loop_fn queued the work again (http_defer_again) */
     char work_id[32];                 /* an id the work hands to loop_fn */
     uint64_t mem_charge;              /* bytes reserved in the memory budget until the request
-                                       * ends (an upload, a downsampled metrics answer) */
+                                       * ends (a body and its parsed tree, an upload, a
+                                       * downsampled metrics answer) */
+    uint64_t no_memory;               /* a body buffer of this size did not fit the budget:
+                                       * the rest is discarded, the answer is 503 */
+    int tree_charged;                 /* the parse of the body is in mem_charge */
     void *ctx;                        /* handler state for deferred work */
     void (*ctx_free)(void *ctx);
     struct http_req *next_waiter;     /* in a job's list of requests waiting for a worker */
@@ -174,6 +178,14 @@ int http_body_read(http_req *r, cJSON **out, an_err *e);
  * quick request thread first. 1 when that was queued (or refused, answered 503): the handler
  * runs on MHD's next call; 0 to run it now. */
 int http_body_parse_ahead(http_req *r);
+
+/* A JSON body's memory, reserved in the budget (--max-memory) until the request ends
+ * (api/httpbody.c): http_body_charge takes the growth of its buffer to `cap` bytes as it
+ * arrives (0, or -1 with r->no_memory set); http_body_charge_tree, once the body is whole,
+ * takes what its parse will allocate. The latter answers 503 for either refusal and
+ * returns 1; 0 to go on. */
+int http_body_charge(http_req *r, size_t cap);
+int http_body_charge_tree(http_req *r);
 
 /* Constant-time comparison of a presented token with the configured one. */
 int http_token_equal(const char *given, size_t given_len, const char *want);

@@ -7,6 +7,7 @@
 
 #include "api/api.h"
 #include "core/jsontext.h"
+#include "core/memest.h"
 
 /* Bodies up to this size are parsed on the loop thread (well under a millisecond); larger
  * ones of ROUTE_PARSED routes on a request thread first (a megabyte of JSON takes a tenth
@@ -65,3 +66,46 @@ cJSON *http_body_json(http_req *r)
     return j;
 }
 
+int http_body_charge(http_req *r, size_t cap)
+{
+    uint64_t more = cap > r->cap ? (uint64_t)(cap - r->cap) : 0;
+    if (budget_try(&r->api->sv->mem, more) != 0) {
+        r->no_memory = cap;
+        return -1;
+    }
+    r->mem_charge += more;
+    return 0;
+}
+
+/* 503 with what the budget could not take, and how much of it is in use. */
+static void refuse(http_req *r, const char *what, uint64_t bytes)
+{
+    membudget *b = &r->api->sv->mem;
+    uv_mutex_lock(&b->mu);
+    uint64_t used = b->used, cap = b->cap;
+    uv_mutex_unlock(&b->mu);
+    char t_bytes[32], t_used[32], t_cap[32];
+    http_error(r, 503, "unavailable", NULL,
+               "the daemon's memory budget (--max-memory) cannot take %s (%s) now: %s of %s "
+               "in use; try again shortly", what, mem_bytes_text(bytes, t_bytes, sizeof t_bytes),
+               mem_bytes_text(used, t_used, sizeof t_used),
+               mem_bytes_text(cap, t_cap, sizeof t_cap));
+}
+
+int http_body_charge_tree(http_req *r)
+{
+    if (r->no_memory) {
+        refuse(r, "this request's body", r->no_memory);
+        return 1;
+    }
+    if (r->tree_charged || !r->body || !r->len || r->m.route->body != BODY_JSON)
+        return 0;
+    uint64_t cost = json_parse_cost(r->body, r->len);
+    if (budget_try(&r->api->sv->mem, cost) != 0) {
+        refuse(r, "what this request's JSON body parses into", cost);
+        return 1;
+    }
+    r->mem_charge += cost;
+    r->tree_charged = 1;
+    return 0;
+}

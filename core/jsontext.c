@@ -245,3 +245,16 @@ int json_parse_text(const char *text, size_t len, cJSON **out, an_err *err)
     return 0;
 }
 
+uint64_t json_parse_cost(const char *text, size_t len)
+{
+    /* A value is a 64-byte cJSON node and, for a string or a number (whose text is kept for
+     * its exact bits), a copy of its text; a member's key is one more copy. glibc's malloc
+     * takes 80 bytes for the node and at least 32 for a copy. */
+    uint64_t starts = 1, keys = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)text[i];
+        starts += c == ',' || c == '[' || c == '{';
+        keys += c == ':';
+    }
+    return starts * (80 + 32) + keys * 32 + (uint64_t)len;
+}

@@ -3,6 +3,7 @@
 #define ANNEALD_JSONTEXT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <cjson/cJSON.h>
 
@@ -14,5 +15,12 @@
  * are errors too. `text` need not be NUL-terminated: exactly `len` bytes are read. Used for
  * every JSON body and file; *out is the caller's to cJSON_Delete. */
 int json_parse_text(const char *text, size_t len, cJSON **out, an_err *err);
+
+/* An upper bound of the heap json_parse_text's tree of `text` takes: a node and a text copy
+ * (with the allocator's overhead) for every value that can start there, after each comma
+ * and opening bracket, and a copy of every key. A body of small numbers takes about 40
+ * times its size (the bound says 57). The memory budget is charged this before a body is
+ * parsed. */
+uint64_t json_parse_cost(const char *text, size_t len);
 
 #endif

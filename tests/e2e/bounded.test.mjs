@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import {spawnSync} from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import {api, readEvents, waitJob, waitFor, withDaemon, startDaemon, tutorialJob, heavyJob, tmpDir, removeDir, sleep, BIN, SANITIZED} from './lib.mjs';
 import path from 'node:path';
 
@@ -607,6 +608,65 @@ test('one memory budget: a downsampled metrics answer is charged for its points,
     const m = await exposition(d.url);
     assert.equal(m.anneald_memory_reserved_bytes, 0, 'the answer gave its points back');
     assert.ok(m.anneald_memory_refused_total >= 1);
+  });
+});
+
+// A request that sends its head and part of its body, and sends the rest when told: its
+// answer's status line and body.
+function slowBody(url, path, body) {
+  const {hostname, port} = new URL(url);
+  const sock = net.connect(Number(port), hostname);
+  let got = '';
+  sock.setEncoding('latin1');
+  sock.on('data', (c) => { got += c; });
+  const ended = new Promise((resolve) => { sock.on('close', () => resolve(got)); sock.on('error', () => resolve(got)); });
+  const head = `POST ${path} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nContent-Type: application/json\r\n` +
+               `Content-Length: ${body.length}\r\nConnection: close\r\n\r\n`;
+  const half = body.length >> 1;
+  sock.write(head + body.slice(0, half));
+  return {
+    finish: async () => { sock.write(body.slice(half)); return ended; },
+  };
+}
+
+test('one memory budget: JSON bodies are charged as they arrive and for their parse; one that does not fit is a 503 and changes nothing', async () => {
+  await withDaemon({args: ['--max-memory', '16M']}, async (d) => {
+    // 400,000 small numbers: a 0.8 MB body whose parsed tree takes about 30 MiB.
+    const numbers = '{"name":"n","model":[' + Array(400000).fill('1').join(',') + ']}';
+    const r = await fetch(d.url + '/v1/jobs', {method: 'POST', headers: {'Content-Type': 'application/json'}, body: numbers});
+    const e = await r.json();
+    assert.equal(r.status, 503, JSON.stringify(e));
+    assert.match(e.error.message, /--max-memory/);
+    assert.match(e.error.message, /parses into \(\d+(\.\d+)? MiB\)/);
+    assert.equal((await api(d.url, 'GET', '/v1/jobs')).json.jobs.length, 0, 'no job was made');
+
+    // Bodies of 1 MB (a long name: a small tree) held half sent: the buffers are charged at
+    // their declared length, so the budget holds at most 16 of them; the rest are refused.
+    const body = '{"name":"' + 'a'.repeat(1000000 - 11) + '"}';
+    const held = [];
+    for (let i = 0; i < 24; i++) held.push(slowBody(d.url, '/v1/jobs', body));
+    const m = await waitFor(async () => {
+      const x = await exposition(d.url);
+      return x.anneald_memory_refused_total >= 24 - 16 && x;
+    }, {what: 'the budget to refuse the bodies beyond it'});
+    assert.ok(m.anneald_memory_reserved_bytes > 14 * 1024 * 1024 &&
+              m.anneald_memory_reserved_bytes <= 16 * 1024 * 1024, `${m.anneald_memory_reserved_bytes} reserved`);
+    const answers = await Promise.all(held.map((h) => h.finish()));
+    const status = answers.map((a) => Number(/^HTTP\/1\.1 (\d+)/.exec(a)?.[1]));
+    const refused = answers.filter((a, i) => status[i] === 503);
+    assert.ok(refused.length >= 24 - 16, `statuses ${status}`);
+    // Refused for the buffer, or (a body that fit while others were held) for its parse.
+    assert.ok(refused.some((a) => /memory budget \(--max-memory\) cannot take this request's body \(977 KiB\)/.test(a)), refused[0]);
+    assert.ok(refused.every((a) => /memory budget \(--max-memory\) cannot take (this request's body|what this request's JSON body parses into)/.test(a)), refused.join('\n'));
+    // Those that fit reached the handler, which refused the name.
+    assert.ok(status.every((s) => s === 503 || s === 400), `statuses ${status}`);
+    assert.equal((await api(d.url, 'GET', '/v1/jobs')).json.jobs.length, 0);
+
+    // Everything given back: a job still goes in.
+    await waitFor(async () => (await exposition(d.url)).anneald_memory_reserved_bytes === 0,
+                  {what: 'the bodies\' reservations given back'});
+    const ok = await api(d.url, 'POST', '/v1/jobs', tutorialJob({steps: 10}));
+    assert.equal(ok.status, 201, ok.text);
   });
 });
 

@@ -6,11 +6,13 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/config.h"
 #include "core/jsonstrict.h"
+#include "core/jsontext.h"
 
 static int check(const char *text, an_err *e)
 {
@@ -190,6 +192,49 @@ static void test_utf8_repair(void **state)
     }
 }
 
+/* What cJSON allocates, counted through its hooks: the bytes asked for, plus 16 a block for
+ * the allocator's header and rounding. */
+static size_t hooked_bytes;
+
+static void *counting_malloc(size_t n)
+{
+    hooked_bytes += n + 16;
+    return malloc(n);
+}
+
+/* json_parse_cost bounds what the parse allocates, at most half again above it, for trees of
+ * numbers, strings and objects: the memory budget charges it before a body is parsed. */
+static void test_parse_cost(void **state)
+{
+    (void)state;
+    cJSON_Hooks hooks = {.malloc_fn = counting_malloc, .free_fn = free};
+    cJSON_InitHooks(&hooks);
+    for (int kind = 0; kind < 3; kind++) {
+        size_t n = 50000, p = 0;
+        char *t = malloc(n * 12 + 16);
+        assert_non_null(t);
+        p += (size_t)sprintf(t + p, "{\"a\":[");
+        for (size_t i = 0; i < n; i++) {
+            const char *sep = i ? "," : "";
+            p += (size_t)(kind == 0   ? sprintf(t + p, "%s7", sep)
+                          : kind == 1 ? sprintf(t + p, "%s\"abc\"", sep)
+                                      : sprintf(t + p, "%s{\"k\":1}", sep));
+        }
+        p += (size_t)sprintf(t + p, "]}");
+        hooked_bytes = 0;
+        cJSON *j = NULL;
+        an_err e;
+        assert_int_equal(json_parse_text(t, p, &j, &e), 0);
+        double real = (double)hooked_bytes, cost = (double)json_parse_cost(t, p);
+        assert_true(real > (double)n * sizeof(cJSON));
+        assert_true(cost >= real);
+        assert_true(cost <= 1.5 * real);
+        cJSON_Delete(j);
+        free(t);
+    }
+    cJSON_InitHooks(NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -199,6 +244,7 @@ int main(void)
         cmocka_unit_test(test_utf8_repair),
         cmocka_unit_test(test_duplicate_keys),
         cmocka_unit_test(test_parse_text_is_strict),
+        cmocka_unit_test(test_parse_cost),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
