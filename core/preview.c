@@ -9,13 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/config.h"
-#include "core/cfgval.h"
-#include "core/config_gpt.h"
 #include "core/jsonnum.h"
-#include "core/optim.h"
 #include "core/preview_body.h"
-#include "core/sched_param.h"
 
 /* ---- the steps an answer shows ---------------------------------------------------------
  *
