@@ -22,6 +22,15 @@ else
     outmd=${BENCH_OUT:-BENCHMARKS.md}
     cmd="make bench"
 fi
+# The commit the binaries were built from, taken before the rounds: commits made while they
+# run (they take most of an hour) are not what was measured.
+if [ -z "${BENCH_COMMIT:-}" ]; then
+    BENCH_COMMIT=$(git rev-parse --short HEAD 2>/dev/null) || BENCH_COMMIT=
+    if [ -n "$BENCH_COMMIT" ] && [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+        BENCH_COMMIT="$BENCH_COMMIT with uncommitted changes"
+    fi
+    export BENCH_COMMIT
+fi
 raw=$build/bench-raw.txt
 one=$(mktemp)
 trap 'rm -f "$one"' EXIT
