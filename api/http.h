@@ -181,7 +181,8 @@ int http_body_parse_ahead(http_req *r);
 
 /* A JSON body's memory, reserved in the budget (--max-memory) until the request ends
  * (api/httpbody.c): http_body_charge takes the growth of its buffer to `cap` bytes as it
- * arrives (0, or -1 with r->no_memory set); http_body_charge_tree, once the body is whole,
+ * arrives (0, or -1 with r->no_memory set and the buffer's charge given back, for the
+ * caller to free it); http_body_charge_tree, once the body is whole,
  * takes what its parse will allocate. The latter answers 503 for either refusal and
  * returns 1; 0 to go on. */
 int http_body_charge(http_req *r, size_t cap);

@@ -70,6 +70,9 @@ int http_body_charge(http_req *r, size_t cap)
 {
     uint64_t more = cap > r->cap ? (uint64_t)(cap - r->cap) : 0;
     if (budget_try(&r->api->sv->mem, more) != 0) {
+        /* the caller frees the buffer: what it held is given back now, not at the end */
+        budget_release(&r->api->sv->mem, r->mem_charge);
+        r->mem_charge = 0;
         r->no_memory = cap;
         return -1;
     }
