@@ -152,12 +152,9 @@ if (loadFile && fs.existsSync(loadFile)) {
     fs.readFileSync(loadFile, 'utf8').trim() + '\n\`\`\`\n';
 }
 
-// The commit the figures belong to (a tree with uncommitted changes says so).
-let commit = process.env.BENCH_COMMIT || '';
-if (!commit) try {
-  commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], {encoding: 'utf8'}).trim();
-  if (execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], {encoding: 'utf8'}).trim()) commit += ' with uncommitted changes';
-} catch { commit = ''; }
+// The commit the figures belong to: bench/run.sh takes it before the rounds run (a tree with
+// uncommitted changes says so), since commits made while they run were not measured.
+const commit = process.env.BENCH_COMMIT || '';
 
 const md = `# Benchmarks
 
