@@ -8,16 +8,25 @@
  * into the page cache). Here the appends of one connection collect in a buffer and go to
  * the kernel in writes of up to WALBUF_CAP bytes.
  *
- * The buffer never holds anything another connection could need:
- *   - the write that completes a commit frame (its header carries the database size, which
- *     only commit frames do) flushes the buffer and returns the flush's error, so a commit
- *     SQLite reports as done is in the file, and one that could not be written fails before
- *     SQLite publishes it in the WAL index;
- *   - every other use of the WAL file (read, size, truncate, sync, a write elsewhere, close)
- *     flushes first;
+ * Only appends are gathered: the writes of one transaction that continue the WAL where its
+ * last write ended (the first write after the connection takes the WAL's write lock starts
+ * that run; so does a new WAL header at offset 0). A write anywhere else (SQLite rewriting a
+ * frame of the same transaction in place, or its checksums) flushes what is pending and goes
+ * straight through, so its error reaches SQLite.
+ *
+ * The buffer never holds anything another connection could need, and every failure reaches
+ * SQLite before it publishes a commit:
+ *   - once a commit frame's header is appended (it carries the database size, which only
+ *     commit frames do), every later write of the transaction flushes and goes straight
+ *     through: the commit page, padding frames, rewritten checksums. So a commit SQLite
+ *     reports as done is in the file, and one that could not be written fails before SQLite
+ *     publishes it in the WAL index;
+ *   - every other use of the WAL file (read, size, truncate, sync, close) flushes first;
  *   - the database file's shared-memory calls (lock, barrier, unmap) flush its WAL first, so
  *     frames of a transaction rolled back after spilling pages are in the file before the
  *     write lock is released, and can never land later on top of another writer's frames.
+ *     A lock whose flush fails is not taken. A barrier or unmap cannot report an error: a
+ *     flush that fails there makes every later write of the transaction fail with it.
  * A flush that fails drops the buffer: its frames belong to a transaction that SQLite then
  * fails or has already rolled back.
  *
@@ -46,7 +55,9 @@ struct wb_file {
     wb_file *db;          /* a WAL file: its connection's database file */
     wb_file *next;        /* the list of open database files */
     int is_wal;
-    int commit_next;      /* the last write was a commit frame's header */
+    int committing;       /* a commit frame's header is written: the rest goes straight on */
+    int err;              /* a flush SQLite could not be told of failed: later writes fail */
+    sqlite3_int64 tail;   /* where the transaction's appends end; -1 before its first write */
     unsigned char *buf;   /* pending bytes of a WAL, to be written at buf_off */
     size_t len;
     sqlite3_int64 buf_off;
@@ -114,36 +125,47 @@ static int wb_read(sqlite3_file *pf, void *out, int amt, sqlite3_int64 off)
     return rc ? rc : f->real->pMethods->xRead(f->real, out, amt, off);
 }
 
+/* A write that is not an append, or comes after the commit frame's header: what is pending
+ * first, then this write itself, each error returned. */
+static int write_through(wb_file *f, const void *data, int amt, sqlite3_int64 off)
+{
+    int rc = flush(f);
+    return rc ? rc : f->real->pMethods->xWrite(f->real, data, amt, off);
+}
+
 static int wb_write(sqlite3_file *pf, const void *data, int amt, sqlite3_int64 off)
 {
     wb_file *f = (wb_file *)pf;
-    if (!f->is_wal || !f->db || amt <= 0 || (size_t)amt > WALBUF_CAP) {
-        int rc = flush(f);
-        return rc ? rc : f->real->pMethods->xWrite(f->real, data, amt, off);
+    if (!f->is_wal || !f->db || amt <= 0)
+        return write_through(f, data, amt, off);
+    if (f->err)
+        return f->err;
+    int append = f->tail < 0 || off == f->tail || off == 0;
+    if (!append || f->committing || (size_t)amt > WALBUF_CAP) {
+        int rc = write_through(f, data, amt, off);
+        if (append && !rc)
+            f->tail = off + amt;
+        return rc;
     }
     if (!f->buf && !(f->buf = malloc(WALBUF_CAP)))
         return SQLITE_IOERR_NOMEM;
-    int rc = SQLITE_OK;
-    /* Only an append to what is pending joins it; anything else (a frame rewritten in
-     * place, a new WAL header at offset 0) writes the pending bytes first. */
-    if (f->len && (off != f->buf_off + (sqlite3_int64)f->len || f->len + (size_t)amt > WALBUF_CAP))
-        rc = flush(f);
-    if (rc)
-        return rc;
+    /* A new WAL header at offset 0, or a run that would overflow: the pending bytes first. */
+    if (f->len && (off != f->buf_off + (sqlite3_int64)f->len || f->len + (size_t)amt > WALBUF_CAP)) {
+        int rc = flush(f);
+        if (rc)
+            return rc;
+    }
     if (!f->len)
         f->buf_off = off;
     memcpy(f->buf + f->len, data, (size_t)amt);
     f->len += (size_t)amt;
+    f->tail = off + amt;
     atomic_fetch_add(&wb_appends, 1);
-    if (f->commit_next) {
-        f->commit_next = 0;
-        return flush(f);
-    }
     /* A frame header's bytes 4..7 hold the database size after a commit, and are zero in
-     * every other frame: the page that follows completes the commit. */
+     * every other frame. */
     if (amt == WAL_FRAME_HDR) {
         const unsigned char *h = data;
-        f->commit_next = (h[4] | h[5] | h[6] | h[7]) != 0;
+        f->committing = (h[4] | h[5] | h[6] | h[7]) != 0;
     }
     return SQLITE_OK;
 }
@@ -212,27 +234,50 @@ static int wb_shm_map(sqlite3_file *pf, int pg, int pgsz, int extend, void volat
     return f->real->pMethods->xShmMap(f->real, pg, pgsz, extend, pp);
 }
 
+/* SQLite's WAL write lock: the first byte of the shared-memory locks, taken exclusively
+ * when a write transaction starts. */
+static int is_write_lock(int offset, int flags)
+{
+    return offset == 0 && (flags & SQLITE_SHM_LOCK) && (flags & SQLITE_SHM_EXCLUSIVE);
+}
+
 static int wb_shm_lock(sqlite3_file *pf, int offset, int n, int flags)
 {
     wb_file *f = (wb_file *)pf;
     int rc = flush_wal_of(f);
-    int rc2 = f->real->pMethods->xShmLock(f->real, offset, n, flags);
     /* An unlock goes ahead even when the flush failed: its frames are dropped, and the
-     * lock must not be left held. */
-    return rc2 ? rc2 : (flags & SQLITE_SHM_UNLOCK) ? SQLITE_OK : rc;
+     * lock must not be left held. A lock is not taken. */
+    if (rc && !(flags & SQLITE_SHM_UNLOCK))
+        return rc;
+    int rc2 = f->real->pMethods->xShmLock(f->real, offset, n, flags);
+    if (rc2 == SQLITE_OK && f->wal && is_write_lock(offset, flags)) {
+        f->wal->tail = -1;
+        f->wal->committing = 0;
+        f->wal->err = SQLITE_OK;
+    }
+    return rc2;
+}
+
+/* Flushes database file f's WAL where SQLite takes no error: a failure fails the
+ * transaction's later writes instead. */
+static void flush_wal_unchecked(wb_file *f)
+{
+    int rc = flush_wal_of(f);
+    if (rc)
+        f->wal->err = rc;
 }
 
 static void wb_shm_barrier(sqlite3_file *pf)
 {
     wb_file *f = (wb_file *)pf;
-    (void)flush_wal_of(f);
+    flush_wal_unchecked(f);
     f->real->pMethods->xShmBarrier(f->real);
 }
 
 static int wb_shm_unmap(sqlite3_file *pf, int del)
 {
     wb_file *f = (wb_file *)pf;
-    (void)flush_wal_of(f);
+    flush_wal_unchecked(f);
     return f->real->pMethods->xShmUnmap(f->real, del);
 }
 
@@ -276,6 +321,9 @@ static const sqlite3_io_methods wb_methods = {
     .xUnfetch = wb_unfetch,
 };
 
+/* wb_methods as version 1, for files of a VFS without shared memory (set up in wb_setup). */
+static sqlite3_io_methods wb_methods_v1;
+
 static int wb_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *pf, int flags, int *out)
 {
     (void)vfs;
@@ -288,8 +336,11 @@ static int wb_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *pf, int fla
          * stays closed on failure. */
         return rc;
     }
-    f->base.pMethods = &wb_methods;
+    /* A file without shared memory (methods before version 2) is offered none: SQLite then
+     * uses no WAL index of its own there. */
+    f->base.pMethods = f->real->pMethods->iVersion >= 2 ? &wb_methods : &wb_methods_v1;
     f->name = name;
+    f->tail = -1;
     pthread_mutex_lock(&wb_lock);
     if (flags & SQLITE_OPEN_MAIN_DB) {
         f->next = wb_dbs;
@@ -390,6 +441,8 @@ static void wb_setup(void)
     wb_real = sqlite3_vfs_find(NULL);
     if (!wb_real || wb_real->iVersion < 2)
         return;
+    wb_methods_v1 = wb_methods;
+    wb_methods_v1.iVersion = 1;
     wb_vfs = (sqlite3_vfs){
         .iVersion = 2,
         .szOsFile = (int)sizeof(wb_file) + wb_real->szOsFile,
