@@ -21,6 +21,7 @@ typedef struct api {
     conns_t gate;                  /* the listening socket and the connection gate */
     sse_hub hub;
     int inflight_work;             /* http_defer work items not yet answered */
+    uint64_t control_reserved;     /* bytes of control requests' bodies (api/httpbody.c) */
 
     /* Runs MHD now and re-arms its timer (the wiring's; after a connection is resumed). */
     void (*pump)(void *arg);

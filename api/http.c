@@ -507,24 +507,21 @@ enum MHD_Result http_access(void *cls, struct MHD_Connection *c, const char *url
         *upload_size = 0;
         if (r->too_large || r->no_memory)
             return MHD_YES;
-        if (r->len + n > r->limit) {
+        if (r->len + n > r->limit) { /* what the buffer held is given back now */
             r->too_large = 1;
-            free(r->body);
-            r->body = NULL;
-            r->len = r->cap = 0;
+            http_body_drop(r);
             return MHD_YES;
         }
         if (r->len + n + 1 > r->cap) {
             size_t nc = body_capacity(r, r->len + n + 1);
             if (http_body_charge(r, nc)) { /* answered 503 at the end of the body */
-                free(r->body);
-                r->body = NULL;
-                r->len = r->cap = 0;
+                http_body_drop(r);
                 return MHD_YES;
             }
             char *nb = realloc(r->body, nc);
-            if (!nb) {
-                r->too_large = 1;
+            if (!nb) { /* as a budget that cannot take it: 503 */
+                r->no_memory = nc;
+                http_body_drop(r);
                 return MHD_YES;
             }
             r->body = nb;
@@ -572,8 +569,7 @@ void http_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     conns_request_ends(c);
     if (r->pending)
         MHD_destroy_response(r->pending);
-    if (r->mem_charge)
-        budget_release(&api->sv->mem, r->mem_charge);
+    http_charge_release(r);
     if (r->ctx_free)
         r->ctx_free(r->ctx);
     cJSON_Delete(r->json);

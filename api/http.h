@@ -179,14 +179,18 @@ int http_body_read(http_req *r, cJSON **out, an_err *e);
  * runs on MHD's next call; 0 to run it now. */
 int http_body_parse_ahead(http_req *r);
 
-/* A JSON body's memory, reserved in the budget (--max-memory) until the request ends
- * (api/httpbody.c): http_body_charge takes the growth of its buffer to `cap` bytes as it
- * arrives (0, or -1 with r->no_memory set and the buffer's charge given back, for the
- * caller to free it); http_body_charge_tree, once the body is whole,
- * takes what its parse will allocate. The latter answers 503 for either refusal and
- * returns 1; 0 to go on. */
+/* A JSON body's memory, reserved in the budget (--max-memory) until the request ends, or
+ * for control requests (ROUTE_SMALL) in a reserve of their own (api/httpbody.c):
+ * http_body_charge takes the growth of its buffer to `cap` bytes as it arrives (0, or -1
+ * with r->no_memory set; the caller then drops the buffer); http_body_charge_tree, once the
+ * body is whole, takes what its parse will allocate. The latter answers either refusal (503,
+ * or 413 when no empty budget could take it) and returns 1; 0 to go on. */
 int http_body_charge(http_req *r, size_t cap);
 int http_body_charge_tree(http_req *r);
+/* Frees the body's buffer and gives back everything the request holds in the budget. */
+void http_body_drop(http_req *r);
+/* Gives back what the request holds (mem_charge), to the budget or reserve it came from. */
+void http_charge_release(http_req *r);
 
 /* Constant-time comparison of a presented token with the configured one. */
 int http_token_equal(const char *given, size_t given_len, const char *want);

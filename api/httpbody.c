@@ -3,6 +3,7 @@
 #include "api/http.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api/api.h"
@@ -66,33 +67,88 @@ cJSON *http_body_json(http_req *r)
     return j;
 }
 
-int http_body_charge(http_req *r, size_t cap)
+/* Control requests (ROUTE_SMALL: pause, resume, cancel, PATCH, pins) draw on a reserve of
+ * their own, so that a budget filled by jobs or by other requests' bodies never keeps an
+ * operator from cancelling the job that fills it. A small body (64 KiB at most) and its parse
+ * always fit an empty reserve. Loop thread only, like every body charge. */
+#define CONTROL_RESERVE ((uint64_t)8 << 20)
+
+static int is_control(const http_req *r)
 {
-    uint64_t more = cap > r->cap ? (uint64_t)(cap - r->cap) : 0;
-    if (budget_try(&r->api->sv->mem, more) != 0) {
-        /* the caller frees the buffer: what it held is given back now, not at the end */
-        budget_release(&r->api->sv->mem, r->mem_charge);
-        r->mem_charge = 0;
-        r->no_memory = cap;
+    return r->m.route && (r->m.route->flags & ROUTE_SMALL);
+}
+
+static int take(http_req *r, uint64_t bytes)
+{
+    if (!is_control(r)) {
+        if (budget_try(&r->api->sv->mem, bytes) != 0)
+            return -1;
+    } else if (bytes > CONTROL_RESERVE - r->api->control_reserved) {
         return -1;
+    } else {
+        r->api->control_reserved += bytes;
     }
-    r->mem_charge += more;
+    r->mem_charge += bytes;
     return 0;
 }
 
-/* 503 with what the budget could not take, and how much of it is in use. */
+void http_charge_release(http_req *r)
+{
+    if (!r->mem_charge)
+        return;
+    if (is_control(r))
+        r->api->control_reserved -= r->mem_charge;
+    else
+        budget_release(&r->api->sv->mem, r->mem_charge);
+    r->mem_charge = 0;
+}
+
+void http_body_drop(http_req *r)
+{
+    http_charge_release(r);
+    free(r->body);
+    r->body = NULL;
+    r->len = r->cap = 0;
+}
+
+int http_body_charge(http_req *r, size_t cap)
+{
+    uint64_t more = cap > r->cap ? (uint64_t)(cap - r->cap) : 0;
+    if (take(r, more) != 0) {
+        r->no_memory = cap;
+        return -1;
+    }
+    return 0;
+}
+
+/* 503 with what the budget could not take, and how much of it is in use; 413 when it is
+ * more than the whole budget (or the control requests' reserve) could ever take. */
 static void refuse(http_req *r, const char *what, uint64_t bytes)
 {
-    membudget *b = &r->api->sv->mem;
-    uv_mutex_lock(&b->mu);
-    uint64_t used = b->used, cap = b->cap;
-    uv_mutex_unlock(&b->mu);
     char t_bytes[32], t_used[32], t_cap[32];
-    http_error(r, 503, "unavailable", NULL,
-               "the daemon's memory budget (--max-memory) cannot take %s (%s) now: %s of %s "
-               "in use; try again shortly", what, mem_bytes_text(bytes, t_bytes, sizeof t_bytes),
-               mem_bytes_text(used, t_used, sizeof t_used),
-               mem_bytes_text(cap, t_cap, sizeof t_cap));
+    mem_bytes_text(bytes, t_bytes, sizeof t_bytes);
+    uint64_t used, cap;
+    const char *budget = "the daemon's memory budget (--max-memory)";
+    if (is_control(r)) {
+        used = r->api->control_reserved;
+        cap = CONTROL_RESERVE;
+        budget = "the memory reserved for control requests";
+    } else {
+        membudget *b = &r->api->sv->mem;
+        uv_mutex_lock(&b->mu);
+        used = b->used;
+        cap = b->cap;
+        uv_mutex_unlock(&b->mu);
+    }
+    mem_bytes_text(cap, t_cap, sizeof t_cap);
+    if (bytes > cap) {
+        http_error(r, 413, "too_large", NULL, "%s (%s) is more than all of %s (%s) could "
+                   "hold; send a smaller body", what, t_bytes, budget, t_cap);
+        return;
+    }
+    http_error(r, 503, "unavailable", NULL, "%s cannot take %s (%s) now: %s of %s in use; try "
+               "again shortly", budget, what, t_bytes,
+               mem_bytes_text(used, t_used, sizeof t_used), t_cap);
 }
 
 int http_body_charge_tree(http_req *r)
@@ -104,11 +160,10 @@ int http_body_charge_tree(http_req *r)
     if (r->tree_charged || !r->body || !r->len || r->m.route->body != BODY_JSON)
         return 0;
     uint64_t cost = json_parse_cost(r->body, r->len);
-    if (budget_try(&r->api->sv->mem, cost) != 0) {
+    if (take(r, cost) != 0) {
         refuse(r, "what this request's JSON body parses into", cost);
         return 1;
     }
-    r->mem_charge += cost;
     r->tree_charged = 1;
     return 0;
 }

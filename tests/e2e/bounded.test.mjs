@@ -629,15 +629,15 @@ function slowBody(url, path, body) {
   };
 }
 
-test('one memory budget: JSON bodies are charged as they arrive and for their parse; one that does not fit is a 503 and changes nothing', async () => {
+test('one memory budget: JSON bodies are charged as they arrive and for their parse; one that does not fit is a 503 (413 beyond the whole budget) and changes nothing', async () => {
   await withDaemon({args: ['--max-memory', '16M']}, async (d) => {
-    // 400,000 small numbers: a 0.8 MB body whose parsed tree takes about 30 MiB.
+    // 400,000 small numbers: a 0.8 MB body whose parsed tree takes about 30 MiB, more than
+    // the whole budget: 413, not "try again".
     const numbers = '{"name":"n","model":[' + Array(400000).fill('1').join(',') + ']}';
     const r = await fetch(d.url + '/v1/jobs', {method: 'POST', headers: {'Content-Type': 'application/json'}, body: numbers});
     const e = await r.json();
-    assert.equal(r.status, 503, JSON.stringify(e));
-    assert.match(e.error.message, /--max-memory/);
-    assert.match(e.error.message, /parses into \(\d+(\.\d+)? MiB\)/);
+    assert.equal(r.status, 413, JSON.stringify(e));
+    assert.match(e.error.message, /parses into \(\d+(\.\d+)? MiB\) is more than all of the daemon's memory budget \(--max-memory\) \(16 MiB\) could hold/);
     assert.equal((await api(d.url, 'GET', '/v1/jobs')).json.jobs.length, 0, 'no job was made');
 
     // Bodies of 1 MB (a long name: a small tree) held half sent: the buffers are charged at
@@ -667,6 +667,31 @@ test('one memory budget: JSON bodies are charged as they arrive and for their pa
                   {what: 'the bodies\' reservations given back'});
     const ok = await api(d.url, 'POST', '/v1/jobs', tutorialJob({steps: 10}));
     assert.equal(ok.status, 201, ok.text);
+  });
+});
+
+test('one memory budget: a budget filled by request bodies still takes control requests (their own reserve)', async () => {
+  await withDaemon({args: ['--max-memory', '4M']}, async (d) => {
+    // Four bodies held half sent, each buffer (declared length + 1) exactly 1 MiB: the
+    // budget is full to the byte.
+    const body = '{"name":"' + 'a'.repeat((1 << 20) - 1 - 11) + '"}';
+    const held = [];
+    for (let i = 0; i < 4; i++) held.push(slowBody(d.url, '/v1/jobs', body));
+    await waitFor(async () => (await exposition(d.url)).anneald_memory_reserved_bytes === 4 * 1024 * 1024,
+                  {what: 'the four buffers charged'});
+    const full = await api(d.url, 'POST', '/v1/jobs', tutorialJob({steps: 10}));
+    assert.equal(full.status, 503, full.text);
+    assert.match(full.json.error.message, /--max-memory\) cannot take this request's body/);
+    // Control requests still get their answer (here: no such job), not a 503.
+    for (const path of ['/v1/jobs/j-nosuchjob/cancel', '/v1/jobs/j-nosuchjob/pause']) {
+      const c = await api(d.url, 'POST', path, {});
+      assert.equal(c.status, 404, `${path}: ${c.text}`);
+    }
+    // Each whole body still needs its parse charged: refused while the others are held.
+    const answers = await Promise.all(held.map((h) => h.finish()));
+    assert.ok(answers.every((a) => /^HTTP\/1\.1 (400|503)/.test(a)), answers.map((a) => a.slice(0, 40)).join('\n'));
+    await waitFor(async () => (await exposition(d.url)).anneald_memory_reserved_bytes === 0,
+                  {what: 'the bodies\' reservations given back'});
   });
 });
 
