@@ -108,17 +108,20 @@ int lrfind_analyze(const double *lr, const double *loss, size_t n, double beta,
     size_t m = lrfind_diverged(smoothed, n, stop_factor);
     out->diverged_at = m;
     out->stopped_early = m < n;
-    /* Steps with a non-positive lr have no place on a log axis. */
+    /* Steps with a non-positive lr have no place on a log axis: trailing ones are dropped,
+     * and the analysis starts after the last one before them (a warm-up from 0, a cyclic
+     * schedule's zero), on the longest run of usable steps that ends the range. */
     while (m > 0 && !(lr[m - 1] > 0))
         m--;
-    if (m < LRFIND_MIN_POINTS)
-        return 0;
+    size_t s0 = 0;
     for (size_t i = 0; i < m; i++)
         if (!(lr[i] > 0) || !isfinite(lr[i]))
-            return 0;
+            s0 = i + 1;
+    if (m - s0 < LRFIND_MIN_POINTS)
+        return 0;
 
-    size_t imin = 0;
-    for (size_t i = 1; i < m; i++)
+    size_t imin = s0;
+    for (size_t i = s0 + 1; i < m; i++)
         if (smoothed[i] < smoothed[imin])
             imin = i;
     out->minimum_at = imin;
@@ -127,8 +130,8 @@ int lrfind_analyze(const double *lr, const double *loss, size_t n, double beta,
     /* The fall is steepest on the way down: after the minimum the curve only rises, and the
      * dips that noise makes there (a spike decaying in the average) are no advice. */
     double steepest = INFINITY;
-    for (size_t i = 0; i <= imin; i++) {
-        size_t a = i > 0 ? i - 1 : 0, b = i + 1 < m ? i + 1 : m - 1;
+    for (size_t i = s0; i <= imin; i++) {
+        size_t a = i > s0 ? i - 1 : s0, b = i + 1 < m ? i + 1 : m - 1;
         double dx = log(lr[b]) - log(lr[a]);
         if (!(dx > 0))
             continue; /* the lr did not grow here: no slope */
@@ -142,10 +145,10 @@ int lrfind_analyze(const double *lr, const double *loss, size_t n, double beta,
         out->steepest = lr[out->steepest_at];
 
     size_t first, last;
-    int rc = longest_descent(smoothed, m, &first, &last);
+    int rc = longest_descent(smoothed + s0, m - s0, &first, &last);
     if (rc)
         return rc;
-    out->valley_at = first + (last - first) / 2;
+    out->valley_at = s0 + first + (last - first) / 2;
     out->valley = lr[out->valley_at];
     out->has_suggestions = 1;
     return 0;

@@ -21,8 +21,10 @@
  *  - valley: the lr halfway through the longest descent of the smoothed loss: the longest
  *    strictly decreasing subsequence of the smoothed losses (first index a, last index b),
  *    and the step a + (b - a) / 2 in it.
- * A suggestion needs a few points: with fewer than LRFIND_MIN_POINTS usable steps none is
- * made (has_suggestions = 0). */
+ * Only steps with a positive, finite lr count (a log axis has no place for others): the
+ * suggestions come from the steps after the last unusable one before the divergence (a
+ * warm-up from lr 0 costs its first step, not the report). A suggestion needs a few points:
+ * with fewer than LRFIND_MIN_POINTS usable steps none is made (has_suggestions = 0). */
 #ifndef ANNEALD_LRFIND_H
 #define ANNEALD_LRFIND_H
 

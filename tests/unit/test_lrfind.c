@@ -98,6 +98,41 @@ static void test_steepest_is_on_the_way_down(void **state)
     assert_true(r.steepest < lr[15]);
 }
 
+/* A warm-up from lr 0 (and a zero in the middle) costs the steps up to it, not the report:
+ * the suggestions come from the steps after the last lr of 0, and give the same answer as
+ * the same sweep without them. */
+static void test_zero_lr_steps_are_left_out(void **state)
+{
+    (void)state;
+    enum { N = 40, Z = 3 };
+    double lr[N + Z], loss[N + Z], s[N + Z], s2[N];
+    for (int i = 0; i < N; i++) {
+        lr[Z + i] = pow(10, -4 + i * 0.1);
+        loss[Z + i] = i <= 25 ? 5 - 0.1 * i : 2.5 + 0.3 * (i - 25);
+    }
+    lr[0] = 0; /* the warm-up's first step */
+    lr[1] = 1e-5;
+    lr[2] = 0; /* a cyclic schedule's zero */
+    loss[0] = loss[1] = loss[2] = 5;
+    lrfind_result r, plain;
+    assert_int_equal(lrfind_analyze(lr, loss, N + Z, 0.0, 100.0, s, &r), 0);
+    assert_true(r.has_suggestions);
+    assert_int_equal(lrfind_analyze(lr + Z, loss + Z, N, 0.0, 100.0, s2, &plain), 0);
+    assert_true(plain.has_suggestions);
+    assert_int_equal(r.minimum_at, plain.minimum_at + Z);
+    assert_int_equal(r.steepest_at, plain.steepest_at + Z);
+    assert_int_equal(r.valley_at, plain.valley_at + Z);
+    assert_true(r.steepest == plain.steepest && r.valley == plain.valley &&
+                r.minimum_div_10 == plain.minimum_div_10);
+    /* zeros at the end are dropped; a run of usable steps too short gives none */
+    lr[N + Z - 1] = 0;
+    assert_int_equal(lrfind_analyze(lr, loss, N + Z, 0.0, 100.0, s, &r), 0);
+    assert_true(r.has_suggestions);
+    lr[N + Z - 5] = 0;
+    assert_int_equal(lrfind_analyze(lr, loss, N + Z, 0.0, 100.0, s, &r), 0);
+    assert_false(r.has_suggestions); /* 3 usable steps after the last zero */
+}
+
 static void test_bad_arguments_and_short_sweeps(void **state)
 {
     (void)state;
@@ -489,6 +524,7 @@ int main(void)
         cmocka_unit_test(test_divergence_rule),
         cmocka_unit_test(test_suggestions_on_a_valley),
         cmocka_unit_test(test_steepest_is_on_the_way_down),
+        cmocka_unit_test(test_zero_lr_steps_are_left_out),
         cmocka_unit_test(test_bad_arguments_and_short_sweeps),
         cmocka_unit_test(test_suggestions_in_the_analytic_range),
         cmocka_unit_test(test_finder_job_sweeps_its_range),
