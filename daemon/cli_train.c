@@ -19,6 +19,7 @@
 #include "core/data_idx.h"
 #include "daemon/cli.h"
 #include "jobs/fashion.h"
+#include "daemon/cli_metrics_file.h"
 #include "daemon/cli_util.h"
 #include "util/util.h"
 
@@ -400,12 +401,13 @@ int cli_train(int argc, char **argv)
     }
     if (resume && cli_resume_from(t, &spec, resume))
         goto out;
+    double time_base = 0; /* a continued metrics file: the time its last kept row had */
     if (metrics_csv) {
-        mf = fopen(metrics_csv, "w");
-        if (!mf) {
-            fprintf(stderr, "error: cannot write %s: %s\n", metrics_csv, strerror(errno));
+        char head[1024];
+        job_spec_metrics_header(&spec, 1, head, sizeof head);
+        if (cli_metrics_open(metrics_csv, head, resume ? train_steps_done(t) : 0, &mf,
+                             &time_base))
             goto out;
-        }
     }
     int64_t total = train_total_steps(t);
     int tty = isatty(2);
@@ -418,11 +420,6 @@ int cli_train(int argc, char **argv)
     rep.loss_scale = NAN;
     int64_t done = 0;
     char nb[40];
-    if (mf) {
-        char head[1024];
-        job_spec_metrics_header(&spec, 1, head, sizeof head);
-        fputs(head, mf);
-    }
     stop_signal = stop_pending(); /* a Ctrl-C while the model was built */
     while (train_steps_done(t) < total && (steps < 0 || done < steps) && !stop_signal) {
         if (train_step(t, &rep, &e)) {
@@ -447,9 +444,9 @@ int cli_train(int argc, char **argv)
         clock_at = now;
         clock_done = done;
         if (mf) {
-            /* time: seconds of training in this run, as the API's time (which counts from
-             * the job's first start) */
-            double secs = now - t0;
+            /* time: seconds of training since the file's first row, as the API's time
+             * (which counts from the job's first start) */
+            double secs = time_base + (now - t0);
             char row[METRICS_ROW_MAX];
             metrics_row(&spec, &rep, &secs, row, sizeof row);
             fputs(row, mf);
@@ -515,17 +512,33 @@ int cli_train(int argc, char **argv)
             goto out;
         }
     }
-    if (stopped) {
-        /* Say what was kept, so the run can be continued. */
-        fprintf(stderr, "interrupted after step %lld of %lld.\n",
+    if (stopped || (save && train_steps_done(t) < total)) {
+        /* Say what was kept, and the command that continues the run with the same files. */
+        fprintf(stderr, "%s after step %lld of %lld.\n", stopped ? "interrupted" : "stopped",
                 (long long)train_steps_done(t), (long long)total);
         if (metrics_csv)
             fprintf(stderr, "metrics up to it: %s\n", metrics_csv);
-        if (save)
-            fprintf(stderr, "state saved to %s; continue with: anneald train %s --resume %s\n",
-                    save, path, save);
-        else
+        if (save) {
+            fprintf(stderr, "state saved to %s; continue with: anneald train ", save);
+            cli_shell_word(stderr, path);
+            char nsteps[24];
+            snprintf(nsteps, sizeof nsteps, "%lld", (long long)steps);
+            const char *flags[][2] = {{"--resume", save}, {"--save", save},
+                                      {"--metrics-csv", metrics_csv},
+                                      {"--weights-json", weights_json},
+                                      {"--steps", steps >= 0 ? nsteps : NULL}};
+            for (size_t k = 0; k < sizeof flags / sizeof flags[0]; k++)
+                if (flags[k][1]) {
+                    fprintf(stderr, " %s ", flags[k][0]);
+                    cli_shell_word(stderr, flags[k][1]);
+                }
+            fputc('\n', stderr);
+        } else {
             fprintf(stderr, "no state saved (give --save FILE to be able to continue)\n");
+        }
+    } else if (save) {
+        fprintf(stderr, "state of step %lld saved to %s\n", (long long)train_steps_done(t),
+                save);
     }
     if (done > 0) {
         printf("step %lld loss %s lr", (long long)rep.step, cli_exact(nb, rep.loss));

@@ -197,9 +197,32 @@ test('train shows its rate and ETA, and Ctrl-C stops cleanly: whole CSV, state s
   assert.equal(body.length, stepAt);
   assert.ok(body.every((l) => l.split(',').length === 7), 'every row whole');
   assert.ok(body.some((l) => /,[^,]+,$/.test(l)), 'validation rows carry val_loss (val_acc empty for regression)');
-  // the saved state continues
-  const next = run(['train', p, '--resume', state, '--steps', '5']);
+  assert.match(out, new RegExp(`^step ${stepAt} `, 'm'));
+  // The command it prints continues the run with the same files: the CSV goes on from the
+  // saved step, as one uninterrupted run's (time aside), and --steps stops it again.
+  const cmd = /continue with: anneald (.*)$/m.exec(err)[1].split(' ');
+  assert.deepEqual(cmd, ['train', p, '--resume', state, '--save', state, '--metrics-csv', csv]);
+  const next = run([...cmd, '--steps', '5']);
   assert.equal(next.code, 0, next.err);
   assert.match(next.out, new RegExp(`^step ${stepAt + 5} `, 'm'));
-  assert.match(out, new RegExp(`^step ${stepAt} `, 'm'));
+  assert.match(next.err, new RegExp(`stopped after step ${stepAt + 5} of 1000000000`));
+  assert.match(next.err, /continue with: anneald train .* --steps 5$/m);
+  const full = path.join(dir, 'full.csv');
+  assert.equal(run(['train', p, '--metrics-csv', full, '--steps', String(stepAt + 5)]).code, 0);
+  const cols = (f) => fs.readFileSync(f, 'utf8').split('\n').map((l) => l.split(',').filter((_, k) => k !== 4).join(','));
+  assert.deepEqual(cols(csv), cols(full));
+  const times = fs.readFileSync(csv, 'utf8').split('\n').slice(1, -1).map((l) => Number(l.split(',')[4]));
+  assert.ok(times.every((x, i) => i === 0 || x >= times[i - 1]), 'time counts on from the saved rows');
+  // A file of another job's columns is refused, and left as it was.
+  const other = path.join(dir, 'other.csv');
+  fs.writeFileSync(other, 'step,loss,lr0,lr1,grad_norm,time\n1,2,3,4,5,6\n');
+  const bad = run(['train', p, '--resume', state, '--metrics-csv', other, '--steps', '1']);
+  assert.equal(bad.code, 1);
+  assert.match(bad.err, /--metrics-csv .*other\.csv: its columns \(step,loss,lr0,lr1,grad_norm,time\) are not this job's/);
+  assert.equal(fs.readFileSync(other, 'utf8'), 'step,loss,lr0,lr1,grad_norm,time\n1,2,3,4,5,6\n');
+  fs.writeFileSync(other, lines[0] + '\n1,2,3,4,5,,\nnot a row\n');
+  const junk = run(['train', p, '--resume', state, '--metrics-csv', other, '--steps', '1']);
+  assert.equal(junk.code, 1);
+  assert.match(junk.err, /other\.csv: line 3 is not a metrics row/);
+  assert.equal(fs.readFileSync(other, 'utf8'), lines[0] + '\n1,2,3,4,5,,\nnot a row\n');
 });
