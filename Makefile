@@ -169,7 +169,10 @@ load-test: deps
 
 # INSTALL_BIN: the binary to install (default: the one this tree builds, built if needed).
 INSTALL_BIN ?= $(BUILD)/anneald
-DOCS := README.md docs/API.md docs/JOBSPEC.md
+# The README and BENCHMARKS.md at the top of DOCDIR, docs/ beside them as in this tree, so
+# the README's links to docs/… resolve where it is installed.
+DOCS := README.md BENCHMARKS.md
+DOCS_SUB := $(sort $(wildcard docs/*.md)) docs/job-page.png
 install: $(INSTALL_BIN)
 	install -Dm755 $(INSTALL_BIN) $(DESTDIR)$(BINDIR)/anneald
 	@# the rank program of multi-rank jobs, where it was built (needs mpicc): `anneald rank`
@@ -182,13 +185,15 @@ install: $(INSTALL_BIN)
 	  systemd/anneald.service > $(DESTDIR)$(UNITDIR)/anneald.service
 	chmod 644 $(DESTDIR)$(UNITDIR)/anneald.service
 	install -m644 $(DOCS) $(DESTDIR)$(DOCDIR)/
+	@mkdir -p $(DESTDIR)$(DOCDIR)/docs
+	install -m644 $(DOCS_SUB) $(DESTDIR)$(DOCDIR)/docs/
 	install -m644 docs/anneald.1 $(DESTDIR)$(MANDIR)/man1/anneald.1
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/anneald $(DESTDIR)$(BINDIR)/anneald-rank \
 	  $(DESTDIR)$(UNITDIR)/anneald.service \
-	  $(DESTDIR)$(MANDIR)/man1/anneald.1 $(addprefix $(DESTDIR)$(DOCDIR)/,$(notdir $(DOCS)))
-	-rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null
+	  $(DESTDIR)$(MANDIR)/man1/anneald.1 $(addprefix $(DESTDIR)$(DOCDIR)/,$(DOCS) $(DOCS_SUB))
+	-rmdir $(DESTDIR)$(DOCDIR)/docs $(DESTDIR)$(DOCDIR) 2>/dev/null
 
 clean:
 	rm -rf build build-san

@@ -18,6 +18,7 @@
 #include "jobs/budget.h"
 #include "jobs/fashion.h"
 #include "jobs/mpirun.h"
+#include "util/log.h"
 
 /* Rows of a CSV text (lines after the header that are not empty). */
 static int64_t csv_rows(const char *s, size_t len)
@@ -394,6 +395,9 @@ int job_submit(store_t *st, const daemon_opts *opts, cJSON *body, const submit_l
         out->nerr = 1;
         out->store_rc = rc;
         out->kind = rc == -ENOMEM ? SUBMIT_NOMEM : SUBMIT_STORE;
+    } else {
+        util_log(LOG_INFO, "job %s submitted: \"%s\", %lld steps", out->id, spec.name,
+                 (long long)total);
     }
 done:
     cJSON_free(spec_text);

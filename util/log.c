@@ -30,16 +30,24 @@ void util_log(int level, const char *fmt, ...)
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    /* One line each, whatever a message carries (an error quoting a client's input): control
+     * characters become spaces, so no text can start a line that looks like the daemon's. */
+    char msg[4096];
     va_list ap;
     va_start(ap, fmt);
-    /* Workers log too: the three writes of one line are made under stderr's lock, so lines
-     * of different threads never interleave. */
-    flockfile(stderr);
-    fprintf(stderr, "%s anneald %s: ", ts, names[level & 3]);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    funlockfile(stderr);
+    int n = vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    if (n < 0)
+        return;
+    for (char *p = msg; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = ' ';
+    /* Workers log too: one write of a whole line under stderr's lock, so lines of different
+     * threads never interleave. */
+    flockfile(stderr);
+    fprintf(stderr, "%s anneald %s: %s%s\n", ts, names[level & 3], msg,
+            (size_t)n >= sizeof msg ? " [cut]" : "");
+    funlockfile(stderr);
 }
 
 int util_free_disk(const char *path, uint64_t *avail)

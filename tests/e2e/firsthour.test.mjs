@@ -203,3 +203,21 @@ test('clients that leave an event stream leave no unstamped line in the log', as
   // and nothing of it is a warning: a client leaving is routine
   assert.ok(!lines.some((l) => / anneald (error|warn): /.test(l)), lines.join('\n'));
 });
+
+test('the log tells each job\'s story at the default level: submitted, queued, running, paused, cancelled, deleted', async () => {
+  await withDaemon({}, async (d) => {
+    const r = await api(d.url, 'POST', '/v1/jobs', heavyJob({name: 'story'}));
+    assert.equal(r.status, 201, r.text);
+    const id = r.json.id;
+    await waitJob(d.url, id, (j) => j.state === 'running');
+    assert.equal((await api(d.url, 'POST', `/v1/jobs/${id}/pause`, {})).status, 200);
+    await waitJob(d.url, id, (j) => j.state === 'paused');
+    assert.equal((await api(d.url, 'POST', `/v1/jobs/${id}/cancel`, {})).status, 200);
+    await waitJob(d.url, id, (j) => j.state === 'cancelled');
+    assert.equal((await api(d.url, 'DELETE', `/v1/jobs/${id}`)).status, 204);
+    const lines = d.log().split('\n').filter((l) => l.includes(`job ${id} `));
+    const story = lines.map((l) => / anneald info: job \S+ (\S+)/.exec(l)?.[1]);
+    assert.deepEqual(story.filter((s) => s !== 'state'), ['submitted:', 'queued', 'running', 'paused', 'cancelled', 'deleted'], lines.join('\n'));
+    assert.match(lines[0], /job \S+ submitted: "story", 100000000 steps/);
+  });
+});

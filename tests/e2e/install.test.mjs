@@ -28,8 +28,13 @@ test('make install PREFIX=… puts the unit, docs and man page under PREFIX', ()
   const files = doc.filter((x) => x.startsWith('file://')).map((x) => x.slice(7));
   assert.ok(files.length >= 1);
   for (const f of files) assert.ok(existsSync(join(dest, f)), `${f} is installed`);
-  for (const f of ['README.md', 'API.md', 'JOBSPEC.md'])
+  for (const f of ['README.md', 'BENCHMARKS.md', 'docs/API.md', 'docs/JOBSPEC.md'])
     assert.ok(readFileSync(join(root, 'share/doc/anneald', f), 'utf8').length > 1000, f);
+  // every local link of the installed README leads to an installed file
+  const readme = readFileSync(join(root, 'share/doc/anneald/README.md'), 'utf8');
+  const links = [...readme.matchAll(/\]\(([^)#:]+)(#[^)]*)?\)/g)].map((m) => m[1]);
+  assert.ok(links.length >= 5, links.join(' '));
+  for (const l of links) assert.ok(existsSync(join(root, 'share/doc/anneald', l)), `README links ${l}`);
   // The rank program of multi-rank jobs goes next to the daemon when this tree built it, and
   // the installed `anneald rank` finds it there.
   const rankBuilt = existsSync(join(dirname(bin), 'anneald-rank'));
@@ -45,7 +50,8 @@ test('make install PREFIX=… puts the unit, docs and man page under PREFIX', ()
   assert.equal(r.status, 0, r.stdout + r.stderr);
   for (const p of [unitPath, join(root, 'bin/anneald'), join(root, 'bin/anneald-rank'),
                    join(root, 'share/man/man1/anneald.1'),
-                   join(root, 'share/doc/anneald/API.md')]) assert.equal(existsSync(p), false, p);
+                   join(root, 'share/doc/anneald/docs/API.md'),
+                   join(root, 'share/doc/anneald')]) assert.equal(existsSync(p), false, p);
   rmSync(dest, {recursive: true, force: true});
 });
 

@@ -1,6 +1,6 @@
 /* test_util — the shared helpers: little-endian bytes in a fixed order on any machine, a
  * whole file read back with its NUL, clear errors for what cannot be read, and a clock that
- * never goes back. */
+ * never goes back, and log lines that stay one line each. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "util/log.h"
 #include "util/util.h"
 
 static void little_endian_bytes(void **state)
@@ -74,12 +75,48 @@ static void the_clock_never_goes_back(void **state)
     }
 }
 
+/* A message with line breaks (an error quoting a client's input) stays one line of the log,
+ * and a message longer than the line's buffer says it was cut. */
+static void a_log_line_is_one_line(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/anneald-log-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    fflush(stderr);
+    int saved = dup(2);
+    assert_true(saved >= 0);
+    assert_int_equal(dup2(fd, 2), 2);
+    util_log(LOG_WARN, "job %s: %s", "j_1", "bad\n2026-01-01T00:00:00Z anneald error: forged\r");
+    char big[6000];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    util_log(LOG_INFO, "%s", big);
+    util_log(LOG_DEBUG, "dropped at the default level");
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    char buf[16384];
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    close(fd);
+    unlink(path);
+    assert_true(n > 0);
+    buf[n] = '\0';
+    char *second = strchr(buf, '\n');
+    assert_non_null(second);
+    assert_non_null(strstr(buf, " anneald warn: job j_1: bad 2026-01-01T00:00:00Z anneald error: forged \n"));
+    assert_non_null(strstr(second + 1, " anneald info: xxx"));
+    assert_non_null(strstr(second + 1, "x [cut]\n"));
+    assert_null(strchr(strchr(second + 1, '\n') + 1, '\n')); /* two lines in all */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(little_endian_bytes),
         cmocka_unit_test(reads_a_whole_file),
         cmocka_unit_test(the_clock_never_goes_back),
+        cmocka_unit_test(a_log_line_is_one_line),
     };
     return cmocka_run_group_tests_name("util", tests, NULL, NULL);
 }
