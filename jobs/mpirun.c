@@ -151,8 +151,10 @@ int mpirun_job_check(const daemon_opts *o, int world_size, char *msg, size_t msg
     self[n > 0 ? n : 0] = '\0';
     if (mpirun_find_rank(self, rank, sizeof rank) != 0) {
         snprintf(msg, msgsz, "world_size %d needs the rank program %s next to the daemon "
-                 "(%s), which this installation does not have: multi-rank jobs cannot run here "
-                 "(world_size 1 runs without it)", world_size, MPIRUN_RANK_PROGRAM,
+                 "(%s), which this installation does not have: build it with `make rank` "
+                 "(and `make install` again for an installed daemon); until then multi-rank "
+                 "jobs cannot run here (world_size 1 runs without it)", world_size,
+                 MPIRUN_RANK_PROGRAM,
                  n > 0 ? self : "its directory is unknown");
         return -ENOENT;
     }

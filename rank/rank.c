@@ -133,8 +133,8 @@ int main(int argc, char **argv)
     if (spec.world_size != world) {
         if (rank == 0)
             fprintf(stderr, "anneald-rank: world_size: the spec has world_size %d but %d "
-                    "ranks were started (mpirun -n %d)\n", spec.world_size, world,
-                    spec.world_size);
+                    "ranks were started: start it with mpirun -n %d, or set \"world_size\": "
+                    "%d in the spec\n", spec.world_size, world, spec.world_size, world);
         goto done;
     }
     /* the builtin fashion-mnist is four files that every rank reads (the daemon sends them
@@ -219,7 +219,9 @@ int main(int argc, char **argv)
     double wall = MPI_Wtime() - t0, comm = c.comm_s; /* the save's gathers come after */
     if (rank == 0 && weights) {
         char *s = NULL;
-        int wrc = train_weights_json(t, &wj) == 0 && (s = cJSON_PrintUnformatted(wj))
+        /* the same document as `anneald train --weights-json`, input statistics included */
+        int wrc = train_weights_json(t, &wj) == 0 && train_input_stats_json(t, wj) == 0 &&
+                          (s = cJSON_PrintUnformatted(wj))
                       ? util_write_atomic(weights, put_text, s) : -ENOMEM;
         free(s);
         cJSON_Delete(wj);

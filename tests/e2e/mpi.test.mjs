@@ -72,6 +72,7 @@ test('a job of several ranks is refused with 422 when mpirun or the rank program
       assert.equal(r.status, 422, r.text);
       assert.equal(r.json.error.field, 'world_size');
       assert.match(r.json.error.message, /world_size 4 needs the rank program anneald-rank next to the daemon/);
+      assert.match(r.json.error.message, /build it with `make rank`/);
     });
     // with both there, the job is taken and the worker starts the launcher: this one fails at
     // once, and the job fails with what it printed (the command line, --mpi-hosts included)

@@ -59,6 +59,8 @@ test('W = 1, 2, 4 ranks: weights and losses bit-identical to the one-process tra
     const t = spawnSync(BIN, ['train', `${dir}/w1.json`, '--weights-json', `${dir}/t.out`], {encoding: 'utf8'});
     assert.equal(t.status, 0, t.stderr);
     const ref = tensors(dir, 't.out');
+    // the whole document is anneald train's (input_stats included), not only the tensors
+    assert.deepEqual(Object.keys(JSON.parse(read(dir, 'w2.out'))).sort(), Object.keys(JSON.parse(read(dir, 't.out'))).sort());
     for (const W of [1, 2, 4]) {
       assert.equal(tensors(dir, `w${W}.out`), ref, `weights at W=${W}`);
       assert.equal(read(dir, `m${W}.csv`), read(dir, 'm1.csv'), `losses at W=${W}`);
@@ -274,7 +276,7 @@ test('the rank program refuses a spec whose world_size is not the number of rank
     writeFile(dir, 'w4.json', spec(4));
     const r = spawnSync('mpirun', ['-np', '2', ...MCA, RANK, `${dir}/w4.json`], {env: ENV, encoding: 'utf8', timeout: 60000});
     assert.notEqual(r.status, 0);
-    assert.match(r.stderr, /world_size: the spec has world_size 4 but 2 ranks were started/);
+    assert.match(r.stderr, /world_size: the spec has world_size 4 but 2 ranks were started: start it with mpirun -n 4, or set "world_size": 2 in the spec/);
     // a bad spec is named with its field, an unreadable one with its path, and nothing runs
     writeFile(dir, 'bad.json', spec(2).replace('"world_size":2', '"world_size":0'));
     const b = spawnSync('mpirun', ['-np', '2', ...MCA, RANK, `${dir}/bad.json`, '--weights-json', `${dir}/x.out`],
