@@ -46,8 +46,8 @@ static cJSON *vocabulary_json(const store_dataset *ds, int whole)
     return v;
 }
 
-/* A data set's object (API.md): id, name, rows, columns, bytes, created_at, kind, and for a
- * text corpus its characters and vocabulary (`whole`: with its tokens). NULL when out of
+/* A data set's object (API.md): id, name, rows (null for a text corpus), columns, bytes,
+ * created_at, kind, and for a text corpus its characters and vocabulary (`whole`: with its tokens). NULL when out of
  * memory. */
 static cJSON *dataset_json(const store_dataset *ds, int whole)
 {
@@ -58,7 +58,9 @@ static cJSON *dataset_json(const store_dataset *ds, int whole)
     int text = ds->columns_json && strcmp(ds->columns_json, "[]") == 0;
     int ok = cJSON_AddItemToObject(o, "id", cJSON_CreateString(ds->id));
     ok &= cJSON_AddItemToObject(o, "name", cJSON_CreateString(ds->name ? ds->name : ""));
-    ok &= cJSON_AddItemToObject(o, "rows", cJSON_CreateNumber((double)ds->rows));
+    /* a corpus has characters, not rows (the store keeps its count in the same column) */
+    ok &= cJSON_AddItemToObject(o, "rows", text ? cJSON_CreateNull()
+                                                : cJSON_CreateNumber((double)ds->rows));
     ok &= cJSON_AddItemToObject(o, "columns", cols ? cols : cJSON_CreateArray());
     ok &= cJSON_AddItemToObject(o, "bytes", cJSON_CreateNumber((double)ds->bytes));
     ok &= cJSON_AddItemToObject(o, "created_at", cJSON_CreateString(ds->created_at));

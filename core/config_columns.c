@@ -83,7 +83,7 @@ int cfg_data_check_columns(const data_spec *d, const char *what, const cJSON *co
                     "use another label", p, label, what);
     }
     if (!d->target[0] && !d->features_sel && cJSON_GetArraySize(cols) < 2 && *n < max)
-        an_fail(&errs[(*n)++], "data", "%s has only %d column: it needs features and a label",
-                what, cJSON_GetArraySize(cols));
+        an_fail(&errs[(*n)++], "data", "%s has %d column%s: it needs features and a label",
+                what, cJSON_GetArraySize(cols), cJSON_GetArraySize(cols) == 1 ? "" : "s");
     return *n ? -EINVAL : 0;
 }

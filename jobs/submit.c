@@ -164,6 +164,14 @@ static int dataset_fails(store_t *st, const job_spec *spec, submit_outcome *out)
              "no uploaded data set '%s' (POST /v1/datasets?name=… first)", ref);
         return 1;
     }
+    if (ds.columns_json && strcmp(ds.columns_json, "[]") == 0) { /* as the reverse: a 422 */
+        fail(out, SUBMIT_UNPROCESSABLE, spec->data.dataset_id[0] ? "data.id" : "data.name",
+             "data set '%s' (%s) is a text corpus, not a CSV table: it trains a gpt job "
+             "(\"data\": {\"type\": \"text\", \"dataset\": \"%s\"}); upload a table as "
+             "text/csv", ds.name ? ds.name : "?", ds.id, ds.name ? ds.name : ds.id);
+        store_dataset_free(&ds);
+        return 1;
+    }
     cJSON *cols = ds.columns_json ? cJSON_Parse(ds.columns_json) : NULL;
     int nbad = 0;
     char what[200];

@@ -330,6 +330,8 @@ test('a text corpus uploads as text/plain and trains a gpt job by name', async (
     assert.equal(up.status, 201, up.text);
     assert.equal(up.json.kind, 'text');
     assert.equal(up.json.characters, [...TEXT].length);
+    assert.equal(up.json.rows, null, 'a corpus has characters, not rows');
+    assert.deepEqual(up.json.columns, []);
     assert.equal(up.json.bytes, Buffer.byteLength(TEXT));
     // The corpus's vocabulary, in the shape its jobs show (below): whole in the upload's answer
     // and GET, its tokenizer and size in the list; a CSV data set has none.
@@ -341,6 +343,16 @@ test('a text corpus uploads as text/plain and trains a gpt job by name', async (
     assert.deepEqual((await api(d.url, 'GET', '/v1/datasets/poems')).json.vocabulary, vocab);
     const csv = await api(d.url, 'POST', '/v1/datasets?name=table', 'a,b\n1,2\n', {'Content-Type': 'text/csv'});
     assert.equal(csv.json.kind, 'csv');
+    assert.equal(csv.json.rows, 1);
+    assert.deepEqual(csv.json.columns, ['a', 'b']);
+    // a table job naming the corpus: 422 naming data.name and the way to use it, no job made
+    const tab = await api(d.url, 'POST', '/v1/jobs', {name: 't', model: {type: 'linear', inputs: 1, outputs: 1},
+                                                      data: {type: 'dataset', name: 'poems'}, steps: 2,
+                                                      ds_config: {train_batch_size: 1, optimizer: {type: 'SGD', params: {lr: 0.1}}}});
+    assert.equal(tab.status, 422, tab.text);
+    assert.equal(tab.json.error.field, 'data.name');
+    assert.match(tab.json.error.message, /data set 'poems' \(d_\w+\) is a text corpus, not a CSV table: it trains a gpt job \("data": \{"type": "text", "dataset": "poems"\}\)/);
+    assert.equal((await api(d.url, 'GET', '/v1/jobs')).json.jobs.length, 0);
     assert.ok(!('vocabulary' in csv.json), csv.text);
     assert.ok(!('vocabulary' in (await api(d.url, 'GET', '/v1/datasets/table')).json));
     const listed = (await api(d.url, 'GET', '/v1/datasets')).json.datasets;
