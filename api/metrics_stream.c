@@ -389,7 +389,7 @@ int metrics_stream_open(http_req *r, store_t *s, const char *id, int64_t from, i
     m->csv = csv;
     int rc = store_metrics_cursor_open(s, id, from, to, &m->c, e);
     if (!rc && !csv) {
-        m->n_lr = m->c.first < 0 ? 0 : m->c.n_lr;
+        m->n_lr = m->c.n_lr; /* an empty range too: one empty array per group */
         uint64_t span = m->c.first < 0 ? 0 : (uint64_t)(m->c.last - m->c.first) + 1;
         if (max_points > 0 && span > (uint64_t)max_points) {
             /* Downsampled: the points first (at most max_points), then their text. The points

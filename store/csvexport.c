@@ -318,7 +318,8 @@ int store_metrics_csv_piece(store_t *s, store_metrics_cursor *c, char *buf, size
                             size_t *len, an_err *err)
 {
     *len = 0;
-    int n_lr = c->first < 0 ? 1 : c->n_lr; /* the header always has lr columns */
+    /* an empty range has lr columns (the newest rows', or one before any row) */
+    int n_lr = c->first < 0 && c->n_lr == 0 ? 1 : c->n_lr;
     csvpiece *b = malloc(sizeof *b);
     if (!b)
         return an_failc(err, -ENOMEM, NULL, "out of memory for the CSV buffer");

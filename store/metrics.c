@@ -167,7 +167,7 @@ void st_series_emit(store_series *m, size_t cap, const mrow *r)
 
 /* First and last step of a job's rows in [from, to] and the lr group count of the first row
  * (its block's), reading the blocks at the two ends of the range only. *first = -1 when the
- * range is empty. */
+ * range is empty; *n_lr is then the newest block's (0 for a job without rows). */
 int st_range_ends(store_t *s, int64_t num, int64_t from, int64_t to, int64_t *first,
                       int64_t *last, int *n_lr, an_err *err)
 {
@@ -189,8 +189,20 @@ int st_range_ends(store_t *s, int64_t num, int64_t from, int64_t to, int64_t *fi
         }
     }
     st_blocks_close(&it);
-    if (r < 0 || *first < 0)
+    if (r < 0)
+        return r;
+    if (*first < 0) {
+        /* An empty range still has the job's lr groups (one array each in an answer): its
+         * newest block's, when it has rows at all. */
+        rc = st_blocks_open(s, &it, num, 0, INT64_MAX, 1, err);
+        if (rc)
+            return rc;
+        r = st_blocks_next(&it, &b, 0, err);
+        if (r == 1)
+            *n_lr = b.ng;
+        st_blocks_close(&it);
         return r < 0 ? r : 0;
+    }
     rc = st_blocks_open(s, &it, num, from, to, 1, err);
     if (rc)
         return rc;

@@ -226,6 +226,14 @@ test('bad metrics queries keep their 4xx naming the field, unknown jobs 404, a j
     }
     const ok = await api(d.url, 'GET', `/v1/jobs/${id}/metrics?format=csv`);
     assert.equal(ok.text.trimEnd().split('\n').length, 51);
+    // A range past the last step: no rows, but still one (empty) lr array per group.
+    const past = await api(d.url, 'GET', `/v1/jobs/${id}/metrics?from=100&to=200`);
+    assert.equal(past.status, 200, past.text);
+    assert.deepEqual(past.json.lr, [[]]);
+    assert.deepEqual(past.json.step, []);
+    assert.equal((await api(d.url, 'GET', `/v1/jobs/${id}/metrics?from=100&format=csv`)).text, 'step,loss,lr0,grad_norm,time\n');
+    // max_points below 2 still has the first and the last step
+    assert.deepEqual((await api(d.url, 'GET', `/v1/jobs/${id}/metrics?max_points=1`)).json.step, [1, 50]);
     // The only worker busy with a long job: the next job waits in the queue without a row.
     const busy = await api(d.url, 'POST', '/v1/jobs', tutorialJob({steps: 100000000}));
     await waitJob(d.url, busy.json.id, (x) => x.state === 'running');
