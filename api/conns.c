@@ -350,7 +350,7 @@ static void on_listen(uv_poll_t *p, int status, int events)
     }
 }
 
-int conns_listen(api_t *api, const struct sockaddr *sa, socklen_t salen, int *port)
+int conns_bind(api_t *api, const struct sockaddr *sa, socklen_t salen, int *port)
 {
     conns_t *cs = &api->gate;
     cs->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -369,11 +369,16 @@ int conns_listen(api_t *api, const struct sockaddr *sa, socklen_t salen, int *po
     getsockname(cs->fd, (struct sockaddr *)&ss, &len);
     *port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                            : ((struct sockaddr_in *)&ss)->sin_port);
+    return 0;
+}
+
+void conns_start(api_t *api)
+{
+    conns_t *cs = &api->gate;
     uv_poll_init(api->loop, &cs->poll, cs->fd);
     cs->poll.data = api;
     uv_poll_start(&cs->poll, UV_READABLE, on_listen);
     cs->polling = 1;
-    return 0;
 }
 
 void conns_stop_listening(api_t *api)

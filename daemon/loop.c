@@ -268,6 +268,27 @@ int daemon_run(const daemon_opts *opts)
      * ulimit -v, the limit) for nothing the budget can see. */
     mallopt(M_ARENA_MAX, 4);
 
+    /* The address first: a port in use (or a bad address) fails the start before the store
+     * or its lock file is created. */
+    struct sockaddr_storage ss;
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+                     MHD_USE_NO_LISTEN_SOCKET;
+    if (bind_address(opts, &ss, &flags)) {
+        fprintf(stderr, "anneald: --listen %s: a numeric IPv4 or IPv6 address was expected\n",
+                opts->host);
+        return 2;
+    }
+    d->api->gate.fd = -1;
+    int rc = conns_bind(d->api, (struct sockaddr *)&ss,
+                        ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                 : sizeof(struct sockaddr_in),
+                        &d->port);
+    if (rc) {
+        fprintf(stderr, "anneald: cannot listen on %s:%d: %s\n", opts->host, opts->port,
+                strerror(-rc));
+        return 1;
+    }
+
     an_err e;
     an_err_clear(&e);
     /* One daemon per store (store/lock.h): held until the process ends. */
@@ -276,7 +297,7 @@ int daemon_run(const daemon_opts *opts)
         fprintf(stderr, "anneald: %s\n", e.message);
         return 1;
     }
-    int rc = store_open(&d->sv.store, opts->db, &e);
+    rc = store_open(&d->sv.store, opts->db, &e);
     if (rc) {
         fprintf(stderr, "anneald: cannot open the store %s: %s\n", opts->db, e.message);
         return 1;
@@ -312,14 +333,6 @@ int daemon_run(const daemon_opts *opts)
         return 1;
     }
 
-    struct sockaddr_storage ss;
-    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
-                     MHD_USE_NO_LISTEN_SOCKET;
-    if (bind_address(opts, &ss, &flags)) {
-        fprintf(stderr, "anneald: --listen %s: a numeric IPv4 or IPv6 address was expected\n",
-                opts->host);
-        return 2;
-    }
     raise_fd_limit();
     /* MHD gets connections from the gate (api/conns.h) once their head is in; it listens on
      * nothing itself. Its idle timeout ends a connection that neither reads nor writes for
@@ -337,16 +350,7 @@ int daemon_run(const daemon_opts *opts)
         fprintf(stderr, "anneald: cannot start the HTTP server\n");
         return 1;
     }
-    d->api->gate.fd = -1;
-    rc = conns_listen(d->api, (struct sockaddr *)&ss,
-                      ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                               : sizeof(struct sockaddr_in),
-                      &d->port);
-    if (rc) {
-        fprintf(stderr, "anneald: cannot listen on %s:%d: %s\n", opts->host, opts->port,
-                strerror(-rc));
-        return 1;
-    }
+    conns_start(d->api);
     const union MHD_DaemonInfo *ei = MHD_get_daemon_info(d->api->mhd, MHD_DAEMON_INFO_EPOLL_FD);
     uv_poll_init(&d->loop, &d->mhd_poll, ei->epoll_fd);
     d->mhd_poll.data = d;

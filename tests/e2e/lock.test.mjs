@@ -1,9 +1,11 @@
 // One store, one daemon (DESIGN.md): a second anneald on the same store exits at once, non-zero,
 // naming the first one's pid, and leaves the first one's jobs alone. The lock goes with the
-// process, so after a clean stop or a kill -9 the next daemon starts normally.
+// process, so after a clean stop or a kill -9 the next daemon starts normally. A port in use
+// fails the start before the store is touched.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { BIN, SLOW, api, heavyJob, removeDir, startDaemon, tmpDir, waitJob } from './lib.mjs';
 
@@ -68,6 +70,28 @@ test('a store whose lock file cannot be made is a clear error', async () => {
     assert.notEqual(b.code, 0);
     assert.match(b.stderr, /lock file .*missing-dir/);
   } finally {
+    removeDir(dir);
+  }
+});
+
+test('a port in use fails the start before anything is created: no store, no lock file', async () => {
+  const d = await startDaemon({});
+  const dir = tmpDir();
+  try {
+    const port = new URL(d.url).port;
+    const db = path.join(dir, 'fresh.db');
+    const r = await new Promise((resolve, reject) => {
+      const p = spawn(BIN, ['--listen', `127.0.0.1:${port}`, '--db', db], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let err = '';
+      p.stderr.on('data', (c) => { err += c; });
+      p.on('error', reject);
+      p.on('exit', (code) => resolve({ code, err }));
+    });
+    assert.equal(r.code, 1, r.err);
+    assert.match(r.err, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: Address already in use`));
+    assert.deepEqual(fs.readdirSync(dir), [], 'nothing left behind');
+  } finally {
+    await d.stop();
     removeDir(dir);
   }
 });
