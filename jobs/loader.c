@@ -213,9 +213,12 @@ int loader_model(model_cache *c, store_t *s, const store_job *row, int64_t step,
     size_t len = 0;
     int64_t got = at;
     rc = store_checkpoint_read_each(s, row->id, at, pick_sink, &pc, &len, &got, err);
-    if (rc == -ENOENT)
-        rc = an_failc(err, -ENOENT, "step", "job %s has no checkpoint at step %lld", row->id,
-                      (long long)at);
+    if (rc == -ENOENT) {
+        char have[240];
+        store_checkpoint_steps_text(s, row->id, have, sizeof have);
+        rc = an_failc(err, -ENOENT, "step", "job %s has no checkpoint at step %lld%s%s%s",
+                      row->id, (long long)at, have[0] ? " (" : "", have, have[0] ? ")" : "");
+    }
     blob_view v;
     if (rc == 0)
         rc = blob_pick_finish(&pc.p, &v, err);

@@ -193,24 +193,18 @@ static int step_fails(store_t *st, const job_spec *spec, submit_outcome *out)
     size_t n = 0;
     if (store_checkpoint_list(st, spec->resume_job, &list, &n, NULL) != 0)
         return 0; /* the worker finds out when it starts */
-    char have[200] = "";
-    size_t len = 0;
     int found = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++)
         found |= list[i].step == spec->resume_step;
-        if (len < sizeof have - 32)
-            len += (size_t)snprintf(have + len, sizeof have - len, "%s%lld", i ? ", " : "",
-                                    (long long)list[i].step);
-        else if (i == n - 1)
-            snprintf(have + len, sizeof have - len, ", …, %lld", (long long)list[i].step);
-    }
     free(list);
     if (found)
         return 0;
+    char have[240];
+    if (store_checkpoint_steps_text(st, spec->resume_job, have, sizeof have) < 0)
+        return 0;
     fail(out, SUBMIT_UNPROCESSABLE, "resume_from.step",
-         "job %s has no checkpoint at step %lld (%s%s)", spec->resume_job,
-         (long long)spec->resume_step, n ? "it has checkpoints at steps " : "it has none now",
-         have);
+         "job %s has no checkpoint at step %lld (%s)", spec->resume_job,
+         (long long)spec->resume_step, have);
     return 1;
 }
 

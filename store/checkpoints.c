@@ -479,3 +479,25 @@ int store_checkpoint_read_each(store_t *s, const char *id, int64_t step, store_c
         *step_out = at;
     return 0;
 }
+
+int store_checkpoint_steps_text(store_t *s, const char *id, char *buf, size_t size)
+{
+    if (size)
+        buf[0] = '\0';
+    store_checkpoint_info *list = NULL;
+    size_t n = 0;
+    if (store_checkpoint_list(s, id, &list, &n, NULL) != 0)
+        return -1;
+    size_t len = (size_t)snprintf(buf, size, "%s", n ? "it has checkpoints at steps "
+                                                       : "it has none now");
+    /* the first ones while they fit, then the last */
+    for (size_t i = 0; i < n && len < size; i++) {
+        if (len + 32 < size)
+            len += (size_t)snprintf(buf + len, size - len, "%s%lld", i ? ", " : "",
+                                    (long long)list[i].step);
+        else if (i == n - 1)
+            len += (size_t)snprintf(buf + len, size - len, ", …, %lld", (long long)list[i].step);
+    }
+    free(list);
+    return (int)n;
+}

@@ -492,6 +492,11 @@ int store_checkpoint_commit_with_metrics(store_t *s, const char *id, const store
 int store_checkpoint_list(store_t *s, const char *id, store_checkpoint_info **list, size_t *n,
                           an_err *err);
 
+/* "it has checkpoints at steps 100, 200, …, 900" (or "it has none now") into buf, for the
+ * error of a step without one. Returns how many it has, or < 0 when they cannot be listed
+ * (buf then empty). */
+int store_checkpoint_steps_text(store_t *s, const char *id, char *buf, size_t size);
+
 /* Reads a checkpoint (step < 0 = the latest) into a malloc'd buffer *buf of *len bytes;
  * *step_out (may be NULL) receives its step. -ENOENT for an unknown job or when there is no
  * such checkpoint; -EPROTO when the stored chunks do not add up to the recorded size. */

@@ -572,7 +572,11 @@ test('generate: text from a checkpoint, the same for the same seed, streamed as 
       assert.equal(b.json.error.field, field, JSON.stringify(body));
       assert.match(b.json.error.message, re);
     }
-    assert.equal((await gen({prompt: 'to', step: 11})).status, 404);
+    const none = await gen({prompt: 'to', step: 11});
+    assert.equal(none.status, 404, none.text);
+    const have = (await api(d.url, 'GET', `/v1/jobs/${id}/checkpoints`)).json.checkpoints.map((c) => c.step);
+    assert.ok(have.length > 0 && have.includes(20), JSON.stringify(have));
+    assert.match(none.json.error.message, new RegExp(`no checkpoint at step 11 \\(it has checkpoints at steps ${have.join(', ')}\\)`));
     assert.equal((await api(d.url, 'POST', '/v1/jobs/j_999999/generate', {prompt: 'a'})).status, 404);
     const mlp = await api(d.url, 'POST', '/v1/jobs', {model: {type: 'linear', inputs: 2, outputs: 1},
       data: {type: 'synthetic', task: 'regression', samples: 64, features: 2}, steps: 3,
