@@ -129,8 +129,10 @@ static int write_csv(const char *path, const double *lr, const double *loss,
     if (!f)
         return -errno;
     fputs("step,lr,loss,smoothed\n", f);
-    for (size_t i = 0; i < n; i++)
-        fprintf(f, "%zu,%.17g,%.17g,%.17g\n", i + 1, lr[i], loss[i], sm[i]);
+    char a[40], b[40], c[40];
+    for (size_t i = 0; i < n; i++) /* each number in the fewest digits that read back */
+        fprintf(f, "%zu,%s,%s,%s\n", i + 1, cli_exact(a, lr[i]), cli_exact(b, loss[i]),
+                cli_exact(c, sm[i]));
     return fclose(f) ? -errno : 0;
 }
 
@@ -270,6 +272,13 @@ int cli_lrfind(int argc, char **argv)
         goto out;
     }
     cJSON *rep = lrfind_report(lr, loss, sm, n, &r);
+    /* the steps the arrays cover, as the service's report has them */
+    if (rep && (!cJSON_AddItemToObject(rep, "from", n ? cJSON_CreateNumber(1) : cJSON_CreateNull()) ||
+                !cJSON_AddItemToObject(rep, "to", n ? cJSON_CreateNumber((double)n)
+                                                    : cJSON_CreateNull()))) {
+        cJSON_Delete(rep);
+        rep = NULL;
+    }
     char *text = rep ? cJSON_PrintUnformatted(rep) : NULL;
     cJSON_Delete(rep);
     if (!text) {

@@ -57,6 +57,14 @@ test('a sweep on iris stops at divergence and suggests rates inside the range it
   const last = rows[n].split(',').map(Number);
   assert.equal(last[0], n);
   assert.equal(last[1], rep.lr[n - 1]);
+  // the numbers as the JSON writes them (the fewest digits that read back), not 17 digits
+  assert.deepEqual(rows[1].split(',').map(Number), [1, rep.lr[0], rep.loss[0], rep.smoothed[0]]);
+  assert.equal(rows[1].split(',')[1], '1e-07');
+  const digits = (x) => x.split('e')[0].replace(/[-.]/g, '').replace(/^0+/, '').length;
+  assert.ok(rows.slice(1).every((l) => l.split(',').every((x) => digits(x) <= 17)), 'at most 17 significant digits');
+  // the steps the arrays cover, as the service's report has them
+  assert.equal(rep.from, 1);
+  assert.equal(rep.to, n);
 });
 
 test('a finder request file and the linear mode sweep exactly from min_lr to max_lr', () => {
