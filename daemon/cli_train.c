@@ -257,9 +257,16 @@ static const char *dur(char buf[24], double s)
 
 /* The progress line: step, loss, lr, the rate of this run (steps per second since it started)
  * and the time left at that rate. */
+/* The last validation's loss (kept by the step loop), shown on the progress line once there
+ * is one. */
+static double last_val = NAN;
+
 static void progress(int tty, const train_report *r, int64_t total, int64_t first_step,
                      double t0, int final)
 {
+    char val[40] = "";
+    if (!isnan(last_val))
+        snprintf(val, sizeof val, " val_loss %.6g", last_val);
     double el = util_now() - t0;
     double rate = el > 0 ? (double)(r->step - first_step) / el : 0;
     double eta = rate > 0 ? (double)(total - r->step) / rate : NAN;
@@ -270,14 +277,14 @@ static void progress(int tty, const train_report *r, int64_t total, int64_t firs
         for (int i = 0; i < width; i++)
             bar[i] = i < fill ? '#' : '.';
         bar[width] = '\0';
-        fprintf(stderr, "\r[%s] %lld/%lld loss %.6g lr %.6g %.0f steps/s %s ETA %s ", bar,
-                (long long)r->step, (long long)total, r->loss, r->lr[0], rate, dur(e1, el),
-                final ? "0s" : dur(e2, eta));
+        fprintf(stderr, "\r[%s] %lld/%lld loss %.6g%s lr %.6g %.0f steps/s %s ETA %s ", bar,
+                (long long)r->step, (long long)total, r->loss, val, r->lr[0], rate,
+                dur(e1, el), final ? "0s" : dur(e2, eta));
         if (final)
             fputc('\n', stderr);
     } else {
-        fprintf(stderr, "step %lld/%lld loss %.9g lr %.9g %.0f steps/s elapsed %s eta %s",
-                (long long)r->step, (long long)total, r->loss, r->lr[0], rate, dur(e1, el),
+        fprintf(stderr, "step %lld/%lld loss %.9g%s lr %.9g %.0f steps/s elapsed %s eta %s",
+                (long long)r->step, (long long)total, r->loss, val, r->lr[0], rate, dur(e1, el),
                 final ? "0s" : dur(e2, eta));
         /* fp16: the loss scale the step used and the overflowed (skipped) steps so far */
         if (!isnan(r->loss_scale))
@@ -429,6 +436,8 @@ int cli_train(int argc, char **argv)
             goto out;
         }
         done++;
+        if (rep.has_val)
+            last_val = rep.val_loss;
         total = train_total_steps(t); /* a learning-rate sweep may end itself early */
         /* The clock is read for every row of a metrics file, else about every 200 µs of
          * steps: a read costs as much as a step of a tiny model. */

@@ -182,8 +182,9 @@ test('train shows its rate and ETA, and Ctrl-C stops cleanly: whole CSV, state s
   // wait for two progress lines (one a second when stderr is not a terminal)
   const t0 = Date.now();
   while ((err.match(/steps\/s/g) || []).length < 2 && Date.now() - t0 < 20000) await new Promise((r) => setTimeout(r, 100));
-  assert.match(err, /step \d+\/1000000000 loss \S+ lr \S+ \d+ steps\/s elapsed \S+ eta \S+/);
-  child.kill('SIGINT');
+  child.kill('SIGINT'); // first, so that a failed check below leaves no trainer running
+  // the last validation's loss beside the training loss (this job validates every 1000 steps)
+  assert.match(err, /step \d+\/1000000000 loss \S+ val_loss \S+ lr \S+ \d+ steps\/s elapsed \S+ eta \S+/);
   const code = await new Promise((r) => child.on('exit', (c) => r(c)));
   assert.equal(code, 130, err);
   assert.match(err, /interrupted after step (\d+) of 1000000000/);
