@@ -67,6 +67,28 @@ cJSON *http_body_json(http_req *r)
     return j;
 }
 
+int http_body_none(http_req *r, const char *what)
+{
+    if (!r->body || !r->len)
+        return 0;
+    size_t i = 0;
+    while (i < r->len && strchr(" \t\r\n", r->body[i]))
+        i++;
+    if (i == r->len) /* whitespace: as empty */
+        return 0;
+    cJSON *b = http_body_json(r); /* malformed JSON: its 400, naming line and column */
+    if (!b)
+        return -1;
+    int empty = cJSON_IsObject(b) && !b->child;
+    cJSON_Delete(b);
+    if (!empty) {
+        http_error(r, 400, "invalid_argument", "body",
+                   "%s takes no parameters: send no body or {}", what);
+        return -1;
+    }
+    return 0;
+}
+
 /* Control requests (ROUTE_SMALL: pause, resume, cancel, PATCH, pins) draw on a reserve of
  * their own, so that a budget filled by jobs or by other requests' bodies never keeps an
  * operator from cancelling the job that fills it. A small body (64 KiB at most) and its parse

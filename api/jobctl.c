@@ -141,17 +141,20 @@ static void control(http_req *r, ctl_fn fn)
 
 void api_jobs_pause(http_req *r)
 {
-    control(r, jobs_pause);
+    if (!http_body_none(r, "pause"))
+        control(r, jobs_pause);
 }
 
 void api_jobs_cancel(http_req *r)
 {
-    control(r, jobs_cancel);
+    if (!http_body_none(r, "cancel"))
+        control(r, jobs_cancel);
 }
 
 void api_jobs_resume(http_req *r)
 {
-    control(r, jobs_resume);
+    if (!http_body_none(r, "resume"))
+        control(r, jobs_resume);
 }
 
 static void delete_work(http_req *r, store_t *s)

@@ -202,18 +202,8 @@ static void pin_route(http_req *r, int pin)
                    "step must be a checkpoint's step (an integer >= 0), got '%.32s'", p);
         return;
     }
-    if (r->body && r->len) { /* an empty body or {} */
-        cJSON *b = http_body_json(r);
-        if (!b)
-            return;
-        int empty = cJSON_IsObject(b) && !b->child;
-        cJSON_Delete(b);
-        if (!empty) {
-            http_error(r, 400, "invalid_argument", "body",
-                       "%s takes no parameters: send no body or {}", pin ? "pin" : "unpin");
-            return;
-        }
-    }
+    if (http_body_none(r, pin ? "pin" : "unpin"))
+        return;
     pin_q *q = calloc(1, sizeof *q);
     if (!q) {
         http_error(r, 503, "unavailable", NULL, "out of memory");

@@ -384,6 +384,8 @@ static void cancel_work(http_req *r, store_t *st)
 
 void api_sweeps_cancel(http_req *r)
 {
+    if (http_body_none(r, "a sweep's cancel"))
+        return;
     const char *id = r->m.params[0];
     char (*jobs)[STORE_ID_LEN] = NULL;
     size_t n = 0;

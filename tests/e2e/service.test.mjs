@@ -346,6 +346,13 @@ test('bad requests get the right status, name the field and change nothing', asy
       ['POST', `/v1/jobs/${done.id}/predict`, '{"inputs": [[1,2]]}', J, 400, 'inputs[0]'],
       ['POST', `/v1/jobs/${done.id}/predict`, '{"inputs": [["a",1,1,1,1,1,1,1,1,1]]}', J, 400, 'inputs[0][0]'],
       ['POST', `/v1/jobs/${done.id}/predict`, '{"rows": []}', J, 400, 'inputs'],
+      // the routes that take no parameters refuse any other body before anything else
+      ['POST', `/v1/jobs/${done.id}/resume`, 'x', J, 400, 'body'],
+      ['POST', `/v1/jobs/${done.id}/pause`, '{"garbage":[1,2', J, 400, 'body'],
+      ['POST', `/v1/jobs/${done.id}/cancel`, '[]', J, 400, 'body'],
+      ['POST', `/v1/jobs/${done.id}/cancel`, '{"zzz":1}', J, 400, 'body'],
+      ['POST', '/v1/sweeps/s_000001/cancel', 'x', J, 400, 'body'],
+      ['POST', `/v1/jobs/${done.id}/pause`, ' {} ', J, 409, 'state'],
       ['POST', `/v1/jobs/${done.id}/pause`, null, {}, 409, 'state'],
       ['POST', `/v1/jobs/${done.id}/resume`, null, {}, 409, 'state'],
       ['POST', '/v1/jobs/j_424242/cancel', null, {}, 404, 'id'],
