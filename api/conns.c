@@ -104,9 +104,11 @@ static const char *reason_of(int status)
     switch (status) {
     case 400: return "Bad Request";
     case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
     case 414: return "URI Too Long";
     case 431: return "Request Header Fields Too Large";
     case 503: return "Service Unavailable";
+    case 501: return "Not Implemented";
     case 505: return "HTTP Version Not Supported";
     default: return "Error";
     }
@@ -125,14 +127,17 @@ void conns_raw_reply(int fd, int status, const char *code, const char *message)
     cJSON_Delete(o);
     if (!body)
         return;
-    char head[256];
+    /* the headers and the closing newline every answer of the API has (http.c) */
+    char head[512];
     int hn = snprintf(head, sizeof head,
                       "HTTP/1.1 %d %s\r\nContent-Type: application/json; charset=utf-8\r\n"
-                      "Content-Length: %zu\r\nCache-Control: no-store\r\nConnection: close\r\n%s\r\n",
-                      status, reason_of(status), strlen(body),
+                      "Content-Length: %zu\r\nCache-Control: no-store\r\nConnection: close\r\n"
+                      "X-Frame-Options: DENY\r\nContent-Security-Policy: frame-ancestors 'none'\r\n"
+                      "X-Content-Type-Options: nosniff\r\n%s\r\n",
+                      status, reason_of(status), strlen(body) + 1,
                       status == 503 ? "Retry-After: 1\r\n" : "");
-    struct iovec iov[2] = {{head, (size_t)hn}, {body, strlen(body)}};
-    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
+    struct iovec iov[3] = {{head, (size_t)hn}, {body, strlen(body)}, {"\n", 1}};
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 3};
     if (sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
         /* the client is gone or not reading: nothing more to do */
     }
@@ -255,7 +260,9 @@ static void gate_on_read(uv_poll_t *p, int status, int events)
     int st = head_check(buf, end, &hi, msg, sizeof msg);
     if (st) {
         cs->bad_head++;
-        gate_close(g, st, st == 414 || st == 431 ? "too_large" : "invalid_argument", msg);
+        gate_close(g, st, st == 413 || st == 414 || st == 431 ? "too_large"
+                          : st == 501                          ? "not_implemented"
+                                                               : "invalid_argument", msg);
         return;
     }
     int privileged = hi.healthz || token_ok(api, &hi);

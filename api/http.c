@@ -116,6 +116,19 @@ struct MHD_Response *http_error_response(const char *code, const char *field,
     return http_json_response(o);
 }
 
+/* A header that marks a streamed answer until http_queue takes it off. */
+#define STREAM_MARK "X-Anneald-Streamed"
+
+struct MHD_Response *http_stream_response(size_t block, MHD_ContentReaderCallback read,
+                                          void *cls, MHD_ContentReaderFreeCallback release)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, block, read, cls, release);
+    if (resp)
+        MHD_add_response_header(resp, STREAM_MARK, "1");
+    return resp;
+}
+
 void http_queue(http_req *r, unsigned status, struct MHD_Response *resp)
 {
     /* No page may frame the dashboard (or any answer): a framed dashboard's clicks are
@@ -138,6 +151,15 @@ void http_queue(http_req *r, unsigned status, struct MHD_Response *resp)
     }
     if (!MHD_get_response_header(resp, "Cache-Control"))
         MHD_add_response_header(resp, "Cache-Control", "no-store");
+    /* The library ends a streamed (chunked) answer to HEAD with its last chunk all the same:
+     * five bytes a kept-alive connection would read as the start of its next answer. Such an
+     * answer closes its connection instead. */
+    if (MHD_get_response_header(resp, STREAM_MARK)) {
+        MHD_del_response_header(resp, STREAM_MARK, "1");
+        if (r->method && strcmp(r->method, "HEAD") == 0 &&
+            !MHD_get_response_header(resp, MHD_HTTP_HEADER_CONNECTION))
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    }
     if (MHD_queue_response(r->conn, status, resp) == MHD_YES) {
         r->answered = 1;
         r->status = status;

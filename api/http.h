@@ -192,6 +192,12 @@ int http_body_charge_tree(http_req *r);
  * parameters") and returns -1. Nothing is changed by a refused request. */
 int http_body_none(http_req *r, const char *what);
 
+/* A streamed answer of unknown length (sent chunked): MHD_create_response_from_callback with
+ * MHD_SIZE_UNKNOWN, marked so that http_queue closes the connection after it when the request
+ * is HEAD (the library sends the last chunk even then). */
+struct MHD_Response *http_stream_response(size_t block, MHD_ContentReaderCallback read,
+                                          void *cls, MHD_ContentReaderFreeCallback release);
+
 /* Frees the body's buffer and gives back everything the request holds in the budget. */
 void http_body_drop(http_req *r);
 /* Gives back what the request holds (mem_charge), to the budget or reserve it came from. */

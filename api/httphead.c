@@ -95,10 +95,14 @@ int head_check(const char *buf, size_t len, head_info *hi, char *msg, size_t msg
         snprintf(msg, msgsz, "malformed request line (expected METHOD SP target SP HTTP/1.1)");
         return 400;
     }
+    int v11 = ver[7] == '1';
     if ((m == 3 && memcmp(l, "GET", 3) == 0) || (m == 4 && memcmp(l, "HEAD", 4) == 0))
         hi->healthz = (tlen == 8 && memcmp(target, "/healthz", 8) == 0) ||
                       (tlen > 8 && memcmp(target, "/healthz?", 9) == 0);
-    /* Headers: "Name: value"; no obsolete line folding, no control characters. */
+    /* Headers: "Name: value"; no obsolete line folding, no control characters. The framing
+     * ones are checked here too, as the library would answer a malformed one with its own
+     * HTML page: Content-Length digits only, Transfer-Encoding chunked only, not both. */
+    int has_host = 0, has_length = 0, has_te = 0;
     while (pos < len) {
         const char *h = line_at(buf, len, &pos, &n);
         if (n == 0)
@@ -120,21 +124,62 @@ int head_check(const char *buf, size_t len, head_info *hi, char *msg, size_t msg
                 return 400;
             }
         }
-        if (k == 13 && strncasecmp(h, "Authorization", 13) == 0) {
-            const char *v = h + 14;
-            size_t vn = n - 14;
-            while (vn > 0 && (*v == ' ' || *v == '\t'))
-                v++, vn--;
-            if (vn > 7 && strncasecmp(v, "Bearer ", 7) == 0) {
-                v += 7, vn -= 7;
-                while (vn > 0 && *v == ' ')
-                    v++, vn--;
-                while (vn > 0 && (v[vn - 1] == ' ' || v[vn - 1] == '\t'))
-                    vn--;
-                hi->bearer = v;
-                hi->bearer_len = vn;
+        const char *v = h + k + 1;
+        size_t vn = n - k - 1;
+        while (vn > 0 && (*v == ' ' || *v == '\t'))
+            v++, vn--;
+        while (vn > 0 && (v[vn - 1] == ' ' || v[vn - 1] == '\t'))
+            vn--;
+        if (k == 4 && strncasecmp(h, "Host", 4) == 0)
+            has_host = 1;
+        if (k == 14 && strncasecmp(h, "Content-Length", 14) == 0) {
+            has_length = 1;
+            size_t d = 0;
+            while (d < vn && v[d] >= '0' && v[d] <= '9')
+                d++;
+            if (d == 0 || d < vn) {
+                snprintf(msg, msgsz, "the Content-Length header must be the body's length in "
+                         "bytes (digits only), got '%.*s'", (int)(vn > 32 ? 32 : vn), v);
+                for (char *p = msg; *p; p++)
+                    if ((unsigned char)*p >= 0x7F)
+                        *p = '?';
+                return 400;
+            }
+            if (d > 18) {
+                snprintf(msg, msgsz, "a Content-Length of %zu digits is larger than any body "
+                         "this daemon takes", d);
+                return 413;
             }
         }
+        if (k == 17 && strncasecmp(h, "Transfer-Encoding", 17) == 0) {
+            has_te = 1;
+            if (vn != 7 || strncasecmp(v, "chunked", 7) != 0) {
+                snprintf(msg, msgsz, "the Transfer-Encoding '%.*s' is not supported: send the "
+                         "body as it is (Content-Length) or chunked",
+                         (int)(vn > 32 ? 32 : vn), v);
+                for (char *p = msg; *p; p++)
+                    if ((unsigned char)*p >= 0x7F)
+                        *p = '?';
+                return 501;
+            }
+        }
+        if (k == 13 && strncasecmp(h, "Authorization", 13) == 0 && vn > 7 &&
+            strncasecmp(v, "Bearer ", 7) == 0) {
+            const char *b = v + 7;
+            size_t bn = vn - 7;
+            while (bn > 0 && *b == ' ')
+                b++, bn--;
+            hi->bearer = b;
+            hi->bearer_len = bn;
+        }
+    }
+    if (has_length && has_te) {
+        snprintf(msg, msgsz, "a request may carry Content-Length or Transfer-Encoding, not both");
+        return 400;
+    }
+    if (v11 && !has_host) {
+        snprintf(msg, msgsz, "an HTTP/1.1 request needs a Host header");
+        return 400;
     }
     return 0;
 }

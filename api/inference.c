@@ -226,8 +226,7 @@ static void weights_work(http_req *r, store_t *s)
         w->api = r->api;
         w->ref = ref;
         w->t = -1;
-        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, weights_read, w,
-                                                 weights_free);
+        resp = http_stream_response(64 * 1024, weights_read, w, weights_free);
     }
     if (!resp) {
         free(w);

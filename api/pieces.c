@@ -163,8 +163,8 @@ int pieces_open(http_req *r, store_t *s, const pieces_spec *spec, struct MHD_Res
     p->next = t;
     p->clen = p->nlen;
     p->clast = p->nlast;
-    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024,
-                                                                  piece_read, p, piece_release);
+    struct MHD_Response *resp = http_stream_response(64 * 1024, piece_read, p,
+                                                     piece_release);
     if (!resp) {
         pieces_free(p);
         return an_failc(e, -ENOMEM, NULL, "out of memory for the answer");

@@ -96,8 +96,8 @@ static void preview_work(http_req *r, struct store_t *s)
         http_error(r, 400, "invalid_argument", e.field, "%s", e.message);
         return;
     }
-    struct MHD_Response *resp = MHD_create_response_from_callback(
-        MHD_SIZE_UNKNOWN, PREVIEW_BLOCK, preview_read, p, preview_free);
+    struct MHD_Response *resp = http_stream_response(PREVIEW_BLOCK, preview_read, p,
+                                                         preview_free);
     if (!resp) {
         http_error(r, 503, "unavailable", NULL, "out of memory");
         return;

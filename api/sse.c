@@ -10,6 +10,8 @@
 
 #include <microhttpd.h>
 
+#include "api/http.h"
+
 size_t sse_frame(char *buf, size_t cap, const char *event, uint64_t id, const char *data)
 {
     int n = snprintf(buf, cap, "event: %s\nid: %" PRIu64 "\ndata: %s\n\n", event, id, data);
@@ -225,7 +227,7 @@ struct MHD_Response *sse_client_open(sse_hub *h, struct MHD_Connection *conn, co
                 client_append(c, e->frame, e->len);
         }
     struct MHD_Response *resp =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, client_read, c, client_free);
+        http_stream_response(16384, client_read, c, client_free);
     if (!resp) {
         free(c->buf);
         free(c);

@@ -90,15 +90,44 @@ test('malformed heads and duplicated headers get JSON errors, never HTML', async
       [`POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{}`, 400, 'Content-Length'],
       [`GET /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer a\r\nAuthorization: Bearer b\r\n\r\n`, 400, 'Authorization'],
       [`GET /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\n\r\n`, 400, 'Host'],
+      // framing the library would answer with its HTML page (and, for some, its head twice)
+      [`GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: abc\r\nConnection: close\r\n\r\n`, 400, null, /Content-Length .*got 'abc'/],
+      [`POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: -1\r\n\r\n`, 400, null, /Content-Length/],
+      [`POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 18446744073709551616\r\n\r\n`, 413, null, /larger than any body/],
+      [`POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: gzip\r\n\r\n`, 501, null, /Transfer-Encoding 'gzip' is not supported/],
+      [`POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n{}`, 400, null, /not both/],
+      ['GET /healthz HTTP/1.1\r\n\r\n', 400, null, /needs a Host/],
     ];
-    for (const [req, status, field] of cases) {
+    for (const [req, status, field, says] of cases) {
       const r = await rawBytes(d.url, req);
       assert.equal(r.status, status, `${req.slice(0, 60)}: ${r.head}`);
       assert.match(r.head, /Content-Type: application\/json/i, r.head);
       assert.ok(r.json && r.json.error && r.json.error.code && r.json.error.message, r.body);
       if (field) assert.equal(r.json.error.field, field);
+      if (says) assert.match(r.json.error.message, says);
+      // one answer, whole: a single status line, the headers every answer has, a final newline
+      assert.equal(((r.head + '\r\n\r\n' + r.body).match(/(^|\r\n)HTTP\/1\.[01] \d{3} /g) || []).length, 1, r.head + r.body);
+      assert.match(r.head, /X-Frame-Options: DENY/i, r.head);
+      assert.match(r.head, /X-Content-Type-Options: nosniff/i, r.head);
+      assert.ok(r.body.endsWith('}\n'), JSON.stringify(r.body.slice(-20)));
     }
-    assert.equal((await api(d.url, 'GET', '/v1/jobs')).json.jobs.length, 0);
+    // HTTP/1.0 needs no Host
+    assert.equal((await rawBytes(d.url, 'GET /healthz HTTP/1.0\r\n\r\n')).status, 200);
+    // HEAD of a streamed answer: the library still sends its last chunk, so the connection
+    // closes after it rather than give those bytes to the next answer. A HEAD of a document
+    // of known length keeps the connection for the next request.
+    const job = await api(d.url, 'POST', '/v1/jobs', tutorialJob({ steps: 5 }));
+    const get = (m, p) => `${m} ${p} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`;
+    const lines = (r) => ((r.head + '\r\n\r\n' + r.body).match(/(^|\r\n)HTTP\/1\.1 \d{3} /g) || []).length;
+    for (const p of [`/v1/jobs/${job.json.id}/metrics`, `/v1/jobs/${job.json.id}/metrics?format=csv`, '/v1/events']) {
+      const h = await rawBytes(d.url, get('HEAD', p) + get('GET', '/healthz'));
+      assert.equal(h.status, 200, `${p}: ${h.head}`);
+      assert.match(h.head, /Connection: close/i, h.head);
+      assert.equal(lines(h), 1, `${p}: ${h.head}${h.body}`);
+    }
+    const kept = await rawBytes(d.url, get('HEAD', '/v1/openapi.json') + get('GET', '/healthz'));
+    assert.equal(lines(kept), 2, kept.head + kept.body);
+    assert.equal((await api(d.url, 'GET', '/v1/jobs')).json.jobs.length, 1, 'only the HEAD test\'s job');
   });
 });
 

@@ -1,5 +1,5 @@
 /* Tests for api/httphead: request heads the connection gate lets through to MHD, and the
- * JSON-answered statuses of those it does not. */
+ * JSON-answered statuses of those it does not (framing headers included). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -39,11 +39,13 @@ static void test_good(void **state)
     assert_null(hi.bearer);
     assert_int_equal(check("HEAD /healthz?x=1 HTTP/1.0\r\n\r\n", &hi, msg), 0);
     assert_true(hi.healthz);
-    assert_int_equal(check("POST /healthz HTTP/1.1\r\n\r\n", &hi, msg), 0);
+    assert_int_equal(check("POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length:  12 \r\n\r\n",
+                           &hi, msg), 0);
     assert_false(hi.healthz);
-    assert_int_equal(check("GET /healthzz HTTP/1.1\r\n\r\n", &hi, msg), 0);
+    assert_int_equal(check("GET /healthzz HTTP/1.1\r\nhost: x\r\nTransfer-Encoding: Chunked\r\n\r\n",
+                           &hi, msg), 0);
     assert_false(hi.healthz);
-    assert_int_equal(check("GET /v1/jobs HTTP/1.1\r\nauthorization:  Bearer  tok-1 \r\nX: \t y\r\n\r\n",
+    assert_int_equal(check("GET /v1/jobs HTTP/1.1\r\nHost: x\r\nauthorization:  Bearer  tok-1 \r\nX: \t y\r\n\r\n",
                            &hi, msg), 0);
     assert_non_null(hi.bearer);
     assert_int_equal(hi.bearer_len, 5);
@@ -68,6 +70,19 @@ static void test_bad(void **state)
         {"GET / HTTP/1.1\r\nName : v\r\n\r\n", 400, "malformed header"},
         {"GET / HTTP/1.1\r\nX: a\x7f\r\n\r\n", 400, "control character"},
         {"G\xc3\xa9T / HTTP/1.1\r\n\r\n", 400, "request line"},
+        /* framing the library would answer with its own page */
+        {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", 400, "(digits only), got 'abc'"},
+        {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400, "Content-Length"},
+        {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1 2\r\n\r\n", 400, "Content-Length"},
+        {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length:\r\n\r\n", 400, "Content-Length"},
+        {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 18446744073709551616\r\n\r\n", 413,
+         "20 digits"},
+        {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501, "'gzip'"},
+        {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501,
+         "not supported"},
+        {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n",
+         400, "not both"},
+        {"GET / HTTP/1.1\r\nX: y\r\n\r\n", 400, "needs a Host"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         msg[0] = '\0';
@@ -90,7 +105,7 @@ static void test_sizes(void **state)
         size_t t = HEAD_URI_MAX + (size_t)extra;
         memcpy(h, "GET /", 5);
         memset(h + 5, 'a', t - 1);
-        strcpy(h + 4 + t, " HTTP/1.1\r\n\r\n");
+        strcpy(h + 4 + t, " HTTP/1.0\r\n\r\n");
         assert_int_equal(check(h, &hi, msg), extra ? 414 : 0);
     }
     free(h);
