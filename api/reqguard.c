@@ -151,9 +151,41 @@ static enum MHD_Result name_arg(void *cls, enum MHD_ValueKind kind, const char *
     return MHD_NO;
 }
 
+typedef struct arg_seen {
+    const char *keys[32];
+    int n;
+    char twice[64];            /* the first argument given more than once */
+} arg_seen;
+
+static enum MHD_Result seen_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                const char *value)
+{
+    (void)kind;
+    (void)value;
+    arg_seen *a = cls;
+    for (int i = 0; i < a->n; i++)
+        if (strcmp(a->keys[i], key) == 0) {
+            snprintf(a->twice, sizeof a->twice, "%.40s", key);
+            return MHD_NO;
+        }
+    if (a->n < (int)(sizeof a->keys / sizeof a->keys[0]))
+        a->keys[a->n++] = key;
+    return MHD_YES;
+}
+
 int reqguard_args(http_req *r)
 {
     const route *rt = r->m.route;
+    /* An argument given twice (?limit=1&limit=2) would be read as its first value without a
+     * word, as a JSON key given twice would: refused alike. */
+    arg_seen seen = {.n = 0};
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, seen_arg, &seen);
+    if (seen.twice[0]) {
+        http_error(r, 400, "invalid_argument", seen.twice,
+                   "the query argument '%s' was given more than once; give it once",
+                   seen.twice);
+        return 1;
+    }
     if (!rt || (rt->query && strcmp(rt->query, "*") == 0))
         return 0;
     arg_names a = {.allowed = rt->query};

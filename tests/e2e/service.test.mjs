@@ -332,6 +332,10 @@ test('bad requests get the right status, name the field and change nothing', asy
       ['GET', '/v1/jobs?limit=abc', null, {}, 400, 'limit'],
       ['GET', '/v1/jobs?offset=-1', null, {}, 400, 'offset'],
       ['GET', '/v1/jobs?state=sleeping', null, {}, 400, 'state'],
+      // an argument given twice would be read as one of its values without a word
+      ['GET', '/v1/jobs?limit=1&limit=2', null, {}, 400, 'limit'],
+      ['GET', '/v1/jobs?state=completed&limit=5&state=running', null, {}, 400, 'state'],
+      ['POST', '/v1/datasets?name=x1&name=x2', 'a\n1\n', { 'Content-Type': 'text/csv' }, 400, 'name'],
       // a query argument the route does not read would be ignored: named instead
       ['GET', '/v1/jobs?stat=running', null, {}, 400, 'stat'],
       ['GET', `/v1/jobs/${done.id}/metrics?frm=1`, null, {}, 400, 'frm'],
