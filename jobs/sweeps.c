@@ -527,15 +527,23 @@ void sweeps_pump(sweeps *w)
     undo_retry(w);
     if (w->d->phase != PHASE_SERVING)
         return;
+    /* Trials are jobs: they wait (pending) while --max-queued jobs are queued, counting the
+     * launches on their way into the queue. */
+    int queued = 0, running = 0;
+    jobs_counts(&w->d->jobs, &queued, &running);
+    int room = w->d->opts->max_queued - queued;
+    for (launch *l = w->launches; l; l = l->out_next)
+        room--;
     for (sweep_run *r = w->list; r; r = r->next_run) {
         if (r->done || r->cancelled)
             continue;
         int busy = 0;
         for (int k = 0; k < r->ntrials; k++)
             busy += r->trials[k].state == TRIAL_ACTIVE || r->trials[k].state == TRIAL_LAUNCHING;
-        for (int k = 0; k < r->ntrials && busy < r->spec.max_concurrent; k++) {
+        for (int k = 0; k < r->ntrials && busy < r->spec.max_concurrent && room > 0; k++) {
             if (r->trials[k].state != TRIAL_PENDING)
                 continue;
+            room--;
             if (launch_trial(w, r, k) != 0)
                 break; /* the request queue is full: the next pump tries again */
             if (r->trials[k].state == TRIAL_LAUNCHING)

@@ -8,7 +8,7 @@ import {api, heavyJob, readEvents, removeDir, startDaemon, tmpDir, waitFor, wait
 
 const dir = tmpDir('anneald-sweeps-');
 process.on('exit', () => removeDir(dir));
-for (const sub of ['asha', 'grid', 'max', 'cancel', 'restart', 'bad']) fs.mkdirSync(`${dir}/${sub}`);
+for (const sub of ['asha', 'grid', 'max', 'cancel', 'restart', 'bad', 'queue']) fs.mkdirSync(`${dir}/${sub}`);
 
 const DIGITS = {
   seed: 7,
@@ -234,6 +234,33 @@ test('cancel stops the running trial and starts no more; delete removes the swee
     assert.equal((await api(d.url, 'GET', `/v1/sweeps/${id}`)).status, 404);
     assert.equal((await api(d.url, 'GET', `/v1/jobs/${running.job}`)).status, 404);
     assert.equal((await api(d.url, 'DELETE', `/v1/sweeps/${id}`)).status, 404);
+  });
+});
+
+test('trials are jobs: while --max-queued jobs wait, the next trial stays pending', async () => {
+  await withDaemon({dir: `${dir}/queue`, args: ['--workers', '1', '--max-queued', '1']}, async (d) => {
+    const busy = await api(d.url, 'POST', '/v1/jobs', heavyJob());
+    await waitJob(d.url, busy.json.id, (j) => j.state === 'running');
+    const waiting = await api(d.url, 'POST', '/v1/jobs', heavyJob());
+    assert.equal(waiting.status, 201, waiting.text);
+    assert.equal((await api(d.url, 'POST', '/v1/jobs', heavyJob())).status, 503, 'the queue is full');
+    const c = await api(d.url, 'POST', '/v1/sweeps', {
+      name: 'q', base: heavyJob(), max_concurrent: 3, metric: 'loss',
+      parameters: {seed: [1, 2, 3]},
+    });
+    assert.equal(c.status, 201, c.text);
+    await new Promise((r) => setTimeout(r, 1000)); // pumps come and go: none may queue a trial
+    let s = (await api(d.url, 'GET', `/v1/sweeps/${c.json.id}`)).json;
+    assert.deepEqual(s.trials.map((t) => t.state), ['pending', 'pending', 'pending']);
+    assert.equal((await api(d.url, 'GET', '/v1/jobs')).json.total, 2);
+    // room for one: one trial is queued, the others wait
+    assert.equal((await api(d.url, 'POST', `/v1/jobs/${waiting.json.id}/cancel`, {})).status, 200);
+    s = await waitSweep(d.url, c.json.id, (x) => x.trials.some((t) => t.job));
+    await new Promise((r) => setTimeout(r, 500));
+    s = (await api(d.url, 'GET', `/v1/sweeps/${c.json.id}`)).json;
+    assert.equal(s.trials.filter((t) => t.job).length, 1, JSON.stringify(s.trials));
+    assert.equal((await api(d.url, 'POST', `/v1/sweeps/${c.json.id}/cancel`, {})).status, 200);
+    assert.equal((await api(d.url, 'POST', `/v1/jobs/${busy.json.id}/cancel`, {})).status, 200);
   });
 });
 
