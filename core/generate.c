@@ -98,9 +98,14 @@ static int32_t pick(gen_state *s, const float *logits)
             s->prob[m] = -INFINITY;
         }
     }
-    double mx = logits[best] / s->p.temperature, sum = 0.0;
+    /* The gap to the largest logit over the temperature: 0 for the largest, below 0 for the
+     * rest, so a temperature too small to divide a logit by (5e-324) gives 0 and -inf, the
+     * greedy pick, where logit / T - max / T would be inf - inf. */
+    double sum = 0.0;
     for (int i = 0; i < V; i++) {
-        double e = logits[i] >= cut ? exp(logits[i] / s->p.temperature - mx) : 0.0;
+        double e = logits[i] >= cut
+                       ? exp(((double)logits[i] - (double)logits[best]) / s->p.temperature)
+                       : 0.0;
         s->prob[i] = e;
         sum += e;
     }

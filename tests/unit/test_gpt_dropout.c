@@ -478,6 +478,43 @@ static void test_generation(void **state)
     text_vocab_free(&v);
 }
 
+/* A temperature too small to divide a logit by samples as temperature 0 does: the largest
+ * logit every time. */
+static void test_tiny_temperature_is_greedy(void **state)
+{
+    (void)state;
+    text_vocab v;
+    int32_t *toks = NULL;
+    size_t ntok = 0;
+    an_err err;
+    assert_int_equal(text_tokenize("abcdefg", 7, 0, 2, "text", &v, &toks, &ntok, &err), 0);
+    gpt_shape s0 = TINY;
+    s0.dropout = 0;
+    gpt *g;
+    assert_int_equal(gpt_create(&g, &s0, 6, 1, &err), 0);
+    fill(g->params, g->nparams, 5, -2.0f, 2.0f);
+    const double temps[] = {0.0, 5e-324, 1e-300, 1e-30};
+    char want[64] = "";
+    for (size_t k = 0; k < sizeof temps / sizeof temps[0]; k++) {
+        gen_params p = {.max_tokens = 20, .temperature = temps[k], .top_k = 0, .seed = 3,
+                        .step = -1, .prompt = "ab"};
+        gen_state a;
+        assert_int_equal(gen_state_init(&a, g, &v, &p, &err), 0);
+        char got[64] = "", t[5];
+        while (gen_next(&a, t) > 0)
+            strcat(got, t);
+        gen_state_free(&a);
+        assert_int_equal(strlen(got), 20);
+        if (k == 0)
+            strcpy(want, got);
+        else
+            assert_string_equal(got, want);
+    }
+    gpt_free(g);
+    free(toks);
+    text_vocab_free(&v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -489,6 +526,7 @@ int main(void)
         cmocka_unit_test(test_train_two_checkpoints),
         cmocka_unit_test(test_memory_and_bad),
         cmocka_unit_test(test_generation),
+        cmocka_unit_test(test_tiny_temperature_is_greedy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
