@@ -68,6 +68,12 @@ void api_jobs_metrics(http_req *r)
                    fmt);
         return;
     }
+    if (fmt && strcmp(fmt, "csv") == 0 && q->max_points > 0) {
+        http_error(r, 400, "invalid_argument", "max_points",
+                   "max_points downsamples the JSON answer; the CSV export has every row of the "
+                   "range (leave max_points out, or narrow the range with from and to)");
+        return;
+    }
     if (q->to >= 0 && q->to < q->from) {
         http_error(r, 400, "invalid_argument", "to", "to (%lld) must not be below from (%lld)",
                    (long long)q->to, (long long)q->from);

@@ -346,6 +346,7 @@ test('bad requests get the right status, name the field and change nothing', asy
       ['GET', '/v1/jobs/j_424242/metrics', null, {}, 404, 'id'],
       ['GET', `/v1/jobs/${done.id}/metrics?format=xml`, null, {}, 400, 'format'],
       ['GET', `/v1/jobs/${done.id}/metrics?max_points=-2`, null, {}, 400, 'max_points'],
+      ['GET', `/v1/jobs/${done.id}/metrics?format=csv&max_points=5`, null, {}, 400, 'max_points'],
       ['GET', `/v1/jobs/${done.id}/weights?step=7`, null, {}, 404, 'step'],
       ['POST', `/v1/jobs/${done.id}/predict`, '{"inputs": [[1,2]]}', J, 400, 'inputs[0]'],
       ['POST', `/v1/jobs/${done.id}/predict`, '{"inputs": [["a",1,1,1,1,1,1,1,1,1]]}', J, 400, 'inputs[0][0]'],
