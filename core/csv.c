@@ -34,9 +34,18 @@ static int grow(void **p, size_t *cap, size_t n, size_t size)
     return 0;
 }
 
+void csv_skip_bom(const char **text, size_t *len)
+{
+    if (*len >= 3 && memcmp(*text, "\xEF\xBB\xBF", 3) == 0) {
+        *text += 3;
+        *len -= 3;
+    }
+}
+
 int csv_parse(const char *text, size_t len, csv_table *out, const char *field, an_err *err)
 {
     memset(out, 0, sizeof *out);
+    csv_skip_bom(&text, &len);
     csv_reader rd;
     int rc = csv_reader_init(&rd, text, len, field, err);
     if (rc)

@@ -28,6 +28,10 @@ typedef struct csv_table {
 /* Parses `len` bytes of `text` into *out (csv_free it). Errors go to `err` with `field` as the
  * path (e.g. "data"). */
 int csv_parse(const char *text, size_t len, csv_table *out, const char *field, an_err *err);
+
+/* Steps past a UTF-8 byte order mark at the start of a CSV text (spreadsheets write one),
+ * which would otherwise be part of the first column's name. */
+void csv_skip_bom(const char **text, size_t *len);
 void csv_free(csv_table *t);
 
 /* Header names must be non-empty and unique: an error naming the column otherwise. */

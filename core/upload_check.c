@@ -159,6 +159,8 @@ static int header(upload_check *u, const csv_reader *rd, an_err *e)
 /* Checks the complete records in text[0, len) (it starts at a record, and ends after one). */
 static int records(upload_check *u, const char *text, size_t len, an_err *e)
 {
+    if (u->ncols < 0) /* the header's records: a byte order mark is not part of its name */
+        csv_skip_bom(&text, &len);
     csv_reader rd;
     int rc = csv_reader_init(&rd, text, len, "csv", e);
     if (rc)

@@ -11,6 +11,20 @@
 
 #include "core/csv.h"
 
+/* A byte order mark (spreadsheets write one) is not part of the first column's name. */
+static void test_byte_order_mark(void **state)
+{
+    (void)state;
+    static const char text[] = "\xEF\xBB\xBF" "x,y\n1,2\n";
+    csv_table t;
+    an_err e;
+    assert_int_equal(csv_parse(text, sizeof text - 1, &t, "data", &e), 0);
+    assert_int_equal(t.ncols, 2);
+    assert_string_equal(t.names[0], "x");
+    assert_int_equal(csv_column(&t, "x"), 0);
+    csv_free(&t);
+}
+
 static void test_good(void **state)
 {
     (void)state;
@@ -136,6 +150,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good),
+        cmocka_unit_test(test_byte_order_mark),
         cmocka_unit_test(test_bad_structure),
         cmocka_unit_test(test_huge_field),
         cmocka_unit_test(test_bad_numbers),

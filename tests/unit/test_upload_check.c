@@ -95,6 +95,11 @@ static void good_csv(void **state)
     assert_int_equal(r.rc, 0);
     assert_int_equal(r.rows, 2);
     assert_string_equal(r.cols, "[\"x\\ny\",\"q\\\"r\"]");
+    /* a spreadsheet's byte order mark is not part of the first column's name */
+    r = same_for_every_cut(UPLOAD_CSV, "\xEF\xBB\xBF" "a,b\n1,2\n");
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.rows, 1);
+    assert_string_equal(r.cols, "[\"a\",\"b\"]");
 }
 
 static void bad_csv_named_alike(void **state)
