@@ -1,6 +1,7 @@
 /* jsonstrict — strict strings and numbers in JSON texts (see jsonstrict.h). */
 #include "core/jsonstrict.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -229,6 +230,21 @@ static int scan_number(scan *s, an_err *err)
         }
         if (!why && i < end)
             why = "unexpected character in a number";
+        /* An integer that a double cannot hold exactly would be read as another one
+         * (9007199254740993 as ...992) without a word: refused. Up to 19 digits are checked;
+         * longer ones are beyond every integer field's range, and a float field rounds. */
+        size_t d0 = a + (t[a] == '-');
+        size_t nd = 0;
+        while (d0 + nd < end && digit(t[d0 + nd]))
+            nd++;
+        if (!why && nd == end - d0 && nd > 15 && nd <= 19) {
+            uint64_t v = 0;
+            for (size_t k = d0; k < end; k++)
+                v = v * 10 + (uint64_t)(t[k] - '0');
+            if (v > ((uint64_t)1 << 53) && (uint64_t)(double)v != v)
+                why = "a double cannot hold this integer exactly (integers above 2^53 = "
+                      "9007199254740992 lose their last digits)";
+        }
     }
     if (why) {
         char msg[160];

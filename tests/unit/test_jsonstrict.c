@@ -26,7 +26,11 @@ static void test_numbers(void **state)
     an_err e;
     const char *good[] = {"{\"a\":0}", "{\"a\":-0}", "{\"a\":10}", "{\"a\":1.5}", "{\"a\":-0.25e-3}",
                           "{\"a\":1E+9}", "{\"a\":[1,2,3]}", "{\"a\":\"01 is fine in a string\"}",
-                          "{\"a\":true,\"b\":null}"};
+                          "{\"a\":true,\"b\":null}",
+                          /* integers a double holds exactly, however long */
+                          "{\"seed\":9007199254740992}", "{\"a\":-9007199254740992}",
+                          "{\"a\":9007199254740994}", "{\"a\":1000000000000000000}",
+                          "{\"a\":9007199254740993.5}", "{\"a\":100000000000000000000001}"};
     for (size_t i = 0; i < sizeof good / sizeof *good; i++)
         assert_int_equal(check(good[i], &e), 0);
     struct { const char *text, *field, *why; } bad[] = {
@@ -39,6 +43,9 @@ static void test_numbers(void **state)
         {"{\"a\": -01.5}", "a", "leading zeros"},
         {"{\"a\": 1-2}", "a", "unexpected"},
         {"{\"a\": [{\"b\": [0, 00]}]}", "a[0].b[1]", "leading zeros"},
+        {"{\"seed\": 9007199254740993}", "seed", "cannot hold this integer exactly"},
+        {"{\"a\": [-9007199254740995]}", "a[0]", "2^53"},
+        {"{\"a\": 1234567890123456789}", "a", "exactly"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         int rc = check(bad[i].text, &e);
