@@ -1,6 +1,7 @@
 /* static — the dashboard's files: built into the binary (core/assets.h, "web/NAME"), or read
  * from --web-root DIR while developing. GET / is web/index.html. */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,9 +48,15 @@ void api_static(http_req *r)
     if (root[0]) {
         char path[OPT_PATH_MAX + 160];
         snprintf(path, sizeof path, "%s/%s", root, file);
+        /* A symlink in the folder may not lead out of it: the dashboard's files need no
+         * token, so anything they reach would be open to every caller. */
+        char real[PATH_MAX], top[PATH_MAX];
+        size_t tl = realpath(root, top) ? strlen(top) : 0;
+        int inside = tl && realpath(path, real) && strncmp(real, top, tl) == 0 &&
+                     real[tl] == '/';
         char *buf = NULL;
         size_t len = 0;
-        if (util_read_file(path, &buf, &len) != 0) {
+        if (!inside || util_read_file(real, &buf, &len) != 0) {
             http_error(r, 404, "not_found", NULL, "no such file: %.128s", file);
             return;
         }

@@ -106,6 +106,7 @@ const char *options_usage(void)
            "                       the listening address and localhost (e.g. a proxy's name)\n"
            "  --log-level LEVEL    error, warn, info (default) or debug\n"
            "  --web-root DIR       serve the dashboard from DIR instead of the built-in copy\n"
+           "                       (its files only: no symlink out of DIR is followed)\n"
            "  --max-body-json N    largest JSON request body in bytes (default 1048576)\n"
            "  --max-body-dataset N largest dataset upload in bytes (default 268435456)\n"
            "  --max-job-memory N   reject jobs estimated to need more memory (suffixes K, M, G, T;\n"

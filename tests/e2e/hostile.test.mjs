@@ -152,3 +152,28 @@ test('--allow-host refuses a malformed name at start', () => {
   assert.equal(err.status, 2);
   assert.match(String(err.stderr), /--allow-host/);
 });
+
+test('--web-root serves its own files, and no symlink out of it (its files need no token)', async () => {
+  const dir = tmpDir();
+  try {
+    const fs = await import('node:fs');
+    const web = path.join(dir, 'web');
+    fs.mkdirSync(web);
+    writeFile(web, 'index.html', '<p>dev dashboard</p>');
+    writeFile(web, 'real.js', 'ok();');
+    writeFile(dir, 'secret.txt', 'the token is hunter2');
+    fs.symlinkSync(path.join(web, 'real.js'), path.join(web, 'alias.js'));
+    fs.symlinkSync(path.join(dir, 'secret.txt'), path.join(web, 'leak.js'));
+    writeFile(dir, 'token', 'tok-123456789012345678901234');
+    await withDaemon({ args: ['--web-root', web, '--token-file', path.join(dir, 'token')] }, async (d) => {
+      const get = async (p) => { const r = await fetch(d.url + p); return { status: r.status, text: await r.text() }; };
+      assert.match((await get('/')).text, /dev dashboard/);
+      assert.equal((await get('/alias.js')).text, 'ok();', 'a symlink inside the folder is served');
+      const leak = await get('/leak.js');
+      assert.equal(leak.status, 404, leak.text);
+      assert.doesNotMatch(leak.text, /hunter2/);
+    });
+  } finally {
+    removeDir(dir);
+  }
+});
