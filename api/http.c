@@ -269,32 +269,6 @@ void http_set_pending_error(http_req *r, unsigned status, const char *code, cons
     r->pending_status = status;
 }
 
-const char *http_query(http_req *r, const char *key)
-{
-    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
-}
-
-int http_query_int(http_req *r, const char *key, int64_t lo, int64_t hi, int64_t def,
-                   int64_t *out)
-{
-    const char *v = http_query(r, key);
-    if (!v) {
-        *out = def;
-        return 0;
-    }
-    char *end = NULL;
-    errno = 0;
-    long long x = strtoll(v, &end, 10);
-    if (!*v || errno || *end || x < lo || x > hi) {
-        http_error(r, 400, "invalid_argument", key,
-                   "%s must be a whole number in %lld..%lld, got '%.64s'", key, (long long)lo,
-                   (long long)hi, v);
-        return -EINVAL;
-    }
-    *out = x;
-    return 0;
-}
-
 int http_token_equal(const char *given, size_t given_len, const char *want)
 {
     size_t wl = strlen(want);

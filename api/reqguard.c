@@ -3,12 +3,16 @@
  *   - a framing or credential header given twice (Host, Content-Length, Transfer-Encoding,
  *     Authorization, Content-Type, Origin) is refused: two parsers in a chain (a proxy and
  *     us) could each take a different one;
- *   - query arguments must be valid UTF-8 without NUL (a %00 would cut a stored name). */
+ *   - query arguments must be valid UTF-8 without NUL (a %00 would cut a stored name), given
+ *     once each, and among those the route reads;
+ * and the handlers' readers of query arguments (http_query, http_query_int). */
 #include "api/reqguard.h"
 
 #include "core/cfgval.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -272,4 +276,32 @@ void reqguard_access_log(http_req *r)
         if ((unsigned char)*p < 0x20)
             *p = '?';
     util_log(LOG_DEBUG, "%s -> %u", clean, r->status);
+}
+
+/* ---- query arguments for the handlers (http.h) ---- */
+
+const char *http_query(http_req *r, const char *key)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+int http_query_int(http_req *r, const char *key, int64_t lo, int64_t hi, int64_t def,
+                   int64_t *out)
+{
+    const char *v = http_query(r, key);
+    if (!v) {
+        *out = def;
+        return 0;
+    }
+    char *end = NULL;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (!*v || errno || *end || x < lo || x > hi) {
+        http_error(r, 400, "invalid_argument", key,
+                   "%s must be a whole number in %lld..%lld, got '%.64s'", key, (long long)lo,
+                   (long long)hi, v);
+        return -EINVAL;
+    }
+    *out = x;
+    return 0;
 }
