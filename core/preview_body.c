@@ -105,8 +105,14 @@ static int read_groups(const cJSON *pg, const char *path, int job_form, double o
     int first = job_form ? 1 : 0;
     if (n + first < 1)
         return 0;
-    if (n + first > SCHED_MAX_GROUPS)
-        return an_fail(err, path, "at most %d param groups, got %d", SCHED_MAX_GROUPS, n + first);
+    /* a job's own limit for a job spec, the schedules' for a bare list */
+    int most = job_form ? CFG_MAX_GROUPS : SCHED_MAX_GROUPS;
+    if (n > most)
+        return an_fail(err, path, "param_groups must be a list of at most %d groups, got %d",
+                       most, n);
+    /* A group's keys as a job's groups have them (match and weight_decay change no lr, but a
+     * misspelt key must not pass for the default without a word). */
+    static const char *const keys[] = {"match", "lr", "weight_decay", NULL};
     int k = 0;
     const cJSON *it;
     cJSON_ArrayForEach(it, pg) {
@@ -114,14 +120,20 @@ static int read_groups(const cJSON *pg, const char *path, int job_form, double o
         if (!cJSON_IsObject(it))
             return an_fail(err, p, "a param group must be an object like {\"lr\": 0.01}, got %s",
                            sp_kind(it));
-        double lr;
-        int rc = sp_num(it, p, "lr", opt_lr, 0, &lr, err);
+        int rc = cfg_check_keys(it, p, keys, err);
+        if (rc)
+            return rc;
+        double lr, wd;
+        rc = sp_num(it, p, "lr", opt_lr, 0, &lr, err);
         if (rc)
             return rc;
         if (!(lr >= 0)) {
             char pl[340];
             return an_fail(err, an_path(pl, sizeof pl, p, "lr"), "lr must be >= 0, got %.17g", lr);
         }
+        rc = cfg_num(it, p, "weight_decay", 0.0, 0.0, INFINITY, CFG_CLOSED, &wd, err);
+        if (rc)
+            return rc;
         env->base_lr[first + k] = lr;
         k++;
     }

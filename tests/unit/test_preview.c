@@ -220,6 +220,18 @@ static void test_unknown_keys(void **state)
         {"{\"ds_config\":{\"optimizer\":{\"type\":\"SGD\",\"params\":{\"lr\":0.1}},"
          "\"zero_optimization\":{\"stage\":1},\"fp16\":{\"enabled\":false}},\"every\":2}", NULL, NULL},
         {"{\"optimizer\":{\"type\":\"SGD\",\"params\":{\"lr\":0.1}},\"zero_optimization\":{}}", NULL, NULL},
+        /* a group's keys as a job's groups have them: a typo is named, values checked */
+        {"{\"ds_config\":{\"optimizer\":{\"type\":\"SGD\",\"params\":{\"lr\":0.1}}},"
+         "\"param_groups\":[{\"Lr\":0.5}]}", "param_groups[0].Lr", "did you mean 'lr'"},
+        {"{\"ds_config\":{\"optimizer\":{\"type\":\"SGD\",\"params\":{\"lr\":0.1}}},"
+         "\"param_groups\":[{\"lr\":0.1,\"weight_decay\":-5}]}", "param_groups[0].weight_decay",
+         "weight_decay"},
+        {"{\"ds_config\":{\"optimizer\":{\"type\":\"SGD\",\"params\":{\"lr\":0.1}}},"
+         "\"param_groups\":[{\"match\":[\"*.bias\"],\"lr\":0.1,\"weight_decay\":0}]}", NULL, NULL},
+        /* a job spec's groups: a job's limit (16 besides group 0) */
+        {"{\"model\":{\"type\":\"linear\"},\"steps\":3,\"ds_config\":{\"optimizer\":"
+         "{\"type\":\"SGD\",\"params\":{\"lr\":0.1}}},\"param_groups\":[{},{},{},{},{},{},{},"
+         "{},{},{},{},{},{},{},{},{},{}]}", "param_groups", "at most 16 groups, got 17"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         cJSON *body = cJSON_Parse(cases[i].body);
