@@ -302,20 +302,22 @@ void http_set_pending_store_error(http_req *r, int rc, const char *what, const a
 {
     const char *code;
     unsigned st = http_status_of_store(rc, &code);
+    const char *field = e->field[0] ? e->field : NULL; /* the request's part it names */
     if (what)
-        http_set_pending_error(r, st, code, NULL, "%s: %s", what, e->message);
+        http_set_pending_error(r, st, code, field, "%s: %s", what, e->message);
     else
-        http_set_pending_error(r, st, code, NULL, "%s", e->message);
+        http_set_pending_error(r, st, code, field, "%s", e->message);
 }
 
 void http_store_error(http_req *r, int rc, const char *what, const an_err *e)
 {
     const char *code;
     unsigned st = http_status_of_store(rc, &code);
+    const char *field = e->field[0] ? e->field : NULL;
     if (what)
-        http_error(r, st, code, NULL, "%s: %s", what, e->message);
+        http_error(r, st, code, field, "%s: %s", what, e->message);
     else
-        http_error(r, st, code, NULL, "%s", e->message);
+        http_error(r, st, code, field, "%s", e->message);
 }
 
 const char *http_bearer(struct MHD_Connection *c)

@@ -24,12 +24,10 @@ typedef struct metrics_q {
 
 static void store_fail(http_req *r, int rc, const an_err *e, const char *id)
 {
-    const char *code;
-    unsigned st = http_status_of_store(rc, &code);
     if (rc == -ENOENT)
         http_set_pending_error(r, 404, "not_found", "id", "no job with id '%.64s'", id);
     else
-        http_set_pending_error(r, st, code, NULL, "%s", e->message);
+        http_set_pending_store_error(r, rc, NULL, e); /* its field (max_points), if any */
 }
 
 /* The answer is streamed (metrics_stream.c): the work here only checks the job and makes

@@ -601,6 +601,7 @@ test('one memory budget: a downsampled metrics answer is charged for its points,
     assert.equal(big.status, 503, big.text);
     assert.match(big.json.error.message, /--max-memory/);
     assert.match(big.json.error.message, /max_points/);
+    assert.equal(big.json.error.field, 'max_points');
     const small = await api(d.url, 'GET', `/v1/jobs/${r.json.id}/metrics?max_points=100000`);
     assert.equal(small.status, 200);
     assert.ok(small.json.step.length > 1000 && small.json.step.length <= 100000, `${small.json.step.length} points`);
