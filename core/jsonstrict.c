@@ -7,6 +7,9 @@
 #include <string.h>
 
 #define MAX_DEPTH 64
+/* Containers open at once that a text may have: far beyond any request of the API, and below
+ * cJSON's own limit (1000), which would fail the parse with a bare "unexpected '['". */
+#define MAX_NESTING 512
 
 int utf8_valid(const char *s, size_t n, size_t *bad)
 {
@@ -277,6 +280,12 @@ int json_strict_check(const char *text, size_t len, an_err *err)
                 s->f[s->depth].base = s->plen;
             }
             s->depth++;
+            if (s->depth > MAX_NESTING) {
+                char msg[96];
+                snprintf(msg, sizeof msg, "the JSON is nested more than %d levels deep",
+                         MAX_NESTING);
+                return fail(s, s->pos, msg, err);
+            }
             if (c == '[' && s->depth <= MAX_DEPTH)
                 set_path_index(s);
             s->pos++;

@@ -57,6 +57,27 @@ static void test_numbers(void **state)
     }
 }
 
+/* Deep nesting is named as such, at the place it goes too deep; 512 levels still parse. */
+static void test_nesting(void **state)
+{
+    (void)state;
+    char text[2100];
+    an_err e;
+    for (int depth = 512; depth <= 513; depth++) {
+        memset(text, '[', (size_t)depth);
+        memset(text + depth, ']', (size_t)depth);
+        text[2 * depth] = '\0';
+        int rc = check(text, &e);
+        if (depth == 512) {
+            assert_int_equal(rc, 0);
+        } else {
+            assert_int_equal(rc, -EINVAL);
+            assert_non_null(strstr(e.message, "nested more than 512 levels deep"));
+            assert_non_null(strstr(e.message, "line 1, column 513"));
+        }
+    }
+}
+
 static void test_strings(void **state)
 {
     (void)state;
@@ -246,6 +267,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_numbers),
+        cmocka_unit_test(test_nesting),
         cmocka_unit_test(test_strings),
         cmocka_unit_test(test_utf8),
         cmocka_unit_test(test_utf8_repair),
