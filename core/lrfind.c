@@ -250,8 +250,11 @@ int lrfind_request(const cJSON *body, lrfind_req *req, cJSON **spec, an_err *err
     if (!opts)
         return an_failc(err, -ENOMEM, "", "out of memory");
     int mode = 0;
-    if ((rc = cfg_num(opts, "", "min_lr", 1e-7, 0, INFINITY, CFG_LO_OPEN, &req->min_lr, err)) ||
-        (rc = cfg_num(opts, "", "max_lr", 10, 0, INFINITY, CFG_LO_OPEN, &req->max_lr, err)) ||
+    /* The rates an optimizer takes (float32 parameters) */
+    if ((rc = cfg_num(opts, "", "min_lr", 1e-7, 0, OPTIM_MAX_LR, CFG_LO_OPEN, &req->min_lr,
+                      err)) ||
+        (rc = cfg_num(opts, "", "max_lr", 10, 0, OPTIM_MAX_LR, CFG_LO_OPEN, &req->max_lr,
+                      err)) ||
         (rc = cfg_int(opts, "", "steps", 100, LRFIND_MIN_POINTS, LRFIND_MAX_STEPS, &req->steps,
                       err)) ||
         (rc = cfg_num(opts, "", "stop_factor", LRFIND_STOP_FACTOR, 1, INFINITY, CFG_LO_OPEN,
@@ -265,6 +268,10 @@ int lrfind_request(const cJSON *body, lrfind_req *req, cJSON **spec, an_err *err
     if (!(req->min_lr < req->max_lr))
         return an_fail(err, "max_lr", "max_lr (%g) must be above min_lr (%g)", req->max_lr,
                        req->min_lr);
+    /* the sweep's step factor (max_lr / min_lr) must be a number the scheduler can take */
+    if (!isfinite(req->max_lr / req->min_lr))
+        return an_fail(err, "max_lr", "max_lr / min_lr (%g / %g) is beyond a double: give a "
+                       "narrower range", req->max_lr, req->min_lr);
     if (!cJSON_IsObject(job))
         return an_fail(err, "job", "job must be a job spec (an object)");
     cJSON *s = cJSON_Duplicate(job, 1);

@@ -369,6 +369,11 @@ static void test_finder_request_errors(void **state)
         {"{\"job\": 5}", "job"},
         {"{\"job\": " REG_JOB ", \"min_lr\": 0}", "min_lr"},
         {"{\"job\": " REG_JOB ", \"min_lr\": 1, \"max_lr\": 0.1}", "max_lr"},
+        /* beyond what an optimizer takes, or a step factor beyond a double */
+        {"{\"job\": " REG_JOB ", \"max_lr\": 1e300}", "max_lr"},
+        {"{\"job\": " REG_JOB ", \"min_lr\": 1e-320, \"max_lr\": 1e30}", "max_lr"},
+        {"{\"job\": " REG_JOB ", \"min_lr\": 1e-320, \"max_lr\": 1e30, \"mode\": \"linear\"}",
+         "max_lr"},
         {"{\"job\": " REG_JOB ", \"steps\": 4}", "steps"},
         {"{\"job\": " REG_JOB ", \"steps\": 1e9}", "steps"},
         {"{\"job\": " REG_JOB ", \"stop_factor\": 1}", "stop_factor"},
