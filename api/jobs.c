@@ -290,9 +290,10 @@ void api_jobs_list(http_req *r)
         return;
     unsigned mask = STORE_MASK_ALL;
     const char *st = http_query(r, "state");
-    if (st && *st) {
+    if (st) {
         /* One state or a comma-separated list ("queued,running"), of any length: every
-         * name in it is checked. */
+         * name in it is checked, and one at least is given (an empty ?state= would read as
+         * no filter). */
         mask = 0;
         for (const char *p = st; *p;) {
             size_t n = strcspn(p, ",");
@@ -311,6 +312,12 @@ void api_jobs_list(http_req *r)
             p += n;
             if (*p == ',')
                 p++;
+        }
+        if (!mask) {
+            http_error(r, 400, "invalid_argument", "state",
+                       "state must name one or more of queued, running, paused, completed, "
+                       "failed, cancelled and stopped (comma-separated), got '%.32s'", st);
+            return;
         }
     }
     const char *tag = http_query(r, "tag"), *text = http_query(r, "q");

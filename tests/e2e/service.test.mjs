@@ -332,6 +332,8 @@ test('bad requests get the right status, name the field and change nothing', asy
       ['GET', '/v1/jobs?limit=abc', null, {}, 400, 'limit'],
       ['GET', '/v1/jobs?offset=-1', null, {}, 400, 'offset'],
       ['GET', '/v1/jobs?state=sleeping', null, {}, 400, 'state'],
+      ['GET', '/v1/jobs?state=', null, {}, 400, 'state'],
+      ['GET', '/v1/jobs?state=,', null, {}, 400, 'state'],
       // an argument given twice would be read as one of its values without a word
       ['GET', '/v1/jobs?limit=1&limit=2', null, {}, 400, 'limit'],
       ['GET', '/v1/jobs?state=completed&limit=5&state=running', null, {}, 400, 'state'],
