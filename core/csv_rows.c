@@ -184,6 +184,16 @@ int csv_cell_number(const char *cell, long long row, long long line, const char 
     const char *e = end;
     while (*e == ' ' || *e == '\t')
         e++;
+    /* decimal only: strtod would read 0x10 as 16 */
+    int hex = 0;
+    for (const char *p = s; p < end; p++)
+        hex |= *p == 'x' || *p == 'X';
+    if (hex) {
+        char shown[40];
+        snprintf(shown, sizeof shown, "%.32s%s", cell, strlen(cell) > 32 ? "…" : "");
+        return an_fail(err, field, "row %lld (line %lld), column '%s': '%s' is not a decimal "
+                       "number", row, line, col, shown);
+    }
     if (end == s || *e || !isfinite(d) || errno == ERANGE) {
         /* the cell as shown, cut short */
         char shown[40];

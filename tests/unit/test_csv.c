@@ -66,6 +66,14 @@ static void test_good(void **state)
     assert_int_equal(csv_number(&t, 0, 1, &v, "data", &e), 0);
     assert_true(v == -2000.0);
     csv_free(&t);
+
+    /* Decimal numbers only: strtod's hexadecimal forms are not numbers here. */
+    static const char t3[] = "x,y\n0x10,-0X1p3\n";
+    assert_int_equal(csv_parse(t3, sizeof t3 - 1, &t, "data", &e), 0);
+    assert_int_equal(csv_number(&t, 0, 0, &v, "data", &e), -EINVAL);
+    assert_string_equal(e.message, "row 1 (line 2), column 'x': '0x10' is not a decimal number");
+    assert_int_equal(csv_number(&t, 0, 1, &v, "data", &e), -EINVAL);
+    csv_free(&t);
 }
 
 static void expect_bad(const char *text, size_t len, const char *needle)

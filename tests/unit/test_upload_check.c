@@ -115,6 +115,7 @@ static void bad_csv_named_alike(void **state)
         "a,b\n1,2\xc3\n",              /* cut UTF-8 sequence */
         "a,b\n1,2\n\xe2\x82\xac,3\n",  /* a euro sign where a number goes, line 3 */
         "a,b\n1,\x00\n",               /* NUL */
+        "a,b\n1,2\n0x10,3\n",          /* hexadecimal: not a decimal number */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         size_t len = i == 8 ? 8 : strlen(bad[i]);
