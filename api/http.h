@@ -187,6 +187,9 @@ int http_body_parse_ahead(http_req *r);
  * or 413 when no empty budget could take it) and returns 1; 0 to go on. */
 int http_body_charge(http_req *r, size_t cap);
 int http_body_charge_tree(http_req *r);
+/* 1 when the body is empty or only whitespace (which every route takes as no body). */
+int http_body_blank(const http_req *r);
+
 /* For a route that takes no parameters: 0 when the body is empty, whitespace or {}; else
  * answers 400 (malformed JSON with its place, anything else naming `body`: "WHAT takes no
  * parameters") and returns -1. Nothing is changed by a refused request. */

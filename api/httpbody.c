@@ -44,9 +44,17 @@ int http_body_read(http_req *r, cJSON **out, an_err *e)
     return -1;
 }
 
+int http_body_blank(const http_req *r)
+{
+    for (size_t i = 0; r->body && i < r->len; i++)
+        if (!strchr(" \t\r\n", r->body[i]))
+            return 0;
+    return 1;
+}
+
 cJSON *http_body_json(http_req *r)
 {
-    if (!r->body || r->len == 0) {
+    if (http_body_blank(r)) {
         http_error(r, 400, "invalid_argument", NULL, "a JSON body was expected, got an empty body");
         return NULL;
     }
@@ -69,12 +77,7 @@ cJSON *http_body_json(http_req *r)
 
 int http_body_none(http_req *r, const char *what)
 {
-    if (!r->body || !r->len)
-        return 0;
-    size_t i = 0;
-    while (i < r->len && strchr(" \t\r\n", r->body[i]))
-        i++;
-    if (i == r->len) /* whitespace: as empty */
+    if (http_body_blank(r)) /* whitespace: as empty */
         return 0;
     cJSON *b = http_body_json(r); /* malformed JSON: its 400, naming line and column */
     if (!b)

@@ -174,7 +174,7 @@ static void create_done(http_req *r)
 
 void api_jobs_create(http_req *r)
 {
-    if (!r->body || r->len == 0) {
+    if (http_body_blank(r)) {
         http_error(r, 400, "invalid_argument", "body",
                    "a job spec (JSON object) was expected, got an empty body");
         return;

@@ -117,7 +117,7 @@ static void finder_work(http_req *r, store_t *st)
 
 void api_lr_finder_create(http_req *r)
 {
-    if (!r->body || r->len == 0) {
+    if (http_body_blank(r)) {
         http_error(r, 400, "invalid_argument", "body",
                    "a finder request {\"job\": {…a job spec…}, \"min_lr\", \"max_lr\", "
                    "\"steps\", \"stop_factor\", \"mode\"} was expected, got an empty body");

@@ -119,7 +119,7 @@ void api_schedules_preview(http_req *r)
                    fmt);
         return;
     }
-    if (!r->body || r->len == 0) {
+    if (http_body_blank(r)) {
         http_error(r, 400, "invalid_argument", NULL, "a JSON body was expected, got an empty body");
         return;
     }

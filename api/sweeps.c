@@ -294,7 +294,7 @@ static void create_done(http_req *r)
 
 void api_sweeps_create(http_req *r)
 {
-    if (!r->body || r->len == 0) {
+    if (http_body_blank(r)) {
         http_error(r, 400, "invalid_argument", "body",
                    "a sweep (JSON object with base and parameters) was expected, got an empty "
                    "body");

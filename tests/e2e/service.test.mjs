@@ -312,6 +312,7 @@ test('bad requests get the right status, name the field and change nothing', asy
     const cases = [
       ['POST', '/v1/jobs', '{"name": ', J, 400, 'body'],
       ['POST', '/v1/jobs', '', J, 400, 'body'],
+      ['POST', '/v1/jobs', ' \n\t ', J, 400, 'body'],
       ['POST', '/v1/jobs', '[1,2]', J, 400, null],
       ['POST', '/v1/jobs', job((j) => { j.steps = 'ten'; return j; }), J, 400, 'steps'],
       ['POST', '/v1/jobs', job((j) => { j.seed = -1.5; return j; }), J, 400, 'seed'],
@@ -390,6 +391,9 @@ test('bad requests get the right status, name the field and change nothing', asy
       if (field) assert.equal(r.json.error.field, field, what);
       if (status === 405) assert.ok(r.headers.get('allow'), what);
     }
+    // a body of whitespace is an empty body: the same answer
+    const blank = await api(d.url, 'POST', '/v1/jobs', ' \n ', J);
+    assert.deepEqual(blank.json, (await api(d.url, 'POST', '/v1/jobs', '', J)).json);
     const after = [await api(d.url, 'GET', '/v1/jobs'), await api(d.url, 'GET', '/v1/datasets')];
     assert.deepEqual(after.map((r) => r.json), before.map((r) => r.json));
     const h = await api(d.url, 'GET', '/healthz');
