@@ -437,17 +437,25 @@ static void test_memory_and_bad(void **state)
     }
 }
 
+/* The vocabulary of TINY's text (its tokens in *toks, free() them). */
+static void tiny_text(text_vocab *v, int32_t **toks)
+{
+    size_t ntok = 0;
+    an_err err;
+    *toks = NULL;
+    assert_int_equal(text_tokenize("abcdefg", 7, 0, 2, "text", v, toks, &ntok, &err), 0);
+    assert_int_equal(v->size, TINY.vocab_size);
+}
+
 /* Generation never drops: a model with dropout samples the same text as the same weights
  * without it. */
 static void test_generation(void **state)
 {
     (void)state;
     text_vocab v;
-    int32_t *toks = NULL;
-    size_t ntok = 0;
+    int32_t *toks;
     an_err err;
-    assert_int_equal(text_tokenize("abcdefg", 7, 0, 2, "text", &v, &toks, &ntok, &err), 0);
-    assert_int_equal(v.size, TINY.vocab_size);
+    tiny_text(&v, &toks);
     gpt *d, *z;
     gpt_shape s0 = TINY;
     s0.dropout = 0;
@@ -484,10 +492,9 @@ static void test_tiny_temperature_is_greedy(void **state)
 {
     (void)state;
     text_vocab v;
-    int32_t *toks = NULL;
-    size_t ntok = 0;
+    int32_t *toks;
     an_err err;
-    assert_int_equal(text_tokenize("abcdefg", 7, 0, 2, "text", &v, &toks, &ntok, &err), 0);
+    tiny_text(&v, &toks);
     gpt_shape s0 = TINY;
     s0.dropout = 0;
     gpt *g;
