@@ -36,6 +36,28 @@ static const char *mime_of(const char *name)
     return "application/octet-stream";
 }
 
+/* A file of --web-root, on a request thread. */
+static void web_root_work(http_req *r, struct store_t *st)
+{
+    (void)st;
+    const char *file = r->m.nparams > 0 ? r->m.params[0] : "index.html";
+    const char *root = r->api->sv->opts->web_root;
+    char path[OPT_PATH_MAX + 160];
+    snprintf(path, sizeof path, "%s/%s", root, file);
+    /* A symlink in the folder may not lead out of it: the dashboard's files need no token,
+     * so anything they reach would be open to every caller. */
+    char real[PATH_MAX], top[PATH_MAX];
+    size_t tl = realpath(root, top) ? strlen(top) : 0;
+    int inside = tl && realpath(path, real) && strncmp(real, top, tl) == 0 && real[tl] == '/';
+    char *buf = NULL;
+    size_t len = 0;
+    if (!inside || util_read_file(real, &buf, &len) != 0) {
+        http_set_pending_error(r, 404, "not_found", NULL, "no such file: %.128s", file);
+        return;
+    }
+    http_set_pending_owned(r, 200, mime_of(file), buf, len);
+}
+
 void api_static(http_req *r)
 {
     const char *file = r->m.nparams > 0 ? r->m.params[0] : "index.html";
@@ -44,23 +66,8 @@ void api_static(http_req *r)
         http_error(r, 404, "not_found", NULL, "no such file: %.128s", file);
         return;
     }
-    const char *root = r->api->sv->opts->web_root;
-    if (root[0]) {
-        char path[OPT_PATH_MAX + 160];
-        snprintf(path, sizeof path, "%s/%s", root, file);
-        /* A symlink in the folder may not lead out of it: the dashboard's files need no
-         * token, so anything they reach would be open to every caller. */
-        char real[PATH_MAX], top[PATH_MAX];
-        size_t tl = realpath(root, top) ? strlen(top) : 0;
-        int inside = tl && realpath(path, real) && strncmp(real, top, tl) == 0 &&
-                     real[tl] == '/';
-        char *buf = NULL;
-        size_t len = 0;
-        if (!inside || util_read_file(real, &buf, &len) != 0) {
-            http_error(r, 404, "not_found", NULL, "no such file: %.128s", file);
-            return;
-        }
-        http_reply_owned(r, 200, mime_of(file), buf, len);
+    if (r->api->sv->opts->web_root[0]) { /* read on a request thread: the loop never waits */
+        http_defer(r, web_root_work);
         return;
     }
     char name[192];
