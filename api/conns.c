@@ -365,7 +365,9 @@ int conns_bind(api_t *api, const struct sockaddr *sa, socklen_t salen, int *port
         return -errno;
     int one = 1;
     setsockopt(cs->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(cs->fd, sa, salen) != 0 || listen(cs->fd, 511) != 0) {
+    /* bound only: listen() waits for conns_start, so that no client's handshake completes
+     * while the store opens (it would hang unanswered rather than be refused) */
+    if (bind(cs->fd, sa, salen) != 0) {
         int e = errno;
         close(cs->fd);
         cs->fd = -1;
@@ -379,13 +381,16 @@ int conns_bind(api_t *api, const struct sockaddr *sa, socklen_t salen, int *port
     return 0;
 }
 
-void conns_start(api_t *api)
+int conns_start(api_t *api)
 {
     conns_t *cs = &api->gate;
+    if (listen(cs->fd, 511) != 0)
+        return -errno;
     uv_poll_init(api->loop, &cs->poll, cs->fd);
     cs->poll.data = api;
     uv_poll_start(&cs->poll, UV_READABLE, on_listen);
     cs->polling = 1;
+    return 0;
 }
 
 void conns_stop_listening(api_t *api)

@@ -81,13 +81,13 @@ typedef struct conns_t {
         bad_head, sse_refused_total, sse_refused_ip;
 } conns_t;
 
-/* Binds and listens on `sa` (port 0 = any free); *port gets the port bound. 0 or -errno.
- * Done first at start-up, before the store is touched: a port in use fails the start
- * before it creates anything. Connections wait in the kernel's queue until conns_start. */
+/* Binds the listening socket to `sa` (port 0 = any free); *port gets the port bound. 0 or
+ * -errno. Done first at start-up, before the store is touched: a port in use fails the start
+ * before it creates anything. */
 int conns_bind(struct api *api, const struct sockaddr *sa, socklen_t salen, int *port);
 
-/* Starts taking connections on the bound socket (api->loop set). */
-void conns_start(struct api *api);
+/* Listens on the bound socket and starts taking connections (api->loop set). 0 or -errno. */
+int conns_start(struct api *api);
 
 /* Stops accepting (shutdown): closes the listening socket. */
 void conns_stop_listening(struct api *api);

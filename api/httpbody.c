@@ -46,9 +46,11 @@ int http_body_read(http_req *r, cJSON **out, an_err *e)
 
 int http_body_blank(const http_req *r)
 {
-    for (size_t i = 0; r->body && i < r->len; i++)
-        if (!strchr(" \t\r\n", r->body[i]))
+    for (size_t i = 0; r->body && i < r->len; i++) {
+        char c = r->body[i]; /* (strchr would find a NUL byte in the set's own end) */
+        if (c != ' ' && c != '\t' && c != '\r' && c != '\n')
             return 0;
+    }
     return 1;
 }
 

@@ -289,7 +289,13 @@ void api_jobs_list(http_req *r)
         http_query_int(r, "offset", 0, INT64_MAX / 2, 0, &offset))
         return;
     unsigned mask = STORE_MASK_ALL;
-    const char *st = http_query(r, "state");
+    /* ?state and ?state= (no value) are a state filter naming none, not no filter */
+    const char *st = NULL;
+    size_t stn = 0;
+    if (MHD_lookup_connection_value_n(r->conn, MHD_GET_ARGUMENT_KIND, "state", 5, &st, &stn) ==
+            MHD_YES &&
+        !st)
+        st = "";
     if (st) {
         /* One state or a comma-separated list ("queued,running"), of any length: every
          * name in it is checked, and one at least is given (an empty ?state= would read as

@@ -395,7 +395,8 @@ int metrics_stream_open(http_req *r, store_t *s, const char *id, int64_t from, i
             /* Downsampled: the points first (at most max_points), then their text. The points
              * are charged to the memory budget until the request ends: a max_points of
              * millions on a job of many lr groups is gigabytes. */
-            rc = charge_points(r, (uint64_t)max_points, m->n_lr, e);
+            /* the first and last points always: two at least (store_metrics_query) */
+            rc = charge_points(r, (uint64_t)(max_points < 2 ? 2 : max_points), m->n_lr, e);
             if (!rc)
                 rc = store_metrics_query(s, id, from, to, (size_t)max_points, &m->ser, e);
             m->have_ser = !rc;

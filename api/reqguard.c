@@ -156,8 +156,9 @@ static enum MHD_Result name_arg(void *cls, enum MHD_ValueKind kind, const char *
 }
 
 typedef struct arg_seen {
-    const char *keys[32];
+    const char *keys[64];
     int n;
+    int too_many;              /* more distinct arguments than keys holds */
     char twice[64];            /* the first argument given more than once */
 } arg_seen;
 
@@ -168,12 +169,15 @@ static enum MHD_Result seen_arg(void *cls, enum MHD_ValueKind kind, const char *
     (void)value;
     arg_seen *a = cls;
     for (int i = 0; i < a->n; i++)
-        if (strcmp(a->keys[i], key) == 0) {
+        if (strcasecmp(a->keys[i], key) == 0) { /* as the library looks them up */
             snprintf(a->twice, sizeof a->twice, "%.40s", key);
             return MHD_NO;
         }
-    if (a->n < (int)(sizeof a->keys / sizeof a->keys[0]))
-        a->keys[a->n++] = key;
+    if (a->n == (int)(sizeof a->keys / sizeof a->keys[0])) {
+        a->too_many = 1;
+        return MHD_NO;
+    }
+    a->keys[a->n++] = key;
     return MHD_YES;
 }
 
@@ -188,6 +192,11 @@ int reqguard_args(http_req *r)
         http_error(r, 400, "invalid_argument", seen.twice,
                    "the query argument '%s' was given more than once; give it once",
                    seen.twice);
+        return 1;
+    }
+    if (seen.too_many) {
+        http_error(r, 400, "invalid_argument", NULL, "more than %d query arguments",
+                   (int)(sizeof seen.keys / sizeof seen.keys[0]));
         return 1;
     }
     if (!rt || (rt->query && strcmp(rt->query, "*") == 0))

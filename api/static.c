@@ -47,8 +47,11 @@ static void web_root_work(http_req *r, struct store_t *st)
     /* A symlink in the folder may not lead out of it: the dashboard's files need no token,
      * so anything they reach would be open to every caller. */
     char real[PATH_MAX], top[PATH_MAX];
-    size_t tl = realpath(root, top) ? strlen(top) : 0;
-    int inside = tl && realpath(path, real) && strncmp(real, top, tl) == 0 && real[tl] == '/';
+    int inside = 0;
+    if (realpath(root, top) && realpath(path, real)) {
+        size_t tl = strcmp(top, "/") == 0 ? 0 : strlen(top); /* "/" holds every path */
+        inside = strncmp(real, top, tl) == 0 && real[tl] == '/';
+    }
     char *buf = NULL;
     size_t len = 0;
     if (!inside || util_read_file(real, &buf, &len) != 0) {

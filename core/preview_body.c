@@ -123,6 +123,18 @@ static int read_groups(const cJSON *pg, const char *path, int job_form, double o
         int rc = cfg_check_keys(it, p, keys, err);
         if (rc)
             return rc;
+        const cJSON *m = cJSON_GetObjectItemCaseSensitive(it, "match");
+        if (m) { /* the form a job's match has (which tensors it finds needs the model) */
+            char pm[340], got[80];
+            an_path(pm, sizeof pm, p, "match");
+            int ok = cJSON_IsArray(m) && cJSON_GetArraySize(m) >= 1 && cJSON_GetArraySize(m) <= 64;
+            for (const cJSON *x = ok ? m->child : NULL; x; x = x->next)
+                ok &= cJSON_IsString(x) && x->valuestring[0] && strlen(x->valuestring) <= 127;
+            if (!ok)
+                return an_fail(err, pm, "%s must be a list of 1 to 64 tensor-name globs of 1 to "
+                               "127 characters (e.g. [\"*.bias\"]), got %s", pm,
+                               cfg_describe(m, got, sizeof got));
+        }
         double lr, wd;
         rc = sp_num(it, p, "lr", opt_lr, 0, &lr, err);
         if (rc)

@@ -87,6 +87,8 @@ int cli_metrics_open(const char *path, const char *header, int64_t resumed, FILE
     int64_t last = 0;
     long row = 1;
     while ((n = getline(&line, &cap, f)) > 0) {
+        if (line[n - 1] != '\n') /* a row cut short (an earlier write that failed): dropped */
+            break;
         row++;
         char *end;
         errno = 0;

@@ -350,7 +350,12 @@ int daemon_run(const daemon_opts *opts)
         fprintf(stderr, "anneald: cannot start the HTTP server\n");
         return 1;
     }
-    conns_start(d->api);
+    rc = conns_start(d->api);
+    if (rc) {
+        fprintf(stderr, "anneald: cannot listen on %s:%d: %s\n", opts->host, d->port,
+                strerror(-rc));
+        return 1;
+    }
     const union MHD_DaemonInfo *ei = MHD_get_daemon_info(d->api->mhd, MHD_DAEMON_INFO_EPOLL_FD);
     uv_poll_init(&d->loop, &d->mhd_poll, ei->epoll_fd);
     d->mhd_poll.data = d;

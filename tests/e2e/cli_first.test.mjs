@@ -226,4 +226,15 @@ test('train shows its rate and ETA, and Ctrl-C stops cleanly: whole CSV, state s
   assert.equal(junk.code, 1);
   assert.match(junk.err, /other\.csv: line 3 is not a metrics row/);
   assert.equal(fs.readFileSync(other, 'utf8'), lines[0] + '\n1,2,3,4,5,,\nnot a row\n');
+  // a last row cut short (a write that failed) is dropped, not merged with the next one
+  const cut = path.join(dir, 'cut.csv');
+  fs.writeFileSync(cut, lines.slice(0, 3).join('\n') + '\n' + lines[3].slice(0, 9));
+  const go = run(['train', p, '--resume', state, '--metrics-csv', cut, '--steps', '2']);
+  assert.equal(go.code, 0, go.err);
+  assert.match(go.err, /cut\.csv ends at step 2, before the resumed step/);
+  const rows = fs.readFileSync(cut, 'utf8').trimEnd().split('\n');
+  assert.deepEqual(rows.slice(0, 3), lines.slice(0, 3));
+  assert.equal(rows.length, 5);
+  assert.ok(rows.every((l) => l.split(',').length === 7), rows.join('\n'));
+  assert.match(rows[3], new RegExp(`^${stepAt + 6},`));
 });

@@ -335,6 +335,8 @@ test('bad requests get the right status, name the field and change nothing', asy
       ['GET', '/v1/jobs?state=sleeping', null, {}, 400, 'state'],
       ['GET', '/v1/jobs?state=', null, {}, 400, 'state'],
       ['GET', '/v1/jobs?state=,', null, {}, 400, 'state'],
+      ['GET', '/v1/jobs?state', null, {}, 400, 'state'],
+      ['GET', '/v1/jobs?limit=1&LIMIT=2', null, {}, 400, 'LIMIT'],
       // an argument given twice would be read as one of its values without a word
       ['GET', '/v1/jobs?limit=1&limit=2', null, {}, 400, 'limit'],
       ['GET', '/v1/jobs?state=completed&limit=5&state=running', null, {}, 400, 'state'],
@@ -359,6 +361,7 @@ test('bad requests get the right status, name the field and change nothing', asy
       ['POST', `/v1/jobs/${done.id}/pause`, '{"garbage":[1,2', J, 400, 'body'],
       ['POST', `/v1/jobs/${done.id}/cancel`, '[]', J, 400, 'body'],
       ['POST', `/v1/jobs/${done.id}/cancel`, '{"zzz":1}', J, 400, 'body'],
+      ['POST', `/v1/jobs/${done.id}/cancel`, '\u0000\u0000', J, 400, 'body'],
       ['POST', '/v1/sweeps/s_000001/cancel', 'x', J, 400, 'body'],
       ['POST', `/v1/jobs/${done.id}/pause`, ' {} ', J, 409, 'state'],
       ['POST', `/v1/jobs/${done.id}/pause`, null, {}, 409, 'state'],

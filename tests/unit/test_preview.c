@@ -228,6 +228,8 @@ static void test_unknown_keys(void **state)
          "weight_decay"},
         {"{\"ds_config\":{\"optimizer\":{\"type\":\"SGD\",\"params\":{\"lr\":0.1}}},"
          "\"param_groups\":[{\"match\":[\"*.bias\"],\"lr\":0.1,\"weight_decay\":0}]}", NULL, NULL},
+        {"{\"ds_config\":{\"optimizer\":{\"type\":\"SGD\",\"params\":{\"lr\":0.1}}},"
+         "\"param_groups\":[{\"match\":5,\"lr\":0.1}]}", "param_groups[0].match", "globs"},
         /* a job spec's groups: a job's limit (16 besides group 0) */
         {"{\"model\":{\"type\":\"linear\"},\"steps\":3,\"ds_config\":{\"optimizer\":"
          "{\"type\":\"SGD\",\"params\":{\"lr\":0.1}}},\"param_groups\":[{},{},{},{},{},{},{},"
