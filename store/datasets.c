@@ -70,8 +70,26 @@ int st_dataset_insert(store_t *s, int64_t num, const char *name, int64_t rows,
             rc = st_fail(s, r, "checking the data set name", err);
         sqlite3_finalize(st);
     }
+    /* The id's number comes with the row, in its transaction: an upload refused on the way
+     * (its pieces already numbered by `num`) leaves no gap in the ids. The counter starts at
+     * the number of the upload that first uses it, above every id the upload counter gave
+     * before it (d_<num>), so no id is ever reused. */
+    int64_t idn = 0;
+    if (!rc && !(rc = st_prepare(s, "INSERT INTO seq(name, next) VALUES('dataset_id', "
+                                    "(SELECT coalesce(max(next), 2) FROM seq WHERE "
+                                    "name = 'dataset')) ON CONFLICT(name) DO UPDATE SET "
+                                    "next = next + 1 RETURNING next - 1", &st, err))) {
+        int r = sqlite3_step(st);
+        if (r == SQLITE_ROW) {
+            idn = sqlite3_column_int64(st, 0);
+            r = sqlite3_step(st);
+        }
+        if (r != SQLITE_DONE)
+            rc = st_fail(s, r, "allocating a data set id", err);
+        sqlite3_finalize(st);
+    }
     if (!rc) {
-        snprintf(id, STORE_ID_LEN, "d_%06" PRId64, num);
+        snprintf(id, STORE_ID_LEN, "d_%06" PRId64, idn);
         st_now(now);
         rc = st_prepare(s, "INSERT INTO datasets(" DS_COLS ") VALUES(?,?,?,?,?,?,?)", &st, err);
     }

@@ -399,6 +399,12 @@ test('bad requests get the right status, name the field and change nothing', asy
     assert.deepEqual(blank.json, (await api(d.url, 'POST', '/v1/jobs', '', J)).json);
     const after = [await api(d.url, 'GET', '/v1/jobs'), await api(d.url, 'GET', '/v1/datasets')];
     assert.deepEqual(after.map((r) => r.json), before.map((r) => r.json));
+    // the refused uploads used up no id: the next data set's follows the first's
+    const first = after[1].json.datasets.find((x) => x.name === 'good').id;
+    const next = await api(d.url, 'POST', '/v1/datasets?name=good2', 'a\n1\n', { 'Content-Type': 'text/csv' });
+    assert.equal(next.status, 201, next.text);
+    assert.equal(next.json.id, `d_${String(Number(first.slice(2)) + 1).padStart(6, '0')}`);
+    assert.equal((await api(d.url, 'DELETE', `/v1/datasets/${next.json.id}`)).status, 204);
     const h = await api(d.url, 'GET', '/healthz');
     assert.equal(h.json.status, 'ok');
   });
