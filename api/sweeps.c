@@ -131,8 +131,11 @@ static cJSON *sweep_json(store_t *st, const store_sweep *row, const sweep_q *q, 
             if (rungs[i].trial == k && !rungs[i].continues)
                 stopped_at = rungs[i].step;
         cJSON_AddItemToObject(t->json, "job", j ? cJSON_CreateString(j->id) : cJSON_CreateNull());
+        /* A trial a cancelled sweep never started will not start: "pending" would say it
+         * still might. */
+        const char *waiting = strcmp(row->state, "cancelled") == 0 ? "cancelled" : "pending";
         cJSON_AddStringToObject(t->json, "state", state ? state
-                                                  : error ? "not_started" : "pending");
+                                                  : error ? "not_started" : waiting);
         cJSON_AddItemToObject(t->json, "metric", num_or_null(t->metric));
         cJSON_AddItemToObject(t->json, "step", job ? cJSON_Duplicate(cJSON_GetObjectItem(job,
                                                                      "step"), 1)
