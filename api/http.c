@@ -463,6 +463,7 @@ enum MHD_Result http_access(void *cls, struct MHD_Connection *c, const char *url
         r->api = api;
         r->conn = c;
         r->method = method;
+        url = reqguard_origin_form(url, r->authority, sizeof r->authority);
         snprintf(r->path, sizeof r->path, "%s", url);
         r->declared = head_length(c);
         char msg[200];

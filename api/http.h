@@ -33,6 +33,7 @@ typedef struct http_req {
     struct MHD_Connection *conn;
     const char *method;               /* MHD's string, valid for the request */
     char path[512];                   /* decoded path (no query) */
+    char authority[256];              /* host[:port] of an absolute-form target, else "" */
     route_match m;                    /* the matched route and its parameters */
     char *body;                       /* request body, NUL-terminated; NULL when empty */
     size_t len, cap;                  /* body bytes, allocation */

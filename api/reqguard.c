@@ -76,6 +76,19 @@ static guard_cfg cfg_of(const api_t *api)
     return g;
 }
 
+const char *reqguard_origin_form(const char *url, char *authority, size_t size)
+{
+    authority[0] = '\0';
+    const char *p = strncasecmp(url, "http://", 7) == 0    ? url + 7
+                    : strncasecmp(url, "https://", 8) == 0 ? url + 8
+                                                           : NULL;
+    if (!p)
+        return url;
+    size_t n = strcspn(p, "/");
+    snprintf(authority, size, "%.*s", (int)n, p);
+    return p[n] ? p + n : "/";
+}
+
 int reqguard_head(http_req *r)
 {
     struct MHD_Connection *c = r->conn;
@@ -92,6 +105,15 @@ int reqguard_head(http_req *r)
         }
     }
     guard_cfg g = cfg_of(r->api);
+    /* An absolute-form target names the host the request is for, whatever Host says. */
+    if (r->authority[0] && guard_host(&g, r->authority)) {
+        r->api->refused_host++;
+        http_error(r, 421, "misdirected", "Host",
+                   "this daemon does not answer to the host '%.128s' that the request target "
+                   "names (it answers to its listening address and localhost; add names with "
+                   "--allow-host)", r->authority);
+        return 1;
+    }
     const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
     if (guard_host(&g, host)) {
         r->api->refused_host++;

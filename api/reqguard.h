@@ -8,6 +8,12 @@
 
 #include "api/http.h"
 
+/* The path of a request target in absolute form ("http://host:port/path", which HTTP/1.1
+ * servers must accept, RFC 9112 3.2.2): what follows the authority, or "/" when nothing does;
+ * the authority is copied to `authority` (cut to `size`). Any other target is returned as it
+ * is, with `authority` "". */
+const char *reqguard_origin_form(const char *url, char *authority, size_t size);
+
 /* Before routing: a duplicated framing/auth header (400), a foreign Host (421), a foreign
  * Origin (403), a query argument that is not UTF-8 or holds a NUL (400). */
 int reqguard_head(http_req *r);

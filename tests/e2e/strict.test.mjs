@@ -90,6 +90,8 @@ test('malformed heads and duplicated headers get JSON errors, never HTML', async
       [`POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{}`, 400, 'Content-Length'],
       [`GET /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer a\r\nAuthorization: Bearer b\r\n\r\n`, 400, 'Authorization'],
       [`GET /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\n\r\n`, 400, 'Host'],
+      // an absolute-form target names the host, whatever the Host header says
+      [`GET http://evil.example/v1/jobs HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`, 421, 'Host', /'evil\.example' that the request target names/],
       // framing the library would answer with its HTML page (and, for some, its head twice)
       [`GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: abc\r\nConnection: close\r\n\r\n`, 400, null, /Content-Length .*got 'abc'/],
       [`POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: -1\r\n\r\n`, 400, null, /Content-Length/],
@@ -111,6 +113,13 @@ test('malformed heads and duplicated headers get JSON errors, never HTML', async
       assert.match(r.head, /X-Content-Type-Options: nosniff/i, r.head);
       assert.ok(r.body.endsWith('}\n'), JSON.stringify(r.body.slice(-20)));
     }
+    // absolute-form targets (RFC 9112 3.2.2) are answered as their path
+    const abs = await rawBytes(d.url, `GET HTTP://127.0.0.1:${port}/v1/jobs?limit=1 HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`);
+    assert.equal(abs.status, 200, abs.head);
+    assert.deepEqual(abs.json.jobs, []);
+    const root = await rawBytes(d.url, `GET http://localhost:${port} HTTP/1.1\r\nHost: localhost:${port}\r\nConnection: close\r\n\r\n`);
+    assert.equal(root.status, 200, root.head);
+    assert.match(root.head, /Content-Type: text\/html/i);
     // HTTP/1.0 needs no Host
     assert.equal((await rawBytes(d.url, 'GET /healthz HTTP/1.0\r\n\r\n')).status, 200);
     // HEAD of a streamed answer: the library still sends its last chunk, so the connection
