@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -77,6 +78,35 @@ static void lower_priority(int index)
         util_log(LOG_WARN, "worker %d: cannot lower its priority: %s", index, strerror(errno));
 }
 
+/* Gives the pages wholly inside [p, p + n) back to the kernel; they read as zeros when
+ * next touched. */
+static void release_pages(void *p, size_t n)
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)p + page - 1) / page * page, hi = ((uintptr_t)p + n) / page * page;
+    if (hi > lo)
+        madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
+/* After a run, the memory its batches used goes back: an idle worker holds only the pages of
+ * its context that bookkeeping touches, not the ~34 MB of its queue and rows. */
+static void release_batches(wctx *w)
+{
+    uv_mutex_lock(&w->wr.mu);
+    int idle = w->wr.queued == 0; /* always, after a run: its end drains the queue */
+    uv_mutex_unlock(&w->wr.mu);
+    if (!idle)
+        return;
+    release_pages(w->rows, sizeof w->rows);
+    for (int k = 0; k < WRITE_SLOTS; k++) {
+        wslot *s = &w->slot[k];
+        release_pages(s->crow, sizeof s->crow);
+        release_pages(s->marks, sizeof s->marks);
+        release_pages(s->vbatch, sizeof s->vbatch);
+        release_pages(s->ev, sizeof s->ev);
+    }
+}
+
 static void worker_main(void *arg)
 {
     worker *wk = arg;
@@ -86,12 +116,16 @@ static void worker_main(void *arg)
     snprintf(name, sizeof name, "worker-%d", wk->index);
     prctl(PR_SET_NAME, name, 0, 0, 0);
     lower_priority(wk->index);
-    /* Aligned for its rows (wctx.h); the size rounded up as aligned_alloc asks. */
-    size_t size = (sizeof(wctx) + 63) / 64 * 64;
-    wctx *w = aligned_alloc(64, size);
-    if (!w)
+    /* Mapped, not allocated and cleared: its pages (page-aligned, so its rows are aligned
+     * as wctx.h asks) are zero until touched, and most are touched only while a job runs. */
+    wctx *w = mmap(NULL, sizeof(wctx), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                   -1, 0);
+    if (w == MAP_FAILED) {
+        util_log(LOG_ERROR, "worker %d: no memory for its queue: %s", wk->index,
+                 strerror(errno));
+        atomic_fetch_add(&p->down, 1);
         return;
-    memset(w, 0, size);
+    }
     w->jobs = p->jobs;
     int open_rc = open_store(wk, w);
     int writer_rc = open_rc == 0 ? writer_start(w) : -1;
@@ -109,13 +143,14 @@ static void worker_main(void *arg)
         w->nbatch = 0;
         w->nval = 0;
         jobrun(w);
+        release_batches(w);
         w->run = NULL;
         jobs_done(p->jobs, run);
     }
     if (writer_rc == 0)
         writer_stop(w);
     store_close(&w->store);
-    free(w);
+    munmap(w, sizeof(wctx));
 }
 
 int workers_start(worker_pool *p, struct jobmgr *jobs, const char *db_path, int n)
