@@ -81,3 +81,13 @@ int cfg_zero_parse(const cJSON *zo, int world_size, int *stage, cJSON *warnings,
     *stage = (int)v;
     return 0;
 }
+
+int cfg_world_one_process(job_spec *s)
+{
+    int w = s->world_size;
+    if (w > 1) {
+        s->grad_accum *= w;
+        s->world_size = 1;
+    }
+    return w;
+}

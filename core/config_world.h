@@ -17,4 +17,11 @@ int cfg_world_parse(const cJSON *j, int *out, an_err *err);
  * instead; keys of the block that change nothing here are warned about too. */
 int cfg_zero_parse(const cJSON *zo, int world_size, int *stage, cJSON *warnings, an_err *err);
 
+/* Makes a job of several ranks a job of one process that trains the same global batch: each
+ * step takes world_size × gradient_accumulation_steps micro-batches, the ones its ranks
+ * would share out (bit for bit the ranks' result when gradient_accumulation_steps is a power
+ * of two: README, "Several ranks"). The offline trainer runs a spec this way. Returns the
+ * world_size it had (1: nothing changed). */
+int cfg_world_one_process(job_spec *s);
+
 #endif

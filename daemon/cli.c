@@ -12,6 +12,7 @@
 #include "core/cfgval.h"
 #include "core/config.h"
 #include "core/config_gpt.h"
+#include "core/config_world.h"
 #include "core/memest.h"
 #include "daemon/cli_util.h"
 #include "util/util.h"
@@ -203,6 +204,25 @@ int cli_load_spec(const char *path, job_spec *spec)
     return 0;
 }
 
+void cli_print_warnings(const job_spec *spec)
+{
+    const cJSON *w;
+    cJSON_ArrayForEach(w, spec->warnings)
+        if (cJSON_IsString(w))
+            fprintf(stderr, "warning: %s\n", w->valuestring);
+}
+
+void cli_one_process(job_spec *spec)
+{
+    long long gas = (long long)spec->grad_accum, mb = (long long)spec->micro_batch;
+    int w = cfg_world_one_process(spec);
+    if (w > 1)
+        fprintf(stderr, "note: world_size %d: trained here in one process, %lld micro-batches "
+                "of %lld a step (%d ranks × %lld), the same global batch of %lld; `mpirun -n %d "
+                "anneald-rank` trains it on %d ranks\n", w, gas * w, mb, w, gas,
+                (long long)spec->train_batch_size, w, w);
+}
+
 int cli_parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out)
 {
     char *end = NULL;
@@ -309,10 +329,7 @@ int cli_check(int argc, char **argv)
     printf("%s\n", s ? s : "null");
     free(s);
     cJSON_Delete(out);
-    cJSON *w;
-    cJSON_ArrayForEach(w, spec.warnings)
-        if (cJSON_IsString(w))
-            fprintf(stderr, "warning: %s\n", w->valuestring);
+    cli_print_warnings(&spec);
     job_spec_free(&spec);
     return cli_stdout_done("the checked spec", 0);
 }

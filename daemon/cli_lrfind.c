@@ -238,6 +238,10 @@ int cli_lrfind(int argc, char **argv)
     rc = job_spec_parse(spec_json, &spec, &e);
     cJSON_Delete(spec_json);
     train *t = NULL;
+    if (!rc) {
+        cli_print_warnings(&spec);
+        cli_one_process(&spec);
+    }
     if (rc || (rc = train_create(&t, &spec, NULL, 0, &e))) {
         cli_print_err(&e);
         job_spec_free(&spec);

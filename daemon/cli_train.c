@@ -21,97 +21,8 @@
 #include "jobs/fashion.h"
 #include "daemon/cli_metrics_file.h"
 #include "daemon/cli_util.h"
+#include "core/statefile.h"
 #include "util/util.h"
-
-/* A `--save` file: this magic line, the job spec it belongs to on one line (normalised, without
- * the fields that do not change training), then the training state blob of train_save. The
- * spec line lets `--resume` refuse a state that another spec made and say what differs; the
- * blob's own checks only see the model and optimizer layout. */
-#define STATE_MAGIC "anneald train state 1\n"
-
-/* The spec as a --save file records it: one line of JSON; malloc'd, NULL when out of memory. */
-static char *state_spec_text(const job_spec *spec)
-{
-    cJSON *c = cJSON_Duplicate(spec->normalized, 1);
-    if (!c)
-        return NULL;
-    cJSON_DeleteItemFromObjectCaseSensitive(c, "name");
-    cJSON_DeleteItemFromObjectCaseSensitive(c, "checkpoint");
-    char *t = cJSON_PrintUnformatted(c);
-    cJSON_Delete(c);
-    return t;
-}
-
-/* Finds the first place where a and b differ; writes its JSON path into path. 1 if they
- * differ, 0 if equal. */
-static int first_diff(const cJSON *a, const cJSON *b, char *path, size_t size)
-{
-    char sub[256];
-    if (cJSON_IsObject(a) && cJSON_IsObject(b)) {
-        const cJSON *x;
-        cJSON_ArrayForEach(x, a) {
-            an_path(sub, sizeof sub, path, x->string);
-            const cJSON *y = cJSON_GetObjectItemCaseSensitive(b, x->string);
-            if (!y || first_diff(x, y, sub, sizeof sub)) {
-                snprintf(path, size, "%s", sub);
-                return 1;
-            }
-        }
-        cJSON_ArrayForEach(x, b)
-            if (!cJSON_GetObjectItemCaseSensitive(a, x->string)) {
-                snprintf(path, size, "%s", an_path(sub, sizeof sub, path, x->string));
-                return 1;
-            }
-        return 0;
-    }
-    if (cJSON_IsArray(a) && cJSON_IsArray(b) && cJSON_GetArraySize(a) == cJSON_GetArraySize(b)) {
-        int i = 0;
-        for (const cJSON *x = a->child, *y = b->child; x && y; x = x->next, y = y->next, i++) {
-            an_path_index(sub, sizeof sub, path, i);
-            if (first_diff(x, y, sub, sizeof sub)) {
-                snprintf(path, size, "%s", sub);
-                return 1;
-            }
-        }
-        return 0;
-    }
-    return !cJSON_Compare(a, b, 1);
-}
-
-/* A value for an error message, cut short when long. */
-static void brief(const cJSON *v, char *buf, size_t size)
-{
-    char *t = v ? cJSON_PrintUnformatted(v) : NULL;
-    snprintf(buf, size, "%s", t ? t : "(absent)");
-    if (t && strlen(t) >= size && size > 4)
-        memcpy(buf + size - 4, "...", 4);
-    cJSON_free(t);
-}
-
-/* The value at a path made by first_diff ("a.b[2].c"), or NULL. */
-static const cJSON *at_path(const cJSON *root, const char *path)
-{
-    const cJSON *v = root;
-    const char *p = path;
-    while (v && *p) {
-        if (*p == '.') {
-            p++;
-            continue;
-        }
-        if (*p == '[') {
-            v = cJSON_GetArrayItem(v, atoi(p + 1));
-            p = strchr(p, ']');
-            p = p ? p + 1 : "";
-            continue;
-        }
-        size_t n = strcspn(p, ".[");
-        char key[256];
-        snprintf(key, sizeof key, "%.*s", (int)(n < 255 ? n : 255), p);
-        v = cJSON_GetObjectItemCaseSensitive(v, key);
-        p += n;
-    }
-    return v;
-}
 
 /* Restores a --save file (or a bare checkpoint blob) into t; prints the error and returns 1
  * when it cannot. */
@@ -124,51 +35,21 @@ int cli_resume_from(train *t, const job_spec *spec, const char *path)
         fprintf(stderr, "error: cannot read %s: %s\n", path, strerror(-r));
         return 1;
     }
-    const char *blob = buf;
-    size_t blen = len, ml = strlen(STATE_MAGIC);
-    int rc = 1;
-    if (len >= ml && memcmp(buf, STATE_MAGIC, ml) == 0) {
-        const char *line = buf + ml;
-        const char *nl = memchr(line, '\n', len - ml);
-        cJSON *saved = nl ? cJSON_ParseWithLength(line, (size_t)(nl - line)) : NULL;
-        char *mine_t = state_spec_text(spec);
-        cJSON *mine = mine_t ? cJSON_Parse(mine_t) : NULL;
-        cJSON_free(mine_t);
-        char where[256] = "";
-        if (!saved) {
-            fprintf(stderr, "error: %s: the job spec line of the saved state is damaged\n", path);
-        } else if (!mine) {
-            fprintf(stderr, "error: out of memory\n");
-        } else if (first_diff(mine, saved, where, sizeof where)) {
-            char here[96], there[96];
-            brief(at_path(mine, where), here, sizeof here);
-            brief(at_path(saved, where), there, sizeof there);
-            fprintf(stderr, "error: %s: the state was saved by another job spec: %s is %s here, "
-                    "%s in the saved state\n", path, where[0] ? where : "the spec", here, there);
-        } else {
-            rc = 0;
-        }
-        cJSON_Delete(saved);
-        cJSON_Delete(mine);
-        if (rc) {
-            free(buf);
-            return 1;
-        }
-        blob = nl + 1;
-        blen = len - (size_t)(blob - buf);
-    }
+    const char *blob;
+    size_t blen;
     an_err e;
     an_err_clear(&e);
-    rc = train_restore(t, blob, blen, &e) != 0;
+    int rc = statefile_find_blob(spec, buf, len, &blob, &blen, &e) != 0 ||
+             train_restore(t, blob, blen, &e) != 0;
     if (rc)
         fprintf(stderr, "error: %s: %s\n", path, e.message);
     free(buf);
     return rc;
 }
 
-/* What a --save file holds: STATE_MAGIC, the spec line, the blob. */
+/* What a --save file holds: its head (core/statefile.h), then the blob. */
 struct state_file {
-    const char *spec_line;
+    const char *head;
     const void *blob;
     size_t len;
 };
@@ -176,8 +57,7 @@ struct state_file {
 static int put_state(FILE *f, void *arg)
 {
     const struct state_file *s = arg;
-    int bad = fputs(STATE_MAGIC, f) < 0 || fputs(s->spec_line, f) < 0 || fputc('\n', f) == EOF ||
-              fwrite(s->blob, 1, s->len, f) != s->len;
+    int bad = fputs(s->head, f) < 0 || fwrite(s->blob, 1, s->len, f) != s->len;
     return bad ? (errno ? -errno : -EIO) : 0;
 }
 
@@ -190,11 +70,11 @@ static int save_state(const train *t, const job_spec *spec, const char *path, an
     int r = train_save(t, &blob, &blen, e);
     if (r)
         return r;
-    char *st = state_spec_text(spec);
-    struct state_file sf = {st, blob, blen};
-    r = st ? util_write_atomic(path, put_state, &sf) : -ENOMEM;
+    char *head = statefile_head(spec);
+    struct state_file sf = {head, blob, blen};
+    r = head ? util_write_atomic(path, put_state, &sf) : -ENOMEM;
     free(blob);
-    cJSON_free(st);
+    free(head);
     return r;
 }
 
@@ -341,6 +221,8 @@ int cli_train(int argc, char **argv)
     job_spec spec;
     if (cli_load_spec(path, &spec))
         return 1;
+    cli_print_warnings(&spec);
+    cli_one_process(&spec);
     if (spec.data.type == DATA_TEXT && !spec.data.text && !spec.data.text_builtin) {
         fprintf(stderr, "error: data.dataset: names a text corpus uploaded to the service; "
                         "the offline trainer takes \"text\" inline or the builtin "

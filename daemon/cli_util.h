@@ -47,6 +47,13 @@ int cli_read_json(const char *path, struct cJSON **out);
  * failure. */
 int cli_load_spec(const char *path, job_spec *spec);
 
+/* Prints the spec's warnings ("warning: …", one a line) on stderr, as `check` does. */
+void cli_print_warnings(const job_spec *spec);
+
+/* A spec of several ranks trains in this one process, on the same global batch
+ * (cfg_world_one_process); a note on stderr says so. */
+void cli_one_process(job_spec *spec);
+
 /* A whole decimal number in [lo, hi] into *out; -EINVAL otherwise. */
 int cli_parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out);
 

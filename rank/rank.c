@@ -29,6 +29,7 @@
 #include "core/config_metrics.h"
 #include "core/ddp.h"
 #include "core/metrics_row.h"
+#include "core/statefile.h"
 #include "core/data_idx.h"
 #include "core/train.h"
 #include "jobs/fashion.h"
@@ -41,7 +42,9 @@ static int put_text(FILE *f, void *arg)
     return fprintf(f, "%s\n", (const char *)arg) < 0 ? -errno : 0;
 }
 
+/* A --save file: its head (core/statefile.h), then the blob, as `anneald train` writes it. */
 typedef struct blob_out {
+    const char *head;
     const void *p;
     size_t len;
 } blob_out;
@@ -49,7 +52,8 @@ typedef struct blob_out {
 static int put_blob(FILE *f, void *arg)
 {
     const blob_out *b = arg;
-    return fwrite(b->p, 1, b->len, f) == b->len ? 0 : -errno;
+    return fputs(b->head, f) >= 0 && fwrite(b->p, 1, b->len, f) == b->len ? 0
+                                                                          : (errno ? -errno : -EIO);
 }
 
 static int usage(int rank, const char *msg)
@@ -112,9 +116,10 @@ int main(int argc, char **argv)
     }
     size_t len = 0;
     char *text = NULL;
-    if (util_read_file(path, &text, &len) != 0) {
+    int rrc = util_read_file(path, &text, &len);
+    if (rrc != 0) {
         if (rank == 0)
-            fprintf(stderr, "anneald-rank: cannot read %s\n", path);
+            fprintf(stderr, "anneald-rank: cannot read %s: %s\n", path, strerror(-rrc));
         goto out;
     }
     job_spec spec;
@@ -162,15 +167,18 @@ int main(int argc, char **argv)
         goto done;
     }
     if (resume) {
-        size_t blen = 0;
-        char *blob = NULL;
-        if (util_read_file(resume, &blob, &blen) != 0 || train_restore(t, blob, blen, &e) != 0) {
+        size_t flen = 0, blen = 0;
+        char *buf = NULL;
+        const char *blob = NULL;
+        int r = util_read_file(resume, &buf, &flen);
+        if (r || statefile_find_blob(&spec, buf, flen, &blob, &blen, &e) != 0 ||
+            train_restore(t, blob, blen, &e) != 0) {
             fprintf(stderr, "anneald-rank %d: --resume %s: %s\n", rank, resume,
-                    blob ? e.message : "cannot read the file");
-            free(blob);
+                    r ? strerror(-r) : e.message);
+            free(buf);
             goto done;
         }
-        free(blob);
+        free(buf);
     }
     /* ZeRO stage 1 (2 and 3 run as 1: config_world.c warns), after a resume: the whole state
      * restored is sliced. */
@@ -239,12 +247,14 @@ int main(int argc, char **argv)
         void *blob = NULL;
         size_t blen = 0;
         int src = train_save(t, &blob, &blen, &e);
+        char *head = src == 0 ? statefile_head(&spec) : NULL;
         if (src == 0) { /* whole or not at all: a failed save keeps the state it replaces */
-            blob_out bo = {blob, blen};
-            src = util_write_atomic(save, put_blob, &bo);
+            blob_out bo = {head, blob, blen};
+            src = head ? util_write_atomic(save, put_blob, &bo) : -ENOMEM;
             if (src)
                 snprintf(e.message, sizeof e.message, "%s", strerror(-src));
         }
+        free(head);
         free(blob);
         if (src) {
             fprintf(stderr, "anneald-rank: --save %s: %s\n", save, e.message);

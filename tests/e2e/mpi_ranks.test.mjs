@@ -103,6 +103,37 @@ test('a checkpoint of W = 2 resumes at W = 1 and one of W = 1 at W = 4, bit for 
   }
 });
 
+test('one state file for train and the ranks: each resumes the other\'s, bit for bit, and refuses another spec\'s', {skip: !have && 'mpirun or anneald-rank missing'}, () => {
+  const dir = tmpDir();
+  const train = (args) => spawnSync(BIN, ['train', ...args], {encoding: 'utf8'});
+  try {
+    writeFile(dir, 'w1.json', spec(1));
+    writeFile(dir, 'w2.json', spec(2));
+    writeFile(dir, 'lr.json', spec(2).replace('"lr":0.02', '"lr":0.03'));
+    const full = train([`${dir}/w1.json`, '--weights-json', `${dir}/full.out`]);
+    assert.equal(full.status, 0, full.stderr);
+    // the ranks save, anneald train goes on (its spec says world_size 1, the same global batch)
+    ranks(2, dir, 'w2.json', ['--steps', '9', '--save', `${dir}/r.bin`]);
+    const t = train([`${dir}/w1.json`, '--resume', `${dir}/r.bin`, '--weights-json', `${dir}/t.out`]);
+    assert.equal(t.status, 0, t.stderr);
+    assert.equal(tensors(dir, 't.out'), tensors(dir, 'full.out'));
+    // anneald train saves, the ranks go on
+    assert.equal(train([`${dir}/w1.json`, '--steps', '13', '--save', `${dir}/t.bin`]).status, 0);
+    ranks(2, dir, 'w2.json', ['--resume', `${dir}/t.bin`, '--weights-json', `${dir}/r.out`]);
+    assert.equal(tensors(dir, 'r.out'), tensors(dir, 'full.out'));
+    // a state saved by another spec is refused on both sides, naming what differs
+    const other = train([`${dir}/lr.json`, '--resume', `${dir}/r.bin`]);
+    assert.equal(other.status, 1);
+    assert.match(other.stderr, /saved by another job spec: ds_config\.optimizer\.params\.lr is 0\.03 here, 0\.02 in the saved state/);
+    const r = spawnSync('mpirun', ['-np', '2', ...MCA, RANK, path.join(dir, 'lr.json'), '--resume', `${dir}/t.bin`],
+      {env: ENV, encoding: 'utf8', timeout: 120000});
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /--resume \S+t\.bin: the state was saved by another job spec: ds_config\.optimizer\.params\.lr/);
+  } finally {
+    removeDir(dir);
+  }
+});
+
 // ZeRO stage 1: each rank keeps the optimizer state of its slice of the parameters only. The
 // weights, the losses and the checkpoint (consolidated on rank 0) are those of stage 0 and of
 // one process bit for bit; a stage-1 checkpoint resumes at W = 1 and a W = 1 one at stage 1.
