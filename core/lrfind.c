@@ -257,7 +257,7 @@ int lrfind_request(const cJSON *body, lrfind_req *req, cJSON **spec, an_err *err
                       err)) ||
         (rc = cfg_int(opts, "", "steps", 100, LRFIND_MIN_POINTS, LRFIND_MAX_STEPS, &req->steps,
                       err)) ||
-        (rc = cfg_num(opts, "", "stop_factor", LRFIND_STOP_FACTOR, 1, INFINITY, CFG_LO_OPEN,
+        (rc = cfg_num(opts, "", "stop_factor", LRFIND_STOP_FACTOR, 1, 1e6, CFG_LO_OPEN,
                       &req->stop_factor, err)) ||
         (rc = cfg_enum(opts, "", "mode", modes, 0, &mode, err))) {
         cJSON_Delete((cJSON *)none);
@@ -281,13 +281,17 @@ int lrfind_request(const cJSON *body, lrfind_req *req, cJSON **spec, an_err *err
         cJSON_Delete(s);
         return rc;
     }
-    /* The finder's job must be a valid job; its errors are named under "job." */
+    /* The finder's job must be a valid job; its errors are named under "job." (not when the
+     * body is the job spec itself). */
     job_spec js;
     an_err e;
     if ((rc = job_spec_parse(s, &js, &e))) {
         cJSON_Delete(s);
         char f[CFG_PATH + 8];
-        snprintf(f, sizeof f, "job%s%s", e.field[0] ? "." : "", e.field);
+        if (job == body)
+            snprintf(f, sizeof f, "%s", e.field);
+        else
+            snprintf(f, sizeof f, "job%s%s", e.field[0] ? "." : "", e.field);
         return an_failc(err, rc, f, "%s", e.message);
     }
     job_spec_free(&js);

@@ -3,9 +3,11 @@
 #include "daemon/cli.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <cjson/cJSON.h>
 
@@ -200,6 +202,55 @@ int cli_load_spec(const char *path, job_spec *spec)
         else if (n == 0)
             fprintf(stderr, "error: the job spec could not be checked (error %d)\n", rc);
         return 1;
+    }
+    return 0;
+}
+
+/* 1 when paths a and b name one file: the same inode when both exist, else the same
+ * resolved directory and name. */
+static int same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    if (stat(a, &sa) == 0 && stat(b, &sb) == 0)
+        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    char ca[PATH_MAX + 256], cb[PATH_MAX + 256];
+    const char *in[2] = {a, b};
+    char *out[2] = {ca, cb};
+    for (int k = 0; k < 2; k++) {
+        const char *slash = strrchr(in[k], '/');
+        char dir[PATH_MAX], real[PATH_MAX];
+        snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - in[k]) + 1 : 1,
+                 slash ? in[k] : ".");
+        if (!realpath(dir, real))
+            snprintf(real, sizeof real, "%s", dir);
+        snprintf(out[k], sizeof ca, "%s/%s", real, slash ? slash + 1 : in[k]);
+    }
+    return strcmp(ca, cb) == 0;
+}
+
+int cli_distinct_outputs(const char *cmd, const char *input, const char *const *flags,
+                         const char *const *paths, int n)
+{
+    char msg[PATH_MAX + 200];
+    for (int i = 0; i < n; i++) {
+        if (!paths[i])
+            continue;
+        if (strcmp(paths[i], "-") == 0) {
+            snprintf(msg, sizeof msg, "%s writes a file, not standard output: give it a file "
+                     "name ('-' would make a file named '-')", flags[i]);
+            return cli_usage_err(cmd, "%s", msg);
+        }
+        if (input && strcmp(input, "-") != 0 && same_file(paths[i], input)) {
+            snprintf(msg, sizeof msg, "%s %s names the job spec file: it would be overwritten",
+                     flags[i], paths[i]);
+            return cli_usage_err(cmd, "%s", msg);
+        }
+        for (int j = 0; j < i; j++)
+            if (paths[j] && same_file(paths[i], paths[j])) {
+                snprintf(msg, sizeof msg, "%s and %s both name %s: each output needs a file "
+                         "of its own", flags[j], flags[i], paths[i]);
+                return cli_usage_err(cmd, "%s", msg);
+            }
     }
     return 0;
 }

@@ -80,12 +80,14 @@ static int apply_flag(cJSON *opts, const char *flag, const char *val)
 }
 
 /* Reads FILE into a finder request: {"job": spec} around a bare spec. */
-static int read_request(const char *path, cJSON **out)
+static int read_request(const char *path, cJSON **out, int *wrapped)
 {
     cJSON *j = NULL;
+    *wrapped = 0;
     if (cli_read_json(path, &j))
         return 1;
     if (!cJSON_GetObjectItemCaseSensitive(j, "job")) {
+        *wrapped = 1;
         cJSON *w = cJSON_CreateObject();
         if (!w) {
             cJSON_Delete(j);
@@ -191,8 +193,20 @@ int cli_lrfind(int argc, char **argv)
         cJSON_Delete(flags);
         return bad_usage("needs a FILE (a job spec or a finder request; - for stdin)", NULL);
     }
+    if (print_job && csv) {
+        cJSON_Delete(flags);
+        return bad_usage("--csv goes with a run; --job prints the finder's job spec and runs",
+                         "nothing");
+    }
+    const char *const out_flag[] = {"--csv"}, *const out_path[] = {csv};
+    int orc = cli_distinct_outputs("lr-find", file, out_flag, out_path, 1);
+    if (orc) {
+        cJSON_Delete(flags);
+        return orc;
+    }
     cJSON *body;
-    if (read_request(file, &body)) {
+    int wrapped;
+    if (read_request(file, &body, &wrapped)) {
         cJSON_Delete(flags);
         return 1;
     }
@@ -218,6 +232,9 @@ int cli_lrfind(int argc, char **argv)
         cJSON_Delete(flags);
         if (flag)
             return cli_flag_err("lr-find", flag, &e);
+        /* A file that is a job spec names its own keys, not the request's "job." ones. */
+        if (wrapped && strncmp(e.field, "job.", 4) == 0)
+            memmove(e.field, e.field + 4, strlen(e.field + 4) + 1);
         cli_print_err(&e);
         return 1;
     }

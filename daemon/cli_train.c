@@ -217,6 +217,11 @@ int cli_train(int argc, char **argv)
     }
     if (!path)
         return cli_usage_err("train", "expects a job spec file%s", "");
+    const char *const out_flags[] = {"--save", "--weights-json", "--metrics-csv"};
+    const char *const out_paths[] = {save, weights_json, metrics_csv};
+    int orc = cli_distinct_outputs("train", path, out_flags, out_paths, 3);
+    if (orc)
+        return orc;
 
     job_spec spec;
     if (cli_load_spec(path, &spec))

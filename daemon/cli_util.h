@@ -47,6 +47,13 @@ int cli_read_json(const char *path, struct cJSON **out);
  * failure. */
 int cli_load_spec(const char *path, job_spec *spec);
 
+/* Output files of one command: flags[k] names paths[k] (NULL: not given). Refuses, with exit
+ * status 2 and a message, "-" (these outputs are files, not stdout), two outputs naming the
+ * same file, and an output naming the input file `input` (NULL or "-": none): one would
+ * overwrite the other. 0 when they are distinct. */
+int cli_distinct_outputs(const char *cmd, const char *input, const char *const *flags,
+                         const char *const *paths, int n);
+
 /* Prints the spec's warnings ("warning: …", one a line) on stderr, as `check` does. */
 void cli_print_warnings(const job_spec *spec);
 

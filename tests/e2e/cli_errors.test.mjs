@@ -194,6 +194,28 @@ test('check takes --max-job-memory before or after the file; a missing value or 
   assert.match(two.err, /got more/);
 });
 
+test('train: outputs that share a file, overwrite the spec or say "-" are refused before training', () => {
+  const p = tut();
+  const f = (n) => path.join(dir, n);
+  for (const [args, re] of [
+    [['--save', f('same.out'), '--weights-json', f('same.out')], /--save and --weights-json both name \S+same\.out: each output needs a file of its own/],
+    [['--save', f('m.out'), '--metrics-csv', path.join(dir, '.', 'm.out')], /--save and --metrics-csv both name/],
+    [['--weights-json', p], /--weights-json \S+ names the job spec file: it would be overwritten/],
+    [['--metrics-csv', '-'], /--metrics-csv writes a file, not standard output/],
+  ]) {
+    const before = fs.readFileSync(p, 'utf8');
+    const r = run(['train', p, ...args]);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.err}`);
+    assert.match(r.err, re);
+    assert.match(r.err, /\(see anneald train --help\)/);
+    assert.equal(fs.readFileSync(p, 'utf8'), before, 'the spec is untouched');
+    for (const o of ['same.out', 'm.out', '-']) assert.equal(fs.existsSync(f(o)), false, o);
+  }
+  // --resume and --save naming one file is how a run goes on: allowed
+  assert.equal(run(['train', p, '--steps', '3', '--save', f('go.bin')]).code, 0);
+  assert.equal(run(['train', p, '--steps', '3', '--resume', f('go.bin'), '--save', f('go.bin')]).code, 0);
+});
+
 test('generate and lr-find: a bad flag value exits 2 naming the flag; a repeated flag replaces the earlier', () => {
   const p = tut();
   for (const [args, re] of [
@@ -201,6 +223,9 @@ test('generate and lr-find: a bad flag value exits 2 naming the flag; a repeated
     [['--mode', 'foo'], /^anneald lr-find: --mode must be one of exponential, linear/],
     [['--min-lr', '-1'], /^anneald lr-find: --min-lr must be /],
     [['--stop-factor', '0'], /^anneald lr-find: --stop-factor must be /],
+    [['--stop-factor', '1e7'], /^anneald lr-find: --stop-factor must be a number in \(1, 1e\+06\]/],
+    [['--job', '--csv', 'c.csv'], /^anneald lr-find: --csv goes with a run; --job prints/],
+    [['--csv', '-'], /^anneald lr-find: --csv writes a file, not standard output/],
   ]) {
     const r = run(['lr-find', p, ...args]);
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.err}`);

@@ -377,6 +377,11 @@ static void test_finder_request_errors(void **state)
         {"{\"job\": " REG_JOB ", \"steps\": 4}", "steps"},
         {"{\"job\": " REG_JOB ", \"steps\": 1e9}", "steps"},
         {"{\"job\": " REG_JOB ", \"stop_factor\": 1}", "stop_factor"},
+        /* above what the job's lr_finder.stop_factor takes: named as the request's key */
+        {"{\"job\": " REG_JOB ", \"stop_factor\": 1e7}", "stop_factor"},
+        /* a bare job spec names its own keys */
+        {"{\"model\": {\"type\": \"linear\", \"inputs\": 3, \"outputs\": 1}, \"stepz\": 3}",
+         "stepz"},
         {"{\"job\": " REG_JOB ", \"mode\": \"cosine\"}", "mode"},
         {"{\"job\": " REG_JOB ", \"max_lrr\": 1}", "max_lrr"},
         {"{\"job\": {\"model\": {\"type\": \"linear\", \"inputs\": 3, \"outputs\": 1}}}",
