@@ -1,7 +1,7 @@
 // One job (#/job/ID): its state and progress, the buttons that act on it, the loss and lr
 // charts (live over the job's event stream), its checkpoints, spec and warnings.
 import {h, fmtNum, fmtLr, fmtInt, fmtRate, fmtDuration, fmtTime, fmtBytes, stateBadge, etaOf,
-        FINISHED, toast, debounce} from './util.js';
+        FINISHED, toast, throttle} from './util.js';
 import {api, openEvents, closeEvents, download, ApiError, setting, keepSetting} from './api.js';
 import {LineChart, PALETTE, XMODES, lowerBound, lrSeries} from './charts.js';
 import {FULL_LIMIT, MAX_POINTS, emptyMetrics, fetchMetrics, appendMetrics, lastStep, lossTable,
@@ -255,7 +255,10 @@ export function mount(root, route) {
       headRow(true);   // a list read just before the newest checkpoint landed lacks it
     } catch (e) { if (!gone) console.warn(e.message); }
   }
-  const loadCheckpointsSoon = debounce(loadCheckpoints, 300);
+  // Checkpoint events may come many times a second (each adds its row at once); the list the
+  // server keeps (retention drops old ones) is read at most once a second but always after the
+  // last event.
+  const loadCheckpointsSoon = throttle(loadCheckpoints, 1000);
 
   // A checkpoint event's row, ahead of the next list from the server.
   function addCheckpointRow(ev) {
@@ -410,6 +413,8 @@ export function mount(root, route) {
         deleted = true;
         badge.replaceChildren(stateBadge('deleted'));
         for (const b of Object.values(buttons)) b.disabled = true;
+        // the checkpoints' Pin and Fork too: they act on a job that is gone
+        for (const b of root.querySelectorAll('#checkpoints button')) b.disabled = true;
         if (sampler) sampler.stop();
         const note = h('p.alert', {'data-testid': 'job-deleted',
                                    text: `Job ${id} was deleted; what this page shows is all that is left of it.`});
@@ -425,6 +430,8 @@ export function mount(root, route) {
         if (ev.id && ev.id !== id) return;
         Object.assign(state.job, {step: ev.step, loss: ev.loss, lr: ev.lr, samples_per_sec: ev.samples_per_sec,
                                   eta_s: ev.eta_s});
+        if (ev.epoch != null) state.job.epoch = ev.epoch;
+        if (ev.total_steps != null) state.job.total_steps = ev.total_steps;   // an lr finder ends early
         if ('val_loss' in ev) Object.assign(state.job, {val_loss: ev.val_loss, val_acc: ev.val_acc});
         if (state.job.state === 'queued') state.job.state = 'running';   // progress comes from a worker
         renderHead();

@@ -62,11 +62,22 @@ export function mount(root, route) {
   const note = forkId ? h('p.note#fork-note', {'data-testid': 'fork-note'},
     `Resuming from ${forkId}` + (forkStep ? ` at step ${forkStep}` : ' (latest checkpoint)') +
     ' with the config below: change the ds_config, keep the model.') : null;
+  // The job a fork or an lr comes from cannot be read (deleted, or never was): say so, and
+  // load nothing, rather than an unrelated example under a "Fork job" heading.
+  const failNote = h('p.alert#source-error', {'data-testid': 'source-error', hidden: true});
+  function sourceGone(what, e) {
+    failNote.textContent = `${what}: ${e.message}. Nothing was loaded: write a job spec here, ` +
+      'or go back to the jobs.';
+    failNote.hidden = false;
+    if (note) note.hidden = true;
+    editor.value = '';
+    previewNow();
+  }
 
   root.append(h('section.page#page-new', null,
     h('div.toolbar', null, h('h1', {text: forkId ? 'Fork job' : 'New job'}), h('span.grow'),
       h('label.inline', null, 'Example ', exampleSel)),
-    note,
+    note, failNote,
     h('div.new-grid', null,
       h('div.card.editor-card', null, editor.el,
         h('div.row', null, submitBtn, findBtn, status)),
@@ -219,8 +230,7 @@ export function mount(root, route) {
         const j = await api('GET', `/v1/jobs/${encodeURIComponent(fromId)}`);
         if (!gone) load(atLr(j, fromLr));
       } catch (e) {
-        toast('from ' + fromId + ': ' + e.message, 'error');
-        load(EXAMPLES[0].spec);
+        if (!gone) sourceGone(`The lr finder ${fromId} cannot be read`, e);
       }
       return;
     }
@@ -232,8 +242,7 @@ export function mount(root, route) {
         spec.resume_from = forkStep != null ? {job: forkId, step: Number(forkStep)} : {job: forkId};
         if (!gone) load(spec);
       } catch (e) {
-        toast('fork: ' + e.message, 'error');
-        load(EXAMPLES[0].spec);
+        if (!gone) sourceGone(`${forkId} cannot be forked`, e);
       }
       return;
     }

@@ -69,8 +69,10 @@ export function sampleBox(jobId) {
     err.hidden = true;
     out.textContent = prompt.value;
     status.textContent = 'sampling…';
-    const body = {prompt: prompt.value, max_tokens: Number(maxTok.value), temperature: Number(temp.value),
-                  top_k: Number(topk.value), seed: Number(seed.value)};
+    // an emptied field takes the daemon's default (0 would be a value, and refused)
+    const body = {prompt: prompt.value};
+    for (const [key, el] of [['max_tokens', maxTok], ['temperature', temp], ['top_k', topk], ['seed', seed]])
+      if (el.value.trim() !== '') body[key] = Number(el.value);
     ctl = new AbortController();
     const signal = ctl.signal;
     let n = 0;
@@ -79,7 +81,9 @@ export function sampleBox(jobId) {
       if (!res.ok) {
         const j = await res.json().catch(() => null);
         const e = j && j.error;
-        throw new Error(e ? (e.field ? e.field + ': ' : '') + e.message : 'HTTP ' + res.status);
+        // the field, when it is one of the box's and the message does not already name it
+        const named = e && e.field && e.field in body && !e.message.startsWith(e.field);
+        throw new Error(e ? (named ? e.field + ': ' : '') + e.message : 'HTTP ' + res.status);
       }
       await readSse(res, (ev, data) => {
         if (ev === 'token') {
@@ -101,6 +105,7 @@ export function sampleBox(jobId) {
       err.textContent = e.message;
       err.hidden = false;
       status.textContent = '';
+      out.textContent = '';   // no sample: not the prompt alone, as if it were one
     } finally {
       go.disabled = false;
       stopBtn.disabled = true;

@@ -97,7 +97,7 @@ function axisOf(values) {
 
 function mountOne(root, id) {
   let gone = false;
-  let sweep = null;
+  let sweep = null, missing = false;
   const curves = new Map();         // job id -> {x, y, step} of the metric
   const head = h('div.sweep-head#sweep-head', {'data-testid': 'sweep-head'});
   const cancelBtn = h('button#sweep-cancel', {'data-testid': 'sweep-cancel', text: 'Cancel sweep',
@@ -194,9 +194,16 @@ function mountOne(root, id) {
       const ax = axisOf(withValue.map((t) => t.params[k]));
       const pts = withValue.map((t, i) => [ax.x[i], t.metric, t.state === 'completed'])
         .sort((a, b) => a[0] - b[0]);
+      // The chart takes each x once, in order, and a grid repeats every value: trials that
+      // share one are drawn a hair apart (far below a pixel) so that every one shows.
+      for (let i = 1; i < pts.length; i++)
+        if (pts[i][0] <= pts[i - 1][0]) pts[i][0] = pts[i - 1][0] + (Math.abs(pts[i - 1][0]) || 1) * 1e-9;
+      // values spread over decades (a list of learning rates) read best on a log axis
+      const xs = ax.labels ? [] : pts.map((p) => p[0]);
+      const decades = xs.length > 1 && xs[0] > 0 && xs[xs.length - 1] / xs[0] >= 100;
       const el = h('div.chart.scatter', {'data-testid': 'sweep-scatter-chart', 'data-param': k});
       scatterWrap.append(h('div.scatter-box', null, h('h3', {text: k + (ax.labels ? ` (${ax.labels.join(', ')})` : '')}), el));
-      const c = new LineChart(el, {name: 'sweepScatter:' + k, xmode: 'lr', xLabel: k.split('.').pop(), logX: logParams.has(k), height: 220,
+      const c = new LineChart(el, {name: 'sweepScatter:' + k, xmode: 'lr', xLabel: k.split('.').pop(), logX: logParams.has(k) || decades, height: 220,
         yLabel: s.metric, series: [
           {label: 'completed', color: '#2563eb', width: 0, points: true},
           {label: 'stopped or other', color: '#9ca3af', width: 0, points: true}]});
@@ -208,8 +215,15 @@ function mountOne(root, id) {
 
   async function load() {
     let s;
+    if (missing) return;
     try { s = await api('GET', `/v1/sweeps/${encodeURIComponent(id)}`); } catch (e) {
-      if (!gone) { head.replaceChildren(h('p.error', {text: e.message})); }
+      if (gone) return;
+      head.replaceChildren(h('p.error', {text: e.message}));
+      if (e.status === 404) { // no such sweep (or deleted): nothing to act on or draw
+        missing = true;
+        cancelBtn.hidden = deleteBtn.hidden = true;
+        for (const c of root.querySelectorAll('#page-sweep > .card')) if (!c.contains(head)) c.hidden = true;
+      }
       return;
     }
     if (gone) return;

@@ -114,6 +114,20 @@ export function debounce(fn, ms) {
   return d;
 }
 
+// Calls fn at once, then at most once per ms while calls keep coming: a call during the wait
+// makes one more call at its end, so the last call is always followed by a run (a debounce
+// would never run while calls come faster than its delay).
+export function throttle(fn, ms) {
+  let t = 0, again = false;
+  const run = () => {
+    t = setTimeout(() => { t = 0; if (again) { again = false; run(); } }, ms);
+    fn();
+  };
+  const d = () => { if (t) again = true; else run(); };
+  d.cancel = () => { clearTimeout(t); t = 0; again = false; };
+  return d;
+}
+
 export const STATES = ['queued', 'running', 'paused', 'completed', 'failed', 'cancelled', 'stopped'];
 export const FINISHED = new Set(['completed', 'failed', 'cancelled', 'stopped']);
 

@@ -5,7 +5,7 @@
 import {describe, it, before, after} from 'node:test';
 import assert from 'node:assert/strict';
 import {launchBrowser} from './browserlib.mjs';
-import {startDaemon, api, waitFor, waitJob, readEvents, tmpDir, removeDir, heavyJob, tutorialJob, SLOW} from './lib.mjs';
+import {startDaemon, api, waitFor, waitJob, readEvents, tmpDir, removeDir, heavyJob, tutorialJob, sleep, SLOW} from './lib.mjs';
 
 // Every EventSource the page makes, with the events it delivered: window.__streams.
 function recordStreams() {
@@ -98,6 +98,50 @@ describe('dashboard streams', () => {
       await page.unroute(`**/v1/jobs/${id}/events*`, route);
       await api(d.url, 'POST', `/v1/jobs/${id}/cancel`);
     }
+  });
+
+  it('a job checkpointing many times a second: the table keeps what the server keeps, the epoch moves', async () => {
+    // heavyJob checkpoints every 500 steps, several times a second, keeping the last 2
+    const r = await api(d.url, 'POST', '/v1/jobs', heavyJob({name: 'many-ckpts', data: {type: 'synthetic', task: 'regression', samples: 256, features: 32}}));
+    assert.equal(r.status, 201, r.text);
+    const id = r.json.id;
+    try {
+      await waitJob(d.url, id, (j) => j.state === 'running' && j.step > 0);
+      await page.goto(`${d.url}/#/job/${id}`);
+      await page.waitForSelector('[data-testid=checkpoint-row]');
+      const epochShown = async () => Number((await page.textContent('[data-testid=stat-epoch]')).replace(/,/g, ''));
+      await page.waitForFunction(() => /\d/.test(document.querySelector('[data-testid=stat-epoch]').textContent));
+      const epoch0 = await epochShown();
+      await sleep(3000 * SLOW);
+      // rows of checkpoints retention deleted go: at most the kept 2, plus the newest events'
+      // rows the next list (a second away at most) has not yet replaced
+      const rows = await page.$$eval('[data-testid=checkpoint-row]', (trs) => trs.length);
+      const j = await waitJob(d.url, id, (x) => x.step > 0);
+      const perSec = j.samples_per_sec / 64 / 500;   // checkpoints a second
+      assert.ok(rows <= 2 + Math.ceil(perSec * 1.5) + 1, `${rows} checkpoint rows (${perSec.toFixed(1)} checkpoints a second)`);
+      // the epoch follows the progress events (64 samples a step over 256: 4 steps an epoch)
+      const epoch1 = await epochShown();
+      assert.ok(epoch1 > epoch0, `epoch ${epoch0} -> ${epoch1}`);
+    } finally {
+      await api(d.url, 'POST', `/v1/jobs/${id}/cancel`);
+    }
+    await waitJob(d.url, id, (j) => j.state === 'cancelled');
+    // deleted under the page: its checkpoints' Pin and Fork are disabled with the rest
+    assert.equal((await api(d.url, 'DELETE', `/v1/jobs/${id}`)).status, 204);
+    await page.waitForSelector('[data-testid=job-deleted]');
+    const live = await page.$$eval('#checkpoints button', (bs) => bs.filter((b) => !b.disabled).length);
+    assert.equal(live, 0);
+    // a fork of it loads nothing and says why
+    await page.goto(`${d.url}/#/new?fork=${id}&step=500`);
+    await page.waitForSelector('[data-testid=source-error]:not([hidden])');
+    assert.match(await page.textContent('[data-testid=source-error]'), new RegExp(`${id} cannot be forked: no job`));
+    assert.equal(await page.isVisible('[data-testid=fork-note]'), false);
+    // an unknown sweep: the message, and nothing to act on
+    await page.goto(`${d.url}/#/sweep/s_999999`);
+    await page.waitForSelector('#sweep-head .error');
+    assert.equal(await page.isVisible('[data-testid=sweep-cancel]'), false);
+    assert.equal(await page.isVisible('[data-testid=sweep-delete]'), false);
+    assert.equal(await page.isVisible('[data-testid=sweep-trials]'), false);
   });
 
   it('compare says a deleted job is gone and drops its curves', async () => {
