@@ -292,7 +292,7 @@ int daemon_run(const daemon_opts *opts)
     an_err e;
     an_err_clear(&e);
     /* One daemon per store (store/lock.h): held until the process ends. */
-    static store_lock lock = {-1};
+    static store_lock lock = {-1, -1};
     if (store_lock_take(&lock, opts->db, &e)) {
         fprintf(stderr, "anneald: %s\n", e.message);
         return 1;

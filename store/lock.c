@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 /* The pid in the lock file, as the holder wrote it (0 when unreadable). */
@@ -22,6 +23,7 @@ static long pid_in_file(int fd)
 int store_lock_take(store_lock *l, const char *db_path, an_err *err)
 {
     l->fd = -1;
+    l->dbfd = -1;
     char path[4200];
     if (snprintf(path, sizeof path, "%s.lock", db_path) >= (int)sizeof path)
         return an_failc(err, -ENAMETOOLONG, "", "the store's path is too long");
@@ -51,6 +53,27 @@ int store_lock_take(store_lock *l, const char *db_path, an_err *err)
         return an_failc(err, -EBUSY, "", "the store %s is in use by another process (lock file %s)",
                         db_path, path);
     }
+    /* The database file itself, by its inode: a hard or symbolic link to it has a lock file
+     * of its own. A BSD lock (flock) is separate from the POSIX locks SQLite takes on the
+     * file. The descriptor stays open until every connection is closed: closing a descriptor
+     * of a file drops the process's POSIX locks on it, SQLite's included. */
+    int dbfd = open(db_path, O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (dbfd < 0) {
+        int e = errno;
+        close(fd);
+        return an_failc(err, -e, "", "cannot open the store %s: %s", db_path, strerror(e));
+    }
+    if (flock(dbfd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        close(dbfd);
+        close(fd);
+        if (e == EWOULDBLOCK)
+            return an_failc(err, -EBUSY, "", "the store %s is in use by another anneald, "
+                            "which opened it under another name (a hard or symbolic link to "
+                            "the same file)", db_path);
+        return an_failc(err, -e, "", "cannot lock the store %s: %s", db_path, strerror(e));
+    }
+    l->dbfd = dbfd;
     /* The pid is for people reading the file; the lock itself is what counts. */
     char pid[32];
     int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
@@ -63,6 +86,10 @@ int store_lock_take(store_lock *l, const char *db_path, an_err *err)
 
 void store_lock_release(store_lock *l)
 {
+    if (l->dbfd >= 0) {
+        close(l->dbfd);
+        l->dbfd = -1;
+    }
     if (l->fd >= 0) {
         close(l->fd);
         l->fd = -1;

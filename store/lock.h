@@ -11,14 +11,19 @@
  * exclusive connection would lock out, and an exclusive lock would also keep `sqlite3` and
  * backups from reading a live store. The kernel drops the lock when the process ends, even by
  * kill -9, so a stale file never blocks a restart; the file is left in place (removing it
- * would let a starting daemon lock a file that is no longer the one others open). */
+ * would let a starting daemon lock a file that is no longer the one others open).
+ * A hard or symbolic link to the database has a lock file of its own, so the database file is
+ * locked too, with flock (by inode; independent of SQLite's POSIX locks on it): a daemon that
+ * reaches the same file under another name is refused as well.
+ * Release only after every connection to the store is closed (see lock.c). */
 #ifndef ANNEALD_STORE_LOCK_H
 #define ANNEALD_STORE_LOCK_H
 
 #include "core/err.h"
 
 typedef struct store_lock {
-    int fd; /* -1 when not held */
+    int fd;   /* the lock file's; -1 when not held */
+    int dbfd; /* the database file's (its BSD lock, by inode); -1 when not held */
 } store_lock;
 
 /* Takes the lock of the store at `db_path`. 0; -EBUSY when another process holds it (the

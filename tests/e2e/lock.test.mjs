@@ -27,6 +27,40 @@ function second(db) {
   });
 }
 
+test('a daemon reaching the same store through a hard or symbolic link is refused too', async () => {
+  const dir = tmpDir();
+  try {
+    const a = await startDaemon({ dir, args: ['--workers', '1'] });
+    try {
+      const job = (await api(a.url, 'POST', '/v1/jobs', heavyJob())).json;
+      await waitJob(a.url, job.id, (j) => j.state === 'running' && j.step > 0);
+      const hard = path.join(dir, 'hard.db'), soft = path.join(dir, 'soft.db');
+      fs.linkSync(a.db, hard);
+      fs.symlinkSync(a.db, soft);
+      for (const db of [hard, soft]) {
+        const b = await second(db);
+        assert.notEqual(b.code, 0, `${db}: the second daemon exited ${b.code}: ${b.stderr}`);
+        assert.equal(b.signal, null, 'it exited by itself, not by the test timer');
+        assert.match(b.stderr, /in use by another anneald, which opened it under another name/, b.stderr);
+        assert.doesNotMatch(b.stdout, /listening/);
+      }
+      // the first daemon's job was never re-queued by another
+      const j = (await api(a.url, 'GET', `/v1/jobs/${job.id}`)).json;
+      assert.equal(j.state, 'running');
+      assert.equal(j.restarts || 0, 0);
+      await api(a.url, 'POST', `/v1/jobs/${job.id}/cancel`);
+    } finally {
+      await a.stop();
+    }
+    // the holder gone, the link opens as the store it is
+    const c = await startDaemon({ dir, args: ['--db', path.join(dir, 'hard.db')] });
+    assert.equal((await api(c.url, 'GET', '/v1/jobs')).json.jobs.length, 1);
+    await c.stop();
+  } finally {
+    removeDir(dir);
+  }
+});
+
 test('a second daemon on the same store refuses to start and names the holder', async () => {
   const dir = tmpDir();
   try {
