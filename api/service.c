@@ -62,6 +62,14 @@ static void healthz_answer(http_req *r)
         cJSON_AddItemToArray(problems, cJSON_CreateString(msg));
         ok = 0;
     }
+    int unrecorded = jobs_unrecorded(&api->sv->jobs);
+    if (unrecorded > 0) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "the store refuses writes (a full disk, or a read-only file): "
+                 "the state of %d job(s) is not recorded yet; tried every second", unrecorded);
+        cJSON_AddItemToArray(problems, cJSON_CreateString(msg));
+        ok = 0;
+    }
     /* Free disk: a warning from twice --min-free-disk, a problem below it (jobs pause). */
     cJSON *warnings = cJSON_CreateArray();
     uint64_t avail = 0, min = api->sv->opts->min_free_disk;

@@ -43,6 +43,15 @@ static void store_failed(job_outcome *o, int rc, const an_err *e)
     o->store_rc = rc;
 }
 
+/* The answer while job `id`'s state `f` is not recorded: 503, try again. */
+static void unrecorded(job_outcome *o, const char *id, const job_fix *f)
+{
+    fail(o, JOB_BUSY, NULL,
+         "job %s is %s, but the store has not recorded that yet (it is written again every "
+         "second; if the disk is full, free some space); try again shortly", id,
+         store_state_name(f->state));
+}
+
 /* A final state the store has not taken yet (a full disk, a write the state thread could not
  * make): no transition until it has. Its write is handed to the state thread first; the
  * transition's own write then follows it there (one thread, in the order asked) and finds
@@ -57,10 +66,7 @@ static int fix_pending(jobmgr *m, const char *id, job_outcome *o)
     job_fix *f = jobs_find_fix(m, id);
     if (!f || f->busy)
         return 0;
-    fail(o, JOB_BUSY, NULL,
-         "job %s is %s, but the store has not recorded that yet (it is written again every "
-         "second; if the disk is full, free some space); try again shortly", id,
-         store_state_name(f->state));
+    unrecorded(o, id, f);
     return -1;
 }
 
@@ -258,7 +264,14 @@ void jobs_task_outcome(jobmgr *m, job_task *t, job_outcome *o)
         return;
     }
     if (t->rc == STORE_ESTATE) {
-        conflict(o, t->id, t->what, t->prev, t->allowed);
+        /* The store still has the state before a fix that has not gone in yet (the fix's
+         * write ran first and failed again): the job is what the fix says, so this is not a
+         * conflict but a wait. */
+        const job_fix *f = jobs_find_fix(m, t->id);
+        if (f)
+            unrecorded(o, t->id, f);
+        else
+            conflict(o, t->id, t->what, t->prev, t->allowed);
         if (t->unqueued && t->prev == STORE_QUEUED) /* still queued: the run goes back */
             jobs_enqueue(m, t->id, &t->sched);
         return;

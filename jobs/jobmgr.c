@@ -116,11 +116,32 @@ int jobs_enqueue(jobmgr *m, const char *id, const store_job_sched *js)
     return 0;
 }
 
+/* The restart could not queue the jobs that were running again (a full disk, a read-only
+ * store): each is queued as a state the store has not taken yet, written every second until
+ * it goes in; then the job is queued for the workers (jobs_settle_outcome). Until then its
+ * object says queued and /healthz names the problem. */
+static int recover_later(jobmgr *m, const an_err *why, an_err *err)
+{
+    char(*ids)[STORE_ID_LEN] = NULL;
+    size_t k = 0;
+    int rc = store_job_ids(&m->d->store, STORE_MASK(STORE_RUNNING), &ids, &k, err);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < k; i++)
+        jobs_add_fix(m, ids[i], STORE_QUEUED, NULL);
+    free(ids);
+    if (k)
+        util_log(LOG_ERROR, "%zu job(s) were running when the daemon stopped, but the store "
+                 "cannot queue them again (%s): they are queued once it can (tried every "
+                 "second)", k, why->message);
+    return 0;
+}
+
 int jobs_recover(jobmgr *m, an_err *err)
 {
     size_t n = 0;
     int rc = store_job_requeue_running(&m->d->store, &n, err);
-    if (rc)
+    if (rc && (rc = recover_later(m, err, err)))
         return rc;
     if (n)
         util_log(LOG_INFO, "%zu job(s) were running when the daemon stopped: queued again", n);
@@ -287,8 +308,20 @@ void jobs_settle_outcome(jobmgr *m, const job_task *t)
         if (t->rc == 0)
             util_log(LOG_INFO, "job %s: state %s recorded", f->id, store_state_name(f->state));
         *pp = f->next;
+        /* Queued in the store at last (a restart's recovery, a preempted or stalled run): the
+         * workers get it now, not at the next start. */
+        if (t->rc == 0 && f->state == STORE_QUEUED)
+            jobs_enqueue(m, f->id, NULL);
         free(f);
     }
+}
+
+int jobs_unrecorded(const jobmgr *m)
+{
+    int n = 0;
+    for (const job_fix *f = m->fixes; f; f = f->next)
+        n++;
+    return n;
 }
 
 /* Hands the state thread the write a finished run still needs before its waiters can be

@@ -302,6 +302,9 @@ void jobs_wake(jobmgr *m);
  * Returns how many are still pending, the writes on their way included. */
 int jobs_settle(jobmgr *m);
 
+/* How many jobs have a state the store has not recorded yet (the loop's count; /healthz). */
+int jobs_unrecorded(const jobmgr *m);
+
 /* Scheduling (jobs/jobsched.c). */
 
 /* Sets the run's priority, preemptibility and stall limits from js (its stored spec's

@@ -175,7 +175,14 @@ test('disk full: the job pauses with a message, nothing committed is lost, the d
     // Space comes back: the job resumes from its last good checkpoint and ends like the
     // uninterrupted run.
     fs.rmSync(filler);
-    const res = await api(d.url, 'POST', `/v1/jobs/${id}/resume`);
+    // The pause the full disk refused is written again every second: a resume that comes
+    // while one such write is failing is told to try again (503), as a client would.
+    let res;
+    await waitFor(async () => {
+      res = await api(d.url, 'POST', `/v1/jobs/${id}/resume`);
+      if (res.status === 503) assert.match(res.json.error.message, /not recorded that yet/);
+      return res.status !== 503;
+    }, {what: 'a resume the store takes'});
     assert.equal(res.status, 200, res.text);
     assert.equal(res.json.error, null, 'resuming clears the error');
     const done = await waitStates(d.url, id, ['completed', 'failed', 'paused']);
@@ -195,6 +202,56 @@ test('disk full: the job pauses with a message, nothing committed is lost, the d
               `WAL of ${walFull} bytes when the disk had 3.4 MiB free and the WAL ${walBefore} bytes`);
     assert.equal(fileSize(`${db}-wal`), 0, 'the WAL is truncated at a clean stop');
     assert.equal(sql(db, 'PRAGMA integrity_check;'), 'ok');
+  } finally {
+    if (d) await d.kill9().catch(() => {});
+    assert.ok(fsys.unmount(), `could not unmount ${fsys.dir}`);
+  }
+});
+
+test('a restart on a full disk: the running job shows queued, /healthz names the problem, and it trains once space is back', async () => {
+  const STEPS = 1200, EVERY = 100;
+  const spec = ckptSpec(STEPS, EVERY);
+  const ref = await uninterrupted(spec);
+  const fsys = mountTmpfs('32m');
+  let d;
+  try {
+    const db = path.join(fsys.dir, 'anneald.db');
+    const args = ['--db', db, '--workers', '1', '--min-free-disk', '0'];
+    d = await startDaemon({dir: fsys.dir, args});
+    const r = await api(d.url, 'POST', '/v1/jobs', spec);
+    assert.equal(r.status, 201, r.text);
+    const id = r.json.id;
+    await waitJob(d.url, id, (j) => j.state === 'running' && j.last_checkpoint_step >= EVERY);
+    await d.kill9();   // the store says running
+    // no room left at all: the restart cannot write the job back to queued
+    const filler = path.join(fsys.dir, 'filler');
+    const fd = fs.openSync(filler, 'w');
+    try {
+      for (;;) fs.writeSync(fd, Buffer.alloc(64 * 1024));
+    } catch (e) {
+      assert.equal(e.code, 'ENOSPC');
+    } finally {
+      fs.closeSync(fd);
+    }
+    d = await startDaemon({dir: fsys.dir, args});
+    await waitFor(() => /cannot queue them again/.test(d.stderr()), {what: 'the recovery to say it waits'});
+    const j = (await api(d.url, 'GET', `/v1/jobs/${id}`)).json;
+    assert.equal(j.state, 'queued', 'not running: no worker has it');
+    const h = (await api(d.url, 'GET', '/healthz')).json;
+    assert.equal(h.status, 'degraded');
+    assert.ok(h.problems.some((p) => /store refuses writes .* 1 job/.test(p)), JSON.stringify(h.problems));
+    // a transition meanwhile waits (503), it is not refused as a conflict
+    const pause = await api(d.url, 'POST', `/v1/jobs/${id}/pause`);
+    assert.equal(pause.status, 503, pause.text);
+    assert.match(pause.json.error.message, /not recorded that yet|disk is full/);
+    // space comes back: queued in the store, trained, and the same as never interrupted
+    fs.rmSync(filler);
+    const done = await waitStates(d.url, id, ['completed', 'failed', 'paused']);
+    assert.equal(done.state, 'completed', done.error);
+    assert.equal((await api(d.url, 'GET', `/v1/jobs/${id}/weights`)).text, ref.weights);
+    assert.equal((await api(d.url, 'GET', '/healthz')).json.status, 'ok');
+    await stopClean(d);
+    d = null;
   } finally {
     if (d) await d.kill9().catch(() => {});
     assert.ok(fsys.unmount(), `could not unmount ${fsys.dir}`);
