@@ -30,8 +30,13 @@ static int thread_store_get(const char *db, an_err *e)
         return 0;
     an_err_clear(e);
     memset(&thread_store, 0, sizeof thread_store);
+    /* requests' writes are acknowledged to their clients (store_durable) */
     if (store_open(&thread_store, db, e) != 0)
         return -1;
+    if (store_durable(&thread_store, e) != 0) {
+        store_close(&thread_store);
+        return -1;
+    }
     thread_store_open = 1;
     return 0;
 }

@@ -453,6 +453,11 @@ static int journal_is_wal(store_t *s)
     return wal;
 }
 
+int store_durable(store_t *s, an_err *err)
+{
+    return st_exec(s, "PRAGMA synchronous=FULL;", "making the connection's commits durable", err);
+}
+
 int store_open(store_t *s, const char *path, an_err *err)
 {
     memset(s, 0, sizeof *s);

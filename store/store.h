@@ -91,6 +91,13 @@ typedef struct store_t {
  * `s` holds no connection (store_close on it is a no-op). */
 int store_open(store_t *s, const char *path, an_err *err);
 
+/* Makes every commit of this connection durable before it returns (synchronous=FULL: the
+ * WAL is synced at each commit), for the connections whose writes a client is told are done
+ * (a submitted job, a state change, a delete, an upload). With NORMAL, which the workers' keep
+ * for their metrics and checkpoints, a power loss may take back the last commits: a job then
+ * resumes from an earlier checkpoint, but an acknowledged submit or cancel would be lost. */
+int store_durable(store_t *s, an_err *err);
+
 /* Finalizes statements and closes the connection. Safe on a zeroed or failed store_t. */
 void store_close(store_t *s);
 
