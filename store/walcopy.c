@@ -7,7 +7,9 @@
 static int after_commit(void *arg, sqlite3 *db, const char *name, int pages)
 {
     store_t *s = arg;
-    if (pages >= ST_WAL_COPY_PAGES && !s->big_commit)
+    if (pages >= ST_WAL_MAX_PAGES) /* whatever the commit: the WAL has to start over */
+        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_RESTART, NULL, NULL);
+    else if (pages >= ST_WAL_COPY_PAGES && !s->big_commit)
         sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
     /* A busy or failed copy is harmless: the next commit or the housekeeping thread retries. */
     return SQLITE_OK;

@@ -31,6 +31,12 @@ typedef enum {
  * back to). */
 #define ST_WAL_COPY_PAGES 4096
 
+/* 16384 pages: 256 MiB. A commit that leaves the WAL larger copies it whole and waits for it
+ * to start over (a RESTART copy), a checkpoint's commit too. Without it, two jobs committing
+ * large checkpoints back to back never let a copy catch up: each commit's own copy is skipped,
+ * the other threads' copies always trail the next commit, and the WAL grew to gigabytes. */
+#define ST_WAL_MAX_PAGES 16384
+
 /* Sets the policy of s's connection. */
 void store_wal_copy_mode(store_t *s, store_wal_copy mode);
 

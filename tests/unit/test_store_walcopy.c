@@ -76,7 +76,7 @@ static void commit_big(store_t *s, const char *id, int64_t step)
     unsigned char *blob = malloc(BIG);
     assert_non_null(blob);
     for (size_t i = 0; i < BIG; i++)
-        blob[i] = (unsigned char)(i * 2654435761u >> 13);
+        blob[i] = (unsigned char)((i * 2654435761u >> 13) + (size_t)step); /* each its own */
     an_err e;
     assert_int_equal(store_checkpoint_commit(s, id, step, 0.5, blob, BIG, 1, NULL, &e), 0);
     free(blob);
@@ -111,6 +111,38 @@ static void after_small_defers_the_big_commit(void **state)
     assert_true(file_bytes(f->path) < (int64_t)BIG / 8);
     commit_small(&f->s, id, 1);
     assert_true(file_bytes(f->path) >= (int64_t)BIG);
+}
+
+/* Two workers committing large checkpoints back to back, with no small commit between and no
+ * housekeeping copy: the WAL passes ST_WAL_MAX_PAGES, and the commit that takes it there copies
+ * it whole, so the next commit starts it over (truncated back to journal_size_limit). It used
+ * to grow by every commit: five of these left a 400 MB WAL. */
+static void big_commits_alone_keep_the_wal_bounded(void **state)
+{
+    fixture *f = *state;
+    store_t other;
+    an_err e;
+    assert_int_equal(store_open(&other, f->path, &e), 0);
+    store_wal_copy_mode(&f->s, STORE_WAL_AFTER_SMALL);
+    store_wal_copy_mode(&other, STORE_WAL_AFTER_SMALL);
+    char a[STORE_ID_LEN], b[STORE_ID_LEN];
+    new_job(&f->s, a);
+    new_job(&other, b);
+    char wal[4200];
+    snprintf(wal, sizeof wal, "%s-wal", f->path);
+    int64_t most = 0;
+    for (int i = 1; i <= 5; i++) {
+        commit_big(i % 2 ? &f->s : &other, i % 2 ? a : b, i);
+        int64_t w = file_bytes(wal);
+        most = w > most ? w : most;
+    }
+    /* at most the bound and one commit more, and then back to about one commit */
+    int64_t bound = (int64_t)ST_WAL_MAX_PAGES * 16384 + (int64_t)BIG + ((int64_t)BIG >> 4);
+    assert_true(most <= bound);
+    assert_true(file_bytes(wal) < 2 * (int64_t)BIG);
+    /* copied into the database: each job's one checkpoint (keep_last 1) */
+    assert_true(file_bytes(f->path) >= 2 * (int64_t)BIG);
+    store_close(&other);
 }
 
 /* The loop's connection never copies, however large the WAL; an explicit housekeeping slice
@@ -170,6 +202,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(default_copies_in_the_commit, fixture_setup,
                                         fixture_teardown),
         cmocka_unit_test_setup_teardown(after_small_defers_the_big_commit, fixture_setup,
+                                        fixture_teardown),
+        cmocka_unit_test_setup_teardown(big_commits_alone_keep_the_wal_bounded, fixture_setup,
                                         fixture_teardown),
         cmocka_unit_test_setup_teardown(never_leaves_it_to_housekeeping, fixture_setup,
                                         fixture_teardown),
