@@ -65,13 +65,16 @@ static int read_thinning(const cJSON *holder, preview_plan *pl, an_err *err)
     if (maxp > PREVIEW_MAX_STEPS)
         return an_fail(err, "max_points", "max_points must be at most %lld, got %lld",
                        PREVIEW_MAX_STEPS, (long long)maxp);
-    if (every) {
-        /* About steps/every stride points; direction changes fill the answer's size at most. */
+    if (every > 1) {
+        /* The strided steps (the first, every every-th, the last) take half the answer at
+         * most; the direction changes between them fill the rest. */
         int64_t n = (pl->steps + every - 1) / every + 1;
         if (n > PREVIEW_MAX_STEPS / 2)
-            return an_fail(err, "every", "every %lld leaves %lld of the %lld steps, more than "
-                           "the %lld an answer holds: give a larger every", (long long)every,
-                           (long long)n, (long long)pl->steps, PREVIEW_MAX_STEPS / 2);
+            return an_fail(err, "every", "every %lld keeps about %lld of the %lld steps, more "
+                           "than the %lld strided points an answer holds (half of its %lld, the "
+                           "rest for turns of the schedule): give a larger every",
+                           (long long)every, (long long)n, (long long)pl->steps,
+                           PREVIEW_MAX_STEPS / 2, PREVIEW_MAX_STEPS);
         pl->every = every;
         pl->turn_cap = PREVIEW_MAX_STEPS - n;
     } else if (maxp && maxp < pl->steps) {

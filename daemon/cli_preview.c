@@ -158,6 +158,9 @@ int cli_preview(int argc, char **argv)
     if (sched_preview_open(body, steps, csv, &ps, &e)) {
         if (strcmp(e.field, "steps") == 0 && !every && !max_points)
             fprintf(stderr, "error: steps: %s (or --steps N for fewer steps)\n", e.message);
+        else if ((every && strcmp(e.field, "every") == 0) ||
+                 (max_points && strcmp(e.field, "max_points") == 0))
+            rc = cli_flag_err("preview", every ? "--every" : "--max-points", &e);
         else
             cli_print_err(&e);
         goto out;

@@ -243,6 +243,14 @@ test('preview --steps: a given length, and bad values exit 2', () => {
     assert.equal(r.code, 2, args.join(' '));
     assert.match(r.err, /^anneald preview: .*\n\(see anneald preview --help\)/);
   }
+  // --every 1 is every step, as without it (up to the 10,000,000 an answer holds); a larger
+  // every that still leaves too many points is named by its flag
+  const every1 = run(['preview', p, '--steps', '6000000', '--every', '1', '--format', 'csv']);
+  assert.equal(every1.code, 0, every1.err);
+  assert.equal(every1.out.trimEnd().split('\n').length, 6000001);
+  const every2 = run(['preview', p, '--steps', '12000000', '--every', '2']);
+  assert.equal(every2.code, 2);
+  assert.match(every2.err, /^anneald preview: --every 2 keeps about 6000001 of the 12000000 steps, more than the 5000000 strided points/);
 });
 
 test('preview --param-group-lr gives one lr array per group, each scaled from its base lr', () => {
