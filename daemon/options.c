@@ -337,6 +337,20 @@ int options_parse(int argc, char **argv, daemon_opts *o, const char **what, char
                 snprintf(msg, msgsz, "--web-root expects a directory, got '%s'", val);
                 return -EINVAL;
             }
+            /* checked now: a mistyped root would start and answer every page with a 404 */
+            struct stat st;
+            char index[sizeof o->web_root + 16];
+            snprintf(index, sizeof index, "%s/index.html", val);
+            if (stat(val, &st) != 0 || !S_ISDIR(st.st_mode)) {
+                snprintf(msg, msgsz, "--web-root expects a directory, and '%s' is %s", val,
+                         errno == ENOENT || errno == ENOTDIR ? "not there" : "not one");
+                return -EINVAL;
+            }
+            if (stat(index, &st) != 0 || !S_ISREG(st.st_mode)) {
+                snprintf(msg, msgsz, "--web-root '%s' has no index.html: it should hold the "
+                         "dashboard's files (web/ of the source tree)", val);
+                return -EINVAL;
+            }
             snprintf(o->web_root, sizeof o->web_root, "%s", val);
         } else if (strcmp(name, "--max-body-json") == 0 || strcmp(name, "--max-body-dataset") == 0) {
             if (parse_long(val, 1, (long long)1 << 40, &v)) {

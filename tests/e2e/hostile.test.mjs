@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
-import { api, heavyJob, tutorialJob, waitJob, withDaemon, writeFile, tmpDir, removeDir } from './lib.mjs';
+import { api, heavyJob, tutorialJob, waitJob, withDaemon, writeFile, tmpDir, removeDir, BIN } from './lib.mjs';
 
 // One raw HTTP exchange with headers exactly as given (fetch forbids setting Host).
 function raw(url, method, p, headers = {}, body = null) {
@@ -173,6 +173,15 @@ test('--web-root serves its own files, and no symlink out of it (its files need 
       assert.equal(leak.status, 404, leak.text);
       assert.doesNotMatch(leak.text, /hunter2/);
     });
+    // a root that is not there, not a folder, or holds no dashboard: refused at start (exit 2)
+    const {spawnSync} = await import('node:child_process');
+    for (const [root, says] of [[path.join(dir, 'none'), /is not there/], [path.join(dir, 'token'), /is not one/],
+                                [dir, /has no index\.html/]]) {
+      const r = spawnSync(BIN, ['--web-root', root, '--listen', '127.0.0.1:0', '--db', path.join(dir, 'x.db')], {encoding: 'utf8'});
+      assert.equal(r.status, 2, r.stderr);
+      assert.match(r.stderr, says);
+      assert.equal(fs.existsSync(path.join(dir, 'x.db')), false, 'nothing started');
+    }
   } finally {
     removeDir(dir);
   }
