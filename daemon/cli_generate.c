@@ -14,7 +14,7 @@
 #include "daemon/cli_util.h"
 
 static const char GENERATE_HELP[] =
-    "usage: anneald generate JOB.json --resume F --prompt TEXT [--max-tokens N]\n"
+    "usage: anneald generate JOB.json --resume F [--prompt TEXT] [--max-tokens N]\n"
     "                        [--temperature T] [--top-k K] [--seed S]\n"
     "\n"
     "Samples text from a gpt job's state written by `anneald train JOB.json --save F`, as\n"
@@ -23,7 +23,9 @@ static const char GENERATE_HELP[] =
     "\n"
     "  --resume F         the saved state (required)\n"
     "  --prompt TEXT      the start; its characters must be in the job's vocabulary\n"
-    "  --max-tokens N     tokens to generate (default 200)\n"
+    "                     (default none: the text starts after the vocabulary's first\n"
+    "                     token, as the service does for an empty prompt)\n"
+    "  --max-tokens N     tokens to generate, 1 to 100000 (default 200)\n"
     "  --temperature T    0 is greedy (default 1)\n"
     "  --top-k K          sample among the K likeliest tokens (default 0: all)\n"
     "  --seed S           the sampling seed (default 0)\n";
@@ -132,6 +134,12 @@ int cli_generate(int argc, char **argv)
         goto out;
     gtrain *gt = train_gpt(t);
     if (gen_state_init(&g, gtrain_model(gt), gtrain_vocab(gt), &p, &e)) {
+        /* a number the model cannot take (a top_k over its vocabulary): still a flag's */
+        for (int k = 0; k < NUM_FLAGS; k++)
+            if (strcmp(e.field, FLAGS[k][1]) == 0) {
+                rc = cli_flag_err("generate", FLAGS[k][0], &e);
+                goto out;
+            }
         cli_print_err(&e);
         goto out;
     }

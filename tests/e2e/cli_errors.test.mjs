@@ -245,6 +245,8 @@ test('generate and lr-find: a bad flag value exits 2 naming the flag; a repeated
     [['--max-tokens', '0'], /^anneald generate: --max-tokens must be .* got 0\n\(see anneald generate --help\)/],
     [['--temperature', '-1'], /^anneald generate: --temperature must be /],
     [['--top-k', '-2'], /^anneald generate: --top-k must be /],
+    // above the model's vocabulary: known only once the model is read, still the flag's
+    [['--top-k', '100000'], /^anneald generate: --top-k/],
   ]) {
     const r = gen(...args);
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.err}`);
