@@ -400,6 +400,13 @@ int cli_train(int argc, char **argv)
         }
         char *s = cJSON_PrintUnformatted(w);
         cJSON_Delete(w);
+        /* ending in a newline, as the ranks' file and the API's answer do */
+        char *nl = s ? realloc(s, strlen(s) + 2) : NULL;
+        if (nl)
+            strcat(nl, "\n");
+        else
+            cJSON_free(s);
+        s = nl;
         struct buf b = {s, s ? strlen(s) : 0};
         int r = s ? util_write_atomic(weights_json, put_buf, &b) : -ENOMEM;
         cJSON_free(s);

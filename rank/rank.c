@@ -56,6 +56,22 @@ static int put_blob(FILE *f, void *arg)
                                                                           : (errno ? -errno : -EIO);
 }
 
+static const char RANK_HELP[] =
+    "usage: mpirun -n W anneald-rank SPEC.json [--steps N] [--weights-json F]\n"
+    "                                [--metrics-csv F] [--save F] [--resume F]\n"
+    "\n"
+    "Every rank of a data-parallel job runs this program (also started as `anneald rank`):\n"
+    "the spec's world_size must be W. Each rank trains its share of every global batch; the\n"
+    "gradients are summed across the ranks in a fixed order, so the weights and losses are\n"
+    "those of `anneald train` of the same spec. Rank 0 writes the files.\n"
+    "\n"
+    "  --steps N          stop after N more steps\n"
+    "  --weights-json F   the trained weights, as `anneald train --weights-json` writes them\n"
+    "  --metrics-csv F    one row per step, as `anneald train --metrics-csv` (no time column)\n"
+    "  --save F           the training state, the file `anneald train --save` writes\n"
+    "  --resume F         go on from such a file (saved by the ranks or by anneald train,\n"
+    "                     at any world size; another spec's is refused)\n";
+
 static int usage(int rank, const char *msg)
 {
     if (rank == 0)
@@ -74,6 +90,12 @@ int main(int argc, char **argv)
     const char *job = NULL, *sock = NULL;
     long long steps = -1;
     for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            if (rank == 0)
+                fputs(RANK_HELP, stdout);
+            rc = 0;
+            goto out;
+        }
         if (strcmp(argv[i], "--steps") == 0 && i + 1 < argc) {
             char *end;
             steps = strtoll(argv[++i], &end, 10);
