@@ -239,7 +239,6 @@ static void fail_outcome(jobmgr *m, const job_task *t)
 {
     if (t->rc == 0) {
         atomic_fetch_add(&m->stall_failures, 1);
-        util_log(LOG_WARN, "job %s failed: %s", t->id, t->error);
         jobs_emit_state(m, t->id, "failed", t->error);
     } else if (t->rc != STORE_ESTATE && t->rc != -ENOENT) {
         util_log(LOG_ERROR, "job %s: cannot record state failed (tried again later): %s", t->id,

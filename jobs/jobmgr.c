@@ -219,9 +219,12 @@ void jobs_done(jobmgr *m, job_run *run)
 
 void jobs_emit_state(jobmgr *m, const char *id, const char *state, const char *error)
 {
-    /* The log tells a job's story at the default level, as the event stream does. */
-    util_log(LOG_INFO, "job %s %s%s%s", id, state, error && error[0] ? ": " : "",
-             error && error[0] ? error : "");
+    /* The log tells a job's story at the default level, as the event stream does; an end
+     * with a reason (a failure, a pause the daemon made: a full disk, a bound) is a warning,
+     * logged here once. */
+    int why = error && error[0];
+    util_log(why || strcmp(state, "failed") == 0 ? LOG_WARN : LOG_INFO, "job %s %s%s%s", id,
+             state, why ? ": " : "", why ? error : "");
     if (m->sink.state)
         m->sink.state(m->sink.ctx, id, state, error && error[0] ? error : NULL);
     sweeps_job_state(&m->d->sweeps, id, state); /* a sweep's trial frees its place */

@@ -251,7 +251,6 @@ static int admit(wctx *w, uint64_t *charge)
     char why[400];
     int rc = admit_job(w->jobs->d, &w->store, w->run, charge, why, sizeof why);
     if (rc < 0) {
-        util_log(LOG_WARN, "job %s failed: %s", w->run->id, why);
         finish(w, STORE_FAILED, why);
     } else if (rc > 0) {
         int stop = atomic_load(&w->run->stop);
@@ -311,8 +310,6 @@ static void run_admitted(wctx *w)
     if (prc == 1) {
         char msg[900];
         store_job_state st = rankrun(w, &row, &spec, msg, sizeof msg);
-        if (st == STORE_FAILED || (st == STORE_PAUSED && msg[0]))
-            util_log(LOG_WARN, "job %s %s: %s", run->id, store_state_name(st), msg);
         finish(w, st, msg[0] ? msg : NULL);
         store_job_free(&row);
         job_spec_free(&spec);
@@ -541,10 +538,8 @@ static void run_admitted(wctx *w)
     total = train_total_steps(t);
     publish(w, &rep, total, util_now());
     if (failed && disk_full) {
-        util_log(LOG_ERROR, "job %s paused: %s", run->id, errmsg);
         finish(w, STORE_PAUSED, errmsg);
     } else if (failed) {
-        util_log(LOG_WARN, "job %s failed: %s", run->id, errmsg);
         finish(w, STORE_FAILED, errmsg);
     } else if (stop == STOP_CANCEL) {
         finish(w, STORE_CANCELLED, NULL);
@@ -566,18 +561,13 @@ static void run_admitted(wctx *w)
             if (rc) {
                 disk_full = store_failure(errmsg, sizeof errmsg, rc, w->fail_what, w->fail_step,
                                           &e);
-                util_log(LOG_WARN, "job %s %s: %s", run->id, disk_full ? "paused" : "failed",
-                           errmsg);
                 finish(w, disk_full ? STORE_PAUSED : STORE_FAILED, errmsg);
                 goto out;
             }
         }
-        if (stop == STOP_PAUSE && bound_hit)
-            util_log(LOG_WARN, "job %s paused: %s", run->id, errmsg);
         if (stop == STOP_PAUSE)
             finish(w, STORE_PAUSED, bound_hit ? errmsg : NULL);
         else if (runtime_hit) {
-            util_log(LOG_WARN, "job %s failed: %s", run->id, errmsg);
             finish(w, STORE_FAILED, errmsg);
         } else if (stop == STOP_SHUTDOWN || stop == STOP_PREEMPT)
             finish(w, STORE_QUEUED, NULL);
