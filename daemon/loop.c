@@ -401,8 +401,11 @@ int daemon_run(const daemon_opts *opts)
     int v6 = (flags & MHD_USE_IPv6) != 0;
     printf("listening on http://%s%s%s:%d\n", v6 ? "[" : "", opts->host, v6 ? "]" : "", d->port);
     fflush(stdout);
-    util_log(LOG_INFO, "serving on port %d with %d workers, store %s", d->port,
-               opts->workers, opts->db);
+    util_log(LOG_INFO, "serving on port %d with %d worker%s, store %s", d->port,
+               opts->workers, opts->workers == 1 ? "" : "s", opts->db);
+    if (opts->token[0] && strlen(opts->token) < 16)
+        util_log(LOG_WARN, "the token is %zu characters: one of 16 or more is much harder to "
+                 "guess", strlen(opts->token));
     uint64_t wd = notify_watchdog_usec();
     if (wd > 0) {
         d->watchdog_ticks = (int64_t)(wd / 2 / 250000);

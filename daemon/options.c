@@ -91,7 +91,7 @@ const char *options_usage(void)
            "                              [--save F] [--resume F]\n"
            "       anneald lr-find FILE|- [--min-lr X] [--max-lr X] [--steps N] [--stop-factor F]\n"
            "                              [--mode exponential|linear] [--csv F] [--job]\n"
-           "       anneald generate JOB.json --resume F --prompt TEXT [--max-tokens N]\n"
+           "       anneald generate JOB.json --resume F [--prompt TEXT] [--max-tokens N]\n"
            "                              [--temperature T] [--top-k K] [--seed S]\n"
            "       mpirun -n W anneald rank JOB.json [--steps N] [--weights-json F]\n"
            "                              [--metrics-csv F] [--save F] [--resume F]\n"
@@ -207,6 +207,16 @@ static int read_token(daemon_opts *o, char *msg, size_t msgsz)
         snprintf(msg, msgsz, "--token-file %s: the file is empty; a token was expected",
                  o->token_file);
         return -EINVAL;
+    }
+    /* A header carries no control character, and a space would end the token there. */
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)o->token[i];
+        if (c <= ' ' || c == 0x7f) {
+            snprintf(msg, msgsz, "--token-file %s: the token holds a space or a control "
+                     "character (byte %zu): a client could not send it in an Authorization "
+                     "header", o->token_file, i + 1);
+            return -EINVAL;
+        }
     }
     return 0;
 }

@@ -509,6 +509,12 @@ test('listening off loopback without a token is refused; bad flags exit 2', asyn
     const d = spawnSync(BIN, ['--token-file', tmp, '--db', `${tmp}/x.db`], {encoding: 'utf8'});
     assert.equal(d.status, 2);
     assert.match(d.stderr, /--token-file .*: cannot read it: Is a directory/);
+    // a token no Authorization header could carry
+    const spaced = writeFile(tmp, 'spaced', 'two words\n');
+    const sp = spawnSync(BIN, ['--token-file', spaced, '--db', `${tmp}/x.db`], {encoding: 'utf8'});
+    assert.equal(sp.status, 2);
+    assert.match(sp.stderr, /--token-file .*: the token holds a space or a control character \(byte 4\)/);
+    assert.deepEqual(readdirSync(tmp).sort(), ['spaced', 'token'], 'nothing created');
   } finally {
     removeDir(tmp);
   }
