@@ -174,6 +174,27 @@ export function mount(root, route) {
     state.full = total <= FULL_LIMIT;
     state.base = await fetchMetrics(id, state.full ? {} : {maxPoints: MAX_POINTS});
     if (!state.full) state.base.downsampled = true;
+    checkWall();
+  }
+
+  // The wall-clock axis is the job's first start plus its training time: true only for a run
+  // that never stopped. Once the time since the start outruns the training time (a pause, a
+  // restart, a wait for memory), the axis would squeeze the gaps out: it is offered no more.
+  function checkWall() {
+    const t = state.base && state.base.time, j = state.job || {};
+    const last = t && t.length ? t[t.length - 1] : null, t0 = startSec();
+    if (last == null || !t0 || last > 1e9) return;   // epoch times are wall times already
+    const end = (j.finished_at ? Date.parse(j.finished_at) : Date.now()) / 1000;
+    const gap = end - t0 - last;
+    const opt = xsel.querySelector('option[value=wall]');
+    if (!opt || gap <= Math.max(5, 0.05 * (end - t0))) return;
+    opt.disabled = true;
+    opt.title = 'this job stopped along the way (paused, restarted or waiting): its times count training only';
+    if (state.xmode === 'wall') {
+      state.xmode = xsel.value = 'elapsed';   // drawn so by the redraw that follows a load
+      logx.disabled = false;
+      for (const c of [lossChart, lrChart]) c.opts = {...c.opts, xmode: state.xmode};
+    }
   }
 
   // Pulls the steps recorded since the last fetch; in downsampled mode a long tail is

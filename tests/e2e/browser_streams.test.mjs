@@ -144,6 +144,26 @@ describe('dashboard streams', () => {
     assert.equal(await page.isVisible('[data-testid=sweep-trials]'), false);
   });
 
+  it('the wall-clock axis is not offered for a job that stopped along the way', async () => {
+    const r = await api(d.url, 'POST', '/v1/jobs', heavyJob({name: 'gap'}));
+    assert.equal(r.status, 201, r.text);
+    const id = r.json.id;
+    await waitJob(d.url, id, (j) => j.state === 'running' && j.step > 0);
+    await page.goto(`${d.url}/#/job/${id}`);
+    await page.waitForSelector('[data-testid=checkpoint-row]');
+    assert.equal(await page.$eval('#x-mode option[value=wall]', (o) => o.disabled), false, 'an unbroken run has it');
+    assert.equal((await api(d.url, 'POST', `/v1/jobs/${id}/pause`)).status, 200);
+    await sleep(6500);   // more than the 5 s a gap must exceed
+    assert.equal((await api(d.url, 'POST', `/v1/jobs/${id}/cancel`)).status, 200);
+    await waitJob(d.url, id, (j) => j.state === 'cancelled');
+    await page.evaluate(() => localStorage.setItem('anneald.xmode', 'wall'));
+    await page.goto(`${d.url}/#/jobs`);
+    await page.goto(`${d.url}/#/job/${id}`);
+    await page.waitForFunction(() => document.querySelector('#x-mode option[value=wall]').disabled);
+    assert.equal(await page.$eval('#x-mode', (s) => s.value), 'elapsed', 'a saved wall-clock choice falls back');
+    await page.evaluate(() => localStorage.removeItem('anneald.xmode'));
+  });
+
   it('compare says a deleted job is gone and drops its curves', async () => {
     const ids = [];
     for (const name of ['cmp-a', 'cmp-b', 'cmp-c']) {
