@@ -334,6 +334,7 @@ export function mount(root, route) {
     buttons.cancel.disabled = acting || fin;
     buttons.delete.disabled = acting || !fin;
     buttons.fork.disabled = j.last_checkpoint_step == null;
+    buttons.lrfinder.disabled = !(j.step > 0);   // nothing to read before the first step
   }
 
   let sampler = null;

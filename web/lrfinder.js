@@ -12,12 +12,16 @@ const RULES = {
 };
 const COLORS = {steepest: '#dc2626', valley: '#16a34a', minimum_div_10: '#9333ea'};
 
-// The longest prefix whose lr grows step by step: the part a loss-against-lr chart can show.
-export function growingPrefix(lr) {
-  let n = lr.length ? 1 : 0;
-  while (n < lr.length && lr[n] > lr[n - 1]) n++;
-  return n;
+// The part of a run a loss-against-lr chart can show: after the steps at lr 0 it may start
+// with (a warm-up from 0), as long as the lr grows step by step. [start, end) of the arrays.
+export function sweepWindow(lr) {
+  let s = 0;
+  while (s < lr.length && !(lr[s] > 0)) s++;
+  let e = Math.min(s + 1, lr.length);
+  while (e < lr.length && lr[e] > lr[e - 1]) e++;
+  return [s, e];
 }
+const MIN_SWEEP = 10;   // fewer growing steps than this are no sweep to read
 
 // The smoothed loss at lr v, which would go before row i: on the line between the finite
 // values either side (linear in log(lr)), or the nearest one past either end.
@@ -64,9 +68,28 @@ export function mount(root, route) {
       await new Promise((r) => { timer = setTimeout(r, 500); });
       if (gone) return;
     }
+    // Any job can be read as a sweep (an LRRangeTest schedule is one), but only where its lr
+    // grows: the analysis, suggestions included, is asked for that part alone.
+    const [s0, e0] = sweepWindow(rep.lr);
+    if (e0 - s0 < MIN_SWEEP) {
+      msg.textContent = `${id} is not a learning-rate sweep: its lr grows step by step for ` +
+        `${e0 - s0} step${e0 - s0 === 1 ? '' : 's'} only. Start one from New job ("Find a learning rate").`;
+      picks.append(h('p.empty', {text: 'No suggestions: there is no sweep to read them from.'}));
+      return;
+    }
+    const cut = s0 > 0 || e0 < rep.lr.length;
+    if (cut) {
+      try {
+        rep = await api('GET', `/v1/jobs/${encodeURIComponent(id)}/lr_finder?from=${rep.from + s0}&to=${rep.from + e0 - 1}`);
+      } catch (e) {
+        if (!gone) { msg.textContent = 'lr finder: ' + e.message; msg.classList.add('error'); }
+        return;
+      }
+      if (gone) return;
+    }
     // up to the step the loss diverged at (included): what comes after only squashes the scale
     const upto = rep.diverged_at == null ? rep.lr.length : rep.diverged_at + 1;
-    const n = Math.min(growingPrefix(rep.lr), upto);
+    const n = upto;
     const x = rep.lr.slice(0, n);
     const smoothed = rep.smoothed.slice(0, n);
     // raw losses drawn up to 1.5× the smoothed curve's top: a single spike would flatten it
@@ -100,7 +123,7 @@ export function mount(root, route) {
     chart.build();
     window.__anneald.lrfinder = rep;
     msg.textContent = `${rep.lr.length.toLocaleString('en-US')} steps read` +
-      (n < upto ? `; the lr stops growing after step ${n}, so the chart shows the first ${n}` : '') +
+      (cut ? ` (steps ${rep.from} to ${rep.to}: where the lr grows)` : '') +
       (rep.stopped_early ? `; the loss diverged at step ${rep.diverged_at + 1} (lr ${fmtNum(rep.lr[rep.diverged_at])}):` +
                            ' the chart and the suggestions end there' : '');
     if (!keys.length) {

@@ -2,7 +2,7 @@
 // #/new?from=ID&lr=X for job ID's spec at learning rate X, as the lr finder's pages open it):
 // a JSON editor with examples, a live preview of the schedule from POST /v1/schedules/preview
 // as the user types, server errors at the field they name, and submit.
-import {h, toast, debounce} from './util.js';
+import {h, toast, debounce, fmtNum} from './util.js';
 import {api, ApiError, openEvents} from './api.js';
 import {LineChart, downsample, lrSeries} from './charts.js';
 import {EXAMPLES} from './examples.js';
@@ -65,6 +65,7 @@ export function mount(root, route) {
   // The job a fork or an lr comes from cannot be read (deleted, or never was): say so, and
   // load nothing, rather than an unrelated example under a "Fork job" heading.
   const failNote = h('p.alert#source-error', {'data-testid': 'source-error', hidden: true});
+  const lrNote = h('p.note#lr-note', {'data-testid': 'lr-note', hidden: true});
   function sourceGone(what, e) {
     failNote.textContent = `${what}: ${e.message}. Nothing was loaded: write a job spec here, ` +
       'or go back to the jobs.';
@@ -77,7 +78,7 @@ export function mount(root, route) {
   root.append(h('section.page#page-new', null,
     h('div.toolbar', null, h('h1', {text: forkId ? 'Fork job' : 'New job'}), h('span.grow'),
       h('label.inline', null, 'Example ', exampleSel)),
-    note, failNote,
+    note, failNote, lrNote,
     h('div.new-grid', null,
       h('div.card.editor-card', null, editor.el,
         h('div.row', null, submitBtn, findBtn, status)),
@@ -228,7 +229,15 @@ export function mount(root, route) {
     if (fromId && Number.isFinite(fromLr) && fromLr > 0) {
       try {
         const j = await api('GET', `/v1/jobs/${encodeURIComponent(fromId)}`);
-        if (!gone) load(atLr(j, fromLr));
+        if (gone) return;
+        load(atLr(j, fromLr));
+        if (j.kind === 'lr_finder') {
+          // the sweep replaced the job's length and schedule: say so before a submit
+          lrNote.textContent = `At lr ${fmtNum(fromLr)} from the sweep ${fromId}. Its steps ` +
+            `(${j.spec && j.spec.steps}) are the sweep's, and it had no schedule of its own: set ` +
+            'the run\'s length (and a warm-up or decay) before you submit.';
+          lrNote.hidden = false;
+        }
       } catch (e) {
         if (!gone) sourceGone(`The lr finder ${fromId} cannot be read`, e);
       }

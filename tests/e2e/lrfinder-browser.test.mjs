@@ -87,6 +87,8 @@ test('find → pick → submit in the browser', async () => {
       assert.equal(spec.ds_config.scheduler, undefined);
       assert.equal(spec.steps, 100);
       assert.equal(spec.lr_finder, undefined);
+      // the sweep's length and missing schedule are pointed out before a submit
+      assert.match(await page.textContent('[data-testid=lr-note]'), /Its steps \(100\) are the sweep's/);
       await page.click('#submit-job');
       await page.waitForFunction(() => /^#\/job\/j_/.test(location.hash));
       const newId = decodeURIComponent((await page.evaluate(() => location.hash)).slice('#/job/'.length));
@@ -103,7 +105,8 @@ test('find → pick → submit in the browser', async () => {
 
       // An ordinary job still running is read as it is: the page does not wait for it to end,
       // asking for its whole analysis twice a second meanwhile.
-      const long = await api(d.url, 'POST', '/v1/jobs', {...IRIS, name: 'long', steps: 100000000});
+      const long = await api(d.url, 'POST', '/v1/jobs', {...IRIS, name: 'long', steps: 100000000,
+        ds_config: {...IRIS.ds_config, scheduler: undefined}});   // a constant lr: no sweep
       assert.equal(long.status, 201, long.text);
       await waitJob(d.url, long.json.id, (j) => j.state === 'running' && j.step > 20);
       let asked = 0;
@@ -116,7 +119,22 @@ test('find → pick → submit in the browser', async () => {
       page.off('request', count);
       assert.equal(asked, 1, 'asked once, not polled');
       assert.doesNotMatch(await page.textContent('#page-lrfinder'), /sweeping: step/);
+      // its lr never grows: said so, and nothing suggested
+      await page.waitForFunction(() => /is not a learning-rate sweep/.test(document.querySelector('#lrfinder-status').textContent));
+      assert.equal(await page.$('[data-testid^=use-]'), null);
       await api(d.url, 'POST', `/v1/jobs/${long.json.id}/cancel`, {});
+
+      // a warm-up from 0 then a cosine decay: only the warm-up is read as a sweep, and the
+      // suggestions come from it
+      const warm = await api(d.url, 'POST', '/v1/jobs', {...IRIS, name: 'warm', steps: 300,
+        ds_config: {...IRIS.ds_config, scheduler: {type: 'WarmupCosineLR', params: {total_num_steps: 300, warmup_num_steps: 100, warmup_min_ratio: 0}}}});
+      assert.equal(warm.status, 201, warm.text);
+      await waitJob(d.url, warm.json.id, (j) => j.state === 'completed');
+      await page.goto(`${d.url}/#/lrfinder/${warm.json.id}`);
+      await page.waitForFunction(() => /steps read \(steps \d+ to \d+: where the lr grows\)/.test(document.querySelector('#lrfinder-status').textContent));
+      const rep = await page.evaluate(() => window.__anneald.lrfinder);
+      assert.ok(rep.from >= 1 && rep.to <= 101 && rep.to - rep.from >= 50, `the warm-up: ${rep.from}..${rep.to}`);
+      for (let i = 1; i < rep.lr.length; i++) assert.ok(rep.lr[i] > rep.lr[i - 1], 'every lr read grows');
     });
     assert.deepEqual(errors, []);
   } finally {
