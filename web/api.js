@@ -142,7 +142,7 @@ export function openEvents(path, handlers, lastId) {
   // EventSource reconnects by itself (sending Last-Event-ID); it gives up only when the server
   // answers with an error status. Find out whether that was 401 and, if so, ask for the token.
   es.addEventListener('error', async () => {
-    setLive(false);
+    setLive(false, true);
     if (es.readyState !== EventSource.CLOSED || me.closed) return;
     try {
       await api('GET', '/v1/jobs?limit=1');
@@ -166,10 +166,23 @@ export function closeEvents() {
   setLive(false);
 }
 
-function setLive(on) {
+// The banner that says the daemon is away: shown when a stream has been down for 3 s (a
+// reconnect that quick goes unnoticed), gone as soon as one is open again.
+let lostTimer = 0;
+
+function setLive(on, lost) {
   const dot = document.getElementById('live');
   if (dot) {
     dot.classList.toggle('on', on);
     dot.title = on ? 'live: connected to the event stream' : 'not connected';
+  }
+  const banner = document.getElementById('offline');
+  if (!banner) return;
+  if (on) {
+    clearTimeout(lostTimer);
+    lostTimer = 0;
+    banner.hidden = true;
+  } else if (lost && !lostTimer && banner.hidden) {
+    lostTimer = setTimeout(() => { lostTimer = 0; banner.hidden = false; }, 3000);
   }
 }

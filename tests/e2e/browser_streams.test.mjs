@@ -424,9 +424,14 @@ describe('dashboard over a daemon restart, and with many jobs', () => {
     const was = await page.textContent(badge);
     assert.notEqual(was, 'cancelled');
     await page.waitForSelector('#live.on');
+    assert.equal(await page.isVisible('[data-testid=offline]'), false);
     await restart(async () => {
       assert.equal((await api(d.url, 'POST', `/v1/sweeps/${sid}/cancel`)).status, 200);
+      // the stream is held off: after 3 s the page says the daemon is away
+      await page.waitForSelector('[data-testid=offline]', {state: 'visible', timeout: 15000 * SLOW});
     });
+    // and says no more once a stream is back
+    await page.waitForSelector('[data-testid=offline]', {state: 'hidden', timeout: 30000 * SLOW});
     await page.waitForFunction((sel) => document.querySelector(sel).textContent === 'cancelled', badge,
                                {timeout: 30000 * SLOW});
 
