@@ -6,6 +6,9 @@ import {api, openEvents, ApiError} from './api.js';
 import {LineChart, PALETTE, XMODES, ema} from './charts.js';
 import {FULL_LIMIT, MAX_POINTS, fetchMetrics, xFor, timedRows} from './metrics.js';
 
+// a job's lr groups: one colour per job, one dash pattern per group
+const GROUP_DASH = [undefined, [6, 3], [2, 3], [8, 3, 2, 3], [1, 6]];
+
 export function mount(root, route) {
   let gone = false;
   const ids = (route.query.get('ids') || '').split(',').filter(Boolean);
@@ -57,7 +60,7 @@ export function mount(root, route) {
       lossS.push({label: `${id} ${name}`, color: color(id)});
       m.lr.forEach((g, k) => {
         lrT.push(timedRows([x, g]));
-        lrS.push({label: `${id}` + (m.lr.length > 1 ? ` group ${k}` : ''), color: color(id), dash: k ? [4, 3] : undefined});
+        lrS.push({label: `${id}` + (m.lr.length > 1 ? ` group ${k}` : ''), color: color(id), dash: GROUP_DASH[k % GROUP_DASH.length]});
       });
     }
     return {lossT, lrT, lossS, lrS};
@@ -75,7 +78,7 @@ export function mount(root, route) {
     empty.hidden = selected.size - lost.length >= 2;
     goneNote.hidden = !lost.length;
     goneNote.textContent = lost.length
-      ? `${lost.join(', ')} ${lost.length > 1 ? 'were' : 'was'} deleted: no curves to show.` : '';
+      ? `${lost.join(', ')}: no such job (${lost.length > 1 ? 'they were' : 'it was'} deleted, or never was): no curves to show.` : '';
     for (const [c, T, S] of [[lossChart, lossT, lossS], [lrChart, lrT, lrS]]) {
       const sig = S.map((s) => s.label).join('|');
       if (sig !== c.sig) {

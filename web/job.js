@@ -51,6 +51,8 @@ export function mount(root, route) {
   const bar = h('div.fill');
   const stats = h('dl.stats#job-stats');
   const errorBox = h('div.alert#job-error', {hidden: true, 'data-testid': 'job-error'});
+  // why a queued job waits, and where a fork came from
+  const noteBox = h('p.note#job-note', {hidden: true, 'data-testid': 'job-note'});
   const labels = h('div.labels#job-labels', {'data-testid': 'job-labels'});
 
   // ---- chart controls
@@ -86,7 +88,7 @@ export function mount(root, route) {
     h('div.card.job-head', null,
       h('div.toolbar', null, h('div.titles', null, title, h('div.muted.small', {text: id})), badge,
         h('span.grow'), h('div.buttons', null, Object.values(buttons))),
-      labels, h('div.bar.big', {'data-testid': 'job-progress'}, bar), stats, errorBox),
+      labels, h('div.bar.big', {'data-testid': 'job-progress'}, bar), stats, noteBox, errorBox),
     h('div.card', null,
       h('div.controls#chart-controls', null, xsel,
         h('label', null, logx, ' log x'), h('label', null, logy, ' log y'),
@@ -308,12 +310,15 @@ export function mount(root, route) {
     if (!j || deleted) return;
     headRow();
     title.textContent = j.name || j.id;
+    title.title = j.name || j.id;   // a long name is cut short on screen
+    document.title = `${j.name || j.id} · anneald`;
     labels.replaceChildren(...labelsView(j).filter(Boolean));
     badge.replaceChildren(stateBadge(j.state));
     const frac = j.total_steps ? Math.min(1, (j.step || 0) / j.total_steps) : 0;
     bar.style.width = (frac * 100).toFixed(1) + '%';
     const running = j.state === 'running';
-    const item = (k, v, tid) => [h('dt', {text: k}), h('dd', {text: v, 'data-testid': tid})];
+    const item = (k, v, tid) => [h('dt', {text: k}), h('dd', {text: v, title: v, 'data-testid': tid})];
+    const took = j.finished_at && j.started_at ? (Date.parse(j.finished_at) - Date.parse(j.started_at)) / 1000 : null;
     stats.replaceChildren(...[
       item('step', `${fmtInt(j.step || 0)} / ${fmtInt(j.total_steps)}`, 'stat-step'),
       item('loss', fmtNum(j.loss), 'stat-loss'), item('lr', fmtLr(j.lr), 'stat-lr'),
@@ -321,10 +326,20 @@ export function mount(root, route) {
       item('ETA', running || j.state === 'queued' ? fmtDuration(etaOf(j)) : '—', 'stat-eta'),
       item('epoch', j.epoch == null ? '—' : String(j.epoch), 'stat-epoch'),
       item('started', fmtTime(j.started_at), 'stat-started'),
+      ...(j.finished_at ? [item('finished', fmtTime(j.finished_at), 'stat-finished')] : []),
+      ...(took != null && took >= 0 ? [item('took', fmtDuration(took), 'stat-took')] : []),
       item('checkpoint', j.last_checkpoint_step == null ? '—' : 'step ' + fmtInt(j.last_checkpoint_step), 'stat-ckpt'),
       // The latest validation, for jobs that validate.
       ...(j.val_loss == null ? [] : [item('val loss', fmtNum(j.val_loss), 'stat-val-loss')]),
       ...(j.val_acc == null ? [] : [item('val acc', (100 * j.val_acc).toFixed(1) + '%', 'stat-val-acc')])].flat());
+    const from = j.spec && j.spec.resume_from;
+    const notes = [];
+    if (j.state === 'queued')
+      notes.push(j.queue_reason ? 'Queued: ' + j.queue_reason : 'Queued: waiting for a free worker.');
+    if (from && from.job)
+      notes.push(`Forked from ${from.job}` + (from.step != null ? ` at step ${fmtInt(from.step)}` : ' (its latest checkpoint)') + '.');
+    noteBox.textContent = notes.join(' ');
+    noteBox.hidden = notes.length === 0;
     errorBox.hidden = !j.error;
     errorBox.textContent = j.error ? 'Error: ' + (typeof j.error === 'string' ? j.error : JSON.stringify(j.error)) : '';
     const fin = FINISHED.has(j.state);
@@ -488,6 +503,7 @@ export function mount(root, route) {
 
   return () => {
     gone = true;
+    document.title = 'anneald';
     if (sampler) sampler.stop();
     clearTimeout(pullTimer);
     for (const a of Object.values(arming)) clearTimeout(a.timer);

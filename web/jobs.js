@@ -51,7 +51,7 @@ export function mount(root, route) {
     const box = h('input', {type: 'checkbox', 'aria-label': 'select ' + id, 'data-testid': 'job-select',
       onchange: () => {
         if (box.checked) selected.add(id); else selected.delete(id);
-        compareBtn.disabled = selected.size < 1;
+        compareBtn.disabled = selected.size < 2;   // a comparison needs two
         compareBtn.textContent = selected.size ? `Compare selected (${selected.size})` : 'Compare selected';
       }});
     const c = {
@@ -67,15 +67,17 @@ export function mount(root, route) {
   function fill(row, j) {
     const {c} = row;
     row.tr.dataset.state = j.state;
-    c.name.replaceChildren(h('a', {href: '#/job/' + encodeURIComponent(j.id), text: j.name || j.id}),
-      h('div.muted.small', {text: j.id}));
+    // what the job is beside an ordinary run: an lr sweep, a sweep's trial
+    const kind = j.kind === 'lr_finder' ? 'lr finder' : j.sweep ? `${j.sweep} trial ${j.trial}` : '';
+    c.name.replaceChildren(h('a', {href: '#/job/' + encodeURIComponent(j.id), text: j.name || j.id, title: j.name || j.id}),
+      h('div.muted.small', {text: j.id + (kind ? ' · ' + kind : '')}));
     c.state.replaceChildren(stateBadge(j.state));
     const frac = j.total_steps ? Math.min(1, (j.step || 0) / j.total_steps) : 0;
     c.prog.replaceChildren(
       h('div.bar', {role: 'progressbar', 'aria-valuemin': 0, 'aria-valuemax': 100,
                     'aria-valuenow': Math.round(frac * 100), 'data-testid': 'job-progress'},
         h('div.fill', {style: `width:${(frac * 100).toFixed(1)}%`})),
-      h('div.small', {'data-testid': 'job-steps', text: `${fmtInt(j.step || 0)} / ${fmtInt(j.total_steps)}`}));
+      h('div.small.nowrap', {'data-testid': 'job-steps', text: `${fmtInt(j.step || 0)} / ${fmtInt(j.total_steps)}`}));
     c.loss.textContent = fmtNum(j.loss);
     c.lr.textContent = fmtLr(j.lr);
     c.sps.textContent = j.state === 'running' ? fmtRate(j.samples_per_sec) : '—';

@@ -161,6 +161,10 @@ describe('dashboard streams', () => {
     await page.goto(`${d.url}/#/job/${id}`);
     await page.waitForFunction(() => document.querySelector('#x-mode option[value=wall]').disabled);
     assert.equal(await page.$eval('#x-mode', (s) => s.value), 'elapsed', 'a saved wall-clock choice falls back');
+    // an ended job says when it ended and how long it took; the tab is named for it
+    await page.waitForSelector('[data-testid=stat-finished]');
+    assert.match(await page.textContent('[data-testid=stat-took]'), /\d/);
+    assert.equal(await page.title(), 'gap · anneald');
     await page.evaluate(() => localStorage.removeItem('anneald.xmode'));
   });
 
@@ -183,14 +187,14 @@ describe('dashboard streams', () => {
     await waitFor(async () => (await labels() || []).length === 2, {what: 'the two curves left'});
     assert.deepEqual(await labels(), [a, b]);
     await page.waitForSelector('#compare-gone:not([hidden])');
-    assert.match(await page.textContent('#compare-gone'), new RegExp(`^${c} was deleted`));
+    assert.match(await page.textContent('#compare-gone'), new RegExp(`^${c}: no such job \\(it was deleted`));
     const badge = (id) => page.textContent(`label.pick:has([data-job-id="${id}"]) [data-testid=job-state]`);
     assert.equal(await badge(c), 'deleted');
     assert.equal(await page.isVisible('#compare-empty'), false);
     // and one deleted while the page shows it: its curve goes at once
     assert.equal((await api(d.url, 'DELETE', '/v1/jobs/' + b)).status, 204);
     await waitFor(async () => JSON.stringify(await labels()) === JSON.stringify([a]), {what: 'b\'s curve to go'});
-    await waitFor(async () => /^.* were deleted/.test(await page.textContent('#compare-gone')), {what: 'the note'});
+    await waitFor(async () => /^.*: no such job \(they were deleted/.test(await page.textContent('#compare-gone')), {what: 'the note'});
     assert.equal(await badge(b), 'deleted');
     assert.equal(await page.isVisible('#compare-empty'), true, 'one job left: the page asks for two');
     assert.equal(await page.locator('.toast-item.error').count(), 0, 'no error shown');
