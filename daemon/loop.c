@@ -14,6 +14,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <malloc.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -32,6 +33,7 @@
 #include "api/reqguard.h"
 #include "api/routes.h"
 #include "daemon/notify.h"
+#include "jobs/mpirun.h"
 #include "store/lock.h"
 #include "store/walcopy.h"
 #include "util/util.h"
@@ -403,6 +405,11 @@ int daemon_run(const daemon_opts *opts)
     fflush(stdout);
     util_log(LOG_INFO, "serving on port %d with %d worker%s, store %s", d->port,
                opts->workers, opts->workers == 1 ? "" : "s", opts->db);
+    char mpi[PATH_MAX];
+    if (strcmp(opts->mpirun, "mpirun") != 0 && mpirun_find(opts->mpirun, mpi, sizeof mpi) != 0)
+        util_log(LOG_WARN, "--mpirun %s is not an executable file: jobs with world_size > 1 "
+                 "(those queued at this start included) fail until the daemon runs with a "
+                 "working one", opts->mpirun);
     if (opts->token[0] && strlen(opts->token) < 16)
         util_log(LOG_WARN, "the token is %zu characters: one of 16 or more is much harder to "
                  "guess", strlen(opts->token));

@@ -345,7 +345,10 @@ export function mount(root, route) {
     const fin = FINISHED.has(j.state);
     // while an action is out, none other can be started
     buttons.pause.disabled = acting || !(j.state === 'running' || j.state === 'queued');
-    buttons.resume.disabled = acting || !(j.state === 'paused' || j.state === 'failed' || j.state === 'stopped');
+    // a job that used up its max_runtime_s fails again at once: fork it with a larger one
+    const spent = j.state === 'failed' && /^max_runtime:/.test(typeof j.error === 'string' ? j.error : '');
+    buttons.resume.disabled = acting || spent || !(j.state === 'paused' || j.state === 'failed' || j.state === 'stopped');
+    buttons.resume.title = spent ? 'its max_runtime_s is used up: a resume would fail again at once (Fork… it with a larger one)' : '';
     buttons.cancel.disabled = acting || fin;
     buttons.delete.disabled = acting || !fin;
     buttons.fork.disabled = j.last_checkpoint_step == null;

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import {
-  BIN, SLOW, api, heavyJob, readEvents, removeDir, sleep, startDaemon, tmpDir, tutorialJob, waitJob,
+  BIN, SLOW, api, heavyJob, readEvents, removeDir, sleep, startDaemon, tmpDir, tutorialJob, waitFor, waitJob,
   withDaemon, writeFile,
 } from './lib.mjs';
 
@@ -522,6 +522,21 @@ test('listening off loopback without a token is refused; bad flags exit 2', asyn
   assert.equal(v.status, 0);
   assert.match(String(v.stdout), /^anneald \d/);
   assert.equal(spawnSync(BIN, ['--help']).status, 0);
+});
+
+test('the start warns of what would fail later: an --mpirun that is not there, a short token', async () => {
+  const tmp = tmpDir('anneald-warn-');
+  try {
+    const tok = writeFile(tmp, 'token', 'short\n');
+    await withDaemon({ dir: tmp, args: ['--mpirun', '/nonexistent/mpirun', '--token-file', tok] }, async (d) => {
+      await waitFor(() => /serving on port/.test(d.stderr()), { what: 'the start' });
+      assert.match(d.stderr(), /--mpirun \/nonexistent\/mpirun is not an executable file: jobs with world_size > 1/);
+      assert.match(d.stderr(), /the token is 5 characters/);
+      assert.match(d.stderr(), /with \d+ workers?,/);
+    });
+  } finally {
+    removeDir(tmp);
+  }
 });
 
 test('two jobs training while 8 clients make 2,000 requests: no error, no crash', async () => {
