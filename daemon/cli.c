@@ -174,10 +174,20 @@ int cli_read_json(const char *path, cJSON **out)
     an_err e;
     an_err_clear(&e);
     *out = NULL;
+    /* The file's own errors name the file (not the field paths of a spec's errors). */
+    const char *name = strcmp(path, "-") == 0 ? "standard input" : path;
+    if (strspn(text, " \t\r\n") == len) {
+        fprintf(stderr, "error: %s is empty: a JSON object was expected\n", name);
+        free(text);
+        return 1;
+    }
     rc = json_parse_text(text, len, out, &e);
     free(text);
     if (rc) {
-        cli_print_err(&e);
+        if (e.field[0])
+            cli_print_err(&e);
+        else
+            fprintf(stderr, "error: %s: %s\n", name, e.message);
         return 1;
     }
     return 0;

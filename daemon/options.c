@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/cfgval.h"
 #include "core/memest.h"
 #include "jobs/mpirun.h"
 
@@ -274,7 +275,21 @@ int options_parse(int argc, char **argv, daemon_opts *o, const char **what, char
         const char *val = NULL;
         const char *eq = strchr(a, '=');
         if (strncmp(a, "--", 2) != 0) {
-            snprintf(msg, msgsz, "unexpected argument '%s'", a);
+            /* a mistyped command (the commands themselves never get here) */
+            static const char *const cmds[] = {"check", "preview", "train", "lr-find",
+                                               "generate", "rank"};
+            const char *near = NULL;
+            for (size_t k = 0; k < sizeof cmds / sizeof *cmds && i == 1; k++)
+                if (cfg_edit_distance(cmds[k], a) <= 2)
+                    near = cmds[k];
+            if (near)
+                snprintf(msg, msgsz, "unknown command '%s' (did you mean '%s'?); the commands "
+                         "are check, preview, train, lr-find, generate and rank", a, near);
+            else if (i == 1 && a[0] != '-')
+                snprintf(msg, msgsz, "unknown command '%s'; the commands are check, preview, "
+                         "train, lr-find, generate and rank (the daemon takes --flags only)", a);
+            else
+                snprintf(msg, msgsz, "unexpected argument '%s'", a);
             return -EINVAL;
         }
         if (eq) {

@@ -140,7 +140,9 @@ test('check: a missing file, malformed JSON with line and column, a non-object, 
   assert.equal(m.code, 1);
   assert.match(m.err, /malformed JSON at line 2, column \d+/);
   assert.match(run(['check', '-'], '{"steps": 1').err, /malformed JSON at line 1, column \d+/);
-  assert.match(run(['check', '-'], '').err, /^error: empty body: expected a JSON object/);
+  assert.match(run(['check', '-'], '').err, /^error: standard input is empty: a JSON object was expected/);
+  assert.match(run(['check', write('blank.json', ' \n')]).err, /^error: \S+blank\.json is empty/);
+  assert.match(run(['check', write('cut.json', '{"steps": 1')]).err, /^error: \S+cut\.json: malformed JSON at line 1/);
 
   const arr = run(['check', '-'], '[1, 2]');
   assert.equal(arr.code, 1);

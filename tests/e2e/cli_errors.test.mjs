@@ -276,6 +276,9 @@ test('an unknown --flag of an offline command is named as such, with the nearest
     [['preview', p, 'extra'], /^anneald preview: unexpected argument 'extra'\n/],
     [['generate', p, 'extra'], /^anneald generate: unexpected argument 'extra'\n/],
     [['check', '-x'], /^anneald check: unexpected argument '-x'\n/],
+    // a mistyped command is not taken for a daemon argument
+    [['trian', p], /^anneald: unknown command 'trian' \(did you mean 'train'\?\); the commands are check, preview, train, lr-find, generate and rank/],
+    [['frobnicate'], /^anneald: unknown command 'frobnicate'; the commands are/],
   ]) {
     const r = run(args);
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.err}`);
