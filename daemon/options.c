@@ -62,6 +62,12 @@ static int parse_bound(const char *name, const char *val, daemon_opts *o, char *
                      "suffix (e.g. 512M, 4G; 0 = off), got '%s'", name, val);
             return -EINVAL;
         }
+        /* a budget that no job, upload or request body could fit in is a typo (4G → 4) */
+        if (size == &o->max_memory && *size > 0 && *size < ((uint64_t)1 << 20)) {
+            snprintf(msg, msgsz, "--max-memory %s is less than 1M, too little for any job or "
+                     "request (0 lifts the budget)", val);
+            return -EINVAL;
+        }
         return 1;
     }
     if (strcmp(name, "--max-queued") == 0) {

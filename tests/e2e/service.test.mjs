@@ -509,6 +509,10 @@ test('listening off loopback without a token is refused; bad flags exit 2', asyn
     const d = spawnSync(BIN, ['--token-file', tmp, '--db', `${tmp}/x.db`], {encoding: 'utf8'});
     assert.equal(d.status, 2);
     assert.match(d.stderr, /--token-file .*: cannot read it: Is a directory/);
+    // a memory budget nothing fits in (a size without its suffix)
+    const mm = spawnSync(BIN, ['--max-memory', '4', '--db', `${tmp}/x.db`], {encoding: 'utf8'});
+    assert.equal(mm.status, 2);
+    assert.match(mm.stderr, /--max-memory 4 is less than 1M/);
     // a token no Authorization header could carry
     const spaced = writeFile(tmp, 'spaced', 'two words\n');
     const sp = spawnSync(BIN, ['--token-file', spaced, '--db', `${tmp}/x.db`], {encoding: 'utf8'});
