@@ -160,6 +160,9 @@ static int parse_listen(const char *s, daemon_opts *o)
     if (h[0] == '[' && hl >= 2 && h[hl - 1] == ']') { /* [::1]:8470 */
         h++;
         hl -= 2;
+    } else if (memchr(h, ':', hl)) {
+        /* "::1:8470" is also the address ::1:8470 with no port: IPv6 takes brackets */
+        return -EINVAL;
     }
     if (hl == 0 || hl >= sizeof o->host)
         return -EINVAL;
@@ -331,7 +334,8 @@ int options_parse(int argc, char **argv, daemon_opts *o, const char **what, char
         if (strcmp(name, "--listen") == 0) {
             if (parse_listen(val, o)) {
                 snprintf(msg, msgsz, "--listen expects HOST:PORT, HOST a numeric IPv4 or IPv6 "
-                         "address (or localhost) and PORT in 0..65535, got '%s'", val);
+                         "address (or localhost; IPv6 in brackets: [::1]:8470) and PORT in "
+                         "0..65535, got '%s'", val);
                 return -EINVAL;
             }
         } else if (strcmp(name, "--db") == 0) {

@@ -509,6 +509,10 @@ test('listening off loopback without a token is refused; bad flags exit 2', asyn
     const d = spawnSync(BIN, ['--token-file', tmp, '--db', `${tmp}/x.db`], {encoding: 'utf8'});
     assert.equal(d.status, 2);
     assert.match(d.stderr, /--token-file .*: cannot read it: Is a directory/);
+    // IPv6 without brackets: "::1:18703" is an address of its own
+    const v6 = spawnSync(BIN, ['--listen', '::1:18703', '--db', `${tmp}/x.db`], {encoding: 'utf8'});
+    assert.equal(v6.status, 2);
+    assert.match(v6.stderr, /IPv6 in brackets: \[::1\]:8470/);
     // a memory budget nothing fits in (a size without its suffix)
     const mm = spawnSync(BIN, ['--max-memory', '4', '--db', `${tmp}/x.db`], {encoding: 'utf8'});
     assert.equal(mm.status, 2);
