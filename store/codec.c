@@ -46,8 +46,18 @@ int st_block_pack(store_t *s, const unsigned char *raw, size_t len, size_t ml,
     unsigned char *buf = scratch(s, len + bound);
     if (!buf)
         return -ENOMEM;
-    if (!s->zc && !(s->zc = ZSTD_createCCtx()))
-        return -ENOMEM;
+    if (!s->zc) {
+        if (!(s->zc = ZSTD_createCCtx()))
+            return -ENOMEM;
+        /* Every frame carries a checksum of its content (4 bytes a block), which decoding
+         * checks: a damaged page of a block is an error, never other numbers read back. */
+        if (ZSTD_isError(ZSTD_CCtx_setParameter(s->zc, ZSTD_c_compressionLevel, ST_ZSTD_LEVEL)) ||
+            ZSTD_isError(ZSTD_CCtx_setParameter(s->zc, ZSTD_c_checksumFlag, 1))) {
+            ZSTD_freeCCtx(s->zc);
+            s->zc = NULL;
+            return -EIO;
+        }
+    }
     unsigned char *t = buf, *z = buf + len;
     memcpy(t, raw, ml);
     uint64_t prev = 0;
@@ -58,7 +68,7 @@ int st_block_pack(store_t *s, const unsigned char *raw, size_t len, size_t ml,
         for (int k = 0; k < 8; k++)
             t[ml + (size_t)k * w + i] = (unsigned char)(x >> (8 * k));
     }
-    size_t n = ZSTD_compressCCtx(s->zc, z, bound, t, len, ST_ZSTD_LEVEL);
+    size_t n = ZSTD_compress2(s->zc, z, bound, t, len);
     if (ZSTD_isError(n))
         return -EIO;
     *out = z;
