@@ -353,6 +353,7 @@ export function mount(root, route) {
     buttons.delete.disabled = acting || !fin;
     buttons.fork.disabled = j.last_checkpoint_step == null;
     buttons.lrfinder.disabled = !(j.step > 0);   // nothing to read before the first step
+    if (sampler) sampler.setReady(j.last_checkpoint_step != null);
   }
 
   let sampler = null;
@@ -362,6 +363,7 @@ export function mount(root, route) {
     // A language model's page gets the Sample box (once), under the charts.
     if (!sampler && j.spec && j.spec.model && j.spec.model.type === 'gpt') {
       sampler = sampleBox(id);
+      sampler.setReady(j.last_checkpoint_step != null);
       root.querySelector('#page-job .grid2').before(sampler);
     }
     const w = j.warnings || [];

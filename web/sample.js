@@ -29,6 +29,7 @@ async function readSse(res, onEvent) {
 }
 
 export function sampleBox(jobId) {
+  let ready = true;   // the job has a checkpoint (box.setReady)
   const num = (id, label, value, attrs) => {
     const el = h(`input#${id}`, {type: 'number', value, 'data-testid': id, ...attrs});
     return [el, h('label.small', null, label + ' ', el)];
@@ -107,7 +108,7 @@ export function sampleBox(jobId) {
       status.textContent = '';
       out.textContent = '';   // no sample: not the prompt alone, as if it were one
     } finally {
-      go.disabled = false;
+      go.disabled = !ready;
       stopBtn.disabled = true;
     }
   }
@@ -118,5 +119,11 @@ export function sampleBox(jobId) {
   // The job page calls this when it goes: a generation still streaming would otherwise keep
   // the daemon making tokens for a page nobody sees.
   box.stop = () => { if (ctl) ctl.abort(); };
+  // The job page tells it whether the job has a checkpoint to sample from yet.
+  box.setReady = (yes) => {
+    ready = yes;
+    if (stopBtn.disabled) go.disabled = !yes;   // not while a sample streams
+    go.title = yes ? '' : 'the job has no checkpoint yet: sampling reads one';
+  };
   return box;
 }

@@ -110,6 +110,17 @@ test('Sample box: streams generated text for a gpt job, shows errors by field', 
       await page.evaluate(() => { location.hash = '#/jobs'; });
       await page.waitForFunction(() => window.__genSignal && window.__genSignal.aborted, null, {timeout: 5000});
       assert.equal(await page.isVisible('#sample-error'), false, 'no error shown for a page left');
+
+      // a gpt job with no checkpoint yet: nothing to sample from, and the button says so
+      const fresh = (await api(d.url, 'POST', '/v1/jobs', {...GPT, name: 'no-ckpt', steps: 100000000,
+                                                              checkpoint: {every_steps: 100000000}})).json;
+      await waitJob(d.url, fresh.id, (j) => j.state === 'running' && j.step > 0);
+      await page.goto(`${d.url}/#/job/${fresh.id}`);
+      await page.waitForSelector('#sample-box');
+      await page.waitForFunction(() => document.querySelector('#sample-go').disabled);
+      assert.match(await page.getAttribute('#sample-go', 'title'), /no checkpoint yet/);
+      await api(d.url, 'POST', `/v1/jobs/${fresh.id}/pause`, {});   // its pause checkpoints it
+      await page.waitForFunction(() => !document.querySelector('#sample-go').disabled, null, {timeout: 30000});
     });
   } finally {
     await b.close();
