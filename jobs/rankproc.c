@@ -92,20 +92,45 @@ void rankproc_end(rank_procs *r)
 }
 
 /* The end of mpirun's output, for the log (it says which rank died and how). */
+void rankproc_tidy(const char *in, char *out, size_t size)
+{
+    size_t o = 0;
+    if (size == 0)
+        return;
+    for (const char *line = in; *line;) {
+        size_t n = strcspn(line, "\r\n");
+        if (strspn(line, "-= \t") < n) { /* not a rule or a blank line: its words */
+            for (size_t i = 0; i < n && o + 1 < size; i++) {
+                char c = line[i] == '\t' ? ' ' : line[i];
+                if (c == ' ' && (o == 0 || out[o - 1] == ' '))
+                    continue;
+                out[o++] = c;
+            }
+            if (o > 0 && out[o - 1] != ' ' && o + 1 < size)
+                out[o++] = ' ';
+        }
+        line += n;
+        line += strspn(line, "\r\n");
+    }
+    while (o > 0 && out[o - 1] == ' ')
+        o--;
+    out[o] = '\0';
+}
+
 void rankproc_tail(const rank_procs *r, char *out, size_t size)
 {
     out[0] = 0;
     int fd = open(r->log, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return;
+    char raw[1024];
+    size_t want = size - 1 < sizeof raw - 1 ? size - 1 : sizeof raw - 1;
     off_t end = lseek(fd, 0, SEEK_END);
-    off_t from = end > (off_t)size - 1 ? end - (off_t)size + 1 : 0;
-    ssize_t n = pread(fd, out, size - 1, from);
+    off_t from = end > (off_t)want ? end - (off_t)want : 0;
+    ssize_t n = pread(fd, raw, want, from);
     close(fd);
-    out[n > 0 ? n : 0] = 0;
-    for (char *p = out; *p; p++)
-        if (*p == '\n')
-            *p = ' ';
+    raw[n > 0 ? n : 0] = 0;
+    rankproc_tidy(raw, out, size);
 }
 
 int rankproc_socket(rank_procs *r)

@@ -32,8 +32,13 @@ int rankproc_reap(rank_procs *p, int block);
 /* Ends mpirun and every rank of its session (SIGKILL: stopped ones too) and reaps mpirun. */
 void rankproc_end(rank_procs *p);
 
-/* The end of mpirun's output on one line, for messages. */
+/* The end of mpirun's output on one line, for messages (rankproc_tidy). */
 void rankproc_tail(const rank_procs *p, char *out, size_t size);
+
+/* mpirun's output `in` as one line into out (size bytes with its NUL): Open MPI frames its
+ * messages with rules of dashes and wraps them over lines; the rules and blank lines go,
+ * lines are joined with one space, and runs of blanks become one. */
+void rankproc_tidy(const char *in, char *out, size_t size);
 
 /* A frame being read from rank 0 (core/rankwire.h). */
 typedef struct frame_in {

@@ -314,33 +314,6 @@ static store_job_state stopped_state(int stop)
                                                                       : STORE_QUEUED;
 }
 
-/* mpirun's last words as one line of a job's error: Open MPI frames its messages with rules
- * of dashes and wraps them over lines; the rules go, lines are joined, and runs of blanks
- * become one. */
-static void tidy_tail(char *tail)
-{
-    char *out = tail;
-    for (const char *line = tail; *line;) {
-        size_t n = strcspn(line, "\r\n");
-        size_t dashes = strspn(line, "-= \t");
-        if (dashes < n) { /* not a rule or blank: its words */
-            for (size_t i = 0; i < n; i++) {
-                char c = line[i] == '\t' ? ' ' : line[i];
-                if (c == ' ' && (out == tail || out[-1] == ' '))
-                    continue;
-                *out++ = c;
-            }
-            if (out > tail && out[-1] != ' ')
-                *out++ = ' ';
-        }
-        line += n;
-        line += strspn(line, "\r\n");
-    }
-    while (out > tail && out[-1] == ' ')
-        out--;
-    *out = '\0';
-}
-
 /* A rank died or hung: the session is ended and the job goes back to the queue through the
  * watchdog's restart path (counted against max_restarts), unless a stop asked for another end.
  * The reason goes on the run, so a failure after max_restarts says what happened. */
@@ -358,7 +331,6 @@ static store_job_state crashed(rrun *r, const char *what)
     rankproc_end(&r->p);
     char tail[300], how[64];
     rankproc_tail(&r->p, tail, sizeof tail);
-    tidy_tail(tail);
     if (!exited)
         snprintf(how, sizeof how, "mpirun ended by the daemon");
     else

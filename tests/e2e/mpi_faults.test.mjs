@@ -19,6 +19,12 @@ test('a rank that dies with no restarts left fails the job saying a rank died', 
     assert.match(j.error, /a rank died/);
     assert.match(j.error, /max_restarts 0/);
     assert.doesNotMatch(j.error, /stall/);
+    // mpirun's own words on one line, without Open MPI's rules of dashes
+    assert.doesNotMatch(j.error, /---/);
+    assert.doesNotMatch(j.error, /  /);
+    // the log tells it once, as a warning, and does not promise a restart there is not
+    assert.match(d.stderr(), /no restart left \(max_restarts\): it fails/);
+    assert.equal((d.stderr().match(new RegExp(`job ${id} failed`, 'g')) || []).length, 1, d.stderr());
   });
 });
 
