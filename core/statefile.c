@@ -11,17 +11,19 @@
 #define STATE_MAGIC "anneald train state 1\n"
 
 /* Leaves out of a spec what does not change which run a state belongs to: the job's name,
- * its checkpoint policy, and how the global batch is split, into ranks (world_size) and
- * micro-batches: a state resumes at any number of ranks, as a daemon's checkpoint does.
- * ds_config.train_batch_size, the global batch, stays. */
+ * its checkpoint policy, and how the work of a step is shared out over ranks (world_size,
+ * the accumulation steps each rank takes, ZeRO's slicing of the optimizer state): a state
+ * resumes at any number of ranks, as a daemon's checkpoint does. The global batch
+ * (train_batch_size) and the micro-batch size stay: micro-batches are the units the data and
+ * dropout masks are drawn for. */
 static void strip(cJSON *c)
 {
     cJSON_DeleteItemFromObjectCaseSensitive(c, "name");
     cJSON_DeleteItemFromObjectCaseSensitive(c, "checkpoint");
     cJSON_DeleteItemFromObjectCaseSensitive(c, "world_size");
     cJSON *ds = cJSON_GetObjectItemCaseSensitive(c, "ds_config");
-    cJSON_DeleteItemFromObjectCaseSensitive(ds, "train_micro_batch_size_per_gpu");
     cJSON_DeleteItemFromObjectCaseSensitive(ds, "gradient_accumulation_steps");
+    cJSON_DeleteItemFromObjectCaseSensitive(ds, "zero_optimization");
 }
 
 /* The spec as the file records it: one line of JSON. */
