@@ -127,8 +127,12 @@ static int recover_later(jobmgr *m, const an_err *why, an_err *err)
     int rc = store_job_ids(&m->d->store, STORE_MASK(STORE_RUNNING), &ids, &k, err);
     if (rc)
         return rc;
-    for (size_t i = 0; i < k; i++)
+    for (size_t i = 0; i < k; i++) {
         jobs_add_fix(m, ids[i], STORE_QUEUED, NULL);
+        job_fix *f = jobs_find_fix(m, ids[i]);
+        if (f)
+            f->requeue = 1;
+    }
     free(ids);
     if (k)
         util_log(LOG_ERROR, "%zu job(s) were running when the daemon stopped, but the store "
@@ -311,10 +315,12 @@ void jobs_settle_outcome(jobmgr *m, const job_task *t)
         if (t->rc == 0)
             util_log(LOG_INFO, "job %s: state %s recorded", f->id, store_state_name(f->state));
         *pp = f->next;
-        /* Queued in the store at last (a restart's recovery, a preempted or stalled run): the
-         * workers get it now, not at the next start. */
-        if (t->rc == 0 && f->state == STORE_QUEUED)
-            jobs_enqueue(m, f->id, NULL);
+        /* A restart's recovery queued it in the store at last: the workers get it now, with
+         * the numbers the state thread read (the loop does not read the store). A preempted or
+         * stalled run whose queueing went in late waits for the next start, as before: its
+         * restart count is its run's, which is gone. */
+        if (t->rc == 0 && f->state == STORE_QUEUED && f->requeue)
+            jobs_enqueue(m, f->id, &t->sched);
         free(f);
     }
 }

@@ -129,6 +129,8 @@ typedef struct job_fix {
     store_job_state state;
     char error[512];
     int busy;                    /* its write is with the state thread */
+    int requeue;                 /* once written (queued), queue it for the workers: a
+                                    restart's recovery that could not write it at once */
     struct job_fix *next;
 } job_fix;
 

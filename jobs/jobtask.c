@@ -68,7 +68,8 @@ static void task_work(void *arg)
     }
     t->rc = store_job_set_state(&task_store, t->id, t->from_mask, t->to,
                                 t->error[0] ? t->error : NULL, &t->prev, &t->err);
-    if (t->rc == 0 && t->kind == TASK_RESUME) /* to queue it without the loop reading */
+    /* to queue it without the loop reading */
+    if (t->rc == 0 && (t->kind == TASK_RESUME || (t->kind == TASK_SETTLE && t->to == STORE_QUEUED)))
         jobs_sched_read(&task_store, t->id, &t->sched);
 }
 

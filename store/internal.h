@@ -12,6 +12,9 @@
 #include <stdint.h>
 #include <string.h>
 
+/* How long a connection waits for another's lock before SQLITE_BUSY (sqlite3_busy_timeout). */
+#define ST_BUSY_MS 5000
+
 /* Slots of store_t.stmt: statements run on hot paths, prepared once per connection. */
 enum {
     ST_JOB_NUM = 0,       /* SELECT num, state FROM jobs WHERE id=? */

@@ -473,7 +473,7 @@ int store_open(store_t *s, const char *path, an_err *err)
         return rc;
     }
     sqlite3_extended_result_codes(s->db, 0);
-    sqlite3_busy_timeout(s->db, 5000);
+    sqlite3_busy_timeout(s->db, ST_BUSY_MS);
     /* A file already in WAL mode was set up by an earlier open: only the per-connection
      * settings are made, since page_size/auto_vacuum/journal_mode on it would wait for the
      * write lock (a worker's multi-second checkpoint commit) just to change nothing. */

@@ -3,13 +3,25 @@
 
 #include <sqlite3.h>
 
+#include "store/internal.h"
+
+/* The longest a commit that restarts the WAL waits for the readers and writers in its way. */
+#define ST_RESTART_WAIT_MS 200
+
 /* Runs after every commit of an AFTER_SMALL connection with the WAL's size in pages. */
 static int after_commit(void *arg, sqlite3 *db, const char *name, int pages)
 {
     store_t *s = arg;
-    if (pages >= ST_WAL_MAX_PAGES) /* whatever the commit: the WAL has to start over */
+    if (pages >= ST_WAL_MAX_PAGES) {
+        /* Whatever the commit: the WAL has to start over. The copy itself first, without the
+         * write lock, so other connections write on meanwhile; then a RESTART for what came
+         * since, which holds the lock only for that and waits for readers at most
+         * ST_RESTART_WAIT_MS. If one holds on longer, a later commit tries again. */
+        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        sqlite3_busy_timeout(db, ST_RESTART_WAIT_MS);
         sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_RESTART, NULL, NULL);
-    else if (pages >= ST_WAL_COPY_PAGES && !s->big_commit)
+        sqlite3_busy_timeout(db, ST_BUSY_MS);
+    } else if (pages >= ST_WAL_COPY_PAGES && !s->big_commit)
         sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
     /* A busy or failed copy is harmless: the next commit or the housekeeping thread retries. */
     return SQLITE_OK;
