@@ -33,7 +33,7 @@ static int thread_store_get(const char *db, an_err *e)
     /* requests' writes are acknowledged to their clients (store_durable) */
     if (store_open(&thread_store, db, e) != 0)
         return -1;
-    if (store_durable(&thread_store, e) != 0) {
+    if (store_durable(&thread_store, 1, e) != 0) {
         store_close(&thread_store);
         return -1;
     }

@@ -123,7 +123,13 @@ static void finish(wctx *w, store_job_state st, const char *error)
     assert_drained(w);
     an_err e;
     unsigned from = STORE_MASK(STORE_RUNNING) | STORE_MASK(STORE_QUEUED);
+    /* A job's end is answered to whoever paused or cancelled it, and shown as final: synced
+     * like the state thread's writes (store_durable), where metrics and checkpoints are not. */
+    an_err de;
+    int durable = store_durable(&w->store, 1, &de) == 0;
     int rc = store_job_set_state(&w->store, w->run->id, from, st, error, NULL, &e);
+    if (durable)
+        store_durable(&w->store, 0, &de);
     int unsaved = rc && rc != STORE_ESTATE;
     if (unsaved)
         util_log(LOG_ERROR, "job %s: cannot record state %s (tried again later): %s",

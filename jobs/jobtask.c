@@ -60,7 +60,7 @@ static void task_work(void *arg)
     if (!task_store_open) {
         memset(&task_store, 0, sizeof task_store);
         t->rc = store_open(&task_store, t->m->task_db, &t->err);
-        if (!t->rc && (t->rc = store_durable(&task_store, &t->err)) != 0)
+        if (!t->rc && (t->rc = store_durable(&task_store, 1, &t->err)) != 0)
             store_close(&task_store); /* state changes are acknowledged: durable */
         if (t->rc)
             return;

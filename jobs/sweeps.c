@@ -30,7 +30,7 @@ int sweeps_init(sweeps *w, struct service *d)
         return -EIO;
     }
     store_wal_copy_mode(&w->db, STORE_WAL_NEVER); /* small writes: housekeeping copies */
-    if (store_durable(&w->db, &e) != 0) /* a sweep's trials and decisions are acknowledged */
+    if (store_durable(&w->db, 1, &e) != 0) /* a sweep's trials and decisions are acknowledged */
         util_log(LOG_WARN, "sweeps: commits are not synced: %s", e.message);
     w->db_open = 1;
     return 0;

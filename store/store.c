@@ -453,9 +453,10 @@ static int journal_is_wal(store_t *s)
     return wal;
 }
 
-int store_durable(store_t *s, an_err *err)
+int store_durable(store_t *s, int on, an_err *err)
 {
-    return st_exec(s, "PRAGMA synchronous=FULL;", "making the connection's commits durable", err);
+    return st_exec(s, on ? "PRAGMA synchronous=FULL;" : "PRAGMA synchronous=NORMAL;",
+                   "setting how the connection's commits are synced", err);
 }
 
 int store_open(store_t *s, const char *path, an_err *err)

@@ -96,7 +96,7 @@ int store_open(store_t *s, const char *path, an_err *err);
  * (a submitted job, a state change, a delete, an upload). With NORMAL, which the workers' keep
  * for their metrics and checkpoints, a power loss may take back the last commits: a job then
  * resumes from an earlier checkpoint, but an acknowledged submit or cancel would be lost. */
-int store_durable(store_t *s, an_err *err);
+int store_durable(store_t *s, int on, an_err *err); /* on 0: back to NORMAL */
 
 /* Finalizes statements and closes the connection. Safe on a zeroed or failed store_t. */
 void store_close(store_t *s);

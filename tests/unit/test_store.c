@@ -51,8 +51,10 @@ static void test_migrations_fresh_and_reopen(void **state)
     assert_int_equal(scalar(&f->s, "PRAGMA synchronous"), 1); /* NORMAL */
     /* the connections whose writes clients are told are done: FULL */
     an_err de;
-    assert_int_equal(store_durable(&f->s, &de), 0);
+    assert_int_equal(store_durable(&f->s, 1, &de), 0);
     assert_int_equal(scalar(&f->s, "PRAGMA synchronous"), 2);
+    assert_int_equal(store_durable(&f->s, 0, &de), 0); /* and back, for the workers */
+    assert_int_equal(scalar(&f->s, "PRAGMA synchronous"), 1);
 
     char id[STORE_ID_LEN];
     assert_int_equal(make_job(&f->s, "a", NULL, id), 0);
