@@ -65,8 +65,9 @@ static void healthz_answer(http_req *r)
     int unrecorded = jobs_unrecorded(&api->sv->jobs);
     if (unrecorded > 0) {
         char msg[200];
-        snprintf(msg, sizeof msg, "the store refuses writes (a full disk, or a read-only file): "
-                 "the state of %d job(s) is not recorded yet; tried every second", unrecorded);
+        snprintf(msg, sizeof msg, "the state of %d job(s) is not recorded in the store yet (a "
+                 "full disk, a read-only file, or a busy store); written again every second",
+                 unrecorded);
         cJSON_AddItemToArray(problems, cJSON_CreateString(msg));
         ok = 0;
     }

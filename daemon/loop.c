@@ -294,11 +294,15 @@ int daemon_run(const daemon_opts *opts)
     an_err e;
     an_err_clear(&e);
     /* One daemon per store (store/lock.h): held until the process ends. */
-    static store_lock lock = {-1, -1};
+    static store_lock lock = {-1, -1, 0};
     if (store_lock_take(&lock, opts->db, &e)) {
         fprintf(stderr, "anneald: %s\n", e.message);
         return 1;
     }
+    if (lock.links > 1)
+        util_log(LOG_WARN, "the store %s has %ld names (hard links): open it by this one only. "
+                 "SQLite finds its write-ahead log by name, so after a crash another name would "
+                 "miss the last commits", opts->db, lock.links);
     rc = store_open(&d->sv.store, opts->db, &e);
     if (rc) {
         fprintf(stderr, "anneald: cannot open the store %s: %s\n", opts->db, e.message);

@@ -376,9 +376,12 @@ int options_parse(int argc, char **argv, daemon_opts *o, const char **what, char
             struct stat st;
             char index[sizeof o->web_root + 16];
             snprintf(index, sizeof index, "%s/index.html", val);
-            if (stat(val, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            int there = stat(val, &st) == 0;
+            int why = there ? 0 : errno;
+            if (!there || !S_ISDIR(st.st_mode)) {
                 snprintf(msg, msgsz, "--web-root expects a directory, and '%s' is %s", val,
-                         errno == ENOENT || errno == ENOTDIR ? "not there" : "not one");
+                         there ? "not one" : why == ENOENT || why == ENOTDIR ? "not there"
+                                                                             : strerror(why));
                 return -EINVAL;
             }
             if (stat(index, &st) != 0 || !S_ISREG(st.st_mode)) {

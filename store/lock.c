@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* The pid in the lock file, as the holder wrote it (0 when unreadable). */
@@ -74,6 +75,8 @@ int store_lock_take(store_lock *l, const char *db_path, an_err *err)
         return an_failc(err, -e, "", "cannot lock the store %s: %s", db_path, strerror(e));
     }
     l->dbfd = dbfd;
+    struct stat st;
+    l->links = fstat(dbfd, &st) == 0 ? (long)st.st_nlink : 1;
     /* The pid is for people reading the file; the lock itself is what counts. */
     char pid[32];
     int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());

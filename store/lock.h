@@ -24,6 +24,8 @@
 typedef struct store_lock {
     int fd;   /* the lock file's; -1 when not held */
     int dbfd; /* the database file's (its BSD lock, by inode); -1 when not held */
+    long links; /* names the database file has: above 1, opened by another name after a crash
+                   its write-ahead log (found by name) would be missed */
 } store_lock;
 
 /* Takes the lock of the store at `db_path`. 0; -EBUSY when another process holds it (the

@@ -164,6 +164,11 @@ export function closeEvents() {
     current = null;
   }
   setLive(false);
+  // a page without a stream (or one gone for good) cannot tell the daemon is away
+  clearTimeout(lostTimer);
+  lostTimer = 0;
+  const banner = document.getElementById('offline');
+  if (banner) banner.hidden = true;
 }
 
 // The banner that says the daemon is away: shown when a stream has been down for 3 s (a

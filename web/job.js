@@ -186,6 +186,9 @@ export function mount(root, route) {
     const t = state.base && state.base.time, j = state.job || {};
     const last = t && t.length ? t[t.length - 1] : null, t0 = startSec();
     if (last == null || !t0 || last > 1e9) return;   // epoch times are wall times already
+    // when it last trained: now while it runs, its end once it ended; a paused (or queued
+    // again) job's pause time is not known, so it is given the benefit of the doubt
+    if (j.state !== 'running' && !j.finished_at) return;
     const end = (j.finished_at ? Date.parse(j.finished_at) : Date.now()) / 1000;
     const gap = end - t0 - last;
     const opt = xsel.querySelector('option[value=wall]');
@@ -196,6 +199,7 @@ export function mount(root, route) {
       state.xmode = xsel.value = 'elapsed';   // drawn so by the redraw that follows a load
       logx.disabled = false;
       for (const c of [lossChart, lrChart]) c.opts = {...c.opts, xmode: state.xmode};
+      sigLoss = sigLr = '';   // the charts are built again, with the new axis
     }
   }
 
@@ -265,7 +269,7 @@ export function mount(root, route) {
   async function loadCheckpoints() {
     try {
       const r = await api('GET', `/v1/jobs/${encodeURIComponent(id)}/checkpoints`);
-      if (gone) return;
+      if (gone || deleted) return;   // a list read before the delete: its buttons act on nothing
       const list = (r.checkpoints || []).slice().sort((a, b) => b.step - a.step);
       ckEmpty.hidden = list.length > 0;
       ckBody.replaceChildren(...list.map((c) => h('tr', {'data-step': c.step, 'data-testid': 'checkpoint-row'},

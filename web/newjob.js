@@ -91,6 +91,9 @@ export function mount(root, route) {
   let sig = '';
 
   function load(spec) {
+    // notes about what was loaded before go with it
+    failNote.hidden = true;
+    lrNote.hidden = true;
     editor.value = JSON.stringify(spec, null, 2);
     saveDraft();
     previewNow();

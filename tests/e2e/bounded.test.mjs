@@ -313,13 +313,18 @@ test('an idle worker costs little memory, and a worker gives its batches back af
     await one.stop();
   }
   await withDaemon({args: ['--workers', '16']}, async (d) => {
-    // a fast job fills all 64 batches of its worker's queue; afterwards they are given back
+    await sleep(1000); // every worker has started
+    const idle = rss(d.proc.pid);
+    // a fast job fills all 64 batches of its worker's queue (~30 MB); afterwards they are
+    // given back: what stays is its store connection's cache and the like
     const r = await api(d.url, 'POST', '/v1/jobs', tutorialJob({steps: 1000000, checkpoint: {every_steps: 1000000}}));
     assert.equal(r.status, 201, r.text);
     await waitJob(d.url, r.json.id, (j) => j.state === 'completed', 120000);
-    await sleep(500); // every worker has long started
     const now = rss(d.proc.pid);
-    assert.ok(now - base < 80e6, `16 workers after a job: ${now} bytes resident; 1 idle worker: ${base}`);
+    assert.ok(idle - base < 60e6, `16 idle workers: ${idle} bytes resident; 1 idle worker: ${base}`);
+    // (AddressSanitizer keeps freed memory in quarantine: the second half is not its to judge)
+    if (!SANITIZED)
+      assert.ok(now - idle < 12e6, `after a job: ${now} bytes resident; before it: ${idle}`);
   });
 });
 

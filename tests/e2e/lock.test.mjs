@@ -53,8 +53,11 @@ test('a daemon reaching the same store through a hard or symbolic link is refuse
       await a.stop();
     }
     // the holder gone, the link opens as the store it is
+    // (after a clean stop: no WAL left behind) the link opens as the store it is, with a
+    // warning that its WAL is found by name
     const c = await startDaemon({ dir, args: ['--db', path.join(dir, 'hard.db')] });
     assert.equal((await api(c.url, 'GET', '/v1/jobs')).json.jobs.length, 1);
+    assert.match(c.stderr(), /has 2 names \(hard links\): open it by this one only/);
     await c.stop();
   } finally {
     removeDir(dir);
