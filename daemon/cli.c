@@ -131,10 +131,12 @@ static const char PREVIEW_HELP[] =
     "  --format json|csv   json (default, one line) or csv: step,lr0,...[,momentum0,...]\n";
 
 static const char TRAIN_HELP[] =
-    "usage: anneald train JOB.json [--steps N] [--metrics-csv F] [--weights-json F]\n"
+    "usage: anneald train JOB.json|- [--steps N] [--metrics-csv F] [--weights-json F]\n"
     "                     [--save F] [--resume F]\n"
     "\n"
-    "Trains one job in the foreground, without a service, with the same numbers as the daemon.\n"
+    "Trains one job in the foreground, without a service, with the same numbers as the daemon\n"
+    "(- reads the spec from standard input). A spec with world_size W trains its whole global\n"
+    "batch here, W x gradient_accumulation_steps micro-batches a step.\n"
     "A progress line on stderr shows the step, loss, lr, steps per second and time left.\n"
     "Ctrl-C (or SIGTERM) stops after the current step: the metrics file is closed, the state\n"
     "saved when --save is given, and the command says where things are (exit 130).\n"
@@ -146,8 +148,10 @@ static const char TRAIN_HELP[] =
     "                     the run goes on: its rows after the resumed step are dropped\n"
     "  --weights-json F   write the final weights as GET /v1/jobs/{id}/weights does\n"
     "  --save F           write the whole training state to F at the end (or on Ctrl-C)\n"
-    "  --resume F         continue from a state written by --save (same spec; only name and\n"
-    "                     checkpoint may differ)\n";
+    "  --resume F         continue from a state written by --save, here or by anneald-rank\n"
+    "                     (same spec; name, checkpoint, world_size, accumulation steps and\n"
+    "                     ZeRO's stage may differ)\n"
+    "Outputs are files: two may not share one, and none may be the spec or '-'.\n";
 
 int cli_help(const char *cmd)
 {

@@ -435,7 +435,8 @@ int cli_train(int argc, char **argv)
                     fprintf(stderr, " %s ", flags[k][0]);
                     cli_shell_word(stderr, flags[k][1]);
                 }
-            fputc('\n', stderr);
+            /* the spec came on standard input: it has to come the same way again */
+            fputs(strcmp(path, "-") == 0 ? " < (the same job spec)\n" : "\n", stderr);
         } else {
             fprintf(stderr, "no state saved (give --save FILE to be able to continue)\n");
         }
