@@ -7,7 +7,7 @@
  * and 8 more per further lr group, charged to the memory budget) from the start.
  *
  * The JSON answer is columnar ({"step":[…],"loss":[…],"lr":[[…]…],"grad_norm":[…],
- * "time":[…],"val_step":[…],"val_loss":[…],"val_acc":[…]}, "fp16":{…} for a fp16 job and
+ * "time":[…],"wall":[…],"val_step":[…],"val_loss":[…],"val_acc":[…]}, "fp16":{…} for a fp16 job and
  * "full_resolution_from": S for a job whose rows before S were dropped), so a full-resolution
  * answer reads the range once per column. Its ends are fixed when it opens; should the job be
  * rewound while it streams, the later columns keep the step column's length (null-padded).
@@ -31,7 +31,7 @@
 
 #define PIECE (256 * 1024)
 
-enum { C_STEP = 0, C_LOSS, C_LR, C_GRAD, C_TIME, C_VSTEP, C_VLOSS, C_VACC, C_FP16, C_END };
+enum { C_STEP = 0, C_LOSS, C_LR, C_GRAD, C_TIME, C_WALL, C_VSTEP, C_VLOSS, C_VACC, C_FP16, C_END };
 
 typedef struct mstream {
     int csv;
@@ -95,6 +95,7 @@ static double col_of(const store_metric *r, int col, int g)
     case C_LOSS: return r->loss;
     case C_LR: return g < r->n_lr ? r->lr[g] : NAN;
     case C_GRAD: return r->grad_norm;
+    case C_WALL: return r->wall;
     default: return r->time;
     }
 }
@@ -176,6 +177,7 @@ static const char *opening(const mstream *m)
     case C_LR: return m->g == 0 ? "],\"lr\":[[" : "],[";
     case C_GRAD: return m->n_lr > 0 ? "]],\"grad_norm\":[" : "],\"lr\":[],\"grad_norm\":[";
     case C_TIME: return "],\"time\":[";
+    case C_WALL: return "],\"wall\":[";
     case C_VSTEP: return "],\"val_step\":[";
     case C_VLOSS: return "],\"val_loss\":[";
     case C_VACC: return "],\"val_acc\":[";
@@ -245,7 +247,8 @@ static int json_column(mstream *m, jw *w, store_t *s, an_err *e, int *rc)
             size_t i = m->idx;
             double v = m->col == C_LOSS ? a->loss[i]
                        : m->col == C_LR ? a->lr[(size_t)m->g * a->n + i]
-                       : m->col == C_GRAD ? a->grad_norm[i] : a->time[i];
+                       : m->col == C_GRAD ? a->grad_norm[i]
+                       : m->col == C_WALL ? a->wall[i] : a->time[i];
             put_val(w, m->col, m->g, a->step[i], v);
         }
         return 1;

@@ -5,7 +5,7 @@ import {h, fmtNum, fmtLr, fmtInt, fmtRate, fmtDuration, fmtTime, fmtBytes, state
 import {api, openEvents, closeEvents, download, ApiError, setting, keepSetting} from './api.js';
 import {LineChart, PALETTE, XMODES, lowerBound, lrSeries} from './charts.js';
 import {FULL_LIMIT, MAX_POINTS, emptyMetrics, fetchMetrics, appendMetrics, lastStep, lossTable,
-        lrTable, emaLeadIn, timed} from './metrics.js';
+        lrTable, emaLeadIn, timed, xFor} from './metrics.js';
 import {momentumSchedule} from './schedule.js';
 import {sampleBox} from './sample.js';
 import {labelsView, checkpointMarks} from './jobsched.js';
@@ -179,11 +179,14 @@ export function mount(root, route) {
     checkWall();
   }
 
-  // The wall-clock axis is the job's first start plus its training time: true only for a run
-  // that never stopped. Once the time since the start outruns the training time (a pause, a
-  // restart, a wait for memory), the axis would squeeze the gaps out: it is offered no more.
+  // Without the rows' wall clock (a daemon that does not answer it), the wall-clock axis is
+  // the job's first start plus its training time: true only for a run that never stopped.
+  // Once the time since the start outruns the training time (a pause, a restart, a wait for
+  // memory), the axis would squeeze the gaps out: it is offered no more.
   function checkWall() {
     const t = state.base && state.base.time, j = state.job || {};
+    // rows with their wall clock draw the gaps as they were: nothing to hide
+    if (state.base && state.base.wall && state.base.wall.some((v) => v != null)) return;
     const last = t && t.length ? t[t.length - 1] : null, t0 = startSec();
     if (last == null || !t0 || last > 1e9) return;   // epoch times are wall times already
     // when it last trained: now while it runs, its end once it ended; a paused (or queued
@@ -231,10 +234,11 @@ export function mount(root, route) {
   // x range (in the current x units) -> step range, via the rows held.
   function stepsOf(a, b) {
     if (state.xmode === 'step') return [Math.floor(a), Math.ceil(b)];
-    const m = timed(state.detail ? state.detail.m : state.base);
-    const off = state.xmode === 'wall' ? startSec() : 0;
-    const i = Math.max(0, lowerBound(m.time, a - off) - 1);
-    const k = Math.min(m.step.length - 1, lowerBound(m.time, b - off));
+    const src = state.detail ? state.detail.m : state.base;
+    const m = timed(src);
+    const xs = xFor(src, m.step, state.xmode, startSec());   // as the charts place the rows
+    const i = Math.max(0, lowerBound(xs, a) - 1);
+    const k = Math.min(m.step.length - 1, lowerBound(xs, b));
     return [m.step[i] ?? 0, m.step[k] ?? lastStep(m)];
   }
 

@@ -16,8 +16,8 @@ export const MAX_POINTS = 2000;
 export const DRAW_POINTS = 4000;
 
 export function emptyMetrics() {
-  return {step: [], loss: [], lr: [], grad_norm: [], time: [], val_step: [], val_loss: [], val_acc: [],
-          fp16: null};
+  return {step: [], loss: [], lr: [], grad_norm: [], time: [], wall: [], val_step: [], val_loss: [],
+          val_acc: [], fp16: null};
 }
 
 // GET metrics for steps from..to (both optional); maxPoints 0 asks for every step.
@@ -38,6 +38,7 @@ function normalize(m) {
   out.lr = Array.isArray(m.lr) ? (Array.isArray(m.lr[0]) || !m.lr.length ? m.lr : [m.lr]) : [];
   out.grad_norm = m.grad_norm || [];
   out.time = m.time || [];
+  out.wall = m.wall || [];
   out.val_step = m.val_step || [];
   out.val_loss = m.val_loss || [];
   out.val_acc = m.val_acc || [];
@@ -61,6 +62,7 @@ export function appendMetrics(m, add) {
   push(m.loss, cut(add.loss));
   push(m.grad_norm, cut(add.grad_norm));
   push(m.time, cut(add.time));
+  push(m.wall, cut(add.wall));
   add.lr.forEach((g, k) => { if (!m.lr[k]) m.lr[k] = new Array(m.step.length - (g.length - i0)).fill(null); push(m.lr[k], g.slice(i0)); });
   if (add.momentum) {
     m.momentum = m.momentum || [];
@@ -127,9 +129,37 @@ export function timedRows(data) {
 export function xFor(m, steps, xmode, t0) {
   if (xmode === 'step') return steps;
   const t = steps === m.step && !m.time.some((v) => v == null) ? m.time : timesAt(m, steps);
+  if (xmode === 'wall') {
+    const w = wallAt(m, steps, t);
+    if (w) return w;
+  }
   const epoch = t.find((v) => v != null) > 1e9;
   if (xmode === 'elapsed') return epoch ? t.map((v) => (v == null ? null : v - t0)) : t;
   return epoch ? t : t.map((v) => (v == null ? null : t0 + v));
+}
+
+// Wall-clock seconds at `steps` (their training times `t`), from the rows' wall column: a
+// row's training time plus how far the wall clock had run ahead of it by then. The wall
+// column has whole seconds, so the largest lead seen so far is the true one (to within the
+// first rows), and it grows by every pause, restart or wait: the axis shows those gaps. Null
+// when the rows have no wall clock (a store from before the column was answered).
+function wallAt(m, steps, t) {
+  if (!m.wall || m.wall.length !== m.step.length || !m.wall.some((v) => v != null)) return null;
+  const lead = new Array(m.step.length);
+  let best = -Infinity;
+  for (let i = 0; i < m.step.length; i++) {
+    const w = m.wall[i], s = m.time[i];
+    if (w != null && s != null && w - s > best) best = w - s;
+    lead[i] = best;
+  }
+  const first = lead.find((v) => Number.isFinite(v));
+  return steps.map((s, k) => {
+    if (t[k] == null) return null;
+    let i = lowerBound(m.step, s);
+    if (i >= m.step.length || m.step[i] > s) i--;
+    const L = i >= 0 && Number.isFinite(lead[i]) ? lead[i] : first;
+    return t[k] + L;
+  });
 }
 
 // The loss chart's table: [x, train loss, (smoothed), (val loss)] over the union of train and

@@ -144,23 +144,36 @@ describe('dashboard streams', () => {
     assert.equal(await page.isVisible('[data-testid=sweep-trials]'), false);
   });
 
-  it('the wall-clock axis is not offered for a job that stopped along the way', async () => {
+  it('the wall-clock axis shows where a job stopped: its rows carry their wall clock', async () => {
     const r = await api(d.url, 'POST', '/v1/jobs', heavyJob({name: 'gap'}));
     assert.equal(r.status, 201, r.text);
     const id = r.json.id;
-    await waitJob(d.url, id, (j) => j.state === 'running' && j.step > 0);
-    await page.goto(`${d.url}/#/job/${id}`);
-    await page.waitForSelector('[data-testid=checkpoint-row]');
-    assert.equal(await page.$eval('#x-mode option[value=wall]', (o) => o.disabled), false, 'an unbroken run has it');
+    const before = await waitJob(d.url, id, (j) => j.state === 'running' && j.step > 100);
     assert.equal((await api(d.url, 'POST', `/v1/jobs/${id}/pause`)).status, 200);
-    await sleep(6500);   // more than the 5 s a gap must exceed
+    const paused = await waitJob(d.url, id, (j) => j.state === 'paused');
+    await sleep(6500);   // a gap of 6.5 s of wall clock, none of training time
+    assert.equal((await api(d.url, 'POST', `/v1/jobs/${id}/resume`)).status, 200);
+    await waitJob(d.url, id, (j) => j.state === 'running' && j.step > paused.step + 200);
     assert.equal((await api(d.url, 'POST', `/v1/jobs/${id}/cancel`)).status, 200);
     await waitJob(d.url, id, (j) => j.state === 'cancelled');
-    await page.evaluate(() => localStorage.setItem('anneald.xmode', 'wall'));
+    // the API: one wall clock per row, whole seconds, around now
+    const m = (await api(d.url, 'GET', `/v1/jobs/${id}/metrics?to=${before.step}`)).json;
+    assert.equal(m.wall.length, m.step.length);
+    const now = Date.now() / 1000;
+    assert.ok(m.wall.every((w) => Number.isInteger(w) && w > now - 600 && w <= now + 1), JSON.stringify(m.wall.slice(0, 5)));
+    // the page: in wall-clock x the rows after the resume sit 6 s or more after those before
     await page.goto(`${d.url}/#/jobs`);
+    await page.evaluate(() => localStorage.setItem('anneald.xmode', 'wall'));
     await page.goto(`${d.url}/#/job/${id}`);
-    await page.waitForFunction(() => document.querySelector('#x-mode option[value=wall]').disabled);
-    assert.equal(await page.$eval('#x-mode', (s) => s.value), 'elapsed', 'a saved wall-clock choice falls back');
+    await page.waitForFunction(() => window.__anneald.charts.loss && window.__anneald.charts.loss.data[0].length > 100);
+    assert.equal(await page.$eval('#x-mode', (s) => s.value), 'wall');
+    const gap = await page.evaluate(() => {
+      const x = window.__anneald.charts.loss.data[0];
+      let g = 0;
+      for (let i = 1; i < x.length; i++) g = Math.max(g, x[i] - x[i - 1]);
+      return g;
+    });
+    assert.ok(gap >= 5, `the largest step of the wall-clock axis: ${gap} s`);
     // an ended job says when it ended and how long it took; the tab is named for it
     await page.waitForSelector('[data-testid=stat-finished]');
     assert.match(await page.textContent('[data-testid=stat-took]'), /\d/);

@@ -95,8 +95,10 @@ test(`the JSON and CSV of a ${STEPS}-step job stream whole, bit for bit, in litt
     assert.equal(json.status, 200);
     assert.match(json.type, /^application\/json/);
     const o = JSON.parse(json.body.toString('utf8'));
-    assert.deepEqual(Object.keys(o), ['step', 'loss', 'lr', 'grad_norm', 'time', 'val_step', 'val_loss', 'val_acc']);
-    for (const k of ['step', 'loss', 'grad_norm', 'time']) assert.equal(o[k].length, STEPS, k);
+    assert.deepEqual(Object.keys(o), ['step', 'loss', 'lr', 'grad_norm', 'time', 'wall', 'val_step', 'val_loss', 'val_acc']);
+    for (const k of ['step', 'loss', 'grad_norm', 'time', 'wall']) assert.equal(o[k].length, STEPS, k);
+    // the wall clock: whole seconds, never going back
+    for (let i = 1; i < STEPS; i++) if (!(o.wall[i] >= o.wall[i - 1] && Number.isInteger(o.wall[i]))) assert.fail(`wall at step ${i + 1}: ${o.wall[i]}`);
     assert.equal(o.lr.length, 1);
     assert.equal(o.lr[0].length, STEPS);
     // JSON and CSV: the same rows, all five columns (time included) bit for bit.
@@ -243,7 +245,7 @@ test('bad metrics queries keep their 4xx naming the field, unknown jobs 404, a j
     for (const mp of ['', '?max_points=100']) {
       const e = await api(d.url, 'GET', `/v1/jobs/${q.json.id}/metrics${mp}`);
       assert.equal(e.status, 200);
-      assert.deepEqual(e.json, {step: [], loss: [], lr: [], grad_norm: [], time: [], val_step: [], val_loss: [], val_acc: []});
+      assert.deepEqual(e.json, {step: [], loss: [], lr: [], grad_norm: [], time: [], wall: [], val_step: [], val_loss: [], val_acc: []});
     }
     const c = await api(d.url, 'GET', `/v1/jobs/${q.json.id}/metrics?format=csv`);
     assert.equal(c.text, 'step,loss,lr0,grad_norm,time\n');
