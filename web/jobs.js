@@ -2,7 +2,7 @@
 // throughput and ETA, kept live from the global event stream GET /v1/events.
 import {h, fmtNum, fmtLr, fmtInt, fmtRate, fmtDuration, fmtTime, STATES, stateBadge, etaOf,
         perFrame, debounce, toast} from './util.js';
-import {api, openEvents} from './api.js';
+import {api, openEvents, setting, keepSetting} from './api.js';
 
 const PAGE = 100;
 const API_MAX_LIMIT = 1000; // GET /v1/jobs's largest limit
@@ -25,6 +25,11 @@ export function mount(root, route) {
     text: 'Compare selected',
     onclick: () => { location.hash = '#/compare?ids=' + [...selected].join(','); }});
   const count = h('span.muted#jobs-count');
+  // A sweep's trials are jobs too, and a sweep of many fills the list: they can be left out
+  // (its page on Sweeps lists them).
+  const hideTrials = h('input#hide-trials', {type: 'checkbox', 'data-testid': 'hide-trials',
+    checked: setting('anneald.hideTrials', '') === '1',
+    onchange: () => { keepSetting('anneald.hideTrials', hideTrials.checked ? '1' : ''); render(); }});
   const tbody = h('tbody');
   const empty = h('p.empty#jobs-empty', {hidden: true},
     'No jobs', filter ? ` in state "${filter}"` : '', '. ', h('a', {href: '#/new', text: 'Submit one'}), '.');
@@ -39,7 +44,8 @@ export function mount(root, route) {
 
   root.append(
     h('section.page#page-jobs', null,
-      h('div.toolbar', null, h('h1', {text: 'Jobs'}), count, h('span.grow'), select, compareBtn,
+      h('div.toolbar', null, h('h1', {text: 'Jobs'}), count, h('span.grow'),
+        h('label.inline.small', null, hideTrials, ' hide sweep trials'), select, compareBtn,
         h('a.button.primary', {href: '#/new', text: 'New job', 'data-testid': 'new-job-link'})),
       h('div.card.table-wrap', null, table, empty), more));
 
@@ -88,8 +94,10 @@ export function mount(root, route) {
   // Newest first: the server lists that way; ids grow with time, so they order live arrivals too.
   function render() {
     if (gone) return;
-    const list = [...jobs.values()].sort((a, b) =>
+    const all = [...jobs.values()];
+    const list = (hideTrials.checked ? all.filter((j) => !j.sweep) : all).sort((a, b) =>
       String(b.created_at || '').localeCompare(String(a.created_at || '')) || String(b.id).localeCompare(String(a.id)));
+    const hidden = all.length - list.length;
     const want = [];
     for (const j of list) {
       let row = rows.get(j.id);
@@ -97,10 +105,12 @@ export function mount(root, route) {
       fill(row, j);
       want.push(row.tr);
     }
-    for (const [id, row] of rows) if (!jobs.has(id)) { row.tr.remove(); rows.delete(id); selected.delete(id); }
+    const shown = new Set(list.map((j) => j.id));
+    for (const [id, row] of rows) if (!shown.has(id)) { row.tr.remove(); rows.delete(id); selected.delete(id); }
     want.forEach((tr, i) => { if (tbody.children[i] !== tr) tbody.insertBefore(tr, tbody.children[i] || null); });
     empty.hidden = list.length > 0;
-    count.textContent = `${total} job${total === 1 ? '' : 's'}`;
+    count.textContent = `${total} job${total === 1 ? '' : 's'}` +
+      (hidden ? ` (${hidden} sweep trial${hidden === 1 ? '' : 's'} hidden)` : '');
     more.hidden = jobs.size >= total;
   }
   const renderSoon = perFrame(render);

@@ -86,6 +86,19 @@ test('start a sweep from the dashboard and follow it to its best trial; cancel a
       fs.mkdirSync(SHOTS, {recursive: true});
       await page.screenshot({path: `${SHOTS}/sweep.png`, fullPage: true});
 
+      // the jobs list marks the trials, and can leave them out
+      await page.goto(`${d.url}/#/jobs`);
+      await page.waitForSelector('[data-testid=job-row]');
+      const rowsShown = () => page.$$eval('[data-testid=job-row]', (r) => r.length);
+      const trials = s.trials.filter((t) => t.job).length;
+      assert.equal(await rowsShown(), trials, 'every job here is a trial');
+      assert.match(await page.textContent(`tr[data-job-id="${s.trials.find((t) => t.job).job}"]`), new RegExp(`${id} trial \\d`));
+      await page.check('#hide-trials');
+      await page.waitForFunction(() => document.querySelectorAll('[data-testid=job-row]').length === 0);
+      assert.match(await page.textContent('#jobs-count'), new RegExp(`\\(${trials} sweep trials? hidden\\)`));
+      await page.uncheck('#hide-trials');
+      await page.waitForFunction((n) => document.querySelectorAll('[data-testid=job-row]').length === n, trials);
+
       // the list shows it with its best value; a long sweep is cancelled and deleted from its page
       await page.click('[data-testid=nav-sweeps]');
       await page.waitForSelector(`#sweeps-table tr[data-sweep-id="${id}"]`);
