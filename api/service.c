@@ -62,7 +62,8 @@ static void healthz_answer(http_req *r)
         cJSON_AddItemToArray(problems, cJSON_CreateString(msg));
         ok = 0;
     }
-    int unrecorded = jobs_unrecorded(&api->sv->jobs);
+    int requeued = 0;
+    int unrecorded = jobs_unrecorded(&api->sv->jobs, &requeued);
     if (unrecorded > 0) {
         char msg[200];
         snprintf(msg, sizeof msg, "the state of %d job(s) is not recorded in the store yet (a "
@@ -91,8 +92,10 @@ static void healthz_answer(http_req *r)
     cJSON_AddStringToObject(o, "version", ANNEALD_VERSION);
     cJSON_AddNumberToObject(o, "uptime_s", util_now() - api->sv->started);
     cJSON *j = cJSON_AddObjectToObject(o, "jobs");
-    cJSON_AddNumberToObject(j, "running", (double)counts[STORE_RUNNING]);
-    cJSON_AddNumberToObject(j, "queued", (double)counts[STORE_QUEUED]);
+    /* jobs a restart queued again while the store still says running count as what they are */
+    int64_t moved = requeued < counts[STORE_RUNNING] ? requeued : counts[STORE_RUNNING];
+    cJSON_AddNumberToObject(j, "running", (double)(counts[STORE_RUNNING] - moved));
+    cJSON_AddNumberToObject(j, "queued", (double)(counts[STORE_QUEUED] + moved));
     cJSON_AddNumberToObject(o, "workers", api->sv->opts->workers);
     cJSON_AddNumberToObject(o, "workers_down", down);
     const store_usage u = v->usage;

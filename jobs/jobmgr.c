@@ -325,11 +325,15 @@ void jobs_settle_outcome(jobmgr *m, const job_task *t)
     }
 }
 
-int jobs_unrecorded(const jobmgr *m)
+int jobs_unrecorded(const jobmgr *m, int *requeued)
 {
-    int n = 0;
-    for (const job_fix *f = m->fixes; f; f = f->next)
+    int n = 0, q = 0;
+    for (const job_fix *f = m->fixes; f; f = f->next) {
         n++;
+        q += f->requeue && f->state == STORE_QUEUED;
+    }
+    if (requeued)
+        *requeued = q;
     return n;
 }
 

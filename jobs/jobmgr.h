@@ -304,8 +304,10 @@ void jobs_wake(jobmgr *m);
  * Returns how many are still pending, the writes on their way included. */
 int jobs_settle(jobmgr *m);
 
-/* How many jobs have a state the store has not recorded yet (the loop's count; /healthz). */
-int jobs_unrecorded(const jobmgr *m);
+/* How many jobs have a state the store has not recorded yet (the loop's count; /healthz);
+ * *requeued (may be NULL) gets how many of them a restart queued again while the store still
+ * says running. */
+int jobs_unrecorded(const jobmgr *m, int *requeued);
 
 /* Scheduling (jobs/jobsched.c). */
 

@@ -239,6 +239,7 @@ test('a restart on a full disk: the running job shows queued, /healthz names the
     assert.equal(j.state, 'queued', 'not running: no worker has it');
     const h = (await api(d.url, 'GET', '/healthz')).json;
     assert.equal(h.status, 'degraded');
+    assert.deepEqual(h.jobs, {running: 0, queued: 1}, 'counted as what it is, not as the store has it');
     assert.ok(h.problems.some((p) => /state of 1 job\(s\) is not recorded in the store yet/.test(p)), JSON.stringify(h.problems));
     // a transition meanwhile waits (503), it is not refused as a conflict
     const pause = await api(d.url, 'POST', `/v1/jobs/${id}/pause`);
