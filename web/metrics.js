@@ -152,6 +152,14 @@ function wallAt(m, steps, t) {
     if (w != null && s != null && w - s > best) best = w - s;
     lead[i] = best;
   }
+  // Backwards, each stretch between pauses takes its own largest lead (its last): the lead
+  // grows by under a second within a stretch (the clock's whole seconds) and by the pause at
+  // one, so the rows before a stretch's first tick of the clock are not placed up to a
+  // second early.
+  for (let i = lead.length - 2, top = lead[lead.length - 1]; i >= 0; i--) {
+    if (!(top - lead[i] < 1)) top = lead[i];
+    lead[i] = top;
+  }
   const first = lead.find((v) => Number.isFinite(v));
   return steps.map((s, k) => {
     if (t[k] == null) return null;
@@ -159,6 +167,29 @@ function wallAt(m, steps, t) {
     if (i >= m.step.length || m.step[i] > s) i--;
     const L = i >= 0 && Number.isFinite(lead[i]) ? lead[i] : first;
     return t[k] + L;
+  });
+}
+
+// On the wall-clock axis a pause or a wait is a span with no rows. A row of nulls in the
+// middle of such a span keeps the lines from bridging it, so it shows as a gap. A span counts
+// when it is over 2 s and over 50 times the table's median spacing.
+export function breakGaps(data, xmode) {
+  const x = data[0], n = x.length;
+  if (xmode !== 'wall' || n < 3) return data;
+  const d = [];
+  for (let i = 1; i < n; i++) d.push(x[i] - x[i - 1]);
+  const med = [...d].sort((a, b) => a - b)[d.length >> 1];
+  const min = Math.max(2, 50 * med);
+  const cut = new Set();
+  for (let i = 1; i < n; i++) if (x[i] - x[i - 1] > min) cut.add(i);
+  if (!cut.size) return data;
+  return data.map((col, c) => {
+    const out = [];
+    for (let i = 0; i < n; i++) {
+      if (cut.has(i)) out.push(c === 0 ? (x[i - 1] + x[i]) / 2 : null);
+      out.push(col[i]);
+    }
+    return out;
   });
 }
 
@@ -199,7 +230,8 @@ export function lossTable(m, {xmode, t0, alpha, skip = 0}) {
     const k = lowerBound(steps, skip);
     data = data.map((a) => a.slice(k));
   }
-  return {data: downsample(timedRows(data), DRAW_POINTS / 2), labels, hasVal, smoothed: !!smooth};
+  return {data: breakGaps(downsample(timedRows(data), DRAW_POINTS / 2), xmode), labels, hasVal,
+          smoothed: !!smooth};
 }
 
 // fp16 columns over the table's rows: the loss scale in force at each step (the last event at
@@ -238,7 +270,8 @@ export function lrTable(m, {xmode, t0, momentum, skip = 0}) {
     const k = lowerBound(m.step, skip);
     data = data.map((a) => a.slice(k));
   }
-  return {data: downsample(timedRows(data), DRAW_POINTS / 2), labels, groups, momentum: mom ? mom.length : 0};
+  return {data: breakGaps(downsample(timedRows(data), DRAW_POINTS / 2), xmode), labels, groups,
+          momentum: mom ? mom.length : 0};
 }
 
 // Steps of the EMA's memory: rows before a zoomed range fetched so the average there starts
