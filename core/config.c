@@ -2,6 +2,7 @@
  * and the normalized spec. The model and data sections are in config_model.c and
  * config_data.c; JSON text with line/column errors in jsontext.c. */
 #include "core/config.h"
+#include "core/lrfind.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -273,7 +274,7 @@ static int parse_lrfinder(const cJSON *j, job_spec *s, an_err *err)
         return 0;
     if ((rc = cfg_want_object(f, "lr_finder", err)) ||
         (rc = cfg_check_keys(f, "lr_finder", keys, err)) ||
-        (rc = cfg_num(f, "lr_finder", "stop_factor", 4.0, 1.0, 1e6, CFG_LO_OPEN,
+        (rc = cfg_num(f, "lr_finder", "stop_factor", LRFIND_STOP_FACTOR, 1.0, LRFIND_STOP_MAX, CFG_LO_OPEN,
                       &s->lrfind_stop, err)))
         return rc;
     return 0;

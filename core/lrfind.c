@@ -257,7 +257,7 @@ int lrfind_request(const cJSON *body, lrfind_req *req, cJSON **spec, an_err *err
                       err)) ||
         (rc = cfg_int(opts, "", "steps", 100, LRFIND_MIN_POINTS, LRFIND_MAX_STEPS, &req->steps,
                       err)) ||
-        (rc = cfg_num(opts, "", "stop_factor", LRFIND_STOP_FACTOR, 1, 1e6, CFG_LO_OPEN,
+        (rc = cfg_num(opts, "", "stop_factor", LRFIND_STOP_FACTOR, 1, LRFIND_STOP_MAX, CFG_LO_OPEN,
                       &req->stop_factor, err)) ||
         (rc = cfg_enum(opts, "", "mode", modes, 0, &mode, err))) {
         cJSON_Delete((cJSON *)none);

@@ -38,6 +38,8 @@
 #define LRFIND_MIN_POINTS 5
 #define LRFIND_BETA 0.98
 #define LRFIND_STOP_FACTOR 4.0
+/* The largest stop factor a job's lr_finder.stop_factor (and a request's) takes. */
+#define LRFIND_STOP_MAX 1e6
 
 typedef struct lrfind_result {
     int has_suggestions;

@@ -38,6 +38,15 @@ static const char *const FLAGS[][2] = {{"--max-tokens", "max_tokens"},
                                        {"--prompt", "prompt"}};
 enum { NUM_FLAGS = 4 }; /* the first four are numbers */
 
+/* The flag among the first n of FLAGS that sets request key `field`, or NULL. */
+static const char *flag_of(const char *field, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        if (strcmp(field, FLAGS[k][1]) == 0)
+            return FLAGS[k][0];
+    return NULL;
+}
+
 int cli_generate(int argc, char **argv)
 {
     const char *path = NULL, *resume = NULL;
@@ -103,10 +112,7 @@ int cli_generate(int argc, char **argv)
     if (gen_parse(body, &p, &e)) {
         /* Every key of the body comes from a flag: a bad value is a bad command line (exit 2),
          * named by its flag rather than its JSON key. */
-        const char *flag = NULL;
-        for (size_t k = 0; k < sizeof FLAGS / sizeof FLAGS[0]; k++)
-            if (strcmp(e.field, FLAGS[k][1]) == 0)
-                flag = FLAGS[k][0];
+        const char *flag = flag_of(e.field, sizeof FLAGS / sizeof FLAGS[0]);
         int rc = flag ? cli_flag_err("generate", flag, &e) : 1;
         if (!flag)
             cli_print_err(&e);
@@ -135,12 +141,11 @@ int cli_generate(int argc, char **argv)
     gtrain *gt = train_gpt(t);
     if (gen_state_init(&g, gtrain_model(gt), gtrain_vocab(gt), &p, &e)) {
         /* a number the model cannot take (a top_k over its vocabulary): still a flag's */
-        for (int k = 0; k < NUM_FLAGS; k++)
-            if (strcmp(e.field, FLAGS[k][1]) == 0) {
-                rc = cli_flag_err("generate", FLAGS[k][0], &e);
-                goto out;
-            }
-        cli_print_err(&e);
+        const char *flag = flag_of(e.field, NUM_FLAGS);
+        if (flag)
+            rc = cli_flag_err("generate", flag, &e);
+        else
+            cli_print_err(&e);
         goto out;
     }
     fputs(p.prompt, stdout);

@@ -291,12 +291,11 @@ int options_parse(int argc, char **argv, daemon_opts *o, const char **what, char
             for (size_t k = 0; k < sizeof cmds / sizeof *cmds && i == 1; k++)
                 if (cfg_edit_distance(cmds[k], a) <= 2)
                     near = cmds[k];
-            if (near)
-                snprintf(msg, msgsz, "unknown command '%s' (did you mean '%s'?); the commands "
-                         "are check, preview, train, lr-find, generate and rank", a, near);
-            else if (i == 1 && a[0] != '-')
-                snprintf(msg, msgsz, "unknown command '%s'; the commands are check, preview, "
-                         "train, lr-find, generate and rank (the daemon takes --flags only)", a);
+            if (i == 1 && a[0] != '-')
+                snprintf(msg, msgsz, "unknown command '%s'%s%s%s; the commands are check, "
+                         "preview, train, lr-find, generate and rank%s", a,
+                         near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "",
+                         near ? "" : " (the daemon takes --flags only)");
             else
                 snprintf(msg, msgsz, "unexpected argument '%s'", a);
             return -EINVAL;
