@@ -151,6 +151,7 @@ void job_spec_sched_env(const job_spec *s, int64_t train_samples, sched_env *env
     for (int k = 0; k < s->ngroups; k++)
         env->base_lr[k + 1] = s->groups[k].has_lr ? s->groups[k].lr : s->optim.lr;
     env->has_betas = optim_has_betas(&s->optim);
+    env->has_momentum = optim_has_momentum(&s->optim);
     env->beta1 = s->optim.beta1;
     env->beta2 = s->optim.beta2;
     env->momentum = s->optim.momentum;

@@ -82,6 +82,10 @@ const char *optim_type_name(int type);
  * or nothing. */
 int optim_has_betas(const optim_cfg *cfg);
 
+/* 1 if the optimizer has a momentum of PyTorch's kind (SGD, RMSprop), which torch's CyclicLR
+ * and OneCycleLR may cycle. */
+int optim_has_momentum(const optim_cfg *cfg);
+
 /* One tensor: a range of the flat parameter buffer, and its group. */
 typedef struct optim_tensor {
     size_t off;  /* first element */

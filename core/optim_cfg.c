@@ -30,6 +30,11 @@ int optim_has_betas(const optim_cfg *cfg)
            cfg->type == OPTIM_LION;
 }
 
+int optim_has_momentum(const optim_cfg *cfg)
+{
+    return cfg->type == OPTIM_SGD || cfg->type == OPTIM_RMSPROP;
+}
+
 static void warn(cJSON *warnings, const char *msg)
 {
     if (warnings)

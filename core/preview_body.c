@@ -262,6 +262,7 @@ int preview_setup(const cJSON *body, int64_t steps_override, sched **out_s, prev
     if (rc)
         return rc;
     env.has_betas = optim_has_betas(&cfg);
+    env.has_momentum = optim_has_momentum(&cfg);
     env.beta1 = cfg.beta1;
     env.beta2 = cfg.beta2;
     env.momentum = cfg.momentum;

@@ -150,6 +150,33 @@ static int build_children(sched *s, const cJSON *params, const char *ppath, an_e
     return 0;
 }
 
+/* A OneCycleLR keeps its lrs and momenta in the optimizer's groups (initial_lr, max_lr,
+ * min_lr, max_momentum, base_momentum) and reads them from there at every step, so inside a
+ * composite the last one built, once every child is built, speaks for all of them; the
+ * momenta are written only by one that cycles momentum. */
+static void onecycle_share(sched *s)
+{
+    const sched *lr_from = NULL, *mom_from = NULL;
+    for (int k = 0; k < s->nchild; k++)
+        if (s->child[k]->kind == SK_ONECYCLELR) {
+            lr_from = s->child[k];
+            if (lr_from->cycles_mom)
+                mom_from = lr_from;
+        }
+    for (int k = 0; k < s->nchild; k++) {
+        sched *c = s->child[k];
+        if (c->kind != SK_ONECYCLELR)
+            continue;
+        memcpy(c->init_lr, lr_from->init_lr, sizeof c->init_lr);
+        memcpy(c->peak_lr, lr_from->peak_lr, sizeof c->peak_lr);
+        memcpy(c->final_lr, lr_from->final_lr, sizeof c->final_lr);
+        if (c->cycles_mom) {
+            memcpy(c->max_momv, mom_from->max_momv, sizeof c->max_momv);
+            memcpy(c->base_mom, mom_from->base_mom, sizeof c->base_mom);
+        }
+    }
+}
+
 /* Construction of a composite, as torch's constructors leave the optimizer. */
 static void composite_init(sched *s)
 {
@@ -160,14 +187,33 @@ static void composite_init(sched *s)
         phase_sync(s);
         return;
     }
-    /* Every child is constructed in order on the shared optimizer. */
-    for (int k = 0; k < s->nchild; k++)
-        torch_init(s->child[k], s->lr, s->mom);
+    /* Every child is constructed in order on the shared optimizer, whose groups carry an
+     * initial_lr: the first scheduler built sets it to the lr it finds (a CyclicLR to its
+     * base_lr, which it writes first), a OneCycleLR to its max_lr / div_factor, and each
+     * scheduler takes it as its base lrs (the closed forms, CosineAnnealingLR's and the
+     * restarts' base). A CyclicLR's first step still reads that initial_lr; it uses its own
+     * base_lr from then on. */
+    double init[SCHED_MAX_GROUPS];
+    int have_init = 0;
+    for (int k = 0; k < s->nchild; k++) {
+        sched *c = s->child[k];
+        if (c->kind == SK_ONECYCLELR || !have_init) {
+            const double *from = c->kind == SK_ONECYCLELR ? c->init_lr
+                                 : c->kind == SK_CYCLIC   ? c->min_lr
+                                                          : s->lr;
+            memcpy(init, from, sizeof init);
+            have_init = 1;
+        }
+        memcpy(c->base, init, sizeof c->base);
+        torch_init(c, s->lr, s->mom);
+        if (c->kind == SK_CYCLIC)
+            memcpy(s->lr, init, (size_t)s->ngroups * sizeof s->lr[0]);
+    }
+    onecycle_share(s);
     if (s->kind == SK_SEQUENTIAL) {
-        /* SequentialLR resets the lrs, undoes the children's initial steps, and redoes the
-         * first child's alone. */
-        for (int g = 0; g < s->ngroups; g++)
-            s->lr[g] = s->env.base_lr[g];
+        /* SequentialLR resets the lrs to the groups' initial_lr, undoes the children's
+         * initial steps, and redoes the first child's alone. */
+        memcpy(s->lr, init, (size_t)s->ngroups * sizeof s->lr[0]);
         for (int k = 0; k < s->nchild; k++)
             s->child[k]->last_epoch -= 1;
         torch_step(s->child[0], s->lr, s->mom, NAN);
@@ -237,6 +283,17 @@ static int build(sched **out, const cJSON *block, const char *path, const sched_
         rc = ds_create(s, params, pp, err, warnings);
     } else if (kind >= SK_STEP && kind <= SK_PLATEAU) {
         rc = torch_create(s, params, pp, err, warnings);
+        /* torch 1.13 refuses to cycle what the optimizer does not have: CyclicLR cycles
+         * only a momentum (SGD, RMSprop), OneCycleLR a momentum or beta1. */
+        if (!rc && s->cycles_mom && !env->has_momentum &&
+            (kind == SK_CYCLIC || (kind == SK_ONECYCLELR && !env->has_betas))) {
+            char mp[300];
+            rc = an_fail(err, an_path(mp, sizeof mp, pp, "cycle_momentum"),
+                         "%s cycles the optimizer's momentum (cycle_momentum defaults to true) "
+                         "and this optimizer has no %s to cycle (PyTorch 1.13 refuses it); give "
+                         "\"cycle_momentum\": false", t,
+                         kind == SK_CYCLIC ? "momentum" : "momentum or betas");
+        }
         if (!rc && !chainable_only)
             torch_init(s, s->lr, s->mom);
     } else {

@@ -29,6 +29,9 @@ typedef struct sched_env {
     int ngroups;                        /* parameter groups (>= 1) */
     double base_lr[SCHED_MAX_GROUPS];   /* each group's lr from the optimizer / param_groups */
     int has_betas;                      /* optimizer is Adam-like (OneCycle cycles beta1) */
+    int has_momentum;                   /* SGD or RMSprop: torch's CyclicLR and OneCycleLR
+                                           cycle their momentum; without it or betas they
+                                           refuse to cycle (PyTorch 1.13 raises) */
     double beta1, beta2;                /* the optimizer's configured betas */
     double momentum;                    /* SGD/RMSprop momentum (torch CyclicLR/OneCycleLR) */
     int64_t total_steps;                /* the job's optimizer steps ("auto" total_num_steps) */

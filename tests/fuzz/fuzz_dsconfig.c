@@ -48,6 +48,7 @@ static void env_of(const cJSON *body, const cJSON *ds, int64_t steps, sched_env 
     if (n)
         env->ngroups = n;
     env->has_betas = optim_has_betas(&cfg);
+    env->has_momentum = optim_has_momentum(&cfg);
     env->beta1 = cfg.beta1;
     env->beta2 = cfg.beta2;
     env->momentum = cfg.momentum;

@@ -41,6 +41,7 @@ static void ds_env(const cJSON *trace, const cJSON *lrs, sched_env *env)
     const cJSON *type = cJSON_GetObjectItem(opt, "type");
     const cJSON *op = cJSON_GetObjectItem(opt, "params");
     env->has_betas = !(type && strcmp(type->valuestring, "SGD") == 0);
+    env->has_momentum = !env->has_betas;
     env->beta1 = 0.9;
     env->beta2 = 0.999;
     const cJSON *b = cJSON_GetObjectItem(op, "betas");
@@ -257,20 +258,25 @@ static cJSON *torch_block(const char *type, const cJSON *args)
     return blk;
 }
 
-static void test_torch_traces(void **state)
+static sched_env one_group_env(void);
+
+/* Every trace of a directory in torch-schedules' layout; returns the number of cases and
+ * counts the refused ones (Python callables) in *rejected. */
+static int torch_trace_dir(const char *dir, int *rejected_out)
 {
-    (void)state;
-    cJSON *idx = tu_load_json("tests/refdata/torch-schedules/index.json");
+    char ipath[512];
+    snprintf(ipath, sizeof ipath, "%s/index.json", dir);
+    cJSON *idx = tu_load_json(ipath);
     const cJSON *c;
     int cases = 0, rejected = 0;
     cJSON_ArrayForEach(c, cJSON_GetObjectItem(idx, "cases")) {
         char path[512];
         const char *file = cJSON_GetObjectItem(c, "file")->valuestring;
         const char *type = cJSON_GetObjectItem(c, "scheduler")->valuestring;
-        snprintf(path, sizeof path, "tests/refdata/torch-schedules/%s", file);
+        snprintf(path, sizeof path, "%s/%s", dir, file);
         cJSON *tr = tu_load_json(path);
         cJSON *blk = torch_block(type, cJSON_GetObjectItem(c, "constructor_args"));
-        sched_env env = {.ngroups = 2, .base_lr = {0.1, 0.05}, .has_betas = 0,
+        sched_env env = {.ngroups = 2, .base_lr = {0.1, 0.05}, .has_betas = 0, .has_momentum = 1,
                          .momentum = 0.9, .beta1 = 0.9, .beta2 = 0.999, .total_steps = 300};
         sched *s;
         an_err err;
@@ -320,9 +326,66 @@ static void test_torch_traces(void **state)
         cJSON_Delete(blk);
         cJSON_Delete(tr);
     }
-    assert_int_equal(cases, 42);
-    assert_int_equal(rejected, 2);
     cJSON_Delete(idx);
+    *rejected_out = rejected;
+    return cases;
+}
+
+static void test_torch_traces(void **state)
+{
+    (void)state;
+    int rejected;
+    assert_int_equal(torch_trace_dir("tests/refdata/torch-schedules", &rejected), 42);
+    assert_int_equal(rejected, 2);
+}
+
+/* SequentialLR and ChainedScheduler whose children share the groups' initial_lr, CyclicLR's
+ * first lr and OneCycleLR's lrs and momenta (tests/refdata/torch-composites). */
+static void test_torch_composite_traces(void **state)
+{
+    (void)state;
+    int rejected;
+    assert_int_equal(torch_trace_dir("tests/refdata/torch-composites", &rejected), 8);
+    assert_int_equal(rejected, 0);
+}
+
+/* torch 1.13's CyclicLR cycles only a momentum, OneCycleLR a momentum or beta1: without one
+ * to cycle (and cycle_momentum left true) the job is refused, naming cycle_momentum. */
+static void test_cycled_momentum_needs_one(void **state)
+{
+    (void)state;
+    static const struct { int betas, momentum; const char *json; int ok; } c[] = {
+        {1, 0, "{\"type\":\"CyclicLR\",\"params\":{\"base_lr\":0.01,\"max_lr\":0.1}}", 0},
+        {0, 0, "{\"type\":\"CyclicLR\",\"params\":{\"base_lr\":0.01,\"max_lr\":0.1}}", 0},
+        {0, 1, "{\"type\":\"CyclicLR\",\"params\":{\"base_lr\":0.01,\"max_lr\":0.1}}", 1},
+        {1, 0, "{\"type\":\"CyclicLR\",\"params\":{\"base_lr\":0.01,\"max_lr\":0.1,"
+               "\"cycle_momentum\":false}}", 1},
+        {0, 0, "{\"type\":\"OneCycleLR\",\"params\":{\"max_lr\":0.1,\"total_steps\":9}}", 0},
+        {1, 0, "{\"type\":\"OneCycleLR\",\"params\":{\"max_lr\":0.1,\"total_steps\":9}}", 1},
+        {0, 1, "{\"type\":\"OneCycleLR\",\"params\":{\"max_lr\":0.1,\"total_steps\":9}}", 1},
+        {0, 0, "{\"type\":\"OneCycleLR\",\"params\":{\"max_lr\":0.1,\"total_steps\":9,"
+               "\"cycle_momentum\":false}}", 1},
+        {1, 0, "{\"type\":\"SequentialLR\",\"params\":{\"milestones\":[3],\"schedulers\":["
+               "{\"type\":\"StepLR\",\"params\":{\"step_size\":2}},{\"type\":\"CyclicLR\","
+               "\"params\":{\"base_lr\":0.01,\"max_lr\":0.1}}]}}", 0},
+    };
+    for (size_t k = 0; k < sizeof c / sizeof c[0]; k++) {
+        sched_env env = one_group_env();
+        env.has_betas = c[k].betas;
+        env.has_momentum = c[k].momentum;
+        cJSON *b = cJSON_Parse(c[k].json);
+        an_err err;
+        int rc = sched_validate(b, "ds_config.scheduler", &env, &err, NULL);
+        cJSON_Delete(b);
+        if (c[k].ok) {
+            if (rc)
+                fail_msg("case %zu: %s (%s)", k, err.message, err.field);
+            continue;
+        }
+        assert_int_not_equal(rc, 0);
+        assert_non_null(strstr(err.field, "params.cycle_momentum"));
+        assert_non_null(strstr(err.message, "\"cycle_momentum\": false"));
+    }
 }
 
 
@@ -501,7 +564,7 @@ static const char *const every_type[] = {
     "{\"type\":\"CosineAnnealingLR\",\"params\":{\"T_max\":7}}",
     "{\"type\":\"CosineAnnealingWarmRestarts\",\"params\":{\"T_0\":3,\"T_mult\":2}}",
     "{\"type\":\"CyclicLR\",\"params\":{\"base_lr\":0.001,\"max_lr\":0.01,\"step_size_up\":4,"
-    "\"mode\":\"triangular2\"}}",
+    "\"mode\":\"triangular2\",\"cycle_momentum\":false}}",
     "{\"type\":\"OneCycleLR\",\"params\":{\"max_lr\":0.1,\"total_steps\":30,\"three_phase\":true}}",
     "{\"type\":\"LinearLR\",\"params\":{\"total_iters\":9}}",
     "{\"type\":\"ConstantLR\",\"params\":{\"total_iters\":9}}",
@@ -732,6 +795,8 @@ int main(void)
         cmocka_unit_test(test_deepspeed_traces),
         cmocka_unit_test(test_seed_example),
         cmocka_unit_test(test_torch_traces),
+        cmocka_unit_test(test_torch_composite_traces),
+        cmocka_unit_test(test_cycled_momentum_needs_one),
         cmocka_unit_test(test_report_exact),
         cmocka_unit_test(test_validation_paths),
         cmocka_unit_test(test_validation_quirks),
