@@ -212,9 +212,8 @@ static int create_onecycle(sched *s, const cJSON *params, const char *ppath, an_
         (rc = sp_groups(params, ppath, "cycle_max_mom", d09, 0, n, s->max_mom, err)) ||
         (rc = sp_num(params, ppath, "decay_mom_rate", 0.0, 0, &s->decay_mom_rate, err)))
         return rc;
-    if (s->stair2 > 0 && s->second == 0)
-        return an_fail(err, an_path(p, sizeof p, ppath, "cycle_second_stair_count"),
-                       "stairs need cycle_second_step_size > 0");
+    /* With cycle_second_step_size 0 the falling half and its stairs are never reached
+     * (ratio 1, and b mod total <= first), so its stair count is accepted and unused. */
     s->decay_step = (double)decay_step;
     s->total = s->first + s->second;
     s->ratio = s->first / s->total;

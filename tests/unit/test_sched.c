@@ -349,6 +349,34 @@ static void test_torch_composite_traces(void **state)
     assert_int_equal(rejected, 0);
 }
 
+/* OneCycle with stairs and cycle_second_step_size 0: the cycle only rises, so the second
+ * stair count is never used and the config is accepted (DEEPSPEED.md §3: ci = b mod total,
+ * pos = ci*n/first, s = floor(pos)/n; after the cycle the lr stays at the minimum). */
+static void test_onecycle_stairs_without_second_half(void **state)
+{
+    (void)state;
+    sched_env env = one_group_env();
+    cJSON *b = cJSON_Parse("{\"type\":\"OneCycle\",\"params\":{\"cycle_min_lr\":0.001,"
+                           "\"cycle_max_lr\":0.01,\"cycle_first_step_size\":10,"
+                           "\"cycle_second_step_size\":0,\"cycle_first_stair_count\":5}}");
+    sched *s;
+    an_err err;
+    if (sched_create(&s, b, "ds_config.scheduler", &env, &err, NULL))
+        fail_msg("%s (%s)", err.message, err.field);
+    int rises = 0;
+    for (int e = 0; e < 16; e++) {
+        double want = 0.001;
+        if (e >= 1 && e < 10)
+            want = 0.001 + (0.01 - 0.001) * (floor((double)(e % 10) * 5 / 10) / 5);
+        check_exact(sched_lr(s)[0], want, "lr", "onecycle stairs, second 0", e, 0);
+        rises += e > 0 && sched_lr(s)[0] > want - 1e-12 && want > 0.001;
+        sched_step(s, NAN);
+    }
+    assert_int_equal(rises, 8); /* 0.0028 … 0.0082, each held two steps */
+    sched_free(s);
+    cJSON_Delete(b);
+}
+
 /* torch 1.13's CyclicLR cycles only a momentum, OneCycleLR a momentum or beta1: without one
  * to cycle (and cycle_momentum left true) the job is refused, naming cycle_momentum. */
 static void test_cycled_momentum_needs_one(void **state)
@@ -797,6 +825,7 @@ int main(void)
         cmocka_unit_test(test_torch_traces),
         cmocka_unit_test(test_torch_composite_traces),
         cmocka_unit_test(test_cycled_momentum_needs_one),
+        cmocka_unit_test(test_onecycle_stairs_without_second_half),
         cmocka_unit_test(test_report_exact),
         cmocka_unit_test(test_validation_paths),
         cmocka_unit_test(test_validation_quirks),
