@@ -353,8 +353,10 @@ int jobs_queue_by_priority(jobmgr *m, int *prio, int *count, int max);
 
 /* The watchdog's test hook (worker side): with ANNEALD_FAULT containing "hang", a job named
  * "hang-at-N" makes no step once it has done N: jobs_hang_step returns N (-1 for any other
- * job) and jobs_hang waits until the run is asked to stop. */
-int64_t jobs_hang_step(const char *name);
+ * job) and jobs_hang waits until the run is asked to stop. A job named "hang-once-at-N" (a
+ * sweep's trials of a sweep so named too) holds only a run that started before step N
+ * (`start`), so that it can be paused there and resumed past it. */
+int64_t jobs_hang_step(const char *name, int64_t start);
 void jobs_hang(job_run *run);
 
 /* Counts of runs queued and running (loop thread). */

@@ -386,14 +386,22 @@ static void run_admitted(wctx *w)
     int rung_i = 0;
     while (rung_i < nrungs && rungs[rung_i] <= rep.step)
         rung_i++;
+    /* What a rung reached in this run is judged by: the newest validation at or before it,
+     * which for a resumed run may be one stored before the restart. */
     double last_val_loss = NAN, last_val_acc = NAN;
+    store_val_metric before;
+    if (nrungs > rung_i && rep.step > 0 &&
+        store_val_last(&w->store, run->id, rep.step, &before, NULL) == 0) {
+        last_val_loss = before.val_loss;
+        last_val_acc = before.val_acc;
+    }
     /* Bounds that pause the job with a message: metrics.max_bytes and --min-free-disk. */
     int64_t row_limit = cfg_metrics_row_limit(spec.metrics_max_bytes, spec.ngroups + 1);
     int bound_hit = admit_disk_low(w->jobs->d->opts, errmsg, sizeof errmsg);
     double last_disk = w->t0;
     if (bound_hit)
         stop = STOP_PAUSE;
-    int64_t hang_at = jobs_hang_step(spec.name); /* test hook (jobs/jobsched.c) */
+    int64_t hang_at = jobs_hang_step(spec.name, rep.step); /* test hook (jobs/jobsched.c) */
     double max_runtime = spec.sched.max_runtime_s; /* job time: resumed runs go on counting */
     int runtime_hit = 0;
     /* train_total_steps is read each step: a learning-rate sweep ends itself early. */

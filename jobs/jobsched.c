@@ -295,13 +295,17 @@ int jobs_queue_by_priority(jobmgr *m, int *prio, int *count, int max)
 /* The test hook of the stall watchdog: with ANNEALD_FAULT containing "hang", a job named
  * "hang-at-N" stops making steps once it has done N (in every run, so it stalls again after
  * each restart). Returns N, or -1 for every other job. */
-int64_t jobs_hang_step(const char *name)
+int64_t jobs_hang_step(const char *name, int64_t start)
 {
     const char *fault = getenv("ANNEALD_FAULT");
     long long n;
-    if (!fault || !strstr(fault, "hang") || sscanf(name, "hang-at-%lld", &n) != 1 || n < 0)
+    if (!fault || !strstr(fault, "hang"))
         return -1;
-    return (int64_t)n;
+    if (sscanf(name, "hang-at-%lld", &n) == 1 && n >= 0)
+        return (int64_t)n;
+    if (sscanf(name, "hang-once-at-%lld", &n) == 1 && n >= 0 && start < n)
+        return (int64_t)n;
+    return -1;
 }
 
 /* The hook's hang: no step until someone asks the run to stop. */

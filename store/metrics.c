@@ -526,6 +526,33 @@ int store_val_query(store_t *s, const char *id, int64_t from, int64_t to,
     return rc;
 }
 
+int store_val_last(store_t *s, const char *id, int64_t at, store_val_metric *row, an_err *err)
+{
+    int64_t num;
+    int rc = st_job_num(s, id, &num, NULL, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st;
+    rc = st_prepare(s, "SELECT step, val_loss, val_acc FROM val_metrics"
+                       " WHERE job=?1 AND step<=?2 ORDER BY step DESC LIMIT 1", &st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, num);
+    sqlite3_bind_int64(st, 2, at);
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW) {
+        row->step = sqlite3_column_int64(st, 0);
+        row->val_loss = st_col_num(st, 1);
+        row->val_acc = st_col_num(st, 2);
+    } else if (r == SQLITE_DONE) {
+        rc = -ENOENT;
+    } else {
+        rc = st_fail(s, r, "reading the last validation row", err);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int store_metrics_count(store_t *s, const char *id, int64_t *count, an_err *err)
 {
     int64_t num;

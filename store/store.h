@@ -371,6 +371,10 @@ int store_metrics_query(store_t *s, const char *id, int64_t from, int64_t to,
 int store_val_query(store_t *s, const char *id, int64_t from, int64_t to,
                     store_val_metric **rows, size_t *n, an_err *err);
 
+/* The job's newest validation row at or before step `at` into *row; -ENOENT when there is
+ * none (or no such job). One seek in the (job, step) key. */
+int store_val_last(store_t *s, const char *id, int64_t at, store_val_metric *row, an_err *err);
+
 /* Number of metric rows of a job. */
 int store_metrics_count(store_t *s, const char *id, int64_t *count, an_err *err);
 

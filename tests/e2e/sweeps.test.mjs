@@ -8,7 +8,7 @@ import {api, heavyJob, readEvents, removeDir, startDaemon, tmpDir, waitFor, wait
 
 const dir = tmpDir('anneald-sweeps-');
 process.on('exit', () => removeDir(dir));
-for (const sub of ['asha', 'grid', 'max', 'cancel', 'restart', 'bad', 'queue']) fs.mkdirSync(`${dir}/${sub}`);
+for (const sub of ['asha', 'grid', 'max', 'cancel', 'restart', 'bad', 'queue', 'rungpause']) fs.mkdirSync(`${dir}/${sub}`);
 
 const DIGITS = {
   seed: 7,
@@ -290,6 +290,36 @@ test('a sweep goes on after a restart where it was', async () => {
   } finally {
     await d.stop();
   }
+});
+
+test('a trial paused between its last validation and a rung is judged at the rung by that validation', async () => {
+  // Validations at 1000 and 2000, the rung at 1500. The test hook holds the trial at step
+  // 1200 (its name starts "hang-once-at-1200") until it is paused; the resumed run goes on
+  // past it, and its rung must still see the validation of step 1000 (it used to see none).
+  const base = {...DIGITS, steps: 2000, validation: {fraction: 0.1, every_steps: 1000}};
+  const body = {name: 'hang-once-at-1200', base, parameters: {'ds_config.optimizer.params.lr': [0.001]},
+    search: 'grid', metric: 'val_loss', mode: 'min', max_concurrent: 1,
+    early_stopping: {type: 'asha', min_steps: 1500, reduction_factor: 3}};
+  await withDaemon({dir: `${dir}/rungpause`, args: ['--workers', '1'], env: {ANNEALD_FAULT: 'hang'}}, async (d) => {
+    const c = await api(d.url, 'POST', '/v1/sweeps', body);
+    assert.equal(c.status, 201, c.text);
+    const running = await waitSweep(d.url, c.json.id, (x) => x.trials[0].job);
+    const job = running.trials[0].job;
+    await waitJob(d.url, job, (j) => j.step > 1100); // the shown step may lag the hold at 1200
+    const p = await api(d.url, 'POST', `/v1/jobs/${job}/pause`);
+    assert.equal(p.status, 200, p.text);
+    const paused = await waitJob(d.url, job, (j) => j.state === 'paused');
+    assert.equal(paused.last_checkpoint_step, 1200);
+    assert.equal((await api(d.url, 'POST', `/v1/jobs/${job}/resume`)).status, 200);
+    const s = await waitSweep(d.url, c.json.id, (x) => x.state === 'completed');
+    const m = await api(d.url, 'GET', `/v1/jobs/${job}/metrics?from=1000&to=1000`);
+    assert.deepEqual(m.json.val_step, [1000]);
+    assert.equal(s.rungs.length, 1, JSON.stringify(s.rungs));
+    assert.equal(s.rungs[0].step, 1500);
+    assert.equal(s.rungs[0].value, m.json.val_loss[0], 'the rung\'s value is the validation of step 1000');
+    assert.equal(s.trials[0].state, 'completed');
+    assert.equal(s.trials[0].step, 2000);
+  });
 });
 
 test('bad sweeps are refused naming the field, and nothing is stored', async () => {
