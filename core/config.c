@@ -482,7 +482,10 @@ static void parse_spec(const cJSON *j, job_spec *s, errlist *l)
     const cJSON *g = cfg_get(j, "param_groups");
     int groups_ok = !g || (model_ok && !failed(l, cfg_groups_parse(g, s, &e), &e));
     failed(l, parse_resume(j, s, &e), &e);
-    failed(l, parse_lrfinder(j, s, &e), &e);
+    if (!failed(l, parse_lrfinder(j, s, &e), &e) && is_gpt && s->lrfind_stop > 0)
+        failed(l, an_fail(&e, "lr_finder", "the LR finder's sweep runs linear and mlp models; a "
+                          "gpt job's would not end itself: sweep its lr with an LRRangeTest "
+                          "schedule and read the loss instead"), &e);
     failed(l, cfg_metrics_parse(j, &s->metrics_max_bytes, &s->metrics_full_res, &e), &e);
     failed(l, cfg_sched_parse(j, &s->sched, &e), &e);
     failed(l, cfg_world_parse(j, &s->world_size, &e), &e); /* 1 when bad: the batch check goes on */

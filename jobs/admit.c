@@ -34,16 +34,18 @@ static uint64_t job_charge(store_t *st, const char *id, mem_estimate *m)
         store_job_free(&row);
         return 0;
     }
-    store_job_free(&row);
     int64_t rows = -1;
     if (spec.data.type == DATA_DATASET) {
         store_dataset ds;
         memset(&ds, 0, sizeof ds);
-        const char *ref = spec.data.dataset_id[0] ? spec.data.dataset_id : spec.data.name;
+        const char *ref = row.dataset_ref && row.dataset_ref[0] ? row.dataset_ref
+                          : spec.data.dataset_id[0]            ? spec.data.dataset_id
+                                                               : spec.data.name;
         if (store_dataset_get(st, ref, &ds, NULL) == 0)
             rows = ds.rows;
         store_dataset_free(&ds);
     }
+    store_job_free(&row);
     job_spec_memory(&spec, rows, m);
     job_spec_free(&spec);
     return budget_job_charge(m);

@@ -150,7 +150,7 @@ static void finish(wctx *w, store_job_state st, const char *error)
  * (I/O, out of memory, a full disk) says nothing about the checkpoint and is returned. */
 static int restore_usable(wctx *w, const char *id, train *t, int64_t *step, an_err *e)
 {
-    *step = 0;
+    *step = -1;
     store_checkpoint_info *list = NULL;
     size_t n = 0;
     int rc = store_checkpoint_list(&w->store, id, &list, &n, e);
@@ -189,9 +189,12 @@ static int restore_usable(wctx *w, const char *id, train *t, int64_t *step, an_e
 }
 
 /* Builds the train state for the job, restoring its latest checkpoint (or, for a new job
- * with resume_from, the named job's weights) and rewinding the stored history to it. */
-static int prepare(wctx *w, const store_job *row, job_spec *spec, train **out, an_err *e)
+ * with resume_from, the named job's weights: *forked is then 1) and rewinding the stored
+ * history to it. */
+static int prepare(wctx *w, const store_job *row, job_spec *spec, train **out, int *forked,
+                   an_err *e)
 {
+    *forked = 0;
     int rc = loader_spec(row, spec, e);
     if (rc)
         return rc;
@@ -199,7 +202,7 @@ static int prepare(wctx *w, const store_job *row, job_spec *spec, train **out, a
         return 1; /* the ranks build it (jobs/rankrun.c) */
     char *csv = NULL;
     size_t csv_len = 0;
-    rc = loader_data(&w->store, spec, &csv, &csv_len, e);
+    rc = loader_data(&w->store, spec, row->dataset_ref, &csv, &csv_len, e);
     if (rc) {
         job_spec_free(spec);
         return rc;
@@ -214,7 +217,7 @@ static int prepare(wctx *w, const store_job *row, job_spec *spec, train **out, a
     size_t len = 0;
     int64_t step = 0;
     rc = restore_usable(w, row->id, *out, &step, e);
-    if (rc == 0 && step > 0) {
+    if (rc == 0 && step >= 0) {
         rc = store_job_rewind(&w->store, row->id, step, STORE_RUNNING, e);
     } else if (rc == 0) {
         rc = store_job_rewind(&w->store, row->id, 0, STORE_RUNNING, e);
@@ -225,6 +228,7 @@ static int prepare(wctx *w, const store_job *row, job_spec *spec, train **out, a
             if (rc == 0) {
                 rc = train_restore_weights(*out, blob, len, e);
                 free(blob);
+                *forked = rc == 0;
             } else if (rc == -ENOENT) {
                 an_fail(e, "resume_from", "job %s has no checkpoint%s to start from",
                         spec->resume_job, at < 0 ? "" : " at that step");
@@ -312,7 +316,8 @@ static void run_admitted(wctx *w)
     }
     job_spec spec;
     train *t = NULL;
-    int prc = prepare(w, &row, &spec, &t, &e);
+    int forked = 0;
+    int prc = prepare(w, &row, &spec, &t, &forked, &e);
     if (prc == 1) {
         char msg[900];
         store_job_state st = rankrun(w, &row, &spec, msg, sizeof msg);
@@ -379,6 +384,13 @@ static void run_admitted(wctx *w)
     int stop = STOP_NONE;
     int failed = 0, disk_full = 0, rc;
     char errmsg[900] = "";
+    /* A fork's first run keeps what it starts from as its own checkpoint at step 0, so that a
+     * restart before its first checkpoint needs nothing of the source job (whose retention
+     * may remove that checkpoint meanwhile) and starts from the same state. */
+    if (forked && (rc = wctx_checkpoint(w, t, &rep, &keep, &e))) {
+        disk_full = store_failure(errmsg, sizeof errmsg, rc, w->fail_what, w->fail_step, &e);
+        failed = 1;
+    }
     int64_t stride = 1; /* steps between clock reads, adapted to the job's pace */
     /* A sweep's trial meets ASHA's rungs (jobs/sweeps.h): at each it may be stopped. */
     int64_t rungs[SWEEP_MAX_RUNGS];
@@ -405,7 +417,7 @@ static void run_admitted(wctx *w)
     double max_runtime = spec.sched.max_runtime_s; /* job time: resumed runs go on counting */
     int runtime_hit = 0;
     /* train_total_steps is read each step: a learning-rate sweep ends itself early. */
-    while (!bound_hit && train_steps_done(t) < train_total_steps(t)) {
+    while (!failed && !bound_hit && train_steps_done(t) < train_total_steps(t)) {
         stop = atomic_load(&run->stop);
         if (stop != STOP_NONE)
             break;

@@ -81,7 +81,8 @@ int loader_spec(const store_job *row, job_spec *spec, an_err *err)
     return rc;
 }
 
-int loader_data(store_t *s, const job_spec *spec, char **csv, size_t *len, an_err *err)
+int loader_data(store_t *s, const job_spec *spec, const char *ref, char **csv, size_t *len,
+                an_err *err)
 {
     *csv = NULL;
     *len = 0;
@@ -90,11 +91,16 @@ int loader_data(store_t *s, const job_spec *spec, char **csv, size_t *len, an_er
     if (spec->data.type != DATA_DATASET &&
         (spec->data.type != DATA_TEXT || spec->data.text || spec->data.text_builtin))
         return 0;
-    const char *ref = spec->data.dataset_id[0] ? spec->data.dataset_id : spec->data.name;
+    const char *named = spec->data.dataset_id[0] ? spec->data.dataset_id : spec->data.name;
+    if (!ref || !ref[0])
+        ref = named;
     int rc = store_dataset_text(s, ref, csv, len, err);
     if (rc == -ENOENT)
-        return an_failc(err, -ENOENT, "data", "the job's data set '%s' has been deleted; upload "
-                        "it again (POST /v1/datasets?name=…) and submit a job naming it", ref);
+        return an_failc(err, -ENOENT, "data", "the job's data set '%s' (%s) has been deleted%s; "
+                        "this job cannot go on with other data: submit a new job naming the "
+                        "data set (POST /v1/datasets?name=… to upload it)", named, ref,
+                        strcmp(named, ref) ? " (a set uploaded since under its name is another "
+                                             "one)" : "");
     return rc;
 }
 

@@ -62,9 +62,12 @@ void model_cache_drop(model_cache *c, const char *id);
 /* The parsed spec of a stored job; a spec that does not parse fails naming its field. */
 int loader_spec(const store_job *row, job_spec *spec, an_err *err);
 
-/* The CSV text of the job's uploaded data set (NULL for other data types). A data set that is
- * gone fails with -ENOENT, field "data", naming it and how to bring it back. */
-int loader_data(store_t *s, const job_spec *spec, char **csv, size_t *len, an_err *err);
+/* The CSV text of the job's uploaded data set (NULL for other data types): the one stored as
+ * `ref` (the job row's dataset_ref, the set's id since it was submitted; NULL or a name from
+ * an older store: the spec's name). A data set that is gone, or deleted and uploaded again
+ * under its name, fails with -ENOENT, field "data", naming it and what to do. */
+int loader_data(store_t *s, const job_spec *spec, const char *ref, char **csv, size_t *len,
+                an_err *err);
 
 /* The model of job `row` at checkpoint `step` (< 0: its latest), from the cache or loaded.
  * -ENOENT (field "step") without such a checkpoint; -EPROTO for a corrupt one; -ENOMEM;

@@ -381,7 +381,7 @@ store_job_state rankrun(wctx *w, const store_job *row, const job_spec *spec, cha
     size_t blen = 0;
     int kind = 0;
     int64_t step = 0;
-    int rc = loader_data(&w->store, spec, &csv, &csv_len, &e);
+    int rc = loader_data(&w->store, spec, row->dataset_ref, &csv, &csv_len, &e);
     if (!rc)
         rc = pick_resume(w, row, spec, &blob, &blen, &kind, &step, &e);
     if (rc) {

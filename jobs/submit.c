@@ -154,7 +154,7 @@ static int over_memory_cap(store_t *st, const daemon_opts *o, const job_spec *sp
 }
 
 /* The uploaded data set a spec names must exist and have the columns the spec uses. */
-static int dataset_fails(store_t *st, const job_spec *spec, submit_outcome *out)
+static int dataset_fails(store_t *st, const job_spec *spec, char *id_out, submit_outcome *out)
 {
     const char *ref = spec->data.dataset_id[0] ? spec->data.dataset_id : spec->data.name;
     store_dataset ds;
@@ -172,6 +172,7 @@ static int dataset_fails(store_t *st, const job_spec *spec, submit_outcome *out)
         store_dataset_free(&ds);
         return 1;
     }
+    snprintf(id_out, STORE_ID_LEN, "%s", ds.id);
     cJSON *cols = ds.columns_json ? cJSON_Parse(ds.columns_json) : NULL;
     int nbad = 0;
     char what[200];
@@ -212,7 +213,7 @@ static int step_fails(store_t *st, const job_spec *spec, submit_outcome *out)
  * be of a model whose weights this one takes; *json gets the spec's resume_from object as
  * stored. What passes here is what the worker checks as it starts, so the job does not fail
  * then (unless retention removes the checkpoint meanwhile). */
-static int resume_fails(store_t *st, const job_spec *spec, char **json, submit_outcome *out)
+static int resume_fails(store_t *st, job_spec *spec, char **json, submit_outcome *out)
 {
     store_job src;
     memset(&src, 0, sizeof src);
@@ -246,6 +247,14 @@ static int resume_fails(store_t *st, const job_spec *spec, char **json, submit_o
     if (bad)
         return 1;
     cJSON *rf = cJSON_GetObjectItemCaseSensitive(spec->normalized, "resume_from");
+    /* "The latest" is the latest now: the fork starts from that step however long it waits
+     * and however often it starts before its own first checkpoint, while its source goes on. */
+    if (spec->resume_step < 0 && rf) {
+        spec->resume_step = last;
+        cJSON_DeleteItemFromObjectCaseSensitive(rf, "step");
+        if (!cJSON_AddNumberToObject(rf, "step", (double)last))
+            return fail(out, SUBMIT_NOMEM, NULL, "out of memory"), 1;
+    }
     *json = rf ? json_print_exact(rf) : NULL;
     return 0;
 }
@@ -321,7 +330,10 @@ int job_submit(store_t *st, const daemon_opts *opts, cJSON *body, const submit_l
             out->nerr = SUBMIT_MAX_ERRORS;
         return out->kind = SUBMIT_INVALID;
     }
+    /* The data set is stored by its id, not the name the spec gives: a job resumed after the
+     * name was deleted and uploaded again must not train on the new data. */
     const char *dataset_ref = NULL;
+    char dataset_id[STORE_ID_LEN] = "";
     char *resume_json = NULL, *spec_text = NULL, *warn_text = NULL;
     an_err ferr;
     if (data_is_fashion(&spec.data) && fashion_check(&ferr)) {
@@ -335,6 +347,10 @@ int job_submit(store_t *st, const daemon_opts *opts, cJSON *body, const submit_l
         memset(&ds, 0, sizeof ds);
         int found = store_dataset_get(st, dataset_ref, &ds, NULL) == 0;
         int is_text = found && ds.columns_json && strcmp(ds.columns_json, "[]") == 0;
+        if (is_text) {
+            snprintf(dataset_id, sizeof dataset_id, "%s", ds.id);
+            dataset_ref = dataset_id;
+        }
         store_dataset_free(&ds);
         if (!is_text) {
             fail(out, SUBMIT_UNPROCESSABLE, "data.dataset", found
@@ -355,9 +371,9 @@ int job_submit(store_t *st, const daemon_opts *opts, cJSON *body, const submit_l
         goto done;
     }
     if (spec.data.type == DATA_DATASET) {
-        dataset_ref = spec.data.dataset_id[0] ? spec.data.dataset_id : spec.data.name;
-        if (dataset_fails(st, &spec, out))
+        if (dataset_fails(st, &spec, dataset_id, out))
             goto done;
+        dataset_ref = dataset_id;
     }
     if (over_memory_cap(st, opts, &spec, out))
         goto done;

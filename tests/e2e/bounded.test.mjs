@@ -142,6 +142,35 @@ test('deleting a data set leaves finished jobs their weights and predictions', a
   });
 });
 
+test('a job resumed after its data set was deleted and uploaded again under the name does not train on the new data', async () => {
+  await withDaemon({}, async (d) => {
+    const up = await api(d.url, 'POST', '/v1/datasets?name=swap', regressionCsv(), {'Content-Type': 'text/csv'});
+    assert.equal(up.status, 201, up.text);
+    // max_runtime_s ends it failed, checkpointed, and resumable
+    const r = await api(d.url, 'POST', '/v1/jobs', datasetJob('swap', {steps: 100000000, max_runtime_s: 0.2,
+      checkpoint: {every_steps: 0, keep_last: 2}}));
+    assert.equal(r.status, 201, r.text);
+    const failed = await waitJob(d.url, r.json.id, (j) => j.state === 'failed' || j.state === 'completed');
+    assert.equal(failed.state, 'failed');
+    assert.ok(failed.last_checkpoint_step > 0, JSON.stringify(failed));
+    assert.equal((await api(d.url, 'DELETE', '/v1/datasets/swap')).status, 204);
+    const again = await api(d.url, 'POST', '/v1/datasets?name=swap', regressionCsv(32), {'Content-Type': 'text/csv'});
+    assert.equal(again.status, 201, again.text);
+    assert.notEqual(again.json.id, up.json.id);
+    const res = await api(d.url, 'POST', `/v1/jobs/${r.json.id}/resume`);
+    assert.equal(res.status, 200, res.text);
+    const end = await waitFor(async () => {
+      const j = (await api(d.url, 'GET', `/v1/jobs/${r.json.id}`)).json;
+      return j.state === 'failed' && j.error !== failed.error ? j : null;
+    }, {what: 'the resumed job to fail on its data'});
+    assert.match(end.error, new RegExp(`data set 'swap' \\(${up.json.id}\\) has been deleted`));
+    assert.match(end.error, /another one/);
+    // No row past the checkpoint was trained on the new data.
+    const m = await api(d.url, 'GET', `/v1/jobs/${r.json.id}/metrics?from=${failed.step + 1}`);
+    assert.deepEqual(m.json.step, []);
+  });
+});
+
 test('a worker without a store takes no job and /healthz says so; a full queue answers 503', async () => {
   const dir = tmpDir();
   try {

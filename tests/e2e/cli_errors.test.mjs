@@ -286,3 +286,17 @@ test('an unknown --flag of an offline command is named as such, with the nearest
     assert.equal(r.out, '');
   }
 });
+
+test('an LR finder sweep of a gpt job is refused naming lr_finder, by check, train and lr-find', () => {
+  const bad = write('gpt-finder.json', {...gptJob(), lr_finder: {stop_factor: 4}});
+  for (const cmd of ['check', 'train']) {
+    const r = run([cmd, bad]);
+    assert.notEqual(r.code, 0, `${cmd} accepted it`);
+    assert.match(r.err, /lr_finder: the LR finder's sweep runs linear and mlp models/);
+  }
+  const lf = run(['lr-find', write('gpt-plain.json', gptJob())]);
+  assert.notEqual(lf.code, 0, 'lr-find of a gpt job ran');
+  assert.match(lf.err, /lr_finder/);
+  // the same spec without the finder is a job
+  assert.equal(run(['check', write('gpt-ok.json', gptJob())]).code, 0);
+});

@@ -29,7 +29,7 @@ import assert from 'node:assert/strict';
 import {spawnSync} from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import {startDaemon, api, waitFor, tmpDir, SANITIZED} from './lib.mjs';
+import {startDaemon, api, waitFor, tmpDir, tutorialJob, SANITIZED} from './lib.mjs';
 
 const KILLS = Math.max(1, parseInt(process.env.CRASH_KILLS || '24', 10));
 const SEED = process.env.CRASH_SEED ? parseInt(process.env.CRASH_SEED, 10) >>> 0
@@ -443,6 +443,60 @@ test(`kill -9 with two jobs training on two workers and one paused (seed ${SEED}
     });
     report(t, [`two workers, one job paused: ${kills} kills; the paused job stayed paused, ` +
                `the others completed; all three identical to uninterrupted runs`]);
+    fs.rmSync(dir, {recursive: true, force: true});
+  } finally {
+    await d.kill9();
+  }
+});
+
+// A fork (resume_from without a step) takes the source's latest checkpoint at submit, and
+// keeps it as its own checkpoint at step 0 when it starts: killed before its first periodic
+// checkpoint while the source trains on (its retention dropping that checkpoint), it starts
+// again from the same state, and its first steps come out as before the kill.
+test('a fork killed before its first checkpoint starts again from what it forked', {timeout: 120000}, async () => {
+  const dir = tmpDir('anneald-forkcrash-');
+  const db = path.join(dir, 'fork.db');
+  let d = await start(db, 2);
+  try {
+    const src = await api(d.url, 'POST', '/v1/jobs', tutorialJob({name: 'source', steps: 1000000000,
+      checkpoint: {every_steps: 100000, keep_last: 2}}));
+    assert.equal(src.status, 201, src.text);
+    await waitFor(async () => (await api(d.url, 'GET', `/v1/jobs/${src.json.id}`)).json.last_checkpoint_step >= 200000,
+      {what: 'the source to checkpoint'});
+    const before = (await api(d.url, 'GET', `/v1/jobs/${src.json.id}`)).json.last_checkpoint_step;
+    const fork = await api(d.url, 'POST', '/v1/jobs', tutorialJob({name: 'fork', steps: 1000000000,
+      resume_from: {job: src.json.id}, checkpoint: {every_steps: 0, every_seconds: 0}}));
+    assert.equal(fork.status, 201, fork.text);
+    const pinned = fork.json.spec.resume_from.step;
+    assert.ok(Number.isInteger(pinned) && pinned >= before, `resume_from.step ${pinned}`);
+    await waitFor(async () => (await api(d.url, 'GET', `/v1/jobs/${fork.json.id}`)).json.step > 1000,
+      {what: 'the fork to train'});
+    const ck = await api(d.url, 'GET', `/v1/jobs/${fork.json.id}/checkpoints`);
+    assert.deepEqual(ck.json.checkpoints.map((c) => c.step), [0]);
+    const rows = async () => {
+      const m = (await api(d.url, 'GET', `/v1/jobs/${fork.json.id}/metrics?from=1&to=5`)).json;
+      return m.loss && m.loss.length === 5 ? m : null;
+    };
+    const first = await waitFor(rows, {what: 'the fork\'s first rows stored'});
+    // the source moves past the pinned checkpoint, which its keep_last drops
+    await waitFor(async () => {
+      const cs = (await api(d.url, 'GET', `/v1/jobs/${src.json.id}/checkpoints`)).json.checkpoints;
+      return !cs.some((c) => c.step === pinned);
+    }, {what: 'the source to drop the pinned checkpoint'});
+    await d.kill9();
+    d = await start(db, 2);
+    const again = await waitFor(async () => {
+      const j = (await api(d.url, 'GET', `/v1/jobs/${fork.json.id}`)).json;
+      if (j.state === 'failed') throw new Error(`the fork failed: ${j.error}`);
+      return j.state === 'running' && j.step > 10 ? j : null;
+    }, {what: 'the fork to train again'});
+    assert.equal(again.restarts ?? 0, 0);
+    const redo = await waitFor(rows, {what: 'the fork\'s first rows stored again'});
+    assert.deepEqual(redo.loss, first.loss);
+    assert.deepEqual(redo.grad_norm, first.grad_norm);
+    for (const id of [src.json.id, fork.json.id])
+      await api(d.url, 'POST', `/v1/jobs/${id}/cancel`);
+    await d.stop();
     fs.rmSync(dir, {recursive: true, force: true});
   } finally {
     await d.kill9();
