@@ -535,7 +535,7 @@ static cJSON *float_json(float v)
     return cJSON_CreateRaw(buf);
 }
 
-static cJSON *row_json(const float *p, int n)
+cJSON *model_row_json(const float *p, int n)
 {
     cJSON *a = cJSON_CreateArray();
     for (int i = 0; a && i < n; i++) {
@@ -562,11 +562,11 @@ cJSON *model_weights_json(const model *m, const float *params)
         if (!ok)
             cJSON_Delete(sh);
         if (mt->ndim == 1) {
-            data = row_json(params + mt->off, mt->shape[0]);
+            data = model_row_json(params + mt->off, mt->shape[0]);
         } else {
             data = cJSON_CreateArray();
             for (int r = 0; data && r < mt->shape[0]; r++) {
-                cJSON *row = row_json(params + mt->off + (size_t)r * mt->shape[1], mt->shape[1]);
+                cJSON *row = model_row_json(params + mt->off + (size_t)r * mt->shape[1], mt->shape[1]);
                 if (!row || !cJSON_AddItemToArray(data, row)) {
                     cJSON_Delete(row);
                     cJSON_Delete(data);

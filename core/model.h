@@ -141,6 +141,10 @@ int model_backward(model *m, const float *dout, float *grad, int accumulate);
  * out of memory. */
 cJSON *model_weights_json(const model *m, const float *params);
 
+/* n floats as a JSON array, each the shortest text that reads back to the same float (null
+ * when not finite): how every weight is written, by any model. NULL when out of memory. */
+cJSON *model_row_json(const float *p, int n);
+
 /* The name of an activation ("relu", …), or "?" */
 const char *model_act_name(int act);
 

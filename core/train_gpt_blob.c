@@ -149,17 +149,20 @@ int gtrain_weights_json(const gtrain *t, cJSON **out)
         int ok = e && cJSON_AddItemToArray(arr, e) && cJSON_AddStringToObject(e, "name", x->name);
         cJSON *shape = ok ? cJSON_CreateIntArray(x->shape, x->ndim) : NULL;
         ok = shape && cJSON_AddItemToObject(e, "shape", shape);
-        ok = ok && (data = cJSON_AddArrayToObject(e, "data"));
         int rows = x->ndim == 2 ? x->shape[0] : 1, cols = x->ndim == 2 ? x->shape[1] : x->shape[0];
-        for (int r = 0; ok && r < rows; r++) {
-            cJSON *row = data;
-            if (x->ndim == 2)
-                ok = (row = cJSON_CreateArray()) && cJSON_AddItemToArray(data, row);
-            for (int c = 0; ok && c < cols; c++) {
-                float f = g->params[x->off + (size_t)r * cols + c];
-                ok = cJSON_AddItemToArray(row, isfinite(f) ? cJSON_CreateNumber((double)f)
-                                                           : cJSON_CreateNull());
-            }
+        const float *p = g->params + x->off;
+        if (x->ndim != 2 && ok) {
+            data = model_row_json(p, cols);
+            ok = data && cJSON_AddItemToObject(e, "data", data);
+            if (!ok)
+                cJSON_Delete(data);
+        } else
+            ok = ok && (data = cJSON_AddArrayToObject(e, "data"));
+        for (int r = 0; ok && x->ndim == 2 && r < rows; r++) {
+            cJSON *row = model_row_json(p + (size_t)r * cols, cols);
+            ok = row && cJSON_AddItemToArray(data, row);
+            if (!ok)
+                cJSON_Delete(row);
         }
         if (!ok) {
             cJSON_Delete(o);

@@ -589,3 +589,31 @@ test('the daemon runs with OMP_WAIT_POLICY=passive and GOMP_SPINCOUNT=1000 unles
     }
   }
 });
+
+test('train --weights-json of a gpt job writes what GET /v1/jobs/{id}/weights does, number for number', async () => {
+  const spec = {
+    name: 'tiny-gpt', seed: 3, model: {type: 'gpt', block_size: 8, n_layer: 1, n_head: 2, n_embd: 8},
+    data: {type: 'text', text: 'to be, or not to be, that is the question\n'.repeat(6)}, steps: 6,
+    ds_config: {train_batch_size: 4, optimizer: {type: 'AdamW', params: {lr: 0.003}}},
+  };
+  const w = path.join(dir, 'gpt-w.json');
+  ok(['train', write('gpt-w-spec.json', spec), '--weights-json', w]);
+  const cli = JSON.parse(fs.readFileSync(w, 'utf8'));
+  const d = await startDaemon();
+  try {
+    const r = await api(d.url, 'POST', '/v1/jobs', spec);
+    assert.equal(r.status, 201, r.text);
+    let job;
+    for (let i = 0; i < 600 && (!job || job.state !== 'completed'); i++) {
+      job = (await api(d.url, 'GET', `/v1/jobs/${r.json.id}`)).json;
+      if (job.state === 'failed') throw new Error(job.error);
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    const served = await api(d.url, 'GET', `/v1/jobs/${r.json.id}/weights`);
+    assert.equal(served.status, 200, served.text);
+    assert.equal(cli.step, served.json.step);
+    assert.deepEqual(cli.tensors, served.json.tensors);
+  } finally {
+    await d.stop();
+  }
+});
