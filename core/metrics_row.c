@@ -30,10 +30,12 @@ int metrics_row(const job_spec *s, const train_report *r, const double *time, ch
     snprintf(step, sizeof step, "%lld", (long long)r->step);
     int n = 0;
     put(buf, size, &n, step);
-    num(buf, size, &n, r->loss, 0);
+    /* A loss or gradient norm that is not there (a diverged finder step, an fp16 step
+     * skipped on overflow) is an empty column, as in the daemon's CSV. */
+    num(buf, size, &n, r->loss, 1);
     for (int g = 0; g < r->ngroups; g++)
         num(buf, size, &n, r->lr[g], 0);
-    num(buf, size, &n, r->grad_norm, 0);
+    num(buf, size, &n, r->grad_norm, 1);
     if (time)
         num(buf, size, &n, *time, 0);
     if (s->val_fraction > 0 || s->val_split_test) {

@@ -59,6 +59,10 @@ static void test_plain_rows(void **state)
     r.grad_norm = INFINITY; /* an overflowed step's norm is printed, not left out */
     metrics_row(&s, &r, NULL, row, sizeof row);
     assert_string_equal(row, "12,0.1,0.009999999999999998,inf\n");
+    r.grad_norm = NAN; /* none measured (an fp16 step skipped): empty, as in the daemon's CSV */
+    r.loss = NAN;      /* a diverged finder step's */
+    metrics_row(&s, &r, NULL, row, sizeof row);
+    assert_string_equal(row, "12,,0.009999999999999998,\n");
     job_spec_free(&s);
 }
 
