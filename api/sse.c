@@ -52,7 +52,20 @@ int sse_can_replay(const sse_hub *h, uint64_t last_id)
     if (h->ring_len == 0)
         return 0;
     uint64_t oldest = h->ring[h->ring_head].id;
-    return last_id + 1 >= oldest;
+    if (last_id + 1 < oldest)
+        return 0;
+    /* A replay that would not fit in half a client's buffer is refused too: the client
+     * would be dropped as soon as it opened, and reconnect with the same id forever. It gets
+     * the snapshot instead. */
+    size_t bytes = 0;
+    for (size_t k = h->ring_len; k-- > 0;) {
+        const sse_event *e = &h->ring[(h->ring_head + k) % h->ring_cap];
+        if (e->id <= last_id)
+            break;
+        if ((bytes += e->len) > SSE_MAX_BUFFER / 2)
+            return 0;
+    }
+    return 1;
 }
 
 static void client_wake(sse_client *c)

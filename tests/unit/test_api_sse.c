@@ -83,6 +83,34 @@ static void replay_is_possible_only_within_the_ring(void **state)
     sse_hub_close(&h);
 }
 
+/* A replay larger than half a client's buffer is refused (the snapshot is sent instead): it
+ * would drop the client as it opens, and its reconnect would ask for the same again. */
+static void a_replay_too_large_for_the_buffer_is_refused(void **state)
+{
+    (void)state;
+    sse_hub h;
+    assert_int_equal(sse_hub_init(&h, 64, 1), 0);
+    cJSON *d = cJSON_CreateObject();
+    char *big = malloc(64 * 1024);
+    assert_non_null(big);
+    memset(big, 'x', 64 * 1024 - 1);
+    big[64 * 1024 - 1] = '\0';
+    cJSON_AddStringToObject(d, "pad", big);
+    free(big);
+    for (int i = 0; i < 12; i++) /* ids 1..12, 64 KiB each: 768 KiB in all */
+        sse_publish(&h, "j_1", "progress", d);
+    cJSON_Delete(d);
+    assert_true(sse_can_replay(&h, 5));  /* 7 frames, 448 KiB: under half a buffer */
+    assert_false(sse_can_replay(&h, 3)); /* 9 frames, 576 KiB: over it */
+    assert_false(sse_can_replay(&h, 0));
+    sse_client *c = NULL;
+    struct MHD_Response *resp = sse_client_open(&h, NULL, "", 1, 5, &c);
+    assert_non_null(resp);
+    assert_false(c->dropped); /* the replay that was allowed fits */
+    MHD_destroy_response(resp);
+    sse_hub_close(&h);
+}
+
 static void a_reader_far_behind_is_dropped_and_its_buffer_freed(void **state)
 {
     (void)state;
@@ -126,6 +154,7 @@ int main(void)
         cmocka_unit_test(ids_increase_and_ring_keeps_the_newest),
         cmocka_unit_test(replay_is_possible_only_within_the_ring),
         cmocka_unit_test(a_reader_far_behind_is_dropped_and_its_buffer_freed),
+        cmocka_unit_test(a_replay_too_large_for_the_buffer_is_refused),
     };
     return cmocka_run_group_tests_name("api_sse", tests, NULL, NULL);
 }
