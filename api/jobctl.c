@@ -180,18 +180,35 @@ static void delete_done(http_req *r)
         jobs_deleted(&r->api->sv->jobs, r->m.params[0]);
 }
 
+static void delete_go(http_req *r)
+{
+    ctl_q *q = r->ctx;
+    q->out.result = JOB_NO_MEMORY; /* until delete_work says otherwise */
+    r->loop_fn = delete_done;
+    http_defer(r, delete_work);
+}
+
+/* The worker that had finished the job let go of it: loop thread. */
+static void delete_waited(job_waiter *w, const job_outcome *o)
+{
+    (void)o;
+    delete_go(((ctl_q *)((char *)w - offsetof(ctl_q, w)))->r);
+}
+
 void api_jobs_delete(http_req *r)
 {
     ctl_q *q = new_ctl_q(r);
     if (!q)
         return;
+    q->w.done = delete_waited;
     job_outcome o;
-    jobs_delete_check(&r->api->sv->jobs, r->m.params[0], &o);
+    if (jobs_delete_check(&r->api->sv->jobs, r->m.params[0], &q->w, &o) == 1) {
+        http_suspend(r); /* deleted once the worker lets go (delete_waited) */
+        return;
+    }
     if (o.result != JOB_OK) {
         answer(r, &o, 0);
         return;
     }
-    q->out.result = JOB_NO_MEMORY; /* until delete_work says otherwise */
-    r->loop_fn = delete_done;
-    http_defer(r, delete_work);
+    delete_go(r);
 }

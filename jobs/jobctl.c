@@ -303,12 +303,25 @@ void jobs_task_outcome(jobmgr *m, job_task *t, job_outcome *o)
     ok(o, t->to);
 }
 
-void jobs_delete_check(jobmgr *m, const char *id, job_outcome *out)
+int jobs_delete_check(jobmgr *m, const char *id, job_waiter *w, job_outcome *out)
 {
     memset(out, 0, sizeof *out);
     jobs_poll(m); /* a run whose worker has let go is no longer in the way */
-    if (jobs_find(m, id)) /* a worker still holds it */
-        fail(out, JOB_CONFLICT, "state", "job %s is not finished; cancel it first", id);
+    job_run *run = jobs_find(m, id);
+    if (!run)
+        return 0;
+    /* Its final state is already stored (a client may have seen it `completed`), and the
+     * worker is freeing the model: the delete waits for that moment rather than failing. */
+    uv_mutex_lock(&run->mu);
+    store_job_state final = run->snap.final;
+    uv_mutex_unlock(&run->mu);
+    if (final >= STORE_COMPLETED) {
+        w->next = run->waiters;
+        run->waiters = w;
+        return 1;
+    }
+    fail(out, JOB_CONFLICT, "state", "job %s is not finished; cancel it first", id);
+    return 0;
 }
 
 void jobs_delete_store(store_t *s, const char *id, job_outcome *out)

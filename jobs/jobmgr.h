@@ -260,10 +260,11 @@ void jobs_tasks_complete(jobmgr *m);
 void jobs_tasks_stop(jobmgr *m);
 
 /* Delete, in two halves so the store's work runs off the loop: jobs_delete_check (loop
- * thread) refuses a job a worker still holds (JOB_CONFLICT); jobs_delete_store (any thread,
- * its own store connection) deletes a finished job; jobs_deleted (loop thread) then lets the
- * job's streams and cached models go. */
-void jobs_delete_check(jobmgr *m, const char *id, job_outcome *out);
+ * thread) refuses a job a worker still holds (JOB_CONFLICT), unless the worker has finished
+ * it and is only letting go: then `w` is hung on the run, answered when it has, and 1 is
+ * returned; jobs_delete_store (any thread, its own store connection) deletes a finished job;
+ * jobs_deleted (loop thread) then lets the job's streams and cached models go. */
+int jobs_delete_check(jobmgr *m, const char *id, job_waiter *w, job_outcome *out);
 void jobs_delete_store(store_t *s, const char *id, job_outcome *out);
 void jobs_deleted(jobmgr *m, const char *id);
 

@@ -58,3 +58,16 @@ test('a job that completed can be deleted the moment it is seen completed', asyn
     }
   });
 });
+
+test('DELETE right after a job is seen completed deletes it, every time (no 409 while its worker lets go)', async () => {
+  await withDaemon({ args: ['--workers', '2'] }, async (d) => {
+    for (let i = 0; i < 40; i++) {
+      const r = await api(d.url, 'POST', '/v1/jobs', tutorialJob({ steps: 300000, name: `quick-${i}` }));
+      assert.equal(r.status, 201, r.text);
+      await waitJob(d.url, r.json.id, (j) => j.state === 'completed');
+      const del = await api(d.url, 'DELETE', `/v1/jobs/${r.json.id}`);
+      assert.equal(del.status, 204, `delete ${i}: ${del.status} ${del.text}`);
+      assert.equal((await api(d.url, 'GET', `/v1/jobs/${r.json.id}`)).status, 404);
+    }
+  });
+});

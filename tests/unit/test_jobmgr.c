@@ -441,8 +441,11 @@ static void delete_right_after_completion(void **state)
     job_run *run = worker_takes(v, id);
     worker_ends(v, run, STORE_COMPLETED);
     job_outcome o;
-    jobs_delete_check(&v->sv.jobs, id, &o);
+    waiter dw;
+    waiter_init(&dw);
+    assert_int_equal(jobs_delete_check(&v->sv.jobs, id, &dw.w, &o), 0);
     assert_int_equal(o.result, JOB_OK);
+    assert_int_equal(dw.called, 0);
     jobs_delete_store(&v->sv.store, id, &o);
     assert_int_equal(o.result, JOB_OK);
     store_job row;
@@ -454,6 +457,34 @@ static void delete_right_after_completion(void **state)
     assert_string_equal(o.field, "id");
 }
 
+/* The worker stored `completed` (a client may see it) but has not let go yet: the delete
+ * waits for it instead of answering a conflict, and goes through once it has. */
+static void delete_while_the_worker_lets_go(void **state)
+{
+    env *v = *state;
+    char id[STORE_ID_LEN];
+    new_job(v, id);
+    job_run *run = worker_takes(v, id);
+    an_err e;
+    assert_int_equal(store_job_set_state(&v->sv.store, id, STORE_MASK(STORE_RUNNING),
+                                         STORE_COMPLETED, NULL, NULL, &e), 0);
+    uv_mutex_lock(&run->mu);
+    run->snap.final = STORE_COMPLETED;
+    uv_mutex_unlock(&run->mu);
+    waiter dw;
+    waiter_init(&dw);
+    job_outcome o;
+    assert_int_equal(jobs_delete_check(&v->sv.jobs, id, &dw.w, &o), 1);
+    assert_int_equal(dw.called, 0);
+    jobs_done(&v->sv.jobs, run);
+    jobs_poll(&v->sv.jobs);
+    assert_int_equal(dw.called, 1);
+    assert_int_equal(dw.o.result, JOB_OK);
+    assert_null(jobs_find(&v->sv.jobs, id));
+    jobs_delete_store(&v->sv.store, id, &o);
+    assert_int_equal(o.result, JOB_OK);
+}
+
 /* A job still held by its worker is not deleted: the check refuses it, and the store's half
  * alone refuses an unfinished job too. */
 static void delete_of_a_held_job_changes_nothing(void **state)
@@ -463,7 +494,9 @@ static void delete_of_a_held_job_changes_nothing(void **state)
     new_job(v, id);
     job_run *run = worker_takes(v, id);
     job_outcome o;
-    jobs_delete_check(&v->sv.jobs, id, &o);
+    waiter dw;
+    waiter_init(&dw);
+    assert_int_equal(jobs_delete_check(&v->sv.jobs, id, &dw.w, &o), 0);
     assert_int_equal(o.result, JOB_CONFLICT);
     assert_string_equal(o.field, "state");
     jobs_delete_store(&v->sv.store, id, &o);
@@ -556,7 +589,9 @@ static void stop_right_after_resume_leaves_no_run(void **state)
         assert_null(jobs_find(&v->sv.jobs, id));
         assert_true(jobs_idle(&v->sv.jobs));
         job_outcome d;
-        jobs_delete_check(&v->sv.jobs, id, &d);
+        waiter dw;
+        waiter_init(&dw);
+        assert_int_equal(jobs_delete_check(&v->sv.jobs, id, &dw.w, &d), 0);
         assert_int_equal(d.result, JOB_OK);
     }
 }
@@ -966,6 +1001,7 @@ int main(void)
                                         env_teardown),
         cmocka_unit_test_setup_teardown(shutdown_keeps_an_asked_stop, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(delete_right_after_completion, env_setup, env_teardown),
+        cmocka_unit_test_setup_teardown(delete_while_the_worker_lets_go, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(delete_of_a_held_job_changes_nothing, env_setup,
                                         env_teardown),
         cmocka_unit_test_setup_teardown(resume_right_after_pause, env_setup, env_teardown),
