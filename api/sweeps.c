@@ -414,12 +414,26 @@ void api_sweeps_cancel(http_req *r)
 
 /* ---- DELETE /v1/sweeps/{id} -------------------------------------------------------------- */
 
+/* The trial jobs a delete removed, for the loop thread to end their streams. */
+typedef struct sweep_del {
+    char (*ids)[STORE_ID_LEN];
+    size_t n;
+} sweep_del;
+
+static void sweep_del_free(void *p)
+{
+    sweep_del *d = p;
+    free(d->ids);
+    free(d);
+}
+
 static void delete_work(http_req *r, store_t *st)
 {
     const char *id = r->m.params[0];
+    sweep_del *d = r->ctx;
     an_err e;
     an_err_clear(&e);
-    int rc = store_sweep_delete(st, id, &e);
+    int rc = store_sweep_delete(st, id, &d->ids, &d->n, &e);
     if (rc == -ENOENT) {
         http_set_pending_error(r, 404, "not_found", "id", "no sweep with id '%.64s'", id);
     } else if (rc == STORE_ESTATE) {
@@ -433,14 +447,32 @@ static void delete_work(http_req *r, store_t *st)
     }
 }
 
+/* Loop thread: the sweep and its trials are gone from the store; their streams end with a
+ * `deleted` event, as a deleted job's do, and their cached models go. */
 static void delete_done(http_req *r)
 {
-    if (r->work_id[0])
-        sweeps_forget(&r->api->sv->sweeps, r->work_id);
+    if (!r->work_id[0])
+        return;
+    sweeps_forget(&r->api->sv->sweeps, r->work_id);
+    sweep_del *d = r->ctx;
+    for (size_t i = 0; i < d->n; i++)
+        jobs_deleted(&r->api->sv->jobs, d->ids[i]);
+    cJSON *o = cJSON_CreateObject();
+    if (o && cJSON_AddStringToObject(o, "id", r->work_id))
+        sse_publish(&r->api->hub, r->work_id, "deleted", o);
+    cJSON_Delete(o);
+    sse_hub_end(&r->api->hub, r->work_id);
 }
 
 void api_sweeps_delete(http_req *r)
 {
+    sweep_del *d = calloc(1, sizeof *d);
+    if (!d) {
+        http_error(r, 503, "unavailable", NULL, "out of memory");
+        return;
+    }
+    r->ctx = d;
+    r->ctx_free = sweep_del_free;
     r->work_id[0] = '\0';
     r->loop_fn = delete_done;
     http_defer(r, delete_work);

@@ -243,8 +243,13 @@ int store_sweep_set_state(store_t *s, const char *id, const char *state, an_err 
     return rc;
 }
 
-int store_sweep_delete(store_t *s, const char *id, an_err *err)
+int store_sweep_delete(store_t *s, const char *id, char (**ids)[STORE_ID_LEN], size_t *nids,
+                       an_err *err)
 {
+    if (ids) {
+        *ids = NULL;
+        *nids = 0;
+    }
     int rc = st_begin(s, err);
     if (rc)
         return rc;
@@ -281,22 +286,30 @@ int store_sweep_delete(store_t *s, const char *id, an_err *err)
         sqlite3_finalize(st);
     }
     if (!rc)
-        rc = st_prepare(s, "SELECT job FROM sweep_jobs WHERE sweep=?", &st, err);
+        rc = st_prepare(s, "SELECT t.job, j.id FROM sweep_jobs t JOIN jobs j ON j.num = t.job"
+                           " WHERE t.sweep=?", &st, err);
+    char (*names)[STORE_ID_LEN] = NULL;
+    size_t n = 0;
     if (!rc) {
         /* Rows first, so deleting each job's rows never steps the open cursor over a row it
          * removed. */
         int64_t *jobs = NULL;
-        size_t n = 0, cap = 0;
+        size_t cap = 0, ncap = 0;
         int r;
         sqlite3_bind_int64(st, 1, num);
         while ((r = sqlite3_step(st)) == SQLITE_ROW) {
             int64_t *grown = st_grow(jobs, &cap, n, sizeof *jobs, 16);
-            if (!grown) {
+            void *ngrown = grown ? st_grow(names, &ncap, n, sizeof *names, 16) : NULL;
+            if (grown)
+                jobs = grown;
+            if (!ngrown) {
                 rc = an_failc(err, -ENOMEM, NULL, "out of memory deleting a sweep");
                 break;
             }
-            jobs = grown;
-            jobs[n++] = sqlite3_column_int64(st, 0);
+            names = ngrown;
+            jobs[n] = sqlite3_column_int64(st, 0);
+            snprintf(names[n], STORE_ID_LEN, "%s", (const char *)sqlite3_column_text(st, 1));
+            n++;
         }
         if (!rc && r != SQLITE_DONE)
             rc = st_fail(s, r, "reading a sweep's trials", err);
@@ -314,7 +327,14 @@ int store_sweep_delete(store_t *s, const char *id, an_err *err)
             rc = st_fail(s, r, "deleting a sweep", err);
         sqlite3_finalize(st);
     }
-    return st_end(s, rc, err);
+    rc = st_end(s, rc, err);
+    if (!rc && ids) {
+        *ids = names;
+        *nids = n;
+    } else {
+        free(names);
+    }
+    return rc;
 }
 
 int store_sweep_jobs(store_t *s, const char *id, store_job **jobs, size_t *n, an_err *err)

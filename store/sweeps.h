@@ -40,8 +40,10 @@ void store_sweep_list_free(store_sweep *w, size_t n);
 /* Sets the state ("completed", "cancelled" stamp finished_at). */
 int store_sweep_set_state(store_t *s, const char *id, const char *state, an_err *err);
 /* Deletes a sweep with its rung rows and its trial jobs, in one transaction; STORE_ESTATE
- * (nothing deleted) while one of its trials is queued, running or paused. */
-int store_sweep_delete(store_t *s, const char *id, an_err *err);
+ * (nothing deleted) while one of its trials is queued, running or paused. The deleted trial
+ * jobs' ids go to *ids (malloc'd, *nids of them) when `ids` is not NULL. */
+int store_sweep_delete(store_t *s, const char *id, char (**ids)[STORE_ID_LEN], size_t *nids,
+                       an_err *err);
 /* The sweep's trial jobs, by trial index. */
 int store_sweep_jobs(store_t *s, const char *id, store_job **jobs, size_t *n, an_err *err);
 /* Records a rung decision (its seq is given by the caller, who orders them). */

@@ -230,8 +230,16 @@ test('cancel stops the running trial and starts no more; delete removes the swee
     // the trials it never started say they never will
     assert.deepEqual(after.trials.filter((t) => !t.job).map((t) => t.state), ['cancelled', 'cancelled']);
     assert.equal((await api(d.url, 'POST', `/v1/sweeps/${id}/cancel`, {})).status, 409);
+    // Streams of the trial and of the sweep end with `deleted`, as a deleted job's do.
+    const gone = (evs) => evs.some((e) => e.event === 'deleted');
+    const trialStream = readEvents(d.url, `/v1/jobs/${running.job}/events`, {until: gone, timeoutMs: 8000});
+    const sweepStream = readEvents(d.url, `/v1/events?job=${id}`, {until: gone, timeoutMs: 8000});
+    await new Promise((res) => setTimeout(res, 500));
     const rm = await api(d.url, 'DELETE', `/v1/sweeps/${id}`);
     assert.equal(rm.status, 204);
+    const [te, se] = await Promise.all([trialStream, sweepStream]);
+    assert.ok(te.some((e) => e.event === 'deleted' && e.data.id === running.job), JSON.stringify(te.map((e) => e.event)));
+    assert.ok(se.some((e) => e.event === 'deleted' && e.data.id === id), JSON.stringify(se.map((e) => e.event)));
     assert.equal((await api(d.url, 'GET', `/v1/sweeps/${id}`)).status, 404);
     assert.equal((await api(d.url, 'GET', `/v1/jobs/${running.job}`)).status, 404);
     assert.equal((await api(d.url, 'DELETE', `/v1/sweeps/${id}`)).status, 404);

@@ -150,11 +150,11 @@ static void test_delete(void **state)
     assert_int_equal(store_sweep_rung_add(&f->s, s, &r, &e), 0);
 
     /* running sweep: refused */
-    assert_int_equal(store_sweep_delete(&f->s, s, &e), STORE_ESTATE);
+    assert_int_equal(store_sweep_delete(&f->s, s, NULL, NULL, &e), STORE_ESTATE);
     assert_string_equal(e.field, "state");
     assert_int_equal(store_sweep_set_state(&f->s, s, "cancelled", &e), 0);
     /* a trial still queued: refused, naming it, and nothing went */
-    assert_int_equal(store_sweep_delete(&f->s, s, &e), STORE_ESTATE);
+    assert_int_equal(store_sweep_delete(&f->s, s, NULL, NULL, &e), STORE_ESTATE);
     assert_non_null(strstr(e.message, j0));
     store_job j;
     assert_int_equal(store_job_get(&f->s, j0, &j, &e), 0);
@@ -163,7 +163,14 @@ static void test_delete(void **state)
                                          &e), 0);
     assert_int_equal(store_job_set_state(&f->s, j1, STORE_MASK_ALL, STORE_STOPPED, NULL, NULL,
                                          &e), 0);
-    assert_int_equal(store_sweep_delete(&f->s, s, &e), 0);
+    char (*gone)[STORE_ID_LEN] = NULL;
+    size_t ngone = 0;
+    assert_int_equal(store_sweep_delete(&f->s, s, &gone, &ngone, &e), 0);
+    /* the deleted trials are named, for their streams to be ended */
+    assert_int_equal(ngone, 2);
+    assert_true((strcmp(gone[0], j0) == 0 && strcmp(gone[1], j1) == 0) ||
+                (strcmp(gone[0], j1) == 0 && strcmp(gone[1], j0) == 0));
+    free(gone);
     assert_int_equal(store_sweep_get(&f->s, s, &(store_sweep){0}, &e), -ENOENT);
     assert_int_equal(store_job_get(&f->s, j0, &j, &e), -ENOENT);
     assert_int_equal(store_job_get(&f->s, j1, &j, &e), -ENOENT);
@@ -176,7 +183,7 @@ static void test_delete(void **state)
     assert_int_equal(store_job_get(&f->s, k0, &j, &e), 0);
     assert_string_equal(j.sweep, other);
     store_job_free(&j);
-    assert_int_equal(store_sweep_delete(&f->s, "s_000099", &e), -ENOENT);
+    assert_int_equal(store_sweep_delete(&f->s, "s_000099", NULL, NULL, &e), -ENOENT);
 }
 
 static void test_stopped_state(void **state)
