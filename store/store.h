@@ -104,8 +104,10 @@ void store_close(store_t *s);
 /* The schema version this build writes (PRAGMA user_version after store_open). */
 int store_schema_version(void);
 
-/* Housekeeping for idle moments and shutdown: PRAGMA wal_checkpoint(TRUNCATE) and an
- * incremental vacuum that returns freed pages (deleted checkpoints) to the file system. */
+/* All the housekeeping at once: PRAGMA wal_checkpoint(TRUNCATE) and an incremental vacuum
+ * that returns every freed page to the file system. For tools and benchmarks: the daemon
+ * does none at shutdown (a stop must be quick) and runs store_housekeep below instead,
+ * with the WAL kept under journal_size_limit (docs/STORAGE.md). */
 int store_maintain(store_t *s, an_err *err);
 
 /* One slice of housekeeping, cheap enough to run every second beside training: gives at most
