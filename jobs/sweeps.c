@@ -43,9 +43,21 @@ static void run_free(sweep_run *r)
 {
     sweep_free(&r->spec);
     cJSON_Delete(r->params);
+    for (int k = 0; r->trials && k < r->ntrials; k++)
+        free(r->trials[k].error);
     free(r->trials);
     free(r->rungs);
     free(r);
+}
+
+/* Why trial t cannot run, "field: message" (out of memory: the message is lost, not the
+ * trial's end). */
+static void trial_error(sweep_trial *t, const an_err *e)
+{
+    char buf[800];
+    snprintf(buf, sizeof buf, "%s%s%s", e->field, e->field[0] ? ": " : "", e->message);
+    free(t->error);
+    t->error = strdup(buf);
 }
 
 void sweeps_free(sweeps *w)
@@ -200,7 +212,8 @@ char (*sweeps_trial_errors(sweeps *w, const char *id, int *ntrials))[800]
     if (!e)
         return NULL;
     for (int k = 0; k < r->ntrials; k++)
-        memcpy(e[k], r->trials[k].error, 800);
+        if (r->trials[k].error)
+            snprintf(e[k], 800, "%s", r->trials[k].error);
     *ntrials = r->ntrials;
     return e;
 }
@@ -475,10 +488,10 @@ static void launch_after(void *arg)
     } else if (l->out.kind == SUBMIT_INVALID || l->out.kind == SUBMIT_UNPROCESSABLE) {
         /* This trial's values make a job that cannot run: say why, go on with the next. */
         const an_err *e = &l->out.errs[0];
-        snprintf(t->error, sizeof t->error, "%s%s%s", e->field, e->field[0] ? ": " : "",
-                 e->message);
+        trial_error(t, e);
         t->state = TRIAL_ENDED;
-        util_log(LOG_WARN, "sweep %s: trial %d cannot run: %s", r->id, l->trial, t->error);
+        util_log(LOG_WARN, "sweep %s: trial %d cannot run: %s", r->id, l->trial,
+                 t->error ? t->error : e->message);
         emit(w, r, "trial_failed", l->trial);
     } else {
         /* The store or memory: tried again by the next pump. */
@@ -502,7 +515,7 @@ static int launch_trial(sweeps *w, sweep_run *r, int k)
     an_err e;
     cJSON *params = cJSON_GetArrayItem(r->params, k);
     if (sweep_apply(r->spec.base, params, &l->spec, &e) != 0) {
-        snprintf(r->trials[k].error, sizeof r->trials[k].error, "%s: %s", e.field, e.message);
+        trial_error(&r->trials[k], &e);
         r->trials[k].state = TRIAL_ENDED;
         free(l);
         return 0;

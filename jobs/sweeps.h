@@ -34,7 +34,9 @@ enum trial_state { TRIAL_PENDING, TRIAL_LAUNCHING, TRIAL_ACTIVE, TRIAL_ENDED };
 typedef struct sweep_trial {
     int state;                   /* enum trial_state */
     char job[STORE_ID_LEN];      /* its job once started */
-    char error[800];             /* why it could not be started ("" = it was) */
+    char *error;                 /* why it could not be started (NULL = it was): most trials
+                                    have none, and a sweep stays in memory while the daemon
+                                    runs, so it is not kept inline */
 } sweep_trial;
 
 typedef struct sweep_run {

@@ -313,12 +313,21 @@ test('a trial paused between its last validation and a rung is judged at the run
     assert.equal(c.status, 201, c.text);
     const running = await waitSweep(d.url, c.json.id, (x) => x.trials[0].job);
     const job = running.trials[0].job;
-    await waitJob(d.url, job, (j) => j.step > 1100); // the shown step may lag the hold at 1200
-    const p = await api(d.url, 'POST', `/v1/jobs/${job}/pause`);
-    assert.equal(p.status, 200, p.text);
-    const paused = await waitJob(d.url, job, (j) => j.state === 'paused');
+    // The shown step lags the hold, so a pause may land a little before 1200: the resumed
+    // run is then held at 1200 again, and paused again.
+    let paused;
+    for (let tries = 0; tries < 20; tries++) {
+      await waitJob(d.url, job, (j) => j.state === 'running' && j.step > 1100);
+      await new Promise((res) => setTimeout(res, 100));
+      const p = await api(d.url, 'POST', `/v1/jobs/${job}/pause`);
+      assert.equal(p.status, 200, p.text);
+      paused = await waitJob(d.url, job, (j) => j.state === 'paused');
+      assert.ok(paused.last_checkpoint_step > 1000 && paused.last_checkpoint_step <= 1200, JSON.stringify(paused));
+      assert.equal((await api(d.url, 'POST', `/v1/jobs/${job}/resume`)).status, 200);
+      if (paused.last_checkpoint_step === 1200)
+        break;
+    }
     assert.equal(paused.last_checkpoint_step, 1200);
-    assert.equal((await api(d.url, 'POST', `/v1/jobs/${job}/resume`)).status, 200);
     const s = await waitSweep(d.url, c.json.id, (x) => x.state === 'completed');
     const m = await api(d.url, 'GET', `/v1/jobs/${job}/metrics?from=1000&to=1000`);
     assert.deepEqual(m.json.val_step, [1000]);
