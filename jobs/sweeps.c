@@ -37,7 +37,6 @@ int sweeps_init(sweeps *w, struct service *d)
 }
 
 static void undo_drain(sweeps *w);
-static void save_drain(sweeps *w);
 
 static void run_free(sweep_run *r)
 {
@@ -62,7 +61,7 @@ static void trial_error(sweep_trial *t, const an_err *e)
 
 void sweeps_free(sweeps *w)
 {
-    save_drain(w);
+    sweeps_save_drain(w);
     undo_drain(w);
     sweep_run *r = w->list;
     while (r) {
@@ -235,88 +234,6 @@ static void emit(sweeps *w, const sweep_run *r, const char *what, int trial)
     w->sink.event(w->sink.ctx, &ev);
 }
 
-/* ---- the sweep's state in the store, written off the loop -------------------------------- */
-
-typedef struct state_save {
-    sweeps *w;
-    char id[STORE_ID_LEN];
-    char state[16];
-    struct state_save *next;     /* in save_wait */
-} state_save;
-
-static void save_work(void *arg)
-{
-    state_save *s = arg;
-    an_err e;
-    uv_mutex_lock(&s->w->dbmu);
-    int rc = store_sweep_set_state(&s->w->db, s->id, s->state, &e);
-    uv_mutex_unlock(&s->w->dbmu);
-    if (rc)
-        util_log(LOG_ERROR, "sweep %s: cannot record state %s: %s", s->id, s->state,
-                   e.message);
-}
-
-static void save_retry(sweeps *w);
-
-static void save_after(void *arg)
-{
-    state_save *s = arg;
-    sweeps *w = s->w;
-    w->save_out = NULL;
-    free(s);
-    save_retry(w);
-}
-
-/* Hands the oldest save that waits to the request queue, unless one is out: one at a time,
- * so that a sweep's states land in the order they came (the queue has two threads). */
-static void save_retry(sweeps *w)
-{
-    if (w->save_out || !w->save_wait || w->d->phase == PHASE_CLOSING) /* stopped queue */
-        return;
-    if (workq_push(&w->d->quick, save_work, save_after, w->save_wait) != 0)
-        return; /* full: the next pump tries again */
-    w->save_out = w->save_wait;
-    w->save_wait = w->save_wait->next;
-    if (!w->save_wait)
-        w->save_wait_tail = NULL;
-}
-
-/* Saves that a full request queue refused until the end (sweeps_free): written here, once
- * nothing else writes. */
-static void save_drain(sweeps *w)
-{
-    free(w->save_out); /* written: the stopped queue ran it but called no save_after */
-    w->save_out = NULL;
-    while (w->save_wait) {
-        state_save *s = w->save_wait;
-        w->save_wait = s->next;
-        if (w->db_open)
-            save_work(s);
-        free(s);
-    }
-    w->save_wait_tail = NULL;
-}
-
-/* Records a sweep's state on a request thread. One out at a time; a full request queue keeps
- * it (and every later one, in order) for the next pump: the loop thread never writes. */
-static void save_state(sweeps *w, const char *id, const char *state)
-{
-    state_save *s = calloc(1, sizeof *s);
-    if (!s) {
-        util_log(LOG_ERROR, "sweep %s: out of memory recording state %s", id, state);
-        return;
-    }
-    s->w = w;
-    snprintf(s->id, sizeof s->id, "%s", id);
-    snprintf(s->state, sizeof s->state, "%s", state);
-    if (w->save_wait_tail)
-        w->save_wait_tail->next = s;
-    else
-        w->save_wait = s;
-    w->save_wait_tail = s;
-    save_retry(w);
-}
-
 /* A sweep with nothing left to start and nothing queued or running is completed. */
 static void check_done(sweeps *w, sweep_run *r)
 {
@@ -326,7 +243,7 @@ static void check_done(sweeps *w, sweep_run *r)
         if (r->trials[k].state != TRIAL_ENDED)
             return;
     r->done = 1;
-    save_state(w, r->id, "completed");
+    sweeps_save_state(w, r->id, "completed");
     emit(w, r, "completed", -1);
     util_log(LOG_INFO, "sweep %s completed: %d trials", r->id, r->ntrials);
 }
@@ -538,7 +455,7 @@ static int launch_trial(sweeps *w, sweep_run *r, int k)
 
 void sweeps_pump(sweeps *w)
 {
-    save_retry(w);
+    sweeps_save_retry(w);
     undo_retry(w);
     if (w->d->phase != PHASE_SERVING)
         return;
@@ -584,7 +501,7 @@ void sweeps_job_state(sweeps *w, const char *job, const char *state)
     if (r->done && active && !r->cancelled) {
         /* A trial resumed after the sweep completed: the sweep runs again until it ends. */
         r->done = 0;
-        save_state(w, r->id, "running");
+        sweeps_save_state(w, r->id, "running");
     }
     check_done(w, r);
     sweeps_pump(w);

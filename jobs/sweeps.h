@@ -122,6 +122,14 @@ int sweeps_cancel(sweeps *w, const char *id, char (**jobs)[STORE_ID_LEN], size_t
 sweep_run *sweeps_find_run(sweeps *w, const char *id);
 sweep_run *sweeps_find_trial(sweeps *w, const char *job, int *trial);
 
+/* A sweep's state recorded on a request thread (jobs/sweep_save.c), one out at a time so
+ * that states land in order; a full request queue keeps it (and every later one) for the
+ * next sweeps_save_retry (each pump): the loop thread never writes. sweeps_save_drain writes
+ * what is left at the end (sweeps_free), once nothing else writes. */
+void sweeps_save_state(sweeps *w, const char *id, const char *state);
+void sweeps_save_retry(sweeps *w);
+void sweeps_save_drain(sweeps *w);
+
 /* Worker: the rungs of job `job` if it is a trial of an ASHA sweep (0 otherwise). */
 int sweeps_trial_rungs(sweeps *w, const char *job, int64_t total_steps, int64_t *rungs,
                        int max);

@@ -192,6 +192,10 @@ int wctx_checkpoint_blob(wctx *w, void *blob, size_t len, int64_t step,
                          const train_report *last, const store_keep *keep, double save_s,
                          an_err *e);
 
+/* Restores the newest usable checkpoint of job `id` into `t` (jobs/restore.c); *step gets its
+ * step, -1 when there is none to restore. */
+int wctx_restore_newest(wctx *w, const char *id, train *t, int64_t *step, an_err *e);
+
 /* Waits until the writer has written (or dropped) every queued slot; returns its first
  * failure of this run. The worker may use w->store again afterwards. */
 int wctx_drain(wctx *w, an_err *e);
