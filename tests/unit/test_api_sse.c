@@ -83,13 +83,9 @@ static void replay_is_possible_only_within_the_ring(void **state)
     sse_hub_close(&h);
 }
 
-/* A replay larger than half a client's buffer is refused (the snapshot is sent instead): it
- * would drop the client as it opens, and its reconnect would ask for the same again. */
-static void a_replay_too_large_for_the_buffer_is_refused(void **state)
+/* An event's data of about 64 KiB. */
+static cJSON *big_event(void)
 {
-    (void)state;
-    sse_hub h;
-    assert_int_equal(sse_hub_init(&h, 64, 1), 0);
     cJSON *d = cJSON_CreateObject();
     char *big = malloc(64 * 1024);
     assert_non_null(big);
@@ -97,6 +93,17 @@ static void a_replay_too_large_for_the_buffer_is_refused(void **state)
     big[64 * 1024 - 1] = '\0';
     cJSON_AddStringToObject(d, "pad", big);
     free(big);
+    return d;
+}
+
+/* A replay larger than half a client's buffer is refused (the snapshot is sent instead): it
+ * would drop the client as it opens, and its reconnect would ask for the same again. */
+static void a_replay_too_large_for_the_buffer_is_refused(void **state)
+{
+    (void)state;
+    sse_hub h;
+    assert_int_equal(sse_hub_init(&h, 64, 1), 0);
+    cJSON *d = big_event();
     for (int i = 0; i < 12; i++) /* ids 1..12, 64 KiB each: 768 KiB in all */
         sse_publish(&h, "j_1", "progress", d);
     cJSON_Delete(d);
@@ -120,13 +127,7 @@ static void a_reader_far_behind_is_dropped_and_its_buffer_freed(void **state)
     struct MHD_Response *resp = sse_client_open(&h, NULL, "", 0, 0, &c);
     assert_non_null(resp);
     assert_int_equal(h.nclients, 1);
-    cJSON *d = cJSON_CreateObject();
-    char *big = malloc(64 * 1024);
-    assert_non_null(big);
-    memset(big, 'x', 64 * 1024 - 1);
-    big[64 * 1024 - 1] = '\0';
-    cJSON_AddStringToObject(d, "pad", big);
-    free(big);
+    cJSON *d = big_event();
     /* Nobody reads: 15 events of 64 KiB stay under the 1 MiB limit, the 16th passes it. */
     for (int i = 0; i < 15; i++)
         sse_publish(&h, "j_1", "progress", d);
