@@ -4,6 +4,7 @@
 #include "core/gpt_layers.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "core/gemm.h"
@@ -12,7 +13,10 @@
 
 #define LN_EPS 1e-5f
 
-static int wide = -1; /* -1: not asked yet */
+/* -1: not asked yet. Atomic: two workers' first gpt passes may ask at once (both find the
+ * same answer, but unsynchronised they would race), and a pass must never read the -1 that
+ * gpt_layers_avx512 writes between its two stores. */
+static _Atomic int wide = -1;
 
 _Thread_local int gpt_in_team;
 
@@ -21,20 +25,27 @@ void gpt_team_mark(int on)
     gpt_in_team = on;
 }
 
+static int cpu_wide(void)
+{
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw");
+}
+
 int gpt_wide_vectors(void)
 {
-    if (wide < 0)
-        wide = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-               __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw");
-    return wide;
+    int w = atomic_load_explicit(&wide, memory_order_relaxed);
+    if (w < 0) {
+        w = cpu_wide();
+        atomic_store_explicit(&wide, w, memory_order_relaxed);
+    }
+    return w;
 }
 
 int gpt_layers_avx512(int on)
 {
-    wide = -1;
-    if (!on)
-        wide = 0;
-    return gpt_wide_vectors();
+    int w = on ? cpu_wide() : 0;
+    atomic_store_explicit(&wide, w, memory_order_relaxed);
+    return w;
 }
 
 void gpt_encoder_forward(float *out, const int32_t *idx, const float *wte, const float *wpe,

@@ -15,8 +15,8 @@ enum gpt_gelu { GPT_GELU_TANH = 0, GPT_GELU_ERF = 1 };
 
 /* The costliest element-wise loops also exist compiled for AVX-512, used when the CPU has it
  * (the same bits either way). on = 0 makes them use the build's AVX2 versions, on = 1 the
- * AVX-512 ones if the CPU has them (the default); returns whether AVX-512 is now used. Not
- * thread-safe: for tests and benchmarks that compare the two. */
+ * AVX-512 ones if the CPU has them (the default); returns whether AVX-512 is now used. For
+ * tests and benchmarks that compare the two: a pass running meanwhile may use either. */
 int gpt_layers_avx512(int on);
 
 /* Teams: a caller may run a whole pass of these functions on one OpenMP team of its threads
