@@ -152,6 +152,7 @@ void job_spec_sched_env(const job_spec *s, int64_t train_samples, sched_env *env
         env->base_lr[k + 1] = s->groups[k].has_lr ? s->groups[k].lr : s->optim.lr;
     env->has_betas = optim_has_betas(&s->optim);
     env->has_momentum = optim_has_momentum(&s->optim);
+    env->stored = s->stored;
     env->beta1 = s->optim.beta1;
     env->beta2 = s->optim.beta2;
     env->momentum = s->optim.momentum;
@@ -482,7 +483,7 @@ static void parse_spec(const cJSON *j, job_spec *s, errlist *l)
     const cJSON *g = cfg_get(j, "param_groups");
     int groups_ok = !g || (model_ok && !failed(l, cfg_groups_parse(g, s, &e), &e));
     failed(l, parse_resume(j, s, &e), &e);
-    if (!failed(l, parse_lrfinder(j, s, &e), &e) && is_gpt && s->lrfind_stop > 0)
+    if (!failed(l, parse_lrfinder(j, s, &e), &e) && is_gpt && s->lrfind_stop > 0 && !s->stored)
         failed(l, an_fail(&e, "lr_finder", "the LR finder's sweep runs linear and mlp models; a "
                           "gpt job's would not end itself: sweep its lr with an LRRangeTest "
                           "schedule and read the loss instead"), &e);
@@ -545,11 +546,13 @@ static void parse_spec(const cJSON *j, job_spec *s, errlist *l)
         failed(l, an_failc(&e, -ENOMEM, "", "out of memory building the normalized spec"), &e);
 }
 
-int job_spec_parse_all(const cJSON *json, job_spec *out, an_err *errs, int max, int *nerr)
+static int parse_all(const cJSON *json, job_spec *out, an_err *errs, int max, int *nerr,
+                     int stored)
 {
     char got[80];
     errlist l = {.e = errs, .max = max};
     memset(out, 0, sizeof *out);
+    out->stored = stored;
     if (!cJSON_IsObject(json)) {
         an_err e;
         failed(&l, an_fail(&e, "", "a job spec must be a JSON object, got %s",
@@ -565,14 +568,24 @@ int job_spec_parse_all(const cJSON *json, job_spec *out, an_err *errs, int max, 
     return l.rc;
 }
 
-int job_spec_parse(const cJSON *json, job_spec *out, an_err *err)
+int job_spec_parse_all(const cJSON *json, job_spec *out, an_err *errs, int max, int *nerr)
+{
+    return parse_all(json, out, errs, max, nerr, 0);
+}
+
+static int parse_one(const cJSON *json, job_spec *out, an_err *err, int stored)
 {
     an_err_clear(err);
     an_err first;
-    int rc = job_spec_parse_all(json, out, &first, 1, NULL);
+    int rc = parse_all(json, out, &first, 1, NULL, stored);
     if (rc && err)
         *err = first;
     return rc;
+}
+
+int job_spec_parse(const cJSON *json, job_spec *out, an_err *err)
+{
+    return parse_one(json, out, err, 0);
 }
 
 int job_spec_parse_text(const char *text, size_t len, job_spec *out, an_err *err)
@@ -593,7 +606,7 @@ int job_spec_parse_stored(const char *text, size_t len, job_spec *out, an_err *e
     cJSON *j = text ? cJSON_ParseWithLength(text, len) : NULL;
     if (!j)
         return an_failc(err, -EINVAL, "", "the stored spec is not JSON");
-    int rc = job_spec_parse(j, out, err);
+    int rc = parse_one(j, out, err, 1);
     cJSON_Delete(j);
     return rc;
 }

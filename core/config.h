@@ -130,6 +130,9 @@ typedef struct job_spec {
                                      diverges (core/lrfind.h); 0 = an ordinary job */
     cfg_sched sched;              /* priority, preemption, limits, tags, notes (config_sched.h) */
     char resume_job[64];          /* "" = none */
+    int stored;                   /* parsed from the store (job_spec_parse_stored): accepted
+                                     once, so refusals added since are not applied again, and it
+                                     runs as it did when accepted */
     int64_t resume_step;          /* -1 = latest */
     /* ds_config */
     int64_t train_batch_size, micro_batch, grad_accum; /* samples, samples, micro-batches per

@@ -285,7 +285,7 @@ static int build(sched **out, const cJSON *block, const char *path, const sched_
         rc = torch_create(s, params, pp, err, warnings);
         /* torch 1.13 refuses to cycle what the optimizer does not have: CyclicLR cycles
          * only a momentum (SGD, RMSprop), OneCycleLR a momentum or beta1. */
-        if (!rc && s->cycles_mom && !env->has_momentum &&
+        if (!rc && s->cycles_mom && !env->has_momentum && !env->stored &&
             (kind == SK_CYCLIC || (kind == SK_ONECYCLELR && !env->has_betas))) {
             char mp[300];
             rc = an_fail(err, an_path(mp, sizeof mp, pp, "cycle_momentum"),

@@ -32,6 +32,9 @@ typedef struct sched_env {
     int has_momentum;                   /* SGD or RMSprop: torch's CyclicLR and OneCycleLR
                                            cycle their momentum; without it or betas they
                                            refuse to cycle (PyTorch 1.13 raises) */
+    int stored;                         /* a stored job's spec, accepted by an earlier build
+                                           before that refusal: its CyclicLR cycles beta1
+                                           (or nothing) as it did then */
     double beta1, beta2;                /* the optimizer's configured betas */
     double momentum;                    /* SGD/RMSprop momentum (torch CyclicLR/OneCycleLR) */
     int64_t total_steps;                /* the job's optimizer steps ("auto" total_num_steps) */

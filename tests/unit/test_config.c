@@ -1,5 +1,6 @@
 /* test_config — the job-spec parser: the tutorial job, every rejection with its JSON path,
  * batch-size arithmetic, "auto", warnings, the normalized spec, and truncated input. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +15,7 @@
 
 #include "core/config.h"
 #include "core/config_model.h"
+#include "core/sched.h"
 
 /* The example of JOBSPEC.md, as it stands. */
 static const char *const tutorial =
@@ -569,6 +571,51 @@ static void test_duplicate_in_ds_config(void **state)
     assert_non_null(strstr(e.message, "not JSON"));
 }
 
+/* Refusals added after a job was accepted do not stop it: its stored spec loads, and runs as
+ * it did (a CyclicLR on Adam cycles beta1; a gpt job's lr_finder is no sweep), while the same
+ * spec submitted now is refused naming the key. */
+static void test_stored_specs_keep_what_they_were_accepted_with(void **state)
+{
+    (void)state;
+    static const char *const cases[][2] = {
+        {"{\"model\": {\"type\": \"linear\", \"inputs\": 2, \"outputs\": 1}, \"data\": "
+         "{\"type\": \"synthetic\", \"task\": \"regression\", \"samples\": 64, \"features\": 2}, "
+         "\"steps\": 20, \"ds_config\": {\"train_batch_size\": 8, \"optimizer\": {\"type\": "
+         "\"Adam\", \"params\": {\"lr\": 0.1}}, \"scheduler\": {\"type\": \"CyclicLR\", "
+         "\"params\": {\"base_lr\": 0.01, \"max_lr\": 0.1, \"step_size_up\": 5}}}}",
+         "ds_config.scheduler.params.cycle_momentum"},
+        {"{\"model\": {\"type\": \"gpt\", \"block_size\": 8, \"n_layer\": 1, \"n_head\": 2, "
+         "\"n_embd\": 8}, \"data\": {\"type\": \"text\", \"text\": \"to be or not to be, that is "
+         "the question; to be or not to be\"}, \"steps\": 4, \"lr_finder\": {\"stop_factor\": 4}, "
+         "\"ds_config\": {\"train_batch_size\": 4, \"optimizer\": {\"type\": \"AdamW\", "
+         "\"params\": {\"lr\": 0.003}}}}", "lr_finder"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        job_spec s;
+        an_err e;
+        const char *text = cases[k][0];
+        assert_int_not_equal(job_spec_parse_text(text, strlen(text), &s, &e), 0);
+        assert_string_equal(e.field, cases[k][1]);
+        if (job_spec_parse_stored(text, strlen(text), &s, &e) != 0)
+            fail_msg("case %zu stored: %s: %s", k, e.field, e.message);
+        assert_true(s.stored);
+        if (k == 0) { /* its schedule builds, cycling beta1 from 0.9 down */
+            sched_env env;
+            job_spec_sched_env(&s, 64, &env);
+            cJSON *b = cJSON_GetObjectItem(cJSON_GetObjectItem(s.normalized, "ds_config"),
+                                           "scheduler");
+            sched *x;
+            if (sched_create(&x, b, "ds_config.scheduler", &env, &e, NULL))
+                fail_msg("stored CyclicLR: %s: %s", e.field, e.message);
+            assert_non_null(sched_mom(x));
+            sched_step(x, NAN);
+            assert_true(sched_mom(x)[0] < 0.9);
+            sched_free(x);
+        }
+        job_spec_free(&s);
+    }
+}
+
 static void test_warnings_for_unused_keys(void **state)
 {
     (void)state;
@@ -1030,6 +1077,7 @@ int main(void)
         cmocka_unit_test(test_builtin_and_dataset),
         cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_model_same_shape),
+        cmocka_unit_test(test_stored_specs_keep_what_they_were_accepted_with),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
