@@ -194,7 +194,7 @@ static void snap_open(http_req *r)
     if (r->pending || admit(r, ip, 1)) /* 404, out of memory, or too many streams by now */
         return;
     api_t *api = r->api;
-    int replay = q->replay && sse_can_replay(&api->hub, q->last);
+    int replay = q->replay && sse_can_replay(&api->hub, q->job, q->last);
     sse_client *c = NULL;
     struct MHD_Response *resp = sse_client_open(&api->hub, r->conn, q->job, replay, q->last, &c);
     if (!resp) {
@@ -206,7 +206,7 @@ static void snap_open(http_req *r)
         sse_client_push(c, q->frames, q->len);
         /* Events after the snapshot's id, unless the ring has moved past them: then the
          * snapshot is older than the ring and the client catches up from /metrics. */
-        if (sse_can_replay(&api->hub, q->id))
+        if (sse_can_replay(&api->hub, q->job, q->id))
             sse_client_replay(&api->hub, c, q->id);
     }
     http_resume_pending(r, 200, resp);
@@ -231,7 +231,7 @@ static void open_stream(http_req *r, const char *job, const char *field)
     memcpy(q->job, job, jl + 1);
     q->field = field;
     q->id = sse_last_id(&r->api->hub);
-    q->replay = last_event_id(r, &q->last) && sse_can_replay(&r->api->hub, q->last);
+    q->replay = last_event_id(r, &q->last) && sse_can_replay(&r->api->hub, q->job, q->last);
     r->ctx = q;
     r->ctx_free = snap_q_free;
     r->loop_fn = snap_open;

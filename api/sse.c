@@ -43,7 +43,12 @@ uint64_t sse_last_id(const sse_hub *h)
     return h->next_id - 1;
 }
 
-int sse_can_replay(const sse_hub *h, uint64_t last_id)
+static int wants(const char *want, const char *job)
+{
+    return !want || want[0] == '\0' || strcmp(want, job) == 0;
+}
+
+int sse_can_replay(const sse_hub *h, const char *job, uint64_t last_id)
 {
     if (last_id > sse_last_id(h))
         return 0; /* not an id we issued */
@@ -56,13 +61,13 @@ int sse_can_replay(const sse_hub *h, uint64_t last_id)
         return 0;
     /* A replay that would not fit in half a client's buffer is refused too: the client
      * would be dropped as soon as it opened, and reconnect with the same id forever. It gets
-     * the snapshot instead. */
+     * the snapshot instead. Only the events its stream takes count. */
     size_t bytes = 0;
     for (size_t k = h->ring_len; k-- > 0;) {
         const sse_event *e = &h->ring[(h->ring_head + k) % h->ring_cap];
         if (e->id <= last_id)
             break;
-        if ((bytes += e->len) > SSE_MAX_BUFFER / 2)
+        if (e->frame && wants(job, e->job) && (bytes += e->len) > SSE_MAX_BUFFER / 2)
             return 0;
     }
     return 1;
@@ -119,7 +124,7 @@ static void client_append(sse_client *c, const char *s, size_t n)
 
 static int client_wants(const sse_client *c, const char *job)
 {
-    return c->job[0] == '\0' || strcmp(c->job, job) == 0;
+    return wants(c->job, job);
 }
 
 char *sse_format(const char *event, uint64_t id, const cJSON *data, size_t *len)

@@ -81,9 +81,10 @@ uint64_t sse_publish(sse_hub *h, const char *job, const char *event, const cJSON
 /* The id the last published event got (next_id - 1). */
 uint64_t sse_last_id(const sse_hub *h);
 
-/* 1 when every event after `last_id` is still in the ring (replay is complete) and they fit
- * in half of SSE_MAX_BUFFER (a longer replay would drop the client at once). */
-int sse_can_replay(const sse_hub *h, uint64_t last_id);
+/* 1 when every event after `last_id` is still in the ring (replay is complete) and those a
+ * stream of `job` ("" or NULL: every job) takes fit in half of SSE_MAX_BUFFER (a longer
+ * replay would drop the client at once). */
+int sse_can_replay(const sse_hub *h, const char *job, uint64_t last_id);
 
 /* Makes a client for `job` ("" = all) on `conn`, with "retry:" and, when replay is possible,
  * the events after `last_id` already queued (`replay` = 1). Returns the streaming response

@@ -466,6 +466,18 @@ static void delete_done(http_req *r)
 
 void api_sweeps_delete(http_req *r)
 {
+    /* A trial whose final state is stored may still be held by its worker for a moment: its
+     * rows are not deleted under it (the store's check sees only the final state). */
+    jobmgr *m = &r->api->sv->jobs;
+    jobs_poll(m);
+    const sweep_run *sr = sweeps_find_run(&r->api->sv->sweeps, r->m.params[0]);
+    for (int k = 0; sr && sr->done && k < sr->ntrials; k++)
+        if (sr->trials[k].job[0] && jobs_find(m, sr->trials[k].job)) {
+            http_error(r, 409, "conflict", "state", "sweep %s: trial %s has ended but its "
+                       "worker has not let go of it yet; try again in a moment", sr->id,
+                       sr->trials[k].job);
+            return;
+        }
     sweep_del *d = calloc(1, sizeof *d);
     if (!d) {
         http_error(r, 503, "unavailable", NULL, "out of memory");

@@ -337,13 +337,6 @@ static void run_admitted(wctx *w)
     int stop = STOP_NONE;
     int failed = 0, disk_full = 0, rc;
     char errmsg[900] = "";
-    /* A fork's first run keeps what it starts from as its own checkpoint at step 0, so that a
-     * restart before its first checkpoint needs nothing of the source job (whose retention
-     * may remove that checkpoint meanwhile) and starts from the same state. */
-    if (forked && (rc = wctx_checkpoint(w, t, &rep, &keep, &e))) {
-        disk_full = store_failure(errmsg, sizeof errmsg, rc, w->fail_what, w->fail_step, &e);
-        failed = 1;
-    }
     int64_t stride = 1; /* steps between clock reads, adapted to the job's pace */
     /* A sweep's trial meets ASHA's rungs (jobs/sweeps.h): at each it may be stopped. */
     int64_t rungs[SWEEP_MAX_RUNGS];
@@ -369,6 +362,15 @@ static void run_admitted(wctx *w)
     int64_t hang_at = jobs_hang_step(spec.name, rep.step); /* test hook (jobs/jobsched.c) */
     double max_runtime = spec.sched.max_runtime_s; /* job time: resumed runs go on counting */
     int runtime_hit = 0;
+    /* A fork's first run keeps what it starts from as its own checkpoint at step 0, so that a
+     * restart before its first checkpoint needs nothing of the source job (whose retention
+     * may remove that checkpoint meanwhile) and starts from the same state. (Its writer then
+     * shares the store connection: nothing below reads it before the loop.) A disk bound
+     * already hit pauses the job, which checkpoints it. */
+    if (forked && !bound_hit && (rc = wctx_checkpoint(w, t, &rep, &keep, &e))) {
+        disk_full = store_failure(errmsg, sizeof errmsg, rc, w->fail_what, w->fail_step, &e);
+        failed = 1;
+    }
     /* train_total_steps is read each step: a learning-rate sweep ends itself early. */
     while (!failed && !bound_hit && train_steps_done(t) < train_total_steps(t)) {
         stop = atomic_load(&run->stop);

@@ -228,10 +228,12 @@ static int pick_resume(wctx *w, const store_job *row, const job_spec *spec, void
     store_checkpoint_info *list = NULL;
     size_t n = 0;
     int rc = store_checkpoint_list(&w->store, row->id, &list, &n, e);
+    int own = 0; /* a checkpoint of its own, maybe at step 0 (a run paused there) */
     for (size_t i = n; rc == 0 && i-- > 0;) {
         rc = store_checkpoint_read(&w->store, row->id, list[i].step, blob, len, NULL, e);
         if (rc == 0) {
             *step = list[i].step;
+            own = 1;
             break;
         }
         if (rc == -EPROTO) {
@@ -243,7 +245,7 @@ static int pick_resume(wctx *w, const store_job *row, const job_spec *spec, void
     free(list);
     if (rc == 0)
         rc = store_job_rewind(&w->store, row->id, *step, STORE_RUNNING, e);
-    if (rc == 0 && *step == 0 && spec->resume_job[0]) {
+    if (rc == 0 && !own && spec->resume_job[0]) {
         int64_t at = spec->resume_step;
         rc = store_checkpoint_read(&w->store, spec->resume_job, at < 0 ? -1 : at, blob, len,
                                    NULL, e);

@@ -213,7 +213,7 @@ static int step_fails(store_t *st, const job_spec *spec, submit_outcome *out)
  * be of a model whose weights this one takes; *json gets the spec's resume_from object as
  * stored. What passes here is what the worker checks as it starts, so the job does not fail
  * then (unless retention removes the checkpoint meanwhile). */
-static int resume_fails(store_t *st, job_spec *spec, char **json, submit_outcome *out)
+static int resume_fails(store_t *st, const job_spec *spec, char **json, submit_outcome *out)
 {
     store_job src;
     memset(&src, 0, sizeof src);
@@ -247,14 +247,6 @@ static int resume_fails(store_t *st, job_spec *spec, char **json, submit_outcome
     if (bad)
         return 1;
     cJSON *rf = cJSON_GetObjectItemCaseSensitive(spec->normalized, "resume_from");
-    /* "The latest" is the latest now: the fork starts from that step however long it waits
-     * and however often it starts before its own first checkpoint, while its source goes on. */
-    if (spec->resume_step < 0 && rf) {
-        spec->resume_step = last;
-        cJSON_DeleteItemFromObjectCaseSensitive(rf, "step");
-        if (!cJSON_AddNumberToObject(rf, "step", (double)last))
-            return fail(out, SUBMIT_NOMEM, NULL, "out of memory"), 1;
-    }
     *json = rf ? json_print_exact(rf) : NULL;
     return 0;
 }

@@ -70,16 +70,16 @@ static void replay_is_possible_only_within_the_ring(void **state)
     (void)state;
     sse_hub h;
     assert_int_equal(sse_hub_init(&h, 3, 100), 0);
-    assert_false(sse_can_replay(&h, 50)); /* nothing published, id unknown */
+    assert_false(sse_can_replay(&h, "", 50)); /* nothing published, id unknown */
     cJSON *d = cJSON_CreateObject();
     for (int i = 0; i < 5; i++) /* ids 100..104, ring keeps 102..104 */
         sse_publish(&h, "j_1", "progress", d);
     cJSON_Delete(d);
-    assert_true(sse_can_replay(&h, 104));  /* up to date */
-    assert_true(sse_can_replay(&h, 103));
-    assert_true(sse_can_replay(&h, 101));  /* next wanted is 102, still there */
-    assert_false(sse_can_replay(&h, 100)); /* 101 was dropped */
-    assert_false(sse_can_replay(&h, 105)); /* from the future: not ours */
+    assert_true(sse_can_replay(&h, "", 104));  /* up to date */
+    assert_true(sse_can_replay(&h, "", 103));
+    assert_true(sse_can_replay(&h, "", 101));  /* next wanted is 102, still there */
+    assert_false(sse_can_replay(&h, "", 100)); /* 101 was dropped */
+    assert_false(sse_can_replay(&h, "", 105)); /* from the future: not ours */
     sse_hub_close(&h);
 }
 
@@ -107,9 +107,12 @@ static void a_replay_too_large_for_the_buffer_is_refused(void **state)
     for (int i = 0; i < 12; i++) /* ids 1..12, 64 KiB each: 768 KiB in all */
         sse_publish(&h, "j_1", "progress", d);
     cJSON_Delete(d);
-    assert_true(sse_can_replay(&h, 5));  /* 7 frames, 448 KiB: under half a buffer */
-    assert_false(sse_can_replay(&h, 3)); /* 9 frames, 576 KiB: over it */
-    assert_false(sse_can_replay(&h, 0));
+    assert_true(sse_can_replay(&h, "", 5));  /* 7 frames, 448 KiB: under half a buffer */
+    assert_false(sse_can_replay(&h, "", 3)); /* 9 frames, 576 KiB: over it */
+    assert_false(sse_can_replay(&h, "", 0));
+    /* a stream of another job takes none of them: its replay is empty, and allowed */
+    assert_true(sse_can_replay(&h, "j_2", 0));
+    assert_false(sse_can_replay(&h, "j_1", 0));
     sse_client *c = NULL;
     struct MHD_Response *resp = sse_client_open(&h, NULL, "", 1, 5, &c);
     assert_non_null(resp);
