@@ -328,7 +328,8 @@ test('a trial paused between its last validation and a rung is judged at the run
         break;
     }
     assert.equal(paused.last_checkpoint_step, 1200);
-    const s = await waitSweep(d.url, c.json.id, (x) => x.state === 'completed');
+    // (a sweep whose only trial is paused reads completed until the resume is recorded)
+    const s = await waitSweep(d.url, c.json.id, (x) => x.state === 'completed' && x.trials[0].state === 'completed');
     const m = await api(d.url, 'GET', `/v1/jobs/${job}/metrics?from=1000&to=1000`);
     assert.deepEqual(m.json.val_step, [1000]);
     assert.equal(s.rungs.length, 1, JSON.stringify(s.rungs));
