@@ -287,16 +287,18 @@ static void sink_checkpoint(void *ctx, const char *id, int64_t step, int64_t byt
     cJSON_Delete(o);
 }
 
-/* The job is gone: lists watching /v1/events drop it, and its own streams end after this
- * last event (nothing more will come for it). */
-static void sink_deleted(void *ctx, const char *id)
+void api_events_deleted(struct api *api, const char *id)
 {
-    api_t *api = ctx;
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "id", id);
-    sse_publish(&api->hub, id, "deleted", o);
+    if (o && cJSON_AddStringToObject(o, "id", id))
+        sse_publish(&api->hub, id, "deleted", o);
     cJSON_Delete(o);
     sse_hub_end(&api->hub, id);
+}
+
+static void sink_deleted(void *ctx, const char *id)
+{
+    api_events_deleted(ctx, id);
 }
 
 void api_events_sink(api_t *api, job_sink *out)

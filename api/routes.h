@@ -83,6 +83,9 @@ void api_events_all(struct http_req *r);
 struct api;
 struct job_sink;
 void api_events_sink(struct api *api, struct job_sink *out);
+/* A job or sweep `id` is gone: lists watching /v1/events drop it, and its own streams end
+ * after this last `deleted` event (nothing more will come for it). Loop thread. */
+void api_events_deleted(struct api *api, const char *id);
 /* The sweeps' event sink: `sweep` events as SSE frames (daemon/loop.c wires it). */
 struct sweep_sink;
 void api_sweeps_sink(struct api *api, struct sweep_sink *out);

@@ -457,11 +457,7 @@ static void delete_done(http_req *r)
     sweep_del *d = r->ctx;
     for (size_t i = 0; i < d->n; i++)
         jobs_deleted(&r->api->sv->jobs, d->ids[i]);
-    cJSON *o = cJSON_CreateObject();
-    if (o && cJSON_AddStringToObject(o, "id", r->work_id))
-        sse_publish(&r->api->hub, r->work_id, "deleted", o);
-    cJSON_Delete(o);
-    sse_hub_end(&r->api->hub, r->work_id);
+    api_events_deleted(r->api, r->work_id);
 }
 
 void api_sweeps_delete(http_req *r)

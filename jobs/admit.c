@@ -38,10 +38,7 @@ static uint64_t job_charge(store_t *st, const char *id, mem_estimate *m)
     if (spec.data.type == DATA_DATASET) {
         store_dataset ds;
         memset(&ds, 0, sizeof ds);
-        const char *ref = row.dataset_ref && row.dataset_ref[0] ? row.dataset_ref
-                          : spec.data.dataset_id[0]            ? spec.data.dataset_id
-                                                               : spec.data.name;
-        if (store_dataset_get(st, ref, &ds, NULL) == 0)
+        if (store_dataset_get(st, loader_dataset_ref(&spec, row.dataset_ref), &ds, NULL) == 0)
             rows = ds.rows;
         store_dataset_free(&ds);
     }

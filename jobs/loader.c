@@ -81,6 +81,13 @@ int loader_spec(const store_job *row, job_spec *spec, an_err *err)
     return rc;
 }
 
+const char *loader_dataset_ref(const job_spec *spec, const char *ref)
+{
+    if (ref && ref[0])
+        return ref;
+    return spec->data.dataset_id[0] ? spec->data.dataset_id : spec->data.name;
+}
+
 int loader_data(store_t *s, const job_spec *spec, const char *ref, char **csv, size_t *len,
                 an_err *err)
 {
@@ -91,9 +98,8 @@ int loader_data(store_t *s, const job_spec *spec, const char *ref, char **csv, s
     if (spec->data.type != DATA_DATASET &&
         (spec->data.type != DATA_TEXT || spec->data.text || spec->data.text_builtin))
         return 0;
-    const char *named = spec->data.dataset_id[0] ? spec->data.dataset_id : spec->data.name;
-    if (!ref || !ref[0])
-        ref = named;
+    const char *named = loader_dataset_ref(spec, NULL);
+    ref = loader_dataset_ref(spec, ref);
     int rc = store_dataset_text(s, ref, csv, len, err);
     if (rc == -ENOENT)
         return an_failc(err, -ENOENT, "data", "the job's data set '%s' (%s) has been deleted%s; "

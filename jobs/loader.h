@@ -69,6 +69,10 @@ int loader_spec(const store_job *row, job_spec *spec, an_err *err);
 int loader_data(store_t *s, const job_spec *spec, const char *ref, char **csv, size_t *len,
                 an_err *err);
 
+/* The data set a job uses: `ref` (its row's dataset_ref) when given, else the spec's id or
+ * name. */
+const char *loader_dataset_ref(const job_spec *spec, const char *ref);
+
 /* The model of job `row` at checkpoint `step` (< 0: its latest), from the cache or loaded.
  * -ENOENT (field "step") without such a checkpoint; -EPROTO for a corrupt one; -ENOMEM;
  * -EAGAIN when the memory budget cannot take the model now.
