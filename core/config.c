@@ -459,6 +459,14 @@ static void parse_spec(const cJSON *j, job_spec *s, errlist *l)
         if (failed(l, cfg_numerics_parse(ds, s, &e), &e))
             ds_ok = 0;
         s->model.type = type;
+        /* DeepSpeed's engine asserts this at start-up: Lamb's trust ratio needs the dynamic
+         * scaler. A stored spec accepted before this check runs on as it did. */
+        if (opt_ok && s->fp16 && s->loss_scale.loss_scale > 0 && s->optim.type == OPTIM_LAMB &&
+            !s->stored &&
+            failed(l, an_fail(&e, "ds_config.fp16.loss_scale", "Lamb needs dynamic loss "
+                              "scaling: set ds_config.fp16.loss_scale to 0 (the default), or "
+                              "use another optimizer with a fixed scale"), &e))
+            ds_ok = 0;
     }
     if (data_ok && val_ok && s->val_split_test && strcmp(s->data.name, "fashion-mnist") != 0 &&
         failed(l, an_fail(&e, "validation.split", "validation.split \"test\" needs a data set "

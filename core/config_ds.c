@@ -273,10 +273,12 @@ int cfg_ds_parse(const cJSON *ds, job_spec *s, cfg_errlist *l, int *batch_ok, in
         int known = 0;
         for (const char *const *k = used; *k && !known; k++)
             known = strcmp(*k, c->string) == 0;
-        /* fp16 and bf16 are honoured for gpt models (config_gpt.c); activation
+        /* fp16 and bf16 (or its old name bfloat16) are honoured for gpt models
+         * (config_gpt.c); activation
          * checkpointing for gpt and mlp, and warned about for linear (config_actckpt.c) */
         if (s->model.type == MODEL_GPT &&
-            (strcmp(c->string, "fp16") == 0 || strcmp(c->string, "bf16") == 0))
+            (strcmp(c->string, "fp16") == 0 || strcmp(c->string, "bf16") == 0 ||
+             (strcmp(c->string, "bfloat16") == 0 && !cfg_get(ds, "bf16"))))
             known = 1;
         if (strcmp(c->string, "activation_checkpointing") == 0)
             known = 1;

@@ -266,20 +266,40 @@ cJSON *cfg_text_json(const data_spec *d, const char *type)
     return o;
 }
 
-/* An unknown key of an fp16/bf16 block: DeepSpeed has many (auto_cast, …); warned, not fatal. */
-static int warn_keys(const cJSON *b, const char *path, const char *const *known, cJSON *warnings)
+/* An unknown key of an fp16/bf16 block. DeepSpeed knows more keys than the daemon uses
+ * (`other`: auto_cast, …), which are warned about as unused; any other key is warned about as
+ * not DeepSpeed's, with the nearest known one (a typo such as loss_scale_windows would
+ * otherwise read as a key the daemon merely skips). Warned, not fatal. */
+static void warn_keys(const cJSON *b, const char *path, const char *const *used,
+                      const char *const *other, cJSON *warnings)
 {
+    if (!warnings)
+        return;
     for (const cJSON *c = b->child; c; c = c->next) {
-        int k = 0;
-        for (const char *const *n = known; *n && !k; n++)
-            k = strcmp(*n, c->string) == 0;
-        if (!k && warnings) {
-            char msg[256];
+        int k = 0, d_best = strlen(c->string) <= 4 ? 2 : 3; /* suggest within < d_best edits */
+        const char *near = NULL;
+        for (int list = 0; list < 2 && !k; list++)
+            for (const char *const *n = list ? other : used; *n && !k; n++) {
+                int d = cfg_edit_distance(*n, c->string);
+                k = d == 0;
+                if (d < d_best)
+                    d_best = d, near = *n;
+            }
+        int unused = 0;
+        for (const char *const *n = other; *n && !unused; n++)
+            unused = strcmp(*n, c->string) == 0;
+        char msg[320];
+        if (k && !unused)
+            continue;
+        if (unused)
             snprintf(msg, sizeof msg, "%s.%s is not used by this daemon", path, c->string);
-            cJSON_AddItemToArray(warnings, cJSON_CreateString(msg));
-        }
+        else if (near)
+            snprintf(msg, sizeof msg, "%s.%s is not a DeepSpeed key: did you mean %s.%s? "
+                     "(ignored)", path, c->string, path, near);
+        else
+            snprintf(msg, sizeof msg, "%s.%s is not a DeepSpeed key (ignored)", path, c->string);
+        cJSON_AddItemToArray(warnings, cJSON_CreateString(msg));
     }
-    return 0;
 }
 
 int cfg_numerics_parse(const cJSON *ds, job_spec *s, an_err *err)
@@ -287,9 +307,17 @@ int cfg_numerics_parse(const cJSON *ds, job_spec *s, an_err *err)
     static const char *const fp16_keys[] = {"enabled", "loss_scale", "initial_scale_power",
                                             "loss_scale_window", "hysteresis",
                                             "consecutive_hysteresis", "min_loss_scale", NULL};
+    static const char *const fp16_other[] = {"auto_cast", "fp16_master_weights_and_grads",
+                                             NULL};
     static const char *const bf16_keys[] = {"enabled", NULL};
+    static const char *const bf16_other[] = {"immediate_grad_update", "check_grad_overflow",
+                                             NULL};
     const cJSON *f = cJSON_IsObject(ds) ? cfg_get(ds, "fp16") : NULL;
     const cJSON *b = cJSON_IsObject(ds) ? cfg_get(ds, "bf16") : NULL;
+    /* DeepSpeed still reads the block's old name when "bf16" is absent. */
+    const char *bpath = "ds_config.bf16";
+    if (!b && cJSON_IsObject(ds) && (b = cfg_get(ds, "bfloat16")))
+        bpath = "ds_config.bfloat16";
     int rc;
     int64_t v;
     s->fp16 = s->bf16 = s->act_ckpt = 0;
@@ -302,8 +330,8 @@ int cfg_numerics_parse(const cJSON *ds, job_spec *s, an_err *err)
         const cJSON *fe = cJSON_IsObject(f) ? cfg_get(f, "enabled") : NULL;
         const cJSON *be = cJSON_IsObject(b) ? cfg_get(b, "enabled") : NULL;
         if (cJSON_IsTrue(fe) && cJSON_IsTrue(be))
-            return an_fail(err, "ds_config.bf16", "ds_config.bf16 and ds_config.fp16 are both "
-                           "enabled: choose one (bf16 needs no loss scaling)");
+            return an_fail(err, bpath, "%s and ds_config.fp16 are both enabled: choose one "
+                           "(bf16 needs no loss scaling)", bpath);
         return 0;
     }
     if (f) {
@@ -326,16 +354,16 @@ int cfg_numerics_parse(const cJSON *ds, job_spec *s, an_err *err)
             (rc = cfg_num(f, "ds_config.fp16", "min_loss_scale", 1.0, 0.0, 1e38, CFG_LO_OPEN,
                           &c->min_loss_scale, err)))
             return rc;
-        warn_keys(f, "ds_config.fp16", fp16_keys, s->warnings);
+        warn_keys(f, "ds_config.fp16", fp16_keys, fp16_other, s->warnings);
     }
     if (b) {
-        if ((rc = cfg_want_object(b, "ds_config.bf16", err)) ||
-            (rc = cfg_bool(b, "ds_config.bf16", "enabled", 0, &s->bf16, err)))
+        if ((rc = cfg_want_object(b, bpath, err)) ||
+            (rc = cfg_bool(b, bpath, "enabled", 0, &s->bf16, err)))
             return rc;
-        warn_keys(b, "ds_config.bf16", bf16_keys, s->warnings);
+        warn_keys(b, bpath, bf16_keys, bf16_other, s->warnings);
     }
     if (s->fp16 && s->bf16)
-        return an_fail(err, "ds_config.bf16", "ds_config.bf16 and ds_config.fp16 are both "
-                       "enabled: choose one (bf16 needs no loss scaling)");
+        return an_fail(err, bpath, "%s and ds_config.fp16 are both enabled: choose one (bf16 "
+                       "needs no loss scaling)", bpath);
     return 0;
 }

@@ -290,6 +290,20 @@ static void to_half(float *g, size_t n)
         g[i] = lossscale_half(g[i]);
 }
 
+/* fp16 with several micro-batches: DeepSpeed holds each micro-batch's gradient in half
+ * precision on its rank (scaled by the loss scale over the accumulation steps, not yet over
+ * the ranks: W times this leaf), so one micro-batch that overflows makes the whole step
+ * overflow, whatever the others add. Such elements become infinities, which the sum, the
+ * exchange between ranks and to_half keep. Finite values are left as they are: the sum is
+ * rounded once, at the end. */
+static void mark_overflow(float *leaf, size_t n, int W)
+{
+    const float w = (float)W;
+    for (size_t i = 0; i < n; i++)
+        if (isinf(lossscale_half(leaf[i] * w)))
+            leaf[i] = leaf[i] > 0 ? INFINITY : -INFINITY;
+}
+
 int gtrain_set_ranks(gtrain *t, int world, int rank, train_reduce_fn fn, void *ctx)
 {
     if (world < 1 || rank < 0 || rank >= world || !fn || (int64_t)world * t->gas > (1 << 20))
@@ -334,6 +348,8 @@ static int local_grads(gtrain *t, int64_t step, float dloss, double *loss_sum,
             t->losses[G + (j - t->rank * t->gas)] = l;
         float *leaf = gradtree_leaf(&t->tree);
         gpt_backward(g, leaf, 0, dloss);
+        if (t->fp16 && G > 1)
+            mark_overflow(leaf, g->nparams, W);
         gradtree_push(&t->tree, leaf);
     }
     *grad = gradtree_finish(&t->tree);

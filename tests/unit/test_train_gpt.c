@@ -286,6 +286,69 @@ static void test_fp16_rules(void **state)
     job_spec_free(&f);
 }
 
+static const char *SOLILOQUY =
+    "To be, or not to be, that is the question: whether 'tis nobler in the mind to suffer the "
+    "slings and arrows of outrageous fortune, or to take arms against a sea of troubles.";
+
+/* The skipped flags of `steps` steps of SGD with lr 0 (the weights never move, so every
+ * step's gradients depend on its batch alone) at a fixed fp16 loss scale. */
+static void fixed_scale_skips(double scale, int gas, int steps, int *skipped)
+{
+    char buf[2048];
+    snprintf(buf, sizeof buf,
+             "{\"seed\": 3, \"model\": {\"type\": \"gpt\", \"block_size\": 8, \"n_layer\": 1, "
+             "\"n_head\": 1, \"n_embd\": 8}, \"data\": {\"type\": \"text\", \"text\": \"%s\"}, "
+             "\"steps\": %d, \"ds_config\": {\"train_batch_size\": %d, "
+             "\"train_micro_batch_size_per_gpu\": 2, \"optimizer\": {\"type\": \"SGD\", "
+             "\"params\": {\"lr\": 0}}, \"fp16\": {\"enabled\": true, \"loss_scale\": %.17g}}}",
+             SOLILOQUY, steps, 2 * gas, scale);
+    job_spec s;
+    an_err e;
+    if (job_spec_parse_text(buf, strlen(buf), &s, &e))
+        fail_msg("spec: %s: %s", e.field, e.message);
+    train *t;
+    assert_int_equal(train_create(&t, &s, NULL, 0, &e), 0);
+    train_report rep;
+    for (int k = 0; k < steps; k++) {
+        assert_int_equal(train_step(t, &rep, &e), 0);
+        skipped[k] = rep.skipped;
+    }
+    train_free(t);
+    job_spec_free(&s);
+}
+
+/* fp16 with gradient accumulation: as in DeepSpeed, where each micro-batch's gradient is
+ * held in half precision, a step is skipped when any one of its micro-batches overflows,
+ * even when the sum of the micro-batches would not. A run of single micro-batches at half
+ * the scale has the same gradients (the loss is scaled by scale / accumulation steps), so
+ * its flags are those of each micro-batch. */
+static void test_fp16_micro_batch_overflow(void **state)
+{
+    (void)state;
+    enum { N = 16 };
+    int alone = 0, total_single = 0;
+    for (double scale = 98304; scale <= 1572864; scale *= 2) {
+        int one[2 * N], acc[N];
+        fixed_scale_skips(scale / 2, 1, 2 * N, one);
+        fixed_scale_skips(scale, 2, N, acc);
+        for (int k = 0; k < N; k++) {
+            int micro = one[2 * k] || one[2 * k + 1];
+            total_single += micro;
+            if (micro && !acc[k])
+                fail_msg("scale %g, step %d: micro-batch %d overflows, the step was applied",
+                         scale, k + 1, one[2 * k] ? 0 : 1);
+            /* a step skipped with no micro-batch overflowing: their sum did */
+            alone += micro && one[2 * k] != one[2 * k + 1];
+        }
+    }
+    print_message("steps with exactly one overflowing micro-batch: %d (of %d overflowing)\n",
+                  alone, total_single);
+    /* the case is exercised, not just all-or-nothing overflows (at scale 393216, step 13 has
+     * one micro-batch overflowing and a sum that does not: the rounded sum alone was not
+     * enough there) */
+    assert_true(alone >= 3);
+}
+
 static void test_fp16_bf16_resume(void **state)
 {
     (void)state;
@@ -352,6 +415,73 @@ static void test_numerics_spec(void **state)
                        "\"fp16\": {\"enabled\": true, \"hysteresis\": 0}}}";
     assert_int_equal(job_spec_parse_text(badw, strlen(badw), &s, &e), -EINVAL);
     assert_string_equal(e.field, "ds_config.fp16.hysteresis");
+}
+
+static int numerics_spec(const char *opt, const char *blocks, job_spec *s, an_err *e)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf, "{\"model\": {\"type\": \"gpt\", \"block_size\": 4, \"n_layer\": "
+             "1, \"n_head\": 1, \"n_embd\": 8}, \"data\": {\"type\": \"text\", \"text\": "
+             "\"abcdefabcdef\"}, \"ds_config\": {\"train_batch_size\": 2, \"optimizer\": "
+             "{\"type\": \"%s\", \"params\": {\"lr\": 0.01}}, %s}}", opt, blocks);
+    return job_spec_parse_text(buf, strlen(buf), s, e);
+}
+
+/* The warnings of a parsed spec, one string. */
+static const char *warnings_of(const job_spec *s, char *buf, size_t size)
+{
+    buf[0] = 0;
+    const cJSON *w;
+    cJSON_ArrayForEach(w, s->warnings)
+        snprintf(buf + strlen(buf), size - strlen(buf), "%s|", w->valuestring);
+    return buf;
+}
+
+/* DeepSpeed's old name of the bf16 block, Lamb with a fixed fp16 scale (DeepSpeed refuses
+ * it), and misspelt keys in the blocks (warned with the key meant, not as merely unused). */
+static void test_numerics_spec_deepspeed_rules(void **state)
+{
+    (void)state;
+    job_spec s;
+    an_err e;
+    char w[1024];
+    assert_int_equal(numerics_spec("SGD", "\"bfloat16\": {\"enabled\": true}", &s, &e), 0);
+    assert_int_equal(s.bf16, 1);
+    assert_null(strstr(warnings_of(&s, w, sizeof w), "bfloat16"));
+    job_spec_free(&s);
+    /* with both names, bf16 is read and bfloat16 is not */
+    assert_int_equal(numerics_spec("SGD", "\"bf16\": {\"enabled\": false}, \"bfloat16\": "
+                                   "{\"enabled\": true}", &s, &e), 0);
+    assert_int_equal(s.bf16, 0);
+    assert_non_null(strstr(warnings_of(&s, w, sizeof w), "ds_config.bfloat16 is not used"));
+    job_spec_free(&s);
+    assert_int_equal(numerics_spec("SGD", "\"fp16\": {\"enabled\": true}, \"bfloat16\": "
+                                   "{\"enabled\": true}", &s, &e), -EINVAL);
+    assert_string_equal(e.field, "ds_config.bfloat16");
+
+    assert_int_equal(numerics_spec("Lamb", "\"fp16\": {\"enabled\": true, \"loss_scale\": "
+                                   "128}", &s, &e), -EINVAL);
+    assert_string_equal(e.field, "ds_config.fp16.loss_scale");
+    assert_non_null(strstr(e.message, "dynamic loss scaling"));
+    assert_int_equal(numerics_spec("Lamb", "\"fp16\": {\"enabled\": true}", &s, &e), 0);
+    assert_int_equal(s.fp16, 1);
+    job_spec_free(&s);
+    assert_int_equal(numerics_spec("SGD", "\"fp16\": {\"enabled\": true, \"loss_scale\": "
+                                   "128}", &s, &e), 0);
+    job_spec_free(&s);
+
+    assert_int_equal(numerics_spec("SGD", "\"fp16\": {\"enabled\": true, "
+                                   "\"loss_scale_windows\": 10, \"auto_cast\": false, "
+                                   "\"zzz\": 1}, \"bf16\": {\"enable\": true}", &s, &e), 0);
+    assert_int_equal(s.fp16, 1);
+    warnings_of(&s, w, sizeof w);
+    assert_non_null(strstr(w, "ds_config.fp16.loss_scale_windows is not a DeepSpeed key: did "
+                           "you mean ds_config.fp16.loss_scale_window?"));
+    assert_non_null(strstr(w, "ds_config.fp16.auto_cast is not used by this daemon"));
+    assert_non_null(strstr(w, "ds_config.fp16.zzz is not a DeepSpeed key (ignored)"));
+    assert_non_null(strstr(w, "ds_config.bf16.enable is not a DeepSpeed key: did you mean "
+                           "ds_config.bf16.enabled?"));
+    job_spec_free(&s);
 }
 
 /* ds_config.activation_checkpointing: the same weights bit for bit as without it, and a
@@ -591,9 +721,11 @@ int main(void)
         cmocka_unit_test(test_loss_falls_and_blob),
         cmocka_unit_test(test_uploaded_text),
         cmocka_unit_test(test_fp16_rules),
+        cmocka_unit_test(test_fp16_micro_batch_overflow),
         cmocka_unit_test(test_fp16_bf16_resume),
         cmocka_unit_test(test_bf16_against_fp32),
         cmocka_unit_test(test_numerics_spec),
+        cmocka_unit_test(test_numerics_spec_deepspeed_rules),
         cmocka_unit_test(test_activation_checkpointing),
         cmocka_unit_test(test_dropout_resume),
         cmocka_unit_test(test_dropout_checkpointing),
