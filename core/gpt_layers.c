@@ -381,10 +381,14 @@ void gpt_residual_forward(float *out, const float *a, const float *b, int n)
     });
 }
 
-/* The softmax by rows on the threads; the loss is summed in row order afterwards (by each
- * thread of a team alike, so every thread returns it), so its bits do not depend on the
+/* The softmax by rows on the threads, each row's loss log Σ e^(x − max) − (x_target − max)
+ * taken from the logits as it goes (in double, into `rowloss`, N doubles): computed from the
+ * float probability it would stop near 87 per token, where e^x leaves float's range, and a
+ * diverging run would never read as one. The losses are summed in row order afterwards (by
+ * each thread of a team alike, so every thread returns it), so its bits do not depend on the
  * split. */
-double gpt_crossentropy_forward(float *logits, const int32_t *targets, int N, int V)
+double gpt_crossentropy_forward(float *logits, const int32_t *targets, int N, int V,
+                                double *rowloss)
 {
     ON_THREADS((long)N * V >= SPAN_MIN, {
         int n0, n1;
@@ -392,18 +396,17 @@ double gpt_crossentropy_forward(float *logits, const int32_t *targets, int N, in
         for (int n = n0; n < n1; n++) {
             float *row = logits + (size_t)n * V;
             float mx = max_lanes(row, V);
-            float inv = 1.0f / exp_sum_lanes(row, mx, V);
+            double target = (double)row[targets[n]] - (double)mx; /* before the row is e^x */
+            float sum = exp_sum_lanes(row, mx, V);
+            rowloss[n] = log((double)sum) - target;
+            float inv = 1.0f / sum;
             for (int j = 0; j < V; j++)
                 row[j] *= inv;
         }
     });
     double total = 0.0;
-    for (int n = 0; n < N; n++) {
-        /* −log p computed from the probability; clamp so that a p that underflowed to 0
-         * gives a large finite loss rather than inf. */
-        float p = logits[(size_t)n * V + targets[n]];
-        total += -log(p > 1e-38f ? (double)p : 1e-38);
-    }
+    for (int n = 0; n < N; n++)
+        total += rowloss[n];
     return total / N;
 }
 

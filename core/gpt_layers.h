@@ -88,8 +88,10 @@ void gpt_gelu_backward_d(float *dinp, const float *dgelu, const float *dout, int
 void gpt_residual_forward(float *out, const float *a, const float *b, int n);
 
 /* Fused softmax + cross-entropy: logits [N,V] are replaced by the probabilities; returns the
- * mean over N of −log p[target] (in double). targets in 0..V-1. */
-double gpt_crossentropy_forward(float *logits, const int32_t *targets, int N, int V);
+ * mean over N of −log p[target] (in double, from the logits: exact beyond float's e^x).
+ * targets in 0..V-1; rowloss: scratch of N doubles. */
+double gpt_crossentropy_forward(float *logits, const int32_t *targets, int N, int V,
+                                double *rowloss);
 /* probs [N,V] (from the forward) become d(dloss · mean loss)/d(logits), in place. */
 void gpt_crossentropy_backward(float *probs, const int32_t *targets, int N, int V, float dloss);
 

@@ -285,7 +285,7 @@ static int finder_diverged(train *t, train_report *rep, double loss)
             rep->lr[g] = t->opt.groups[g].lr;
     }
     t->steps++;
-    t->samples += (int64_t)t->micro * t->gas;
+    t->samples += (int64_t)t->micro * t->gas * (t->world > 1 ? t->world : 1);
     t->total_steps = t->steps;
     lrfind_watch_step(&t->watch, INFINITY);
     if (rep) {
@@ -296,6 +296,21 @@ static int finder_diverged(train *t, train_report *rep, double loss)
         rep->val_loss = rep->val_acc = NAN;
     }
     return 0;
+}
+
+/* A micro-batch's loss that is not finite: the finder's sweep ends there, any other run
+ * fails. With several ranks every rank sees every micro-batch's loss after the exchange and
+ * comes here with the same one, so all of them end the step alike. */
+static int not_finite(train *t, train_report *rep, double l, int j, const data_cursor *start,
+                      an_err *err)
+{
+    if (t->finder)
+        return finder_diverged(t, rep, l);
+    data_loader_seek(&t->loader, start->epoch, start->pos);
+    const int W = t->world > 1 ? t->world : 1;
+    return an_failc(err, -EDOM, "", "loss is %s at step %lld (micro-batch %d of %d): expected a "
+                    "finite loss; the run diverged (try a smaller lr or gradient_clipping)",
+                    isnan(l) ? "NaN" : "Inf", (long long)t->steps + 1, j + 1, t->gas * W);
 }
 
 int train_step(train *t, train_report *rep, an_err *err)
@@ -328,20 +343,16 @@ int train_step(train *t, train_report *rep, an_err *err)
                             (long long)step + 1);
         }
         double l = loss_compute(t->loss, model_output(m), t->y, t->micro, O, t->dout);
-        if (!isfinite(l) && t->finder)
-            return finder_diverged(t, rep, l);
-        if (!isfinite(l)) {
-            data_loader_seek(&t->loader, start.epoch, start.pos);
-            return an_failc(err, -EDOM, "", "loss is %s at step %lld (micro-batch %d of %d): "
-                            "expected a finite loss; the run diverged (try a smaller lr or "
-                            "gradient_clipping)", isnan(l) ? "NaN" : "Inf", (long long)step + 1,
-                            j + 1, t->gas);
-        }
+        if (!isfinite(l) && W == 1)
+            return not_finite(t, rep, l, j, &start, err);
         loss_sum += l;
         if (W > 1)
             t->losses[W * t->gas + (j - t->rank * t->gas)] = l;
         float *leaf = gradtree_leaf(&t->tree);
-        model_backward(m, t->dout, leaf, 0);
+        if (isfinite(l))
+            model_backward(m, t->dout, leaf, 0);
+        else /* W > 1: every rank learns of it from the exchange, below, and stops there */
+            memset(leaf, 0, n * sizeof *leaf);
         gradtree_push(&t->tree, leaf);
     }
     float *grad = gradtree_finish(&t->tree);
@@ -353,8 +364,11 @@ int train_step(train *t, train_report *rep, an_err *err)
                             "step %lld", (long long)step + 1);
         }
         loss_sum = 0.0; /* in global order, as one process adds them */
-        for (int k = 0; k < W * t->gas; k++)
+        for (int k = 0; k < W * t->gas; k++) {
+            if (!isfinite(t->losses[k]))
+                return not_finite(t, rep, t->losses[k], k, &start, err);
             loss_sum += t->losses[k];
+        }
     }
     if (t->gas * W > 1) {
         /* One scaling after the sum; for a power of two the quotient is exact, so gas 2 gives

@@ -291,16 +291,16 @@ static void to_half(float *g, size_t n)
 }
 
 /* fp16 with several micro-batches: DeepSpeed holds each micro-batch's gradient in half
- * precision on its rank (scaled by the loss scale over the accumulation steps, not yet over
- * the ranks: W times this leaf), so one micro-batch that overflows makes the whole step
- * overflow, whatever the others add. Such elements become infinities, which the sum, the
- * exchange between ranks and to_half keep. Finite values are left as they are: the sum is
- * rounded once, at the end. */
-static void mark_overflow(float *leaf, size_t n, int W)
+ * precision (scaled by the loss scale over the accumulation steps, as this leaf is), so one
+ * micro-batch that overflows makes the whole step overflow, whatever the others add. Such
+ * elements become infinities, which the sum, the exchange between ranks and to_half keep.
+ * Finite values are left as they are: the sum is rounded once, at the end. With several
+ * ranks the leaves are those of one process with all their micro-batches (the scale over
+ * W·gas), so a run gives the same bits at any world size. */
+static void mark_overflow(float *leaf, size_t n)
 {
-    const float w = (float)W;
     for (size_t i = 0; i < n; i++)
-        if (isinf(lossscale_half(leaf[i] * w)))
+        if (isinf(lossscale_half(leaf[i])))
             leaf[i] = leaf[i] > 0 ? INFINITY : -INFINITY;
 }
 
@@ -320,6 +320,15 @@ int gtrain_set_ranks(gtrain *t, int world, int rank, train_reduce_fn fn, void *c
 size_t gtrain_nparams(const gtrain *t) { return t->g->nparams; }
 size_t gtrain_optim_bytes(const gtrain *t) { return t->opt.state_elems * sizeof(float); }
 
+/* A micro-batch whose loss is not finite ends the run. With several ranks every rank sees
+ * every micro-batch's loss after the exchange and fails here with the same one. */
+static int not_finite(double l, int64_t step, int j, int G, an_err *err)
+{
+    return an_failc(err, -EDOM, "", "loss is %s at step %lld (micro-batch %d of %d): expected a "
+                    "finite loss; the run diverged (try a smaller lr or gradient_clipping)",
+                    isnan(l) ? "NaN" : "Inf", (long long)step + 1, j + 1, G);
+}
+
 /* The forward and backward passes of this rank's micro-batches of the step (all of them
  * alone), summed in the tree. Every rank reads the whole global batch of W·gas micro-batches,
  * so the cursors stay in step and micro-batch j has the data and dropout masks of (step, j)
@@ -337,19 +346,23 @@ static int local_grads(gtrain *t, int64_t step, float dloss, double *loss_sum,
         double l = 0;
         int rc = gpt_forward_train(g, t->idx, t->tgt, t->micro, t->T, &l, (uint64_t)step,
                                    (uint64_t)j);
-        if (!rc && !isfinite(l))
-            rc = -EDOM;
+        if (!rc && !isfinite(l) && W == 1)
+            return not_finite(l, step, j, G, err);
         if (rc)
-            return an_failc(err, rc, "", rc == -EDOM ? "loss is not finite at step %lld: the "
-                            "run diverged (try a smaller lr or gradient_clipping)"
-                            : "forward pass failed at step %lld", (long long)step + 1);
+            return an_failc(err, rc, "", "forward pass failed at step %lld",
+                            (long long)step + 1);
         *loss_sum += l;
         if (W > 1)
             t->losses[G + (j - t->rank * t->gas)] = l;
         float *leaf = gradtree_leaf(&t->tree);
-        gpt_backward(g, leaf, 0, dloss);
-        if (t->fp16 && G > 1)
-            mark_overflow(leaf, g->nparams, W);
+        if (!isfinite(l)) {
+            /* W > 1: every rank learns of it from the exchange, below, and stops there */
+            memset(leaf, 0, g->nparams * sizeof *leaf);
+        } else {
+            gpt_backward(g, leaf, 0, dloss);
+            if (t->fp16 && G > 1)
+                mark_overflow(leaf, g->nparams);
+        }
         gradtree_push(&t->tree, leaf);
     }
     *grad = gradtree_finish(&t->tree);
@@ -359,8 +372,11 @@ static int local_grads(gtrain *t, int64_t step, float dloss, double *loss_sum,
             return an_failc(err, rc, "", "the exchange of gradients between ranks failed at "
                             "step %lld", (long long)step + 1);
         *loss_sum = 0.0; /* in global order, as one process adds them */
-        for (int k = 0; k < G; k++)
+        for (int k = 0; k < G; k++) {
+            if (!isfinite(t->losses[k]))
+                return not_finite(t->losses[k], step, k, G, err);
             *loss_sum += t->losses[k];
+        }
     }
     return 0;
 }

@@ -248,10 +248,10 @@ static void test_crossentropy(void **state)
     enum { N = 3, V = 6 };
     int32_t tg[N] = {0, 5, 2};
     float logits[N * V], probs[N * V];
-    double g[N * V];
+    double g[N * V], rows[N];
     fill(logits, N * V, 14, -3, 3);
     memcpy(probs, logits, sizeof probs);
-    double loss = gpt_crossentropy_forward(probs, tg, N, V);
+    double loss = gpt_crossentropy_forward(probs, tg, N, V, rows);
     /* Against a double-precision log-sum-exp. */
     double ref = 0;
     for (int n = 0; n < N; n++) {
@@ -268,14 +268,23 @@ static void test_crossentropy(void **state)
         float keep = logits[i], tmp[N * V];
         logits[i] = keep + 1e-3f;
         memcpy(tmp, logits, sizeof tmp);
-        double lp = gpt_crossentropy_forward(tmp, tg, N, V);
+        double lp = gpt_crossentropy_forward(tmp, tg, N, V, rows);
         logits[i] = keep - 1e-3f;
         memcpy(tmp, logits, sizeof tmp);
-        double lm = gpt_crossentropy_forward(tmp, tg, N, V);
+        double lm = gpt_crossentropy_forward(tmp, tg, N, V, rows);
         logits[i] = keep;
         g[i] = 2.0 * (lp - lm) / 2e-3;
     }
     compare("crossentropy dlogits", g, probs, N * V);
+    /* Far beyond float's e^x: logits ±100 give a loss of about 200 per token, as torch's
+     * cross_entropy does (the softmax's probability of the target is e^-200, 0 in float). */
+    float big[2 * 2] = {100, -100, -100, 100};
+    int32_t wrong[2] = {1, 0};
+    double l = gpt_crossentropy_forward(big, wrong, 2, 2, rows);
+    assert_true(fabs(l - (200.0 + log1p(exp(-200.0)))) < 1e-9);
+    float huge[2] = {3e38f, -3e38f};
+    int32_t one[1] = {1};
+    assert_true(gpt_crossentropy_forward(huge, one, 1, 2, rows) > 1e38); /* not clamped */
 }
 
 /* ---- encoder ---- */

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,12 +42,14 @@ typedef struct rank_run {
     xchg *x;
     int rank, world, gas;
     const char *model_x, *data_x, *ds_x; /* spliced into the spec's model, data, ds_config */
+    const char *spec;           /* or this whole spec (%d: the world size), if set */
     float *scratch[MAXW];       /* this rank's copies of the parts, summed in place */
     double loss[STEPS], norm[STEPS];
     char *weights;              /* the weights' JSON */
     void *blob;
     size_t blob_len;
     int failed;
+    char msg[600];              /* a failed step's message */
 } rank_run;
 
 static int fake_reduce(void *ctx, float *grad, size_t n, const double *mine, int gas,
@@ -88,9 +91,16 @@ static void *train_rank(void *arg)
 {
     rank_run *r = arg;
     job_spec s;
-    make_spec(&s, r->world, r->gas, r->model_x, r->data_x, r->ds_x);
     train *t = NULL;
     an_err e;
+    if (r->spec) {
+        char buf[2048];
+        snprintf(buf, sizeof buf, r->spec, r->world);
+        if (job_spec_parse_text(buf, strlen(buf), &s, &e))
+            fail_msg("spec: %s: %s", e.field, e.message);
+    } else {
+        make_spec(&s, r->world, r->gas, r->model_x, r->data_x, r->ds_x);
+    }
     r->failed = 1;
     if (train_create(&t, &s, NULL, 0, &e) == 0 &&
         (r->world == 1 || train_set_ranks(t, r->world, r->rank, fake_reduce, r) == 0)) {
@@ -106,6 +116,8 @@ static void *train_rank(void *arg)
         train_report rep;
         for (int k = 0; ok && k < STEPS; k++) {
             ok = train_step(t, &rep, &e) == 0;
+            if (!ok)
+                snprintf(r->msg, sizeof r->msg, "%s", e.message);
             r->loss[k] = rep.loss;
             r->norm[k] = rep.grad_norm;
         }
@@ -192,6 +204,65 @@ static void test_dropout_random_fp16(void **state)
     same_at(4, w2, 1, "", ", \"sampling\": \"random\"", "");
     /* fp16: the loss scaler sees the summed gradient, the same at every W */
     same_at(4, w24, 2, "", "", ", \"fp16\": {\"enabled\": true, \"initial_scale_power\": 12}");
+    /* and each micro-batch's, in steps that overflow (2^24: the first ones do) */
+    same_at(4, w24, 2, "", "", ", \"fp16\": {\"enabled\": true, \"initial_scale_power\": 24, "
+            "\"loss_scale_window\": 2}");
+}
+
+/* W ranks on threads of `spec` (%d: the world size); each one's result in r. */
+static void run_ranks(const char *spec, int W, rank_run *r)
+{
+    xchg x = {.W = W};
+    pthread_barrier_init(&x.bar, NULL, (unsigned)W);
+    pthread_t th[MAXW];
+    for (int q = 0; q < W; q++) {
+        r[q] = (rank_run){.x = &x, .rank = q, .world = W, .spec = spec};
+        assert_int_equal(pthread_create(&th[q], NULL, train_rank, &r[q]), 0);
+    }
+    for (int q = 0; q < W; q++)
+        pthread_join(th[q], NULL);
+    for (int q = 0; q < W; q++)
+        free(x.parts[q]);
+    pthread_barrier_destroy(&x.bar);
+}
+
+/* A loss that is not finite in one rank's micro-batch: every rank fails at that step with the
+ * same message as one process (naming the micro-batch of the global batch), rather than the
+ * one rank leaving the exchange the others wait in; the LR finder's sweep ends on every rank
+ * at that step. Row 3 (3e38) is micro-batch 2 of 2, on rank 1. */
+static void test_non_finite_loss_on_one_rank(void **state)
+{
+    (void)state;
+    static const char *spec =
+        "{\"seed\": 1, \"model\": {\"type\": \"linear\", \"inputs\": 2, \"outputs\": 1, "
+        "\"init\": {\"fc.weight\": [[1, 1]], \"fc.bias\": [0]}}, \"loss\": \"mse\", \"data\": "
+        "{\"type\": \"inline\", \"x\": [[1, 1], [2, 1], [3e38, 3e38], [1, 2]], \"y\": [[1], [2], [3], "
+        "[4]], \"shuffle\": false}, \"steps\": %d, \"world_size\": %%d, \"ds_config\": "
+        "{\"train_batch_size\": 4, \"train_micro_batch_size_per_gpu\": 2, "
+        "\"gradient_clipping\": 0, \"optimizer\": {\"type\": \"SGD\", \"params\": "
+        "{\"lr\": 0.0001}}}%s}";
+    char plain[2048], finder[2048];
+    snprintf(plain, sizeof plain, spec, STEPS, "");
+    snprintf(finder, sizeof finder, spec, STEPS, ", \"lr_finder\": {\"stop_factor\": 4}");
+    rank_run one, r[2];
+    one = (rank_run){.rank = 0, .world = 1, .spec = plain};
+    train_rank(&one);
+    assert_true(one.failed);
+    assert_non_null(strstr(one.msg, "loss is Inf at step 1 (micro-batch 2 of 2)"));
+    run_ranks(plain, 2, r);
+    for (int q = 0; q < 2; q++) {
+        assert_true(r[q].failed);
+        assert_string_equal(r[q].msg, one.msg);
+        free_run(&r[q]);
+    }
+    free_run(&one);
+    /* the finder: step 1 is its last, on every rank */
+    run_ranks(finder, 2, r);
+    for (int q = 0; q < 2; q++) {
+        assert_false(r[q].failed);
+        assert_true(isinf(r[q].loss[0]));
+        free_run(&r[q]);
+    }
 }
 
 /* The exchange's arithmetic is not a no-op: another seed gives other weights (the comparisons
@@ -224,6 +295,7 @@ int main(void)
         cmocka_unit_test(test_windows),
         cmocka_unit_test(test_dropout_random_fp16),
         cmocka_unit_test(test_can_fail),
+        cmocka_unit_test(test_non_finite_loss_on_one_rank),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
