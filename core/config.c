@@ -477,6 +477,8 @@ static void parse_spec(const cJSON *j, job_spec *s, errlist *l)
                           "(a sample of its text windows); other models validate on every row"),
                &e))
         val_ok = 0;
+    if (is_gpt && model_ok && batch_ok && failed(l, cfg_gpt_check_sizes(s, &e), &e))
+        batch_ok = 0;
     if (data_ok && val_ok && batch_ok && failed(l, check_rows(s, &e), &e))
         data_ok = 0;
     if (data_ok && val_ok && failed(l, check_text_split(s, &e), &e))

@@ -367,3 +367,21 @@ int cfg_numerics_parse(const cJSON *ds, job_spec *s, an_err *err)
                        "needs no loss scaling)", bpath);
     return 0;
 }
+
+int cfg_gpt_check_sizes(const job_spec *s, an_err *err)
+{
+    const model_spec *m = &s->model;
+    int64_t N = (int64_t)s->micro_batch * m->block_size, C = m->n_embd;
+    int64_t T = m->block_size, V = m->vocab_size > 0 ? m->vocab_size : 1;
+    /* The engine indexes a pass's activations with int counts: the widest are the MLP's
+     * 4C per token, the logits' V per token and the attention's NH·T per token. */
+    int64_t widest = 4 * C > V ? 4 * C : V;
+    widest = widest > (int64_t)m->n_head * T ? widest : (int64_t)m->n_head * T;
+    if (N * widest > INT32_MAX)
+        return an_fail(err, "ds_config.train_micro_batch_size_per_gpu", "a micro-batch of %lld "
+                       "windows of %lld tokens has %lld values in its widest activation "
+                       "(%lld per token), more than the %d one pass can hold: use a smaller "
+                       "micro-batch (and more gradient_accumulation_steps)", (long long)s->micro_batch,
+                       (long long)T, (long long)(N * widest), (long long)widest, INT32_MAX);
+    return 0;
+}

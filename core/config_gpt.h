@@ -33,6 +33,10 @@ cJSON *cfg_text_json(const data_spec *d, const char *type);
  * enabled block is only warned about (config_ds.c). */
 int cfg_numerics_parse(const cJSON *ds, job_spec *s, an_err *err);
 
+/* A gpt job whose micro-batch is too large for one pass (its activations beyond int
+ * counts): refused naming the micro-batch. */
+int cfg_gpt_check_sizes(const job_spec *s, an_err *err);
+
 /* The corpus of inline or builtin text (NULL for an uploaded data set). */
 const char *cfg_text_corpus(const data_spec *d, size_t *len);
 

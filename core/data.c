@@ -147,11 +147,40 @@ static int build_synthetic(const data_spec *s, uint64_t seed, int class_targets,
     return 0;
 }
 
+/* Inline rows without targets (data.y absent, which only the mean loss allows): each row's
+ * target is a 0 that nothing reads. The rows were checked when the spec was read. */
+static int build_inline_x(const data_spec *s, dataset *out, an_err *err)
+{
+    const cJSON *x0 = cJSON_IsArray(s->x) ? s->x->child : NULL;
+    int n = cJSON_GetArraySize(s->x), d = cJSON_IsArray(x0) ? cJSON_GetArraySize(x0) : 0;
+    if (n < 1 || d < 1)
+        return an_fail(err, "data.x", "expected a non-empty list of rows");
+    int rc = alloc_ds(out, n, d, 1, err);
+    if (rc)
+        return rc;
+    memset(out->y, 0, (size_t)n * sizeof *out->y);
+    long long i = 0;
+    for (const cJSON *xr = s->x->child; xr; xr = xr->next, i++) {
+        int f = 0;
+        for (const cJSON *v = cJSON_IsArray(xr) ? xr->child : NULL; v && f < d; v = v->next)
+            out->x[i * d + f++] = (float)v->valuedouble;
+        if (f != d || !cJSON_IsArray(xr) || cJSON_GetArraySize(xr) != d) {
+            data_free(out);
+            char path[64];
+            return an_fail(err, an_path_index(path, sizeof path, "data.x", (int)i),
+                           "expected a row of %d numbers (as row 0)", d);
+        }
+    }
+    return 0;
+}
+
 static int build_inline(const data_spec *s, int class_targets, dataset *out, an_err *err)
 {
     char path[64];
     if (!cJSON_IsArray(s->x) || cJSON_GetArraySize(s->x) < 1)
         return an_fail(err, "data.x", "expected a non-empty list of rows");
+    if (!s->y) /* the mean loss reads no targets (config_data.c): rows of x alone */
+        return build_inline_x(s, out, err);
     if (!cJSON_IsArray(s->y) || cJSON_GetArraySize(s->y) != cJSON_GetArraySize(s->x))
         return an_fail(err, "data.y", "expected a list of %d targets (one per row of data.x)",
                        cJSON_GetArraySize(s->x));

@@ -484,6 +484,35 @@ static void test_numerics_spec_deepspeed_rules(void **state)
     job_spec_free(&s);
 }
 
+/* A micro-batch whose widest activation has more values than an int counts is refused
+ * naming the micro-batch; one window fewer is accepted. */
+static void test_pass_size_limit(void **state)
+{
+    (void)state;
+    char text[1400], buf[2048];
+    for (size_t i = 0; i + 1 < sizeof text; i++)
+        text[i] = (char)('a' + (i * 7) % 26);
+    text[sizeof text - 1] = 0;
+    job_spec s;
+    an_err e;
+    for (int micro = 255; micro <= 256; micro++) {
+        snprintf(buf, sizeof buf, "{\"model\": {\"type\": \"gpt\", \"block_size\": 1024, "
+                 "\"n_layer\": 1, \"n_head\": 1, \"n_embd\": 2048}, \"data\": {\"type\": "
+                 "\"text\", \"text\": \"%s\"}, \"steps\": 1, \"ds_config\": "
+                 "{\"train_batch_size\": %d, \"optimizer\": {\"type\": \"SGD\", \"params\": "
+                 "{\"lr\": 0.1}}}}", text, micro);
+        int rc = job_spec_parse_text(buf, strlen(buf), &s, &e);
+        if (micro == 255) {
+            assert_int_equal(rc, 0);
+            job_spec_free(&s);
+        } else {
+            assert_int_equal(rc, -EINVAL);
+            assert_string_equal(e.field, "ds_config.train_micro_batch_size_per_gpu");
+            assert_non_null(strstr(e.message, "2147483648 values"));
+        }
+    }
+}
+
 /* ds_config.activation_checkpointing: the same weights bit for bit as without it, and a
  * smaller activation estimate. */
 static void test_activation_checkpointing(void **state)
@@ -726,6 +755,7 @@ int main(void)
         cmocka_unit_test(test_bf16_against_fp32),
         cmocka_unit_test(test_numerics_spec),
         cmocka_unit_test(test_numerics_spec_deepspeed_rules),
+        cmocka_unit_test(test_pass_size_limit),
         cmocka_unit_test(test_activation_checkpointing),
         cmocka_unit_test(test_dropout_resume),
         cmocka_unit_test(test_dropout_checkpointing),
