@@ -283,7 +283,12 @@ static int check_text_split(const job_spec *s, an_err *err)
 {
     int64_t ntok = s->data.type == DATA_TEXT ? cfg_text_tokens(&s->data) : -1;
     text_split sp;
-    return ntok >= 0 ? cfg_text_split(s, ntok, &sp, err) : 0;
+    int rc = ntok >= 0 ? cfg_text_split(s, ntok, &sp, err) : 0;
+    if (!rc && ntok >= 0 && !s->data.sampling_random && s->train_batch_size > (int64_t)sp.ktrain)
+        return cfg_warn(s->warnings, err, "ds_config.train_batch_size %lld is larger than the "
+                        "%zu training windows: windows repeat within a step",
+                        (long long)s->train_batch_size, sp.ktrain);
+    return rc;
 }
 
 static int check_epoch_steps(const job_spec *s, an_err *err)

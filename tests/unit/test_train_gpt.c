@@ -484,6 +484,32 @@ static void test_numerics_spec_deepspeed_rules(void **state)
     job_spec_free(&s);
 }
 
+/* A batch of more windows than the text has is warned about (the windows repeat in a
+ * step), as a batch larger than an mlp's rows is; random sampling draws windows anywhere. */
+static void test_batch_beyond_windows_warned(void **state)
+{
+    (void)state;
+    char buf[1024], w[1024];
+    job_spec s;
+    an_err e;
+    for (int k = 0; k < 3; k++) {
+        snprintf(buf, sizeof buf, "{\"model\": {\"type\": \"gpt\", \"block_size\": 4, "
+                 "\"n_layer\": 1, \"n_head\": 1, \"n_embd\": 8}, \"data\": {\"type\": "
+                 "\"text\", \"text\": \"abcdefghijklmnopqrst\"%s}, \"ds_config\": "
+                 "{\"train_batch_size\": %d, \"optimizer\": {\"type\": \"SGD\", "
+                 "\"params\": {\"lr\": 0.1}}}}", k == 2 ? ", \"sampling\": \"random\"" : "",
+                 k == 0 ? 4 : 5);
+        assert_int_equal(job_spec_parse_text(buf, strlen(buf), &s, &e), 0);
+        const char *hit = strstr(warnings_of(&s, w, sizeof w), "is larger than the 4 training "
+                                 "windows: windows repeat within a step");
+        if (k == 1)
+            assert_non_null(hit); /* 20 tokens: 4 windows of 4 (and the next token) */
+        else
+            assert_null(hit);
+        job_spec_free(&s);
+    }
+}
+
 /* A micro-batch whose widest activation has more values than an int counts is refused
  * naming the micro-batch; one window fewer is accepted. */
 static void test_pass_size_limit(void **state)
@@ -756,6 +782,7 @@ int main(void)
         cmocka_unit_test(test_numerics_spec),
         cmocka_unit_test(test_numerics_spec_deepspeed_rules),
         cmocka_unit_test(test_pass_size_limit),
+        cmocka_unit_test(test_batch_beyond_windows_warned),
         cmocka_unit_test(test_activation_checkpointing),
         cmocka_unit_test(test_dropout_resume),
         cmocka_unit_test(test_dropout_checkpointing),
