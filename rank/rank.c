@@ -19,6 +19,7 @@
  * takes such a blob at any world size and stage. */
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,7 @@
 #include "core/statefile.h"
 #include "core/data_idx.h"
 #include "core/train.h"
+#include "daemon/cli_metrics_file.h"
 #include "jobs/fashion.h"
 #include "rank/rank.h"
 #include "util/util.h"
@@ -67,10 +69,40 @@ static const char RANK_HELP[] =
     "\n"
     "  --steps N          stop after N more steps\n"
     "  --weights-json F   the trained weights, as `anneald train --weights-json` writes them\n"
-    "  --metrics-csv F    one row per step, as `anneald train --metrics-csv` (no time column)\n"
+    "  --metrics-csv F    one row per step, as `anneald train --metrics-csv` (no time column);\n"
+    "                     with --resume the file is continued (rows after the state go)\n"
     "  --save F           the training state, the file `anneald train --save` writes\n"
     "  --resume F         go on from such a file (saved by the ranks or by anneald train,\n"
     "                     at any world size; another spec's is refused)\n";
+
+/* A failure of this rank's setup, into `why` as it will be printed. */
+__attribute__((format(printf, 4, 5)))
+static void say(char *why, size_t size, int rank, const char *fmt, ...)
+{
+    int n = rank == 0 ? snprintf(why, size, "anneald-rank: ")
+                      : snprintf(why, size, "anneald-rank %d: ", rank);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why + n, size - (size_t)n, fmt, ap);
+    va_end(ap);
+}
+
+/* Whether every rank got through a stage of the setup (`why` is empty on a rank that did).
+ * Rank 0 prints its failure, and another rank its own when rank 0 got through: a failure of
+ * that rank alone, such as a file missing on its host (when rank 0 failed too, the others
+ * mostly failed alike, and one message says it). */
+static int all_ok(int world, int rank, const char *why)
+{
+    int mine = why[0] == 0, every = mine, first = mine;
+    if (world > 1) {
+        MPI_Allreduce(&mine, &every, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+        first = mine;
+        MPI_Bcast(&first, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    }
+    if (!mine && (rank == 0 || first))
+        fprintf(stderr, "%s\n", why);
+    return every;
+}
 
 static int usage(int rank, const char *msg)
 {
@@ -136,101 +168,89 @@ int main(int argc, char **argv)
                               : "expects a job spec file");
         goto out;
     }
-    size_t len = 0;
-    char *text = NULL;
-    int rrc = util_read_file(path, &text, &len);
-    if (rrc != 0) {
-        if (rank == 0)
-            fprintf(stderr, "anneald-rank: cannot read %s: %s\n", path, strerror(-rrc));
-        goto out;
-    }
+    /* The setup runs in stages, each ending where the ranks agree (all_ok) before the next
+     * exchange: a failure on one rank (a file missing on its host) ends them all, rather than
+     * leaving the others waiting in an exchange it never joins. */
+    char why[800] = "";
+    int have_spec = 0;
     job_spec spec;
     an_err e;
     an_err_clear(&e);
-    int prc = job_spec_parse_text(text, len, &spec, &e);
-    free(text);
-    if (prc) {
-        if (rank == 0)
-            fprintf(stderr, "anneald-rank: %s: %s: %s\n", path, e.field, e.message);
-        goto out;
-    }
     train *t = NULL;
     comm_ctx c = {.world = world, .rank = rank};
     FILE *mf = NULL;
-    if (spec.world_size != world) {
-        if (rank == 0)
-            fprintf(stderr, "anneald-rank: world_size: the spec has world_size %d but %d "
-                    "ranks were started: start it with mpirun -n %d, or set \"world_size\": "
-                    "%d in the spec\n", spec.world_size, world, spec.world_size, world);
-        goto done;
-    }
+    cJSON *wj = NULL;
+    size_t len = 0;
+    char *text = NULL;
+    int rrc = util_read_file(path, &text, &len);
+    if (rrc)
+        say(why, sizeof why, rank, "cannot read %s: %s", path, strerror(-rrc));
+    else if (job_spec_parse_text(text, len, &spec, &e))
+        say(why, sizeof why, rank, "%s: %s: %s", path, e.field, e.message);
+    else
+        have_spec = 1;
+    free(text);
+    if (have_spec && spec.world_size != world)
+        say(why, sizeof why, rank, "world_size: the spec has world_size %d but %d ranks were "
+            "started: start it with mpirun -n %d, or set \"world_size\": %d in the spec",
+            spec.world_size, world, spec.world_size, world);
     /* the builtin fashion-mnist is four files that every rank reads (the daemon sends them
      * to rank 0 instead: rankd.c) */
-    char *data = NULL;
-    size_t dlen = 0;
-    if (data_is_fashion(&spec.data) && fashion_read(&data, &dlen, &e) != 0) {
-        if (rank == 0)
-            fprintf(stderr, "anneald-rank: %s: %s\n", e.field, e.message);
-        goto done;
+    if (!why[0]) {
+        char *data = NULL;
+        size_t dlen = 0;
+        if (data_is_fashion(&spec.data) && fashion_read(&data, &dlen, &e) != 0)
+            say(why, sizeof why, rank, "%s: %s", e.field, e.message);
+        else if (train_create(&t, &spec, data, dlen, &e))
+            say(why, sizeof why, rank, "%s: %s", e.field[0] ? e.field : "model", e.message);
+        else if (world > 1 && train_set_ranks(t, world, rank, comm_reduce, &c) != 0)
+            say(why, sizeof why, rank, "model: this job cannot run on several ranks (too many "
+                "micro-batches)");
+        else if (world > 1 && comm_prepare(&c, train_nparams(t)) != 0)
+            say(why, sizeof why, rank, "out of memory for the exchange buffers");
+        free(data);
     }
-    int crc = train_create(&t, &spec, data, dlen, &e);
-    free(data);
-    if (crc ||
-        (world > 1 && train_set_ranks(t, world, rank, comm_reduce, &c) != 0)) {
-        if (rank == 0)
-            fprintf(stderr, "anneald-rank: %s: %s\n", e.field[0] ? e.field : "model",
-                    t ? "this job cannot run on several ranks (too many micro-batches)"
-                      : e.message);
-        goto done;
-    }
-    cJSON *wj = NULL;
-    if (world > 1 && comm_prepare(&c, train_nparams(t)) != 0) {
-        fprintf(stderr, "anneald-rank %d: out of memory for the exchange buffers\n", rank);
-        goto done;
-    }
-    if (resume) {
+    if (!why[0] && resume) {
         size_t flen = 0, blen = 0;
         char *buf = NULL;
         const char *blob = NULL;
         int r = util_read_file(resume, &buf, &flen);
         if (r || statefile_find_blob(&spec, buf, flen, &blob, &blen, &e) != 0 ||
-            train_restore(t, blob, blen, &e) != 0) {
-            fprintf(stderr, "anneald-rank %d: --resume %s: %s\n", rank, resume,
-                    r ? strerror(-r) : e.message);
-            free(buf);
-            goto done;
-        }
+            train_restore(t, blob, blen, &e) != 0)
+            say(why, sizeof why, rank, "--resume %s: %s", resume, r ? strerror(-r) : e.message);
         free(buf);
     }
+    if (!all_ok(world, rank, why))
+        goto done;
     /* ZeRO stage 1 (2 and 3 run as 1: config_world.c warns), after a resume: the whole state
-     * restored is sliced. */
+     * restored is sliced. Every rank takes part. */
     if (world > 1 && spec.zero_stage >= 1) {
         int zrc = train_shard_optimizer(t, comm_gather, &c, &e);
         if (zrc == -ENOTSUP) {
             if (rank == 0)
                 fprintf(stderr, "anneald-rank: %s: %s\n", e.field, e.message);
         } else if (zrc) {
-            fprintf(stderr, "anneald-rank %d: %s: %s\n", rank, e.field, e.message);
-            goto done;
+            say(why, sizeof why, rank, "%s: %s", e.field, e.message);
         } else {
             size_t total = 0, mine = train_optim_bytes(t, &total);
             fprintf(stderr, "anneald-rank %d: ZeRO stage 1: optimizer state %zu of %zu bytes\n",
                     rank, mine, total);
         }
     }
-    if (rank == 0 && metrics && !(mf = fopen(metrics, "w"))) {
-        fprintf(stderr, "anneald-rank: cannot write %s\n", metrics);
+    /* A resumed run continues its file, as `anneald train` does (the rows after the state
+     * saved go); a new one starts it. */
+    char header[1024];
+    job_spec_metrics_header(&spec, 0, header, sizeof header);
+    double time_base = 0;
+    if (!why[0] && rank == 0 && metrics &&
+        cli_metrics_open(metrics, header, resume ? train_steps_done(t) : 0, &mf, &time_base))
+        say(why, sizeof why, rank, "--metrics-csv %s: not written", metrics);
+    if (!all_ok(world, rank, why))
         goto done;
-    }
-    /* The columns of `anneald train`'s file but time (the file of W ranks is then the same
-     * bytes as that of one): each lr group's rate, the held-out loss and accuracy at the
-     * steps that validate, and with fp16 (gpt) the scale each step used and whether it
+    /* The file has the columns of `anneald train`'s but time (the file of W ranks is then
+     * the same bytes as that of one): each lr group's rate, the held-out loss and accuracy at
+     * the steps that validate, and with fp16 (gpt) the scale each step used and whether it
      * overflowed. */
-    if (mf) {
-        char head[1024];
-        job_spec_metrics_header(&spec, 0, head, sizeof head);
-        fputs(head, mf);
-    }
     int64_t total = train_total_steps(t), done_steps = 0;
     double t0 = MPI_Wtime();
     train_report rep;
@@ -306,7 +326,8 @@ done:
         fclose(mf);
     train_free(t);
     comm_free(&c);
-    job_spec_free(&spec);
+    if (have_spec)
+        job_spec_free(&spec);
 out:
     MPI_Finalize();
     return rc;

@@ -323,6 +323,36 @@ test('the rank program refuses a spec whose world_size is not the number of rank
   }
 });
 
+test('a failure of one rank\'s setup ends every rank with its message; a resumed run continues its metrics file', {skip: !have && 'mpirun or anneald-rank missing'}, () => {
+  const dir = tmpDir();
+  try {
+    writeFile(dir, 'w2.json', spec(2));
+    // rank 1 alone cannot read its --resume file (another host's file system, as it were):
+    // every rank stops at once, and rank 1 says why (before, rank 0 waited in the exchange)
+    ranks(2, dir, 'w2.json', ['--steps', '8', '--save', path.join(dir, 's.bin'), '--metrics-csv', path.join(dir, 'm.csv')]);
+    writeFile(dir, 'wrap.sh', `#!/bin/sh\nif [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then\n  exec ${RANK} ${dir}/w2.json --resume ${dir}/gone.bin\nfi\nexec ${RANK} "$@"\n`);
+    fs.chmodSync(path.join(dir, 'wrap.sh'), 0o755);
+    const r = spawnSync('mpirun', ['-np', '2', ...MCA, path.join(dir, 'wrap.sh'), `${dir}/w2.json`, '--resume', `${dir}/s.bin`],
+      {env: ENV, encoding: 'utf8', timeout: 60000});
+    assert.notEqual(r.signal, 'SIGTERM', 'the ranks hung');
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /anneald-rank 1: --resume \S*gone\.bin: No such file or directory/);
+    // rank 0 alone cannot write the metrics file: no hang either
+    const m = spawnSync('mpirun', ['-np', '2', ...MCA, RANK, `${dir}/w2.json`, '--metrics-csv', '/nonexistent/m.csv'],
+      {env: ENV, encoding: 'utf8', timeout: 60000});
+    assert.notEqual(m.signal, 'SIGTERM', 'the ranks hung');
+    assert.notEqual(m.status, 0);
+    assert.match(m.stderr, /cannot write \/nonexistent\/m\.csv/);
+    // the resumed run keeps the file's first 8 rows and adds the rest: the whole run's file
+    assert.equal(read(dir, 'm.csv').trim().split('\n').length, 9);
+    ranks(2, dir, 'w2.json', ['--resume', path.join(dir, 's.bin'), '--metrics-csv', path.join(dir, 'm.csv')]);
+    ranks(2, dir, 'w2.json', ['--metrics-csv', path.join(dir, 'whole.csv')]);
+    assert.equal(read(dir, 'm.csv'), read(dir, 'whole.csv'));
+  } finally {
+    removeDir(dir);
+  }
+});
+
 // Two ranks on two "hosts": network namespaces joined by a veth pair, Open MPI's launcher
 // reaching the second one through an rsh agent that enters its namespace, the ranks talking
 // over TCP only (btl self,tcp). Needs root and a kernel that allows network namespaces.
