@@ -314,8 +314,12 @@ void api_datasets_create(http_req *r)
         return;
     }
     if (up->total == 0) {
-        http_error(r, 400, "invalid_argument", "csv",
-                   "a CSV body with a header row was expected, got an empty body");
+        if (up->chk.kind == UPLOAD_TEXT)
+            http_error(r, 400, "invalid_argument", "text",
+                       "a text body (the corpus, UTF-8) was expected, got an empty body");
+        else
+            http_error(r, 400, "invalid_argument", "csv",
+                       "a CSV body with a header row was expected, got an empty body");
         return;
     }
     http_defer_slow(r, finish_work);

@@ -10,6 +10,7 @@
  * in about GEN_PIECE_NS, at least one. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,6 +140,8 @@ static void ready_text(gen_req *g, const char *tok, int n, char out[16])
 static int next(gen_req *g, char out[16])
 {
     char tok[5];
+    if (atomic_load(&g->ref->dropped))
+        return -ENOENT; /* the job was deleted meanwhile */
     pthread_mutex_lock(&g->ref->run);
     int n = gen_next(&g->st, tok);
     pthread_mutex_unlock(&g->ref->run);
@@ -168,7 +171,28 @@ static cJSON *answer(const gen_req *g)
     return o;
 }
 
-/* The next event (a token, or `done` after the last one) into g->frame. */
+/* Why a generation under way stops (a failure of next(), not the end); NULL for a failure
+ * with no more to say than its error number. */
+static const char *why_stopped(const gen_req *g, int n, char *buf, size_t size, int *status,
+                               const char **code)
+{
+    if (n == -ENOENT) {
+        *status = 404, *code = "not_found";
+        snprintf(buf, size, "job %s was deleted; the generation stopped after %d tokens",
+                 g->ref->id, g->st.made);
+    } else if (n == -EDOM) {
+        *status = 422, *code = "unprocessable";
+        snprintf(buf, size, "the model's next-token scores are not finite after %d tokens "
+                 "(this checkpoint's weights overflow): nothing to draw from; generate from "
+                 "an earlier step", g->st.made);
+    } else {
+        return NULL;
+    }
+    return buf;
+}
+
+/* The next event (a token, `done` after the last one, or `error` when it cannot go on) into
+ * g->frame. */
 static int next_event(gen_req *g, an_err *e)
 {
     char tok[16];
@@ -186,7 +210,21 @@ static int next_event(gen_req *g, an_err *e)
         o = answer(g);
         g->finished = 1;
     } else {
-        return an_failc(e, n, NULL, "generation failed (error %d)", n);
+        char why[300];
+        int status;
+        const char *code;
+        if (!why_stopped(g, n, why, sizeof why, &status, &code))
+            return an_failc(e, n, NULL, "generation failed (error %d)", n);
+        /* the stream ends with the error, as a JSON answer would have been it */
+        ev = "error";
+        o = cJSON_CreateObject();
+        cJSON *err = o ? cJSON_AddObjectToObject(o, "error") : NULL;
+        if (err && (!cJSON_AddStringToObject(err, "code", code) ||
+                    !cJSON_AddStringToObject(err, "message", why))) {
+            cJSON_Delete(o);
+            o = NULL;
+        }
+        g->finished = 1;
     }
     char *data = o ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
@@ -265,8 +303,14 @@ static void gen_turn(http_req *r, gen_req *g)
         return;
     }
     if (n < 0) {
-        http_set_pending_error(r, n == -ENOMEM ? 503 : 500, n == -ENOMEM ? "unavailable"
-                               : "internal", NULL, "generation failed (error %d)", n);
+        char why[300];
+        int status;
+        const char *code;
+        if (why_stopped(g, n, why, sizeof why, &status, &code))
+            http_set_pending_error(r, status, code, NULL, "%s", why);
+        else
+            http_set_pending_error(r, n == -ENOMEM ? 503 : 500, n == -ENOMEM ? "unavailable"
+                                   : "internal", NULL, "generation failed (error %d)", n);
         return;
     }
     cJSON *o = answer(g);
@@ -304,15 +348,9 @@ static void gen_work(http_req *r, store_t *s)
     }
     g->started = 1;
     g->api = r->api;
-    g->ref = api_model_load(r, s, r->m.params[0], g->p.step);
+    g->ref = api_model_load_gpt(r, s, r->m.params[0], g->p.step);
     if (!g->ref)
         return;
-    if (!g->ref->f->g) {
-        http_set_pending_error(r, 400, "invalid_argument", "model", "job %s is not a gpt: "
-                               "generation samples text from a language model (use predict)",
-                               r->m.params[0]);
-        return;
-    }
     an_err e;
     an_err_clear(&e);
     pthread_mutex_lock(&g->ref->run);
@@ -334,7 +372,7 @@ static void gen_work(http_req *r, store_t *s)
         r->ctx = NULL; /* the stream owns it now */
         pieces_spec sp = {.piece = GEN_PIECE, .make = gen_piece, .free_ctx = gen_req_free,
                           .ctx = g, .what = "a generation stream",
-                          .content_type = "text/event-stream", .keep_while_draining = 1};
+                          .content_type = "text/event-stream"};
         struct MHD_Response *resp = NULL;
         int prc = pieces_open(r, s, &sp, &resp, &e);
         if (prc) {

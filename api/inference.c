@@ -52,14 +52,29 @@ static void store_fail(http_req *r, int rc, const an_err *e, const char *id)
 /* Job `id`'s model at checkpoint `step` (< 0 = latest), from the shared loader: the spec and
  * the checkpoint's parameters only, never the data set. On failure sets the pending error
  * and returns NULL; hand a model back with model_cache_release. */
-static model_ref *load_model(http_req *r, store_t *s, const char *id, int64_t step);
+static model_ref *load_model(http_req *r, store_t *s, const char *id, int64_t step,
+                             int want_gpt);
 
-model_ref *api_model_load(http_req *r, store_t *s, const char *id, int64_t step)
+model_ref *api_model_load_gpt(http_req *r, store_t *s, const char *id, int64_t step)
 {
-    return load_model(r, s, id, step);
+    return load_model(r, s, id, step, 1);
 }
 
-static model_ref *load_model(http_req *r, store_t *s, const char *id, int64_t step)
+/* Whether a stored spec's model is a gpt (its normalised text names the type). */
+static int spec_is_gpt(const char *spec_json)
+{
+    cJSON *j = spec_json ? cJSON_Parse(spec_json) : NULL;
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "model");
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(m, "type");
+    int is = cJSON_IsString(t) && strcmp(t->valuestring, "gpt") == 0;
+    cJSON_Delete(j);
+    return is;
+}
+
+/* The job's model at `step`; with want_gpt 1, a job that is not a gpt is a 400 naming
+ * `model` before any checkpoint is looked for (it would be that once one exists). */
+static model_ref *load_model(http_req *r, store_t *s, const char *id, int64_t step,
+                             int want_gpt)
 {
     an_err e;
     an_err_clear(&e);
@@ -69,6 +84,13 @@ static model_ref *load_model(http_req *r, store_t *s, const char *id, int64_t st
     if (rc) {
         store_job_free(&row);
         store_fail(r, rc, &e, id);
+        return NULL;
+    }
+    if (want_gpt && !spec_is_gpt(row.spec_json)) {
+        store_job_free(&row);
+        http_set_pending_error(r, 400, "invalid_argument", "model", "job %s is not a gpt: "
+                               "generation samples text from a language model (use predict)",
+                               id);
         return NULL;
     }
     model_ref *ref = NULL;
@@ -217,7 +239,7 @@ static void weights_free(void *cls)
 static void weights_work(http_req *r, store_t *s)
 {
     int64_t *step = r->ctx;
-    model_ref *ref = load_model(r, s, r->m.params[0], *step);
+    model_ref *ref = load_model(r, s, r->m.params[0], *step, 0);
     if (!ref)
         return;
     wstream *w = calloc(1, sizeof *w);
@@ -348,7 +370,7 @@ static void predict_work(http_req *r, store_t *s)
     in->body = NULL;
     if (bad)
         return;
-    model_ref *ref = load_model(r, s, r->m.params[0], -1);
+    model_ref *ref = load_model(r, s, r->m.params[0], -1, 0);
     if (!ref)
         return;
     int ni = infer_inputs(ref->f), no = infer_outputs(ref->f);

@@ -66,11 +66,12 @@ struct submit_outcome;
 /* Answers a job_submit that did not store the job (400/422/5xx). */
 void api_submit_error(struct http_req *r, const struct submit_outcome *out);
 
-/* api/inference.c: job `id`'s model at checkpoint `step` (< 0 = latest) from the shared
- * cache, or NULL with the pending error set (404, 503, 500); model_cache_release it. */
+/* api/inference.c: gpt job `id`'s model at checkpoint `step` (< 0 = latest) from the shared
+ * cache, or NULL with the pending error set (400 naming `model` for a job that is not a gpt,
+ * 404, 503, 500); model_cache_release it. */
 struct model_ref;
-struct model_ref *api_model_load(struct http_req *r, struct store_t *s, const char *id,
-                                 int64_t step);
+struct model_ref *api_model_load_gpt(struct http_req *r, struct store_t *s, const char *id,
+                                     int64_t step);
 
 /* api/generate.c */
 void api_jobs_generate(struct http_req *r);

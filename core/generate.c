@@ -20,7 +20,10 @@ int gen_parse(const cJSON *body, gen_params *out, an_err *err)
         return rc;
     const cJSON *pr = cfg_get(body, "prompt");
     char got[80];
-    if (!cJSON_IsString(pr) || strlen(pr->valuestring) > GEN_MAX_PROMPT)
+    if (cJSON_IsString(pr) && strlen(pr->valuestring) > GEN_MAX_PROMPT)
+        return an_fail(err, "prompt", "prompt must be a string of at most %d bytes, got one of "
+                       "%zu", GEN_MAX_PROMPT, strlen(pr->valuestring));
+    if (!cJSON_IsString(pr))
         return an_fail(err, "prompt", "prompt must be a string of at most %d bytes, got %s",
                        GEN_MAX_PROMPT, cfg_describe(pr, got, sizeof got));
     out->prompt = pr->valuestring;
@@ -42,6 +45,14 @@ int gen_parse(const cJSON *body, gen_params *out, an_err *err)
 int gen_state_init(gen_state *s, gpt *g, const text_vocab *v, const gen_params *p, an_err *err)
 {
     memset(s, 0, sizeof *s);
+    /* A run that diverged can have saved such weights; their logits would be NaN, and no
+     * token can be drawn from those. */
+    float bad = 0.0f;
+    for (size_t i = 0; i < g->nparams; i++)
+        bad += g->params[i] - g->params[i]; /* 0 for finite values, NaN otherwise */
+    if (bad != bad)
+        return an_fail(err, "step", "the weights of this checkpoint are not finite (the run "
+                       "diverged before it was saved): generate from an earlier step");
     if (p->top_k > v->size)
         return an_fail(err, "top_k", "top_k must be at most the vocabulary's %d tokens (0: all), "
                        "got %d", v->size, p->top_k);
@@ -94,6 +105,8 @@ static int32_t pick(gen_state *s, const float *logits)
             for (int i = 0; i < V; i++)
                 if (s->prob[i] > -INFINITY && (m < 0 || s->prob[i] > s->prob[m]))
                     m = i;
+            if (m < 0) /* fewer than k logits above -inf: every one is kept */
+                break;
             cut = s->prob[m];
             s->prob[m] = -INFINITY;
         }
@@ -134,7 +147,11 @@ int gen_next(gen_state *s, char out[5])
     int rc = gpt_forward(s->g, s->ctx + s->n - t, NULL, 1, (int)t, NULL);
     if (rc)
         return rc < 0 ? rc : -EINVAL;
-    int32_t tok = pick(s, s->g->logits + (t - 1) * (size_t)s->vocab->size);
+    const float *lg = s->g->logits + (t - 1) * (size_t)s->vocab->size;
+    for (int i = 0; i < s->vocab->size; i++)
+        if (!isfinite(lg[i]))
+            return -EDOM; /* finite weights can still overflow: nothing to draw from */
+    int32_t tok = pick(s, lg);
     s->ctx[s->n++] = tok;
     s->made++;
     int n = text_decode_token(s->vocab, tok, out);

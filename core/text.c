@@ -297,8 +297,10 @@ int text_split_check(size_t n, int T, double fraction, int random, const char *f
     out->kval = fraction > 0 ? text_windows(out->nval, T) : 0;
     if (n < (size_t)T + 1)
         return too_short(n, (size_t)T + 1, field, err);
-    /* random sampling draws starts from 0 … ntrain−T−1 (text_random_start) */
-    if (out->ktrain < 1 || (random && out->ntrain <= (size_t)T + 1))
+    /* random sampling draws starts from 0 … ntrain−T−1 (text_random_start): one window's
+     * tokens give the one start 0, as windows sampling gives its one window */
+    (void)random;
+    if (out->ktrain < 1)
         return an_fail(err, fraction > 0 ? "validation.fraction" : field, "%zu training tokens "
                        "are too few for one window of block_size + 1 = %d tokens", out->ntrain,
                        T + 1);

@@ -1,5 +1,6 @@
 /* cli_generate — `anneald generate`: text from a gpt job's saved state, offline, with the
  * same sampling as POST /v1/jobs/{id}/generate (core/generate.h). */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,6 +155,12 @@ int cli_generate(int argc, char **argv)
     while ((n = gen_next(&g, tok)) > 0)
         fwrite(tok, 1, (size_t)n, stdout);
     fputc('\n', stdout);
+    if (n == -EDOM)
+        fprintf(stderr, "error: the model's next-token scores are not finite after %d tokens "
+                "(this state's weights overflow): nothing to draw from\n", g.made);
+    else if (n < 0)
+        fprintf(stderr, "error: generation failed after %d tokens: %s\n", g.made,
+                strerror(-n));
     rc = cli_stdout_done("the text", n < 0);
 out:
     gen_state_free(&g);

@@ -14,6 +14,7 @@
 #include "core/cfgval.h"
 #include "core/memest.h"
 #include "jobs/mpirun.h"
+#include "store/store.h"
 
 void options_defaults(daemon_opts *o)
 {
@@ -115,7 +116,8 @@ const char *options_usage(void)
            "  --web-root DIR       serve the dashboard from DIR instead of the built-in copy\n"
            "                       (its files only: no symlink out of DIR is followed)\n"
            "  --max-body-json N    largest JSON request body in bytes (default 1048576)\n"
-           "  --max-body-dataset N largest dataset upload in bytes (default 268435456)\n"
+           "  --max-body-dataset N largest dataset upload in bytes, K/M suffixes (default and\n"
+           "                      most 256M)\n"
            "  --max-job-memory N   reject jobs estimated to need more memory (suffixes K, M, G, T;\n"
            "                       default half the physical memory; 0 = no cap)\n"
            "  --max-memory N       memory budget of the whole daemon: running jobs, checkpoints,\n"
@@ -390,8 +392,18 @@ int options_parse(int argc, char **argv, daemon_opts *o, const char **what, char
             }
             snprintf(o->web_root, sizeof o->web_root, "%s", val);
         } else if (strcmp(name, "--max-body-json") == 0 || strcmp(name, "--max-body-dataset") == 0) {
-            if (parse_long(val, 1, (long long)1 << 40, &v)) {
-                snprintf(msg, msgsz, "%s expects a size in bytes (>= 1), got '%s'", name, val);
+            uint64_t size = 0;
+            if (mem_parse_size(val, &size) || size < 1 || size > ((uint64_t)1 << 40)) {
+                snprintf(msg, msgsz, "%s expects a size in bytes (>= 1) with an optional K, M, "
+                         "G or T suffix (e.g. 64M), got '%s'", name, val);
+                return -EINVAL;
+            }
+            v = (long long)size;
+            /* a larger upload would be received whole, then refused by the store */
+            if (strcmp(name, "--max-body-dataset") == 0 && v > STORE_DATASET_MAX_BYTES) {
+                snprintf(msg, msgsz, "--max-body-dataset %s is more than the %lld bytes "
+                         "(256M) of the largest data set the store keeps", val,
+                         (long long)STORE_DATASET_MAX_BYTES);
                 return -EINVAL;
             }
             if (strcmp(name, "--max-body-json") == 0)

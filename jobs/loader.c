@@ -49,8 +49,10 @@ void model_cache_drop(model_cache *c, const char *id)
 {
     pthread_mutex_lock(&c->mu);
     for (int k = 0; k < MODEL_CACHE_ENTRIES; k++)
-        if (c->slot[k] && strcmp(c->slot[k]->id, id) == 0)
+        if (c->slot[k] && strcmp(c->slot[k]->id, id) == 0) {
+            atomic_store(&c->slot[k]->dropped, 1);
             evict(c, k);
+        }
     pthread_mutex_unlock(&c->mu);
 }
 

@@ -14,6 +14,7 @@
 #define ANNEALD_LOADER_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,6 +37,7 @@ typedef struct model_ref {
     membudget *budget;        /* where charge is reserved (NULL: nowhere) */
     uint64_t charge;          /* bytes reserved in the budget while it lives */
     pthread_mutex_t run;      /* serialises forward passes (shared activations) */
+    atomic_int dropped;       /* its job was deleted (model_cache_drop): users stop early */
 } model_ref;
 
 typedef struct model_cache {

@@ -14,7 +14,7 @@
 
 #include "store/internal.h"
 
-#define DATASET_MAX_BYTES ((size_t)256 << 20)
+#define DATASET_MAX_BYTES ((size_t)STORE_DATASET_MAX_BYTES)
 
 #define DS_COLS "num, id, name, rows, columns, bytes, created_at"
 #define DS_READ DS_COLS ", vocab" /* vocab: schema 8 on, NULL for CSV and older uploads */

@@ -40,6 +40,9 @@
 #ifndef ANNEALD_STORE_H
 #define ANNEALD_STORE_H
 
+/* The largest data set the store keeps, in bytes (an upload's body, a stored table). */
+#define STORE_DATASET_MAX_BYTES ((int64_t)256 << 20)
+
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>

@@ -18,7 +18,7 @@
 
 #include "store/internal.h"
 
-#define DATASET_MAX_BYTES ((int64_t)256 << 20)
+#define DATASET_MAX_BYTES STORE_DATASET_MAX_BYTES
 
 int store_upload_open(store_t *s, int64_t *num, an_err *err)
 {

@@ -395,6 +395,15 @@ test('memory cap: a job estimated over --max-job-memory is rejected at submit wi
     assert.equal(r.status, 2, `--max-job-memory '${bad}': exit ${r.status}, ${r.stderr}`);
     assert.match(r.stderr, /--max-job-memory expects a size in bytes/);
   }
+  // an upload limit above what the store keeps would take the body, then refuse it
+  const big = spawnSync(process.env.ANNEALD_BIN || 'build/anneald', ['--max-body-dataset', '1G', '--listen', '127.0.0.1:0'],
+                        {encoding: 'utf8', timeout: 10000 * SLOW});
+  assert.equal(big.status, 2, big.stderr);
+  assert.match(big.stderr, /--max-body-dataset 1G is more than the 268435456 bytes \(256M\) of the largest data set the store keeps/);
+  const sz = spawnSync(process.env.ANNEALD_BIN || 'build/anneald', ['--max-body-dataset', '0', '--listen', '127.0.0.1:0'],
+                       {encoding: 'utf8', timeout: 10000 * SLOW});
+  assert.equal(sz.status, 2, sz.stderr);
+  assert.match(sz.stderr, /--max-body-dataset expects a size in bytes \(>= 1\) with an optional K, M, G or T suffix/);
 });
 
 // Eight hidden layers of 256 with dropout over batches of 2048 rows: activations dominate

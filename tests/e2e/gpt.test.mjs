@@ -326,8 +326,16 @@ test('fp16: the metrics carry the loss-scale events and skipped steps of the sca
 
 test('a text corpus uploads as text/plain and trains a gpt job by name', async () => {
   await withDaemon({}, async (d) => {
+    // refused first (an empty corpus is named as text, not as a CSV table): no gap in the ids
+    const empty = await api(d.url, 'POST', '/v1/datasets?name=e', '', {'Content-Type': 'text/plain'});
+    assert.equal(empty.status, 400, empty.text);
+    assert.equal(empty.json.error.field, 'text');
+    assert.match(empty.json.error.message, /a text body \(the corpus, UTF-8\) was expected, got an empty body/);
+    const short = await api(d.url, 'POST', '/v1/datasets?name=s', 'a', {'Content-Type': 'text/plain'});
+    assert.equal(short.status, 400, short.text);
     const up = await api(d.url, 'POST', '/v1/datasets?name=poems', TEXT, {'Content-Type': 'text/plain; charset=utf-8'});
     assert.equal(up.status, 201, up.text);
+    assert.equal(up.json.id, 'd_000001');
     assert.equal(up.json.kind, 'text');
     assert.equal(up.json.characters, [...TEXT].length);
     assert.equal(up.json.rows, null, 'a corpus has characters, not rows');
@@ -501,6 +509,62 @@ test('generate: long JSON generations leave the slow queue to other requests, an
     await Promise.all(gens);
     await waitFor(async () => (await slowQueue()) === 0, {timeoutMs: 5000 * SLOW, what: 'the generations to stop'});
   });
+});
+
+// Reads an SSE generation until it ends; resolves to its frames.
+async function frames(res) {
+  return (await res.text()).trim().split('\n\n');
+}
+
+test('generate: a deleted job ends its generations with an error, SIGTERM does not wait for a stream, a non-gpt job is named at once', async () => {
+  const d = await startDaemon({});
+  try {
+    // not a gpt: 400 naming model even before it has a checkpoint
+    const mlp = await api(d.url, 'POST', '/v1/jobs', {name: 'm', model: {type: 'mlp', inputs: 4, hidden: [8], outputs: 3},
+      loss: 'cross_entropy', data: {type: 'builtin', name: 'iris'}, steps: 100000000, checkpoint: {every_steps: 100000000},
+      ds_config: {train_batch_size: 8, optimizer: {type: 'SGD', params: {lr: 0.01}}}});
+    assert.equal(mlp.status, 201, mlp.text);
+    const g0 = await api(d.url, 'POST', `/v1/jobs/${mlp.json.id}/generate`, {prompt: 'a'});
+    assert.equal(g0.status, 400, g0.text);
+    assert.equal(g0.json.error.field, 'model');
+    assert.equal((await api(d.url, 'POST', `/v1/jobs/${mlp.json.id}/cancel`)).status, 200);
+
+    const r = await api(d.url, 'POST', '/v1/jobs', gptJob({steps: 20}));
+    assert.equal(r.status, 201, r.text);
+    const id = r.json.id;
+    await waitJob(d.url, id, (j) => j.state === 'completed');
+    const body = JSON.stringify({prompt: 'to', max_tokens: 100000, seed: 1});
+    const sse = await fetch(`${d.url}/v1/jobs/${id}/generate`, {method: 'POST', body,
+      headers: {'Content-Type': 'application/json', Accept: 'text/event-stream'}});
+    assert.equal(sse.status, 200);
+    const json = fetch(`${d.url}/v1/jobs/${id}/generate`, {method: 'POST', body,
+      headers: {'Content-Type': 'application/json'}});
+    await sleep(300);
+    assert.equal((await api(d.url, 'DELETE', `/v1/jobs/${id}`)).status, 204);
+    const f = await frames(sse);
+    assert.match(f.at(-1), /^event: error\ndata: \{"error":\{"code":"not_found","message":"job j_\d+ was deleted; the generation stopped after \d+ tokens"\}\}$/);
+    assert.ok(f.length > 2 && f.length < 100000, `${f.length} frames`);
+    const j = await json;
+    assert.equal(j.status, 404);
+    assert.match((await j.json()).error.message, /was deleted; the generation stopped after \d+ tokens/);
+
+    // SIGTERM with a long stream open: the daemon stops at once (the stream is cut)
+    const r2 = await api(d.url, 'POST', '/v1/jobs', gptJob({steps: 20}));
+    await waitJob(d.url, r2.json.id, (x) => x.state === 'completed');
+    const long = await fetch(`${d.url}/v1/jobs/${r2.json.id}/generate`, {method: 'POST', body,
+      headers: {'Content-Type': 'application/json', Accept: 'text/event-stream'}});
+    assert.equal(long.status, 200);
+    const reading = long.text().catch(() => 'cut');
+    await sleep(300);
+    const t0 = Date.now();
+    const ex = await d.stop();
+    assert.equal(ex.code, 0, d.stderr().slice(-2000));
+    assert.ok(Date.now() - t0 < 5000 * SLOW, `SIGTERM took ${Date.now() - t0} ms with a generation streaming`);
+    const got = await reading;
+    assert.ok(got === 'cut' || !/event: done/.test(got), 'the stream was cut, not finished');
+  } finally {
+    await d.kill9();
+  }
 });
 
 test('generate: text from a checkpoint, the same for the same seed, streamed as SSE, bad requests named', async () => {

@@ -8,6 +8,7 @@
  * weights), the attention layer with a mask against central differences, the arena's size,
  * bad probabilities, and generation without dropout. */
 #include <math.h>
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -522,6 +523,45 @@ static void test_tiny_temperature_is_greedy(void **state)
     text_vocab_free(&v);
 }
 
+/* Weights that are not finite (a run that diverged before it saved them) are refused when
+ * the generation starts, naming the step; finite weights whose scores overflow stop it with
+ * -EDOM; top_k with fewer finite logits than k never reads outside its buffer (it did, and
+ * the heap broke). */
+static void test_weights_not_finite(void **state)
+{
+    (void)state;
+    text_vocab v;
+    int32_t *toks;
+    an_err err;
+    tiny_text(&v, &toks);
+    gpt_shape s0 = TINY;
+    s0.dropout = 0;
+    gpt *g;
+    assert_int_equal(gpt_create(&g, &s0, 6, 1, &err), 0);
+    fill(g->params, g->nparams, 5, -2.0f, 2.0f);
+    gen_params p = {.max_tokens = 5, .temperature = 1.0, .top_k = 1, .seed = 3, .step = -1,
+                    .prompt = "ab"};
+    gen_state a;
+    g->params[7] = NAN;
+    assert_int_equal(gen_state_init(&a, g, &v, &p, &err), -EINVAL);
+    assert_string_equal(err.field, "step");
+    assert_non_null(strstr(err.message, "not finite"));
+    /* every weight 3e38: finite, and the scores overflow to infinities and NaN */
+    for (size_t i = 0; i < g->nparams; i++)
+        g->params[i] = 3e38f;
+    for (int k = 0; k <= 2; k++) {
+        p.top_k = k;
+        assert_int_equal(gen_state_init(&a, g, &v, &p, &err), 0);
+        char t[5];
+        assert_int_equal(gen_next(&a, t), -EDOM);
+        assert_int_equal(a.made, 0);
+        gen_state_free(&a);
+    }
+    gpt_free(g);
+    free(toks);
+    text_vocab_free(&v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -534,6 +574,7 @@ int main(void)
         cmocka_unit_test(test_memory_and_bad),
         cmocka_unit_test(test_generation),
         cmocka_unit_test(test_tiny_temperature_is_greedy),
+        cmocka_unit_test(test_weights_not_finite),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
