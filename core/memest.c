@@ -170,6 +170,16 @@ char *mem_bytes_text(uint64_t bytes, char *buf, size_t size)
     return buf;
 }
 
+void mem_estimate_ranks(const job_spec *s, int here, mem_estimate *m)
+{
+    if (s->world_size <= 1)
+        return;
+    m->exchange = m->grads;
+    m->rank_total = m->total + m->exchange;
+    m->ranks = here < 1 ? 1 : here;
+    m->total = m->rank_total * (uint64_t)m->ranks;
+}
+
 char *mem_estimate_text(const mem_estimate *m, char *buf, size_t size)
 {
     char state[48];
@@ -179,6 +189,7 @@ char *mem_estimate_text(const mem_estimate *m, char *buf, size_t size)
         {"parameters", m->params},           {"gradients", m->grads},
         {state, m->optim},                   {"gradient accumulation", m->accum},
         {"activations", m->activations},     {"data", m->data},
+        {"exchange buffers", m->exchange},
     };
     int np = (int)(sizeof part / sizeof part[0]);
     /* Largest first; a stable insertion sort keeps the order above among equals. */
@@ -188,8 +199,13 @@ char *mem_estimate_text(const mem_estimate *m, char *buf, size_t size)
             part[j] = part[j - 1];
             part[j - 1] = t;
         }
-    char num[32];
+    char num[32], one[32];
     size_t off = (size_t)snprintf(buf, size, "about %s (", mem_bytes_text(m->total, num, sizeof num));
+    if (m->ranks > 1 && off < size)
+        off += (size_t)snprintf(buf + off, size - off, "%d ranks on this machine, each about %s: ",
+                                m->ranks, mem_bytes_text(m->rank_total, one, sizeof one));
+    else if (m->exchange && off < size) /* the ranks run on other hosts: one is counted */
+        off += (size_t)snprintf(buf + off, size - off, "one rank: ");
     int first = 1;
     for (int i = 0; i < np && off < size; i++) {
         if (!part[i].v)

@@ -28,12 +28,23 @@ typedef struct mem_estimate {
     uint64_t act_saved;           /* activation memory that activation checkpointing saves
                                      (activations are counted with it; 0 without it) */
     const char *optim_name;       /* "Adam", "SGD", … (names the optimizer-state part) */
+    /* A job of several ranks (mem_estimate_ranks): the parts above are one rank's, `exchange`
+     * its buffers of the gradient exchange, and `total` covers `ranks` of them. */
+    uint64_t exchange;
+    int ranks;                    /* ranks counted in total (0 or 1: one process) */
+    uint64_t rank_total;          /* one rank's bytes */
 } mem_estimate;
 
 /* Estimates the memory of a job with a validated spec. `rows` is the data set's row count
  * when the caller knows it (an uploaded data set), or -1 to take it from the spec (synthetic,
  * inline, builtin; an uploaded data set then counts 0 for data). Never fails. */
 void job_spec_memory(const job_spec *s, int64_t rows, mem_estimate *out);
+
+/* A job of several ranks (world_size > 1): each rank holds what job_spec_memory counted (its
+ * share of the batch, the whole model and data) and receives a slice of the gradient from
+ * every rank (as many bytes as the gradient). `here` of them run on this machine (all of them
+ * unless the ranks go to other hosts): total becomes theirs. Nothing changes at world_size 1. */
+void mem_estimate_ranks(const job_spec *s, int here, mem_estimate *m);
 
 /* Writes `bytes` for people: "512 B", "3.1 KiB", "37.2 GiB", "12 GiB" (one decimal unless it is
  * a whole number). Returns buf. */

@@ -380,6 +380,7 @@ int cli_check(int argc, char **argv)
         return 1;
     mem_estimate mem;
     job_spec_memory(&spec, -1, &mem);
+    mem_estimate_ranks(&spec, spec.world_size, &mem); /* mpirun on this machine */
     if (cap && mem.total > cap) {
         char est[400], capt[32];
         fprintf(stderr, "error: model: this job needs %s, over the %s cap (--max-job-memory)\n",

@@ -10,6 +10,11 @@
 #include "jobs/loader.h"
 #include "util/log.h"
 
+int admit_local_ranks(const daemon_opts *o, const job_spec *spec)
+{
+    return o->mpi_hostfile[0] || o->mpi_hostlist[0] ? 1 : spec->world_size;
+}
+
 int admit_disk_low(const daemon_opts *o, char *msg, size_t size)
 {
     uint64_t avail;
@@ -24,7 +29,8 @@ int admit_disk_low(const daemon_opts *o, char *msg, size_t size)
 }
 
 /* The job's charge from its stored spec; 0 when the spec cannot be read. */
-static uint64_t job_charge(store_t *st, const char *id, mem_estimate *m)
+static uint64_t job_charge(const struct service *d, store_t *st, const char *id,
+                           mem_estimate *m)
 {
     an_err e;
     store_job row;
@@ -44,6 +50,7 @@ static uint64_t job_charge(store_t *st, const char *id, mem_estimate *m)
     }
     store_job_free(&row);
     job_spec_memory(&spec, rows, m);
+    mem_estimate_ranks(&spec, admit_local_ranks(d->opts, &spec), m);
     job_spec_free(&spec);
     return budget_job_charge(m);
 }
@@ -56,7 +63,7 @@ int admit_job(struct service *d, store_t *st, job_run *run, uint64_t *charge, ch
     if (b->cap == 0)
         return 0;
     mem_estimate m;
-    uint64_t need = job_charge(st, run->id, &m);
+    uint64_t need = job_charge(d, st, run->id, &m);
     if (need == 0)
         return 0;
     if (need > b->cap) {

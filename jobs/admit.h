@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/config.h"
 #include "jobs/jobmgr.h"
 #include "jobs/settings.h"
 #include "store/store.h"
@@ -19,6 +20,10 @@ struct service;
  * never fit. */
 int admit_job(struct service *d, store_t *st, job_run *run, uint64_t *charge, char *why,
               size_t size);
+
+/* The ranks of a job that run on this machine: all of its world_size, unless --mpi-hosts
+ * sends them to other hosts (then one is counted). */
+int admit_local_ranks(const daemon_opts *o, const job_spec *spec);
 
 /* 1 with a message in msg when the store's file system has less free space than
  * --min-free-disk (training pauses, checkpointed, before the disk fills); else 0. */

@@ -6,8 +6,9 @@
  * MPI_Bcast, so every rank trains exactly what a one-process job of the daemon would. Before
  * each step rank 0 broadcasts one control word: a stop the daemon asked for (pause: checkpoint
  * first; cancel: not), a checkpoint due by time (ckpt_every_seconds, decided on rank 0's
- * clock so the ranks agree), and a request for every rank's step time. Checkpoints by step
- * count need no word: every rank counts alike. A checkpoint gathers a sharded optimizer on
+ * clock so the ranks agree; so is one due by step count, which rank 0's token bucket spaces
+ * as a one-process job's are: jobs/pace.h), and a request for every rank's step time. A
+ * checkpoint gathers a sharded optimizer on
  * rank 0 first, so the blob is the one a one-process job saves and resumes at any world size.
  * Rank 0 sends metric rows in batches (at most SEND_EVERY_S apart, always before a checkpoint
  * so the checkpoint commits with its rows), and ends with RW_DONE or RW_FAIL. The daemon going
@@ -28,6 +29,7 @@
 #include "core/config_metrics.h"
 #include "core/rankwire.h"
 #include "core/train.h"
+#include "jobs/pace.h"
 #include "rank/rank.h"
 
 #define CTL_PAUSE 1
@@ -347,6 +349,7 @@ int rankd_run(int rank, int world, const char *job, const char *sock)
     int64_t row_limit = cfg_metrics_row_limit(spec.metrics_max_bytes, spec.ngroups + 1);
     double every_s = spec.ckpt_every_seconds;
     double t0 = MPI_Wtime(), last_ckpt_t = t0, last_ms = t0, since = t0, comm_since = 0;
+    ckpt_bucket bucket = {.tokens = CKPT_BURST, .at = t0};
     int64_t steps_since = train_steps_done(t);
     d.last_send = t0;
     train_report rep;
@@ -363,7 +366,13 @@ int rankd_run(int rank, int world, const char *job, const char *sock)
             else if (d.stop == RW_STOP_PAUSE ||
                      (row_limit > 0 && train_steps_done(t) >= row_limit))
                 ctl |= CTL_PAUSE;
-            if (every_s > 0 && now - last_ckpt_t >= every_s)
+            /* by step count too, here and not on every rank's own count, so that the token
+             * bucket (jobs/pace.h) spaces them as it does a one-process job's: a due step
+             * without a token leaves the checkpoint to the next multiple of every_steps */
+            int64_t s = train_steps_done(t);
+            int step_due = every > 0 && s > last_ckpt && s % every == 0;
+            if ((step_due || (every_s > 0 && now - last_ckpt_t >= every_s)) &&
+                ckpt_take(&bucket, now))
                 ctl |= CTL_CKPT;
             if (now - last_ms >= RANKMS_EVERY_S) {
                 ctl |= CTL_RANKMS;
@@ -412,12 +421,6 @@ int rankd_run(int rank, int world, const char *job, const char *sock)
             m->skipped = rep.skipped;
             if (d.nrows == METRIC_ROWS || m->time + t0 - d.last_send >= SEND_EVERY_S)
                 send_rows(&d);
-        }
-        if (every > 0 && rep.step % every == 0) {
-            if (checkpoint(&d, t, rank, rep.loss, &e) != 0)
-                goto step_failed;
-            last_ckpt = rep.step;
-            last_ckpt_t = MPI_Wtime();
         }
     }
     if (rank == 0)

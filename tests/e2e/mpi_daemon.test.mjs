@@ -30,6 +30,29 @@ test('a world_size 2 job runs under mpirun to completed, identical to world_size
   });
 });
 
+// every_steps 1 over 4000 steps of a job that trains thousands of steps a second: the ranks'
+// checkpoints are spaced by the token bucket of a one-process job (at most 10 at once, then
+// one per 20 ms), not one a step; the job still finishes identical and checkpointed.
+test('a world_size 2 job\'s checkpoints are spaced as a one-process job\'s', {skip}, async () => {
+  await withDaemon({}, async (d) => {
+    const count = async () => Number(/^anneald_checkpoints_total (\d+)$/m.exec(
+      await (await fetch(`${d.url}/metrics`)).text())[1]);
+    const over = {steps: 4000, checkpoint: {every_steps: 1, keep_last: 2}};
+    const ref = await reference(d.url, over);
+    const before = await count();
+    const id = await submit(d.url, job(2, over));
+    const t0 = Date.now();
+    const j = await waitJob(d.url, id, (x) => x.state === 'completed', 90000);
+    const secs = (Date.now() - t0) / 1000;
+    const made = (await count()) - before;
+    assert.equal(j.last_checkpoint_step, 4000);
+    assert.deepEqual(await result(d.url, id), ref);
+    // the bucket allows 10 plus one per 20 ms of the run (and the final one)
+    assert.ok(made <= 12 + secs / 0.02, `${made} checkpoints in ${secs} s`);
+    assert.ok(made < 4000, `${made} checkpoints: one a step`);
+  });
+});
+
 test('pause and resume of a world_size 2 job: bit for bit; the running job shows each rank\'s step time', {skip}, async () => {
   await withDaemon({}, async (d) => {
     const ref = await reference(d.url, LONG);

@@ -221,6 +221,47 @@ static void test_text(void **state)
     assert_int_equal(strlen(small), sizeof small - 1);
 }
 
+/* A job of several ranks on this machine needs each rank's memory (the whole model, its share
+ * of the batch, the exchange buffers), times the ranks here; one rank elsewhere counts one. */
+static void test_ranks(void **state)
+{
+    (void)state;
+    char text[1024];
+    mem_estimate one, four, away;
+    for (int W = 1; W <= 4; W *= 4) {
+        snprintf(text, sizeof text,
+                 "{\"model\":{\"type\":\"mlp\",\"inputs\":4,\"hidden\":[64],\"outputs\":3},"
+                 "\"loss\":\"mse\",\"data\":{\"type\":\"synthetic\",\"task\":\"regression\","
+                 "\"samples\":100,\"features\":4,\"outputs\":3},\"steps\":5,\"world_size\":%d,"
+                 "\"ds_config\":{\"train_batch_size\":16,\"train_micro_batch_size_per_gpu\":4,"
+                 "\"optimizer\":{\"type\":\"Adam\",\"params\":{\"lr\":0.1}}}}", W);
+        job_spec s;
+        parse(text, &s);
+        mem_estimate *e = W == 1 ? &one : &four;
+        job_spec_memory(&s, -1, e);
+        mem_estimate_ranks(&s, W, e);
+        if (W == 4) {
+            job_spec_memory(&s, -1, &away);
+            mem_estimate_ranks(&s, 1, &away);
+        }
+        job_spec_free(&s);
+    }
+    assert_int_equal(one.ranks, 0); /* world_size 1: as it was */
+    assert_int_equal(one.exchange, 0);
+    assert_int_equal(four.ranks, 4);
+    assert_int_equal(four.exchange, four.grads);
+    assert_int_equal(four.total, 4 * four.rank_total);
+    assert_int_equal(four.rank_total, four.params + four.grads + four.optim + four.accum +
+                                          four.activations + four.data + four.exchange);
+    assert_true(four.total > 3 * one.total);
+    assert_int_equal(away.total, away.rank_total);
+    char b[300];
+    assert_non_null(strstr(mem_estimate_text(&four, b, sizeof b), "4 ranks on this machine, "
+                                                                  "each about "));
+    assert_non_null(strstr(b, "exchange buffers"));
+    assert_non_null(strstr(mem_estimate_text(&away, b, sizeof b), "(one rank: "));
+}
+
 static void test_parse_size(void **state)
 {
     (void)state;
@@ -257,6 +298,7 @@ int main(void)
         cmocka_unit_test(test_dataset_rows_from_caller),
         cmocka_unit_test(test_text),
         cmocka_unit_test(test_parse_size),
+        cmocka_unit_test(test_ranks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
