@@ -10,6 +10,7 @@
 #include "api/jobjson.h"
 #include "api/routes.h"
 #include "core/config_keep.h"
+#include "core/jsonnum.h"
 #include "core/config_sched.h"
 #include "api/api.h"
 
@@ -135,7 +136,7 @@ static cJSON *checkpoint_json(const store_checkpoint_info *c)
     cJSON_AddStringToObject(o, "created_at", c->created_at);
     cJSON_AddNumberToObject(o, "bytes", (double)c->bytes);
     if (isfinite(c->loss))
-        cJSON_AddNumberToObject(o, "loss", c->loss);
+        cJSON_AddItemToObject(o, "loss", json_number(c->loss)); /* exact */
     else
         cJSON_AddNullToObject(o, "loss");
     cJSON_AddBoolToObject(o, "pinned", c->pinned);

@@ -108,7 +108,7 @@ static void checkpoints_work(http_req *r, store_t *s)
         cJSON_AddStringToObject(c, "created_at", list[i].created_at);
         cJSON_AddNumberToObject(c, "bytes", (double)list[i].bytes);
         if (isfinite(list[i].loss))
-            cJSON_AddNumberToObject(c, "loss", list[i].loss);
+            cJSON_AddItemToObject(c, "loss", json_number(list[i].loss)); /* exact */
         else
             cJSON_AddNullToObject(c, "loss");
         cJSON_AddBoolToObject(c, "pinned", list[i].pinned);

@@ -75,7 +75,7 @@ static int trial_cmp(const void *a, const void *b)
 
 static cJSON *num_or_null(double v)
 {
-    return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull();
+    return isfinite(v) ? json_number(v) : cJSON_CreateNull(); /* exact */
 }
 
 /* The sweep object: {"id","name","state","created_at","finished_at","search","metric","mode",

@@ -50,6 +50,11 @@ test('a world_size 2 job\'s checkpoints are spaced as a one-process job\'s', {sk
     // the bucket allows 10 plus one per 20 ms of the run (and the final one)
     assert.ok(made <= 12 + secs / 0.02, `${made} checkpoints in ${secs} s`);
     assert.ok(made < 4000, `${made} checkpoints: one a step`);
+    // each checkpoint's loss is its step's metric, to the bit (both printed exactly)
+    const m = (await api(d.url, 'GET', `/v1/jobs/${id}/metrics`)).json;
+    const cks = (await api(d.url, 'GET', `/v1/jobs/${id}/checkpoints`)).json.checkpoints;
+    assert.ok(cks.length >= 1);
+    for (const c of cks) assert.equal(c.loss, m.loss[m.step.indexOf(c.step)], `checkpoint at step ${c.step}`);
   });
 });
 
