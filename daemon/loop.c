@@ -34,6 +34,7 @@
 #include "api/routes.h"
 #include "daemon/notify.h"
 #include "jobs/mpirun.h"
+#include "jobs/rankproc.h"
 #include "store/lock.h"
 #include "store/walcopy.h"
 #include "util/util.h"
@@ -309,6 +310,10 @@ int daemon_run(const daemon_opts *opts)
         return 1;
     }
     store_wal_copy_mode(&d->sv.store, STORE_WAL_NEVER); /* this thread never waits on the disk */
+    int stale = rankproc_sweep_stale(); /* before the loop runs */
+    if (stale)
+        util_log(LOG_INFO, "removed %d rank director%s left in /tmp by a daemon that was killed",
+                 stale, stale == 1 ? "y" : "ies");
     if (uv_loop_init(&d->loop) != 0) {
         store_close(&d->sv.store);
         return 1;

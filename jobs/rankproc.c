@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -133,9 +134,40 @@ void rankproc_tail(const rank_procs *r, char *out, size_t size)
     rankproc_tidy(raw, out, size);
 }
 
+int rankproc_sweep_stale(void)
+{
+    DIR *d = opendir("/tmp");
+    if (!d)
+        return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        int pid = 0, len = 0;
+        if (sscanf(e->d_name, "anneald-ranks-%d-%*6[A-Za-z0-9]%n", &pid, &len) != 1 ||
+            e->d_name[len] || pid <= 0 || pid == getpid())
+            continue;
+        if (kill(pid, 0) == 0 || errno != ESRCH) /* that daemon (or something) lives */
+            continue;
+        char dir[300], f[340];
+        snprintf(dir, sizeof dir, "/tmp/%s", e->d_name);
+        struct stat st;
+        if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid())
+            continue;
+        snprintf(f, sizeof f, "%s/daemon.sock", dir);
+        unlink(f);
+        snprintf(f, sizeof f, "%s/mpirun.log", dir);
+        unlink(f);
+        n += rmdir(dir) == 0;
+    }
+    closedir(d);
+    return n;
+}
+
 int rankproc_socket(rank_procs *r)
 {
-    snprintf(r->dir, sizeof r->dir, "/tmp/anneald-ranks-XXXXXX");
+    /* named with this daemon's pid, so that the next start can tell a directory left by one
+     * that was killed (rankproc_sweep_stale) */
+    snprintf(r->dir, sizeof r->dir, "/tmp/anneald-ranks-%d-XXXXXX", (int)getpid());
     if (!mkdtemp(r->dir)) {
         r->dir[0] = 0;
         return -errno;

@@ -17,7 +17,13 @@ typedef struct rank_procs {
     char dir[64], sock[96], log[96];
 } rank_procs;
 
-/* Makes the private directory and the listening socket (non-blocking). 0 or -errno. */
+/* Removes the private directories (their socket and mpirun log) that daemons killed before
+ * they could clean up left in /tmp: those named with a pid no process has, owned by this
+ * user. Returns how many went. For the daemon's start. */
+int rankproc_sweep_stale(void);
+
+/* Makes the private directory (/tmp/anneald-ranks-PID-XXXXXX) and the listening socket
+ * (non-blocking). 0 or -errno. */
 int rankproc_socket(rank_procs *p);
 
 /* Starts `mpirun -np world … anneald-rank --job id --socket p->sock` in a new session, its

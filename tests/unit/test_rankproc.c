@@ -5,7 +5,11 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -59,12 +63,49 @@ static void test_cut_to_size(void **state)
     assert_string_equal(out, "ab");
 }
 
+/* A directory named with a pid no process has is a killed daemon's: it goes with its socket
+ * and log; one of a live process stays, as does anything not named as the daemon names them. */
+static void test_sweep_stale(void **state)
+{
+    (void)state;
+    pid_t dead = fork();
+    if (dead == 0)
+        _exit(0);
+    assert_true(dead > 0);
+    waitpid(dead, NULL, 0); /* reaped: no process has that pid now (barring reuse) */
+    char gone[96], live[96], other[96], f[128];
+    snprintf(gone, sizeof gone, "/tmp/anneald-ranks-%d-Ab12Cd", (int)dead);
+    snprintf(live, sizeof live, "/tmp/anneald-ranks-%d-Ab12Cd", (int)getppid());
+    snprintf(other, sizeof other, "/tmp/anneald-ranks-%d-Ab12Cd-x", (int)dead);
+    const char *dirs[] = {gone, live, other};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(mkdir(dirs[i], 0700), 0);
+        snprintf(f, sizeof f, "%s/mpirun.log", dirs[i]);
+        FILE *fp = fopen(f, "w");
+        assert_non_null(fp);
+        fclose(fp);
+    }
+    snprintf(f, sizeof f, "%s/daemon.sock", gone);
+    fclose(fopen(f, "w"));
+    assert_true(rankproc_sweep_stale() >= 1);
+    struct stat st;
+    assert_int_not_equal(stat(gone, &st), 0);
+    assert_int_equal(stat(live, &st), 0);
+    assert_int_equal(stat(other, &st), 0);
+    for (int i = 1; i < 3; i++) {
+        snprintf(f, sizeof f, "%s/mpirun.log", dirs[i]);
+        unlink(f);
+        rmdir(dirs[i]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_open_mpi_banner),
         cmocka_unit_test(test_no_final_newline_and_blanks),
         cmocka_unit_test(test_cut_to_size),
+        cmocka_unit_test(test_sweep_stale),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
