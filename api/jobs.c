@@ -229,6 +229,13 @@ static void list_work(http_req *r, store_t *s)
     int ok = arr != NULL;
     for (size_t i = 0; ok && i < n; i++) {
         cJSON *j = api_job_json_overlay(&q->ov, &jobs[i]);
+        /* a corpus's vocabulary can be thousands of characters: the list names its tokenizer
+         * and size, as the list of data sets does (GET the job for the tokens) */
+        cJSON *v = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "spec"), "data"),
+            "vocabulary");
+        if (cJSON_IsObject(v))
+            cJSON_DeleteItemFromObjectCaseSensitive(v, "tokens");
         ok = j && cJSON_AddItemToArray(arr, j);
         if (!ok)
             cJSON_Delete(j);

@@ -435,6 +435,10 @@ static void parse_spec(const cJSON *j, job_spec *s, errlist *l)
                           &e);
     if (is_gpt && data_ok && failed(l, cfg_gpt_resolve(&s->model, &s->data, &e), &e))
         data_ok = 0;
+    if (is_gpt && data_ok && s->model.vocab_size == 1)
+        failed(l, cfg_warn(s->warnings, &e, "data: the text has a single distinct character, so "
+                           "every next token is that one: the loss is 0 from the first step and "
+                           "nothing is learned"), &e);
     int length_ok = !failed(l, parse_length(j, s, &e), &e);
     int val_ok = !failed(l, parse_validation(j, s, &e), &e);
     failed(l, parse_checkpoint(j, s, &e), &e);

@@ -344,6 +344,10 @@ int cfg_data_parse(const cJSON *d, const model_spec *m, int loss, data_spec *out
     }
     if (out->type == DATA_TEXT)
         return cfg_text_parse(d, m, loss, out, err);
+    if (m->type == MODEL_GPT && out->type == DATA_BUILTIN)
+        /* the data type fits: the name is what is wrong (a misspelt tinyshakespeare) */
+        return an_fail(err, "data.name", "model gpt trains on text: the builtin text is "
+                       "tinyshakespeare, got \"%.80s\"", cJSON_IsString(nm) ? nm->valuestring : "");
     if (m->type == MODEL_GPT)
         return an_fail(err, "data.type", "model gpt trains on text: use data type text or "
                        "builtin tinyshakespeare, got %s", data_types[out->type - 1]);

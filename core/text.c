@@ -94,8 +94,8 @@ static int32_t lookup(const text_vocab *v, uint32_t cp)
 
 static int too_short(size_t n, size_t min_tokens, const char *field, an_err *err)
 {
-    return an_fail(err, field, "the text has %zu tokens; at least %zu are needed (one window of "
-                   "block_size + 1)", n, min_tokens);
+    return an_fail(err, field, "the text has %zu token%s; at least %zu are needed (one window of "
+                   "block_size + 1)", n, n == 1 ? "" : "s", min_tokens);
 }
 
 int text_tokenize(const char *s, size_t len, int tokenizer, size_t min_tokens, const char *field,

@@ -267,9 +267,10 @@ int upload_check_finish(upload_check *u, int64_t *rows, cJSON **columns, an_err 
         return fail_code(u, bad_utf8(u, u->seq, 0, err));
     if (u->kind == UPLOAD_TEXT) {
         if (u->chars < 2)
-            return fail_code(u, an_fail(err, "text", "the text has %llu tokens; at least 2 are "
-                                        "needed (one window of block_size + 1)",
-                                        (unsigned long long)u->chars));
+            return fail_code(u, an_fail(err, "text", "the text has %llu character%s; a corpus "
+                                        "needs at least 2 (a job on it, a window of its "
+                                        "block_size + 1)", (unsigned long long)u->chars,
+                                        u->chars == 1 ? "" : "s"));
         *rows = (int64_t)u->chars;
         *columns = cJSON_CreateArray();
         return *columns ? 0 : fail_code(u, an_failc(err, -ENOMEM, "text", "out of memory"));

@@ -485,7 +485,8 @@ static void test_numerics_spec_deepspeed_rules(void **state)
 }
 
 /* A batch of more windows than the text has is warned about (the windows repeat in a
- * step), as a batch larger than an mlp's rows is; random sampling draws windows anywhere. */
+ * step), as a batch larger than an mlp's rows is; random sampling draws windows anywhere.
+ * So is a text of one distinct character. */
 static void test_batch_beyond_windows_warned(void **state)
 {
     (void)state;
@@ -506,8 +507,18 @@ static void test_batch_beyond_windows_warned(void **state)
             assert_non_null(hit); /* 20 tokens: 4 windows of 4 (and the next token) */
         else
             assert_null(hit);
+        assert_null(strstr(w, "single distinct character"));
         job_spec_free(&s);
     }
+    /* a text of one character: nothing to learn, and said so */
+    snprintf(buf, sizeof buf, "{\"model\": {\"type\": \"gpt\", \"block_size\": 4, \"n_layer\": "
+             "1, \"n_head\": 1, \"n_embd\": 8}, \"data\": {\"type\": \"text\", \"text\": "
+             "\"aaaaaaaaaaaa\"}, \"ds_config\": {\"train_batch_size\": 2, \"optimizer\": "
+             "{\"type\": \"SGD\", \"params\": {\"lr\": 0.1}}}}");
+    assert_int_equal(job_spec_parse_text(buf, strlen(buf), &s, &e), 0);
+    assert_non_null(strstr(warnings_of(&s, w, sizeof w), "data: the text has a single distinct "
+                                                          "character"));
+    job_spec_free(&s);
 }
 
 /* A micro-batch whose widest activation has more values than an int counts is refused
