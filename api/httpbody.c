@@ -57,7 +57,7 @@ int http_body_blank(const http_req *r)
 cJSON *http_body_json(http_req *r)
 {
     if (http_body_blank(r)) {
-        http_error(r, 400, "invalid_argument", NULL, "a JSON body was expected, got an empty body");
+        http_error(r, 400, "invalid_argument", "body", "a JSON body was expected, got an empty body");
         return NULL;
     }
     cJSON *j = NULL;

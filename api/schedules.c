@@ -120,7 +120,7 @@ void api_schedules_preview(http_req *r)
         return;
     }
     if (http_body_blank(r)) {
-        http_error(r, 400, "invalid_argument", NULL, "a JSON body was expected, got an empty body");
+        http_error(r, 400, "invalid_argument", "body", "a JSON body was expected, got an empty body");
         return;
     }
     preview_resp *p = calloc(1, sizeof *p);

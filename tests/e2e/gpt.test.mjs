@@ -529,6 +529,10 @@ test('generate: a deleted job ends its generations with an error, SIGTERM does n
     const g0 = await api(d.url, 'POST', `/v1/jobs/${mlp.json.id}/generate`, {prompt: 'a'});
     assert.equal(g0.status, 400, g0.text);
     assert.equal(g0.json.error.field, 'model');
+    // an empty body is named as the body, as malformed JSON is
+    const eb = await api(d.url, 'POST', `/v1/jobs/${mlp.json.id}/generate`, '', {'Content-Type': 'application/json'});
+    assert.equal(eb.status, 400, eb.text);
+    assert.equal(eb.json.error.field, 'body');
     assert.equal((await api(d.url, 'POST', `/v1/jobs/${mlp.json.id}/cancel`)).status, 200);
 
     const r = await api(d.url, 'POST', '/v1/jobs', gptJob({steps: 20}));
