@@ -67,7 +67,8 @@ int cli_generate(int argc, char **argv)
                 continue;
             char *end = NULL;
             double x = v ? strtod(v, &end) : 0;
-            if (!v || end == v || *end) {
+            /* decimal numbers only: strtod also reads 0x10, inf and nan */
+            if (!v || end == v || *end || v[strspn(v, "0123456789+-.eE")]) {
                 cJSON_Delete(body);
                 return cli_usage_err("generate", "%s expects a number", a);
             }

@@ -247,6 +247,9 @@ test('generate and lr-find: a bad flag value exits 2 naming the flag; a repeated
     [['--top-k', '-2'], /^anneald generate: --top-k must be /],
     // above the model's vocabulary: known only once the model is read, still the flag's
     [['--top-k', '100000'], /^anneald generate: --top-k/],
+    // decimal numbers only (strtod would read these)
+    [['--max-tokens', '0x10'], /^anneald generate: --max-tokens expects a number/],
+    [['--temperature', 'inf'], /^anneald generate: --temperature expects a number/],
   ]) {
     const r = gen(...args);
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.err}`);
