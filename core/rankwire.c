@@ -198,12 +198,17 @@ void rw_start_encode(unsigned char *out, int64_t done, int64_t total)
 {
     le_put_u64(out, (uint64_t)done);
     le_put_u64(out + 8, (uint64_t)total);
+    le_put_u32(out + 16, RW_VERSION);
 }
 
-int rw_start_decode(const unsigned char *p, size_t len, int64_t *done, int64_t *total)
+int rw_start_decode(const unsigned char *p, size_t len, int64_t *done, int64_t *total,
+                    uint32_t *version)
 {
-    if (len != 16)
+    *version = len == 16 ? 1 : len == RW_START_LEN ? le_get_u32(p + 16) : 0;
+    if (len != 16 && len != RW_START_LEN)
         return -EPROTO;
+    if (*version != RW_VERSION) /* the first version's start was 16 bytes, without one */
+        return -EPROTONOSUPPORT;
     *done = (int64_t)le_get_u64(p);
     *total = (int64_t)le_get_u64(p + 8);
     return *done < 0 || *total < *done ? -EPROTO : 0;

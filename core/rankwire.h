@@ -33,7 +33,7 @@ enum rw_type {
     RW_RANKMS = 18,  /* u32 n, then n f64: each rank's milliseconds per step */
     RW_DONE = 19,    /* u8 enum rw_end: the ranks ended as the daemon expects */
     RW_FAIL = 20,    /* the error's text: the job failed (bad spec, train error) */
-    RW_START = 21    /* i64 steps done, i64 total steps: the ranks are set up and train */
+    RW_START = 21    /* steps done, total steps, RW_VERSION: the ranks are set up and train */
 };
 
 enum rw_stop { RW_STOP_PAUSE = 1, RW_STOP_CANCEL = 2 };
@@ -84,8 +84,15 @@ size_t rw_rankms_encode(const double *ms, int n, unsigned char *out);
 int rw_rankms_decode(const unsigned char *p, size_t len, double *ms, int max, int *n);
 
 /* RW_START: 16 bytes. 0, or -EPROTO (length, done < 0 or over total). */
+/* RW_START: i64 steps done, i64 total steps, u32 RW_VERSION (RW_START_LEN bytes). The
+ * version tells a rank program of another build (another host's anneald-rank) from this
+ * one's: its start is -EPROTONOSUPPORT with *version what it sent (1: a start of 16 bytes,
+ * from before versions; 0: neither length), and any other fault -EPROTO. */
+#define RW_VERSION 2
+#define RW_START_LEN 20
 void rw_start_encode(unsigned char *out, int64_t done, int64_t total);
-int rw_start_decode(const unsigned char *p, size_t len, int64_t *done, int64_t *total);
+int rw_start_decode(const unsigned char *p, size_t len, int64_t *done, int64_t *total,
+                    uint32_t *version);
 
 /* RW_STOP and RW_DONE carry one byte: 0 with its value, or -EPROTO (length or value). */
 int rw_stop_decode(const unsigned char *p, size_t len, int *how);

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/blob.h"
 #include "core/config_metrics.h"
 #include "core/rankwire.h"
 #include "jobs/admit.h"
@@ -53,6 +54,7 @@ typedef struct rrun {
     train_report last;         /* the latest row, for the progress and checkpoints */
     store_keep keep;
     int64_t total;
+    int started;               /* RW_START came */
     int ended;                 /* 1 RW_DONE, 2 RW_FAIL */
     int bound;                 /* a limit stopped the ranks: 1 max_runtime_s (fails), 2 the
                                   metrics' bytes or the disk's free space (pauses) */
@@ -101,6 +103,14 @@ static int on_metrics(rrun *r, const unsigned char *p, size_t len, an_err *e)
     size_t n;
     if (rw_metrics_decode(p, len, r->rows, MAX_ROWS, &n))
         return an_failc(e, -EPROTO, "", "rank 0 sent a malformed metric batch");
+    /* one row per step, in order, within the run: what the store and the job's progress
+     * take for granted of a one-process job */
+    for (size_t i = 0; i < n; i++)
+        if (!r->started || r->rows[i].step != r->last.step + (int64_t)i + 1 ||
+            r->rows[i].step > r->total)
+            return an_failc(e, -EPROTO, "", "rank 0 sent the metric row of step %lld after "
+                            "step %lld (of %lld)", (long long)r->rows[i].step,
+                            (long long)(r->last.step + (int64_t)i), (long long)r->total);
     double wall = (double)time(NULL);
     for (size_t i = 0; i < n; i++) {
         const rw_metric *m = &r->rows[i];
@@ -156,10 +166,19 @@ static int on_frame(rrun *r, frame_in *f, an_err *e)
     switch (f->type) {
     case RW_START: {
         int64_t done, total;
-        if (rw_start_decode(buf, f->len, &done, &total)) {
+        uint32_t version;
+        int src = rw_start_decode(buf, f->len, &done, &total, &version);
+        if (src == -EPROTONOSUPPORT) {
+            rc = an_failc(e, -EPROTO, "world_size", "the rank program is of another build "
+                          "(its protocol version %u, this daemon's %d): install anneald-rank "
+                          "from the daemon's build wherever the ranks run", version, RW_VERSION);
+            break;
+        }
+        if (src || r->started) {
             rc = an_failc(e, -EPROTO, "", "rank 0 sent a malformed start");
             break;
         }
+        r->started = 1;
         r->total = total;
         r->last.step = done;
         uv_mutex_lock(&w->run->mu);
@@ -178,6 +197,14 @@ static int on_frame(rrun *r, frame_in *f, an_err *e)
         size_t blen;
         if (rw_ckpt_decode(buf, f->len, &step, &loss, &blob, &blen) || step != r->last.step) {
             rc = an_failc(e, -EPROTO, "", "rank 0 sent a checkpoint out of step");
+            break;
+        }
+        /* stored only if it is a training state of that step (its framing and checksum) */
+        blob_view v;
+        an_err be;
+        if (blob_parse(blob, blen, &v, &be) || blob_steps(&v) != step) {
+            rc = an_failc(e, -EPROTO, "", "rank 0 sent a checkpoint at step %lld that is not a "
+                          "training state of it", (long long)step);
             break;
         }
         memmove(buf, blob, blen); /* the writer frees what it is given */
@@ -202,13 +229,21 @@ static int on_frame(rrun *r, frame_in *f, an_err *e)
     case RW_DONE:
         if (rw_done_decode(buf, f->len, &r->how))
             rc = an_failc(e, -EPROTO, "", "rank 0 sent a malformed end");
+        else if (r->how == RW_END_COMPLETED && (!r->started || r->last.step != r->total))
+            rc = an_failc(e, -EPROTO, "", "rank 0 reported the job completed at step %lld of "
+                          "%lld", (long long)r->last.step, (long long)r->total);
         else
             r->ended = 1;
         break;
-    case RW_FAIL:
-        snprintf(r->err, sizeof r->err, "%.*s", (int)(f->len < 800 ? f->len : 800), buf);
+    case RW_FAIL: {
+        /* text: what is printable of it (a NUL or a control byte becomes '?') */
+        size_t n = f->len < 800 ? f->len : 800;
+        for (size_t i = 0; i < n; i++)
+            r->err[i] = buf[i] >= 0x20 || buf[i] == '\n' || buf[i] == '\t' ? (char)buf[i] : '?';
+        r->err[n] = 0;
         r->ended = 2;
         break;
+    }
     default:
         rc = an_failc(e, -EPROTO, "", "rank 0 sent a frame of type %d", f->type);
     }
@@ -217,53 +252,6 @@ static int on_frame(rrun *r, frame_in *f, an_err *e)
 }
 
 /* ---- the job ---- */
-
-/* The newest checkpoint that reads back (a corrupt one is skipped for the one before it), or
- * for a new job with resume_from the named job's (weights only: *kind 1). The stored history
- * is rewound to it. */
-static int pick_resume(wctx *w, const store_job *row, const job_spec *spec, void **blob,
-                       size_t *len, int *kind, int64_t *step, an_err *e)
-{
-    *blob = NULL, *len = 0, *kind = 0, *step = 0;
-    store_checkpoint_info *list = NULL;
-    size_t n = 0;
-    int rc = store_checkpoint_list(&w->store, row->id, &list, &n, e);
-    int own = 0; /* a checkpoint of its own, maybe at step 0 (a run paused there) */
-    for (size_t i = n; rc == 0 && i-- > 0;) {
-        rc = store_checkpoint_read(&w->store, row->id, list[i].step, blob, len, NULL, e);
-        if (rc == 0) {
-            *step = list[i].step;
-            own = 1;
-            break;
-        }
-        if (rc == -EPROTO) {
-            util_log(LOG_ERROR, "job %s: the checkpoint at step %" PRId64 " is unusable (%s)",
-                     row->id, list[i].step, e->message);
-            rc = 0;
-        }
-    }
-    free(list);
-    if (rc == 0)
-        rc = store_job_rewind(&w->store, row->id, *step, STORE_RUNNING, e);
-    if (rc == 0 && !own && spec->resume_job[0]) {
-        int64_t at = spec->resume_step;
-        rc = store_checkpoint_read(&w->store, spec->resume_job, at < 0 ? -1 : at, blob, len,
-                                   NULL, e);
-        *kind = 1;
-        if (rc == -ENOENT)
-            an_fail(e, "resume_from", "job %s has no checkpoint%s to start from",
-                    spec->resume_job, at < 0 ? "" : " at that step");
-    }
-    w->time_base = 0;
-    if (rc == 0 && *step > 0) {
-        store_series ser;
-        memset(&ser, 0, sizeof ser);
-        if (store_metrics_query(&w->store, row->id, *step, *step, 0, &ser, NULL) == 0 && ser.n)
-            w->time_base = ser.time[ser.n - 1];
-        store_series_free(&ser);
-    }
-    return rc;
-}
 
 /* Sends rank 0 the job; the blob is freed. */
 static int send_job(rrun *r, const store_job *row, const char *csv, size_t csv_len, void *blob,
@@ -385,7 +373,7 @@ store_job_state rankrun(wctx *w, const store_job *row, const job_spec *spec, cha
     int64_t step = 0;
     int rc = loader_data(&w->store, spec, row->dataset_ref, &csv, &csv_len, &e);
     if (!rc)
-        rc = pick_resume(w, row, spec, &blob, &blen, &kind, &step, &e);
+        rc = wctx_pick_resume_blob(w, row, spec, &blob, &blen, &kind, &step, &e);
     if (rc) {
         snprintf(err, errsz, "%s%s%s", e.field, e.field[0] ? ": " : "", e.message);
         st = rc == -ENOSPC ? STORE_PAUSED : STORE_FAILED;

@@ -196,6 +196,13 @@ int wctx_checkpoint_blob(wctx *w, void *blob, size_t len, int64_t step,
  * step, -1 when there is none to restore. */
 int wctx_restore_newest(wctx *w, const char *id, train *t, int64_t *step, an_err *e);
 
+/* For a job of several ranks: the newest of its checkpoints that reads back (a corrupt one is
+ * skipped for the one before it), or for a new job with resume_from the named job's (weights
+ * only: *kind 1), as a blob (*blob, *len; NULL and *step 0 for a start at step 0). The stored
+ * history is rewound to it and w->time_base set from it. */
+int wctx_pick_resume_blob(wctx *w, const store_job *row, const job_spec *spec, void **blob,
+                          size_t *len, int *kind, int64_t *step, an_err *e);
+
 /* Waits until the writer has written (or dropped) every queued slot; returns its first
  * failure of this run. The worker may use w->store again afterwards. */
 int wctx_drain(wctx *w, an_err *e);

@@ -339,7 +339,7 @@ int rankd_run(int rank, int world, const char *job, const char *sock)
     }
 
     if (rank == 0) {
-        unsigned char st[16];
+        unsigned char st[RW_START_LEN];
         rw_start_encode(st, train_steps_done(t), train_total_steps(t));
         send_frame(&d, RW_START, NULL, 0, st, sizeof st);
     }

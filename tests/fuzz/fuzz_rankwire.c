@@ -52,12 +52,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         }
         case RW_START:
-            if (rw_start_decode(p, len, &a, &b) == 0) {
-                unsigned char out[16];
+        {
+            uint32_t ver;
+            if (rw_start_decode(p, len, &a, &b, &ver) == 0) {
+                unsigned char out[RW_START_LEN];
                 rw_start_encode(out, a, b);
-                FUZZ_CHECK(a >= 0 && b >= a && memcmp(out, p, 16) == 0);
+                FUZZ_CHECK(a >= 0 && b >= a && ver == RW_VERSION &&
+                           memcmp(out, p, RW_START_LEN) == 0);
             }
             break;
+        }
         case RW_CKPT:
             if (rw_ckpt_decode(p, len, &a, &loss, &blob, &blen) == 0)
                 FUZZ_CHECK(a >= 1 && blob == p + RW_CKPT_HEAD && blen == len - RW_CKPT_HEAD &&

@@ -155,15 +155,22 @@ static void test_rankms_and_bytes(void **state)
     rw_rankms_encode(ms, 0, buf);
     assert_int_equal(rw_rankms_decode(buf, 4, out, 4, &n), -EPROTO);
 
-    unsigned char st[17];
+    unsigned char st[RW_START_LEN + 1];
     int64_t done, total;
+    uint32_t ver;
     rw_start_encode(st, 5, 40);
-    assert_int_equal(rw_start_decode(st, 16, &done, &total), 0);
-    assert_true(done == 5 && total == 40);
-    assert_int_equal(rw_start_decode(st, 17, &done, &total), -EPROTO);
-    assert_int_equal(rw_start_decode(st, 15, &done, &total), -EPROTO);
+    assert_int_equal(rw_start_decode(st, RW_START_LEN, &done, &total, &ver), 0);
+    assert_true(done == 5 && total == 40 && ver == RW_VERSION);
+    assert_int_equal(rw_start_decode(st, RW_START_LEN + 1, &done, &total, &ver), -EPROTO);
+    assert_int_equal(rw_start_decode(st, 15, &done, &total, &ver), -EPROTO);
+    /* a rank program of another build: the first protocol's 16 bytes, or another version */
+    assert_int_equal(rw_start_decode(st, 16, &done, &total, &ver), -EPROTONOSUPPORT);
+    assert_int_equal(ver, 1);
+    st[16] = RW_VERSION + 1;
+    assert_int_equal(rw_start_decode(st, RW_START_LEN, &done, &total, &ver), -EPROTONOSUPPORT);
+    assert_int_equal(ver, RW_VERSION + 1);
     rw_start_encode(st, 41, 40); /* more done than there is */
-    assert_int_equal(rw_start_decode(st, 16, &done, &total), -EPROTO);
+    assert_int_equal(rw_start_decode(st, RW_START_LEN, &done, &total, &ver), -EPROTO);
 
     int how;
     unsigned char b[2] = {RW_STOP_PAUSE, 0};
