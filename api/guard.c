@@ -130,19 +130,53 @@ static int media_is(const char *ct, const char *type)
     return n == strlen(type) && strncasecmp(ct, type, n) == 0;
 }
 
+/* 1 unless `ct` names a charset other than UTF-8 (or its subset US-ASCII): every body is
+ * read as UTF-8, and one labelled latin1 would be decoded as what it is not. */
+static int charset_ok(const char *ct)
+{
+    for (const char *p = strchr(ct, ';'); p; p = strchr(p + 1, ';')) {
+        const char *q = p + 1;
+        while (*q == ' ' || *q == '\t')
+            q++;
+        if (strncasecmp(q, "charset", 7) != 0)
+            continue;
+        q += 7;
+        while (*q == ' ' || *q == '\t')
+            q++;
+        if (*q++ != '=')
+            return 0;
+        while (*q == ' ' || *q == '\t')
+            q++;
+        int quoted = *q == '"';
+        q += quoted;
+        size_t n = strcspn(q, quoted ? "\"" : "; \t");
+        if (!((n == 5 && strncasecmp(q, "utf-8", 5) == 0) ||
+              (n == 4 && strncasecmp(q, "utf8", 4) == 0) ||
+              (n == 8 && strncasecmp(q, "us-ascii", 8) == 0)))
+            return 0;
+    }
+    return 1;
+}
+
 int guard_media(int body_kind, const char *ct, int has_body, char *want, size_t wantsz)
 {
     if (body_kind == BODY_JSON) {
         snprintf(want, wantsz, "application/json");
         if (!ct || !*ct)
             return has_body ? -1 : 0;
-        return media_is(ct, "application/json") ? 0 : -1;
+        return media_is(ct, "application/json") && charset_ok(ct) ? 0 : -1;
     }
     if (body_kind == BODY_CSV) {
         snprintf(want, wantsz, "text/csv or text/plain");
         if (!ct || !*ct)
             return has_body ? -1 : 0;
-        return media_is(ct, "text/csv") || media_is(ct, "text/plain") ? 0 : -1;
+        if (!media_is(ct, "text/csv") && !media_is(ct, "text/plain"))
+            return -1;
+        if (!charset_ok(ct)) {
+            snprintf(want, wantsz, "in UTF-8 (charset=utf-8)");
+            return -1;
+        }
+        return 0;
     }
     snprintf(want, wantsz, "no body");
     return 0;

@@ -63,6 +63,14 @@ static void test_media(void **state)
     char want[48];
     assert_int_equal(guard_media(BODY_JSON, "application/json", 1, want, sizeof want), 0);
     assert_int_equal(guard_media(BODY_JSON, "Application/JSON; charset=utf-8", 1, want, sizeof want), 0);
+    /* bodies are read as UTF-8: another charset is refused rather than misread */
+    assert_int_equal(guard_media(BODY_CSV, "text/plain; charset=\"UTF-8\"", 1, want, sizeof want), 0);
+    assert_int_equal(guard_media(BODY_CSV, "text/plain;charset=us-ascii", 1, want, sizeof want), 0);
+    assert_int_equal(guard_media(BODY_CSV, "text/plain; charset=latin1", 1, want, sizeof want), -1);
+    assert_string_equal(want, "in UTF-8 (charset=utf-8)");
+    assert_int_equal(guard_media(BODY_CSV, "text/csv; charset=iso-8859-1", 1, want, sizeof want), -1);
+    assert_int_equal(guard_media(BODY_JSON, "application/json; charset=utf-16", 1, want, sizeof want), -1);
+    assert_int_equal(guard_media(BODY_JSON, "application/json; charset", 1, want, sizeof want), -1);
     assert_int_equal(guard_media(BODY_JSON, NULL, 0, want, sizeof want), 0); /* POST …/pause */
     assert_int_equal(guard_media(BODY_JSON, NULL, 1, want, sizeof want), -1);
     assert_string_equal(want, "application/json");
