@@ -91,11 +91,9 @@ $(BUILD)/libcore.a: $(CORE_OBJ)
 MPICC ?= mpicc
 HAVE_MPICC := $(shell command -v $(MPICC) 2>/dev/null)
 # (jobs/fashion.o: the standalone rank program reads the builtin fashion-mnist files itself;
-# daemon/cli_metrics_file.o: it continues a resumed run's metrics file as `anneald train` does;
 # jobs/pace.o: its checkpoints are spaced as a one-process job's)
 $(BUILD)/anneald-rank: $(wildcard rank/*.c rank/*.h) $(BUILD)/jobs/fashion.o \
-                       $(BUILD)/jobs/pace.o $(BUILD)/daemon/cli_metrics_file.o \
-                       $(BUILD)/libcore.a $(ASSET_OBJ)
+                       $(BUILD)/jobs/pace.o $(BUILD)/libcore.a $(ASSET_OBJ)
 	$(MPICC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(ALL_LDLIBS)
 rank: $(BUILD)/anneald-rank
 

@@ -147,45 +147,18 @@ static int build_synthetic(const data_spec *s, uint64_t seed, int class_targets,
     return 0;
 }
 
-/* Inline rows without targets (data.y absent, which only the mean loss allows): each row's
- * target is a 0 that nothing reads. The rows were checked when the spec was read. */
-static int build_inline_x(const data_spec *s, dataset *out, an_err *err)
-{
-    const cJSON *x0 = cJSON_IsArray(s->x) ? s->x->child : NULL;
-    int n = cJSON_GetArraySize(s->x), d = cJSON_IsArray(x0) ? cJSON_GetArraySize(x0) : 0;
-    if (n < 1 || d < 1)
-        return an_fail(err, "data.x", "expected a non-empty list of rows");
-    int rc = alloc_ds(out, n, d, 1, err);
-    if (rc)
-        return rc;
-    memset(out->y, 0, (size_t)n * sizeof *out->y);
-    long long i = 0;
-    for (const cJSON *xr = s->x->child; xr; xr = xr->next, i++) {
-        int f = 0;
-        for (const cJSON *v = cJSON_IsArray(xr) ? xr->child : NULL; v && f < d; v = v->next)
-            out->x[i * d + f++] = (float)v->valuedouble;
-        if (f != d || !cJSON_IsArray(xr) || cJSON_GetArraySize(xr) != d) {
-            data_free(out);
-            char path[64];
-            return an_fail(err, an_path_index(path, sizeof path, "data.x", (int)i),
-                           "expected a row of %d numbers (as row 0)", d);
-        }
-    }
-    return 0;
-}
-
 static int build_inline(const data_spec *s, int class_targets, dataset *out, an_err *err)
 {
     char path[64];
     if (!cJSON_IsArray(s->x) || cJSON_GetArraySize(s->x) < 1)
         return an_fail(err, "data.x", "expected a non-empty list of rows");
-    if (!s->y) /* the mean loss reads no targets (config_data.c): rows of x alone */
-        return build_inline_x(s, out, err);
-    if (!cJSON_IsArray(s->y) || cJSON_GetArraySize(s->y) != cJSON_GetArraySize(s->x))
+    /* without y (the mean loss reads no targets: config_data.c) every target is a 0 */
+    const int noy = !s->y;
+    if (!noy && (!cJSON_IsArray(s->y) || cJSON_GetArraySize(s->y) != cJSON_GetArraySize(s->x)))
         return an_fail(err, "data.y", "expected a list of %d targets (one per row of data.x)",
                        cJSON_GetArraySize(s->x));
     long long n = cJSON_GetArraySize(s->x);
-    const cJSON *x0 = s->x->child, *y0 = s->y->child;
+    const cJSON *x0 = s->x->child, *y0 = noy ? NULL : s->y->child;
     int d = cJSON_IsArray(x0) ? cJSON_GetArraySize(x0) : 0;
     if (d < 1)
         return an_fail(err, "data.x[0]", "expected a non-empty list of numbers");
@@ -199,7 +172,8 @@ static int build_inline(const data_spec *s, int class_targets, dataset *out, an_
     if (rc)
         return rc;
     long long i = 0;
-    for (const cJSON *xr = s->x->child, *yr = s->y->child; xr; xr = xr->next, yr = yr->next, i++) {
+    for (const cJSON *xr = s->x->child, *yr = y0; xr;
+         xr = xr->next, yr = yr ? yr->next : NULL, i++) {
         if (!cJSON_IsArray(xr) || cJSON_GetArraySize(xr) != d) {
             data_free(out);
             return an_fail(err, an_path_index(path, sizeof path, "data.x", (int)i),
@@ -213,6 +187,10 @@ static int build_inline(const data_spec *s, int class_targets, dataset *out, an_
                 return an_fail(err, path, "expected a finite number");
             }
             out->x[i * d + f] = (float)v->valuedouble;
+        }
+        if (noy) {
+            out->y[i] = 0.0f;
+            continue;
         }
         if (yrows != cJSON_IsArray(yr) || (yrows && cJSON_GetArraySize(yr) != ydim)) {
             data_free(out);

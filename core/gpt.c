@@ -429,7 +429,7 @@ static void layer_forward(gpt *g, int l, const float *res, int B, int T)
 }
 
 /* The forward's layers (on the calling thread, or by each thread of a team); returns the
- * mean loss when there are targets. */
+ * mean loss when there are targets (each row's in g->dbuf, backward's scratch: N·4C floats). */
 static double forward_pass(gpt *g, const int32_t *idx, const int32_t *targets, int B, int T)
 {
     const gpt_shape *s = &g->s;
@@ -448,13 +448,7 @@ static double forward_pass(gpt *g, const int32_t *idx, const int32_t *targets, i
     gpt_layernorm_forward(g->lnf, g->lnf_mean, g->lnf_rstd, res, P + g->off_lnfw,
                           at(P, g->off_lnfb), N, C);
     gpt_linear_forward(g->logits, g->lnf, P + g->off_wte, NULL, N, C, V);
-    if (!targets)
-        return 0.0;
-    /* g->dbuf (N·4C floats, at least 2N + 1) is backward's scratch, free here: each row's
-     * loss, on a double's alignment */
-    double *rows = (double *)(((uintptr_t)g->dbuf + sizeof(double) - 1) &
-                              ~(uintptr_t)(sizeof(double) - 1));
-    return gpt_crossentropy_forward(g->logits, targets, N, V, rows);
+    return targets ? gpt_crossentropy_forward(g->logits, targets, N, V, g->dbuf) : 0.0;
 }
 
 static int forward(gpt *g, const int32_t *idx, const int32_t *targets, int B, int T,

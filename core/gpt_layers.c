@@ -382,14 +382,16 @@ void gpt_residual_forward(float *out, const float *a, const float *b, int n)
 }
 
 /* The softmax by rows on the threads, each row's loss log Σ e^(x − max) − (x_target − max)
- * taken from the logits as it goes (in double, into `rowloss`, N doubles): computed from the
- * float probability it would stop near 87 per token, where e^x leaves float's range, and a
- * diverging run would never read as one. The losses are summed in row order afterwards (by
- * each thread of a team alike, so every thread returns it), so its bits do not depend on the
- * split. */
+ * taken from the logits as it goes (in double, into `scratch` aligned for doubles): computed
+ * from the float probability it would stop near 87 per token, where e^x leaves float's
+ * range, and a diverging run would never read as one. The losses are summed in row order
+ * afterwards (by each thread of a team alike, so every thread returns it), so its bits do
+ * not depend on the split. */
 double gpt_crossentropy_forward(float *logits, const int32_t *targets, int N, int V,
-                                double *rowloss)
+                                float *scratch)
 {
+    double *rowloss = (double *)(((uintptr_t)scratch + sizeof(double) - 1) &
+                                 ~(uintptr_t)(sizeof(double) - 1));
     ON_THREADS((long)N * V >= SPAN_MIN, {
         int n0, n1;
         span(N, 1, &n0, &n1);

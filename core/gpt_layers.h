@@ -89,9 +89,9 @@ void gpt_residual_forward(float *out, const float *a, const float *b, int n);
 
 /* Fused softmax + cross-entropy: logits [N,V] are replaced by the probabilities; returns the
  * mean over N of −log p[target] (in double, from the logits: exact beyond float's e^x).
- * targets in 0..V-1; rowloss: scratch of N doubles. */
+ * targets in 0..V-1; scratch: at least 2N + 1 floats (each row's loss, in double). */
 double gpt_crossentropy_forward(float *logits, const int32_t *targets, int N, int V,
-                                double *rowloss);
+                                float *scratch);
 /* probs [N,V] (from the forward) become d(dloss · mean loss)/d(logits), in place. */
 void gpt_crossentropy_backward(float *probs, const int32_t *targets, int N, int V, float dloss);
 

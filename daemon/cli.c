@@ -400,3 +400,30 @@ int cli_check(int argc, char **argv)
     return cli_stdout_done("the checked spec", 0);
 }
 
+/* Characters a shell takes as they are. */
+static int plain_word(const char *s)
+{
+    if (!*s)
+        return 0;
+    for (; *s; s++)
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./-=,:+@%",
+                    *s))
+            return 0;
+    return 1;
+}
+
+void cli_shell_word(FILE *out, const char *s)
+{
+    if (plain_word(s)) {
+        fputs(s, out);
+        return;
+    }
+    fputc('\'', out);
+    for (; *s; s++) {
+        if (*s == '\'')
+            fputs("'\\''", out);
+        else
+            fputc(*s, out);
+    }
+    fputc('\'', out);
+}

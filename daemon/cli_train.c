@@ -19,9 +19,9 @@
 #include "core/data_idx.h"
 #include "daemon/cli.h"
 #include "jobs/fashion.h"
-#include "daemon/cli_metrics_file.h"
 #include "daemon/cli_util.h"
 #include "core/statefile.h"
+#include "util/metrics_file.h"
 #include "util/util.h"
 
 /* Restores a --save file (or a bare checkpoint blob) into t; prints the error and returns 1
@@ -299,8 +299,8 @@ int cli_train(int argc, char **argv)
     if (metrics_csv) {
         char head[1024];
         job_spec_metrics_header(&spec, 1, head, sizeof head);
-        if (cli_metrics_open(metrics_csv, head, resume ? train_steps_done(t) : 0, &mf,
-                             &time_base))
+        if (metrics_file_open(metrics_csv, head, resume ? train_steps_done(t) : 0, &mf,
+                              &time_base))
             goto out;
     }
     int64_t total = train_total_steps(t);

@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "core/config.h"
 
@@ -69,5 +70,8 @@ const char *cli_exact(char buf[40], double v);
 
 /* Pretty-prints JSON with two-space indentation (cJSON_Print indents with tabs); malloc'd. */
 char *cli_json_pretty(const void *json);
+
+/* Writes s as one shell word (single-quoted when it holds anything but plain characters). */
+void cli_shell_word(FILE *out, const char *s);
 
 #endif

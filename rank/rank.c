@@ -33,9 +33,9 @@
 #include "core/statefile.h"
 #include "core/data_idx.h"
 #include "core/train.h"
-#include "daemon/cli_metrics_file.h"
 #include "jobs/fashion.h"
 #include "rank/rank.h"
+#include "util/metrics_file.h"
 #include "util/util.h"
 
 /* util_write_atomic's writers of the output files. */
@@ -243,7 +243,7 @@ int main(int argc, char **argv)
     job_spec_metrics_header(&spec, 0, header, sizeof header);
     double time_base = 0;
     if (!why[0] && rank == 0 && metrics &&
-        cli_metrics_open(metrics, header, resume ? train_steps_done(t) : 0, &mf, &time_base))
+        metrics_file_open(metrics, header, resume ? train_steps_done(t) : 0, &mf, &time_base))
         say(why, sizeof why, rank, "--metrics-csv %s: not written", metrics);
     if (!all_ok(world, rank, why))
         goto done;

@@ -30,9 +30,7 @@ static const migration migrations[] = {
     "  name TEXT PRIMARY KEY,"
     "  next INTEGER NOT NULL"
     ") WITHOUT ROWID;"
-    /* A new store numbers its data sets from 1, whatever uploads are refused before the
-     * first one is kept (store/datasets.c; an older store's counter starts above the ids
-     * its uploads gave). */
+    /* data set ids from 1 whatever uploads are refused first (datasets.c) */
     "INSERT INTO seq(name, next) VALUES('dataset_id', 1);"
     "CREATE TABLE jobs("
     "  num INTEGER PRIMARY KEY,"            /* from seq 'job'; id is 'j_' || num padded */

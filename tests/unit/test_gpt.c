@@ -248,7 +248,8 @@ static void test_crossentropy(void **state)
     enum { N = 3, V = 6 };
     int32_t tg[N] = {0, 5, 2};
     float logits[N * V], probs[N * V];
-    double g[N * V], rows[N];
+    double g[N * V];
+    float rows[2 * N + 1];
     fill(logits, N * V, 14, -3, 3);
     memcpy(probs, logits, sizeof probs);
     double loss = gpt_crossentropy_forward(probs, tg, N, V, rows);

@@ -1,6 +1,7 @@
-/* cli_metrics_file — the per-step metrics file of `anneald train --metrics-csv`: a new file,
+/* metrics_file — the per-step metrics file of `anneald train --metrics-csv` (and of the rank
+ * program's): a new file,
  * or, for a run resumed from a saved state, the same file continued. */
-#include "daemon/cli_metrics_file.h"
+#include "util/metrics_file.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -51,8 +52,8 @@ static int start(const char *path, const char *header, FILE **out)
     return 0;
 }
 
-int cli_metrics_open(const char *path, const char *header, int64_t resumed, FILE **out,
-                     double *time_base)
+int metrics_file_open(const char *path, const char *header, int64_t resumed, FILE **out,
+                      double *time_base)
 {
     *out = NULL;
     *time_base = 0;
@@ -118,32 +119,4 @@ int cli_metrics_open(const char *path, const char *header, int64_t resumed, FILE
                         ": the steps between are not in it\n", path, last, resumed);
     *out = f;
     return 0;
-}
-
-/* Characters a shell takes as they are. */
-static int plain_word(const char *s)
-{
-    if (!*s)
-        return 0;
-    for (; *s; s++)
-        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./-=,:+@%",
-                    *s))
-            return 0;
-    return 1;
-}
-
-void cli_shell_word(FILE *out, const char *s)
-{
-    if (plain_word(s)) {
-        fputs(s, out);
-        return;
-    }
-    fputc('\'', out);
-    for (; *s; s++) {
-        if (*s == '\'')
-            fputs("'\\''", out);
-        else
-            fputc(*s, out);
-    }
-    fputc('\'', out);
 }

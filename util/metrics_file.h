@@ -1,6 +1,7 @@
-/* cli_metrics_file — the per-step metrics file of `anneald train --metrics-csv`. */
-#ifndef ANNEALD_CLI_METRICS_FILE_H
-#define ANNEALD_CLI_METRICS_FILE_H
+/* metrics_file — the per-step metrics file of `anneald train --metrics-csv` and of the rank
+ * program. */
+#ifndef ANNEALD_METRICS_FILE_H
+#define ANNEALD_METRICS_FILE_H
 
 #include <stdint.h>
 #include <stdio.h>
@@ -11,10 +12,7 @@
  * stay, later ones (a run that went on past the saved state) are dropped, and *time_base
  * gets the time column of the last kept row, so that the new rows' time counts on from it.
  * A missing or empty file is started anew. Prints the error and returns 1 on failure. */
-int cli_metrics_open(const char *path, const char *header, int64_t resumed, FILE **out,
-                     double *time_base);
-
-/* Writes s as one shell word (single-quoted when it holds anything but plain characters). */
-void cli_shell_word(FILE *out, const char *s);
+int metrics_file_open(const char *path, const char *header, int64_t resumed, FILE **out,
+                      double *time_base);
 
 #endif
