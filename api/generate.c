@@ -10,7 +10,6 @@
  * in about GEN_PIECE_NS, at least one. */
 #include <errno.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +43,7 @@ typedef struct gen_req {
     int started;            /* the model is loaded and the prompt read (the first turn) */
     int more;               /* a turn ended with tokens still to make */
     int fd;                 /* the client's socket: a turn looks whether it is still there */
+    uint64_t deletions;     /* jobs deleted before the model was loaded (model_cache_deleted) */
     unsigned char pend[4];  /* a byte vocabulary's UTF-8 character not yet complete */
     int npend;
     char *frame;            /* the event being copied into pieces (it may span several) */
@@ -140,7 +140,7 @@ static void ready_text(gen_req *g, const char *tok, int n, char out[16])
 static int next(gen_req *g, char out[16])
 {
     char tok[5];
-    if (atomic_load(&g->ref->dropped))
+    if (model_cache_deleted(&g->api->sv->models, g->ref->id, &g->deletions))
         return -ENOENT; /* the job was deleted meanwhile */
     pthread_mutex_lock(&g->ref->run);
     int n = gen_next(&g->st, tok);
@@ -348,6 +348,7 @@ static void gen_work(http_req *r, store_t *s)
     }
     g->started = 1;
     g->api = r->api;
+    g->deletions = model_cache_deletions(&r->api->sv->models); /* a delete while it loads */
     g->ref = api_model_load_gpt(r, s, r->m.params[0], g->p.step);
     if (!g->ref)
         return;

@@ -164,7 +164,13 @@ int guard_media(int body_kind, const char *ct, int has_body, char *want, size_t 
         snprintf(want, wantsz, "application/json");
         if (!ct || !*ct)
             return has_body ? -1 : 0;
-        return media_is(ct, "application/json") && charset_ok(ct) ? 0 : -1;
+        if (!media_is(ct, "application/json"))
+            return -1;
+        if (!charset_ok(ct)) {
+            snprintf(want, wantsz, "in UTF-8 (charset=utf-8)");
+            return -1;
+        }
+        return 0;
     }
     if (body_kind == BODY_CSV) {
         snprintf(want, wantsz, "text/csv or text/plain");

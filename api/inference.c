@@ -86,15 +86,18 @@ static model_ref *load_model(http_req *r, store_t *s, const char *id, int64_t st
         store_fail(r, rc, &e, id);
         return NULL;
     }
-    if (want_gpt && !spec_is_gpt(row.spec_json)) {
+    model_ref *ref = NULL;
+    rc = loader_model(&r->api->sv->models, s, &row, step, &ref, &e);
+    /* not a gpt: said so, also before the job has a checkpoint (the spec is read only then) */
+    if (want_gpt && (rc == 0 ? !ref->f->g : rc == -ENOENT && !spec_is_gpt(row.spec_json))) {
+        if (rc == 0)
+            model_cache_release(&r->api->sv->models, ref);
         store_job_free(&row);
         http_set_pending_error(r, 400, "invalid_argument", "model", "job %s is not a gpt: "
                                "generation samples text from a language model (use predict)",
                                id);
         return NULL;
     }
-    model_ref *ref = NULL;
-    rc = loader_model(&r->api->sv->models, s, &row, step, &ref, &e);
     store_job_free(&row);
     if (rc == -ENOENT)
         http_set_pending_error(r, 404, "not_found", "step", "%s", e.message);

@@ -377,11 +377,12 @@ int cfg_gpt_check_sizes(const job_spec *s, an_err *err)
      * 4C per token, the logits' V per token and the attention's NH·T per token. */
     int64_t widest = 4 * C > V ? 4 * C : V;
     widest = widest > (int64_t)m->n_head * T ? widest : (int64_t)m->n_head * T;
-    if (N * widest > INT32_MAX)
+    if (widest > INT32_MAX / N) /* N·widest > INT32_MAX, without overflowing */
         return an_fail(err, "ds_config.train_micro_batch_size_per_gpu", "a micro-batch of %lld "
-                       "windows of %lld tokens has %lld values in its widest activation "
+                       "windows of %lld tokens has %.0f values in its widest activation "
                        "(%lld per token), more than the %d one pass can hold: use a smaller "
-                       "micro-batch (and more gradient_accumulation_steps)", (long long)s->micro_batch,
-                       (long long)T, (long long)(N * widest), (long long)widest, INT32_MAX);
+                       "micro-batch (and more gradient_accumulation_steps)",
+                       (long long)s->micro_batch, (long long)T, (double)N * (double)widest,
+                       (long long)widest, INT32_MAX);
     return 0;
 }

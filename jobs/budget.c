@@ -47,7 +47,10 @@ void budget_release(membudget *b, uint64_t bytes)
 uint64_t budget_job_charge(const mem_estimate *m)
 {
     uint64_t blob = m->params + m->optim + 4096;
-    uint64_t restore = 2 * blob, ckpt = BUDGET_CKPT_COPIES * blob;
+    /* a restore: the blob and an undo copy; with ranks here, the daemon's copy and each
+     * rank's, which rank 0 broadcasts */
+    uint64_t restore = (m->ranks > 1 ? (uint64_t)m->ranks + 1 : 2) * blob;
+    uint64_t ckpt = BUDGET_CKPT_COPIES * blob;
     return m->total + (restore > ckpt ? restore : ckpt);
 }
 

@@ -353,7 +353,7 @@ void jobs_delete_store(store_t *s, const char *id, job_outcome *out)
 
 void jobs_deleted(jobmgr *m, const char *id)
 {
-    model_cache_drop(&m->d->models, id);
+    model_cache_job_deleted(&m->d->models, id);
     util_log(LOG_INFO, "job %s deleted", id);
     if (m->sink.deleted)
         m->sink.deleted(m->sink.ctx, id);

@@ -49,11 +49,41 @@ void model_cache_drop(model_cache *c, const char *id)
 {
     pthread_mutex_lock(&c->mu);
     for (int k = 0; k < MODEL_CACHE_ENTRIES; k++)
-        if (c->slot[k] && strcmp(c->slot[k]->id, id) == 0) {
-            atomic_store(&c->slot[k]->dropped, 1);
+        if (c->slot[k] && strcmp(c->slot[k]->id, id) == 0)
             evict(c, k);
-        }
     pthread_mutex_unlock(&c->mu);
+}
+
+void model_cache_job_deleted(model_cache *c, const char *id)
+{
+    model_cache_drop(c, id);
+    pthread_mutex_lock(&c->mu);
+    uint64_t n = atomic_load(&c->deletions);
+    snprintf(c->gone[n % MODEL_CACHE_GONE], STORE_ID_LEN, "%s", id);
+    atomic_store(&c->deletions, n + 1);
+    pthread_mutex_unlock(&c->mu);
+}
+
+uint64_t model_cache_deletions(model_cache *c)
+{
+    return atomic_load(&c->deletions);
+}
+
+int model_cache_deleted(model_cache *c, const char *id, uint64_t *seen)
+{
+    if (atomic_load(&c->deletions) == *seen)
+        return 0;
+    int hit = 0;
+    pthread_mutex_lock(&c->mu);
+    uint64_t n = atomic_load(&c->deletions);
+    /* more deletions than the ring holds since the last look: the oldest are not seen (a
+     * look comes every token, so that takes 64 deletions within one) */
+    for (uint64_t k = n - *seen > MODEL_CACHE_GONE ? n - MODEL_CACHE_GONE : *seen; k < n && !hit;
+         k++)
+        hit = strcmp(c->gone[k % MODEL_CACHE_GONE], id) == 0;
+    *seen = n;
+    pthread_mutex_unlock(&c->mu);
+    return hit;
 }
 
 int model_cache_shrink(model_cache *c)

@@ -37,8 +37,9 @@ typedef struct model_ref {
     membudget *budget;        /* where charge is reserved (NULL: nowhere) */
     uint64_t charge;          /* bytes reserved in the budget while it lives */
     pthread_mutex_t run;      /* serialises forward passes (shared activations) */
-    atomic_int dropped;       /* its job was deleted (model_cache_drop): users stop early */
 } model_ref;
+
+#define MODEL_CACHE_GONE 64   /* deleted jobs remembered for the models in use */
 
 typedef struct model_cache {
     pthread_mutex_t mu;
@@ -47,6 +48,10 @@ typedef struct model_cache {
     uint64_t clock;
     uint64_t hits, misses;
     membudget *budget;        /* models are admitted against it (NULL: no budget) */
+    /* The latest deleted jobs (a ring, under mu), so that a user of one of their models,
+     * cached or not, learns of it: deletions counts them, read without the lock. */
+    char gone[MODEL_CACHE_GONE][STORE_ID_LEN];
+    atomic_uint_fast64_t deletions;
 } model_cache;
 
 /* cap: the most bytes the cached models may hold together (a larger model is loaded for its
@@ -60,6 +65,16 @@ int model_cache_shrink(model_cache *c);
 
 /* Forgets every cached model of job `id` (deleted or rewound); users keep theirs. */
 void model_cache_drop(model_cache *c, const char *id);
+
+/* Job `id` was deleted: model_cache_drop, and it is remembered for model_cache_deleted. */
+void model_cache_job_deleted(model_cache *c, const char *id);
+
+/* Deletions so far (to start model_cache_deleted's count from, before loading a model). */
+uint64_t model_cache_deletions(model_cache *c);
+
+/* 1 when job `id` was deleted after the first *seen deletions (*seen becomes the count now):
+ * a user of its model stops. An atomic load while nothing is deleted. */
+int model_cache_deleted(model_cache *c, const char *id, uint64_t *seen);
 
 /* The parsed spec of a stored job; a spec that does not parse fails naming its field. */
 int loader_spec(const store_job *row, job_spec *spec, an_err *err);

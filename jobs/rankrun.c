@@ -25,6 +25,7 @@
 
 #include "core/blob.h"
 #include "core/config_metrics.h"
+#include "core/jsonstrict.h"
 #include "core/rankwire.h"
 #include "jobs/admit.h"
 #include "jobs/loader.h"
@@ -55,6 +56,7 @@ typedef struct rrun {
     store_keep keep;
     int64_t total;
     int started;               /* RW_START came */
+    int finder;                /* an LR finder's sweep: it may end before its total */
     int ended;                 /* 1 RW_DONE, 2 RW_FAIL */
     int bound;                 /* a limit stopped the ranks: 1 max_runtime_s (fails), 2 the
                                   metrics' bytes or the disk's free space (pauses) */
@@ -229,18 +231,32 @@ static int on_frame(rrun *r, frame_in *f, an_err *e)
     case RW_DONE:
         if (rw_done_decode(buf, f->len, &r->how))
             rc = an_failc(e, -EPROTO, "", "rank 0 sent a malformed end");
-        else if (r->how == RW_END_COMPLETED && (!r->started || r->last.step != r->total))
+        /* an LR finder's sweep that diverged ends itself early (its total shrinks) */
+        else if (r->how == RW_END_COMPLETED &&
+                 (!r->started || r->last.step > r->total ||
+                  (r->last.step != r->total && !r->finder)))
             rc = an_failc(e, -EPROTO, "", "rank 0 reported the job completed at step %lld of "
                           "%lld", (long long)r->last.step, (long long)r->total);
         else
             r->ended = 1;
         break;
     case RW_FAIL: {
-        /* text: what is printable of it (a NUL or a control byte becomes '?') */
-        size_t n = f->len < 800 ? f->len : 800;
+        /* text: its first 800 bytes as UTF-8 (what is not a character becomes U+FFFD), a NUL
+         * or another control byte '?' */
+        size_t n = f->len < 800 ? f->len : 800, m = 0;
         for (size_t i = 0; i < n; i++)
-            r->err[i] = buf[i] >= 0x20 || buf[i] == '\n' || buf[i] == '\t' ? (char)buf[i] : '?';
-        r->err[n] = 0;
+            if (buf[i] < 0x20 && buf[i] != '\n' && buf[i] != '\t')
+                buf[i] = '?';
+        char *t = utf8_repair((const char *)buf, n, &m);
+        size_t keep = 0; /* whole characters that fit */
+        for (size_t k; t && keep < m; keep += k) {
+            unsigned char c = (unsigned char)t[keep];
+            k = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+            if (keep + k >= sizeof r->err)
+                break;
+        }
+        snprintf(r->err, sizeof r->err, "%.*s", (int)keep, t ? t : "");
+        free(t);
         r->ended = 2;
         break;
     }
@@ -356,6 +372,7 @@ store_job_state rankrun(wctx *w, const store_job *row, const job_spec *spec, cha
         return STORE_FAILED;
     }
     r->w = w;
+    r->finder = spec->lrfind_stop > 0;
     r->p.lfd = r->fd = -1;
     r->keep = (store_keep){.keep_last = spec->ckpt_keep_last, .best_k = spec->keep_best.k,
                            .best_metric = spec->keep_best.metric,

@@ -267,6 +267,7 @@ int main(int argc, char **argv)
         }
     }
     double wall = MPI_Wtime() - t0, comm = c.comm_s; /* the save's gathers come after */
+    int unwritten = 0; /* rank 0 could not write an output file */
     if (rank == 0 && weights) {
         char *s = NULL;
         /* the same document as `anneald train --weights-json`, input statistics included */
@@ -275,9 +276,9 @@ int main(int argc, char **argv)
                       ? util_write_atomic(weights, put_text, s) : -ENOMEM;
         free(s);
         cJSON_Delete(wj);
-        if (wrc) {
+        if (wrc) { /* the others go on to the collectives below: so does rank 0, then fails */
             fprintf(stderr, "anneald-rank: --weights-json %s: %s\n", weights, strerror(-wrc));
-            goto done;
+            unwritten = 1;
         }
     }
     /* A sharded optimizer is consolidated on rank 0 first (every rank sends its slices). */
@@ -300,7 +301,7 @@ int main(int argc, char **argv)
         free(blob);
         if (src) {
             fprintf(stderr, "anneald-rank: --save %s: %s\n", save, e.message);
-            goto done;
+            unwritten = 1;
         }
     }
     train_unshard_end(t);
@@ -320,7 +321,7 @@ int main(int argc, char **argv)
                 "%.0f%% in communication)\n", (long long)done_steps, world, wall,
                 wall > 0 ? (double)done_steps / wall : 0.0,
                 wall > 0 ? 100.0 * comm / wall : 0.0);
-    rc = 0;
+    rc = unwritten;
 done:
     if (mf)
         fclose(mf);

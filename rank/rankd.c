@@ -295,7 +295,7 @@ int rankd_run(int rank, int world, const char *job, const char *sock)
     comm_ctx c = {.world = world, .rank = rank};
     an_err e;
     an_err_clear(&e);
-    int rc = 1;
+    int rc = 1, agreed = 0;
     if (!all_ok) {
         an_fail(&e, "", "a rank is out of memory for the job");
         goto setup_failed;
@@ -401,8 +401,14 @@ int rankd_run(int rank, int world, const char *job, const char *sock)
             if ((ctl & CTL_PAUSE) || done)
                 break;
         }
-        if (train_step(t, &rep, &e) != 0)
+        int src = train_step(t, &rep, &e);
+        if (src) {
+            /* a loss that is not finite fails every rank alike after the exchange (core/train.h):
+             * the others wait for rank 0 to tell the daemon, or their abort could come first
+             * and read as a rank that died */
+            agreed = src == -EDOM && world > 1;
             goto step_failed;
+        }
         if (rank == 0) {
             rw_metric *m = &d.rows[d.nrows++];
             m->step = rep.step;
@@ -442,6 +448,8 @@ step_failed:
         send_rows(&d);
         send_fail(&d, e.field, e.message);
     }
+    if (agreed)
+        MPI_Barrier(MPI_COMM_WORLD);
     MPI_Abort(MPI_COMM_WORLD, 1);
     goto out;
 

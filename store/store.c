@@ -30,8 +30,6 @@ static const migration migrations[] = {
     "  name TEXT PRIMARY KEY,"
     "  next INTEGER NOT NULL"
     ") WITHOUT ROWID;"
-    /* data set ids from 1 whatever uploads are refused first (datasets.c) */
-    "INSERT INTO seq(name, next) VALUES('dataset_id', 1);"
     "CREATE TABLE jobs("
     "  num INTEGER PRIMARY KEY,"            /* from seq 'job'; id is 'j_' || num padded */
     "  id TEXT NOT NULL UNIQUE,"
@@ -150,6 +148,9 @@ static const migration migrations[] = {
      "  PRIMARY KEY(job, step)"
      ") WITHOUT ROWID;",
      NULL},
+    /* 9 -> 10: the data set id counter from the start (datasets.c): ids from 1 on a new store */
+    {"INSERT OR IGNORE INTO seq(name, next) SELECT 'dataset_id', "
+     "coalesce((SELECT next FROM seq WHERE name = 'dataset'), 1);", NULL},
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -55,7 +55,8 @@ const SCENARIOS = {
   'rows-beyond': () => [start(0, 10), rows(range(1, 11))],
   'completed-early': () => [start(0, 10), rows([1]), done(0)],
   'garbage-checkpoint': () => [start(0, 10), rows([1, 2]), ckpt(2, Buffer.from('not a training state'))],
-  'fail-text': () => [start(0, 10), frame(20, Buffer.from('model: bad\u0000byte\u0007 here'))],
+  'fail-text': () => [start(0, 10), frame(20, Buffer.concat([Buffer.from('model: bad\u0000byte\u0007 here '),
+    Buffer.from([0xff]), Buffer.from(' \u2713')]))],
 };
 
 const c = net.createConnection(sock);

@@ -58,6 +58,28 @@ test('a world_size 2 job\'s checkpoints are spaced as a one-process job\'s', {sk
   });
 });
 
+// An LR finder's sweep ends itself where the loss diverges, before its total: at world_size 2
+// it ends there too, completed, with the steps of world_size 1.
+test('an LR finder sweep of two ranks ends at its divergence as one of one rank does', {skip}, async () => {
+  await withDaemon({}, async (d) => {
+    const iris = (W) => ({name: `finder-w${W}`, seed: 3, steps: 500, world_size: W,
+      model: {type: 'mlp', inputs: 4, hidden: [16], outputs: 3}, loss: 'cross_entropy',
+      data: {type: 'builtin', name: 'iris'},
+      ds_config: {train_batch_size: 16, train_micro_batch_size_per_gpu: 8,
+        optimizer: {type: 'AdamW', params: {lr: 0.001}}}});
+    const ends = [];
+    for (const W of [1, 2]) {
+      const c = await api(d.url, 'POST', '/v1/lr_finder', {job: iris(W), steps: 200});
+      assert.equal(c.status, 201, c.text);
+      const j = await waitJob(d.url, c.json.id, (x) => x.state === 'completed' || x.state === 'failed', 90000);
+      assert.equal(j.state, 'completed', JSON.stringify(j));
+      ends.push(j.step);
+    }
+    assert.ok(ends[0] < 200, `the sweep diverged before its end (step ${ends[0]})`);
+    assert.equal(ends[1], ends[0]);
+  });
+});
+
 test('pause and resume of a world_size 2 job: bit for bit; the running job shows each rank\'s step time', {skip}, async () => {
   await withDaemon({}, async (d) => {
     const ref = await reference(d.url, LONG);

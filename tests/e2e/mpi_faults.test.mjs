@@ -28,6 +28,20 @@ test('a rank that dies with no restarts left fails the job saying a rank died', 
   });
 });
 
+test('a loss that is not finite on rank 1 fails the job at once with the one-process message', {skip}, async () => {
+  await withDaemon({}, async (d) => {
+    const spec = (W) => ({seed: 1, model: {type: 'linear', inputs: 2, outputs: 1, init: {'fc.weight': [[1, 1]], 'fc.bias': [0]}},
+      loss: 'mse', data: {type: 'inline', x: [[1, 1], [2, 1], [3e38, 3e38], [1, 2]], y: [[1], [2], [3], [4]], shuffle: false},
+      steps: 3, world_size: W, ds_config: {train_batch_size: 4, train_micro_batch_size_per_gpu: 2, gradient_clipping: 0,
+        optimizer: {type: 'SGD', params: {lr: 0.0001}}}});
+    const one = await waitJob(d.url, await submit(d.url, spec(1)), (x) => x.state === 'failed', 30000);
+    const two = await waitJob(d.url, await submit(d.url, spec(2)), (x) => x.state === 'failed', 60000);
+    assert.match(one.error, /loss is Inf at step 1 \(micro-batch 2 of 2\)/);
+    assert.equal(two.error, one.error);
+    assert.equal(two.restarts || 0, 0, 'not taken for a rank that died');
+  });
+});
+
 test('cancel of a job whose rank hangs ends it at once, not after a stop timeout', {skip}, async () => {
   await withDaemon({}, async (d) => {
     const id = await submit(d.url, job(2, {...LONG, stall_timeout_s: 600}));

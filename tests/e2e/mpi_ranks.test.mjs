@@ -343,6 +343,14 @@ test('a failure of one rank\'s setup ends every rank with its message; a resumed
     assert.notEqual(m.signal, 'SIGTERM', 'the ranks hung');
     assert.notEqual(m.status, 0);
     assert.match(m.stderr, /cannot write \/nonexistent\/m\.csv/);
+    // nor when rank 0 cannot write the weights or the state at the end (the others were
+    // waiting in the gathering of step times)
+    const w = spawnSync('mpirun', ['-np', '2', ...MCA, RANK, `${dir}/w2.json`, '--weights-json', '/nonexistent/w.json',
+      '--save', '/nonexistent/s.bin'], {env: ENV, encoding: 'utf8', timeout: 60000});
+    assert.notEqual(w.signal, 'SIGTERM', 'the ranks hung');
+    assert.notEqual(w.status, 0);
+    assert.match(w.stderr, /--weights-json \/nonexistent\/w\.json: No such file or directory/);
+    assert.match(w.stderr, /--save \/nonexistent\/s\.bin: No such file or directory/);
     // the resumed run keeps the file's first 8 rows and adds the rest: the whole run's file
     assert.equal(read(dir, 'm.csv').trim().split('\n').length, 9);
     ranks(2, dir, 'w2.json', ['--resume', path.join(dir, 's.bin'), '--metrics-csv', path.join(dir, 'm.csv')]);

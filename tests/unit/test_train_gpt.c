@@ -548,6 +548,23 @@ static void test_pass_size_limit(void **state)
             assert_non_null(strstr(e.message, "2147483648 values"));
         }
     }
+    /* far beyond: the product of the sizes is past 2^63, and still refused */
+    size_t tl = 70000;
+    char *big = malloc(tl + 512), *t = malloc(tl + 1);
+    assert_non_null(big);
+    assert_non_null(t);
+    for (size_t i = 0; i < tl; i++)
+        t[i] = (char)('a' + i % 26);
+    t[tl] = 0;
+    snprintf(big, tl + 512, "{\"model\": {\"type\": \"gpt\", \"block_size\": 65536, "
+             "\"n_layer\": 1, \"n_head\": 512, \"n_embd\": 512}, \"data\": {\"type\": "
+             "\"text\", \"text\": \"%s\"}, \"steps\": 1, \"ds_config\": "
+             "{\"train_batch_size\": 8388608, \"optimizer\": {\"type\": \"SGD\", "
+             "\"params\": {\"lr\": 0.1}}}}", t);
+    assert_int_equal(job_spec_parse_text(big, strlen(big), &s, &e), -EINVAL);
+    assert_string_equal(e.field, "ds_config.train_micro_batch_size_per_gpu");
+    free(big);
+    free(t);
 }
 
 /* ds_config.activation_checkpointing: the same weights bit for bit as without it, and a
