@@ -144,6 +144,29 @@ static void a_corrupt_checkpoint_is_refused(void **state)
     assert_non_null(strstr(e.message, "checksum"));
 }
 
+/* A deleted job is seen by a user of its model from the count of deletions it started with,
+ * whether or not the model is in the cache (one too large for it never is); other jobs' and
+ * earlier deletions are not its. */
+static void a_deleted_job_is_seen_by_its_users(void **state)
+{
+    (void)state;
+    model_cache c;
+    assert_int_equal(model_cache_init(&c, 1 << 20), 0);
+    model_cache_job_deleted(&c, "j_000001"); /* before the user started */
+    uint64_t seen = model_cache_deletions(&c);
+    assert_int_equal(seen, 1);
+    assert_int_equal(model_cache_deleted(&c, "j_000001", &seen), 0);
+    model_cache_job_deleted(&c, "j_000002");
+    assert_int_equal(model_cache_deleted(&c, "j_000003", &seen), 0);
+    assert_int_equal(seen, 2);
+    model_cache_job_deleted(&c, "j_000003");
+    for (int i = 0; i < MODEL_CACHE_GONE - 1; i++) /* the ring holds them all */
+        model_cache_job_deleted(&c, "j_000099");
+    assert_int_equal(model_cache_deleted(&c, "j_000003", &seen), 1);
+    assert_int_equal(model_cache_deleted(&c, "j_000003", &seen), 0); /* once */
+    model_cache_free(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -151,6 +174,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_budget_without_room_refuses_and_keeps_nothing, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(a_corrupt_checkpoint_is_refused, setup, teardown),
+        cmocka_unit_test(a_deleted_job_is_seen_by_its_users),
     };
     return cmocka_run_group_tests_name("loader", tests, NULL, NULL);
 }
