@@ -187,7 +187,8 @@ export class LineChart {
         dash: s.dash,
         show: s.show !== false,
         scale: s.scale || 'y',
-        spanGaps: true,
+        // a null is a gap only where the table means one (metrics.js, breakGaps)
+        spanGaps: !(o.gaps && o.xmode === 'wall'),
         paths: s.line === false ? () => null : s.stepped ? uPlot.paths.stepped({align: 1}) : undefined,
         points: s.points ? {show: true, size: s.line === false ? 7 : 5, fill: s.color}
           : {show: lonePoint, size: 5},

@@ -110,7 +110,8 @@ export function mount(root, route) {
     }
   };
   window.__anneald.lastRenderMs = null;
-  const common = {xmode: state.xmode, sync: 'job', onZoom: (a, b) => zoom(a, b), onReset: () => resetZoom()};
+  const common = {xmode: state.xmode, sync: 'job', gaps: true, onZoom: (a, b) => zoom(a, b),
+    onReset: () => resetZoom()};
   const lossChart = new LineChart(lossEl, {...common, name: 'loss', yLabel: 'loss', series: [], onDraw: onDraw('loss')});
   const lrChart = new LineChart(lrEl, {...common, name: 'lr', yLabel: 'lr', y2Label: 'momentum', series: [],
                                        onDraw: onDraw('lr')});
@@ -354,9 +355,14 @@ export function mount(root, route) {
     // while an action is out, none other can be started
     buttons.pause.disabled = acting || !(j.state === 'running' || j.state === 'queued');
     // a job that used up its max_runtime_s fails again at once: fork it with a larger one
-    const spent = j.state === 'failed' && /^max_runtime:/.test(typeof j.error === 'string' ? j.error : '');
-    buttons.resume.disabled = acting || spent || !(j.state === 'paused' || j.state === 'failed' || j.state === 'stopped');
-    buttons.resume.title = spent ? 'its max_runtime_s is used up: a resume would fail again at once (Fork… it with a larger one)' : '';
+    const err = typeof j.error === 'string' ? j.error : '';
+    const spent = j.state === 'failed' && /^max_runtime:/.test(err);
+    // so does one whose metrics filled metrics.max_bytes: it pauses again at once
+    const full = j.state === 'paused' && /^metrics\.max_bytes:/.test(err);
+    buttons.resume.disabled = acting || spent || full ||
+      !(j.state === 'paused' || j.state === 'failed' || j.state === 'stopped');
+    buttons.resume.title = spent ? 'its max_runtime_s is used up: a resume would fail again at once (Fork… it with a larger one)'
+      : full ? 'its metrics filled metrics.max_bytes: a resume would pause again at once (Fork… it with a larger one)' : '';
     buttons.cancel.disabled = acting || fin;
     buttons.delete.disabled = acting || !fin;
     buttons.fork.disabled = j.last_checkpoint_step == null;
@@ -465,7 +471,7 @@ export function mount(root, route) {
         for (const b of Object.values(buttons)) b.disabled = true;
         // the checkpoints' Pin and Fork too: they act on a job that is gone
         for (const b of root.querySelectorAll('#checkpoints button')) b.disabled = true;
-        if (sampler) sampler.stop();
+        if (sampler) { sampler.stop(); sampler.setReady(false); } // nothing left to sample
         const note = h('p.alert', {'data-testid': 'job-deleted',
                                    text: `Job ${id} was deleted; what this page shows is all that is left of it.`});
         root.querySelector('#page-job').prepend(note);

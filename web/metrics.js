@@ -172,22 +172,25 @@ function wallAt(m, steps, t) {
 
 // On the wall-clock axis a pause or a wait is a span with no rows. A row of nulls in the
 // middle of such a span keeps the lines from bridging it, so it shows as a gap. A span counts
-// when it is over 2 s and over 50 times the table's median spacing.
+// when it is over 2 s and over 50 times the table's median spacing. The table's other holes
+// (a series without a value at a row: validation steps, groups) become undefined, which the
+// lines pass over: on this axis the charts draw nulls as gaps (charts.js, `gaps`).
 export function breakGaps(data, xmode) {
   const x = data[0], n = x.length;
-  if (xmode !== 'wall' || n < 3) return data;
-  const d = [];
-  for (let i = 1; i < n; i++) d.push(x[i] - x[i - 1]);
-  const med = [...d].sort((a, b) => a - b)[d.length >> 1];
-  const min = Math.max(2, 50 * med);
+  if (xmode !== 'wall') return data;
   const cut = new Set();
-  for (let i = 1; i < n; i++) if (x[i] - x[i - 1] > min) cut.add(i);
-  if (!cut.size) return data;
+  if (n >= 3) {
+    const d = [];
+    for (let i = 1; i < n; i++) d.push(x[i] - x[i - 1]);
+    const med = [...d].sort((a, b) => a - b)[d.length >> 1];
+    const min = Math.max(2, 50 * med);
+    for (let i = 1; i < n; i++) if (x[i] - x[i - 1] > min) cut.add(i);
+  }
   return data.map((col, c) => {
     const out = [];
     for (let i = 0; i < n; i++) {
       if (cut.has(i)) out.push(c === 0 ? (x[i - 1] + x[i]) / 2 : null);
-      out.push(col[i]);
+      out.push(c > 0 && col[i] === null ? undefined : col[i]);
     }
     return out;
   });

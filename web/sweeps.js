@@ -2,7 +2,7 @@
 // trials table (parameters, state, metric, the rung where ASHA stopped it), the metric of every
 // trial against its steps, and each parameter against the metric. Live over /v1/events
 // (`sweep` events and the trials' `state` events).
-import {h, fmtNum, fmtTime, stateBadge, debounce, toast} from './util.js';
+import {h, fmtNum, fmtTime, stateBadge, debounce, throttle, toast} from './util.js';
 import {api, openEvents} from './api.js';
 import {LineChart, PALETTE} from './charts.js';
 
@@ -80,7 +80,7 @@ function mountList(root) {
   }
   const reload = debounce(load, 300);
   // open: after a reconnect the stream replays no sweep events: read the list again
-  openEvents('/v1/events', {sweep: reload, open: reload});
+  openEvents('/v1/events', {sweep: reload, open: reload, deleted: reload});
   load();
   return () => { gone = true; };
 }
@@ -173,7 +173,9 @@ function mountOne(root, id) {
       const c = curves.get(t.job);
       if (!c.x.length) return;
       tables.push([c.x, c.y]);
-      series.push({label: `#${t.trial}`, color: PALETTE[i % PALETTE.length], width: i === 0 ? 2.5 : 1.2});
+      // past the palette's colours, dashed: no two curves of the first twenty look alike
+      series.push({label: `#${t.trial}`, color: PALETTE[i % PALETTE.length], width: i === 0 ? 2.5 : 1.2,
+                   dash: i >= PALETTE.length ? [6, 4] : undefined});
     });
     document.getElementById('sweep-metric-title').textContent = `${s.metric} of every trial against its steps`;
     metricChart.opts.yLabel = s.metric;
@@ -240,10 +242,21 @@ function mountOne(root, id) {
   }
 
   const reload = debounce(load, 400);
+  const follow = throttle(load, 2000); // a running trial's steps and curve, every 2 s at most
+  const mine = (ev) => sweep && sweep.trials.some((t) => t.job === ev.id);
   openEvents('/v1/events', {
     open: reload, // a reconnect replays no sweep events: read the sweep again
     sweep(ev) { if (ev.id === id) reload(); },
-    state(ev) { if (sweep && sweep.trials.some((t) => t.job === ev.id)) reload(); },
+    state(ev) { if (mine(ev)) reload(); },
+    progress(ev) { if (mine(ev)) follow(); },
+    deleted(ev) {
+      if (ev.id !== id || gone) return;
+      // deleted elsewhere: what the page shows is all there is; nothing can act on it
+      for (const b of root.querySelectorAll('#page-sweep button')) b.disabled = true;
+      root.querySelector('#page-sweep').prepend(h('p.alert', {'data-testid': 'sweep-deleted',
+        text: `Sweep ${id} was deleted, with its trial jobs; what this page shows is all that is left of it.`}));
+      gone = true;
+    },
   });
   load();
   return () => {

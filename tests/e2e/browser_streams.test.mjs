@@ -181,6 +181,12 @@ describe('dashboard streams', () => {
     });
     assert.ok(span.nulls >= 1, 'a break in the loss line');
     assert.ok(span.width >= 6, `the axis spans ${span.width} s`);
+    // ...and drawn as one: the loss and lr lines have a gap there (they bridged it before)
+    const drawn = await page.evaluate(() => ['loss', 'lr'].map((n) => {
+      const u = window.__anneald.charts[n];
+      return (u.series[1]._paths && u.series[1]._paths.gaps || []).length;
+    }));
+    assert.ok(drawn[0] >= 1 && drawn[1] >= 1, `gaps drawn in the loss and lr lines: ${drawn}`);
     // an ended job says when it ended and how long it took; the tab is named for it
     await page.waitForSelector('[data-testid=stat-finished]');
     assert.match(await page.textContent('[data-testid=stat-took]'), /\d/);

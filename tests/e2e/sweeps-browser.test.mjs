@@ -105,7 +105,11 @@ test('start a sweep from the dashboard and follow it to its best trial; cancel a
       const long = (await api(d.url, 'POST', '/v1/sweeps', {name: 'long', base: heavyJob(), metric: 'loss', max_concurrent: 1,
                                                            parameters: {'ds_config.optimizer.params.lr': [0.001, 0.002]}})).json;
       await page.goto(`${d.url}/#/sweep/${long.id}`);
-      await page.waitForFunction(() => window.__anneald.sweep && window.__anneald.sweep.trials.some((t) => t.state === 'running'));
+      await page.waitForFunction(() => window.__anneald.sweep && window.__anneald.sweep.trials.some((t) => t.state === 'running' && t.step > 0));
+      // the running trial's steps follow its progress, without a reload
+      const s0 = await page.evaluate(() => window.__anneald.sweep.trials.find((t) => t.state === 'running').step);
+      await page.waitForFunction((x) => window.__anneald.sweep.trials.some((t) => t.state === 'running' && t.step > x), s0,
+                                 {timeout: 15000});
       assert.equal(await page.isDisabled('#sweep-delete'), true);
       await page.click('#sweep-cancel');
       await page.waitForFunction(() => window.__anneald.sweep.state === 'cancelled' &&
@@ -114,6 +118,20 @@ test('start a sweep from the dashboard and follow it to its best trial; cancel a
       await page.click('#sweep-delete');
       await page.waitForFunction(() => location.hash === '#/sweeps');
       assert.equal((await api(d.url, 'GET', `/v1/sweeps/${long.id}`)).status, 404);
+      // deleted elsewhere: the list drops it, and its open page says so and acts no more
+      await page.waitForSelector(`#sweeps-table tr[data-sweep-id="${id}"]`);
+      assert.equal((await api(d.url, 'DELETE', `/v1/sweeps/${id}`)).status, 204);
+      await page.waitForSelector(`#sweeps-table tr[data-sweep-id="${id}"]`, {state: 'detached', timeout: 5000});
+      const other = (await api(d.url, 'POST', '/v1/sweeps', {name: 'other', base: heavyJob(), metric: 'loss', max_concurrent: 1,
+                                                            parameters: {'ds_config.optimizer.params.lr': [0.001]}})).json;
+      await page.goto(`${d.url}/#/sweep/${other.id}`);
+      await page.waitForFunction(() => window.__anneald.sweep && window.__anneald.sweep.trials.some((t) => t.state === 'running'));
+      await api(d.url, 'POST', `/v1/sweeps/${other.id}/cancel`);
+      await page.waitForFunction(() => window.__anneald.sweep.state === 'cancelled' &&
+                                       window.__anneald.sweep.trials.every((t) => t.state !== 'running'));
+      assert.equal((await api(d.url, 'DELETE', `/v1/sweeps/${other.id}`)).status, 204);
+      await page.waitForSelector('[data-testid=sweep-deleted]', {timeout: 5000});
+      assert.equal(await page.isDisabled('#sweep-delete'), true);
     });
   } finally {
     await b.close();
