@@ -175,8 +175,9 @@ static cJSON *sweep_json(store_t *st, const store_sweep *row, const sweep_q *q, 
     cJSON_AddNumberToObject(o, "trials_started", started);
     /* The best trial: the first of the ranking that has a value. */
     cJSON *best = NULL;
-    if (row->ntrials > 0 && !isnan(rows[0].metric))
-        best = cJSON_Duplicate(rows[0].json, 1);
+    for (int k = 0; k < row->ntrials && !best; k++)
+        if (!isnan(rows[k].metric)) /* a completed trial without a value ranks before it */
+            best = cJSON_Duplicate(rows[k].json, 1);
     cJSON_AddItemToObject(o, "best", best ? best : cJSON_CreateNull());
     if (!brief) {
         cJSON *arr = cJSON_AddArrayToObject(o, "trials");

@@ -264,6 +264,11 @@ static int parse_sweep(const cJSON *body, sweep_spec *out, int stored, an_err *e
         (rc = cfg_require(body, "", "base", err)) ||
         (rc = cfg_require(body, "", "parameters", err)))
         return rc;
+    /* its trials are jobs named "NAME #k" (k up to 1000), within a job name's bytes */
+    if (strlen(out->name) > CFG_MAX_NAME - 1 - 6)
+        return an_fail(err, "name", "name must be at most %d bytes (its trials are the jobs "
+                       "\"NAME #k\", and a job's name is at most %d), got %zu",
+                       CFG_MAX_NAME - 1 - 6, CFG_MAX_NAME - 1, strlen(out->name));
     out->json = cJSON_Duplicate(body, 1);
     if (!out->json)
         return an_failc(err, -ENOMEM, "", "out of memory");
@@ -326,8 +331,13 @@ static int parse_sweep(const cJSON *body, sweep_spec *out, int stored, an_err *e
                     goto fail;
             }
         } else {
-            for (int i = 0; i < 2; i++) {
-                cJSON *v = cJSON_CreateNumber(i ? sp->hi : sp->lo);
+            /* the ends, and a value between them that is no integer (as nearly every draw
+             * is): an integer setting is refused here, not in every trial */
+            for (int i = 0; i < 3; i++) {
+                double x = i == 0 ? sp->lo : i == 1 ? sp->hi : sp->lo + 0.3721 * (sp->hi - sp->lo);
+                if (i == 2 && (x == floor(x) || sp->hi - sp->lo < 1e-9 * fabs(sp->hi)))
+                    break;
+                cJSON *v = cJSON_CreateNumber(x);
                 rc = v ? check_value(out, sp->path, v, base_warn, err)
                        : an_failc(err, -ENOMEM, "", "out of memory");
                 cJSON_Delete(v);

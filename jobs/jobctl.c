@@ -337,11 +337,9 @@ void jobs_delete_store(store_t *s, const char *id, job_outcome *out)
     }
     store_job_state st = row.state;
     store_job_free(&row);
-    rc = rc ? rc : store_job_delete(s, id, &e);
-    if (rc == STORE_ESTATE) {
-        fail(out, JOB_CONFLICT, "state",
-             "job %s is %s; only a completed, failed, stopped or cancelled job can be deleted",
-             id, store_state_name(st));
+    rc = rc ? rc : store_job_delete_alone(s, id, &e);
+    if (rc == STORE_ESTATE) { /* its state, or a sweep it is a trial of: the store says */
+        fail(out, JOB_CONFLICT, "state", "%s", e.message);
         out->state = st;
         return;
     }

@@ -410,6 +410,10 @@ static void launch_after(void *arg)
         util_log(LOG_WARN, "sweep %s: trial %d cannot run: %s", r->id, l->trial,
                  t->error ? t->error : e->message);
         emit(w, r, "trial_failed", l->trial);
+        launch_free(l);
+        check_done(w, r);
+        sweeps_pump(w); /* its place goes to the next trial now, not at the next tick */
+        return;
     } else {
         /* The store or memory: tried again by the next pump. */
         t->state = TRIAL_PENDING;

@@ -392,7 +392,19 @@ int st_job_delete_tx(store_t *s, int64_t num, an_err *err)
     return rc;
 }
 
+static int job_delete(store_t *s, const char *id, int trials_too, an_err *err);
+
 int store_job_delete(store_t *s, const char *id, an_err *err)
+{
+    return job_delete(s, id, 1, err);
+}
+
+int store_job_delete_alone(store_t *s, const char *id, an_err *err)
+{
+    return job_delete(s, id, 0, err);
+}
+
+static int job_delete(store_t *s, const char *id, int trials_too, an_err *err)
 {
     int rc = st_begin(s, err);
     if (rc)
@@ -402,8 +414,25 @@ int store_job_delete(store_t *s, const char *id, an_err *err)
     rc = st_job_num(s, id, &num, &cur, err);
     if (!rc && !(STORE_MASK_FINISHED & STORE_MASK(cur)))
         rc = an_failc(err, STORE_ESTATE, "state",
-                      "job %s is %s; only completed, failed, cancelled or stopped jobs can be "
-                      "deleted", id, store_state_name(cur));
+                      "job %s is %s; only a completed, failed, stopped or cancelled job can "
+                      "be deleted", id, store_state_name(cur));
+    /* A sweep's trial goes with its sweep: alone, its sweep would count the trial as not run
+     * and run it again. */
+    sqlite3_stmt *st;
+    if (!rc && !trials_too &&
+        !(rc = st_prepare(s, "SELECT w.id, t.trial FROM sweep_jobs t JOIN sweeps w ON "
+                                    "w.num = t.sweep WHERE t.job = ?", &st, err))) {
+        sqlite3_bind_int64(st, 1, num);
+        int r = sqlite3_step(st);
+        if (r == SQLITE_ROW)
+            rc = an_failc(err, STORE_ESTATE, "state", "job %s is trial %d of sweep %s: delete "
+                          "the sweep (DELETE /v1/sweeps/%s), which deletes its trials", id,
+                          sqlite3_column_int(st, 1), (const char *)sqlite3_column_text(st, 0),
+                          (const char *)sqlite3_column_text(st, 0));
+        else if (r != SQLITE_DONE)
+            rc = st_fail(s, r, "looking up the job's sweep", err);
+        sqlite3_finalize(st);
+    }
     if (!rc)
         rc = st_job_delete_tx(s, num, err);
     return st_end(s, rc, err);

@@ -273,6 +273,9 @@ int store_job_progress(store_t *s, const char *id, const store_progress *p, an_e
  * checkpoints, in one transaction. STORE_ESTATE for a queued/running/paused job, -ENOENT for
  * an unknown id. */
 int store_job_delete(store_t *s, const char *id, an_err *err);
+/* The same, but a trial of a sweep is STORE_ESTATE too (it goes with its sweep: alone, the
+ * sweep would take its trial as not run and run it again): a user's delete. */
+int store_job_delete_alone(store_t *s, const char *id, an_err *err);
 
 /* Ids of the jobs whose state is in `state_mask`, oldest first: a malloc'd array of *n ids
  * (free with free()). */

@@ -276,11 +276,13 @@ int store_sweep_delete(store_t *s, const char *id, char (**ids)[STORE_ID_LEN], s
     if (!rc) {
         sqlite3_bind_int64(st, 1, num);
         int r = sqlite3_step(st);
-        if (r == SQLITE_ROW)
-            rc = an_failc(err, STORE_ESTATE, "state",
-                          "sweep %s has trial %s %s; cancel the sweep first", id,
-                          (const char *)sqlite3_column_text(st, 0),
-                          store_state_name((store_job_state)sqlite3_column_int(st, 1)));
+        if (r == SQLITE_ROW) {
+            store_job_state js = (store_job_state)sqlite3_column_int(st, 1);
+            /* a paused trial outlives the sweep's cancel: it is the job that is cancelled */
+            rc = an_failc(err, STORE_ESTATE, "state", "sweep %s has trial %s %s; cancel %s "
+                          "first", id, (const char *)sqlite3_column_text(st, 0),
+                          store_state_name(js), js == STORE_PAUSED ? "that job" : "the sweep");
+        }
         else if (r != SQLITE_DONE)
             rc = st_fail(s, r, "reading a sweep's trials", err);
         sqlite3_finalize(st);

@@ -177,6 +177,11 @@ test('grid search runs every combination once, max_concurrent at a time', async 
     }
     for (let i = 1; i < jobs.length; i++) assert.ok(jobs[i].started_at >= jobs[i - 1].finished_at);
     assert.equal(s.best.metric, Math.min(...s.trials.map((t) => t.metric)));
+    // a trial's job goes with its sweep: deleted alone, the sweep would run the trial again
+    const del = await api(d.url, 'DELETE', `/v1/jobs/${jobs[0].id}`);
+    assert.equal(del.status, 409, del.text);
+    assert.match(del.json.error.message, new RegExp(`is trial 0 of sweep ${c.json.id}: delete the sweep`));
+    assert.equal((await api(d.url, 'GET', `/v1/jobs/${jobs[0].id}`)).status, 200);
     const evs = await own;
     // The first trial may have started (even ended) before the stream opened.
     assert.deepEqual([...new Set(evs.map((e) => `${e.event} ${e.data.id}`))], [`sweep ${c.json.id}`]);
@@ -359,6 +364,10 @@ test('bad sweeps are refused naming the field, and nothing is stored', async () 
       [{...good, early_stopping: {type: 'asha'}}, 'early_stopping.min_steps'],
       [{...good, early_stopping: {type: 'hyperband', min_steps: 10}}, 'early_stopping.type'],
       [{...good, colour: 'red'}, 'colour'],
+      // a uniform draw on a setting that takes integers: refused now, not in every trial
+      [{...good, parameters: {'model.hidden[0]': {uniform: [4, 16]}}, search: 'random'}, 'parameters.model.hidden[0]'],
+      // a name its trials' names ("NAME #k") would carry past a job name's 127 bytes
+      [{...good, name: 'n'.repeat(122)}, 'name'],
     ];
     for (const [body, field] of cases) {
       const b = typeof body === 'object' && body.base && body.base.validation === undefined
