@@ -15,10 +15,10 @@
 /* e^x for x in float range: x = n·ln2 + r, |r| <= ln2/2, e^r by a degree-6 Taylor
  * polynomial (error below 2e-8 relative on that interval), 2^n put into the exponent bits.
  * Inputs are clamped to [-87.3, 88.3] (2^n stays a normal exponent), so the result is always
- * a finite normal float. */
+ * a finite normal float; a NaN is taken as -87.3 (whose n converts to an int: a NaN's would not). */
 static inline float gpt_expf(float x)
 {
-    x = x < -87.3f ? -87.3f : x;
+    x = x >= -87.3f ? x : -87.3f;
     x = x > 88.3f ? 88.3f : x;
     const float magic = 12582912.0f; /* 1.5·2^23: adding it rounds to an integer */
     float n = (x * 1.44269504088896341f + magic) - magic;

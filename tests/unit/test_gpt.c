@@ -238,6 +238,7 @@ static void test_math(void **state)
     assert_true(mr < 5e-7);
     assert_true(gpt_expf(-1000.0f) >= 0.0f && gpt_expf(-1000.0f) < 1e-37f);
     assert_true(isfinite(gpt_expf(1000.0f)));
+    assert_true(isfinite(gpt_expf(NAN))); /* as the clamp, not a NaN converted to an int */
     assert_true(gpt_erff(10.0f) > 0.999999f && gpt_erff(-10.0f) < -0.999999f);
 }
 
