@@ -487,6 +487,20 @@ static void test_generation(void **state)
     text_vocab_free(&v);
 }
 
+/* The tiny text's vocabulary and tokens, and a model of TINY without dropout on it, its
+ * weights filled in [-2, 2). */
+static gpt *tiny_model(text_vocab *v, int32_t **toks)
+{
+    an_err err;
+    tiny_text(v, toks);
+    gpt_shape s0 = TINY;
+    s0.dropout = 0;
+    gpt *g;
+    assert_int_equal(gpt_create(&g, &s0, 6, 1, &err), 0);
+    fill(g->params, g->nparams, 5, -2.0f, 2.0f);
+    return g;
+}
+
 /* A temperature too small to divide a logit by samples as temperature 0 does: the largest
  * logit every time. */
 static void test_tiny_temperature_is_greedy(void **state)
@@ -495,12 +509,7 @@ static void test_tiny_temperature_is_greedy(void **state)
     text_vocab v;
     int32_t *toks;
     an_err err;
-    tiny_text(&v, &toks);
-    gpt_shape s0 = TINY;
-    s0.dropout = 0;
-    gpt *g;
-    assert_int_equal(gpt_create(&g, &s0, 6, 1, &err), 0);
-    fill(g->params, g->nparams, 5, -2.0f, 2.0f);
+    gpt *g = tiny_model(&v, &toks);
     const double temps[] = {0.0, 5e-324, 1e-300, 1e-30};
     char want[64] = "";
     for (size_t k = 0; k < sizeof temps / sizeof temps[0]; k++) {
@@ -533,12 +542,7 @@ static void test_weights_not_finite(void **state)
     text_vocab v;
     int32_t *toks;
     an_err err;
-    tiny_text(&v, &toks);
-    gpt_shape s0 = TINY;
-    s0.dropout = 0;
-    gpt *g;
-    assert_int_equal(gpt_create(&g, &s0, 6, 1, &err), 0);
-    fill(g->params, g->nparams, 5, -2.0f, 2.0f);
+    gpt *g = tiny_model(&v, &toks);
     gen_params p = {.max_tokens = 5, .temperature = 1.0, .top_k = 1, .seed = 3, .step = -1,
                     .prompt = "ab"};
     gen_state a;
