@@ -155,7 +155,7 @@ int64_t cfg_text_tokens(const data_spec *d)
 int cfg_text_split(const job_spec *s, int64_t ntok, text_split *out, an_err *err)
 {
     return text_split_check(ntok > 0 ? (size_t)ntok : 0, s->model.block_size, s->val_fraction,
-                            s->data.sampling_random, cfg_text_field(&s->data), out, err);
+                            cfg_text_field(&s->data), out, err);
 }
 
 int cfg_text_vocab_check(const data_spec *d, const char *text, size_t len, int block_size,

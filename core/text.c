@@ -288,7 +288,7 @@ size_t text_train_tokens(size_t n, double fraction)
     return (size_t)((double)n * (1.0 - fraction));
 }
 
-int text_split_check(size_t n, int T, double fraction, int random, const char *field,
+int text_split_check(size_t n, int T, double fraction, const char *field,
                      text_split *out, an_err *err)
 {
     out->ntrain = fraction > 0 ? text_train_tokens(n, fraction) : n;
@@ -299,7 +299,6 @@ int text_split_check(size_t n, int T, double fraction, int random, const char *f
         return too_short(n, (size_t)T + 1, field, err);
     /* random sampling draws starts from 0 … ntrain−T−1 (text_random_start): one window's
      * tokens give the one start 0, as windows sampling gives its one window */
-    (void)random;
     if (out->ktrain < 1)
         return an_fail(err, fraction > 0 ? "validation.fraction" : field, "%zu training tokens "
                        "are too few for one window of block_size + 1 = %d tokens", out->ntrain,

@@ -58,11 +58,11 @@ typedef struct text_split {
 
 /* Fills *out, then checks what training needs of it: the whole text one window of T + 1
  * tokens (an error naming `field`), and so each part (naming validation.fraction), whatever
- * the sampling (`random` draws from the windows' starts, of which there is then at least
- * one). The one arithmetic of
- * the split: training (train_gpt.c) and the checks at submission (config_gpt.c) both call it,
- * so a job accepted is never refused for its split when it starts. */
-int text_split_check(size_t n, int T, double fraction, int random, const char *field,
+ * the sampling (random sampling draws from the windows' starts, of which there is then at
+ * least one). The one arithmetic of the split: training (train_gpt.c) and the checks at
+ * submission (config_gpt.c) both call it, so a job accepted is never refused for its split
+ * when it starts. */
+int text_split_check(size_t n, int T, double fraction, const char *field,
                      text_split *out, an_err *err);
 
 /* The tokens `tokenizer` makes of s (len bytes): bytes, or for `char` code points (s must be

@@ -307,10 +307,7 @@ static int not_finite(train *t, train_report *rep, double l, int j, const data_c
     if (t->finder)
         return finder_diverged(t, rep, l);
     data_loader_seek(&t->loader, start->epoch, start->pos);
-    const int W = t->world > 1 ? t->world : 1;
-    return an_failc(err, -EDOM, "", "loss is %s at step %lld (micro-batch %d of %d): expected a "
-                    "finite loss; the run diverged (try a smaller lr or gradient_clipping)",
-                    isnan(l) ? "NaN" : "Inf", (long long)t->steps + 1, j + 1, t->gas * W);
+    return gtrain_loss_not_finite(l, t->steps, j, t->gas * (t->world > 1 ? t->world : 1), err);
 }
 
 int train_step(train *t, train_report *rep, an_err *err)

@@ -60,7 +60,7 @@ static int load_text(gtrain *t, const job_spec *spec, const char *up, size_t upl
                        "vocabulary has %d tokens", spec->model.vocab_size, t->vocab.size);
     /* the split a job's submission was checked with (cfg_text_split) */
     text_split sp;
-    rc = text_split_check(t->ntok, t->T, spec->val_fraction, t->random, field, &sp, err);
+    rc = text_split_check(t->ntok, t->T, spec->val_fraction, field, &sp, err);
     t->ntrain = sp.ntrain;
     t->ktrain = sp.ktrain;
     t->kval = sp.kval;
@@ -322,7 +322,7 @@ size_t gtrain_optim_bytes(const gtrain *t) { return t->opt.state_elems * sizeof(
 
 /* A micro-batch whose loss is not finite ends the run. With several ranks every rank sees
  * every micro-batch's loss after the exchange and fails here with the same one. */
-static int not_finite(double l, int64_t step, int j, int G, an_err *err)
+int gtrain_loss_not_finite(double l, int64_t step, int j, int G, an_err *err)
 {
     return an_failc(err, -EDOM, "", "loss is %s at step %lld (micro-batch %d of %d): expected a "
                     "finite loss; the run diverged (try a smaller lr or gradient_clipping)",
@@ -347,7 +347,7 @@ static int local_grads(gtrain *t, int64_t step, float dloss, double *loss_sum,
         int rc = gpt_forward_train(g, t->idx, t->tgt, t->micro, t->T, &l, (uint64_t)step,
                                    (uint64_t)j);
         if (!rc && !isfinite(l) && W == 1)
-            return not_finite(l, step, j, G, err);
+            return gtrain_loss_not_finite(l, step, j, G, err);
         if (rc)
             return an_failc(err, rc, "", "forward pass failed at step %lld",
                             (long long)step + 1);
@@ -374,7 +374,7 @@ static int local_grads(gtrain *t, int64_t step, float dloss, double *loss_sum,
         *loss_sum = 0.0; /* in global order, as one process adds them */
         for (int k = 0; k < G; k++) {
             if (!isfinite(t->losses[k]))
-                return not_finite(t->losses[k], step, k, G, err);
+                return gtrain_loss_not_finite(t->losses[k], step, k, G, err);
             *loss_sum += t->losses[k];
         }
     }

@@ -36,6 +36,9 @@ typedef struct gtrain gtrain;
 int gtrain_create(gtrain **out, const job_spec *spec, const char *text, size_t len, an_err *err);
 void gtrain_free(gtrain *t);
 int gtrain_step(gtrain *t, train_report *rep, an_err *err);
+/* The failure of a run whose micro-batch j (0-based, of G in the step) had loss l at the
+ * 0-based step: -EDOM with the message both trainers give. */
+int gtrain_loss_not_finite(double l, int64_t step, int j, int G, an_err *err);
 
 /* Makes t rank `rank` of `world` (train.h, train_set_ranks). -EINVAL for a world above 2^20
  * micro-batches, -ENOMEM. */

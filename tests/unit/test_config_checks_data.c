@@ -51,7 +51,7 @@ static void test_text_split(void **state)
     text_split sp;
     an_err e;
     /* the review's case: ⌊84·0.95⌋ = 79 train, 5 validate, fewer than 9 */
-    assert_int_not_equal(text_split_check(84, 8, 0.05, 0, "data.text", &sp, &e), 0);
+    assert_int_not_equal(text_split_check(84, 8, 0.05, "data.text", &sp, &e), 0);
     assert_string_equal(e.field, "validation.fraction");
     assert_non_null(strstr(e.message, "leaves 5 tokens for validation"));
     assert_int_equal(sp.ntrain, 79);
@@ -59,20 +59,20 @@ static void test_text_split(void **state)
     assert_int_equal(sp.kval, 0);
     /* 89 tokens at 0.09: 80 train, 9 validate, one window each side (a split of the 11
      * windows as rows would leave ⌊11·0.09⌋ = 0 for validation: the split is of tokens) */
-    assert_int_equal(text_split_check(89, 8, 0.09, 0, "data.text", &sp, &e), 0);
+    assert_int_equal(text_split_check(89, 8, 0.09, "data.text", &sp, &e), 0);
     assert_int_equal(sp.ntrain, 80);
     assert_int_equal(sp.ktrain, 9);
     assert_int_equal(sp.kval, 1);
     /* no validation: every token trains */
-    assert_int_equal(text_split_check(84, 8, 0, 0, "data.text", &sp, &e), 0);
+    assert_int_equal(text_split_check(84, 8, 0, "data.text", &sp, &e), 0);
     assert_int_equal(sp.ktrain, 10);
     assert_int_equal(sp.kval, 0);
     /* too short as a whole: the text's own path */
-    assert_int_not_equal(text_split_check(8, 8, 0, 0, "data.dataset", &sp, &e), 0);
+    assert_int_not_equal(text_split_check(8, 8, 0, "data.dataset", &sp, &e), 0);
     assert_string_equal(e.field, "data.dataset");
     /* random sampling needs a window's tokens, as windows sampling does: one start then */
-    assert_int_not_equal(text_split_check(8, 8, 0, 1, "data.text", &sp, &e), 0);
-    assert_int_equal(text_split_check(9, 8, 0, 1, "data.text", &sp, &e), 0);
+    assert_int_not_equal(text_split_check(8, 8, 0, "data.text", &sp, &e), 0);
+    assert_int_equal(text_split_check(9, 8, 0, "data.text", &sp, &e), 0);
     assert_int_equal(text_random_start(1, 5, 0, 0, 9, 8), 0);
     /* tokens counted without tokenizing: code points for char, bytes for byte */
     assert_int_equal(text_count_tokens("h\xc3\xa9llo \xe2\x82\xac", 10, TEXT_CHAR), 7);
