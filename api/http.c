@@ -294,6 +294,7 @@ unsigned http_status_of_store(int rc, const char **code)
     case -EBUSY: *code = "unavailable"; return 503;
     case -ENOSPC: *code = "unavailable"; return 503;
     case -EROFS: *code = "unavailable"; return 503;
+    case -ESTALE: *code = "unavailable"; return 503;
     default: *code = "internal"; return 500;
     }
 }

@@ -446,6 +446,11 @@ int daemon_run(const daemon_opts *opts)
     /* No vacuum or WAL truncation here: the housekeeping thread did that in slices while
      * serving, and whatever is left waits for the next start. */
     store_close(&d->sv.store);
+    if (store_lock_set_aside(opts->db) > 0)
+        util_log(LOG_WARN, "the store file %s was deleted or replaced while the daemon ran: "
+                 "its write-ahead log is kept as %s-wal.of-a-replaced-store (it belongs to "
+                 "the file this daemon opened, not to the one at that path now)",
+                 opts->db, opts->db);
     store_lock_release(&lock);
     util_log(LOG_INFO, "stopped");
     return d->exit_code;

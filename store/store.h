@@ -33,6 +33,8 @@
  *   -ENOMEM     out of memory
  *   -E2BIG      a value larger than SQLite accepts
  *   -EPROTO     the file was written by a newer schema, or is not a database / is corrupt
+ *   -ESTALE     (store_open) the daemon's store file was deleted or replaced since it took
+ *               the store's lock (store/lock.h)
  *   -EIO        any other SQLite failure
  * A failed write changes nothing. Nothing here aborts or exits.
  *

@@ -1,0 +1,84 @@
+// The store's file under an operator's bad day: deleted or replaced while the daemon runs, and
+// files at the start that are no store (not SQLite, truncated). The daemon never opens a
+// second file where its store was, never leaves its write-ahead log beside a file it does not
+// belong to, and refuses what it cannot read with a clear message and exit status 1, leaving
+// the file as it was.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import {spawn, spawnSync} from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import {BIN, SLOW, startDaemon, api, waitFor, waitJob, tmpDir, removeDir, tutorialJob} from './lib.mjs';
+
+function sql(db, text) {
+  const r = spawnSync('sqlite3', ['-batch', '-noheader', db, text], {encoding: 'utf8'});
+  if (r.error) throw r.error;
+  if (r.status !== 0) throw new Error(`sqlite3 ${db}: ${r.stderr}`);
+  return r.stdout.trim();
+}
+
+// Runs the daemon on `db` until it exits or has listened; resolves to {code, stderr}.
+function startOnly(db, extra = []) {
+  return new Promise((resolve, reject) => {
+    const p = spawn(BIN, ['--listen', '127.0.0.1:0', '--db', db, ...extra], {stdio: ['ignore', 'pipe', 'pipe']});
+    let err = '';
+    p.stderr.on('data', (c) => { err += c; });
+    p.stdout.on('data', (c) => { if (/listening on/.test(String(c))) p.kill('SIGTERM'); });
+    const timer = setTimeout(() => p.kill('SIGKILL'), 15000 * SLOW);
+    p.on('error', reject);
+    p.on('exit', (code, signal) => { clearTimeout(timer); resolve({code, signal, stderr: err}); });
+  });
+}
+
+const sha = (p) => crypto.createHash('sha256').update(fs.readFileSync(p)).digest('hex');
+
+for (const how of ['deleted', 'replaced by another file']) {
+  test(`the store file ${how} under the running daemon: no other file is opened or spoiled, /healthz and the log say what happened`, async () => {
+    const dir = tmpDir();
+    const db = path.join(dir, 'anneald.db');
+    let d;
+    try {
+      d = await startDaemon({dir, args: ['--db', db, '--workers', '1']});
+      const r = await api(d.url, 'POST', '/v1/jobs', tutorialJob({steps: 300}));
+      assert.equal(r.status, 201, r.text);
+      await waitJob(d.url, r.json.id, (j) => j.state === 'completed');
+      // What an operator might put in its place: another SQLite file, renamed over the store.
+      const other = path.join(dir, 'other.db');
+      if (how === 'deleted') {
+        fs.rmSync(db);
+      } else {
+        sql(other, "CREATE TABLE notes(t TEXT); INSERT INTO notes VALUES('kept');");
+        fs.renameSync(other, db);
+      }
+      const before = how === 'deleted' ? null : sha(db);
+      const h = await waitFor(async () => {
+        const x = await api(d.url, 'GET', '/healthz');
+        return x.json.status === 'degraded' && x;
+      }, {what: '/healthz to notice'});
+      const word = how === 'deleted' ? 'deleted' : 'replaced by another file';
+      assert.ok(h.json.problems.some((p) => p.includes(`store file ${db} was ${word}`)), JSON.stringify(h.json.problems));
+      await waitFor(() => d.stderr().includes(`error: the store file ${db} was ${word}`), {what: 'the log to say it'});
+      // A request thread that opens its connection now (the slow queue has served nothing
+      // yet) is refused, rather than reading, or creating, whatever is at the path.
+      const w = await api(d.url, 'GET', `/v1/jobs/${r.json.id}/weights`);
+      assert.equal(w.status, 503, w.text);
+      assert.match(w.json.error.message, new RegExp(`was ${word} while this daemon was running`));
+      const ex = await d.stop();
+      d = null;
+      assert.deepEqual(ex, {code: 0, signal: null});
+      const files = fs.readdirSync(dir).sort();
+      if (how === 'deleted') {
+        assert.ok(!files.includes('anneald.db'), `no fresh store made in its place: ${files}`);
+      } else {
+        assert.equal(sql(db, 'PRAGMA integrity_check; SELECT t FROM notes;'), 'ok\nkept');
+        assert.equal(sha(db), before, 'the file put in its place is as it was put there');
+      }
+      assert.ok(!files.includes('anneald.db-wal'), `the old log is not left beside the path: ${files}`);
+      assert.ok(files.includes('anneald.db-wal.of-a-replaced-store'), `the old log is kept aside: ${files}`);
+    } finally {
+      if (d) await d.kill9().catch(() => {});
+      removeDir(dir);
+    }
+  });
+}
