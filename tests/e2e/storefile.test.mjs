@@ -82,3 +82,87 @@ for (const how of ['deleted', 'replaced by another file']) {
     }
   });
 }
+
+test('a file that is not SQLite, or a store cut short, is refused at the start with a clear message and left as it is', async () => {
+  const dir = tmpDir();
+  try {
+    // a store of the daemon's own, to cut short
+    const d = await startDaemon({dir, args: ['--workers', '1']});
+    const r = await api(d.url, 'POST', '/v1/jobs', tutorialJob({steps: 300}));
+    await waitJob(d.url, r.json.id, (j) => j.state === 'completed');
+    assert.deepEqual(await d.stop(), {code: 0, signal: null});
+    const cut = path.join(dir, 'cut.db');
+    fs.copyFileSync(path.join(dir, 'anneald.db'), cut);
+    fs.truncateSync(cut, 20000);
+    const text = path.join(dir, 'notes.db');
+    fs.writeFileSync(text, 'these are notes, not a database\n'.repeat(20));
+    for (const f of [text, cut]) {
+      const before = sha(f);
+      const b = await startOnly(f);
+      assert.equal(b.code, 1, b.stderr);
+      assert.match(b.stderr, new RegExp(`cannot open the store ${f}: .*(file is not a database|malformed).*` +
+                                        'not an anneald store, or it is damaged.*left as it is'));
+      assert.equal(sha(f), before, `${f} is as it was`);
+    }
+  } finally {
+    removeDir(dir);
+  }
+});
+
+// Mounts a tmpfs of `size` on a fresh directory; throws (the test fails, it is not skipped)
+// where mounting is not permitted.
+function mountTmpfs(size) {
+  const dir = tmpDir('anneald-tmpfs-');
+  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0700`, 'tmpfs', dir], {encoding: 'utf8'});
+  if (r.error || r.status !== 0) {
+    removeDir(dir);
+    throw new Error(`this test needs a small file system of its own and could not mount a tmpfs ` +
+                    `(run it as root; mount said: ${(r.stderr || String(r.error)).trim()})`);
+  }
+  return {dir, unmount: () => spawnSync('umount', [dir]).status === 0 && (removeDir(dir), true)};
+}
+
+// Writes zeros to DIR/filler until the file system refuses more.
+function fillUp(dir) {
+  const fd = fs.openSync(path.join(dir, 'filler'), 'w');
+  try {
+    for (;;) fs.writeSync(fd, Buffer.alloc(64 * 1024));
+  } catch (e) {
+    assert.equal(e.code, 'ENOSPC');
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+test('a start on a full disk with a schema to migrate: exit 1 saying the disk is full, the file as it was, and a migrated store once space is back', async () => {
+  const fsys = mountTmpfs('16m');
+  let d, d2;
+  try {
+    const db = path.join(fsys.dir, 'anneald.db');
+    d = await startDaemon({dir: fsys.dir, args: ['--db', db, '--workers', '1', '--min-free-disk', '0']});
+    const id = (await api(d.url, 'POST', '/v1/jobs', tutorialJob({steps: 300}))).json.id;
+    await waitJob(d.url, id, (j) => j.state === 'completed');
+    assert.deepEqual(await d.stop(), {code: 0, signal: null});
+    // schema 5: before the summary pyramid, which the migration builds from the rows
+    sql(db, 'DROP TABLE metric_pyramid; PRAGMA user_version=5;');
+    const before = sha(db);
+    fillUp(fsys.dir);
+    const b = await startOnly(db, ['--min-free-disk', '0']);
+    assert.equal(b.code, 1, b.stderr);
+    assert.match(b.stderr, /file system is full: free some space there and start again; the store was left as it was/);
+    assert.equal(sha(db), before, 'nothing written');
+    fs.rmSync(path.join(fsys.dir, 'filler'));
+    d = null;
+    d2 = await startDaemon({dir: fsys.dir, args: ['--db', db, '--workers', '1', '--min-free-disk', '0']});
+    const m = await api(d2.url, 'GET', `/v1/jobs/${id}/metrics?max_points=40`);
+    assert.equal(m.status, 200, m.text);
+    assert.equal(m.json.step.at(-1), 300);
+    assert.deepEqual(await d2.stop(), {code: 0, signal: null});
+    d2 = null;
+    assert.equal(Number(sql(db, 'PRAGMA user_version;')) > 5, true);
+    assert.equal(sql(db, 'PRAGMA integrity_check;'), 'ok');
+  } finally {
+    for (const x of [d, d2]) if (x) await x.kill9().catch(() => {});
+    assert.ok(fsys.unmount(), `could not unmount ${fsys.dir}`);
+  }
+});
