@@ -74,6 +74,10 @@ static void housekeeper_main(void *arg)
         moved = store_lock_verify(h->db, NULL, &e) != 0;
         if (moved && !was_moved)
             util_log(LOG_ERROR, "%s", e.message);
+        int gone = 0;
+        if (store_upload_retry(&s, &gone, &e) == 0 && gone)
+            util_log(LOG_INFO, "deleted the parts of %d abandoned upload(s) the store had "
+                     "refused to delete", gone);
         uv_mutex_lock(&h->mu);
         /* Slices until the free list is empty or a stop is asked for. */
         for (;;) {

@@ -166,3 +166,68 @@ test('a start on a full disk with a schema to migrate: exit 1 saying the disk is
     assert.ok(fsys.unmount(), `could not unmount ${fsys.dir}`);
   }
 });
+
+// A CSV body of about `mb` MB.
+function bigCsv(mb) {
+  const rows = ['a,b,c,y'];
+  for (let i = 0; rows.length * 40 < mb * 1e6; i++) rows.push(`${i * 0.001},${Math.sin(i)},${Math.cos(i)},${(i * 13) % 17}`);
+  return rows.join('\n') + '\n';
+}
+
+async function upload(url, name, body) {
+  const r = await fetch(`${url}/v1/datasets?name=${name}`, {method: 'POST', headers: {'content-type': 'text/csv'}, body});
+  const text = await r.text();
+  return {status: r.status, text, json: JSON.parse(text)};
+}
+
+test('an upload larger than the disk has room for stops at --min-free-disk and says so; the disk keeps its room and a small upload then works', async () => {
+  const fsys = mountTmpfs('24m');
+  let d;
+  try {
+    const db = path.join(fsys.dir, 'anneald.db');
+    d = await startDaemon({dir: fsys.dir, args: ['--db', db, '--workers', '1', '--min-free-disk', '8M']});
+    const big = await upload(d.url, 'big', bigCsv(22));
+    assert.equal(big.status, 503, big.text);
+    assert.match(big.json.error.message, /the store's file system has .* free, and an upload stops before it leaves less than --min-free-disk 8 MiB; free some space there, then upload again/);
+    const free = fs.statfsSync(fsys.dir);
+    assert.ok(free.bavail * free.bsize > 4e6, `the disk kept room: ${free.bavail * free.bsize} bytes free`);
+    // the refused upload's pages go back to the file system within the housekeeping's second
+    let small;
+    await waitFor(async () => (small = await upload(d.url, 'small', 'x,y\n1,2\n3,4\n')).status !== 503,
+                  {timeoutMs: 10000, what: `a small upload (${small && small.text})`});
+    assert.equal(small.status, 201, small.text);
+    assert.deepEqual((await api(d.url, 'GET', '/v1/datasets')).json.datasets.map((x) => x.name), ['small']);
+    assert.deepEqual(await d.stop(), {code: 0, signal: null});
+    d = null;
+    assert.equal(sql(db, 'PRAGMA integrity_check; SELECT count(*) FROM dataset_parts WHERE dataset NOT IN (SELECT num FROM datasets);'), 'ok\n0');
+  } finally {
+    if (d) await d.kill9().catch(() => {});
+    assert.ok(fsys.unmount(), `could not unmount ${fsys.dir}`);
+  }
+});
+
+test('with --min-free-disk 0 an upload fills the disk: 503 saying the disk is full, and its parts go once space is freed, without a restart', async () => {
+  const fsys = mountTmpfs('24m');
+  let d;
+  try {
+    const db = path.join(fsys.dir, 'anneald.db');
+    const spare = path.join(fsys.dir, 'spare');
+    fs.writeFileSync(spare, Buffer.alloc(6 << 20)); // what the operator frees later
+    d = await startDaemon({dir: fsys.dir, args: ['--db', db, '--workers', '1', '--min-free-disk', '0']});
+    const big = await upload(d.url, 'big', bigCsv(22));
+    assert.equal(big.status, 503, big.text);
+    assert.match(big.json.error.message, /database or disk is full.*the store's disk is full: free some space on it, then try again/);
+    fs.rmSync(spare);
+    // (deleted at once when the store takes it, else by the housekeeping's retry each second)
+    const orphans = `SELECT count(*) FROM dataset_parts WHERE dataset NOT IN (SELECT num FROM datasets);`;
+    await waitFor(() => sql(db, orphans) === '0', {what: `the abandoned parts to go:\n${d.stderr()}`});
+    const small = await upload(d.url, 'small', 'x,y\n1,2\n3,4\n');
+    assert.equal(small.status, 201, small.text);
+    assert.deepEqual(await d.stop(), {code: 0, signal: null});
+    d = null;
+    assert.equal(sql(db, 'PRAGMA integrity_check; SELECT count(*) FROM dataset_parts WHERE dataset NOT IN (SELECT num FROM datasets);'), 'ok\n0');
+  } finally {
+    if (d) await d.kill9().catch(() => {});
+    assert.ok(fsys.unmount(), `could not unmount ${fsys.dir}`);
+  }
+});
