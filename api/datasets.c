@@ -9,6 +9,7 @@
 #include "api/http.h"
 #include "api/routes.h"
 #include "core/csv.h"
+#include "core/memest.h"
 #include "core/csv_rows.h"
 #include "core/text.h"
 #include "core/upload_check.h"
@@ -107,8 +108,8 @@ static void abort_task(void *arg, store_t *s)
     int64_t *num = arg;
     an_err e;
     if (s && store_upload_abort(s, *num, &e) != 0)
-        util_log(LOG_WARN, "an abandoned upload's parts stay until the next start: %s",
-                   e.message);
+        util_log(LOG_WARN, "an abandoned upload's parts could not be deleted yet (tried again "
+                 "every second): %s", e.message);
     free(num);
 }
 
@@ -147,7 +148,21 @@ static int store_piece(http_req *r, store_t *s)
         http_set_pending_store_error(r, rc, "the upload could not be stored", &e);
         return rc;
     }
-    if ((rc = upload_check_feed(&up->chk, up->piece, up->npiece, &e)) != 0) {
+    /* Like training (--min-free-disk), an upload stops before the disk is that full: one that
+     * filled it would leave its committed parts in a WAL that can be neither copied into the
+     * database nor deleted from it, until something else frees space. */
+    const daemon_opts *o = r->api->sv->opts;
+    uint64_t avail = 0;
+    if (o->min_free_disk && util_free_disk(o->db, &avail) == 0 &&
+        avail < o->min_free_disk + up->npiece) {
+        char a[32], m[32];
+        http_set_pending_error(r, 503, "unavailable", NULL, "the upload could not be stored: "
+                               "the store's file system has %s free, and an upload stops before "
+                               "it leaves less than --min-free-disk %s; free some space there, "
+                               "then upload again", mem_bytes_text(avail, a, sizeof a),
+                               mem_bytes_text(o->min_free_disk, m, sizeof m));
+        rc = -ENOSPC;
+    } else if ((rc = upload_check_feed(&up->chk, up->piece, up->npiece, &e)) != 0) {
         if (rc == -ENOMEM)
             http_set_pending_error(r, 503, "unavailable", e.field, "%s", e.message);
         else

@@ -294,6 +294,7 @@ unsigned http_status_of_store(int rc, const char **code)
     case -EBUSY: *code = "unavailable"; return 503;
     case -ENOSPC: *code = "unavailable"; return 503;
     case -EROFS: *code = "unavailable"; return 503;
+    case -ESTALE: *code = "unavailable"; return 503;
     default: *code = "internal"; return 500;
     }
 }
@@ -303,10 +304,13 @@ void http_set_pending_store_error(http_req *r, int rc, const char *what, const a
     const char *code;
     unsigned st = http_status_of_store(rc, &code);
     const char *field = e->field[0] ? e->field : NULL; /* the request's part it names */
+    /* SQLite's "database or disk is full" says neither which nor what to do */
+    const char *hint = rc == -ENOSPC ? " (the store's disk is full: free some space on it, "
+                                       "then try again)" : "";
     if (what)
-        http_set_pending_error(r, st, code, field, "%s: %s", what, e->message);
+        http_set_pending_error(r, st, code, field, "%s: %s%s", what, e->message, hint);
     else
-        http_set_pending_error(r, st, code, field, "%s", e->message);
+        http_set_pending_error(r, st, code, field, "%s%s", e->message, hint);
 }
 
 void http_store_error(http_req *r, int rc, const char *what, const an_err *e)
@@ -314,10 +318,13 @@ void http_store_error(http_req *r, int rc, const char *what, const an_err *e)
     const char *code;
     unsigned st = http_status_of_store(rc, &code);
     const char *field = e->field[0] ? e->field : NULL;
+    /* SQLite's "database or disk is full" says neither which nor what to do */
+    const char *hint = rc == -ENOSPC ? " (the store's disk is full: free some space on it, "
+                                       "then try again)" : "";
     if (what)
-        http_error(r, st, code, field, "%s: %s", what, e->message);
+        http_error(r, st, code, field, "%s: %s%s", what, e->message, hint);
     else
-        http_error(r, st, code, field, "%s", e->message);
+        http_error(r, st, code, field, "%s%s", e->message, hint);
 }
 
 const char *http_bearer(struct MHD_Connection *c)

@@ -10,6 +10,7 @@
 #include "api/routes.h"
 #include "core/memest.h"
 #include "api/api.h"
+#include "store/lock.h"
 #include "util/version.h"
 #include "util/util.h"
 #include "util/log.h"
@@ -21,6 +22,7 @@ typedef struct vitals {
     int64_t counts[STORE_NSTATES];
     int usage_ok;
     store_usage usage;             /* its bytes are the store's size */
+    char moved[600];               /* the store file deleted or replaced under the daemon */
 } vitals;
 
 static void vitals_work(http_req *r, struct store_t *s)
@@ -28,6 +30,10 @@ static void vitals_work(http_req *r, struct store_t *s)
     vitals *v = r->ctx;
     v->counts_ok = store_job_counts(s, v->counts, NULL) == 0;
     v->usage_ok = store_usage_get(s, &v->usage, NULL) == 0;
+    an_err e;
+    an_err_clear(&e);
+    if (store_lock_verify(r->api->sv->opts->db, NULL, &e) != 0)
+        snprintf(v->moved, sizeof v->moved, "%s", e.message);
 }
 
 /* Reads the vitals on the quick queue, then runs `answer` on the loop. */
@@ -60,6 +66,10 @@ static void healthz_answer(http_req *r)
         snprintf(msg, sizeof msg, "%d of %d workers cannot open the store and take no jobs",
                  down, api->sv->opts->workers);
         cJSON_AddItemToArray(problems, cJSON_CreateString(msg));
+        ok = 0;
+    }
+    if (v->moved[0]) {
+        cJSON_AddItemToArray(problems, cJSON_CreateString(v->moved));
         ok = 0;
     }
     int requeued = 0;

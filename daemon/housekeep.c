@@ -11,6 +11,7 @@
 #include "daemon/daemon.h"
 #include "jobs/thread.h"
 #include "jobs/workers.h"
+#include "store/lock.h"
 #include "store/store.h"
 #include "store/walcopy.h"
 #include "util/log.h"
@@ -51,6 +52,7 @@ static void housekeeper_main(void *arg)
         util_log(LOG_ERROR, "housekeeping: cannot open the store: %s", e.message);
         return;
     }
+    int moved = 0;
     uv_mutex_lock(&h->mu);
     for (;;) {
         /* Copies of the WAL between rounds. */
@@ -65,6 +67,18 @@ static void housekeeper_main(void *arg)
         }
         if (quit)
             break;
+        /* The store file deleted or replaced under the daemon: said once in the log (and in
+         * /healthz while it lasts), since nothing else fails until a new connection opens. */
+        uv_mutex_unlock(&h->mu);
+        int was_moved = moved;
+        moved = store_lock_verify(h->db, NULL, &e) != 0;
+        if (moved && !was_moved)
+            util_log(LOG_ERROR, "%s", e.message);
+        int gone = 0;
+        if (store_upload_retry(&s, &gone, &e) == 0 && gone)
+            util_log(LOG_INFO, "deleted the parts of %d abandoned upload(s) the store had "
+                     "refused to delete", gone);
+        uv_mutex_lock(&h->mu);
         /* Slices until the free list is empty or a stop is asked for. */
         for (;;) {
             uv_mutex_unlock(&h->mu);

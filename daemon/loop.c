@@ -251,6 +251,26 @@ static int bind_address(const daemon_opts *o, struct sockaddr_storage *ss, unsig
     return -EINVAL;
 }
 
+/* What an operator can do about a store that does not open, after SQLite's own words. A
+ * full file system often shows as an I/O error (the shared-memory file cannot grow), so the
+ * free space decides, not only the code. Nothing was written: a migration is one transaction
+ * per schema version, rolled back whole. */
+static const char *store_open_hint(int rc, const char *db, const an_err *e)
+{
+    uint64_t avail = 0;
+    if (rc == -ENOSPC || ((rc == -EIO || rc == -EROFS) && util_free_disk(db, &avail) == 0 &&
+                          avail < (1u << 20)))
+        return " (the store's file system is full: free some space there and start again; "
+               "the store was left as it was)";
+    if (rc == -EPROTO && !strstr(e->message, "schema version"))
+        return " (it is not an anneald store, or it is damaged: truncated or overwritten. It "
+               "was left as it is: restore it from a backup, or start with another --db)";
+    if (rc == -EROFS || rc == -EACCES || rc == -ENOENT)
+        return " (the store and its directory must be writable by the daemon's user: SQLite "
+               "writes its -wal and -shm files beside it)";
+    return "";
+}
+
 int daemon_run(const daemon_opts *opts)
 {
     static daemon_t dd; /* one per process; static keeps it off the stack (it is large) */
@@ -306,7 +326,8 @@ int daemon_run(const daemon_opts *opts)
                  "miss the last commits", opts->db, lock.links);
     rc = store_open(&d->sv.store, opts->db, &e);
     if (rc) {
-        fprintf(stderr, "anneald: cannot open the store %s: %s\n", opts->db, e.message);
+        fprintf(stderr, "anneald: cannot open the store %s: %s%s\n", opts->db, e.message,
+                store_open_hint(rc, opts->db, &e));
         return 1;
     }
     store_wal_copy_mode(&d->sv.store, STORE_WAL_NEVER); /* this thread never waits on the disk */
@@ -446,6 +467,11 @@ int daemon_run(const daemon_opts *opts)
     /* No vacuum or WAL truncation here: the housekeeping thread did that in slices while
      * serving, and whatever is left waits for the next start. */
     store_close(&d->sv.store);
+    if (store_lock_set_aside(opts->db) > 0)
+        util_log(LOG_WARN, "the store file %s was deleted or replaced while the daemon ran: "
+                 "its write-ahead log is kept as %s-wal.of-a-replaced-store (it belongs to "
+                 "the file this daemon opened, not to the one at that path now)",
+                 opts->db, opts->db);
     store_lock_release(&lock);
     util_log(LOG_INFO, "stopped");
     return d->exit_code;

@@ -3,12 +3,24 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* The store this process holds the lock of, by name and by file: connections opened later
+ * (a request thread's first one, a worker restarted) must open that same file. */
+static struct {
+    char path[4200];
+    dev_t dev;
+    ino_t ino;
+    int dbfd;
+    int held;
+} g_held;
+static pthread_mutex_t g_held_mu = PTHREAD_MUTEX_INITIALIZER;
 
 /* The pid in the lock file, as the holder wrote it (0 when unreadable). */
 static long pid_in_file(int fd)
@@ -77,6 +89,13 @@ int store_lock_take(store_lock *l, const char *db_path, an_err *err)
     l->dbfd = dbfd;
     struct stat st;
     l->links = fstat(dbfd, &st) == 0 ? (long)st.st_nlink : 1;
+    pthread_mutex_lock(&g_held_mu);
+    snprintf(g_held.path, sizeof g_held.path, "%s", db_path);
+    g_held.dev = st.st_dev;
+    g_held.ino = st.st_ino;
+    g_held.dbfd = dbfd;
+    g_held.held = 1;
+    pthread_mutex_unlock(&g_held_mu);
     /* The pid is for people reading the file; the lock itself is what counts. */
     char pid[32];
     int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
@@ -87,8 +106,57 @@ int store_lock_take(store_lock *l, const char *db_path, an_err *err)
     return 0;
 }
 
+int store_lock_verify(const char *db_path, int *held, an_err *err)
+{
+    pthread_mutex_lock(&g_held_mu);
+    int mine = g_held.held && db_path && strcmp(db_path, g_held.path) == 0;
+    dev_t dev = g_held.dev;
+    ino_t ino = g_held.ino;
+    int dbfd = g_held.dbfd;
+    pthread_mutex_unlock(&g_held_mu);
+    if (held)
+        *held = mine;
+    if (!mine)
+        return 0;
+    struct stat st;
+    const char *how = NULL;
+    if (stat(db_path, &st) != 0)
+        how = errno == ENOENT ? "deleted" : NULL;
+    else if (st.st_dev != dev || st.st_ino != ino)
+        how = "replaced by another file";
+    if (!how)
+        return 0; /* there, and the file it was (or unreadable: opening says why) */
+    return an_failc(err, -ESTALE, "",
+                    "the store file %s was %s while this daemon was running: nothing opens it "
+                    "again, so the jobs and data sets in it are not mixed with another file's. "
+                    "Until the daemon stops, the file it opened can be copied from "
+                    "/proc/%ld/fd/%d; then stop the daemon, put the store back and start it again",
+                    db_path, how, (long)getpid(), dbfd);
+}
+
+int store_lock_set_aside(const char *db_path)
+{
+    int held = 0;
+    if (store_lock_verify(db_path, &held, NULL) == 0)
+        return 0;
+    int moved = 0;
+    static const char *const side[] = {"-wal", "-shm"};
+    for (int i = 0; i < 2; i++) {
+        char from[4200], to[4300];
+        snprintf(from, sizeof from, "%s%s", db_path, side[i]);
+        snprintf(to, sizeof to, "%s%s.of-a-replaced-store", db_path, side[i]);
+        if (rename(from, to) == 0)
+            moved++;
+    }
+    return moved;
+}
+
 void store_lock_release(store_lock *l)
 {
+    pthread_mutex_lock(&g_held_mu);
+    if (l->dbfd >= 0 && g_held.held && g_held.dbfd == l->dbfd)
+        g_held.held = 0;
+    pthread_mutex_unlock(&g_held_mu);
     if (l->dbfd >= 0) {
         close(l->dbfd);
         l->dbfd = -1;

@@ -32,6 +32,20 @@ typedef struct store_lock {
  * message names its pid); another negative errno when the lock file cannot be made. */
 int store_lock_take(store_lock *l, const char *db_path, an_err *err);
 
+/* Whether `db_path` still names the file whose lock this process holds. 0 when it does, or
+ * when the process holds no lock of that path (*held says which, may be NULL); -ESTALE with
+ * a message saying what to do when the file was deleted or another file was put in its
+ * place since the lock was taken. store_open checks it, so no connection of the daemon opens
+ * (or creates) a different file than the one its other connections and its WAL belong to. */
+int store_lock_verify(const char *db_path, int *held, an_err *err);
+
+/* After the daemon's last connection closed: when `db_path` no longer names the locked file,
+ * renames its "-wal" and "-shm" files (which SQLite, seeing the file moved, does not copy
+ * and remove at the last close) to "<name>.of-a-replaced-store", so the file now at the path
+ * (or a fresh one created there) is never read with another database's log: that corrupts
+ * it. Returns how many were renamed. */
+int store_lock_set_aside(const char *db_path);
+
 /* Lets go of the lock (the process ending does the same). */
 void store_lock_release(store_lock *l);
 

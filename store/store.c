@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 
 #include "store/internal.h"
+#include "store/lock.h"
 #include "store/walbuf.h"
 #include "util/util.h"
 
@@ -155,31 +156,6 @@ static const migration migrations[] = {
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
 int store_schema_version(void) { return NMIGRATIONS; }
-
-int st_fail(store_t *s, int rc, const char *what, an_err *err)
-{
-    int code;
-    switch (rc & 0xff) {
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED: code = -EBUSY; break;
-    case SQLITE_FULL: code = -ENOSPC; break;
-    case SQLITE_READONLY: code = -EROFS; break;
-    case SQLITE_NOMEM: code = -ENOMEM; break;
-    case SQLITE_TOOBIG: code = -E2BIG; break;
-    case SQLITE_CORRUPT:
-    case SQLITE_NOTADB: code = -EPROTO; break;
-    case SQLITE_CANTOPEN: code = -ENOENT; break;
-    case SQLITE_PERM:
-    case SQLITE_AUTH: code = -EACCES; break;
-    case SQLITE_CONSTRAINT: code = -EEXIST; break;
-    case SQLITE_MISUSE:
-    case SQLITE_RANGE: code = -EINVAL; break;
-    default: code = -EIO; break;
-    }
-    const char *msg = (s && s->db) ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc);
-    an_failc(err, code, NULL, "%s: %s (SQLite code %d)", what, msg, rc);
-    return code;
-}
 
 int st_end(store_t *s, int rc, an_err *err)
 {
@@ -468,9 +444,20 @@ int store_open(store_t *s, const char *path, an_err *err)
     s->chunk_size = STORE_CHUNK_SIZE;
     if (!path || !path[0])
         return an_failc(err, -EINVAL, NULL, "expected a database path, got an empty one");
+    /* In a daemon holding the store's lock, a later connection opens the locked file or
+     * nothing: a fresh file created where the store was deleted (or one put in its place)
+     * would be read with the old file's WAL, and the daemon's connections would each see
+     * another store. */
+    int held = 0, vrc = store_lock_verify(path, &held, err);
+    if (vrc)
+        return vrc;
     int r = sqlite3_open_v2(path, &s->db,
-                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                            walbuf_vfs());
+                            SQLITE_OPEN_READWRITE | (held ? 0 : SQLITE_OPEN_CREATE) |
+                            SQLITE_OPEN_NOMUTEX, walbuf_vfs());
+    if (r == SQLITE_OK && held && (vrc = store_lock_verify(path, NULL, err)) != 0) {
+        store_close(s); /* replaced between the check and the open */
+        return vrc;
+    }
     if (r != SQLITE_OK) {
         int rc = st_fail(s, r, "opening the database", err);
         store_close(s);
@@ -576,25 +563,4 @@ int store_size(store_t *s, int64_t *bytes, an_err *err)
         rc = st_fail(s, r, "reading the database size", err);
     sqlite3_finalize(st);
     return rc;
-}
-
-const char *store_strerror(int rc)
-{
-    switch (rc) {
-    case 0: return "OK";
-    case STORE_ESTATE: return "STORE_ESTATE";
-    case STORE_EINUSE: return "STORE_EINUSE";
-    case -ENOENT: return "ENOENT";
-    case -EINVAL: return "EINVAL";
-    case -EEXIST: return "EEXIST";
-    case -EBUSY: return "EBUSY";
-    case -ENOSPC: return "ENOSPC";
-    case -EROFS: return "EROFS";
-    case -ENOMEM: return "ENOMEM";
-    case -E2BIG: return "E2BIG";
-    case -EPROTO: return "EPROTO";
-    case -EACCES: return "EACCES";
-    case -EIO: return "EIO";
-    default: return "unknown";
-    }
 }

@@ -33,6 +33,8 @@
  *   -ENOMEM     out of memory
  *   -E2BIG      a value larger than SQLite accepts
  *   -EPROTO     the file was written by a newer schema, or is not a database / is corrupt
+ *   -ESTALE     (store_open) the daemon's store file was deleted or replaced since it took
+ *               the store's lock (store/lock.h)
  *   -EIO        any other SQLite failure
  * A failed write changes nothing. Nothing here aborts or exits.
  *
@@ -578,6 +580,10 @@ int store_upload_finish(store_t *s, int64_t num, const char *name, int64_t bytes
                         char id_out[STORE_ID_LEN], an_err *err);
 int store_upload_abort(store_t *s, int64_t num, an_err *err);
 int store_upload_sweep(store_t *s, int64_t *parts, an_err *err);
+/* Deletes again the parts of uploads whose store_upload_abort failed (in this process), as
+ * many as the store now takes; *done receives how many uploads' parts went. Only one thread
+ * calls it (the daemon's housekeeping). 0, or the error that stopped it. */
+int store_upload_retry(store_t *s, int *done, an_err *err);
 
 int store_dataset_delete(store_t *s, const char *id_or_name, an_err *err);
 

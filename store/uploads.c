@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -111,9 +112,44 @@ static int delete_orphans(store_t *s, int64_t num, int64_t *n, an_err *err)
     return st_end(s, rc, err);
 }
 
+/* Uploads whose parts could not be deleted (a full disk refuses even the delete's commit until
+ * the WAL has been copied and can start over): store_upload_retry tries them again, so their
+ * space comes back while the daemon runs, not only at its next start. A number left out when
+ * the list is full is still swept at the next start. */
+#define PENDING_MAX 64
+static int64_t g_pending[PENDING_MAX];
+static int g_npending;
+static pthread_mutex_t g_pending_mu = PTHREAD_MUTEX_INITIALIZER;
+
 int store_upload_abort(store_t *s, int64_t num, an_err *err)
 {
-    return delete_orphans(s, num, NULL, err);
+    int rc = delete_orphans(s, num, NULL, err);
+    if (rc) {
+        pthread_mutex_lock(&g_pending_mu);
+        if (g_npending < PENDING_MAX)
+            g_pending[g_npending++] = num;
+        pthread_mutex_unlock(&g_pending_mu);
+    }
+    return rc;
+}
+
+int store_upload_retry(store_t *s, int *done, an_err *err)
+{
+    *done = 0;
+    int rc = 0;
+    pthread_mutex_lock(&g_pending_mu);
+    for (int i = 0; i < g_npending;) {
+        int64_t num = g_pending[i];
+        pthread_mutex_unlock(&g_pending_mu);
+        rc = delete_orphans(s, num, NULL, err);
+        pthread_mutex_lock(&g_pending_mu);
+        if (rc)
+            break; /* the disk still refuses: next time */
+        g_pending[i] = g_pending[--g_npending];
+        (*done)++;
+    }
+    pthread_mutex_unlock(&g_pending_mu);
+    return rc;
 }
 
 int store_upload_sweep(store_t *s, int64_t *parts, an_err *err)
