@@ -28,7 +28,7 @@ export function waitingBox() {
   let timer = 0, asked = null, stopped = false;
   function stop() { clearTimeout(timer); timer = 0; }
   async function place(id) {
-    if (asked) return;
+    if (asked || stopped) return;
     asked = queuePosition(id).catch(() => null);
     const p = await asked;
     asked = null;
@@ -40,6 +40,7 @@ export function waitingBox() {
   }
   function show(job, hasSteps) {
     const waiting = !hasSteps && job && !(job.step > 0);
+    if (stopped) return !waiting;   // the page is gone: it asks nothing more
     el.hidden = !waiting;
     if (!waiting) { stop(); return true; }
     if (el.dataset.state !== job.state) {
