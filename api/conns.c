@@ -128,11 +128,11 @@ void conns_raw_reply(int fd, int status, const char *code, const char *message)
     if (!body)
         return;
     /* the headers and the closing newline every answer of the API has (http.c) */
-    char head[512];
+    char head[768];
     int hn = snprintf(head, sizeof head,
                       "HTTP/1.1 %d %s\r\nContent-Type: application/json; charset=utf-8\r\n"
                       "Content-Length: %zu\r\nCache-Control: no-store\r\nConnection: close\r\n"
-                      "X-Frame-Options: DENY\r\nContent-Security-Policy: frame-ancestors 'none'\r\n"
+                      "X-Frame-Options: DENY\r\nContent-Security-Policy: " HTTP_CSP "\r\n"
                       "X-Content-Type-Options: nosniff\r\n%s\r\n",
                       status, reason_of(status), strlen(body) + 1,
                       status == 503 ? "Retry-After: 1\r\n" : "");

@@ -133,10 +133,11 @@ void http_queue(http_req *r, unsigned status, struct MHD_Response *resp)
 {
     /* No page may frame the dashboard (or any answer): a framed dashboard's clicks are
      * same-origin requests, which the Origin and Host checks let through, so a hostile site
-     * could line its bait up with Delete or Cancel. */
+     * could line its bait up with Delete or Cancel. The policy (HTTP_CSP) also keeps any
+     * script but the dashboard's own files from running in its pages. */
     if (resp && !MHD_get_response_header(resp, "X-Frame-Options")) {
         MHD_add_response_header(resp, "X-Frame-Options", "DENY");
-        MHD_add_response_header(resp, "Content-Security-Policy", "frame-ancestors 'none'");
+        MHD_add_response_header(resp, "Content-Security-Policy", HTTP_CSP);
         MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     }
     if (r->in_work) { /* deferred work: the answer is queued when the request resumes */

@@ -95,6 +95,15 @@ void http_error(http_req *r, unsigned status, const char *code, const char *fiel
 /* The same from an an_err, with status 400 "invalid_argument" by default. */
 void http_error_err(http_req *r, unsigned status, const char *code, const an_err *e);
 
+/* The Content-Security-Policy of every answer (docs/API.md, Access): the dashboard runs its
+ * own files only — no inline script or style attribute, nothing from another origin, no
+ * framing. Its charts (uPlot) set styles through the CSSOM, which style-src does not govern;
+ * the page's icon is an empty data: URL. */
+#define HTTP_CSP                                                                                \
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "              \
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "                  \
+    "form-action 'self'; frame-ancestors 'none'"
+
 /* Queues a ready response (takes it over) with `status`; extra headers may be added first. */
 void http_queue(http_req *r, unsigned status, struct MHD_Response *resp);
 

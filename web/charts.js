@@ -111,10 +111,11 @@ export function lrSeries(labels, groups) {
 
 export const XMODES = {step: 'step', elapsed: 'elapsed time', wall: 'wall clock'};
 
-// A chart in `el`. opts: {name (key in window.__anneald.charts), title, xmode, xLabel, logX, logY,
+// A chart in `el`. opts: {name (key in window.__anneald.charts), title, xmode, xLabel, xTicks, logX, logY,
 // height, series: [{label, color, width, dash, points, scale, show, stepped, line}], yLabel,
 // y2Label, y2Log, onZoom(xmin, xmax), onReset(), onDraw()}. stepped: a step line (a value
-// holds until the next); line false: points only (marks).
+// holds until the next); line false: points only (marks). xTicks: names of the x positions
+// 0, 1, 2… (a parameter's choices): the axis has a tick at each, named, and nothing between.
 export class LineChart {
   constructor(el, opts) {
     this.el = el;
@@ -175,8 +176,10 @@ export class LineChart {
     const xIsTime = o.xmode === 'wall';
     const logX = o.logX && !xIsTime;
     const hasY2 = o.series.some((s) => s.scale === 'y2');
+    const named = o.xTicks && o.xTicks.length ? o.xTicks : null;
+    const nameOf = (v) => named[Math.round(v)] ?? '';
     const series = [{label: o.xLabel || XMODES[o.xmode] || o.xmode, // also 'lr': the lr finder's x
-                     value: (u, v) => (v == null ? '—' : xIsTime ? new Date(v * 1000).toLocaleTimeString()
+                     value: (u, v) => (v == null ? '—' : named ? nameOf(v) : xIsTime ? new Date(v * 1000).toLocaleTimeString()
                                         : o.xmode === 'elapsed' ? fmtElapsed(v)
                                         : o.xmode === 'lr' ? fmtTick(v) : fmtStep(v))}];
     o.series.forEach((s, i) => {
@@ -196,6 +199,8 @@ export class LineChart {
       });
     });
     const axes = [
+      named ? {values: (u, vals) => vals.map(nameOf), splits: () => named.map((_, i) => i),
+               stroke: '#6b7280', grid: {stroke: '#e5e7eb'}, ticks: {stroke: '#e5e7eb'}} :
       {values: xIsTime ? undefined
          : (u, vals) => vals.map(o.xmode === 'elapsed' ? fmtElapsed : o.xmode === 'lr' ? fmtTick : fmtStep),
        stroke: '#6b7280', grid: {stroke: '#e5e7eb'}, ticks: {stroke: '#e5e7eb'}},
@@ -204,7 +209,8 @@ export class LineChart {
     ];
     if (hasY2) axes.push({scale: 'y2', side: 1, label: o.y2Label, values: (u, vals) => vals.map(fmtTick),
                           size: 50, stroke: '#6b7280', grid: {show: false}});
-    const scales = {x: {time: xIsTime, distr: logX ? 3 : 1},
+    const scales = {x: named ? {time: false, distr: 1, range: () => [-0.5, named.length - 0.5]}
+                          : {time: xIsTime, distr: logX ? 3 : 1},
                     y: {distr: o.logY ? 3 : 1}};
     if (hasY2) scales.y2 = {distr: o.y2Log ? 3 : 1};
     let first = true;

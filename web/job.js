@@ -9,6 +9,7 @@ import {FULL_LIMIT, MAX_POINTS, emptyMetrics, fetchMetrics, appendMetrics, lastS
 import {momentumSchedule} from './schedule.js';
 import {sampleBox} from './sample.js';
 import {labelsView, checkpointMarks} from './jobsched.js';
+import {waitingBox} from './jobwait.js';
 
 const SMOOTH_KEY = 'anneald.smoothing';
 
@@ -79,6 +80,14 @@ export function mount(root, route) {
   const loadingMsg = h('p.muted.small#chart-loading', {'data-testid': 'chart-loading', text: 'Loading the metrics…'});
   const lossEl = h('div.chart#chart-loss', {'data-testid': 'chart-loss'});
   const lrEl = h('div.chart#chart-lr', {'data-testid': 'chart-lr'});
+  // no step to draw yet (a queued job): said so in place of empty charts
+  const waiting = waitingBox();
+  const chartsBox = h('div#charts-box', {'data-testid': 'charts-box'},
+    h('div.controls#chart-controls', null, xsel,
+      h('label', null, logx, ' log x'), h('label', null, logy, ' log y'),
+      h('label.smooth', null, 'smoothing ', smooth, smoothVal), resetBtn, resBox),
+    h('h2', {text: 'Loss'}), lossEl, h('h2', {text: 'Learning rate'}), lrEl,
+    h('p.hint.muted.small', {text: 'Drag across a chart to zoom (the range is fetched again in detail); double-click to reset.'}));
   const ckBody = h('tbody');
   const ckEmpty = h('p.empty', {text: 'No checkpoints yet.'});
   const specPre = h('pre.spec#job-spec', {'data-testid': 'job-spec'});
@@ -89,12 +98,7 @@ export function mount(root, route) {
       h('div.toolbar', null, h('div.titles', null, title, h('div.muted.small', {text: id})), badge,
         h('span.grow'), h('div.buttons', null, Object.values(buttons))),
       labels, h('div.bar.big', {'data-testid': 'job-progress'}, bar), stats, noteBox, errorBox),
-    h('div.card', null,
-      h('div.controls#chart-controls', null, xsel,
-        h('label', null, logx, ' log x'), h('label', null, logy, ' log y'),
-        h('label.smooth', null, 'smoothing ', smooth, smoothVal), resetBtn, resBox),
-      loadingMsg, h('h2', {text: 'Loss'}), lossEl, h('h2', {text: 'Learning rate'}), lrEl,
-      h('p.hint.muted.small', {text: 'Drag across a chart to zoom (the range is fetched again in detail); double-click to reset.'})),
+    h('div.card', null, loadingMsg, waiting.el, chartsBox),
     h('div.grid2', null,
       h('div.card', null, h('h2', {text: 'Checkpoints'}),
         h('table.list#checkpoints', {'data-testid': 'checkpoints'},
@@ -150,6 +154,7 @@ export function mount(root, route) {
       lrChart.build();
     } else lrChart.setData(R.data, keepZoom);
     const n = src.step.length;
+    chartsBox.hidden = !waiting.show(state.job, state.base.step.length > 0);
     resBox.textContent = state.detail
       ? `zoomed: steps ${fmtInt(src.step[lowerBound(src.step, skip)] ?? 0)}–${fmtInt(lastStep(src))}, ` +
         (state.detail.full ? 'every step' : `${fmtInt(n)} points (downsampled by the server)`)
@@ -524,6 +529,7 @@ export function mount(root, route) {
     gone = true;
     document.title = 'anneald';
     if (sampler) sampler.stop();
+    waiting.stop();
     clearTimeout(pullTimer);
     for (const a of Object.values(arming)) clearTimeout(a.timer);
     loadCheckpointsSoon.cancel();

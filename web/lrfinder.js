@@ -1,8 +1,9 @@
 // The learning-rate finder of a job (#/lrfinder/ID): its loss and smoothed loss against the lr
 // (log x) from GET /v1/jobs/{id}/lr_finder, the three suggestions marked on the curve, and a
-// button per suggestion that opens the New-job form with the job's spec at that lr.
-import {h, fmtNum, toast} from './util.js';
-import {api} from './api.js';
+// button per suggestion that opens the New-job form with the job's spec at that lr. A finder
+// still running is followed over the job's event stream and drawn as it goes.
+import {h, fmtNum, toast, throttle} from './util.js';
+import {api, openEvents, closeEvents, ApiError} from './api.js';
 import {LineChart, lowerBound} from './charts.js';
 
 const RULES = {
@@ -35,43 +36,84 @@ export function onCurve(x, y, i, v) {
   return y[lo] + t * (y[hi] - y[lo]);
 }
 
+// When the suggestions of a report (GET …/lr_finder) deserve less trust than they look:
+// [{key, text, affects: [suggestion names]}]. `loss` is the job's loss function (spec.loss).
+//  - unbounded: a loss with no floor (`mean`, or one that goes below zero) falls as long as
+//    the weights can grow, so its lowest point is where the sweep ended, not a good rate;
+//  - open_end: the smoothed loss was still at its lowest on the last steps of a sweep that
+//    never diverged: the minimum (and what comes from it) only marks where the sweep stopped;
+//  - noisy: at the start, the loss jumps from step to step by a good part of the whole fall
+//    of the smoothed curve, so the slopes the steepest point and the valley read are noise.
+export const NOISY_RATIO = 0.5;   // step-to-step jumps at this fraction of the fall are noise
+export function caveats(rep, loss) {
+  const out = [];
+  const n = rep.diverged_at == null ? rep.lr.length : rep.diverged_at;
+  const raw = rep.loss.slice(0, n), sm = rep.smoothed.slice(0, n);
+  if (n < 2) return out;
+  if (loss === 'mean' || raw.some((v) => Number.isFinite(v) && v < 0)) {
+    out.push({key: 'unbounded', affects: ['steepest', 'valley', 'minimum_div_10'],
+      text: (loss === 'mean' ? 'The loss "mean" has no floor' : 'The loss goes below zero: it has no floor') +
+        ': it falls for as long as the weights can grow, so its lowest point is only where the sweep ' +
+        'ended and these rates are no advice on their own. Find a rate with a loss that has a minimum ' +
+        '(mse, cross_entropy, bce).'});
+  }
+  let imin = 0;
+  for (let i = 1; i < n; i++) if (sm[i] < sm[imin]) imin = i;
+  if (!out.length && !rep.stopped_early && imin >= n - Math.max(2, Math.ceil(n / 50))) {
+    out.push({key: 'open_end', affects: ['valley', 'minimum_div_10'],
+      text: 'The smoothed loss was still falling when the sweep ended: its lowest point, and ' +
+        'minimum/10 with it, only mark where the sweep stopped. Sweep on to a larger max_lr.'});
+  }
+  // the jumps of the first fifth of the sweep (at least 5 steps), against the fall of the curve
+  const k = Math.min(n, Math.max(5, Math.ceil(n / 5)));
+  const jumps = [];
+  for (let i = 1; i < k; i++) if (Number.isFinite(raw[i]) && Number.isFinite(raw[i - 1])) jumps.push(Math.abs(raw[i] - raw[i - 1]));
+  jumps.sort((a, b) => a - b);
+  const jump = jumps.length ? jumps[jumps.length >> 1] : 0;   // the median: one spike is no noise
+  let top = sm[0];
+  for (let i = 0; i <= imin; i++) if (sm[i] > top) top = sm[i];
+  const fall = top - sm[imin];
+  if (fall > 0 && jump >= NOISY_RATIO * fall) {
+    out.push({key: 'noisy', affects: ['steepest', 'valley'],
+      text: `The loss is noisy at the start of the sweep: it jumps by ${fmtNum(jump)} from step to step, ` +
+        `${Math.round(100 * jump / fall)}% of the whole fall of the smoothed curve (${fmtNum(fall)}), ` +
+        'so the steepest point and the valley may be read from noise. A larger batch, or more steps, smooths it.'});
+  }
+  return out;
+}
+
 export function mount(root, route) {
   const id = route.parts[1];
   let gone = false;
   const chartEl = h('div.chart#chart-lrfinder', {'data-testid': 'chart-lrfinder'});
   const msg = h('p.muted.small#lrfinder-status', {'data-testid': 'lrfinder-status', text: 'reading the sweep…'});
+  const notes = h('ul.warnings#lrfinder-caveats', {'data-testid': 'lrfinder-caveats', hidden: true});
   const picks = h('div.lrf-picks#lrfinder-picks', {'data-testid': 'lrfinder-picks'});
   root.append(h('section.page#page-lrfinder', {'data-job-id': id},
     h('div.toolbar', null, h('h1', {text: 'Learning-rate finder'}), h('span.grow'),
       h('a', {href: '#/job/' + encodeURIComponent(id), text: '← ' + id})),
     h('div.card', null, chartEl, msg),
-    h('div.card', null, h('h2', {text: 'Suggestions'}), picks)));
+    h('div.card', null, h('h2', {text: 'Suggestions'}), notes, picks)));
   const chart = new LineChart(chartEl, {name: 'lrfinder', xmode: 'lr', logX: true, height: 340,
                                         yLabel: 'loss', series: []});
+  let job = null;
+  const live = () => job && job.kind === 'lr_finder' && (job.state === 'queued' || job.state === 'running');
+  const fail = (e) => { if (!gone) { msg.textContent = 'lr finder: ' + e.message; msg.classList.add('error'); } };
 
-  let timer = null;
-  (async () => {
-    // A sweep still running is followed until it ends, drawn as it goes.
-    let rep, job;
-    for (;;) {
-      try {
-        job = await api('GET', `/v1/jobs/${encodeURIComponent(id)}`);
-        rep = await api('GET', `/v1/jobs/${encodeURIComponent(id)}/lr_finder`);
-      } catch (e) {
-        if (!gone) { msg.textContent = 'lr finder: ' + e.message; msg.classList.add('error'); }
-        return;
-      }
-      if (gone) return;
-      // an lr_finder job is waited for (it ends itself, soon); any other job is read as it is
-      if (job.kind !== 'lr_finder' || (job.state !== 'queued' && job.state !== 'running')) break;
-      msg.textContent = `sweeping: step ${job.step} of ${job.total_steps} (${job.state})…`;
-      await new Promise((r) => { timer = setTimeout(r, 500); });
-      if (gone) return;
-    }
-    // Any job can be read as a sweep (an LRRangeTest schedule is one), but only where its lr
-    // grows: the analysis, suggestions included, is asked for that part alone.
+  // Reads the report and draws it. Any job can be read as a sweep (an LRRangeTest schedule is
+  // one), but only where its lr grows: the analysis, suggestions included, is asked for that
+  // part alone.
+  async function read() {
+    const path = `/v1/jobs/${encodeURIComponent(id)}/lr_finder`;
+    let rep = await api('GET', path);
+    if (gone) return;
+    const running = live();
+    const progress = running ? `sweeping: step ${job.step || 0} of ${job.total_steps} (${job.state})… ` : '';
     const [s0, e0] = sweepWindow(rep.lr);
     if (e0 - s0 < MIN_SWEEP) {
+      picks.replaceChildren();
+      notes.hidden = true;
+      if (running) { msg.textContent = progress.trim(); return; }   // too early to draw
       msg.textContent = `${id} is not a learning-rate sweep: its lr grows step by step for ` +
         `${e0 - s0} step${e0 - s0 === 1 ? '' : 's'} only. Start one from New job ("Find a learning rate").`;
       picks.append(h('p.empty', {text: 'No suggestions: there is no sweep to read them from.'}));
@@ -79,17 +121,15 @@ export function mount(root, route) {
     }
     const cut = s0 > 0 || e0 < rep.lr.length;
     if (cut) {
-      try {
-        rep = await api('GET', `/v1/jobs/${encodeURIComponent(id)}/lr_finder?from=${rep.from + s0}&to=${rep.from + e0 - 1}`);
-      } catch (e) {
-        if (!gone) { msg.textContent = 'lr finder: ' + e.message; msg.classList.add('error'); }
-        return;
-      }
+      rep = await api('GET', `${path}?from=${rep.from + s0}&to=${rep.from + e0 - 1}`);
       if (gone) return;
     }
+    draw(rep, cut, progress);
+  }
+
+  function draw(rep, cut, progress) {
     // up to the step the loss diverged at (included): what comes after only squashes the scale
-    const upto = rep.diverged_at == null ? rep.lr.length : rep.diverged_at + 1;
-    const n = upto;
+    const n = rep.diverged_at == null ? rep.lr.length : rep.diverged_at + 1;
     const x = rep.lr.slice(0, n);
     const smoothed = rep.smoothed.slice(0, n);
     // raw losses drawn up to 1.5× the smoothed curve's top: a single spike would flatten it
@@ -122,24 +162,90 @@ export function mount(root, route) {
     chart.raw = [x, loss, smoothed, ...keys.map((k) => mark(sug[k]))];
     chart.build();
     window.__anneald.lrfinder = rep;
-    msg.textContent = `${rep.lr.length.toLocaleString('en-US')} steps read` +
+    msg.textContent = progress + `${rep.lr.length.toLocaleString('en-US')} steps read` +
       (cut ? ` (steps ${rep.from} to ${rep.to}: where the lr grows)` : '') +
       (rep.stopped_early ? `; the loss diverged at step ${rep.diverged_at + 1} (lr ${fmtNum(rep.lr[rep.diverged_at])}):` +
                            ' the chart and the suggestions end there' : '');
+    picks.replaceChildren();
     if (!keys.length) {
-      picks.append(h('p.empty', {text: 'Too few steps before the loss diverged to suggest a learning rate.'}));
+      notes.hidden = true;
+      picks.append(h('p.empty', {text: progress ? 'No suggestions yet: too few steps read.'
+        : 'Too few steps before the loss diverged to suggest a learning rate.'}));
       return;
     }
+    // a sweep still running may yet end elsewhere: what it would suggest now is said so
+    const found = progress ? [] : caveats(rep, job && job.spec ? job.spec.loss : undefined);
+    window.__anneald.lrfinderCaveats = found;
+    notes.replaceChildren(...found.map((c) => h('li', {'data-testid': 'caveat-' + c.key, text: c.text})));
+    notes.hidden = !found.length;
+    if (progress) picks.append(h('p.muted.small', {text: 'So far: the sweep is still running, and these may change.'}));
     for (const k of keys) {
+      const why = found.filter((c) => c.affects.includes(k)).map((c) => c.key);
       picks.append(h('div.lrf-pick', {'data-testid': 'lrf-' + k},
-        h('span.swatch', {style: `background:${COLORS[k]}`}),
+        h(`span.swatch.lrf-${k}`),
         h('b', {text: k.replace(/_/g, ' ') + ' '}),
         h('code', {text: fmtNum(sug[k])}),
+        why.length ? h('span.lrf-caveat', {'data-testid': 'lrf-caveat-' + k, title: why.join(', '),
+          text: why.includes('unbounded') ? '⚠ no floor: not advice' : why.includes('noisy') ? '⚠ may be noise'
+            : '⚠ the sweep ended first'}) : null,
         h('span.muted.small', {text: ' — ' + RULES[k] + ' '}),
         h(`button#use-${k}`, {'data-testid': 'use-' + k, text: 'Use this lr',
           onclick: () => { location.hash = `#/new?from=${encodeURIComponent(id)}&lr=${sug[k]}`; }})));
     }
+  }
+
+  // One read at a time; a call meanwhile reads once more after it.
+  let busy = false, again = false;
+  async function reread() {
+    if (busy) { again = true; return; }
+    busy = true;
+    try {
+      do { again = false; await read(); } while (again && !gone);
+    } catch (e) { fail(e); } finally { busy = false; }
+  }
+  // a running finder's progress events: the report read again at most once a second
+  const follow = throttle(reread, 1000);
+  let readState = null;   // the job's state at the last read
+  async function refresh() {
+    try { job = await api('GET', `/v1/jobs/${encodeURIComponent(id)}`); } catch { return; }
+    if (gone) return;
+    // a finder is followed as it runs; any other job is read again only when its state changed
+    if (live() || job.state !== readState) { readState = job.state; follow(); }
+  }
+
+  (async () => {
+    try { job = await api('GET', `/v1/jobs/${encodeURIComponent(id)}`); } catch (e) { fail(e); return; }
+    if (gone) return;
+    readState = job.state;
+    openEvents(`/v1/jobs/${encodeURIComponent(id)}/events`, {
+      // what changed before the stream started (or while it reconnected)
+      open: refresh,
+      async exists() {
+        try { await api('GET', `/v1/jobs/${encodeURIComponent(id)}`); return true; } catch (e) {
+          if (e instanceof ApiError && e.status === 404) return false;
+          throw e;
+        }
+      },
+      gone() {
+        if (gone) return;
+        for (const b of root.querySelectorAll('#lrfinder-picks button')) b.disabled = true;
+        msg.textContent = `Job ${id} was deleted; what this page shows is all that is left of it.`;
+      },
+      progress(ev) {
+        if (ev.id && ev.id !== id) return;
+        Object.assign(job, {step: ev.step});
+        if (ev.total_steps != null) job.total_steps = ev.total_steps;   // a finder ends early
+        if (job.state === 'queued') job.state = 'running';
+        if (live()) follow();
+      },
+      state(ev) {
+        if (ev.id && ev.id !== id) return;
+        refresh();
+      },
+      deleted(ev) { if (ev.id === id) { closeEvents(); this.gone(); } },
+    });
+    await reread();
   })().catch((e) => toast('lr finder: ' + e.message, 'error'));
 
-  return () => { gone = true; clearTimeout(timer); chart.destroy(); };
+  return () => { gone = true; follow.cancel(); chart.destroy(); };
 }

@@ -3,7 +3,7 @@
 // trial against its steps, and each parameter against the metric. Live over /v1/events
 // (`sweep` events and the trials' `state` events).
 import {h, fmtNum, fmtTime, stateBadge, debounce, throttle, toast} from './util.js';
-import {api, openEvents} from './api.js';
+import {api, openEvents, setting, keepSetting} from './api.js';
 import {LineChart, PALETTE} from './charts.js';
 
 const EXAMPLE = {
@@ -87,13 +87,19 @@ function mountList(root) {
 
 // ---- #/sweep/ID ----------------------------------------------------------------------------
 
-// A parameter's values as numbers on an axis: numbers as they are, anything else by its
-// position among the distinct values (shown in the legend).
-function axisOf(values) {
+// A parameter's values as numbers on an axis: numbers as they are, anything else (a choice
+// of strings) by its position among the distinct values, whose names label the axis' ticks
+// (a string as it is, anything else as JSON). `choices`: the values the sweep lists, in
+// its order, so that every chart of it puts them in the same places.
+export function axisOf(values, choices) {
   if (values.every((v) => typeof v === 'number')) return {x: values, labels: null};
-  const distinct = [...new Set(values.map((v) => JSON.stringify(v)))];
-  return {x: values.map((v) => distinct.indexOf(JSON.stringify(v))), labels: distinct};
+  const key = (v) => JSON.stringify(v);
+  const distinct = [...new Set([...(choices || []), ...values].map(key))];
+  return {x: values.map((v) => distinct.indexOf(key(v))),
+          labels: distinct.map((k) => { const v = JSON.parse(k); return typeof v === 'string' ? v : k; })};
 }
+
+const LOGY_KEY = 'anneald.sweepLogY';
 
 function mountOne(root, id) {
   let gone = false;
@@ -113,13 +119,22 @@ function mountOne(root, id) {
   const tbody = h('tbody');
   const metricEl = h('div.chart#chart-sweep-metric', {'data-testid': 'chart-sweep-metric'});
   const scatterWrap = h('div.sweep-scatter#sweep-scatter', {'data-testid': 'sweep-scatter'});
+  // losses span decades: the metric's axis, on every chart of the page, may be logarithmic
+  let logY = setting(LOGY_KEY, '0') === '1';
+  const logyBox = h('input#sweep-log-y', {type: 'checkbox', 'data-testid': 'sweep-log-y', checked: logY,
+    onchange: () => {
+      logY = logyBox.checked;
+      keepSetting(LOGY_KEY, logY ? '1' : '0');
+      if (sweep) { drawCurves(sweep); drawScatter(sweep); }
+    }});
   root.append(h('section.page#page-sweep', {'data-sweep-id': id},
     h('div.toolbar', null, h('h1', {text: 'Sweep'}), h('span.muted', {text: id}), h('span.grow'),
       cancelBtn, deleteBtn, h('a', {href: '#/sweeps', text: '← sweeps'})),
     h('div.card', null, head),
     h('div.card.table-wrap', null, h('h2', {text: 'Trials (completed first, best first)'}),
       h('table.jobs#sweep-trials', {'data-testid': 'sweep-trials'}, thead, tbody)),
-    h('div.card', null, h('h2#sweep-metric-title', {text: 'Metric of every trial'}), metricEl),
+    h('div.card', null, h('div.toolbar', null, h('h2#sweep-metric-title', {text: 'Metric of every trial'}),
+      h('span.grow'), h('label.small', null, logyBox, ' log y')), metricEl),
     h('div.card', null, h('h2', {text: 'Parameters against the metric'}), scatterWrap)));
   const metricChart = new LineChart(metricEl, {name: 'sweepMetric', yLabel: 'metric', series: []});
   const scatters = [];
@@ -180,6 +195,7 @@ function mountOne(root, id) {
     document.getElementById('sweep-metric-title').textContent = `${s.metric} of every trial against its steps`;
     metricChart.opts.yLabel = s.metric;
     metricChart.opts.series = series;
+    metricChart.opts.logY = logY;
     metricChart.raw = tables.length === 0 ? null : tables.length === 1 ? tables[0] : uPlot.join(tables);
     metricChart.build();
   }
@@ -193,7 +209,8 @@ function mountOne(root, id) {
       .filter(([, v]) => v && typeof v === 'object' && !Array.isArray(v) && v.log_uniform).map(([k]) => k));
     for (const k of keys) {
       const withValue = s.trials.filter((t) => t.metric != null);
-      const ax = axisOf(withValue.map((t) => t.params[k]));
+      const listed = s.spec && s.spec.parameters && s.spec.parameters[k];
+      const ax = axisOf(withValue.map((t) => t.params[k]), Array.isArray(listed) ? listed : null);
       const pts = withValue.map((t, i) => [ax.x[i], t.metric, t.state === 'completed'])
         .sort((a, b) => a[0] - b[0]);
       // The chart takes each x once, in order, and a grid repeats every value: trials that
@@ -204,8 +221,9 @@ function mountOne(root, id) {
       const xs = ax.labels ? [] : pts.map((p) => p[0]);
       const decades = xs.length > 1 && xs[0] > 0 && xs[xs.length - 1] / xs[0] >= 100;
       const el = h('div.chart.scatter', {'data-testid': 'sweep-scatter-chart', 'data-param': k});
-      scatterWrap.append(h('div.scatter-box', null, h('h3', {text: k + (ax.labels ? ` (${ax.labels.join(', ')})` : '')}), el));
-      const c = new LineChart(el, {name: 'sweepScatter:' + k, xmode: 'lr', xLabel: k.split('.').pop(), logX: logParams.has(k) || decades, height: 220,
+      scatterWrap.append(h('div.scatter-box', null, h('h3', {text: k}), el));
+      const c = new LineChart(el, {name: 'sweepScatter:' + k, xmode: 'lr', xLabel: k.split('.').pop(),
+        logX: !ax.labels && (logParams.has(k) || decades), xTicks: ax.labels, logY, height: 220,
         yLabel: s.metric, series: [
           {label: 'completed', color: '#2563eb', width: 0, points: true},
           {label: 'stopped or other', color: '#9ca3af', width: 0, points: true}]});

@@ -16,6 +16,9 @@ export function h(tag, attrs, ...children) {
     if (v == null || v === false) continue;
     if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
     else if (k === 'text') el.textContent = v;
+    // through the CSSOM: the page's Content-Security-Policy (style-src 'self') refuses a
+    // style attribute, set by markup or by setAttribute
+    else if (k === 'style') el.style.cssText = v;
     else if (k === 'value' || k === 'checked' || k === 'disabled') el[k] = v;
     else el.setAttribute(k, v === true ? '' : String(v));
   }

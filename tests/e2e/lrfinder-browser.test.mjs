@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import {launchBrowser} from './browserlib.mjs';
-import {api, waitFor, waitJob, withDaemon} from './lib.mjs';
+import {api, tutorialJob, waitFor, waitJob, withDaemon} from './lib.mjs';
 
 const SHOTS = 'build/screenshots';
 
@@ -73,6 +73,9 @@ test('find → pick → submit in the browser', async () => {
         const t = await page.textContent(`[data-testid="lrf-${k}"] code`);
         assert.equal(Number(t).toPrecision(3), Number(want.suggestions[k]).toPrecision(3), k);
       }
+      // a loss with a floor, swept smoothly: the suggestions come without a caveat
+      assert.deepEqual(await page.evaluate(() => window.__anneald.lrfinderCaveats.map((c) => c.key)), []);
+      assert.equal(await page.$('[data-testid^=lrf-caveat-]'), null);
       fs.mkdirSync(SHOTS, {recursive: true});
       await page.screenshot({path: path.join(SHOTS, 'lrfinder.png')});
 
@@ -135,6 +138,101 @@ test('find → pick → submit in the browser', async () => {
       const rep = await page.evaluate(() => window.__anneald.lrfinder);
       assert.ok(rep.from >= 1 && rep.to <= 101 && rep.to - rep.from >= 50, `the warm-up: ${rep.from}..${rep.to}`);
       for (let i = 1; i < rep.lr.length; i++) assert.ok(rep.lr[i] > rep.lr[i - 1], 'every lr read grows');
+    });
+    assert.deepEqual(errors, []);
+  } finally {
+    await b.close();
+  }
+});
+
+// A sweep slow enough to watch (an MLP 32-512-512-1 on batches of 256, for LRFIND_MAX_STEPS
+// steps) whose loss never passes the stop factor: it runs until the test cancels it.
+const SLOW_FINDER = {
+  job: {name: 'slow-sweep', seed: 5, model: {type: 'mlp', inputs: 32, hidden: [512, 512], outputs: 1},
+        data: {type: 'synthetic', task: 'regression', samples: 8192, features: 32}, steps: 10,
+        ds_config: {train_batch_size: 256, optimizer: {type: 'Adam', params: {lr: 0.001}}}},
+  min_lr: 1e-7, max_lr: 1e-4, steps: 100000, stop_factor: 1e6,
+};
+
+test('the finder page follows a running sweep over its event stream, and says it is connected', async () => {
+  const b = await launchBrowser({viewport: {width: 1280, height: 800}});
+  const errors = [];
+  try {
+    await withDaemon({}, async (d) => {
+      const page = await b.firstPage();
+      page.on('pageerror', (e) => errors.push(e.message));
+      const r = await api(d.url, 'POST', '/v1/lr_finder', SLOW_FINDER);
+      assert.equal(r.status, 201, r.text);
+      const id = r.json.id;
+      await waitJob(d.url, id, (j) => j.state === 'running' && j.step > 0);
+      await page.goto(`${d.url}/#/lrfinder/${id}`);
+      await page.waitForSelector('#page-lrfinder');
+      // the stream is open: the indicator says so
+      await page.waitForSelector('#live.on');
+      assert.match(await page.getAttribute('#live', 'title'), /^live/);
+      // the curve grows while the sweep runs, without a reload
+      const points = () => page.evaluate(() => {
+        const u = window.__anneald.charts.lrfinder;
+        return u ? u.data[0].length : 0;
+      });
+      const first = await waitFor(async () => { const n = await points(); return n >= 20 ? n : null; },
+                                  {what: 'the running sweep drawn'});
+      await waitFor(async () => (await points()) > first + 50, {what: 'the curve growing'});
+      assert.equal((await api(d.url, 'GET', `/v1/jobs/${id}`)).json.state, 'running');
+      assert.match(await page.textContent('#lrfinder-status'), /^sweeping: step \d+ of 100000 \(running\)… [\d,]+ steps read/);
+      assert.match(await page.textContent('#lrfinder-picks'), /So far: the sweep is still running/);
+      // it ends (cancelled here): the page reads it once more and the "so far" goes
+      await api(d.url, 'POST', `/v1/jobs/${id}/cancel`, {});
+      await page.waitForFunction(() => /^[\d,]+ steps read/.test(document.querySelector('#lrfinder-status').textContent));
+      assert.doesNotMatch(await page.textContent('#lrfinder-picks'), /So far/);
+    });
+    assert.deepEqual(errors, []);
+  } finally {
+    await b.close();
+  }
+});
+
+test('suggestions are qualified when the loss has no floor, is noisy, or still falls at the end', async () => {
+  const b = await launchBrowser({viewport: {width: 1280, height: 800}});
+  const errors = [];
+  try {
+    await withDaemon({}, async (d) => {
+      const page = await b.firstPage();
+      page.on('pageerror', (e) => errors.push(e.message));
+      // the tutorial's loss `mean` falls without end: each suggestion is marked as no advice
+      const r = await api(d.url, 'POST', '/v1/lr_finder', {job: tutorialJob({checkpoint: undefined}), steps: 200});
+      assert.equal(r.status, 201, r.text);
+      await waitJob(d.url, r.json.id, (j) => j.state === 'completed');
+      await page.goto(`${d.url}/#/lrfinder/${r.json.id}`);
+      await page.waitForSelector('[data-testid=caveat-unbounded]');
+      assert.match(await page.textContent('[data-testid=caveat-unbounded]'), /The loss "mean" has no floor/);
+      for (const k of ['steepest', 'valley', 'minimum_div_10'])
+        assert.match(await page.textContent(`[data-testid=lrf-caveat-${k}]`), /no floor/, k);
+
+      // the rules on curves made to order (lr 1e-4 … 1 over 100 steps)
+      const keys = await page.evaluate(async () => {
+        const {caveats} = await import('/lrfinder.js');
+        const n = 100, lr = Array.from({length: n}, (_, i) => 1e-4 * 10 ** (4 * i / (n - 1)));
+        const smooth = (loss) => { let a = 0; return loss.map((v, i) => { a = 0.98 * a + 0.02 * v; return a / (1 - 0.98 ** (i + 1)); }); };
+        const rep = (loss, more = {}) => ({lr, loss, smoothed: smooth(loss), stopped_early: false, diverged_at: null, ...more});
+        // a bowl: falls from 1 to 0.1 around lr 1e-2, then rises past 4× and diverges
+        const bowl = lr.map((x) => 0.1 + 0.9 / (1 + (x / 1e-2) ** 2) + (x / 0.1) ** 2);
+        const dv = smooth(bowl).findIndex((v, i, s) => v > 4 * Math.min(...s.slice(0, i + 1)));
+        // the same bowl, raised, under a noise of ±0.6 (a fixed pattern)
+        const noisy = bowl.map((v, i) => v + 0.6 + 0.6 * Math.sin(i * 2.3));
+        const ramp = lr.map((_, i) => 1 - i / n);   // still falling at the last step
+        const k = (r, loss) => caveats(r, loss).map((c) => c.key);
+        return {bowl: k(rep(bowl, {stopped_early: true, diverged_at: dv})), dv,
+                noisy: k(rep(noisy, {stopped_early: true, diverged_at: dv})),
+                ramp: k(rep(ramp)), below: k(rep(ramp.map((v) => v - 0.5))),
+                mean: k(rep(bowl, {stopped_early: true, diverged_at: dv}), 'mean')};
+      });
+      assert.ok(keys.dv > 50 && keys.dv < 100, String(keys.dv));
+      assert.deepEqual(keys.bowl, []);
+      assert.deepEqual(keys.noisy, ['noisy']);
+      assert.deepEqual(keys.ramp, ['open_end']);
+      assert.deepEqual(keys.below, ['unbounded']);
+      assert.deepEqual(keys.mean, ['unbounded']);
     });
     assert.deepEqual(errors, []);
   } finally {

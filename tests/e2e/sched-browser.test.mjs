@@ -83,3 +83,41 @@ test('the job page shows priority, tags, notes, pinned and best, and pins a chec
     await b.close();
   }
 });
+
+test('a queued job shows its place in the queue instead of empty charts, then its charts', async () => {
+  const b = await launchBrowser({viewport: {width: 1280, height: 800}});
+  const errors = [];
+  try {
+    await withDaemon({args: ['--workers', '1']}, async (d) => {
+      const page = await b.firstPage();
+      page.on('pageerror', (e) => errors.push(e.message));
+      // not preemptible: raising a queued job's priority below does not make it run
+      const busy = (await api(d.url, 'POST', '/v1/jobs', heavyJob({preemptible: false}))).json.id;
+      await waitJob(d.url, busy, (j) => j.state === 'running');
+      // two behind it: the second waits behind the first (same priority, older)
+      const first = (await api(d.url, 'POST', '/v1/jobs', heavyJob({name: 'first'}))).json.id;
+      const second = (await api(d.url, 'POST', '/v1/jobs', tutorialJob({name: 'second', steps: 300}))).json.id;
+      await page.goto(`${d.url}/#/job/${second}`);
+      await page.waitForSelector('[data-testid=chart-waiting]:not([hidden])');
+      assert.match(await page.textContent('#waiting-title'), /^Queued — no steps yet/);
+      await page.waitForFunction(() => /position 2 of 2 in the queue/.test(document.querySelector('#waiting-detail').textContent));
+      assert.equal(await page.isVisible('#charts-box'), false);
+      // raised above the first, it is next: the place follows without a reload
+      assert.equal((await api(d.url, 'PATCH', `/v1/jobs/${second}`, {priority: 5})).status, 200);
+      await page.waitForFunction(() => /position 1 of 2 in the queue/.test(document.querySelector('#waiting-detail').textContent));
+      // it runs (and ends): the charts take the box's place, with its steps
+      await api(d.url, 'POST', `/v1/jobs/${busy}/cancel`, {});
+      await waitJob(d.url, second, (j) => j.state === 'completed');
+      await page.waitForSelector('#charts-box:not([hidden])');
+      await waitFor(() => page.evaluate(() => {
+        const u = window.__anneald.charts.loss;
+        return u && u.data[0].length === 300;
+      }), {what: 'the loss chart with the 300 steps'});
+      assert.equal(await page.isVisible('[data-testid=chart-waiting]'), false);
+      await api(d.url, 'POST', `/v1/jobs/${first}/cancel`, {});
+    });
+    assert.deepEqual(errors, []);
+  } finally {
+    await b.close();
+  }
+});

@@ -138,3 +138,55 @@ test('start a sweep from the dashboard and follow it to its best trial; cancel a
   }
   assert.deepEqual(errors, []);
 });
+
+test('a choice parameter\'s scatter names its ticks; the metric axes can be logarithmic', async () => {
+  const b = await launchBrowser({viewport: {width: 1280, height: 900}});
+  const errors = [];
+  try {
+    await withDaemon({args: ['--workers', '2']}, async (d) => {
+      const page = await b.firstPage();
+      page.on('pageerror', (e) => errors.push(e.message));
+      const choices = ['SGD', 'Adam', 'AdamW'];
+      const r = await api(d.url, 'POST', '/v1/sweeps', {name: 'optimizers', search: 'grid', metric: 'loss', max_concurrent: 2,
+        base: {seed: 3, model: {type: 'linear', inputs: 4, outputs: 1}, loss: 'mse', steps: 60,
+               data: {type: 'synthetic', task: 'regression', samples: 256, features: 4},
+               ds_config: {train_batch_size: 16, optimizer: {type: 'Adam', params: {lr: 0.01}}}},
+        parameters: {'ds_config.optimizer.type': choices, 'ds_config.optimizer.params.lr': [0.001, 0.01]}});
+      assert.equal(r.status, 201, r.text);
+      await waitFor(async () => (await api(d.url, 'GET', `/v1/sweeps/${r.json.id}`)).json.state === 'completed',
+                    {timeoutMs: 60000, what: 'the sweep to complete'});
+      await page.goto(`${d.url}/#/sweep/${r.json.id}`);
+      const axis = (name) => page.evaluate((n) => {
+        const u = window.__anneald.charts[n];
+        if (!u || !u.axes[0]._values) return null;
+        return {splits: Array.from(u.axes[0]._splits), ticks: Array.from(u.axes[0]._values),
+                logY: u.scales.y.distr === 3, n: u.data[1].filter((v) => v != null).length};
+      }, name);
+      const opt = await waitFor(async () => { const a = await axis('sweepScatter:ds_config.optimizer.type'); return a && a.n === 6 ? a : null; },
+                                {what: 'the optimizer scatter with every trial'});
+      // a tick at each choice, named as the sweep lists them, and none between
+      assert.deepEqual(opt.splits, [0, 1, 2]);
+      assert.deepEqual(opt.ticks, choices);
+      assert.equal(opt.logY, false);
+      // the numeric parameter keeps its numbers
+      const lr = await axis('sweepScatter:ds_config.optimizer.params.lr');
+      assert.ok(lr.ticks.every((t) => /^[\d.e-]+$/.test(t)), lr.ticks.join(' '));
+
+      // log y: the metric of every chart of the page on a log axis, kept across visits
+      assert.equal((await axis('sweepMetric')).logY, false);
+      await page.check('#sweep-log-y');
+      await waitFor(async () => (await axis('sweepMetric')).logY, {what: 'the curves on a log y axis'});
+      for (const k of ['ds_config.optimizer.type', 'ds_config.optimizer.params.lr'])
+        assert.equal((await axis('sweepScatter:' + k)).logY, true, k);
+      fs.mkdirSync(SHOTS, {recursive: true});
+      await page.screenshot({path: `${SHOTS}/sweep-choices.png`, fullPage: true});
+      await page.reload();
+      await page.waitForSelector('#sweep-log-y');
+      assert.equal(await page.isChecked('#sweep-log-y'), true);
+      await waitFor(async () => { const a = await axis('sweepMetric'); return a && a.logY; }, {what: 'log y after a reload'});
+    });
+  } finally {
+    await b.close();
+  }
+  assert.deepEqual(errors, []);
+});
