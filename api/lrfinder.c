@@ -16,6 +16,23 @@ typedef struct lrfinder_q {
     int64_t from, to;
 } lrfinder_q;
 
+/* Whether the job's loss is `mean`, which has no floor (its finder's suggestions say so). */
+static int loss_has_no_floor(store_t *s, const char *id)
+{
+    store_job row;
+    memset(&row, 0, sizeof row);
+    an_err e;
+    int mean = 0;
+    if (store_job_get(s, id, &row, &e) == 0 && row.spec_json) {
+        cJSON *spec = cJSON_Parse(row.spec_json);
+        const cJSON *loss = cJSON_GetObjectItemCaseSensitive(spec, "loss");
+        mean = cJSON_IsString(loss) && strcmp(loss->valuestring, "mean") == 0;
+        cJSON_Delete(spec);
+    }
+    store_job_free(&row);
+    return mean;
+}
+
 static void lrfinder_work(http_req *r, store_t *s)
 {
     lrfinder_q *q = r->ctx;
@@ -49,6 +66,12 @@ static void lrfinder_work(http_req *r, store_t *s)
         if (n == 0 || lrfind_analyze(ser.lr, loss, n, LRFIND_BETA, LRFIND_STOP_FACTOR, sm,
                                      &res) == 0)
             o = lrfind_report(ser.lr, loss, sm, n, &res);
+        lrfind_caveats cav;
+        if (o && (lrfind_caveats_find(loss, sm, n, &res, loss_has_no_floor(s, id), &cav) ||
+                  lrfind_caveats_json(&cav, o))) {
+            cJSON_Delete(o);
+            o = NULL;
+        }
         /* the steps the arrays cover: null when the range holds none (past the last step) */
         if (o && (!cJSON_AddItemToObject(o, "from", n ? cJSON_CreateNumber((double)ser.step[0])
                                                       : cJSON_CreateNull()) ||

@@ -74,6 +74,34 @@ size_t lrfind_diverged(const double *smoothed, size_t n, double stop_factor);
 int lrfind_analyze(const double *lr, const double *loss, size_t n, double beta,
                    double stop_factor, double *smoothed, lrfind_result *out);
 
+/* When the suggestions are no advice on their own (lrfind_caveats.c), judged on the steps
+ * before the divergence:
+ *  - unbounded: a loss with no floor (the job's loss is `mean`, or the loss went below zero)
+ *    falls for as long as the weights can grow: its lowest point is where the sweep ended;
+ *  - open_end: the smoothed loss was lowest on the last 2 % (at least 2) of the steps of a
+ *    sweep that never diverged: the minimum only marks where the sweep stopped;
+ *  - noisy: the median step-to-step jump of the loss over the first fifth of the sweep (at
+ *    least 5 steps) is LRFIND_NOISY_RATIO or more of the smoothed curve's fall to its minimum,
+ *    so the slopes the steepest point and the valley are read from may be noise. */
+#define LRFIND_NOISY_RATIO 0.5
+
+typedef struct lrfind_caveats {
+    int unbounded, mean_loss, below_zero;
+    int open_end;
+    int noisy;
+    double jump, fall;  /* the noise test's median jump and the curve's fall */
+} lrfind_caveats;
+
+/* Finds the caveats of an analysed sweep (lrfind_analyze's loss, smoothed and result, n
+ * steps); no_floor: the job's loss is `mean`. 0, or -ENOMEM. */
+int lrfind_caveats_find(const double *loss, const double *smoothed, size_t n,
+                        const lrfind_result *r, int no_floor, lrfind_caveats *out);
+
+/* Adds "caveats": [{"code": "unbounded" | "open_end" | "noisy", "affects": [suggestion
+ * names], "message"}] to a report (in that order; [] when there are none). -1 when out of
+ * memory. */
+int lrfind_caveats_json(const lrfind_caveats *c, cJSON *report);
+
 /* ---- the finder as a job (POST /v1/lr_finder, `anneald lr-find`) ------------------------
  *
  * A finder request is {"job": {…a job spec…}, "min_lr": 1e-7, "max_lr": 10, "steps": 100,

@@ -293,6 +293,12 @@ int cli_lrfind(int argc, char **argv)
         goto out;
     }
     cJSON *rep = lrfind_report(lr, loss, sm, n, &r);
+    lrfind_caveats cav;
+    if (rep && (lrfind_caveats_find(loss, sm, n, &r, spec.loss == LOSS_MEAN, &cav) ||
+                lrfind_caveats_json(&cav, rep))) {
+        cJSON_Delete(rep);
+        rep = NULL;
+    }
     /* the steps the arrays cover, as the service's report has them */
     if (rep && (!cJSON_AddItemToObject(rep, "from", n ? cJSON_CreateNumber(1) : cJSON_CreateNull()) ||
                 !cJSON_AddItemToObject(rep, "to", n ? cJSON_CreateNumber((double)n)
@@ -301,8 +307,8 @@ int cli_lrfind(int argc, char **argv)
         rep = NULL;
     }
     char *text = rep ? cJSON_PrintUnformatted(rep) : NULL;
-    cJSON_Delete(rep);
     if (!text) {
+        cJSON_Delete(rep);
         fprintf(stderr, "error: out of memory\n");
         goto out;
     }
@@ -316,6 +322,12 @@ int cli_lrfind(int argc, char **argv)
     else
         fprintf(stderr, "lr-find: %zu steps: too few before the loss diverged to suggest a "
                 "learning rate; lower --min-lr or add --steps\n", n);
+    if (r.has_suggestions)
+        for (const cJSON *c = cJSON_GetArrayItem(cJSON_GetObjectItem(rep, "caveats"), 0); c;
+             c = c->next)
+            fprintf(stderr, "lr-find: caveat: %s\n",
+                    cJSON_GetObjectItem(c, "message")->valuestring);
+    cJSON_Delete(rep);
     status = cli_stdout_done("the report", 0);
 out:
     free(lr);

@@ -36,50 +36,12 @@ export function onCurve(x, y, i, v) {
   return y[lo] + t * (y[hi] - y[lo]);
 }
 
-// When the suggestions of a report (GET …/lr_finder) deserve less trust than they look:
-// [{key, text, affects: [suggestion names]}]. `loss` is the job's loss function (spec.loss).
-//  - unbounded: a loss with no floor (`mean`, or one that goes below zero) falls as long as
-//    the weights can grow, so its lowest point is where the sweep ended, not a good rate;
-//  - open_end: the smoothed loss was still at its lowest on the last steps of a sweep that
-//    never diverged: the minimum (and what comes from it) only marks where the sweep stopped;
-//  - noisy: at the start, the loss jumps from step to step by a good part of the whole fall
-//    of the smoothed curve, so the slopes the steepest point and the valley read are noise.
-export const NOISY_RATIO = 0.5;   // step-to-step jumps at this fraction of the fall are noise
-export function caveats(rep, loss) {
-  const out = [];
-  const n = rep.diverged_at == null ? rep.lr.length : rep.diverged_at;
-  const raw = rep.loss.slice(0, n), sm = rep.smoothed.slice(0, n);
-  if (n < 2) return out;
-  if (loss === 'mean' || raw.some((v) => Number.isFinite(v) && v < 0)) {
-    out.push({key: 'unbounded', affects: ['steepest', 'valley', 'minimum_div_10'],
-      text: (loss === 'mean' ? 'The loss "mean" has no floor' : 'The loss goes below zero: it has no floor') +
-        ': it falls for as long as the weights can grow, so its lowest point is only where the sweep ' +
-        'ended and these rates are no advice on their own. Find a rate with a loss that has a minimum ' +
-        '(mse, cross_entropy, bce).'});
-  }
-  let imin = 0;
-  for (let i = 1; i < n; i++) if (sm[i] < sm[imin]) imin = i;
-  if (!out.length && !rep.stopped_early && imin >= n - Math.max(2, Math.ceil(n / 50))) {
-    out.push({key: 'open_end', affects: ['valley', 'minimum_div_10'],
-      text: 'The smoothed loss was still falling when the sweep ended: its lowest point, and ' +
-        'minimum/10 with it, only mark where the sweep stopped. Sweep on to a larger max_lr.'});
-  }
-  // the jumps of the first fifth of the sweep (at least 5 steps), against the fall of the curve
-  const k = Math.min(n, Math.max(5, Math.ceil(n / 5)));
-  const jumps = [];
-  for (let i = 1; i < k; i++) if (Number.isFinite(raw[i]) && Number.isFinite(raw[i - 1])) jumps.push(Math.abs(raw[i] - raw[i - 1]));
-  jumps.sort((a, b) => a - b);
-  const jump = jumps.length ? jumps[jumps.length >> 1] : 0;   // the median: one spike is no noise
-  let top = sm[0];
-  for (let i = 0; i <= imin; i++) if (sm[i] > top) top = sm[i];
-  const fall = top - sm[imin];
-  if (fall > 0 && jump >= NOISY_RATIO * fall) {
-    out.push({key: 'noisy', affects: ['steepest', 'valley'],
-      text: `The loss is noisy at the start of the sweep: it jumps by ${fmtNum(jump)} from step to step, ` +
-        `${Math.round(100 * jump / fall)}% of the whole fall of the smoothed curve (${fmtNum(fall)}), ` +
-        'so the steepest point and the valley may be read from noise. A larger batch, or more steps, smooths it.'});
-  }
-  return out;
+// The report's caveats (the service judges them: core/lrfind_caveats.c), as the page lists
+// them: [{key, text, affects: [suggestion names]}]. The message starts lower-case, as every
+// error of the API does; here it opens a sentence.
+export function caveats(rep) {
+  return (rep.caveats || []).map((c) => ({key: c.code, affects: c.affects,
+    text: c.message.charAt(0).toUpperCase() + c.message.slice(1) + '.'}));
 }
 
 export function mount(root, route) {
@@ -174,7 +136,7 @@ export function mount(root, route) {
       return;
     }
     // a sweep still running may yet end elsewhere: what it would suggest now is said so
-    const found = progress ? [] : caveats(rep, job && job.spec ? job.spec.loss : undefined);
+    const found = progress ? [] : caveats(rep);
     window.__anneald.lrfinderCaveats = found;
     notes.replaceChildren(...found.map((c) => h('li', {'data-testid': 'caveat-' + c.key, text: c.text})));
     notes.hidden = !found.length;

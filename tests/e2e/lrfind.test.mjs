@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import {spawnSync} from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import {BIN, api, removeDir, tmpDir, waitJob, withDaemon} from './lib.mjs';
+import {BIN, api, removeDir, tmpDir, tutorialJob, waitJob, withDaemon} from './lib.mjs';
 
 const dir = tmpDir('anneald-lrfind-');
 process.on('exit', () => removeDir(dir));
@@ -65,6 +65,20 @@ test('a sweep on iris stops at divergence and suggests rates inside the range it
   // the steps the arrays cover, as the service's report has them
   assert.equal(rep.from, 1);
   assert.equal(rep.to, n);
+  // a loss with a floor swept into divergence: its suggestions come without a caveat
+  assert.deepEqual(rep.caveats, []);
+  assert.doesNotMatch(r.err, /caveat/);
+});
+
+test('suggestions for a loss without a floor come with the caveat, in the report and on stderr', () => {
+  const r = run([write('tutorial.json', tutorialJob({checkpoint: undefined})), '--steps', '200']);
+  assert.equal(r.code, 0, r.err);
+  const rep = JSON.parse(r.out);
+  assert.equal(typeof rep.suggestions.valley, 'number');
+  assert.deepEqual(rep.caveats.map((c) => c.code), ['unbounded']);
+  assert.deepEqual(rep.caveats[0].affects, ['steepest', 'valley', 'minimum_div_10']);
+  assert.match(rep.caveats[0].message, /the loss "mean" has no floor/);
+  assert.match(r.err, /lr-find: caveat: the loss "mean" has no floor/);
 });
 
 test('a finder request file and the linear mode sweep exactly from min_lr to max_lr', () => {
