@@ -139,6 +139,10 @@ function mountOne(root, id) {
   const metricChart = new LineChart(metricEl, {name: 'sweepMetric', yLabel: 'metric', series: []});
   const scatters = [];
 
+  // A swept value as the table shows it: a number in short, a name as it is, anything else
+  // (true, null, an object) as JSON.
+  const paramText = (v) => typeof v === 'number' ? fmtNum(v) : typeof v === 'string' ? v : JSON.stringify(v);
+
   function renderHead(s) {
     const es = s.early_stopping;
     head.replaceChildren(
@@ -149,7 +153,7 @@ function mountOne(root, id) {
       s.best
         ? h('div.best#sweep-best', {'data-testid': 'sweep-best'}, 'Best: trial ', String(s.best.trial), ' (',
             h('a', {href: '#/job/' + encodeURIComponent(s.best.job), text: s.best.job}), `) ${s.metric} ${fmtNum(s.best.metric)} with `,
-            Object.entries(s.best.params).map(([k, v]) => `${k} = ${typeof v === 'number' ? fmtNum(v) : JSON.stringify(v)}`).join(', '))
+            Object.entries(s.best.params).map(([k, v]) => `${k} = ${paramText(v)}`).join(', '))
         : h('div.muted#sweep-best', {'data-testid': 'sweep-best', text: 'No trial has a value yet.'}));
     cancelBtn.disabled = s.state !== 'running';
     deleteBtn.disabled = s.state === 'running';
@@ -162,7 +166,7 @@ function mountOne(root, id) {
       h('th.num', {text: 'Stopped at'}), h('th', {text: 'Job'})));
     tbody.replaceChildren(...s.trials.map((t, rank) => h('tr', {'data-trial': t.trial, class: rank === 0 && s.best && s.best.trial === t.trial ? 'best' : null},
       h('td', {text: String(t.trial)}),
-      keys.map((k) => h('td.num', {text: typeof t.params[k] === 'number' ? fmtNum(t.params[k]) : JSON.stringify(t.params[k])})),
+      keys.map((k) => h('td.num', {'data-param': k, text: paramText(t.params[k])})),
       h('td', null, t.state === 'pending' || t.state === 'not_started'
         ? h('span.badge.st-queued', {text: t.state, title: t.error || ''}) : stateBadge(t.state)),
       h('td.num', {text: fmtNum(t.metric)}),

@@ -168,6 +168,9 @@ test('a choice parameter\'s scatter names its ticks; the metric axes can be loga
       assert.deepEqual(opt.splits, [0, 1, 2]);
       assert.deepEqual(opt.ticks, choices);
       assert.equal(opt.logY, false);
+      // the trials table names the choices as they are, without JSON's quotes
+      const cells = await page.$$eval('tr[data-trial] td[data-param="ds_config.optimizer.type"]', (tds) => tds.map((td) => td.textContent));
+      assert.deepEqual([...cells].sort(), ['Adam', 'Adam', 'AdamW', 'AdamW', 'SGD', 'SGD']);
       // the numeric parameter keeps its numbers
       const lr = await axis('sweepScatter:ds_config.optimizer.params.lr');
       assert.ok(lr.ticks.every((t) => /^[\d.e-]+$/.test(t)), lr.ticks.join(' '));
