@@ -19,6 +19,13 @@ const DIGITS = {
   ds_config: {train_batch_size: 32, optimizer: {type: 'AdamW', params: {lr: 0.001, weight_decay: 0.01}}},
 };
 
+// A regression (mse): it validates, but measures no accuracy.
+const REGRESSION = {
+  model: {type: 'linear', inputs: 2, outputs: 1}, data: {type: 'synthetic', task: 'regression', samples: 64, features: 2},
+  steps: 10, validation: {fraction: 0.25, every_steps: 5},
+  ds_config: {train_batch_size: 8, optimizer: {type: 'SGD', params: {lr: 0.1}}},
+};
+
 const ASHA_SWEEP = {
   name: 'digits-lr',
   base: DIGITS,
@@ -368,6 +375,12 @@ test('bad sweeps are refused naming the field, and nothing is stored', async () 
       [{...good, parameters: {'model.hidden[0]': {uniform: [4, 16]}}, search: 'random'}, 'parameters.model.hidden[0]'],
       // a name its trials' names ("NAME #k") would carry past a job name's 127 bytes
       [{...good, name: 'n'.repeat(122)}, 'name'],
+      // paths where one holds the other: a trial would set the value twice; the second named
+      [{...good, parameters: {'ds_config.optimizer.params.lr': [0.01], 'ds_config.optimizer.params': [{lr: 0.1}]}},
+       'parameters.ds_config.optimizer.params'],
+      [{...good, parameters: {'model.hidden': [[8]], 'model.hidden[0]': [16]}}, 'parameters.model.hidden[0]'],
+      // val_acc of a job that measures no accuracy (a regression) could never rank a trial
+      [{...good, base: REGRESSION, metric: 'val_acc'}, 'metric'],
     ];
     for (const [body, field] of cases) {
       const b = typeof body === 'object' && body.base && body.base.validation === undefined
