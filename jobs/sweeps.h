@@ -118,9 +118,21 @@ void sweeps_job_state(sweeps *w, const char *job, const char *state);
 int sweeps_cancel(sweeps *w, const char *id, char (**jobs)[STORE_ID_LEN], size_t *n);
 
 /* The sweep of this id, and the sweep and trial of a job (mu held, or the loop thread): for
- * this module's files (jobs/sweeps.c, jobs/sweep_asha.c). */
+ * this module's files (jobs/sweeps.c, jobs/sweep_asha.c, jobs/sweep_launch.c). */
 sweep_run *sweeps_find_run(sweeps *w, const char *id);
 sweep_run *sweeps_find_trial(sweeps *w, const char *job, int *trial);
+
+/* This module's own, on the loop thread: a `sweep` event of run r (trial -1: none); a sweep
+ * with nothing left to start and nothing queued or running becomes completed; trial k's
+ * launch handed to the request queue (non-zero: the queue is full, tried again by the next
+ * pump), and how many launches the queue has; the trials' jobs to take back that a full queue refused, tried again, or (at the
+ * end, once nothing else writes) taken back here. */
+void sweeps_emit(sweeps *w, const sweep_run *r, const char *what, int trial);
+void sweeps_check_done(sweeps *w, sweep_run *r);
+int sweeps_launch_trial(sweeps *w, sweep_run *r, int k);
+int sweeps_launches_out(const sweeps *w);
+void sweeps_undo_retry(sweeps *w);
+void sweeps_undo_drain(sweeps *w);
 
 /* A sweep's state recorded on a request thread (jobs/sweep_save.c), one out at a time so
  * that states land in order; a full request queue keeps it (and every later one) for the
