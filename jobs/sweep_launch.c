@@ -10,14 +10,21 @@
 
 #include "jobs/service.h"
 #include "jobs/submit.h"
+#include "store/sweeps.h"
 #include "util/log.h"
 
-/* Why trial t cannot run, "field: message" (out of memory: the message is lost, not the
- * trial's end). */
+/* Why a trial cannot run, "field: message". */
+static void error_text(const an_err *e, char buf[800])
+{
+    snprintf(buf, 800, "%s%s%s", e->field, e->field[0] ? ": " : "", e->message);
+}
+
+/* Trial t keeps it in memory too, for the answers until the store has it (out of memory: the
+ * message is lost, not the trial's end). */
 static void trial_error(sweep_trial *t, const an_err *e)
 {
     char buf[800];
-    snprintf(buf, sizeof buf, "%s%s%s", e->field, e->field[0] ? ": " : "", e->message);
+    error_text(e, buf);
     free(t->error);
     t->error = strdup(buf);
 }
@@ -26,7 +33,8 @@ typedef struct launch {
     sweeps *w;
     char sweep[STORE_ID_LEN];
     int trial;
-    cJSON *spec;                 /* taken by job_submit */
+    cJSON *spec;                 /* taken by job_submit (NULL: the trial's values could not
+                                    be set, and out says why) */
     submit_outcome out;
     store_job_sched sched;       /* the job's, for the queue */
     job_run *run;                /* its run, for the queue (taken before: queueing cannot fail) */
@@ -75,7 +83,7 @@ static void launch_work(void *arg)
     launch *l = arg;
     submit_link link = {l->sweep, l->trial};
     uv_mutex_lock(&l->w->dbmu);
-    if (job_submit(&l->w->db, l->w->d->opts, l->spec, &link, &l->out) == SUBMIT_OK) {
+    if (l->spec && job_submit(&l->w->db, l->w->d->opts, l->spec, &link, &l->out) == SUBMIT_OK) {
         jobs_sched_read(&l->w->db, l->out.id, &l->sched);
         if (!(l->run = jobs_run_new(l->out.id))) {
             job_submit_undo(&l->w->db, l->out.id);
@@ -83,6 +91,16 @@ static void launch_work(void *arg)
             l->out.nerr = 1;
             an_fail(&l->out.errs[0], NULL, "out of memory queueing its job");
         }
+    } else if (l->out.kind == SUBMIT_INVALID || l->out.kind == SUBMIT_UNPROCESSABLE) {
+        /* The trial will never start: why is stored with the sweep, as it has no job to keep
+         * it (a sweep read after a restart still says why). Unrecorded, it is kept in memory
+         * (launch_after) and lost at the next start. */
+        char text[800];
+        an_err e;
+        error_text(&l->out.errs[0], text);
+        if (store_sweep_trial_error_set(&l->w->db, l->sweep, l->trial, text, &e) != 0)
+            util_log(LOG_WARN, "sweep %s: why trial %d cannot run is not recorded: %s",
+                     l->sweep, l->trial, e.message);
     }
     uv_mutex_unlock(&l->w->dbmu);
     l->spec = NULL;
@@ -213,19 +231,19 @@ int sweeps_launch_trial(sweeps *w, sweep_run *r, int k)
     l->w = w;
     snprintf(l->sweep, sizeof l->sweep, "%s", r->id);
     l->trial = k;
-    an_err e;
     cJSON *params = cJSON_GetArrayItem(r->params, k);
-    if (sweep_apply(r->spec.base, params, &l->spec, &e) != 0) {
-        trial_error(&r->trials[k], &e);
-        r->trials[k].state = TRIAL_ENDED;
-        free(l);
-        return 0;
+    if (sweep_apply(r->spec.base, params, &l->spec, &l->out.errs[0]) != 0) {
+        /* goes through the queue all the same: its error is recorded there */
+        l->spec = NULL;
+        l->out.kind = SUBMIT_INVALID;
+        l->out.nerr = 1;
+    } else {
+        /* Trials are told apart by name in lists: "<sweep name> #k". */
+        char name[sizeof r->spec.name + 16];
+        snprintf(name, sizeof name, "%s #%d", r->spec.name[0] ? r->spec.name : r->id, k);
+        cJSON_DeleteItemFromObjectCaseSensitive(l->spec, "name");
+        cJSON_AddStringToObject(l->spec, "name", name);
     }
-    /* Trials are told apart by name in lists: "<sweep name> #k". */
-    char name[sizeof r->spec.name + 16];
-    snprintf(name, sizeof name, "%s #%d", r->spec.name[0] ? r->spec.name : r->id, k);
-    cJSON_DeleteItemFromObjectCaseSensitive(l->spec, "name");
-    cJSON_AddStringToObject(l->spec, "name", name);
     int rc = workq_push(&w->d->quick, launch_work, launch_after, l);
     if (rc) {
         cJSON_Delete(l->spec);

@@ -116,6 +116,17 @@ static int load_run(store_t *st, const store_sweep *row, sweep_run **out, an_err
                        ? TRIAL_ACTIVE : TRIAL_ENDED;
     }
     store_job_list_free(jobs, n);
+    /* A trial that could not start never will: ended, with why. */
+    char **errors = NULL;
+    if (!rc)
+        rc = store_sweep_trial_errors(st, row->id, r->ntrials, &errors, err);
+    for (int k = 0; !rc && k < r->ntrials; k++)
+        if (errors[k] && !r->trials[k].job[0]) {
+            r->trials[k].state = TRIAL_ENDED;
+            r->trials[k].error = errors[k];
+            errors[k] = NULL;
+        }
+    store_sweep_trial_errors_free(errors, r->ntrials);
     if (!rc)
         rc = store_sweep_rungs(st, row->id, &r->rungs, &r->nrungs, err);
     r->cap = r->nrungs;

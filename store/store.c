@@ -151,6 +151,14 @@ static const migration migrations[] = {
     /* 9 -> 10: the data set id counter from the start (datasets.c): ids from 1 on a new store */
     {"INSERT OR IGNORE INTO seq(name, next) SELECT 'dataset_id', "
      "coalesce((SELECT next FROM seq WHERE name = 'dataset'), 1);", NULL},
+    /* 10 -> 11: why a sweep's trial could not start (sweeps.c): it has no job to hold it. */
+    {"CREATE TABLE IF NOT EXISTS sweep_trial_errors("
+     "  sweep INTEGER NOT NULL REFERENCES sweeps(num) ON DELETE CASCADE,"
+     "  trial INTEGER NOT NULL,"
+     "  error TEXT NOT NULL,"
+     "  PRIMARY KEY(sweep, trial)"
+     ") WITHOUT ROWID;",
+     NULL},
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -385,6 +385,69 @@ int store_sweep_jobs(store_t *s, const char *id, store_job **jobs, size_t *n, an
     return rc;
 }
 
+int store_sweep_trial_error_set(store_t *s, const char *id, int trial, const char *error,
+                                an_err *err)
+{
+    sqlite3_stmt *st;
+    int rc = st_prepare(s,
+                        "INSERT OR REPLACE INTO sweep_trial_errors(sweep, trial, error) "
+                        "SELECT num, ?, ? FROM sweeps WHERE id=?",
+                        &st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int(st, 1, trial);
+    sqlite3_bind_text(st, 2, error, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
+    int r = sqlite3_step(st);
+    if (r != SQLITE_DONE)
+        rc = st_fail(s, r, "recording why a trial could not start", err);
+    else if (sqlite3_changes(s->db) == 0)
+        rc = an_failc(err, -ENOENT, "id", "no sweep with id '%.64s'", id);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+void store_sweep_trial_errors_free(char **errors, int ntrials)
+{
+    for (int k = 0; errors && k < ntrials; k++)
+        free(errors[k]);
+    free(errors);
+}
+
+int store_sweep_trial_errors(store_t *s, const char *id, int ntrials, char ***out, an_err *err)
+{
+    *out = calloc((size_t)ntrials + 1, sizeof **out);
+    if (!*out)
+        return an_failc(err, -ENOMEM, NULL, "out of memory reading trials' errors");
+    sqlite3_stmt *st;
+    int rc = st_prepare(s,
+                        "SELECT e.trial, e.error FROM sweep_trial_errors e"
+                        " JOIN sweeps s ON s.num = e.sweep WHERE s.id=?",
+                        &st, err);
+    int r = SQLITE_DONE;
+    if (!rc) {
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+            int k = sqlite3_column_int(st, 0), oom = 0;
+            if (k < 0 || k >= ntrials || (*out)[k])
+                continue;
+            (*out)[k] = st_col_strdup(st, 1, &oom);
+            if (oom) {
+                rc = an_failc(err, -ENOMEM, NULL, "out of memory reading trials' errors");
+                break;
+            }
+        }
+        if (!rc && r != SQLITE_DONE)
+            rc = st_fail(s, r, "reading trials' errors", err);
+        sqlite3_finalize(st);
+    }
+    if (rc) {
+        store_sweep_trial_errors_free(*out, ntrials);
+        *out = NULL;
+    }
+    return rc;
+}
+
 int store_sweep_rung_add(store_t *s, const char *id, const store_sweep_rung *g, an_err *err)
 {
     sqlite3_stmt *st;

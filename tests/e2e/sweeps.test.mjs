@@ -8,7 +8,7 @@ import {api, heavyJob, readEvents, removeDir, startDaemon, tmpDir, waitFor, wait
 
 const dir = tmpDir('anneald-sweeps-');
 process.on('exit', () => removeDir(dir));
-for (const sub of ['asha', 'grid', 'max', 'cancel', 'restart', 'bad', 'queue', 'rungpause']) fs.mkdirSync(`${dir}/${sub}`);
+for (const sub of ['asha', 'grid', 'max', 'cancel', 'restart', 'bad', 'queue', 'rungpause', 'notstarted']) fs.mkdirSync(`${dir}/${sub}`);
 
 const DIGITS = {
   seed: 7,
@@ -307,6 +307,36 @@ test('a sweep goes on after a restart where it was', async () => {
     const s = await waitSweep(d.url, id, (x) => x.state === 'completed');
     assert.equal(s.trials_started, 3);
     assert.ok(s.trials.every((t) => t.state === 'completed' && t.step === 1500), JSON.stringify(s.trials));
+  } finally {
+    await d.stop();
+  }
+});
+
+test('a trial that could not start still says why after a restart', async () => {
+  const sdir = `${dir}/notstarted`;
+  const body = {
+    name: 'nodata', base: {...DIGITS, validation: undefined, data: {type: 'dataset', name: 'nowhere', target: 'y'}},
+    metric: 'loss', parameters: {'ds_config.optimizer.params.lr': [0.001, 0.002]},
+  };
+  delete body.base.validation;
+  let d = await startDaemon({dir: sdir});
+  let before;
+  try {
+    const c = await api(d.url, 'POST', '/v1/sweeps', body);
+    assert.equal(c.status, 201, c.text);
+    before = await waitSweep(d.url, c.json.id, (x) => x.state === 'completed');
+    assert.deepEqual(before.trials.map((t) => t.state), ['not_started', 'not_started']);
+    assert.match(before.trials[0].error, /^data\.name: .*nowhere/);
+  } finally {
+    assert.equal((await d.stop()).code, 0);
+  }
+  d = await startDaemon({dir: sdir});
+  try {
+    const s = (await api(d.url, 'GET', `/v1/sweeps/${before.id}`)).json;
+    assert.equal(s.state, 'completed');
+    assert.deepEqual(s.trials.map((t) => [t.trial, t.state, t.job, t.error]),
+                     before.trials.map((t) => [t.trial, 'not_started', null, t.error]));
+    assert.equal(s.trials_started, 0);
   } finally {
     await d.stop();
   }

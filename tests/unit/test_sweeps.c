@@ -143,12 +143,20 @@ static void free_queue(env *v)
     "\"SGD\",\"params\":{\"lr\":0.01}}}},\"parameters\":{\"ds_config.optimizer.params.lr\":" \
     "[0.01]},\"metric\":\"loss\"}"
 
+/* ONE_TRIAL on a data set that is not there: its trial cannot start */
+#define MISSING_DATA                                                                              \
+    "{\"name\":\"s\",\"base\":{\"model\":{\"type\":\"mlp\",\"inputs\":4,\"hidden\":[4],"     \
+    "\"outputs\":3},\"loss\":\"cross_entropy\",\"data\":{\"type\":\"dataset\",\"name\":"     \
+    "\"nowhere\",\"target\":\"y\"},\"steps\":10,\"ds_config\":{\"train_batch_size\":8,"      \
+    "\"optimizer\":{\"type\":\"SGD\",\"params\":{\"lr\":0.01}}}},\"parameters\":"           \
+    "{\"ds_config.optimizer.params.lr\":[0.01]},\"metric\":\"loss\"}"
+
 /* Stores a sweep of one trial as POST /v1/sweeps does, and hands it to the driver, which
  * queues its trial's launch. */
-static sweep_run *new_sweep(env *v)
+static sweep_run *new_sweep_of(env *v, const char *text)
 {
     an_err e;
-    cJSON *body = cJSON_Parse(ONE_TRIAL);
+    cJSON *body = cJSON_Parse(text);
     assert_non_null(body);
     sweep_spec spec;
     assert_int_equal(sweep_parse(body, &spec, &e), 0);
@@ -169,6 +177,11 @@ static sweep_run *new_sweep(env *v)
     sweeps_adopt(&v->sv.sweeps, r);
     assert_int_equal(r->trials[0].state, TRIAL_LAUNCHING);
     return r;
+}
+
+static sweep_run *new_sweep(env *v)
+{
+    return new_sweep_of(v, ONE_TRIAL);
 }
 
 static char *sweep_state(env *v, const char *id, char out[16])
@@ -332,6 +345,34 @@ static void a_launch_out_at_the_stop_is_freed(void **state)
     (void)r; /* the teardown stops the queue, then frees the sweeps */
 }
 
+/* A trial that cannot start has no job to keep why: the error is stored with its sweep, so
+ * the sweep read back (after a restart) has the trial ended, with its error, not pending. */
+static void why_a_trial_cannot_start_outlives_the_process(void **state)
+{
+    env *v = *state;
+    sweep_run *r = new_sweep_of(v, MISSING_DATA);
+    drain_queue(v);
+    assert_int_equal(r->trials[0].state, TRIAL_ENDED);
+    assert_non_null(r->trials[0].error);
+    assert_non_null(strstr(r->trials[0].error, "nowhere"));
+    assert_true(r->done);
+    char job[STORE_ID_LEN];
+    store_job_state st;
+    assert_int_equal(trial_jobs(v, r->id, job, &st), 0);
+    char **errors = NULL;
+    an_err e;
+    assert_int_equal(store_sweep_trial_errors(&v->sv.store, r->id, 1, &errors, &e), 0);
+    assert_non_null(errors[0]);
+    assert_string_equal(errors[0], r->trials[0].error);
+    store_sweep_trial_errors_free(errors, 1);
+    sweep_run *again = NULL;
+    assert_int_equal(sweeps_load(&v->sv.store, r->id, &again, &e), 0);
+    assert_int_equal(again->trials[0].state, TRIAL_ENDED);
+    assert_non_null(again->trials[0].error);
+    assert_string_equal(again->trials[0].error, r->trials[0].error);
+    sweeps_drop(again);
+}
+
 /* The request queue's own mechanics this file relies on: a full queue refuses new work, but
  * takes back the next turn of work it already had (workq_requeue: a long generation made in
  * turns is never cut short by the requests that came after it). */
@@ -362,6 +403,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_full_queue_takes_a_turn_back, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(a_launch_out_at_the_stop_is_freed, env_setup,
                                         env_teardown),
+        cmocka_unit_test_setup_teardown(why_a_trial_cannot_start_outlives_the_process,
+                                        env_setup, env_teardown),
     };
     return cmocka_run_group_tests_name("sweeps", tests, NULL, NULL);
 }
