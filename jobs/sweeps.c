@@ -93,6 +93,10 @@ static int load_run(store_t *st, const store_sweep *row, sweep_run **out, an_err
     if (!r)
         return an_failc(err, -ENOMEM, NULL, "out of memory");
     snprintf(r->id, sizeof r->id, "%s", row->id);
+    /* An ended sweep is driven for its trials that may run again: ASHA judges them at their
+     * later rungs, and max_concurrent holds when they are resumed; it starts no trial. */
+    r->cancelled = strcmp(row->state, "cancelled") == 0;
+    r->done = strcmp(row->state, "running") != 0;
     cJSON *body = cJSON_Parse(row->spec_json);
     int rc = body ? sweep_parse_stored(body, &r->spec, err)
                   : an_failc(err, -EINVAL, NULL, "sweep %s: its stored body is not JSON", row->id);

@@ -90,7 +90,9 @@ typedef struct sweeps {
 int sweeps_init(sweeps *w, struct service *d);
 void sweeps_free(sweeps *w);
 
-/* Loads the running sweeps from the store (start-up, before the workers start). */
+/* Loads the sweeps to drive from the store (start-up, before the workers start): the running
+ * ones, and the ended ones with a trial that is queued, running, paused, failed or stopped
+ * (one resumed later is judged at its later rungs and counts against max_concurrent). */
 int sweeps_recover(sweeps *w, an_err *err);
 
 /* A sweep just stored, read back for driving (any thread, with that thread's store); then

@@ -184,14 +184,18 @@ int store_sweep_get(store_t *s, const char *id, store_sweep *out, an_err *err)
     return rc;
 }
 
-int store_sweep_list(store_t *s, int running_only, store_sweep **out, size_t *n, an_err *err)
+int store_sweep_list(store_t *s, int to_drive, store_sweep **out, size_t *n, an_err *err)
 {
     *out = NULL;
     *n = 0;
     sqlite3_stmt *st;
-    int rc = st_prepare(s, running_only
-                               ? "SELECT " SWEEP_COLS " FROM sweeps WHERE state='running'"
-                                 " ORDER BY num"
+    /* to drive: running, or with a trial that may run again (queued, running, or resumable:
+     * paused, failed, stopped; not completed (3) or cancelled (5)) */
+    int rc = st_prepare(s, to_drive
+                               ? "SELECT " SWEEP_COLS " FROM sweeps w WHERE state='running'"
+                                 " OR EXISTS(SELECT 1 FROM sweep_jobs t JOIN jobs j"
+                                 " ON j.num = t.job WHERE t.sweep = w.num"
+                                 " AND j.state NOT IN (3, 5)) ORDER BY num"
                                : "SELECT " SWEEP_COLS " FROM sweeps ORDER BY num DESC",
                         &st, err);
     if (rc)

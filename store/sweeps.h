@@ -35,8 +35,10 @@ int store_sweep_create(store_t *s, const char *name, const char *spec_json,
 /* -ENOENT for an unknown id. */
 int store_sweep_get(store_t *s, const char *id, store_sweep *out, an_err *err);
 void store_sweep_free(store_sweep *w);
-/* Every sweep, newest first (`running_only`: those still running, oldest first). */
-int store_sweep_list(store_t *s, int running_only, store_sweep **out, size_t *n, an_err *err);
+/* Every sweep, newest first; `to_drive`: those a daemon drives, oldest first: the running
+ * ones, and the ended ones with a trial that is queued, running, or can be resumed (paused,
+ * failed, stopped), whose ASHA rungs and place among max_concurrent still count. */
+int store_sweep_list(store_t *s, int to_drive, store_sweep **out, size_t *n, an_err *err);
 void store_sweep_list_free(store_sweep *w, size_t n);
 /* Sets the state ("completed", "cancelled" stamp finished_at). */
 int store_sweep_set_state(store_t *s, const char *id, const char *state, an_err *err);

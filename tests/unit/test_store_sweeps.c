@@ -68,6 +68,23 @@ static void test_create_get_list(void **state)
     assert_int_equal(n, 1); /* only the running one */
     assert_string_equal(all[0].id, b);
     store_sweep_list_free(all, n);
+    /* an ended sweep is driven while one of its trials may run again: not when its trials
+     * completed or were cancelled, but when one is stopped, paused or failed */
+    char t0[STORE_ID_LEN], t1[STORE_ID_LEN];
+    make_trial(f, a, 0, t0);
+    make_trial(f, a, 1, t1);
+    assert_int_equal(store_job_set_state(&f->s, t0, STORE_MASK_ALL, STORE_COMPLETED, NULL, NULL,
+                                         &e), 0);
+    static const store_job_state states[] = {STORE_CANCELLED, STORE_STOPPED, STORE_PAUSED,
+                                             STORE_FAILED, STORE_QUEUED};
+    for (size_t i = 0; i < sizeof states / sizeof *states; i++) {
+        assert_int_equal(store_job_set_state(&f->s, t1, STORE_MASK_ALL, states[i], NULL, NULL,
+                                             &e), 0);
+        assert_int_equal(store_sweep_list(&f->s, 1, &all, &n, &e), 0);
+        assert_int_equal(n, i == 0 ? 1 : 2);
+        assert_string_equal(all[0].id, i == 0 ? b : a); /* oldest first */
+        store_sweep_list_free(all, n);
+    }
 
     assert_int_equal(store_sweep_get(&f->s, "s_000009", &w, &e), -ENOENT);
     assert_int_equal(store_sweep_set_state(&f->s, "s_000009", "cancelled", &e), -ENOENT);

@@ -6,6 +6,7 @@
  * The quick request queue here has one thread and room for one waiting item, so the test can
  * fill it: a blocker holds the thread on a semaphore and a no-op takes the one place. */
 #include <errno.h>
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -373,6 +374,70 @@ static void why_a_trial_cannot_start_outlives_the_process(void **state)
     sweeps_drop(again);
 }
 
+/* ONE_TRIAL with ASHA rungs at 2 and 6 of its 10 steps */
+#define ASHA_TRIAL                                                                           \
+    "{\"name\":\"s\",\"base\":{\"model\":{\"type\":\"mlp\",\"inputs\":4,\"hidden\":[4],"     \
+    "\"outputs\":3},\"loss\":\"cross_entropy\",\"data\":{\"type\":\"builtin\",\"name\":"     \
+    "\"iris\"},\"steps\":10,\"ds_config\":{\"train_batch_size\":8,\"optimizer\":{\"type\":"  \
+    "\"SGD\",\"params\":{\"lr\":0.01}}}},\"parameters\":{\"ds_config.optimizer.params.lr\":" \
+    "[0.01]},\"metric\":\"loss\",\"early_stopping\":{\"type\":\"asha\",\"min_steps\":2}}"
+
+/* A completed sweep whose trial was stopped at a rung is driven again after a restart: the
+ * trial, resumed, meets its later rungs (it used to run to its end unjudged, as only running
+ * sweeps were loaded). A completed sweep whose trials all finished is not loaded. */
+static void an_ended_sweep_with_a_resumable_trial_is_driven_after_a_restart(void **state)
+{
+    env *v = *state;
+    an_err e;
+    sweep_run *r = new_sweep_of(v, ASHA_TRIAL);
+    drain_queue(v);
+    char id[STORE_ID_LEN], job[STORE_ID_LEN], s[16];
+    snprintf(id, sizeof id, "%s", r->id);
+    snprintf(job, sizeof job, "%s", r->trials[0].job);
+    assert_int_equal(sweeps_rung_reached(&v->sv.sweeps, job, 2, 9.0, NAN, NAN), 1);
+    /* stopped (as ASHA would at rung 6 among better trials): the sweep completes */
+    assert_int_equal(store_job_set_state(&v->sv.store, job, STORE_MASK_ALL, STORE_STOPPED, NULL,
+                                         NULL, &e), 0);
+    sweeps_job_state(&v->sv.sweeps, job, "stopped");
+    assert_true(r->done);
+    drain_queue(v); /* the queue has one place: the state save first */
+    /* a second sweep whose trial completed */
+    sweep_run *r2 = new_sweep(v);
+    drain_queue(v);
+    char id2[STORE_ID_LEN], job2[STORE_ID_LEN];
+    snprintf(id2, sizeof id2, "%s", r2->id);
+    snprintf(job2, sizeof job2, "%s", r2->trials[0].job);
+    assert_int_equal(store_job_set_state(&v->sv.store, job2, STORE_MASK_ALL, STORE_COMPLETED,
+                                         NULL, NULL, &e), 0);
+    sweeps_job_state(&v->sv.sweeps, job2, "completed");
+    drain_queue(v);
+    assert_string_equal(sweep_state(v, id, s), "completed");
+    assert_string_equal(sweep_state(v, id2, s), "completed");
+
+    /* the restart */
+    sweeps_free(&v->sv.sweeps);
+    assert_int_equal(sweeps_init(&v->sv.sweeps, &v->sv), 0);
+    assert_int_equal(sweeps_recover(&v->sv.sweeps, &e), 0);
+    sweep_run *again = sweeps_find_run(&v->sv.sweeps, id);
+    assert_non_null(again);
+    assert_true(again->done);
+    assert_false(again->cancelled);
+    assert_int_equal(again->trials[0].state, TRIAL_ENDED);
+    assert_int_equal(again->nrungs, 1);
+    assert_null(sweeps_find_run(&v->sv.sweeps, id2));
+    int64_t rungs[SWEEP_MAX_RUNGS];
+    assert_int_equal(sweeps_trial_rungs(&v->sv.sweeps, job, 10, rungs, SWEEP_MAX_RUNGS), 2);
+    assert_int_equal(rungs[1], 6);
+    /* resumed: the sweep runs again; the rung it met keeps its decision */
+    sweeps_job_state(&v->sv.sweeps, job, "queued");
+    assert_false(again->done);
+    assert_int_equal(sweeps_rung_reached(&v->sv.sweeps, job, 2, 1.0, NAN, NAN), 1);
+    assert_int_equal(sweeps_rung_reached(&v->sv.sweeps, job, 6, 1.0, NAN, NAN), 1);
+    assert_int_equal(again->nrungs, 2);
+    drain_queue(v);
+    assert_string_equal(sweep_state(v, id, s), "running");
+}
+
 /* The request queue's own mechanics this file relies on: a full queue refuses new work, but
  * takes back the next turn of work it already had (workq_requeue: a long generation made in
  * turns is never cut short by the requests that came after it). */
@@ -405,6 +470,9 @@ int main(void)
                                         env_teardown),
         cmocka_unit_test_setup_teardown(why_a_trial_cannot_start_outlives_the_process,
                                         env_setup, env_teardown),
+        cmocka_unit_test_setup_teardown(
+            an_ended_sweep_with_a_resumable_trial_is_driven_after_a_restart, env_setup,
+            env_teardown),
     };
     return cmocka_run_group_tests_name("sweeps", tests, NULL, NULL);
 }
