@@ -233,7 +233,8 @@ void sweeps_emit(sweeps *w, const sweep_run *r, const char *what, int trial)
     for (int k = 0; k < r->ntrials; k++) {
         ev.trials_started += r->trials[k].state != TRIAL_PENDING;
         ev.trials_active += r->trials[k].state == TRIAL_ACTIVE ||
-                            r->trials[k].state == TRIAL_LAUNCHING;
+                            r->trials[k].state == TRIAL_LAUNCHING ||
+                            r->trials[k].state == TRIAL_RESUMING;
     }
     w->sink.event(w->sink.ctx, &ev);
 }
@@ -252,6 +253,8 @@ void sweeps_check_done(sweeps *w, sweep_run *r)
     util_log(LOG_INFO, "sweep %s completed: %d trials", r->id, r->ntrials);
 }
 
+static int busy_of(const sweep_run *r);
+
 void sweeps_pump(sweeps *w)
 {
     sweeps_save_retry(w);
@@ -266,9 +269,7 @@ void sweeps_pump(sweeps *w)
     for (sweep_run *r = w->list; r; r = r->next_run) {
         if (r->done || r->cancelled)
             continue;
-        int busy = 0;
-        for (int k = 0; k < r->ntrials; k++)
-            busy += r->trials[k].state == TRIAL_ACTIVE || r->trials[k].state == TRIAL_LAUNCHING;
+        int busy = busy_of(r);
         for (int k = 0; k < r->ntrials && busy < r->spec.max_concurrent && room > 0; k++) {
             if (r->trials[k].state != TRIAL_PENDING)
                 continue;
@@ -293,15 +294,69 @@ void sweeps_job_state(sweeps *w, const char *job, const char *state)
     uv_mutex_lock(&w->mu);
     r->trials[k].state = active ? TRIAL_ACTIVE : TRIAL_ENDED;
     uv_mutex_unlock(&w->mu);
-    if (was == TRIAL_ACTIVE && !active)
-        sweeps_emit(w, r, strcmp(state, "stopped") == 0 ? "trial_stopped" : "trial_ended", k);
-    if (r->done && active && !r->cancelled) {
-        /* A trial resumed after the sweep completed: the sweep runs again until it ends. */
-        r->done = 0;
-        sweeps_save_state(w, r->id, "running");
+    /* The event says what ended it: ASHA (stopped), a pause (resumable), a failure, or its end
+     * (completed, or cancelled: a paused trial's cancel ends it too). */
+    if (!active && (was == TRIAL_ACTIVE || strcmp(state, "cancelled") == 0))
+        sweeps_emit(w, r, strcmp(state, "stopped") == 0  ? "trial_stopped"
+                          : strcmp(state, "paused") == 0 ? "trial_paused"
+                          : strcmp(state, "failed") == 0 ? "trial_failed"
+                                                         : "trial_ended", k);
+    if (active && was != TRIAL_ACTIVE) {
+        if (r->done && !r->cancelled) {
+            /* A trial resumed after the sweep completed: the sweep runs again until it ends. */
+            r->done = 0;
+            sweeps_save_state(w, r->id, "running");
+            sweeps_emit(w, r, "running", -1);
+        }
+        sweeps_emit(w, r, "trial_resumed", k);
     }
     sweeps_check_done(w, r);
     sweeps_pump(w);
+}
+
+/* Trials that hold a place among max_concurrent. */
+static int busy_of(const sweep_run *r)
+{
+    int busy = 0;
+    for (int k = 0; k < r->ntrials; k++)
+        busy += r->trials[k].state == TRIAL_ACTIVE || r->trials[k].state == TRIAL_LAUNCHING ||
+                r->trials[k].state == TRIAL_RESUMING;
+    return busy;
+}
+
+int sweeps_resume_hold(sweeps *w, const char *job, char *why, size_t n)
+{
+    int k;
+    sweep_run *r = sweeps_find_trial(w, job, &k);
+    if (!r || r->trials[k].state == TRIAL_ACTIVE)
+        return 0; /* not a trial here, or queued or running: the job manager answers */
+    if (r->trials[k].state == TRIAL_RESUMING) {
+        snprintf(why, n, "job %s is being resumed already", job);
+        return -EALREADY;
+    }
+    int busy = busy_of(r);
+    if (busy >= r->spec.max_concurrent) {
+        snprintf(why, n, "job %s is trial %d of sweep %s, which has %d trial%s queued or "
+                 "running, its max_concurrent; resume it once one of them ends (or pause one)",
+                 job, k, r->id, busy, busy == 1 ? "" : "s");
+        return -EBUSY;
+    }
+    uv_mutex_lock(&w->mu);
+    r->trials[k].state = TRIAL_RESUMING;
+    uv_mutex_unlock(&w->mu);
+    return 1;
+}
+
+void sweeps_resume_undo(sweeps *w, const char *job)
+{
+    int k;
+    sweep_run *r = sweeps_find_trial(w, job, &k);
+    if (!r || r->trials[k].state != TRIAL_RESUMING)
+        return;
+    uv_mutex_lock(&w->mu);
+    r->trials[k].state = TRIAL_ENDED;
+    uv_mutex_unlock(&w->mu);
+    sweeps_pump(w); /* the place it held goes to the next trial */
 }
 
 int sweeps_cancel(sweeps *w, const char *id, char (**jobs)[STORE_ID_LEN], size_t *n)
@@ -317,7 +372,8 @@ int sweeps_cancel(sweeps *w, const char *id, char (**jobs)[STORE_ID_LEN], size_t
     r->cancelled = 1;
     r->done = 1;
     for (int k = 0; k < r->ntrials; k++) {
-        if (r->trials[k].state == TRIAL_ACTIVE)
+        /* a trial being resumed is cancelled too: its cancel lands after the resume */
+        if (r->trials[k].state == TRIAL_ACTIVE || r->trials[k].state == TRIAL_RESUMING)
             snprintf((*jobs)[(*n)++], STORE_ID_LEN, "%s", r->trials[k].job);
         if (r->trials[k].state == TRIAL_PENDING)
             r->trials[k].state = TRIAL_ENDED;

@@ -29,7 +29,9 @@
 
 struct service;
 
-enum trial_state { TRIAL_PENDING, TRIAL_LAUNCHING, TRIAL_ACTIVE, TRIAL_ENDED };
+/* RESUMING: ended, with a resume on its way to the store; it holds its place among
+ * max_concurrent meanwhile. */
+enum trial_state { TRIAL_PENDING, TRIAL_LAUNCHING, TRIAL_ACTIVE, TRIAL_ENDED, TRIAL_RESUMING };
 
 typedef struct sweep_trial {
     int state;                   /* enum trial_state */
@@ -114,9 +116,18 @@ void sweeps_pump(sweeps *w);
 /* A job changed state (loop thread; every `state` event passes here). */
 void sweeps_job_state(sweeps *w, const char *job, const char *state);
 
-/* Cancels a sweep (loop thread): no trial starts any more; its queued and running trials'
- * ids are returned (malloc'd, *n of them) for the caller to cancel. -ENOENT when this process
- * does not drive it (unknown, or already completed or cancelled). */
+/* A resume of job `job` asked for (loop thread), before the job manager writes it: a trial
+ * of a sweep driven here takes a place among its max_concurrent, or is refused when none is
+ * free (-EBUSY) or a resume of it is on its way already (-EALREADY), *why saying so. 1: the
+ * place is held (TRIAL_RESUMING) until the job is queued (sweeps_job_state), or the resume
+ * fails and sweeps_resume_undo gives it back; 0: not a trial to hold a place for. */
+int sweeps_resume_hold(sweeps *w, const char *job, char *why, size_t n);
+void sweeps_resume_undo(sweeps *w, const char *job);
+
+/* Cancels a sweep (loop thread): no trial starts any more; the ids of its queued and running
+ * trials, and of those being resumed, are returned (malloc'd, *n of them) for the caller to
+ * cancel. -ENOENT when this process does not drive it (unknown, or already completed or
+ * cancelled). */
 int sweeps_cancel(sweeps *w, const char *id, char (**jobs)[STORE_ID_LEN], size_t *n);
 
 /* The sweep of this id, and the sweep and trial of a job (mu held, or the loop thread): for

@@ -162,12 +162,14 @@ static sweep_run *new_sweep_of(env *v, const char *text)
     sweep_spec spec;
     assert_int_equal(sweep_parse(body, &spec, &e), 0);
     cJSON *trials = cJSON_CreateArray(), *p = NULL;
-    assert_int_equal(sweep_trial_params(&spec, 0, &p, &e), 0);
-    cJSON_AddItemToArray(trials, p);
+    for (int k = 0; k < spec.trials; k++) {
+        assert_int_equal(sweep_trial_params(&spec, k, &p, &e), 0);
+        cJSON_AddItemToArray(trials, p);
+    }
     char *spec_text = cJSON_PrintUnformatted(body), *trials_text = cJSON_PrintUnformatted(trials);
     char id[STORE_ID_LEN];
-    assert_int_equal(store_sweep_create(&v->sv.store, spec.name, spec_text, trials_text, 1, id,
-                                        &e), 0);
+    assert_int_equal(store_sweep_create(&v->sv.store, spec.name, spec_text, trials_text,
+                                        spec.trials, id, &e), 0);
     cJSON_free(spec_text);
     cJSON_free(trials_text);
     cJSON_Delete(trials);
@@ -438,6 +440,74 @@ static void an_ended_sweep_with_a_resumable_trial_is_driven_after_a_restart(void
     assert_string_equal(sweep_state(v, id, s), "running");
 }
 
+/* The sweep events sent, as "event trial" words, in order. */
+static char events_seen[1024];
+
+static void record_event(void *ctx, const sweep_event *ev)
+{
+    (void)ctx;
+    size_t at = strlen(events_seen);
+    snprintf(events_seen + at, sizeof events_seen - at, "%s%s %d", at ? ", " : "", ev->event,
+             ev->trial);
+}
+
+/* ONE_TRIAL with two trials, one at a time */
+#define TWO_TRIALS                                                                           \
+    "{\"name\":\"s\",\"base\":{\"model\":{\"type\":\"mlp\",\"inputs\":4,\"hidden\":[4],"     \
+    "\"outputs\":3},\"loss\":\"cross_entropy\",\"data\":{\"type\":\"builtin\",\"name\":"     \
+    "\"iris\"},\"steps\":10,\"ds_config\":{\"train_batch_size\":8,\"optimizer\":{\"type\":"  \
+    "\"SGD\",\"params\":{\"lr\":0.01}}}},\"parameters\":{\"ds_config.optimizer.params.lr\":" \
+    "[0.01, 0.02]},\"metric\":\"loss\",\"max_concurrent\":1}"
+
+/* A paused trial resumed takes a place among max_concurrent: refused while the other trial
+ * holds the only one, held from the resume on (a pending trial cannot take it meanwhile),
+ * given back when the resume does not land. The events say what happened to each trial:
+ * paused, failed, resumed, and the sweep running again. */
+static void a_resumed_trial_holds_max_concurrent_and_the_events_say_what_happened(void **state)
+{
+    env *v = *state;
+    events_seen[0] = '\0';
+    v->sv.sweeps.sink.event = record_event;
+    sweep_run *r = new_sweep_of(v, TWO_TRIALS);
+    drain_queue(v);
+    assert_int_equal(r->trials[0].state, TRIAL_ACTIVE);
+    assert_int_equal(r->trials[1].state, TRIAL_PENDING);
+    char job0[STORE_ID_LEN], why[400];
+    snprintf(job0, sizeof job0, "%s", r->trials[0].job);
+    assert_int_equal(sweeps_resume_hold(&v->sv.sweeps, job0, why, sizeof why), 0); /* queued */
+    sweeps_job_state(&v->sv.sweeps, job0, "paused"); /* its place goes to trial 1 */
+    drain_queue(v);
+    assert_int_equal(r->trials[1].state, TRIAL_ACTIVE);
+    assert_int_equal(sweeps_resume_hold(&v->sv.sweeps, job0, why, sizeof why), -EBUSY);
+    assert_non_null(strstr(why, "max_concurrent"));
+    assert_non_null(strstr(why, r->id));
+    assert_int_equal(r->trials[0].state, TRIAL_ENDED);
+
+    char job1[STORE_ID_LEN];
+    snprintf(job1, sizeof job1, "%s", r->trials[1].job);
+    sweeps_job_state(&v->sv.sweeps, job1, "failed");
+    drain_queue(v);
+    assert_true(r->done);
+    assert_int_equal(sweeps_resume_hold(&v->sv.sweeps, job0, why, sizeof why), 1);
+    assert_int_equal(r->trials[0].state, TRIAL_RESUMING);
+    assert_int_equal(sweeps_resume_hold(&v->sv.sweeps, job0, why, sizeof why), -EALREADY);
+    /* held: trial 1 resumed now finds no room */
+    assert_int_equal(sweeps_resume_hold(&v->sv.sweeps, job1, why, sizeof why), -EBUSY);
+    sweeps_resume_undo(&v->sv.sweeps, job0); /* the resume did not land */
+    assert_int_equal(r->trials[0].state, TRIAL_ENDED);
+    assert_int_equal(sweeps_resume_hold(&v->sv.sweeps, job1, why, sizeof why), 1);
+    sweeps_job_state(&v->sv.sweeps, job1, "queued"); /* it landed: the sweep runs again */
+    assert_int_equal(r->trials[1].state, TRIAL_ACTIVE);
+    assert_false(r->done);
+    sweeps_job_state(&v->sv.sweeps, job1, "completed");
+    sweeps_job_state(&v->sv.sweeps, job0, "cancelled"); /* a paused trial cancelled */
+    drain_queue(v);
+    assert_string_equal(events_seen, "trial_started 0, trial_paused 0, trial_started 1, "
+                                     "trial_failed 1, completed -1, running -1, "
+                                     "trial_resumed 1, trial_ended 1, completed -1, "
+                                     "trial_ended 0");
+}
+
 /* The request queue's own mechanics this file relies on: a full queue refuses new work, but
  * takes back the next turn of work it already had (workq_requeue: a long generation made in
  * turns is never cut short by the requests that came after it). */
@@ -472,6 +542,9 @@ int main(void)
                                         env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(
             an_ended_sweep_with_a_resumable_trial_is_driven_after_a_restart, env_setup,
+            env_teardown),
+        cmocka_unit_test_setup_teardown(
+            a_resumed_trial_holds_max_concurrent_and_the_events_say_what_happened, env_setup,
             env_teardown),
     };
     return cmocka_run_group_tests_name("sweeps", tests, NULL, NULL);
