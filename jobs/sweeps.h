@@ -3,9 +3,9 @@
  * A sweep (core/sweep.h) proposes its trials when it is made; they are stored with it. This
  * module starts them as ordinary jobs, at most max_concurrent queued or running at once, in
  * trial order, and starts the next whenever one ends (any final state; a trial the user
- * pauses frees its place too). The sweep is completed once every trial has been started and
- * none is queued or running; cancelling it cancels its queued and running trials and starts
- * no more.
+ * pauses frees its place too, and takes one again when resumed: sweeps_resume_hold). The
+ * sweep is completed once every trial has been started and none is queued or running;
+ * cancelling it cancels its queued and running trials and starts no more.
  *
  * ASHA runs inside the workers: a trial's worker asks for its rungs when it starts and, at
  * each rung step, reports the trial's metric there; the decision (core/sweep.h's rule over
