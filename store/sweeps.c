@@ -44,6 +44,19 @@ int st_migrate_sweeps(store_t *s, an_err *err)
                    "creating the sweep tables", err);
 }
 
+/* A trial that could not start has no job to keep why (store_sweep_trial_error_set). */
+int st_migrate_sweep_errors(store_t *s, an_err *err)
+{
+    return st_exec(s,
+                   "CREATE TABLE IF NOT EXISTS sweep_trial_errors("
+                   "  sweep INTEGER NOT NULL REFERENCES sweeps(num) ON DELETE CASCADE,"
+                   "  trial INTEGER NOT NULL,"
+                   "  error TEXT NOT NULL,"
+                   "  PRIMARY KEY(sweep, trial)"
+                   ") WITHOUT ROWID;",
+                   "creating the table of trials' start errors", err);
+}
+
 static int sweep_num(store_t *s, const char *id, int64_t *num, an_err *err)
 {
     sqlite3_stmt *st;
