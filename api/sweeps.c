@@ -99,6 +99,9 @@ static cJSON *sweep_json(store_t *st, const store_sweep *row, const sweep_q *q, 
         rc = store_sweep_jobs(st, row->id, &jobs, &njobs, err);
     if (!rc)
         rc = store_sweep_rungs(st, row->id, &rungs, &nrungs, err);
+    char **stored_errors = NULL; /* why trials could not start: kept in the store */
+    if (!rc)
+        rc = store_sweep_trial_errors(st, row->id, row->ntrials, &stored_errors, err);
     if (!rc && !(rows = calloc((size_t)row->ntrials + 1, sizeof *rows)))
         rc = an_failc(err, -ENOMEM, NULL, "out of memory");
     if (rc)
@@ -119,15 +122,19 @@ static cJSON *sweep_json(store_t *st, const store_sweep *row, const sweep_q *q, 
         cJSON *job = j ? api_job_json_overlay(&q->ov, j) : NULL;
         const char *state = job ? cJSON_GetStringValue(cJSON_GetObjectItem(job, "state"))
                                 : NULL;
-        const char *error = k < q->nerrors && q->errors[k][0] ? q->errors[k] : NULL;
+        /* the store's record, or the driver's until the store has it */
+        const char *error = stored_errors[k] ? stored_errors[k]
+                            : k < q->nerrors && q->errors[k][0] ? q->errors[k] : NULL;
         started += j != NULL;
         if (job) {
             t->metric = sweeps_metric_of(&spec, job);
             t->completed = state && strcmp(state, "completed") == 0;
             error = cJSON_GetStringValue(cJSON_GetObjectItem(job, "error"));
         }
+        /* The rung that stopped it, while it is stopped: a trial resumed since is running,
+         * paused or finished on its own account (its decisions stay in `rungs`). */
         int64_t stopped_at = -1;
-        for (size_t i = 0; i < nrungs; i++)
+        for (size_t i = 0; state && strcmp(state, "stopped") == 0 && i < nrungs; i++)
             if (rungs[i].trial == k && !rungs[i].continues)
                 stopped_at = rungs[i].step;
         cJSON_AddItemToObject(t->json, "job", j ? cJSON_CreateString(j->id) : cJSON_CreateNull());
@@ -206,6 +213,7 @@ out:
         cJSON_Delete(rows[k].json);
     free(rows);
     free(rungs);
+    store_sweep_trial_errors_free(stored_errors, row->ntrials);
     store_job_list_free(jobs, njobs);
     sweep_free(&spec);
     cJSON_Delete(body);

@@ -8,6 +8,7 @@
 
 #include "core/config.h"
 #include "core/jsonnum.h"
+#include "core/loss.h"
 #include "core/rng.h"
 
 /* Stream purpose of the random search's draws (apart from the job's own streams). */
@@ -142,11 +143,18 @@ int sweep_apply(const cJSON *base, const cJSON *params, cJSON **out, an_err *err
 
 /* ---- parsing ------------------------------------------------------------------------------ */
 
+/* Whether a job measures accuracy (val_acc): a classification loss on a model other than gpt,
+ * whose validation reports its loss alone. */
+static int measures_accuracy(const job_spec *js)
+{
+    return js->model.type != MODEL_GPT && loss_is_classification(js->loss);
+}
+
 /* Checks that the base with `value` at `path` is still a valid job spec that uses the value:
  * an error of the spec parser, or a warning the base did not have (a key it ignores), is the
- * parameter's fault. */
+ * parameter's fault. *acc: whether that job measures accuracy. */
 static int check_value(const sweep_spec *s, const char *path, const cJSON *value, int base_warn,
-                       an_err *err)
+                       int *acc, an_err *err)
 {
     char field[CFG_PATH + 16];
     snprintf(field, sizeof field, "parameters.%s", path);
@@ -169,6 +177,7 @@ static int check_value(const sweep_spec *s, const char *path, const cJSON *value
         return an_fail(err, field, "the base spec with %s = %s is not a valid job: %s%s%s",
                        path, cfg_describe(value, vbuf, sizeof vbuf), e.field,
                        e.field[0] ? ": " : "", e.message);
+    *acc = measures_accuracy(&js);
     int nw = cJSON_GetArraySize(js.warnings);
     if (nw > base_warn) {
         const cJSON *w = cJSON_GetArrayItem(js.warnings, nw - 1);
@@ -229,6 +238,40 @@ static int parse_param(const cJSON *v, const char *path, sweep_param *p, an_err 
     return 0;
 }
 
+/* Two parameter paths where one holds the other ("a.b" and "a.b.c", "model.hidden" and
+ * "model.hidden[0]", or the same path twice) would set the same value twice, the later one
+ * undoing the earlier: the newest parameter is checked against those before it. */
+static int check_overlap(const sweep_spec *s, an_err *err)
+{
+    const char *b = s->params[s->nparams - 1].path;
+    size_t lb = strlen(b);
+    for (int i = 0; i < s->nparams - 1; i++) {
+        const char *a = s->params[i].path;
+        size_t la = strlen(a), n = la < lb ? la : lb;
+        const char *longer = la < lb ? b : a;
+        if (strncmp(a, b, n) != 0 || (longer[n] && longer[n] != '.' && longer[n] != '['))
+            continue;
+        char f[CFG_PATH + 16];
+        snprintf(f, sizeof f, "parameters.%s", b);
+        if (la == lb)
+            return an_fail(err, f, "%s is given twice", b);
+        return an_fail(err, f, "%s overlaps parameter %s: one is part of the other, so a trial "
+                       "would set it twice; sweep one of them", b, a);
+    }
+    return 0;
+}
+
+/* A value that makes a job without accuracy, for metric val_acc. */
+static int no_accuracy(const char *path, const cJSON *value, an_err *err)
+{
+    char field[CFG_PATH + 16], vbuf[64];
+    snprintf(field, sizeof field, "parameters.%s", path);
+    return an_fail(err, field, "metric val_acc needs a job that measures accuracy (a "
+                   "classification loss, cross_entropy or bce, on a linear or mlp model); "
+                   "with %s = %s the trial's job measures none", path,
+                   cfg_describe(value, vbuf, sizeof vbuf));
+}
+
 static int parse_early_stopping(const cJSON *es, sweep_spec *s, an_err *err)
 {
     static const char *const keys[] = {"type", "min_steps", "reduction_factor", NULL};
@@ -282,7 +325,7 @@ static int parse_sweep(const cJSON *body, sweep_spec *out, int stored, an_err *e
         rc = an_fail(err, "base", "base must be a job spec (an object)");
         goto fail;
     }
-    int base_warn = 0, has_val = 1;
+    int base_warn = 0, has_val = 1, base_acc = 1;
     if (stored) {
         /* Checked when it was stored; a later, stricter parser must not strand it. */
         int64_t seed;
@@ -297,6 +340,7 @@ static int parse_sweep(const cJSON *body, sweep_spec *out, int stored, an_err *e
     } else {
         base_warn = cJSON_GetArraySize(js.warnings);
         has_val = js.val_fraction > 0 || js.val_split_test; /* a fraction or a test split */
+        base_acc = measures_accuracy(&js);
         out->seed = js.seed;
         job_spec_free(&js);
     }
@@ -312,6 +356,20 @@ static int parse_sweep(const cJSON *body, sweep_spec *out, int stored, an_err *e
                      "each with the values to try", SWEEP_MAX_PARAMS);
         goto fail;
     }
+    /* The metric first: whether every trial can measure it is checked with the values. */
+    int m, mode;
+    if ((rc = cfg_enum(out->json, "", "metric", metrics, 0, &m, err)))
+        goto fail;
+    snprintf(out->metric, sizeof out->metric, "%s", metrics[m]);
+    if (m != 2 && !has_val) {
+        rc = an_fail(err, "metric", "metric %s needs validation in the base spec (e.g. "
+                     "\"validation\": {\"fraction\": 0.1, \"every_steps\": 100}), or use "
+                     "\"loss\"", metrics[m]);
+        goto fail;
+    }
+    int wants_acc = m == 1, acc_set = 0; /* acc_set: a parameter gives every trial accuracy */
+    const char *acc_some = NULL;         /* one that gives it to some trials only */
+
     int all_lists = 1;
     const cJSON *p;
     cJSON_ArrayForEach(p, params) {
@@ -324,11 +382,20 @@ static int parse_sweep(const cJSON *body, sweep_spec *out, int stored, an_err *e
          * checked when it was stored) */
         if (stored)
             continue;
+        if ((rc = check_overlap(out, err)))
+            goto fail;
+        int nacc = 0, nval = 0, acc = 0;
         if (sp->dist == SWEEP_CHOICE) {
             const cJSON *v;
             cJSON_ArrayForEach(v, sp->values) {
-                if ((rc = check_value(out, sp->path, v, base_warn, err)))
+                if ((rc = check_value(out, sp->path, v, base_warn, &acc, err)))
                     goto fail;
+                nacc += acc;
+                nval++;
+                if (wants_acc && base_acc && !acc) {
+                    rc = no_accuracy(sp->path, v, err);
+                    goto fail;
+                }
             }
         } else {
             /* the ends, and a value between them that is no integer (as nearly every draw
@@ -338,13 +405,32 @@ static int parse_sweep(const cJSON *body, sweep_spec *out, int stored, an_err *e
                 if (i == 2 && (x == floor(x) || sp->hi - sp->lo < 1e-9 * fabs(sp->hi)))
                     break;
                 cJSON *v = cJSON_CreateNumber(x);
-                rc = v ? check_value(out, sp->path, v, base_warn, err)
+                rc = v ? check_value(out, sp->path, v, base_warn, &acc, err)
                        : an_failc(err, -ENOMEM, "", "out of memory");
+                if (!rc && wants_acc && base_acc && !acc)
+                    rc = no_accuracy(sp->path, v, err);
                 cJSON_Delete(v);
                 if (rc)
                     goto fail;
+                nacc += acc;
+                nval++;
             }
         }
+        acc_set |= nval > 0 && nacc == nval;
+        if (nacc > 0 && nacc < nval && !acc_some)
+            acc_some = sp->path;
+    }
+    /* val_acc of a base that measures no accuracy: only a parameter that gives every trial a
+     * classification loss makes it a metric (a trial without it would have none to rank). */
+    if (wants_acc && !base_acc && !acc_set && !stored) {
+        char f[CFG_PATH + 16];
+        snprintf(f, sizeof f, "parameters.%s", acc_some ? acc_some : "");
+        rc = an_fail(err, acc_some ? f : "metric", "metric val_acc needs a job that measures "
+                     "accuracy: a classification loss (cross_entropy or bce) on a linear or mlp "
+                     "model; %s would have no val_acc to rank (use val_loss or loss)",
+                     acc_some ? "some of these values make a job without one, whose trials"
+                              : "the base spec's job has none, so every trial");
+        goto fail;
     }
 
     int def_search = all_lists ? SWEEP_GRID : SWEEP_RANDOM;
@@ -386,16 +472,6 @@ static int parse_sweep(const cJSON *body, sweep_spec *out, int stored, an_err *e
         out->trials = (int)t;
     }
 
-    int m, mode;
-    if ((rc = cfg_enum(out->json, "", "metric", metrics, 0, &m, err)))
-        goto fail;
-    snprintf(out->metric, sizeof out->metric, "%s", metrics[m]);
-    if (m != 2 && !has_val) {
-        rc = an_fail(err, "metric", "metric %s needs validation in the base spec (e.g. "
-                     "\"validation\": {\"fraction\": 0.1, \"every_steps\": 100}), or use "
-                     "\"loss\"", metrics[m]);
-        goto fail;
-    }
     if ((rc = cfg_enum(out->json, "", "mode", modes, m == 1 ? 1 : 0, &mode, err)))
         goto fail;
     out->maximize = mode == 1;

@@ -205,8 +205,18 @@ int jobs_resume(jobmgr *m, const char *id, job_waiter *w, job_outcome *out)
         conflict(out, id, "resume", st, RESUMABLE_TEXT);
         return 0;
     }
-    return write_state(m, id, TASK_RESUME, RESUMABLE, STORE_QUEUED, "resume", RESUMABLE_TEXT,
-                       NULL, w, out);
+    /* A sweep's trial takes a place among its sweep's max_concurrent first. */
+    char why[sizeof out->message];
+    int held = sweeps_resume_hold(&m->d->sweeps, id, why, sizeof why);
+    if (held < 0) {
+        fail(out, JOB_CONFLICT, "state", "%s", why);
+        return 0;
+    }
+    int waits = write_state(m, id, TASK_RESUME, RESUMABLE, STORE_QUEUED, "resume",
+                            RESUMABLE_TEXT, NULL, w, out);
+    if (!waits && held)
+        sweeps_resume_undo(&m->d->sweeps, id);
+    return waits;
 }
 
 /* A stop written while no worker held the job, landed: a run queued meanwhile can only be
@@ -247,7 +257,17 @@ static void fail_outcome(jobmgr *m, const job_task *t)
     }
 }
 
+static void task_outcome(jobmgr *m, job_task *t, job_outcome *o);
+
 void jobs_task_outcome(jobmgr *m, job_task *t, job_outcome *o)
+{
+    task_outcome(m, t, o);
+    /* a resume that did not land gives back the place its sweep held for it */
+    if (t->kind == TASK_RESUME && o->result != JOB_OK)
+        sweeps_resume_undo(&m->d->sweeps, t->id);
+}
+
+static void task_outcome(jobmgr *m, job_task *t, job_outcome *o)
 {
     memset(o, 0, sizeof *o);
     if (t->kind == TASK_FAIL) {

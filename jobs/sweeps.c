@@ -1,4 +1,5 @@
-/* sweeps — starting a sweep's trials and taking ASHA's decisions (see sweeps.h). */
+/* sweeps — the sweeps driven here: which trial starts next, and what their jobs' states mean
+ * for them (see sweeps.h; the start itself is sweep_launch.c, ASHA sweep_asha.c). */
 #include "jobs/sweeps.h"
 
 #include <errno.h>
@@ -36,8 +37,6 @@ int sweeps_init(sweeps *w, struct service *d)
     return 0;
 }
 
-static void undo_drain(sweeps *w);
-
 static void run_free(sweep_run *r)
 {
     sweep_free(&r->spec);
@@ -49,20 +48,10 @@ static void run_free(sweep_run *r)
     free(r);
 }
 
-/* Why trial t cannot run, "field: message" (out of memory: the message is lost, not the
- * trial's end). */
-static void trial_error(sweep_trial *t, const an_err *e)
-{
-    char buf[800];
-    snprintf(buf, sizeof buf, "%s%s%s", e->field, e->field[0] ? ": " : "", e->message);
-    free(t->error);
-    t->error = strdup(buf);
-}
-
 void sweeps_free(sweeps *w)
 {
     sweeps_save_drain(w);
-    undo_drain(w);
+    sweeps_undo_drain(w);
     sweep_run *r = w->list;
     while (r) {
         sweep_run *next = r->next_run;
@@ -104,6 +93,10 @@ static int load_run(store_t *st, const store_sweep *row, sweep_run **out, an_err
     if (!r)
         return an_failc(err, -ENOMEM, NULL, "out of memory");
     snprintf(r->id, sizeof r->id, "%s", row->id);
+    /* An ended sweep is driven for its trials that may run again: ASHA judges them at their
+     * later rungs, and max_concurrent holds when they are resumed; it starts no trial. */
+    r->cancelled = strcmp(row->state, "cancelled") == 0;
+    r->done = strcmp(row->state, "running") != 0;
     cJSON *body = cJSON_Parse(row->spec_json);
     int rc = body ? sweep_parse_stored(body, &r->spec, err)
                   : an_failc(err, -EINVAL, NULL, "sweep %s: its stored body is not JSON", row->id);
@@ -127,6 +120,17 @@ static int load_run(store_t *st, const store_sweep *row, sweep_run **out, an_err
                        ? TRIAL_ACTIVE : TRIAL_ENDED;
     }
     store_job_list_free(jobs, n);
+    /* A trial that could not start never will: ended, with why. */
+    char **errors = NULL;
+    if (!rc)
+        rc = store_sweep_trial_errors(st, row->id, r->ntrials, &errors, err);
+    for (int k = 0; !rc && k < r->ntrials; k++)
+        if (errors[k] && !r->trials[k].job[0]) {
+            r->trials[k].state = TRIAL_ENDED;
+            r->trials[k].error = errors[k];
+            errors[k] = NULL;
+        }
+    store_sweep_trial_errors_free(errors, r->ntrials);
     if (!rc)
         rc = store_sweep_rungs(st, row->id, &r->rungs, &r->nrungs, err);
     r->cap = r->nrungs;
@@ -219,7 +223,7 @@ char (*sweeps_trial_errors(sweeps *w, const char *id, int *ntrials))[800]
 
 /* Reports a `sweep` event through the sink (on the sweep's id, so /v1/events?job=<sweep>
  * follows it). */
-static void emit(sweeps *w, const sweep_run *r, const char *what, int trial)
+void sweeps_emit(sweeps *w, const sweep_run *r, const char *what, int trial)
 {
     if (!w->sink.event)
         return;
@@ -229,13 +233,14 @@ static void emit(sweeps *w, const sweep_run *r, const char *what, int trial)
     for (int k = 0; k < r->ntrials; k++) {
         ev.trials_started += r->trials[k].state != TRIAL_PENDING;
         ev.trials_active += r->trials[k].state == TRIAL_ACTIVE ||
-                            r->trials[k].state == TRIAL_LAUNCHING;
+                            r->trials[k].state == TRIAL_LAUNCHING ||
+                            r->trials[k].state == TRIAL_RESUMING;
     }
     w->sink.event(w->sink.ctx, &ev);
 }
 
 /* A sweep with nothing left to start and nothing queued or running is completed. */
-static void check_done(sweeps *w, sweep_run *r)
+void sweeps_check_done(sweeps *w, sweep_run *r)
 {
     if (r->done)
         return;
@@ -244,248 +249,37 @@ static void check_done(sweeps *w, sweep_run *r)
             return;
     r->done = 1;
     sweeps_save_state(w, r->id, "completed");
-    emit(w, r, "completed", -1);
+    sweeps_emit(w, r, "completed", -1);
     util_log(LOG_INFO, "sweep %s completed: %d trials", r->id, r->ntrials);
 }
 
-/* ---- starting a trial ----------------------------------------------------------------- */
-
-typedef struct launch {
-    sweeps *w;
-    char sweep[STORE_ID_LEN];
-    int trial;
-    cJSON *spec;                 /* taken by job_submit */
-    submit_outcome out;
-    store_job_sched sched;       /* the job's, for the queue */
-    job_run *run;                /* its run, for the queue (taken before: queueing cannot fail) */
-    struct launch *next;         /* in undo_wait */
-    struct launch *out_prev, *out_next; /* in sweeps.launches until launch_after */
-} launch;
-
-/* Launches out on the request queue: a queue stopped meanwhile runs their work but calls no
- * launch_after, and sweeps_free frees them. */
-static void out_link(sweeps *w, launch *l)
-{
-    l->out_prev = NULL;
-    l->out_next = w->launches;
-    if (w->launches)
-        w->launches->out_prev = l;
-    w->launches = l;
-}
-
-static void out_unlink(sweeps *w, launch *l)
-{
-    if (l->out_prev)
-        l->out_prev->out_next = l->out_next;
-    else
-        w->launches = l->out_next;
-    if (l->out_next)
-        l->out_next->out_prev = l->out_prev;
-}
-
-static void launch_free(launch *l)
-{
-    if (l->run)
-        jobs_run_free(l->run);
-    free(l);
-}
-
-static void launch_work(void *arg)
-{
-    launch *l = arg;
-    submit_link link = {l->sweep, l->trial};
-    uv_mutex_lock(&l->w->dbmu);
-    if (job_submit(&l->w->db, l->w->d->opts, l->spec, &link, &l->out) == SUBMIT_OK) {
-        jobs_sched_read(&l->w->db, l->out.id, &l->sched);
-        if (!(l->run = jobs_run_new(l->out.id))) {
-            job_submit_undo(&l->w->db, l->out.id);
-            l->out.kind = SUBMIT_NOMEM;
-            l->out.nerr = 1;
-            an_fail(&l->out.errs[0], NULL, "out of memory queueing its job");
-        }
-    }
-    uv_mutex_unlock(&l->w->dbmu);
-    l->spec = NULL;
-}
-
-/* A trial's job made for nothing (its sweep was cancelled or deleted meanwhile) is taken back
- * on a request thread, as it was made: the loop thread never writes (at a stop, the workers'
- * last checkpoints hold the write lock). */
-static void undo_work(void *arg)
-{
-    launch *l = arg;
-    uv_mutex_lock(&l->w->dbmu);
-    job_submit_undo(&l->w->db, l->out.id);
-    uv_mutex_unlock(&l->w->dbmu);
-    launch_free(l);
-}
-
-static void undo_after(void *arg)
-{
-    (void)arg; /* undo_work freed it: a queue stopped meanwhile calls no after */
-}
-
-/* Takes l. A full request queue refuses it: it waits in undo_wait for the next pump. */
-static void undo_job(sweeps *w, launch *l)
-{
-    if (w->d->phase != PHASE_CLOSING && /* the queue is stopped */
-        workq_push(&w->d->quick, undo_work, undo_after, l) == 0)
-        return;
-    l->next = w->undo_wait;
-    w->undo_wait = l;
-}
-
-static void undo_retry(sweeps *w)
-{
-    launch *l = w->undo_wait;
-    w->undo_wait = NULL;
-    while (l) {
-        launch *next = l->next;
-        l->next = NULL;
-        undo_job(w, l);
-        l = next;
-    }
-}
-
-/* Jobs still to take back, which a full request queue refused until the end: done at
- * sweeps_free, once nothing else writes, or they would run at the next start. */
-static void undo_drain(sweeps *w)
-{
-    while (w->launches) { /* their work ran: a job it stored waits for the next start */
-        launch *l = w->launches;
-        out_unlink(w, l);
-        launch_free(l);
-    }
-    while (w->undo_wait) {
-        launch *l = w->undo_wait;
-        w->undo_wait = l->next;
-        if (w->db_open)
-            job_submit_undo(&w->db, l->out.id);
-        launch_free(l);
-    }
-}
-
-static void launch_after(void *arg)
-{
-    launch *l = arg;
-    sweeps *w = l->w;
-    out_unlink(w, l);
-    service *d = w->d;
-    sweep_run *r = sweeps_find_run(w, l->sweep);
-    sweep_trial *t = r ? &r->trials[l->trial] : NULL;
-    if (!t || t->state != TRIAL_LAUNCHING) {
-        /* The sweep went away meanwhile (deleted): a job made for it goes too. */
-        if (l->out.kind == SUBMIT_OK)
-            undo_job(w, l);
-        else
-            launch_free(l);
-        return;
-    }
-    if (l->out.kind == SUBMIT_OK) {
-        if (r->cancelled) {
-            t->state = TRIAL_ENDED;
-            check_done(w, r);
-            undo_job(w, l);
-            return;
-        }
-        /* The trial knows its job before a worker can take it: the worker asks for its rungs
-         * as it starts. */
-        uv_mutex_lock(&w->mu);
-        snprintf(t->job, sizeof t->job, "%s", l->out.id);
-        t->state = TRIAL_ACTIVE;
-        uv_mutex_unlock(&w->mu);
-        if (d->phase == PHASE_SERVING) {
-            jobs_enqueue_run(&d->jobs, l->run, &l->sched);
-            l->run = NULL;
-            emit(w, r, "trial_started", l->trial);
-            jobs_emit_state(&d->jobs, t->job, "queued", NULL);
-        }
-        /* else stopping: the job stays queued in the store, and the next start queues it and
-         * finds it as this trial's (load_run). */
-    } else if (l->out.kind == SUBMIT_INVALID || l->out.kind == SUBMIT_UNPROCESSABLE) {
-        /* This trial's values make a job that cannot run: say why, go on with the next. */
-        const an_err *e = &l->out.errs[0];
-        trial_error(t, e);
-        t->state = TRIAL_ENDED;
-        util_log(LOG_WARN, "sweep %s: trial %d cannot run: %s", r->id, l->trial,
-                 t->error ? t->error : e->message);
-        emit(w, r, "trial_failed", l->trial);
-        launch_free(l);
-        check_done(w, r);
-        sweeps_pump(w); /* its place goes to the next trial now, not at the next tick */
-        return;
-    } else {
-        /* The store or memory: tried again by the next pump. */
-        t->state = TRIAL_PENDING;
-        util_log(LOG_WARN, "sweep %s: trial %d not started yet: %s", r->id, l->trial,
-                   l->out.errs[0].message);
-    }
-    launch_free(l);
-    check_done(w, r);
-}
-
-/* Queues the start of trial k (its job made on a request thread). */
-static int launch_trial(sweeps *w, sweep_run *r, int k)
-{
-    launch *l = calloc(1, sizeof *l);
-    if (!l)
-        return -ENOMEM;
-    l->w = w;
-    snprintf(l->sweep, sizeof l->sweep, "%s", r->id);
-    l->trial = k;
-    an_err e;
-    cJSON *params = cJSON_GetArrayItem(r->params, k);
-    if (sweep_apply(r->spec.base, params, &l->spec, &e) != 0) {
-        trial_error(&r->trials[k], &e);
-        r->trials[k].state = TRIAL_ENDED;
-        free(l);
-        return 0;
-    }
-    /* Trials are told apart by name in lists: "<sweep name> #k". */
-    char name[sizeof r->spec.name + 16];
-    snprintf(name, sizeof name, "%s #%d", r->spec.name[0] ? r->spec.name : r->id, k);
-    cJSON_DeleteItemFromObjectCaseSensitive(l->spec, "name");
-    cJSON_AddStringToObject(l->spec, "name", name);
-    int rc = workq_push(&w->d->quick, launch_work, launch_after, l);
-    if (rc) {
-        cJSON_Delete(l->spec);
-        free(l);
-        return rc;
-    }
-    out_link(w, l);
-    r->trials[k].state = TRIAL_LAUNCHING;
-    return 0;
-}
+static int busy_of(const sweep_run *r);
 
 void sweeps_pump(sweeps *w)
 {
     sweeps_save_retry(w);
-    undo_retry(w);
+    sweeps_undo_retry(w);
     if (w->d->phase != PHASE_SERVING)
         return;
     /* Trials are jobs: they wait (pending) while --max-queued jobs are queued, counting the
      * launches on their way into the queue. */
     int queued = 0, running = 0;
     jobs_counts(&w->d->jobs, &queued, &running);
-    int room = w->d->opts->max_queued - queued;
-    for (launch *l = w->launches; l; l = l->out_next)
-        room--;
+    int room = w->d->opts->max_queued - queued - sweeps_launches_out(w);
     for (sweep_run *r = w->list; r; r = r->next_run) {
         if (r->done || r->cancelled)
             continue;
-        int busy = 0;
-        for (int k = 0; k < r->ntrials; k++)
-            busy += r->trials[k].state == TRIAL_ACTIVE || r->trials[k].state == TRIAL_LAUNCHING;
+        int busy = busy_of(r);
         for (int k = 0; k < r->ntrials && busy < r->spec.max_concurrent && room > 0; k++) {
             if (r->trials[k].state != TRIAL_PENDING)
                 continue;
             room--;
-            if (launch_trial(w, r, k) != 0)
+            if (sweeps_launch_trial(w, r, k) != 0)
                 break; /* the request queue is full: the next pump tries again */
             if (r->trials[k].state == TRIAL_LAUNCHING)
                 busy++;
         }
-        check_done(w, r);
+        sweeps_check_done(w, r);
     }
 }
 
@@ -500,15 +294,69 @@ void sweeps_job_state(sweeps *w, const char *job, const char *state)
     uv_mutex_lock(&w->mu);
     r->trials[k].state = active ? TRIAL_ACTIVE : TRIAL_ENDED;
     uv_mutex_unlock(&w->mu);
-    if (was == TRIAL_ACTIVE && !active)
-        emit(w, r, strcmp(state, "stopped") == 0 ? "trial_stopped" : "trial_ended", k);
-    if (r->done && active && !r->cancelled) {
-        /* A trial resumed after the sweep completed: the sweep runs again until it ends. */
-        r->done = 0;
-        sweeps_save_state(w, r->id, "running");
+    /* The event says what ended it: ASHA (stopped), a pause (resumable), a failure, or its end
+     * (completed, or cancelled: a paused trial's cancel ends it too). */
+    if (!active && (was == TRIAL_ACTIVE || strcmp(state, "cancelled") == 0))
+        sweeps_emit(w, r, strcmp(state, "stopped") == 0  ? "trial_stopped"
+                          : strcmp(state, "paused") == 0 ? "trial_paused"
+                          : strcmp(state, "failed") == 0 ? "trial_failed"
+                                                         : "trial_ended", k);
+    if (active && was != TRIAL_ACTIVE) {
+        if (r->done && !r->cancelled) {
+            /* A trial resumed after the sweep completed: the sweep runs again until it ends. */
+            r->done = 0;
+            sweeps_save_state(w, r->id, "running");
+            sweeps_emit(w, r, "running", -1);
+        }
+        sweeps_emit(w, r, "trial_resumed", k);
     }
-    check_done(w, r);
+    sweeps_check_done(w, r);
     sweeps_pump(w);
+}
+
+/* Trials that hold a place among max_concurrent. */
+static int busy_of(const sweep_run *r)
+{
+    int busy = 0;
+    for (int k = 0; k < r->ntrials; k++)
+        busy += r->trials[k].state == TRIAL_ACTIVE || r->trials[k].state == TRIAL_LAUNCHING ||
+                r->trials[k].state == TRIAL_RESUMING;
+    return busy;
+}
+
+int sweeps_resume_hold(sweeps *w, const char *job, char *why, size_t n)
+{
+    int k;
+    sweep_run *r = sweeps_find_trial(w, job, &k);
+    if (!r || r->trials[k].state == TRIAL_ACTIVE)
+        return 0; /* not a trial here, or queued or running: the job manager answers */
+    if (r->trials[k].state == TRIAL_RESUMING) {
+        snprintf(why, n, "job %s is being resumed already", job);
+        return -EALREADY;
+    }
+    int busy = busy_of(r);
+    if (busy >= r->spec.max_concurrent) {
+        snprintf(why, n, "job %s is trial %d of sweep %s, which has %d trial%s queued or "
+                 "running, its max_concurrent; resume it once one of them ends (or pause one)",
+                 job, k, r->id, busy, busy == 1 ? "" : "s");
+        return -EBUSY;
+    }
+    uv_mutex_lock(&w->mu);
+    r->trials[k].state = TRIAL_RESUMING;
+    uv_mutex_unlock(&w->mu);
+    return 1;
+}
+
+void sweeps_resume_undo(sweeps *w, const char *job)
+{
+    int k;
+    sweep_run *r = sweeps_find_trial(w, job, &k);
+    if (!r || r->trials[k].state != TRIAL_RESUMING)
+        return;
+    uv_mutex_lock(&w->mu);
+    r->trials[k].state = TRIAL_ENDED;
+    uv_mutex_unlock(&w->mu);
+    sweeps_pump(w); /* the place it held goes to the next trial */
 }
 
 int sweeps_cancel(sweeps *w, const char *id, char (**jobs)[STORE_ID_LEN], size_t *n)
@@ -524,11 +372,12 @@ int sweeps_cancel(sweeps *w, const char *id, char (**jobs)[STORE_ID_LEN], size_t
     r->cancelled = 1;
     r->done = 1;
     for (int k = 0; k < r->ntrials; k++) {
-        if (r->trials[k].state == TRIAL_ACTIVE)
+        /* a trial being resumed is cancelled too: its cancel lands after the resume */
+        if (r->trials[k].state == TRIAL_ACTIVE || r->trials[k].state == TRIAL_RESUMING)
             snprintf((*jobs)[(*n)++], STORE_ID_LEN, "%s", r->trials[k].job);
         if (r->trials[k].state == TRIAL_PENDING)
             r->trials[k].state = TRIAL_ENDED;
     }
-    emit(w, r, "cancelled", -1); /* the request that cancels records it in the store */
+    sweeps_emit(w, r, "cancelled", -1); /* the request that cancels records it in the store */
     return 0;
 }

@@ -3,9 +3,9 @@
  * A sweep (core/sweep.h) proposes its trials when it is made; they are stored with it. This
  * module starts them as ordinary jobs, at most max_concurrent queued or running at once, in
  * trial order, and starts the next whenever one ends (any final state; a trial the user
- * pauses frees its place too). The sweep is completed once every trial has been started and
- * none is queued or running; cancelling it cancels its queued and running trials and starts
- * no more.
+ * pauses frees its place too, and takes one again when resumed: sweeps_resume_hold). The
+ * sweep is completed once every trial has been started and none is queued or running;
+ * cancelling it cancels its queued and running trials and starts no more.
  *
  * ASHA runs inside the workers: a trial's worker asks for its rungs when it starts and, at
  * each rung step, reports the trial's metric there; the decision (core/sweep.h's rule over
@@ -29,7 +29,9 @@
 
 struct service;
 
-enum trial_state { TRIAL_PENDING, TRIAL_LAUNCHING, TRIAL_ACTIVE, TRIAL_ENDED };
+/* RESUMING: ended, with a resume on its way to the store; it holds its place among
+ * max_concurrent meanwhile. */
+enum trial_state { TRIAL_PENDING, TRIAL_LAUNCHING, TRIAL_ACTIVE, TRIAL_ENDED, TRIAL_RESUMING };
 
 typedef struct sweep_trial {
     int state;                   /* enum trial_state */
@@ -90,7 +92,9 @@ typedef struct sweeps {
 int sweeps_init(sweeps *w, struct service *d);
 void sweeps_free(sweeps *w);
 
-/* Loads the running sweeps from the store (start-up, before the workers start). */
+/* Loads the sweeps to drive from the store (start-up, before the workers start): the running
+ * ones, and the ended ones with a trial that is queued, running, paused, failed or stopped
+ * (one resumed later is judged at its later rungs and counts against max_concurrent). */
 int sweeps_recover(sweeps *w, an_err *err);
 
 /* A sweep just stored, read back for driving (any thread, with that thread's store); then
@@ -112,15 +116,36 @@ void sweeps_pump(sweeps *w);
 /* A job changed state (loop thread; every `state` event passes here). */
 void sweeps_job_state(sweeps *w, const char *job, const char *state);
 
-/* Cancels a sweep (loop thread): no trial starts any more; its queued and running trials'
- * ids are returned (malloc'd, *n of them) for the caller to cancel. -ENOENT when this process
- * does not drive it (unknown, or already completed or cancelled). */
+/* A resume of job `job` asked for (loop thread), before the job manager writes it: a trial
+ * of a sweep driven here takes a place among its max_concurrent, or is refused when none is
+ * free (-EBUSY) or a resume of it is on its way already (-EALREADY), *why saying so. 1: the
+ * place is held (TRIAL_RESUMING) until the job is queued (sweeps_job_state), or the resume
+ * fails and sweeps_resume_undo gives it back; 0: not a trial to hold a place for. */
+int sweeps_resume_hold(sweeps *w, const char *job, char *why, size_t n);
+void sweeps_resume_undo(sweeps *w, const char *job);
+
+/* Cancels a sweep (loop thread): no trial starts any more; the ids of its queued and running
+ * trials, and of those being resumed, are returned (malloc'd, *n of them) for the caller to
+ * cancel. -ENOENT when this process does not drive it (unknown, or already completed or
+ * cancelled). */
 int sweeps_cancel(sweeps *w, const char *id, char (**jobs)[STORE_ID_LEN], size_t *n);
 
 /* The sweep of this id, and the sweep and trial of a job (mu held, or the loop thread): for
- * this module's files (jobs/sweeps.c, jobs/sweep_asha.c). */
+ * this module's files (jobs/sweeps.c, jobs/sweep_asha.c, jobs/sweep_launch.c). */
 sweep_run *sweeps_find_run(sweeps *w, const char *id);
 sweep_run *sweeps_find_trial(sweeps *w, const char *job, int *trial);
+
+/* This module's own, on the loop thread: a `sweep` event of run r (trial -1: none); a sweep
+ * with nothing left to start and nothing queued or running becomes completed; trial k's
+ * launch handed to the request queue (non-zero: the queue is full, tried again by the next
+ * pump), and how many launches the queue has; the trials' jobs to take back that a full queue refused, tried again, or (at the
+ * end, once nothing else writes) taken back here. */
+void sweeps_emit(sweeps *w, const sweep_run *r, const char *what, int trial);
+void sweeps_check_done(sweeps *w, sweep_run *r);
+int sweeps_launch_trial(sweeps *w, sweep_run *r, int k);
+int sweeps_launches_out(const sweeps *w);
+void sweeps_undo_retry(sweeps *w);
+void sweeps_undo_drain(sweeps *w);
 
 /* A sweep's state recorded on a request thread (jobs/sweep_save.c), one out at a time so
  * that states land in order; a full request queue keeps it (and every later one) for the

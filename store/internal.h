@@ -119,8 +119,9 @@ int st_job_delete_tx(store_t *s, int64_t num, an_err *err);
  * transaction; -ENOENT for an unknown sweep. */
 int st_sweep_link(store_t *s, const char *sweep_id, int trial, int64_t job_num, an_err *err);
 
-/* Creates the sweep tables (a migration step). */
+/* Create the sweep tables, and (schema 11) the table of trials' start errors: migration steps. */
 int st_migrate_sweeps(store_t *s, an_err *err);
+int st_migrate_sweep_errors(store_t *s, an_err *err);
 
 /* Is `s` a JSON text of the given cJSON type (cJSON_Object / cJSON_Array)? */
 int st_json_is(const char *s, int type);

@@ -123,8 +123,7 @@ static const migration migrations[] = {
     /* 2 -> 3: metric blocks may be compressed (codec.c); raw is the decoded length, NULL for
      * the blocks written before, which stay readable as they are. */
     {"", st_migrate_blocks_raw},
-    /* 3 -> 4: sweeps, their trial jobs and ASHA's rung records (sweeps.c). */
-    {"", st_migrate_sweeps},
+    {"", st_migrate_sweeps},          /* 3 -> 4: sweeps, trial jobs, rung records (sweeps.c) */
     {"", st_migrate_checkpoint_pins}, /* 4 -> 5: checkpoint pins (ckptkeep.c) */
     {"", st_migrate_pyramid},         /* 5 -> 6: the metric summary pyramid (pyramid.c) */
     /* 6 -> 7: uploads stored as they arrive, in parts (uploads.c). No foreign key: the parts
@@ -152,6 +151,7 @@ static const migration migrations[] = {
     /* 9 -> 10: the data set id counter from the start (datasets.c): ids from 1 on a new store */
     {"INSERT OR IGNORE INTO seq(name, next) SELECT 'dataset_id', "
      "coalesce((SELECT next FROM seq WHERE name = 'dataset'), 1);", NULL},
+    {"", st_migrate_sweep_errors},    /* 10 -> 11: why a trial could not start (sweeps.c) */
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -44,6 +44,19 @@ int st_migrate_sweeps(store_t *s, an_err *err)
                    "creating the sweep tables", err);
 }
 
+/* A trial that could not start has no job to keep why (store_sweep_trial_error_set). */
+int st_migrate_sweep_errors(store_t *s, an_err *err)
+{
+    return st_exec(s,
+                   "CREATE TABLE IF NOT EXISTS sweep_trial_errors("
+                   "  sweep INTEGER NOT NULL REFERENCES sweeps(num) ON DELETE CASCADE,"
+                   "  trial INTEGER NOT NULL,"
+                   "  error TEXT NOT NULL,"
+                   "  PRIMARY KEY(sweep, trial)"
+                   ") WITHOUT ROWID;",
+                   "creating the table of trials' start errors", err);
+}
+
 static int sweep_num(store_t *s, const char *id, int64_t *num, an_err *err)
 {
     sqlite3_stmt *st;
@@ -184,14 +197,18 @@ int store_sweep_get(store_t *s, const char *id, store_sweep *out, an_err *err)
     return rc;
 }
 
-int store_sweep_list(store_t *s, int running_only, store_sweep **out, size_t *n, an_err *err)
+int store_sweep_list(store_t *s, int to_drive, store_sweep **out, size_t *n, an_err *err)
 {
     *out = NULL;
     *n = 0;
     sqlite3_stmt *st;
-    int rc = st_prepare(s, running_only
-                               ? "SELECT " SWEEP_COLS " FROM sweeps WHERE state='running'"
-                                 " ORDER BY num"
+    /* to drive: running, or with a trial that may run again (queued, running, or resumable:
+     * paused, failed, stopped; not completed (3) or cancelled (5)) */
+    int rc = st_prepare(s, to_drive
+                               ? "SELECT " SWEEP_COLS " FROM sweeps w WHERE state='running'"
+                                 " OR EXISTS(SELECT 1 FROM sweep_jobs t JOIN jobs j"
+                                 " ON j.num = t.job WHERE t.sweep = w.num"
+                                 " AND j.state NOT IN (3, 5)) ORDER BY num"
                                : "SELECT " SWEEP_COLS " FROM sweeps ORDER BY num DESC",
                         &st, err);
     if (rc)
@@ -381,6 +398,69 @@ int store_sweep_jobs(store_t *s, const char *id, store_job **jobs, size_t *n, an
         store_job_list_free(*jobs, *n);
         *jobs = NULL;
         *n = 0;
+    }
+    return rc;
+}
+
+int store_sweep_trial_error_set(store_t *s, const char *id, int trial, const char *error,
+                                an_err *err)
+{
+    sqlite3_stmt *st;
+    int rc = st_prepare(s,
+                        "INSERT OR REPLACE INTO sweep_trial_errors(sweep, trial, error) "
+                        "SELECT num, ?, ? FROM sweeps WHERE id=?",
+                        &st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int(st, 1, trial);
+    sqlite3_bind_text(st, 2, error, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
+    int r = sqlite3_step(st);
+    if (r != SQLITE_DONE)
+        rc = st_fail(s, r, "recording why a trial could not start", err);
+    else if (sqlite3_changes(s->db) == 0)
+        rc = an_failc(err, -ENOENT, "id", "no sweep with id '%.64s'", id);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+void store_sweep_trial_errors_free(char **errors, int ntrials)
+{
+    for (int k = 0; errors && k < ntrials; k++)
+        free(errors[k]);
+    free(errors);
+}
+
+int store_sweep_trial_errors(store_t *s, const char *id, int ntrials, char ***out, an_err *err)
+{
+    *out = calloc((size_t)ntrials + 1, sizeof **out);
+    if (!*out)
+        return an_failc(err, -ENOMEM, NULL, "out of memory reading trials' errors");
+    sqlite3_stmt *st;
+    int rc = st_prepare(s,
+                        "SELECT e.trial, e.error FROM sweep_trial_errors e"
+                        " JOIN sweeps s ON s.num = e.sweep WHERE s.id=?",
+                        &st, err);
+    int r = SQLITE_DONE;
+    if (!rc) {
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+            int k = sqlite3_column_int(st, 0), oom = 0;
+            if (k < 0 || k >= ntrials || (*out)[k])
+                continue;
+            (*out)[k] = st_col_strdup(st, 1, &oom);
+            if (oom) {
+                rc = an_failc(err, -ENOMEM, NULL, "out of memory reading trials' errors");
+                break;
+            }
+        }
+        if (!rc && r != SQLITE_DONE)
+            rc = st_fail(s, r, "reading trials' errors", err);
+        sqlite3_finalize(st);
+    }
+    if (rc) {
+        store_sweep_trial_errors_free(*out, ntrials);
+        *out = NULL;
     }
     return rc;
 }

@@ -3,7 +3,8 @@
  * A sweep row keeps the sweep's body as given (normalised JSON) and the parameters of every
  * trial it proposes (a JSON array, trial k at index k), so what it will run is fixed when it
  * is made. A trial that has started is an ordinary job linked to the sweep (store_job.sweep
- * and .trial); ASHA's decisions are rung rows, numbered in the order they were taken. */
+ * and .trial); one that could not start keeps why in a trial error row; ASHA's decisions are
+ * rung rows, numbered in the order they were taken. */
 #ifndef ANNEALD_STORE_SWEEPS_H
 #define ANNEALD_STORE_SWEEPS_H
 
@@ -34,8 +35,10 @@ int store_sweep_create(store_t *s, const char *name, const char *spec_json,
 /* -ENOENT for an unknown id. */
 int store_sweep_get(store_t *s, const char *id, store_sweep *out, an_err *err);
 void store_sweep_free(store_sweep *w);
-/* Every sweep, newest first (`running_only`: those still running, oldest first). */
-int store_sweep_list(store_t *s, int running_only, store_sweep **out, size_t *n, an_err *err);
+/* Every sweep, newest first; `to_drive`: those a daemon drives, oldest first: the running
+ * ones, and the ended ones with a trial that is queued, running, or can be resumed (paused,
+ * failed, stopped), whose ASHA rungs and place among max_concurrent still count. */
+int store_sweep_list(store_t *s, int to_drive, store_sweep **out, size_t *n, an_err *err);
 void store_sweep_list_free(store_sweep *w, size_t n);
 /* Sets the state ("completed", "cancelled" stamp finished_at). */
 int store_sweep_set_state(store_t *s, const char *id, const char *state, an_err *err);
@@ -46,6 +49,14 @@ int store_sweep_delete(store_t *s, const char *id, char (**ids)[STORE_ID_LEN], s
                        an_err *err);
 /* The sweep's trial jobs, by trial index. */
 int store_sweep_jobs(store_t *s, const char *id, store_job **jobs, size_t *n, an_err *err);
+/* Records why trial `trial` could not start (a trial that never started has no job to hold
+ * its error); a second record replaces the first. */
+int store_sweep_trial_error_set(store_t *s, const char *id, int trial, const char *error,
+                                an_err *err);
+/* The recorded start errors: *out is a malloc'd array of ntrials strings, each malloc'd or
+ * NULL (none); store_sweep_trial_errors_free frees it. */
+int store_sweep_trial_errors(store_t *s, const char *id, int ntrials, char ***out, an_err *err);
+void store_sweep_trial_errors_free(char **errors, int ntrials);
 /* Records a rung decision (its seq is given by the caller, who orders them). */
 int store_sweep_rung_add(store_t *s, const char *id, const store_sweep_rung *r, an_err *err);
 /* The rung decisions in the order they were taken. */

@@ -8,7 +8,7 @@ import {api, heavyJob, readEvents, removeDir, startDaemon, tmpDir, waitFor, wait
 
 const dir = tmpDir('anneald-sweeps-');
 process.on('exit', () => removeDir(dir));
-for (const sub of ['asha', 'grid', 'max', 'cancel', 'restart', 'bad', 'queue', 'rungpause']) fs.mkdirSync(`${dir}/${sub}`);
+for (const sub of ['asha', 'grid', 'max', 'cancel', 'restart', 'bad', 'queue', 'rungpause', 'notstarted', 'resumed', 'cap']) fs.mkdirSync(`${dir}/${sub}`);
 
 const DIGITS = {
   seed: 7,
@@ -17,6 +17,13 @@ const DIGITS = {
   validation: {fraction: 0.2, every_steps: 50},
   checkpoint: {every_steps: 1000, keep_last: 2},
   ds_config: {train_batch_size: 32, optimizer: {type: 'AdamW', params: {lr: 0.001, weight_decay: 0.01}}},
+};
+
+// A regression (mse): it validates, but measures no accuracy.
+const REGRESSION = {
+  model: {type: 'linear', inputs: 2, outputs: 1}, data: {type: 'synthetic', task: 'regression', samples: 64, features: 2},
+  steps: 10, validation: {fraction: 0.25, every_steps: 5},
+  ds_config: {train_batch_size: 8, optimizer: {type: 'SGD', params: {lr: 0.1}}},
 };
 
 const ASHA_SWEEP = {
@@ -305,6 +312,140 @@ test('a sweep goes on after a restart where it was', async () => {
   }
 });
 
+test('a trial that could not start still says why after a restart', async () => {
+  const sdir = `${dir}/notstarted`;
+  const body = {
+    name: 'nodata', base: {...DIGITS, validation: undefined, data: {type: 'dataset', name: 'nowhere', target: 'y'}},
+    metric: 'loss', parameters: {'ds_config.optimizer.params.lr': [0.001, 0.002]},
+  };
+  delete body.base.validation;
+  let d = await startDaemon({dir: sdir});
+  let before;
+  try {
+    const c = await api(d.url, 'POST', '/v1/sweeps', body);
+    assert.equal(c.status, 201, c.text);
+    before = await waitSweep(d.url, c.json.id, (x) => x.state === 'completed');
+    assert.deepEqual(before.trials.map((t) => t.state), ['not_started', 'not_started']);
+    assert.match(before.trials[0].error, /^data\.name: .*nowhere/);
+  } finally {
+    assert.equal((await d.stop()).code, 0);
+  }
+  d = await startDaemon({dir: sdir});
+  try {
+    const s = (await api(d.url, 'GET', `/v1/sweeps/${before.id}`)).json;
+    assert.equal(s.state, 'completed');
+    assert.deepEqual(s.trials.map((t) => [t.trial, t.state, t.job, t.error]),
+                     before.trials.map((t) => [t.trial, 'not_started', null, t.error]));
+    assert.equal(s.trials_started, 0);
+  } finally {
+    await d.stop();
+  }
+});
+
+test('a stopped trial resumed after a restart meets its later rungs; resumed to its end it is not stopped_at; the reopened sweep says running', async () => {
+  // Rungs at 50 and 100 (η 2) of 200 steps, one trial at a time: trial 0 (a working lr) is
+  // the first at each rung and goes on; trial 1 (an lr that hardly moves the loss) is behind
+  // it at 50 and stopped there.
+  const sdir = `${dir}/resumed`;
+  const body = {
+    name: 'resumed', base: {...DIGITS, steps: 200}, metric: 'loss', max_concurrent: 1,
+    parameters: {'ds_config.optimizer.params.lr': [0.01, 1e-7]},
+    early_stopping: {type: 'asha', min_steps: 50, reduction_factor: 2},
+  };
+  let d = await startDaemon({dir: sdir});
+  let id, job;
+  try {
+    const c = await api(d.url, 'POST', '/v1/sweeps', body);
+    assert.equal(c.status, 201, c.text);
+    id = c.json.id;
+    const s = await waitSweep(d.url, id, (x) => x.state === 'completed');
+    const t1 = s.trials.find((t) => t.trial === 1);
+    assert.equal(t1.state, 'stopped', JSON.stringify(s.trials));
+    assert.equal(t1.stopped_at, 50);
+    job = t1.job;
+  } finally {
+    assert.equal((await d.stop()).code, 0);
+  }
+  d = await startDaemon({dir: sdir});
+  try {
+    const events = readEvents(d.url, `/v1/events?job=${id}`, {timeoutMs: 60000,
+      until: (ev) => ev.filter((e) => e.data.event === 'completed').length === 2});
+    events.catch(() => {});
+    await new Promise((res) => setTimeout(res, 300));
+    // resumed after the restart: judged at rung 100 (behind trial 0 again), stopped there
+    assert.equal((await api(d.url, 'POST', `/v1/jobs/${job}/resume`)).status, 200);
+    let s = await waitSweep(d.url, id, (x) => x.state === 'completed' &&
+      x.trials.find((t) => t.trial === 1).state === 'stopped' && x.rungs.some((g) => g.trial === 1 && g.step === 100));
+    let t1 = s.trials.find((t) => t.trial === 1);
+    assert.equal(t1.step, 100);
+    assert.equal(t1.stopped_at, 100);
+    assert.deepEqual(s.rungs.filter((g) => g.trial === 1).map((g) => [g.step, g.continues]), [[50, false], [100, false]]);
+    // resumed again: no rung is left, it completes, and is stopped at none
+    assert.equal((await api(d.url, 'POST', `/v1/jobs/${job}/resume`)).status, 200);
+    s = await waitSweep(d.url, id, (x) => x.state === 'completed' && x.trials.find((t) => t.trial === 1).state === 'completed');
+    t1 = s.trials.find((t) => t.trial === 1);
+    assert.equal(t1.step, 200);
+    assert.equal(t1.stopped_at, null);
+    const ev = (await events).map((e) => `${e.data.event} ${e.data.trial ?? '-'} ${e.data.state}`);
+    assert.deepEqual(ev, [
+      'running - running', 'trial_resumed 1 running', 'trial_stopped 1 running', 'completed - completed',
+      'running - running', 'trial_resumed 1 running', 'trial_ended 1 running', 'completed - completed',
+    ]);
+  } finally {
+    await d.stop();
+  }
+});
+
+test('a paused trial resumed holds max_concurrent; a pause and a failed job say so in the events', async () => {
+  await withDaemon({dir: `${dir}/cap`, args: ['--workers', '2']}, async (d) => {
+    const c = await api(d.url, 'POST', '/v1/sweeps', {
+      name: 'cap', base: heavyJob(), max_concurrent: 1, metric: 'loss',
+      parameters: {'ds_config.optimizer.params.lr': [0.001, 0.002]},
+    });
+    assert.equal(c.status, 201, c.text);
+    const id = c.json.id;
+    const events = readEvents(d.url, `/v1/events?job=${id}`, {timeoutMs: 60000,
+      until: (ev) => ev.some((e) => e.data.event === 'cancelled')});
+    events.catch(() => {}); // a failed assertion stops the daemon under it: that one is the report
+    let s = await waitSweep(d.url, id, (x) => x.trials[0].state === 'running' || x.trials[1].state === 'running');
+    const first = s.trials.find((t) => t.state === 'running');
+    assert.equal(first.trial, 0);
+    assert.equal((await api(d.url, 'POST', `/v1/jobs/${first.job}/pause`)).status, 200);
+    // its place went to trial 1: resuming trial 0 now would run two at once
+    s = await waitSweep(d.url, id, (x) => x.trials.some((t) => t.trial === 1 && t.state === 'running'));
+    const second = s.trials.find((t) => t.trial === 1);
+    const r = await api(d.url, 'POST', `/v1/jobs/${first.job}/resume`);
+    assert.equal(r.status, 409, r.text);
+    assert.equal(r.json.error.field, 'state');
+    assert.match(r.json.error.message, new RegExp(`trial 0 of sweep ${id}.*max_concurrent`));
+    assert.equal((await api(d.url, 'GET', `/v1/jobs/${first.job}`)).json.state, 'paused');
+    // once trial 1 ends, the place is free
+    assert.equal((await api(d.url, 'POST', `/v1/jobs/${second.job}/cancel`)).status, 200);
+    await waitSweep(d.url, id, (x) => x.state === 'completed');
+    assert.equal((await api(d.url, 'POST', `/v1/jobs/${first.job}/resume`)).status, 200);
+    s = await waitSweep(d.url, id, (x) => x.state === 'running' && x.trials.find((t) => t.trial === 0).state === 'running');
+    assert.equal((await api(d.url, 'POST', `/v1/sweeps/${id}/cancel`)).status, 200);
+    const ev = (await events).map((e) => `${e.data.event} ${e.data.trial ?? '-'}`);
+    // (trial 0 may have started before the stream opened)
+    assert.deepEqual(ev.slice(ev.indexOf('trial_paused 0')), ['trial_paused 0', 'trial_started 1', 'trial_ended 1',
+      'completed -', 'running -', 'trial_resumed 0', 'cancelled -']);
+
+    // a trial whose job fails (its loss diverges) is trial_failed, not trial_ended
+    const fe = readEvents(d.url, '/v1/events', {timeoutMs: 30000,
+      until: (evs) => evs.some((e) => e.event === 'sweep' && e.data.id !== id && e.data.event === 'completed')});
+    await new Promise((res) => setTimeout(res, 300));
+    const f = await api(d.url, 'POST', '/v1/sweeps', {
+      name: 'diverges', base: {...DIGITS, steps: 100, validation: undefined}, metric: 'loss',
+      parameters: {'ds_config.optimizer.params.lr': [1e30]},
+    });
+    assert.equal(f.status, 201, f.text);
+    const fs2 = await waitSweep(d.url, f.json.id, (x) => x.state === 'completed');
+    assert.equal(fs2.trials[0].state, 'failed');
+    const fev = (await fe).filter((e) => e.event === 'sweep' && e.data.id === f.json.id).map((e) => e.data.event);
+    assert.deepEqual(fev, ['trial_started', 'trial_failed', 'completed']);
+  });
+});
+
 test('a trial paused between its last validation and a rung is judged at the rung by that validation', async () => {
   // Validations at 1000 and 2000, the rung at 1500. The test hook holds the trial at step
   // 1200 (its name starts "hang-once-at-1200") until it is paused; the resumed run goes on
@@ -368,6 +509,12 @@ test('bad sweeps are refused naming the field, and nothing is stored', async () 
       [{...good, parameters: {'model.hidden[0]': {uniform: [4, 16]}}, search: 'random'}, 'parameters.model.hidden[0]'],
       // a name its trials' names ("NAME #k") would carry past a job name's 127 bytes
       [{...good, name: 'n'.repeat(122)}, 'name'],
+      // paths where one holds the other: a trial would set the value twice; the second named
+      [{...good, parameters: {'ds_config.optimizer.params.lr': [0.01], 'ds_config.optimizer.params': [{lr: 0.1}]}},
+       'parameters.ds_config.optimizer.params'],
+      [{...good, parameters: {'model.hidden': [[8]], 'model.hidden[0]': [16]}}, 'parameters.model.hidden[0]'],
+      // val_acc of a job that measures no accuracy (a regression) could never rank a trial
+      [{...good, base: REGRESSION, metric: 'val_acc'}, 'metric'],
     ];
     for (const [body, field] of cases) {
       const b = typeof body === 'object' && body.base && body.base.validation === undefined

@@ -15,6 +15,18 @@
 
 static const char *SPEC = "{\"model\":{\"type\":\"linear\",\"inputs\":1,\"outputs\":1}}";
 
+static int64_t scalar(store_t *s, const char *sql)
+{
+    sqlite3_stmt *st;
+    int64_t v = -1;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return -2;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
 static void make_trial(fixture *f, const char *sweep, int trial, char id[STORE_ID_LEN])
 {
     an_err e;
@@ -56,6 +68,23 @@ static void test_create_get_list(void **state)
     assert_int_equal(n, 1); /* only the running one */
     assert_string_equal(all[0].id, b);
     store_sweep_list_free(all, n);
+    /* an ended sweep is driven while one of its trials may run again: not when its trials
+     * completed or were cancelled, but when one is stopped, paused or failed */
+    char t0[STORE_ID_LEN], t1[STORE_ID_LEN];
+    make_trial(f, a, 0, t0);
+    make_trial(f, a, 1, t1);
+    assert_int_equal(store_job_set_state(&f->s, t0, STORE_MASK_ALL, STORE_COMPLETED, NULL, NULL,
+                                         &e), 0);
+    static const store_job_state states[] = {STORE_CANCELLED, STORE_STOPPED, STORE_PAUSED,
+                                             STORE_FAILED, STORE_QUEUED};
+    for (size_t i = 0; i < sizeof states / sizeof *states; i++) {
+        assert_int_equal(store_job_set_state(&f->s, t1, STORE_MASK_ALL, states[i], NULL, NULL,
+                                             &e), 0);
+        assert_int_equal(store_sweep_list(&f->s, 1, &all, &n, &e), 0);
+        assert_int_equal(n, i == 0 ? 1 : 2);
+        assert_string_equal(all[0].id, i == 0 ? b : a); /* oldest first */
+        store_sweep_list_free(all, n);
+    }
 
     assert_int_equal(store_sweep_get(&f->s, "s_000009", &w, &e), -ENOENT);
     assert_int_equal(store_sweep_set_state(&f->s, "s_000009", "cancelled", &e), -ENOENT);
@@ -210,6 +239,51 @@ static void test_stopped_state(void **state)
     assert_int_equal(store_job_delete(&f->s, id, &e), 0); /* deletable like a finished job */
 }
 
+/* Why a trial could not start: kept per trial, the last record winning, gone with its
+ * sweep; a store from before the table opens with it. */
+static void test_trial_errors(void **state)
+{
+    fixture *f = *state;
+    an_err e;
+    char s[STORE_ID_LEN], other[STORE_ID_LEN];
+    assert_int_equal(store_sweep_create(&f->s, "w", "{}", "[{},{},{}]", 3, s, &e), 0);
+    assert_int_equal(store_sweep_create(&f->s, "v", "{}", "[{}]", 1, other, &e), 0);
+    assert_int_equal(store_sweep_trial_error_set(&f->s, s, 1, "data.name: first", &e), 0);
+    assert_int_equal(store_sweep_trial_error_set(&f->s, s, 1, "data.name: gone", &e), 0);
+    assert_int_equal(store_sweep_trial_error_set(&f->s, s, 2, "x: y", &e), 0);
+    assert_int_equal(store_sweep_trial_error_set(&f->s, other, 0, "z", &e), 0);
+    assert_int_equal(store_sweep_trial_error_set(&f->s, "s_000099", 0, "z", &e), -ENOENT);
+    char **errs = NULL;
+    assert_int_equal(store_sweep_trial_errors(&f->s, s, 3, &errs, &e), 0);
+    assert_null(errs[0]);
+    assert_string_equal(errs[1], "data.name: gone");
+    assert_string_equal(errs[2], "x: y");
+    store_sweep_trial_errors_free(errs, 3);
+    /* a trial past the count asked for is left out */
+    assert_int_equal(store_sweep_trial_errors(&f->s, s, 2, &errs, &e), 0);
+    assert_null(errs[0]);
+    assert_non_null(errs[1]);
+    store_sweep_trial_errors_free(errs, 2);
+
+    assert_int_equal(store_sweep_set_state(&f->s, s, "completed", &e), 0);
+    assert_int_equal(store_sweep_delete(&f->s, s, NULL, NULL, &e), 0);
+    assert_int_equal(scalar(&f->s, "SELECT count(*) FROM sweep_trial_errors"), 1);
+    assert_int_equal(store_sweep_trial_errors(&f->s, other, 1, &errs, &e), 0);
+    assert_string_equal(errs[0], "z");
+    store_sweep_trial_errors_free(errs, 1);
+
+    char sql[96];
+    snprintf(sql, sizeof sql, "DROP TABLE sweep_trial_errors; PRAGMA user_version=%d",
+             store_schema_version() - 1);
+    assert_int_equal(sqlite3_exec(f->s.db, sql, NULL, NULL, NULL), SQLITE_OK);
+    store_close(&f->s);
+    assert_int_equal(store_open(&f->s, f->path, &e), 0);
+    assert_int_equal(store_sweep_trial_errors(&f->s, other, 1, &errs, &e), 0);
+    assert_null(errs[0]);
+    store_sweep_trial_errors_free(errs, 1);
+    assert_int_equal(store_sweep_trial_error_set(&f->s, other, 0, "again", &e), 0);
+}
+
 /* A store of the schema before sweeps opens with the sweep tables and its jobs readable. */
 static void test_migration_from_v3(void **state)
 {
@@ -241,6 +315,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_delete, fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_stopped_state, fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_migration_from_v3, fixture_setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_trial_errors, fixture_setup, fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -131,6 +131,14 @@ static void test_random_is_seeded_and_in_range(void **state)
     "\"validation\": {\"fraction\": " fraction ", \"every_steps\": 5}, \"ds_config\": "          \
     "{\"train_batch_size\": 2, \"optimizer\": {\"type\": \"AdamW\", \"params\": {\"lr\": 0.001}}}}"
 
+/* Inline data whose targets suit mse (no accuracy) and bce (accuracy) alike. */
+#define INLINE(loss)                                                                             \
+    "{\"model\": {\"type\": \"linear\", \"inputs\": 2, \"outputs\": 1}, \"loss\": \"" loss "\", "  \
+    "\"data\": {\"type\": \"inline\", \"x\": [[0,0],[0,1],[1,0],[1,1],[0,0],[0,1],[1,0],[1,1]], "  \
+    "\"y\": [[0],[1],[1],[1],[0],[1],[1],[1]]}, \"steps\": 10, \"validation\": {\"fraction\": "   \
+    "0.25, \"every_steps\": 5}, \"ds_config\": {\"train_batch_size\": 2, \"optimizer\": "        \
+    "{\"type\": \"SGD\", \"params\": {\"lr\": 0.1}}}}"
+
 static void test_bad_bodies_name_their_field(void **state)
 {
     (void)state;
@@ -180,6 +188,25 @@ static void test_bad_bodies_name_their_field(void **state)
          "\"parameters\": {\"seed\": [1]}}", "early_stopping.reduction_factor", ""},
         {"{\"base\": " BASE ", \"trails\": 3, \"parameters\": {\"seed\": [1]}}", "trails",
          "trials"},
+        /* overlapping paths: the second is named, whichever holds the other */
+        {"{\"base\": " BASE ", \"parameters\": {\"ds_config.optimizer.params.lr\": [0.1], "
+         "\"ds_config.optimizer.params\": [{\"lr\": 0.2}]}}",
+         "parameters.ds_config.optimizer.params", "overlaps parameter "
+         "ds_config.optimizer.params.lr"},
+        {"{\"base\": " BASE ", \"parameters\": {\"model.hidden\": [[4]], "
+         "\"model.hidden[0]\": [8]}}", "parameters.model.hidden[0]", "overlaps"},
+        {"{\"base\": " BASE ", \"parameters\": {\"seed\": [1], \"seed\": [2]}}",
+         "parameters.seed", "twice"},
+        /* val_acc where a trial cannot measure accuracy: a regression loss in the base, or
+         * a value that makes one */
+        {"{\"base\": " INLINE("mse") ", \"metric\": \"val_acc\", \"parameters\": "
+         "{\"seed\": [1]}}", "metric", "the base spec's job has none"},
+        {"{\"base\": " INLINE("bce") ", \"metric\": \"val_acc\", \"parameters\": "
+         "{\"loss\": [\"bce\", \"mse\"]}}", "parameters.loss", "loss = \"mse\""},
+        {"{\"base\": " INLINE("mse") ", \"metric\": \"val_acc\", \"parameters\": "
+         "{\"seed\": [1], \"loss\": [\"bce\", \"mse\"]}}", "parameters.loss", "some"},
+        {"{\"base\": " GPT_BASE("0.2") ", \"metric\": \"val_acc\", \"parameters\": "
+         "{\"seed\": [1]}}", "metric", "accuracy"},
         /* a text split without a validation window, in the base or from a value */
         {"{\"base\": " GPT_BASE("0.05") ", \"parameters\": {\"seed\": [1]}}",
          "base.validation.fraction", "window"},
@@ -216,6 +243,20 @@ static void test_bad_bodies_name_their_field(void **state)
     assert_int_equal(s.maximize, 0);
     sweep_free(&s);
     cJSON_Delete(body);
+
+    /* val_acc on a regression base: a parameter that gives every trial a classification
+     * loss makes it measurable */
+    if (parse("{\"base\": " INLINE("mse") ", \"metric\": \"val_acc\", \"parameters\": "
+              "{\"seed\": [1, 2], \"loss\": [\"bce\"]}}", &s, &err) != 0)
+        fail_msg("%s: %s", err.field, err.message);
+    assert_int_equal(s.maximize, 1);
+    sweep_free(&s);
+    /* paths that only share a prefix do not overlap */
+    if (parse("{\"base\": " BASE ", \"parameters\": {\"ds_config.optimizer.params.lr\": "
+              "[0.1], \"ds_config.optimizer.params.weight_decay\": [0.1], \"seed\": [1]}}", &s,
+              &err) != 0)
+        fail_msg("%s: %s", err.field, err.message);
+    sweep_free(&s);
 
     /* a data set's own test split is validation too */
     body = cJSON_Parse("{\"base\": {\"model\": {\"type\": \"mlp\", \"inputs\": 784, "
@@ -265,6 +306,15 @@ static void test_stored_bodies_read_back(void **state)
     cJSON_DeleteItemFromObject(body, "parameters");
     assert_int_not_equal(sweep_parse_stored(body, &s, &err), 0);
     assert_string_equal(err.field, "parameters");
+    cJSON_Delete(body);
+    /* checks added since (overlapping paths, val_acc without accuracy) strand no stored sweep */
+    body = cJSON_Parse("{\"base\": " INLINE("mse") ", \"metric\": \"val_acc\", \"parameters\": "
+                       "{\"ds_config.optimizer.params.lr\": [0.1], "
+                       "\"ds_config.optimizer.params\": [{\"lr\": 0.2}]}}");
+    assert_int_not_equal(sweep_parse(body, &s, &err), 0);
+    assert_int_equal(sweep_parse_stored(body, &s, &err), 0);
+    assert_int_equal(s.nparams, 2);
+    sweep_free(&s);
     cJSON_Delete(body);
 }
 

@@ -6,6 +6,7 @@
  * The quick request queue here has one thread and room for one waiting item, so the test can
  * fill it: a blocker holds the thread on a semaphore and a no-op takes the one place. */
 #include <errno.h>
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -143,22 +144,32 @@ static void free_queue(env *v)
     "\"SGD\",\"params\":{\"lr\":0.01}}}},\"parameters\":{\"ds_config.optimizer.params.lr\":" \
     "[0.01]},\"metric\":\"loss\"}"
 
+/* ONE_TRIAL on a data set that is not there: its trial cannot start */
+#define MISSING_DATA                                                                              \
+    "{\"name\":\"s\",\"base\":{\"model\":{\"type\":\"mlp\",\"inputs\":4,\"hidden\":[4],"     \
+    "\"outputs\":3},\"loss\":\"cross_entropy\",\"data\":{\"type\":\"dataset\",\"name\":"     \
+    "\"nowhere\",\"target\":\"y\"},\"steps\":10,\"ds_config\":{\"train_batch_size\":8,"      \
+    "\"optimizer\":{\"type\":\"SGD\",\"params\":{\"lr\":0.01}}}},\"parameters\":"           \
+    "{\"ds_config.optimizer.params.lr\":[0.01]},\"metric\":\"loss\"}"
+
 /* Stores a sweep of one trial as POST /v1/sweeps does, and hands it to the driver, which
  * queues its trial's launch. */
-static sweep_run *new_sweep(env *v)
+static sweep_run *new_sweep_of(env *v, const char *text)
 {
     an_err e;
-    cJSON *body = cJSON_Parse(ONE_TRIAL);
+    cJSON *body = cJSON_Parse(text);
     assert_non_null(body);
     sweep_spec spec;
     assert_int_equal(sweep_parse(body, &spec, &e), 0);
     cJSON *trials = cJSON_CreateArray(), *p = NULL;
-    assert_int_equal(sweep_trial_params(&spec, 0, &p, &e), 0);
-    cJSON_AddItemToArray(trials, p);
+    for (int k = 0; k < spec.trials; k++) {
+        assert_int_equal(sweep_trial_params(&spec, k, &p, &e), 0);
+        cJSON_AddItemToArray(trials, p);
+    }
     char *spec_text = cJSON_PrintUnformatted(body), *trials_text = cJSON_PrintUnformatted(trials);
     char id[STORE_ID_LEN];
-    assert_int_equal(store_sweep_create(&v->sv.store, spec.name, spec_text, trials_text, 1, id,
-                                        &e), 0);
+    assert_int_equal(store_sweep_create(&v->sv.store, spec.name, spec_text, trials_text,
+                                        spec.trials, id, &e), 0);
     cJSON_free(spec_text);
     cJSON_free(trials_text);
     cJSON_Delete(trials);
@@ -169,6 +180,11 @@ static sweep_run *new_sweep(env *v)
     sweeps_adopt(&v->sv.sweeps, r);
     assert_int_equal(r->trials[0].state, TRIAL_LAUNCHING);
     return r;
+}
+
+static sweep_run *new_sweep(env *v)
+{
+    return new_sweep_of(v, ONE_TRIAL);
 }
 
 static char *sweep_state(env *v, const char *id, char out[16])
@@ -332,6 +348,166 @@ static void a_launch_out_at_the_stop_is_freed(void **state)
     (void)r; /* the teardown stops the queue, then frees the sweeps */
 }
 
+/* A trial that cannot start has no job to keep why: the error is stored with its sweep, so
+ * the sweep read back (after a restart) has the trial ended, with its error, not pending. */
+static void why_a_trial_cannot_start_outlives_the_process(void **state)
+{
+    env *v = *state;
+    sweep_run *r = new_sweep_of(v, MISSING_DATA);
+    drain_queue(v);
+    assert_int_equal(r->trials[0].state, TRIAL_ENDED);
+    assert_non_null(r->trials[0].error);
+    assert_non_null(strstr(r->trials[0].error, "nowhere"));
+    assert_true(r->done);
+    char job[STORE_ID_LEN];
+    store_job_state st;
+    assert_int_equal(trial_jobs(v, r->id, job, &st), 0);
+    char **errors = NULL;
+    an_err e;
+    assert_int_equal(store_sweep_trial_errors(&v->sv.store, r->id, 1, &errors, &e), 0);
+    assert_non_null(errors[0]);
+    assert_string_equal(errors[0], r->trials[0].error);
+    store_sweep_trial_errors_free(errors, 1);
+    sweep_run *again = NULL;
+    assert_int_equal(sweeps_load(&v->sv.store, r->id, &again, &e), 0);
+    assert_int_equal(again->trials[0].state, TRIAL_ENDED);
+    assert_non_null(again->trials[0].error);
+    assert_string_equal(again->trials[0].error, r->trials[0].error);
+    sweeps_drop(again);
+}
+
+/* ONE_TRIAL with ASHA rungs at 2 and 6 of its 10 steps */
+#define ASHA_TRIAL                                                                           \
+    "{\"name\":\"s\",\"base\":{\"model\":{\"type\":\"mlp\",\"inputs\":4,\"hidden\":[4],"     \
+    "\"outputs\":3},\"loss\":\"cross_entropy\",\"data\":{\"type\":\"builtin\",\"name\":"     \
+    "\"iris\"},\"steps\":10,\"ds_config\":{\"train_batch_size\":8,\"optimizer\":{\"type\":"  \
+    "\"SGD\",\"params\":{\"lr\":0.01}}}},\"parameters\":{\"ds_config.optimizer.params.lr\":" \
+    "[0.01]},\"metric\":\"loss\",\"early_stopping\":{\"type\":\"asha\",\"min_steps\":2}}"
+
+/* A completed sweep whose trial was stopped at a rung is driven again after a restart: the
+ * trial, resumed, meets its later rungs (it used to run to its end unjudged, as only running
+ * sweeps were loaded). A completed sweep whose trials all finished is not loaded. */
+static void an_ended_sweep_with_a_resumable_trial_is_driven_after_a_restart(void **state)
+{
+    env *v = *state;
+    an_err e;
+    sweep_run *r = new_sweep_of(v, ASHA_TRIAL);
+    drain_queue(v);
+    char id[STORE_ID_LEN], job[STORE_ID_LEN], s[16];
+    snprintf(id, sizeof id, "%s", r->id);
+    snprintf(job, sizeof job, "%s", r->trials[0].job);
+    assert_int_equal(sweeps_rung_reached(&v->sv.sweeps, job, 2, 9.0, NAN, NAN), 1);
+    /* stopped (as ASHA would at rung 6 among better trials): the sweep completes */
+    assert_int_equal(store_job_set_state(&v->sv.store, job, STORE_MASK_ALL, STORE_STOPPED, NULL,
+                                         NULL, &e), 0);
+    sweeps_job_state(&v->sv.sweeps, job, "stopped");
+    assert_true(r->done);
+    drain_queue(v); /* the queue has one place: the state save first */
+    /* a second sweep whose trial completed */
+    sweep_run *r2 = new_sweep(v);
+    drain_queue(v);
+    char id2[STORE_ID_LEN], job2[STORE_ID_LEN];
+    snprintf(id2, sizeof id2, "%s", r2->id);
+    snprintf(job2, sizeof job2, "%s", r2->trials[0].job);
+    assert_int_equal(store_job_set_state(&v->sv.store, job2, STORE_MASK_ALL, STORE_COMPLETED,
+                                         NULL, NULL, &e), 0);
+    sweeps_job_state(&v->sv.sweeps, job2, "completed");
+    drain_queue(v);
+    assert_string_equal(sweep_state(v, id, s), "completed");
+    assert_string_equal(sweep_state(v, id2, s), "completed");
+
+    /* the restart */
+    sweeps_free(&v->sv.sweeps);
+    assert_int_equal(sweeps_init(&v->sv.sweeps, &v->sv), 0);
+    assert_int_equal(sweeps_recover(&v->sv.sweeps, &e), 0);
+    sweep_run *again = sweeps_find_run(&v->sv.sweeps, id);
+    assert_non_null(again);
+    assert_true(again->done);
+    assert_false(again->cancelled);
+    assert_int_equal(again->trials[0].state, TRIAL_ENDED);
+    assert_int_equal(again->nrungs, 1);
+    assert_null(sweeps_find_run(&v->sv.sweeps, id2));
+    int64_t rungs[SWEEP_MAX_RUNGS];
+    assert_int_equal(sweeps_trial_rungs(&v->sv.sweeps, job, 10, rungs, SWEEP_MAX_RUNGS), 2);
+    assert_int_equal(rungs[1], 6);
+    /* resumed: the sweep runs again; the rung it met keeps its decision */
+    sweeps_job_state(&v->sv.sweeps, job, "queued");
+    assert_false(again->done);
+    assert_int_equal(sweeps_rung_reached(&v->sv.sweeps, job, 2, 1.0, NAN, NAN), 1);
+    assert_int_equal(sweeps_rung_reached(&v->sv.sweeps, job, 6, 1.0, NAN, NAN), 1);
+    assert_int_equal(again->nrungs, 2);
+    drain_queue(v);
+    assert_string_equal(sweep_state(v, id, s), "running");
+}
+
+/* The sweep events sent, as "event trial" words, in order. */
+static char events_seen[1024];
+
+static void record_event(void *ctx, const sweep_event *ev)
+{
+    (void)ctx;
+    size_t at = strlen(events_seen);
+    snprintf(events_seen + at, sizeof events_seen - at, "%s%s %d", at ? ", " : "", ev->event,
+             ev->trial);
+}
+
+/* ONE_TRIAL with two trials, one at a time */
+#define TWO_TRIALS                                                                           \
+    "{\"name\":\"s\",\"base\":{\"model\":{\"type\":\"mlp\",\"inputs\":4,\"hidden\":[4],"     \
+    "\"outputs\":3},\"loss\":\"cross_entropy\",\"data\":{\"type\":\"builtin\",\"name\":"     \
+    "\"iris\"},\"steps\":10,\"ds_config\":{\"train_batch_size\":8,\"optimizer\":{\"type\":"  \
+    "\"SGD\",\"params\":{\"lr\":0.01}}}},\"parameters\":{\"ds_config.optimizer.params.lr\":" \
+    "[0.01, 0.02]},\"metric\":\"loss\",\"max_concurrent\":1}"
+
+/* A paused trial resumed takes a place among max_concurrent: refused while the other trial
+ * holds the only one, held from the resume on (a pending trial cannot take it meanwhile),
+ * given back when the resume does not land. The events say what happened to each trial:
+ * paused, failed, resumed, and the sweep running again. */
+static void a_resumed_trial_holds_max_concurrent_and_the_events_say_what_happened(void **state)
+{
+    env *v = *state;
+    events_seen[0] = '\0';
+    v->sv.sweeps.sink.event = record_event;
+    sweep_run *r = new_sweep_of(v, TWO_TRIALS);
+    drain_queue(v);
+    assert_int_equal(r->trials[0].state, TRIAL_ACTIVE);
+    assert_int_equal(r->trials[1].state, TRIAL_PENDING);
+    char job0[STORE_ID_LEN], why[400];
+    snprintf(job0, sizeof job0, "%s", r->trials[0].job);
+    assert_int_equal(sweeps_resume_hold(&v->sv.sweeps, job0, why, sizeof why), 0); /* queued */
+    sweeps_job_state(&v->sv.sweeps, job0, "paused"); /* its place goes to trial 1 */
+    drain_queue(v);
+    assert_int_equal(r->trials[1].state, TRIAL_ACTIVE);
+    assert_int_equal(sweeps_resume_hold(&v->sv.sweeps, job0, why, sizeof why), -EBUSY);
+    assert_non_null(strstr(why, "max_concurrent"));
+    assert_non_null(strstr(why, r->id));
+    assert_int_equal(r->trials[0].state, TRIAL_ENDED);
+
+    char job1[STORE_ID_LEN];
+    snprintf(job1, sizeof job1, "%s", r->trials[1].job);
+    sweeps_job_state(&v->sv.sweeps, job1, "failed");
+    drain_queue(v);
+    assert_true(r->done);
+    assert_int_equal(sweeps_resume_hold(&v->sv.sweeps, job0, why, sizeof why), 1);
+    assert_int_equal(r->trials[0].state, TRIAL_RESUMING);
+    assert_int_equal(sweeps_resume_hold(&v->sv.sweeps, job0, why, sizeof why), -EALREADY);
+    /* held: trial 1 resumed now finds no room */
+    assert_int_equal(sweeps_resume_hold(&v->sv.sweeps, job1, why, sizeof why), -EBUSY);
+    sweeps_resume_undo(&v->sv.sweeps, job0); /* the resume did not land */
+    assert_int_equal(r->trials[0].state, TRIAL_ENDED);
+    assert_int_equal(sweeps_resume_hold(&v->sv.sweeps, job1, why, sizeof why), 1);
+    sweeps_job_state(&v->sv.sweeps, job1, "queued"); /* it landed: the sweep runs again */
+    assert_int_equal(r->trials[1].state, TRIAL_ACTIVE);
+    assert_false(r->done);
+    sweeps_job_state(&v->sv.sweeps, job1, "completed");
+    sweeps_job_state(&v->sv.sweeps, job0, "cancelled"); /* a paused trial cancelled */
+    drain_queue(v);
+    assert_string_equal(events_seen, "trial_started 0, trial_paused 0, trial_started 1, "
+                                     "trial_failed 1, completed -1, running -1, "
+                                     "trial_resumed 1, trial_ended 1, completed -1, "
+                                     "trial_ended 0");
+}
+
 /* The request queue's own mechanics this file relies on: a full queue refuses new work, but
  * takes back the next turn of work it already had (workq_requeue: a long generation made in
  * turns is never cut short by the requests that came after it). */
@@ -362,6 +538,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_full_queue_takes_a_turn_back, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(a_launch_out_at_the_stop_is_freed, env_setup,
                                         env_teardown),
+        cmocka_unit_test_setup_teardown(why_a_trial_cannot_start_outlives_the_process,
+                                        env_setup, env_teardown),
+        cmocka_unit_test_setup_teardown(
+            an_ended_sweep_with_a_resumable_trial_is_driven_after_a_restart, env_setup,
+            env_teardown),
+        cmocka_unit_test_setup_teardown(
+            a_resumed_trial_holds_max_concurrent_and_the_events_say_what_happened, env_setup,
+            env_teardown),
     };
     return cmocka_run_group_tests_name("sweeps", tests, NULL, NULL);
 }
