@@ -5,9 +5,12 @@
  * buffers, AMSGrad three, Lion one, Adagrad one, SGD one with momentum, RMSprop one to three),
  * the gradient-accumulation tree (log2 of the accumulation steps extra gradient buffers), the
  * forward/backward buffers of the largest batch (a micro-batch or a validation batch), and
- * the data set in memory (features and targets as float32, the loader's permutation, and for
- * CSV sources the double copy kept while standardising). It is an estimate of the steady
- * state, not an exact count: small fixed parts (a few kilobytes) are left out. */
+ * the data set at its peak while it is loaded (features and targets as float32, class indices
+ * one float a row; CSV sources also the features in double until they are standardised; the
+ * validation rows' copy taken while it is split; the row order; Fashion-MNIST's packed files;
+ * data given inline in the spec as the three JSON copies the parse holds). It is an estimate
+ * of the peak, not an exact count: fixed parts (a few MiB: oneDNN's kernels, the runtime) are
+ * left out. */
 #ifndef ANNEALD_MEMEST_H
 #define ANNEALD_MEMEST_H
 
