@@ -127,7 +127,7 @@ static int ilog2i(int64_t v)
  * allocates, dropout's masks and activation checkpointing included: the shape carries
  * model.dropout), the corpus as int32 tokens when the spec holds it. An uploaded corpus whose
  * vocabulary is not known yet counts 256 tokens. */
-static void gpt_job_memory(const job_spec *s, mem_estimate *out)
+static void gpt_job_memory(const job_spec *s, uint64_t bytes, mem_estimate *out)
 {
     gpt_shape g;
     cfg_gpt_shape(&s->model, &g);
@@ -146,6 +146,8 @@ static void gpt_job_memory(const job_spec *s, mem_estimate *out)
     size_t len = 0;
     if (cfg_text_corpus(&s->data, &len))
         out->data = 4 * (uint64_t)len + 4 * (uint64_t)len / (uint64_t)g.block_size;
+    else if (bytes) /* an uploaded corpus: its text, and at most a token a byte */
+        out->data = bytes + 4 * bytes + 4 * bytes / (uint64_t)g.block_size;
     out->data += spec_data_bytes(&s->data);
     out->total = out->params + out->grads + out->optim + out->accum + out->activations +
                  out->data;
@@ -153,11 +155,16 @@ static void gpt_job_memory(const job_spec *s, mem_estimate *out)
 
 void job_spec_memory(const job_spec *s, int64_t rows, mem_estimate *out)
 {
+    job_spec_memory_sized(s, rows, 0, out);
+}
+
+void job_spec_memory_sized(const job_spec *s, int64_t rows, uint64_t bytes, mem_estimate *out)
+{
     memset(out, 0, sizeof *out);
     const model_spec *m = &s->model;
     if (m->type == MODEL_GPT) {
         out->optim_name = optim_name(s->optim.type);
-        gpt_job_memory(s, out);
+        gpt_job_memory(s, bytes, out);
         return;
     }
     uint64_t n = (uint64_t)model_spec_params(m);
@@ -205,6 +212,20 @@ void job_spec_memory(const job_spec *s, int64_t rows, mem_estimate *out)
 
     if (rows > 0)
         out->data = table_data_bytes(s, rows, val);
+    /* An uploaded CSV while it is read (core/csv.c), its text held throughout: the parse
+     * holds the unquoted copy of the fields, each field's offset and then its pointer (8
+     * bytes each, the model's columns at least) and a line number a row (two while the
+     * offsets become pointers); then the pointers and line numbers stay until the rows are
+     * built. The peak is the larger of that and the rows' own. */
+    if (rows > 0 && bytes && s->data.type == DATA_DATASET) {
+        uint64_t r = (uint64_t)rows, fields = r * ((uint64_t)m->inputs + 1);
+        uint64_t parse = 2 * bytes + 16 * fields + 16 * r;
+        uint64_t build = 2 * bytes + 8 * fields + 8 * r + out->data;
+        uint64_t split = bytes + out->data;
+        out->data = parse > build ? parse : build;
+        if (split > out->data)
+            out->data = split;
+    }
     out->data += spec_data_bytes(&s->data);
     out->total = out->params + out->grads + out->optim + out->accum + out->activations +
                  out->data;

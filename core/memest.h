@@ -43,6 +43,11 @@ typedef struct mem_estimate {
  * inline, builtin; an uploaded data set then counts 0 for data). Never fails. */
 void job_spec_memory(const job_spec *s, int64_t rows, mem_estimate *out);
 
+/* The same with the uploaded data set's size in bytes (a CSV or a text corpus; 0 when it is
+ * unknown or there is none): a CSV is held as its text, its parsed fields and a pointer to
+ * each while it is read, a corpus as its text and its tokens. */
+void job_spec_memory_sized(const job_spec *s, int64_t rows, uint64_t bytes, mem_estimate *out);
+
 /* A job of several ranks (world_size > 1): each rank holds what job_spec_memory counted (its
  * share of the batch, the whole model and data) and receives a slice of the gradient from
  * every rank (as many bytes as the gradient). `here` of them run on this machine (all of them
