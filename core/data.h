@@ -35,9 +35,10 @@ typedef struct dataset {
 int data_build(const data_spec *spec, uint64_t seed, int class_targets, int outputs,
                const char *csv, size_t csv_len, dataset *out, an_err *err);
 
-/* Splits `all` (consumed: freed) into train and val: floor(fraction * n) rows (at least 1
- * when fraction > 0, leaving at least 1) drawn by the permutation of stream RNG_SPLIT of
- * `seed`; both keep the original row order. fraction 0 gives an empty val (n = 0). */
+/* Splits `all` (consumed: its buffers become train's) into train and val: floor(fraction * n)
+ * rows (at least 1 when fraction > 0, leaving at least 1) drawn by the permutation of stream
+ * RNG_SPLIT of `seed`; both keep the original row order. At the peak it holds `all` and a
+ * copy of the validation rows (core/data_split.c). fraction 0 gives an empty val (n = 0). */
 int data_split(dataset *all, double fraction, uint64_t seed, dataset *train, dataset *val,
                an_err *err);
 

@@ -2,7 +2,9 @@
 #include "core/memest.h"
 
 #include "core/config_gpt.h"
+#include "core/data_idx.h"
 #include "core/gpt.h"
+#include "core/loss.h"
 #include "core/model.h"
 
 #include <ctype.h>
@@ -16,6 +18,68 @@
 #define MEM_VAL_BATCH 256
 /* Mirrors optim.c's LAMB_STORE_BYTES: Lamb keeps one tensor's update direction up to this. */
 #define MEM_LAMB_STORE ((uint64_t)4 << 20)
+
+/* Bytes malloc takes for one cJSON node: the struct, glibc's size word, 16-byte chunks. */
+static uint64_t json_node_bytes(void)
+{
+    uint64_t b = (sizeof(cJSON) + sizeof(size_t) + 15) / 16 * 16;
+    return b < 32 ? 32 : b;
+}
+
+/* Nodes of a JSON tree (strings' texts are not counted: inline data are numbers). */
+static uint64_t json_nodes(const cJSON *j)
+{
+    uint64_t n = 0;
+    for (; j; j = j->next)
+        n += 1 + json_nodes(j->child);
+    return n;
+}
+
+/* Data given in the spec itself (inline rows, an inline corpus) are held as JSON: while the
+ * spec is parsed, in the parsed tree, the data spec's copy and the normalized spec's, and
+ * two of them for the whole run (core/config.c). */
+#define MEM_SPEC_COPIES 3
+
+static uint64_t spec_data_bytes(const data_spec *d)
+{
+    uint64_t nodes = 0, text = 0;
+    if (d->x)
+        nodes += json_nodes(d->x->child) + 1;
+    if (d->y)
+        nodes += json_nodes(d->y->child) + 1;
+    if (d->text && cJSON_IsString(d->text))
+        text = strlen(d->text->valuestring) + 1;
+    return MEM_SPEC_COPIES * (nodes * json_node_bytes() + text);
+}
+
+/* The packed Fashion-MNIST files (jobs/fashion.c: the four IDX files decompressed after a
+ * 40-byte header), held while the images are converted to float32. */
+#define MEM_FASHION_PACKED                                                                     \
+    (40 + (16 + (uint64_t)FASHION_ROWS * FASHION_FEATURES) + (8 + (uint64_t)FASHION_ROWS) +      \
+     (16 + (uint64_t)FASHION_TEST_ROWS * FASHION_FEATURES) + (8 + (uint64_t)FASHION_TEST_ROWS))
+
+/* The data set at its peak (core/data.c, data_split.c, data_idx.c): every row's features and
+ * targets in float32 (class indices one float), for CSV sources also the features in double
+ * until they are standardised; the copy of the validation rows taken while the set is split;
+ * the split's or the loader's 4-byte row order. Fashion-MNIST holds its packed files while it
+ * is converted, and its test split when validation uses it. */
+static uint64_t table_data_bytes(const job_spec *s, int64_t rows, int64_t val)
+{
+    const model_spec *m = &s->model;
+    int fashion = data_is_fashion(&s->data);
+    int csv = !fashion && (s->data.type == DATA_DATASET || s->data.type == DATA_BUILTIN);
+    uint64_t yd = (uint64_t)(s->loss == LOSS_MEAN ? m->outputs
+                                                  : loss_target_width(s->loss, m->outputs));
+    uint64_t row = 4 * (uint64_t)m->inputs + 4 * yd + (csv ? 8 * (uint64_t)m->inputs : 0);
+    uint64_t r = (uint64_t)rows, b = r * row + 4 * r;
+    if (fashion && s->val_split_test)
+        b += (uint64_t)FASHION_TEST_ROWS * row;
+    else
+        b += (uint64_t)val * row;
+    if (fashion)
+        b += MEM_FASHION_PACKED;
+    return b;
+}
 
 static const char *optim_name(int type)
 {
@@ -63,7 +127,7 @@ static int ilog2i(int64_t v)
  * allocates, dropout's masks and activation checkpointing included: the shape carries
  * model.dropout), the corpus as int32 tokens when the spec holds it. An uploaded corpus whose
  * vocabulary is not known yet counts 256 tokens. */
-static void gpt_job_memory(const job_spec *s, mem_estimate *out)
+static void gpt_job_memory(const job_spec *s, uint64_t bytes, mem_estimate *out)
 {
     gpt_shape g;
     cfg_gpt_shape(&s->model, &g);
@@ -82,17 +146,25 @@ static void gpt_job_memory(const job_spec *s, mem_estimate *out)
     size_t len = 0;
     if (cfg_text_corpus(&s->data, &len))
         out->data = 4 * (uint64_t)len + 4 * (uint64_t)len / (uint64_t)g.block_size;
+    else if (bytes) /* an uploaded corpus: its text, and at most a token a byte */
+        out->data = bytes + 4 * bytes + 4 * bytes / (uint64_t)g.block_size;
+    out->data += spec_data_bytes(&s->data);
     out->total = out->params + out->grads + out->optim + out->accum + out->activations +
                  out->data;
 }
 
 void job_spec_memory(const job_spec *s, int64_t rows, mem_estimate *out)
 {
+    job_spec_memory_sized(s, rows, 0, out);
+}
+
+void job_spec_memory_sized(const job_spec *s, int64_t rows, uint64_t bytes, mem_estimate *out)
+{
     memset(out, 0, sizeof *out);
     const model_spec *m = &s->model;
     if (m->type == MODEL_GPT) {
         out->optim_name = optim_name(s->optim.type);
-        gpt_job_memory(s, out);
+        gpt_job_memory(s, bytes, out);
         return;
     }
     uint64_t n = (uint64_t)model_spec_params(m);
@@ -138,14 +210,23 @@ void job_spec_memory(const job_spec *s, int64_t rows, mem_estimate *out)
     act += micro * (uint64_t)m->inputs + micro * (uint64_t)m->outputs + B * (uint64_t)m->outputs;
     out->activations = 4 * act;
 
-    /* The data: features and targets in float32, the loader's row order; CSV sources also
-     * hold the features in double until they are standardised. */
-    if (rows > 0) {
-        uint64_t r = (uint64_t)rows;
-        out->data = r * 4 * ((uint64_t)m->inputs + (uint64_t)m->outputs) + 4 * r;
-        if (s->data.type == DATA_DATASET || s->data.type == DATA_BUILTIN)
-            out->data += r * 8 * (uint64_t)m->inputs;
+    if (rows > 0)
+        out->data = table_data_bytes(s, rows, val);
+    /* An uploaded CSV while it is read (core/csv.c), its text held throughout: the parse
+     * holds the unquoted copy of the fields, each field's offset and then its pointer (8
+     * bytes each, the model's columns at least) and a line number a row (two while the
+     * offsets become pointers); then the pointers and line numbers stay until the rows are
+     * built. The peak is the larger of that and the rows' own. */
+    if (rows > 0 && bytes && s->data.type == DATA_DATASET) {
+        uint64_t r = (uint64_t)rows, fields = r * ((uint64_t)m->inputs + 1);
+        uint64_t parse = 2 * bytes + 16 * fields + 16 * r;
+        uint64_t build = 2 * bytes + 8 * fields + 8 * r + out->data;
+        uint64_t split = bytes + out->data;
+        out->data = parse > build ? parse : build;
+        if (split > out->data)
+            out->data = split;
     }
+    out->data += spec_data_bytes(&s->data);
     out->total = out->params + out->grads + out->optim + out->accum + out->activations +
                  out->data;
 }

@@ -5,9 +5,12 @@
  * buffers, AMSGrad three, Lion one, Adagrad one, SGD one with momentum, RMSprop one to three),
  * the gradient-accumulation tree (log2 of the accumulation steps extra gradient buffers), the
  * forward/backward buffers of the largest batch (a micro-batch or a validation batch), and
- * the data set in memory (features and targets as float32, the loader's permutation, and for
- * CSV sources the double copy kept while standardising). It is an estimate of the steady
- * state, not an exact count: small fixed parts (a few kilobytes) are left out. */
+ * the data set at its peak while it is loaded (features and targets as float32, class indices
+ * one float a row; CSV sources also the features in double until they are standardised; the
+ * validation rows' copy taken while it is split; the row order; Fashion-MNIST's packed files;
+ * data given inline in the spec as the three JSON copies the parse holds). It is an estimate
+ * of the peak, not an exact count: fixed parts (a few MiB: oneDNN's kernels, the runtime) are
+ * left out. */
 #ifndef ANNEALD_MEMEST_H
 #define ANNEALD_MEMEST_H
 
@@ -39,6 +42,11 @@ typedef struct mem_estimate {
  * when the caller knows it (an uploaded data set), or -1 to take it from the spec (synthetic,
  * inline, builtin; an uploaded data set then counts 0 for data). Never fails. */
 void job_spec_memory(const job_spec *s, int64_t rows, mem_estimate *out);
+
+/* The same with the uploaded data set's size in bytes (a CSV or a text corpus; 0 when it is
+ * unknown or there is none): a CSV is held as its text, its parsed fields and a pointer to
+ * each while it is read, a corpus as its text and its tokens. */
+void job_spec_memory_sized(const job_spec *s, int64_t rows, uint64_t bytes, mem_estimate *out);
 
 /* A job of several ranks (world_size > 1): each rank holds what job_spec_memory counted (its
  * share of the batch, the whole model and data) and receives a slice of the gradient from

@@ -93,6 +93,111 @@ static void test_split_and_standardise_from_train(void **state)
     data_free(&va);
 }
 
+/* A hand-made set of n rows whose every value names its row: x = row·d + feature, xd the
+ * same in double, y = row. */
+static dataset counted_set(long long n, int d)
+{
+    dataset a;
+    memset(&a, 0, sizeof a);
+    a.n = n;
+    a.d = d;
+    a.ydim = 1;
+    a.x = malloc((size_t)n * d * sizeof *a.x);
+    a.xd = malloc((size_t)n * d * sizeof *a.xd);
+    a.y = malloc((size_t)n * sizeof *a.y);
+    assert_non_null(a.x);
+    assert_non_null(a.xd);
+    assert_non_null(a.y);
+    for (long long i = 0; i < n * d; i++) {
+        a.x[i] = (float)i;
+        a.xd[i] = (double)i;
+    }
+    for (long long i = 0; i < n; i++)
+        a.y[i] = (float)i;
+    return a;
+}
+
+/* Every row goes to exactly one side, whole (x, xd, y), in ascending order. */
+static void test_split_keeps_rows_whole(void **state)
+{
+    (void)state;
+    const long long n = 1001;
+    const int d = 3;
+    dataset all = counted_set(n, d), tr, va;
+    an_err e;
+    assert_int_equal(data_split(&all, 0.25, 7, &tr, &va, &e), 0);
+    assert_null(all.x);
+    assert_int_equal(va.n, 250);
+    assert_int_equal(tr.n, n - 250);
+    char *seen = calloc((size_t)n, 1);
+    dataset *side[2] = {&tr, &va};
+    for (int s = 0; s < 2; s++) {
+        long long prev = -1;
+        for (long long i = 0; i < side[s]->n; i++) {
+            long long row = (long long)side[s]->y[i];
+            assert_true(row > prev && row < n);
+            prev = row;
+            assert_int_equal(seen[row], 0);
+            seen[row] = 1;
+            for (int f = 0; f < d; f++) {
+                assert_true(side[s]->x[i * d + f] == (float)(row * d + f));
+                assert_true(side[s]->xd[i * d + f] == (double)(row * d + f));
+            }
+        }
+    }
+    for (long long i = 0; i < n; i++)
+        assert_int_equal(seen[i], 1);
+    free(seen);
+    data_free(&tr);
+    data_free(&va);
+}
+
+/* The process's peak resident size in bytes (VmHWM), or 0 when /proc does not say. */
+static uint64_t peak_rss(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    unsigned long long kb = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %llu kB", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return (uint64_t)kb * 1024;
+}
+
+/* Splitting holds the whole set and the validation copy, not a second copy of the training
+ * rows (the memory estimate, core/memest.c, counts the same). */
+static void test_split_peak_memory(void **state)
+{
+    (void)state;
+#if defined(__SANITIZE_ADDRESS__)
+    skip(); /* AddressSanitizer keeps freed blocks in quarantine: resident sizes say little */
+#endif
+    const long long n = 1000000;
+    const int d = 8;
+    dataset all = counted_set(n, d), tr, va;
+    uint64_t set = (uint64_t)n * d * (sizeof(float) + sizeof(double)) + (uint64_t)n * sizeof(float);
+    FILE *c = fopen("/proc/self/clear_refs", "w");
+    if (!c || fputs("5", c) < 0 || fclose(c) != 0)
+        skip(); /* no way to reset the peak here */
+    uint64_t before = peak_rss();
+    if (!before)
+        skip();
+    an_err e;
+    assert_int_equal(data_split(&all, 0.1, 3, &tr, &va, &e), 0);
+    uint64_t grew = peak_rss() - before;
+    /* the validation copy (a tenth of the set) and the 4-byte permutation; a second copy of
+     * the training rows would add nine tenths of the set */
+    uint64_t allowed = set / 10 + (uint64_t)n * 4 + ((uint64_t)8 << 20);
+    if (grew > allowed)
+        fail_msg("the split raised the peak by %llu bytes, more than %llu (set %llu)",
+                 (unsigned long long)grew, (unsigned long long)allowed, (unsigned long long)set);
+    assert_int_equal(tr.n + va.n, n);
+    data_free(&tr);
+    data_free(&va);
+}
+
 static void test_csv_dataset(void **state)
 {
     (void)state;
@@ -303,6 +408,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_iris_matches_reference),
         cmocka_unit_test(test_split_and_standardise_from_train),
+        cmocka_unit_test(test_split_keeps_rows_whole),
+        cmocka_unit_test(test_split_peak_memory),
         cmocka_unit_test(test_csv_dataset),
         cmocka_unit_test(test_builtin_sets),
         cmocka_unit_test(test_synthetic),
