@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/config_gpt.h"
 #include "core/memest.h"
 #include "jobs/service.h"
 #include "jobs/loader.h"
@@ -13,6 +14,28 @@
 int admit_local_ranks(const daemon_opts *o, const job_spec *spec)
 {
     return o->mpi_hostfile[0] || o->mpi_hostlist[0] ? 1 : spec->world_size;
+}
+
+void admit_estimate(const daemon_opts *o, store_t *st, const job_spec *spec, const char *ref,
+                    mem_estimate *m)
+{
+    int64_t rows = -1;
+    uint64_t bytes = 0;
+    /* an uploaded table, or a text job's corpus that is neither inline nor builtin */
+    int uploaded = spec->data.type == DATA_DATASET ||
+                   (spec->data.type == DATA_TEXT && cfg_text_tokens(&spec->data) < 0);
+    if (uploaded) {
+        store_dataset ds;
+        memset(&ds, 0, sizeof ds);
+        if (store_dataset_get(st, loader_dataset_ref(spec, ref), &ds, NULL) == 0) {
+            if (spec->data.type == DATA_DATASET)
+                rows = ds.rows;
+            bytes = ds.bytes > 0 ? (uint64_t)ds.bytes : 0;
+        }
+        store_dataset_free(&ds);
+    }
+    job_spec_memory_sized(spec, rows, bytes, m);
+    mem_estimate_ranks(spec, admit_local_ranks(o, spec), m);
 }
 
 int admit_disk_low(const daemon_opts *o, char *msg, size_t size)
@@ -40,17 +63,8 @@ static uint64_t job_charge(const struct service *d, store_t *st, const char *id,
         store_job_free(&row);
         return 0;
     }
-    int64_t rows = -1;
-    if (spec.data.type == DATA_DATASET) {
-        store_dataset ds;
-        memset(&ds, 0, sizeof ds);
-        if (store_dataset_get(st, loader_dataset_ref(&spec, row.dataset_ref), &ds, NULL) == 0)
-            rows = ds.rows;
-        store_dataset_free(&ds);
-    }
+    admit_estimate(d->opts, st, &spec, row.dataset_ref, m);
     store_job_free(&row);
-    job_spec_memory(&spec, rows, m);
-    mem_estimate_ranks(&spec, admit_local_ranks(d->opts, &spec), m);
     job_spec_free(&spec);
     return budget_job_charge(m);
 }

@@ -25,6 +25,13 @@ int admit_job(struct service *d, store_t *st, job_run *run, uint64_t *charge, ch
  * sends them to other hosts (then one is counted). */
 int admit_local_ranks(const daemon_opts *o, const job_spec *spec);
 
+/* The job's memory estimate (core/memest.h) with what the store knows of its uploaded data:
+ * a data set's rows and size, an uploaded corpus's size (`ref`: the data set the job was
+ * bound to, or NULL for the one its spec names), and its ranks on this machine. */
+struct mem_estimate;
+void admit_estimate(const daemon_opts *o, store_t *st, const job_spec *spec, const char *ref,
+                    struct mem_estimate *m);
+
 /* 1 with a message in msg when the store's file system has less free space than
  * --min-free-disk (training pauses, checkpointed, before the disk fills); else 0. */
 int admit_disk_low(const daemon_opts *o, char *msg, size_t size);

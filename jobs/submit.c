@@ -134,8 +134,7 @@ static int over_memory_cap(store_t *st, const daemon_opts *o, const job_spec *sp
     if (cap == 0)
         cap = UINT64_MAX;
     mem_estimate m;
-    job_spec_memory(spec, dataset_rows(st, spec), &m);
-    mem_estimate_ranks(spec, admit_local_ranks(o, spec), &m);
+    admit_estimate(o, st, spec, NULL, &m);
     uint64_t budget = o->max_memory, charge = budget_job_charge(&m);
     if (m.total <= cap && (budget == 0 || charge <= budget))
         return 0;

@@ -751,3 +751,36 @@ test('fp16: a running gpt job shows its loss scale and skipped steps; both numer
     await api(d.url, 'POST', `/v1/jobs/${plain.json.id}/cancel`, {});
   });
 });
+
+test('the memory cap counts an uploaded corpus and an uploaded table at their size', async () => {
+  await withDaemon({args: ['--max-job-memory', '64M', '--workers', '1']}, async (d) => {
+    // 14 MiB of text: held as its text, a 4-byte token a character and a window start every
+    // block_size (8) tokens while the job starts: 14 · (1 + 4 + 4/8) = 77 MiB
+    const corpus = 'abcdefgh\n'.repeat(14 * 1024 * 1024 / 9);
+    const up = await api(d.url, 'POST', '/v1/datasets?name=big', corpus, {'Content-Type': 'text/plain'});
+    assert.equal(up.status, 201, up.text);
+    const r = await api(d.url, 'POST', '/v1/jobs', gptJob({data: {type: 'text', dataset: 'big'}}));
+    assert.equal(r.status, 422, r.text);
+    assert.equal(r.json.error.field, 'model');
+    const m = /this job needs about ([\d.]+) MiB \(data ([\d.]+) MiB/.exec(r.json.error.message);
+    assert.ok(m, r.json.error.message);
+    assert.ok(Number(m[2]) >= 75 && Number(m[2]) < 79, r.json.error.message);
+    // a tenth of it fits
+    const small = await api(d.url, 'POST', '/v1/datasets?name=small', corpus.slice(0, corpus.length / 10),
+                            {'Content-Type': 'text/plain'});
+    assert.equal(small.status, 201, small.text);
+    const ok = await api(d.url, 'POST', '/v1/jobs', gptJob({data: {type: 'text', dataset: 'small'}, steps: 2}));
+    assert.equal(ok.status, 201, ok.text);
+    // a CSV table of 20 MB: its text, its fields and the rows made of them
+    let csv = 'a,b,c,y\n';
+    const row = '0.125,0.25,0.5,1\n';
+    csv += row.repeat(Math.ceil(20 * 1024 * 1024 / row.length));
+    const t = await api(d.url, 'POST', '/v1/datasets?name=table', csv, {'Content-Type': 'text/csv'});
+    assert.equal(t.status, 201, t.text);
+    const lin = await api(d.url, 'POST', '/v1/jobs', {name: 'lin', model: {type: 'linear', inputs: 3, outputs: 1},
+      loss: 'mse', data: {type: 'dataset', name: 'table', target: 'y'}, steps: 2,
+      ds_config: {train_batch_size: 8, optimizer: {type: 'SGD', params: {lr: 0.01}}}});
+    assert.equal(lin.status, 422, lin.text);
+    assert.match(lin.json.error.message, /\(data [\d.]+ MiB/);
+  });
+});
