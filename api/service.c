@@ -22,7 +22,6 @@ typedef struct vitals {
     int64_t counts[STORE_NSTATES];
     int usage_ok;
     store_usage usage;             /* its bytes are the store's size */
-    char moved[600];               /* the store file deleted or replaced under the daemon */
 } vitals;
 
 static void vitals_work(http_req *r, struct store_t *s)
@@ -30,10 +29,8 @@ static void vitals_work(http_req *r, struct store_t *s)
     vitals *v = r->ctx;
     v->counts_ok = store_job_counts(s, v->counts, NULL) == 0;
     v->usage_ok = store_usage_get(s, &v->usage, NULL) == 0;
-    an_err e;
-    an_err_clear(&e);
-    if (store_lock_verify(r->api->sv->opts->db, NULL, &e) != 0)
-        snprintf(v->moved, sizeof v->moved, "%s", e.message);
+    /* looked at afresh for healthz_answer (store_lock_moved) */
+    store_lock_verify(r->api->sv->opts->db, NULL, NULL);
 }
 
 /* Reads the vitals on the quick queue, then runs `answer` on the loop. */
@@ -68,8 +65,11 @@ static void healthz_answer(http_req *r)
         cJSON_AddItemToArray(problems, cJSON_CreateString(msg));
         ok = 0;
     }
-    if (v->moved[0]) {
-        cJSON_AddItemToArray(problems, cJSON_CreateString(v->moved));
+    /* The store file deleted or replaced: found by vitals_work, or, when this request's
+     * thread could not open its connection for that reason, by that open. */
+    char gone[600];
+    if (store_lock_moved(gone, sizeof gone)) {
+        cJSON_AddItemToArray(problems, cJSON_CreateString(gone));
         ok = 0;
     }
     int requeued = 0;

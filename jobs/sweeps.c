@@ -118,6 +118,8 @@ static int load_run(store_t *st, const store_sweep *row, sweep_run **out, an_err
         snprintf(t->job, sizeof t->job, "%s", jobs[i].id);
         t->state = jobs[i].state == STORE_QUEUED || jobs[i].state == STORE_RUNNING
                        ? TRIAL_ACTIVE : TRIAL_ENDED;
+        t->resumable = jobs[i].state == STORE_PAUSED || jobs[i].state == STORE_FAILED ||
+                       jobs[i].state == STORE_STOPPED;
     }
     store_job_list_free(jobs, n);
     /* A trial that could not start never will: ended, with why. */
@@ -294,6 +296,8 @@ void sweeps_job_state(sweeps *w, const char *job, const char *state)
     uv_mutex_lock(&w->mu);
     r->trials[k].state = active ? TRIAL_ACTIVE : TRIAL_ENDED;
     uv_mutex_unlock(&w->mu);
+    r->trials[k].resumable = strcmp(state, "paused") == 0 || strcmp(state, "failed") == 0 ||
+                             strcmp(state, "stopped") == 0;
     /* The event says what ended it: ASHA (stopped), a pause (resumable), a failure, or its end
      * (completed, or cancelled: a paused trial's cancel ends it too). */
     if (!active && (was == TRIAL_ACTIVE || strcmp(state, "cancelled") == 0))
@@ -328,8 +332,11 @@ int sweeps_resume_hold(sweeps *w, const char *job, char *why, size_t n)
 {
     int k;
     sweep_run *r = sweeps_find_trial(w, job, &k);
-    if (!r || r->trials[k].state == TRIAL_ACTIVE)
-        return 0; /* not a trial here, or queued or running: the job manager answers */
+    /* not a trial here, queued or running, or finished (completed, cancelled): the job
+     * manager answers, saying why it cannot be resumed at all */
+    if (!r || r->trials[k].state == TRIAL_ACTIVE ||
+        (r->trials[k].state == TRIAL_ENDED && !r->trials[k].resumable))
+        return 0;
     if (r->trials[k].state == TRIAL_RESUMING) {
         snprintf(why, n, "job %s is being resumed already", job);
         return -EALREADY;

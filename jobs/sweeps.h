@@ -36,6 +36,8 @@ enum trial_state { TRIAL_PENDING, TRIAL_LAUNCHING, TRIAL_ACTIVE, TRIAL_ENDED, TR
 typedef struct sweep_trial {
     int state;                   /* enum trial_state */
     char job[STORE_ID_LEN];      /* its job once started */
+    int resumable;               /* its job was last seen paused, failed or stopped: a resume
+                                    of it may land, and takes a place (sweeps_resume_hold) */
     char *error;                 /* why it could not be started (NULL = it was): most trials
                                     have none, and a sweep stays in memory while the daemon
                                     runs, so it is not kept inline */
@@ -120,7 +122,8 @@ void sweeps_job_state(sweeps *w, const char *job, const char *state);
  * of a sweep driven here takes a place among its max_concurrent, or is refused when none is
  * free (-EBUSY) or a resume of it is on its way already (-EALREADY), *why saying so. 1: the
  * place is held (TRIAL_RESUMING) until the job is queued (sweeps_job_state), or the resume
- * fails and sweeps_resume_undo gives it back; 0: not a trial to hold a place for. */
+ * fails and sweeps_resume_undo gives it back; 0: not a trial to hold a place for (none
+ * here, or one whose job is queued, running, completed or cancelled: the job manager answers). */
 int sweeps_resume_hold(sweeps *w, const char *job, char *why, size_t n);
 void sweeps_resume_undo(sweeps *w, const char *job);
 

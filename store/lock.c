@@ -19,6 +19,7 @@ static struct {
     ino_t ino;
     int dbfd;
     int held;
+    char moved[600]; /* store_lock_verify's last finding of a moved file ("" = none) */
 } g_held;
 static pthread_mutex_t g_held_mu = PTHREAD_MUTEX_INITIALIZER;
 
@@ -95,6 +96,7 @@ int store_lock_take(store_lock *l, const char *db_path, an_err *err)
     g_held.ino = st.st_ino;
     g_held.dbfd = dbfd;
     g_held.held = 1;
+    g_held.moved[0] = '\0';
     pthread_mutex_unlock(&g_held_mu);
     /* The pid is for people reading the file; the lock itself is what counts. */
     char pid[32];
@@ -124,14 +126,32 @@ int store_lock_verify(const char *db_path, int *held, an_err *err)
         how = errno == ENOENT ? "deleted" : NULL;
     else if (st.st_dev != dev || st.st_ino != ino)
         how = "replaced by another file";
+    char msg[sizeof g_held.moved] = "";
+    if (how)
+        snprintf(msg, sizeof msg,
+                 "the store file %s was %s while this daemon was running: nothing opens it "
+                 "again, so the jobs and data sets in it are not mixed with another file's. "
+                 "Until the daemon stops, the file it opened can be copied from "
+                 "/proc/%ld/fd/%d; then stop the daemon, put the store back and start it again",
+                 db_path, how, (long)getpid(), dbfd);
+    /* kept for store_lock_moved: whoever asks next need not look at the disk */
+    pthread_mutex_lock(&g_held_mu);
+    if (g_held.held && g_held.dbfd == dbfd)
+        snprintf(g_held.moved, sizeof g_held.moved, "%s", msg);
+    pthread_mutex_unlock(&g_held_mu);
     if (!how)
         return 0; /* there, and the file it was (or unreadable: opening says why) */
-    return an_failc(err, -ESTALE, "",
-                    "the store file %s was %s while this daemon was running: nothing opens it "
-                    "again, so the jobs and data sets in it are not mixed with another file's. "
-                    "Until the daemon stops, the file it opened can be copied from "
-                    "/proc/%ld/fd/%d; then stop the daemon, put the store back and start it again",
-                    db_path, how, (long)getpid(), dbfd);
+    return an_failc(err, -ESTALE, "", "%s", msg);
+}
+
+int store_lock_moved(char *msg, size_t n)
+{
+    pthread_mutex_lock(&g_held_mu);
+    int moved = g_held.held && g_held.moved[0];
+    if (moved && msg && n)
+        snprintf(msg, n, "%s", g_held.moved);
+    pthread_mutex_unlock(&g_held_mu);
+    return moved;
 }
 
 int store_lock_set_aside(const char *db_path)

@@ -19,6 +19,8 @@
 #ifndef ANNEALD_STORE_LOCK_H
 #define ANNEALD_STORE_LOCK_H
 
+#include <stddef.h>
+
 #include "core/err.h"
 
 typedef struct store_lock {
@@ -38,6 +40,11 @@ int store_lock_take(store_lock *l, const char *db_path, an_err *err);
  * place since the lock was taken. store_open checks it, so no connection of the daemon opens
  * (or creates) a different file than the one its other connections and its WAL belong to. */
 int store_lock_verify(const char *db_path, int *held, an_err *err);
+
+/* What the latest store_lock_verify of the held store found, without looking at the disk
+ * (for the loop thread): 1 with its message in msg (n bytes, may be NULL) when the file was
+ * deleted or replaced, 0 when it was in place or nothing was checked yet. */
+int store_lock_moved(char *msg, size_t n);
 
 /* After the daemon's last connection closed: when `db_path` no longer names the locked file,
  * renames its "-wal" and "-shm" files (which SQLite, seeing the file moved, does not copy

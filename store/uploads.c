@@ -125,8 +125,12 @@ int store_upload_abort(store_t *s, int64_t num, an_err *err)
 {
     int rc = delete_orphans(s, num, NULL, err);
     if (rc) {
+        /* once each: a failed piece's upload is aborted again as its request ends */
         pthread_mutex_lock(&g_pending_mu);
-        if (g_npending < PENDING_MAX)
+        int i = 0;
+        while (i < g_npending && g_pending[i] != num)
+            i++;
+        if (i == g_npending && g_npending < PENDING_MAX)
             g_pending[g_npending++] = num;
         pthread_mutex_unlock(&g_pending_mu);
     }

@@ -83,6 +83,28 @@ for (const how of ['deleted', 'replaced by another file']) {
   });
 }
 
+test('the store file deleted before any request: the first /healthz names it, though its thread cannot open the store', async () => {
+  // No request has been served: the request threads open their connections now, and are
+  // refused; /healthz still says what happened, not only that the store cannot be read.
+  const dir = tmpDir();
+  const db = path.join(dir, 'anneald.db');
+  let d;
+  try {
+    d = await startDaemon({dir, args: ['--db', db, '--workers', '1']});
+    fs.rmSync(db);
+    const h = await api(d.url, 'GET', '/healthz');
+    assert.equal(h.status, 503, h.text);
+    assert.equal(h.json.status, 'degraded');
+    assert.ok(h.json.problems.some((p) => p.includes(`store file ${db} was deleted`) && p.includes('/proc/')),
+              JSON.stringify(h.json.problems));
+    assert.deepEqual(await d.stop(), {code: 0, signal: null});
+    d = null;
+  } finally {
+    if (d) await d.kill9().catch(() => {});
+    removeDir(dir);
+  }
+});
+
 test('a file that is not SQLite, or a store cut short, is refused at the start with a clear message and left as it is', async () => {
   const dir = tmpDir();
   try {

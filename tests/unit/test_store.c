@@ -485,6 +485,33 @@ static void test_datasets(void **state)
     assert_int_equal(store_dataset_delete(&f->s, "second", &e), STORE_EINUSE);
 }
 
+/* An abandoned upload whose parts the store refused to delete (here a connection that may not
+ * write; in the daemon, a full disk) is deleted by store_upload_retry once the store takes it.
+ * The daemon asks twice for a failed piece's upload (the piece, then the request's end): it
+ * is still one upload to retry, so the bounded list of them holds each once. */
+static void test_abandoned_upload_retried(void **state)
+{
+    fixture *f = *state;
+    an_err e;
+    int64_t num = 0;
+    assert_int_equal(store_upload_open(&f->s, &num, &e), 0);
+    assert_int_equal(store_upload_part(&f->s, num, 0, "x,y\n", 4, &e), 0);
+    assert_int_equal(store_upload_part(&f->s, num, 1, "1,2\n", 4, &e), 0);
+    assert_int_equal(sqlite3_exec(f->s.db, "PRAGMA query_only=ON", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_not_equal(store_upload_abort(&f->s, num, &e), 0);
+    assert_int_not_equal(store_upload_abort(&f->s, num, &e), 0);
+    int done = -1;
+    assert_int_not_equal(store_upload_retry(&f->s, &done, &e), 0); /* still refused */
+    assert_int_equal(done, 0);
+    assert_int_equal(scalar(&f->s, "SELECT count(*) FROM dataset_parts"), 2);
+    assert_int_equal(sqlite3_exec(f->s.db, "PRAGMA query_only=OFF", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(store_upload_retry(&f->s, &done, &e), 0);
+    assert_int_equal(done, 1);
+    assert_int_equal(scalar(&f->s, "SELECT count(*) FROM dataset_parts"), 0);
+    assert_int_equal(store_upload_retry(&f->s, &done, &e), 0); /* nothing left */
+    assert_int_equal(done, 0);
+}
+
 /* ---- two writers on two threads ------------------------------------------------------- */
 
 typedef struct writer_arg {
@@ -761,6 +788,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_full_database_enospc, fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_pool_and_housekeeping, fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_reads_during_a_write, fixture_setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_abandoned_upload_retried, fixture_setup, fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -508,6 +508,30 @@ static void a_resumed_trial_holds_max_concurrent_and_the_events_say_what_happene
                                      "trial_ended 0");
 }
 
+/* A trial whose job completed (or was cancelled) cannot be resumed: the job manager says so,
+ * not the sweep's max_concurrent, whose message would have the user wait for a place in vain. */
+static void a_finished_trial_is_left_to_the_job_manager(void **state)
+{
+    env *v = *state;
+    sweep_run *r = new_sweep_of(v, TWO_TRIALS);
+    drain_queue(v);
+    char job0[STORE_ID_LEN], why[400] = "";
+    snprintf(job0, sizeof job0, "%s", r->trials[0].job);
+    sweeps_job_state(&v->sv.sweeps, job0, "completed"); /* its place goes to trial 1 */
+    drain_queue(v);
+    assert_int_equal(r->trials[1].state, TRIAL_ACTIVE);
+    assert_int_equal(sweeps_resume_hold(&v->sv.sweeps, job0, why, sizeof why), 0);
+    assert_string_equal(why, "");
+    assert_int_equal(r->trials[0].state, TRIAL_ENDED);
+    /* a failed one may be resumed: it waits for the place */
+    char job1[STORE_ID_LEN];
+    snprintf(job1, sizeof job1, "%s", r->trials[1].job);
+    sweeps_job_state(&v->sv.sweeps, job1, "failed");
+    assert_int_equal(sweeps_resume_hold(&v->sv.sweeps, job1, why, sizeof why), 1);
+    sweeps_job_state(&v->sv.sweeps, job1, "cancelled");
+    assert_int_equal(sweeps_resume_hold(&v->sv.sweeps, job1, why, sizeof why), 0);
+}
+
 /* The request queue's own mechanics this file relies on: a full queue refuses new work, but
  * takes back the next turn of work it already had (workq_requeue: a long generation made in
  * turns is never cut short by the requests that came after it). */
@@ -546,6 +570,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             a_resumed_trial_holds_max_concurrent_and_the_events_say_what_happened, env_setup,
             env_teardown),
+        cmocka_unit_test_setup_teardown(a_finished_trial_is_left_to_the_job_manager,
+                                        env_setup, env_teardown),
     };
     return cmocka_run_group_tests_name("sweeps", tests, NULL, NULL);
 }
