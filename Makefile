@@ -26,7 +26,7 @@ PKGS := libuv libmicrohttpd libcjson sqlite3 libzstd zlib
 # What building and running need, and what only the tests, benchmarks and fuzzing need.
 DEB_RUN  := libuv1-dev libmicrohttpd-dev libcjson-dev libsqlite3-dev libzstd-dev pkg-config \
             libdnnl-dev zlib1g-dev dataset-fashion-mnist openmpi-bin libopenmpi-dev
-DEB_TEST := libcmocka-dev chromium sqlite3 wrk clang libclang-rt-14-dev prometheus
+DEB_TEST := libcmocka-dev chromium sqlite3 wrk clang libclang-rt-14-dev prometheus strace
 DEB_PKGS := $(DEB_RUN) $(DEB_TEST)
 
 WARN := -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \

@@ -22,6 +22,8 @@ typedef struct vitals {
     int64_t counts[STORE_NSTATES];
     int usage_ok;
     store_usage usage;             /* its bytes are the store's size */
+    int disk_ok;                   /* the store's file system's free space could be read */
+    uint64_t avail;                /* its free bytes */
 } vitals;
 
 static void vitals_work(http_req *r, struct store_t *s)
@@ -31,6 +33,8 @@ static void vitals_work(http_req *r, struct store_t *s)
     v->usage_ok = store_usage_get(s, &v->usage, NULL) == 0;
     /* looked at afresh for healthz_answer (store_lock_moved) */
     store_lock_verify(r->api->sv->opts->db, NULL, NULL);
+    /* statvfs can wait on the disk: here, not on the loop thread that answers */
+    v->disk_ok = util_free_disk(r->api->sv->opts->db, &v->avail) == 0;
 }
 
 /* Reads the vitals on the quick queue, then runs `answer` on the loop. */
@@ -84,8 +88,8 @@ static void healthz_answer(http_req *r)
     }
     /* Free disk: a warning from twice --min-free-disk, a problem below it (jobs pause). */
     cJSON *warnings = cJSON_CreateArray();
-    uint64_t avail = 0, min = api->sv->opts->min_free_disk;
-    if (min > 0 && util_free_disk(api->sv->opts->db, &avail) == 0 && avail < 2 * min) {
+    uint64_t avail = v->disk_ok ? v->avail : 0, min = api->sv->opts->min_free_disk;
+    if (min > 0 && v->disk_ok && avail < 2 * min) {
         char msg[200], a[32], m[32];
         snprintf(msg, sizeof msg, "the store's file system has %s free; training pauses below "
                  "%s (--min-free-disk)", mem_bytes_text(avail, a, sizeof a),
@@ -97,7 +101,7 @@ static void healthz_answer(http_req *r)
     cJSON_AddStringToObject(o, "status", ok ? "ok" : "degraded");
     cJSON_AddItemToObject(o, "problems", problems);
     cJSON_AddItemToObject(o, "warnings", warnings);
-    if (min > 0)
+    if (min > 0 && v->disk_ok)
         cJSON_AddNumberToObject(o, "free_disk_bytes", (double)avail);
     cJSON_AddStringToObject(o, "version", ANNEALD_VERSION);
     cJSON_AddNumberToObject(o, "uptime_s", util_now() - api->sv->started);
