@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import {launchBrowser} from './browserlib.mjs';
-import {api, heavyJob, tutorialJob, waitFor, waitJob, withDaemon} from './lib.mjs';
+import {api, heavyJob, tutorialJob, waitFor, waitJob, withDaemon, SLOW} from './lib.mjs';
 
 const SHOTS = 'build/screenshots';
 
@@ -105,6 +105,14 @@ test('a queued job shows its place in the queue instead of empty charts, then it
       // raised above the first, it is next: the place follows without a reload
       assert.equal((await api(d.url, 'PATCH', `/v1/jobs/${second}`, {priority: 5})).status, 200);
       await page.waitForFunction(() => /position 1 of 2 in the queue/.test(document.querySelector('#waiting-detail').textContent));
+      // a thousand younger jobs: the list's first page (newest first) no longer holds it, and
+      // its place is still found
+      for (let i = 0; i < 1000; i += 25)
+        await Promise.all(Array.from({length: 25}, (_, k) =>
+          api(d.url, 'POST', '/v1/jobs', tutorialJob({name: `later-${i + k}`, steps: 10}))
+            .then((r) => assert.equal(r.status, 201, r.text))));
+      await page.waitForFunction(() => /position 1 of 1002 in the queue/.test(document.querySelector('#waiting-detail').textContent),
+                                 null, {timeout: 30000 * SLOW});
       // it runs (and ends): the charts take the box's place, with its steps
       await api(d.url, 'POST', `/v1/jobs/${busy}/cancel`, {});
       await waitJob(d.url, second, (j) => j.state === 'completed');
