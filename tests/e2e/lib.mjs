@@ -237,13 +237,16 @@ export async function waitJob(url, id, pred, timeoutMs = 60000, headers = {}) {
 
 // Reads an SSE stream until `until(events)` holds or the time is up; resolves to the events
 // [{event, id, data}] (data parsed).
-export async function readEvents(url, path, {headers = {}, until = () => false, timeoutMs = 10000} = {}) {
+// `onOpen` is called once the answer's headers arrive: the daemon subscribes a stream before
+// it sends them, so whatever happens after onOpen reaches the stream.
+export async function readEvents(url, path, {headers = {}, until = () => false, timeoutMs = 10000, onOpen = () => {}} = {}) {
   const ctl = new AbortController();
   const timer = setTimeout(() => ctl.abort(), timeoutMs);
   const events = [];
   try {
     const res = await fetch(url + path, {headers, signal: ctl.signal});
     if (res.status !== 200) throw new Error(`SSE status ${res.status}`);
+    onOpen();
     const dec = new TextDecoder();
     let buf = '';
     for await (const chunk of res.body) {

@@ -368,10 +368,12 @@ test('a stopped trial resumed after a restart meets its later rungs; resumed to 
   }
   d = await startDaemon({dir: sdir});
   try {
-    const events = readEvents(d.url, `/v1/events?job=${id}`, {timeoutMs: 60000,
+    let opened;
+    const open = new Promise((res) => { opened = res; });
+    const events = readEvents(d.url, `/v1/events?job=${id}`, {timeoutMs: 60000, onOpen: opened,
       until: (ev) => ev.filter((e) => e.data.event === 'completed').length === 2});
     events.catch(() => {});
-    await new Promise((res) => setTimeout(res, 300));
+    await Promise.race([open, events]);
     // resumed after the restart: judged at rung 100 (behind trial 0 again), stopped there
     assert.equal((await api(d.url, 'POST', `/v1/jobs/${job}/resume`)).status, 200);
     let s = await waitSweep(d.url, id, (x) => x.state === 'completed' &&
@@ -404,8 +406,10 @@ test('a paused trial resumed holds max_concurrent; a pause and a failed job say 
     });
     assert.equal(c.status, 201, c.text);
     const id = c.json.id;
+    // the sweep says `cancelled` before its running trial's job is cancelled, which then ends it
     const events = readEvents(d.url, `/v1/events?job=${id}`, {timeoutMs: 60000,
-      until: (ev) => ev.some((e) => e.data.event === 'cancelled')});
+      until: (ev) => ev.some((e, i) => e.data.event === 'trial_ended' && e.data.trial === 0 &&
+                                       ev.slice(0, i).some((c) => c.data.event === 'cancelled'))});
     events.catch(() => {}); // a failed assertion stops the daemon under it: that one is the report
     let s = await waitSweep(d.url, id, (x) => x.trials[0].state === 'running' || x.trials[1].state === 'running');
     const first = s.trials.find((t) => t.state === 'running');
@@ -428,12 +432,14 @@ test('a paused trial resumed holds max_concurrent; a pause and a failed job say 
     const ev = (await events).map((e) => `${e.data.event} ${e.data.trial ?? '-'}`);
     // (trial 0 may have started before the stream opened)
     assert.deepEqual(ev.slice(ev.indexOf('trial_paused 0')), ['trial_paused 0', 'trial_started 1', 'trial_ended 1',
-      'completed -', 'running -', 'trial_resumed 0', 'cancelled -']);
+      'completed -', 'running -', 'trial_resumed 0', 'cancelled -', 'trial_ended 0']);
 
     // a trial whose job fails (its loss diverges) is trial_failed, not trial_ended
-    const fe = readEvents(d.url, '/v1/events', {timeoutMs: 30000,
+    let feOpened;
+    const feOpen = new Promise((res) => { feOpened = res; });
+    const fe = readEvents(d.url, '/v1/events', {timeoutMs: 30000, onOpen: feOpened,
       until: (evs) => evs.some((e) => e.event === 'sweep' && e.data.id !== id && e.data.event === 'completed')});
-    await new Promise((res) => setTimeout(res, 300));
+    await Promise.race([feOpen, fe]);
     const f = await api(d.url, 'POST', '/v1/sweeps', {
       name: 'diverges', base: {...DIGITS, steps: 100, validation: undefined}, metric: 'loss',
       parameters: {'ds_config.optimizer.params.lr': [1e30]},
