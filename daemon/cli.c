@@ -15,6 +15,7 @@
 #include "core/config.h"
 #include "core/config_gpt.h"
 #include "core/config_world.h"
+#include "core/jsonnum.h"
 #include "core/memest.h"
 #include "daemon/cli_util.h"
 #include "util/util.h"
@@ -311,7 +312,11 @@ const char *cli_exact(char buf[40], double v)
 
 char *cli_json_pretty(const void *json)
 {
-    char *t = cJSON_Print(json);
+    /* cJSON_Print writes 15 digits whenever they read back within its epsilon of the value
+     * (0.30000000000000004 as 0.3): a copy with exact numbers prints what the daemon stores. */
+    cJSON *copy = cJSON_Duplicate(json, 1);
+    char *t = copy && json_make_exact(copy) == 0 ? cJSON_Print(copy) : NULL;
+    cJSON_Delete(copy);
     if (!t)
         return NULL;
     /* cJSON indents with one tab per level and puts a tab after each colon; strings never

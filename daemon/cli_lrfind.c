@@ -36,7 +36,8 @@ static const char USAGE[] =
     "  --job             print the finder's job spec instead of running it (it can be\n"
     "                    submitted to the service; GET /v1/jobs/{id}/lr_finder reads it)\n"
     "\n"
-    "Prints {\"lr\", \"loss\", \"smoothed\", \"suggestions\", \"stopped_early\"} on stdout.\n"
+    "Prints the report of GET /v1/jobs/{id}/lr_finder on stdout: {\"lr\", \"loss\", \"smoothed\",\n"
+    "\"suggestions\", \"stopped_early\", \"diverged_at\", \"caveats\", \"from\", \"to\"}.\n"
     "Suggestions: steepest (fastest fall of the smoothed loss against log lr), valley (halfway\n"
     "through its longest descent), minimum_div_10 (the lr of its minimum, divided by 10).\n";
 

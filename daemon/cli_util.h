@@ -68,7 +68,8 @@ int cli_parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out);
 /* A double in the fewest digits that read back to the same value (as the API prints). */
 const char *cli_exact(char buf[40], double v);
 
-/* Pretty-prints JSON with two-space indentation (cJSON_Print indents with tabs); malloc'd. */
+/* Pretty-prints JSON with two-space indentation (cJSON_Print indents with tabs) and every
+ * number exact (json_make_exact), as the daemon prints it; malloc'd. */
 char *cli_json_pretty(const void *json);
 
 /* Writes s as one shell word (single-quoted when it holds anything but plain characters). */

@@ -78,6 +78,29 @@ test('check accepts the tutorial job and prints it with defaults and warnings', 
   assert.equal(ok(['check', '-'], fs.readFileSync(p, 'utf8')).out, r.out);
 });
 
+// check prints the spec the daemon would store, so its numbers read back to the same bits:
+// cJSON's own printer would write 0.30000000000000004 as 0.3.
+test('check prints every number of the spec exactly, as the daemon stores it', async () => {
+  const spec = tutorial({ds_config: {...tutorial().ds_config, optimizer: {type: 'Adam', params: {lr: 0.30000000000000004, eps: 1.0000000000000002e-8}}},
+                         data: {...tutorial().data, noise: 0.1 + 0.2}});
+  const text = JSON.stringify(spec);
+  const out = ok(['check', '-'], text).out;
+  assert.match(out, /"lr": 0\.30000000000000004,/);
+  const o = JSON.parse(out);
+  assert.equal(o.spec.ds_config.optimizer.params.lr, 0.30000000000000004);
+  assert.equal(o.spec.ds_config.optimizer.params.eps, 1.0000000000000002e-8);
+  assert.equal(o.spec.data.noise, 0.1 + 0.2);
+  const d = await startDaemon();
+  try {
+    const r = await api(d.url, 'POST', '/v1/jobs', text, {'Content-Type': 'application/json'});
+    assert.equal(r.status, 201, r.text);
+    await api(d.url, 'POST', `/v1/jobs/${r.json.id}/cancel`);
+    assert.deepEqual(o.spec, r.json.spec);
+  } finally {
+    await d.stop();
+  }
+});
+
 const BAD_SPECS = [
   ['negative warmup', tutorial({ds_config: {...tutorial().ds_config, scheduler: {type: 'WarmupLR', params: {warmup_num_steps: -3}}}}),
     'ds_config.scheduler.params.warmup_num_steps'],

@@ -5,7 +5,8 @@
 import {test} from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import {api, withDaemon} from './lib.mjs';
+import {spawnSync} from 'node:child_process';
+import {BIN, api, withDaemon} from './lib.mjs';
 
 const jobspec = fs.readFileSync('docs/JOBSPEC.md', 'utf8');
 const apimd = fs.readFileSync('docs/API.md', 'utf8');
@@ -120,4 +121,23 @@ test('the layers keep to ARCHITECTURE.md', () => {
   // every source path the page names exists
   for (const m of arch.matchAll(/`((?:core|store|jobs|api|daemon|util|rank)\/[a-z_]+\.[ch])`/g))
     assert.ok(fs.existsSync(m[1]), `ARCHITECTURE.md names ${m[1]}`);
+});
+
+// The daemon's flags as options.c parses them, each explained in --help and in the man page,
+// and every flag a command's --help names is in the man page's synopsis too.
+test('every flag is in anneald --help and the man page', () => {
+  const man = fs.readFileSync('docs/anneald.1', 'utf8').replace(/\\-/g, '-');
+  const known = /known\[\] = \{([^}]*)\}/.exec(fs.readFileSync('daemon/options.c', 'utf8'))[1];
+  const flags = [...known.matchAll(/"(--[a-z-]+)"/g)].map((m) => m[1]);
+  assert.ok(flags.length >= 15, flags.join(' '));
+  const help = spawnSync(BIN, ['--help'], {encoding: 'utf8'}).stdout;
+  for (const f of flags) {
+    assert.match(help, new RegExp(`\\n  ${f} `), `anneald --help explains ${f}`);
+    assert.ok(man.includes(`.BI ${f} `), `the man page explains ${f}`);
+  }
+  for (const c of ['check', 'preview', 'train', 'lr-find', 'generate']) {
+    const usage = spawnSync(BIN, [c, '--help'], {encoding: 'utf8'}).stdout.split('\n\n')[0];
+    const synopsis = man.slice(man.indexOf(`.B anneald ${c}`), man.indexOf('.br', man.indexOf(`.B anneald ${c}`)));
+    for (const [f] of usage.matchAll(/--[a-z-]+/g)) assert.ok(synopsis.includes(f), `the man page's ${c} takes ${f}`);
+  }
 });
