@@ -9,6 +9,7 @@
 #   make bench      benchmarks: every figure beside its reference, as a ratio; writes BENCHMARKS.md
 #   make load-test  wrk + 200 SSE clients against the daemon for 300 s; report in build/load-test.txt
 #   make crash-test kill -9 the daemon 300 times during a job; report in build/crash-test.txt
+#   make soak-test  every user action over and over for 480 s; figures per cycle in build/soak-test.csv
 
 PREFIX   ?= /usr/local
 BINDIR   ?= $(PREFIX)/bin
@@ -60,7 +61,7 @@ ASSETS := $(sort $(wildcard data/*.csv data/*.txt)) $(sort $(wildcard web/*.html
           $(UPLOT) api/openapi.json
 
 .PHONY: rank all deps deps-run test check run bench clean install uninstall tests benches crash-test \
-        load-test
+        load-test soak-test
 all: $(BUILD)/anneald
 
 $(BUILD)/core/gpt.o $(BUILD)/core/gpt_layers.o $(BUILD)/core/gpt_attention.o \
@@ -167,6 +168,12 @@ load-test: deps
 	LOAD_SECONDS=$${LOAD_SECONDS:-300} LOAD_REPORT=$(BUILD)/load-test.txt ANNEALD_BIN=$(BUILD)/anneald \
 	  node --test tests/e2e/load.test.mjs
 	@cat $(BUILD)/load-test.txt
+
+# The soak: SOAK_SECONDS (480) of every user action, over and over (bench/soak.mjs); fails
+# when descriptors or threads grow after the warm-up or memory keeps climbing.
+soak-test: deps
+	$(MAKE) all
+	node bench/soak.mjs --bin $(BUILD)/anneald --seconds $${SOAK_SECONDS:-480} --warmup 5 > $(BUILD)/soak-test.csv
 
 # INSTALL_BIN: the binary to install (default: the one this tree builds, built if needed).
 INSTALL_BIN ?= $(BUILD)/anneald

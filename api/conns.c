@@ -227,7 +227,6 @@ static void gate_handoff(gate_conn *g)
 
 static void gate_on_read(uv_poll_t *p, int status, int events)
 {
-    (void)events;
     gate_conn *g = p->data;
     api_t *api = g->api;
     conns_t *cs = &api->gate;
@@ -248,6 +247,16 @@ static void gate_on_read(uv_poll_t *p, int status, int events)
         if ((size_t)n > HEAD_MAX) {
             cs->bad_head++;
             gate_close(g, 431, "too_large", "the request head is over 16384 bytes");
+            return;
+        }
+        /* The client closed its side with the head unfinished: the rest can never come. The
+         * peek above leaves the bytes that did come in the socket, so recv never says 0
+         * here, and the socket stays readable: without this the loop would spin on it until
+         * the head timeout. */
+        if (events & UV_DISCONNECT) {
+            cs->bad_head++;
+            gate_close(g, 400, "invalid_argument",
+                       "the connection was shut before the request head ended (a blank line)");
             return;
         }
         /* Wake again only when more than what is here has arrived. */
@@ -328,7 +337,7 @@ static void accept_one(api_t *api, int cfd, const struct sockaddr_storage *ss, s
     cs->tail = g;
     cs->pending++;
     cs->accepted++;
-    uv_poll_start(&g->poll, UV_READABLE, gate_on_read);
+    uv_poll_start(&g->poll, UV_READABLE | UV_DISCONNECT, gate_on_read);
 }
 
 static void on_listen(uv_poll_t *p, int status, int events)

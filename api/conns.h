@@ -9,6 +9,9 @@
  *     bytes trickle (slowloris): else 408 and close. A kept-alive connection gets the same
  *     time for its next head after each answer (else it is shut down): between requests it
  *     is idle at most that long;
+ *   - a client that shuts its side (FIN) before its head ended gets 400 and is closed at once:
+ *     the peek leaves its bytes in the socket, so recv never reads the end of stream there,
+ *     and the poll asks for UV_DISCONNECT to learn of it;
  *   - at most CONNS_PENDING_MAX connections wait in the gate; when a new one comes beyond
  *     that, the one that has waited longest is closed (408) if it has waited CONNS_EVICT_AGE
  *     or more (a real client's head arrives in milliseconds, so it is never that old), else

@@ -3,7 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { SLOW, api, sleep, tutorialJob, withDaemon } from './lib.mjs';
+import fs from 'node:fs';
+import { SLOW, api, sleep, tutorialJob, waitFor, withDaemon } from './lib.mjs';
 
 // Every JSON answer is UTF-8, as its Content-Type says, also when its message echoes bytes of
 // the request: a name cut at a byte count mid-character, or bytes that are no UTF-8 at all.
@@ -82,6 +83,46 @@ async function answers(c, n, ms = 10000 * SLOW) {
   }
   return [...c.data().matchAll(/^HTTP\/1\.1 (\d{3})/gm)].map((m) => Number(m[1]));
 }
+
+// CPU time (user + system, in clock ticks of 10 ms) of the daemon's loop thread: the main one.
+function loopTicks(pid) {
+  const f = fs.readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8').split(')').pop().trim().split(' ');
+  return Number(f[11]) + Number(f[12]);
+}
+
+// A client that shuts its side with its head unfinished: the gate's peek leaves the bytes in
+// the socket, so the end of stream is not read there; it must be noticed at once, not at the
+// 10 s head deadline, and the loop must not spin on the readable socket meanwhile.
+test('a client that hangs up mid-head is let go at once and costs the loop nothing', async () => {
+  await withDaemon({}, async (d) => {
+    const host = new URL(d.url).host;
+    // one that still reads (shut down for writing only) is told why
+    const half = rawConn(d.url, '127.0.0.1', `GET /v1/jobs HTTP/1.1\r\nHost: ${host}\r\n`);
+    await half.open;
+    await sleep(100);
+    half.sock.end();
+    await Promise.race([half.ended, sleep(5000 * SLOW)]);
+    assert.match(half.data(), /^HTTP\/1\.1 400 /, half.data());
+    assert.match(half.data(), /before the request head ended/);
+    // a crowd that just goes away
+    const t0 = loopTicks(d.proc.pid);
+    for (let k = 0; k < 20; k++) {
+      const c = rawConn(d.url, '127.0.0.1', `POST /v1/jobs HTTP/1.1\r\nHost: ${host}\r\nContent-Le`);
+      await c.open;
+      await sleep(20);
+      c.sock.destroy();
+    }
+    await waitFor(async () => /anneald_connections\{state="head"\} 0\n/.test((await api(d.url, 'GET', '/metrics')).text),
+                  {timeoutMs: 2000, what: 'no connection waiting in the gate'});
+    await sleep(1000);
+    const ticks = loopTicks(d.proc.pid) - t0;
+    assert.ok(ticks < 50 * SLOW, `the loop thread used ${ticks * 10} ms of CPU in ~1.5 s`);
+    const m = (await api(d.url, 'GET', '/metrics')).text;
+    assert.match(m, /reason="head_timeout"\} 0\n/);
+    assert.match(m, /reason="bad_head"\} 21\n/);
+    assert.equal((await api(d.url, 'GET', '/v1/jobs')).json.total, 0);
+  });
+});
 
 // MHD's idle timeout starts again with every byte, so a body sent a byte at a time would hold
 // its connection for good; after 10 s a body must average 16 KiB/s.
