@@ -203,13 +203,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     an_err err;
     if (json_parse_text((const char *)data, size, &body, &err) != 0)
         return 0;
-    cJSON *before = cJSON_Duplicate(body, 1);
+    /* as text: cJSON_Compare finds a number that overflowed to inf unequal to itself */
+    char *before = cJSON_PrintUnformatted(body);
     FUZZ_CHECK(before != NULL);
     sweep_spec s;
     an_err_clear(&err);
     int rc = sweep_parse(body, &s, &err);
-    FUZZ_CHECK(cJSON_Compare(body, before, 1)); /* the body is only read */
-    cJSON_Delete(before);
+    char *after = cJSON_PrintUnformatted(body);
+    FUZZ_CHECK(after && strcmp(before, after) == 0); /* the body is only read */
+    cJSON_free(before);
+    cJSON_free(after);
     if (rc) {
         FUZZ_CHECK(memchr(err.message, 0, sizeof err.message) && err.message[0]);
         FUZZ_CHECK(memchr(err.field, 0, sizeof err.field) != NULL);
