@@ -272,6 +272,15 @@ int lrfind_request(const cJSON *body, lrfind_req *req, cJSON **spec, an_err *err
     if (!isfinite(req->max_lr / req->min_lr))
         return an_fail(err, "max_lr", "max_lr / min_lr (%g / %g) is beyond a double: give a "
                        "narrower range", req->max_lr, req->min_lr);
+    /* every step must train at a larger lr than the one before: a range so narrow that a
+     * step's rise is lost in rounding sweeps nothing (ExponentialLR's gamma rounds to 1).
+     * (r - 1) / r / (steps - 1) is the smallest relative rise of a step in either mode. */
+    double r = req->max_lr / req->min_lr;
+    if ((r - 1) / r / (double)(req->steps - 1) < LRFIND_MIN_RISE)
+        return an_fail(err, "max_lr", "max_lr (%.17g) is too close to min_lr (%.17g) to sweep "
+                       "in %lld steps: each step must raise the lr by at least %g of itself; "
+                       "give a wider range or fewer steps", req->max_lr, req->min_lr,
+                       (long long)req->steps, LRFIND_MIN_RISE);
     if (!cJSON_IsObject(job))
         return an_fail(err, "job", "job must be a job spec (an object)");
     cJSON *s = cJSON_Duplicate(job, 1);

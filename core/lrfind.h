@@ -122,6 +122,9 @@ typedef struct lrfind_req {
 } lrfind_req;
 
 #define LRFIND_MAX_STEPS 100000
+/* The least relative rise of the lr from one step of a finder to the next: max_lr / min_lr
+ * must leave every step at least this much above the one before (far above rounding). */
+#define LRFIND_MIN_RISE 1e-9
 
 /* Reads a finder request and writes the finder's job spec (*spec, the caller's to delete). A
  * body without "job" whose top level looks like a job spec (it has "model") is taken as the

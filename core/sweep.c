@@ -14,133 +14,6 @@
 /* Stream purpose of the random search's draws (apart from the job's own streams). */
 #define RNG_SWEEP_DRAW 0x5357u
 
-/* ---- JSON paths ------------------------------------------------------------------------- */
-
-/* One step of a path: an object key, or a list index (key[0] == '\0'). */
-typedef struct step {
-    char key[CFG_PATH];
-    int index;
-} step;
-
-/* Splits "a.b[2].c" into steps; -1 on a malformed path (empty key, bad index). */
-static int split_path(const char *path, step *steps, int max)
-{
-    int n = 0;
-    const char *p = path;
-    if (!*p)
-        return -1;
-    while (*p) {
-        if (n == max)
-            return -1;
-        step *s = &steps[n++];
-        if (*p == '[') {
-            char *end;
-            long i = strtol(p + 1, &end, 10);
-            if (end == p + 1 || *end != ']' || i < 0 || i > 1000000)
-                return -1;
-            s->key[0] = '\0';
-            s->index = (int)i;
-            p = end + 1;
-            if (*p == '.')
-                p++;
-            continue;
-        }
-        size_t k = strcspn(p, ".[");
-        if (k == 0 || k >= sizeof s->key)
-            return -1;
-        memcpy(s->key, p, k);
-        s->key[k] = '\0';
-        s->index = -1;
-        p += k;
-        if (*p == '.' && p[1] && p[1] != '.' && p[1] != '[')
-            p++;
-        else if (*p == '.')
-            return -1;
-    }
-    return n;
-}
-
-/* A copy of `value` without the key it had in its own object (a parameter's copy carries the
- * parameter's path as its name otherwise). */
-static cJSON *bare_copy(const cJSON *value)
-{
-    cJSON *v = cJSON_Duplicate(value, 1);
-    if (v && v->string && !(v->type & cJSON_StringIsConst)) {
-        cJSON_free(v->string);
-        v->string = NULL;
-    }
-    return v;
-}
-
-static int set_at(cJSON *root, const char *path, const cJSON *value, an_err *err)
-{
-    char field[CFG_PATH + 16];
-    snprintf(field, sizeof field, "parameters.%s", path);
-    step steps[32];
-    int n = split_path(path, steps, 32);
-    if (n < 0)
-        return an_fail(err, field, "a parameter is a JSON path such as "
-                       "\"ds_config.optimizer.params.lr\" or \"model.hidden[0]\"");
-    cJSON *at = root;
-    for (int i = 0; i < n; i++) {
-        int last = i == n - 1;
-        cJSON *next;
-        if (steps[i].key[0]) {
-            if (!cJSON_IsObject(at))
-                return an_fail(err, field, "cannot set %s: what holds \"%s\" is not an object",
-                               path, steps[i].key);
-            next = cJSON_GetObjectItemCaseSensitive(at, steps[i].key);
-            if (!next && !last)
-                return an_fail(err, field, "cannot set %s: the base spec has no \"%s\" there",
-                               path, steps[i].key);
-            if (last) {
-                cJSON *v = bare_copy(value);
-                if (!v)
-                    return an_failc(err, -ENOMEM, field, "out of memory");
-                if (next)
-                    cJSON_ReplaceItemInObjectCaseSensitive(at, steps[i].key, v);
-                else
-                    cJSON_AddItemToObject(at, steps[i].key, v);
-                return 0;
-            }
-        } else {
-            if (!cJSON_IsArray(at))
-                return an_fail(err, field, "cannot set %s: [%d] indexes something that is not "
-                               "a list", path, steps[i].index);
-            next = cJSON_GetArrayItem(at, steps[i].index);
-            if (!next)
-                return an_fail(err, field, "cannot set %s: index %d is past the end of a list "
-                               "of %d", path, steps[i].index, cJSON_GetArraySize(at));
-            if (last) {
-                cJSON *v = bare_copy(value);
-                if (!v)
-                    return an_failc(err, -ENOMEM, field, "out of memory");
-                cJSON_ReplaceItemViaPointer(at, next, v);
-                return 0;
-            }
-        }
-        at = next;
-    }
-    return 0;
-}
-
-int sweep_apply(const cJSON *base, const cJSON *params, cJSON **out, an_err *err)
-{
-    cJSON *spec = cJSON_Duplicate(base, 1);
-    if (!spec)
-        return an_failc(err, -ENOMEM, "base", "out of memory");
-    const cJSON *p;
-    cJSON_ArrayForEach(p, params) {
-        int rc = set_at(spec, p->string, p, err);
-        if (rc) {
-            cJSON_Delete(spec);
-            return rc;
-        }
-    }
-    *out = spec;
-    return 0;
-}
-
 /* ---- parsing ------------------------------------------------------------------------------ */
 
 /* Whether a job measures accuracy (val_acc): a classification loss on a model other than gpt,
@@ -152,7 +25,8 @@ static int measures_accuracy(const job_spec *js)
 
 /* Checks that the base with `value` at `path` is still a valid job spec that uses the value:
  * an error of the spec parser, or a warning the base did not have (a key it ignores), is the
- * parameter's fault. *acc: whether that job measures accuracy. */
+ * parameter's fault, and so is a job without the validation the metric reads (val_loss,
+ * val_acc): its trial would have nothing to rank. *acc: whether that job measures accuracy. */
 static int check_value(const sweep_spec *s, const char *path, const cJSON *value, int base_warn,
                        int *acc, an_err *err)
 {
@@ -179,7 +53,11 @@ static int check_value(const sweep_spec *s, const char *path, const cJSON *value
                        e.field[0] ? ": " : "", e.message);
     *acc = measures_accuracy(&js);
     int nw = cJSON_GetArraySize(js.warnings);
-    if (nw > base_warn) {
+    if (strcmp(s->metric, "loss") != 0 && !(js.val_fraction > 0 || js.val_split_test))
+        rc = an_fail(err, field, "metric %s needs validation; with %s = %s the trial's job has "
+                     "none (use \"loss\", or keep validation on)", s->metric, path,
+                     cfg_describe(value, vbuf, sizeof vbuf));
+    else if (nw > base_warn) {
         const cJSON *w = cJSON_GetArrayItem(js.warnings, nw - 1);
         rc = an_fail(err, field, "%s is not a setting the job uses: %s", path,
                      cJSON_IsString(w) ? w->valuestring : "it is ignored");
@@ -239,22 +117,24 @@ static int parse_param(const cJSON *v, const char *path, sweep_param *p, an_err 
 }
 
 /* Two parameter paths where one holds the other ("a.b" and "a.b.c", "model.hidden" and
- * "model.hidden[0]", or the same path twice) would set the same value twice, the later one
- * undoing the earlier: the newest parameter is checked against those before it. */
+ * "model.hidden[0]", or the same place twice, however written: "[0]" and "[00]") would set
+ * the same value twice, the later one undoing the earlier: the newest parameter is checked
+ * against those before it. */
 static int check_overlap(const sweep_spec *s, an_err *err)
 {
     const char *b = s->params[s->nparams - 1].path;
-    size_t lb = strlen(b);
     for (int i = 0; i < s->nparams - 1; i++) {
         const char *a = s->params[i].path;
-        size_t la = strlen(a), n = la < lb ? la : lb;
-        const char *longer = la < lb ? b : a;
-        if (strncmp(a, b, n) != 0 || (longer[n] && longer[n] != '.' && longer[n] != '['))
+        int o = sweep_paths_overlap(a, b);
+        if (o <= 0) /* a malformed path is refused naming itself, by check_value */
             continue;
         char f[CFG_PATH + 16];
         snprintf(f, sizeof f, "parameters.%s", b);
-        if (la == lb)
+        if (o == 2 && strcmp(a, b) == 0)
             return an_fail(err, f, "%s is given twice", b);
+        if (o == 2)
+            return an_fail(err, f, "%s is the place parameter %s sets, so a trial would set it "
+                           "twice; sweep one of them", b, a);
         return an_fail(err, f, "%s overlaps parameter %s: one is part of the other, so a trial "
                        "would set it twice; sweep one of them", b, a);
     }
@@ -399,9 +279,13 @@ static int parse_sweep(const cJSON *body, sweep_spec *out, int stored, an_err *e
             }
         } else {
             /* the ends, and a value between them that is no integer (as nearly every draw
-             * is): an integer setting is refused here, not in every trial */
+             * is): an integer setting is refused here, not in every trial. The point 0.3721
+             * of the way is an integer in some ranges ([1, 10001]): half a step (or half the
+             * way to the high end) past it is not. */
             for (int i = 0; i < 3; i++) {
                 double x = i == 0 ? sp->lo : i == 1 ? sp->hi : sp->lo + 0.3721 * (sp->hi - sp->lo);
+                if (i == 2 && x == floor(x))
+                    x += fmin(0.5, (sp->hi - x) / 2);
                 if (i == 2 && (x == floor(x) || sp->hi - sp->lo < 1e-9 * fabs(sp->hi)))
                     break;
                 cJSON *v = cJSON_CreateNumber(x);

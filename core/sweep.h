@@ -78,6 +78,11 @@ int sweep_trial_params(const sweep_spec *s, int index, cJSON **out, an_err *err)
  * set (a missing parent, an index out of range, a parent that is not an object or list). */
 int sweep_apply(const cJSON *base, const cJSON *params, cJSON **out, an_err *err);
 
+/* Whether two parameter paths reach the same place of a spec, step by step (so "a[0]b",
+ * "a[00].b" and "a[0].b" are one path): 2 the same place, 1 one holds the other ("a.b" and
+ * "a.b.c"), 0 neither, -1 a malformed path. */
+int sweep_paths_overlap(const char *a, const char *b);
+
 /* ASHA's rungs below total_steps: rungs[0..n) (at most max); returns n. */
 int sweep_rungs(const sweep_spec *s, int64_t total_steps, int64_t *rungs, int max);
 

@@ -5,7 +5,8 @@
  * Input: raw bytes taken as a request head (and, split at the first NUL, as header values).
  * Properties:
  *   - head_end finds the end of a head only inside the input, and a head it finds is
- *     judged well-formed (0) or refused with 400/414/431/505 and a message; a bearer token it
+ *     judged well-formed (0) or refused with 400/413/414/431/501/505 and a message (413 for
+ *     a Content-Length, 501 for a Transfer-Encoding); a bearer token it
  *     reports lies inside the head;
  *   - a head over HEAD_MAX is never judged well-formed;
  *   - guard_host/guard_origin/guard_media answer 0 or -1; a Host that passes names an IP
@@ -35,7 +36,14 @@ static void check_head(const char *p, size_t n)
     char msg[256];
     msg[0] = '\0';
     int st = head_check(p, end, &hi, msg, sizeof msg);
-    FUZZ_CHECK(st == 0 || st == 400 || st == 414 || st == 431 || st == 505);
+    FUZZ_CHECK(st == 0 || st == 400 || st == 413 || st == 414 || st == 431 || st == 501 ||
+               st == 505);
+    /* 413 and 501 answer framing headers alone: a Content-Length too long to be a body this
+     * daemon takes, a Transfer-Encoding other than chunked */
+    if (st == 413)
+        FUZZ_CHECK(strcasestr(msg, "Content-Length") != NULL);
+    if (st == 501)
+        FUZZ_CHECK(strcasestr(msg, "Transfer-Encoding") != NULL);
     if (st)
         FUZZ_CHECK(msg[0] != '\0' && strlen(msg) < sizeof msg);
     if (end > HEAD_MAX)

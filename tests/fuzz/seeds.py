@@ -6,7 +6,8 @@
 Seeds are meaningful inputs for each target: the JOBSPEC.md tutorial job and variants for
 every model, data, loss, optimizer and scheduler type; preview bodies for every DeepSpeed and
 PyTorch reference schedule in tests/refdata; the builtin CSVs and broken CSVs; one HTTP request (fuzz_http.c's framing) per API.md
-route, good and bad. Saved optimizer
+route, good and bad; the sweeps and LR finder requests of docs/EXPERIMENTS.md and
+tests/e2e, each also nearly valid in one way. Saved optimizer
 and scheduler states come from build/fuzz/seed_state (make build/fuzz/seed_state; see seed_state.c). Inputs the
 fuzzer found are kept beside them under the hashes libFuzzer names them by."""
 import copy
@@ -338,8 +339,155 @@ def http_requests():
     req("bad_head_version", "GET", "/healthz HTTP/2.0\r\nX: y", ())
 
 
+# Sweeps (POST /v1/sweeps, docs/EXPERIMENTS.md) and LR finder requests (POST /v1/lr_finder):
+# the documented ones, and each nearly valid in one way (one field wrong, paths that overlap,
+# val_acc of a job without accuracy).
+DIGITS = {
+    "seed": 7, "model": {"type": "mlp", "inputs": 64, "hidden": [32], "outputs": 10},
+    "loss": "cross_entropy", "data": {"type": "builtin", "name": "digits"}, "steps": 1800,
+    "validation": {"fraction": 0.2, "every_steps": 50},
+    "ds_config": {"train_batch_size": 32,
+                  "optimizer": {"type": "AdamW", "params": {"lr": 0.001, "weight_decay": 0.01}}},
+}
+REGRESSION = {
+    "model": {"type": "linear", "inputs": 2, "outputs": 1},
+    "data": {"type": "synthetic", "task": "regression", "samples": 64, "features": 2},
+    "steps": 10, "validation": {"fraction": 0.25, "every_steps": 5},
+    "ds_config": {"train_batch_size": 8, "optimizer": {"type": "SGD", "params": {"lr": 0.1}}},
+}
+# inline 0/1 targets: mse (no accuracy) and bce (accuracy) both take them
+INLINE = {
+    "model": {"type": "linear", "inputs": 2, "outputs": 1}, "loss": "mse",
+    "data": {"type": "inline", "x": [[0, 0], [0, 1], [1, 0], [1, 1]] * 2,
+             "y": [[0], [1], [1], [1]] * 2},
+    "steps": 10, "validation": {"fraction": 0.25, "every_steps": 5},
+    "ds_config": {"train_batch_size": 2, "optimizer": {"type": "SGD", "params": {"lr": 0.1}}},
+}
+LR = "ds_config.optimizer.params.lr"
+
+
+def sweeps():
+    docs = {"name": "lr-wd", "base": DIGITS,
+            "parameters": {LR: {"log_uniform": [1e-4, 1e-1]},
+                           "ds_config.optimizer.params.weight_decay": [0, 0.01, 0.1]},
+            "search": "random", "trials": 12, "metric": "val_loss", "mode": "min",
+            "max_concurrent": 2,
+            "early_stopping": {"type": "asha", "min_steps": 200, "reduction_factor": 3}}
+    put("sweep", "docs_asha", docs)
+    good = {"base": DIGITS, "parameters": {LR: [0.01, 0.1]}, "metric": "loss"}
+    put("sweep", "grid_default", good)
+    put("sweep", "grid_two", {"base": DIGITS, "parameters": {LR: [0.001, 0.01],
+                                                             "model.hidden[0]": [8, 16, 32]}})
+    put("sweep", "grid_trials", dict(good, search="grid", trials=2))
+    put("sweep", "seed_list", dict(good, parameters={"seed": [1, 2, 3]}, max_concurrent=1))
+    put("sweep", "uniform", dict(good, parameters={LR: {"uniform": [0.001, 0.1]}}, trials=5,
+                                 seed=3))
+    put("sweep", "val_acc", dict(good, metric="val_acc", mode="max"))
+    put("sweep", "val_acc_by_loss", dict(good, base=INLINE, metric="val_acc",
+                                         parameters={"seed": [1, 2], "loss": ["bce"]}))
+    put("sweep", "hidden_list", dict(good, parameters={"model.hidden": [[8], [16, 8]]}))
+    put("sweep", "validation_fraction", dict(good, metric="val_loss",
+                                             parameters={"validation.fraction": [0.1, 0.3]}))
+    put("sweep", "optimizer_block", dict(good, parameters={"ds_config.optimizer": [
+        {"type": "SGD", "params": {"lr": 0.1, "momentum": 0.9}},
+        {"type": "Adam", "params": {"lr": 0.001}}]}))
+    put("sweep", "asha_loss", dict(good, early_stopping={"type": "asha", "min_steps": 1}))
+    put("sweep", "sgd_momentum", dict(good, base=REGRESSION, parameters={
+        "ds_config.optimizer.params.momentum": {"uniform": [0, 0.99]},
+        LR: {"log_uniform": [1e-3, 1]}}, trials=20, seed=11))
+    bad = {
+        "not_object": [1, 2],
+        "no_base": {"parameters": good["parameters"]},
+        "no_parameters": {"base": DIGITS},
+        "base_bad": dict(good, base=dict(DIGITS, model={"type": "mlp", "inputs": 64,
+                                                        "hidden": [-1], "outputs": 10})),
+        "path_unknown": dict(good, parameters={"ds_config.optimizer.params.nope": [1, 2]}),
+        "path_malformed": dict(good, parameters={"model..hidden": [1]}),
+        "path_index": dict(good, parameters={"model.hidden[5]": [1]}),
+        "log_uniform_zero": dict(good, parameters={LR: {"log_uniform": [0, 1]}}),
+        "uniform_reversed": dict(good, parameters={LR: {"uniform": [0.2, 0.1]}},
+                                 search="random"),
+        "uniform_int": dict(good, parameters={"model.hidden[0]": {"uniform": [4, 16]}},
+                            search="random"),
+        "grid_range": dict(good, parameters={LR: {"uniform": [0.1, 0.2]}}, search="grid"),
+        "grid_trials": dict(good, trials=3),
+        "trials_text": dict(good, trials="many"),
+        "trials_zero": dict(good, search="random", trials=0),
+        "max_concurrent": dict(good, max_concurrent=0),
+        "metric": dict(good, metric="accuracy"),
+        "metric_no_validation": dict(good, metric="val_loss",
+                                     base={k: v for k, v in DIGITS.items() if k != "validation"}),
+        "asha_no_min": dict(good, early_stopping={"type": "asha"}),
+        "asha_type": dict(good, early_stopping={"type": "hyperband", "min_steps": 10}),
+        "asha_eta": dict(good, early_stopping={"type": "asha", "min_steps": 10,
+                                               "reduction_factor": 1}),
+        "unknown_key": dict(good, colour="red"),
+        "name_long": dict(good, name="n" * 122),
+        "overlap_parent": dict(good, parameters={LR: [0.01], "ds_config.optimizer.params":
+                                                 [{"lr": 0.1}]}),
+        "overlap_index": dict(good, parameters={"model.hidden": [[8]], "model.hidden[0]": [16]}),
+        "val_acc_regression": dict(good, base=REGRESSION, metric="val_acc"),
+        "val_acc_some": dict(good, base=INLINE, metric="val_acc",
+                             parameters={"loss": ["bce", "mse"]}),
+        "val_acc_lost": dict(good, metric="val_acc", parameters={"loss": ["cross_entropy",
+                                                                          "mse"]}),
+        "too_many": dict(good, parameters={LR: [0.1] * 40, "seed": list(range(40))}),
+        "ignored_key": dict(good, parameters={"model.colour": ["red"]}),
+    }
+    for name, body in bad.items():
+        put("sweep", "bad_" + name, body)
+    text = json.dumps(good)
+    put("sweep", "bad_cut", text[:-7])
+    put("sweep", "bad_dup_path", text.replace('"parameters": {', '"parameters": {"%s": [1e-3], ' % LR))
+
+
+IRIS = {
+    "seed": 1, "model": {"type": "mlp", "inputs": 4, "hidden": [8], "outputs": 3},
+    "loss": "cross_entropy", "data": {"type": "builtin", "name": "iris"}, "epochs": 5,
+    "ds_config": {"train_batch_size": 16,
+                  "optimizer": {"type": "SGD", "params": {"lr": 0.01, "momentum": 0.9}}},
+}
+
+
+def lrfinds():
+    put("lrfind", "iris", {"job": IRIS, "steps": 200})
+    put("lrfind", "docs", {"job": TUTORIAL, "min_lr": 1e-6, "max_lr": 1, "steps": 300})
+    put("lrfind", "bare_job", IRIS)
+    put("lrfind", "linear", {"job": IRIS, "min_lr": 1e-4, "max_lr": 0.5, "steps": 50,
+                             "mode": "linear", "stop_factor": 10})
+    put("lrfind", "groups", {"job": dict(DIGITS, ds_config={
+        "train_batch_size": 32, "optimizer": {"type": "Adam", "params": {"lr": 0.01}},
+        "param_groups": [{"params": ["layers.0.weight"], "lr": 0.001}]}), "steps": 40})
+    put("lrfind", "long", {"job": REGRESSION, "steps": 100000, "min_lr": 1e-9, "max_lr": 100})
+    put("lrfind", "narrow", {"job": REGRESSION, "steps": 5, "min_lr": 0.1, "max_lr": 0.2})
+    put("lrfind", "inline_linear", {"job": INLINE, "mode": "linear", "steps": 1000,
+                                    "min_lr": 1e-30, "max_lr": 1e30})
+    bad = {
+        "max_below_min": {"job": IRIS, "min_lr": 1, "max_lr": 0.1},
+        "steps_few": {"job": IRIS, "steps": 2},
+        "mode": {"job": IRIS, "mode": "cosine"},
+        "no_job": {"min_lr": 1e-6},
+        "job_loss": {"job": dict(IRIS, loss="hinge")},
+        "stop_factor": {"job": IRIS, "stop_factor": 0.5},
+        "unknown": {"job": IRIS, "stepz": 50},
+        "job_text": {"job": "iris"},
+        "no_optimizer": {"job": {k: v for k, v in IRIS.items() if k != "ds_config"}},
+        "ds_config_list": {"job": dict(IRIS, ds_config=[1])},
+        "params_list": {"job": dict(IRIS, ds_config={"train_batch_size": 16,
+                                                     "optimizer": {"type": "SGD",
+                                                                   "params": [0.1]}})},
+        "max_huge": {"job": IRIS, "min_lr": 1e-300, "max_lr": 1e300},
+        "ratio_inf": {"job": IRIS, "min_lr": 1e-300, "max_lr": 1e30},
+        "bare_bad": dict(IRIS, loss="hinge"),
+    }
+    for name, body in bad.items():
+        put("lrfind", "bad_" + name, body)
+
+
 if __name__ == "__main__":
     jobspecs()
     previews()
     csvs()
     http_requests()
+    sweeps()
+    lrfinds()

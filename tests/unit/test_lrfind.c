@@ -374,6 +374,13 @@ static void test_finder_request_errors(void **state)
         {"{\"job\": " REG_JOB ", \"min_lr\": 1e-320, \"max_lr\": 1e30}", "max_lr"},
         {"{\"job\": " REG_JOB ", \"min_lr\": 1e-320, \"max_lr\": 1e30, \"mode\": \"linear\"}",
          "max_lr"},
+        /* a range too narrow for every step to raise the lr (gamma would round to 1) */
+        {"{\"job\": " REG_JOB ", \"min_lr\": 0.1, \"max_lr\": 0.10000000000000002}",
+         "max_lr"},
+        {"{\"job\": " REG_JOB ", \"min_lr\": 0.1, \"max_lr\": 0.10000000000000002, "
+         "\"mode\": \"linear\"}", "max_lr"},
+        {"{\"job\": " REG_JOB ", \"min_lr\": 1, \"max_lr\": 1.00001, \"steps\": 100000}",
+         "max_lr"},
         {"{\"job\": " REG_JOB ", \"steps\": 4}", "steps"},
         {"{\"job\": " REG_JOB ", \"steps\": 1e9}", "steps"},
         {"{\"job\": " REG_JOB ", \"stop_factor\": 1}", "stop_factor"},

@@ -197,6 +197,21 @@ static void test_bad_bodies_name_their_field(void **state)
          "\"model.hidden[0]\": [8]}}", "parameters.model.hidden[0]", "overlaps"},
         {"{\"base\": " BASE ", \"parameters\": {\"seed\": [1], \"seed\": [2]}}",
          "parameters.seed", "twice"},
+        /* one place written two ways ("[0]" and "[00]", "[+0]") is one path */
+        {"{\"base\": " BASE ", \"parameters\": {\"model.hidden[0]\": [4], "
+         "\"model.hidden[00]\": [8]}}", "parameters.model.hidden[00]",
+         "the place parameter model.hidden[0] sets"},
+        {"{\"base\": " BASE ", \"parameters\": {\"model.hidden[+0]\": [4], "
+         "\"model.hidden[0]\": [8]}}", "parameters.model.hidden[0]", "the place parameter"},
+        /* a range on an integer setting whose point 0.3721 of the way is an integer */
+        {"{\"base\": " BASE ", \"search\": \"random\", \"parameters\": {\"steps\": "
+         "{\"uniform\": [1, 10001]}}}", "parameters.steps", "integer"},
+        /* val_loss (the default) of a trial whose value turns validation off */
+        {"{\"base\": " BASE ", \"parameters\": {\"validation.fraction\": [0.2, 0]}}",
+         "parameters.validation.fraction", "metric val_loss needs validation"},
+        {"{\"base\": " BASE ", \"metric\": \"val_acc\", \"parameters\": "
+         "{\"validation\": [{\"fraction\": 0}]}}", "parameters.validation",
+         "metric val_acc needs validation"},
         /* val_acc where a trial cannot measure accuracy: a regression loss in the base, or
          * a value that makes one */
         {"{\"base\": " INLINE("mse") ", \"metric\": \"val_acc\", \"parameters\": "
@@ -227,6 +242,14 @@ static void test_bad_bodies_name_their_field(void **state)
         if (!strstr(err.message, cases[i].says))
             fail_msg("case %zu: message '%s' does not say '%s'", i, err.message, cases[i].says);
     }
+
+    /* validation turned off by a value is the trials' own business when the metric is loss */
+    sweep_spec ok;
+    an_err e;
+    assert_int_equal(parse("{\"base\": " BASE ", \"metric\": \"loss\", \"parameters\": "
+                           "{\"validation.fraction\": [0.2, 0]}}", &ok, &e), 0);
+    assert_int_equal(ok.trials, 2);
+    sweep_free(&ok);
 
     /* val_loss (the default metric) needs validation in the base */
     cJSON *b = cJSON_Parse(BASE);
