@@ -152,20 +152,6 @@ static void test_split_keeps_rows_whole(void **state)
     data_free(&va);
 }
 
-/* The process's peak resident size in bytes (VmHWM), or 0 when /proc does not say. */
-static uint64_t peak_rss(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    unsigned long long kb = 0;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmHWM: %llu kB", &kb) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return (uint64_t)kb * 1024;
-}
-
 /* Splitting holds the whole set and the validation copy, not a second copy of the training
  * rows (the memory estimate, core/memest.c, counts the same). */
 static void test_split_peak_memory(void **state)
@@ -181,12 +167,12 @@ static void test_split_peak_memory(void **state)
     FILE *c = fopen("/proc/self/clear_refs", "w");
     if (!c || fputs("5", c) < 0 || fclose(c) != 0)
         skip(); /* no way to reset the peak here */
-    uint64_t before = peak_rss();
+    uint64_t before = tu_peak_rss(0);
     if (!before)
         skip();
     an_err e;
     assert_int_equal(data_split(&all, 0.1, 3, &tr, &va, &e), 0);
-    uint64_t grew = peak_rss() - before;
+    uint64_t grew = tu_peak_rss(0) - before;
     /* the validation copy (a tenth of the set) and the 4-byte permutation; a second copy of
      * the training rows would add nine tenths of the set */
     uint64_t allowed = set / 10 + (uint64_t)n * 4 + ((uint64_t)8 << 20);

@@ -12,6 +12,8 @@
 
 #include <cmocka.h>
 
+#include "tests/unit/testutil.h"
+
 #include "core/config.h"
 #include "core/memest.h"
 #include "core/train.h"
@@ -196,26 +198,6 @@ static void test_dataset_rows_from_caller(void **state)
     assert_true(some.total > none.total);
 }
 
-/* The process's peak resident size in bytes (VmHWM) after resetting it to the current size
- * (reset = 1), or read as it is; 0 when /proc does not say. */
-static uint64_t peak_rss(int reset)
-{
-    if (reset) {
-        FILE *c = fopen("/proc/self/clear_refs", "w");
-        if (!c || fputs("5", c) < 0 || fclose(c) != 0)
-            return 0;
-    }
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    unsigned long long kb = 0;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmHWM: %llu kB", &kb) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return (uint64_t)kb * 1024;
-}
-
 /* Builds a spec whose data are in the spec itself: `rows` inline rows of 32 numbers and two
  * targets, or (rows < 0) an inline corpus of -rows characters for a small gpt. */
 static char *inline_spec(int rows)
@@ -275,7 +257,7 @@ static void test_estimate_matches_setup_peak(void **state)
     };
     for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
         malloc_trim(0);
-        uint64_t before = peak_rss(1);
+        uint64_t before = tu_peak_rss(1);
         if (!before)
             skip();
         job_spec s;
@@ -284,7 +266,7 @@ static void test_estimate_matches_setup_peak(void **state)
         an_err err = {0};
         if (train_create(&t, &s, NULL, 0, &err))
             fail_msg("train_create: %s: %s", err.field, err.message);
-        uint64_t real = peak_rss(0) - before;
+        uint64_t real = tu_peak_rss(0) - before;
         mem_estimate est;
         job_spec_memory(&s, -1, &est);
         train_free(t);
@@ -343,7 +325,7 @@ static void test_uploaded_sets_sized(void **state)
         job_spec s;
         parse(cases[i].spec, &s);
         malloc_trim(0);
-        uint64_t before = peak_rss(1);
+        uint64_t before = tu_peak_rss(1);
         if (!before)
             skip();
         size_t len;
@@ -352,7 +334,7 @@ static void test_uploaded_sets_sized(void **state)
         an_err err = {0};
         if (train_create(&t, &s, text, len, &err))
             fail_msg("train_create: %s: %s", err.field, err.message);
-        uint64_t real = peak_rss(0) - before;
+        uint64_t real = tu_peak_rss(0) - before;
         mem_estimate est, unsized;
         job_spec_memory_sized(&s, cases[i].rows, len, &est);
         job_spec_memory(&s, cases[i].rows, &unsized);

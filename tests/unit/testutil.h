@@ -5,6 +5,7 @@
 #ifndef ANNEALD_TESTUTIL_H
 #define ANNEALD_TESTUTIL_H
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +84,26 @@ static inline int tu_has_text(const cJSON *strings, const char *sub)
             return 1;
     }
     return 0;
+}
+
+/* The process's peak resident size in bytes (VmHWM), after resetting it to the current size
+ * (reset = 1) or as it is; 0 when /proc does not say. */
+static inline uint64_t tu_peak_rss(int reset)
+{
+    if (reset) {
+        FILE *c = fopen("/proc/self/clear_refs", "w");
+        if (!c || fputs("5", c) < 0 || fclose(c) != 0)
+            return 0;
+    }
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    unsigned long long kb = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %llu kB", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return (uint64_t)kb * 1024;
 }
 
 #endif
