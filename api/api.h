@@ -14,6 +14,9 @@
 #include "api/sse.h"
 #include "jobs/service.h"
 
+/* Buckets of the request-time histogram (api/reqtime.c). */
+#define HTTP_LATENCY_BUCKETS 9
+
 typedef struct api {
     service *sv;                   /* the job manager's side */
     uv_loop_t *loop;               /* the loop the connection gate polls on */
@@ -29,6 +32,10 @@ typedef struct api {
 
     /* Stats for /metrics */
     uint64_t http_by_code[600];    /* requests answered, by status code */
+    /* Time from a request's head to its answer being queued, as a histogram over
+     * reqtime's bounds (api/reqtime.c): each answer counts in the first bucket it fits. */
+    uint64_t http_latency[HTTP_LATENCY_BUCKETS + 1]; /* the last: beyond every bound */
+    double http_latency_sum;       /* seconds */
     uint64_t refused_host;         /* 421: a Host that does not name the daemon (api/guard.h) */
     uint64_t refused_origin;       /* 403: a foreign Origin */
     uint64_t refused_media;        /* 415: a body of the wrong Content-Type */

@@ -14,6 +14,7 @@
 
 #include "api/conns.h"
 #include "api/reqguard.h"
+#include "api/reqtime.h"
 #include "api/routes.h"
 #include "core/config.h"
 #include "api/api.h"
@@ -161,6 +162,7 @@ void http_queue(http_req *r, unsigned status, struct MHD_Response *resp)
             !MHD_get_response_header(resp, MHD_HTTP_HEADER_CONNECTION))
             MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     }
+    reqtime_note(r, resp);
     if (MHD_queue_response(r->conn, status, resp) == MHD_YES) {
         r->answered = 1;
         r->status = status;
@@ -470,6 +472,7 @@ enum MHD_Result http_access(void *cls, struct MHD_Connection *c, const char *url
         *con_cls = r;
         r->api = api;
         r->conn = c;
+        r->began_ns = uv_hrtime();
         r->method = method;
         url = reqguard_origin_form(url, r->authority, sizeof r->authority);
         snprintf(r->path, sizeof r->path, "%s", url);

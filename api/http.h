@@ -40,6 +40,7 @@ typedef struct http_req {
     size_t limit;                     /* largest accepted body */
     long long declared;               /* the head's Content-Length; -1 without one */
     int too_large;                    /* the body passed `limit`: the rest is discarded */
+    uint64_t began_ns;                /* uv_hrtime() when its head had arrived */
     int early;                        /* a response was queued on the first call */
     int suspended;                    /* MHD_suspend_connection is in force */
     int handed_off;                   /* answered later by a worker or the thread pool */

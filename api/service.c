@@ -10,6 +10,7 @@
 #include "api/routes.h"
 #include "core/memest.h"
 #include "api/api.h"
+#include "api/reqtime.h"
 #include "store/lock.h"
 #include "util/version.h"
 #include "util/util.h"
@@ -183,6 +184,10 @@ static void prometheus_answer(http_req *r)
         if (api->http_by_code[c])
             tb_printf(&b, "anneald_http_requests_total{code=\"%d\"} %" PRIu64 "\n", c,
                       api->http_by_code[c]);
+    char *time_text = reqtime_metrics_text(api);
+    if (time_text)
+        tb_printf(&b, "%s", time_text);
+    free(time_text);
     tb_printf(&b, "# HELP anneald_sse_clients Open Server-Sent Events streams.\n"
                   "# TYPE anneald_sse_clients gauge\nanneald_sse_clients %d\n",
               api->hub.nclients);

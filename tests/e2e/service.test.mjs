@@ -574,3 +574,41 @@ test('two jobs training while 8 clients make 2,000 requests: no error, no crash'
     assert.equal((await d.stop()).code, 0);
   });
 });
+
+// Every answer says how long the daemon took over it (Server-Timing: head in to answer
+// queued), and /metrics keeps those times as a histogram: an operator can tell a slow daemon
+// from a slow client or network.
+test('answers carry the daemon\'s time; /metrics counts every answer in its time histogram', async () => {
+  await withDaemon({}, async (d) => {
+    const hist = async () => {
+      const t = (await api(d.url, 'GET', '/metrics')).text;
+      const buckets = [...t.matchAll(/^anneald_http_request_duration_seconds_bucket\{le="([^"]+)"\} (\d+)$/gm)]
+        .map((m) => [m[1], Number(m[2])]);
+      const count = Number(/^anneald_http_request_duration_seconds_count (\d+)$/m.exec(t)[1]);
+      const sum = Number(/^anneald_http_request_duration_seconds_sum ([0-9.e+-]+)$/m.exec(t)[1]);
+      return {buckets, count, sum};
+    };
+    const job = (await api(d.url, 'POST', '/v1/jobs', tutorialJob({steps: 50}))).json;
+    const before = await hist();
+    // answered on the loop, after deferred work, an error, a streamed CSV
+    const paths = ['/healthz', `/v1/jobs/${job.id}`, `/v1/jobs/${job.id}/metrics?max_points=20`,
+      '/v1/jobs/j_999999', '/no/such/path', `/v1/jobs/${job.id}/metrics?format=csv`];
+    for (const p of paths) {
+      const r = await fetch(d.url + p);
+      await r.text();
+      const m = /^app;dur=([0-9]+\.[0-9]{3})$/.exec(r.headers.get('server-timing') ?? '');
+      assert.ok(m, `${p} (${r.status}): Server-Timing ${r.headers.get('server-timing')}`);
+      assert.ok(Number(m[1]) >= 0 && Number(m[1]) < 60000, `${p}: ${m[1]} ms`);
+    }
+    const after = await hist();
+    // the first /metrics read is counted by the second; the second by neither
+    assert.equal(after.count - before.count, paths.length + 1);
+    assert.ok(after.sum > before.sum);
+    assert.equal(after.buckets.at(-1)[0], '+Inf');
+    assert.equal(after.buckets.at(-1)[1], after.count);
+    for (let i = 1; i < after.buckets.length; i++) {
+      assert.ok(Number(after.buckets[i][0]) > Number(after.buckets[i - 1][0]) || after.buckets[i][0] === '+Inf');
+      assert.ok(after.buckets[i][1] >= after.buckets[i - 1][1], 'cumulative buckets');
+    }
+  });
+});

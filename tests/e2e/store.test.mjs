@@ -118,10 +118,14 @@ test('DELETE of a large job then SIGTERM at once: exit 0 in < 5 s, space back af
 
 // Reads never wait for writes: while a worker commits checkpoints of a 57M-parameter Adam
 // state (~690 MB each, seconds of SQLite writing), reads of the job's metrics, checkpoints and
-// object are all answered within 100 ms (the issue's bound; a read queued behind the commit
-// would wait out the store's 5 s busy timeout). Each read is timed with a bare fetch and
-// checked against the API document afterwards, so the time is the daemon's and the network's,
-// not the checker's (its first use of a path compiles a schema).
+// object are all answered within 100 ms of the daemon's time (the issue's bound; a read queued
+// behind the commit would wait out the store's 5 s busy timeout and fail). The daemon's time
+// is each answer's Server-Timing (head in to answer queued); the client's own clock also
+// counts this process: under the commit's write-back, traced with perf, a 35-48 ms read was
+// 5 ms of the daemon's and the rest this client's (its garbage collector blocked in mmap, its
+// main thread in a page fault). So the client's time is held to 1 s: well above its own
+// stalls, well below a wait for the write lock. Each read is a bare fetch, not the API
+// checker (its first use of a path compiles a schema).
 test('reads during a checkpoint commit of a 57M-parameter Adam state: each within 100 ms', async () => {
   await withDaemon({args: ['--workers', '1']}, async (d) => {
     const job = (await api(d.url, 'POST', '/v1/jobs', tutorialJob({
@@ -144,14 +148,22 @@ test('reads during a checkpoint commit of a 57M-parameter Adam state: each withi
       const t = performance.now();
       const r = await fetch(d.url + p);
       const body = await r.text();
-      lat.push([performance.now() - t, p]);
+      const app = /^app;dur=([0-9.]+)$/.exec(r.headers.get('server-timing') ?? '');
+      assert.ok(app, `Server-Timing of ${p}: ${r.headers.get('server-timing')}`);
+      lat.push([performance.now() - t, p, Number(app[1])]);
       assert.equal(r.status, 200, body.slice(0, 300));
       assert.ok(performance.now() - start < 180000 * SLOW, `two checkpoints within ${180 * SLOW} s (${lat.length} reads)`);
     }
-    lat.sort((a, b) => a[0] - b[0]);
-    const worst = lat.at(-1);
-    console.log(`# ${lat.length} reads over ${(await ckpts()) - c0} commits: median ${lat[lat.length >> 1][0].toFixed(1)} ms, worst ${worst[0].toFixed(1)} ms (${worst[1]})`);
-    assert.ok(worst[0] < 100 * SLOW, `the slowest read took ${worst[0].toFixed(0)} ms: ${worst[1]}`);
+    const slowest = (k) => {
+      const v = [...lat].sort((a, b) => a[k] - b[k]);
+      return {median: v[v.length >> 1][k].toFixed(1), worst: v.at(-1)};
+    };
+    const srv = slowest(2), cli = slowest(0);
+    console.log(`# ${lat.length} reads over ${(await ckpts()) - c0} commits: the daemon's time median ${srv.median} ms, ` +
+                `worst ${srv.worst[2].toFixed(1)} ms (${srv.worst[1]}); the client's median ${cli.median} ms, ` +
+                `worst ${cli.worst[0].toFixed(1)} ms (${cli.worst[1]}, of which the daemon's ${cli.worst[2].toFixed(1)} ms)`);
+    assert.ok(srv.worst[2] < 100 * SLOW, `the daemon took ${srv.worst[2]} ms over a read: ${srv.worst[1]}`);
+    assert.ok(cli.worst[0] < 1000 * SLOW, `the slowest read took ${cli.worst[0].toFixed(0)} ms: ${cli.worst[1]}`);
     assert.equal((await api(d.url, 'POST', `/v1/jobs/${job.id}/cancel`)).status, 200);
   });
 });
