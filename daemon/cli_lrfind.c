@@ -11,7 +11,6 @@
 #include <cjson/cJSON.h>
 
 #include "core/config.h"
-#include "core/jsonnum.h"
 #include "core/lrfind.h"
 #include "core/train.h"
 #include "daemon/cli.h"
@@ -98,30 +97,6 @@ static int read_request(const char *path, cJSON **out, int *wrapped)
         j = w;
     }
     *out = j;
-    return 0;
-}
-
-/* Numbers as the exact raw items of core/jsonnum, so the printed spec reads back to the same
- * doubles (gamma's last bits decide every lr of the sweep). */
-static int exact_numbers(cJSON *j)
-{
-    for (cJSON *c = j->child; c; c = c->next) {
-        if (cJSON_IsNumber(c)) {
-            cJSON *x = json_number(c->valuedouble);
-            if (x) { /* the key moves to the new item (ReplaceItemViaPointer keeps none) */
-                x->string = c->string;
-                x->type |= c->type & cJSON_StringIsConst;
-                c->string = NULL;
-            }
-            if (!x || !cJSON_ReplaceItemViaPointer(j, c, x)) {
-                cJSON_Delete(x);
-                return -ENOMEM;
-            }
-            c = x;
-        } else if ((cJSON_IsObject(c) || cJSON_IsArray(c)) && exact_numbers(c)) {
-            return -ENOMEM;
-        }
-    }
     return 0;
 }
 
@@ -241,8 +216,10 @@ int cli_lrfind(int argc, char **argv)
     }
     cJSON_Delete(flags);
     if (print_job) {
-        /* laid out as `anneald check` prints a spec, so the two read alike and diff cleanly */
-        char *text = exact_numbers(spec_json) ? NULL : cli_json_pretty(spec_json);
+        /* laid out as `anneald check` prints a spec, so the two read alike and diff cleanly;
+         * cli_json_pretty prints every number exactly (gamma's last bits decide every lr of
+         * the sweep) */
+        char *text = cli_json_pretty(spec_json);
         cJSON_Delete(spec_json);
         if (!text) {
             fprintf(stderr, "error: out of memory\n");

@@ -97,6 +97,70 @@ test('a finder request file and the linear mode sweep exactly from min_lr to max
   assert.equal(JSON.parse(f.out).lr.length, 6);
 });
 
+// The --job spec, byte for byte: every number exact (gamma's and the step rate's last digits,
+// 0.30000000000000004, which cJSON's own printer would round), laid out as check's.
+test('lr-find --job prints the same bytes for the same job, every number exact', () => {
+  const job = {...IRIS, ds_config: {...IRIS.ds_config,
+    optimizer: {type: 'AdamW', params: {lr: 0.001, weight_decay: 0.30000000000000004}}}};
+  const head = `{
+  "name": "iris-finder",
+  "seed": 3,
+  "steps": 37,
+  "model": {
+    "type": "mlp",
+    "inputs": 4,
+    "hidden": [16],
+    "outputs": 3
+  },
+  "loss": "cross_entropy",
+  "data": {
+    "type": "builtin",
+    "name": "iris"
+  },
+  "ds_config": {
+    "train_batch_size": 16,
+    "optimizer": {
+      "type": "AdamW",
+      "params": {
+        "lr": 3e-07,
+        "weight_decay": 0.30000000000000004
+      }
+    },
+`;
+  const tail = `  "lr_finder": {
+    "stop_factor": 4
+  }
+}
+`;
+  const scheds = {
+    exponential: `    "scheduler": {
+      "type": "ExponentialLR",
+      "params": {
+        "gamma": 1.5027552159129867
+      }
+    }
+  },
+`,
+    linear: `    "scheduler": {
+      "type": "LRRangeTest",
+      "params": {
+        "lr_range_test_min_lr": 3e-07,
+        "lr_range_test_step_size": 36,
+        "lr_range_test_step_rate": 2333332.3333333335,
+        "lr_range_test_staircase": false
+      }
+    }
+  },
+`,
+  };
+  for (const [mode, sched] of Object.entries(scheds)) {
+    const r = run([write(`exact-${mode}.json`, job), '--steps', '37', '--min-lr', '3e-7',
+                   '--max-lr', '0.7', '--mode', mode, '--job']);
+    assert.equal(r.code, 0, r.err);
+    assert.equal(r.out, head + sched + tail, mode);
+  }
+});
+
 test('bad requests and command lines say what is wrong', () => {
   const cases = [
     [[write('bad-range.json', {job: IRIS, min_lr: 1, max_lr: 0.5})], 1, /max_lr/],
