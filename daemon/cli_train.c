@@ -19,6 +19,7 @@
 #include "core/data_idx.h"
 #include "daemon/cli.h"
 #include "jobs/fashion.h"
+#include "daemon/cli_signals.h"
 #include "daemon/cli_util.h"
 #include "core/statefile.h"
 #include "util/metrics_file.h"
@@ -179,6 +180,7 @@ int cli_train(int argc, char **argv)
     const char *path = NULL, *metrics_csv = NULL, *weights_json = NULL, *save = NULL,
                *resume = NULL;
     int64_t steps = -1;
+    cli_startup_watch("train"); /* until the first step, a stop signal ends the process */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -251,7 +253,9 @@ int cli_train(int argc, char **argv)
      * they are written only at the end, and nothing is left behind if the run fails first. */
     const char *outs[] = {save, weights_json};
     for (int k = 0; k < 2; k++) {
+        cli_startup_hold(1); /* the probe file is removed before a signal ends the process */
         int w = outs[k] ? util_check_writable(outs[k]) : 0;
+        cli_startup_hold(0);
         if (w) {
             fprintf(stderr, "error: cannot write %s: %s\n", outs[k], strerror(-w));
             job_spec_free(&spec);
@@ -270,7 +274,8 @@ int cli_train(int argc, char **argv)
     size_t packed_len = 0;
     /* Ctrl-C and SIGTERM end the run between steps, so the files are left whole; they stay
      * caught until the files are written (a second Ctrl-C during a long save must not kill
-     * it halfway). Until the save they are blocked too (stop_set says why). */
+     * it halfway). Until the save they are blocked too (stop_set says why): since main
+     * (cli_signals.h), so the mask to go back to is the old one without them. */
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop;
@@ -279,6 +284,8 @@ int cli_train(int argc, char **argv)
     sigaddset(&stop_set, SIGINT);
     sigaddset(&stop_set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop_set, &old_mask);
+    sigdelset(&old_mask, SIGINT);
+    sigdelset(&old_mask, SIGTERM);
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
     handlers = 1;
@@ -295,6 +302,9 @@ int cli_train(int argc, char **argv)
     }
     if (resume && cli_resume_from(t, &spec, resume))
         goto out;
+    /* Start-up is over: from here on (the metrics file first) a signal stops the run
+     * between steps. */
+    cli_startup_over();
     double time_base = 0; /* a continued metrics file: the time its last kept row had */
     if (metrics_csv) {
         char head[1024];
@@ -314,7 +324,7 @@ int cli_train(int argc, char **argv)
     rep.loss_scale = NAN;
     int64_t done = 0;
     char nb[40];
-    stop_signal = stop_pending(); /* a Ctrl-C while the model was built */
+    stop_signal = stop_pending(); /* a Ctrl-C as start-up ended */
     while (train_steps_done(t) < total && (steps < 0 || done < steps) && !stop_signal) {
         if (train_step(t, &rep, &e)) {
             if (tty)
@@ -456,6 +466,7 @@ int cli_train(int argc, char **argv)
 out:
     if (mf)
         fclose(mf);
+    cli_startup_over(); /* a run that failed in start-up */
     if (handlers) {
         /* a signal still blocked reaches on_stop here, not the default action */
         pthread_sigmask(SIG_SETMASK, &old_mask, NULL);

@@ -8,6 +8,7 @@
 
 #include "daemon/cli.h"
 #include "daemon/cli_lrfind.h"
+#include "daemon/cli_signals.h"
 #include "daemon/cli_util.h"
 #include "daemon/daemon.h"
 #include "jobs/mpirun.h"
@@ -59,6 +60,9 @@ static void hold_std_fds(void)
 
 int main(int argc, char **argv)
 {
+    /* Before anything that takes time (cli_signals.h): the mask survives the exec below. */
+    if (argc > 1 && strcmp(argv[1], "train") == 0)
+        cli_signals_block();
     hold_std_fds();
     omp_wait_short(argv);
     if (argc > 1 && strcmp(argv[1], "check") == 0)

@@ -131,6 +131,69 @@ test('a second Ctrl-C while the state is saved does not cut the save short', asy
   assert.equal(next.code, 0, next.err);
 });
 
+// A stop signal before the first step (docs/anneald.1: reading the spec, making the data set,
+// building the model) ends train at once with exit 130 and a message, never by the signal's
+// default action.
+const STARTUP_STOP = (sig) => new RegExp(`^anneald train: interrupted by ${sig === 'SIGINT' ? 'Ctrl-C \\(SIGINT\\)' : 'SIGTERM'} during start-up, before the first step: nothing was trained or written\n$`, 'm');
+
+async function exitOf(child) {
+  return new Promise((r) => child.on('exit', (code, signal) => r({code, signal})));
+}
+
+test('a stop signal while train reads its spec ends it with exit 130 and says so', async () => {
+  for (const sig of ['SIGTERM', 'SIGINT']) {
+    // The spec comes on stdin and never ends: the trainer waits in read(0), which
+    // /proc/PID/syscall shows (syscall 0 on descriptor 0), past its own exec of itself.
+    const child = spawn(BIN, ['train', '-'], {stdio: ['pipe', 'pipe', 'pipe']});
+    let err = '';
+    child.stderr.on('data', (c) => { err += c; });
+    const exited = exitOf(child);
+    const t0 = Date.now();
+    let sc = '';
+    while (!/^0 0x0 /.test(sc) && Date.now() - t0 < 20000) {
+      await new Promise((r) => setTimeout(r, 5));
+      try { sc = fs.readFileSync(`/proc/${child.pid}/syscall`, 'utf8'); } catch { sc = ''; }
+    }
+    child.kill(sig);
+    const {code, signal} = await exited;
+    assert.match(sc, /^0 0x0 /, 'it was reading its spec');
+    assert.equal(signal, null, `${sig}: ended by the signal, not by itself`);
+    assert.equal(code, 130, err);
+    assert.match(err, STARTUP_STOP(sig));
+    assert.equal(err.split('\n').length, 2, err); // that line only
+  }
+});
+
+test('a stop signal while train makes a large data set ends it at once, leaving no file', async () => {
+  // 16,777,216 synthetic rows: seconds of start-up after the spec's warning is printed
+  const p = write('slow-start.json', {
+    name: 'slow-start', seed: 1, epochs: 1, loss: 'mse',
+    model: {type: 'mlp', inputs: 4, hidden: [8], outputs: 1},
+    data: {type: 'synthetic', task: 'regression', samples: 16777216, features: 4},
+    ds_config: {train_batch_size: 64, optimizer: {type: 'Adam', params: {lr: 0.001}},
+                scheduler: {type: 'WarmupCosineLR', params: {total_num_steps: 'auto', warmup_num_steps: 10}}},
+  });
+  const state = path.join(dir, 'slow.state'), csv = path.join(dir, 'slow.csv');
+  const child = spawn(BIN, ['train', p, '--save', state, '--metrics-csv', csv], {stdio: ['ignore', 'pipe', 'pipe']});
+  let err = '';
+  child.stderr.on('data', (c) => { err += c; });
+  const exited = exitOf(child);
+  const t0 = Date.now();
+  while (!/^warning: /m.test(err) && Date.now() - t0 < 20000) await new Promise((r) => setTimeout(r, 2));
+  assert.match(err, /^warning: ds_config\.scheduler\.params\.total_num_steps/m);
+  const sent = Date.now();
+  child.kill('SIGTERM');
+  const {code, signal} = await exited;
+  const took = Date.now() - sent;
+  assert.equal(signal, null, err);
+  assert.equal(code, 130, err);
+  assert.match(err, STARTUP_STOP('SIGTERM'));
+  assert.doesNotMatch(err, /interrupted after step/);
+  // at once: building these rows takes seconds (4.7 s for the whole start-up here)
+  assert.ok(took < 2000, `it took ${took} ms to stop`);
+  assert.deepEqual(fs.readdirSync(dir).filter((f) => f.startsWith('slow.')), [], 'no file written');
+});
+
 test('--save and --weights-json paths are checked before the first step, and nothing is left behind', () => {
   const p = tut();
   for (const flag of ['--save', '--weights-json']) {
