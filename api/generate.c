@@ -355,7 +355,9 @@ static void gen_work(http_req *r, store_t *s)
     an_err e;
     an_err_clear(&e);
     pthread_mutex_lock(&g->ref->run);
-    int rc = gen_state_init(&g->st, g->ref->f->g, &g->ref->f->vocab, &g->p, &e);
+    int rc = loader_gpt_check(g->ref, &e);
+    if (!rc)
+        rc = gen_state_start(&g->st, g->ref->f->g, &g->ref->f->vocab, &g->p, &e);
     pthread_mutex_unlock(&g->ref->run);
     if (rc == -ENOMEM) {
         http_set_pending_error(r, 503, "unavailable", NULL, "%s", e.message);

@@ -42,17 +42,28 @@ int gen_parse(const cJSON *body, gen_params *out, an_err *err)
     return cfg_int(body, "", "step", -1, 0, CFG_INT_MAX, &out->step, err);
 }
 
-int gen_state_init(gen_state *s, gpt *g, const text_vocab *v, const gen_params *p, an_err *err)
+int gen_weights_check(const gpt *g, an_err *err)
 {
-    memset(s, 0, sizeof *s);
-    /* A run that diverged can have saved such weights; their logits would be NaN, and no
-     * token can be drawn from those. */
     float bad = 0.0f;
     for (size_t i = 0; i < g->nparams; i++)
         bad += g->params[i] - g->params[i]; /* 0 for finite values, NaN otherwise */
     if (bad != bad)
         return an_fail(err, "step", "the weights of this checkpoint are not finite (the run "
                        "diverged before it was saved): generate from an earlier step");
+    return 0;
+}
+
+int gen_state_init(gen_state *s, gpt *g, const text_vocab *v, const gen_params *p, an_err *err)
+{
+    memset(s, 0, sizeof *s);
+    int rc = gen_weights_check(g, err);
+    return rc ? rc : gen_state_start(s, g, v, p, err);
+}
+
+int gen_state_start(gen_state *s, gpt *g, const text_vocab *v, const gen_params *p,
+                    an_err *err)
+{
+    memset(s, 0, sizeof *s);
     if (p->top_k > v->size)
         return an_fail(err, "top_k", "top_k must be at most the vocabulary's %d tokens (0: all), "
                        "got %d", v->size, p->top_k);

@@ -3,6 +3,7 @@
 
 #include "core/blob_pick.h"
 #include "core/data_idx.h"
+#include "core/generate.h"
 #include "jobs/fashion.h"
 
 #include <errno.h>
@@ -304,6 +305,13 @@ int loader_model(model_cache *c, store_t *s, const store_job *row, int64_t step,
     pthread_mutex_unlock(&c->mu);
     *out = r;
     return 0;
+}
+
+int loader_gpt_check(model_ref *r, an_err *err)
+{
+    int rc = r->finite ? 0 : gen_weights_check(r->f->g, err);
+    r->finite = rc == 0;
+    return rc;
 }
 
 void model_cache_release(model_cache *c, model_ref *r)

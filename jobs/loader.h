@@ -37,6 +37,7 @@ typedef struct model_ref {
     membudget *budget;        /* where charge is reserved (NULL: nowhere) */
     uint64_t charge;          /* bytes reserved in the budget while it lives */
     pthread_mutex_t run;      /* serialises forward passes (shared activations) */
+    int finite;               /* a gpt's weights were found finite (under run) */
 } model_ref;
 
 #define MODEL_CACHE_GONE 64   /* deleted jobs remembered for the models in use */
@@ -97,5 +98,10 @@ const char *loader_dataset_ref(const job_spec *spec, const char *ref);
 int loader_model(model_cache *c, store_t *s, const store_job *row, int64_t step,
                  model_ref **out, an_err *err);
 void model_cache_release(model_cache *c, model_ref *ref);
+
+/* A generation's check of the gpt's weights (gen_weights_check), made once per loaded model:
+ * its weights never change while it lives, and the pass over them costs a request 5 ms for
+ * 6.4M parameters. The caller holds ref->run. 0, or fails naming "step". */
+int loader_gpt_check(model_ref *ref, an_err *err);
 
 #endif
