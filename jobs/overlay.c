@@ -32,6 +32,8 @@ static void overlay_of(jobmgr *m, const char *id, job_overlay_item *it)
 int jobs_overlay_capture(jobmgr *m, job_overlay *out)
 {
     memset(out, 0, sizeof *out);
+    if (jobs_queue_copy(m, out) != 0)
+        return -ENOMEM;
     size_t n = 0;
     for (job_run *r = m->runs; r; r = r->next)
         n++;
@@ -40,8 +42,10 @@ int jobs_overlay_capture(jobmgr *m, job_overlay *out)
     if (n == 0)
         return 0;
     out->items = calloc(n, sizeof *out->items);
-    if (!out->items)
+    if (!out->items) {
+        jobs_overlay_free(out);
         return -ENOMEM;
+    }
     /* Only what can change a job's JSON: runs a worker has taken (a queued run has nothing
      * to add), and fixes. */
     for (job_run *r = m->runs; r; r = r->next) {
@@ -63,5 +67,7 @@ int jobs_overlay_capture(jobmgr *m, job_overlay *out)
 void jobs_overlay_free(job_overlay *o)
 {
     free(o->items);
+    free(o->queue);
+    free(o->by_seq);
     memset(o, 0, sizeof *o);
 }
