@@ -133,7 +133,20 @@ static void overlay_apply(cJSON *o, const store_job *row, const job_overlay_item
     }
 }
 
-cJSON *api_job_json_overlay(const job_overlay *ov, const store_job *row)
+/* A queued job's place in the order the workers take them, from the copy of the queue in
+ * the overlay; null for a job that is not queued, or not in the copy (a resume being
+ * written, a stop under way). */
+static void queue_json(cJSON *o, job_overlay *ov, const char *id, store_job_state state)
+{
+    size_t pos = 0, len = 0;
+    int known = state == STORE_QUEUED && jobs_queue_place(ov, id, &pos, &len);
+    cJSON_AddItemToObject(o, "queue_position",
+                          known ? cJSON_CreateNumber((double)pos) : cJSON_CreateNull());
+    cJSON_AddItemToObject(o, "queue_length",
+                          known ? cJSON_CreateNumber((double)len) : cJSON_CreateNull());
+}
+
+cJSON *api_job_json_overlay(job_overlay *ov, const store_job *row)
 {
     cJSON *o = api_job_json(row);
     if (!o)
@@ -149,6 +162,7 @@ cJSON *api_job_json_overlay(const job_overlay *ov, const store_job *row)
             break;
         }
     sched_json(o, snap, state);
+    queue_json(o, ov, row->id, state);
     return o;
 }
 

@@ -10,8 +10,9 @@
 /* The job as its store row tells it (a job no worker has touched). NULL on out of memory. */
 cJSON *api_job_json(const store_job *row);
 
-/* The job as its store row tells it, with this process's overlay on top (`ov` may be NULL).
- * NULL on out of memory. */
-cJSON *api_job_json_overlay(const job_overlay *ov, const store_job *row);
+/* The job as its store row tells it, with this process's overlay on top (`ov` may be NULL:
+ * then a queued job's place is null too). `ov` indexes its copy of the queue at its first
+ * use (jobs_queue_place). NULL on out of memory. */
+cJSON *api_job_json_overlay(job_overlay *ov, const store_job *row);
 
 #endif

@@ -75,10 +75,12 @@ void api_submit_error(http_req *r, const submit_outcome *out)
     }
 }
 
-/* A stored job on its way to the queue (r->ctx from api_jobs_submit to create_done). */
+/* A stored job on its way to the queue (r->ctx from api_jobs_create_by to create_done), with
+ * the copy of the queue its answer shows its place in. */
 typedef struct queued_job {
     job_run *run;
     store_job_sched sched;
+    job_overlay ov;
 } queued_job;
 
 static void queued_job_free(void *p)
@@ -86,6 +88,7 @@ static void queued_job_free(void *p)
     queued_job *q = p;
     if (q->run)
         jobs_run_free(q->run);
+    jobs_overlay_free(&q->ov);
     free(q);
 }
 
@@ -118,7 +121,19 @@ void api_jobs_submit(http_req *r, store_t *st, cJSON *body)
     char id[STORE_ID_LEN];
     snprintf(id, sizeof id, "%s", out->id);
     free(out);
-    /* The answer shows the job as stored (queued), before a worker can take it. */
+    /* What create_done needs to queue the job, taken here so that it cannot fail there: its
+     * run, and its scheduling numbers (the loop thread reads no store). */
+    queued_job *q = r->ctx;
+    jobs_sched_read(st, id, &q->sched);
+    if (!(q->run = jobs_run_new(id)) ||
+        jobs_queue_place_at(&q->ov, id, q->sched.priority, 1) != 0) {
+        job_submit_undo(st, id);
+        http_error(r, 503, "unavailable", NULL,
+                   "out of memory queueing the job; nothing was stored, try again");
+        return;
+    }
+    /* The answer shows the job as stored (queued), before a worker can take it, at the place
+     * it takes in the queue. */
     store_job row;
     memset(&row, 0, sizeof row);
     an_err e;
@@ -127,7 +142,7 @@ void api_jobs_submit(http_req *r, store_t *st, cJSON *body)
         return;
     }
     /* a new job: neither preempted nor restarted */
-    cJSON *jo = api_job_json_overlay(NULL, &row);
+    cJSON *jo = api_job_json_overlay(&q->ov, &row);
     struct MHD_Response *resp = http_json_response(jo);
     store_job_free(&row);
     if (!resp) {
@@ -135,22 +150,6 @@ void api_jobs_submit(http_req *r, store_t *st, cJSON *body)
         http_error(r, 503, "unavailable", NULL, "out of memory answering; nothing was stored");
         return;
     }
-    /* What create_done needs to queue the job, taken here so that it cannot fail there: its
-     * run, and its scheduling numbers (the loop thread reads no store). */
-    queued_job *q = calloc(1, sizeof *q);
-    if (q)
-        q->run = jobs_run_new(id);
-    if (!q || !q->run) {
-        free(q);
-        MHD_destroy_response(resp);
-        job_submit_undo(st, id);
-        http_error(r, 503, "unavailable", NULL,
-                   "out of memory queueing the job; nothing was stored, try again");
-        return;
-    }
-    jobs_sched_read(st, id, &q->sched);
-    r->ctx = q;
-    r->ctx_free = queued_job_free;
     char loc[64];
     snprintf(loc, sizeof loc, "/v1/jobs/%s", id);
     MHD_add_response_header(resp, "Location", loc);
@@ -167,6 +166,8 @@ static void create_done(http_req *r)
     if (api->sv->phase != PHASE_SERVING) /* stopping: it stays queued in the store for the restart */
         return;
     queued_job *q = r->ctx;
+    if (!q->run)
+        return;
     jobs_enqueue_run(&api->sv->jobs, q->run, &q->sched);
     q->run = NULL;
     jobs_emit_state(&api->sv->jobs, r->work_id, "queued", NULL);
@@ -186,6 +187,14 @@ void api_jobs_create_by(http_req *r, void (*work)(http_req *r, store_t *st))
 {
     if (queue_full(r))
         return;
+    queued_job *q = calloc(1, sizeof *q);
+    if (!q || jobs_overlay_capture(&r->api->sv->jobs, &q->ov) != 0) {
+        free(q);
+        http_error(r, 503, "unavailable", NULL, "out of memory");
+        return;
+    }
+    r->ctx = q;
+    r->ctx_free = queued_job_free;
     r->loop_fn = create_done;
     http_defer(r, work);
 }

@@ -63,6 +63,12 @@ static void patch_work(http_req *r, store_t *s)
         return;
     }
     snprintf(r->work_id, sizeof r->work_id, "%.31s", id);
+    /* the answer shows the place patch_done gives a queued job (the copy is from before) */
+    if (q->has_priority && jobs_queue_place_at(&q->ov, id, q->priority, 0) != 0) {
+        store_job_free(&row);
+        http_set_pending_error(r, 503, "unavailable", NULL, "out of memory printing the job");
+        return;
+    }
     http_set_pending_json(r, 200, api_job_json_overlay(&q->ov, &row));
     store_job_free(&row);
     if (!r->pending)

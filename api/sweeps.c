@@ -81,7 +81,7 @@ static cJSON *num_or_null(double v)
 /* The sweep object: {"id","name","state","created_at","finished_at","search","metric","mode",
  * "max_concurrent","early_stopping","trial_count","trials_started","trials":[…best first],
  * "best","rungs":[…in decision order],"spec"}; `brief` leaves out trials, rungs and spec. */
-static cJSON *sweep_json(store_t *st, const store_sweep *row, const sweep_q *q, int brief,
+static cJSON *sweep_json(store_t *st, const store_sweep *row, sweep_q *q, int brief,
                          an_err *err)
 {
     cJSON *body = cJSON_Parse(row->spec_json), *params = cJSON_Parse(row->trials_json);

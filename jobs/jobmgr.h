@@ -88,6 +88,8 @@ enum job_stop {
 /* What a worker publishes about its run (guarded by job_run.mu). */
 typedef struct job_snap {
     int started;                 /* the worker marked the job running */
+    int left_queue;              /* the worker wrote `running` to the store (set before
+                                    `started`, once the job's row is no longer queued) */
     int64_t step, epoch, total_steps;
     double loss;
     int n_lr;
@@ -199,9 +201,23 @@ typedef struct job_overlay_item {
     job_snap snap;
 } job_overlay_item;
 
+/* One queued job in a copy of the queue (jobs/qorder.c). */
+typedef struct job_queue_entry {
+    int64_t seq;                 /* the job's number (job_run.seq) */
+    int priority;
+    int taken;                   /* a worker has it and has not written `running` yet (it
+                                    waits for memory, or is about to start): ahead of all */
+} job_queue_entry;
+
 typedef struct job_overlay {
     job_overlay_item *items;
     size_t n;
+    /* the queued jobs in the order the workers take them: the taken ones first, then the
+       queue by priority and age; by_seq indexes it by job number, made at the first look-up
+       (jobs_queue_place), on the thread that makes the JSON */
+    job_queue_entry *queue;
+    size_t nqueue;
+    uint32_t *by_seq;
 } job_overlay;
 
 /* Loop thread. */
@@ -211,9 +227,25 @@ int jobs_init(jobmgr *m, struct service *d);
 job_fix *jobs_find_fix(jobmgr *m, const char *id);
 
 /* Copies the overlay of every job this process works on (loop thread), so that a job's JSON
- * can be made off the loop (api/jobjson.h, any thread). */
+ * can be made off the loop (api/jobjson.h, any thread). With it goes a copy of the queue's
+ * order (jobs_queue_copy): O(queued jobs) on the loop once per answer, however many jobs
+ * the answer lists. */
 int jobs_overlay_capture(jobmgr *m, job_overlay *out);
 void jobs_overlay_free(job_overlay *o);
+
+/* The queue's order into o->queue (loop thread; jobs/qorder.c). 0 or -ENOMEM. Takes the
+ * manager mutex, and each taken run's mutex inside it: that order, never the other way. */
+int jobs_queue_copy(jobmgr *m, job_overlay *o);
+
+/* Job `id`'s place among the copied queue (1 = the next a worker takes) into *pos and the
+ * queue's length into *len: 1, or 0 when the copy does not hold it (not queued). Any thread;
+ * O(log n) once the index is made (at the first call: O(n log n)). */
+int jobs_queue_place(job_overlay *o, const char *id, size_t *pos, size_t *len);
+
+/* Moves job `id` in the copy to the place priority `priority` gives it, as
+ * jobs_sched_reprioritize will in the queue (a taken job stays where it is); `add`: a job the
+ * copy does not hold joins it (a new job, about to be queued). 0 or -ENOMEM. Any thread. */
+int jobs_queue_place_at(job_overlay *o, const char *id, int priority, int add);
 void jobs_close(jobmgr *m);
 
 /* Restart recovery: running jobs become queued and every queued job is enqueued, oldest
@@ -322,6 +354,13 @@ void jobs_sched_of(const job_run *r, store_job_sched *js);
 /* store_job_sched_get, with the defaults (JOBS_SCHED_DEFAULTS) when the job cannot be read. */
 void jobs_sched_read(store_t *s, const char *id, store_job_sched *js);
 extern const store_job_sched JOBS_SCHED_DEFAULTS;
+
+/* A job's number (job_run.seq) from its id ("j_000042": 42). */
+int64_t jobs_seq_of(const char *id);
+
+/* 1 when a job of priority pa and number sa goes before one of pb, sb: the queue's order,
+ * higher priority first, then the older (smaller number). */
+int jobs_sched_ahead(int pa, int64_t sa, int pb, int64_t sb);
 
 /* Puts a run into the queue by priority (higher first, then oldest first). Call with the
  * manager mutex held. */

@@ -267,6 +267,10 @@ static void run_admitted(wctx *w)
         store_job_free(&row);
         return;
     }
+    /* its row is no longer queued: the copies of the queue leave it out (jobs/qorder.c) */
+    uv_mutex_lock(&run->mu);
+    run->snap.left_queue = 1;
+    uv_mutex_unlock(&run->mu);
     job_spec spec;
     train *t = NULL;
     int forked = 0;

@@ -37,7 +37,17 @@ void jobs_sched_apply(job_run *r, const store_job_sched *js)
     r->preemptible = js->preemptible;
     r->stall_timeout_s = js->stall_timeout_s > 0 ? js->stall_timeout_s : SCHED_STALL_DEFAULT_S;
     r->max_restarts = js->max_restarts >= 0 ? js->max_restarts : SCHED_RESTARTS_DEFAULT;
-    r->seq = strtoll(r->id + (r->id[0] == 'j' && r->id[1] == '_' ? 2 : 0), NULL, 10);
+    r->seq = jobs_seq_of(r->id);
+}
+
+int64_t jobs_seq_of(const char *id)
+{
+    return strtoll(id + (id[0] == 'j' && id[1] == '_' ? 2 : 0), NULL, 10);
+}
+
+int jobs_sched_ahead(int pa, int64_t sa, int pb, int64_t sb)
+{
+    return pa > pb || (pa == pb && sa < sb);
 }
 
 void jobs_sched_of(const job_run *r, store_job_sched *js)
@@ -63,7 +73,7 @@ void jobs_sched_read(store_t *s, const char *id, store_job_sched *js)
 /* 1 when run a goes before run b in the queue. */
 static int before(const job_run *a, const job_run *b)
 {
-    return a->priority > b->priority || (a->priority == b->priority && a->seq < b->seq);
+    return jobs_sched_ahead(a->priority, a->seq, b->priority, b->seq);
 }
 
 void jobs_sched_insert(jobmgr *m, job_run *r)

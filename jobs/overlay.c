@@ -9,8 +9,9 @@
 #include <string.h>
 
 
-/* The overlay of one job, read now (loop thread). */
-static void overlay_of(jobmgr *m, const char *id, job_overlay_item *it)
+/* The overlay of one job, read now (loop thread): its run `r` (NULL: none) is passed in, as
+ * looking it up by id for every run would walk the runs once per run. */
+static void overlay_of(jobmgr *m, const char *id, job_run *r, job_overlay_item *it)
 {
     memset(it, 0, sizeof *it);
     snprintf(it->id, sizeof it->id, "%s", id);
@@ -20,7 +21,6 @@ static void overlay_of(jobmgr *m, const char *id, job_overlay_item *it)
         it->fix_state = f->state;
         snprintf(it->fix_error, sizeof it->fix_error, "%s", f->error);
     }
-    job_run *r = jobs_find(m, id);
     if (r) {
         it->has_snap = 1;
         uv_mutex_lock(&r->mu);
@@ -32,6 +32,8 @@ static void overlay_of(jobmgr *m, const char *id, job_overlay_item *it)
 int jobs_overlay_capture(jobmgr *m, job_overlay *out)
 {
     memset(out, 0, sizeof *out);
+    if (jobs_queue_copy(m, out) != 0)
+        return -ENOMEM;
     size_t n = 0;
     for (job_run *r = m->runs; r; r = r->next)
         n++;
@@ -40,28 +42,33 @@ int jobs_overlay_capture(jobmgr *m, job_overlay *out)
     if (n == 0)
         return 0;
     out->items = calloc(n, sizeof *out->items);
-    if (!out->items)
+    if (!out->items) {
+        jobs_overlay_free(out);
         return -ENOMEM;
+    }
     /* Only what can change a job's JSON: runs a worker has taken (a queued run has nothing
      * to add), and fixes. */
     for (job_run *r = m->runs; r; r = r->next) {
         uv_mutex_lock(&m->mu);
         int taken = r->taken;
         uv_mutex_unlock(&m->mu);
-        job_overlay_item *it = &out->items[out->n];
-        overlay_of(m, r->id, it);
-        if (taken || it->snap.started || it->has_fix || it->snap.preempted ||
-            it->snap.restarts)
-            out->n++;
+        /* looked at before the snapshot (kilobytes) is copied: most runs are only queued */
+        uv_mutex_lock(&r->mu);
+        int keep = taken || r->snap.started || r->snap.preempted || r->snap.restarts;
+        uv_mutex_unlock(&r->mu);
+        if (keep || jobs_find_fix(m, r->id))
+            overlay_of(m, r->id, r, &out->items[out->n++]);
     }
     for (job_fix *f = m->fixes; f; f = f->next)
         if (!jobs_find(m, f->id))
-            overlay_of(m, f->id, &out->items[out->n++]);
+            overlay_of(m, f->id, NULL, &out->items[out->n++]);
     return 0;
 }
 
 void jobs_overlay_free(job_overlay *o)
 {
     free(o->items);
+    free(o->queue);
+    free(o->by_seq);
     memset(o, 0, sizeof *o);
 }

@@ -3,32 +3,12 @@
 import {h, FINISHED} from './util.js';
 import {api} from './api.js';
 
-// The order the workers take queued jobs in (docs/API.md, Scheduling): highest priority
-// first, then the oldest (smallest id; ids grow with the number they end in).
-function ahead(a, b) {
-  const pa = (a.spec && a.spec.priority) || 0, pb = (b.spec && b.spec.priority) || 0;
-  if (pa !== pb) return pb - pa;
-  const na = Number(String(a.id).replace(/\D/g, '')), nb = Number(String(b.id).replace(/\D/g, ''));
-  return na !== nb ? na - nb : String(a.id) < String(b.id) ? -1 : 1;
-}
-
-// {position (1 = next), of, pages} of job `id` among the queued jobs, or null when it is not
-// queued. The list comes newest first in pages of at most 1000: every page is read (up to
-// --max-queued's million), as the job may be the oldest of many.
+// {position (1 = next), of} of job `id` among the queued jobs, in the order the workers take
+// them (docs/API.md, Scheduling: by priority, then age), as the daemon counts it
+// (queue_position, queue_length), or null when it is not queued.
 export async function queuePosition(id) {
-  const all = [];
-  let total = 0, pages = 0;
-  for (let offset = 0; offset <= 1000000; offset += 1000) {
-    const r = await api('GET', `/v1/jobs?state=queued&limit=1000&offset=${offset}`);
-    const got = r.jobs || [];
-    total = r.total || 0;
-    pages++;
-    all.push(...got);
-    if (got.length < 1000 || all.length >= total) break;
-  }
-  const q = all.sort(ahead);
-  const i = q.findIndex((j) => j.id === id);
-  return i < 0 ? null : {position: i + 1, of: Math.max(q.length, total), pages};
+  const j = await api('GET', `/v1/jobs/${encodeURIComponent(id)}`);
+  return j && j.queue_position ? {position: j.queue_position, of: j.queue_length} : null;
 }
 
 // The box, and show(job, hasSteps): true when the charts are to be shown.
@@ -46,9 +26,8 @@ export function waitingBox() {
     if (stopped || el.hidden || el.dataset.state !== 'queued') return;
     detail.textContent = p ? `position ${p.position} of ${p.of} in the queue (by priority, then age)` : '';
     el.dataset.position = p ? String(p.position) : '';
-    // other jobs start and end meanwhile, without an event on this job's stream; a long queue
-    // (several pages of it) is read less often
-    timer = setTimeout(() => { timer = 0; place(id); }, 3000 * (p ? p.pages : 1));
+    // other jobs start and end meanwhile, without an event on this job's stream
+    timer = setTimeout(() => { timer = 0; place(id); }, 3000);
   }
   function show(job, hasSteps) {
     const waiting = !hasSteps && job && !(job.step > 0);

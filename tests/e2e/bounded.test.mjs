@@ -642,6 +642,13 @@ test('one memory budget: a job that does not fit waits queued with the reason, o
     const waiting = await waitJob(d.url, b.json.id, (j) => j.state === 'queued' && j.queue_reason);
     assert.match(waiting.queue_reason, /waiting for memory/);
     assert.match(waiting.queue_reason, /--max-memory/);
+    // taken by the second worker, it is first in the queue, before one submitted after it
+    assert.deepEqual([waiting.queue_position, waiting.queue_length], [1, 1]);
+    const c = await api(d.url, 'POST', '/v1/jobs', bigJob([2048]));
+    assert.deepEqual([c.json.queue_position, c.json.queue_length], [2, 2]);
+    const bnow = (await api(d.url, 'GET', `/v1/jobs/${b.json.id}`)).json;
+    assert.deepEqual([bnow.queue_position, bnow.queue_length], [1, 2]);
+    assert.equal((await api(d.url, 'POST', `/v1/jobs/${c.json.id}/cancel`)).status, 200);
     const m = await exposition(d.url);
     assert.equal(m.anneald_memory_budget_bytes, 64 * 1024 * 1024);
     assert.ok(m.anneald_memory_reserved_bytes > 32 * 1024 * 1024);

@@ -47,7 +47,7 @@ test('GET /v1/openapi.json serves the document', async () => {
 
 test('the checker finds what the document does not describe', () => {
   const job = {id: 'j_000001', name: 'x', state: 'queued', created_at: 't', step: 0, total_steps: 5,
-               lr: [0.1], spec: {}};
+               lr: [0.1], spec: {}, queue_position: 1, queue_length: 1};
   const ok = (x) => assert.deepEqual(check(x), []);
   const bad = (x, re) => {
     const p = check(x);
@@ -60,7 +60,12 @@ test('the checker finds what the document does not describe', () => {
   bad({method: 'GET', url: '/v1/jobs/j_1', status: 200, resType: J, resJson: {...job, step: 'five'}}, /step/);
   const {id: _, ...noId} = job;
   bad({method: 'GET', url: '/v1/jobs/j_1', status: 200, resType: J, resJson: noId}, /id/);
-  bad({method: 'GET', url: '/v1/jobs/j_1', status: 200, resType: J, resJson: {...job, state: 'sleeping'}}, /state/);
+  bad({method: 'GET', url: '/v1/jobs/j_1', status: 200, resType: J, resJson: {...job, state: 'sleeping', queue_position: null, queue_length: null}}, /state/);
+  // a queue place: 1-based, and only for a queued job
+  bad({method: 'GET', url: '/v1/jobs/j_1', status: 200, resType: J, resJson: {...job, queue_position: 0}}, /queue_position/);
+  bad({method: 'GET', url: '/v1/jobs/j_1', status: 200, resType: J, resJson: {...job, state: 'running'}}, /queue_position/);
+  ok({method: 'GET', url: '/v1/jobs/j_1', status: 200, resType: J,
+      resJson: {...job, state: 'running', queue_position: null, queue_length: null}});
   // an error answer must have the Error body
   ok({method: 'GET', url: '/v1/jobs/j_1', status: 404, resType: J,
       resJson: {error: {code: 'not_found', message: 'no job', field: 'id'}}});

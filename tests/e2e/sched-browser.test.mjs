@@ -91,6 +91,9 @@ test('a queued job shows its place in the queue instead of empty charts, then it
     await withDaemon({args: ['--workers', '1']}, async (d) => {
       const page = await b.firstPage();
       page.on('pageerror', (e) => errors.push(e.message));
+      // the place is the daemon's (queue_position, queue_length): the page reads no list
+      const lists = [];
+      page.on('request', (q) => { if (/\/v1\/jobs\?/.test(q.url())) lists.push(q.url()); });
       // not preemptible: raising a queued job's priority below does not make it run
       const busy = (await api(d.url, 'POST', '/v1/jobs', heavyJob({preemptible: false}))).json.id;
       await waitJob(d.url, busy, (j) => j.state === 'running');
@@ -105,8 +108,7 @@ test('a queued job shows its place in the queue instead of empty charts, then it
       // raised above the first, it is next: the place follows without a reload
       assert.equal((await api(d.url, 'PATCH', `/v1/jobs/${second}`, {priority: 5})).status, 200);
       await page.waitForFunction(() => /position 1 of 2 in the queue/.test(document.querySelector('#waiting-detail').textContent));
-      // a thousand younger jobs: the list's first page (newest first) no longer holds it, and
-      // its place is still found
+      // a thousand younger jobs behind it: the count follows
       for (let i = 0; i < 1000; i += 25)
         await Promise.all(Array.from({length: 25}, (_, k) =>
           api(d.url, 'POST', '/v1/jobs', tutorialJob({name: `later-${i + k}`, steps: 10}))
@@ -122,6 +124,7 @@ test('a queued job shows its place in the queue instead of empty charts, then it
         return u && u.data[0].length === 300;
       }), {what: 'the loss chart with the 300 steps'});
       assert.equal(await page.isVisible('[data-testid=chart-waiting]'), false);
+      assert.deepEqual(lists, [], 'no list read for the place');
       await api(d.url, 'POST', `/v1/jobs/${first}/cancel`, {});
     });
     assert.deepEqual(errors, []);

@@ -268,3 +268,65 @@ test('scheduling keys of a spec: defaults filled in, bad values refused naming t
     assert.equal((await api(d.url, 'GET', '/v1/jobs')).json.total, 1, 'nothing stored');
   });
 });
+
+test('queue_position and queue_length follow the order the workers take: submit, PATCH, pause, resume, cancel, start', async () => {
+  await withDaemon(ONE, async (d) => {
+    const place = async (id) => {
+      const j = (await api(d.url, 'GET', `/v1/jobs/${id}`)).json;
+      return [j.queue_position, j.queue_length];
+    };
+    const places = (ids) => Promise.all(ids.map(place));
+    const expectOrder = async (ids, what) => assert.deepEqual(
+      await places(ids), ids.map((_, i) => [i + 1, ids.length]), what);
+    const block = await submit(d.url, heavyJob({name: 'block', preemptible: false}));
+    assert.deepEqual([block.queue_position, block.queue_length], [1, 1], 'alone in the queue');
+    await waitJob(d.url, block.id, (j) => j.state === 'running');
+    assert.deepEqual(await place(block.id), [null, null], 'running: no place');
+    // queued behind the blocker: the POST answer already shows each one's place
+    const a = await submit(d.url, heavyJob({name: 'a'}));
+    const b = await submit(d.url, heavyJob({name: 'b', priority: 2}));
+    const c = await submit(d.url, heavyJob({name: 'c'}));
+    const e = await submit(d.url, heavyJob({name: 'e', priority: 1}));
+    assert.deepEqual([a, b, c, e].map((j) => [j.queue_position, j.queue_length]),
+                     [[1, 1], [1, 2], [3, 3], [2, 4]]);
+    await expectOrder([b.id, e.id, a.id, c.id], 'by priority, then age');
+    // a list carries the same places, and null for the running job
+    for (const qs of ['', '?state=queued', '?state=queued&limit=2&offset=1']) {
+      const l = (await api(d.url, 'GET', `/v1/jobs${qs}`)).json.jobs;
+      for (const j of l)
+        assert.deepEqual([j.queue_position, j.queue_length], await place(j.id), `${qs} ${j.id}`);
+    }
+    // PATCH: c goes first, in the answer and at once for every job
+    const p = await api(d.url, 'PATCH', `/v1/jobs/${c.id}`, {priority: 5});
+    assert.equal(p.status, 200, p.text);
+    assert.deepEqual([p.json.queue_position, p.json.queue_length], [1, 4]);
+    await expectOrder([c.id, b.id, e.id, a.id], 'after the PATCH');
+    // a PATCH of another field keeps the place; one of a running job gives none
+    const n = await api(d.url, 'PATCH', `/v1/jobs/${e.id}`, {notes: 'waits'});
+    assert.deepEqual([n.json.queue_position, n.json.queue_length], [3, 4]);
+    const r = await api(d.url, 'PATCH', `/v1/jobs/${block.id}`, {priority: 9});
+    assert.deepEqual([r.json.queue_position, r.json.queue_length], [null, null]);
+    // pause leaves the queue, resume takes the job's place back
+    const pa = await api(d.url, 'POST', `/v1/jobs/${b.id}/pause`);
+    assert.equal(pa.json.state, 'paused');
+    assert.deepEqual([pa.json.queue_position, pa.json.queue_length], [null, null]);
+    await expectOrder([c.id, e.id, a.id], 'b paused');
+    const re = await api(d.url, 'POST', `/v1/jobs/${b.id}/resume`);
+    assert.equal(re.json.state, 'queued');
+    assert.deepEqual([re.json.queue_position, re.json.queue_length], [2, 4]);
+    await expectOrder([c.id, b.id, e.id, a.id], 'b resumed');
+    // cancel of a queued job: the later ones move up
+    const x = await api(d.url, 'POST', `/v1/jobs/${b.id}/cancel`);
+    assert.equal(x.json.state, 'cancelled');
+    assert.deepEqual([x.json.queue_position, x.json.queue_length], [null, null]);
+    await expectOrder([c.id, e.id, a.id], 'b cancelled');
+    // the blocker ends: the first one starts and has no place, the others move up
+    assert.equal((await api(d.url, 'POST', `/v1/jobs/${block.id}/cancel`)).status, 200);
+    const run = await waitJob(d.url, c.id, (j) => j.state === 'running');
+    assert.deepEqual([run.queue_position, run.queue_length], [null, null]);
+    await expectOrder([e.id, a.id], 'c started');
+    for (const j of [block, b])
+      assert.deepEqual(await place(j.id), [null, null], `${j.id} ended`);
+    for (const j of [c, e, a]) assert.equal((await api(d.url, 'POST', `/v1/jobs/${j.id}/cancel`)).status, 200);
+  });
+});
