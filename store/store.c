@@ -151,7 +151,8 @@ static const migration migrations[] = {
     /* 9 -> 10: the data set id counter from the start (datasets.c): ids from 1 on a new store */
     {"INSERT OR IGNORE INTO seq(name, next) SELECT 'dataset_id', "
      "coalesce((SELECT next FROM seq WHERE name = 'dataset'), 1);", NULL},
-    {"", st_migrate_sweep_errors},    /* 10 -> 11: why a trial could not start (sweeps.c) */
+    {"", st_migrate_sweep_errors},    /* 10 -> 11: why a trial could not start (sweep_errors.c) */
+    {"", st_migrate_sweep_retry},     /* 11 -> 12: a retry of such a trial asked for */
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -245,6 +246,26 @@ int st_exec(store_t *s, const char *sql, const char *what, an_err *err)
     if (rc != SQLITE_OK)
         return st_fail(s, rc, what, err);
     return 0;
+}
+
+int st_add_column(store_t *s, const char *table, const char *column, const char *decl,
+                  an_err *err)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM pragma_table_info('%s') WHERE name='%s'",
+             table, column);
+    sqlite3_stmt *st;
+    int rc = st_prepare(s, sql, &st, err);
+    if (rc)
+        return rc;
+    int r = sqlite3_step(st), has = r == SQLITE_ROW && sqlite3_column_int(st, 0) > 0;
+    if (r != SQLITE_ROW)
+        rc = st_fail(s, r, "reading a table's columns", err);
+    sqlite3_finalize(st);
+    if (rc || has)
+        return rc;
+    snprintf(sql, sizeof sql, "ALTER TABLE %s ADD COLUMN %s %s", table, column, decl);
+    return st_exec(s, sql, "adding a column", err);
 }
 
 int st_job_num(store_t *s, const char *id, int64_t *num, store_job_state *state, an_err *err)
