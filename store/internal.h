@@ -78,9 +78,15 @@ void st_rollback(store_t *s);
 /* Runs SQL without results (one or more statements). */
 int st_exec(store_t *s, const char *sql, const char *what, an_err *err);
 
+/* An integer from a one-row query with ?1 = num (a count, a yes or no, a step): *out is left
+ * as it was, and *found (may be NULL) 0, when it gives no row or NULL; a failed step says
+ * `what`. */
+int st_one_int(store_t *s, const char *sql, int64_t num, int64_t *out, int *found,
+               const char *what, an_err *err);
+
 /* A migration step's ALTER TABLE table ADD COLUMN column decl, unless the column is there
- * already (a store set back to an earlier version runs its steps again). Names are the
- * code's own, never a caller's. */
+ * already (a store set back to an earlier version runs its steps again): migrate.c. Names
+ * are the code's own, never a caller's. */
 int st_add_column(store_t *s, const char *table, const char *column, const char *decl,
                   an_err *err);
 

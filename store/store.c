@@ -248,24 +248,24 @@ int st_exec(store_t *s, const char *sql, const char *what, an_err *err)
     return 0;
 }
 
-int st_add_column(store_t *s, const char *table, const char *column, const char *decl,
-                  an_err *err)
+int st_one_int(store_t *s, const char *sql, int64_t num, int64_t *out, int *found,
+               const char *what, an_err *err)
 {
-    char sql[256];
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM pragma_table_info('%s') WHERE name='%s'",
-             table, column);
     sqlite3_stmt *st;
     int rc = st_prepare(s, sql, &st, err);
     if (rc)
         return rc;
-    int r = sqlite3_step(st), has = r == SQLITE_ROW && sqlite3_column_int(st, 0) > 0;
-    if (r != SQLITE_ROW)
-        rc = st_fail(s, r, "reading a table's columns", err);
+    sqlite3_bind_int64(st, 1, num);
+    int r = sqlite3_step(st);
+    int has = r == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL;
+    if (has)
+        *out = sqlite3_column_int64(st, 0);
+    if (found)
+        *found = has;
+    if (r != SQLITE_ROW && r != SQLITE_DONE)
+        rc = st_fail(s, r, what, err);
     sqlite3_finalize(st);
-    if (rc || has)
-        return rc;
-    snprintf(sql, sizeof sql, "ALTER TABLE %s ADD COLUMN %s %s", table, column, decl);
-    return st_exec(s, sql, "adding a column", err);
+    return rc;
 }
 
 int st_job_num(store_t *s, const char *id, int64_t *num, store_job_state *state, an_err *err)

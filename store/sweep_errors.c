@@ -101,23 +101,6 @@ int store_sweep_trial_errors(store_t *s, const char *id, int ntrials, char ***ou
     return rc;
 }
 
-/* One count of the rows of sweep `num` that the query selects (?1 = num). */
-static int count_rows(store_t *s, const char *sql, int64_t num, int *n, an_err *err)
-{
-    sqlite3_stmt *st;
-    int rc = st_prepare(s, sql, &st, err);
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(st, 1, num);
-    int r = sqlite3_step(st);
-    if (r == SQLITE_ROW)
-        *n = sqlite3_column_int(st, 0);
-    else
-        rc = st_fail(s, r, "counting a sweep's trials", err);
-    sqlite3_finalize(st);
-    return rc;
-}
-
 int store_sweep_retry(store_t *s, const char *id, int also, int *marked, int *reopened,
                       an_err *err)
 {
@@ -156,13 +139,13 @@ int store_sweep_retry(store_t *s, const char *id, int also, int *marked, int *re
             *marked = sqlite3_changes(s->db);
         sqlite3_finalize(st);
     }
-    int waiting = 0;
+    int64_t waiting = 0;
     if (!rc && *marked + also == 0)
-        rc = count_rows(s, "SELECT count(*) FROM sweep_trial_errors WHERE sweep=?1 AND retry",
-                        num, &waiting, err);
+        rc = st_one_int(s, "SELECT count(*) FROM sweep_trial_errors WHERE sweep=?1 AND retry",
+                        num, &waiting, NULL, "counting a sweep's trials", err);
     if (!rc && *marked + also == 0 && waiting)
         rc = an_failc(err, STORE_ESTATE, "state", "sweep %s has nothing to retry: its %d "
-                      "trial%s that could not start wait%s to start already", id, waiting,
+                      "trial%s that could not start wait%s to start already", id, (int)waiting,
                       waiting == 1 ? "" : "s", waiting == 1 ? "s" : "");
     else if (!rc && *marked + also == 0)
         rc = an_failc(err, STORE_ESTATE, "state", "sweep %s has no trial that could not start: "

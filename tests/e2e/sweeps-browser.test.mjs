@@ -7,7 +7,7 @@ import {test} from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import {launchBrowser} from './browserlib.mjs';
-import {api, heavyJob, waitFor, withDaemon} from './lib.mjs';
+import {api, heavyJob, regressionCsv, waitFor, withDaemon} from './lib.mjs';
 
 const SHOTS = 'build/screenshots';
 
@@ -211,9 +211,7 @@ test('"Retry trials that could not start" shows only while some could not, and s
       await page.goto(`${d.url}/#/sweep/${r.json.id}`);
       await page.waitForFunction(() => window.__anneald.sweep && window.__anneald.sweep.state === 'completed');
       await page.waitForSelector('#sweep-retry', {state: 'visible'});
-      let csv = 'a,b,y\n';
-      for (let i = 0; i < 64; i++) csv += `${(i % 7) / 7},${(i % 5) / 5},${(2 * (i % 7)) / 7 - (i % 5) / 5}\n`;
-      assert.equal((await api(d.url, 'POST', '/v1/datasets?name=later', csv, {'Content-Type': 'text/csv'})).status, 201);
+      assert.equal((await api(d.url, 'POST', '/v1/datasets?name=later', regressionCsv(), {'Content-Type': 'text/csv'})).status, 201);
       await page.click('#sweep-retry');
       await page.waitForFunction(() => window.__anneald.sweep.state === 'completed' &&
                                        window.__anneald.sweep.trials.every((t) => t.state === 'completed'), null, {timeout: 30000});

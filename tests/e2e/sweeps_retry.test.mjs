@@ -4,7 +4,7 @@
 import {test} from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import {api, readEvents, removeDir, startDaemon, tmpDir, waitFor, withDaemon} from './lib.mjs';
+import {api, readEvents, regressionCsv, removeDir, startDaemon, tmpDir, waitFor, withDaemon} from './lib.mjs';
 
 const dir = tmpDir('anneald-sweepretry-');
 process.on('exit', () => removeDir(dir));
@@ -19,17 +19,8 @@ const base = (over = {}) => ({
 const SWEEP = {name: 'later', base: base(), metric: 'loss', max_concurrent: 1,
   parameters: {'ds_config.optimizer.params.lr': [0.1, 0.05, 0.02]}};
 
-function csv(rows = 64) {
-  let s = 'a,b,y\n';
-  for (let i = 0; i < rows; i++) {
-    const a = (i % 7) / 7, b = (i % 5) / 5;
-    s += `${a},${b},${2 * a - b}\n`;
-  }
-  return s;
-}
-
 const upload = async (url) => {
-  const r = await api(url, 'POST', '/v1/datasets?name=later', csv(), {'Content-Type': 'text/csv'});
+  const r = await api(url, 'POST', '/v1/datasets?name=later', regressionCsv(), {'Content-Type': 'text/csv'});
   assert.equal(r.status, 201, r.text);
 };
 
