@@ -39,6 +39,7 @@ const route api_routes[] = {
     {"GET", "/v1/sweeps/{id}", api_sweeps_get, BODY_NONE, 0, NULL},
     {"DELETE", "/v1/sweeps/{id}", api_sweeps_delete, BODY_NONE, 0, NULL},
     {"POST", "/v1/sweeps/{id}/cancel", api_sweeps_cancel, BODY_JSON, ROUTE_SMALL, NULL},
+    {"POST", "/v1/sweeps/{id}/retry", api_sweeps_retry, BODY_JSON, ROUTE_SMALL, NULL},
     {"GET", "/v1/openapi.json", api_openapi, BODY_NONE, 0, NULL},
 
     /* The dashboard's own files (index.html, *.js, *.css) load without a token so that the page

@@ -44,6 +44,8 @@ void api_sweeps_list(struct http_req *r);
 void api_sweeps_get(struct http_req *r);
 void api_sweeps_cancel(struct http_req *r);
 void api_sweeps_delete(struct http_req *r);
+/* api/sweepretry.c */
+void api_sweeps_retry(struct http_req *r);
 
 /* api/metrics.c */
 void api_jobs_metrics(struct http_req *r);

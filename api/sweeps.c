@@ -1,5 +1,5 @@
 /* sweeps — POST/GET/DELETE /v1/sweeps and POST /v1/sweeps/{id}/cancel: the sweep objects
- * with their trials, best first, and ASHA's decisions. */
+ * with their trials, best first, and ASHA's decisions (the retry: sweepretry.c). */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -9,20 +9,12 @@
 #include "api/http.h"
 #include "api/jobjson.h"
 #include "api/routes.h"
+#include "api/sweepq.h"
 #include "core/jsonnum.h"
 #include "core/sweep.h"
 #include "api/api.h"
 #include "store/sweeps.h"
 #include "util/log.h"
-
-/* What a sweep's answer needs from the loop thread: running jobs' progress and the trials'
- * start errors, copied before the work goes to a queue thread. */
-typedef struct sweep_q {
-    job_overlay ov;
-    char (*errors)[800];
-    int nerrors;
-    sweep_run *made;             /* POST: the new sweep, for the loop to drive */
-} sweep_q;
 
 static void sweep_q_free(void *p)
 {
@@ -35,7 +27,7 @@ static void sweep_q_free(void *p)
     free(q);
 }
 
-static sweep_q *new_sweep_q(http_req *r, const char *id)
+sweep_q *api_sweep_q_new(http_req *r, const char *id)
 {
     sweep_q *q = calloc(1, sizeof *q);
     if (!q || jobs_overlay_capture(&r->api->sv->jobs, &q->ov) != 0) {
@@ -100,8 +92,9 @@ static cJSON *sweep_json(store_t *st, const store_sweep *row, sweep_q *q, int br
     if (!rc)
         rc = store_sweep_rungs(st, row->id, &rungs, &nrungs, err);
     char **stored_errors = NULL; /* why trials could not start: kept in the store */
+    int *retry = NULL;           /* …and those of them waiting to start again */
     if (!rc)
-        rc = store_sweep_trial_errors(st, row->id, row->ntrials, &stored_errors, err);
+        rc = store_sweep_trial_errors(st, row->id, row->ntrials, &stored_errors, &retry, err);
     if (!rc && !(rows = calloc((size_t)row->ntrials + 1, sizeof *rows)))
         rc = an_failc(err, -ENOMEM, NULL, "out of memory");
     if (rc)
@@ -139,10 +132,10 @@ static cJSON *sweep_json(store_t *st, const store_sweep *row, sweep_q *q, int br
                 stopped_at = rungs[i].step;
         cJSON_AddItemToObject(t->json, "job", j ? cJSON_CreateString(j->id) : cJSON_CreateNull());
         /* A trial a cancelled sweep never started will not start: "pending" would say it
-         * still might. */
+         * still might. One retried is pending again, with the error it last had. */
         const char *waiting = strcmp(row->state, "cancelled") == 0 ? "cancelled" : "pending";
         cJSON_AddStringToObject(t->json, "state", state ? state
-                                                  : error ? "not_started" : waiting);
+                                                  : error && !retry[k] ? "not_started" : waiting);
         cJSON_AddItemToObject(t->json, "metric", num_or_null(t->metric));
         cJSON_AddItemToObject(t->json, "step", job ? cJSON_Duplicate(cJSON_GetObjectItem(job,
                                                                      "step"), 1)
@@ -214,6 +207,7 @@ out:
     free(rows);
     free(rungs);
     store_sweep_trial_errors_free(stored_errors, row->ntrials);
+    free(retry);
     store_job_list_free(jobs, njobs);
     sweep_free(&spec);
     cJSON_Delete(body);
@@ -225,8 +219,7 @@ out:
     return o;
 }
 
-/* Answers with the sweep object of `id` (a queue thread). */
-static void answer_sweep(http_req *r, store_t *st, const char *id, unsigned status)
+void api_sweep_answer(http_req *r, store_t *st, const char *id, unsigned status)
 {
     store_sweep row;
     an_err e;
@@ -291,7 +284,7 @@ static void create_work(http_req *r, store_t *st)
         return;
     }
     snprintf(r->work_id, sizeof r->work_id, "%.31s", id);
-    answer_sweep(r, st, id, 201);
+    api_sweep_answer(r, st, id, 201);
 }
 
 /* Loop thread: the stored sweep starts its first trials. */
@@ -312,7 +305,7 @@ void api_sweeps_create(http_req *r)
                    "body");
         return;
     }
-    if (!new_sweep_q(r, NULL))
+    if (!api_sweep_q_new(r, NULL))
         return;
     r->loop_fn = create_done;
     http_defer(r, create_work);
@@ -347,19 +340,19 @@ static void list_work(http_req *r, store_t *st)
 
 void api_sweeps_list(http_req *r)
 {
-    if (!new_sweep_q(r, NULL))
+    if (!api_sweep_q_new(r, NULL))
         return;
     http_defer(r, list_work);
 }
 
 static void get_work(http_req *r, store_t *st)
 {
-    answer_sweep(r, st, r->m.params[0], 200);
+    api_sweep_answer(r, st, r->m.params[0], 200);
 }
 
 void api_sweeps_get(http_req *r)
 {
-    if (!new_sweep_q(r, r->m.params[0]))
+    if (!api_sweep_q_new(r, r->m.params[0]))
         return;
     http_defer(r, get_work);
 }
@@ -391,7 +384,7 @@ static void cancel_work(http_req *r, store_t *st)
         http_set_pending_store_error(r, rc, NULL, &e);
         return;
     }
-    answer_sweep(r, st, id, 200);
+    api_sweep_answer(r, st, id, 200);
 }
 
 void api_sweeps_cancel(http_req *r)
@@ -413,7 +406,7 @@ void api_sweeps_cancel(http_req *r)
                        store_strerror(c));
     }
     free(jobs);
-    if (!new_sweep_q(r, id))
+    if (!api_sweep_q_new(r, id))
         return;
     r->work_id[0] = '\0';
     if (rc == 0)

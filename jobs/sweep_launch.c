@@ -191,6 +191,8 @@ static void launch_after(void *arg)
         uv_mutex_lock(&w->mu);
         snprintf(t->job, sizeof t->job, "%s", l->out.id);
         t->state = TRIAL_ACTIVE;
+        free(t->error); /* a retried trial's last error: the store dropped it with the link */
+        t->error = NULL;
         uv_mutex_unlock(&w->mu);
         if (d->phase == PHASE_SERVING) {
             jobs_enqueue_run(&d->jobs, l->run, &l->sched);

@@ -122,17 +122,20 @@ static int load_run(store_t *st, const store_sweep *row, sweep_run **out, an_err
                        jobs[i].state == STORE_STOPPED;
     }
     store_job_list_free(jobs, n);
-    /* A trial that could not start never will: ended, with why. */
+    /* A trial that could not start is ended, with why, unless a retry of it was asked for
+     * (sweeps_retry): then it waits to start again, its error saying why it last could not. */
     char **errors = NULL;
+    int *retry = NULL;
     if (!rc)
-        rc = store_sweep_trial_errors(st, row->id, r->ntrials, &errors, err);
+        rc = store_sweep_trial_errors(st, row->id, r->ntrials, &errors, &retry, err);
     for (int k = 0; !rc && k < r->ntrials; k++)
         if (errors[k] && !r->trials[k].job[0]) {
-            r->trials[k].state = TRIAL_ENDED;
+            r->trials[k].state = retry[k] ? TRIAL_PENDING : TRIAL_ENDED;
             r->trials[k].error = errors[k];
             errors[k] = NULL;
         }
     store_sweep_trial_errors_free(errors, r->ntrials);
+    free(retry);
     if (!rc)
         rc = store_sweep_rungs(st, row->id, &r->rungs, &r->nrungs, err);
     r->cap = r->nrungs;
@@ -216,8 +219,8 @@ char (*sweeps_trial_errors(sweeps *w, const char *id, int *ntrials))[800]
     char (*e)[800] = calloc((size_t)r->ntrials + 1, 800);
     if (!e)
         return NULL;
-    for (int k = 0; k < r->ntrials; k++)
-        if (r->trials[k].error)
+    for (int k = 0; k < r->ntrials; k++) /* a trial waiting for its retry may start yet */
+        if (r->trials[k].error && r->trials[k].state == TRIAL_ENDED)
             snprintf(e[k], 800, "%s", r->trials[k].error);
     *ntrials = r->ntrials;
     return e;

@@ -109,7 +109,8 @@ void sweeps_drop(sweep_run *r);
 void sweeps_forget(sweeps *w, const char *id);
 
 /* Copies the trials' start errors of a sweep this process drives (loop thread): a malloc'd
- * array of ntrials strings of 800 bytes, NULL when it is not driven here. */
+ * array of ntrials strings of 800 bytes, NULL when it is not driven here. A trial waiting to
+ * start again after a retry (sweeps_retry) has none here: it may start yet. */
 char (*sweeps_trial_errors(sweeps *w, const char *id, int *ntrials))[800];
 
 /* Starts the trials that have room (loop thread). */
@@ -126,6 +127,17 @@ void sweeps_job_state(sweeps *w, const char *job, const char *state);
  * here, or one whose job is queued, running, completed or cancelled: the job manager answers). */
 int sweeps_resume_hold(sweeps *w, const char *job, char *why, size_t n);
 void sweeps_resume_undo(sweeps *w, const char *job);
+
+/* A retry of the trials that could not start (POST /v1/sweeps/{id}/retry). First, on the
+ * loop thread, sweeps_retry_count: how many trials of sweep `id` driven here could not start,
+ * -ENOENT when it is not driven here, -ECANCELED for a sweep cancelled here. Then the store
+ * records the retry (store_sweep_retry, off the loop) and, back on the loop, sweeps_retry
+ * makes those trials pending again, to start under max_concurrent in trial order (each keeps
+ * its error until it starts); a completed sweep runs again (the `running` event). `made`:
+ * the sweep read back from the store when it was not driven here (taken; dropped if it is
+ * driven meanwhile), with `reopened` saying whether the store had it completed. */
+int sweeps_retry_count(sweeps *w, const char *id);
+void sweeps_retry(sweeps *w, const char *id, sweep_run *made, int reopened);
 
 /* Cancels a sweep (loop thread): no trial starts any more; the ids of its queued and running
  * trials, and of those being resumed, are returned (malloc'd, *n of them) for the caller to

@@ -88,18 +88,10 @@ int st_ckpt_careful(store_t *s, int64_t num, const store_keep *k, int *careful, 
     *careful = k && k->best_k > 0;
     if (*careful)
         return 0;
-    sqlite3_stmt *st;
-    int rc = st_prepare(s, "SELECT EXISTS(SELECT 1 FROM checkpoint_pins WHERE job=?1)", &st,
-                        err);
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(st, 1, num);
-    int r = sqlite3_step(st);
-    if (r == SQLITE_ROW)
-        *careful = sqlite3_column_int(st, 0);
-    else
-        rc = st_fail(s, r, "reading checkpoint pins", err);
-    sqlite3_finalize(st);
+    int64_t pinned = 0;
+    int rc = st_one_int(s, "SELECT EXISTS(SELECT 1 FROM checkpoint_pins WHERE job=?1)", num,
+                        &pinned, NULL, "reading checkpoint pins", err);
+    *careful = pinned != 0;
     return rc;
 }
 

@@ -15,17 +15,9 @@
 static int job_fact(store_t *s, int64_t num, const char *sql, const char *what, int *yes,
                     an_err *err)
 {
-    sqlite3_stmt *st;
-    int rc = st_prepare(s, sql, &st, err);
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(st, 1, num);
-    int r = sqlite3_step(st);
-    if (r == SQLITE_ROW || r == SQLITE_DONE)
-        *yes = r == SQLITE_ROW && sqlite3_column_int(st, 0);
-    else
-        rc = st_fail(s, r, what, err);
-    sqlite3_finalize(st);
+    int64_t v = 0;
+    int found = 0, rc = st_one_int(s, sql, num, &v, &found, what, err);
+    *yes = !rc && found && v != 0;
     return rc;
 }
 

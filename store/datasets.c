@@ -381,17 +381,5 @@ int store_dataset_delete(store_t *s, const char *id_or_name, an_err *err)
 
 int st_migrate_dataset_vocab(store_t *s, an_err *err)
 {
-    sqlite3_stmt *st;
-    int rc = st_prepare(s, "SELECT count(*) FROM pragma_table_info('datasets')"
-                           " WHERE name='vocab'", &st, err);
-    if (rc)
-        return rc;
-    int r = sqlite3_step(st), has = r == SQLITE_ROW && sqlite3_column_int(st, 0) > 0;
-    if (r != SQLITE_ROW)
-        rc = st_fail(s, r, "reading the datasets columns", err);
-    sqlite3_finalize(st);
-    if (!rc && !has)
-        rc = st_exec(s, "ALTER TABLE datasets ADD COLUMN vocab TEXT", "adding datasets.vocab",
-                     err);
-    return rc;
+    return st_add_column(s, "datasets", "vocab", "TEXT", err);
 }

@@ -78,6 +78,18 @@ void st_rollback(store_t *s);
 /* Runs SQL without results (one or more statements). */
 int st_exec(store_t *s, const char *sql, const char *what, an_err *err);
 
+/* An integer from a one-row query with ?1 = num (a count, a yes or no, a step): *out is left
+ * as it was, and *found (may be NULL) 0, when it gives no row or NULL; a failed step says
+ * `what`. */
+int st_one_int(store_t *s, const char *sql, int64_t num, int64_t *out, int *found,
+               const char *what, an_err *err);
+
+/* A migration step's ALTER TABLE table ADD COLUMN column decl, unless the column is there
+ * already (a store set back to an earlier version runs its steps again): migrate.c. Names
+ * are the code's own, never a caller's. */
+int st_add_column(store_t *s, const char *table, const char *column, const char *decl,
+                  an_err *err);
+
 /* Finds a job's row number and state by id; -ENOENT (err names the id) when unknown. */
 int st_job_num(store_t *s, const char *id, int64_t *num, store_job_state *state, an_err *err);
 
@@ -118,10 +130,14 @@ int st_job_delete_tx(store_t *s, int64_t num, an_err *err);
 /* Records job `job_num` as trial `trial` of sweep `sweep_id` (sweeps.c), inside the caller's
  * transaction; -ENOENT for an unknown sweep. */
 int st_sweep_link(store_t *s, const char *sweep_id, int trial, int64_t job_num, an_err *err);
+/* The row number of sweep `id` (sweeps.c); -ENOENT for an unknown id. */
+int st_sweep_num(store_t *s, const char *id, int64_t *num, an_err *err);
 
-/* Create the sweep tables, and (schema 11) the table of trials' start errors: migration steps. */
+/* Create the sweep tables (sweeps.c), (schema 11) the table of trials' start errors and (12)
+ * their retries (sweep_errors.c): migration steps. */
 int st_migrate_sweeps(store_t *s, an_err *err);
 int st_migrate_sweep_errors(store_t *s, an_err *err);
+int st_migrate_sweep_retry(store_t *s, an_err *err);
 
 /* Is `s` a JSON text of the given cJSON type (cJSON_Object / cJSON_Array)? */
 int st_json_is(const char *s, int type);

@@ -559,17 +559,6 @@ int store_metrics_count(store_t *s, const char *id, int64_t *count, an_err *err)
     int rc = st_job_num(s, id, &num, NULL, err);
     if (rc)
         return rc;
-    sqlite3_stmt *st;
-    rc = st_prepare(s, "SELECT coalesce(sum(nrows), 0) FROM metric_blocks WHERE job=?1", &st,
-                    err);
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(st, 1, num);
-    int r = sqlite3_step(st);
-    if (r == SQLITE_ROW)
-        *count = sqlite3_column_int64(st, 0);
-    else
-        rc = st_fail(s, r, "counting metric rows", err);
-    sqlite3_finalize(st);
-    return rc;
+    return st_one_int(s, "SELECT coalesce(sum(nrows), 0) FROM metric_blocks WHERE job=?1", num,
+                      count, NULL, "counting metric rows", err);
 }

@@ -1,26 +1,37 @@
 /* migrate.c — the metric-block schema migrations: 1 -> 2 packs one SQL row per step into
- * blocks, 2 -> 3 adds the column that marks compressed blocks. */
+ * blocks, 2 -> 3 adds the column that marks compressed blocks; and a column added by any
+ * migration step. */
 #include "store/store.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "store/internal.h"
 
-int st_migrate_blocks_raw(store_t *s, an_err *err)
+int st_add_column(store_t *s, const char *table, const char *column, const char *decl,
+                  an_err *err)
 {
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM pragma_table_info('%s') WHERE name='%s'",
+             table, column);
     sqlite3_stmt *st;
-    int rc = st_prepare(s, "SELECT count(*) FROM pragma_table_info('metric_blocks')"
-                           " WHERE name='raw'", &st, err);
+    int rc = st_prepare(s, sql, &st, err);
     if (rc)
         return rc;
     int r = sqlite3_step(st), has = r == SQLITE_ROW && sqlite3_column_int(st, 0) > 0;
     if (r != SQLITE_ROW)
-        rc = st_fail(s, r, "reading the metric_blocks columns", err);
+        rc = st_fail(s, r, "reading a table's columns", err);
     sqlite3_finalize(st);
-    if (!rc && !has)
-        rc = st_exec(s, "ALTER TABLE metric_blocks ADD COLUMN raw INTEGER",
-                     "adding metric_blocks.raw", err);
+    if (rc || has)
+        return rc;
+    snprintf(sql, sizeof sql, "ALTER TABLE %s ADD COLUMN %s %s", table, column, decl);
+    return st_exec(s, sql, "adding a column", err);
+}
+
+int st_migrate_blocks_raw(store_t *s, an_err *err)
+{
+    int rc = st_add_column(s, "metric_blocks", "raw", "INTEGER", err);
     /* Block summaries (summary.c): small rows of their own, so walking them never reads a
      * block's blob; a block's summary goes with it. */
     if (!rc)

@@ -37,25 +37,6 @@ int st_first_kept(store_t *s, int64_t num, int64_t *kept, an_err *err)
 
 /* ---- dropping ------------------------------------------------------------------------ */
 
-/* An integer from a one-row query with ?1 = num; *found 0 when no row or NULL. */
-static int one_int(store_t *s, const char *sql, int64_t num, int64_t *out, int *found,
-                   an_err *err)
-{
-    sqlite3_stmt *st;
-    int rc = st_prepare(s, sql, &st, err);
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(st, 1, num);
-    int r = sqlite3_step(st);
-    *found = r == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL;
-    if (*found)
-        *out = sqlite3_column_int64(st, 0);
-    if (r != SQLITE_ROW && r != SQLITE_DONE)
-        rc = st_fail(s, r, "reading metric retention bounds", err);
-    sqlite3_finalize(st);
-    return rc;
-}
-
 int store_metrics_retain(store_t *s, const char *id, int64_t keep, int max_blocks,
                          int *dropped, an_err *err)
 {
@@ -72,11 +53,12 @@ int store_metrics_retain(store_t *s, const char *id, int64_t keep, int max_block
     int has_last = 0, has_ckpt = 0;
     rc = st_job_num(s, id, &num, NULL, err);
     if (!rc)
-        rc = one_int(s, "SELECT last_step FROM metric_blocks WHERE job=?1"
-                        " ORDER BY first_step DESC LIMIT 1", num, &last, &has_last, err);
+        rc = st_one_int(s, "SELECT last_step FROM metric_blocks WHERE job=?1"
+                           " ORDER BY first_step DESC LIMIT 1", num, &last, &has_last,
+                        "reading metric retention bounds", err);
     if (!rc)
-        rc = one_int(s, "SELECT last_checkpoint_step FROM jobs WHERE num=?1", num, &ckpt,
-                     &has_ckpt, err);
+        rc = st_one_int(s, "SELECT last_checkpoint_step FROM jobs WHERE num=?1", num, &ckpt,
+                        &has_ckpt, "reading metric retention bounds", err);
     /* Steps from `cut` on stay: the newest `keep`, and everything from the latest checkpoint
      * on, whose row a resume reads and whose bucket its rewind rebuilds from the rows. A job
      * without a checkpoint starts over from step 0 and needs none of them. */

@@ -151,7 +151,8 @@ static const migration migrations[] = {
     /* 9 -> 10: the data set id counter from the start (datasets.c): ids from 1 on a new store */
     {"INSERT OR IGNORE INTO seq(name, next) SELECT 'dataset_id', "
      "coalesce((SELECT next FROM seq WHERE name = 'dataset'), 1);", NULL},
-    {"", st_migrate_sweep_errors},    /* 10 -> 11: why a trial could not start (sweeps.c) */
+    {"", st_migrate_sweep_errors},    /* 10 -> 11: why a trial could not start (sweep_errors.c) */
+    {"", st_migrate_sweep_retry},     /* 11 -> 12: a retry of such a trial asked for */
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -245,6 +246,26 @@ int st_exec(store_t *s, const char *sql, const char *what, an_err *err)
     if (rc != SQLITE_OK)
         return st_fail(s, rc, what, err);
     return 0;
+}
+
+int st_one_int(store_t *s, const char *sql, int64_t num, int64_t *out, int *found,
+               const char *what, an_err *err)
+{
+    sqlite3_stmt *st;
+    int rc = st_prepare(s, sql, &st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, num);
+    int r = sqlite3_step(st);
+    int has = r == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL;
+    if (has)
+        *out = sqlite3_column_int64(st, 0);
+    if (found)
+        *found = has;
+    if (r != SQLITE_ROW && r != SQLITE_DONE)
+        rc = st_fail(s, r, what, err);
+    sqlite3_finalize(st);
+    return rc;
 }
 
 int st_job_num(store_t *s, const char *id, int64_t *num, store_job_state *state, an_err *err)

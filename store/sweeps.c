@@ -44,20 +44,7 @@ int st_migrate_sweeps(store_t *s, an_err *err)
                    "creating the sweep tables", err);
 }
 
-/* A trial that could not start has no job to keep why (store_sweep_trial_error_set). */
-int st_migrate_sweep_errors(store_t *s, an_err *err)
-{
-    return st_exec(s,
-                   "CREATE TABLE IF NOT EXISTS sweep_trial_errors("
-                   "  sweep INTEGER NOT NULL REFERENCES sweeps(num) ON DELETE CASCADE,"
-                   "  trial INTEGER NOT NULL,"
-                   "  error TEXT NOT NULL,"
-                   "  PRIMARY KEY(sweep, trial)"
-                   ") WITHOUT ROWID;",
-                   "creating the table of trials' start errors", err);
-}
-
-static int sweep_num(store_t *s, const char *id, int64_t *num, an_err *err)
+int st_sweep_num(store_t *s, const char *id, int64_t *num, an_err *err)
 {
     sqlite3_stmt *st;
     int rc = st_prepare(s, "SELECT num FROM sweeps WHERE id=?", &st, err);
@@ -78,7 +65,7 @@ static int sweep_num(store_t *s, const char *id, int64_t *num, an_err *err)
 int st_sweep_link(store_t *s, const char *sweep_id, int trial, int64_t job_num, an_err *err)
 {
     int64_t num = 0;
-    int rc = sweep_num(s, sweep_id, &num, err);
+    int rc = st_sweep_num(s, sweep_id, &num, err);
     if (rc)
         return rc;
     sqlite3_stmt *st;
@@ -95,6 +82,17 @@ int st_sweep_link(store_t *s, const char *sweep_id, int trial, int64_t job_num, 
     else if (r != SQLITE_DONE)
         rc = st_fail(s, r, "linking a trial to its sweep", err);
     sqlite3_finalize(st);
+    /* A trial that starts has no start error any more (one it had before a retry). */
+    if (!rc)
+        rc = st_prepare(s, "DELETE FROM sweep_trial_errors WHERE sweep=? AND trial=?", &st, err);
+    if (!rc) {
+        sqlite3_bind_int64(st, 1, num);
+        sqlite3_bind_int(st, 2, trial);
+        r = sqlite3_step(st);
+        if (r != SQLITE_DONE)
+            rc = st_fail(s, r, "clearing a started trial's error", err);
+        sqlite3_finalize(st);
+    }
     return rc;
 }
 
@@ -271,7 +269,7 @@ int store_sweep_delete(store_t *s, const char *id, char (**ids)[STORE_ID_LEN], s
     if (rc)
         return rc;
     int64_t num = 0;
-    rc = sweep_num(s, id, &num, err);
+    rc = st_sweep_num(s, id, &num, err);
     sqlite3_stmt *st = NULL;
     if (!rc) {
         rc = st_prepare(s, "SELECT state FROM sweeps WHERE num=?", &st, err);
@@ -398,69 +396,6 @@ int store_sweep_jobs(store_t *s, const char *id, store_job **jobs, size_t *n, an
         store_job_list_free(*jobs, *n);
         *jobs = NULL;
         *n = 0;
-    }
-    return rc;
-}
-
-int store_sweep_trial_error_set(store_t *s, const char *id, int trial, const char *error,
-                                an_err *err)
-{
-    sqlite3_stmt *st;
-    int rc = st_prepare(s,
-                        "INSERT OR REPLACE INTO sweep_trial_errors(sweep, trial, error) "
-                        "SELECT num, ?, ? FROM sweeps WHERE id=?",
-                        &st, err);
-    if (rc)
-        return rc;
-    sqlite3_bind_int(st, 1, trial);
-    sqlite3_bind_text(st, 2, error, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
-    int r = sqlite3_step(st);
-    if (r != SQLITE_DONE)
-        rc = st_fail(s, r, "recording why a trial could not start", err);
-    else if (sqlite3_changes(s->db) == 0)
-        rc = an_failc(err, -ENOENT, "id", "no sweep with id '%.64s'", id);
-    sqlite3_finalize(st);
-    return rc;
-}
-
-void store_sweep_trial_errors_free(char **errors, int ntrials)
-{
-    for (int k = 0; errors && k < ntrials; k++)
-        free(errors[k]);
-    free(errors);
-}
-
-int store_sweep_trial_errors(store_t *s, const char *id, int ntrials, char ***out, an_err *err)
-{
-    *out = calloc((size_t)ntrials + 1, sizeof **out);
-    if (!*out)
-        return an_failc(err, -ENOMEM, NULL, "out of memory reading trials' errors");
-    sqlite3_stmt *st;
-    int rc = st_prepare(s,
-                        "SELECT e.trial, e.error FROM sweep_trial_errors e"
-                        " JOIN sweeps s ON s.num = e.sweep WHERE s.id=?",
-                        &st, err);
-    int r = SQLITE_DONE;
-    if (!rc) {
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-            int k = sqlite3_column_int(st, 0), oom = 0;
-            if (k < 0 || k >= ntrials || (*out)[k])
-                continue;
-            (*out)[k] = st_col_strdup(st, 1, &oom);
-            if (oom) {
-                rc = an_failc(err, -ENOMEM, NULL, "out of memory reading trials' errors");
-                break;
-            }
-        }
-        if (!rc && r != SQLITE_DONE)
-            rc = st_fail(s, r, "reading trials' errors", err);
-        sqlite3_finalize(st);
-    }
-    if (rc) {
-        store_sweep_trial_errors_free(*out, ntrials);
-        *out = NULL;
     }
     return rc;
 }

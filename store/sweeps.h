@@ -1,4 +1,5 @@
-/* sweeps.h — a sweep in the store (sweeps.c).
+/* sweeps.h — a sweep in the store (sweeps.c; its trials' start errors and their retries:
+ * sweep_errors.c).
  *
  * A sweep row keeps the sweep's body as given (normalised JSON) and the parameters of every
  * trial it proposes (a JSON array, trial k at index k), so what it will run is fixed when it
@@ -54,9 +55,20 @@ int store_sweep_jobs(store_t *s, const char *id, store_job **jobs, size_t *n, an
 int store_sweep_trial_error_set(store_t *s, const char *id, int trial, const char *error,
                                 an_err *err);
 /* The recorded start errors: *out is a malloc'd array of ntrials strings, each malloc'd or
- * NULL (none); store_sweep_trial_errors_free frees it. */
-int store_sweep_trial_errors(store_t *s, const char *id, int ntrials, char ***out, an_err *err);
+ * NULL (none); store_sweep_trial_errors_free frees it. `retry` (may be NULL): a malloc'd
+ * array of ntrials flags, 1 for a trial whose retry was asked for (store_sweep_retry) and
+ * which has not started since; its error is the one it had. */
+int store_sweep_trial_errors(store_t *s, const char *id, int ntrials, char ***out, int **retry,
+                             an_err *err);
 void store_sweep_trial_errors_free(char **errors, int ntrials);
+/* Asks for every trial that could not start (a start error, no job) to be started again, in
+ * one transaction: marks their error rows (kept, and shown, until each starts: starting
+ * deletes the row, failing again replaces it unmarked) and makes the sweep running again
+ * (*reopened: it had completed). *marked: the rows marked; `also`: trials the caller retries
+ * besides (errors it could not record). -ENOENT unknown id; STORE_ESTATE (nothing changed)
+ * for a cancelled sweep, or when there is nothing to retry (marked + also is 0). */
+int store_sweep_retry(store_t *s, const char *id, int also, int *marked, int *reopened,
+                      an_err *err);
 /* Records a rung decision (its seq is given by the caller, who orders them). */
 int store_sweep_rung_add(store_t *s, const char *id, const store_sweep_rung *r, an_err *err);
 /* The rung decisions in the order they were taken. */

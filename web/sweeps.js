@@ -110,6 +110,11 @@ function mountOne(root, id) {
     onclick: async () => {
       try { await api('POST', `/v1/sweeps/${encodeURIComponent(id)}/cancel`, {}); toast(`sweep ${id} cancelled`); load(); } catch (e) { toast(e.message, 'error'); }
     }});
+  // trials that could not start (a data set uploaded since) start again; shown only when some did
+  const retryBtn = h('button#sweep-retry', {'data-testid': 'sweep-retry', text: 'Retry trials that could not start', hidden: true,
+    onclick: async () => {
+      try { await api('POST', `/v1/sweeps/${encodeURIComponent(id)}/retry`, {}); toast(`sweep ${id}: trials retried`); load(); } catch (e) { toast(e.message, 'error'); }
+    }});
   const deleteBtn = h('button.danger#sweep-delete', {'data-testid': 'sweep-delete', text: 'Delete',
     onclick: async () => {
       if (!confirm(`Delete sweep ${id} and every trial job of it?`)) return;
@@ -129,7 +134,7 @@ function mountOne(root, id) {
     }});
   root.append(h('section.page#page-sweep', {'data-sweep-id': id},
     h('div.toolbar', null, h('h1', {text: 'Sweep'}), h('span.muted', {text: id}), h('span.grow'),
-      cancelBtn, deleteBtn, h('a', {href: '#/sweeps', text: '← sweeps'})),
+      retryBtn, cancelBtn, deleteBtn, h('a', {href: '#/sweeps', text: '← sweeps'})),
     h('div.card', null, head),
     h('div.card.table-wrap', null, h('h2', {text: 'Trials (completed first, best first)'}),
       h('table.jobs#sweep-trials', {'data-testid': 'sweep-trials'}, thead, tbody)),
@@ -157,6 +162,7 @@ function mountOne(root, id) {
         : h('div.muted#sweep-best', {'data-testid': 'sweep-best', text: 'No trial has a value yet.'}));
     cancelBtn.disabled = s.state !== 'running';
     deleteBtn.disabled = s.state === 'running';
+    retryBtn.hidden = s.state === 'cancelled' || !s.trials.some((t) => t.state === 'not_started');
   }
 
   function renderTrials(s) {
@@ -245,7 +251,7 @@ function mountOne(root, id) {
       head.replaceChildren(h('p.error', {text: e.message}));
       if (e.status === 404) { // no such sweep (or deleted): nothing to act on or draw
         missing = true;
-        cancelBtn.hidden = deleteBtn.hidden = true;
+        cancelBtn.hidden = deleteBtn.hidden = retryBtn.hidden = true;
         for (const c of root.querySelectorAll('#page-sweep > .card')) if (!c.contains(head)) c.hidden = true;
       }
       return;

@@ -6,7 +6,7 @@ import {spawnSync} from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
-import {api, readEvents, waitJob, waitFor, withDaemon, startDaemon, tutorialJob, heavyJob, tmpDir, removeDir, sleep, BIN, SANITIZED} from './lib.mjs';
+import {api, readEvents, regressionCsv, waitJob, waitFor, withDaemon, startDaemon, tutorialJob, heavyJob, tmpDir, removeDir, sleep, BIN, SANITIZED} from './lib.mjs';
 import path from 'node:path';
 
 // The daemon's path for a shell that execs it.
@@ -71,15 +71,6 @@ test('a value that would fail later is refused at submit, naming the field', asy
 });
 
 // A small regression CSV: y = 2a - b + noise-free, 64 rows.
-function regressionCsv(rows = 64) {
-  let s = 'a,b,y\n';
-  for (let i = 0; i < rows; i++) {
-    const a = (i % 7) / 7, b = (i % 5) / 5;
-    s += `${a},${b},${2 * a - b}\n`;
-  }
-  return s;
-}
-
 function datasetJob(name, over = {}) {
   return tutorialJob({
     model: {type: 'linear', inputs: 2, outputs: 1},

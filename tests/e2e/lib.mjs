@@ -293,6 +293,16 @@ export function tutorialJob(over = {}) {
   };
 }
 
+// A CSV table of `rows` rows for a regression: columns a, b and y = 2a - b.
+export function regressionCsv(rows = 64) {
+  let s = 'a,b,y\n';
+  for (let i = 0; i < rows; i++) {
+    const a = (i % 7) / 7, b = (i % 5) / 5;
+    s += `${a},${b},${2 * a - b}\n`;
+  }
+  return s;
+}
+
 // A job heavy enough to train a few thousand steps per second (an MLP 32-256-256-1 on batches
 // of 64), with far more steps than any test waits for: it is still running whenever a test
 // looks, until the test cancels it.

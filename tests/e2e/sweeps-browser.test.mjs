@@ -1,12 +1,13 @@
 // Sweeps in the dashboard (headless Chromium): the Sweeps page starts a sweep from its editor
 // (a bad one shows the field at fault and starts nothing), the sweep's page fills in live as
 // trials run: the trials table in the API's order, a metric curve per trial, a scatter per
-// parameter, the best trial; Cancel and Delete work from there.
+// parameter, the best trial; Cancel and Delete work from there, and a retry of the trials that
+// could not start.
 import {test} from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import {launchBrowser} from './browserlib.mjs';
-import {api, heavyJob, waitFor, withDaemon} from './lib.mjs';
+import {api, heavyJob, regressionCsv, waitFor, withDaemon} from './lib.mjs';
 
 const SHOTS = 'build/screenshots';
 
@@ -187,6 +188,34 @@ test('a choice parameter\'s scatter names its ticks; the metric axes can be loga
       await page.waitForSelector('#sweep-log-y');
       assert.equal(await page.isChecked('#sweep-log-y'), true);
       await waitFor(async () => { const a = await axis('sweepMetric'); return a && a.logY; }, {what: 'log y after a reload'});
+    });
+  } finally {
+    await b.close();
+  }
+  assert.deepEqual(errors, []);
+});
+
+test('"Retry trials that could not start" shows only while some could not, and starts them', async () => {
+  const b = await launchBrowser({viewport: {width: 1280, height: 900}});
+  const errors = [];
+  try {
+    await withDaemon({}, async (d) => {
+      const page = await b.firstPage();
+      page.on('pageerror', (e) => errors.push(e.message));
+      const r = await api(d.url, 'POST', '/v1/sweeps', {name: 'later', metric: 'loss', max_concurrent: 1,
+        base: {seed: 3, model: {type: 'linear', inputs: 2, outputs: 1}, steps: 20,
+               data: {type: 'dataset', name: 'later', target: 'y'},
+               ds_config: {train_batch_size: 8, optimizer: {type: 'SGD', params: {lr: 0.1}}}},
+        parameters: {'ds_config.optimizer.params.lr': [0.1, 0.05]}});
+      assert.equal(r.status, 201, r.text);
+      await page.goto(`${d.url}/#/sweep/${r.json.id}`);
+      await page.waitForFunction(() => window.__anneald.sweep && window.__anneald.sweep.state === 'completed');
+      await page.waitForSelector('#sweep-retry', {state: 'visible'});
+      assert.equal((await api(d.url, 'POST', '/v1/datasets?name=later', regressionCsv(), {'Content-Type': 'text/csv'})).status, 201);
+      await page.click('#sweep-retry');
+      await page.waitForFunction(() => window.__anneald.sweep.state === 'completed' &&
+                                       window.__anneald.sweep.trials.every((t) => t.state === 'completed'), null, {timeout: 30000});
+      await page.waitForSelector('#sweep-retry', {state: 'hidden'});
     });
   } finally {
     await b.close();

@@ -5,6 +5,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include <cmocka.h>
 #include <sqlite3.h>
@@ -254,13 +256,13 @@ static void test_trial_errors(void **state)
     assert_int_equal(store_sweep_trial_error_set(&f->s, other, 0, "z", &e), 0);
     assert_int_equal(store_sweep_trial_error_set(&f->s, "s_000099", 0, "z", &e), -ENOENT);
     char **errs = NULL;
-    assert_int_equal(store_sweep_trial_errors(&f->s, s, 3, &errs, &e), 0);
+    assert_int_equal(store_sweep_trial_errors(&f->s, s, 3, &errs, NULL, &e), 0);
     assert_null(errs[0]);
     assert_string_equal(errs[1], "data.name: gone");
     assert_string_equal(errs[2], "x: y");
     store_sweep_trial_errors_free(errs, 3);
     /* a trial past the count asked for is left out */
-    assert_int_equal(store_sweep_trial_errors(&f->s, s, 2, &errs, &e), 0);
+    assert_int_equal(store_sweep_trial_errors(&f->s, s, 2, &errs, NULL, &e), 0);
     assert_null(errs[0]);
     assert_non_null(errs[1]);
     store_sweep_trial_errors_free(errs, 2);
@@ -268,20 +270,96 @@ static void test_trial_errors(void **state)
     assert_int_equal(store_sweep_set_state(&f->s, s, "completed", &e), 0);
     assert_int_equal(store_sweep_delete(&f->s, s, NULL, NULL, &e), 0);
     assert_int_equal(scalar(&f->s, "SELECT count(*) FROM sweep_trial_errors"), 1);
-    assert_int_equal(store_sweep_trial_errors(&f->s, other, 1, &errs, &e), 0);
+    assert_int_equal(store_sweep_trial_errors(&f->s, other, 1, &errs, NULL, &e), 0);
     assert_string_equal(errs[0], "z");
     store_sweep_trial_errors_free(errs, 1);
 
-    char sql[96];
-    snprintf(sql, sizeof sql, "DROP TABLE sweep_trial_errors; PRAGMA user_version=%d",
-             store_schema_version() - 1);
-    assert_int_equal(sqlite3_exec(f->s.db, sql, NULL, NULL, NULL), SQLITE_OK);
+    /* schema 10, before the table (and the retries of schema 12) */
+    assert_int_equal(sqlite3_exec(f->s.db, "DROP TABLE sweep_trial_errors; PRAGMA "
+                                  "user_version=10", NULL, NULL, NULL), SQLITE_OK);
     store_close(&f->s);
     assert_int_equal(store_open(&f->s, f->path, &e), 0);
-    assert_int_equal(store_sweep_trial_errors(&f->s, other, 1, &errs, &e), 0);
+    assert_int_equal(store_sweep_trial_errors(&f->s, other, 1, &errs, NULL, &e), 0);
     assert_null(errs[0]);
     store_sweep_trial_errors_free(errs, 1);
     assert_int_equal(store_sweep_trial_error_set(&f->s, other, 0, "again", &e), 0);
+}
+
+static void assert_retry_flags(store_t *s, const char *id, int n, const int *want)
+{
+    an_err e;
+    char **errs = NULL;
+    int *retry = NULL;
+    assert_int_equal(store_sweep_trial_errors(s, id, n, &errs, &retry, &e), 0);
+    for (int k = 0; k < n; k++)
+        assert_int_equal(retry[k], want[k]);
+    store_sweep_trial_errors_free(errs, n);
+    free(retry);
+}
+
+static void assert_sweep_state(store_t *s, const char *id, const char *state)
+{
+    an_err e;
+    store_sweep w;
+    assert_int_equal(store_sweep_get(s, id, &w, &e), 0);
+    assert_string_equal(w.state, state);
+    assert_true((w.finished_at[0] == '\0') == (strcmp(state, "running") == 0));
+    store_sweep_free(&w);
+}
+
+/* A retry marks the trials that could not start and reopens a completed sweep; a trial that
+ * starts loses its error, one that fails again is unmarked; nothing to retry, a cancelled
+ * sweep and an unknown one change nothing. */
+static void test_trial_retry(void **state)
+{
+    fixture *f = *state;
+    an_err e;
+    char s[STORE_ID_LEN], job[STORE_ID_LEN];
+    int marked = -1, reopened = -1;
+    assert_int_equal(store_sweep_create(&f->s, "w", "{}", "[{},{},{}]", 3, s, &e), 0);
+    /* nothing could not start yet: nothing to retry, unless the caller has some */
+    assert_int_equal(store_sweep_retry(&f->s, s, 0, &marked, &reopened, &e), STORE_ESTATE);
+    assert_string_equal(e.field, "state");
+    assert_non_null(strstr(e.message, "no trial that could not start"));
+    assert_int_equal(store_sweep_retry(&f->s, s, 1, &marked, &reopened, &e), 0);
+    assert_int_equal(marked, 0);
+    assert_int_equal(reopened, 0); /* it was running */
+
+    make_trial(f, s, 0, job);
+    assert_int_equal(store_sweep_trial_error_set(&f->s, s, 1, "data.name: none", &e), 0);
+    assert_int_equal(store_sweep_trial_error_set(&f->s, s, 2, "data.name: none", &e), 0);
+    assert_int_equal(store_sweep_set_state(&f->s, s, "completed", &e), 0);
+    assert_int_equal(store_sweep_retry(&f->s, s, 0, &marked, &reopened, &e), 0);
+    assert_int_equal(marked, 2);
+    assert_int_equal(reopened, 1);
+    assert_sweep_state(&f->s, s, "running");
+    assert_retry_flags(&f->s, s, 3, (const int[]){0, 1, 1});
+    /* asked again before they start: nothing new */
+    assert_int_equal(store_sweep_retry(&f->s, s, 0, &marked, &reopened, &e), STORE_ESTATE);
+    assert_non_null(strstr(e.message, "2 trials that could not start wait"));
+
+    /* trial 1 starts: its error goes; trial 2 fails again: its new error is not marked */
+    make_trial(f, s, 1, job);
+    assert_int_equal(store_sweep_trial_error_set(&f->s, s, 2, "data.name: still none", &e), 0);
+    char **errs = NULL;
+    assert_int_equal(store_sweep_trial_errors(&f->s, s, 3, &errs, NULL, &e), 0);
+    assert_null(errs[1]);
+    assert_string_equal(errs[2], "data.name: still none");
+    store_sweep_trial_errors_free(errs, 3);
+    assert_retry_flags(&f->s, s, 3, (const int[]){0, 0, 0});
+    assert_int_equal(store_sweep_set_state(&f->s, s, "completed", &e), 0);
+    assert_int_equal(store_sweep_retry(&f->s, s, 0, &marked, &reopened, &e), 0);
+    assert_int_equal(marked, 1);
+    assert_retry_flags(&f->s, s, 3, (const int[]){0, 0, 1});
+
+    /* cancelled: refused, nothing changed */
+    assert_int_equal(store_sweep_trial_error_set(&f->s, s, 2, "data.name: still none", &e), 0);
+    assert_int_equal(store_sweep_set_state(&f->s, s, "cancelled", &e), 0);
+    assert_int_equal(store_sweep_retry(&f->s, s, 0, &marked, &reopened, &e), STORE_ESTATE);
+    assert_non_null(strstr(e.message, "cancelled"));
+    assert_sweep_state(&f->s, s, "cancelled");
+    assert_retry_flags(&f->s, s, 3, (const int[]){0, 0, 0});
+    assert_int_equal(store_sweep_retry(&f->s, "s_000099", 0, &marked, &reopened, &e), -ENOENT);
 }
 
 /* A store of the schema before sweeps opens with the sweep tables and its jobs readable. */
@@ -316,6 +394,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stopped_state, fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_migration_from_v3, fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_trial_errors, fixture_setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_trial_retry, fixture_setup, fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

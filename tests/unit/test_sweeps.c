@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -364,7 +365,7 @@ static void why_a_trial_cannot_start_outlives_the_process(void **state)
     assert_int_equal(trial_jobs(v, r->id, job, &st), 0);
     char **errors = NULL;
     an_err e;
-    assert_int_equal(store_sweep_trial_errors(&v->sv.store, r->id, 1, &errors, &e), 0);
+    assert_int_equal(store_sweep_trial_errors(&v->sv.store, r->id, 1, &errors, NULL, &e), 0);
     assert_non_null(errors[0]);
     assert_string_equal(errors[0], r->trials[0].error);
     store_sweep_trial_errors_free(errors, 1);
@@ -374,6 +375,81 @@ static void why_a_trial_cannot_start_outlives_the_process(void **state)
     assert_non_null(again->trials[0].error);
     assert_string_equal(again->trials[0].error, r->trials[0].error);
     sweeps_drop(again);
+}
+
+/* A retry (recorded in the store, then sweeps_retry on the loop) makes a trial that could not
+ * start pending again and reopens its completed sweep; read back meanwhile (a restart) it is
+ * pending too; failing again, it ends with its new error, unmarked, and the sweep completes
+ * again. A sweep not driven here is read back and driven; a cancelled one retries nothing. */
+static void a_retried_trial_that_still_cannot_start_ends_again(void **state)
+{
+    env *v = *state;
+    an_err e;
+    char id[STORE_ID_LEN], s[16];
+    sweep_run *r = new_sweep_of(v, MISSING_DATA);
+    snprintf(id, sizeof id, "%s", r->id);
+    drain_queue(v);
+    assert_true(r->done);
+    assert_int_equal(sweeps_retry_count(&v->sv.sweeps, id), 1);
+    assert_int_equal(sweeps_retry_count(&v->sv.sweeps, "s_000099"), -ENOENT);
+    int marked = 0, reopened = 0;
+    assert_int_equal(store_sweep_retry(&v->sv.store, id, 0, &marked, &reopened, &e), 0);
+    assert_int_equal(marked, 1);
+    assert_int_equal(reopened, 1);
+    sweep_run *again = NULL;
+    assert_int_equal(sweeps_load(&v->sv.store, id, &again, &e), 0);
+    assert_int_equal(again->trials[0].state, TRIAL_PENDING);
+    assert_non_null(again->trials[0].error); /* why it last could not, until it starts */
+    assert_false(again->done);
+    sweeps_drop(again);
+
+    sweeps_retry(&v->sv.sweeps, id, NULL, 0);
+    assert_false(r->done);
+    /* pending, or launching already (this queue's one place may hold the sweep's save) */
+    assert_true(r->trials[0].state == TRIAL_PENDING || r->trials[0].state == TRIAL_LAUNCHING);
+    int n = 0;
+    char(*errs)[800] = sweeps_trial_errors(&v->sv.sweeps, id, &n);
+    assert_int_equal(n, 1);
+    assert_string_equal(errs[0], ""); /* it may start yet: no start error in the answers */
+    free(errs);
+    drain_queue(v);
+    sweeps_pump(&v->sv.sweeps); /* the loop's tick */
+    drain_queue(v);
+    assert_int_equal(r->trials[0].state, TRIAL_ENDED);
+    assert_non_null(strstr(r->trials[0].error, "nowhere"));
+    assert_true(r->done);
+    drain_queue(v);
+    assert_string_equal(sweep_state(v, id, s), "completed");
+    char **errors = NULL;
+    int *retry = NULL;
+    assert_int_equal(store_sweep_trial_errors(&v->sv.store, id, 1, &errors, &retry, &e), 0);
+    assert_non_null(errors[0]);
+    assert_int_equal(retry[0], 0);
+    store_sweep_trial_errors_free(errors, 1);
+    free(retry);
+
+    /* not driven here (as after a restart): read back, then driven */
+    sweeps_forget(&v->sv.sweeps, id);
+    assert_int_equal(sweeps_retry_count(&v->sv.sweeps, id), -ENOENT);
+    assert_int_equal(store_sweep_retry(&v->sv.store, id, 0, &marked, &reopened, &e), 0);
+    assert_int_equal(sweeps_load(&v->sv.store, id, &again, &e), 0);
+    sweeps_retry(&v->sv.sweeps, id, again, reopened);
+    assert_ptr_equal(sweeps_find_run(&v->sv.sweeps, id), again);
+    assert_false(again->done);
+    drain_queue(v);
+    sweeps_pump(&v->sv.sweeps);
+    drain_queue(v);
+    assert_true(again->done);
+    assert_int_equal(again->trials[0].state, TRIAL_ENDED);
+
+    /* cancelled: nothing of it is retried */
+    sweep_run *c = new_sweep(v);
+    char (*jobs)[STORE_ID_LEN] = NULL;
+    size_t nj = 0;
+    assert_int_equal(sweeps_cancel(&v->sv.sweeps, c->id, &jobs, &nj), 0);
+    free(jobs);
+    assert_int_equal(sweeps_retry_count(&v->sv.sweeps, c->id), -ECANCELED);
+    drain_queue(v);
 }
 
 /* ONE_TRIAL with ASHA rungs at 2 and 6 of its 10 steps */
@@ -563,6 +639,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_launch_out_at_the_stop_is_freed, env_setup,
                                         env_teardown),
         cmocka_unit_test_setup_teardown(why_a_trial_cannot_start_outlives_the_process,
+                                        env_setup, env_teardown),
+        cmocka_unit_test_setup_teardown(a_retried_trial_that_still_cannot_start_ends_again,
                                         env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(
             an_ended_sweep_with_a_resumable_trial_is_driven_after_a_restart, env_setup,
