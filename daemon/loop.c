@@ -290,6 +290,15 @@ int daemon_run(const daemon_opts *opts)
     /* Few malloc arenas: each thread's own 64 MiB arena would take address space (and, under
      * ulimit -v, the limit) for nothing the budget can see. */
     mallopt(M_ARENA_MAX, 4);
+    /* Fixed thresholds rather than glibc's sliding ones: after a large block is freed, glibc
+     * raises the mmap threshold to its size (up to 32 MiB) and the trim threshold to twice
+     * that, so the next jobs' parameters, optimizer state and checkpoint blobs land in the
+     * arenas, whose free tops are never given back (malloc_trim returns only the main
+     * arena's). Blocks of 4 MiB and more are mapped and unmapped whole; an arena keeps at most
+     * 8 MiB free at its top, more than a training step's passing buffers, so a step does not
+     * give pages back only to fault them in again. */
+    mallopt(M_MMAP_THRESHOLD, 4 << 20);
+    mallopt(M_TRIM_THRESHOLD, 8 << 20);
 
     /* The address first: a port in use (or a bad address) fails the start before the store
      * or its lock file is created. */
