@@ -29,7 +29,8 @@ import assert from 'node:assert/strict';
 import {spawnSync} from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import {startDaemon, api, waitFor, tmpDir, tutorialJob, SANITIZED, assertSameMetrics} from './lib.mjs';
+import {startDaemon, api, waitFor, tmpDir, tutorialJob, SANITIZED, assertSameMetrics,
+        prng} from './lib.mjs';
 
 const KILLS = Math.max(1, parseInt(process.env.CRASH_KILLS || '24', 10));
 const SEED = process.env.CRASH_SEED ? parseInt(process.env.CRASH_SEED, 10) >>> 0
@@ -41,18 +42,6 @@ const EVERY = 50;
 const FLUSH_MS = 250;
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-// mulberry32: small, seedable, good enough to spread kill moments.
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // Runs SQL through the sqlite3 command-line shell. readOnly opens the file read-only, so the
 // shell neither checkpoints nor removes the WAL the crash left behind.

@@ -348,3 +348,15 @@ export function assertSameMetrics(got, ref, n, what) {
     }
   }
 }
+
+// mulberry32: a small seedable PRNG (uniform in [0, 1)), so a random test replays by its seed.
+export function prng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6D2B79F5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

@@ -164,6 +164,13 @@ static int mode_of(int flags, va_list ap)
     return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? va_arg(ap, int) : 0;
 }
 
+static int open_path(const char *path, int flags, int mode)
+{
+    int fd = real_open(path, flags, mode);
+    opened(path, fd, flags);
+    return fd;
+}
+
 int open64(const char *path, int flags, ...)
 {
     pthread_once(&once, setup);
@@ -171,22 +178,11 @@ int open64(const char *path, int flags, ...)
     va_start(ap, flags);
     int mode = mode_of(flags, ap);
     va_end(ap);
-    int fd = real_open(path, flags, mode);
-    opened(path, fd, flags);
-    return fd;
+    return open_path(path, flags, mode);
 }
 
-int open(const char *path, int flags, ...)
-{
-    pthread_once(&once, setup);
-    va_list ap;
-    va_start(ap, flags);
-    int mode = mode_of(flags, ap);
-    va_end(ap);
-    int fd = real_open(path, flags, mode);
-    opened(path, fd, flags);
-    return fd;
-}
+/* glibc's open and open64 are one function; SQLite calls open64, others may call open. */
+int open(const char *path, int flags, ...) __attribute__((alias("open64")));
 
 static int open_at(int dirfd, const char *path, int flags, int mode)
 {
@@ -207,17 +203,10 @@ int openat64(int dirfd, const char *path, int flags, ...)
     return open_at(dirfd, path, flags, mode);
 }
 
-int openat(int dirfd, const char *path, int flags, ...)
-{
-    pthread_once(&once, setup);
-    va_list ap;
-    va_start(ap, flags);
-    int mode = mode_of(flags, ap);
-    va_end(ap);
-    return open_at(dirfd, path, flags, mode);
-}
+int openat(int dirfd, const char *path, int flags, ...) __attribute__((alias("openat64")));
 
-/* Logs a write of n bytes at off (done by `call` under the lock). */
+/* Makes a write (pwrite at off when `at`, else at the descriptor's offset) and logs it, under
+ * the lock. */
 static ssize_t logged_write(int id, int fd, const struct iovec *iov, int cnt, off_t off, int at)
 {
     pthread_mutex_lock(&mu);
