@@ -124,3 +124,13 @@ unsigned char *blob_put_section(unsigned char *w, uint32_t id, uint64_t len)
     le_put_u64(w + 8, len);
     return w + SECTION_HEADER;
 }
+
+unsigned char *blob_reserve(void **buf, size_t *cap, size_t total)
+{
+    if (*buf && *cap >= total)
+        return *buf;
+    free(*buf);
+    *buf = malloc(total);
+    *cap = *buf ? total : 0;
+    return *buf;
+}

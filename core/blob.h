@@ -52,6 +52,10 @@ enum section_id {
 /* Writes a section header (id, reserved 0, length) at w; returns where its bytes go. */
 unsigned char *blob_put_section(unsigned char *w, uint32_t id, uint64_t len);
 
+/* A buffer of at least `total` bytes for a blob: the caller's *buf when its *cap holds it,
+ * else a new one (the old freed). NULL when out of memory (*buf is then NULL, *cap 0). */
+unsigned char *blob_reserve(void **buf, size_t *cap, size_t total);
+
 uint64_t blob_fnv1a(uint64_t h, const void *data, size_t n);
 /* The same over the 8 little-endian bytes of v. */
 uint64_t blob_fnv_i64(uint64_t h, int64_t v);

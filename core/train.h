@@ -98,6 +98,14 @@ int train_validate(train *t, double *loss, double *acc);
 /* The whole state as one blob (malloc'd into *buf; the caller frees it). */
 int train_save(const train *t, void **buf, size_t *len, an_err *err);
 
+/* The same into a buffer the caller keeps from one checkpoint to the next (*buf of *cap
+ * bytes, NULL/0 at first), replaced by a larger one when it is too small: a state of
+ * hundreds of MB is then mapped and faulted in once a job, not once a checkpoint, and no
+ * checkpoint unmaps one (an unmap of that size holds the process's memory map long enough to
+ * stall every other thread that maps memory). *len receives the blob's size. The caller
+ * frees *buf, whatever the result. */
+int train_save_into(const train *t, void **buf, size_t *cap, size_t *len, an_err *err);
+
 /* Restores a blob made by train_save for the same spec. A truncated, corrupt or foreign blob
  * is rejected with a clear error and changes nothing. */
 int train_restore(train *t, const void *buf, size_t len, an_err *err);

@@ -28,12 +28,23 @@ static size_t blob_size(const train *t)
 
 int train_save(const train *t, void **buf, size_t *len, an_err *err)
 {
-    if (t->gt)
-        return gtrain_save(t->gt, buf, len, err);
+    size_t cap = 0;
     *buf = NULL;
+    int rc = train_save_into(t, buf, &cap, len, err);
+    if (rc) {
+        free(*buf);
+        *buf = NULL;
+    }
+    return rc;
+}
+
+int train_save_into(const train *t, void **buf, size_t *cap, size_t *len, an_err *err)
+{
+    if (t->gt)
+        return gtrain_save_into(t->gt, buf, cap, len, err);
     *len = 0;
     size_t total = blob_size(t);
-    unsigned char *b = malloc(total);
+    unsigned char *b = blob_reserve(buf, cap, total);
     if (!b)
         return an_failc(err, -ENOMEM, "", "out of memory for a %zu-byte checkpoint", total);
     unsigned char *w = b;
@@ -85,12 +96,9 @@ int train_save(const train *t, void **buf, size_t *len, an_err *err)
         for (int k = 0; k < d; k++, w += 8)
             le_put_f64(w, t->train_ds.std[k]);
     }
-    if (rc) {
-        free(b);
+    if (rc)
         return an_failc(err, rc, "", "could not serialise the optimizer or scheduler state");
-    }
     le_put_u64(w, blob_fnv1a(FNV_OFFSET, b, (size_t)(w - b)));
-    *buf = b;
     *len = total;
     return 0;
 }

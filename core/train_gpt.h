@@ -52,7 +52,7 @@ size_t gtrain_optim_bytes(const gtrain *t);
 int64_t gtrain_steps_done(const gtrain *t);
 int64_t gtrain_total_steps(const gtrain *t);
 int gtrain_validate(gtrain *t, double *loss);
-int gtrain_save(const gtrain *t, void **buf, size_t *len, an_err *err);
+int gtrain_save_into(const gtrain *t, void **buf, size_t *cap, size_t *len, an_err *err);
 int gtrain_restore(gtrain *t, const void *buf, size_t len, an_err *err);
 int gtrain_restore_weights(gtrain *t, const void *buf, size_t len, an_err *err);
 int gtrain_weights_json(const gtrain *t, cJSON **out);

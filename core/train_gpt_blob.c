@@ -9,7 +9,7 @@
 #include "core/blob.h"
 #include "core/train_gpt_internal.h"
 
-int gtrain_save(const gtrain *t, void **buf, size_t *len, an_err *err)
+int gtrain_save_into(const gtrain *t, void **buf, size_t *cap, size_t *len, an_err *err)
 {
     size_t pn = t->g->nparams * sizeof(float), on = optim_state_size(&t->opt);
     size_t sn = sched_state_size(t->sch);
@@ -20,8 +20,7 @@ int gtrain_save(const gtrain *t, void **buf, size_t *len, an_err *err)
     size_t lsn = t->fp16 ? SECTION_HEADER + 40 : 0;
     size_t total = BLOB_HEADER + (SEC_REQUIRED + 1) * SECTION_HEADER + 32 + pn + on + sn + vn +
                    lsn + BLOB_TRAILER;
-    unsigned char *b = vt ? malloc(total) : NULL, *w = b;
-    *buf = NULL;
+    unsigned char *b = vt ? blob_reserve(buf, cap, total) : NULL, *w = b;
     *len = 0;
     if (!b) {
         cJSON_free(vt);
@@ -62,12 +61,9 @@ int gtrain_save(const gtrain *t, void **buf, size_t *len, an_err *err)
         w += 40;
     }
     cJSON_free(vt);
-    if (rc) {
-        free(b);
+    if (rc)
         return an_failc(err, rc, "", "could not serialise the optimizer or scheduler state");
-    }
     le_put_u64(w, blob_fnv1a(FNV_OFFSET, b, (size_t)(w - b)));
-    *buf = b;
     *len = total;
     return 0;
 }

@@ -114,6 +114,10 @@ typedef struct writer {
     const char *what;          /* what it was writing ("metrics" / "the checkpoint") */
     int64_t step;              /* at which step */
     uint64_t commits;          /* transactions written (several slots may make one) */
+    /* A committed checkpoint's buffer, kept for the job's next one (train_save_into): the
+     * worker takes it, the writer gives it back; freed at the job's end (wctx_spare_free). */
+    void *spare;
+    size_t spare_cap;
 } writer;
 
 typedef struct wctx {
@@ -157,6 +161,9 @@ int writer_start(wctx *w);
 
 /* Lets the writer finish what is queued, then joins it. */
 void writer_stop(wctx *w);
+
+/* Frees the kept checkpoint buffer (the writer idle: after wctx_drain). */
+void wctx_spare_free(wctx *w);
 
 /* Reads the clock and gives the rows since the previous read their times (see writer.c).
  * Returns the monotonic time read. */

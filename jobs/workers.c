@@ -146,11 +146,13 @@ static void worker_main(void *arg)
         w->nval = 0;
         jobrun(w);
         release_batches(w);
-        /* The run's model, optimizer, data and checkpoint blobs were freed, and its bf16
+        /* The run's model, optimizer, data and checkpoint blobs were freed (the one kept for
+         * its next checkpoint here, wctx_spare_free), and its bf16
          * products' operands and primitives are freed here, on the thread they belong to:
          * malloc keeps freed heap pages for reuse, so without a trim the daemon would stay as
          * large as the largest jobs it ever ran side by side. Here, not on the loop: a trim
          * walks every arena. */
+        wctx_spare_free(w);
         gemm_release();
         malloc_trim(0);
         w->run = NULL;

@@ -300,9 +300,14 @@ static void writer_main(void *arg)
         const char *what = "metrics";
         int rc = skip ? 0 : write_slot(w, s, rows, s->blob ? s->nbatch : nrows, last, &what,
                                        &e);
-        free(s->blob);
+        void *done = s->blob;
         s->blob = NULL;
         uv_mutex_lock(&w->wr.mu);
+        if (done && !w->wr.spare) {
+            w->wr.spare = done;
+            w->wr.spare_cap = s->len;
+        } else
+            free(done);
         if (rc && !w->wr.rc) {
             w->wr.rc = rc;
             w->wr.err = e;
@@ -344,11 +349,16 @@ int wctx_checkpoint(wctx *w, train *t, const train_report *last, const store_kee
                     an_err *e)
 {
     double c0 = util_now();
-    void *blob = NULL;
-    size_t len = 0;
+    uv_mutex_lock(&w->wr.mu);
+    void *blob = w->wr.spare;
+    size_t cap = w->wr.spare_cap, len = 0;
+    w->wr.spare = NULL;
+    w->wr.spare_cap = 0;
+    uv_mutex_unlock(&w->wr.mu);
     int64_t step = train_steps_done(t);
-    int rc = train_save(t, &blob, &len, e);
+    int rc = train_save_into(t, &blob, &cap, &len, e);
     if (rc) {
+        free(blob);
         w->fail_what = "the checkpoint";
         w->fail_step = step;
         return rc;
@@ -390,6 +400,15 @@ int writer_start(wctx *w)
     if (rc)
         uv_mutex_destroy(&w->wr.mu);
     return rc;
+}
+
+void wctx_spare_free(wctx *w)
+{
+    uv_mutex_lock(&w->wr.mu);
+    free(w->wr.spare);
+    w->wr.spare = NULL;
+    w->wr.spare_cap = 0;
+    uv_mutex_unlock(&w->wr.mu);
 }
 
 void writer_stop(wctx *w)

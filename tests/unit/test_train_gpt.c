@@ -116,6 +116,39 @@ static void resume_case_full(const char *model_extra, const char *extra, int gas
     job_spec_free(&s);
 }
 
+/* A checkpoint saved into the buffer of the previous one (train_save_into, as a worker
+ * does) has the bytes of a fresh save: the buffer is kept when it holds the state, replaced
+ * when it is too small. */
+static void test_save_into_reused_buffer(void **state)
+{
+    (void)state;
+    job_spec s;
+    spec_full(&s, "", "", 16, 1, "", 24);
+    an_err e;
+    train *t;
+    assert_int_equal(train_create(&t, &s, NULL, 0, &e), 0);
+    void *buf = malloc(16), *fresh;
+    size_t cap = 16, len = 0, flen;
+    run(t, 3);
+    assert_int_equal(train_save_into(t, &buf, &cap, &len, &e), 0);
+    assert_true(cap >= len && len > 16); /* replaced: 16 bytes held no state */
+    assert_int_equal(train_save(t, &fresh, &flen, &e), 0);
+    assert_int_equal(len, flen);
+    assert_memory_equal(buf, fresh, len);
+    free(fresh);
+    void *kept = buf;
+    run(t, 7);
+    assert_int_equal(train_save_into(t, &buf, &cap, &len, &e), 0);
+    assert_ptr_equal(buf, kept); /* the same buffer, written over */
+    assert_int_equal(train_save(t, &fresh, &flen, &e), 0);
+    assert_int_equal(len, flen);
+    assert_memory_equal(buf, fresh, len);
+    free(fresh);
+    free(buf);
+    train_free(t);
+    job_spec_free(&s);
+}
+
 static void test_resume_windows(void **state)
 {
     (void)state;
@@ -799,6 +832,7 @@ static void test_dropout_spec(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_save_into_reused_buffer),
         cmocka_unit_test(test_resume_windows),
         cmocka_unit_test(test_resume_random),
         cmocka_unit_test(test_loss_falls_and_blob),
