@@ -423,6 +423,7 @@ test('SIGTERM ends an in-flight stream visibly truncated, within the stop deadli
     assert.equal(ex.code, 0, d.stderr().slice(-2000));
     assert.equal(r.complete, false, `the body must not look whole (${r.bytes} bytes read)`);
     assert.ok(r.bytes < 10 * WIDE_PARAMS, `only part of it arrived (${r.bytes} bytes)`);
+    console.log(`# request to exit with the stream stalled at SIGTERM: ${Date.now() - t0} ms`);
     assert.ok(Date.now() - t0 < 15000, 'the daemon stopped within its deadline');
   });
 });
