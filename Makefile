@@ -114,6 +114,14 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libsvc.a $(BUILD)/libcore.a $(ASSET_OBJ)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(ALL_LDLIBS)
 
 tests: $(BUILD)/anneald $(TEST_BIN) $(if $(HAVE_MPICC),$(BUILD)/anneald-rank)
+
+# The LD_PRELOAD shim of tests/e2e/powerloss.test.mjs, which logs the daemon's writes and syncs
+# of its store. Built without $(CFLAGS): under `make check` it is loaded ahead of the
+# sanitizers' runtime, and must not need it.
+$(BUILD)/tests/powerloss/iolog.so: tests/powerloss/iolog.c
+	@mkdir -p $(@D)
+	$(CC) $(WARN) -O2 -g -D_GNU_SOURCE -fPIC -shared -o $@ $< -ldl -lpthread
+tests: $(BUILD)/tests/powerloss/iolog.so
 benches: $(BUILD)/anneald $(BENCH_BIN)
 
 # Installs only what is missing, so a second run costs a few dpkg queries.

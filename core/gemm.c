@@ -95,8 +95,6 @@ static int bf16_room(size_t n)
     return 0;
 }
 
-enum { BF16_CACHE = 32 };
-
 typedef struct bf16_prim {
     int used;
     int tA, tB, M, N, K, lda, ldb, ldc;
@@ -108,7 +106,7 @@ typedef struct bf16_prim {
 
 static _Thread_local dnnl_engine_t bf16_engine;
 static _Thread_local dnnl_stream_t bf16_stream;
-static _Thread_local bf16_prim bf16_cache[BF16_CACHE];
+static _Thread_local bf16_prim bf16_cache[GEMM_BF16_CACHE];
 static _Thread_local uint64_t bf16_clock;
 
 static void bf16_prim_free(bf16_prim *p)
@@ -175,7 +173,7 @@ static bf16_prim *bf16_prim_get(int tA, int tB, int M, int N, int K, int lda, in
                                             dnnl_stream_default_flags) != dnnl_success))
         return NULL;
     bf16_prim *lru = &bf16_cache[0];
-    for (int i = 0; i < BF16_CACHE; i++) {
+    for (int i = 0; i < GEMM_BF16_CACHE; i++) {
         bf16_prim *p = &bf16_cache[i];
         if (p->used && p->tA == tA && p->tB == tB && p->M == M && p->N == N && p->K == K &&
             p->lda == lda && p->ldb == ldb && p->ldc == ldc && p->alpha == alpha &&
@@ -269,6 +267,56 @@ static void sgemm_row_blocks(int transA, int transB, int M, int N, int K, float 
 
 static _Thread_local float *bf16_fa, *bf16_fb;
 static _Thread_local size_t bf16_fa_cap, bf16_fb_cap;
+
+size_t gemm_bf16_scratch_bytes(void)
+{
+    return bf16_cap * sizeof *bf16_scratch + (bf16_fa_cap + bf16_fb_cap) * sizeof(float);
+}
+
+/* 0 not asked yet, 1 oneDNN makes bf16 matmuls here, 2 it does not. */
+static _Atomic int bf16_native;
+
+int gemm_bf16_native(void)
+{
+    int v = bf16_native;
+    if (v)
+        return v == 1;
+    dnnl_engine_t eng = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_dims_t d = {64, 64};
+    dnnl_memory_desc_t a, c;
+    dnnl_matmul_desc_t md;
+    int ok = dnnl_engine_create(&eng, dnnl_cpu, 0) == dnnl_success &&
+             dnnl_memory_desc_init_by_tag(&a, 2, d, dnnl_bf16, dnnl_ab) == dnnl_success &&
+             dnnl_memory_desc_init_by_tag(&c, 2, d, dnnl_f32, dnnl_ab) == dnnl_success &&
+             dnnl_matmul_desc_init(&md, &a, &a, NULL, &c) == dnnl_success &&
+             dnnl_primitive_desc_create(&pd, &md, NULL, eng, NULL) == dnnl_success;
+    if (pd)
+        dnnl_primitive_desc_destroy(pd);
+    if (eng)
+        dnnl_engine_destroy(eng);
+    bf16_native = ok ? 1 : 2;
+    return ok;
+}
+
+void gemm_release(void)
+{
+    for (int i = 0; i < GEMM_BF16_CACHE; i++)
+        bf16_prim_free(&bf16_cache[i]);
+    if (bf16_stream)
+        dnnl_stream_destroy(bf16_stream);
+    if (bf16_engine)
+        dnnl_engine_destroy(bf16_engine);
+    bf16_stream = NULL;
+    bf16_engine = NULL;
+    bf16_clock = 0;
+    free(bf16_scratch);
+    free(bf16_fa);
+    free(bf16_fb);
+    bf16_scratch = NULL;
+    bf16_fa = bf16_fb = NULL;
+    bf16_cap = bf16_fa_cap = bf16_fb_cap = 0;
+}
 
 void gemm_f32(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
               const float *B, int ldb, float beta, float *C, int ldc)

@@ -6,6 +6,8 @@
 #ifndef ANNEALD_GEMM_H
 #define ANNEALD_GEMM_H
 
+#include <stddef.h>
+
 /* Products with M*N*K at or below this many multiply-adds run in the C loop (measured: see
  * the comment in gemm.c). */
 #define GEMM_SMALL_FLOPS 512
@@ -27,8 +29,26 @@ void gemm_f32_ref(int transA, int transB, int M, int N, int K, float alpha, cons
  * float32 accumulation (the same bits at any thread count); products at or below
  * GEMM_SMALL_FLOPS multiply the rounded operands in float32. Off by default. */
 void gemm_set_bf16(int on);
+/* oneDNN primitives a thread keeps for bf16 products, one a product shape (the least recently
+ * used goes). */
+#define GEMM_BF16_CACHE 32
 int gemm_bf16(void);
 float gemm_bf16_round(float x);
+
+/* Frees what bf16 products keep on the calling thread between calls: the operands' bf16
+ * scratch (it grows to the largest product's two operands), the float32 copies of rounded
+ * operands, and the cached oneDNN primitives with their kernels. The next bf16 product makes
+ * them again. A worker thread calls it when a job ends, so that the memory of one job's
+ * products does not stay with the thread. */
+void gemm_release(void);
+
+/* Bytes of the calling thread's bf16 operand scratch now: the packed bf16 operands and the
+ * float32 copies of rounded ones (0 after gemm_release). */
+size_t gemm_bf16_scratch_bytes(void);
+
+/* 1 when oneDNN makes bf16 matmuls on this CPU (asked once a process), 0 when bf16 products
+ * multiply rounded float32 copies of their operands instead. */
+int gemm_bf16_native(void);
 
 /* Sets how many threads oneDNN uses for products issued from the calling thread (OpenMP's
  * per-thread setting, reached at run time in the OpenMP runtime oneDNN is linked with).

@@ -3,6 +3,7 @@
 
 #include "core/config_gpt.h"
 #include "core/data_idx.h"
+#include "core/gemm.h"
 #include "core/gpt.h"
 #include "core/loss.h"
 #include "core/model.h"
@@ -123,6 +124,58 @@ static int ilog2i(int64_t v)
     return k;
 }
 
+/* bf16 products (core/gemm.c) keep on the job's thread what they need between calls. A gpt
+ * pass multiplies through five linear layers (in → out: qkv C → 3C, the attention's
+ * projection C → C, the MLP's C → 4C and 4C → C, the tied head C → V), each a forward (N·in
+ * and out·in operands), an input gradient (N·out, out·in) and a weight gradient (N·out,
+ * N·in), and per head the attention's T·T weights by a T·hs slice of a row of 3C (or C).
+ * Where oneDNN has a bf16 matmul, the largest product's two operands rounded and packed (2
+ * bytes an element) and a primitive per product shape, up to GEMM_BF16_CACHE; elsewhere the
+ * rounded operands as float32, each as long as it lies in memory (a head's slice spans its
+ * rows of 3C), the two buffers each grown to its largest. */
+#define MEM_BF16_SHAPES 21 /* the primitives a gpt step makes: 15 linear, 6 attention */
+/* A primitive's own memory (its descriptor, kernels' state) and its scratchpad, which oneDNN
+ * sizes per thread. Measured on oneDNN 2.6's AVX512-BF16 matmul: 1.2 to 5.7 MiB for the 21 at
+ * one thread (n_embd 64 to 768), 0.5 to 3.8 MiB more a thread; these are in the middle. */
+#define MEM_BF16_PRIM ((uint64_t)64 << 10)
+#define MEM_BF16_PRIM_THREAD ((uint64_t)96 << 10)
+
+static uint64_t max_u64(uint64_t a, uint64_t b)
+{
+    return a > b ? a : b;
+}
+
+uint64_t mem_gpt_bf16_operands(const gpt_shape *g, int batch, int native)
+{
+    uint64_t C = (uint64_t)g->n_embd, T = (uint64_t)g->block_size, N = (uint64_t)batch * T;
+    uint64_t hs = C / (uint64_t)g->n_head, V = (uint64_t)g->vocab_size;
+    uint64_t slice = native ? T * hs : (T - 1) * 3 * C + hs;
+    const uint64_t in[] = {C, C, C, 4 * C, C}, out[] = {3 * C, C, 4 * C, C, V};
+    /* each product's first and second operand: the attention's two, then per layer 3 */
+    uint64_t opa[2 + 3 * 5] = {slice, T * T}, opb[2 + 3 * 5] = {slice, slice};
+    int n = 2;
+    for (int i = 0; i < 5; i++, n += 3) {
+        opa[n] = N * in[i], opb[n] = out[i] * in[i];
+        opa[n + 1] = N * out[i], opb[n + 1] = out[i] * in[i];
+        opa[n + 2] = N * out[i], opb[n + 2] = N * in[i];
+    }
+    uint64_t most = 0, a = 0, b = 0;
+    for (int i = 0; i < n; i++) {
+        most = max_u64(most, opa[i] + opb[i]);
+        a = max_u64(a, opa[i]);
+        b = max_u64(b, opb[i]);
+    }
+    return native ? 2 * most : 4 * (a + b);
+}
+
+static uint64_t gpt_bf16_bytes(const gpt_shape *g, int batch, int threads)
+{
+    int native = gemm_bf16_native();
+    uint64_t prims = MEM_BF16_SHAPES < GEMM_BF16_CACHE ? MEM_BF16_SHAPES : GEMM_BF16_CACHE;
+    uint64_t per = MEM_BF16_PRIM + MEM_BF16_PRIM_THREAD * (uint64_t)(threads > 0 ? threads : 1);
+    return mem_gpt_bf16_operands(g, batch, native) + (native ? prims * per : 0);
+}
+
 /* A gpt job: the model's own estimate by part (gpt_memory_estimate: it is what gpt_create
  * allocates, dropout's masks and activation checkpointing included: the shape carries
  * model.dropout), the corpus as int32 tokens when the spec holds it. An uploaded corpus whose
@@ -134,8 +187,8 @@ static void gpt_job_memory(const job_spec *s, uint64_t bytes, mem_estimate *out)
     if (!g.vocab_size)
         g.vocab_size = 256;
     int checkpoint = s->act_ckpt;
-    gpt_memory m = gpt_memory_estimate(&g, (int)(s->micro_batch > 0 ? s->micro_batch : 1),
-                                       checkpoint, optim_buffers(s));
+    int micro = (int)(s->micro_batch > 0 ? s->micro_batch : 1);
+    gpt_memory m = gpt_memory_estimate(&g, micro, checkpoint, optim_buffers(s));
     out->params = m.params;
     out->grads = m.grads;
     out->optim = m.optim;
@@ -143,6 +196,8 @@ static void gpt_job_memory(const job_spec *s, uint64_t bytes, mem_estimate *out)
     out->accum = m.grads * (uint64_t)ilog2i(s->grad_accum);
     out->activations = m.activations;
     out->act_saved = m.saved;
+    if (s->bf16)
+        out->scratch = gpt_bf16_bytes(&g, micro, s->threads);
     size_t len = 0;
     if (cfg_text_corpus(&s->data, &len))
         out->data = 4 * (uint64_t)len + 4 * (uint64_t)len / (uint64_t)g.block_size;
@@ -150,7 +205,7 @@ static void gpt_job_memory(const job_spec *s, uint64_t bytes, mem_estimate *out)
         out->data = bytes + 4 * bytes + 4 * bytes / (uint64_t)g.block_size;
     out->data += spec_data_bytes(&s->data);
     out->total = out->params + out->grads + out->optim + out->accum + out->activations +
-                 out->data;
+                 out->scratch + out->data;
 }
 
 void job_spec_memory(const job_spec *s, int64_t rows, mem_estimate *out)
@@ -269,7 +324,8 @@ char *mem_estimate_text(const mem_estimate *m, char *buf, size_t size)
     mem_part part[] = {
         {"parameters", m->params},           {"gradients", m->grads},
         {state, m->optim},                   {"gradient accumulation", m->accum},
-        {"activations", m->activations},     {"data", m->data},
+        {"activations", m->activations},     {"bf16 product scratch", m->scratch},
+        {"data", m->data},
         {"exchange buffers", m->exchange},
     };
     int np = (int)(sizeof part / sizeof part[0]);

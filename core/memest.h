@@ -8,7 +8,9 @@
  * the data set at its peak while it is loaded (features and targets as float32, class indices
  * one float a row; CSV sources also the features in double until they are standardised; the
  * validation rows' copy taken while it is split; the row order; Fashion-MNIST's packed files;
- * data given inline in the spec as the three JSON copies the parse holds). It is an estimate
+ * data given inline in the spec as the three JSON copies the parse holds), and for a bf16 gpt
+ * job what its products keep (the largest product's operands in bf16, oneDNN's primitives and
+ * their per-thread scratchpads). It is an estimate
  * of the peak, not an exact count: fixed parts (a few MiB: oneDNN's kernels, the runtime) are
  * left out. */
 #ifndef ANNEALD_MEMEST_H
@@ -18,6 +20,7 @@
 #include <stdint.h>
 
 #include "core/config.h"
+#include "core/gpt.h"
 
 /* A job's memory, in bytes, by part. */
 typedef struct mem_estimate {
@@ -26,6 +29,8 @@ typedef struct mem_estimate {
     uint64_t optim;               /* optimizer state */
     uint64_t accum;               /* extra gradient-accumulation buffers */
     uint64_t activations;         /* forward/backward and step buffers of the largest batch */
+    uint64_t scratch;             /* a bf16 gpt job's products: their bf16 operands and
+                                     oneDNN primitives (0 otherwise) */
     uint64_t data;                /* the data set in memory; 0 when its size is unknown */
     uint64_t total;               /* the sum */
     uint64_t act_saved;           /* activation memory that activation checkpointing saves
@@ -53,6 +58,12 @@ void job_spec_memory_sized(const job_spec *s, int64_t rows, uint64_t bytes, mem_
  * every rank (as many bytes as the gradient). `here` of them run on this machine (all of them
  * unless the ranks go to other hosts): total becomes theirs. Nothing changes at world_size 1. */
 void mem_estimate_ranks(const job_spec *s, int here, mem_estimate *m);
+
+/* The bf16 operand scratch of a gpt's products for `batch` sequences (core/gemm.c): where
+ * oneDNN has a bf16 matmul (native), two bytes an element of the largest product's two
+ * operands; elsewhere the largest first and largest second operand as float32. Part of
+ * `scratch`. */
+uint64_t mem_gpt_bf16_operands(const gpt_shape *g, int batch, int native);
 
 /* Writes `bytes` for people: "512 B", "3.1 KiB", "37.2 GiB", "12 GiB" (one decimal unless it is
  * a whole number). Returns buf. */

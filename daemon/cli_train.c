@@ -19,7 +19,7 @@
 #include "core/data_idx.h"
 #include "daemon/cli.h"
 #include "jobs/fashion.h"
-#include "daemon/cli_signals.h"
+#include "daemon/startup_signals.h"
 #include "daemon/cli_util.h"
 #include "core/statefile.h"
 #include "util/metrics_file.h"
@@ -175,12 +175,25 @@ static void progress(int tty, const train_report *r, int64_t total, int64_t firs
     }
 }
 
+/* A stop signal before the first step (startup_signals.h). Nothing is written before then,
+ * so nothing is left half done. */
+static void stopped_in_startup(int sig)
+{
+    char msg[200];
+    int n = snprintf(msg, sizeof msg, "anneald train: interrupted by %s during start-up, "
+                     "before the first step: nothing was trained or written\n",
+                     sig == SIGINT ? "Ctrl-C (SIGINT)" : "SIGTERM");
+    ssize_t w = write(2, msg, (size_t)n);
+    (void)w; /* nothing more to do when stderr is gone */
+    _exit(130);
+}
+
 int cli_train(int argc, char **argv)
 {
     const char *path = NULL, *metrics_csv = NULL, *weights_json = NULL, *save = NULL,
                *resume = NULL;
     int64_t steps = -1;
-    cli_startup_watch("train"); /* until the first step, a stop signal ends the process */
+    startup_watch(stopped_in_startup); /* until the first step, a signal ends the process */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -253,9 +266,9 @@ int cli_train(int argc, char **argv)
      * they are written only at the end, and nothing is left behind if the run fails first. */
     const char *outs[] = {save, weights_json};
     for (int k = 0; k < 2; k++) {
-        cli_startup_hold(1); /* the probe file is removed before a signal ends the process */
+        startup_hold(1); /* the probe file is removed before a signal ends the process */
         int w = outs[k] ? util_check_writable(outs[k]) : 0;
-        cli_startup_hold(0);
+        startup_hold(0);
         if (w) {
             fprintf(stderr, "error: cannot write %s: %s\n", outs[k], strerror(-w));
             job_spec_free(&spec);
@@ -275,7 +288,7 @@ int cli_train(int argc, char **argv)
     /* Ctrl-C and SIGTERM end the run between steps, so the files are left whole; they stay
      * caught until the files are written (a second Ctrl-C during a long save must not kill
      * it halfway). Until the save they are blocked too (stop_set says why): since main
-     * (cli_signals.h), so the mask to go back to is the old one without them. */
+     * (startup_signals.h), so the mask to go back to is the old one without them. */
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop;
@@ -304,7 +317,7 @@ int cli_train(int argc, char **argv)
         goto out;
     /* Start-up is over: from here on (the metrics file first) a signal stops the run
      * between steps. */
-    cli_startup_over();
+    startup_over();
     double time_base = 0; /* a continued metrics file: the time its last kept row had */
     if (metrics_csv) {
         char head[1024];
@@ -466,7 +479,7 @@ int cli_train(int argc, char **argv)
 out:
     if (mf)
         fclose(mf);
-    cli_startup_over(); /* a run that failed in start-up */
+    startup_over(); /* a run that failed in start-up */
     if (handlers) {
         /* a signal still blocked reaches on_stop here, not the default action */
         pthread_sigmask(SIG_SETMASK, &old_mask, NULL);

@@ -33,6 +33,7 @@
 #include "api/reqguard.h"
 #include "api/routes.h"
 #include "daemon/notify.h"
+#include "daemon/startup_signals.h"
 #include "jobs/mpirun.h"
 #include "jobs/rankproc.h"
 #include "store/lock.h"
@@ -271,8 +272,26 @@ static const char *store_open_hint(int rc, const char *db, const an_err *e)
     return "";
 }
 
+/* A stop signal before the loop serves (startup_signals.h), maybe seconds into opening and
+ * migrating the store or loading its jobs: the start ends at once. Each of its writes is one
+ * transaction, so the store holds what was committed and nothing half done (SQLite rolls back
+ * a migration or recovery cut short, and the next start does it again); the kernel lets go of
+ * the store's lock with the process. Exit 0, as after a stop while serving: the stop was
+ * asked for, and systemd's Restart=on-failure must not start the daemon again. */
+static void stopped_in_startup(int sig)
+{
+    util_log(LOG_INFO, "%s during start-up: stopped before serving; the store keeps what was "
+             "committed (a migration or recovery cut short is done again at the next start)",
+             sig == SIGINT ? "SIGINT" : "SIGTERM");
+    _exit(0);
+}
+
 int daemon_run(const daemon_opts *opts)
 {
+    /* Until the loop can take the stop signals, a thread waits for them (main blocked them
+     * before its exec; again here, as the thread waits only for blocked ones). */
+    startup_signals_block();
+    startup_watch(stopped_in_startup);
     static daemon_t dd; /* one per process; static keeps it off the stack (it is large) */
     daemon_t *d = &dd;
     memset(d, 0, sizeof *d);
@@ -290,6 +309,15 @@ int daemon_run(const daemon_opts *opts)
     /* Few malloc arenas: each thread's own 64 MiB arena would take address space (and, under
      * ulimit -v, the limit) for nothing the budget can see. */
     mallopt(M_ARENA_MAX, 4);
+    /* Fixed thresholds rather than glibc's sliding ones: after a large block is freed, glibc
+     * raises the mmap threshold to its size (up to 32 MiB) and the trim threshold to twice
+     * that, so the next jobs' parameters, optimizer state and checkpoint blobs land in the
+     * arenas, whose free tops are never given back (malloc_trim returns only the main
+     * arena's). Blocks of 4 MiB and more are mapped and unmapped whole; an arena keeps at most
+     * 8 MiB free at its top, more than a training step's passing buffers, so a step does not
+     * give pages back only to fault them in again. */
+    mallopt(M_MMAP_THRESHOLD, 4 << 20);
+    mallopt(M_TRIM_THRESHOLD, 8 << 20);
 
     /* The address first: a port in use (or a bad address) fails the start before the store
      * or its lock file is created. */
@@ -421,6 +449,11 @@ int daemon_run(const daemon_opts *opts)
         util_log(LOG_INFO, "deleted %lld part(s) of uploads a stop cut short", (long long)parts);
     if (jobs_recover(&d->sv.jobs, &e))
         util_log(LOG_ERROR, "restart recovery failed: %s", e.message);
+    /* Before the workers train: from here on a stop checkpoints the jobs, through the loop's
+     * signal handles (started above; a signal that came meanwhile is taken in its first
+     * turn). */
+    startup_over();
+    startup_signals_unblock();
     rc = workers_start(&d->sv.pool, &d->sv.jobs, opts->db, opts->workers);
     if (rc) {
         fprintf(stderr, "anneald: cannot start %d workers: %s\n", opts->workers, strerror(-rc));

@@ -8,11 +8,11 @@
 
 #include "daemon/cli.h"
 #include "daemon/cli_lrfind.h"
-#include "daemon/cli_signals.h"
 #include "daemon/cli_util.h"
 #include "daemon/daemon.h"
 #include "jobs/mpirun.h"
 #include "daemon/options.h"
+#include "daemon/startup_signals.h"
 #include "util/version.h"
 
 /* oneDNN runs a job's products with more than one thread on OpenMP (libgomp), whose idle
@@ -60,9 +60,10 @@ static void hold_std_fds(void)
 
 int main(int argc, char **argv)
 {
-    /* Before anything that takes time (cli_signals.h): the mask survives the exec below. */
-    if (argc > 1 && strcmp(argv[1], "train") == 0)
-        cli_signals_block();
+    /* Before anything that takes time (startup_signals.h): the mask survives the exec below.
+     * For `train` and the daemon (no command: nothing, or an option, first). */
+    if (argc < 2 || argv[1][0] == '-' || strcmp(argv[1], "train") == 0)
+        startup_signals_block();
     hold_std_fds();
     omp_wait_short(argv);
     if (argc > 1 && strcmp(argv[1], "check") == 0)

@@ -216,6 +216,50 @@ static int pick_sink(void *ctx, const void *data, size_t n, an_err *err)
     return rc;
 }
 
+/* The error of a step without a checkpoint, naming the steps that have one. */
+static int no_checkpoint(store_t *s, const char *id, int64_t at, an_err *err)
+{
+    char have[240];
+    store_checkpoint_steps_text(s, id, have, sizeof have);
+    return an_failc(err, -ENOENT, "step", "job %s has no checkpoint at step %lld%s%s%s", id,
+                    (long long)at, have[0] ? " (" : "", have, have[0] ? ")" : "");
+}
+
+/* A cached model of (row, at), held for the caller, when the store still has its checkpoint:
+ * retention (keep_last, keep_best) or a rewind deletes checkpoints without telling the cache,
+ * and a model must answer only for a checkpoint a load would find. 1 with *out set, 0 when
+ * nothing is cached, or the error (its entry then leaves the cache). */
+static int cached(model_cache *c, store_t *s, const store_job *row, int64_t at,
+                  model_ref **out, an_err *err)
+{
+    pthread_mutex_lock(&c->mu);
+    int k = find(c, row->id, at, row->created_at);
+    model_ref *r = k >= 0 ? c->slot[k] : NULL;
+    if (r)
+        r->refs++; /* kept while the store is asked */
+    pthread_mutex_unlock(&c->mu);
+    if (!r)
+        return 0;
+    int rc = store_checkpoint_exists(s, row->id, at, err);
+    pthread_mutex_lock(&c->mu);
+    if (rc == 0) {
+        r->used = ++c->clock;
+        c->hits++;
+    } else if (rc == -ENOENT) {
+        c->misses++;
+        for (k = 0; k < MODEL_CACHE_ENTRIES; k++)
+            if (c->slot[k] == r)
+                evict(c, k);
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (rc == 0) {
+        *out = r;
+        return 1;
+    }
+    model_cache_release(c, r);
+    return rc == -ENOENT ? no_checkpoint(s, row->id, at, err) : rc;
+}
+
 int loader_model(model_cache *c, store_t *s, const store_job *row, int64_t step,
                  model_ref **out, an_err *err)
 {
@@ -223,22 +267,15 @@ int loader_model(model_cache *c, store_t *s, const store_job *row, int64_t step,
     int64_t at = step >= 0 ? step : row->last_checkpoint_step;
     if (at < 0)
         return an_failc(err, -ENOENT, "step", "job %s has no checkpoint yet", row->id);
+    int rc = cached(c, s, row, at, out, err);
+    if (rc)
+        return rc < 0 ? rc : 0;
     pthread_mutex_lock(&c->mu);
-    int k = find(c, row->id, at, row->created_at);
-    if (k >= 0) {
-        model_ref *r = c->slot[k];
-        r->refs++;
-        r->used = ++c->clock;
-        c->hits++;
-        pthread_mutex_unlock(&c->mu);
-        *out = r;
-        return 0;
-    }
     c->misses++;
     pthread_mutex_unlock(&c->mu);
 
     job_spec spec;
-    int rc = loader_spec(row, &spec, err);
+    rc = loader_spec(row, &spec, err);
     if (rc)
         return rc;
     /* The model for as long as it lives; while it loads, one stored chunk of the checkpoint
@@ -258,12 +295,8 @@ int loader_model(model_cache *c, store_t *s, const store_job *row, int64_t step,
     size_t len = 0;
     int64_t got = at;
     rc = store_checkpoint_read_each(s, row->id, at, pick_sink, &pc, &len, &got, err);
-    if (rc == -ENOENT) {
-        char have[240];
-        store_checkpoint_steps_text(s, row->id, have, sizeof have);
-        rc = an_failc(err, -ENOENT, "step", "job %s has no checkpoint at step %lld%s%s%s",
-                      row->id, (long long)at, have[0] ? " (" : "", have, have[0] ? ")" : "");
-    }
+    if (rc == -ENOENT)
+        rc = no_checkpoint(s, row->id, at, err);
     blob_view v;
     if (rc == 0)
         rc = blob_pick_finish(&pc.p, &v, err);

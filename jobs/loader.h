@@ -9,7 +9,9 @@
  * the model and its parameters once more, never the whole checkpoint (three times the
  * parameters for Adam), and charges the daemon's budget for what it holds as it grows. Loaded
  * models stay in a small cache keyed by (job, step, job creation time) and bounded both in
- * entries and in bytes; an entry in use is never freed under its user. */
+ * entries and in bytes; an entry in use is never freed under its user. Retention and rewinds
+ * delete checkpoints without telling the cache, so a hit first asks the store whether the
+ * checkpoint is still there (two indexed reads): a model never answers for one that is gone. */
 #ifndef ANNEALD_LOADER_H
 #define ANNEALD_LOADER_H
 
@@ -92,7 +94,8 @@ int loader_data(store_t *s, const job_spec *spec, const char *ref, char **csv, s
 const char *loader_dataset_ref(const job_spec *spec, const char *ref);
 
 /* The model of job `row` at checkpoint `step` (< 0: its latest), from the cache or loaded.
- * -ENOENT (field "step") without such a checkpoint; -EPROTO for a corrupt one; -ENOMEM;
+ * -ENOENT (field "step") without such a checkpoint (also for a cached model whose checkpoint
+ * was deleted since: it leaves the cache); -EPROTO for a corrupt one; -ENOMEM;
  * -EAGAIN when the memory budget cannot take the model now.
  * Hand it back with model_cache_release. */
 int loader_model(model_cache *c, store_t *s, const store_job *row, int64_t step,

@@ -4,6 +4,7 @@
 #include "jobs/workers.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "core/gemm.h"
 #include "jobs/service.h"
 #include "jobs/thread.h"
 #include "jobs/wctx.h"
@@ -144,6 +146,13 @@ static void worker_main(void *arg)
         w->nval = 0;
         jobrun(w);
         release_batches(w);
+        /* The run's model, optimizer, data and checkpoint blobs were freed, and its bf16
+         * products' operands and primitives are freed here, on the thread they belong to:
+         * malloc keeps freed heap pages for reuse, so without a trim the daemon would stay as
+         * large as the largest jobs it ever ran side by side. Here, not on the loop: a trim
+         * walks every arena. */
+        gemm_release();
+        malloc_trim(0);
         w->run = NULL;
         jobs_done(p->jobs, run);
     }

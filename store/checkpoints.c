@@ -386,7 +386,8 @@ static int read_chunks(store_t *s, int64_t ckpt, int64_t nchunks, unsigned char 
     return rc;
 }
 
-/* Inside a read transaction: the checkpoint row of job `id` at `step` (< 0: the latest). */
+/* The checkpoint row of job `id` at `step` (< 0: the latest); inside a read transaction
+ * when its chunks are read next. */
 static int find_checkpoint(store_t *s, const char *id, int64_t step, int64_t *ckpt,
                            int64_t *bytes, int64_t *nchunks, int64_t *at, an_err *err)
 {
@@ -425,6 +426,12 @@ static int find_checkpoint(store_t *s, const char *id, int64_t step, int64_t *ck
         rc = an_failc(err, -EPROTO, NULL, "checkpoint records an impossible size %" PRId64,
                       *bytes);
     return rc;
+}
+
+int store_checkpoint_exists(store_t *s, const char *id, int64_t step, an_err *err)
+{
+    int64_t ckpt = 0, bytes = 0, nchunks = 0, at = 0;
+    return find_checkpoint(s, id, step, &ckpt, &bytes, &nchunks, &at, err);
 }
 
 int store_checkpoint_read(store_t *s, const char *id, int64_t step, void **buf, size_t *len,

@@ -518,6 +518,10 @@ int store_checkpoint_list(store_t *s, const char *id, store_checkpoint_info **li
  * (buf then empty). */
 int store_checkpoint_steps_text(store_t *s, const char *id, char *buf, size_t size);
 
+/* Whether job `id` still has its checkpoint at `step` (retention or a rewind may have deleted
+ * it): 0 when it has, -ENOENT when the job or the checkpoint is gone. Two indexed reads. */
+int store_checkpoint_exists(store_t *s, const char *id, int64_t step, an_err *err);
+
 /* Reads a checkpoint (step < 0 = the latest) into a malloc'd buffer *buf of *len bytes;
  * *step_out (may be NULL) receives its step. -ENOENT for an unknown job or when there is no
  * such checkpoint; -EPROTO when the stored chunks do not add up to the recorded size. */

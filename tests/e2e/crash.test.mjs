@@ -29,7 +29,8 @@ import assert from 'node:assert/strict';
 import {spawnSync} from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import {startDaemon, api, waitFor, tmpDir, tutorialJob, SANITIZED} from './lib.mjs';
+import {startDaemon, api, waitFor, tmpDir, tutorialJob, SANITIZED, assertSameMetrics,
+        prng} from './lib.mjs';
 
 const KILLS = Math.max(1, parseInt(process.env.CRASH_KILLS || '24', 10));
 const SEED = process.env.CRASH_SEED ? parseInt(process.env.CRASH_SEED, 10) >>> 0
@@ -41,18 +42,6 @@ const EVERY = 50;
 const FLUSH_MS = 250;
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-// mulberry32: small, seedable, good enough to spread kill moments.
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // Runs SQL through the sqlite3 command-line shell. readOnly opens the file read-only, so the
 // shell neither checkpoints nor removes the WAL the crash left behind.
@@ -95,32 +84,6 @@ function checkStore(db, id, where) {
   assert.ok(v.ckpt <= v.last || v.ckpt === 0,
             `${where}: checkpoint at step ${v.ckpt} but metrics only up to ${v.last}`);
   return v;
-}
-
-// Parses the metrics CSV into its header and rows (arrays of strings).
-function parseCsv(text) {
-  const lines = text.trim().split('\n');
-  return {header: lines[0].split(','), rows: lines.slice(1).map((l) => l.split(','))};
-}
-
-// Asserts one row per step 1..n and every column but the wall-clock `time` equal to the
-// reference's, as text: the CSV prints the shortest form that reads back to the same double,
-// so equal text is equal bits.
-function assertSameMetrics(got, ref, n, what) {
-  const g = parseCsv(got), r = parseCsv(ref);
-  assert.deepEqual(g.header, r.header, `${what}: CSV header`);
-  const steps = g.rows.map((row) => Number(row[0]));
-  assert.equal(steps.length, n, `${what}: ${steps.length} metric rows, expected ${n}`);
-  for (let i = 0; i < n; i++)
-    assert.equal(steps[i], i + 1, `${what}: metric row ${i} is step ${steps[i]}, expected ${i + 1}`);
-  const cols = g.header.map((h, i) => [h, i]).filter(([h]) => h !== 'time');
-  assert.ok(cols.some(([h]) => h === 'lr0') && cols.some(([h]) => h === 'loss'), `${what}: header ${g.header}`);
-  for (let i = 0; i < n; i++) {
-    for (const [h, c] of cols) {
-      if (g.rows[i][c] !== r.rows[i][c])
-        assert.fail(`${what}: step ${i + 1} ${h} is ${g.rows[i][c]}, uninterrupted run has ${r.rows[i][c]}`);
-    }
-  }
 }
 
 async function getJob(url, id) {

@@ -665,6 +665,48 @@ test('generate: text from a checkpoint, the same for the same seed, streamed as 
   });
 });
 
+// A generation caches its model per (job, step); retention deletes checkpoints without
+// telling that cache. A step whose checkpoint is gone answers 404 naming `step` all the same,
+// as weights do.
+test('generate at a step whose checkpoint retention deleted: 404 naming step, though its model was cached', async () => {
+  await withDaemon({args: ['--workers', '1']}, async (d) => {
+    const r = await api(d.url, 'POST', '/v1/jobs', gptJob({steps: 100000000,
+      checkpoint: {every_steps: 10, keep_last: 1}}));
+    assert.equal(r.status, 201, r.text);
+    const id = r.json.id;
+    await waitJob(d.url, id, (j) => j.state === 'running' && j.step > 0);
+    const paused = await api(d.url, 'POST', `/v1/jobs/${id}/pause`);
+    assert.equal(paused.json.state, 'paused', paused.text);
+    const old = paused.json.last_checkpoint_step;
+    assert.ok(old > 0, paused.text);
+    const gen = () => api(d.url, 'POST', `/v1/jobs/${id}/generate`, {prompt: 'to', max_tokens: 5, step: old});
+    const weights = () => api(d.url, 'GET', `/v1/jobs/${id}/weights?step=${old}`);
+    const before = await gen();
+    assert.equal(before.status, 200, before.text);
+    assert.equal(before.json.step, old);
+    assert.equal((await weights()).status, 200);
+    assert.equal((await api(d.url, 'POST', `/v1/jobs/${id}/resume`)).status, 200);
+    let have;
+    await waitFor(async () => {
+      have = (await api(d.url, 'GET', `/v1/jobs/${id}/checkpoints`)).json.checkpoints.map((c) => c.step);
+      return have.length > 0 && !have.includes(old);
+    }, {timeoutMs: 60000 * SLOW, what: `retention deleting the checkpoint at step ${old}`});
+    assert.equal((await api(d.url, 'POST', `/v1/jobs/${id}/pause`)).json.state, 'paused');
+    have = (await api(d.url, 'GET', `/v1/jobs/${id}/checkpoints`)).json.checkpoints.map((c) => c.step);
+    for (const res of [await gen(), await weights(), await gen()]) {
+      assert.equal(res.status, 404, res.text);
+      assert.equal(res.json.error.code, 'not_found');
+      assert.equal(res.json.error.field, 'step');
+      assert.equal(res.json.error.message,
+        `job ${id} has no checkpoint at step ${old} (it has checkpoints at steps ${have.join(', ')})`);
+    }
+    const latest = await api(d.url, 'POST', `/v1/jobs/${id}/generate`, {prompt: 'to', max_tokens: 5});
+    assert.equal(latest.status, 200, latest.text);
+    assert.equal(latest.json.step, have.at(-1));
+    await api(d.url, 'POST', `/v1/jobs/${id}/cancel`);
+  });
+});
+
 test('anneald generate: offline text from a saved state, the same for the same seed', async () => {
   const {spawnSync} = await import('node:child_process');
   const path = await import('node:path');

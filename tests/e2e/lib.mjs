@@ -4,6 +4,7 @@
 // The daemon under test is $ANNEALD_BIN (default build/anneald); `make check` points it at the
 // sanitized build, where everything runs a few times slower (SLOW scales the waits) and any
 // sanitizer report on the daemon's stderr fails the test that stops it.
+import assert from 'node:assert/strict';
 import {spawn} from 'node:child_process';
 import {check as openapiCheck} from './openapi.mjs';
 import fs from 'node:fs';
@@ -337,5 +338,43 @@ export function heavyJob(over = {}) {
       scheduler: {type: 'WarmupLR', params: {warmup_min_lr: 0, warmup_max_lr: 0.001, warmup_num_steps: 1000}},
     },
     ...over,
+  };
+}
+
+// Parses the metrics CSV into its header and rows (arrays of strings).
+export function parseCsv(text) {
+  const lines = text.trim().split('\n');
+  return {header: lines[0].split(','), rows: lines.slice(1).map((l) => l.split(','))};
+}
+
+// Asserts one row per step 1..n and every column but the wall-clock `time` equal to the
+// reference's, as text: the CSV prints the shortest form that reads back to the same double,
+// so equal text is equal bits.
+export function assertSameMetrics(got, ref, n, what) {
+  const g = parseCsv(got), r = parseCsv(ref);
+  assert.deepEqual(g.header, r.header, `${what}: CSV header`);
+  const steps = g.rows.map((row) => Number(row[0]));
+  assert.equal(steps.length, n, `${what}: ${steps.length} metric rows, expected ${n}`);
+  for (let i = 0; i < n; i++)
+    assert.equal(steps[i], i + 1, `${what}: metric row ${i} is step ${steps[i]}, expected ${i + 1}`);
+  const cols = g.header.map((h, i) => [h, i]).filter(([h]) => h !== 'time');
+  assert.ok(cols.some(([h]) => h === 'lr0') && cols.some(([h]) => h === 'loss'), `${what}: header ${g.header}`);
+  for (let i = 0; i < n; i++) {
+    for (const [h, c] of cols) {
+      if (g.rows[i][c] !== r.rows[i][c])
+        assert.fail(`${what}: step ${i + 1} ${h} is ${g.rows[i][c]}, uninterrupted run has ${r.rows[i][c]}`);
+    }
+  }
+}
+
+// mulberry32: a small seedable PRNG (uniform in [0, 1)), so a random test replays by its seed.
+export function prng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6D2B79F5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }

@@ -5,10 +5,11 @@
 // steps; the daemon takes them on its loop thread only, every other thread blocking them.
 import {test} from 'node:test';
 import assert from 'node:assert/strict';
-import {spawn} from 'node:child_process';
+import {spawn, spawnSync} from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import {BIN, SLOW, api, tmpDir, waitJob, withDaemon} from './lib.mjs';
+import {BIN, SLOW, api, removeDir, sleep, startDaemon, tmpDir, tutorialJob, waitFor, waitJob,
+  withDaemon} from './lib.mjs';
 
 const dir = tmpDir('anneald-signals-');
 process.on('exit', () => fs.rmSync(dir, {recursive: true, force: true}));
@@ -126,4 +127,119 @@ test('a Ctrl-C pending when anneald train starts ends it in start-up, writing no
   assert.equal(err, 'anneald train: interrupted by Ctrl-C (SIGINT) during start-up, before the first step: nothing was trained or written\n');
   assert.equal(out, '');
   assert.ok(!fs.existsSync(save), 'no state saved');
+});
+
+function sql(db, text) {
+  const r = spawnSync('sqlite3', ['-batch', '-noheader', db, text], {encoding: 'utf8'});
+  if (r.error) throw r.error;
+  if (r.status !== 0) throw new Error(`sqlite3 ${db}: ${r.stderr}`);
+  return r.stdout.trim();
+}
+
+// The daemon on `db` as `cmd` runs it (spawn's arguments before the daemon's own), without
+// waiting for it to listen: {child, exited, out(), err()}; exited resolves to {code, signal},
+// or null when it has not exited within 15 s (it is then killed).
+function runDaemon(db, cmd = [BIN]) {
+  const child = spawn(cmd[0], [...cmd.slice(1), '--listen', '127.0.0.1:0', '--db', db, '--workers', '1'],
+    {stdio: ['ignore', 'pipe', 'pipe']});
+  let out = '', err = '';
+  child.stdout.on('data', (c) => { out += c; });
+  child.stderr.on('data', (c) => { err += c; });
+  let timer;
+  const exited = new Promise((r) => {
+    timer = setTimeout(() => { child.kill('SIGKILL'); r(null); }, 15000 * SLOW);
+    child.on('exit', (code, signal) => { clearTimeout(timer); r({code, signal}); });
+  });
+  return {child, exited, out: () => out, err: () => err};
+}
+
+// A store with a job that completed 300 steps, at schema 5 (before the summary pyramid, which
+// its migration builds from the metric rows): a start has a migration to do. The job's id.
+async function storeToMigrate(dir, db) {
+  const d = await startDaemon({dir, args: ['--db', db, '--workers', '1']});
+  const r = await api(d.url, 'POST', '/v1/jobs', tutorialJob({steps: 300}));
+  assert.equal(r.status, 201, r.text);
+  await waitJob(d.url, r.json.id, (j) => j.state === 'completed');
+  assert.deepEqual(await d.stop(), {code: 0, signal: null});
+  sql(db, 'DROP TABLE metric_pyramid; PRAGMA user_version=5;');
+  return r.json.id;
+}
+
+// The store after a start that was stopped: its lock is free, and a daemon opens it, migrates
+// it and serves the job as it was.
+async function storeServes(dir, db, id) {
+  assert.equal(sql(db, 'PRAGMA integrity_check;'), 'ok');
+  const d = await startDaemon({dir, args: ['--db', db, '--workers', '1']});
+  try {
+    const j = await api(d.url, 'GET', `/v1/jobs/${id}`);
+    assert.equal(j.json.state, 'completed', j.text);
+    const m = await api(d.url, 'GET', `/v1/jobs/${id}/metrics?max_points=40`);
+    assert.equal(m.status, 200, m.text);
+    assert.equal(m.json.step.at(-1), 300);
+  } finally {
+    assert.deepEqual(await d.stop(), {code: 0, signal: null}, d.stderr().slice(-3000));
+  }
+  assert.ok(Number(sql(db, 'PRAGMA user_version;')) > 5);
+}
+
+// The daemon's start-up (the lock, opening and migrating the store, loading its jobs) may take
+// seconds on a large store. Here it waits to migrate: another process (the sqlite3 shell) holds
+// the store's write lock, for as long as SQLite's busy timeout (5 s) would let it wait. A stop
+// signal then ends it at once, saying so, with the status of a stop while serving; the
+// migration is not half done, and the store's lock is free.
+for (const sig of ['SIGTERM', 'SIGINT']) {
+  test(`${sig} while the daemon waits to migrate its store ends the start at once: exit 0, a log line, the store as it was`, async () => {
+    const dir = tmpDir('anneald-signals-start-');
+    const db = path.join(dir, 'anneald.db');
+    let holder = null, run = null;
+    try {
+      const id = await storeToMigrate(dir, db);
+      holder = spawn('sqlite3', ['-batch', db], {stdio: ['pipe', 'pipe', 'inherit']});
+      let held = '';
+      holder.stdout.on('data', (c) => { held += c; });
+      holder.stdin.write("BEGIN IMMEDIATE;\nSELECT 'locked';\n");
+      await waitFor(() => held.includes('locked'), {what: 'the write lock'});
+      run = runDaemon(db);
+      // Its pid in the store's lock file: it holds the lock and opens the store.
+      const lockPid = () => { try { return fs.readFileSync(`${db}.lock`, 'utf8').trim(); } catch { return ''; } };
+      await waitFor(() => lockPid() === String(run.child.pid), {intervalMs: 5, what: 'the store lock'});
+      await sleep(300);
+      const sent = Date.now();
+      run.child.kill(sig);
+      const ex = await run.exited;
+      const took = Date.now() - sent;
+      assert.deepEqual(ex, {code: 0, signal: null}, run.err());
+      assert.ok(took < 2000 * SLOW, `stopped after ${took} ms, not at once`);
+      assert.match(run.err(), new RegExp(`anneald info: ${sig} during start-up: stopped before serving; ` +
+        'the store keeps what was committed \\(a migration or recovery cut short is done again at the next start\\)\\n$'));
+      assert.equal(run.out(), '', 'it never listened');
+      holder.stdin.end('ROLLBACK;\n');
+      await new Promise((r) => holder.on('exit', r));
+      assert.equal(sql(db, 'PRAGMA user_version;'), '5', 'nothing of the migration was written');
+      await storeServes(dir, db, id);
+    } finally {
+      if (holder && holder.exitCode === null) holder.kill();
+      if (run && run.child.exitCode === null) run.child.kill('SIGKILL');
+      removeDir(dir);
+    }
+  });
+}
+
+// The earliest a stop can come: pending before the daemon runs its first instruction (blocked
+// and raised before the exec, which keeps it pending, as for the trainer above).
+test('a SIGTERM pending when the daemon starts ends its start-up: exit 0, never listening', async () => {
+  const dir = tmpDir('anneald-signals-start-');
+  const db = path.join(dir, 'anneald.db');
+  try {
+    const id = await storeToMigrate(dir, db);
+    const perl = 'use POSIX; sigprocmask(SIG_BLOCK, POSIX::SigSet->new(SIGTERM)); kill "TERM", $$; exec @ARGV or die "exec: $!"';
+    const run = runDaemon(db, ['perl', '-e', perl, BIN]);
+    const ex = await run.exited;
+    assert.deepEqual(ex, {code: 0, signal: null}, `${run.err()}${run.out()}`);
+    assert.match(run.err(), /anneald info: SIGTERM during start-up: stopped before serving/);
+    assert.equal(run.out(), '', 'it never listened');
+    await storeServes(dir, db, id);
+  } finally {
+    removeDir(dir);
+  }
 });

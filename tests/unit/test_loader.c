@@ -248,6 +248,55 @@ static void a_gpt_is_checked_once_per_loaded_model(void **state)
     model_cache_free(&c);
 }
 
+/* The model of job v->id at `step` from cache c; the loader's code. */
+static int load_at(env *v, model_cache *c, int64_t step, model_ref **r, an_err *e)
+{
+    store_t *s = &((fixture *)v->fix)->s;
+    store_job row;
+    memset(&row, 0, sizeof row);
+    assert_int_equal(store_job_get(s, v->id, &row, e), 0);
+    int rc = loader_model(c, s, &row, step, r, e);
+    store_job_free(&row);
+    return rc;
+}
+
+/* Retention deletes checkpoints without telling the cache: a cached model of a checkpoint
+ * that is gone answers as a load would (no checkpoint at that step, naming "step") and
+ * leaves the cache, while a user who holds it keeps it. */
+static void a_cached_model_of_a_retired_checkpoint_is_not_found(void **state)
+{
+    env *v = *state;
+    store_t *s = &((fixture *)v->fix)->s;
+    model_cache c;
+    assert_int_equal(model_cache_init(&c, 1 << 30), 0);
+    an_err e;
+    model_ref *held = NULL, *r = NULL;
+    assert_int_equal(load_at(v, &c, 2, &held, &e), 0);
+    assert_int_equal(load_at(v, &c, 2, &r, &e), 0);
+    assert_ptr_equal(r, held); /* cached */
+    assert_int_equal(c.hits, 1);
+    model_cache_release(&c, r);
+    /* keep_last 1: the checkpoint at step 4 retires the one at step 2 */
+    assert_int_equal(store_checkpoint_commit(s, v->id, 4, 1.0, v->blob, v->len, 1, NULL, &e), 0);
+    r = NULL;
+    assert_int_equal(load_at(v, &c, 2, &r, &e), -ENOENT);
+    assert_null(r);
+    assert_string_equal(e.field, "step");
+    char want[128];
+    snprintf(want, sizeof want, "job %s has no checkpoint at step 2 (it has checkpoints at "
+             "steps 4)", v->id);
+    assert_string_equal(e.message, want);
+    assert_int_equal(c.hits, 1);
+    assert_int_equal(c.bytes, 0); /* out of the cache */
+    assert_int_equal(held->step, 2); /* its user still has it */
+    model_cache_release(&c, held);
+    assert_int_equal(load_at(v, &c, 2, &r, &e), -ENOENT); /* and still gone */
+    assert_int_equal(load_at(v, &c, -1, &r, &e), 0);
+    assert_int_equal(r->step, 4);
+    model_cache_release(&c, r);
+    model_cache_free(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -258,6 +307,8 @@ int main(void)
         cmocka_unit_test(a_deleted_job_is_seen_by_its_users),
         cmocka_unit_test_setup_teardown(a_gpt_is_checked_once_per_loaded_model, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(a_cached_model_of_a_retired_checkpoint_is_not_found,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests_name("loader", tests, NULL, NULL);
 }

@@ -1,10 +1,9 @@
-/* cli_signals — a stop signal during the offline trainer's start-up (cli_signals.h). */
-#include "daemon/cli_signals.h"
+/* startup_signals — a stop signal during start-up (startup_signals.h). */
+#include "daemon/startup_signals.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdio.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
@@ -12,8 +11,8 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_t watcher;
 static int watching;          /* the watcher runs (the main thread's to read and write) */
 static int over;              /* start-up is over (under mu) */
-static const char *command;
-#define WAKE 0x57414b45 /* the value of cli_startup_over's signal to the watcher */
+static startup_stop stop_fn;
+#define WAKE 0x57414b45 /* the value of startup_over's signal to the watcher */
 
 static void stop_set(sigset_t *s)
 {
@@ -22,17 +21,24 @@ static void stop_set(sigset_t *s)
     sigaddset(s, SIGTERM);
 }
 
-void cli_signals_block(void)
+void startup_signals_block(void)
 {
     sigset_t s;
     stop_set(&s);
     pthread_sigmask(SIG_BLOCK, &s, NULL);
 }
 
+void startup_signals_unblock(void)
+{
+    sigset_t s;
+    stop_set(&s);
+    pthread_sigmask(SIG_UNBLOCK, &s, NULL);
+}
+
 static void *watch(void *arg)
 {
     (void)arg;
-    prctl(PR_SET_NAME, "cli-signals", 0, 0, 0);
+    prctl(PR_SET_NAME, "startup-signals", 0, 0, 0);
     sigset_t s;
     stop_set(&s);
     siginfo_t info;
@@ -43,33 +49,27 @@ static void *watch(void *arg)
         return NULL;
     pthread_mutex_lock(&mu);
     if (!over) {
-        /* Nothing is written before start-up is over, so nothing is left half done; the lock
-         * is kept, so that the trainer does not go on while the process ends. */
-        char msg[200];
-        int n = snprintf(msg, sizeof msg, "anneald %s: interrupted by %s during start-up, "
-                         "before the first step: nothing was trained or written\n", command,
-                         sig == SIGINT ? "Ctrl-C (SIGINT)" : "SIGTERM");
-        ssize_t w = write(2, msg, (size_t)n);
-        (void)w; /* nothing more to do when stderr is gone */
-        _exit(130);
+        /* The lock is kept, so that the command does not go on while the process ends. */
+        stop_fn(sig);
+        _exit(1); /* not reached: stop ends the process */
     }
     pthread_mutex_unlock(&mu);
-    /* Not the wake of cli_startup_over (queued by this process with WAKE) but a signal that
-     * came as start-up ended: it is the command's, which takes it between steps. */
+    /* Not the wake of startup_over (queued by this process with WAKE) but a signal that
+     * came as start-up ended: it is the command's to take its own way. */
     if (!(info.si_code == SI_QUEUE && info.si_pid == getpid() && info.si_value.sival_int == WAKE))
         kill(getpid(), sig);
     return NULL;
 }
 
-int cli_startup_watch(const char *cmd)
+int startup_watch(startup_stop stop)
 {
-    command = cmd;
+    stop_fn = stop;
     int rc = pthread_create(&watcher, NULL, watch, NULL);
     watching = rc == 0;
     return -rc;
 }
 
-void cli_startup_hold(int hold)
+void startup_hold(int hold)
 {
     if (hold)
         pthread_mutex_lock(&mu);
@@ -77,7 +77,7 @@ void cli_startup_hold(int hold)
         pthread_mutex_unlock(&mu);
 }
 
-void cli_startup_over(void)
+void startup_over(void)
 {
     if (!watching)
         return;
