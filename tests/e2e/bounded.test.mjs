@@ -322,18 +322,34 @@ function rss(pid) {
   return Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) * 1024;
 }
 
+// Resolves once each of the daemon's n workers has started: its store writer thread is there
+// (started after the worker opened its store) and the worker sleeps in wait for a job.
+async function workersIdle(pid, n) {
+  const threads = () => fs.readdirSync(`/proc/${pid}/task`).map((tid) => {
+    const st = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    return {comm: st.slice(st.indexOf('(') + 1, st.lastIndexOf(')')), state: st[st.lastIndexOf(')') + 2]};
+  });
+  await waitFor(() => {
+    const t = threads();
+    const workers = t.filter((x) => /^worker-\d+$/.test(x.comm));
+    return t.filter((x) => x.comm === 'store-writer').length === n && workers.length === n &&
+      workers.every((x) => x.state === 'S');
+  }, {what: () => `${n} idle workers: ${JSON.stringify(threads())}`});
+}
+
 test('an idle worker costs little memory, and a worker gives its batches back after a job', async () => {
   // Each worker's queue and rows take ~34 MB of address space. They used to be cleared, so
   // resident, as each worker started: 16 idle workers held over half a gigabyte.
   const one = await startDaemon({args: ['--workers', '1']});
   let base;
   try {
+    await workersIdle(one.proc.pid, 1);
     base = rss(one.proc.pid);
   } finally {
     await one.stop();
   }
   await withDaemon({args: ['--workers', '16']}, async (d) => {
-    await sleep(1000); // every worker has started
+    await workersIdle(d.proc.pid, 16);
     const idle = rss(d.proc.pid);
     // a fast job fills all 64 batches of its worker's queue (~30 MB); afterwards they are
     // given back: what stays is its store connection's cache and the like
@@ -423,6 +439,7 @@ test('SIGTERM ends an in-flight stream visibly truncated, within the stop deadli
     assert.equal(ex.code, 0, d.stderr().slice(-2000));
     assert.equal(r.complete, false, `the body must not look whole (${r.bytes} bytes read)`);
     assert.ok(r.bytes < 10 * WIDE_PARAMS, `only part of it arrived (${r.bytes} bytes)`);
+    console.log(`# request to exit with the stream stalled at SIGTERM: ${Date.now() - t0} ms`);
     assert.ok(Date.now() - t0 < 15000, 'the daemon stopped within its deadline');
   });
 });

@@ -139,6 +139,8 @@ test('a request body that trickles is answered 408 and its connection closed', a
     const s = (Date.now() - t0) / 1000;
     assert.match(c.data(), /^HTTP\/1\.1 408 /, c.data());
     assert.match(c.data(), /too slowly/);
+    // the daemon's 10 s body deadline, by this client's clock: not before it, nor long after
+    console.log(`# a trickling body closed after ${s} s`);
     assert.ok(s >= 9.5 && s < 15 * SLOW, `closed after ${s} s`);
     const m = await api(d.url, 'GET', '/metrics');
     assert.match(m.text, /anneald_connections_refused_total\{reason="body_slow"\} 1\n/);

@@ -7,13 +7,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
-import { SANITIZED, SLOW, api, removeDir, sleep, tmpDir, tutorialJob, withDaemon, writeFile } from './lib.mjs';
+import { SANITIZED, SLOW, api, daemonMs, removeDir, sleep, tmpDir, tutorialJob, withDaemon, writeFile } from './lib.mjs';
 import { readRss } from '../../bench/wrk.mjs';
 
 const LIMIT_MS = 2000;
 
-// One request on a fresh connection from 127.0.0.1; resolves to {status, ms} or rejects after
-// LIMIT_MS (scaled for the sanitized build).
+// One request on a fresh connection from 127.0.0.1; resolves to {status, ms, serverMs} or
+// rejects after LIMIT_MS (scaled for the sanitized build). The bound is on this client's
+// clock, as the issue put it: a flood's harm is a connection the daemon does not accept or
+// read in time, which its own time (serverMs: from the request's head in) cannot show;
+// serverMs is kept to tell, when a probe is slow, whether the daemon's part was.
 function timed(url, method, path, body) {
   const u = new URL(url);
   const t0 = Date.now();
@@ -22,7 +25,8 @@ function timed(url, method, path, body) {
     const req = http.request({ host: u.hostname, port: u.port, method, path, headers, agent: false,
       localAddress: '127.0.0.1' }, (res) => {
       res.resume();
-      res.on('end', () => resolve({ status: res.statusCode, ms: Date.now() - t0 }));
+      res.on('end', () => resolve({ status: res.statusCode, ms: Date.now() - t0,
+        serverMs: daemonMs(new Headers(Object.entries(res.headers))) }));
     });
     req.setTimeout(LIMIT_MS * SLOW, () => req.destroy(new Error(`${method} ${path}: no answer within ${LIMIT_MS * SLOW} ms`)));
     req.on('error', reject);
@@ -34,19 +38,20 @@ function timed(url, method, path, body) {
 // Probes the daemon every 250 ms (and submits a job every second) until stop(); collects the
 // slowest answer and every failure.
 function prober(url) {
-  const p = { max: 0, n: 0, jobs: 0, failures: [], stopped: false };
+  const p = { max: 0, maxServer: 0, n: 0, jobs: 0, failures: [], stopped: false };
+  const note = (r) => { p.max = Math.max(p.max, r.ms); p.maxServer = Math.max(p.maxServer, r.serverMs ?? Infinity); };
   const run = async () => {
     let i = 0;
     while (!p.stopped) {
       try {
         const h = await timed(url, 'GET', '/healthz');
         if (h.status !== 200) p.failures.push(`healthz ${h.status}`);
-        p.max = Math.max(p.max, h.ms);
+        note(h);
         if (i % 4 === 0) {
           const j = await timed(url, 'POST', '/v1/jobs', tutorialJob({ steps: 10, name: `probe-${i}` }));
           if (j.status !== 201) p.failures.push(`submit ${j.status}`);
           else p.jobs++;
-          p.max = Math.max(p.max, j.ms);
+          note(j);
         }
         p.n++;
       } catch (e) {
@@ -152,9 +157,10 @@ test('300 slowloris connections and 300 never-reading SSE clients do not take th
     }
     assert.equal(left, 0, 'streams of clients that hung up are ended within 3 s');
     await probe.stop();
-    assert.deepEqual(probe.failures, [], `every probe answered in time (slowest ${probe.max} ms)`);
+    console.log(`# ${probe.n} probes: slowest ${probe.max} ms by this client's clock, ${probe.maxServer} ms the daemon's`);
+    assert.deepEqual(probe.failures, [], `every probe answered in time (slowest ${probe.max} ms, the daemon's ${probe.maxServer} ms)`);
     assert.ok(probe.n >= 40 && probe.jobs >= 10, `the probe ran throughout (${probe.n} probes, ${probe.jobs} jobs)`);
-    assert.ok(probe.max < LIMIT_MS * SLOW, `slowest answer ${probe.max} ms`);
+    assert.ok(probe.max < LIMIT_MS * SLOW, `slowest answer ${probe.max} ms (the daemon's slowest ${probe.maxServer} ms)`);
 
     // Everything is let go: connections, and the memory they held.
     let after = 0;
@@ -253,6 +259,8 @@ test('a kept-alive connection that trickles its next head is closed after the he
     assert.ok(answeredAt > 0, `the first request was answered: ${got.slice(0, 200)}`);
     assert.ok(end > 0, 'the daemon closed the connection');
     const held = (end - answeredAt) / 1000;
+    // the daemon's 10 s head deadline, by this client's clock: not before it, nor long after
+    console.log(`# a trickled next head closed ${held.toFixed(2)} s after the first answer`);
     assert.ok(held >= 9 && held < 15 * SLOW, `closed ${held.toFixed(1)} s after the first answer (deadline 10 s)`);
     assert.equal((got.match(/HTTP\/1\.1 200/g) || []).length, 1, 'the trickled request was never answered');
     const m = (await api(d.url, 'GET', '/metrics')).text;

@@ -174,9 +174,22 @@ export async function withDaemon(opts, fn) {
   return r;
 }
 
+// The daemon's own milliseconds over an answer: its `Server-Timing: app;dur=MS` (docs/API.md,
+// "Service": the request's head in to its answer queued). null when the answer has none.
+export function daemonMs(headers) {
+  const m = /^app;dur=([0-9]+\.[0-9]{3})$/.exec(headers.get('server-timing') ?? '');
+  return m ? Number(m[1]) : null;
+}
+
 // One HTTP exchange. body: an object (sent as JSON), a string or Uint8Array (sent as it is;
 // give the Content-Type in headers), or null/undefined. Resolves to {status, headers, json,
-// text}; json is the parsed body when it is JSON, else null.
+// text, clientMs, serverMs}; json is the parsed body when it is JSON, else null.
+// Two clocks, for the tests that bound a request's time: serverMs is the daemon's own
+// (daemonMs); clientMs is this process's, from the fetch to the body read, and so also holds
+// what the network and this process add (its garbage collector, its page faults under the
+// kernel's write-back, its other timers). A bound on the daemon's latency belongs on
+// serverMs; clientMs only catches what the daemon cannot see (a connection not yet read, a
+// wait long enough to be a failure by any clock). The API check below is not timed.
 export async function api(url, method, path, body, headers = {}) {
   const h = {...headers};
   let payload;
@@ -187,8 +200,10 @@ export async function api(url, method, path, body, headers = {}) {
       if (!Object.keys(h).some((k) => k.toLowerCase() === 'content-type')) h['Content-Type'] = 'application/json';
     }
   }
+  const t0 = performance.now();
   const res = await fetch(url + path, {method, headers: h, body: payload});
   const text = await res.text();
+  const clientMs = performance.now() - t0;
   let json = null;
   if ((res.headers.get('content-type') || '').includes('json') && text) json = JSON.parse(text);
   // Every exchange must be as the API document describes it (tests/e2e/openapi.mjs).
@@ -201,7 +216,7 @@ export async function api(url, method, path, body, headers = {}) {
   const problems = openapiCheck({method, url: url + path, reqType, reqJson, status: res.status,
                                  resType: res.headers.get('content-type'), resJson: json});
   if (problems.length) throw new Error('not as api/openapi.json says:\n  ' + problems.join('\n  '));
-  return {status: res.status, headers: res.headers, json, text};
+  return {status: res.status, headers: res.headers, json, text, clientMs, serverMs: daemonMs(res.headers)};
 }
 
 // Polls fn until it returns a truthy value (which it resolves to); rejects naming `what` after
@@ -237,13 +252,15 @@ export async function waitJob(url, id, pred, timeoutMs = 60000, headers = {}) {
 }
 
 // Reads an SSE stream until `until(events)` holds or the time is up; resolves to the events
-// [{event, id, data}] (data parsed).
+// [{event, id, data}] (data parsed), with `ended` saying what ended the read: 'until', 'closed'
+// (the daemon ended the stream) or 'timeout' (this reader gave up).
 // `onOpen` is called once the answer's headers arrive: the daemon subscribes a stream before
 // it sends them, so whatever happens after onOpen reaches the stream.
 export async function readEvents(url, path, {headers = {}, until = () => false, timeoutMs = 10000, onOpen = () => {}} = {}) {
   const ctl = new AbortController();
   const timer = setTimeout(() => ctl.abort(), timeoutMs);
   const events = [];
+  events.ended = 'closed';
   try {
     const res = await fetch(url + path, {headers, signal: ctl.signal});
     if (res.status !== 200) throw new Error(`SSE status ${res.status}`);
@@ -264,10 +281,11 @@ export async function readEvents(url, path, {headers = {}, until = () => false, 
         }
         if (ev.event) events.push(ev);
       }
-      if (until(events)) break;
+      if (until(events)) { events.ended = 'until'; break; }
     }
   } catch (e) {
     if (e.name !== 'AbortError') throw e;
+    events.ended = 'timeout';
   } finally {
     clearTimeout(timer);
     ctl.abort();

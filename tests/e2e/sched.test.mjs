@@ -114,10 +114,12 @@ test('the queue runs higher priorities first, equals oldest first, and PATCH mov
     const p = await api(d.url, 'PATCH', `/v1/jobs/${v.id}`, {priority: 3});
     assert.equal(p.status, 200, p.text);
     assert.equal(p.json.spec.priority, 3);
+    let opened;
+    const open = new Promise((r) => { opened = r; });
     const evs = readEvents(d.url, '/v1/events', {
       until: (es) => es.filter((e) => e.event === 'state' && e.data.state === 'completed').length >= 4,
-      timeoutMs: 60000});
-    await new Promise((r) => setTimeout(r, 300)); // the stream is open before the blocker goes
+      timeoutMs: 60000, onOpen: opened});
+    await open; // the stream is subscribed before the blocker goes
     assert.equal((await api(d.url, 'POST', `/v1/jobs/${block.id}/cancel`)).status, 200);
     const order = (await evs).filter((e) => e.event === 'state' && e.data.state === 'running')
       .map((e) => e.data.id).filter((id) => id !== block.id);

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import {spawn, spawnSync} from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import {BIN, SLOW, api, removeDir, sleep, startDaemon, tmpDir, tutorialJob, waitFor, waitJob,
+import {BIN, SLOW, api, removeDir, startDaemon, tmpDir, tutorialJob, waitFor, waitJob,
   withDaemon} from './lib.mjs';
 
 const dir = tmpDir('anneald-signals-');
@@ -203,12 +203,17 @@ for (const sig of ['SIGTERM', 'SIGINT']) {
       // Its pid in the store's lock file: it holds the lock and opens the store.
       const lockPid = () => { try { return fs.readFileSync(`${db}.lock`, 'utf8').trim(); } catch { return ''; } };
       await waitFor(() => lockPid() === String(run.child.pid), {intervalMs: 5, what: 'the store lock'});
-      await sleep(300);
+      // and waits for the write lock: its main thread sleeps in SQLite's busy handler
+      // (/proc/PID/syscall: clock_nanosleep, 230, or nanosleep, 35, on x86-64), not a fixed time
+      const syscall = () => { try { return fs.readFileSync(`/proc/${run.child.pid}/syscall`, 'utf8'); } catch { return ''; } };
+      await waitFor(() => /^(230|35) /.test(syscall()), {intervalMs: 5, what: () => `the busy wait (syscall ${syscall()})`});
       const sent = Date.now();
       run.child.kill(sig);
       const ex = await run.exited;
       const took = Date.now() - sent;
       assert.deepEqual(ex, {code: 0, signal: null}, run.err());
+      // the whole process's stop, against the 5 s busy timeout it must not wait out
+      console.log(`# ${sig} during the busy wait to exit: ${took} ms`);
       assert.ok(took < 2000 * SLOW, `stopped after ${took} ms, not at once`);
       assert.match(run.err(), new RegExp(`anneald info: ${sig} during start-up: stopped before serving; ` +
         'the store keeps what was committed \\(a migration or recovery cut short is done again at the next start\\)\\n$'));

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { api, waitFor, waitJob, tutorialJob, withDaemon, startDaemon, tmpDir, removeDir, SLOW } from './lib.mjs';
+import { api, daemonMs, waitFor, waitJob, tutorialJob, withDaemon, startDaemon, tmpDir, removeDir, SLOW } from './lib.mjs';
 
 const STEPS = 300000;
 
@@ -56,7 +56,10 @@ test('a tutorial job stores each step in under 16 bytes, and DELETE gives the sp
     const t0 = Date.now();
     const ex = await d.stop();
     assert.equal(ex.code, 0);
-    assert.ok(Date.now() - t0 < 5000 * SLOW, `SIGTERM took ${Date.now() - t0} ms`);
+    // the whole process's stop (housekeeping's slices cut short), not a request's time
+    const took = Date.now() - t0;
+    console.log(`# SIGTERM to exit: ${took} ms`);
+    assert.ok(took < 5000 * SLOW, `SIGTERM took ${took} ms`);
   });
 });
 
@@ -148,9 +151,9 @@ test('reads during a checkpoint commit of a 57M-parameter Adam state: each withi
       const t = performance.now();
       const r = await fetch(d.url + p);
       const body = await r.text();
-      const app = /^app;dur=([0-9.]+)$/.exec(r.headers.get('server-timing') ?? '');
-      assert.ok(app, `Server-Timing of ${p}: ${r.headers.get('server-timing')}`);
-      lat.push([performance.now() - t, p, Number(app[1])]);
+      const app = daemonMs(r.headers);
+      assert.ok(app !== null, `Server-Timing of ${p}: ${r.headers.get('server-timing')}`);
+      lat.push([performance.now() - t, p, app]);
       assert.equal(r.status, 200, body.slice(0, 300));
       assert.ok(performance.now() - start < 180000 * SLOW, `two checkpoints within ${180 * SLOW} s (${lat.length} reads)`);
     }

@@ -244,9 +244,13 @@ test('cancel stops the running trial and starts no more; delete removes the swee
     assert.equal((await api(d.url, 'POST', `/v1/sweeps/${id}/cancel`, {})).status, 409);
     // Streams of the trial and of the sweep end with `deleted`, as a deleted job's do.
     const gone = (evs) => evs.some((e) => e.event === 'deleted');
-    const trialStream = readEvents(d.url, `/v1/jobs/${running.job}/events`, {until: gone, timeoutMs: 8000});
-    const sweepStream = readEvents(d.url, `/v1/events?job=${id}`, {until: gone, timeoutMs: 8000});
-    await new Promise((res) => setTimeout(res, 500));
+    // both subscribed (their heads came) before the delete, rather than a fixed sleep
+    let opened = 0, bothOpen;
+    const open = new Promise((r) => { bothOpen = r; });
+    const onOpen = () => { if (++opened === 2) bothOpen(); };
+    const trialStream = readEvents(d.url, `/v1/jobs/${running.job}/events`, {until: gone, timeoutMs: 8000, onOpen});
+    const sweepStream = readEvents(d.url, `/v1/events?job=${id}`, {until: gone, timeoutMs: 8000, onOpen});
+    await open;
     const rm = await api(d.url, 'DELETE', `/v1/sweeps/${id}`);
     assert.equal(rm.status, 204);
     const [te, se] = await Promise.all([trialStream, sweepStream]);
