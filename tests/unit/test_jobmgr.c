@@ -680,7 +680,7 @@ static void pause_during_preemption_waits_for_no_lock(void **state)
     assert_int_equal(state_of(v, id), STORE_PAUSED);
     assert_last_state(v, "paused");
     assert_null(jobs_find(&v->sv.jobs, id)); /* not queued again */
-    assert_null(v->sv.jobs.qhead);
+    assert_null(jobs_queue_head(&v->sv.jobs));
 }
 
 /* The pause's write fails (the lock held past the busy timeout): its caller still hears
@@ -759,7 +759,7 @@ static void late_stops_without_the_state_thread_are_settled_later(void **state)
     assert_answered(&qp, STORE_PAUSED);
     assert_null(jobs_find(&v->sv.jobs, b));
     assert_null(jobs_find(&v->sv.jobs, q));
-    assert_null(v->sv.jobs.qhead); /* not queued again */
+    assert_null(jobs_queue_head(&v->sv.jobs)); /* not queued again */
     assert_non_null(jobs_find_fix(&v->sv.jobs, b));
     assert_non_null(jobs_find_fix(&v->sv.jobs, q));
     assert_int_equal(jobs_tasks_start(&v->sv.jobs, ((fixture *)v->fix)->path, &v->sv.wake), 0);
@@ -840,7 +840,7 @@ static void queueing_reads_no_store_on_the_loop(void **state)
     job_run *run = jobs_find(&v->sv.jobs, id);
     assert_non_null(run);
     assert_int_equal(run->priority, 7);
-    assert_ptr_equal(v->sv.jobs.qhead, run); /* before the older job of priority 0 */
+    assert_ptr_equal(jobs_queue_head(&v->sv.jobs), run); /* before the older job of priority 0 */
     /* A pause the state thread cannot take puts the run back with the numbers it had. */
     jobs_tasks_stop(&v->sv.jobs);
     waiter_init(&p);
@@ -849,7 +849,7 @@ static void queueing_reads_no_store_on_the_loop(void **state)
     run = jobs_find(&v->sv.jobs, id);
     assert_non_null(run);
     assert_int_equal(run->priority, 7);
-    assert_ptr_equal(v->sv.jobs.qhead, run);
+    assert_ptr_equal(jobs_queue_head(&v->sv.jobs), run);
     v->sv.store = loop_store;
     store_close(&empty);
     fixture_teardown(&fix2);
@@ -869,21 +869,21 @@ static void a_run_made_ahead_joins_the_queue(void **state)
     js.priority = 5;
     jobs_enqueue_run(&v->sv.jobs, r, &js);
     assert_ptr_equal(jobs_find(&v->sv.jobs, id), r);
-    assert_ptr_equal(v->sv.jobs.qhead, r);
+    assert_ptr_equal(jobs_queue_head(&v->sv.jobs), r);
     assert_int_equal(r->priority, 5);
     job_run *twin = jobs_run_new(id);
     assert_non_null(twin);
     jobs_enqueue_run(&v->sv.jobs, twin, &JOBS_SCHED_DEFAULTS); /* freed: ASan would see a leak */
     assert_ptr_equal(jobs_find(&v->sv.jobs, id), r);
-    assert_ptr_equal(v->sv.jobs.qhead, r);
-    assert_null(r->qnext);
+    assert_ptr_equal(jobs_queue_head(&v->sv.jobs), r);
+    assert_int_equal(qtree_count(&v->sv.jobs.queue), 1);
     job_run *run = worker_takes(v, id);
     assert_ptr_equal(run, r);
     assert_int_equal(make_job(&v->sv.store, "t", NULL, late), 0);
     v->sv.jobs.shutting_down = 1;
     jobs_enqueue_run(&v->sv.jobs, jobs_run_new(late), &JOBS_SCHED_DEFAULTS);
     assert_null(jobs_find(&v->sv.jobs, late));
-    assert_null(v->sv.jobs.qhead);
+    assert_null(jobs_queue_head(&v->sv.jobs));
     v->sv.jobs.shutting_down = 0;
     worker_ends(v, run, STORE_COMPLETED);
 }
