@@ -133,9 +133,9 @@ static void overlay_apply(cJSON *o, const store_job *row, const job_overlay_item
     }
 }
 
-/* A queued job's place in the order the workers take them, from the copy of the queue in
- * the overlay; null for a job that is not queued, or not in the copy (a resume being
- * written, a stop under way). */
+/* A queued job's place in the order the workers take them, asked of the manager through the
+ * overlay (jobs_queue_place); null for a job that is not queued, or not in the queue (a
+ * resume being written, a stop under way). */
 static void queue_json(cJSON *o, job_overlay *ov, const char *id, store_job_state state)
 {
     size_t pos = 0, len = 0;

@@ -233,7 +233,14 @@ static void list_work(http_req *r, store_t *s)
         http_set_pending_store_error(r, rc, NULL, &e);
         return;
     }
-    cJSON *o = cJSON_CreateObject();
+    /* the places of its queued jobs, all of one moment (a job the store owes `queued` may
+     * have another state in its row: every job is asked) */
+    const char **ids = n ? malloc(n * sizeof *ids) : NULL;
+    for (size_t i = 0; ids && i < n; i++)
+        ids[i] = jobs[i].id;
+    int fixed = (!n || ids) && jobs_queue_fix(&q->ov, ids, n) == 0;
+    free(ids);
+    cJSON *o = fixed ? cJSON_CreateObject() : NULL;
     cJSON *arr = cJSON_AddArrayToObject(o, "jobs");
     int ok = arr != NULL;
     for (size_t i = 0; ok && i < n; i++) {

@@ -24,6 +24,11 @@ int jobs_init(jobmgr *m, struct service *d)
         uv_mutex_destroy(&m->mu);
         return -ENOMEM;
     }
+    if (jobs_index_init(m) != 0) {
+        uv_cond_destroy(&m->cond);
+        uv_mutex_destroy(&m->mu);
+        return -ENOMEM;
+    }
     return 0;
 }
 
@@ -43,6 +48,7 @@ void jobs_close(jobmgr *m)
         r = n;
     }
     m->runs = NULL;
+    jobs_index_free(m);
     while (m->fixes) {
         job_fix *f = m->fixes;
         m->fixes = f->next;
@@ -51,14 +57,6 @@ void jobs_close(jobmgr *m)
     jobs_sched_patched_prune(m, 1);
     uv_cond_destroy(&m->cond);
     uv_mutex_destroy(&m->mu);
-}
-
-job_run *jobs_find(jobmgr *m, const char *id)
-{
-    for (job_run *r = m->runs; r; r = r->next)
-        if (strcmp(r->id, id) == 0)
-            return r;
-    return NULL;
 }
 
 job_run *jobs_run_new(const char *id)
@@ -96,8 +94,7 @@ void jobs_enqueue_run(jobmgr *m, job_run *r, const store_job_sched *js)
     }
     jobs_sched_apply(r, js);
     jobs_sched_patched(m, r->id, &r->priority); /* a PATCH newer than js */
-    r->next = m->runs;
-    m->runs = r;
+    jobs_link_run(m, r);
     uv_mutex_lock(&m->mu);
     jobs_sched_insert(m, r); /* by priority, then oldest first */
     uv_cond_signal(&m->cond);
@@ -165,44 +162,29 @@ int jobs_unqueue(jobmgr *m, job_run *run)
 {
     int removed = 0;
     uv_mutex_lock(&m->mu);
-    if (!run->taken) {
-        job_run **pp = &m->qhead, *prev = NULL;
-        while (*pp && *pp != run) {
-            prev = *pp;
-            pp = &(*pp)->qnext;
-        }
-        if (*pp == run) {
-            *pp = run->qnext;
-            if (m->qtail == run)
-                m->qtail = prev;
-            removed = 1;
-        }
+    if (!run->taken && run->qn.in) {
+        qtree_remove(&m->queue, &run->qn);
+        removed = 1;
     }
     uv_mutex_unlock(&m->mu);
     return removed;
 }
 
-void jobs_unlink_run(jobmgr *m, job_run *run)
-{
-    for (job_run **pp = &m->runs; *pp; pp = &(*pp)->next)
-        if (*pp == run) {
-            *pp = run->next;
-            return;
-        }
-}
-
 job_run *jobs_take(jobmgr *m)
 {
     uv_mutex_lock(&m->mu);
-    while (!m->qhead && !m->quit)
+    while (!qtree_count(&m->queue) && !m->quit)
         uv_cond_wait(&m->cond, &m->mu);
-    job_run *r = m->qhead;
+    job_run *r = jobs_run_of(qtree_at(&m->queue, 0));
     if (r) {
-        m->qhead = r->qnext;
-        if (!m->qhead)
-            m->qtail = NULL;
-        r->qnext = NULL;
+        qtree_remove(&m->queue, &r->qn);
         r->taken = 1;
+        r->tprev = NULL;
+        r->tnext = m->taken;
+        if (m->taken)
+            m->taken->tprev = r;
+        m->taken = r;
+        m->ntaken++;
     }
     uv_mutex_unlock(&m->mu);
     return r;
@@ -433,9 +415,14 @@ void jobs_finish_outcome(jobmgr *m, const job_task *t)
 void jobs_poll(jobmgr *m)
 {
     double now = util_now();
-    job_run *r = m->runs;
+    /* Only a run a worker took changes: the queued ones are skipped however many. Workers add
+     * to the head of the taken list (under the mutex) and only this thread takes runs out of
+     * it, so the walk from the head read under the mutex is safe without it. */
+    uv_mutex_lock(&m->mu);
+    job_run *r = m->taken;
+    uv_mutex_unlock(&m->mu);
     while (r) {
-        job_run *next = r->next;
+        job_run *next = r->tnext;
         job_snap s;
         uv_mutex_lock(&r->mu);
         s = r->snap;
@@ -518,15 +505,8 @@ int jobs_drained(jobmgr *m)
 
 void jobs_counts(jobmgr *m, int *queued, int *running)
 {
-    int q = 0, n = 0;
     uv_mutex_lock(&m->mu);
-    for (job_run *r = m->runs; r; r = r->next) {
-        if (r->taken)
-            n++;
-        else
-            q++;
-    }
+    *queued = (int)qtree_count(&m->queue);
+    *running = m->ntaken;
     uv_mutex_unlock(&m->mu);
-    *queued = q;
-    *running = n;
 }

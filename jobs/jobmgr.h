@@ -27,11 +27,13 @@
 #define ANNEALD_JOBMGR_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <cjson/cJSON.h>
 #include <uv.h>
 
+#include "jobs/qtree.h"
 #include "jobs/workq.h"
 #include "store/store.h"
 
@@ -160,17 +162,36 @@ typedef struct job_run {
     int64_t seq;                 /* the job's number: among equal priorities, oldest first */
     double stall_timeout_s;
     int max_restarts;
-    struct job_run *qnext;       /* queue link (manager mutex) */
-    struct job_run *next;        /* list of all runs (loop thread) */
+    qnode qn;                    /* its place in the queue (manager mutex; jobs/qtree.h) */
+    /* the lists it is in: every run (loop thread), the index by id (changed on the loop
+       under the manager mutex, so that any thread holding it may look up), the runs a worker
+       has taken (manager mutex), the queued runs whose JSON says more than "queued"
+       (preempted, restarted: loop thread) */
+    struct job_run *next, *prev;
+    struct job_run *hnext;
+    struct job_run *tnext, *tprev;
+    struct job_run *nnext;
+    int noted;
 } job_run;
+
+/* The run whose queue node is n (NULL for NULL). */
+static inline job_run *jobs_run_of(qnode *n)
+{
+    return n ? (job_run *)(void *)((char *)n - offsetof(job_run, qn)) : NULL;
+}
 
 typedef struct jobmgr {
     struct service *d;
     uv_mutex_t mu;               /* guards the queue, taken flags, quit */
     uv_cond_t cond;              /* signalled on enqueue and quit */
-    job_run *qhead, *qtail;      /* runs no worker has taken, by priority (jobs_sched_insert) */
+    qtree queue;                 /* runs no worker has taken, by priority (jobs_sched_insert) */
     int quit;                    /* workers exit when the queue is empty */
     job_run *runs;               /* every live run (loop thread) */
+    job_run **index;             /* the runs by id: chains of `nindex` buckets (jobs/runindex.c) */
+    size_t nindex, nruns;
+    job_run *taken;              /* the runs workers have taken (manager mutex) … */
+    int ntaken;                  /* … and how many */
+    job_run *noted;              /* queued runs that were preempted or restarted (loop) */
     job_fix *fixes;              /* final states not yet in the store (loop thread) */
     struct sched_patch *patched; /* priorities PATCHed lately (jobs/jobsched.c; loop thread) */
     int shutting_down;
@@ -201,23 +222,25 @@ typedef struct job_overlay_item {
     job_snap snap;
 } job_overlay_item;
 
-/* One queued job in a copy of the queue (jobs/qorder.c). */
-typedef struct job_queue_entry {
+/* A queued job's place, as a list's answer fixed it (jobs/qorder.c). */
+typedef struct job_place {
     int64_t seq;                 /* the job's number (job_run.seq) */
-    int priority;
-    int taken;                   /* a worker has it and has not written `running` yet (it
-                                    waits for memory, or is about to start): ahead of all */
-} job_queue_entry;
+    size_t pos;                  /* 1 = the next a worker takes */
+} job_place;
 
 typedef struct job_overlay {
     job_overlay_item *items;
     size_t n;
-    /* the queued jobs in the order the workers take them: the taken ones first, then the
-       queue by priority and age; by_seq indexes it by job number, made at the first look-up
-       (jobs_queue_place), on the thread that makes the JSON */
-    job_queue_entry *queue;
-    size_t nqueue;
-    uint32_t *by_seq;
+    /* A queued job's place is asked of the manager itself (under its mutex, from the thread
+       that makes the JSON: jobs/qorder.c), not copied: a copy costs the queue's length. */
+    struct jobmgr *mgr;
+    /* the change the answer's own request makes once answered (jobs_queue_place_at) */
+    int moved, move_add, move_priority;
+    int64_t move_seq;
+    /* the places of a list's jobs, all of one moment (jobs_queue_fix): sorted by seq */
+    int fixed;
+    job_place *places;
+    size_t nplaces, fixed_len;
 } job_overlay;
 
 /* Loop thread. */
@@ -227,25 +250,30 @@ int jobs_init(jobmgr *m, struct service *d);
 job_fix *jobs_find_fix(jobmgr *m, const char *id);
 
 /* Copies the overlay of every job this process works on (loop thread), so that a job's JSON
- * can be made off the loop (api/jobjson.h, any thread). With it goes a copy of the queue's
- * order (jobs_queue_copy): O(queued jobs) on the loop once per answer, however many jobs
- * the answer lists. */
+ * can be made off the loop (api/jobjson.h, any thread): O(runs workers hold + fixes), however
+ * long the queue. */
 int jobs_overlay_capture(jobmgr *m, job_overlay *out);
 void jobs_overlay_free(job_overlay *o);
 
-/* The queue's order into o->queue (loop thread; jobs/qorder.c). 0 or -ENOMEM. Takes the
- * manager mutex, and each taken run's mutex inside it: that order, never the other way. */
-int jobs_queue_copy(jobmgr *m, job_overlay *o);
-
-/* Job `id`'s place among the copied queue (1 = the next a worker takes) into *pos and the
- * queue's length into *len: 1, or 0 when the copy does not hold it (not queued). Any thread;
- * O(log n) once the index is made (at the first call: O(n log n)). */
+/* Job `id`'s place in the queue (1 = the next a worker takes) into *pos and the queue's length
+ * into *len: 1, or 0 when it is not queued. The runs a worker has taken but not yet started
+ * (waiting for memory) count first. Any thread but the loop holding the manager mutex; takes
+ * it (and each taken run's mutex inside it). O(log n + workers) for a queue of n jobs; with
+ * jobs_queue_fix made before, a look-up in its places. */
 int jobs_queue_place(job_overlay *o, const char *id, size_t *pos, size_t *len);
 
-/* Moves job `id` in the copy to the place priority `priority` gives it, as
- * jobs_sched_reprioritize will in the queue (a taken job stays where it is); `add`: a job the
- * copy does not hold joins it (a new job, about to be queued). 0 or -ENOMEM. Any thread. */
+/* Fixes the places of jobs ids[0..n) at one moment (one hold of the manager mutex), so that
+ * every job of a list shows the same moment's places: 0 or -ENOMEM. Any thread. */
+int jobs_queue_fix(job_overlay *o, const char *const *ids, size_t n);
+
+/* The answer made with o shows job `id` at the place priority `priority` gives it, as
+ * jobs_sched_reprioritize will once the request is answered (a taken job stays where it is);
+ * `add`: a job not queued yet joins (a new job, queued once answered). Always 0 (kept an int
+ * for its callers). Any thread. */
 int jobs_queue_place_at(job_overlay *o, const char *id, int priority, int add);
+
+/* The run at the head of the queue (the next a worker takes), or NULL (takes the mutex). */
+job_run *jobs_queue_head(jobmgr *m);
 void jobs_close(jobmgr *m);
 
 /* Restart recovery: running jobs become queued and every queued job is enqueued, oldest

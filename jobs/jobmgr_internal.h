@@ -8,8 +8,19 @@
 /* Removes a run from the queue if no worker has taken it. Returns 1 if it was removed. */
 int jobs_unqueue(jobmgr *m, job_run *run);
 
-/* Takes a run out of the list of live runs. */
+/* Puts a run in the list of live runs and the index by id (jobs/runindex.c). */
+void jobs_link_run(jobmgr *m, job_run *run);
+
+/* Takes a run out of the list of live runs, the index, the taken runs and the noted ones. */
 void jobs_unlink_run(jobmgr *m, job_run *run);
+
+/* Lists a queued run whose JSON says more than "queued" (preempted, restarted) for the
+ * overlay (jobs_overlay_capture), until it is unlinked. Loop thread. */
+void jobs_note_run(jobmgr *m, job_run *run);
+
+/* The index's first buckets (0 or -ENOMEM), and its memory. */
+int jobs_index_init(jobmgr *m);
+void jobs_index_free(jobmgr *m);
 
 /* Remembers a final state the store has not taken yet, for jobs_settle. */
 void jobs_add_fix(jobmgr *m, const char *id, store_job_state st, const char *error);

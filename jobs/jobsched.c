@@ -2,8 +2,9 @@
  * watchdog with its restarts, and the counts /metrics shows.
  *
  * DESIGN
- * The queue (jobmgr.qhead) stays one linked list, kept sorted: higher priority first, among
- * equals the older job (smaller job number) first, so jobs_take still takes the head.
+ * The queue (jobmgr.queue) is a tree in the queue's order (jobs/qtree.h): higher priority
+ * first, among equals the older job (smaller job number) first; jobs_take takes its head, and
+ * adding, moving or removing a job costs O(log n) however many wait.
  * Preemption is decided on the loop thread whenever a run is queued and on every poll: when
  * every worker holds a run that has not let go and the head of the queue has a higher
  * priority than some preemptible running job, the lowest-priority one of those (the youngest
@@ -70,24 +71,11 @@ void jobs_sched_read(store_t *s, const char *id, store_job_sched *js)
         *js = JOBS_SCHED_DEFAULTS;
 }
 
-/* 1 when run a goes before run b in the queue. */
-static int before(const job_run *a, const job_run *b)
-{
-    return jobs_sched_ahead(a->priority, a->seq, b->priority, b->seq);
-}
-
 void jobs_sched_insert(jobmgr *m, job_run *r)
 {
-    job_run **pp = &m->qhead, *prev = NULL;
-    while (*pp && !before(r, *pp)) {
-        prev = *pp;
-        pp = &(*pp)->qnext;
-    }
-    r->qnext = *pp;
-    *pp = r;
-    if (!r->qnext)
-        m->qtail = r;
-    (void)prev;
+    r->qn.priority = r->priority;
+    r->qn.seq = r->seq;
+    qtree_insert(&m->queue, &r->qn);
 }
 
 void jobs_sched_preempt(jobmgr *m)
@@ -95,19 +83,16 @@ void jobs_sched_preempt(jobmgr *m)
     if (m->shutting_down || m->nworkers <= 0)
         return;
     uv_mutex_lock(&m->mu);
-    job_run *head = m->qhead;
+    job_run *head = jobs_run_of(qtree_at(&m->queue, 0));
     int top = head ? head->priority : 0;
+    /* the taken runs only (as jobs_poll walks them): a few, however long the queue */
+    job_run *first = m->taken;
     uv_mutex_unlock(&m->mu);
     if (!head)
         return;
     int busy = 0;
     job_run *victim = NULL;
-    for (job_run *r = m->runs; r; r = r->next) {
-        uv_mutex_lock(&m->mu);
-        int taken = r->taken;
-        uv_mutex_unlock(&m->mu);
-        if (!taken)
-            continue;
+    for (job_run *r = first; r; r = r->tnext) {
         uv_mutex_lock(&r->mu);
         int done = r->snap.done;
         uv_mutex_unlock(&r->mu);
@@ -136,7 +121,10 @@ void jobs_sched_preempt(jobmgr *m)
 void jobs_watchdog(jobmgr *m)
 {
     double now = util_now();
-    for (job_run *r = m->runs; r; r = r->next) {
+    uv_mutex_lock(&m->mu);
+    job_run *first = m->taken; /* only a taken run can have started */
+    uv_mutex_unlock(&m->mu);
+    for (job_run *r = first; r; r = r->tnext) {
         uv_mutex_lock(&r->mu);
         int started = r->snap.started, done = r->snap.done;
         int64_t step = r->snap.step;
@@ -192,6 +180,7 @@ int jobs_sched_requeue(jobmgr *m, job_run *r, const job_snap *s)
         n->snap.preempted = !stall;
         n->snap.restarts = restarts;
         uv_mutex_unlock(&n->mu);
+        jobs_note_run(m, n); /* its JSON says so while it waits (jobs_overlay_capture) */
     }
     if (stall) {
         atomic_fetch_add(&m->restarts, 1);
@@ -264,19 +253,9 @@ void jobs_sched_reprioritize(jobmgr *m, const char *id, int priority)
         return;
     uv_mutex_lock(&m->mu);
     r->priority = priority;
-    if (!r->taken) { /* out of the queue and back in at its new place */
-        job_run **pp = &m->qhead, *prev = NULL;
-        while (*pp && *pp != r) {
-            prev = *pp;
-            pp = &(*pp)->qnext;
-        }
-        if (*pp == r) {
-            *pp = r->qnext;
-            if (m->qtail == r)
-                m->qtail = prev;
-            r->qnext = NULL;
-            jobs_sched_insert(m, r);
-        }
+    if (!r->taken && r->qn.in) { /* out of the queue and back in at its new place */
+        qtree_remove(&m->queue, &r->qn);
+        jobs_sched_insert(m, r);
     }
     uv_mutex_unlock(&m->mu);
     jobs_sched_preempt(m);
@@ -286,16 +265,16 @@ int jobs_queue_by_priority(jobmgr *m, int *prio, int *count, int max)
 {
     int n = 0;
     uv_mutex_lock(&m->mu);
-    /* The queue is sorted by priority: equal priorities are neighbours. */
-    for (job_run *r = m->qhead; r; r = r->qnext) {
-        if (n > 0 && prio[n - 1] == r->priority) {
-            count[n - 1]++;
-        } else if (n < max) {
-            prio[n] = r->priority;
-            count[n++] = 1;
-        } else {
+    /* The queue is in priority order: a priority's jobs are neighbours, from the first job of
+     * it to the first of the next lower (two descents of the tree a priority). */
+    for (size_t k = 0; n < max;) {
+        qnode *q = qtree_at(&m->queue, k);
+        if (!q)
             break;
-        }
+        size_t end = qtree_rank(&m->queue, q->priority, INT64_MAX);
+        prio[n] = q->priority;
+        count[n++] = (int)(end - k);
+        k = end;
     }
     uv_mutex_unlock(&m->mu);
     return n;

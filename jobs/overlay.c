@@ -4,6 +4,7 @@
  * the request queues). */
 #include "jobs/jobmgr.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,13 +30,28 @@ static void overlay_of(jobmgr *m, const char *id, job_run *r, job_overlay_item *
     }
 }
 
+/* 1 when run r belongs in the overlay: a worker has it, or it was preempted or restarted,
+ * or the store owes its job a state. A queued run has nothing else to add. Manager mutex held
+ * (the order is that mutex, then the run's). */
+static int keep_run(job_run *r)
+{
+    uv_mutex_lock(&r->mu);
+    int keep = r->taken || r->snap.started || r->snap.preempted || r->snap.restarts;
+    uv_mutex_unlock(&r->mu);
+    return keep;
+}
+
 int jobs_overlay_capture(jobmgr *m, job_overlay *out)
 {
     memset(out, 0, sizeof *out);
-    if (jobs_queue_copy(m, out) != 0)
-        return -ENOMEM;
+    out->mgr = m; /* a queued job's place is asked when its JSON is made (jobs/qorder.c) */
+    /* Only the runs that can change a job's JSON, never the whole queue: the taken runs and
+     * the noted ones (each may be both), and the jobs the store owes a state (fixes). */
     size_t n = 0;
-    for (job_run *r = m->runs; r; r = r->next)
+    uv_mutex_lock(&m->mu);
+    n += (size_t)m->ntaken;
+    uv_mutex_unlock(&m->mu);
+    for (job_run *r = m->noted; r; r = r->nnext)
         n++;
     for (job_fix *f = m->fixes; f; f = f->next)
         n++;
@@ -46,29 +62,25 @@ int jobs_overlay_capture(jobmgr *m, job_overlay *out)
         jobs_overlay_free(out);
         return -ENOMEM;
     }
-    /* Only what can change a job's JSON: runs a worker has taken (a queued run has nothing
-     * to add), and fixes. */
-    for (job_run *r = m->runs; r; r = r->next) {
-        uv_mutex_lock(&m->mu);
-        int taken = r->taken;
-        uv_mutex_unlock(&m->mu);
-        /* looked at before the snapshot (kilobytes) is copied: most runs are only queued */
-        uv_mutex_lock(&r->mu);
-        int keep = taken || r->snap.started || r->snap.preempted || r->snap.restarts;
-        uv_mutex_unlock(&r->mu);
-        if (keep || jobs_find_fix(m, r->id))
+    uv_mutex_lock(&m->mu);
+    /* the taken list only grows meanwhile (workers), and only at its head: at most n */
+    for (job_run *r = m->taken; r && out->n < n; r = r->tnext)
+        overlay_of(m, r->id, r, &out->items[out->n++]);
+    for (job_run *r = m->noted; r && out->n < n; r = r->nnext)
+        if (!r->taken && (keep_run(r) || jobs_find_fix(m, r->id)))
             overlay_of(m, r->id, r, &out->items[out->n++]);
+    for (job_fix *f = m->fixes; f && out->n < n; f = f->next) {
+        job_run *r = jobs_find(m, f->id);
+        if (!r || (!r->taken && !r->noted)) /* no run, or a queued one with a fix */
+            overlay_of(m, f->id, r, &out->items[out->n++]);
     }
-    for (job_fix *f = m->fixes; f; f = f->next)
-        if (!jobs_find(m, f->id))
-            overlay_of(m, f->id, NULL, &out->items[out->n++]);
+    uv_mutex_unlock(&m->mu);
     return 0;
 }
 
 void jobs_overlay_free(job_overlay *o)
 {
     free(o->items);
-    free(o->queue);
-    free(o->by_seq);
+    free(o->places);
     memset(o, 0, sizeof *o);
 }

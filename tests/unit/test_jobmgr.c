@@ -20,6 +20,7 @@
 #include "api/routes.h"
 #include "api/api.h"
 #include "daemon/options.h"
+#include "jobs/jobmgr_internal.h"
 #include "tests/unit/store_fixture.h"
 
 typedef struct env {
@@ -680,7 +681,7 @@ static void pause_during_preemption_waits_for_no_lock(void **state)
     assert_int_equal(state_of(v, id), STORE_PAUSED);
     assert_last_state(v, "paused");
     assert_null(jobs_find(&v->sv.jobs, id)); /* not queued again */
-    assert_null(v->sv.jobs.qhead);
+    assert_null(jobs_queue_head(&v->sv.jobs));
 }
 
 /* The pause's write fails (the lock held past the busy timeout): its caller still hears
@@ -759,7 +760,7 @@ static void late_stops_without_the_state_thread_are_settled_later(void **state)
     assert_answered(&qp, STORE_PAUSED);
     assert_null(jobs_find(&v->sv.jobs, b));
     assert_null(jobs_find(&v->sv.jobs, q));
-    assert_null(v->sv.jobs.qhead); /* not queued again */
+    assert_null(jobs_queue_head(&v->sv.jobs)); /* not queued again */
     assert_non_null(jobs_find_fix(&v->sv.jobs, b));
     assert_non_null(jobs_find_fix(&v->sv.jobs, q));
     assert_int_equal(jobs_tasks_start(&v->sv.jobs, ((fixture *)v->fix)->path, &v->sv.wake), 0);
@@ -840,7 +841,7 @@ static void queueing_reads_no_store_on_the_loop(void **state)
     job_run *run = jobs_find(&v->sv.jobs, id);
     assert_non_null(run);
     assert_int_equal(run->priority, 7);
-    assert_ptr_equal(v->sv.jobs.qhead, run); /* before the older job of priority 0 */
+    assert_ptr_equal(jobs_queue_head(&v->sv.jobs), run); /* before the older job of priority 0 */
     /* A pause the state thread cannot take puts the run back with the numbers it had. */
     jobs_tasks_stop(&v->sv.jobs);
     waiter_init(&p);
@@ -849,7 +850,7 @@ static void queueing_reads_no_store_on_the_loop(void **state)
     run = jobs_find(&v->sv.jobs, id);
     assert_non_null(run);
     assert_int_equal(run->priority, 7);
-    assert_ptr_equal(v->sv.jobs.qhead, run);
+    assert_ptr_equal(jobs_queue_head(&v->sv.jobs), run);
     v->sv.store = loop_store;
     store_close(&empty);
     fixture_teardown(&fix2);
@@ -869,21 +870,21 @@ static void a_run_made_ahead_joins_the_queue(void **state)
     js.priority = 5;
     jobs_enqueue_run(&v->sv.jobs, r, &js);
     assert_ptr_equal(jobs_find(&v->sv.jobs, id), r);
-    assert_ptr_equal(v->sv.jobs.qhead, r);
+    assert_ptr_equal(jobs_queue_head(&v->sv.jobs), r);
     assert_int_equal(r->priority, 5);
     job_run *twin = jobs_run_new(id);
     assert_non_null(twin);
     jobs_enqueue_run(&v->sv.jobs, twin, &JOBS_SCHED_DEFAULTS); /* freed: ASan would see a leak */
     assert_ptr_equal(jobs_find(&v->sv.jobs, id), r);
-    assert_ptr_equal(v->sv.jobs.qhead, r);
-    assert_null(r->qnext);
+    assert_ptr_equal(jobs_queue_head(&v->sv.jobs), r);
+    assert_int_equal(qtree_count(&v->sv.jobs.queue), 1);
     job_run *run = worker_takes(v, id);
     assert_ptr_equal(run, r);
     assert_int_equal(make_job(&v->sv.store, "t", NULL, late), 0);
     v->sv.jobs.shutting_down = 1;
     jobs_enqueue_run(&v->sv.jobs, jobs_run_new(late), &JOBS_SCHED_DEFAULTS);
     assert_null(jobs_find(&v->sv.jobs, late));
-    assert_null(v->sv.jobs.qhead);
+    assert_null(jobs_queue_head(&v->sv.jobs));
     v->sv.jobs.shutting_down = 0;
     worker_ends(v, run, STORE_COMPLETED);
 }
@@ -985,6 +986,96 @@ static void stopping_tries_for_two_seconds_at_most(void **state)
     assert_non_null(jobs_find_fix(&v->sv.jobs, id));
 }
 
+/* Job `id`'s place asked of the manager through the overlay `o`: {pos, len}, or {0, 0}. */
+static void place_of(job_overlay *o, const char *id, size_t want_pos, size_t want_len)
+{
+    size_t pos = 0, len = 0;
+    int known = jobs_queue_place(o, id, &pos, &len);
+    assert_int_equal(known, want_pos != 0);
+    assert_int_equal(pos, want_pos);
+    assert_int_equal(len, want_len);
+}
+
+/* Three thousand runs (more than the index's first buckets): each is found by id, counted,
+ * and placed by priority then age; an answer's own PATCH or submit shows the place it gives
+ * without moving anything yet; a taken run not started counts first; a list's places are of
+ * one moment; a run unlinked is gone from the index and the queue. */
+static void many_runs_are_indexed_and_placed(void **state)
+{
+    env *v = *state;
+    jobmgr *m = &v->sv.jobs;
+    enum { N = 3000 };
+    static char ids[N][STORE_ID_LEN];
+    for (int i = 0; i < N; i++) {
+        snprintf(ids[i], sizeof ids[i], "j_%06d", i + 1);
+        store_job_sched js = JOBS_SCHED_DEFAULTS;
+        js.priority = i % 3;
+        jobs_enqueue_run(m, jobs_run_new(ids[i]), &js);
+    }
+    for (int i = 0; i < N; i++)
+        assert_string_equal(jobs_find(m, ids[i])->id, ids[i]);
+    assert_null(jobs_find(m, "j_009999"));
+    int queued, running;
+    jobs_counts(m, &queued, &running);
+    assert_int_equal(queued, N);
+    assert_int_equal(running, 0);
+    /* priority 2 (i = 2, 5, …: 1000 jobs) first, then 1, then 0, each oldest first */
+    job_overlay o;
+    assert_int_equal(jobs_overlay_capture(m, &o), 0);
+    place_of(&o, ids[2], 1, N);
+    place_of(&o, ids[N - 1], 1000, N);  /* i = 2999: priority 2, the youngest of them */
+    place_of(&o, ids[1], 1001, N);
+    place_of(&o, ids[0], 2001, N);
+    place_of(&o, ids[N - 3], N, N);     /* i = 2997: priority 0, the youngest */
+    /* the PATCH this answer is for: priority 5 puts the youngest first, moving nothing yet */
+    jobs_queue_place_at(&o, ids[N - 3], 5, 0);
+    place_of(&o, ids[N - 3], 1, N);
+    place_of(&o, ids[2], 1, N);
+    jobs_overlay_free(&o);
+    assert_int_equal(jobs_overlay_capture(m, &o), 0);
+    place_of(&o, ids[N - 3], N, N);
+    /* lowered below the others of its priority: last of them, though older */
+    jobs_queue_place_at(&o, ids[0], -1, 0);
+    place_of(&o, ids[0], N, N);
+    /* a submit's answer: a new job not queued yet goes after its priority's elders */
+    jobs_queue_place_at(&o, "j_009999", 1, 1);
+    place_of(&o, "j_009999", 2001, N + 1);
+    jobs_overlay_free(&o);
+    /* a run taken but not started counts first; the head moves up behind it */
+    job_run *head = jobs_take(m);
+    assert_ptr_equal(head, jobs_find(m, ids[2]));
+    assert_int_equal(qtree_count(&m->queue), N - 1);
+    assert_int_equal(jobs_overlay_capture(m, &o), 0);
+    place_of(&o, ids[2], 1, N);
+    place_of(&o, ids[5], 2, N);
+    /* a list's places, fixed at one moment: a run leaving afterwards changes none of them */
+    const char *list[] = {ids[5], ids[0], "j_009999", ids[2]};
+    assert_int_equal(jobs_queue_fix(&o, list, 4), 0);
+    job_run *r5 = jobs_find(m, ids[5]);
+    assert_int_equal(jobs_unqueue(m, r5), 1);
+    jobs_unlink_run(m, r5);
+    jobs_run_free(r5);
+    assert_null(jobs_find(m, ids[5]));
+    place_of(&o, ids[5], 2, N);
+    place_of(&o, ids[0], 2001, N);
+    place_of(&o, "j_009999", 0, 0);
+    jobs_overlay_free(&o);
+    /* asked again: ids[5] is not queued, ids[8] took its place */
+    assert_int_equal(jobs_overlay_capture(m, &o), 0);
+    place_of(&o, ids[5], 0, 0);
+    place_of(&o, ids[8], 2, N - 1);
+    jobs_overlay_free(&o);
+    jobs_counts(m, &queued, &running);
+    assert_int_equal(queued, N - 2);
+    assert_int_equal(running, 1);
+    int prio[4], count[4];
+    assert_int_equal(jobs_queue_by_priority(m, prio, count, 4), 3);
+    assert_int_equal(prio[0], 2);
+    assert_int_equal(count[0], 998);
+    assert_int_equal(prio[2], 0);
+    assert_int_equal(count[2], 1000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1024,6 +1115,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(queueing_reads_no_store_on_the_loop, env_setup,
                                         env_teardown),
         cmocka_unit_test_setup_teardown(a_run_made_ahead_joins_the_queue, env_setup,
+                                        env_teardown),
+        cmocka_unit_test_setup_teardown(many_runs_are_indexed_and_placed, env_setup,
                                         env_teardown),
         cmocka_unit_test_setup_teardown(a_priority_patched_during_a_resume_is_kept, env_setup,
                                         env_teardown),
