@@ -35,7 +35,8 @@ test('start a sweep from the dashboard and follow it to its best trial; cancel a
       page.on('request', (req) => { if (/\/v1\/jobs\/[^/]+\/metrics/.test(req.url())) metricsAsked.push(req.url()); });
       await page.goto(`${d.url}/#/sweeps`);
       await page.waitForSelector('#sweep-editor');
-      assert.equal(await page.isVisible('#sweeps-empty'), true);
+      // shown once the (empty) list has been read: the editor comes first
+      await page.waitForSelector('#sweeps-empty', {state: 'visible', timeout: 10000});
       // a bad sweep: the field at fault is shown and nothing starts
       await page.fill('#sweep-editor', JSON.stringify({...SWEEP, parameters: {'model.nope': [1]}}));
       await page.click('#sweep-submit');
