@@ -130,6 +130,10 @@ int st_job_delete_tx(store_t *s, int64_t num, an_err *err);
 /* Records job `job_num` as trial `trial` of sweep `sweep_id` (sweeps.c), inside the caller's
  * transaction; -ENOENT for an unknown sweep. */
 int st_sweep_link(store_t *s, const char *sweep_id, int trial, int64_t job_num, an_err *err);
+/* Steps `st`, a statement that writes rows of sweep `id`, and finalizes it (sweeps.c): 0,
+ * -ENOENT when it changed no row (an unknown sweep), or the store's failure while `what`. */
+int st_sweep_write_done(store_t *s, sqlite3_stmt *st, const char *id, const char *what,
+                        an_err *err);
 /* The row number of sweep `id` (sweeps.c); -ENOENT for an unknown id. */
 int st_sweep_num(store_t *s, const char *id, int64_t *num, an_err *err);
 

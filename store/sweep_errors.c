@@ -40,13 +40,7 @@ int store_sweep_trial_error_set(store_t *s, const char *id, int trial, const cha
     sqlite3_bind_int(st, 1, trial);
     sqlite3_bind_text(st, 2, error, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
-    int r = sqlite3_step(st);
-    if (r != SQLITE_DONE)
-        rc = st_fail(s, r, "recording why a trial could not start", err);
-    else if (sqlite3_changes(s->db) == 0)
-        rc = an_failc(err, -ENOENT, "id", "no sweep with id '%.64s'", id);
-    sqlite3_finalize(st);
-    return rc;
+    return st_sweep_write_done(s, st, id, "recording why a trial could not start", err);
 }
 
 void store_sweep_trial_errors_free(char **errors, int ntrials)

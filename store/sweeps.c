@@ -44,6 +44,18 @@ int st_migrate_sweeps(store_t *s, an_err *err)
                    "creating the sweep tables", err);
 }
 
+int st_sweep_write_done(store_t *s, sqlite3_stmt *st, const char *id, const char *what,
+                        an_err *err)
+{
+    int r = sqlite3_step(st), rc = 0;
+    if (r != SQLITE_DONE)
+        rc = st_fail(s, r, what, err);
+    else if (sqlite3_changes(s->db) == 0)
+        rc = an_failc(err, -ENOENT, "id", "no sweep with id '%.64s'", id);
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int st_sweep_num(store_t *s, const char *id, int64_t *num, an_err *err)
 {
     sqlite3_stmt *st;
@@ -249,13 +261,7 @@ int store_sweep_set_state(store_t *s, const char *id, const char *state, an_err 
     sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, now, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
-    int r = sqlite3_step(st);
-    if (r != SQLITE_DONE)
-        rc = st_fail(s, r, "changing a sweep's state", err);
-    else if (sqlite3_changes(s->db) == 0)
-        rc = an_failc(err, -ENOENT, "id", "no sweep with id '%.64s'", id);
-    sqlite3_finalize(st);
-    return rc;
+    return st_sweep_write_done(s, st, id, "changing a sweep's state", err);
 }
 
 int store_sweep_delete(store_t *s, const char *id, char (**ids)[STORE_ID_LEN], size_t *nids,
@@ -415,13 +421,7 @@ int store_sweep_rung_add(store_t *s, const char *id, const store_sweep_rung *g, 
     sqlite3_bind_int64(st, 4, g->seq);
     sqlite3_bind_int(st, 5, g->continues ? 1 : 0);
     sqlite3_bind_text(st, 6, id, -1, SQLITE_STATIC);
-    int r = sqlite3_step(st);
-    if (r != SQLITE_DONE)
-        rc = st_fail(s, r, "recording a rung decision", err);
-    else if (sqlite3_changes(s->db) == 0)
-        rc = an_failc(err, -ENOENT, "id", "no sweep with id '%.64s'", id);
-    sqlite3_finalize(st);
-    return rc;
+    return st_sweep_write_done(s, st, id, "recording a rung decision", err);
 }
 
 int store_sweep_rungs(store_t *s, const char *id, store_sweep_rung **out, size_t *n,
