@@ -109,7 +109,8 @@ int jobs_queue_fix(job_overlay *o, const char *const *ids, size_t n)
             p[k++] = (job_place){.seq = jobs_seq_of(ids[i]), .pos = pos};
     }
     uv_mutex_unlock(&o->mgr->mu);
-    qsort(p, k, sizeof *p, by_seq_cmp);
+    if (k > 1) /* qsort's array may not be NULL, even empty (an empty list has none) */
+        qsort(p, k, sizeof *p, by_seq_cmp);
     free(o->places);
     o->places = p;
     o->nplaces = k;
